@@ -1,0 +1,126 @@
+/**
+ * The stepflow 0.8 config model (`stepflow-config.yml`, §2), defined once as zod schemas.
+ * Keys are camelCase as in 0.8, except mock components (`input_schema`, `output_schema`,
+ * `behaviors`), as in 0.8. Unknown keys are ignored here; the config validator warns about them.
+ * @module
+ */
+import { z } from "zod";
+import { DurationSchema, JsonValueSchema } from "../flow/model.ts";
+
+const StringMap = z.record(z.string(), z.string());
+
+/** `{type: builtin}`: the built-in components (§4). */
+export const BuiltinPluginConfigSchema = z.object({ type: z.literal("builtin") });
+
+/**
+ * `{type: stepflow}`: a step service. `transport: stdio` (default) spawns `command` + `args` with
+ * only `env` in its environment (0.8); `transport: http` posts to `url`.
+ */
+export const StepflowPluginConfigSchema = z.object({
+  type: z.literal("stepflow"),
+  transport: z.enum(["stdio", "http"]).default("stdio"),
+  command: z.string().optional(),
+  args: z.array(z.string()).default([]),
+  env: StringMap.default({}),
+  url: z.string().optional(),
+  /** Extension: default timeout of each call (issue 5). */
+  timeout: DurationSchema.optional(),
+  /** Extension: most calls in flight at once on this plugin (issue 5). */
+  maxConcurrency: z.number().int().positive().optional(),
+});
+export type StepflowPluginConfig = z.infer<typeof StepflowPluginConfigSchema>;
+
+/** `{type: mcp}`: an MCP server's tools (§5). `command`+`args` (stdio) or, extension, `url`. */
+export const McpPluginConfigSchema = z.object({
+  type: z.literal("mcp"),
+  command: z.string().optional(),
+  args: z.array(z.string()).default([]),
+  env: StringMap.default({}),
+  url: z.string().optional(),
+  /** Extension: per-call timeout (default documented in docs/mcp.md). */
+  timeout: DurationSchema.optional(),
+  maxConcurrency: z.number().int().positive().optional(),
+});
+export type McpPluginConfig = z.infer<typeof McpPluginConfigSchema>;
+
+/** One mock behavior: the exact step input it answers, and what it answers. */
+export const MockBehaviorSchema = z.object({
+  /** The whole resolved step input this behavior matches (JSON equality). */
+  input: JsonValueSchema,
+  /** A FlowResult, or `{error: "<text>"}` for a plugin error. */
+  result: JsonValueSchema,
+});
+export type MockBehavior = z.infer<typeof MockBehaviorSchema>;
+
+/**
+ * A mock component. In files, `behaviors` is a mapping whose keys are input values (YAML complex
+ * keys such as `{ input: "a" }:`); the config loader turns it into this list, in file order.
+ */
+export const MockComponentSchema = z.object({
+  description: z.string().optional(),
+  input_schema: JsonValueSchema.optional(),
+  output_schema: JsonValueSchema.optional(),
+  behaviors: z.array(MockBehaviorSchema).default([]),
+});
+export type MockComponent = z.infer<typeof MockComponentSchema>;
+
+/** `{type: mock, components: {"/name": MockComponent}}`. */
+export const MockPluginConfigSchema = z.object({
+  type: z.literal("mock"),
+  components: z.record(z.string(), MockComponentSchema).default({}),
+});
+export type MockPluginConfig = z.infer<typeof MockPluginConfigSchema>;
+
+/** Any plugin config. */
+export const PluginConfigSchema = z.discriminatedUnion("type", [
+  BuiltinPluginConfigSchema,
+  StepflowPluginConfigSchema,
+  McpPluginConfigSchema,
+  MockPluginConfigSchema,
+]);
+export type PluginConfig = z.infer<typeof PluginConfigSchema>;
+
+/** A routing condition: the value at `path` in the resolved step input must equal `value`. */
+export const RouteConditionSchema = z.object({ path: z.string(), value: JsonValueSchema });
+
+/** One rule of a route (§2.3). */
+export const RouteRuleSchema = z.object({
+  plugin: z.string(),
+  conditions: z.array(RouteConditionSchema).optional(),
+  componentAllow: z.array(z.string()).optional(),
+  componentDeny: z.array(z.string()).optional(),
+  component: z.string().optional(),
+});
+export type RouteRule = z.infer<typeof RouteRuleSchema>;
+
+/** State store (§2.4). */
+export const StateStoreConfigSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("inMemory") }),
+  z.object({
+    type: z.literal("sqlite"),
+    databaseUrl: z.string(),
+    autoMigrate: z.boolean().default(true),
+    maxConnections: z.number().int().positive().optional(),
+  }),
+]);
+export type StateStoreConfig = z.infer<typeof StateStoreConfigSchema>;
+
+/** The whole config file. */
+export const ConfigSchema = z.object({
+  workingDirectory: z.string().optional(),
+  plugins: z.record(z.string(), PluginConfigSchema),
+  routes: z.record(z.string(), z.array(RouteRuleSchema)).default({}),
+  stateStore: StateStoreConfigSchema.default({ type: "inMemory" }),
+  /** Extension: most steps in flight in one run (issue 5). */
+  maxConcurrency: z.number().int().positive().optional(),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** A loaded config: the model plus where it came from. */
+export interface LoadedConfig {
+  config: Config;
+  /** Absolute path of the file, or undefined for the default config. */
+  path?: string;
+  /** Absolute directory relative paths resolve against. */
+  workingDirectory: string;
+}

@@ -1,0 +1,128 @@
+/**
+ * The engine's error taxonomy. Every error keeps its `cause`; none carries a JS stack into
+ * user-facing output.
+ *
+ * - {@linkcode FlowLoadError}: a flow/config file could not be read or parsed (with position).
+ * - {@linkcode ValidationError}: a flow or config has error-level diagnostics.
+ * - {@linkcode ExecutionError}: a run aborted (stepflow 0.8: becomes a FlowResult `failed` with
+ *   code 500 and `data.stack`).
+ * - {@linkcode PluginError}: a plugin could not execute a component (thrown by plugins; the
+ *   executor wraps it in an ExecutionError for the step).
+ * - {@linkcode ProtocolError}: a JSON-RPC error (with its code) from a peer.
+ * - {@linkcode TransportError}: a worker process or HTTP endpoint failed (spawn, crash, closed pipe,
+ *   connection refused).
+ * - {@linkcode UsageError}: bad CLI arguments or API options.
+ *
+ * @module
+ */
+
+/** A source position, 1-based line and column. */
+export interface SourcePosition {
+  file?: string;
+  line: number;
+  col: number;
+}
+
+/** Formats a position as `file:line:col` (or `line:col` without a file). */
+export function formatPosition(pos: SourcePosition): string {
+  return `${pos.file ? pos.file + ":" : ""}${pos.line}:${pos.col}`;
+}
+
+/** One frame of an 0.8-style error stack (`FlowError.data.stack[i]`). */
+export interface StackFrame {
+  error: string;
+  attachments?: string[];
+}
+
+/** A file could not be read or parsed. `position` says where, when known. */
+export class FlowLoadError extends Error {
+  override name = "FlowLoadError";
+  constructor(
+    message: string,
+    readonly position?: SourcePosition,
+    options?: ErrorOptions,
+  ) {
+    super(position ? `${formatPosition(position)}: ${message}` : message, options);
+  }
+}
+
+/** A flow or config failed validation. `diagnostics` holds what was found. */
+export class ValidationError extends Error {
+  override name = "ValidationError";
+  constructor(message: string, readonly diagnostics: unknown[] = [], options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/**
+ * A plugin could not execute a component (stepflow 0.8: a plugin error aborts the run).
+ * `attachments` are shown in the FlowError stack, most recent first.
+ */
+export class PluginError extends Error {
+  override name = "PluginError";
+  constructor(
+    message: string,
+    readonly attachments: string[] = [],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * A run aborted. `frames` is the 0.8 error stack (top frame first); `code` the FlowError code
+ * (500 for execution errors, 400 for bad overrides). `stepId` names the step when known.
+ */
+export class ExecutionError extends Error {
+  override name = "ExecutionError";
+  constructor(
+    message: string,
+    readonly frames: StackFrame[] = [{ error: message }],
+    readonly code = 500,
+    readonly stepId?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A JSON-RPC error object received from, or sent to, a peer. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A transport failure: a process that could not start or died, a closed pipe, a refused connection. */
+export class TransportError extends Error {
+  override name = "TransportError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** Bad command-line usage or API options. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** A short, stack-free description of any thrown value, with its causes. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    let msg = err.message;
+    let c: unknown = err.cause;
+    let depth = 0;
+    while (c instanceof Error && depth++ < 5) {
+      if (!msg.includes(c.message)) msg += `: ${c.message}`;
+      c = c.cause;
+    }
+    return msg;
+  }
+  return String(err);
+}

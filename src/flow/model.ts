@@ -1,0 +1,115 @@
+/**
+ * The stepflow 0.8 flow model (§1), defined once as zod schemas; TS types are inferred from them
+ * and `schemas/flow.json` is generated from them.
+ *
+ * Values inside flows (`input`, `output`, `defaultValue`, ...) are {@linkcode JsonValue}s that may
+ * hold raw numbers (see src/json/exact_json.ts); they are typed with `z.custom`.
+ *
+ * Unknown keys are ignored here, as in 0.8 (`z.object` strips them); the validator reports them
+ * as warnings with a suggestion.
+ * @module
+ */
+import { z } from "zod";
+import type { JsonValue } from "../json/exact_json.ts";
+
+/** The required value of a flow's `schema` key (stepflow 0.8). */
+export const FLOW_SCHEMA_URL = "https://stepflow.org/schemas/v1/flow.json";
+
+/** Any JSON value (templates, literals, schemas). */
+export const JsonValueSchema = z.custom<JsonValue>(() => true, "expected a JSON value")
+  .describe("Any JSON value");
+
+/** A value template (§1.3): JSON where `{$from: ...}` objects are references and `{$literal: x}` escapes. */
+export const ValueTemplateSchema = JsonValueSchema.describe(
+  "A value template: any JSON value; objects with `$from` are references, objects with `$literal` are escaped literals.",
+);
+
+/** `onSkip` of a reference (§1.3): `{action: skip}` (default) or `{action: useDefault, defaultValue?}`. */
+export const SkipActionSchema = z.discriminatedUnion("action", [
+  z.object({ action: z.literal("skip") }),
+  z.object({ action: z.literal("useDefault"), defaultValue: JsonValueSchema.optional() }),
+]);
+export type SkipAction = z.infer<typeof SkipActionSchema>;
+
+/** A duration: milliseconds, or a string such as `"500ms"`, `"30s"`, `"5m"`, `"1h"`. */
+export const DurationSchema = z.union([
+  z.number().int().positive(),
+  z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, "a duration such as 500ms, 30s, 5m or 1h"),
+]).describe('Milliseconds, or a string such as "30s"');
+
+/**
+ * Retry settings for `onError: {action: retry}`. stepflow 0.8 parses `retry` but never retries;
+ * this engine retries (see docs/error-handling.md). Issue 5 owns the fields beyond `action`.
+ */
+export const RetryActionSchema = z.looseObject({
+  action: z.literal("retry"),
+  maxRetries: z.number().int().nonnegative().optional(),
+});
+
+/** `onError` (§1.2): `fail` (default), `skip`, `useDefault` with `defaultValue`, `retry`. */
+export const ErrorActionSchema = z.discriminatedUnion("action", [
+  z.object({ action: z.literal("fail") }),
+  z.object({ action: z.literal("skip") }),
+  z.object({ action: z.literal("useDefault"), defaultValue: ValueTemplateSchema.optional() }),
+  RetryActionSchema,
+]);
+export type ErrorAction = z.infer<typeof ErrorActionSchema>;
+
+/** A step (§1.2). */
+export const StepSchema = z.object({
+  id: z.string(),
+  component: z.string(),
+  description: z.string().optional(),
+  input: ValueTemplateSchema.optional(),
+  inputSchema: JsonValueSchema.optional(),
+  outputSchema: JsonValueSchema.optional(),
+  skipIf: ValueTemplateSchema.optional(),
+  onError: ErrorActionSchema.optional(),
+  mustExecute: z.boolean().optional(),
+  metadata: z.record(z.string(), JsonValueSchema).optional(),
+  /** Extension: a step timeout (issue 5). */
+  timeout: DurationSchema.optional(),
+});
+export type Step = z.infer<typeof StepSchema>;
+
+/** A test case (§7). */
+export const TestCaseSchema = z.object({
+  name: z.string(),
+  description: z.string().optional(),
+  input: JsonValueSchema,
+  output: JsonValueSchema.optional(),
+});
+export type TestCase = z.infer<typeof TestCaseSchema>;
+
+/** The `test` section (§7): servers, config and cases. */
+export const TestConfigSchema = z.object({
+  servers: z.record(z.string(), JsonValueSchema).optional(),
+  config: JsonValueSchema.optional(),
+  stepflow_config: JsonValueSchema.optional(),
+  cases: z.array(TestCaseSchema).default([]),
+});
+export type TestConfig = z.infer<typeof TestConfigSchema>;
+
+/** An example input (REST/UI). */
+export const ExampleSchema = z.object({
+  name: z.string(),
+  description: z.string().optional(),
+  input: JsonValueSchema,
+});
+
+/** A flow (§1.1). Serialisation order of keys matters for flow ids: keep this order. */
+export const FlowSchema = z.object({
+  schema: z.literal(FLOW_SCHEMA_URL),
+  name: z.string().optional(),
+  description: z.string().optional(),
+  version: z.string().optional(),
+  inputSchema: JsonValueSchema.optional(),
+  outputSchema: JsonValueSchema.optional(),
+  variables: JsonValueSchema.optional(),
+  steps: z.array(StepSchema).default([]),
+  output: ValueTemplateSchema.optional(),
+  test: TestConfigSchema.optional(),
+  examples: z.array(ExampleSchema).optional(),
+  metadata: z.record(z.string(), JsonValueSchema).optional(),
+});
+export type Flow = z.infer<typeof FlowSchema>;

@@ -1,0 +1,141 @@
+/**
+ * Exact JSON: parse and print JSON so that numbers round-trip as written.
+ *
+ * JavaScript numbers lose `9007199254740993` and print `15.0` as `15`; stepflow 0.8 (Rust,
+ * serde_json) keeps both, and blob ids hash the printed text. A number whose source text differs
+ * from `String(value)` is kept as a `JSON.rawJSON(text)` object, which `JSON.stringify` prints
+ * unchanged. Every other value is a plain JS value, so most data costs nothing extra.
+ *
+ * A {@linkcode JsonValue} may therefore contain raw numbers: use {@linkcode isRawNumber},
+ * {@linkcode toNumber} and {@linkcode jsonEquals} instead of `typeof`/`===` where that matters.
+ *
+ * @module
+ */
+
+/** A raw JSON number made by `JSON.rawJSON` (frozen object with a `rawJSON` text). */
+export interface RawNumber {
+  readonly rawJSON: string;
+}
+
+/** A JSON value as the engine holds it: plain JSON, with inexact numbers as {@linkcode RawNumber}. */
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | string
+  | RawNumber
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+
+/** A JSON object (string keys, insertion order kept). */
+export type JsonObject = { [key: string]: JsonValue };
+
+// deno-lint-ignore no-explicit-any
+const J = JSON as any;
+
+/** True if `value` is a raw number made by {@linkcode rawNumber} / {@linkcode parseJson}. */
+export function isRawNumber(value: unknown): value is RawNumber {
+  return value !== null && typeof value === "object" && J.isRawJSON(value);
+}
+
+/**
+ * A number whose text must be printed as written (e.g. `"15.0"`, `"9007199254740993"`).
+ * Returns a plain number when `String(Number(text)) === text` (nothing would be lost).
+ * @throws {SyntaxError} if `text` is not a JSON number.
+ */
+export function rawNumber(text: string): number | RawNumber {
+  const n = Number(text);
+  if (String(n) === text) return n;
+  return J.rawJSON(text) as RawNumber;
+}
+
+/** True for a JSON number: a JS number or a {@linkcode RawNumber}. */
+export function isNumber(value: unknown): value is number | RawNumber {
+  return typeof value === "number" || isRawNumber(value);
+}
+
+/** The numeric value of a number (a raw number is converted, possibly losing precision). */
+export function toNumber(value: number | RawNumber): number {
+  return typeof value === "number" ? value : Number(value.rawJSON);
+}
+
+/** True if `value` is a JSON object (not an array, not null, not a raw number). */
+export function isJsonObject(value: unknown): value is JsonObject {
+  return value !== null && typeof value === "object" && !Array.isArray(value) &&
+    !J.isRawJSON(value);
+}
+
+function reviver(_key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value === "number" && context?.source !== undefined) {
+    const src = context.source;
+    if (String(value) !== src) return J.rawJSON(src);
+  }
+  return value;
+}
+
+/**
+ * Parses JSON text keeping numbers exact.
+ * @throws {SyntaxError} on malformed JSON (message from the JS engine, with position).
+ */
+export function parseJson(text: string): JsonValue {
+  return JSON.parse(text, reviver as (k: string, v: unknown) => unknown) as JsonValue;
+}
+
+/**
+ * Prints a value as JSON; raw numbers are printed as written. Compact unless `indent` is given.
+ * Matches serde_json's compact output for the values the engine holds (insertion order).
+ */
+export function stringifyJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent);
+}
+
+/**
+ * JSON equality as stepflow 0.8 (serde_json `Value ==`) does it: objects by key set (order
+ * ignored), arrays by position, numbers by their JSON text (`15` ≠ `15.0`).
+ */
+export function jsonEquals(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") {
+    if (isNumber(a) && isNumber(b)) return numberText(a) === numberText(b);
+    return false;
+  }
+  if (isRawNumber(a) || isRawNumber(b)) {
+    return isNumber(a) && isNumber(b) && numberText(a) === numberText(b);
+  }
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEquals(a[i], b[i])) return false;
+    return true;
+  }
+  const ak = Object.keys(a as object);
+  const bo = b as Record<string, unknown>;
+  if (ak.length !== Object.keys(bo).length) return false;
+  for (const k of ak) {
+    if (!Object.hasOwn(bo, k)) return false;
+    if (!jsonEquals((a as Record<string, unknown>)[k], bo[k])) return false;
+  }
+  return true;
+}
+
+function numberText(n: number | RawNumber): string {
+  return typeof n === "number" ? JSON.stringify(n) : n.rawJSON;
+}
+
+/**
+ * A canonical text for a value: object keys sorted, compact. Two values are
+ * {@linkcode jsonEquals} iff their canonical texts are equal.
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+/** A deep copy of `value` with object keys sorted (raw numbers kept). */
+export function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (isJsonObject(value)) {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value).sort()) out[k] = sortKeys(value[k]);
+    return out;
+  }
+  return value;
+}

@@ -1,0 +1,5 @@
+/**
+ * Registers every plugin kind. Import this once (the engine does) before creating plugins.
+ * Each kind's module calls `registerPluginType` when imported.
+ * @module
+ */

@@ -1,0 +1,136 @@
+/**
+ * The Plugin interface: how the engine reaches components (built-ins, step services, MCP
+ * servers, mocks). One plugin instance serves every run of an engine.
+ *
+ * Outcomes: `execute` returns a FlowResult. A `failed` result is a business failure that the
+ * step's `onError` handles. Throwing a {@linkcode PluginError} means the plugin could not run the
+ * component at all (stepflow 0.8: aborts the run with code 500; mock "No behavior defined", bad
+ * builtin input). Step services and MCP return `failed` for worker errors and crashes (better
+ * than 0.8, see docs/protocol.md), so `onError` can handle them.
+ * @module
+ */
+import type { JsonObject, JsonValue } from "../json/exact_json.ts";
+import type { FlowResult } from "../flow/flow_result.ts";
+import type { Logger } from "../log.ts";
+
+/** A component as listed by a plugin (stepflow 0.8 `ComponentInfo`, snake_case on the wire). */
+export interface ComponentInfo {
+  /** Path as the plugin knows it, e.g. `/eval`. */
+  component: string;
+  description?: string;
+  input_schema?: JsonValue | null;
+  output_schema?: JsonValue | null;
+}
+
+/** A blob: content-addressed JSON data or a flow. */
+export interface Blob {
+  data: JsonValue;
+  blobType: "data" | "flow";
+}
+
+/** Batch status as `flows/get_batch` reports it (snake_case wire shapes, 0.8 §3.2). */
+export interface BatchDetails {
+  batch_id: string;
+  flow_id: string;
+  flow_name?: string;
+  total_runs: number;
+  status: "running" | "cancelled";
+  created_at: string;
+  completed_runs: number;
+  running_runs: number;
+  failed_runs: number;
+  cancelled_runs: number;
+  paused_runs: number;
+  completed_at?: string;
+}
+
+/** One batch item's status and, when asked, its result. */
+export interface BatchOutputInfo {
+  batch_input_index: number;
+  status: "running" | "completed" | "failed" | "cancelled" | "paused";
+  result?: FlowResult;
+}
+
+/**
+ * What the engine offers to components while they run (the worker→engine methods of the
+ * protocol: `blobs/put`, `blobs/get`, `flows/evaluate`, `flows/get_metadata`,
+ * `flows/submit_batch`, `flows/get_batch`).
+ */
+export interface EngineServices {
+  /** Stores a blob; returns its id (64 lowercase hex, SHA-256 of the compact JSON). */
+  putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string>;
+  /** Reads a blob. @throws {Error} `Blob not found: <id>` for an unknown id. */
+  getBlob(blobId: string): Promise<Blob>;
+  /** Runs a stored flow blob as a nested run and returns its FlowResult. */
+  evaluateFlow(
+    flowId: string,
+    input: JsonValue,
+    options?: { overrides?: JsonValue; parentRunId?: string; signal?: AbortSignal },
+  ): Promise<FlowResult>;
+  /** Flow metadata and, with `stepId`, that step's metadata. */
+  getMetadata(
+    flowId: string,
+    stepId?: string,
+  ): Promise<{ flow_metadata: JsonObject; step_metadata?: JsonObject | null }>;
+  /** Starts a batch of runs of a stored flow; returns at once. */
+  submitBatch(
+    flowId: string,
+    inputs: JsonValue[],
+    options?: { overrides?: JsonValue; maxConcurrency?: number },
+  ): Promise<{ batch_id: string; total_runs: number }>;
+  /** A batch's status; `wait` waits until no run is running; `includeResults` adds outputs. */
+  getBatch(
+    batchId: string,
+    options?: { wait?: boolean; includeResults?: boolean },
+  ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }>;
+}
+
+/** Given to a plugin once, before any call. */
+export interface PluginInitContext {
+  /** The plugin's name in the config (`plugins.<name>`). */
+  name: string;
+  /** Directory relative paths resolve against (config `workingDirectory`). */
+  workingDirectory: string;
+  /** Engine services for calls that do not belong to a running step. */
+  engine: EngineServices;
+  /** Logger tagged with the plugin name. */
+  log: Logger;
+}
+
+/** Given to each `execute` call. */
+export interface ExecuteContext {
+  /** Run id (hyphenated UUID). */
+  runId: string;
+  /** Flow id (64-hex blob id of the flow). */
+  flowId: string;
+  /** The step being executed. */
+  stepId: string;
+  /** 1-based attempt number (stepflow 0.8: 2 after a worker restart; more with retries). */
+  attempt: number;
+  /** Aborted when the step times out or the run is cancelled; plugins stop waiting then. */
+  signal: AbortSignal;
+  /** Engine services scoped to this run (nested flows run as children of it). */
+  engine: EngineServices;
+  /** Step timeout in ms, when one is set (plugins may pass it on, e.g. MCP request timeout). */
+  timeoutMs?: number;
+}
+
+/** A source of components. */
+export interface Plugin {
+  /** The config name (`plugins.<name>`). */
+  readonly name: string;
+  /** The config type (`builtin`, `stepflow`, `mcp`, `mock`). */
+  readonly type: string;
+  /** Starts the plugin (spawns a worker, connects). Called once. @throws on a fatal start failure. */
+  init(ctx: PluginInitContext): Promise<void>;
+  /** Every component this plugin offers. */
+  listComponents(): Promise<ComponentInfo[]>;
+  /**
+   * Runs `component` (the routed name, e.g. `/eval`) on `input`.
+   * @returns the outcome; `failed` for business failures.
+   * @throws {PluginError} when the component cannot be run at all.
+   */
+  execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult>;
+  /** Stops the plugin: closes workers and connections; safe to call twice. */
+  close(): Promise<void>;
+}
