@@ -1,0 +1,163 @@
+/**
+ * The JSON-RPC 2.0 envelope of the Stepflow protocol (stepflow 0.8 §3.1), defined once as zod
+ * schemas (schemas/protocol.json is generated from them), plus {@linkcode classifyMessage}, the
+ * hand-written classifier the peer uses on the hot path (same rules as the schemas, no zod cost).
+ *
+ * Classification by keys (0.8): `id` + `method` = request, `method` only = notification,
+ * `id` + `result` or `id` + `error` = response; anything else is invalid. Every message carries
+ * `"jsonrpc": "2.0"`.
+ * @module
+ */
+import { z } from "zod";
+import { isJsonObject, isRawNumber, type JsonValue, type RawNumber } from "../json/exact_json.ts";
+import { JsonValueSchema } from "../flow/model.ts";
+
+/** The protocol version string every message carries. */
+export const JSONRPC_VERSION = "2.0";
+
+/** A request id: a string or an integer (the engine sends UUID strings, as 0.8 does). */
+export const RequestIdSchema = z.union([z.string(), z.number().int()]).describe(
+  "The identifier of a JSON-RPC request: a string or an integer. Responses carry the id of the request they answer.",
+);
+/** A request id (an integer beyond 2^53 is kept exact as a raw number). */
+export type RequestId = string | number | RawNumber;
+
+/** The JSON-RPC error object `{code, message, data?}`. */
+export const RpcErrorSchema = z.object({
+  code: z.number().int().describe("A numeric code indicating the error type."),
+  message: z.string().describe("Concise, single-sentence description of the error."),
+  data: JsonValueSchema.optional().describe("Additional information about the error."),
+}).describe("An error returned from a method execution.");
+/** The JSON-RPC error object. */
+export type RpcError = { code: number; message: string; data?: JsonValue };
+
+const JsonRpc = z.literal(JSONRPC_VERSION).describe('Always "2.0".');
+
+/** A request (has `id` and `method`). */
+export const RequestSchema = z.object({
+  jsonrpc: JsonRpc,
+  id: RequestIdSchema,
+  method: z.string(),
+  params: JsonValueSchema.optional(),
+}).describe("Request to execute a method.");
+
+/** A notification (has `method`, no `id`). */
+export const NotificationSchema = z.object({
+  jsonrpc: JsonRpc,
+  method: z.string(),
+  params: JsonValueSchema.optional(),
+}).describe("A notification: a method call that gets no response.");
+
+/** A successful response (`id` + `result`). */
+export const SuccessResponseSchema = z.object({
+  jsonrpc: JsonRpc,
+  id: RequestIdSchema,
+  result: JsonValueSchema,
+}).describe("The successful result of a request.");
+
+/** An error response (`id` + `error`). */
+export const ErrorResponseSchema = z.object({
+  jsonrpc: JsonRpc,
+  id: RequestIdSchema,
+  error: RpcErrorSchema,
+}).describe("The error result of a request.");
+
+/** An incoming request. */
+export interface RequestMessage {
+  kind: "request";
+  id: RequestId;
+  method: string;
+  params?: JsonValue;
+}
+/** An incoming notification. */
+export interface NotificationMessage {
+  kind: "notification";
+  method: string;
+  params?: JsonValue;
+}
+/** An incoming response (exactly one of `result` / `error`). */
+export interface ResponseMessage {
+  kind: "response";
+  id: RequestId;
+  result?: JsonValue;
+  error?: RpcError;
+}
+/** A message that is not valid JSON-RPC 2.0; `reason` says why, `id` is kept when readable. */
+export interface InvalidMessage {
+  kind: "invalid";
+  reason: string;
+  id?: RequestId;
+}
+/** Any classified message. */
+export type Message = RequestMessage | NotificationMessage | ResponseMessage | InvalidMessage;
+
+/**
+ * Classifies a parsed JSON value as a JSON-RPC 2.0 message (stepflow 0.8 §3.1 rules).
+ * Never throws; a value that is not a valid message gives `{kind: "invalid", reason}`.
+ */
+export function classifyMessage(value: JsonValue): Message {
+  if (!isJsonObject(value)) return { kind: "invalid", reason: "a message must be a JSON object" };
+  const rawId = value.id;
+  let id: RequestId | undefined;
+  if (typeof rawId === "string" || (typeof rawId === "number" && Number.isInteger(rawId))) {
+    id = rawId;
+  } else if (isRawNumber(rawId) && /^-?\d+$/.test(rawId.rawJSON)) {
+    id = rawId; // an integer id beyond 2^53, kept exact
+  } else if (rawId !== undefined && rawId !== null) {
+    return { kind: "invalid", reason: "`id` must be a string or an integer" };
+  }
+  if (value.jsonrpc !== JSONRPC_VERSION) {
+    return { kind: "invalid", reason: '`jsonrpc` must be "2.0"', id };
+  }
+  const method = value.method;
+  const hasResult = Object.hasOwn(value, "result");
+  const hasError = Object.hasOwn(value, "error");
+  if (method !== undefined) {
+    if (typeof method !== "string") {
+      return { kind: "invalid", reason: "`method` must be a string", id };
+    }
+    if (hasResult || hasError) {
+      return { kind: "invalid", reason: "a request cannot carry `result` or `error`", id };
+    }
+    return id === undefined
+      ? { kind: "notification", method, params: value.params }
+      : { kind: "request", id, method, params: value.params };
+  }
+  if (id === undefined) {
+    return { kind: "invalid", reason: "a message needs `method` or an `id` with `result`/`error`" };
+  }
+  if (hasResult === hasError) {
+    return { kind: "invalid", reason: "a response needs exactly one of `result` and `error`", id };
+  }
+  if (hasResult) return { kind: "response", id, result: value.result };
+  const err = value.error;
+  if (
+    !isJsonObject(err) || typeof err.message !== "string" ||
+    !(typeof err.code === "number" && Number.isInteger(err.code))
+  ) {
+    return { kind: "invalid", reason: "`error` must be {code: integer, message: string}", id };
+  }
+  const error: RpcError = { code: err.code, message: err.message };
+  if (err.data !== undefined) error.data = err.data;
+  return { kind: "response", id, error };
+}
+
+/** Serialises a request. */
+export function requestText(id: RequestId, method: string, params: unknown): string {
+  return JSON.stringify({ jsonrpc: JSONRPC_VERSION, id, method, params });
+}
+
+/** Serialises a notification. */
+export function notificationText(method: string, params: unknown): string {
+  return JSON.stringify({ jsonrpc: JSONRPC_VERSION, method, params });
+}
+
+/** Serialises a success response. */
+export function resultText(id: RequestId, result: unknown): string {
+  return JSON.stringify({ jsonrpc: JSONRPC_VERSION, id, result });
+}
+
+/** Serialises an error response. */
+export function errorText(id: RequestId | null, error: RpcError): string {
+  return JSON.stringify({ jsonrpc: JSONRPC_VERSION, id, error });
+}

@@ -1,0 +1,224 @@
+/**
+ * A bidirectional JSON-RPC 2.0 peer, independent of the transport (stdio lines, HTTP bodies).
+ *
+ * - {@linkcode Peer.request} sends a request with a fresh id and resolves with its result when
+ *   the response arrives; responses may come in any order, many calls may be open at once.
+ * - Requests from the other side are answered through `onRequest` while our own calls are
+ *   open (a worker's `blobs/get` inside an engine's `components/execute`).
+ * - Everything unexpected is logged and skipped, never thrown: a non-JSON line, an invalid
+ *   message, a response with an unknown id (e.g. a response to a notification).
+ *
+ * Performance: this is the hot path of every step-service call. Messages are classified by
+ * hand ({@linkcode classifyMessage}), not with zod; parsing uses {@linkcode parseJson} so that
+ * numbers stay exact (its cost is measured in bench/protocol_roundtrip.ts, see docs/protocol.md).
+ * @module
+ */
+import { type JsonValue, parseJson } from "../json/exact_json.ts";
+import { describeError, ProtocolError, TransportError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import {
+  classifyMessage,
+  errorText,
+  type NotificationMessage,
+  notificationText,
+  type RequestId,
+  type RequestMessage,
+  requestText,
+  resultText,
+} from "./envelope.ts";
+import { INTERNAL_ERROR, METHOD_NOT_FOUND } from "./error_codes.ts";
+
+/** Options of a {@linkcode Peer}. */
+export interface PeerOptions {
+  /** Names the other side in log lines and errors, e.g. `step service 'python'`. */
+  name: string;
+  /** Where problems are logged. */
+  log: Logger;
+  /**
+   * Sends one serialised message (no framing). May throw or reject (e.g. a closed pipe): the
+   * call that sent it then fails with a {@linkcode TransportError}; the peer stays usable.
+   */
+  write(text: string): void | Promise<void>;
+  /**
+   * Answers a request from the other side: resolves with the result, or rejects with a
+   * {@linkcode ProtocolError} (sent as is) or any error (sent as -32603 internal error).
+   * @default every request is answered with -32601 method not found
+   */
+  onRequest?(request: RequestMessage): Promise<unknown>;
+  /** Receives notifications from the other side. @default ignored (logged at debug) */
+  onNotification?(notification: NotificationMessage): void;
+  /** Makes request ids. @default `crypto.randomUUID()` (as stepflow 0.8) */
+  newId?(): RequestId;
+}
+
+interface Pending {
+  method: string;
+  resolve(result: JsonValue): void;
+  reject(err: Error): void;
+}
+
+/** A JSON-RPC 2.0 peer over any message transport. */
+export class Peer {
+  readonly #opts: PeerOptions;
+  readonly #pending = new Map<RequestId, Pending>();
+  readonly #newId: () => RequestId;
+
+  constructor(options: PeerOptions) {
+    this.#opts = options;
+    this.#newId = options.newId ?? (() => crypto.randomUUID());
+  }
+
+  /** Number of our requests still waiting for a response. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Sends a request and resolves with the response's `result`.
+   * @throws {ProtocolError} the error response of the other side (code, message, data).
+   * @throws {TransportError} when the message could not be written or the peer was failed
+   *   ({@linkcode Peer.failPending}).
+   * @throws the signal's reason when `signal` aborts first (the request is then forgotten; a
+   *   late response is logged as unknown).
+   */
+  request(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const id = this.#newId();
+    return new Promise<JsonValue>((resolve, reject) => {
+      let onAbort: (() => void) | undefined;
+      const entry: Pending = { method, resolve, reject };
+      if (signal) {
+        onAbort = () => {
+          if (this.#pending.delete(id)) reject(signal.reason);
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        entry.resolve = (r) => {
+          signal.removeEventListener("abort", onAbort!);
+          resolve(r);
+        };
+        entry.reject = (e) => {
+          signal.removeEventListener("abort", onAbort!);
+          reject(e);
+        };
+      }
+      this.#pending.set(id, entry);
+      this.#send(requestText(id, method, params), (err) => {
+        if (this.#pending.get(id) === entry) {
+          this.#pending.delete(id);
+          entry.reject(
+            new TransportError(
+              `could not send '${method}' to ${this.#opts.name}: ${describeError(err)}`,
+              { cause: err },
+            ),
+          );
+        }
+      });
+    });
+  }
+
+  /** Sends a notification. @throws {TransportError} when it could not be written. */
+  async notify(method: string, params: unknown): Promise<void> {
+    try {
+      await this.#opts.write(notificationText(method, params));
+    } catch (err) {
+      throw new TransportError(
+        `could not send '${method}' to ${this.#opts.name}: ${describeError(err)}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Handles one line of text from the transport (non-JSON is logged and skipped). */
+  receiveText(text: string): void {
+    let value: JsonValue;
+    try {
+      value = parseJson(text);
+    } catch {
+      this.#opts.log.warn(
+        `${this.#opts.name}: skipped a line that is not JSON: ${JSON.stringify(clip(text))}`,
+      );
+      return;
+    }
+    this.receive(value);
+  }
+
+  /** Handles one parsed message. */
+  receive(value: JsonValue): void {
+    const msg = classifyMessage(value);
+    switch (msg.kind) {
+      case "response": {
+        const p = this.#pending.get(msg.id as RequestId);
+        if (!p) {
+          this.#opts.log.warn(
+            `${this.#opts.name}: ignored a response with unknown id ${JSON.stringify(msg.id)}`,
+          );
+          return;
+        }
+        this.#pending.delete(msg.id as RequestId);
+        if (msg.error) {
+          p.reject(new ProtocolError(msg.error.code, msg.error.message, msg.error.data));
+        } else p.resolve(msg.result as JsonValue);
+        return;
+      }
+      case "request":
+        this.#answer(msg);
+        return;
+      case "notification":
+        if (this.#opts.onNotification) this.#opts.onNotification(msg);
+        else this.#opts.log.debug(`${this.#opts.name}: ignored notification '${msg.method}'`);
+        return;
+      default:
+        this.#opts.log.warn(
+          `${this.#opts.name}: ignored an invalid message (${msg.reason}): ${
+            clip(JSON.stringify(value))
+          }`,
+        );
+    }
+  }
+
+  /** Rejects every open request with `err` (e.g. the worker died). */
+  failPending(err: Error): void {
+    const all = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of all) p.reject(err);
+  }
+
+  #answer(req: RequestMessage): void {
+    const handler = this.#opts.onRequest;
+    const done = handler
+      ? handler(req)
+      : Promise.reject(new ProtocolError(METHOD_NOT_FOUND, `Method not found: '${req.method}'`));
+    done.then(
+      (result) => this.#send(resultText(req.id, result ?? null), (e) => this.#lostReply(req, e)),
+      (err) => {
+        const error = err instanceof ProtocolError
+          ? {
+            code: err.code,
+            message: err.message,
+            ...(err.data !== undefined ? { data: err.data as JsonValue } : {}),
+          }
+          : { code: INTERNAL_ERROR, message: describeError(err) };
+        this.#send(errorText(req.id, error), (e) => this.#lostReply(req, e));
+      },
+    );
+  }
+
+  #lostReply(req: RequestMessage, err: unknown): void {
+    this.#opts.log.warn(
+      `${this.#opts.name}: could not send the answer to '${req.method}': ${describeError(err)}`,
+    );
+  }
+
+  #send(text: string, onError: (err: unknown) => void): void {
+    try {
+      const r = this.#opts.write(text);
+      if (r) r.catch(onError);
+    } catch (err) {
+      onError(err);
+    }
+  }
+}
+
+function clip(text: string, max = 200): string {
+  return text.length > max ? text.slice(0, max) + `… (${text.length} chars)` : text;
+}

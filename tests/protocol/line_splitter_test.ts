@@ -1,0 +1,33 @@
+import { LineSplitter } from "../../src/protocol/line_splitter.ts";
+import { assertEquals } from "../_assert.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("LineSplitter joins lines split across chunks and drops empty lines", () => {
+  const s = new LineSplitter();
+  const lines: string[] = [];
+  const on = (l: string) => lines.push(l);
+  s.push(enc('{"a":1}\n{"b"'), on);
+  s.push(enc(":2"), on);
+  s.push(enc('}\r\n\n{"c":3}\n'), on);
+  assertEquals(lines, ['{"a":1}', '{"b":2}', '{"c":3}']);
+  assertEquals(s.flush(), undefined);
+});
+
+Deno.test("LineSplitter keeps multi-byte characters split between chunks", () => {
+  const s = new LineSplitter();
+  const bytes = enc("héllo wörld ✓\n");
+  const lines: string[] = [];
+  for (let i = 0; i < bytes.length; i++) s.push(bytes.subarray(i, i + 1), (l) => lines.push(l));
+  assertEquals(lines, ["héllo wörld ✓"]);
+});
+
+Deno.test("LineSplitter.flush() returns an unfinished last line", () => {
+  const s = new LineSplitter();
+  const buf = enc("half");
+  s.push(buf, () => {});
+  buf.fill(0); // the caller may reuse its buffer
+  assertEquals(s.pendingBytes, 4);
+  assertEquals(s.flush(), "half");
+  assertEquals(s.flush(), undefined);
+});

@@ -1,0 +1,115 @@
+import { Peer } from "../../src/protocol/peer.ts";
+import { ProtocolError, TransportError } from "../../src/errors.ts";
+import type { Logger } from "../../src/log.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
+
+function memLog(lines: string[]): Logger {
+  const push = (l: string) => (m: string) => lines.push(`${l}: ${m}`);
+  return {
+    error: push("error"),
+    warn: push("warn"),
+    info: push("info"),
+    debug: push("debug"),
+    enabled: () => true,
+  };
+}
+
+/** Two peers wired back to back through async message passing. */
+function pair(logs: string[] = []) {
+  // deno-lint-ignore prefer-const
+  let a: Peer, b: Peer;
+  a = new Peer({
+    name: "a",
+    log: memLog(logs),
+    write: (t) => void queueMicrotask(() => b.receiveText(t)),
+    onRequest: (req) => {
+      if (req.method === "echo") return Promise.resolve(req.params);
+      return Promise.reject(new ProtocolError(-32601, `Method not found: '${req.method}'`));
+    },
+  });
+  b = new Peer({
+    name: "b",
+    log: memLog(logs),
+    write: (t) => void queueMicrotask(() => a.receiveText(t)),
+    onRequest: async (req) => {
+      // answers after calling back into `a` while a's request is still open
+      const inner = await b.request("echo", { from: "b" });
+      return { got: req.params, inner };
+    },
+  });
+  return { a, b };
+}
+
+Deno.test("Peer answers requests from the other side while its own call is open", async () => {
+  const { a } = pair();
+  const r = await a.request("work", { x: 1 });
+  assertEquals(r, { got: { x: 1 }, inner: { from: "b" } });
+});
+
+Deno.test("Peer matches 100 concurrent responses arriving in any order", async () => {
+  // deno-lint-ignore prefer-const
+  let server: Peer;
+  const client = new Peer({
+    name: "client",
+    log: memLog([]),
+    write: (t) => void setTimeout(() => server.receiveText(t), Math.random() * 5),
+  });
+  server = new Peer({
+    name: "server",
+    log: memLog([]),
+    write: (t) => void setTimeout(() => client.receiveText(t), Math.random() * 5),
+    onRequest: (req) => Promise.resolve((req.params as { i: number }).i * 2),
+  });
+  const results = await Promise.all(
+    Array.from({ length: 100 }, (_, i) => client.request("double", { i })),
+  );
+  assertEquals(results, Array.from({ length: 100 }, (_, i) => i * 2));
+  assertEquals(client.pendingCount, 0);
+});
+
+Deno.test("Peer turns an error response into a ProtocolError with the code", async () => {
+  const { b } = pair();
+  const err = await assertRejects(() => b.request("nope", {}), ProtocolError, "Method not found");
+  assertEquals((err as ProtocolError).code, -32601);
+});
+
+Deno.test("Peer logs and skips non-JSON lines, invalid messages and unknown ids", async () => {
+  const logs: string[] = [];
+  const { a } = pair(logs);
+  a.receiveText("Starting...");
+  a.receiveText('{"jsonrpc":"2.0","id":"nobody","result":{}}');
+  a.receiveText('{"jsonrpc":"2.0","id":null,"result":{}}');
+  assertEquals(await a.request("x", 1), { got: 1, inner: { from: "b" } });
+  assertStringIncludes(logs.join("\n"), 'a: skipped a line that is not JSON: "Starting..."');
+  assertStringIncludes(logs.join("\n"), 'unknown id "nobody"');
+  assertStringIncludes(logs.join("\n"), "invalid message");
+});
+
+Deno.test("Peer fails only the call whose write failed", async () => {
+  let fail = true;
+  const p = new Peer({
+    name: "w",
+    log: memLog([]),
+    write: () => {
+      if (fail) return Promise.reject(new Error("Broken pipe"));
+    },
+  });
+  await assertRejects(
+    () => p.request("m", {}),
+    TransportError,
+    "could not send 'm' to w: Broken pipe",
+  );
+  fail = false;
+  const pending = p.request("m", {});
+  p.failPending(new TransportError("gone"));
+  await assertRejects(() => pending, TransportError, "gone");
+});
+
+Deno.test("Peer.request() rejects with the signal's reason when aborted", async () => {
+  const p = new Peer({ name: "w", log: memLog([]), write: () => {} });
+  const ac = new AbortController();
+  const r = p.request("m", {}, ac.signal);
+  ac.abort(new Error("step timed out"));
+  await assertRejects(() => r, Error, "step timed out");
+  assert(p.pendingCount === 0);
+});
