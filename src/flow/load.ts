@@ -1,0 +1,342 @@
+/**
+ * Loading flows: file → {@linkcode parseDocument} (positions, exact numbers) → the zod
+ * {@linkcode FlowSchema} → {@linkcode LoadedFlow}. Shape errors name the JSON path and the
+ * file:line:col. Semantic checks (references, ids, unknown keys) are in `validate.ts`.
+ *
+ * Also {@linkcode serializeFlow}: the normalised flow in stepflow 0.8's key order, whose text the
+ * flow id (blob id) hashes.
+ * @module
+ */
+import type { z } from "zod";
+import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
+import { FlowLoadError } from "../errors.ts";
+import { jsonPath, type SourceMap } from "./diagnostics.ts";
+import { type Flow, FLOW_SCHEMA_URL, FlowSchema, type Step } from "./model.ts";
+import { type DocumentFormat, formatFromPath, parseDocument } from "./parse.ts";
+import { parsePath } from "./template.ts";
+
+/** A flow with the document it came from. */
+export interface LoadedFlow {
+  /** The validated model (values keep raw numbers). */
+  flow: Flow;
+  /** The document as parsed (unknown keys included), for diagnostics. */
+  raw: JsonValue;
+  /** Positions of the document's nodes, when it came from text. */
+  source?: SourceMap;
+  /** The file it came from, as the user named it. */
+  file?: string;
+}
+
+/**
+ * Reads and parses a flow file (`.yaml`, `.yml`, `.json`, `.jsonc`).
+ * @throws {FlowLoadError} if the file cannot be read, has an unknown extension, is not valid
+ * YAML/JSON (with file:line:col), or does not have the shape of a flow (with the JSON path).
+ */
+export async function loadFlowFile(path: string): Promise<LoadedFlow> {
+  const format = formatFromPath(path);
+  const text = await readText(path, "flow");
+  return loadFlowText(text, { format, file: path });
+}
+
+/**
+ * Parses flow text.
+ * @param options.format default: from `options.file`'s extension, else `yaml` (YAML also reads JSON).
+ * @throws {FlowLoadError} as {@linkcode loadFlowFile}.
+ */
+export function loadFlowText(
+  text: string,
+  options: { format?: DocumentFormat; file?: string } = {},
+): LoadedFlow {
+  const format = options.format ?? (options.file ? formatFromPath(options.file) : "yaml");
+  const doc = parseDocument(text, format, options.file);
+  return parseFlowValue(doc.value, doc.source, options.file);
+}
+
+/**
+ * Checks a parsed value against the flow model.
+ * @throws {FlowLoadError} naming the first problem's JSON path and position, e.g.
+ * `$.steps[1]: missing required key 'id'`.
+ */
+export function parseFlowValue(value: JsonValue, source?: SourceMap, file?: string): LoadedFlow {
+  if (!isJsonObject(value)) {
+    throw new FlowLoadError(
+      `A flow must be a mapping with 'schema: ${FLOW_SCHEMA_URL}' and 'steps', got ${
+        describeValue(value)
+      }`,
+      source?.positionOf([]) ?? (file ? { file, line: 1, col: 1 } : undefined),
+    );
+  }
+  const result = FlowSchema.safeParse(value);
+  if (!result.success) throw zodToLoadError(result.error, value, source, "flow");
+  const loaded: LoadedFlow = { flow: result.data, raw: value };
+  if (source) loaded.source = source;
+  if (file !== undefined) loaded.file = file;
+  return loaded;
+}
+
+/** True if `value` is a flow document: a mapping whose `schema` is the flow schema URL (§7). */
+export function isFlowDocument(value: JsonValue): boolean {
+  return isJsonObject(value) && value.schema === FLOW_SCHEMA_URL;
+}
+
+/** Reads a text file, turning I/O errors into a {@linkcode FlowLoadError} that names the file. */
+export async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new FlowLoadError(`Cannot read ${what} file '${path}': no such file`, undefined, {
+        cause: e,
+      });
+    }
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new FlowLoadError(
+        `Cannot read ${what} file '${path}': permission denied (run with --allow-read)`,
+        undefined,
+        { cause: e },
+      );
+    }
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new FlowLoadError(`Cannot read ${what} file '${path}': it is a directory`, undefined, {
+        cause: e,
+      });
+    }
+    throw new FlowLoadError(
+      `Cannot read ${what} file '${path}': ${(e as Error).message}`,
+      undefined,
+      {
+        cause: e,
+      },
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// zod errors → FlowLoadError
+
+/**
+ * Turns a zod error into a {@linkcode FlowLoadError} for its first issue (the one most useful to
+ * fix first), with the JSON path and the source position.
+ */
+export function zodToLoadError(
+  error: z.ZodError,
+  value: JsonValue,
+  source: SourceMap | undefined,
+  what: "flow" | "config",
+): FlowLoadError {
+  const issue = error.issues[0];
+  const path = issue.path.filter((s): s is string | number => typeof s !== "symbol");
+  const text = describeIssue(issue, path, value, what);
+  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : "";
+  return new FlowLoadError(
+    `Invalid ${what}: ${jsonPath(path)}: ${text}${more}`,
+    source?.positionOf(path),
+    {
+      cause: error,
+    },
+  );
+}
+
+function valueAt(root: JsonValue, path: readonly (string | number)[]): JsonValue | undefined {
+  let cur: JsonValue | undefined = root;
+  for (const seg of path) {
+    if (Array.isArray(cur) && typeof seg === "number") cur = cur[seg];
+    else if (isJsonObject(cur) && typeof seg === "string" && Object.hasOwn(cur, seg)) {
+      cur = cur[seg];
+    } else return undefined;
+  }
+  return cur;
+}
+
+function describeIssue(
+  issue: z.core.$ZodIssue,
+  path: (string | number)[],
+  root: JsonValue,
+  what: string,
+): string {
+  const actual = valueAt(root, path);
+  const last = path.at(-1);
+  switch (issue.code) {
+    case "invalid_type":
+      if (actual === undefined) {
+        return `missing required key '${String(last)}'${requiredHint(path, what)}`;
+      }
+      return `expected ${article(issue.expected)}, got ${describeValue(actual)}`;
+    case "invalid_value": {
+      const allowed = issue.values.map((v) => JSON.stringify(v)).join(", ");
+      if (actual === undefined && last === "schema") {
+        return `missing required key 'schema'${requiredHint(path, what)}`;
+      }
+      if (actual === undefined) return `missing required key '${String(last)}' (one of ${allowed})`;
+      if (last === "schema") {
+        return `must be "${FLOW_SCHEMA_URL}" (stepflow flow format v1), got ${
+          describeValue(actual)
+        }`;
+      }
+      return `expected one of ${allowed}, got ${describeValue(actual)}`;
+    }
+    case "invalid_union": {
+      const disc = (issue as { discriminator?: string }).discriminator ??
+        (typeof last === "string" && (last === "action" || last === "type") ? last : "action");
+      const at = last === disc ? path.slice(0, -1) : path;
+      const inner = valueAt(root, [...at, disc]);
+      const owner = at.at(-1);
+      if (owner === "onError" || owner === "onSkip" || disc === "action") {
+        const options = owner === "onSkip" ? "skip, useDefault" : "fail, skip, useDefault, retry";
+        return inner === undefined
+          ? `missing '${disc}' (one of ${options})`
+          : `unknown ${disc} ${shortValue(inner)} (expected one of ${options})`;
+      }
+      if (disc === "type") {
+        return inner === undefined ? `missing 'type'` : `unknown type ${shortValue(inner)}`;
+      }
+      return issue.message;
+    }
+    case "too_small":
+    case "too_big":
+    case "invalid_format":
+      return `${issue.message}${actual !== undefined ? `, got ${describeValue(actual)}` : ""}`;
+    default:
+      return issue.message;
+  }
+}
+
+function shortValue(v: JsonValue): string {
+  return typeof v === "string" ? JSON.stringify(v) : describeValue(v);
+}
+
+function requiredHint(path: (string | number)[], what: string): string {
+  if (what !== "flow") return "";
+  if (path.length === 1 && path[0] === "schema") {
+    return ` (add 'schema: ${FLOW_SCHEMA_URL}' at the top)`;
+  }
+  if (path.length === 3 && path[0] === "steps" && path[2] === "id") {
+    return " (every step needs a unique 'id')";
+  }
+  if (path.length === 3 && path[0] === "steps" && path[2] === "component") {
+    return " (e.g. 'component: /builtin/eval')";
+  }
+  return "";
+}
+
+function article(type: string): string {
+  if (type === "array") return "a list";
+  if (type === "object") return "a mapping";
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** A short description of a value for messages: `a list`, `the string "x"`, `null`. */
+export function describeValue(v: JsonValue | undefined): string {
+  if (v === undefined) return "nothing";
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (isJsonObject(v)) return "a mapping";
+  if (typeof v === "string") {
+    return `the string ${JSON.stringify(v.length > 60 ? v.slice(0, 57) + "..." : v)}`;
+  }
+  if (typeof v === "boolean") return `the boolean ${v}`;
+  return `the number ${JSON.stringify(v)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// serialisation
+
+/**
+ * The normalised JSON form of a flow, as stepflow 0.8 serialises it: keys in the order `schema,
+ * name, description, version, inputSchema, outputSchema, variables, steps, output, test, examples,
+ * metadata`; absent fields, empty `steps`, null `output` and empty `metadata` omitted; every
+ * reference's `path` written in `$`-syntax (`name` → `$.name`). The flow id is the blob id of
+ * this value.
+ *
+ * Steps are written `id, component, description, inputSchema, outputSchema, skipIf, onError,
+ * input, mustExecute, metadata, timeout` (`onError: {action: fail}`, null `input`,
+ * `mustExecute: false` and empty `metadata` omitted).
+ */
+export function serializeFlow(flow: Flow): JsonValue {
+  const out: Record<string, JsonValue> = { schema: flow.schema };
+  put(out, "name", flow.name);
+  put(out, "description", flow.description);
+  put(out, "version", flow.version);
+  put(out, "inputSchema", flow.inputSchema);
+  put(out, "outputSchema", flow.outputSchema);
+  put(out, "variables", flow.variables);
+  if (flow.steps.length > 0) out.steps = flow.steps.map(serializeStep);
+  if (flow.output !== undefined && flow.output !== null) {
+    out.output = normalizeTemplate(flow.output);
+  }
+  if (flow.test !== undefined) out.test = stripUndefined(flow.test as unknown as JsonValue);
+  if (flow.examples !== undefined) {
+    out.examples = stripUndefined(flow.examples as unknown as JsonValue);
+  }
+  if (flow.metadata && Object.keys(flow.metadata).length > 0) out.metadata = flow.metadata;
+  return out;
+}
+
+function serializeStep(step: Step): JsonValue {
+  const out: Record<string, JsonValue> = { id: step.id, component: step.component };
+  put(out, "description", step.description);
+  put(out, "inputSchema", step.inputSchema);
+  put(out, "outputSchema", step.outputSchema);
+  if (step.skipIf !== undefined) out.skipIf = normalizeTemplate(step.skipIf);
+  if (step.onError !== undefined && step.onError.action !== "fail") {
+    const e = stripUndefined(step.onError as unknown as JsonValue) as Record<string, JsonValue>;
+    if (step.onError.action === "useDefault" && e.defaultValue !== undefined) {
+      e.defaultValue = normalizeTemplate(e.defaultValue);
+    }
+    out.onError = e;
+  }
+  if (step.input !== undefined && step.input !== null) out.input = normalizeTemplate(step.input);
+  if (step.mustExecute) out.mustExecute = true;
+  if (step.metadata && Object.keys(step.metadata).length > 0) out.metadata = step.metadata;
+  if (step.timeout !== undefined) out.timeout = step.timeout;
+  return out;
+}
+
+function put(out: Record<string, JsonValue>, key: string, v: JsonValue | undefined): void {
+  if (v !== undefined) out[key] = v;
+}
+
+function stripUndefined(v: JsonValue): JsonValue {
+  if (Array.isArray(v)) return v.map(stripUndefined);
+  if (isJsonObject(v)) {
+    const out: Record<string, JsonValue> = {};
+    for (const k of Object.keys(v)) if (v[k] !== undefined) out[k] = stripUndefined(v[k]);
+    return out;
+  }
+  return v;
+}
+
+/**
+ * A template with every reference's `path` in `$`-syntax (stepflow 0.8 §1.3); `$literal`
+ * contents are left alone. Paths that do not parse are left as written (validation reports them).
+ */
+export function normalizeTemplate(t: JsonValue): JsonValue {
+  if (Array.isArray(t)) return t.map(normalizeTemplate);
+  if (!isJsonObject(t)) return t;
+  if (Object.hasOwn(t, "$from")) {
+    const out: Record<string, JsonValue> = {};
+    for (const k of Object.keys(t)) out[k] = t[k];
+    if (typeof t.path === "string") {
+      try {
+        out.path = parsePath(t.path).text;
+      } catch {
+        // keep as written
+      }
+    }
+    return out;
+  }
+  if (Object.hasOwn(t, "$literal")) return t;
+  const out: Record<string, JsonValue> = {};
+  for (const k of Object.keys(t)) {
+    const v = normalizeTemplate(t[k]);
+    if (k === "__proto__") {
+      Object.defineProperty(out, k, {
+        value: v,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    } else out[k] = v;
+  }
+  return out;
+}
