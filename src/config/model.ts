@@ -40,6 +40,12 @@ export const McpPluginConfigSchema = z.object({
   /** Extension: per-call timeout (default documented in docs/mcp.md). */
   timeout: DurationSchema.optional(),
   maxConcurrency: z.number().int().positive().optional(),
+  /**
+   * Extension: what a step gets from a tool result (docs/mcp.md): `content` (default, 0.8: the
+   * `content` array), `structured` (`structuredContent` when returned, else `content`), `result`
+   * (`{content, structuredContent?}`).
+   */
+  output: z.enum(["content", "structured", "result"]).optional(),
 });
 export type McpPluginConfig = z.infer<typeof McpPluginConfigSchema>;
 

@@ -3,3 +3,4 @@
  * Each kind's module calls `registerPluginType` when imported.
  * @module
  */
+import "./mcp/plugin.ts";

@@ -1,0 +1,184 @@
+/**
+ * One live session with an MCP server: the SDK `Client` on a stdio or Streamable HTTP transport,
+ * after the handshake and `tools/list` (all pages), with each tool's input check compiled.
+ * A connection is used until its transport closes; the plugin then opens a new one.
+ * @module
+ */
+import {
+  Client,
+  ErrorCode,
+  isMcpError,
+  type StreamableHttpTransport,
+  streamableHttpTransport,
+  type Tool,
+  type Transport,
+} from "./_sdk.ts";
+import { StdioTransport } from "./stdio_transport.ts";
+import { compileSchemaCheck, mcpJsonSchemaValidator, type SchemaCheck } from "./schema_check.ts";
+import type { Logger } from "../../log.ts";
+import { TransportError } from "../../errors.ts";
+
+/** The client identity sent in `initialize`. */
+export const CLIENT_INFO = { name: "stepflow", version: "0.1.0" };
+
+/** A tool as the plugin keeps it. */
+export interface ToolEntry {
+  tool: Tool;
+  /** Checks a step input against the tool's `inputSchema`. */
+  checkInput: SchemaCheck;
+}
+
+/** Where the server is. */
+export type McpEndpoint =
+  | {
+    kind: "stdio";
+    command: string;
+    args: string[];
+    env: Record<string, string>;
+    cwd: string;
+    closeGraceMs?: number;
+  }
+  | { kind: "http"; url: string };
+
+/** A connected MCP session. Create with {@linkcode McpConnection.open}. */
+export class McpConnection {
+  readonly client: Client;
+  readonly tools: Map<string, ToolEntry>;
+  readonly #transport: Transport;
+  readonly #http: boolean;
+  #closed = false;
+  #closeWaiters: (() => void)[] = [];
+
+  private constructor(client: Client, transport: Transport, tools: Map<string, ToolEntry>) {
+    this.client = client;
+    this.#transport = transport;
+    this.#http = !(transport instanceof StdioTransport);
+    this.tools = tools;
+  }
+
+  /** True once the transport has closed (server exited, connection dropped, or `close()`). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The server's pid (stdio only). */
+  get pid(): number | undefined {
+    return this.#transport instanceof StdioTransport ? this.#transport.pid : undefined;
+  }
+
+  /**
+   * Why the session ended, when known (stdio: exit code or signal, stderr tail, junk lines).
+   * Undefined while the server runs.
+   */
+  endDescription(): string | undefined {
+    return this.#transport instanceof StdioTransport
+      ? this.#transport.exitDescription()
+      : (this.#closed ? "closed the connection" : undefined);
+  }
+
+  /** What the server printed that may explain a failure, while it still runs (stdio only). */
+  diagnostics(): string {
+    return this.#transport instanceof StdioTransport ? this.#transport.diagnostics() : "";
+  }
+
+  /**
+   * Starts (stdio) or reaches (HTTP) the server, runs `initialize`/`initialized` and lists its
+   * tools. `timeoutMs` bounds the handshake and each `tools/list` page.
+   * @throws whatever the SDK or transport throws; the caller turns it into a message. The
+   * transport is closed on failure, so no process is left behind.
+   */
+  static async open(
+    endpoint: McpEndpoint,
+    log: Logger,
+    timeoutMs: number,
+  ): Promise<McpConnection> {
+    const transport: Transport = endpoint.kind === "stdio"
+      ? new StdioTransport({ ...endpoint, log })
+      : streamableHttpTransport(new URL(endpoint.url));
+    const client = new Client(CLIENT_INFO, {
+      capabilities: {},
+      jsonSchemaValidator: mcpJsonSchemaValidator,
+    });
+    let closed = false;
+    let conn: McpConnection | undefined;
+    client.onclose = () => {
+      closed = true;
+      if (conn) conn.#markClosed();
+    };
+    client.onerror = (err: Error) => log.debug(`client error: ${err.message}`);
+    try {
+      await client.connect(transport, { timeout: timeoutMs });
+      const tools = new Map<string, ToolEntry>();
+      let cursor: string | undefined;
+      do {
+        const page = await client.listTools(cursor ? { cursor } : undefined, {
+          timeout: timeoutMs,
+        });
+        for (const tool of page.tools) {
+          const { check, compileError } = compileSchemaCheck(tool.inputSchema);
+          if (compileError) {
+            log.warn(`tool '${tool.name}': inputSchema not checked (${compileError})`);
+          }
+          tools.set(tool.name, { tool, checkInput: check });
+        }
+        cursor = page.nextCursor;
+      } while (cursor);
+      conn = new McpConnection(client, transport, tools);
+      if (closed) conn.#markClosed();
+      return conn;
+    } catch (err) {
+      // Read how the server ended before our own close() stops it.
+      const end = transport instanceof StdioTransport ? transport.exitDescription() : undefined;
+      const hints = transport instanceof StdioTransport ? transport.diagnostics() : "";
+      await client.close().catch(() => {});
+      await transport.close().catch(() => {});
+      throw startError(err, end, hints, timeoutMs);
+    }
+  }
+
+  /** Resolves when the session has ended. */
+  whenClosed(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((r) => this.#closeWaiters.push(r));
+  }
+
+  #markClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#closeWaiters.splice(0)) w();
+  }
+
+  /** Ends the session: HTTP sessions are terminated (best effort), stdio servers stopped. */
+  async close(): Promise<void> {
+    const t = this.#transport;
+    if (this.#http && !this.#closed) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        (t as StreamableHttpTransport).terminateSession().catch(() => {}),
+        new Promise((r) => timer = setTimeout(r, 1000)),
+      ]);
+      clearTimeout(timer);
+    }
+    await this.client.close().catch(() => {});
+    await t.close().catch(() => {});
+    this.#markClosed();
+  }
+}
+
+/** A {@linkcode TransportError} saying why a start failed, in words a user can act on. */
+function startError(err: unknown, end: string | undefined, hints: string, timeoutMs: number) {
+  if (err instanceof TransportError && !end) return err;
+  let what: string;
+  if (end) what = `${end} during the handshake`;
+  else if (isMcpError(err) && err.code === ErrorCode.RequestTimeout) {
+    what = `did not answer the handshake within ${timeoutMs} ms${hints ? `; ${hints}` : ""}`;
+  } else if (isMcpError(err) && err.code === ErrorCode.ConnectionClosed) {
+    what = `closed the connection during the handshake${hints ? `; ${hints}` : ""}`;
+  } else {
+    what = err instanceof Error ? err.message : String(err);
+    if (err instanceof Error && err.cause instanceof Error && !what.includes(err.cause.message)) {
+      what += ` (${err.cause.message})`;
+    }
+  }
+  return new TransportError(what, { cause: err });
+}

@@ -1,0 +1,387 @@
+/**
+ * `type: mcp`: the tools of an MCP server as components (stepflow 0.8 §5), on the official MCP
+ * SDK client. Tool `T` is component `/T` (so `/fs/T` through route `/fs/{*component}`).
+ *
+ * - Servers: `command`/`args`/`env` (stdio; the child inherits the engine's environment plus
+ *   `env`, cwd = working directory, as 0.8) or, extension, `url` (Streamable HTTP).
+ * - Calls: the step input is the tool's `arguments`, checked against its `inputSchema` first.
+ *   Output: the result's `content` (0.8), or per the `output` setting (see docs/mcp.md).
+ * - Failures are `failed` step results, so `onError` applies (0.8 ignored `isError` and aborted the
+ *   run on most faults): see {@linkcode MCP_ERROR_CODES}. Calling a tool the server does not have
+ *   throws {@linkcode PluginError}.
+ * - Many calls run at once on one server (0.8: one at a time); each has a timeout that progress
+ *   notifications extend; a timed-out or aborted call is cancelled with `notifications/cancelled`.
+ * - A server that cannot start, exits or drops the connection fails the affected steps; the next
+ *   call starts it again. `close()` stops every server process.
+ * @module
+ */
+import { type CallToolResult, ErrorCode, isMcpError } from "./_sdk.ts";
+import { registerPluginType } from "../registry.ts";
+import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";
+import type { McpPluginConfig, PluginConfig } from "../../config/model.ts";
+import { failed, type FlowResult, success } from "../../flow/flow_result.ts";
+import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
+import { PluginError, TransportError } from "../../errors.ts";
+import { type Logger, logger } from "../../log.ts";
+import { McpConnection, type McpEndpoint } from "./connection.ts";
+
+/**
+ * Default timeout of one tool call in ms, restarted by each progress notification
+ * (stepflow 0.8: 30 s to read each response line). Also bounds the start handshake.
+ */
+export const DEFAULT_MCP_TIMEOUT_MS = 30_000;
+
+/** Error codes of failed MCP steps (`error.code`). */
+export const MCP_ERROR_CODES = {
+  /** The step input does not match the tool's `inputSchema` (the tool was not called). */
+  invalidInput: 400,
+  /** The call was aborted by the engine (run cancelled or step timeout). */
+  cancelled: 410,
+  /** The tool returned `isError: true`, or the server answered with a JSON-RPC error. */
+  toolError: 500,
+  /** The server could not be started, exited, or its connection failed. */
+  unavailable: 503,
+  /** No response (nor progress) within the call's timeout; the call was cancelled. */
+  timeout: 504,
+} as const;
+
+/** What a step gets from a successful tool result (plugin setting `output`). */
+export type McpOutputMode = "content" | "structured" | "result";
+
+/** Parses a config duration (ms number or `"500ms"`, `"30s"`, `"5m"`, `"1h"`) into ms. */
+function durationMs(d: number | string | undefined): number | undefined {
+  if (d === undefined || typeof d === "number") return d;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/.exec(d);
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** A counting semaphore for `maxConcurrency`. */
+class Limiter {
+  #free: number;
+  #queue: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async acquire(): Promise<() => void> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((r) => this.#queue.push(r));
+    return () => {
+      const next = this.#queue.shift();
+      if (next) next();
+      else this.#free++;
+    };
+  }
+}
+
+/** The MCP plugin. Built by the registry from a `type: mcp` config entry. */
+export class McpPlugin implements Plugin {
+  readonly type = "mcp";
+  readonly name: string;
+  readonly #config: McpPluginConfig;
+  readonly #timeoutMs: number;
+  readonly #output: McpOutputMode;
+  readonly #limiter?: Limiter;
+  #log: Logger;
+  #workingDirectory = ".";
+  #current?: Promise<McpConnection>;
+  #open = new Set<McpConnection>();
+  #starting = new Set<Promise<unknown>>();
+  #closed = false;
+  #starts = 0;
+
+  /**
+   * @throws {PluginError} when the config has neither or both of `command` and `url`, or a bad
+   * `timeout`.
+   */
+  constructor(name: string, config: McpPluginConfig) {
+    this.name = name;
+    this.#config = config;
+    this.#log = logger(`mcp:${name}`);
+    if ((config.command === undefined) === (config.url === undefined)) {
+      throw new PluginError(
+        `MCP plugin '${name}' needs exactly one of \`command\` (stdio server) or \`url\` ` +
+          `(Streamable HTTP server)`,
+      );
+    }
+    const t = durationMs(config.timeout);
+    if (config.timeout !== undefined && (t === undefined || t <= 0)) {
+      throw new PluginError(`MCP plugin '${name}': bad timeout ${JSON.stringify(config.timeout)}`);
+    }
+    this.#timeoutMs = t ?? DEFAULT_MCP_TIMEOUT_MS;
+    this.#output = config.output ?? "content";
+    if (config.maxConcurrency) this.#limiter = new Limiter(config.maxConcurrency);
+  }
+
+  /**
+   * Starts the server and lists its tools (as 0.8 does at engine start). A server that cannot
+   * start is logged, not thrown: its steps fail, and the next call tries again.
+   */
+  async init(ctx: PluginInitContext): Promise<void> {
+    this.#workingDirectory = ctx.workingDirectory;
+    this.#log = ctx.log;
+    try {
+      await this.#connection();
+    } catch (err) {
+      this.#log.warn(this.#startFailure(err));
+    }
+  }
+
+  /**
+   * Every tool as a component `/T`, with its description and input schema.
+   * @throws {PluginError} when the server cannot be started or listed.
+   */
+  async listComponents(): Promise<ComponentInfo[]> {
+    let conn: McpConnection;
+    try {
+      conn = await this.#connection();
+    } catch (err) {
+      throw new PluginError(this.#startFailure(err), [], { cause: err });
+    }
+    return [...conn.tools.values()].map(({ tool }) => {
+      const info: ComponentInfo = {
+        component: `/${tool.name}`,
+        input_schema: tool.inputSchema as JsonValue,
+        output_schema: this.#outputSchema(tool.outputSchema as JsonValue | undefined),
+      };
+      const description = tool.description ?? tool.title;
+      if (description !== undefined) info.description = description;
+      return info;
+    });
+  }
+
+  /**
+   * Calls the tool named by the last path segment of `component` (stepflow 0.8) with `input` as
+   * its arguments. Failures come back as `failed` results with {@linkcode MCP_ERROR_CODES}.
+   * @throws {PluginError} when the server has no such tool.
+   */
+  async execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
+    const tool = component.slice(component.lastIndexOf("/") + 1);
+    const release = this.#limiter ? await this.#limiter.acquire() : undefined;
+    try {
+      if (ctx.signal.aborted) return this.#cancelled(tool, ctx.signal);
+      let conn: McpConnection;
+      try {
+        conn = await this.#connection();
+      } catch (err) {
+        return failed(MCP_ERROR_CODES.unavailable, this.#startFailure(err));
+      }
+      const entry = conn.tools.get(tool);
+      if (!entry) {
+        throw new PluginError(
+          `MCP plugin '${this.name}' has no tool '${tool}' (component '${component}'); its tools: ${
+            [...conn.tools.keys()].join(", ") || "(none)"
+          }`,
+        );
+      }
+      const problem = entry.checkInput(input) ??
+        (isJsonObject(input) ? undefined : "the input must be an object (the tool's arguments)");
+      if (problem) {
+        return failed(
+          MCP_ERROR_CODES.invalidInput,
+          `Input of tool '${tool}' (MCP plugin '${this.name}') does not match its inputSchema: ${problem}`,
+        );
+      }
+      const timeout = ctx.timeoutMs ?? this.#timeoutMs;
+      try {
+        const result = await conn.client.callTool(
+          { name: tool, arguments: input as Record<string, unknown> },
+          undefined,
+          { signal: ctx.signal, timeout, resetTimeoutOnProgress: true, onprogress: () => {} },
+        ) as CallToolResult;
+        return this.#toFlowResult(tool, result);
+      } catch (err) {
+        return await this.#callFailure(tool, conn, err, ctx.signal, timeout);
+      }
+    } finally {
+      release?.();
+    }
+  }
+
+  /** Stops every server process and HTTP session of this plugin. Safe to call twice. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#current = undefined;
+    await Promise.allSettled([...this.#starting]);
+    await Promise.allSettled([...this.#open].map((c) => c.close()));
+    this.#open.clear();
+  }
+
+  /** The live connection, starting the server when there is none (or it died). */
+  #connection(): Promise<McpConnection> {
+    if (this.#closed) {
+      return Promise.reject(new TransportError("the plugin is closed (engine shutting down)"));
+    }
+    const cur = this.#current;
+    if (cur) return cur.then((c) => c.closed ? this.#restart(cur) : c);
+    return this.#restart(undefined);
+  }
+
+  #restart(stale: Promise<McpConnection> | undefined): Promise<McpConnection> {
+    if (this.#current !== stale) return this.#connection(); // someone else restarted it
+    const n = ++this.#starts;
+    if (n > 1) this.#log.info(`starting the MCP server again (start #${n})`);
+    const p = McpConnection.open(this.#endpoint(), this.#log, this.#timeoutMs);
+    this.#current = p;
+    this.#starting.add(p);
+    p.then((conn) => {
+      if (this.#closed) {
+        conn.close();
+        return;
+      }
+      this.#open.add(conn);
+      conn.whenClosed().then(() => {
+        if (this.#closed) return;
+        this.#open.delete(conn);
+        conn.close(); // drain pipes, reap
+        this.#log.warn(
+          `MCP server ${
+            conn.endDescription() ?? "stopped"
+          }; it will be started again on the next call`,
+        );
+      });
+    }, () => {
+      if (this.#current === p) this.#current = undefined;
+    }).finally(() => this.#starting.delete(p));
+    return p;
+  }
+
+  #endpoint(): McpEndpoint {
+    const c = this.#config;
+    if (c.url !== undefined) return { kind: "http", url: c.url };
+    let command = c.command!;
+    if (command.includes("/") && !command.startsWith("/")) {
+      command = `${this.#workingDirectory.replace(/\/$/, "")}/${command}`;
+    }
+    return {
+      kind: "stdio",
+      command,
+      args: c.args,
+      env: c.env,
+      cwd: this.#workingDirectory,
+    };
+  }
+
+  #where(): string {
+    const c = this.#config;
+    return c.url !== undefined ? `at ${c.url}` : `'${[c.command, ...c.args].join(" ")}'`;
+  }
+
+  #startFailure(err: unknown): string {
+    const what = err instanceof Error ? err.message : String(err);
+    return `MCP plugin '${this.name}': server ${this.#where()} failed to start: ${what}`;
+  }
+
+  async #callFailure(
+    tool: string,
+    conn: McpConnection,
+    err: unknown,
+    signal: AbortSignal,
+    timeout: number,
+  ): Promise<FlowResult> {
+    if (signal.aborted) return this.#cancelled(tool, signal);
+    const head = `Tool '${tool}' of MCP plugin '${this.name}'`;
+    if (isMcpError(err) && err.code === ErrorCode.RequestTimeout) {
+      const hints = conn.diagnostics();
+      return failed(
+        MCP_ERROR_CODES.timeout,
+        `${head} timed out after ${timeout} ms without a response or progress; the call was ` +
+          `cancelled${hints ? `; ${hints}` : ""}`,
+      );
+    }
+    if (
+      err instanceof TransportError ||
+      (isMcpError(err) && err.code === ErrorCode.ConnectionClosed) || conn.closed
+    ) {
+      await raceTimeout(conn.whenClosed(), 2000);
+      const end = conn.endDescription() ?? (err as Error).message;
+      return failed(
+        MCP_ERROR_CODES.unavailable,
+        `${head} failed: the server ${this.#where()} ${end}`,
+      );
+    }
+    if (isMcpError(err)) {
+      return failed(
+        MCP_ERROR_CODES.toolError,
+        `Tool '${tool}' execution failed: ${err.message} (MCP plugin '${this.name}')`,
+        { mcpCode: err.code },
+      );
+    }
+    return failed(
+      MCP_ERROR_CODES.toolError,
+      `${head} returned an invalid result: ${(err as Error)?.message ?? String(err)}`,
+    );
+  }
+
+  #cancelled(tool: string, signal: AbortSignal): FlowResult {
+    const reason = signal.reason;
+    const timedOut = reason instanceof DOMException && reason.name === "TimeoutError";
+    return failed(
+      timedOut ? MCP_ERROR_CODES.timeout : MCP_ERROR_CODES.cancelled,
+      `Tool '${tool}' of MCP plugin '${this.name}' was ${
+        timedOut ? "stopped by the step timeout" : "cancelled"
+      }${reason instanceof Error && !timedOut ? `: ${reason.message}` : ""}`,
+    );
+  }
+
+  #toFlowResult(tool: string, result: CallToolResult): FlowResult {
+    const content = (result.content ?? []) as JsonValue[];
+    if (result.isError) {
+      const text = content
+        .map((c) => isJsonObject(c) && c.type === "text" ? String(c.text) : undefined)
+        .filter((t) => t !== undefined).join("\n");
+      const data: Record<string, JsonValue> = { content };
+      if (result.structuredContent !== undefined) {
+        data.structuredContent = result.structuredContent as JsonValue;
+      }
+      return failed(
+        MCP_ERROR_CODES.toolError,
+        text || `Tool '${tool}' returned an error (MCP plugin '${this.name}')`,
+        data,
+      );
+    }
+    const structured = result.structuredContent as JsonValue | undefined;
+    switch (this.#output) {
+      case "structured":
+        return success(structured ?? content);
+      case "result":
+        return success(
+          structured === undefined ? { content } : { content, structuredContent: structured },
+        );
+      default:
+        // stepflow 0.8: `content`, or the whole result when it has none.
+        return success(result.content !== undefined ? content : result as unknown as JsonValue);
+    }
+  }
+
+  #outputSchema(toolOutput: JsonValue | undefined): JsonValue {
+    const contentSchema: JsonValue = { type: "array", items: { type: "object" } };
+    switch (this.#output) {
+      case "structured":
+        return toolOutput ?? contentSchema;
+      case "result": {
+        const props: Record<string, JsonValue> = { content: contentSchema };
+        if (toolOutput !== undefined) props.structuredContent = toolOutput;
+        return { type: "object", properties: props, required: ["content"] };
+      }
+      default:
+        return contentSchema;
+    }
+  }
+}
+
+/** Waits for `p`, at most `ms`; clears its timer either way. */
+async function raceTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+registerPluginType("mcp", (name: string, config: PluginConfig) => {
+  if (config.type !== "mcp") throw new PluginError(`plugin '${name}' is not of type mcp`);
+  return new McpPlugin(name, config);
+});
