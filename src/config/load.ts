@@ -1,0 +1,228 @@
+/**
+ * Loading and discovering `stepflow-config.yml` (stepflow 0.8 §2, §2.6, §7).
+ *
+ * - {@linkcode loadConfigFile}: YAML (`.yml`/`.yaml`), JSON or JSONC by extension, with positions.
+ * - {@linkcode parseConfigValue}: a parsed value → {@linkcode LoadedConfig} (also for a flow's
+ *   `test.config`). Mock `behaviors` mappings are turned into `[{input, result}]` in file order:
+ *   in YAML each key is read back as the value it was written as (a complex key
+ *   `{ input: "a" }:`, a number, null, a string); in JSON the keys are strings, and the input is
+ *   that string. A `behaviors` list of `{input, result}` (this engine's own form) is accepted too.
+ * - {@linkcode findConfig}, {@linkcode findTestConfig}, {@linkcode loadConfigForFlow}: discovery.
+ *
+ * Environment variables are NOT substituted here (0.8: only stdio/MCP `args` and `env`, at spawn
+ * time, see `env.ts`).
+ * @module
+ */
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
+import { FlowLoadError } from "../errors.ts";
+import type { SourceMap } from "../flow/diagnostics.ts";
+import { type DocumentSourceMap, formatFromPath, parseDocument } from "../flow/parse.ts";
+import { describeValue, readText, zodToLoadError } from "../flow/load.ts";
+import { type Config, ConfigSchema, type LoadedConfig } from "./model.ts";
+
+/** Config file names looked for next to a flow and in the current directory (0.8 order). */
+export const CONFIG_FILE_NAMES = [
+  "stepflow-config.yml",
+  "stepflow-config.yaml",
+  "stepflow_config.yml",
+  "stepflow_config.yaml",
+] as const;
+
+/** Test config file names looked for next to a flow under test (§7). */
+export const TEST_CONFIG_FILE_NAMES = [
+  "stepflow-config.test.yml",
+  "stepflow-config.test.yaml",
+  "stepflow_config.test.yml",
+  "stepflow_config.test.yaml",
+] as const;
+
+/** A loaded config plus the source map of its file (for diagnostics). */
+export interface LoadedConfigWithSource extends LoadedConfig {
+  /** Positions of the config's nodes, when it came from a file or a flow's `test.config`. */
+  source?: SourceMap;
+}
+
+/**
+ * The config used when none is found: the builtin plugin and **no routes** (stepflow 0.8), so
+ * every component fails routing until a config adds routes.
+ */
+export function defaultConfig(cwd: string = Deno.cwd()): LoadedConfig {
+  return {
+    config: {
+      plugins: { builtin: { type: "builtin" } },
+      routes: {},
+      stateStore: { type: "inMemory" },
+    },
+    workingDirectory: resolve(cwd),
+  };
+}
+
+/**
+ * Reads and parses a config file.
+ * @throws {FlowLoadError} when the file cannot be read, is not valid YAML/JSON (file:line:col), or
+ * does not have the shape of a config (JSON path and position).
+ */
+export async function loadConfigFile(path: string): Promise<LoadedConfigWithSource> {
+  const abs = resolve(path);
+  const format = formatFromPath(path);
+  const text = await readText(path, "config");
+  const doc = parseDocument(text, format, path);
+  return parseConfigValue(doc.value, {
+    path: abs,
+    workingDirectory: dirname(abs),
+    source: doc.source,
+  });
+}
+
+/**
+ * Checks a parsed config value and builds a {@linkcode LoadedConfig}.
+ * @param options.path absolute path of the file (undefined for an inline config).
+ * @param options.workingDirectory directory the config's relative `workingDirectory` (and, when
+ *   absent, the config itself) resolves against: the config file's directory, or the flow's for
+ *   `test.config`.
+ * @param options.source positions (paths relative to the config value); a
+ *   {@linkcode DocumentSourceMap} also gives back YAML complex keys of mock `behaviors`.
+ * @throws {FlowLoadError} naming the JSON path and position of the first problem.
+ */
+export function parseConfigValue(
+  value: JsonValue,
+  options: { path?: string; workingDirectory: string; source?: SourceMap },
+): LoadedConfigWithSource {
+  const { source } = options;
+  const where = options.path ?? "inline config";
+  if (!isJsonObject(value)) {
+    throw new FlowLoadError(
+      `A config (${where}) must be a mapping with 'plugins' and 'routes', got ${
+        describeValue(value)
+      }`,
+      source?.positionOf([]),
+    );
+  }
+  const prepared = prepareBehaviors(value, source);
+  const result = ConfigSchema.safeParse(prepared);
+  if (!result.success) throw zodToLoadError(result.error, prepared, source, "config");
+  const config: Config = result.data;
+  const base = resolve(options.workingDirectory);
+  const workingDirectory = config.workingDirectory === undefined
+    ? base
+    : isAbsolute(config.workingDirectory)
+    ? config.workingDirectory
+    : resolve(base, config.workingDirectory);
+  const out: LoadedConfigWithSource = { config, workingDirectory };
+  if (options.path !== undefined) out.path = options.path;
+  if (source) out.source = source;
+  return out;
+}
+
+/** A copy of the config value with every mock `behaviors` mapping turned into a list. */
+function prepareBehaviors(value: Record<string, JsonValue>, source?: SourceMap): JsonValue {
+  const plugins = value.plugins;
+  if (!isJsonObject(plugins)) return value;
+  let changedPlugins: Record<string, JsonValue> | undefined;
+  for (const name of Object.keys(plugins)) {
+    const plugin = plugins[name];
+    if (!isJsonObject(plugin) || plugin.type !== "mock" || !isJsonObject(plugin.components)) {
+      continue;
+    }
+    const components = plugin.components;
+    const newComponents: Record<string, JsonValue> = {};
+    let changed = false;
+    for (const cname of Object.keys(components)) {
+      const comp = components[cname];
+      if (isJsonObject(comp) && isJsonObject(comp.behaviors)) {
+        const path = ["plugins", name, "components", cname, "behaviors"];
+        newComponents[cname] = { ...comp, behaviors: behaviorList(comp.behaviors, path, source) };
+        changed = true;
+      } else {
+        newComponents[cname] = comp;
+      }
+    }
+    if (changed) {
+      changedPlugins ??= { ...plugins };
+      changedPlugins[name] = { ...plugin, components: newComponents };
+    }
+  }
+  return changedPlugins ? { ...value, plugins: changedPlugins } : value;
+}
+
+function behaviorList(
+  behaviors: Record<string, JsonValue>,
+  path: string[],
+  source?: SourceMap,
+): JsonValue[] {
+  const keyValue = (source as Partial<DocumentSourceMap> | undefined)?.keyValue?.bind(source);
+  return Object.keys(behaviors).map((key) => {
+    const original = keyValue?.([...path, key]);
+    return { input: original !== undefined ? original : key, result: behaviors[key] };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// discovery
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+async function findOne(dir: string, names: readonly string[]): Promise<string | undefined> {
+  const found: string[] = [];
+  for (const n of names) if (await exists(join(dir, n))) found.push(n);
+  if (found.length > 1) {
+    throw new FlowLoadError(
+      `Multiple stepflow config files found in directory ${dir}: ${found.join(", ")} ` +
+        `(keep one, or choose with --config)`,
+    );
+  }
+  return found.length === 1 ? join(dir, found[0]) : undefined;
+}
+
+/**
+ * Finds the config for a flow (stepflow 0.8 §2.6): exactly one of {@linkcode CONFIG_FILE_NAMES}
+ * in the flow file's directory, else in `cwd`; undefined when there is none (use
+ * {@linkcode defaultConfig}).
+ * @throws {FlowLoadError} `Multiple stepflow config files found in directory <dir>: a, b`.
+ */
+export async function findConfig(
+  flowPath?: string,
+  cwd: string = Deno.cwd(),
+): Promise<string | undefined> {
+  if (flowPath !== undefined) {
+    const inFlowDir = await findOne(dirname(resolve(cwd, flowPath)), CONFIG_FILE_NAMES);
+    if (inFlowDir) return inFlowDir;
+  }
+  return await findOne(resolve(cwd), CONFIG_FILE_NAMES);
+}
+
+/**
+ * Finds a test config next to a flow under test (§7): one of {@linkcode TEST_CONFIG_FILE_NAMES}
+ * in `flowDir`, or undefined.
+ * @throws {FlowLoadError} when more than one exists.
+ */
+export function findTestConfig(flowDir: string): Promise<string | undefined> {
+  return findOne(resolve(flowDir), TEST_CONFIG_FILE_NAMES);
+}
+
+/**
+ * The config for running or validating a flow: `configPath` if given (relative to `cwd`), else
+ * the discovered one ({@linkcode findConfig}), else {@linkcode defaultConfig} with the flow's
+ * directory (or `cwd`) as working directory.
+ * @throws {FlowLoadError} for an unreadable or invalid config, or several candidates.
+ */
+export async function loadConfigForFlow(
+  options: { configPath?: string; flowPath?: string; cwd?: string } = {},
+): Promise<LoadedConfigWithSource> {
+  const cwd = options.cwd ?? Deno.cwd();
+  if (options.configPath !== undefined) {
+    return await loadConfigFile(resolve(cwd, options.configPath));
+  }
+  const found = await findConfig(options.flowPath, cwd);
+  if (found) return await loadConfigFile(found);
+  return defaultConfig(
+    options.flowPath !== undefined ? dirname(resolve(cwd, options.flowPath)) : cwd,
+  );
+}
