@@ -1,0 +1,221 @@
+/**
+ * Runs one step's component call under its policy (extension, issue 5): attempts with retries,
+ * backoff delays, a per-attempt timeout, attempt numbers, an output size limit, the "after N
+ * attempts" message and the retry `fallback`. The executor calls {@linkcode runWithPolicy}
+ * around the plugin call; `onError` actions other than `retry` stay the executor's business.
+ *
+ * stepflow 0.8: `onError: {action: retry}` parsed but never retried and no timeouts existed; a
+ * policy with no retry and no timeout runs the call once, exactly as 0.8 did.
+ * @module
+ */
+import type { FlowFailed, FlowResult } from "../flow/flow_result.ts";
+import { failed, skipped, success } from "../flow/flow_result.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import { type Clock, realClock, sleep } from "./clock.ts";
+import type { FailureCategory } from "./error_codes.ts";
+import { engineFailure } from "./error_codes.ts";
+import type { Release } from "./limiter.ts";
+import { backoffDelay, retryDecision, type RetryPolicy, type RetryUsage } from "./retry_policy.ts";
+import { callWithTimeout, cancellationResult } from "./timeout.ts";
+
+/** What applies to one step's call. */
+export interface StepPolicy {
+  /** Retry policy; none = one attempt (stepflow 0.8). */
+  retry?: RetryPolicy;
+  /** Per-attempt timeout in ms (step `timeout`, else the plugin's default); none = no limit. */
+  timeoutMs?: number;
+  /** Largest allowed output, in bytes of its compact JSON text (UTF-8); none = no limit. */
+  maxOutputBytes?: number;
+}
+
+/**
+ * One attempt: calls the component.
+ * @param attempt 1-based attempt number (goes to step services as `attempt`).
+ * @param signal aborted when this attempt times out or the run is cancelled.
+ */
+export type AttemptFn = (attempt: number, signal: AbortSignal) => Promise<FlowResult>;
+
+/** Information about a retry about to happen (for logs and tests). */
+export interface RetryEvent {
+  stepId: string;
+  /** The attempt that failed. */
+  attempt: number;
+  /** Its failure. */
+  error: FlowFailed["error"];
+  category: FailureCategory;
+  /** The wait before the next attempt, ms. */
+  delayMs: number;
+}
+
+/** Context of {@linkcode runWithPolicy}; every field but `stepId` is optional. */
+export interface PolicyContext {
+  stepId: string;
+  /** The run's signal: cancellation stops waiting and returns a cancellation failure. */
+  signal?: AbortSignal;
+  /** @default realClock */
+  clock?: Clock;
+  /** Random source in [0, 1) for jitter. @default Math.random */
+  random?: () => number;
+  /** Number of the first attempt. @default 1 */
+  firstAttempt?: number;
+  /**
+   * Waits for a concurrency permit before each attempt (per-plugin limit); the attempt's timeout
+   * starts once it is granted, and the permit is released when the attempt settles or is
+   * abandoned (timeout, cancellation).
+   */
+  acquire?: (signal: AbortSignal) => Promise<Release>;
+  /** Called before each retry's delay. */
+  onRetry?: (event: RetryEvent) => void;
+  /**
+   * Resolves the `fallback: {action: useDefault, defaultValue}` template (stepflow 0.8:
+   * `onError.defaultValue` is a template). @default the value itself, or `null` when absent.
+   */
+  resolveDefault?: (template: JsonValue | undefined) => Promise<FlowResult> | FlowResult;
+}
+
+/** The outcome of {@linkcode runWithPolicy}. */
+export interface PolicyOutcome {
+  /** The step's result (after the fallback, if one applied). */
+  result: FlowResult;
+  /** Attempts made (0 when the run was cancelled before the first). */
+  attempts: number;
+  /** Which fallback replaced the final failure, if any. */
+  fallback?: "skip" | "useDefault";
+}
+
+/**
+ * Runs `attempt` under `policy`: once, plus retries while the retry policy allows; each attempt
+ * limited to `policy.timeoutMs`. No delay is waited after the last attempt. When the failure is
+ * final and more than one attempt was made, or the retry budget ran out, the message says
+ * `Step '<id>' failed after N attempts: <last message>` (same code; `data` =
+ * `{attempts, error: <last error>}`), then the retry `fallback` applies.
+ *
+ * A run cancellation (the `signal`) stops at once with a `CANCELLED`/`RUN_TIMEOUT` failure and
+ * no fallback.
+ * @throws what `attempt` throws (a plugin error aborts the run, stepflow 0.8), and what
+ *   `resolveDefault` throws.
+ */
+export async function runWithPolicy(
+  attempt: AttemptFn,
+  policy: StepPolicy,
+  ctx: PolicyContext,
+): Promise<PolicyOutcome> {
+  const { stepId, signal, clock = realClock, random = Math.random } = ctx;
+  const retry = policy.retry;
+  const used: RetryUsage = { component: 0, transport: 0 };
+  let n = ctx.firstAttempt ?? 1;
+  let made = 0;
+  for (;;) {
+    if (signal?.aborted) return { result: cancellationResult(signal, stepId), attempts: made };
+    const result = await oneAttempt(attempt, n, policy, ctx, clock);
+    made++;
+    if (result.outcome !== "failed") return { result, attempts: made };
+    if (signal?.aborted) return { result: cancellationResult(signal, stepId), attempts: made };
+    if (!retry) return { result, attempts: made };
+    const decision = retryDecision(retry, result.error, used);
+    if (!decision.retry) {
+      const final = made > 1 || decision.reason === "budget_exhausted"
+        ? afterAttempts(stepId, made, result)
+        : result;
+      return await applyFallback(retry, final, made, ctx);
+    }
+    used[decision.budget]++;
+    const delayMs = backoffDelay(retry, used.component + used.transport, random);
+    ctx.onRetry?.({
+      stepId,
+      attempt: n,
+      error: result.error,
+      category: decision.category,
+      delayMs,
+    });
+    if (!(await sleep(delayMs, signal, clock))) {
+      return { result: cancellationResult(signal!, stepId), attempts: made };
+    }
+    n++;
+  }
+}
+
+async function oneAttempt(
+  attempt: AttemptFn,
+  n: number,
+  policy: StepPolicy,
+  ctx: PolicyContext,
+  clock: Clock,
+): Promise<FlowResult> {
+  let release: Release | undefined;
+  if (ctx.acquire) {
+    const waitSignal = ctx.signal ?? new AbortController().signal;
+    try {
+      release = await ctx.acquire(waitSignal);
+    } catch (e) {
+      if (ctx.signal?.aborted) return cancellationResult(ctx.signal, ctx.stepId);
+      throw e;
+    }
+  }
+  try {
+    const result = await callWithTimeout((s) => attempt(n, s), {
+      stepId: ctx.stepId,
+      timeoutMs: policy.timeoutMs,
+      signal: ctx.signal,
+      clock,
+    });
+    if (result.outcome === "success" && policy.maxOutputBytes !== undefined) {
+      return checkOutputSize(ctx.stepId, result.result, policy.maxOutputBytes) ?? result;
+    }
+    return result;
+  } finally {
+    release?.();
+  }
+}
+
+/**
+ * A non-retryable `OUTPUT_TOO_LARGE` failure when `value`'s compact JSON text is longer than
+ * `limitBytes` bytes (UTF-8), naming the step, the size and the limit; else `undefined`.
+ */
+export function checkOutputSize(
+  stepId: string,
+  value: JsonValue,
+  limitBytes: number,
+): FlowFailed | undefined {
+  const text = JSON.stringify(value) ?? "null";
+  // Cheap bound first: UTF-8 uses at most 3 bytes per UTF-16 code unit.
+  if (text.length * 3 <= limitBytes) return undefined;
+  const size = new TextEncoder().encode(text).length;
+  if (size <= limitBytes) return undefined;
+  return engineFailure(
+    "OUTPUT_TOO_LARGE",
+    `Step '${stepId}' output is ${size} bytes, over the limit of ${limitBytes} bytes ` +
+      `(raise maxOutputSize or make the component return less, e.g. a blob id)`,
+    { step: stepId, sizeBytes: size, limitBytes },
+  );
+}
+
+function afterAttempts(stepId: string, attempts: number, last: FlowFailed): FlowFailed {
+  const error: JsonValue = last.error.data === undefined
+    ? { code: last.error.code, message: last.error.message }
+    : { code: last.error.code, message: last.error.message, data: last.error.data };
+  return failed(
+    last.error.code,
+    `Step '${stepId}' failed after ${attempts} attempt${
+      attempts === 1 ? "" : "s"
+    }: ${last.error.message}`,
+    { attempts, error },
+  );
+}
+
+async function applyFallback(
+  retry: RetryPolicy,
+  final: FlowFailed,
+  attempts: number,
+  ctx: PolicyContext,
+): Promise<PolicyOutcome> {
+  const f = retry.fallback;
+  if (f.action === "skip") return { result: skipped(), attempts, fallback: "skip" };
+  if (f.action === "useDefault") {
+    const result = ctx.resolveDefault
+      ? await ctx.resolveDefault(f.defaultValue)
+      : success(f.defaultValue ?? null);
+    return { result, attempts, fallback: "useDefault" };
+  }
+  return { result: final, attempts };
+}
