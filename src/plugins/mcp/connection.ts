@@ -128,7 +128,7 @@ export class McpConnection {
       return conn;
     } catch (err) {
       // Read how the server ended before our own close() stops it.
-      const end = transport instanceof StdioTransport ? transport.exitDescription() : undefined;
+      const end = transport instanceof StdioTransport ? transport.exitReason() : undefined;
       const hints = transport instanceof StdioTransport ? transport.diagnostics() : "";
       await client.close().catch(() => {});
       await transport.close().catch(() => {});
@@ -169,7 +169,7 @@ export class McpConnection {
 function startError(err: unknown, end: string | undefined, hints: string, timeoutMs: number) {
   if (err instanceof TransportError && !end) return err;
   let what: string;
-  if (end) what = `${end} during the handshake`;
+  if (end) what = `${end} during the handshake${hints ? `; ${hints}` : ""}`;
   else if (isMcpError(err) && err.code === ErrorCode.RequestTimeout) {
     what = `did not answer the handshake within ${timeoutMs} ms${hints ? `; ${hints}` : ""}`;
   } else if (isMcpError(err) && err.code === ErrorCode.ConnectionClosed) {

@@ -24,6 +24,7 @@ import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import { PluginError, TransportError } from "../../errors.ts";
 import { type Logger, logger } from "../../log.ts";
 import { McpConnection, type McpEndpoint } from "./connection.ts";
+import { substituteEnv } from "../../config/env.ts";
 
 /**
  * Default timeout of one tool call in ms, restarted by each progress notification
@@ -220,9 +221,15 @@ export class McpPlugin implements Plugin {
 
   #restart(stale: Promise<McpConnection> | undefined): Promise<McpConnection> {
     if (this.#current !== stale) return this.#connection(); // someone else restarted it
+    let endpoint: McpEndpoint;
+    try {
+      endpoint = this.#endpoint();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const n = ++this.#starts;
     if (n > 1) this.#log.info(`starting the MCP server again (start #${n})`);
-    const p = McpConnection.open(this.#endpoint(), this.#log, this.#timeoutMs);
+    const p = McpConnection.open(endpoint, this.#log, this.#timeoutMs);
     this.#current = p;
     this.#starting.add(p);
     p.then((conn) => {
@@ -247,6 +254,11 @@ export class McpPlugin implements Plugin {
     return p;
   }
 
+  /**
+   * Where the server is; stdio `args` and `env` values get env substitution (0.8 §2.5, with the
+   * shell meaning of `${VAR:-default}`).
+   * @throws {TransportError} naming an unset variable.
+   */
   #endpoint(): McpEndpoint {
     const c = this.#config;
     if (c.url !== undefined) return { kind: "http", url: c.url };
@@ -257,8 +269,8 @@ export class McpPlugin implements Plugin {
     return {
       kind: "stdio",
       command,
-      args: c.args,
-      env: c.env,
+      args: c.args.map(substitute),
+      env: Object.fromEntries(Object.entries(c.env).map(([k, v]) => [k, substitute(v)])),
       cwd: this.#workingDirectory,
     };
   }
@@ -368,6 +380,15 @@ export class McpPlugin implements Plugin {
       default:
         return contentSchema;
     }
+  }
+}
+
+/** Env substitution against the engine's environment. @throws {TransportError} */
+function substitute(text: string): string {
+  try {
+    return substituteEnv(text, (name) => Deno.env.get(name));
+  } catch (err) {
+    throw new TransportError((err as Error).message, { cause: err });
   }
 }
 

@@ -160,13 +160,18 @@ export class StdioTransport implements Transport {
    * plus the last stderr line and any non-JSON stdout lines. Undefined while it runs.
    */
   exitDescription(): string | undefined {
+    const reason = this.exitReason();
+    if (reason === undefined) return undefined;
+    const hints = this.diagnostics();
+    return hints ? `${reason}; ${hints}` : reason;
+  }
+
+  /** `exited with code 3`, `was killed by SIGKILL`, ...; undefined while the server runs. */
+  exitReason(): string | undefined {
     const s = this.#status;
     if (!s) return undefined;
-    let text = this.#killReason ??
+    return this.#killReason ??
       (s.signal ? `was killed by ${s.signal}` : `exited with code ${s.code}`);
-    const hints = this.diagnostics();
-    if (hints) text += `; ${hints}`;
-    return text;
   }
 
   /** What the server printed that may explain a failure: stderr tail and junk stdout lines. */

@@ -1,0 +1,213 @@
+/**
+ * MCP plugin faults, with the fixture server of tests/fixtures/mcp/fault_server.ts: a missing
+ * binary, a server that exits at start or mid-call, junk on stdout, timeouts and cancellation,
+ * restart on the next call, concurrency, and no process left behind.
+ * @module
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "../../_assert.ts";
+import { faultConfig, processExists, startPlugin, stepCtx } from "./_helpers.ts";
+import type { FlowResult } from "../../../src/flow/flow_result.ts";
+import { PluginError } from "../../../src/errors.ts";
+
+function errorOf(r: FlowResult) {
+  if (r.outcome !== "failed") throw new Error(`expected failed, got ${JSON.stringify(r)}`);
+  return r.error;
+}
+
+function textOf(r: FlowResult): string {
+  if (r.outcome !== "success") throw new Error(`expected success, got ${JSON.stringify(r)}`);
+  return (r.result as { text: string }[])[0].text;
+}
+
+Deno.test("McpPlugin: a missing binary fails the step with ENOENT and the plugin name", async () => {
+  await using s = await startPlugin({ type: "mcp", command: "no-such-mcp-server-xyz" }, "ghost");
+  assertStringIncludes(s.log.lines.join("\n"), "not found (ENOENT)");
+  for (let i = 0; i < 2; i++) { // each call tries again, and fails the same way
+    const e = errorOf(await s.plugin.execute("/anything", {}, stepCtx()));
+    assertEquals(e.code, 503);
+    assertStringIncludes(e.message, "MCP plugin 'ghost': server 'no-such-mcp-server-xyz' failed");
+    assertStringIncludes(e.message, "cannot start 'no-such-mcp-server-xyz': not found (ENOENT)");
+  }
+  let thrown: unknown;
+  await s.plugin.listComponents().catch((e) => thrown = e);
+  assert(thrown instanceof PluginError, "listComponents should throw a PluginError");
+});
+
+Deno.test("McpPlugin: a server that exits at start fails the step with its exit code and stderr", async () => {
+  await using s = await startPlugin(faultConfig("exit-at-start"), "early");
+  const e = errorOf(await s.plugin.execute("/echo", { text: "x" }, stepCtx()));
+  assertEquals(e.code, 503);
+  assertStringIncludes(e.message, "MCP plugin 'early': server '");
+  assertStringIncludes(
+    e.message,
+    "exited with code 3 during the handshake; stderr: fatal: config missing",
+  );
+});
+
+Deno.test("McpPlugin: a program that is not an MCP server is reported with what it wrote", async () => {
+  await using s = await startPlugin(faultConfig("not-mcp"), "notmcp");
+  const e = errorOf(await s.plugin.execute("/echo", { text: "x" }, stepCtx()));
+  assertEquals(e.code, 503);
+  assertStringIncludes(e.message, "exited with code 0 during the handshake");
+  assertStringIncludes(e.message, `non-JSON on stdout`);
+  assertStringIncludes(e.message, `"hello, I am not an MCP server"`);
+});
+
+Deno.test("McpPlugin: a server that exits mid-call fails that step; the next call restarts it", async () => {
+  await using s = await startPlugin(faultConfig(), "crashy");
+  const pid1 = textOf(await s.plugin.execute("/pid", {}, stepCtx()));
+  const e = errorOf(await s.plugin.execute("/crash", {}, stepCtx()));
+  assertEquals(e.code, 503);
+  assertStringIncludes(e.message, "Tool 'crash' of MCP plugin 'crashy' failed: the server '");
+  assertStringIncludes(e.message, "exited with code 7; stderr: crashing on purpose");
+  const pid2 = textOf(await s.plugin.execute("/pid", {}, stepCtx()));
+  assert(pid1 !== pid2, "expected a new server process");
+  assert(!processExists(Number(pid1)), "the crashed server must be reaped");
+  assertStringIncludes(s.log.lines.join("\n"), "it will be started again on the next call");
+});
+
+Deno.test("McpPlugin: calls in flight when the server dies all fail; later calls succeed", async () => {
+  await using s = await startPlugin(faultConfig(), "crashy");
+  const hanging = Array.from({ length: 5 }, () => s.plugin.execute("/hang", {}, stepCtx()));
+  const crash = s.plugin.execute("/crash", {}, stepCtx());
+  for (const r of await Promise.all([...hanging, crash])) {
+    assertStringIncludes(errorOf(r).message, "exited with code 7");
+  }
+  assertEquals(textOf(await s.plugin.execute("/echo", { text: "back" }, stepCtx())), "back");
+});
+
+Deno.test("McpPlugin: a non-JSON banner on stdout is logged and skipped", async () => {
+  await using s = await startPlugin(faultConfig("junk-banner"), "chatty");
+  assertEquals(textOf(await s.plugin.execute("/echo", { text: "fine" }, stepCtx())), "fine");
+  assertStringIncludes(
+    s.log.lines.join("\n"),
+    `[warn] non-JSON-RPC line on stdout ignored: "Server starting..."`,
+  );
+});
+
+Deno.test("McpPlugin: junk instead of a response fails the step at its timeout, showing the junk", async () => {
+  await using s = await startPlugin(faultConfig("ok", { timeout: "300ms" }), "junky");
+  const e = errorOf(await s.plugin.execute("/junk", {}, stepCtx()));
+  assertEquals(e.code, 504);
+  assertStringIncludes(e.message, "Tool 'junk' of MCP plugin 'junky' timed out after 300 ms");
+  assertStringIncludes(e.message, `non-JSON on stdout`);
+  assertStringIncludes(e.message, `"this is not JSON"`);
+});
+
+Deno.test("McpPlugin: a call times out after the plugin timeout, or the step's when set", async () => {
+  await using s = await startPlugin(faultConfig("ok", { timeout: "200ms" }), "slow");
+  const e = errorOf(await s.plugin.execute("/hang", {}, stepCtx()));
+  assertEquals(e.code, 504);
+  assertStringIncludes(e.message, "Tool 'hang' of MCP plugin 'slow' timed out after 200 ms");
+  // a per-step timeout wins over the plugin's 200 ms
+  const r = await s.plugin.execute(
+    "/progress",
+    { count: 1, everyMs: 400 },
+    stepCtx({ timeoutMs: 5000 }),
+  );
+  assertEquals(textOf(r), "done");
+});
+
+Deno.test("McpPlugin: a timed-out call is cancelled with notifications/cancelled", async () => {
+  await using s = await startPlugin(
+    faultConfig("ok", { timeout: "200ms", output: "structured" }),
+    "slow",
+  );
+  errorOf(await s.plugin.execute("/hang", {}, stepCtx()));
+  const r = await s.plugin.execute("/cancelled", {}, stepCtx());
+  assert(r.outcome === "success");
+  const ids = (r.result as { ids: unknown[] }).ids;
+  assertEquals(ids.length, 1);
+});
+
+Deno.test("McpPlugin: progress notifications extend a short timeout", async () => {
+  await using s = await startPlugin(faultConfig("ok", { timeout: "300ms" }), "prog");
+  // 8 notifications 60 ms apart: 480 ms in all, never 300 ms without news
+  const r = await s.plugin.execute("/progress", { count: 8, everyMs: 60 }, stepCtx());
+  assertEquals(textOf(r), "done");
+});
+
+Deno.test("McpPlugin: an aborted step signal cancels the call", async () => {
+  await using s = await startPlugin(faultConfig("ok", { output: "structured" }), "abort");
+  const ac = new AbortController();
+  const p = s.plugin.execute("/hang", {}, stepCtx({ signal: ac.signal }));
+  // the server reads lines in order: once echo is answered, it has the hang call
+  assertEquals(textOf(await s.plugin.execute("/echo", { text: "x" }, stepCtx())), "x");
+  ac.abort(new Error("run cancelled"));
+  const e = errorOf(await p);
+  assertEquals(e.code, 410);
+  assertEquals(e.message, "Tool 'hang' of MCP plugin 'abort' was cancelled: run cancelled");
+  const r = await s.plugin.execute("/cancelled", {}, stepCtx());
+  assert(r.outcome === "success");
+  assertEquals((r.result as { ids: unknown[] }).ids.length, 1);
+});
+
+Deno.test("McpPlugin: 20 calls are in flight on one server at once", async () => {
+  await using s = await startPlugin(faultConfig(), "par");
+  // each barrier call answers only once all 20 are open on the server at the same time
+  const rs = await Promise.all(
+    Array.from({ length: 20 }, () => s.plugin.execute("/barrier", { n: 20 }, stepCtx())),
+  );
+  for (const r of rs) assertEquals(textOf(r), "released");
+});
+
+Deno.test("McpPlugin: maxConcurrency bounds the calls in flight", async () => {
+  await using s = await startPlugin(
+    faultConfig("ok", { maxConcurrency: 2, timeout: "300ms" }),
+    "lim",
+  );
+  // 3 barrier calls need 3 open at once: with at most 2 in flight the first two time out
+  const rs = await Promise.all(
+    Array.from({ length: 3 }, () => s.plugin.execute("/barrier", { n: 3 }, stepCtx())),
+  );
+  assertEquals(rs.filter((r) => r.outcome === "failed").length >= 2, true);
+});
+
+Deno.test("McpPlugin: a tool the server does not have throws a PluginError listing the tools", async () => {
+  await using s = await startPlugin(faultConfig(), "srv");
+  let thrown: unknown;
+  await s.plugin.execute("/nope", {}, stepCtx()).catch((e) => thrown = e);
+  assert(thrown instanceof PluginError);
+  assertMatch(
+    (thrown as Error).message,
+    /MCP plugin 'srv' has no tool 'nope'.*its tools: echo, pid/,
+  );
+});
+
+Deno.test("McpPlugin: a non-object input fails before the call", async () => {
+  await using s = await startPlugin(faultConfig(), "srv");
+  const e = errorOf(await s.plugin.execute("/pid", "text", stepCtx()));
+  assertEquals(e.code, 400);
+});
+
+Deno.test("McpPlugin.close() leaves no server process behind", async () => {
+  const s = await startPlugin(faultConfig(), "srv");
+  const pid = Number(textOf(await s.plugin.execute("/pid", {}, stepCtx())));
+  assert(processExists(pid));
+  const hanging = s.plugin.execute("/hang", {}, stepCtx());
+  await s.plugin.close();
+  assert(!processExists(pid), `server ${pid} still running after close()`);
+  assertEquals((await hanging).outcome, "failed");
+  await s.plugin.close(); // twice is fine
+  const e = errorOf(await s.plugin.execute("/pid", {}, stepCtx()));
+  assertStringIncludes(e.message, "the plugin is closed");
+});
+
+Deno.test("McpPlugin: args and env get env substitution; the server inherits the environment", async () => {
+  Deno.env.set("STEPFLOW_MCP_TEST_MODE", "junk-banner");
+  try {
+    await using s = await startPlugin(
+      {
+        ...faultConfig("${STEPFLOW_MCP_TEST_MODE}"),
+      },
+      "subst",
+    );
+    assertEquals(textOf(await s.plugin.execute("/echo", { text: "y" }, stepCtx())), "y");
+    assertStringIncludes(s.log.lines.join("\n"), "Server starting...");
+  } finally {
+    Deno.env.delete("STEPFLOW_MCP_TEST_MODE");
+  }
+  await using u = await startPlugin(faultConfig("${STEPFLOW_MCP_UNSET_XYZ}"), "unset");
+  const e = errorOf(await u.plugin.execute("/echo", { text: "y" }, stepCtx()));
+  assertStringIncludes(e.message, "STEPFLOW_MCP_UNSET_XYZ");
+});
