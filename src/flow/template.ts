@@ -344,7 +344,14 @@ function resolveRef(ref: CompiledRef, scope: ResolveScope): FlowResult {
     }
   }
   if (base.outcome === "success" && ref.path) {
-    base = { outcome: "success", result: applyPath(base.result, ref.path) };
+    try {
+      base = { outcome: "success", result: applyPath(base.result, ref.path) };
+    } catch (e) {
+      if (e instanceof TemplateError && e.at.length === 0) {
+        throw new TemplateError(e.message, ref.at);
+      }
+      throw e;
+    }
   }
   if (base.outcome === "skipped" && ref.skipDefault) {
     return { outcome: "success", result: ref.skipDefault.value };

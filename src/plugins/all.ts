@@ -4,3 +4,5 @@
  * @module
  */
 import "./mcp/plugin.ts";
+import "./builtin/plugin.ts";
+import "./mock/plugin.ts";

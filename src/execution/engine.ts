@@ -1,0 +1,347 @@
+/**
+ * The engine: plugins, router and state store of one config, and runs of flows on them.
+ *
+ * ```ts ignore
+ * const engine = await Engine.create(loadedConfig);
+ * try {
+ *   const result = await engine.run(flow, { topic: "stepflow" });
+ * } finally {
+ *   await engine.close();
+ * }
+ * ```
+ * @module
+ */
+import type { Flow } from "../flow/model.ts";
+import type { LoadedConfig } from "../config/model.ts";
+import { isJsonObject, type JsonObject, type JsonValue } from "../json/exact_json.ts";
+import { failedFromExecutionError, type FlowResult } from "../flow/flow_result.ts";
+import { describeError, ExecutionError } from "../errors.ts";
+import type {
+  BatchDetails,
+  BatchOutputInfo,
+  Blob,
+  EngineServices,
+  Plugin,
+} from "../plugins/plugin.ts";
+import { createPlugin } from "../plugins/registry.ts";
+import "../plugins/all.ts";
+import { logger } from "../log.ts";
+import type { StateStore } from "../state/store.ts";
+import { nowRfc3339 } from "../state/store.ts";
+import { createStateStore } from "../state/create.ts";
+import { compileFlow } from "./compile.ts";
+import { executeFlow, type StepRunner } from "./executor.ts";
+import { applyOverrides } from "./overrides.ts";
+import {
+  type ComponentResolver,
+  makeScope,
+  type RoutedComponent,
+  type RunContext,
+} from "./run_context.ts";
+import { runStep } from "./run_step.ts";
+import { BatchManager } from "./batch.ts";
+import { flowFromJson, flowIdOf, flowToJson } from "./flow_id.ts";
+import { Router } from "../config/router.ts";
+
+/** A flow as loaded from a file (src/flow/load.ts): the model plus where it came from. */
+export interface FlowLike {
+  flow: Flow;
+}
+
+/** Options of {@linkcode Engine.create}. */
+export interface EngineOptions {
+  /** Use this store instead of the config's `stateStore`. The engine closes it. */
+  store?: StateStore;
+  /** Runs each step; {@linkcode runStep} by default (issue 5 wraps it with retries/timeouts). */
+  stepRunner?: StepRunner;
+}
+
+/** Options of {@linkcode Engine.run}. */
+export interface RunOptions {
+  /** Run variables (§1.8); `$from: {variable}` reads them. */
+  variables?: Record<string, JsonValue> | ReadonlyMap<string, JsonValue>;
+  /** Step overrides (§1.7). */
+  overrides?: JsonValue;
+  /** Cancels the run: in-flight steps are told to stop and the result is `failed` (410). */
+  signal?: AbortSignal;
+  /** Run id to use (hyphenated UUID); a new one by default. */
+  runId?: string;
+  /** The run that started this one (nested runs). */
+  parentRunId?: string;
+}
+
+const log = logger("engine");
+
+/** Plugins, router and state store of one config; runs flows. */
+export class Engine {
+  readonly config: LoadedConfig;
+  readonly store: StateStore;
+  /** Plugins by config name, in config order. */
+  readonly plugins: ReadonlyMap<string, Plugin>;
+  #resolver: ComponentResolver;
+  #stepRunner: StepRunner;
+  #batches: BatchManager;
+  #flowsById = new Map<string, Flow>();
+  #closed = false;
+  #services: EngineServices;
+
+  private constructor(
+    config: LoadedConfig,
+    store: StateStore,
+    plugins: Map<string, Plugin>,
+    router: Router,
+    options: EngineOptions,
+  ) {
+    this.config = config;
+    this.store = store;
+    this.plugins = plugins;
+    this.#stepRunner = options.stepRunner ?? runStep;
+    this.#batches = new BatchManager(store);
+    const cache = new Map<string, RoutedComponent>();
+    this.#resolver = {
+      resolve: (component: string, input: JsonValue): RoutedComponent => {
+        const r = router.resolve(component, input);
+        const key = `${r.plugin}\0${r.component}`;
+        let routed = cache.get(key);
+        if (routed === undefined) {
+          const plugin = plugins.get(r.plugin);
+          if (!plugin) throw new Error(`Route for ${component} names unknown plugin '${r.plugin}'`);
+          routed = { plugin, component: r.component };
+          cache.set(key, routed);
+        }
+        return routed;
+      },
+    };
+    this.#services = this.#makeServices(undefined, undefined);
+  }
+
+  /**
+   * Creates the state store and starts every plugin of `config` (in parallel).
+   * @throws {Error} when a plugin cannot be created or started (the others are closed first), or
+   * the state store cannot be opened.
+   */
+  static async create(config: LoadedConfig, options: EngineOptions = {}): Promise<Engine> {
+    const store = options.store ??
+      createStateStore(config.config.stateStore, config.workingDirectory);
+    const plugins = new Map<string, Plugin>();
+    let router: Router;
+    try {
+      router = new Router(config.config);
+      for (const [name, pc] of Object.entries(config.config.plugins ?? {})) {
+        plugins.set(name, createPlugin(name, pc));
+      }
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+    const engine = new Engine(config, store, plugins, router, options);
+    const results = await Promise.allSettled(
+      [...plugins.values()].map((p) =>
+        p.init({
+          name: p.name,
+          workingDirectory: config.workingDirectory,
+          engine: engine.#services,
+          log: logger(p.name),
+        })
+      ),
+    );
+    const failures = results.flatMap((r, i) =>
+      r.status === "rejected"
+        ? [`plugin '${[...plugins.keys()][i]}': ${describeError(r.reason)}`]
+        : []
+    );
+    if (failures.length > 0) {
+      await engine.close();
+      throw new Error(`Failed to start plugins: ${failures.join("; ")}`);
+    }
+    return engine;
+  }
+
+  /** Engine services not tied to a run (what plugins get at init). */
+  get services(): EngineServices {
+    return this.#services;
+  }
+
+  /**
+   * Runs `flow` on `input` and returns its FlowResult. Never throws for problems of the flow or
+   * its steps: those become `failed` results (code 500 with `data.stack`, 400 for bad overrides).
+   * The run and its step results are recorded in the state store.
+   */
+  async run(
+    flow: Flow | FlowLike,
+    input: JsonValue,
+    options: RunOptions = {},
+  ): Promise<FlowResult> {
+    const f: Flow = isFlowLike(flow) ? flow.flow : flow;
+    const runId = options.runId ?? crypto.randomUUID();
+    const flowId = flowIdOf(f);
+    this.store.createRun({
+      runId,
+      flowId,
+      flowName: f.name,
+      status: "running",
+      input,
+      overrides: options.overrides,
+      createdAt: nowRfc3339(),
+      parentRunId: options.parentRunId,
+    });
+    const result = await this.#execute(f, flowId, runId, input, options);
+    this.store.completeRun(runId, result.outcome === "success" ? "completed" : "failed", result);
+    return result;
+  }
+
+  async #execute(
+    flow: Flow,
+    flowId: string,
+    runId: string,
+    input: JsonValue,
+    options: RunOptions,
+  ): Promise<FlowResult> {
+    let compiled;
+    try {
+      compiled = compileFlow(applyOverrides(flow, options.overrides));
+    } catch (e) {
+      if (e instanceof ExecutionError) return failedFromExecutionError(e);
+      throw e;
+    }
+    const controller = new AbortController();
+    const outer = options.signal;
+    const onOuterAbort = () => controller.abort(outer?.reason);
+    if (outer) {
+      if (outer.aborted) controller.abort(outer.reason);
+      else outer.addEventListener("abort", onOuterAbort, { once: true });
+    }
+    const variables = options.variables instanceof Map
+      ? options.variables
+      : new Map(Object.entries(options.variables ?? {}));
+    const results: (FlowResult | undefined)[] = new Array(compiled.steps.length);
+    const run: RunContext = {
+      runId,
+      flowId,
+      compiled,
+      input,
+      variables,
+      results,
+      scope: makeScope(compiled, input, results, variables),
+      signal: controller.signal,
+      services: this.#makeServices(runId, controller.signal),
+      resolver: this.#resolver,
+      store: this.store,
+      log,
+    };
+    try {
+      return await executeFlow(run, (reason) => controller.abort(reason), this.#stepRunner);
+    } finally {
+      outer?.removeEventListener("abort", onOuterAbort);
+      if (!controller.signal.aborted) controller.abort(new Error("run finished"));
+    }
+  }
+
+  /** Stores `flow` as a flow blob and returns its id (also remembering the parsed flow). */
+  storeFlow(flow: Flow): string {
+    const id = this.store.putBlob(flowToJson(flow), "flow");
+    this.#flowsById.set(id, flow);
+    return id;
+  }
+
+  /**
+   * The flow stored under `flowId`.
+   * @throws {Error} `Not found: flow with ID '<id>'` when no flow blob has that id.
+   */
+  async getFlow(flowId: string): Promise<Flow> {
+    const known = this.#flowsById.get(flowId);
+    if (known) return known;
+    const blob = await this.store.getBlob(flowId);
+    if (!blob || blob.blobType !== "flow") throw new Error(`Not found: flow with ID '${flowId}'`);
+    const flow = flowFromJson(blob.data);
+    this.#flowsById.set(flowId, flow);
+    return flow;
+  }
+
+  #makeServices(runId: string | undefined, signal: AbortSignal | undefined): EngineServices {
+    const putBlob = (data: JsonValue, blobType: "data" | "flow"): Promise<string> => {
+      if (blobType === "flow") {
+        let flow: Flow;
+        try {
+          flow = flowFromJson(data);
+        } catch (e) {
+          return Promise.reject(new Error(`Invalid flow blob: ${describeError(e)}`, { cause: e }));
+        }
+        return Promise.resolve(this.storeFlow(flow));
+      }
+      return Promise.resolve(this.store.putBlob(data, "data"));
+    };
+    const getBlob = async (blobId: string): Promise<Blob> => {
+      const b = await this.store.getBlob(blobId);
+      if (!b) throw new Error(`Blob not found: ${blobId}`);
+      return { data: b.data, blobType: b.blobType };
+    };
+    const evaluateFlow = async (
+      flowId: string,
+      input: JsonValue,
+      options: { overrides?: JsonValue; parentRunId?: string; signal?: AbortSignal } = {},
+    ): Promise<FlowResult> => {
+      const flow = await this.getFlow(flowId);
+      return this.run(flow, input, {
+        overrides: options.overrides,
+        parentRunId: options.parentRunId ?? runId,
+        signal: options.signal ?? signal,
+      });
+    };
+    const getMetadata = async (
+      flowId: string,
+      stepId?: string,
+    ): Promise<{ flow_metadata: JsonObject; step_metadata?: JsonObject | null }> => {
+      const flow = await this.getFlow(flowId);
+      const flowMetadata = (isJsonObject(flow.metadata) ? flow.metadata : {}) as JsonObject;
+      if (stepId === undefined) return { flow_metadata: flowMetadata };
+      const step = (flow.steps ?? []).find((s) => s.id === stepId);
+      if (!step) throw new Error(`Not found: step with ID '${stepId}'`);
+      return {
+        flow_metadata: flowMetadata,
+        step_metadata: (isJsonObject(step.metadata) ? step.metadata : {}) as JsonObject,
+      };
+    };
+    const submitBatch = async (
+      flowId: string,
+      inputs: JsonValue[],
+      options: { overrides?: JsonValue; maxConcurrency?: number } = {},
+    ): Promise<{ batch_id: string; total_runs: number }> => {
+      const flow = await this.getFlow(flowId);
+      return this.#batches.submit(
+        flowId,
+        flow.name,
+        inputs,
+        (input, itemRunId) =>
+          this.run(flow, input, {
+            runId: itemRunId,
+            parentRunId: runId,
+            signal,
+            overrides: options.overrides,
+          }),
+        options.maxConcurrency,
+      );
+    };
+    const getBatch = (
+      batchId: string,
+      options?: { wait?: boolean; includeResults?: boolean },
+    ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }> =>
+      this.#batches.get(batchId, options);
+    return { putBlob, getBlob, evaluateFlow, getMetadata, submitBatch, getBatch };
+  }
+
+  /** Stops every plugin and closes the state store; safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const results = await Promise.allSettled([...this.plugins.values()].map((p) => p.close()));
+    for (const r of results) {
+      if (r.status === "rejected") log.warn(`closing a plugin failed: ${describeError(r.reason)}`);
+    }
+    await this.store.close();
+  }
+}
+
+function isFlowLike(f: Flow | FlowLike): f is FlowLike {
+  return !("schema" in f) && "flow" in f;
+}

@@ -1,0 +1,34 @@
+/**
+ * Flow ids and flow blobs (stepflow 0.8 §9): the id of a flow is the blob id of its normalised
+ * serialisation, computed once per flow object.
+ * @module
+ */
+import type { Flow } from "../flow/model.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import { blobId } from "../state/blob_id.ts";
+import { parseFlowValue, serializeFlow } from "../flow/load.ts";
+
+const ids = new WeakMap<Flow, string>();
+
+/** The flow id (64 hex) of `flow`: SHA-256 of its normalised compact JSON. */
+export function flowIdOf(flow: Flow): string {
+  let id = ids.get(flow);
+  if (id === undefined) {
+    id = blobId(serializeFlow(flow));
+    ids.set(flow, id);
+  }
+  return id;
+}
+
+/** The normalised JSON form of a flow (what a flow blob holds). */
+export function flowToJson(flow: Flow): JsonValue {
+  return serializeFlow(flow);
+}
+
+/**
+ * Parses a flow value (a flow blob's data, an inline `/map` workflow).
+ * @throws {Error} naming what is wrong when the value is not a valid flow.
+ */
+export function flowFromJson(value: JsonValue): Flow {
+  return parseFlowValue(value).flow;
+}

@@ -1,0 +1,75 @@
+/**
+ * Strict input checks for built-ins (stepflow 0.8 parses built-in inputs with serde: a wrong
+ * shape is a plugin error that aborts the run).
+ * @module
+ */
+import {
+  isJsonObject,
+  isNumber,
+  type JsonObject,
+  type JsonValue,
+  toNumber,
+} from "../../json/exact_json.ts";
+import { PluginError } from "../../errors.ts";
+
+/** A PluginError `invalid input` whose attachment names the component and what is wrong. */
+export function invalidInput(component: string, detail: string): PluginError {
+  return new PluginError("invalid input", [`Invalid input for ${component}: ${detail}`]);
+}
+
+/** The input as an object. @throws {PluginError} when it is not one. */
+export function objectInput(component: string, input: JsonValue): JsonObject {
+  if (!isJsonObject(input)) {
+    throw invalidInput(component, `expected an object, got ${typeName(input)}`);
+  }
+  return input;
+}
+
+/** A required string field. @throws {PluginError} when missing or not a string. */
+export function requireString(component: string, o: JsonObject, key: string): string {
+  const v = o[key];
+  if (typeof v !== "string") {
+    throw invalidInput(
+      component,
+      v === undefined
+        ? `missing field \`${key}\``
+        : `\`${key}\` must be a string, got ${typeName(v)}`,
+    );
+  }
+  return v;
+}
+
+/** An optional string field (absent or null → undefined). @throws {PluginError} otherwise. */
+export function optionalString(component: string, o: JsonObject, key: string): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") {
+    throw invalidInput(component, `\`${key}\` must be a string, got ${typeName(v)}`);
+  }
+  return v;
+}
+
+/** An optional non-negative integer field. @throws {PluginError} otherwise. */
+export function optionalUint(component: string, o: JsonObject, key: string): number | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (!isNumber(v) || !Number.isInteger(toNumber(v)) || toNumber(v) < 0) {
+    throw invalidInput(component, `\`${key}\` must be a non-negative integer, got ${typeName(v)}`);
+  }
+  return toNumber(v);
+}
+
+/** A required field of any value. @throws {PluginError} when missing. */
+export function requireField(component: string, o: JsonObject, key: string): JsonValue {
+  if (!Object.hasOwn(o, key)) throw invalidInput(component, `missing field \`${key}\``);
+  return o[key];
+}
+
+/** A short type name for messages. */
+export function typeName(v: JsonValue | undefined): string {
+  if (v === undefined) return "nothing";
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (isNumber(v)) return "a number";
+  return `a ${typeof v}`;
+}

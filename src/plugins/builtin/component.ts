@@ -1,0 +1,24 @@
+/**
+ * The shape of a built-in component (stepflow 0.8 §4).
+ * @module
+ */
+import type { JsonValue } from "../../json/exact_json.ts";
+import type { FlowResult } from "../../flow/flow_result.ts";
+import type { ComponentInfo, ExecuteContext } from "../plugin.ts";
+
+/** What a built-in gets besides its input. */
+export interface BuiltinEnv {
+  /** Directory relative paths resolve against (config `workingDirectory`). */
+  workingDirectory: string;
+}
+
+/** One built-in component. */
+export interface BuiltinComponent {
+  info: ComponentInfo;
+  /**
+   * Runs the component.
+   * @throws {PluginError} `invalid input` (with the detail as attachment) or another failure; as
+   * in 0.8 this aborts the run.
+   */
+  execute(input: JsonValue, ctx: ExecuteContext, env: BuiltinEnv): Promise<FlowResult>;
+}

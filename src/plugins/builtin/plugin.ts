@@ -1,0 +1,68 @@
+/**
+ * The built-in plugin (`{type: builtin}`, stepflow 0.8 §4): `/create_messages`, `/put_blob`,
+ * `/get_blob`, `/load_file`, `/eval`, `/map`, `/iterate`. Components are named without a prefix;
+ * route them with e.g. `"/builtin/{*component}": [{plugin: builtin}]`.
+ * @module
+ */
+import type { JsonValue } from "../../json/exact_json.ts";
+import type { FlowResult } from "../../flow/flow_result.ts";
+import { PluginError } from "../../errors.ts";
+import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";
+import { registerPluginType } from "../registry.ts";
+import type { BuiltinComponent, BuiltinEnv } from "./component.ts";
+import { createMessages } from "./create_messages.ts";
+import { putBlob } from "./put_blob.ts";
+import { getBlob } from "./get_blob.ts";
+import { loadFile } from "./load_file.ts";
+import { evalComponent } from "./eval.ts";
+import { mapComponent } from "./map.ts";
+import { iterateComponent } from "./iterate.ts";
+
+/** Every built-in component by name. Other modules (e.g. `/openai`) may add to it. */
+export const BUILTIN_COMPONENTS: Map<string, BuiltinComponent> = new Map(
+  [createMessages, putBlob, getBlob, loadFile, evalComponent, mapComponent, iterateComponent].map(
+    (c) => [c.info.component, c],
+  ),
+);
+
+/** The `builtin` plugin. */
+export class BuiltinPlugin implements Plugin {
+  readonly type = "builtin";
+  #env: BuiltinEnv = { workingDirectory: "." };
+
+  constructor(readonly name: string) {}
+
+  init(ctx: PluginInitContext): Promise<void> {
+    this.#env = { workingDirectory: ctx.workingDirectory };
+    return Promise.resolve();
+  }
+
+  listComponents(): Promise<ComponentInfo[]> {
+    return Promise.resolve([...BUILTIN_COMPONENTS.values()].map((c) => c.info));
+  }
+
+  /** @throws {PluginError} for an unknown component or invalid input. */
+  execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
+    const c = BUILTIN_COMPONENTS.get(component);
+    if (!c) {
+      return Promise.reject(
+        new PluginError("error executing builtin component", [
+          `Unknown builtin component '${component}' (known: ${
+            [...BUILTIN_COMPONENTS.keys()].join(", ")
+          }); with a "/{*component}" route write "/eval", not "/builtin/eval"`,
+        ]),
+      );
+    }
+    try {
+      return c.execute(input, ctx, this.#env);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+registerPluginType("builtin", (name) => new BuiltinPlugin(name));
