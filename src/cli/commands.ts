@@ -4,11 +4,13 @@
  * @module
  */
 import type { Command } from "commander";
+import * as permissions from "./permissions.ts";
 
 /** Sets the process exit code from inside an action. */
 export type SetExit = (code: number) => void;
 
 /** Adds every subcommand to `program`. */
-export function registerCommands(_program: Command, _setExit: SetExit): void {
+export function registerCommands(program: Command, setExit: SetExit): void {
   // Subcommands register here: run, test, validate, list-components, ...
+  permissions.register(program, setExit);
 }

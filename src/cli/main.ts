@@ -7,8 +7,9 @@
  * @module
  */
 import { Command, CommanderError } from "commander";
-import { EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
 import { describeError } from "../errors.ts";
+import { permissionHint } from "../permissions/hint.ts";
 import { registerCommands } from "./commands.ts";
 
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */
@@ -21,11 +22,21 @@ export async function main(args: string[]): Promise<number> {
     .configureOutput({
       writeOut: (s) => writeStdout(s),
       writeErr: (s) => writeStderr(s),
+      // No colours: commander would otherwise read NO_COLOR/FORCE_COLOR/CLICOLOR_FORCE, each
+      // needing its own --allow-env.
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
     });
   registerCommands(program, (code) => exitCode = code);
+  const removeGuard = _guardUnhandledPermissionErrors();
   try {
     await program.parseAsync(args, { from: "user" });
   } catch (err) {
+    const hint = permissionHint(err);
+    if (hint) {
+      writeStderr(`error: ${hint}\n`);
+      return EXIT_PERMISSION;
+    }
     if (err instanceof CommanderError) {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
       if (err.code === "commander.help") return 0;
@@ -33,8 +44,34 @@ export async function main(args: string[]): Promise<number> {
     }
     writeStderr(`error: ${describeError(err)}\n`);
     return EXIT_INVALID;
+  } finally {
+    removeGuard();
   }
   return exitCode;
+}
+
+/**
+ * While a command runs, a missing Deno permission that surfaces outside its promise chain (an
+ * unhandled rejection or uncaught error in a plugin's background task) ends the process with
+ * the one-line hint and {@linkcode EXIT_PERMISSION} instead of a stack trace. Other errors keep
+ * Deno's default handling. Returns the function that removes the guard.
+ */
+function _guardUnhandledPermissionErrors(): () => void {
+  const onError = (reason: unknown, ev: Event) => {
+    const hint = permissionHint(reason);
+    if (!hint) return;
+    ev.preventDefault();
+    writeStderr(`error: ${hint}\n`);
+    Deno.exit(EXIT_PERMISSION);
+  };
+  const onRejection = (ev: PromiseRejectionEvent) => onError(ev.reason, ev);
+  const onUncaught = (ev: ErrorEvent) => onError(ev.error, ev);
+  globalThis.addEventListener("unhandledrejection", onRejection);
+  globalThis.addEventListener("error", onUncaught);
+  return () => {
+    globalThis.removeEventListener("unhandledrejection", onRejection);
+    globalThis.removeEventListener("error", onUncaught);
+  };
 }
 
 /** Writes text to stdout, all of it. */

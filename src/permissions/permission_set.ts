@@ -53,7 +53,7 @@ export class PermissionSet {
    * The `deno run` flags, one string each: `--no-prompt` (a missing permission fails with a
    * message instead of an interactive prompt), then `--allow-read=a,b`, `--allow-write=...`,
    * `--allow-net=...`, `--allow-env=...`, `--allow-run=...` for the kinds that are not empty.
-   * Paths under `cwd` print relative to it (`./x`), others absolute; a path inside another
+   * Paths print relative to `cwd` (`./x`, `../x` when shorter) or absolute; a path inside another
    * listed directory is dropped. Values are sorted; tokens are shell-quoted when needed.
    * Deno flags separate values with commas, so a value containing a comma cannot be scoped:
    * that kind is then printed without a value (all), and a note says so.
@@ -88,10 +88,14 @@ function _dropNested(paths: string[]): string[] {
   );
 }
 
-/** `./rel` for a path under `cwd`, `.` for `cwd` itself, else the absolute path. */
+/**
+ * `./rel` for a path under `cwd`, `.` for `cwd` itself, `../rel` when shorter than the absolute
+ * path, else the absolute path. Deno resolves relative flag values against its cwd.
+ */
 function _displayPath(p: string, cwd: string): string {
   const rel = relative(cwd, p);
   if (rel === "") return ".";
-  if (rel.startsWith("..") || isAbsolute(rel)) return p;
+  if (isAbsolute(rel)) return p;
+  if (rel.startsWith("..")) return rel.length < p.length ? rel : p;
   return `.${sep}${rel}`;
 }
