@@ -117,8 +117,12 @@ export const ConfigSchema = z.object({
   plugins: z.record(z.string(), PluginConfigSchema),
   routes: z.record(z.string(), z.array(RouteRuleSchema)).default({}),
   stateStore: StateStoreConfigSchema.default({ type: "inMemory" }),
-  /** Extension: most steps in flight in one run (issue 5). */
+  /** Extension: most steps in flight in one run (issue 5; CLI `--max-concurrency` wins). */
   maxConcurrency: z.number().int().positive().optional(),
+  /** Extension: a limit on each whole run (issue 5; CLI `--timeout` wins). */
+  runTimeout: DurationSchema.optional(),
+  /** Extension: largest step output in bytes of compact JSON (issue 5; default 64 MiB). */
+  maxOutputSize: z.number().int().positive().optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

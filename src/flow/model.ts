@@ -37,13 +37,44 @@ export const DurationSchema = z.union([
   z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, "a duration such as 500ms, 30s, 5m or 1h"),
 ]).describe('Milliseconds, or a string such as "30s"');
 
+/** A delay that may be zero: milliseconds (0 or more), or a string such as `"0s"`, `"250ms"`. */
+export const DelaySchema = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, "a duration such as 0s, 500ms, 30s or 5m"),
+]).describe('Milliseconds (0 or more), or a string such as "500ms"');
+
+/** What applies once a retried step's last attempt failed (extension, issue 5). */
+export const RetryFallbackSchema = z.discriminatedUnion("action", [
+  z.object({ action: z.literal("fail") }),
+  z.object({ action: z.literal("skip") }),
+  z.object({ action: z.literal("useDefault"), defaultValue: JsonValueSchema.optional() }),
+]);
+
 /**
  * Retry settings for `onError: {action: retry}`. stepflow 0.8 parses `retry` but never retries;
- * this engine retries (see docs/error-handling.md). Issue 5 owns the fields beyond `action`.
+ * this engine retries (see docs/error-handling.md and src/execution/retry_policy.ts, which
+ * applies the defaults). Issue 5 owns the fields beyond `action`.
  */
 export const RetryActionSchema = z.looseObject({
   action: z.literal("retry"),
-  maxRetries: z.number().int().nonnegative().optional(),
+  /** Retries after the first attempt for component and timeout failures (default 3). */
+  maxRetries: z.number().int().nonnegative().max(1000).optional(),
+  /** Retries for transport failures: worker crash, closed pipe (default = maxRetries). */
+  maxTransportRetries: z.number().int().nonnegative().max(1000).optional(),
+  /** Delay before the first retry (default 1s). */
+  initialDelay: DelaySchema.optional(),
+  /** Each further delay is multiplied by this (default 2). */
+  backoffFactor: z.number().min(1).max(100).optional(),
+  /** Cap on any one delay (default 30s). */
+  maxDelay: DurationSchema.optional(),
+  /** `none` (default): exact delays; `full`: each delay random in [0, delay]. */
+  jitter: z.enum(["none", "full"]).optional(),
+  /** Failure categories (`component`, `transport`, `timeout`, `invalid`) and/or error codes. */
+  retryOn: z.array(
+    z.union([z.enum(["component", "transport", "timeout", "invalid"]), z.number().int()]),
+  ).optional(),
+  /** What applies after the last attempt failed (default `{action: fail}`). */
+  fallback: RetryFallbackSchema.optional(),
 });
 
 /** `onError` (§1.2): `fail` (default), `skip`, `useDefault` with `defaultValue`, `retry`. */

@@ -1,0 +1,83 @@
+import { assertEquals } from "../_assert.ts";
+import { policyDiagnostics } from "../../src/execution/policy_diagnostics.ts";
+import type { Flow } from "../../src/flow/model.ts";
+import { FlowSchema } from "../../src/flow/model.ts";
+
+const flow = (steps: unknown[]): Flow =>
+  ({ schema: "https://stepflow.org/schemas/v1/flow.json", steps }) as unknown as Flow;
+
+Deno.test("policyDiagnostics() accepts valid settings and 0.8 flows", () => {
+  assertEquals(
+    policyDiagnostics(flow([
+      { id: "a", component: "/x", onError: { action: "retry" } },
+      {
+        id: "b",
+        component: "/x",
+        timeout: "30s",
+        onError: { action: "retry", maxRetries: 2, initialDelay: 0, retryOn: ["transport", 429] },
+      },
+      { id: "c", component: "/builtin/map", input: { items: [], max_concurrency: 2 } },
+      { id: "d", component: "/x", onError: { action: "skip" } },
+    ])),
+    [],
+  );
+});
+
+Deno.test("policyDiagnostics() reports invalid limits with paths", () => {
+  const ds = policyDiagnostics(flow([
+    { id: "a", component: "/x", timeout: "0s" },
+    { id: "b", component: "/x", onError: { action: "retry", initialDelay: "9s", maxDelay: "1s" } },
+    { id: "c", component: "/builtin/map", input: { items: [], max_concurrency: 0 } },
+    { id: "d", component: "/x", onError: { action: "retry", retryOn: ["component", "bogus"] } },
+  ]));
+  assertEquals(ds.map((d) => [d.path, d.code, d.message]), [
+    [
+      "$.steps[0].timeout",
+      "invalid_timeout",
+      "Step 'a': timeout must be greater than zero, got \"0s\"",
+    ],
+    [
+      "$.steps[1].onError.maxDelay",
+      "invalid_retry",
+      "Step 'b': maxDelay (1000 ms) must not be less than initialDelay (9000 ms)",
+    ],
+    [
+      "$.steps[2].input.max_concurrency",
+      "invalid_limit",
+      "Step 'c': max_concurrency must be a positive integer, got 0",
+    ],
+    [
+      "$.steps[3].onError.retryOn[1]",
+      "invalid_retry",
+      "Step 'd': retryOn entries must be one of component, transport, timeout, invalid or an integer error code, got \"bogus\"",
+    ],
+  ]);
+});
+
+Deno.test("FlowSchema accepts every retry setting and rejects a zero timeout number", () => {
+  const ok = FlowSchema.safeParse({
+    schema: "https://stepflow.org/schemas/v1/flow.json",
+    steps: [{
+      id: "a",
+      component: "/x",
+      timeout: 5000,
+      onError: {
+        action: "retry",
+        maxRetries: 2,
+        maxTransportRetries: 1,
+        initialDelay: "100ms",
+        backoffFactor: 1.5,
+        maxDelay: "10s",
+        jitter: "full",
+        retryOn: ["component", 503],
+        fallback: { action: "useDefault", defaultValue: null },
+      },
+    }],
+  });
+  assertEquals(ok.success, true);
+  const bad = FlowSchema.safeParse({
+    schema: "https://stepflow.org/schemas/v1/flow.json",
+    steps: [{ id: "a", component: "/x", timeout: 0 }],
+  });
+  assertEquals(bad.success, false);
+});
