@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import * as permissions from "./permissions.ts";
+import * as validate from "./validate.ts";
 
 /** Sets the process exit code from inside an action. */
 export type SetExit = (code: number) => void;
@@ -13,4 +14,5 @@ export type SetExit = (code: number) => void;
 export function registerCommands(program: Command, setExit: SetExit): void {
   // Subcommands register here: run, test, validate, list-components, ...
   permissions.register(program, setExit);
+  validate.register(program, setExit);
 }

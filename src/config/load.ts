@@ -41,6 +41,8 @@ export const TEST_CONFIG_FILE_NAMES = [
 export interface LoadedConfigWithSource extends LoadedConfig {
   /** Positions of the config's nodes, when it came from a file or a flow's `test.config`. */
   source?: SourceMap;
+  /** The config value as written (unknown keys included), for diagnostics. */
+  raw?: JsonValue;
 }
 
 /**
@@ -109,7 +111,7 @@ export function parseConfigValue(
     : isAbsolute(config.workingDirectory)
     ? config.workingDirectory
     : resolve(base, config.workingDirectory);
-  const out: LoadedConfigWithSource = { config, workingDirectory };
+  const out: LoadedConfigWithSource = { config, workingDirectory, raw: value };
   if (options.path !== undefined) out.path = options.path;
   if (source) out.source = source;
   return out;
