@@ -6,6 +6,8 @@
 import type { Command } from "commander";
 import * as permissions from "./permissions.ts";
 import * as validate from "./validate.ts";
+import * as run from "./run.ts";
+import * as test from "./test.ts";
 
 /** Sets the process exit code from inside an action. */
 export type SetExit = (code: number) => void;
@@ -13,6 +15,8 @@ export type SetExit = (code: number) => void;
 /** Adds every subcommand to `program`. */
 export function registerCommands(program: Command, setExit: SetExit): void {
   // Subcommands register here: run, test, validate, list-components, ...
+  run.register(program, setExit);
+  test.register(program, setExit);
   permissions.register(program, setExit);
   validate.register(program, setExit);
 }

@@ -1,0 +1,161 @@
+/**
+ * `stepflow run --flow F [--config C] [input] [variables] [overrides] [--output FILE]`: runs a
+ * flow once and prints its FlowResult as one JSON line on stdout (or writes it to `--output`, JSON
+ * or YAML by extension). Diagnostics and errors go to stderr.
+ *
+ * Exit codes: 0 when the outcome is `success`; 1 when it is `failed` or `skipped`, or the engine
+ * could not start; 2 when nothing was run (bad usage, a flow or config that cannot be loaded).
+ * (stepflow 0.8 exits 0 for failed runs and prints the validation report on stdout; here stdout
+ * holds the result alone.)
+ * @module
+ */
+import type { Command } from "commander";
+import type { SetExit } from "./commands.ts";
+import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { writeStderr, writeStdout } from "./main.ts";
+import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
+import { toYaml } from "./yaml_output.ts";
+import { loadFlowFile } from "../flow/load.ts";
+import { loadConfigForFlow } from "../config/load.ts";
+import { Engine } from "../execution/engine.ts";
+import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
+import type { FlowResult } from "../flow/flow_result.ts";
+import { describeError, FlowLoadError, UsageError, ValidationError } from "../errors.ts";
+
+/** Options of `stepflow run` as commander gives them. */
+interface RunFlags {
+  flow: string;
+  config?: string;
+  input?: string;
+  inputJson?: string;
+  inputYaml?: string;
+  stdinFormat?: string;
+  variables?: string;
+  variablesJson?: string;
+  variablesYaml?: string;
+  envVariables?: boolean;
+  overrides?: string;
+  overridesJson?: string;
+  overridesYaml?: string;
+  output?: string;
+}
+
+/** Adds `run` to `program`. */
+export function register(program: Command, setExit: SetExit): void {
+  program.command("run")
+    .description("Run a flow once and print its result (a FlowResult) as JSON on stdout")
+    .requiredOption("--flow <file>", "the flow file (.yaml, .yml, .json, .jsonc)")
+    .option("--config <file>", "config file (default: discovered next to the flow, then in cwd)")
+    .option("--input <file>", "run input from a JSON or YAML file")
+    .option("--input-json <json>", "run input as JSON text")
+    .option("--input-yaml <yaml>", "run input as YAML text")
+    .option("--stdin-format <format>", "format of input read from stdin: json or yaml", "json")
+    .option("--variables <file>", "run variables from a JSON or YAML file")
+    .option("--variables-json <json>", "run variables as JSON text")
+    .option("--variables-yaml <yaml>", "run variables as YAML text")
+    .option("--env-variables", "read variables from STEPFLOW_VAR_<NAME> environment variables")
+    .option("--overrides <file>", "step overrides from a JSON or YAML file")
+    .option("--overrides-json <json>", "step overrides as JSON text")
+    .option("--overrides-yaml <yaml>", "step overrides as YAML text")
+    .option("--output <file>", "write the result to this file (JSON, or YAML for .yaml/.yml)")
+    .action(async (flags: RunFlags) => {
+      setExit(await runCommand(flags));
+    });
+}
+
+/** Runs `stepflow run`; returns the exit code. Never throws. */
+export async function runCommand(flags: RunFlags): Promise<number> {
+  let prepared;
+  try {
+    prepared = await prepare(flags);
+  } catch (e) {
+    writeStderr(`error: ${describeError(e)}\n`);
+    return EXIT_INVALID;
+  }
+  const { loaded, config, input, variables, overrides } = prepared;
+  let engine: Engine;
+  try {
+    engine = await Engine.create(config);
+  } catch (e) {
+    writeStderr(`error: cannot start the engine: ${describeError(e)}\n`);
+    return e instanceof ValidationError || e instanceof FlowLoadError ? EXIT_INVALID : EXIT_FAILED;
+  }
+  let result: FlowResult;
+  try {
+    result = await engine.run(loaded, input, { variables, overrides });
+  } finally {
+    await engine.close();
+  }
+  try {
+    await writeResult(result, flags.output);
+  } catch (e) {
+    writeStderr(`error: cannot write the result: ${describeError(e)}\n`);
+    return EXIT_FAILED;
+  }
+  if (result.outcome === "failed") writeStderr(formatFailure(result));
+  else if (result.outcome === "skipped") {
+    writeStderr("run skipped: the output references a skipped step\n");
+  }
+  return result.outcome === "success" ? EXIT_OK : EXIT_FAILED;
+}
+
+async function prepare(flags: RunFlags) {
+  const loaded = await loadFlowFile(flags.flow);
+  const config = await loadConfigForFlow({ configPath: flags.config, flowPath: flags.flow });
+  const input = await readRunInput(
+    flags,
+    () => Deno.stdin.isTerminal() ? Promise.resolve("") : readStdin(),
+  );
+  let variables: Record<string, JsonValue> = {};
+  if (flags.envVariables) {
+    variables = envVariables(Deno.env.toObject(), loaded.flow.variables);
+  }
+  const given = await readValueFlags(
+    "variables",
+    flags.variables,
+    flags.variablesJson,
+    flags.variablesYaml,
+  );
+  if (given !== undefined) {
+    if (!isJsonObject(given)) throw new UsageError("variables must be an object of name: value");
+    variables = { ...variables, ...given };
+  }
+  const overrides = await readValueFlags(
+    "overrides",
+    flags.overrides,
+    flags.overridesJson,
+    flags.overridesYaml,
+  );
+  return { loaded, config, input, variables, overrides };
+}
+
+async function writeResult(result: FlowResult, output: string | undefined): Promise<void> {
+  if (output === undefined) {
+    writeStdout(stringifyJson(result) + "\n");
+    return;
+  }
+  const lower = output.toLowerCase();
+  const text = lower.endsWith(".yaml") || lower.endsWith(".yml")
+    ? toYaml(result)
+    : stringifyJson(result) + "\n";
+  await Deno.writeTextFile(output, text);
+}
+
+/**
+ * A readable account of a failed result for stderr: the message, then each stack frame with its
+ * attachments.
+ */
+export function formatFailure(result: FlowResult): string {
+  if (result.outcome !== "failed") return "";
+  const { code, message, data } = result.error;
+  let out = `run failed (code ${code}): ${message}\n`;
+  const stack = isJsonObject(data) && Array.isArray(data.stack) ? data.stack : [];
+  stack.forEach((frame, i) => {
+    if (!isJsonObject(frame)) return;
+    if (i > 0) out += `  caused by: ${String(frame.error)}\n`;
+    if (Array.isArray(frame.attachments)) {
+      for (const a of frame.attachments) out += `    ${String(a)}\n`;
+    }
+  });
+  return out;
+}

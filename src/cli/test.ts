@@ -1,0 +1,406 @@
+/**
+ * `stepflow test [PATH...] [--config C] [--case NAME]... [--update] [--diff]` (stepflow 0.8 §7):
+ * runs the `test.cases` of flow files and compares each FlowResult with the expected `output`.
+ *
+ * - Directories are walked recursively for `*.yaml`/`*.yml` (sorted; dot-directories and
+ *   `node_modules` skipped). A YAML file whose top-level `schema` is not the flow schema URL
+ *   (a config, a Kubernetes manifest) is skipped with a notice; a flow file that cannot be loaded
+ *   is an error with its file:line:col (0.8 would skip or panic).
+ * - Config per flow: `--config` > `test.config` (working directory = the flow's) >
+ *   `stepflow-config.test.yml` (and variants) in the flow's directory > normal discovery.
+ * - Cases run one after another on one engine per file. Results are compared after
+ *   normalisation: keys sorted, string `run_id` values replaced by the nil UUID, `backtrace` keys
+ *   removed, numbers compared by their JSON text (`15` ≠ `15.0`).
+ * - The last line is `N passed, M failed` (M counts failures and errors), then `, K skipped` for
+ *   skipped files. Exit 1 if anything failed.
+ * - `test.servers` are not started yet: a file that declares them is reported as an error.
+ * @module
+ */
+import type { Command } from "commander";
+import type { SetExit } from "./commands.ts";
+import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { writeStdout } from "./main.ts";
+import { toYaml } from "./yaml_output.ts";
+import { isFlowDocument, type LoadedFlow, parseFlowValue, serializeFlow } from "../flow/load.ts";
+import { type DocumentSourceMap, formatFromPath, parseDocument } from "../flow/parse.ts";
+import type { SourceMap } from "../flow/diagnostics.ts";
+import { FLOW_SCHEMA_URL, type TestCase } from "../flow/model.ts";
+import {
+  findTestConfig,
+  loadConfigFile,
+  loadConfigForFlow,
+  parseConfigValue,
+} from "../config/load.ts";
+import type { LoadedConfig } from "../config/model.ts";
+import { Engine } from "../execution/engine.ts";
+import { canonicalJson, isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
+import type { FlowResult } from "../flow/flow_result.ts";
+import { describeError } from "../errors.ts";
+
+/** The value every string `run_id` is replaced by before comparing (0.8). */
+export const NIL_UUID = "00000000-0000-0000-0000-000000000000";
+
+/** Flags of `stepflow test`. */
+export interface TestFlags {
+  config?: string;
+  case?: string[];
+  update?: boolean;
+  diff?: boolean;
+}
+
+/** Totals of a test command. */
+export interface TestSummary {
+  filesTested: number;
+  filesSkipped: number;
+  /** YAML files that are not flows (configs, manifests): ignored with a notice. */
+  notFlows: number;
+  total: number;
+  passed: number;
+  failed: number;
+  errors: number;
+}
+
+/** Adds `test` to `program`. */
+export function register(program: Command, setExit: SetExit): void {
+  program.command("test")
+    .description("Run the test cases of flow files (files, or directories searched recursively)")
+    .argument("[paths...]", "flow files or directories", ["."])
+    .option("--config <file>", "config file for every flow (overrides test.config)")
+    .option(
+      "--case <name>",
+      "run only this case (repeatable)",
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
+    .option("--update", "write the actual outputs into the flow files as expected outputs")
+    .option("--diff", "show a line diff instead of the new output on a mismatch")
+    .action(async (paths: string[], flags: TestFlags) => {
+      setExit(await testCommand(paths, flags, writeStdout));
+    });
+}
+
+/**
+ * Runs `stepflow test` and returns the exit code; `out` receives the report. Never throws.
+ */
+export async function testCommand(
+  paths: string[],
+  flags: TestFlags,
+  out: (text: string) => void,
+): Promise<number> {
+  const summary: TestSummary = {
+    filesTested: 0,
+    filesSkipped: 0,
+    notFlows: 0,
+    total: 0,
+    passed: 0,
+    failed: 0,
+    errors: 0,
+  };
+  let files: string[];
+  try {
+    files = await collectFiles(paths);
+  } catch (e) {
+    out(`error: ${describeError(e)}\n`);
+    return EXIT_INVALID;
+  }
+  for (const file of files) await testFile(file, flags, summary, out);
+  out("\n=== Test Summary ===\n");
+  out(`Files tested: ${summary.filesTested}\n`);
+  out(`Files skipped: ${summary.filesSkipped}\n`);
+  out(`Non-flow files ignored: ${summary.notFlows}\n`);
+  out(`Total test cases: ${summary.total}\n`);
+  out(`Passed: ${summary.passed}\n`);
+  out(`Failed: ${summary.failed}\n`);
+  out(`Execution errors: ${summary.errors}\n`);
+  const bad = summary.failed + summary.errors;
+  out(
+    `${summary.passed} passed, ${bad} failed${
+      summary.filesSkipped > 0 ? `, ${summary.filesSkipped} skipped` : ""
+    }\n`,
+  );
+  return bad > 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+/**
+ * The files to test: each file argument as given; each directory walked recursively for
+ * `.yaml`/`.yml` files, sorted.
+ * @throws {Error} when a path does not exist.
+ */
+export async function collectFiles(paths: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(p);
+    } catch (e) {
+      throw new Error(`cannot read '${p}': ${describeError(e)}`, { cause: e });
+    }
+    if (info.isDirectory) {
+      const found: string[] = [];
+      await walk(p.replace(/\/+$/, "") || "/", found);
+      out.push(...found.sort());
+    } else {
+      out.push(p);
+    }
+  }
+  return out;
+}
+
+async function walk(dir: string, out: string[]): Promise<void> {
+  for await (const e of Deno.readDir(dir)) {
+    const path = `${dir}/${e.name}`;
+    if (e.isDirectory) {
+      if (e.name.startsWith(".") || e.name === "node_modules") continue;
+      await walk(path, out);
+    } else if (e.isFile && /\.ya?ml$/i.test(e.name)) {
+      out.push(path);
+    }
+  }
+}
+
+type FileLoad =
+  | { kind: "flow"; loaded: LoadedFlow }
+  | { kind: "skip"; reason: string }
+  | { kind: "error"; message: string };
+
+async function loadForTest(file: string): Promise<FileLoad> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    return { kind: "error", message: `cannot read: ${describeError(e)}` };
+  }
+  let value: JsonValue;
+  let source;
+  try {
+    const doc = parseDocument(text, formatFromPath(file), file);
+    value = doc.value;
+    source = doc.source;
+  } catch (e) {
+    // Only a file that says it is a flow is an error; anything else is not ours to judge.
+    if (text.includes(FLOW_SCHEMA_URL)) return { kind: "error", message: describeError(e) };
+    return { kind: "skip", reason: "not a flow (not a single YAML document)" };
+  }
+  if (!isFlowDocument(value)) {
+    return { kind: "skip", reason: `not a flow (no 'schema: ${FLOW_SCHEMA_URL}')` };
+  }
+  try {
+    return { kind: "flow", loaded: parseFlowValue(value, source, file) };
+  } catch (e) {
+    return { kind: "error", message: describeError(e) };
+  }
+}
+
+async function configFor(
+  file: string,
+  loaded: LoadedFlow,
+  flags: TestFlags,
+): Promise<LoadedConfig> {
+  const dir = dirOf(file);
+  if (flags.config !== undefined) return await loadConfigFile(flags.config);
+  const test = loaded.flow.test;
+  const inline = test?.config ?? test?.stepflow_config;
+  if (inline !== undefined && inline !== null) {
+    const raw = loaded.raw;
+    const key = test?.config !== undefined ? "config" : "stepflow_config";
+    const rawTest = isJsonObject(raw) && isJsonObject(raw.test) ? raw.test : undefined;
+    return parseConfigValue(rawTest?.[key] ?? inline, {
+      workingDirectory: absolute(dir),
+      source: sourceAt(loaded.source, ["test", key]),
+    });
+  }
+  const testConfig = await findTestConfig(dir);
+  if (testConfig) return await loadConfigFile(testConfig);
+  return await loadConfigForFlow({ flowPath: file });
+}
+
+async function testFile(
+  file: string,
+  flags: TestFlags,
+  summary: TestSummary,
+  out: (text: string) => void,
+): Promise<void> {
+  const load = await loadForTest(file);
+  if (load.kind === "skip") {
+    summary.notFlows++;
+    out(`${file}: skipped, ${load.reason}\n`);
+    return;
+  }
+  if (load.kind === "error") {
+    summary.filesTested++;
+    summary.errors++;
+    out(`${file}: error: ${load.message}\n`);
+    return;
+  }
+  const loaded = load.loaded;
+  const allCases = loaded.flow.test?.cases ?? [];
+  const cases = flags.case && flags.case.length > 0
+    ? allCases.filter((c) => flags.case!.includes(c.name))
+    : allCases;
+  if (cases.length === 0) {
+    summary.filesSkipped++;
+    out(`${file}: Skipped (no test cases)\n`);
+    return;
+  }
+  summary.filesTested++;
+  if (loaded.flow.test?.servers && Object.keys(loaded.flow.test.servers).length > 0) {
+    summary.errors += cases.length;
+    summary.total += cases.length;
+    out(
+      `${file}: error: test.servers is not supported yet; start the servers yourself and use --config\n`,
+    );
+    return;
+  }
+  let engine: Engine;
+  try {
+    const config = await configFor(file, loaded, flags);
+    engine = await Engine.create(config);
+  } catch (e) {
+    summary.errors += cases.length;
+    summary.total += cases.length;
+    out(`${file}: error: ${describeError(e)}\n`);
+    return;
+  }
+  let passed = 0;
+  let errors = 0;
+  const updates = new Map<string, FlowResult>();
+  try {
+    for (const c of cases) {
+      summary.total++;
+      out(`----------\nRunning Test Case ${c.name}\n`);
+      let actual: FlowResult;
+      try {
+        actual = await engine.run(loaded, c.input);
+      } catch (e) {
+        errors++;
+        summary.errors++;
+        out(`Test Case ${c.name} error: ${describeError(e)}\n`);
+        continue;
+      }
+      const verdict = compareCase(c, actual);
+      if (verdict.pass) {
+        passed++;
+        summary.passed++;
+        continue;
+      }
+      summary.failed++;
+      updates.set(c.name, actual);
+      if (c.output === undefined) {
+        out(`Test Case ${c.name} has no expected output. Actual Output:\n${toYaml(actual)}`);
+      } else if (flags.diff) {
+        out(`Test Case ${c.name} failed.\n${lineDiff(verdict.expected, verdict.actual)}`);
+      } else {
+        out(`Test Case ${c.name} failed. New Output:\n${toYaml(actual)}`);
+      }
+    }
+  } finally {
+    await engine.close();
+  }
+  out(`${file}: ${passed}/${cases.length} passed${errors > 0 ? ` (${errors} errors)` : ""}\n`);
+  if (flags.update && updates.size > 0) {
+    try {
+      await updateFile(file, loaded, updates);
+      out(`${file}: updated ${updates.size} expected output(s)\n`);
+    } catch (e) {
+      out(`${file}: error: cannot update: ${describeError(e)}\n`);
+    }
+  }
+}
+
+/** Compares a case's expected output with the actual result (normalised, as YAML text). */
+export function compareCase(
+  c: TestCase,
+  actual: FlowResult,
+): { pass: boolean; expected: string; actual: string } {
+  const a = normalizeResult(actual as unknown as JsonValue);
+  if (c.output === undefined) return { pass: false, expected: "", actual: toYaml(a) };
+  const e = normalizeResult(c.output);
+  return { pass: canonicalJson(a) === canonicalJson(e), expected: toYaml(e), actual: toYaml(a) };
+}
+
+/**
+ * A FlowResult as 0.8 compares it: keys sorted, any string value of a key `run_id` replaced by
+ * {@linkcode NIL_UUID}, any key `backtrace` removed.
+ */
+export function normalizeResult(v: JsonValue): JsonValue {
+  if (Array.isArray(v)) return v.map(normalizeResult);
+  if (!isJsonObject(v)) return v;
+  const out: Record<string, JsonValue> = {};
+  for (const k of Object.keys(v).sort()) {
+    if (k === "backtrace") continue;
+    const x = v[k];
+    out[k] = k === "run_id" && typeof x === "string" ? NIL_UUID : normalizeResult(x);
+  }
+  return out;
+}
+
+/** A simple line diff (`--- Expected`, `+++ Actual`, then `-`/`+`/` ` lines; LCS based). */
+export function lineDiff(expected: string, actual: string): string {
+  const a = expected.split("\n").filter((l, i, arr) => !(l === "" && i === arr.length - 1));
+  const b = actual.split("\n").filter((l, i, arr) => !(l === "" && i === arr.length - 1));
+  const n = a.length;
+  const m = b.length;
+  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  let out = "--- Expected\n+++ Actual\n";
+  let i = 0;
+  let j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] === b[j]) {
+      out += ` ${a[i]}\n`;
+      i++;
+      j++;
+    } else if (j < m && (i >= n || lcs[i][j + 1] >= lcs[i + 1][j])) {
+      out += `+${b[j]}\n`;
+      j++;
+    } else {
+      out += `-${a[i]}\n`;
+      i++;
+    }
+  }
+  return out;
+}
+
+/**
+ * Rewrites a flow file with new expected outputs (0.8: the whole flow is re-serialised, so
+ * comments and unknown keys are lost; keys are camelCase).
+ */
+async function updateFile(
+  file: string,
+  loaded: LoadedFlow,
+  updates: Map<string, FlowResult>,
+): Promise<void> {
+  const test = loaded.flow.test;
+  if (!test) return;
+  const cases = test.cases.map((c) => {
+    const u = updates.get(c.name);
+    return u === undefined ? c : { ...c, output: u as unknown as JsonValue };
+  });
+  const normalised = serializeFlow({ ...loaded.flow, test: { ...test, cases } });
+  const lower = file.toLowerCase();
+  const text = lower.endsWith(".json") || lower.endsWith(".jsonc")
+    ? stringifyJson(normalised, 2) + "\n"
+    : toYaml(normalised);
+  await Deno.writeTextFile(file, text);
+}
+
+function sourceAt(
+  source: SourceMap | undefined,
+  prefix: (string | number)[],
+): SourceMap | undefined {
+  const s = source as Partial<DocumentSourceMap> | undefined;
+  return typeof s?.at === "function" ? s.at(prefix) : undefined;
+}
+
+function dirOf(file: string): string {
+  const i = file.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : file.slice(0, i);
+}
+
+function absolute(p: string): string {
+  if (p.startsWith("/")) return p;
+  return `${Deno.cwd().replace(/\/$/, "")}/${p === "." ? "" : p}`.replace(/\/$/, "");
+}
