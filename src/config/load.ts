@@ -13,7 +13,7 @@
  * time, see `env.ts`).
  * @module
  */
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
 import type { SourceMap } from "../flow/diagnostics.ts";
@@ -163,6 +163,16 @@ function behaviorList(
 // ---------------------------------------------------------------------------------------------
 // discovery
 
+/** `abs` relative to the process's cwd when it lies below it (for messages), else `abs`. */
+function displayPath(abs: string): string {
+  try {
+    const rel = relative(Deno.cwd(), abs);
+    return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : abs;
+  } catch {
+    return abs;
+  }
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
@@ -220,10 +230,10 @@ export async function loadConfigForFlow(
 ): Promise<LoadedConfigWithSource> {
   const cwd = options.cwd ?? Deno.cwd();
   if (options.configPath !== undefined) {
-    return await loadConfigFile(resolve(cwd, options.configPath));
+    return await loadConfigFile(displayPath(resolve(cwd, options.configPath)));
   }
   const found = await findConfig(options.flowPath, cwd);
-  if (found) return await loadConfigFile(found);
+  if (found) return await loadConfigFile(displayPath(found));
   return defaultConfig(
     options.flowPath !== undefined ? dirname(resolve(cwd, options.flowPath)) : cwd,
   );

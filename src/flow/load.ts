@@ -85,21 +85,15 @@ export async function readText(path: string, what: string): Promise<string> {
     return await Deno.readTextFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new FlowLoadError(`Cannot read ${what} file '${path}': no such file`, undefined, {
-        cause: e,
-      });
+      throw new FlowLoadError(`Cannot read ${what} file '${path}': no such file`);
     }
     if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
       throw new FlowLoadError(
         `Cannot read ${what} file '${path}': permission denied (run with --allow-read)`,
-        undefined,
-        { cause: e },
       );
     }
     if (e instanceof Deno.errors.IsADirectory) {
-      throw new FlowLoadError(`Cannot read ${what} file '${path}': it is a directory`, undefined, {
-        cause: e,
-      });
+      throw new FlowLoadError(`Cannot read ${what} file '${path}': it is a directory`);
     }
     throw new FlowLoadError(
       `Cannot read ${what} file '${path}': ${(e as Error).message}`,

@@ -239,18 +239,15 @@ class YamlConverter {
         `YAML syntax error: this flow ${unclosed.kind} is not closed (expected '${unclosed.close}' ` +
           `before line ${end.line}, column ${end.col}): add the missing '${unclosed.close}'`,
         unclosed.start,
-        e,
       );
     }
     let msg = e.message.split("\n")[0];
     const at = msg.search(/ at line \d+, column \d+:?$/);
     if (at >= 0) msg = msg.slice(0, at);
     const hint = YAML_HINTS[e.code];
-    return this.lines.error(
-      `YAML syntax error: ${msg}${hint ? ` — ${hint}` : ""}`,
-      e.pos[0],
-      e,
-    );
+    // The library error is restated in full, so it is not kept as `cause` (describeError
+    // would print it twice, with its multi-line excerpt).
+    return this.lines.error(`YAML syntax error: ${msg}${hint ? ` — ${hint}` : ""}`, e.pos[0]);
   }
 
   /** The innermost flow mapping/sequence opened before `offset` and never closed. */

@@ -1,0 +1,144 @@
+import { FlowLoadError } from "../../src/errors.ts";
+import {
+  isFlowDocument,
+  loadFlowFile,
+  loadFlowText,
+  parseFlowValue,
+  serializeFlow,
+} from "../../src/flow/load.ts";
+import { FLOW_SCHEMA_URL } from "../../src/flow/model.ts";
+import { stringifyJson } from "../../src/json/exact_json.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStrictEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "../_assert.ts";
+
+const FIXTURES = new URL("../fixtures/flows/", import.meta.url);
+const CONFORMANCE = new URL("../../../shared/conformance/stepflow-0.8/", import.meta.url);
+
+/** Every `*.yaml` flow file below `dir` (not configs). */
+export async function conformanceFlows(dir: URL = CONFORMANCE): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(path: string) {
+    for await (const e of Deno.readDir(path)) {
+      const p = `${path}/${e.name}`;
+      if (e.isDirectory) await walk(p);
+      else if (/\.ya?ml$/.test(e.name) && !e.name.startsWith("stepflow")) out.push(p);
+    }
+  }
+  try {
+    await walk(dir.pathname.replace(/\/$/, ""));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
+}
+
+Deno.test("loadFlowFile() loads every conformance flow", async () => {
+  const files = await conformanceFlows();
+  assert(files.length >= 10, `found ${files.length} conformance flows`);
+  for (const f of files) {
+    const loaded = await loadFlowFile(f);
+    assertStrictEquals(loaded.flow.schema, FLOW_SCHEMA_URL);
+    assertStrictEquals(loaded.file, f);
+    assert(loaded.source, "has a source map");
+  }
+});
+
+Deno.test("loadFlowFile() keeps exact numbers in .yaml, .json and .jsonc flows", async () => {
+  for (const ext of ["yaml", "json", "jsonc"]) {
+    const { flow } = await loadFlowFile(new URL(`exact_numbers.${ext}`, FIXTURES).pathname);
+    const out = stringifyJson(flow.output);
+    assertStringIncludes(out, '"big":9007199254740993', ext);
+    assertStringIncludes(out, '"float":15.0', ext);
+    assertStringIncludes(out, '"huge":1e400', ext);
+  }
+});
+
+Deno.test("loadFlowFile() expands anchors into steps", async () => {
+  const { flow } = await loadFlowFile(new URL("anchors.yaml", FIXTURES).pathname);
+  assertEquals(flow.steps[1].input, flow.steps[0].input);
+});
+
+Deno.test("loadFlowFile() names a missing file", async () => {
+  await assertRejects(
+    () => loadFlowFile("/nonexistent/flow.yaml"),
+    FlowLoadError,
+    "Cannot read flow file '/nonexistent/flow.yaml': no such file",
+  );
+});
+
+Deno.test("loadFlowText() reports shape errors with JSON path and position", () => {
+  const cases: [string, string][] = [
+    ["name: x\n", "f.yaml:1:1: Invalid flow: $.schema: missing required key 'schema'"],
+    [
+      `schema: ${FLOW_SCHEMA_URL}\nsteps: {a: 1}\n`,
+      "f.yaml:2:8: Invalid flow: $.steps: expected a list, got a mapping",
+    ],
+    [
+      `schema: ${FLOW_SCHEMA_URL}\nsteps:\n  - component: /x\n`,
+      "f.yaml:3:5: Invalid flow: $.steps[0].id: missing required key 'id'",
+    ],
+    [
+      `schema: ${FLOW_SCHEMA_URL}\nsteps:\n  - id: a\n    component: /x\n    onError: {action: stop}\n`,
+      `f.yaml:5:23: Invalid flow: $.steps[0].onError.action: unknown action "stop"`,
+    ],
+    ["schema: v2\n", 'Invalid flow: $.schema: must be "https://stepflow.org/schemas/v1/flow.json"'],
+    ["- a\n", "f.yaml:1:1: A flow must be a mapping"],
+  ];
+  for (const [text, expected] of cases) {
+    const e = assertThrows(() => loadFlowText(text, { file: "f.yaml" }), FlowLoadError);
+    assertStringIncludes(e.message, expected);
+    assert(!e.message.includes("\n"), `one line: ${e.message}`);
+  }
+});
+
+Deno.test("parseFlowValue() accepts the whole 0.8 step model", () => {
+  const { flow } = loadFlowText(
+    Deno.readTextFileSync(new URL("valid.yaml", FIXTURES)),
+    { file: "valid.yaml" },
+  );
+  assertStrictEquals(flow.steps.length, 3);
+  assertEquals(flow.steps[1].onError, { action: "useDefault", defaultValue: { messages: [] } });
+  assertEquals(flow.steps[2].onError, { action: "retry", maxRetries: 2 });
+  assertStrictEquals(flow.steps[2].mustExecute, true);
+  assertEquals(flow.steps[1].skipIf, { $from: { workflow: "input" }, path: "skip" });
+  const noSource = parseFlowValue({ schema: FLOW_SCHEMA_URL, steps: [] });
+  assertStrictEquals(noSource.source, undefined);
+});
+
+Deno.test("isFlowDocument() checks the top-level schema", () => {
+  assert(isFlowDocument({ schema: FLOW_SCHEMA_URL }));
+  assert(!isFlowDocument({ plugins: {} }));
+  assert(!isFlowDocument([FLOW_SCHEMA_URL]));
+  assert(!isFlowDocument(null));
+});
+
+Deno.test("serializeFlow() writes 0.8 key order and $-syntax paths", () => {
+  const { flow } = loadFlowText(
+    `metadata: {}
+output: {x: {$from: {step: a}, path: name}, y: {$literal: {$from: {step: a}, path: name}}}
+steps:
+  - input: {v: {$from: {workflow: input}, path: "a.b"}}
+    onError: {action: fail}
+    component: /x
+    id: a
+    mustExecute: false
+name: n
+schema: ${FLOW_SCHEMA_URL}
+`,
+  );
+  const out = serializeFlow(flow);
+  assertStrictEquals(
+    stringifyJson(out),
+    `{"schema":"${FLOW_SCHEMA_URL}","name":"n","steps":[{"id":"a","component":"/x",` +
+      `"input":{"v":{"$from":{"workflow":"input"},"path":"$[\\"a.b\\"]"}}}],` +
+      `"output":{"x":{"$from":{"step":"a"},"path":"$.name"},"y":{"$literal":{"$from":{"step":"a"},"path":"name"}}}}`,
+  );
+  const empty = serializeFlow(loadFlowText(`schema: ${FLOW_SCHEMA_URL}\nsteps: []\n`).flow);
+  assertEquals(empty, { schema: FLOW_SCHEMA_URL });
+});
