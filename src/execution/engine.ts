@@ -42,6 +42,10 @@ import { runStep } from "./run_step.ts";
 import { BatchManager } from "./batch.ts";
 import { flowFromJson, flowIdOf, flowToJson } from "./flow_id.ts";
 import { Router } from "../config/router.ts";
+import { limitSteps, type PluginLimits, pluginLimitsOf, type RunLimits } from "./step_call.ts";
+import { Limiter } from "./limiter.ts";
+import { parseDuration } from "./duration.ts";
+import { runTimeoutReason } from "./timeout.ts";
 
 /** A flow as loaded from a file (src/flow/load.ts): the model plus where it came from. */
 export interface FlowLike {
@@ -68,6 +72,17 @@ export interface RunOptions {
   runId?: string;
   /** The run that started this one (nested runs). */
   parentRunId?: string;
+  /**
+   * Most steps of this run in flight at once (issue 5): a positive integer; default the config's
+   * `maxConcurrency`, else no limit (0.8).
+   */
+  maxConcurrency?: number;
+  /**
+   * A limit on the whole run in ms (issue 5): when it passes, running steps are cancelled and the
+   * result is `failed` with code 524 (`RUN_TIMEOUT`). Default: the config's `runTimeout` for
+   * top-level runs; nested runs end with their parent.
+   */
+  timeoutMs?: number;
 }
 
 const log = logger("engine");
@@ -80,6 +95,7 @@ export class Engine {
   readonly plugins: ReadonlyMap<string, Plugin>;
   #resolver: ComponentResolver;
   #stepRunner: StepRunner;
+  #pluginLimits: Map<string, PluginLimits>;
   #batches: BatchManager;
   #flowsById = new Map<string, Flow>();
   #closed = false;
@@ -95,7 +111,8 @@ export class Engine {
     this.config = config;
     this.store = store;
     this.plugins = plugins;
-    this.#stepRunner = options.stepRunner ?? runStep;
+    this.#stepRunner = limitSteps(options.stepRunner ?? runStep);
+    this.#pluginLimits = pluginLimitsOf(config.config);
     this.#batches = new BatchManager(store);
     const cache = new Map<string, RoutedComponent>();
     this.#resolver = {
@@ -205,6 +222,14 @@ export class Engine {
       throw e;
     }
     const controller = new AbortController();
+    const limits = this.#runLimits(options);
+    const runTimeoutMs = options.timeoutMs ??
+      (options.parentRunId === undefined && this.config.config.runTimeout !== undefined
+        ? parseDuration(this.config.config.runTimeout, { what: "runTimeout" })
+        : undefined);
+    const runTimer = runTimeoutMs !== undefined
+      ? setTimeout(() => controller.abort(runTimeoutReason(runTimeoutMs)), runTimeoutMs)
+      : undefined;
     const outer = options.signal;
     const onOuterAbort = () => controller.abort(outer?.reason);
     if (outer) {
@@ -228,13 +253,26 @@ export class Engine {
       resolver: this.#resolver,
       store: this.store,
       log,
+      limits,
     };
     try {
       return await executeFlow(run, (reason) => controller.abort(reason), this.#stepRunner);
     } finally {
+      if (runTimer !== undefined) clearTimeout(runTimer);
       outer?.removeEventListener("abort", onOuterAbort);
       if (!controller.signal.aborted) controller.abort(new Error("run finished"));
     }
+  }
+
+  /** The limits of one run (issue 5): steps in flight, output size, per-plugin limits. */
+  #runLimits(options: RunOptions): RunLimits {
+    const max = options.maxConcurrency ?? this.config.config.maxConcurrency;
+    const limits: RunLimits = { plugin: (name) => this.#pluginLimits.get(name) };
+    if (max !== undefined) limits.steps = new Limiter(max);
+    if (this.config.config.maxOutputSize !== undefined) {
+      limits.maxOutputBytes = this.config.config.maxOutputSize;
+    }
+    return limits;
   }
 
   /** Stores `flow` as a flow blob and returns its id (also remembering the parsed flow). */

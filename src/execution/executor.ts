@@ -10,6 +10,7 @@ import { describeError, ExecutionError } from "../errors.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RunContext } from "./run_context.ts";
 import { runStep, templateFailure } from "./run_step.ts";
+import { engineFailure } from "./error_codes.ts";
 
 /** Runs one step; {@linkcode runStep} unless wrapped (retries, timeouts, limits). */
 export type StepRunner = (step: CompiledStep, run: RunContext) => Promise<FlowResult>;
@@ -88,6 +89,10 @@ export function executeFlow(
 
 function cancelled(reason: unknown): FlowResult {
   if (reason instanceof ExecutionError) return failedFromExecutionError(reason);
+  // A whole-run timeout (issue 5): `RUN_TIMEOUT` (524) naming the limit.
+  if (reason instanceof DOMException && reason.name === "TimeoutError") {
+    return engineFailure("RUN_TIMEOUT", reason.message);
+  }
   return failedFromExecutionError(
     new ExecutionError("Run was cancelled", [{ error: "Run was cancelled" }], 410),
   );

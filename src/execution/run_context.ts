@@ -10,6 +10,7 @@ import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import type { StateStore } from "../state/store.ts";
 import type { Logger } from "../log.ts";
 import type { CompiledFlow } from "./compile.ts";
+import type { RunLimits } from "./step_call.ts";
 
 /** A routed component: the plugin and the name the plugin knows it by (e.g. `/eval`). */
 export interface RoutedComponent {
@@ -47,6 +48,8 @@ export interface RunContext {
   resolver: ComponentResolver;
   store: StateStore;
   log: Logger;
+  /** Retry/timeout/concurrency limits of this run (issue 5, src/execution/step_call.ts). */
+  limits?: RunLimits;
 }
 
 /** Builds the template scope of a run. */

@@ -8,10 +8,9 @@ import { type FlowResult, skipped, success } from "../flow/flow_result.ts";
 import { isTruthy, resolveTemplate, TemplateError } from "../flow/template.ts";
 import { jsonPath } from "../flow/diagnostics.ts";
 import { describeError, ExecutionError, PluginError } from "../errors.ts";
-import { stringifyJson } from "../json/exact_json.ts";
-import type { ExecuteContext } from "../plugins/plugin.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RoutedComponent, RunContext } from "./run_context.ts";
+import { callComponent } from "./step_call.ts";
 
 const SKIPPED: FlowResult = Object.freeze(skipped()) as FlowResult;
 
@@ -55,18 +54,12 @@ export async function runStep(step: CompiledStep, run: RunContext): Promise<Flow
       { cause: e },
     );
   }
-  const ctx: ExecuteContext = {
-    runId: run.runId,
-    flowId: run.flowId,
-    stepId: step.id,
-    attempt: 1,
-    signal: run.signal,
-    engine: run.services,
-  };
   let result: FlowResult;
   try {
-    result = await routed.plugin.execute(routed.component, input, ctx);
+    // Retries, timeouts, plugin limits and the output size limit (issue 5).
+    result = await callComponent(step, run, routed, input);
   } catch (e) {
+    if (e instanceof ExecutionError) throw e;
     throw componentError(step.id, routed.component, e);
   }
   if (result.outcome !== "failed") return result;
@@ -171,12 +164,7 @@ function applyOnError(step: CompiledStep, result: FlowResult, run: RunContext): 
       );
     }
     case "retry":
-      // stepflow 0.8 parses `retry` but never retries; retrying comes with issue 5.
-      run.log.warn(
-        `step '${step.id}': onError retry is not implemented yet; the failure is kept (${
-          stringifyJson(result)
-        })`,
-      );
+      // Retried by callComponent (issue 5); what is left is the final failure (0.8: `fail`).
       return result;
     default:
       return result;
