@@ -36,15 +36,24 @@ const MESSAGE_RE =
   /Requires (read|write|net|env|run|sys|ffi|import) access(?: to "((?:[^"\\]|\\.)*)")?/;
 
 /**
+ * A message that names the flag but not the value (e.g. a loader's own
+ * `permission denied (run with --allow-read)`): the flag without a value is the best hint.
+ */
+const FLAG_ONLY_RE =
+  /run (?:again )?with (?:the )?--allow-(read|write|net|env|run|sys|ffi|import)\b/;
+
+/**
  * The missing permission an error is about, searching the error, its `cause` chain, the
- * `errors` of an AggregateError, and their messages (a plugin may have kept only the text).
+ * `errors` of an AggregateError, their messages (a plugin may have kept only the text), and
+ * any string inside a plain object or array (a FlowResult whose error stack quotes it).
  * Returns undefined for any other error (including an OS-level EACCES `PermissionDenied`
  * whose message does not name a Deno permission).
  */
 export function findMissingPermission(err: unknown): MissingPermission | undefined {
   const seen = new Set<unknown>();
   const queue: unknown[] = [err];
-  while (queue.length > 0 && seen.size < 32) {
+  let flagOnly: MissingPermission | undefined;
+  while (queue.length > 0 && seen.size < 256) {
     const e = queue.shift();
     if (e === undefined || e === null || seen.has(e)) continue;
     seen.add(e);
@@ -56,23 +65,24 @@ export function findMissingPermission(err: unknown): MissingPermission | undefin
         const value = m[2] === undefined ? undefined : m[2].replace(/\\(.)/g, "$1");
         return { kind, value, flag: permissionFlag(kind, value) };
       }
+      const f = flagOnly ? null : FLAG_ONLY_RE.exec(text);
+      if (f) flagOnly = { kind: f[1] as PermissionKind, flag: `--allow-${f[1]}` };
     }
     if (e instanceof Error) {
       if (e.cause !== undefined) queue.push(e.cause);
       if (e instanceof AggregateError) queue.push(...e.errors);
+    } else if (Array.isArray(e)) {
+      queue.push(...e);
     } else if (typeof e === "object") {
-      // A FlowError-like object `{message, data}` from a plugin that kept only data.
-      const o = e as { message?: unknown; cause?: unknown };
-      if (typeof o.message === "string") queue.push(o.message);
-      if (o.cause !== undefined) queue.push(o.cause);
+      queue.push(...Object.values(e as Record<string, unknown>));
     }
   }
-  return undefined;
+  return flagOnly;
 }
 
 /**
- * The one-line message for an error caused by a missing Deno permission, or undefined if the
- * error is not about a permission. Shape:
+ * The one-line message for an error (or a failed FlowResult) caused by a missing Deno
+ * permission, or undefined if it is not about a permission. Shape:
  * `missing permission: add --allow-run=python3 to the deno run flags (Requires run access to "python3"); stepflow permissions --flow F prints them all`.
  */
 export function permissionHint(err: unknown): string | undefined {

@@ -2,21 +2,25 @@
  * Environment variables read by the program itself and by the npm libraries it bundles, found
  * by running `dist/stepflow.js` under `--allow-env=<list>` and adding each variable Deno
  * reported as missing (see tests/bundle/). Without these, a scoped run fails with
- * `NotCapable: Requires env access to "OSTYPE"` before any of our code runs, because some are
- * read when a module is evaluated.
+ * `NotCapable: Requires env access to "LOG_TOKENS"` on the first YAML parse.
+ *
+ * Not needed, and kept out of the bundle on purpose: the MCP SDK's `client/stdio.js` (it pulls
+ * in `cross-spawn` → `which`, which reads `OSTYPE` when the module is evaluated, before any of
+ * our code could catch it, and `node:child_process` reads `NODE_V8_COVERAGE` on each spawn);
+ * our MCP plugin spawns with `Deno.Command` instead. Commander reads `NO_COLOR`,
+ * `FORCE_COLOR`, `CLICOLOR_FORCE` only to colour help; src/cli/main.ts turns colour off so it
+ * does not. `run --env-variables` reads every `STEPFLOW_VAR_*` variable, which needs an
+ * unscoped `--allow-env`.
  * @module
  */
 
 /**
  * Always read, by every subcommand:
- * - `OSTYPE`: npm `which` (through `cross-spawn`, which the MCP SDK's client imports) tests it
- *   at module load to detect Cygwin/MSYS.
  * - `LOG_TOKENS`, `LOG_STREAM`: npm `yaml` (2.x) reads them on every parse (debug output of
  *   the lexer and composer).
  * - `STEPFLOW_LOG_LEVEL`: our log level (src/log.ts; ignored without the permission).
  */
 export const ALWAYS_READ_ENV: readonly string[] = [
-  "OSTYPE",
   "LOG_TOKENS",
   "LOG_STREAM",
   "STEPFLOW_LOG_LEVEL",

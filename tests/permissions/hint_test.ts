@@ -78,3 +78,32 @@ Deno.test("rethrowIfPermission() rethrows only permission errors, keeping the ca
   assertStrictEquals(e.cause, cause);
   assertStrictEquals(findMissingPermission(e)?.flag, "--allow-env=API_KEY");
 });
+
+Deno.test("permissionHint() finds the permission quoted in a failed FlowResult", () => {
+  const result = {
+    outcome: "failed",
+    error: {
+      code: 500,
+      message: 'step "load" failed',
+      data: {
+        stack: [{
+          error: 'step "load" failed',
+          attachments: [
+            "Component: /load_file",
+            "Cannot read '/d/x.json': Requires read access to \"/d/x.json\", run again with the --allow-read flag",
+          ],
+        }],
+      },
+    },
+  };
+  assertEquals(findMissingPermission(result)?.flag, "--allow-read=/d/x.json");
+  assertStrictEquals(
+    permissionHint({ outcome: "failed", error: { code: 500, message: "x" } }),
+    undefined,
+  );
+});
+
+Deno.test("findMissingPermission() falls back to a flag named without a value", () => {
+  const e = new Error("Cannot read flow file 'f.yaml': permission denied (run with --allow-read)");
+  assertEquals(findMissingPermission(e), { kind: "read", flag: "--allow-read" });
+});
