@@ -48,6 +48,7 @@ export class McpConnection {
   readonly #http: boolean;
   #closed = false;
   #closeWaiters: (() => void)[] = [];
+  #closing?: Promise<void>;
 
   private constructor(client: Client, transport: Transport, tools: Map<string, ToolEntry>) {
     this.client = client;
@@ -136,6 +137,11 @@ export class McpConnection {
     }
   }
 
+  /** Marks the session unusable after a transport failure (its owner then closes it). */
+  invalidate(): void {
+    this.#markClosed();
+  }
+
   /** Resolves when the session has ended. */
   whenClosed(): Promise<void> {
     if (this.#closed) return Promise.resolve();
@@ -148,8 +154,15 @@ export class McpConnection {
     for (const w of this.#closeWaiters.splice(0)) w();
   }
 
-  /** Ends the session: HTTP sessions are terminated (best effort), stdio servers stopped. */
-  async close(): Promise<void> {
+  /**
+   * Ends the session: HTTP sessions are terminated (best effort), stdio servers stopped.
+   * Idempotent: later calls return the first call's promise.
+   */
+  close(): Promise<void> {
+    return this.#closing ??= this.#close();
+  }
+
+  async #close(): Promise<void> {
     const t = this.#transport;
     if (this.#http && !this.#closed) {
       let timer: ReturnType<typeof setTimeout> | undefined;

@@ -21,7 +21,7 @@ import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from ".
 import type { McpPluginConfig, PluginConfig } from "../../config/model.ts";
 import { failed, type FlowResult, success } from "../../flow/flow_result.ts";
 import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
-import { PluginError, TransportError } from "../../errors.ts";
+import { describeError, PluginError, TransportError } from "../../errors.ts";
 import { type Logger, logger } from "../../log.ts";
 import { McpConnection, type McpEndpoint } from "./connection.ts";
 import { substituteEnv } from "../../config/env.ts";
@@ -89,6 +89,7 @@ export class McpPlugin implements Plugin {
   #current?: Promise<McpConnection>;
   #open = new Set<McpConnection>();
   #starting = new Set<Promise<unknown>>();
+  #retiring = new Set<Promise<void>>();
   #closed = false;
   #starts = 0;
 
@@ -206,6 +207,7 @@ export class McpPlugin implements Plugin {
     this.#current = undefined;
     await Promise.allSettled([...this.#starting]);
     await Promise.allSettled([...this.#open].map((c) => c.close()));
+    await Promise.allSettled([...this.#retiring]);
     this.#open.clear();
   }
 
@@ -240,8 +242,10 @@ export class McpPlugin implements Plugin {
       this.#open.add(conn);
       conn.whenClosed().then(() => {
         if (this.#closed) return;
-        this.#open.delete(conn);
-        conn.close(); // drain pipes, reap
+        // Reap the process and drain its pipes; close() waits for this.
+        const reaped = conn.close().finally(() => this.#open.delete(conn));
+        this.#retiring.add(reaped);
+        reaped.finally(() => this.#retiring.delete(reaped));
         this.#log.warn(
           `MCP server ${
             conn.endDescription() ?? "stopped"
@@ -311,6 +315,15 @@ export class McpPlugin implements Plugin {
       return failed(
         MCP_ERROR_CODES.unavailable,
         `${head} failed: the server ${this.#where()} ${end}`,
+      );
+    }
+    if (!isMcpError(err) && (err as Error)?.name !== "ZodError") {
+      // fetch failures, HTTP errors (e.g. 404 for a session the server forgot), a closed pipe:
+      // this session is unusable; the next call opens a new one.
+      conn.invalidate();
+      return failed(
+        MCP_ERROR_CODES.unavailable,
+        `${head} failed: the server ${this.#where()} could not be reached: ${describeError(err)}`,
       );
     }
     if (isMcpError(err)) {
