@@ -16,6 +16,8 @@ import { writeStderr, writeStdout } from "./main.ts";
 import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
 import { toYaml } from "./yaml_output.ts";
 import { loadFlowFile } from "../flow/load.ts";
+import { validateConfig, validateFlow } from "../flow/validate.ts";
+import { formatDiagnostic, hasErrors } from "../flow/diagnostics.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { Engine } from "../execution/engine.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
@@ -38,6 +40,7 @@ interface RunFlags {
   overridesJson?: string;
   overridesYaml?: string;
   output?: string;
+  verbose?: boolean;
 }
 
 /** Adds `run` to `program`. */
@@ -58,6 +61,7 @@ export function register(program: Command, setExit: SetExit): void {
     .option("--overrides-json <json>", "step overrides as JSON text")
     .option("--overrides-yaml <yaml>", "step overrides as YAML text")
     .option("--output <file>", "write the result to this file (JSON, or YAML for .yaml/.yml)")
+    .option("--verbose", "print every validation warning (default: only their number)")
     .action(async (flags: RunFlags) => {
       setExit(await runCommand(flags));
     });
@@ -73,6 +77,21 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     return EXIT_INVALID;
   }
   const { loaded, config, input, variables, overrides } = prepared;
+  const diagnostics = [...validateConfig(config), ...validateFlow(loaded, config)];
+  if (hasErrors(diagnostics)) {
+    for (const d of diagnostics) {
+      if (d.level !== "warning" || flags.verbose) writeStderr(formatDiagnostic(d) + "\n");
+    }
+    writeStderr(`error: ${flags.flow} is not valid; nothing was run\n`);
+    return EXIT_INVALID;
+  }
+  const warnings = diagnostics.filter((d) => d.level === "warning");
+  if (flags.verbose) { for (const d of warnings) writeStderr(formatDiagnostic(d) + "\n"); }
+  else if (warnings.length > 0) {
+    writeStderr(
+      `${warnings.length} validation warning(s); see them with --verbose or stepflow validate\n`,
+    );
+  }
   let engine: Engine;
   try {
     engine = await Engine.create(config);

@@ -1,0 +1,107 @@
+/**
+ * Stepflow as a library: load a flow, build an engine from a config, run the flow.
+ *
+ * ```ts ignore
+ * import { Engine, loadConfigForFlow, loadFlow } from "./mod.ts";
+ *
+ * const flow = await loadFlow("examples/hello/flow.yaml");
+ * const engine = await Engine.create(await loadConfigForFlow({ flowPath: "examples/hello/flow.yaml" }));
+ * try {
+ *   const result = await engine.run(flow, { topic: "stepflow" });
+ *   if (result.outcome === "success") console.log(result.result);
+ * } finally {
+ *   await engine.close();
+ * }
+ * ```
+ *
+ * Or in one call: `await runFlow(flow, input, { config })`.
+ * @module
+ */
+import { type LoadedFlow, loadFlowFile, loadFlowText } from "./src/flow/load.ts";
+import type { DocumentFormat } from "./src/flow/parse.ts";
+import { Engine, type RunOptions } from "./src/execution/engine.ts";
+import { defaultConfig, parseConfigValue } from "./src/config/load.ts";
+import type { LoadedConfig } from "./src/config/model.ts";
+import type { Flow } from "./src/flow/model.ts";
+import type { JsonValue } from "./src/json/exact_json.ts";
+import type { FlowResult } from "./src/flow/flow_result.ts";
+
+export { Engine } from "./src/execution/engine.ts";
+export type { EngineOptions, FlowLike, RunOptions } from "./src/execution/engine.ts";
+export { loadFlowFile, loadFlowText, parseFlowValue, serializeFlow } from "./src/flow/load.ts";
+export type { LoadedFlow } from "./src/flow/load.ts";
+export {
+  defaultConfig,
+  findConfig,
+  loadConfigFile,
+  loadConfigForFlow,
+  parseConfigValue,
+} from "./src/config/load.ts";
+export type { Config, LoadedConfig } from "./src/config/model.ts";
+export type { Flow, Step } from "./src/flow/model.ts";
+export type {
+  FlowError,
+  FlowFailed,
+  FlowResult,
+  FlowSkipped,
+  FlowSuccess,
+} from "./src/flow/flow_result.ts";
+export { jsonEquals, parseJson, stringifyJson } from "./src/json/exact_json.ts";
+export type { JsonValue } from "./src/json/exact_json.ts";
+export { validateFlow } from "./src/flow/validate.ts";
+export type { Diagnostic } from "./src/flow/diagnostics.ts";
+export {
+  ExecutionError,
+  FlowLoadError,
+  PluginError,
+  ProtocolError,
+  TransportError,
+  UsageError,
+  ValidationError,
+} from "./src/errors.ts";
+export type { EngineServices, ExecuteContext, Plugin } from "./src/plugins/plugin.ts";
+export { registerPluginType } from "./src/plugins/registry.ts";
+export { blobId } from "./src/state/blob_id.ts";
+export type { StateStore } from "./src/state/store.ts";
+
+/**
+ * Loads a flow from a file path, or from text when `options.text` is true.
+ * @param source a path (`.yaml`, `.yml`, `.json`, `.jsonc`) or, with `text: true`, the flow text.
+ * @param options.format the text's format (default yaml, which also reads JSON).
+ * @throws {FlowLoadError} with file:line:col when the flow cannot be read or parsed.
+ */
+export async function loadFlow(
+  source: string,
+  options: { text?: boolean; format?: DocumentFormat; file?: string } = {},
+): Promise<LoadedFlow> {
+  if (options.text) return loadFlowText(source, { format: options.format, file: options.file });
+  return await loadFlowFile(source);
+}
+
+/**
+ * Builds a {@linkcode LoadedConfig} from a config object (as in `stepflow-config.yml`).
+ * @param workingDirectory where relative paths resolve. @default Deno.cwd()
+ * @throws {FlowLoadError} when the value is not a valid config.
+ */
+export function configFromValue(value: JsonValue, workingDirectory = Deno.cwd()): LoadedConfig {
+  return parseConfigValue(value, { workingDirectory });
+}
+
+/**
+ * Runs a flow once on a fresh engine (started and closed around the run).
+ * @param options.config the config; default: the builtin plugin with no routes (0.8's default).
+ * @returns the FlowResult (problems of the flow or its steps are `failed` results, not throws).
+ * @throws {Error} when the engine cannot start (a plugin fails to start).
+ */
+export async function runFlow(
+  flow: Flow | LoadedFlow,
+  input: JsonValue,
+  options: RunOptions & { config?: LoadedConfig } = {},
+): Promise<FlowResult> {
+  const engine = await Engine.create(options.config ?? defaultConfig());
+  try {
+    return await engine.run(flow, input, options);
+  } finally {
+    await engine.close();
+  }
+}

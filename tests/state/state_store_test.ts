@@ -1,0 +1,92 @@
+import { assertEquals, assertStrictEquals, assertThrows } from "../_assert.ts";
+import { blobId, isBlobId } from "../../src/state/blob_id.ts";
+import { MemoryStateStore } from "../../src/state/memory.ts";
+import { parseSqliteUrl, SqliteStateStore } from "../../src/state/sqlite.ts";
+import type { StateStore } from "../../src/state/store.ts";
+import { parseJson, stringifyJson } from "../../src/json/exact_json.ts";
+
+Deno.test("blobId() equals stepflow 0.8's ids (SHA-256 of compact JSON in insertion order)", () => {
+  // From the 0.8 test suite (tests/builtins/blob_test.yaml).
+  assertStrictEquals(
+    blobId({ message: "Hello, blobs!", number: 42, nested: { array: [1, 2, 3], boolean: true } }),
+    "868591347a854ba1d0f4875b2dd44e1e8335052af03725a9819f89e0142318b0",
+  );
+  assertStrictEquals(
+    blobId({ simple: "test", complex: { deeply: { nested: { value: "works" } } } }),
+    "aa05cc227a02bd66a2a91fde7500be122d28e87c45832d1aa9cb0b432eef7e04",
+  );
+  // Exact numbers hash as written.
+  const a = blobId(parseJson('{"x":15.0}'));
+  const b = blobId(parseJson('{"x":15}'));
+  assertStrictEquals(a === b, false);
+  assertStrictEquals(isBlobId(a), true);
+});
+
+async function exercise(store: StateStore) {
+  const id = store.putBlob(parseJson('{"n":9007199254740993}'), "data");
+  assertStrictEquals(store.putBlob(parseJson('{"n":9007199254740993}'), "data"), id);
+  const blob = await store.getBlob(id);
+  assertStrictEquals(stringifyJson(blob?.data), '{"n":9007199254740993}');
+  assertStrictEquals(await store.getBlob("0".repeat(64)), undefined);
+  store.createRun({
+    runId: "r1",
+    flowId: "f",
+    status: "running",
+    input: { a: 1 },
+    createdAt: new Date().toISOString(),
+  });
+  store.recordStepResult("r1", { stepIndex: 1, stepId: "b", result: { outcome: "skipped" } });
+  store.recordStepResult("r1", {
+    stepIndex: 0,
+    stepId: "a",
+    result: { outcome: "success", result: 1 },
+  });
+  store.completeRun("r1", "completed", { outcome: "success", result: 2 });
+  const run = await store.getRun("r1");
+  assertStrictEquals(run?.status, "completed");
+  assertEquals(run?.result, { outcome: "success", result: 2 });
+  assertEquals((await store.getStepResults("r1")).map((s) => s.stepId), ["a", "b"]);
+  store.createBatch({
+    batchId: "b1",
+    flowId: "f",
+    totalInputs: 2,
+    status: "running",
+    createdAt: new Date().toISOString(),
+  });
+  store.addBatchRun("b1", "r2", 1);
+  store.addBatchRun("b1", "r1", 0);
+  assertEquals((await store.getBatchRuns("b1")).map((r) => r.runId).sort(), ["r1", "r2"]);
+  assertStrictEquals((await store.getBatch("b1"))?.totalInputs, 2);
+  assertStrictEquals((await store.listRuns()).length, 1);
+}
+
+Deno.test("MemoryStateStore stores blobs, runs, step results and batches", async () => {
+  const s = new MemoryStateStore();
+  await exercise(s);
+  await s.close();
+});
+
+Deno.test("SqliteStateStore stores the same, in 0.8's tables, and survives reopening a file", async () => {
+  const mem = SqliteStateStore.open("sqlite::memory:");
+  await exercise(mem);
+  await mem.close();
+  const dir = await Deno.makeTempDir();
+  try {
+    const url = `sqlite:${dir}/state.db?mode=rwc`;
+    const s1 = SqliteStateStore.open(url);
+    const id = s1.putBlob({ k: "v" }, "data");
+    await s1.close();
+    const s2 = SqliteStateStore.open(url);
+    assertEquals((await s2.getBlob(id))?.data, { k: "v" });
+    await s2.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parseSqliteUrl() reads memory, relative and absolute URLs and rejects others", () => {
+  assertEquals(parseSqliteUrl("sqlite::memory:"), { path: ":memory:", mode: "rwc" });
+  assertEquals(parseSqliteUrl("sqlite:x.db?mode=rw", "/w"), { path: "/w/x.db", mode: "rw" });
+  assertEquals(parseSqliteUrl("sqlite:///tmp/x.db"), { path: "/tmp/x.db", mode: "rwc" });
+  assertThrows(() => parseSqliteUrl("postgres://x"), Error, "Invalid SQLite databaseUrl");
+});
