@@ -122,12 +122,11 @@ export function zodToLoadError(
   const path = issue.path.filter((s): s is string | number => typeof s !== "symbol");
   const text = describeIssue(issue, path, value, what);
   const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : "";
+  // The zod error is restated (first issue, with path and position); it is not kept as `cause`
+  // because describeError would print its JSON dump.
   return new FlowLoadError(
     `Invalid ${what}: ${jsonPath(path)}: ${text}${more}`,
     source?.positionOf(path),
-    {
-      cause: error,
-    },
   );
 }
 

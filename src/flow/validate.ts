@@ -359,7 +359,6 @@ function checkFlow(loaded: LoadedFlow, c: Collector, router: Router | undefined)
         });
       }
     }
-    checkRefKeys(ref);
   };
 
   const fieldAccess = (ref: CompiledRef, stepName: string, schema: JsonValue | undefined) => {
@@ -374,24 +373,39 @@ function checkFlow(loaded: LoadedFlow, c: Collector, router: Router | undefined)
     );
   };
 
-  const checkRefKeys = (ref: CompiledRef): void => {
-    const at = [...ref.at];
-    const obj = valueAt(raw, at);
-    if (!isJsonObject(obj)) return;
-    c.unknownKeys(obj, at, REF_KEYS, "a reference");
-    const from = obj.$from;
-    if (isJsonObject(from)) {
-      const known = Object.hasOwn(from, "variable")
-        ? ["variable", "default"]
-        : Object.hasOwn(from, "step")
-        ? ["step"]
-        : ["workflow"];
-      c.unknownKeys(from, [...at, "$from"], known, "$from");
+  /** Unknown keys of every reference object in the template at `at` (even invalid ones). */
+  const checkRefKeys = (t: JsonValue | undefined, at: Path): void => {
+    if (Array.isArray(t)) {
+      t.forEach((x, i) => checkRefKeys(x, [...at, i]));
+      return;
     }
-    const onSkip = obj.onSkip;
-    if (isJsonObject(onSkip) && typeof onSkip.action === "string") {
-      c.unknownKeys(onSkip, [...at, "onSkip"], ON_SKIP_KEYS[onSkip.action] ?? ["action"], "onSkip");
+    if (!isJsonObject(t)) return;
+    if (Object.hasOwn(t, "$from")) {
+      c.unknownKeys(t, at, REF_KEYS, "a reference");
+      const from = t.$from;
+      if (isJsonObject(from)) {
+        const known = Object.hasOwn(from, "variable")
+          ? ["variable", "default"]
+          : Object.hasOwn(from, "step")
+          ? ["step"]
+          : Object.hasOwn(from, "workflow")
+          ? ["workflow"]
+          : ["workflow", "step", "variable"];
+        c.unknownKeys(from, [...at, "$from"], known, "$from");
+      }
+      const onSkip = t.onSkip;
+      if (isJsonObject(onSkip) && typeof onSkip.action === "string") {
+        c.unknownKeys(
+          onSkip,
+          [...at, "onSkip"],
+          ON_SKIP_KEYS[onSkip.action] ?? ["action"],
+          "onSkip",
+        );
+      }
+      return;
     }
+    if (Object.hasOwn(t, "$literal")) return;
+    for (const k of Object.keys(t)) checkRefKeys(t[k], [...at, k]);
   };
 
   flow.steps.forEach((step, i) => {
@@ -441,6 +455,8 @@ function checkFlow(loaded: LoadedFlow, c: Collector, router: Router | undefined)
     }
     // references
     const selfId = step.id;
+    checkRefKeys(step.input, [...base, "input"]);
+    checkRefKeys(step.skipIf, [...base, "skipIf"]);
     const input = compile(step.input, [...base, "input"]);
     if (input) forEachRef(input, (ref) => checkRef({ ref, where: "input", stepIndex: i }, selfId));
     const skipIf = compile(step.skipIf, [...base, "skipIf"]);
@@ -452,6 +468,7 @@ function checkFlow(loaded: LoadedFlow, c: Collector, router: Router | undefined)
       const known = ON_ERROR_KEYS[step.onError.action];
       if (known) c.unknownKeys(rawOnError, [...base, "onError"], known, "onError");
       if (step.onError.action === "useDefault" && step.onError.defaultValue !== undefined) {
+        checkRefKeys(step.onError.defaultValue, [...base, "onError", "defaultValue"]);
         const dv = compile(step.onError.defaultValue, [...base, "onError", "defaultValue"]);
         if (dv) {
           forEachRef(dv, (ref) => checkRef({ ref, where: "defaultValue", stepIndex: i }, selfId));
@@ -469,6 +486,7 @@ function checkFlow(loaded: LoadedFlow, c: Collector, router: Router | undefined)
     if (step.id !== "" && !firstIndex.has(step.id)) firstIndex.set(step.id, i);
   });
 
+  checkRefKeys(flow.output, ["output"]);
   const output = compile(flow.output, ["output"]);
   if (output) forEachRef(output, (ref) => checkRef({ ref, where: "output" }));
 
@@ -567,17 +585,6 @@ function checkSubflow(value: JsonValue, at: Path, parent: LoadedFlow, c: Collect
 
 function stripPosition(e: FlowLoadError): string {
   return e.position ? e.message.replace(/^\S+:\d+:\d+: /, "") : e.message;
-}
-
-function valueAt(root: JsonValue, path: Path): JsonValue | undefined {
-  let cur: JsonValue | undefined = root;
-  for (const seg of path) {
-    if (Array.isArray(cur) && typeof seg === "number") cur = cur[seg];
-    else if (isJsonObject(cur) && typeof seg === "string" && Object.hasOwn(cur, seg)) {
-      cur = cur[seg];
-    } else return undefined;
-  }
-  return cur;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,27 +16,9 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "../_assert.ts";
+import { conformanceFlows } from "./_conformance.ts";
 
 const FIXTURES = new URL("../fixtures/flows/", import.meta.url);
-const CONFORMANCE = new URL("../../../shared/conformance/stepflow-0.8/", import.meta.url);
-
-/** Every `*.yaml` flow file below `dir` (not configs). */
-export async function conformanceFlows(dir: URL = CONFORMANCE): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(path: string) {
-    for await (const e of Deno.readDir(path)) {
-      const p = `${path}/${e.name}`;
-      if (e.isDirectory) await walk(p);
-      else if (/\.ya?ml$/.test(e.name) && !e.name.startsWith("stepflow")) out.push(p);
-    }
-  }
-  try {
-    await walk(dir.pathname.replace(/\/$/, ""));
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return out.sort();
-}
 
 Deno.test("loadFlowFile() loads every conformance flow", async () => {
   const files = await conformanceFlows();

@@ -1,0 +1,333 @@
+import { FlowLoadError } from "../../src/errors.ts";
+import type { Diagnostic } from "../../src/flow/diagnostics.ts";
+import { hasErrors } from "../../src/flow/diagnostics.ts";
+import { loadFlowFile, loadFlowText } from "../../src/flow/load.ts";
+import { FLOW_SCHEMA_URL } from "../../src/flow/model.ts";
+import { editDistance, suggestKey, validateConfig, validateFlow } from "../../src/flow/validate.ts";
+import { loadConfigFile, loadConfigForFlow, parseConfigValue } from "../../src/config/load.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStrictEquals,
+  assertThrows,
+} from "../_assert.ts";
+import { conformanceFlows } from "./_conformance.ts";
+
+const FIXTURES = new URL("../fixtures/flows/", import.meta.url);
+const CONFIGS = new URL("../fixtures/configs/", import.meta.url);
+
+function fixture(name: string): string {
+  return new URL(name, FIXTURES).pathname;
+}
+
+function flow(body: string, file = "t.yaml") {
+  return loadFlowText(`schema: ${FLOW_SCHEMA_URL}\nname: t\ndescription: d\n${body}`, { file });
+}
+
+function find(ds: Diagnostic[], code: string): Diagnostic {
+  const d = ds.find((x) => x.code === code);
+  if (!d) throw new Error(`no ${code} in ${JSON.stringify(ds, null, 1)}`);
+  return d;
+}
+
+Deno.test("validateFlow() finds a duplicate step id (fatal, with position)", async () => {
+  const ds = validateFlow(await loadFlowFile(fixture("duplicate_step_id.yaml")));
+  const d = find(ds, "duplicate_step_id");
+  assertStrictEquals(d.level, "fatal");
+  assertStrictEquals(d.message, "Duplicate step ID: 'a'");
+  assertStrictEquals(d.path, "$.steps[1].id");
+  assertEquals(d.position, { file: fixture("duplicate_step_id.yaml"), line: 8, col: 9 });
+  assert(d.hint?.includes("line 5"), d.hint);
+});
+
+Deno.test("loadFlowFile() rejects a duplicate YAML key naming both lines", async () => {
+  const e = await assertRejects(
+    () => loadFlowFile(fixture("duplicate_yaml_key.yaml")),
+    FlowLoadError,
+  ) as FlowLoadError;
+  assertEquals(e.position, { file: fixture("duplicate_yaml_key.yaml"), line: 8, col: 5 });
+  assert(e.message.includes("Duplicate key 'input' (first defined at line 7"), e.message);
+});
+
+Deno.test("validateFlow() finds a reference to an undefined step", async () => {
+  const ds = validateFlow(await loadFlowFile(fixture("undefined_step.yaml")));
+  const d = find(ds, "undefined_step");
+  assertStrictEquals(d.level, "fatal");
+  assertStrictEquals(d.message, "Step 'a' references undefined step 'nowhere'");
+  assertStrictEquals(d.path, "$.steps[0].input.user_prompt");
+  assertEquals(d.position?.line, 8);
+});
+
+Deno.test("validateFlow() finds a reference to a later step and says so", async () => {
+  const ds = validateFlow(await loadFlowFile(fixture("later_step.yaml")));
+  const d = find(ds, "undefined_step");
+  assertStrictEquals(d.message, "Step 'first' references undefined step 'second'");
+  assert(d.hint?.includes("defined later"), d.hint);
+});
+
+Deno.test("validateFlow() warns about a misspelt key with a suggestion", async () => {
+  const ds = validateFlow(await loadFlowFile(fixture("typo_key.yaml")));
+  const d = find(ds, "unknown_key");
+  assertStrictEquals(d.level, "warning");
+  assertStrictEquals(d.path, "$.stpes");
+  assertStrictEquals(d.hint, "did you mean 'steps'?");
+  assertEquals(d.position, { file: fixture("typo_key.yaml"), line: 4, col: 1 });
+  // The output then references a step that does not exist: a fatal error.
+  assertStrictEquals(find(ds, "undefined_step").message, "Reference to undefined step 'a'");
+});
+
+Deno.test("loadFlowFile() points an unterminated flow mapping at its '{'", async () => {
+  const e = await assertRejects(
+    () => loadFlowFile(fixture("unterminated_flow_map.yaml")),
+    FlowLoadError,
+  ) as FlowLoadError;
+  assertEquals(e.position, { file: fixture("unterminated_flow_map.yaml"), line: 8, col: 20 });
+});
+
+Deno.test("validateFlow() finds nothing wrong in a valid flow", async () => {
+  const ds = validateFlow(await loadFlowFile(fixture("valid.yaml")));
+  assert(!hasErrors(ds), JSON.stringify(ds));
+  assert(!ds.some((d) => d.code === "unknown_key"), JSON.stringify(ds));
+});
+
+Deno.test("validateFlow() reports every conformance flow without errors", async () => {
+  for (const f of await conformanceFlows()) {
+    const loaded = await loadFlowFile(f);
+    const config = await loadConfigForFlow({ flowPath: f });
+    const ds = [...validateConfig(config), ...validateFlow(loaded, config)];
+    const bad = ds.filter((d) => d.level !== "warning");
+    assertEquals(bad, [], f);
+    for (const d of ds) assert(d.position, `${f}: ${d.message} has a position`);
+  }
+});
+
+Deno.test("validateFlow() checks ids, components, self references and the output", () => {
+  const ds = validateFlow(flow(`steps:
+  - id: ""
+    component: /x
+  - id: a
+    component: builtin/eval
+  - id: b
+    component: ""
+    input: {$from: {step: b}}
+output: {$from: {step: zz}}
+`));
+  assertStrictEquals(find(ds, "empty_step_id").message, "Step ID cannot be empty");
+  assertStrictEquals(
+    find(ds, "invalid_component").message,
+    "Invalid component 'builtin/eval' in step 'a': Component path must start with '/'",
+  );
+  assertStrictEquals(find(ds, "invalid_component").level, "error");
+  assertStrictEquals(find(ds, "empty_component").level, "error");
+  assertStrictEquals(find(ds, "self_reference").message, "Step 'b' cannot reference itself");
+  const out = find(ds, "undefined_step");
+  assertStrictEquals(out.message, "Reference to undefined step 'zz'");
+  assertStrictEquals(out.path, "$.output");
+});
+
+Deno.test("validateFlow() makes invalid references fatal at their path", () => {
+  const ds = validateFlow(flow(`steps:
+  - id: a
+    component: /x
+    input: {x: {$from: "a"}, y: {$from: {step: a}, path: "$.b["}}
+output: {$from: {step: a}}
+`));
+  const bad = ds.filter((d) => d.code === "invalid_reference");
+  assertStrictEquals(bad.length, 1, "compile stops at the first bad reference of a template");
+  assertStrictEquals(bad[0].level, "fatal");
+  assertStrictEquals(bad[0].path, "$.steps[0].input.x.$from");
+  assertStrictEquals(bad[0].position?.line, 7);
+});
+
+Deno.test("validateFlow() checks skipIf and onError.defaultValue references", () => {
+  const ds = validateFlow(flow(`steps:
+  - id: a
+    component: /x
+    skipIf: {$from: {step: later}}
+    onError: {action: useDefault, defaultValue: {$from: {step: later}}}
+  - id: later
+    component: /x
+    input: {$from: {step: a}}
+output: {$from: {step: later}}
+`));
+  const refs = ds.filter((d) => d.code === "undefined_step");
+  assertEquals(refs.map((d) => [d.level, d.path]), [
+    ["fatal", "$.steps[0].skipIf"],
+    ["error", "$.steps[0].onError.defaultValue"],
+  ]);
+});
+
+Deno.test("validateFlow() warns about unknown keys with suggestions everywhere", () => {
+  const ds = validateFlow(flow(`steps:
+  - id: a
+    component: /x
+    skip: true
+    on_error: {action: skip}
+    depends_on: [b]
+    onError: {action: fail, defaultValue: 1}
+    input: {v: {$from: {step_id: a}, pth: x}, w: {$from: {workflow: input}, onSkip: {action: skip, x: 1}}}
+output: {$from: {step: a}}
+test:
+  cases:
+    - name: c
+      input: {}
+      outputs: {}
+`));
+  const unknown = ds.filter((d) => d.code === "unknown_key").map((d) => [d.path, d.hint]);
+  assertEquals(unknown, [
+    ["$.steps[0].skip", "did you mean 'skipIf'?"],
+    ["$.steps[0].on_error", "did you mean 'onError'?"],
+    [
+      "$.steps[0].depends_on",
+      "there is no explicit dependency list: a step runs after every step its input or skipIf references with {$from: {step: <id>}}",
+    ],
+    ["$.steps[0].input.v.pth", "did you mean 'path'?"],
+    ["$.steps[0].input.v.$from.step_id", "did you mean 'step'?"],
+    ["$.steps[0].input.w.onSkip.x", undefined],
+    ["$.steps[0].onError.defaultValue", undefined],
+    ["$.test.cases[0].outputs", "did you mean 'output'?"],
+  ]);
+  assert(ds.filter((d) => d.code === "unknown_key").every((d) => d.level === "warning"));
+  const invalid = ds.find((d) => d.code === "invalid_reference");
+  assert(invalid, "a $from without workflow/step/variable is invalid");
+});
+
+Deno.test("validateFlow() reports 0.8 warnings", () => {
+  const ds = validateFlow(loadFlowText(`schema: ${FLOW_SCHEMA_URL}
+steps:
+  - id: a
+    component: /x
+  - id: unused
+    component: /x
+  - id: forced
+    component: /x
+    mustExecute: true
+output: {$from: {step: a}, path: "$.x"}
+`));
+  const texts = ds.map((d) => `${d.level}: ${d.message}`);
+  assertEquals(texts, [
+    "warning: Workflow has no name defined",
+    "warning: Workflow has no description defined",
+    "warning: Field access '$.x' on step 'a' cannot be validated: no output schema available",
+    "warning: Step 'unused' is not referenced by any other step or workflow output",
+  ]);
+});
+
+Deno.test("validateFlow() checks variables against the variables schema", () => {
+  const ds = validateFlow(flow(`variables:
+  type: object
+  properties: {known: {type: string}}
+steps: []
+output: {a: {$from: {variable: known}}, b: {$from: {variable: unknown}}, c: {$from: {variable: other, default: 1}}}
+`));
+  const d = find(ds, "undefined_variable");
+  assertStrictEquals(d.level, "error");
+  assertStrictEquals(d.message, "Undefined variable 'unknown'");
+  assertStrictEquals(d.path, "$.output.b");
+  assertStrictEquals(ds.filter((x) => x.code === "undefined_variable").length, 1);
+  const noSchema = validateFlow(flow(`output: {$from: {variable: v}}\n`));
+  assertStrictEquals(find(noSchema, "missing_variable_schema").level, "warning");
+});
+
+Deno.test("validateFlow() validates literal sub-flows recursively", () => {
+  const ds = validateFlow(flow(`steps:
+  - id: a
+    component: /builtin/put_blob
+    input:
+      data:
+        $literal:
+          schema: ${FLOW_SCHEMA_URL}
+          steps:
+            - id: x
+              component: nope
+          output: {$from: {step: y}}
+output: {$from: {step: a}}
+`));
+  const sub = ds.filter((d) => d.code === "invalid_subflow");
+  assertEquals(sub.map((d) => d.path), [
+    "$.steps[0].input.data.$literal.steps[0].component",
+    "$.steps[0].input.data.$literal.output",
+  ]);
+  assert(sub.every((d) => d.level === "error" && d.position?.line !== undefined));
+});
+
+Deno.test("validateFlow() with a config warns about components no route matches", async () => {
+  const config = await loadConfigFile(
+    new URL("../fixtures/flows/stepflow-config.yml", import.meta.url).pathname,
+  );
+  const ds = validateFlow(
+    flow(`steps:
+  - id: a
+    component: /builtin/eval
+  - id: b
+    component: /python/udf
+output: [{$from: {step: a}}, {$from: {step: b}}]
+`),
+    config,
+  );
+  const d = find(ds, "no_matching_route");
+  assertStrictEquals(d.level, "warning");
+  assertStrictEquals(d.message, "No route matches component '/python/udf' of step 'b'");
+  assertStrictEquals(ds.filter((x) => x.code === "no_matching_route").length, 1);
+});
+
+Deno.test("validateConfig() reports unknown plugins, unused plugins and unknown keys", async () => {
+  const config = await loadConfigFile(new URL("unknown_plugin.yml", CONFIGS).pathname);
+  const ds = validateConfig(config);
+  const unknown = find(ds, "unknown_plugin");
+  assertStrictEquals(unknown.level, "error");
+  assertStrictEquals(
+    unknown.message,
+    "Routing rule 0 for path '/builtin/{*component}' references unknown plugin 'builtn'",
+  );
+  assertStrictEquals(unknown.hint, "did you mean 'builtin'?");
+  assertStrictEquals(unknown.position?.line, 6);
+  assertStrictEquals(
+    find(ds, "unused_plugin").message,
+    "Plugin 'builtin' is not referenced by any routing rule",
+  );
+  assertStrictEquals(find(ds, "unknown_key").hint, "did you mean 'stateStore'?");
+});
+
+Deno.test("validateConfig() reports empty configs and conflicting routes", () => {
+  const empty = validateConfig(parseConfigValue({ plugins: {} }, { workingDirectory: "/" }));
+  assertEquals(empty.map((d) => d.message), [
+    "No plugins configured",
+    "No routing rules configured",
+  ]);
+  const conflict = validateConfig(parseConfigValue({
+    plugins: { b: { type: "builtin" } },
+    routes: { "/a/{x}": [{ plugin: "b" }], "/a/{y}": [{ plugin: "b" }] },
+  }, { workingDirectory: "/" }));
+  assertStrictEquals(find(conflict, "invalid_route").level, "error");
+  const stdio = validateConfig(parseConfigValue({
+    plugins: { p: { type: "stepflow" } },
+    routes: { "/p/{component}": [{ plugin: "p" }] },
+  }, { workingDirectory: "/" }));
+  assertStrictEquals(
+    find(stdio, "missing_command").message,
+    "Plugin 'p' (stdio) needs a 'command'",
+  );
+});
+
+Deno.test("suggestKey() uses aliases, case/underscore folding and edit distance", () => {
+  const step = ["id", "component", "input", "skipIf", "onError", "mustExecute", "inputSchema"];
+  assertStrictEquals(suggestKey("skip", step), "did you mean 'skipIf'?");
+  assertStrictEquals(suggestKey("on_error", step), "did you mean 'onError'?");
+  assertStrictEquals(suggestKey("input_schema", step), "did you mean 'inputSchema'?");
+  assertStrictEquals(suggestKey("must_execute", step), "did you mean 'mustExecute'?");
+  assertStrictEquals(suggestKey("compnent", step), "did you mean 'component'?");
+  assertStrictEquals(suggestKey("Input", step), "did you mean 'input'?");
+  assertStrictEquals(suggestKey("banana", step), undefined);
+  assertStrictEquals(editDistance("stpes", "steps"), 1);
+  assertStrictEquals(editDistance("", "abc"), 3);
+});
+
+Deno.test("parseConfigValue() errors carry the JSON path", () => {
+  assertThrows(
+    () => parseConfigValue({ plugins: { p: { type: "nope" } } }, { workingDirectory: "/" }),
+    FlowLoadError,
+    `Invalid config: $.plugins.p.type: unknown type "nope"`,
+  );
+});
