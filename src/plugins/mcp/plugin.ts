@@ -25,6 +25,15 @@ import { describeError, PluginError, TransportError } from "../../errors.ts";
 import { type Logger, logger } from "../../log.ts";
 import { McpConnection, type McpEndpoint } from "./connection.ts";
 import { substituteEnv } from "../../config/env.ts";
+import { parseDuration } from "../../execution/duration.ts";
+import {
+  CANCELLED,
+  COMPONENT_FAILED,
+  engineFailure,
+  TIMEOUT,
+  TRANSPORT_FAILED,
+} from "../../execution/error_codes.ts";
+import { VALIDATION_ERROR } from "../../protocol/error_codes.ts";
 
 /**
  * Default timeout of one tool call in ms, restarted by each progress notification
@@ -32,31 +41,28 @@ import { substituteEnv } from "../../config/env.ts";
  */
 export const DEFAULT_MCP_TIMEOUT_MS = 30_000;
 
-/** Error codes of failed MCP steps (`error.code`). */
+/**
+ * Error codes of failed MCP steps (`error.code`), from the engine's table
+ * (src/execution/error_codes.ts, docs/error-handling.md), so `onError: retry` treats them by kind.
+ */
 export const MCP_ERROR_CODES = {
   /** The step input does not match the tool's `inputSchema` (the tool was not called). */
-  invalidInput: 400,
-  /** The call was aborted by the engine (run cancelled or step timeout). */
-  cancelled: 410,
-  /** The tool returned `isError: true`, or the server answered with a JSON-RPC error. */
-  toolError: 500,
+  invalidInput: VALIDATION_ERROR,
+  /** The call was aborted by the engine (run cancelled): `data.kind: "CANCELLED"`. */
+  cancelled: CANCELLED,
+  /**
+   * The tool returned `isError: true`, or the server answered `tools/call` with a JSON-RPC error
+   * (stepflow 0.8's code for `Tool 'T' execution failed`).
+   */
+  toolError: COMPONENT_FAILED,
   /** The server could not be started, exited, or its connection failed. */
-  unavailable: 503,
+  unavailable: TRANSPORT_FAILED,
   /** No response (nor progress) within the call's timeout; the call was cancelled. */
-  timeout: 504,
+  timeout: TIMEOUT,
 } as const;
 
 /** What a step gets from a successful tool result (plugin setting `output`). */
 export type McpOutputMode = "content" | "structured" | "result";
-
-/** Parses a config duration (ms number or `"500ms"`, `"30s"`, `"5m"`, `"1h"`) into ms. */
-function durationMs(d: number | string | undefined): number | undefined {
-  if (d === undefined || typeof d === "number") return d;
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/.exec(d);
-  if (!m) return undefined;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-  return Math.round(Number(m[1]) * unit);
-}
 
 /** A counting semaphore for `maxConcurrency`. */
 class Limiter {
@@ -107,11 +113,13 @@ export class McpPlugin implements Plugin {
           `(Streamable HTTP server)`,
       );
     }
-    const t = durationMs(config.timeout);
-    if (config.timeout !== undefined && (t === undefined || t <= 0)) {
-      throw new PluginError(`MCP plugin '${name}': bad timeout ${JSON.stringify(config.timeout)}`);
+    try {
+      this.#timeoutMs = config.timeout === undefined
+        ? DEFAULT_MCP_TIMEOUT_MS
+        : parseDuration(config.timeout, { what: `plugins.${name}.timeout` });
+    } catch (err) {
+      throw new PluginError(`MCP plugin '${name}': ${(err as Error).message}`, [], { cause: err });
     }
-    this.#timeoutMs = t ?? DEFAULT_MCP_TIMEOUT_MS;
     this.#output = config.output ?? "content";
     if (config.maxConcurrency) this.#limiter = new Limiter(config.maxConcurrency);
   }
@@ -167,7 +175,7 @@ export class McpPlugin implements Plugin {
       try {
         conn = await this.#connection();
       } catch (err) {
-        return failed(MCP_ERROR_CODES.unavailable, this.#startFailure(err));
+        return engineFailure("TRANSPORT_FAILED", this.#startFailure(err));
       }
       const entry = conn.tools.get(tool);
       if (!entry) {
@@ -300,8 +308,8 @@ export class McpPlugin implements Plugin {
     const head = `Tool '${tool}' of MCP plugin '${this.name}'`;
     if (isMcpError(err) && err.code === ErrorCode.RequestTimeout) {
       const hints = conn.diagnostics();
-      return failed(
-        MCP_ERROR_CODES.timeout,
+      return engineFailure(
+        "TIMEOUT",
         `${head} timed out after ${timeout} ms without a response or progress; the call was ` +
           `cancelled${hints ? `; ${hints}` : ""}`,
       );
@@ -312,8 +320,8 @@ export class McpPlugin implements Plugin {
     ) {
       await raceTimeout(conn.whenClosed(), 2000);
       const end = conn.endDescription() ?? (err as Error).message;
-      return failed(
-        MCP_ERROR_CODES.unavailable,
+      return engineFailure(
+        "TRANSPORT_FAILED",
         `${head} failed: the server ${this.#where()} ${end}`,
       );
     }
@@ -321,8 +329,8 @@ export class McpPlugin implements Plugin {
       // fetch failures, HTTP errors (e.g. 404 for a session the server forgot), a closed pipe:
       // this session is unusable; the next call opens a new one.
       conn.invalidate();
-      return failed(
-        MCP_ERROR_CODES.unavailable,
+      return engineFailure(
+        "TRANSPORT_FAILED",
         `${head} failed: the server ${this.#where()} could not be reached: ${describeError(err)}`,
       );
     }
@@ -342,11 +350,12 @@ export class McpPlugin implements Plugin {
   #cancelled(tool: string, signal: AbortSignal): FlowResult {
     const reason = signal.reason;
     const timedOut = reason instanceof DOMException && reason.name === "TimeoutError";
-    return failed(
-      timedOut ? MCP_ERROR_CODES.timeout : MCP_ERROR_CODES.cancelled,
+    const why = reason instanceof Error && !timedOut ? `: ${reason.message}` : "";
+    return engineFailure(
+      timedOut ? "TIMEOUT" : "CANCELLED",
       `Tool '${tool}' of MCP plugin '${this.name}' was ${
         timedOut ? "stopped by the step timeout" : "cancelled"
-      }${reason instanceof Error && !timedOut ? `: ${reason.message}` : ""}`,
+      }${why}`,
     );
   }
 

@@ -46,7 +46,7 @@ Deno.test("McpPlugin.execute() calls echo and get-sum; output is the content arr
 Deno.test("McpPlugin.execute() checks the input against the inputSchema, naming the field", async () => {
   await using s = await startPlugin(everythingConfig());
   const e1 = errorOf(await s.plugin.execute("/get-sum", { a: 1, b: "two" }, stepCtx()));
-  assertEquals(e1.code, 400);
+  assertEquals(e1.code, -32002);
   assertEquals(
     e1.message,
     "Input of tool 'get-sum' (MCP plugin 'srv') does not match its inputSchema: " +
@@ -123,6 +123,7 @@ Deno.test("McpPlugin.execute() fails a call with no progress after the timeout, 
   );
   const e = errorOf(r);
   assertEquals(e.code, 504);
+  assertEquals(e.data, { kind: "TIMEOUT" }); // the engine's table: retried as a timeout
   assertStringIncludes(
     e.message,
     "Tool 'trigger-long-running-operation' of MCP plugin 'srv' timed out after 300 ms",

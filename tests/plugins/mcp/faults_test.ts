@@ -24,7 +24,7 @@ Deno.test("McpPlugin: a missing binary fails the step with ENOENT and the plugin
   assertStringIncludes(s.log.lines.join("\n"), "not found (ENOENT)");
   for (let i = 0; i < 2; i++) { // each call tries again, and fails the same way
     const e = errorOf(await s.plugin.execute("/anything", {}, stepCtx()));
-    assertEquals(e.code, 503);
+    assertEquals(e.code, -32603);
     assertStringIncludes(e.message, "MCP plugin 'ghost': server 'no-such-mcp-server-xyz' failed");
     assertStringIncludes(e.message, "cannot start 'no-such-mcp-server-xyz': not found (ENOENT)");
   }
@@ -36,7 +36,7 @@ Deno.test("McpPlugin: a missing binary fails the step with ENOENT and the plugin
 Deno.test("McpPlugin: a server that exits at start fails the step with its exit code and stderr", async () => {
   await using s = await startPlugin(faultConfig("exit-at-start"), "early");
   const e = errorOf(await s.plugin.execute("/echo", { text: "x" }, stepCtx()));
-  assertEquals(e.code, 503);
+  assertEquals(e.code, -32603);
   assertStringIncludes(e.message, "MCP plugin 'early': server '");
   assertStringIncludes(
     e.message,
@@ -47,7 +47,7 @@ Deno.test("McpPlugin: a server that exits at start fails the step with its exit 
 Deno.test("McpPlugin: a program that is not an MCP server is reported with what it wrote", async () => {
   await using s = await startPlugin(faultConfig("not-mcp"), "notmcp");
   const e = errorOf(await s.plugin.execute("/echo", { text: "x" }, stepCtx()));
-  assertEquals(e.code, 503);
+  assertEquals(e.code, -32603);
   assertStringIncludes(e.message, "exited with code 0 during the handshake");
   assertStringIncludes(e.message, `non-JSON on stdout`);
   assertStringIncludes(e.message, `"hello, I am not an MCP server"`);
@@ -57,7 +57,7 @@ Deno.test("McpPlugin: a server that exits mid-call fails that step; the next cal
   await using s = await startPlugin(faultConfig(), "crashy");
   const pid1 = textOf(await s.plugin.execute("/pid", {}, stepCtx()));
   const e = errorOf(await s.plugin.execute("/crash", {}, stepCtx()));
-  assertEquals(e.code, 503);
+  assertEquals(e.code, -32603);
   assertStringIncludes(e.message, "Tool 'crash' of MCP plugin 'crashy' failed: the server '");
   assertStringIncludes(e.message, "exited with code 7; stderr: crashing on purpose");
   const pid2 = textOf(await s.plugin.execute("/pid", {}, stepCtx()));
@@ -135,7 +135,7 @@ Deno.test("McpPlugin: an aborted step signal cancels the call", async () => {
   assertEquals(textOf(await s.plugin.execute("/echo", { text: "x" }, stepCtx())), "x");
   ac.abort(new Error("run cancelled"));
   const e = errorOf(await p);
-  assertEquals(e.code, 410);
+  assertEquals(e.code, 499);
   assertEquals(e.message, "Tool 'hang' of MCP plugin 'abort' was cancelled: run cancelled");
   const r = await s.plugin.execute("/cancelled", {}, stepCtx());
   assert(r.outcome === "success");
@@ -177,7 +177,7 @@ Deno.test("McpPlugin: a tool the server does not have throws a PluginError listi
 Deno.test("McpPlugin: a non-object input fails before the call", async () => {
   await using s = await startPlugin(faultConfig(), "srv");
   const e = errorOf(await s.plugin.execute("/pid", "text", stepCtx()));
-  assertEquals(e.code, 400);
+  assertEquals(e.code, -32002);
 });
 
 Deno.test("McpPlugin.close() leaves no server process behind", async () => {

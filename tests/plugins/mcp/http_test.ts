@@ -78,6 +78,6 @@ Deno.test("McpPlugin over Streamable HTTP: nothing listening fails the step with
   await using s = await startPlugin({ type: "mcp", url, timeout: "2s" }, "remote");
   const r = await s.plugin.execute("/echo", { message: "x" }, stepCtx());
   assert(r.outcome === "failed", JSON.stringify(r));
-  assertEquals(r.error.code, 503);
+  assertEquals(r.error.code, -32603);
   assertStringIncludes(r.error.message, `MCP plugin 'remote': server at ${url} failed to start`);
 });
