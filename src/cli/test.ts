@@ -228,7 +228,7 @@ async function testFile(
   if (load.kind === "error") {
     summary.filesTested++;
     summary.errors++;
-    out(`${file}: error: ${load.message}\n`);
+    out(`${load.message.startsWith(file) ? "" : `${file}: `}error: ${load.message}\n`);
     return;
   }
   const loaded = load.loaded;
@@ -353,12 +353,12 @@ export function lineDiff(expected: string, actual: string): string {
       out += ` ${a[i]}\n`;
       i++;
       j++;
-    } else if (j < m && (i >= n || lcs[i][j + 1] >= lcs[i + 1][j])) {
-      out += `+${b[j]}\n`;
-      j++;
-    } else {
+    } else if (i < n && (j >= m || lcs[i + 1][j] >= lcs[i][j + 1])) {
       out += `-${a[i]}\n`;
       i++;
+    } else {
+      out += `+${b[j]}\n`;
+      j++;
     }
   }
   return out;

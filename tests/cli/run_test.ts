@@ -1,0 +1,108 @@
+import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "../_assert.ts";
+import { REPO_ROOT, runCli } from "../_assert.ts";
+import { parseJson } from "../../src/json/exact_json.ts";
+
+const DIR = `${REPO_ROOT}/tests/fixtures/cli/run`;
+
+Deno.test("stepflow run prints the FlowResult as one JSON line and exits 0", async () => {
+  const r = await runCli([
+    "run",
+    "--flow",
+    `${DIR}/greet.yaml`,
+    "--input-json",
+    '{"who":{"name":"Ada"},"score":15.0}',
+  ]);
+  assertStrictEquals(r.code, 0, r.stderr);
+  assertStrictEquals(
+    r.stdout,
+    '{"outcome":"success","result":{"prompt":"Ada","score":15.0}}\n',
+  );
+});
+
+Deno.test("stepflow run reads YAML input from stdin and a YAML --input file", async () => {
+  const r = await runCli(
+    ["run", "--flow", `${DIR}/greet.yaml`, "--stdin-format", "yaml"],
+    { stdin: "who: {name: Bo}\nscore: 9007199254740993\n" },
+  );
+  assertStrictEquals(r.code, 0, r.stderr);
+  assertStrictEquals(
+    r.stdout,
+    '{"outcome":"success","result":{"prompt":"Bo","score":9007199254740993}}\n',
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/in.yaml`, "who: {name: Cy}\nscore: 1\n");
+    const r2 = await runCli([
+      "run",
+      "--flow",
+      `${DIR}/greet.yaml`,
+      "--input",
+      `${dir}/in.yaml`,
+      "--output",
+      `${dir}/out.json`,
+    ]);
+    assertStrictEquals(r2.code, 0, r2.stderr);
+    assertStrictEquals(r2.stdout, "");
+    assertEquals(parseJson(await Deno.readTextFile(`${dir}/out.json`)), {
+      outcome: "success",
+      result: { prompt: "Cy", score: 1 },
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stepflow run: a missing path fails with exit 1 and names the step and the path", async () => {
+  const r = await runCli([
+    "run",
+    "--flow",
+    `${DIR}/greet.yaml`,
+    "--input-json",
+    '{"who":{},"score":1}',
+  ]);
+  assertStrictEquals(r.code, 1);
+  const result = parseJson(r.stdout) as { outcome: string; error: { message: string } };
+  assertStrictEquals(result.outcome, "failed");
+  assertStrictEquals(result.error.message, "failed to resolve input for step 'messages'");
+  assertStringIncludes(r.stderr, "failed to resolve input for step 'messages'");
+  assertStringIncludes(r.stderr, "Undefined field '$.who.name' in value");
+  assertStringIncludes(r.stderr, "$.steps[0].input.user_prompt");
+});
+
+Deno.test("stepflow run: an unparsable flow exits 2 with file:line:col and runs nothing", async () => {
+  const r = await runCli(["run", "--flow", `${DIR}/broken.yaml`, "--input-json", "{}"]);
+  assertStrictEquals(r.code, 2);
+  assertStrictEquals(r.stdout, "");
+  assert(/broken\.yaml:\d+:\d+/.test(r.stderr), r.stderr);
+});
+
+Deno.test("stepflow run: conflicting input flags and bad JSON are usage errors (exit 2)", async () => {
+  const r = await runCli([
+    "run",
+    "--flow",
+    `${DIR}/greet.yaml`,
+    "--input-json",
+    "{}",
+    "--input-yaml",
+    "{}",
+  ]);
+  assertStrictEquals(r.code, 2);
+  assertStringIncludes(r.stderr, "use only one of --input, --input-json and --input-yaml");
+  const r2 = await runCli(["run", "--flow", `${DIR}/greet.yaml`, "--input-json", "{nope"]);
+  assertStrictEquals(r2.code, 2);
+  assertStringIncludes(r2.stderr, "--input-json");
+});
+
+Deno.test("stepflow run applies --overrides-json and --variables-json", async () => {
+  const r = await runCli([
+    "run",
+    "--flow",
+    `${DIR}/greet.yaml`,
+    "--input-json",
+    '{"who":{"name":"Ada"},"score":2}',
+    "--overrides-json",
+    '{"messages":{"value":{"input":{"user_prompt":"patched"}}}}',
+  ]);
+  assertStrictEquals(r.code, 0, r.stderr);
+  assertStrictEquals(r.stdout, '{"outcome":"success","result":{"prompt":"patched","score":2}}\n');
+});

@@ -1,0 +1,57 @@
+import { assertStrictEquals, assertStringIncludes } from "../_assert.ts";
+import { CONFORMANCE_DIR, REPO_ROOT, runCli } from "../_assert.ts";
+
+const MIXED = `${REPO_ROOT}/tests/fixtures/cli/test_command/mixed`;
+
+Deno.test("stepflow test reports a broken flow with its location and skips a manifest with a notice", async () => {
+  const r = await runCli(["test", MIXED]);
+  assertStrictEquals(r.code, 1);
+  assertStringIncludes(r.stdout, "broken_flow.yaml:4:5");
+  assertStringIncludes(r.stdout, "missing required key 'component'");
+  assertStringIncludes(r.stdout, "deployment.yaml: skipped, not a flow");
+  assertStringIncludes(r.stdout, "stepflow-config.yml: skipped, not a flow");
+  assertStringIncludes(r.stdout, "Running Test Case passes");
+  assertStringIncludes(
+    r.stdout,
+    "Test Case fails failed. New Output:\noutcome: success\nresult: ho\n",
+  );
+  assertStringIncludes(r.stdout, "good.yaml: 1/2 passed");
+  assertStringIncludes(r.stdout, "Execution errors: 1\n");
+  const lines = r.stdout.trimEnd().split("\n");
+  assertStrictEquals(lines.at(-1), "1 passed, 2 failed");
+});
+
+Deno.test("stepflow test --case selects cases and --diff prints a line diff", async () => {
+  const r = await runCli(["test", `${MIXED}/good.yaml`, "--case", "fails", "--diff"]);
+  assertStrictEquals(r.code, 1);
+  assertStringIncludes(
+    r.stdout,
+    "--- Expected\n+++ Actual\n outcome: success\n-result: 15.0\n+result: ho\n",
+  );
+  assertStrictEquals(r.stdout.trimEnd().split("\n").at(-1), "0 passed, 1 failed");
+  const ok = await runCli(["test", `${MIXED}/good.yaml`, "--case", "passes"]);
+  assertStrictEquals(ok.code, 0);
+  assertStrictEquals(ok.stdout.trimEnd().split("\n").at(-1), "1 passed, 0 failed");
+});
+
+Deno.test("stepflow test --update writes actual outputs into the flow file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.copyFile(`${MIXED}/good.yaml`, `${dir}/good.yaml`);
+    await Deno.copyFile(`${MIXED}/stepflow-config.yml`, `${dir}/stepflow-config.yml`);
+    const r = await runCli(["test", `${dir}/good.yaml`, "--update"]);
+    assertStrictEquals(r.code, 1);
+    const again = await runCli(["test", `${dir}/good.yaml`]);
+    assertStrictEquals(again.code, 0, again.stdout);
+    assertStrictEquals(again.stdout.trimEnd().split("\n").at(-1), "2 passed, 0 failed");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stepflow test reports a flow without cases as skipped", async () => {
+  const r = await runCli(["test", `${CONFORMANCE_DIR}/tests/no_tests.yaml`]);
+  assertStrictEquals(r.code, 0);
+  assertStringIncludes(r.stdout, "no_tests.yaml: Skipped (no test cases)");
+  assertStrictEquals(r.stdout.trimEnd().split("\n").at(-1), "0 passed, 0 failed, 1 skipped");
+});

@@ -1,0 +1,36 @@
+/**
+ * Uses the library the way an embedding program would: only `mod.ts`.
+ * @module
+ */
+import { assertStrictEquals } from "./_assert.ts";
+import { configFromValue, Engine, loadFlow, runFlow, stringifyJson } from "../mod.ts";
+
+const FLOW = `
+schema: https://stepflow.org/schemas/v1/flow.json
+name: embed
+steps:
+  - id: m
+    component: /builtin/create_messages
+    input: { user_prompt: { $from: { workflow: input }, path: topic } }
+output: { $from: { step: m }, path: "$.messages[0].content" }
+`;
+
+Deno.test("mod.ts: load a flow from text, build an engine from a config, run it", async () => {
+  const flow = await loadFlow(FLOW, { text: true });
+  const config = configFromValue({
+    plugins: { builtin: { type: "builtin" } },
+    routes: { "/builtin/{*component}": [{ plugin: "builtin" }] },
+  });
+  const engine = await Engine.create(config);
+  try {
+    const r1 = await engine.run(flow, { topic: "one" });
+    const r2 = await engine.run(flow, { topic: "two" });
+    assertStrictEquals(stringifyJson(r1), '{"outcome":"success","result":"one"}');
+    assertStrictEquals(stringifyJson(r2), '{"outcome":"success","result":"two"}');
+  } finally {
+    await engine.close();
+  }
+  // One call, with 0.8's default config (no routes): the step cannot be routed.
+  const r = await runFlow(flow, { topic: "x" });
+  assertStrictEquals(r.outcome, "failed");
+});
