@@ -1,0 +1,138 @@
+/**
+ * `stepflow validate` as a real subprocess: exit codes, text and JSON output, no stack traces.
+ * @module
+ */
+import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "../_assert.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const FLOWS = "tests/fixtures/flows";
+
+async function validate(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "validate", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+function noStack(s: string): void {
+  assert(!/\n\s+at /.test(s), `no stack trace in: ${s}`);
+  assert(!s.includes("Caused by"), `no cause dump in: ${s}`);
+}
+
+Deno.test("stepflow validate: a valid flow exits 0 with its warnings", async () => {
+  const r = await validate("--flow", `${FLOWS}/valid.yaml`);
+  assertStrictEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "✅ Validation passed with no errors (1 warning)");
+  assertStringIncludes(r.stdout, `${FLOWS}/valid.yaml:34:10: warning: Field access`);
+});
+
+Deno.test("stepflow validate: a duplicate step id exits 1 with file:line:col", async () => {
+  const r = await validate("--flow", `${FLOWS}/duplicate_step_id.yaml`);
+  assertStrictEquals(r.code, 1);
+  assertStringIncludes(
+    r.stdout,
+    `${FLOWS}/duplicate_step_id.yaml:8:9: fatal: Duplicate step ID: 'a' [$.steps[1].id]`,
+  );
+  assertStringIncludes(r.stdout, "❌ Validation failed: 1 fatal, 0 errors, 0 warnings");
+  noStack(r.stdout + r.stderr);
+});
+
+Deno.test("stepflow validate: a duplicate YAML key exits 2 naming both lines", async () => {
+  const r = await validate("--flow", `${FLOWS}/duplicate_yaml_key.yaml`);
+  assertStrictEquals(r.code, 2);
+  assertStrictEquals(
+    r.stderr,
+    `error: ${FLOWS}/duplicate_yaml_key.yaml:8:5: Duplicate key 'input' (first defined at line 7, column 5): remove one of them\n`,
+  );
+  assertStrictEquals(r.stdout, "");
+});
+
+Deno.test("stepflow validate: a reference to an undefined step exits 1", async () => {
+  const r = await validate("--flow", `${FLOWS}/undefined_step.yaml`);
+  assertStrictEquals(r.code, 1);
+  assertStringIncludes(
+    r.stdout,
+    `${FLOWS}/undefined_step.yaml:8:20: fatal: Step 'a' references undefined step 'nowhere' [$.steps[0].input.user_prompt]`,
+  );
+  noStack(r.stdout + r.stderr);
+});
+
+Deno.test("stepflow validate: a reference to a later step exits 1 and says why", async () => {
+  const r = await validate("--flow", `${FLOWS}/later_step.yaml`);
+  assertStrictEquals(r.code, 1);
+  assertStringIncludes(r.stdout, "fatal: Step 'first' references undefined step 'second'");
+  assertStringIncludes(r.stdout, "'second' is defined later (steps[1])");
+});
+
+Deno.test("stepflow validate: a typo'd key 'stpes' is named with a suggestion", async () => {
+  const r = await validate("--flow", `${FLOWS}/typo_key.yaml`);
+  assertStrictEquals(r.code, 1, "the output then references an undefined step");
+  assertStringIncludes(
+    r.stdout,
+    `${FLOWS}/typo_key.yaml:4:1: warning: Unknown key 'stpes' in the flow is ignored [$.stpes] (did you mean 'steps'?)`,
+  );
+  assertStringIncludes(r.stdout, "fatal: Reference to undefined step 'a' [$.output]");
+});
+
+Deno.test("stepflow validate: an unterminated flow mapping exits 2 pointing at its '{'", async () => {
+  const r = await validate("--flow", `${FLOWS}/unterminated_flow_map.yaml`);
+  assertStrictEquals(r.code, 2);
+  assertStringIncludes(
+    r.stderr,
+    `error: ${FLOWS}/unterminated_flow_map.yaml:8:20: YAML syntax error: this flow mapping is not closed`,
+  );
+  assertStrictEquals(r.stderr.trim().split("\n").length, 1, "one line");
+  noStack(r.stderr);
+});
+
+Deno.test("stepflow validate --format json prints diagnostics for editors", async () => {
+  const r = await validate("--flow", `${FLOWS}/later_step.yaml`, "--format", "json");
+  assertStrictEquals(r.code, 1);
+  const report = JSON.parse(r.stdout);
+  assertStrictEquals(report.numFatal, 1);
+  assertStrictEquals(report.numError, 0);
+  const d = report.diagnostics.find((x: { code: string }) => x.code === "undefined_step");
+  assertEquals(d.position, { file: `${FLOWS}/later_step.yaml`, line: 8, col: 20 });
+  assertStrictEquals(d.path, "$.steps[0].input.user_prompt");
+  assertStrictEquals(d.level, "fatal");
+
+  const bad = await validate("--flow", `${FLOWS}/duplicate_yaml_key.yaml`, "--format", "json");
+  assertStrictEquals(bad.code, 2);
+  const loadErr = JSON.parse(bad.stdout);
+  assertStrictEquals(loadErr.numFatal, 1);
+  assertEquals(loadErr.diagnostics[0].position, {
+    file: `${FLOWS}/duplicate_yaml_key.yaml`,
+    line: 8,
+    col: 5,
+  });
+  assertStringIncludes(loadErr.diagnostics[0].message, "Duplicate key 'input'");
+});
+
+Deno.test("stepflow validate: config errors and usage errors", async () => {
+  const cfg = await validate(
+    "--flow",
+    `${FLOWS}/valid.yaml`,
+    "--config",
+    "tests/fixtures/configs/unknown_plugin.yml",
+  );
+  assertStrictEquals(cfg.code, 1);
+  assertStringIncludes(
+    cfg.stdout,
+    "tests/fixtures/configs/unknown_plugin.yml:6:15: error: Routing rule 0 for path '/builtin/{*component}' references unknown plugin 'builtn'",
+  );
+  const missing = await validate("--flow", `${FLOWS}/nope.yaml`);
+  assertStrictEquals(missing.code, 2);
+  assertStringIncludes(missing.stderr, `Cannot read flow file '${FLOWS}/nope.yaml': no such file`);
+  const fmt = await validate("--flow", `${FLOWS}/valid.yaml`, "--format", "xml");
+  assertStrictEquals(fmt.code, 2);
+  const noFlow = await validate();
+  assertStrictEquals(noFlow.code, 2);
+  assertStringIncludes(noFlow.stderr, "--flow");
+});
