@@ -1,0 +1,23 @@
+/**
+ * `examples/mcp-files`: `stepflow run` prints the result its README documents.
+ * @module
+ */
+import { assertEquals, assertStringIncludes, REPO_ROOT, runCli } from "../../_assert.ts";
+import { serverScript } from "./_helpers.ts";
+import { parseJson } from "../../../src/json/exact_json.ts";
+
+Deno.test("examples/mcp-files: stepflow run prints the documented result", async () => {
+  serverScript("server-filesystem"); // a clear message when the servers are not installed
+  const readme = await Deno.readTextFile(`${REPO_ROOT}/examples/mcp-files/README.md`);
+  const command = /`deno run -A main\.ts (run [^`]+)`/.exec(readme);
+  const documented = /```json\n([\s\S]*?)\n```/.exec(readme);
+  if (!command || !documented) throw new Error("README lost its command line or result block");
+  assertStringIncludes(command[1], "--flow examples/mcp-files/flow.yaml");
+  const input = /--input-json '([^']+)'/.exec(command[1])![1];
+  const r = await runCli(
+    ["run", "--flow", "examples/mcp-files/flow.yaml", "--input-json", input],
+    { cwd: REPO_ROOT },
+  );
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(parseJson(r.stdout), parseJson(documented[1]));
+});
