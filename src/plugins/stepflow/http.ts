@@ -1,0 +1,240 @@
+/**
+ * The HTTP transport (stepflow 0.8 §3.5, "streamable HTTP"): every message is a `POST` of one
+ * JSON-RPC message to the configured `url` (exactly), with `Accept: application/json,
+ * text/event-stream`. The worker answers a request either with a JSON body (the response) or
+ * with an SSE stream carrying its own requests (`blobs/put`, ...) and, last, the response. The
+ * engine answers each embedded request with a `POST` of the JSON-RPC response to the same URL,
+ * adding `Stepflow-Instance-Id` when the stream carried that header (the worker answers 202).
+ *
+ * Failures name the URL: a connection error, or an HTTP error status whose body is not a
+ * JSON-RPC error response, is a {@linkcode TransportError}. A JSON-RPC error (any status) is a
+ * {@linkcode ProtocolError} with the worker's code and message.
+ *
+ * Better than 0.8: when the worker cannot be reached at start-up, the handshake is retried on
+ * the first call instead of failing the whole engine, so steps fail (and `onError` applies).
+ * @module
+ */
+import { type JsonValue, parseJson } from "../../json/exact_json.ts";
+import { describeError, ProtocolError, TransportError } from "../../errors.ts";
+import type { Logger } from "../../log.ts";
+import {
+  classifyMessage,
+  errorText,
+  notificationText,
+  type RequestMessage,
+  requestText,
+  resultText,
+} from "../../protocol/envelope.ts";
+import { INTERNAL_ERROR } from "../../protocol/error_codes.ts";
+import { readSseData } from "../../protocol/sse.ts";
+import type { RequestHandler, WorkerTransport } from "./transport.ts";
+import { initializeWorker } from "./handshake.ts";
+
+/** The header a worker sets on an SSE response so replies reach the same instance. */
+export const INSTANCE_ID_HEADER = "Stepflow-Instance-Id";
+
+/** Options of an {@linkcode HttpWorker}. */
+export interface HttpWorkerOptions {
+  /** Plugin name (messages). */
+  name: string;
+  /** The worker's endpoint; every message is posted here. */
+  url: string;
+  log: Logger;
+  /** Answers the worker's requests embedded in SSE streams. */
+  onRequest: RequestHandler;
+}
+
+/** A step service reached over HTTP. */
+export class HttpWorker implements WorkerTransport {
+  readonly #o: HttpWorkerOptions;
+  readonly #name: string;
+  #handshake?: Promise<void>;
+  #closed = false;
+  #ac = new AbortController();
+
+  constructor(options: HttpWorkerOptions) {
+    this.#o = options;
+    this.#name = `step service '${options.name}' at ${options.url}`;
+  }
+
+  /**
+   * Does the handshake. A connection failure is logged and the handshake retried at the first
+   * call; other failures (an error answer, a notification not accepted) throw.
+   */
+  async start(): Promise<void> {
+    try {
+      await this.#ensureHandshake();
+    } catch (err) {
+      if (!(err instanceof TransportError) || !/cannot reach/.test(err.message)) throw err;
+      this.#o.log.warn(`${describeError(err)}; will try again at the first call`);
+    }
+  }
+
+  /** See {@linkcode WorkerTransport.request}. */
+  async request(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
+    if (this.#closed) throw new TransportError(`${this.#name} is closed`);
+    await this.#ensureHandshake();
+    return await this.#call(method, params, signal);
+  }
+
+  /** Aborts open calls. */
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#ac.abort(new TransportError(`${this.#name} is closed`));
+    return Promise.resolve();
+  }
+
+  #ensureHandshake(): Promise<void> {
+    this.#handshake ??= initializeWorker(
+      { request: (m, p, s) => this.#call(m, p, s), notify: (m, p) => this.#notify(m, p) },
+      this.#name,
+      this.#ac.signal,
+    ).catch((err) => {
+      this.#handshake = undefined; // try again next time
+      throw err;
+    });
+    return this.#handshake;
+  }
+
+  async #post(text: string, signal: AbortSignal | undefined, instanceId?: string) {
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      "accept": "application/json, text/event-stream",
+    };
+    if (instanceId) headers[INSTANCE_ID_HEADER] = instanceId;
+    const s = signal ? AbortSignal.any([signal, this.#ac.signal]) : this.#ac.signal;
+    try {
+      return await fetch(this.#o.url, { method: "POST", headers, body: text, signal: s });
+    } catch (err) {
+      if (s.aborted) throw s.reason;
+      throw new TransportError(`cannot reach ${this.#name}: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async #notify(method: string, params: unknown): Promise<void> {
+    const res = await this.#post(notificationText(method, params), undefined);
+    const body = await res.text();
+    if (res.status !== 202) {
+      throw new TransportError(
+        `${this.#name} answered the '${method}' notification with HTTP ${res.status} (expected 202): ${
+          clip(body)
+        }`,
+      );
+    }
+  }
+
+  async #call(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
+    const id = crypto.randomUUID();
+    const res = await this.#post(requestText(id, method, params), signal);
+    const type = res.headers.get("content-type") ?? "";
+    if (res.ok && type.includes("text/event-stream") && res.body) {
+      return await this.#readStream(res, id, method);
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw new TransportError(`${this.#name}: reading the answer to '${method}' failed`, {
+        cause: err,
+      });
+    }
+    let value: JsonValue | undefined;
+    try {
+      value = parseJson(text);
+    } catch {
+      value = undefined;
+    }
+    const msg = value === undefined ? undefined : classifyMessage(value);
+    if (msg?.kind === "response" && msg.error) {
+      throw new ProtocolError(msg.error.code, msg.error.message, msg.error.data);
+    }
+    if (!res.ok) {
+      throw new TransportError(
+        `${this.#name} answered '${method}' with HTTP ${res.status}${
+          text ? `: ${clip(text)}` : ""
+        }`,
+      );
+    }
+    if (msg?.kind === "response") return msg.result as JsonValue;
+    throw new TransportError(
+      `${this.#name} answered '${method}' with something that is not a JSON-RPC response: ${
+        clip(text)
+      }`,
+    );
+  }
+
+  async #readStream(res: Response, id: string, method: string): Promise<JsonValue> {
+    const instanceId = res.headers.get(INSTANCE_ID_HEADER) ?? undefined;
+    const replies: Promise<void>[] = [];
+    try {
+      for await (const data of readSseData(res.body!)) {
+        let value: JsonValue;
+        try {
+          value = parseJson(data);
+        } catch {
+          this.#o.log.warn(`${this.#name}: skipped an SSE event that is not JSON: ${clip(data)}`);
+          continue;
+        }
+        const msg = classifyMessage(value);
+        if (msg.kind === "request") {
+          replies.push(this.#reply(msg, instanceId));
+        } else if (msg.kind === "response" && msg.id === id) {
+          if (msg.error) throw new ProtocolError(msg.error.code, msg.error.message, msg.error.data);
+          return msg.result as JsonValue;
+        } else {
+          this.#o.log.debug(`${this.#name}: ignored an SSE event: ${clip(data)}`);
+        }
+      }
+    } catch (err) {
+      if (err instanceof ProtocolError || err instanceof TransportError) throw err;
+      throw new TransportError(
+        `${this.#name}: the event stream of '${method}' failed: ${describeError(err)}`,
+        { cause: err },
+      );
+    } finally {
+      await Promise.allSettled(replies);
+    }
+    throw new TransportError(
+      `${this.#name}: the event stream of '${method}' ended without a response`,
+    );
+  }
+
+  async #reply(req: RequestMessage, instanceId: string | undefined): Promise<void> {
+    let text: string;
+    try {
+      text = resultText(req.id, (await this.#o.onRequest(req)) ?? null);
+    } catch (err) {
+      text = errorText(
+        req.id,
+        err instanceof ProtocolError
+          ? {
+            code: err.code,
+            message: err.message,
+            ...(err.data !== undefined ? { data: err.data as JsonValue } : {}),
+          }
+          : { code: INTERNAL_ERROR, message: describeError(err) },
+      );
+    }
+    try {
+      const res = await this.#post(text, undefined, instanceId);
+      const body = await res.text();
+      if (res.status !== 202) {
+        this.#o.log.warn(
+          `${this.#name} answered the reply to '${req.method}' with HTTP ${res.status} (expected 202): ${
+            clip(body)
+          }`,
+        );
+      }
+    } catch (err) {
+      this.#o.log.warn(
+        `${this.#name}: could not post the reply to '${req.method}': ${describeError(err)}`,
+      );
+    }
+  }
+}
+
+function clip(text: string, max = 300): string {
+  return text.length > max ? text.slice(0, max) + "…" : text;
+}

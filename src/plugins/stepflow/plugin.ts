@@ -1,0 +1,200 @@
+/**
+ * The `stepflow` plugin type: components served by a step service (a worker process over
+ * stdio, or an HTTP endpoint) speaking the Stepflow protocol (stepflow 0.8 §2.2, §3).
+ *
+ * Results (docs/protocol.md):
+ * - `{output}` from `components/execute` → `{outcome: success, result: output}` (0.8);
+ * - a JSON-RPC error → `{outcome: failed, error: {code, message, data?}}` with the worker's code
+ *   and message, so the step's `onError` can handle it (0.8 aborts the run instead);
+ * - a transport failure (crash, closed pipe, unreachable URL, HTTP 5xx) → failed with -32603 and
+ *   a message naming the plugin, the exit code or URL. A crash during an execute call is
+ *   retried once on the restarted worker with `attempt + 1` (0.8: `attempt: 2`).
+ *
+ * Extension config fields (stdio): `restartDelay` (default 1s), `maxRestartDelay` (30s),
+ * `maxRestarts` (5), `closeGrace` (2s) — see docs/protocol.md.
+ * @module
+ */
+import { describeError, ProtocolError, TransportError } from "../../errors.ts";
+import { failed, type FlowResult, success } from "../../flow/flow_result.ts";
+import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
+import type { Logger } from "../../log.ts";
+import type { PluginConfig, StepflowPluginConfig } from "../../config/model.ts";
+import type { RequestMessage } from "../../protocol/envelope.ts";
+import { INTERNAL_ERROR } from "../../protocol/error_codes.ts";
+import type {
+  ComponentInfo,
+  EngineServices,
+  ExecuteContext,
+  Plugin,
+  PluginInitContext,
+} from "../plugin.ts";
+import { registerPluginType } from "../registry.ts";
+import { answerEngineCall } from "./engine_calls.ts";
+import { HttpWorker } from "./http.ts";
+import { resolveCommand, substituteSpawn } from "./spawn.ts";
+import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_RESTART_POLICY, StdioWorker } from "./stdio.ts";
+import { WorkerCrashError, type WorkerTransport } from "./transport.ts";
+
+/** Extension fields of a stepflow plugin config (issue 3), in addition to 0.8's. */
+export interface StepflowPluginExtensions {
+  /** First restart delay (ms or "1s"). @default "1s" */
+  restartDelay?: number | string;
+  /** Longest restart delay. @default "30s" */
+  maxRestartDelay?: number | string;
+  /** Most consecutive restarts. @default 5 */
+  maxRestarts?: number;
+  /** How long a worker may take to exit after its stdin closes at shutdown. @default "2s" */
+  closeGrace?: number | string;
+}
+
+/** A plugin whose components live in a step service. */
+export class StepflowPlugin implements Plugin {
+  readonly type = "stepflow";
+  readonly #config: StepflowPluginConfig & StepflowPluginExtensions;
+  #transport?: WorkerTransport;
+  #engine?: EngineServices;
+  #log?: Logger;
+  /** Engine services of open execute calls, by `run_id/step_id` and by `run_id`. */
+  readonly #open = new Map<string, { engine: EngineServices; count: number }>();
+
+  constructor(readonly name: string, config: StepflowPluginConfig & StepflowPluginExtensions) {
+    this.#config = config;
+  }
+
+  /** Spawns (stdio) or contacts (http) the worker and does the handshake. @throws {TransportError} */
+  async init(ctx: PluginInitContext): Promise<void> {
+    this.#engine = ctx.engine;
+    this.#log = ctx.log;
+    const c = this.#config;
+    const onRequest = (req: RequestMessage) => answerEngineCall(req, this.#engineFor(req));
+    if (c.transport === "http") {
+      if (!c.url) throw new TransportError(`plugin '${this.name}': transport http needs a 'url'`);
+      this.#transport = new HttpWorker({ name: this.name, url: c.url, log: ctx.log, onRequest });
+    } else {
+      if (!c.command) {
+        throw new TransportError(`plugin '${this.name}': transport stdio needs a 'command'`);
+      }
+      const command = resolveCommand(c.command, ctx.workingDirectory);
+      const { args, env } = substituteSpawn(this.name, c.args ?? [], c.env ?? {});
+      this.#transport = new StdioWorker({
+        name: this.name,
+        command,
+        args,
+        env,
+        cwd: ctx.workingDirectory,
+        log: ctx.log,
+        onRequest,
+        restart: {
+          initialDelayMs: ms(c.restartDelay, DEFAULT_RESTART_POLICY.initialDelayMs),
+          maxDelayMs: ms(c.maxRestartDelay, DEFAULT_RESTART_POLICY.maxDelayMs),
+          maxRestarts: c.maxRestarts ?? DEFAULT_RESTART_POLICY.maxRestarts,
+        },
+        closeGraceMs: ms(c.closeGrace, DEFAULT_CLOSE_GRACE_MS),
+      });
+    }
+    await this.#transport.start();
+  }
+
+  /**
+   * `components/list`.
+   * @throws {PluginError}-like {@linkcode TransportError} / {@linkcode ProtocolError} when the
+   *   worker cannot list.
+   */
+  async listComponents(): Promise<ComponentInfo[]> {
+    const r = await this.#t().request("components/list", {});
+    if (!isJsonObject(r) || !Array.isArray(r.components)) {
+      throw new TransportError(
+        `step service '${this.name}' answered components/list without a 'components' list`,
+      );
+    }
+    return r.components.filter(isJsonObject).map((c) => {
+      const info: ComponentInfo = { component: String(c.component) };
+      if (typeof c.description === "string") info.description = c.description;
+      if (c.input_schema !== undefined) info.input_schema = c.input_schema;
+      if (c.output_schema !== undefined) info.output_schema = c.output_schema;
+      return info;
+    });
+  }
+
+  /** `components/execute`; see the module doc for how answers map to results. */
+  async execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
+    const observability = { run_id: ctx.runId, flow_id: ctx.flowId, step_id: ctx.stepId };
+    const params = { component, input, attempt: ctx.attempt, observability };
+    const keys = [`${ctx.runId}/${ctx.stepId}`, ctx.runId];
+    for (const k of keys) {
+      const e = this.#open.get(k);
+      if (e) e.count++;
+      else this.#open.set(k, { engine: ctx.engine, count: 1 });
+    }
+    try {
+      let result: JsonValue;
+      try {
+        result = await this.#t().request("components/execute", params, ctx.signal);
+      } catch (err) {
+        if (!(err instanceof WorkerCrashError) || ctx.signal.aborted) throw err;
+        // stepflow 0.8: a call that failed because the worker crashed is retried once
+        this.#log?.warn(`${describeError(err)}; retrying step '${ctx.stepId}' once`);
+        params.attempt = ctx.attempt + 1;
+        result = await this.#t().request("components/execute", params, ctx.signal);
+      }
+      if (!isJsonObject(result) || !Object.hasOwn(result, "output")) {
+        return failed(
+          INTERNAL_ERROR,
+          `step service '${this.name}' answered components/execute for ${component} without an 'output'`,
+        );
+      }
+      return success(result.output);
+    } catch (err) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      if (err instanceof ProtocolError) {
+        return failed(err.code, err.message, err.data as JsonValue | undefined);
+      }
+      return failed(INTERNAL_ERROR, describeError(err));
+    } finally {
+      for (const k of keys) {
+        const e = this.#open.get(k)!;
+        if (--e.count === 0) this.#open.delete(k);
+      }
+    }
+  }
+
+  /** Closes the worker (stdio: closes stdin, waits, terminates its process group). */
+  async close(): Promise<void> {
+    await this.#transport?.close();
+  }
+
+  #t(): WorkerTransport {
+    if (!this.#transport) throw new TransportError(`plugin '${this.name}' is not initialised`);
+    return this.#transport;
+  }
+
+  /** The engine services of the execute call a worker request belongs to. */
+  #engineFor(req: RequestMessage): EngineServices {
+    const params = isJsonObject(req.params) ? req.params : undefined;
+    const obs = params && isJsonObject(params.observability) ? params.observability : undefined;
+    const run = typeof obs?.run_id === "string" ? obs.run_id : undefined;
+    const step = typeof obs?.step_id === "string" ? obs.step_id : undefined;
+    const hit = (run && step && this.#open.get(`${run}/${step}`)) ||
+      (run && this.#open.get(run));
+    if (hit) return hit.engine;
+    if (this.#open.size === 2) {
+      // exactly one execute call is open: the request must belong to it
+      return this.#open.values().next().value!.engine;
+    }
+    return this.#engine!;
+  }
+}
+
+function ms(value: number | string | undefined, dflt: number): number {
+  if (value === undefined) return dflt;
+  if (typeof value === "number") return value;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value);
+  if (!m) throw new TransportError(`invalid duration ${JSON.stringify(value)}`);
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2]]!);
+}
+
+registerPluginType(
+  "stepflow",
+  (name: string, config: PluginConfig) =>
+    new StepflowPlugin(name, config as StepflowPluginConfig & StepflowPluginExtensions),
+);

@@ -1,0 +1,345 @@
+/**
+ * The stdio transport (stepflow 0.8 §3.4): a child process speaking newline-delimited JSON-RPC
+ * on stdin/stdout, many calls multiplexed on one process, worker→engine requests answered on
+ * stdin while the engine's calls are open.
+ *
+ * Faults, each failing a call and never the engine:
+ * - a non-JSON line on stdout is logged (with the plugin name) and skipped (0.8: restarts);
+ * - the process dies: open calls fail with a {@linkcode WorkerCrashError} naming the exit code
+ *   and the last stderr lines; the next call restarts it after a backoff (0.8: 1 s doubling to
+ *   30 s, at most 5 consecutive restarts; the count resets after a successful call); a
+ *   restarted process gets `initialize` again (0.8 does not; 0.8 workers accept both);
+ * - writing to a closed stdin fails that call; the process is then stopped and restarted.
+ * At {@linkcode StdioWorker.close}, stdin is closed, the process gets `graceMs` to exit, then
+ * its whole process group is sent SIGTERM, then SIGKILL.
+ * @module
+ */
+import type { JsonValue } from "../../json/exact_json.ts";
+import { describeError, TransportError } from "../../errors.ts";
+import type { Logger } from "../../log.ts";
+import { Peer } from "../../protocol/peer.ts";
+import { LineSplitter } from "../../protocol/line_splitter.ts";
+import { type RequestHandler, WorkerCrashError, type WorkerTransport } from "./transport.ts";
+import { initializeWorker } from "./handshake.ts";
+
+/** Restart policy of a crashed worker (defaults are stepflow 0.8's). */
+export interface RestartPolicy {
+  /** Delay before the first restart, ms; doubles each time. @default 1000 */
+  initialDelayMs: number;
+  /** Longest delay, ms. @default 30000 */
+  maxDelayMs: number;
+  /** Most consecutive restarts before calls fail for good. @default 5 */
+  maxRestarts: number;
+}
+
+/** stepflow 0.8's restart policy. */
+export const DEFAULT_RESTART_POLICY: Readonly<RestartPolicy> = {
+  initialDelayMs: 1000,
+  maxDelayMs: 30_000,
+  maxRestarts: 5,
+};
+
+/** How long {@linkcode StdioWorker.close} waits after closing stdin before SIGTERM, ms. */
+export const DEFAULT_CLOSE_GRACE_MS = 2000;
+
+/** Options of a {@linkcode StdioWorker}. */
+export interface StdioWorkerOptions {
+  /** Plugin name (log tag and messages). */
+  name: string;
+  /** Absolute path of the executable. */
+  command: string;
+  args: string[];
+  /** The whole environment of the process (0.8: nothing is inherited). */
+  env: Record<string, string>;
+  /** Working directory of the process. */
+  cwd: string;
+  log: Logger;
+  /** Answers the worker's requests. */
+  onRequest: RequestHandler;
+  /** @default DEFAULT_RESTART_POLICY */
+  restart?: RestartPolicy;
+  /** @default DEFAULT_CLOSE_GRACE_MS */
+  closeGraceMs?: number;
+}
+
+interface Proc {
+  child: Deno.ChildProcess;
+  peer: Peer;
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  alive: boolean;
+  /** Set when we stop it on purpose (close, broken stdin). */
+  stopping?: string;
+  stderrTail: string[];
+  /** Resolves when stdout reached its end. */
+  stdoutDone: Promise<void>;
+  stderrDone: Promise<void>;
+  /** Resolves when the process has exited and its open calls were failed. */
+  exited: Promise<void>;
+}
+
+const STDERR_TAIL = 8;
+const encoder = new TextEncoder();
+
+/** A step service process, restarted when it crashes. */
+export class StdioWorker implements WorkerTransport {
+  readonly #o: StdioWorkerOptions;
+  readonly #policy: RestartPolicy;
+  readonly #name: string;
+  #proc?: Proc;
+  #starting?: Promise<Proc>;
+  #all = new Set<Proc>();
+  #restarts = 0;
+  #lastExit = "";
+  #closed = false;
+  #closeAc = new AbortController();
+
+  constructor(options: StdioWorkerOptions) {
+    this.#o = options;
+    this.#policy = options.restart ?? DEFAULT_RESTART_POLICY;
+    this.#name = `step service '${options.name}'`;
+  }
+
+  /** Spawns the process and does the handshake. @throws {TransportError} */
+  async start(): Promise<void> {
+    await this.#ready();
+  }
+
+  /** See {@linkcode WorkerTransport.request}. */
+  async request(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
+    const proc = await this.#ready();
+    const result = await proc.peer.request(method, params, signal);
+    this.#restarts = 0; // stepflow 0.8: the restart count resets after a successful message
+    return result;
+  }
+
+  /** Closes stdin, waits, then terminates the process group. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) {
+      await Promise.all([...this.#all].map((p) => p.exited));
+      return;
+    }
+    this.#closed = true;
+    this.#closeAc.abort();
+    await this.#starting?.catch(() => {});
+    await Promise.all([...this.#all].map((p) => this.#stop(p, "the engine is closing")));
+  }
+
+  async #ready(): Promise<Proc> {
+    if (this.#proc?.alive) return this.#proc;
+    if (this.#closed) throw new TransportError(`${this.#name} is closed`);
+    this.#starting ??= this.#launch().finally(() => this.#starting = undefined);
+    return await this.#starting;
+  }
+
+  async #launch(): Promise<Proc> {
+    if (this.#lastExit !== "") {
+      // a restart
+      if (this.#restarts >= this.#policy.maxRestarts) {
+        throw new WorkerCrashError(
+          `${this.#lastExit}; gave up after ${this.#policy.maxRestarts} restarts in a row`,
+        );
+      }
+      const delay = Math.min(
+        this.#policy.initialDelayMs * 2 ** this.#restarts,
+        this.#policy.maxDelayMs,
+      );
+      this.#restarts++;
+      this.#o.log.warn(
+        `restarting ${this.#name} in ${delay} ms (restart ${this.#restarts} of at most ${this.#policy.maxRestarts})`,
+      );
+      await sleep(delay, this.#closeAc.signal);
+      if (this.#closed) throw new TransportError(`${this.#name} is closed`);
+    }
+    const proc = this.#spawn();
+    try {
+      await initializeWorker(proc.peer, this.#name, this.#closeAc.signal);
+    } catch (err) {
+      await this.#stop(proc, "its handshake failed");
+      throw err instanceof TransportError ? err : new TransportError(
+        `${this.#name} failed the initialize handshake: ${describeError(err)}`,
+        { cause: err },
+      );
+    }
+    this.#proc = proc;
+    return proc;
+  }
+
+  #spawn(): Proc {
+    const o = this.#o;
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(o.command, {
+        args: o.args,
+        cwd: o.cwd,
+        env: o.env,
+        clearEnv: true,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        detached: true, // own process group, so close() can stop its children too
+      }).spawn();
+    } catch (err) {
+      const msg = `could not start ${this.#name} (${o.command} ${o.args.join(" ")}): ${
+        describeError(err)
+      }`;
+      this.#lastExit = msg;
+      throw new TransportError(msg, { cause: err });
+    }
+    const writer = child.stdin.getWriter();
+    const proc = {
+      child,
+      writer,
+      alive: true,
+      stderrTail: [] as string[],
+    } as Proc;
+    proc.peer = new Peer({
+      name: this.#name,
+      log: o.log,
+      write: (text) => this.#write(proc, text),
+      onRequest: o.onRequest,
+    });
+    proc.stdoutDone = this.#readStdout(proc);
+    proc.stderrDone = this.#readStderr(proc);
+    proc.exited = child.status.then((status) => this.#onExit(proc, status));
+    this.#all.add(proc);
+    return proc;
+  }
+
+  async #write(proc: Proc, text: string): Promise<void> {
+    if (!proc.alive) throw new TransportError(`${this.#name} has exited`);
+    try {
+      await proc.writer.write(encoder.encode(text + "\n"));
+    } catch (err) {
+      if (!proc.stopping) {
+        this.#o.log.warn(
+          `${this.#name} closed its stdin (${
+            describeError(err)
+          }); stopping it, it restarts on the next call`,
+        );
+        this.#lastExit = `${this.#name} was stopped because it closed its stdin`;
+        if (this.#proc === proc) this.#proc = undefined;
+        void this.#stop(proc, "its stdin was closed");
+      }
+      throw new TransportError(`its stdin is closed (${describeError(err)})`, { cause: err });
+    }
+  }
+
+  async #readStdout(proc: Proc): Promise<void> {
+    const reader = proc.child.stdout.getReader();
+    const lines = new LineSplitter();
+    const onLine = (line: string) => proc.peer.receiveText(line);
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        lines.push(value, onLine);
+      }
+    } catch (err) {
+      this.#o.log.debug(`${this.#name}: stdout read failed: ${describeError(err)}`);
+    } finally {
+      reader.releaseLock();
+    }
+    const rest = lines.flush();
+    if (rest !== undefined) {
+      this.#o.log.warn(
+        `${this.#name}: skipped an unfinished last line on stdout: ${
+          JSON.stringify(rest.length > 200 ? rest.slice(0, 200) + "…" : rest)
+        }`,
+      );
+    }
+  }
+
+  async #readStderr(proc: Proc): Promise<void> {
+    const reader = proc.child.stderr.getReader();
+    const lines = new LineSplitter();
+    const onLine = (line: string) => {
+      proc.stderrTail.push(line);
+      if (proc.stderrTail.length > STDERR_TAIL) proc.stderrTail.shift();
+      this.#o.log.info(`stderr: ${line}`);
+    };
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        lines.push(value, onLine);
+      }
+    } catch {
+      // the process is gone
+    } finally {
+      reader.releaseLock();
+    }
+    const rest = lines.flush();
+    if (rest !== undefined) onLine(rest);
+  }
+
+  async #onExit(proc: Proc, status: Deno.CommandStatus): Promise<void> {
+    proc.alive = false;
+    if (this.#proc === proc) this.#proc = undefined;
+    // let the last responses and stderr lines in (0.8 drains 500 ms)
+    await raceTimeout(Promise.all([proc.stdoutDone, proc.stderrDone]), 500);
+    await proc.writer.close().catch(() => {});
+    killGroup(proc.child.pid, "SIGTERM"); // children left behind
+    const how = status.signal
+      ? `was killed by ${status.signal}`
+      : `exited with code ${status.code}`;
+    const tail = proc.stderrTail.length > 0 ? `; last stderr: ${proc.stderrTail.join(" | ")}` : "";
+    const msg = proc.stopping
+      ? `${this.#name} was stopped because ${proc.stopping}`
+      : `${this.#name} ${how}${tail}`;
+    if (!proc.stopping) {
+      this.#lastExit = msg;
+      if (status.code !== 0 || proc.peer.pendingCount > 0) this.#o.log.warn(msg);
+    }
+    proc.peer.failPending(new WorkerCrashError(`${msg} while the call was open`));
+    this.#all.delete(proc);
+  }
+
+  async #stop(proc: Proc, why: string): Promise<void> {
+    if (!proc.alive) return await proc.exited;
+    proc.stopping ??= why;
+    await proc.writer.close().catch(() => {});
+    const grace = this.#o.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
+    if (why !== "the engine is closing" || !(await raceTimeout(proc.exited, grace))) {
+      killGroup(proc.child.pid, "SIGTERM");
+      if (!(await raceTimeout(proc.exited, grace))) killGroup(proc.child.pid, "SIGKILL");
+    }
+    await proc.exited;
+  }
+}
+
+/** Sends `signal` to the process group of `pid` (falls back to the process itself). */
+function killGroup(pid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(-pid, signal);
+  } catch {
+    try {
+      Deno.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Resolves true if `p` settles within `ms`, false otherwise (the timer is always cleared). */
+async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms));
+  try {
+    return await Promise.race([p.then(() => true, () => true), t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

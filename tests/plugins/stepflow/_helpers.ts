@@ -1,0 +1,140 @@
+/**
+ * Test helpers for the stepflow plugin: an in-memory EngineServices double, a log that
+ * records lines, and a plugin factory with fast restarts.
+ * @module
+ */
+import type { Blob, EngineServices, ExecuteContext } from "../../../src/plugins/plugin.ts";
+import type { Logger } from "../../../src/log.ts";
+import { type JsonValue, stringifyJson } from "../../../src/json/exact_json.ts";
+import { success } from "../../../src/flow/flow_result.ts";
+import { StepflowPlugin } from "../../../src/plugins/stepflow/plugin.ts";
+import type { StepflowPluginConfig } from "../../../src/config/model.ts";
+import { REPO_ROOT } from "../../_assert.ts";
+
+/** Directory of the worker fixtures. */
+export const WORKERS = `${REPO_ROOT}/tests/fixtures/workers`;
+
+/** Logger capturing lines as `level: message`. */
+export function memLog(lines: string[] = []): Logger & { lines: string[] } {
+  const push = (l: string) => (m: string) => void lines.push(`${l}: ${m}`);
+  return {
+    lines,
+    error: push("error"),
+    warn: push("warn"),
+    info: push("info"),
+    debug: push("debug"),
+    enabled: () => true,
+  };
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * An in-memory EngineServices: real content-addressed blobs; `evaluateFlow` "runs" a flow blob
+ * whose data is `{double: true}` by doubling `input.x`, and records calls.
+ */
+export class FakeEngine implements EngineServices {
+  blobs = new Map<string, Blob>();
+  calls: string[] = [];
+  async putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string> {
+    const id = await sha256Hex(stringifyJson(data));
+    this.blobs.set(id, { data, blobType });
+    this.calls.push(`putBlob ${blobType}`);
+    return id;
+  }
+  getBlob(blobId: string): Promise<Blob> {
+    this.calls.push("getBlob");
+    const b = this.blobs.get(blobId);
+    return b ? Promise.resolve(b) : Promise.reject(new Error(`Blob not found: ${blobId}`));
+  }
+  evaluateFlow(flowId: string, input: JsonValue) {
+    this.calls.push("evaluateFlow");
+    const b = this.blobs.get(flowId);
+    if (!b || b.blobType !== "flow") {
+      return Promise.reject(new Error(`Not found: flow with ID '${flowId}'`));
+    }
+    const x = (input as { x: number }).x;
+    return Promise.resolve(success({ doubled: x * 2 }));
+  }
+  getMetadata(_flowId: string, stepId?: string) {
+    this.calls.push("getMetadata");
+    return Promise.resolve({
+      flow_metadata: { name: "fake" },
+      step_metadata: stepId ? { step: stepId } : null,
+    });
+  }
+  submitBatch(_flowId: string, inputs: JsonValue[]) {
+    this.calls.push("submitBatch");
+    return Promise.resolve({
+      batch_id: "00000000-0000-4000-8000-000000000001",
+      total_runs: inputs.length,
+    });
+  }
+  getBatch(batchId: string) {
+    this.calls.push("getBatch");
+    return Promise.resolve({
+      details: {
+        batch_id: batchId,
+        flow_id: "f",
+        total_runs: 1,
+        status: "running" as const,
+        created_at: "2025-01-01T00:00:00Z",
+        completed_runs: 1,
+        running_runs: 0,
+        failed_runs: 0,
+        cancelled_runs: 0,
+        paused_runs: 0,
+      },
+      outputs: [],
+    });
+  }
+}
+
+/** An ExecuteContext for tests. */
+export function execCtx(engine: EngineServices, stepId = "s1", attempt = 1): ExecuteContext {
+  return {
+    runId: "00000000-0000-4000-8000-0000000000aa",
+    flowId: "f".repeat(64),
+    stepId,
+    attempt,
+    signal: new AbortController().signal,
+    engine,
+  };
+}
+
+/** Environment a Deno worker needs when spawned with only the configured env. */
+export const DENO_ENV = {
+  HOME: Deno.env.get("HOME") ?? "/root",
+  ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
+  NO_COLOR: "1",
+};
+
+/** Starts a stdio plugin on a worker fixture. Restarts are fast (1 ms doubling, at most 3). */
+export async function startStdio(
+  args: string[],
+  options: { command?: string; log?: Logger; engine?: EngineServices; extra?: object } = {},
+): Promise<StepflowPlugin> {
+  const config = {
+    type: "stepflow",
+    transport: "stdio",
+    command: options.command ?? "python3",
+    args,
+    env: options.command === "deno" ? DENO_ENV : { PYTHONUNBUFFERED: "1" },
+    restartDelay: 1,
+    maxRestartDelay: 4,
+    maxRestarts: 3,
+    closeGrace: 1000,
+    ...options.extra,
+  } as StepflowPluginConfig;
+  const plugin = new StepflowPlugin("w", config);
+  await plugin.init({
+    name: "w",
+    workingDirectory: WORKERS,
+    engine: options.engine ?? new FakeEngine(),
+    log: options.log ?? memLog(),
+  });
+  return plugin;
+}

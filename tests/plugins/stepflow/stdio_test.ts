@@ -1,0 +1,244 @@
+import { assert, assertEquals, assertStringIncludes } from "../../_assert.ts";
+import { execCtx, FakeEngine, memLog, startStdio } from "./_helpers.ts";
+import type { FlowFailed, FlowSuccess } from "../../../src/flow/flow_result.ts";
+
+const W = "py_worker.py";
+
+Deno.test("stdio plugin: handshake, components/list and execute", async () => {
+  const engine = new FakeEngine();
+  const p = await startStdio([W], { engine });
+  try {
+    const list = await p.listComponents();
+    assertEquals(list.map((c) => c.component), ["/echo", "/double"]);
+    assertEquals(list[0].description, "Returns its input");
+    const r = await p.execute("/double", { x: 21 }, execCtx(engine));
+    assertEquals(r, { outcome: "success", result: { y: 42 } });
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: numbers round-trip exactly through a worker", async () => {
+  const engine = new FakeEngine();
+  const p = await startStdio([W], { engine });
+  try {
+    const { parseJson, stringifyJson } = await import("../../../src/json/exact_json.ts");
+    const input = parseJson('{"a":9007199254740993,"b":15.0,"c":[1.50,-0.0]}');
+    const r = await p.execute("/echo", input, execCtx(engine)) as FlowSuccess;
+    // Python prints 1.50 as 1.5: the engine keeps what the worker wrote
+    assertEquals(stringifyJson(r.result), '{"a":9007199254740993,"b":15.0,"c":[1.5,-0.0]}');
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: a JSON-RPC error becomes a failed result with the worker's code", async () => {
+  const engine = new FakeEngine();
+  const p = await startStdio([W], { engine });
+  try {
+    const r = await p.execute("/nope", {}, execCtx(engine));
+    assertEquals(r, {
+      outcome: "failed",
+      error: { code: -32001, message: "Component '/nope' not found" },
+    });
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: a worker that exits on its second execute is restarted and the call retried with attempt 2", async () => {
+  const engine = new FakeEngine();
+  const log = memLog();
+  const p = await startStdio([W, "--crash-on-second"], { engine, log });
+  try {
+    assertEquals(await p.execute("/attempt", {}, execCtx(engine)), {
+      outcome: "success",
+      result: { attempt: 1 },
+    });
+    assertEquals(await p.execute("/attempt", {}, execCtx(engine)), {
+      outcome: "success",
+      result: { attempt: 2 },
+    });
+    const text = log.lines.join("\n");
+    assertStringIncludes(
+      text,
+      "step service 'w' exited with code 3; last stderr: crashing on purpose",
+    );
+    assertStringIncludes(text, "restarting step service 'w' in 1 ms");
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: a worker that keeps crashing gives a clear 'exited with code 3' failure", async () => {
+  const engine = new FakeEngine();
+  const p = await startStdio([W, "--always-crash"], { engine });
+  try {
+    const r = await p.execute("/echo", {}, execCtx(engine)) as FlowFailed;
+    assertEquals(r.outcome, "failed");
+    assertEquals(r.error.code, -32603);
+    assertStringIncludes(r.error.message, "step service 'w' exited with code 3");
+    assertStringIncludes(r.error.message, "crashing on purpose");
+    // keeps failing until the restart budget (3) is used up, then fails at once
+    for (let i = 0; i < 3; i++) await p.execute("/echo", {}, execCtx(engine));
+    const last = await p.execute("/echo", {}, execCtx(engine)) as FlowFailed;
+    assertStringIncludes(last.error.message, "exited with code 3");
+    assertStringIncludes(last.error.message, "gave up after 3 restarts in a row");
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: 'Starting...', a response split across writes and a half line at exit", async () => {
+  const engine = new FakeEngine();
+  const log = memLog();
+  const p = await startStdio([W, "--noisy"], { engine, log });
+  try {
+    const r = await p.execute("/double", { x: 2 }, execCtx(engine));
+    assertEquals(r, { outcome: "success", result: { y: 4 } });
+  } finally {
+    await p.close();
+  }
+  const text = log.lines.join("\n");
+  assertStringIncludes(
+    text,
+    `warn: step service 'w': skipped a line that is not JSON: "Starting..."`,
+  );
+  assertStringIncludes(
+    text,
+    `step service 'w': skipped an unfinished last line on stdout: "{\\"jsonrpc\\":\\"2.0\\",\\"id\\":\\"half"`,
+  );
+});
+
+Deno.test("stdio plugin: a response to a notification and an unknown response id are logged and ignored", async () => {
+  const engine = new FakeEngine();
+  const log = memLog();
+  const p = await startStdio([W, "--unknown-id"], { engine, log });
+  try {
+    assertEquals(await p.execute("/double", { x: 5 }, execCtx(engine)), {
+      outcome: "success",
+      result: { y: 10 },
+    });
+  } finally {
+    await p.close();
+  }
+  const text = log.lines.join("\n");
+  assertStringIncludes(text, 'ignored a response with unknown id "no-such-request"');
+  assertStringIncludes(text, "ignored an invalid message");
+});
+
+Deno.test("stdio plugin: a 20 MB output arrives byte-exact", async () => {
+  const engine = new FakeEngine();
+  const p = await startStdio([W], { engine });
+  try {
+    const size = 20 * 1024 * 1024;
+    const r = await p.execute("/big", { size }, execCtx(engine)) as FlowSuccess;
+    const text = (r.result as { text: string }).text;
+    const unit = 'abcdefghij\u00e9\u2713"\\\n0123456789';
+    const expected = unit.repeat(Math.ceil(size / unit.length)).slice(0, size);
+    assertEquals(text.length, size);
+    assert(text === expected, "20 MB output differs");
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: a worker that closes stdin during a 5 MB request fails that call only", async () => {
+  const engine = new FakeEngine();
+  const log = memLog();
+  const p = await startStdio([W, "--close-stdin"], { engine, log });
+  try {
+    const big = "x".repeat(5 * 1024 * 1024);
+    const r = await p.execute("/echo", { big }, execCtx(engine)) as FlowFailed;
+    assertEquals(r.outcome, "failed");
+    assertEquals(r.error.code, -32603);
+    assertStringIncludes(
+      r.error.message,
+      "could not send 'components/execute' to step service 'w'",
+    );
+    assertStringIncludes(r.error.message, "stdin is closed");
+    // the engine stopped that process; the next call runs on a fresh one
+    assertEquals(await p.execute("/double", { x: 1 }, execCtx(engine)), {
+      outcome: "success",
+      result: { y: 2 },
+    });
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: a worker calls blobs/put, blobs/get and flows/evaluate inside an execute", async () => {
+  const engine = new FakeEngine();
+  const p = await startStdio([W], { engine });
+  try {
+    const r = await p.execute("/context", { x: 4 }, execCtx(engine)) as FlowSuccess;
+    const out = r.result as Record<string, unknown>;
+    assertEquals(out.got, { data: { x: 4 }, blob_type: "data" });
+    assertEquals(out.evaluated, { outcome: "success", result: { doubled: 8 } });
+    assertEquals((out.blob_id as string).length, 64);
+    assertEquals(engine.calls, ["putBlob data", "getBlob", "putBlob flow", "evaluateFlow"]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: worker requests go to the engine of the execute call they belong to", async () => {
+  const plugin = new FakeEngine();
+  const e1 = new FakeEngine();
+  const e2 = new FakeEngine();
+  const p = await startStdio([W], { engine: plugin });
+  try {
+    const [a, b] = await Promise.all([
+      p.execute("/context", { x: 1 }, { ...execCtx(e1, "a"), runId: "run-1" }),
+      p.execute("/context", { x: 2 }, { ...execCtx(e2, "b"), runId: "run-2" }),
+    ]);
+    assertEquals([a.outcome, b.outcome], ["success", "success"]);
+    assertEquals(e1.calls.length, 4);
+    assertEquals(e2.calls.length, 4);
+    assertEquals(plugin.calls.length, 0);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: 100 concurrent executes on one worker", async () => {
+  const engine = new FakeEngine();
+  const p = await startStdio([W], { engine });
+  try {
+    const rs = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => p.execute("/double", { x: i }, execCtx(engine))),
+    );
+    assertEquals(
+      rs,
+      Array.from({ length: 100 }, (_, i) => ({ outcome: "success", result: { y: 2 * i } })),
+    );
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: close() stops a worker that ignores stdin closing, and its children", async () => {
+  const engine = new FakeEngine();
+  const p = await startStdio([
+    "-c",
+    `
+import os, subprocess, sys, json
+child = subprocess.Popen(["sleep", "60"])
+sys.stderr.write(f"child {child.pid}\\n"); sys.stderr.flush()
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" in m:
+        print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": {"server_protocol_version": 1}}), flush=True)
+import time
+while True: time.sleep(1)
+`,
+  ], { engine, extra: { closeGrace: 200, env: { PATH: Deno.env.get("PATH")! } } });
+  const t0 = performance.now();
+  await p.close();
+  assert(performance.now() - t0 < 3000, "close took too long");
+  const ps = await new Deno.Command("sh", {
+    args: ["-c", "ps -eo args | grep '^sleep 60$' || true"],
+  })
+    .output();
+  assertEquals(new TextDecoder().decode(ps.stdout).trim(), "");
+});
