@@ -2,8 +2,9 @@
  * `stepflow permissions`: prints the narrowest `deno run` flags a flow needs.
  *
  * ```sh
- * stepflow permissions --flow F [--config C] [--input FILE] [--output FILE]   # for `run`
- * stepflow permissions --test PATH... [--config C]                            # for `test`
+ * stepflow permissions --flow F [--config C] [--input F] [--output F] [--variables F]
+ *                      [--overrides F] [--env-variables]          # for `run` with the same flags
+ * stepflow permissions --test PATH... [--config C] [--update]      # for `test`
  * ```
  *
  * stdout is one line of flags only (e.g. `--no-prompt --allow-read=./f.yaml --allow-env=...`),
@@ -38,6 +39,10 @@ export interface PermissionsOptions {
   config?: string;
   input?: string;
   output?: string;
+  variables?: string;
+  overrides?: string;
+  envVariables?: boolean;
+  update?: boolean;
 }
 
 /** Registers `stepflow permissions`. */
@@ -52,6 +57,10 @@ export function register(program: Command, setExit: SetExit): void {
     .option("--config <file>", "the config (default: discovered as `run`/`test` do)")
     .option("--input <file>", "the --input file `run` will read")
     .option("--output <file>", "the --output file `run` will write")
+    .option("--variables <file>", "the --variables file `run` will read")
+    .option("--overrides <file>", "the --overrides file `run` will read")
+    .option("--env-variables", "`run --env-variables` will be used (reads all STEPFLOW_VAR_*)")
+    .option("--update", "`test --update` will be used (rewrites the flow files)")
     .action(async (opts: PermissionsOptions) => {
       const set = await permissionsFor(opts);
       for (const n of set.notes) writeStderr(`note: ${n}\n`);
@@ -80,6 +89,8 @@ export async function permissionsFor(opts: PermissionsOptions): Promise<Permissi
       config,
       inputFile: opts.input,
       outputFile: opts.output,
+      readFiles: [opts.variables, opts.overrides].filter((f): f is string => f !== undefined),
+      envVariables: opts.envVariables,
     });
   }
   const set = new PermissionSet();
@@ -92,7 +103,9 @@ export async function permissionsFor(opts: PermissionsOptions): Promise<Permissi
       if (!isFlowDocument(doc.value)) continue;
       const flow = (await loadFlowFile(file)).flow;
       const config = await _testConfig(file, flow.test, opts.config, cwd);
-      set.merge(computeFlowPermissions({ flowPath: file, flow, config, test: true }));
+      set.merge(
+        computeFlowPermissions({ flowPath: file, flow, config, test: true, update: opts.update }),
+      );
     }
   }
   return set;

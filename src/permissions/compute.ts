@@ -27,7 +27,7 @@ import { compileTemplate } from "../flow/template.ts";
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { envVarsIn } from "./env_refs.ts";
 import { ALWAYS_READ_ENV, COMMAND_LOOKUP_ENV, OPENAI_ENV, OPENAI_HOST } from "./library_env.ts";
-import { PermissionSet } from "./permission_set.ts";
+import { ALL, PermissionSet } from "./permission_set.ts";
 
 /** The parts of a flow the computation looks at (a loaded `Flow` fits). */
 export interface FlowLike {
@@ -54,6 +54,12 @@ export interface FlowPermissionOptions {
   inputFile?: string;
   /** `--output FILE` of `run` (written). */
   outputFile?: string;
+  /** Other files `run` reads: `--variables FILE`, `--overrides FILE`. */
+  readFiles?: string[];
+  /** `run --env-variables` reads every `STEPFLOW_VAR_*`: env becomes unscoped. */
+  envVariables?: boolean;
+  /** `test --update` rewrites the flow file. */
+  update?: boolean;
   /** The PATH to find bare step-service commands on. @default the engine's PATH */
   pathEnv?: string;
 }
@@ -71,6 +77,13 @@ export function computeFlowPermissions(opts: FlowPermissionOptions): PermissionS
   }
   if (opts.inputFile) set.add("read", resolve(opts.inputFile));
   if (opts.outputFile) set.add("write", resolve(opts.outputFile));
+  for (const f of opts.readFiles ?? []) set.add("read", resolve(f));
+  if (opts.envVariables) {
+    set.add("env", ALL).note(
+      "--env-variables reads every STEPFLOW_VAR_* variable: --allow-env is unscoped",
+    );
+  }
+  if (opts.update && opts.flowPath) set.add("write", resolve(opts.flowPath));
   addConfigPermissions(set, opts.config, opts.pathEnv);
   for (const flow of _flowsIn(opts.flow)) addStepPermissions(set, flow, opts.config);
   if (opts.test) {

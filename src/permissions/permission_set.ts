@@ -11,6 +11,9 @@ export type ScopedKind = "read" | "write" | "net" | "env" | "run";
 /** Flag order in the printed line. */
 const ORDER: ScopedKind[] = ["read", "write", "net", "env", "run"];
 
+/** Value that makes a kind unscoped (`--allow-env` without a list); used only when unavoidable. */
+export const ALL = "*";
+
 /**
  * Scoped permissions: absolute paths to read/write, `host` or `host:port` to reach, env variable
  * names, and commands to run (bare names are looked up in PATH by Deno; paths are absolute).
@@ -55,7 +58,8 @@ export class PermissionSet {
    * `--allow-net=...`, `--allow-env=...`, `--allow-run=...` for the kinds that are not empty.
    * Paths print relative to `cwd` (`./x`, `../x` when shorter) or absolute; a path inside another
    * listed directory is dropped. Values are sorted; tokens are shell-quoted when needed.
-   * Deno flags separate values with commas, so a value containing a comma cannot be scoped:
+   * A kind holding {@linkcode ALL} prints unscoped. Deno flags separate values with commas, so
+   * a value containing a comma cannot be scoped:
    * that kind is then printed without a value (all), and a note says so.
    */
   toFlags(cwd: string): string[] {
@@ -63,6 +67,10 @@ export class PermissionSet {
     for (const kind of ORDER) {
       let values = [...this[kind]];
       if (values.length === 0) continue;
+      if (values.includes(ALL)) {
+        flags.push(`--allow-${kind}`);
+        continue;
+      }
       if (kind === "read" || kind === "write") {
         values = _dropNested(values.map((p) => resolve(p))).map((p) => _displayPath(p, cwd));
       }

@@ -191,3 +191,19 @@ Deno.test("PermissionSet.toFlags() prints one scoped flag per kind, relative pat
     "--allow-run=deno",
   ]);
 });
+
+Deno.test("computeFlowPermissions() covers run's file flags, --env-variables and test --update", () => {
+  const set = computeFlowPermissions({
+    flowPath: "/work/proj/f.yaml",
+    flow: { steps: [] },
+    config: cfg({ plugins: {} }),
+    readFiles: ["/work/proj/vars.json", "/work/proj/ov.yaml"],
+    envVariables: true,
+    update: true,
+  });
+  assert(set.read.has("/work/proj/vars.json") && set.read.has("/work/proj/ov.yaml"));
+  assert(set.write.has("/work/proj/f.yaml"));
+  const flags = set.toFlags("/work/proj");
+  assert(flags.includes("--allow-env"), flags.join(" "));
+  assertStringIncludes(set.notes.join("\n"), "STEPFLOW_VAR_");
+});
