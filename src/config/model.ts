@@ -27,6 +27,14 @@ export const StepflowPluginConfigSchema = z.object({
   timeout: DurationSchema.optional(),
   /** Extension: most calls in flight at once on this plugin (issue 5). */
   maxConcurrency: z.number().int().positive().optional(),
+  /** Extension (stdio): first delay before restarting a crashed worker; doubles. Default 1s (0.8). */
+  restartDelay: DurationSchema.optional(),
+  /** Extension (stdio): longest restart delay. Default 30s (0.8). */
+  maxRestartDelay: DurationSchema.optional(),
+  /** Extension (stdio): most consecutive restarts before calls fail for good. Default 5 (0.8). */
+  maxRestarts: z.number().int().nonnegative().optional(),
+  /** Extension (stdio): time a worker gets to exit after its stdin closes at shutdown. Default 2s. */
+  closeGrace: DurationSchema.optional(),
 });
 export type StepflowPluginConfig = z.infer<typeof StepflowPluginConfigSchema>;
 

@@ -6,3 +6,4 @@
 import "./mcp/plugin.ts";
 import "./builtin/plugin.ts";
 import "./mock/plugin.ts";
+import "./stepflow/plugin.ts";

@@ -29,35 +29,24 @@ import type {
   PluginInitContext,
 } from "../plugin.ts";
 import { registerPluginType } from "../registry.ts";
+import { parseDuration } from "../../execution/duration.ts";
 import { answerEngineCall } from "./engine_calls.ts";
 import { HttpWorker } from "./http.ts";
 import { resolveCommand, substituteSpawn } from "./spawn.ts";
 import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_RESTART_POLICY, StdioWorker } from "./stdio.ts";
 import { WorkerCrashError, type WorkerTransport } from "./transport.ts";
 
-/** Extension fields of a stepflow plugin config (issue 3), in addition to 0.8's. */
-export interface StepflowPluginExtensions {
-  /** First restart delay (ms or "1s"). @default "1s" */
-  restartDelay?: number | string;
-  /** Longest restart delay. @default "30s" */
-  maxRestartDelay?: number | string;
-  /** Most consecutive restarts. @default 5 */
-  maxRestarts?: number;
-  /** How long a worker may take to exit after its stdin closes at shutdown. @default "2s" */
-  closeGrace?: number | string;
-}
-
 /** A plugin whose components live in a step service. */
 export class StepflowPlugin implements Plugin {
   readonly type = "stepflow";
-  readonly #config: StepflowPluginConfig & StepflowPluginExtensions;
+  readonly #config: StepflowPluginConfig;
   #transport?: WorkerTransport;
   #engine?: EngineServices;
   #log?: Logger;
   /** Engine services of open execute calls, by `run_id/step_id` and by `run_id`. */
   readonly #open = new Map<string, { engine: EngineServices; count: number }>();
 
-  constructor(readonly name: string, config: StepflowPluginConfig & StepflowPluginExtensions) {
+  constructor(readonly name: string, config: StepflowPluginConfig) {
     this.#config = config;
   }
 
@@ -85,11 +74,19 @@ export class StepflowPlugin implements Plugin {
         log: ctx.log,
         onRequest,
         restart: {
-          initialDelayMs: ms(c.restartDelay, DEFAULT_RESTART_POLICY.initialDelayMs),
-          maxDelayMs: ms(c.maxRestartDelay, DEFAULT_RESTART_POLICY.maxDelayMs),
+          initialDelayMs: ms(
+            c.restartDelay,
+            DEFAULT_RESTART_POLICY.initialDelayMs,
+            `plugins.${this.name}.restartDelay`,
+          ),
+          maxDelayMs: ms(
+            c.maxRestartDelay,
+            DEFAULT_RESTART_POLICY.maxDelayMs,
+            `plugins.${this.name}.maxRestartDelay`,
+          ),
           maxRestarts: c.maxRestarts ?? DEFAULT_RESTART_POLICY.maxRestarts,
         },
-        closeGraceMs: ms(c.closeGrace, DEFAULT_CLOSE_GRACE_MS),
+        closeGraceMs: ms(c.closeGrace, DEFAULT_CLOSE_GRACE_MS, `plugins.${this.name}.closeGrace`),
       });
     }
     await this.#transport.start();
@@ -185,16 +182,16 @@ export class StepflowPlugin implements Plugin {
   }
 }
 
-function ms(value: number | string | undefined, dflt: number): number {
+function ms(value: number | string | undefined, dflt: number, what: string): number {
   if (value === undefined) return dflt;
-  if (typeof value === "number") return value;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value);
-  if (!m) throw new TransportError(`invalid duration ${JSON.stringify(value)}`);
-  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2]]!);
+  try {
+    return parseDuration(value, { allowZero: true, what });
+  } catch (err) {
+    throw new TransportError((err as Error).message, { cause: err });
+  }
 }
 
 registerPluginType(
   "stepflow",
-  (name: string, config: PluginConfig) =>
-    new StepflowPlugin(name, config as StepflowPluginConfig & StepflowPluginExtensions),
+  (name: string, config: PluginConfig) => new StepflowPlugin(name, config as StepflowPluginConfig),
 );
