@@ -4,14 +4,17 @@
  * or YAML by extension). Diagnostics and errors go to stderr.
  *
  * Exit codes: 0 when the outcome is `success`; 1 when it is `failed` or `skipped`, or the engine
- * could not start; 2 when nothing was run (bad usage, a flow or config that cannot be loaded).
+ * could not start; 2 when nothing was run (bad usage, a flow or config that cannot be loaded);
+ * 130 when Ctrl-C / SIGTERM cancelled the run (running steps cancelled, plugins closed, what was
+ * cancelled printed on stderr). `--max-concurrency` and `--timeout` limit the run
+ * (docs/error-handling.md).
  * (stepflow 0.8 exits 0 for failed runs and prints the validation report on stdout; here stdout
  * holds the result alone.)
  * @module
  */
 import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
-import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
 import { toYaml } from "./yaml_output.ts";
@@ -20,6 +23,8 @@ import { validateConfig, validateFlow } from "../flow/validate.ts";
 import { formatDiagnostic, hasErrors } from "../flow/diagnostics.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { Engine } from "../execution/engine.ts";
+import { stepsInFlight } from "../execution/step_call.ts";
+import { parseDuration } from "../execution/duration.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
 import { describeError, FlowLoadError, UsageError, ValidationError } from "../errors.ts";
@@ -41,6 +46,8 @@ interface RunFlags {
   overridesYaml?: string;
   output?: string;
   verbose?: boolean;
+  maxConcurrency?: string;
+  timeout?: string;
 }
 
 /** Adds `run` to `program`. */
@@ -62,6 +69,11 @@ export function register(program: Command, setExit: SetExit): void {
     .option("--overrides-yaml <yaml>", "step overrides as YAML text")
     .option("--output <file>", "write the result to this file (JSON, or YAML for .yaml/.yml)")
     .option("--verbose", "print every validation warning (default: only their number)")
+    .option(
+      "--max-concurrency <n>",
+      "most steps in flight at once (default: config, else no limit)",
+    )
+    .option("--timeout <duration>", 'limit on the whole run, e.g. "5m" or 300000 (ms)')
     .action(async (flags: RunFlags) => {
       setExit(await runCommand(flags));
     });
@@ -76,7 +88,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     writeStderr(`error: ${describeError(e)}\n`);
     return EXIT_INVALID;
   }
-  const { loaded, config, input, variables, overrides } = prepared;
+  const { loaded, config, input, variables, overrides, limits } = prepared;
   const diagnostics = [...validateConfig(config), ...validateFlow(loaded, config)];
   if (hasErrors(diagnostics)) {
     for (const d of diagnostics) {
@@ -92,18 +104,46 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       `${warnings.length} validation warning(s); see them with --verbose or stepflow validate\n`,
     );
   }
+  // Ctrl-C / SIGTERM cancel the run, close the plugins and exit with EXIT_CANCELLED (issue 5).
+  const runId = crypto.randomUUID();
+  const cancel = onCancelSignals((signal) => {
+    const running = stepsInFlight(runId);
+    writeStderr(
+      `${signal}: cancelling the run${
+        running.length > 0 ? `; steps cancelled: ${running.join(", ")}` : ""
+      } (again to exit at once)\n`,
+    );
+  });
   let engine: Engine;
   try {
     engine = await Engine.create(config);
   } catch (e) {
+    cancel.dispose();
+    if (cancel.signal.aborted) return EXIT_CANCELLED;
     writeStderr(`error: cannot start the engine: ${describeError(e)}\n`);
     return e instanceof ValidationError || e instanceof FlowLoadError ? EXIT_INVALID : EXIT_FAILED;
   }
   let result: FlowResult;
   try {
-    result = await engine.run(loaded, input, { variables, overrides });
+    result = await engine.run(loaded, input, {
+      variables,
+      overrides,
+      runId,
+      signal: cancel.signal,
+      ...limits,
+    });
   } finally {
     await engine.close();
+    cancel.dispose();
+  }
+  if (cancel.signal.aborted) {
+    try {
+      await writeResult(result, flags.output);
+    } catch {
+      // the exit code says what happened
+    }
+    writeStderr("run cancelled; step services stopped\n");
+    return EXIT_CANCELLED;
   }
   try {
     await writeResult(result, flags.output);
@@ -145,7 +185,59 @@ async function prepare(flags: RunFlags) {
     flags.overridesJson,
     flags.overridesYaml,
   );
-  return { loaded, config, input, variables, overrides };
+  const limits: { maxConcurrency?: number; timeoutMs?: number } = {};
+  if (flags.maxConcurrency !== undefined) {
+    const n = Number(flags.maxConcurrency);
+    if (!/^\d+$/.test(flags.maxConcurrency.trim()) || !Number.isSafeInteger(n) || n < 1) {
+      throw new UsageError(
+        `--max-concurrency must be a positive integer, got ${JSON.stringify(flags.maxConcurrency)}`,
+      );
+    }
+    limits.maxConcurrency = n;
+  }
+  if (flags.timeout !== undefined) {
+    const t = flags.timeout.trim();
+    try {
+      limits.timeoutMs = parseDuration(/^\d+$/.test(t) ? Number(t) : t, { what: "--timeout" });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  return { loaded, config, input, variables, overrides, limits };
+}
+
+/**
+ * Listens for SIGINT and SIGTERM until disposed: the first one aborts `signal` (after calling
+ * `onFirst`), a second one exits the process at once with {@linkcode EXIT_CANCELLED}.
+ */
+function onCancelSignals(onFirst: (signal: Deno.Signal) => void) {
+  const ctrl = new AbortController();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((sig) => {
+    const handler = () => {
+      if (ctrl.signal.aborted) Deno.exit(EXIT_CANCELLED);
+      onFirst(sig);
+      ctrl.abort(new Error(`cancelled by ${sig}`));
+    };
+    try {
+      Deno.addSignalListener(sig, handler);
+    } catch {
+      // signal not supported here
+    }
+    return [sig, handler] as const;
+  });
+  return {
+    signal: ctrl.signal,
+    dispose() {
+      for (const [sig, h] of handlers) {
+        try {
+          Deno.removeSignalListener(sig, h);
+        } catch {
+          // already removed
+        }
+      }
+    },
+  };
 }
 
 async function writeResult(result: FlowResult, output: string | undefined): Promise<void> {

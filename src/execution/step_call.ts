@@ -194,9 +194,38 @@ function resolveFallback(
  * waiting steps queue first come, first served.
  */
 export function limitSteps(inner: StepRunner): StepRunner {
+  const tracked: StepRunner = (step, run) => {
+    let ids = inFlight.get(run.runId);
+    if (!ids) inFlight.set(run.runId, ids = new Set());
+    ids.add(step.id);
+    const done = () => {
+      ids.delete(step.id);
+      if (ids.size === 0 && inFlight.get(run.runId) === ids) inFlight.delete(run.runId);
+    };
+    let p: Promise<FlowResult>;
+    try {
+      p = inner(step, run);
+    } catch (e) {
+      done();
+      throw e;
+    }
+    p.then(done, done);
+    return p;
+  };
   return (step, run) => {
     const limiter = run.limits?.steps;
-    if (!limiter) return inner(step, run);
-    return limiter.run(() => inner(step, run), run.signal);
+    if (!limiter) return tracked(step, run);
+    return limiter.run(() => tracked(step, run), run.signal);
   };
+}
+
+/** Step ids running now, per run id (kept by {@linkcode limitSteps}). */
+const inFlight = new Map<string, Set<string>>();
+
+/**
+ * The ids of the steps of run `runId` that are running now (started, not finished), e.g. to
+ * tell the user what a Ctrl-C cancelled. Steps waiting for a concurrency slot are not included.
+ */
+export function stepsInFlight(runId: string): string[] {
+  return [...(inFlight.get(runId) ?? [])];
 }
