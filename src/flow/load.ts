@@ -154,6 +154,9 @@ function describeIssue(
       if (actual === undefined) {
         return `missing required key '${String(last)}'${requiredHint(path, what)}`;
       }
+      if (last === "onError" && typeof actual === "string") {
+        return `expected a mapping such as {action: ${actual}}, got ${describeValue(actual)}`;
+      }
       return `expected ${article(issue.expected)}, got ${describeValue(actual)}`;
     case "invalid_value": {
       const allowed = issue.values.map((v) => JSON.stringify(v)).join(", ");

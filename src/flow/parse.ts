@@ -50,6 +50,9 @@ export interface ParsedDocument {
   source: DocumentSourceMap;
 }
 
+/** The deepest nesting of mappings and lists accepted (deeper documents are rejected). */
+export const MAX_DEPTH = 512;
+
 /** The most nodes alias expansion may add to a YAML document (in total) before it is rejected. */
 export const MAX_ALIAS_EXPANSION = 100_000;
 
@@ -103,10 +106,23 @@ export function parseDocument(
   file?: string,
 ): ParsedDocument {
   const lines = new LineTable(text, file);
-  const root = format === "yaml"
-    ? new YamlConverter(text, lines).run()
-    : convertJson(text, format === "jsonc", lines);
+  let root: Converted;
+  try {
+    root = format === "yaml"
+      ? new YamlConverter(text, lines).run()
+      : convertJson(text, format === "jsonc", lines);
+  } catch (e) {
+    if (e instanceof RangeError) throw tooDeep(lines);
+    throw e;
+  }
   return { value: root.value, source: new TreeSourceMap(root.source, lines, file) };
+}
+
+function tooDeep(lines: LineTable, offset = 0): FlowLoadError {
+  return lines.error(
+    `The document is nested more than ${MAX_DEPTH} levels deep: flatten it`,
+    offset,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,6 +231,7 @@ const YAML_HINTS: Partial<Record<string, string>> = {
 class YamlConverter {
   readonly #anchors = new Map<string, Anchor>();
   #aliasBudget = MAX_ALIAS_EXPANSION;
+  #depth = 0;
 
   constructor(readonly text: string, readonly lines: LineTable) {}
 
@@ -240,6 +257,9 @@ class YamlConverter {
           `before line ${end.line}, column ${end.col}): add the missing '${unclosed.close}'`,
         unclosed.start,
       );
+    }
+    if (e.message.includes("Maximum call stack size exceeded")) {
+      return tooDeep(this.lines, e.pos[0]);
     }
     let msg = e.message.split("\n")[0];
     const at = msg.search(/ at line \d+, column \d+:?$/);
@@ -281,7 +301,9 @@ class YamlConverter {
       anchor = { node };
       this.#anchors.set(anchorName, anchor);
     }
+    if (++this.#depth > MAX_DEPTH) throw tooDeep(this.lines, this.#start(node, 0));
     const out = this.#convert(node);
+    this.#depth--;
     if (anchor) anchor.done = { ...out, size: countNodes(out.value) };
     return out;
   }
@@ -464,15 +486,16 @@ function convertJson(text: string, jsonc: boolean, lines: LineTable): Converted 
     );
   }
   if (!tree) return { value: null, source: { start: 0 } };
-  return jsonNode(tree, text, lines);
+  return jsonNode(tree, text, lines, 0);
 }
 
 function describeJsonError(code: string): string {
   return code.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
 }
 
-function jsonNode(node: JsonNode, text: string, lines: LineTable): Converted {
+function jsonNode(node: JsonNode, text: string, lines: LineTable, depth: number): Converted {
   const start = node.offset;
+  if (depth > MAX_DEPTH) throw tooDeep(lines, start);
   switch (node.type) {
     case "object": {
       const value: Record<string, JsonValue> = {};
@@ -490,7 +513,9 @@ function jsonNode(node: JsonNode, text: string, lines: LineTable): Converted {
             k.offset,
           );
         }
-        const c = v ? jsonNode(v, text, lines) : { value: null, source: { start: k.offset } };
+        const c = v
+          ? jsonNode(v, text, lines, depth + 1)
+          : { value: null, source: { start: k.offset } };
         setOwn(value, name, c.value);
         children.set(name, { ...c.source, keyStart: k.offset });
       }
@@ -500,7 +525,7 @@ function jsonNode(node: JsonNode, text: string, lines: LineTable): Converted {
       const value: JsonValue[] = [];
       const children = new Map<string | number, SourceNode>();
       (node.children ?? []).forEach((item, i) => {
-        const c = jsonNode(item, text, lines);
+        const c = jsonNode(item, text, lines, depth + 1);
         value.push(c.value);
         children.set(i, c.source);
       });

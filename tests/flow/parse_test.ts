@@ -1,5 +1,10 @@
 import { FlowLoadError } from "../../src/errors.ts";
-import { formatFromPath, MAX_ALIAS_EXPANSION, parseDocument } from "../../src/flow/parse.ts";
+import {
+  formatFromPath,
+  MAX_ALIAS_EXPANSION,
+  MAX_DEPTH,
+  parseDocument,
+} from "../../src/flow/parse.ts";
 import { isRawNumber, stringifyJson } from "../../src/json/exact_json.ts";
 import {
   assert,
@@ -141,4 +146,15 @@ Deno.test("formatFromPath() picks the format by extension", () => {
   assertStrictEquals(formatFromPath("flow.json"), "json");
   assertStrictEquals(formatFromPath("flow.jsonc"), "jsonc");
   assertThrows(() => formatFromPath("flow.txt"), FlowLoadError, "Unrecognized file extension");
+});
+
+Deno.test("parseDocument() rejects documents nested too deeply, without a stack overflow", () => {
+  for (const n of [MAX_DEPTH + 10, 50_000]) {
+    const text = "[".repeat(n) + "]".repeat(n);
+    for (const f of ["yaml", "json", "jsonc"] as const) {
+      assertThrows(() => parseDocument(text, f), FlowLoadError, `more than ${MAX_DEPTH} levels`);
+    }
+  }
+  const ok = "[".repeat(100) + "]".repeat(100);
+  parseDocument(ok, "yaml");
 });
