@@ -35,6 +35,8 @@ import {
   TemplateError,
 } from "./template.ts";
 import { Router } from "../config/router.ts";
+import { policyDiagnostics } from "../execution/policy_diagnostics.ts";
+import { RETRY_SETTING_KEYS } from "../execution/retry_policy.ts";
 
 type Path = (string | number)[];
 
@@ -70,6 +72,7 @@ const ON_ERROR_KEYS: Record<string, string[]> = {
   fail: ["action"],
   skip: ["action"],
   useDefault: ["action", "defaultValue"],
+  retry: [...RETRY_SETTING_KEYS],
 };
 const REF_KEYS = ["$from", "path", "onSkip"];
 const ON_SKIP_KEYS: Record<string, string[]> = {
@@ -78,9 +81,28 @@ const ON_SKIP_KEYS: Record<string, string[]> = {
 };
 const TEST_KEYS = ["servers", "config", "stepflow_config", "cases"];
 const TEST_CASE_KEYS = ["name", "description", "input", "output"];
+const TEST_SERVER_KEYS = [
+  "command",
+  "args",
+  "env",
+  "workingDirectory",
+  "portRange",
+  "healthCheck",
+  "startupTimeoutMs",
+  "shutdownTimeoutMs",
+];
+const HEALTH_CHECK_KEYS = ["path", "timeoutMs", "retryAttempts", "retryDelayMs"];
 const EXAMPLE_KEYS = ["name", "description", "input"];
 
-const CONFIG_KEYS = ["workingDirectory", "plugins", "routes", "stateStore", "maxConcurrency"];
+const CONFIG_KEYS = [
+  "workingDirectory",
+  "plugins",
+  "routes",
+  "stateStore",
+  "maxConcurrency",
+  "runTimeout",
+  "maxOutputSize",
+];
 const PLUGIN_KEYS: Record<string, string[]> = {
   builtin: ["type"],
   stepflow: [
@@ -134,6 +156,13 @@ const KEY_ALIASES: Record<string, string | { hint: string }> = {
   component_deny: "componentDeny",
   max_concurrency: "maxConcurrency",
   max_retries: "maxRetries",
+  port_range: "portRange",
+  health_check: "healthCheck",
+  startup_timeout_ms: "startupTimeoutMs",
+  shutdown_timeout_ms: "shutdownTimeoutMs",
+  timeout_ms: "timeoutMs",
+  retry_attempts: "retryAttempts",
+  retry_delay_ms: "retryDelayMs",
   depends_on: {
     hint: "there is no explicit dependency list: a step runs after every step its input or " +
       "skipIf references with {$from: {step: <id>}}",
@@ -269,7 +298,7 @@ export function validateFlow(loaded: LoadedFlow, config?: Config | LoadedConfig)
     }
   }
   checkFlow(loaded, c, router);
-  return c.out;
+  return [...c.out, ...policyDiagnostics(loaded.flow, loaded.source)];
 }
 
 interface RefUse {
@@ -529,6 +558,15 @@ function checkTestSection(raw: Record<string, JsonValue>, c: Collector, loaded: 
   const test = raw.test;
   if (!isJsonObject(test)) return;
   c.unknownKeys(test, ["test"], TEST_KEYS, "the test section");
+  if (isJsonObject(test.servers)) {
+    for (const [name, server] of Object.entries(test.servers)) {
+      const at = ["test", "servers", name];
+      c.unknownKeys(server, at, TEST_SERVER_KEYS, `test server '${name}'`);
+      if (isJsonObject(server)) {
+        c.unknownKeys(server.healthCheck, [...at, "healthCheck"], HEALTH_CHECK_KEYS, "healthCheck");
+      }
+    }
+  }
   if (Array.isArray(test.cases)) {
     test.cases.forEach((tc, i) =>
       c.unknownKeys(tc, ["test", "cases", i], TEST_CASE_KEYS, "a test case")
@@ -668,7 +706,8 @@ function checkConfig(config: Config, raw: JsonValue | undefined, c: Collector): 
         { hint: `route to it, e.g. "/${name}/{*component}": [{plugin: ${name}}]` },
       );
     }
-    const p = plugins[name] as Record<string, unknown>;
+    const p = plugins[name] as unknown as JsonValue;
+    if (!isJsonObject(p)) continue;
     if (p.type === "stepflow" && p.transport !== "http" && !p.command) {
       c.add("error", "missing_command", `Plugin '${name}' (stdio) needs a 'command'`, [
         "plugins",

@@ -331,3 +331,29 @@ Deno.test("parseConfigValue() errors carry the JSON path", () => {
     `Invalid config: $.plugins.p.type: unknown type "nope"`,
   );
 });
+
+Deno.test("validateFlow() checks the test section's servers and inline config", () => {
+  const ds = validateFlow(flow(`steps: []
+test:
+  servers:
+    worker:
+      command: python
+      port_range: [9000, 9100]
+      healthCheck: {path: /health, timeout_ms: 100}
+  config:
+    plugins:
+      builtin: {type: builtin}
+      bad: null
+    routes:
+      "/x/{component}": [{plugin: nope}]
+  cases: []
+`));
+  const hints = ds.filter((d) => d.code === "unknown_key").map((d) => [d.path, d.hint]);
+  assertEquals(hints, [
+    ["$.test.servers.worker.port_range", "did you mean 'portRange'?"],
+    ["$.test.servers.worker.healthCheck.timeout_ms", "did you mean 'timeoutMs'?"],
+  ]);
+  const plugin = find(ds, "unknown_plugin");
+  assertStrictEquals(plugin.path, '$.test.config.routes["/x/{component}"][0].plugin');
+  assertStrictEquals(plugin.position?.line, 16);
+});
