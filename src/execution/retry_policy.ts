@@ -40,6 +40,19 @@ export const DEFAULT_RETRY_ON: readonly FailureCategory[] = ["component", "trans
 /** The most retries a policy may ask for (a guard against typos such as `maxRetries: 1000000`). */
 export const MAX_RETRIES_LIMIT = 1_000;
 
+/** Every key of `onError` with `action: retry` (for unknown-key warnings). */
+export const RETRY_SETTING_KEYS: readonly string[] = [
+  "action",
+  "maxRetries",
+  "maxTransportRetries",
+  "initialDelay",
+  "backoffFactor",
+  "maxDelay",
+  "jitter",
+  "retryOn",
+  "fallback",
+];
+
 /** `none`: delays exactly as computed; `full`: each delay uniformly random in `[0, delay]`. */
 export type Jitter = "none" | "full";
 

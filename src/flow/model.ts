@@ -69,10 +69,11 @@ export const RetryActionSchema = z.looseObject({
   maxDelay: DurationSchema.optional(),
   /** `none` (default): exact delays; `full`: each delay random in [0, delay]. */
   jitter: z.enum(["none", "full"]).optional(),
-  /** Failure categories (`component`, `transport`, `timeout`, `invalid`) and/or error codes. */
-  retryOn: z.array(
-    z.union([z.enum(["component", "transport", "timeout", "invalid"]), z.number().int()]),
-  ).optional(),
+  /**
+   * Failure categories (`component`, `transport`, `timeout`, `invalid`) and/or integer error
+   * codes; unknown names are reported by the validator (src/execution/policy_diagnostics.ts).
+   */
+  retryOn: z.array(z.union([z.string(), z.number().int()])).optional(),
   /** What applies after the last attempt failed (default `{action: fail}`). */
   fallback: RetryFallbackSchema.optional(),
 });
