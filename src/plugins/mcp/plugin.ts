@@ -194,15 +194,22 @@ export class McpPlugin implements Plugin {
         );
       }
       const timeout = ctx.timeoutMs ?? this.#timeoutMs;
+      // The SDK never removes the abort listener it adds to a request's signal: give it a signal
+      // of its own per call, so a long-lived step or run signal does not collect listeners.
+      const call = new AbortController();
+      const onAbort = () => call.abort(ctx.signal.reason);
+      ctx.signal.addEventListener("abort", onAbort, { once: true });
       try {
         const result = await conn.client.callTool(
           { name: tool, arguments: input as Record<string, unknown> },
           undefined,
-          { signal: ctx.signal, timeout, resetTimeoutOnProgress: true, onprogress: () => {} },
+          { signal: call.signal, timeout, resetTimeoutOnProgress: true, onprogress: noProgress },
         ) as CallToolResult;
         return this.#toFlowResult(tool, result);
       } catch (err) {
         return await this.#callFailure(tool, conn, err, ctx.signal, timeout);
+      } finally {
+        ctx.signal.removeEventListener("abort", onAbort);
       }
     } finally {
       release?.();
@@ -413,6 +420,9 @@ function substitute(text: string): string {
     throw new TransportError((err as Error).message, { cause: err });
   }
 }
+
+/** Progress only restarts the call's timeout (an `onprogress` makes the SDK ask for it). */
+function noProgress(): void {}
 
 /** Waits for `p`, at most `ms`; clears its timer either way. */
 async function raceTimeout(p: Promise<unknown>, ms: number): Promise<void> {

@@ -218,8 +218,11 @@ export class StdioTransport implements Transport {
     const decoder = new TextDecoder();
     const max = this.#opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     let buf = "";
+    const reader = stream.getReader();
     try {
-      for await (const chunk of stream) {
+      while (true) {
+        const { value: chunk, done } = await reader.read();
+        if (done) break;
         buf += decoder.decode(chunk, { stream: true });
         let nl = buf.indexOf("\n");
         while (nl >= 0) {
