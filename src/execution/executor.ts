@@ -62,23 +62,37 @@ export function executeFlow(
       }
       if (--outstanding === 0) finish(finalize(run));
     };
+    // Each step gets its own signal, aborted from here when the run's signal aborts: adding
+    // thousands of listeners to one AbortSignal is quadratic (EventTarget scans its listeners).
+    const inFlight = new Set<AbortController>();
     const start = (step: CompiledStep) => {
+      const ctrl = new AbortController();
+      inFlight.add(ctrl);
       let p: Promise<FlowResult>;
       try {
-        p = stepRunner(step, run);
+        p = stepRunner(step, { ...run, signal: ctrl.signal });
       } catch (e) {
+        inFlight.delete(ctrl);
         fail(e, step);
         return;
       }
-      p.then((r) => complete(step, r), (e) => fail(e, step));
+      p.then((r) => {
+        inFlight.delete(ctrl);
+        complete(step, r);
+      }, (e) => {
+        inFlight.delete(ctrl);
+        fail(e, step);
+      });
     };
     if (run.signal.aborted) {
       finish(cancelled(run.signal.reason));
       return;
     }
-    run.signal.addEventListener("abort", () => finish(cancelled(run.signal.reason)), {
-      once: true,
-    });
+    run.signal.addEventListener("abort", () => {
+      finish(cancelled(run.signal.reason));
+      for (const c of inFlight) c.abort(run.signal.reason);
+      inFlight.clear();
+    }, { once: true });
     if (outstanding === 0) {
       finish(finalize(run));
       return;

@@ -10,7 +10,9 @@ import { jsonPath } from "../flow/diagnostics.ts";
 import { describeError, ExecutionError, PluginError } from "../errors.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RoutedComponent, RunContext } from "./run_context.ts";
-import { callComponent } from "./step_call.ts";
+import { callComponent, DEFAULT_MAX_OUTPUT_BYTES } from "./step_call.ts";
+import { checkOutputSize } from "./step_policy.ts";
+import type { JsonValue } from "../json/exact_json.ts";
 
 const SKIPPED: FlowResult = Object.freeze(skipped()) as FlowResult;
 
@@ -56,14 +58,49 @@ export async function runStep(step: CompiledStep, run: RunContext): Promise<Flow
   }
   let result: FlowResult;
   try {
-    // Retries, timeouts, plugin limits and the output size limit (issue 5).
-    result = await callComponent(step, run, routed, input);
+    result = isPlainCall(step, run, routed)
+      ? await plainCall(step, run, routed, input)
+      // Retries, timeouts, plugin limits and the output size limit (issue 5).
+      : await callComponent(step, run, routed, input);
   } catch (e) {
     if (e instanceof ExecutionError) throw e;
     throw componentError(step.id, routed.component, e);
   }
   if (result.outcome !== "failed") return result;
   return applyOnError(step, result, run);
+}
+
+/**
+ * True when no retry, timeout or plugin limit applies to this call: then the component is called
+ * directly (the hot path of large flows), which is what {@linkcode callComponent} would do too,
+ * minus its per-call timers, signals and promise races.
+ */
+function isPlainCall(step: CompiledStep, run: RunContext, routed: RoutedComponent): boolean {
+  return step.onError.action !== "retry" && step.step.timeout === undefined &&
+    run.limits?.plugin?.(routed.plugin.name) === undefined;
+}
+
+/** One plugin call with the output size limit (issue 5's `maxOutputSize`). */
+async function plainCall(
+  step: CompiledStep,
+  run: RunContext,
+  routed: RoutedComponent,
+  input: JsonValue,
+): Promise<FlowResult> {
+  const result = await routed.plugin.execute(routed.component, input, {
+    runId: run.runId,
+    flowId: run.flowId,
+    stepId: step.id,
+    attempt: 1,
+    signal: run.signal,
+    engine: run.services,
+  });
+  if (result.outcome !== "success") return result;
+  return checkOutputSize(
+    step.id,
+    result.result,
+    run.limits?.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+  ) ?? result;
 }
 
 /**

@@ -41,6 +41,20 @@ export class TemplateError extends Error {
  * `Unclosed bracket '[' in path`, `Invalid index 'x' in JSON path. Expected a number or a quoted string.`
  */
 export function parsePath(path: string): ParsedPath {
+  let parsed = pathCache.get(path);
+  if (parsed === undefined) {
+    parsed = parsePathUncached(path);
+    if (pathCache.size >= PATH_CACHE_SIZE) pathCache.clear();
+    pathCache.set(path, parsed);
+  }
+  return parsed;
+}
+
+/** Parsed paths by text: flows repeat the same few paths many times. Treat results as frozen. */
+const pathCache = new Map<string, ParsedPath>();
+const PATH_CACHE_SIZE = 10_000;
+
+function parsePathUncached(path: string): ParsedPath {
   const trimmed = path.trim();
   if (trimmed === "" || trimmed === "$") return { segments: [], text: "$" };
   if (!trimmed.startsWith("$")) return { segments: [path], text: pathText([path]) };
@@ -106,10 +120,13 @@ export function applyPath(value: JsonValue, path: ParsedPath): JsonValue {
       }
       cur = cur[seg];
     } else {
-      if (!isJsonObject(cur) || !Object.hasOwn(cur, seg)) {
+      if (
+        cur === null || typeof cur !== "object" || Array.isArray(cur) || !Object.hasOwn(cur, seg) ||
+        (seg === "rawJSON" && isRawNumber(cur))
+      ) {
         throw new TemplateError(`Undefined field '${path.text}' in value`);
       }
-      cur = cur[seg];
+      cur = (cur as Record<string, JsonValue>)[seg];
     }
   }
   return cur;
@@ -267,11 +284,11 @@ export function forEachRef(t: CompiledTemplate, fn: (ref: CompiledRef) => void):
 
 /** The distinct step ids a compiled template references, in first-seen order. */
 export function referencedSteps(t: CompiledTemplate): string[] {
-  const out: string[] = [];
+  const seen = new Set<string>();
   forEachRef(t, (r) => {
-    if (r.base.type === "step" && !out.includes(r.base.step)) out.push(r.base.step);
+    if (r.base.type === "step") seen.add(r.base.step);
   });
-  return out;
+  return [...seen];
 }
 
 /** What a template reads while it is resolved. */
