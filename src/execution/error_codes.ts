@@ -45,8 +45,11 @@ export const FAILURE_CATEGORIES: readonly FailureCategory[] = [
 export const TIMEOUT = 504;
 /** The whole run ran past its timeout (`--timeout`, `runTimeout`); running steps were cancelled. */
 export const RUN_TIMEOUT = 524;
-/** The run was cancelled (Ctrl-C, SIGTERM, an aborted `AbortSignal`). */
-export const CANCELLED = 499;
+/**
+ * The run was cancelled (Ctrl-C, SIGTERM, an aborted `AbortSignal`): 410, as stepflow 0.8 uses
+ * for a cancelled nested run.
+ */
+export const CANCELLED = 410;
 /** A step's output is larger than the output size limit. Never retried. */
 export const OUTPUT_TOO_LARGE = 413;
 /** stepflow 0.8's code for execution errors and MCP tool failures; a component failure. */

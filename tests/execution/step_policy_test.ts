@@ -170,7 +170,7 @@ Deno.test("runWithPolicy() stops waiting when the run is cancelled during a back
   const out = await p;
   assertEquals(c.attempts, [1]);
   assert(out.result.outcome === "failed");
-  assertEquals(out.result.error.code, 499);
+  assertEquals(out.result.error.code, 410);
   assertEquals(clock.pending, 0);
 });
 

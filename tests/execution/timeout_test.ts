@@ -49,7 +49,7 @@ Deno.test("callWithTimeout() stops at the parent's abort: cancelled, or run time
   const p = callWithTimeout(hangingCall(seen), { stepId: "a", signal: ctrl.signal });
   ctrl.abort();
   const r = await p;
-  assertEquals(r.outcome === "failed" && r.error.code, 499);
+  assertEquals(r.outcome === "failed" && r.error.code, 410);
   assertEquals(
     r.outcome === "failed" && r.error.message.startsWith("Step 'a' was cancelled"),
     true,
