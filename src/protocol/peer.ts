@@ -49,6 +49,11 @@ export interface PeerOptions {
   onNotification?(notification: NotificationMessage): void;
   /** Makes request ids. @default `crypto.randomUUID()` (as stepflow 0.8) */
   newId?(): RequestId;
+  /**
+   * Parses one message's text. @default {@linkcode parseJson} (exact numbers); the SDK passes
+   * `JSON.parse`, as component code expects plain numbers.
+   */
+  parse?(text: string): JsonValue;
 }
 
 interface Pending {
@@ -62,10 +67,12 @@ export class Peer {
   readonly #opts: PeerOptions;
   readonly #pending = new Map<RequestId, Pending>();
   readonly #newId: () => RequestId;
+  readonly #parse: (text: string) => JsonValue;
 
   constructor(options: PeerOptions) {
     this.#opts = options;
     this.#newId = options.newId ?? (() => crypto.randomUUID());
+    this.#parse = options.parse ?? parseJson;
   }
 
   /** Number of our requests still waiting for a response. */
@@ -132,7 +139,7 @@ export class Peer {
   receiveText(text: string): void {
     let value: JsonValue;
     try {
-      value = parseJson(text);
+      value = this.#parse(text);
     } catch {
       this.#opts.log.warn(
         `${this.#opts.name}: skipped a line that is not JSON: ${JSON.stringify(clip(text))}`,

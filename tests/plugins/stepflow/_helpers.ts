@@ -138,3 +138,74 @@ export async function startStdio(
   });
   return plugin;
 }
+
+/** A worker process serving HTTP; `url` is where it listens. */
+export interface HttpWorkerProcess {
+  url: string;
+  child: Deno.ChildProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Spawns `deno run <script> --http --port 0` and waits for its `listening on http://H:P` line
+ * on stderr (the rest of stderr is drained).
+ */
+export async function spawnHttpWorker(script: string): Promise<HttpWorkerProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "-A", script, "--http", "--port", "0"],
+    cwd: WORKERS,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  let url: string | undefined;
+  while (url === undefined) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`worker exited before listening: ${seen}`);
+    seen += value;
+    url = /listening on (http:\/\/\S+)/.exec(seen)?.[1];
+  }
+  const drained = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      if (Deno.env.get("STEPFLOW_TEST_VERBOSE")) console.error(value);
+    }
+  })();
+  return {
+    url: url + "/",
+    child,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already exited
+      }
+      await child.status;
+      await drained;
+    },
+  };
+}
+
+/** Starts an HTTP plugin on `url`. */
+export async function startHttp(
+  url: string,
+  options: { log?: Logger; engine?: EngineServices } = {},
+): Promise<StepflowPlugin> {
+  const plugin = new StepflowPlugin("h", {
+    type: "stepflow",
+    transport: "http",
+    url,
+    args: [],
+    env: {},
+  } as StepflowPluginConfig);
+  await plugin.init({
+    name: "h",
+    workingDirectory: WORKERS,
+    engine: options.engine ?? new FakeEngine(),
+    log: options.log ?? memLog(),
+  });
+  return plugin;
+}

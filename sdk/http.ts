@@ -1,0 +1,174 @@
+/**
+ * Serving a {@linkcode StepflowServer} over HTTP (stepflow 0.8 §3.5, as the Python SDK does):
+ * `POST /` takes one JSON-RPC message; a request is answered with a JSON body, except
+ * `components/execute` of a component that uses its context, which is answered with an SSE
+ * stream carrying the component's requests to the engine and, last, the response. The engine
+ * posts its answers to those requests to `/` (answered 202). `GET /health` reports
+ * `{status: "healthy", instanceId, timestamp, service}`. Every response carries
+ * `Stepflow-Instance-Id`.
+ * @module
+ */
+import type { StepflowServer } from "./server.ts";
+import { classifyMessage, errorText, requestText, resultText } from "../src/protocol/envelope.ts";
+import { sseEvent } from "../src/protocol/sse.ts";
+import { INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR } from "../src/protocol/error_codes.ts";
+import { ProtocolError } from "../src/errors.ts";
+import type { JsonValue } from "../src/json/exact_json.ts";
+import { EngineError } from "./context.ts";
+
+/** Options of {@linkcode serveHttp}. */
+export interface HttpServeOptions {
+  /** @default 8080 (0 picks a free port) */
+  port?: number;
+  /** @default "127.0.0.1" */
+  hostname?: string;
+  /** @default 16 random hex characters */
+  instanceId?: string;
+  /** Called once listening (default: prints `listening on http://H:P` to stderr). */
+  onListen?: (addr: { hostname: string; port: number }) => void;
+}
+
+/** A running HTTP step service. */
+export interface HttpWorkerServer {
+  /** Where it listens. */
+  addr: { hostname: string; port: number };
+  /** Its instance id (the `Stepflow-Instance-Id` header). */
+  instanceId: string;
+  /** Resolves when the server has stopped. */
+  finished: Promise<void>;
+  /** Stops the server. */
+  shutdown(): Promise<void>;
+}
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+function errorFor(err: unknown) {
+  if (err instanceof ProtocolError) {
+    return {
+      code: err.code,
+      message: err.message,
+      ...(err.data !== undefined ? { data: err.data as JsonValue } : {}),
+    };
+  }
+  return { code: INTERNAL_ERROR, message: err instanceof Error ? err.message : String(err) };
+}
+
+/** Starts the HTTP server. Resolves once it listens. */
+export function serveHttp(
+  server: StepflowServer,
+  options: HttpServeOptions = {},
+): Promise<HttpWorkerServer> {
+  const instanceId = options.instanceId ??
+    [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, "0"))
+      .join("");
+  const base = { "Stepflow-Instance-Id": instanceId };
+  /** The engine's answers to our SSE-carried requests, by request id. */
+  const waiting = new Map<string, (msg: { result?: unknown; error?: unknown }) => void>();
+
+  const handleExecuteWithStream = (id: unknown, method: string, params: unknown): Response => {
+    const enc = new TextEncoder();
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+    const push = (text: string) => controller.enqueue(enc.encode(sseEvent(text)));
+    const call = (m: string, p: Record<string, unknown>) =>
+      new Promise<unknown>((resolve, reject) => {
+        const rid = crypto.randomUUID();
+        waiting.set(rid, (msg) => {
+          if (msg.error) {
+            const e = msg.error as { code: number; message: string; data?: unknown };
+            reject(new EngineError(e.code, e.message, e.data));
+          } else resolve(msg.result);
+        });
+        push(requestText(rid, m, p));
+      });
+    server.handle(method, params, call).then(
+      (result) => push(resultText(id as string, result)),
+      (err) => push(errorText(id as string, errorFor(err))),
+    ).finally(() => controller.close());
+    return new Response(body, {
+      headers: { ...base, "content-type": "text/event-stream", "cache-control": "no-cache" },
+    });
+  };
+
+  const handler = async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    if (req.method === "GET" && url.pathname === "/health") {
+      return Response.json({
+        status: "healthy",
+        instanceId,
+        timestamp: new Date().toISOString(),
+        service: server.name,
+      }, { headers: base });
+    }
+    if (req.method !== "POST" || url.pathname !== "/") {
+      return new Response("not found: POST / or GET /health\n", { status: 404, headers: base });
+    }
+    const type = req.headers.get("content-type") ?? "";
+    if (!type.includes("application/json")) {
+      return new Response("Content-Type must be application/json\n", {
+        status: 415,
+        headers: base,
+      });
+    }
+    let value: JsonValue;
+    try {
+      value = JSON.parse(await req.text());
+    } catch {
+      return new Response(
+        errorText(null, { code: PARSE_ERROR, message: "Parse error: the body is not JSON" }),
+        { status: 400, headers: { ...base, ...JSON_HEADERS } },
+      );
+    }
+    const msg = classifyMessage(value);
+    switch (msg.kind) {
+      case "request": {
+        const accept = req.headers.get("accept") ?? "";
+        if (server.usesContext(msg.method, msg.params) && accept.includes("text/event-stream")) {
+          return handleExecuteWithStream(msg.id, msg.method, msg.params);
+        }
+        const noCall = () =>
+          Promise.reject(
+            new Error("this component cannot call the engine: its caller does not accept SSE"),
+          );
+        let text: string;
+        try {
+          text = resultText(msg.id, await server.handle(msg.method, msg.params, noCall));
+        } catch (err) {
+          text = errorText(msg.id, errorFor(err));
+        }
+        return new Response(text, { headers: { ...base, ...JSON_HEADERS } });
+      }
+      case "response": {
+        const w = waiting.get(String(msg.id));
+        if (w) {
+          waiting.delete(String(msg.id));
+          w(msg);
+        }
+        return new Response(null, { status: 202, headers: base });
+      }
+      case "notification":
+        server.notify(msg.method);
+        return new Response(null, { status: 202, headers: base });
+      default:
+        return new Response(
+          errorText(null, { code: INVALID_REQUEST, message: `Invalid request: ${msg.reason}` }),
+          { status: 400, headers: { ...base, ...JSON_HEADERS } },
+        );
+    }
+  };
+
+  const httpServer = Deno.serve({
+    port: options.port ?? 8080,
+    hostname: options.hostname ?? "127.0.0.1",
+    onListen: () => {},
+  }, handler);
+  const addr = { hostname: httpServer.addr.hostname, port: httpServer.addr.port };
+  if (options.onListen) options.onListen(addr);
+  else console.error(`listening on http://${addr.hostname}:${addr.port}`);
+  return Promise.resolve({
+    addr,
+    instanceId,
+    finished: httpServer.finished,
+    shutdown: () => httpServer.shutdown(),
+  });
+}

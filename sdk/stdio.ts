@@ -1,0 +1,81 @@
+/**
+ * Serving a {@linkcode StepflowServer} over stdio (stepflow 0.8 §3.4): one JSON message per line
+ * on stdin/stdout, requests handled concurrently, the component's context calls sent on stdout
+ * and their answers read from stdin. Logs belong on stderr.
+ *
+ * Performance: stdin is read with `Deno.stdin.read` into one reused buffer and split by hand;
+ * replies are written with `writeSync` (a `for await` over the stream doubles the round trip).
+ * @module
+ */
+import type { StepflowServer } from "./server.ts";
+import { Peer } from "../src/protocol/peer.ts";
+import { LineSplitter } from "../src/protocol/line_splitter.ts";
+import { ProtocolError } from "../src/errors.ts";
+import { EngineError } from "./context.ts";
+import type { Logger } from "../src/log.ts";
+
+const encoder = new TextEncoder();
+
+function writeAllSync(bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+}
+
+/** A logger writing `[level] <name>: message` lines to stderr. */
+function stderrLog(name: string): Logger {
+  const emit = (level: string) => (msg: string) => {
+    try {
+      Deno.stderr.writeSync(encoder.encode(`[${level}] ${name}: ${msg}\n`));
+    } catch {
+      // stderr closed
+    }
+  };
+  return {
+    error: emit("error"),
+    warn: emit("warn"),
+    info: () => {},
+    debug: () => {},
+    enabled: (l) => l === "error" || l === "warn",
+  };
+}
+
+/**
+ * Reads requests from stdin and answers on stdout until stdin closes, then waits for the calls
+ * still running.
+ */
+export async function serveStdio(server: StepflowServer): Promise<void> {
+  let open = 0;
+  let idle: (() => void) | undefined;
+  const peer: Peer = new Peer({
+    name: "engine",
+    log: stderrLog(server.name),
+    parse: JSON.parse,
+    write: (text) => writeAllSync(encoder.encode(text + "\n")),
+    onRequest: async (req) => {
+      open++;
+      try {
+        return await server.handle(req.method, req.params, call);
+      } finally {
+        if (--open === 0) idle?.();
+      }
+    },
+    onNotification: (n) => server.notify(n.method),
+  });
+  const call = async (method: string, params: Record<string, unknown>) => {
+    try {
+      return await peer.request(method, params);
+    } catch (err) {
+      if (err instanceof ProtocolError) throw new EngineError(err.code, err.message, err.data);
+      throw err;
+    }
+  };
+  const lines = new LineSplitter();
+  const onLine = (line: string) => peer.receiveText(line);
+  const buf = new Uint8Array(1 << 16);
+  for (;;) {
+    const n = await Deno.stdin.read(buf);
+    if (n === null) break;
+    lines.push(buf.subarray(0, n), onLine);
+  }
+  if (open > 0) await new Promise<void>((r) => idle = r);
+}

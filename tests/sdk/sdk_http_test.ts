@@ -1,0 +1,43 @@
+import { assertEquals, assertStringIncludes } from "../_assert.ts";
+import { execCtx, FakeEngine, spawnHttpWorker, startHttp } from "../plugins/stepflow/_helpers.ts";
+import type { FlowFailed, FlowSuccess } from "../../src/flow/flow_result.ts";
+
+Deno.test("SDK over HTTP: health, JSON replies, SSE-streamed engine calls, validation", async () => {
+  const w = await spawnHttpWorker("sdk_worker.ts");
+  const engine = new FakeEngine();
+  const p = await startHttp(w.url, { engine });
+  try {
+    const health = await (await fetch(w.url + "health")).json();
+    assertEquals(health.status, "healthy");
+    assertEquals(health.service, "sdk-test-worker");
+    assertEquals(typeof health.instanceId, "string");
+
+    const list = await p.listComponents();
+    assertEquals(list.length, 9);
+    assertEquals(await p.execute("/add", { a: 1, b: 2 }, execCtx(engine)), {
+      outcome: "success",
+      result: { sum: 3 },
+    });
+    // a component that uses its context answers with SSE: its requests come first
+    const r = await p.execute("/context", { x: 5 }, execCtx(engine, "s")) as FlowSuccess;
+    const out = r.result as Record<string, unknown>;
+    assertEquals(out.got, { x: 5 });
+    assertEquals(out.evaluated, { outcome: "success", result: { doubled: 10 } });
+    assertEquals(engine.calls, ["putBlob data", "getBlob", "putBlob flow", "evaluateFlow"]);
+
+    const bad = await p.execute("/add", { a: 1 }, execCtx(engine)) as FlowFailed;
+    assertEquals(bad.error.code, -32602);
+    assertStringIncludes(bad.error.message, "input.b");
+
+    const rs = await Promise.all(
+      Array.from(
+        { length: 50 },
+        (_, i) => p.execute("/context", { x: i }, execCtx(engine, `s${i}`)),
+      ),
+    );
+    assertEquals(rs.every((x) => x.outcome === "success"), true);
+  } finally {
+    await p.close();
+    await w.stop();
+  }
+});
