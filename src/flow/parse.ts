@@ -249,6 +249,9 @@ class YamlConverter {
   }
 
   #yamlError(e: YAMLError): FlowLoadError {
+    if (e.message.includes("Maximum call stack size exceeded")) {
+      return tooDeep(this.lines, e.pos[0]);
+    }
     const unclosed = this.#unclosedFlowCollection(e.pos[0]);
     if (unclosed) {
       const end = this.lines.position(e.pos[0]);
@@ -257,9 +260,6 @@ class YamlConverter {
           `before line ${end.line}, column ${end.col}): add the missing '${unclosed.close}'`,
         unclosed.start,
       );
-    }
-    if (e.message.includes("Maximum call stack size exceeded")) {
-      return tooDeep(this.lines, e.pos[0]);
     }
     let msg = e.message.split("\n")[0];
     const at = msg.search(/ at line \d+, column \d+:?$/);
