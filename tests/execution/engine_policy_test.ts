@@ -8,6 +8,7 @@ import { Engine } from "../../src/execution/engine.ts";
 import { registerPluginType } from "../../src/plugins/registry.ts";
 import type { ExecuteContext, Plugin } from "../../src/plugins/plugin.ts";
 import type { LoadedConfig } from "../../src/config/model.ts";
+import { PluginError } from "../../src/errors.ts";
 import { failed, type FlowResult, success } from "../../src/flow/flow_result.ts";
 import { isJsonObject, type JsonValue } from "../../src/json/exact_json.ts";
 import { flow } from "./_engine_helpers.ts";
@@ -72,6 +73,7 @@ class PolicyTestPlugin implements Plugin {
         return success({ slept: ms, attempt: ctx.attempt });
       }
       if (component === "/big") return success("x".repeat(Number(o.bytes)));
+      if (component === "/boom") throw new PluginError("boom: the component cannot run");
       throw new Error(`unknown component ${component}`);
     } finally {
       seen.inFlight--;
@@ -282,4 +284,40 @@ output: { $from: { step: big } }
     r.error.message,
     "Step 'big' output is 2002 bytes, over the limit of 1000 bytes (raise maxOutputSize or make the component return less, e.g. a blob id)",
   );
+});
+
+Deno.test("Engine.run() cancels a running parallel branch when another branch aborts the run", async () => {
+  const t0 = performance.now();
+  const r = await run(`
+steps:
+  - id: long
+    component: /t/sleep
+    input: { ms: 10000 }
+  - id: bad
+    component: /t/boom
+    input: {}
+output: { a: { $from: { step: long } }, b: { $from: { step: bad } } }
+`);
+  const took = performance.now() - t0;
+  assert(r.outcome === "failed");
+  assertEquals(r.error.code, 500);
+  assertStringIncludes(r.error.message, 'step "bad" failed');
+  assert(took < 2000, `took ${took} ms`);
+  await new Promise((res) => setTimeout(res, 0));
+  assertEquals(seen.aborted, ["long"]);
+});
+
+Deno.test("Engine.run() with a failed branch ends failed once the parallel branch finishes", async () => {
+  const r = await run(`
+steps:
+  - id: slow
+    component: /t/sleep
+    input: { ms: 50 }
+  - id: bad
+    component: /t/flaky
+    input: { key: bad, failures: 1 }
+output: { a: { $from: { step: slow } }, b: { $from: { step: bad } } }
+`);
+  assertEquals(r, failed(42, "flaky failure 1"));
+  assertEquals(seen.aborted, []);
 });
