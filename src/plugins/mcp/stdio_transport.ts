@@ -299,6 +299,9 @@ export class StdioTransport implements Transport {
 }
 
 function spawnFailure(command: string, cwd: string, err: unknown): string {
+  if (err instanceof Deno.errors.NotFound && !isDirectory(cwd)) {
+    return `cannot start '${command}': its working directory ${cwd} does not exist`;
+  }
   if (err instanceof Deno.errors.NotFound) {
     return `cannot start '${command}': not found (ENOENT); check the plugin's \`command\` ` +
       `(looked up on PATH, relative paths from ${cwd})`;
@@ -307,4 +310,12 @@ function spawnFailure(command: string, cwd: string, err: unknown): string {
     return `cannot start '${command}': permission denied (${(err as Error).message})`;
   }
   return `cannot start '${command}': ${err instanceof Error ? err.message : String(err)}`;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }

@@ -15,8 +15,7 @@ function freePort(): number {
 }
 
 /** Starts server-everything over HTTP; resolves once it says it listens. */
-async function startHttpServer(): Promise<{ url: string } & AsyncDisposable> {
-  const port = freePort();
+async function startHttpServer(port = freePort()): Promise<{ url: string } & AsyncDisposable> {
   const child = new Deno.Command("node", {
     args: [serverScript("server-everything"), "streamableHttp"],
     env: { PORT: String(port) },
@@ -80,4 +79,22 @@ Deno.test("McpPlugin over Streamable HTTP: nothing listening fails the step with
   assert(r.outcome === "failed", JSON.stringify(r));
   assertEquals(r.error.code, -32603);
   assertStringIncludes(r.error.message, `MCP plugin 'remote': server at ${url} failed to start`);
+});
+
+Deno.test("McpPlugin over Streamable HTTP: a server that went away fails the call; the next call reconnects", async () => {
+  const first = await startHttpServer();
+  const port = Number(new URL(first.url).port);
+  await using s = await startPlugin({ type: "mcp", url: first.url, timeout: "5s" }, "remote");
+  assertEquals((await s.plugin.execute("/echo", { message: "1" }, stepCtx())).outcome, "success");
+  await first[Symbol.asyncDispose]();
+  const down = await s.plugin.execute("/echo", { message: "2" }, stepCtx());
+  assert(down.outcome === "failed", JSON.stringify(down));
+  assertEquals(down.error.code, -32603);
+  assertStringIncludes(down.error.message, `Tool 'echo' of MCP plugin 'remote' failed`);
+  assertStringIncludes(down.error.message, first.url);
+  await using _second = await startHttpServer(port);
+  assertEquals(await s.plugin.execute("/echo", { message: "3" }, stepCtx()), {
+    outcome: "success",
+    result: [{ type: "text", text: "Echo: 3" }],
+  });
 });
