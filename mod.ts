@@ -61,6 +61,16 @@ export {
 } from "./src/errors.ts";
 export type { EngineServices, ExecuteContext, Plugin } from "./src/plugins/plugin.ts";
 export { registerPluginType } from "./src/plugins/registry.ts";
+export {
+  CANCELLED,
+  ERROR_CODES,
+  OUTPUT_TOO_LARGE,
+  RUN_TIMEOUT,
+  TIMEOUT,
+  TRANSPORT_FAILED,
+} from "./src/execution/error_codes.ts";
+export type { ErrorCodeInfo, FailureCategory } from "./src/execution/error_codes.ts";
+export { formatDuration, parseDuration } from "./src/execution/duration.ts";
 export { blobId } from "./src/state/blob_id.ts";
 export type { StateStore } from "./src/state/store.ts";
 
