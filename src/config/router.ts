@@ -151,6 +151,21 @@ export class Router {
     return this.#choose(component, match, input);
   }
 
+  /**
+   * Where `component` goes when that does not depend on the step input (no rule of its route
+   * has conditions); undefined when it does, or when it cannot be routed.
+   */
+  resolveStatic(component: string): RouteTarget | undefined {
+    const m = this.match(component);
+    if (!m || !m.route.inputIndependent) return undefined;
+    try {
+      return this.resolve(component, null);
+    } catch (e) {
+      if (e instanceof PluginError) return undefined;
+      throw e;
+    }
+  }
+
   /** The pattern and parameters `component` matches, or undefined. */
   match(component: string): Match | undefined {
     return matchNode(this.#root, component.split("/"), 0, new Map());

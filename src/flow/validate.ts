@@ -282,9 +282,14 @@ class Collector {
 /**
  * All diagnostics of a flow (§1.9) and, with `config`, of its routing (`config` may be a
  * {@linkcode Config} or a {@linkcode LoadedConfig}; its own diagnostics come from
- * {@linkcode validateConfig}).
+ * {@linkcode validateConfig}). With a config, a step component that no route matches, or that
+ * its (input-independent) route sends to a mock/builtin plugin lacking it, is a warning.
  */
-export function validateFlow(loaded: LoadedFlow, config?: Config | LoadedConfig): Diagnostic[] {
+export function validateFlow(
+  loaded: LoadedFlow,
+  config?: Config | LoadedConfig,
+  options: ValidateOptions = {},
+): Diagnostic[] {
   const c = new Collector(loaded.source);
   const cfg = config && "config" in config && "workingDirectory" in config
     ? (config as LoadedConfig).config
@@ -297,8 +302,45 @@ export function validateFlow(loaded: LoadedFlow, config?: Config | LoadedConfig)
       router = undefined; // validateConfig reports it
     }
   }
-  checkFlow(loaded, c, router);
+  const known = cfg ? componentLister(cfg, options) : undefined;
+  checkFlow(loaded, c, router, known);
   return [...c.out, ...policyDiagnostics(loaded.flow, loaded.source)];
+}
+
+/** The components of the stepflow 0.8 builtin plugin (§2.2). */
+export const BUILTIN_COMPONENT_NAMES: readonly string[] = [
+  "/openai",
+  "/create_messages",
+  "/eval",
+  "/iterate",
+  "/load_file",
+  "/map",
+  "/put_blob",
+  "/get_blob",
+];
+
+/** Options of {@linkcode validateFlow}. */
+export interface ValidateOptions {
+  /**
+   * The component names a plugin type offers, when known without starting it (`builtin`).
+   * Mock components always come from the config.
+   * @default the 0.8 list ({@linkcode BUILTIN_COMPONENT_NAMES}) for `builtin`, unknown otherwise
+   */
+  componentsOfType?: (type: string) => readonly string[] | undefined;
+}
+
+/** For a plugin name: the components it is known to offer, or undefined when unknown. */
+type ComponentLister = (plugin: string) => { type: string; names: readonly string[] } | undefined;
+
+function componentLister(cfg: Config, options: ValidateOptions): ComponentLister {
+  return (plugin) => {
+    const p = cfg.plugins?.[plugin];
+    if (!p) return undefined;
+    if (p.type === "mock") return { type: "mock", names: Object.keys(p.components ?? {}) };
+    const names = options.componentsOfType?.(p.type) ??
+      (p.type === "builtin" ? BUILTIN_COMPONENT_NAMES : undefined);
+    return names ? { type: p.type, names } : undefined;
+  };
 }
 
 interface RefUse {
@@ -308,7 +350,12 @@ interface RefUse {
   stepIndex?: number;
 }
 
-function checkFlow(loaded: LoadedFlow, c: Collector, router: Router | undefined): void {
+function checkFlow(
+  loaded: LoadedFlow,
+  c: Collector,
+  router: Router | undefined,
+  known?: ComponentLister,
+): void {
   const { flow, raw } = loaded;
   const rawObj = isJsonObject(raw) ? raw : {};
   c.unknownKeys(raw, [], FLOW_KEYS, "the flow");
@@ -481,6 +528,26 @@ function checkFlow(loaded: LoadedFlow, c: Collector, router: Router | undefined)
             : `routes are: ${router.patterns.join(", ")}`,
         },
       );
+    } else if (router && known) {
+      const target = router.resolveStatic(step.component);
+      const offered = target ? known(target.plugin) : undefined;
+      if (target && offered && !offered.names.includes(target.component)) {
+        const close = offered.names.find((n) => editDistance(n, target.component) <= 2);
+        c.add(
+          "warning",
+          "unknown_component",
+          `Component '${step.component}' of step '${step.id}' is routed to ${offered.type} ` +
+            `plugin '${target.plugin}' as '${target.component}', which it does not offer`,
+          [...base, "component"],
+          {
+            hint: close
+              ? `did you mean '${close}'?`
+              : offered.names.length
+              ? `it offers: ${offered.names.join(", ")}`
+              : undefined,
+          },
+        );
+      }
     }
     // references
     const selfId = step.id;

@@ -203,3 +203,13 @@ Deno.test("Router.routesFor() lists the routes that reach a plugin's component",
   assertEquals(r.routesFor("mock", "/fs_read").map((x) => x.resolvedPath), ["/tools/fs/read"]);
   assertEquals(r.routesFor("py", "/x"), []);
 });
+
+Deno.test("Router.resolveStatic() resolves only input-independent routes", () => {
+  const r = router({
+    "/m/{component}": [{ plugin: "mock" }],
+    "/c/{component}": [{ plugin: "py", conditions: [{ path: "$.x", value: 1 }] }],
+  });
+  assertEquals(r.resolveStatic("/m/a"), { plugin: "mock", component: "/a" });
+  assertStrictEquals(r.resolveStatic("/c/a"), undefined);
+  assertStrictEquals(r.resolveStatic("/nope"), undefined);
+});

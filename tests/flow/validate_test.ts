@@ -357,3 +357,46 @@ test:
   assertStrictEquals(plugin.path, '$.test.config.routes["/x/{component}"][0].plugin');
   assertStrictEquals(plugin.position?.line, 16);
 });
+
+Deno.test("validateFlow() with a config warns about components the target plugin lacks", () => {
+  const config = parseConfigValue({
+    plugins: {
+      builtin: { type: "builtin" },
+      mock: { type: "mock", components: { "/one": { behaviors: {} } } },
+      ai: { type: "builtin" },
+    },
+    routes: {
+      "/builtin/{*component}": [{ plugin: "builtin" }],
+      "/mock/{component}": [{ plugin: "mock" }],
+      "/ai/{component}": [{ plugin: "ai", conditions: [{ path: "$.m", value: 1 }] }],
+    },
+  }, { workingDirectory: "/" });
+  const ds = validateFlow(
+    flow(`steps:
+  - {id: a, component: /builtin/evl}
+  - {id: b, component: /mock/one}
+  - {id: c, component: /mock/two}
+  - {id: d, component: /ai/anything}
+  - {id: e, component: /builtin/eval}
+output: [{$from: {step: a}}, {$from: {step: b}}, {$from: {step: c}}, {$from: {step: d}}, {$from: {step: e}}]
+`),
+    config,
+  );
+  const unknown = ds.filter((d) => d.code === "unknown_component");
+  assertEquals(unknown.map((d) => [d.path, d.level, d.hint]), [
+    ["$.steps[0].component", "warning", "did you mean '/eval'?"],
+    ["$.steps[2].component", "warning", "it offers: /one"],
+  ]);
+  assertStrictEquals(
+    unknown[0].message,
+    "Component '/builtin/evl' of step 'a' is routed to builtin plugin 'builtin' as '/evl', which it does not offer",
+  );
+  const custom = validateFlow(
+    flow(`steps: [{id: a, component: /builtin/extra}]
+output: {$from: {step: a}}
+`),
+    config,
+    { componentsOfType: (t) => t === "builtin" ? ["/extra"] : undefined },
+  );
+  assert(!custom.some((d) => d.code === "unknown_component"), JSON.stringify(custom));
+});
