@@ -4,6 +4,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../../_assert.ts";
 import { everythingConfig, startPlugin, stepCtx } from "./_helpers.ts";
+import { MCP_ERROR_CODES } from "../../../src/plugins/mcp/plugin.ts";
 import type { FlowResult } from "../../../src/flow/flow_result.ts";
 
 function errorOf(r: FlowResult) {
@@ -46,7 +47,7 @@ Deno.test("McpPlugin.execute() calls echo and get-sum; output is the content arr
 Deno.test("McpPlugin.execute() checks the input against the inputSchema, naming the field", async () => {
   await using s = await startPlugin(everythingConfig());
   const e1 = errorOf(await s.plugin.execute("/get-sum", { a: 1, b: "two" }, stepCtx()));
-  assertEquals(e1.code, -32002);
+  assertEquals(e1.code, MCP_ERROR_CODES.invalidInput);
   assertEquals(
     e1.message,
     "Input of tool 'get-sum' (MCP plugin 'srv') does not match its inputSchema: " +
@@ -122,7 +123,7 @@ Deno.test("McpPlugin.execute() fails a call with no progress after the timeout, 
     stepCtx({ timeoutMs: 300 }),
   );
   const e = errorOf(r);
-  assertEquals(e.code, 504);
+  assertEquals(e.code, MCP_ERROR_CODES.timeout);
   assertEquals(e.data, { kind: "TIMEOUT" }); // the engine's table: retried as a timeout
   assertStringIncludes(
     e.message,

@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../../_assert.ts";
 import { faultConfig, processExists, startPlugin, stepCtx } from "./_helpers.ts";
+import { MCP_ERROR_CODES } from "../../../src/plugins/mcp/plugin.ts";
 import type { FlowResult } from "../../../src/flow/flow_result.ts";
 import { PluginError } from "../../../src/errors.ts";
 
@@ -24,7 +25,7 @@ Deno.test("McpPlugin: a missing binary fails the step with ENOENT and the plugin
   assertStringIncludes(s.log.lines.join("\n"), "not found (ENOENT)");
   for (let i = 0; i < 2; i++) { // each call tries again, and fails the same way
     const e = errorOf(await s.plugin.execute("/anything", {}, stepCtx()));
-    assertEquals(e.code, -32603);
+    assertEquals(e.code, MCP_ERROR_CODES.unavailable);
     assertStringIncludes(e.message, "MCP plugin 'ghost': server 'no-such-mcp-server-xyz' failed");
     assertStringIncludes(e.message, "cannot start 'no-such-mcp-server-xyz': not found (ENOENT)");
   }
@@ -36,7 +37,7 @@ Deno.test("McpPlugin: a missing binary fails the step with ENOENT and the plugin
 Deno.test("McpPlugin: a server that exits at start fails the step with its exit code and stderr", async () => {
   await using s = await startPlugin(faultConfig("exit-at-start"), "early");
   const e = errorOf(await s.plugin.execute("/echo", { text: "x" }, stepCtx()));
-  assertEquals(e.code, -32603);
+  assertEquals(e.code, MCP_ERROR_CODES.unavailable);
   assertStringIncludes(e.message, "MCP plugin 'early': server '");
   assertStringIncludes(
     e.message,
@@ -47,7 +48,7 @@ Deno.test("McpPlugin: a server that exits at start fails the step with its exit 
 Deno.test("McpPlugin: a program that is not an MCP server is reported with what it wrote", async () => {
   await using s = await startPlugin(faultConfig("not-mcp"), "notmcp");
   const e = errorOf(await s.plugin.execute("/echo", { text: "x" }, stepCtx()));
-  assertEquals(e.code, -32603);
+  assertEquals(e.code, MCP_ERROR_CODES.unavailable);
   assertStringIncludes(e.message, "exited with code 0 during the handshake");
   assertStringIncludes(e.message, `non-JSON on stdout`);
   assertStringIncludes(e.message, `"hello, I am not an MCP server"`);
@@ -57,7 +58,7 @@ Deno.test("McpPlugin: a server that exits mid-call fails that step; the next cal
   await using s = await startPlugin(faultConfig(), "crashy");
   const pid1 = textOf(await s.plugin.execute("/pid", {}, stepCtx()));
   const e = errorOf(await s.plugin.execute("/crash", {}, stepCtx()));
-  assertEquals(e.code, -32603);
+  assertEquals(e.code, MCP_ERROR_CODES.unavailable);
   assertStringIncludes(e.message, "Tool 'crash' of MCP plugin 'crashy' failed: the server '");
   assertStringIncludes(e.message, "exited with code 7; stderr: crashing on purpose");
   const pid2 = textOf(await s.plugin.execute("/pid", {}, stepCtx()));
@@ -88,7 +89,7 @@ Deno.test("McpPlugin: a non-JSON banner on stdout is logged and skipped", async 
 Deno.test("McpPlugin: junk instead of a response fails the step at its timeout, showing the junk", async () => {
   await using s = await startPlugin(faultConfig("ok", { timeout: "300ms" }), "junky");
   const e = errorOf(await s.plugin.execute("/junk", {}, stepCtx()));
-  assertEquals(e.code, 504);
+  assertEquals(e.code, MCP_ERROR_CODES.timeout);
   assertStringIncludes(e.message, "Tool 'junk' of MCP plugin 'junky' timed out after 300 ms");
   assertStringIncludes(e.message, `non-JSON on stdout`);
   assertStringIncludes(e.message, `"this is not JSON"`);
@@ -97,7 +98,7 @@ Deno.test("McpPlugin: junk instead of a response fails the step at its timeout, 
 Deno.test("McpPlugin: a call times out after the plugin timeout, or the step's when set", async () => {
   await using s = await startPlugin(faultConfig("ok", { timeout: "200ms" }), "slow");
   const e = errorOf(await s.plugin.execute("/hang", {}, stepCtx()));
-  assertEquals(e.code, 504);
+  assertEquals(e.code, MCP_ERROR_CODES.timeout);
   assertStringIncludes(e.message, "Tool 'hang' of MCP plugin 'slow' timed out after 200 ms");
   // a per-step timeout wins over the plugin's 200 ms
   const r = await s.plugin.execute(
@@ -135,7 +136,7 @@ Deno.test("McpPlugin: an aborted step signal cancels the call", async () => {
   assertEquals(textOf(await s.plugin.execute("/echo", { text: "x" }, stepCtx())), "x");
   ac.abort(new Error("run cancelled"));
   const e = errorOf(await p);
-  assertEquals(e.code, 499);
+  assertEquals(e.code, MCP_ERROR_CODES.cancelled);
   assertEquals(e.message, "Tool 'hang' of MCP plugin 'abort' was cancelled: run cancelled");
   const r = await s.plugin.execute("/cancelled", {}, stepCtx());
   assert(r.outcome === "success");
@@ -177,7 +178,7 @@ Deno.test("McpPlugin: a tool the server does not have throws a PluginError listi
 Deno.test("McpPlugin: a non-object input fails before the call", async () => {
   await using s = await startPlugin(faultConfig(), "srv");
   const e = errorOf(await s.plugin.execute("/pid", "text", stepCtx()));
-  assertEquals(e.code, -32002);
+  assertEquals(e.code, MCP_ERROR_CODES.invalidInput);
 });
 
 Deno.test("McpPlugin.close() leaves no server process behind", async () => {

@@ -5,6 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../../_assert.ts";
 import { serverScript, startPlugin, stepCtx } from "./_helpers.ts";
+import { MCP_ERROR_CODES } from "../../../src/plugins/mcp/plugin.ts";
 
 /** A free loopback port (bound, then released). */
 function freePort(): number {
@@ -77,7 +78,7 @@ Deno.test("McpPlugin over Streamable HTTP: nothing listening fails the step with
   await using s = await startPlugin({ type: "mcp", url, timeout: "2s" }, "remote");
   const r = await s.plugin.execute("/echo", { message: "x" }, stepCtx());
   assert(r.outcome === "failed", JSON.stringify(r));
-  assertEquals(r.error.code, -32603);
+  assertEquals(r.error.code, MCP_ERROR_CODES.unavailable);
   assertStringIncludes(r.error.message, `MCP plugin 'remote': server at ${url} failed to start`);
 });
 
@@ -89,7 +90,7 @@ Deno.test("McpPlugin over Streamable HTTP: a server that went away fails the cal
   await first[Symbol.asyncDispose]();
   const down = await s.plugin.execute("/echo", { message: "2" }, stepCtx());
   assert(down.outcome === "failed", JSON.stringify(down));
-  assertEquals(down.error.code, -32603);
+  assertEquals(down.error.code, MCP_ERROR_CODES.unavailable);
   assertStringIncludes(down.error.message, `Tool 'echo' of MCP plugin 'remote' failed`);
   assertStringIncludes(down.error.message, first.url);
   await using _second = await startHttpServer(port);
