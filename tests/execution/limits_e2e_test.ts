@@ -5,7 +5,7 @@
  * worker itself.
  * @module
  */
-import { assert, assertEquals, REPO_ROOT } from "../_assert.ts";
+import { assert, assertEquals, assertStringIncludes, REPO_ROOT } from "../_assert.ts";
 import { Engine } from "../../src/execution/engine.ts";
 import { parseConfigValue } from "../../src/config/load.ts";
 import type { FlowResult } from "../../src/flow/flow_result.ts";
@@ -24,6 +24,8 @@ function config(extra: Record<string, JsonValue> = {}) {
         command: "python3",
         args: ["limits_worker.py"],
         env: { PYTHONUNBUFFERED: "1" },
+        restartDelay: 1,
+        maxRestarts: 10,
       },
     },
     routes: {
@@ -179,4 +181,47 @@ output:
     assertEquals(out.worker.calls, n);
     assert(out.worker.peak <= 4, `peak in flight was ${out.worker.peak}`);
   });
+});
+
+Deno.test("e2e: worker crashes use the transport budget, not the component budget", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await withEngine(async (engine) => {
+      // Calls 1-2 crash the worker (the plugin retries a crashed call once, as 0.8 does, so the
+      // step sees one transport failure), calls 3-4 fail in the component, call 5 succeeds:
+      // maxRetries 2 is enough only if the crash did not count against it.
+      const r = await engine.run(
+        flow(`
+steps:
+  - id: c
+    component: /w/crashy
+    input: { dir: ${JSON.stringify(dir)}, crashes: 2, failures: 2 }
+    onError: { action: retry, maxRetries: 2, maxTransportRetries: 1, initialDelay: 1 }
+output: { $from: { step: c } }
+`),
+        null,
+      );
+      assert(r.outcome === "success", JSON.stringify(r));
+      assertEquals((r.result as { calls: number }).calls, 5);
+
+      // Without a transport budget the crash ends the step, whatever maxRetries says.
+      await Deno.remove(`${dir}/calls`);
+      const r2 = await engine.run(
+        flow(`
+steps:
+  - id: c
+    component: /w/crashy
+    input: { dir: ${JSON.stringify(dir)}, crashes: 2, failures: 0 }
+    onError: { action: retry, maxRetries: 5, maxTransportRetries: 0, initialDelay: 1 }
+output: { $from: { step: c } }
+`),
+        null,
+      );
+      assert(r2.outcome === "failed", JSON.stringify(r2));
+      assertEquals(r2.error.code, -32603);
+      assertStringIncludes(r2.error.message, "Step 'c' failed after 1 attempt: ");
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
