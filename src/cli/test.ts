@@ -13,7 +13,8 @@
  *   removed, numbers compared by their JSON text (`15` ≠ `15.0`).
  * - The last line is `N passed, M failed` (M counts failures and errors), then `, K skipped` for
  *   skipped files. Exit 1 if anything failed.
- * - `test.servers` are not started yet: a file that declares them is reported as an error.
+ * - `test.servers` are started before a file's cases and stopped after them (see
+ *   src/cli/test_servers.ts); their `{name.url}`/`{name.port}` fill in `test.config`.
  * @module
  */
 import type { Command } from "commander";
@@ -33,6 +34,7 @@ import {
 } from "../config/load.ts";
 import type { LoadedConfig } from "../config/model.ts";
 import { Engine } from "../execution/engine.ts";
+import { startTestServers, type TestServers } from "./test_servers.ts";
 import { canonicalJson, isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
 import { describeError } from "../errors.ts";
@@ -194,6 +196,7 @@ async function configFor(
   file: string,
   loaded: LoadedFlow,
   flags: TestFlags,
+  servers?: TestServers,
 ): Promise<LoadedConfig> {
   const dir = dirOf(file);
   if (flags.config !== undefined) return await loadConfigFile(flags.config);
@@ -203,7 +206,8 @@ async function configFor(
     const raw = loaded.raw;
     const key = test?.config !== undefined ? "config" : "stepflow_config";
     const rawTest = isJsonObject(raw) && isJsonObject(raw.test) ? raw.test : undefined;
-    return parseConfigValue(rawTest?.[key] ?? inline, {
+    const value = rawTest?.[key] ?? inline;
+    return parseConfigValue(servers ? servers.substitute(value) : value, {
       workingDirectory: absolute(dir),
       source: sourceAt(loaded.source, ["test", key]),
     });
@@ -242,19 +246,17 @@ async function testFile(
     return;
   }
   summary.filesTested++;
-  if (loaded.flow.test?.servers && Object.keys(loaded.flow.test.servers).length > 0) {
-    summary.errors += cases.length;
-    summary.total += cases.length;
-    out(
-      `${file}: error: test.servers is not supported yet; start the servers yourself and use --config\n`,
-    );
-    return;
-  }
+  let servers: TestServers | undefined;
   let engine: Engine;
   try {
-    const config = await configFor(file, loaded, flags);
+    const specs = loaded.flow.test?.servers;
+    if (specs && Object.keys(specs).length > 0) {
+      servers = await startTestServers(specs, absolute(dirOf(file)));
+    }
+    const config = await configFor(file, loaded, flags, servers);
     engine = await Engine.create(config);
   } catch (e) {
+    await servers?.stop();
     summary.errors += cases.length;
     summary.total += cases.length;
     out(`${file}: error: ${describeError(e)}\n`);
@@ -294,6 +296,7 @@ async function testFile(
     }
   } finally {
     await engine.close();
+    await servers?.stop();
   }
   out(`${file}: ${passed}/${cases.length} passed${errors > 0 ? ` (${errors} errors)` : ""}\n`);
   if (flags.update && updates.size > 0) {

@@ -55,3 +55,12 @@ Deno.test("stepflow test reports a flow without cases as skipped", async () => {
   assertStringIncludes(r.stdout, "no_tests.yaml: Skipped (no test cases)");
   assertStrictEquals(r.stdout.trimEnd().split("\n").at(-1), "0 passed, 0 failed, 1 skipped");
 });
+
+Deno.test("stepflow test starts test.servers, fills {name.url} into test.config, and stops them", async () => {
+  const r = await runCli(["test", `${REPO_ROOT}/tests/fixtures/cli/test_command/servers`]);
+  assertStrictEquals(r.code, 1);
+  assertStringIncludes(r.stdout, "doubled.yaml: 1/1 passed");
+  assertStringIncludes(r.stdout, "test server 'worker' exited before it was ready");
+  assertStringIncludes(r.stdout, "boom: cannot bind");
+  assertStrictEquals(r.stdout.trimEnd().split("\n").at(-1), "1 passed, 1 failed");
+});
