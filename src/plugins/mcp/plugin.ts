@@ -37,7 +37,8 @@ import { VALIDATION_ERROR } from "../../protocol/error_codes.ts";
 
 /**
  * Default timeout of one tool call in ms, restarted by each progress notification
- * (stepflow 0.8: 30 s to read each response line). Also bounds the start handshake.
+ * (stepflow 0.8: 30 s to read each response line). The start handshake gets the plugin's
+ * timeout, but never less than this.
  */
 export const DEFAULT_MCP_TIMEOUT_MS = 30_000;
 
@@ -246,7 +247,7 @@ export class McpPlugin implements Plugin {
     }
     const n = ++this.#starts;
     if (n > 1) this.#log.info(`starting the MCP server again (start #${n})`);
-    const p = McpConnection.open(endpoint, this.#log, this.#timeoutMs);
+    const p = McpConnection.open(endpoint, this.#log, this.#startTimeoutMs());
     this.#current = p;
     this.#starting.add(p);
     p.then((conn) => {
@@ -278,6 +279,11 @@ export class McpPlugin implements Plugin {
    * shell meaning of `${VAR:-default}`).
    * @throws {TransportError} naming an unset variable.
    */
+  /** The start handshake gets the call timeout, but never less than the 30 s default. */
+  #startTimeoutMs(): number {
+    return Math.max(this.#timeoutMs, DEFAULT_MCP_TIMEOUT_MS);
+  }
+
   #endpoint(): McpEndpoint {
     const c = this.#config;
     if (c.url !== undefined) return { kind: "http", url: c.url };

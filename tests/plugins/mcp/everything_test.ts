@@ -106,11 +106,11 @@ Deno.test("McpPlugin.execute() turns an isError result into a failed step", asyn
 
 Deno.test("McpPlugin.execute() lets progress notifications extend the timeout", async () => {
   await using s = await startPlugin(everythingConfig());
-  // 5 progress notifications 120 ms apart, timeout 400 ms: each one restarts the timer
+  // 12 progress notifications 100 ms apart, timeout 600 ms: each one restarts the timer
   const r = await s.plugin.execute(
     "/trigger-long-running-operation",
-    { duration: 0.6, steps: 5 },
-    stepCtx({ timeoutMs: 400 }),
+    { duration: 1.2, steps: 12 },
+    stepCtx({ timeoutMs: 600 }),
   );
   assertEquals(r.outcome, "success", JSON.stringify(r));
 });

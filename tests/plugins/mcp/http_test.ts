@@ -67,8 +67,8 @@ Deno.test("McpPlugin over Streamable HTTP: lists and calls tools, 20 at once", a
   );
   const p = await s.plugin.execute(
     "/trigger-long-running-operation",
-    { duration: 0.6, steps: 5 },
-    stepCtx({ timeoutMs: 400 }),
+    { duration: 1.2, steps: 12 },
+    stepCtx({ timeoutMs: 600 }),
   );
   assertEquals(p.outcome, "success", JSON.stringify(p));
 });
