@@ -35,7 +35,7 @@ import {
   TemplateError,
 } from "./template.ts";
 import { Router } from "../config/router.ts";
-import { policyDiagnostics } from "../execution/policy_diagnostics.ts";
+import { configPolicyDiagnostics, policyDiagnostics } from "../execution/policy_diagnostics.ts";
 import { RETRY_SETTING_KEYS } from "../execution/retry_policy.ts";
 
 type Path = (string | number)[];
@@ -708,7 +708,7 @@ export function validateConfig(
 ): Diagnostic[] {
   const c = new Collector(source ?? loaded.source);
   checkConfig(loaded.config, loaded.raw, c);
-  return c.out;
+  return [...c.out, ...configPolicyDiagnostics(loaded.config, source ?? loaded.source)];
 }
 
 /** Validates an inline config value (a flow's `test.config`) at `prefix`. */

@@ -1,5 +1,9 @@
 import { assertEquals } from "../_assert.ts";
-import { policyDiagnostics } from "../../src/execution/policy_diagnostics.ts";
+import {
+  configPolicyDiagnostics,
+  policyDiagnostics,
+} from "../../src/execution/policy_diagnostics.ts";
+import type { Config } from "../../src/config/model.ts";
 import type { Flow } from "../../src/flow/model.ts";
 import { FlowSchema } from "../../src/flow/model.ts";
 
@@ -80,4 +84,19 @@ Deno.test("FlowSchema accepts every retry setting and rejects a zero timeout num
     steps: [{ id: "a", component: "/x", timeout: 0 }],
   });
   assertEquals(bad.success, false);
+});
+
+Deno.test("configPolicyDiagnostics() reports zero or invalid plugin timeouts and runTimeout", () => {
+  const ds = configPolicyDiagnostics({
+    plugins: {
+      a: { type: "stepflow", timeout: "0s" },
+      b: { type: "stepflow", timeout: "30s" },
+    },
+    routes: {},
+    runTimeout: "0ms",
+  } as unknown as Config);
+  assertEquals(ds.map((d) => [d.path, d.message]), [
+    ["$.runTimeout", 'runTimeout must be greater than zero, got "0ms"'],
+    ["$.plugins.a.timeout", 'plugins.a.timeout must be greater than zero, got "0s"'],
+  ]);
 });
