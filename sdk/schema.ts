@@ -42,7 +42,10 @@ function fieldPath(root: string, parts: readonly PropertyKey[]): string {
 /** Compiles a schema (zod or JSON Schema) for listing and validation. */
 export function compileSchema(schema: SchemaLike, root = "input"): CompiledSchema {
   if (isZod(schema)) {
-    const jsonSchema = z.toJSONSchema(schema, { unrepresentable: "any" }) as Record<
+    const jsonSchema = z.toJSONSchema(schema, {
+      unrepresentable: "any",
+      io: root === "input" ? "input" : "output", // a field with a default is optional on input
+    }) as Record<
       string,
       unknown
     >;

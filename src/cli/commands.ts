@@ -8,6 +8,7 @@ import * as permissions from "./permissions.ts";
 import * as validate from "./validate.ts";
 import * as run from "./run.ts";
 import * as test from "./test.ts";
+import * as listComponents from "./list_components.ts";
 
 /** Sets the process exit code from inside an action. */
 export type SetExit = (code: number) => void;
@@ -19,4 +20,5 @@ export function registerCommands(program: Command, setExit: SetExit): void {
   test.register(program, setExit);
   permissions.register(program, setExit);
   validate.register(program, setExit);
+  listComponents.register(program, setExit);
 }

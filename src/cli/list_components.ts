@@ -1,0 +1,155 @@
+/**
+ * `stepflow list-components [--config C] [--format pretty|json|yaml] [--schemas [bool]]
+ * [--hide-unreachable [bool]]`: starts every configured plugin, asks each for its components,
+ * and prints them with the routes that reach them (stepflow 0.8 §6).
+ *
+ * JSON/YAML shape (0.8): `{components: [{component, description?, input_schema?,
+ * output_schema?, plugin, routes: [{pathPattern, resolvedPath, conditions, isConditional}]}]}`,
+ * sorted by component then plugin. Schemas are included by default for json/yaml and left out
+ * for pretty. Components no route reaches are hidden unless `--hide-unreachable false`.
+ * The config is `--config`, else one found in the current directory, else the default config
+ * (0.8: list-components does not look next to a flow).
+ *
+ * Exit codes: 0; 1 when a plugin could not list its components (the others are still printed)
+ * or the engine could not start; 2 for bad usage or an invalid config.
+ * @module
+ */
+import type { Command } from "commander";
+import type { SetExit } from "./commands.ts";
+import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { writeStderr, writeStdout } from "./main.ts";
+import { toYaml } from "./yaml_output.ts";
+import { loadConfigForFlow } from "../config/load.ts";
+import { type RouteInfo, Router } from "../config/router.ts";
+import { Engine } from "../execution/engine.ts";
+import { describeError, FlowLoadError, ValidationError } from "../errors.ts";
+import { type JsonValue, stringifyJson } from "../json/exact_json.ts";
+
+interface ListFlags {
+  config?: string;
+  format?: string;
+  schemas?: string | boolean;
+  hideUnreachable?: string | boolean;
+}
+
+/** One listed component (0.8 JSON shape). */
+export interface ListedComponent {
+  component: string;
+  description?: string;
+  input_schema?: JsonValue | null;
+  output_schema?: JsonValue | null;
+  plugin: string;
+  routes: RouteInfo[];
+}
+
+/** Adds `list-components` to `program`. */
+export function register(program: Command, setExit: SetExit): void {
+  program.command("list-components")
+    .description("Start the configured plugins and list their components and the routes to them")
+    .option("--config <file>", "config file (default: found in the current directory)")
+    .option("--format <format>", "pretty, json or yaml", "pretty")
+    .option("--schemas [bool]", "include input/output schemas (default: false for pretty)")
+    .option("--hide-unreachable [bool]", "hide components no route reaches", "true")
+    .action(async (flags: ListFlags) => {
+      setExit(await listComponentsCommand(flags));
+    });
+}
+
+function flag(value: string | boolean | undefined, dflt: boolean, name: string): boolean {
+  if (value === undefined) return dflt;
+  if (value === true || value === "true") return true;
+  if (value === false || value === "false") return false;
+  throw new Error(`${name} must be true or false, got '${value}'`);
+}
+
+/** Runs `stepflow list-components`; returns the exit code. Never throws. */
+export async function listComponentsCommand(flags: ListFlags): Promise<number> {
+  const format = flags.format ?? "pretty";
+  let schemas: boolean, hideUnreachable: boolean;
+  try {
+    if (!["pretty", "json", "yaml"].includes(format)) {
+      throw new Error(`--format must be pretty, json or yaml, got '${format}'`);
+    }
+    schemas = flag(flags.schemas, format !== "pretty", "--schemas");
+    hideUnreachable = flag(flags.hideUnreachable, true, "--hide-unreachable");
+  } catch (e) {
+    writeStderr(`error: ${describeError(e)}\n`);
+    return EXIT_INVALID;
+  }
+  let engine: Engine;
+  let router: Router;
+  try {
+    const config = await loadConfigForFlow({ configPath: flags.config });
+    router = new Router(config.config);
+    engine = await Engine.create(config);
+  } catch (e) {
+    writeStderr(`error: ${describeError(e)}\n`);
+    return e instanceof FlowLoadError || e instanceof ValidationError ? EXIT_INVALID : EXIT_FAILED;
+  }
+  let exit = EXIT_OK;
+  const listed: ListedComponent[] = [];
+  try {
+    const answers = await Promise.allSettled(
+      [...engine.plugins.values()].map(async (p) => ({ p, list: await p.listComponents() })),
+    );
+    for (const [i, a] of answers.entries()) {
+      if (a.status === "rejected") {
+        const name = [...engine.plugins.keys()][i];
+        writeStderr(
+          `error: plugin '${name}' could not list its components: ${describeError(a.reason)}\n`,
+        );
+        exit = EXIT_FAILED;
+        continue;
+      }
+      for (const info of a.value.list) {
+        const routes = router.routesFor(a.value.p.name, info.component);
+        if (hideUnreachable && routes.length === 0) continue;
+        const c: ListedComponent = { component: info.component } as ListedComponent;
+        if (info.description != null) c.description = info.description;
+        if (schemas) {
+          if (info.input_schema !== undefined) c.input_schema = info.input_schema;
+          if (info.output_schema !== undefined) c.output_schema = info.output_schema;
+        }
+        c.plugin = a.value.p.name;
+        c.routes = routes;
+        listed.push(c);
+      }
+    }
+  } finally {
+    await engine.close();
+  }
+  listed.sort((a, b) =>
+    a.component < b.component ? -1 : a.component > b.component ? 1 : a.plugin < b.plugin ? -1 : 1
+  );
+  if (format === "json") writeStdout(stringifyJson({ components: listed }, 2) + "\n");
+  else if (format === "yaml") writeStdout(toYaml({ components: listed }));
+  else writeStdout(pretty(listed, schemas));
+  return exit;
+}
+
+/** The pretty listing (0.8 layout: header, one block per component, total). */
+export function pretty(listed: ListedComponent[], schemas: boolean): string {
+  const lines = ["Available Components:", "====================", ""];
+  for (const c of listed) {
+    lines.push(`Component: ${c.component} (plugin: ${c.plugin})`);
+    if (c.description) lines.push(`  Description: ${c.description}`);
+    if (c.routes.length > 0) {
+      lines.push("  Available Routes:");
+      for (const r of c.routes) {
+        const cond = r.isConditional
+          ? ` (when ${
+            r.conditions.map((x) => `${x.path} = ${stringifyJson(x.value)}`).join(" and ")
+          })`
+          : "";
+        lines.push(`    ${r.resolvedPath}${cond}`);
+      }
+    } else lines.push("  Available Routes: none (no route reaches this component)");
+    if (schemas) {
+      if (c.input_schema != null) lines.push(`  Input Schema: ${stringifyJson(c.input_schema)}`);
+      if (c.output_schema != null) lines.push(`  Output Schema: ${stringifyJson(c.output_schema)}`);
+    }
+    lines.push("");
+  }
+  lines.push(`Total components: ${listed.length}`);
+  return lines.join("\n") + "\n";
+}
