@@ -93,7 +93,10 @@ export async function loadFlow(
  * @param workingDirectory where relative paths resolve. @default Deno.cwd()
  * @throws {FlowLoadError} when the value is not a valid config.
  */
-export function configFromValue(value: JsonValue, workingDirectory = Deno.cwd()): LoadedConfig {
+export function configFromValue(
+  value: JsonValue,
+  workingDirectory: string = Deno.cwd(),
+): LoadedConfig {
   return parseConfigValue(value, { workingDirectory });
 }
 
