@@ -21,3 +21,26 @@ Deno.test("examples/mcp-files: stepflow run prints the documented result", async
   assertEquals(r.code, 0, r.stderr);
   assertEquals(parseJson(r.stdout), parseJson(documented[1]));
 });
+
+Deno.test("stepflow list-components shows each MCP tool with its route, description and input schema", async () => {
+  serverScript("server-filesystem");
+  const r = await runCli(
+    ["list-components", "--config", "examples/mcp-files/stepflow-config.yml", "--format", "json"],
+    { cwd: REPO_ROOT },
+  );
+  assertEquals(r.code, 0, r.stderr);
+  const { components } = parseJson(r.stdout) as {
+    components: {
+      component: string;
+      plugin: string;
+      description?: string;
+      input_schema?: { properties: Record<string, unknown> };
+      routes: { resolvedPath: string }[];
+    }[];
+  };
+  const read = components.find((c) => c.component === "/read_text_file" && c.plugin === "fs");
+  if (!read) throw new Error(`no /read_text_file in ${r.stdout.slice(0, 500)}`);
+  assertStringIncludes(read.description ?? "", "Read the complete contents of a file");
+  assertEquals(Object.keys(read.input_schema!.properties).sort(), ["head", "path", "tail"]);
+  assertEquals(read.routes.map((x) => x.resolvedPath), ["/fs/read_text_file"]);
+});
