@@ -10,7 +10,8 @@
  *
  * Exit codes: 0 when there are no errors (warnings allowed); 1 (`EXIT_FAILED`) when there is any
  * fatal or error diagnostic; 2 (`EXIT_INVALID`) when the flow or config cannot be loaded at all
- * (unreadable, bad syntax, wrong shape) — the message names file:line:col, no stack trace. With
+ * (unreadable, bad syntax, wrong shape) — the message names file:line:col and shows the line with
+ * a caret under the column, no stack trace. With
  * `--format json` that load error is printed as a single fatal diagnostic too.
  * @module
  */
@@ -18,6 +19,7 @@ import type { Command } from "commander";
 import { describeError, FlowLoadError } from "../errors.ts";
 import type { Diagnostic } from "../flow/diagnostics.ts";
 import { formatDiagnostic } from "../flow/diagnostics.ts";
+import { fileExcerpt } from "../flow/excerpt.ts";
 import { loadFlowFile } from "../flow/load.ts";
 import { validateConfig, validateFlow } from "../flow/validate.ts";
 import { loadConfigForFlow } from "../config/load.ts";
@@ -83,7 +85,7 @@ export async function runValidate(opts: ValidateOptions): Promise<number> {
           "\n",
       );
     } else {
-      writeStderr(`error: ${describeError(e)}\n`);
+      writeStderr(`error: ${describeError(e)}\n${fileExcerpt(e.position)}`);
     }
     return EXIT_INVALID;
   }

@@ -49,7 +49,9 @@ Deno.test("stepflow validate: a duplicate YAML key exits 2 naming both lines", a
   assertStrictEquals(r.code, 2);
   assertStrictEquals(
     r.stderr,
-    `error: ${FLOWS}/duplicate_yaml_key.yaml:8:5: Duplicate key 'input' (first defined at line 7, column 5): remove one of them\n`,
+    `error: ${FLOWS}/duplicate_yaml_key.yaml:8:5: Duplicate key 'input' (first defined at line 7, column 5): remove one of them\n` +
+      " 8 |     input: { user_prompt: again }\n" +
+      "   |     ^\n",
   );
   assertStrictEquals(r.stdout, "");
 });
@@ -88,7 +90,11 @@ Deno.test("stepflow validate: an unterminated flow mapping exits 2 pointing at i
     r.stderr,
     `error: ${FLOWS}/unterminated_flow_map.yaml:8:20: YAML syntax error: this flow mapping is not closed`,
   );
-  assertStrictEquals(r.stderr.trim().split("\n").length, 1, "one line");
+  assertStrictEquals(
+    r.stderr.split("\n").slice(1).join("\n"),
+    " 8 |       user_prompt: {$from: {step: a}\n   |                    ^\n",
+    "the line, with a caret under the '{'",
+  );
   noStack(r.stderr);
 });
 

@@ -1,0 +1,38 @@
+/**
+ * Source excerpts for error messages: the line at a position with a caret under the column.
+ *
+ * ```text
+ *    8 |       user_prompt: {$from: {step: a}
+ *      |                    ^
+ * ```
+ * @module
+ */
+import type { SourcePosition } from "../errors.ts";
+
+/**
+ * The excerpt of `text` at `position` (1-based line and column), two lines ending in `\n`, or
+ * `""` when the line does not exist. Tabs are kept so the caret lines up.
+ */
+export function sourceExcerpt(text: string, position: SourcePosition): string {
+  const lines = text.split("\n");
+  const line = lines[position.line - 1];
+  if (line === undefined) return "";
+  const src = line.replace(/\r$/, "");
+  const num = String(position.line);
+  const gutter = " ".repeat(num.length);
+  const lead = src.slice(0, Math.max(0, position.col - 1)).replace(/[^\t]/g, " ");
+  return ` ${num} | ${src}\n ${gutter} | ${lead}^\n`;
+}
+
+/**
+ * The excerpt for `position` read from its file (`position.file`), or `""` when there is no
+ * file or it cannot be read. Synchronous: for error reporting only.
+ */
+export function fileExcerpt(position: SourcePosition | undefined): string {
+  if (!position?.file) return "";
+  try {
+    return sourceExcerpt(Deno.readTextFileSync(position.file), position);
+  } catch {
+    return "";
+  }
+}
