@@ -129,21 +129,12 @@ Deno.test("an MCP server flow passes through the bundle under its flags", async 
   await testThroughBundle(dir);
 });
 
-// The step-service plugin registers in src/plugins/all.ts when it lands; until then a
-// `type: stepflow` config cannot load, so this test waits for it.
-const STEPFLOW_PLUGIN_REGISTERED = Deno.readTextFileSync(`${REPO_ROOT}/src/plugins/all.ts`)
-  .includes("./stepflow/");
-
-Deno.test({
-  name: "a step-service flow passes through the bundle under its flags",
-  ignore: !STEPFLOW_PLUGIN_REGISTERED,
-  fn: async () => {
-    const dir = `${FIXTURES}/step_service`;
-    const flags = await permissionsFor(["--test", dir]);
-    assert(flags.includes("--allow-run=node"), flags.join(" "));
-    assert(flags.some((f) => f.startsWith("--allow-env=") && f.includes("PATH")), "PATH lookup");
-    await testThroughBundle(dir);
-  },
+Deno.test("a step-service flow passes through the bundle under its flags", async () => {
+  const dir = `${FIXTURES}/step_service`;
+  const flags = await permissionsFor(["--test", dir]);
+  assert(flags.includes("--allow-run=node"), flags.join(" "));
+  assert(flags.some((f) => f.startsWith("--allow-env=") && f.includes("PATH")), "PATH lookup");
+  await testThroughBundle(dir);
 });
 
 Deno.test("every examples/ folder passes through the bundle under its flags", async (t) => {
