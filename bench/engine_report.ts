@@ -5,8 +5,9 @@
  *
  *   deno run -A bench/engine_report.ts [--steps 10000] [--sqlite]
  *
- * Times exclude process start, config loading and engine creation; "cold" is the first run of a
- * flow (includes compiling its templates), "warm" the mean of the next runs.
+ * Times exclude process start, building the flow, config loading and engine creation (a GC runs
+ * before each timed section); "cold" is the first run of a flow (includes hashing it for its flow
+ * id and compiling its templates), "warm" the mean of the next runs.
  * @module
  */
 import { Engine } from "../src/execution/engine.ts";
@@ -36,15 +37,22 @@ function peakRssMb(): number {
   return Deno.memoryUsage().rss / (1024 * 1024);
 }
 
+/** Starts timed sections with an empty young generation (garbage of building the flow is not the run's). */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
 async function measure(shape: "chain" | "fanout"): Promise<ShapeResult> {
   const flow = shape === "chain" ? chainFlow(steps) : fanOutFlow(steps);
   const total = shape === "chain" ? steps : steps + 1;
   const engine = await Engine.create(benchConfig(sqlite));
   try {
+    collectGarbage();
     let t = performance.now();
     const first = await engine.run(flow, { prompt: "hello" });
     const coldMs = performance.now() - t;
     if (first.outcome !== "success") throw new Error(`run failed: ${JSON.stringify(first)}`);
+    collectGarbage();
     t = performance.now();
     for (let i = 0; i < WARM_RUNS; i++) await engine.run(flow, { prompt: "hello" });
     const warmMs = (performance.now() - t) / WARM_RUNS;
@@ -69,6 +77,7 @@ if (args.includes("--child")) {
       args: [
         "run",
         "-A",
+        "--v8-flags=--expose-gc",
         import.meta.filename ?? new URL(import.meta.url).pathname,
         "--child",
         shape,

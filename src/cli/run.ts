@@ -21,6 +21,7 @@ import { toYaml } from "./yaml_output.ts";
 import { loadFlowFile } from "../flow/load.ts";
 import { validateConfig, validateFlow } from "../flow/validate.ts";
 import { formatDiagnostic, hasErrors } from "../flow/diagnostics.ts";
+import { fileExcerpt } from "../flow/excerpt.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { Engine } from "../execution/engine.ts";
 import { stepsInFlight } from "../execution/step_call.ts";
@@ -85,14 +86,16 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   try {
     prepared = await prepare(flags);
   } catch (e) {
-    writeStderr(`error: ${describeError(e)}\n`);
+    const where = e instanceof FlowLoadError ? fileExcerpt(e.position) : "";
+    writeStderr(`error: ${describeError(e)}\n${where}`);
     return EXIT_INVALID;
   }
   const { loaded, config, input, variables, overrides, limits } = prepared;
   const diagnostics = [...validateConfig(config), ...validateFlow(loaded, config)];
   if (hasErrors(diagnostics)) {
     for (const d of diagnostics) {
-      if (d.level !== "warning" || flags.verbose) writeStderr(formatDiagnostic(d) + "\n");
+      if (d.level !== "warning") writeStderr(formatDiagnostic(d) + "\n" + fileExcerpt(d.position));
+      else if (flags.verbose) writeStderr(formatDiagnostic(d) + "\n");
     }
     writeStderr(`error: ${flags.flow} is not valid; nothing was run\n`);
     return EXIT_INVALID;

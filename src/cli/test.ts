@@ -37,7 +37,8 @@ import { Engine } from "../execution/engine.ts";
 import { startTestServers, type TestServers } from "./test_servers.ts";
 import { canonicalJson, isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
-import { describeError } from "../errors.ts";
+import { describeError, FlowLoadError } from "../errors.ts";
+import { fileExcerpt } from "../flow/excerpt.ts";
 
 /** The value every string `run_id` is replaced by before comparing (0.8). */
 export const NIL_UUID = "00000000-0000-0000-0000-000000000000";
@@ -179,7 +180,10 @@ async function loadForTest(file: string): Promise<FileLoad> {
     source = doc.source;
   } catch (e) {
     // Only a file that says it is a flow is an error; anything else is not ours to judge.
-    if (text.includes(FLOW_SCHEMA_URL)) return { kind: "error", message: describeError(e) };
+    if (text.includes(FLOW_SCHEMA_URL)) {
+      const where = e instanceof FlowLoadError ? `\n${fileExcerpt(e.position).trimEnd()}` : "";
+      return { kind: "error", message: describeError(e) + where };
+    }
     return { kind: "skip", reason: "not a flow (not a single YAML document)" };
   }
   if (!isFlowDocument(value)) {
@@ -188,7 +192,8 @@ async function loadForTest(file: string): Promise<FileLoad> {
   try {
     return { kind: "flow", loaded: parseFlowValue(value, source, file) };
   } catch (e) {
-    return { kind: "error", message: describeError(e) };
+    const where = e instanceof FlowLoadError ? `\n${fileExcerpt(e.position).trimEnd()}` : "";
+    return { kind: "error", message: describeError(e) + where };
   }
 }
 
