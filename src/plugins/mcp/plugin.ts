@@ -26,6 +26,7 @@ import { type Logger, logger } from "../../log.ts";
 import { McpConnection, type McpEndpoint } from "./connection.ts";
 import { substituteEnv } from "../../config/env.ts";
 import { parseDuration } from "../../execution/duration.ts";
+import { Limiter, type Release } from "../../execution/limiter.ts";
 import {
   CANCELLED,
   COMPONENT_FAILED,
@@ -64,24 +65,6 @@ export const MCP_ERROR_CODES = {
 
 /** What a step gets from a successful tool result (plugin setting `output`). */
 export type McpOutputMode = "content" | "structured" | "result";
-
-/** A counting semaphore for `maxConcurrency`. */
-class Limiter {
-  #free: number;
-  #queue: (() => void)[] = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async acquire(): Promise<() => void> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#queue.push(r));
-    return () => {
-      const next = this.#queue.shift();
-      if (next) next();
-      else this.#free++;
-    };
-  }
-}
 
 /** The MCP plugin. Built by the registry from a `type: mcp` config entry. */
 export class McpPlugin implements Plugin {
@@ -169,7 +152,12 @@ export class McpPlugin implements Plugin {
    */
   async execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
     const tool = component.slice(component.lastIndexOf("/") + 1);
-    const release = this.#limiter ? await this.#limiter.acquire() : undefined;
+    let release: Release | undefined;
+    try {
+      release = await this.#limiter?.acquire(ctx.signal);
+    } catch {
+      return this.#cancelled(tool, ctx.signal); // aborted while waiting for a slot
+    }
     try {
       if (ctx.signal.aborted) return this.#cancelled(tool, ctx.signal);
       let conn: McpConnection;

@@ -164,6 +164,19 @@ Deno.test("McpPlugin: maxConcurrency bounds the calls in flight", async () => {
   );
 });
 
+Deno.test("McpPlugin: a step aborted while waiting for a maxConcurrency slot is cancelled", async () => {
+  await using s = await startPlugin(faultConfig("ok", { maxConcurrency: 1 }), "lim");
+  const busy = new AbortController();
+  const hang = s.plugin.execute("/hang", {}, stepCtx({ signal: busy.signal }));
+  const waiting = new AbortController();
+  const queued = s.plugin.execute("/pid", {}, stepCtx({ signal: waiting.signal }));
+  waiting.abort(new Error("run cancelled"));
+  const e = errorOf(await queued);
+  assertEquals(e.code, MCP_ERROR_CODES.cancelled);
+  busy.abort(new Error("done"));
+  assertEquals(errorOf(await hang).code, MCP_ERROR_CODES.cancelled);
+});
+
 Deno.test("McpPlugin: a tool the server does not have throws a PluginError listing the tools", async () => {
   await using s = await startPlugin(faultConfig(), "srv");
   let thrown: unknown;
