@@ -93,7 +93,7 @@ Deno.test("stepflow run: conflicting input flags and bad JSON are usage errors (
   assertStringIncludes(r2.stderr, "--input-json");
 });
 
-Deno.test("stepflow run applies --overrides-json and --variables-json", async () => {
+Deno.test("stepflow run applies --overrides-json", async () => {
   const r = await runCli([
     "run",
     "--flow",
@@ -105,4 +105,30 @@ Deno.test("stepflow run applies --overrides-json and --variables-json", async ()
   ]);
   assertStrictEquals(r.code, 0, r.stderr);
   assertStrictEquals(r.stdout, '{"outcome":"success","result":{"prompt":"patched","score":2}}\n');
+});
+
+Deno.test("stepflow run passes --variables-json and STEPFLOW_VAR_* (--env-variables) to the run", async () => {
+  const r = await runCli(
+    ["run", "--flow", `${DIR}/vars.yaml`, "--input-json", "{}", "--env-variables"],
+    { env: { STEPFLOW_VAR_APIBASE: "http://x", STEPFLOW_VAR_GREETING: '"hi"' } },
+  );
+  assertStrictEquals(r.code, 0, r.stderr);
+  assertStrictEquals(
+    r.stdout,
+    '{"outcome":"success","result":{"greeting":"hi","apiBase":"http://x"}}\n',
+  );
+  const r2 = await runCli([
+    "run",
+    "--flow",
+    `${DIR}/vars.yaml`,
+    "--input-json",
+    "{}",
+    "--variables-json",
+    '{"apiBase":"http://y"}',
+  ]);
+  assertStrictEquals(r2.code, 0, r2.stderr);
+  assertStrictEquals(
+    r2.stdout,
+    '{"outcome":"success","result":{"greeting":"hello","apiBase":"http://y"}}\n',
+  );
 });
