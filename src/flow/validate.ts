@@ -438,7 +438,25 @@ function checkFlow(
   };
 
   const fieldAccess = (ref: CompiledRef, stepName: string, schema: JsonValue | undefined) => {
-    if (schema !== undefined && schema !== null) return;
+    if (schema !== undefined && schema !== null) {
+      const missing = missingField(schema, ref.path!.segments);
+      if (missing) {
+        const what = stepName === "workflow_input"
+          ? "the flow's inputSchema"
+          : `the outputSchema of step '${stepName}'`;
+        c.add(
+          "warning",
+          "unknown_field",
+          `Field '${missing.field}' of path '${ref.path!.text}' is not a property in ${what}`,
+          [...ref.at],
+          {
+            hint: suggestKey(missing.field, missing.known) ??
+              `properties: ${missing.known.join(", ")}`,
+          },
+        );
+      }
+      return;
+    }
     c.add(
       "warning",
       "unvalidated_field_access",
@@ -604,6 +622,33 @@ function checkFlow(
       c.unknownKeys(e, ["examples", i], EXAMPLE_KEYS, "an example")
     );
   }
+}
+
+/**
+ * The first field of `segments` that `schema` (a JSON Schema) lists no property for, when the
+ * schema at that point lists properties; undefined when the path fits or cannot be checked.
+ */
+function missingField(
+  schema: JsonValue,
+  segments: readonly (string | number)[],
+): { field: string; known: string[] } | undefined {
+  let cur: JsonValue | undefined = schema;
+  for (const seg of segments) {
+    if (!isJsonObject(cur)) return undefined;
+    if (typeof seg === "number") {
+      cur = isJsonObject(cur.items) ? cur.items : undefined;
+      continue;
+    }
+    const props: JsonValue | undefined = cur.properties;
+    if (!isJsonObject(props)) return undefined;
+    if (!Object.hasOwn(props, seg)) {
+      const extra = cur.additionalProperties;
+      if (extra !== undefined && extra !== false) return undefined;
+      return { field: seg, known: Object.keys(props) };
+    }
+    cur = props[seg];
+  }
+  return undefined;
 }
 
 function suggestStep(target: string, ids: string[]): string | undefined {

@@ -400,3 +400,46 @@ output: {$from: {step: a}}
   );
   assert(!custom.some((d) => d.code === "unknown_component"), JSON.stringify(custom));
 });
+
+Deno.test("validateFlow() checks paths against declared schemas", () => {
+  const ds = validateFlow(flow(`inputSchema:
+  type: object
+  properties: {message: {type: string}, items: {type: array, items: {type: object, properties: {id: {}}}}}
+steps:
+  - id: a
+    component: /x
+    outputSchema: {type: object, properties: {result: {}}, additionalProperties: false}
+    input:
+      m: {$from: {workflow: input}, path: mesage}
+      ok: {$from: {workflow: input}, path: "$.items[0].id"}
+      bad: {$from: {workflow: input}, path: "$.items[0].idd"}
+  - id: b
+    component: /x
+    outputSchema: {type: object, properties: {result: {}}, additionalProperties: true}
+    input: {x: {$from: {step: a}, path: reslt}}
+output: [{$from: {step: b}, path: anything}, {$from: {step: a}, path: result}]
+`));
+  const fields = ds.filter((d) => d.code === "unknown_field");
+  assertEquals(fields.map((d) => [d.path, d.message, d.hint]), [
+    [
+      "$.steps[0].input.m",
+      "Field 'mesage' of path '$.mesage' is not a property in the flow's inputSchema",
+      "did you mean 'message'?",
+    ],
+    [
+      "$.steps[0].input.bad",
+      "Field 'idd' of path '$.items[0].idd' is not a property in the flow's inputSchema",
+      "did you mean 'id'?",
+    ],
+    [
+      "$.steps[1].input.x",
+      "Field 'reslt' of path '$.reslt' is not a property in the outputSchema of step 'a'",
+      "did you mean 'result'?",
+    ],
+  ]);
+  assert(fields.every((d) => d.level === "warning"));
+  assert(
+    !ds.some((d) => d.code === "unvalidated_field_access"),
+    "every referenced step has a schema",
+  );
+});
