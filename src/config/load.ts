@@ -153,8 +153,14 @@ function behaviorList(
   path: string[],
   source?: SourceMap,
 ): JsonValue[] {
-  const keyValue = (source as Partial<DocumentSourceMap> | undefined)?.keyValue?.bind(source);
-  return Object.keys(behaviors).map((key) => {
+  const doc = source as Partial<DocumentSourceMap> | undefined;
+  const keyValue = doc?.keyValue?.bind(source);
+  // File order (Object.keys would put integer-like keys first).
+  const fileOrder = doc?.keysOf?.(path);
+  const keys = fileOrder && fileOrder.length === Object.keys(behaviors).length
+    ? fileOrder
+    : Object.keys(behaviors);
+  return keys.map((key) => {
     const original = keyValue?.([...path, key]);
     return { input: original !== undefined ? original : key, result: behaviors[key] };
   });

@@ -65,6 +65,11 @@ export interface DocumentSourceMap extends SourceMap {
    * (a YAML complex key, a number, a boolean, null); undefined for string keys.
    */
   keyValue(path: readonly (string | number)[]): JsonValue | undefined;
+  /**
+   * The keys of the mapping at `path` in file order (JS objects put integer-like keys first),
+   * or undefined when `path` is not a mapping of the document.
+   */
+  keysOf(path: readonly (string | number)[]): string[] | undefined;
   /** A source map for the subtree at `prefix` (paths relative to it, positions unchanged). */
   at(prefix: readonly (string | number)[]): DocumentSourceMap;
 }
@@ -78,6 +83,8 @@ interface SourceNode {
   /** The original key when it was not a string. */
   keyValue?: JsonValue;
   children?: Map<string | number, SourceNode>;
+  /** True for a sequence (children keyed by index). */
+  isSeq?: boolean;
 }
 
 /**
@@ -180,6 +187,12 @@ class TreeSourceMap implements DocumentSourceMap {
   keyValue(path: readonly (string | number)[]): JsonValue | undefined {
     const { node, exact } = this.#find(path);
     return exact ? node.keyValue : undefined;
+  }
+
+  keysOf(path: readonly (string | number)[]): string[] | undefined {
+    const { node, exact } = this.#find(path);
+    if (!exact || !node.children || node.isSeq) return undefined;
+    return [...node.children.keys()] as string[];
   }
 
   at(prefix: readonly (string | number)[]): DocumentSourceMap {
@@ -347,7 +360,7 @@ class YamlConverter {
         value.push(c.value);
         children.set(i, c.source);
       });
-      return { value, source: { start, children } };
+      return { value, source: { start, children, isSeq: true } };
     }
     if (isMap(node)) {
       const value: Record<string, JsonValue> = {};
@@ -529,7 +542,7 @@ function jsonNode(node: JsonNode, text: string, lines: LineTable, depth: number)
         value.push(c.value);
         children.set(i, c.source);
       });
-      return { value, source: { start, children } };
+      return { value, source: { start, children, isSeq: true } };
     }
     case "number":
       return {

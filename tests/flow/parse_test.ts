@@ -93,6 +93,8 @@ Deno.test("parseDocument() keeps complex keys and their values", () => {
   assertStrictEquals(source.keyValue(["m", "~"]), null);
   assertStrictEquals(source.keyValue(["m", "plain"]), undefined);
   assertEquals(source.keyPositionOf(["m", "plain"]), { line: 7, col: 3 });
+  assertEquals(source.keysOf(["m"]), ['{"input":"a"}', '{"input":15.0}', "7", "~", "plain"]);
+  assertStrictEquals(source.keysOf(["nope"]), undefined);
 });
 
 Deno.test("parseDocument() expands anchors and aliases with positions", () => {
