@@ -11,7 +11,6 @@ import { parseConfigValue } from "../../src/config/load.ts";
 import type { FlowResult } from "../../src/flow/flow_result.ts";
 import type { JsonValue } from "../../src/json/exact_json.ts";
 import { flow } from "./_engine_helpers.ts";
-import "../../src/plugins/stepflow/plugin.ts"; // registers `stepflow` (also done by plugins/all.ts)
 
 const WORKER_DIR = `${REPO_ROOT}/tests/fixtures/workers/limits`;
 
