@@ -40,6 +40,7 @@ import {
 } from "./run_context.ts";
 import { runStep } from "./run_step.ts";
 import { BatchManager } from "./batch.ts";
+import { childSignal } from "./abort_fanout.ts";
 import { flowFromJson, flowIdOf, flowToJson } from "./flow_id.ts";
 import { Router } from "../config/router.ts";
 import { limitSteps, type PluginLimits, pluginLimitsOf, type RunLimits } from "./step_call.ts";
@@ -221,7 +222,9 @@ export class Engine {
       if (e instanceof ExecutionError) return failedFromExecutionError(e);
       throw e;
     }
-    const controller = new AbortController();
+    // Follows options.signal (a parent run's): one listener per parent however many runs follow it.
+    const link = childSignal(options.signal);
+    const controller = link.controller;
     const limits = this.#runLimits(options);
     const runTimeoutMs = options.timeoutMs ??
       (options.parentRunId === undefined && this.config.config.runTimeout !== undefined
@@ -230,12 +233,6 @@ export class Engine {
     const runTimer = runTimeoutMs !== undefined
       ? setTimeout(() => controller.abort(runTimeoutReason(runTimeoutMs)), runTimeoutMs)
       : undefined;
-    const outer = options.signal;
-    const onOuterAbort = () => controller.abort(outer?.reason);
-    if (outer) {
-      if (outer.aborted) controller.abort(outer.reason);
-      else outer.addEventListener("abort", onOuterAbort, { once: true });
-    }
     const variables = options.variables instanceof Map
       ? options.variables
       : new Map(Object.entries(options.variables ?? {}));
@@ -259,7 +256,7 @@ export class Engine {
       return await executeFlow(run, (reason) => controller.abort(reason), this.#stepRunner);
     } finally {
       if (runTimer !== undefined) clearTimeout(runTimer);
-      outer?.removeEventListener("abort", onOuterAbort);
+      link.dispose();
       if (!controller.signal.aborted) controller.abort(new Error("run finished"));
     }
   }

@@ -10,6 +10,7 @@ import { describeError, ExecutionError } from "../errors.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RunContext } from "./run_context.ts";
 import { runStep, templateFailure } from "./run_step.ts";
+import { childSignal } from "./abort_fanout.ts";
 import { engineFailure } from "./error_codes.ts";
 
 /** Runs one step; {@linkcode runStep} unless wrapped (retries, timeouts, limits). */
@@ -62,25 +63,23 @@ export function executeFlow(
       }
       if (--outstanding === 0) finish(finalize(run));
     };
-    // Each step gets its own signal, aborted from here when the run's signal aborts: adding
-    // thousands of listeners to one AbortSignal is quadratic (EventTarget scans its listeners).
-    const inFlight = new Set<AbortController>();
+    // Each step gets its own signal following the run's (src/execution/abort_fanout.ts): one
+    // AbortSignal with a listener per in-flight step is quadratic.
     const start = (step: CompiledStep) => {
-      const ctrl = new AbortController();
-      inFlight.add(ctrl);
+      const child = childSignal(run.signal);
       let p: Promise<FlowResult>;
       try {
-        p = stepRunner(step, { ...run, signal: ctrl.signal });
+        p = stepRunner(step, { ...run, signal: child.signal });
       } catch (e) {
-        inFlight.delete(ctrl);
+        child.dispose();
         fail(e, step);
         return;
       }
       p.then((r) => {
-        inFlight.delete(ctrl);
+        child.dispose();
         complete(step, r);
       }, (e) => {
-        inFlight.delete(ctrl);
+        child.dispose();
         fail(e, step);
       });
     };
@@ -88,11 +87,9 @@ export function executeFlow(
       finish(cancelled(run.signal.reason));
       return;
     }
-    run.signal.addEventListener("abort", () => {
-      finish(cancelled(run.signal.reason));
-      for (const c of inFlight) c.abort(run.signal.reason);
-      inFlight.clear();
-    }, { once: true });
+    run.signal.addEventListener("abort", () => finish(cancelled(run.signal.reason)), {
+      once: true,
+    });
     if (outstanding === 0) {
       finish(finalize(run));
       return;

@@ -1,0 +1,54 @@
+import { assert, assertStrictEquals } from "../_assert.ts";
+import { childSignal } from "../../src/execution/abort_fanout.ts";
+import { Engine } from "../../src/execution/engine.ts";
+import { success } from "../../src/flow/flow_result.ts";
+import { flow, testConfig } from "./_engine_helpers.ts";
+
+Deno.test("childSignal() aborts every live child with the parent's reason, and not disposed ones", () => {
+  const parent = new AbortController();
+  const a = childSignal(parent.signal);
+  const b = childSignal(parent.signal);
+  b.dispose();
+  parent.abort("stop");
+  assertStrictEquals(a.signal.aborted, true);
+  assertStrictEquals(a.signal.reason, "stop");
+  assertStrictEquals(b.signal.aborted, false);
+  const late = childSignal(parent.signal);
+  assertStrictEquals(late.signal.aborted, true);
+  assertStrictEquals(childSignal(undefined).signal.aborted, false);
+});
+
+Deno.test("Engine.run() with an aborted signal stops every in-flight step and fails the run", async () => {
+  let aborted = 0;
+  let started = 0;
+  let allStarted!: () => void;
+  const ready = new Promise<void>((r) => allStarted = r);
+  const engine = await Engine.create(testConfig(), {
+    stepRunner: (_step, run) =>
+      new Promise((resolve) => {
+        if (++started === 3) allStarted();
+        run.signal.addEventListener("abort", () => {
+          aborted++;
+          resolve(success(null));
+        });
+      }),
+  });
+  const f = flow(`
+steps:
+  - { id: a, component: /x }
+  - { id: b, component: /x }
+  - { id: c, component: /x }
+output: [{ $from: { step: a } }, { $from: { step: b } }, { $from: { step: c } }]
+`);
+  try {
+    const ctrl = new AbortController();
+    const p = engine.run(f, {}, { signal: ctrl.signal });
+    await ready;
+    ctrl.abort(new Error("user pressed Ctrl-C"));
+    const r = await p;
+    assert(r.outcome === "failed", JSON.stringify(r));
+    assertStrictEquals(aborted, 3);
+  } finally {
+    await engine.close();
+  }
+});
