@@ -223,6 +223,17 @@ Deno.test("stepflow permissions without the read flag it needs: one line, exit 3
   assertOneLine(out, "error: missing permission: add --allow-read");
 });
 
+Deno.test("a step-service run without --allow-run fails with one line naming --allow-run", async () => {
+  const flow = `${FIXTURES}/step_service/flow.yaml`;
+  const flags = (await permissionsFor(["--flow", flow])).filter((f) =>
+    !f.startsWith("--allow-run")
+  );
+  const out = await runBundle(flags, ["run", "--flow", flow, "--input-json", '{"name":"x"}']);
+  assert(out.code !== 0, "the run fails");
+  assertEquals(out.stdout, "", "no result on stdout");
+  assertOneLine(out, "--allow-run");
+});
+
 /** Runs the MCP fixture flow with `drop` removed from its printed flags. */
 async function runWithout(drop: (flag: string) => string | undefined): Promise<Out> {
   const flow = `${FIXTURES}/mcp/flow.yaml`;
