@@ -70,10 +70,22 @@ Deno.test("stepflow run: a missing path fails with exit 1 and names the step and
 });
 
 Deno.test("stepflow run: an unparsable flow exits 2 with file:line:col and runs nothing", async () => {
-  const r = await runCli(["run", "--flow", `${DIR}/broken.yaml`, "--input-json", "{}"]);
-  assertStrictEquals(r.code, 2);
-  assertStrictEquals(r.stdout, "");
-  assert(/broken\.yaml:\d+:\d+/.test(r.stderr), r.stderr);
+  // Written here, not kept as a fixture: `deno fmt --check` would reject the broken YAML.
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/broken.yaml`,
+      "schema: https://stepflow.org/schemas/v1/flow.json\nsteps:\n  - id: a\n" +
+        "    component: /builtin/create_messages\n    input: { user_prompt: [unclosed\n",
+    );
+    const r = await runCli(["run", "--flow", `${dir}/broken.yaml`, "--input-json", "{}"]);
+    assertStrictEquals(r.code, 2);
+    assertStrictEquals(r.stdout, "");
+    assertStringIncludes(r.stderr, "broken.yaml:5:27");
+    assertStringIncludes(r.stderr, " 5 |     input: { user_prompt: [unclosed\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("stepflow run: conflicting input flags and bad JSON are usage errors (exit 2)", async () => {
