@@ -42,7 +42,7 @@ import { runStep } from "./run_step.ts";
 import { BatchManager } from "./batch.ts";
 import { childSignal } from "./abort_fanout.ts";
 import { flowFromJson, flowIdOf, flowToJson } from "./flow_id.ts";
-import { Router } from "../config/router.ts";
+import { Router, type RouteTarget } from "../config/router.ts";
 import { limitSteps, type PluginLimits, pluginLimitsOf, type RunLimits } from "./step_call.ts";
 import { Limiter } from "./limiter.ts";
 import { parseDuration } from "./duration.ts";
@@ -115,17 +115,18 @@ export class Engine {
     this.#stepRunner = limitSteps(options.stepRunner ?? runStep);
     this.#pluginLimits = pluginLimitsOf(config.config);
     this.#batches = new BatchManager(store);
-    const cache = new Map<string, RoutedComponent>();
+    // Routed components by the router's answer: the router returns the same RouteTarget object
+    // for a component whose route does not depend on the input.
+    const byTarget = new WeakMap<RouteTarget, RoutedComponent>();
     this.#resolver = {
       resolve: (component: string, input: JsonValue): RoutedComponent => {
         const r = router.resolve(component, input);
-        const key = `${r.plugin}\0${r.component}`;
-        let routed = cache.get(key);
+        let routed = byTarget.get(r);
         if (routed === undefined) {
           const plugin = plugins.get(r.plugin);
           if (!plugin) throw new Error(`Route for ${component} names unknown plugin '${r.plugin}'`);
           routed = { plugin, component: r.component };
-          cache.set(key, routed);
+          byTarget.set(r, routed);
         }
         return routed;
       },

@@ -21,7 +21,8 @@ export class MemoryStateStore implements StateStore {
   readonly kind = "inMemory";
   #blobs = new Map<string, StoredBlob>();
   #runs = new Map<string, RunRecord>();
-  #steps = new Map<string, Map<number, StepResultRecord>>();
+  /** Step results per run, indexed by step index (sparse until every step has run). */
+  #steps = new Map<string, (StepResultRecord | undefined)[]>();
   #batches = new Map<string, BatchRecord>();
   #batchRuns = new Map<string, { runId: string; index: number }[]>();
 
@@ -40,9 +41,9 @@ export class MemoryStateStore implements StateStore {
   }
 
   recordStepResult(runId: string, record: StepResultRecord): void {
-    let m = this.#steps.get(runId);
-    if (!m) this.#steps.set(runId, m = new Map());
-    m.set(record.stepIndex, record);
+    let list = this.#steps.get(runId);
+    if (!list) this.#steps.set(runId, list = []);
+    list[record.stepIndex] = record;
   }
 
   completeRun(runId: string, status: RunStatus, result?: FlowResult): void {
@@ -63,8 +64,8 @@ export class MemoryStateStore implements StateStore {
   }
 
   getStepResults(runId: string): Promise<StepResultRecord[]> {
-    const m = this.#steps.get(runId);
-    return Promise.resolve(m ? [...m.values()].sort((a, b) => a.stepIndex - b.stepIndex) : []);
+    const list = this.#steps.get(runId) ?? [];
+    return Promise.resolve(list.filter((r): r is StepResultRecord => r !== undefined));
   }
 
   createBatch(batch: BatchRecord): void {
