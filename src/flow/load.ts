@@ -244,9 +244,11 @@ export function describeValue(v: JsonValue | undefined): string {
  * reference's `path` written in `$`-syntax (`name` → `$.name`). The flow id is the blob id of
  * this value.
  *
- * Steps are written `id, component, description, inputSchema, outputSchema, skipIf, onError,
- * input, mustExecute, metadata, timeout` (`onError: {action: fail}`, null `input`,
- * `mustExecute: false` and empty `metadata` omitted).
+ * Steps are written as 0.8's `Step` struct serialises: `id, component, inputSchema, outputSchema`
+ * (both always, `null` when absent), then `skipIf`, `onError`, `input` (omitted when null),
+ * `mustExecute` (each only when given), `metadata` (when not empty); this engine's extensions
+ * `description` and `timeout` last. References keep only `$from, path, onSkip` (0.8 drops
+ * other keys).
  */
 export function serializeFlow(flow: Flow): JsonValue {
   const out: Record<string, JsonValue> = { schema: flow.schema };
@@ -270,11 +272,11 @@ export function serializeFlow(flow: Flow): JsonValue {
 
 function serializeStep(step: Step): JsonValue {
   const out: Record<string, JsonValue> = { id: step.id, component: step.component };
-  put(out, "description", step.description);
-  put(out, "inputSchema", step.inputSchema);
-  put(out, "outputSchema", step.outputSchema);
+  // stepflow 0.8 always writes both schemas (null when absent).
+  out.inputSchema = step.inputSchema ?? null;
+  out.outputSchema = step.outputSchema ?? null;
   if (step.skipIf !== undefined) out.skipIf = normalizeTemplate(step.skipIf);
-  if (step.onError !== undefined && step.onError.action !== "fail") {
+  if (step.onError !== undefined) {
     const e = stripUndefined(step.onError as unknown as JsonValue) as Record<string, JsonValue>;
     if (step.onError.action === "useDefault" && e.defaultValue !== undefined) {
       e.defaultValue = normalizeTemplate(e.defaultValue);
@@ -282,8 +284,10 @@ function serializeStep(step: Step): JsonValue {
     out.onError = e;
   }
   if (step.input !== undefined && step.input !== null) out.input = normalizeTemplate(step.input);
-  if (step.mustExecute) out.mustExecute = true;
+  if (step.mustExecute !== undefined) out.mustExecute = step.mustExecute;
   if (step.metadata && Object.keys(step.metadata).length > 0) out.metadata = step.metadata;
+  // Extensions (not in 0.8) come last.
+  put(out, "description", step.description);
   if (step.timeout !== undefined) out.timeout = step.timeout;
   return out;
 }
@@ -310,15 +314,17 @@ export function normalizeTemplate(t: JsonValue): JsonValue {
   if (Array.isArray(t)) return t.map(normalizeTemplate);
   if (!isJsonObject(t)) return t;
   if (Object.hasOwn(t, "$from")) {
-    const out: Record<string, JsonValue> = {};
-    for (const k of Object.keys(t)) out[k] = t[k];
+    const out: Record<string, JsonValue> = { $from: t.$from };
     if (typeof t.path === "string") {
       try {
         out.path = parsePath(t.path).text;
       } catch {
-        // keep as written
+        out.path = t.path; // invalid: validation reports it
       }
+    } else if (t.path !== undefined && t.path !== null) {
+      out.path = t.path;
     }
+    if (t.onSkip !== undefined && t.onSkip !== null) out.onSkip = t.onSkip;
     return out;
   }
   if (Object.hasOwn(t, "$literal")) return t;

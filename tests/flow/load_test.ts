@@ -105,7 +105,7 @@ Deno.test("serializeFlow() writes 0.8 key order and $-syntax paths", () => {
     `metadata: {}
 output: {x: {$from: {step: a}, path: name}, y: {$literal: {$from: {step: a}, path: name}}}
 steps:
-  - input: {v: {$from: {workflow: input}, path: "a.b"}}
+  - input: {v: {path: "a.b", extra: 1, $from: {workflow: input}}}
     onError: {action: fail}
     component: /x
     id: a
@@ -118,7 +118,8 @@ schema: ${FLOW_SCHEMA_URL}
   assertStrictEquals(
     stringifyJson(out),
     `{"schema":"${FLOW_SCHEMA_URL}","name":"n","steps":[{"id":"a","component":"/x",` +
-      `"input":{"v":{"$from":{"workflow":"input"},"path":"$[\\"a.b\\"]"}}}],` +
+      `"inputSchema":null,"outputSchema":null,"onError":{"action":"fail"},` +
+      `"input":{"v":{"$from":{"workflow":"input"},"path":"$[\\"a.b\\"]"}},"mustExecute":false}],` +
       `"output":{"x":{"$from":{"step":"a"},"path":"$.name"},"y":{"$literal":{"$from":{"step":"a"},"path":"name"}}}}`,
   );
   const empty = serializeFlow(loadFlowText(`schema: ${FLOW_SCHEMA_URL}\nsteps: []\n`).flow);
