@@ -182,9 +182,33 @@ function displayPath(abs: string): string {
 async function exists(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
-  } catch {
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new FlowLoadError(
+        `Cannot look for a config at '${path}': permission denied (allow reading it with ` +
+          `--allow-read=${path}, or pass --config)`,
+      );
+    }
     return false;
   }
+}
+
+/**
+ * Every path {@linkcode findConfig} may look at (absolute, in order): the config names in the
+ * flow's directory, then in `cwd`. For computing `--allow-read` flags.
+ */
+export function configCandidates(flowPath?: string, cwd: string = Deno.cwd()): string[] {
+  const dirs = flowPath !== undefined
+    ? [dirname(resolve(cwd, flowPath)), resolve(cwd)]
+    : [resolve(cwd)];
+  const out: string[] = [];
+  for (const d of dirs) {
+    for (const n of CONFIG_FILE_NAMES) {
+      const p = join(d, n);
+      if (!out.includes(p)) out.push(p);
+    }
+  }
+  return out;
 }
 
 async function findOne(dir: string, names: readonly string[]): Promise<string | undefined> {

@@ -1,5 +1,6 @@
 import { dirname, join } from "node:path";
 import {
+  configCandidates,
   defaultConfig,
   findConfig,
   findTestConfig,
@@ -203,6 +204,52 @@ Deno.test("findTestConfig() finds stepflow-config.test.yml and its variants", as
     assertStrictEquals(await findTestConfig(dir), join(dir, "stepflow_config.test.yaml"));
     await Deno.writeTextFile(join(dir, "stepflow-config.test.yml"), "plugins: {}\n");
     await assertRejects(() => findTestConfig(dir), FlowLoadError, "Multiple");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("configCandidates() lists the discovery probes in order", () => {
+  assertEquals(configCandidates("flows/f.yaml", "/w"), [
+    "/w/flows/stepflow-config.yml",
+    "/w/flows/stepflow-config.yaml",
+    "/w/flows/stepflow_config.yml",
+    "/w/flows/stepflow_config.yaml",
+    "/w/stepflow-config.yml",
+    "/w/stepflow-config.yaml",
+    "/w/stepflow_config.yml",
+    "/w/stepflow_config.yaml",
+  ]);
+  assertEquals(configCandidates("f.yaml", "/w").length, 4, "same directory once");
+});
+
+Deno.test("findConfig() reports a probe it may not read instead of skipping it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = join(dir, "probe.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { findConfig } from ${
+        JSON.stringify(new URL("../../src/config/load.ts", import.meta.url).href)
+      };
+try { await findConfig(${JSON.stringify(join(dir, "f.yaml"))}, ${JSON.stringify(dir)}); }
+catch (e) { console.log(e.message); }
+`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--config",
+        new URL("../../deno.json", import.meta.url).pathname,
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert(text.includes("permission denied"), text + new TextDecoder().decode(out.stderr));
+    assert(text.includes("--allow-read="), text);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
