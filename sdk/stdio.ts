@@ -4,7 +4,8 @@
  * and their answers read from stdin. Logs belong on stderr.
  *
  * Performance: stdin is read with `Deno.stdin.read` into one reused buffer and split by hand;
- * replies are written with `writeSync` (a `for await` over the stream doubles the round trip).
+ * replies are written with `writeSync` (a `for await` over the stream doubles the round trip),
+ * the replies finished in the same turn of the event loop together.
  * @module
  */
 import type { StepflowServer } from "./server.ts";
@@ -44,13 +45,23 @@ function stderrLog(name: string): Logger {
  * still running.
  */
 export async function serveStdio(server: StepflowServer): Promise<void> {
+  let outbox: string[] = [];
+  const flush = () => {
+    const batch = outbox;
+    outbox = [];
+    writeAllSync(encoder.encode(batch.join("\n") + "\n"));
+  };
   let open = 0;
   let idle: (() => void) | undefined;
   const peer: Peer = new Peer({
     name: "engine",
     log: stderrLog(server.name),
     parse: JSON.parse,
-    write: (text) => writeAllSync(encoder.encode(text + "\n")),
+    write: (text) => {
+      // messages produced in the same turn go out in one write
+      if (outbox.length === 0) queueMicrotask(flush);
+      outbox.push(text);
+    },
     onRequest: async (req) => {
       open++;
       try {

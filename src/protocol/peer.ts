@@ -9,11 +9,12 @@
  *   message, a response with an unknown id (e.g. a response to a notification).
  *
  * Performance: this is the hot path of every step-service call. Messages are classified by
- * hand ({@linkcode classifyMessage}), not with zod; parsing uses {@linkcode parseJson} so that
+ * hand ({@linkcode classifyMessage}), not with zod; parsing uses {@linkcode parseMessage} so that
  * numbers stay exact (its cost is measured in bench/protocol_roundtrip.ts, see docs/protocol.md).
  * @module
  */
-import { type JsonValue, parseJson } from "../json/exact_json.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import { parseMessage } from "./parse_message.ts";
 import { describeError, ProtocolError, TransportError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -50,7 +51,7 @@ export interface PeerOptions {
   /** Makes request ids. @default `crypto.randomUUID()` (as stepflow 0.8) */
   newId?(): RequestId;
   /**
-   * Parses one message's text. @default {@linkcode parseJson} (exact numbers); the SDK passes
+   * Parses one message's text. @default {@linkcode parseMessage} (exact numbers); the SDK passes
    * `JSON.parse`, as component code expects plain numbers.
    */
   parse?(text: string): JsonValue;
@@ -72,7 +73,7 @@ export class Peer {
   constructor(options: PeerOptions) {
     this.#opts = options;
     this.#newId = options.newId ?? (() => crypto.randomUUID());
-    this.#parse = options.parse ?? parseJson;
+    this.#parse = options.parse ?? parseMessage;
   }
 
   /** Number of our requests still waiting for a response. */

@@ -14,7 +14,8 @@
  * the first call instead of failing the whole engine, so steps fail (and `onError` applies).
  * @module
  */
-import { type JsonValue, parseJson } from "../../json/exact_json.ts";
+import type { JsonValue } from "../../json/exact_json.ts";
+import { parseMessage } from "../../protocol/parse_message.ts";
 import { describeError, ProtocolError, TransportError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import {
@@ -142,7 +143,7 @@ export class HttpWorker implements WorkerTransport {
     }
     let value: JsonValue | undefined;
     try {
-      value = parseJson(text);
+      value = parseMessage(text);
     } catch {
       value = undefined;
     }
@@ -172,7 +173,7 @@ export class HttpWorker implements WorkerTransport {
       for await (const data of readSseData(res.body!)) {
         let value: JsonValue;
         try {
-          value = parseJson(data);
+          value = parseMessage(data);
         } catch {
           this.#o.log.warn(`${this.#name}: skipped an SSE event that is not JSON: ${clip(data)}`);
           continue;
