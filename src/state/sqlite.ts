@@ -179,9 +179,19 @@ export class SqliteStateStore implements StateStore {
 
   #migrate(): void {
     this.#db.exec(SCHEMA);
+    // A database created by stepflow 0.8 lacks the columns this store adds: add them.
+    this.#ensureColumn("runs", "parent_run_id", "TEXT");
+    this.#ensureColumn("step_results", "created_at", "TEXT NOT NULL DEFAULT ''");
     this.#db.prepare(
       "INSERT OR IGNORE INTO _stepflow_migrations(name, applied_at) VALUES (?, ?)",
     ).run(MIGRATION_NAME, nowRfc3339());
+  }
+
+  #ensureColumn(table: string, column: string, type: string): void {
+    const cols = this.#db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+    if (!cols.some((c) => c.name === column)) {
+      this.#db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+    }
   }
 
   #checkSchema(): void {

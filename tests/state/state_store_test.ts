@@ -90,3 +90,33 @@ Deno.test("parseSqliteUrl() reads memory, relative and absolute URLs and rejects
   assertEquals(parseSqliteUrl("sqlite:///tmp/x.db"), { path: "/tmp/x.db", mode: "rwc" });
   assertThrows(() => parseSqliteUrl("postgres://x"), Error, "Invalid SQLite databaseUrl");
 });
+
+Deno.test("SqliteStateStore.open() adds its extra columns to a database created by stepflow 0.8", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { DatabaseSync } = await import("node:sqlite");
+    const db = new DatabaseSync(`${dir}/old.db`);
+    db.exec(`CREATE TABLE runs (id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, flow_name TEXT,
+      flow_label TEXT, status TEXT NOT NULL DEFAULT 'running', debug_mode INTEGER NOT NULL DEFAULT 0,
+      input_json TEXT, result_json TEXT, created_at TEXT NOT NULL, completed_at TEXT,
+      overrides_json TEXT);
+      CREATE TABLE step_results (run_id TEXT NOT NULL, step_index INTEGER NOT NULL,
+      step_id TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (run_id, step_index));`);
+    db.close();
+    const s = SqliteStateStore.open(`sqlite:${dir}/old.db`);
+    s.createRun({
+      runId: "r",
+      flowId: "f",
+      status: "running",
+      input: null,
+      createdAt: new Date().toISOString(),
+      parentRunId: "p",
+    });
+    s.recordStepResult("r", { stepIndex: 0, stepId: "a", result: { outcome: "skipped" } });
+    assertStrictEquals((await s.getRun("r"))?.parentRunId, "p");
+    assertStrictEquals((await s.getStepResults("r")).length, 1);
+    await s.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
