@@ -179,18 +179,23 @@ function displayPath(abs: string): string {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+/** `true`/`false` whether `path` is a file; `"denied"` when the process may not read it. */
+async function probe(path: string): Promise<boolean | "denied"> {
   try {
     return (await Deno.stat(path)).isFile;
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
-      throw new FlowLoadError(
-        `Cannot look for a config at '${path}': permission denied (allow reading it with ` +
-          `--allow-read=${path}, or pass --config)`,
-      );
+      return "denied";
     }
     return false;
   }
+}
+
+function deniedError(path: string): FlowLoadError {
+  return new FlowLoadError(
+    `Cannot look for a config at '${path}': permission denied (allow reading it with ` +
+      `--allow-read=${path}, or pass --config)`,
+  );
 }
 
 /**
@@ -211,33 +216,53 @@ export function configCandidates(flowPath?: string, cwd: string = Deno.cwd()): s
   return out;
 }
 
-async function findOne(dir: string, names: readonly string[]): Promise<string | undefined> {
+/** The one config among `names` in `dir`, and the probes the process was not allowed to read. */
+async function findOne(
+  dir: string,
+  names: readonly string[],
+): Promise<{ found?: string; denied: string[] }> {
   const found: string[] = [];
-  for (const n of names) if (await exists(join(dir, n))) found.push(n);
+  const denied: string[] = [];
+  for (const n of names) {
+    const r = await probe(join(dir, n));
+    if (r === "denied") denied.push(join(dir, n));
+    else if (r) found.push(n);
+  }
   if (found.length > 1) {
     throw new FlowLoadError(
       `Multiple stepflow config files found in directory ${dir}: ${found.join(", ")} ` +
         `(keep one, or choose with --config)`,
     );
   }
-  return found.length === 1 ? join(dir, found[0]) : undefined;
+  return found.length === 1 ? { found: join(dir, found[0]), denied } : { denied };
 }
 
 /**
  * Finds the config for a flow (stepflow 0.8 §2.6): exactly one of {@linkcode CONFIG_FILE_NAMES}
  * in the flow file's directory, else in `cwd`; undefined when there is none (use
  * {@linkcode defaultConfig}).
- * @throws {FlowLoadError} `Multiple stepflow config files found in directory <dir>: a, b`.
+ * Probes the process may not read are skipped, but when nothing is found and one was skipped the
+ * permission error is thrown instead of returning undefined.
+ * @throws {FlowLoadError} `Multiple stepflow config files found in directory <dir>: a, b`, or
+ * `Cannot look for a config at '<path>': permission denied (...)`.
  */
 export async function findConfig(
   flowPath?: string,
   cwd: string = Deno.cwd(),
 ): Promise<string | undefined> {
+  const denied: string[] = [];
   if (flowPath !== undefined) {
     const inFlowDir = await findOne(dirname(resolve(cwd, flowPath)), CONFIG_FILE_NAMES);
-    if (inFlowDir) return inFlowDir;
+    if (inFlowDir.found) return inFlowDir.found;
+    denied.push(...inFlowDir.denied);
   }
-  return await findOne(resolve(cwd), CONFIG_FILE_NAMES);
+  const inCwd = await findOne(resolve(cwd), CONFIG_FILE_NAMES);
+  if (inCwd.found) return inCwd.found;
+  denied.push(...inCwd.denied);
+  // Nothing readable was found: rather than silently using the default config, name the probe
+  // that could not be read (a scoped `deno run` that grants the config file itself still works).
+  if (denied.length > 0) throw deniedError(denied[0]);
+  return undefined;
 }
 
 /**
@@ -245,8 +270,9 @@ export async function findConfig(
  * in `flowDir`, or undefined.
  * @throws {FlowLoadError} when more than one exists.
  */
-export function findTestConfig(flowDir: string): Promise<string | undefined> {
-  return findOne(resolve(flowDir), TEST_CONFIG_FILE_NAMES);
+export async function findTestConfig(flowDir: string): Promise<string | undefined> {
+  // A test config the process may not read counts as absent: discovery goes on (§7).
+  return (await findOne(resolve(flowDir), TEST_CONFIG_FILE_NAMES)).found;
 }
 
 /**

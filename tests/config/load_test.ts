@@ -223,7 +223,7 @@ Deno.test("configCandidates() lists the discovery probes in order", () => {
   assertEquals(configCandidates("f.yaml", "/w").length, 4, "same directory once");
 });
 
-Deno.test("findConfig() reports a probe it may not read instead of skipping it", async () => {
+Deno.test("findConfig() reports an unreadable probe when it finds nothing else", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const script = join(dir, "probe.ts");
