@@ -45,6 +45,8 @@ export const DEFAULT_CLOSE_GRACE_MS = 2000;
 /** Default longest stdout line, in bytes. */
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
 
+/** How long the pipes are read after the process exited (grandchildren may hold them), ms. */
+const PIPE_DRAIN_MS = 500;
 const STDERR_TAIL_LINES = 10;
 const JUNK_KEPT = 3;
 const encoder = new TextEncoder();
@@ -105,11 +107,21 @@ export class StdioTransport implements Transport {
     this.#child = child;
     this.#writer = child.stdin.getWriter();
     this.#writer.closed.catch(() => {}); // a broken pipe surfaces through send() and the exit
-    const out = this.#readStdout(child.stdout);
-    const err = this.#readStderr(child.stderr);
+    const outReader = child.stdout.getReader();
+    const errReader = child.stderr.getReader();
+    const drained = Promise.allSettled([
+      this.#readStdout(outReader),
+      this.#readStderr(errReader),
+    ]);
     this.#done = (async () => {
       this.#status = await child.status;
-      await Promise.allSettled([out, err]);
+      // A grandchild that inherited the pipes may keep them open: read what is left for a
+      // moment, then stop reading, so the end is reported and close() returns.
+      if (!(await settlesWithin(drained, PIPE_DRAIN_MS))) {
+        outReader.cancel().catch(() => {});
+        errReader.cancel().catch(() => {});
+        await drained;
+      }
       this.#fireClose();
     })();
     return Promise.resolve();
@@ -190,14 +202,7 @@ export class StdioTransport implements Transport {
   }
 
   async #waitExit(ms: number): Promise<boolean> {
-    if (this.#status) return true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
-    try {
-      return await Promise.race([this.#child!.status.then(() => true), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.#status !== undefined || await settlesWithin(this.#child!.status, ms);
   }
 
   #kill(signal: Deno.Signal): void {
@@ -214,11 +219,10 @@ export class StdioTransport implements Transport {
     this.onclose?.();
   }
 
-  async #readStdout(stream: ReadableStream<Uint8Array>): Promise<void> {
+  async #readStdout(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
     const decoder = new TextDecoder();
     const max = this.#opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     let buf = "";
-    const reader = stream.getReader();
     try {
       while (true) {
         const { value: chunk, done } = await reader.read();
@@ -267,11 +271,13 @@ export class StdioTransport implements Transport {
     }
   }
 
-  async #readStderr(stream: ReadableStream<Uint8Array>): Promise<void> {
+  async #readStderr(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
     const decoder = new TextDecoder();
     let buf = "";
     try {
-      for await (const chunk of stream) {
+      while (true) {
+        const { value: chunk, done } = await reader.read();
+        if (done) break;
         buf += decoder.decode(chunk, { stream: true });
         let nl = buf.indexOf("\n");
         while (nl >= 0) {
@@ -290,7 +296,9 @@ export class StdioTransport implements Transport {
     }
   }
 
-  #onStderr(line: string): void {
+  #onStderr(raw: string): void {
+    // deno-lint-ignore no-control-regex
+    const line = raw.replace(/\x1b\[[0-9;]*m/g, ""); // colour codes are noise in a message
     const l = line.length > 300 ? line.slice(0, 297) + "..." : line;
     this.#stderrTail.push(l);
     if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
@@ -317,5 +325,16 @@ function isDirectory(path: string): boolean {
     return Deno.statSync(path).isDirectory;
   } catch {
     return false;
+  }
+}
+
+/** True if `p` settles within `ms` (its timer is cleared either way). */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -47,7 +47,7 @@ export function faultConfig(mode = "ok", extra: Record<string, unknown> = {}) {
   return {
     type: "mcp",
     command: Deno.execPath(),
-    args: ["run", "--quiet", "--no-prompt", FAULT_SERVER, mode],
+    args: ["run", "--quiet", "--no-prompt", "--allow-run=sleep", FAULT_SERVER, mode],
     ...extra,
   };
 }

@@ -207,6 +207,18 @@ Deno.test("McpPlugin.close() leaves no server process behind", async () => {
   assertStringIncludes(e.message, "the plugin is closed");
 });
 
+Deno.test("McpPlugin.close() returns when a grandchild keeps the server's pipes open", async () => {
+  const s = await startPlugin(faultConfig("ok", { timeout: "5s" }), "srv");
+  const grandchild = Number(textOf(await s.plugin.execute("/grandchild", {}, stepCtx())));
+  const server = Number(textOf(await s.plugin.execute("/pid", {}, stepCtx())));
+  try {
+    await s.plugin.close();
+    assert(!processExists(server), "the server itself is stopped");
+  } finally {
+    Deno.kill(grandchild, "SIGKILL");
+  }
+});
+
 Deno.test("McpPlugin: args and env get env substitution; the server inherits the environment", async () => {
   Deno.env.set("STEPFLOW_MCP_TEST_MODE", "junk-banner");
   try {
