@@ -20,6 +20,9 @@ import type { SourceMap } from "../flow/diagnostics.ts";
 import { type DocumentSourceMap, formatFromPath, parseDocument } from "../flow/parse.ts";
 import { describeValue, readText, zodToLoadError } from "../flow/load.ts";
 import { type Config, ConfigSchema, type LoadedConfig } from "./model.ts";
+import { logger } from "../log.ts";
+
+const log = logger("config");
 
 /** Config file names looked for next to a flow and in the current directory (0.8 order). */
 export const CONFIG_FILE_NAMES = [
@@ -191,13 +194,6 @@ async function probe(path: string): Promise<boolean | "denied"> {
   }
 }
 
-function deniedError(path: string): FlowLoadError {
-  return new FlowLoadError(
-    `Cannot look for a config at '${path}': permission denied (allow reading it with ` +
-      `--allow-read=${path}, or pass --config)`,
-  );
-}
-
 /**
  * Every path {@linkcode findConfig} may look at (absolute, in order): the config names in the
  * flow's directory, then in `cwd`. For computing `--allow-read` flags.
@@ -241,10 +237,9 @@ async function findOne(
  * Finds the config for a flow (stepflow 0.8 §2.6): exactly one of {@linkcode CONFIG_FILE_NAMES}
  * in the flow file's directory, else in `cwd`; undefined when there is none (use
  * {@linkcode defaultConfig}).
- * Probes the process may not read are skipped, but when nothing is found and one was skipped the
- * permission error is thrown instead of returning undefined.
- * @throws {FlowLoadError} `Multiple stepflow config files found in directory <dir>: a, b`, or
- * `Cannot look for a config at '<path>': permission denied (...)`.
+ * Probes the process may not read are skipped (a scoped `deno run` may deny them); when nothing
+ * is found and one was skipped, a warning says so.
+ * @throws {FlowLoadError} `Multiple stepflow config files found in directory <dir>: a, b`.
  */
 export async function findConfig(
   flowPath?: string,
@@ -259,9 +254,15 @@ export async function findConfig(
   const inCwd = await findOne(resolve(cwd), CONFIG_FILE_NAMES);
   if (inCwd.found) return inCwd.found;
   denied.push(...inCwd.denied);
-  // Nothing readable was found: rather than silently using the default config, name the probe
-  // that could not be read (a scoped `deno run` that grants the config file itself still works).
-  if (denied.length > 0) throw deniedError(denied[0]);
+  // Nothing readable was found. A scoped `deno run` may deny the probes on purpose (when there is
+  // no config), so this is not an error, but it must not be silent.
+  if (denied.length > 0) {
+    log.warn(
+      `no readable config found; could not check ${denied.length} candidate(s) such as ` +
+        `'${denied[0]}' (permission denied): using the default config (builtin plugin, no ` +
+        `routes). Pass --config or --allow-read=${denied[0]} if a config is there.`,
+    );
+  }
   return undefined;
 }
 

@@ -223,7 +223,7 @@ Deno.test("configCandidates() lists the discovery probes in order", () => {
   assertEquals(configCandidates("f.yaml", "/w").length, 4, "same directory once");
 });
 
-Deno.test("findConfig() reports an unreadable probe when it finds nothing else", async () => {
+Deno.test("findConfig() warns about unreadable probes when it finds nothing else", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const script = join(dir, "probe.ts");
@@ -232,8 +232,7 @@ Deno.test("findConfig() reports an unreadable probe when it finds nothing else",
       `import { findConfig } from ${
         JSON.stringify(new URL("../../src/config/load.ts", import.meta.url).href)
       };
-try { await findConfig(${JSON.stringify(join(dir, "f.yaml"))}, ${JSON.stringify(dir)}); }
-catch (e) { console.log(e.message); }
+console.log(await findConfig(${JSON.stringify(join(dir, "f.yaml"))}, ${JSON.stringify(dir)}));
 `,
     );
     const out = await new Deno.Command(Deno.execPath(), {
@@ -247,9 +246,11 @@ catch (e) { console.log(e.message); }
       stdout: "piped",
       stderr: "piped",
     }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    assert(text.includes("permission denied"), text + new TextDecoder().decode(out.stderr));
+    const text = new TextDecoder().decode(out.stderr);
+    assert(text.includes("[warn] config: no readable config found"), text);
+    assert(text.includes("permission denied"), text);
     assert(text.includes("--allow-read="), text);
+    assertStrictEquals(new TextDecoder().decode(out.stdout), "undefined\n");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
