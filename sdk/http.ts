@@ -40,8 +40,6 @@ export interface HttpWorkerServer {
   shutdown(): Promise<void>;
 }
 
-const JSON_HEADERS = { "content-type": "application/json" };
-
 function errorFor(err: unknown) {
   if (err instanceof ProtocolError) {
     return {
@@ -62,6 +60,7 @@ export function serveHttp(
     [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, "0"))
       .join("");
   const base = { "Stepflow-Instance-Id": instanceId };
+  const jsonHeaders = { "Stepflow-Instance-Id": instanceId, "content-type": "application/json" };
   /** The engine's answers to our SSE-carried requests, by request id. */
   const waiting = new Map<string, (msg: { result?: unknown; error?: unknown }) => void>();
 
@@ -91,8 +90,8 @@ export function serveHttp(
   };
 
   const handler = async (req: Request): Promise<Response> => {
-    const url = new URL(req.url);
-    if (req.method === "GET" && url.pathname === "/health") {
+    const path = pathOf(req.url);
+    if (req.method === "GET" && path === "/health") {
       return Response.json({
         status: "healthy",
         instanceId,
@@ -100,7 +99,7 @@ export function serveHttp(
         service: server.name,
       }, { headers: base });
     }
-    if (req.method !== "POST" || url.pathname !== "/") {
+    if (req.method !== "POST" || path !== "/") {
       return new Response("not found: POST / or GET /health\n", { status: 404, headers: base });
     }
     const type = req.headers.get("content-type") ?? "";
@@ -116,7 +115,7 @@ export function serveHttp(
     } catch {
       return new Response(
         errorText(null, { code: PARSE_ERROR, message: "Parse error: the body is not JSON" }),
-        { status: 400, headers: { ...base, ...JSON_HEADERS } },
+        { status: 400, headers: jsonHeaders },
       );
     }
     const msg = classifyMessage(value);
@@ -136,7 +135,7 @@ export function serveHttp(
         } catch (err) {
           text = errorText(msg.id, errorFor(err));
         }
-        return new Response(text, { headers: { ...base, ...JSON_HEADERS } });
+        return new Response(text, { headers: jsonHeaders });
       }
       case "response": {
         const w = waiting.get(String(msg.id));
@@ -152,7 +151,7 @@ export function serveHttp(
       default:
         return new Response(
           errorText(null, { code: INVALID_REQUEST, message: `Invalid request: ${msg.reason}` }),
-          { status: 400, headers: { ...base, ...JSON_HEADERS } },
+          { status: 400, headers: jsonHeaders },
         );
     }
   };
@@ -171,4 +170,16 @@ export function serveHttp(
     finished: httpServer.finished,
     shutdown: () => httpServer.shutdown(),
   });
+}
+
+/** The path of an absolute URL (`http://h:p/x?y` → `/x`), without a full URL parse. */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  let end = url.length;
+  const q = url.indexOf("?", start);
+  if (q >= 0) end = q;
+  const h = url.indexOf("#", start);
+  if (h >= 0 && h < end) end = h;
+  return url.slice(start, end);
 }

@@ -13,11 +13,17 @@ export function sseEvent(text: string): string {
 /**
  * Reads the `data` of each event from an SSE byte stream, in order.
  * @param body the response body.
+ * @param stop cancels the reading (the stream is cancelled; the iterator ends).
  * @returns an async iterator of event data strings; stops at the end of the stream.
  */
-export async function* readSseData(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+export async function* readSseData(
+  body: ReadableStream<Uint8Array>,
+  stop?: AbortSignal,
+): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   const reader = body.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  stop?.addEventListener("abort", cancel, { once: true });
   let buf = "";
   let data: string[] = [];
   try {
@@ -43,6 +49,7 @@ export async function* readSseData(body: ReadableStream<Uint8Array>): AsyncGener
     }
     if (data.length > 0) yield data.join("\n");
   } finally {
+    stop?.removeEventListener("abort", cancel);
     await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
