@@ -41,7 +41,7 @@ import {
 import { runStep } from "./run_step.ts";
 import { BatchManager } from "./batch.ts";
 import { childSignal } from "./abort_fanout.ts";
-import { flowFromJson, flowIdOf, flowToJson } from "./flow_id.ts";
+import { flowBlob, flowFromJson, flowToJson } from "./flow_id.ts";
 import { Router, type RouteTarget } from "../config/router.ts";
 import { limitSteps, type PluginLimits, pluginLimitsOf, type RunLimits } from "./step_call.ts";
 import { Limiter } from "./limiter.ts";
@@ -99,6 +99,7 @@ export class Engine {
   #pluginLimits: Map<string, PluginLimits>;
   #batches: BatchManager;
   #flowsById = new Map<string, Flow>();
+  #registered = new WeakSet<Flow>();
   #closed = false;
   #services: EngineServices;
 
@@ -193,7 +194,7 @@ export class Engine {
   ): Promise<FlowResult> {
     const f: Flow = isFlowLike(flow) ? flow.flow : flow;
     const runId = options.runId ?? crypto.randomUUID();
-    const flowId = flowIdOf(f);
+    const flowId = this.#registerFlow(f);
     this.store.createRun({
       runId,
       flowId,
@@ -275,8 +276,21 @@ export class Engine {
 
   /** Stores `flow` as a flow blob and returns its id (also remembering the parsed flow). */
   storeFlow(flow: Flow): string {
-    const id = this.store.putBlob(flowToJson(flow), "flow");
-    this.#flowsById.set(id, flow);
+    return this.#registerFlow(flow);
+  }
+
+  /**
+   * The id of `flow`, storing it as a flow blob the first time this engine sees the flow object
+   * (so workers can ask for its metadata and a stored run names a stored flow, as in 0.8).
+   */
+  #registerFlow(flow: Flow): string {
+    if (this.#registered.has(flow)) return flowBlob(flow).id;
+    const { id, json } = flowBlob(flow);
+    if (!this.#flowsById.has(id)) {
+      this.store.putBlob(json ?? flowToJson(flow), "flow", id);
+      this.#flowsById.set(id, flow);
+    }
+    this.#registered.add(flow);
     return id;
   }
 

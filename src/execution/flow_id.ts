@@ -12,12 +12,20 @@ const ids = new WeakMap<Flow, string>();
 
 /** The flow id (64 hex) of `flow`: SHA-256 of its normalised compact JSON. */
 export function flowIdOf(flow: Flow): string {
-  let id = ids.get(flow);
-  if (id === undefined) {
-    id = blobId(serializeFlow(flow));
-    ids.set(flow, id);
-  }
-  return id;
+  return flowBlob(flow).id;
+}
+
+/**
+ * The flow blob of `flow`: its id and normalised JSON. The id is cached per flow object; the
+ * JSON is computed again only when the id is not cached yet (callers store it then).
+ */
+export function flowBlob(flow: Flow): { id: string; json?: JsonValue } {
+  const id = ids.get(flow);
+  if (id !== undefined) return { id };
+  const json = serializeFlow(flow);
+  const computed = blobId(json);
+  ids.set(flow, computed);
+  return { id: computed, json };
 }
 
 /** The normalised JSON form of a flow (what a flow blob holds). */

@@ -26,8 +26,8 @@ export class MemoryStateStore implements StateStore {
   #batches = new Map<string, BatchRecord>();
   #batchRuns = new Map<string, { runId: string; index: number }[]>();
 
-  putBlob(data: JsonValue, blobType: "data" | "flow"): string {
-    const id = blobId(data);
+  putBlob(data: JsonValue, blobType: "data" | "flow", knownId?: string): string {
+    const id = knownId ?? blobId(data);
     if (!this.#blobs.has(id)) this.#blobs.set(id, { id, data, blobType });
     return id;
   }

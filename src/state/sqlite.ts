@@ -236,8 +236,8 @@ export class SqliteStateStore implements StateStore {
     }
   }
 
-  putBlob(data: JsonValue, blobType: "data" | "flow"): string {
-    const id = blobId(data);
+  putBlob(data: JsonValue, blobType: "data" | "flow", knownId?: string): string {
+    const id = knownId ?? blobId(data);
     const text = stringifyJson(data);
     const at = nowRfc3339();
     this.#enqueue(() =>

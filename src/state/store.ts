@@ -56,8 +56,11 @@ export interface BatchRecord {
 export interface StateStore {
   /** `inMemory` or `sqlite`. */
   readonly kind: string;
-  /** Stores a blob (idempotent: same content, same id) and returns its id. */
-  putBlob(data: JsonValue, blobType: "data" | "flow"): string;
+  /**
+   * Stores a blob (idempotent: same content, same id) and returns its id. `id`, when given, must
+   * be `blobId(data)` (callers that already hashed the data pass it to save hashing again).
+   */
+  putBlob(data: JsonValue, blobType: "data" | "flow", id?: string): string;
   /** Reads a blob, or undefined for an unknown id. */
   getBlob(id: string): Promise<StoredBlob | undefined>;
   /** Records a new run (status `running` unless given). */

@@ -318,3 +318,30 @@ output: { $from: { step: m }, path: "$.messages[0].content" }
     await engine.close();
   }
 });
+
+Deno.test("Engine.run() stores the flow as a blob, so its metadata can be read by flow id", async () => {
+  const engine = await Engine.create(testConfig());
+  try {
+    const f = flow(`
+metadata: { owner: team-a }
+steps:
+  - id: m
+    component: /builtin/create_messages
+    metadata: { purpose: greet }
+    input: { user_prompt: hi }
+output: { $from: { step: m } }
+`);
+    const runId = crypto.randomUUID();
+    await engine.run(f, {}, { runId });
+    const flowId = (await engine.store.getRun(runId))!.flowId;
+    assertEquals(await engine.services.getMetadata(flowId, "m"), {
+      flow_metadata: { owner: "team-a" },
+      step_metadata: { purpose: "greet" },
+    });
+    const blob = await engine.services.getBlob(flowId);
+    assertStrictEquals(blob.blobType, "flow");
+    assertStrictEquals(blobId(blob.data), flowId);
+  } finally {
+    await engine.close();
+  }
+});
