@@ -69,7 +69,10 @@ export function register(program: Command, setExit: SetExit): void {
     .option("--overrides-json <json>", "step overrides as JSON text")
     .option("--overrides-yaml <yaml>", "step overrides as YAML text")
     .option("--output <file>", "write the result to this file (JSON, or YAML for .yaml/.yml)")
-    .option("--verbose", "print every validation warning (default: only their number)")
+    .option(
+      "--verbose",
+      "print every validation warning (default: only their number) and the run id",
+    )
     .option(
       "--max-concurrency <n>",
       "most steps in flight at once (default: config, else no limit)",
@@ -109,6 +112,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   }
   // Ctrl-C / SIGTERM cancel the run, close the plugins and exit with EXIT_CANCELLED (issue 5).
   const runId = crypto.randomUUID();
+  if (flags.verbose) writeStderr(`run_id: ${runId}\n`);
   const cancel = onCancelSignals((signal) => {
     const running = stepsInFlight(runId);
     writeStderr(
