@@ -1,0 +1,102 @@
+/**
+ * The stepflow plugin inside the real engine: a Python worker calls blobs/put, flows/evaluate,
+ * flows/get_metadata, flows/submit_batch and flows/get_batch while its step runs; a worker's
+ * JSON-RPC error is a failed step that `onError` handles.
+ */
+import { assertEquals, assertStringIncludes } from "../../_assert.ts";
+import { configFromValue, Engine, loadFlow } from "../../../mod.ts";
+import { WORKERS } from "./_helpers.ts";
+
+const CONFIG = {
+  plugins: {
+    builtin: { type: "builtin" },
+    py: {
+      type: "stepflow",
+      transport: "stdio",
+      command: "python3",
+      args: ["py_worker.py"],
+      env: { PYTHONUNBUFFERED: "1" },
+    },
+  },
+  routes: {
+    "/builtin/{*component}": [{ plugin: "builtin" }],
+    "/py/{*component}": [{ plugin: "py" }],
+  },
+};
+
+Deno.test("real engine: a worker's flows/evaluate, metadata and batch calls inside a step", async () => {
+  const engine = await Engine.create(configFromValue(CONFIG, WORKERS));
+  try {
+    const flow = await loadFlow(
+      `
+schema: https://stepflow.org/schemas/v1/flow.json
+name: outer
+metadata: { owner: tests }
+steps:
+  - id: call_back
+    component: /py/nested
+    metadata: { note: "step meta" }
+    input: { x: { $from: { workflow: input }, path: n } }
+output: { $from: { step: call_back } }
+`,
+      { text: true },
+    );
+    const r = await engine.run(flow, { n: 21 });
+    assertEquals(r.outcome, "success", JSON.stringify(r));
+    const out = (r as { result: Record<string, unknown> }).result;
+    assertEquals(out.evaluated, { outcome: "success", result: 21 });
+    assertEquals((out.flow_metadata as Record<string, unknown>).owner, "tests");
+    assertEquals(out.step_metadata, { note: "step meta" });
+    assertEquals(out.batch_total, 2);
+    assertEquals(out.batch_results, [
+      { outcome: "success", result: 1 },
+      { outcome: "success", result: 2 },
+    ]);
+    assertStringIncludes(String(out.missing), "Failed to evaluate flow");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("real engine: a worker's JSON-RPC error is a failed step that onError can handle", async () => {
+  const engine = await Engine.create(configFromValue(CONFIG, WORKERS));
+  try {
+    const flow = await loadFlow(
+      `
+schema: https://stepflow.org/schemas/v1/flow.json
+steps:
+  - id: bad
+    component: /py/no_such_component
+    input: {}
+  - id: handled
+    component: /py/no_such_component
+    input: {}
+    onError: { action: useDefault, defaultValue: { fallback: true } }
+output:
+  handled: { $from: { step: handled } }
+`,
+      { text: true },
+    );
+    assertEquals(await engine.run(flow, {}), {
+      outcome: "success",
+      result: { handled: { fallback: true } },
+    });
+    const failing = await loadFlow(
+      `
+schema: https://stepflow.org/schemas/v1/flow.json
+steps:
+  - id: bad
+    component: /py/no_such_component
+    input: {}
+output: { $from: { step: bad } }
+`,
+      { text: true },
+    );
+    assertEquals(await engine.run(failing, {}), {
+      outcome: "failed",
+      error: { code: -32001, message: "Component '/no_such_component' not found" },
+    });
+  } finally {
+    await engine.close();
+  }
+});
