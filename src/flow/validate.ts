@@ -359,6 +359,15 @@ function checkFlow(
   const { flow, raw } = loaded;
   const rawObj = isJsonObject(raw) ? raw : {};
   c.unknownKeys(raw, [], FLOW_KEYS, "the flow");
+  // A misspelt `steps` key leaves the flow without steps: say so where references fail.
+  const stepsTypo = Object.hasOwn(rawObj, "steps")
+    ? undefined
+    : Object.keys(rawObj).find((k) =>
+      !FLOW_KEYS.includes(k) && suggestKey(k, FLOW_KEYS) === "did you mean 'steps'?"
+    );
+  const noStepsHint = stepsTypo === undefined
+    ? undefined
+    : `the flow has no 'steps': is '${stepsTypo}' a misspelling of 'steps'?`;
   if (!flow.name) c.add("warning", "no_name", "Workflow has no name defined", []);
   if (!flow.description) {
     c.add("warning", "no_description", "Workflow has no description defined", []);
@@ -394,7 +403,7 @@ function checkFlow(
       if (use.where === "output") {
         if (idx === undefined) {
           c.add("fatal", "undefined_step", `Reference to undefined step '${target}'`, refPath, {
-            hint: suggestStep(target, [...firstIndex.keys()]),
+            hint: noStepsHint ?? suggestStep(target, [...firstIndex.keys()]),
           });
         }
       } else if (selfId !== undefined && target === selfId) {

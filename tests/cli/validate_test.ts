@@ -80,7 +80,10 @@ Deno.test("stepflow validate: a typo'd key 'stpes' is named with a suggestion", 
     r.stdout,
     `${FLOWS}/typo_key.yaml:4:1: warning: Unknown key 'stpes' in the flow is ignored [$.stpes] (did you mean 'steps'?)`,
   );
-  assertStringIncludes(r.stdout, "fatal: Reference to undefined step 'a' [$.output]");
+  assertStringIncludes(
+    r.stdout,
+    "fatal: Reference to undefined step 'a' [$.output] (the flow has no 'steps': is 'stpes' a misspelling of 'steps'?)",
+  );
 });
 
 Deno.test("stepflow validate: an unterminated flow mapping exits 2 pointing at its '{'", async () => {

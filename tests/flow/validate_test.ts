@@ -74,7 +74,9 @@ Deno.test("validateFlow() warns about a misspelt key with a suggestion", async (
   assertStrictEquals(d.hint, "did you mean 'steps'?");
   assertEquals(d.position, { file: fixture("typo_key.yaml"), line: 4, col: 1 });
   // The output then references a step that does not exist: a fatal error.
-  assertStrictEquals(find(ds, "undefined_step").message, "Reference to undefined step 'a'");
+  const undef = find(ds, "undefined_step");
+  assertStrictEquals(undef.message, "Reference to undefined step 'a'");
+  assertStrictEquals(undef.hint, "the flow has no 'steps': is 'stpes' a misspelling of 'steps'?");
 });
 
 Deno.test("loadFlowFile() points an unterminated flow mapping at its '{'", async () => {
