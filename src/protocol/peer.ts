@@ -67,6 +67,8 @@ interface Pending {
 export class Peer {
   readonly #opts: PeerOptions;
   readonly #pending = new Map<RequestId, Pending>();
+  /** Ids of calls given up (aborted): their late answers are expected, not suspicious. */
+  readonly #abandoned = new Set<RequestId>();
   readonly #newId: () => RequestId;
   readonly #parse: (text: string) => JsonValue;
 
@@ -97,7 +99,10 @@ export class Peer {
       const entry: Pending = { method, resolve, reject };
       if (signal) {
         onAbort = () => {
-          if (this.#pending.delete(id)) reject(signal.reason);
+          if (this.#pending.delete(id)) {
+            this.#abandon(id);
+            reject(signal.reason);
+          }
         };
         signal.addEventListener("abort", onAbort, { once: true });
         entry.resolve = (r) => {
@@ -157,6 +162,10 @@ export class Peer {
       case "response": {
         const p = this.#pending.get(msg.id as RequestId);
         if (!p) {
+          if (this.#abandoned.delete(msg.id as RequestId)) {
+            this.#opts.log.debug(`${this.#opts.name}: ignored a late answer to an aborted call`);
+            return;
+          }
           this.#opts.log.warn(
             `${this.#opts.name}: ignored a response with unknown id ${JSON.stringify(msg.id)}`,
           );
@@ -189,6 +198,11 @@ export class Peer {
     const all = [...this.#pending.values()];
     this.#pending.clear();
     for (const p of all) p.reject(err);
+  }
+
+  #abandon(id: RequestId): void {
+    if (this.#abandoned.size >= 10_000) this.#abandoned.clear();
+    this.#abandoned.add(id);
   }
 
   #answer(req: RequestMessage): void {
