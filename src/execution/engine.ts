@@ -88,6 +88,18 @@ export interface RunOptions {
 
 const log = logger("engine");
 
+/**
+ * Most levels of nested runs (`eval`, `map`, `iterate`, `flows/evaluate`, batches) under one
+ * top-level run. Deeper runs fail at once instead of recursing until memory runs out.
+ */
+export const MAX_NESTING_DEPTH = 64;
+
+/** Run options the engine passes to nested runs. */
+interface InternalRunOptions extends RunOptions {
+  /** 0 for a top-level run, parent's + 1 for a nested one. */
+  depth?: number;
+}
+
 /** Plugins, router and state store of one config; runs flows. */
 export class Engine {
   readonly config: LoadedConfig;
@@ -132,7 +144,7 @@ export class Engine {
         return routed;
       },
     };
-    this.#services = this.#makeServices(undefined, undefined);
+    this.#services = this.#makeServices(undefined, undefined, 0);
   }
 
   /**
@@ -205,7 +217,17 @@ export class Engine {
       createdAt: nowRfc3339(),
       parentRunId: options.parentRunId,
     });
-    const result = await this.#execute(f, flowId, runId, input, options);
+    const depth = (options as InternalRunOptions).depth ?? 0;
+    const result = depth > MAX_NESTING_DEPTH
+      ? failedFromExecutionError(
+        new ExecutionError(`Nested flows are more than ${MAX_NESTING_DEPTH} deep`, [{
+          error: `Nested flows are more than ${MAX_NESTING_DEPTH} deep`,
+          attachments: [
+            `Run ${runId} of flow ${flowId} was not started: does a flow evaluate itself without end?`,
+          ],
+        }]),
+      )
+      : await this.#execute(f, flowId, runId, input, options, depth);
     this.store.completeRun(runId, result.outcome === "success" ? "completed" : "failed", result);
     return result;
   }
@@ -216,6 +238,7 @@ export class Engine {
     runId: string,
     input: JsonValue,
     options: RunOptions,
+    depth: number,
   ): Promise<FlowResult> {
     let compiled;
     try {
@@ -248,7 +271,7 @@ export class Engine {
       results,
       scope: makeScope(compiled, input, results, variables),
       signal: controller.signal,
-      services: this.#makeServices(runId, controller.signal),
+      services: this.#makeServices(runId, controller.signal, depth),
       resolver: this.#resolver,
       store: this.store,
       log,
@@ -308,7 +331,12 @@ export class Engine {
     return flow;
   }
 
-  #makeServices(runId: string | undefined, signal: AbortSignal | undefined): EngineServices {
+  #makeServices(
+    runId: string | undefined,
+    signal: AbortSignal | undefined,
+    depth: number,
+  ): EngineServices {
+    const nested = runId === undefined ? 0 : depth + 1;
     const putBlob = (data: JsonValue, blobType: "data" | "flow"): Promise<string> => {
       if (blobType === "flow") {
         let flow: Flow;
@@ -332,11 +360,13 @@ export class Engine {
       options: { overrides?: JsonValue; parentRunId?: string; signal?: AbortSignal } = {},
     ): Promise<FlowResult> => {
       const flow = await this.getFlow(flowId);
-      return this.run(flow, input, {
+      const o: InternalRunOptions = {
         overrides: options.overrides,
         parentRunId: options.parentRunId ?? runId,
         signal: options.signal ?? signal,
-      });
+        depth: nested,
+      };
+      return this.run(flow, input, o);
     };
     const getMetadata = async (
       flowId: string,
@@ -368,7 +398,8 @@ export class Engine {
             parentRunId: runId,
             signal,
             overrides: options.overrides,
-          }),
+            depth: nested,
+          } as InternalRunOptions),
         options.maxConcurrency,
       );
     };

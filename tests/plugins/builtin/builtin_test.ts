@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "../../_assert.ts";
-import { flow, runOnce } from "../../execution/_engine_helpers.ts";
+import { flow, runOnce, testConfig } from "../../execution/_engine_helpers.ts";
+import { Engine } from "../../../src/execution/engine.ts";
 import { stringifyJson } from "../../../src/json/exact_json.ts";
 
 const success = (result: unknown) => ({ outcome: "success", result });
@@ -168,4 +169,30 @@ output: { $from: { step: g } }
   const r2 = await runOnce(g, {});
   assert(r2.outcome === "failed");
   assertStringIncludes(stringifyJson(r2.error.data), `Blob not found: ${"0".repeat(64)}`);
+});
+
+Deno.test("/eval of a flow that evaluates itself stops at the nesting limit instead of recursing", async () => {
+  // The flow evaluates the flow whose id it is given, passing its own input on.
+  const f = flow(`
+steps:
+  - id: again
+    component: /builtin/eval
+    input: { flow_id: { $from: { workflow: input }, path: id }, input: { $from: { workflow: input } } }
+output: { $from: { step: again }, path: result }
+`);
+  const engine = await Engine.create(testConfig());
+  try {
+    const id = engine.storeFlow(f.flow);
+    let r = await engine.run(f, { id });
+    let depth = 0;
+    while (r.outcome === "success" && depth < 100) {
+      r = (r.result as unknown as { outcome: string }) as typeof r;
+      depth++;
+    }
+    assert(r.outcome === "failed", JSON.stringify(r).slice(0, 300));
+    assertStringIncludes(r.error.message, "Nested flows are more than 64 deep");
+    assertStrictEquals(depth, 65);
+  } finally {
+    await engine.close();
+  }
 });
