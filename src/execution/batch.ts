@@ -20,9 +20,16 @@ interface BatchState {
   done: Promise<void>;
 }
 
+/**
+ * Finished batches kept in memory (oldest dropped first); older ones are answered from the state
+ * store (batch record, its runs and their results), so memory does not grow with every `/map`.
+ */
+export const MAX_FINISHED_BATCHES_IN_MEMORY = 100;
+
 /** Keeps the batches of one engine. */
 export class BatchManager {
   #batches = new Map<string, BatchState>();
+  #finished: string[] = [];
 
   constructor(readonly store: StateStore) {}
 
@@ -98,6 +105,10 @@ export class BatchManager {
     for (let k = 0; k < limit && n > 0; k++) workers.push(worker());
     state.done = Promise.all(workers).then(() => {
       details.completed_at = nowRfc3339();
+      this.#finished.push(batchId);
+      while (this.#finished.length > MAX_FINISHED_BATCHES_IN_MEMORY) {
+        this.#batches.delete(this.#finished.shift()!);
+      }
     });
     this.#batches.set(batchId, state);
     return { batch_id: batchId, total_runs: n };
@@ -113,7 +124,7 @@ export class BatchManager {
     options: { wait?: boolean; includeResults?: boolean } = {},
   ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }> {
     const state = this.#batches.get(batchId);
-    if (!state) throw new Error(`Not found: batch with ID '${batchId}'`);
+    if (!state) return await this.#fromStore(batchId, options.includeResults === true);
     if (options.wait) await state.done;
     const details = { ...state.details };
     if (!options.includeResults) return { details, outputs: null };
@@ -124,6 +135,46 @@ export class BatchManager {
       return o;
     });
     return { details, outputs };
+  }
+
+  /** A batch no longer in memory, rebuilt from the state store. */
+  async #fromStore(
+    batchId: string,
+    includeResults: boolean,
+  ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }> {
+    const batch = await this.store.getBatch(batchId);
+    if (!batch) throw new Error(`Not found: batch with ID '${batchId}'`);
+    const runs = await this.store.getBatchRuns(batchId);
+    const outputs: BatchOutputInfo[] = [];
+    const details: BatchDetails = {
+      batch_id: batchId,
+      flow_id: batch.flowId,
+      total_runs: batch.totalInputs,
+      status: batch.status,
+      created_at: batch.createdAt,
+      completed_runs: 0,
+      running_runs: 0,
+      failed_runs: 0,
+      cancelled_runs: 0,
+      paused_runs: 0,
+    };
+    if (batch.flowName !== undefined) details.flow_name = batch.flowName;
+    let last = "";
+    for (const { runId, index } of runs.sort((a, b) => a.index - b.index)) {
+      const run = await this.store.getRun(runId);
+      const status = run?.status ?? "running";
+      if (status === "completed") details.completed_runs++;
+      else if (status === "failed") details.failed_runs++;
+      else if (status === "cancelled") details.cancelled_runs++;
+      else if (status === "paused") details.paused_runs++;
+      else details.running_runs++;
+      if (run?.completedAt && run.completedAt > last) last = run.completedAt;
+      const o: BatchOutputInfo = { batch_input_index: index, status };
+      if (status === "completed" && run?.result !== undefined) o.result = run.result;
+      outputs.push(o);
+    }
+    if (details.running_runs === 0 && last) details.completed_at = last;
+    return { details, outputs: includeResults ? outputs : null };
   }
 
   /** Drops a finished batch from memory (the state store keeps its records). */
