@@ -121,8 +121,10 @@ export function serveHttp(
     const msg = classifyMessage(value);
     switch (msg.kind) {
       case "request": {
-        const accept = req.headers.get("accept") ?? "";
-        if (server.usesContext(msg.method, msg.params) && accept.includes("text/event-stream")) {
+        if (
+          server.usesContext(msg.method, msg.params) &&
+          (req.headers.get("accept") ?? "").includes("text/event-stream")
+        ) {
           return handleExecuteWithStream(msg.id, msg.method, msg.params);
         }
         const noCall = () =>

@@ -34,6 +34,11 @@ import { initializeWorker } from "./handshake.ts";
 /** The header a worker sets on an SSE response so replies reach the same instance. */
 export const INSTANCE_ID_HEADER = "Stepflow-Instance-Id";
 
+const POST_HEADERS: Readonly<Record<string, string>> = {
+  "content-type": "application/json",
+  "accept": "application/json, text/event-stream",
+};
+
 /** Options of an {@linkcode HttpWorker}. */
 export interface HttpWorkerOptions {
   /** Plugin name (messages). */
@@ -98,23 +103,40 @@ export class HttpWorker implements WorkerTransport {
   }
 
   /**
-   * Posts one message. The caller's signal is not handed to `fetch` (a composite signal per call
-   * costs about a fifth of a loopback round trip); the wait is raced against it instead, and a
-   * response that arrives after an abort is discarded.
+   * Posts one message and reads the answer's body, unless `stream` is set and the answer is an
+   * event stream (then `body` is undefined and the caller reads `res.body`). The caller's signal is not handed to `fetch` (a
+   * composite signal per call costs about a fifth of a loopback round trip); the wait is raced
+   * against it instead, and an answer that arrives after an abort is discarded.
+   * @throws {TransportError} naming the URL when the worker cannot be reached or the body not read.
    */
-  async #post(text: string, signal: AbortSignal | undefined, instanceId?: string) {
-    const headers: Record<string, string> = {
-      "content-type": "application/json",
-      "accept": "application/json, text/event-stream",
-    };
-    if (instanceId) headers[INSTANCE_ID_HEADER] = instanceId;
-    const sent = fetch(this.#o.url, { method: "POST", headers, body: text });
+  async #exchange(
+    text: string,
+    signal: AbortSignal | undefined,
+    options: { instanceId?: string; stream?: boolean } = {},
+  ): Promise<{ res: Response; body?: string }> {
+    const { instanceId, stream = false } = options;
+    const headers = instanceId
+      ? { ...POST_HEADERS, [INSTANCE_ID_HEADER]: instanceId }
+      : POST_HEADERS;
+    const answered = fetch(this.#o.url, { method: "POST", headers, body: text }).then(
+      async (res) => {
+        const type = res.headers.get("content-type") ?? "";
+        if (stream && res.ok && res.body && type.includes("text/event-stream")) return { res };
+        try {
+          return { res, body: await res.text() };
+        } catch (err) {
+          throw new TransportError(`${this.#name}: reading its answer failed`, { cause: err });
+        }
+      },
+    );
     try {
-      return await this.#abortable(sent, signal, () => {
-        sent.then((r) => r.body?.cancel(), () => {}).catch(() => {});
+      return await this.#abortable(answered, signal, () => {
+        answered.then(({ res, body }) => {
+          if (body === undefined) res.body?.cancel().catch(() => {});
+        }, () => {});
       });
     } catch (err) {
-      if (signal?.aborted || this.#ac.signal.aborted) throw err;
+      if (signal?.aborted || this.#ac.signal.aborted || err instanceof TransportError) throw err;
       throw new TransportError(`cannot reach ${this.#name}: ${describeError(err)}`, {
         cause: err,
       });
@@ -154,12 +176,11 @@ export class HttpWorker implements WorkerTransport {
   }
 
   async #notify(method: string, params: unknown): Promise<void> {
-    const res = await this.#post(notificationText(method, params), undefined);
-    const body = await res.text();
+    const { res, body } = await this.#exchange(notificationText(method, params), undefined);
     if (res.status !== 202) {
       throw new TransportError(
         `${this.#name} answered the '${method}' notification with HTTP ${res.status} (expected 202): ${
-          clip(body)
+          clip(body ?? "")
         }`,
       );
     }
@@ -167,9 +188,10 @@ export class HttpWorker implements WorkerTransport {
 
   async #call(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
     const id = crypto.randomUUID();
-    const res = await this.#post(requestText(id, method, params), signal);
-    const type = res.headers.get("content-type") ?? "";
-    if (res.ok && type.includes("text/event-stream") && res.body) {
+    const { res, body } = await this.#exchange(requestText(id, method, params), signal, {
+      stream: true,
+    });
+    if (body === undefined) {
       const stop = new AbortController();
       return await this.#abortable(
         this.#readStream(res, id, method, stop.signal),
@@ -177,15 +199,7 @@ export class HttpWorker implements WorkerTransport {
         () => stop.abort(),
       );
     }
-    let text: string;
-    try {
-      text = await this.#abortable(res.text(), signal);
-    } catch (err) {
-      if (signal?.aborted || this.#ac.signal.aborted) throw err;
-      throw new TransportError(`${this.#name}: reading the answer to '${method}' failed`, {
-        cause: err,
-      });
-    }
+    const text = body;
     let value: JsonValue | undefined;
     try {
       value = parseMessage(text);
@@ -269,12 +283,11 @@ export class HttpWorker implements WorkerTransport {
       );
     }
     try {
-      const res = await this.#post(text, undefined, instanceId);
-      const body = await res.text();
+      const { res, body } = await this.#exchange(text, undefined, { instanceId });
       if (res.status !== 202) {
         this.#o.log.warn(
           `${this.#name} answered the reply to '${req.method}' with HTTP ${res.status} (expected 202): ${
-            clip(body)
+            clip(body ?? "")
           }`,
         );
       }
