@@ -14,6 +14,7 @@ import {
   type Transport,
 } from "./_sdk.ts";
 import { StdioTransport } from "./stdio_transport.ts";
+import { settlesWithin } from "./_settles_within.ts";
 import { compileSchemaCheck, mcpJsonSchemaValidator, type SchemaCheck } from "./schema_check.ts";
 import type { Logger } from "../../log.ts";
 import { TransportError } from "../../errors.ts";
@@ -165,12 +166,10 @@ export class McpConnection {
   async #close(): Promise<void> {
     const t = this.#transport;
     if (this.#http && !this.#closed) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
+      await settlesWithin(
         (t as StreamableHttpTransport).terminateSession().catch(() => {}),
-        new Promise((r) => timer = setTimeout(r, 1000)),
-      ]);
-      clearTimeout(timer);
+        1000,
+      );
     }
     await this.client.close().catch(() => {});
     await t.close().catch(() => {});

@@ -24,6 +24,7 @@ import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import { describeError, PluginError, TransportError } from "../../errors.ts";
 import { type Logger, logger } from "../../log.ts";
 import { McpConnection, type McpEndpoint } from "./connection.ts";
+import { settlesWithin } from "./_settles_within.ts";
 import { substituteEnv } from "../../config/env.ts";
 import { parseDuration } from "../../execution/duration.ts";
 import { Limiter, type Release } from "../../execution/limiter.ts";
@@ -319,7 +320,7 @@ export class McpPlugin implements Plugin {
       err instanceof TransportError ||
       (isMcpError(err) && err.code === ErrorCode.ConnectionClosed) || conn.closed
     ) {
-      await raceTimeout(conn.whenClosed(), 2000);
+      await settlesWithin(conn.whenClosed(), 2000);
       const end = conn.endDescription() ?? (err as Error).message;
       return engineFailure(
         "TRANSPORT_FAILED",
@@ -417,16 +418,6 @@ function substitute(text: string): string {
 
 /** Progress only restarts the call's timeout (an `onprogress` makes the SDK ask for it). */
 function noProgress(): void {}
-
-/** Waits for `p`, at most `ms`; clears its timer either way. */
-async function raceTimeout(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 registerPluginType("mcp", (name: string, config: PluginConfig) => {
   if (config.type !== "mcp") throw new PluginError(`plugin '${name}' is not of type mcp`);

@@ -15,6 +15,7 @@ import type { JSONRPCMessage, Transport } from "./_sdk.ts";
 import { isJsonObject, parseJson, stringifyJson } from "../../json/exact_json.ts";
 import { TransportError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
+import { settlesWithin } from "./_settles_within.ts";
 
 /** How to start a stdio MCP server. */
 export interface StdioServerOptions {
@@ -325,16 +326,5 @@ function isDirectory(path: string): boolean {
     return Deno.statSync(path).isDirectory;
   } catch {
     return false;
-  }
-}
-
-/** True if `p` settles within `ms` (its timer is cleared either way). */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
-  try {
-    return await Promise.race([p.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
