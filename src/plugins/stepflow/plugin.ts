@@ -175,7 +175,8 @@ export class StepflowPlugin implements Plugin {
       (run && this.#open.get(run));
     if (hit) return hit.engine;
     if (this.#open.size === 2) {
-      // exactly one execute call is open: the request must belong to it
+      // the open calls all belong to one run and step (one `run/step` key and its `run` key):
+      // a request without (known) observability ids must come from them
       return this.#open.values().next().value!.engine;
     }
     return this.#engine!;

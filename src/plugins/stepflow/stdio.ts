@@ -196,22 +196,25 @@ export class StdioWorker implements WorkerTransport {
       this.#lastExit = msg;
       throw new TransportError(msg, { cause: err });
     }
-    const writer = child.stdin.getWriter();
-    const proc = {
+    const started = Promise.resolve();
+    const proc: Proc = {
       child,
-      writer,
+      peer: new Peer({
+        name: this.#name,
+        log: o.log,
+        write: (text) => this.#write(proc, text),
+        onRequest: o.onRequest,
+      }),
+      writer: child.stdin.getWriter(),
       queue: [],
       writing: false,
       readers: [],
       alive: true,
-      stderrTail: [] as string[],
-    } as unknown as Proc;
-    proc.peer = new Peer({
-      name: this.#name,
-      log: o.log,
-      write: (text) => this.#write(proc, text),
-      onRequest: o.onRequest,
-    });
+      stderrTail: [],
+      stdoutDone: started,
+      stderrDone: started,
+      exited: started,
+    };
     proc.stdoutDone = this.#readStdout(proc);
     proc.stderrDone = this.#readStderr(proc);
     proc.exited = child.status.then((status) => this.#onExit(proc, status));
