@@ -64,3 +64,17 @@ Deno.test("stepflow test starts test.servers, fills {name.url} into test.config,
   assertStringIncludes(r.stdout, "boom: cannot bind");
   assertStrictEquals(r.stdout.trimEnd().split("\n").at(-1), "1 passed, 1 failed");
 });
+
+Deno.test("stepflow test prefers stepflow-config.test.yml, and --config over it", async () => {
+  const dir = `${REPO_ROOT}/tests/fixtures/cli/test_command/precedence`;
+  const r = await runCli(["test", `${dir}/uses_test_config.yaml`]);
+  assertStrictEquals(r.code, 0, r.stdout);
+  const r2 = await runCli([
+    "test",
+    `${dir}/uses_test_config.yaml`,
+    "--config",
+    `${dir}/stepflow-config.yml`,
+  ]);
+  assertStrictEquals(r2.code, 1);
+  assertStringIncludes(r2.stdout, "No matching rule found for component: /builtin/create_messages");
+});
