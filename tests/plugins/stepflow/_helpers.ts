@@ -120,7 +120,8 @@ export async function startStdio(
   const config = {
     type: "stepflow",
     transport: "stdio",
-    command: options.command ?? "python3",
+    // "deno" means this Deno binary: CI runs Deno through npx, without `deno` on PATH
+    command: options.command === "deno" ? Deno.execPath() : options.command ?? "python3",
     args,
     env: options.command === "deno" ? DENO_ENV : { PYTHONUNBUFFERED: "1" },
     restartDelay: 1,

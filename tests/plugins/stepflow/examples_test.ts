@@ -8,6 +8,11 @@ import { parseJson } from "../../../src/json/exact_json.ts";
 
 const TEXT = `${REPO_ROOT}/examples/text-service`;
 
+/** The example configs start `deno` from PATH: make it this Deno (CI runs Deno through npx). */
+const env = {
+  PATH: `${Deno.execPath().replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH") ?? ""}`,
+};
+
 async function documented(flowPath: string) {
   const flow = parse(await Deno.readTextFile(flowPath));
   return { input: flow.test.cases[0].input, output: flow.test.cases[0].output };
@@ -21,7 +26,7 @@ Deno.test("examples/text-service over stdio gives the documented output", async 
     "examples/text-service/flow.yaml",
     "--input-json",
     JSON.stringify(input),
-  ], { cwd: REPO_ROOT });
+  ], { cwd: REPO_ROOT, env });
   assertEquals(r.code, 0, r.stderr);
   assertEquals(parseJson(r.stdout), output);
 });
@@ -56,7 +61,7 @@ Deno.test("examples/text-service over HTTP gives the documented output", async (
       `${dir}/stepflow-config.yml`,
       "--input-json",
       JSON.stringify(input),
-    ], { cwd: REPO_ROOT });
+    ], { cwd: REPO_ROOT, env });
     assertEquals(r.code, 0, r.stderr);
     assertEquals(parseJson(r.stdout), output);
   } finally {
@@ -75,7 +80,7 @@ Deno.test("examples/python-service (standard library only) gives the documented 
     "examples/python-service/flow.yaml",
     "--input-json",
     JSON.stringify(input),
-  ], { cwd: REPO_ROOT });
+  ], { cwd: REPO_ROOT, env });
   assertEquals(r.code, 0, r.stderr);
   assertEquals(parseJson(r.stdout), output);
 });
@@ -87,7 +92,7 @@ Deno.test("stepflow list-components lists the text service's components with the
     "examples/text-service/stepflow-config.yml",
     "--format",
     "json",
-  ], { cwd: REPO_ROOT });
+  ], { cwd: REPO_ROOT, env });
   assertEquals(r.code, 0, r.stderr);
   const list = JSON.parse(r.stdout).components as Record<string, unknown>[];
   const kw = list.find((c) => c.component === "/keywords")!;
@@ -108,7 +113,7 @@ Deno.test("stepflow list-components lists the text service's components with the
     "list-components",
     "--config",
     "examples/text-service/stepflow-config.yml",
-  ], { cwd: REPO_ROOT });
+  ], { cwd: REPO_ROOT, env });
   assertEquals(pretty.code, 0, pretty.stderr);
   assertEquals(pretty.stdout.includes("Component: /keywords (plugin: text)\n"), true);
   assertEquals(pretty.stdout.includes("input_schema"), false);
