@@ -241,16 +241,13 @@ export class McpPlugin implements Plugin {
     this.#starting.add(p);
     p.then((conn) => {
       if (this.#closed) {
-        conn.close();
+        this.#retire(conn); // started while the plugin was closing
         return;
       }
       this.#open.add(conn);
       conn.whenClosed().then(() => {
         if (this.#closed) return;
-        // Reap the process and drain its pipes; close() waits for this.
-        const reaped = conn.close().finally(() => this.#open.delete(conn));
-        this.#retiring.add(reaped);
-        reaped.finally(() => this.#retiring.delete(reaped));
+        this.#retire(conn);
         this.#log.warn(
           `MCP server ${
             conn.endDescription() ?? "stopped"
@@ -271,6 +268,15 @@ export class McpPlugin implements Plugin {
   /** The start handshake gets the call timeout, but never less than the 30 s default. */
   #startTimeoutMs(): number {
     return Math.max(this.#timeoutMs, DEFAULT_MCP_TIMEOUT_MS);
+  }
+
+  /** Closes `conn` (reaps the process, drains its pipes) in the background; close() waits. */
+  #retire(conn: McpConnection): void {
+    const reaped = conn.close().finally(() => {
+      this.#open.delete(conn);
+      this.#retiring.delete(reaped);
+    });
+    this.#retiring.add(reaped);
   }
 
   #endpoint(): McpEndpoint {

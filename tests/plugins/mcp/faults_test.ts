@@ -5,7 +5,17 @@
  * @module
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../../_assert.ts";
-import { faultConfig, processExists, startPlugin, stepCtx } from "./_helpers.ts";
+import {
+  faultConfig,
+  noEngine,
+  processExists,
+  recordingLogger,
+  startPlugin,
+  stepCtx,
+} from "./_helpers.ts";
+import { McpPlugin } from "../../../src/plugins/mcp/plugin.ts";
+import { McpPluginConfigSchema } from "../../../src/config/model.ts";
+import { REPO_ROOT } from "../../_assert.ts";
 import { MCP_ERROR_CODES } from "../../../src/plugins/mcp/plugin.ts";
 import type { FlowResult } from "../../../src/flow/flow_result.ts";
 import { PluginError } from "../../../src/errors.ts";
@@ -205,6 +215,33 @@ Deno.test("McpPlugin.close() leaves no server process behind", async () => {
   await s.plugin.close(); // twice is fine
   const e = errorOf(await s.plugin.execute("/pid", {}, stepCtx()));
   assertStringIncludes(e.message, "the plugin is closed");
+});
+
+Deno.test("McpPlugin.close() during the server's start leaves no process behind", async () => {
+  const token = crypto.randomUUID(); // an extra argument the fixture ignores, to find it in /proc
+  const config = faultConfig("ok");
+  const plugin = new McpPlugin(
+    "early-close",
+    McpPluginConfigSchema.parse({ ...config, args: [...config.args, token] }),
+  );
+  const init = plugin.init({
+    name: "early-close",
+    workingDirectory: REPO_ROOT,
+    engine: noEngine,
+    log: recordingLogger(),
+  });
+  await plugin.close();
+  await init;
+  await plugin.close();
+  const left = [...Deno.readDirSync("/proc")].filter((e) => {
+    if (!/^\d+$/.test(e.name)) return false;
+    try {
+      return Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(token);
+    } catch {
+      return false;
+    }
+  });
+  assertEquals(left.map((e) => e.name), []);
 });
 
 Deno.test("McpPlugin.close() returns when a grandchild keeps the server's pipes open", async () => {
