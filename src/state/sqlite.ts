@@ -147,6 +147,8 @@ export class SqliteStateStore implements StateStore {
   readonly kind = "sqlite";
   #db: DatabaseSync;
   #queue: (() => void)[] = [];
+  /** Queued step results, flattened: run id, step index, step id, result JSON; repeated. */
+  #steps: (string | number)[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #stmts: Record<string, StatementSync> = {};
@@ -219,12 +221,30 @@ export class SqliteStateStore implements StateStore {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    if (this.#queue.length === 0) return;
+    if (this.#queue.length === 0 && this.#steps.length === 0) return;
     const q = this.#queue;
     this.#queue = [];
+    const steps = this.#steps;
+    this.#steps = [];
     try {
       this.#db.exec("BEGIN");
       for (const w of q) w();
+      if (steps.length > 0) {
+        const insert = this.#stmt(
+          `INSERT OR REPLACE INTO step_results(run_id, step_index, step_id, result, created_at)
+           VALUES (?, ?, ?, ?, ?)`,
+        );
+        const at = nowRfc3339();
+        for (let i = 0; i < steps.length; i += 4) {
+          insert.run(
+            steps[i] as string,
+            steps[i + 1] as number,
+            steps[i + 2] as string,
+            steps[i + 3] as string,
+            at,
+          );
+        }
+      }
       this.#db.exec("COMMIT");
     } catch (e) {
       try {
@@ -284,14 +304,11 @@ export class SqliteStateStore implements StateStore {
   }
 
   recordStepResult(runId: string, record: StepResultRecord): void {
-    const text = stringifyJson(record.result);
-    const at = nowRfc3339();
-    this.#enqueue(() =>
-      this.#stmt(
-        `INSERT OR REPLACE INTO step_results(run_id, step_index, step_id, result, created_at)
-         VALUES (?, ?, ?, ?, ?)`,
-      ).run(runId, record.stepIndex, record.stepId, text, at)
-    );
+    // The hot path: no closure, no timestamp per step (the flush stamps the batch).
+    if (this.#closed) return;
+    this.#steps.push(runId, record.stepIndex, record.stepId, stringifyJson(record.result));
+    if (this.#steps.length >= MAX_QUEUED_WRITES * 4) this.#flushSync();
+    else if (this.#timer === undefined) this.#timer = setTimeout(() => this.#flushSync(), 0);
   }
 
   completeRun(runId: string, status: RunStatus, result?: FlowResult): void {
