@@ -67,23 +67,58 @@ export function serveHttp(
   const handleExecuteWithStream = (id: unknown, method: string, params: unknown): Response => {
     const enc = new TextEncoder();
     let controller!: ReadableStreamDefaultController<Uint8Array>;
-    const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
-    const push = (text: string) => controller.enqueue(enc.encode(sseEvent(text)));
+    let open = true;
+    /** Ids of this stream's requests to the engine still waiting for an answer. */
+    const mine = new Set<string>();
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => void (controller = c),
+      cancel: () => {
+        // the engine went away: fail the component's open engine calls instead of hanging
+        open = false;
+        for (const rid of mine) {
+          waiting.get(rid)?.({
+            error: { code: INTERNAL_ERROR, message: "the engine closed the event stream" },
+          });
+        }
+      },
+    });
+    const push = (text: string): boolean => {
+      if (!open) return false;
+      try {
+        controller.enqueue(enc.encode(sseEvent(text)));
+        return true;
+      } catch {
+        open = false;
+        return false;
+      }
+    };
     const call = (m: string, p: Record<string, unknown>) =>
       new Promise<unknown>((resolve, reject) => {
         const rid = crypto.randomUUID();
+        mine.add(rid);
         waiting.set(rid, (msg) => {
+          waiting.delete(rid);
+          mine.delete(rid);
           if (msg.error) {
             const e = msg.error as { code: number; message: string; data?: unknown };
             reject(new EngineError(e.code, e.message, e.data));
           } else resolve(msg.result);
         });
-        push(requestText(rid, m, p));
+        if (!push(requestText(rid, m, p))) {
+          waiting.get(rid)?.({
+            error: { code: INTERNAL_ERROR, message: "the engine closed the event stream" },
+          });
+        }
       });
     server.handle(method, params, call).then(
       (result) => push(resultText(id as string, result)),
       (err) => push(errorText(id as string, errorFor(err))),
-    ).finally(() => controller.close());
+    ).finally(() => {
+      if (open) {
+        open = false;
+        controller.close();
+      }
+    });
     return new Response(body, {
       headers: { ...base, "content-type": "text/event-stream", "cache-control": "no-cache" },
     });
@@ -140,11 +175,7 @@ export function serveHttp(
         return new Response(text, { headers: jsonHeaders });
       }
       case "response": {
-        const w = waiting.get(String(msg.id));
-        if (w) {
-          waiting.delete(String(msg.id));
-          w(msg);
-        }
+        waiting.get(String(msg.id))?.(msg);
         return new Response(null, { status: 202, headers: base });
       }
       case "notification":

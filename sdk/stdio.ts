@@ -88,5 +88,7 @@ export async function serveStdio(server: StepflowServer): Promise<void> {
     if (n === null) break;
     lines.push(buf.subarray(0, n), onLine);
   }
+  // the engine is gone: calls waiting for its answers fail; then let running handlers finish
+  peer.failPending(new EngineError(-32603, "the engine closed stdin"));
   if (open > 0) await new Promise<void>((r) => idle = r);
 }

@@ -12,6 +12,27 @@ Deno.test("SDK over HTTP: health, JSON replies, SSE-streamed engine calls, valid
     assertEquals(health.service, "sdk-test-worker");
     assertEquals(typeof health.instanceId, "string");
 
+    // SSE only for a component that uses its context; JSON otherwise
+    const post = async (component: string, input: unknown) => {
+      const r = await fetch(w.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "accept": "application/json, text/event-stream",
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "components/execute",
+          params: { component, input, attempt: 1, observability: {} },
+        }),
+      });
+      await r.body?.cancel();
+      return r.headers.get("content-type");
+    };
+    assertEquals(await post("/add", { a: 1, b: 2 }), "application/json");
+    assertEquals(await post("/context", { x: 1 }), "text/event-stream");
+
     const list = await p.listComponents();
     assertEquals(list.length, 9);
     assertEquals(await p.execute("/add", { a: 1, b: 2 }, execCtx(engine)), {
