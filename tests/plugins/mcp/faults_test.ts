@@ -19,6 +19,7 @@ import { REPO_ROOT } from "../../_assert.ts";
 import { MCP_ERROR_CODES } from "../../../src/plugins/mcp/plugin.ts";
 import type { FlowResult } from "../../../src/flow/flow_result.ts";
 import { PluginError } from "../../../src/errors.ts";
+import { parseJson, stringifyJson } from "../../../src/json/exact_json.ts";
 
 function errorOf(r: FlowResult) {
   if (r.outcome !== "failed") throw new Error(`expected failed, got ${JSON.stringify(r)}`);
@@ -254,6 +255,16 @@ Deno.test("McpPlugin.close() returns when a grandchild keeps the server's pipes 
   } finally {
     Deno.kill(grandchild, "SIGKILL");
   }
+});
+
+Deno.test("McpPlugin: numbers cross the MCP boundary exactly, both ways", async () => {
+  await using s = await startPlugin(faultConfig("ok", { output: "result" }), "exact");
+  const input = parseJson('{"big":9007199254740993,"f":15.0}');
+  const r = await s.plugin.execute("/exact", input, stepCtx());
+  assert(r.outcome === "success", JSON.stringify(r));
+  const result = r.result as { content: { text: string }[]; structuredContent: unknown };
+  assertStringIncludes(result.content[0].text, '"arguments":{"big":9007199254740993,"f":15.0}');
+  assertEquals(stringifyJson(result.structuredContent), '{"big":9007199254740993,"f":15.0}');
 });
 
 Deno.test("McpPlugin: args and env get env substitution; the server inherits the environment", async () => {
