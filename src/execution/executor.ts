@@ -54,14 +54,19 @@ export function executeFlow(
     };
     const complete = (step: CompiledStep, r: FlowResult) => {
       if (done) return;
-      results[step.index] = r;
-      store.recordStepResult(runId, { stepIndex: step.index, stepId: step.id, result: r });
-      const deps = step.dependents;
-      for (let k = 0; k < deps.length; k++) {
-        const d = deps[k];
-        if (--waiting[d] === 0) start(steps[d]);
+      try {
+        results[step.index] = r;
+        store.recordStepResult(runId, { stepIndex: step.index, stepId: step.id, result: r });
+        const deps = step.dependents;
+        for (let k = 0; k < deps.length; k++) {
+          const d = deps[k];
+          if (--waiting[d] === 0) start(steps[d]);
+        }
+        if (--outstanding === 0) finish(finalize(run));
+      } catch (e) {
+        // A bug here must fail the run, not become an unhandled rejection (which ends Deno).
+        fail(e, step);
       }
-      if (--outstanding === 0) finish(finalize(run));
     };
     // Each step gets its own signal following the run's (src/execution/abort_fanout.ts): one
     // AbortSignal with a listener per in-flight step is quadratic.
@@ -70,6 +75,7 @@ export function executeFlow(
       let p: Promise<FlowResult>;
       try {
         p = stepRunner(step, { ...run, signal: child.signal });
+        if (typeof p?.then !== "function") p = Promise.resolve(p);
       } catch (e) {
         child.dispose();
         fail(e, step);
