@@ -154,3 +154,19 @@ Deno.test("McpPlugin.execute() runs 20 concurrent calls on one server", async ()
     })
   );
 });
+
+Deno.test("McpPlugin: the server inherits the engine's environment plus `env` (substituted)", async () => {
+  Deno.env.set("STEPFLOW_MCP_INHERITED", "from-engine");
+  try {
+    await using s = await startPlugin(
+      everythingConfig({ env: { STEPFLOW_MCP_SET: "set-${STEPFLOW_MCP_INHERITED}" } }),
+    );
+    const r = await s.plugin.execute("/get-env", {}, stepCtx());
+    if (r.outcome !== "success") throw new Error(JSON.stringify(r));
+    const env = JSON.parse((r.result as { text: string }[])[0].text);
+    assertEquals(env.STEPFLOW_MCP_INHERITED, "from-engine");
+    assertEquals(env.STEPFLOW_MCP_SET, "set-from-engine");
+  } finally {
+    Deno.env.delete("STEPFLOW_MCP_INHERITED");
+  }
+});

@@ -267,7 +267,7 @@ Deno.test("McpPlugin: numbers cross the MCP boundary exactly, both ways", async 
   assertEquals(stringifyJson(result.structuredContent), '{"big":9007199254740993,"f":15.0}');
 });
 
-Deno.test("McpPlugin: args and env get env substitution; the server inherits the environment", async () => {
+Deno.test("McpPlugin: args get env substitution; an unset variable fails the start, naming it", async () => {
   Deno.env.set("STEPFLOW_MCP_TEST_MODE", "junk-banner");
   try {
     await using s = await startPlugin(
