@@ -144,3 +144,28 @@ Deno.test("stepflow run passes --variables-json and STEPFLOW_VAR_* (--env-variab
     '{"outcome":"success","result":{"greeting":"hello","apiBase":"http://y"}}\n',
   );
 });
+
+Deno.test("stepflow run writes YAML with exact numbers to --output x.yaml; empty stdin is a usage error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await runCli([
+      "run",
+      "--flow",
+      `${DIR}/greet.yaml`,
+      "--input-json",
+      '{"who":{"name":"Ada"},"score":15.0}',
+      "--output",
+      `${dir}/out.yaml`,
+    ]);
+    assertStrictEquals(r.code, 0, r.stderr);
+    assertStrictEquals(
+      await Deno.readTextFile(`${dir}/out.yaml`),
+      "outcome: success\nresult:\n  prompt: Ada\n  score: 15.0\n",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const empty = await runCli(["run", "--flow", `${DIR}/greet.yaml`], { stdin: "" });
+  assertStrictEquals(empty.code, 2);
+  assertStringIncludes(empty.stderr, "no input: give --input FILE");
+});
