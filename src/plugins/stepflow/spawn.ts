@@ -58,11 +58,16 @@ export function substituteSpawn(
   env: Record<string, string>,
   lookup: (name: string) => string | undefined = envGet,
 ): { args: string[]; env: Record<string, string> } {
-  try {
-    const outEnv: Record<string, string> = {};
-    for (const [k, v] of Object.entries(env)) outEnv[k] = substituteEnv(v, lookup);
-    return { args: args.map((a) => substituteEnv(a, lookup)), env: outEnv };
-  } catch (err) {
-    throw new TransportError(`plugin '${plugin}': ${(err as Error).message}`, { cause: err });
-  }
+  const sub = (value: string, where: string) => {
+    try {
+      return substituteEnv(value, lookup);
+    } catch (err) {
+      throw new TransportError(`plugins.${plugin}.${where}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  };
+  const outEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) outEnv[k] = sub(v, `env.${k}`);
+  return { args: args.map((a, i) => sub(a, `args[${i}]`)), env: outEnv };
 }

@@ -342,7 +342,7 @@ export class StdioWorker implements WorkerTransport {
       this.#lastExit = msg;
       if (status.code !== 0 || proc.peer.pendingCount > 0) this.#o.log.warn(msg);
     }
-    proc.peer.failPending(new WorkerCrashError(`${msg} while the call was open`));
+    proc.peer.failPending(new WorkerCrashError(msg));
     this.#all.delete(proc);
   }
 
