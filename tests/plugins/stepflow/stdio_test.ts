@@ -219,26 +219,32 @@ Deno.test("stdio plugin: 100 concurrent executes on one worker", async () => {
 
 Deno.test("stdio plugin: close() stops a worker that ignores stdin closing, and its children", async () => {
   const engine = new FakeEngine();
+  const log = memLog();
   const p = await startStdio([
     "-c",
     `
 import os, subprocess, sys, json
 child = subprocess.Popen(["sleep", "60"])
-sys.stderr.write(f"child {child.pid}\\n"); sys.stderr.flush()
 for line in sys.stdin:
     m = json.loads(line)
     if "id" in m:
         print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": {"server_protocol_version": 1}}), flush=True)
+        sys.stderr.write(f"child {child.pid}\\n"); sys.stderr.flush()
 import time
 while True: time.sleep(1)
 `,
-  ], { engine, extra: { closeGrace: 200, env: { PATH: Deno.env.get("PATH")! } } });
+  ], { engine, log, extra: { closeGrace: 200, env: { PATH: Deno.env.get("PATH")! } } });
   const t0 = performance.now();
   await p.close();
   assert(performance.now() - t0 < 3000, "close took too long");
-  const ps = await new Deno.Command("sh", {
-    args: ["-c", "ps -eo args | grep '^sleep 60$' || true"],
-  })
-    .output();
-  assertEquals(new TextDecoder().decode(ps.stdout).trim(), "");
+  const pid = /child (\d+)/.exec(log.lines.join("\n"))?.[1];
+  assert(pid, `the worker did not report its child: ${log.lines.join("\n")}`);
+  // the child (in the worker's process group) is gone: no /proc entry, or a zombie at most
+  let state = "gone";
+  try {
+    state = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]?.[0] ?? "gone";
+  } catch {
+    // no such process
+  }
+  assert(state === "gone" || state === "Z", `child ${pid} still running (state ${state})`);
 });
