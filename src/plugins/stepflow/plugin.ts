@@ -43,7 +43,7 @@ export class StepflowPlugin implements Plugin {
   #transport?: WorkerTransport;
   #engine?: EngineServices;
   #log?: Logger;
-  /** Engine services of open execute calls, by `run_id/step_id` and by `run_id`. */
+  /** Engine services of the runs with open execute calls (services are per run), by run id. */
   readonly #open = new Map<string, { engine: EngineServices; count: number }>();
 
   constructor(readonly name: string, config: StepflowPluginConfig) {
@@ -117,12 +117,9 @@ export class StepflowPlugin implements Plugin {
   async execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
     const observability = { run_id: ctx.runId, flow_id: ctx.flowId, step_id: ctx.stepId };
     const params = { component, input, attempt: ctx.attempt, observability };
-    const keys = [`${ctx.runId}/${ctx.stepId}`, ctx.runId];
-    for (const k of keys) {
-      const e = this.#open.get(k);
-      if (e) e.count++;
-      else this.#open.set(k, { engine: ctx.engine, count: 1 });
-    }
+    const open = this.#open.get(ctx.runId);
+    if (open) open.count++;
+    else this.#open.set(ctx.runId, { engine: ctx.engine, count: 1 });
     try {
       let result: JsonValue;
       try {
@@ -148,10 +145,8 @@ export class StepflowPlugin implements Plugin {
       }
       return failed(INTERNAL_ERROR, describeError(err));
     } finally {
-      for (const k of keys) {
-        const e = this.#open.get(k)!;
-        if (--e.count === 0) this.#open.delete(k);
-      }
+      const e = this.#open.get(ctx.runId)!;
+      if (--e.count === 0) this.#open.delete(ctx.runId);
     }
   }
 
@@ -165,20 +160,16 @@ export class StepflowPlugin implements Plugin {
     return this.#transport;
   }
 
-  /** The engine services of the execute call a worker request belongs to. */
+  /**
+   * The engine services of the run a worker request belongs to: by its `observability.run_id`;
+   * else, when only one run has calls open, that run's; else the plugin's (not tied to a run).
+   */
   #engineFor(req: RequestMessage): EngineServices {
     const params = isJsonObject(req.params) ? req.params : undefined;
     const obs = params && isJsonObject(params.observability) ? params.observability : undefined;
-    const run = typeof obs?.run_id === "string" ? obs.run_id : undefined;
-    const step = typeof obs?.step_id === "string" ? obs.step_id : undefined;
-    const hit = (run && step && this.#open.get(`${run}/${step}`)) ||
-      (run && this.#open.get(run));
+    const hit = typeof obs?.run_id === "string" ? this.#open.get(obs.run_id) : undefined;
     if (hit) return hit.engine;
-    if (this.#open.size === 2) {
-      // the open calls all belong to one run and step (one `run/step` key and its `run` key):
-      // a request without (known) observability ids must come from them
-      return this.#open.values().next().value!.engine;
-    }
+    if (this.#open.size === 1) return this.#open.values().next().value!.engine;
     return this.#engine!;
   }
 }

@@ -223,15 +223,19 @@ export class StdioWorker implements WorkerTransport {
   }
 
   /**
-   * Writes one message line. Messages sent while a write is in progress are coalesced into the
-   * next single write (one syscall for many calls under load; no delay when idle). A failed
-   * write fails the calls whose messages it carried.
+   * Writes one message line. Messages sent in the same turn of the event loop, or while a write
+   * is in progress, are coalesced into one write (one syscall for many calls under load; a
+   * single microtask of delay when idle). A failed write fails the calls whose messages it
+   * carried.
    */
   #write(proc: Proc, text: string): Promise<void> {
     if (!proc.alive) return Promise.reject(new TransportError(`${this.#name} has exited`));
     return new Promise((resolve, reject) => {
       proc.queue.push({ text, resolve, reject });
-      if (!proc.writing) void this.#flush(proc);
+      if (!proc.writing) {
+        proc.writing = true;
+        queueMicrotask(() => void this.#flush(proc));
+      }
     });
   }
 
