@@ -38,6 +38,15 @@ export function isMcpError(err: unknown): err is McpError {
   return err instanceof (sdkTypes.McpError as new (...a: unknown[]) => Error);
 }
 
+/**
+ * True for the SDK's own request timeout (code -32001 with `data.timeout`), not a server's error
+ * that happens to use -32001 (servers may use -32000..-32099 for their own errors).
+ */
+export function isSdkTimeout(err: unknown): boolean {
+  return isMcpError(err) && err.code === ErrorCode.RequestTimeout &&
+    typeof (err.data as { timeout?: unknown } | undefined)?.timeout === "number";
+}
+
 /** The SDK's reserved error codes this plugin tells apart. */
 export const ErrorCode = {
   ConnectionClosed: sdkTypes.ErrorCode.ConnectionClosed as number,

@@ -8,6 +8,7 @@ import {
   Client,
   ErrorCode,
   isMcpError,
+  isSdkTimeout,
   type StreamableHttpTransport,
   streamableHttpTransport,
   type Tool,
@@ -182,7 +183,7 @@ function startError(err: unknown, end: string | undefined, hints: string, timeou
   if (err instanceof TransportError && !end) return err;
   let what: string;
   if (end) what = `${end} during the handshake${hints ? `; ${hints}` : ""}`;
-  else if (isMcpError(err) && err.code === ErrorCode.RequestTimeout) {
+  else if (isSdkTimeout(err)) {
     what = `did not answer the handshake within ${timeoutMs} ms${hints ? `; ${hints}` : ""}`;
   } else if (isMcpError(err) && err.code === ErrorCode.ConnectionClosed) {
     what = `closed the connection during the handshake${hints ? `; ${hints}` : ""}`;

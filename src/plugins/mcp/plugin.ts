@@ -15,7 +15,7 @@
  *   call starts it again. `close()` stops every server process.
  * @module
  */
-import { type CallToolResult, ErrorCode, isMcpError } from "./_sdk.ts";
+import { type CallToolResult, isMcpError, isSdkTimeout } from "./_sdk.ts";
 import { registerPluginType } from "../registry.ts";
 import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";
 import type { McpPluginConfig, PluginConfig } from "../../config/model.ts";
@@ -314,7 +314,7 @@ export class McpPlugin implements Plugin {
   ): Promise<FlowResult> {
     if (signal.aborted) return this.#cancelled(tool, signal);
     const head = `Tool '${tool}' of MCP plugin '${this.name}'`;
-    if (isMcpError(err) && err.code === ErrorCode.RequestTimeout) {
+    if (isSdkTimeout(err)) {
       const hints = conn.diagnostics();
       return engineFailure(
         "TIMEOUT",
@@ -322,10 +322,9 @@ export class McpPlugin implements Plugin {
           `cancelled${hints ? `; ${hints}` : ""}`,
       );
     }
-    if (
-      err instanceof TransportError ||
-      (isMcpError(err) && err.code === ErrorCode.ConnectionClosed) || conn.closed
-    ) {
+    // -32000 (the SDK's ConnectionClosed) is also a code servers use for their own errors: only a
+    // closed connection says the server is gone.
+    if (err instanceof TransportError || conn.closed) {
       await settlesWithin(conn.whenClosed(), 2000);
       const end = conn.endDescription() ?? (err as Error).message;
       return engineFailure(
@@ -333,7 +332,11 @@ export class McpPlugin implements Plugin {
         `${head} failed: the server ${this.#where()} ${end}`,
       );
     }
-    if (!isMcpError(err) && (err as Error)?.name !== "ZodError") {
+    const issues = schemaIssues(err);
+    if (issues !== undefined) {
+      return failed(MCP_ERROR_CODES.toolError, `${head} returned an invalid result: ${issues}`);
+    }
+    if (!isMcpError(err)) {
       // fetch failures, HTTP errors (e.g. 404 for a session the server forgot), a closed pipe:
       // this session is unusable; the next call opens a new one.
       conn.invalidate();
@@ -342,16 +345,10 @@ export class McpPlugin implements Plugin {
         `${head} failed: the server ${this.#where()} could not be reached: ${describeError(err)}`,
       );
     }
-    if (isMcpError(err)) {
-      return failed(
-        MCP_ERROR_CODES.toolError,
-        `Tool '${tool}' execution failed: ${err.message} (MCP plugin '${this.name}')`,
-        { mcpCode: err.code },
-      );
-    }
     return failed(
       MCP_ERROR_CODES.toolError,
-      `${head} returned an invalid result: ${(err as Error)?.message ?? String(err)}`,
+      `Tool '${tool}' execution failed: ${err.message} (MCP plugin '${this.name}')`,
+      { mcpCode: err.code },
     );
   }
 
@@ -420,6 +417,18 @@ function substitute(text: string): string {
   } catch (err) {
     throw new TransportError((err as Error).message, { cause: err });
   }
+}
+
+/**
+ * The SDK rejects a reply that breaks the MCP result schema with a zod error (`issues`): its
+ * issues as `path: message` lines, or undefined for any other error.
+ */
+function schemaIssues(err: unknown): string | undefined {
+  const issues = (err as { issues?: unknown })?.issues;
+  if (!Array.isArray(issues)) return undefined;
+  return issues.map((i: { path?: unknown[]; message?: string }) =>
+    `${(i.path ?? []).join(".") || "(result)"}: ${i.message ?? "invalid"}`
+  ).join("; ");
 }
 
 /** Progress only restarts the call's timeout (an `onprogress` makes the SDK ask for it). */

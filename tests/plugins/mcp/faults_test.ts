@@ -188,6 +188,28 @@ Deno.test("McpPlugin: a step aborted while waiting for a maxConcurrency slot is 
   assertEquals(errorOf(await hang).code, MCP_ERROR_CODES.cancelled);
 });
 
+Deno.test("McpPlugin: a result that breaks the MCP schema fails the step", async () => {
+  await using s = await startPlugin(faultConfig(), "odd");
+  const e = errorOf(await s.plugin.execute("/bad-result", {}, stepCtx()));
+  assertEquals(e.code, MCP_ERROR_CODES.toolError);
+  assertStringIncludes(
+    e.message,
+    "Tool 'bad-result' of MCP plugin 'odd' returned an invalid result",
+  );
+  // the server is fine for the next call
+  assertEquals(textOf(await s.plugin.execute("/echo", { text: "ok" }, stepCtx())), "ok");
+});
+
+Deno.test("McpPlugin: a JSON-RPC error from tools/call is a failed step (0.8's code and text)", async () => {
+  await using s = await startPlugin(faultConfig(), "odd");
+  const e = errorOf(await s.plugin.execute("/rpc-error", {}, stepCtx()));
+  assertEquals(e, {
+    code: 500,
+    message: "Tool 'rpc-error' execution failed: MCP error -32000: disk on fire (MCP plugin 'odd')",
+    data: { mcpCode: -32000 },
+  });
+});
+
 Deno.test("McpPlugin: a tool the server does not have throws a PluginError listing the tools", async () => {
   await using s = await startPlugin(faultConfig(), "srv");
   let thrown: unknown;
