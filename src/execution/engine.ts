@@ -282,7 +282,6 @@ export class Engine {
     } finally {
       if (runTimer !== undefined) clearTimeout(runTimer);
       link.dispose();
-      if (!controller.signal.aborted) controller.abort(new Error("run finished"));
     }
   }
 
@@ -336,79 +335,7 @@ export class Engine {
     signal: AbortSignal | undefined,
     depth: number,
   ): EngineServices {
-    const nested = runId === undefined ? 0 : depth + 1;
-    const putBlob = (data: JsonValue, blobType: "data" | "flow"): Promise<string> => {
-      if (blobType === "flow") {
-        let flow: Flow;
-        try {
-          flow = flowFromJson(data);
-        } catch (e) {
-          return Promise.reject(new Error(`Invalid flow blob: ${describeError(e)}`, { cause: e }));
-        }
-        return Promise.resolve(this.storeFlow(flow));
-      }
-      return Promise.resolve(this.store.putBlob(data, "data"));
-    };
-    const getBlob = async (blobId: string): Promise<Blob> => {
-      const b = await this.store.getBlob(blobId);
-      if (!b) throw new Error(`Blob not found: ${blobId}`);
-      return { data: b.data, blobType: b.blobType };
-    };
-    const evaluateFlow = async (
-      flowId: string,
-      input: JsonValue,
-      options: { overrides?: JsonValue; parentRunId?: string; signal?: AbortSignal } = {},
-    ): Promise<FlowResult> => {
-      const flow = await this.getFlow(flowId);
-      const o: InternalRunOptions = {
-        overrides: options.overrides,
-        parentRunId: options.parentRunId ?? runId,
-        signal: options.signal ?? signal,
-        depth: nested,
-      };
-      return this.run(flow, input, o);
-    };
-    const getMetadata = async (
-      flowId: string,
-      stepId?: string,
-    ): Promise<{ flow_metadata: JsonObject; step_metadata?: JsonObject | null }> => {
-      const flow = await this.getFlow(flowId);
-      const flowMetadata = (isJsonObject(flow.metadata) ? flow.metadata : {}) as JsonObject;
-      if (stepId === undefined) return { flow_metadata: flowMetadata };
-      const step = (flow.steps ?? []).find((s) => s.id === stepId);
-      if (!step) throw new Error(`Not found: step with ID '${stepId}'`);
-      return {
-        flow_metadata: flowMetadata,
-        step_metadata: (isJsonObject(step.metadata) ? step.metadata : {}) as JsonObject,
-      };
-    };
-    const submitBatch = async (
-      flowId: string,
-      inputs: JsonValue[],
-      options: { overrides?: JsonValue; maxConcurrency?: number } = {},
-    ): Promise<{ batch_id: string; total_runs: number }> => {
-      const flow = await this.getFlow(flowId);
-      return this.#batches.submit(
-        flowId,
-        flow.name,
-        inputs,
-        (input, itemRunId) =>
-          this.run(flow, input, {
-            runId: itemRunId,
-            parentRunId: runId,
-            signal,
-            overrides: options.overrides,
-            depth: nested,
-          } as InternalRunOptions),
-        options.maxConcurrency,
-      );
-    };
-    const getBatch = (
-      batchId: string,
-      options?: { wait?: boolean; includeResults?: boolean },
-    ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }> =>
-      this.#batches.get(batchId, options);
-    return { putBlob, getBlob, evaluateFlow, getMetadata, submitBatch, getBatch };
+    return new RunServices(this, this.#batches, runId, signal, runId === undefined ? 0 : depth + 1);
   }
 
   /** Stops every plugin and closes the state store; safe to call twice. */
@@ -420,6 +347,101 @@ export class Engine {
       if (r.status === "rejected") log.warn(`closing a plugin failed: ${describeError(r.reason)}`);
     }
     await this.store.close();
+  }
+}
+
+/**
+ * The engine services of one run (or, without a run id, of the engine): one small object per run,
+ * methods on the prototype. Nested runs it starts are children of its run.
+ */
+class RunServices implements EngineServices {
+  constructor(
+    readonly engine: Engine,
+    readonly batches: BatchManager,
+    readonly runId: string | undefined,
+    readonly signal: AbortSignal | undefined,
+    /** Depth of the runs this one starts. */
+    readonly nested: number,
+  ) {}
+
+  putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string> {
+    if (blobType === "flow") {
+      let flow: Flow;
+      try {
+        flow = flowFromJson(data);
+      } catch (e) {
+        return Promise.reject(new Error(`Invalid flow blob: ${describeError(e)}`, { cause: e }));
+      }
+      return Promise.resolve(this.engine.storeFlow(flow));
+    }
+    return Promise.resolve(this.engine.store.putBlob(data, "data"));
+  }
+
+  async getBlob(blobId: string): Promise<Blob> {
+    const b = await this.engine.store.getBlob(blobId);
+    if (!b) throw new Error(`Blob not found: ${blobId}`);
+    return { data: b.data, blobType: b.blobType };
+  }
+
+  async evaluateFlow(
+    flowId: string,
+    input: JsonValue,
+    options: { overrides?: JsonValue; parentRunId?: string; signal?: AbortSignal } = {},
+  ): Promise<FlowResult> {
+    const flow = await this.engine.getFlow(flowId);
+    const o: InternalRunOptions = {
+      overrides: options.overrides,
+      parentRunId: options.parentRunId ?? this.runId,
+      signal: options.signal ?? this.signal,
+      depth: this.nested,
+    };
+    return await this.engine.run(flow, input, o);
+  }
+
+  async getMetadata(
+    flowId: string,
+    stepId?: string,
+  ): Promise<{ flow_metadata: JsonObject; step_metadata?: JsonObject | null }> {
+    const flow = await this.engine.getFlow(flowId);
+    const flowMetadata = (isJsonObject(flow.metadata) ? flow.metadata : {}) as JsonObject;
+    if (stepId === undefined) return { flow_metadata: flowMetadata };
+    const step = (flow.steps ?? []).find((s) => s.id === stepId);
+    if (!step) throw new Error(`Not found: step with ID '${stepId}'`);
+    return {
+      flow_metadata: flowMetadata,
+      step_metadata: (isJsonObject(step.metadata) ? step.metadata : {}) as JsonObject,
+    };
+  }
+
+  async submitBatch(
+    flowId: string,
+    inputs: JsonValue[],
+    options: { overrides?: JsonValue; maxConcurrency?: number } = {},
+  ): Promise<{ batch_id: string; total_runs: number }> {
+    const flow = await this.engine.getFlow(flowId);
+    return this.batches.submit(
+      flowId,
+      flow.name,
+      inputs,
+      (input, itemRunId) => {
+        const o: InternalRunOptions = {
+          runId: itemRunId,
+          parentRunId: this.runId,
+          signal: this.signal,
+          overrides: options.overrides,
+          depth: this.nested,
+        };
+        return this.engine.run(flow, input, o);
+      },
+      options.maxConcurrency,
+    );
+  }
+
+  getBatch(
+    batchId: string,
+    options?: { wait?: boolean; includeResults?: boolean },
+  ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }> {
+    return this.batches.get(batchId, options);
   }
 }
 

@@ -93,9 +93,9 @@ export function executeFlow(
       finish(cancelled(run.signal.reason));
       return;
     }
-    run.signal.addEventListener("abort", () => finish(cancelled(run.signal.reason)), {
-      once: true,
-    });
+    run.signal.addEventListener("abort", () => {
+      if (!done) finish(cancelled(run.signal.reason));
+    }, { once: true });
     if (outstanding === 0) {
       finish(finalize(run));
       return;

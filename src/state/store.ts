@@ -89,7 +89,15 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
-/** The current time as RFC 3339 (UTC, milliseconds). */
+let lastMs = -1;
+let lastText = "";
+
+/** The current time as RFC 3339 (UTC, milliseconds); formatted at most once per millisecond. */
 export function nowRfc3339(): string {
-  return new Date().toISOString();
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastText = new Date(ms).toISOString();
+  }
+  return lastText;
 }
