@@ -9,10 +9,15 @@
  * @module
  */
 import type { StepflowServer } from "./server.ts";
-import { classifyMessage, errorText, requestText, resultText } from "../src/protocol/envelope.ts";
+import {
+  classifyMessage,
+  errorText,
+  requestText,
+  resultText,
+  toRpcError,
+} from "../src/protocol/envelope.ts";
 import { sseEvent } from "../src/protocol/sse.ts";
 import { INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR } from "../src/protocol/error_codes.ts";
-import { ProtocolError } from "../src/errors.ts";
 import type { JsonValue } from "../src/json/exact_json.ts";
 import { EngineError } from "./context.ts";
 
@@ -38,17 +43,6 @@ export interface HttpWorkerServer {
   finished: Promise<void>;
   /** Stops the server. */
   shutdown(): Promise<void>;
-}
-
-function errorFor(err: unknown) {
-  if (err instanceof ProtocolError) {
-    return {
-      code: err.code,
-      message: err.message,
-      ...(err.data !== undefined ? { data: err.data as JsonValue } : {}),
-    };
-  }
-  return { code: INTERNAL_ERROR, message: err instanceof Error ? err.message : String(err) };
 }
 
 /** Starts the HTTP server. Resolves once it listens. */
@@ -112,7 +106,7 @@ export function serveHttp(
       });
     server.handle(method, params, call).then(
       (result) => push(resultText(id as string, result)),
-      (err) => push(errorText(id as string, errorFor(err))),
+      (err) => push(errorText(id as string, toRpcError(err))),
     ).finally(() => {
       if (open) {
         open = false;
@@ -170,7 +164,7 @@ export function serveHttp(
         try {
           text = resultText(msg.id, await server.handle(msg.method, msg.params, noCall));
         } catch (err) {
-          text = errorText(msg.id, errorFor(err));
+          text = errorText(msg.id, toRpcError(err));
         }
         return new Response(text, { headers: jsonHeaders });
       }

@@ -13,31 +13,13 @@ import { Peer } from "../src/protocol/peer.ts";
 import { LineSplitter } from "../src/protocol/line_splitter.ts";
 import { ProtocolError } from "../src/errors.ts";
 import { EngineError } from "./context.ts";
-import type { Logger } from "../src/log.ts";
+import { logger } from "../src/log.ts";
 
 const encoder = new TextEncoder();
 
 function writeAllSync(bytes: Uint8Array): void {
   let off = 0;
   while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
-}
-
-/** A logger writing `[level] <name>: message` lines to stderr. */
-function stderrLog(name: string): Logger {
-  const emit = (level: string) => (msg: string) => {
-    try {
-      Deno.stderr.writeSync(encoder.encode(`[${level}] ${name}: ${msg}\n`));
-    } catch {
-      // stderr closed
-    }
-  };
-  return {
-    error: emit("error"),
-    warn: emit("warn"),
-    info: () => {},
-    debug: () => {},
-    enabled: (l) => l === "error" || l === "warn",
-  };
 }
 
 /**
@@ -55,7 +37,7 @@ export async function serveStdio(server: StepflowServer): Promise<void> {
   let idle: (() => void) | undefined;
   const peer: Peer = new Peer({
     name: "engine",
-    log: stderrLog(server.name),
+    log: logger(server.name), // stderr, level from STEPFLOW_LOG_LEVEL (default warn)
     parse: JSON.parse,
     write: (text) => {
       // messages produced in the same turn go out in one write

@@ -9,6 +9,8 @@
  * @module
  */
 import { z } from "zod";
+import { describeError, ProtocolError } from "../errors.ts";
+import { INTERNAL_ERROR } from "./error_codes.ts";
 import { isJsonObject, isRawNumber, type JsonValue, type RawNumber } from "../json/exact_json.ts";
 import { JsonValueSchema } from "../flow/model.ts";
 
@@ -160,4 +162,22 @@ export function resultText(id: RequestId, result: unknown): string {
 /** Serialises an error response. */
 export function errorText(id: RequestId | null, error: RpcError): string {
   return JSON.stringify({ jsonrpc: JSONRPC_VERSION, id, error });
+}
+
+/**
+ * The JSON-RPC error object to answer with for a thrown value: a {@linkcode ProtocolError} as it
+ * is (code, message, data); anything else as -32603 with its description.
+ */
+export function toRpcError(err: unknown): RpcError {
+  if (err instanceof ProtocolError) {
+    const e: RpcError = { code: err.code, message: err.message };
+    if (err.data !== undefined) e.data = err.data as JsonValue;
+    return e;
+  }
+  return { code: INTERNAL_ERROR, message: describeError(err) };
+}
+
+/** Shortens text for a log line or an error message. */
+export function clip(text: string, max = 200): string {
+  return text.length > max ? text.slice(0, max) + `… (${text.length} chars)` : text;
 }

@@ -19,6 +19,7 @@ import { describeError, ProtocolError, TransportError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
   classifyMessage,
+  clip,
   errorText,
   type NotificationMessage,
   notificationText,
@@ -26,8 +27,9 @@ import {
   type RequestMessage,
   requestText,
   resultText,
+  toRpcError,
 } from "./envelope.ts";
-import { INTERNAL_ERROR, METHOD_NOT_FOUND } from "./error_codes.ts";
+import { METHOD_NOT_FOUND } from "./error_codes.ts";
 
 /** Options of a {@linkcode Peer}. */
 export interface PeerOptions {
@@ -212,16 +214,7 @@ export class Peer {
       : Promise.reject(new ProtocolError(METHOD_NOT_FOUND, `Method not found: '${req.method}'`));
     done.then(
       (result) => this.#send(resultText(req.id, result ?? null), (e) => this.#lostReply(req, e)),
-      (err) => {
-        const error = err instanceof ProtocolError
-          ? {
-            code: err.code,
-            message: err.message,
-            ...(err.data !== undefined ? { data: err.data as JsonValue } : {}),
-          }
-          : { code: INTERNAL_ERROR, message: describeError(err) };
-        this.#send(errorText(req.id, error), (e) => this.#lostReply(req, e));
-      },
+      (err) => this.#send(errorText(req.id, toRpcError(err)), (e) => this.#lostReply(req, e)),
     );
   }
 
@@ -239,8 +232,4 @@ export class Peer {
       onError(err);
     }
   }
-}
-
-function clip(text: string, max = 200): string {
-  return text.length > max ? text.slice(0, max) + `… (${text.length} chars)` : text;
 }

@@ -20,13 +20,14 @@ import { describeError, ProtocolError, TransportError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import {
   classifyMessage,
+  clip,
   errorText,
   notificationText,
   type RequestMessage,
   requestText,
   resultText,
+  toRpcError,
 } from "../../protocol/envelope.ts";
-import { INTERNAL_ERROR } from "../../protocol/error_codes.ts";
 import { readSseData } from "../../protocol/sse.ts";
 import type { RequestHandler, WorkerTransport } from "./transport.ts";
 import { initializeWorker } from "./handshake.ts";
@@ -271,16 +272,7 @@ export class HttpWorker implements WorkerTransport {
     try {
       text = resultText(req.id, (await this.#o.onRequest(req)) ?? null);
     } catch (err) {
-      text = errorText(
-        req.id,
-        err instanceof ProtocolError
-          ? {
-            code: err.code,
-            message: err.message,
-            ...(err.data !== undefined ? { data: err.data as JsonValue } : {}),
-          }
-          : { code: INTERNAL_ERROR, message: describeError(err) },
-      );
+      text = errorText(req.id, toRpcError(err));
     }
     try {
       const { res, body } = await this.#exchange(text, undefined, { instanceId });
@@ -297,8 +289,4 @@ export class HttpWorker implements WorkerTransport {
       );
     }
   }
-}
-
-function clip(text: string, max = 300): string {
-  return text.length > max ? text.slice(0, max) + "…" : text;
 }

@@ -148,13 +148,16 @@ export interface HttpWorkerProcess {
 }
 
 /**
- * Spawns `deno run <script> --http --port 0` and waits for its `listening on http://H:P` line
- * on stderr (the rest of stderr is drained).
+ * Spawns `deno run <permissions> <script> --http --port 0` (in `cwd`, default the worker
+ * fixtures) and waits for its `listening on http://H:P` line on stderr (the rest is drained).
  */
-export async function spawnHttpWorker(script: string): Promise<HttpWorkerProcess> {
+export async function spawnHttpWorker(
+  script: string,
+  options: { cwd?: string; permissions?: string[] } = {},
+): Promise<HttpWorkerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "-A", script, "--http", "--port", "0"],
-    cwd: WORKERS,
+    args: ["run", "--quiet", ...(options.permissions ?? ["-A"]), script, "--http", "--port", "0"],
+    cwd: options.cwd ?? WORKERS,
     stdin: "null",
     stdout: "null",
     stderr: "piped",

@@ -5,6 +5,7 @@
 import { parse } from "yaml";
 import { assertEquals, REPO_ROOT, runCli } from "../../_assert.ts";
 import { parseJson } from "../../../src/json/exact_json.ts";
+import { spawnHttpWorker } from "./_helpers.ts";
 
 const TEXT = `${REPO_ROOT}/examples/text-service`;
 
@@ -33,25 +34,14 @@ Deno.test("examples/text-service over stdio gives the documented output", async 
 
 Deno.test("examples/text-service over HTTP gives the documented output", async () => {
   const { input, output } = await documented(`${TEXT}/flow.yaml`);
-  const svc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--allow-net=127.0.0.1", "service.ts", "--http", "--port", "0"],
+  const svc = await spawnHttpWorker("service.ts", {
     cwd: TEXT,
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const reader = svc.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  let url: string | undefined;
-  while (!url) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`service did not start: ${seen}`);
-    seen += value;
-    url = /listening on (http:\/\/\S+)/.exec(seen)?.[1];
-  }
+    permissions: ["--allow-net=127.0.0.1"],
+  });
   const dir = await Deno.makeTempDir();
   try {
     const config = (await Deno.readTextFile(`${TEXT}/stepflow-config-http.yml`))
-      .replace("http://127.0.0.1:8717/", url + "/") + `workingDirectory: ${TEXT}\n`;
+      .replace("http://127.0.0.1:8717/", svc.url) + `workingDirectory: ${TEXT}\n`;
     await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config);
     const r = await runCli([
       "run",
@@ -65,9 +55,7 @@ Deno.test("examples/text-service over HTTP gives the documented output", async (
     assertEquals(r.code, 0, r.stderr);
     assertEquals(parseJson(r.stdout), output);
   } finally {
-    svc.kill("SIGTERM");
-    await svc.status;
-    await reader.cancel();
+    await svc.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
