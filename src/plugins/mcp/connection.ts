@@ -64,11 +64,6 @@ export class McpConnection {
     return this.#closed;
   }
 
-  /** The server's pid (stdio only). */
-  get pid(): number | undefined {
-    return this.#transport instanceof StdioTransport ? this.#transport.pid : undefined;
-  }
-
   /**
    * Why the session ended, when known (stdio: exit code or signal, stderr tail, junk lines).
    * Undefined while the server runs.
@@ -87,8 +82,9 @@ export class McpConnection {
   /**
    * Starts (stdio) or reaches (HTTP) the server, runs `initialize`/`initialized` and lists its
    * tools. `timeoutMs` bounds the handshake and each `tools/list` page.
-   * @throws whatever the SDK or transport throws; the caller turns it into a message. The
-   * transport is closed on failure, so no process is left behind.
+   * @throws {TransportError} saying what went wrong in words a user can act on (spawn error,
+   * exit code during the handshake with stderr and junk lines, handshake timeout, HTTP error);
+   * the transport is closed first, so no process is left behind.
    */
   static async open(
     endpoint: McpEndpoint,

@@ -73,16 +73,6 @@ export class StdioTransport implements Transport {
     this.#opts = opts;
   }
 
-  /** The child's pid once started. */
-  get pid(): number | undefined {
-    return this.#child?.pid;
-  }
-
-  /** True once the process has exited (or never started). */
-  get exited(): boolean {
-    return this.#status !== undefined;
-  }
-
   /**
    * Spawns the server.
    * @throws {TransportError} `cannot start '<command>': not found (ENOENT)` and similar; the cause
