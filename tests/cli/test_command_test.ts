@@ -57,7 +57,11 @@ Deno.test("stepflow test reports a flow without cases as skipped", async () => {
 });
 
 Deno.test("stepflow test starts test.servers, fills {name.url} into test.config, and stops them", async () => {
-  const r = await runCli(["test", `${REPO_ROOT}/tests/fixtures/cli/test_command/servers`]);
+  // The fixtures start `deno` from PATH: make it this Deno (CI runs Deno through npx).
+  const PATH = `${Deno.execPath().replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH") ?? ""}`;
+  const r = await runCli(["test", `${REPO_ROOT}/tests/fixtures/cli/test_command/servers`], {
+    env: { PATH },
+  });
   assertStrictEquals(r.code, 1);
   assertStringIncludes(r.stdout, "doubled.yaml: 1/1 passed");
   assertStringIncludes(r.stdout, "test server 'worker' exited before it was ready");
