@@ -9,11 +9,29 @@
 const NEWLINE = 10;
 const CR = 13;
 
-/** Splits a byte stream into text lines. Empty lines are dropped; a trailing `\r` is removed. */
+/**
+ * Splits a byte stream into text lines. Empty lines are dropped; a trailing `\r` is removed.
+ * A line longer than `maxLineBytes` is dropped (its bytes are not kept) and reported once
+ * through `onOverflow`; splitting resumes after its newline.
+ */
 export class LineSplitter {
   #parts: Uint8Array[] = [];
   #partLen = 0;
   #decoder = new TextDecoder();
+  #max: number;
+  #onOverflow?: (bytes: number) => void;
+  #skipping = false;
+
+  /**
+   * @param options.maxLineBytes longest line kept, in bytes. @default Infinity
+   * @param options.onOverflow called when a line passes the limit (with the bytes seen so far).
+   */
+  constructor(
+    options: { maxLineBytes?: number; onOverflow?: (bytes: number) => void } = {},
+  ) {
+    this.#max = options.maxLineBytes ?? Infinity;
+    this.#onOverflow = options.onOverflow;
+  }
 
   /**
    * Feeds one chunk; calls `onLine` for each complete line, in order.
@@ -23,11 +41,27 @@ export class LineSplitter {
     let start = 0;
     while (start < chunk.length) {
       const nl = chunk.indexOf(NEWLINE, start);
+      if (this.#skipping) {
+        if (nl < 0) return;
+        this.#skipping = false;
+        start = nl + 1;
+        continue;
+      }
       if (nl < 0) {
+        if (this.#partLen + chunk.length - start > this.#max) {
+          this.#overflow(this.#partLen + chunk.length - start);
+          return;
+        }
         const rest = chunk.slice(start);
         this.#parts.push(rest);
         this.#partLen += rest.length;
         return;
+      }
+      if (this.#partLen + nl - start > this.#max) {
+        this.#overflow(this.#partLen + nl - start);
+        this.#skipping = false;
+        start = nl + 1;
+        continue;
       }
       let bytes: Uint8Array;
       if (this.#parts.length > 0) {
@@ -50,6 +84,13 @@ export class LineSplitter {
         onLine(this.#decoder.decode(end === bytes.length ? bytes : bytes.subarray(0, end)));
       }
     }
+  }
+
+  #overflow(bytes: number): void {
+    this.#parts = [];
+    this.#partLen = 0;
+    this.#skipping = true;
+    this.#onOverflow?.(bytes);
   }
 
   /** Bytes of an unfinished line held so far. */

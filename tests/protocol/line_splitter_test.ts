@@ -31,3 +31,17 @@ Deno.test("LineSplitter.flush() returns an unfinished last line", () => {
   assertEquals(s.flush(), "half");
   assertEquals(s.flush(), undefined);
 });
+
+Deno.test("LineSplitter drops a line over maxLineBytes, reports it once, and resumes after it", () => {
+  const over: number[] = [];
+  const s = new LineSplitter({ maxLineBytes: 8, onOverflow: (n) => over.push(n) });
+  const lines: string[] = [];
+  const on = (l: string) => lines.push(l);
+  s.push(enc("ok\n0123"), on);
+  s.push(enc("456789"), on); // now 10 bytes without a newline: dropped
+  s.push(enc("more and more"), on); // still the same line: skipped
+  s.push(enc("end\nnext\n"), on);
+  s.push(enc("a very long line\nz\n"), on); // over the limit with its newline in the chunk
+  assertEquals(lines, ["ok", "next", "z"]);
+  assertEquals(over, [10, 16]);
+});

@@ -39,6 +39,13 @@ export const DEFAULT_RESTART_POLICY: Readonly<RestartPolicy> = {
   maxRestarts: 5,
 };
 
+/**
+ * Longest message line read from a worker, in bytes (about the longest string V8 can hold). A
+ * longer line (a worker streaming without newlines) stops the worker instead of exhausting the
+ * engine's memory.
+ */
+export const DEFAULT_MAX_LINE_BYTES = 512 * 1024 * 1024;
+
 /** How long {@linkcode StdioWorker.close} waits after closing stdin before SIGTERM, ms. */
 export const DEFAULT_CLOSE_GRACE_MS = 2000;
 
@@ -60,6 +67,8 @@ export interface StdioWorkerOptions {
   restart?: RestartPolicy;
   /** @default DEFAULT_CLOSE_GRACE_MS */
   closeGraceMs?: number;
+  /** @default DEFAULT_MAX_LINE_BYTES */
+  maxLineBytes?: number;
 }
 
 interface Proc {
@@ -251,7 +260,7 @@ export class StdioWorker implements WorkerTransport {
         await proc.writer.write(encoder.encode(text));
         for (const b of batch) b.resolve();
       } catch (err) {
-        this.#stdinClosed(proc, err);
+        this.#discard(proc, `it closed its stdin (${describeError(err)})`);
         const e = new TransportError(`its stdin is closed (${describeError(err)})`, {
           cause: err,
         });
@@ -262,22 +271,23 @@ export class StdioWorker implements WorkerTransport {
     proc.writing = false;
   }
 
-  #stdinClosed(proc: Proc, err: unknown): void {
+  /** Stops a process that can no longer be used; the next call starts a new one. */
+  #discard(proc: Proc, why: string): void {
     if (proc.stopping) return;
-    this.#o.log.warn(
-      `${this.#name} closed its stdin (${
-        describeError(err)
-      }); stopping it, it restarts on the next call`,
-    );
-    this.#lastExit = `${this.#name} was stopped because it closed its stdin`;
+    this.#o.log.warn(`${this.#name}: ${why}; stopping it, it restarts on the next call`);
+    this.#lastExit = `${this.#name} was stopped because ${why}`;
     if (this.#proc === proc) this.#proc = undefined;
-    void this.#stop(proc, "its stdin was closed");
+    void this.#stop(proc, why);
   }
 
   async #readStdout(proc: Proc): Promise<void> {
     const reader = proc.child.stdout.getReader();
     proc.readers.push(reader);
-    const lines = new LineSplitter();
+    const max = this.#o.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    const lines = new LineSplitter({
+      maxLineBytes: max,
+      onOverflow: () => this.#discard(proc, `it wrote a line longer than ${max} bytes on stdout`),
+    });
     const onLine = (line: string) => proc.peer.receiveText(line);
     try {
       for (;;) {

@@ -1,5 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "../../_assert.ts";
-import { execCtx, FakeEngine, memLog, startStdio } from "./_helpers.ts";
+import { execCtx, FakeEngine, memLog, startStdio, WORKERS } from "./_helpers.ts";
+import { StdioWorker } from "../../../src/plugins/stepflow/stdio.ts";
+import { ProtocolError } from "../../../src/errors.ts";
 import type { FlowFailed, FlowSuccess } from "../../../src/flow/flow_result.ts";
 
 const W = "py_worker.py";
@@ -247,4 +249,37 @@ while True: time.sleep(1)
     // no such process
   }
   assert(state === "gone" || state === "Z", `child ${pid} still running (state ${state})`);
+});
+
+Deno.test("stdio transport: a line longer than maxLineBytes stops the worker instead of filling memory", async () => {
+  const log = memLog();
+  const w = new StdioWorker({
+    name: "w",
+    command: "/usr/bin/env",
+    args: ["python3", "py_worker.py"],
+    env: { PATH: Deno.env.get("PATH")! },
+    cwd: WORKERS,
+    log,
+    onRequest: () => Promise.reject(new ProtocolError(-32601, "no")),
+    restart: { initialDelayMs: 1, maxDelayMs: 1, maxRestarts: 3 },
+    maxLineBytes: 4096,
+    closeGraceMs: 500,
+  });
+  await w.start();
+  try {
+    const params = { component: "/big", input: { size: 10_000 }, attempt: 1, observability: {} };
+    let message = "";
+    try {
+      await w.request("components/execute", params);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    assertStringIncludes(message, "wrote a line longer than 4096 bytes on stdout");
+    // a fresh process serves the next call
+    const small = { ...params, input: { size: 10 } };
+    const r = await w.request("components/execute", small) as { output: { text: string } };
+    assertEquals(r.output.text.length, 10);
+  } finally {
+    await w.close();
+  }
 });
