@@ -211,7 +211,6 @@ output: {$from: {step: a}, path: "$.x"}
   assertEquals(texts, [
     "warning: Workflow has no name defined",
     "warning: Workflow has no description defined",
-    "warning: Field access '$.x' on step 'a' cannot be validated: no output schema available",
     "warning: Step 'unused' is not referenced by any other step or workflow output",
   ]);
 });
