@@ -14,7 +14,14 @@
  */
 import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
-import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import {
+  EXIT_CANCELLED,
+  EXIT_FAILED,
+  EXIT_INVALID,
+  EXIT_OK,
+  EXIT_PERMISSION,
+} from "./exit_codes.ts";
+import { permissionHint } from "../permissions/hint.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
 import { toYaml } from "./yaml_output.ts";
@@ -89,6 +96,8 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   try {
     prepared = await prepare(flags);
   } catch (e) {
+    const hint = permissionHint(e);
+    if (hint) return permissionExit(hint);
     const where = e instanceof FlowLoadError ? fileExcerpt(e.position) : "";
     writeStderr(`error: ${describeError(e)}\n${where}`);
     return EXIT_INVALID;
@@ -127,6 +136,8 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   } catch (e) {
     cancel.dispose();
     if (cancel.signal.aborted) return EXIT_CANCELLED;
+    const hint = permissionHint(e);
+    if (hint) return permissionExit(hint);
     writeStderr(`error: cannot start the engine: ${describeError(e)}\n`);
     return e instanceof ValidationError || e instanceof FlowLoadError ? EXIT_INVALID : EXIT_FAILED;
   }
@@ -158,11 +169,21 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     writeStderr(`error: cannot write the result: ${describeError(e)}\n`);
     return EXIT_FAILED;
   }
-  if (result.outcome === "failed") writeStderr(formatFailure(result));
-  else if (result.outcome === "skipped") {
+  if (result.outcome === "failed") {
+    // A missing Deno permission inside a step: the result is written (nothing is lost), and
+    // the one line naming the flag replaces the failure report.
+    const hint = permissionHint(result.error);
+    if (hint) return permissionExit(hint);
+    writeStderr(formatFailure(result));
+  } else if (result.outcome === "skipped") {
     writeStderr("run skipped: the output references a skipped step\n");
   }
   return result.outcome === "success" ? EXIT_OK : EXIT_FAILED;
+}
+
+function permissionExit(hint: string): number {
+  writeStderr(`error: ${hint}\n`);
+  return EXIT_PERMISSION;
 }
 
 async function prepare(flags: RunFlags) {

@@ -19,8 +19,9 @@
  */
 import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
-import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
-import { writeStdout } from "./main.ts";
+import { EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
+import { permissionHint } from "../permissions/hint.ts";
+import { writeStderr, writeStdout } from "./main.ts";
 import { toYaml } from "./yaml_output.ts";
 import { isFlowDocument, type LoadedFlow, parseFlowValue, serializeFlow } from "../flow/load.ts";
 import { type DocumentSourceMap, formatFromPath, parseDocument } from "../flow/parse.ts";
@@ -61,6 +62,8 @@ export interface TestSummary {
   passed: number;
   failed: number;
   errors: number;
+  /** The first missing Deno permission met (one line naming the flag), if any. */
+  permission?: string;
 }
 
 /** Adds `test` to `program`. */
@@ -120,6 +123,10 @@ export async function testCommand(
       summary.filesSkipped > 0 ? `, ${summary.filesSkipped} skipped` : ""
     }\n`,
   );
+  if (summary.permission) {
+    writeStderr(`error: ${summary.permission}\n`);
+    return EXIT_PERMISSION;
+  }
   return bad > 0 ? EXIT_FAILED : EXIT_OK;
 }
 
@@ -237,6 +244,7 @@ async function testFile(
   if (load.kind === "error") {
     summary.filesTested++;
     summary.errors++;
+    summary.permission ??= permissionHint(load.message);
     out(`${load.message.startsWith(file) ? "" : `${file}: `}error: ${load.message}\n`);
     return;
   }
@@ -264,6 +272,7 @@ async function testFile(
     await servers?.stop();
     summary.errors += cases.length;
     summary.total += cases.length;
+    summary.permission ??= permissionHint(e);
     out(`${file}: error: ${describeError(e)}\n`);
     return;
   }
@@ -280,6 +289,7 @@ async function testFile(
       } catch (e) {
         errors++;
         summary.errors++;
+        summary.permission ??= permissionHint(e);
         out(`Test Case ${c.name} error: ${describeError(e)}\n`);
         continue;
       }
@@ -290,6 +300,7 @@ async function testFile(
         continue;
       }
       summary.failed++;
+      if (actual.outcome === "failed") summary.permission ??= permissionHint(actual.error);
       updates.set(c.name, actual);
       if (c.output === undefined) {
         out(`Test Case ${c.name} has no expected output. Actual Output:\n${toYaml(actual)}`);
