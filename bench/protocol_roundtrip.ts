@@ -26,7 +26,7 @@ const ROOT = new URL("..", import.meta.url).pathname;
 const WORKERS = `${ROOT}tests/fixtures/workers`;
 const N = Number(Deno.env.get("BENCH_N") ?? 20_000);
 const WARMUP = 2_000;
-const BLOCK = 250;
+const BLOCK = 20;
 
 const quiet: Logger = {
   error: (m) => console.error(m),
