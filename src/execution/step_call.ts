@@ -127,6 +127,9 @@ export async function callComponent(
   const limits = run.limits;
   const pl = limits?.plugin?.(routed.plugin.name);
   const timeoutMs = settings.timeoutMs ?? pl?.timeoutMs;
+  // MCP plugins enforce the step timeout themselves: progress notifications extend it, and on
+  // expiry the call is cancelled with notifications/cancelled (docs/mcp.md).
+  const policyTimeoutMs = routed.plugin.type === "mcp" ? undefined : timeoutMs;
   const limiter = pl?.limiter;
   const outcome = await runWithPolicy(
     (attempt, signal) =>
@@ -141,7 +144,7 @@ export async function callComponent(
       }),
     {
       retry: settings.retry,
-      timeoutMs,
+      timeoutMs: policyTimeoutMs,
       maxOutputBytes: limits?.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
     },
     {

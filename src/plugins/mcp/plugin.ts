@@ -197,7 +197,7 @@ export class McpPlugin implements Plugin {
         ) as CallToolResult;
         return this.#toFlowResult(tool, result);
       } catch (err) {
-        return await this.#callFailure(tool, conn, err, ctx.signal, timeout);
+        return await this.#callFailure(tool, conn, err, ctx, timeout);
       } finally {
         ctx.signal.removeEventListener("abort", onAbort);
       }
@@ -309,11 +309,12 @@ export class McpPlugin implements Plugin {
     tool: string,
     conn: McpConnection,
     err: unknown,
-    signal: AbortSignal,
+    ctx: ExecuteContext,
     timeout: number,
   ): Promise<FlowResult> {
+    const signal = ctx.signal;
     if (signal.aborted) return this.#cancelled(tool, signal);
-    const head = `Tool '${tool}' of MCP plugin '${this.name}'`;
+    const head = `Step '${ctx.stepId}': tool '${tool}' of MCP plugin '${this.name}'`;
     if (isSdkTimeout(err)) {
       const hints = conn.diagnostics();
       return engineFailure(

@@ -127,7 +127,7 @@ Deno.test("McpPlugin.execute() fails a call with no progress after the timeout, 
   assertEquals(e.data, { kind: "TIMEOUT" }); // the engine's table: retried as a timeout
   assertStringIncludes(
     e.message,
-    "Tool 'trigger-long-running-operation' of MCP plugin 'srv' timed out after 300 ms",
+    "tool 'trigger-long-running-operation' of MCP plugin 'srv' timed out after 300 ms",
   );
   // the server is still usable
   assertEquals((await s.plugin.execute("/echo", { message: "ok" }, stepCtx())).outcome, "success");

@@ -70,7 +70,7 @@ Deno.test("McpPlugin: a server that exits mid-call fails that step; the next cal
   const pid1 = textOf(await s.plugin.execute("/pid", {}, stepCtx()));
   const e = errorOf(await s.plugin.execute("/crash", {}, stepCtx()));
   assertEquals(e.code, MCP_ERROR_CODES.unavailable);
-  assertStringIncludes(e.message, "Tool 'crash' of MCP plugin 'crashy' failed: the server '");
+  assertStringIncludes(e.message, "tool 'crash' of MCP plugin 'crashy' failed: the server '");
   assertStringIncludes(e.message, "exited with code 7; stderr: crashing on purpose");
   const pid2 = textOf(await s.plugin.execute("/pid", {}, stepCtx()));
   assert(pid1 !== pid2, "expected a new server process");
@@ -101,7 +101,7 @@ Deno.test("McpPlugin: junk instead of a response fails the step at its timeout, 
   await using s = await startPlugin(faultConfig("ok", { timeout: "300ms" }), "junky");
   const e = errorOf(await s.plugin.execute("/junk", {}, stepCtx()));
   assertEquals(e.code, MCP_ERROR_CODES.timeout);
-  assertStringIncludes(e.message, "Tool 'junk' of MCP plugin 'junky' timed out after 300 ms");
+  assertStringIncludes(e.message, "tool 'junk' of MCP plugin 'junky' timed out after 300 ms");
   assertStringIncludes(e.message, `non-JSON on stdout`);
   assertStringIncludes(e.message, `"this is not JSON"`);
 });
@@ -110,7 +110,7 @@ Deno.test("McpPlugin: a call times out after the plugin timeout, or the step's w
   await using s = await startPlugin(faultConfig("ok", { timeout: "200ms" }), "slow");
   const e = errorOf(await s.plugin.execute("/hang", {}, stepCtx()));
   assertEquals(e.code, MCP_ERROR_CODES.timeout);
-  assertStringIncludes(e.message, "Tool 'hang' of MCP plugin 'slow' timed out after 200 ms");
+  assertStringIncludes(e.message, "tool 'hang' of MCP plugin 'slow' timed out after 200 ms");
   // a per-step timeout wins over the plugin's 200 ms
   const r = await s.plugin.execute(
     "/progress",
@@ -194,7 +194,7 @@ Deno.test("McpPlugin: a result that breaks the MCP schema fails the step", async
   assertEquals(e.code, MCP_ERROR_CODES.toolError);
   assertStringIncludes(
     e.message,
-    "Tool 'bad-result' of MCP plugin 'odd' returned an invalid result",
+    "tool 'bad-result' of MCP plugin 'odd' returned an invalid result",
   );
   // the server is fine for the next call
   assertEquals(textOf(await s.plugin.execute("/echo", { text: "ok" }, stepCtx())), "ok");

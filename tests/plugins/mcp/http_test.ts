@@ -91,7 +91,7 @@ Deno.test("McpPlugin over Streamable HTTP: a server that went away fails the cal
   const down = await s.plugin.execute("/echo", { message: "2" }, stepCtx());
   assert(down.outcome === "failed", JSON.stringify(down));
   assertEquals(down.error.code, MCP_ERROR_CODES.unavailable);
-  assertStringIncludes(down.error.message, `Tool 'echo' of MCP plugin 'remote' failed`);
+  assertStringIncludes(down.error.message, `tool 'echo' of MCP plugin 'remote' failed`);
   assertStringIncludes(down.error.message, first.url);
   await using _second = await startHttpServer(port);
   assertEquals(await s.plugin.execute("/echo", { message: "3" }, stepCtx()), {
