@@ -4,7 +4,7 @@
  * @module
  */
 import { Scalar, stringify } from "yaml";
-import { isJsonObject, isRawNumber } from "../json/exact_json.ts";
+import { isJsonObject, isRawNumber, setOwn } from "../json/exact_json.ts";
 
 /** `value` as a YAML document (block style, two-space indent, keys in insertion order). */
 export function toYaml(value: unknown): string {
@@ -17,15 +17,7 @@ function prepare(v: unknown): unknown {
   if (isJsonObject(v)) {
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(v)) {
-      const x = prepare(v[k]);
-      if (k === "__proto__") {
-        Object.defineProperty(out, k, {
-          value: x,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      } else out[k] = x;
+      setOwn(out, k, prepare(v[k]));
     }
     return out;
   }

@@ -8,7 +8,7 @@
  * @module
  */
 import type { z } from "zod";
-import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
+import { isJsonObject, type JsonValue, setOwn } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
 import { jsonPath, type SourceMap } from "./diagnostics.ts";
 import { type Flow, FLOW_SCHEMA_URL, FlowSchema, type Step } from "./model.ts";
@@ -330,15 +330,7 @@ export function normalizeTemplate(t: JsonValue): JsonValue {
   if (Object.hasOwn(t, "$literal")) return t;
   const out: Record<string, JsonValue> = {};
   for (const k of Object.keys(t)) {
-    const v = normalizeTemplate(t[k]);
-    if (k === "__proto__") {
-      Object.defineProperty(out, k, {
-        value: v,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
-    } else out[k] = v;
+    setOwn(out, k, normalizeTemplate(t[k]));
   }
   return out;
 }

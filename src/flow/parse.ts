@@ -37,7 +37,7 @@ import {
   parseTree,
   printParseErrorCode,
 } from "jsonc-parser";
-import { type JsonValue, rawNumber, stringifyJson } from "../json/exact_json.ts";
+import { type JsonValue, rawNumber, setOwn, stringifyJson } from "../json/exact_json.ts";
 import { FlowLoadError, type SourcePosition } from "../errors.ts";
 import type { SourceMap } from "./diagnostics.ts";
 
@@ -197,20 +197,6 @@ class TreeSourceMap implements DocumentSourceMap {
 
   at(prefix: readonly (string | number)[]): DocumentSourceMap {
     return new TreeSourceMap(this.#find(prefix).node, this.lines, this.file);
-  }
-}
-
-/** Sets `obj[key] = value` as an own property, even for `__proto__`. */
-function setOwn(obj: Record<string, JsonValue>, key: string, value: JsonValue): void {
-  if (key === "__proto__") {
-    Object.defineProperty(obj, key, {
-      value,
-      writable: true,
-      enumerable: true,
-      configurable: true,
-    });
-  } else {
-    obj[key] = value;
   }
 }
 

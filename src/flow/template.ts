@@ -15,7 +15,7 @@
  *   (a literal) or `null`, after (not through) `path`.
  * @module
  */
-import { isJsonObject, isRawNumber, type JsonValue, toNumber } from "../json/exact_json.ts";
+import { isJsonObject, isRawNumber, type JsonValue, setOwn, toNumber } from "../json/exact_json.ts";
 import type { FlowResult } from "./flow_result.ts";
 
 /** One step of a path: an object key or an array index. */
@@ -191,7 +191,7 @@ function compile(t: JsonValue, at: (string | number)[]): CompiledTemplate {
   }
   if (allLiteral) {
     const value: Record<string, JsonValue> = {};
-    for (const [k, c] of entries) value[k] = (c as { value: JsonValue }).value;
+    for (const [k, c] of entries) setOwn(value, k, (c as { value: JsonValue }).value);
     return { kind: "literal", value };
   }
   return { kind: "object", entries };
@@ -329,7 +329,7 @@ export function resolveTemplate(t: CompiledTemplate, scope: ResolveScope): FlowR
       for (const [k, c] of t.entries) {
         const r = resolveTemplate(c, scope);
         if (r.outcome !== "success") return r;
-        out[k] = r.result;
+        setOwn(out, k, r.result);
       }
       return { outcome: "success", result: out };
     }

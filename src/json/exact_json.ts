@@ -33,6 +33,24 @@ export type JsonObject = { [key: string]: JsonValue };
 // deno-lint-ignore no-explicit-any
 const J = JSON as any;
 
+/**
+ * Sets `obj[key] = value` as an own, enumerable property, even for the key `__proto__` (a plain
+ * assignment would change the prototype and lose the key). Use it wherever an object is rebuilt
+ * from JSON keys.
+ */
+export function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") {
+    Object.defineProperty(obj, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  } else {
+    obj[key] = value;
+  }
+}
+
 /** True if `value` is a raw number made by {@linkcode rawNumber} / {@linkcode parseJson}. */
 export function isRawNumber(value: unknown): value is RawNumber {
   return value !== null && typeof value === "object" && J.isRawJSON(value);
@@ -134,7 +152,7 @@ export function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (isJsonObject(value)) {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort()) out[k] = sortKeys(value[k]);
+    for (const k of Object.keys(value).sort()) setOwn(out, k, sortKeys(value[k]));
     return out;
   }
   return value;
