@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "../_assert.ts";
+import { assertEquals, assertStrictEquals, assertStringIncludes } from "../_assert.ts";
 import { REPO_ROOT, runCli } from "../_assert.ts";
 import { parseJson } from "../../src/json/exact_json.ts";
 
