@@ -2,7 +2,8 @@
  * Protocol benchmark (issue 3), in one run:
  * 1. stdio: median round trip of a no-op `components/execute` through the stepflow plugin to an
  *    SDK worker, against the floor: a bare newline-JSON echo process over the same kind of pipe,
- *    driven the way the plugin reads and writes (stream reader + line splitter, stream writer).
+ *    driven the way the plugin reads and writes (BYOB reader into a reused buffer + line
+ *    splitter, stream writer).
  * 2. HTTP: the same through the HTTP transport to an SDK worker (`--http`), against a bare
  *    keep-alive loopback POST to an echo server in another process.
  *    The four contenders run interleaved in blocks, so load changes hit them alike.
@@ -113,17 +114,19 @@ function stdioFloor(): Contender {
     env: denoEnv,
   }).spawn();
   const writer = child.stdin.getWriter();
-  const reader = child.stdout.getReader();
+  const reader = child.stdout.getReader({ mode: "byob" });
   const lines = new LineSplitter();
   let waiting: (() => void) | undefined;
   const pump = (async () => {
+    let buf = new Uint8Array(1 << 16);
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
+      const { value, done } = await reader.read(buf);
+      if (done || !value) return;
       lines.push(value, (l) => {
         JSON.parse(l);
         waiting?.();
       });
+      buf = new Uint8Array(value.buffer);
     }
   })();
   const bytes = new TextEncoder().encode(LINE);

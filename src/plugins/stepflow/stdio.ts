@@ -86,7 +86,7 @@ interface Proc {
   stdoutDone: Promise<void>;
   stderrDone: Promise<void>;
   /** The stdout and stderr readers (cancelled when a grandchild keeps the pipes open). */
-  readers: ReadableStreamDefaultReader<Uint8Array>[];
+  readers: { cancel(): Promise<void> }[];
   /** Resolves when the process has exited and its open calls were failed. */
   exited: Promise<void>;
 }
@@ -98,6 +98,8 @@ interface QueuedWrite {
 }
 
 const STDERR_TAIL = 8;
+/** Size of the buffer stdout is read into, bytes. */
+const READ_BUFFER_BYTES = 1 << 16;
 const encoder = new TextEncoder();
 
 /** A step service process, restarted when it crashes. */
@@ -281,8 +283,12 @@ export class StdioWorker implements WorkerTransport {
   }
 
   async #readStdout(proc: Proc): Promise<void> {
-    const reader = proc.child.stdout.getReader();
+    // A BYOB reader into one reused buffer: measured 10-15 µs faster per round trip than the
+    // default reader or `for await` (bench/protocol_roundtrip.ts). Lines are decoded (or their
+    // partial bytes copied) before the buffer is reused.
+    const reader = proc.child.stdout.getReader({ mode: "byob" });
     proc.readers.push(reader);
+    let buf = new Uint8Array(READ_BUFFER_BYTES);
     const max = this.#o.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     const lines = new LineSplitter({
       maxLineBytes: max,
@@ -291,9 +297,10 @@ export class StdioWorker implements WorkerTransport {
     const onLine = (line: string) => proc.peer.receiveText(line);
     try {
       for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
+        const { value, done } = await reader.read(buf);
+        if (done || !value) break;
         lines.push(value, onLine);
+        buf = new Uint8Array(value.buffer); // the read transferred it: take it back
       }
     } catch (err) {
       this.#o.log.debug(`${this.#name}: stdout read failed: ${describeError(err)}`);
