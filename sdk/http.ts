@@ -104,7 +104,7 @@ export function serveHttp(
           });
         }
       });
-    server.handle(method, params, call).then(
+    (async () => await server.handle(method, params, call))().then(
       (result) => push(resultText(id as string, result)),
       (err) => push(errorText(id as string, toRpcError(err))),
     ).finally(() => {

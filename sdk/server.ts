@@ -97,12 +97,12 @@ export class StepflowServer {
   /**
    * Answers one request from the engine.
    * @param call sends a request back to the engine (used by the component's context).
-   * @returns the result object.
-   * @throws {ProtocolError} with the JSON-RPC error to send: -32601 unknown method, -32001
+   * @returns the result object, or a promise of it when the component is asynchronous.
+   * @throws {ProtocolError} (or rejects with it) with the JSON-RPC error to send: -32601 unknown method, -32001
    *   unknown component, -32602 invalid input (naming the field), -32003 the component threw
    *   (`Component execution failed: <message>`), or the {@linkcode ComponentError}'s code.
    */
-  async handle(method: string, params: unknown, call: EngineCall): Promise<unknown> {
+  handle(method: string, params: unknown, call: EngineCall): unknown {
     const p = (params ?? {}) as Record<string, unknown>;
     switch (method) {
       case "initialize":
@@ -134,19 +134,19 @@ export class StepflowServer {
           (p.observability ?? {}) as Observability,
           typeof p.attempt === "number" ? p.attempt : 1,
         );
+        // a synchronous handler is answered synchronously (no microtask hops on the hot path)
+        let output: unknown;
         try {
-          const output = await c.handler(input, ctx);
-          return { output: output === undefined ? null : output };
+          output = c.handler(input, ctx);
         } catch (err) {
-          if (err instanceof ComponentError) {
-            throw new ProtocolError(err.code, err.message, err.data);
-          }
-          if (err instanceof ProtocolError) throw err;
-          throw new ProtocolError(
-            EXECUTION_ERROR,
-            `Component execution failed: ${err instanceof Error ? err.message : String(err)}`,
-          );
+          throw executionError(err);
         }
+        if (output instanceof Promise) {
+          return output.then((o) => ({ output: o === undefined ? null : o }), (err) => {
+            throw executionError(err);
+          });
+        }
+        return { output: output === undefined ? null : output };
       }
       default:
         throw new ProtocolError(METHOD_NOT_FOUND, `Method not found: '${method}'`);
@@ -200,6 +200,16 @@ export class StepflowServer {
     }
     return c;
   }
+}
+
+/** A component's exception as the JSON-RPC error to answer with (0.8 Python SDK codes). */
+function executionError(err: unknown): ProtocolError {
+  if (err instanceof ComponentError) return new ProtocolError(err.code, err.message, err.data);
+  if (err instanceof ProtocolError) return err;
+  return new ProtocolError(
+    EXECUTION_ERROR,
+    `Component execution failed: ${err instanceof Error ? err.message : String(err)}`,
+  );
 }
 
 function info(c: Registered) {

@@ -29,12 +29,16 @@ function writeAllSync(bytes: Uint8Array): void {
 export async function serveStdio(server: StepflowServer): Promise<void> {
   let outbox: string[] = [];
   const flush = () => {
+    if (outbox.length === 0) return;
     const batch = outbox;
     outbox = [];
     writeAllSync(encoder.encode(batch.join("\n") + "\n"));
   };
   let open = 0;
   let idle: (() => void) | undefined;
+  const settled = () => {
+    if (--open === 0) idle?.();
+  };
   const peer: Peer = new Peer({
     name: "engine",
     log: logger(server.name), // stderr, level from STEPFLOW_LOG_LEVEL (default warn)
@@ -44,13 +48,12 @@ export async function serveStdio(server: StepflowServer): Promise<void> {
       if (outbox.length === 0) queueMicrotask(flush);
       outbox.push(text);
     },
-    onRequest: async (req) => {
+    onRequest: (req) => {
+      // a synchronous component is answered synchronously; only promises are tracked
+      const answer = server.handle(req.method, req.params, call);
+      if (!(answer instanceof Promise)) return answer;
       open++;
-      try {
-        return await server.handle(req.method, req.params, call);
-      } finally {
-        if (--open === 0) idle?.();
-      }
+      return answer.finally(settled);
     },
     onNotification: (n) => server.notify(n.method),
   });
@@ -69,6 +72,7 @@ export async function serveStdio(server: StepflowServer): Promise<void> {
     const n = await Deno.stdin.read(buf);
     if (n === null) break;
     lines.push(buf.subarray(0, n), onLine);
+    flush(); // answers ready now go out before the next read is started
   }
   // the engine is gone: calls waiting for its answers fail; then let running handlers finish
   peer.failPending(new EngineError(-32603, "the engine closed stdin"));

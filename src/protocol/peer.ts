@@ -43,11 +43,12 @@ export interface PeerOptions {
    */
   write(text: string): void | Promise<void>;
   /**
-   * Answers a request from the other side: resolves with the result, or rejects with a
-   * {@linkcode ProtocolError} (sent as is) or any error (sent as -32603 internal error).
+   * Answers a request from the other side: returns (or resolves with) the result, or throws
+   * (rejects with) a {@linkcode ProtocolError} (sent as is) or any error (sent as -32603 internal
+   * error). A value returned synchronously is answered at once, without a microtask hop.
    * @default every request is answered with -32601 method not found
    */
-  onRequest?(request: RequestMessage): Promise<unknown>;
+  onRequest?(request: RequestMessage): unknown;
   /** Receives notifications from the other side. @default ignored (logged at debug) */
   onNotification?(notification: NotificationMessage): void;
   /** Makes request ids. @default `crypto.randomUUID()` (as stepflow 0.8) */
@@ -208,14 +209,22 @@ export class Peer {
   }
 
   #answer(req: RequestMessage): void {
+    const ok = (result: unknown) =>
+      this.#send(resultText(req.id, result ?? null), (e) => this.#lostReply(req, e));
+    const fail = (err: unknown) =>
+      this.#send(errorText(req.id, toRpcError(err)), (e) => this.#lostReply(req, e));
     const handler = this.#opts.onRequest;
-    const done = handler
-      ? handler(req)
-      : Promise.reject(new ProtocolError(METHOD_NOT_FOUND, `Method not found: '${req.method}'`));
-    done.then(
-      (result) => this.#send(resultText(req.id, result ?? null), (e) => this.#lostReply(req, e)),
-      (err) => this.#send(errorText(req.id, toRpcError(err)), (e) => this.#lostReply(req, e)),
-    );
+    if (!handler) {
+      return fail(new ProtocolError(METHOD_NOT_FOUND, `Method not found: '${req.method}'`));
+    }
+    let answer: unknown;
+    try {
+      answer = handler(req);
+    } catch (err) {
+      return fail(err);
+    }
+    if (answer instanceof Promise) answer.then(ok, fail);
+    else ok(answer);
   }
 
   #lostReply(req: RequestMessage, err: unknown): void {
