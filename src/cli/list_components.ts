@@ -16,7 +16,8 @@
  */
 import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
-import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { onCancelSignals } from "./signals.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { toYaml } from "./yaml_output.ts";
 import { loadConfigForFlow } from "../config/load.ts";
@@ -78,20 +79,35 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
   }
   let engine: Engine;
   let router: Router;
+  // Ctrl-C / SIGTERM: the plugins are closed (no step service or MCP server is left running).
+  const cancel = onCancelSignals((sig) =>
+    writeStderr(`${sig}: cancelling (again to exit at once)\n`)
+  );
   try {
     const config = await loadConfigForFlow({ configPath: flags.config });
     router = new Router(config.config);
-    engine = await Engine.create(config);
+    engine = await Engine.create(config, { signal: cancel.signal });
   } catch (e) {
+    cancel.dispose();
+    if (cancel.signal.aborted) {
+      writeStderr("cancelled while the plugins were starting; step services stopped\n");
+      return EXIT_CANCELLED;
+    }
     writeStderr(`error: ${describeError(e)}\n`);
     return e instanceof FlowLoadError || e instanceof ValidationError ? EXIT_INVALID : EXIT_FAILED;
   }
   let exit = EXIT_OK;
   const listed: ListedComponent[] = [];
+  const stop = () => engine.close();
+  cancel.signal.addEventListener("abort", stop, { once: true });
   try {
     const answers = await Promise.allSettled(
       [...engine.plugins.values()].map(async (p) => ({ p, list: await p.listComponents() })),
     );
+    if (cancel.signal.aborted) {
+      writeStderr("cancelled; step services stopped\n");
+      return EXIT_CANCELLED;
+    }
     for (const [i, a] of answers.entries()) {
       if (a.status === "rejected") {
         const name = [...engine.plugins.keys()][i];
@@ -116,6 +132,8 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
       }
     }
   } finally {
+    cancel.signal.removeEventListener("abort", stop);
+    cancel.dispose();
     await engine.close();
   }
   listed.sort((a, b) =>

@@ -25,6 +25,7 @@ import { permissionHint } from "../permissions/hint.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
 import { toYaml } from "./yaml_output.ts";
+import { onCancelSignals } from "./signals.ts";
 import { loadFlowFile } from "../flow/load.ts";
 import { validateConfig, validateFlow } from "../flow/validate.ts";
 import { formatDiagnostic, hasErrors } from "../flow/diagnostics.ts";
@@ -132,10 +133,13 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   });
   let engine: Engine;
   try {
-    engine = await Engine.create(config);
+    engine = await Engine.create(config, { signal: cancel.signal });
   } catch (e) {
     cancel.dispose();
-    if (cancel.signal.aborted) return EXIT_CANCELLED;
+    if (cancel.signal.aborted) {
+      writeStderr("run cancelled while the plugins were starting; step services stopped\n");
+      return EXIT_CANCELLED;
+    }
     const hint = permissionHint(e);
     if (hint) return permissionExit(hint);
     writeStderr(`error: cannot start the engine: ${describeError(e)}\n`);
@@ -232,40 +236,6 @@ async function prepare(flags: RunFlags) {
     }
   }
   return { loaded, config, input, variables, overrides, limits };
-}
-
-/**
- * Listens for SIGINT and SIGTERM until disposed: the first one aborts `signal` (after calling
- * `onFirst`), a second one exits the process at once with {@linkcode EXIT_CANCELLED}.
- */
-function onCancelSignals(onFirst: (signal: Deno.Signal) => void) {
-  const ctrl = new AbortController();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((sig) => {
-    const handler = () => {
-      if (ctrl.signal.aborted) Deno.exit(EXIT_CANCELLED);
-      onFirst(sig);
-      ctrl.abort(new Error(`cancelled by ${sig}`));
-    };
-    try {
-      Deno.addSignalListener(sig, handler);
-    } catch {
-      // signal not supported here
-    }
-    return [sig, handler] as const;
-  });
-  return {
-    signal: ctrl.signal,
-    dispose() {
-      for (const [sig, h] of handlers) {
-        try {
-          Deno.removeSignalListener(sig, h);
-        } catch {
-          // already removed
-        }
-      }
-    },
-  };
 }
 
 async function writeResult(result: FlowResult, output: string | undefined): Promise<void> {

@@ -19,7 +19,14 @@
  */
 import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
-import { EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
+import {
+  EXIT_CANCELLED,
+  EXIT_FAILED,
+  EXIT_INVALID,
+  EXIT_OK,
+  EXIT_PERMISSION,
+} from "./exit_codes.ts";
+import { onCancelSignals } from "./signals.ts";
 import { permissionHint } from "../permissions/hint.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { toYaml } from "./yaml_output.ts";
@@ -108,7 +115,19 @@ export async function testCommand(
     out(`error: ${describeError(e)}\n`);
     return EXIT_INVALID;
   }
-  for (const file of files) await testFile(file, flags, summary, out);
+  // Ctrl-C / SIGTERM: the running case is cancelled, its engine and test servers are closed (no
+  // step service is left running), no further file is tested, and the exit code is 130.
+  const cancel = onCancelSignals((sig) =>
+    writeStderr(`${sig}: cancelling the tests (again to exit at once)\n`)
+  );
+  try {
+    for (const file of files) {
+      if (cancel.signal.aborted) break;
+      await testFile(file, flags, summary, out, cancel.signal);
+    }
+  } finally {
+    cancel.dispose();
+  }
   out("\n=== Test Summary ===\n");
   out(`Files tested: ${summary.filesTested}\n`);
   out(`Files skipped: ${summary.filesSkipped}\n`);
@@ -123,6 +142,10 @@ export async function testCommand(
       summary.filesSkipped > 0 ? `, ${summary.filesSkipped} skipped` : ""
     }\n`,
   );
+  if (cancel.signal.aborted) {
+    writeStderr("tests cancelled; step services and test servers stopped\n");
+    return EXIT_CANCELLED;
+  }
   if (summary.permission) {
     writeStderr(`error: ${summary.permission}\n`);
     return EXIT_PERMISSION;
@@ -234,6 +257,7 @@ async function testFile(
   flags: TestFlags,
   summary: TestSummary,
   out: (text: string) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   const load = await loadForTest(file);
   if (load.kind === "skip") {
@@ -267,9 +291,10 @@ async function testFile(
       servers = await startTestServers(specs, absolute(dirOf(file)));
     }
     const config = await configFor(file, loaded, flags, servers);
-    engine = await Engine.create(config);
+    engine = await Engine.create(config, { signal });
   } catch (e) {
     await servers?.stop();
+    if (signal?.aborted) return;
     summary.errors += cases.length;
     summary.total += cases.length;
     summary.permission ??= permissionHint(e);
@@ -281,11 +306,12 @@ async function testFile(
   const updates = new Map<string, FlowResult>();
   try {
     for (const c of cases) {
+      if (signal?.aborted) break;
       summary.total++;
       out(`----------\nRunning Test Case ${c.name}\n`);
       let actual: FlowResult;
       try {
-        actual = await engine.run(loaded, c.input);
+        actual = await engine.run(loaded, c.input, { signal });
       } catch (e) {
         errors++;
         summary.errors++;
@@ -293,6 +319,7 @@ async function testFile(
         out(`Test Case ${c.name} error: ${describeError(e)}\n`);
         continue;
       }
+      if (signal?.aborted) break;
       const verdict = compareCase(c, actual);
       if (verdict.pass) {
         passed++;
@@ -313,6 +340,10 @@ async function testFile(
   } finally {
     await engine.close();
     await servers?.stop();
+  }
+  if (signal?.aborted) {
+    out(`${file}: cancelled\n`);
+    return;
   }
   out(`${file}: ${passed}/${cases.length} passed${errors > 0 ? ` (${errors} errors)` : ""}\n`);
   if (flags.update && updates.size > 0) {

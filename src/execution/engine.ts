@@ -59,6 +59,12 @@ export interface EngineOptions {
   store?: StateStore;
   /** Runs each step; {@linkcode runStep} by default (issue 5 wraps it with retries/timeouts). */
   stepRunner?: StepRunner;
+  /**
+   * Cancels {@linkcode Engine.create} while plugins start (Ctrl-C during a slow handshake): the
+   * plugins started so far and the ones still starting are closed (their processes stopped), and
+   * `create` rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 /** Options of {@linkcode Engine.run}. */
@@ -167,7 +173,12 @@ export class Engine {
       throw e;
     }
     const engine = new Engine(config, store, plugins, router, options);
-    const results = await Promise.allSettled(
+    const signal = options.signal;
+    if (signal?.aborted) {
+      await engine.close();
+      throw signal.reason;
+    }
+    const started = Promise.allSettled(
       [...plugins.values()].map((p) =>
         p.init({
           name: p.name,
@@ -177,6 +188,18 @@ export class Engine {
         })
       ),
     );
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<"aborted">((resolve) => {
+      onAbort = () => resolve("aborted");
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    const results = await Promise.race([started, aborted]);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+    if (results === "aborted") {
+      // close() stops the workers whose handshake is still in flight; their init then rejects.
+      await engine.close();
+      throw signal!.reason;
+    }
     const failures = results.flatMap((r, i) =>
       r.status === "rejected"
         ? [`plugin '${[...plugins.keys()][i]}': ${describeError(r.reason)}`]

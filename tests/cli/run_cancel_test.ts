@@ -145,3 +145,115 @@ Deno.test("stepflow run --timeout ends a run with a long step (exit 1, code 524)
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// A worker that writes its pid to a file, then never answers `initialize` (mode "init") or answers
+// it and never answers anything else (mode "call").
+const STUCK_WORKER = `import json, os, sys, time
+open(sys.argv[1], "w").write(str(os.getpid()))
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("method") == "initialize" and sys.argv[2] == "call":
+        print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": {"server_protocol_version": 1}}), flush=True)
+    elif "id" in m:
+        time.sleep(600)
+`;
+
+async function stuckSetup(dir: string, mode: "init" | "call"): Promise<string> {
+  await Deno.writeTextFile(`${dir}/stuck.py`, STUCK_WORKER);
+  const pidFile = `${dir}/worker.pid`;
+  await Deno.writeTextFile(
+    `${dir}/stepflow-config.yml`,
+    `plugins:
+  w: { type: stepflow, command: python3, args: [stuck.py, ${JSON.stringify(pidFile)}, ${mode}] }
+routes:
+  "/w/{component}": [{ plugin: w }]
+`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/flow.yaml`,
+    `schema: https://stepflow.org/schemas/v1/flow.json
+name: stuck
+steps:
+  - id: a
+    component: /w/x
+    input: {}
+output: { $from: { step: a } }
+test:
+  cases:
+    - name: one
+      input: {}
+      output: { outcome: success, result: 1 }
+`,
+  );
+  return pidFile;
+}
+
+/** Starts the CLI in `dir`, sends SIGINT once the worker wrote its pid, returns what happened. */
+async function interrupt(dir: string, pidFile: string, args: string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${REPO_ROOT}/main.ts`, ...args],
+    cwd: dir,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let pid = 0;
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline && pid === 0) {
+    try {
+      pid = Number(await Deno.readTextFile(pidFile)) || 0;
+    } catch {
+      // not yet
+    }
+    if (pid === 0) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert(pid > 0, "the worker never started");
+  await new Promise((r) => setTimeout(r, 300)); // let the handshake / call be in flight
+  const sent = Date.now();
+  child.kill("SIGINT");
+  const out = await child.output();
+  const elapsed = Date.now() - sent;
+  await new Promise((r) => setTimeout(r, 200));
+  return {
+    code: out.code,
+    stderr: new TextDecoder().decode(out.stderr),
+    elapsed,
+    workerAlive: alive(pid),
+    kill: () => {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+const INTERRUPTED: [string, "init" | "call", string[]][] = [
+  ["run, during the step service's handshake", "init", [
+    "run",
+    "--flow",
+    "flow.yaml",
+    "--input-json",
+    "{}",
+  ]],
+  ["test, during a case", "call", ["test", "flow.yaml"]],
+  ["list-components, during components/list", "call", ["list-components"]],
+];
+for (const [what, mode, args] of INTERRUPTED) {
+  Deno.test(`Ctrl-C in stepflow ${what}: exits 130 at once and stops the step service`, async () => {
+    const dir = await Deno.makeTempDir();
+    const r = await interrupt(dir, await stuckSetup(dir, mode), args);
+    try {
+      assertEquals(r.code, 130, r.stderr);
+      assert(r.elapsed < 10_000, `took ${r.elapsed} ms to exit`);
+      assert(!r.workerAlive, "the step service was left running");
+      assertStringIncludes(r.stderr, "SIGINT: cancelling");
+      assert(!r.stderr.includes("    at "), r.stderr);
+    } finally {
+      r.kill();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
