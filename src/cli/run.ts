@@ -13,6 +13,7 @@
  * @module
  */
 import type { Command } from "commander";
+import { dirname, resolve } from "node:path";
 import type { SetExit } from "./commands.ts";
 import {
   EXIT_CANCELLED,
@@ -170,7 +171,13 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   try {
     await writeResult(result, flags.output);
   } catch (e) {
-    writeStderr(`error: cannot write the result: ${describeError(e)}\n`);
+    // Nothing is lost: the result goes to stdout instead.
+    writeStderr(
+      `error: cannot write the result to ${flags.output}: ${
+        describeError(e)
+      }; printed on stdout instead\n`,
+    );
+    writeStdout(stringifyJson(result) + "\n");
     return EXIT_FAILED;
   }
   if (result.outcome === "failed") {
@@ -191,6 +198,7 @@ function permissionExit(hint: string): number {
 }
 
 async function prepare(flags: RunFlags) {
+  if (flags.output !== undefined) await checkOutputPath(flags.output);
   const loaded = await loadFlowFile(flags.flow);
   const config = await loadConfigForFlow({ configPath: flags.config, flowPath: flags.flow });
   const input = await readRunInput(
@@ -248,6 +256,34 @@ async function writeResult(result: FlowResult, output: string | undefined): Prom
     ? toYaml(result)
     : stringifyJson(result) + "\n";
   await Deno.writeTextFile(output, text);
+}
+
+/**
+ * Fails before anything runs when `--output` cannot be written: a directory, or a file in a
+ * directory that does not exist (the result of a run with side effects would be lost).
+ * @throws {UsageError}
+ */
+async function checkOutputPath(output: string): Promise<void> {
+  // Only what is known for sure stops the run (a scoped run may not be allowed to stat these).
+  const stat = async (p: string) => {
+    try {
+      return await Deno.stat(p);
+    } catch (e) {
+      return e instanceof Deno.errors.NotFound ? "missing" : "unknown";
+    }
+  };
+  const info = await stat(output);
+  if (typeof info === "object" && info.isDirectory) {
+    throw new UsageError(`--output '${output}' is a directory: give a file name`);
+  }
+  if (info !== "missing") return;
+  const dir = dirname(resolve(output));
+  const parent = await stat(dir);
+  if (parent === "missing" || (typeof parent === "object" && !parent.isDirectory)) {
+    throw new UsageError(
+      `--output '${output}': directory '${dir}' does not exist: create it or choose another path`,
+    );
+  }
 }
 
 /**

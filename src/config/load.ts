@@ -70,8 +70,9 @@ export function defaultConfig(cwd: string = Deno.cwd()): LoadedConfig {
  */
 export async function loadConfigFile(path: string): Promise<LoadedConfigWithSource> {
   const abs = resolve(path);
-  const format = formatFromPath(path);
+  // Read first: a missing file or a directory is named as such, whatever its extension.
   const text = await readText(path, "config");
+  const format = formatFromPath(path);
   const doc = parseDocument(text, format, path);
   return parseConfigValue(doc.value, {
     path: abs,

@@ -33,8 +33,9 @@ export interface LoadedFlow {
  * YAML/JSON (with file:line:col), or does not have the shape of a flow (with the JSON path).
  */
 export async function loadFlowFile(path: string): Promise<LoadedFlow> {
-  const format = formatFromPath(path);
+  // Read first: a missing file or a directory is named as such, whatever its extension.
   const text = await readText(path, "flow");
+  const format = formatFromPath(path);
   return loadFlowText(text, { format, file: path });
 }
 
@@ -93,7 +94,9 @@ export async function readText(path: string, what: string): Promise<string> {
       );
     }
     if (e instanceof Deno.errors.IsADirectory) {
-      throw new FlowLoadError(`Cannot read ${what} file '${path}': it is a directory`);
+      throw new FlowLoadError(
+        `Cannot read ${what} file '${path}': it is a directory; give the ${what} file inside it`,
+      );
     }
     throw new FlowLoadError(
       `Cannot read ${what} file '${path}': ${(e as Error).message}`,

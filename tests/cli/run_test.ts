@@ -169,3 +169,57 @@ Deno.test("stepflow run writes YAML with exact numbers to --output x.yaml; empty
   assertStrictEquals(empty.code, 2);
   assertStringIncludes(empty.stderr, "no input: give --input FILE");
 });
+
+Deno.test("stepflow run: a directory as --flow/--config is named as a directory, whatever its name", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const [flag, what] of [["--flow", "flow"], ["--config", "config"]]) {
+      const args = flag === "--flow"
+        ? ["run", "--flow", dir, "--input-json", "{}"]
+        : ["run", "--flow", `${DIR}/greet.yaml`, "--config", dir, "--input-json", "{}"];
+      const r = await runCli(args);
+      assertStrictEquals(r.code, 2, r.stderr);
+      assertStrictEquals(
+        r.stderr,
+        `error: Cannot read ${what} file '${dir}': it is a directory; give the ${what} file inside it\n`,
+      );
+    }
+    const r = await runCli(["run", "--flow", `${dir}/none.txt`, "--input-json", "{}"]);
+    assertStrictEquals(r.stderr, `error: Cannot read flow file '${dir}/none.txt': no such file\n`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stepflow run: an --output that cannot be written is a usage error before anything runs", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const input = '{"who":{"name":"Ada"},"score":1}';
+    const missing = `${dir}/no/such/dir/out.json`;
+    let r = await runCli([
+      "run",
+      "--flow",
+      `${DIR}/greet.yaml`,
+      "--input-json",
+      input,
+      "--output",
+      missing,
+    ]);
+    assertStrictEquals(r.code, 2, r.stderr);
+    assertStrictEquals(r.stdout, "");
+    assertStringIncludes(r.stderr, `directory '${dir}/no/such/dir' does not exist: create it`);
+    r = await runCli([
+      "run",
+      "--flow",
+      `${DIR}/greet.yaml`,
+      "--input-json",
+      input,
+      "--output",
+      dir,
+    ]);
+    assertStrictEquals(r.code, 2, r.stderr);
+    assertStrictEquals(r.stderr, `error: --output '${dir}' is a directory: give a file name\n`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
