@@ -34,6 +34,8 @@ import {
   TemplateError,
 } from "./template.ts";
 import { Router } from "../config/router.ts";
+import { parseSqliteUrl } from "../state/sqlite.ts";
+import { dirname } from "node:path";
 import { configPolicyDiagnostics, policyDiagnostics } from "../execution/policy_diagnostics.ts";
 import { RETRY_SETTING_KEYS } from "../execution/retry_policy.ts";
 
@@ -755,7 +757,61 @@ export function validateConfig(
 ): Diagnostic[] {
   const c = new Collector(source ?? loaded.source);
   checkConfig(loaded.config, loaded.raw, c);
+  checkStateStore(loaded, c);
   return [...c.out, ...configPolicyDiagnostics(loaded.config, source ?? loaded.source)];
+}
+
+/**
+ * A SQLite `databaseUrl` that cannot work is an error here, with its position, rather than a
+ * failure to start the engine: a malformed URL, a file in a directory that does not exist, or a
+ * missing file with `mode=rw`/`ro`. What cannot be checked (no read permission) is left to the
+ * engine.
+ */
+function checkStateStore(loaded: LoadedConfig, c: Collector): void {
+  const store = loaded.config.stateStore as { type?: string; databaseUrl?: unknown } | undefined;
+  if (store?.type !== "sqlite" || typeof store.databaseUrl !== "string") return;
+  const at = ["stateStore", "databaseUrl"];
+  let parsed: { path: string; mode: string };
+  try {
+    parsed = parseSqliteUrl(store.databaseUrl, loaded.workingDirectory);
+  } catch (e) {
+    c.add("error", "invalid_state_store", (e as Error).message, at);
+    return;
+  }
+  if (parsed.path === ":memory:") return;
+  const kind = (p: string) => {
+    try {
+      return Deno.statSync(p).isDirectory ? "dir" : "file";
+    } catch (e) {
+      return e instanceof Deno.errors.NotFound ? "missing" : "unknown";
+    }
+  };
+  const dir = dirname(parsed.path);
+  const file = kind(parsed.path);
+  if (file === "dir") {
+    c.add("error", "invalid_state_store", `SQLite database '${parsed.path}' is a directory`, at, {
+      hint: "give a file name, e.g. sqlite:runs.db?mode=rwc",
+    });
+  } else if (file === "missing" && parsed.mode !== "rwc") {
+    c.add(
+      "error",
+      "invalid_state_store",
+      `SQLite database '${parsed.path}' does not exist (mode=${parsed.mode} does not create it)`,
+      at,
+      { hint: "use mode=rwc to create it" },
+    );
+  } else if (file === "missing" && kind(dir) === "missing") {
+    c.add(
+      "error",
+      "invalid_state_store",
+      `SQLite database '${parsed.path}' cannot be created: directory '${dir}' does not exist`,
+      at,
+      {
+        hint:
+          "create the directory, or point databaseUrl elsewhere (relative paths are from the config's directory)",
+      },
+    );
+  }
 }
 
 /** Validates an inline config value (a flow's `test.config`) at `prefix`. */

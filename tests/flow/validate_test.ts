@@ -444,3 +444,37 @@ output: [{$from: {step: b}, path: anything}, {$from: {step: a}, path: result}]
     "every referenced step has a schema",
   );
 });
+
+Deno.test("validateConfig(): a SQLite stateStore that cannot open is an error at databaseUrl", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const store = (databaseUrl: string) =>
+      validateConfig(parseConfigValue({
+        plugins: { builtin: { type: "builtin" } },
+        routes: { "/builtin/{*component}": [{ plugin: "builtin" }] },
+        stateStore: { type: "sqlite", databaseUrl },
+      }, { workingDirectory: dir })).filter((d) => d.code === "invalid_state_store");
+    let ds = store("sqlite:no/such/dir/runs.db?mode=rwc");
+    assertStrictEquals(ds.length, 1);
+    assertStrictEquals(ds[0].level, "error");
+    assertStrictEquals(ds[0].path, "$.stateStore.databaseUrl");
+    assertStrictEquals(
+      ds[0].message,
+      `SQLite database '${dir}/no/such/dir/runs.db' cannot be created: directory '${dir}/no/such/dir' does not exist`,
+    );
+    ds = store("sqlite:missing.db?mode=rw");
+    assertStrictEquals(
+      ds[0]?.message,
+      `SQLite database '${dir}/missing.db' does not exist (mode=rw does not create it)`,
+    );
+    assertStrictEquals(
+      store(`sqlite:${dir}`)[0]?.message,
+      `SQLite database '${dir}' is a directory`,
+    );
+    assertStrictEquals(store("postgres://x")[0]?.level, "error");
+    assertEquals(store("sqlite:runs.db"), []);
+    assertEquals(store("sqlite::memory:"), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
