@@ -11,31 +11,42 @@ import { substituteEnv } from "../../config/env.ts";
 /**
  * Finds the executable for `command`: a path with `/` is resolved against `cwd`; a bare name is
  * looked up on the engine's `PATH` (stepflow 0.8 resolves it when the config is loaded).
- * @returns an absolute path.
+ * Under scoped permissions the engine may not read `PATH` or stat the directories on it: then
+ * the bare name is returned and Deno resolves it at spawn time (only `--allow-run` is needed).
+ * @returns an absolute path, or `command` itself when the lookup was not permitted.
  * @throws {TransportError} `command not found: <command>` (with the directories searched).
  */
 export function resolveCommand(command: string, cwd: string, path?: string): string {
   if (command.includes("/")) {
     const abs = command.startsWith("/") ? command : `${cwd.replace(/\/$/, "")}/${command}`;
-    if (isExecutable(abs)) return abs;
+    if (probe(abs) !== "no") return abs;
     throw new TransportError(`command not found: ${command} (no executable file at ${abs})`);
   }
-  const dirs = (path ?? envGet("PATH") ?? "").split(":").filter((d) => d !== "");
+  const pathVar = path ?? envGet("PATH");
+  if (pathVar === undefined) return command;
+  const dirs = pathVar.split(":").filter((d) => d !== "");
+  let unsure = false;
   for (const dir of dirs) {
     const candidate = `${dir.startsWith("/") ? dir : `${cwd}/${dir}`}/${command}`;
-    if (isExecutable(candidate)) return candidate;
+    const found = probe(candidate);
+    if (found === "yes") return candidate;
+    if (found === "unknown") unsure = true;
   }
+  if (unsure) return command;
   throw new TransportError(
     `command not found: ${command} (searched PATH: ${dirs.join(":") || "<empty>"})`,
   );
 }
 
-function isExecutable(p: string): boolean {
+/** `yes` an executable file, `no` not one, `unknown` when reading it is not permitted. */
+function probe(p: string): "yes" | "no" | "unknown" {
   try {
     const st = Deno.statSync(p);
-    return st.isFile && (st.mode === null || (st.mode & 0o111) !== 0);
-  } catch {
-    return false;
+    return st.isFile && (st.mode === null || (st.mode & 0o111) !== 0) ? "yes" : "no";
+  } catch (e) {
+    return e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied
+      ? "unknown"
+      : "no";
   }
 }
 
