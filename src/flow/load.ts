@@ -88,9 +88,17 @@ export async function readText(path: string, what: string): Promise<string> {
     if (e instanceof Deno.errors.NotFound) {
       throw new FlowLoadError(`Cannot read ${what} file '${path}': no such file`);
     }
-    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+    if (e instanceof Deno.errors.NotCapable) {
+      // the cause keeps Deno's text, from which the CLI names the exact --allow-read flag
       throw new FlowLoadError(
         `Cannot read ${what} file '${path}': permission denied (run with --allow-read)`,
+        undefined,
+        { cause: e },
+      );
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new FlowLoadError(
+        `Cannot read ${what} file '${path}': the file system denies access (check its owner and mode)`,
       );
     }
     if (e instanceof Deno.errors.IsADirectory) {
@@ -160,6 +168,14 @@ function describeIssue(
       if (last === "onError" && typeof actual === "string") {
         return `expected a mapping such as {action: ${actual}}, got ${describeValue(actual)}`;
       }
+      if (
+        (issue.expected === "number" || issue.expected === "int") &&
+        describeValue(actual).startsWith("the number ") &&
+        !Number.isFinite(Number(JSON.stringify(actual)))
+      ) {
+        // A number too large for a double (1e400) reads as Infinity.
+        return `the number ${JSON.stringify(actual)} is out of range: give a finite number`;
+      }
       return `expected ${article(issue.expected)}, got ${describeValue(actual)}`;
     case "invalid_value": {
       const allowed = issue.values.map((v) => JSON.stringify(v)).join(", ");
@@ -181,7 +197,12 @@ function describeIssue(
       const inner = valueAt(root, [...at, disc]);
       const owner = at.at(-1);
       if (owner === "onError" || owner === "onSkip" || disc === "action") {
-        const options = owner === "onSkip" ? "skip, useDefault" : "fail, skip, useDefault, retry";
+        // `fallback` (after retries run out) cannot itself retry.
+        const options = owner === "onSkip"
+          ? "skip, useDefault"
+          : owner === "fallback"
+          ? "fail, skip, useDefault"
+          : "fail, skip, useDefault, retry";
         return inner === undefined
           ? `missing '${disc}' (one of ${options})`
           : `unknown ${disc} ${shortValue(inner)} (expected one of ${options})`;
@@ -221,6 +242,7 @@ function requiredHint(path: (string | number)[], what: string): string {
 function article(type: string): string {
   if (type === "array") return "a list";
   if (type === "object") return "a mapping";
+  if (type === "int") return "a whole number";
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
