@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { DurationSchema, JsonValueSchema } from "../flow/model.ts";
+import { DurationSchema, fileNumber, JsonValueSchema } from "../flow/model.ts";
 
 const StringMap = z.record(z.string(), z.string());
 
@@ -26,13 +26,13 @@ export const StepflowPluginConfigSchema = z.object({
   /** Extension: default timeout of each call (issue 5). */
   timeout: DurationSchema.optional(),
   /** Extension: most calls in flight at once on this plugin (issue 5). */
-  maxConcurrency: z.number().int().positive().optional(),
+  maxConcurrency: fileNumber(z.number().int().positive()).optional(),
   /** Extension (stdio): first delay before restarting a crashed worker; doubles. Default 1s (0.8). */
   restartDelay: DurationSchema.optional(),
   /** Extension (stdio): longest restart delay. Default 30s (0.8). */
   maxRestartDelay: DurationSchema.optional(),
   /** Extension (stdio): most consecutive restarts before calls fail for good. Default 5 (0.8). */
-  maxRestarts: z.number().int().nonnegative().optional(),
+  maxRestarts: fileNumber(z.number().int().nonnegative()).optional(),
   /** Extension (stdio): time a worker gets to exit after its stdin closes at shutdown. Default 2s. */
   closeGrace: DurationSchema.optional(),
 });
@@ -47,7 +47,7 @@ export const McpPluginConfigSchema = z.object({
   url: z.string().optional(),
   /** Extension: per-call timeout (default documented in docs/mcp.md). */
   timeout: DurationSchema.optional(),
-  maxConcurrency: z.number().int().positive().optional(),
+  maxConcurrency: fileNumber(z.number().int().positive()).optional(),
   /**
    * Extension: what a step gets from a tool result (docs/mcp.md): `content` (default, 0.8: the
    * `content` array), `structured` (`structuredContent` when returned, else `content`), `result`
@@ -114,7 +114,7 @@ export const StateStoreConfigSchema = z.discriminatedUnion("type", [
     type: z.literal("sqlite"),
     databaseUrl: z.string(),
     autoMigrate: z.boolean().default(true),
-    maxConnections: z.number().int().positive().optional(),
+    maxConnections: fileNumber(z.number().int().positive()).optional(),
   }),
 ]);
 export type StateStoreConfig = z.infer<typeof StateStoreConfigSchema>;
@@ -126,11 +126,11 @@ export const ConfigSchema = z.object({
   routes: z.record(z.string(), z.array(RouteRuleSchema)).default({}),
   stateStore: StateStoreConfigSchema.default({ type: "inMemory" }),
   /** Extension: most steps in flight in one run (issue 5; CLI `--max-concurrency` wins). */
-  maxConcurrency: z.number().int().positive().optional(),
+  maxConcurrency: fileNumber(z.number().int().positive()).optional(),
   /** Extension: a limit on each whole run (issue 5; CLI `--timeout` wins). */
   runTimeout: DurationSchema.optional(),
   /** Extension: largest step output in bytes of compact JSON (issue 5; default 64 MiB). */
-  maxOutputSize: z.number().int().positive().optional(),
+  maxOutputSize: fileNumber(z.number().int().positive()).optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -51,6 +51,20 @@ function generate(
     unrepresentable: "any",
     io: "input",
     uri: (id) => `#/$defs/${id}`,
+    // zod leaves out the default of a schema holding a transform (fileNumber's preprocess) in
+    // input mode; the default is still what a missing key means, so it is kept.
+    override: (ctx) => {
+      const def = (ctx.zodSchema as unknown as { _zod: { def: Record<string, unknown> } })._zod.def;
+      if (def.type === "default" && !("default" in ctx.jsonSchema)) {
+        const rest = { ...ctx.jsonSchema };
+        for (const k of Object.keys(rest)) delete (ctx.jsonSchema as Record<string, unknown>)[k];
+        Object.assign(
+          ctx.jsonSchema,
+          { default: JSON.parse(JSON.stringify(def.defaultValue)) },
+          rest,
+        );
+      }
+    },
   });
   const defs: Record<string, unknown> = {};
   for (const [id, s] of Object.entries(schemas)) {

@@ -10,9 +10,17 @@
  * @module
  */
 import { z } from "zod";
-import type { JsonValue } from "../json/exact_json.ts";
+import { isRawNumber, type JsonValue, toNumber } from "../json/exact_json.ts";
 
 /** The required value of a flow's `schema` key (stepflow 0.8). */
+/**
+ * `schema` for a number as written in a file: `2.0`, `1.50` or `1e3` are parsed as exact raw
+ * numbers (to keep their text), which zod would not see as numbers; they are converted first.
+ */
+export function fileNumber<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => isRawNumber(v) ? toNumber(v) : v, schema);
+}
+
 export const FLOW_SCHEMA_URL = "https://stepflow.org/schemas/v1/flow.json";
 
 /** Any JSON value (templates, literals, schemas). */
@@ -33,13 +41,13 @@ export type SkipAction = z.infer<typeof SkipActionSchema>;
 
 /** A duration: milliseconds, or a string such as `"500ms"`, `"30s"`, `"5m"`, `"1h"`. */
 export const DurationSchema = z.union([
-  z.number().int().positive(),
+  fileNumber(z.number().int().positive()),
   z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, "a duration such as 500ms, 30s, 5m or 1h"),
 ]).describe('Milliseconds, or a string such as "30s"');
 
 /** A delay that may be zero: milliseconds (0 or more), or a string such as `"0s"`, `"250ms"`. */
 export const DelaySchema = z.union([
-  z.number().int().nonnegative(),
+  fileNumber(z.number().int().nonnegative()),
   z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, "a duration such as 0s, 500ms, 30s or 5m"),
 ]).describe('Milliseconds (0 or more), or a string such as "500ms"');
 
@@ -58,13 +66,13 @@ export const RetryFallbackSchema = z.discriminatedUnion("action", [
 export const RetryActionSchema = z.looseObject({
   action: z.literal("retry"),
   /** Retries after the first attempt for component and timeout failures (default 3). */
-  maxRetries: z.number().int().nonnegative().max(1000).optional(),
+  maxRetries: fileNumber(z.number().int().nonnegative().max(1000)).optional(),
   /** Retries for transport failures: worker crash, closed pipe (default = maxRetries). */
-  maxTransportRetries: z.number().int().nonnegative().max(1000).optional(),
+  maxTransportRetries: fileNumber(z.number().int().nonnegative().max(1000)).optional(),
   /** Delay before the first retry (default 1s). */
   initialDelay: DelaySchema.optional(),
   /** Each further delay is multiplied by this (default 2). */
-  backoffFactor: z.number().min(1).max(100).optional(),
+  backoffFactor: fileNumber(z.number().min(1).max(100)).optional(),
   /** Cap on any one delay (default 30s). */
   maxDelay: DurationSchema.optional(),
   /** `none` (default): exact delays; `full`: each delay random in [0, delay]. */
@@ -73,7 +81,7 @@ export const RetryActionSchema = z.looseObject({
    * Failure categories (`component`, `transport`, `timeout`, `invalid`) and/or integer error
    * codes; unknown names are reported by the validator (src/execution/policy_diagnostics.ts).
    */
-  retryOn: z.array(z.union([z.string(), z.number().int()])).optional(),
+  retryOn: z.array(z.union([z.string(), fileNumber(z.number().int())])).optional(),
   /** What applies after the last attempt failed (default `{action: fail}`). */
   fallback: RetryFallbackSchema.optional(),
 });

@@ -14,7 +14,7 @@ import { FlowLoadError } from "../../src/errors.ts";
 import { loadFlowText } from "../../src/flow/load.ts";
 import { FLOW_SCHEMA_URL } from "../../src/flow/model.ts";
 import type { DocumentSourceMap } from "../../src/flow/parse.ts";
-import { stringifyJson } from "../../src/json/exact_json.ts";
+import { type JsonValue, parseJson, stringifyJson } from "../../src/json/exact_json.ts";
 import {
   assert,
   assertEquals,
@@ -254,4 +254,15 @@ console.log(await findConfig(${JSON.stringify(join(dir, "f.yaml"))}, ${JSON.stri
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("parseConfigValue() reads integers written 4.0 or 1e1 as numbers", () => {
+  const c = parseConfigValue(
+    parseJson(
+      '{"plugins":{"b":{"type":"stepflow","command":"w","maxConcurrency":4.0}},"routes":{},"maxConcurrency":1e1}',
+    ) as JsonValue,
+    { workingDirectory: "/" },
+  );
+  assertStrictEquals(c.config.maxConcurrency, 10);
+  assertStrictEquals((c.config.plugins.b as { maxConcurrency?: number }).maxConcurrency, 4);
 });

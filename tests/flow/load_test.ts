@@ -125,3 +125,46 @@ schema: ${FLOW_SCHEMA_URL}
   const empty = serializeFlow(loadFlowText(`schema: ${FLOW_SCHEMA_URL}\nsteps: []\n`).flow);
   assertEquals(empty, { schema: FLOW_SCHEMA_URL });
 });
+
+Deno.test("loadFlowText(): numeric settings written 2.0, 1.50 or 1e3 are numbers; 1e400 is out of range", async () => {
+  const flowWith = (onError: string, ext = "") =>
+    `schema: ${FLOW_SCHEMA_URL}
+steps:
+  - id: a
+    component: /builtin/create_messages
+    onError: { action: retry, ${onError} }${ext}
+    input: { user_prompt: x }
+`;
+  const loaded = loadFlowText(
+    flowWith(
+      "maxRetries: 2.0, backoffFactor: 1.50, initialDelay: 1e3, retryOn: [429.0]",
+      "\n    timeout: 1.5e3",
+    ),
+  );
+  const e = loaded.flow.steps[0].onError as Record<string, unknown>;
+  assertEquals([e.maxRetries, e.backoffFactor, e.initialDelay, e.retryOn], [2, 1.5, 1000, [429]]);
+  assertStrictEquals(loaded.flow.steps[0].timeout, 1500);
+  const message = (text: string) => {
+    try {
+      loadFlowText(text, { file: "f.yaml" });
+    } catch (err) {
+      assert(err instanceof FlowLoadError);
+      return err.message;
+    }
+    return "loaded";
+  };
+  assertStringIncludes(
+    message(flowWith("maxRetries: 1e400")),
+    "$.steps[0].onError.maxRetries: the number 1e400 is out of range: give a finite number",
+  );
+  assertStringIncludes(
+    message(flowWith("maxRetries: 2.5")),
+    "maxRetries: expected a whole number, got the number 2.5",
+  );
+  // `fallback` cannot retry: the message does not offer retry.
+  assertStringIncludes(
+    message(flowWith("fallback: { action: retry }")),
+    'fallback.action: unknown action "retry" (expected one of fail, skip, useDefault)',
+  );
+  await Promise.resolve();
+});
