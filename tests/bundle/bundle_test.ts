@@ -247,9 +247,8 @@ async function runWithout(drop: (flag: string) => string | undefined): Promise<O
   ]);
 }
 
-// The three tests below need src/cli/run.ts to call permissionHint() on its errors and on a
-// failed result (see docs/install.md, "For command authors"); until then they are ignored.
-const RUN_MAPS_PERMISSIONS = false;
+// src/cli/run.ts maps a missing permission (in its errors and in a failed result) to one line.
+const RUN_MAPS_PERMISSIONS = true;
 
 Deno.test({
   name: "a run without --allow-run fails with one line naming --allow-run=node, exit 3",

@@ -15,6 +15,7 @@
  *   call starts it again. `close()` stops every server process.
  * @module
  */
+import { rethrowIfPermission } from "../../permissions/hint.ts";
 import { type CallToolResult, isMcpError, isSdkTimeout } from "./_sdk.ts";
 import { registerPluginType } from "../registry.ts";
 import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";
@@ -111,7 +112,9 @@ export class McpPlugin implements Plugin {
 
   /**
    * Starts the server and lists its tools (as 0.8 does at engine start). A server that cannot
-   * start is logged, not thrown: its steps fail, and the next call tries again.
+   * start is logged, not thrown: its steps fail, and the next call tries again. A missing Deno
+   * permission is thrown: nothing would fix it on a later call, and the CLI turns it into one
+   * line naming the flag.
    */
   async init(ctx: PluginInitContext): Promise<void> {
     this.#workingDirectory = ctx.workingDirectory;
@@ -119,6 +122,7 @@ export class McpPlugin implements Plugin {
     try {
       await this.#connection();
     } catch (err) {
+      rethrowIfPermission(err);
       this.#log.warn(this.#startFailure(err));
     }
   }
