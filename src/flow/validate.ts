@@ -35,6 +35,7 @@ import {
 } from "./template.ts";
 import { Router } from "../config/router.ts";
 import { parseSqliteUrl } from "../state/sqlite.ts";
+import { toAnswer } from "../plugins/mock/plugin.ts";
 import { dirname } from "node:path";
 import { configPolicyDiagnostics, policyDiagnostics } from "../execution/policy_diagnostics.ts";
 import { RETRY_SETTING_KEYS } from "../execution/retry_policy.ts";
@@ -907,6 +908,30 @@ function checkConfig(config: Config, raw: JsonValue | undefined, c: Collector): 
   if (raw !== undefined) configUnknownKeys(raw, c);
 }
 
+/** A behavior whose `result` the mock plugin cannot use is an error at that result. */
+function checkMockBehaviors(
+  plugin: string,
+  component: string,
+  b: JsonValue | undefined,
+  c: Collector,
+) {
+  const entries: [string | number, JsonValue][] = Array.isArray(b)
+    ? b.map((x, i) => [i, isJsonObject(x) ? x.result : undefined] as [number, JsonValue])
+    : isJsonObject(b)
+    ? Object.entries(b)
+    : [];
+  for (const [key, result] of entries) {
+    if (result === undefined) continue;
+    const at = ["plugins", plugin, "components", component, "behaviors", key];
+    if (typeof key === "number") at.push("result");
+    try {
+      toAnswer(plugin, component, result);
+    } catch (e) {
+      c.add("error", "invalid_mock_behavior", (e as Error).message, at);
+    }
+  }
+}
+
 function configUnknownKeys(raw: JsonValue, c: Collector): void {
   if (!isJsonObject(raw)) return;
   c.unknownKeys(raw, [], CONFIG_KEYS, "the config");
@@ -923,6 +948,7 @@ function configUnknownKeys(raw: JsonValue, c: Collector): void {
             MOCK_COMPONENT_KEYS,
             `mock component '${cn}'`,
           );
+          if (isJsonObject(comp)) checkMockBehaviors(name, cn, comp.behaviors, c);
         }
       }
     }

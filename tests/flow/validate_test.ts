@@ -478,3 +478,42 @@ Deno.test("validateConfig(): a SQLite stateStore that cannot open is an error at
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("validateConfig(): a mock behavior result that is not a FlowResult is an error at it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/stepflow-config.yml`;
+    await Deno.writeTextFile(
+      file,
+      `plugins:
+  mock:
+    type: mock
+    components:
+      /one:
+        behaviors:
+          ? { k: 1 }
+          : { output: { x: 1 } }
+          ? { k: 2 }
+          : { outcome: success, result: 2 }
+routes:
+  "/mock/{*component}": [{ plugin: mock }]
+`,
+    );
+    const ds = validateConfig(await loadConfigFile(file)).filter((d) =>
+      d.code === "invalid_mock_behavior"
+    );
+    assertStrictEquals(ds.length, 1);
+    assertStrictEquals(ds[0].level, "error");
+    assertStrictEquals(ds[0].position?.line, 8);
+    assert(ds[0].message.includes('got {"output":{"x":1}}'), ds[0].message);
+    const list = validateConfig(parseConfigValue({
+      plugins: {
+        m: { type: "mock", components: { "/a": { behaviors: [{ input: 1, result: 5 }] } } },
+      },
+      routes: { "/m/{*component}": [{ plugin: "m" }] },
+    }, { workingDirectory: "/" })).filter((d) => d.code === "invalid_mock_behavior");
+    assertStrictEquals(list[0]?.path, '$.plugins.m.components["/a"].behaviors[0].result');
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

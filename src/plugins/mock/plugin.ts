@@ -24,7 +24,7 @@ import { registerPluginType } from "../registry.ts";
 /** The bottom frame of a mock component error (0.8 wording). */
 export const MOCK_ERROR = "error executing user-defined function";
 
-type Answer = { kind: "result"; result: FlowResult } | { kind: "error"; message: string };
+export type Answer = { kind: "result"; result: FlowResult } | { kind: "error"; message: string };
 
 interface MockEntry {
   info: ComponentInfo;
@@ -91,7 +91,12 @@ export class MockPlugin implements Plugin {
   }
 }
 
-function toAnswer(plugin: string, component: string, result: JsonValue): Answer {
+/**
+ * What a behavior's `result` means (also used by the validator to report a bad one with its
+ * position before anything starts).
+ * @throws {Error} when `result` is neither a FlowResult nor `{error: "<text>"}`.
+ */
+export function toAnswer(plugin: string, component: string, result: JsonValue): Answer {
   if (isJsonObject(result)) {
     if (result.outcome === "success" && Object.hasOwn(result, "result")) {
       return { kind: "result", result: { outcome: "success", result: result.result } };
