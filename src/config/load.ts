@@ -101,6 +101,11 @@ export function parseConfigValue(
     throw new FlowLoadError(
       `A config (${where}) must be a mapping with 'plugins' and 'routes', got ${
         describeValue(value)
+      }${
+        options.path === undefined && typeof value === "string"
+          ? " (an inline config is not a file name: write the config here, or put it in " +
+            "stepflow-config.test.yml next to the flow, or pass --config)"
+          : ""
       }`,
       source?.positionOf([]),
     );

@@ -82,3 +82,28 @@ Deno.test("stepflow test prefers stepflow-config.test.yml, and --config over it"
   assertStrictEquals(r2.code, 1);
   assertStringIncludes(r2.stdout, "No matching rule found for component: /builtin/create_messages");
 });
+
+Deno.test("stepflow test: a file name as test.config says where a config file goes instead", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: x
+steps: []
+output: 1
+test:
+  config: cfg.yml
+  cases: [{ name: a, input: {}, output: { outcome: success, result: 1 } }]
+`,
+    );
+    const r = await runCli(["test", "flow.yaml"], { cwd: dir });
+    assertStrictEquals(r.code, 1, r.stdout + r.stderr);
+    assertStringIncludes(
+      r.stdout,
+      `flow.yaml:6:11: A config (inline config) must be a mapping with 'plugins' and 'routes', got the string "cfg.yml" (an inline config is not a file name: write the config here, or put it in stepflow-config.test.yml next to the flow, or pass --config)`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
