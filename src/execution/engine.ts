@@ -43,7 +43,13 @@ import { BatchManager } from "./batch.ts";
 import { childSignal } from "./abort_fanout.ts";
 import { flowBlob, flowFromJson, flowToJson } from "./flow_id.ts";
 import { Router, type RouteTarget } from "../config/router.ts";
-import { limitSteps, type PluginLimits, pluginLimitsOf, type RunLimits } from "./step_call.ts";
+import {
+  forgetRun,
+  limitSteps,
+  type PluginLimits,
+  pluginLimitsOf,
+  type RunLimits,
+} from "./step_call.ts";
 import { Limiter } from "./limiter.ts";
 import { parseDuration } from "./duration.ts";
 import { runTimeoutReason } from "./timeout.ts";
@@ -303,6 +309,7 @@ export class Engine {
     try {
       return await executeFlow(run, (reason) => controller.abort(reason), this.#stepRunner);
     } finally {
+      forgetRun(runId);
       if (runTimer !== undefined) clearTimeout(runTimer);
       link.dispose();
     }
