@@ -905,7 +905,34 @@ function checkConfig(config: Config, raw: JsonValue | undefined, c: Collector): 
     if (!(e instanceof ValidationError)) throw e;
     c.add("error", "invalid_route", e.message, ["routes"]);
   }
+  for (const [name, p] of Object.entries(plugins)) checkPluginEndpoint(name, p, c);
   if (raw !== undefined) configUnknownKeys(raw, c);
+}
+
+/**
+ * A step service or MCP server `url` that is not an http(s) URL: an error here (with its
+ * position) instead of a failed step at run time. (A missing `url`/`command` is checked above.)
+ */
+function checkPluginEndpoint(name: string, p: unknown, c: Collector): void {
+  const plugin = p as { type?: string; url?: unknown } | undefined;
+  if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
+  // `{name.url}` / `{port}` of test servers are filled in later.
+  if (typeof plugin.url !== "string" || /[{$]/.test(plugin.url)) return;
+  let ok = false;
+  try {
+    ok = ["http:", "https:"].includes(new URL(plugin.url).protocol);
+  } catch {
+    // not a URL
+  }
+  if (!ok) {
+    c.add(
+      "error",
+      "invalid_plugin",
+      `Plugin '${name}': url ${JSON.stringify(plugin.url)} is not an http(s) URL`,
+      ["plugins", name, "url"],
+      { hint: "e.g. url: http://127.0.0.1:8080" },
+    );
+  }
 }
 
 /** A behavior whose `result` the mock plugin cannot use is an error at that result. */

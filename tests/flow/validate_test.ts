@@ -517,3 +517,15 @@ routes:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("validateConfig(): a plugin url that is not an http(s) URL is an error at it", () => {
+  const ds = (url: string) =>
+    validateConfig(parseConfigValue({
+      plugins: { s: { type: "stepflow", transport: "http", url }, m: { type: "mcp", url } },
+      routes: { "/s/{*c}": [{ plugin: "s" }], "/m/{*c}": [{ plugin: "m" }] },
+    }, { workingDirectory: "/" })).filter((d) => d.code === "invalid_plugin");
+  assertEquals(ds("not a url").map((d) => d.path), ["$.plugins.s.url", "$.plugins.m.url"]);
+  assertStrictEquals(ds("ftp://h/")[0].message, `Plugin 's': url "ftp://h/" is not an http(s) URL`);
+  assertEquals(ds("http://127.0.0.1:8080/"), []);
+  assertEquals(ds("{svc.url}"), []); // test servers fill it in later
+});
