@@ -17,12 +17,24 @@ export function sourceExcerpt(text: string, position: SourcePosition): string {
   const lines = text.split("\n");
   const line = lines[position.line - 1];
   if (line === undefined) return "";
-  const src = line.replace(/\r$/, "");
+  let src = line.replace(/\r$/, "");
+  let col = Math.max(0, position.col - 1);
+  // A very long line (minified JSON, a deep one-line value) is cut to a window around the column.
+  if (src.length > MAX_EXCERPT) {
+    const start = Math.max(0, Math.min(col - MAX_EXCERPT / 2, src.length - MAX_EXCERPT));
+    const end = start + MAX_EXCERPT;
+    const head = start > 0 ? "..." : "";
+    src = head + src.slice(start, end) + (end < src.length ? "..." : "");
+    col = col - start + head.length;
+  }
   const num = String(position.line);
   const gutter = " ".repeat(num.length);
-  const lead = src.slice(0, Math.max(0, position.col - 1)).replace(/[^\t]/g, " ");
+  const lead = src.slice(0, col).replace(/[^\t]/g, " ");
   return ` ${num} | ${src}\n ${gutter} | ${lead}^\n`;
 }
+
+/** Longest part of a line an excerpt shows. */
+const MAX_EXCERPT = 120;
 
 /**
  * The excerpt for `position` read from its file (`position.file`), or `""` when there is no
