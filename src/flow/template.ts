@@ -168,33 +168,49 @@ export function compileTemplate(
   at: (string | number)[] = [],
 ): CompiledTemplate {
   if (template === undefined) return { kind: "literal", value: null };
-  return compile(template, at);
+  return compile(template, [...at]);
 }
 
+/**
+ * `at` is a stack (pushed and popped while walking): only references and errors copy it. A
+ * reference-free subtree without `$literal` wrappers is returned as the very same value.
+ */
 function compile(t: JsonValue, at: (string | number)[]): CompiledTemplate {
   if (Array.isArray(t)) {
-    const items = t.map((v, i) => compile(v, [...at, i]));
-    if (items.every((c) => c.kind === "literal")) {
-      return { kind: "literal", value: items.map((c) => (c as { value: JsonValue }).value) };
+    const items: CompiledTemplate[] = new Array(t.length);
+    let allLiteral = true;
+    let same = true;
+    for (let i = 0; i < t.length; i++) {
+      at.push(i);
+      const c = compile(t[i], at);
+      at.pop();
+      items[i] = c;
+      if (c.kind !== "literal") allLiteral = false;
+      else if (c.value !== t[i]) same = false;
     }
-    return { kind: "array", items };
+    if (!allLiteral) return { kind: "array", items };
+    if (same) return { kind: "literal", value: t };
+    return { kind: "literal", value: items.map((c) => (c as { value: JsonValue }).value) };
   }
   if (!isJsonObject(t)) return { kind: "literal", value: t };
-  if (Object.hasOwn(t, "$from")) return compileRef(t, at);
+  if (Object.hasOwn(t, "$from")) return compileRef(t, at.slice());
   if (Object.hasOwn(t, "$literal")) return { kind: "literal", value: t.$literal };
   const entries: [string, CompiledTemplate][] = [];
   let allLiteral = true;
+  let same = true;
   for (const k of Object.keys(t)) {
-    const c = compile(t[k], [...at, k]);
+    at.push(k);
+    const c = compile(t[k], at);
+    at.pop();
     if (c.kind !== "literal") allLiteral = false;
+    else if (c.value !== t[k]) same = false;
     entries.push([k, c]);
   }
-  if (allLiteral) {
-    const value: Record<string, JsonValue> = {};
-    for (const [k, c] of entries) setOwn(value, k, (c as { value: JsonValue }).value);
-    return { kind: "literal", value };
-  }
-  return { kind: "object", entries };
+  if (!allLiteral) return { kind: "object", entries };
+  if (same) return { kind: "literal", value: t };
+  const value: Record<string, JsonValue> = {};
+  for (const [k, c] of entries) setOwn(value, k, (c as { value: JsonValue }).value);
+  return { kind: "literal", value };
 }
 
 function compileRef(t: Record<string, JsonValue>, at: (string | number)[]): CompiledRef {
