@@ -24,7 +24,11 @@ export function parseValue(text: string, format: DocumentFormat, what: string): 
   try {
     return parseDocument(text, format, what).value;
   } catch (e) {
-    throw new UsageError(`${what}: ${describeError(e)}`, { cause: e });
+    const message = describeError(e);
+    // A syntax error already starts with `${what}:line:col`.
+    throw new UsageError(message.startsWith(`${what}:`) ? message : `${what}: ${message}`, {
+      cause: e,
+    });
   }
 }
 
@@ -45,8 +49,17 @@ export async function readValueFile(path: string, what: string): Promise<JsonVal
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new UsageError(`cannot read ${what} file '${path}': ${describeError(e)}`, { cause: e });
+    const why = e instanceof Deno.errors.NotFound
+      ? "no such file"
+      : e instanceof Deno.errors.IsADirectory
+      ? "it is a directory; give a file"
+      : describeError(e);
+    throw new UsageError(
+      `cannot read ${what} file '${path}': ${why}`,
+      why === "no such file" || why.startsWith("it is") ? undefined : { cause: e },
+    );
   }
+  if (text.trim() === "") throw new UsageError(`${what} file '${path}' is empty`);
   try {
     return parseDocument(text, valueFileFormat(path), path).value;
   } catch (e) {

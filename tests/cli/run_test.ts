@@ -223,3 +223,30 @@ Deno.test("stepflow run: an --output that cannot be written is a usage error bef
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("stepflow run: bad input flags give one plain line (no doubled names, no OS error text)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/empty.json`, "\n");
+    const cases: [string[], string][] = [
+      [["--input-json", "{bad"], "error: --input-json:1:2: JSON syntax error"],
+      [
+        ["--input", `${dir}/none.json`],
+        `error: cannot read input file '${dir}/none.json': no such file\n`,
+      ],
+      [
+        ["--input", dir],
+        `error: cannot read input file '${dir}': it is a directory; give a file\n`,
+      ],
+      [["--input", `${dir}/empty.json`], `error: input file '${dir}/empty.json' is empty\n`],
+    ];
+    for (const [flags, expected] of cases) {
+      const r = await runCli(["run", "--flow", `${DIR}/greet.yaml`, ...flags]);
+      assertStrictEquals(r.code, 2, r.stderr);
+      if (expected.endsWith("\n")) assertStrictEquals(r.stderr, expected);
+      else assertStringIncludes(r.stderr, expected);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
