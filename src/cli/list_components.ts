@@ -85,6 +85,12 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
   );
   try {
     const config = await loadConfigForFlow({ configPath: flags.config });
+    if (config.path === undefined) {
+      writeStderr(
+        "note: no stepflow-config.yml in the current directory: listing the default config (the " +
+          "builtin plugin, no routes); pass --config FILE\n",
+      );
+    }
     router = new Router(config.config);
     engine = await Engine.create(config, { signal: cancel.signal });
   } catch (e) {
@@ -98,6 +104,7 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
   }
   let exit = EXIT_OK;
   const listed: ListedComponent[] = [];
+  let hidden = 0;
   const stop = () => engine.close();
   cancel.signal.addEventListener("abort", stop, { once: true });
   try {
@@ -119,7 +126,10 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
       }
       for (const info of a.value.list) {
         const routes = router.routesFor(a.value.p.name, info.component);
-        if (hideUnreachable && routes.length === 0) continue;
+        if (hideUnreachable && routes.length === 0) {
+          hidden++;
+          continue;
+        }
         const c: ListedComponent = { component: info.component } as ListedComponent;
         if (info.description != null) c.description = info.description;
         if (schemas) {
@@ -135,6 +145,11 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
     cancel.signal.removeEventListener("abort", stop);
     cancel.dispose();
     await engine.close();
+  }
+  if (hidden > 0) {
+    writeStderr(
+      `note: ${hidden} component(s) hidden: no route reaches them (--hide-unreachable false lists them)\n`,
+    );
   }
   listed.sort((a, b) =>
     a.component < b.component ? -1 : a.component > b.component ? 1 : a.plugin < b.plugin ? -1 : 1
