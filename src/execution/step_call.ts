@@ -141,6 +141,7 @@ export async function callComponent(
         signal,
         engine: run.services,
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        ...(settings.retry !== undefined ? { engineRetries: true } : {}),
       }),
     {
       retry: settings.retry,

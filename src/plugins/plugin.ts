@@ -113,6 +113,12 @@ export interface ExecuteContext {
   engine: EngineServices;
   /** Step timeout in ms, when one is set (plugins may pass it on, e.g. MCP request timeout). */
   timeoutMs?: number;
+  /**
+   * True when the engine retries this step itself (`onError: {action: retry}`): a plugin then
+   * returns a transport failure at once instead of retrying internally (stepflow 0.8's one
+   * retry after a worker restart), so attempt numbers are never sent twice.
+   */
+  engineRetries?: boolean;
 }
 
 /** A source of components. */

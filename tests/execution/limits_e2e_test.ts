@@ -186,16 +186,16 @@ Deno.test("e2e: worker crashes use the transport budget, not the component budge
   const dir = await Deno.makeTempDir();
   try {
     await withEngine(async (engine) => {
-      // Calls 1-2 crash the worker (the plugin retries a crashed call once, as 0.8 does, so the
-      // step sees one transport failure), calls 3-4 fail in the component, call 5 succeeds:
-      // maxRetries 2 is enough only if the crash did not count against it.
+      // Calls 1-2 crash the worker (with a retry policy the engine, not the plugin, retries a
+      // crashed call: two transport failures), calls 3-4 fail in the component, call 5
+      // succeeds: maxRetries 2 is enough only if the crashes did not count against it.
       const r = await engine.run(
         flow(`
 steps:
   - id: c
     component: /w/crashy
     input: { dir: ${JSON.stringify(dir)}, crashes: 2, failures: 2 }
-    onError: { action: retry, maxRetries: 2, maxTransportRetries: 1, initialDelay: 1 }
+    onError: { action: retry, maxRetries: 2, maxTransportRetries: 2, initialDelay: 1 }
 output: { $from: { step: c } }
 `),
         null,

@@ -125,8 +125,11 @@ export class StepflowPlugin implements Plugin {
       try {
         result = await this.#t().request("components/execute", params, ctx.signal);
       } catch (err) {
-        if (!(err instanceof WorkerCrashError) || ctx.signal.aborted) throw err;
-        // stepflow 0.8: a call that failed because the worker crashed is retried once
+        if (!(err instanceof WorkerCrashError) || ctx.signal.aborted || ctx.engineRetries) {
+          throw err;
+        }
+        // stepflow 0.8: a call that failed because the worker crashed is retried once (unless
+        // the step's own retry policy does the retrying)
         this.#log?.warn(`${describeError(err)}; retrying step '${ctx.stepId}' once`);
         params.attempt = ctx.attempt + 1;
         result = await this.#t().request("components/execute", params, ctx.signal);
