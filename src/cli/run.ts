@@ -31,6 +31,8 @@ import { loadFlowFile } from "../flow/load.ts";
 import { validateConfig, validateFlow } from "../flow/validate.ts";
 import { formatDiagnostic, hasErrors } from "../flow/diagnostics.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
+import type { SourceMap } from "../flow/diagnostics.ts";
+import { parsePath } from "../flow/template.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { Engine } from "../execution/engine.ts";
 import { stepsInFlight } from "../execution/step_call.ts";
@@ -185,7 +187,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     // the one line naming the flag replaces the failure report.
     const hint = permissionHint(result.error);
     if (hint) return permissionExit(hint);
-    writeStderr(formatFailure(result));
+    writeStderr(formatFailure(result, loaded.source));
   } else if (result.outcome === "skipped") {
     writeStderr("run skipped: the output references a skipped step\n");
   }
@@ -290,7 +292,7 @@ async function checkOutputPath(output: string): Promise<void> {
  * A readable account of a failed result for stderr: the message, then each stack frame with its
  * attachments.
  */
-export function formatFailure(result: FlowResult): string {
+export function formatFailure(result: FlowResult, source?: SourceMap): string {
   if (result.outcome !== "failed") return "";
   const { code, message, data } = result.error;
   let out = `run failed (code ${code}): ${message}\n`;
@@ -299,8 +301,20 @@ export function formatFailure(result: FlowResult): string {
     if (!isJsonObject(frame)) return;
     if (i > 0) out += `  caused by: ${String(frame.error)}\n`;
     if (Array.isArray(frame.attachments)) {
-      for (const a of frame.attachments) out += `    ${String(a)}\n`;
+      for (const a of frame.attachments) out += `    ${String(a)}${where(String(a), source)}\n`;
     }
   });
   return out;
+}
+
+/** ` (file:line:col)` for a `Reference at $.steps[0].input...` attachment, when known. */
+function where(attachment: string, source: SourceMap | undefined): string {
+  const m = /^Reference at (\$\S*)$/.exec(attachment);
+  if (!m || !source) return "";
+  try {
+    const pos = source.positionOf(parsePath(m[1]).segments);
+    return pos?.file ? ` (${pos.file}:${pos.line}:${pos.col})` : "";
+  } catch {
+    return "";
+  }
 }

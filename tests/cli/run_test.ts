@@ -67,6 +67,8 @@ Deno.test("stepflow run: a missing path fails with exit 1 and names the step and
   assertStringIncludes(r.stderr, "failed to resolve input for step 'messages'");
   assertStringIncludes(r.stderr, "Undefined field '$.who.name' in value");
   assertStringIncludes(r.stderr, "$.steps[0].input.user_prompt");
+  // ... and where it is in the file
+  assertStringIncludes(r.stderr, `Reference at $.steps[0].input.user_prompt (${DIR}/greet.yaml:`);
 });
 
 Deno.test("stepflow run: an unparsable flow exits 2 with file:line:col and runs nothing", async () => {
