@@ -35,6 +35,7 @@ import {
 } from "./template.ts";
 import { Router } from "../config/router.ts";
 import { parseSqliteUrl } from "../state/sqlite.ts";
+import { substituteEnv } from "../config/env.ts";
 import { toAnswer } from "../plugins/mock/plugin.ts";
 import { dirname } from "node:path";
 import { configPolicyDiagnostics, policyDiagnostics } from "../execution/policy_diagnostics.ts";
@@ -309,9 +310,11 @@ export function validateFlow(
   return [...c.out, ...policyDiagnostics(loaded.flow, loaded.source)];
 }
 
-/** The components of the stepflow 0.8 builtin plugin (§2.2). */
+/**
+ * The components of the builtin plugin (stepflow 0.8 §4, without `/openai`, which is not
+ * implemented yet). tests/flow/validate_test.ts checks it against the plugin's own list.
+ */
 export const BUILTIN_COMPONENT_NAMES: readonly string[] = [
-  "/openai",
   "/create_messages",
   "/eval",
   "/iterate",
@@ -905,7 +908,10 @@ function checkConfig(config: Config, raw: JsonValue | undefined, c: Collector): 
     if (!(e instanceof ValidationError)) throw e;
     c.add("error", "invalid_route", e.message, ["routes"]);
   }
-  for (const [name, p] of Object.entries(plugins)) checkPluginEndpoint(name, p, c);
+  for (const [name, p] of Object.entries(plugins)) {
+    checkPluginEndpoint(name, p, c);
+    checkPluginEnvRefs(name, p, c);
+  }
   if (raw !== undefined) configUnknownKeys(raw, c);
 }
 
@@ -955,6 +961,60 @@ function checkMockBehaviors(
       toAnswer(plugin, component, result);
     } catch (e) {
       c.add("error", "invalid_mock_behavior", (e as Error).message, at);
+    }
+  }
+}
+
+/**
+ * `${VAR}` references in a step service's or MCP server's `args` and `env`: a malformed one is an
+ * error; an unset variable without a default is a warning (the environment of `validate` may not
+ * be the one of the run), both at the exact arg or env entry. Variables this process may not read
+ * are not checked.
+ */
+function checkPluginEnvRefs(name: string, p: unknown, c: Collector): void {
+  const plugin = p as { type?: string; args?: unknown; env?: unknown } | undefined;
+  if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
+  const entries: [(string | number)[], string][] = [];
+  if (Array.isArray(plugin.args)) {
+    plugin.args.forEach((a, i) => {
+      if (typeof a === "string") entries.push([["plugins", name, "args", i], a]);
+    });
+  }
+  if (isJsonObject(plugin.env as JsonValue)) {
+    for (const [k, v] of Object.entries(plugin.env as Record<string, unknown>)) {
+      if (typeof v === "string") entries.push([["plugins", name, "env", k], v]);
+    }
+  }
+  const unreadable = new Error("unreadable");
+  for (const [at, text] of entries) {
+    if (!text.includes("${")) continue;
+    let unset: string | undefined;
+    try {
+      substituteEnv(text, (v) => {
+        let value: string | undefined;
+        try {
+          value = Deno.env.get(v);
+        } catch {
+          throw unreadable;
+        }
+        if (value === undefined) unset ??= v;
+        return value;
+      });
+    } catch (e) {
+      if (e === unreadable) continue;
+      if (unset !== undefined) {
+        c.add(
+          "warning",
+          "unset_env",
+          `Environment variable '${unset}' is not set (used in ${JSON.stringify(text)})`,
+          at,
+          {
+            hint: `set it before the run, or give a default: \${${unset}:-default}`,
+          },
+        );
+      } else {
+        c.add("error", "invalid_env_ref", (e as Error).message, at);
+      }
     }
   }
 }

@@ -529,3 +529,35 @@ Deno.test("validateConfig(): a plugin url that is not an http(s) URL is an error
   assertEquals(ds("http://127.0.0.1:8080/"), []);
   assertEquals(ds("{svc.url}"), []); // test servers fill it in later
 });
+
+Deno.test("validateConfig(): ${VAR} in args/env: unset is a warning, malformed an error, at the entry", () => {
+  const ds = validateConfig(parseConfigValue({
+    plugins: {
+      s: {
+        type: "stepflow",
+        command: "w",
+        args: ["${STEPFLOW_TEST_SURELY_UNSET_1}", "${STEPFLOW_TEST_SURELY_UNSET_2:-ok}"],
+        env: { K: "${BROKEN" },
+      },
+      m: { type: "mcp", command: "m", env: { T: "x${STEPFLOW_TEST_SURELY_UNSET_3}" } },
+    },
+    routes: { "/s/{*c}": [{ plugin: "s" }], "/m/{*c}": [{ plugin: "m" }] },
+  }, { workingDirectory: "/" })).filter((d) =>
+    d.code === "unset_env" || d.code === "invalid_env_ref"
+  );
+  assertEquals(ds.map((d) => [d.level, d.path]), [
+    ["warning", "$.plugins.s.args[0]"],
+    ["error", "$.plugins.s.env.K"],
+    ["warning", "$.plugins.m.env.T"],
+  ]);
+  assertStrictEquals(
+    ds[0].hint,
+    "set it before the run, or give a default: ${STEPFLOW_TEST_SURELY_UNSET_1:-default}",
+  );
+});
+
+Deno.test("BUILTIN_COMPONENT_NAMES lists exactly the builtin plugin's components", async () => {
+  const { BUILTIN_COMPONENT_NAMES } = await import("../../src/flow/validate.ts");
+  const { BUILTIN_COMPONENTS } = await import("../../src/plugins/builtin/plugin.ts");
+  assertEquals([...BUILTIN_COMPONENT_NAMES].sort(), [...BUILTIN_COMPONENTS.keys()].sort());
+});
