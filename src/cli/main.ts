@@ -74,10 +74,22 @@ function _guardUnhandledPermissionErrors(): () => void {
   };
 }
 
-/** Writes text to stdout, all of it. */
+/**
+ * Writes text to stdout, all of it. When the reader went away (`stepflow test | head -1`), the
+ * rest of the output is dropped instead of throwing out of the command half-way, so the command
+ * still stops its step services and exits with its own code.
+ */
 export function writeStdout(s: string): void {
-  writeAll(Deno.stdout, s);
+  if (stdoutClosed) return;
+  try {
+    writeAll(Deno.stdout, s);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+    stdoutClosed = true;
+  }
 }
+
+let stdoutClosed = false;
 
 /** Writes text to stderr, all of it. */
 export function writeStderr(s: string): void {

@@ -107,3 +107,36 @@ test:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("stepflow test whose stdout reader went away (| head) still finishes: its own exit code, no 'Broken pipe'", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: x
+steps: []
+output: 2
+test:
+  cases: [{ name: a, input: {}, output: { outcome: success, result: 1 } }]
+`,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", `${REPO_ROOT}/main.ts`, "test", "flow.yaml"],
+      cwd: dir,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await child.stdout.cancel(); // the reader is gone before the first line is written
+    const [status, stderr] = await Promise.all([
+      child.status,
+      new Response(child.stderr).text(),
+    ]);
+    assertStrictEquals(status.code, 1, stderr);
+    assertStrictEquals(stderr, "");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
