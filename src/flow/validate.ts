@@ -380,6 +380,21 @@ function checkFlow(
 
   const rawSteps = Array.isArray(rawObj.steps) ? rawObj.steps : [];
   const firstIndex = new Map<string, number>();
+  /** Steps each step reads in its input and skipIf (the dependency edges, stepflow 0.8 §1.6). */
+  const directDeps = new Map<string, string[]>();
+  /** True if step `from` depends, directly or not, on step `to`. */
+  const dependsOn = (from: string, to: string): boolean => {
+    const seen = new Set<string>();
+    const stack = [...(directDeps.get(from) ?? [])];
+    while (stack.length > 0) {
+      const s = stack.pop()!;
+      if (s === to) return true;
+      if (seen.has(s)) continue;
+      seen.add(s);
+      for (const d of directDeps.get(s) ?? []) stack.push(d);
+    }
+    return false;
+  };
   const referenced = new Set<string>();
   const variablesSchema = isJsonObject(flow.variables) ? flow.variables : undefined;
   const variableProps = variablesSchema && isJsonObject(variablesSchema.properties)
@@ -585,6 +600,13 @@ function checkFlow(
     if (skipIf) {
       forEachRef(skipIf, (ref) => checkRef({ ref, where: "skipIf", stepIndex: i }, selfId));
     }
+    if (step.id !== "" && !directDeps.has(step.id)) {
+      const deps = new Set<string>();
+      for (const t of [input, skipIf]) {
+        if (t) forEachRef(t, (r) => r.base.type === "step" && deps.add(r.base.step));
+      }
+      directDeps.set(step.id, [...deps]);
+    }
     if (step.onError) {
       const rawOnError = isJsonObject(rawStep) ? rawStep.onError : undefined;
       const known = ON_ERROR_KEYS[step.onError.action];
@@ -593,7 +615,25 @@ function checkFlow(
         checkRefKeys(step.onError.defaultValue, [...base, "onError", "defaultValue"]);
         const dv = compile(step.onError.defaultValue, [...base, "onError", "defaultValue"]);
         if (dv) {
-          forEachRef(dv, (ref) => checkRef({ ref, where: "defaultValue", stepIndex: i }, selfId));
+          forEachRef(dv, (ref) => {
+            checkRef({ ref, where: "defaultValue", stepIndex: i }, selfId);
+            const target = ref.base.type === "step" ? ref.base.step : undefined;
+            if (
+              target && target !== selfId && firstIndex.has(target) && !dependsOn(selfId, target)
+            ) {
+              c.add(
+                "warning",
+                "untracked_default_reference",
+                `onError.defaultValue of step '${selfId}' reads step '${target}', which '${selfId}' ` +
+                  `does not depend on: '${target}' may not have run when the default is needed`,
+                [...ref.at],
+                {
+                  hint: `stepflow 0.8 does not order steps by these references; also read ` +
+                    `'${target}' in the step's input, or use a literal default`,
+                },
+              );
+            }
+          });
         }
       }
     }

@@ -561,3 +561,22 @@ Deno.test("BUILTIN_COMPONENT_NAMES lists exactly the builtin plugin's components
   const { BUILTIN_COMPONENTS } = await import("../../src/plugins/builtin/plugin.ts");
   assertEquals([...BUILTIN_COMPONENT_NAMES].sort(), [...BUILTIN_COMPONENTS.keys()].sort());
 });
+
+Deno.test("validateFlow() warns when onError.defaultValue reads a step the step does not depend on", () => {
+  const ds = validateFlow(flow(`steps:
+  - id: other
+    component: /x
+  - id: dep
+    component: /x
+  - id: a
+    component: /x
+    input: {v: {$from: {step: dep}}}
+    onError: {action: useDefault, defaultValue: {u: {$from: {step: other}}, w: {$from: {step: dep}}}}
+output: {$from: {step: a}}
+`));
+  const w = ds.filter((d) => d.code === "untracked_default_reference");
+  assertEquals(w.map((d) => [d.level, d.path]), [[
+    "warning",
+    "$.steps[2].onError.defaultValue.u",
+  ]]);
+});

@@ -71,5 +71,5 @@ export function typeName(v: JsonValue | undefined): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   if (isNumber(v)) return "a number";
-  return `a ${typeof v}`;
+  return typeof v === "object" ? "an object" : `a ${typeof v}`;
 }
