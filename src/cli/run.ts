@@ -39,6 +39,7 @@ import { stepsInFlight } from "../execution/step_call.ts";
 import { parseDuration } from "../execution/duration.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
+import type { StepResultRecord } from "../state/store.ts";
 import { describeError, FlowLoadError, UsageError, ValidationError } from "../errors.ts";
 
 /** Options of `stepflow run` as commander gives them. */
@@ -149,6 +150,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     return e instanceof ValidationError || e instanceof FlowLoadError ? EXIT_INVALID : EXIT_FAILED;
   }
   let result: FlowResult;
+  let failedSteps: StepResultRecord[] = [];
   try {
     result = await engine.run(loaded, input, {
       variables,
@@ -157,6 +159,11 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       signal: cancel.signal,
       ...limits,
     });
+    if (result.outcome === "failed") {
+      // which steps failed, for the account on stderr (a step service's error rarely says)
+      failedSteps = (await engine.store.getStepResults(runId).catch(() => []))
+        .filter((r) => r.result.outcome === "failed");
+    }
   } finally {
     await engine.close();
     cancel.dispose();
@@ -188,6 +195,12 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     const hint = permissionHint(result.error);
     if (hint) return permissionExit(hint);
     writeStderr(formatFailure(result, loaded.source));
+    for (const r of failedSteps) {
+      const pos = loaded.source?.positionOf(["steps", r.stepIndex]);
+      const at = pos?.file ? ` (${pos.file}:${pos.line}:${pos.col})` : "";
+      const msg = r.result.outcome === "failed" ? r.result.error.message : "";
+      writeStderr(`  failed step '${r.stepId}'${at}: ${msg}\n`);
+    }
   } else if (result.outcome === "skipped") {
     writeStderr("run skipped: the output references a skipped step\n");
   }

@@ -252,3 +252,40 @@ Deno.test("stepflow run: bad input flags give one plain line (no doubled names, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("stepflow run: a failed run names the failed step and its file:line:col on stderr", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      `plugins:
+  mock:
+    type: mock
+    components:
+      /f:
+        behaviors:
+          ? { x: 1 }
+          : { outcome: failed, error: { code: 7, message: "no luck" } }
+routes:
+  "/mock/{*component}": [{ plugin: mock }]
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: f
+steps:
+  - id: bad
+    component: /mock/f
+    input: { x: 1 }
+output: { $from: { step: bad } }
+`,
+    );
+    const r = await runCli(["run", "--flow", "flow.yaml", "--input-json", "{}"], { cwd: dir });
+    assertStrictEquals(r.code, 1, r.stderr);
+    assertStringIncludes(r.stderr, "run failed (code 7): no luck\n");
+    assertStringIncludes(r.stderr, "  failed step 'bad' (flow.yaml:4:5): no luck\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
