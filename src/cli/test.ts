@@ -69,6 +69,9 @@ export interface TestSummary {
   passed: number;
   failed: number;
   errors: number;
+  /** Names of the cases `--case` selected, and of all cases met (for an unmatched `--case`). */
+  casesMatched: Set<string>;
+  casesSeen: Set<string>;
   /** The first missing Deno permission met (one line naming the flag), if any. */
   permission?: string;
 }
@@ -107,6 +110,8 @@ export async function testCommand(
     passed: 0,
     failed: 0,
     errors: 0,
+    casesMatched: new Set(),
+    casesSeen: new Set(),
   };
   let files: string[];
   try {
@@ -145,6 +150,16 @@ export async function testCommand(
   if (cancel.signal.aborted) {
     writeStderr("tests cancelled; step services and test servers stopped\n");
     return EXIT_CANCELLED;
+  }
+  const unmatched = (flags.case ?? []).filter((n) => !summary.casesMatched.has(n));
+  if (unmatched.length > 0) {
+    const seen = [...summary.casesSeen].map((n) => `'${n}'`).join(", ") || "none";
+    writeStderr(
+      `error: --case ${
+        unmatched.map((n) => `'${n}'`).join(", ")
+      } matched no test case (the cases are: ${seen})\n`,
+    );
+    return EXIT_INVALID;
   }
   if (summary.permission) {
     writeStderr(`error: ${summary.permission}\n`);
@@ -277,9 +292,15 @@ async function testFile(
   const cases = flags.case && flags.case.length > 0
     ? allCases.filter((c) => flags.case!.includes(c.name))
     : allCases;
+  for (const c of cases) summary.casesMatched.add(c.name);
+  for (const c of allCases) summary.casesSeen.add(c.name);
   if (cases.length === 0) {
     summary.filesSkipped++;
-    out(`${file}: Skipped (no test cases)\n`);
+    out(
+      allCases.length > 0
+        ? `${file}: Skipped (no case named ${flags.case!.map((n) => `'${n}'`).join(", ")})\n`
+        : `${file}: Skipped (no test cases)\n`,
+    );
     return;
   }
   summary.filesTested++;

@@ -140,3 +140,30 @@ test:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("stepflow test --case with a name no file has is an error (exit 2), not a silent pass", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: x
+steps: []
+output: 1
+test:
+  cases: [{ name: one, input: {}, output: { outcome: success, result: 1 } }]
+`,
+    );
+    const r = await runCli(["test", "flow.yaml", "--case", "onee"], { cwd: dir });
+    assertStrictEquals(r.code, 2, r.stdout + r.stderr);
+    assertStringIncludes(r.stdout, "flow.yaml: Skipped (no case named 'onee')");
+    assertStrictEquals(
+      r.stderr,
+      "error: --case 'onee' matched no test case (the cases are: 'one')\n",
+    );
+    const ok = await runCli(["test", "flow.yaml", "--case", "one"], { cwd: dir });
+    assertStrictEquals(ok.code, 0, ok.stdout + ok.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
