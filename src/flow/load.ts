@@ -241,7 +241,7 @@ function requiredHint(path: (string | number)[], what: string): string {
 
 function article(type: string): string {
   if (type === "array") return "a list";
-  if (type === "object") return "a mapping";
+  if (type === "object" || type === "record" || type === "map") return "a mapping";
   if (type === "int") return "a whole number";
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }

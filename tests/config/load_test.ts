@@ -137,6 +137,12 @@ Deno.test("parseConfigValue() reports shape errors with path and position", asyn
       FlowLoadError,
       "must be a mapping",
     );
+    // a record (routes, plugins) is "a mapping" to the user, not "a record"
+    assertThrows(
+      () => parseConfigValue({ plugins: {}, routes: ["/x"] }, { workingDirectory: "/" }),
+      FlowLoadError,
+      "$.routes: expected a mapping, got a list",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
