@@ -148,7 +148,9 @@ Deno.test("stepflow run --timeout ends a run with a long step (exit 1, code 524)
 
 // A worker that writes its pid to a file, then never answers `initialize` (mode "init") or answers
 // it and never answers anything else (mode "call").
-const STUCK_WORKER = `import json, os, sys, time
+const STUCK_WORKER = `import json, os, signal, sys, time
+if len(sys.argv) > 3:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 open(sys.argv[1], "w").write(str(os.getpid()))
 for line in sys.stdin:
     m = json.loads(line)
@@ -158,13 +160,19 @@ for line in sys.stdin:
         time.sleep(600)
 `;
 
-async function stuckSetup(dir: string, mode: "init" | "call"): Promise<string> {
+async function stuckSetup(
+  dir: string,
+  mode: "init" | "call",
+  stubborn = false,
+): Promise<string> {
   await Deno.writeTextFile(`${dir}/stuck.py`, STUCK_WORKER);
   const pidFile = `${dir}/worker.pid`;
   await Deno.writeTextFile(
     `${dir}/stepflow-config.yml`,
     `plugins:
-  w: { type: stepflow, command: python3, args: [stuck.py, ${JSON.stringify(pidFile)}, ${mode}] }
+  w: { type: stepflow, command: python3, args: [stuck.py, ${JSON.stringify(pidFile)}, ${mode}${
+      stubborn ? ", stubborn" : ""
+    }] }
 routes:
   "/w/{component}": [{ plugin: w }]
 `,
@@ -189,7 +197,7 @@ test:
 }
 
 /** Starts the CLI in `dir`, sends SIGINT once the worker wrote its pid, returns what happened. */
-async function interrupt(dir: string, pidFile: string, args: string[]) {
+async function interrupt(dir: string, pidFile: string, args: string[], twice = false) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", `${REPO_ROOT}/main.ts`, ...args],
     cwd: dir,
@@ -212,6 +220,10 @@ async function interrupt(dir: string, pidFile: string, args: string[]) {
   await new Promise((r) => setTimeout(r, 300)); // let the handshake / call be in flight
   const sent = Date.now();
   child.kill("SIGINT");
+  if (twice) {
+    await new Promise((r) => setTimeout(r, 100));
+    child.kill("SIGINT");
+  }
   const out = await child.output();
   const elapsed = Date.now() - sent;
   await new Promise((r) => setTimeout(r, 200));
@@ -257,3 +269,17 @@ for (const [what, mode, args] of INTERRUPTED) {
     }
   });
 }
+
+Deno.test("a second Ctrl-C exits at once and still kills a step service that ignores SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  const args = ["run", "--flow", "flow.yaml", "--input-json", "{}"];
+  const r = await interrupt(dir, await stuckSetup(dir, "call", true), args, true);
+  try {
+    assertEquals(r.code, 130, r.stderr);
+    assert(r.elapsed < 3_000, `took ${r.elapsed} ms to exit`);
+    assert(!r.workerAlive, "the step service was left running");
+  } finally {
+    r.kill();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
