@@ -24,7 +24,15 @@
  * inherited environment; `workingDirectory` is relative to the flow's directory.
  * @module
  */
-import { isJsonObject, type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
+import {
+  isJsonObject,
+  isNumber,
+  type JsonValue,
+  parseJson,
+  type RawNumber,
+  stringifyJson,
+  toNumber,
+} from "../json/exact_json.ts";
 import { describeError } from "../errors.ts";
 
 /** One started server. */
@@ -153,19 +161,37 @@ function parseSpec(name: string, v: JsonValue): ServerSpec {
       env[k] = typeof x === "string" ? x : stringifyJson(x);
     }
   }
+  // Numbers as written (`1500.0` and `1e4` are raw numbers); a wrong value is an error, not
+  // silently the default.
+  const asNumber = (x: JsonValue | undefined) =>
+    isNumber(x) ? toNumber(x as number | RawNumber) : undefined;
   let portRange: [number, number] = [18000, 18999];
   if (v.portRange !== undefined) {
     const r = v.portRange;
-    if (
-      !Array.isArray(r) || r.length !== 2 || typeof r[0] !== "number" || typeof r[1] !== "number"
-    ) {
-      throw new Error(`${where}.portRange: must be [low, high]`);
+    const lo = Array.isArray(r) && r.length === 2 ? asNumber(r[0]) : undefined;
+    const hi = Array.isArray(r) && r.length === 2 ? asNumber(r[1]) : undefined;
+    const port = (n: number | undefined) =>
+      n !== undefined && Number.isInteger(n) && n >= 1 && n <= 65535;
+    if (!port(lo) || !port(hi) || lo! > hi!) {
+      throw new Error(
+        `${where}.portRange: must be [low, high], whole numbers with 1 <= low <= high <= 65535, got ${
+          stringifyJson(r)
+        }`,
+      );
     }
-    portRange = [r[0], r[1]];
+    portRange = [lo!, hi!];
   }
   const num = (o: JsonValue | undefined, key: string, dflt: number): number => {
     const x = isJsonObject(o) ? o[key] : undefined;
-    return typeof x === "number" && x >= 0 ? x : dflt;
+    if (x === undefined) return dflt;
+    const n = asNumber(x);
+    if (n === undefined || !Number.isFinite(n) || n < 0) {
+      const at = o === v ? `${where}.${key}` : `${where}.healthCheck.${key}`;
+      throw new Error(
+        `${at}: must be a number of milliseconds (or a count) >= 0, got ${stringifyJson(x)}`,
+      );
+    }
+    return n;
   };
   const spec: ServerSpec = {
     command: v.command,

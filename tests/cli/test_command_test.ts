@@ -167,3 +167,40 @@ test:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("stepflow test: test.servers numbers as written (1.5e3) work; wrong ones are errors, not the default", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const flow = (server: string) =>
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: x
+steps: []
+output: 1
+test:
+  servers:
+    a: { command: ${
+        JSON.stringify(Deno.execPath())
+      }, args: [eval, "setTimeout(() => {}, 60000)"], ${server} }
+  cases: [{ name: c, input: {}, output: { outcome: success, result: 1 } }]
+`;
+    const cases: [string, string][] = [
+      [
+        'startupTimeoutMs: "soon"',
+        `test.servers.a.startupTimeoutMs: must be a number of milliseconds (or a count) >= 0, got "soon"`,
+      ],
+      [
+        "portRange: [5, 1]",
+        "test.servers.a.portRange: must be [low, high], whole numbers with 1 <= low <= high <= 65535, got [5,1]",
+      ],
+      ["startupTimeoutMs: 5e2, shutdownTimeoutMs: 1e2", "within 500 ms"],
+    ];
+    for (const [server, expected] of cases) {
+      await Deno.writeTextFile(`${dir}/flow.yaml`, flow(server));
+      const r = await runCli(["test", "flow.yaml"], { cwd: dir });
+      assertStrictEquals(r.code, 1, r.stdout + r.stderr);
+      assertStringIncludes(r.stdout, expected);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
