@@ -4,7 +4,7 @@
  */
 import type { StateStoreConfig } from "../config/model.ts";
 import { MemoryStateStore } from "./memory.ts";
-import { SqliteStateStore } from "./sqlite.ts";
+import { parseSqliteUrl, SqliteStateStore } from "./sqlite.ts";
 import type { StateStore } from "./store.ts";
 
 /**
@@ -17,8 +17,30 @@ export function createStateStore(
   workingDirectory: string,
 ): StateStore {
   if (!config || config.type === "inMemory") return new MemoryStateStore();
-  return SqliteStateStore.open(config.databaseUrl, {
-    autoMigrate: config.autoMigrate ?? true,
-    workingDirectory,
-  });
+  try {
+    return SqliteStateStore.open(config.databaseUrl, {
+      autoMigrate: config.autoMigrate ?? true,
+      workingDirectory,
+    });
+  } catch (e) {
+    // name the setting and the file: SQLite's own text ("file is not a database") names neither
+    const message = (e as Error).message;
+    if (message.startsWith("stateStore.databaseUrl")) throw e;
+    let file = config.databaseUrl;
+    try {
+      file = parseSqliteUrl(config.databaseUrl, workingDirectory).path;
+    } catch {
+      // the URL itself is what is wrong
+    }
+    throw new Error(
+      `stateStore.databaseUrl '${config.databaseUrl}': cannot open ${
+        file === config.databaseUrl ? "it" : `'${file}'`
+      }: ${message}${
+        /not a database|malformed/i.test(message)
+          ? " (point databaseUrl at a new file, or at a database written by stepflow)"
+          : ""
+      }`,
+      { cause: e },
+    );
+  }
 }

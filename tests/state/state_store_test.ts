@@ -3,6 +3,7 @@ import { blobId, isBlobId } from "../../src/state/blob_id.ts";
 import { MemoryStateStore } from "../../src/state/memory.ts";
 import { parseSqliteUrl, SqliteStateStore } from "../../src/state/sqlite.ts";
 import type { StateStore } from "../../src/state/store.ts";
+import { createStateStore } from "../../src/state/create.ts";
 import { parseJson, stringifyJson } from "../../src/json/exact_json.ts";
 
 Deno.test("blobId() equals stepflow 0.8's ids (SHA-256 of compact JSON in insertion order)", () => {
@@ -116,6 +117,21 @@ Deno.test("SqliteStateStore.open() adds its extra columns to a database created 
     assertStrictEquals((await s.getRun("r"))?.parentRunId, "p");
     assertStrictEquals((await s.getStepResults("r")).length, 1);
     await s.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("createStateStore(): a file that is not a database names the setting and the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/junk.db`, "not a database, just text\n");
+    assertThrows(
+      () =>
+        createStateStore({ type: "sqlite", databaseUrl: "sqlite:junk.db", autoMigrate: true }, dir),
+      Error,
+      `stateStore.databaseUrl 'sqlite:junk.db': cannot open '${dir}/junk.db': file is not a database (point databaseUrl at a new file`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
