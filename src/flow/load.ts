@@ -213,7 +213,22 @@ function describeIssue(
       return issue.message;
     }
     case "too_small":
-    case "too_big":
+    case "too_big": {
+      const i = issue as {
+        origin?: string;
+        minimum?: unknown;
+        maximum?: unknown;
+        inclusive?: boolean;
+      };
+      if (i.origin === "number" && actual !== undefined) {
+        const bound = issue.code === "too_small" ? i.minimum : i.maximum;
+        const rel = issue.code === "too_small"
+          ? (i.inclusive ? "at least" : "greater than")
+          : (i.inclusive ? "at most" : "less than");
+        return `must be ${rel} ${String(bound)}, got ${describeValue(actual)}`;
+      }
+      return `${issue.message}${actual !== undefined ? `, got ${describeValue(actual)}` : ""}`;
+    }
     case "invalid_format":
       return `${issue.message}${actual !== undefined ? `, got ${describeValue(actual)}` : ""}`;
     default:

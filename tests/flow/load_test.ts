@@ -161,6 +161,14 @@ steps:
     message(flowWith("maxRetries: 2.5")),
     "maxRetries: expected a whole number, got the number 2.5",
   );
+  assertStringIncludes(
+    message(flowWith("maxRetries: -1")),
+    "$.steps[0].onError.maxRetries: must be at least 0, got the number -1",
+  );
+  assertStringIncludes(
+    message(flowWith("backoffFactor: 101")),
+    "$.steps[0].onError.backoffFactor: must be at most 100, got the number 101",
+  );
   // `fallback` cannot retry: the message does not offer retry.
   assertStringIncludes(
     message(flowWith("fallback: { action: retry }")),
