@@ -159,10 +159,11 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       signal: cancel.signal,
       ...limits,
     });
-    if (result.outcome === "failed") {
-      // which steps failed, for the account on stderr (a step service's error rarely says)
+    if (result.outcome !== "success") {
+      // which steps failed (or were skipped), for the account on stderr
+      const want = result.outcome;
       failedSteps = (await engine.store.getStepResults(runId).catch(() => []))
-        .filter((r) => r.result.outcome === "failed");
+        .filter((r) => r.result.outcome === want);
     }
   } finally {
     await engine.close();
@@ -202,7 +203,15 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       writeStderr(`  failed step '${r.stepId}'${at}: ${msg}\n`);
     }
   } else if (result.outcome === "skipped") {
-    writeStderr("run skipped: the output references a skipped step\n");
+    const names = failedSteps.map((r) => {
+      const pos = loaded.source?.positionOf(["steps", r.stepIndex]);
+      return `'${r.stepId}'${pos?.file ? ` (${pos.file}:${pos.line}:${pos.col})` : ""}`;
+    });
+    writeStderr(
+      `run skipped: the output references a skipped step${
+        names.length > 0 ? `; skipped: ${names.join(", ")}` : ""
+      } (onSkip: {action: useDefault, defaultValue: ...} on the reference gives a value instead)\n`,
+    );
   }
   return result.outcome === "success" ? EXIT_OK : EXIT_FAILED;
 }

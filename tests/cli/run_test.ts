@@ -289,3 +289,38 @@ output: { $from: { step: bad } }
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("stepflow run: a skipped run names the skipped step and its file:line:col", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: s
+steps:
+  - id: maybe
+    component: /builtin/create_messages
+    skipIf: { $from: { workflow: input }, path: skip }
+    input: { user_prompt: x }
+output: { $from: { step: maybe } }
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      `plugins: { builtin: { type: builtin } }
+routes: { "/builtin/{*component}": [{ plugin: builtin }] }
+`,
+    );
+    const r = await runCli(["run", "--flow", "flow.yaml", "--input-json", '{"skip":true}'], {
+      cwd: dir,
+    });
+    assertStrictEquals(r.code, 1, r.stderr);
+    assertStrictEquals(r.stdout, '{"outcome":"skipped"}\n');
+    assertStringIncludes(
+      r.stderr,
+      "run skipped: the output references a skipped step; skipped: 'maybe' (flow.yaml:4:5)",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
