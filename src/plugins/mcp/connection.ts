@@ -81,7 +81,8 @@ export class McpConnection {
 
   /**
    * Starts (stdio) or reaches (HTTP) the server, runs `initialize`/`initialized` and lists its
-   * tools. `timeoutMs` bounds the handshake and each `tools/list` page.
+   * tools. `timeoutMs` bounds the handshake and each `tools/list` page; `signal` abandons the
+   * start (the plugin is closing), stopping the server.
    * @throws {TransportError} saying what went wrong in words a user can act on (spawn error,
    * exit code during the handshake with stderr and junk lines, handshake timeout, HTTP error);
    * the transport is closed first, so no process is left behind.
@@ -90,6 +91,7 @@ export class McpConnection {
     endpoint: McpEndpoint,
     log: Logger,
     timeoutMs: number,
+    signal?: AbortSignal,
   ): Promise<McpConnection> {
     const transport: Transport = endpoint.kind === "stdio"
       ? new StdioTransport({ ...endpoint, log })
@@ -106,12 +108,13 @@ export class McpConnection {
     };
     client.onerror = (err: Error) => log.debug(`client error: ${err.message}`);
     try {
-      await client.connect(transport, { timeout: timeoutMs });
+      await client.connect(transport, { timeout: timeoutMs, signal });
       const tools = new Map<string, ToolEntry>();
       let cursor: string | undefined;
       do {
         const page = await client.listTools(cursor ? { cursor } : undefined, {
           timeout: timeoutMs,
+          signal,
         });
         for (const tool of page.tools) {
           const { check, compileError } = compileSchemaCheck(tool.inputSchema);

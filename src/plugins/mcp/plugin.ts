@@ -74,6 +74,8 @@ export class McpPlugin implements Plugin {
   readonly name: string;
   readonly #config: McpPluginConfig;
   readonly #timeoutMs: number;
+  /** Aborted by close(): stops servers still starting. */
+  readonly #closing = new AbortController();
   readonly #output: McpOutputMode;
   readonly #limiter?: Limiter;
   #log: Logger;
@@ -123,7 +125,7 @@ export class McpPlugin implements Plugin {
       await this.#connection();
     } catch (err) {
       rethrowIfPermission(err);
-      this.#log.warn(this.#startFailure(err));
+      if (!this.#closed) this.#log.warn(this.#startFailure(err));
     }
   }
 
@@ -166,8 +168,19 @@ export class McpPlugin implements Plugin {
     try {
       if (ctx.signal.aborted) return this.#cancelled(tool, ctx.signal);
       let conn: McpConnection;
+      const timeout = ctx.timeoutMs ?? this.#timeoutMs;
       try {
-        conn = await this.#connection();
+        // A server that does not answer its handshake holds the step no longer than its timeout,
+        // and not past a cancellation (the start goes on in the background for the next call).
+        const waited = await waitFor(this.#connection(), ctx.signal, timeout);
+        if (waited === "aborted") return this.#cancelled(tool, ctx.signal);
+        if (waited === "timeout") {
+          return engineFailure(
+            "TIMEOUT",
+            `Step '${ctx.stepId}': tool '${tool}' of MCP plugin '${this.name}' timed out after ${timeout} ms: the server ${this.#where()} has not finished starting`,
+          );
+        }
+        conn = waited;
       } catch (err) {
         return engineFailure("TRANSPORT_FAILED", this.#startFailure(err));
       }
@@ -187,7 +200,6 @@ export class McpPlugin implements Plugin {
           `Input of tool '${tool}' (MCP plugin '${this.name}') does not match its inputSchema: ${problem}`,
         );
       }
-      const timeout = ctx.timeoutMs ?? this.#timeoutMs;
       // The SDK never removes the abort listener it adds to a request's signal: give it a signal
       // of its own per call, so a long-lived step or run signal does not collect listeners.
       const call = new AbortController();
@@ -214,6 +226,8 @@ export class McpPlugin implements Plugin {
   async close(): Promise<void> {
     this.#closed = true;
     this.#current = undefined;
+    // a server still in its handshake is stopped now, not waited for (up to its start timeout)
+    this.#closing.abort(new TransportError("the plugin is closing"));
     await Promise.allSettled([...this.#starting]);
     await Promise.allSettled([...this.#open].map((c) => c.close()));
     await Promise.allSettled([...this.#retiring]);
@@ -240,7 +254,12 @@ export class McpPlugin implements Plugin {
     }
     const n = ++this.#starts;
     if (n > 1) this.#log.info(`starting the MCP server again (start #${n})`);
-    const p = McpConnection.open(endpoint, this.#log, this.#startTimeoutMs());
+    const p = McpConnection.open(
+      endpoint,
+      this.#log,
+      this.#startTimeoutMs(),
+      this.#closing.signal,
+    );
     this.#current = p;
     this.#starting.add(p);
     p.then((conn) => {
@@ -443,3 +462,28 @@ registerPluginType("mcp", (name: string, config: PluginConfig) => {
   if (config.type !== "mcp") throw new PluginError(`plugin '${name}' is not of type mcp`);
   return new McpPlugin(name, config);
 });
+
+/**
+ * `p`'s value, or "aborted" when `signal` aborts first, or "timeout" after `ms`; rejects as `p`
+ * does. The timer and the listener are always removed.
+ */
+async function waitFor<T>(
+  p: Promise<T>,
+  signal: AbortSignal,
+  ms: number,
+): Promise<T | "aborted" | "timeout"> {
+  if (signal.aborted) return "aborted";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<"aborted" | "timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
+    onAbort = () => resolve("aborted");
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([p, stop]);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort!);
+  }
+}

@@ -307,3 +307,34 @@ Deno.test("McpPlugin: args get env substitution; an unset variable fails the sta
   const e = errorOf(await u.plugin.execute("/echo", { text: "y" }, stepCtx()));
   assertStringIncludes(e.message, "STEPFLOW_MCP_UNSET_XYZ");
 });
+
+Deno.test("McpPlugin: a server that never answers its handshake fails the step at its timeout, and close() stops it at once", async () => {
+  const token = `60.${Date.now()}`; // sleep's argument, to find the process in /proc
+  const plugin = new McpPlugin(
+    "silent",
+    McpPluginConfigSchema.parse({ type: "mcp", command: "sleep", args: [token] }),
+  );
+  const log = recordingLogger();
+  await using _ = { [Symbol.asyncDispose]: () => plugin.close() };
+  const init = plugin.init({ name: "silent", workingDirectory: REPO_ROOT, engine: noEngine, log });
+  const started = Date.now();
+  const r = await plugin.execute("/echo", { text: "x" }, stepCtx({ timeoutMs: 300 }));
+  assert(Date.now() - started < 5_000, `the step waited ${Date.now() - started} ms`);
+  const e = errorOf(r);
+  assertStringIncludes(e.message, "timed out after 300 ms: the server 'sleep");
+  assertStringIncludes(e.message, "has not finished starting");
+  const closing = Date.now();
+  await plugin.close();
+  await init;
+  assert(Date.now() - closing < 5_000, `close() took ${Date.now() - closing} ms`);
+  const left = [...Deno.readDirSync("/proc")].filter((d) => {
+    try {
+      return /^\d+$/.test(d.name) &&
+        Deno.readTextFileSync(`/proc/${d.name}/cmdline`).includes(token);
+    } catch {
+      return false;
+    }
+  });
+  assertEquals(left.map((d) => d.name), []);
+  assertEquals(log.lines.filter((l) => l.includes("plugin is closing")), []);
+});
