@@ -172,7 +172,8 @@ export class McpPlugin implements Plugin {
       try {
         // A server that does not answer its handshake holds the step no longer than its timeout,
         // and not past a cancellation (the start goes on in the background for the next call).
-        const waited = await waitFor(this.#connection(), ctx.signal, timeout);
+        // Without an explicit step/plugin timeout, the start keeps its own (>= 30 s) limit.
+        const waited = await waitFor(this.#connection(), ctx.signal, ctx.timeoutMs);
         if (waited === "aborted") return this.#cancelled(tool, ctx.signal);
         if (waited === "timeout") {
           return engineFailure(
@@ -464,19 +465,19 @@ registerPluginType("mcp", (name: string, config: PluginConfig) => {
 });
 
 /**
- * `p`'s value, or "aborted" when `signal` aborts first, or "timeout" after `ms`; rejects as `p`
+ * `p`'s value, or "aborted" when `signal` aborts first, or "timeout" after `ms` (if given); rejects as `p`
  * does. The timer and the listener are always removed.
  */
 async function waitFor<T>(
   p: Promise<T>,
   signal: AbortSignal,
-  ms: number,
+  ms: number | undefined,
 ): Promise<T | "aborted" | "timeout"> {
   if (signal.aborted) return "aborted";
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
   const stop = new Promise<"aborted" | "timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), ms);
+    if (ms !== undefined) timer = setTimeout(() => resolve("timeout"), ms);
     onAbort = () => resolve("aborted");
     signal.addEventListener("abort", onAbort, { once: true });
   });
