@@ -18,6 +18,8 @@ import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { onCancelSignals } from "./signals.ts";
+import { withPluginPositions } from "./run.ts";
+import type { SourceMap } from "../flow/diagnostics.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { toYaml } from "./yaml_output.ts";
 import { loadConfigForFlow } from "../config/load.ts";
@@ -79,12 +81,14 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
   }
   let engine: Engine;
   let router: Router;
+  let source: SourceMap | undefined;
   // Ctrl-C / SIGTERM: the plugins are closed (no step service or MCP server is left running).
   const cancel = onCancelSignals((sig) =>
     writeStderr(`${sig}: cancelling (again to exit at once)\n`)
   );
   try {
     const config = await loadConfigForFlow({ configPath: flags.config });
+    source = config.source;
     if (config.path === undefined) {
       writeStderr(
         "note: no stepflow-config.yml in the current directory: listing the default config (the " +
@@ -99,7 +103,7 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
       writeStderr("cancelled while the plugins were starting; step services stopped\n");
       return EXIT_CANCELLED;
     }
-    writeStderr(`error: ${describeError(e)}\n`);
+    writeStderr(`error: ${withPluginPositions(describeError(e), source)}\n`);
     return e instanceof FlowLoadError || e instanceof ValidationError ? EXIT_INVALID : EXIT_FAILED;
   }
   let exit = EXIT_OK;

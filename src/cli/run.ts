@@ -146,7 +146,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     }
     const hint = permissionHint(e);
     if (hint) return permissionExit(hint);
-    writeStderr(`error: cannot start the engine: ${describeError(e)}\n`);
+    writeStderr(
+      `error: cannot start the engine: ${withPluginPositions(describeError(e), config.source)}\n`,
+    );
     return e instanceof ValidationError || e instanceof FlowLoadError ? EXIT_INVALID : EXIT_FAILED;
   }
   let result: FlowResult;
@@ -339,4 +341,16 @@ function where(attachment: string, source: SourceMap | undefined): string {
   } catch {
     return "";
   }
+}
+
+/**
+ * Adds the config position after each `plugin 'NAME':` of a start failure, so the message says
+ * where that plugin is configured: `plugin 'x' (stepflow-config.yml:3:3): command not found`.
+ */
+export function withPluginPositions(message: string, source: SourceMap | undefined): string {
+  if (!source) return message;
+  return message.replace(/plugin '([^']+)':/g, (all, name: string) => {
+    const pos = source.positionOf(["plugins", name]);
+    return pos?.file ? `plugin '${name}' (${pos.file}:${pos.line}:${pos.col}):` : all;
+  });
 }

@@ -27,6 +27,7 @@ import {
   EXIT_PERMISSION,
 } from "./exit_codes.ts";
 import { onCancelSignals } from "./signals.ts";
+import { withPluginPositions } from "./run.ts";
 import { permissionHint } from "../permissions/hint.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { toYaml } from "./yaml_output.ts";
@@ -306,12 +307,13 @@ async function testFile(
   summary.filesTested++;
   let servers: TestServers | undefined;
   let engine: Engine;
+  let config: LoadedConfig | undefined;
   try {
     const specs = loaded.flow.test?.servers;
     if (specs && Object.keys(specs).length > 0) {
       servers = await startTestServers(specs, absolute(dirOf(file)));
     }
-    const config = await configFor(file, loaded, flags, servers);
+    config = await configFor(file, loaded, flags, servers);
     engine = await Engine.create(config, { signal });
   } catch (e) {
     await servers?.stop();
@@ -319,7 +321,8 @@ async function testFile(
     summary.errors += cases.length;
     summary.total += cases.length;
     summary.permission ??= permissionHint(e);
-    out(`${file}: error: ${describeError(e)}\n`);
+    const source = (config as { source?: SourceMap } | undefined)?.source;
+    out(`${file}: error: ${withPluginPositions(describeError(e), source)}\n`);
     return;
   }
   let passed = 0;

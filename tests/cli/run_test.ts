@@ -324,3 +324,38 @@ routes: { "/builtin/{*component}": [{ plugin: builtin }] }
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("stepflow run: a step service that cannot start is named with its config file:line:col", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      `plugins:
+  svc:
+    type: stepflow
+    command: ./no/such/worker
+routes:
+  "/svc/{*component}": [{ plugin: svc }]
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: s
+steps:
+  - id: a
+    component: /svc/x
+    input: {}
+output: { $from: { step: a } }
+`,
+    );
+    const r = await runCli(["run", "--flow", "flow.yaml", "--input-json", "{}"], { cwd: dir });
+    assertStrictEquals(r.code, 1, r.stderr);
+    assertStringIncludes(
+      r.stderr,
+      "error: cannot start the engine: Failed to start plugins: plugin 'svc' (stepflow-config.yml:3:5): command not found",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
