@@ -12,6 +12,8 @@ import { describeError } from "../errors.ts";
 import { permissionHint } from "../permissions/hint.ts";
 import { registerCommands } from "./commands.ts";
 
+const COMMANDS = ["run", "test", "validate", "list-components", "permissions"];
+
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   let exitCode = EXIT_OK;
@@ -26,6 +28,11 @@ export async function main(args: string[]): Promise<number> {
       // needing its own --allow-env.
       getOutHasColors: () => false,
       getErrHasColors: () => false,
+      // a usage error in one line that says where to look (inherited by the subcommands)
+      outputError: (str, write) => {
+        const sub = COMMANDS.includes(args[0]) ? `${args[0]} ` : "";
+        write(`${str.trimEnd().replace(/\s*\n\s*/g, " ")} (see 'stepflow ${sub}--help')\n`);
+      },
     });
   registerCommands(program, (code) => exitCode = code);
   const removeGuard = _guardUnhandledPermissionErrors();

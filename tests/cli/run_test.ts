@@ -359,3 +359,16 @@ output: { $from: { step: a } }
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("CLI usage errors are one line that says which --help to read (exit 2)", async () => {
+  const cases: [string[], string][] = [
+    [["test", "--bogus"], "error: unknown option '--bogus' (see 'stepflow test --help')\n"],
+    [["run"], "error: required option '--flow <file>' not specified (see 'stepflow run --help')\n"],
+    [["tset"], "error: unknown command 'tset' (Did you mean test?) (see 'stepflow --help')\n"],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await runCli(args);
+    assertStrictEquals(r.code, 2, r.stderr);
+    assertStrictEquals(r.stderr, expected);
+  }
+});
