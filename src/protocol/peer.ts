@@ -66,6 +66,9 @@ interface Pending {
   reject(err: Error): void;
 }
 
+/** Non-JSON lines logged as warnings per peer before they drop to debug level. */
+const NON_JSON_WARNINGS = 5;
+
 /** A JSON-RPC 2.0 peer over any message transport. */
 export class Peer {
   readonly #opts: PeerOptions;
@@ -74,6 +77,7 @@ export class Peer {
   readonly #abandoned = new Set<RequestId>();
   readonly #newId: () => RequestId;
   readonly #parse: (text: string) => JsonValue;
+  #nonJsonLines = 0;
 
   constructor(options: PeerOptions) {
     this.#opts = options;
@@ -150,9 +154,21 @@ export class Peer {
     try {
       value = this.#parse(text);
     } catch {
-      this.#opts.log.warn(
-        `${this.#opts.name}: skipped a line that is not JSON: ${JSON.stringify(clip(text))}`,
-      );
+      // Logged, not fatal (0.8 restarts the worker). A worker that prints many such lines gets
+      // a few warnings, then one note, then debug lines only, so stderr is not flooded.
+      const n = ++this.#nonJsonLines;
+      const line = `${this.#opts.name}: skipped a line that is not JSON: ${
+        JSON.stringify(clip(text))
+      }`;
+      if (n <= NON_JSON_WARNINGS) this.#opts.log.warn(line);
+      else {
+        if (n === NON_JSON_WARNINGS + 1) {
+          this.#opts.log.warn(
+            `${this.#opts.name}: more lines that are not JSON; further ones are logged at debug level`,
+          );
+        }
+        this.#opts.log.debug(line);
+      }
       return;
     }
     this.receive(value);

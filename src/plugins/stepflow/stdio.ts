@@ -79,6 +79,8 @@ interface Proc {
   queue: QueuedWrite[];
   writing: boolean;
   alive: boolean;
+  /** True until `initialize` is answered (a failure then is reported by the handshake). */
+  handshaking: boolean;
   /** Set when we stop it on purpose (close, broken stdin). */
   stopping?: string;
   stderrTail: string[];
@@ -176,12 +178,29 @@ export class StdioWorker implements WorkerTransport {
     try {
       await initializeWorker(proc.peer, this.#name, this.#closeAc.signal);
     } catch (err) {
+      // A worker that exited before answering: say so (with its exit code and stderr) rather
+      // than report the broken pipe the handshake ran into.
+      let ended: string | undefined;
+      if (await raceTimeout(proc.child.status, 500)) {
+        await raceTimeout(proc.stderrDone, 200);
+        const status = await proc.child.status;
+        const how = status.signal
+          ? `was killed by ${status.signal}`
+          : `exited with code ${status.code}`;
+        const tail = proc.stderrTail.length > 0
+          ? `; last stderr: ${proc.stderrTail.join(" | ")}`
+          : "";
+        ended = `${this.#name} ${how} before answering 'initialize'${tail}`;
+        this.#lastExit = ended;
+      }
       await this.#stop(proc, "its handshake failed");
+      if (ended) throw new TransportError(ended);
       throw err instanceof TransportError ? err : new TransportError(
         `${this.#name} failed the initialize handshake: ${describeError(err)}`,
         { cause: err },
       );
     }
+    proc.handshaking = false;
     this.#proc = proc;
     return proc;
   }
@@ -221,6 +240,7 @@ export class StdioWorker implements WorkerTransport {
       writing: false,
       readers: [],
       alive: true,
+      handshaking: true,
       stderrTail: [],
       stdoutDone: started,
       stderrDone: started,
@@ -276,7 +296,9 @@ export class StdioWorker implements WorkerTransport {
   /** Stops a process that can no longer be used; the next call starts a new one. */
   #discard(proc: Proc, why: string): void {
     if (proc.stopping) return;
-    this.#o.log.warn(`${this.#name}: ${why}; stopping it, it restarts on the next call`);
+    if (!proc.handshaking) {
+      this.#o.log.warn(`${this.#name}: ${why}; stopping it, it restarts on the next call`);
+    }
     this.#lastExit = `${this.#name} was stopped because ${why}`;
     if (this.#proc === proc) this.#proc = undefined;
     void this.#stop(proc, why);
@@ -361,7 +383,9 @@ export class StdioWorker implements WorkerTransport {
       : `${this.#name} ${how}${tail}`;
     if (!proc.stopping) {
       this.#lastExit = msg;
-      if (status.code !== 0 || proc.peer.pendingCount > 0) this.#o.log.warn(msg);
+      if ((status.code !== 0 || proc.peer.pendingCount > 0) && !proc.handshaking) {
+        this.#o.log.warn(msg);
+      }
     }
     proc.peer.failPending(new WorkerCrashError(msg));
     this.#all.delete(proc);
