@@ -372,3 +372,12 @@ Deno.test("CLI usage errors are one line that says which --help to read (exit 2)
     assertStrictEquals(r.stderr, expected);
   }
 });
+
+Deno.test("stepflow with no arguments shows help and exits 2; --help exits 0", async () => {
+  const none = await runCli([]);
+  assertStrictEquals(none.code, 2);
+  assertStringIncludes(none.stderr, "Usage: stepflow");
+  const help = await runCli(["--help"]);
+  assertStrictEquals(help.code, 0);
+  assertStringIncludes(help.stdout, "Usage: stepflow");
+});
