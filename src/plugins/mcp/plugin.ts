@@ -81,6 +81,8 @@ export class McpPlugin implements Plugin {
   #log: Logger;
   #workingDirectory = ".";
   #current?: Promise<McpConnection>;
+  /** The started connection, while it is open (the fast path of `execute`). */
+  #live: McpConnection | undefined;
   #open = new Set<McpConnection>();
   #starting = new Set<Promise<unknown>>();
   #retiring = new Set<Promise<void>>();
@@ -161,29 +163,32 @@ export class McpPlugin implements Plugin {
     const tool = component.slice(component.lastIndexOf("/") + 1);
     let release: Release | undefined;
     try {
-      release = await this.#limiter?.acquire(ctx.signal);
+      if (this.#limiter) release = await this.#limiter.acquire(ctx.signal);
     } catch {
       return this.#cancelled(tool, ctx.signal); // aborted while waiting for a slot
     }
     try {
       if (ctx.signal.aborted) return this.#cancelled(tool, ctx.signal);
-      let conn: McpConnection;
       const timeout = ctx.timeoutMs ?? this.#timeoutMs;
-      try {
-        // A server that does not answer its handshake holds the step no longer than its timeout,
-        // and not past a cancellation (the start goes on in the background for the next call).
-        // Without an explicit step/plugin timeout, the start keeps its own (>= 30 s) limit.
-        const waited = await waitFor(this.#connection(), ctx.signal, ctx.timeoutMs);
-        if (waited === "aborted") return this.#cancelled(tool, ctx.signal);
-        if (waited === "timeout") {
-          return engineFailure(
-            "TIMEOUT",
-            `Step '${ctx.stepId}': tool '${tool}' of MCP plugin '${this.name}' timed out after ${timeout} ms: the server ${this.#where()} has not finished starting`,
-          );
+      // The usual case, a live connection, costs no timer, listener or extra await.
+      let conn = this.#live !== undefined && !this.#live.closed ? this.#live : undefined;
+      if (!conn) {
+        try {
+          // A server that does not answer its handshake holds the step no longer than its timeout,
+          // and not past a cancellation (the start goes on in the background for the next call).
+          // Without an explicit step/plugin timeout, the start keeps its own (>= 30 s) limit.
+          const waited = await waitFor(this.#connection(), ctx.signal, ctx.timeoutMs);
+          if (waited === "aborted") return this.#cancelled(tool, ctx.signal);
+          if (waited === "timeout") {
+            return engineFailure(
+              "TIMEOUT",
+              `Step '${ctx.stepId}': tool '${tool}' of MCP plugin '${this.name}' timed out after ${timeout} ms: the server ${this.#where()} has not finished starting`,
+            );
+          }
+          conn = waited;
+        } catch (err) {
+          return engineFailure("TRANSPORT_FAILED", this.#startFailure(err));
         }
-        conn = waited;
-      } catch (err) {
-        return engineFailure("TRANSPORT_FAILED", this.#startFailure(err));
       }
       const entry = conn.tools.get(tool);
       if (!entry) {
@@ -227,6 +232,7 @@ export class McpPlugin implements Plugin {
   async close(): Promise<void> {
     this.#closed = true;
     this.#current = undefined;
+    this.#live = undefined;
     // a server still in its handshake is stopped now, not waited for (up to its start timeout)
     this.#closing.abort(new TransportError("the plugin is closing"));
     await Promise.allSettled([...this.#starting]);
@@ -269,7 +275,9 @@ export class McpPlugin implements Plugin {
         return;
       }
       this.#open.add(conn);
+      this.#live = conn;
       conn.whenClosed().then(() => {
+        if (this.#live === conn) this.#live = undefined;
         if (this.#closed) return;
         this.#retire(conn);
         this.#log.warn(
