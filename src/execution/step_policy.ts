@@ -10,7 +10,7 @@
  */
 import type { FlowFailed, FlowResult } from "../flow/flow_result.ts";
 import { failed, skipped, success } from "../flow/flow_result.ts";
-import type { JsonValue } from "../json/exact_json.ts";
+import { isRawNumber, type JsonValue } from "../json/exact_json.ts";
 import { type Clock, realClock, sleep } from "./clock.ts";
 import type { FailureCategory } from "./error_codes.ts";
 import { engineFailure } from "./error_codes.ts";
@@ -177,9 +177,9 @@ export function checkOutputSize(
   value: JsonValue,
   limitBytes: number,
 ): FlowFailed | undefined {
+  // Cheap bound first, without building the JSON text: a walk that stops once it passes the limit.
+  if (!exceedsBound(value, limitBytes)) return undefined;
   const text = JSON.stringify(value) ?? "null";
-  // Cheap bound first: UTF-8 uses at most 3 bytes per UTF-16 code unit.
-  if (text.length * 3 <= limitBytes) return undefined;
   const size = new TextEncoder().encode(text).length;
   if (size <= limitBytes) return undefined;
   return engineFailure(
@@ -188,6 +188,34 @@ export function checkOutputSize(
       `(raise maxOutputSize or make the component return less, e.g. a blob id)`,
     { step: stepId, sizeBytes: size, limitBytes },
   );
+}
+
+/**
+ * True if an upper bound of the compact JSON size of `value` in UTF-8 exceeds `limit` bytes
+ * (strings and keys count 6 bytes per UTF-16 unit, enough for any escape or code point). Stops
+ * walking as soon as the bound passes the limit.
+ */
+function exceedsBound(value: JsonValue, limit: number): boolean {
+  let total = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === "string") total += 2 + v.length * 6;
+    else if (v === null || typeof v !== "object") total += 24; // number, boolean, null
+    else if (Array.isArray(v)) {
+      total += 2 + v.length;
+      for (let i = 0; i < v.length; i++) stack.push(v[i]);
+    } else if (isRawNumber(v)) total += v.rawJSON.length;
+    else {
+      for (const k in v) {
+        total += 4 + k.length * 6;
+        stack.push((v as Record<string, unknown>)[k]);
+      }
+      total += 2;
+    }
+    if (total > limit) return true;
+  }
+  return false;
 }
 
 function afterAttempts(stepId: string, attempts: number, last: FlowFailed): FlowFailed {

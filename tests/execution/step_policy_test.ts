@@ -7,6 +7,7 @@ import { Limiter } from "../../src/execution/limiter.ts";
 import { failed, success } from "../../src/flow/flow_result.ts";
 import type { FlowResult } from "../../src/flow/flow_result.ts";
 import { FakeClock, sequenceRandom } from "./_fake_clock.ts";
+import { parseJson } from "../../src/json/exact_json.ts";
 
 /** A component failing with `failures[i]` on attempt i+1 (a code or "ok"), recording attempts. */
 function scripted(script: (number | "ok" | "hang")[]) {
@@ -220,4 +221,12 @@ Deno.test("runWithPolicy() passes on a thrown plugin error (the run aborts, step
     Error,
     "plugin broke",
   );
+});
+
+Deno.test("checkOutputSize() is exact at the limit for nested values, keys and raw numbers", () => {
+  const value = parseJson('{"a":[1,2.50,{"b":"x"}],"é":null}');
+  const size = new TextEncoder().encode(JSON.stringify(value)).length;
+  assertEquals(checkOutputSize("s", value, size), undefined);
+  const r = checkOutputSize("s", value, size - 1);
+  assertEquals(r?.error.code, 413);
 });
