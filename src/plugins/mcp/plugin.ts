@@ -25,7 +25,7 @@ import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import { describeError, PluginError, TransportError } from "../../errors.ts";
 import { type Logger, logger } from "../../log.ts";
 import { McpConnection, type McpEndpoint } from "./connection.ts";
-import { settlesWithin } from "./_settles_within.ts";
+import { settlesWithin } from "../_settles_within.ts";
 import { substituteEnv } from "../../config/env.ts";
 import { parseDuration } from "../../execution/duration.ts";
 import { Limiter, type Release } from "../../execution/limiter.ts";

@@ -11,11 +11,12 @@
  * status is known, so pending requests fail with {@linkcode StdioTransport.exitDescription}.
  * @module
  */
+import { LineSplitter } from "../../protocol/line_splitter.ts";
 import type { JSONRPCMessage, Transport } from "./_sdk.ts";
 import { isJsonObject, parseJson, stringifyJson } from "../../json/exact_json.ts";
 import { TransportError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
-import { settlesWithin } from "./_settles_within.ts";
+import { settlesWithin } from "../_settles_within.ts";
 
 /** How to start a stdio MCP server. */
 export interface StdioServerOptions {
@@ -211,29 +212,24 @@ export class StdioTransport implements Transport {
   }
 
   async #readStdout(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
     const max = this.#opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    let buf = "";
+    // the protocol's newline framing: no quadratic joins for a long line arriving in chunks
+    const lines = new LineSplitter({
+      maxLineBytes: max,
+      onOverflow: () => {
+        this.#killReason = `wrote a stdout line longer than ${max} bytes and was stopped`;
+        this.#kill("SIGKILL");
+      },
+    });
+    const onLine = (line: string) => this.#onLine(line);
     try {
       while (true) {
         const { value: chunk, done } = await reader.read();
         if (done) break;
-        buf += decoder.decode(chunk, { stream: true });
-        let nl = buf.indexOf("\n");
-        while (nl >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          this.#onLine(line);
-          nl = buf.indexOf("\n");
-        }
-        if (buf.length > max) {
-          this.#killReason = `wrote a stdout line longer than ${max} bytes and was stopped`;
-          buf = "";
-          this.#kill("SIGKILL");
-        }
+        lines.push(chunk, onLine);
       }
-      buf += decoder.decode();
-      if (buf.trim() !== "") this.#onLine(buf);
+      const rest = lines.flush();
+      if (rest !== undefined) this.#onLine(rest);
     } catch (err) {
       this.onerror?.(new TransportError(`reading stdout failed: ${(err as Error).message}`));
     }

@@ -14,6 +14,7 @@
  * its whole process group is sent SIGTERM, then SIGKILL.
  * @module
  */
+import { settlesWithin } from "../_settles_within.ts";
 import type { JsonValue } from "../../json/exact_json.ts";
 import { describeError, TransportError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
@@ -181,8 +182,8 @@ export class StdioWorker implements WorkerTransport {
       // A worker that exited before answering: say so (with its exit code and stderr) rather
       // than report the broken pipe the handshake ran into.
       let ended: string | undefined;
-      if (await raceTimeout(proc.child.status, 500)) {
-        await raceTimeout(proc.stderrDone, 200);
+      if (await settlesWithin(proc.child.status, 500)) {
+        await settlesWithin(proc.stderrDone, 200);
         const status = await proc.child.status;
         const how = status.signal
           ? `was killed by ${status.signal}`
@@ -368,7 +369,7 @@ export class StdioWorker implements WorkerTransport {
     if (this.#proc === proc) this.#proc = undefined;
     // let the last responses and stderr lines in (0.8 drains 500 ms)
     const drained = Promise.all([proc.stdoutDone, proc.stderrDone]);
-    if (!(await raceTimeout(drained, 500))) {
+    if (!(await settlesWithin(drained, 500))) {
       // a grandchild outside the process group holds the pipes: stop reading them
       await Promise.allSettled(proc.readers.map((r) => r.cancel()));
     }
@@ -396,9 +397,9 @@ export class StdioWorker implements WorkerTransport {
     proc.stopping ??= why;
     await proc.writer.close().catch(() => {});
     const grace = this.#o.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
-    if (why !== "the engine is closing" || !(await raceTimeout(proc.exited, grace))) {
+    if (why !== "the engine is closing" || !(await settlesWithin(proc.exited, grace))) {
       killGroup(proc.child.pid, "SIGTERM");
-      if (!(await raceTimeout(proc.exited, grace))) killGroup(proc.child.pid, "SIGKILL");
+      if (!(await settlesWithin(proc.exited, grace))) killGroup(proc.child.pid, "SIGKILL");
     }
     await proc.exited;
   }
@@ -414,17 +415,6 @@ function killGroup(pid: number, signal: Deno.Signal): void {
     } catch {
       // already gone
     }
-  }
-}
-
-/** Resolves true if `p` settles within `ms`, false otherwise (the timer is always cleared). */
-async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const t = new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms));
-  try {
-    return await Promise.race([p.then(() => true, () => true), t]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

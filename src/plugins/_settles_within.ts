@@ -1,5 +1,5 @@
 /**
- * Bounded waiting for the MCP plugin's shutdown and failure paths.
+ * Bounded waiting for the plugins' shutdown and failure paths (step services, MCP).
  * @module
  */
 
