@@ -13,12 +13,11 @@ const StringMap = z.record(z.string(), z.string());
 export const BuiltinPluginConfigSchema = z.object({ type: z.literal("builtin") });
 
 /**
- * `{type: stepflow}`: a step service. `transport: stdio` (default) spawns `command` + `args` with
- * only `env` in its environment (0.8); `transport: http` posts to `url`.
+ * Where a worker process or server is, shared by step services and MCP plugins: `command` +
+ * `args` + `env` for a child process on stdio, `url` for HTTP; and the per-plugin limits
+ * (extensions, issue 5).
  */
-export const StepflowPluginConfigSchema = z.object({
-  type: z.literal("stepflow"),
-  transport: z.enum(["stdio", "http"]).default("stdio"),
+const WORKER_FIELDS = {
   command: z.string().optional(),
   args: z.array(z.string()).default([]),
   env: StringMap.default({}),
@@ -27,6 +26,16 @@ export const StepflowPluginConfigSchema = z.object({
   timeout: DurationSchema.optional(),
   /** Extension: most calls in flight at once on this plugin (issue 5). */
   maxConcurrency: fileNumber(z.number().int().positive()).optional(),
+};
+
+/**
+ * `{type: stepflow}`: a step service. `transport: stdio` (default) spawns `command` + `args` with
+ * only `env` in its environment (0.8); `transport: http` posts to `url`.
+ */
+export const StepflowPluginConfigSchema = z.object({
+  type: z.literal("stepflow"),
+  transport: z.enum(["stdio", "http"]).default("stdio"),
+  ...WORKER_FIELDS,
   /** Extension (stdio): first delay before restarting a crashed worker; doubles. Default 1s (0.8). */
   restartDelay: DurationSchema.optional(),
   /** Extension (stdio): longest restart delay. Default 30s (0.8). */
@@ -41,13 +50,7 @@ export type StepflowPluginConfig = z.infer<typeof StepflowPluginConfigSchema>;
 /** `{type: mcp}`: an MCP server's tools (§5). `command`+`args` (stdio) or, extension, `url`. */
 export const McpPluginConfigSchema = z.object({
   type: z.literal("mcp"),
-  command: z.string().optional(),
-  args: z.array(z.string()).default([]),
-  env: StringMap.default({}),
-  url: z.string().optional(),
-  /** Extension: per-call timeout (default documented in docs/mcp.md). */
-  timeout: DurationSchema.optional(),
-  maxConcurrency: fileNumber(z.number().int().positive()).optional(),
+  ...WORKER_FIELDS,
   /**
    * Extension: what a step gets from a tool result (docs/mcp.md): `content` (default, 0.8: the
    * `content` array), `structured` (`structuredContent` when returned, else `content`), `result`
