@@ -13,7 +13,7 @@
  * numbers stay exact (its cost is measured in bench/protocol_roundtrip.ts, see docs/protocol.md).
  * @module
  */
-import type { JsonValue } from "../json/exact_json.ts";
+import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { parseMessage } from "./parse_message.ts";
 import { describeError, ProtocolError, TransportError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -29,7 +29,7 @@ import {
   resultText,
   toRpcError,
 } from "./envelope.ts";
-import { METHOD_NOT_FOUND } from "./error_codes.ts";
+import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND } from "./error_codes.ts";
 
 /** Options of a {@linkcode Peer}. */
 export interface PeerOptions {
@@ -204,12 +204,48 @@ export class Peer {
         else this.#opts.log.debug(`${this.#opts.name}: ignored notification '${msg.method}'`);
         return;
       default:
+        if (this.#invalidWithId(msg, value)) return;
         this.#opts.log.warn(
           `${this.#opts.name}: ignored an invalid message (${msg.reason}): ${
             clip(JSON.stringify(value))
           }`,
         );
     }
+  }
+
+  /**
+   * An invalid message that still carries a readable id is not dropped silently: an answer to
+   * one of our open requests (no `method`) fails that request with the reason, and a request
+   * gets a -32600 answer, so neither side waits forever for a message that will never come.
+   */
+  #invalidWithId(msg: { reason: string; id?: RequestId }, value: JsonValue): boolean {
+    if (msg.id === undefined || !isJsonObject(value)) return false;
+    if (!Object.hasOwn(value, "method")) {
+      const p = this.#pending.get(msg.id);
+      if (!p) return false;
+      this.#pending.delete(msg.id);
+      p.reject(
+        new ProtocolError(
+          INTERNAL_ERROR,
+          `${this.#opts.name} answered '${p.method}' with an invalid JSON-RPC response (${msg.reason})`,
+        ),
+      );
+      return true;
+    }
+    this.#opts.log.warn(
+      `${this.#opts.name}: answered an invalid request with -32600 (${msg.reason}): ${
+        clip(JSON.stringify(value))
+      }`,
+    );
+    const id = msg.id;
+    this.#send(
+      errorText(id, { code: INVALID_REQUEST, message: `Invalid Request: ${msg.reason}` }),
+      (e) =>
+        this.#opts.log.warn(
+          `${this.#opts.name}: could not answer an invalid request: ${describeError(e)}`,
+        ),
+    );
+    return true;
   }
 
   /** Rejects every open request with `err` (e.g. the worker died). */

@@ -113,3 +113,47 @@ Deno.test("Peer.request() rejects with the signal's reason when aborted", async 
   await assertRejects(() => r, Error, "step timed out");
   assert(p.pendingCount === 0);
 });
+
+Deno.test("Peer fails an open call answered by an invalid response with that id (no hang)", async () => {
+  const logs: string[] = [];
+  const sent: string[] = [];
+  const peer = new Peer({
+    name: "step service 'w'",
+    log: memLog(logs),
+    write: (t) => void sent.push(t),
+  });
+  const bad = [
+    (id: string) => ({ jsonrpc: "1.0", id, result: { output: 1 } }),
+    (id: string) => ({
+      jsonrpc: "2.0",
+      id,
+      result: { output: 1 },
+      error: { code: 1, message: "x" },
+    }),
+    (id: string) => ({ jsonrpc: "2.0", id }),
+    (id: string) => ({ jsonrpc: "2.0", id, error: { code: "x" } }),
+  ];
+  for (const make of bad) {
+    const call = peer.request("components/execute", {});
+    const id = JSON.parse(sent.at(-1)!).id;
+    peer.receive(make(id));
+    const err = await assertRejects(() => call, ProtocolError);
+    assertEquals((err as ProtocolError).code, -32603);
+    assertStringIncludes(
+      err.message,
+      "step service 'w' answered 'components/execute' with an invalid",
+    );
+  }
+  assertEquals(peer.pendingCount, 0);
+});
+
+Deno.test("Peer answers an invalid request that has an id with -32600 (the worker does not wait forever)", () => {
+  const sent: string[] = [];
+  const peer = new Peer({ name: "p", log: memLog([]), write: (t) => void sent.push(t) });
+  peer.receive({ jsonrpc: "1.0", id: "r1", method: "blobs/get", params: {} });
+  assertEquals(sent.length, 1);
+  const answer = JSON.parse(sent[0]);
+  assertEquals(answer.id, "r1");
+  assertEquals(answer.error.code, -32600);
+  assertStringIncludes(answer.error.message, '`jsonrpc` must be "2.0"');
+});
