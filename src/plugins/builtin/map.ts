@@ -23,7 +23,7 @@ export const mapComponent: BuiltinComponent = {
       properties: {
         workflow: { type: "object" },
         items: { type: "array" },
-        max_concurrency: { type: ["integer", "null"], minimum: 0 },
+        max_concurrency: { type: ["integer", "null"], minimum: 1 },
       },
       required: ["workflow", "items"],
     },
@@ -43,6 +43,10 @@ export const mapComponent: BuiltinComponent = {
     const items = requireField(NAME, o, "items");
     if (!Array.isArray(items)) throw invalidInput(NAME, "`items` must be an array");
     const maxConcurrency = optionalUint(NAME, o, "max_concurrency");
+    if (maxConcurrency === 0) {
+      // a literal 0 is rejected at validation; one computed at run time is rejected here
+      throw invalidInput(NAME, "`max_concurrency` must be at least 1 (omit it for no limit)");
+    }
     let flowId: string;
     try {
       flowId = await ctx.engine.putBlob(workflow, "flow");
@@ -52,7 +56,7 @@ export const mapComponent: BuiltinComponent = {
     let outputs;
     try {
       const { batch_id } = await ctx.engine.submitBatch(flowId, items, {
-        maxConcurrency: maxConcurrency && maxConcurrency > 0 ? maxConcurrency : undefined,
+        maxConcurrency,
       });
       outputs =
         (await ctx.engine.getBatch(batch_id, { wait: true, includeResults: true })).outputs ??

@@ -196,3 +196,19 @@ output: { $from: { step: again }, path: result }
     await engine.close();
   }
 });
+
+Deno.test("/map: a max_concurrency of 0 computed at run time is invalid input, not 'no limit'", async () => {
+  const f = flow(`
+steps:
+  - id: m
+    component: /builtin/map
+    input:
+      workflow: { $literal: { schema: https://stepflow.org/schemas/v1/flow.json, output: 1 } }
+      items: [1, 2]
+      max_concurrency: { $from: { workflow: input }, path: n }
+output: { $from: { step: m } }
+`);
+  const r = await runOnce(f, { n: 0 });
+  assert(r.outcome === "failed", JSON.stringify(r));
+  assertStringIncludes(JSON.stringify(r.error), "max_concurrency` must be at least 1");
+});
