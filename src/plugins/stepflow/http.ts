@@ -23,6 +23,7 @@ import {
   clip,
   errorText,
   notificationText,
+  type RequestId,
   type RequestMessage,
   requestText,
   resultText,
@@ -218,7 +219,16 @@ export class HttpWorker implements WorkerTransport {
         }`,
       );
     }
-    if (msg?.kind === "response") return msg.result as JsonValue;
+    if (msg?.kind === "response") {
+      if (msg.id !== id) {
+        throw new TransportError(
+          `${this.#name} answered '${method}' with a response to another request (id ${
+            JSON.stringify(msg.id)
+          }, expected ${JSON.stringify(id)})`,
+        );
+      }
+      return msg.result as JsonValue;
+    }
     throw new TransportError(
       `${this.#name} answered '${method}' with something that is not a JSON-RPC response: ${
         clip(text)
@@ -234,6 +244,7 @@ export class HttpWorker implements WorkerTransport {
   ): Promise<JsonValue> {
     const instanceId = res.headers.get(INSTANCE_ID_HEADER) ?? undefined;
     const replies: Promise<void>[] = [];
+    let otherId: RequestId | undefined;
     try {
       for await (const data of readSseData(res.body!, stop)) {
         let value: JsonValue;
@@ -250,6 +261,7 @@ export class HttpWorker implements WorkerTransport {
           if (msg.error) throw new ProtocolError(msg.error.code, msg.error.message, msg.error.data);
           return msg.result as JsonValue;
         } else {
+          if (msg.kind === "response" && otherId === undefined) otherId = msg.id;
           this.#o.log.debug(`${this.#name}: ignored an SSE event: ${clip(data)}`);
         }
       }
@@ -263,7 +275,13 @@ export class HttpWorker implements WorkerTransport {
       await Promise.allSettled(replies);
     }
     throw new TransportError(
-      `${this.#name}: the event stream of '${method}' ended without a response`,
+      `${this.#name}: the event stream of '${method}' ended without a response${
+        otherId === undefined
+          ? ""
+          : ` (it carried a response to another request: id ${JSON.stringify(otherId)}, expected ${
+            JSON.stringify(id)
+          })`
+      }`,
     );
   }
 

@@ -27,6 +27,14 @@ function rawWorker() {
         },
       );
     }
+    if (mode === "wrongid") {
+      return Response.json({ jsonrpc: "2.0", id: "other", result: { output: 1 } });
+    }
+    if (mode === "ssewrongid") {
+      return new Response(`data: {"jsonrpc":"2.0","id":"zz","result":{"output":1}}\n\n`, {
+        headers: { "content-type": "text/event-stream" },
+      });
+    }
     // components/execute: stream a blobs/put request, wait for the engine's answer, respond
     const enc = new TextEncoder();
     const body = new ReadableStream<Uint8Array>({
@@ -118,5 +126,31 @@ Deno.test("HTTP plugin: an unreachable worker fails steps with the URL in the me
     assertStringIncludes(r.error.message, `cannot reach step service 'h' at ${url}`);
   } finally {
     await p.close();
+  }
+});
+
+Deno.test("HTTP plugin: a response carrying another request's id is not taken as the answer", async () => {
+  const w = rawWorker();
+  const engine = new FakeEngine();
+  const p = await startHttp(w.url, { engine });
+  try {
+    w.setMode("wrongid");
+    const a = await p.execute("/x", {}, execCtx(engine)) as FlowFailed;
+    assertEquals(a.outcome, "failed");
+    assertEquals(a.error.code, -32603);
+    assertStringIncludes(
+      a.error.message,
+      `at ${w.url} answered 'components/execute' with a response to another request (id "other"`,
+    );
+    w.setMode("ssewrongid");
+    const b = await p.execute("/x", {}, execCtx(engine)) as FlowFailed;
+    assertEquals(b.outcome, "failed");
+    assertStringIncludes(
+      b.error.message,
+      'ended without a response (it carried a response to another request: id "zz"',
+    );
+  } finally {
+    await p.close();
+    await w.stop();
   }
 });
