@@ -338,6 +338,19 @@ export class StdioWorker implements WorkerTransport {
         }`,
       );
     }
+    void this.#closedStdout(proc);
+  }
+
+  /**
+   * stdout ended. A worker that exits now is handled by {@linkcode #onExit}; one that keeps
+   * running can never answer again, so it is stopped (its open calls fail naming why) instead
+   * of leaving them waiting forever.
+   */
+  async #closedStdout(proc: Proc): Promise<void> {
+    if (!proc.alive || proc.stopping) return;
+    if (await settlesWithin(proc.child.status, 500)) return;
+    if (!proc.alive || proc.stopping) return;
+    this.#discard(proc, "it closed its stdout but kept running");
   }
 
   async #readStderr(proc: Proc): Promise<void> {

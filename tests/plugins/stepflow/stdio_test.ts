@@ -283,3 +283,22 @@ Deno.test("stdio transport: a line longer than maxLineBytes stops the worker ins
     await w.close();
   }
 });
+
+Deno.test("stdio plugin: a worker that closes stdout but keeps running fails the call (no hang) and is stopped", async () => {
+  const engine = new FakeEngine();
+  const log = memLog();
+  const p = await startStdio([W, "--close-stdout"], { engine, log });
+  try {
+    const t0 = performance.now();
+    const r = await p.execute("/echo", {}, execCtx(engine)) as FlowFailed;
+    assertEquals(r.outcome, "failed");
+    assertEquals(r.error.code, -32603);
+    assertStringIncludes(
+      r.error.message,
+      "step service 'w' was stopped because it closed its stdout but kept running",
+    );
+    assert(performance.now() - t0 < 15_000);
+  } finally {
+    await p.close();
+  }
+});
