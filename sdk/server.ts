@@ -15,7 +15,7 @@ import {
   INVALID_PARAMS,
   METHOD_NOT_FOUND,
 } from "../src/protocol/error_codes.ts";
-import { ProtocolError } from "../src/errors.ts";
+import { describeError, ProtocolError } from "../src/errors.ts";
 import { serveStdio } from "./stdio.ts";
 import { type HttpServeOptions, type HttpWorkerServer, serveHttp } from "./http.ts";
 
@@ -208,7 +208,7 @@ function executionError(err: unknown): ProtocolError {
   if (err instanceof ProtocolError) return err;
   return new ProtocolError(
     EXECUTION_ERROR,
-    `Component execution failed: ${err instanceof Error ? err.message : String(err)}`,
+    `Component execution failed: ${err instanceof Error ? err.message : describeError(err)}`,
   );
 }
 

@@ -124,5 +124,20 @@ export function describeError(err: unknown): string {
     }
     return msg;
   }
-  return String(err);
+  // a thrown plain object reads as its JSON, not "[object Object]"; never throws itself
+  if (typeof err === "object" && err !== null) {
+    try {
+      const text = JSON.stringify(err);
+      if (text !== undefined && text !== "{}") {
+        return text.length > 500 ? text.slice(0, 500) + "…" : text;
+      }
+    } catch {
+      // a cycle or a BigInt: fall through
+    }
+  }
+  try {
+    return String(err);
+  } catch {
+    return Object.prototype.toString.call(err);
+  }
 }

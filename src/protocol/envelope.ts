@@ -154,14 +154,36 @@ export function notificationText(method: string, params: unknown): string {
   return JSON.stringify({ jsonrpc: JSONRPC_VERSION, method, params });
 }
 
-/** Serialises a success response. */
+/**
+ * Serialises a success response. A result that is not JSON (a BigInt, a cycle, a throwing
+ * `toJSON`) gives a -32603 error response saying so, never an exception: the answer is always
+ * sent, and the process that answers does not crash on its own handler's output.
+ */
 export function resultText(id: RequestId, result: unknown): string {
-  return JSON.stringify({ jsonrpc: JSONRPC_VERSION, id, result });
+  try {
+    return JSON.stringify({ jsonrpc: JSONRPC_VERSION, id, result });
+  } catch (err) {
+    return errorText(id, {
+      code: INTERNAL_ERROR,
+      message: `the result cannot be sent as JSON: ${describeError(err).split("\n")[0]}`,
+    });
+  }
 }
 
-/** Serialises an error response. */
+/** Serialises an error response (an error `data` that is not JSON is left out, not thrown). */
 export function errorText(id: RequestId | null, error: RpcError): string {
-  return JSON.stringify({ jsonrpc: JSONRPC_VERSION, id, error });
+  try {
+    return JSON.stringify({ jsonrpc: JSONRPC_VERSION, id, error });
+  } catch (err) {
+    return JSON.stringify({
+      jsonrpc: JSONRPC_VERSION,
+      id,
+      error: {
+        code: error.code,
+        message: `${error.message} (error data left out: ${describeError(err).split("\n")[0]})`,
+      },
+    });
+  }
 }
 
 /**

@@ -83,3 +83,29 @@ Deno.test("SDK over stdio: 100 concurrent executes and a 20 MB output", async ()
     await p.close();
   }
 });
+
+Deno.test("SDK over stdio: an output that is not JSON is a failed step, the worker keeps running", async () => {
+  const engine = new FakeEngine();
+  const p = await startStdio(ARGS, { command: "deno", engine });
+  try {
+    const big = await p.execute("/bigint", {}, execCtx(engine)) as FlowFailed;
+    assertEquals(big.error, {
+      code: -32603,
+      message: "the result cannot be sent as JSON: Do not know how to serialize a BigInt",
+    });
+    const cyc = await p.execute("/cyclic", {}, execCtx(engine)) as FlowFailed;
+    assertEquals(
+      cyc.error.message,
+      "the result cannot be sent as JSON: Converting circular structure to JSON",
+    );
+    const obj = await p.execute("/throws_object", {}, execCtx(engine)) as FlowFailed;
+    assertEquals(obj.error.message, 'Component execution failed: {"reason":"plain object"}');
+    // the same process still answers (it did not crash and restart)
+    assertEquals(await p.execute("/noop", {}, execCtx(engine)), {
+      outcome: "success",
+      result: null,
+    });
+  } finally {
+    await p.close();
+  }
+});
