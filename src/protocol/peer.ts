@@ -121,8 +121,23 @@ export class Peer {
           reject(e);
         };
       }
+      let text: string;
+      try {
+        text = requestText(id, method, params);
+      } catch (err) {
+        // params that are not JSON (a BigInt, a cycle) or too long for one string
+        entry.reject(
+          new TransportError(
+            `could not send '${method}' to ${this.#opts.name}: its params cannot be sent as JSON (${
+              describeError(err).split("\n")[0]
+            })`,
+            { cause: err },
+          ),
+        );
+        return;
+      }
       this.#pending.set(id, entry);
-      this.#send(requestText(id, method, params), (err) => {
+      this.#send(text, (err) => {
         if (this.#pending.get(id) === entry) {
           this.#pending.delete(id);
           entry.reject(

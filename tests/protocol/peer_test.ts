@@ -157,3 +157,21 @@ Deno.test("Peer answers an invalid request that has an id with -32600 (the worke
   assertEquals(answer.error.code, -32600);
   assertStringIncludes(answer.error.message, '`jsonrpc` must be "2.0"');
 });
+
+Deno.test("Peer: a request whose params are not JSON is rejected naming the method, not thrown", async () => {
+  const sent: string[] = [];
+  const peer = new Peer({ name: "the engine", log: memLog([]), write: (t) => void sent.push(t) });
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  const err = await assertRejects(
+    () => peer.request("blobs/put", { data: cyclic }),
+    TransportError,
+  );
+  assertEquals(
+    err.message,
+    "could not send 'blobs/put' to the engine: its params cannot be sent as JSON (Converting circular structure to JSON)",
+  );
+  await assertRejects(() => peer.request("blobs/put", { data: 1n }), TransportError);
+  assertEquals(sent.length, 0);
+  assertEquals(peer.pendingCount, 0);
+});
