@@ -101,6 +101,10 @@ interface QueuedWrite {
 }
 
 const STDERR_TAIL = 8;
+/** ANSI escape sequences (colours, cursor moves) in a worker's stderr lines. */
+// deno-lint-ignore no-control-regex
+const ANSI_ESCAPE = /\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07/g;
+
 /** Size of the buffer stdout is read into, bytes. */
 const READ_BUFFER_BYTES = 1 << 16;
 const encoder = new TextEncoder();
@@ -357,7 +361,9 @@ export class StdioWorker implements WorkerTransport {
     const reader = proc.child.stderr.getReader();
     proc.readers.push(reader);
     const lines = new LineSplitter();
-    const onLine = (line: string) => {
+    const onLine = (raw: string) => {
+      // colour codes (a Deno worker's stack trace) would end up escaped in the FlowResult
+      const line = raw.includes("\x1b") ? raw.replace(ANSI_ESCAPE, "") : raw;
       proc.stderrTail.push(line);
       if (proc.stderrTail.length > STDERR_TAIL) proc.stderrTail.shift();
       this.#o.log.info(`stderr: ${line}`);

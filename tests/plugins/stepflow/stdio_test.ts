@@ -81,6 +81,7 @@ Deno.test("stdio plugin: a worker that keeps crashing gives a clear 'exited with
     assertEquals(r.error.code, -32603);
     assertStringIncludes(r.error.message, "step service 'w' exited with code 3");
     assertStringIncludes(r.error.message, "crashing on purpose");
+    assert(!r.error.message.includes("\x1b"), "colour codes are stripped from the stderr tail");
     // keeps failing until the restart budget (3) is used up, then fails at once
     for (let i = 0; i < 3; i++) await p.execute("/echo", {}, execCtx(engine));
     const last = await p.execute("/echo", {}, execCtx(engine)) as FlowFailed;
