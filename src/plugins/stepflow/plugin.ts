@@ -98,13 +98,39 @@ export class StepflowPlugin implements Plugin {
    *   worker cannot list.
    */
   async listComponents(): Promise<ComponentInfo[]> {
-    const r = await this.#t().request("components/list", {});
+    // bounded like `initialize`: a worker that never answers must not hang list-components
+    const limit = ms(this.#config.timeout, LIST_TIMEOUT_MS, `plugins.${this.name}.timeout`) ||
+      LIST_TIMEOUT_MS;
+    const ac = new AbortController();
+    const timer = setTimeout(
+      () =>
+        ac.abort(
+          new TransportError(
+            `step service '${this.name}' did not answer 'components/list' within ${limit} ms`,
+          ),
+        ),
+      limit,
+    );
+    let r: JsonValue;
+    try {
+      r = await this.#t().request("components/list", {}, ac.signal);
+    } finally {
+      clearTimeout(timer);
+    }
     if (!isJsonObject(r) || !Array.isArray(r.components)) {
       throw new TransportError(
         `step service '${this.name}' answered components/list without a 'components' list`,
       );
     }
-    return r.components.filter(isJsonObject).map((c) => {
+    const entries = r.components.filter((c) => isJsonObject(c) && typeof c.component === "string");
+    if (entries.length < r.components.length) {
+      this.#log?.warn(
+        `step service '${this.name}': ignored ${
+          r.components.length - entries.length
+        } entries of components/list without a string 'component'`,
+      );
+    }
+    return entries.filter(isJsonObject).map((c) => {
       const info: ComponentInfo = { component: String(c.component) };
       if (typeof c.description === "string") info.description = c.description;
       if (c.input_schema !== undefined) info.input_schema = c.input_schema;
@@ -176,6 +202,9 @@ export class StepflowPlugin implements Plugin {
     return this.#engine!;
   }
 }
+
+/** How long a worker may take to answer `components/list` without a plugin `timeout`, ms. */
+const LIST_TIMEOUT_MS = 30_000;
 
 function ms(value: number | string | undefined, dflt: number, what: string): number {
   if (value === undefined) return dflt;

@@ -303,3 +303,30 @@ Deno.test("stdio plugin: a worker that closes stdout but keeps running fails the
     await p.close();
   }
 });
+
+Deno.test("stdio plugin: components/list is bounded by the plugin timeout, and malformed entries are skipped", async () => {
+  const log = memLog();
+  const p = await startStdio([W, "--list-never"], { log, extra: { timeout: "300ms" } });
+  try {
+    const t0 = performance.now();
+    const err = await p.listComponents().then(() => undefined, (e: Error) => e);
+    assert(err, "listComponents must fail");
+    assertEquals(
+      err.message,
+      "step service 'w' did not answer 'components/list' within 300 ms",
+    );
+    assert(performance.now() - t0 < 5_000);
+  } finally {
+    await p.close();
+  }
+  const p2 = await startStdio([W, "--list-bad"], { log });
+  try {
+    assertEquals(await p2.listComponents(), [{ component: "/echo" }]);
+    assertStringIncludes(
+      log.lines.join("\n"),
+      "ignored 3 entries of components/list without a string 'component'",
+    );
+  } finally {
+    await p2.close();
+  }
+});
