@@ -121,6 +121,8 @@ export class StdioWorker implements WorkerTransport {
   #lastExit = "";
   #closed = false;
   #closeAc = new AbortController();
+  /** Process groups whose leader exited but whose children may still run (see #reap). */
+  readonly #reaping = new Set<Promise<void>>();
 
   constructor(options: StdioWorkerOptions) {
     this.#o = options;
@@ -151,6 +153,7 @@ export class StdioWorker implements WorkerTransport {
     this.#closeAc.abort();
     await this.#starting?.catch(() => {});
     await Promise.all([...this.#all].map((p) => this.#stop(p, "the engine is closing")));
+    await Promise.all([...this.#reaping]);
   }
 
   async #ready(): Promise<Proc> {
@@ -394,6 +397,9 @@ export class StdioWorker implements WorkerTransport {
     }
     await proc.writer.close().catch(() => {});
     killGroup(proc.child.pid, "SIGTERM"); // children left behind
+    const reap = this.#reap(proc.child.pid);
+    this.#reaping.add(reap);
+    void reap.finally(() => this.#reaping.delete(reap));
     const how = status.signal
       ? `was killed by ${status.signal}`
       : `exited with code ${status.code}`;
@@ -411,6 +417,24 @@ export class StdioWorker implements WorkerTransport {
     this.#all.delete(proc);
   }
 
+  /**
+   * The worker exited and its group got SIGTERM: a child that ignores it (or is slow) gets
+   * SIGKILL after `closeGrace`, so no process of the worker outlives the engine. Returns at
+   * once when the group is empty.
+   */
+  async #reap(pgid: number): Promise<void> {
+    if (Deno.build.os === "windows") return;
+    const grace = this.#o.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
+    const deadline = Date.now() + grace;
+    while (groupAlive(pgid)) {
+      if (Date.now() >= deadline) {
+        killGroup(pgid, "SIGKILL");
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async #stop(proc: Proc, why: string): Promise<void> {
     if (!proc.alive) return await proc.exited;
     proc.stopping ??= why;
@@ -421,6 +445,16 @@ export class StdioWorker implements WorkerTransport {
       if (!(await settlesWithin(proc.exited, grace))) killGroup(proc.child.pid, "SIGKILL");
     }
     await proc.exited;
+  }
+}
+
+/** True while the process group `pgid` has a member (probed with the harmless SIGCONT). */
+function groupAlive(pgid: number): boolean {
+  try {
+    Deno.kill(-pgid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
   }
 }
 

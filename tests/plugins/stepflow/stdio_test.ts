@@ -330,3 +330,34 @@ Deno.test("stdio plugin: components/list is bounded by the plugin timeout, and m
     await p2.close();
   }
 });
+
+/** True if `pid` runs (a zombie waiting for a non-reaping init counts as gone). */
+function running(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name:
+    "stdio plugin: a child that a worker left behind (ignoring SIGTERM) does not outlive close()",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const engine = new FakeEngine();
+    const p = await startStdio([W, "--orphan"], { engine, extra: { closeGrace: 300 } });
+    let child = 0;
+    try {
+      const r = await p.execute("/echo", {}, execCtx(engine)) as FlowSuccess;
+      child = (r.result as { child: number }).child;
+      assert(child > 0 && running(child), "the orphan runs");
+    } finally {
+      await p.close();
+    }
+    // SIGKILL was sent before close() returned; give the kernel a moment to deliver it
+    for (let i = 0; i < 20 && running(child); i++) await new Promise((r) => setTimeout(r, 50));
+    assert(!running(child), `process ${child} is left behind`);
+  },
+});
