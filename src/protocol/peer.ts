@@ -234,8 +234,13 @@ export class Peer {
    * gets a -32600 answer, so neither side waits forever for a message that will never come.
    */
   #invalidWithId(msg: { reason: string; id?: RequestId }, value: JsonValue): boolean {
-    if (msg.id === undefined || !isJsonObject(value)) return false;
-    if (!Object.hasOwn(value, "method")) {
+    if (!isJsonObject(value)) return false;
+    if (msg.id === undefined) {
+      // a request whose id is unreadable (1.5, an object): JSON-RPC answers with id null
+      if (!Object.hasOwn(value, "method") || value.id === undefined || value.id === null) {
+        return false;
+      }
+    } else if (!Object.hasOwn(value, "method")) {
       const p = this.#pending.get(msg.id);
       if (!p) return false;
       this.#pending.delete(msg.id);
@@ -252,7 +257,7 @@ export class Peer {
         clip(JSON.stringify(value))
       }`,
     );
-    const id = msg.id;
+    const id = msg.id ?? null;
     this.#send(
       errorText(id, { code: INVALID_REQUEST, message: `Invalid Request: ${msg.reason}` }),
       (e) =>

@@ -175,3 +175,19 @@ Deno.test("Peer: a request whose params are not JSON is rejected naming the meth
   assertEquals(sent.length, 0);
   assertEquals(peer.pendingCount, 0);
 });
+
+Deno.test("Peer answers a request with an unreadable id (1.5, an object) with -32600 and id null", () => {
+  const sent: string[] = [];
+  const peer = new Peer({ name: "p", log: memLog([]), write: (t) => void sent.push(t) });
+  peer.receive({ jsonrpc: "2.0", id: 1.5, method: "blobs/put", params: {} });
+  peer.receive({ jsonrpc: "2.0", id: { a: 1 }, method: "blobs/put", params: {} });
+  peer.receive({ jsonrpc: "2.0", id: 1.5, result: {} }); // a response: nothing to answer
+  assertEquals(
+    sent.map((t) => JSON.parse(t)),
+    [1, 2].map(() => ({
+      jsonrpc: "2.0",
+      id: null,
+      error: { code: -32600, message: "Invalid Request: `id` must be a string or an integer" },
+    })),
+  );
+});
