@@ -31,6 +31,9 @@ import {
 } from "./envelope.ts";
 import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND } from "./error_codes.ts";
 
+/** `"id": "<string>"` or `"id": <integer>` in the text of a message that does not parse. */
+const ID_IN_TEXT = /"id"\s*:\s*(?:"([^"\\]*)"|(-?\d{1,15})(?![\d.eE]))/g;
+
 /** Options of a {@linkcode Peer}. */
 export interface PeerOptions {
   /** Names the other side in log lines and errors, e.g. `step service 'python'`. */
@@ -168,7 +171,8 @@ export class Peer {
     let value: JsonValue;
     try {
       value = this.#parse(text);
-    } catch {
+    } catch (err) {
+      if (this.#pending.size > 0 && this.#failUnparsable(text, err)) return;
       // Logged, not fatal (0.8 restarts the worker). A worker that prints many such lines gets
       // a few warnings, then one note, then debug lines only, so stderr is not flooded.
       const n = ++this.#nonJsonLines;
@@ -187,6 +191,37 @@ export class Peer {
       return;
     }
     this.receive(value);
+  }
+
+  /**
+   * A line that looks like an answer to one of our open calls but does not parse (Python's
+   * `NaN`, nesting too deep for the parser, a truncated line) fails that call with the parse
+   * error, instead of leaving it waiting forever. The call's id is found in the line's start.
+   */
+  #failUnparsable(text: string, err: unknown): boolean {
+    const head = text.slice(0, 4096);
+    if (!head.trimStart().startsWith("{")) return false;
+    for (const m of head.matchAll(ID_IN_TEXT)) {
+      const id: RequestId = m[1] !== undefined ? m[1] : Number(m[2]);
+      const p = this.#pending.get(id);
+      if (!p) continue;
+      this.#pending.delete(id);
+      this.#opts.log.warn(
+        `${this.#opts.name}: the answer to '${p.method}' cannot be parsed as JSON: ${
+          JSON.stringify(clip(text))
+        }`,
+      );
+      p.reject(
+        new ProtocolError(
+          INTERNAL_ERROR,
+          `${this.#opts.name} answered '${p.method}' with a line that cannot be parsed as JSON (${
+            describeError(err).split("\n")[0]
+          })`,
+        ),
+      );
+      return true;
+    }
+    return false;
   }
 
   /** Handles one parsed message. */

@@ -191,3 +191,34 @@ Deno.test("Peer answers a request with an unreadable id (1.5, an object) with -3
     })),
   );
 });
+
+Deno.test("Peer fails an open call whose answer line does not parse (NaN, nesting too deep) instead of hanging", async () => {
+  const sent: string[] = [];
+  const logs: string[] = [];
+  const peer = new Peer({
+    name: "step service 'w'",
+    log: memLog(logs),
+    write: (t) => void sent.push(t),
+  });
+  const lines = [
+    (id: string) => `{"jsonrpc": "2.0", "id": "${id}", "result": {"output": {"x": NaN}}}`,
+    (id: string) =>
+      `{"jsonrpc":"2.0","id":"${id}","result":{"output":${"[".repeat(200_000)}1.0${
+        "]".repeat(200_000)
+      }}}`,
+    (id: string) => `{"jsonrpc":"2.0","id":"${id}","result":{"output":"trunc`,
+  ];
+  for (const make of lines) {
+    const call = peer.request("components/execute", {});
+    peer.receiveText(make(JSON.parse(sent.at(-1)!).id));
+    const err = await assertRejects(() => call, ProtocolError);
+    assertStringIncludes(
+      err.message,
+      "step service 'w' answered 'components/execute' with a line that cannot be parsed as JSON (",
+    );
+  }
+  // a non-JSON line naming no open call is still only logged
+  peer.receiveText(`{"id": "not-ours", oops}`);
+  assertEquals(peer.pendingCount, 0);
+  assertStringIncludes(logs.join("\n"), "skipped a line that is not JSON");
+});
