@@ -229,6 +229,11 @@ export class HttpWorker implements WorkerTransport {
       }
       return msg.result as JsonValue;
     }
+    if (text.trim() === "") {
+      throw new TransportError(
+        `${this.#name} answered '${method}' with HTTP ${res.status} and an empty body (expected a JSON-RPC response)`,
+      );
+    }
     throw new TransportError(
       `${this.#name} answered '${method}' with something that is not a JSON-RPC response: ${
         clip(text)

@@ -27,6 +27,7 @@ function rawWorker() {
         },
       );
     }
+    if (mode === "202") return new Response(null, { status: 202 });
     if (mode === "wrongid") {
       return Response.json({ jsonrpc: "2.0", id: "other", result: { output: 1 } });
     }
@@ -141,6 +142,12 @@ Deno.test("HTTP plugin: a response carrying another request's id is not taken as
     assertStringIncludes(
       a.error.message,
       `at ${w.url} answered 'components/execute' with a response to another request (id "other"`,
+    );
+    w.setMode("202");
+    const e = await p.execute("/x", {}, execCtx(engine)) as FlowFailed;
+    assertStringIncludes(
+      e.error.message,
+      `at ${w.url} answered 'components/execute' with HTTP 202 and an empty body (expected a JSON-RPC response)`,
     );
     w.setMode("ssewrongid");
     const b = await p.execute("/x", {}, execCtx(engine)) as FlowFailed;
