@@ -113,3 +113,13 @@ export const REPO_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, 
 
 /** The conformance folder beside the repo (`../shared/conformance/stepflow-0.8`). */
 export const CONFORMANCE_DIR = `${REPO_ROOT}/../shared/conformance/stepflow-0.8`;
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
+export async function withTempDir<T>(fn: (dir: string) => T | Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir();
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

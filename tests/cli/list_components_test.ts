@@ -3,11 +3,16 @@
  * that components were hidden, instead of a bare "Total components: 0".
  * @module
  */
-import { assertStrictEquals, assertStringIncludes, REPO_ROOT, runCli } from "../_assert.ts";
+import {
+  assertStrictEquals,
+  assertStringIncludes,
+  REPO_ROOT,
+  runCli,
+  withTempDir,
+} from "../_assert.ts";
 
 Deno.test("stepflow list-components without a config names the default config and the hidden components", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const r = await runCli(["list-components"], { cwd: dir });
     assertStrictEquals(r.code, 0, r.stderr);
     assertStringIncludes(r.stdout, "Total components: 0");
@@ -23,7 +28,5 @@ Deno.test("stepflow list-components without a config names the default config an
     ]);
     assertStrictEquals(hello.code, 0, hello.stderr);
     assertStrictEquals(hello.stderr, "");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

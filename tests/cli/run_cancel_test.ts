@@ -4,7 +4,14 @@
  * Also `--max-concurrency` / `--timeout` validation.
  * @module
  */
-import { assert, assertEquals, assertStringIncludes, REPO_ROOT, runCli } from "../_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertStringIncludes,
+  REPO_ROOT,
+  runCli,
+  withTempDir,
+} from "../_assert.ts";
 
 const WORKER = `${REPO_ROOT}/tests/fixtures/workers/limits/limits_worker.py`;
 
@@ -106,8 +113,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 
 Deno.test("stepflow run rejects --max-concurrency 0 and a bad --timeout (exit 2)", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const flowPath = await setup(dir, `${dir}/ready`);
     const a = await runCli([
       "run",
@@ -125,14 +131,11 @@ Deno.test("stepflow run rejects --max-concurrency 0 and a bad --timeout (exit 2)
     });
     assertEquals(b.code, 2);
     assertStringIncludes(b.stderr, "--timeout must be");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow run --timeout ends a run with a long step (exit 1, code 524)", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const flowPath = await setup(dir, `${dir}/ready`);
     const r = await runCli(
       ["run", "--flow", flowPath, "--input-json", "{}", "--timeout", "500ms"],
@@ -141,9 +144,7 @@ Deno.test("stepflow run --timeout ends a run with a long step (exit 1, code 524)
     assertEquals(r.code, 1, r.stderr);
     assertStringIncludes(r.stdout, '"code":524');
     assertStringIncludes(r.stderr, "The run timed out after 500ms (timeout: 500 ms)");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 // A worker that writes its pid to a file, then never answers `initialize` (mode "init") or answers

@@ -1,4 +1,4 @@
-import { assertEquals, assertStrictEquals, assertStringIncludes } from "../_assert.ts";
+import { assertEquals, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
 import { REPO_ROOT, runCli } from "../_assert.ts";
 import { parseJson } from "../../src/json/exact_json.ts";
 
@@ -29,8 +29,7 @@ Deno.test("stepflow run reads YAML input from stdin and a YAML --input file", as
     r.stdout,
     '{"outcome":"success","result":{"prompt":"Bo","score":9007199254740993}}\n',
   );
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/in.yaml`, "who: {name: Cy}\nscore: 1\n");
     const r2 = await runCli([
       "run",
@@ -47,9 +46,7 @@ Deno.test("stepflow run reads YAML input from stdin and a YAML --input file", as
       outcome: "success",
       result: { prompt: "Cy", score: 1 },
     });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow run: a missing path fails with exit 1 and names the step and the path", async () => {
@@ -73,8 +70,7 @@ Deno.test("stepflow run: a missing path fails with exit 1 and names the step and
 
 Deno.test("stepflow run: an unparsable flow exits 2 with file:line:col and runs nothing", async () => {
   // Written here, not kept as a fixture: `deno fmt --check` would reject the broken YAML.
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/broken.yaml`,
       "schema: https://stepflow.org/schemas/v1/flow.json\nsteps:\n  - id: a\n" +
@@ -85,9 +81,7 @@ Deno.test("stepflow run: an unparsable flow exits 2 with file:line:col and runs 
     assertStrictEquals(r.stdout, "");
     assertStringIncludes(r.stderr, "broken.yaml:5:27");
     assertStringIncludes(r.stderr, " 5 |     input: { user_prompt: [unclosed\n");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow run: conflicting input flags and bad JSON are usage errors (exit 2)", async () => {
@@ -148,8 +142,7 @@ Deno.test("stepflow run passes --variables-json and STEPFLOW_VAR_* (--env-variab
 });
 
 Deno.test("stepflow run writes YAML with exact numbers to --output x.yaml; empty stdin is a usage error", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const r = await runCli([
       "run",
       "--flow",
@@ -164,17 +157,14 @@ Deno.test("stepflow run writes YAML with exact numbers to --output x.yaml; empty
       await Deno.readTextFile(`${dir}/out.yaml`),
       "outcome: success\nresult:\n  prompt: Ada\n  score: 15.0\n",
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
   const empty = await runCli(["run", "--flow", `${DIR}/greet.yaml`], { stdin: "" });
   assertStrictEquals(empty.code, 2);
   assertStringIncludes(empty.stderr, "no input: give --input FILE");
 });
 
 Deno.test("stepflow run: a directory as --flow/--config is named as a directory, whatever its name", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     for (const [flag, what] of [["--flow", "flow"], ["--config", "config"]]) {
       const args = flag === "--flow"
         ? ["run", "--flow", dir, "--input-json", "{}"]
@@ -188,14 +178,11 @@ Deno.test("stepflow run: a directory as --flow/--config is named as a directory,
     }
     const r = await runCli(["run", "--flow", `${dir}/none.txt`, "--input-json", "{}"]);
     assertStrictEquals(r.stderr, `error: Cannot read flow file '${dir}/none.txt': no such file\n`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow run: an --output that cannot be written is a usage error before anything runs", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const input = '{"who":{"name":"Ada"},"score":1}';
     const missing = `${dir}/no/such/dir/out.json`;
     let r = await runCli([
@@ -221,14 +208,11 @@ Deno.test("stepflow run: an --output that cannot be written is a usage error bef
     ]);
     assertStrictEquals(r.code, 2, r.stderr);
     assertStrictEquals(r.stderr, `error: --output '${dir}' is a directory: give a file name\n`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow run: bad input flags give one plain line (no doubled names, no OS error text)", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/empty.json`, "\n");
     const cases: [string[], string][] = [
       [["--input-json", "{bad"], "error: --input-json:1:2: JSON syntax error"],
@@ -248,14 +232,11 @@ Deno.test("stepflow run: bad input flags give one plain line (no doubled names, 
       if (expected.endsWith("\n")) assertStrictEquals(r.stderr, expected);
       else assertStringIncludes(r.stderr, expected);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow run: a failed run names the failed step and its file:line:col on stderr", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/stepflow-config.yml`,
       `plugins:
@@ -285,14 +266,11 @@ output: { $from: { step: bad } }
     assertStrictEquals(r.code, 1, r.stderr);
     assertStringIncludes(r.stderr, "run failed (code 7): no luck\n");
     assertStringIncludes(r.stderr, "  failed step 'bad' (flow.yaml:4:5): no luck\n");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow run: a skipped run names the skipped step and its file:line:col", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/flow.yaml`,
       `schema: https://stepflow.org/schemas/v1/flow.json
@@ -320,14 +298,11 @@ routes: { "/builtin/{*component}": [{ plugin: builtin }] }
       r.stderr,
       "run skipped: the output references a skipped step; skipped: 'maybe' (flow.yaml:4:5)",
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow run: a step service that cannot start is named with its config file:line:col", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/stepflow-config.yml`,
       `plugins:
@@ -355,9 +330,7 @@ output: { $from: { step: a } }
       r.stderr,
       "error: cannot start the engine: Failed to start plugins: plugin 'svc' (stepflow-config.yml:3:5): command not found",
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("CLI usage errors are one line that says which --help to read (exit 2)", async () => {

@@ -1,4 +1,4 @@
-import { assertStrictEquals, assertStringIncludes } from "../_assert.ts";
+import { assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
 import { CONFORMANCE_DIR, REPO_ROOT, runCli } from "../_assert.ts";
 
 const MIXED = `${REPO_ROOT}/tests/fixtures/cli/test_command/mixed`;
@@ -35,8 +35,7 @@ Deno.test("stepflow test --case selects cases and --diff prints a line diff", as
 });
 
 Deno.test("stepflow test --update writes actual outputs into the flow file", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.copyFile(`${MIXED}/good.yaml`, `${dir}/good.yaml`);
     await Deno.copyFile(`${MIXED}/stepflow-config.yml`, `${dir}/stepflow-config.yml`);
     const r = await runCli(["test", `${dir}/good.yaml`, "--update"]);
@@ -44,9 +43,7 @@ Deno.test("stepflow test --update writes actual outputs into the flow file", asy
     const again = await runCli(["test", `${dir}/good.yaml`]);
     assertStrictEquals(again.code, 0, again.stdout);
     assertStrictEquals(again.stdout.trimEnd().split("\n").at(-1), "2 passed, 0 failed");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow test reports a flow without cases as skipped", async () => {
@@ -84,8 +81,7 @@ Deno.test("stepflow test prefers stepflow-config.test.yml, and --config over it"
 });
 
 Deno.test("stepflow test: a file name as test.config says where a config file goes instead", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/flow.yaml`,
       `schema: https://stepflow.org/schemas/v1/flow.json
@@ -103,14 +99,11 @@ test:
       r.stdout,
       `flow.yaml:6:11: A config (inline config) must be a mapping with 'plugins' and 'routes', got the string "cfg.yml" (an inline config is not a file name: write the config here, or put it in stepflow-config.test.yml next to the flow, or pass --config)`,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow test whose stdout reader went away (| head) still finishes: its own exit code, no 'Broken pipe'", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/flow.yaml`,
       `schema: https://stepflow.org/schemas/v1/flow.json
@@ -136,14 +129,11 @@ test:
     ]);
     assertStrictEquals(status.code, 1, stderr);
     assertStrictEquals(stderr, "");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow test --case with a name no file has is an error (exit 2), not a silent pass", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/flow.yaml`,
       `schema: https://stepflow.org/schemas/v1/flow.json
@@ -163,14 +153,11 @@ test:
     );
     const ok = await runCli(["test", "flow.yaml", "--case", "one"], { cwd: dir });
     assertStrictEquals(ok.code, 0, ok.stdout + ok.stderr);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow test: test.servers numbers as written (1.5e3) work; wrong ones are errors, not the default", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const flow = (server: string) =>
       `schema: https://stepflow.org/schemas/v1/flow.json
 name: x
@@ -200,7 +187,5 @@ test:
       assertStrictEquals(r.code, 1, r.stdout + r.stderr);
       assertStringIncludes(r.stdout, expected);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

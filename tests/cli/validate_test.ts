@@ -2,7 +2,13 @@
  * `stepflow validate` as a real subprocess: exit codes, text and JSON output, no stack traces.
  * @module
  */
-import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "../_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertStrictEquals,
+  assertStringIncludes,
+  withTempDir,
+} from "../_assert.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const FLOWS = "tests/fixtures/flows";
@@ -34,8 +40,7 @@ Deno.test("stepflow validate: a valid flow exits 0 with no warnings", async () =
 });
 
 Deno.test("stepflow validate: warnings carry file:line:col and a suggestion", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const f = `${dir}/flow.yaml`;
     await Deno.writeTextFile(
       f,
@@ -47,9 +52,7 @@ Deno.test("stepflow validate: warnings carry file:line:col and a suggestion", as
     assertStrictEquals(r.code, 0, r.stderr);
     assertStringIncludes(r.stdout, `${f}:7:5: warning:`);
     assertStringIncludes(r.stdout, "skipIf");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("stepflow validate: a duplicate step id exits 1 with file:line:col", async () => {

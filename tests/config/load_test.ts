@@ -21,6 +21,7 @@ import {
   assertRejects,
   assertStrictEquals,
   assertThrows,
+  withTempDir,
 } from "../_assert.ts";
 import { conformanceConfigs } from "../flow/_conformance.ts";
 
@@ -123,8 +124,7 @@ test:
 });
 
 Deno.test("parseConfigValue() reports shape errors with path and position", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const f = join(dir, "stepflow-config.yml");
     await Deno.writeTextFile(f, "plugins:\n  p:\n    type: stepflow\n    args: nope\n");
     await assertRejects(
@@ -143,9 +143,7 @@ Deno.test("parseConfigValue() reports shape errors with path and position", asyn
       FlowLoadError,
       "$.routes: expected a mapping, got a list",
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("defaultConfig() has the builtin plugin and no routes (0.8)", () => {
@@ -203,16 +201,13 @@ Deno.test("findConfig() and loadConfigForFlow() discover configs as 0.8 does", a
 });
 
 Deno.test("findTestConfig() finds stepflow-config.test.yml and its variants", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     assertStrictEquals(await findTestConfig(dir), undefined);
     await Deno.writeTextFile(join(dir, "stepflow_config.test.yaml"), "plugins: {}\n");
     assertStrictEquals(await findTestConfig(dir), join(dir, "stepflow_config.test.yaml"));
     await Deno.writeTextFile(join(dir, "stepflow-config.test.yml"), "plugins: {}\n");
     await assertRejects(() => findTestConfig(dir), FlowLoadError, "Multiple");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("configCandidates() lists the discovery probes in order", () => {
@@ -230,8 +225,7 @@ Deno.test("configCandidates() lists the discovery probes in order", () => {
 });
 
 Deno.test("findConfig() warns about unreadable probes when it finds nothing else", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const script = join(dir, "probe.ts");
     await Deno.writeTextFile(
       script,
@@ -257,9 +251,7 @@ console.log(await findConfig(${JSON.stringify(join(dir, "f.yaml"))}, ${JSON.stri
     assert(text.includes("permission denied"), text);
     assert(text.includes("--allow-read="), text);
     assertStrictEquals(new TextDecoder().decode(out.stdout), "undefined\n");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("parseConfigValue() reads integers written 4.0 or 1e1 as numbers", () => {

@@ -11,6 +11,7 @@ import {
   assertRejects,
   assertStrictEquals,
   assertThrows,
+  withTempDir,
 } from "../_assert.ts";
 import { conformanceFlows } from "./_conformance.ts";
 
@@ -446,8 +447,7 @@ output: [{$from: {step: b}, path: anything}, {$from: {step: a}, path: result}]
 });
 
 Deno.test("validateConfig(): a SQLite stateStore that cannot open is an error at databaseUrl", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir((dir) => {
     const store = (databaseUrl: string) =>
       validateConfig(parseConfigValue({
         plugins: { builtin: { type: "builtin" } },
@@ -474,14 +474,11 @@ Deno.test("validateConfig(): a SQLite stateStore that cannot open is an error at
     assertStrictEquals(store("postgres://x")[0]?.level, "error");
     assertEquals(store("sqlite:runs.db"), []);
     assertEquals(store("sqlite::memory:"), []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("validateConfig(): a mock behavior result that is not a FlowResult is an error at it", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const file = `${dir}/stepflow-config.yml`;
     await Deno.writeTextFile(
       file,
@@ -513,9 +510,7 @@ routes:
       routes: { "/m/{*component}": [{ plugin: "m" }] },
     }, { workingDirectory: "/" })).filter((d) => d.code === "invalid_mock_behavior");
     assertStrictEquals(list[0]?.path, '$.plugins.m.components["/a"].behaviors[0].result');
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("validateConfig(): a plugin url that is not an http(s) URL is an error at it", () => {

@@ -1,4 +1,4 @@
-import { assertEquals, assertStrictEquals, assertThrows } from "../_assert.ts";
+import { assertEquals, assertStrictEquals, assertThrows, withTempDir } from "../_assert.ts";
 import { blobId, isBlobId } from "../../src/state/blob_id.ts";
 import { MemoryStateStore } from "../../src/state/memory.ts";
 import { parseSqliteUrl, SqliteStateStore } from "../../src/state/sqlite.ts";
@@ -71,8 +71,7 @@ Deno.test("SqliteStateStore stores the same, in 0.8's tables, and survives reope
   const mem = SqliteStateStore.open("sqlite::memory:");
   await exercise(mem);
   await mem.close();
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const url = `sqlite:${dir}/state.db?mode=rwc`;
     const s1 = SqliteStateStore.open(url);
     const id = s1.putBlob({ k: "v" }, "data");
@@ -80,9 +79,7 @@ Deno.test("SqliteStateStore stores the same, in 0.8's tables, and survives reope
     const s2 = SqliteStateStore.open(url);
     assertEquals((await s2.getBlob(id))?.data, { k: "v" });
     await s2.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("parseSqliteUrl() reads memory, relative and absolute URLs and rejects others", () => {
@@ -93,8 +90,7 @@ Deno.test("parseSqliteUrl() reads memory, relative and absolute URLs and rejects
 });
 
 Deno.test("SqliteStateStore.open() adds its extra columns to a database created by stepflow 0.8", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const { DatabaseSync } = await import("node:sqlite");
     const db = new DatabaseSync(`${dir}/old.db`);
     db.exec(`CREATE TABLE runs (id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, flow_name TEXT,
@@ -117,14 +113,11 @@ Deno.test("SqliteStateStore.open() adds its extra columns to a database created 
     assertStrictEquals((await s.getRun("r"))?.parentRunId, "p");
     assertStrictEquals((await s.getStepResults("r")).length, 1);
     await s.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("createStateStore(): a file that is not a database names the setting and the file", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/junk.db`, "not a database, just text\n");
     assertThrows(
       () =>
@@ -132,7 +125,5 @@ Deno.test("createStateStore(): a file that is not a database names the setting a
       Error,
       `stateStore.databaseUrl 'sqlite:junk.db': cannot open '${dir}/junk.db': file is not a database (point databaseUrl at a new file`,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

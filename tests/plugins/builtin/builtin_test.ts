@@ -1,4 +1,10 @@
-import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "../../_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertStrictEquals,
+  assertStringIncludes,
+  withTempDir,
+} from "../../_assert.ts";
 import { flow, runOnce, testConfig } from "../../execution/_engine_helpers.ts";
 import { Engine } from "../../../src/execution/engine.ts";
 import { stringifyJson } from "../../../src/json/exact_json.ts";
@@ -112,8 +118,7 @@ output: { $from: { step: it } }
 });
 
 Deno.test("/load_file resolves relative paths against the config working directory", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/data.json`, '{"a": 15.0}');
     await Deno.writeTextFile(`${dir}/data.yaml`, "b: [1, 2]\n");
     const f = flow(`
@@ -139,9 +144,7 @@ output: { j: { $from: { step: j } }, y: { $from: { step: y }, path: data } }
       stringifyJson(r).replace(real, dir),
       `{"outcome":"success","result":{"j":{"data":{"a":15.0},"metadata":{"resolved_path":"${dir}/data.json","size_bytes":11,"format":"json"}},"y":{"b":[1,2]}}}`,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("builtins reject invalid input with a 500 naming the component and the field", async () => {

@@ -2,7 +2,13 @@
  * Step services that fail before the handshake: one clear line naming how the worker ended,
  * and a worker printing lines that are not JSON does not flood stderr.
  */
-import { assert, assertStrictEquals, assertStringIncludes, runCli } from "../../_assert.ts";
+import {
+  assert,
+  assertStrictEquals,
+  assertStringIncludes,
+  runCli,
+  withTempDir,
+} from "../../_assert.ts";
 
 const FLOW = `schema: https://stepflow.org/schemas/v1/flow.json
 name: t
@@ -15,18 +21,15 @@ steps:
 output: { $from: { step: a } }
 `;
 
-async function runWith(plugin: string): Promise<{ code: number; stderr: string }> {
-  const dir = await Deno.makeTempDir();
-  try {
+function runWith(plugin: string): Promise<{ code: number; stderr: string }> {
+  return withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/flow.yaml`, FLOW);
     await Deno.writeTextFile(
       `${dir}/stepflow-config.yml`,
       `plugins:\n  x: ${plugin}\nroutes:\n  "/x/{*component}": [{ plugin: x }]\n`,
     );
     return await runCli(["run", "--flow", `${dir}/flow.yaml`, "--input-json", "{}"]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 }
 
 Deno.test("stdio plugin: a worker that exits before 'initialize' is named with its exit code and stderr", async () => {
