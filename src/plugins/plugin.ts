@@ -119,6 +119,12 @@ export interface ExecuteContext {
    * retry after a worker restart), so attempt numbers are never sent twice.
    */
   engineRetries?: boolean;
+  /**
+   * Reports progress of a long call (e.g. the streamed tokens of a chat completion) as a
+   * `step_progress` event of the run, for run observers (the progress line, the service's event
+   * stream). Absent when nobody listens: call it as `ctx.progress?.(data)`.
+   */
+  progress?: (data: JsonObject) => void;
 }
 
 /** A source of components. */
