@@ -18,13 +18,13 @@
  * @module
  */
 import { type LoadedFlow, loadFlowFile, loadFlowText } from "./src/flow/load.ts";
-import type { DocumentFormat } from "./src/flow/parse.ts";
+import type { DocumentFormat } from "./src/core/document.ts";
 import { Engine, type RunOptions } from "./src/execution/engine.ts";
 import { defaultConfig, parseConfigValue } from "./src/config/load.ts";
 import type { LoadedConfig } from "./src/config/model.ts";
 import type { Flow } from "./src/flow/model.ts";
 import type { JsonValue } from "./src/json/exact_json.ts";
-import type { FlowResult } from "./src/flow/flow_result.ts";
+import type { FlowResult } from "./src/core/flow_result.ts";
 
 export { Engine } from "./src/execution/engine.ts";
 export type { EngineOptions, FlowLike, RunOptions } from "./src/execution/engine.ts";
@@ -45,11 +45,11 @@ export type {
   FlowResult,
   FlowSkipped,
   FlowSuccess,
-} from "./src/flow/flow_result.ts";
+} from "./src/core/flow_result.ts";
 export { jsonEquals, parseJson, stringifyJson } from "./src/json/exact_json.ts";
 export type { JsonValue } from "./src/json/exact_json.ts";
 export { validateFlow } from "./src/flow/validate.ts";
-export type { Diagnostic } from "./src/flow/diagnostics.ts";
+export type { Diagnostic } from "./src/core/diagnostics.ts";
 export {
   ExecutionError,
   FlowLoadError,
@@ -68,9 +68,9 @@ export {
   RUN_TIMEOUT,
   TIMEOUT,
   TRANSPORT_FAILED,
-} from "./src/execution/error_codes.ts";
-export type { ErrorCodeInfo, FailureCategory } from "./src/execution/error_codes.ts";
-export { formatDuration, parseDuration } from "./src/execution/duration.ts";
+} from "./src/core/error_codes.ts";
+export type { ErrorCodeInfo, FailureCategory } from "./src/core/error_codes.ts";
+export { formatDuration, parseDuration } from "./src/core/duration.ts";
 export { blobId } from "./src/state/blob_id.ts";
 export type { StateStore } from "./src/state/store.ts";
 

@@ -17,7 +17,7 @@ import {
   toRpcError,
 } from "../src/protocol/envelope.ts";
 import { sseEvent } from "../src/protocol/sse.ts";
-import { INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR } from "../src/protocol/error_codes.ts";
+import { INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR } from "../src/core/rpc_error_codes.ts";
 import type { JsonValue } from "../src/json/exact_json.ts";
 import { EngineError } from "./context.ts";
 

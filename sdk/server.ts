@@ -14,7 +14,7 @@ import {
   EXECUTION_ERROR,
   INVALID_PARAMS,
   METHOD_NOT_FOUND,
-} from "../src/protocol/error_codes.ts";
+} from "../src/core/rpc_error_codes.ts";
 import { describeError, ProtocolError } from "../src/errors.ts";
 import { serveStdio } from "./stdio.ts";
 import { type HttpServeOptions, type HttpWorkerServer, serveHttp } from "./http.ts";

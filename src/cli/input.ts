@@ -5,7 +5,7 @@
  * @module
  */
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
-import { type DocumentFormat, parseDocument } from "../flow/parse.ts";
+import { type DocumentFormat, parseDocument } from "../core/document.ts";
 import { describeError, FlowLoadError, UsageError } from "../errors.ts";
 
 /** Input flags of `run` (stepflow 0.8 §6). */

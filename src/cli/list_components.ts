@@ -19,7 +19,7 @@ import type { SetExit } from "./commands.ts";
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { onCancelSignals } from "./signals.ts";
 import { withPluginPositions } from "./run.ts";
-import type { SourceMap } from "../flow/diagnostics.ts";
+import type { SourceMap } from "../core/diagnostics.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { toYaml } from "./yaml_output.ts";
 import { loadConfigForFlow } from "../config/load.ts";

@@ -9,7 +9,7 @@
 import { Command, CommanderError } from "commander";
 import { EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
 import { describeError } from "../errors.ts";
-import { permissionHint } from "../permissions/hint.ts";
+import { permissionHint } from "../core/permission_hint.ts";
 import { registerCommands } from "./commands.ts";
 
 const COMMANDS = ["run", "test", "validate", "list-components", "permissions"];

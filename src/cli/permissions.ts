@@ -24,7 +24,7 @@ import {
 import type { LoadedConfig } from "../config/model.ts";
 import { UsageError } from "../errors.ts";
 import { isFlowDocument, loadFlowFile, readText } from "../flow/load.ts";
-import { formatFromPath, parseDocument } from "../flow/parse.ts";
+import { formatFromPath, parseDocument } from "../core/document.ts";
 import { isJsonObject } from "../json/exact_json.ts";
 import { computeFlowPermissions } from "../permissions/compute.ts";
 import { PermissionSet } from "../permissions/permission_set.ts";

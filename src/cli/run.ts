@@ -22,23 +22,23 @@ import {
   EXIT_OK,
   EXIT_PERMISSION,
 } from "./exit_codes.ts";
-import { permissionHint } from "../permissions/hint.ts";
+import { permissionHint } from "../core/permission_hint.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
 import { toYaml } from "./yaml_output.ts";
 import { onCancelSignals } from "./signals.ts";
 import { loadFlowFile } from "../flow/load.ts";
 import { validateConfig, validateFlow } from "../flow/validate.ts";
-import { formatDiagnostic, hasErrors } from "../flow/diagnostics.ts";
+import { formatDiagnostic, hasErrors } from "../core/diagnostics.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
-import type { SourceMap } from "../flow/diagnostics.ts";
+import type { SourceMap } from "../core/diagnostics.ts";
 import { parsePath } from "../flow/template.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { Engine } from "../execution/engine.ts";
 import { stepsInFlight } from "../execution/step_call.ts";
-import { parseDuration } from "../execution/duration.ts";
+import { parseDuration } from "../core/duration.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
-import type { FlowResult } from "../flow/flow_result.ts";
+import type { FlowResult } from "../core/flow_result.ts";
 import type { StepResultRecord } from "../state/store.ts";
 import { describeError, FlowLoadError, UsageError, ValidationError } from "../errors.ts";
 

@@ -28,12 +28,12 @@ import {
 } from "./exit_codes.ts";
 import { onCancelSignals } from "./signals.ts";
 import { withPluginPositions } from "./run.ts";
-import { permissionHint } from "../permissions/hint.ts";
+import { permissionHint } from "../core/permission_hint.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { toYaml } from "./yaml_output.ts";
 import { isFlowDocument, type LoadedFlow, parseFlowValue, serializeFlow } from "../flow/load.ts";
-import { type DocumentSourceMap, formatFromPath, parseDocument } from "../flow/parse.ts";
-import type { SourceMap } from "../flow/diagnostics.ts";
+import { type DocumentSourceMap, formatFromPath, parseDocument } from "../core/document.ts";
+import type { SourceMap } from "../core/diagnostics.ts";
 import { FLOW_SCHEMA_URL, type TestCase } from "../flow/model.ts";
 import {
   findTestConfig,
@@ -45,7 +45,7 @@ import type { LoadedConfig } from "../config/model.ts";
 import { Engine } from "../execution/engine.ts";
 import { startTestServers, type TestServers } from "./test_servers.ts";
 import { canonicalJson, isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
-import type { FlowResult } from "../flow/flow_result.ts";
+import type { FlowResult } from "../core/flow_result.ts";
 import { describeError, FlowLoadError } from "../errors.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 

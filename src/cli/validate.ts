@@ -17,8 +17,8 @@
  */
 import type { Command } from "commander";
 import { describeError, FlowLoadError } from "../errors.ts";
-import type { Diagnostic } from "../flow/diagnostics.ts";
-import { formatDiagnostic } from "../flow/diagnostics.ts";
+import type { Diagnostic } from "../core/diagnostics.ts";
+import { formatDiagnostic } from "../core/diagnostics.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 import { loadFlowFile } from "../flow/load.ts";
 import { validateConfig, validateFlow } from "../flow/validate.ts";

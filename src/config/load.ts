@@ -16,8 +16,8 @@
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
-import type { SourceMap } from "../flow/diagnostics.ts";
-import { type DocumentSourceMap, formatFromPath, parseDocument } from "../flow/parse.ts";
+import type { SourceMap } from "../core/diagnostics.ts";
+import { type DocumentSourceMap, formatFromPath, parseDocument } from "../core/document.ts";
 import { describeValue, readText, zodToLoadError } from "../flow/load.ts";
 import { type Config, ConfigSchema, type LoadedConfig } from "./model.ts";
 import { logger } from "../log.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import type { JsonValue } from "../json/exact_json.ts";
-import type { FlowResult } from "../flow/flow_result.ts";
+import type { FlowResult } from "../core/flow_result.ts";
 import type { BatchDetails, BatchOutputInfo } from "../plugins/plugin.ts";
 import type { StateStore } from "../state/store.ts";
 import { nowRfc3339 } from "../state/store.ts";

@@ -12,7 +12,7 @@ import {
   referencedSteps,
   TemplateError,
 } from "../flow/template.ts";
-import { jsonPath } from "../flow/diagnostics.ts";
+import { jsonPath } from "../core/diagnostics.ts";
 import { ExecutionError } from "../errors.ts";
 
 /** One step ready to run. */

@@ -14,7 +14,7 @@
 import type { Flow } from "../flow/model.ts";
 import type { LoadedConfig } from "../config/model.ts";
 import { isJsonObject, type JsonObject, type JsonValue } from "../json/exact_json.ts";
-import { failedFromExecutionError, type FlowResult } from "../flow/flow_result.ts";
+import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
 import { describeError, ExecutionError } from "../errors.ts";
 import type {
   BatchDetails,
@@ -40,7 +40,7 @@ import {
 } from "./run_context.ts";
 import { runStep } from "./run_step.ts";
 import { BatchManager } from "./batch.ts";
-import { childSignal } from "./abort_fanout.ts";
+import { childSignal } from "../core/abort.ts";
 import { flowBlob, flowFromJson, flowToJson } from "./flow_id.ts";
 import { Router, type RouteTarget } from "../config/router.ts";
 import {
@@ -50,8 +50,8 @@ import {
   pluginLimitsOf,
   type RunLimits,
 } from "./step_call.ts";
-import { Limiter } from "./limiter.ts";
-import { parseDuration } from "./duration.ts";
+import { Limiter } from "../core/limiter.ts";
+import { parseDuration } from "../core/duration.ts";
 import { runTimeoutReason } from "./timeout.ts";
 
 /** A flow as loaded from a file (src/flow/load.ts): the model plus where it came from. */

@@ -4,14 +4,14 @@
  * first execution error, then checks `mustExecute` failures and resolves `output`.
  * @module
  */
-import { failedFromExecutionError, type FlowResult } from "../flow/flow_result.ts";
+import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
 import { resolveTemplate } from "../flow/template.ts";
 import { describeError, ExecutionError } from "../errors.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RunContext } from "./run_context.ts";
 import { runStep, templateFailure } from "./run_step.ts";
-import { childSignal } from "./abort_fanout.ts";
-import { engineFailure } from "./error_codes.ts";
+import { childSignal } from "../core/abort.ts";
+import { engineFailure } from "../core/error_codes.ts";
 
 /** Runs one step; {@linkcode runStep} unless wrapped (retries, timeouts, limits). */
 export type StepRunner = (step: CompiledStep, run: RunContext) => Promise<FlowResult>;
@@ -68,7 +68,7 @@ export function executeFlow(
         fail(e, step);
       }
     };
-    // Each step gets its own signal following the run's (src/execution/abort_fanout.ts): one
+    // Each step gets its own signal following the run's (src/core/abort.ts): one
     // AbortSignal with a listener per in-flight step is quadratic.
     const start = (step: CompiledStep) => {
       const child = childSignal(run.signal);

@@ -4,12 +4,12 @@
  * `map` steps. The flow validator (src/flow/validate.ts) adds these diagnostics to its own.
  * @module
  */
-import type { Diagnostic, SourceMap } from "../flow/diagnostics.ts";
-import { jsonPath } from "../flow/diagnostics.ts";
+import type { Diagnostic, SourceMap } from "../core/diagnostics.ts";
+import { jsonPath } from "../core/diagnostics.ts";
 import type { Flow } from "../flow/model.ts";
 import type { Config } from "../config/model.ts";
 import { isJsonObject, isNumber, toNumber } from "../json/exact_json.ts";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "../core/duration.ts";
 import { checkRetrySettings, type RetrySettings } from "./retry_policy.ts";
 
 /**

@@ -21,9 +21,9 @@
  */
 import type { JsonValue } from "../json/exact_json.ts";
 import { isJsonObject, isNumber, toNumber } from "../json/exact_json.ts";
-import type { FlowError } from "../flow/flow_result.ts";
-import { categorize, FAILURE_CATEGORIES, type FailureCategory } from "./error_codes.ts";
-import { parseDuration } from "./duration.ts";
+import type { FlowError } from "../core/flow_result.ts";
+import { categorize, FAILURE_CATEGORIES, type FailureCategory } from "../core/error_codes.ts";
+import { parseDuration } from "../core/duration.ts";
 
 /** Default `maxRetries`: retries after the first attempt (as AWS Step Functions' MaxAttempts). */
 export const DEFAULT_MAX_RETRIES = 3;

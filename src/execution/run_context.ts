@@ -4,7 +4,7 @@
  * @module
  */
 import type { JsonValue } from "../json/exact_json.ts";
-import type { FlowResult } from "../flow/flow_result.ts";
+import type { FlowResult } from "../core/flow_result.ts";
 import type { ResolveScope } from "../flow/template.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import type { StateStore } from "../state/store.ts";

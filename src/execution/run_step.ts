@@ -4,9 +4,9 @@
  * it.
  * @module
  */
-import { type FlowResult, skipped, success } from "../flow/flow_result.ts";
+import { type FlowResult, skipped, success } from "../core/flow_result.ts";
 import { isTruthy, resolveTemplate, TemplateError } from "../flow/template.ts";
-import { jsonPath } from "../flow/diagnostics.ts";
+import { jsonPath } from "../core/diagnostics.ts";
 import { describeError, ExecutionError, PluginError } from "../errors.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RoutedComponent, RunContext } from "./run_context.ts";

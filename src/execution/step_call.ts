@@ -8,18 +8,18 @@
  */
 import type { Config } from "../config/model.ts";
 import { ExecutionError } from "../errors.ts";
-import { type FlowResult, success } from "../flow/flow_result.ts";
+import { type FlowResult, success } from "../core/flow_result.ts";
 import { type CompiledTemplate, compileTemplate, resolveTemplate } from "../flow/template.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import { describeError } from "../errors.ts";
 import type { CompiledStep } from "./compile.ts";
-import { parseDuration } from "./duration.ts";
-import { Limiter } from "./limiter.ts";
+import { parseDuration } from "../core/duration.ts";
+import { Limiter } from "../core/limiter.ts";
 import { normalizeRetryPolicy, type RetryPolicy, type RetrySettings } from "./retry_policy.ts";
 import type { RoutedComponent, RunContext } from "./run_context.ts";
 import { runWithPolicy } from "./step_policy.ts";
 import type { StepRunner } from "./executor.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../core/clock.ts";
 
 /** Default `maxOutputSize`: 64 MiB of compact JSON per step output. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;

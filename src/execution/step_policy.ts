@@ -8,13 +8,13 @@
  * policy with no retry and no timeout runs the call once, exactly as 0.8 did.
  * @module
  */
-import type { FlowFailed, FlowResult } from "../flow/flow_result.ts";
-import { failed, skipped, success } from "../flow/flow_result.ts";
+import type { FlowFailed, FlowResult } from "../core/flow_result.ts";
+import { failed, skipped, success } from "../core/flow_result.ts";
 import { isRawNumber, type JsonValue } from "../json/exact_json.ts";
-import { type Clock, realClock, sleep } from "./clock.ts";
-import type { FailureCategory } from "./error_codes.ts";
-import { engineFailure } from "./error_codes.ts";
-import type { Release } from "./limiter.ts";
+import { type Clock, realClock, sleep } from "../core/clock.ts";
+import type { FailureCategory } from "../core/error_codes.ts";
+import { engineFailure } from "../core/error_codes.ts";
+import type { Release } from "../core/limiter.ts";
 import { backoffDelay, retryDecision, type RetryPolicy, type RetryUsage } from "./retry_policy.ts";
 import { callWithTimeout, cancellationResult } from "./timeout.ts";
 

@@ -6,10 +6,10 @@
  * its late result or rejection is swallowed, so it can never surface as an unhandled rejection.
  * @module
  */
-import type { FlowFailed, FlowResult } from "../flow/flow_result.ts";
-import { type Clock, realClock } from "./clock.ts";
-import { formatDuration } from "./duration.ts";
-import { engineFailure } from "./error_codes.ts";
+import type { FlowFailed, FlowResult } from "../core/flow_result.ts";
+import { type Clock, realClock } from "../core/clock.ts";
+import { formatDuration } from "../core/duration.ts";
+import { engineFailure } from "../core/error_codes.ts";
 
 /** Options of {@linkcode callWithTimeout}. */
 export interface CallWithTimeoutOptions {

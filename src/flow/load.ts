@@ -10,9 +10,9 @@
 import type { z } from "zod";
 import { isJsonObject, type JsonValue, setOwn } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
-import { jsonPath, type SourceMap } from "./diagnostics.ts";
+import { jsonPath, type SourceMap } from "../core/diagnostics.ts";
 import { type Flow, FLOW_SCHEMA_URL, FlowSchema, type Step } from "./model.ts";
-import { type DocumentFormat, formatFromPath, parseDocument } from "./parse.ts";
+import { type DocumentFormat, formatFromPath, parseDocument } from "../core/document.ts";
 import { parsePath } from "./template.ts";
 
 /** A flow with the document it came from. */

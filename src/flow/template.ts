@@ -16,7 +16,7 @@
  * @module
  */
 import { isJsonObject, isRawNumber, type JsonValue, setOwn, toNumber } from "../json/exact_json.ts";
-import type { FlowResult } from "./flow_result.ts";
+import type { FlowResult } from "../core/flow_result.ts";
 
 /** One step of a path: an object key or an array index. */
 export type PathSegment = string | number;

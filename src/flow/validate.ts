@@ -22,10 +22,15 @@
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError, ValidationError } from "../errors.ts";
 import type { Config, LoadedConfig } from "../config/model.ts";
-import { type Diagnostic, type DiagnosticLevel, jsonPath, type SourceMap } from "./diagnostics.ts";
+import {
+  type Diagnostic,
+  type DiagnosticLevel,
+  jsonPath,
+  type SourceMap,
+} from "../core/diagnostics.ts";
 import { FLOW_SCHEMA_URL } from "./model.ts";
 import { type LoadedFlow, parseFlowValue } from "./load.ts";
-import type { DocumentSourceMap } from "./parse.ts";
+import type { DocumentSourceMap } from "../core/document.ts";
 import {
   type CompiledRef,
   type CompiledTemplate,

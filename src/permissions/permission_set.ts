@@ -3,7 +3,7 @@
  * @module
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
-import { shellQuote } from "./hint.ts";
+import { shellQuote } from "../core/permission_hint.ts";
 
 /** The scoped permissions `stepflow` ever needs (never ffi, sys or import; never `-A`). */
 export type ScopedKind = "read" | "write" | "net" | "env" | "run";

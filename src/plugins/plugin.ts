@@ -10,7 +10,7 @@
  * @module
  */
 import type { JsonObject, JsonValue } from "../json/exact_json.ts";
-import type { FlowResult } from "../flow/flow_result.ts";
+import type { FlowResult } from "../core/flow_result.ts";
 import type { Logger } from "../log.ts";
 
 /** A component as listed by a plugin (stepflow 0.8 `ComponentInfo`, snake_case on the wire). */

@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import { describeError, ProtocolError } from "../errors.ts";
-import { INTERNAL_ERROR } from "./error_codes.ts";
+import { INTERNAL_ERROR } from "../core/rpc_error_codes.ts";
 import { isJsonObject, isRawNumber, type JsonValue, type RawNumber } from "../json/exact_json.ts";
 import { JsonValueSchema } from "../flow/model.ts";
 

@@ -29,7 +29,7 @@ import {
   resultText,
   toRpcError,
 } from "./envelope.ts";
-import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND } from "./error_codes.ts";
+import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND } from "../core/rpc_error_codes.ts";
 
 /** `"id": "<string>"` or `"id": <integer>` in the text of a message that does not parse. */
 const ID_IN_TEXT = /"id"\s*:\s*(?:"([^"\\]*)"|(-?\d{1,15})(?![\d.eE]))/g;

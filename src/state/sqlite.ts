@@ -10,7 +10,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
-import type { FlowResult } from "../flow/flow_result.ts";
+import type { FlowResult } from "../core/flow_result.ts";
 import { blobId } from "./blob_id.ts";
 import {
   type BatchRecord,

@@ -8,7 +8,7 @@
  * @module
  */
 import type { JsonValue } from "../json/exact_json.ts";
-import type { FlowResult } from "../flow/flow_result.ts";
+import type { FlowResult } from "../core/flow_result.ts";
 
 /** Run status (stepflow 0.8: a skipped outcome is recorded as `failed`). */
 export type RunStatus = "running" | "completed" | "failed" | "cancelled" | "paused";

@@ -13,7 +13,7 @@ import { Router } from "../../src/config/router.ts";
 import { FlowLoadError } from "../../src/errors.ts";
 import { loadFlowText } from "../../src/flow/load.ts";
 import { FLOW_SCHEMA_URL } from "../../src/flow/model.ts";
-import type { DocumentSourceMap } from "../../src/flow/parse.ts";
+import type { DocumentSourceMap } from "../../src/core/document.ts";
 import { type JsonValue, parseJson, stringifyJson } from "../../src/json/exact_json.ts";
 import {
   assert,

@@ -6,7 +6,7 @@ import { Engine } from "../../src/execution/engine.ts";
 import { parseConfigValue } from "../../src/config/load.ts";
 import { type LoadedFlow, loadFlowText } from "../../src/flow/load.ts";
 import type { JsonValue } from "../../src/json/exact_json.ts";
-import type { FlowResult } from "../../src/flow/flow_result.ts";
+import type { FlowResult } from "../../src/core/flow_result.ts";
 
 /** A config value with the builtin plugin (`/builtin/{*component}`) and a mock plugin. */
 export function testConfig(

@@ -2,7 +2,7 @@
  * Fake time for retry/timeout tests: timers fire only when the test advances the clock.
  * @module
  */
-import type { Clock, TimerHandle } from "../../src/execution/clock.ts";
+import type { Clock, TimerHandle } from "../../src/core/clock.ts";
 
 interface Timer {
   id: number;

@@ -2,7 +2,7 @@ import { assertEquals, assertRejects, assertStrictEquals } from "../_assert.ts";
 import { BatchManager, MAX_FINISHED_BATCHES_IN_MEMORY } from "../../src/execution/batch.ts";
 import { MemoryStateStore } from "../../src/state/memory.ts";
 import type { JsonValue } from "../../src/json/exact_json.ts";
-import { failed, type FlowResult, success } from "../../src/flow/flow_result.ts";
+import { failed, type FlowResult, success } from "../../src/core/flow_result.ts";
 
 /** A runner that records its runs in `store` as the engine does: odd inputs fail. */
 function runner(store: MemoryStateStore, inFlight: { now: number; max: number }) {

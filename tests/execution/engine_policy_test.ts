@@ -9,7 +9,7 @@ import { registerPluginType } from "../../src/plugins/registry.ts";
 import type { ExecuteContext, Plugin } from "../../src/plugins/plugin.ts";
 import type { LoadedConfig } from "../../src/config/model.ts";
 import { PluginError } from "../../src/errors.ts";
-import { failed, type FlowResult, success } from "../../src/flow/flow_result.ts";
+import { failed, type FlowResult, success } from "../../src/core/flow_result.ts";
 import { isJsonObject, type JsonValue } from "../../src/json/exact_json.ts";
 import { flow } from "./_engine_helpers.ts";
 

@@ -8,7 +8,7 @@
 import { assert, assertEquals, assertStringIncludes, REPO_ROOT } from "../_assert.ts";
 import { Engine } from "../../src/execution/engine.ts";
 import { parseConfigValue } from "../../src/config/load.ts";
-import type { FlowResult } from "../../src/flow/flow_result.ts";
+import type { FlowResult } from "../../src/core/flow_result.ts";
 import type { JsonValue } from "../../src/json/exact_json.ts";
 import { flow } from "./_engine_helpers.ts";
 

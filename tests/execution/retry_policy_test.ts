@@ -11,7 +11,7 @@ import {
   OUTPUT_TOO_LARGE,
   TIMEOUT,
   TRANSPORT_FAILED,
-} from "../../src/execution/error_codes.ts";
+} from "../../src/core/error_codes.ts";
 
 Deno.test("normalizeRetryPolicy() applies documented defaults", () => {
   const p = normalizeRetryPolicy({ action: "retry" });

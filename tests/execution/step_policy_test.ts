@@ -2,10 +2,10 @@ import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { checkOutputSize, runWithPolicy } from "../../src/execution/step_policy.ts";
 import type { RetryEvent } from "../../src/execution/step_policy.ts";
 import { normalizeRetryPolicy } from "../../src/execution/retry_policy.ts";
-import { TRANSPORT_FAILED } from "../../src/execution/error_codes.ts";
-import { Limiter } from "../../src/execution/limiter.ts";
-import { failed, success } from "../../src/flow/flow_result.ts";
-import type { FlowResult } from "../../src/flow/flow_result.ts";
+import { TRANSPORT_FAILED } from "../../src/core/error_codes.ts";
+import { Limiter } from "../../src/core/limiter.ts";
+import { failed, success } from "../../src/core/flow_result.ts";
+import type { FlowResult } from "../../src/core/flow_result.ts";
 import { FakeClock, sequenceRandom } from "./_fake_clock.ts";
 import { parseJson } from "../../src/json/exact_json.ts";
 

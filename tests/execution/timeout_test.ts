@@ -1,7 +1,7 @@
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { callWithTimeout, runTimeoutReason } from "../../src/execution/timeout.ts";
-import { success } from "../../src/flow/flow_result.ts";
-import type { FlowResult } from "../../src/flow/flow_result.ts";
+import { success } from "../../src/core/flow_result.ts";
+import type { FlowResult } from "../../src/core/flow_result.ts";
 import { FakeClock } from "./_fake_clock.ts";
 
 /** A call that never answers until aborted, then rejects (like a cancelled MCP request). */

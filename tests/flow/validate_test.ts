@@ -1,6 +1,6 @@
 import { FlowLoadError } from "../../src/errors.ts";
-import type { Diagnostic } from "../../src/flow/diagnostics.ts";
-import { hasErrors } from "../../src/flow/diagnostics.ts";
+import type { Diagnostic } from "../../src/core/diagnostics.ts";
+import { hasErrors } from "../../src/core/diagnostics.ts";
 import { loadFlowFile, loadFlowText } from "../../src/flow/load.ts";
 import { FLOW_SCHEMA_URL } from "../../src/flow/model.ts";
 import { editDistance, suggestKey, validateConfig, validateFlow } from "../../src/flow/validate.ts";

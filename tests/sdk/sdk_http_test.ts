@@ -1,6 +1,6 @@
 import { assertEquals, assertStringIncludes } from "../_assert.ts";
 import { execCtx, FakeEngine, spawnHttpWorker, startHttp } from "../plugins/stepflow/_helpers.ts";
-import type { FlowFailed, FlowSuccess } from "../../src/flow/flow_result.ts";
+import type { FlowFailed, FlowSuccess } from "../../src/core/flow_result.ts";
 
 Deno.test("SDK over HTTP: health, JSON replies, SSE-streamed engine calls, validation", async () => {
   const w = await spawnHttpWorker("sdk_worker.ts");

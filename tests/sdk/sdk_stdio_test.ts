@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { execCtx, FakeEngine, startStdio } from "../plugins/stepflow/_helpers.ts";
-import type { FlowFailed, FlowSuccess } from "../../src/flow/flow_result.ts";
+import type { FlowFailed, FlowSuccess } from "../../src/core/flow_result.ts";
 
 const ARGS = ["run", "--quiet", "--no-prompt", "sdk_worker.ts"];
 

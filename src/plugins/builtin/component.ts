@@ -3,7 +3,7 @@
  * @module
  */
 import type { JsonValue } from "../../json/exact_json.ts";
-import type { FlowResult } from "../../flow/flow_result.ts";
+import type { FlowResult } from "../../core/flow_result.ts";
 import type { ComponentInfo, ExecuteContext } from "../plugin.ts";
 
 /** What a built-in gets besides its input. */

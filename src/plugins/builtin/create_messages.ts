@@ -3,7 +3,7 @@
  * `{messages: [{role: "system", content}?, {role: "user", content}]}`.
  * @module
  */
-import { success } from "../../flow/flow_result.ts";
+import { success } from "../../core/flow_result.ts";
 import type { JsonValue } from "../../json/exact_json.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { objectInput, optionalString, requireString } from "./_input.ts";

@@ -4,7 +4,7 @@
  * is the parent run's id, as in 0.8.
  * @module
  */
-import { success } from "../../flow/flow_result.ts";
+import { success } from "../../core/flow_result.ts";
 import { describeError, PluginError } from "../../errors.ts";
 import type { JsonValue } from "../../json/exact_json.ts";
 import type { BuiltinComponent } from "./component.ts";

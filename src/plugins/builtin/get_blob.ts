@@ -2,7 +2,7 @@
  * `/get_blob` (stepflow 0.8 §4): `{blob_id}` (64 hex) → `{data}`; an unknown id is an error.
  * @module
  */
-import { success } from "../../flow/flow_result.ts";
+import { success } from "../../core/flow_result.ts";
 import { describeError, PluginError } from "../../errors.ts";
 import { isBlobId } from "../../state/blob_id.ts";
 import type { BuiltinComponent } from "./component.ts";

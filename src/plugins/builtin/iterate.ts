@@ -6,7 +6,7 @@
  * is; a skipped run or a result with neither key is `failed` with code 400.
  * @module
  */
-import { failed, success } from "../../flow/flow_result.ts";
+import { failed, success } from "../../core/flow_result.ts";
 import { describeError, PluginError } from "../../errors.ts";
 import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import type { BuiltinComponent } from "./component.ts";

@@ -5,10 +5,10 @@
  * else text). JSON numbers stay exact.
  * @module
  */
-import { success } from "../../flow/flow_result.ts";
+import { success } from "../../core/flow_result.ts";
 import { describeError, PluginError } from "../../errors.ts";
 import { type JsonValue, parseJson } from "../../json/exact_json.ts";
-import { parseDocument } from "../../flow/parse.ts";
+import { parseDocument } from "../../core/document.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { invalidInput, objectInput, optionalString, requireString } from "./_input.ts";
 

@@ -5,7 +5,7 @@
  * index N has no result (status: Failed)"}}` and counts as failed; `skipped` is always 0.
  * @module
  */
-import { failed, type FlowResult, success } from "../../flow/flow_result.ts";
+import { failed, type FlowResult, success } from "../../core/flow_result.ts";
 import { describeError, PluginError } from "../../errors.ts";
 import type { JsonValue } from "../../json/exact_json.ts";
 import type { BuiltinComponent } from "./component.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import type { JsonValue } from "../../json/exact_json.ts";
-import type { FlowResult } from "../../flow/flow_result.ts";
+import type { FlowResult } from "../../core/flow_result.ts";
 import { PluginError } from "../../errors.ts";
 import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";
 import { registerPluginType } from "../registry.ts";

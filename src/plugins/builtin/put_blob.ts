@@ -3,7 +3,7 @@
  * must be a valid flow; it is stored normalised.
  * @module
  */
-import { success } from "../../flow/flow_result.ts";
+import { success } from "../../core/flow_result.ts";
 import { describeError, PluginError } from "../../errors.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { invalidInput, objectInput, requireField, requireString } from "./_input.ts";

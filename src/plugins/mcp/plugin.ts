@@ -15,28 +15,28 @@
  *   call starts it again. `close()` stops every server process.
  * @module
  */
-import { rethrowIfPermission } from "../../permissions/hint.ts";
+import { rethrowIfPermission } from "../../core/permission_hint.ts";
 import { type CallToolResult, isMcpError, isSdkTimeout } from "./_sdk.ts";
 import { registerPluginType } from "../registry.ts";
 import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";
 import type { McpPluginConfig, PluginConfig } from "../../config/model.ts";
-import { failed, type FlowResult, success } from "../../flow/flow_result.ts";
+import { failed, type FlowResult, success } from "../../core/flow_result.ts";
 import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import { describeError, PluginError, TransportError } from "../../errors.ts";
 import { type Logger, logger } from "../../log.ts";
 import { McpConnection, type McpEndpoint } from "./connection.ts";
 import { settlesWithin } from "../_settles_within.ts";
 import { substituteEnv } from "../../config/env.ts";
-import { parseDuration } from "../../execution/duration.ts";
-import { Limiter, type Release } from "../../execution/limiter.ts";
+import { parseDuration } from "../../core/duration.ts";
+import { Limiter, type Release } from "../../core/limiter.ts";
 import {
   CANCELLED,
   COMPONENT_FAILED,
   engineFailure,
   TIMEOUT,
   TRANSPORT_FAILED,
-} from "../../execution/error_codes.ts";
-import { VALIDATION_ERROR } from "../../protocol/error_codes.ts";
+} from "../../core/error_codes.ts";
+import { VALIDATION_ERROR } from "../../core/rpc_error_codes.ts";
 
 /**
  * Default timeout of one tool call in ms, restarted by each progress notification
@@ -47,7 +47,7 @@ export const DEFAULT_MCP_TIMEOUT_MS = 30_000;
 
 /**
  * Error codes of failed MCP steps (`error.code`), from the engine's table
- * (src/execution/error_codes.ts, docs/error-handling.md), so `onError: retry` treats them by kind.
+ * (src/core/error_codes.ts, docs/error-handling.md), so `onError: retry` treats them by kind.
  */
 export const MCP_ERROR_CODES = {
   /** The step input does not match the tool's `inputSchema` (the tool was not called). */

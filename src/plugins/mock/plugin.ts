@@ -15,7 +15,7 @@ import {
   type JsonValue,
   stringifyJson,
 } from "../../json/exact_json.ts";
-import type { FlowResult } from "../../flow/flow_result.ts";
+import type { FlowResult } from "../../core/flow_result.ts";
 import { PluginError } from "../../errors.ts";
 import type { MockPluginConfig, PluginConfig } from "../../config/model.ts";
 import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";

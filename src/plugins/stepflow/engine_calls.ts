@@ -20,7 +20,7 @@ import {
   METHOD_NOT_FOUND,
   NOT_FOUND,
   SERVER_ERROR,
-} from "../../protocol/error_codes.ts";
+} from "../../core/rpc_error_codes.ts";
 
 const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 

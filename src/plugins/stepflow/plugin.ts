@@ -15,12 +15,12 @@
  * @module
  */
 import { describeError, ProtocolError, TransportError } from "../../errors.ts";
-import { failed, type FlowResult, success } from "../../flow/flow_result.ts";
+import { failed, type FlowResult, success } from "../../core/flow_result.ts";
 import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import type { Logger } from "../../log.ts";
 import type { PluginConfig, StepflowPluginConfig } from "../../config/model.ts";
 import type { RequestMessage } from "../../protocol/envelope.ts";
-import { INTERNAL_ERROR } from "../../protocol/error_codes.ts";
+import { INTERNAL_ERROR } from "../../core/rpc_error_codes.ts";
 import type {
   ComponentInfo,
   EngineServices,
@@ -29,7 +29,7 @@ import type {
   PluginInitContext,
 } from "../plugin.ts";
 import { registerPluginType } from "../registry.ts";
-import { parseDuration } from "../../execution/duration.ts";
+import { parseDuration } from "../../core/duration.ts";
 import { answerEngineCall } from "./engine_calls.ts";
 import { HttpWorker } from "./http.ts";
 import { resolveCommand, substituteSpawn } from "./spawn.ts";

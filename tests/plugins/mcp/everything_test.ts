@@ -5,7 +5,7 @@
 import { assert, assertEquals, assertStringIncludes } from "../../_assert.ts";
 import { everythingConfig, startPlugin, stepCtx } from "./_helpers.ts";
 import { MCP_ERROR_CODES } from "../../../src/plugins/mcp/plugin.ts";
-import type { FlowResult } from "../../../src/flow/flow_result.ts";
+import type { FlowResult } from "../../../src/core/flow_result.ts";
 
 function errorOf(r: FlowResult) {
   if (r.outcome !== "failed") throw new Error(`expected failed, got ${JSON.stringify(r)}`);

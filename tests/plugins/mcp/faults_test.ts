@@ -17,7 +17,7 @@ import { McpPlugin } from "../../../src/plugins/mcp/plugin.ts";
 import { McpPluginConfigSchema } from "../../../src/config/model.ts";
 import { REPO_ROOT } from "../../_assert.ts";
 import { MCP_ERROR_CODES } from "../../../src/plugins/mcp/plugin.ts";
-import type { FlowResult } from "../../../src/flow/flow_result.ts";
+import type { FlowResult } from "../../../src/core/flow_result.ts";
 import { PluginError } from "../../../src/errors.ts";
 import { parseJson, stringifyJson } from "../../../src/json/exact_json.ts";
 

@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../../_assert.ts";
 import { serverScript, startPlugin, stepCtx } from "./_helpers.ts";
-import type { FlowResult } from "../../../src/flow/flow_result.ts";
+import type { FlowResult } from "../../../src/core/flow_result.ts";
 
 function textOf(r: FlowResult): string {
   if (r.outcome !== "success") throw new Error(`expected success, got ${JSON.stringify(r)}`);

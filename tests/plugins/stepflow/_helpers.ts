@@ -6,7 +6,7 @@
 import type { Blob, EngineServices, ExecuteContext } from "../../../src/plugins/plugin.ts";
 import type { Logger } from "../../../src/log.ts";
 import { type JsonValue, stringifyJson } from "../../../src/json/exact_json.ts";
-import { success } from "../../../src/flow/flow_result.ts";
+import { success } from "../../../src/core/flow_result.ts";
 import { StepflowPlugin } from "../../../src/plugins/stepflow/plugin.ts";
 import type { StepflowPluginConfig } from "../../../src/config/model.ts";
 import { REPO_ROOT } from "../../_assert.ts";

@@ -1,6 +1,6 @@
 import { assertEquals, assertStringIncludes } from "../../_assert.ts";
 import { execCtx, FakeEngine, memLog, startHttp } from "./_helpers.ts";
-import type { FlowFailed, FlowSuccess } from "../../../src/flow/flow_result.ts";
+import type { FlowFailed, FlowSuccess } from "../../../src/core/flow_result.ts";
 
 /** A hand-written 0.8-style HTTP worker: SSE with Stepflow-Instance-Id, replies must be 202. */
 function rawWorker() {

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertStringIncludes } from "../../_assert.ts";
 import { execCtx, FakeEngine, memLog, startStdio, WORKERS } from "./_helpers.ts";
 import { StdioWorker } from "../../../src/plugins/stepflow/stdio.ts";
 import { ProtocolError } from "../../../src/errors.ts";
-import type { FlowFailed, FlowSuccess } from "../../../src/flow/flow_result.ts";
+import type { FlowFailed, FlowSuccess } from "../../../src/core/flow_result.ts";
 
 const W = "py_worker.py";
 

@@ -1,8 +1,8 @@
 import { assert, assertStrictEquals } from "../_assert.ts";
-import { childSignal } from "../../src/execution/abort_fanout.ts";
+import { childSignal } from "../../src/core/abort.ts";
 import { Engine } from "../../src/execution/engine.ts";
-import { success } from "../../src/flow/flow_result.ts";
-import { flow, testConfig } from "./_engine_helpers.ts";
+import { success } from "../../src/core/flow_result.ts";
+import { flow, testConfig } from "../execution/_engine_helpers.ts";
 
 Deno.test("childSignal() aborts every live child with the parent's reason, and not disposed ones", () => {
   const parent = new AbortController();

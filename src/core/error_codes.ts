@@ -12,11 +12,11 @@
  * docs/error-handling.md, whose table mirrors {@linkcode ERROR_CODES}).
  * @module
  */
-import type { FlowError, FlowFailed } from "../flow/flow_result.ts";
-import { failed } from "../flow/flow_result.ts";
+import type { FlowError, FlowFailed } from "./flow_result.ts";
+import { failed } from "./flow_result.ts";
 import type { JsonObject, JsonValue } from "../json/exact_json.ts";
 import { isJsonObject, isNumber, toNumber } from "../json/exact_json.ts";
-import * as rpc from "../protocol/error_codes.ts";
+import * as rpc from "./rpc_error_codes.ts";
 
 /**
  * What kind of failure a code stands for:

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
-import { formatDuration, parseDuration } from "../../src/execution/duration.ts";
+import { formatDuration, parseDuration } from "../../src/core/duration.ts";
 import { rawNumber } from "../../src/json/exact_json.ts";
 
 Deno.test("parseDuration() reads numbers as ms and unit strings", () => {

@@ -5,7 +5,7 @@ import {
   MissingPermissionError,
   permissionHint,
   rethrowIfPermission,
-} from "../../src/permissions/hint.ts";
+} from "../../src/core/permission_hint.ts";
 
 Deno.test("permissionHint() names the flag from a real NotCapable error", () => {
   let err: unknown;

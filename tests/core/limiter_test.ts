@@ -1,7 +1,7 @@
 import { assertEquals, assertRejects, assertThrows } from "../_assert.ts";
-import { Limiter } from "../../src/execution/limiter.ts";
-import { boundedMap } from "../../src/execution/bounded_map.ts";
-import { flush } from "./_fake_clock.ts";
+import { Limiter } from "../../src/core/limiter.ts";
+import { boundedMap } from "../../src/core/bounded_map.ts";
+import { flush } from "../execution/_fake_clock.ts";
 
 Deno.test("Limiter() rejects limits that are not positive integers", () => {
   for (const bad of [0, -1, 1.5, NaN]) {

@@ -4,7 +4,7 @@ import {
   MAX_ALIAS_EXPANSION,
   MAX_DEPTH,
   parseDocument,
-} from "../../src/flow/parse.ts";
+} from "../../src/core/document.ts";
 import { isRawNumber, stringifyJson } from "../../src/json/exact_json.ts";
 import {
   assert,
