@@ -5,7 +5,8 @@
  * @module
  */
 import { z } from "zod";
-import { DurationSchema, fileNumber, JsonValueSchema } from "../flow/model.ts";
+import { DurationSchema } from "../flow/model.ts";
+import { fileNumber, JsonValueSchema } from "../json/schema.ts";
 
 const StringMap = z.record(z.string(), z.string());
 

@@ -1,10 +1,12 @@
 /**
- * Child abort signals without one listener per child.
+ * Abort signals and bounded waits: child signals without one listener per child, waits with a
+ * time limit ({@linkcode settlesWithin}), promises raced against signals ({@linkcode abortable})
+ * and signals with a deadline ({@linkcode deadline}).
  *
  * Thousands of steps or nested runs in flight, each adding an `abort` listener to the same
  * parent `AbortSignal`, cost quadratic time: Deno's `EventTarget` scans its listeners on every
- * `addEventListener` (10,000 listeners ≈ 0.4 s). Here a parent signal gets one listener, shared by
- * all its children, which are kept in a Set.
+ * `addEventListener` (10,000 listeners ≈ 0.4 s). {@linkcode childSignal} gives a parent signal one
+ * listener, shared by all its children, which are kept in a Set.
  * @module
  */
 
@@ -49,4 +51,82 @@ export function childSignal(parent: AbortSignal | undefined): ChildSignal {
   const children = f.children;
   children.add(controller);
   return { signal: controller.signal, controller, dispose: () => children.delete(controller) };
+}
+
+/**
+ * Waits for `p` to settle, at most `ms` milliseconds; its timer is cleared either way, so no
+ * timer outlives the wait.
+ * @returns true if `p` settled (fulfilled or rejected) in time.
+ */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Resolves or rejects as `p`, or rejects with the reason of the first of `signals` that aborts
+ * (then `onAbort` runs, to release what `p` holds; `p`'s own late rejection is observed). The
+ * listeners are removed either way.
+ */
+export function abortable<T>(
+  p: Promise<T>,
+  signals: AbortSignal | undefined | readonly (AbortSignal | undefined)[],
+  onAbort?: () => void,
+): Promise<T> {
+  const list = (Array.isArray(signals) ? signals : [signals]).filter((s): s is AbortSignal =>
+    s !== undefined
+  );
+  for (const s of list) {
+    if (s.aborted) {
+      p.catch(() => {});
+      onAbort?.();
+      return Promise.reject(s.reason);
+    }
+  }
+  if (list.length === 0) return p;
+  return new Promise<T>((resolve, reject) => {
+    const listeners = list.map((s) => {
+      const l = () => {
+        cleanup();
+        p.catch(() => {});
+        onAbort?.();
+        reject(s.reason);
+      };
+      s.addEventListener("abort", l, { once: true });
+      return l;
+    });
+    const cleanup = () => list.forEach((s, i) => s.removeEventListener("abort", listeners[i]));
+    p.then((v) => {
+      cleanup();
+      resolve(v);
+    }, (e) => {
+      cleanup();
+      reject(e);
+    });
+  });
+}
+
+/** A signal with a deadline: see {@linkcode deadline}. */
+export interface Deadline {
+  /** Aborted when `parent` aborts (its reason) or the time is up (`reason()`). */
+  readonly signal: AbortSignal;
+  /** Clears the timer (call when the guarded work is over). */
+  dispose(): void;
+}
+
+/**
+ * A signal aborted after `ms` milliseconds with `reason()` (e.g. a TransportError naming what did
+ * not answer), or earlier when `parent` aborts. The timer does not keep the process alive.
+ */
+export function deadline(ms: number, reason: () => unknown, parent?: AbortSignal): Deadline {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(reason()), ms);
+  Deno.unrefTimer(timer);
+  const signal = parent ? AbortSignal.any([parent, ac.signal]) : ac.signal;
+  return { signal, dispose: () => clearTimeout(timer) };
 }

@@ -2,7 +2,7 @@
  * The stepflow 0.8 flow model (§1), defined once as zod schemas; TS types are inferred from them
  * and `schemas/flow.json` is generated from them.
  *
- * Values inside flows (`input`, `output`, `defaultValue`, ...) are {@linkcode JsonValue}s that may
+ * Values inside flows (`input`, `output`, `defaultValue`, ...) are JSON values that may
  * hold raw numbers (see src/json/exact_json.ts); they are typed with `z.custom`.
  *
  * Unknown keys are ignored here, as in 0.8 (`z.object` strips them); the validator reports them
@@ -10,22 +10,10 @@
  * @module
  */
 import { z } from "zod";
-import { isRawNumber, type JsonValue, toNumber } from "../json/exact_json.ts";
+import { fileNumber, JsonValueSchema } from "../json/schema.ts";
 
 /** The required value of a flow's `schema` key (stepflow 0.8). */
-/**
- * `schema` for a number as written in a file: `2.0`, `1.50` or `1e3` are parsed as exact raw
- * numbers (to keep their text), which zod would not see as numbers; they are converted first.
- */
-export function fileNumber<T extends z.ZodType>(schema: T) {
-  return z.preprocess((v) => isRawNumber(v) ? toNumber(v) : v, schema);
-}
-
 export const FLOW_SCHEMA_URL = "https://stepflow.org/schemas/v1/flow.json";
-
-/** Any JSON value (templates, literals, schemas). */
-export const JsonValueSchema = z.custom<JsonValue>(() => true, "expected a JSON value")
-  .describe("Any JSON value");
 
 /** A value template (§1.3): JSON where `{$from: ...}` objects are references and `{$literal: x}` escapes. */
 export const ValueTemplateSchema = JsonValueSchema.describe(

@@ -12,7 +12,7 @@ import { z } from "zod";
 import { describeError, ProtocolError } from "../errors.ts";
 import { INTERNAL_ERROR } from "../core/rpc_error_codes.ts";
 import { isJsonObject, isRawNumber, type JsonValue, type RawNumber } from "../json/exact_json.ts";
-import { JsonValueSchema } from "../flow/model.ts";
+import { JsonValueSchema } from "../json/schema.ts";
 
 /** The protocol version string every message carries. */
 export const JSONRPC_VERSION = "2.0";

@@ -7,7 +7,7 @@
  * @module
  */
 import { z } from "zod";
-import { JsonValueSchema } from "../flow/model.ts";
+import { JsonValueSchema } from "../json/schema.ts";
 
 const Value = JsonValueSchema.describe("Any JSON value.");
 const BlobId = z.string().describe(

@@ -15,7 +15,7 @@ import {
   type Transport,
 } from "./_sdk.ts";
 import { StdioTransport } from "./stdio_transport.ts";
-import { settlesWithin } from "../_settles_within.ts";
+import { settlesWithin } from "../../core/abort.ts";
 import { compileSchemaCheck, mcpJsonSchemaValidator, type SchemaCheck } from "./schema_check.ts";
 import type { Logger } from "../../log.ts";
 import { TransportError } from "../../errors.ts";

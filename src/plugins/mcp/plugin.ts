@@ -25,7 +25,7 @@ import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import { describeError, PluginError, TransportError } from "../../errors.ts";
 import { type Logger, logger } from "../../log.ts";
 import { McpConnection, type McpEndpoint } from "./connection.ts";
-import { settlesWithin } from "../_settles_within.ts";
+import { abortable, deadline, settlesWithin } from "../../core/abort.ts";
 import { substituteEnv } from "../../config/env.ts";
 import { parseDuration } from "../../core/duration.ts";
 import { Limiter, type Release } from "../../core/limiter.ts";
@@ -481,18 +481,15 @@ async function waitFor<T>(
   signal: AbortSignal,
   ms: number | undefined,
 ): Promise<T | "aborted" | "timeout"> {
-  if (signal.aborted) return "aborted";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const stop = new Promise<"aborted" | "timeout">((resolve) => {
-    if (ms !== undefined) timer = setTimeout(() => resolve("timeout"), ms);
-    onAbort = () => resolve("aborted");
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
+  const TIMED_OUT = Symbol("timeout");
+  const limit = ms === undefined ? undefined : deadline(ms, () => TIMED_OUT);
   try {
-    return await Promise.race([p, stop]);
+    return await abortable(p, [signal, limit?.signal]);
+  } catch (e) {
+    if (e === TIMED_OUT) return "timeout";
+    if (signal.aborted && e === signal.reason) return "aborted";
+    throw e;
   } finally {
-    clearTimeout(timer);
-    signal.removeEventListener("abort", onAbort!);
+    limit?.dispose();
   }
 }

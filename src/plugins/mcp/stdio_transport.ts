@@ -16,7 +16,7 @@ import type { JSONRPCMessage, Transport } from "./_sdk.ts";
 import { isJsonObject, parseJson, stringifyJson } from "../../json/exact_json.ts";
 import { TransportError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
-import { settlesWithin } from "../_settles_within.ts";
+import { settlesWithin } from "../../core/abort.ts";
 
 /** How to start a stdio MCP server. */
 export interface StdioServerOptions {

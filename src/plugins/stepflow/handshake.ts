@@ -5,6 +5,7 @@
  * @module
  */
 import { TransportError } from "../../errors.ts";
+import { deadline } from "../../core/abort.ts";
 
 /** The protocol version the engine announces. */
 export const RUNTIME_PROTOCOL_VERSION = 1;
@@ -28,27 +29,20 @@ export async function initializeWorker(
   name: string,
   signal?: AbortSignal,
 ): Promise<void> {
-  const ac = new AbortController();
-  const onAbort = () => ac.abort(signal?.reason);
-  signal?.addEventListener("abort", onAbort, { once: true });
-  const timer = setTimeout(
-    () =>
-      ac.abort(
-        new TransportError(
-          `${name} did not answer 'initialize' within ${INITIALIZE_TIMEOUT_MS} ms`,
-        ),
-      ),
+  const limit = deadline(
     INITIALIZE_TIMEOUT_MS,
+    () =>
+      new TransportError(`${name} did not answer 'initialize' within ${INITIALIZE_TIMEOUT_MS} ms`),
+    signal,
   );
   try {
     await peer.request(
       "initialize",
       { runtime_protocol_version: RUNTIME_PROTOCOL_VERSION },
-      ac.signal,
+      limit.signal,
     );
   } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", onAbort);
+    limit.dispose();
   }
   await peer.notify("initialized", {});
 }

@@ -32,6 +32,7 @@ import {
 import { readSseData } from "../../protocol/sse.ts";
 import type { RequestHandler, WorkerTransport } from "./transport.ts";
 import { initializeWorker } from "./handshake.ts";
+import { abortable } from "../../core/abort.ts";
 
 /** The header a worker sets on an SSE response so replies reach the same instance. */
 export const INSTANCE_ID_HEADER = "Stepflow-Instance-Id";
@@ -150,31 +151,7 @@ export class HttpWorker implements WorkerTransport {
    * aborts (then `onAbort` runs, to release what `p` holds).
    */
   #abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, onAbort?: () => void): Promise<T> {
-    const closing = this.#ac.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (closing.aborted) return Promise.reject(closing.reason);
-    return new Promise<T>((resolve, reject) => {
-      const abort = (s: AbortSignal) => () => {
-        cleanup();
-        onAbort?.();
-        reject(s.reason);
-      };
-      const a1 = signal ? abort(signal) : undefined;
-      const a2 = abort(closing);
-      const cleanup = () => {
-        if (a1) signal!.removeEventListener("abort", a1);
-        closing.removeEventListener("abort", a2);
-      };
-      if (a1) signal!.addEventListener("abort", a1, { once: true });
-      closing.addEventListener("abort", a2, { once: true });
-      p.then((v) => {
-        cleanup();
-        resolve(v);
-      }, (e) => {
-        cleanup();
-        reject(e);
-      });
-    });
+    return abortable(p, [signal, this.#ac.signal], onAbort);
   }
 
   async #notify(method: string, params: unknown): Promise<void> {

@@ -31,6 +31,7 @@ import type {
 import { registerPluginType } from "../registry.ts";
 import { parseDuration } from "../../core/duration.ts";
 import { answerEngineCall } from "./engine_calls.ts";
+import { deadline } from "../../core/abort.ts";
 import { HttpWorker } from "./http.ts";
 import { resolveCommand, substituteSpawn } from "./spawn.ts";
 import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_RESTART_POLICY, StdioWorker } from "./stdio.ts";
@@ -99,23 +100,20 @@ export class StepflowPlugin implements Plugin {
    */
   async listComponents(): Promise<ComponentInfo[]> {
     // bounded like `initialize`: a worker that never answers must not hang list-components
-    const limit = ms(this.#config.timeout, LIST_TIMEOUT_MS, `plugins.${this.name}.timeout`) ||
+    const limitMs = ms(this.#config.timeout, LIST_TIMEOUT_MS, `plugins.${this.name}.timeout`) ||
       LIST_TIMEOUT_MS;
-    const ac = new AbortController();
-    const timer = setTimeout(
+    const limit = deadline(
+      limitMs,
       () =>
-        ac.abort(
-          new TransportError(
-            `step service '${this.name}' did not answer 'components/list' within ${limit} ms`,
-          ),
+        new TransportError(
+          `step service '${this.name}' did not answer 'components/list' within ${limitMs} ms`,
         ),
-      limit,
     );
     let r: JsonValue;
     try {
-      r = await this.#t().request("components/list", {}, ac.signal);
+      r = await this.#t().request("components/list", {}, limit.signal);
     } finally {
-      clearTimeout(timer);
+      limit.dispose();
     }
     if (!isJsonObject(r) || !Array.isArray(r.components)) {
       throw new TransportError(

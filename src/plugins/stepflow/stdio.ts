@@ -14,7 +14,8 @@
  * its whole process group is sent SIGTERM, then SIGKILL.
  * @module
  */
-import { settlesWithin } from "../_settles_within.ts";
+import { settlesWithin } from "../../core/abort.ts";
+import { sleep } from "../../core/clock.ts";
 import type { JsonValue } from "../../json/exact_json.ts";
 import { describeError, TransportError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
@@ -469,17 +470,4 @@ function killGroup(pid: number, signal: Deno.Signal): void {
       // already gone
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
