@@ -48,7 +48,7 @@ export type {
 } from "./src/core/flow_result.ts";
 export { jsonEquals, parseJson, stringifyJson } from "./src/json/exact_json.ts";
 export type { JsonValue } from "./src/json/exact_json.ts";
-export { validateFlow } from "./src/flow/validate.ts";
+export { validateConfig, validateFlow } from "./src/config/preflight.ts";
 export type { Diagnostic } from "./src/core/diagnostics.ts";
 export {
   ExecutionError,

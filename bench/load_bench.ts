@@ -5,7 +5,7 @@
  * @module
  */
 import { loadFlowText } from "../src/flow/load.ts";
-import { validateFlow } from "../src/flow/validate.ts";
+import { validateFlow } from "../src/config/preflight.ts";
 import { Router } from "../src/config/router.ts";
 import type { Config } from "../src/config/model.ts";
 import { FLOW_SCHEMA_URL } from "../src/flow/model.ts";

@@ -28,7 +28,7 @@ import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.t
 import { toYaml } from "./yaml_output.ts";
 import { onCancelSignals } from "./signals.ts";
 import { loadFlowFile } from "../flow/load.ts";
-import { validateConfig, validateFlow } from "../flow/validate.ts";
+import { validateConfig, validateFlow } from "../config/preflight.ts";
 import { formatDiagnostic, hasErrors } from "../core/diagnostics.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 import type { SourceMap } from "../core/diagnostics.ts";

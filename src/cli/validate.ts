@@ -21,7 +21,7 @@ import type { Diagnostic } from "../core/diagnostics.ts";
 import { formatDiagnostic } from "../core/diagnostics.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 import { loadFlowFile } from "../flow/load.ts";
-import { validateConfig, validateFlow } from "../flow/validate.ts";
+import { validateConfig, validateFlow } from "../config/preflight.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import type { SetExit } from "./commands.ts";

@@ -5,6 +5,7 @@
  */
 import type { SourcePosition } from "../errors.ts";
 import { formatPosition } from "../errors.ts";
+import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 
 /** `fatal` blocks analysis and execution; `error` fails `run`/`validate`; `warning` is advice. */
 export type DiagnosticLevel = "fatal" | "error" | "warning";
@@ -53,4 +54,68 @@ export function formatDiagnostic(d: Diagnostic): string {
 /** True if any diagnostic is `fatal` or `error`. */
 export function hasErrors(ds: readonly Diagnostic[]): boolean {
   return ds.some((d) => d.level === "fatal" || d.level === "error");
+}
+
+/** A path inside a document: keys and indices. */
+export type DocPath = (string | number)[];
+
+/** A source map that can also give the position of a key (src/core/document.ts). */
+interface KeyedSourceMap extends SourceMap {
+  keyPositionOf?(path: readonly (string | number)[]): SourcePosition | undefined;
+}
+
+/**
+ * Collects diagnostics of one document: each gets its JSON path (under `prefix`) and, with a
+ * `source`, its position (of the key itself with `atKey`).
+ */
+export class DiagnosticCollector {
+  readonly out: Diagnostic[] = [];
+  /**
+   * @param suggest the hint for an unknown key among the known ones (see
+   *   src/core/suggest.ts).
+   */
+  constructor(
+    readonly source: SourceMap | undefined,
+    readonly prefix: DocPath = [],
+    readonly suggest: (key: string, known: readonly string[]) => string | undefined = () =>
+      undefined,
+  ) {}
+
+  /** Adds one diagnostic at `path` (relative to the prefix). */
+  add(
+    level: DiagnosticLevel,
+    code: string,
+    message: string,
+    path: DocPath,
+    options: { hint?: string; atKey?: boolean } = {},
+  ): void {
+    const full = [...this.prefix, ...path];
+    const d: Diagnostic = { level, code, message, path: jsonPath(full) };
+    const src = this.source as KeyedSourceMap | undefined;
+    if (src) {
+      const pos = options.atKey && src.keyPositionOf
+        ? src.keyPositionOf(path)
+        : src.positionOf(path);
+      if (pos) d.position = pos;
+    }
+    if (options.hint) d.hint = options.hint;
+    this.out.push(d);
+  }
+
+  /** Warns about keys of `obj` (at `path`) that are not in `known`, with a suggestion. */
+  unknownKeys(
+    obj: JsonValue | undefined,
+    path: DocPath,
+    known: readonly string[],
+    what: string,
+  ): void {
+    if (!isJsonObject(obj)) return;
+    for (const k of Object.keys(obj)) {
+      if (known.includes(k)) continue;
+      this.add("warning", "unknown_key", `Unknown key '${k}' in ${what} is ignored`, [...path, k], {
+        hint: this.suggest(k, known),
+        atKey: true,
+      });
+    }
+  }
 }

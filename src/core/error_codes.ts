@@ -8,7 +8,7 @@
  * through unchanged and count as component failures.
  *
  * Every code belongs to a {@linkcode FailureCategory}, which decides whether and with which
- * budget `onError: {action: retry}` retries it (see src/execution/retry_policy.ts and
+ * budget `onError: {action: retry}` retries it (see src/flow/retry_policy.ts and
  * docs/error-handling.md, whose table mirrors {@linkcode ERROR_CODES}).
  * @module
  */

@@ -15,7 +15,11 @@ import { describeError } from "../errors.ts";
 import type { CompiledStep } from "./compile.ts";
 import { parseDuration } from "../core/duration.ts";
 import { Limiter } from "../core/limiter.ts";
-import { normalizeRetryPolicy, type RetryPolicy, type RetrySettings } from "./retry_policy.ts";
+import {
+  normalizeRetryPolicy,
+  type RetryPolicy,
+  type RetrySettings,
+} from "../flow/retry_policy.ts";
 import type { RoutedComponent, RunContext } from "./run_context.ts";
 import { runWithPolicy } from "./step_policy.ts";
 import type { StepRunner } from "./executor.ts";

@@ -15,7 +15,12 @@ import { type Clock, realClock, sleep } from "../core/clock.ts";
 import type { FailureCategory } from "../core/error_codes.ts";
 import { engineFailure } from "../core/error_codes.ts";
 import type { Release } from "../core/limiter.ts";
-import { backoffDelay, retryDecision, type RetryPolicy, type RetryUsage } from "./retry_policy.ts";
+import {
+  backoffDelay,
+  retryDecision,
+  type RetryPolicy,
+  type RetryUsage,
+} from "../flow/retry_policy.ts";
 import { callWithTimeout, cancellationResult } from "./timeout.ts";
 
 /** What applies to one step's call. */

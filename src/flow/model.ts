@@ -48,7 +48,7 @@ export const RetryFallbackSchema = z.discriminatedUnion("action", [
 
 /**
  * Retry settings for `onError: {action: retry}`. stepflow 0.8 parses `retry` but never retries;
- * this engine retries (see docs/error-handling.md and src/execution/retry_policy.ts, which
+ * this engine retries (see docs/error-handling.md and src/flow/retry_policy.ts, which
  * applies the defaults). Issue 5 owns the fields beyond `action`.
  */
 export const RetryActionSchema = z.looseObject({
@@ -67,7 +67,7 @@ export const RetryActionSchema = z.looseObject({
   jitter: z.enum(["none", "full"]).optional(),
   /**
    * Failure categories (`component`, `transport`, `timeout`, `invalid`) and/or integer error
-   * codes; unknown names are reported by the validator (src/execution/policy_diagnostics.ts).
+   * codes; unknown names are reported by the validator (src/flow/policy_diagnostics.ts).
    */
   retryOn: z.array(z.union([z.string(), fileNumber(z.number().int())])).optional(),
   /** What applies after the last attempt failed (default `{action: fail}`). */

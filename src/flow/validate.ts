@@ -1,36 +1,35 @@
 /**
- * Flow and config validation (stepflow 0.8 §1.9), returning {@linkcode Diagnostic}s with a level,
- * a JSON path and, when the document came from a file, file:line:col.
+ * Flow validation (stepflow 0.8 §1.9): the checks that need nothing but the flow, returning
+ * {@linkcode Diagnostic}s with a level, a JSON path and, when the flow came from a file,
+ * file:line:col. Checks that need a config (routes, the components of plugins, a `test.config`)
+ * are hooks filled in by src/config/preflight.ts.
  *
  * Levels and messages follow 0.8:
  * - fatal: `Duplicate step ID: 'x'`, `Step ID cannot be empty`, `Step 'x' cannot reference
  *   itself`, `Step 'a' references undefined step 'b'` (also for references to later steps),
  *   `Reference to undefined step 'b'` (output), invalid reference expressions;
  * - error: `Invalid component 'c' in step 's': Component path must start with '/'`, empty
- *   component, undefined variable (when a variables schema exists), invalid literal sub-flow,
- *   `Routing rule N for path 'p' references unknown plugin 'x'`;
+ *   component, undefined variable (when a variables schema exists), invalid literal sub-flow;
  * - warning: `Workflow has no name defined`, `Workflow has no description defined`, `Step 'x' is not
- *   referenced by any other step or workflow output`, `No plugins configured`, `No routing rules
- *   configured`, `Plugin 'p' is not referenced by any routing rule`.
+ *   referenced by any other step or workflow output`.
  *
  * Better than 0.8 (which ignores them silently): unknown or misspelt keys are warnings with a
- * "did you mean" hint (`skip` → `skipIf`, `on_error` → `onError`, `stpes` → `steps`); a step
- * component that no route matches is a warning; `onError.defaultValue` references to undefined or
- * later steps are errors.
+ * "did you mean" hint (`skip` → `skipIf`, `on_error` → `onError`, `stpes` → `steps`);
+ * `onError.defaultValue` references to undefined or later steps are errors.
  * @module
  */
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
-import { FlowLoadError, ValidationError } from "../errors.ts";
-import type { Config, LoadedConfig } from "../config/model.ts";
+import { FlowLoadError } from "../errors.ts";
 import {
   type Diagnostic,
+  DiagnosticCollector,
   type DiagnosticLevel,
-  jsonPath,
   type SourceMap,
 } from "../core/diagnostics.ts";
-import { FLOW_SCHEMA_URL } from "./model.ts";
-import { type LoadedFlow, parseFlowValue } from "./load.ts";
 import type { DocumentSourceMap } from "../core/document.ts";
+import { editDistance } from "../core/suggest.ts";
+import { FLOW_SCHEMA_URL, type Step } from "./model.ts";
+import { type LoadedFlow, parseFlowValue } from "./load.ts";
 import {
   type CompiledRef,
   type CompiledTemplate,
@@ -38,319 +37,42 @@ import {
   forEachRef,
   TemplateError,
 } from "./template.ts";
-import { Router } from "../config/router.ts";
-import { parseSqliteUrl } from "../state/sqlite.ts";
-import { substituteEnv } from "../config/env.ts";
-import { toAnswer } from "../plugins/mock/plugin.ts";
-import { dirname } from "node:path";
-import { configPolicyDiagnostics, policyDiagnostics } from "../execution/policy_diagnostics.ts";
-import { RETRY_SETTING_KEYS } from "../execution/retry_policy.ts";
+import {
+  EXAMPLE_KEYS,
+  FLOW_KEYS,
+  HEALTH_CHECK_KEYS,
+  ON_ERROR_KEYS,
+  ON_SKIP_KEYS,
+  REF_KEYS,
+  STEP_KEYS,
+  suggestKey,
+  TEST_CASE_KEYS,
+  TEST_KEYS,
+  TEST_SERVER_KEYS,
+} from "./keys.ts";
+import { policyDiagnostics } from "./policy_diagnostics.ts";
 
 type Path = (string | number)[];
 
-/** Known keys of each object kind (camelCase, as stepflow 0.8 reads them). */
-const FLOW_KEYS = [
-  "schema",
-  "name",
-  "description",
-  "version",
-  "inputSchema",
-  "outputSchema",
-  "variables",
-  "steps",
-  "output",
-  "test",
-  "examples",
-  "metadata",
-];
-const STEP_KEYS = [
-  "id",
-  "component",
-  "description",
-  "input",
-  "inputSchema",
-  "outputSchema",
-  "skipIf",
-  "onError",
-  "mustExecute",
-  "metadata",
-  "timeout",
-];
-const ON_ERROR_KEYS: Record<string, string[]> = {
-  fail: ["action"],
-  skip: ["action"],
-  useDefault: ["action", "defaultValue"],
-  retry: [...RETRY_SETTING_KEYS],
-};
-const REF_KEYS = ["$from", "path", "onSkip"];
-const ON_SKIP_KEYS: Record<string, string[]> = {
-  skip: ["action"],
-  useDefault: ["action", "defaultValue"],
-};
-const TEST_KEYS = ["servers", "config", "stepflow_config", "cases"];
-const TEST_CASE_KEYS = ["name", "description", "input", "output"];
-const TEST_SERVER_KEYS = [
-  "command",
-  "args",
-  "env",
-  "workingDirectory",
-  "portRange",
-  "healthCheck",
-  "startupTimeoutMs",
-  "shutdownTimeoutMs",
-];
-const HEALTH_CHECK_KEYS = ["path", "timeoutMs", "retryAttempts", "retryDelayMs"];
-const EXAMPLE_KEYS = ["name", "description", "input"];
-
-const CONFIG_KEYS = [
-  "workingDirectory",
-  "plugins",
-  "routes",
-  "stateStore",
-  "maxConcurrency",
-  "runTimeout",
-  "maxOutputSize",
-];
-const PLUGIN_KEYS: Record<string, string[]> = {
-  builtin: ["type"],
-  stepflow: [
-    "type",
-    "transport",
-    "command",
-    "args",
-    "env",
-    "url",
-    "timeout",
-    "maxConcurrency",
-  ],
-  mcp: ["type", "command", "args", "env", "url", "timeout", "maxConcurrency", "output"],
-  mock: ["type", "components"],
-};
-const MOCK_COMPONENT_KEYS = ["description", "input_schema", "output_schema", "behaviors"];
-const RULE_KEYS = ["plugin", "conditions", "componentAllow", "componentDeny", "component"];
-const CONDITION_KEYS = ["path", "value"];
-const STATE_STORE_KEYS: Record<string, string[]> = {
-  inMemory: ["type"],
-  sqlite: ["type", "databaseUrl", "autoMigrate", "maxConnections"],
-};
-
-/**
- * Keys people write that 0.8 ignores, with what they meant. A string value is the key to suggest
- * (used when it is known in that place); an object gives an explanation instead.
- */
-const KEY_ALIASES: Record<string, string | { hint: string }> = {
-  skip: "skipIf",
-  skip_if: "skipIf",
-  if: "skipIf",
-  when: "skipIf",
-  condition: "skipIf",
-  on_error: "onError",
-  onerror: "onError",
-  error: "onError",
-  input_schema: "inputSchema",
-  output_schema: "outputSchema",
-  must_execute: "mustExecute",
-  default_value: "defaultValue",
-  default_output: "defaultValue",
-  on_skip: "onSkip",
-  variables_schema: "variables",
-  variablesSchema: "variables",
-  state_store: "stateStore",
-  database_url: "databaseUrl",
-  auto_migrate: "autoMigrate",
-  max_connections: "maxConnections",
-  working_directory: "workingDirectory",
-  component_allow: "componentAllow",
-  component_deny: "componentDeny",
-  max_concurrency: "maxConcurrency",
-  max_retries: "maxRetries",
-  port_range: "portRange",
-  health_check: "healthCheck",
-  startup_timeout_ms: "startupTimeoutMs",
-  shutdown_timeout_ms: "shutdownTimeoutMs",
-  timeout_ms: "timeoutMs",
-  retry_attempts: "retryAttempts",
-  retry_delay_ms: "retryDelayMs",
-  depends_on: {
-    hint: "there is no explicit dependency list: a step runs after every step its input or " +
-      "skipIf references with {$from: {step: <id>}}",
-  },
-  dependsOn: {
-    hint: "there is no explicit dependency list: a step runs after every step its input or " +
-      "skipIf references with {$from: {step: <id>}}",
-  },
-  needs: {
-    hint: "there is no explicit dependency list: a step runs after every step its input or " +
-      "skipIf references with {$from: {step: <id>}}",
-  },
-  retry: { hint: "write onError: {action: retry, maxRetries: 3}" },
-  retries: { hint: "write onError: {action: retry, maxRetries: 3}" },
-  $step: { hint: "reference a step with {$from: {step: <id>}, path: ...}" },
-  $input: { hint: "reference the input with {$from: {workflow: input}, path: ...}" },
-  $template: { hint: "strings are never interpolated in stepflow 0.8 flows" },
-};
-
-// ---------------------------------------------------------------------------------------------
-// suggestions
-
-/** Optimal-string-alignment distance (Levenshtein plus adjacent transpositions). */
-export function editDistance(a: string, b: string): number {
-  const d: number[][] = [];
-  for (let i = 0; i <= a.length; i++) d.push([i]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        v = Math.min(v, d[i - 2][j - 2] + 1);
-      }
-      d[i][j] = v;
-    }
-  }
-  return d[a.length][b.length];
-}
-
-function normalizeKey(k: string): string {
-  return k.replace(/[_\-\s]/g, "").toLowerCase();
-}
-
-/**
- * What to tell a user who wrote the unknown key `key` where `known` keys are allowed: a
- * "did you mean" hint, or an explanation, or undefined.
- */
-export function suggestKey(key: string, known: readonly string[]): string | undefined {
-  const alias = KEY_ALIASES[key];
-  if (typeof alias === "string" && known.includes(alias)) return `did you mean '${alias}'?`;
-  if (typeof alias === "object") return alias.hint;
-  const norm = normalizeKey(key);
-  const same = known.find((k) => normalizeKey(k) === norm);
-  if (same) return `did you mean '${same}'?`;
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const k of known) {
-    const dist = editDistance(norm, normalizeKey(k));
-    if (dist < bestD) {
-      bestD = dist;
-      best = k;
-    }
-  }
-  const limit = norm.length <= 4 ? 1 : 2;
-  if (best !== undefined && bestD <= limit) return `did you mean '${best}'?`;
-  return undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
-// diagnostics collector
-
-class Collector {
-  readonly out: Diagnostic[] = [];
-  constructor(readonly source: SourceMap | undefined, readonly prefix: Path = []) {}
-
-  add(
-    level: DiagnosticLevel,
-    code: string,
-    message: string,
-    path: Path,
-    options: { hint?: string; atKey?: boolean } = {},
-  ): void {
-    const full = [...this.prefix, ...path];
-    const d: Diagnostic = { level, code, message, path: jsonPath(full) };
-    const src = this.source;
-    if (src) {
-      const ds = src as Partial<DocumentSourceMap>;
-      const pos = options.atKey && ds.keyPositionOf ? ds.keyPositionOf(path) : src.positionOf(path);
-      if (pos) d.position = pos;
-    }
-    if (options.hint) d.hint = options.hint;
-    this.out.push(d);
-  }
-
-  /** Warns about keys of `obj` (at `path`) that are not in `known`. */
-  unknownKeys(
-    obj: JsonValue | undefined,
-    path: Path,
-    known: readonly string[],
-    what: string,
-  ): void {
-    if (!isJsonObject(obj)) return;
-    for (const k of Object.keys(obj)) {
-      if (known.includes(k)) continue;
-      this.add("warning", "unknown_key", `Unknown key '${k}' in ${what} is ignored`, [...path, k], {
-        hint: suggestKey(k, known),
-        atKey: true,
-      });
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// flows
-
-/**
- * All diagnostics of a flow (§1.9) and, with `config`, of its routing (`config` may be a
- * {@linkcode Config} or a {@linkcode LoadedConfig}; its own diagnostics come from
- * {@linkcode validateConfig}). With a config, a step component that no route matches, or that
- * its (input-independent) route sends to a mock/builtin plugin lacking it, is a warning.
- */
-export function validateFlow(
-  loaded: LoadedFlow,
-  config?: Config | LoadedConfig,
-  options: ValidateOptions = {},
-): Diagnostic[] {
-  const c = new Collector(loaded.source);
-  const cfg = config && "config" in config && "workingDirectory" in config
-    ? (config as LoadedConfig).config
-    : config as Config | undefined;
-  let router: Router | undefined;
-  if (cfg) {
-    try {
-      router = new Router(cfg);
-    } catch {
-      router = undefined; // validateConfig reports it
-    }
-  }
-  const known = cfg ? componentLister(cfg, options) : undefined;
-  checkFlow(loaded, c, router, known);
-  return [...c.out, ...policyDiagnostics(loaded.flow, loaded.source)];
-}
-
-/**
- * The components of the builtin plugin (stepflow 0.8 §4, without `/openai`, which is not
- * implemented yet). tests/flow/validate_test.ts checks it against the plugin's own list.
- */
-export const BUILTIN_COMPONENT_NAMES: readonly string[] = [
-  "/create_messages",
-  "/eval",
-  "/iterate",
-  "/load_file",
-  "/map",
-  "/put_blob",
-  "/get_blob",
-];
-
-/** Options of {@linkcode validateFlow}. */
-export interface ValidateOptions {
+/** Checks of a flow that need more than the flow (src/config/preflight.ts provides them). */
+export interface FlowCheckHooks {
   /**
-   * The component names a plugin type offers, when known without starting it (`builtin`).
-   * Mock components always come from the config.
-   * @default the 0.8 list ({@linkcode BUILTIN_COMPONENT_NAMES}) for `builtin`, unknown otherwise
+   * Checks the component of step `index` (its path is known to start with `/`), e.g. that a route
+   * matches it; reports through `c` at `["steps", index, "component"]`.
    */
-  componentsOfType?: (type: string) => readonly string[] | undefined;
+  checkComponent?(step: Step, index: number, c: DiagnosticCollector): void;
+  /** Diagnostics of an inline config (`test.config`, `test.stepflow_config`) at `prefix`. */
+  checkTestConfig?(value: JsonValue, source: SourceMap | undefined, prefix: Path): Diagnostic[];
 }
 
-/** For a plugin name: the components it is known to offer, or undefined when unknown. */
-type ComponentLister = (plugin: string) => { type: string; names: readonly string[] } | undefined;
-
-function componentLister(cfg: Config, options: ValidateOptions): ComponentLister {
-  return (plugin) => {
-    const p = cfg.plugins?.[plugin];
-    if (!p) return undefined;
-    if (p.type === "mock") return { type: "mock", names: Object.keys(p.components ?? {}) };
-    const names = options.componentsOfType?.(p.type) ??
-      (p.type === "builtin" ? BUILTIN_COMPONENT_NAMES : undefined);
-    return names ? { type: p.type, names } : undefined;
-  };
+/**
+ * The diagnostics of a flow on its own (§1.9): ids, components, references, variables, literal
+ * sub-flows, unknown keys, retry/timeout settings. `hooks` add the checks that need a config.
+ */
+export function checkFlowDiagnostics(loaded: LoadedFlow, hooks: FlowCheckHooks = {}): Diagnostic[] {
+  const c = new DiagnosticCollector(loaded.source, [], suggestKey);
+  checkFlow(loaded, c, hooks);
+  return [...c.out, ...policyDiagnostics(loaded.flow, loaded.source)];
 }
 
 interface RefUse {
@@ -360,12 +82,7 @@ interface RefUse {
   stepIndex?: number;
 }
 
-function checkFlow(
-  loaded: LoadedFlow,
-  c: Collector,
-  router: Router | undefined,
-  known?: ComponentLister,
-): void {
+function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckHooks): void {
   const { flow, raw } = loaded;
   const rawObj = isJsonObject(raw) ? raw : {};
   c.unknownKeys(raw, [], FLOW_KEYS, "the flow");
@@ -562,38 +279,8 @@ function checkFlow(
         [...base, "component"],
         { hint: `did you mean '/${step.component}'?` },
       );
-    } else if (router && !router.match(step.component)) {
-      c.add(
-        "warning",
-        "no_matching_route",
-        `No route matches component '${step.component}' of step '${step.id}'`,
-        [...base, "component"],
-        {
-          hint: router.patterns.length === 0
-            ? 'the config has no routes: add one, e.g. routes: {"/builtin/{*component}": [{plugin: builtin}]}'
-            : `routes are: ${router.patterns.join(", ")}`,
-        },
-      );
-    } else if (router && known) {
-      const target = router.resolveStatic(step.component);
-      const offered = target ? known(target.plugin) : undefined;
-      if (target && offered && !offered.names.includes(target.component)) {
-        const close = offered.names.find((n) => editDistance(n, target.component) <= 2);
-        c.add(
-          "warning",
-          "unknown_component",
-          `Component '${step.component}' of step '${step.id}' is routed to ${offered.type} ` +
-            `plugin '${target.plugin}' as '${target.component}', which it does not offer`,
-          [...base, "component"],
-          {
-            hint: close
-              ? `did you mean '${close}'?`
-              : offered.names.length
-              ? `it offers: ${offered.names.join(", ")}`
-              : undefined,
-          },
-        );
-      }
+    } else {
+      hooks.checkComponent?.(step, i, c);
     }
     // references
     const selfId = step.id;
@@ -647,7 +334,7 @@ function checkFlow(
       findSubflows(
         step.input,
         [...base, "input"],
-        (value, at) => checkSubflow(value, at, loaded, c),
+        (value, at) => checkSubflow(value, at, loaded, c, hooks),
       );
     }
     if (step.id !== "" && !firstIndex.has(step.id)) firstIndex.set(step.id, i);
@@ -669,7 +356,7 @@ function checkFlow(
     );
   });
 
-  checkTestSection(rawObj, c, loaded);
+  checkTestSection(rawObj, c, loaded, hooks);
   if (Array.isArray(rawObj.examples)) {
     rawObj.examples.forEach((e, i) =>
       c.unknownKeys(e, ["examples", i], EXAMPLE_KEYS, "an example")
@@ -719,7 +406,12 @@ function suggestStep(target: string, ids: string[]): string | undefined {
     : undefined;
 }
 
-function checkTestSection(raw: Record<string, JsonValue>, c: Collector, loaded: LoadedFlow): void {
+function checkTestSection(
+  raw: Record<string, JsonValue>,
+  c: DiagnosticCollector,
+  loaded: LoadedFlow,
+  hooks: FlowCheckHooks,
+): void {
   const test = raw.test;
   if (!isJsonObject(test)) return;
   c.unknownKeys(test, ["test"], TEST_KEYS, "the test section");
@@ -737,12 +429,12 @@ function checkTestSection(raw: Record<string, JsonValue>, c: Collector, loaded: 
       c.unknownKeys(tc, ["test", "cases", i], TEST_CASE_KEYS, "a test case")
     );
   }
+  if (!hooks.checkTestConfig) return;
   for (const key of ["config", "stepflow_config"]) {
     const cfg = test[key];
     if (cfg === undefined || cfg === null) continue;
     const src = (loaded.source as Partial<DocumentSourceMap> | undefined)?.at?.(["test", key]);
-    const diags = validateConfigValue(cfg, src, ["test", key]);
-    c.out.push(...diags);
+    c.out.push(...hooks.checkTestConfig(cfg, src, ["test", key]));
   }
 }
 
@@ -760,7 +452,13 @@ function findSubflows(v: JsonValue, at: Path, fn: (v: JsonValue, at: Path) => vo
   for (const k of Object.keys(v)) findSubflows(v[k], [...at, k], fn);
 }
 
-function checkSubflow(value: JsonValue, at: Path, parent: LoadedFlow, c: Collector): void {
+function checkSubflow(
+  value: JsonValue,
+  at: Path,
+  parent: LoadedFlow,
+  c: DiagnosticCollector,
+  hooks: FlowCheckHooks,
+): void {
   const src = (parent.source as Partial<DocumentSourceMap> | undefined)?.at?.(at);
   let sub: LoadedFlow;
   try {
@@ -770,8 +468,10 @@ function checkSubflow(value: JsonValue, at: Path, parent: LoadedFlow, c: Collect
     c.add("error", "invalid_subflow", `Invalid nested flow: ${stripPosition(e)}`, at);
     return;
   }
-  const inner = new Collector(src, at);
-  checkFlow(sub, inner, undefined);
+  const inner = new DiagnosticCollector(src, at, suggestKey);
+  // nested flows: their own checks, without routing (they run on the parent's config) or test
+  // sections (not run by `stepflow test`)
+  checkFlow(sub, inner, { checkTestConfig: hooks.checkTestConfig });
   for (const d of inner.out) {
     if (d.level === "fatal" || d.level === "error") {
       c.out.push({
@@ -788,318 +488,4 @@ function checkSubflow(value: JsonValue, at: Path, parent: LoadedFlow, c: Collect
 
 function stripPosition(e: FlowLoadError): string {
   return e.position ? e.message.replace(/^\S+:\d+:\d+: /, "") : e.message;
-}
-
-// ---------------------------------------------------------------------------------------------
-// configs
-
-/**
- * Diagnostics of a config (§1.9 config part): unknown plugins in routes (error), conflicting or
- * malformed route patterns (error), stdio/http/MCP plugins missing `command`/`url` (error), no
- * plugins / no routes / unused plugins (warnings), unknown keys (warnings, with suggestions;
- * needs the raw value: `loaded.raw` when the loader kept it).
- * @param source positions (defaults to `loaded.source` when present).
- */
-export function validateConfig(
-  loaded: LoadedConfig & { raw?: JsonValue; source?: SourceMap },
-  source?: SourceMap,
-): Diagnostic[] {
-  const c = new Collector(source ?? loaded.source);
-  checkConfig(loaded.config, loaded.raw, c);
-  checkStateStore(loaded, c);
-  return [...c.out, ...configPolicyDiagnostics(loaded.config, source ?? loaded.source)];
-}
-
-/**
- * A SQLite `databaseUrl` that cannot work is an error here, with its position, rather than a
- * failure to start the engine: a malformed URL, a file in a directory that does not exist, or a
- * missing file with `mode=rw`/`ro`. What cannot be checked (no read permission) is left to the
- * engine.
- */
-function checkStateStore(loaded: LoadedConfig, c: Collector): void {
-  const store = loaded.config.stateStore as { type?: string; databaseUrl?: unknown } | undefined;
-  if (store?.type !== "sqlite" || typeof store.databaseUrl !== "string") return;
-  const at = ["stateStore", "databaseUrl"];
-  let parsed: { path: string; mode: string };
-  try {
-    parsed = parseSqliteUrl(store.databaseUrl, loaded.workingDirectory);
-  } catch (e) {
-    c.add("error", "invalid_state_store", (e as Error).message, at);
-    return;
-  }
-  if (parsed.path === ":memory:") return;
-  const kind = (p: string) => {
-    try {
-      return Deno.statSync(p).isDirectory ? "dir" : "file";
-    } catch (e) {
-      return e instanceof Deno.errors.NotFound ? "missing" : "unknown";
-    }
-  };
-  const dir = dirname(parsed.path);
-  const file = kind(parsed.path);
-  if (file === "dir") {
-    c.add("error", "invalid_state_store", `SQLite database '${parsed.path}' is a directory`, at, {
-      hint: "give a file name, e.g. sqlite:runs.db?mode=rwc",
-    });
-  } else if (file === "missing" && parsed.mode !== "rwc") {
-    c.add(
-      "error",
-      "invalid_state_store",
-      `SQLite database '${parsed.path}' does not exist (mode=${parsed.mode} does not create it)`,
-      at,
-      { hint: "use mode=rwc to create it" },
-    );
-  } else if (file === "missing" && kind(dir) === "missing") {
-    c.add(
-      "error",
-      "invalid_state_store",
-      `SQLite database '${parsed.path}' cannot be created: directory '${dir}' does not exist`,
-      at,
-      {
-        hint:
-          "create the directory, or point databaseUrl elsewhere (relative paths are from the config's directory)",
-      },
-    );
-  }
-}
-
-/** Validates an inline config value (a flow's `test.config`) at `prefix`. */
-function validateConfigValue(value: JsonValue, source: SourceMap | undefined, prefix: Path) {
-  const c = new Collector(source, prefix);
-  if (!isJsonObject(value)) {
-    c.add("error", "invalid_config", "The test config must be a mapping", []);
-    return c.out;
-  }
-  // A light check of the shape without building plugins; full parsing happens in `stepflow test`.
-  const plugins = isJsonObject(value.plugins) ? value.plugins : {};
-  const routes = isJsonObject(value.routes) ? value.routes : {};
-  checkConfig(
-    { plugins, routes } as unknown as Config,
-    value,
-    c,
-  );
-  return c.out;
-}
-
-function checkConfig(config: Config, raw: JsonValue | undefined, c: Collector): void {
-  const plugins = config.plugins ?? {};
-  const routes = config.routes ?? {};
-  const pluginNames = Object.keys(plugins);
-  if (pluginNames.length === 0) c.add("warning", "no_plugins", "No plugins configured", []);
-  const patterns = Object.keys(routes);
-  if (patterns.length === 0) {
-    c.add("warning", "no_routes", "No routing rules configured", [], {
-      hint:
-        'without routes no component can be called; e.g. routes: {"/builtin/{*component}": [{plugin: builtin}]}',
-    });
-  }
-  const used = new Set<string>();
-  for (const p of patterns) {
-    const rules = routes[p];
-    if (!Array.isArray(rules)) continue;
-    rules.forEach((rule, i) => {
-      const name = isJsonObject(rule as unknown as JsonValue) ? rule.plugin : undefined;
-      if (typeof name !== "string") return;
-      used.add(name);
-      if (!Object.hasOwn(plugins, name)) {
-        c.add(
-          "error",
-          "unknown_plugin",
-          `Routing rule ${i} for path '${p}' references unknown plugin '${name}'`,
-          ["routes", p, i, "plugin"],
-          {
-            hint: suggestKey(name, pluginNames) ??
-              (pluginNames.length ? `configured plugins: ${pluginNames.join(", ")}` : undefined),
-          },
-        );
-      }
-    });
-  }
-  for (const name of pluginNames) {
-    if (!used.has(name)) {
-      c.add(
-        "warning",
-        "unused_plugin",
-        `Plugin '${name}' is not referenced by any routing rule`,
-        ["plugins", name],
-        { hint: `route to it, e.g. "/${name}/{*component}": [{plugin: ${name}}]` },
-      );
-    }
-    const p = plugins[name] as unknown as JsonValue;
-    if (!isJsonObject(p)) continue;
-    if (p.type === "stepflow" && p.transport !== "http" && !p.command) {
-      c.add("error", "missing_command", `Plugin '${name}' (stdio) needs a 'command'`, [
-        "plugins",
-        name,
-      ]);
-    }
-    if (p.type === "stepflow" && p.transport === "http" && !p.url) {
-      c.add("error", "missing_url", `Plugin '${name}' (http) needs a 'url'`, ["plugins", name]);
-    }
-    if (p.type === "mcp" && !p.command && !p.url) {
-      c.add("error", "missing_command", `Plugin '${name}' (mcp) needs a 'command' or a 'url'`, [
-        "plugins",
-        name,
-      ]);
-    }
-  }
-  // Route patterns (conflicts, syntax). Unknown plugins are reported above.
-  const known = Object.fromEntries(
-    [...pluginNames, ...used].map((n) => [n, { type: "builtin" }]),
-  ) as unknown as Config["plugins"];
-  try {
-    new Router({ plugins: known, routes });
-  } catch (e) {
-    if (!(e instanceof ValidationError)) throw e;
-    c.add("error", "invalid_route", e.message, ["routes"]);
-  }
-  for (const [name, p] of Object.entries(plugins)) {
-    checkPluginEndpoint(name, p, c);
-    checkPluginEnvRefs(name, p, c);
-  }
-  if (raw !== undefined) configUnknownKeys(raw, c);
-}
-
-/**
- * A step service or MCP server `url` that is not an http(s) URL: an error here (with its
- * position) instead of a failed step at run time. (A missing `url`/`command` is checked above.)
- */
-function checkPluginEndpoint(name: string, p: unknown, c: Collector): void {
-  const plugin = p as { type?: string; url?: unknown } | undefined;
-  if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
-  // `{name.url}` / `{port}` of test servers are filled in later.
-  if (typeof plugin.url !== "string" || /[{$]/.test(plugin.url)) return;
-  let ok = false;
-  try {
-    ok = ["http:", "https:"].includes(new URL(plugin.url).protocol);
-  } catch {
-    // not a URL
-  }
-  if (!ok) {
-    c.add(
-      "error",
-      "invalid_plugin",
-      `Plugin '${name}': url ${JSON.stringify(plugin.url)} is not an http(s) URL`,
-      ["plugins", name, "url"],
-      { hint: "e.g. url: http://127.0.0.1:8080" },
-    );
-  }
-}
-
-/** A behavior whose `result` the mock plugin cannot use is an error at that result. */
-function checkMockBehaviors(
-  plugin: string,
-  component: string,
-  b: JsonValue | undefined,
-  c: Collector,
-) {
-  const entries: [string | number, JsonValue][] = Array.isArray(b)
-    ? b.map((x, i) => [i, isJsonObject(x) ? x.result : undefined] as [number, JsonValue])
-    : isJsonObject(b)
-    ? Object.entries(b)
-    : [];
-  for (const [key, result] of entries) {
-    if (result === undefined) continue;
-    const at = ["plugins", plugin, "components", component, "behaviors", key];
-    if (typeof key === "number") at.push("result");
-    try {
-      toAnswer(plugin, component, result);
-    } catch (e) {
-      c.add("error", "invalid_mock_behavior", (e as Error).message, at);
-    }
-  }
-}
-
-/**
- * `${VAR}` references in a step service's or MCP server's `args` and `env`: a malformed one is an
- * error; an unset variable without a default is a warning (the environment of `validate` may not
- * be the one of the run), both at the exact arg or env entry. Variables this process may not read
- * are not checked.
- */
-function checkPluginEnvRefs(name: string, p: unknown, c: Collector): void {
-  const plugin = p as { type?: string; args?: unknown; env?: unknown } | undefined;
-  if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
-  const entries: [(string | number)[], string][] = [];
-  if (Array.isArray(plugin.args)) {
-    plugin.args.forEach((a, i) => {
-      if (typeof a === "string") entries.push([["plugins", name, "args", i], a]);
-    });
-  }
-  if (isJsonObject(plugin.env as JsonValue)) {
-    for (const [k, v] of Object.entries(plugin.env as Record<string, unknown>)) {
-      if (typeof v === "string") entries.push([["plugins", name, "env", k], v]);
-    }
-  }
-  const unreadable = new Error("unreadable");
-  for (const [at, text] of entries) {
-    if (!text.includes("${")) continue;
-    let unset: string | undefined;
-    try {
-      substituteEnv(text, (v) => {
-        let value: string | undefined;
-        try {
-          value = Deno.env.get(v);
-        } catch {
-          throw unreadable;
-        }
-        if (value === undefined) unset ??= v;
-        return value;
-      });
-    } catch (e) {
-      if (e === unreadable) continue;
-      if (unset !== undefined) {
-        c.add(
-          "warning",
-          "unset_env",
-          `Environment variable '${unset}' is not set (used in ${JSON.stringify(text)})`,
-          at,
-          {
-            hint: `set it before the run, or give a default: \${${unset}:-default}`,
-          },
-        );
-      } else {
-        c.add("error", "invalid_env_ref", (e as Error).message, at);
-      }
-    }
-  }
-}
-
-function configUnknownKeys(raw: JsonValue, c: Collector): void {
-  if (!isJsonObject(raw)) return;
-  c.unknownKeys(raw, [], CONFIG_KEYS, "the config");
-  if (isJsonObject(raw.plugins)) {
-    for (const [name, p] of Object.entries(raw.plugins)) {
-      if (!isJsonObject(p) || typeof p.type !== "string") continue;
-      const known = PLUGIN_KEYS[p.type];
-      if (known) c.unknownKeys(p, ["plugins", name], known, `plugin '${name}'`);
-      if (p.type === "mock" && isJsonObject(p.components)) {
-        for (const [cn, comp] of Object.entries(p.components)) {
-          c.unknownKeys(
-            comp,
-            ["plugins", name, "components", cn],
-            MOCK_COMPONENT_KEYS,
-            `mock component '${cn}'`,
-          );
-          if (isJsonObject(comp)) checkMockBehaviors(name, cn, comp.behaviors, c);
-        }
-      }
-    }
-  }
-  if (isJsonObject(raw.routes)) {
-    for (const [p, rules] of Object.entries(raw.routes)) {
-      if (!Array.isArray(rules)) continue;
-      rules.forEach((r, i) => {
-        c.unknownKeys(r, ["routes", p, i], RULE_KEYS, `routing rule ${i} for '${p}'`);
-        if (isJsonObject(r) && Array.isArray(r.conditions)) {
-          r.conditions.forEach((cond, j) =>
-            c.unknownKeys(cond, ["routes", p, i, "conditions", j], CONDITION_KEYS, "a condition")
-          );
-        }
-      });
-    }
-  }
-  if (isJsonObject(raw.stateStore) && typeof raw.stateStore.type === "string") {
-    const known = STATE_STORE_KEYS[raw.stateStore.type];
-    if (known) c.unknownKeys(raw.stateStore, ["stateStore"], known, "stateStore");
-  }
 }

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { checkOutputSize, runWithPolicy } from "../../src/execution/step_policy.ts";
 import type { RetryEvent } from "../../src/execution/step_policy.ts";
-import { normalizeRetryPolicy } from "../../src/execution/retry_policy.ts";
+import { normalizeRetryPolicy } from "../../src/flow/retry_policy.ts";
 import { TRANSPORT_FAILED } from "../../src/core/error_codes.ts";
 import { Limiter } from "../../src/core/limiter.ts";
 import { failed, success } from "../../src/core/flow_result.ts";

@@ -3,7 +3,9 @@ import type { Diagnostic } from "../../src/core/diagnostics.ts";
 import { hasErrors } from "../../src/core/diagnostics.ts";
 import { loadFlowFile, loadFlowText } from "../../src/flow/load.ts";
 import { FLOW_SCHEMA_URL } from "../../src/flow/model.ts";
-import { editDistance, suggestKey, validateConfig, validateFlow } from "../../src/flow/validate.ts";
+import { validateConfig, validateFlow } from "../../src/config/preflight.ts";
+import { suggestKey } from "../../src/flow/keys.ts";
+import { editDistance } from "../../src/core/suggest.ts";
 import { loadConfigFile, loadConfigForFlow, parseConfigValue } from "../../src/config/load.ts";
 import {
   assert,
@@ -552,7 +554,7 @@ Deno.test("validateConfig(): ${VAR} in args/env: unset is a warning, malformed a
 });
 
 Deno.test("BUILTIN_COMPONENT_NAMES lists exactly the builtin plugin's components", async () => {
-  const { BUILTIN_COMPONENT_NAMES } = await import("../../src/flow/validate.ts");
+  const { BUILTIN_COMPONENT_NAMES } = await import("../../src/config/preflight.ts");
   const { BUILTIN_COMPONENTS } = await import("../../src/plugins/builtin/plugin.ts");
   assertEquals([...BUILTIN_COMPONENT_NAMES].sort(), [...BUILTIN_COMPONENTS.keys()].sort());
 });

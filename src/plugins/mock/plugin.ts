@@ -9,22 +9,16 @@
  * by tests).
  * @module
  */
-import {
-  canonicalJson,
-  isJsonObject,
-  type JsonValue,
-  stringifyJson,
-} from "../../json/exact_json.ts";
+import { canonicalJson, type JsonValue, stringifyJson } from "../../json/exact_json.ts";
 import type { FlowResult } from "../../core/flow_result.ts";
 import { PluginError } from "../../errors.ts";
 import type { MockPluginConfig, PluginConfig } from "../../config/model.ts";
 import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";
 import { registerPluginType } from "../registry.ts";
+import { type Answer, toAnswer } from "../../config/mock_answer.ts";
 
 /** The bottom frame of a mock component error (0.8 wording). */
 export const MOCK_ERROR = "error executing user-defined function";
-
-export type Answer = { kind: "result"; result: FlowResult } | { kind: "error"; message: string };
 
 interface MockEntry {
   info: ComponentInfo;
@@ -89,38 +83,6 @@ export class MockPlugin implements Plugin {
   close(): Promise<void> {
     return Promise.resolve();
   }
-}
-
-/**
- * What a behavior's `result` means (also used by the validator to report a bad one with its
- * position before anything starts).
- * @throws {Error} when `result` is neither a FlowResult nor `{error: "<text>"}`.
- */
-export function toAnswer(plugin: string, component: string, result: JsonValue): Answer {
-  if (isJsonObject(result)) {
-    if (result.outcome === "success" && Object.hasOwn(result, "result")) {
-      return { kind: "result", result: { outcome: "success", result: result.result } };
-    }
-    if (result.outcome === "skipped") {
-      return {
-        kind: "result",
-        result: typeof result.reason === "string"
-          ? { outcome: "skipped", reason: result.reason }
-          : { outcome: "skipped" },
-      };
-    }
-    if (result.outcome === "failed" && isJsonObject(result.error)) {
-      return { kind: "result", result: result as unknown as FlowResult };
-    }
-    if (!Object.hasOwn(result, "outcome") && typeof result.error === "string") {
-      return { kind: "error", message: result.error };
-    }
-  }
-  throw new Error(
-    `plugins.${plugin}.components["${component}"]: a behavior result must be a FlowResult ` +
-      `({outcome: success, result: ...}, {outcome: failed, error: {code, message}}, ` +
-      `{outcome: skipped}) or {error: "<text>"}, got ${stringifyJson(result)}`,
-  );
 }
 
 registerPluginType("mock", (name, config: PluginConfig) => {

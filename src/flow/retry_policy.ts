@@ -40,19 +40,6 @@ export const DEFAULT_RETRY_ON: readonly FailureCategory[] = ["component", "trans
 /** The most retries a policy may ask for (a guard against typos such as `maxRetries: 1000000`). */
 export const MAX_RETRIES_LIMIT = 1_000;
 
-/** Every key of `onError` with `action: retry` (for unknown-key warnings). */
-export const RETRY_SETTING_KEYS: readonly string[] = [
-  "action",
-  "maxRetries",
-  "maxTransportRetries",
-  "initialDelay",
-  "backoffFactor",
-  "maxDelay",
-  "jitter",
-  "retryOn",
-  "fallback",
-];
-
 /** `none`: delays exactly as computed; `full`: each delay uniformly random in `[0, delay]`. */
 export type Jitter = "none" | "full";
 
@@ -104,7 +91,7 @@ export interface RetrySettingsProblem {
 
 /**
  * Checks retry settings; returns every problem found (empty when valid). Used by the validator
- * (via src/execution/policy_diagnostics.ts) and by {@linkcode normalizeRetryPolicy}.
+ * (via src/flow/policy_diagnostics.ts) and by {@linkcode normalizeRetryPolicy}.
  */
 export function checkRetrySettings(settings: RetrySettings): RetrySettingsProblem[] {
   const problems: RetrySettingsProblem[] = [];

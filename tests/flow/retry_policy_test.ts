@@ -4,7 +4,7 @@ import {
   checkRetrySettings,
   normalizeRetryPolicy,
   retryDecision,
-} from "../../src/execution/retry_policy.ts";
+} from "../../src/flow/retry_policy.ts";
 import {
   CANCELLED,
   categorize,

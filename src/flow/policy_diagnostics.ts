@@ -1,13 +1,12 @@
 /**
  * Validation of the error-handling and limit settings of a flow (extension, issue 5):
  * `onError: {action: retry, ...}` settings, step `timeout`s and literal `max_concurrency` of
- * `map` steps. The flow validator (src/flow/validate.ts) adds these diagnostics to its own.
+ * `map` steps. The flow validator (src/flow/validate.ts, through src/config/preflight.ts) adds these diagnostics to its own.
  * @module
  */
 import type { Diagnostic, SourceMap } from "../core/diagnostics.ts";
 import { jsonPath } from "../core/diagnostics.ts";
-import type { Flow } from "../flow/model.ts";
-import type { Config } from "../config/model.ts";
+import type { Flow } from "./model.ts";
 import { isJsonObject, isNumber, toNumber } from "../json/exact_json.ts";
 import { parseDuration } from "../core/duration.ts";
 import { checkRetrySettings, type RetrySettings } from "./retry_policy.ts";
@@ -63,37 +62,5 @@ export function policyDiagnostics(flow: Flow, source?: SourceMap): Diagnostic[] 
       }
     }
   });
-  return out;
-}
-
-/**
- * Problems in a config's limits (extension, issue 5): plugin `timeout`s and `runTimeout` that
- * are not durations greater than zero (the config model only checks their shape), as `error`
- * diagnostics (code `invalid_timeout`) with the JSON path and, given `source`, the position.
- */
-export function configPolicyDiagnostics(config: Config, source?: SourceMap): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  const check = (value: unknown, segments: (string | number)[], what: string) => {
-    if (value === undefined) return;
-    try {
-      parseDuration(value, { what });
-    } catch (e) {
-      const d: Diagnostic = {
-        level: "error",
-        message: (e as Error).message,
-        path: jsonPath(segments),
-        code: "invalid_timeout",
-        hint: 'use a number of milliseconds or a string such as "30s"',
-      };
-      const position = source?.positionOf(segments);
-      if (position) d.position = position;
-      out.push(d);
-    }
-  };
-  check(config.runTimeout, ["runTimeout"], "runTimeout");
-  for (const [name, pc] of Object.entries(config.plugins ?? {})) {
-    const t = (pc as { timeout?: unknown }).timeout;
-    check(t, ["plugins", name, "timeout"], `plugins.${name}.timeout`);
-  }
   return out;
 }

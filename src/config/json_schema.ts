@@ -7,7 +7,7 @@
  * (YAML complex keys) or this engine's `[{input, result}]` list. Keys unknown to the model are
  * allowed, as in stepflow 0.8 (`stepflow validate` warns about them instead).
  *
- * A test (tests/flow/json_schema_test.ts) fails when the checked-in files drift; regenerate them
+ * A test (tests/config/json_schema_test.ts) fails when the checked-in files drift; regenerate them
  * with `deno task schemas`.
  * @module
  */
@@ -18,11 +18,11 @@ import {
   ExampleSchema,
   FLOW_SCHEMA_URL,
   FlowSchema,
-  JsonValueSchema,
   StepSchema,
   TestCaseSchema,
   TestConfigSchema,
-} from "./model.ts";
+} from "../flow/model.ts";
+import { JsonValueSchema } from "../json/schema.ts";
 import {
   BuiltinPluginConfigSchema,
   ConfigSchema,
@@ -34,7 +34,7 @@ import {
   RouteRuleSchema,
   StateStoreConfigSchema,
   StepflowPluginConfigSchema,
-} from "../config/model.ts";
+} from "./model.ts";
 
 type Registry = ReturnType<typeof z.registry<{ id: string }>>;
 

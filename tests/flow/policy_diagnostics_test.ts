@@ -1,8 +1,6 @@
 import { assertEquals } from "../_assert.ts";
-import {
-  configPolicyDiagnostics,
-  policyDiagnostics,
-} from "../../src/execution/policy_diagnostics.ts";
+import { policyDiagnostics } from "../../src/flow/policy_diagnostics.ts";
+import { configPolicyDiagnostics } from "../../src/config/validate.ts";
 import type { Config } from "../../src/config/model.ts";
 import type { Flow } from "../../src/flow/model.ts";
 import { FlowSchema } from "../../src/flow/model.ts";

@@ -1,9 +1,9 @@
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { schemaTexts } from "../../src/flow/json_schema.ts";
+import { schemaTexts } from "../../src/config/json_schema.ts";
 import { parseDocument } from "../../src/core/document.ts";
 import { stringifyJson } from "../../src/json/exact_json.ts";
 import { assert } from "../_assert.ts";
-import { conformanceConfigs, conformanceFlows } from "./_conformance.ts";
+import { conformanceConfigs, conformanceFlows } from "../flow/_conformance.ts";
 
 const SCHEMAS = new URL("../../schemas/", import.meta.url);
 

@@ -1,0 +1,134 @@
+/**
+ * The keys each kind of object in a flow may have, derived from the zod models (so a field added
+ * to a schema is known to the validator at once), and the misspellings people write instead.
+ * The validators warn about other keys, which stepflow 0.8 ignores silently.
+ * @module
+ */
+import type { z } from "zod";
+import { type KeyAliases, suggestName } from "../core/suggest.ts";
+import {
+  ErrorActionSchema,
+  ExampleSchema,
+  FlowSchema,
+  SkipActionSchema,
+  StepSchema,
+  TestCaseSchema,
+  TestConfigSchema,
+} from "./model.ts";
+
+/** The keys of a zod object schema. */
+export function keysOf(schema: { shape: Record<string, unknown> }): string[] {
+  return Object.keys(schema.shape);
+}
+
+/** The keys of each member of a discriminated union of objects, by the discriminator's value. */
+export function keysByDiscriminator(
+  union: { options: readonly { shape: Record<string, unknown> }[] },
+  discriminator: string,
+): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const member of union.options) {
+    const literal = member.shape[discriminator] as z.ZodLiteral<string>;
+    for (const value of literal.values) out[String(value)] = keysOf(member);
+  }
+  return out;
+}
+
+/** Keys of a flow (stepflow 0.8 §1.1, camelCase). */
+export const FLOW_KEYS: readonly string[] = keysOf(FlowSchema);
+/** Keys of a step (§1.2, plus `timeout`). */
+export const STEP_KEYS: readonly string[] = keysOf(StepSchema);
+/** Keys of `onError`, by its `action`. */
+export const ON_ERROR_KEYS: Readonly<Record<string, string[]>> = keysByDiscriminator(
+  ErrorActionSchema,
+  "action",
+);
+/** Keys of `onSkip`, by its `action`. */
+export const ON_SKIP_KEYS: Readonly<Record<string, string[]>> = keysByDiscriminator(
+  SkipActionSchema,
+  "action",
+);
+/** Keys of a reference (§1.3; references are read by src/flow/template.ts, not by zod). */
+export const REF_KEYS: readonly string[] = ["$from", "path", "onSkip"];
+/** Keys of the `test` section (§7). */
+export const TEST_KEYS: readonly string[] = keysOf(TestConfigSchema);
+/** Keys of a test case. */
+export const TEST_CASE_KEYS: readonly string[] = keysOf(TestCaseSchema);
+/** Keys of a test server (read by src/cli/test_servers.ts). */
+export const TEST_SERVER_KEYS: readonly string[] = [
+  "command",
+  "args",
+  "env",
+  "workingDirectory",
+  "portRange",
+  "healthCheck",
+  "startupTimeoutMs",
+  "shutdownTimeoutMs",
+];
+/** Keys of a test server's `healthCheck`. */
+export const HEALTH_CHECK_KEYS: readonly string[] = [
+  "path",
+  "timeoutMs",
+  "retryAttempts",
+  "retryDelayMs",
+];
+/** Keys of an example input. */
+export const EXAMPLE_KEYS: readonly string[] = keysOf(ExampleSchema);
+
+const NO_DEPENDENCY_LIST = {
+  hint: "there is no explicit dependency list: a step runs after every step its input or " +
+    "skipIf references with {$from: {step: <id>}}",
+};
+const WRITE_RETRY = { hint: "write onError: {action: retry, maxRetries: 3}" };
+
+/** Keys people write in flows and configs that 0.8 ignores, with what they meant. */
+export const KEY_ALIASES: KeyAliases = {
+  skip: "skipIf",
+  skip_if: "skipIf",
+  if: "skipIf",
+  when: "skipIf",
+  condition: "skipIf",
+  on_error: "onError",
+  onerror: "onError",
+  error: "onError",
+  input_schema: "inputSchema",
+  output_schema: "outputSchema",
+  must_execute: "mustExecute",
+  default_value: "defaultValue",
+  default_output: "defaultValue",
+  on_skip: "onSkip",
+  variables_schema: "variables",
+  variablesSchema: "variables",
+  state_store: "stateStore",
+  database_url: "databaseUrl",
+  auto_migrate: "autoMigrate",
+  max_connections: "maxConnections",
+  working_directory: "workingDirectory",
+  component_allow: "componentAllow",
+  component_deny: "componentDeny",
+  max_concurrency: "maxConcurrency",
+  max_retries: "maxRetries",
+  port_range: "portRange",
+  health_check: "healthCheck",
+  startup_timeout_ms: "startupTimeoutMs",
+  shutdown_timeout_ms: "shutdownTimeoutMs",
+  timeout_ms: "timeoutMs",
+  retry_attempts: "retryAttempts",
+  retry_delay_ms: "retryDelayMs",
+  depends_on: NO_DEPENDENCY_LIST,
+  dependsOn: NO_DEPENDENCY_LIST,
+  needs: NO_DEPENDENCY_LIST,
+  retry: WRITE_RETRY,
+  retries: WRITE_RETRY,
+  $step: { hint: "reference a step with {$from: {step: <id>}, path: ...}" },
+  $input: { hint: "reference the input with {$from: {workflow: input}, path: ...}" },
+  $template: { hint: "strings are never interpolated in stepflow 0.8 flows" },
+};
+
+/**
+ * What to tell a user who wrote the unknown key `key` where `known` keys are allowed: a
+ * "did you mean" hint, or an explanation ({@linkcode KEY_ALIASES}), or undefined.
+ */
+export function suggestKey(key: string, known: readonly string[]): string | undefined {
+  return suggestName(key, known, KEY_ALIASES);
+}
