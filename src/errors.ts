@@ -12,6 +12,9 @@
  * - {@linkcode TransportError}: a worker process or HTTP endpoint failed (spawn, crash, closed pipe,
  *   connection refused).
  * - {@linkcode UsageError}: bad CLI arguments or API options.
+ * - {@linkcode PluginStartError}: plugins of an engine could not start (each with its cause).
+ *
+ * {@linkcode executionError} builds an ExecutionError with 0.8's error stack from its parts.
  *
  * @module
  */
@@ -83,6 +86,72 @@ export class ExecutionError extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options);
+  }
+}
+
+/** The parts of an {@linkcode ExecutionError}; see {@linkcode executionError}. */
+export interface ExecutionErrorParts {
+  /** Lines attached to the top frame (stepflow 0.8 attachments), e.g. `Step: s`. */
+  attachments?: string[];
+  /**
+   * The text of the frame below the top one (default: the cause, described; `null`: no second
+   * frame, the cause is kept only as `cause`).
+   */
+  detail?: string | null;
+  /** What went wrong underneath (kept as `cause`; described in the second frame). */
+  cause?: unknown;
+  /** The step the error belongs to. */
+  stepId?: string;
+  /** The FlowError code. @default 500 */
+  code?: number;
+}
+
+/**
+ * An {@linkcode ExecutionError} whose message and top frame are `top` (with `attachments`),
+ * followed by a frame for `detail` (or the described `cause`) when there is one: stepflow 0.8's
+ * error stack, e.g. `step "s" failed` / `Component execution failed ...`.
+ */
+export function executionError(top: string, parts: ExecutionErrorParts = {}): ExecutionError {
+  const first: StackFrame = parts.attachments && parts.attachments.length > 0
+    ? { error: top, attachments: parts.attachments }
+    : { error: top };
+  const frames: StackFrame[] = [first];
+  const detail = parts.detail !== undefined
+    ? parts.detail
+    : parts.cause !== undefined
+    ? describeError(parts.cause)
+    : null;
+  if (detail !== null) frames.push({ error: detail });
+  return new ExecutionError(
+    top,
+    frames,
+    parts.code ?? 500,
+    parts.stepId,
+    parts.cause !== undefined ? { cause: parts.cause } : undefined,
+  );
+}
+
+/** One plugin that could not start, and why. */
+export interface PluginStartFailure {
+  /** The plugin's config name (`plugins.<name>`). */
+  plugin: string;
+  cause: unknown;
+}
+
+/**
+ * Plugins of an engine could not start (`Engine.create`): each failure names its plugin and
+ * keeps its cause, so a caller can point at the plugin's place in the config without parsing the
+ * message. Message: `Failed to start plugins: plugin 'a': <cause>; plugin 'b': <cause>`.
+ */
+export class PluginStartError extends Error {
+  override name = "PluginStartError";
+  constructor(readonly failures: PluginStartFailure[]) {
+    super(
+      `Failed to start plugins: ${
+        failures.map((f) => `plugin '${f.plugin}': ${describeError(f.cause)}`).join("; ")
+      }`,
+      { cause: failures[0]?.cause },
+    );
   }
 }
 

@@ -18,7 +18,7 @@ import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { onCancelSignals } from "./signals.ts";
-import { withPluginPositions } from "./run.ts";
+import { startFailure } from "./run.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { toYaml } from "./yaml_output.ts";
@@ -103,7 +103,7 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
       writeStderr("cancelled while the plugins were starting; step services stopped\n");
       return EXIT_CANCELLED;
     }
-    writeStderr(`error: ${withPluginPositions(describeError(e), source)}\n`);
+    writeStderr(`error: ${startFailure(e, source)}\n`);
     return e instanceof FlowLoadError || e instanceof ValidationError ? EXIT_INVALID : EXIT_FAILED;
   }
   let exit = EXIT_OK;

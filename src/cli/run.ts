@@ -34,13 +34,18 @@ import { fileExcerpt } from "../flow/excerpt.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 import { parsePath } from "../flow/template.ts";
 import { loadConfigForFlow } from "../config/load.ts";
-import { Engine } from "../execution/engine.ts";
-import { stepsInFlight } from "../execution/step_call.ts";
+import { Engine, type RunHandle } from "../execution/engine.ts";
 import { parseDuration } from "../core/duration.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import type { StepResultRecord } from "../state/store.ts";
-import { describeError, FlowLoadError, UsageError, ValidationError } from "../errors.ts";
+import {
+  describeError,
+  FlowLoadError,
+  PluginStartError,
+  UsageError,
+  ValidationError,
+} from "../errors.ts";
 
 /** Options of `stepflow run` as commander gives them. */
 interface RunFlags {
@@ -127,8 +132,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   // Ctrl-C / SIGTERM cancel the run, close the plugins and exit with EXIT_CANCELLED (issue 5).
   const runId = crypto.randomUUID();
   if (flags.verbose) writeStderr(`run_id: ${runId}\n`);
+  let handle: RunHandle | undefined;
   const cancel = onCancelSignals((signal) => {
-    const running = stepsInFlight(runId);
+    const running = handle?.inFlight().map((s) => s.stepId) ?? [];
     writeStderr(
       `${signal}: cancelling the run${
         running.length > 0 ? `; steps cancelled: ${running.join(", ")}` : ""
@@ -146,21 +152,20 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     }
     const hint = permissionHint(e);
     if (hint) return permissionExit(hint);
-    writeStderr(
-      `error: cannot start the engine: ${withPluginPositions(describeError(e), config.source)}\n`,
-    );
+    writeStderr(`error: cannot start the engine: ${startFailure(e, config.source)}\n`);
     return e instanceof ValidationError || e instanceof FlowLoadError ? EXIT_INVALID : EXIT_FAILED;
   }
   let result: FlowResult;
   let failedSteps: StepResultRecord[] = [];
   try {
-    result = await engine.run(loaded, input, {
+    handle = engine.start(loaded, input, {
       variables,
       overrides,
       runId,
       signal: cancel.signal,
       ...limits,
     });
+    result = await handle.result;
     if (result.outcome !== "success") {
       // which steps failed (or were skipped), for the account on stderr
       const want = result.outcome;
@@ -344,13 +349,15 @@ function where(attachment: string, source: SourceMap | undefined): string {
 }
 
 /**
- * Adds the config position after each `plugin 'NAME':` of a start failure, so the message says
- * where that plugin is configured: `plugin 'x' (stepflow-config.yml:3:3): command not found`.
+ * Why the engine could not start, for stderr: a {@linkcode PluginStartError} names each plugin
+ * with where it is configured (`plugin 'x' (stepflow-config.yml:3:3): command not found`).
  */
-export function withPluginPositions(message: string, source: SourceMap | undefined): string {
-  if (!source) return message;
-  return message.replace(/plugin '([^']+)':/g, (all, name: string) => {
-    const pos = source.positionOf(["plugins", name]);
-    return pos?.file ? `plugin '${name}' (${pos.file}:${pos.line}:${pos.col}):` : all;
+export function startFailure(e: unknown, source: SourceMap | undefined): string {
+  if (!(e instanceof PluginStartError)) return describeError(e);
+  const parts = e.failures.map(({ plugin, cause }) => {
+    const pos = source?.positionOf(["plugins", plugin]);
+    const at = pos?.file ? ` (${pos.file}:${pos.line}:${pos.col})` : "";
+    return `plugin '${plugin}'${at}: ${describeError(cause)}`;
   });
+  return `Failed to start plugins: ${parts.join("; ")}`;
 }

@@ -27,7 +27,7 @@ import {
   EXIT_PERMISSION,
 } from "./exit_codes.ts";
 import { onCancelSignals } from "./signals.ts";
-import { withPluginPositions } from "./run.ts";
+import { startFailure } from "./run.ts";
 import { permissionHint } from "../core/permission_hint.ts";
 import { writeStderr, writeStdout } from "./main.ts";
 import { toYaml } from "./yaml_output.ts";
@@ -322,7 +322,7 @@ async function testFile(
     summary.total += cases.length;
     summary.permission ??= permissionHint(e);
     const source = (config as { source?: SourceMap } | undefined)?.source;
-    out(`${file}: error: ${withPluginPositions(describeError(e), source)}\n`);
+    out(`${file}: error: ${startFailure(e, source)}\n`);
     return;
   }
   let passed = 0;

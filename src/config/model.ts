@@ -135,6 +135,16 @@ export const ConfigSchema = z.object({
   runTimeout: DurationSchema.optional(),
   /** Extension: largest step output in bytes of compact JSON (issue 5; default 64 MiB). */
   maxOutputSize: fileNumber(z.number().int().positive()).optional(),
+  /**
+   * Extension: most nested runs (eval, map items, iterate rounds, `flows/evaluate`, batch runs)
+   * under one top-level run, at any depth (default 100,000); more stops the run with RUN_LIMIT.
+   */
+  maxNestedRuns: fileNumber(z.number().int().positive()).optional(),
+  /**
+   * Extension: most steps started by one top-level run and all its nested runs (default
+   * 1,000,000); more stops the run with RUN_LIMIT.
+   */
+  maxRunSteps: fileNumber(z.number().int().positive()).optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

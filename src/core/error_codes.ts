@@ -28,7 +28,7 @@ import * as rpc from "./rpc_error_codes.ts";
  * - `timeout`: the step's attempt ran past its timeout. Retried by default; `maxRetries` budget.
  * - `invalid`: the request itself is wrong (unknown component or method, bad parameters, input
  *   validation). Retrying cannot help, so it is retried only when `retryOn` names it.
- * - `fatal`: never retried (run cancelled, run timed out, output too large).
+ * - `fatal`: never retried (run cancelled, run timed out, run over a limit, output too large).
  */
 export type FailureCategory = "component" | "transport" | "timeout" | "invalid" | "fatal";
 
@@ -50,6 +50,11 @@ export const RUN_TIMEOUT = 524;
  * for a cancelled nested run.
  */
 export const CANCELLED = 410;
+/**
+ * A run and its nested runs went over a limit on their total steps or nested runs (a runaway
+ * recursion or fan-out): the whole run was stopped. Never retried. (HTTP 508: loop detected.)
+ */
+export const RUN_LIMIT = 508;
 /** A step's output is larger than the output size limit. Never retried. */
 export const OUTPUT_TOO_LARGE = 413;
 /** stepflow 0.8's code for execution errors and MCP tool failures; a component failure. */
@@ -90,6 +95,13 @@ export const ERROR_CODES: readonly ErrorCodeInfo[] = [
     kind: "CANCELLED",
     category: "fatal",
     description: "The run was cancelled (Ctrl-C, SIGTERM, AbortSignal).",
+  },
+  {
+    code: RUN_LIMIT,
+    kind: "RUN_LIMIT",
+    category: "fatal",
+    description:
+      "The run and its nested runs went over maxRunSteps or maxNestedRuns; the run was stopped.",
   },
   {
     code: OUTPUT_TOO_LARGE,
@@ -175,7 +187,13 @@ export function categorize(error: FlowError): FailureCategory {
  * @param kind a kind of {@linkcode ERROR_CODES} (`TIMEOUT`, `CANCELLED`, ...).
  */
 export function engineFailure(
-  kind: "TIMEOUT" | "RUN_TIMEOUT" | "CANCELLED" | "OUTPUT_TOO_LARGE" | "TRANSPORT_FAILED",
+  kind:
+    | "TIMEOUT"
+    | "RUN_TIMEOUT"
+    | "RUN_LIMIT"
+    | "CANCELLED"
+    | "OUTPUT_TOO_LARGE"
+    | "TRANSPORT_FAILED",
   message: string,
   details: JsonObject = {},
 ): FlowFailed {

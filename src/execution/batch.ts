@@ -10,8 +10,20 @@ import type { BatchDetails, BatchOutputInfo } from "../plugins/plugin.ts";
 import type { StateStore } from "../state/store.ts";
 import { nowRfc3339 } from "../state/store.ts";
 
-/** Runs one batch item: the engine's `run` for the batch's flow. */
-export type BatchItemRunner = (input: JsonValue, runId: string) => Promise<FlowResult>;
+/** Runs one batch item (its input, run id and index): the engine's `run` for the batch's flow. */
+export type BatchItemRunner = (
+  input: JsonValue,
+  runId: string,
+  index: number,
+) => Promise<FlowResult>;
+
+/** Options of {@linkcode BatchManager.submit}. */
+export interface BatchOptions {
+  /** Most runs in flight; default all inputs at once (0.8). */
+  maxConcurrency?: number;
+  /** When aborted (the parent run ended), items not started yet are `cancelled`, not run. */
+  signal?: AbortSignal;
+}
 
 interface BatchState {
   details: BatchDetails;
@@ -34,17 +46,17 @@ export class BatchManager {
   constructor(readonly store: StateStore) {}
 
   /**
-   * Starts a batch and returns at once. `maxConcurrency` defaults to all inputs at once (0.8).
-   * Item runs never throw (the runner returns FlowResults); a runner that throws marks the item
-   * `failed`.
+   * Starts a batch and returns at once. Item runs never throw (the runner returns FlowResults); a
+   * runner that throws marks the item `failed`.
    */
   submit(
     flowId: string,
     flowName: string | undefined,
     inputs: JsonValue[],
     runner: BatchItemRunner,
-    maxConcurrency?: number,
+    options: BatchOptions = {},
   ): { batch_id: string; total_runs: number } {
+    const { maxConcurrency, signal } = options;
     const batchId = crypto.randomUUID();
     const n = inputs.length;
     const details: BatchDetails = {
@@ -84,9 +96,15 @@ export class BatchManager {
     const worker = async () => {
       while (next < n) {
         const i = next++;
+        if (signal?.aborted) {
+          details.running_runs--;
+          state.statuses[i] = "cancelled";
+          details.cancelled_runs++;
+          continue;
+        }
         let r: FlowResult | undefined;
         try {
-          r = await runner(inputs[i], runIds[i]);
+          r = await runner(inputs[i], runIds[i], i);
         } catch {
           r = undefined;
         }

@@ -1,7 +1,8 @@
 /**
- * A flow compiled for execution: every template compiled once, the dependency graph as index
- * arrays, and the required set (stepflow 0.8 §1.6). Compiled flows are cached per flow object, so
- * running the same flow many times (tests, `map`, batches) compiles it once.
+ * A flow compiled for execution: every template compiled once, each step's policy (timeout,
+ * retry, fallback) read once, the dependency graph as index arrays, and the required set
+ * (stepflow 0.8 §1.6). Compiled flows are cached per flow object, so running the same flow many
+ * times (tests, `map`, batches) compiles it once.
  * @module
  */
 import type { ErrorAction, Flow, Step } from "../flow/model.ts";
@@ -13,7 +14,34 @@ import {
   TemplateError,
 } from "../flow/template.ts";
 import { jsonPath } from "../core/diagnostics.ts";
-import { ExecutionError } from "../errors.ts";
+import { parseDuration } from "../core/duration.ts";
+import { type ExecutionError, executionError } from "../errors.ts";
+import {
+  normalizeRetryPolicy,
+  type RetryPolicy,
+  type RetrySettings,
+} from "../flow/retry_policy.ts";
+
+/**
+ * A step's error-handling policy, read once when the flow is compiled (extension, issue 5).
+ * Plugin limits (a plugin's default timeout and concurrency) are the engine's; they come with the
+ * routed component.
+ */
+export interface StepPolicy {
+  /** `onError: {action: retry}` normalised; none = one attempt (stepflow 0.8). */
+  retry?: RetryPolicy;
+  /** The step's own `timeout`, ms. */
+  timeoutMs?: number;
+  /** The retry `fallback: {action: useDefault, defaultValue}` template, compiled. */
+  fallbackDefault?: CompiledTemplate;
+  /** True without retry and timeout: one plain call unless a plugin limit applies. */
+  plain: boolean;
+  /**
+   * Settings that cannot work (the validator reports them first): the error fails the step when
+   * it runs, as it always did, not the whole flow at compile time.
+   */
+  invalid?: ExecutionError;
+}
 
 /** One step ready to run. */
 export interface CompiledStep {
@@ -28,6 +56,8 @@ export interface CompiledStep {
   onError: ErrorAction;
   /** `onError: {action: useDefault, defaultValue}` compiled (not a dependency edge, as in 0.8). */
   errorDefault?: CompiledTemplate;
+  /** Timeout, retry and fallback. */
+  policy: StepPolicy;
   /** Indices of the distinct steps this one waits for (input and skipIf references). */
   deps: number[];
   /** Indices of required steps that wait for this one. */
@@ -72,9 +102,34 @@ export function compileFlow(flow: Flow): CompiledFlow {
 }
 
 function analysisError(detail: string): ExecutionError {
-  return new ExecutionError("error analyzing workflow", [
-    { error: "error analyzing workflow", attachments: [detail] },
-  ]);
+  return executionError("error analyzing workflow", { attachments: [detail] });
+}
+
+/** The policy of step `index` (see {@linkcode StepPolicy}). */
+function compilePolicy(s: Step, index: number, onError: ErrorAction): StepPolicy {
+  const policy: StepPolicy = { plain: onError.action !== "retry" && s.timeout === undefined };
+  try {
+    if (onError.action === "retry") {
+      policy.retry = normalizeRetryPolicy(onError as unknown as RetrySettings);
+      const f = policy.retry.fallback;
+      if (f.action === "useDefault" && f.defaultValue !== undefined) {
+        policy.fallbackDefault = compileTemplate(f.defaultValue, [
+          "steps",
+          index,
+          "onError",
+          "fallback",
+          "defaultValue",
+        ]);
+      }
+    }
+    if (s.timeout !== undefined) policy.timeoutMs = parseDuration(s.timeout, { what: "timeout" });
+  } catch (e) {
+    policy.invalid = executionError(`invalid error handling settings for step '${s.id}'`, {
+      cause: e,
+      stepId: s.id,
+    });
+  }
+  return policy;
 }
 
 function compileAt(t: JsonValue | undefined, at: (string | number)[]): CompiledTemplate {
@@ -123,6 +178,7 @@ function compileUncached(flow: Flow): CompiledFlow {
       skipIf,
       onError,
       errorDefault,
+      policy: compilePolicy(s, i, onError),
       deps,
       dependents: [],
       mustExecute: s.mustExecute === true,

@@ -5,6 +5,7 @@
  * const engine = await Engine.create(loadedConfig);
  * try {
  *   const result = await engine.run(flow, { topic: "stepflow" });
+ *   // or: const handle = engine.start(flow, input); handle.inFlight(); handle.cancel();
  * } finally {
  *   await engine.close();
  * }
@@ -13,16 +14,15 @@
  */
 import type { Flow } from "../flow/model.ts";
 import type { LoadedConfig } from "../config/model.ts";
-import { isJsonObject, type JsonObject, type JsonValue } from "../json/exact_json.ts";
+import { Router, type RouteTarget } from "../config/router.ts";
+import type { JsonValue } from "../json/exact_json.ts";
 import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
-import { describeError, ExecutionError } from "../errors.ts";
-import type {
-  BatchDetails,
-  BatchOutputInfo,
-  Blob,
-  EngineServices,
-  Plugin,
-} from "../plugins/plugin.ts";
+import { childSignal } from "../core/abort.ts";
+import { parseDuration } from "../core/duration.ts";
+import { Limiter } from "../core/limiter.ts";
+import { nextTurn, turnDue } from "../core/turn.ts";
+import { describeError, ExecutionError, executionError, PluginStartError } from "../errors.ts";
+import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
 import "../plugins/all.ts";
 import { logger } from "../log.ts";
@@ -30,29 +30,36 @@ import type { StateStore } from "../state/store.ts";
 import { nowRfc3339 } from "../state/store.ts";
 import { createStateStore } from "../state/create.ts";
 import { compileFlow } from "./compile.ts";
-import { executeFlow, type StepRunner } from "./executor.ts";
+import { cancelled, executeFlow } from "./scheduler.ts";
 import { applyOverrides } from "./overrides.ts";
 import {
   type ComponentResolver,
+  InFlight,
   makeScope,
   type RoutedComponent,
   type RunContext,
+  type RunLimits,
+  type RunOrigin,
+  type StepGate,
+  type StepRunner,
 } from "./run_context.ts";
-import { runStep } from "./run_step.ts";
 import { BatchManager } from "./batch.ts";
-import { childSignal } from "../core/abort.ts";
 import { flowBlob, flowFromJson, flowToJson } from "./flow_id.ts";
-import { Router, type RouteTarget } from "../config/router.ts";
 import {
-  forgetRun,
-  limitSteps,
+  DEFAULT_MAX_NESTED_RUNS,
+  DEFAULT_MAX_RUN_STEPS,
+  MAX_NESTING_DEPTH,
   type PluginLimits,
   pluginLimitsOf,
-  type RunLimits,
-} from "./step_call.ts";
-import { Limiter } from "../core/limiter.ts";
-import { parseDuration } from "../core/duration.ts";
+  RunBudget,
+} from "./limits.ts";
 import { runTimeoutReason } from "./timeout.ts";
+import { RunEvents, type RunObserver } from "./observers.ts";
+import { type NestedRunStart, RunServices } from "./run_services.ts";
+
+export { MAX_NESTING_DEPTH } from "./limits.ts";
+export type { RunEvent, RunObserver } from "./observers.ts";
+export type { StepGate, StepRunner } from "./run_context.ts";
 
 /** A flow as loaded from a file (src/flow/load.ts): the model plus where it came from. */
 export interface FlowLike {
@@ -63,7 +70,10 @@ export interface FlowLike {
 export interface EngineOptions {
   /** Use this store instead of the config's `stateStore`. The engine closes it. */
   store?: StateStore;
-  /** Runs each step; {@linkcode runStep} by default (issue 5 wraps it with retries/timeouts). */
+  /**
+   * Replaces the stages of every step before its record stage (skip, input, call, onError; see
+   * src/execution/pipeline.ts): a seam for tests. Results are still recorded by the pipeline.
+   */
   stepRunner?: StepRunner;
   /**
    * Cancels {@linkcode Engine.create} while plugins start (Ctrl-C during a slow handshake): the
@@ -73,7 +83,7 @@ export interface EngineOptions {
   signal?: AbortSignal;
 }
 
-/** Options of {@linkcode Engine.run}. */
+/** Options of {@linkcode Engine.run} and {@linkcode Engine.start}. */
 export interface RunOptions {
   /** Run variables (§1.8); `$from: {variable}` reads them. */
   variables?: Record<string, JsonValue> | ReadonlyMap<string, JsonValue>;
@@ -96,20 +106,49 @@ export interface RunOptions {
    * top-level runs; nested runs end with their parent.
    */
   timeoutMs?: number;
+  /**
+   * Most nested runs under this run, at any depth; default the config's `maxNestedRuns`, else
+   * {@linkcode DEFAULT_MAX_NESTED_RUNS}. More stops the run with `RUN_LIMIT` (508).
+   */
+  maxNestedRuns?: number;
+  /**
+   * Most steps started by this run and its nested runs; default the config's `maxRunSteps`, else
+   * {@linkcode DEFAULT_MAX_RUN_STEPS}. More stops the run with `RUN_LIMIT` (508).
+   */
+  maxRunSteps?: number;
+  /**
+   * Decides when each ready step may start (debug mode, human in the loop): `undefined` = now,
+   * a promise = when it resolves. Not passed on to nested runs.
+   */
+  gate?: StepGate;
+}
+
+/** A run in progress (see {@linkcode Engine.start}). */
+export interface RunHandle {
+  /** The run's id. */
+  readonly runId: string;
+  /** The run's FlowResult (never rejects for problems of the flow or its steps). */
+  readonly result: Promise<FlowResult>;
+  /** Cancels the run: running steps are told to stop; the result is `failed` (410). */
+  cancel(reason?: unknown): void;
+  /**
+   * The steps running now (started, past any concurrency wait, result not yet recorded), with
+   * their attempt and start time (ms since the epoch), in flow order. Empty before the run has
+   * started its steps and after it ended.
+   */
+  inFlight(): { stepId: string; attempt: number; startedAt: number }[];
 }
 
 const log = logger("engine");
-
-/**
- * Most levels of nested runs (`eval`, `map`, `iterate`, `flows/evaluate`, batches) under one
- * top-level run. Deeper runs fail at once instead of recursing until memory runs out.
- */
-export const MAX_NESTING_DEPTH = 64;
 
 /** Run options the engine passes to nested runs. */
 interface InternalRunOptions extends RunOptions {
   /** 0 for a top-level run, parent's + 1 for a nested one. */
   depth?: number;
+  /** The top-level run's budget (nested runs). */
+  budget?: RunBudget;
+  parentStepId?: string;
+  item?: number;
 }
 
 /** Plugins, router and state store of one config; runs flows. */
@@ -119,11 +158,11 @@ export class Engine {
   /** Plugins by config name, in config order. */
   readonly plugins: ReadonlyMap<string, Plugin>;
   #resolver: ComponentResolver;
-  #stepRunner: StepRunner;
-  #pluginLimits: Map<string, PluginLimits>;
+  #stepRunner?: StepRunner;
   #batches: BatchManager;
   #flowsById = new Map<string, Flow>();
   #registered = new WeakSet<Flow>();
+  #observers = new Set<RunObserver>();
   #closed = false;
   #services: EngineServices;
 
@@ -137,9 +176,9 @@ export class Engine {
     this.config = config;
     this.store = store;
     this.plugins = plugins;
-    this.#stepRunner = limitSteps(options.stepRunner ?? runStep);
-    this.#pluginLimits = pluginLimitsOf(config.config);
+    this.#stepRunner = options.stepRunner;
     this.#batches = new BatchManager(store);
+    const limits: Map<string, PluginLimits> = pluginLimitsOf(config.config, plugins);
     // Routed components by the router's answer: the router returns the same RouteTarget object
     // for a component whose route does not depend on the input.
     const byTarget = new WeakMap<RouteTarget, RoutedComponent>();
@@ -151,34 +190,38 @@ export class Engine {
           const plugin = plugins.get(r.plugin);
           if (!plugin) throw new Error(`Route for ${component} names unknown plugin '${r.plugin}'`);
           routed = { plugin, component: r.component };
+          const pl = limits.get(plugin.name);
+          if (pl !== undefined) routed.limits = pl;
           byTarget.set(r, routed);
         }
         return routed;
       },
     };
-    this.#services = this.#makeServices(undefined, undefined, 0);
+    this.#services = this.#makeServices(undefined, undefined, 0, undefined);
   }
 
   /**
    * Creates the state store and starts every plugin of `config` (in parallel).
-   * @throws {Error} when a plugin cannot be created or started (the others are closed first), or
-   * the state store cannot be opened.
+   * @throws {PluginStartError} when plugins cannot start (each failure with its plugin and cause;
+   * the others are closed first); an error when a plugin cannot be created or the state store
+   * cannot be opened.
    */
   static async create(config: LoadedConfig, options: EngineOptions = {}): Promise<Engine> {
     const store = options.store ??
       createStateStore(config.config.stateStore, config.workingDirectory);
     const plugins = new Map<string, Plugin>();
     let router: Router;
+    let engine: Engine;
     try {
       router = new Router(config.config);
       for (const [name, pc] of Object.entries(config.config.plugins ?? {})) {
         plugins.set(name, createPlugin(name, pc));
       }
+      engine = new Engine(config, store, plugins, router, options);
     } catch (e) {
       await store.close();
       throw e;
     }
-    const engine = new Engine(config, store, plugins, router, options);
     const signal = options.signal;
     if (signal?.aborted) {
       await engine.close();
@@ -206,14 +249,13 @@ export class Engine {
       await engine.close();
       throw signal!.reason;
     }
+    const names = [...plugins.keys()];
     const failures = results.flatMap((r, i) =>
-      r.status === "rejected"
-        ? [`plugin '${[...plugins.keys()][i]}': ${describeError(r.reason)}`]
-        : []
+      r.status === "rejected" ? [{ plugin: names[i], cause: r.reason }] : []
     );
     if (failures.length > 0) {
       await engine.close();
-      throw new Error(`Failed to start plugins: ${failures.join("; ")}`);
+      throw new PluginStartError(failures);
     }
     return engine;
   }
@@ -224,41 +266,125 @@ export class Engine {
   }
 
   /**
-   * Runs `flow` on `input` and returns its FlowResult. Never throws for problems of the flow or
-   * its steps: those become `failed` results (code 500 with `data.stack`, 400 for bad overrides).
-   * The run and its step results are recorded in the state store.
+   * Registers a run observer: it receives the events of every run (top-level and nested) that
+   * starts afterwards. Returns the function that removes it.
    */
-  async run(
-    flow: Flow | FlowLike,
-    input: JsonValue,
-    options: RunOptions = {},
-  ): Promise<FlowResult> {
+  observe(observer: RunObserver): () => void {
+    this.#observers.add(observer);
+    return () => {
+      this.#observers.delete(observer);
+    };
+  }
+
+  /**
+   * Runs `flow` on `input` and returns its FlowResult: `start(...).result`. Never throws for
+   * problems of the flow or its steps: those become `failed` results (code 500 with `data.stack`,
+   * 400 for bad overrides). The run and its step results are recorded in the state store.
+   */
+  run(flow: Flow | FlowLike, input: JsonValue, options: RunOptions = {}): Promise<FlowResult> {
+    return this.start(flow, input, options).result;
+  }
+
+  /**
+   * Starts a run of `flow` on `input` and returns its handle at once: its id, its result, a way
+   * to cancel it, and the steps in flight.
+   */
+  start(flow: Flow | FlowLike, input: JsonValue, options: RunOptions = {}): RunHandle {
     const f: Flow = isFlowLike(flow) ? flow.flow : flow;
     const runId = options.runId ?? crypto.randomUUID();
-    const flowId = this.#registerFlow(f);
-    this.store.createRun({
+    // Follows options.signal (a parent run's): one listener per parent however many runs follow it.
+    const link = childSignal(options.signal);
+    let run: RunContext | undefined;
+    const result = this.#run(
+      f,
+      input,
+      runId,
+      options as InternalRunOptions,
+      link.controller,
+      (r) => run = r,
+    )
+      .finally(() => link.dispose());
+    return {
+      runId,
+      result,
+      cancel: (reason?: unknown) => link.controller.abort(reason),
+      inFlight: () => run?.inFlight.list() ?? [],
+    };
+  }
+
+  async #run(
+    flow: Flow,
+    input: JsonValue,
+    runId: string,
+    options: InternalRunOptions,
+    controller: AbortController,
+    started: (run: RunContext) => void,
+  ): Promise<FlowResult> {
+    // Nested runs of a large map start here: let timers and signals in first when due.
+    if (turnDue()) await nextTurn();
+    const flowId = this.#registerFlow(flow);
+    const depth = options.depth ?? 0;
+    const origin = originOf(options);
+    const created = this.store.createRun({
       runId,
       flowId,
-      flowName: f.name,
+      flowName: flow.name,
       status: "running",
       input,
       overrides: options.overrides,
       createdAt: nowRfc3339(),
       parentRunId: options.parentRunId,
     });
-    const depth = (options as InternalRunOptions).depth ?? 0;
-    const result = depth > MAX_NESTING_DEPTH
-      ? failedFromExecutionError(
-        new ExecutionError(`Nested flows are more than ${MAX_NESTING_DEPTH} deep`, [{
-          error: `Nested flows are more than ${MAX_NESTING_DEPTH} deep`,
-          attachments: [
-            `Run ${runId} of flow ${flowId} was not started: does a flow evaluate itself without end?`,
-          ],
-        }]),
-      )
-      : await this.#execute(f, flowId, runId, input, options, depth);
-    this.store.completeRun(runId, result.outcome === "success" ? "completed" : "failed", result);
+    if (created !== undefined) await created;
+    const budget = options.budget ?? this.#budget(options, controller, runId);
+    const events = this.#observers.size > 0
+      ? new RunEvents(runId, [...this.#observers], log)
+      : undefined;
+    events?.emit({
+      type: "run_started",
+      runId,
+      flowId,
+      ...(flow.name !== undefined ? { flowName: flow.name } : {}),
+      ...(options.parentRunId !== undefined ? { parentRunId: options.parentRunId } : {}),
+      rootRunId: budget.rootRunId,
+      ...(origin?.runKey !== undefined ? { runKey: origin.runKey } : {}),
+      at: Date.now(),
+    });
+    let result: FlowResult;
+    if (depth > MAX_NESTING_DEPTH) {
+      const top = `Nested flows are more than ${MAX_NESTING_DEPTH} deep`;
+      result = failedFromExecutionError(executionError(top, {
+        attachments: [
+          `Run ${runId} of flow ${flowId} was not started: does a flow evaluate itself without end?`,
+        ],
+      }));
+    } else if (options.budget !== undefined && !budget.addRun()) {
+      result = cancelled(controller.signal.reason);
+    } else {
+      result = await this.#execute(flow, flowId, runId, input, options, depth, {
+        controller,
+        budget,
+        events,
+        origin,
+        started,
+      });
+    }
+    const status = result.outcome === "success" ? "completed" : "failed";
+    const completed = this.store.completeRun(runId, status, result);
+    if (completed !== undefined) await completed;
+    events?.emit({ type: "run_finished", runId, status, result, at: Date.now() });
     return result;
+  }
+
+  /** The budget of a top-level run; going over it aborts the run. */
+  #budget(options: RunOptions, controller: AbortController, runId: string): RunBudget {
+    const c = this.config.config;
+    return new RunBudget(
+      options.maxRunSteps ?? c.maxRunSteps ?? DEFAULT_MAX_RUN_STEPS,
+      options.maxNestedRuns ?? c.maxNestedRuns ?? DEFAULT_MAX_NESTED_RUNS,
+      (reason) => controller.abort(reason),
+      runId,
+    );
   }
 
   async #execute(
@@ -266,8 +392,15 @@ export class Engine {
     flowId: string,
     runId: string,
     input: JsonValue,
-    options: RunOptions,
+    options: InternalRunOptions,
     depth: number,
+    parts: {
+      controller: AbortController;
+      budget: RunBudget;
+      events?: RunEvents;
+      origin?: RunOrigin;
+      started: (run: RunContext) => void;
+    },
   ): Promise<FlowResult> {
     let compiled;
     try {
@@ -276,10 +409,7 @@ export class Engine {
       if (e instanceof ExecutionError) return failedFromExecutionError(e);
       throw e;
     }
-    // Follows options.signal (a parent run's): one listener per parent however many runs follow it.
-    const link = childSignal(options.signal);
-    const controller = link.controller;
-    const limits = this.#runLimits(options);
+    const { controller, budget } = parts;
     const runTimeoutMs = options.timeoutMs ??
       (options.parentRunId === undefined && this.config.config.runTimeout !== undefined
         ? parseDuration(this.config.config.runTimeout, { what: "runTimeout" })
@@ -300,29 +430,34 @@ export class Engine {
       results,
       scope: makeScope(compiled, input, results, variables),
       signal: controller.signal,
-      services: this.#makeServices(runId, controller.signal, depth),
+      services: this.#makeServices(runId, controller.signal, depth, budget),
       resolver: this.#resolver,
       store: this.store,
       log,
-      limits,
+      inFlight: new InFlight(compiled.steps),
+      budget,
+      limits: this.#runLimits(options),
     };
+    if (parts.events !== undefined) run.events = parts.events;
+    if (options.gate !== undefined) run.gate = options.gate;
+    if (this.#stepRunner !== undefined) run.runner = this.#stepRunner;
+    if (parts.origin !== undefined) run.origin = parts.origin;
+    parts.started(run);
     try {
-      return await executeFlow(run, (reason) => controller.abort(reason), this.#stepRunner);
+      return await executeFlow(run, (reason) => controller.abort(reason));
     } finally {
-      forgetRun(runId);
       if (runTimer !== undefined) clearTimeout(runTimer);
-      link.dispose();
     }
   }
 
-  /** The limits of one run (issue 5): steps in flight, output size, per-plugin limits. */
-  #runLimits(options: RunOptions): RunLimits {
+  /** The limits of one run (issue 5): steps in flight, output size. */
+  #runLimits(options: RunOptions): RunLimits | undefined {
     const max = options.maxConcurrency ?? this.config.config.maxConcurrency;
-    const limits: RunLimits = { plugin: (name) => this.#pluginLimits.get(name) };
+    const maxOutput = this.config.config.maxOutputSize;
+    if (max === undefined && maxOutput === undefined) return undefined;
+    const limits: RunLimits = {};
     if (max !== undefined) limits.steps = new Limiter(max);
-    if (this.config.config.maxOutputSize !== undefined) {
-      limits.maxOutputBytes = this.config.config.maxOutputSize;
-    }
+    if (maxOutput !== undefined) limits.maxOutputBytes = maxOutput;
     return limits;
   }
 
@@ -364,8 +499,23 @@ export class Engine {
     runId: string | undefined,
     signal: AbortSignal | undefined,
     depth: number,
+    budget: RunBudget | undefined,
   ): EngineServices {
-    return new RunServices(this, this.#batches, runId, signal, runId === undefined ? 0 : depth + 1);
+    const host = {
+      store: this.store,
+      storeFlow: (flow: Flow) => this.storeFlow(flow),
+      getFlow: (flowId: string) => this.getFlow(flowId),
+      runNested: (flow: Flow, input: JsonValue, o: NestedRunStart) =>
+        this.run(flow, input, o as InternalRunOptions),
+    };
+    return new RunServices(
+      host,
+      this.#batches,
+      runId,
+      signal,
+      runId === undefined ? 0 : depth + 1,
+      budget,
+    );
   }
 
   /** Stops every plugin and closes the state store; safe to call twice. */
@@ -380,99 +530,19 @@ export class Engine {
   }
 }
 
-/**
- * The engine services of one run (or, without a run id, of the engine): one small object per run,
- * methods on the prototype. Nested runs it starts are children of its run.
- */
-class RunServices implements EngineServices {
-  constructor(
-    readonly engine: Engine,
-    readonly batches: BatchManager,
-    readonly runId: string | undefined,
-    readonly signal: AbortSignal | undefined,
-    /** Depth of the runs this one starts. */
-    readonly nested: number,
-  ) {}
-
-  putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string> {
-    if (blobType === "flow") {
-      let flow: Flow;
-      try {
-        flow = flowFromJson(data);
-      } catch (e) {
-        return Promise.reject(new Error(`Invalid flow blob: ${describeError(e)}`, { cause: e }));
-      }
-      return Promise.resolve(this.engine.storeFlow(flow));
+/** Where a nested run comes from, with its deterministic key when its step is known. */
+function originOf(options: InternalRunOptions): RunOrigin | undefined {
+  if (options.parentRunId === undefined) return undefined;
+  const origin: RunOrigin = { parentRunId: options.parentRunId };
+  if (options.parentStepId !== undefined) {
+    origin.stepId = options.parentStepId;
+    origin.runKey = `${options.parentRunId}/${options.parentStepId}`;
+    if (options.item !== undefined) {
+      origin.item = options.item;
+      origin.runKey += `/${options.item}`;
     }
-    return Promise.resolve(this.engine.store.putBlob(data, "data"));
   }
-
-  async getBlob(blobId: string): Promise<Blob> {
-    const b = await this.engine.store.getBlob(blobId);
-    if (!b) throw new Error(`Blob not found: ${blobId}`);
-    return { data: b.data, blobType: b.blobType };
-  }
-
-  async evaluateFlow(
-    flowId: string,
-    input: JsonValue,
-    options: { overrides?: JsonValue; parentRunId?: string; signal?: AbortSignal } = {},
-  ): Promise<FlowResult> {
-    const flow = await this.engine.getFlow(flowId);
-    const o: InternalRunOptions = {
-      overrides: options.overrides,
-      parentRunId: options.parentRunId ?? this.runId,
-      signal: options.signal ?? this.signal,
-      depth: this.nested,
-    };
-    return await this.engine.run(flow, input, o);
-  }
-
-  async getMetadata(
-    flowId: string,
-    stepId?: string,
-  ): Promise<{ flow_metadata: JsonObject; step_metadata?: JsonObject | null }> {
-    const flow = await this.engine.getFlow(flowId);
-    const flowMetadata = (isJsonObject(flow.metadata) ? flow.metadata : {}) as JsonObject;
-    if (stepId === undefined) return { flow_metadata: flowMetadata };
-    const step = (flow.steps ?? []).find((s) => s.id === stepId);
-    if (!step) throw new Error(`Not found: step with ID '${stepId}'`);
-    return {
-      flow_metadata: flowMetadata,
-      step_metadata: (isJsonObject(step.metadata) ? step.metadata : {}) as JsonObject,
-    };
-  }
-
-  async submitBatch(
-    flowId: string,
-    inputs: JsonValue[],
-    options: { overrides?: JsonValue; maxConcurrency?: number } = {},
-  ): Promise<{ batch_id: string; total_runs: number }> {
-    const flow = await this.engine.getFlow(flowId);
-    return this.batches.submit(
-      flowId,
-      flow.name,
-      inputs,
-      (input, itemRunId) => {
-        const o: InternalRunOptions = {
-          runId: itemRunId,
-          parentRunId: this.runId,
-          signal: this.signal,
-          overrides: options.overrides,
-          depth: this.nested,
-        };
-        return this.engine.run(flow, input, o);
-      },
-      options.maxConcurrency,
-    );
-  }
-
-  getBatch(
-    batchId: string,
-    options?: { wait?: boolean; includeResults?: boolean },
-  ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }> {
-    return this.batches.get(batchId, options);
-  }
+  return origin;
 }
 
 function isFlowLike(f: Flow | FlowLike): f is FlowLike {

@@ -1,21 +1,29 @@
 /**
- * The state of one run while it executes: input, variables, step results so far, and the
- * services steps use (routing, plugins, the state store, nested runs).
+ * The state of one run while it executes: input, variables, step results so far, the steps in
+ * flight, and the services steps use (routing, plugins, the state store, nested runs, limits,
+ * observers). The engine builds it; the scheduler and the step pipeline read it.
  * @module
  */
 import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Limiter } from "../core/limiter.ts";
 import type { ResolveScope } from "../flow/template.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import type { StateStore } from "../state/store.ts";
 import type { Logger } from "../log.ts";
-import type { CompiledFlow } from "./compile.ts";
-import type { RunLimits } from "./step_call.ts";
+import type { CompiledFlow, CompiledStep } from "./compile.ts";
+import type { RunEvents } from "./observers.ts";
+import type { PluginLimits, RunBudget } from "./limits.ts";
 
-/** A routed component: the plugin and the name the plugin knows it by (e.g. `/eval`). */
+/**
+ * A routed component: the plugin, the name the plugin knows it by (e.g. `/eval`), and the limits
+ * the engine applies to calls of that plugin (none when it has none, or enforces them itself).
+ */
 export interface RoutedComponent {
   plugin: Plugin;
   component: string;
+  limits?: PluginLimits;
 }
 
 /** Routes a step's component path (§2.3). */
@@ -25,6 +33,66 @@ export interface ComponentResolver {
    * @throws {Error} `No matching rule found for component: /x` and other routing errors.
    */
   resolve(component: string, input: JsonValue): RoutedComponent;
+}
+
+/** The limits of one run (see docs/error-handling.md). */
+export interface RunLimits {
+  /** Steps in flight in this run (`--max-concurrency`, config `maxConcurrency`). */
+  steps?: Limiter;
+  /** Largest step output in bytes of compact JSON. @default DEFAULT_MAX_OUTPUT_BYTES */
+  maxOutputBytes?: number;
+  /** Fake time for tests. @default realClock */
+  clock?: Clock;
+  /** Random source for jitter (tests). @default Math.random */
+  random?: () => number;
+}
+
+/** Runs the stages of one step before its record (a test seam: see `EngineOptions.stepRunner`). */
+export type StepRunner = (step: CompiledStep, run: RunContext) => Promise<FlowResult>;
+
+/**
+ * Decides when a ready step may start (debug mode, human-in-the-loop): `undefined` = now, a
+ * promise = when it resolves (a rejection fails the run).
+ */
+export type StepGate = (step: CompiledStep) => Promise<void> | undefined;
+
+/** Where a nested run comes from (eval, map, iterate, `flows/evaluate`, batches). */
+export interface RunOrigin {
+  parentRunId: string;
+  /** The step of the parent run that started this run, when known. */
+  stepId?: string;
+  /** The item (map, batch) or iteration (iterate) index. */
+  item?: number;
+  /** Deterministic key: `<parentRunId>/<stepId>[/<item>]` (when the step is known). */
+  runKey?: string;
+}
+
+/** The steps of a run in flight: started (past any concurrency wait), not yet recorded. */
+export class InFlight {
+  /** Start time (ms since the epoch) by step index; 0 when not in flight. */
+  readonly startedAt: Float64Array;
+  /** Current attempt by step index. */
+  readonly attempt: Uint16Array;
+
+  constructor(readonly steps: readonly CompiledStep[]) {
+    this.startedAt = new Float64Array(steps.length);
+    this.attempt = new Uint16Array(steps.length);
+  }
+
+  /** Step id, attempt and start time of every step in flight, in step order. */
+  list(): { stepId: string; attempt: number; startedAt: number }[] {
+    const out: { stepId: string; attempt: number; startedAt: number }[] = [];
+    for (let i = 0; i < this.startedAt.length; i++) {
+      if (this.startedAt[i] !== 0) {
+        out.push({
+          stepId: this.steps[i].id,
+          attempt: this.attempt[i],
+          startedAt: this.startedAt[i],
+        });
+      }
+    }
+    return out;
+  }
 }
 
 /** Everything a step of one run needs. */
@@ -37,19 +105,31 @@ export interface RunContext {
   input: JsonValue;
   /** Variables given to the run (§1.8). */
   variables: ReadonlyMap<string, JsonValue>;
-  /** Results by step index; undefined until the step finishes. */
+  /** Results by step index; undefined until the step's result is recorded. */
   results: (FlowResult | undefined)[];
   /** What templates read (input, results, variables). */
   scope: ResolveScope;
-  /** Aborted when the run ends early (a step error) or is cancelled. */
+  /** Aborted when the run ends early (a step error, a limit) or is cancelled. */
   signal: AbortSignal;
   /** Engine services scoped to this run (blobs, nested flows, batches). */
   services: EngineServices;
   resolver: ComponentResolver;
   store: StateStore;
   log: Logger;
-  /** Retry/timeout/concurrency limits of this run (issue 5, src/execution/step_call.ts). */
+  /** Steps in flight, attempt and start time (the run handle's `inFlight()`). */
+  inFlight: InFlight;
+  /** Limits shared by this run and its nested runs (steps, nested runs). */
+  budget: RunBudget;
+  /** Retry/timeout/concurrency limits of this run. */
   limits?: RunLimits;
+  /** Observers of this run; undefined when nobody observes. */
+  events?: RunEvents;
+  /** Waits before a ready step starts; undefined = steps start at once. */
+  gate?: StepGate;
+  /** Replaces the stages before the record stage (tests). */
+  runner?: StepRunner;
+  /** Where a nested run comes from; undefined for a top-level run. */
+  origin?: RunOrigin;
 }
 
 /** Builds the template scope of a run. */

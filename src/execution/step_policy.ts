@@ -71,6 +71,8 @@ export interface PolicyContext {
   acquire?: (signal: AbortSignal) => Promise<Release>;
   /** Called before each retry's delay. */
   onRetry?: (event: RetryEvent) => void;
+  /** Called when a retry's attempt starts (after its delay and concurrency wait). */
+  onAttempt?: (attempt: number) => void;
   /**
    * Resolves the `fallback: {action: useDefault, defaultValue}` template (stepflow 0.8:
    * `onError.defaultValue` is a template). @default the value itself, or `null` when absent.
@@ -148,6 +150,7 @@ async function oneAttempt(
   clock: Clock,
 ): Promise<FlowResult> {
   let release: Release | undefined;
+  if (n > (ctx.firstAttempt ?? 1)) ctx.onAttempt?.(n);
   if (ctx.acquire) {
     const waitSignal = ctx.signal ?? new AbortController().signal;
     try {
@@ -243,12 +246,40 @@ async function applyFallback(
   ctx: PolicyContext,
 ): Promise<PolicyOutcome> {
   const f = retry.fallback;
-  if (f.action === "skip") return { result: skipped(), attempts, fallback: "skip" };
-  if (f.action === "useDefault") {
-    const result = ctx.resolveDefault
-      ? await ctx.resolveDefault(f.defaultValue)
-      : success(f.defaultValue ?? null);
-    return { result, attempts, fallback: "useDefault" };
+  if (f.action === "fail") return { result: final, attempts };
+  const value = f.action === "useDefault" ? f.defaultValue : undefined;
+  const result = await applyErrorAction(
+    f,
+    final,
+    () => ctx.resolveDefault ? ctx.resolveDefault(value) : success(value ?? null),
+  );
+  return { result, attempts, fallback: f.action };
+}
+
+/** An error action: `onError` (stepflow 0.8 §1.2) or a retry `fallback`. */
+export type ErrorActionLike =
+  | { action: "fail" }
+  | { action: "skip" }
+  | { action: "useDefault"; defaultValue?: JsonValue }
+  | { action: "retry" };
+
+/**
+ * What an error action makes of a final failure: `skip` → skipped, `useDefault` → the resolved
+ * default (`resolveDefault`, which resolves the action's `defaultValue` template), `fail` (and
+ * `retry`, whose attempts are over) → the failure itself. The one place error actions apply,
+ * for `onError` (src/execution/pipeline.ts) and for a retry `fallback` alike.
+ */
+export function applyErrorAction<R extends FlowResult | Promise<FlowResult>>(
+  action: ErrorActionLike,
+  failure: FlowFailed,
+  resolveDefault: () => R,
+): FlowResult | R {
+  switch (action.action) {
+    case "skip":
+      return skipped();
+    case "useDefault":
+      return resolveDefault();
+    default:
+      return failure;
   }
-  return { result: final, attempts };
 }

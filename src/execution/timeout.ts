@@ -10,6 +10,7 @@ import type { FlowFailed, FlowResult } from "../core/flow_result.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import { formatDuration } from "../core/duration.ts";
 import { engineFailure } from "../core/error_codes.ts";
+import { RunLimitError } from "./limits.ts";
 
 /** Options of {@linkcode callWithTimeout}. */
 export interface CallWithTimeoutOptions {
@@ -33,13 +34,21 @@ export function runTimeoutReason(timeoutMs: number): DOMException {
 
 /**
  * The failed result for a step stopped by its run's abort: `RUN_TIMEOUT` when the reason is a
- * `TimeoutError` (see {@linkcode runTimeoutReason}), else `CANCELLED`.
+ * `TimeoutError` (see {@linkcode runTimeoutReason}), `RUN_LIMIT` for a {@linkcode RunLimitError},
+ * else `CANCELLED`.
  */
 export function cancellationResult(signal: AbortSignal, stepId: string): FlowFailed {
   const reason = signal.reason;
   if (reason instanceof DOMException && reason.name === "TimeoutError") {
     return engineFailure("RUN_TIMEOUT", `Step '${stepId}' was cancelled: ${reason.message}`, {
       step: stepId,
+    });
+  }
+  if (reason instanceof RunLimitError) {
+    return engineFailure("RUN_LIMIT", `Step '${stepId}' was cancelled: ${reason.message}`, {
+      step: stepId,
+      limit: reason.limit,
+      value: reason.value,
     });
   }
   const why = reason instanceof Error && reason.message ? `: ${reason.message}` : "";

@@ -51,6 +51,20 @@ export interface BatchOutputInfo {
   result?: FlowResult;
 }
 
+/** Options of a nested run started by a component ({@linkcode EngineServices.evaluateFlow}). */
+export interface NestedRunOptions {
+  /** Step overrides of the nested run (§1.7). */
+  overrides?: JsonValue;
+  /** The parent run (default: the run the services belong to). */
+  parentRunId?: string;
+  /** Cancels the nested run (default: it follows the parent run). */
+  signal?: AbortSignal;
+  /** The parent's step that starts the run (`ctx.stepId`): part of the nested run's key. */
+  stepId?: string;
+  /** The item or iteration index within that step (map items, iterate rounds). */
+  item?: number;
+}
+
 /**
  * What the engine offers to components while they run (the worker→engine methods of the
  * protocol: `blobs/put`, `blobs/get`, `flows/evaluate`, `flows/get_metadata`,
@@ -62,21 +76,20 @@ export interface EngineServices {
   /** Reads a blob. @throws {Error} `Blob not found: <id>` for an unknown id. */
   getBlob(blobId: string): Promise<Blob>;
   /** Runs a stored flow blob as a nested run and returns its FlowResult. */
-  evaluateFlow(
-    flowId: string,
-    input: JsonValue,
-    options?: { overrides?: JsonValue; parentRunId?: string; signal?: AbortSignal },
-  ): Promise<FlowResult>;
+  evaluateFlow(flowId: string, input: JsonValue, options?: NestedRunOptions): Promise<FlowResult>;
   /** Flow metadata and, with `stepId`, that step's metadata. */
   getMetadata(
     flowId: string,
     stepId?: string,
   ): Promise<{ flow_metadata: JsonObject; step_metadata?: JsonObject | null }>;
-  /** Starts a batch of runs of a stored flow; returns at once. */
+  /**
+   * Starts a batch of runs of a stored flow; returns at once. `stepId`: the parent's step that
+   * submits it (each run's key is `<parentRunId>/<stepId>/<index>`).
+   */
   submitBatch(
     flowId: string,
     inputs: JsonValue[],
-    options?: { overrides?: JsonValue; maxConcurrency?: number },
+    options?: { overrides?: JsonValue; maxConcurrency?: number; stepId?: string },
   ): Promise<{ batch_id: string; total_runs: number }>;
   /** A batch's status; `wait` waits until no run is running; `includeResults` adds outputs. */
   getBatch(
@@ -127,12 +140,29 @@ export interface ExecuteContext {
   progress?: (data: JsonObject) => void;
 }
 
+/**
+ * Limits a plugin applies to its own calls, so the engine does not apply them again. The MCP
+ * plugin enforces both: its timeout restarts on progress notifications and a call that runs out
+ * of time is cancelled on the server (docs/mcp.md).
+ */
+export interface PluginEnforcement {
+  /**
+   * The plugin applies the call timeout: the step's `timeout` (given as
+   * {@linkcode ExecuteContext.timeoutMs}) and the plugin's own default (its config `timeout`).
+   */
+  timeout?: boolean;
+  /** The plugin limits its calls in flight (its config `maxConcurrency`). */
+  concurrency?: boolean;
+}
+
 /** A source of components. */
 export interface Plugin {
   /** The config name (`plugins.<name>`). */
   readonly name: string;
   /** The config type (`builtin`, `stepflow`, `mcp`, `mock`). */
   readonly type: string;
+  /** What the plugin enforces itself (see {@linkcode PluginEnforcement}); none by default. */
+  readonly enforces?: PluginEnforcement;
   /** Starts the plugin (spawns a worker, connects). Called once. @throws on a fatal start failure. */
   init(ctx: PluginInitContext): Promise<void>;
   /** Every component this plugin offers. */

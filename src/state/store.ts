@@ -1,9 +1,12 @@
 /**
  * The StateStore interface: blobs, runs, step results and batches (stepflow 0.8 §9).
  *
- * Writes are synchronous calls that return nothing: an in-memory store applies them at once and
- * a persistent store may queue them (0.8 writes through an async queue too) — the executor never
- * awaits the store on its hot path. {@linkcode StateStore.flush} waits until queued writes are
+ * Writes return nothing or a commit promise: an in-memory store applies them at once and returns
+ * nothing (the executor then pays no microtask per step); a durable store may return a promise
+ * that settles when the write is committed (group commit per event-loop turn). The engine waits
+ * for a returned promise before anything depends on the write (src/execution/pipeline.ts: a
+ * step's result is committed before any dependent step starts or the run's output is built) and
+ * fails the run when it rejects. {@linkcode StateStore.flush} waits until queued writes are
  * durable. Reads are async so that future stores (remote databases) fit the same interface.
  * @module
  */
@@ -63,12 +66,15 @@ export interface StateStore {
   putBlob(data: JsonValue, blobType: "data" | "flow", id?: string): string;
   /** Reads a blob, or undefined for an unknown id. */
   getBlob(id: string): Promise<StoredBlob | undefined>;
-  /** Records a new run (status `running` unless given). */
-  createRun(run: RunRecord): void;
-  /** Records a step's result (replaces an earlier one for the same index). */
-  recordStepResult(runId: string, record: StepResultRecord): void;
-  /** Marks a run finished with its result. */
-  completeRun(runId: string, status: RunStatus, result?: FlowResult): void;
+  /** Records a new run (status `running` unless given); a promise: when committed. */
+  createRun(run: RunRecord): void | Promise<void>;
+  /**
+   * Records a step's result (replaces an earlier one for the same index). A returned promise
+   * settles when the result is committed; the engine starts no dependent step before.
+   */
+  recordStepResult(runId: string, record: StepResultRecord): void | Promise<void>;
+  /** Marks a run finished with its result; a promise: when committed. */
+  completeRun(runId: string, status: RunStatus, result?: FlowResult): void | Promise<void>;
   /** A run, or undefined. */
   getRun(runId: string): Promise<RunRecord | undefined>;
   /** Every run, oldest first. */

@@ -22,7 +22,9 @@ Deno.test("BatchManager runs items with at most maxConcurrency in flight and rep
   const store = new MemoryStateStore();
   const m = new BatchManager(store);
   const flight = { now: 0, max: 0 };
-  const { batch_id, total_runs } = m.submit("f", "name", [0, 1, 2, 3, 4], runner(store, flight), 2);
+  const { batch_id, total_runs } = m.submit("f", "name", [0, 1, 2, 3, 4], runner(store, flight), {
+    maxConcurrency: 2,
+  });
   assertStrictEquals(total_runs, 5);
   const { details, outputs } = await m.get(batch_id, { wait: true, includeResults: true });
   assertStrictEquals(flight.max, 2);

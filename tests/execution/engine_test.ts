@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "../_assert.ts";
 import { flow, mockComponent, runOnce, testConfig } from "./_engine_helpers.ts";
 import { Engine } from "../../src/execution/engine.ts";
-import { runStep } from "../../src/execution/run_step.ts";
+import { runStep } from "../../src/execution/pipeline.ts";
 import { type FlowResult, success } from "../../src/core/flow_result.ts";
 import { parseJson, stringifyJson } from "../../src/json/exact_json.ts";
 import { blobId } from "../../src/state/blob_id.ts";

@@ -34,7 +34,10 @@ export const evalComponent: BuiltinComponent = {
     const nestedInput = requireField(NAME, o, "input");
     let result;
     try {
-      result = await ctx.engine.evaluateFlow(flowId, nestedInput, { signal: ctx.signal });
+      result = await ctx.engine.evaluateFlow(flowId, nestedInput, {
+        signal: ctx.signal,
+        stepId: ctx.stepId,
+      });
     } catch (e) {
       throw new PluginError("Failed to evaluate flow", [describeError(e)], { cause: e });
     }

@@ -52,7 +52,11 @@ export const iterateComponent: BuiltinComponent = {
     while (iterations < max) {
       let r;
       try {
-        r = await ctx.engine.evaluateFlow(flowId, current, { signal: ctx.signal });
+        r = await ctx.engine.evaluateFlow(flowId, current, {
+          signal: ctx.signal,
+          stepId: ctx.stepId,
+          item: iterations,
+        });
       } catch (e) {
         throw new PluginError("Failed to evaluate flow", [describeError(e)], { cause: e });
       }

@@ -57,6 +57,7 @@ export const mapComponent: BuiltinComponent = {
     try {
       const { batch_id } = await ctx.engine.submitBatch(flowId, items, {
         maxConcurrency,
+        stepId: ctx.stepId,
       });
       outputs =
         (await ctx.engine.getBatch(batch_id, { wait: true, includeResults: true })).outputs ??

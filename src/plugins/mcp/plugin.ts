@@ -71,6 +71,8 @@ export type McpOutputMode = "content" | "structured" | "result";
 /** The MCP plugin. Built by the registry from a `type: mcp` config entry. */
 export class McpPlugin implements Plugin {
   readonly type = "mcp";
+  /** Timeouts restart on progress and cancel on the server; `maxConcurrency` is its own. */
+  readonly enforces = { timeout: true, concurrency: true } as const;
   readonly name: string;
   readonly #config: McpPluginConfig;
   readonly #timeoutMs: number;

@@ -66,6 +66,9 @@ export async function answerEngineCall(
           engine.evaluateFlow(q.flow_id, q.input, {
             ...(q.overrides ? { overrides: q.overrides as JsonValue } : {}),
             ...(q.observability?.run_id ? { parentRunId: q.observability.run_id } : {}),
+            ...(typeof q.observability?.step_id === "string"
+              ? { stepId: q.observability.step_id }
+              : {}),
           }),
       );
       return { result };
@@ -88,6 +91,9 @@ export async function answerEngineCall(
         engine.submitBatch(q.flow_id, q.inputs, {
           ...(q.overrides ? { overrides: q.overrides as JsonValue } : {}),
           ...(q.max_concurrency != null ? { maxConcurrency: q.max_concurrency } : {}),
+          ...(typeof q.observability?.step_id === "string"
+            ? { stepId: q.observability.step_id }
+            : {}),
         }));
     }
     case "flows/get_batch": {

@@ -2,32 +2,35 @@
  * The scheduler of one run (stepflow 0.8 §1.6): starts every ready required step at once, keeps a
  * count of unfinished dependencies per step (O(steps + edges), no scanning), aborts the run on the
  * first execution error, then checks `mustExecute` failures and resolves `output`.
+ *
+ * Before a step starts, three things may hold it back, each free when it does not apply:
+ * - the run's budget (src/execution/limits.ts): over `maxRunSteps`, the whole run stops;
+ * - the run's step gate (debug mode, human-in-the-loop), when there is one;
+ * - a turn of the event loop (src/core/turn.ts) when the run has kept it busy for a while, so a
+ *   run timeout or a Ctrl-C is handled within milliseconds even on 100,000 built-in steps.
+ * What happens to a started step is the step pipeline's business (src/execution/pipeline.ts).
  * @module
  */
 import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
+import { engineFailure } from "../core/error_codes.ts";
+import { nextTurn, turnDue } from "../core/turn.ts";
+import { ExecutionError, executionError } from "../errors.ts";
 import { resolveTemplate } from "../flow/template.ts";
-import { describeError, ExecutionError } from "../errors.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RunContext } from "./run_context.ts";
-import { runStep, templateFailure } from "./run_step.ts";
-import { childSignal } from "../core/abort.ts";
-import { engineFailure } from "../core/error_codes.ts";
-
-/** Runs one step; {@linkcode runStep} unless wrapped (retries, timeouts, limits). */
-export type StepRunner = (step: CompiledStep, run: RunContext) => Promise<FlowResult>;
+import { runPipeline, type StepSink, templateFailure } from "./pipeline.ts";
+import { RunLimitError } from "./limits.ts";
 
 /**
  * Executes the required steps of `run.compiled` and returns the run's FlowResult. Never throws:
- * an execution error becomes `failed` with code 500 and `data.stack` (§10). Step results are
- * written to `run.results` and the state store as they finish.
+ * an execution error becomes `failed` with code 500 and `data.stack` (§10).
  * @param abort aborts `run.signal` (called when the run ends early so in-flight steps stop).
  */
 export function executeFlow(
   run: RunContext,
   abort: (reason: unknown) => void,
-  stepRunner: StepRunner = runStep,
 ): Promise<FlowResult> {
-  const { compiled, results, store, runId } = run;
+  const { compiled, gate, budget } = run;
   const steps = compiled.steps;
   const waiting = new Int32Array(steps.length);
   for (const s of steps) if (s.required) waiting[s.index] = s.deps.length;
@@ -40,54 +43,45 @@ export function executeFlow(
       done = true;
       resolve(r);
     };
-    const fail = (e: unknown, step: CompiledStep) => {
-      if (done) return;
-      const err = e instanceof ExecutionError ? e : new ExecutionError(
-        `step "${step.id}" failed`,
-        [{ error: `step "${step.id}" failed` }, { error: describeError(e) }],
-        500,
-        step.id,
-        { cause: e },
-      );
-      finish(failedFromExecutionError(err));
-      abort(err);
-    };
-    const complete = (step: CompiledStep, r: FlowResult) => {
-      if (done) return;
-      try {
-        results[step.index] = r;
-        store.recordStepResult(runId, { stepIndex: step.index, stepId: step.id, result: r });
+    const sink: StepSink = {
+      get ended() {
+        return done;
+      },
+      recorded(step) {
+        if (done) return;
         const deps = step.dependents;
         for (let k = 0; k < deps.length; k++) {
           const d = deps[k];
           if (--waiting[d] === 0) start(steps[d]);
         }
         if (--outstanding === 0) finish(finalize(run));
-      } catch (e) {
-        // A bug here must fail the run, not become an unhandled rejection (which ends Deno).
-        fail(e, step);
-      }
+      },
+      failed(e, step) {
+        if (done) return;
+        const err = e instanceof ExecutionError
+          ? e
+          : executionError(`step "${step.id}" failed`, { cause: e, stepId: step.id });
+        finish(failedFromExecutionError(err));
+        abort(err);
+      },
     };
-    // Each step gets its own signal following the run's (src/core/abort.ts): one
-    // AbortSignal with a listener per in-flight step is quadratic.
+    const launch = (step: CompiledStep) => {
+      if (!done) runPipeline(step, run, sink);
+    };
     const start = (step: CompiledStep) => {
-      const child = childSignal(run.signal);
-      let p: Promise<FlowResult>;
-      try {
-        p = stepRunner(step, { ...run, signal: child.signal });
-        if (typeof p?.then !== "function") p = Promise.resolve(p);
-      } catch (e) {
-        child.dispose();
-        fail(e, step);
+      if (!budget.addStep()) return; // the run is being stopped
+      if (gate !== undefined) {
+        const wait = gate(step);
+        if (wait !== undefined) {
+          wait.then(() => launch(step), (e) => sink.failed(e, step));
+          return;
+        }
+      }
+      if (turnDue()) {
+        nextTurn().then(() => launch(step));
         return;
       }
-      p.then((r) => {
-        child.dispose();
-        complete(step, r);
-      }, (e) => {
-        child.dispose();
-        fail(e, step);
-      });
+      runPipeline(step, run, sink);
     };
     if (run.signal.aborted) {
       finish(cancelled(run.signal.reason));
@@ -104,15 +98,18 @@ export function executeFlow(
   });
 }
 
-function cancelled(reason: unknown): FlowResult {
+/** The result of a run stopped by its signal. */
+export function cancelled(reason: unknown): FlowResult {
   if (reason instanceof ExecutionError) return failedFromExecutionError(reason);
   // A whole-run timeout (issue 5): `RUN_TIMEOUT` (524) naming the limit.
   if (reason instanceof DOMException && reason.name === "TimeoutError") {
     return engineFailure("RUN_TIMEOUT", reason.message);
   }
-  return failedFromExecutionError(
-    new ExecutionError("Run was cancelled", [{ error: "Run was cancelled" }], 410),
-  );
+  // Over maxRunSteps / maxNestedRuns: `RUN_LIMIT` (508) naming the limit.
+  if (reason instanceof RunLimitError) {
+    return engineFailure("RUN_LIMIT", reason.message, { limit: reason.limit, value: reason.value });
+  }
+  return failedFromExecutionError(executionError("Run was cancelled", { code: 410 }));
 }
 
 /** After every required step: the first failed `mustExecute` step, else the resolved output. */

@@ -1,0 +1,439 @@
+/**
+ * The step pipeline: everything that happens to one step once the scheduler lets it start,
+ * stage by stage (stepflow 0.8 §1.6 points 5-7, with this engine's extensions):
+ *
+ * 1. **skip**: `skipIf` resolved; truthy → `skipped`;
+ * 2. **input**: the input template resolved (a skipped reference skips the step);
+ * 3. **call**: the component routed and called, under the run's step limit;
+ * 4. **retry/timeout**: the step's compiled policy and the plugin's limits
+ *    (src/execution/step_policy.ts), unless none applies: then one plain call;
+ * 5. **onError**: `skip`, `useDefault`, `fail`, or a retry's `fallback`;
+ * 6. **record**: the result is written to the state store and, once the write is committed,
+ *    dependents are unblocked. This is the only place that writes a step's result or unblocks
+ *    a dependent, so the durability rule (a result is committed before any dependent starts or
+ *    the run's output is built) holds in one place.
+ *
+ * Errors that abort the run (stepflow 0.8: unresolvable templates, routing errors, plugin
+ * errors) are thrown by the stages as {@linkcode ExecutionError}s and reported to the scheduler.
+ * @module
+ */
+import { type FlowResult, skipped, success } from "../core/flow_result.ts";
+import { jsonPath } from "../core/diagnostics.ts";
+import { childSignal } from "../core/abort.ts";
+import type { Release } from "../core/limiter.ts";
+import { describeError, ExecutionError, executionError, PluginError } from "../errors.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import {
+  type CompiledTemplate,
+  isTruthy,
+  resolveTemplate,
+  TemplateError,
+} from "../flow/template.ts";
+import type { FlowError } from "../core/flow_result.ts";
+import type { ExecuteContext } from "../plugins/plugin.ts";
+import type { CompiledStep } from "./compile.ts";
+import type { RoutedComponent, RunContext } from "./run_context.ts";
+import { applyErrorAction, checkOutputSize, runWithPolicy } from "./step_policy.ts";
+import { DEFAULT_MAX_OUTPUT_BYTES } from "./limits.ts";
+
+const SKIPPED: FlowResult = Object.freeze(skipped()) as FlowResult;
+
+/** What the pipeline tells the scheduler. */
+export interface StepSink {
+  /** True once the run has ended: nothing more is recorded. */
+  readonly ended: boolean;
+  /** The step's result is recorded and committed: unblock its dependents. */
+  recorded(step: CompiledStep): void;
+  /** The run must abort (an ExecutionError, a failed store write, a bug). */
+  failed(error: unknown, step: CompiledStep): void;
+}
+
+/**
+ * Runs `step` of `run` through every stage and reports to `sink`. Never throws; returns before
+ * the step is done.
+ */
+export function runPipeline(step: CompiledStep, run: RunContext, sink: StepSink): void {
+  const limiter = run.limits?.steps;
+  if (limiter === undefined) {
+    launch(step, run, sink, undefined);
+    return;
+  }
+  // the run's step limit (--max-concurrency): steps wait first come, first served
+  const now = limiter.tryAcquire();
+  if (now !== undefined) {
+    launch(step, run, sink, now);
+    return;
+  }
+  limiter.acquire(run.signal).then(
+    (release) => launch(step, run, sink, release),
+    (e) => sink.failed(e, step), // aborted while waiting: the run has ended already
+  );
+}
+
+function launch(
+  step: CompiledStep,
+  run: RunContext,
+  sink: StepSink,
+  release: Release | undefined,
+): void {
+  if (sink.ended) {
+    release?.();
+    return;
+  }
+  const i = step.index;
+  const startedAt = Date.now();
+  run.inFlight.startedAt[i] = startedAt;
+  run.inFlight.attempt[i] = 1;
+  run.events?.emit({
+    type: "step_started",
+    runId: run.runId,
+    stepId: step.id,
+    stepIndex: i,
+    component: step.component,
+    attempt: 1,
+    at: startedAt,
+  });
+  // Each step gets its own signal following the run's (src/core/abort.ts): one AbortSignal with
+  // a listener per in-flight step is quadratic.
+  const child = childSignal(run.signal);
+  let p: Promise<FlowResult>;
+  try {
+    p = run.runner !== undefined
+      ? run.runner(step, { ...run, signal: child.signal })
+      : runStep(step, run, child.signal);
+  } catch (e) {
+    p = Promise.reject(e);
+  }
+  p.then((r) => {
+    child.dispose();
+    release?.();
+    record(step, run, sink, r, startedAt);
+  }, (e) => {
+    child.dispose();
+    release?.();
+    run.inFlight.startedAt[i] = 0;
+    sink.failed(e, step);
+  });
+}
+
+/**
+ * The record stage: stores the result and, once the store has committed it (a store write may
+ * return a promise: durable stores commit in groups), unblocks the step's dependents. A rejected
+ * commit fails the run with an error naming the store and the cause.
+ */
+function record(
+  step: CompiledStep,
+  run: RunContext,
+  sink: StepSink,
+  result: FlowResult,
+  startedAt: number,
+): void {
+  if (sink.ended) {
+    run.inFlight.startedAt[step.index] = 0;
+    return;
+  }
+  try {
+    run.results[step.index] = result;
+    const write = run.store.recordStepResult(run.runId, {
+      stepIndex: step.index,
+      stepId: step.id,
+      result,
+    }) as Promise<void> | undefined;
+    if (write === undefined) {
+      committed(step, run, sink, result, startedAt);
+      return;
+    }
+    write.then(
+      () => committed(step, run, sink, result, startedAt),
+      (e) => sink.failed(storeFailure(step, run, e), step),
+    );
+  } catch (e) {
+    // A bug here (or a store that throws) must fail the run, not become an unhandled rejection.
+    sink.failed(storeFailure(step, run, e), step);
+  }
+}
+
+function committed(
+  step: CompiledStep,
+  run: RunContext,
+  sink: StepSink,
+  result: FlowResult,
+  startedAt: number,
+): void {
+  run.inFlight.startedAt[step.index] = 0;
+  if (run.events !== undefined) {
+    const at = Date.now();
+    run.events.emit({
+      type: "step_finished",
+      runId: run.runId,
+      stepId: step.id,
+      stepIndex: step.index,
+      outcome: result.outcome,
+      durationMs: at - startedAt,
+      at,
+      result,
+    });
+  }
+  sink.recorded(step);
+}
+
+function storeFailure(step: CompiledStep, run: RunContext, e: unknown): ExecutionError {
+  return executionError(`failed to record the result of step '${step.id}'`, {
+    attachments: [`State store: ${run.store.kind}`],
+    detail: `the ${run.store.kind} state store could not store it: ${describeError(e)}`,
+    cause: e,
+    stepId: step.id,
+  });
+}
+
+/**
+ * Runs the stages before the record: skip, input, call (with retry/timeout and limits), onError.
+ * @param signal the step's signal (aborted when the run ends early).
+ * @returns the step's result.
+ * @throws {ExecutionError} when the run must abort (stepflow 0.8): a template that cannot be
+ * resolved (`failed to resolve input for step 'S'`, `failed to resolve skip_if ...`), an input
+ * referencing a failed step, a routing error, or a plugin error (`step "S" failed`).
+ */
+export async function runStep(
+  step: CompiledStep,
+  run: RunContext,
+  signal: AbortSignal = run.signal,
+): Promise<FlowResult> {
+  // skip
+  if (step.skipIf !== undefined) {
+    const s = resolveOrThrow(step, run, "skipIf");
+    if (s.outcome === "success" && isTruthy(s.result)) return SKIPPED;
+  }
+  // input
+  const r = resolveOrThrow(step, run, "input");
+  if (r.outcome === "skipped") return SKIPPED;
+  if (r.outcome === "failed") {
+    throw resolutionFailure(`step "${step.id}" failed`, r.error, step.id);
+  }
+  const input = r.result;
+  // call
+  let routed: RoutedComponent;
+  try {
+    routed = run.resolver.resolve(step.component, input);
+  } catch (e) {
+    throw executionError("error routing component", {
+      attachments: [`Step: ${step.id}`, `Component: ${step.component}`, describeError(e)],
+      cause: e,
+      detail: null,
+      stepId: step.id,
+    });
+  }
+  const policy = step.policy;
+  if (policy.invalid) throw policy.invalid;
+  let result: FlowResult;
+  try {
+    result = policy.plain && routed.limits === undefined
+      ? await plainCall(step, run, routed, input, signal)
+      : await policyCall(step, run, routed, input, signal);
+  } catch (e) {
+    if (e instanceof ExecutionError) throw e;
+    throw componentError(step.id, routed.component, e);
+  }
+  // onError (a retry's fallback was applied by the retry stage, through applyErrorAction)
+  if (result.outcome !== "failed") return result;
+  if (step.onError.action === "retry") return result;
+  return applyErrorAction(
+    step.onError,
+    result,
+    () => resolveDefault(step, step.errorDefault, run, "default", ["onError", "defaultValue"]),
+  );
+}
+
+/** The execute context of a step's call. */
+function executeContext(
+  step: CompiledStep,
+  run: RunContext,
+  attempt: number,
+  signal: AbortSignal,
+): ExecuteContext {
+  const ctx: ExecuteContext = {
+    runId: run.runId,
+    flowId: run.flowId,
+    stepId: step.id,
+    attempt,
+    signal,
+    engine: run.services,
+  };
+  if (run.events !== undefined) ctx.progress = run.events.progressOf(step.id);
+  return ctx;
+}
+
+/**
+ * One plugin call with the output size limit: no retry, no timeout, no plugin limit applies (the
+ * hot path of large flows: no timers, per-call signals or promise races).
+ */
+async function plainCall(
+  step: CompiledStep,
+  run: RunContext,
+  routed: RoutedComponent,
+  input: JsonValue,
+  signal: AbortSignal,
+): Promise<FlowResult> {
+  const result = await routed.plugin.execute(
+    routed.component,
+    input,
+    executeContext(step, run, 1, signal),
+  );
+  if (result.outcome !== "success") return result;
+  return checkOutputSize(
+    step.id,
+    result.result,
+    run.limits?.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+  ) ?? result;
+}
+
+/**
+ * The call under the step's policy (retry, timeout) and its plugin's limits (default timeout,
+ * calls in flight). A plugin that enforces a limit itself (`plugin.enforces`) gets the step's
+ * timeout in its context and the engine does not race it.
+ * @returns the step's result before `onError` (a retry `fallback` already applied).
+ */
+async function policyCall(
+  step: CompiledStep,
+  run: RunContext,
+  routed: RoutedComponent,
+  input: JsonValue,
+  signal: AbortSignal,
+): Promise<FlowResult> {
+  const policy = step.policy;
+  const pl = routed.limits;
+  const timeoutMs = policy.timeoutMs ?? pl?.timeoutMs;
+  const enforcedByPlugin = routed.plugin.enforces?.timeout === true;
+  const limiter = pl?.limiter;
+  const limits = run.limits;
+  const outcome = await runWithPolicy(
+    (attempt, attemptSignal) => {
+      const ctx = executeContext(step, run, attempt, attemptSignal);
+      if (timeoutMs !== undefined) ctx.timeoutMs = timeoutMs;
+      if (policy.retry !== undefined) ctx.engineRetries = true;
+      return routed.plugin.execute(routed.component, input, ctx);
+    },
+    {
+      retry: policy.retry,
+      timeoutMs: enforcedByPlugin ? undefined : timeoutMs,
+      maxOutputBytes: limits?.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+    },
+    {
+      stepId: step.id,
+      signal,
+      clock: limits?.clock,
+      random: limits?.random,
+      acquire: limiter ? (s) => limiter.acquire(s) : undefined,
+      onRetry: (e) =>
+        run.log.info(
+          `step '${e.stepId}': attempt ${e.attempt} failed (${e.category}: ${e.error.message}); ` +
+            `retrying in ${e.delayMs} ms`,
+        ),
+      onAttempt: (attempt) => {
+        run.inFlight.attempt[step.index] = attempt;
+        run.events?.emit({
+          type: "step_started",
+          runId: run.runId,
+          stepId: step.id,
+          stepIndex: step.index,
+          component: step.component,
+          attempt,
+          at: Date.now(),
+        });
+      },
+      resolveDefault: () =>
+        resolveDefault(step, policy.fallbackDefault, run, "fallback", [
+          "onError",
+          "fallback",
+          "defaultValue",
+        ]),
+    },
+  );
+  return outcome.result;
+}
+
+/**
+ * The value of a `useDefault` error action: its `defaultValue` template resolved (none → null;
+ * a skipped reference → null).
+ * @throws {ExecutionError} `failed to resolve <what> for error in step 'S'` when it cannot be.
+ */
+function resolveDefault(
+  step: CompiledStep,
+  template: CompiledTemplate | undefined,
+  run: RunContext,
+  what: "default" | "fallback",
+  at: string[],
+): FlowResult {
+  if (template === undefined) return success(null);
+  const top = `failed to resolve ${what} for error in step '${step.id}'`;
+  let d: FlowResult;
+  try {
+    d = resolveTemplate(template, run.scope);
+  } catch (e) {
+    throw templateFailure(top, e, ["steps", step.index, ...at], step.id);
+  }
+  if (d.outcome === "success") return d;
+  if (d.outcome === "skipped") return success(null);
+  throw resolutionFailure(top, d.error, step.id);
+}
+
+/** `top` with 0.8's attachments for a template that resolved to a failure. */
+function resolutionFailure(top: string, error: FlowError, stepId: string): ExecutionError {
+  return executionError(top, {
+    attachments: [`Error code: ${error.code}`, `Input resolution failed: ${error.message}`],
+    stepId,
+  });
+}
+
+/**
+ * The 0.8 error stack of a component that could not run (compared byte for byte by tests):
+ * `step "S" failed` with attachments `Component: /C`, `Component execution failed for step 'S'`
+ * and the plugin error's attachments, then the plugin error's own message.
+ */
+export function componentError(stepId: string, component: string, e: unknown): ExecutionError {
+  const attachments = [
+    `Component: ${component}`,
+    `Component execution failed for step '${stepId}'`,
+  ];
+  if (e instanceof PluginError) attachments.push(...e.attachments);
+  return executionError(`step "${stepId}" failed`, {
+    attachments,
+    detail: e instanceof PluginError ? e.message : describeError(e),
+    cause: e,
+    stepId,
+  });
+}
+
+function resolveOrThrow(step: CompiledStep, run: RunContext, what: "input" | "skipIf"): FlowResult {
+  try {
+    return resolveTemplate(what === "input" ? step.input : step.skipIf!, run.scope);
+  } catch (e) {
+    const label = what === "input" ? "input" : "skip_if";
+    throw templateFailure(
+      `failed to resolve ${label} for step '${step.id}'`,
+      e,
+      ["steps", step.index, what],
+      step.id,
+    );
+  }
+}
+
+/**
+ * An ExecutionError for a template that could not be resolved: `top` (0.8's text), then the
+ * resolver's message (e.g. `Undefined field '$.x' in value`); the top frame names where in the
+ * flow the reference is.
+ */
+export function templateFailure(
+  top: string,
+  e: unknown,
+  base: (string | number)[],
+  stepId?: string,
+): ExecutionError {
+  if (!(e instanceof TemplateError)) return executionError(top, { cause: e, stepId });
+  return executionError(top, {
+    attachments: [`Reference at ${jsonPath(e.at.length > 0 ? e.at : base)}`],
+    detail: e.message,
+    cause: e,
+    stepId,
+  });
+}

@@ -1,0 +1,144 @@
+/**
+ * The engine services of one run (the worker→engine side of the protocol: blobs, nested flows,
+ * batches), or of the engine when no run is given. Nested runs started through them are children
+ * of the run: they follow its cancellation, count against its budget, and carry where they come
+ * from (parent run, step, item) for a deterministic run key.
+ * @module
+ */
+import type { FlowResult } from "../core/flow_result.ts";
+import { describeError } from "../errors.ts";
+import { isJsonObject, type JsonObject, type JsonValue } from "../json/exact_json.ts";
+import type { Flow } from "../flow/model.ts";
+import type {
+  BatchDetails,
+  BatchOutputInfo,
+  Blob,
+  EngineServices,
+  NestedRunOptions,
+} from "../plugins/plugin.ts";
+import type { StateStore } from "../state/store.ts";
+import type { BatchManager } from "./batch.ts";
+import { flowFromJson } from "./flow_id.ts";
+import type { RunBudget } from "./limits.ts";
+
+/** Run options the engine passes to the nested runs it starts. */
+export interface NestedRunStart {
+  overrides?: JsonValue;
+  runId?: string;
+  parentRunId?: string;
+  signal?: AbortSignal;
+  /** Depth of the nested run (parent's + 1). */
+  depth: number;
+  /** The budget of the top-level run. */
+  budget?: RunBudget;
+  /** The parent's step that started the run, and the item index. */
+  parentStepId?: string;
+  item?: number;
+}
+
+/** What {@linkcode RunServices} needs from the engine. */
+export interface ServicesHost {
+  readonly store: StateStore;
+  /** Stores a flow as a flow blob; returns its id. */
+  storeFlow(flow: Flow): string;
+  /** @throws {Error} `Not found: flow with ID '<id>'`. */
+  getFlow(flowId: string): Promise<Flow>;
+  /** Runs a nested flow. */
+  runNested(flow: Flow, input: JsonValue, options: NestedRunStart): Promise<FlowResult>;
+}
+
+/** The engine services of one run: one small object per run, methods on the prototype. */
+export class RunServices implements EngineServices {
+  constructor(
+    readonly host: ServicesHost,
+    readonly batches: BatchManager,
+    readonly runId: string | undefined,
+    readonly signal: AbortSignal | undefined,
+    /** Depth of the runs this one starts. */
+    readonly nested: number,
+    readonly budget: RunBudget | undefined,
+  ) {}
+
+  putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string> {
+    if (blobType === "flow") {
+      let flow: Flow;
+      try {
+        flow = flowFromJson(data);
+      } catch (e) {
+        return Promise.reject(new Error(`Invalid flow blob: ${describeError(e)}`, { cause: e }));
+      }
+      return Promise.resolve(this.host.storeFlow(flow));
+    }
+    return Promise.resolve(this.host.store.putBlob(data, "data"));
+  }
+
+  async getBlob(blobId: string): Promise<Blob> {
+    const b = await this.host.store.getBlob(blobId);
+    if (!b) throw new Error(`Blob not found: ${blobId}`);
+    return { data: b.data, blobType: b.blobType };
+  }
+
+  async evaluateFlow(
+    flowId: string,
+    input: JsonValue,
+    options: NestedRunOptions = {},
+  ): Promise<FlowResult> {
+    const flow = await this.host.getFlow(flowId);
+    return await this.host.runNested(flow, input, {
+      overrides: options.overrides,
+      parentRunId: options.parentRunId ?? this.runId,
+      signal: options.signal ?? this.signal,
+      depth: this.nested,
+      budget: this.budget,
+      parentStepId: options.stepId,
+      item: options.item,
+    });
+  }
+
+  async getMetadata(
+    flowId: string,
+    stepId?: string,
+  ): Promise<{ flow_metadata: JsonObject; step_metadata?: JsonObject | null }> {
+    const flow = await this.host.getFlow(flowId);
+    const flowMetadata = (isJsonObject(flow.metadata) ? flow.metadata : {}) as JsonObject;
+    if (stepId === undefined) return { flow_metadata: flowMetadata };
+    const step = (flow.steps ?? []).find((s) => s.id === stepId);
+    if (!step) throw new Error(`Not found: step with ID '${stepId}'`);
+    return {
+      flow_metadata: flowMetadata,
+      step_metadata: (isJsonObject(step.metadata) ? step.metadata : {}) as JsonObject,
+    };
+  }
+
+  async submitBatch(
+    flowId: string,
+    inputs: JsonValue[],
+    options: { overrides?: JsonValue; maxConcurrency?: number; stepId?: string } = {},
+  ): Promise<{ batch_id: string; total_runs: number }> {
+    const flow = await this.host.getFlow(flowId);
+    return this.batches.submit(
+      flowId,
+      flow.name,
+      inputs,
+      (input, itemRunId, index) =>
+        this.host.runNested(flow, input, {
+          runId: itemRunId,
+          parentRunId: this.runId,
+          signal: this.signal,
+          overrides: options.overrides,
+          depth: this.nested,
+          budget: this.budget,
+          parentStepId: options.stepId,
+          item: index,
+        }),
+      { maxConcurrency: options.maxConcurrency, signal: this.signal },
+    );
+  }
+
+  getBatch(
+    batchId: string,
+    options?: { wait?: boolean; includeResults?: boolean },
+  ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }> {
+    return this.batches.get(batchId, options);
+  }
+}
