@@ -9,6 +9,7 @@ import type { FlowResult } from "../core/flow_result.ts";
 import type { BatchDetails, BatchOutputInfo } from "../plugins/plugin.ts";
 import type { StateStore } from "../state/store.ts";
 import { nowRfc3339 } from "../state/store.ts";
+import { onNextTurn, turnDue } from "../core/turn.ts";
 
 /** Runs one batch item (its input, run id and index): the engine's `run` for the batch's flow. */
 export type BatchItemRunner = (
@@ -92,8 +93,14 @@ export class BatchManager {
       1,
       Math.min(maxConcurrency && maxConcurrency > 0 ? maxConcurrency : n, n),
     );
+    // Items run in `limit` loops; each loop takes the next item when its previous one is done.
+    // The loops start in turns of the event loop (src/core/turn.ts): 100,000 of them started at
+    // once would keep a run timeout or Ctrl-C waiting.
     let next = 0;
-    const worker = async () => {
+    let loopsLeft = n > 0 ? limit : 0;
+    let allDone!: () => void;
+    const finished = new Promise<void>((resolve) => allDone = resolve);
+    const loop = async () => {
       while (next < n) {
         const i = next++;
         if (signal?.aborted) {
@@ -118,10 +125,26 @@ export class BatchManager {
           details.failed_runs++;
         }
       }
+      if (--loopsLeft === 0) allDone();
     };
-    const workers: Promise<void>[] = [];
-    for (let k = 0; k < limit && n > 0; k++) workers.push(worker());
-    state.done = Promise.all(workers).then(() => {
+    let started = 0;
+    const startLoops = () => {
+      while (started < limit && next < n) {
+        if (turnDue()) {
+          onNextTurn(startLoops);
+          return;
+        }
+        started++;
+        void loop();
+      }
+      // items ran out before every loop started (the first ones were quick)
+      loopsLeft -= limit - started;
+      started = limit;
+      if (loopsLeft === 0) allDone();
+    };
+    if (n === 0) allDone();
+    else startLoops();
+    state.done = finished.then(() => {
       details.completed_at = nowRfc3339();
       this.#finished.push(batchId);
       while (this.#finished.length > MAX_FINISHED_BATCHES_IN_MEMORY) {

@@ -17,10 +17,10 @@ import type { LoadedConfig } from "../config/model.ts";
 import { Router, type RouteTarget } from "../config/router.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
-import { childSignal } from "../core/abort.ts";
+import { type ChildSignal, childSignal } from "../core/abort.ts";
 import { parseDuration } from "../core/duration.ts";
 import { Limiter } from "../core/limiter.ts";
-import { nextTurn, turnDue } from "../core/turn.ts";
+import { onNextTurn, turnDue } from "../core/turn.ts";
 import { describeError, ExecutionError, executionError, PluginStartError } from "../errors.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
@@ -292,22 +292,29 @@ export class Engine {
   start(flow: Flow | FlowLike, input: JsonValue, options: RunOptions = {}): RunHandle {
     const f: Flow = isFlowLike(flow) ? flow.flow : flow;
     const runId = options.runId ?? crypto.randomUUID();
-    // Follows options.signal (a parent run's): one listener per parent however many runs follow it.
-    const link = childSignal(options.signal);
     let run: RunContext | undefined;
-    const result = this.#run(
-      f,
-      input,
-      runId,
-      options as InternalRunOptions,
-      link.controller,
-      (r) => run = r,
-    )
-      .finally(() => link.dispose());
+    let link: ChildSignal | undefined;
+    let cancelledEarly: { reason: unknown } | undefined;
+    const go = () => {
+      // Follows options.signal (a parent run's): one listener per parent however many runs
+      // follow it.
+      const l = link = childSignal(options.signal);
+      if (cancelledEarly) l.controller.abort(cancelledEarly.reason);
+      return this.#run(f, input, runId, options as InternalRunOptions, l.controller, (r) => run = r)
+        .finally(() => l.dispose());
+    };
+    // Nested runs of a large map start here: when the run has kept the event loop busy, the
+    // start waits for a turn, so timers and signals come first (src/core/turn.ts).
+    const result = turnDue()
+      ? new Promise<FlowResult>((resolve, reject) => onNextTurn(() => go().then(resolve, reject)))
+      : go();
     return {
       runId,
       result,
-      cancel: (reason?: unknown) => link.controller.abort(reason),
+      cancel: (reason?: unknown) => {
+        if (link) link.controller.abort(reason);
+        else cancelledEarly ??= { reason };
+      },
       inFlight: () => run?.inFlight.list() ?? [],
     };
   }
@@ -320,8 +327,6 @@ export class Engine {
     controller: AbortController,
     started: (run: RunContext) => void,
   ): Promise<FlowResult> {
-    // Nested runs of a large map start here: let timers and signals in first when due.
-    if (turnDue()) await nextTurn();
     const flowId = this.#registerFlow(flow);
     const depth = options.depth ?? 0;
     const origin = originOf(options);

@@ -13,7 +13,7 @@
  */
 import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
 import { engineFailure } from "../core/error_codes.ts";
-import { nextTurn, turnDue } from "../core/turn.ts";
+import { onNextTurn, turnDue } from "../core/turn.ts";
 import { ExecutionError, executionError } from "../errors.ts";
 import { resolveTemplate } from "../flow/template.ts";
 import type { CompiledStep } from "./compile.ts";
@@ -78,7 +78,7 @@ export function executeFlow(
         }
       }
       if (turnDue()) {
-        nextTurn().then(() => launch(step));
+        onNextTurn(() => launch(step));
         return;
       }
       runPipeline(step, run, sink);
