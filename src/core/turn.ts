@@ -1,20 +1,28 @@
 /**
- * Cooperative turns of the event loop for long runs of promise-chained work.
+ * Cooperative turns of the event loop for long runs of promise-chained work, and deadlines and
+ * interrupts that are not starved by it.
  *
  * Work that only ever continues in promise callbacks (microtasks) never lets the event loop turn:
  * timers do not fire and signal handlers (Ctrl-C, SIGTERM) do not run until it is all done. A
  * run of 100,000 built-in steps is such work. Before the engine starts a step or a nested run it
  * asks {@linkcode turnDue}; when the loop has not turned for {@linkcode TURN_SLICE_MS}, it hands
- * the start to {@linkcode onNextTurn} instead, so run timeouts and signals are handled within
- * about that long.
+ * the start to {@linkcode onNextTurn} instead.
  *
  * How it knows: the first check after a turn queues one `setImmediate` callback (a macrotask)
  * and notes the time. If that callback has not run {@linkcode TURN_SLICE_MS} later, the loop is
  * starved. So work that waits on I/O (step services) never yields needlessly, and the cost of the
  * check on the hot path is a flag test and, every {@linkcode CHECK_EVERY} calls, a clock read.
- *
  * Deferred work runs first in, first out, in later macrotasks, each taking at most about half a
  * slice before it lets the loop turn again: 100,000 deferred starts are not all resumed at once.
+ *
+ * Turning the loop is not always enough in Deno: its Rust runtime polls timers, signals and I/O
+ * every few dozen loop iterations or when the loop sleeps, and a loop kept busy by immediates was
+ * seen to fire a timer 300-900 ms late and to handle SIGTERM only after the run. So:
+ * - every {@linkcode PARK_EVERY}th turn is a burst of {@linkcode BURST_HOPS} empty iterations;
+ * - {@linkcode setDeadline} (run timeouts) is also checked here at every clock read;
+ * - {@linkcode watchInterrupt} reads a flag another thread sets (the CLI's signal watcher,
+ *   src/cli/signals.ts) at every clock read.
+ * A due deadline or interrupt runs first in the next turn, within a few ms.
  * @module
  */
 import { setImmediate } from "node:timers";
@@ -25,11 +33,17 @@ export const TURN_SLICE_MS = 10;
 /** The clock is read once per this many checks (a power of two). */
 const CHECK_EVERY = 32;
 
+/** Every this many turns, the turn is a burst of empty iterations (see the module doc). */
+export const PARK_EVERY = 3;
+
+/** Iterations of a burst: Deno's runtime polls its drivers at least once in them. */
+export const BURST_HOPS = 64;
+
 let calls = 0;
 /** When the pending heartbeat was queued (ms, performance.now()). */
 let queuedAt = 0;
 let heartbeatPending = false;
-/** Set once the loop is found starved; cleared by the next turn. */
+/** Set once the loop is found starved (or a deadline or interrupt is due); cleared by a turn. */
 let due = false;
 
 function heartbeat(): void {
@@ -38,13 +52,19 @@ function heartbeat(): void {
 }
 
 /**
- * True when the event loop has not turned for {@linkcode TURN_SLICE_MS}: the caller should hand
- * its next piece of work to {@linkcode onNextTurn} instead of starting it now.
+ * True when the event loop has not turned for {@linkcode TURN_SLICE_MS}, or a deadline or an
+ * interrupt is due: the caller should hand its next piece of work to {@linkcode onNextTurn}
+ * instead of starting it now.
  */
 export function turnDue(): boolean {
   if (due) return true;
   if ((++calls & (CHECK_EVERY - 1)) !== 0) return false;
   const now = performance.now();
+  if (now >= nextDeadline || interruptPending()) {
+    queueDrain();
+    due = true;
+    return true;
+  }
   if (!heartbeatPending) {
     heartbeatPending = true;
     queuedAt = now;
@@ -59,18 +79,30 @@ export function turnDue(): boolean {
 let tasks: (() => void)[] = [];
 let head = 0;
 let drainQueued = false;
+/** Turns taken since the last burst. */
+let sincePark = 0;
+
+function queueDrain(): void {
+  if (drainQueued) return;
+  drainQueued = true;
+  if (++sincePark < PARK_EVERY) {
+    setImmediate(drain);
+    return;
+  }
+  sincePark = 0;
+  let hops = BURST_HOPS;
+  const hop = () => --hops > 0 ? setImmediate(hop) : drain();
+  setImmediate(hop);
+}
 
 /**
  * Runs `task` after the event loop has turned (timers, I/O and signal handlers had their chance),
- * after the tasks deferred before it. A task that throws is reported as an uncaught error would
- * be; tasks should not throw.
+ * after the tasks deferred before it. Tasks should not throw (one that does is reported as an
+ * uncaught error would be).
  */
 export function onNextTurn(task: () => void): void {
   tasks.push(task);
-  if (!drainQueued) {
-    drainQueued = true;
-    setImmediate(drain);
-  }
+  queueDrain();
 }
 
 /** The same as {@linkcode onNextTurn}, as a promise. */
@@ -83,6 +115,7 @@ function drain(): void {
   heartbeatPending = false;
   due = false;
   calls = 0;
+  runDue(performance.now());
   const start = performance.now();
   const budget = TURN_SLICE_MS / 2;
   try {
@@ -101,8 +134,95 @@ function drain(): void {
         tasks = tasks.slice(head);
         head = 0;
       }
-      drainQueued = true;
-      setImmediate(drain);
+      queueDrain();
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// deadlines
+
+interface Deadline {
+  at: number;
+  fire: () => void;
+}
+
+let deadlines: Deadline[] = [];
+let nextDeadline = Infinity;
+
+/**
+ * Calls `fn` once, `ms` milliseconds from now: by a timer, or by {@linkcode turnDue} when busy
+ * work keeps the timer from firing (whichever comes first). Returns the function that cancels it.
+ */
+export function setDeadline(ms: number, fn: () => void): () => void {
+  let done = false;
+  const d: Deadline = {
+    at: performance.now() + ms,
+    fire: () => {
+      if (done) return;
+      cancel();
+      fn();
+    },
+  };
+  const timer = setTimeout(d.fire, ms);
+  const cancel = () => {
+    done = true;
+    clearTimeout(timer);
+    deadlines = deadlines.filter((x) => x !== d);
+    nextDeadline = deadlines.reduce((m, x) => Math.min(m, x.at), Infinity);
+  };
+  deadlines.push(d);
+  if (d.at < nextDeadline) nextDeadline = d.at;
+  return cancel;
+}
+
+// ---------------------------------------------------------------------------------------------
+// interrupts
+
+interface Interrupt {
+  flag: Int32Array;
+  seen: number;
+  fn: () => void;
+}
+
+let interrupts: Interrupt[] = [];
+
+function interruptPending(): boolean {
+  for (const i of interrupts) if (Atomics.load(i.flag, 0) !== i.seen) return true;
+  return false;
+}
+
+/**
+ * Calls `fn` whenever another thread (a Worker) changes `flag[0]` (e.g. adds one per signal),
+ * within a few ms even while busy work keeps the event loop from turning. Each change is seen
+ * once; `fn` reads what it needs from the flag. Returns the function that stops watching.
+ */
+export function watchInterrupt(flag: Int32Array, fn: () => void): () => void {
+  const i: Interrupt = { flag, seen: Atomics.load(flag, 0), fn };
+  interrupts.push(i);
+  return () => {
+    interrupts = interrupts.filter((x) => x !== i);
+  };
+}
+
+/** Runs due deadlines and changed interrupts (first in a turn). */
+function runDue(now: number): void {
+  if (now >= nextDeadline) {
+    for (const d of deadlines.filter((x) => x.at <= now)) d.fire();
+  }
+  for (const i of interrupts) {
+    const v = Atomics.load(i.flag, 0);
+    if (v !== i.seen) {
+      i.seen = v;
+      i.fn();
+    }
+  }
+}
+
+/**
+ * Runs what is due now (deadlines, interrupts) without waiting for a turn: for callers that learn
+ * of an interrupt through the event loop (a Worker's message) and want it handled once.
+ */
+export function runDueNow(): void {
+  runDue(performance.now());
 }

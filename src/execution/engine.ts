@@ -20,7 +20,7 @@ import { failedFromExecutionError, type FlowResult } from "../core/flow_result.t
 import { type ChildSignal, childSignal } from "../core/abort.ts";
 import { parseDuration } from "../core/duration.ts";
 import { Limiter } from "../core/limiter.ts";
-import { onNextTurn, turnDue } from "../core/turn.ts";
+import { onNextTurn, setDeadline, turnDue } from "../core/turn.ts";
 import { describeError, ExecutionError, executionError, PluginStartError } from "../errors.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
@@ -419,8 +419,9 @@ export class Engine {
       (options.parentRunId === undefined && this.config.config.runTimeout !== undefined
         ? parseDuration(this.config.config.runTimeout, { what: "runTimeout" })
         : undefined);
-    const runTimer = runTimeoutMs !== undefined
-      ? setTimeout(() => controller.abort(runTimeoutReason(runTimeoutMs)), runTimeoutMs)
+    // A deadline, not a plain timer: busy built-in work cannot keep it from firing (core/turn.ts).
+    const cancelTimer = runTimeoutMs !== undefined
+      ? setDeadline(runTimeoutMs, () => controller.abort(runTimeoutReason(runTimeoutMs)))
       : undefined;
     const variables = options.variables instanceof Map
       ? options.variables
@@ -451,7 +452,7 @@ export class Engine {
     try {
       return await executeFlow(run, (reason) => controller.abort(reason));
     } finally {
-      if (runTimer !== undefined) clearTimeout(runTimer);
+      cancelTimer?.();
     }
   }
 
