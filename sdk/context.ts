@@ -24,6 +24,21 @@ export type FlowResult =
 /** Sends a request to the engine and resolves with its result. */
 export type EngineCall = (method: string, params: Record<string, unknown>) => Promise<unknown>;
 
+/**
+ * What the stdio and HTTP servers need from a step service (its {@linkcode StepflowServer} in
+ * sdk/server.ts): answering requests and notifications.
+ */
+export interface MessageHandler {
+  /** The service's name (logs, health answers). */
+  readonly name: string;
+  /** Answers one request (a promise for `components/execute`). @throws ProtocolError */
+  handle(method: string, params: unknown, call: EngineCall): unknown;
+  /** Takes a notification (`initialized`). */
+  notify(method: string): void;
+  /** True when answering `method` may call back into the engine (needs a bidirectional stream). */
+  usesContext(method: string, params: unknown): boolean;
+}
+
 /** What a component can ask of the engine while it runs. */
 export class Context {
   readonly #call: EngineCall;

@@ -1,5 +1,5 @@
 /**
- * Serving a {@linkcode StepflowServer} over HTTP (stepflow 0.8 §3.5, as the Python SDK does):
+ * Serving a step service (a `StepflowServer`, sdk/server.ts) over HTTP (stepflow 0.8 §3.5, as the Python SDK does):
  * `POST /` takes one JSON-RPC message; a request is answered with a JSON body, except
  * `components/execute` of a component that uses its context, which is answered with an SSE
  * stream carrying the component's requests to the engine and, last, the response. The engine
@@ -8,7 +8,6 @@
  * `Stepflow-Instance-Id`.
  * @module
  */
-import type { StepflowServer } from "./server.ts";
 import {
   classifyMessage,
   errorText,
@@ -19,7 +18,7 @@ import {
 import { sseEvent } from "../src/protocol/sse.ts";
 import { INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR } from "../src/core/rpc_error_codes.ts";
 import type { JsonValue } from "../src/json/exact_json.ts";
-import { EngineError } from "./context.ts";
+import { EngineError, type MessageHandler } from "./context.ts";
 
 /** Options of {@linkcode serveHttp}. */
 export interface HttpServeOptions {
@@ -47,7 +46,7 @@ export interface HttpWorkerServer {
 
 /** Starts the HTTP server. Resolves once it listens. */
 export function serveHttp(
-  server: StepflowServer,
+  server: MessageHandler,
   options: HttpServeOptions = {},
 ): Promise<HttpWorkerServer> {
   const instanceId = options.instanceId ??

@@ -7,7 +7,7 @@
  */
 import type { z } from "zod";
 import { type CompiledSchema, compileSchema, type SchemaLike, SchemaViolation } from "./schema.ts";
-import { Context, type EngineCall, type Observability } from "./context.ts";
+import { Context, type EngineCall, type MessageHandler, type Observability } from "./context.ts";
 import { ComponentError } from "./errors.ts";
 import {
   COMPONENT_NOT_FOUND,
@@ -55,7 +55,7 @@ export interface StepflowServerOptions {
 }
 
 /** A step service: components plus the protocol methods that reach them. */
-export class StepflowServer {
+export class StepflowServer implements MessageHandler {
   readonly name: string;
   readonly #components = new Map<string, Registered>();
   /** True once `initialized` arrived (informational: not enforced, as in 0.8). */

@@ -1,5 +1,5 @@
 /**
- * Serving a {@linkcode StepflowServer} over stdio (stepflow 0.8 §3.4): one JSON message per line
+ * Serving a step service (a `StepflowServer`, sdk/server.ts) over stdio (stepflow 0.8 §3.4): one JSON message per line
  * on stdin/stdout, requests handled concurrently, the component's context calls sent on stdout
  * and their answers read from stdin. Logs belong on stderr.
  *
@@ -8,11 +8,10 @@
  * the replies finished in the same turn of the event loop together.
  * @module
  */
-import type { StepflowServer } from "./server.ts";
 import { Peer } from "../src/protocol/peer.ts";
 import { LineSplitter } from "../src/protocol/line_splitter.ts";
 import { ProtocolError } from "../src/errors.ts";
-import { EngineError } from "./context.ts";
+import { EngineError, type MessageHandler } from "./context.ts";
 import { logger } from "../src/log.ts";
 
 const encoder = new TextEncoder();
@@ -26,7 +25,7 @@ function writeAllSync(bytes: Uint8Array): void {
  * Reads requests from stdin and answers on stdout until stdin closes, then waits for the calls
  * still running.
  */
-export async function serveStdio(server: StepflowServer): Promise<void> {
+export async function serveStdio(server: MessageHandler): Promise<void> {
   let outbox: string[] = [];
   const flush = () => {
     if (outbox.length === 0) return;

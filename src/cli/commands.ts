@@ -9,9 +9,7 @@ import * as validate from "./validate.ts";
 import * as run from "./run.ts";
 import * as test from "./test.ts";
 import * as listComponents from "./list_components.ts";
-
-/** Sets the process exit code from inside an action. */
-export type SetExit = (code: number) => void;
+import type { SetExit } from "./output.ts";
 
 /** Adds every subcommand to `program`. */
 export function registerCommands(program: Command, setExit: SetExit): void {

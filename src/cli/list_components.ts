@@ -15,12 +15,12 @@
  * @module
  */
 import type { Command } from "commander";
-import type { SetExit } from "./commands.ts";
+import type { SetExit } from "./output.ts";
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { onCancelSignals } from "./signals.ts";
 import { startFailure } from "./run.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
-import { writeStderr, writeStdout } from "./main.ts";
+import { writeStderr, writeStdout } from "./output.ts";
 import { toYaml } from "./yaml_output.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { type RouteInfo, Router } from "../config/router.ts";

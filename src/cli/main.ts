@@ -11,6 +11,7 @@ import { EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
 import { describeError } from "../errors.ts";
 import { permissionHint } from "../core/permission_hint.ts";
 import { registerCommands } from "./commands.ts";
+import { writeStderr, writeStdout } from "./output.ts";
 
 const COMMANDS = ["run", "test", "validate", "list-components", "permissions"];
 
@@ -81,32 +82,4 @@ function _guardUnhandledPermissionErrors(): () => void {
     globalThis.removeEventListener("unhandledrejection", onRejection);
     globalThis.removeEventListener("error", onUncaught);
   };
-}
-
-/**
- * Writes text to stdout, all of it. When the reader went away (`stepflow test | head -1`), the
- * rest of the output is dropped instead of throwing out of the command half-way, so the command
- * still stops its step services and exits with its own code.
- */
-export function writeStdout(s: string): void {
-  if (stdoutClosed) return;
-  try {
-    writeAll(Deno.stdout, s);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
-    stdoutClosed = true;
-  }
-}
-
-let stdoutClosed = false;
-
-/** Writes text to stderr, all of it. */
-export function writeStderr(s: string): void {
-  writeAll(Deno.stderr, s);
-}
-
-function writeAll(w: { writeSync(p: Uint8Array): number }, s: string): void {
-  const bytes = new TextEncoder().encode(s);
-  let off = 0;
-  while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
 }

@@ -29,8 +29,8 @@ import { isJsonObject } from "../json/exact_json.ts";
 import { computeFlowPermissions } from "../permissions/compute.ts";
 import { PermissionSet } from "../permissions/permission_set.ts";
 import { EXIT_OK } from "./exit_codes.ts";
-import type { SetExit } from "./commands.ts";
-import { writeStderr, writeStdout } from "./main.ts";
+import type { SetExit } from "./output.ts";
+import { writeStderr, writeStdout } from "./output.ts";
 
 /** Options of `stepflow permissions`. */
 export interface PermissionsOptions {

@@ -14,7 +14,7 @@
  */
 import type { Command } from "commander";
 import { dirname, resolve } from "node:path";
-import type { SetExit } from "./commands.ts";
+import type { SetExit } from "./output.ts";
 import {
   EXIT_CANCELLED,
   EXIT_FAILED,
@@ -23,7 +23,7 @@ import {
   EXIT_PERMISSION,
 } from "./exit_codes.ts";
 import { permissionHint } from "../core/permission_hint.ts";
-import { writeStderr, writeStdout } from "./main.ts";
+import { writeStderr, writeStdout } from "./output.ts";
 import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
 import { toYaml } from "./yaml_output.ts";
 import { onCancelSignals } from "./signals.ts";

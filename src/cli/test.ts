@@ -18,7 +18,7 @@
  * @module
  */
 import type { Command } from "commander";
-import type { SetExit } from "./commands.ts";
+import type { SetExit } from "./output.ts";
 import {
   EXIT_CANCELLED,
   EXIT_FAILED,
@@ -29,7 +29,7 @@ import {
 import { onCancelSignals } from "./signals.ts";
 import { startFailure } from "./run.ts";
 import { permissionHint } from "../core/permission_hint.ts";
-import { writeStderr, writeStdout } from "./main.ts";
+import { writeStderr, writeStdout } from "./output.ts";
 import { toYaml } from "./yaml_output.ts";
 import { isFlowDocument, type LoadedFlow, parseFlowValue, serializeFlow } from "../flow/load.ts";
 import { type DocumentSourceMap, formatFromPath, parseDocument } from "../core/document.ts";

@@ -24,8 +24,8 @@ import { loadFlowFile } from "../flow/load.ts";
 import { validateConfig, validateFlow } from "../config/preflight.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
-import type { SetExit } from "./commands.ts";
-import { writeStderr, writeStdout } from "./main.ts";
+import type { SetExit } from "./output.ts";
+import { writeStderr, writeStdout } from "./output.ts";
 
 /** Options of `stepflow validate`. */
 export interface ValidateOptions {

@@ -1,0 +1,36 @@
+/**
+ * What every subcommand writes with: stdout (results only) and stderr (everything else), and how
+ * it sets the exit code. A leaf module, so subcommands need not import the CLI's entry.
+ * @module
+ */
+
+/** Sets the process exit code from inside an action. */
+export type SetExit = (code: number) => void;
+
+/**
+ * Writes text to stdout, all of it. When the reader went away (`stepflow test | head -1`), the
+ * rest of the output is dropped instead of throwing out of the command half-way, so the command
+ * still stops its step services and exits with its own code.
+ */
+export function writeStdout(s: string): void {
+  if (stdoutClosed) return;
+  try {
+    writeAll(Deno.stdout, s);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+    stdoutClosed = true;
+  }
+}
+
+let stdoutClosed = false;
+
+/** Writes text to stderr, all of it. */
+export function writeStderr(s: string): void {
+  writeAll(Deno.stderr, s);
+}
+
+function writeAll(w: { writeSync(p: Uint8Array): number }, s: string): void {
+  const bytes = new TextEncoder().encode(s);
+  let off = 0;
+  while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
+}
