@@ -2,8 +2,8 @@
  * `stepflow visualize --flow F [--format mermaid|dot|svg] [-o FILE] [--config C]
  * [--expand-nested] [--no-details] [--no-servers]`: draws a flow as a graph (stepflow 0.8 §6).
  *
- * - Formats: `mermaid` (flowchart text), `dot` (Graphviz text), `svg` (laid out by Graphviz
- *   compiled to WebAssembly: no Graphviz binary needed). Default: from the extension of `-o`
+ * - Formats: `mermaid` (flowchart text), `dot` (Graphviz text), `svg` (laid out here: no
+ *   Graphviz binary needed). Default: from the extension of `-o`
  *   (`.svg`, `.dot`/`.gv`, `.mmd`/`.mermaid`), else `svg` as in 0.8. `png` (0.8, through the
  *   system's `dot`) is not drawn: a usage error that names the alternatives.
  * - Output: `-o/--output FILE`, else stdout (0.8 only allowed `dot` on stdout).
@@ -103,7 +103,7 @@ export async function visualizeCommand(flags: VisualizeFlags): Promise<number> {
   let text: string;
   if (format === "mermaid") text = renderMermaid(graph, labels);
   else if (format === "dot") text = renderDot(graph, labels);
-  else text = await renderSvg(graph, labels); // loads the WebAssembly Graphviz on first use
+  else text = renderSvg(graph, labels);
 
   if (flags.output === undefined) {
     writeStdout(text);

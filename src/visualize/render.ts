@@ -32,10 +32,7 @@ export interface RenderFlowOptions extends BuildGraphOptions {
  * @returns Mermaid flowchart text, DOT text or an SVG document, ending with a newline.
  * @throws {TypeError} for an unknown format.
  */
-export async function renderFlow(
-  flow: Flow | LoadedFlow,
-  options: RenderFlowOptions = {},
-): Promise<string> {
+export function renderFlow(flow: Flow | LoadedFlow, options: RenderFlowOptions = {}): string {
   const format = options.format ?? "svg";
   const graph = buildFlowGraph(flow, options);
   const labels = { details: options.details };
@@ -45,7 +42,7 @@ export async function renderFlow(
     case "dot":
       return renderDot(graph, labels);
     case "svg":
-      return await renderSvg(graph, { ...labels, stepStatus: options.stepStatus });
+      return renderSvg(graph, { ...labels, stepStatus: options.stepStatus });
     default:
       throw new TypeError(
         `unknown visualize format '${format}': use ${VISUALIZE_FORMATS.join(", ")}`,
