@@ -8,6 +8,27 @@ import { parseSqliteUrl, SqliteStateStore } from "./sqlite.ts";
 import type { StateStore } from "./store.ts";
 
 /**
+ * The store a `--store` value names: `memory` (or `inMemory`), `sqlite:FILE[?mode=...]`,
+ * `sqlite::memory:`, or a file path (an SQLite database; created when missing).
+ * @throws {Error} for `postgres://` (not available yet) and other URL schemes.
+ */
+export function storeConfigFromUrl(url: string): StateStoreConfig {
+  const text = url.trim();
+  if (text === "memory" || text === "inMemory" || text === "in-memory") return { type: "inMemory" };
+  if (text.startsWith("sqlite:")) return { type: "sqlite", databaseUrl: text, autoMigrate: true };
+  if (/^postgres(ql)?:\/\//.test(text)) {
+    throw new Error(
+      `--store '${text}': the PostgreSQL store is not available in this version; use sqlite:FILE`,
+    );
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+    throw new Error(`--store '${text}': expected sqlite:FILE, a database file path, or memory`);
+  }
+  if (text === "") throw new Error("--store needs a value: sqlite:FILE, a file path, or memory");
+  return { type: "sqlite", databaseUrl: `sqlite:${text}`, autoMigrate: true };
+}
+
+/**
  * Creates the store for `config` (`inMemory` by default). Relative SQLite paths resolve against
  * `workingDirectory`.
  * @throws {Error} when an SQLite database cannot be opened.

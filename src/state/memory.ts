@@ -44,6 +44,8 @@ export interface MemoryStoreOptions {
   maxFinishedRuns?: number;
   /** Finished top-level runs older than this (ms since they finished) are evicted. @default Infinity */
   maxFinishedAgeMs?: number;
+  /** The clock of retention, ms since epoch (tests). @default Date.now */
+  clock?: () => number;
 }
 
 /** A step's start as kept in memory. */
@@ -80,10 +82,12 @@ export class MemoryStateStore implements StateStore {
   #finished: [string, number][] = [];
   #maxFinished: number;
   #maxAgeMs: number;
+  #clock: () => number;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#maxFinished = options.maxFinishedRuns ?? 1000;
     this.#maxAgeMs = options.maxFinishedAgeMs ?? Infinity;
+    this.#clock = options.clock ?? Date.now;
   }
 
   putBlob(data: JsonValue, blobType: "data" | "flow", knownId?: string): string {
@@ -155,7 +159,7 @@ export class MemoryStateStore implements StateStore {
       result === undefined ? { status } : { status, outcome: result.outcome },
     );
     if (run.parentRunId === undefined && isFinished(status)) {
-      this.#finished.push([runId, Date.now()]);
+      this.#finished.push([runId, this.#clock()]);
       this.#evict();
     }
   }
@@ -190,7 +194,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   #evict(): void {
-    const now = Date.now();
+    const now = this.#clock();
     const f = this.#finished;
     let drop = 0;
     while (
@@ -223,6 +227,7 @@ export class MemoryStateStore implements StateStore {
       if (filter.flowName !== undefined && r.flowName !== filter.flowName) continue;
       if (since !== undefined && r.createdAt < since) continue;
       if (filter.rootOnly && r.parentRunId !== undefined) continue;
+      if (filter.parentRunId !== undefined && r.parentRunId !== filter.parentRunId) continue;
       out.push(r);
     }
     out.sort(compareNewestFirst);

@@ -142,6 +142,7 @@ export class SqliteStateStore implements StateStore {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #heartbeatMs: number;
   #staleAfterMs: number;
+  #busyMs: number;
 
   private constructor(db: DatabaseSync, path: string, readOnly: boolean, o: SqliteOpenOptions) {
     this.#db = db;
@@ -149,6 +150,7 @@ export class SqliteStateStore implements StateStore {
     this.#readOnly = readOnly;
     this.#heartbeatMs = o.heartbeatMs ?? 10_000;
     this.#staleAfterMs = o.staleAfterMs ?? 60_000;
+    this.#busyMs = o.busyTimeoutMs ?? 10_000;
     this.#gc = new GroupCommit(() => this.#commitQueue());
   }
 
@@ -262,8 +264,14 @@ export class SqliteStateStore implements StateStore {
   /** A StoreError naming the database and the cause. */
   #error(what: string, e: unknown): StoreError {
     if (e instanceof StoreError) return e;
+    const cause = describeError(e);
+    const hint = /disk I\/O error/i.test(cause)
+      ? " (the disk may be full, a file size limit reached, or the disk failing)"
+      : /database is locked|busy/i.test(cause)
+      ? ` (another process held the database longer than the busy timeout of ${this.#busyMs} ms)`
+      : "";
     return new StoreError(
-      `${what} in SQLite database '${this.path}': ${describeError(e)}`,
+      `${what} in SQLite database '${this.path}': ${cause}${hint}`,
       this.path,
       { cause: e },
     );
@@ -359,18 +367,26 @@ export class SqliteStateStore implements StateStore {
             `SELECT id, COALESCE(root_run_id, id) AS root FROM runs
              WHERE owner_id = ? AND status = 'running'`,
           ).all(owner)) as { id: string; root: string }[];
-        for (const r of runs) this.#markInterrupted(r.id, r.root, reason, at);
+        for (const r of runs) this.#markInterrupted(r.id, owner, r.root, reason, at);
         if (owner !== null) this.#stmt("DELETE FROM engines WHERE id = ?").run(owner);
       }
     });
   }
 
-  #markInterrupted(runId: string, root: string, reason: string, at: string): void {
+  /** Marks `runId` interrupted if `owner` still owns it and it is still running. */
+  #markInterrupted(
+    runId: string,
+    owner: string | null,
+    root: string,
+    reason: string,
+    at: string,
+  ): void {
     const result = stringifyJson(interruptedResult(root, reason));
-    this.#stmt(
+    const { changes } = this.#stmt(
       `UPDATE runs SET status = 'failed', result_json = ?, completed_at = ?, updated_at = ?
-       WHERE id = ? AND status = 'running'`,
-    ).run(result, at, at, runId);
+       WHERE id = ? AND status = 'running' AND owner_id IS ?`,
+    ).run(result, at, at, runId, owner);
+    if (Number(changes) === 0) return;
     this.#stmt(
       "UPDATE step_info SET status = 'failed', updated_at = ? WHERE run_id = ? AND status = 'running'",
     ).run(at, runId);
@@ -697,6 +713,10 @@ export class SqliteStateStore implements StateStore {
       args.push(normalizeInstant(filter.since));
     }
     if (filter.rootOnly) where.push("parent_run_id IS NULL");
+    if (filter.parentRunId !== undefined) {
+      where.push("parent_run_id = ?");
+      args.push(filter.parentRunId);
+    }
     const sql = `SELECT * FROM runs${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
       ORDER BY created_at DESC, id ASC LIMIT ? OFFSET ?`;
     args.push(filter.limit ?? -1, filter.offset ?? 0);
@@ -996,6 +1016,7 @@ export class SqliteStateStore implements StateStore {
           for (const [runId, open] of left) {
             this.#markInterrupted(
               runId,
+              this.engineId,
               open.root,
               "the engine closed its state store before the run finished",
               at,

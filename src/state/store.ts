@@ -108,6 +108,8 @@ export interface RunFilter {
   offset?: number;
   /** Only runs without a parent (top-level runs). */
   rootOnly?: boolean;
+  /** Only the runs started by this run (its nested runs, one level). */
+  parentRunId?: string;
 }
 
 /** One step's stored result. */
