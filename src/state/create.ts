@@ -4,6 +4,7 @@
  */
 import type { StateStoreConfig } from "../config/model.ts";
 import { MemoryStateStore } from "./memory.ts";
+import { isNumber, toNumber } from "../json/exact_json.ts";
 import { parseSqliteUrl, SqliteStateStore } from "./sqlite.ts";
 import type { StateStore } from "./store.ts";
 
@@ -37,7 +38,15 @@ export function createStateStore(
   config: StateStoreConfig | undefined,
   workingDirectory: string,
 ): StateStore {
-  if (!config || config.type === "inMemory") return new MemoryStateStore();
+  if (!config) return new MemoryStateStore();
+  if (config.type === "inMemory") {
+    return new MemoryStateStore({
+      maxFinishedRuns: config.maxFinishedRuns,
+      maxFinishedAgeMs: config.maxFinishedAge === undefined
+        ? undefined
+        : durationMs(config.maxFinishedAge),
+    });
+  }
   try {
     return SqliteStateStore.open(config.databaseUrl, {
       autoMigrate: config.autoMigrate ?? true,
@@ -64,4 +73,13 @@ export function createStateStore(
       { cause: e },
     );
   }
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** A duration the config schema accepted (ms, or `<number><ms|s|m|h>`) in ms. */
+function durationMs(value: unknown): number {
+  if (typeof value !== "string") return isNumber(value) ? toNumber(value) : Number(value);
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/.exec(value.trim());
+  return m ? Math.round(Number(m[1]) * UNIT_MS[m[2]]) : Number(value);
 }
