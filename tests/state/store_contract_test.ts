@@ -10,7 +10,7 @@ import type { RunRecord, StateStore } from "../../src/state/store.ts";
 type Maker = (dir: string) => StateStore;
 
 const STORES: [string, Maker][] = [
-  ["MemoryStateStore", () => new MemoryStateStore()],
+  ["MemoryStateStore", () => new MemoryStateStore({ journal: true })],
   ["SqliteStateStore (file)", (dir) => SqliteStateStore.open(`sqlite:${dir}/runs.db`)],
   ["SqliteStateStore (:memory:)", () => SqliteStateStore.open("sqlite::memory:")],
 ];
