@@ -9,14 +9,18 @@
  * `batches`, `batch_runs`.
  *
  * Added for durable runs (issue 12), each column nullable or defaulted so 0.8's writers still
- * work:
+ * work (new databases make `step_results` and `step_info` `WITHOUT ROWID` tables: one b-tree
+ * per table instead of two, about 25% less per row written; their SQL is the same):
  * - `runs`: `parent_run_id`, `root_run_id`, `run_key` (unique: the deterministic key of a nested
  *   run), `variables_json`, `owner_id` + `lease_epoch` (the engine executing it; writes are
  *   fenced by them), `lease_expires_at` (PostgreSQL's lease; unused by SQLite, which reads the
  *   owner's liveness from `engines`), `started_at`, `updated_at`;
  * - `step_results.created_at`; `step_info.attempt`, `step_info.duration_ms`;
  * - `run_events`: the append-only journal (run queued/started/resumed/interrupted/paused,
- *   step started (attempt), step completed/failed/skipped, signal received, run completed);
+ *   step started (attempt), step completed/failed/skipped, signal received, run completed),
+ *   indexed by `(root_run_id, id)` only (one index per event written). `id` is the rowid, not
+ *   AUTOINCREMENT (which costs a write per event): ids increase in commit order, and an id is
+ *   reused only when the newest events are deleted with their run;
  * - `signals`: data sent to a run waiting for it (human in the loop);
  * - `engines`: the engines owning runs, with what tells whether each is alive (pid, the pid's
  *   start time and namespace, heartbeat).
@@ -65,7 +69,7 @@ CREATE TABLE IF NOT EXISTS step_results (
   result TEXT NOT NULL,
   created_at TEXT NOT NULL,
   PRIMARY KEY (run_id, step_index)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS step_info (
   run_id TEXT NOT NULL,
   step_index INTEGER NOT NULL,
@@ -74,8 +78,10 @@ CREATE TABLE IF NOT EXISTS step_info (
   status TEXT NOT NULL,
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 1,
+  duration_ms REAL,
   PRIMARY KEY (run_id, step_index)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS flow_labels (
   name TEXT NOT NULL,
   label TEXT NOT NULL,
@@ -105,7 +111,7 @@ CREATE INDEX IF NOT EXISTS idx_batch_runs_batch ON batch_runs(batch_id, batch_in
 /** The journal, signals, engines and the columns re-driving a run needs. */
 const DURABLE = `
 CREATE TABLE IF NOT EXISTS run_events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   run_id TEXT NOT NULL,
   root_run_id TEXT NOT NULL,
   type TEXT NOT NULL,
@@ -115,7 +121,6 @@ CREATE TABLE IF NOT EXISTS run_events (
   data TEXT,
   at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS idx_run_events_run ON run_events(run_id, id);
 CREATE INDEX IF NOT EXISTS idx_run_events_root ON run_events(root_run_id, id);
 CREATE TABLE IF NOT EXISTS signals (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -140,9 +145,7 @@ CREATE TABLE IF NOT EXISTS engines (
 CREATE INDEX IF NOT EXISTS idx_runs_created ON runs(created_at, id);
 CREATE INDEX IF NOT EXISTS idx_runs_status ON runs(status, created_at);
 CREATE INDEX IF NOT EXISTS idx_runs_parent ON runs(parent_run_id);
-CREATE INDEX IF NOT EXISTS idx_runs_root ON runs(root_run_id);
 CREATE UNIQUE INDEX IF NOT EXISTS idx_runs_key ON runs(run_key) WHERE run_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS idx_runs_owner ON runs(owner_id, status);
 `;
 
 /** Migrations in order. Each is applied once (inside one transaction) and recorded. */

@@ -771,10 +771,10 @@ export class SqliteStateStore implements StateStore {
     const where = ["id > ?"];
     const args: (string | number)[] = [filter.afterId ?? 0];
     if (filter.runId !== undefined) {
-      where.push("run_id = ?");
-      args.push(filter.runId);
-    }
-    if (filter.rootRunId !== undefined) {
+      // through the (root_run_id, id) index: the events table has no index of its own on run_id
+      where.push("root_run_id = ?", "run_id = ?");
+      args.push(filter.rootRunId ?? this.#rootOf(filter.runId), filter.runId);
+    } else if (filter.rootRunId !== undefined) {
       where.push("root_run_id = ?");
       args.push(filter.rootRunId);
     }
@@ -827,7 +827,14 @@ export class SqliteStateStore implements StateStore {
 
   #deleteRuns(ids: string[]): void {
     const json = JSON.stringify(ids);
-    for (const table of ["step_results", "step_info", "run_events", "signals", "batch_runs"]) {
+    // events through their (root_run_id, id) index
+    this.#stmt(
+      `DELETE FROM run_events WHERE root_run_id IN (
+         SELECT DISTINCT COALESCE(root_run_id, id) FROM runs
+         WHERE id IN (SELECT value FROM json_each(?1)))
+       AND run_id IN (SELECT value FROM json_each(?1))`,
+    ).run(json);
+    for (const table of ["step_results", "step_info", "signals", "batch_runs"]) {
       this.#stmt(`DELETE FROM ${table} WHERE run_id IN (SELECT value FROM json_each(?))`).run(
         json,
       );
