@@ -35,7 +35,7 @@ import type { SourceMap } from "../flow/diagnostics.ts";
 import { parsePath } from "../flow/template.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { Engine } from "../execution/engine.ts";
-import { storeConfigFromUrl } from "../state/create.ts";
+import { applyStoreFlag } from "./store_option.ts";
 import { stepsInFlight } from "../execution/step_call.ts";
 import { parseDuration } from "../execution/duration.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
@@ -235,20 +235,10 @@ function permissionExit(hint: string): number {
 async function prepare(flags: RunFlags) {
   if (flags.output !== undefined) await checkOutputPath(flags.output);
   const loaded = await loadFlowFile(flags.flow);
-  let config = await loadConfigForFlow({ configPath: flags.config, flowPath: flags.flow });
-  if (flags.store !== undefined) {
-    let stateStore;
-    try {
-      stateStore = storeConfigFromUrl(flags.store);
-    } catch (e) {
-      throw new UsageError(describeError(e));
-    }
-    // relative database paths are relative to the current directory, as other file flags
-    if (stateStore.type === "sqlite" && !/^sqlite:(\/|:memory:)/.test(stateStore.databaseUrl)) {
-      stateStore.databaseUrl = `sqlite:${resolve(stateStore.databaseUrl.slice(7))}`;
-    }
-    config = { ...config, config: { ...config.config, stateStore } };
-  }
+  const config = applyStoreFlag(
+    await loadConfigForFlow({ configPath: flags.config, flowPath: flags.flow }),
+    flags.store,
+  );
   const input = await readRunInput(
     flags,
     () => Deno.stdin.isTerminal() ? Promise.resolve("") : readStdin(),

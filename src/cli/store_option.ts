@@ -4,7 +4,9 @@
  * directory as `run` discovers it).
  * @module
  */
+import { resolve } from "node:path";
 import { loadConfigForFlow } from "../config/load.ts";
+import type { LoadedConfig } from "../config/model.ts";
 import { createStateStore, storeConfigFromUrl } from "../state/create.ts";
 import type { StateStore } from "../state/store.ts";
 import { describeError, UsageError } from "../errors.ts";
@@ -49,4 +51,23 @@ export async function openStoreFromFlags(flags: StoreFlags): Promise<StateStore>
     );
   }
   return createStateStore(config, loaded.workingDirectory);
+}
+
+/**
+ * `config` with its `stateStore` replaced by the one `--store` names (unchanged without the flag).
+ * A relative database path is relative to the current directory, as other file flags.
+ * @throws {UsageError} when the value is not a store.
+ */
+export function applyStoreFlag<C extends LoadedConfig>(config: C, store: string | undefined): C {
+  if (store === undefined) return config;
+  let stateStore;
+  try {
+    stateStore = storeConfigFromUrl(store);
+  } catch (e) {
+    throw new UsageError(describeError(e));
+  }
+  if (stateStore.type === "sqlite" && !/^sqlite:(\/|:memory:)/.test(stateStore.databaseUrl)) {
+    stateStore.databaseUrl = `sqlite:${resolve(stateStore.databaseUrl.slice("sqlite:".length))}`;
+  }
+  return { ...config, config: { ...config.config, stateStore } };
 }

@@ -62,7 +62,6 @@ interface StepStart {
   at: string;
 }
 
-
 /** A {@linkcode StateStore} kept in maps; every write is applied synchronously. */
 export class MemoryStateStore implements StateStore {
   readonly kind = "inMemory";

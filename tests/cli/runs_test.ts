@@ -192,3 +192,14 @@ Deno.test("parseAge() and parseSince() read durations and instants", () => {
   );
   assertStrictEquals(parseSince("2024-05-01T12:00:00+02:00", 0), "2024-05-01T10:00:00.000Z");
 });
+
+Deno.test("stepflow permissions --store: the database of run --store is readable and writable", async () => {
+  await withTempDir(async (dir) => {
+    const r = await runCli(["permissions", "--flow", `${DIR}/greet.yaml`, "--store", "runs.db"], {
+      cwd: dir,
+    });
+    assertStrictEquals(r.code, 0, r.stderr);
+    assertMatch(r.stdout, /--allow-read=[^ ]*\.\/runs\.db/);
+    assertMatch(r.stdout, /--allow-write=\.\/runs\.db/);
+  });
+});
