@@ -16,11 +16,10 @@
  */
 import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
-import { EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
+import { EXIT_FAILED, EXIT_OK } from "./exit_codes.ts";
 import { writeStderr, writeStdout } from "./main.ts";
-import { openStoreFromFlags, type StoreFlags } from "./store_option.ts";
-import { permissionHint } from "../permissions/hint.ts";
-import { describeError, UsageError } from "../errors.ts";
+import { guarded, openStoreFromFlags, type StoreFlags } from "./store_option.ts";
+import { UsageError } from "../errors.ts";
 import { type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
 import {
@@ -79,21 +78,6 @@ export function register(program: Command, setExit: SetExit): void {
       .description("Delete finished runs older than a duration, with their nested runs")
       .requiredOption("--older-than <duration>", "e.g. 30d, 12h, 2w"),
   ).action(async (flags: PruneFlags) => setExit(await guarded(() => pruneCommand(flags))));
-}
-
-/** Runs a command; turns its errors into a message on stderr and an exit code. */
-async function guarded(fn: () => Promise<number>): Promise<number> {
-  try {
-    return await fn();
-  } catch (e) {
-    const hint = permissionHint(e);
-    if (hint) {
-      writeStderr(`error: ${hint}\n`);
-      return EXIT_PERMISSION;
-    }
-    writeStderr(`error: ${describeError(e)}\n`);
-    return e instanceof UsageError ? EXIT_INVALID : EXIT_FAILED;
-  }
 }
 
 async function withStore<T>(flags: StoreFlags, fn: (s: StateStore) => Promise<T>): Promise<T> {

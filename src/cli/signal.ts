@@ -13,12 +13,11 @@
  */
 import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
-import { EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
+import { EXIT_FAILED, EXIT_OK } from "./exit_codes.ts";
 import { writeStderr, writeStdout } from "./main.ts";
-import { openStoreFromFlags, type StoreFlags } from "./store_option.ts";
+import { guarded, openStoreFromFlags, type StoreFlags } from "./store_option.ts";
 import { readValueFlags } from "./input.ts";
-import { permissionHint } from "../permissions/hint.ts";
-import { describeError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { stringifyJson } from "../json/exact_json.ts";
 import { isFinished } from "../state/store.ts";
 
@@ -46,12 +45,8 @@ export function register(program: Command, setExit: SetExit): void {
 }
 
 /** Runs `stepflow signal`; returns the exit code. Never throws. */
-export async function signalCommand(
-  runId: string,
-  name: string,
-  flags: SignalFlags,
-): Promise<number> {
-  try {
+export function signalCommand(runId: string, name: string, flags: SignalFlags): Promise<number> {
+  return guarded(async () => {
     if (name.trim() === "") throw new UsageError("the signal name must not be empty");
     const data = (await readValueFlags("data", flags.data, flags.dataJson, flags.dataYaml)) ??
       null;
@@ -79,13 +74,5 @@ export async function signalCommand(
     } finally {
       await store.close();
     }
-  } catch (e) {
-    const hint = permissionHint(e);
-    if (hint) {
-      writeStderr(`error: ${hint}\n`);
-      return EXIT_PERMISSION;
-    }
-    writeStderr(`error: ${describeError(e)}\n`);
-    return e instanceof UsageError ? EXIT_INVALID : EXIT_FAILED;
-  }
+  });
 }

@@ -10,6 +10,9 @@ import type { LoadedConfig } from "../config/model.ts";
 import { createStateStore, storeConfigFromUrl } from "../state/create.ts";
 import type { StateStore } from "../state/store.ts";
 import { describeError, UsageError } from "../errors.ts";
+import { permissionHint } from "../permissions/hint.ts";
+import { EXIT_FAILED, EXIT_INVALID, EXIT_PERMISSION } from "./exit_codes.ts";
+import { writeStderr } from "./main.ts";
 
 /** Flags naming a store. */
 export interface StoreFlags {
@@ -70,4 +73,22 @@ export function applyStoreFlag<C extends LoadedConfig>(config: C, store: string 
     stateStore.databaseUrl = `sqlite:${resolve(stateStore.databaseUrl.slice("sqlite:".length))}`;
   }
   return { ...config, config: { ...config.config, stateStore } };
+}
+
+/**
+ * Runs a command of this kind and returns its exit code: its errors become one line on stderr
+ * and exit 2 (usage), 3 (a missing permission, with the flag to add) or 1 (anything else).
+ */
+export async function guarded(fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (e) {
+    const hint = permissionHint(e);
+    if (hint) {
+      writeStderr(`error: ${hint}\n`);
+      return EXIT_PERMISSION;
+    }
+    writeStderr(`error: ${describeError(e)}\n`);
+    return e instanceof UsageError ? EXIT_INVALID : EXIT_FAILED;
+  }
 }
