@@ -28,11 +28,11 @@ export function parseSqliteUrl(
   }
   const params = new URLSearchParams(query);
   const mode = params.get("mode") ?? "rwc";
+  if (rest === ":memory:" || rest === "" || mode === "memory") {
+    return { path: ":memory:", mode: "rwc" };
+  }
   if (mode !== "rwc" && mode !== "rw" && mode !== "ro") {
     throw new Error(`Invalid SQLite mode '${mode}' in '${url}': expected rwc, rw or ro`);
-  }
-  if (rest === ":memory:" || rest === "" || params.get("mode") === "memory") {
-    return { path: ":memory:", mode: "rwc" };
   }
   const path = rest.startsWith("/") ? rest : `${workingDirectory.replace(/\/$/, "")}/${rest}`;
   return { path, mode };

@@ -55,6 +55,13 @@ export const CANCELLED = 410;
  * recursion or fan-out): the whole run was stopped. Never retried. (HTTP 508: loop detected.)
  */
 export const RUN_LIMIT = 508;
+/** A run's state could not be written to the state store (src/state/store.ts). Never retried. */
+export const STORE_FAILED = 507;
+/**
+ * The engine running a run stopped (killed, crashed, closed) before the run finished; `stepflow
+ * resume` continues it.
+ */
+export const RUN_INTERRUPTED = 503;
 /** A step's output is larger than the output size limit. Never retried. */
 export const OUTPUT_TOO_LARGE = 413;
 /** stepflow 0.8's code for execution errors and MCP tool failures; a component failure. */
@@ -157,6 +164,20 @@ export const ERROR_CODES: readonly ErrorCodeInfo[] = [
     kind: "INVALID_REQUEST",
     category: "invalid",
     description: "The worker received a malformed JSON-RPC request.",
+  },
+  {
+    code: STORE_FAILED,
+    kind: "STORE_FAILED",
+    category: "fatal",
+    description:
+      "The run's state could not be written to the state store (disk full, read-only, locked).",
+  },
+  {
+    code: RUN_INTERRUPTED,
+    kind: "RUN_INTERRUPTED",
+    category: "fatal",
+    description:
+      "The engine running the run stopped before it finished (killed, crashed); resume it.",
   },
 ];
 

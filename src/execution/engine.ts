@@ -27,7 +27,7 @@ import { createPlugin } from "../plugins/registry.ts";
 import "../plugins/all.ts";
 import { logger } from "../log.ts";
 import type { StateStore } from "../state/store.ts";
-import { nowRfc3339 } from "../state/store.ts";
+import { nowRfc3339, storeFailedResult } from "../state/store.ts";
 import { createStateStore } from "../state/create.ts";
 import { compileFlow } from "./compile.ts";
 import { cancelled, executeFlow } from "./scheduler.ts";
@@ -330,17 +330,19 @@ export class Engine {
     const flowId = this.#registerFlow(flow);
     const depth = options.depth ?? 0;
     const origin = originOf(options);
-    const created = this.store.createRun({
+    // Not awaited: the store commits writes in order, so a later commit of this run (a step
+    // result, its completion) fails when this one did (src/state/store.ts).
+    this.store.createRun({
       runId,
       flowId,
       flowName: flow.name,
       status: "running",
       input,
       overrides: options.overrides,
+      variables: variablesObject(options.variables),
       createdAt: nowRfc3339(),
       parentRunId: options.parentRunId,
     });
-    if (created !== undefined) await created;
     const budget = options.budget ?? this.#budget(options, controller, runId);
     const events = this.#observers.size > 0
       ? new RunEvents(runId, [...this.#observers], log)
@@ -375,8 +377,17 @@ export class Engine {
       });
     }
     const status = result.outcome === "success" ? "completed" : "failed";
-    const completed = this.store.completeRun(runId, status, result);
-    if (completed !== undefined) await completed;
+    const stored = this.store.completeRun(runId, status, result);
+    // Never report a result whose run state was not stored (issue 10): a top-level run waits for
+    // its last commit, which also fails when any earlier write of the run (or of its nested runs,
+    // committed before it) failed.
+    if (stored !== undefined && options.parentRunId === undefined) {
+      try {
+        await stored;
+      } catch (e) {
+        result = storeFailedResult(e);
+      }
+    }
     events?.emit({ type: "run_finished", runId, status, result, at: Date.now() });
     return result;
   }
@@ -549,6 +560,15 @@ function originOf(options: InternalRunOptions): RunOrigin | undefined {
     }
   }
   return origin;
+}
+
+/** Run variables as the state store keeps them (undefined when there are none). */
+function variablesObject(
+  v: Record<string, JsonValue> | ReadonlyMap<string, JsonValue> | undefined,
+): Record<string, JsonValue> | undefined {
+  if (v === undefined) return undefined;
+  const o = v instanceof Map ? Object.fromEntries(v) : v as Record<string, JsonValue>;
+  return Object.keys(o).length > 0 ? o : undefined;
 }
 
 function isFlowLike(f: Flow | FlowLike): f is FlowLike {

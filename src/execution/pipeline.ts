@@ -35,6 +35,7 @@ import type { CompiledStep } from "./compile.ts";
 import type { RoutedComponent, RunContext } from "./run_context.ts";
 import { applyErrorAction, checkOutputSize, runWithPolicy } from "./step_policy.ts";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "./limits.ts";
+import { STORE_FAILED } from "../core/error_codes.ts";
 
 const SKIPPED: FlowResult = Object.freeze(skipped()) as FlowResult;
 
@@ -117,9 +118,10 @@ function launch(
 }
 
 /**
- * The record stage: stores the result and, once the store has committed it (a store write may
- * return a promise: durable stores commit in groups), unblocks the step's dependents. A rejected
- * commit fails the run with an error naming the store and the cause.
+ * The record stage: stores the result and unblocks the step's dependents. A store that commits
+ * in groups returns a promise for the write: it becomes the run's pending commit, which a step
+ * with side effects waits for before its call (and the run before building its output), and a
+ * rejected commit fails the run with an error naming the store and the cause.
  */
 function record(
   step: CompiledStep,
@@ -134,23 +136,52 @@ function record(
   }
   try {
     run.results[step.index] = result;
-    const write = run.store.recordStepResult(run.runId, {
-      stepIndex: step.index,
-      stepId: step.id,
-      result,
-    }) as Promise<void> | undefined;
-    if (write === undefined) {
-      committed(step, run, sink, result, startedAt);
-      return;
-    }
-    write.then(
-      () => committed(step, run, sink, result, startedAt),
-      (e) => sink.failed(storeFailure(step, run, e), step),
+    noteWrite(
+      step,
+      run,
+      sink,
+      run.store.recordStepResult(run.runId, {
+        stepIndex: step.index,
+        stepId: step.id,
+        result,
+        component: step.component,
+        attempt: run.inFlight.attempt[step.index],
+        durationMs: Date.now() - startedAt,
+      }),
     );
+    committed(step, run, sink, result, startedAt);
   } catch (e) {
     // A bug here (or a store that throws) must fail the run, not become an unhandled rejection.
     sink.failed(storeFailure(step, run, e), step);
   }
+}
+
+/** Records that attempt `attempt` of the step's component call starts (step_info, journal). */
+function startedCall(step: CompiledStep, run: RunContext, attempt: number): void {
+  const write = run.store.recordStepStarted(run.runId, {
+    stepIndex: step.index,
+    stepId: step.id,
+    component: step.component,
+    attempt,
+  });
+  if (write !== undefined) {
+    // its failure fails the run through the step's result write, committed after it
+    write.catch(() => {});
+  }
+}
+
+/** Tracks a store write of the run: the latest pending commit; a rejection fails the run. */
+function noteWrite(
+  step: CompiledStep,
+  run: RunContext,
+  sink: StepSink,
+  write: void | Promise<void>,
+): void {
+  if (write === undefined) return;
+  run.commit = write;
+  write.then(() => {
+    if (run.commit === write) run.commit = undefined;
+  }, (e) => sink.failed(storeFailure(step, run, e), step));
 }
 
 function committed(
@@ -177,12 +208,17 @@ function committed(
   sink.recorded(step);
 }
 
+/**
+ * A state store write of a step failed: the run fails with code 507 (`STORE_FAILED`), the store's
+ * message (naming the database and the cause) on top, then the step.
+ */
 function storeFailure(step: CompiledStep, run: RunContext, e: unknown): ExecutionError {
-  return executionError(`failed to record the result of step '${step.id}'`, {
-    attachments: [`State store: ${run.store.kind}`],
-    detail: `the ${run.store.kind} state store could not store it: ${describeError(e)}`,
+  return executionError(describeError(e), {
+    attachments: [`State store: ${run.store.kind}`, `Step: ${step.id}`],
+    detail: null,
     cause: e,
     stepId: step.id,
+    code: STORE_FAILED,
   });
 }
 
@@ -225,6 +261,12 @@ export async function runStep(
   }
   const policy = step.policy;
   if (policy.invalid) throw policy.invalid;
+  // The durability rule: a step with side effects starts only on committed results.
+  if (run.commit !== undefined && routed.plugin.replayable !== true) {
+    await run.commit.catch(() => {}); // a failed commit fails the run (noteWrite)
+    if (signal.aborted) throw signal.reason;
+  }
+  startedCall(step, run, 1);
   let result: FlowResult;
   try {
     result = policy.plain && routed.limits === undefined
@@ -331,6 +373,7 @@ async function policyCall(
         ),
       onAttempt: (attempt) => {
         run.inFlight.attempt[step.index] = attempt;
+        startedCall(step, run, attempt);
         run.events?.emit({
           type: "step_started",
           runId: run.runId,

@@ -130,6 +130,12 @@ export interface RunContext {
   runner?: StepRunner;
   /** Where a nested run comes from; undefined for a top-level run. */
   origin?: RunOrigin;
+  /**
+   * The latest store write of this run's step results that is not known to be committed yet
+   * (stores that commit in groups return a promise; commits happen in order, so this one
+   * settling means every earlier one did). Undefined when everything is committed.
+   */
+  commit?: Promise<void>;
 }
 
 /** Builds the template scope of a run. */

@@ -54,7 +54,12 @@ export function executeFlow(
           const d = deps[k];
           if (--waiting[d] === 0) start(steps[d]);
         }
-        if (--outstanding === 0) finish(finalize(run));
+        if (--outstanding === 0) {
+          // the output is built on committed results only
+          const pending = run.commit;
+          if (pending === undefined) finish(finalize(run));
+          else pending.then(() => finish(finalize(run)), () => {}); // a failure fails the run
+        }
       },
       failed(e, step) {
         if (done) return;

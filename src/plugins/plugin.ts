@@ -163,6 +163,14 @@ export interface Plugin {
   readonly type: string;
   /** What the plugin enforces itself (see {@linkcode PluginEnforcement}); none by default. */
   readonly enforces?: PluginEnforcement;
+  /**
+   * True when calls have no effect outside the engine and give the same result when made again
+   * (built-ins, mocks): such a step may start before the results it reads are committed to the
+   * state store, since after a crash it is simply run again. Steps of other plugins (step
+   * services, MCP tools: side effects) start only once every result of the run so far is
+   * committed. Default false.
+   */
+  readonly replayable?: boolean;
   /** Starts the plugin (spawns a worker, connects). Called once. @throws on a fatal start failure. */
   init(ctx: PluginInitContext): Promise<void>;
   /** Every component this plugin offers. */

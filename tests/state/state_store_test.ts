@@ -1,7 +1,8 @@
 import { assertEquals, assertStrictEquals, assertThrows, withTempDir } from "../_assert.ts";
 import { blobId, isBlobId } from "../../src/state/blob_id.ts";
 import { MemoryStateStore } from "../../src/state/memory.ts";
-import { parseSqliteUrl, SqliteStateStore } from "../../src/state/sqlite.ts";
+import { SqliteStateStore } from "../../src/state/sqlite.ts";
+import { parseSqliteUrl } from "../../src/config/store_url.ts";
 import type { StateStore } from "../../src/state/store.ts";
 import { createStateStore } from "../../src/state/create.ts";
 import { parseJson, stringifyJson } from "../../src/json/exact_json.ts";
@@ -126,4 +127,19 @@ Deno.test("createStateStore(): a file that is not a database names the setting a
       `stateStore.databaseUrl 'sqlite:junk.db': cannot open '${dir}/junk.db': file is not a database (point databaseUrl at a new file`,
     );
   });
+});
+
+Deno.test("createStateStore(): inMemory retention settings from the config", async () => {
+  const { parseConfigValue } = await import("../../src/config/load.ts");
+  const loaded = parseConfigValue({
+    plugins: {},
+    stateStore: { type: "inMemory", maxFinishedRuns: 1, maxFinishedAge: "1h" },
+  }, { workingDirectory: "/" });
+  const s = createStateStore(loaded.config.stateStore, "/");
+  for (const id of ["a", "b"]) {
+    s.createRun({ runId: id, flowId: "f", status: "running", input: null, createdAt: "x" });
+    s.completeRun(id, "completed");
+  }
+  assertEquals((await s.listRuns()).map((r) => r.runId), ["b"]);
+  await s.close();
 });

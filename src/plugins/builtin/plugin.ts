@@ -28,6 +28,8 @@ export const BUILTIN_COMPONENTS: Map<string, BuiltinComponent> = new Map(
 /** The `builtin` plugin. */
 export class BuiltinPlugin implements Plugin {
   readonly type = "builtin";
+  /** Built-ins change nothing outside the engine (blobs are content addressed; nested runs have keys). */
+  readonly replayable = true;
   #env: BuiltinEnv = { workingDirectory: "." };
 
   constructor(readonly name: string) {}

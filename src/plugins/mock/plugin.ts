@@ -28,6 +28,8 @@ interface MockEntry {
 /** The `mock` plugin. */
 export class MockPlugin implements Plugin {
   readonly type = "mock";
+  /** Fixed answers: calling again gives the same result. */
+  readonly replayable = true;
   #components = new Map<string, MockEntry>();
 
   /**
