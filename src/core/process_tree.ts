@@ -76,6 +76,14 @@ export class ProcessTree {
     for (const pid of this.members()) trySignal(pid, signal);
   }
 
+  /**
+   * Notes the descendants the child has now (by walking /proc), so that they are found even
+   * after the child exits: call it before anything that may make the child exit.
+   */
+  snapshot(): void {
+    this.#remember();
+  }
+
   /** Stops tracking (call once every process is gone); removes the cgroup. */
   release(): void {
     if (this.#released) return;
@@ -206,10 +214,18 @@ function readPids(file: string): number[] | undefined {
 let cgroupBase: string | null | undefined;
 let cgroupCount = 0;
 
-/** The cgroup v2 directory of this process, when cgroups can be made below it; else null. */
+/**
+ * The cgroup v2 directory of this process, when cgroups can be made below it; else null.
+ * `STEPFLOW_PROCESS_TREE=walk` turns cgroups off (the /proc walk only).
+ */
 function ownCgroup(): string | null {
   if (cgroupBase !== undefined) return cgroupBase;
   cgroupBase = null;
+  try {
+    if (Deno.env.get("STEPFLOW_PROCESS_TREE") === "walk") return null;
+  } catch {
+    // not allowed to read it: the default
+  }
   try {
     const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((l) =>
       l.startsWith("0::")

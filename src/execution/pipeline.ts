@@ -156,7 +156,11 @@ function record(
   }
 }
 
-/** Records that attempt `attempt` of the step's component call starts (step_info, journal). */
+/**
+ * Records that attempt `attempt` of the step's component call starts (step_info, journal): for
+ * steps with side effects only, whose attempt numbers matter after a crash; a replayable step's
+ * status is recorded with its result.
+ */
 function startedCall(step: CompiledStep, run: RunContext, attempt: number): void {
   const write = run.store.recordStepStarted(run.runId, {
     stepIndex: step.index,
@@ -261,12 +265,15 @@ export async function runStep(
   }
   const policy = step.policy;
   if (policy.invalid) throw policy.invalid;
-  // The durability rule: a step with side effects starts only on committed results.
-  if (run.commit !== undefined && routed.plugin.replayable !== true) {
-    await run.commit.catch(() => {}); // a failed commit fails the run (noteWrite)
-    if (signal.aborted) throw signal.reason;
+  if (routed.plugin.replayable !== true) {
+    // The durability rule: a step with side effects starts only on committed results, and its
+    // start is recorded (after a crash it runs again with the next attempt number).
+    if (run.commit !== undefined) {
+      await run.commit.catch(() => {}); // a failed commit fails the run (noteWrite)
+      if (signal.aborted) throw signal.reason;
+    }
+    startedCall(step, run, 1);
   }
-  startedCall(step, run, 1);
   let result: FlowResult;
   try {
     result = policy.plain && routed.limits === undefined
@@ -373,7 +380,7 @@ async function policyCall(
         ),
       onAttempt: (attempt) => {
         run.inFlight.attempt[step.index] = attempt;
-        startedCall(step, run, attempt);
+        if (routed.plugin.replayable !== true) startedCall(step, run, attempt);
         run.events?.emit({
           type: "step_started",
           runId: run.runId,

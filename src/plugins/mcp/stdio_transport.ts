@@ -9,14 +9,20 @@
  * Faults never throw out of the transport: a non-JSON line is logged and remembered (the server
  * keeps running, as DESIGN.md asks of workers), a dead process fires `onclose` once its exit
  * status is known, so pending requests fail with {@linkcode StdioTransport.exitDescription}.
+ * The process (in its own process group; its whole tree is stopped) is run by the engine's one
+ * child-process supervisor (src/plugins/supervisor.ts), with the same limits as step services.
  * @module
  */
-import { LineSplitter } from "../../protocol/line_splitter.ts";
 import type { JSONRPCMessage, Transport } from "./_sdk.ts";
 import { isJsonObject, parseJson, stringifyJson } from "../../json/exact_json.ts";
 import { TransportError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
-import { settlesWithin } from "../../core/abort.ts";
+import {
+  Child,
+  DEFAULT_CLOSE_GRACE_MS,
+  DEFAULT_MAX_LINE_BYTES,
+  spawnFailure,
+} from "../supervisor.ts";
 
 /** How to start a stdio MCP server. */
 export interface StdioServerOptions {
@@ -32,24 +38,18 @@ export interface StdioServerOptions {
   log: Logger;
   /**
    * How long `close()` waits after closing stdin before SIGTERM, and after SIGTERM before SIGKILL.
-   * @default {2000} ms
+   * @default DEFAULT_CLOSE_GRACE_MS
    */
   closeGraceMs?: number;
   /**
    * Longest stdout line accepted; a longer one kills the server (it cannot be a sane reply).
-   * @default {67108864} bytes (64 MiB)
+   * @default DEFAULT_MAX_LINE_BYTES
    */
   maxLineBytes?: number;
 }
 
-/** Default grace in ms between the steps of `close()`. */
-export const DEFAULT_CLOSE_GRACE_MS = 2000;
-/** Default longest stdout line, in bytes. */
-export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
+export { DEFAULT_CLOSE_GRACE_MS, DEFAULT_MAX_LINE_BYTES };
 
-/** How long the pipes are read after the process exited (grandchildren may hold them), ms. */
-const PIPE_DRAIN_MS = 500;
-const STDERR_TAIL_LINES = 10;
 const JUNK_KEPT = 3;
 const encoder = new TextEncoder();
 
@@ -60,13 +60,10 @@ export class StdioTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
 
   #opts: StdioServerOptions;
-  #child?: Deno.ChildProcess;
-  #writer?: WritableStreamDefaultWriter<Uint8Array>;
-  #status?: Deno.CommandStatus;
+  #child?: Child;
   #closing = false;
   #closedFired = false;
   #done?: Promise<void>;
-  #stderrTail: string[] = [];
   #junk: string[] = [];
   #killReason?: string;
 
@@ -81,48 +78,48 @@ export class StdioTransport implements Transport {
    */
   start(): Promise<void> {
     const o = this.#opts;
-    let child: Deno.ChildProcess;
+    let child: Child;
     try {
-      child = new Deno.Command(o.command, {
+      child = Child.spawn({
+        name: `MCP server '${o.command}'`,
+        command: o.command,
         args: o.args,
         env: o.env,
+        clearEnv: false, // stepflow 0.8: MCP servers inherit the engine's environment
         cwd: o.cwd,
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+        log: o.log,
+        closeGraceMs: o.closeGraceMs,
+        maxLineBytes: o.maxLineBytes,
+        onStdoutLine: (line) => this.#onLine(line),
+        onOverflow: (max) => {
+          this.#killReason = `wrote a stdout line longer than ${max} bytes and was stopped`;
+          child.kill();
+        },
+      });
     } catch (err) {
       return Promise.reject(
-        new TransportError(spawnFailure(o.command, o.cwd, err), { cause: err }),
+        new TransportError(
+          `cannot start '${o.command}': ${spawnFailure(o.cwd, err)}`,
+          { cause: err },
+        ),
       );
     }
     this.#child = child;
-    this.#writer = child.stdin.getWriter();
-    this.#writer.closed.catch(() => {}); // a broken pipe surfaces through send() and the exit
-    const outReader = child.stdout.getReader();
-    const errReader = child.stderr.getReader();
-    const drained = Promise.allSettled([
-      this.#readStdout(outReader),
-      this.#readStderr(errReader),
-    ]);
     this.#done = (async () => {
-      this.#status = await child.status;
-      // A grandchild that inherited the pipes may keep them open: read what is left for a
-      // moment, then stop reading, so the end is reported and close() returns.
-      if (!(await settlesWithin(drained, PIPE_DRAIN_MS))) {
-        outReader.cancel().catch(() => {});
-        errReader.cancel().catch(() => {});
-        await drained;
-      }
+      await child.status;
+      // a grandchild that inherited the pipes may keep them open: read what is left for a
+      // moment, then stop reading, so the end is reported and close() returns
+      await child.drain();
       this.#fireClose();
+      await child.reapTree();
     })();
     return Promise.resolve();
   }
 
   /** Writes one message line. @throws {TransportError} when the server's stdin is closed. */
   async send(message: JSONRPCMessage): Promise<void> {
-    const w = this.#writer;
-    if (!w || this.#status || this.#closing) {
+    const w = this.#child?.stdin;
+    if (!w || this.#child?.exitStatus || this.#closing) {
       throw new TransportError(this.exitDescription() ?? "MCP server is not running");
     }
     try {
@@ -146,16 +143,7 @@ export class StdioTransport implements Transport {
       return;
     }
     this.#closing = true;
-    const grace = this.#opts.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
-    try {
-      await this.#writer?.close();
-    } catch {
-      // already closed or broken
-    }
-    if (!this.#status && !(await this.#waitExit(grace))) {
-      this.#kill("SIGTERM");
-      if (!(await this.#waitExit(grace))) this.#kill("SIGKILL");
-    }
+    await child.stop(true);
     await this.#done;
   }
 
@@ -172,10 +160,9 @@ export class StdioTransport implements Transport {
 
   /** `exited with code 3`, `was killed by SIGKILL`, ...; undefined while the server runs. */
   exitReason(): string | undefined {
-    const s = this.#status;
-    if (!s) return undefined;
-    return this.#killReason ??
-      (s.signal ? `was killed by ${s.signal}` : `exited with code ${s.code}`);
+    const reason = this.#child?.exitReason();
+    if (reason === undefined) return undefined;
+    return this.#killReason ?? reason;
   }
 
   /** What the server printed that may explain a failure: stderr tail and junk stdout lines. */
@@ -188,51 +175,15 @@ export class StdioTransport implements Transport {
         }`,
       );
     }
-    const tail = this.#stderrTail.filter((l) => l.trim() !== "");
+    const tail = (this.#child?.stderrTail ?? []).filter((l) => l.trim() !== "");
     if (tail.length > 0) parts.push(`stderr: ${tail.slice(-3).join(" | ")}`);
     return parts.join("; ");
-  }
-
-  async #waitExit(ms: number): Promise<boolean> {
-    return this.#status !== undefined || await settlesWithin(this.#child!.status, ms);
-  }
-
-  #kill(signal: Deno.Signal): void {
-    try {
-      this.#child?.kill(signal);
-    } catch {
-      // already exited
-    }
   }
 
   #fireClose(): void {
     if (this.#closedFired) return;
     this.#closedFired = true;
     this.onclose?.();
-  }
-
-  async #readStdout(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
-    const max = this.#opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    // the protocol's newline framing: no quadratic joins for a long line arriving in chunks
-    const lines = new LineSplitter({
-      maxLineBytes: max,
-      onOverflow: () => {
-        this.#killReason = `wrote a stdout line longer than ${max} bytes and was stopped`;
-        this.#kill("SIGKILL");
-      },
-    });
-    const onLine = (line: string) => this.#onLine(line);
-    try {
-      while (true) {
-        const { value: chunk, done } = await reader.read();
-        if (done) break;
-        lines.push(chunk, onLine);
-      }
-      const rest = lines.flush();
-      if (rest !== undefined) this.#onLine(rest);
-    } catch (err) {
-      this.onerror?.(new TransportError(`reading stdout failed: ${(err as Error).message}`));
-    }
   }
 
   #onLine(raw: string): void {
@@ -256,61 +207,5 @@ export class StdioTransport implements Transport {
     } catch (err) {
       this.onerror?.(err as Error);
     }
-  }
-
-  async #readStderr(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let buf = "";
-    try {
-      while (true) {
-        const { value: chunk, done } = await reader.read();
-        if (done) break;
-        buf += decoder.decode(chunk, { stream: true });
-        let nl = buf.indexOf("\n");
-        while (nl >= 0) {
-          this.#onStderr(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-          nl = buf.indexOf("\n");
-        }
-        if (buf.length > 64 * 1024) {
-          this.#onStderr(buf);
-          buf = "";
-        }
-      }
-      if (buf !== "") this.#onStderr(buf);
-    } catch {
-      // stderr is informational only
-    }
-  }
-
-  #onStderr(raw: string): void {
-    // deno-lint-ignore no-control-regex
-    const line = raw.replace(/\x1b\[[0-9;]*m/g, ""); // colour codes are noise in a message
-    const l = line.length > 300 ? line.slice(0, 297) + "..." : line;
-    this.#stderrTail.push(l);
-    if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
-    this.#opts.log.info(`stderr: ${l}`);
-  }
-}
-
-function spawnFailure(command: string, cwd: string, err: unknown): string {
-  if (err instanceof Deno.errors.NotFound && !isDirectory(cwd)) {
-    return `cannot start '${command}': its working directory ${cwd} does not exist`;
-  }
-  if (err instanceof Deno.errors.NotFound) {
-    return `cannot start '${command}': not found (ENOENT); check the plugin's \`command\` ` +
-      `(looked up on PATH, relative paths from ${cwd})`;
-  }
-  if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
-    return `cannot start '${command}': permission denied (${(err as Error).message})`;
-  }
-  return `cannot start '${command}': ${err instanceof Error ? err.message : String(err)}`;
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
   }
 }

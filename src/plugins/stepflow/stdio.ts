@@ -11,7 +11,8 @@
  *   restarted process gets `initialize` again (0.8 does not; 0.8 workers accept both);
  * - writing to a closed stdin fails that call; the process is then stopped and restarted.
  * At {@linkcode StdioWorker.close}, stdin is closed, the process gets `graceMs` to exit, then
- * its whole process group is sent SIGTERM, then SIGKILL.
+ * its whole process tree is sent SIGTERM, then SIGKILL. Spawning, pipes, the stderr tail and
+ * stopping the tree are the engine's one child-process supervisor's (src/plugins/supervisor.ts).
  * @module
  */
 import { settlesWithin } from "../../core/abort.ts";
@@ -20,7 +21,7 @@ import type { JsonValue } from "../../json/exact_json.ts";
 import { describeError, TransportError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import { Peer } from "../../protocol/peer.ts";
-import { LineSplitter } from "../../protocol/line_splitter.ts";
+import { Child, DEFAULT_CLOSE_GRACE_MS, DEFAULT_MAX_LINE_BYTES } from "../supervisor.ts";
 import { type RequestHandler, WorkerCrashError, type WorkerTransport } from "./transport.ts";
 import { initializeWorker } from "./handshake.ts";
 
@@ -41,15 +42,7 @@ export const DEFAULT_RESTART_POLICY: Readonly<RestartPolicy> = {
   maxRestarts: 5,
 };
 
-/**
- * Longest message line read from a worker, in bytes (about the longest string V8 can hold). A
- * longer line (a worker streaming without newlines) stops the worker instead of exhausting the
- * engine's memory.
- */
-export const DEFAULT_MAX_LINE_BYTES = 512 * 1024 * 1024;
-
-/** How long {@linkcode StdioWorker.close} waits after closing stdin before SIGTERM, ms. */
-export const DEFAULT_CLOSE_GRACE_MS = 2000;
+export { DEFAULT_CLOSE_GRACE_MS, DEFAULT_MAX_LINE_BYTES };
 
 /** Options of a {@linkcode StdioWorker}. */
 export interface StdioWorkerOptions {
@@ -74,9 +67,8 @@ export interface StdioWorkerOptions {
 }
 
 interface Proc {
-  child: Deno.ChildProcess;
+  child: Child;
   peer: Peer;
-  writer: WritableStreamDefaultWriter<Uint8Array>;
   /** Messages waiting while a write is in progress (sent together as one write). */
   queue: QueuedWrite[];
   writing: boolean;
@@ -85,12 +77,6 @@ interface Proc {
   handshaking: boolean;
   /** Set when we stop it on purpose (close, broken stdin). */
   stopping?: string;
-  stderrTail: string[];
-  /** Resolves when stdout reached its end. */
-  stdoutDone: Promise<void>;
-  stderrDone: Promise<void>;
-  /** The stdout and stderr readers (cancelled when a grandchild keeps the pipes open). */
-  readers: { cancel(): Promise<void> }[];
   /** Resolves when the process has exited and its open calls were failed. */
   exited: Promise<void>;
 }
@@ -101,13 +87,6 @@ interface QueuedWrite {
   reject(err: unknown): void;
 }
 
-const STDERR_TAIL = 8;
-/** ANSI escape sequences (colours, cursor moves) in a worker's stderr lines. */
-// deno-lint-ignore no-control-regex
-const ANSI_ESCAPE = /\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07/g;
-
-/** Size of the buffer stdout is read into, bytes. */
-const READ_BUFFER_BYTES = 1 << 16;
 const encoder = new TextEncoder();
 
 /** A step service process, restarted when it crashes. */
@@ -122,7 +101,7 @@ export class StdioWorker implements WorkerTransport {
   #lastExit = "";
   #closed = false;
   #closeAc = new AbortController();
-  /** Process groups whose leader exited but whose children may still run (see #reap). */
+  /** Process trees whose first process exited but whose children may still run. */
   readonly #reaping = new Set<Promise<void>>();
 
   constructor(options: StdioWorkerOptions) {
@@ -191,15 +170,11 @@ export class StdioWorker implements WorkerTransport {
       // than report the broken pipe the handshake ran into.
       let ended: string | undefined;
       if (await settlesWithin(proc.child.status, 500)) {
-        await settlesWithin(proc.stderrDone, 200);
-        const status = await proc.child.status;
-        const how = status.signal
-          ? `was killed by ${status.signal}`
-          : `exited with code ${status.code}`;
-        const tail = proc.stderrTail.length > 0
-          ? `; last stderr: ${proc.stderrTail.join(" | ")}`
-          : "";
-        ended = `${this.#name} ${how} before answering 'initialize'${tail}`;
+        await settlesWithin(proc.child.stderrDone, 200);
+        await proc.child.status;
+        ended = `${this.#name} ${proc.child.exitReason()} before answering 'initialize'${
+          stderrTail(proc.child)
+        }`;
         this.#lastExit = ended;
       }
       await this.#stop(proc, "its handshake failed");
@@ -216,18 +191,29 @@ export class StdioWorker implements WorkerTransport {
 
   #spawn(): Proc {
     const o = this.#o;
-    let child: Deno.ChildProcess;
+    const proc = {} as Proc;
+    let child: Child;
     try {
-      child = new Deno.Command(o.command, {
+      child = Child.spawn({
+        name: this.#name,
+        command: o.command,
         args: o.args,
-        cwd: o.cwd,
         env: o.env,
-        clearEnv: true,
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-        detached: true, // own process group, so close() can stop its children too
-      }).spawn();
+        clearEnv: true, // 0.8: nothing is inherited
+        cwd: o.cwd,
+        log: o.log,
+        closeGraceMs: o.closeGraceMs,
+        maxLineBytes: o.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+        onStdoutLine: (line) => proc.peer.receiveText(line),
+        onUnfinishedLine: (rest) =>
+          o.log.warn(
+            `${this.#name}: skipped an unfinished last line on stdout: ${
+              JSON.stringify(rest.length > 200 ? rest.slice(0, 200) + "…" : rest)
+            }`,
+          ),
+        onOverflow: (max) =>
+          this.#discard(proc, `it wrote a line longer than ${max} bytes on stdout`),
+      });
     } catch (err) {
       const msg = `could not start ${this.#name} (${o.command} ${o.args.join(" ")}): ${
         describeError(err)
@@ -235,28 +221,20 @@ export class StdioWorker implements WorkerTransport {
       this.#lastExit = msg;
       throw new TransportError(msg, { cause: err });
     }
-    const started = Promise.resolve();
-    const proc: Proc = {
+    Object.assign(proc, {
       child,
       peer: new Peer({
         name: this.#name,
         log: o.log,
-        write: (text) => this.#write(proc, text),
+        write: (text: string) => this.#write(proc, text),
         onRequest: o.onRequest,
       }),
-      writer: child.stdin.getWriter(),
       queue: [],
       writing: false,
-      readers: [],
       alive: true,
       handshaking: true,
-      stderrTail: [],
-      stdoutDone: started,
-      stderrDone: started,
-      exited: started,
-    };
-    proc.stdoutDone = this.#readStdout(proc);
-    proc.stderrDone = this.#readStderr(proc);
+    });
+    void child.stdoutDone.then(() => this.#closedStdout(proc));
     proc.exited = child.status.then((status) => this.#onExit(proc, status));
     this.#all.add(proc);
     return proc;
@@ -288,7 +266,7 @@ export class StdioWorker implements WorkerTransport {
         ? batch[0].text + "\n"
         : batch.map((b) => b.text).join("\n") + "\n";
       try {
-        await proc.writer.write(encoder.encode(text));
+        await proc.child.stdin.write(encoder.encode(text));
         for (const b of batch) b.resolve();
       } catch (err) {
         this.#discard(proc, `it closed its stdin (${describeError(err)})`);
@@ -313,42 +291,6 @@ export class StdioWorker implements WorkerTransport {
     void this.#stop(proc, why);
   }
 
-  async #readStdout(proc: Proc): Promise<void> {
-    // A BYOB reader into one reused buffer: measured 10-15 µs faster per round trip than the
-    // default reader or `for await` (bench/protocol_roundtrip.ts). Lines are decoded (or their
-    // partial bytes copied) before the buffer is reused.
-    const reader = proc.child.stdout.getReader({ mode: "byob" });
-    proc.readers.push(reader);
-    let buf = new Uint8Array(READ_BUFFER_BYTES);
-    const max = this.#o.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    const lines = new LineSplitter({
-      maxLineBytes: max,
-      onOverflow: () => this.#discard(proc, `it wrote a line longer than ${max} bytes on stdout`),
-    });
-    const onLine = (line: string) => proc.peer.receiveText(line);
-    try {
-      for (;;) {
-        const { value, done } = await reader.read(buf);
-        if (done || !value) break;
-        lines.push(value, onLine);
-        buf = new Uint8Array(value.buffer); // the read transferred it: take it back
-      }
-    } catch (err) {
-      this.#o.log.debug(`${this.#name}: stdout read failed: ${describeError(err)}`);
-    } finally {
-      reader.releaseLock();
-    }
-    const rest = lines.flush();
-    if (rest !== undefined) {
-      this.#o.log.warn(
-        `${this.#name}: skipped an unfinished last line on stdout: ${
-          JSON.stringify(rest.length > 200 ? rest.slice(0, 200) + "…" : rest)
-        }`,
-      );
-    }
-    void this.#closedStdout(proc);
-  }
-
   /**
    * stdout ended. A worker that exits now is handled by {@linkcode #onExit}; one that keeps
    * running can never answer again, so it is stopped (its open calls fail naming why) instead
@@ -361,53 +303,21 @@ export class StdioWorker implements WorkerTransport {
     this.#discard(proc, "it closed its stdout but kept running");
   }
 
-  async #readStderr(proc: Proc): Promise<void> {
-    const reader = proc.child.stderr.getReader();
-    proc.readers.push(reader);
-    const lines = new LineSplitter();
-    const onLine = (raw: string) => {
-      // colour codes (a Deno worker's stack trace) would end up escaped in the FlowResult
-      const line = raw.includes("\x1b") ? raw.replace(ANSI_ESCAPE, "") : raw;
-      proc.stderrTail.push(line);
-      if (proc.stderrTail.length > STDERR_TAIL) proc.stderrTail.shift();
-      this.#o.log.info(`stderr: ${line}`);
-    };
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        lines.push(value, onLine);
-      }
-    } catch {
-      // the process is gone
-    } finally {
-      reader.releaseLock();
-    }
-    const rest = lines.flush();
-    if (rest !== undefined) onLine(rest);
-  }
-
   async #onExit(proc: Proc, status: Deno.CommandStatus): Promise<void> {
     proc.alive = false;
     if (this.#proc === proc) this.#proc = undefined;
     // let the last responses and stderr lines in (0.8 drains 500 ms)
-    const drained = Promise.all([proc.stdoutDone, proc.stderrDone]);
-    if (!(await settlesWithin(drained, 500))) {
-      // a grandchild outside the process group holds the pipes: stop reading them
-      await Promise.allSettled(proc.readers.map((r) => r.cancel()));
-    }
-    await proc.writer.close().catch(() => {});
-    killGroup(proc.child.pid, "SIGTERM"); // children left behind
-    const reap = this.#reap(proc.child.pid);
+    await proc.child.drain();
+    // children left behind (also ones that left the process group): SIGTERM, then SIGKILL
+    const reap = proc.child.reapTree();
     this.#reaping.add(reap);
     void reap.finally(() => this.#reaping.delete(reap));
     const how = status.signal
       ? `was killed by ${status.signal}`
       : `exited with code ${status.code}`;
-    const tail = proc.stderrTail.length > 0 ? `; last stderr: ${proc.stderrTail.join(" | ")}` : "";
     const msg = proc.stopping
       ? `${this.#name} was stopped because ${proc.stopping}`
-      : `${this.#name} ${how}${tail}`;
+      : `${this.#name} ${how}${stderrTail(proc.child)}`;
     if (!proc.stopping) {
       this.#lastExit = msg;
       if ((status.code !== 0 || proc.peer.pendingCount > 0) && !proc.handshaking) {
@@ -418,56 +328,15 @@ export class StdioWorker implements WorkerTransport {
     this.#all.delete(proc);
   }
 
-  /**
-   * The worker exited and its group got SIGTERM: a child that ignores it (or is slow) gets
-   * SIGKILL after `closeGrace`, so no process of the worker outlives the engine. Returns at
-   * once when the group is empty.
-   */
-  async #reap(pgid: number): Promise<void> {
-    if (Deno.build.os === "windows") return;
-    const grace = this.#o.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
-    const deadline = Date.now() + grace;
-    while (groupAlive(pgid)) {
-      if (Date.now() >= deadline) {
-        killGroup(pgid, "SIGKILL");
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
   async #stop(proc: Proc, why: string): Promise<void> {
     if (!proc.alive) return await proc.exited;
     proc.stopping ??= why;
-    await proc.writer.close().catch(() => {});
-    const grace = this.#o.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
-    if (why !== "the engine is closing" || !(await settlesWithin(proc.exited, grace))) {
-      killGroup(proc.child.pid, "SIGTERM");
-      if (!(await settlesWithin(proc.exited, grace))) killGroup(proc.child.pid, "SIGKILL");
-    }
+    await proc.child.stop(why === "the engine is closing");
     await proc.exited;
   }
 }
 
-/** True while the process group `pgid` has a member (probed with the harmless SIGCONT). */
-function groupAlive(pgid: number): boolean {
-  try {
-    Deno.kill(-pgid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Sends `signal` to the process group of `pid` (falls back to the process itself). */
-function killGroup(pid: number, signal: Deno.Signal): void {
-  try {
-    Deno.kill(-pid, signal);
-  } catch {
-    try {
-      Deno.kill(pid, signal);
-    } catch {
-      // already gone
-    }
-  }
+/** `; last stderr: a | b` (the supervisor's tail), or empty. */
+function stderrTail(child: Child): string {
+  return child.stderrTail.length > 0 ? `; last stderr: ${child.stderrTail.join(" | ")}` : "";
 }
