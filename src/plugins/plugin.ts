@@ -9,18 +9,17 @@
  * than 0.8, see docs/protocol.md), so `onError` can handle them.
  * @module
  */
+import type { z } from "zod";
 import type { JsonObject, JsonValue } from "../json/exact_json.ts";
+import type { ComponentInfoSchema } from "../protocol/methods.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import type { Logger } from "../log.ts";
 
-/** A component as listed by a plugin (stepflow 0.8 `ComponentInfo`, snake_case on the wire). */
-export interface ComponentInfo {
-  /** Path as the plugin knows it, e.g. `/eval`. */
-  component: string;
-  description?: string;
-  input_schema?: JsonValue | null;
-  output_schema?: JsonValue | null;
-}
+/**
+ * A component as listed by a plugin (stepflow 0.8 `ComponentInfo`, snake_case on the wire): the
+ * protocol's schema (src/protocol/methods.ts) is its one definition.
+ */
+export type ComponentInfo = z.infer<typeof ComponentInfoSchema>;
 
 /** A blob: content-addressed JSON data or a flow. */
 export interface Blob {

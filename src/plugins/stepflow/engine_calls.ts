@@ -15,6 +15,7 @@ import type { EngineServices } from "../plugin.ts";
 import type { RequestMessage } from "../../protocol/envelope.ts";
 import { isMethodName, METHODS, type ParamsOf } from "../../protocol/methods.ts";
 import {
+  INTERNAL_ERROR,
   INVALID_PARAMS,
   INVALID_VALUE,
   METHOD_NOT_FOUND,
@@ -33,6 +34,23 @@ export async function answerEngineCall(
   req: RequestMessage,
   engine: EngineServices,
 ): Promise<unknown> {
+  const answer = await answer0(req, engine);
+  // what the engine sends is checked against the protocol's schema too (both ways)
+  const method = req.method as keyof typeof METHODS;
+  const checked = (METHODS[method] as { result?: z.ZodType }).result?.safeParse(answer);
+  if (checked !== undefined && !checked.success) {
+    const issue = checked.error.issues[0];
+    throw new ProtocolError(
+      INTERNAL_ERROR,
+      `the engine's answer to ${method} does not match the protocol: ${
+        issue.path.join(".") || "(result)"
+      }: ${issue.message}`,
+    );
+  }
+  return answer;
+}
+
+async function answer0(req: RequestMessage, engine: EngineServices): Promise<unknown> {
   const method = req.method;
   if (!isMethodName(method) || METHODS[method].direction !== "worker_to_engine") {
     throw new ProtocolError(METHOD_NOT_FOUND, `Method not found: '${method}'`);

@@ -31,6 +31,7 @@ import type {
 import { registerPluginType } from "../registry.ts";
 import { parseDuration } from "../../core/duration.ts";
 import { answerEngineCall } from "./engine_calls.ts";
+import { ComponentInfoSchema, METHODS } from "../../protocol/methods.ts";
 import { deadline } from "../../core/abort.ts";
 import { HttpWorker } from "./http.ts";
 import { resolveCommand, substituteSpawn } from "./spawn.ts";
@@ -120,21 +121,26 @@ export class StepflowPlugin implements Plugin {
         `step service '${this.name}' answered components/list without a 'components' list`,
       );
     }
-    const entries = r.components.filter((c) => isJsonObject(c) && typeof c.component === "string");
-    if (entries.length < r.components.length) {
+    // each entry by the protocol's schema; a bad entry is skipped, not the whole list
+    const infos: ComponentInfo[] = [];
+    for (const c of r.components) {
+      const parsed = ComponentInfoSchema.safeParse(c);
+      if (!parsed.success) continue;
+      const p = parsed.data;
+      const info: ComponentInfo = { component: p.component };
+      if (typeof p.description === "string") info.description = p.description;
+      if (p.input_schema !== undefined) info.input_schema = p.input_schema;
+      if (p.output_schema !== undefined) info.output_schema = p.output_schema;
+      infos.push(info);
+    }
+    if (infos.length < r.components.length) {
       this.#log?.warn(
         `step service '${this.name}': ignored ${
-          r.components.length - entries.length
+          r.components.length - infos.length
         } entries of components/list without a string 'component'`,
       );
     }
-    return entries.filter(isJsonObject).map((c) => {
-      const info: ComponentInfo = { component: String(c.component) };
-      if (typeof c.description === "string") info.description = c.description;
-      if (c.input_schema !== undefined) info.input_schema = c.input_schema;
-      if (c.output_schema !== undefined) info.output_schema = c.output_schema;
-      return info;
-    });
+    return infos;
   }
 
   /** `components/execute`; see the module doc for how answers map to results. */
@@ -158,7 +164,10 @@ export class StepflowPlugin implements Plugin {
         params.attempt = ctx.attempt + 1;
         result = await this.#t().request("components/execute", params, ctx.signal);
       }
-      if (!isJsonObject(result) || !Object.hasOwn(result, "output")) {
+      if (
+        !EXECUTE_RESULT.safeParse(result).success || !isJsonObject(result) ||
+        !Object.hasOwn(result, "output")
+      ) {
         return failed(
           INTERNAL_ERROR,
           `step service '${this.name}' answered components/execute for ${component} without an 'output'`,
@@ -200,6 +209,9 @@ export class StepflowPlugin implements Plugin {
     return this.#engine!;
   }
 }
+
+/** The protocol's schema of a `components/execute` result (`{output}`). */
+const EXECUTE_RESULT = METHODS["components/execute"].result;
 
 /** How long a worker may take to answer `components/list` without a plugin `timeout`, ms. */
 const LIST_TIMEOUT_MS = 30_000;
