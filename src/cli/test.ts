@@ -15,6 +15,9 @@
  *   skipped files. Exit 1 if anything failed.
  * - `test.servers` are started before a file's cases and stopped after them (see
  *   src/cli/test_servers.ts); their `{name.url}`/`{name.port}` fill in `test.config`.
+ *
+ * One command, kept whole (over 400 lines): `stepflow test` discovers flows, starts their test
+ * servers (test_servers.ts), runs the cases and reports; the steps share one report state.
  * @module
  */
 import type { Command } from "commander";

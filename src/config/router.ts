@@ -16,6 +16,9 @@
  *
  * The component sent to the plugin is the rule's `component` template with `{param}` placeholders
  * replaced, else `"/" + <the value of the {component} / {*component} parameter>`.
+ *
+ * One concept, kept whole (over 400 lines): route patterns, their conflicts and matching are
+ * one algorithm; splitting it would scatter the precedence rules.
  * @module
  */
 import type { Config, RouteRule } from "./model.ts";

@@ -17,6 +17,9 @@
  * (`{"input":"a"}`), its source text for a scalar (`1`, `true`, `~`). The original key value is
  * kept in the source map: {@linkcode DocumentSourceMap.keyValue} returns it for the path of that
  * entry (the config loader reads mock `behaviors` this way). For string keys it returns undefined.
+ *
+ * One concept, kept whole (over 400 lines): one source-position model for the three formats
+ * (YAML node ranges, JSONC offsets, line/column tables) that every reader shares.
  * @module
  */
 import {

@@ -10,6 +10,9 @@
  *   await engine.close();
  * }
  * ```
+ *
+ * One concept, kept whole (over 400 lines, half of it JSDoc): the life of a run from start to
+ * stored result; option types are in run_options.ts, plugin start in plugin_start.ts.
  * @module
  */
 import type { Flow } from "../flow/model.ts";
@@ -21,7 +24,7 @@ import { type ChildSignal, childSignal } from "../core/abort.ts";
 import { parseDuration } from "../core/duration.ts";
 import { Limiter } from "../core/limiter.ts";
 import { onNextTurn, setDeadline, turnDue } from "../core/turn.ts";
-import { describeError, ExecutionError, executionError, PluginStartError } from "../errors.ts";
+import { describeError, ExecutionError, executionError } from "../errors.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
 import "../plugins/all.ts";
@@ -40,7 +43,6 @@ import {
   type RunContext,
   type RunLimits,
   type RunOrigin,
-  type StepGate,
   type StepRunner,
 } from "./run_context.ts";
 import { BatchManager } from "./batch.ts";
@@ -56,88 +58,14 @@ import {
 import { runTimeoutReason } from "./timeout.ts";
 import { RunEvents, type RunObserver } from "./observers.ts";
 import { type NestedRunStart, RunServices } from "./run_services.ts";
+import { startPlugins } from "./plugin_start.ts";
+import type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
 
 export { MAX_NESTING_DEPTH } from "./limits.ts";
 export type { RunEvent, RunObserver } from "./observers.ts";
 export type { StepGate, StepRunner } from "./run_context.ts";
 
-/** A flow as loaded from a file (src/flow/load.ts): the model plus where it came from. */
-export interface FlowLike {
-  flow: Flow;
-}
-
-/** Options of {@linkcode Engine.create}. */
-export interface EngineOptions {
-  /** Use this store instead of the config's `stateStore`. The engine closes it. */
-  store?: StateStore;
-  /**
-   * Replaces the stages of every step before its record stage (skip, input, call, onError; see
-   * src/execution/pipeline.ts): a seam for tests. Results are still recorded by the pipeline.
-   */
-  stepRunner?: StepRunner;
-  /**
-   * Cancels {@linkcode Engine.create} while plugins start (Ctrl-C during a slow handshake): the
-   * plugins started so far and the ones still starting are closed (their processes stopped), and
-   * `create` rejects with the signal's reason.
-   */
-  signal?: AbortSignal;
-}
-
-/** Options of {@linkcode Engine.run} and {@linkcode Engine.start}. */
-export interface RunOptions {
-  /** Run variables (§1.8); `$from: {variable}` reads them. */
-  variables?: Record<string, JsonValue> | ReadonlyMap<string, JsonValue>;
-  /** Step overrides (§1.7). */
-  overrides?: JsonValue;
-  /** Cancels the run: in-flight steps are told to stop and the result is `failed` (410). */
-  signal?: AbortSignal;
-  /** Run id to use (hyphenated UUID); a new one by default. */
-  runId?: string;
-  /** The run that started this one (nested runs). */
-  parentRunId?: string;
-  /**
-   * Most steps of this run in flight at once (issue 5): a positive integer; default the config's
-   * `maxConcurrency`, else no limit (0.8).
-   */
-  maxConcurrency?: number;
-  /**
-   * A limit on the whole run in ms (issue 5): when it passes, running steps are cancelled and the
-   * result is `failed` with code 524 (`RUN_TIMEOUT`). Default: the config's `runTimeout` for
-   * top-level runs; nested runs end with their parent.
-   */
-  timeoutMs?: number;
-  /**
-   * Most nested runs under this run, at any depth; default the config's `maxNestedRuns`, else
-   * {@linkcode DEFAULT_MAX_NESTED_RUNS}. More stops the run with `RUN_LIMIT` (508).
-   */
-  maxNestedRuns?: number;
-  /**
-   * Most steps started by this run and its nested runs; default the config's `maxRunSteps`, else
-   * {@linkcode DEFAULT_MAX_RUN_STEPS}. More stops the run with `RUN_LIMIT` (508).
-   */
-  maxRunSteps?: number;
-  /**
-   * Decides when each ready step may start (debug mode, human in the loop): `undefined` = now,
-   * a promise = when it resolves. Not passed on to nested runs.
-   */
-  gate?: StepGate;
-}
-
-/** A run in progress (see {@linkcode Engine.start}). */
-export interface RunHandle {
-  /** The run's id. */
-  readonly runId: string;
-  /** The run's FlowResult (never rejects for problems of the flow or its steps). */
-  readonly result: Promise<FlowResult>;
-  /** Cancels the run: running steps are told to stop; the result is `failed` (410). */
-  cancel(reason?: unknown): void;
-  /**
-   * The steps running now (started, past any concurrency wait, result not yet recorded), with
-   * their attempt and start time (ms since the epoch), in flow order. Empty before the run has
-   * started its steps and after it ended.
-   */
-  inFlight(): { stepId: string; attempt: number; startedAt: number }[];
-}
+export type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
 
 const log = logger("engine");
 
@@ -227,35 +155,15 @@ export class Engine {
       await engine.close();
       throw signal.reason;
     }
-    const started = Promise.allSettled(
-      [...plugins.values()].map((p) =>
-        p.init({
-          name: p.name,
-          workingDirectory: config.workingDirectory,
-          engine: engine.#services,
-          log: logger(p.name),
-        })
-      ),
-    );
-    let onAbort: (() => void) | undefined;
-    const aborted = new Promise<"aborted">((resolve) => {
-      onAbort = () => resolve("aborted");
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-    const results = await Promise.race([started, aborted]);
-    if (onAbort) signal?.removeEventListener("abort", onAbort);
-    if (results === "aborted") {
+    try {
+      await startPlugins(plugins, {
+        workingDirectory: config.workingDirectory,
+        engine: engine.#services,
+      }, signal);
+    } catch (e) {
       // close() stops the workers whose handshake is still in flight; their init then rejects.
       await engine.close();
-      throw signal!.reason;
-    }
-    const names = [...plugins.keys()];
-    const failures = results.flatMap((r, i) =>
-      r.status === "rejected" ? [{ plugin: names[i], cause: r.reason }] : []
-    );
-    if (failures.length > 0) {
-      await engine.close();
-      throw new PluginStartError(failures);
+      throw e;
     }
     return engine;
   }

@@ -8,34 +8,35 @@
  * 4. **retry/timeout**: the step's compiled policy and the plugin's limits
  *    (src/execution/step_policy.ts), unless none applies: then one plain call;
  * 5. **onError**: `skip`, `useDefault`, `fail`, or a retry's `fallback`;
- * 6. **record**: the result is written to the state store and, once the write is committed,
- *    dependents are unblocked. This is the only place that writes a step's result or unblocks
- *    a dependent, so the durability rule (a result is committed before any dependent starts or
- *    the run's output is built) holds in one place.
+ * 6. **record**: the result is written to the state store and dependents are unblocked. This
+ *    is the only place that writes a step's result or unblocks a dependent. A store that commits
+ *    in groups returns a promise per write; the durability rule is applied with it: a step with
+ *    side effects (a plugin that is not `replayable`: step services, MCP tools) starts its call
+ *    only once every result recorded so far in the run is committed, and the run's output is
+ *    built only on committed results. Built-in and mock steps may start on a result still being
+ *    committed: after a crash they are run again with the same outcome. A rejected write fails
+ *    the run (507 `STORE_FAILED`, naming the database). An in-memory store returns nothing and
+ *    pays no microtask.
  *
  * Errors that abort the run (stepflow 0.8: unresolvable templates, routing errors, plugin
  * errors) are thrown by the stages as {@linkcode ExecutionError}s and reported to the scheduler.
+ *
+ * One file on purpose (over 400 lines): the stages of a step read in order here, as the
+ * architecture promises (docs/architecture.md); their errors are in step_errors.ts.
  * @module
  */
 import { type FlowResult, skipped, success } from "../core/flow_result.ts";
-import { jsonPath } from "../core/diagnostics.ts";
 import { childSignal } from "../core/abort.ts";
 import type { Release } from "../core/limiter.ts";
-import { describeError, ExecutionError, executionError, PluginError } from "../errors.ts";
+import { describeError, ExecutionError, executionError } from "../errors.ts";
 import type { JsonValue } from "../json/exact_json.ts";
-import {
-  type CompiledTemplate,
-  isTruthy,
-  resolveTemplate,
-  TemplateError,
-} from "../flow/template.ts";
-import type { FlowError } from "../core/flow_result.ts";
+import { type CompiledTemplate, isTruthy, resolveTemplate } from "../flow/template.ts";
 import type { ExecuteContext } from "../plugins/plugin.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RoutedComponent, RunContext } from "./run_context.ts";
 import { applyErrorAction, checkOutputSize, runWithPolicy } from "./step_policy.ts";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "./limits.ts";
-import { STORE_FAILED } from "../core/error_codes.ts";
+import { componentError, resolutionFailure, storeFailure, templateFailure } from "./step_errors.ts";
 
 const SKIPPED: FlowResult = Object.freeze(skipped()) as FlowResult;
 
@@ -210,20 +211,6 @@ function committed(
     });
   }
   sink.recorded(step);
-}
-
-/**
- * A state store write of a step failed: the run fails with code 507 (`STORE_FAILED`), the store's
- * message (naming the database and the cause) on top, then the step.
- */
-function storeFailure(step: CompiledStep, run: RunContext, e: unknown): ExecutionError {
-  return executionError(describeError(e), {
-    attachments: [`State store: ${run.store.kind}`, `Step: ${step.id}`],
-    detail: null,
-    cause: e,
-    stepId: step.id,
-    code: STORE_FAILED,
-  });
 }
 
 /**
@@ -427,33 +414,6 @@ function resolveDefault(
   throw resolutionFailure(top, d.error, step.id);
 }
 
-/** `top` with 0.8's attachments for a template that resolved to a failure. */
-function resolutionFailure(top: string, error: FlowError, stepId: string): ExecutionError {
-  return executionError(top, {
-    attachments: [`Error code: ${error.code}`, `Input resolution failed: ${error.message}`],
-    stepId,
-  });
-}
-
-/**
- * The 0.8 error stack of a component that could not run (compared byte for byte by tests):
- * `step "S" failed` with attachments `Component: /C`, `Component execution failed for step 'S'`
- * and the plugin error's attachments, then the plugin error's own message.
- */
-export function componentError(stepId: string, component: string, e: unknown): ExecutionError {
-  const attachments = [
-    `Component: ${component}`,
-    `Component execution failed for step '${stepId}'`,
-  ];
-  if (e instanceof PluginError) attachments.push(...e.attachments);
-  return executionError(`step "${stepId}" failed`, {
-    attachments,
-    detail: e instanceof PluginError ? e.message : describeError(e),
-    cause: e,
-    stepId,
-  });
-}
-
 function resolveOrThrow(step: CompiledStep, run: RunContext, what: "input" | "skipIf"): FlowResult {
   try {
     return resolveTemplate(what === "input" ? step.input : step.skipIf!, run.scope);
@@ -466,24 +426,4 @@ function resolveOrThrow(step: CompiledStep, run: RunContext, what: "input" | "sk
       step.id,
     );
   }
-}
-
-/**
- * An ExecutionError for a template that could not be resolved: `top` (0.8's text), then the
- * resolver's message (e.g. `Undefined field '$.x' in value`); the top frame names where in the
- * flow the reference is.
- */
-export function templateFailure(
-  top: string,
-  e: unknown,
-  base: (string | number)[],
-  stepId?: string,
-): ExecutionError {
-  if (!(e instanceof TemplateError)) return executionError(top, { cause: e, stepId });
-  return executionError(top, {
-    attachments: [`Reference at ${jsonPath(e.at.length > 0 ? e.at : base)}`],
-    detail: e.message,
-    cause: e,
-    stepId,
-  });
 }

@@ -18,7 +18,8 @@ import { ExecutionError, executionError } from "../errors.ts";
 import { resolveTemplate } from "../flow/template.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RunContext } from "./run_context.ts";
-import { runPipeline, type StepSink, templateFailure } from "./pipeline.ts";
+import { runPipeline, type StepSink } from "./pipeline.ts";
+import { templateFailure } from "./step_errors.ts";
 import { RunLimitError } from "./limits.ts";
 
 /**

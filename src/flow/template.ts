@@ -13,6 +13,9 @@
  * - the first skipped or failed element (depth-first, key order) makes the whole template skipped
  *   or failed; `onSkip: {action: useDefault}` turns a skipped reference into its `defaultValue`
  *   (a literal) or `null`, after (not through) `path`.
+ *
+ * One concept, kept whole (just over 400 lines): the expression language reads best as one
+ * grammar (paths, compile, resolve); tests/flow/template_test.ts covers it.
  * @module
  */
 import { isJsonObject, isRawNumber, type JsonValue, setOwn, toNumber } from "../json/exact_json.ts";

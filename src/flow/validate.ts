@@ -16,6 +16,10 @@
  * Better than 0.8 (which ignores them silently): unknown or misspelt keys are warnings with a
  * "did you mean" hint (`skip` → `skipIf`, `on_error` → `onError`, `stpes` → `steps`);
  * `onError.defaultValue` references to undefined or later steps are errors.
+ *
+ * One concept, kept whole (over 400 lines): the checks of one flow share the flow's id table and
+ * dependency edges while they walk it once; keys are in keys.ts, retry settings in
+ * policy_diagnostics.ts, config-dependent checks in src/config/preflight.ts.
  * @module
  */
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";

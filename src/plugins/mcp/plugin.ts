@@ -13,6 +13,10 @@
  *   notifications extend; a timed-out or aborted call is cancelled with `notifications/cancelled`.
  * - A server that cannot start, exits or drops the connection fails the affected steps; the next
  *   call starts it again. `close()` stops every server process.
+ *
+ * One concept, kept whole (just under 500 lines): an MCP server's life (start, restart, calls,
+ * results, close) as the plugin sees it; the session is connection.ts, the process
+ * stdio_transport.ts on the supervisor.
  * @module
  */
 import { rethrowIfPermission } from "../../core/permission_hint.ts";

@@ -1,0 +1,88 @@
+/**
+ * The options and handles of the engine's API (src/execution/engine.ts): what `Engine.create`,
+ * `engine.run` and `engine.start` take, and the handle of a run in progress.
+ * @module
+ */
+import type { Flow } from "../flow/model.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import type { FlowResult } from "../core/flow_result.ts";
+import type { StateStore } from "../state/store.ts";
+import type { StepGate, StepRunner } from "./run_context.ts";
+
+/** A flow as loaded from a file (src/flow/load.ts): the model plus where it came from. */
+export interface FlowLike {
+  flow: Flow;
+}
+
+/** Options of `Engine.create`. */
+export interface EngineOptions {
+  /** Use this store instead of the config's `stateStore`. The engine closes it. */
+  store?: StateStore;
+  /**
+   * Replaces the stages of every step before its record stage (skip, input, call, onError; see
+   * src/execution/pipeline.ts): a seam for tests. Results are still recorded by the pipeline.
+   */
+  stepRunner?: StepRunner;
+  /**
+   * Cancels `Engine.create` while plugins start (Ctrl-C during a slow handshake): the
+   * plugins started so far and the ones still starting are closed (their processes stopped), and
+   * `create` rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
+}
+
+/** Options of `Engine.run` and `Engine.start`. */
+export interface RunOptions {
+  /** Run variables (§1.8); `$from: {variable}` reads them. */
+  variables?: Record<string, JsonValue> | ReadonlyMap<string, JsonValue>;
+  /** Step overrides (§1.7). */
+  overrides?: JsonValue;
+  /** Cancels the run: in-flight steps are told to stop and the result is `failed` (410). */
+  signal?: AbortSignal;
+  /** Run id to use (hyphenated UUID); a new one by default. */
+  runId?: string;
+  /** The run that started this one (nested runs). */
+  parentRunId?: string;
+  /**
+   * Most steps of this run in flight at once (issue 5): a positive integer; default the config's
+   * `maxConcurrency`, else no limit (0.8).
+   */
+  maxConcurrency?: number;
+  /**
+   * A limit on the whole run in ms (issue 5): when it passes, running steps are cancelled and the
+   * result is `failed` with code 524 (`RUN_TIMEOUT`). Default: the config's `runTimeout` for
+   * top-level runs; nested runs end with their parent.
+   */
+  timeoutMs?: number;
+  /**
+   * Most nested runs under this run, at any depth; default the config's `maxNestedRuns`, else
+   * 100,000 (`DEFAULT_MAX_NESTED_RUNS`). More stops the run with `RUN_LIMIT` (508).
+   */
+  maxNestedRuns?: number;
+  /**
+   * Most steps started by this run and its nested runs; default the config's `maxRunSteps`, else
+   * 1,000,000 (`DEFAULT_MAX_RUN_STEPS`). More stops the run with `RUN_LIMIT` (508).
+   */
+  maxRunSteps?: number;
+  /**
+   * Decides when each ready step may start (debug mode, human in the loop): `undefined` = now,
+   * a promise = when it resolves. Not passed on to nested runs.
+   */
+  gate?: StepGate;
+}
+
+/** A run in progress (see `Engine.start`). */
+export interface RunHandle {
+  /** The run's id. */
+  readonly runId: string;
+  /** The run's FlowResult (never rejects for problems of the flow or its steps). */
+  readonly result: Promise<FlowResult>;
+  /** Cancels the run: running steps are told to stop; the result is `failed` (410). */
+  cancel(reason?: unknown): void;
+  /**
+   * The steps running now (started, past any concurrency wait, result not yet recorded), with
+   * their attempt and start time (ms since the epoch), in flow order. Empty before the run has
+   * started its steps and after it ended.
+   */
+  inFlight(): { stepId: string; attempt: number; startedAt: number }[];
+}
