@@ -7,8 +7,10 @@ import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
 import { blobId } from "./blob_id.ts";
 import {
+  type BatchFilter,
   type BatchRecord,
   nowRfc3339,
+  type RunFilter,
   type RunRecord,
   type RunStatus,
   type StateStore,
@@ -59,8 +61,35 @@ export class MemoryStateStore implements StateStore {
     return Promise.resolve(r ? { ...r } : undefined);
   }
 
-  listRuns(): Promise<RunRecord[]> {
-    return Promise.resolve([...this.#runs.values()].map((r) => ({ ...r })));
+  listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
+    const out: RunRecord[] = [];
+    for (const r of this.#runs.values()) {
+      if (filter.status !== undefined && r.status !== filter.status) continue;
+      if (filter.flowName !== undefined && r.flowName !== filter.flowName) continue;
+      if (filter.since !== undefined && r.createdAt < filter.since) continue;
+      if (filter.rootOnly && r.parentRunId !== undefined) continue;
+      out.push({ ...r });
+    }
+    out.sort((a, b) =>
+      a.createdAt !== b.createdAt
+        ? (a.createdAt < b.createdAt ? 1 : -1)
+        : (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0)
+    );
+    return Promise.resolve(page(out, filter.offset, filter.limit));
+  }
+
+  deleteRun(runId: string): Promise<boolean> {
+    if (!this.#runs.has(runId)) return Promise.resolve(false);
+    const doomed = new Set([runId]);
+    // nested runs (and theirs): parents are created before their children
+    for (const r of this.#runs.values()) {
+      if (r.parentRunId !== undefined && doomed.has(r.parentRunId)) doomed.add(r.runId);
+    }
+    for (const id of doomed) {
+      this.#runs.delete(id);
+      this.#steps.delete(id);
+    }
+    return Promise.resolve(true);
   }
 
   getStepResults(runId: string): Promise<StepResultRecord[]> {
@@ -83,6 +112,15 @@ export class MemoryStateStore implements StateStore {
     return Promise.resolve(b ? { ...b } : undefined);
   }
 
+  listBatches(filter: BatchFilter = {}): Promise<BatchRecord[]> {
+    const out = [...this.#batches.values()].filter((b) =>
+      (filter.status === undefined || b.status === filter.status) &&
+      (filter.flowName === undefined || b.flowName === filter.flowName)
+    ).map((b) => ({ ...b })).reverse();
+    out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+    return Promise.resolve(page(out, filter.offset, filter.limit));
+  }
+
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
     return Promise.resolve([...(this.#batchRuns.get(batchId) ?? [])]);
   }
@@ -94,4 +132,8 @@ export class MemoryStateStore implements StateStore {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+function page<T>(items: T[], offset = 0, limit?: number): T[] {
+  return items.slice(offset, limit === undefined ? undefined : offset + limit);
 }

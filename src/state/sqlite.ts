@@ -13,8 +13,10 @@ import { type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts"
 import type { FlowResult } from "../flow/flow_result.ts";
 import { blobId } from "./blob_id.ts";
 import {
+  type BatchFilter,
   type BatchRecord,
   nowRfc3339,
+  type RunFilter,
   type RunRecord,
   type RunStatus,
   type StateStore,
@@ -327,10 +329,53 @@ export class SqliteStateStore implements StateStore {
     return Promise.resolve(row ? runFromRow(row) : undefined);
   }
 
-  listRuns(): Promise<RunRecord[]> {
+  listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
     this.#flushSync();
-    const rows = this.#stmt("SELECT * FROM runs ORDER BY created_at, rowid").all() as unknown[];
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.status !== undefined) {
+      where.push("status = ?");
+      args.push(filter.status);
+    }
+    if (filter.flowName !== undefined) {
+      where.push("flow_name = ?");
+      args.push(filter.flowName);
+    }
+    if (filter.since !== undefined) {
+      where.push("created_at >= ?");
+      args.push(filter.since);
+    }
+    if (filter.rootOnly) where.push("parent_run_id IS NULL");
+    const rows = this.#db.prepare(
+      `SELECT * FROM runs${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+    ).all(...args, filter.limit ?? -1, filter.offset ?? 0) as unknown[];
     return Promise.resolve(rows.map((r) => runFromRow(r as RunRow)));
+  }
+
+  deleteRun(runId: string): Promise<boolean> {
+    this.#flushSync();
+    if (!this.#stmt("SELECT 1 FROM runs WHERE id = ?").get(runId)) return Promise.resolve(false);
+    // the run and its nested runs, at any depth
+    const ids = (this.#stmt(
+      `WITH RECURSIVE doomed(id) AS (
+         SELECT ? UNION SELECT runs.id FROM runs JOIN doomed ON runs.parent_run_id = doomed.id
+       ) SELECT id FROM doomed`,
+    ).all(runId) as { id: string }[]).map((r) => r.id);
+    this.#db.exec("BEGIN");
+    try {
+      for (const id of ids) {
+        this.#stmt("DELETE FROM step_results WHERE run_id = ?").run(id);
+        this.#stmt("DELETE FROM step_info WHERE run_id = ?").run(id);
+        this.#stmt("DELETE FROM batch_runs WHERE run_id = ?").run(id);
+        this.#stmt("DELETE FROM runs WHERE id = ?").run(id);
+      }
+      this.#db.exec("COMMIT");
+    } catch (e) {
+      this.#db.exec("ROLLBACK");
+      throw e;
+    }
+    return Promise.resolve(true);
   }
 
   getStepResults(runId: string): Promise<StepResultRecord[]> {
@@ -366,25 +411,28 @@ export class SqliteStateStore implements StateStore {
   getBatch(batchId: string): Promise<BatchRecord | undefined> {
     this.#flushSync();
     const row = this.#stmt("SELECT * FROM batches WHERE id = ?").get(batchId) as
-      | {
-        id: string;
-        flow_id: string;
-        flow_name: string | null;
-        total_inputs: number;
-        status: string;
-        created_at: string;
-      }
+      | BatchRow
       | undefined;
-    if (!row) return Promise.resolve(undefined);
-    const b: BatchRecord = {
-      batchId: row.id,
-      flowId: row.flow_id,
-      totalInputs: Number(row.total_inputs),
-      status: row.status === "cancelled" ? "cancelled" : "running",
-      createdAt: row.created_at,
-    };
-    if (row.flow_name !== null) b.flowName = row.flow_name;
-    return Promise.resolve(b);
+    return Promise.resolve(row ? batchFromRow(row) : undefined);
+  }
+
+  listBatches(filter: BatchFilter = {}): Promise<BatchRecord[]> {
+    this.#flushSync();
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.status !== undefined) {
+      where.push("status = ?");
+      args.push(filter.status);
+    }
+    if (filter.flowName !== undefined) {
+      where.push("flow_name = ?");
+      args.push(filter.flowName);
+    }
+    const rows = this.#db.prepare(
+      `SELECT * FROM batches${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
+    ).all(...args, filter.limit ?? -1, filter.offset ?? 0) as unknown as BatchRow[];
+    return Promise.resolve(rows.map(batchFromRow));
   }
 
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
@@ -438,4 +486,25 @@ function runFromRow(row: RunRow): RunRecord {
   if (row.overrides_json !== null) r.overrides = parseJson(row.overrides_json);
   if (row.parent_run_id !== null) r.parentRunId = row.parent_run_id;
   return r;
+}
+
+interface BatchRow {
+  id: string;
+  flow_id: string;
+  flow_name: string | null;
+  total_inputs: number;
+  status: string;
+  created_at: string;
+}
+
+function batchFromRow(row: BatchRow): BatchRecord {
+  const b: BatchRecord = {
+    batchId: row.id,
+    flowId: row.flow_id,
+    totalInputs: Number(row.total_inputs),
+    status: row.status === "cancelled" ? "cancelled" : "running",
+    createdAt: row.created_at,
+  };
+  if (row.flow_name !== null) b.flowName = row.flow_name;
+  return b;
 }

@@ -10,8 +10,33 @@
 import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
 
-/** Run status (stepflow 0.8: a skipped outcome is recorded as `failed`). */
-export type RunStatus = "running" | "completed" | "failed" | "cancelled" | "paused";
+/**
+ * Run status (stepflow 0.8: a skipped outcome is recorded as `failed`). `queued` (extension): the
+ * run is accepted but waits for a slot (the service's limit on concurrent runs).
+ */
+export type RunStatus = "queued" | "running" | "completed" | "failed" | "cancelled" | "paused";
+
+/** Which runs {@linkcode StateStore.listRuns} returns. */
+export interface RunFilter {
+  status?: RunStatus;
+  flowName?: string;
+  /** RFC 3339: only runs with `createdAt >= since`. */
+  since?: string;
+  /** Most runs returned. */
+  limit?: number;
+  /** Runs skipped first (after filtering and ordering). */
+  offset?: number;
+  /** Only runs without a parent (no nested `eval`/`map`/`iterate` runs). */
+  rootOnly?: boolean;
+}
+
+/** Which batches {@linkcode StateStore.listBatches} returns (stepflow 0.8 `BatchFilters`). */
+export interface BatchFilter {
+  status?: BatchRecord["status"];
+  flowName?: string;
+  limit?: number;
+  offset?: number;
+}
 
 /** A stored blob. */
 export interface StoredBlob {
@@ -71,16 +96,23 @@ export interface StateStore {
   completeRun(runId: string, status: RunStatus, result?: FlowResult): void;
   /** A run, or undefined. */
   getRun(runId: string): Promise<RunRecord | undefined>;
-  /** Every run, oldest first. */
-  listRuns(): Promise<RunRecord[]>;
+  /** Runs matching `filter`, newest first (createdAt desc, then runId desc). */
+  listRuns(filter?: RunFilter): Promise<RunRecord[]>;
+  /**
+   * Deletes a run, its step results and its nested runs (and theirs).
+   * @returns false when no run has that id.
+   */
+  deleteRun(runId: string): Promise<boolean>;
   /** A run's step results, by step index. */
   getStepResults(runId: string): Promise<StepResultRecord[]>;
-  /** Records a batch. */
+  /** Records a batch (replaces the record of the same id: a status change is a new record). */
   createBatch(batch: BatchRecord): void;
   /** Adds a run to a batch at `index`. */
   addBatchRun(batchId: string, runId: string, index: number): void;
   /** A batch, or undefined. */
   getBatch(batchId: string): Promise<BatchRecord | undefined>;
+  /** Batches matching `filter`, newest first. */
+  listBatches(filter?: BatchFilter): Promise<BatchRecord[]>;
   /** A batch's run ids by input index. */
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]>;
   /** Waits until queued writes are stored. */

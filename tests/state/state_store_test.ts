@@ -127,3 +127,64 @@ Deno.test("createStateStore(): a file that is not a database names the setting a
     );
   });
 });
+
+async function exerciseListAndDelete(store: StateStore) {
+  const run = (runId: string, createdAt: string, extra: Record<string, unknown> = {}) =>
+    store.createRun({ runId, flowId: "f", status: "running", input: null, createdAt, ...extra });
+  run("a", "2025-01-01T00:00:00.000Z", { flowName: "one" });
+  run("b", "2025-01-02T00:00:00.000Z", { flowName: "two" });
+  run("c", "2025-01-03T00:00:00.000Z", { flowName: "one" });
+  run("c1", "2025-01-03T00:00:01.000Z", { parentRunId: "c" });
+  run("c11", "2025-01-03T00:00:02.000Z", { parentRunId: "c1" });
+  store.recordStepResult("c1", { stepIndex: 0, stepId: "s", result: { outcome: "skipped" } });
+  store.completeRun("a", "completed", { outcome: "success", result: 1 });
+  const ids = async (f?: Parameters<StateStore["listRuns"]>[0]) =>
+    (await store.listRuns(f)).map((r) => r.runId);
+  assertEquals(await ids(), ["c11", "c1", "c", "b", "a"]);
+  assertEquals(await ids({ rootOnly: true }), ["c", "b", "a"]);
+  assertEquals(await ids({ status: "completed" }), ["a"]);
+  assertEquals(await ids({ flowName: "one" }), ["c", "a"]);
+  assertEquals(await ids({ since: "2025-01-02T00:00:00.000Z", rootOnly: true }), ["c", "b"]);
+  assertEquals(await ids({ limit: 2, offset: 1 }), ["c1", "c"]);
+  assertEquals(await ids({ offset: 4 }), ["a"]);
+  // a run goes with its nested runs (at any depth) and their step results
+  assertStrictEquals(await store.deleteRun("c"), true);
+  assertStrictEquals(await store.deleteRun("c"), false);
+  assertEquals(await ids(), ["b", "a"]);
+  assertEquals(await store.getStepResults("c1"), []);
+  store.createBatch({
+    batchId: "x",
+    flowId: "f",
+    flowName: "one",
+    totalInputs: 1,
+    status: "running",
+    createdAt: "2025-01-01T00:00:00.000Z",
+  });
+  store.createBatch({
+    batchId: "y",
+    flowId: "f",
+    totalInputs: 1,
+    status: "running",
+    createdAt: "2025-01-02T00:00:00.000Z",
+  });
+  // a status change replaces the record
+  store.createBatch({
+    batchId: "x",
+    flowId: "f",
+    flowName: "one",
+    totalInputs: 1,
+    status: "cancelled",
+    createdAt: "2025-01-01T00:00:00.000Z",
+  });
+  assertEquals((await store.listBatches()).map((b) => b.batchId), ["y", "x"]);
+  assertEquals((await store.listBatches({ status: "cancelled" })).map((b) => b.batchId), ["x"]);
+  assertEquals((await store.listBatches({ flowName: "one" })).map((b) => b.batchId), ["x"]);
+  assertEquals((await store.listBatches({ limit: 1, offset: 1 })).map((b) => b.batchId), ["x"]);
+}
+
+Deno.test("listRuns(filter) is newest first with status/flowName/since/rootOnly/limit/offset; deleteRun takes nested runs; listBatches filters", async () => {
+  await exerciseListAndDelete(new MemoryStateStore());
+  const s = SqliteStateStore.open("sqlite::memory:");
+  await exerciseListAndDelete(s);
+  await s.close();
+});
