@@ -14,7 +14,8 @@
  * }
  * ```
  *
- * Or in one call: `await runFlow(flow, input, { config })`.
+ * Or in one call: `await runFlow(flow, input, { config })`. As a REST service (stepflow 0.8's API,
+ * docs/server.md): `Deno.serve(createServer(engine).fetch)`, or `listen(engine, { port })`.
  * @module
  */
 import { type LoadedFlow, loadFlowFile, loadFlowText } from "./src/flow/load.ts";
@@ -72,6 +73,10 @@ export {
 export type { ErrorCodeInfo, FailureCategory } from "./src/execution/error_codes.ts";
 export { formatDuration, parseDuration } from "./src/execution/duration.ts";
 export { blobId } from "./src/state/blob_id.ts";
+export { createServer, SERVICE_VERSION } from "./src/server/server.ts";
+export type { ServerOptions, StepflowServer } from "./src/server/server.ts";
+export { listen } from "./src/server/listen.ts";
+export type { ListeningService, ListenOptions } from "./src/server/listen.ts";
 export type { StateStore } from "./src/state/store.ts";
 
 /**

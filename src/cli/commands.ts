@@ -9,6 +9,10 @@ import * as validate from "./validate.ts";
 import * as run from "./run.ts";
 import * as test from "./test.ts";
 import * as listComponents from "./list_components.ts";
+import * as serve from "./serve.ts";
+import * as submit from "./submit.ts";
+import * as submitBatch from "./submit_batch.ts";
+import * as runBatch from "./run_batch.ts";
 
 /** Sets the process exit code from inside an action. */
 export type SetExit = (code: number) => void;
@@ -21,4 +25,8 @@ export function registerCommands(program: Command, setExit: SetExit): void {
   permissions.register(program, setExit);
   validate.register(program, setExit);
   listComponents.register(program, setExit);
+  runBatch.register(program, setExit);
+  serve.register(program, setExit);
+  submit.register(program, setExit);
+  submitBatch.register(program, setExit);
 }

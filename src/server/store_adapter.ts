@@ -1,0 +1,108 @@
+/**
+ * The service's only way to the state store. The durable-runs work is rewriting src/state (run
+ * events journal, resume, signals); keeping every store call of the service here makes that
+ * switch one file.
+ * @module
+ */
+import type { FlowResult } from "../flow/flow_result.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import {
+  type BatchFilter,
+  type BatchRecord,
+  nowRfc3339,
+  type RunFilter,
+  type RunRecord,
+  type RunStatus,
+  type StateStore,
+  type StepResultRecord,
+  type StoredBlob,
+} from "../state/store.ts";
+
+/** Terminal run statuses: nothing more happens to such a run. */
+export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
+  "completed",
+  "failed",
+  "cancelled",
+]);
+
+/** The store calls of the service. */
+export class ServiceStore {
+  constructor(readonly store: StateStore) {}
+
+  /** `inMemory`, `sqlite`, ... */
+  get kind(): string {
+    return this.store.kind;
+  }
+
+  getRun(runId: string): Promise<RunRecord | undefined> {
+    return this.store.getRun(runId);
+  }
+
+  listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    return this.store.listRuns(filter);
+  }
+
+  deleteRun(runId: string): Promise<boolean> {
+    return this.store.deleteRun(runId);
+  }
+
+  getStepResults(runId: string): Promise<StepResultRecord[]> {
+    return this.store.getStepResults(runId);
+  }
+
+  getBlob(id: string): Promise<StoredBlob | undefined> {
+    return this.store.getBlob(id);
+  }
+
+  /** Records a run accepted but not started yet (status `queued`). */
+  createQueuedRun(run: {
+    runId: string;
+    flowId: string;
+    flowName?: string;
+    input: JsonValue;
+    overrides?: JsonValue;
+    createdAt: string;
+  }): void {
+    this.store.createRun({ ...run, status: "queued" });
+  }
+
+  /** Sets a run's final status (and result). */
+  finishRun(runId: string, status: RunStatus, result?: FlowResult): void {
+    this.store.completeRun(runId, status, result);
+  }
+
+  createBatch(batch: BatchRecord): void {
+    this.store.createBatch(batch);
+  }
+
+  /** A batch's new status (the record is written again: stores replace by id). */
+  setBatchStatus(batch: BatchRecord, status: BatchRecord["status"]): void {
+    this.store.createBatch({ ...batch, status });
+  }
+
+  addBatchRun(batchId: string, runId: string, index: number): void {
+    this.store.addBatchRun(batchId, runId, index);
+  }
+
+  getBatch(batchId: string): Promise<BatchRecord | undefined> {
+    return this.store.getBatch(batchId);
+  }
+
+  getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
+    return this.store.getBatchRuns(batchId);
+  }
+
+  listBatches(filter: BatchFilter): Promise<BatchRecord[]> {
+    return this.store.listBatches(filter);
+  }
+
+  /** Waits until queued writes are stored. */
+  flush(): Promise<void> {
+    return this.store.flush();
+  }
+
+  /** The time now as stored (RFC 3339, ms). */
+  now(): string {
+    return nowRfc3339();
+  }
+}
