@@ -48,9 +48,21 @@ export function jsonBody(limit: number): MiddlewareHandler {
   };
 }
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Reads the body as UTF-8 text, failing with 413 as soon as it passes `limit` bytes. */
 async function readLimited(req: Request, limit: number): Promise<string> {
   if (!req.body) return "";
+  if (req.headers.has("content-length")) {
+    // the length was checked against the limit; the server stops at the declared length
+    let bytes: ArrayBuffer;
+    try {
+      bytes = await req.arrayBuffer();
+    } catch (e) {
+      throw new ApiError(400, `Could not read the request body: ${(e as Error).message}`);
+    }
+    return decode(new Uint8Array(bytes));
+  }
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -69,9 +81,12 @@ async function readLimited(req: Request, limit: number): Promise<string> {
     if (e instanceof ApiError) throw e;
     throw new ApiError(400, `Could not read the request body: ${(e as Error).message}`);
   }
-  const bytes = chunks.length === 1 ? chunks[0] : concat(chunks, total);
+  return decode(chunks.length === 1 ? chunks[0] : concat(chunks, total));
+}
+
+function decode(bytes: Uint8Array): string {
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return UTF8.decode(bytes);
   } catch {
     throw new ApiError(400, "The request body is not UTF-8 text");
   }

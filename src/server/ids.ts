@@ -7,6 +7,9 @@
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 let lastMs = 0;
+/** Random bytes drawn 4 KiB at a time (one system call per 256 ids). */
+const pool = new Uint8Array(4096);
+let poolAt = pool.length;
 let seq = 0;
 
 /**
@@ -14,8 +17,11 @@ let seq = 0;
  * made in the same millisecond still sort in creation order), then random bits.
  */
 export function uuidv7(): string {
-  const b = new Uint8Array(16);
-  crypto.getRandomValues(b);
+  if (poolAt + 16 > pool.length) {
+    crypto.getRandomValues(pool);
+    poolAt = 0;
+  }
+  const b = pool.subarray(poolAt, poolAt += 16);
   let ms = Date.now();
   if (ms <= lastMs) {
     ms = lastMs;

@@ -78,9 +78,9 @@ export class ServiceMetrics {
 
   /** One HTTP request answered. `route` is the route pattern (`/api/v1/runs/:runId`). */
   request(method: string, route: string, status: number, ms: number): void {
-    const key = `${method} ${route} ${status}`;
-    this.httpRequests.set(key, (this.httpRequests.get(key) ?? 0) + 1);
     const hk = `${method} ${route}`;
+    const key = `${hk} ${status}`;
+    this.httpRequests.set(key, (this.httpRequests.get(key) ?? 0) + 1);
     let h = this.httpDuration.get(hk);
     if (!h) this.httpDuration.set(hk, h = new Histogram());
     h.observe(ms / 1000);

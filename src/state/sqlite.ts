@@ -152,6 +152,9 @@ export class SqliteStateStore implements StateStore {
   /** Queued step results, flattened: run id, step index, step id, result JSON; repeated. */
   #steps: (string | number)[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Blobs queued but not written yet: read back without forcing a flush (a step that puts a
+   * blob and the next that gets it would otherwise cost a commit each). */
+  #pendingBlobs = new Map<string, { text: string; blobType: "data" | "flow" }>();
   #closed = false;
   #stmts: Record<string, StatementSync> = {};
 
@@ -175,6 +178,12 @@ export class SqliteStateStore implements StateStore {
       }
     }
     const db = new DatabaseSync(path, { readOnly: mode === "ro" });
+    if (path !== ":memory:" && mode !== "ro") {
+      // WAL: a commit appends to the log without an fsync (synchronous=NORMAL), so a flush does
+      // not block the event loop for milliseconds (the rollback journal fsyncs every commit);
+      // readers in other processes see committed data. Durable across process crashes.
+      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000");
+    }
     const store = new SqliteStateStore(db);
     if (autoMigrate && mode !== "ro") store.#migrate();
     else store.#checkSchema();
@@ -228,6 +237,7 @@ export class SqliteStateStore implements StateStore {
     this.#queue = [];
     const steps = this.#steps;
     this.#steps = [];
+    this.#pendingBlobs.clear();
     try {
       this.#db.exec("BEGIN");
       for (const w of q) w();
@@ -262,6 +272,8 @@ export class SqliteStateStore implements StateStore {
     const id = knownId ?? blobId(data);
     const text = stringifyJson(data);
     const at = nowRfc3339();
+    if (this.#closed) return id;
+    this.#pendingBlobs.set(id, { text, blobType });
     this.#enqueue(() =>
       this.#stmt(
         "INSERT OR IGNORE INTO blobs(id, data, blob_type, created_at) VALUES (?, ?, ?, ?)",
@@ -271,7 +283,15 @@ export class SqliteStateStore implements StateStore {
   }
 
   getBlob(id: string): Promise<StoredBlob | undefined> {
-    this.#flushSync();
+    // blobs are immutable: one still queued is answered from memory, others are in the table
+    const pending = this.#pendingBlobs.get(id.toLowerCase());
+    if (pending) {
+      return Promise.resolve({
+        id: id.toLowerCase(),
+        data: parseJson(pending.text),
+        blobType: pending.blobType,
+      });
+    }
     const row = this.#stmt("SELECT id, data, blob_type FROM blobs WHERE id = ?").get(
       id.toLowerCase(),
     ) as { id: string; data: string; blob_type: string } | undefined;

@@ -62,8 +62,8 @@ export interface RunningServer {
   child: Deno.ChildProcess;
   /** Everything the server wrote on stderr so far. */
   stderr(): string;
-  /** Sends `signal` and waits for the exit; returns the exit code. */
-  stop(signal?: Deno.Signal): Promise<number>;
+  /** Sends `signal` (none with null) and waits for the exit; returns the exit code. */
+  stop(signal?: Deno.Signal | null): Promise<number>;
   /** fetch relative to the server, JSON in and out. */
   call(
     method: string,
@@ -159,9 +159,9 @@ export async function startServer(
     child,
     stderr: () => text,
     call,
-    async stop(signal: Deno.Signal = "SIGTERM") {
+    async stop(signal: Deno.Signal | null = "SIGTERM") {
       try {
-        child.kill(signal);
+        if (signal) child.kill(signal);
       } catch {
         // exited already
       }
