@@ -27,6 +27,9 @@ export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
 
 /** The store calls of the service. */
 export class ServiceStore {
+  /** Batches created by this process, for stores without `listBatches`. */
+  #batches = new Map<string, BatchRecord>();
+
   constructor(readonly store: StateStore) {}
 
   /** `inMemory`, `sqlite`, ... */
@@ -73,11 +76,12 @@ export class ServiceStore {
 
   createBatch(batch: BatchRecord): void {
     this.store.createBatch(batch);
+    if (!this.store.listBatches) this.#batches.set(batch.batchId, batch);
   }
 
   /** A batch's new status (the record is written again: stores replace by id). */
   setBatchStatus(batch: BatchRecord, status: BatchRecord["status"]): void {
-    this.store.createBatch({ ...batch, status });
+    this.createBatch({ ...batch, status });
   }
 
   addBatchRun(batchId: string, runId: string, index: number): void {
@@ -92,8 +96,17 @@ export class ServiceStore {
     return this.store.getBatchRuns(batchId);
   }
 
+  /** Batches, newest first: from the store, or those this process created. */
   listBatches(filter: BatchFilter): Promise<BatchRecord[]> {
-    return this.store.listBatches(filter);
+    if (this.store.listBatches) return this.store.listBatches(filter);
+    const offset = filter.offset ?? 0;
+    const list = [...this.#batches.values()].reverse().filter((b) =>
+      (filter.status === undefined || b.status === filter.status) &&
+      (filter.flowName === undefined || b.flowName === filter.flowName)
+    );
+    return Promise.resolve(
+      list.slice(offset, filter.limit === undefined ? undefined : offset + filter.limit),
+    );
   }
 
   /** Waits until queued writes are stored. */

@@ -73,7 +73,7 @@ export class MemoryStateStore implements StateStore {
     out.sort((a, b) =>
       a.createdAt !== b.createdAt
         ? (a.createdAt < b.createdAt ? 1 : -1)
-        : (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0)
+        : (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0)
     );
     return Promise.resolve(page(out, filter.offset, filter.limit));
   }

@@ -368,7 +368,7 @@ export class SqliteStateStore implements StateStore {
     if (filter.rootOnly) where.push("parent_run_id IS NULL");
     const rows = this.#db.prepare(
       `SELECT * FROM runs${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
-       ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+       ORDER BY created_at DESC, id LIMIT ? OFFSET ?`,
     ).all(...args, filter.limit ?? -1, filter.offset ?? 0) as unknown[];
     return Promise.resolve(rows.map((r) => runFromRow(r as RunRow)));
   }

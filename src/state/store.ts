@@ -96,7 +96,7 @@ export interface StateStore {
   completeRun(runId: string, status: RunStatus, result?: FlowResult): void;
   /** A run, or undefined. */
   getRun(runId: string): Promise<RunRecord | undefined>;
-  /** Runs matching `filter`, newest first (createdAt desc, then runId desc). */
+  /** Runs matching `filter`, newest first (createdAt desc, then runId). */
   listRuns(filter?: RunFilter): Promise<RunRecord[]>;
   /**
    * Deletes a run, its step results and its nested runs (and theirs).
@@ -111,8 +111,11 @@ export interface StateStore {
   addBatchRun(batchId: string, runId: string, index: number): void;
   /** A batch, or undefined. */
   getBatch(batchId: string): Promise<BatchRecord | undefined>;
-  /** Batches matching `filter`, newest first. */
-  listBatches(filter?: BatchFilter): Promise<BatchRecord[]>;
+  /**
+   * Batches matching `filter`, newest first (`GET /batches`). Optional: a store without it has
+   * its batches listed from the service's memory.
+   */
+  listBatches?(filter?: BatchFilter): Promise<BatchRecord[]>;
   /** A batch's run ids by input index. */
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]>;
   /** Waits until queued writes are stored. */

@@ -176,10 +176,10 @@ async function exerciseListAndDelete(store: StateStore) {
     status: "cancelled",
     createdAt: "2025-01-01T00:00:00.000Z",
   });
-  assertEquals((await store.listBatches()).map((b) => b.batchId), ["y", "x"]);
-  assertEquals((await store.listBatches({ status: "cancelled" })).map((b) => b.batchId), ["x"]);
-  assertEquals((await store.listBatches({ flowName: "one" })).map((b) => b.batchId), ["x"]);
-  assertEquals((await store.listBatches({ limit: 1, offset: 1 })).map((b) => b.batchId), ["x"]);
+  assertEquals((await store.listBatches!()).map((b) => b.batchId), ["y", "x"]);
+  assertEquals((await store.listBatches!({ status: "cancelled" })).map((b) => b.batchId), ["x"]);
+  assertEquals((await store.listBatches!({ flowName: "one" })).map((b) => b.batchId), ["x"]);
+  assertEquals((await store.listBatches!({ limit: 1, offset: 1 })).map((b) => b.batchId), ["x"]);
 }
 
 Deno.test("listRuns(filter) is newest first with status/flowName/since/rootOnly/limit/offset; deleteRun takes nested runs; listBatches filters", async () => {
