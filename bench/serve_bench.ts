@@ -96,12 +96,24 @@ const server = new Deno.Command(Deno.execPath(), {
 const reader = server.stderr.pipeThrough(new TextDecoderStream()).getReader();
 let buffered = "";
 let url = "";
+let pid = 0;
 while (!url) {
   const { value, done } = await reader.read();
   if (done) throw new Error(`the server exited:\n${buffered}`);
   buffered += value;
   const line = buffered.split("\n").find((l) => l.includes('"listening"'));
-  if (line) url = JSON.parse(line).url;
+  if (line) ({ url, pid } = JSON.parse(line));
+}
+
+/** CPU seconds (user + system) the server process used so far (Linux /proc). */
+function serverCpu(): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100/s)
+  } catch {
+    return NaN;
+  }
 }
 // keep draining stderr
 (async () => {
@@ -118,6 +130,10 @@ const body = JSON.stringify({ flowId: stored.flowId, input: { q: "hello" } });
 interface Result {
   clients: number;
   rps: number;
+  /** Requests answered. */
+  n: number;
+  /** Server CPU µs per run (user + system). */
+  cpuUs?: number;
   p50: number;
   p90: number;
   p99: number;
@@ -145,11 +161,13 @@ async function withWrk(clients: number, seconds: number): Promise<Result> {
     return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
   };
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
+  const n = Number(/(\d+) requests in/.exec(text)?.[1]);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
   const sockErr = /Socket errors: (.*)/.exec(text)?.[1];
   return {
     clients,
     rps,
+    n,
     p50: ms("50"),
     p90: ms("90"),
     p99: ms("99"),
@@ -178,7 +196,15 @@ async function withDeno(clients: number, seconds: number): Promise<Result> {
   const total = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))];
-  return { clients, rps: lat.length / total, p50: q(0.5), p90: q(0.9), p99: q(0.99), errors };
+  return {
+    clients,
+    rps: lat.length / total,
+    n: lat.length,
+    p50: q(0.5),
+    p90: q(0.9),
+    p99: q(0.99),
+    errors,
+  };
 }
 
 const results: Result[] = [];
@@ -190,16 +216,19 @@ console.error(
 for (const clients of levels) {
   // warm-up: JIT, connection pool, SQLite pages
   await (useWrk ? withWrk(clients, 2) : withDeno(clients, 2));
-  results.push(await (useWrk ? withWrk(clients, duration) : withDeno(clients, duration)));
+  const cpu0 = serverCpu();
+  const r = await (useWrk ? withWrk(clients, duration) : withDeno(clients, duration));
+  r.cpuUs = (serverCpu() - cpu0) / r.n * 1e6;
+  results.push(r);
 }
 console.error(`load after: ${loadavg()}`);
-console.log(`| clients | runs/s | p50 ms | p90 ms | p99 ms | errors |`);
-console.log(`| ------- | ------ | ------ | ------ | ------ | ------ |`);
+console.log(`| clients | runs/s | p50 ms | p90 ms | p99 ms | server CPU µs/run | errors |`);
+console.log(`| ------- | ------ | ------ | ------ | ------ | ----------------- | ------ |`);
 for (const r of results) {
   console.log(
     `| ${r.clients} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p90.toFixed(2)} | ${
       r.p99.toFixed(2)
-    } | ${r.errors} |`,
+    } | ${r.cpuUs!.toFixed(0)} | ${r.errors} |`,
   );
 }
 server.kill("SIGTERM");

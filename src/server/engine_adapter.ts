@@ -1,8 +1,8 @@
 /**
  * The one place the service starts runs on the engine. It gives the service the run handle of
  * CONTRACTS.md (`engine.start(flow, input, options): RunHandle`), which the architecture branch
- * adds to the engine; until then it is built here from `engine.run` and an AbortController.
- * When `Engine.start` lands, {@linkcode startRun} becomes `engine.start(...)`.
+ * adds to the engine. An engine with `start` is used as is; without it, the handle is built here
+ * from `engine.run` and an AbortController.
  * @module
  */
 import type { Engine, RunOptions } from "../execution/engine.ts";
@@ -10,6 +10,8 @@ import type { Flow } from "../flow/model.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import { stepsInFlight } from "../execution/step_call.ts";
+
+type EngineStart = (flow: Flow, input: JsonValue, options: RunOptions) => RunHandle;
 
 /** A started run (CONTRACTS.md `RunHandle`). */
 export interface RunHandle {
@@ -33,6 +35,9 @@ export function startRun(
   input: JsonValue,
   options: RunOptions & { runId: string },
 ): RunHandle {
+  // the engine's own run handles, once it has them (CONTRACTS.md `engine.start`)
+  const start = (engine as unknown as { start?: EngineStart }).start;
+  if (typeof start === "function") return start.call(engine, flow, input, options);
   const ctrl = new AbortController();
   const runId = options.runId;
   const result = engine.run(flow, input, { ...options, signal: ctrl.signal });
