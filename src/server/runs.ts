@@ -217,8 +217,19 @@ export class RunService {
     }
     if (store) this.store.finishRun(run.runId, status, result);
     this.metrics.runFinished(status, wasRunning ? performance.now() - run.startedAt : -1);
-    run.resolve({ status, result });
     this.#pump();
+    // Answer only once the run's final state is stored (never report a result that a crash
+    // could lose); runs finishing in the same turn share the commit.
+    this.store.committed().then(
+      () => run.resolve({ status, result }),
+      (e) => {
+        log.error(`run ${run.runId}: its final state could not be stored: ${describeError(e)}`);
+        run.resolve({
+          status: "failed",
+          result: failed(507, `The run's state could not be stored: ${describeError(e)}`),
+        });
+      },
+    );
   }
 
   /** Starts queued runs while slots are free. */

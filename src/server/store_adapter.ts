@@ -4,6 +4,7 @@
  * switch one file.
  * @module
  */
+import { setImmediate } from "node:timers";
 import type { FlowResult } from "../flow/flow_result.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import {
@@ -17,6 +18,8 @@ import {
   type StepResultRecord,
   type StoredBlob,
 } from "../state/store.ts";
+
+const RESOLVED = Promise.resolve();
 
 /** Terminal run statuses: nothing more happens to such a run. */
 export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
@@ -112,6 +115,24 @@ export class ServiceStore {
   /** Waits until queued writes are stored. */
   flush(): Promise<void> {
     return this.store.flush();
+  }
+
+  #barrier?: Promise<void>;
+
+  /**
+   * Resolves once every write queued so far is stored. Callers in the same event-loop iteration
+   * share one commit: it happens after the iteration's I/O callbacks (`setImmediate`), so runs
+   * finishing together are committed together, without a timer's millisecond of delay.
+   * @throws {Error} (rejects) when the store could not commit.
+   */
+  committed(): Promise<void> {
+    if (this.store.kind === "inMemory") return RESOLVED; // applied at once: nothing to wait for
+    return this.#barrier ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.#barrier = undefined;
+        this.store.flush().then(resolve, reject);
+      });
+    });
   }
 
   /** The time now as stored (RFC 3339, ms). */
