@@ -11,6 +11,7 @@ import {
   assertStringIncludes,
   withTempDir,
 } from "../_assert.ts";
+import { DatabaseSync } from "node:sqlite";
 import { type Answer, SCHEMA, startServer, storeFlow, THREE_STEPS } from "./_server.ts";
 
 function isError(r: Answer, status: number, includes?: string) {
@@ -136,6 +137,17 @@ Deno.test("every route of the REST API answers with stepflow 0.8's shapes", asyn
         });
         runId = r.body.runId;
         assertMatch(runId, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        // answered only once stored: another connection to the database sees the finished run
+        const db = new DatabaseSync(`${dir}/state.db`, { readOnly: true });
+        try {
+          const row = db.prepare("SELECT status, result_json FROM runs WHERE id = ?").get(runId) as
+            | { status: string; result_json: string }
+            | undefined;
+          assertStrictEquals(row?.status, "completed");
+          assertStrictEquals(JSON.parse(row!.result_json).outcome, "success");
+        } finally {
+          db.close();
+        }
       });
 
       await t.step("GET /runs/{id}: details with exact numbers; 32-hex ids accepted", async () => {
