@@ -13,37 +13,56 @@ function esc(s: unknown): string {
     .replaceAll('"', "&quot;");
 }
 
-/** A compact, readable rendering of a JSON Schema (refs shown by name, one level inlined). */
-function schemaText(schema: unknown, doc: Obj, depth = 0): string {
+/** A compact, readable rendering of a JSON Schema: refs by name (the top one expanded). */
+function schemaText(schema: unknown, doc: Obj, depth = 0, expand = true): string {
   if (!schema || typeof schema !== "object") return "any";
   const s = schema as Obj;
+  const named = (ref: string) => {
+    const name = ref.split("/").pop()!;
+    return { name, target: ((doc.components as Obj)?.schemas as Obj)?.[name] };
+  };
   if (typeof s.$ref === "string") {
-    const name = s.$ref.split("/").pop()!;
-    if (depth > 0) return name;
-    const target = ((doc.components as Obj)?.schemas as Obj)?.[name];
-    return `${name} ${schemaText(target, doc, depth + 1)}`;
+    const { name, target } = named(s.$ref);
+    if (!expand) return name;
+    const body = schemaText(target, doc, depth, false);
+    return body === "any" ? name : `${name} ${body}`;
+  }
+  if (Array.isArray(s.allOf)) {
+    // an extended object: the properties of every part
+    const merged: Obj = { type: "object", properties: {}, required: [] };
+    for (const part of s.allOf as Obj[]) {
+      const p = typeof part.$ref === "string" ? named(part.$ref).target as Obj : part;
+      Object.assign(merged.properties as Obj, (p?.properties ?? {}) as Obj);
+      (merged.required as string[]).push(...((p?.required as string[] | undefined) ?? []));
+    }
+    return schemaText(merged, doc, depth, false);
   }
   if (Array.isArray(s.enum)) return s.enum.map((v) => JSON.stringify(v)).join(" | ");
-  if (Array.isArray(s.anyOf)) return s.anyOf.map((x) => schemaText(x, doc, depth)).join(" | ");
-  if (Array.isArray(s.oneOf)) return s.oneOf.map((x) => schemaText(x, doc, depth)).join(" | ");
+  if (Array.isArray(s.anyOf)) {
+    return s.anyOf.map((x) => schemaText(x, doc, depth, false)).join(" | ");
+  }
+  if (Array.isArray(s.oneOf)) {
+    return s.oneOf.map((x) => schemaText(x, doc, depth, false)).join(" | ");
+  }
   const type = Array.isArray(s.type) ? s.type.join(" | ") : s.type;
   if (type === "object" || s.properties) {
     const props = (s.properties ?? {}) as Obj;
     const req = new Set((s.required as string[] | undefined) ?? []);
     const keys = Object.keys(props);
     if (keys.length === 0) {
-      return s.additionalProperties
-        ? `{ [key]: ${schemaText(s.additionalProperties, doc, depth + 1)} }`
+      return s.additionalProperties && typeof s.additionalProperties === "object"
+        ? `{ [key]: ${schemaText(s.additionalProperties, doc, depth + 1, false)} }`
         : "object";
     }
     if (depth > 2) return "{…}";
     const pad = "  ".repeat(depth + 1);
     return `{\n${
-      keys.map((k) => `${pad}${k}${req.has(k) ? "" : "?"}: ${schemaText(props[k], doc, depth + 1)}`)
-        .join(",\n")
+      keys.map((k) =>
+        `${pad}${k}${req.has(k) ? "" : "?"}: ${schemaText(props[k], doc, depth + 1, false)}`
+      ).join(",\n")
     }\n${"  ".repeat(depth)}}`;
   }
-  if (type === "array") return `${schemaText(s.items, doc, depth + 1)}[]`;
+  if (type === "array") return `${schemaText(s.items, doc, depth + 1, false)}[]`;
   return type ? String(type) : "any";
 }
 
@@ -62,7 +81,9 @@ export function referencePage(doc: Obj): string {
       const params = ((op.parameters as Obj[] | undefined) ?? []).map((p) =>
         `<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}</td><td>${
           p.required ? "required" : ""
-        }</td><td>${esc((p.description as string) ?? schemaText(p.schema, doc, 1))}</td></tr>`
+        }</td><td>${
+          esc((p.description as string) ?? schemaText(p.schema, doc, 1, false))
+        }</td></tr>`
       ).join("");
       const body = ((op.requestBody as Obj | undefined)?.content as Obj | undefined)?.[
         "application/json"
