@@ -12,30 +12,9 @@
  * @module
  */
 
-const REPO = new URL("..", import.meta.url).pathname;
+import { THREE_STEPS as FLOW } from "./_service_flow.ts";
 
-const FLOW = {
-  schema: "https://stepflow.org/schemas/v1/flow.json",
-  name: "three",
-  steps: [
-    {
-      id: "msgs",
-      component: "/builtin/create_messages",
-      input: { user_prompt: { $from: { workflow: "input" }, path: "$.q" } },
-    },
-    {
-      id: "put",
-      component: "/builtin/put_blob",
-      input: { data: { $from: { step: "msgs" } }, blob_type: "data" },
-    },
-    {
-      id: "get",
-      component: "/builtin/get_blob",
-      input: { blob_id: { $from: { step: "put" }, path: "$.blob_id" } },
-    },
-  ],
-  output: { $from: { step: "get" }, path: "$.data" },
-};
+const REPO = new URL("..", import.meta.url).pathname;
 
 function arg(name: string, dflt: string): string {
   const i = Deno.args.indexOf(`--${name}`);

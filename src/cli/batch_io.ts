@@ -3,9 +3,41 @@
  * (`{index, status, result}` per input, in input order), and a progress line on stderr.
  * @module
  */
+import type { Command } from "commander";
 import { type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
 import { UsageError } from "../errors.ts";
 import { writeStderr, writeStdout } from "./main.ts";
+
+/**
+ * A batch command with the flags `run-batch` and `submit-batch` share: `--flow`, `--inputs`,
+ * `--max-concurrent` (described by `concurrency`), `--output`.
+ */
+export function batchCommand(
+  program: Command,
+  name: string,
+  description: string,
+  concurrency: string,
+): Command {
+  return program.command(name)
+    .description(description)
+    .requiredOption("--flow <file>", "the flow file")
+    .requiredOption("--inputs <file>", "inputs, one JSON value per line (JSONL)")
+    .option("--max-concurrent <n>", concurrency)
+    .option("--output <file>", "write {index, status, result} lines here (default: stdout)");
+}
+
+/**
+ * `--max-concurrent`: a positive integer, or undefined when not given.
+ * @throws {UsageError} for anything else.
+ */
+export function parseMaxConcurrent(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < 1) {
+    throw new UsageError(`--max-concurrent must be a positive integer, got '${text}'`);
+  }
+  return n;
+}
 
 /**
  * The inputs of a JSONL file: one JSON value per line, numbers kept exactly. Blank lines are

@@ -16,8 +16,19 @@ import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { writeStderr } from "./main.ts";
-import { readValueFlags } from "./input.ts";
-import { OrderedJsonlWriter, ProgressLine, readJsonlInputs } from "./batch_io.ts";
+import {
+  overrideOptions,
+  readVariablesAndOverrides,
+  type VariableAndOverrideFlags,
+  variableOptions,
+} from "./value_flags.ts";
+import {
+  batchCommand,
+  OrderedJsonlWriter,
+  parseMaxConcurrent,
+  ProgressLine,
+  readJsonlInputs,
+} from "./batch_io.ts";
 import { onCancelSignals } from "./signals.ts";
 import { withPluginPositions } from "./run.ts";
 import { loadFlowFile } from "../flow/load.ts";
@@ -26,39 +37,27 @@ import { validateConfig, validateFlow } from "../flow/validate.ts";
 import { formatDiagnostic, hasErrors } from "../flow/diagnostics.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { Engine } from "../execution/engine.ts";
-import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
-import { describeError, FlowLoadError, UsageError } from "../errors.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import { describeError, FlowLoadError } from "../errors.ts";
 
-interface RunBatchFlags {
+interface RunBatchFlags extends VariableAndOverrideFlags {
   flow: string;
   inputs: string;
   config?: string;
   maxConcurrent?: string;
   output?: string;
-  variables?: string;
-  variablesJson?: string;
-  variablesYaml?: string;
-  overrides?: string;
-  overridesJson?: string;
-  overridesYaml?: string;
   verbose?: boolean;
 }
 
 /** Adds `run-batch` to `program`. */
 export function register(program: Command, setExit: SetExit): void {
-  program.command("run-batch")
-    .description("Run a flow locally on every line of a JSONL file; JSONL results on stdout")
-    .requiredOption("--flow <file>", "the flow file")
-    .requiredOption("--inputs <file>", "inputs, one JSON value per line (JSONL)")
-    .option("--config <file>", "config file (default: discovered next to the flow, then in cwd)")
-    .option("--max-concurrent <n>", "runs at once (default: all, as stepflow 0.8)")
-    .option("--output <file>", "write {index, status, result} lines here (default: stdout)")
-    .option("--variables <file>", "variables of every run, from a JSON or YAML file")
-    .option("--variables-json <json>", "variables of every run, as JSON text")
-    .option("--variables-yaml <yaml>", "variables of every run, as YAML text")
-    .option("--overrides <file>", "step overrides from a JSON or YAML file")
-    .option("--overrides-json <json>", "step overrides as JSON text")
-    .option("--overrides-yaml <yaml>", "step overrides as YAML text")
+  const cmd = batchCommand(
+    program,
+    "run-batch",
+    "Run a flow locally on every line of a JSONL file; JSONL results on stdout",
+    "runs at once (default: all, as stepflow 0.8)",
+  ).option("--config <file>", "config file (default: discovered next to the flow, then in cwd)");
+  overrideOptions(variableOptions(cmd, "every run's"))
     .option("--verbose", "print every validation warning")
     .action(async (flags: RunBatchFlags) => {
       setExit(await runBatchCommand(flags));
@@ -72,31 +71,8 @@ export async function runBatchCommand(flags: RunBatchFlags): Promise<number> {
     loaded = await loadFlowFile(flags.flow);
     config = await loadConfigForFlow({ configPath: flags.config, flowPath: flags.flow });
     inputs = await readJsonlInputs(flags.inputs);
-    limit = inputs.length;
-    if (flags.maxConcurrent !== undefined) {
-      const n = Number(flags.maxConcurrent);
-      if (!/^\d+$/.test(flags.maxConcurrent.trim()) || n < 1) {
-        throw new UsageError(
-          `--max-concurrent must be a positive integer, got '${flags.maxConcurrent}'`,
-        );
-      }
-      limit = Math.min(n, inputs.length);
-    }
-    variables = await readValueFlags(
-      "variables",
-      flags.variables,
-      flags.variablesJson,
-      flags.variablesYaml,
-    );
-    if (variables !== undefined && !isJsonObject(variables)) {
-      throw new UsageError("variables must be an object of name: value");
-    }
-    overrides = await readValueFlags(
-      "overrides",
-      flags.overrides,
-      flags.overridesJson,
-      flags.overridesYaml,
-    );
+    limit = Math.min(parseMaxConcurrent(flags.maxConcurrent) ?? inputs.length, inputs.length);
+    ({ variables, overrides } = await readVariablesAndOverrides(flags, loaded.flow.variables));
   } catch (e) {
     const where = e instanceof FlowLoadError ? fileExcerpt(e.position) : "";
     writeStderr(`error: ${describeError(e)}\n${where}`);
@@ -142,7 +118,7 @@ export async function runBatchCommand(flags: RunBatchFlags): Promise<number> {
       progress.update(counts);
       const result = await engine.run(loaded.flow, inputs[index], {
         signal: cancel.signal,
-        variables: variables as Record<string, JsonValue> | undefined,
+        variables,
         overrides,
       });
       counts.running--;

@@ -17,37 +17,32 @@ import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
 import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { writeStderr, writeStdout } from "./main.ts";
-import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
+import { type InputFlags, readRunInput, readStdin } from "./input.ts";
+import {
+  overrideOptions,
+  readVariablesAndOverrides,
+  type VariableAndOverrideFlags,
+  variableOptions,
+} from "./value_flags.ts";
 import { toYaml } from "./yaml_output.ts";
 import { DEFAULT_SUBMIT_URL, ServiceClient, ServiceError } from "./service_client.ts";
 import { loadFlowFile } from "../flow/load.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
-import { describeError, FlowLoadError, UsageError } from "../errors.ts";
+import { describeError, FlowLoadError } from "../errors.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
 
-interface SubmitFlags {
+interface SubmitFlags extends InputFlags, VariableAndOverrideFlags {
   url?: string;
   flow: string;
   token?: string;
-  input?: string;
-  inputJson?: string;
-  inputYaml?: string;
-  stdinFormat?: string;
-  variables?: string;
-  variablesJson?: string;
-  variablesYaml?: string;
-  envVariables?: boolean;
-  overrides?: string;
-  overridesJson?: string;
-  overridesYaml?: string;
   output?: string;
   verbose?: boolean;
 }
 
 /** Adds `submit` to `program`. */
 export function register(program: Command, setExit: SetExit): void {
-  program.command("submit")
+  const cmd = program.command("submit")
     .description("Run a flow on a Stepflow service (stepflow serve) and print its result")
     .option("--url <url>", `the service (default: $STEPFLOW_URL, else ${DEFAULT_SUBMIT_URL})`)
     .requiredOption("--flow <file>", "the flow file (.yaml, .yml, .json, .jsonc)")
@@ -55,14 +50,8 @@ export function register(program: Command, setExit: SetExit): void {
     .option("--input <file>", "run input from a JSON or YAML file")
     .option("--input-json <json>", "run input as JSON text")
     .option("--input-yaml <yaml>", "run input as YAML text")
-    .option("--stdin-format <format>", "format of input read from stdin: json or yaml", "json")
-    .option("--variables <file>", "run variables from a JSON or YAML file")
-    .option("--variables-json <json>", "run variables as JSON text")
-    .option("--variables-yaml <yaml>", "run variables as YAML text")
-    .option("--env-variables", "read variables from STEPFLOW_VAR_<NAME> environment variables")
-    .option("--overrides <file>", "step overrides from a JSON or YAML file")
-    .option("--overrides-json <json>", "step overrides as JSON text")
-    .option("--overrides-yaml <yaml>", "step overrides as YAML text")
+    .option("--stdin-format <format>", "format of input read from stdin: json or yaml", "json");
+  overrideOptions(variableOptions(cmd))
     .option("--output <file>", "write the result to this file (JSON, or YAML for .yaml/.yml)")
     .option("--verbose", "print every validation warning and the run id")
     .action(async (flags: SubmitFlags) => {
@@ -96,25 +85,7 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
       flags,
       () => Deno.stdin.isTerminal() ? Promise.resolve("") : readStdin(),
     );
-    variables = flags.envVariables
-      ? envVariables(Deno.env.toObject(), loaded.flow.variables)
-      : undefined;
-    const given = await readValueFlags(
-      "variables",
-      flags.variables,
-      flags.variablesJson,
-      flags.variablesYaml,
-    );
-    if (given !== undefined) {
-      if (!isJsonObject(given)) throw new UsageError("variables must be an object of name: value");
-      variables = { ...variables, ...given };
-    }
-    overrides = await readValueFlags(
-      "overrides",
-      flags.overrides,
-      flags.overridesJson,
-      flags.overridesYaml,
-    );
+    ({ variables, overrides } = await readVariablesAndOverrides(flags, loaded.flow.variables));
   } catch (e) {
     const where = e instanceof FlowLoadError ? fileExcerpt(e.position) : "";
     writeStderr(`error: ${describeError(e)}\n${where}`);

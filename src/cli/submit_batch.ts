@@ -14,44 +14,48 @@ import type { Command } from "commander";
 import type { SetExit } from "./commands.ts";
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { writeStderr } from "./main.ts";
-import { readValueFlags } from "./input.ts";
-import { OrderedJsonlWriter, ProgressLine, readJsonlInputs } from "./batch_io.ts";
+import {
+  overrideOptions,
+  readVariablesAndOverrides,
+  type VariableAndOverrideFlags,
+  variableOptions,
+} from "./value_flags.ts";
+import {
+  batchCommand,
+  OrderedJsonlWriter,
+  parseMaxConcurrent,
+  ProgressLine,
+  readJsonlInputs,
+} from "./batch_io.ts";
 import { serviceOf } from "./submit.ts";
 import { ServiceError } from "./service_client.ts";
 import { onCancelSignals } from "./signals.ts";
 import { loadFlowFile } from "../flow/load.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
-import { describeError, FlowLoadError, UsageError } from "../errors.ts";
+import { describeError, FlowLoadError } from "../errors.ts";
 
-interface SubmitBatchFlags {
+interface SubmitBatchFlags extends VariableAndOverrideFlags {
   url?: string;
   flow: string;
   inputs: string;
   token?: string;
   maxConcurrent?: string;
   output?: string;
-  variablesJson?: string;
-  overrides?: string;
-  overridesJson?: string;
-  overridesYaml?: string;
   verbose?: boolean;
 }
 
 /** Adds `submit-batch` to `program`. */
 export function register(program: Command, setExit: SetExit): void {
-  program.command("submit-batch")
-    .description("Run a flow on every line of a JSONL file on a Stepflow service")
+  const cmd = batchCommand(
+    program,
+    "submit-batch",
+    "Run a flow on every line of a JSONL file on a Stepflow service",
+    "runs of the batch at once on the service (default: all)",
+  )
     .option("--url <url>", "the service (default: $STEPFLOW_URL, else http://localhost:7837)")
-    .requiredOption("--flow <file>", "the flow file")
-    .requiredOption("--inputs <file>", "inputs, one JSON value per line (JSONL)")
-    .option("--token <token>", "the service's token (default: $STEPFLOW_TOKEN)")
-    .option("--max-concurrent <n>", "runs of the batch at once on the service (default: all)")
-    .option("--output <file>", "write {index, status, result} lines here (default: stdout)")
-    .option("--variables-json <json>", "variables of every run, as JSON text")
-    .option("--overrides <file>", "step overrides from a JSON or YAML file")
-    .option("--overrides-json <json>", "step overrides as JSON text")
-    .option("--overrides-yaml <yaml>", "step overrides as YAML text")
+    .option("--token <token>", "the service's token (default: $STEPFLOW_TOKEN)");
+  overrideOptions(variableOptions(cmd, "every run's"))
     .option("--verbose", "print every validation warning and the batch id")
     .action(async (flags: SubmitBatchFlags) => {
       setExit(await submitBatchCommand(flags));
@@ -70,25 +74,8 @@ export async function submitBatchCommand(flags: SubmitBatchFlags): Promise<numbe
     client = serviceOf(flags);
     loaded = await loadFlowFile(flags.flow);
     inputs = await readJsonlInputs(flags.inputs);
-    if (flags.maxConcurrent !== undefined) {
-      const n = Number(flags.maxConcurrent);
-      if (!/^\d+$/.test(flags.maxConcurrent.trim()) || n < 1) {
-        throw new UsageError(
-          `--max-concurrent must be a positive integer, got '${flags.maxConcurrent}'`,
-        );
-      }
-      maxConcurrent = n;
-    }
-    overrides = await readValueFlags(
-      "overrides",
-      flags.overrides,
-      flags.overridesJson,
-      flags.overridesYaml,
-    );
-    variables = await readValueFlags("variables", undefined, flags.variablesJson, undefined);
-    if (variables !== undefined && !isJsonObject(variables)) {
-      throw new UsageError("variables must be an object of name: value");
-    }
+    maxConcurrent = parseMaxConcurrent(flags.maxConcurrent);
+    ({ variables, overrides } = await readVariablesAndOverrides(flags, loaded.flow.variables));
   } catch (e) {
     const where = e instanceof FlowLoadError ? fileExcerpt(e.position) : "";
     writeStderr(`error: ${describeError(e)}\n${where}`);

@@ -11,12 +11,12 @@
  * `Idempotency-Key` header, status `queued`.
  * @module
  */
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, type z } from "@hono/zod-openapi";
 import { canonicalJson, type JsonValue } from "../json/exact_json.ts";
 import { compileFlow } from "../execution/compile.ts";
 import { flowToJson } from "../execution/flow_id.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
-import type { RunStatus } from "../state/store.ts";
+import type { RunRecord, RunStatus } from "../state/store.ts";
 import { ApiError, runNotFound } from "./api_error.ts";
 import {
   type ApiApp,
@@ -159,68 +159,36 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
   );
 
   app.openapi(
-    createRoute({
-      method: "get",
-      path: "/api/v1/runs/{runId}",
-      tags: [TAG],
-      summary: "A run: status, input, result",
-      request: { params: S.RunIdParams },
-      responses: {
-        200: { description: "The run", content: json(S.RunDetailsSchema) },
-        ...errors(400, 404),
-      },
-    }),
+    runRoute("get", "/api/v1/runs/{runId}", "A run: status, input, result", S.RunDetailsSchema),
     async (c) => {
-      const runId = runIdParam(c.req.valid("param").runId);
-      const r = await s.store.getRun(runId);
-      if (!r) throw runNotFound(runId);
+      const r = await storedRun(s, c.req.valid("param").runId);
       return c.json(runDetails(r) as never, 200);
     },
   );
 
   app.openapi(
-    createRoute({
-      method: "get",
-      path: "/api/v1/runs/{runId}/flow",
-      tags: [TAG],
-      summary: "The flow a run runs",
-      request: { params: S.RunIdParams },
-      responses: {
-        200: { description: "The flow", content: json(S.RunFlowResponse) },
-        ...errors(400, 404),
-      },
-    }),
+    runRoute("get", "/api/v1/runs/{runId}/flow", "The flow a run runs", S.RunFlowResponse),
     async (c) => {
-      const runId = runIdParam(c.req.valid("param").runId);
-      const r = await s.store.getRun(runId);
-      if (!r) throw runNotFound(runId);
+      const r = await storedRun(s, c.req.valid("param").runId);
       const flow = await flowById(s, r.flowId);
       return c.json({ flow: flowToJson(flow), flowId: r.flowId }, 200);
     },
   );
 
   app.openapi(
-    createRoute({
-      method: "get",
-      path: "/api/v1/runs/{runId}/steps",
-      tags: [TAG],
-      summary: "The steps of a run: status and result of each",
-      description:
-        "Keyed by step id, in flow order. Status: completed/failed/skipped (from the step's result), running, runnable (every dependency finished), blocked.",
-      request: { params: S.RunIdParams },
-      responses: {
-        200: { description: "Steps", content: json(S.ListStepsResponse) },
-        ...errors(400, 404),
-      },
-    }),
+    runRoute(
+      "get",
+      "/api/v1/runs/{runId}/steps",
+      "The steps of a run: status and result of each",
+      S.ListStepsResponse,
+      "Keyed by step id, in flow order. Status: completed/failed/skipped (from the step's result), running, runnable (every dependency finished), blocked.",
+    ),
     async (c) => {
-      const runId = runIdParam(c.req.valid("param").runId);
-      const r = await s.store.getRun(runId);
-      if (!r) throw runNotFound(runId);
+      const r = await storedRun(s, c.req.valid("param").runId);
       const flow = await flowById(s, r.flowId);
       const results = new Map<number, FlowResult>();
-      for (const sr of await s.store.getStepResults(runId)) results.set(sr.stepIndex, sr.result);
-      const active = s.runs.get(runId);
+      for (const sr of await s.store.getStepResults(r.runId)) results.set(sr.stepIndex, sr.result);
+      const active = s.runs.get(r.runId);
       const running = new Set((active?.inFlight() ?? []).map((x) => x.stepId));
       let deps: number[][] | undefined;
       if (active) {
@@ -258,19 +226,14 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
   );
 
   app.openapi(
-    createRoute({
-      method: "post",
-      path: "/api/v1/runs/{runId}/cancel",
-      tags: [TAG],
-      summary: "Cancel a run",
-      description:
-        "Cancels a queued or running run: running steps are cancelled (their step service calls abandoned), nothing else starts, and the run ends with status `cancelled` and a failed result of code 410. Answers when the run has stopped. 409 when it had already finished. (0.8 only changed the stored status.)",
-      request: { params: S.RunIdParams },
-      responses: {
-        200: { description: "The cancelled run", content: json(S.RunSummarySchema) },
-        ...errors(400, 404, 409),
-      },
-    }),
+    runRoute(
+      "post",
+      "/api/v1/runs/{runId}/cancel",
+      "Cancel a run",
+      S.RunSummarySchema,
+      "Cancels a queued or running run: running steps are cancelled (their step service calls abandoned), nothing else starts, and the run ends with status `cancelled` and a failed result of code 410. Answers when the run has stopped. 409 when it had already finished. (0.8 only changed the stored status.)",
+      [409],
+    ),
     async (c) => {
       const runId = runIdParam(c.req.valid("param").runId);
       const outcome = await s.runs.cancel(runId, "cancelled with POST /runs/{runId}/cancel");
@@ -307,9 +270,8 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       },
     }),
     async (c) => {
-      const runId = runIdParam(c.req.valid("param").runId);
-      const r = await s.store.getRun(runId);
-      if (!r) throw runNotFound(runId);
+      const r = await storedRun(s, c.req.valid("param").runId);
+      const runId = r.runId;
       if (s.runs.get(runId) || !TERMINAL_STATUSES.has(r.status)) {
         throw new ApiError(
           409,
@@ -347,13 +309,46 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       },
     });
   const notYet = async (c: { req: { param(k: string): string } }) => {
-    const runId = runIdParam(c.req.param("runId"));
-    if (!(await s.store.getRun(runId))) throw runNotFound(runId);
+    await storedRun(s, c.req.param("runId"));
     throw new ApiError(501, DEBUG_NOT_AVAILABLE);
   };
   app.openapi(debugRoute("post", "step", "Debug: run the given steps", true), notYet as never);
   app.openapi(debugRoute("post", "continue", "Debug: run to the end"), notYet as never);
   app.openapi(debugRoute("get", "runnable", "Debug: steps ready to run"), notYet as never);
+}
+
+/** The definition of a route on one run (`{runId}` in the path; 400 and 404 answers). */
+function runRoute<P extends string, M extends "get" | "post" | "delete", R extends z.ZodType>(
+  method: M,
+  path: P,
+  summary: string,
+  response: R,
+  description?: string,
+  moreErrors: number[] = [],
+) {
+  return createRoute({
+    method,
+    path,
+    tags: [TAG],
+    summary,
+    ...(description ? { description } : {}),
+    request: { params: S.RunIdParams },
+    responses: {
+      200: { description: summary, content: json(response) },
+      ...errors(400, 404, ...moreErrors),
+    },
+  });
+}
+
+/**
+ * The stored run a `{runId}` path parameter names.
+ * @throws {ApiError} 400 for a parameter that is not a UUID, 404 for an unknown run.
+ */
+async function storedRun(s: Service, param: string): Promise<RunRecord> {
+  const runId = runIdParam(param);
+  const r = await s.store.getRun(runId);
+  if (!r) throw runNotFound(runId);
+  return r;
 }
 
 function notCancellable(runId: string, status: RunStatus): ApiError {

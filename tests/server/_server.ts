@@ -3,7 +3,7 @@
  * from the JSON line it announces on stderr.
  * @module
  */
-import { REPO_ROOT } from "../_assert.ts";
+import { REPO_ROOT, withTempDir } from "../_assert.ts";
 
 export const WORKERS = `${REPO_ROOT}/tests/fixtures/workers`;
 
@@ -31,29 +31,8 @@ routes:
 /** The flow schema URL. */
 export const SCHEMA = "https://stepflow.org/schemas/v1/flow.json";
 
-/** A 3-step built-in flow: messages → blob → read back; output the messages. */
-export const THREE_STEPS = {
-  schema: SCHEMA,
-  name: "three",
-  steps: [
-    {
-      id: "msgs",
-      component: "/builtin/create_messages",
-      input: { user_prompt: { $from: { workflow: "input" }, path: "$.q" } },
-    },
-    {
-      id: "put",
-      component: "/builtin/put_blob",
-      input: { data: { $from: { step: "msgs" } }, blob_type: "data" },
-    },
-    {
-      id: "get",
-      component: "/builtin/get_blob",
-      input: { blob_id: { $from: { step: "put" }, path: "$.blob_id" } },
-    },
-  ],
-  output: { $from: { step: "get" }, path: "$.data" },
-};
+/** The benchmark's 3-step built-in flow (messages → blob → read back). */
+export { THREE_STEPS } from "../../bench/_service_flow.ts";
 
 export interface RunningServer {
   url: string;
@@ -194,4 +173,22 @@ export async function waitForFile(path: string, ms = 20_000): Promise<void> {
     }
   }
   throw new Error(`${path} did not appear within ${ms} ms`);
+}
+
+/**
+ * Runs `fn` with a server started in a fresh temporary directory (see {@linkcode startServer});
+ * the server is stopped (SIGTERM) and the directory removed afterwards, whatever happens.
+ */
+export async function withServer(
+  options: Parameters<typeof startServer>[1],
+  fn: (s: RunningServer, dir: string) => Promise<void>,
+): Promise<void> {
+  await withTempDir(async (dir) => {
+    const s = await startServer(dir, options);
+    try {
+      await fn(s, dir);
+    } finally {
+      await s.stop();
+    }
+  });
 }

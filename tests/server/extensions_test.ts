@@ -11,6 +11,7 @@ import {
   storeFlow,
   THREE_STEPS,
   waitForFile,
+  withServer,
 } from "./_server.ts";
 
 function sleepFlow(readyFile?: string) {
@@ -36,88 +37,70 @@ async function finished(s: RunningServer, runId: string) {
   throw new Error(`run ${runId} did not finish`);
 }
 
-Deno.test("POST /runs with wait: false answers 202 {runId, status} at once; the run goes on", async () => {
-  await withTempDir(async (dir) => {
-    const s = await startServer(dir, { args: ["--store", "memory"] });
-    try {
-      const flowId = await storeFlow(s, sleepFlow());
-      const r = await s.call("POST", "/api/v1/runs", { flowId, input: { ms: 300 }, wait: false });
-      assertStrictEquals(r.status, 202);
-      assertStrictEquals(r.body.status, "running");
-      assertStrictEquals(r.body.result, undefined);
-      assertStrictEquals(r.body.debug, false);
-      const done = await finished(s, r.body.runId);
-      assertStrictEquals(done.status, "completed");
-      assertStrictEquals(done.result.result.slept, 300);
-    } finally {
-      await s.stop();
-    }
-  });
-});
+Deno.test("POST /runs with wait: false answers 202 {runId, status} at once; the run goes on", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, sleepFlow());
+    const r = await s.call("POST", "/api/v1/runs", { flowId, input: { ms: 300 }, wait: false });
+    assertStrictEquals(r.status, 202);
+    assertStrictEquals(r.body.status, "running");
+    assertStrictEquals(r.body.result, undefined);
+    assertStrictEquals(r.body.debug, false);
+    const done = await finished(s, r.body.runId);
+    assertStrictEquals(done.status, "completed");
+    assertStrictEquals(done.result.result.slept, 300);
+  }));
 
-Deno.test("POST /runs with timeoutSecs answers 202 when the run takes longer, 200 when it does not", async () => {
-  await withTempDir(async (dir) => {
-    const s = await startServer(dir, { args: ["--store", "memory"] });
-    try {
-      const flowId = await storeFlow(s, sleepFlow());
-      const slow = await s.call("POST", "/api/v1/runs", {
-        flowId,
-        input: { ms: 1500 },
-        timeoutSecs: 0.1,
-      });
-      assertStrictEquals(slow.status, 202);
-      assertStrictEquals(slow.body.status, "running");
-      const fast = await s.call("POST", "/api/v1/runs", {
-        flowId,
-        input: { ms: 1 },
-        timeoutSecs: 30,
-      });
-      assertStrictEquals(fast.status, 200);
-      assertStrictEquals(fast.body.status, "completed");
-      assertStrictEquals((await finished(s, slow.body.runId)).status, "completed");
-      const bad = await s.call("POST", "/api/v1/runs", { flowId, input: {}, timeoutSecs: -1 });
-      assertStrictEquals(bad.status, 400);
-      assertStringIncludes(bad.body.message, "timeoutSecs");
-    } finally {
-      await s.stop();
-    }
-  });
-});
+Deno.test("POST /runs with timeoutSecs answers 202 when the run takes longer, 200 when it does not", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, sleepFlow());
+    const slow = await s.call("POST", "/api/v1/runs", {
+      flowId,
+      input: { ms: 1500 },
+      timeoutSecs: 0.1,
+    });
+    assertStrictEquals(slow.status, 202);
+    assertStrictEquals(slow.body.status, "running");
+    const fast = await s.call("POST", "/api/v1/runs", {
+      flowId,
+      input: { ms: 1 },
+      timeoutSecs: 30,
+    });
+    assertStrictEquals(fast.status, 200);
+    assertStrictEquals(fast.body.status, "completed");
+    assertStrictEquals((await finished(s, slow.body.runId)).status, "completed");
+    const bad = await s.call("POST", "/api/v1/runs", { flowId, input: {}, timeoutSecs: -1 });
+    assertStrictEquals(bad.status, 400);
+    assertStringIncludes(bad.body.message, "timeoutSecs");
+  }));
 
-Deno.test("Idempotency-Key: the same key and request give the same run; another request with it is refused (422)", async () => {
-  await withTempDir(async (dir) => {
-    const s = await startServer(dir, { args: ["--store", "memory"] });
-    try {
-      const flowId = await storeFlow(s, THREE_STEPS);
-      const body = { flowId, input: { q: "once" } };
-      const key = { "Idempotency-Key": "order-42" };
-      // concurrent first requests: one run
-      const [a, b] = await Promise.all([
-        s.call("POST", "/api/v1/runs", body, key),
-        s.call("POST", "/api/v1/runs", body, key),
-      ]);
-      assertStrictEquals(a.status, 200);
-      assertStrictEquals(a.body.runId, b.body.runId);
-      // replayed after it finished: the stored result
-      const c = await s.call("POST", "/api/v1/runs", body, key);
-      assertStrictEquals(c.body.runId, a.body.runId);
-      assertStrictEquals(c.body.status, "completed");
-      assertStrictEquals(c.headers.get("idempotent-replayed"), "true");
-      assertStrictEquals(c.body.result.result.messages[0].content, "once");
-      assertStrictEquals((await s.call("GET", "/api/v1/runs")).body.runs.length, 1);
-      // another key: another run
-      const d = await s.call("POST", "/api/v1/runs", body, { "Idempotency-Key": "order-43" });
-      assert(d.body.runId !== a.body.runId);
-      // the key with another request
-      const e = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "twice" } }, key);
-      assertStrictEquals(e.status, 422);
-      assertStrictEquals(e.body.code, 422);
-      assertStringIncludes(e.body.message, "order-42");
-    } finally {
-      await s.stop();
-    }
-  });
-});
+Deno.test("Idempotency-Key: the same key and request give the same run; another request with it is refused (422)", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, THREE_STEPS);
+    const body = { flowId, input: { q: "once" } };
+    const key = { "Idempotency-Key": "order-42" };
+    // concurrent first requests: one run
+    const [a, b] = await Promise.all([
+      s.call("POST", "/api/v1/runs", body, key),
+      s.call("POST", "/api/v1/runs", body, key),
+    ]);
+    assertStrictEquals(a.status, 200);
+    assertStrictEquals(a.body.runId, b.body.runId);
+    // replayed after it finished: the stored result
+    const c = await s.call("POST", "/api/v1/runs", body, key);
+    assertStrictEquals(c.body.runId, a.body.runId);
+    assertStrictEquals(c.body.status, "completed");
+    assertStrictEquals(c.headers.get("idempotent-replayed"), "true");
+    assertStrictEquals(c.body.result.result.messages[0].content, "once");
+    assertStrictEquals((await s.call("GET", "/api/v1/runs")).body.runs.length, 1);
+    // another key: another run
+    const d = await s.call("POST", "/api/v1/runs", body, { "Idempotency-Key": "order-43" });
+    assert(d.body.runId !== a.body.runId);
+    // the key with another request
+    const e = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "twice" } }, key);
+    assertStrictEquals(e.status, 422);
+    assertStrictEquals(e.body.code, 422);
+    assertStringIncludes(e.body.message, "order-42");
+  }));
 
 Deno.test("--max-concurrent-runs: runs beyond it are queued (status queued), 429 with Retry-After when the queue is full", async () => {
   await withTempDir(async (dir) => {
