@@ -14,8 +14,9 @@
  * }
  * ```
  *
- * Or in one call: `await runFlow(flow, input, { config })`. As a REST service (stepflow 0.8's API,
- * docs/server.md): `Deno.serve(createServer(engine).fetch)`, or `listen(engine, { port })`.
+ * Or in one call: `await runFlow(flow, input, { config })`. To draw a flow:
+ * `renderFlow(flow, { format: "svg" })` (or `"mermaid"`, `"dot"`). As a REST service (stepflow
+ * 0.8's API, docs/server.md): `Deno.serve(createServer(engine).fetch)`, or `listen(engine, { port })`.
  * @module
  */
 import { type LoadedFlow, loadFlowFile, loadFlowText } from "./src/flow/load.ts";
@@ -73,6 +74,25 @@ export {
 export type { ErrorCodeInfo, FailureCategory } from "./src/execution/error_codes.ts";
 export { formatDuration, parseDuration } from "./src/execution/duration.ts";
 export { blobId } from "./src/state/blob_id.ts";
+export { renderFlow, VISUALIZE_FORMATS } from "./src/visualize/render.ts";
+export type { RenderFlowOptions, VisualizeFormat } from "./src/visualize/render.ts";
+export { buildFlowGraph } from "./src/visualize/graph.ts";
+export type {
+  BuildGraphOptions,
+  FlowGraph,
+  GraphCluster,
+  GraphEdge,
+  GraphEdgeKind,
+  GraphNode,
+  GraphNodeKind,
+} from "./src/visualize/graph.ts";
+export { renderMermaid } from "./src/visualize/mermaid.ts";
+export { renderDot } from "./src/visualize/dot.ts";
+export { renderLayoutSvg, renderSvg } from "./src/visualize/svg.ts";
+export type { SvgOptions } from "./src/visualize/svg.ts";
+export { layoutGraph } from "./src/visualize/layout.ts";
+export type { GraphLayout } from "./src/visualize/layout.ts";
+export { statusClass, stepClass } from "./src/visualize/labels.ts";
 export { createServer, SERVICE_VERSION } from "./src/server/server.ts";
 export type { ServerOptions, StepflowServer } from "./src/server/server.ts";
 export { listen } from "./src/server/listen.ts";
