@@ -24,7 +24,7 @@ import { validateConfig } from "../flow/validate.ts";
 import { formatDiagnostic } from "../flow/diagnostics.ts";
 import { Engine } from "../execution/engine.ts";
 import { parseDuration } from "../execution/duration.ts";
-import { createStateStore } from "../state/create.ts";
+import { createStateStore, storeConfigFromUrl } from "../state/create.ts";
 import type { StateStoreConfig } from "../config/model.ts";
 import type { StateStore } from "../state/store.ts";
 import { describeError, FlowLoadError, UsageError } from "../errors.ts";
@@ -113,6 +113,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     store = createStateStore(
       storeConfig,
       fromConfig && !settings.store ? config.workingDirectory : Deno.cwd(),
+      { journal: true }, // the event streams (GET /runs/{id}/events) read it
     );
   } catch (e) {
     writeStderr(`error: cannot open the state store: ${describeError(e)}\n`);
@@ -213,7 +214,7 @@ function readSettings(flags: ServeFlags) {
     port,
     host: flags.host ?? "127.0.0.1",
     configPath: flags.config ?? env("STEPFLOW_CONFIG"),
-    store: flags.store === undefined ? undefined : storeConfigOf(flags.store),
+    store: flags.store === undefined ? undefined : storeOf(flags.store),
     token,
     maxBodyBytes: parseSize(flags.maxBodySize ?? "10MiB", "--max-body-size"),
     maxConcurrentRuns: positiveInt(flags.maxConcurrentRuns ?? "100", "--max-concurrent-runs", 1),
@@ -222,13 +223,13 @@ function readSettings(flags: ServeFlags) {
   };
 }
 
-/** `--store`: a file path, `sqlite:<url>`, or `memory`. */
-export function storeConfigOf(text: string): StateStoreConfig {
-  const t = text.trim();
-  if (t === "") throw new UsageError("--store is empty: give a file, 'sqlite:<url>' or 'memory'");
-  if (t === "memory" || t === "inMemory" || t === ":memory:") return { type: "inMemory" };
-  if (t.startsWith("sqlite:")) return { type: "sqlite", databaseUrl: t, autoMigrate: true };
-  return { type: "sqlite", databaseUrl: `sqlite:${t}`, autoMigrate: true };
+/** `--store`: a file path, `sqlite:<url>`, or `memory`. @throws {UsageError} */
+function storeOf(text: string): StateStoreConfig {
+  try {
+    return storeConfigFromUrl(text);
+  } catch (e) {
+    throw new UsageError(describeError(e));
+  }
 }
 
 const SIZE_UNITS: Record<string, number> = {

@@ -29,6 +29,7 @@ import type { Service } from "./context.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { referencePage } from "./reference_page.ts";
 import { addBatchRoutes } from "./routes_batches.ts";
+import { addEventRoutes } from "./routes_events.ts";
 import { addFlowRoutes } from "./routes_flows.ts";
 import { addRunRoutes } from "./routes_runs.ts";
 import { BatchService } from "./batches.ts";
@@ -168,6 +169,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
   addFlowRoutes(app, service);
   addRunRoutes(app, service);
   addBatchRoutes(app, service);
+  addEventRoutes(app, service);
 
   let doc: Record<string, unknown> | undefined;
   const openapi = () =>

@@ -10,10 +10,13 @@ import type { JsonValue } from "../json/exact_json.ts";
 import {
   type BatchFilter,
   type BatchRecord,
+  type EventFilter,
   nowRfc3339,
+  type RunEventRecord,
   type RunFilter,
   type RunRecord,
   type RunStatus,
+  type SignalRecord,
   type StateStore,
   type StepResultRecord,
   type StoredBlob,
@@ -97,6 +100,16 @@ export class ServiceStore {
 
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
     return this.store.getBatchRuns(batchId);
+  }
+
+  /** Journal events (ascending id): of one run, or of a run and its nested runs. */
+  getEvents(filter: EventFilter): Promise<RunEventRecord[]> {
+    return this.store.getEvents(filter);
+  }
+
+  /** Stores a signal for a run (committed when the promise resolves). */
+  putSignal(signal: { runId: string; name: string; data: JsonValue }): Promise<SignalRecord> {
+    return this.store.putSignal(signal);
   }
 
   /** Batches, newest first: from the store, or those this process created. */

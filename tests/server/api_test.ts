@@ -358,6 +358,9 @@ Deno.test("every route of the REST API answers with stepflow 0.8's shapes", asyn
           "GET /api/v1/batches/{batchId}/runs",
           "GET /api/v1/batches/{batchId}/outputs",
           "POST /api/v1/batches/{batchId}/cancel",
+          "GET /api/v1/runs/{runId}/events",
+          "POST /api/v1/runs/{runId}/signals/{name}",
+          "POST /api/v1/runs/{runId}/resume",
         ];
         for (const op of expected) assert(ops.includes(op), `missing ${op}`);
         const req = r.body.components.schemas.CreateRunRequest;
