@@ -151,6 +151,8 @@ export class SqliteStateStore implements StateStore {
   #db: DatabaseSync;
   #readOnly: boolean;
   #q: unknown[] = [];
+  /** Blobs queued and not committed yet, by id (read back without forcing a commit). */
+  #pendingBlobs = new Map<string, { text: string; blobType: "data" | "flow" }>();
   #gc: GroupCommit;
   #closed = false;
   #stmts = new Map<string, StatementSync>();
@@ -467,6 +469,7 @@ export class SqliteStateStore implements StateStore {
     const q = this.#q;
     if (q.length === 0) return;
     this.#q = [];
+    this.#pendingBlobs.clear();
     this.#engineInBatch = false;
     try {
       this.#transaction(() => {
@@ -609,6 +612,7 @@ export class SqliteStateStore implements StateStore {
     if (this.#closed) return id;
     const text = stringifyJson(data);
     const at = nowRfc3339();
+    this.#pendingBlobs.set(id, { text, blobType });
     this.#push2(FN, () =>
       this.#stmt(
         "INSERT OR IGNORE INTO blobs(id, data, blob_type, created_at) VALUES (?, ?, ?, ?)",
@@ -617,9 +621,19 @@ export class SqliteStateStore implements StateStore {
   }
 
   getBlob(id: string): Promise<StoredBlob | undefined> {
-    this.#sync();
+    // Blobs never change: one still queued is read from memory, any other is in the table — no
+    // commit is forced (a put_blob step followed by get_blob cost a commit of its own).
+    const lower = id.toLowerCase();
+    const pending = this.#pendingBlobs.get(lower);
+    if (pending) {
+      return Promise.resolve({
+        id: lower,
+        data: parseJson(pending.text),
+        blobType: pending.blobType,
+      });
+    }
     const row = this.#stmt("SELECT id, data, blob_type FROM blobs WHERE id = ?").get(
-      id.toLowerCase(),
+      lower,
     ) as { id: string; data: string; blob_type: string } | undefined;
     if (!row) return Promise.resolve(undefined);
     return Promise.resolve({
