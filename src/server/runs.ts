@@ -219,7 +219,13 @@ export class RunService {
     this.metrics.runFinished(status, wasRunning ? performance.now() - run.startedAt : -1);
     this.#pump();
     // Answer only once the run's final state is stored (never report a result that a crash
-    // could lose); runs finishing in the same turn share the commit.
+    // could lose). The engine has waited for the commit of the status it wrote (a top-level
+    // run's result comes after its last commit); a status written here (cancelled, or a run that
+    // could not start) is waited for here — runs finishing in the same turn share the commit.
+    if (!store) {
+      run.resolve({ status, result });
+      return;
+    }
     this.store.committed().then(
       () => run.resolve({ status, result }),
       (e) => {
