@@ -14,6 +14,7 @@ import { jsonPath, type SourceMap } from "./diagnostics.ts";
 import { type Flow, FLOW_SCHEMA_URL, FlowSchema, type Step } from "./model.ts";
 import { type DocumentFormat, formatFromPath, parseDocument } from "./parse.ts";
 import { parsePath } from "./template.ts";
+import { decodeUtf8 } from "./utf8.ts";
 
 /** A flow with the document it came from. */
 export interface LoadedFlow {
@@ -80,10 +81,15 @@ export function isFlowDocument(value: JsonValue): boolean {
   return isJsonObject(value) && value.schema === FLOW_SCHEMA_URL;
 }
 
-/** Reads a text file, turning I/O errors into a {@linkcode FlowLoadError} that names the file. */
+/**
+ * Reads a UTF-8 text file (a byte-order mark is dropped), turning I/O errors into a
+ * {@linkcode FlowLoadError} that names the file.
+ * @throws {FlowLoadError} also when the file is not valid UTF-8 (with file:line:col).
+ */
 export async function readText(path: string, what: string): Promise<string> {
+  let bytes: Uint8Array;
   try {
-    return await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new FlowLoadError(`Cannot read ${what} file '${path}': no such file`);
@@ -114,6 +120,7 @@ export async function readText(path: string, what: string): Promise<string> {
       },
     );
   }
+  return decodeUtf8(bytes, path);
 }
 
 // ---------------------------------------------------------------------------------------------

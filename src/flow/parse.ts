@@ -104,6 +104,7 @@ export function formatFromPath(path: string): DocumentFormat {
 /**
  * Parses `text` as `format`, keeping positions.
  * @param file the file name used in positions and messages (as the user gave it).
+ * A leading byte-order mark (U+FEFF) is skipped.
  * @throws {FlowLoadError} with file:line:col for syntax errors, duplicate keys (naming both lines),
  * alias bombs and recursive aliases.
  */
@@ -112,6 +113,8 @@ export function parseDocument(
   format: DocumentFormat,
   file?: string,
 ): ParsedDocument {
+  // A byte-order mark (written by some Windows editors and tools) is not part of the document.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const lines = new LineTable(text, file);
   let root: Converted;
   try {

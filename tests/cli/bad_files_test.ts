@@ -1,0 +1,68 @@
+/**
+ * Files as users' tools write them (issue 10, items 10 and 14): flows and inputs that are not
+ * UTF-8 are errors with file:line:col instead of being read with U+FFFD; a byte-order mark is
+ * accepted; `stepflow test` keeps stdout for its report.
+ */
+import { assertStrictEquals, assertStringIncludes, REPO_ROOT, runCli } from "../_assert.ts";
+
+const DIR = `${REPO_ROOT}/tests/fixtures/cli/bad_files`;
+
+Deno.test("stepflow run/validate: a Latin-1 flow is an error at the first bad byte, nothing runs", async () => {
+  for (const cmd of ["run", "validate"]) {
+    const args = cmd === "run"
+      ? ["run", "--flow", `${DIR}/latin1.yaml`, "--input-json", "{}"]
+      : ["validate", "--flow", `${DIR}/latin1.yaml`];
+    const r = await runCli(args);
+    assertStrictEquals(r.code, 2, r.stderr);
+    assertStrictEquals(r.stdout, "");
+    assertStringIncludes(
+      r.stderr,
+      "latin1.yaml:7:24: the file is not valid UTF-8 (byte 0xE9 at byte offset 169)",
+    );
+  }
+});
+
+Deno.test("stepflow run: an input file or stdin that is not UTF-8 is a usage error with its position", async () => {
+  const file = await runCli([
+    "run",
+    "--flow",
+    `${DIR}/bom.json`,
+    "--input",
+    `${DIR}/latin1_input.json`,
+  ]);
+  assertStrictEquals(file.code, 2, file.stderr);
+  assertStringIncludes(file.stderr, "latin1_input.json:1:14: the file is not valid UTF-8");
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${REPO_ROOT}/main.ts`, "run", "--flow", `${DIR}/bom.json`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  });
+  const child = cmd.spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new Uint8Array([...new TextEncoder().encode('{"a":"'), 0xff, 0x22, 0x7d]));
+  await w.close();
+  const out = await child.output();
+  assertStrictEquals(out.code, 2);
+  assertStringIncludes(
+    new TextDecoder().decode(out.stderr),
+    "stdin:1:7: the input is not valid UTF-8 (byte 0xFF at byte offset 6)",
+  );
+});
+
+Deno.test("stepflow run: JSON and YAML flows starting with a byte-order mark run", async () => {
+  const json = await runCli(["run", "--flow", `${DIR}/bom.json`, "--input-json", '{"a":1}']);
+  assertStrictEquals(json.code, 0, json.stderr);
+  assertStrictEquals(json.stdout, '{"outcome":"success","result":{"a":1}}\n');
+  const yaml = await runCli(["run", "--flow", `${DIR}/bom.yaml`, "--input-json", '{"name":"é"}']);
+  assertStrictEquals(yaml.code, 0, yaml.stderr);
+  assertStrictEquals(yaml.stdout, '{"outcome":"success","result":"é"}\n');
+});
+
+Deno.test("stepflow test: a missing path is an error on stderr, stdout stays empty", async () => {
+  const r = await runCli(["test", "nope"]);
+  assertStrictEquals(r.code, 2);
+  assertStrictEquals(r.stdout, "");
+  assertStrictEquals(r.stderr, "error: cannot read 'nope': no such file or directory\n");
+});
