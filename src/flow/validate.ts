@@ -500,7 +500,11 @@ function checkFlow(
     if (Object.hasOwn(t, "$from")) {
       c.unknownKeys(t, at, REF_KEYS, "a reference");
       const from = t.$from;
-      if (isJsonObject(from)) {
+      const sources = isJsonObject(from)
+        ? ["step", "workflow", "variable"].filter((k) => Object.hasOwn(from, k)).length
+        : 0;
+      // With more than one source the reference is invalid (reported with its compile error).
+      if (isJsonObject(from) && sources <= 1) {
         const known = Object.hasOwn(from, "variable")
           ? ["variable", "default"]
           : Object.hasOwn(from, "step")

@@ -575,3 +575,25 @@ output: {$from: {step: a}}
     "$.steps[2].onError.defaultValue.u",
   ]]);
 });
+
+Deno.test("validateFlow(): a $from naming two sources (step and workflow) is fatal, not a warning", () => {
+  const ds = validateFlow(flow(`steps:
+  - id: a
+    component: /builtin/eval
+    input: { expr: 1 }
+output: { $from: { step: a, workflow: input } }
+`));
+  const d = find(ds, "invalid_reference");
+  assertStrictEquals(d.level, "fatal");
+  assertStrictEquals(
+    d.message,
+    "Invalid reference expression: $from has both 'step' and 'workflow': a reference reads one " +
+      "source; keep one of them (e.g. {$from: {step: ...}})",
+  );
+  assertStrictEquals(d.path, "$.output.$from");
+  assertEquals(d.position, { file: "t.yaml", line: 8, col: 18 });
+  // no "Unknown key 'workflow' in $from is ignored" beside it
+  assertStrictEquals(ds.filter((x) => x.code === "unknown_key").length, 0);
+  const v = validateFlow(flow(`output: { $from: { variable: v, workflow: input } }\n`));
+  assertStrictEquals(find(v, "invalid_reference").level, "fatal");
+});
