@@ -467,7 +467,7 @@ async function updateFile(
   if (!test) return;
   const cases = test.cases.map((c) => {
     const u = updates.get(c.name);
-    return u === undefined ? c : { ...c, output: u as unknown as JsonValue };
+    return u === undefined ? c : { ...c, output: u as unknown as TestCase["output"] };
   });
   const normalised = serializeFlow({ ...loaded.flow, test: { ...test, cases } });
   const lower = file.toLowerCase();

@@ -66,3 +66,13 @@ Deno.test("stepflow test: a missing path is an error on stderr, stdout stays emp
   assertStrictEquals(r.stdout, "");
   assertStrictEquals(r.stderr, "error: cannot read 'nope': no such file or directory\n");
 });
+
+Deno.test("stepflow run/test: a flow written by Pydantic with null for every unset optional field runs", async () => {
+  const file = `${DIR}/pydantic_nulls.json`;
+  const r = await runCli(["run", "--flow", file, "--input-json", '{"x":7}']);
+  assertStrictEquals(r.code, 0, r.stderr);
+  assertStrictEquals(r.stdout, '{"outcome":"success","result":7}\n');
+  const t = await runCli(["test", file]);
+  assertStrictEquals(t.code, 0, t.stdout + t.stderr);
+  assertStringIncludes(t.stdout, "1/1 passed");
+});
