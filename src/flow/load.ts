@@ -12,7 +12,12 @@ import { isJsonObject, type JsonValue, setOwn } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
 import { jsonPath, type SourceMap } from "./diagnostics.ts";
 import { type Flow, FLOW_SCHEMA_URL, FlowSchema, type Step } from "./model.ts";
-import { type DocumentFormat, formatFromPath, parseDocument } from "./parse.ts";
+import {
+  type DocumentFormat,
+  type DocumentSourceMap,
+  formatFromPath,
+  parseDocument,
+} from "./parse.ts";
 import { parsePath } from "./template.ts";
 import { decodeUtf8 } from "./utf8.ts";
 
@@ -138,7 +143,11 @@ export function zodToLoadError(
 ): FlowLoadError {
   const issue = error.issues[0];
   const path = issue.path.filter((s): s is string | number => typeof s !== "symbol");
-  const text = describeIssue(issue, path, value, what);
+  let text = describeIssue(issue, path, value, what);
+  const brace = (source as Partial<DocumentSourceMap> | undefined)?.braceTemplate?.(path);
+  if (brace !== undefined && issue.code === "invalid_type") {
+    text += ` (YAML reads ${brace} as a mapping: quote it, "${brace}", to write text)`;
+  }
   const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : "";
   // The zod error is restated (first issue, with path and position); it is not kept as `cause`
   // because describeError would print its JSON dump.

@@ -72,6 +72,13 @@ export interface DocumentSourceMap extends SourceMap {
   keysOf(path: readonly (string | number)[]): string[] | undefined;
   /** A source map for the subtree at `prefix` (paths relative to it, positions unchanged). */
   at(prefix: readonly (string | number)[]): DocumentSourceMap;
+  /**
+   * When the mapping at `path` was written as a text template in brace syntax, YAML read it as
+   * a mapping, not as text: `{{ name }}` (a mapping whose only key is the mapping `{name:
+   * null}`) or `{name}` (keys without values). Returns that text (`"{{ name }}"`, `"{name}"`),
+   * else undefined.
+   */
+  braceTemplate(path: readonly (string | number)[]): string | undefined;
 }
 
 /** One node of the source tree (offsets into the text). */
@@ -85,6 +92,8 @@ interface SourceNode {
   children?: Map<string | number, SourceNode>;
   /** True for a sequence (children keyed by index). */
   isSeq?: boolean;
+  /** A mapping entry written without a value (`{name}`, `? name`): its value is null. */
+  noValue?: boolean;
 }
 
 /**
@@ -200,6 +209,26 @@ class TreeSourceMap implements DocumentSourceMap {
 
   at(prefix: readonly (string | number)[]): DocumentSourceMap {
     return new TreeSourceMap(this.#find(prefix).node, this.lines, this.file);
+  }
+
+  braceTemplate(path: readonly (string | number)[]): string | undefined {
+    const { node, exact } = this.#find(path);
+    if (!exact || !node.children || node.isSeq || node.children.size === 0) return undefined;
+    const entries = [...node.children.entries()];
+    if (!entries.every(([, c]) => c.noValue)) return undefined;
+    const [name, only] = entries[0];
+    if (entries.length === 1 && only.keyValue !== undefined) {
+      // `{{ name }}`: the key is the mapping {name: null}
+      const inner = only.keyValue;
+      if (
+        inner === null || typeof inner !== "object" || Array.isArray(inner) ||
+        !Object.values(inner).every((v) => v === null)
+      ) return undefined;
+      const keys = Object.keys(inner);
+      return keys.length > 0 ? `{{ ${keys.join(", ")} }}` : undefined;
+    }
+    if (entries.some(([, c]) => c.keyValue !== undefined)) return undefined;
+    return name === undefined ? undefined : `{${entries.map(([k]) => k).join(", ")}}`;
   }
 }
 
@@ -369,9 +398,10 @@ class YamlConverter {
             keyStart,
           );
         }
-        const c = valueNode === null || valueNode === undefined
-          ? { value: null, source: { start: keyStart } }
-          : this.#node(valueNode);
+        const c: { value: JsonValue; source: SourceNode } =
+          valueNode === null || valueNode === undefined
+            ? { value: null, source: { start: keyStart, noValue: true } }
+            : this.#node(valueNode);
         setOwn(value, name, c.value);
         const src: SourceNode = { ...c.source, keyStart };
         if (original !== undefined) src.keyValue = original;
