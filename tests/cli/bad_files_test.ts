@@ -76,3 +76,28 @@ Deno.test("stepflow run/test: a flow written by Pydantic with null for every uns
   assertStrictEquals(t.code, 0, t.stdout + t.stderr);
   assertStringIncludes(t.stdout, "1/1 passed");
 });
+
+Deno.test("stepflow validate/run: 'user_prompt: {{ name }}' is flagged at file:line:col, nothing runs", async () => {
+  const v = await runCli(["validate", "--flow", `${DIR}/brace_prompt.yaml`]);
+  assertStrictEquals(v.code, 1, v.stdout + v.stderr);
+  assertStringIncludes(
+    v.stdout + v.stderr,
+    "brace_prompt.yaml:9:20: error: '{{ name }}' is not text: YAML reads it as a mapping",
+  );
+  assertStringIncludes(v.stdout + v.stderr, 'quote it to pass the text ("{{ name }}"');
+  const r = await runCli(["run", "--flow", `${DIR}/brace_prompt.yaml`, "--input-json", "{}"]);
+  assertStrictEquals(r.code, 2, r.stderr);
+  assertStrictEquals(r.stdout, "");
+  assertStringIncludes(r.stderr, "brace_prompt.yaml:9:20: error: '{{ name }}' is not text");
+});
+
+Deno.test("stepflow validate/run: $from with both a step and the workflow is fatal, nothing runs", async () => {
+  const v = await runCli(["validate", "--flow", `${DIR}/two_sources.yaml`]);
+  assertStringIncludes(
+    v.stdout + v.stderr,
+    "two_sources.yaml:8:18: fatal: Invalid reference expression: $from has both 'step' and 'workflow'",
+  );
+  const r = await runCli(["run", "--flow", `${DIR}/two_sources.yaml`, "--input-json", "{}"]);
+  assertStrictEquals(r.code, 2, r.stderr);
+  assertStrictEquals(r.stdout, "");
+});
