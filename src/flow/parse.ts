@@ -37,7 +37,13 @@ import {
   parseTree,
   printParseErrorCode,
 } from "jsonc-parser";
-import { type JsonValue, rawNumber, setOwn, stringifyJson } from "../json/exact_json.ts";
+import {
+  type JsonValue,
+  MAX_JSON_DEPTH,
+  rawNumber,
+  setOwn,
+  stringifyJson,
+} from "../json/exact_json.ts";
 import { FlowLoadError, type SourcePosition } from "../errors.ts";
 import type { SourceMap } from "./diagnostics.ts";
 
@@ -51,7 +57,7 @@ export interface ParsedDocument {
 }
 
 /** The deepest nesting of mappings and lists accepted (deeper documents are rejected). */
-export const MAX_DEPTH = 512;
+export const MAX_DEPTH = MAX_JSON_DEPTH;
 
 /** The most nodes alias expansion may add to a YAML document (in total) before it is rejected. */
 export const MAX_ALIAS_EXPANSION = 100_000;

@@ -137,6 +137,47 @@ export function parseJson(text: string): JsonValue {
 }
 
 /**
+ * The deepest nesting of arrays and objects the engine accepts in a value from outside: a flow
+ * or config file (src/flow/parse.ts), a message from a step service, a step's output. Deeper
+ * values make JavaScript's recursive JSON functions overflow the stack (printing a result, the
+ * exact-number parser), so they are refused where they come in.
+ */
+export const MAX_JSON_DEPTH = 512;
+
+/**
+ * True if `value` nests arrays/objects more than `max` levels deep (`[[1]]` is 2 levels; a
+ * scalar 0). Iterative, stops as soon as the bound is passed, so any depth is safe to check.
+ */
+export function nestedDeeperThan(value: unknown, max: number = MAX_JSON_DEPTH): boolean {
+  if (value === null || typeof value !== "object") return false;
+  const values: unknown[] = [value];
+  const depths: number[] = [1];
+  while (values.length > 0) {
+    const v = values.pop()!;
+    const d = depths.pop()!;
+    if (d > max) return true;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const x = v[i];
+        if (x !== null && typeof x === "object") {
+          values.push(x);
+          depths.push(d + 1);
+        }
+      }
+    } else if (!J.isRawJSON(v)) {
+      for (const k in v as object) {
+        const x = (v as Record<string, unknown>)[k];
+        if (x !== null && typeof x === "object") {
+          values.push(x);
+          depths.push(d + 1);
+        }
+      }
+    }
+  }
+  return false;
+}
+
+/**
  * Prints a value as JSON; raw numbers are printed as written. Compact unless `indent` is given.
  * Matches serde_json's compact output for the values the engine holds (insertion order).
  */

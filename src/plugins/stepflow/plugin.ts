@@ -14,7 +14,7 @@
  * `maxRestarts` (5), `closeGrace` (2s) — see docs/protocol.md.
  * @module
  */
-import { describeError, ProtocolError, TransportError } from "../../errors.ts";
+import { describeError, OutputLimitError, ProtocolError, TransportError } from "../../errors.ts";
 import { failed, type FlowResult, success } from "../../flow/flow_result.ts";
 import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import type { Logger } from "../../log.ts";
@@ -30,6 +30,7 @@ import type {
 } from "../plugin.ts";
 import { registerPluginType } from "../registry.ts";
 import { parseDuration } from "../../execution/duration.ts";
+import { outputTooDeep, outputTooLarge } from "../../execution/error_codes.ts";
 import { answerEngineCall } from "./engine_calls.ts";
 import { HttpWorker } from "./http.ts";
 import { resolveCommand, substituteSpawn } from "./spawn.ts";
@@ -169,6 +170,12 @@ export class StepflowPlugin implements Plugin {
       return success(result.output);
     } catch (err) {
       if (ctx.signal.aborted) throw ctx.signal.reason;
+      if (err instanceof OutputLimitError) {
+        // 413, never retried: the same component would answer the same way
+        return "limitDepth" in err.limit
+          ? outputTooDeep(ctx.stepId, err.limit.limitDepth, `sent by step service '${this.name}'`)
+          : outputTooLarge(ctx.stepId, { ...err.limit, atLeast: true, via: err.message });
+      }
       if (err instanceof ProtocolError) {
         return failed(err.code, err.message, err.data as JsonValue | undefined);
       }
