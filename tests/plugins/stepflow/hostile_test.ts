@@ -1,0 +1,78 @@
+/**
+ * A step service that misbehaves (tests/fixtures/workers/hostile/hostile_worker.py), run through
+ * `stepflow run` as a user would (issue 10): every fault fails its step clearly or is recovered,
+ * and the run never hangs or crashes.
+ */
+import {
+  assertEquals,
+  assertStrictEquals,
+  assertStringIncludes,
+  REPO_ROOT,
+  runCli,
+} from "../../_assert.ts";
+import { parseJson } from "../../../src/json/exact_json.ts";
+
+const DIR = `${REPO_ROOT}/tests/fixtures/workers/hostile`;
+
+/** Runs one_step.yaml with the step's component replaced and `input` as its input. */
+async function call(component: string, input: unknown, extra: string[] = []) {
+  const r = await runCli([
+    "run",
+    "--flow",
+    `${DIR}/one_step.yaml`,
+    "--input-json",
+    JSON.stringify({ input }),
+    "--overrides-json",
+    JSON.stringify({ call: { value: { component: `/hostile${component}` } } }),
+    ...extra,
+  ]);
+  // deno-lint-ignore no-explicit-any
+  const result = r.stdout ? parseJson(r.stdout) as Record<string, any> : undefined;
+  return { ...r, result };
+}
+
+Deno.test("an answer nested 8,000 levels fails its step with 413 and the result is printed", async () => {
+  const r = await call("/deep", { n: 8000 });
+  assertStrictEquals(r.code, 1, r.stderr);
+  assertEquals(r.result?.error, {
+    code: 413,
+    message: "Step 'call' output is nested more than 512 levels deep, over the limit (sent by " +
+      "step service 'hostile'; flatten it, or return it as a blob)",
+    data: { kind: "OUTPUT_TOO_LARGE", step: "call", limitDepth: 512 },
+  });
+  // 512 levels are fine
+  const ok = await call("/deep", { n: 512 });
+  assertStrictEquals(ok.code, 0, ok.stderr);
+});
+
+Deno.test("an error answer whose data is nested 8,000 levels keeps its code and message, not the data", async () => {
+  const r = await call("/deep_error", { n: 8000 });
+  assertStrictEquals(r.code, 1, r.stderr);
+  assertEquals(r.result?.error, {
+    code: -32003,
+    message: "deep failure (error data left out: nested more than 512 levels deep)",
+  });
+});
+
+Deno.test("'working...' before the answer on the same line: the answer is taken, with a warning", async () => {
+  const r = await call("/prefix", {});
+  assertStrictEquals(r.code, 0, r.stderr);
+  assertEquals(r.result, { outcome: "success", result: { ok: true } });
+  assertStringIncludes(r.stderr, `("working..." before), which was ignored`);
+});
+
+Deno.test("'working...' before an answer that is not JSON fails the call at once, naming why", async () => {
+  const r = await call("/prefix_nan", {}, ["--timeout", "20s"]);
+  assertStrictEquals(r.code, 1, r.stderr);
+  assertStrictEquals(r.result?.error.code, -32603);
+  assertStringIncludes(
+    r.result?.error.message,
+    "step service 'hostile' answered 'components/execute' with a line that cannot be parsed as JSON",
+  );
+});
+
+Deno.test("a 512-level output inside a 505-level output template prints (JSON and YAML)", async () => {
+  const r = await runCli(["run", "--flow", `${DIR}/wrapped.yaml`, "--input-json", "{}"]);
+  assertStrictEquals(r.code, 0, r.stderr);
+  assertStrictEquals(r.stdout.length, 2066);
+});
