@@ -269,6 +269,20 @@ export class Peer {
     return true;
   }
 
+  /**
+   * A message too large to be read (the transport drops it): fails the open call whose id
+   * appears in `head`, the message's first bytes, with `error(method)`. False when `head` names
+   * no open call (e.g. a large request from the other side), and nothing is done.
+   */
+  failCallIn(head: string, error: (method: string) => Error): boolean {
+    const id = this.#pendingIdIn(head);
+    const p = id === undefined ? undefined : this.#pending.get(id);
+    if (id === undefined || !p) return false;
+    this.#pending.delete(id);
+    p.reject(error(p.method));
+    return true;
+  }
+
   /** The open call whose id appears in `text` (its first or last 4 KiB), if any. */
   #pendingIdIn(text: string): RequestId | undefined {
     const parts = text.length > 8192 ? [text.slice(0, 4096), text.slice(-4096)] : [text];
