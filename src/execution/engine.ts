@@ -44,6 +44,7 @@ import { childSignal } from "./abort_fanout.ts";
 import { flowBlob, flowFromJson, flowToJson } from "./flow_id.ts";
 import { Router, type RouteTarget } from "../config/router.ts";
 import {
+  DEFAULT_MAX_OUTPUT_BYTES,
   forgetRun,
   limitSteps,
   type PluginLimits,
@@ -191,6 +192,7 @@ export class Engine {
           workingDirectory: config.workingDirectory,
           engine: engine.#services,
           log: logger(p.name),
+          maxOutputBytes: config.config.maxOutputSize ?? DEFAULT_MAX_OUTPUT_BYTES,
         })
       ),
     );

@@ -50,6 +50,12 @@ export interface HttpWorkerOptions {
   log: Logger;
   /** Answers the worker's requests embedded in SSE streams. */
   onRequest: RequestHandler;
+  /**
+   * The engine's output size limit, bytes: a JSON answer body (or an SSE event) passing it
+   * (plus the envelope's room) is not read further, and its call fails with 413.
+   * @default no limit but {@linkcode DEFAULT_MAX_BODY_BYTES}
+   */
+  maxOutputBytes?: number;
 }
 
 /** A step service reached over HTTP. */

@@ -59,7 +59,13 @@ export class StepflowPlugin implements Plugin {
     const onRequest = (req: RequestMessage) => answerEngineCall(req, this.#engineFor(req));
     if (c.transport === "http") {
       if (!c.url) throw new TransportError(`plugin '${this.name}': transport http needs a 'url'`);
-      this.#transport = new HttpWorker({ name: this.name, url: c.url, log: ctx.log, onRequest });
+      this.#transport = new HttpWorker({
+        name: this.name,
+        url: c.url,
+        log: ctx.log,
+        onRequest,
+        maxOutputBytes: ctx.maxOutputBytes,
+      });
     } else {
       if (!c.command) {
         throw new TransportError(`plugin '${this.name}': transport stdio needs a 'command'`);
@@ -88,6 +94,7 @@ export class StepflowPlugin implements Plugin {
           maxRestarts: c.maxRestarts ?? DEFAULT_RESTART_POLICY.maxRestarts,
         },
         closeGraceMs: ms(c.closeGrace, DEFAULT_CLOSE_GRACE_MS, `plugins.${this.name}.closeGrace`),
+        maxOutputBytes: ctx.maxOutputBytes,
       });
     }
     await this.#transport.start();

@@ -76,3 +76,36 @@ Deno.test("a 512-level output inside a 505-level output template prints (JSON an
   assertStrictEquals(r.code, 0, r.stderr);
   assertStrictEquals(r.stdout.length, 2066);
 });
+
+Deno.test("an answer over maxOutputSize fails once with 413 under a retry policy; the worker is not restarted", async () => {
+  const r = await runCli([
+    "run",
+    "--flow",
+    `${DIR}/big_retry.yaml`,
+    "--config",
+    `${DIR}/limited.yml`,
+    "--input-json",
+    "{}",
+  ]);
+  assertStrictEquals(r.code, 0, r.stderr);
+  // one call for `big` (no retry), then `calls` on the same process: 2
+  assertEquals(parseJson(r.stdout), {
+    outcome: "success",
+    result: { big: "fell back", calls: 2 },
+  });
+  const one = await call("/big", { n: 5_000_000 }, ["--config", `${DIR}/limited.yml`]);
+  assertStrictEquals(one.code, 1, one.stderr);
+  assertStrictEquals(one.result?.error.code, 413);
+  assertStringIncludes(
+    one.result?.error.message,
+    "over the limit of 1000 bytes (step service 'hostile' sent an answer to 'components/execute' " +
+      "of more than ",
+  );
+});
+
+Deno.test("an answer written without its newline is taken once the worker is quiet", async () => {
+  const r = await call("/no_newline", {});
+  assertStrictEquals(r.code, 0, r.stderr);
+  assertEquals(r.result, { outcome: "success", result: { ok: true } });
+  assertStringIncludes(r.stderr, "was not ended with a newline");
+});
