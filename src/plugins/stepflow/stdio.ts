@@ -25,7 +25,12 @@ import { describeError, OutputLimitError, TransportError } from "../../errors.ts
 import type { Logger } from "../../log.ts";
 import { Peer } from "../../protocol/peer.ts";
 import { LineSplitter } from "../../protocol/line_splitter.ts";
-import { type RequestHandler, WorkerCrashError, type WorkerTransport } from "./transport.ts";
+import {
+  ENVELOPE_BYTES,
+  type RequestHandler,
+  WorkerCrashError,
+  type WorkerTransport,
+} from "./transport.ts";
 import { initializeWorker } from "./handshake.ts";
 
 /** Restart policy of a crashed worker (defaults are stepflow 0.8's). */
@@ -82,9 +87,6 @@ export interface StdioWorkerOptions {
    */
   maxOutputBytes?: number;
 }
-
-/** Room for the JSON-RPC envelope around an output, bytes. */
-export const ENVELOPE_BYTES = 64 * 1024;
 
 /**
  * How long stdout must stay quiet, with a call open and an unfinished line held, before that
