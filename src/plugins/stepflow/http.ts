@@ -16,12 +16,7 @@
  */
 import { isJsonObject, type JsonValue, MAX_JSON_DEPTH } from "../../json/exact_json.ts";
 import { MessageTooDeepError, parseMessage } from "../../protocol/parse_message.ts";
-import {
-  describeError,
-  OutputLimitError,
-  ProtocolError,
-  TransportError,
-} from "../../errors.ts";
+import { describeError, OutputLimitError, ProtocolError, TransportError } from "../../errors.ts";
 import { INVALID_PARAMS } from "../../protocol/error_codes.ts";
 import type { Logger } from "../../log.ts";
 import {
@@ -431,7 +426,8 @@ export class HttpWorker implements WorkerTransport {
     const req: RequestMessage = { kind: "request", id: err.id!, method: err.method! };
     return this.#reply(req, instanceId, {
       code: INVALID_PARAMS,
-      message: `Invalid params: nested more than ${MAX_JSON_DEPTH} levels deep (the engine's limit)`,
+      message:
+        `Invalid params: nested more than ${MAX_JSON_DEPTH} levels deep (the engine's limit)`,
     });
   }
 
