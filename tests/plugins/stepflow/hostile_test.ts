@@ -4,6 +4,7 @@
  * and the run never hangs or crashes.
  */
 import {
+  assert,
   assertEquals,
   assertStrictEquals,
   assertStringIncludes,
@@ -13,6 +14,20 @@ import {
 import { parseJson } from "../../../src/json/exact_json.ts";
 
 const DIR = `${REPO_ROOT}/tests/fixtures/workers/hostile`;
+
+async function runFile(file: string, input: unknown, extra: string[] = [], env = {}) {
+  const r = await runCli([
+    "run",
+    "--flow",
+    `${DIR}/${file}`,
+    "--input-json",
+    JSON.stringify(input),
+    ...extra,
+  ], { env });
+  // deno-lint-ignore no-explicit-any
+  const result = r.stdout ? parseJson(r.stdout) as Record<string, any> : undefined;
+  return { ...r, result };
+}
 
 /** Runs one_step.yaml with the step's component replaced and `input` as its input. */
 async function call(component: string, input: unknown, extra: string[] = []) {
@@ -108,4 +123,26 @@ Deno.test("an answer written without its newline is taken once the worker is qui
   assertStrictEquals(r.code, 0, r.stderr);
   assertEquals(r.result, { outcome: "success", result: { ok: true } });
   assertStringIncludes(r.stderr, "was not ended with a newline");
+});
+
+Deno.test("secrets (is_secret variables, input fields, step outputs) are [REDACTED] in errors and logs", async () => {
+  const r = await runFile(
+    "secrets.yaml",
+    { password: "hunter2-pw", user: "ada" },
+    ["--variables-json", '{"api_key":"sk-live-123456"}'],
+    { STEPFLOW_LOG_LEVEL: "debug" },
+  );
+  assertStrictEquals(r.code, 1, r.stderr);
+  for (const secret of ["hunter2-pw", "sk-live-123456", "tok-from-a-step"]) {
+    assert(!r.stdout.includes(secret), `${secret} in stdout: ${r.stdout}`);
+    assert(!r.stderr.includes(secret), `${secret} in stderr: ${r.stderr}`);
+  }
+  const redacted =
+    '{"key": "[REDACTED]", "password": "[REDACTED]", "token": "[REDACTED]", "user": "ada"}';
+  assertStrictEquals(r.result?.error.message, `bad input ${redacted}`);
+  assertEquals(r.result?.error.data, {
+    input: { key: "[REDACTED]", password: "[REDACTED]", token: "[REDACTED]", user: "ada" },
+  });
+  // the worker's stderr, logged by the engine
+  assertStringIncludes(r.stderr, `stderr: got ${redacted}`);
 });
