@@ -45,7 +45,7 @@ export class Redactor {
 
   /** @param parent the secrets of the run that started this one. */
   constructor(parent?: Redactor) {
-    if (parent) for (const t of parent.#texts) this.#addText(t);
+    if (parent) { for (const t of parent.#texts) this.#addText(t); }
   }
 
   /** True when there is nothing to redact. */
@@ -59,7 +59,7 @@ export class Redactor {
     if (typeof value === "string") this.#add(value);
     else if (typeof value === "number" || typeof value === "boolean") this.#add(String(value));
     else if (isRawNumber(value)) this.#add(value.rawJSON);
-    else if (Array.isArray(value)) for (const v of value) this.addValue(v, depth + 1);
+    else if (Array.isArray(value)) { for (const v of value) this.addValue(v, depth + 1); }
     else for (const k of Object.keys(value)) this.addValue(value[k], depth + 1);
   }
 
@@ -130,7 +130,7 @@ function collect(
   }
   for (const k of ["allOf", "anyOf", "oneOf"]) {
     const subs = schema[k];
-    if (Array.isArray(subs)) for (const s of subs) collect(s, value, out, depth + 1);
+    if (Array.isArray(subs)) { for (const s of subs) collect(s, value, out, depth + 1); }
   }
   if (isJsonObject(value)) {
     const props = isJsonObject(schema.properties) ? schema.properties : {};

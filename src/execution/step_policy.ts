@@ -218,32 +218,30 @@ export function boundFailure(result: FlowFailed): FlowFailed {
  */
 function exceedsBound(value: JsonValue, limit: number): boolean | "deep" {
   let total = 0;
-  const stack: unknown[] = [value];
-  const depths: number[] = [0];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    const d = depths.pop()!;
+  // Recursive but bounded: it returns "deep" before going MAX_JSON_DEPTH + 1 levels down.
+  const walk = (v: unknown, left: number): boolean | "deep" => {
     if (typeof v === "string") total += 2 + v.length * 6;
     else if (v === null || typeof v !== "object") total += 24; // number, boolean, null
-    else if (d >= MAX_JSON_DEPTH && !isRawNumber(v)) return "deep";
     else if (Array.isArray(v)) {
+      if (left === 0) return "deep";
       total += 2 + v.length;
       for (let i = 0; i < v.length; i++) {
-        stack.push(v[i]);
-        depths.push(d + 1);
+        const r = walk(v[i], left - 1);
+        if (r) return r;
       }
     } else if (isRawNumber(v)) total += v.rawJSON.length;
     else {
+      if (left === 0) return "deep";
       for (const k in v) {
         total += 4 + k.length * 6;
-        stack.push((v as Record<string, unknown>)[k]);
-        depths.push(d + 1);
+        const r = walk((v as Record<string, unknown>)[k], left - 1);
+        if (r) return r;
       }
       total += 2;
     }
-    if (total > limit) return true;
-  }
-  return false;
+    return total > limit;
+  };
+  return walk(value, MAX_JSON_DEPTH);
 }
 
 function afterAttempts(stepId: string, attempts: number, last: FlowFailed): FlowFailed {
