@@ -123,10 +123,12 @@ export class HttpWorker implements WorkerTransport {
 
   /**
    * Posts one message and reads the answer's body, unless `stream` is set and the answer is an
-   * event stream (then `body` is undefined and the caller reads `res.body`). The caller's signal is not handed to `fetch` (a
-   * composite signal per call costs about a fifth of a loopback round trip); the wait is raced
-   * against it instead. Once the call is abandoned (aborted, closed) its body is cancelled, also
-   * when the answer's headers only arrive later: nothing is read for a call nobody waits for.
+   * event stream (then `body` is undefined and the caller reads `res.body`). The caller's signal
+   * is not handed to `fetch` (a composite signal per call costs about a fifth of a loopback round
+   * trip); the wait is raced against it instead, and `fetch` gets a plain per-call signal that
+   * fires when the call is abandoned (aborted, closed): the request or its body is cancelled then,
+   * also when the answer's headers only arrive later, so nothing is read for a call nobody waits
+   * for (bench/protocol_roundtrip.ts: no measurable cost).
    * A body is read up to {@linkcode #bodyLimit} bytes (an error status: 64 KiB, for the
    * message); a larger answer to a request fails with an {@linkcode OutputLimitError}.
    * @throws {TransportError} naming the URL when the worker cannot be reached or the body not read.
@@ -142,7 +144,12 @@ export class HttpWorker implements WorkerTransport {
       ? { ...POST_HEADERS, [INSTANCE_ID_HEADER]: instanceId }
       : POST_HEADERS;
     const stop = new AbortController();
-    const answered = fetch(this.#o.url, { method: "POST", headers, body: text }).then(
+    const answered = fetch(this.#o.url, {
+      method: "POST",
+      headers,
+      body: text,
+      signal: stop.signal,
+    }).then(
       async (res) => {
         if (stop.signal.aborted) {
           await res.body?.cancel().catch(() => {});
@@ -187,6 +194,17 @@ export class HttpWorker implements WorkerTransport {
   async #readBody(res: Response, stop: AbortSignal, method?: string): Promise<string> {
     if (!res.body) return "";
     const limit = res.ok ? this.#bodyLimit : ERROR_BODY_BYTES;
+    // The common answer has a Content-Length within the limit: read it in one go (a reader loop
+    // costs two more op round trips per call, a fifth of a loopback call); a stalled one is
+    // cut off by fetch's signal.
+    const length = res.headers.get("content-length");
+    if (length !== null && /^\d+$/.test(length) && Number(length) <= limit) {
+      try {
+        return await res.text();
+      } catch (err) {
+        throw new TransportError(`${this.#name}: reading its answer failed`, { cause: err });
+      }
+    }
     const reader = res.body.getReader();
     const cancel = () => void reader.cancel().catch(() => {});
     stop.addEventListener("abort", cancel, { once: true });
