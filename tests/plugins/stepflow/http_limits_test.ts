@@ -71,6 +71,8 @@ function server() {
       case "/late":
         await new Promise((r) => setTimeout(r, 300));
         return new Response(endless(component, head), { headers: json });
+      case "/big_json":
+        return Response.json({ jsonrpc: "2.0", id: msg.id, result: { output: "y".repeat(5e6) } });
       case "/deep":
         return new Response(
           `{"jsonrpc":"2.0","id":"${msg.id}","result":{"output":${"[".repeat(8000)}${
@@ -134,7 +136,7 @@ Deno.test("stepflow run: an endless HTTP answer body fails its step with 413 at 
   }
 });
 
-Deno.test("HTTP plugin: an endless SSE answer event fails with 413; a deep answer with 413 (depth)", async () => {
+Deno.test("HTTP plugin: an endless SSE answer event, a 5 MB answer and a deep answer fail with 413", async () => {
   const s = server();
   const { p, engine } = await plugin(s.url, 100_000);
   try {
@@ -142,6 +144,9 @@ Deno.test("HTTP plugin: an endless SSE answer event fails with 413; a deep answe
     assertEquals(r.error.code, 413);
     assertStringIncludes(r.error.message, "with an event of more than ");
     await s.cancelled("/endless_sse");
+    const big = await p.execute("/big_json", {}, execCtx(engine)) as FlowFailed;
+    assertEquals(big.error.code, 413);
+    assertStringIncludes(big.error.message, "over the limit of 100000 bytes");
     const d = await p.execute("/deep", {}, execCtx(engine)) as FlowFailed;
     assertEquals(d.error.code, 413);
     assertEquals((d.error.data as { limitDepth: number }).limitDepth, 512);
