@@ -12,6 +12,10 @@ import * as listComponents from "./list_components.ts";
 import * as visualize from "./visualize.ts";
 import * as runs from "./runs.ts";
 import * as signal from "./signal.ts";
+import * as serve from "./serve.ts";
+import * as submit from "./submit.ts";
+import * as submitBatch from "./submit_batch.ts";
+import * as runBatch from "./run_batch.ts";
 import type { SetExit } from "./output.ts";
 
 /** Adds every subcommand to `program`. */
@@ -25,4 +29,8 @@ export function registerCommands(program: Command, setExit: SetExit): void {
   visualize.register(program, setExit);
   runs.register(program, setExit);
   signal.register(program, setExit);
+  runBatch.register(program, setExit);
+  serve.register(program, setExit);
+  submit.register(program, setExit);
+  submitBatch.register(program, setExit);
 }

@@ -19,11 +19,13 @@ import { validateConfig, validateConfigValue } from "./validate.ts";
 export { validateConfig };
 
 /**
- * The components of the builtin plugin (stepflow 0.8 §4, without `/openai`, which is not
- * implemented yet). tests/config/preflight_test.ts checks it against the plugin's own list.
+ * The components of the builtin plugin (stepflow 0.8 §4, plus the `/chat` extension).
+ * tests/flow/validate_test.ts checks it against the plugin's own list.
  */
 export const BUILTIN_COMPONENT_NAMES: readonly string[] = [
+  "/chat",
   "/create_messages",
+  "/openai",
   "/eval",
   "/iterate",
   "/load_file",

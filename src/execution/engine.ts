@@ -28,7 +28,7 @@ import { describeError, ExecutionError, executionError } from "../errors.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
 import "../plugins/all.ts";
-import { logger } from "../log.ts";
+import { logger, redactLogs } from "../log.ts";
 import type { StateStore } from "../state/store.ts";
 import { nowRfc3339, storeFailedResult } from "../state/store.ts";
 import { createStateStore } from "../state/create.ts";
@@ -49,6 +49,7 @@ import { BatchManager } from "./batch.ts";
 import { flowBlob, flowFromJson, flowToJson } from "./flow_id.ts";
 import {
   DEFAULT_MAX_NESTED_RUNS,
+  DEFAULT_MAX_OUTPUT_BYTES,
   DEFAULT_MAX_RUN_STEPS,
   MAX_NESTING_DEPTH,
   type PluginLimits,
@@ -59,6 +60,7 @@ import { runTimeoutReason } from "./timeout.ts";
 import { RunEvents, type RunObserver } from "./observers.ts";
 import { type NestedRunStart, RunServices } from "./run_services.ts";
 import { startPlugins } from "./plugin_start.ts";
+import { type Redactor, runRedactor } from "./secrets.ts";
 import type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
 
 export { MAX_NESTING_DEPTH } from "./limits.ts";
@@ -75,6 +77,8 @@ interface InternalRunOptions extends RunOptions {
   depth?: number;
   /** The top-level run's budget (nested runs). */
   budget?: RunBudget;
+  /** The secrets of the parent run (its nested runs redact them too). */
+  secrets?: Redactor;
   parentStepId?: string;
   item?: number;
 }
@@ -159,6 +163,7 @@ export class Engine {
       await startPlugins(plugins, {
         workingDirectory: config.workingDirectory,
         engine: engine.#services,
+        maxOutputBytes: config.config.maxOutputSize ?? DEFAULT_MAX_OUTPUT_BYTES,
       }, signal);
     } catch (e) {
       // close() stops the workers whose handshake is still in flight; their init then rejects.
@@ -265,25 +270,42 @@ export class Engine {
       ...(origin?.runKey !== undefined ? { runKey: origin.runKey } : {}),
       at: Date.now(),
     });
+    // Secrets (`is_secret` in the flow's schemas) are redacted from logs and failed results
+    // while the run lasts (src/execution/secrets.ts).
+    const secrets = runRedactor(
+      flow,
+      input,
+      options.variables instanceof Map
+        ? options.variables
+        : Object.entries(options.variables ?? {}),
+      options.secrets,
+    );
+    const stopRedacting = secrets ? redactLogs(secrets) : undefined;
     let result: FlowResult;
-    if (depth > MAX_NESTING_DEPTH) {
-      const top = `Nested flows are more than ${MAX_NESTING_DEPTH} deep`;
-      result = failedFromExecutionError(executionError(top, {
-        attachments: [
-          `Run ${runId} of flow ${flowId} was not started: does a flow evaluate itself without end?`,
-        ],
-      }));
-    } else if (options.budget !== undefined && !budget.addRun()) {
-      result = cancelled(controller.signal.reason);
-    } else {
-      result = await this.#execute(flow, flowId, runId, input, options, depth, {
-        controller,
-        budget,
-        events,
-        origin,
-        started,
-      });
+    try {
+      if (depth > MAX_NESTING_DEPTH) {
+        const top = `Nested flows are more than ${MAX_NESTING_DEPTH} deep`;
+        result = failedFromExecutionError(executionError(top, {
+          attachments: [
+            `Run ${runId} of flow ${flowId} was not started: does a flow evaluate itself without end?`,
+          ],
+        }));
+      } else if (options.budget !== undefined && !budget.addRun()) {
+        result = cancelled(controller.signal.reason);
+      } else {
+        result = await this.#execute(flow, flowId, runId, input, options, depth, {
+          controller,
+          budget,
+          events,
+          origin,
+          secrets,
+          started,
+        });
+      }
+    } finally {
+      stopRedacting?.();
     }
+    if (secrets) result = secrets.redactResult(result);
     const status = result.outcome === "success" ? "completed" : "failed";
     const stored = this.store.completeRun(runId, status, result);
     // Never report a result whose run state was not stored (issue 10): a top-level run waits for
@@ -323,6 +345,7 @@ export class Engine {
       budget: RunBudget;
       events?: RunEvents;
       origin?: RunOrigin;
+      secrets?: Redactor;
       started: (run: RunContext) => void;
     },
   ): Promise<FlowResult> {
@@ -355,7 +378,7 @@ export class Engine {
       results,
       scope: makeScope(compiled, input, results, variables),
       signal: controller.signal,
-      services: this.#makeServices(runId, controller.signal, depth, budget),
+      services: this.#makeServices(runId, controller.signal, depth, budget, parts.secrets),
       resolver: this.#resolver,
       store: this.store,
       log,
@@ -367,6 +390,7 @@ export class Engine {
     if (options.gate !== undefined) run.gate = options.gate;
     if (this.#stepRunner !== undefined) run.runner = this.#stepRunner;
     if (parts.origin !== undefined) run.origin = parts.origin;
+    if (parts.secrets !== undefined) run.secrets = parts.secrets;
     parts.started(run);
     try {
       return await executeFlow(run, (reason) => controller.abort(reason));
@@ -425,6 +449,7 @@ export class Engine {
     signal: AbortSignal | undefined,
     depth: number,
     budget: RunBudget | undefined,
+    secrets?: Redactor,
   ): EngineServices {
     const host = {
       store: this.store,
@@ -440,6 +465,7 @@ export class Engine {
       signal,
       runId === undefined ? 0 : depth + 1,
       budget,
+      secrets,
     );
   }
 

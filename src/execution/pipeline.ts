@@ -34,8 +34,9 @@ import { type CompiledTemplate, isTruthy, resolveTemplate } from "../flow/templa
 import type { ExecuteContext } from "../plugins/plugin.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RoutedComponent, RunContext } from "./run_context.ts";
-import { applyErrorAction, checkOutputSize, runWithPolicy } from "./step_policy.ts";
+import { applyErrorAction, boundFailure, checkOutputSize, runWithPolicy } from "./step_policy.ts";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "./limits.ts";
+import { redactStepResult } from "./secrets.ts";
 import { componentError, resolutionFailure, storeFailure, templateFailure } from "./step_errors.ts";
 
 const SKIPPED: FlowResult = Object.freeze(skipped()) as FlowResult;
@@ -109,7 +110,7 @@ function launch(
   p.then((r) => {
     child.dispose();
     release?.();
-    record(step, run, sink, r, startedAt);
+    record(step, run, sink, run.secrets ? redactStepResult(step, run.secrets, r) : r, startedAt);
   }, (e) => {
     child.dispose();
     release?.();
@@ -315,6 +316,7 @@ async function plainCall(
     input,
     executeContext(step, run, 1, signal),
   );
+  if (result.outcome === "failed") return boundFailure(result);
   if (result.outcome !== "success") return result;
   return checkOutputSize(
     step.id,

@@ -14,7 +14,7 @@ import type { EngineServices, Plugin } from "../plugins/plugin.ts";
  */
 export async function startPlugins(
   plugins: ReadonlyMap<string, Plugin>,
-  ctx: { workingDirectory: string; engine: EngineServices },
+  ctx: { workingDirectory: string; engine: EngineServices; maxOutputBytes: number },
   signal?: AbortSignal,
 ): Promise<void> {
   const started = Promise.allSettled(
@@ -24,6 +24,7 @@ export async function startPlugins(
         workingDirectory: ctx.workingDirectory,
         engine: ctx.engine,
         log: logger(p.name),
+        maxOutputBytes: ctx.maxOutputBytes,
       })
     ),
   );

@@ -15,6 +15,7 @@ import type { Logger } from "../log.ts";
 import type { CompiledFlow, CompiledStep } from "./compile.ts";
 import type { RunEvents } from "./observers.ts";
 import type { PluginLimits, RunBudget } from "./limits.ts";
+import type { Redactor } from "./secrets.ts";
 
 /**
  * A routed component: the plugin, the name the plugin knows it by (e.g. `/eval`), and the limits
@@ -136,6 +137,8 @@ export interface RunContext {
    * settling means every earlier one did). Undefined when everything is committed.
    */
   commit?: Promise<void>;
+  /** The run's secrets (src/execution/secrets.ts); undefined when it has none. */
+  secrets?: Redactor;
 }
 
 /** Builds the template scope of a run. */

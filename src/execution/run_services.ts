@@ -20,6 +20,7 @@ import type { StateStore } from "../state/store.ts";
 import type { BatchManager } from "./batch.ts";
 import { flowFromJson } from "./flow_id.ts";
 import type { RunBudget } from "./limits.ts";
+import type { Redactor } from "./secrets.ts";
 
 /** Run options the engine passes to the nested runs it starts. */
 export interface NestedRunStart {
@@ -34,6 +35,8 @@ export interface NestedRunStart {
   /** The parent's step that started the run, and the item index. */
   parentStepId?: string;
   item?: number;
+  /** The secrets of the parent run (its nested runs redact them too). */
+  secrets?: Redactor;
 }
 
 /** What {@linkcode RunServices} needs from the engine. */
@@ -57,6 +60,8 @@ export class RunServices implements EngineServices {
     /** Depth of the runs this one starts. */
     readonly nested: number,
     readonly budget: RunBudget | undefined,
+    /** The run's secrets, redacted in the runs it starts too. */
+    readonly secrets?: Redactor,
   ) {}
 
   putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string> {
@@ -92,6 +97,7 @@ export class RunServices implements EngineServices {
       budget: this.budget,
       parentStepId: options.stepId,
       item: options.item,
+      secrets: this.secrets,
     });
   }
 
@@ -130,6 +136,7 @@ export class RunServices implements EngineServices {
           budget: this.budget,
           parentStepId: options.stepId,
           item: index,
+          secrets: this.secrets,
         }),
       { maxConcurrency: options.maxConcurrency, signal: this.signal },
     );

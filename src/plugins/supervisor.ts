@@ -54,8 +54,14 @@ export interface ChildOptions {
   clearEnv: boolean;
   cwd: string;
   log: Logger;
-  /** Each stdout line (without its newline). */
-  onStdoutLine: (line: string) => void;
+  /** Each stdout line (without its newline); not used with `readStdout`. */
+  onStdoutLine?: (line: string) => void;
+  /**
+   * Reads stdout itself (a transport with its own framing rules): called once with a BYOB reader
+   * of the child's stdout; resolves when it stopped reading. The supervisor cancels the reader
+   * when a grandchild keeps the pipe open after the child exited.
+   */
+  readStdout?: (reader: ReadableStreamBYOBReader) => Promise<void>;
   /**
    * Text after the last newline when stdout ended. @default given to `onStdoutLine` as a line
    */
@@ -212,13 +218,23 @@ export class Child {
     // partial bytes copied) before the buffer is reused.
     const reader = this.#process.stdout.getReader({ mode: "byob" });
     this.#readers.push(reader);
+    if (this.#o.readStdout) {
+      try {
+        await this.#o.readStdout(reader);
+      } catch (err) {
+        this.#o.log.debug(`${this.#o.name}: stdout read failed: ${describeError(err)}`);
+      } finally {
+        reader.releaseLock();
+      }
+      return;
+    }
     let buf = new Uint8Array(READ_BUFFER_BYTES);
     const max = this.#o.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     const lines = new LineSplitter({
       maxLineBytes: max,
       onOverflow: () => this.#o.onOverflow?.(max),
     });
-    const onLine = this.#o.onStdoutLine;
+    const onLine = this.#o.onStdoutLine ?? (() => {});
     try {
       for (;;) {
         const { value, done } = await reader.read(buf);

@@ -1,0 +1,20 @@
+/**
+ * The one place the service starts runs on the engine: `engine.start()` and its run handle
+ * (CONTRACTS.md `RunHandle`: `runId`, `result`, `cancel()`, `inFlight()`).
+ * @module
+ */
+import type { Engine, RunHandle, RunOptions } from "../execution/engine.ts";
+import type { Flow } from "../flow/model.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+
+export type { RunHandle } from "../execution/engine.ts";
+
+/** Starts `flow` on `input` as run `options.runId`. */
+export function startRun(
+  engine: Engine,
+  flow: Flow,
+  input: JsonValue,
+  options: RunOptions & { runId: string },
+): RunHandle {
+  return engine.start(flow, input, options);
+}
