@@ -14,7 +14,8 @@
  * }
  * ```
  *
- * Or in one call: `await runFlow(flow, input, { config })`.
+ * Or in one call: `await runFlow(flow, input, { config })`. To draw a flow:
+ * `renderFlow(flow, { format: "svg" })` (or `"mermaid"`, `"dot"`).
  * @module
  */
 import { type LoadedFlow, loadFlowFile, loadFlowText } from "./src/flow/load.ts";
@@ -72,6 +73,25 @@ export {
 export type { ErrorCodeInfo, FailureCategory } from "./src/execution/error_codes.ts";
 export { formatDuration, parseDuration } from "./src/execution/duration.ts";
 export { blobId } from "./src/state/blob_id.ts";
+export { renderFlow, VISUALIZE_FORMATS } from "./src/visualize/render.ts";
+export type { RenderFlowOptions, VisualizeFormat } from "./src/visualize/render.ts";
+export { buildFlowGraph } from "./src/visualize/graph.ts";
+export type {
+  BuildGraphOptions,
+  FlowGraph,
+  GraphCluster,
+  GraphEdge,
+  GraphEdgeKind,
+  GraphNode,
+  GraphNodeKind,
+} from "./src/visualize/graph.ts";
+export { renderMermaid } from "./src/visualize/mermaid.ts";
+export { renderDot } from "./src/visualize/dot.ts";
+export { renderLayoutSvg, renderSvg } from "./src/visualize/svg.ts";
+export type { SvgOptions } from "./src/visualize/svg.ts";
+export { layoutGraph } from "./src/visualize/layout.ts";
+export type { GraphLayout } from "./src/visualize/layout.ts";
+export { statusClass, stepClass } from "./src/visualize/labels.ts";
 export type { StateStore } from "./src/state/store.ts";
 
 /**

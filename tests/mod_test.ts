@@ -3,7 +3,18 @@
  * @module
  */
 import { assertStrictEquals } from "./_assert.ts";
-import { configFromValue, Engine, loadFlow, runFlow, stringifyJson } from "../mod.ts";
+import {
+  buildFlowGraph,
+  configFromValue,
+  Engine,
+  loadFlow,
+  renderFlow,
+  renderSvg,
+  runFlow,
+  statusClass,
+  stepClass,
+  stringifyJson,
+} from "../mod.ts";
 
 const FLOW = `
 schema: https://stepflow.org/schemas/v1/flow.json
@@ -33,4 +44,17 @@ Deno.test("mod.ts: load a flow from text, build an engine from a config, run it"
   // One call, with 0.8's default config (no routes): the step cannot be routed.
   const r = await runFlow(flow, { topic: "x" });
   assertStrictEquals(r.outcome, "failed");
+});
+
+Deno.test("mod.ts: draw a flow as Mermaid, DOT or SVG, with a status class per step for a UI", async () => {
+  const flow = await loadFlow(FLOW, { text: true });
+  assertStrictEquals(
+    renderFlow(flow, { format: "mermaid" }).split("\n").slice(4, 7).join("\n"),
+    '  n_input(["input"])\n  n_step_m["m<br>/builtin/create_messages"]\n  n_output(["output"])',
+  );
+  const svg = renderSvg(buildFlowGraph(flow), { stepStatus: { m: "completed" } });
+  assertStrictEquals(
+    svg.includes(`class="node step ${stepClass("m")} ${statusClass("completed")}"`),
+    true,
+  );
 });

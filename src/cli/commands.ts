@@ -9,6 +9,9 @@ import * as validate from "./validate.ts";
 import * as run from "./run.ts";
 import * as test from "./test.ts";
 import * as listComponents from "./list_components.ts";
+import * as visualize from "./visualize.ts";
+import * as runs from "./runs.ts";
+import * as signal from "./signal.ts";
 
 /** Sets the process exit code from inside an action. */
 export type SetExit = (code: number) => void;
@@ -21,4 +24,7 @@ export function registerCommands(program: Command, setExit: SetExit): void {
   permissions.register(program, setExit);
   validate.register(program, setExit);
   listComponents.register(program, setExit);
+  visualize.register(program, setExit);
+  runs.register(program, setExit);
+  signal.register(program, setExit);
 }

@@ -13,7 +13,16 @@ import { permissionHint } from "../permissions/hint.ts";
 import { registerCommands } from "./commands.ts";
 import { registerGlobalFlags } from "./global_flags.ts";
 
-const COMMANDS = ["run", "test", "validate", "list-components", "permissions"];
+const COMMANDS = [
+  "run",
+  "test",
+  "validate",
+  "list-components",
+  "permissions",
+  "visualize",
+  "runs",
+  "signal",
+];
 
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */
 export async function main(args: string[]): Promise<number> {

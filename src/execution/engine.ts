@@ -27,7 +27,7 @@ import { createPlugin } from "../plugins/registry.ts";
 import "../plugins/all.ts";
 import { logger } from "../log.ts";
 import type { StateStore } from "../state/store.ts";
-import { nowRfc3339 } from "../state/store.ts";
+import { nowRfc3339, storeFailedResult } from "../state/store.ts";
 import { createStateStore } from "../state/create.ts";
 import { compileFlow } from "./compile.ts";
 import { executeFlow, type StepRunner } from "./executor.ts";
@@ -243,6 +243,7 @@ export class Engine {
       status: "running",
       input,
       overrides: options.overrides,
+      variables: variablesObject(options.variables),
       createdAt: nowRfc3339(),
       parentRunId: options.parentRunId,
     });
@@ -257,7 +258,21 @@ export class Engine {
         }]),
       )
       : await this.#execute(f, flowId, runId, input, options, depth);
-    this.store.completeRun(runId, result.outcome === "success" ? "completed" : "failed", result);
+    const stored = this.store.completeRun(
+      runId,
+      result.outcome === "success" ? "completed" : "failed",
+      result,
+    );
+    // Never report a result whose run state was not stored (issue 10): a top-level run waits for
+    // its last commit, which also fails when any earlier write of the run (or of its nested runs,
+    // committed before it) failed.
+    if (stored !== undefined && options.parentRunId === undefined) {
+      try {
+        await stored;
+      } catch (e) {
+        return storeFailedResult(e);
+      }
+    }
     return result;
   }
 
@@ -473,6 +488,15 @@ class RunServices implements EngineServices {
   ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }> {
     return this.batches.get(batchId, options);
   }
+}
+
+/** Run variables as the state store keeps them (undefined when there are none). */
+function variablesObject(
+  v: Record<string, JsonValue> | ReadonlyMap<string, JsonValue> | undefined,
+): Record<string, JsonValue> | undefined {
+  if (v === undefined) return undefined;
+  const o = v instanceof Map ? Object.fromEntries(v) : v as Record<string, JsonValue>;
+  return Object.keys(o).length > 0 ? o : undefined;
 }
 
 function isFlowLike(f: Flow | FlowLike): f is FlowLike {

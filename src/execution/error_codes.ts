@@ -17,6 +17,7 @@ import { failed } from "../flow/flow_result.ts";
 import type { JsonObject, JsonValue } from "../json/exact_json.ts";
 import { isJsonObject, isNumber, toNumber } from "../json/exact_json.ts";
 import * as rpc from "../protocol/error_codes.ts";
+import { RUN_INTERRUPTED, STORE_FAILED } from "../state/store.ts";
 
 /**
  * What kind of failure a code stands for:
@@ -145,6 +146,20 @@ export const ERROR_CODES: readonly ErrorCodeInfo[] = [
     kind: "INVALID_REQUEST",
     category: "invalid",
     description: "The worker received a malformed JSON-RPC request.",
+  },
+  {
+    code: STORE_FAILED,
+    kind: "STORE_FAILED",
+    category: "fatal",
+    description:
+      "The run's state could not be written to the state store (disk full, read-only, locked).",
+  },
+  {
+    code: RUN_INTERRUPTED,
+    kind: "RUN_INTERRUPTED",
+    category: "fatal",
+    description:
+      "The engine running the run stopped before it finished (killed, crashed); resume it.",
   },
 ];
 

@@ -125,7 +125,7 @@ const MOCK_COMPONENT_KEYS = ["description", "input_schema", "output_schema", "be
 const RULE_KEYS = ["plugin", "conditions", "componentAllow", "componentDeny", "component"];
 const CONDITION_KEYS = ["path", "value"];
 const STATE_STORE_KEYS: Record<string, string[]> = {
-  inMemory: ["type"],
+  inMemory: ["type", "maxFinishedRuns", "maxFinishedAge"],
   sqlite: ["type", "databaseUrl", "autoMigrate", "maxConnections"],
 };
 
