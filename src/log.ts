@@ -31,7 +31,7 @@ const ORDER: Record<LogLevel, number> = {
 export type LogFormat = "text" | "json";
 
 let current: LogLevel = "warn";
-/** Level of the npm libraries' own loggers (e.g. the `openai` client); undefined: `current`. */
+/** Level of npm libraries' own loggers (none writes any yet); undefined: `current`. */
 let other: LogLevel | undefined;
 let format: LogFormat = "text";
 const encoder = new TextEncoder();

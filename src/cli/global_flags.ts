@@ -5,7 +5,7 @@
  * | flag                         | variable                    | here                                      |
  * | ---------------------------- | --------------------------- | ----------------------------------------- |
  * | `--log-level L`              | `STEPFLOW_LOG_LEVEL`        | off, error, warn (default), info, debug, trace |
- * | `--other-log-level L`        | `STEPFLOW_OTHER_LOG_LEVEL`  | level of libraries' own logs (openai client) |
+ * | `--other-log-level L`        | `STEPFLOW_OTHER_LOG_LEVEL`  | level of libraries' own logs (none writes any yet) |
  * | `--log-format json\|text`    | `STEPFLOW_LOG_FORMAT`       | JSON lines or `[level] tag: message`      |
  * | `--log-file F`               | `STEPFLOW_LOG_FILE`         | logs appended to F instead of stderr      |
  * | `--log-destination D`        | `STEPFLOW_LOG_DESTINATION`  | stdout (= stderr here: stdout holds results), file (needs --log-file), otlp (needs --otlp-endpoint) |

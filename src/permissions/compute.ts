@@ -15,8 +15,8 @@
  *   the base URL>` (the step's literal `base_url`, else the builtin plugin's `openai.baseUrl`,
  *   else `OPENAI_BASE_URL` as set now, else `api.openai.com:443`; a computed `base_url` makes
  *   net unscoped, noted) and `--allow-env=` the key variable (`openai.apiKeyEnv`, default
- *   `OPENAI_API_KEY`, unless the input gives a literal `api_key`), `OPENAI_BASE_URL` when no
- *   base URL is configured, and `OPENAI_CUSTOM_HEADERS` (read by the `openai` library); nested
+ *   `OPENAI_API_KEY`, unless the input gives a literal `api_key`) and `OPENAI_BASE_URL` when no
+ *   base URL is configured; nested
  *   flows given to `/map`, `/iterate`, `/put_blob` are searched the same way;
  * - a builtin plugin's `openai` settings → `--allow-env` for each `${VAR}` they reference (read
  *   when the plugin starts);
@@ -38,7 +38,6 @@ import {
   OPENAI_BASE_URL_ENV,
   OPENAI_HOST,
   OPENAI_KEY_ENV,
-  OPENAI_LIBRARY_ENV,
 } from "./library_env.ts";
 import { ALL, PermissionSet } from "./permission_set.ts";
 import { substituteEnv } from "../config/env.ts";
@@ -288,7 +287,6 @@ function _addModelCall(
   if (_literalKey(step.input, "api_key") === undefined) {
     set.add("env", settings?.apiKeyEnv ?? OPENAI_KEY_ENV);
   }
-  set.addAll("env", OPENAI_LIBRARY_ENV);
   const literal = _literalKey(step.input, "base_url");
   if (_hasKey(step.input, "base_url") && literal === undefined) {
     set.add("net", ALL).note(

@@ -47,11 +47,5 @@ export const OPENAI_KEY_ENV = "OPENAI_API_KEY";
 /** Read by `/openai` and `/chat` for the base URL when neither step nor config gives one. */
 export const OPENAI_BASE_URL_ENV = "OPENAI_BASE_URL";
 
-/**
- * Read by the npm `openai` client itself when a `/openai` or `/chat` step makes its first call
- * (every other variable it knows is passed explicitly, see src/plugins/builtin/openai_client.ts).
- */
-export const OPENAI_LIBRARY_ENV: readonly string[] = ["OPENAI_CUSTOM_HEADERS"];
-
 /** Host `/openai` and `/chat` call when no base URL is configured. */
 export const OPENAI_HOST = "api.openai.com:443";

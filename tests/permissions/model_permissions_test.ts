@@ -40,7 +40,7 @@ Deno.test("permissions of /chat and /openai with nothing configured: OpenAI's ho
   for (const component of ["/builtin/chat", "/builtin/openai"]) {
     const set = perms({ messages: MESSAGES }, cfg(), {}, component);
     assertEquals([...set.net], ["api.openai.com:443"]);
-    for (const v of ["OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_CUSTOM_HEADERS"]) {
+    for (const v of ["OPENAI_API_KEY", "OPENAI_BASE_URL"]) {
       assert(set.env.has(v), v);
     }
   }

@@ -57,12 +57,8 @@ import type { ExecuteContext } from "../plugin.ts";
 import { compileSchemaCheck, type SchemaCheck } from "../mcp/schema_check.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { invalidInput, objectInput, optionalString, typeName } from "./_input.ts";
-import {
-  type ClientCache,
-  failureFromError,
-  openaiModule,
-  resolveEndpoint,
-} from "./openai_client.ts";
+import { type Endpoint, failureFromError, resolveEndpoint } from "./openai_client.ts";
+import { postChat, streamChat } from "./model_http.ts";
 
 const NAME = "/chat";
 const log = logger("chat");
@@ -168,15 +164,14 @@ export const chatComponent: BuiltinComponent = {
     const stream = o.stream === undefined || o.stream === null ? ctx.progress !== undefined : (
       o.stream === true
     );
-    const client = await env.clients.get(endpoint);
     const started = performance.now();
     let answer: Answer;
     try {
-      answer = stream ? await streamed(client, request.body, ctx) : fromCompletion(
-        await client.chat.completions.create(request.body as never, { signal: ctx.signal }),
-      );
+      answer = stream
+        ? await streamed(endpoint, request.body, ctx)
+        : fromCompletion(await postChat(endpoint, request.body, ctx.signal));
     } catch (e) {
-      return failureFromError(NAME, e, endpoint, await openaiModule(), ctx.signal);
+      return failureFromError(NAME, e, endpoint);
     }
     if (log.enabled("info")) {
       const u = answer.usage;
@@ -379,8 +374,6 @@ interface Answer {
   usage: JsonValue;
 }
 
-type Client = Awaited<ReturnType<ClientCache["get"]>>;
-
 function fromCompletion(completion: unknown): Answer {
   const c = completion as Record<string, unknown>;
   const choices = Array.isArray(c?.choices) ? c.choices : [];
@@ -410,11 +403,16 @@ function fromCompletion(completion: unknown): Answer {
 }
 
 /** Sends the request with `stream: true`, reporting text as progress; returns the whole answer. */
-async function streamed(client: Client, body: JsonObject, ctx: ExecuteContext): Promise<Answer> {
-  const s = await client.chat.completions.create(
-    { ...body, stream: true, stream_options: { include_usage: true } } as never,
-    { signal: ctx.signal },
-  ) as unknown as AsyncIterable<Record<string, unknown>>;
+async function streamed(
+  endpoint: Endpoint,
+  body: JsonObject,
+  ctx: ExecuteContext,
+): Promise<Answer> {
+  const s = streamChat(
+    endpoint,
+    { ...body, stream: true, stream_options: { include_usage: true } },
+    ctx.signal,
+  );
   let content = "";
   let refusal = "";
   let sawChoice = false;

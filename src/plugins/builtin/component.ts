@@ -5,7 +5,7 @@
 import type { JsonValue } from "../../json/exact_json.ts";
 import type { FlowResult } from "../../flow/flow_result.ts";
 import type { ComponentInfo, ExecuteContext } from "../plugin.ts";
-import type { ClientCache, OpenAIDefaults } from "./openai_client.ts";
+import type { OpenAIDefaults } from "./openai_client.ts";
 
 /** What a built-in gets besides its input. */
 export interface BuiltinEnv {
@@ -13,8 +13,6 @@ export interface BuiltinEnv {
   workingDirectory: string;
   /** The plugin's `openai` settings (`/openai`, `/chat`), resolved when the plugin starts. */
   openai: OpenAIDefaults;
-  /** The plugin's model API clients, one per endpoint. */
-  clients: ClientCache;
 }
 
 /** One built-in component. */

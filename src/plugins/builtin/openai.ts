@@ -22,7 +22,8 @@ import { success } from "../../flow/flow_result.ts";
 import { isJsonObject, isNumber, type JsonValue, toNumber } from "../../json/exact_json.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { invalidInput, objectInput, optionalString, typeName } from "./_input.ts";
-import { failureFromError, openaiModule, resolveEndpoint } from "./openai_client.ts";
+import { failureFromError, resolveEndpoint } from "./openai_client.ts";
+import { postChat } from "./model_http.ts";
 
 const NAME = "/openai";
 /** stepflow 0.8's fixed model. */
@@ -88,16 +89,13 @@ export const openaiComponent: BuiltinComponent = {
       api_key: optionalString(NAME, o, "api_key"),
       base_url: optionalString(NAME, o, "base_url"),
     }, env.openai);
-    const client = await env.clients.get(endpoint);
     try {
-      const completion = await client.chat.completions.create(
-        body as never,
-        { signal: ctx.signal },
-      );
-      const content = completion.choices?.[0]?.message?.content;
+      const answer = await postChat(endpoint, body, ctx.signal);
+      const choices = Array.isArray(answer.choices) ? answer.choices : [];
+      const content = choices[0]?.message?.content;
       return success({ response: typeof content === "string" ? content : "" });
     } catch (e) {
-      return failureFromError(NAME, e, endpoint, await openaiModule(), ctx.signal);
+      return failureFromError(NAME, e, endpoint);
     }
   },
 };

@@ -1,7 +1,7 @@
 /**
  * What `/openai` and `/chat` share (issue 16): where the OpenAI-compatible endpoint is, the API
- * key, one lazily loaded `openai` npm client per endpoint, and how a failed HTTP call becomes a
- * failed FlowResult the step's `onError` (and retry policy) can handle.
+ * key, and how a failed call (src/plugins/builtin/model_http.ts) becomes a failed FlowResult the
+ * step's `onError` (and retry policy) can handle.
  *
  * Endpoint precedence, first found wins:
  * - base URL: step input `base_url` > config `plugins.<builtin>.openai.baseUrl` >
@@ -12,25 +12,27 @@
  *   (Ollama, vLLM, llama.cpp) get no `Authorization` header when no key is set.
  *
  * Keys never leave this module except in the `Authorization` header: error messages and data
- * have every occurrence of the key replaced by `***`, base URLs are shown without user info or
- * query, and the client's own logger is off below `--other-log-level debug` (it redacts
- * `Authorization` itself).
- *
- * The npm `openai` module (about 150 ms to import here) is loaded on the first call only, so
- * runs that use no model never pay for it.
+ * have every occurrence of the key (and of configured header values) replaced by `***`, and base
+ * URLs are shown without user info or query.
  * @module
  */
-import type OpenAI from "openai";
 import type { OpenAISettings } from "../../config/model.ts";
 import { substituteEnv } from "../../config/env.ts";
 import { parseDuration } from "../../execution/duration.ts";
 import { engineFailure } from "../../execution/error_codes.ts";
 import { failed, type FlowFailed } from "../../flow/flow_result.ts";
-import type { JsonObject, JsonValue } from "../../json/exact_json.ts";
+import type { JsonObject } from "../../json/exact_json.ts";
 import { PluginError } from "../../errors.ts";
 import { rethrowIfPermission } from "../../permissions/hint.ts";
-import { libraryLogLevel, logger } from "../../log.ts";
 import { invalidInput } from "./_input.ts";
+import {
+  ModelAbortError,
+  ModelAnswerError,
+  ModelApiError,
+  ModelConnectionError,
+  type ModelEndpoint,
+  ModelTimeoutError,
+} from "./model_http.ts";
 
 /** OpenAI's API, the default base URL (as the `openai` client). */
 export const DEFAULT_BASE_URL = "https://api.openai.com/v1";
@@ -38,10 +40,8 @@ export const DEFAULT_BASE_URL = "https://api.openai.com/v1";
 export const DEFAULT_API_KEY_ENV = "OPENAI_API_KEY";
 /** The variable read for the base URL when neither the step nor the config gives one. */
 export const BASE_URL_ENV = "OPENAI_BASE_URL";
-/** Default limit on one HTTP request, ms (the `openai` client's own default: 10 minutes). */
+/** Default limit on one HTTP request, ms (10 minutes, as the `openai` clients). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 600_000;
-
-const log = logger("openai");
 
 /** The config's `openai` settings after `${VAR}` substitution and defaults. */
 export interface OpenAIDefaults {
@@ -87,13 +87,7 @@ export function resolveOpenAIDefaults(
 }
 
 /** Where one call goes and with which key. */
-export interface Endpoint {
-  baseUrl: string;
-  /** Undefined: no `Authorization` header (local servers). */
-  apiKey?: string;
-  headers: Record<string, string>;
-  timeoutMs: number;
-}
+export type Endpoint = ModelEndpoint;
 
 /**
  * The endpoint of one call (see the module doc for the precedence).
@@ -180,82 +174,6 @@ function envValue(name: string, env: (name: string) => string | undefined): stri
 }
 
 // ---------------------------------------------------------------------------------------------
-// The client
-
-type OpenAIModule = typeof import("openai");
-let loading: Promise<OpenAIModule> | undefined;
-
-/** The `openai` module, imported on first use (shared by every plugin instance). */
-export function openaiModule(): Promise<OpenAIModule> {
-  return loading ??= import("openai").catch((e) => {
-    loading = undefined;
-    throw e;
-  });
-}
-
-/** Clients by endpoint (one per base URL + key + headers + timeout); a handful at most. */
-export class ClientCache {
-  #clients = new Map<string, Promise<OpenAI>>();
-
-  /** The client for `endpoint` (created on first use; the `openai` module is loaded then). */
-  get(endpoint: Endpoint): Promise<OpenAI> {
-    const key = JSON.stringify([
-      endpoint.baseUrl,
-      endpoint.apiKey ?? null,
-      endpoint.headers,
-      endpoint.timeoutMs,
-    ]);
-    let client = this.#clients.get(key);
-    if (!client) {
-      if (this.#clients.size >= 32) this.#clients.clear();
-      client = openaiModule().then((m) => newClient(m, endpoint));
-      client.catch(() => this.#clients.delete(key));
-      this.#clients.set(key, client);
-    }
-    return client;
-  }
-}
-
-function newClient(m: OpenAIModule, endpoint: Endpoint): OpenAI {
-  const level = libraryLogLevel();
-  const headers: Record<string, string | null> = { ...endpoint.headers };
-  // Without a key the client still wants one; the header it would make is removed instead.
-  if (endpoint.apiKey === undefined) headers.Authorization = null;
-  return new m.default({
-    apiKey: endpoint.apiKey ?? "no-key",
-    baseURL: endpoint.baseUrl,
-    // Everything the client would otherwise read from the environment is given here, so the
-    // only variables it may still look at are OPENAI_CUSTOM_HEADERS and nothing else.
-    adminAPIKey: null,
-    organization: null,
-    project: null,
-    webhookSecret: null,
-    defaultHeaders: headers,
-    timeout: endpoint.timeoutMs,
-    maxRetries: 0, // retries belong to the step's retry policy (onError: {action: retry})
-    logLevel: level === "trace" ? "debug" : level,
-    logger: {
-      error: (msg: string, ...rest: unknown[]) => log.error(libraryLine(msg, rest, endpoint)),
-      warn: (msg: string, ...rest: unknown[]) => log.warn(libraryLine(msg, rest, endpoint)),
-      info: (msg: string, ...rest: unknown[]) => log.info(libraryLine(msg, rest, endpoint)),
-      debug: (msg: string, ...rest: unknown[]) => log.debug(libraryLine(msg, rest, endpoint)),
-    },
-  });
-}
-
-function libraryLine(msg: string, rest: unknown[], endpoint: Endpoint): string {
-  let text = msg;
-  for (const r of rest) {
-    try {
-      text += " " + (typeof r === "string" ? r : JSON.stringify(r));
-    } catch {
-      text += " " + String(r);
-    }
-  }
-  return redact(text, endpoint);
-}
-
-// ---------------------------------------------------------------------------------------------
 // Failures
 
 /** Replaces the endpoint's key (and header values) wherever they appear in `text`. */
@@ -268,56 +186,59 @@ export function redact(text: string, endpoint: Pick<Endpoint, "apiKey" | "header
 }
 
 /**
- * The failed result of a call that threw. HTTP errors keep their status as `error.code` and say
- * in `data.retryable` whether retrying can help (408, 409, 429, 5xx, or the server's
- * `x-should-retry`), with `data.retryAfterMs` from `Retry-After` / `retry-after-ms`;
- * unreachable servers are `TRANSPORT_FAILED`, the request timeout is `TIMEOUT`.
+ * The failed result of a call that threw (src/plugins/builtin/model_http.ts). HTTP errors keep
+ * their status as `error.code` and say in `data.retryable` whether retrying can help (408, 409,
+ * 429, 5xx, or the server's `x-should-retry`), with `data.retryAfterMs` from `Retry-After` /
+ * `retry-after-ms`; unreachable servers are `TRANSPORT_FAILED`, the request timeout `TIMEOUT`,
+ * an answer that is not a chat completion code 502 (retryable).
  * @throws {MissingPermissionError} when the cause is a missing Deno permission (e.g. net).
  */
-export function failureFromError(
-  component: string,
-  err: unknown,
-  endpoint: Endpoint,
-  m: OpenAIModule | undefined,
-  signal: AbortSignal,
-): FlowFailed {
+export function failureFromError(component: string, err: unknown, endpoint: Endpoint): FlowFailed {
   rethrowIfPermission(err);
   const where = displayUrl(endpoint.baseUrl);
   const text = (s: string) => redact(s, endpoint);
-  if (m && err instanceof m.APIUserAbortError || signal.aborted) {
+  if (err instanceof ModelAbortError) {
     return engineFailure("CANCELLED", `${component}: the request to ${where} was aborted`);
   }
-  if (m && err instanceof m.APIConnectionTimeoutError) {
+  if (err instanceof ModelTimeoutError) {
     return engineFailure(
       "TIMEOUT",
       `${component}: no answer from ${where} within ${endpoint.timeoutMs} ms`,
       { timeoutMs: endpoint.timeoutMs },
     );
   }
-  if (m && err instanceof m.APIConnectionError) {
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
-    return engineFailure("TRANSPORT_FAILED", text(`${component}: cannot reach ${where}${cause}`));
+  if (err instanceof ModelConnectionError) {
+    return engineFailure(
+      "TRANSPORT_FAILED",
+      text(`${component}: cannot reach ${where}: ${err.message}`),
+    );
   }
-  if (m && err instanceof m.APIError && typeof err.status === "number") {
-    const headers = err.headers as Headers | undefined;
+  if (err instanceof ModelApiError) {
     const data: JsonObject = {
       kind: "HTTP_ERROR",
       status: err.status,
-      retryable: retryableStatus(err.status, headers),
+      retryable: retryableStatus(err.status, err.headers),
     };
-    const retryAfterMs = retryAfter(headers);
+    const retryAfterMs = retryAfter(err.headers);
     if (retryAfterMs !== undefined) data.retryAfterMs = retryAfterMs;
-    if (typeof err.type === "string") data.type = text(err.type);
-    if (typeof err.code === "string") data.code = text(err.code);
-    if (typeof err.param === "string") data.param = text(err.param);
-    const requestId = headers?.get("x-request-id");
+    if (err.body.type !== undefined) data.type = text(err.body.type);
+    if (err.body.code !== undefined) {
+      data.code = typeof err.body.code === "string" ? text(err.body.code) : err.body.code;
+    }
+    if (err.body.param !== undefined) data.param = text(err.body.param);
+    const requestId = err.headers.get("x-request-id");
     if (requestId) data.request_id = requestId;
-    const detail = apiMessage(err.error) ?? err.message.replace(/^\d+\s*/, "");
     return failed(
       err.status,
-      text(`${component}: ${where} answered HTTP ${err.status}: ${detail}`),
+      text(`${component}: ${where} answered HTTP ${err.status}: ${err.message}`),
       data,
     );
+  }
+  if (err instanceof ModelAnswerError) {
+    return failed(502, text(`${component}: ${where}: ${err.message}`), {
+      kind: "INVALID_ANSWER",
+      retryable: true,
+    });
   }
   const msg = err instanceof Error ? err.message : String(err);
   return failed(500, text(`${component}: the call to ${where} failed: ${msg}`), {
@@ -325,15 +246,7 @@ export function failureFromError(
   });
 }
 
-function apiMessage(error: unknown): string | undefined {
-  if (error !== null && typeof error === "object") {
-    const m = (error as Record<string, unknown>).message;
-    if (typeof m === "string" && m !== "") return m;
-  }
-  return undefined;
-}
-
-/** As the `openai` client decides (its own retries are off): 408, 409, 429, 5xx. */
+/** As the `openai` clients decide: 408, 409, 429, 5xx, unless `x-should-retry` says. */
 export function retryableStatus(status: number, headers?: Headers): boolean {
   const says = headers?.get("x-should-retry");
   if (says === "true") return true;
@@ -358,6 +271,3 @@ export function retryAfter(headers: Headers | undefined, now = Date.now()): numb
   const at = Date.parse(ra);
   return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
 }
-
-/** Messages as they go on the wire: the step's JSON (raw numbers stay exact). */
-export type WireMessage = JsonValue;

@@ -22,7 +22,7 @@ import { mapComponent } from "./map.ts";
 import { iterateComponent } from "./iterate.ts";
 import { openaiComponent } from "./openai.ts";
 import { chatComponent } from "./chat.ts";
-import { ClientCache, resolveOpenAIDefaults } from "./openai_client.ts";
+import { resolveOpenAIDefaults } from "./openai_client.ts";
 
 /** Every built-in component by name. */
 export const BUILTIN_COMPONENTS: Map<string, BuiltinComponent> = new Map(
@@ -45,7 +45,6 @@ export class BuiltinPlugin implements Plugin {
   #env: BuiltinEnv = {
     workingDirectory: ".",
     openai: resolveOpenAIDefaults(undefined),
-    clients: new ClientCache(),
   };
 
   /** @param openai the config's `openai` settings (extension, docs/ai.md). */
@@ -57,7 +56,6 @@ export class BuiltinPlugin implements Plugin {
       this.#env = {
         workingDirectory: ctx.workingDirectory,
         openai: resolveOpenAIDefaults(this.openai),
-        clients: new ClientCache(),
       };
     } catch (e) {
       return Promise.reject(e);

@@ -37,6 +37,8 @@ export type Reply =
     usage?: Record<string, number> | null;
   }
   | { kind: "status"; status: number; body?: unknown; headers?: Record<string, string> }
+  /** Any text with any status and content type (answers that are not what a client expects). */
+  | { kind: "raw"; status?: number; text: string; contentType?: string }
   | { kind: "hang" };
 
 /** A running fake server. */
@@ -98,6 +100,11 @@ export function startFakeOpenAI(): FakeOpenAI {
               headers: { "content-type": "application/json", ...reply.headers },
             },
           );
+        case "raw":
+          return new Response(reply.text, {
+            status: reply.status ?? 200,
+            headers: { "content-type": reply.contentType ?? "application/json" },
+          });
         case "hang": {
           // Headers at once, then a space (JSON) or an SSE comment every 20 ms and never an
           // answer: the writes make a client that went away show up as a cancelled body (a

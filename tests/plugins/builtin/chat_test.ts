@@ -514,3 +514,110 @@ output: { $from: { step: ask } }
     }
   });
 });
+
+Deno.test("/chat reads the error shapes of OpenAI-compatible servers (Ollama, vLLM, llama.cpp, plain text)", async () => {
+  await withServer(async (server) => {
+    const p = await startBuiltin({ baseUrl: server.baseUrl + "/", model: "m" }); // trailing slash
+    const messages = [{ role: "user", content: "x" }];
+    server.replies.push(
+      {
+        kind: "status",
+        status: 404,
+        body: { error: 'model "llama9" not found, try pulling it first' },
+      },
+      {
+        kind: "status",
+        status: 400,
+        body: { object: "error", message: "bad sampling", type: "BadRequestError", code: 400 },
+      },
+      {
+        kind: "status",
+        status: 503,
+        body: { error: { code: 503, message: "Loading model", type: "unavailable_error" } },
+      },
+      { kind: "raw", status: 502, text: "<html>Bad Gateway</html>", contentType: "text/html" },
+    );
+    const msgs: string[] = [];
+    const datas: JsonObject[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await p.execute("/chat", { messages }, ctx());
+      assert(r.outcome === "failed");
+      msgs.push(r.error.message);
+      datas.push(r.error.data as JsonObject);
+    }
+    assertStringIncludes(msgs[0], 'HTTP 404: model "llama9" not found');
+    assertStringIncludes(msgs[1], "HTTP 400: bad sampling");
+    assertEquals([datas[1].type, datas[1].code, datas[1].retryable], [
+      "BadRequestError",
+      400,
+      false,
+    ]);
+    assertStringIncludes(msgs[2], "HTTP 503: Loading model");
+    assertEquals(datas[2].retryable, true);
+    assertStringIncludes(msgs[3], "HTTP 502: <html>Bad Gateway</html>");
+    assertEquals(server.requests[0].path, "/v1/chat/completions");
+  });
+});
+
+Deno.test("/chat: answers that are not a chat completion fail retryably (502); a stream cut short is a transport failure", async () => {
+  await withServer(async (server) => {
+    const p = await startBuiltin({ baseUrl: server.baseUrl, model: "m" });
+    const messages = [{ role: "user", content: "x" }];
+    const chunk = (delta: unknown, finish: string | null = null) =>
+      `data: ${
+        JSON.stringify({ model: "m", choices: [{ index: 0, delta, finish_reason: finish }] })
+      }\n\n`;
+    server.replies.push(
+      { kind: "raw", text: "not json" },
+      { kind: "raw", text: chunk({ content: "Hel" }), contentType: "text/event-stream" },
+      {
+        kind: "raw",
+        text: chunk({ content: "Hel" }) + `data: {"error":{"message":"overloaded mid-stream"}}\n\n`,
+        contentType: "text/event-stream",
+      },
+      // no [DONE] but a finish_reason: accepted (some servers end so)
+      { kind: "raw", text: chunk({ content: "Hi" }, "stop"), contentType: "text/event-stream" },
+    );
+    const notJson = await p.execute("/chat", { messages }, ctx());
+    assert(notJson.outcome === "failed");
+    assertEquals([notJson.error.code, (notJson.error.data as JsonObject).retryable], [502, true]);
+    const cut = await p.execute("/chat", { messages, stream: true }, ctx());
+    assert(cut.outcome === "failed");
+    assertEquals((cut.error.data as JsonObject).kind, "TRANSPORT_FAILED");
+    assertStringIncludes(cut.error.message, "ended before the answer was complete");
+    const errorEvent = await p.execute("/chat", { messages, stream: true }, ctx());
+    assert(errorEvent.outcome === "failed");
+    assertStringIncludes(errorEvent.error.message, "overloaded mid-stream");
+    assertEquals(errorEvent.error.code, 502);
+    const ok = await p.execute("/chat", { messages, stream: true }, ctx());
+    assert(ok.outcome === "success");
+    assertEquals((ok.result as JsonObject).content, "Hi");
+  });
+});
+
+Deno.test("/chat: the config's request timeout and headers apply (headers may replace Authorization)", async () => {
+  await withServer(async (server) => {
+    const p = await startBuiltin({
+      baseUrl: server.baseUrl,
+      model: "m",
+      timeout: "150ms",
+      headers: { "X-Team": "research", Authorization: "Token gateway-secret" },
+    });
+    server.replies.push({ kind: "hang" });
+    const [r] = await Promise.all([
+      p.execute(
+        "/chat",
+        { messages: [{ role: "user", content: "x" }], api_key: "sk-ignored" },
+        ctx(),
+      ),
+      server.hangAborted(),
+    ]);
+    assert(r.outcome === "failed");
+    assertEquals(r.error.code, 504);
+    assertEquals((r.error.data as JsonObject).kind, "TIMEOUT");
+    assertStringIncludes(r.error.message, "no answer from");
+    assertEquals(server.requests[0].headers["x-team"], "research");
+    assertEquals(server.requests[0].headers.authorization, "Token gateway-secret");
+    assert(!JSON.stringify(r).includes("gateway-secret"));
+  });
+});

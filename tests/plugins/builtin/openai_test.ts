@@ -39,7 +39,7 @@ Deno.test("/openai sends 0.8's request (gpt-3.5-turbo, messages, max_tokens, tem
     });
     assertEquals(req.headers.authorization, "Bearer sk-test-from-env");
     assertEquals(req.headers["content-type"], "application/json");
-    assertStringIncludes(req.headers["user-agent"], "OpenAI/JS");
+    assertStringIncludes(req.headers["user-agent"], "stepflow");
   } finally {
     Deno.env.delete(keyVar);
     await server.close();
