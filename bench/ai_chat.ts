@@ -26,7 +26,7 @@ const N = Number(Deno.env.get("BENCH_N") ?? 2000);
 const WARMUP = 200;
 const BLOCK = 20;
 
-const port = await freePort();
+const port = freePort();
 const server = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
@@ -142,7 +142,7 @@ console.log(
     `/chat streamed over bare streamed fetch: ${over("/chat, stream", "bare fetch, stream")} µs`,
 );
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const p = (l.addr as Deno.NetAddr).port;
   l.close();
