@@ -78,9 +78,20 @@ const USER_AGENT = "stepflow (Deno)";
 /** Error answers are read up to this many characters. */
 const MAX_ERROR_TEXT = 64 * 1024;
 
-/** `{baseUrl}/chat/completions` (one slash between). */
+/**
+ * `{baseUrl}/chat/completions` (one slash between); a query of the base URL (Azure's
+ * `?api-version=...`) stays at the end.
+ */
 export function chatUrl(baseUrl: string): string {
-  return baseUrl.replace(/\/+$/, "") + "/chat/completions";
+  const u = new URL(baseUrl);
+  u.pathname = u.pathname.replace(/\/+$/, "") + "/chat/completions";
+  return u.href;
+}
+
+/** A URL for the log: no user info, no query (either may hold a key). */
+function logUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
 }
 
 /**
@@ -216,7 +227,7 @@ async function open(
   }
   if (log.enabled("debug")) {
     log.debug(
-      `POST ${url.replace(/\/\/[^@/]*@/, "//")}: HTTP ${response.status} in ${
+      `POST ${logUrl(url)}: HTTP ${response.status} in ${
         Math.round(performance.now() - started)
       } ms`,
     );

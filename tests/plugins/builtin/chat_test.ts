@@ -621,3 +621,13 @@ Deno.test("/chat: the config's request timeout and headers apply (headers may re
     assert(!JSON.stringify(r).includes("gateway-secret"));
   });
 });
+
+Deno.test("chatUrl() appends the path before a base URL's query (Azure's api-version)", async () => {
+  const { chatUrl } = await import("../../../src/plugins/builtin/model_http.ts");
+  assertEquals(chatUrl("http://h:1/v1"), "http://h:1/v1/chat/completions");
+  assertEquals(chatUrl("http://h:1/v1/"), "http://h:1/v1/chat/completions");
+  assertEquals(
+    chatUrl("https://r.openai.azure.com/openai/deployments/d?api-version=2024-10-21"),
+    "https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21",
+  );
+});
