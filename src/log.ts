@@ -111,6 +111,23 @@ export function setLogSink(fn: (line: string) => void): (line: string) => void {
   return prev;
 }
 
+/** Something that removes secrets from text (src/execution/secrets.ts `Redactor`). */
+export interface LogRedactor {
+  redact(text: string): string;
+}
+
+const redactors = new Set<LogRedactor>();
+
+/**
+ * Redacts every log line with `redactor` until the returned function is called (the engine
+ * does this for the duration of a run that has secrets). Lines of every logger are redacted,
+ * as a worker's stderr may echo any run's secret.
+ */
+export function redactLogs(redactor: LogRedactor): () => void {
+  redactors.add(redactor);
+  return () => void redactors.delete(redactor);
+}
+
 /** A logger that prefixes lines with a tag (e.g. the plugin name). */
 export interface Logger {
   error(msg: string): void;
@@ -136,7 +153,10 @@ export function formatLogLine(level: MessageLevel, tag: string, msg: string, at 
 /** A logger whose lines read `[level] tag: message` (or JSON with `--log-format json`). */
 export function logger(tag: string): Logger {
   const emit = (level: MessageLevel, msg: string) => {
-    if (ORDER[level] <= ORDER[current]) sink(formatLogLine(level, tag, msg));
+    if (ORDER[level] > ORDER[current]) return;
+    let m = msg;
+    for (const r of redactors) m = r.redact(m);
+    sink(formatLogLine(level, tag, m));
   };
   return {
     error: (m) => emit("error", m),

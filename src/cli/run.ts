@@ -193,13 +193,22 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   try {
     await writeResult(result, flags.output);
   } catch (e) {
+    if (flags.output === undefined) {
+      // the result itself cannot be printed (engine limits make this unreachable; say so anyway)
+      writeStderr(`error: cannot print the result: ${describeError(e)}\n`);
+      return EXIT_FAILED;
+    }
     // Nothing is lost: the result goes to stdout instead.
     writeStderr(
       `error: cannot write the result to ${flags.output}: ${
         describeError(e)
       }; printed on stdout instead\n`,
     );
-    writeStdout(stringifyJson(result) + "\n");
+    try {
+      writeStdout(stringifyJson(result) + "\n");
+    } catch (e2) {
+      writeStderr(`error: cannot print the result: ${describeError(e2)}\n`);
+    }
     return EXIT_FAILED;
   }
   if (result.outcome === "failed") {

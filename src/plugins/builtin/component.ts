@@ -13,6 +13,8 @@ export interface BuiltinEnv {
   workingDirectory: string;
   /** The plugin's `openai` settings (`/openai`, `/chat`), resolved when the plugin starts. */
   openai: OpenAIDefaults;
+  /** The engine's output size limit, bytes (`/load_file` reads no more). @default no limit */
+  maxOutputBytes?: number;
 }
 
 /** One built-in component. */

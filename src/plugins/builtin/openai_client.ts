@@ -12,7 +12,7 @@
  *   (Ollama, vLLM, llama.cpp) get no `Authorization` header when no key is set.
  *
  * Keys never leave this module except in the `Authorization` header: error messages and data
- * have every occurrence of the key (and of configured header values) replaced by `***`, and base
+ * have every occurrence of the key (and of configured header values) replaced by `[REDACTED]` (as secrets are), and base
  * URLs are shown without user info or query.
  * @module
  */
@@ -181,7 +181,7 @@ export function redact(text: string, endpoint: Pick<Endpoint, "apiKey" | "header
   let out = text;
   const secrets = [endpoint.apiKey, ...Object.values(endpoint.headers)]
     .filter((s): s is string => s !== undefined && s.length >= 4);
-  for (const s of secrets) out = out.split(s).join("***");
+  for (const s of secrets) out = out.split(s).join("[REDACTED]");
   return out;
 }
 

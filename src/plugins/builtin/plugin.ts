@@ -60,6 +60,7 @@ export class BuiltinPlugin implements Plugin {
     } catch (e) {
       return Promise.reject(e);
     }
+    if (ctx.maxOutputBytes !== undefined) this.#env.maxOutputBytes = ctx.maxOutputBytes;
     return Promise.resolve();
   }
 

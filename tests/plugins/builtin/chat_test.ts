@@ -501,7 +501,7 @@ output: { $from: { step: ask } }
       const bad = await engine.run(f, {}, { runId: crypto.randomUUID() });
       assertEquals(server.requests[0].headers.authorization, `Bearer ${key}`);
       assert(bad.outcome === "failed");
-      assertStringIncludes(bad.error.message, "key *** is not allowed");
+      assertStringIncludes(bad.error.message, "key [REDACTED] is not allowed");
       const stored = await engine.store.getStepResults(runId);
       const everything = JSON.stringify([ok, bad, stored]) + lines.join("\n");
       assert(!everything.includes(key), "the key leaked");

@@ -194,7 +194,10 @@ output: { $from: { step: ask }, path: response }
       const r = await engine.run(g, {});
       assert(r.outcome === "failed");
       assertEquals(r.error.code, 401);
-      assertStringIncludes(r.error.message, "answered HTTP 401: Incorrect API key provided: ***");
+      assertStringIncludes(
+        r.error.message,
+        "answered HTTP 401: Incorrect API key provided: [REDACTED]",
+      );
       assert(!JSON.stringify(r).includes("sk-secret"), JSON.stringify(r));
     } finally {
       await engine.close();
