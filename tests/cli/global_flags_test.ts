@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertStringIncludes, runCli, withTempDir } from "../_assert.ts";
 import { applyGlobalFlags, withEnv } from "../../src/cli/global_flags.ts";
-import { formatLogLine, setLogFormat } from "../../src/log.ts";
+import { formatLogLine, logger, redactLogs, setLogFormat, setLogSink } from "../../src/log.ts";
 import { UsageError } from "../../src/errors.ts";
 import { startFakeOpenAI } from "../plugins/builtin/_openai_server.ts";
 
@@ -231,4 +231,20 @@ Deno.test("formatLogLine(): text and JSON layouts", () => {
   } finally {
     setLogFormat("text");
   }
+});
+
+Deno.test("JSON log lines are redacted before they are formatted (a secret with a quote stays hidden)", () => {
+  const lines: string[] = [];
+  const prev = setLogSink((l) => lines.push(l));
+  const secret = 'pa"ss-1234';
+  const stop = redactLogs({ redact: (t) => t.split(secret).join("[REDACTED]") });
+  setLogFormat("json");
+  try {
+    logger("w").warn(`token ${secret} refused`);
+  } finally {
+    setLogFormat("text");
+    stop();
+    setLogSink(prev);
+  }
+  assertEquals(JSON.parse(lines[0]).message, "token [REDACTED] refused");
 });
