@@ -22,6 +22,10 @@ const COMMANDS = [
   "visualize",
   "runs",
   "signal",
+  "serve",
+  "submit",
+  "submit-batch",
+  "run-batch",
 ];
 
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */
