@@ -12,6 +12,7 @@ import { describeError } from "../errors.ts";
 import { permissionHint } from "../core/permission_hint.ts";
 import { registerCommands } from "./commands.ts";
 import { writeStderr, writeStdout } from "./output.ts";
+import { registerGlobalFlags } from "./global_flags.ts";
 
 const COMMANDS = [
   "run",
@@ -48,6 +49,7 @@ export async function main(args: string[]): Promise<number> {
         write(`${str.trimEnd().replace(/\s*\n\s*/g, " ")} (see 'stepflow ${sub}--help')\n`);
       },
     });
+  registerGlobalFlags(program, (s) => writeStderr(s));
   registerCommands(program, (code) => exitCode = code);
   const removeGuard = _guardUnhandledPermissionErrors();
   try {

@@ -121,7 +121,12 @@ export class Engine {
         if (routed === undefined) {
           const plugin = plugins.get(r.plugin);
           if (!plugin) throw new Error(`Route for ${component} names unknown plugin '${r.plugin}'`);
-          routed = { plugin, component: r.component };
+          const rp = plugin.replayable;
+          routed = {
+            plugin,
+            component: r.component,
+            replayable: typeof rp === "function" ? rp.call(plugin, r.component) : rp === true,
+          };
           const pl = limits.get(plugin.name);
           if (pl !== undefined) routed.limits = pl;
           byTarget.set(r, routed);

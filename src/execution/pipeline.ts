@@ -253,7 +253,7 @@ export async function runStep(
   }
   const policy = step.policy;
   if (policy.invalid) throw policy.invalid;
-  if (routed.plugin.replayable !== true) {
+  if (!routed.replayable) {
     // The durability rule: a step with side effects starts only on committed results, and its
     // start is recorded (after a crash it runs again with the next attempt number).
     if (run.commit !== undefined) {
@@ -369,7 +369,7 @@ async function policyCall(
         ),
       onAttempt: (attempt) => {
         run.inFlight.attempt[step.index] = attempt;
-        if (routed.plugin.replayable !== true) startedCall(step, run, attempt);
+        if (!routed.replayable) startedCall(step, run, attempt);
         run.events?.emit({
           type: "step_started",
           runId: run.runId,

@@ -25,6 +25,8 @@ export interface RoutedComponent {
   plugin: Plugin;
   component: string;
   limits?: PluginLimits;
+  /** Calls can be made again without harm (`Plugin.replayable` for this component). */
+  replayable: boolean;
 }
 
 /** Routes a step's component path (§2.3). */

@@ -170,12 +170,13 @@ export interface Plugin {
   readonly enforces?: PluginEnforcement;
   /**
    * True when calls have no effect outside the engine and give the same result when made again
-   * (built-ins, mocks): such a step may start before the results it reads are committed to the
-   * state store, since after a crash it is simply run again. Steps of other plugins (step
-   * services, MCP tools: side effects) start only once every result of the run so far is
-   * committed. Default false.
+   * (built-ins, mocks), or a function saying it per component (a plugin whose components differ):
+   * such a step may start before the results it reads are committed to the state store, since
+   * after a crash it is simply run again. Steps of other plugins and components (step services,
+   * MCP tools, model calls: side effects) start only once every result of the run so far is
+   * committed. Read once per routed component. Default false.
    */
-  readonly replayable?: boolean;
+  readonly replayable?: boolean | ((component: string) => boolean);
   /** Starts the plugin (spawns a worker, connects). Called once. @throws on a fatal start failure. */
   init(ctx: PluginInitContext): Promise<void>;
   /** Every component this plugin offers. */
