@@ -148,7 +148,8 @@ Deno.test("stepflow run --timeout ends a run with a long step (exit 1, code 524)
 });
 
 // A worker that writes its pid to a file, then never answers `initialize` (mode "init") or answers
-// it and never answers anything else (mode "call").
+// it and never answers anything else (mode "call"). When it starts leaving a request unanswered it
+// writes "<pid file>.waiting".
 const STUCK_WORKER = `import json, os, signal, sys, time
 if len(sys.argv) > 3:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -158,6 +159,7 @@ for line in sys.stdin:
     if m.get("method") == "initialize" and sys.argv[2] == "call":
         print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": {"server_protocol_version": 1}}), flush=True)
     elif "id" in m:
+        open(sys.argv[1] + ".waiting", "w").write("1")
         time.sleep(600)
 `;
 
@@ -218,7 +220,15 @@ async function interrupt(dir: string, pidFile: string, args: string[], twice = f
     if (pid === 0) await new Promise((r) => setTimeout(r, 50));
   }
   assert(pid > 0, "the worker never started");
-  await new Promise((r) => setTimeout(r, 300)); // let the handshake / call be in flight
+  // wait until the request the worker leaves unanswered (handshake or call) is in flight
+  while (Date.now() < deadline) {
+    try {
+      await Deno.stat(`${pidFile}.waiting`);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
   const sent = Date.now();
   child.kill("SIGINT");
   if (twice) {

@@ -1,18 +1,9 @@
 import { Peer } from "../../src/protocol/peer.ts";
 import { OutputLimitError, ProtocolError, TransportError } from "../../src/errors.ts";
-import type { Logger } from "../../src/log.ts";
+import { recordingLogger } from "../_log.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
 
-function memLog(lines: string[]): Logger {
-  const push = (l: string) => (m: string) => lines.push(`${l}: ${m}`);
-  return {
-    error: push("error"),
-    warn: push("warn"),
-    info: push("info"),
-    debug: push("debug"),
-    enabled: () => true,
-  };
-}
+const memLog = (lines: string[]) => recordingLogger(lines);
 
 /** Two peers wired back to back through async message passing. */
 function pair(logs: string[] = []) {

@@ -5,8 +5,9 @@
  */
 import { McpPlugin } from "../../../src/plugins/mcp/plugin.ts";
 import { McpPluginConfigSchema } from "../../../src/config/model.ts";
-import type { EngineServices, ExecuteContext } from "../../../src/plugins/plugin.ts";
+
 import type { Logger } from "../../../src/log.ts";
+import { NO_ENGINE, recordingLogger, testExecuteContext } from "../../_log.ts";
 import { REPO_ROOT } from "../../_assert.ts";
 
 /** Where `scripts/setup_mcp_servers.sh` installs the servers. */
@@ -53,23 +54,8 @@ export function faultConfig(mode = "ok", extra: Record<string, unknown> = {}) {
 }
 
 /** An EngineServices double: MCP tools never call back into the engine. */
-export const noEngine: EngineServices = new Proxy({} as EngineServices, {
-  get: (_t, prop) => () => Promise.reject(new Error(`engine service ${String(prop)} not expected`)),
-});
-
-/** A logger that records `[level] message` lines. */
-export function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const at = (level: string) => (m: string) => void lines.push(`[${level}] ${m}`);
-  return {
-    lines,
-    error: at("error"),
-    warn: at("warn"),
-    info: at("info"),
-    debug: at("debug"),
-    enabled: () => true,
-  };
-}
+export const noEngine = NO_ENGINE;
+export { recordingLogger };
 
 /** A plugin built from `config` and initialised; `log` records what it logged. */
 export async function startPlugin(
@@ -82,18 +68,8 @@ export async function startPlugin(
   return { plugin, log, [Symbol.asyncDispose]: () => plugin.close() };
 }
 
-/** An ExecuteContext for one step. */
-export function stepCtx(extra: Partial<ExecuteContext> = {}): ExecuteContext {
-  return {
-    runId: "00000000-0000-4000-8000-000000000000",
-    flowId: "0".repeat(64),
-    stepId: "step",
-    attempt: 1,
-    signal: new AbortController().signal,
-    engine: noEngine,
-    ...extra,
-  };
-}
+/** An ExecuteContext for MCP plugin tests (tests/_log.ts). */
+export const stepCtx = testExecuteContext;
 
 /** True while a process with `pid` exists (Linux /proc). */
 export function processExists(pid: number): boolean {

@@ -5,32 +5,19 @@
  */
 import type { Blob, EngineServices, ExecuteContext } from "../../../src/plugins/plugin.ts";
 import type { Logger } from "../../../src/log.ts";
-import { type JsonValue, stringifyJson } from "../../../src/json/exact_json.ts";
+import type { JsonValue } from "../../../src/json/exact_json.ts";
 import { success } from "../../../src/core/flow_result.ts";
 import { StepflowPlugin } from "../../../src/plugins/stepflow/plugin.ts";
 import type { StepflowPluginConfig } from "../../../src/config/model.ts";
 import { REPO_ROOT } from "../../_assert.ts";
+import { recordingLogger, testExecuteContext } from "../../_log.ts";
+import { blobId } from "../../../src/state/blob_id.ts";
 
 /** Directory of the worker fixtures. */
 export const WORKERS = `${REPO_ROOT}/tests/fixtures/workers`;
 
-/** Logger capturing lines as `level: message`. */
-export function memLog(lines: string[] = []): Logger & { lines: string[] } {
-  const push = (l: string) => (m: string) => void lines.push(`${l}: ${m}`);
-  return {
-    lines,
-    error: push("error"),
-    warn: push("warn"),
-    info: push("info"),
-    debug: push("debug"),
-    enabled: () => true,
-  };
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
+/** Logger capturing lines (the tests' one recording logger). */
+export const memLog = recordingLogger;
 
 /**
  * An in-memory EngineServices: real content-addressed blobs; `evaluateFlow` "runs" a flow blob
@@ -39,11 +26,11 @@ async function sha256Hex(text: string): Promise<string> {
 export class FakeEngine implements EngineServices {
   blobs = new Map<string, Blob>();
   calls: string[] = [];
-  async putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string> {
-    const id = await sha256Hex(stringifyJson(data));
+  putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string> {
+    const id = blobId(data);
     this.blobs.set(id, { data, blobType });
     this.calls.push(`putBlob ${blobType}`);
-    return id;
+    return Promise.resolve(id);
   }
   getBlob(blobId: string): Promise<Blob> {
     this.calls.push("getBlob");
@@ -93,16 +80,9 @@ export class FakeEngine implements EngineServices {
   }
 }
 
-/** An ExecuteContext for tests. */
+/** An ExecuteContext for tests (tests/_log.ts) with `engine`, step `stepId`, `attempt`. */
 export function execCtx(engine: EngineServices, stepId = "s1", attempt = 1): ExecuteContext {
-  return {
-    runId: "00000000-0000-4000-8000-0000000000aa",
-    flowId: "f".repeat(64),
-    stepId,
-    attempt,
-    signal: new AbortController().signal,
-    engine,
-  };
+  return testExecuteContext({ engine, stepId, attempt });
 }
 
 /** Environment a Deno worker needs when spawned with only the configured env. */

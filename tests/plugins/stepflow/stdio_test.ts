@@ -105,7 +105,7 @@ Deno.test("stdio plugin: 'Starting...', a response split across writes and a hal
   const text = log.lines.join("\n");
   assertStringIncludes(
     text,
-    `warn: step service 'w': skipped a line that is not JSON: "Starting..."`,
+    `[warn] step service 'w': skipped a line that is not JSON: "Starting..."`,
   );
   assertStringIncludes(
     text,
