@@ -148,7 +148,7 @@ function record(
         result,
         component: step.component,
         attempt: run.inFlight.attempt[step.index],
-        durationMs: Date.now() - startedAt,
+        durationMs: (Date.now() - startedAt) | 0,
       }),
     );
     committed(step, run, sink, result, startedAt);
