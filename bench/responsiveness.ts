@@ -8,7 +8,7 @@
  * 2. The CLI: `stepflow run` on the same flow; SIGTERM 1.5 s after the run began; reported: from
  *    the signal to the "SIGTERM: cancelling the run" line, and to the exit.
  *
- *   deno run -A bench/responsiveness.ts [--items 10000,100000,300000] [--runs 3]
+ *   deno run -A bench/responsiveness.ts [--items 100000,300000] [--runs 3]
  *
  * Results are written down in docs/performance.md.
  * @module
@@ -22,7 +22,7 @@ const args = Deno.args;
 const itemCounts =
   (args[args.indexOf("--items") + 1] && args.includes("--items")
     ? args[args.indexOf("--items") + 1]
-    : "10000,100000,300000").split(",").map(Number);
+    : "100000,300000").split(",").map(Number);
 const runs = args.includes("--runs") ? Number(args[args.indexOf("--runs") + 1]) : 3;
 
 const FLOW = `schema: https://stepflow.org/schemas/v1/flow.json
