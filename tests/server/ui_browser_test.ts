@@ -112,6 +112,8 @@ async function launch(profile: string): Promise<BrowserContext> {
       "--disable-sync",
     ],
     viewport: { width: 1280, height: 800 },
+    // screenshots without a half-faded pulse (the pages honour reduced motion)
+    reducedMotion: "reduce",
   });
 }
 
@@ -381,6 +383,66 @@ Deno.test({
         await page.setViewportSize({ width: 1280, height: 800 });
       });
 
+      await t.step("the run list filters by status and flow, and pages", async () => {
+        const tinyId = await storeFlow(server, {
+          schema: "https://stepflow.org/schemas/v1/flow.json",
+          name: "tiny",
+          steps: [],
+          output: { $from: { workflow: "input" } },
+        });
+        const made = await Promise.all(
+          Array.from(
+            { length: 27 },
+            (_, i) => server.call("POST", "/api/v1/runs", { flowId: tinyId, input: { i } }),
+          ),
+        );
+        for (const r of made) assertEquals(r.body.status, "completed");
+        await page.goto(`${server.url}/ui`);
+        await page.locator("#f-status").selectOption("cancelled");
+        await page.waitForURL("**/ui?status=cancelled");
+        await page.locator(`a[href="/ui/runs/${runB}"]`).waitFor({ timeout: SHOWN_MS });
+        assertEquals(await page.locator("tr.run-row").count(), 1);
+        await page.locator("#f-status").selectOption("");
+        await page.locator("#f-flow").fill("tiny");
+        await page.locator("#f-flow").press("Enter");
+        await page.waitForURL("**/ui?flow=tiny");
+        await page.locator("#runs-count", { hasText: "Runs 1–25" }).waitFor({ timeout: SHOWN_MS });
+        assertEquals(await page.locator("tr.run-row").count(), 25);
+        assertEquals(await page.locator("a[rel=prev]").getAttribute("aria-disabled"), "true");
+        await page.locator("a[rel=next]").click();
+        await page.waitForURL("**/ui?flow=tiny&offset=25");
+        await page.locator("#runs-count", { hasText: "Runs 26–27" }).waitFor({ timeout: SHOWN_MS });
+        assertEquals(await page.locator("tr.run-row").count(), 2);
+        assertEquals(await page.locator("a[rel=next]").getAttribute("aria-disabled"), "true");
+        await page.goBack();
+        await page.locator("#runs-count", { hasText: "Runs 1–25" }).waitFor({ timeout: SHOWN_MS });
+        assertEquals(await page.locator("#f-flow").inputValue(), "tiny");
+        await page.locator("#f-flow").fill("no such flow");
+        await page.locator("#f-flow").press("Enter");
+        await page.locator("#runs-count", { hasText: "No runs match." }).waitFor({
+          timeout: SHOWN_MS,
+        });
+      });
+
+      await t.step("text contrast meets WCAG AA on every page", async () => {
+        for (
+          const path of [
+            "/ui",
+            `/ui/runs/${runA}`,
+            `/ui/runs/${runB}`,
+            `/ui/flows/${flowId}`,
+          ]
+        ) {
+          await page.goto(`${server.url}${path}`);
+          await page.locator("main h1").waitFor({ timeout: SHOWN_MS });
+          await page.locator("tr").first().waitFor({ timeout: SHOWN_MS });
+          await page.evaluate(() => {
+            for (const d of document.querySelectorAll("details")) d.open = true;
+          });
+          assertEquals(await lowContrast(page), [], path);
+        }
+      });
+
       await t.step("an interrupted run offers Resume and shows the API's answer", async () => {
         const runD = await startRun(server, flowId, `${dir}/gate-never-d`);
         await waitForStep(server, runD, HOSTILE_ID, "running");
@@ -398,6 +460,40 @@ Deno.test({
         await shot(page, "run-interrupted");
       });
 
+      await t.step(
+        "a service with a token: the page asks for it, keeps it for the tab",
+        async () => {
+          const tokenDir = await Deno.makeTempDir({ prefix: "stepflow-ui-token-" });
+          const guarded = await startServer(tokenDir, {
+            config: false,
+            args: ["--store", "memory", "--token", "s3cret"],
+          });
+          try {
+            const other = await browser!.newPage();
+            problems.push(...watch(other));
+            await other.goto(`${guarded.url}/ui`);
+            await other.locator("h1", { hasText: "This service needs a token" }).waitFor({
+              timeout: SHOWN_MS,
+            });
+            await other.locator("#token").fill("wrong");
+            await other.locator("button", { hasText: "Use token" }).click();
+            await other.locator("p", { hasText: "The token given is not accepted." }).waitFor({
+              timeout: SHOWN_MS,
+            });
+            await other.locator("#token").fill("s3cret");
+            await other.locator("button", { hasText: "Use token" }).click();
+            await other.locator("h1", { hasText: "Runs" }).waitFor({ timeout: SHOWN_MS });
+            await other.locator("#runs-count", { hasText: "No runs match." }).waitFor({
+              timeout: SHOWN_MS,
+            });
+            await other.close();
+          } finally {
+            await guarded.stop();
+            await Deno.remove(tokenDir, { recursive: true });
+          }
+        },
+      );
+
       assertEquals(problems, [], "no script errors or CSP violations in the pages");
     } finally {
       await browser?.close().catch(() => {});
@@ -406,6 +502,56 @@ Deno.test({
     }
   },
 });
+
+/**
+ * Text whose contrast with its background is below WCAG AA (4.5:1; 3:1 for large text), outside
+ * the graph and disabled controls.
+ */
+async function lowContrast(page: Page): Promise<string[]> {
+  return await page.evaluate(() => {
+    type Rgba = { r: number; g: number; b: number; a: number };
+    const parse = (c: string): Rgba | undefined => {
+      const m = /rgba?\(([^)]+)\)/.exec(c);
+      if (!m) return undefined;
+      const p = m[1].split(/[\s,/]+/).filter(Boolean).map(Number);
+      return { r: p[0], g: p[1], b: p[2], a: p[3] ?? 1 };
+    };
+    const lum = ({ r, g, b }: Rgba) => {
+      const f = (v: number) => {
+        v /= 255;
+        return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el: Element | null): Rgba => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = parse(getComputedStyle(e).backgroundColor);
+        if (c && c.a > 0.5) return c;
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const bad: string[] = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const text = n.textContent?.trim();
+      const el = n.parentElement;
+      if (!text || !el || el.closest("svg, [hidden], .sr-only, [aria-disabled=true], [disabled]")) {
+        continue;
+      }
+      if (el.getClientRects().length === 0) continue;
+      const style = getComputedStyle(el);
+      const fg = parse(style.color);
+      if (!fg) continue;
+      const l1 = lum(fg);
+      const l2 = lum(background(el));
+      const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) bad.push(`"${text.slice(0, 40)}": ${ratio.toFixed(2)}:1`);
+    }
+    return bad;
+  });
+}
 
 /** Waits (bounded, polling the API) until step `stepId` of the run has `status`. */
 async function waitForStep(

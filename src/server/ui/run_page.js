@@ -495,14 +495,18 @@ export async function runPage(main, runId, signal) {
         step_skipped: "skipped",
       }[/** @type {string} */ (e.event)];
       if (stepStatus && typeof d.stepId === "string") {
-        table.setStatus(d.stepId, stepStatus);
-        graph?.setStatus(d.stepId, stepStatus);
-        announce(`Step ${d.stepId} ${said(stepStatus).toLowerCase()}.`);
-        refresh(false);
+        // events already shown (the stream starts with the journal so far) change nothing
+        if (table.setStatus(d.stepId, stepStatus)) {
+          graph?.setStatus(d.stepId, stepStatus);
+          announce(`Step ${d.stepId} ${said(stepStatus).toLowerCase()}.`);
+          refresh(false);
+        }
       } else if (e.event === "run_started" || e.event === "run_resumed") {
-        run.status = "running";
-        showRun();
-        refresh(false);
+        if (run.status === "queued" || run.status === "paused") {
+          run.status = "running";
+          showRun();
+          refresh(false);
+        }
       } else if (
         e.event === "run_completed" || e.event === "run_interrupted" || e.event === "run_paused"
       ) {
@@ -655,10 +659,12 @@ class StepTable {
    * A status from an event, before the next refresh brings the details.
    * @param {string} stepId
    * @param {string} status
+   * @returns {boolean} whether the step's status changed
    */
   setStatus(stepId, status) {
     const r = this.rows.get(stepId);
-    if (!r || r.entry.status === status) return;
+    // a stored result is final: an older event (a replayed start) does not undo it
+    if (!r || r.entry.status === status || r.entry.result !== undefined) return false;
     r.entry = { ...r.entry, status };
     if (status === "running") {
       r.entry.startedAt ??= new Date().toISOString();
@@ -668,6 +674,7 @@ class StepTable {
     r.key = "";
     this.#fill(r);
     this.#count();
+    return true;
   }
 
   /** Shows every row again (the run's status changed what a step's status means). */
