@@ -11,16 +11,29 @@ import { runsPage } from "./runs_page.js";
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));
 const pages = new AbortController();
 
+/**
+ * A path segment decoded (undefined when it is not valid percent-encoding).
+ * @param {string} text
+ */
+function decode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Shows the page of the current address. */
 function route() {
   const path = location.pathname.replace(/\/+$/, "");
   let m;
+  let id;
   if (path === "/ui" || path === "") return runsPage(main, pages.signal);
-  if ((m = /^\/ui\/runs\/([^/]+)$/.exec(path))) {
-    return runPage(main, decodeURIComponent(m[1]), pages.signal);
+  if ((m = /^\/ui\/runs\/([^/]+)$/.exec(path)) && (id = decode(m[1])) !== undefined) {
+    return runPage(main, id, pages.signal);
   }
-  if ((m = /^\/ui\/flows\/([^/]+)$/.exec(path))) {
-    return flowPage(main, decodeURIComponent(m[1]), pages.signal);
+  if ((m = /^\/ui\/flows\/([^/]+)$/.exec(path)) && (id = decode(m[1])) !== undefined) {
+    return flowPage(main, id, pages.signal);
   }
   document.title = "Not found · Stepflow";
   put(

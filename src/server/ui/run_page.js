@@ -204,7 +204,7 @@ export async function runPage(main, runId, signal) {
     journal,
   );
 
-  /** @type {import("./graph.js").GraphView | undefined} */
+  /** @type {Awaited<ReturnType<typeof showGraph>> | undefined} */
   let graph;
   showGraph(graphWrap, `/runs/${runId}/graph`, {
     label: `Flow graph of ${flowName}: each step coloured by its status`,
@@ -301,7 +301,13 @@ export async function runPage(main, runId, signal) {
       items.push(
         h("p", {
           class: "muted",
-          text: `This run is ${said(status).toLowerCase()}: nothing more will happen to it.`,
+          text: `This run ${
+            /** @type {Record<string, string>} */ ({
+              completed: "completed",
+              failed: "failed",
+              cancelled: "was cancelled",
+            })[status] ?? `is ${status}`
+          }: nothing more will happen to it.`,
         }),
       );
     }
@@ -539,7 +545,9 @@ function legend() {
   return h(
     "ul",
     { class: "legend", "aria-label": "Step colours" },
-    ["running", "completed", "failed", "skipped", "blocked"].map((st) => h("li", {}, badge(st))),
+    ["running", "completed", "failed", "skipped", "blocked", "not-run"].map((st) =>
+      h("li", {}, badge(st))
+    ),
   );
 }
 
