@@ -134,7 +134,8 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const runId = crypto.randomUUID();
   // a run recorded in a database is found again by its id (runs show, signal, resume)
   const store = config.config.stateStore;
-  const persistent = store?.type === "sqlite" && !store.databaseUrl.includes(":memory:");
+  const persistent = store?.type === "postgres" ||
+    (store?.type === "sqlite" && !store.databaseUrl.includes(":memory:"));
   if (flags.verbose || persistent) writeStderr(`run_id: ${runId}\n`);
   const cancel = onCancelSignals((signal) => {
     const running = stepsInFlight(runId);

@@ -14,7 +14,8 @@
  *   path → the working directory (noted); `/openai` → `--allow-net=api.openai.com:443` and
  *   `--allow-env=OPENAI_API_KEY` (unless the input gives `api_key`); nested flows given to
  *   `/map`, `/iterate`, `/put_blob` are searched the same way;
- * - an SQLite state store file → `--allow-read` and `--allow-write` on it;
+ * - an SQLite state store file → `--allow-read` and `--allow-write` on it; a PostgreSQL one →
+ *   `--allow-net=host:port` and `--allow-env` for the `PG*` variables its client reads;
  * - `stepflow test`: the `test.servers` commands → `--allow-run`, and `--allow-net=127.0.0.1`
  *   to find a free port and reach them;
  * - always: the variables of {@linkcode ALWAYS_READ_ENV}.
@@ -28,6 +29,7 @@ import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { envVarsIn } from "./env_refs.ts";
 import { ALWAYS_READ_ENV, COMMAND_LOOKUP_ENV, OPENAI_ENV, OPENAI_HOST } from "./library_env.ts";
 import { ALL, PermissionSet } from "./permission_set.ts";
+import { postgresEnvVars, postgresNetHost } from "../state/postgres_url.ts";
 
 /** The parts of a flow the computation looks at (a loaded `Flow` fits). */
 export interface FlowLike {
@@ -110,6 +112,11 @@ export function addConfigPermissions(
   if (store?.type === "sqlite") {
     const file = sqliteFile(store.databaseUrl, wd);
     if (file) set.add("read", file).add("write", file);
+  } else if (store?.type === "postgres") {
+    const host = postgresNetHost(store.url);
+    if (host) set.add("net", host);
+    else set.note("stateStore.url names no host; no --allow-net added for PostgreSQL");
+    set.addAll("env", postgresEnvVars(store.url));
   }
 }
 

@@ -31,10 +31,13 @@ import { MIGRATIONS, REQUIRED_TABLES } from "./schema.ts";
 import { isOwnerAlive, processIdentity } from "./liveness.ts";
 import {
   type BatchRecord,
+  type ClaimedRun,
+  type ClaimOptions,
   type ClaimResult,
   type EngineRecord,
   type EventFilter,
   interruptedResult,
+  type LeaseRenewal,
   normalizeInstant,
   nowRfc3339,
   type RunEventRecord,
@@ -187,6 +190,7 @@ export class SqliteStateStore implements StateStore {
   #heartbeatMs: number;
   #staleAfterMs: number;
   #busyMs: number;
+  #watchers = new Set<() => void>();
 
   private constructor(db: DatabaseSync, path: string, readOnly: boolean, o: SqliteOpenOptions) {
     this.#db = db;
@@ -642,7 +646,7 @@ export class SqliteStateStore implements StateStore {
     }
     const r = { ...run };
     const at = nowRfc3339();
-    return this.#push2(FN, () => {
+    const committed = this.#push2(FN, () => {
       this.#stmt(
         `INSERT OR REPLACE INTO runs(id, flow_id, flow_name, status, input_json, result_json,
            created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key,
@@ -669,6 +673,8 @@ export class SqliteStateStore implements StateStore {
       );
       this.#event(r.runId, root, queued ? "run_queued" : "run_started", null, null, null, null, at);
     });
+    if (queued && this.#watchers.size > 0) committed.then(() => this.#wake(), () => {});
+    return committed;
   }
 
   recordStepStarted(runId: string, s: StepStartRecord): Promise<void> | void {
@@ -1007,6 +1013,135 @@ export class SqliteStateStore implements StateStore {
       this.#open.set(runId, { root: row.root });
       return { claimed: true, leaseEpoch: epoch };
     });
+  }
+
+  claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
+    if (this.#readOnly) {
+      return Promise.reject(
+        new StoreError(`cannot claim runs: SQLite database '${this.path}' is read-only`, this.path),
+      );
+    }
+    this.#ensureEngine();
+    this.#sync();
+    const limit = Math.max(0, Math.floor(options.limit));
+    return this.#writeNow("cannot claim runs", (): ClaimedRun[] => {
+      // queued runs, and runs released by their engine (started, no owner); BEGIN IMMEDIATE
+      // makes this one writer at a time, so two processes never claim the same run
+      const picked = this.#stmt(
+        `SELECT id, status, COALESCE(root_run_id, id) AS root FROM runs
+         WHERE status = 'queued'
+            OR (status IN ('running', 'paused') AND owner_id IS NULL AND started_at IS NOT NULL)
+         ORDER BY created_at, id LIMIT ?`,
+      ).all(limit) as { id: string; status: string; root: string }[];
+      const at = nowRfc3339();
+      const out: ClaimedRun[] = [];
+      for (const p of picked) {
+        const row = this.#stmt(
+          `UPDATE runs SET owner_id = ?, lease_epoch = lease_epoch + 1,
+             status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,
+             started_at = COALESCE(started_at, ?), updated_at = ?
+           WHERE id = ? RETURNING *`,
+        ).get(this.engineId, at, at, p.id) as unknown as RunRow;
+        const run = runFromRow(row);
+        const resumed = p.status !== "queued";
+        this.#event(
+          p.id,
+          p.root,
+          resumed ? "run_resumed" : "run_started",
+          null,
+          null,
+          null,
+          stringifyJson({ leaseEpoch: run.leaseEpoch ?? 1, engineId: this.engineId }),
+          at,
+        );
+        this.#open.set(p.id, { root: p.root });
+        out.push({ run, leaseEpoch: run.leaseEpoch ?? 1, resumed });
+      }
+      return out;
+    });
+  }
+
+  renewLeases(): Promise<LeaseRenewal> {
+    if (this.#readOnly || this.#closed) return Promise.resolve({ renewed: [], lost: [] });
+    this.#sync();
+    return this.#writeNow("cannot renew the leases", (): LeaseRenewal => {
+      const mine = (this.#stmt(
+        `SELECT id FROM runs WHERE owner_id = ? AND status IN ('running', 'paused')`,
+      ).all(this.engineId) as { id: string }[]).map((r) => r.id);
+      if (this.#engine !== "committed") return { renewed: mine, lost: [] };
+      const { changes } = this.#stmt("UPDATE engines SET heartbeat_at = ? WHERE id = ?").run(
+        nowRfc3339(),
+        this.engineId,
+      );
+      // declared dead by another process: every run it held was taken from it
+      if (Number(changes) === 0) return { renewed: [], lost: [...this.#open.keys()] };
+      return { renewed: mine, lost: [] };
+    });
+  }
+
+  releaseRuns(runIds?: string[]): Promise<string[]> {
+    if (this.#readOnly || this.#closed) return Promise.resolve([]);
+    this.#sync();
+    const ids = runIds ?? [...this.#open.keys()];
+    const released = this.#writeNow("cannot release runs", () => {
+      const at = nowRfc3339();
+      const out: string[] = [];
+      for (const id of ids) {
+        const row = this.#stmt(
+          `UPDATE runs SET owner_id = NULL, updated_at = ? WHERE id = ? AND owner_id = ?
+             AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING id`,
+        ).get(at, id, this.engineId);
+        if (row) out.push(id);
+        this.#open.delete(id);
+      }
+      return out;
+    });
+    return released.then((out) => {
+      if (out.length > 0) this.#wake();
+      return out;
+    });
+  }
+
+  async registerEngine(info: { url?: string } = {}): Promise<EngineRecord> {
+    if (this.#readOnly) {
+      throw new StoreError(
+        `cannot register the engine: SQLite database '${this.path}' is read-only`,
+        this.path,
+      );
+    }
+    this.#ensureEngine();
+    if (info.url !== undefined) {
+      const url = info.url;
+      this.#push2(FN, () => {
+        this.#stmt("UPDATE engines SET url = ? WHERE id = ?").run(url, this.engineId);
+      });
+    }
+    await this.flush();
+    return this.#engineRecord(this.engineId)!;
+  }
+
+  listEngines(): Promise<EngineRecord[]> {
+    this.#sync();
+    const rows = this.#stmt("SELECT * FROM engines ORDER BY started_at, id")
+      .all() as unknown as EngineRow[];
+    return Promise.resolve(rows.map(engineFromRow));
+  }
+
+  watchQueue(onWork: () => void): () => void {
+    const fn = () => onWork();
+    this.#watchers.add(fn);
+    return () => this.#watchers.delete(fn);
+  }
+
+  /** Tells the queue's watchers in this process. */
+  #wake(): void {
+    for (const w of this.#watchers) {
+      try {
+        w();
+      } catch {
+        // a watcher's failure is its own
+      }
+    }
   }
 
   // ---------------------------------------------------------------- batches
