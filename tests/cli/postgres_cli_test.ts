@@ -112,6 +112,38 @@ pgTest(
     }),
 );
 
+pgTest(
+  "stepflow run --store postgres:// works with the flags stepflow permissions prints",
+  (server) =>
+    withPgDatabase(server, async (url) => {
+      const flow = `${DIR}/greet.yaml`;
+      const perms = await runCli(["permissions", "--flow", flow, "--store", url]);
+      assertStrictEquals(perms.code, 0, perms.stderr);
+      const flags = perms.stdout.trim().split(" ");
+      assert(flags.some((f) => f.startsWith("--allow-net=") && f.includes(new URL(url).host)));
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          ...flags,
+          `${REPO_ROOT}/main.ts`,
+          "run",
+          "--flow",
+          flow,
+          "--store",
+          url,
+          "--input-json",
+          '{"who":"Ada"}',
+        ],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const dec = new TextDecoder();
+      assertStrictEquals(out.code, 0, dec.decode(out.stderr));
+      assertEquals(parseJson(dec.decode(out.stdout)), { outcome: "success", result: "Ada" });
+    }),
+);
+
 Deno.test("stepflow run --store: a bad or unreachable PostgreSQL URL is an error without the password", async () => {
   const bad = await runCli([
     "run",
