@@ -145,7 +145,9 @@ if (args.includes("--child")) {
   console.log(
     `PostgreSQL store benchmark: chain, ${runs} warm runs, Deno ${Deno.version.deno}, load ${load}`,
   );
-  console.log("| store | steps | cold run | warm run | warm steps/s | µs/step | +µs/step vs memory |");
+  console.log(
+    "| store | steps | cold run | warm run | warm steps/s | µs/step | +µs/step vs memory |",
+  );
   console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const r of results) {
     const base = results.find((b) => b.variant === "memory" && b.steps === r.steps)!;
