@@ -15,7 +15,8 @@
  * ```
  *
  * Or in one call: `await runFlow(flow, input, { config })`. To draw a flow:
- * `renderFlow(flow, { format: "svg" })` (or `"mermaid"`, `"dot"`).
+ * `renderFlow(flow, { format: "svg" })` (or `"mermaid"`, `"dot"`). As a REST service (stepflow
+ * 0.8's API, docs/server.md): `Deno.serve(createServer(engine).fetch)`, or `listen(engine, { port })`.
  * @module
  */
 import { type LoadedFlow, loadFlowFile, loadFlowText } from "./src/flow/load.ts";
@@ -92,6 +93,10 @@ export type { SvgOptions } from "./src/visualize/svg.ts";
 export { layoutGraph } from "./src/visualize/layout.ts";
 export type { GraphLayout } from "./src/visualize/layout.ts";
 export { statusClass, stepClass } from "./src/visualize/labels.ts";
+export { createServer, SERVICE_VERSION } from "./src/server/server.ts";
+export type { ServerOptions, StepflowServer } from "./src/server/server.ts";
+export { listen } from "./src/server/listen.ts";
+export type { ListeningService, ListenOptions } from "./src/server/listen.ts";
 export type { StateStore } from "./src/state/store.ts";
 
 /**

@@ -69,7 +69,7 @@ async function measure(variant: Variant, n: number, url?: string): Promise<Resul
       ? { type: "inMemory" }
       : variant.startsWith("sqlite")
       ? { type: "sqlite", databaseUrl: `sqlite:${dir}/runs.db` }
-      : { type: "postgres", url },
+      : { type: "postgres", url: url ?? "" },
   }, { workingDirectory: dir });
   const durable: StepRunner = async (step, run) => {
     await run.store.flush();

@@ -38,17 +38,19 @@ export function storeConfigFromUrl(url: string): StateStoreConfig {
 }
 
 /**
+
  * Opens the store for `config` (`inMemory` by default): {@linkcode createStateStore}, plus the
  * PostgreSQL store, which connects (and migrates) asynchronously. The PostgreSQL client is loaded
- * only here, when the config names it.
+ * only here, when the config names it. `options` as {@linkcode createStateStore}'s.
  * @throws {Error} when the database cannot be opened (a PostgreSQL one: a
  * {@linkcode StoreError} naming it without its password).
  */
 export async function openStateStore(
   config: StateStoreConfig | undefined,
   workingDirectory: string,
+  options: { journal?: boolean } = {},
 ): Promise<StateStore> {
-  if (config?.type !== "postgres") return createStateStore(config, workingDirectory);
+  if (config?.type !== "postgres") return createStateStore(config, workingDirectory, options);
   const { PostgresStateStore } = await import("./postgres.ts");
   return await PostgresStateStore.open(config.url, {
     autoMigrate: config.autoMigrate ?? true,
@@ -59,20 +61,23 @@ export async function openStateStore(
 
 /**
  * Creates the store for `config` (`inMemory` by default) synchronously. Relative SQLite paths
- * resolve against `workingDirectory`.
+ * resolve against `workingDirectory`. `options.journal` keeps the run journal in an in-memory
+ * store too (the service's event streams read it; a database always keeps it).
  * @throws {Error} when an SQLite database cannot be opened, or for `postgres` (which opens
  * asynchronously: use {@linkcode openStateStore}).
  */
 export function createStateStore(
   config: StateStoreConfig | undefined,
   workingDirectory: string,
+  options: { journal?: boolean } = {},
 ): StateStore {
-  if (!config) return new MemoryStateStore();
+  if (!config) return new MemoryStateStore({ journal: options.journal });
   if (config.type === "postgres") {
     throw new Error("the PostgreSQL store opens asynchronously: use openStateStore()");
   }
   if (config.type === "inMemory") {
     return new MemoryStateStore({
+      journal: options.journal,
       maxFinishedRuns: config.maxFinishedRuns,
       maxFinishedAgeMs: config.maxFinishedAge === undefined
         ? undefined
