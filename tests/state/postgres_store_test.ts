@@ -6,7 +6,7 @@
  * database of its own (tests/_postgres.ts); without STEPFLOW_TEST_PG_URL they are skipped, and
  * this file says so in one line.
  */
-import { assert, assertEquals, assertRejects, assertStrictEquals } from "../_assert.ts";
+import { assert, assertEquals, assertRejects, assertStrictEquals, REPO_ROOT } from "../_assert.ts";
 import {
   PG_REQUIRED,
   PG_SKIPPED,
@@ -170,46 +170,80 @@ pgTest(
 );
 
 pgTest(
-  "a heartbeat keeps the lease; a stalled engine's run is taken over once it ran out",
+  "a heartbeat keeps the lease; an engine stopped (SIGSTOP) past it loses the run and its late writes",
   (server) =>
     withPgDatabase(server, async (url) => {
-      const lost: string[] = [];
-      const a = await open(url, {
-        leaseTtlMs: 500,
-        heartbeatMs: 100,
-        onLeaseLost: (ids) => lost.push(...ids),
-      });
-      const b = await open(url, { leaseTtlMs: 500 });
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", `${REPO_ROOT}/tests/fixtures/pg/lease_holder.ts`, url],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter())
+        .getReader();
+      const stdin = child.stdin.getWriter();
+      const say = (cmd: string) => stdin.write(new TextEncoder().encode(cmd + "\n"));
+      const next = async () => (await lines.read()).value ?? "";
+      const b = await open(url, { leaseTtlMs: 1500 });
       try {
-        a.createRun(run("r"));
-        await a.flush();
-        // three lease lengths: the heartbeat renews it every 100 ms
-        const until = Date.now() + 1500;
+        assertStrictEquals(await next(), "ready");
+        // two lease lengths: the holder's heartbeat renews it every 150 ms
+        const until = Date.now() + 3000;
         while (Date.now() < until) {
           assertEquals(await b.claimRuns({ limit: 1 }), []);
           await new Promise((r) => setTimeout(r, 100));
         }
-        // a stalls (its event loop blocked, as under SIGSTOP) longer than its lease
-        const stallUntil = Date.now() + 800;
-        while (Date.now() < stallUntil) { /* stalled */ }
-        // b's claim goes out before a's heartbeat timer gets to run
-        const claimed = await b.claimRuns({ limit: 1 });
-        assertEquals(claimed.map((c) => [c.run.runId, c.resumed]), [["r", true]]);
-        // a's next heartbeat (its timer, or this one) finds the lease gone
-        const renewal = await a.renewLeases();
-        assertEquals(renewal.renewed, []);
-        assertEquals(lost, ["r"]);
-        await assertRejects(
-          () =>
-            a.recordStepResult("r", { stepIndex: 0, stepId: "a", result: ok(1) }) as Promise<void>,
-          StoreError,
-        );
+        await say("write");
+        assertStrictEquals(await next(), "stored");
+        // the holder stops; once its lease ran out (on the database clock), b takes the run over
+        Deno.kill(child.pid, "SIGSTOP");
+        const stoppedAt = Date.now();
+        let claimed = await b.claimRuns({ limit: 1 });
+        while (claimed.length === 0 && Date.now() - stoppedAt < 10_000) {
+          await new Promise((r) => setTimeout(r, 50));
+          claimed = await b.claimRuns({ limit: 1 });
+        }
+        assertEquals(claimed.map((c) => [c.run.runId, c.leaseEpoch, c.resumed]), [["r", 2, true]]);
+        assert(Date.now() - stoppedAt < 6_500, "taken over within the lease TTL + 5 s");
+        // it goes on: its late write is refused, and nothing of it is stored
+        Deno.kill(child.pid, "SIGCONT");
+        await say("write");
+        const answer = await next();
+        assert(answer.startsWith("refused: "), answer);
+        assert(answer.includes("another engine took the run over"), answer);
+        assertEquals((await b.getStepResults("r")).map((x) => x.stepId), ["late0"]);
+        const r = await b.getRun("r");
+        assertEquals([r?.ownerId, r?.leaseEpoch], [b.engineId, 2]);
+        await say("exit");
+        assertStrictEquals((await child.status).code, 0);
       } finally {
-        await a.close();
+        try {
+          Deno.kill(child.pid, "SIGKILL");
+        } catch {
+          // exited
+        }
+        await stdin.close().catch(() => {});
+        await lines.cancel().catch(() => {});
+        await child.status;
         await b.close();
       }
     }),
 );
+
+/** Splits a text stream into lines. */
+function lineSplitter(): TransformStream<string, string> {
+  let buffered = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      buffered += chunk;
+      let nl;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        controller.enqueue(buffered.slice(0, nl));
+        buffered = buffered.slice(nl + 1);
+      }
+    },
+  });
+}
 
 pgTest(
   "concurrent claimers: 300 queued runs, 6 engines, each run claimed exactly once",
