@@ -36,6 +36,19 @@ import { GroupCommit } from "./group_commit.ts";
 import { processIdentity } from "./liveness.ts";
 import { describePostgresUrl, parsePostgresUrl } from "./postgres_url.ts";
 import {
+  batchFromRow,
+  type BatchRow,
+  engineFromRow,
+  type EngineRow,
+  eventFromRow,
+  type EventRow,
+  runFromRow,
+  type RunRow,
+  signalFromRow,
+  type SignalRow,
+  time,
+} from "./rows.ts";
+import {
   FENCE_SQLSTATE,
   MIGRATION_LOCK_KEY,
   PG_MIGRATIONS,
@@ -1047,14 +1060,14 @@ export class PostgresStateStore implements StateStore {
   getRun(runId: string): Promise<RunRecord | undefined> {
     return this.#read("cannot read a run", async (sql) => {
       const [row] = await sql`SELECT * FROM runs WHERE id = ${runId}`;
-      return row ? runFromRow(row) : undefined;
+      return row ? _run(row) : undefined;
     });
   }
 
   findRunByKey(runKey: string): Promise<RunRecord | undefined> {
     return this.#read("cannot read a run", async (sql) => {
       const [row] = await sql`SELECT * FROM runs WHERE run_key = ${runKey}`;
-      return row ? runFromRow(row) : undefined;
+      return row ? _run(row) : undefined;
     });
   }
 
@@ -1078,7 +1091,7 @@ export class PostgresStateStore implements StateStore {
         ORDER BY created_at DESC, id ASC LIMIT ${arg(filter.limit ?? null)}::bigint
         OFFSET ${arg(filter.offset ?? 0)}::bigint`;
       const rows = await sql.unsafe(text, args);
-      return rows.map(runFromRow);
+      return rows.map(_run);
     });
   }
 
@@ -1107,8 +1120,8 @@ export class PostgresStateStore implements StateStore {
           component: r.component as string,
           status: r.status as StepStatus,
           attempt: Number(r.attempt),
-          createdAt: iso(r.created_at)!,
-          updatedAt: iso(r.updated_at)!,
+          createdAt: time(r.created_at as Date),
+          updatedAt: time(r.updated_at as Date),
         };
         if (r.duration_ms !== null) s.durationMs = Number(r.duration_ms);
         return s;
@@ -1138,7 +1151,7 @@ export class PostgresStateStore implements StateStore {
         rows = await sql`
           SELECT * FROM run_events WHERE id > ${after} ORDER BY id LIMIT ${limit}::bigint`;
       }
-      return rows.map(eventFromRow);
+      return rows.map(_event);
     });
   }
 
@@ -1249,14 +1262,14 @@ export class PostgresStateStore implements StateStore {
           RETURNING *
         )
         SELECT * FROM mine UNION ALL SELECT * FROM taken`;
-      return row ? signalFromRow(row) : undefined;
+      return row ? _signal(row) : undefined;
     });
   }
 
   getSignals(runId: string): Promise<SignalRecord[]> {
     return this.#read("cannot read signals", async (sql) => {
       const rows = await sql`SELECT * FROM signals WHERE run_id = ${runId} ORDER BY id`;
-      return rows.map(signalFromRow);
+      return rows.map(_signal);
     });
   }
 
@@ -1303,7 +1316,7 @@ export class PostgresStateStore implements StateStore {
       return {
         claimed: false,
         reason: "owned",
-        owner: cur.id ? engineFromRow(cur) : undefined,
+        owner: cur.id ? _engine(cur) : undefined,
       };
     });
   }
@@ -1342,7 +1355,7 @@ export class PostgresStateStore implements StateStore {
         )
         SELECT * FROM claimed ORDER BY created_at, id`;
       return rows.map((row): ClaimedRun => {
-        const run = runFromRow(row);
+        const run = _run(row);
         const epoch = run.leaseEpoch ?? 1;
         this.#held.set(run.runId, epoch);
         this.#lost.delete(run.runId);
@@ -1444,13 +1457,13 @@ export class PostgresStateStore implements StateStore {
     }
     this.#engine = "committed";
     this.#startHeartbeat();
-    return engineFromRow(row);
+    return _engine(row);
   }
 
   listEngines(): Promise<EngineRecord[]> {
     return this.#read("cannot list engines", async (sql) => {
       const rows = await sql`SELECT * FROM engines ORDER BY started_at, id`;
-      return rows.map(engineFromRow);
+      return rows.map(_engine);
     });
   }
 
@@ -1513,7 +1526,7 @@ export class PostgresStateStore implements StateStore {
   getBatch(batchId: string): Promise<BatchRecord | undefined> {
     return this.#read("cannot read a batch", async (sql) => {
       const [row] = await sql`SELECT * FROM batches WHERE id = ${batchId}`;
-      return row ? batchFromRow(row) : undefined;
+      return row ? _batch(row) : undefined;
     });
   }
 
@@ -1528,7 +1541,7 @@ export class PostgresStateStore implements StateStore {
           AND (${filter.flowName ?? null}::text IS NULL OR flow_name = ${filter.flowName ?? null})
         ORDER BY created_at DESC, id DESC
         LIMIT ${filter.limit ?? null}::bigint OFFSET ${filter.offset ?? 0}::bigint`;
-      return rows.map(batchFromRow);
+      return rows.map(_batch);
     });
   }
 
@@ -1720,87 +1733,9 @@ async function tree(tx: Sql, roots: string[]): Promise<string[]> {
   return rows.map((r) => r.id as string);
 }
 
-/** A `timestamptz` as RFC 3339 (UTC, milliseconds). */
-function iso(v: unknown): string | undefined {
-  if (v === null || v === undefined) return undefined;
-  if (v instanceof Date) return v.toISOString();
-  return new Date(String(v)).toISOString();
-}
-
-function runFromRow(row: Row): RunRecord {
-  const r: RunRecord = {
-    runId: row.id as string,
-    flowId: row.flow_id as string,
-    status: row.status as RunStatus,
-    input: row.input_json === null ? null : parseJson(row.input_json as string),
-    createdAt: iso(row.created_at)!,
-  };
-  if (row.flow_name !== null) r.flowName = row.flow_name as string;
-  if (row.result_json !== null) {
-    r.result = parseJson(row.result_json as string) as unknown as FlowResult;
-  }
-  if (row.completed_at !== null) r.completedAt = iso(row.completed_at);
-  if (row.overrides_json !== null) r.overrides = parseJson(row.overrides_json as string);
-  if (row.variables_json != null) {
-    r.variables = parseJson(row.variables_json as string) as Record<string, JsonValue>;
-  }
-  if (row.parent_run_id !== null) r.parentRunId = row.parent_run_id as string;
-  r.rootRunId = (row.root_run_id as string | null) ?? (row.id as string);
-  if (row.run_key != null) r.runKey = row.run_key as string;
-  if (row.owner_id != null) r.ownerId = row.owner_id as string;
-  if (row.lease_epoch != null) r.leaseEpoch = Number(row.lease_epoch);
-  if (row.lease_expires_at != null) r.leaseExpiresAt = iso(row.lease_expires_at);
-  return r;
-}
-
-function eventFromRow(row: Row): RunEventRecord {
-  const e: RunEventRecord = {
-    id: Number(row.id),
-    runId: row.run_id as string,
-    rootRunId: row.root_run_id as string,
-    type: row.type as RunEventType,
-    at: iso(row.at)!,
-  };
-  if (row.step_index !== null) e.stepIndex = Number(row.step_index);
-  if (row.step_id !== null) e.stepId = row.step_id as string;
-  if (row.attempt !== null) e.attempt = Number(row.attempt);
-  if (row.data !== null) e.data = parseJson(row.data as string);
-  return e;
-}
-
-function signalFromRow(row: Row): SignalRecord {
-  const s: SignalRecord = {
-    id: Number(row.id),
-    runId: row.run_id as string,
-    name: row.name as string,
-    data: parseJson(row.data as string),
-    createdAt: iso(row.created_at)!,
-  };
-  if (row.consumed_at !== null) s.consumedAt = iso(row.consumed_at);
-  if (row.consumed_by !== null) s.consumedBy = row.consumed_by as string;
-  return s;
-}
-
-function engineFromRow(row: Row): EngineRecord {
-  const e: EngineRecord = {
-    engineId: row.id as string,
-    startedAt: iso(row.started_at)!,
-    heartbeatAt: iso(row.heartbeat_at)!,
-  };
-  if (row.host !== null) e.host = row.host as string;
-  if (row.pid !== null) e.pid = Number(row.pid);
-  if (row.url !== null) e.url = row.url as string;
-  return e;
-}
-
-function batchFromRow(row: Row): BatchRecord {
-  const b: BatchRecord = {
-    batchId: row.id as string,
-    flowId: row.flow_id as string,
-    totalInputs: Number(row.total_inputs),
-    status: row.status === "cancelled" ? "cancelled" : "running",
-    createdAt: iso(row.created_at)!,
-  };
-  if (row.flow_name !== null) b.flowName = row.flow_name as string;
-  return b;
-}
+// The client's rows, with `timestamptz` columns as `Date`s, as records.
+const _run = (r: Row) => runFromRow(r as unknown as RunRow<Date>);
+const _event = (r: Row) => eventFromRow(r as unknown as EventRow<Date>);
+const _signal = (r: Row) => signalFromRow(r as unknown as SignalRow<Date>);
+const _engine = (r: Row) => engineFromRow(r as unknown as EngineRow<Date>);
+const _batch = (r: Row) => batchFromRow(r as unknown as BatchRow<Date>);

@@ -30,6 +30,18 @@ import { GroupCommit } from "./group_commit.ts";
 import { MIGRATIONS, REQUIRED_TABLES } from "./schema.ts";
 import { isOwnerAlive, processIdentity } from "./liveness.ts";
 import {
+  batchFromRow,
+  type BatchRow,
+  engineFromRow,
+  type EngineRow,
+  eventFromRow,
+  type EventRow,
+  runFromRow,
+  type RunRow,
+  signalFromRow,
+  type SignalRow,
+} from "./rows.ts";
+import {
   type BatchFilter,
   type BatchRecord,
   type ClaimedRun,
@@ -1251,139 +1263,4 @@ export class SqliteStateStore implements StateStore {
     this.#closed = true;
     this.#db.close();
   }
-}
-
-interface RunRow {
-  id: string;
-  flow_id: string;
-  flow_name: string | null;
-  status: string;
-  input_json: string | null;
-  result_json: string | null;
-  created_at: string;
-  completed_at: string | null;
-  overrides_json: string | null;
-  parent_run_id: string | null;
-  root_run_id: string | null;
-  run_key: string | null;
-  variables_json: string | null;
-  owner_id: string | null;
-  lease_epoch: number | null;
-}
-
-function runFromRow(row: RunRow): RunRecord {
-  const r: RunRecord = {
-    runId: row.id,
-    flowId: row.flow_id,
-    status: row.status as RunStatus,
-    input: row.input_json === null ? null : parseJson(row.input_json),
-    createdAt: row.created_at,
-  };
-  if (row.flow_name !== null) r.flowName = row.flow_name;
-  if (row.result_json !== null) r.result = parseJson(row.result_json) as unknown as FlowResult;
-  if (row.completed_at !== null) r.completedAt = row.completed_at;
-  if (row.overrides_json !== null) r.overrides = parseJson(row.overrides_json);
-  if (row.variables_json != null) {
-    r.variables = parseJson(row.variables_json) as Record<string, JsonValue>;
-  }
-  if (row.parent_run_id !== null) r.parentRunId = row.parent_run_id;
-  r.rootRunId = row.root_run_id ?? row.id;
-  if (row.run_key != null) r.runKey = row.run_key;
-  if (row.owner_id != null) r.ownerId = row.owner_id;
-  if (row.lease_epoch != null) r.leaseEpoch = Number(row.lease_epoch);
-  return r;
-}
-
-interface EventRow {
-  id: number;
-  run_id: string;
-  root_run_id: string;
-  type: string;
-  step_index: number | null;
-  step_id: string | null;
-  attempt: number | null;
-  data: string | null;
-  at: string;
-}
-
-function eventFromRow(row: EventRow): RunEventRecord {
-  const e: RunEventRecord = {
-    id: Number(row.id),
-    runId: row.run_id,
-    rootRunId: row.root_run_id,
-    type: row.type as RunEventType,
-    at: row.at,
-  };
-  if (row.step_index !== null) e.stepIndex = Number(row.step_index);
-  if (row.step_id !== null) e.stepId = row.step_id;
-  if (row.attempt !== null) e.attempt = Number(row.attempt);
-  if (row.data !== null) e.data = parseJson(row.data);
-  return e;
-}
-
-interface SignalRow {
-  id: number;
-  run_id: string;
-  name: string;
-  data: string;
-  created_at: string;
-  consumed_at: string | null;
-  consumed_by: string | null;
-}
-
-function signalFromRow(row: SignalRow): SignalRecord {
-  const s: SignalRecord = {
-    id: Number(row.id),
-    runId: row.run_id,
-    name: row.name,
-    data: parseJson(row.data),
-    createdAt: row.created_at,
-  };
-  if (row.consumed_at !== null) s.consumedAt = row.consumed_at;
-  if (row.consumed_by !== null) s.consumedBy = row.consumed_by;
-  return s;
-}
-
-interface EngineRow {
-  id: string;
-  host: string | null;
-  pid: number | null;
-  pid_start: string | null;
-  pid_ns: string | null;
-  url: string | null;
-  started_at: string;
-  heartbeat_at: string;
-}
-
-function engineFromRow(row: EngineRow): EngineRecord {
-  const e: EngineRecord = {
-    engineId: row.id,
-    startedAt: row.started_at,
-    heartbeatAt: row.heartbeat_at,
-  };
-  if (row.host !== null) e.host = row.host;
-  if (row.pid !== null) e.pid = Number(row.pid);
-  if (row.url !== null) e.url = row.url;
-  return e;
-}
-
-interface BatchRow {
-  id: string;
-  flow_id: string;
-  flow_name: string | null;
-  total_inputs: number;
-  status: string;
-  created_at: string;
-}
-
-function batchFromRow(row: BatchRow): BatchRecord {
-  const b: BatchRecord = {
-    batchId: row.id,
-    flowId: row.flow_id,
-    totalInputs: Number(row.total_inputs),
-    status: row.status === "cancelled" ? "cancelled" : "running",
-    createdAt: row.created_at,
-  };
-  if (row.flow_name !== null) b.flowName = row.flow_name;
-  return b;
 }
