@@ -82,7 +82,13 @@ export class FakeEngine implements EngineServices {
 
 /** An ExecuteContext for tests (tests/_log.ts) with `engine`, step `stepId`, `attempt`. */
 export function execCtx(engine: EngineServices, stepId = "s1", attempt = 1): ExecuteContext {
-  return testExecuteContext({ engine, stepId, attempt });
+  return testExecuteContext({
+    runId: "00000000-0000-4000-8000-0000000000aa",
+    flowId: "f".repeat(64),
+    engine,
+    stepId,
+    attempt,
+  });
 }
 
 /** Environment a Deno worker needs when spawned with only the configured env. */
