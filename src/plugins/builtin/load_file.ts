@@ -2,7 +2,7 @@
  * `/load_file` (stepflow 0.8 §4): `{path, format?: json | yaml | text}` →
  * `{data, metadata: {resolved_path, size_bytes, format}}`. Relative paths resolve against the
  * config working directory; the format defaults from the extension (`.json`, `.yml`/`.yaml`,
- * else text). JSON numbers stay exact.
+ * else text). JSON numbers stay exact. A missing file is a failed step (`NOT_FOUND`, code -32011).
  * @module
  */
 import { success } from "../../flow/flow_result.ts";
@@ -10,6 +10,7 @@ import { describeError, PluginError } from "../../errors.ts";
 import { type JsonValue, parseJson } from "../../json/exact_json.ts";
 import { parseDocument } from "../../flow/parse.ts";
 import type { BuiltinComponent } from "./component.ts";
+import { BuiltinError } from "./_failure.ts";
 import { invalidInput, objectInput, optionalString, requireString } from "./_input.ts";
 
 const NAME = "/load_file";
@@ -57,9 +58,11 @@ export const loadFile: BuiltinComponent = {
     try {
       bytes = await Deno.readFile(resolved);
     } catch (e) {
-      throw new PluginError("Failed to load file", [
-        `Cannot read '${resolved}' (path '${path}'): ${describeError(e)}`,
-      ], { cause: e });
+      const detail = `Cannot read '${resolved}' (path '${path}'): ${describeError(e)}`;
+      if (e instanceof Deno.errors.NotFound) {
+        throw new BuiltinError("NOT_FOUND", `Failed to load file: ${detail}`, { cause: e });
+      }
+      throw new PluginError("Failed to load file", [detail], { cause: e });
     }
     const text = new TextDecoder().decode(bytes);
     let data: JsonValue;
