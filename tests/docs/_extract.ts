@@ -19,7 +19,13 @@
  *   test runs everything with only Node/npm and the installed `stepflow`);
  * - `stdout`: the next fenced block after this one is the expected stdout of its last command
  *   (compared as JSON when it parses, else as text);
- * - `same-as <path>`: the block must equal that file of the repo.
+ * - `same-as <path>`: the block must equal that file of the repo;
+ * - `file <name>`: the block is written to `<name>` in the document's scratch directory, where its
+ *   flow examples run.
+ *
+ * A **flow example** is a `yaml` block whose first line reads `# <name>.yaml — input <json>`:
+ * it runs as `stepflow run --flow <name>.yaml --input-json '<json>'` in the scratch directory,
+ * and a `text` block right after it that starts with `{"outcome"` is its expected stdout.
  * A table's `needs` column that mentions `deno` means `needs deno` for that row.
  * @module
  */
@@ -49,10 +55,31 @@ export interface SameAs {
   content: string;
 }
 
+/** A file a flow example needs (`file` directive). */
+export interface DocFile {
+  file: string;
+  line: number;
+  name: string;
+  content: string;
+}
+
+/** A flow with its input, written in the document as `# <name> — input <json>`. */
+export interface FlowExample {
+  file: string;
+  line: number;
+  name: string;
+  input: string;
+  flow: string;
+  skip?: string;
+  expectStdout?: string;
+}
+
 /** Everything the docs test checks in one document. */
 export interface ExtractedDoc {
   commands: DocCommand[];
   sameAs: SameAs[];
+  files: DocFile[];
+  flows: FlowExample[];
 }
 
 const SHELL_LANGS = new Set(["sh", "bash", "shell"]);
@@ -63,6 +90,7 @@ interface Directives {
   needs: string[];
   stdout: boolean;
   sameAs?: string;
+  file?: string;
 }
 
 function emptyDirectives(): Directives {
@@ -79,6 +107,7 @@ function addDirective(d: Directives, text: string, where: string): void {
   } else if (word === "needs") d.needs.push(...rest);
   else if (word === "stdout") d.stdout = true;
   else if (word === "same-as") d.sameAs = arg;
+  else if (word === "file") d.file = arg;
   else throw new Error(`${where}: unknown docs-test directive '${text}'`);
 }
 
@@ -111,6 +140,9 @@ export function extractDoc(file: string, text: string): ExtractedDoc {
   const lines = text.split("\n");
   const commands: DocCommand[] = [];
   const sameAs: SameAs[] = [];
+  const files: DocFile[] = [];
+  const flows: FlowExample[] = [];
+  let lastFlow: FlowExample | undefined;
   let pending = emptyDirectives();
   /** Set by a `stdout` directive: the command whose output the next fenced block shows. */
   let awaitingStdout: DocCommand | undefined;
@@ -133,6 +165,25 @@ export function extractDoc(file: string, text: string): ExtractedDoc {
       if (awaitingStdout && !SHELL_LANGS.has(lang) && lang !== "console") {
         awaitingStdout.expectStdout = block.join("\n");
         awaitingStdout = undefined;
+      }
+      if (lastFlow && lang === "text" && block[0]?.startsWith('{"outcome"')) {
+        lastFlow.expectStdout = block.join("\n");
+      }
+      lastFlow = undefined;
+      const example = /^# (\S+\.ya?ml) — input (\{.*?\}|\[.*?\]|".*?")(;.*)?$/.exec(block[0] ?? "");
+      if (lang === "yaml" && example) {
+        lastFlow = {
+          file,
+          line: start + 1,
+          name: example[1],
+          input: example[2],
+          flow: block.join("\n") + "\n",
+          skip: pending.skip,
+        };
+        flows.push(lastFlow);
+      }
+      if (pending.file) {
+        files.push({ file, line: start, name: pending.file, content: block.join("\n") + "\n" });
       }
       if (pending.sameAs) {
         sameAs.push({ file, line: start, path: pending.sameAs, content: block.join("\n") });
@@ -174,7 +225,7 @@ export function extractDoc(file: string, text: string): ExtractedDoc {
       continue;
     }
   }
-  return { commands, sameAs };
+  return { commands, sameAs, files, flows };
 }
 
 function shellCommands(file: string, start: number, block: string[], d: Directives): DocCommand[] {

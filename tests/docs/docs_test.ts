@@ -13,6 +13,9 @@
  *   to the Deno cache for step services, which get only HOME): the empty-cache timings are
  *   measured by hand and written in the README; the rest of the environment is inherited.
  *
+ * Flow examples (`# <name>.yaml — input <json>` blocks) run with `stepflow run` in a scratch
+ * directory holding the document's `file` blocks, and must print the `text` block after them.
+ *
  * Each command must exit 0; a `console` block's output lines, or the block after a
  * `<!-- docs-test: stdout -->` command, must equal its stdout (as JSON when it parses). A
  * synopsis (`stepflow run --flow F [--config C]`) is not run: its subcommand and each of its flags
@@ -286,6 +289,31 @@ Deno.test("docs: the extractor finds commands, synopses, outputs and directives"
       [17, "synopsis", [], null, "stepflow validate --flow F [--format text|json]"],
     ],
   );
+  const ex = extractDoc(
+    "f.md",
+    [
+      "<!-- docs-test: file stepflow-config.yml -->",
+      "```yaml",
+      "plugins: {}",
+      "```",
+      "```yaml",
+      '# a.yaml — input {"x":1}',
+      "steps: []",
+      "```",
+      "```text",
+      '{"outcome":"success","result":1}',
+      "```",
+    ].join("\n"),
+  );
+  assertEquals(ex.files, [{
+    file: "f.md",
+    line: 2,
+    name: "stepflow-config.yml",
+    content: "plugins: {}\n",
+  }]);
+  assertEquals(ex.flows.map((f) => [f.line, f.name, f.input, f.expectStdout ?? null]), [
+    [6, "a.yaml", '{"x":1}', '{"outcome":"success","result":1}'],
+  ]);
   assert(isSynopsis("stepflow test PATH..."));
   assert(!isSynopsis(`stepflow run --input-json '{"A":"[x]"}'   # USE it`));
   assertEquals(codeSpans("a `b\\|c` d `e`"), ["b|c", "e"]);
@@ -301,8 +329,11 @@ Deno.test({
     const done = new Map<string, { where: string; result: Result }>();
     let ran = 0;
     for (const doc of await documents()) {
-      const { commands } = extractDoc(doc, await Deno.readTextFile(`${REPO_ROOT}/${doc}`));
-      if (commands.length === 0) continue;
+      const { commands, files, flows } = extractDoc(
+        doc,
+        await Deno.readTextFile(`${REPO_ROOT}/${doc}`),
+      );
+      if (commands.length === 0 && flows.length === 0) continue;
       await t.step(doc, async (t) => {
         for (const cmd of commands) {
           const where = `${cmd.file}:${cmd.line}`;
@@ -343,6 +374,33 @@ Deno.test({
                 sameOutput(r.stdout, cmd.expectStdout),
                 `${where}: stdout differs from the documented output\n--- documented\n` +
                   `${cmd.expectStdout}\n--- actual\n${short(r.stdout)}`,
+              );
+            }
+          });
+        }
+        if (flows.length === 0) return;
+        // flow examples run in a scratch directory with the document's files
+        const scratch = `${box.root}/scratch/${doc.replaceAll("/", "_")}`;
+        await Deno.mkdir(scratch, { recursive: true });
+        for (const f of files) await Deno.writeTextFile(`${scratch}/${f.name}`, f.content);
+        for (const ex of flows) {
+          const command = `stepflow run --flow ${ex.name} --input-json '${ex.input}'`;
+          const label = `${ex.file}:${ex.line} ${command}`;
+          if (ex.skip) {
+            await t.step({ name: `${label} (skipped: ${ex.skip})`, ignore: true, fn: () => {} });
+            continue;
+          }
+          await t.step(label, async () => {
+            await Deno.writeTextFile(`${scratch}/${ex.name}`, ex.flow);
+            const r = await sh(box, command, { cwd: scratch });
+            ran++;
+            const failedRun = ex.expectStdout?.startsWith('{"outcome":"failed"') ?? false;
+            assertStrictEquals(r.code, failedRun ? 1 : 0, `${label}\n${r.stdout}\n${r.stderr}`);
+            if (ex.expectStdout !== undefined) {
+              assert(
+                sameOutput(r.stdout, ex.expectStdout),
+                `${label}: stdout differs from the documented output\n--- documented\n` +
+                  `${ex.expectStdout}\n--- actual\n${short(r.stdout)}`,
               );
             }
           });
