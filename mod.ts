@@ -15,7 +15,8 @@
  * ```
  *
  * Or in one call, finding the config as `stepflow run` does:
- * `await runFlow("examples/hello/flow.yaml", { topic: "stepflow" })`.
+ * `await runFlow("examples/hello/flow.yaml", { topic: "stepflow" })`. To draw a flow:
+ * `renderFlow(flow, { format: "svg" })` (or `"mermaid"`, `"dot"`).
  *
  * Outside this repo, import the self-contained bundle `dist/mod.js` (`deno task bundle`), which
  * needs no `deno.json` (README: "As a library").
@@ -81,6 +82,25 @@ export {
 export type { ErrorCodeInfo, FailureCategory } from "./src/execution/error_codes.ts";
 export { formatDuration, parseDuration } from "./src/execution/duration.ts";
 export { blobId } from "./src/state/blob_id.ts";
+export { renderFlow, VISUALIZE_FORMATS } from "./src/visualize/render.ts";
+export type { RenderFlowOptions, VisualizeFormat } from "./src/visualize/render.ts";
+export { buildFlowGraph } from "./src/visualize/graph.ts";
+export type {
+  BuildGraphOptions,
+  FlowGraph,
+  GraphCluster,
+  GraphEdge,
+  GraphEdgeKind,
+  GraphNode,
+  GraphNodeKind,
+} from "./src/visualize/graph.ts";
+export { renderMermaid } from "./src/visualize/mermaid.ts";
+export { renderDot } from "./src/visualize/dot.ts";
+export { renderLayoutSvg, renderSvg } from "./src/visualize/svg.ts";
+export type { SvgOptions } from "./src/visualize/svg.ts";
+export { layoutGraph } from "./src/visualize/layout.ts";
+export type { GraphLayout } from "./src/visualize/layout.ts";
+export { statusClass, stepClass } from "./src/visualize/labels.ts";
 export type { StateStore } from "./src/state/store.ts";
 
 /**

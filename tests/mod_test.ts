@@ -3,7 +3,18 @@
  * @module
  */
 import { assertStrictEquals, assertStringIncludes, REPO_ROOT } from "./_assert.ts";
-import { configFromValue, Engine, loadFlow, runFlow, stringifyJson } from "../mod.ts";
+import {
+  buildFlowGraph,
+  configFromValue,
+  Engine,
+  loadFlow,
+  renderFlow,
+  renderSvg,
+  runFlow,
+  statusClass,
+  stepClass,
+  stringifyJson,
+} from "../mod.ts";
 
 const FLOW = `
 schema: https://stepflow.org/schemas/v1/flow.json
@@ -54,4 +65,17 @@ Deno.test("mod.ts: runFlow(path) finds the config next to the flow, as stepflow 
     config: `${REPO_ROOT}/examples/hello/stepflow-config.yml`,
   });
   assertStrictEquals(r4.outcome, "failed");
+});
+
+Deno.test("mod.ts: draw a flow as Mermaid, DOT or SVG, with a status class per step for a UI", async () => {
+  const flow = await loadFlow(FLOW, { text: true });
+  assertStrictEquals(
+    renderFlow(flow, { format: "mermaid" }).split("\n").slice(4, 7).join("\n"),
+    '  n_input(["input"])\n  n_step_m["m<br>/builtin/create_messages"]\n  n_output(["output"])',
+  );
+  const svg = renderSvg(buildFlowGraph(flow), { stepStatus: { m: "completed" } });
+  assertStrictEquals(
+    svg.includes(`class="node step ${stepClass("m")} ${statusClass("completed")}"`),
+    true,
+  );
 });

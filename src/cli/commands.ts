@@ -9,6 +9,7 @@ import * as validate from "./validate.ts";
 import * as run from "./run.ts";
 import * as test from "./test.ts";
 import * as listComponents from "./list_components.ts";
+import * as visualize from "./visualize.ts";
 
 /** Sets the process exit code from inside an action. */
 export type SetExit = (code: number) => void;
@@ -21,4 +22,5 @@ export function registerCommands(program: Command, setExit: SetExit): void {
   permissions.register(program, setExit);
   validate.register(program, setExit);
   listComponents.register(program, setExit);
+  visualize.register(program, setExit);
 }

@@ -8,6 +8,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes, REPO_ROOT } from "../_assert.ts";
 import { CONFORMANCE_DIR, conformanceTest } from "../_conformance.ts";
 import { parse as parseYaml } from "yaml";
+import { ALWAYS_READ_ENV } from "../../src/permissions/library_env.ts";
 
 const BUNDLE = "dist/stepflow.js";
 const FIXTURES = "tests/fixtures/bundle";
@@ -286,4 +287,14 @@ Deno.test({
     assertEquals(out.code, 3);
     assertOneLine(out, "add --allow-read");
   },
+});
+
+Deno.test("stepflow visualize through the bundle: an SVG with read access only (no Graphviz, no run)", async () => {
+  const out = await runBundle(
+    ["--no-prompt", "--allow-read=.", `--allow-env=${ALWAYS_READ_ENV.join(",")}`],
+    ["visualize", "--flow", "examples/hello/flow.yaml"],
+  );
+  assertEquals(out.code, 0, out.stderr);
+  assert(out.stdout.startsWith("<svg "), out.stdout.slice(0, 100));
+  assertStringIncludes(out.stdout, 'data-step-id="prompt"');
 });
