@@ -174,7 +174,8 @@ async function exampleInputs(
 ): Promise<{ flow: string; name: string; input: string }[]> {
   const out: { flow: string; name: string; input: string }[] = [];
   for await (const e of Deno.readDir(`${REPO_ROOT}/${dir}`)) {
-    if (!e.isFile || !/\.ya?ml$/.test(e.name)) continue;
+    // configs are not flows (and their mock keys need our YAML reader, not a plain parse)
+    if (!e.isFile || !/\.ya?ml$/.test(e.name) || /^stepflow[-_]config/.test(e.name)) continue;
     const doc = parseYaml(await Deno.readTextFile(`${REPO_ROOT}/${dir}/${e.name}`));
     if (!isFlowDoc(doc) || (doc.test?.cases?.length ?? 0) > 0) continue;
     for (const ex of doc.examples ?? []) {
