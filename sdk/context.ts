@@ -12,6 +12,8 @@ export interface Observability {
   step_id?: string;
   trace_id?: string;
   span_id?: string;
+  /** Extension: the engine's idempotency key of this step execution (see Context.idempotencyKey). */
+  idempotency_key?: string;
   [key: string]: unknown;
 }
 
@@ -49,6 +51,23 @@ export class Context {
   /** The step being executed. */
   get stepId(): string | undefined {
     return this.observability.step_id;
+  }
+  /**
+   * A key that is the same for every attempt of this step in this run — retries, a restarted
+   * worker, and the run resumed after the engine crashed (issue 12) — and different for any other
+   * step or run: use it to make a side effect happen once, e.g. as the `Idempotency-Key` header
+   * of a payment or e-mail API, or a unique key in your database.
+   *
+   * The engine's own key when it sends one (`observability.idempotency_key`, which also tells
+   * apart the items of a `/map`), else `<run_id>/<step_id>` (a nested run — a `/map` item — has
+   * its own run id). Undefined when the engine sent neither (a stepflow 0.8 engine always sends
+   * both).
+   */
+  get idempotencyKey(): string | undefined {
+    const own = this.observability.idempotency_key;
+    if (typeof own === "string" && own !== "") return own;
+    const { run_id: run, step_id: step } = this.observability;
+    return run && step ? `${run}/${step}` : undefined;
   }
 
   /** Stores JSON data as a blob. @returns the blob id (64 hex). */

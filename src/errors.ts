@@ -11,6 +11,7 @@
  * - {@linkcode ProtocolError}: a JSON-RPC error (with its code) from a peer.
  * - {@linkcode TransportError}: a worker process or HTTP endpoint failed (spawn, crash, closed pipe,
  *   connection refused).
+ * - {@linkcode OutputLimitError}: a worker's answer is over the output size or depth limit.
  * - {@linkcode UsageError}: bad CLI arguments or API options.
  *
  * @module
@@ -104,6 +105,23 @@ export class TransportError extends Error {
   override name = "TransportError";
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
+  }
+}
+
+/**
+ * An answer from a step service that is over the engine's limits: larger than the output size
+ * limit (`limitBytes`; `sizeBytes` is how much was seen, at least) or nested more than the
+ * depth limit (`limitDepth`). It was not read (or not kept); the step fails with code 413
+ * `OUTPUT_TOO_LARGE`, which is never retried: the same component would answer the same way.
+ * `message` says what the transport saw, naming the step service.
+ */
+export class OutputLimitError extends Error {
+  override name = "OutputLimitError";
+  constructor(
+    message: string,
+    readonly limit: { limitBytes: number; sizeBytes: number } | { limitDepth: number },
+  ) {
+    super(message);
   }
 }
 

@@ -30,6 +30,23 @@ export function setLogSink(fn: (line: string) => void): (line: string) => void {
   return prev;
 }
 
+/** Something that removes secrets from text (src/execution/secrets.ts `Redactor`). */
+export interface LogRedactor {
+  redact(text: string): string;
+}
+
+const redactors = new Set<LogRedactor>();
+
+/**
+ * Redacts every log line with `redactor` until the returned function is called (the engine
+ * does this for the duration of a run that has secrets). Lines of every logger are redacted,
+ * as a worker's stderr may echo any run's secret.
+ */
+export function redactLogs(redactor: LogRedactor): () => void {
+  redactors.add(redactor);
+  return () => void redactors.delete(redactor);
+}
+
 /** A logger that prefixes lines with a tag (e.g. the plugin name). */
 export interface Logger {
   error(msg: string): void;
@@ -42,7 +59,10 @@ export interface Logger {
 /** A logger whose lines read `[level] tag: message`. */
 export function logger(tag: string): Logger {
   const emit = (level: LogLevel, msg: string) => {
-    if (ORDER[level] <= ORDER[current]) sink(`[${level}] ${tag}: ${msg}`);
+    if (ORDER[level] > ORDER[current]) return;
+    let line = `[${level}] ${tag}: ${msg}`;
+    for (const r of redactors) line = r.redact(line);
+    sink(line);
   };
   return {
     error: (m) => emit("error", m),

@@ -10,6 +10,8 @@ import * as run from "./run.ts";
 import * as test from "./test.ts";
 import * as listComponents from "./list_components.ts";
 import * as visualize from "./visualize.ts";
+import * as runs from "./runs.ts";
+import * as signal from "./signal.ts";
 
 /** Sets the process exit code from inside an action. */
 export type SetExit = (code: number) => void;
@@ -23,4 +25,6 @@ export function registerCommands(program: Command, setExit: SetExit): void {
   validate.register(program, setExit);
   listComponents.register(program, setExit);
   visualize.register(program, setExit);
+  runs.register(program, setExit);
+  signal.register(program, setExit);
 }

@@ -7,6 +7,7 @@
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { type DocumentFormat, parseDocument } from "../flow/parse.ts";
 import { describeError, FlowLoadError, UsageError } from "../errors.ts";
+import { decodeUtf8 } from "../flow/utf8.ts";
 
 /** Input flags of `run` (stepflow 0.8 §6). */
 export interface InputFlags {
@@ -45,9 +46,9 @@ export function valueFileFormat(path: string): DocumentFormat {
  * @throws {UsageError} when it cannot be read or parsed.
  */
 export async function readValueFile(path: string, what: string): Promise<JsonValue> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     const why = e instanceof Deno.errors.NotFound
       ? "no such file"
@@ -59,10 +60,12 @@ export async function readValueFile(path: string, what: string): Promise<JsonVal
       why === "no such file" || why.startsWith("it is") ? undefined : { cause: e },
     );
   }
-  if (text.trim() === "") throw new UsageError(`${what} file '${path}' is empty`);
   try {
+    const text = decodeUtf8(bytes, path);
+    if (text.trim() === "") throw new UsageError(`${what} file '${path}' is empty`);
     return parseDocument(text, valueFileFormat(path), path).value;
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     if (e instanceof FlowLoadError) throw new UsageError(`${what}: ${e.message}`, { cause: e });
     throw new UsageError(`${what} file '${path}': ${describeError(e)}`, { cause: e });
   }
@@ -114,7 +117,10 @@ export async function readRunInput(
   return parseValue(text, fmt, "stdin");
 }
 
-/** Reads all of stdin as text. */
+/**
+ * Reads all of stdin as UTF-8 text.
+ * @throws {UsageError} when it is not valid UTF-8 (naming the line and column).
+ */
 export async function readStdin(): Promise<string> {
   const chunks: Uint8Array[] = [];
   for await (const c of Deno.stdin.readable) chunks.push(c);
@@ -124,7 +130,11 @@ export async function readStdin(): Promise<string> {
     all.set(c, off);
     off += c.length;
   }
-  return new TextDecoder().decode(all);
+  try {
+    return decodeUtf8(all, "stdin", "input");
+  } catch (e) {
+    throw new UsageError(describeError(e), { cause: e });
+  }
 }
 
 /**

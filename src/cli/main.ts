@@ -12,7 +12,16 @@ import { describeError } from "../errors.ts";
 import { permissionHint } from "../permissions/hint.ts";
 import { registerCommands } from "./commands.ts";
 
-const COMMANDS = ["run", "test", "validate", "list-components", "permissions", "visualize"];
+const COMMANDS = [
+  "run",
+  "test",
+  "validate",
+  "list-components",
+  "permissions",
+  "visualize",
+  "runs",
+  "signal",
+];
 
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */
 export async function main(args: string[]): Promise<number> {

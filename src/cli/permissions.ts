@@ -3,7 +3,7 @@
  *
  * ```sh
  * stepflow permissions --flow F [--config C] [--input F] [--output F] [--variables F]
- *                      [--overrides F] [--env-variables]          # for `run` with the same flags
+ *                      [--overrides F] [--env-variables] [--store DB] # for `run` with the same flags
  * stepflow permissions --test PATH... [--config C] [--update]      # for `test`
  * ```
  *
@@ -31,6 +31,7 @@ import { PermissionSet } from "../permissions/permission_set.ts";
 import { EXIT_OK } from "./exit_codes.ts";
 import type { SetExit } from "./commands.ts";
 import { writeStderr, writeStdout } from "./main.ts";
+import { applyStoreFlag } from "./store_option.ts";
 
 /** Options of `stepflow permissions`. */
 export interface PermissionsOptions {
@@ -43,6 +44,7 @@ export interface PermissionsOptions {
   overrides?: string;
   envVariables?: boolean;
   update?: boolean;
+  store?: string;
 }
 
 /** Registers `stepflow permissions`. */
@@ -61,6 +63,7 @@ export function register(program: Command, setExit: SetExit): void {
     .option("--overrides <file>", "the --overrides file `run` will read")
     .option("--env-variables", "`run --env-variables` will be used (reads all STEPFLOW_VAR_*)")
     .option("--update", "`test --update` will be used (rewrites the flow files)")
+    .option("--store <url>", "the --store database `run` will record into")
     .action(async (opts: PermissionsOptions) => {
       const set = await permissionsFor(opts);
       for (const n of set.notes) writeStderr(`note: ${n}\n`);
@@ -82,7 +85,10 @@ export async function permissionsFor(opts: PermissionsOptions): Promise<Permissi
   if (opts.flow !== undefined) {
     const flowPath = resolve(cwd, opts.flow);
     const loaded = await loadFlowFile(opts.flow);
-    const config = await loadConfigForFlow({ configPath: opts.config, flowPath: opts.flow, cwd });
+    const config = applyStoreFlag(
+      await loadConfigForFlow({ configPath: opts.config, flowPath: opts.flow, cwd }),
+      opts.store,
+    );
     return computeFlowPermissions({
       flowPath,
       flow: loaded.flow,

@@ -35,6 +35,7 @@ import type { SourceMap } from "../flow/diagnostics.ts";
 import { parsePath } from "../flow/template.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { Engine } from "../execution/engine.ts";
+import { applyStoreFlag } from "./store_option.ts";
 import { stepsInFlight } from "../execution/step_call.ts";
 import { parseDuration } from "../execution/duration.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
@@ -61,6 +62,7 @@ interface RunFlags {
   verbose?: boolean;
   maxConcurrency?: string;
   timeout?: string;
+  store?: string;
 }
 
 /** Adds `run` to `program`. */
@@ -90,6 +92,10 @@ export function register(program: Command, setExit: SetExit): void {
       "most steps in flight at once (default: config, else no limit)",
     )
     .option("--timeout <duration>", 'limit on the whole run, e.g. "5m" or 300000 (ms)')
+    .option(
+      "--store <url>",
+      "record the run in this state store: sqlite:FILE (or a file path), memory (default: config)",
+    )
     .action(async (flags: RunFlags) => {
       setExit(await runCommand(flags));
     });
@@ -126,7 +132,10 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   }
   // Ctrl-C / SIGTERM cancel the run, close the plugins and exit with EXIT_CANCELLED (issue 5).
   const runId = crypto.randomUUID();
-  if (flags.verbose) writeStderr(`run_id: ${runId}\n`);
+  // a run recorded in a database is found again by its id (runs show, signal, resume)
+  const store = config.config.stateStore;
+  const persistent = store?.type === "sqlite" && !store.databaseUrl.includes(":memory:");
+  if (flags.verbose || persistent) writeStderr(`run_id: ${runId}\n`);
   const cancel = onCancelSignals((signal) => {
     const running = stepsInFlight(runId);
     writeStderr(
@@ -183,13 +192,22 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   try {
     await writeResult(result, flags.output);
   } catch (e) {
+    if (flags.output === undefined) {
+      // the result itself cannot be printed (engine limits make this unreachable; say so anyway)
+      writeStderr(`error: cannot print the result: ${describeError(e)}\n`);
+      return EXIT_FAILED;
+    }
     // Nothing is lost: the result goes to stdout instead.
     writeStderr(
       `error: cannot write the result to ${flags.output}: ${
         describeError(e)
       }; printed on stdout instead\n`,
     );
-    writeStdout(stringifyJson(result) + "\n");
+    try {
+      writeStdout(stringifyJson(result) + "\n");
+    } catch (e2) {
+      writeStderr(`error: cannot print the result: ${describeError(e2)}\n`);
+    }
     return EXIT_FAILED;
   }
   if (result.outcome === "failed") {
@@ -226,7 +244,10 @@ function permissionExit(hint: string): number {
 async function prepare(flags: RunFlags) {
   if (flags.output !== undefined) await checkOutputPath(flags.output);
   const loaded = await loadFlowFile(flags.flow);
-  const config = await loadConfigForFlow({ configPath: flags.config, flowPath: flags.flow });
+  const config = applyStoreFlag(
+    await loadConfigForFlow({ configPath: flags.config, flowPath: flags.flow }),
+    flags.store,
+  );
   const input = await readRunInput(
     flags,
     () => Deno.stdin.isTerminal() ? Promise.resolve("") : readStdin(),

@@ -48,6 +48,7 @@ import { canonicalJson, isJsonObject, type JsonValue, stringifyJson } from "../j
 import type { FlowResult } from "../flow/flow_result.ts";
 import { describeError, FlowLoadError } from "../errors.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
+import { decodeUtf8 } from "../flow/utf8.ts";
 
 /** The value every string `run_id` is replaced by before comparing (0.8). */
 export const NIL_UUID = "00000000-0000-0000-0000-000000000000";
@@ -118,7 +119,8 @@ export async function testCommand(
   try {
     files = await collectFiles(paths);
   } catch (e) {
-    out(`error: ${describeError(e)}\n`);
+    // stdout is for the report; nothing was tested
+    writeStderr(`error: ${describeError(e)}\n`);
     return EXIT_INVALID;
   }
   // Ctrl-C / SIGTERM: the running case is cancelled, its engine and test servers are closed (no
@@ -181,6 +183,9 @@ export async function collectFiles(paths: string[]): Promise<string[]> {
     try {
       info = await Deno.stat(p);
     } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new Error(`cannot read '${p}': no such file or directory`);
+      }
       throw new Error(`cannot read '${p}': ${describeError(e)}`, { cause: e });
     }
     if (info.isDirectory) {
@@ -212,11 +217,22 @@ type FileLoad =
   | { kind: "error"; message: string };
 
 async function loadForTest(file: string): Promise<FileLoad> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(file);
+    bytes = await Deno.readFile(file);
   } catch (e) {
     return { kind: "error", message: `cannot read: ${describeError(e)}` };
+  }
+  let text: string;
+  try {
+    text = decodeUtf8(bytes, file);
+  } catch (e) {
+    // Not UTF-8: an error only for a file that says it is a flow (as for syntax errors below).
+    if (!new TextDecoder().decode(bytes).includes(FLOW_SCHEMA_URL)) {
+      return { kind: "skip", reason: "not a flow (not UTF-8 text)" };
+    }
+    const where = e instanceof FlowLoadError ? `\n${fileExcerpt(e.position).trimEnd()}` : "";
+    return { kind: "error", message: describeError(e) + where };
   }
   let value: JsonValue;
   let source;
@@ -451,7 +467,7 @@ async function updateFile(
   if (!test) return;
   const cases = test.cases.map((c) => {
     const u = updates.get(c.name);
-    return u === undefined ? c : { ...c, output: u as unknown as JsonValue };
+    return u === undefined ? c : { ...c, output: u as unknown as TestCase["output"] };
   });
   const normalised = serializeFlow({ ...loaded.flow, test: { ...test, cases } });
   const lower = file.toLowerCase();

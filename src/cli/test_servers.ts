@@ -166,7 +166,7 @@ function parseSpec(name: string, v: JsonValue): ServerSpec {
   const asNumber = (x: JsonValue | undefined) =>
     isNumber(x) ? toNumber(x as number | RawNumber) : undefined;
   let portRange: [number, number] = [18000, 18999];
-  if (v.portRange !== undefined) {
+  if (v.portRange !== undefined && v.portRange !== null) { // null: the default (0.8)
     const r = v.portRange;
     const lo = Array.isArray(r) && r.length === 2 ? asNumber(r[0]) : undefined;
     const hi = Array.isArray(r) && r.length === 2 ? asNumber(r[1]) : undefined;

@@ -112,7 +112,16 @@ export type RouteRule = z.infer<typeof RouteRuleSchema>;
 
 /** State store (§2.4). */
 export const StateStoreConfigSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("inMemory") }),
+  z.object({
+    type: z.literal("inMemory"),
+    /**
+     * Extension (issue 17): most finished top-level runs kept; older ones are evicted with their
+     * nested runs (default 1000).
+     */
+    maxFinishedRuns: fileNumber(z.number().int().positive()).optional(),
+    /** Extension (issue 17): finished runs older than this are evicted (default: no limit). */
+    maxFinishedAge: DurationSchema.optional(),
+  }),
   z.object({
     type: z.literal("sqlite"),
     databaseUrl: z.string(),

@@ -162,7 +162,8 @@ export class BatchManager {
     let last = "";
     for (const { runId, index } of runs.sort((a, b) => a.index - b.index)) {
       const run = await this.store.getRun(runId);
-      const status = run?.status ?? "running";
+      // a queued run (not started yet) reads as running on the wire (0.8 has no `queued`)
+      const status = run === undefined || run.status === "queued" ? "running" : run.status;
       if (status === "completed") details.completed_runs++;
       else if (status === "failed") details.failed_runs++;
       else if (status === "cancelled") details.cancelled_runs++;

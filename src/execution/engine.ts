@@ -25,9 +25,9 @@ import type {
 } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
 import "../plugins/all.ts";
-import { logger } from "../log.ts";
+import { logger, redactLogs } from "../log.ts";
 import type { StateStore } from "../state/store.ts";
-import { nowRfc3339 } from "../state/store.ts";
+import { nowRfc3339, storeFailedResult } from "../state/store.ts";
 import { createStateStore } from "../state/create.ts";
 import { compileFlow } from "./compile.ts";
 import { executeFlow, type StepRunner } from "./executor.ts";
@@ -44,6 +44,7 @@ import { childSignal } from "./abort_fanout.ts";
 import { flowBlob, flowFromJson, flowToJson } from "./flow_id.ts";
 import { Router, type RouteTarget } from "../config/router.ts";
 import {
+  DEFAULT_MAX_OUTPUT_BYTES,
   forgetRun,
   limitSteps,
   type PluginLimits,
@@ -53,6 +54,7 @@ import {
 import { Limiter } from "./limiter.ts";
 import { parseDuration } from "./duration.ts";
 import { runTimeoutReason } from "./timeout.ts";
+import { redactingRunner, type Redactor, runRedactor } from "./secrets.ts";
 
 /** A flow as loaded from a file (src/flow/load.ts): the model plus where it came from. */
 export interface FlowLike {
@@ -110,6 +112,8 @@ export const MAX_NESTING_DEPTH = 64;
 interface InternalRunOptions extends RunOptions {
   /** 0 for a top-level run, parent's + 1 for a nested one. */
   depth?: number;
+  /** The secrets of the parent run (its nested runs redact them too). */
+  secrets?: Redactor;
 }
 
 /** Plugins, router and state store of one config; runs flows. */
@@ -191,6 +195,7 @@ export class Engine {
           workingDirectory: config.workingDirectory,
           engine: engine.#services,
           log: logger(p.name),
+          maxOutputBytes: config.config.maxOutputSize ?? DEFAULT_MAX_OUTPUT_BYTES,
         })
       ),
     );
@@ -243,21 +248,53 @@ export class Engine {
       status: "running",
       input,
       overrides: options.overrides,
+      variables: variablesObject(options.variables),
       createdAt: nowRfc3339(),
       parentRunId: options.parentRunId,
     });
     const depth = (options as InternalRunOptions).depth ?? 0;
-    const result = depth > MAX_NESTING_DEPTH
-      ? failedFromExecutionError(
-        new ExecutionError(`Nested flows are more than ${MAX_NESTING_DEPTH} deep`, [{
-          error: `Nested flows are more than ${MAX_NESTING_DEPTH} deep`,
-          attachments: [
-            `Run ${runId} of flow ${flowId} was not started: does a flow evaluate itself without end?`,
-          ],
-        }]),
-      )
-      : await this.#execute(f, flowId, runId, input, options, depth);
-    this.store.completeRun(runId, result.outcome === "success" ? "completed" : "failed", result);
+    // Secrets (`is_secret` in the flow's schemas) are redacted from logs and failed results
+    // while the run lasts (src/execution/secrets.ts).
+    const secrets = runRedactor(
+      f,
+      input,
+      options.variables instanceof Map
+        ? options.variables
+        : Object.entries(options.variables ?? {}),
+      (options as InternalRunOptions).secrets,
+    );
+    const stopRedacting = secrets ? redactLogs(secrets) : undefined;
+    let result: FlowResult;
+    try {
+      result = depth > MAX_NESTING_DEPTH
+        ? failedFromExecutionError(
+          new ExecutionError(`Nested flows are more than ${MAX_NESTING_DEPTH} deep`, [{
+            error: `Nested flows are more than ${MAX_NESTING_DEPTH} deep`,
+            attachments: [
+              `Run ${runId} of flow ${flowId} was not started: does a flow evaluate itself without end?`,
+            ],
+          }]),
+        )
+        : await this.#execute(f, flowId, runId, input, options, depth, secrets);
+    } finally {
+      stopRedacting?.();
+    }
+    if (secrets) result = secrets.redactResult(result);
+    const stored = this.store.completeRun(
+      runId,
+      result.outcome === "success" ? "completed" : "failed",
+      result,
+    );
+    // Never report a result whose run state was not stored (issue 10): a top-level run waits for
+    // its last commit, which also fails when any earlier write of the run (or of its nested runs,
+    // committed before it) failed.
+    if (stored !== undefined && options.parentRunId === undefined) {
+      try {
+        await stored;
+      } catch (e) {
+        return storeFailedResult(e);
+      }
+    }
     return result;
   }
 
@@ -268,6 +305,7 @@ export class Engine {
     input: JsonValue,
     options: RunOptions,
     depth: number,
+    secrets?: Redactor,
   ): Promise<FlowResult> {
     let compiled;
     try {
@@ -300,14 +338,15 @@ export class Engine {
       results,
       scope: makeScope(compiled, input, results, variables),
       signal: controller.signal,
-      services: this.#makeServices(runId, controller.signal, depth),
+      services: this.#makeServices(runId, controller.signal, depth, secrets),
       resolver: this.#resolver,
       store: this.store,
       log,
       limits,
     };
     try {
-      return await executeFlow(run, (reason) => controller.abort(reason), this.#stepRunner);
+      const runner = secrets ? redactingRunner(this.#stepRunner, secrets) : this.#stepRunner;
+      return await executeFlow(run, (reason) => controller.abort(reason), runner);
     } finally {
       forgetRun(runId);
       if (runTimer !== undefined) clearTimeout(runTimer);
@@ -364,8 +403,16 @@ export class Engine {
     runId: string | undefined,
     signal: AbortSignal | undefined,
     depth: number,
+    secrets?: Redactor,
   ): EngineServices {
-    return new RunServices(this, this.#batches, runId, signal, runId === undefined ? 0 : depth + 1);
+    return new RunServices(
+      this,
+      this.#batches,
+      runId,
+      signal,
+      runId === undefined ? 0 : depth + 1,
+      secrets,
+    );
   }
 
   /** Stops every plugin and closes the state store; safe to call twice. */
@@ -392,6 +439,8 @@ class RunServices implements EngineServices {
     readonly signal: AbortSignal | undefined,
     /** Depth of the runs this one starts. */
     readonly nested: number,
+    /** The run's secrets, redacted in the runs it starts too. */
+    readonly secrets?: Redactor,
   ) {}
 
   putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string> {
@@ -424,6 +473,7 @@ class RunServices implements EngineServices {
       parentRunId: options.parentRunId ?? this.runId,
       signal: options.signal ?? this.signal,
       depth: this.nested,
+      secrets: this.secrets,
     };
     return await this.engine.run(flow, input, o);
   }
@@ -460,6 +510,7 @@ class RunServices implements EngineServices {
           signal: this.signal,
           overrides: options.overrides,
           depth: this.nested,
+          secrets: this.secrets,
         };
         return this.engine.run(flow, input, o);
       },
@@ -473,6 +524,15 @@ class RunServices implements EngineServices {
   ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }> {
     return this.batches.get(batchId, options);
   }
+}
+
+/** Run variables as the state store keeps them (undefined when there are none). */
+function variablesObject(
+  v: Record<string, JsonValue> | ReadonlyMap<string, JsonValue> | undefined,
+): Record<string, JsonValue> | undefined {
+  if (v === undefined) return undefined;
+  const o = v instanceof Map ? Object.fromEntries(v) : v as Record<string, JsonValue>;
+  return Object.keys(o).length > 0 ? o : undefined;
 }
 
 function isFlowLike(f: Flow | FlowLike): f is FlowLike {

@@ -17,6 +17,7 @@ import { failed } from "../flow/flow_result.ts";
 import type { JsonObject, JsonValue } from "../json/exact_json.ts";
 import { isJsonObject, isNumber, toNumber } from "../json/exact_json.ts";
 import * as rpc from "../protocol/error_codes.ts";
+import { RUN_INTERRUPTED, STORE_FAILED } from "../state/store.ts";
 
 /**
  * What kind of failure a code stands for:
@@ -50,7 +51,7 @@ export const RUN_TIMEOUT = 524;
  * for a cancelled nested run.
  */
 export const CANCELLED = 410;
-/** A step's output is larger than the output size limit. Never retried. */
+/** A step's output is larger than the output size limit or nested too deep. Never retried. */
 export const OUTPUT_TOO_LARGE = 413;
 /** stepflow 0.8's code for execution errors and MCP tool failures; a component failure. */
 export const COMPONENT_FAILED = 500;
@@ -95,7 +96,8 @@ export const ERROR_CODES: readonly ErrorCodeInfo[] = [
     code: OUTPUT_TOO_LARGE,
     kind: "OUTPUT_TOO_LARGE",
     category: "fatal",
-    description: "A step's output is larger than the output size limit.",
+    description:
+      "A step's output is larger than the output size limit, or nested more than 512 levels deep.",
   },
   {
     code: COMPONENT_FAILED,
@@ -146,6 +148,20 @@ export const ERROR_CODES: readonly ErrorCodeInfo[] = [
     category: "invalid",
     description: "The worker received a malformed JSON-RPC request.",
   },
+  {
+    code: STORE_FAILED,
+    kind: "STORE_FAILED",
+    category: "fatal",
+    description:
+      "The run's state could not be written to the state store (disk full, read-only, locked).",
+  },
+  {
+    code: RUN_INTERRUPTED,
+    kind: "RUN_INTERRUPTED",
+    category: "fatal",
+    description:
+      "The engine running the run stopped before it finished (killed, crashed); resume it.",
+  },
 ];
 
 const BY_CODE = new Map<number, ErrorCodeInfo>(ERROR_CODES.map((e) => [e.code, e]));
@@ -182,4 +198,39 @@ export function engineFailure(
   const info = BY_KIND.get(kind)!;
   const data: { [k: string]: JsonValue } = { kind, ...details };
   return failed(info.code, message, data);
+}
+
+/**
+ * The `OUTPUT_TOO_LARGE` failure of a step whose output is over the output size limit (bytes of
+ * compact JSON): `Step 'a' output is 1200 bytes, over the limit of 1000 bytes (...)`.
+ * @param size.atLeast the output was not read to its end: `sizeBytes` is what was seen.
+ * @param size.via what the transport saw (names the step service).
+ */
+export function outputTooLarge(
+  stepId: string,
+  size: { sizeBytes: number; limitBytes: number; atLeast?: boolean; via?: string },
+): FlowFailed {
+  const { sizeBytes, limitBytes } = size;
+  const via = size.via ? `${size.via}; ` : "";
+  return engineFailure(
+    "OUTPUT_TOO_LARGE",
+    `Step '${stepId}' output is ${size.atLeast ? "more than " : ""}${sizeBytes} bytes, over the ` +
+      `limit of ${limitBytes} bytes (${via}raise maxOutputSize or make the component return ` +
+      `less, e.g. a blob id)`,
+    { step: stepId, sizeBytes, limitBytes },
+  );
+}
+
+/**
+ * The `OUTPUT_TOO_LARGE` failure of a step whose output nests arrays/objects more than
+ * `limitDepth` levels (the limit flow files have too).
+ */
+export function outputTooDeep(stepId: string, limitDepth: number, via?: string): FlowFailed {
+  return engineFailure(
+    "OUTPUT_TOO_LARGE",
+    `Step '${stepId}' output is nested more than ${limitDepth} levels deep, over the limit (${
+      via ? `${via}; ` : ""
+    }flatten it, or return it as a blob)`,
+    { step: stepId, limitDepth },
+  );
 }

@@ -56,7 +56,12 @@ export function executeFlow(
       if (done) return;
       try {
         results[step.index] = r;
-        store.recordStepResult(runId, { stepIndex: step.index, stepId: step.id, result: r });
+        store.recordStepResult(runId, {
+          stepIndex: step.index,
+          stepId: step.id,
+          result: r,
+          component: step.component,
+        });
         const deps = step.dependents;
         for (let k = 0; k < deps.length; k++) {
           const d = deps[k];

@@ -11,7 +11,7 @@ import { describeError, ExecutionError, PluginError } from "../errors.ts";
 import type { CompiledStep } from "./compile.ts";
 import type { RoutedComponent, RunContext } from "./run_context.ts";
 import { callComponent, DEFAULT_MAX_OUTPUT_BYTES } from "./step_call.ts";
-import { checkOutputSize } from "./step_policy.ts";
+import { boundFailure, checkOutputSize } from "./step_policy.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 
 const SKIPPED: FlowResult = Object.freeze(skipped()) as FlowResult;
@@ -95,6 +95,7 @@ async function plainCall(
     signal: run.signal,
     engine: run.services,
   });
+  if (result.outcome === "failed") return boundFailure(result);
   if (result.outcome !== "success") return result;
   return checkOutputSize(
     step.id,

@@ -10,10 +10,15 @@
  */
 import type { FlowFailed, FlowResult } from "../flow/flow_result.ts";
 import { failed, skipped, success } from "../flow/flow_result.ts";
-import { isRawNumber, type JsonValue } from "../json/exact_json.ts";
+import {
+  isRawNumber,
+  type JsonValue,
+  MAX_JSON_DEPTH,
+  nestedDeeperThan,
+} from "../json/exact_json.ts";
 import { type Clock, realClock, sleep } from "./clock.ts";
 import type { FailureCategory } from "./error_codes.ts";
-import { engineFailure } from "./error_codes.ts";
+import { outputTooDeep, outputTooLarge } from "./error_codes.ts";
 import type { Release } from "./limiter.ts";
 import { backoffDelay, retryDecision, type RetryPolicy, type RetryUsage } from "./retry_policy.ts";
 import { callWithTimeout, cancellationResult } from "./timeout.ts";
@@ -162,7 +167,7 @@ async function oneAttempt(
     if (result.outcome === "success" && policy.maxOutputBytes !== undefined) {
       return checkOutputSize(ctx.stepId, result.result, policy.maxOutputBytes) ?? result;
     }
-    return result;
+    return result.outcome === "failed" ? boundFailure(result) : result;
   } finally {
     release?.();
   }
@@ -170,7 +175,9 @@ async function oneAttempt(
 
 /**
  * A non-retryable `OUTPUT_TOO_LARGE` failure when `value`'s compact JSON text is longer than
- * `limitBytes` bytes (UTF-8), naming the step, the size and the limit; else `undefined`.
+ * `limitBytes` bytes (UTF-8), or when it nests more than {@linkcode MAX_JSON_DEPTH} levels (as
+ * flow files may not: deeper values overflow the stack of whatever prints or stores them),
+ * naming the step, the size and the limit; else `undefined`.
  */
 export function checkOutputSize(
   stepId: string,
@@ -178,44 +185,63 @@ export function checkOutputSize(
   limitBytes: number,
 ): FlowFailed | undefined {
   // Cheap bound first, without building the JSON text: a walk that stops once it passes the limit.
-  if (!exceedsBound(value, limitBytes)) return undefined;
+  const bound = exceedsBound(value, limitBytes);
+  if (bound === "deep") return outputTooDeep(stepId, MAX_JSON_DEPTH);
+  if (!bound) return undefined;
+  if (nestedDeeperThan(value, MAX_JSON_DEPTH)) return outputTooDeep(stepId, MAX_JSON_DEPTH);
   const text = JSON.stringify(value) ?? "null";
   const size = new TextEncoder().encode(text).length;
   if (size <= limitBytes) return undefined;
-  return engineFailure(
-    "OUTPUT_TOO_LARGE",
-    `Step '${stepId}' output is ${size} bytes, over the limit of ${limitBytes} bytes ` +
-      `(raise maxOutputSize or make the component return less, e.g. a blob id)`,
-    { step: stepId, sizeBytes: size, limitBytes },
+  return outputTooLarge(stepId, { sizeBytes: size, limitBytes });
+}
+
+/**
+ * A failed result as the step's own: when its `error.data` nests more than
+ * {@linkcode MAX_JSON_DEPTH} levels (a worker's error answer), the data is left out and the
+ * message says so; else the result unchanged.
+ */
+export function boundFailure(result: FlowFailed): FlowFailed {
+  const data = result.error.data;
+  if (data === undefined || data === null || typeof data !== "object") return result;
+  if (!nestedDeeperThan(data, MAX_JSON_DEPTH)) return result;
+  return failed(
+    result.error.code,
+    `${result.error.message} (error data left out: nested more than ${MAX_JSON_DEPTH} levels deep)`,
   );
 }
 
 /**
- * True if an upper bound of the compact JSON size of `value` in UTF-8 exceeds `limit` bytes
- * (strings and keys count 6 bytes per UTF-16 unit, enough for any escape or code point). Stops
- * walking as soon as the bound passes the limit.
+ * `"deep"` if `value` nests more than {@linkcode MAX_JSON_DEPTH} levels; else true if an upper
+ * bound of its compact JSON size in UTF-8 exceeds `limit` bytes (strings and keys count 6 bytes
+ * per UTF-16 unit, enough for any escape or code point). Stops walking as soon as either bound
+ * passes.
  */
-function exceedsBound(value: JsonValue, limit: number): boolean {
+function exceedsBound(value: JsonValue, limit: number): boolean | "deep" {
   let total = 0;
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
+  // Recursive but bounded: it returns "deep" before going MAX_JSON_DEPTH + 1 levels down.
+  const walk = (v: unknown, left: number): boolean | "deep" => {
     if (typeof v === "string") total += 2 + v.length * 6;
     else if (v === null || typeof v !== "object") total += 24; // number, boolean, null
     else if (Array.isArray(v)) {
+      if (left === 0) return "deep";
       total += 2 + v.length;
-      for (let i = 0; i < v.length; i++) stack.push(v[i]);
+      for (let i = 0; i < v.length; i++) {
+        const r = walk(v[i], left - 1);
+        if (r) return r;
+      }
     } else if (isRawNumber(v)) total += v.rawJSON.length;
     else {
+      if (left === 0) return "deep";
       for (const k in v) {
         total += 4 + k.length * 6;
-        stack.push((v as Record<string, unknown>)[k]);
+        const r = walk((v as Record<string, unknown>)[k], left - 1);
+        if (r) return r;
       }
       total += 2;
     }
-    if (total > limit) return true;
-  }
-  return false;
+    return total > limit;
+  };
+  return walk(value, MAX_JSON_DEPTH);
 }
 
 function afterAttempts(stepId: string, attempts: number, last: FlowFailed): FlowFailed {

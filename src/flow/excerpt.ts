@@ -14,7 +14,8 @@ import type { SourcePosition } from "../errors.ts";
  * `""` when the line does not exist. Tabs are kept so the caret lines up.
  */
 export function sourceExcerpt(text: string, position: SourcePosition): string {
-  const lines = text.split("\n");
+  // positions are counted without a byte-order mark (src/flow/parse.ts)
+  const lines = (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text).split("\n");
   const line = lines[position.line - 1];
   if (line === undefined) return "";
   let src = line.replace(/\r$/, "");

@@ -12,8 +12,14 @@ import { isJsonObject, type JsonValue, setOwn } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
 import { jsonPath, type SourceMap } from "./diagnostics.ts";
 import { type Flow, FLOW_SCHEMA_URL, FlowSchema, type Step } from "./model.ts";
-import { type DocumentFormat, formatFromPath, parseDocument } from "./parse.ts";
+import {
+  type DocumentFormat,
+  type DocumentSourceMap,
+  formatFromPath,
+  parseDocument,
+} from "./parse.ts";
 import { parsePath } from "./template.ts";
+import { decodeUtf8 } from "./utf8.ts";
 
 /** A flow with the document it came from. */
 export interface LoadedFlow {
@@ -80,10 +86,15 @@ export function isFlowDocument(value: JsonValue): boolean {
   return isJsonObject(value) && value.schema === FLOW_SCHEMA_URL;
 }
 
-/** Reads a text file, turning I/O errors into a {@linkcode FlowLoadError} that names the file. */
+/**
+ * Reads a UTF-8 text file (a byte-order mark is dropped), turning I/O errors into a
+ * {@linkcode FlowLoadError} that names the file.
+ * @throws {FlowLoadError} also when the file is not valid UTF-8 (with file:line:col).
+ */
 export async function readText(path: string, what: string): Promise<string> {
+  let bytes: Uint8Array;
   try {
-    return await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new FlowLoadError(`Cannot read ${what} file '${path}': no such file`);
@@ -114,6 +125,7 @@ export async function readText(path: string, what: string): Promise<string> {
       },
     );
   }
+  return decodeUtf8(bytes, path);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -131,7 +143,11 @@ export function zodToLoadError(
 ): FlowLoadError {
   const issue = error.issues[0];
   const path = issue.path.filter((s): s is string | number => typeof s !== "symbol");
-  const text = describeIssue(issue, path, value, what);
+  let text = describeIssue(issue, path, value, what);
+  const brace = (source as Partial<DocumentSourceMap> | undefined)?.braceTemplate?.(path);
+  if (brace !== undefined && issue.code === "invalid_type") {
+    text += ` (YAML reads ${brace} as a mapping: quote it, "${brace}", to write text)`;
+  }
   const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : "";
   // The zod error is restated (first issue, with path and position); it is not kept as `cause`
   // because describeError would print its JSON dump.

@@ -6,7 +6,8 @@
  * hold raw numbers (see src/json/exact_json.ts); they are typed with `z.custom`.
  *
  * Unknown keys are ignored here, as in 0.8 (`z.object` strips them); the validator reports them
- * as warnings with a suggestion.
+ * as warnings with a suggestion. `null` for an optional field reads as absent wherever 0.8's
+ * schema allows null ({@linkcode nullable}).
  * @module
  */
 import { z } from "zod";
@@ -22,6 +23,15 @@ export function fileNumber<T extends z.ZodType>(schema: T) {
 }
 
 export const FLOW_SCHEMA_URL = "https://stepflow.org/schemas/v1/flow.json";
+
+/**
+ * An optional field that may also be `null` in a file, which reads as absent. stepflow 0.8's
+ * schema allows null for these (its `Option` fields), and tools that write flows (Pydantic's
+ * `model_dump`) write every unset optional field as null. The JSON Schema says `[type, null]`.
+ */
+export function nullable<T extends z.ZodType>(schema: T) {
+  return schema.nullish().transform((v) => v ?? undefined).optional();
+}
 
 /** Any JSON value (templates, literals, schemas). */
 export const JsonValueSchema = z.custom<JsonValue>(() => true, "expected a JSON value")
@@ -99,25 +109,25 @@ export type ErrorAction = z.infer<typeof ErrorActionSchema>;
 export const StepSchema = z.object({
   id: z.string(),
   component: z.string(),
-  description: z.string().optional(),
+  description: nullable(z.string()),
   input: ValueTemplateSchema.optional(),
-  inputSchema: JsonValueSchema.optional(),
-  outputSchema: JsonValueSchema.optional(),
-  skipIf: ValueTemplateSchema.optional(),
-  onError: ErrorActionSchema.optional(),
-  mustExecute: z.boolean().optional(),
+  inputSchema: nullable(JsonValueSchema),
+  outputSchema: nullable(JsonValueSchema),
+  skipIf: nullable(ValueTemplateSchema),
+  onError: nullable(ErrorActionSchema),
+  mustExecute: nullable(z.boolean()),
   metadata: z.record(z.string(), JsonValueSchema).optional(),
   /** Extension: a step timeout (issue 5). */
-  timeout: DurationSchema.optional(),
+  timeout: nullable(DurationSchema),
 });
 export type Step = z.infer<typeof StepSchema>;
 
 /** A test case (§7). */
 export const TestCaseSchema = z.object({
   name: z.string(),
-  description: z.string().optional(),
+  description: nullable(z.string()),
   input: JsonValueSchema,
-  output: JsonValueSchema.optional(),
+  output: nullable(JsonValueSchema),
 });
 export type TestCase = z.infer<typeof TestCaseSchema>;
 
@@ -133,23 +143,23 @@ export type TestConfig = z.infer<typeof TestConfigSchema>;
 /** An example input (REST/UI). */
 export const ExampleSchema = z.object({
   name: z.string(),
-  description: z.string().optional(),
+  description: nullable(z.string()),
   input: JsonValueSchema,
 });
 
 /** A flow (§1.1). Serialisation order of keys matters for flow ids: keep this order. */
 export const FlowSchema = z.object({
   schema: z.literal(FLOW_SCHEMA_URL),
-  name: z.string().optional(),
-  description: z.string().optional(),
-  version: z.string().optional(),
-  inputSchema: JsonValueSchema.optional(),
-  outputSchema: JsonValueSchema.optional(),
-  variables: JsonValueSchema.optional(),
+  name: nullable(z.string()),
+  description: nullable(z.string()),
+  version: nullable(z.string()),
+  inputSchema: nullable(JsonValueSchema),
+  outputSchema: nullable(JsonValueSchema),
+  variables: nullable(JsonValueSchema),
   steps: z.array(StepSchema).default([]),
   output: ValueTemplateSchema.optional(),
-  test: TestConfigSchema.optional(),
-  examples: z.array(ExampleSchema).optional(),
+  test: nullable(TestConfigSchema),
+  examples: nullable(z.array(ExampleSchema)),
   metadata: z.record(z.string(), JsonValueSchema).optional(),
 });
 export type Flow = z.infer<typeof FlowSchema>;

@@ -37,7 +37,13 @@ import {
   parseTree,
   printParseErrorCode,
 } from "jsonc-parser";
-import { type JsonValue, rawNumber, setOwn, stringifyJson } from "../json/exact_json.ts";
+import {
+  type JsonValue,
+  MAX_JSON_DEPTH,
+  rawNumber,
+  setOwn,
+  stringifyJson,
+} from "../json/exact_json.ts";
 import { FlowLoadError, type SourcePosition } from "../errors.ts";
 import type { SourceMap } from "./diagnostics.ts";
 
@@ -51,7 +57,7 @@ export interface ParsedDocument {
 }
 
 /** The deepest nesting of mappings and lists accepted (deeper documents are rejected). */
-export const MAX_DEPTH = 512;
+export const MAX_DEPTH = MAX_JSON_DEPTH;
 
 /** The most nodes alias expansion may add to a YAML document (in total) before it is rejected. */
 export const MAX_ALIAS_EXPANSION = 100_000;
@@ -72,6 +78,13 @@ export interface DocumentSourceMap extends SourceMap {
   keysOf(path: readonly (string | number)[]): string[] | undefined;
   /** A source map for the subtree at `prefix` (paths relative to it, positions unchanged). */
   at(prefix: readonly (string | number)[]): DocumentSourceMap;
+  /**
+   * When the mapping at `path` was written as a text template in brace syntax, YAML read it as
+   * a mapping, not as text: `{{ name }}` (a mapping whose only key is the mapping `{name:
+   * null}`) or `{name}` (keys without values). Returns that text (`"{{ name }}"`, `"{name}"`),
+   * else undefined.
+   */
+  braceTemplate(path: readonly (string | number)[]): string | undefined;
 }
 
 /** One node of the source tree (offsets into the text). */
@@ -85,6 +98,8 @@ interface SourceNode {
   children?: Map<string | number, SourceNode>;
   /** True for a sequence (children keyed by index). */
   isSeq?: boolean;
+  /** A mapping entry written without a value (`{name}`, `? name`): its value is null. */
+  noValue?: boolean;
 }
 
 /**
@@ -104,6 +119,7 @@ export function formatFromPath(path: string): DocumentFormat {
 /**
  * Parses `text` as `format`, keeping positions.
  * @param file the file name used in positions and messages (as the user gave it).
+ * A leading byte-order mark (U+FEFF) is skipped.
  * @throws {FlowLoadError} with file:line:col for syntax errors, duplicate keys (naming both lines),
  * alias bombs and recursive aliases.
  */
@@ -112,6 +128,8 @@ export function parseDocument(
   format: DocumentFormat,
   file?: string,
 ): ParsedDocument {
+  // A byte-order mark (written by some Windows editors and tools) is not part of the document.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const lines = new LineTable(text, file);
   let root: Converted;
   try {
@@ -197,6 +215,26 @@ class TreeSourceMap implements DocumentSourceMap {
 
   at(prefix: readonly (string | number)[]): DocumentSourceMap {
     return new TreeSourceMap(this.#find(prefix).node, this.lines, this.file);
+  }
+
+  braceTemplate(path: readonly (string | number)[]): string | undefined {
+    const { node, exact } = this.#find(path);
+    if (!exact || !node.children || node.isSeq || node.children.size === 0) return undefined;
+    const entries = [...node.children.entries()];
+    if (!entries.every(([, c]) => c.noValue)) return undefined;
+    const [name, only] = entries[0];
+    if (entries.length === 1 && only.keyValue !== undefined) {
+      // `{{ name }}`: the key is the mapping {name: null}
+      const inner = only.keyValue;
+      if (
+        inner === null || typeof inner !== "object" || Array.isArray(inner) ||
+        !Object.values(inner).every((v) => v === null)
+      ) return undefined;
+      const keys = Object.keys(inner);
+      return keys.length > 0 ? `{{ ${keys.join(", ")} }}` : undefined;
+    }
+    if (entries.some(([, c]) => c.keyValue !== undefined)) return undefined;
+    return name === undefined ? undefined : `{${entries.map(([k]) => k).join(", ")}}`;
   }
 }
 
@@ -366,9 +404,10 @@ class YamlConverter {
             keyStart,
           );
         }
-        const c = valueNode === null || valueNode === undefined
-          ? { value: null, source: { start: keyStart } }
-          : this.#node(valueNode);
+        const c: { value: JsonValue; source: SourceNode } =
+          valueNode === null || valueNode === undefined
+            ? { value: null, source: { start: keyStart, noValue: true } }
+            : this.#node(valueNode);
         setOwn(value, name, c.value);
         const src: SourceNode = { ...c.source, keyStart };
         if (original !== undefined) src.keyValue = original;

@@ -7,6 +7,8 @@
  *
  * stepflow 0.8 semantics kept here:
  * - an object with a key `$from` is a reference `{ $from, path?, onSkip? }` (other keys ignored);
+ *   `$from` names one source (`step`, `workflow` or `variable`): more than one is an error here,
+ *   where 0.8 silently reads the step;
  *   an object with a key `$literal` is returned verbatim; anything else is walked;
  * - `path` without a leading `$` is one literal key (`"a.b"` is the key `a.b`);
  * - a missing path is an error (not null, not skip);
@@ -213,11 +215,23 @@ function compile(t: JsonValue, at: (string | number)[]): CompiledTemplate {
   return { kind: "literal", value };
 }
 
+/** The keys of `$from` that name where a reference reads from; exactly one must be given. */
+const REF_SOURCES = ["step", "workflow", "variable"] as const;
+
 function compileRef(t: Record<string, JsonValue>, at: (string | number)[]): CompiledRef {
   const from = t.$from;
   if (!isJsonObject(from)) {
     const shown = typeof from === "string" ? `string ${JSON.stringify(from)}` : describeType(from);
     throw new TemplateError(`invalid type: ${shown}, expected a map for $from`, [...at, "$from"]);
+  }
+  const sources = REF_SOURCES.filter((k) => Object.hasOwn(from, k));
+  if (sources.length > 1) {
+    // stepflow 0.8 silently reads one of them (the step); which one was meant is unknowable.
+    throw new TemplateError(
+      `$from has both ${sources.map((k) => `'${k}'`).join(" and ")}: a reference reads one ` +
+        `source; keep one of them (e.g. {$from: {${sources[0]}: ...}})`,
+      [...at, "$from"],
+    );
   }
   let base: RefBase;
   if (Object.hasOwn(from, "workflow")) {

@@ -19,7 +19,7 @@
  * later steps are errors.
  * @module
  */
-import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
+import { isJsonObject, isRawNumber, type JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError, ValidationError } from "../errors.ts";
 import type { Config, LoadedConfig } from "../config/model.ts";
 import { type Diagnostic, type DiagnosticLevel, jsonPath, type SourceMap } from "./diagnostics.ts";
@@ -125,7 +125,7 @@ const MOCK_COMPONENT_KEYS = ["description", "input_schema", "output_schema", "be
 const RULE_KEYS = ["plugin", "conditions", "componentAllow", "componentDeny", "component"];
 const CONDITION_KEYS = ["path", "value"];
 const STATE_STORE_KEYS: Record<string, string[]> = {
-  inMemory: ["type"],
+  inMemory: ["type", "maxFinishedRuns", "maxFinishedAge"],
   sqlite: ["type", "databaseUrl", "autoMigrate", "maxConnections"],
 };
 
@@ -500,7 +500,11 @@ function checkFlow(
     if (Object.hasOwn(t, "$from")) {
       c.unknownKeys(t, at, REF_KEYS, "a reference");
       const from = t.$from;
-      if (isJsonObject(from)) {
+      const sources = isJsonObject(from)
+        ? ["step", "workflow", "variable"].filter((k) => Object.hasOwn(from, k)).length
+        : 0;
+      // With more than one source the reference is invalid (reported with its compile error).
+      if (isJsonObject(from) && sources <= 1) {
         const known = Object.hasOwn(from, "variable")
           ? ["variable", "default"]
           : Object.hasOwn(from, "step")
@@ -664,11 +668,69 @@ function checkFlow(
     );
   });
 
+  checkBraces(raw, [], loaded.source as Partial<DocumentSourceMap> | undefined, c);
   checkTestSection(rawObj, c, loaded);
   if (Array.isArray(rawObj.examples)) {
     rawObj.examples.forEach((e, i) =>
       c.unknownKeys(e, ["examples", i], EXAMPLE_KEYS, "an example")
     );
+  }
+}
+
+/**
+ * YAML brace syntax where text was meant: `user_prompt: {{ name }}` is a mapping whose key is
+ * the mapping `{name: null}` (an error: stepflow 0.8 cannot even load it, and the component
+ * would get a mapping); `{name}` is the mapping `{name: null}` (a warning). Any other mapping or
+ * list used as a key is an error too. The inline test config is skipped (mock `behaviors` use
+ * complex keys on purpose).
+ */
+function checkBraces(
+  v: JsonValue,
+  at: Path,
+  source: Partial<DocumentSourceMap> | undefined,
+  c: Collector,
+): void {
+  if (!source?.braceTemplate || !source.keyValue) return;
+  if (Array.isArray(v)) {
+    v.forEach((x, i) => checkBraces(x, [...at, i], source, c));
+    return;
+  }
+  if (!isJsonObject(v)) return;
+  if (at.length === 2 && at[0] === "test" && (at[1] === "config" || at[1] === "stepflow_config")) {
+    return;
+  }
+  const text = source.braceTemplate(at);
+  if (text !== undefined) {
+    const doubled = text.startsWith("{{");
+    const first = text.replace(/^\{+\s*/, "").split(/[\s,}]/)[0];
+    const shape = doubled
+      ? `a mapping (with the mapping {${first}: null} as its key)`
+      : `the mapping ${text.replace(/(\w+)/g, "$1: null")}`;
+    c.add(
+      doubled ? "error" : "warning",
+      "brace_template",
+      `'${text}' is not text: YAML reads it as ${shape}`,
+      at,
+      {
+        hint: `quote it to pass the text ("${text}"; stepflow does not fill in templates in ` +
+          `text); to pass a value write {$from: {workflow: input}, path: ${first}}`,
+      },
+    );
+    return;
+  }
+  for (const k of Object.keys(v)) {
+    const key = source.keyValue([...at, k]);
+    if (key !== null && typeof key === "object" && !isRawNumber(key)) {
+      c.add(
+        "error",
+        "complex_key",
+        `A ${Array.isArray(key) ? "list" : "mapping"} is used as a key (${k}): flow keys are text`,
+        [...at, k],
+        { hint: "quote the key, or write the entry as 'key: value'", atKey: true },
+      );
+      continue;
+    }
+    checkBraces(v[k], [...at, k], source, c);
   }
 }
 

@@ -137,6 +137,45 @@ export function parseJson(text: string): JsonValue {
 }
 
 /**
+ * The deepest nesting of arrays and objects the engine accepts in a value from outside: a flow
+ * or config file (src/flow/parse.ts), a message from a step service, a step's output. Deeper
+ * values make JavaScript's recursive JSON functions overflow the stack (printing a result, the
+ * exact-number parser), so they are refused where they come in.
+ */
+export const MAX_JSON_DEPTH = 512;
+
+/**
+ * True if `value` nests arrays/objects more than `max` levels deep (`[[1]]` is 2 levels; a
+ * scalar 0). Stops as soon as the bound is passed, so any depth is safe to check.
+ */
+export function nestedDeeperThan(value: unknown, max: number = MAX_JSON_DEPTH): boolean {
+  return value !== null && typeof value === "object" && deeper(value, max);
+}
+
+/**
+ * True if `v` (an array or object) nests more than `left` levels. Recursive, but never deeper
+ * than `left` + 1 frames: it returns as soon as the bound is passed (faster than a loop with an
+ * explicit stack, measured on 3,000-node outputs).
+ */
+function deeper(v: object, left: number): boolean {
+  if (Array.isArray(v)) {
+    if (left === 0) return true;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (x !== null && typeof x === "object" && deeper(x, left - 1)) return true;
+    }
+    return false;
+  }
+  if (J.isRawJSON(v)) return false;
+  if (left === 0) return true;
+  for (const k in v) {
+    const x = (v as Record<string, unknown>)[k];
+    if (x !== null && typeof x === "object" && deeper(x, left - 1)) return true;
+  }
+  return false;
+}
+
+/**
  * Prints a value as JSON; raw numbers are printed as written. Compact unless `indent` is given.
  * Matches serde_json's compact output for the values the engine holds (insertion order).
  */

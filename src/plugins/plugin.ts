@@ -95,6 +95,12 @@ export interface PluginInitContext {
   engine: EngineServices;
   /** Logger tagged with the plugin name. */
   log: Logger;
+  /**
+   * The largest step output the engine accepts, bytes of compact JSON (config `maxOutputSize`):
+   * a plugin stops reading an answer (a worker's line, an HTTP body, a file) that passes it.
+   * @default no limit
+   */
+  maxOutputBytes?: number;
 }
 
 /** Given to each `execute` call. */

@@ -9,28 +9,48 @@
 const NEWLINE = 10;
 const CR = 13;
 
+/** Bytes of a long line's start given to `onOverflow` and `onLongLine`. */
+export const LINE_HEAD_BYTES = 4096;
+
 /**
  * Splits a byte stream into text lines. Empty lines are dropped; a trailing `\r` is removed.
  * A line longer than `maxLineBytes` is dropped (its bytes are not kept) and reported once
- * through `onOverflow`; splitting resumes after its newline.
+ * through `onOverflow`; splitting resumes after its newline. A line still unfinished when it
+ * passes `longLineBytes` is shown (its first {@linkcode LINE_HEAD_BYTES} bytes) to `onLongLine`,
+ * which may drop it the same way, e.g. an answer that will be refused for its size anyway.
  */
 export class LineSplitter {
   #parts: Uint8Array[] = [];
   #partLen = 0;
   #decoder = new TextDecoder();
   #max: number;
-  #onOverflow?: (bytes: number) => void;
+  #onOverflow?: (bytes: number, head: string) => void;
+  #long: number;
+  #onLongLine?: (head: string, bytes: number) => boolean;
+  #longSeen = false;
   #skipping = false;
 
   /**
    * @param options.maxLineBytes longest line kept, in bytes. @default Infinity
-   * @param options.onOverflow called when a line passes the limit (with the bytes seen so far).
+   * @param options.onOverflow called when a line passes the limit (with the bytes seen so far and
+   *   the line's first bytes as text).
+   * @param options.longLineBytes when an unfinished line passes this many bytes, `onLongLine` is
+   *   called once for it. @default Infinity
+   * @param options.onLongLine gets the line's first bytes as text and the bytes seen so far;
+   *   returning true drops the line (the rest is skipped up to its newline).
    */
   constructor(
-    options: { maxLineBytes?: number; onOverflow?: (bytes: number) => void } = {},
+    options: {
+      maxLineBytes?: number;
+      onOverflow?: (bytes: number, head: string) => void;
+      longLineBytes?: number;
+      onLongLine?: (head: string, bytes: number) => boolean;
+    } = {},
   ) {
     this.#max = options.maxLineBytes ?? Infinity;
     this.#onOverflow = options.onOverflow;
+    this.#long = options.longLineBytes ?? Infinity;
+    this.#onLongLine = options.onLongLine;
   }
 
   /**
@@ -49,20 +69,22 @@ export class LineSplitter {
       }
       if (nl < 0) {
         if (this.#partLen + chunk.length - start > this.#max) {
-          this.#overflow(this.#partLen + chunk.length - start);
+          this.#overflow(this.#partLen + chunk.length - start, chunk.subarray(start));
           return;
         }
         const rest = chunk.slice(start);
         this.#parts.push(rest);
         this.#partLen += rest.length;
+        if (!this.#longSeen && this.#partLen > this.#long) this.#longLine();
         return;
       }
       if (this.#partLen + nl - start > this.#max) {
-        this.#overflow(this.#partLen + nl - start);
+        this.#overflow(this.#partLen + nl - start, chunk.subarray(start, nl));
         this.#skipping = false;
         start = nl + 1;
         continue;
       }
+      this.#longSeen = false;
       let bytes: Uint8Array;
       if (this.#parts.length > 0) {
         bytes = new Uint8Array(this.#partLen + nl - start);
@@ -86,11 +108,36 @@ export class LineSplitter {
     }
   }
 
-  #overflow(bytes: number): void {
+  /** The first {@linkcode LINE_HEAD_BYTES} bytes of the unfinished line (and `more`) as text. */
+  #head(more?: Uint8Array): string {
+    const out = new Uint8Array(LINE_HEAD_BYTES);
+    let off = 0;
+    for (const p of more ? [...this.#parts, more] : this.#parts) {
+      if (off >= out.length) break;
+      const n = Math.min(p.length, out.length - off);
+      out.set(p.subarray(0, n), off);
+      off += n;
+    }
+    // a character cut at the end decodes as U+FFFD, which is harmless here
+    return new TextDecoder().decode(out.subarray(0, off));
+  }
+
+  #longLine(): void {
+    this.#longSeen = true;
+    if (!this.#onLongLine?.(this.#head(), this.#partLen)) return;
     this.#parts = [];
     this.#partLen = 0;
     this.#skipping = true;
-    this.#onOverflow?.(bytes);
+    this.#longSeen = false;
+  }
+
+  #overflow(bytes: number, more: Uint8Array): void {
+    const head = this.#onOverflow ? this.#head(more) : "";
+    this.#parts = [];
+    this.#partLen = 0;
+    this.#skipping = true;
+    this.#longSeen = false;
+    this.#onOverflow?.(bytes, head);
   }
 
   /** Bytes of an unfinished line held so far. */
@@ -98,17 +145,31 @@ export class LineSplitter {
     return this.#partLen;
   }
 
+  /** The unfinished line held so far as text (kept), or undefined if none. */
+  peek(): string | undefined {
+    if (this.#partLen === 0) return undefined;
+    return new TextDecoder().decode(this.#joined());
+  }
+
   /** Returns and forgets the unfinished line (at end of stream), or undefined if none. */
   flush(): string | undefined {
     if (this.#partLen === 0) return undefined;
+    const bytes = this.#joined();
+    this.#parts = [];
+    this.#partLen = 0;
+    this.#longSeen = false;
+    return this.#decoder.decode(bytes);
+  }
+
+  #joined(): Uint8Array {
+    if (this.#parts.length === 1) return this.#parts[0];
     const bytes = new Uint8Array(this.#partLen);
     let off = 0;
     for (const p of this.#parts) {
       bytes.set(p, off);
       off += p.length;
     }
-    this.#parts = [];
-    this.#partLen = 0;
-    return this.#decoder.decode(bytes);
+    this.#parts = [bytes];
+    return bytes;
   }
 }

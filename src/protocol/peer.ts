@@ -13,9 +13,9 @@
  * numbers stay exact (its cost is measured in bench/protocol_roundtrip.ts, see docs/protocol.md).
  * @module
  */
-import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
-import { parseMessage } from "./parse_message.ts";
-import { describeError, ProtocolError, TransportError } from "../errors.ts";
+import { isJsonObject, type JsonValue, MAX_JSON_DEPTH } from "../json/exact_json.ts";
+import { MessageTooDeepError, parseMessage } from "./parse_message.ts";
+import { describeError, OutputLimitError, ProtocolError, TransportError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
   classifyMessage,
@@ -29,7 +29,12 @@ import {
   resultText,
   toRpcError,
 } from "./envelope.ts";
-import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND } from "./error_codes.ts";
+import {
+  INTERNAL_ERROR,
+  INVALID_PARAMS,
+  INVALID_REQUEST,
+  METHOD_NOT_FOUND,
+} from "./error_codes.ts";
 
 /** `"id": "<string>"` or `"id": <integer>` in the text of a message that does not parse. */
 const ID_IN_TEXT = /"id"\s*:\s*(?:"([^"\\]*)"|(-?\d{1,15})(?![\d.eE]))/g;
@@ -166,12 +171,20 @@ export class Peer {
     }
   }
 
-  /** Handles one line of text from the transport (non-JSON is logged and skipped). */
+  /**
+   * Handles one line of text from the transport. A line that is not JSON is logged and skipped,
+   * except: an answer with other text around it on the same line (`working...{"jsonrpc":...}`)
+   * is taken, with a warning; a line that cannot be parsed but carries the id of an open call
+   * fails that call at once; a message nested too deep fails the call it answers (or is
+   * answered with an error when it is a request), so no call waits forever for it.
+   */
   receiveText(text: string): void {
     let value: JsonValue;
     try {
       value = this.#parse(text);
     } catch (err) {
+      if (err instanceof MessageTooDeepError) return this.#tooDeep(text, err);
+      if (this.#recover(text)) return;
       if (this.#pending.size > 0 && this.#failUnparsable(text, err)) return;
       // Logged, not fatal (0.8 restarts the worker). A worker that prints many such lines gets
       // a few warnings, then one note, then debug lines only, so stderr is not flooded.
@@ -194,17 +207,158 @@ export class Peer {
   }
 
   /**
+   * An unfinished line (the transport saw no newline after it and the other side went quiet):
+   * true when it holds a whole answer to one of our open calls (possibly with other text before
+   * it), which is then handled as if the line had ended; false otherwise (nothing is done).
+   */
+  receiveUnterminated(text: string): boolean {
+    if (this.#pending.size === 0 || text.indexOf("{") < 0) return false;
+    let value: JsonValue;
+    try {
+      value = this.#parse(text);
+    } catch (err) {
+      if (err instanceof MessageTooDeepError) return false; // not an answer we can take
+      return this.#recover(text);
+    }
+    const msg = classifyMessage(value);
+    if (msg.kind !== "response" || !this.#pending.has(msg.id as RequestId)) return false;
+    this.#opts.log.warn(
+      `${this.#opts.name}: the answer to '${
+        this.#pending.get(msg.id as RequestId)!.method
+      }' was not ended with a newline; it was taken after the worker went quiet`,
+    );
+    this.receive(value);
+    return true;
+  }
+
+  /**
+   * An answer to one of our calls with other text on the same line (a worker that printed
+   * `working...` without a newline before it, or a stray character after it): the JSON object
+   * from the line's first `{` to its last `}` is taken when it parses as a response to a call we
+   * made. True when the line was handled.
+   */
+  #recover(text: string): boolean {
+    const start = text.indexOf("{");
+    const end = text.lastIndexOf("}");
+    if (start < 0 || end <= start || (start === 0 && end === text.length - 1)) return false;
+    const inner = text.slice(start, end + 1);
+    let value: JsonValue;
+    try {
+      value = this.#parse(inner);
+    } catch (err) {
+      if (err instanceof MessageTooDeepError) {
+        this.#tooDeep(inner, err);
+        return true;
+      }
+      return false;
+    }
+    const msg = classifyMessage(value);
+    if (msg.kind !== "response") return false;
+    const p = this.#pending.get(msg.id as RequestId);
+    if (!p && !this.#abandoned.has(msg.id as RequestId)) return false;
+    const around = [
+      start > 0 ? `${JSON.stringify(clip(text.slice(0, start), 80))} before` : "",
+      end < text.length - 1 ? `${JSON.stringify(clip(text.slice(end + 1), 80))} after` : "",
+    ].filter((x) => x !== "").join(" and ");
+    this.#opts.log.warn(
+      `${this.#opts.name}: the answer to '${p?.method ?? "an aborted call"}' shared its line ` +
+        `with other text (${around}), which was ignored: end such output with a newline, or ` +
+        `write it to stderr`,
+    );
+    this.receive(value);
+    return true;
+  }
+
+  /**
+   * A message too large to be read (the transport drops it): fails the open call whose id
+   * appears in `head`, the message's first bytes, with `error(method)`. False when `head` names
+   * no open call (e.g. a large request from the other side), and nothing is done.
+   */
+  failCallIn(head: string, error: (method: string) => Error): boolean {
+    const id = this.#pendingIdIn(head);
+    const p = id === undefined ? undefined : this.#pending.get(id);
+    if (id === undefined || !p) return false;
+    this.#pending.delete(id);
+    p.reject(error(p.method));
+    return true;
+  }
+
+  /** The open call whose id appears in `text` (its first or last 4 KiB), if any. */
+  #pendingIdIn(text: string): RequestId | undefined {
+    const parts = text.length > 8192 ? [text.slice(0, 4096), text.slice(-4096)] : [text];
+    for (const part of parts) {
+      for (const m of part.matchAll(ID_IN_TEXT)) {
+        const id: RequestId = m[1] !== undefined ? m[1] : Number(m[2]);
+        if (!this.#pending.has(id)) continue;
+        // our own request echoed back (`"id": ..., "method": ...`) is not an answer
+        if (/^\s*,\s*"method"\s*:/.test(part.slice(m.index + m[0].length))) continue;
+        return id;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * A message nested more than {@linkcode MAX_JSON_DEPTH} levels deep: the call it answers fails
+   * with an {@linkcode OutputLimitError} (its step fails with 413, not retried); a request gets
+   * a -32602 error answer; anything else is logged.
+   */
+  #tooDeep(text: string, err: MessageTooDeepError): void {
+    const limit = `nested more than ${MAX_JSON_DEPTH} levels deep`;
+    if (err.method !== undefined) {
+      if (err.id === undefined) {
+        this.#opts.log.warn(`${this.#opts.name}: ignored '${err.method}': its params are ${limit}`);
+        return;
+      }
+      this.#opts.log.warn(`${this.#opts.name}: refused '${err.method}': its params are ${limit}`);
+      this.#send(
+        errorText(err.id, {
+          code: INVALID_PARAMS,
+          message: `Invalid params: ${limit} (the engine's limit)`,
+        }),
+        (e) => this.#lostReply({ kind: "request", id: err.id!, method: err.method! }, e),
+      );
+      return;
+    }
+    const v = err.value;
+    if (err.id !== undefined && isJsonObject(v) && isJsonObject(v.error)) {
+      // an error answer with deep `data`: keep its code and message, leave the data out
+      const { code, message } = v.error;
+      this.receive({
+        jsonrpc: v.jsonrpc,
+        id: err.id,
+        error: {
+          code,
+          message: `${typeof message === "string" ? message : ""} (error data left out: ${limit})`,
+        },
+      });
+      return;
+    }
+    const id = err.id !== undefined && this.#pending.has(err.id) ? err.id : this.#pendingIdIn(text);
+    const p = id === undefined ? undefined : this.#pending.get(id);
+    if (id === undefined || !p) {
+      this.#opts.log.warn(`${this.#opts.name}: skipped a message ${limit}`);
+      return;
+    }
+    this.#pending.delete(id);
+    this.#opts.log.debug(`${this.#opts.name}: the answer to '${p.method}' is ${limit}`);
+    p.reject(
+      new OutputLimitError(`${this.#opts.name} answered '${p.method}' with a value ${limit}`, {
+        limitDepth: MAX_JSON_DEPTH,
+      }),
+    );
+  }
+
+  /**
    * A line that looks like an answer to one of our open calls but does not parse (Python's
-   * `NaN`, nesting too deep for the parser, a truncated line) fails that call with the parse
-   * error, instead of leaving it waiting forever. The call's id is found in the line's start.
+   * `NaN`, a truncated line, other text around it) fails that call with the parse error,
+   * instead of leaving it waiting forever. The call's id is found in the line's first or last
+   * 4 KiB.
    */
   #failUnparsable(text: string, err: unknown): boolean {
-    const head = text.slice(0, 4096);
-    if (!head.trimStart().startsWith("{")) return false;
-    for (const m of head.matchAll(ID_IN_TEXT)) {
-      const id: RequestId = m[1] !== undefined ? m[1] : Number(m[2]);
-      const p = this.#pending.get(id);
-      if (!p) continue;
+    const id = this.#pendingIdIn(text);
+    if (id !== undefined) {
+      const p = this.#pending.get(id)!;
       this.#pending.delete(id);
       this.#opts.log.warn(
         `${this.#opts.name}: the answer to '${p.method}' cannot be parsed as JSON: ${

@@ -10,41 +10,97 @@ export function sseEvent(text: string): string {
   return `data: ${text}\n\n`;
 }
 
+/** Options of {@linkcode readSseData}: bounds on one event. */
+export interface SseLimits {
+  /**
+   * Largest event (its `data`, in UTF-16 code units, at most its bytes): a larger one stops the
+   * reading (the stream is cancelled) with `onTooLarge`'s error. @default Infinity
+   */
+  maxEventChars?: number;
+  /** Called when an event passes `maxEventChars`: the error to throw. */
+  onTooLarge?: (head: string, chars: number) => Error;
+  /** Size at which `onLongEvent` sees an unfinished event once. @default Infinity */
+  longEventChars?: number;
+  /**
+   * Gets the event's first 4 KiB and its size so far; returning an error stops the reading with
+   * it (e.g. an answer that will be refused for its size anyway), undefined reads on.
+   */
+  onLongEvent?: (head: string, chars: number) => Error | undefined;
+}
+
+const HEAD_CHARS = 4096;
+
 /**
- * Reads the `data` of each event from an SSE byte stream, in order.
+ * Reads the `data` of each event from an SSE byte stream, in order. Memory is bounded by
+ * `limits.maxEventChars` (a stream without newlines cannot fill it), and a long line costs
+ * linear time (its pieces are joined once).
  * @param body the response body.
  * @param stop cancels the reading (the stream is cancelled; the iterator ends).
  * @returns an async iterator of event data strings; stops at the end of the stream.
+ * @throws the error of `limits.onTooLarge` / `limits.onLongEvent` (the stream is cancelled).
  */
 export async function* readSseData(
   body: ReadableStream<Uint8Array>,
   stop?: AbortSignal,
+  limits: SseLimits = {},
 ): AsyncGenerator<string> {
+  const max = limits.maxEventChars ?? Infinity;
+  const long = limits.longEventChars ?? Infinity;
   const decoder = new TextDecoder();
   const reader = body.getReader();
   const cancel = () => void reader.cancel().catch(() => {});
   stop?.addEventListener("abort", cancel, { once: true });
-  let buf = "";
+  /** Pieces of the unfinished line. */
+  let pending: string[] = [];
+  let pendingLen = 0;
   let data: string[] = [];
+  let dataLen = 0;
+  let longSeen = false;
+  const head = () => {
+    const first = data.length > 0 ? data[0] : pending.join("").replace(/^data: ?/, "");
+    return first.slice(0, HEAD_CHARS);
+  };
   try {
     for (;;) {
+      if (stop?.aborted) return;
       const { value, done } = await reader.read();
-      buf += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      const text = done ? decoder.decode() : decoder.decode(value, { stream: true });
       let start = 0;
       for (;;) {
-        const nl = buf.indexOf("\n", start);
+        const nl = text.indexOf("\n", start);
         if (nl < 0) break;
-        let line = buf.slice(start, nl);
+        let line = pending.length > 0
+          ? pending.join("") + text.slice(start, nl)
+          : text.slice(start, nl);
+        pending = [];
+        pendingLen = 0;
         start = nl + 1;
         if (line.endsWith("\r")) line = line.slice(0, -1);
         if (line === "") {
           if (data.length > 0) yield data.join("\n");
           data = [];
+          dataLen = 0;
+          longSeen = false;
         } else if (line.startsWith("data:")) {
-          data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+          const d = line.slice(line.startsWith("data: ") ? 6 : 5);
+          data.push(d);
+          dataLen += d.length + 1;
         }
       }
-      buf = buf.slice(start);
+      if (start < text.length) {
+        pending.push(start === 0 ? text : text.slice(start));
+        pendingLen += text.length - start;
+      }
+      const size = dataLen + pendingLen;
+      if (size > long && !longSeen) {
+        longSeen = true;
+        const err = limits.onLongEvent?.(head(), size);
+        if (err) throw err;
+      }
+      if (size > max) {
+        throw limits.onTooLarge?.(head(), size) ??
+          new Error(`an event is larger than ${max} characters`);
+      }
       if (done) break;
     }
     if (data.length > 0) yield data.join("\n");

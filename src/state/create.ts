@@ -4,8 +4,30 @@
  */
 import type { StateStoreConfig } from "../config/model.ts";
 import { MemoryStateStore } from "./memory.ts";
+import { isNumber, toNumber } from "../json/exact_json.ts";
 import { parseSqliteUrl, SqliteStateStore } from "./sqlite.ts";
 import type { StateStore } from "./store.ts";
+
+/**
+ * The store a `--store` value names: `memory` (or `inMemory`), `sqlite:FILE[?mode=...]`,
+ * `sqlite::memory:`, or a file path (an SQLite database; created when missing).
+ * @throws {Error} for `postgres://` (not available yet) and other URL schemes.
+ */
+export function storeConfigFromUrl(url: string): StateStoreConfig {
+  const text = url.trim();
+  if (text === "memory" || text === "inMemory" || text === "in-memory") return { type: "inMemory" };
+  if (text.startsWith("sqlite:")) return { type: "sqlite", databaseUrl: text, autoMigrate: true };
+  if (/^postgres(ql)?:\/\//.test(text)) {
+    throw new Error(
+      `--store '${text}': the PostgreSQL store is not available in this version; use sqlite:FILE`,
+    );
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+    throw new Error(`--store '${text}': expected sqlite:FILE, a database file path, or memory`);
+  }
+  if (text === "") throw new Error("--store needs a value: sqlite:FILE, a file path, or memory");
+  return { type: "sqlite", databaseUrl: `sqlite:${text}`, autoMigrate: true };
+}
 
 /**
  * Creates the store for `config` (`inMemory` by default). Relative SQLite paths resolve against
@@ -16,7 +38,15 @@ export function createStateStore(
   config: StateStoreConfig | undefined,
   workingDirectory: string,
 ): StateStore {
-  if (!config || config.type === "inMemory") return new MemoryStateStore();
+  if (!config) return new MemoryStateStore();
+  if (config.type === "inMemory") {
+    return new MemoryStateStore({
+      maxFinishedRuns: config.maxFinishedRuns,
+      maxFinishedAgeMs: config.maxFinishedAge === undefined
+        ? undefined
+        : durationMs(config.maxFinishedAge),
+    });
+  }
   try {
     return SqliteStateStore.open(config.databaseUrl, {
       autoMigrate: config.autoMigrate ?? true,
@@ -43,4 +73,13 @@ export function createStateStore(
       { cause: e },
     );
   }
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** A duration the config schema accepted (ms, or `<number><ms|s|m|h>`) in ms. */
+function durationMs(value: unknown): number {
+  if (typeof value !== "string") return isNumber(value) ? toNumber(value) : Number(value);
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/.exec(value.trim());
+  return m ? Math.round(Number(m[1]) * UNIT_MS[m[2]]) : Number(value);
 }

@@ -345,3 +345,17 @@ output: { $from: { step: m } }
     await engine.close();
   }
 });
+
+Deno.test("Engine.run() refuses a $from naming both a step and the workflow (was: read the input)", async () => {
+  const r = await runOnce(
+    flow(`steps:
+  - id: a
+    component: /builtin/eval
+    input: { expr: 1 }
+output: { $from: { step: a, workflow: input } }
+`),
+    { in: 1 },
+  );
+  assertStrictEquals(r.outcome, "failed");
+  assertStringIncludes(JSON.stringify(r), "$from has both 'step' and 'workflow'");
+});

@@ -230,3 +230,26 @@ Deno.test("checkOutputSize() is exact at the limit for nested values, keys and r
   const r = checkOutputSize("s", value, size - 1);
   assertEquals(r?.error.code, 413);
 });
+
+Deno.test("checkOutputSize() refuses an output nested more than 512 levels; boundFailure() drops deep error data", async () => {
+  const { checkOutputSize, boundFailure } = await import("../../src/execution/step_policy.ts");
+  const { failed } = await import("../../src/flow/flow_result.ts");
+  let deep: unknown = [];
+  for (let i = 0; i < 600; i++) deep = [deep];
+  const r = checkOutputSize("s", deep as never, 1 << 30);
+  assertEquals(r?.error.code, 413);
+  assertEquals((r?.error.data as { limitDepth: number }).limitDepth, 512);
+  // also when the output is over the size limit too (no JSON.stringify of a deep value)
+  assertEquals(checkOutputSize("s", deep as never, 10)?.error.data, {
+    kind: "OUTPUT_TOO_LARGE",
+    step: "s",
+    limitDepth: 512,
+  });
+  const f = boundFailure(failed(7, "boom", deep as never));
+  assertEquals(f.error, {
+    code: 7,
+    message: "boom (error data left out: nested more than 512 levels deep)",
+  });
+  const shallow = failed(7, "boom", { a: 1 });
+  assertEquals(boundFailure(shallow), shallow);
+});

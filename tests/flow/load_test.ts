@@ -187,3 +187,37 @@ steps:
   );
   await Promise.resolve();
 });
+
+Deno.test("loadFlowText(): null reads as absent wherever stepflow 0.8's schema allows it; same flow id", async () => {
+  const { flowBlob } = await import("../../src/execution/flow_id.ts");
+  const text = await Deno.readTextFile(
+    new URL("../fixtures/cli/bad_files/pydantic_nulls.json", import.meta.url),
+  );
+  const loaded = loadFlowText(text, { format: "json", file: "p.json" });
+  const f = loaded.flow;
+  for (const k of ["name", "description", "version", "inputSchema", "variables"] as const) {
+    assertStrictEquals(f[k], undefined, k);
+  }
+  const s = f.steps[0];
+  for (const k of ["skipIf", "onError", "mustExecute", "timeout", "inputSchema"] as const) {
+    assertStrictEquals(s[k], undefined, k);
+  }
+  assertStrictEquals(f.test?.cases[0].description, undefined);
+  assertStrictEquals(f.examples?.[0].description, undefined);
+  // without the nulls: the same normalised flow, so the same flow id (0.8 skips None fields)
+  // (the `$literal` nested flow is data: its nulls stay, as in 0.8)
+  const stripped = JSON.parse(text);
+  const dropNulls = (o: Record<string, unknown>) => {
+    for (const k of Object.keys(o)) if (o[k] === null) delete o[k];
+  };
+  dropNulls(stripped);
+  dropNulls(stripped.steps[0]);
+  dropNulls(stripped.test.cases[0]);
+  dropNulls(stripped.examples[0]);
+  const plain = loadFlowText(JSON.stringify(stripped), { format: "json" }).flow;
+  assertStrictEquals(flowBlob(f).id, flowBlob(plain).id);
+  // a value of the wrong type is still an error
+  const bad = text.replace('"version": null', '"version": 3');
+  const e = assertThrows(() => loadFlowText(bad, { format: "json", file: "p.json" }));
+  assertStringIncludes(e.message, "$.version: expected a string, got the number 3");
+});

@@ -584,3 +584,86 @@ output: {$from: {step: a}}
     "$.steps[2].onError.defaultValue.u",
   ]]);
 });
+
+Deno.test("validateFlow(): a $from naming two sources (step and workflow) is fatal, not a warning", () => {
+  const ds = validateFlow(flow(`steps:
+  - id: a
+    component: /builtin/eval
+    input: { expr: 1 }
+output: { $from: { step: a, workflow: input } }
+`));
+  const d = find(ds, "invalid_reference");
+  assertStrictEquals(d.level, "fatal");
+  assertStrictEquals(
+    d.message,
+    "Invalid reference expression: $from has both 'step' and 'workflow': a reference reads one " +
+      "source; keep one of them (e.g. {$from: {step: ...}})",
+  );
+  assertStrictEquals(d.path, "$.output.$from");
+  assertEquals(d.position, { file: "t.yaml", line: 8, col: 18 });
+  // no "Unknown key 'workflow' in $from is ignored" beside it
+  assertStrictEquals(ds.filter((x) => x.code === "unknown_key").length, 0);
+  const v = validateFlow(flow(`output: { $from: { variable: v, workflow: input } }\n`));
+  assertStrictEquals(find(v, "invalid_reference").level, "fatal");
+});
+
+Deno.test("validateFlow(): 'user_prompt: {{ name }}' is an error at its position with a quoting hint", () => {
+  const ds = validateFlow(flow(`steps:
+  - id: a
+    component: /builtin/create_messages
+    input:
+      system_instructions: {system}
+      user_prompt: {{ name }}
+      data: { [1, 2]: 3 }
+output: { $from: { step: a } }
+test:
+  config:
+    plugins:
+      m:
+        type: mock
+        components:
+          /x:
+            behaviors:
+              { input: "a" }: { outcome: success, result: 1 }
+`));
+  const brace = ds.filter((d) => d.code === "brace_template");
+  assertStrictEquals(brace.length, 2);
+  const [warn, err] = brace;
+  assertStrictEquals(err.level, "error");
+  assertStrictEquals(
+    err.message,
+    "'{{ name }}' is not text: YAML reads it as a mapping (with the mapping {name: null} as its key)",
+  );
+  assertStrictEquals(err.path, "$.steps[0].input.user_prompt");
+  assertEquals(err.position, { file: "t.yaml", line: 9, col: 20 });
+  assertStrictEquals(
+    err.hint,
+    'quote it to pass the text ("{{ name }}"; stepflow does not fill in templates in text); ' +
+      "to pass a value write {$from: {workflow: input}, path: name}",
+  );
+  assertStrictEquals(warn.level, "warning");
+  assertStrictEquals(
+    warn.message,
+    "'{system}' is not text: YAML reads it as the mapping {system: null}",
+  );
+  const key = find(ds, "complex_key");
+  assertStrictEquals(key.level, "error");
+  assertEquals(key.position, { file: "t.yaml", line: 10, col: 15 });
+  // the mock behaviors' complex keys in the inline test config are not flagged
+  assertStrictEquals(ds.filter((d) => d.code === "complex_key").length, 1);
+  // a quoted template and a real mapping are fine
+  const ok = validateFlow(flow(`output: { a: "{{ name }}", b: { name: null } }\n`));
+  assertStrictEquals(ok.filter((d) => d.code === "brace_template").length, 0);
+});
+
+Deno.test("loadFlowText(): a brace template where the model wants text says how YAML read it", () => {
+  const e = assertThrows(
+    () => flow("steps:\n  - id: a\n    component: {{ comp }}\n"),
+    FlowLoadError,
+  );
+  assertStrictEquals(
+    e.message,
+    "t.yaml:6:16: Invalid flow: $.steps[0].component: expected a string, got a mapping " +
+      '(YAML reads {{ comp }} as a mapping: quote it, "{{ comp }}", to write text)',
+  );
+});

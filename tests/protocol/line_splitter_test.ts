@@ -45,3 +45,31 @@ Deno.test("LineSplitter drops a line over maxLineBytes, reports it once, and res
   assertEquals(lines, ["ok", "next", "z"]);
   assertEquals(over, [10, 16]);
 });
+
+Deno.test("LineSplitter shows a long unfinished line's head to onLongLine, which may drop it", () => {
+  const seen: [string, number][] = [];
+  const over: [number, string][] = [];
+  let drop = true;
+  const s = new LineSplitter({
+    maxLineBytes: 64,
+    onOverflow: (n, head) => over.push([n, head]),
+    longLineBytes: 7,
+    onLongLine: (head, n) => {
+      seen.push([head, n]);
+      return drop;
+    },
+  });
+  const lines: string[] = [];
+  const on = (l: string) => lines.push(l);
+  s.push(enc('ok\n{"id":1,'), on); // 8 bytes unfinished: shown, dropped
+  s.push(enc('"result":1}\nnext\n'), on);
+  drop = false;
+  s.push(enc("0123456789"), on); // shown, kept
+  assertEquals(s.peek(), "0123456789");
+  s.push(enc("ab\n"), on);
+  s.push(enc("x".repeat(70) + "\n"), on); // over the maximum: head given
+  assertEquals(lines, ["ok", "next", "0123456789ab"]);
+  assertEquals(seen, [['{"id":1,', 8], ["0123456789", 10]]);
+  assertEquals(over, [[70, "x".repeat(70)]]);
+  assertEquals(s.peek(), undefined);
+});

@@ -29,3 +29,24 @@ Deno.test("numbersArePlain() takes the fast path only when every number survives
   // the same pattern inside a string only costs the slow path
   assert(!numbersArePlain('{"s":"a:1.0"}'));
 });
+
+Deno.test("parseMessage() refuses a message nested more than 520 levels, keeping its id", async () => {
+  const { MessageTooDeepError } = await import("../../src/protocol/parse_message.ts");
+  const { nestedDeeperThan } = await import("../../src/json/exact_json.ts");
+  const deep = (n: number, inner = "") => "[".repeat(n) + inner + "]".repeat(n);
+  assert(!nestedDeeperThan(JSON.parse(deep(512)), 512));
+  assert(nestedDeeperThan(JSON.parse(deep(513)), 512));
+  assert(!nestedDeeperThan(15, 0));
+  assert(nestedDeeperThan({ a: [{}] }, 2) && !nestedDeeperThan({ a: [{}] }, 3));
+  for (const inner of ["1", "1.0"]) {
+    try {
+      parseMessage(`{"jsonrpc":"2.0","id":7,"result":${deep(100_000, inner)}}`);
+      throw new Error("no error");
+    } catch (e) {
+      assert(e instanceof MessageTooDeepError, String(e));
+      // the plain parse keeps the id; the exact parser overflows before it has a value
+      assertEquals(e.id, inner === "1" ? 7 : undefined);
+    }
+  }
+  parseMessage(`{"jsonrpc":"2.0","id":7,"result":{"output":${deep(512)}}}`);
+});

@@ -1,5 +1,5 @@
 import { Peer } from "../../src/protocol/peer.ts";
-import { ProtocolError, TransportError } from "../../src/errors.ts";
+import { OutputLimitError, ProtocolError, TransportError } from "../../src/errors.ts";
 import type { Logger } from "../../src/log.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
 
@@ -192,7 +192,7 @@ Deno.test("Peer answers a request with an unreadable id (1.5, an object) with -3
   );
 });
 
-Deno.test("Peer fails an open call whose answer line does not parse (NaN, nesting too deep) instead of hanging", async () => {
+Deno.test("Peer fails an open call whose answer line does not parse (NaN, truncated) instead of hanging", async () => {
   const sent: string[] = [];
   const logs: string[] = [];
   const peer = new Peer({
@@ -202,10 +202,10 @@ Deno.test("Peer fails an open call whose answer line does not parse (NaN, nestin
   });
   const lines = [
     (id: string) => `{"jsonrpc": "2.0", "id": "${id}", "result": {"output": {"x": NaN}}}`,
+    // other text around it, and the id at the end of a long line
+    (id: string) => `working...{"jsonrpc": "2.0", "id": "${id}", "result": {"output": NaN}}`,
     (id: string) =>
-      `{"jsonrpc":"2.0","id":"${id}","result":{"output":${"[".repeat(200_000)}1.0${
-        "]".repeat(200_000)
-      }}}`,
+      `{"jsonrpc":"2.0","result":{"output":"${"x".repeat(10_000)}",NaN},"id":"${id}"}`,
     (id: string) => `{"jsonrpc":"2.0","id":"${id}","result":{"output":"trunc`,
   ];
   for (const make of lines) {
@@ -221,4 +221,81 @@ Deno.test("Peer fails an open call whose answer line does not parse (NaN, nestin
   peer.receiveText(`{"id": "not-ours", oops}`);
   assertEquals(peer.pendingCount, 0);
   assertStringIncludes(logs.join("\n"), "skipped a line that is not JSON");
+});
+
+Deno.test("Peer: an answer nested deeper than 512 levels fails its call with an OutputLimitError", async () => {
+  const sent: string[] = [];
+  const peer = new Peer({
+    name: "step service 'w'",
+    log: memLog([]),
+    write: (t) => void sent.push(t),
+  });
+  for (const inner of ["1", "1.0"]) { // plain numbers (iterative parse), exact ones (reviver)
+    const call = peer.request("components/execute", {});
+    const id = JSON.parse(sent.at(-1)!).id;
+    const deep = "[".repeat(200_000) + inner + "]".repeat(200_000);
+    peer.receiveText(`{"jsonrpc":"2.0","id":"${id}","result":{"output":${deep}}}`);
+    const err = await assertRejects(() => call, OutputLimitError);
+    assertEquals(
+      err.message,
+      "step service 'w' answered 'components/execute' with a value nested more than 512 levels deep",
+    );
+    assertEquals((err as OutputLimitError).limit, { limitDepth: 512 });
+  }
+  // 512 levels in the output (514 in the message) are fine
+  const ok = peer.request("components/execute", {});
+  const id = JSON.parse(sent.at(-1)!).id;
+  peer.receiveText(
+    `{"jsonrpc":"2.0","id":"${id}","result":{"output":${"[".repeat(512)}${"]".repeat(512)}}}`,
+  );
+  await ok;
+  // an error answer with deep data keeps its code and message
+  const bad = peer.request("components/execute", {});
+  const id2 = JSON.parse(sent.at(-1)!).id;
+  peer.receiveText(
+    `{"jsonrpc":"2.0","id":"${id2}","error":{"code":-32003,"message":"boom","data":${
+      "[".repeat(9000)
+    }${"]".repeat(9000)}}}`,
+  );
+  const e2 = await assertRejects(() => bad, ProtocolError) as ProtocolError;
+  assertEquals([e2.code, e2.message, e2.data], [
+    -32003,
+    "boom (error data left out: nested more than 512 levels deep)",
+    undefined,
+  ]);
+  // a deep request from the other side is answered -32602
+  peer.receiveText(
+    `{"jsonrpc":"2.0","id":"r1","method":"blobs/put","params":{"data":${"[".repeat(9000)}${
+      "]".repeat(9000)
+    }}}`,
+  );
+  const answer = JSON.parse(sent.at(-1)!);
+  assertEquals(answer.id, "r1");
+  assertEquals(answer.error.code, -32602);
+});
+
+Deno.test("Peer takes an answer with other text on its line; ignores our own request echoed back", async () => {
+  const sent: string[] = [];
+  const logs: string[] = [];
+  const peer = new Peer({
+    name: "step service 'w'",
+    log: memLog(logs),
+    write: (t) => void sent.push(t),
+  });
+  const call = peer.request("components/execute", {});
+  const id = JSON.parse(sent.at(-1)!).id;
+  // a worker printing its input to stdout: our request is not an answer
+  peer.receiveText(`got ${sent.at(-1)!}`);
+  peer.receiveText(`working...{"jsonrpc":"2.0","id":"${id}","result":{"output":1}} ok`);
+  assertEquals(await call, { output: 1 });
+  assertStringIncludes(
+    logs.join("\n"),
+    `the answer to 'components/execute' shared its line with other text ("working..." before and " ok" after)`,
+  );
+  // an unfinished line (no newline yet) holding a whole answer
+  const call2 = peer.request("components/execute", {});
+  const id2 = JSON.parse(sent.at(-1)!).id;
+  assert(!peer.receiveUnterminated(`{"jsonrpc":"2.0","id":"${id2}","result":{"out`));
+  assert(peer.receiveUnterminated(`{"jsonrpc":"2.0","id":"${id2}","result":{"output":2}}`));
+  assertEquals(await call2, { output: 2 });
 });

@@ -55,6 +55,8 @@ Deno.test("SDK over stdio: list, execute, validation, errors, context calls", as
     assertEquals(out.evaluated, { outcome: "success", result: { doubled: 6 } });
     assertEquals(out.attempt, 1);
     assertEquals(out.step, "stepA");
+    // stable across attempts and resumes: run id + step id
+    assertEquals(out.idempotency_key, "00000000-0000-4000-8000-0000000000aa/stepA");
 
     assertEquals(await p.execute("/meta", {}, execCtx(engine, "stepM")), {
       outcome: "success",

@@ -127,3 +127,18 @@ Deno.test("createStateStore(): a file that is not a database names the setting a
     );
   });
 });
+
+Deno.test("createStateStore(): inMemory retention settings from the config", async () => {
+  const { parseConfigValue } = await import("../../src/config/load.ts");
+  const loaded = parseConfigValue({
+    plugins: {},
+    stateStore: { type: "inMemory", maxFinishedRuns: 1, maxFinishedAge: "1h" },
+  }, { workingDirectory: "/" });
+  const s = createStateStore(loaded.config.stateStore, "/");
+  for (const id of ["a", "b"]) {
+    s.createRun({ runId: id, flowId: "f", status: "running", input: null, createdAt: "x" });
+    s.completeRun(id, "completed");
+  }
+  assertEquals((await s.listRuns()).map((r) => r.runId), ["b"]);
+  await s.close();
+});

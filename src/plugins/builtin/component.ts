@@ -10,6 +10,8 @@ import type { ComponentInfo, ExecuteContext } from "../plugin.ts";
 export interface BuiltinEnv {
   /** Directory relative paths resolve against (config `workingDirectory`). */
   workingDirectory: string;
+  /** The engine's output size limit, bytes (`/load_file` reads no more). @default no limit */
+  maxOutputBytes?: number;
 }
 
 /** One built-in component. */

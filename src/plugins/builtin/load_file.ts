@@ -3,12 +3,19 @@
  * `{data, metadata: {resolved_path, size_bytes, format}}`. Relative paths resolve against the
  * config working directory; the format defaults from the extension (`.json`, `.yml`/`.yaml`,
  * else text). JSON numbers stay exact. A missing file is a failed step (`NOT_FOUND`, code -32011).
+ *
+ * Bounded (extension): a file larger than the output size limit (config `maxOutputSize`) fails
+ * the step with 413 `OUTPUT_TOO_LARGE` without being read (a regular file: by its size; a
+ * device or pipe such as /dev/zero: once the limit is passed); a file that is not UTF-8 is an
+ * error naming the line and column of the first bad byte (it was read with U+FFFD).
  * @module
  */
 import { success } from "../../flow/flow_result.ts";
 import { describeError, PluginError } from "../../errors.ts";
 import { type JsonValue, parseJson } from "../../json/exact_json.ts";
 import { parseDocument } from "../../flow/parse.ts";
+import { decodeUtf8 } from "../../flow/utf8.ts";
+import { engineFailure } from "../../execution/error_codes.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { BuiltinError } from "./_failure.ts";
 import { invalidInput, objectInput, optionalString, requireString } from "./_input.ts";
@@ -34,7 +41,7 @@ export const loadFile: BuiltinComponent = {
       required: ["data", "metadata"],
     },
   },
-  async execute(input, _ctx, env) {
+  async execute(input, ctx, env) {
     const o = objectInput(NAME, input);
     const path = requireString(NAME, o, "path");
     const given = optionalString(NAME, o, "format");
@@ -54,17 +61,35 @@ export const loadFile: BuiltinComponent = {
         : lower.endsWith(".yaml") || lower.endsWith(".yml")
         ? "yaml"
         : "text");
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(resolved);
-    } catch (e) {
+    const limit = env.maxOutputBytes;
+    const read = await readBounded(resolved, limit, ctx.signal).catch((e) => {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
       const detail = `Cannot read '${resolved}' (path '${path}'): ${describeError(e)}`;
       if (e instanceof Deno.errors.NotFound) {
         throw new BuiltinError("NOT_FOUND", `Failed to load file: ${detail}`, { cause: e });
       }
       throw new PluginError("Failed to load file", [detail], { cause: e });
+    });
+    if (read.over) {
+      // 413 like any output over the limit (never retried): the file was not read to its end
+      return engineFailure(
+        "OUTPUT_TOO_LARGE",
+        `Step '${ctx.stepId}': file '${resolved}' is ${read.exact ? "" : "more than "}` +
+          `${read.size} bytes, over the output size limit of ${limit} bytes (${
+            read.exact ? "it was not read" : "reading stopped at the limit"
+          }; raise maxOutputSize, or read it in a step service and pass a blob id)`,
+        { step: ctx.stepId, path: resolved, sizeBytes: read.size, limitBytes: limit! },
+      );
     }
-    const text = new TextDecoder().decode(bytes);
+    const bytes = read.bytes;
+    let text: string;
+    try {
+      text = decodeUtf8(bytes, resolved);
+    } catch (e) {
+      throw new PluginError("Failed to load file", [
+        `Cannot read '${resolved}' as ${format}: ${describeError(e)}`,
+      ], { cause: e });
+    }
     let data: JsonValue;
     try {
       data = format === "json"
@@ -83,3 +108,49 @@ export const loadFile: BuiltinComponent = {
     });
   },
 };
+
+/** A file read up to a limit: its bytes, or how much it has (at least) when over the limit. */
+type Bounded =
+  | { over: false; bytes: Uint8Array }
+  | { over: true; size: number; exact: boolean };
+
+/**
+ * Reads `path` without holding more than `limit` bytes: a regular file whose size is over the
+ * limit is not read at all; anything else (a device such as /dev/zero, a pipe, a file that
+ * grows) is read in chunks until it ends or passes the limit. Stops when `signal` aborts.
+ * @throws the file system's error (not found, a directory, permission denied).
+ */
+async function readBounded(
+  path: string,
+  limit: number | undefined,
+  signal: AbortSignal,
+): Promise<Bounded> {
+  const info = await Deno.stat(path);
+  if (info.isDirectory) throw new Error("it is a directory");
+  if (limit !== undefined && info.isFile && info.size > limit) {
+    return { over: true, size: info.size, exact: true };
+  }
+  const file = await Deno.open(path, { read: true });
+  try {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    const buf = new Uint8Array(64 * 1024);
+    for (;;) {
+      if (signal.aborted) throw signal.reason;
+      const n = await file.read(buf);
+      if (n === null) break;
+      total += n;
+      if (limit !== undefined && total > limit) return { over: true, size: total, exact: false };
+      chunks.push(buf.slice(0, n));
+    }
+    const bytes = new Uint8Array(total);
+    let off = 0;
+    for (const c of chunks) {
+      bytes.set(c, off);
+      off += c.length;
+    }
+    return { over: false, bytes };
+  } finally {
+    file.close();
+  }
+}

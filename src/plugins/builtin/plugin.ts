@@ -34,6 +34,7 @@ export class BuiltinPlugin implements Plugin {
 
   init(ctx: PluginInitContext): Promise<void> {
     this.#env = { workingDirectory: ctx.workingDirectory };
+    if (ctx.maxOutputBytes !== undefined) this.#env.maxOutputBytes = ctx.maxOutputBytes;
     return Promise.resolve();
   }
 

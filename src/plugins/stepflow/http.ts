@@ -14,9 +14,10 @@
  * the first call instead of failing the whole engine, so steps fail (and `onError` applies).
  * @module
  */
-import type { JsonValue } from "../../json/exact_json.ts";
-import { parseMessage } from "../../protocol/parse_message.ts";
-import { describeError, ProtocolError, TransportError } from "../../errors.ts";
+import { isJsonObject, type JsonValue, MAX_JSON_DEPTH } from "../../json/exact_json.ts";
+import { MessageTooDeepError, parseMessage } from "../../protocol/parse_message.ts";
+import { describeError, OutputLimitError, ProtocolError, TransportError } from "../../errors.ts";
+import { INVALID_PARAMS } from "../../protocol/error_codes.ts";
 import type { Logger } from "../../log.ts";
 import {
   classifyMessage,
@@ -27,14 +28,24 @@ import {
   type RequestMessage,
   requestText,
   resultText,
+  type RpcError,
   toRpcError,
 } from "../../protocol/envelope.ts";
-import { readSseData } from "../../protocol/sse.ts";
-import type { RequestHandler, WorkerTransport } from "./transport.ts";
+import { readSseData, type SseLimits } from "../../protocol/sse.ts";
+import { ENVELOPE_BYTES, type RequestHandler, type WorkerTransport } from "./transport.ts";
 import { initializeWorker } from "./handshake.ts";
 
 /** The header a worker sets on an SSE response so replies reach the same instance. */
 export const INSTANCE_ID_HEADER = "Stepflow-Instance-Id";
+
+/**
+ * Largest answer body (or SSE event) read when the engine has no output size limit, bytes
+ * (about the longest string V8 can hold, as the stdio line cap).
+ */
+export const DEFAULT_MAX_BODY_BYTES = 512 * 1024 * 1024;
+
+/** Most of an error status's body read for the error message, bytes. */
+const ERROR_BODY_BYTES = 64 * 1024;
 
 const POST_HEADERS: Readonly<Record<string, string>> = {
   "content-type": "application/json",
@@ -50,6 +61,12 @@ export interface HttpWorkerOptions {
   log: Logger;
   /** Answers the worker's requests embedded in SSE streams. */
   onRequest: RequestHandler;
+  /**
+   * The engine's output size limit, bytes: a JSON answer body (or an SSE event) passing it
+   * (plus the envelope's room) is not read further, and its call fails with 413.
+   * @default no limit but {@linkcode DEFAULT_MAX_BODY_BYTES}
+   */
+  maxOutputBytes?: number;
 }
 
 /** A step service reached over HTTP. */
@@ -106,43 +123,122 @@ export class HttpWorker implements WorkerTransport {
 
   /**
    * Posts one message and reads the answer's body, unless `stream` is set and the answer is an
-   * event stream (then `body` is undefined and the caller reads `res.body`). The caller's signal is not handed to `fetch` (a
-   * composite signal per call costs about a fifth of a loopback round trip); the wait is raced
-   * against it instead, and an answer that arrives after an abort is discarded.
+   * event stream (then `body` is undefined and the caller reads `res.body`). The caller's signal
+   * is not handed to `fetch` (a composite signal per call costs about a fifth of a loopback round
+   * trip); the wait is raced against it instead, and `fetch` gets a plain per-call signal that
+   * fires when the call is abandoned (aborted, closed): the request or its body is cancelled then,
+   * also when the answer's headers only arrive later, so nothing is read for a call nobody waits
+   * for (bench/protocol_roundtrip.ts: no measurable cost).
+   * A body is read up to {@linkcode #bodyLimit} bytes (an error status: 64 KiB, for the
+   * message); a larger answer to a request fails with an {@linkcode OutputLimitError}.
    * @throws {TransportError} naming the URL when the worker cannot be reached or the body not read.
+   * @throws {OutputLimitError} when the answer's body is over the limit (it is cancelled).
    */
   async #exchange(
     text: string,
     signal: AbortSignal | undefined,
-    options: { instanceId?: string; stream?: boolean } = {},
+    options: { instanceId?: string; stream?: boolean; method?: string } = {},
   ): Promise<{ res: Response; body?: string }> {
     const { instanceId, stream = false } = options;
     const headers = instanceId
       ? { ...POST_HEADERS, [INSTANCE_ID_HEADER]: instanceId }
       : POST_HEADERS;
-    const answered = fetch(this.#o.url, { method: "POST", headers, body: text }).then(
+    const stop = new AbortController();
+    const answered = fetch(this.#o.url, {
+      method: "POST",
+      headers,
+      body: text,
+      signal: stop.signal,
+    }).then(
       async (res) => {
+        if (stop.signal.aborted) {
+          await res.body?.cancel().catch(() => {});
+          return { res, body: "" };
+        }
         const type = res.headers.get("content-type") ?? "";
         if (stream && res.ok && res.body && type.includes("text/event-stream")) return { res };
-        try {
-          return { res, body: await res.text() };
-        } catch (err) {
-          throw new TransportError(`${this.#name}: reading its answer failed`, { cause: err });
-        }
+        return { res, body: await this.#readBody(res, stop.signal, options.method) };
       },
     );
     try {
       return await this.#abortable(answered, signal, () => {
+        stop.abort();
         answered.then(({ res, body }) => {
           if (body === undefined) res.body?.cancel().catch(() => {});
         }, () => {});
       });
     } catch (err) {
-      if (signal?.aborted || this.#ac.signal.aborted || err instanceof TransportError) throw err;
+      if (
+        signal?.aborted || this.#ac.signal.aborted || err instanceof TransportError ||
+        err instanceof OutputLimitError
+      ) throw err;
       throw new TransportError(`cannot reach ${this.#name}: ${describeError(err)}`, {
         cause: err,
       });
     }
+  }
+
+  /** Largest answer body read, bytes: the output size limit plus the envelope's room. */
+  get #bodyLimit(): number {
+    const limit = this.#o.maxOutputBytes;
+    return limit === undefined ? DEFAULT_MAX_BODY_BYTES : limit + ENVELOPE_BYTES;
+  }
+
+  /**
+   * Reads a body as text, at most {@linkcode #bodyLimit} bytes (64 KiB for an error status,
+   * whose text only goes into a message: the rest is cut off). Stops and cancels the body when
+   * `stop` aborts.
+   * @throws {OutputLimitError} for a success answer to `method` over the limit.
+   * @throws {TransportError} when the body cannot be read.
+   */
+  async #readBody(res: Response, stop: AbortSignal, method?: string): Promise<string> {
+    if (!res.body) return "";
+    const limit = res.ok ? this.#bodyLimit : ERROR_BODY_BYTES;
+    // The common answer has a Content-Length within the limit: read it in one go (a reader loop
+    // costs two more op round trips per call, a fifth of a loopback call); a stalled one is
+    // cut off by fetch's signal.
+    const length = res.headers.get("content-length");
+    if (length !== null && /^\d+$/.test(length) && Number(length) <= limit) {
+      try {
+        return await res.text();
+      } catch (err) {
+        throw new TransportError(`${this.#name}: reading its answer failed`, { cause: err });
+      }
+    }
+    const reader = res.body.getReader();
+    const cancel = () => void reader.cancel().catch(() => {});
+    stop.addEventListener("abort", cancel, { once: true });
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || stop.aborted) break;
+        total += value.length;
+        if (total > limit) {
+          cancel();
+          if (!res.ok) {
+            chunks.push(value.subarray(0, value.length - (total - limit)));
+            break;
+          }
+          throw new OutputLimitError(
+            `${this.#name} answered${
+              method ? ` '${method}'` : ""
+            } with a body of more than ${total} bytes, not read to its end`,
+            { limitBytes: this.#o.maxOutputBytes ?? DEFAULT_MAX_BODY_BYTES, sizeBytes: total },
+          );
+        }
+        chunks.push(value);
+      }
+    } catch (err) {
+      if (err instanceof OutputLimitError) throw err;
+      throw new TransportError(`${this.#name}: reading its answer failed`, { cause: err });
+    } finally {
+      stop.removeEventListener("abort", cancel);
+      reader.releaseLock();
+    }
+    const bytes = chunks.length === 1 ? chunks[0] : concat(chunks);
+    return new TextDecoder().decode(bytes);
   }
 
   /**
@@ -192,6 +288,7 @@ export class HttpWorker implements WorkerTransport {
     const id = crypto.randomUUID();
     const { res, body } = await this.#exchange(requestText(id, method, params), signal, {
       stream: true,
+      method,
     });
     if (body === undefined) {
       const stop = new AbortController();
@@ -205,7 +302,8 @@ export class HttpWorker implements WorkerTransport {
     let value: JsonValue | undefined;
     try {
       value = parseMessage(text);
-    } catch {
+    } catch (err) {
+      if (err instanceof MessageTooDeepError && res.ok) throw this.#tooDeep(method, err);
       value = undefined;
     }
     const msg = value === undefined ? undefined : classifyMessage(value);
@@ -250,12 +348,41 @@ export class HttpWorker implements WorkerTransport {
     const instanceId = res.headers.get(INSTANCE_ID_HEADER) ?? undefined;
     const replies: Promise<void>[] = [];
     let otherId: RequestId | undefined;
+    const limit = this.#o.maxOutputBytes;
+    // An event too large: our answer (its id in the head) is refused at the output size limit;
+    // anything else (a large blobs/put) may take up to the body cap.
+    const ours = new RegExp(`"id"\\s*:\\s*"${id}"(?!\\s*,\\s*"method")`);
+    const isOurAnswer = (head: string) => ours.test(head);
+    const tooLarge = (chars: number, limitBytes: number) =>
+      new OutputLimitError(
+        `${this.#name} answered '${method}' with an event of more than ${chars} characters, ` +
+          `not read to its end`,
+        { limitBytes, sizeBytes: chars },
+      );
+    const limits: SseLimits = {
+      maxEventChars: DEFAULT_MAX_BODY_BYTES,
+      onTooLarge: (head, chars) =>
+        isOurAnswer(head) ? tooLarge(chars, DEFAULT_MAX_BODY_BYTES) : new TransportError(
+          `${this.#name} sent an event of more than ${chars} characters in the stream of '${method}'`,
+        ),
+    };
+    if (limit !== undefined) {
+      limits.longEventChars = limit + ENVELOPE_BYTES;
+      limits.onLongEvent = (head, chars) => isOurAnswer(head) ? tooLarge(chars, limit) : undefined;
+    }
     try {
-      for await (const data of readSseData(res.body!, stop)) {
+      for await (const data of readSseData(res.body!, stop, limits)) {
         let value: JsonValue;
         try {
           value = parseMessage(data);
-        } catch {
+        } catch (err) {
+          if (err instanceof MessageTooDeepError) {
+            if (err.id === id) throw this.#tooDeep(method, err);
+            if (err.method !== undefined && err.id !== undefined) {
+              replies.push(this.#refuseDeep(err, instanceId));
+              continue;
+            }
+          }
           this.#o.log.warn(`${this.#name}: skipped an SSE event that is not JSON: ${clip(data)}`);
           continue;
         }
@@ -271,7 +398,10 @@ export class HttpWorker implements WorkerTransport {
         }
       }
     } catch (err) {
-      if (err instanceof ProtocolError || err instanceof TransportError) throw err;
+      if (
+        err instanceof ProtocolError || err instanceof TransportError ||
+        err instanceof OutputLimitError
+      ) throw err;
       throw new TransportError(
         `${this.#name}: the event stream of '${method}' failed: ${describeError(err)}`,
         { cause: err },
@@ -290,9 +420,43 @@ export class HttpWorker implements WorkerTransport {
     );
   }
 
-  async #reply(req: RequestMessage, instanceId: string | undefined): Promise<void> {
+  /**
+   * The error for an answer nested more than {@linkcode MAX_JSON_DEPTH} levels: an error answer
+   * keeps its code and message (its data is left out), a result is an {@linkcode OutputLimitError}.
+   */
+  #tooDeep(method: string, err: MessageTooDeepError): Error {
+    const limit = `nested more than ${MAX_JSON_DEPTH} levels deep`;
+    const v = err.value;
+    if (isJsonObject(v) && isJsonObject(v.error) && typeof v.error.code === "number") {
+      const message = typeof v.error.message === "string" ? v.error.message : "";
+      return new ProtocolError(v.error.code, `${message} (error data left out: ${limit})`);
+    }
+    return new OutputLimitError(`${this.#name} answered '${method}' with a value ${limit}`, {
+      limitDepth: MAX_JSON_DEPTH,
+    });
+  }
+
+  /** Answers a worker's request whose params are nested too deep with -32602. */
+  #refuseDeep(err: MessageTooDeepError, instanceId: string | undefined): Promise<void> {
+    this.#o.log.warn(
+      `${this.#name}: refused '${err.method}': its params are nested more than ${MAX_JSON_DEPTH} levels deep`,
+    );
+    const req: RequestMessage = { kind: "request", id: err.id!, method: err.method! };
+    return this.#reply(req, instanceId, {
+      code: INVALID_PARAMS,
+      message:
+        `Invalid params: nested more than ${MAX_JSON_DEPTH} levels deep (the engine's limit)`,
+    });
+  }
+
+  async #reply(
+    req: RequestMessage,
+    instanceId: string | undefined,
+    refusal?: RpcError,
+  ): Promise<void> {
     let text: string;
     try {
+      if (refusal) throw new ProtocolError(refusal.code, refusal.message);
       text = resultText(req.id, (await this.#o.onRequest(req)) ?? null);
     } catch (err) {
       text = errorText(req.id, toRpcError(err));
@@ -312,4 +476,14 @@ export class HttpWorker implements WorkerTransport {
       );
     }
   }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
 }

@@ -14,7 +14,7 @@
  * `maxRestarts` (5), `closeGrace` (2s) — see docs/protocol.md.
  * @module
  */
-import { describeError, ProtocolError, TransportError } from "../../errors.ts";
+import { describeError, OutputLimitError, ProtocolError, TransportError } from "../../errors.ts";
 import { failed, type FlowResult, success } from "../../flow/flow_result.ts";
 import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import type { Logger } from "../../log.ts";
@@ -30,6 +30,7 @@ import type {
 } from "../plugin.ts";
 import { registerPluginType } from "../registry.ts";
 import { parseDuration } from "../../execution/duration.ts";
+import { outputTooDeep, outputTooLarge } from "../../execution/error_codes.ts";
 import { answerEngineCall } from "./engine_calls.ts";
 import { HttpWorker } from "./http.ts";
 import { resolveCommand, substituteSpawn } from "./spawn.ts";
@@ -58,7 +59,13 @@ export class StepflowPlugin implements Plugin {
     const onRequest = (req: RequestMessage) => answerEngineCall(req, this.#engineFor(req));
     if (c.transport === "http") {
       if (!c.url) throw new TransportError(`plugin '${this.name}': transport http needs a 'url'`);
-      this.#transport = new HttpWorker({ name: this.name, url: c.url, log: ctx.log, onRequest });
+      this.#transport = new HttpWorker({
+        name: this.name,
+        url: c.url,
+        log: ctx.log,
+        onRequest,
+        maxOutputBytes: ctx.maxOutputBytes,
+      });
     } else {
       if (!c.command) {
         throw new TransportError(`plugin '${this.name}': transport stdio needs a 'command'`);
@@ -87,6 +94,7 @@ export class StepflowPlugin implements Plugin {
           maxRestarts: c.maxRestarts ?? DEFAULT_RESTART_POLICY.maxRestarts,
         },
         closeGraceMs: ms(c.closeGrace, DEFAULT_CLOSE_GRACE_MS, `plugins.${this.name}.closeGrace`),
+        maxOutputBytes: ctx.maxOutputBytes,
       });
     }
     await this.#transport.start();
@@ -169,6 +177,12 @@ export class StepflowPlugin implements Plugin {
       return success(result.output);
     } catch (err) {
       if (ctx.signal.aborted) throw ctx.signal.reason;
+      if (err instanceof OutputLimitError) {
+        // 413, never retried: the same component would answer the same way
+        return "limitDepth" in err.limit
+          ? outputTooDeep(ctx.stepId, err.limit.limitDepth, `sent by step service '${this.name}'`)
+          : outputTooLarge(ctx.stepId, { ...err.limit, atLeast: true, via: err.message });
+      }
       if (err instanceof ProtocolError) {
         return failed(err.code, err.message, err.data as JsonValue | undefined);
       }

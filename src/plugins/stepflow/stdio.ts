@@ -4,7 +4,12 @@
  * stdin while the engine's calls are open.
  *
  * Faults, each failing a call and never the engine:
- * - a non-JSON line on stdout is logged (with the plugin name) and skipped (0.8: restarts);
+ * - a non-JSON line on stdout is logged (with the plugin name) and skipped (0.8: restarts); an
+ *   answer with other text before it on its line, or without its newline (stdout then quiet for
+ *   200 ms), is taken with a warning;
+ * - an answer line longer than the output size limit is not read further: its call fails with
+ *   413 (src/errors.ts `OutputLimitError`), the worker stays; any other line longer than
+ *   `maxLineBytes` stops the worker;
  * - the process dies: open calls fail with a {@linkcode WorkerCrashError} naming the exit code
  *   and the last stderr lines; the next call restarts it after a backoff (0.8: 1 s doubling to
  *   30 s, at most 5 consecutive restarts; the count resets after a successful call); a
@@ -16,11 +21,16 @@
  */
 import { settlesWithin } from "../_settles_within.ts";
 import type { JsonValue } from "../../json/exact_json.ts";
-import { describeError, TransportError } from "../../errors.ts";
+import { describeError, OutputLimitError, TransportError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import { Peer } from "../../protocol/peer.ts";
 import { LineSplitter } from "../../protocol/line_splitter.ts";
-import { type RequestHandler, WorkerCrashError, type WorkerTransport } from "./transport.ts";
+import {
+  ENVELOPE_BYTES,
+  type RequestHandler,
+  WorkerCrashError,
+  type WorkerTransport,
+} from "./transport.ts";
 import { initializeWorker } from "./handshake.ts";
 
 /** Restart policy of a crashed worker (defaults are stepflow 0.8's). */
@@ -70,7 +80,21 @@ export interface StdioWorkerOptions {
   closeGraceMs?: number;
   /** @default DEFAULT_MAX_LINE_BYTES */
   maxLineBytes?: number;
+  /**
+   * The engine's output size limit (config `maxOutputSize`), bytes: an answer line passing it
+   * (plus {@linkcode ENVELOPE_BYTES}) is not read further and its call fails with 413.
+   * @default no limit but `maxLineBytes`
+   */
+  maxOutputBytes?: number;
 }
+
+/**
+ * How long stdout must stay quiet, with a call open and an unfinished line held, before that
+ * line is tried as a whole answer (a worker that does not end its answer with a newline), ms.
+ */
+const QUIET_MS = 200;
+/** Longest unfinished line tried that way, bytes. */
+const QUIET_PEEK_MAX = 1 << 20;
 
 interface Proc {
   child: Deno.ChildProcess;
@@ -320,21 +344,50 @@ export class StdioWorker implements WorkerTransport {
     proc.readers.push(reader);
     let buf = new Uint8Array(READ_BUFFER_BYTES);
     const max = this.#o.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    const limit = this.#o.maxOutputBytes;
+    // An answer too large to use fails its call at once (413, never retried): the rest of the
+    // line is skipped, the worker stays. The call is found by the id in the line's first bytes.
+    const tooLarge = (head: string, bytes: number, limitBytes: number) =>
+      proc.peer.failCallIn(head, (method) =>
+        new OutputLimitError(
+          `${this.#name} sent an answer to '${method}' of more than ${bytes} bytes, ` +
+            `not read to its end`,
+          { limitBytes, sizeBytes: bytes },
+        ));
     const lines = new LineSplitter({
       maxLineBytes: max,
-      onOverflow: () => this.#discard(proc, `it wrote a line longer than ${max} bytes on stdout`),
+      onOverflow: (bytes, head) => {
+        if (tooLarge(head, bytes, Math.min(limit ?? max, max))) return;
+        this.#discard(proc, `it wrote a line longer than ${max} bytes on stdout`);
+      },
+      longLineBytes: limit === undefined ? undefined : limit + ENVELOPE_BYTES,
+      onLongLine: (head, bytes) => tooLarge(head, bytes, limit!),
     });
     const onLine = (line: string) => proc.peer.receiveText(line);
+    // A whole answer without its newline: tried once stdout has been quiet for QUIET_MS.
+    let quiet: ReturnType<typeof setTimeout> | undefined;
+    const onQuiet = () => {
+      quiet = undefined;
+      const text = lines.peek();
+      if (text !== undefined && proc.peer.receiveUnterminated(text)) lines.flush();
+    };
     try {
       for (;;) {
         const { value, done } = await reader.read(buf);
         if (done || !value) break;
+        if (quiet !== undefined) clearTimeout(quiet);
+        quiet = undefined;
         lines.push(value, onLine);
         buf = new Uint8Array(value.buffer); // the read transferred it: take it back
+        const held = lines.pendingBytes;
+        if (held > 0 && held <= QUIET_PEEK_MAX && proc.peer.pendingCount > 0) {
+          quiet = setTimeout(onQuiet, QUIET_MS);
+        }
       }
     } catch (err) {
       this.#o.log.debug(`${this.#name}: stdout read failed: ${describeError(err)}`);
     } finally {
+      if (quiet !== undefined) clearTimeout(quiet);
       reader.releaseLock();
     }
     const rest = lines.flush();

@@ -6,6 +6,12 @@ import type { JsonValue } from "../../json/exact_json.ts";
 import { TransportError } from "../../errors.ts";
 import type { RequestMessage } from "../../protocol/envelope.ts";
 
+/**
+ * Room for the JSON-RPC envelope around an output, bytes: an answer may be this much larger than
+ * the output size limit before a transport stops reading it.
+ */
+export const ENVELOPE_BYTES = 64 * 1024;
+
 /** Answers a worker→engine request (`blobs/put`, `flows/evaluate`, ...). */
 export type RequestHandler = (request: RequestMessage) => Promise<unknown>;
 

@@ -1,7 +1,7 @@
-import { assert, assertEquals, assertStringIncludes } from "../../_assert.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "../../_assert.ts";
 import { execCtx, FakeEngine, memLog, startStdio, WORKERS } from "./_helpers.ts";
 import { StdioWorker } from "../../../src/plugins/stepflow/stdio.ts";
-import { ProtocolError } from "../../../src/errors.ts";
+import { OutputLimitError, ProtocolError } from "../../../src/errors.ts";
 import type { FlowFailed, FlowSuccess } from "../../../src/flow/flow_result.ts";
 
 const W = "py_worker.py";
@@ -252,14 +252,14 @@ while True: time.sleep(1)
   assert(state === "gone" || state === "Z", `child ${pid} still running (state ${state})`);
 });
 
-Deno.test("stdio transport: a line longer than maxLineBytes stops the worker instead of filling memory", async () => {
+Deno.test("stdio transport: an answer longer than maxLineBytes fails its call with OutputLimitError; the worker stays", async () => {
   const log = memLog();
   const w = new StdioWorker({
     name: "w",
     command: "/usr/bin/env",
-    args: ["python3", "py_worker.py"],
+    args: ["python3", "hostile_worker.py"],
     env: { PATH: Deno.env.get("PATH")! },
-    cwd: WORKERS,
+    cwd: `${WORKERS}/hostile`,
     log,
     onRequest: () => Promise.reject(new ProtocolError(-32601, "no")),
     restart: { initialDelayMs: 1, maxDelayMs: 1, maxRestarts: 3 },
@@ -268,18 +268,52 @@ Deno.test("stdio transport: a line longer than maxLineBytes stops the worker ins
   });
   await w.start();
   try {
-    const params = { component: "/big", input: { size: 10_000 }, attempt: 1, observability: {} };
-    let message = "";
-    try {
-      await w.request("components/execute", params);
-    } catch (err) {
-      message = (err as Error).message;
-    }
-    assertStringIncludes(message, "wrote a line longer than 4096 bytes on stdout");
-    // a fresh process serves the next call
-    const small = { ...params, input: { size: 10 } };
-    const r = await w.request("components/execute", small) as { output: { text: string } };
-    assertEquals(r.output.text.length, 10);
+    const exec = (component: string, input: unknown) =>
+      w.request("components/execute", { component, input, attempt: 1, observability: {} });
+    const err = await assertRejects(() => exec("/big", { n: 10_000 }), OutputLimitError);
+    assertStringIncludes(
+      err.message,
+      "step service 'w' sent an answer to 'components/execute' of more than ",
+    );
+    assertEquals((err as OutputLimitError).limit, {
+      limitBytes: 4096,
+      sizeBytes: (err as OutputLimitError & { limit: { sizeBytes: number } }).limit.sizeBytes,
+    });
+    // the same process serves the next call (its call count goes on)
+    assertEquals(await exec("/calls", {}), { output: 2 });
+    // a long line that answers nothing still stops the worker (memory stays bounded)
+    const gone = await assertRejects(() => exec("/garbage", { n: 10_000 }));
+    assertStringIncludes(gone.message, "wrote a line longer than 4096 bytes on stdout");
+    assertEquals(await exec("/calls", {}), { output: 1 }); // a fresh process
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("stdio transport: an answer over maxOutputBytes fails at once with OutputLimitError, not read to its end", async () => {
+  const w = new StdioWorker({
+    name: "w",
+    command: "/usr/bin/env",
+    args: ["python3", "hostile_worker.py"],
+    env: { PATH: Deno.env.get("PATH")! },
+    cwd: `${WORKERS}/hostile`,
+    log: memLog(),
+    onRequest: () => Promise.reject(new ProtocolError(-32601, "no")),
+    maxOutputBytes: 1000,
+    closeGraceMs: 500,
+  });
+  await w.start();
+  try {
+    const exec = (component: string, input: unknown) =>
+      w.request("components/execute", { component, input, attempt: 1, observability: {} });
+    const err = await assertRejects(() => exec("/big", { n: 5_000_000 }), OutputLimitError);
+    const limit = (err as OutputLimitError).limit as { limitBytes: number; sizeBytes: number };
+    assertEquals(limit.limitBytes, 1000);
+    assert(limit.sizeBytes > 1000 + 65536 && limit.sizeBytes < 5_000_000, String(limit.sizeBytes));
+    // the rest of the line is skipped: the next answer is read normally
+    assertEquals(await exec("/echo", { a: 1 }), { output: { a: 1 } });
+    // an answer without its newline is taken once stdout is quiet
+    assertEquals(await exec("/no_newline", {}), { output: { ok: true } });
   } finally {
     await w.close();
   }
