@@ -178,13 +178,13 @@ async function sh(
 
 const helpCache = new Map<string, Promise<string>>();
 
-/** `stepflow <sub> --help` of this checkout's sources. */
+/** `stepflow <sub> --help` of this checkout's sources (`sub` may be `runs list`). */
 function helpOf(sub: string): Promise<string> {
   let h = helpCache.get(sub);
   if (!h) {
     h = (async () => {
       const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", `${REPO_ROOT}/main.ts`, sub, "--help"],
+        args: ["run", "-A", `${REPO_ROOT}/main.ts`, ...sub.split(" "), "--help"],
         env: { NO_COLOR: "1" },
         stdout: "piped",
         stderr: "piped",
@@ -200,7 +200,8 @@ function helpOf(sub: string): Promise<string> {
 async function checkSynopsis(cmd: DocCommand): Promise<void> {
   const words = cmd.command.replace(/^npx --yes deno@\S+ task /, "").split(/\s+/);
   if (words[0] !== "stepflow") return; // only our own commands have a help to check against
-  const sub = words[1];
+  // `stepflow runs list ...`: the flags are in the help of `runs list`
+  const sub = /^[a-z][a-z-]*$/.test(words[2] ?? "") ? `${words[1]} ${words[2]}` : words[1];
   const help = await helpOf(sub);
   assert(!/unknown command/i.test(help), `${cmd.file}:${cmd.line}: no subcommand '${sub}'`);
   for (const flag of cmd.command.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)) {
