@@ -84,13 +84,7 @@ function getSandbox(): Promise<Sandbox> {
       }
     });
     const repo = `${root}/stepflow`;
-    const ls = await new Deno.Command("git", {
-      args: ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-      cwd: REPO_ROOT,
-      stdout: "piped",
-    }).output();
-    assert(ls.success, "git ls-files");
-    for (const f of dec.decode(ls.stdout).split("\0").filter((f) => f !== "")) {
+    for (const f of await checkoutFiles()) {
       const to = `${repo}/${f}`;
       await Deno.mkdir(to.slice(0, to.lastIndexOf("/")), { recursive: true });
       try {
@@ -123,7 +117,7 @@ function getSandbox(): Promise<Sandbox> {
     for (const k of ["DENO_INSTALL_ROOT", "STEPFLOW_REQUIRE_CONFORMANCE"]) delete env[k];
     Object.assign(env, {
       HOME: home,
-      PATH: await pathWithoutDeno(env.PATH ?? "/usr/bin:/bin"),
+      PATH: await pathWithoutDeno(env.PATH ?? "/usr/bin:/bin", `${root}/path`),
       DENO_DIR: denoDir,
       npm_config_cache: env.npm_config_cache ?? `${Deno.env.get("HOME") ?? home}/.npm`,
       npm_config_update_notifier: "false",
@@ -134,19 +128,58 @@ function getSandbox(): Promise<Sandbox> {
   })();
 }
 
-/** `path` without the directories that hold a `deno` executable. */
-async function pathWithoutDeno(path: string): Promise<string> {
-  const keep: string[] = [];
+/**
+ * `path` without `deno`: a directory that holds one is replaced by a directory (under `shadows`)
+ * of links to everything else in it, so `node` and `npx` beside a `deno` stay on PATH.
+ */
+async function pathWithoutDeno(path: string, shadows: string): Promise<string> {
+  const out: string[] = [];
+  let n = 0;
   for (const dir of path.split(":")) {
     if (dir === "") continue;
     try {
       await Deno.stat(`${dir}/deno`);
-      continue;
     } catch {
-      keep.push(dir);
+      out.push(dir);
+      continue;
+    }
+    const shadow = `${shadows}/${n++}`;
+    await Deno.mkdir(shadow, { recursive: true });
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name !== "deno") await Deno.symlink(`${dir}/${e.name}`, `${shadow}/${e.name}`);
+    }
+    out.push(shadow);
+  }
+  return out.join(":");
+}
+
+/**
+ * The files of the checkout as a clone would have them: tracked and untracked files that git does
+ * not ignore; without git, every file but `.git`, `dist`, `.cache` and `node_modules`.
+ */
+async function checkoutFiles(): Promise<string[]> {
+  try {
+    const ls = await new Deno.Command("git", {
+      args: ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+      cwd: REPO_ROOT,
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (ls.success) return dec.decode(ls.stdout).split("\0").filter((f) => f !== "");
+  } catch {
+    // no git
+  }
+  const out: string[] = [];
+  async function walk(rel: string) {
+    for await (const e of Deno.readDir(`${REPO_ROOT}/${rel}`)) {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory) {
+        if (![".git", "dist", ".cache", "node_modules"].includes(e.name)) await walk(p);
+      } else if (e.isFile) out.push(p);
     }
   }
-  return keep.join(":");
+  await walk("");
+  return out;
 }
 
 interface Result {
