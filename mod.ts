@@ -16,7 +16,8 @@
  *
  * Or in one call, finding the config as `stepflow run` does:
  * `await runFlow("examples/hello/flow.yaml", { topic: "stepflow" })`. To draw a flow:
- * `renderFlow(flow, { format: "svg" })` (or `"mermaid"`, `"dot"`).
+ * `renderFlow(flow, { format: "svg" })` (or `"mermaid"`, `"dot"`). As a REST service (stepflow
+ * 0.8's API, docs/server.md): `Deno.serve(createServer(engine).fetch)`, or `listen(engine, { port })`.
  *
  * Outside this repo, import the self-contained bundle `dist/mod.js` (`deno task bundle`), which
  * needs no `deno.json` (README: "As a library").
@@ -101,6 +102,10 @@ export type { SvgOptions } from "./src/visualize/svg.ts";
 export { layoutGraph } from "./src/visualize/layout.ts";
 export type { GraphLayout } from "./src/visualize/layout.ts";
 export { statusClass, stepClass } from "./src/visualize/labels.ts";
+export { createServer, SERVICE_VERSION } from "./src/server/server.ts";
+export type { ServerOptions, StepflowServer } from "./src/server/server.ts";
+export { listen } from "./src/server/listen.ts";
+export type { ListeningService, ListenOptions } from "./src/server/listen.ts";
 export type { StateStore } from "./src/state/store.ts";
 
 /**

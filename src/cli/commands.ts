@@ -12,6 +12,10 @@ import * as listComponents from "./list_components.ts";
 import * as visualize from "./visualize.ts";
 import * as runs from "./runs.ts";
 import * as signal from "./signal.ts";
+import * as serve from "./serve.ts";
+import * as submit from "./submit.ts";
+import * as submitBatch from "./submit_batch.ts";
+import * as runBatch from "./run_batch.ts";
 
 /** Sets the process exit code from inside an action. */
 export type SetExit = (code: number) => void;
@@ -27,4 +31,8 @@ export function registerCommands(program: Command, setExit: SetExit): void {
   visualize.register(program, setExit);
   runs.register(program, setExit);
   signal.register(program, setExit);
+  runBatch.register(program, setExit);
+  serve.register(program, setExit);
+  submit.register(program, setExit);
+  submitBatch.register(program, setExit);
 }

@@ -21,6 +21,10 @@ const COMMANDS = [
   "visualize",
   "runs",
   "signal",
+  "serve",
+  "submit",
+  "submit-batch",
+  "run-batch",
 ];
 
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */

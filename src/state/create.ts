@@ -31,16 +31,19 @@ export function storeConfigFromUrl(url: string): StateStoreConfig {
 
 /**
  * Creates the store for `config` (`inMemory` by default). Relative SQLite paths resolve against
- * `workingDirectory`.
+ * `workingDirectory`. `options.journal` keeps the run journal in an in-memory store too (the
+ * service's event streams read it; a database always keeps it).
  * @throws {Error} when an SQLite database cannot be opened.
  */
 export function createStateStore(
   config: StateStoreConfig | undefined,
   workingDirectory: string,
+  options: { journal?: boolean } = {},
 ): StateStore {
-  if (!config) return new MemoryStateStore();
+  if (!config) return new MemoryStateStore({ journal: options.journal });
   if (config.type === "inMemory") {
     return new MemoryStateStore({
+      journal: options.journal,
       maxFinishedRuns: config.maxFinishedRuns,
       maxFinishedAgeMs: config.maxFinishedAge === undefined
         ? undefined

@@ -12,6 +12,7 @@ import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
 import { blobId } from "./blob_id.ts";
 import {
+  type BatchFilter,
   type BatchRecord,
   type ClaimResult,
   compareNewestFirst,
@@ -451,6 +452,19 @@ export class MemoryStateStore implements StateStore {
 
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
     return Promise.resolve([...(this.#batchRuns.get(batchId) ?? [])]);
+  }
+
+  listBatches(filter: BatchFilter = {}): Promise<BatchRecord[]> {
+    const out = [...this.#batches.values()].filter((b) =>
+      (filter.status === undefined || b.status === filter.status) &&
+      (filter.flowName === undefined || b.flowName === filter.flowName)
+    ).map((b) => ({ ...b })).reverse();
+    // newest first; batches made in the same millisecond stay newest first (insertion order)
+    out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+    const offset = filter.offset ?? 0;
+    return Promise.resolve(
+      out.slice(offset, filter.limit === undefined ? undefined : offset + filter.limit),
+    );
   }
 
   flush(): Promise<void> {

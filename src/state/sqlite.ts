@@ -30,6 +30,7 @@ import { GroupCommit } from "./group_commit.ts";
 import { MIGRATIONS, REQUIRED_TABLES } from "./schema.ts";
 import { isOwnerAlive, processIdentity } from "./liveness.ts";
 import {
+  type BatchFilter,
   type BatchRecord,
   type ClaimResult,
   type EngineRecord,
@@ -150,6 +151,8 @@ export class SqliteStateStore implements StateStore {
   #db: DatabaseSync;
   #readOnly: boolean;
   #q: unknown[] = [];
+  /** Blobs queued and not committed yet, by id (read back without forcing a commit). */
+  #pendingBlobs = new Map<string, { text: string; blobType: "data" | "flow" }>();
   #gc: GroupCommit;
   #closed = false;
   #stmts = new Map<string, StatementSync>();
@@ -466,6 +469,7 @@ export class SqliteStateStore implements StateStore {
     const q = this.#q;
     if (q.length === 0) return;
     this.#q = [];
+    this.#pendingBlobs.clear();
     this.#engineInBatch = false;
     try {
       this.#transaction(() => {
@@ -608,6 +612,7 @@ export class SqliteStateStore implements StateStore {
     if (this.#closed) return id;
     const text = stringifyJson(data);
     const at = nowRfc3339();
+    this.#pendingBlobs.set(id, { text, blobType });
     this.#push2(FN, () =>
       this.#stmt(
         "INSERT OR IGNORE INTO blobs(id, data, blob_type, created_at) VALUES (?, ?, ?, ?)",
@@ -616,9 +621,19 @@ export class SqliteStateStore implements StateStore {
   }
 
   getBlob(id: string): Promise<StoredBlob | undefined> {
-    this.#sync();
+    // Blobs never change: one still queued is read from memory, any other is in the table — no
+    // commit is forced (a put_blob step followed by get_blob cost a commit of its own).
+    const lower = id.toLowerCase();
+    const pending = this.#pendingBlobs.get(lower);
+    if (pending) {
+      return Promise.resolve({
+        id: lower,
+        data: parseJson(pending.text),
+        blobType: pending.blobType,
+      });
+    }
     const row = this.#stmt("SELECT id, data, blob_type FROM blobs WHERE id = ?").get(
-      id.toLowerCase(),
+      lower,
     ) as { id: string; data: string; blob_type: string } | undefined;
     if (!row) return Promise.resolve(undefined);
     return Promise.resolve({
@@ -1032,25 +1047,28 @@ export class SqliteStateStore implements StateStore {
   getBatch(batchId: string): Promise<BatchRecord | undefined> {
     this.#sync();
     const row = this.#stmt("SELECT * FROM batches WHERE id = ?").get(batchId) as
-      | {
-        id: string;
-        flow_id: string;
-        flow_name: string | null;
-        total_inputs: number;
-        status: string;
-        created_at: string;
-      }
+      | BatchRow
       | undefined;
-    if (!row) return Promise.resolve(undefined);
-    const b: BatchRecord = {
-      batchId: row.id,
-      flowId: row.flow_id,
-      totalInputs: Number(row.total_inputs),
-      status: row.status === "cancelled" ? "cancelled" : "running",
-      createdAt: row.created_at,
-    };
-    if (row.flow_name !== null) b.flowName = row.flow_name;
-    return Promise.resolve(b);
+    return Promise.resolve(row ? batchFromRow(row) : undefined);
+  }
+
+  listBatches(filter: BatchFilter = {}): Promise<BatchRecord[]> {
+    this.#sync();
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.status !== undefined) {
+      where.push("status = ?");
+      args.push(filter.status);
+    }
+    if (filter.flowName !== undefined) {
+      where.push("flow_name = ?");
+      args.push(filter.flowName);
+    }
+    const rows = this.#db.prepare(
+      `SELECT * FROM batches${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
+    ).all(...args, filter.limit ?? -1, filter.offset ?? 0) as unknown as BatchRow[];
+    return Promise.resolve(rows.map(batchFromRow));
   }
 
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
@@ -1212,4 +1230,25 @@ function engineFromRow(row: EngineRow): EngineRecord {
   if (row.pid !== null) e.pid = Number(row.pid);
   if (row.url !== null) e.url = row.url;
   return e;
+}
+
+interface BatchRow {
+  id: string;
+  flow_id: string;
+  flow_name: string | null;
+  total_inputs: number;
+  status: string;
+  created_at: string;
+}
+
+function batchFromRow(row: BatchRow): BatchRecord {
+  const b: BatchRecord = {
+    batchId: row.id,
+    flowId: row.flow_id,
+    totalInputs: Number(row.total_inputs),
+    status: row.status === "cancelled" ? "cancelled" : "running",
+    createdAt: row.created_at,
+  };
+  if (row.flow_name !== null) b.flowName = row.flow_name;
+  return b;
 }

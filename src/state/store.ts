@@ -244,6 +244,16 @@ export interface BatchRecord {
   createdAt: string;
 }
 
+/** Which batches {@linkcode StateStore.listBatches} returns (stepflow 0.8 `BatchFilters`). */
+export interface BatchFilter {
+  status?: BatchRecord["status"];
+  flowName?: string;
+  /** Most batches returned (default: all). */
+  limit?: number;
+  /** Batches skipped before the first returned (paging). */
+  offset?: number;
+}
+
 /** Where runs, step results, the journal, signals, blobs and batches are kept. */
 export interface StateStore {
   /** `inMemory`, `sqlite` (later `postgres`). */
@@ -340,6 +350,11 @@ export interface StateStore {
   getBatch(batchId: string): Promise<BatchRecord | undefined>;
   /** A batch's run ids by input index. */
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]>;
+  /**
+   * Batches matching `filter`, newest first (`GET /api/v1/batches`). Optional: the service lists
+   * the batches it created itself from a store without it.
+   */
+  listBatches?(filter?: BatchFilter): Promise<BatchRecord[]>;
 
   // ---- lifecycle ----
   /**

@@ -5,6 +5,7 @@ import { parseSqliteUrl, SqliteStateStore } from "../../src/state/sqlite.ts";
 import type { StateStore } from "../../src/state/store.ts";
 import { createStateStore } from "../../src/state/create.ts";
 import { parseJson, stringifyJson } from "../../src/json/exact_json.ts";
+import { DatabaseSync } from "node:sqlite";
 
 Deno.test("blobId() equals stepflow 0.8's ids (SHA-256 of compact JSON in insertion order)", () => {
   // From the 0.8 test suite (tests/builtins/blob_test.yaml).
@@ -141,4 +142,61 @@ Deno.test("createStateStore(): inMemory retention settings from the config", asy
   }
   assertEquals((await s.listRuns()).map((r) => r.runId), ["b"]);
   await s.close();
+});
+
+async function exerciseListBatches(store: StateStore) {
+  const batch = (batchId: string, createdAt: string, extra: Record<string, unknown> = {}) =>
+    store.createBatch({
+      batchId,
+      flowId: "f",
+      totalInputs: 1,
+      status: "running",
+      createdAt,
+      ...extra,
+    });
+  batch("x", "2025-01-01T00:00:00.000Z", { flowName: "one" });
+  batch("y", "2025-01-02T00:00:00.000Z");
+  // a status change writes the record again
+  batch("x", "2025-01-01T00:00:00.000Z", { flowName: "one", status: "cancelled" });
+  const ids = async (f?: Parameters<NonNullable<StateStore["listBatches"]>>[0]) =>
+    (await store.listBatches!(f)).map((b) => b.batchId);
+  assertEquals(await ids(), ["y", "x"]);
+  assertEquals(await ids({ status: "cancelled" }), ["x"]);
+  assertEquals(await ids({ flowName: "one" }), ["x"]);
+  assertEquals(await ids({ limit: 1, offset: 1 }), ["x"]);
+  assertStrictEquals((await store.listBatches!({ status: "running" }))[0].flowName, undefined);
+}
+
+Deno.test("listBatches(filter): newest first, by status and flow name, paged", async () => {
+  await exerciseListBatches(new MemoryStateStore());
+  const s = SqliteStateStore.open("sqlite::memory:");
+  await exerciseListBatches(s);
+  await s.close();
+});
+
+Deno.test("SqliteStateStore: a blob still queued is read back without forcing a commit", async () => {
+  await withTempDir(async (dir) => {
+    const s = SqliteStateStore.open(`sqlite:${dir}/b.db`);
+    try {
+      const id = s.putBlob(parseJson('{"n":9007199254740993}'), "data");
+      const other = new DatabaseSync(`${dir}/b.db`, { readOnly: true });
+      try {
+        const got = await s.getBlob(id);
+        assertStrictEquals(stringifyJson(got?.data), '{"n":9007199254740993}');
+        assertStrictEquals(got?.blobType, "data");
+        // read from memory: not committed yet
+        assertStrictEquals(other.prepare("SELECT id FROM blobs WHERE id = ?").get(id), undefined);
+        await s.flush();
+        assertStrictEquals(
+          (other.prepare("SELECT id FROM blobs WHERE id = ?").get(id) as { id: string }).id,
+          id,
+        );
+        assertStrictEquals(stringifyJson((await s.getBlob(id))?.data), '{"n":9007199254740993}');
+      } finally {
+        other.close();
+      }
+    } finally {
+      await s.close();
+    }
+  });
 });

@@ -1,0 +1,172 @@
+/**
+ * What `run-batch` and `submit-batch` share: reading JSONL inputs, writing JSONL outputs
+ * (`{index, status, result}` per input, in input order), and a progress line on stderr.
+ * @module
+ */
+import type { Command } from "commander";
+import { type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
+import { UsageError } from "../errors.ts";
+import { writeStderr, writeStdout } from "./main.ts";
+
+/**
+ * A batch command with the flags `run-batch` and `submit-batch` share: `--flow`, `--inputs`,
+ * `--max-concurrent` (described by `concurrency`), `--output`.
+ */
+export function batchCommand(
+  program: Command,
+  name: string,
+  description: string,
+  concurrency: string,
+): Command {
+  return program.command(name)
+    .description(description)
+    .requiredOption("--flow <file>", "the flow file")
+    .requiredOption("--inputs <file>", "inputs, one JSON value per line (JSONL)")
+    .option("--max-concurrent <n>", concurrency)
+    .option("--output <file>", "write {index, status, result} lines here (default: stdout)");
+}
+
+/**
+ * `--max-concurrent`: a positive integer, or undefined when not given.
+ * @throws {UsageError} for anything else.
+ */
+export function parseMaxConcurrent(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < 1) {
+    throw new UsageError(`--max-concurrent must be a positive integer, got '${text}'`);
+  }
+  return n;
+}
+
+/**
+ * The inputs of a JSONL file: one JSON value per line, numbers kept exactly. Blank lines are
+ * skipped (0.8 failed on a blank line in the middle).
+ * @throws {UsageError} naming `file:line` for a line that is not JSON, or when there is no input.
+ */
+export async function readJsonlInputs(path: string): Promise<JsonValue[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new UsageError(
+      `cannot read --inputs '${path}': ${
+        e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message
+      }`,
+    );
+  }
+  const inputs: JsonValue[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === "") continue;
+    try {
+      inputs.push(parseJson(line));
+    } catch (e) {
+      throw new UsageError(
+        `${path}:${i + 1}: not a JSON value (${
+          (e as Error).message
+        }); --inputs takes one JSON value per line (JSONL)`,
+      );
+    }
+  }
+  if (inputs.length === 0) throw new UsageError(`--inputs '${path}' has no input lines`);
+  return inputs;
+}
+
+/** One output line. `status` is the run's status (`completed`, `failed`, `cancelled`). */
+export interface BatchOutputLine {
+  index: number;
+  status: string;
+  result: JsonValue | null;
+}
+
+/**
+ * Writes output lines in input order as soon as every earlier one is known, to `--output` or
+ * stdout.
+ */
+export class OrderedJsonlWriter {
+  #pending = new Map<number, BatchOutputLine>();
+  #next = 0;
+  #file?: Deno.FsFile;
+  #enc = new TextEncoder();
+
+  private constructor(file?: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  /** Opens `output` (truncated) or stdout. */
+  static async open(output?: string): Promise<OrderedJsonlWriter> {
+    if (output === undefined) return new OrderedJsonlWriter();
+    try {
+      return new OrderedJsonlWriter(
+        await Deno.open(output, { write: true, create: true, truncate: true }),
+      );
+    } catch (e) {
+      throw new UsageError(`cannot write --output '${output}': ${(e as Error).message}`);
+    }
+  }
+
+  /** Adds the line of input `line.index`. */
+  add(line: BatchOutputLine): void {
+    this.#pending.set(line.index, line);
+    let out = "";
+    while (this.#pending.has(this.#next)) {
+      out += stringifyJson(this.#pending.get(this.#next)) + "\n";
+      this.#pending.delete(this.#next++);
+    }
+    if (out === "") return;
+    if (this.#file) {
+      const bytes = this.#enc.encode(out);
+      let off = 0;
+      while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+    } else writeStdout(out);
+  }
+
+  close(): void {
+    this.#file?.close();
+  }
+}
+
+/** A progress line on stderr: redrawn in place on a terminal, else printed every few seconds. */
+export class ProgressLine {
+  #tty: boolean;
+  #last = 0;
+  #shown = "";
+
+  constructor(readonly total: number, readonly label = "runs") {
+    let tty = false;
+    try {
+      tty = Deno.stderr.isTerminal();
+    } catch {
+      tty = false;
+    }
+    this.#tty = tty;
+  }
+
+  /** Shows the counts (throttled: at most 10 redraws a second, a line every 5 s when not a TTY). */
+  update(
+    c: { completed: number; failed: number; running: number; cancelled?: number },
+    force = false,
+  ): void {
+    const done = c.completed + c.failed + (c.cancelled ?? 0);
+    const width = 30;
+    const filled = this.total === 0 ? width : Math.floor((done / this.total) * width);
+    const text = `[${"=".repeat(filled)}${filled < width ? ">" : ""}${
+      " ".repeat(Math.max(0, width - filled - 1))
+    }] ${done}/${this.total} ${this.label}: ${c.completed} completed, ${c.failed} failed, ${c.running} running${
+      c.cancelled ? `, ${c.cancelled} cancelled` : ""
+    }`;
+    const now = Date.now();
+    if (text === this.#shown && !force) return;
+    if (!force && now - this.#last < (this.#tty ? 100 : 5000)) return;
+    this.#last = now;
+    this.#shown = text;
+    writeStderr(this.#tty ? `\r${text}\x1b[K` : `${text}\n`);
+  }
+
+  /** Ends the line (a newline on a terminal). */
+  end(): void {
+    if (this.#tty && this.#shown) writeStderr("\n");
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * A small client of the REST service for `stepflow submit` and `submit-batch`: JSON with exact
+ * numbers both ways, the token, errors as one readable line, and storing a flow with its
+ * diagnostics shown at the flow file's positions.
+ * @module
+ */
+import { isJsonObject, type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
+import type { LoadedFlow } from "../flow/load.ts";
+import { parsePath } from "../flow/template.ts";
+import { formatPosition } from "../errors.ts";
+import { writeStderr } from "./main.ts";
+
+/** stepflow 0.8's `submit` default URL (its server's default port is 7840: see `--url`). */
+export const DEFAULT_SUBMIT_URL = "http://localhost:7837";
+
+/** A request the service refused or could not answer. */
+export class ServiceError extends Error {
+  override name = "ServiceError";
+  constructor(message: string, readonly status = 0) {
+    super(message);
+  }
+}
+
+/** Talks to one service. */
+export class ServiceClient {
+  readonly base: URL;
+
+  /**
+   * @param url the service, e.g. `http://localhost:7840` (a path such as `/api/v1` is ignored:
+   * requests go to `/api/v1/...` as in 0.8).
+   * @throws {ServiceError} for a URL that does not parse.
+   */
+  constructor(url: string, readonly token?: string) {
+    try {
+      this.base = new URL(url);
+    } catch {
+      throw new ServiceError(`--url '${url}' is not a URL: give one such as http://localhost:7840`);
+    }
+    if (this.base.protocol !== "http:" && this.base.protocol !== "https:") {
+      throw new ServiceError(`--url '${url}' must start with http:// or https://`);
+    }
+  }
+
+  /**
+   * Sends a request; resolves with the parsed JSON answer of a 2xx response.
+   * @throws {ServiceError} with the service's `message` (and status) for other answers, or
+   * naming the URL when the service cannot be reached.
+   */
+  async call(method: string, path: string, body?: JsonValue): Promise<JsonValue> {
+    const url = new URL(path, this.base);
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : stringifyJson(body),
+      });
+    } catch (e) {
+      const why = (e as Error).message ?? String(e);
+      throw new ServiceError(
+        `cannot reach the Stepflow service at ${this.base.origin}: ${
+          /refused/i.test(why) ? "connection refused" : why
+        } (is 'stepflow serve' running there? It listens on port 7840 by default; pass --url)`,
+      );
+    }
+    const text = await res.text();
+    let value: JsonValue = null;
+    if (text.trim() !== "") {
+      try {
+        value = parseJson(text);
+      } catch {
+        if (res.ok) {
+          throw new ServiceError(
+            `${method} ${url.pathname}: the answer is not JSON: ${text.slice(0, 200)}`,
+          );
+        }
+      }
+    }
+    if (!res.ok) {
+      const message = isJsonObject(value) && typeof value.message === "string"
+        ? value.message
+        : text.slice(0, 500) || res.statusText;
+      throw new ServiceError(`${method} ${url.pathname}: ${res.status} ${message}`, res.status);
+    }
+    return value;
+  }
+
+  /**
+   * Stores a flow (`POST /api/v1/flows`) and prints its diagnostics on stderr at the flow file's
+   * positions: errors always, warnings with `verbose` (else their number).
+   * @returns the flow id, or undefined when a diagnostic is fatal (the flow was not stored).
+   */
+  async storeFlow(loaded: LoadedFlow, verbose = false): Promise<string | undefined> {
+    const answer = await this.call("POST", "/api/v1/flows", { flow: loaded.raw });
+    if (!isJsonObject(answer)) throw new ServiceError("POST /api/v1/flows: unexpected answer");
+    const diags = isJsonObject(answer.diagnostics) && Array.isArray(answer.diagnostics.diagnostics)
+      ? answer.diagnostics.diagnostics
+      : [];
+    let warnings = 0;
+    for (const d of diags) {
+      if (!isJsonObject(d)) continue;
+      if (d.level === "warning") {
+        warnings++;
+        if (!verbose) continue;
+      }
+      const at = positionOf(loaded, String(d.path ?? "$"));
+      writeStderr(
+        `${at ? `${at}: ` : ""}${String(d.level)}: ${String(d.text)} [${String(d.path)}]${
+          d.hint ? ` (${String(d.hint)})` : ""
+        }\n`,
+      );
+    }
+    if (warnings > 0 && !verbose) {
+      writeStderr(`${warnings} validation warning(s); see them with --verbose\n`);
+    }
+    return typeof answer.flowId === "string" ? answer.flowId : undefined;
+  }
+}
+
+function positionOf(loaded: LoadedFlow, path: string): string | undefined {
+  if (!loaded.source) return undefined;
+  try {
+    const pos = loaded.source.positionOf(parsePath(path).segments);
+    return pos ? formatPosition(pos) : undefined;
+  } catch {
+    return undefined;
+  }
+}

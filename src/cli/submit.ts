@@ -1,0 +1,132 @@
+/**
+ * `stepflow submit [--url URL] --flow F [input] [variables] [overrides] [--output FILE]`: runs a
+ * flow on a running service (stepflow 0.8 §6): stores the flow (`POST /api/v1/flows`, its
+ * diagnostics printed on stderr at the flow file's positions), runs it (`POST /api/v1/runs`,
+ * waiting for the result, with the variables — 0.8 dropped them) and prints the FlowResult as
+ * one JSON line on stdout (or writes `--output`, JSON or YAML by extension). The run id goes to
+ * stderr.
+ *
+ * `--url` defaults to `$STEPFLOW_URL`, else `http://localhost:7837` (0.8's default; `stepflow
+ * serve` listens on 7840). `--token` (or `$STEPFLOW_TOKEN`) is sent as `Authorization: Bearer`.
+ *
+ * Exit codes: 0 success; 1 failed or skipped outcome, or the service refused or could not be
+ * reached; 2 bad usage or a flow the service found a fatal problem in.
+ * @module
+ */
+import type { Command } from "commander";
+import type { SetExit } from "./commands.ts";
+import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { writeStderr, writeStdout } from "./main.ts";
+import { type InputFlags, readRunInput, readStdin } from "./input.ts";
+import {
+  overrideOptions,
+  readVariablesAndOverrides,
+  type VariableAndOverrideFlags,
+  variableOptions,
+} from "./value_flags.ts";
+import { toYaml } from "./yaml_output.ts";
+import { DEFAULT_SUBMIT_URL, ServiceClient, ServiceError } from "./service_client.ts";
+import { loadFlowFile } from "../flow/load.ts";
+import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
+import { describeError, FlowLoadError } from "../errors.ts";
+import { fileExcerpt } from "../flow/excerpt.ts";
+import type { FlowResult } from "../flow/flow_result.ts";
+
+interface SubmitFlags extends InputFlags, VariableAndOverrideFlags {
+  url?: string;
+  flow: string;
+  token?: string;
+  output?: string;
+  verbose?: boolean;
+}
+
+/** Adds `submit` to `program`. */
+export function register(program: Command, setExit: SetExit): void {
+  const cmd = program.command("submit")
+    .description("Run a flow on a Stepflow service (stepflow serve) and print its result")
+    .option("--url <url>", `the service (default: $STEPFLOW_URL, else ${DEFAULT_SUBMIT_URL})`)
+    .requiredOption("--flow <file>", "the flow file (.yaml, .yml, .json, .jsonc)")
+    .option("--token <token>", "the service's token (default: $STEPFLOW_TOKEN)")
+    .option("--input <file>", "run input from a JSON or YAML file")
+    .option("--input-json <json>", "run input as JSON text")
+    .option("--input-yaml <yaml>", "run input as YAML text")
+    .option("--stdin-format <format>", "format of input read from stdin: json or yaml", "json");
+  overrideOptions(variableOptions(cmd))
+    .option("--output <file>", "write the result to this file (JSON, or YAML for .yaml/.yml)")
+    .option("--verbose", "print every validation warning and the run id")
+    .action(async (flags: SubmitFlags) => {
+      setExit(await submitCommand(flags));
+    });
+}
+
+/** The URL and token from flags and the environment. */
+export function serviceOf(flags: { url?: string; token?: string }): ServiceClient {
+  const env = (name: string) => {
+    try {
+      return Deno.env.get(name);
+    } catch {
+      return undefined;
+    }
+  };
+  return new ServiceClient(
+    flags.url ?? env("STEPFLOW_URL") ?? DEFAULT_SUBMIT_URL,
+    flags.token ?? env("STEPFLOW_TOKEN"),
+  );
+}
+
+/** Runs `stepflow submit`; returns the exit code. Never throws. */
+export async function submitCommand(flags: SubmitFlags): Promise<number> {
+  let client: ServiceClient;
+  let loaded, input: JsonValue, variables: Record<string, JsonValue> | undefined, overrides;
+  try {
+    client = serviceOf(flags);
+    loaded = await loadFlowFile(flags.flow);
+    input = await readRunInput(
+      flags,
+      () => Deno.stdin.isTerminal() ? Promise.resolve("") : readStdin(),
+    );
+    ({ variables, overrides } = await readVariablesAndOverrides(flags, loaded.flow.variables));
+  } catch (e) {
+    const where = e instanceof FlowLoadError ? fileExcerpt(e.position) : "";
+    writeStderr(`error: ${describeError(e)}\n${where}`);
+    return EXIT_INVALID;
+  }
+  let result: FlowResult;
+  try {
+    const flowId = await client.storeFlow(loaded, flags.verbose);
+    if (flowId === undefined) {
+      writeStderr(`error: the service found ${flags.flow} invalid (above); nothing was run\n`);
+      return EXIT_INVALID;
+    }
+    const body: Record<string, JsonValue> = { flowId, input };
+    if (overrides !== undefined) body.overrides = overrides;
+    if (variables !== undefined) body.variables = variables;
+    const answer = await client.call("POST", "/api/v1/runs", body);
+    if (!isJsonObject(answer) || !isJsonObject(answer.result)) {
+      throw new ServiceError(`POST /api/v1/runs: unexpected answer ${stringifyJson(answer)}`);
+    }
+    if (flags.verbose) writeStderr(`run_id: ${String(answer.runId)}\n`);
+    result = answer.result as unknown as FlowResult;
+  } catch (e) {
+    writeStderr(`error: ${describeError(e)}\n`);
+    return e instanceof ServiceError && e.status === 400 ? EXIT_INVALID : EXIT_FAILED;
+  }
+  const text = flags.output && /\.ya?ml$/i.test(flags.output)
+    ? toYaml(result)
+    : stringifyJson(result) + "\n";
+  if (flags.output) {
+    try {
+      await Deno.writeTextFile(flags.output, text);
+    } catch (e) {
+      writeStderr(
+        `error: cannot write ${flags.output}: ${describeError(e)}; printed on stdout instead\n`,
+      );
+      writeStdout(stringifyJson(result) + "\n");
+      return EXIT_FAILED;
+    }
+  } else writeStdout(text);
+  if (result.outcome === "failed") {
+    writeStderr(`run failed (code ${result.error.code}): ${result.error.message}\n`);
+  } else if (result.outcome === "skipped") writeStderr("run skipped\n");
+  return result.outcome === "success" ? EXIT_OK : EXIT_FAILED;
+}

@@ -1,0 +1,112 @@
+/**
+ * Reading request bodies: at most `limit` bytes (413 beyond, before reading more than the limit),
+ * UTF-8, parsed as JSON with exact numbers (`9007199254740993` and `15.0` stay as written, see
+ * src/json/exact_json.ts). The parsed value is handed to Hono's body cache so the zod validators
+ * of the routes see it.
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+import { parseJson } from "../json/exact_json.ts";
+import { ApiError } from "./api_error.ts";
+
+/** Default request body limit: 10 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
+
+/**
+ * Middleware for POST/PUT/PATCH requests: enforces `limit` on every body and parses JSON bodies.
+ * @throws {ApiError} 413 when the body is larger than `limit` bytes; 400 when a JSON body is not
+ * UTF-8 or not JSON (the message has the parser's position).
+ */
+export function jsonBody(limit: number): MiddlewareHandler {
+  return async (c, next) => {
+    const req = c.req.raw;
+    const method = req.method;
+    if (method !== "POST" && method !== "PUT" && method !== "PATCH") return await next();
+    const declared = req.headers.get("content-length");
+    if (declared !== null && Number(declared) > limit) throw tooLarge(Number(declared), limit);
+    const type = req.headers.get("content-type") ?? "";
+    // not JSON: a route that takes a body answers 415 without reading it
+    if (!JSON_TYPE.test(type)) return await next();
+    const text = await readLimited(req, limit);
+    (c.req.bodyCache as Record<string, Promise<unknown>>).text = Promise.resolve(text);
+    // An empty body reads as {}: the route's validator then names the missing fields.
+    let value: unknown = {};
+    if (text.trim() !== "") {
+      try {
+        value = parseJson(text);
+      } catch (e) {
+        throw new ApiError(400, `The request body is not valid JSON: ${(e as Error).message}`);
+      }
+    }
+    // Hono's json() parses the text again with JSON.parse (losing exact numbers): answer with
+    // the value parsed here instead.
+    const parsed = Promise.resolve(value);
+    Object.defineProperty(c.req, "json", { value: () => parsed, configurable: true });
+    return await next();
+  };
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Reads the body as UTF-8 text, failing with 413 as soon as it passes `limit` bytes. */
+async function readLimited(req: Request, limit: number): Promise<string> {
+  if (!req.body) return "";
+  if (req.headers.has("content-length")) {
+    // the length was checked against the limit; the server stops at the declared length
+    let bytes: ArrayBuffer;
+    try {
+      bytes = await req.arrayBuffer();
+    } catch (e) {
+      throw new ApiError(400, `Could not read the request body: ${(e as Error).message}`);
+    }
+    return decode(new Uint8Array(bytes));
+  }
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > limit) {
+        reader.cancel().catch(() => {});
+        throw tooLarge(total, limit, true);
+      }
+      chunks.push(value);
+    }
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    throw new ApiError(400, `Could not read the request body: ${(e as Error).message}`);
+  }
+  return decode(chunks.length === 1 ? chunks[0] : concat(chunks, total));
+}
+
+function decode(bytes: Uint8Array): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw new ApiError(400, "The request body is not UTF-8 text");
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+function tooLarge(size: number, limit: number, atLeast = false): ApiError {
+  return new ApiError(
+    413,
+    `The request body is ${atLeast ? "more than " : ""}${
+      atLeast ? limit : size
+    } bytes, over the limit of ${limit} bytes (stepflow serve --max-body-size)`,
+  );
+}

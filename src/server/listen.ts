@@ -1,0 +1,81 @@
+/**
+ * Serving the REST service on a TCP address with `Deno.serve`, and stopping it gracefully.
+ * @module
+ */
+import type { Engine } from "../execution/engine.ts";
+import { createServer, type ServerOptions, type StepflowServer } from "./server.ts";
+
+/** Options of {@linkcode listen}. */
+export interface ListenOptions extends ServerOptions {
+  /** Address to bind. @default "127.0.0.1" */
+  hostname?: string;
+  /** TCP port; 0 picks a free one. @default 7840 */
+  port?: number;
+}
+
+/** A service listening on an address. */
+export interface ListeningService {
+  server: StepflowServer;
+  /** The bound address (the chosen port when 0 was asked). */
+  hostname: string;
+  port: number;
+  /** `http://host:port` (IPv6 hosts in brackets). */
+  url: string;
+  /**
+   * Stops gracefully: no new connections or runs; runs in progress get `graceMs` (default 30 s)
+   * to finish, then are cancelled; open requests are answered. Does not close the engine.
+   */
+  shutdown(graceMs?: number): Promise<{ finished: number; cancelled: number }>;
+  /** Settles when the HTTP server has stopped. */
+  finished: Promise<void>;
+}
+
+/** True for loopback addresses (`127.0.0.0/8`, `::1`, `localhost`). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Starts the service on `engine` at `hostname:port`.
+ * @throws {Error} when a non-loopback address is asked without a token (anyone who can reach
+ * the address could run flows), or the address cannot be bound (`Deno.errors.AddrInUse`, ...).
+ */
+export function listen(engine: Engine, options: ListenOptions = {}): ListeningService {
+  const hostname = options.hostname ?? "127.0.0.1";
+  if (!isLoopback(hostname) && !options.token) {
+    throw new Error(
+      `refusing to listen on ${hostname} without a token: anyone who can reach that address could run flows. Set --token (or STEPFLOW_TOKEN); clients then send 'Authorization: Bearer <token>'`,
+    );
+  }
+  const serverOptions: ServerOptions = { ...options };
+  if (isLoopback(hostname) && !options.token && options.allowedHosts === undefined) {
+    // without a token, only names of this machine (a guard against DNS rebinding)
+    serverOptions.allowedHosts = ["localhost", "127.0.0.1", "[::1]", hostname.toLowerCase()];
+  }
+  const server = createServer(engine, serverOptions);
+  const http = Deno.serve({
+    hostname,
+    port: options.port ?? 7840,
+    onListen: () => {},
+  }, server.fetch);
+  const addr = http.addr as Deno.NetAddr;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  let stopping: Promise<{ finished: number; cancelled: number }> | undefined;
+  return {
+    server,
+    hostname: addr.hostname,
+    port: addr.port,
+    url: `http://${host}:${addr.port}`,
+    finished: http.finished,
+    shutdown(graceMs = 30_000) {
+      return stopping ??= (async () => {
+        const drained = server.shutdown(graceMs);
+        // stops accepting connections; waits for the requests in progress (which end when
+        // their runs end, or are cancelled by the drain)
+        await Promise.all([drained, http.shutdown()]);
+        return await drained;
+      })();
+    },
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * Health, components and flows: `GET /health`, `GET /components`, `POST /flows`,
+ * `GET /flows/{id}`, `DELETE /flows/{id}` (stepflow 0.8 §8).
+ * @module
+ */
+import { createRoute } from "@hono/zod-openapi";
+import { describeError } from "../errors.ts";
+import { flowToJson } from "../execution/flow_id.ts";
+import type { ComponentInfo } from "../plugins/plugin.ts";
+import { ApiError, flowNotFound } from "./api_error.ts";
+import { type ApiApp, flowById, type Service } from "./context.ts";
+import { allExamples, analyzeFlow, storeFlow } from "./flows.ts";
+import { errors, json } from "./openapi.ts";
+import * as S from "./schemas.ts";
+
+/** Adds health, component and flow routes. */
+export function addFlowRoutes(app: ApiApp, s: Service): void {
+  const health = (path: string) =>
+    createRoute({
+      method: "get",
+      path,
+      tags: ["Health"],
+      summary: "Is the service up",
+      description:
+        "Needs no token. `?error=` answers test errors (0.8): bad_request, not_found, stack, other.",
+      request: { query: S.HealthQuery },
+      responses: {
+        200: { description: "Healthy", content: json(S.HealthResponse) },
+        ...errors(400, 404, 500),
+      },
+    });
+  const healthHandler = (c: { req: { query(k: string): string | undefined } }) => {
+    const e = c.req.query("error");
+    if (e === "bad_request") {
+      throw new ApiError(400, "Bad request triggered for testing", [
+        { error: "Bad request triggered for testing" },
+        {
+          error: "Test error requested with ?error=bad_request",
+          attachments: ["This is a test error with multiple layers"],
+        },
+      ]);
+    }
+    if (e === "not_found") throw new ApiError(404, "Test execution not found");
+    if (e === "stack") {
+      throw new ApiError(500, "Complex error stack for testing", [
+        { error: "Execution not found", attachments: ["Top layer: Execution not found"] },
+        { error: "State store unavailable", attachments: ["Middle layer: Connection refused"] },
+        { error: "Database connection failed", attachments: ["Bottom layer: permission denied"] },
+      ]);
+    }
+    if (e !== undefined) throw new ApiError(500, `Generic test error (requested: ${e})`);
+    return { status: "healthy" as const, timestamp: new Date().toISOString(), version: s.version };
+  };
+  app.openapi(health("/api/v1/health"), (c) => c.json(healthHandler(c), 200));
+  app.openapi(health("/health"), (c) => c.json(healthHandler(c), 200));
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/components",
+      tags: ["Component"],
+      summary: "Every component of every plugin, sorted",
+      description:
+        "`errors` (extension) names the plugins that could not list their components; their components are missing (0.8 answered 500 instead).",
+      request: { query: S.ComponentsQuery },
+      responses: {
+        200: { description: "Components", content: json(S.ComponentsResponse) },
+        ...errors(500),
+      },
+    }),
+    async (c) => {
+      const withSchemas = c.req.valid("query").includeSchemas !== "false";
+      const plugins = [...s.engine.plugins.values()];
+      const answers = await Promise.allSettled(plugins.map((p) => p.listComponents()));
+      const all: ComponentInfo[] = [];
+      const failures: string[] = [];
+      answers.forEach((a, i) => {
+        if (a.status === "rejected") {
+          failures.push(`plugin '${plugins[i].name}': ${describeError(a.reason)}`);
+          return;
+        }
+        for (const info of a.value) {
+          const x: ComponentInfo = { component: info.component };
+          if (info.description != null) x.description = info.description;
+          if (withSchemas) {
+            if (info.input_schema !== undefined) x.input_schema = info.input_schema;
+            if (info.output_schema !== undefined) x.output_schema = info.output_schema;
+          }
+          all.push(x);
+        }
+      });
+      all.sort((a, b) => (a.component < b.component ? -1 : a.component > b.component ? 1 : 0));
+      // 0.8 failed the whole answer when one plugin could not list; here the others are listed
+      // and `errors` names the plugins that could not
+      if (failures.length === plugins.length && plugins.length > 0) {
+        throw new ApiError(500, `Could not list components: ${failures.join("; ")}`);
+      }
+      const body: Record<string, unknown> = { components: all };
+      if (failures.length > 0) body.errors = failures;
+      return c.json(body as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/flows",
+      tags: ["Flow"],
+      summary: "Validate and store a flow",
+      description:
+        "Validates the flow against the service's config (routes, plugins) and stores it. The answer has the diagnostics; `flowId` (and `analysis`) only when no diagnostic is fatal (as 0.8: errors are reported, the flow is still stored).",
+      request: { body: { content: json(S.StoreFlowRequest), required: true } },
+      responses: {
+        200: { description: "Diagnostics, and the flow id", content: json(S.StoreFlowResponse) },
+        ...errors(400, 413, 415),
+      },
+    }),
+    (c) => {
+      const { flow } = c.req.valid("json");
+      return c.json(storeFlow(s.engine, flow) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/flows/{flowId}",
+      tags: ["Flow"],
+      summary: "A stored flow, its examples and analysis",
+      request: { params: S.FlowIdParams },
+      responses: {
+        200: { description: "The flow", content: json(S.FlowResponse) },
+        ...errors(400, 404),
+      },
+    }),
+    async (c) => {
+      const flowId = c.req.valid("param").flowId.toLowerCase();
+      const flow = await flowById(s, flowId);
+      const body: Record<string, unknown> = { flow: flowToJson(flow), flowId };
+      const examples = allExamples(flow);
+      if (examples.length > 0) body.allExamples = examples;
+      body.analysis = analyzeFlow(flow, flowId);
+      return c.json(body as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/api/v1/flows/{flowId}",
+      tags: ["Flow"],
+      summary: "Delete a flow (kept: stored runs refer to it)",
+      description:
+        "Flows are content-addressed and stored runs name them, so the flow is kept (as in 0.8, which answers 200 and deletes nothing); 404 for an id that is not a stored flow.",
+      request: { params: S.FlowIdParams },
+      responses: {
+        200: { description: "Nothing to do" },
+        ...errors(404),
+      },
+    }),
+    async (c) => {
+      const flowId = c.req.valid("param").flowId.toLowerCase();
+      const blob = await s.store.getBlob(flowId);
+      if (!blob || blob.blobType !== "flow") throw flowNotFound(flowId);
+      return c.body(null, 200);
+    },
+  );
+}

@@ -1,0 +1,377 @@
+/**
+ * Runs: `POST /runs`, `GET /runs`, `GET /runs/{id}`, `/flow`, `/steps`, `/cancel`,
+ * `DELETE /runs/{id}`, and 0.8's debug routes (`/debug/step`, `/debug/continue`,
+ * `/debug/runnable`).
+ *
+ * Differences from stepflow 0.8 (each covered by a test): one run id per run (0.8 stored the
+ * returned id but executed under another, so `/steps` was empty); cancel stops the run (running
+ * steps cancelled, step service calls abandoned, status `cancelled`); delete deletes the run,
+ * its step results and nested runs; `GET /runs` filters (`status`, `flowName`, `since`, `limit`,
+ * `offset`, `rootOnly`). Extensions: `wait`/`timeoutSecs` (202 with the run id and status), the
+ * `Idempotency-Key` header, status `queued`.
+ * @module
+ */
+import { createRoute, type z } from "@hono/zod-openapi";
+import { canonicalJson, type JsonValue } from "../json/exact_json.ts";
+import { compileFlow } from "../execution/compile.ts";
+import { flowToJson } from "../execution/flow_id.ts";
+import type { FlowResult } from "../flow/flow_result.ts";
+import type { RunRecord, RunStatus } from "../state/store.ts";
+import { ApiError, runNotFound } from "./api_error.ts";
+import {
+  type ApiApp,
+  flowById,
+  runDetails,
+  runIdParam,
+  runSummary,
+  type Service,
+} from "./context.ts";
+import { TERMINAL_STATUSES } from "./store_adapter.ts";
+import { type ActiveRun, waitFor } from "./runs.ts";
+import { errors, json } from "./openapi.ts";
+import * as S from "./schemas.ts";
+
+const TAG = "Run";
+const DEBUG_TAG = "Debug";
+
+/** Why the debug routes answer 501. */
+export const DEBUG_NOT_AVAILABLE =
+  "Debug mode (0.8's paused runs stepped with /debug/step, /debug/continue, /debug/runnable) is " +
+  "not available yet: it needs the executor's per-run step gate, which is not in this engine yet. " +
+  "Run without 'debug' (the run's steps and results are in GET /api/v1/runs/{runId}/steps).";
+
+/** Adds the run routes. */
+export function addRunRoutes(app: ApiApp, s: Service): void {
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/runs",
+      tags: [TAG],
+      summary: "Run a stored flow",
+      description:
+        "Starts a run of the flow `flowId` on `input`. By default waits for it to finish and answers 200 with its result (as 0.8). With `wait: false`, or when `timeoutSecs` passes first, answers 202 with the run id and status; the run goes on. With an `Idempotency-Key` header, a repeated request answers with the run the first one started. 429 when the service's run queue is full, 503 while it shuts down.",
+      request: {
+        headers: S.IdempotencyHeader,
+        body: { content: json(S.CreateRunRequest), required: true },
+      },
+      responses: {
+        200: { description: "The run finished", content: json(S.CreateRunResponse) },
+        202: {
+          description: "The run goes on (wait: false, or timeoutSecs passed)",
+          content: json(S.CreateRunResponse),
+        },
+        ...errors(400, 404, 413, 415, 422, 429, 501, 503),
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const key = c.req.valid("header")["Idempotency-Key"];
+      if (body.debug) throw new ApiError(501, DEBUG_NOT_AVAILABLE);
+      const flowId = body.flowId.toLowerCase();
+      const flow = await flowById(s, flowId);
+      const waitMs = body.wait === false
+        ? 0
+        : body.timeoutSecs !== undefined
+        ? Math.min(body.timeoutSecs * 1000, 2 ** 31 - 1)
+        : undefined;
+      let run: ActiveRun | undefined;
+      if (key !== undefined) {
+        const fingerprint = await fingerprintOf(flowId, body);
+        const prior = s.runs.idempotent(key, fingerprint);
+        if (prior !== undefined) {
+          run = s.runs.get(prior);
+          if (!run) {
+            const record = await s.store.getRun(prior);
+            if (record && TERMINAL_STATUSES.has(record.status)) {
+              return c.json(
+                createRunBody(prior, record.status, record.result),
+                200,
+                { "Idempotent-Replayed": "true" },
+              );
+            }
+            if (!record) s.runs.forget(key);
+          }
+        }
+        if (!run) {
+          run = s.runs.submit({
+            flow,
+            flowId,
+            input: body.input,
+            overrides: body.overrides,
+            variables: body.variables,
+          });
+          s.runs.remember(key, fingerprint, run.runId);
+        }
+      } else {
+        run = s.runs.submit({
+          flow,
+          flowId,
+          input: body.input,
+          overrides: body.overrides,
+          variables: body.variables,
+        });
+      }
+      const outcome = waitMs === 0 ? undefined : await waitFor(run, waitMs);
+      if (!outcome) {
+        return c.json(createRunBody(run.runId, run.state === "queued" ? "queued" : "running"), 202);
+      }
+      return c.json(createRunBody(run.runId, outcome.status, outcome.result), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/runs",
+      tags: [TAG],
+      summary: "List runs, newest first",
+      description:
+        "Filters (extension; 0.8 listed every run): `status`, `flowName`, `since` (RFC 3339), `limit`, `offset`, `rootOnly`.",
+      request: { query: S.ListRunsQuery },
+      responses: {
+        200: { description: "Runs", content: json(S.ListRunsResponse) },
+        ...errors(400),
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      let since: string | undefined;
+      if (q.since !== undefined) {
+        const t = Date.parse(q.since);
+        if (Number.isNaN(t)) {
+          throw new ApiError(
+            400,
+            `Invalid 'since' '${q.since}': expected an RFC 3339 time such as 2025-01-01T00:00:00Z`,
+          );
+        }
+        since = new Date(t).toISOString();
+      }
+      const runs = await s.store.listRuns({
+        status: q.status,
+        flowName: q.flowName,
+        since,
+        limit: q.limit,
+        offset: q.offset,
+        rootOnly: q.rootOnly === "true",
+      });
+      return c.json({ runs: runs.map(runSummary) }, 200);
+    },
+  );
+
+  app.openapi(
+    runRoute("get", "/api/v1/runs/{runId}", "A run: status, input, result", S.RunDetailsSchema),
+    async (c) => {
+      const r = await storedRun(s, c.req.valid("param").runId);
+      return c.json(runDetails(r) as never, 200);
+    },
+  );
+
+  app.openapi(
+    runRoute("get", "/api/v1/runs/{runId}/flow", "The flow a run runs", S.RunFlowResponse),
+    async (c) => {
+      const r = await storedRun(s, c.req.valid("param").runId);
+      const flow = await flowById(s, r.flowId);
+      return c.json({ flow: flowToJson(flow), flowId: r.flowId }, 200);
+    },
+  );
+
+  app.openapi(
+    runRoute(
+      "get",
+      "/api/v1/runs/{runId}/steps",
+      "The steps of a run: status and result of each",
+      S.ListStepsResponse,
+      "Keyed by step id, in flow order. Status: completed/failed/skipped (from the step's result), running, runnable (every dependency finished), blocked.",
+    ),
+    async (c) => {
+      const r = await storedRun(s, c.req.valid("param").runId);
+      const flow = await flowById(s, r.flowId);
+      const results = new Map<number, FlowResult>();
+      for (const sr of await s.store.getStepResults(r.runId)) results.set(sr.stepIndex, sr.result);
+      const active = s.runs.get(r.runId);
+      const running = new Set((active?.inFlight() ?? []).map((x) => x.stepId));
+      let deps: number[][] | undefined;
+      if (active) {
+        try {
+          deps = compileFlow(flow).steps.map((st) => st.deps);
+        } catch {
+          deps = undefined;
+        }
+      }
+      const steps: Record<string, unknown> = {};
+      (flow.steps ?? []).forEach((step, i) => {
+        const result = results.get(i);
+        let status: string;
+        if (result) {
+          status = result.outcome === "success"
+            ? "completed"
+            : result.outcome === "skipped"
+            ? "skipped"
+            : "failed";
+        } else if (running.has(step.id)) status = "running";
+        else if (active?.state === "running" && deps?.[i].every((d) => results.has(d))) {
+          status = "runnable";
+        } else status = "blocked";
+        const entry: Record<string, unknown> = {
+          stepIndex: i,
+          stepId: step.id,
+          component: step.component,
+          status,
+        };
+        if (result) entry.result = result;
+        steps[step.id] = entry;
+      });
+      return c.json({ steps } as never, 200);
+    },
+  );
+
+  app.openapi(
+    runRoute(
+      "post",
+      "/api/v1/runs/{runId}/cancel",
+      "Cancel a run",
+      S.RunSummarySchema,
+      "Cancels a queued or running run: running steps are cancelled (their step service calls abandoned), nothing else starts, and the run ends with status `cancelled` and a failed result of code 410. Answers when the run has stopped. 409 when it had already finished. (0.8 only changed the stored status.)",
+      [409],
+    ),
+    async (c) => {
+      const runId = runIdParam(c.req.valid("param").runId);
+      const outcome = await s.runs.cancel(runId, "cancelled with POST /runs/{runId}/cancel");
+      const r = await s.store.getRun(runId);
+      if (!r) throw runNotFound(runId);
+      if (outcome === undefined) {
+        if (TERMINAL_STATUSES.has(r.status)) throw notCancellable(runId, r.status);
+        // recorded as active but not running in this process (an earlier service process, or
+        // a paused run): nothing to stop; record the cancel
+        s.store.finishRun(runId, "cancelled", {
+          outcome: "failed",
+          error: { code: 410, message: "Run was cancelled (it was not running in this service)" },
+        });
+        const after = await s.store.getRun(runId);
+        return c.json(runSummary(after ?? r), 200);
+      }
+      if (outcome.status !== "cancelled") throw notCancellable(runId, outcome.status);
+      return c.json(runSummary(r), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/api/v1/runs/{runId}",
+      tags: [TAG],
+      summary: "Delete a finished run",
+      description:
+        "Deletes the run, its step results and its nested runs; GET /runs/{runId} answers 404 afterwards. 409 while the run is queued or running (cancel it first). (0.8 answered 200 and deleted nothing.)",
+      request: { params: S.RunIdParams },
+      responses: {
+        200: { description: "Deleted" },
+        ...errors(400, 404, 409),
+      },
+    }),
+    async (c) => {
+      const r = await storedRun(s, c.req.valid("param").runId);
+      const runId = r.runId;
+      if (s.runs.get(runId) || !TERMINAL_STATUSES.has(r.status)) {
+        throw new ApiError(
+          409,
+          `Run '${runId}' is ${r.status} and cannot be deleted: cancel it first (POST /api/v1/runs/${runId}/cancel)`,
+        );
+      }
+      await s.store.deleteRun(runId);
+      return c.body(null, 200);
+    },
+  );
+
+  // 0.8's debug mode needs a per-run step gate in the executor (not in this engine yet).
+  const debugRoute = (method: "get" | "post", sub: string, summary: string, body?: boolean) =>
+    createRoute({
+      method,
+      path: `/api/v1/runs/{runId}/debug/${sub}`,
+      tags: [DEBUG_TAG],
+      summary,
+      description: `Not available yet (501): ${DEBUG_NOT_AVAILABLE}`,
+      request: body
+        ? { params: S.RunIdParams, body: { content: json(S.DebugStepRequest), required: true } }
+        : { params: S.RunIdParams },
+      responses: {
+        200: {
+          description: "0.8's answer",
+          content: json(
+            sub === "step"
+              ? S.DebugStepResponse
+              : sub === "continue"
+              ? S.CreateRunResponse
+              : S.DebugRunnableResponse,
+          ),
+        },
+        ...errors(400, 404, 501),
+      },
+    });
+  const notYet = async (c: { req: { param(k: string): string } }) => {
+    await storedRun(s, c.req.param("runId"));
+    throw new ApiError(501, DEBUG_NOT_AVAILABLE);
+  };
+  app.openapi(debugRoute("post", "step", "Debug: run the given steps", true), notYet as never);
+  app.openapi(debugRoute("post", "continue", "Debug: run to the end"), notYet as never);
+  app.openapi(debugRoute("get", "runnable", "Debug: steps ready to run"), notYet as never);
+}
+
+/** The definition of a route on one run (`{runId}` in the path; 400 and 404 answers). */
+function runRoute<P extends string, M extends "get" | "post" | "delete", R extends z.ZodType>(
+  method: M,
+  path: P,
+  summary: string,
+  response: R,
+  description?: string,
+  moreErrors: number[] = [],
+) {
+  return createRoute({
+    method,
+    path,
+    tags: [TAG],
+    summary,
+    ...(description ? { description } : {}),
+    request: { params: S.RunIdParams },
+    responses: {
+      200: { description: summary, content: json(response) },
+      ...errors(400, 404, ...moreErrors),
+    },
+  });
+}
+
+/**
+ * The stored run a `{runId}` path parameter names.
+ * @throws {ApiError} 400 for a parameter that is not a UUID, 404 for an unknown run.
+ */
+async function storedRun(s: Service, param: string): Promise<RunRecord> {
+  const runId = runIdParam(param);
+  const r = await s.store.getRun(runId);
+  if (!r) throw runNotFound(runId);
+  return r;
+}
+
+function notCancellable(runId: string, status: RunStatus): ApiError {
+  return new ApiError(409, `Run '${runId}' cannot be cancelled: it is already ${status}`);
+}
+
+/** 0.8 `CreateRunResponse` (keys in 0.8's order; `result` only once the run finished). */
+function createRunBody(runId: string, status: RunStatus, result?: FlowResult) {
+  return result !== undefined
+    ? { runId, result, status, debug: false }
+    : { runId, status, debug: false };
+}
+
+async function fingerprintOf(
+  flowId: string,
+  body: { input: JsonValue; overrides?: JsonValue; variables?: Record<string, JsonValue> },
+): Promise<string> {
+  const text = canonicalJson({
+    flowId,
+    input: body.input,
+    overrides: body.overrides ?? null,
+    variables: body.variables ?? {},
+  });
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,155 @@
+/**
+ * The service's only way to the state store. The durable-runs work is rewriting src/state (run
+ * events journal, resume, signals); keeping every store call of the service here makes that
+ * switch one file.
+ * @module
+ */
+import { setImmediate } from "node:timers";
+import type { FlowResult } from "../flow/flow_result.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import {
+  type BatchFilter,
+  type BatchRecord,
+  type EventFilter,
+  nowRfc3339,
+  type RunEventRecord,
+  type RunFilter,
+  type RunRecord,
+  type RunStatus,
+  type SignalRecord,
+  type StateStore,
+  type StepResultRecord,
+  type StoredBlob,
+} from "../state/store.ts";
+
+const RESOLVED = Promise.resolve();
+
+/** Terminal run statuses: nothing more happens to such a run. */
+export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
+  "completed",
+  "failed",
+  "cancelled",
+]);
+
+/** The store calls of the service. */
+export class ServiceStore {
+  /** Batches created by this process, for stores without `listBatches`. */
+  #batches = new Map<string, BatchRecord>();
+
+  constructor(readonly store: StateStore) {}
+
+  /** `inMemory`, `sqlite`, ... */
+  get kind(): string {
+    return this.store.kind;
+  }
+
+  getRun(runId: string): Promise<RunRecord | undefined> {
+    return this.store.getRun(runId);
+  }
+
+  listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    return this.store.listRuns(filter);
+  }
+
+  deleteRun(runId: string): Promise<boolean> {
+    return this.store.deleteRun(runId);
+  }
+
+  getStepResults(runId: string): Promise<StepResultRecord[]> {
+    return this.store.getStepResults(runId);
+  }
+
+  getBlob(id: string): Promise<StoredBlob | undefined> {
+    return this.store.getBlob(id);
+  }
+
+  /** Records a run accepted but not started yet (status `queued`). */
+  createQueuedRun(run: {
+    runId: string;
+    flowId: string;
+    flowName?: string;
+    input: JsonValue;
+    overrides?: JsonValue;
+    createdAt: string;
+  }): void {
+    this.store.createRun({ ...run, status: "queued" });
+  }
+
+  /** Sets a run's final status (and result). */
+  finishRun(runId: string, status: RunStatus, result?: FlowResult): void {
+    this.store.completeRun(runId, status, result);
+  }
+
+  createBatch(batch: BatchRecord): void {
+    this.store.createBatch(batch);
+    if (!this.store.listBatches) this.#batches.set(batch.batchId, batch);
+  }
+
+  /** A batch's new status (the record is written again: stores replace by id). */
+  setBatchStatus(batch: BatchRecord, status: BatchRecord["status"]): void {
+    this.createBatch({ ...batch, status });
+  }
+
+  addBatchRun(batchId: string, runId: string, index: number): void {
+    this.store.addBatchRun(batchId, runId, index);
+  }
+
+  getBatch(batchId: string): Promise<BatchRecord | undefined> {
+    return this.store.getBatch(batchId);
+  }
+
+  getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
+    return this.store.getBatchRuns(batchId);
+  }
+
+  /** Journal events (ascending id): of one run, or of a run and its nested runs. */
+  getEvents(filter: EventFilter): Promise<RunEventRecord[]> {
+    return this.store.getEvents(filter);
+  }
+
+  /** Stores a signal for a run (committed when the promise resolves). */
+  putSignal(signal: { runId: string; name: string; data: JsonValue }): Promise<SignalRecord> {
+    return this.store.putSignal(signal);
+  }
+
+  /** Batches, newest first: from the store, or those this process created. */
+  listBatches(filter: BatchFilter): Promise<BatchRecord[]> {
+    if (this.store.listBatches) return this.store.listBatches(filter);
+    const offset = filter.offset ?? 0;
+    const list = [...this.#batches.values()].reverse().filter((b) =>
+      (filter.status === undefined || b.status === filter.status) &&
+      (filter.flowName === undefined || b.flowName === filter.flowName)
+    );
+    return Promise.resolve(
+      list.slice(offset, filter.limit === undefined ? undefined : offset + filter.limit),
+    );
+  }
+
+  /** Waits until queued writes are stored. */
+  flush(): Promise<void> {
+    return this.store.flush();
+  }
+
+  #barrier?: Promise<void>;
+
+  /**
+   * Resolves once every write queued so far is stored. Callers in the same event-loop iteration
+   * share one commit: it happens after the iteration's I/O callbacks (`setImmediate`), so runs
+   * finishing together are committed together, without a timer's millisecond of delay.
+   * @throws {Error} (rejects) when the store could not commit.
+   */
+  committed(): Promise<void> {
+    if (this.store.kind === "inMemory") return RESOLVED; // applied at once: nothing to wait for
+    return this.#barrier ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.#barrier = undefined;
+        this.store.flush().then(resolve, reject);
+      });
+    });
+  }
+
+  /** The time now as stored (RFC 3339, ms). */
+  now(): string {
+    return nowRfc3339();
+  }
+}

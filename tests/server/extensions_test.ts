@@ -1,0 +1,160 @@
+/**
+ * Beyond 0.8: `wait: false` / `timeoutSecs` (202 with the run id and status), the
+ * `Idempotency-Key` header, the limit on concurrent runs with its queue (`queued`, 429).
+ * @module
+ */
+import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
+import {
+  type RunningServer,
+  SCHEMA,
+  startServer,
+  storeFlow,
+  THREE_STEPS,
+  waitForFile,
+  withServer,
+} from "./_server.ts";
+
+function sleepFlow(readyFile?: string) {
+  return {
+    schema: SCHEMA,
+    name: "sleep",
+    steps: [{
+      id: "nap",
+      component: "/py/sleep",
+      input: { ms: { $from: { workflow: "input" }, path: "$.ms" }, ready_file: readyFile ?? "" },
+    }],
+    output: { $from: { step: "nap" } },
+  };
+}
+
+/** Polls GET /runs/{id} (bounded) until the run is no longer queued/running. */
+async function finished(s: RunningServer, runId: string) {
+  for (let i = 0; i < 2000; i++) {
+    const r = await s.call("GET", `/api/v1/runs/${runId}`);
+    if (r.body.status !== "running" && r.body.status !== "queued") return r.body;
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  throw new Error(`run ${runId} did not finish`);
+}
+
+Deno.test("POST /runs with wait: false answers 202 {runId, status} at once; the run goes on", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, sleepFlow());
+    const r = await s.call("POST", "/api/v1/runs", { flowId, input: { ms: 300 }, wait: false });
+    assertStrictEquals(r.status, 202);
+    assertStrictEquals(r.body.status, "running");
+    assertStrictEquals(r.body.result, undefined);
+    assertStrictEquals(r.body.debug, false);
+    const done = await finished(s, r.body.runId);
+    assertStrictEquals(done.status, "completed");
+    assertStrictEquals(done.result.result.slept, 300);
+  }));
+
+Deno.test("POST /runs with timeoutSecs answers 202 when the run takes longer, 200 when it does not", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, sleepFlow());
+    const slow = await s.call("POST", "/api/v1/runs", {
+      flowId,
+      input: { ms: 1500 },
+      timeoutSecs: 0.1,
+    });
+    assertStrictEquals(slow.status, 202);
+    assertStrictEquals(slow.body.status, "running");
+    const fast = await s.call("POST", "/api/v1/runs", {
+      flowId,
+      input: { ms: 1 },
+      timeoutSecs: 30,
+    });
+    assertStrictEquals(fast.status, 200);
+    assertStrictEquals(fast.body.status, "completed");
+    assertStrictEquals((await finished(s, slow.body.runId)).status, "completed");
+    const bad = await s.call("POST", "/api/v1/runs", { flowId, input: {}, timeoutSecs: -1 });
+    assertStrictEquals(bad.status, 400);
+    assertStringIncludes(bad.body.message, "timeoutSecs");
+  }));
+
+Deno.test("Idempotency-Key: the same key and request give the same run; another request with it is refused (422)", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, THREE_STEPS);
+    const body = { flowId, input: { q: "once" } };
+    const key = { "Idempotency-Key": "order-42" };
+    // concurrent first requests: one run
+    const [a, b] = await Promise.all([
+      s.call("POST", "/api/v1/runs", body, key),
+      s.call("POST", "/api/v1/runs", body, key),
+    ]);
+    assertStrictEquals(a.status, 200);
+    assertStrictEquals(a.body.runId, b.body.runId);
+    // replayed after it finished: the stored result
+    const c = await s.call("POST", "/api/v1/runs", body, key);
+    assertStrictEquals(c.body.runId, a.body.runId);
+    assertStrictEquals(c.body.status, "completed");
+    assertStrictEquals(c.headers.get("idempotent-replayed"), "true");
+    assertStrictEquals(c.body.result.result.messages[0].content, "once");
+    assertStrictEquals((await s.call("GET", "/api/v1/runs")).body.runs.length, 1);
+    // another key: another run
+    const d = await s.call("POST", "/api/v1/runs", body, { "Idempotency-Key": "order-43" });
+    assert(d.body.runId !== a.body.runId);
+    // the key with another request
+    const e = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "twice" } }, key);
+    assertStrictEquals(e.status, 422);
+    assertStrictEquals(e.body.code, 422);
+    assertStringIncludes(e.body.message, "order-42");
+  }));
+
+Deno.test("--max-concurrent-runs: runs beyond it are queued (status queued), 429 with Retry-After when the queue is full", async () => {
+  await withTempDir(async (dir) => {
+    const s = await startServer(dir, {
+      args: ["--store", "memory", "--max-concurrent-runs", "1", "--max-queued-runs", "1"],
+    });
+    try {
+      const ready = `${dir}/ready`;
+      const flowId = await storeFlow(s, sleepFlow(ready));
+      const first = await s.call("POST", "/api/v1/runs", {
+        flowId,
+        input: { ms: 60_000 },
+        wait: false,
+      });
+      assertStrictEquals(first.body.status, "running");
+      await waitForFile(ready);
+      const second = await s.call("POST", "/api/v1/runs", {
+        flowId,
+        input: { ms: 1 },
+        wait: false,
+      });
+      assertStrictEquals(second.status, 202);
+      assertStrictEquals(second.body.status, "queued");
+      const listed = await s.call("GET", "/api/v1/runs?status=queued");
+      assertStrictEquals(listed.body.runs[0].runId, second.body.runId);
+      const third = await s.call("POST", "/api/v1/runs", { flowId, input: { ms: 1 } });
+      assertStrictEquals(third.status, 429);
+      assertStrictEquals(third.body.code, 429);
+      assertStringIncludes(third.body.message, "--max-queued-runs");
+      assertStrictEquals(third.headers.get("retry-after"), "1");
+      // cancelling the running run lets the queued one start and finish
+      assertStrictEquals(
+        (await s.call("POST", `/api/v1/runs/${first.body.runId}/cancel`)).body.status,
+        "cancelled",
+      );
+      assertStrictEquals((await finished(s, second.body.runId)).status, "completed");
+      // a queued run can be cancelled before it starts
+      await Deno.remove(ready);
+      const a = await s.call("POST", "/api/v1/runs", {
+        flowId,
+        input: { ms: 60_000 },
+        wait: false,
+      });
+      await waitForFile(ready);
+      const q = await s.call("POST", "/api/v1/runs", { flowId, input: { ms: 1 }, wait: false });
+      assertStrictEquals(q.body.status, "queued");
+      const qc = await s.call("POST", `/api/v1/runs/${q.body.runId}/cancel`);
+      assertStrictEquals(qc.body.status, "cancelled");
+      await s.call("POST", `/api/v1/runs/${a.body.runId}/cancel`);
+      const metrics = await (await fetch(`${s.url}/metrics`)).text();
+      assertStringIncludes(metrics, 'stepflow_runs_rejected_total{reason="queue_full"} 1');
+      assertStringIncludes(metrics, 'stepflow_runs_finished_total{status="cancelled"} 3');
+    } finally {
+      await s.stop();
+    }
+  });
+});
