@@ -1,26 +1,107 @@
 /**
- * Logging to stderr (stdout is kept for results). Level from `STEPFLOW_LOG_LEVEL` or
- * {@linkcode setLogLevel}: `error` < `warn` < `info` < `debug`. Default `warn`, so a
- * `stepflow run` prints only what needs attention.
+ * Logging. Lines go to stderr (stdout is kept for results), or to a file with
+ * {@linkcode setLogFile} (`--log-file`). Levels: `off` < `error` < `warn` < `info` < `debug` <
+ * `trace`; default `warn`, so a `stepflow run` prints only what needs attention. Format `text`
+ * (`[level] tag: message`) or `json` (one object per line:
+ * `{"timestamp":"<RFC 3339>","level":"WARN","target":"<tag>","message":"..."}`, the fields of
+ * stepflow 0.8's JSON layout that apply here).
+ *
+ * Set from the CLI's global flags (`--log-level`, `--other-log-level`, `--log-format`,
+ * `--log-file`, src/cli/global_flags.ts) or, without them, `STEPFLOW_LOG_LEVEL` (read when this
+ * module loads, ignored without the env permission).
  * @module
  */
 
-/** Log levels, most severe first. */
-export type LogLevel = "error" | "warn" | "info" | "debug";
-const ORDER: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+/** Log levels, most severe first (stepflow 0.8's names; `off` prints nothing). */
+export type LogLevel = "off" | "error" | "warn" | "info" | "debug" | "trace";
+/** The levels a message can have. */
+export type MessageLevel = Exclude<LogLevel, "off">;
+/** Every level, in order. */
+export const LOG_LEVELS: readonly LogLevel[] = ["off", "error", "warn", "info", "debug", "trace"];
+const ORDER: Record<LogLevel, number> = {
+  off: -1,
+  error: 0,
+  warn: 1,
+  info: 2,
+  debug: 3,
+  trace: 4,
+};
+
+/** `text` (`[level] tag: message`) or `json` (one JSON object per line). */
+export type LogFormat = "text" | "json";
 
 let current: LogLevel = "warn";
-let sink: (line: string) => void = (line) => {
+/** Level of npm libraries' own loggers (none writes any yet); undefined: `current`. */
+let other: LogLevel | undefined;
+let format: LogFormat = "text";
+const encoder = new TextEncoder();
+const stderrSink = (line: string) => {
   try {
-    Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+    Deno.stderr.writeSync(encoder.encode(line + "\n"));
   } catch {
     // stderr closed: nothing to do
   }
 };
+let sink: (line: string) => void = stderrSink;
+let file: Deno.FsFile | undefined;
+
+/** True when `s` names a level (case-insensitive). */
+export function isLogLevel(s: string): boolean {
+  return Object.hasOwn(ORDER, s.toLowerCase());
+}
 
 /** Sets the minimum level printed. */
 export function setLogLevel(level: LogLevel): void {
   current = level;
+}
+
+/** The minimum level printed. */
+export function logLevel(): LogLevel {
+  return current;
+}
+
+/**
+ * Sets the level of libraries' own loggers (stepflow 0.8 `--other-log-level`); `undefined`
+ * makes it follow {@linkcode setLogLevel}.
+ */
+export function setOtherLogLevel(level: LogLevel | undefined): void {
+  other = level;
+}
+
+/** The level libraries log at (`--other-log-level`, else the main level). */
+export function libraryLogLevel(): LogLevel {
+  return other ?? current;
+}
+
+/** Sets the line format. */
+export function setLogFormat(f: LogFormat): void {
+  format = f;
+}
+
+/**
+ * Sends log lines to `path` (appended, created if missing) instead of stderr, as stepflow 0.8's
+ * `--log-file` does. `undefined` goes back to stderr.
+ * @throws {Deno.errors.*} when the file cannot be opened (e.g. `NotCapable` without
+ *   `--allow-write` on it).
+ */
+export function setLogFile(path: string | undefined): void {
+  file?.close();
+  file = undefined;
+  if (path === undefined) {
+    sink = stderrSink;
+    return;
+  }
+  const f = Deno.openSync(path, { append: true, create: true, write: true });
+  file = f;
+  sink = (line) => {
+    try {
+      const bytes = encoder.encode(line + "\n");
+      let off = 0;
+      while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
+    } catch {
+      // the file went away: nothing to do
+    }
+  };
 }
 
 /** Replaces where log lines go (tests capture them). Returns the previous sink. */
@@ -53,16 +134,29 @@ export interface Logger {
   warn(msg: string): void;
   info(msg: string): void;
   debug(msg: string): void;
-  enabled(level: LogLevel): boolean;
+  enabled(level: MessageLevel): boolean;
 }
 
-/** A logger whose lines read `[level] tag: message`. */
+/** One formatted line (exported for tests). */
+export function formatLogLine(level: MessageLevel, tag: string, msg: string, at = new Date()) {
+  if (format === "json") {
+    return JSON.stringify({
+      timestamp: at.toISOString(),
+      level: level.toUpperCase(),
+      target: tag,
+      message: msg,
+    });
+  }
+  return `[${level}] ${tag}: ${msg}`;
+}
+
+/** A logger whose lines read `[level] tag: message` (or JSON with `--log-format json`). */
 export function logger(tag: string): Logger {
-  const emit = (level: LogLevel, msg: string) => {
+  const emit = (level: MessageLevel, msg: string) => {
     if (ORDER[level] > ORDER[current]) return;
-    let line = `[${level}] ${tag}: ${msg}`;
-    for (const r of redactors) line = r.redact(line);
-    sink(line);
+    let m = msg;
+    for (const r of redactors) m = r.redact(m);
+    sink(formatLogLine(level, tag, m));
   };
   return {
     error: (m) => emit("error", m),
@@ -74,8 +168,8 @@ export function logger(tag: string): Logger {
 }
 
 try {
-  const env = Deno.env.get("STEPFLOW_LOG_LEVEL");
-  if (env && env in ORDER) current = env as LogLevel;
+  const env = Deno.env.get("STEPFLOW_LOG_LEVEL")?.toLowerCase();
+  if (env && isLogLevel(env)) current = env as LogLevel;
 } catch {
   // no --allow-env: keep the default
 }

@@ -11,6 +11,7 @@ import { EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
 import { describeError } from "../errors.ts";
 import { permissionHint } from "../permissions/hint.ts";
 import { registerCommands } from "./commands.ts";
+import { registerGlobalFlags } from "./global_flags.ts";
 
 const COMMANDS = [
   "run",
@@ -47,6 +48,7 @@ export async function main(args: string[]): Promise<number> {
         write(`${str.trimEnd().replace(/\s*\n\s*/g, " ")} (see 'stepflow ${sub}--help')\n`);
       },
     });
+  registerGlobalFlags(program, (s) => writeStderr(s));
   registerCommands(program, (code) => exitCode = code);
   const removeGuard = _guardUnhandledPermissionErrors();
   try {

@@ -31,6 +31,7 @@ import { PermissionSet } from "../permissions/permission_set.ts";
 import { EXIT_OK } from "./exit_codes.ts";
 import type { SetExit } from "./commands.ts";
 import { writeStderr, writeStdout } from "./main.ts";
+import { cliSettings } from "./global_flags.ts";
 import { applyStoreFlag } from "./store_option.ts";
 
 /** Options of `stepflow permissions`. */
@@ -97,9 +98,11 @@ export async function permissionsFor(opts: PermissionsOptions): Promise<Permissi
       outputFile: opts.output,
       readFiles: [opts.variables, opts.overrides].filter((f): f is string => f !== undefined),
       envVariables: opts.envVariables,
+      logFile: cliSettings.logFile,
     });
   }
   const set = new PermissionSet();
+  if (cliSettings.logFile) set.add("write", resolve(cwd, cliSettings.logFile));
   for (const p of opts.test ?? []) {
     const abs = resolve(cwd, p);
     set.add("read", abs);

@@ -24,6 +24,7 @@ import {
 } from "./exit_codes.ts";
 import { permissionHint } from "../permissions/hint.ts";
 import { writeStderr, writeStdout } from "./main.ts";
+import { cliSettings } from "./global_flags.ts";
 import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
 import { toYaml } from "./yaml_output.ts";
 import { onCancelSignals } from "./signals.ts";
@@ -216,7 +217,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     const hint = permissionHint(result.error);
     if (hint) return permissionExit(hint);
     writeStderr(formatFailure(result, loaded.source));
-    for (const r of failedSteps) {
+    for (const r of cliSettings.omitStackTrace ? [] : failedSteps) {
       const pos = loaded.source?.positionOf(["steps", r.stepIndex]);
       const at = pos?.file ? ` (${pos.file}:${pos.line}:${pos.col})` : "";
       const msg = r.result.outcome === "failed" ? r.result.error.message : "";
@@ -341,6 +342,7 @@ export function formatFailure(result: FlowResult, source?: SourceMap): string {
   if (result.outcome !== "failed") return "";
   const { code, message, data } = result.error;
   let out = `run failed (code ${code}): ${message}\n`;
+  if (cliSettings.omitStackTrace) return out;
   const stack = isJsonObject(data) && Array.isArray(data.stack) ? data.stack : [];
   stack.forEach((frame, i) => {
     if (!isJsonObject(frame)) return;

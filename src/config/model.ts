@@ -9,8 +9,36 @@ import { DurationSchema, fileNumber, JsonValueSchema } from "../flow/model.ts";
 
 const StringMap = z.record(z.string(), z.string());
 
-/** `{type: builtin}`: the built-in components (§4). */
-export const BuiltinPluginConfigSchema = z.object({ type: z.literal("builtin") });
+/**
+ * Extension (issue 16): the OpenAI-compatible endpoint of the built-in `/openai` and `/chat`
+ * components (docs/ai.md). String values may hold `${VAR}` / `${VAR:-default}` references,
+ * substituted from the environment when the plugin starts.
+ */
+export const OpenAISettingsSchema = z.object({
+  baseUrl: z.string().optional().describe(
+    "Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 (Ollama). " +
+      "Default: OPENAI_BASE_URL, else https://api.openai.com/v1.",
+  ),
+  apiKeyEnv: z.string().optional().describe(
+    "Name of the environment variable holding the API key. Default: OPENAI_API_KEY.",
+  ),
+  model: z.string().optional().describe(
+    "Default model of /chat and /openai (a step's model wins).",
+  ),
+  timeout: DurationSchema.optional().describe(
+    "Limit on each HTTP request (ms, or a duration such as 30s). Default: 10 minutes.",
+  ),
+  headers: StringMap.optional().describe(
+    "Extra HTTP headers sent with each request (e.g. for a gateway); values may use ${VAR}.",
+  ),
+}).describe("Extension: the OpenAI-compatible endpoint of /openai and /chat (docs/ai.md).");
+export type OpenAISettings = z.infer<typeof OpenAISettingsSchema>;
+
+/** `{type: builtin}`: the built-in components (§4); extension: `openai` settings. */
+export const BuiltinPluginConfigSchema = z.object({
+  type: z.literal("builtin"),
+  openai: OpenAISettingsSchema.optional(),
+});
 
 /**
  * Where a worker process or server is, shared by step services and MCP plugins: `command` +

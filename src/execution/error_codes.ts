@@ -174,13 +174,18 @@ export function errorCodeInfo(code: number): ErrorCodeInfo | undefined {
 
 /**
  * The category of a failure. `data.kind` wins when it names a known kind (a failure the engine
- * produced); otherwise the code decides; unknown codes are `component` failures.
+ * produced); then a component's own `data.retryable` (issue 16: `false` makes it `invalid`, e.g.
+ * an HTTP 401 from a model API; `true` makes it `component`, e.g. an HTTP 524 that is not this
+ * engine's run timeout); otherwise the code decides; unknown codes are `component` failures.
  */
 export function categorize(error: FlowError): FailureCategory {
   const data = error.data;
   if (isJsonObject(data) && typeof data.kind === "string") {
     const byKind = BY_KIND.get(data.kind);
     if (byKind) return byKind.category;
+  }
+  if (isJsonObject(data) && typeof data.retryable === "boolean") {
+    return data.retryable ? "component" : "invalid";
   }
   const code = isNumber(error.code as unknown) ? toNumber(error.code) : NaN;
   return BY_CODE.get(code)?.category ?? "component";

@@ -269,6 +269,19 @@ export function backoffDelay(
   return base;
 }
 
+/**
+ * The wait a failure asks for before it is retried: `data.retryAfterMs` (a component's reading
+ * of an HTTP `Retry-After` header, e.g. a 429 from a model API), as a whole number of ms, or 0.
+ * The retry then waits the longer of this and the backoff delay, but never more than
+ * `maxDelay` (docs/error-handling.md).
+ */
+export function requestedRetryDelay(error: FlowError): number {
+  const data = error.data;
+  if (!isJsonObject(data) || !isNumber(data.retryAfterMs)) return 0;
+  const ms = toNumber(data.retryAfterMs);
+  return Number.isFinite(ms) && ms > 0 ? Math.ceil(ms) : 0;
+}
+
 /** Retries used so far, per budget. */
 export interface RetryUsage {
   component: number;

@@ -20,7 +20,13 @@ import { type Clock, realClock, sleep } from "./clock.ts";
 import type { FailureCategory } from "./error_codes.ts";
 import { outputTooDeep, outputTooLarge } from "./error_codes.ts";
 import type { Release } from "./limiter.ts";
-import { backoffDelay, retryDecision, type RetryPolicy, type RetryUsage } from "./retry_policy.ts";
+import {
+  backoffDelay,
+  requestedRetryDelay,
+  retryDecision,
+  type RetryPolicy,
+  type RetryUsage,
+} from "./retry_policy.ts";
 import { callWithTimeout, cancellationResult } from "./timeout.ts";
 
 /** What applies to one step's call. */
@@ -125,7 +131,11 @@ export async function runWithPolicy(
       return await applyFallback(retry, final, made, ctx);
     }
     used[decision.budget]++;
-    const delayMs = backoffDelay(retry, used.component + used.transport, random);
+    // A server's Retry-After (data.retryAfterMs) lengthens the wait, up to maxDelay.
+    const delayMs = Math.max(
+      backoffDelay(retry, used.component + used.transport, random),
+      Math.min(requestedRetryDelay(result.error), retry.maxDelayMs),
+    );
     ctx.onRetry?.({
       stepId,
       attempt: n,

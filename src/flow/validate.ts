@@ -107,7 +107,7 @@ const CONFIG_KEYS = [
   "maxOutputSize",
 ];
 const PLUGIN_KEYS: Record<string, string[]> = {
-  builtin: ["type"],
+  builtin: ["type", "openai"],
   stepflow: [
     "type",
     "transport",
@@ -311,11 +311,13 @@ export function validateFlow(
 }
 
 /**
- * The components of the builtin plugin (stepflow 0.8 §4, without `/openai`, which is not
- * implemented yet). tests/flow/validate_test.ts checks it against the plugin's own list.
+ * The components of the builtin plugin (stepflow 0.8 §4, plus the `/chat` extension).
+ * tests/flow/validate_test.ts checks it against the plugin's own list.
  */
 export const BUILTIN_COMPONENT_NAMES: readonly string[] = [
+  "/chat",
   "/create_messages",
+  "/openai",
   "/eval",
   "/iterate",
   "/load_file",

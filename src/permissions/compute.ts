@@ -11,9 +11,15 @@
  * - `${VAR}` references in stdio/MCP `args` and `env` (§2.5) → `--allow-env=VAR`;
  * - HTTP step services and MCP `url`s → `--allow-net=host:port`;
  * - built-in `/load_file` with a literal `path` → `--allow-read=<that file>`; with a computed
- *   path → the working directory (noted); `/openai` → `--allow-net=api.openai.com:443` and
- *   `--allow-env=OPENAI_API_KEY` (unless the input gives `api_key`); nested flows given to
- *   `/map`, `/iterate`, `/put_blob` are searched the same way;
+ *   path → the working directory (noted); `/openai` and `/chat` → `--allow-net=<host:port of
+ *   the base URL>` (the step's literal `base_url`, else the builtin plugin's `openai.baseUrl`,
+ *   else `OPENAI_BASE_URL` as set now, else `api.openai.com:443`; a computed `base_url` makes
+ *   net unscoped, noted) and `--allow-env=` the key variable (`openai.apiKeyEnv`, default
+ *   `OPENAI_API_KEY`, unless the input gives a literal `api_key`) and `OPENAI_BASE_URL` when no
+ *   base URL is configured; nested
+ *   flows given to `/map`, `/iterate`, `/put_blob` are searched the same way;
+ * - a builtin plugin's `openai` settings → `--allow-env` for each `${VAR}` they reference (read
+ *   when the plugin starts);
  * - an SQLite state store file → `--allow-read` and `--allow-write` on it;
  * - `stepflow test`: the `test.servers` commands → `--allow-run`, and `--allow-net=127.0.0.1`
  *   to find a free port and reach them;
@@ -26,8 +32,15 @@ import { FLOW_SCHEMA_URL } from "../flow/model.ts";
 import { compileTemplate } from "../flow/template.ts";
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { envVarsIn } from "./env_refs.ts";
-import { ALWAYS_READ_ENV, COMMAND_LOOKUP_ENV, OPENAI_ENV, OPENAI_HOST } from "./library_env.ts";
+import {
+  ALWAYS_READ_ENV,
+  COMMAND_LOOKUP_ENV,
+  OPENAI_BASE_URL_ENV,
+  OPENAI_HOST,
+  OPENAI_KEY_ENV,
+} from "./library_env.ts";
 import { ALL, PermissionSet } from "./permission_set.ts";
+import { substituteEnv } from "../config/env.ts";
 
 /** The parts of a flow the computation looks at (a loaded `Flow` fits). */
 export interface FlowLike {
@@ -62,6 +75,13 @@ export interface FlowPermissionOptions {
   update?: boolean;
   /** The PATH to find bare step-service commands on. @default the engine's PATH */
   pathEnv?: string;
+  /**
+   * Reads a variable as the run will see it (`OPENAI_BASE_URL`, `${VAR}` in a configured base
+   * URL). @default this process's environment (undefined when not readable)
+   */
+  env?: (name: string) => string | undefined;
+  /** `--log-file` (global flag): written. */
+  logFile?: string;
 }
 
 /**
@@ -84,8 +104,9 @@ export function computeFlowPermissions(opts: FlowPermissionOptions): PermissionS
     );
   }
   if (opts.update && opts.flowPath) set.add("write", resolve(opts.flowPath));
+  if (opts.logFile) set.add("write", resolve(opts.logFile));
   addConfigPermissions(set, opts.config, opts.pathEnv);
-  for (const flow of _flowsIn(opts.flow)) addStepPermissions(set, flow, opts.config);
+  for (const flow of _flowsIn(opts.flow)) addStepPermissions(set, flow, opts.config, opts.env);
   if (opts.test) {
     const base = opts.flowPath ? dirname(resolve(opts.flowPath)) : opts.config.workingDirectory;
     addTestServerPermissions(set, opts.flow.test?.servers, base);
@@ -120,6 +141,14 @@ function _addPlugin(
   wd: string,
   pathEnv: string | undefined,
 ): void {
+  if (plugin.type === "builtin") {
+    // `openai` settings are resolved when the plugin starts (src/plugins/builtin/openai_client.ts)
+    const o = plugin.openai;
+    for (const s of [o?.baseUrl, o?.model, ...Object.values(o?.headers ?? {})]) {
+      if (s !== undefined) set.addAll("env", envVarsIn(s));
+    }
+    return;
+  }
   if (plugin.type !== "stepflow" && plugin.type !== "mcp") return;
   for (const s of [...(plugin.args ?? []), ...Object.values(plugin.env ?? {})]) {
     set.addAll("env", envVarsIn(s));
@@ -218,11 +247,17 @@ export function sqliteFile(databaseUrl: string, workingDirectory: string): strin
 }
 
 /** Adds what the built-in components used by `flow`'s steps need. */
-export function addStepPermissions(set: PermissionSet, flow: FlowLike, loaded: LoadedConfig): void {
+export function addStepPermissions(
+  set: PermissionSet,
+  flow: FlowLike,
+  loaded: LoadedConfig,
+  env: (name: string) => string | undefined = _readEnv,
+): void {
   const plugins = loaded.config.plugins ?? {};
   for (const step of flow.steps ?? []) {
     for (const target of routeTargets(step.component, loaded)) {
-      if (plugins[target.plugin]?.type !== "builtin") continue;
+      const plugin = plugins[target.plugin];
+      if (plugin?.type !== "builtin") continue;
       const name = target.component.split("/").pop();
       if (name === "load_file") {
         const p = _literalKey(step.input, "path");
@@ -234,12 +269,91 @@ export function addStepPermissions(set: PermissionSet, flow: FlowLike, loaded: L
               `working directory ${loaded.workingDirectory} is readable; make it a literal to narrow this`,
           );
         }
-      } else if (name === "openai") {
-        set.add("net", OPENAI_HOST);
-        if (_literalKey(step.input, "api_key") === undefined) set.addAll("env", OPENAI_ENV);
+      } else if (name === "openai" || name === "chat") {
+        _addModelCall(set, step, plugin.openai, env);
       }
     }
   }
+}
+
+/** What a `/openai` or `/chat` step needs: the base URL's host and the variables read. */
+function _addModelCall(
+  set: PermissionSet,
+  step: { id?: string; component: string; input?: JsonValue },
+  settings: { baseUrl?: string; apiKeyEnv?: string } | undefined,
+  env: (name: string) => string | undefined,
+): void {
+  const id = step.id ?? "?";
+  if (_literalKey(step.input, "api_key") === undefined) {
+    set.add("env", settings?.apiKeyEnv ?? OPENAI_KEY_ENV);
+  }
+  const literal = _literalKey(step.input, "base_url");
+  if (_hasKey(step.input, "base_url") && literal === undefined) {
+    set.add("net", ALL).note(
+      `step '${id}': base_url is computed at run time, so --allow-net is unscoped; ` +
+        `make it a literal or set openai.baseUrl in the config to narrow this`,
+    );
+    return;
+  }
+  let url: string | undefined;
+  let from: string;
+  if (typeof literal === "string") {
+    url = literal;
+    from = "its base_url";
+  } else if (settings?.baseUrl !== undefined) {
+    from = "the config's openai.baseUrl";
+    try {
+      url = substituteEnv(settings.baseUrl, env);
+    } catch {
+      url = undefined;
+    }
+  } else {
+    set.add("env", OPENAI_BASE_URL_ENV);
+    const current = env(OPENAI_BASE_URL_ENV);
+    if (current) {
+      url = current;
+      from = `${OPENAI_BASE_URL_ENV} (as set now)`;
+    } else {
+      set.add("net", OPENAI_HOST);
+      return;
+    }
+  }
+  const host = url ? netHost(url) : undefined;
+  const vars = from === "its base_url" ? [] : envVarsIn(settings?.baseUrl ?? "");
+  if (host && (vars.length > 0 || !settings?.baseUrl && from !== "its base_url")) {
+    set.note(
+      `step '${id}': --allow-net=${host} comes from ${
+        vars.length > 0 ? vars.join(", ") : OPENAI_BASE_URL_ENV
+      } as set now; run \`stepflow permissions\` again with the value the run will have`,
+    );
+  }
+  if (host) set.add("net", host);
+  else {
+    set.note(
+      `step '${id}': the base URL from ${from} (${JSON.stringify(url ?? settings?.baseUrl)}) ` +
+        `is not a URL yet; no --allow-net added for it`,
+    );
+  }
+}
+
+function _readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when the step input (literal or template object) has `key`. */
+function _hasKey(input: JsonValue | undefined, key: string): boolean {
+  try {
+    const t = compileTemplate(input);
+    if (t.kind === "literal") return isJsonObject(t.value) && Object.hasOwn(t.value, key);
+    if (t.kind === "object") return t.entries.some(([k]) => k === key);
+  } catch {
+    // not a template
+  }
+  return false;
 }
 
 /**

@@ -18,12 +18,18 @@
  * Always read, by every subcommand:
  * - `LOG_TOKENS`, `LOG_STREAM`: npm `yaml` (2.x) reads them on every parse (debug output of
  *   the lexer and composer).
- * - `STEPFLOW_LOG_LEVEL`: our log level (src/log.ts; ignored without the permission).
+ * - `STEPFLOW_LOG_LEVEL`, `STEPFLOW_LOG_FORMAT`, `STEPFLOW_LOG_FILE`,
+ *   `STEPFLOW_LOG_DESTINATION`, `STEPFLOW_OTHER_LOG_LEVEL`: stepflow 0.8's variables for the
+ *   global log flags (src/cli/global_flags.ts; each ignored without its permission).
  */
 export const ALWAYS_READ_ENV: readonly string[] = [
   "LOG_TOKENS",
   "LOG_STREAM",
   "STEPFLOW_LOG_LEVEL",
+  "STEPFLOW_LOG_FORMAT",
+  "STEPFLOW_LOG_FILE",
+  "STEPFLOW_LOG_DESTINATION",
+  "STEPFLOW_OTHER_LOG_LEVEL",
 ];
 
 /**
@@ -32,8 +38,14 @@ export const ALWAYS_READ_ENV: readonly string[] = [
  */
 export const COMMAND_LOOKUP_ENV: readonly string[] = ["PATH"];
 
-/** Read by the built-in `/openai` component when the input has no `api_key`. */
-export const OPENAI_ENV: readonly string[] = ["OPENAI_API_KEY"];
+/**
+ * The default key variable of `/openai` and `/chat` (stepflow 0.8), read when the input has no
+ * `api_key` (a config's `openai.apiKeyEnv` names another).
+ */
+export const OPENAI_KEY_ENV = "OPENAI_API_KEY";
 
-/** Host the built-in `/openai` component calls. */
+/** Read by `/openai` and `/chat` for the base URL when neither step nor config gives one. */
+export const OPENAI_BASE_URL_ENV = "OPENAI_BASE_URL";
+
+/** Host `/openai` and `/chat` call when no base URL is configured. */
 export const OPENAI_HOST = "api.openai.com:443";

@@ -42,7 +42,7 @@ Deno.test("stepflow list-components from the repo root suggests the configs belo
   assertStrictEquals(r.code, 0, r.stderr);
   assertStringIncludes(
     r.stderr,
-    "pass one with --config, e.g. --config examples/greet/stepflow-config.yml, " +
-      "--config examples/hello/stepflow-config.yml, --config examples/mcp-files/stepflow-config.yml\n",
+    "pass one with --config, e.g. --config examples/ai-research/stepflow-config.yml, " +
+      "--config examples/greet/stepflow-config.yml, --config examples/hello/stepflow-config.yml\n",
   );
 });

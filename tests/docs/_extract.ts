@@ -26,7 +26,8 @@
  * A **flow example** is a `yaml` block whose first line reads `# <name>.yaml — input <json>`:
  * it runs as `stepflow run --flow <name>.yaml --input-json '<json>'` in the scratch directory,
  * and a `text` block right after it that starts with `{"outcome"` is its expected stdout.
- * A table's `needs` column that mentions `deno` means `needs deno` for that row.
+ * A table's `needs` column that mentions `deno` means `needs deno` for that row; one that names
+ * a `port N` (a server the command starts on a fixed port) skips that row.
  * @module
  */
 
@@ -208,6 +209,10 @@ export function extractDoc(file: string, text: string): ExtractedDoc {
         const row = cells(lines[i]);
         const needs = [...pending.needs];
         if (needsCol !== -1 && /\bdeno\b/.test(row[needsCol] ?? "")) needs.push("deno");
+        // a row that needs a server on a fixed port is not run (it would leave it running)
+        const server = needsCol !== -1 && /\bport \d+/.test(row[needsCol] ?? "")
+          ? `needs ${row[needsCol].replace(/`/g, "")}`
+          : undefined;
         for (const span of codeSpans(row[commandCol] ?? "")) {
           if (!PROGRAMS.test(span)) continue;
           commands.push({
@@ -215,7 +220,7 @@ export function extractDoc(file: string, text: string): ExtractedDoc {
             line: i + 1,
             command: span,
             kind: isSynopsis(span) ? "synopsis" : "run",
-            skip: pending.skip,
+            skip: pending.skip ?? server,
             needs,
           });
         }

@@ -5,11 +5,14 @@
 import type { JsonValue } from "../../json/exact_json.ts";
 import type { FlowResult } from "../../flow/flow_result.ts";
 import type { ComponentInfo, ExecuteContext } from "../plugin.ts";
+import type { OpenAIDefaults } from "./openai_client.ts";
 
 /** What a built-in gets besides its input. */
 export interface BuiltinEnv {
   /** Directory relative paths resolve against (config `workingDirectory`). */
   workingDirectory: string;
+  /** The plugin's `openai` settings (`/openai`, `/chat`), resolved when the plugin starts. */
+  openai: OpenAIDefaults;
   /** The engine's output size limit, bytes (`/load_file` reads no more). @default no limit */
   maxOutputBytes?: number;
 }

@@ -1,13 +1,16 @@
 /**
- * The built-in plugin (`{type: builtin}`, stepflow 0.8 §4): `/create_messages`, `/put_blob`,
- * `/get_blob`, `/load_file`, `/eval`, `/map`, `/iterate`. Components are named without a prefix;
- * route them with e.g. `"/builtin/{*component}": [{plugin: builtin}]`.
+ * The built-in plugin (`{type: builtin}`, stepflow 0.8 §4): `/create_messages`, `/openai`,
+ * `/put_blob`, `/get_blob`, `/load_file`, `/eval`, `/map`, `/iterate`, and the `/chat`
+ * extension. Components are named without a prefix; route them with e.g.
+ * `"/builtin/{*component}": [{plugin: builtin}]`. The optional `openai` settings of the plugin's
+ * config say which OpenAI-compatible endpoint `/openai` and `/chat` call (docs/ai.md).
  * @module
  */
 import type { JsonValue } from "../../json/exact_json.ts";
 import type { FlowResult } from "../../flow/flow_result.ts";
 import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";
 import { registerPluginType } from "../registry.ts";
+import type { OpenAISettings } from "../../config/model.ts";
 import type { BuiltinComponent, BuiltinEnv } from "./component.ts";
 import { BuiltinError, builtinFailure } from "./_failure.ts";
 import { createMessages } from "./create_messages.ts";
@@ -17,23 +20,46 @@ import { loadFile } from "./load_file.ts";
 import { evalComponent } from "./eval.ts";
 import { mapComponent } from "./map.ts";
 import { iterateComponent } from "./iterate.ts";
+import { openaiComponent } from "./openai.ts";
+import { chatComponent } from "./chat.ts";
+import { resolveOpenAIDefaults } from "./openai_client.ts";
 
-/** Every built-in component by name. Other modules (e.g. `/openai`) may add to it. */
+/** Every built-in component by name. */
 export const BUILTIN_COMPONENTS: Map<string, BuiltinComponent> = new Map(
-  [createMessages, putBlob, getBlob, loadFile, evalComponent, mapComponent, iterateComponent].map(
-    (c) => [c.info.component, c],
-  ),
+  [
+    createMessages,
+    openaiComponent,
+    chatComponent,
+    putBlob,
+    getBlob,
+    loadFile,
+    evalComponent,
+    mapComponent,
+    iterateComponent,
+  ].map((c) => [c.info.component, c]),
 );
 
 /** The `builtin` plugin. */
 export class BuiltinPlugin implements Plugin {
   readonly type = "builtin";
-  #env: BuiltinEnv = { workingDirectory: "." };
+  #env: BuiltinEnv = {
+    workingDirectory: ".",
+    openai: resolveOpenAIDefaults(undefined),
+  };
 
-  constructor(readonly name: string) {}
+  /** @param openai the config's `openai` settings (extension, docs/ai.md). */
+  constructor(readonly name: string, readonly openai?: OpenAISettings) {}
 
+  /** @throws {Error} for `openai` settings naming an unset variable or a bad URL. */
   init(ctx: PluginInitContext): Promise<void> {
-    this.#env = { workingDirectory: ctx.workingDirectory };
+    try {
+      this.#env = {
+        workingDirectory: ctx.workingDirectory,
+        openai: resolveOpenAIDefaults(this.openai),
+      };
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (ctx.maxOutputBytes !== undefined) this.#env.maxOutputBytes = ctx.maxOutputBytes;
     return Promise.resolve();
   }
@@ -70,4 +96,7 @@ export class BuiltinPlugin implements Plugin {
   }
 }
 
-registerPluginType("builtin", (name) => new BuiltinPlugin(name));
+registerPluginType(
+  "builtin",
+  (name, config) => new BuiltinPlugin(name, config.type === "builtin" ? config.openai : undefined),
+);

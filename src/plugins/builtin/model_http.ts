@@ -1,0 +1,281 @@
+/**
+ * The HTTP side of `/openai` and `/chat` (issue 16): `POST {baseUrl}/chat/completions` with
+ * `fetch`, whole or as server-sent events, for any OpenAI-compatible server.
+ *
+ * Why not the npm `openai` client: measured (docs/performance.md, "Model calls"), it made every
+ * command of the bundle pay about 1.18× CPU and 7 MiB at start-up (`deno bundle` inlines even a
+ * dynamic import: 1.25 MB of JavaScript parsed by every `stepflow` command), its first use in a
+ * process cost 65–500 ms to load, each call 0.23 ms more than a bare `fetch` (0.65 ms streamed),
+ * and it reads `OPENAI_CUSTOM_HEADERS` on its own. One endpoint and its event stream are little
+ * code; the behaviours that matter are kept: retryable statuses (408, 409, 429, 5xx,
+ * `x-should-retry`), `Retry-After` / `retry-after-ms`, a request timeout, aborting on the step's
+ * signal, errors of OpenAI, Ollama, vLLM and llama.cpp shapes.
+ *
+ * Thrown: {@linkcode ModelApiError} (an HTTP error status), {@linkcode ModelConnectionError}
+ * (no answer: refused, reset, DNS, a stream cut short), {@linkcode ModelTimeoutError} (the
+ * endpoint's timeout), {@linkcode ModelAbortError} (the step's signal), {@linkcode
+ * ModelAnswerError} (an answer that is not JSON, an error event in a stream). A missing Deno
+ * permission is thrown as Deno throws it (the caller turns it into the CLI's hint).
+ * @module
+ */
+import { readSseData } from "../../protocol/sse.ts";
+import { logger } from "../../log.ts";
+
+/** Where a request goes (see src/plugins/builtin/openai_client.ts for where each part comes from). */
+export interface ModelEndpoint {
+  baseUrl: string;
+  /** Undefined: no `Authorization` header (local servers). */
+  apiKey?: string;
+  /** Extra headers; they win over the defaults (a gateway may want its own `Authorization`). */
+  headers: Record<string, string>;
+  /** Limit on the whole request, ms (headers and body, streamed or not). */
+  timeoutMs: number;
+}
+
+/** The error object of an HTTP error answer, as far as the server gave one. */
+export interface ApiErrorBody {
+  message?: string;
+  type?: string;
+  code?: string | number;
+  param?: string;
+}
+
+/** The server answered with an HTTP error status. */
+export class ModelApiError extends Error {
+  override name = "ModelApiError";
+  constructor(
+    readonly status: number,
+    readonly headers: Headers,
+    readonly body: ApiErrorBody,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** No answer: connection refused or reset, DNS failure, a stream that ended early. */
+export class ModelConnectionError extends Error {
+  override name = "ModelConnectionError";
+}
+
+/** No complete answer within the endpoint's `timeoutMs`. */
+export class ModelTimeoutError extends Error {
+  override name = "ModelTimeoutError";
+}
+
+/** The step's signal aborted the request (step timeout, cancelled run). */
+export class ModelAbortError extends Error {
+  override name = "ModelAbortError";
+}
+
+/** The server answered 2xx with something that is not a chat completion (not JSON, an error event). */
+export class ModelAnswerError extends Error {
+  override name = "ModelAnswerError";
+}
+
+const log = logger("openai");
+const USER_AGENT = "stepflow (Deno)";
+/** Error answers are read up to this many characters. */
+const MAX_ERROR_TEXT = 64 * 1024;
+
+/**
+ * `{baseUrl}/chat/completions` (one slash between); a query of the base URL (Azure's
+ * `?api-version=...`) stays at the end.
+ */
+export function chatUrl(baseUrl: string): string {
+  const u = new URL(baseUrl);
+  u.pathname = u.pathname.replace(/\/+$/, "") + "/chat/completions";
+  return u.href;
+}
+
+/** A URL for the log: no user info, no query (either may hold a key). */
+function logUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
+}
+
+/**
+ * Sends one chat completion request and returns the parsed answer.
+ * @param body the request (compact JSON; exact raw numbers are sent as written).
+ * @throws see the module doc.
+ */
+export async function postChat(
+  endpoint: ModelEndpoint,
+  body: unknown,
+  signal: AbortSignal,
+): Promise<Record<string, unknown>> {
+  const req = await open(endpoint, body, signal, false);
+  try {
+    let text: string;
+    try {
+      text = await req.response.text();
+    } catch (e) {
+      throw req.failure(e);
+    }
+    let answer: unknown;
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      throw new ModelAnswerError(`the answer is not JSON: ${clip(text, 200)}`);
+    }
+    if (answer === null || typeof answer !== "object" || Array.isArray(answer)) {
+      throw new ModelAnswerError(`the answer is not a JSON object: ${clip(text, 200)}`);
+    }
+    return answer as Record<string, unknown>;
+  } finally {
+    req.done();
+  }
+}
+
+/**
+ * Sends one chat completion request with `stream: true` (the body must say so) and yields each
+ * event's parsed chunk until `data: [DONE]`.
+ * @throws see the module doc; a stream that ends without `[DONE]` and without a
+ *   `finish_reason` is a {@linkcode ModelConnectionError}.
+ */
+export async function* streamChat(
+  endpoint: ModelEndpoint,
+  body: unknown,
+  signal: AbortSignal,
+): AsyncGenerator<Record<string, unknown>> {
+  const req = await open(endpoint, body, signal, true);
+  let finished = false;
+  try {
+    const stream = req.response.body;
+    if (!stream) throw new ModelAnswerError("the answer has no body");
+    try {
+      for await (const data of readSseData(stream, req.signal)) {
+        if (data.trim() === "[DONE]") return;
+        let chunk: unknown;
+        try {
+          chunk = JSON.parse(data);
+        } catch {
+          throw new ModelAnswerError(`an event of the answer is not JSON: ${clip(data, 200)}`);
+        }
+        if (chunk === null || typeof chunk !== "object") continue;
+        const c = chunk as Record<string, unknown>;
+        if (c.error !== undefined) {
+          throw new ModelAnswerError(
+            `the server sent an error in the stream: ${errorBody(c).message ?? clip(data, 200)}`,
+          );
+        }
+        const choices = Array.isArray(c.choices) ? c.choices : [];
+        if (choices.some((ch) => typeof ch?.finish_reason === "string")) finished = true;
+        yield c;
+      }
+    } catch (e) {
+      throw req.failure(e);
+    }
+    if (req.signal.aborted) throw req.failure(req.signal.reason);
+    if (!finished) {
+      throw new ModelConnectionError("the answer stream ended before the answer was complete");
+    }
+  } finally {
+    req.done();
+  }
+}
+
+interface OpenRequest {
+  response: Response;
+  /** Aborted by the step's signal or the timeout. */
+  signal: AbortSignal;
+  /** The error to throw for `e` (abort and timeout told apart). */
+  failure(e: unknown): Error;
+  /** Clears the timer (call once the body is read). */
+  done(): void;
+}
+
+async function open(
+  endpoint: ModelEndpoint,
+  body: unknown,
+  signal: AbortSignal,
+  stream: boolean,
+): Promise<OpenRequest> {
+  const url = chatUrl(endpoint.baseUrl);
+  const timeout = new AbortController();
+  const timer = setTimeout(
+    () => timeout.abort(new ModelTimeoutError(`no answer within ${endpoint.timeoutMs} ms`)),
+    endpoint.timeoutMs,
+  );
+  const both = AbortSignal.any([signal, timeout.signal]);
+  const failure = (e: unknown): Error => {
+    if (signal.aborted) return new ModelAbortError("the request was aborted", { cause: e });
+    if (timeout.signal.aborted) return timeout.signal.reason as Error;
+    if (e instanceof ModelAnswerError || e instanceof ModelConnectionError) return e;
+    if (isPermissionError(e)) return e as Error;
+    return new ModelConnectionError(e instanceof Error ? e.message : String(e), { cause: e });
+  };
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    accept: stream ? "text/event-stream" : "application/json",
+    "user-agent": USER_AGENT,
+  };
+  if (endpoint.apiKey !== undefined) headers.authorization = `Bearer ${endpoint.apiKey}`;
+  for (const [k, v] of Object.entries(endpoint.headers)) headers[k.toLowerCase()] = v;
+  const started = performance.now();
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(body),
+      signal: both,
+    });
+  } catch (e) {
+    clearTimeout(timer);
+    throw failure(e);
+  }
+  if (log.enabled("debug")) {
+    log.debug(
+      `POST ${logUrl(url)}: HTTP ${response.status} in ${
+        Math.round(performance.now() - started)
+      } ms`,
+    );
+  }
+  if (!response.ok) {
+    let text = "";
+    try {
+      text = clip(await response.text(), MAX_ERROR_TEXT);
+    } catch {
+      // the body could not be read: the status says enough
+    } finally {
+      clearTimeout(timer);
+    }
+    const parsed = parseErrorText(text);
+    const message = parsed.message ?? (text.trim() !== "" ? clip(text.trim(), 500) : "(no body)");
+    throw new ModelApiError(response.status, response.headers, parsed, message);
+  }
+  return { response, signal: both, failure, done: () => clearTimeout(timer) };
+}
+
+/** The error object of an error answer: OpenAI's `{error: {...}}`, `{error: "..."}`, `{message}`. */
+export function parseErrorText(text: string): ApiErrorBody {
+  try {
+    const v = JSON.parse(text);
+    if (v !== null && typeof v === "object") return errorBody(v as Record<string, unknown>);
+  } catch {
+    // not JSON
+  }
+  return {};
+}
+
+function errorBody(v: Record<string, unknown>): ApiErrorBody {
+  const e = v.error;
+  const src = e !== null && typeof e === "object" ? e as Record<string, unknown> : v;
+  const out: ApiErrorBody = {};
+  if (typeof e === "string") out.message = e;
+  else if (typeof src.message === "string") out.message = src.message;
+  else if (typeof src.detail === "string") out.message = src.detail;
+  if (typeof src.type === "string") out.type = src.type;
+  if (typeof src.code === "string" || typeof src.code === "number") out.code = src.code;
+  if (typeof src.param === "string") out.param = src.param;
+  return out;
+}
+
+function isPermissionError(e: unknown): boolean {
+  return e instanceof Deno.errors.NotCapable;
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? text.slice(0, max) + "…" : text;
+}
