@@ -106,7 +106,14 @@ export { createServer, SERVICE_VERSION } from "./src/server/server.ts";
 export type { ServerOptions, StepflowServer } from "./src/server/server.ts";
 export { listen } from "./src/server/listen.ts";
 export type { ListeningService, ListenOptions } from "./src/server/listen.ts";
-export type { StateStore } from "./src/state/store.ts";
+export type {
+  ClaimedRun,
+  ClaimOptions,
+  EngineRecord,
+  LeaseRenewal,
+  StateStore,
+} from "./src/state/store.ts";
+export { openStateStore } from "./src/state/create.ts";
 
 /**
  * Loads a flow from a file path, or from text when `options.text` is true.

@@ -95,7 +95,7 @@ export function register(program: Command, setExit: SetExit): void {
     .option("--timeout <duration>", 'limit on the whole run, e.g. "5m" or 300000 (ms)')
     .option(
       "--store <url>",
-      "record the run in this state store: sqlite:FILE (or a file path), memory (default: config)",
+      "record the run in this state store: sqlite:FILE (or a file path), postgres://..., memory (default: config)",
     )
     .action(async (flags: RunFlags) => {
       setExit(await runCommand(flags));
@@ -135,7 +135,8 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const runId = crypto.randomUUID();
   // a run recorded in a database is found again by its id (runs show, signal, resume)
   const store = config.config.stateStore;
-  const persistent = store?.type === "sqlite" && !store.databaseUrl.includes(":memory:");
+  const persistent = store?.type === "postgres" ||
+    (store?.type === "sqlite" && !store.databaseUrl.includes(":memory:"));
   if (flags.verbose || persistent) writeStderr(`run_id: ${runId}\n`);
   const cancel = onCancelSignals((signal) => {
     const running = stepsInFlight(runId);

@@ -53,7 +53,10 @@ export function register(program: Command, setExit: SetExit): void {
   const runs = program.command("runs")
     .description("Run history of a persistent state store: list, show, prune");
   const storeOptions = (c: Command) =>
-    c.option("--store <url>", "the database: sqlite:FILE or a file path (default: the config's)")
+    c.option(
+      "--store <url>",
+      "the database: sqlite:FILE, a file path or postgres://... (default: the config's)",
+    )
       .option("--config <file>", "config whose stateStore to read (default: discovered in cwd)");
   storeOptions(
     runs.command("list")

@@ -24,7 +24,8 @@ import { validateConfig } from "../flow/validate.ts";
 import { formatDiagnostic } from "../flow/diagnostics.ts";
 import { Engine } from "../execution/engine.ts";
 import { parseDuration } from "../execution/duration.ts";
-import { createStateStore, storeConfigFromUrl } from "../state/create.ts";
+import { openStateStore, storeConfigFromUrl } from "../state/create.ts";
+import { describePostgresUrl } from "../state/postgres_url.ts";
 import type { StateStoreConfig } from "../config/model.ts";
 import type { StateStore } from "../state/store.ts";
 import { describeError, FlowLoadError, UsageError } from "../errors.ts";
@@ -58,7 +59,7 @@ export function register(program: Command, setExit: SetExit): void {
     )
     .option(
       "--store <path>",
-      "state store: an SQLite file, 'sqlite:<url>' or 'memory' (default: the config's stateStore, else ./stepflow.db)",
+      "state store: an SQLite file, 'sqlite:<url>', 'postgres://...' or 'memory' (default: the config's stateStore, else ./stepflow.db)",
     )
     .option("--token <token>", "require 'Authorization: Bearer <token>' (default: $STEPFLOW_TOKEN)")
     .option("--max-body-size <size>", "largest request body, e.g. 10MB or 1048576", "10MiB")
@@ -109,8 +110,12 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       (fromConfig
         ? config.config.stateStore
         : { type: "sqlite", databaseUrl: "sqlite:stepflow.db", autoMigrate: true });
-    storeText = storeConfig.type === "sqlite" ? storeConfig.databaseUrl : storeConfig.type;
-    store = createStateStore(
+    storeText = storeConfig.type === "sqlite"
+      ? storeConfig.databaseUrl
+      : storeConfig.type === "postgres"
+      ? describePostgresUrl(storeConfig.url) // never the password
+      : storeConfig.type;
+    store = await openStateStore(
       storeConfig,
       fromConfig && !settings.store ? config.workingDirectory : Deno.cwd(),
       { journal: true }, // the event streams (GET /runs/{id}/events) read it
@@ -223,7 +228,7 @@ function readSettings(flags: ServeFlags) {
   };
 }
 
-/** `--store`: a file path, `sqlite:<url>`, or `memory`. @throws {UsageError} */
+/** `--store`: a file path, `sqlite:<url>`, `postgres://...`, or `memory`. @throws {UsageError} */
 function storeOf(text: string): StateStoreConfig {
   try {
     return storeConfigFromUrl(text);

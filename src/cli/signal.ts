@@ -37,7 +37,10 @@ export function register(program: Command, setExit: SetExit): void {
     .option("--data <file>", "the signal's data from a JSON or YAML file")
     .option("--data-json <json>", "the signal's data as JSON text")
     .option("--data-yaml <yaml>", "the signal's data as YAML text")
-    .option("--store <url>", "the database: sqlite:FILE or a file path (default: the config's)")
+    .option(
+      "--store <url>",
+      "the database: sqlite:FILE, a file path or postgres://... (default: the config's)",
+    )
     .option("--config <file>", "config whose stateStore to use (default: discovered in cwd)")
     .action(async (runId: string, name: string, flags: SignalFlags) => {
       setExit(await signalCommand(runId, name, flags));

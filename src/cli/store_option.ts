@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import { loadConfigForFlow } from "../config/load.ts";
 import type { LoadedConfig } from "../config/model.ts";
-import { createStateStore, storeConfigFromUrl } from "../state/create.ts";
+import { openStateStore, storeConfigFromUrl } from "../state/create.ts";
 import type { StateStore } from "../state/store.ts";
 import { describeError, UsageError } from "../errors.ts";
 import { permissionHint } from "../permissions/hint.ts";
@@ -37,10 +37,10 @@ export async function openStoreFromFlags(flags: StoreFlags): Promise<StateStore>
     if (config.type === "inMemory") {
       throw new UsageError(
         "--store memory keeps nothing between processes: give the database the runs were " +
-          "recorded in (--store sqlite:runs.db)",
+          "recorded in (--store sqlite:runs.db or --store postgres://...)",
       );
     }
-    return createStateStore(config, Deno.cwd());
+    return await openStateStore(config, Deno.cwd());
   }
   const loaded = await loadConfigForFlow({ configPath: flags.config });
   const config = loaded.config.stateStore;
@@ -53,7 +53,7 @@ export async function openStoreFromFlags(flags: StoreFlags): Promise<StateStore>
         "'stepflow run --store'), or set stateStore: {type: sqlite, databaseUrl: ...} in the config",
     );
   }
-  return createStateStore(config, loaded.workingDirectory);
+  return await openStateStore(config, loaded.workingDirectory);
 }
 
 /**

@@ -156,6 +156,23 @@ export const StateStoreConfigSchema = z.discriminatedUnion("type", [
     autoMigrate: z.boolean().default(true),
     maxConnections: fileNumber(z.number().int().positive()).optional(),
   }),
+  /**
+   * Extension (issue 14): a PostgreSQL database shared by engines on many machines
+   * (docs/deployment.md). `url` is `postgres://user:password@host:5432/database`; write the
+   * password as `${PGPASSWORD}` to keep it out of the file.
+   */
+  z.object({
+    type: z.literal("postgres"),
+    url: z.string(),
+    autoMigrate: z.boolean().default(true),
+    /** Most connections of each engine's pool (default 10). */
+    maxConnections: fileNumber(z.number().int().positive()).optional(),
+    /**
+     * How long a run's lease lasts without renewal (default 30s): a run whose engine stopped is
+     * taken over by another engine this long after the engine's last heartbeat.
+     */
+    leaseTtl: DurationSchema.optional(),
+  }),
 ]);
 export type StateStoreConfig = z.infer<typeof StateStoreConfigSchema>;
 

@@ -28,7 +28,7 @@ import "../plugins/all.ts";
 import { logger, redactLogs } from "../log.ts";
 import type { StateStore } from "../state/store.ts";
 import { nowRfc3339, storeFailedResult } from "../state/store.ts";
-import { createStateStore } from "../state/create.ts";
+import { openStateStore } from "../state/create.ts";
 import { compileFlow } from "./compile.ts";
 import { executeFlow, type StepRunner } from "./executor.ts";
 import { applyOverrides } from "./overrides.ts";
@@ -170,7 +170,7 @@ export class Engine {
    */
   static async create(config: LoadedConfig, options: EngineOptions = {}): Promise<Engine> {
     const store = options.store ??
-      createStateStore(config.config.stateStore, config.workingDirectory);
+      await openStateStore(config.config.stateStore, config.workingDirectory);
     const plugins = new Map<string, Plugin>();
     let router: Router;
     try {

@@ -35,6 +35,7 @@ import {
 } from "./template.ts";
 import { Router } from "../config/router.ts";
 import { parseSqliteUrl } from "../state/sqlite.ts";
+import { parsePostgresUrl } from "../state/postgres_url.ts";
 import { substituteEnv } from "../config/env.ts";
 import { toAnswer } from "../plugins/mock/plugin.ts";
 import { dirname } from "node:path";
@@ -127,6 +128,7 @@ const CONDITION_KEYS = ["path", "value"];
 const STATE_STORE_KEYS: Record<string, string[]> = {
   inMemory: ["type", "maxFinishedRuns", "maxFinishedAge"],
   sqlite: ["type", "databaseUrl", "autoMigrate", "maxConnections"],
+  postgres: ["type", "url", "autoMigrate", "maxConnections", "leaseTtl"],
 };
 
 /**
@@ -870,13 +872,26 @@ export function validateConfig(
 }
 
 /**
+ * A PostgreSQL `url` that is not one is an error here (its message never holds the password).
  * A SQLite `databaseUrl` that cannot work is an error here, with its position, rather than a
  * failure to start the engine: a malformed URL, a file in a directory that does not exist, or a
  * missing file with `mode=rw`/`ro`. What cannot be checked (no read permission) is left to the
  * engine.
  */
 function checkStateStore(loaded: LoadedConfig, c: Collector): void {
-  const store = loaded.config.stateStore as { type?: string; databaseUrl?: unknown } | undefined;
+  const store = loaded.config.stateStore as
+    | { type?: string; databaseUrl?: unknown; url?: unknown }
+    | undefined;
+  if (store?.type === "postgres" && typeof store.url === "string") {
+    try {
+      parsePostgresUrl(store.url);
+    } catch (e) {
+      c.add("error", "invalid_state_store", (e as Error).message, ["stateStore", "url"], {
+        hint: "e.g. postgres://stepflow:${PGPASSWORD}@db.internal:5432/stepflow",
+      });
+    }
+    return;
+  }
   if (store?.type !== "sqlite" || typeof store.databaseUrl !== "string") return;
   const at = ["stateStore", "databaseUrl"];
   let parsed: { path: string; mode: string };

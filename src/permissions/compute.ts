@@ -20,7 +20,8 @@
  *   flows given to `/map`, `/iterate`, `/put_blob` are searched the same way;
  * - a builtin plugin's `openai` settings → `--allow-env` for each `${VAR}` they reference (read
  *   when the plugin starts);
- * - an SQLite state store file → `--allow-read` and `--allow-write` on it;
+ * - an SQLite state store file → `--allow-read` and `--allow-write` on it; a PostgreSQL one →
+ *   `--allow-net=host:port` and `--allow-env` for the `PG*` variables its client reads;
  * - `stepflow test`: the `test.servers` commands → `--allow-run`, and `--allow-net=127.0.0.1`
  *   to find a free port and reach them;
  * - always: the variables of {@linkcode ALWAYS_READ_ENV}.
@@ -40,6 +41,7 @@ import {
   OPENAI_KEY_ENV,
 } from "./library_env.ts";
 import { ALL, PermissionSet } from "./permission_set.ts";
+import { postgresEnvVars, postgresNetHost } from "../state/postgres_url.ts";
 import { substituteEnv } from "../config/env.ts";
 
 /** The parts of a flow the computation looks at (a loaded `Flow` fits). */
@@ -131,6 +133,11 @@ export function addConfigPermissions(
   if (store?.type === "sqlite") {
     const file = sqliteFile(store.databaseUrl, wd);
     if (file) set.add("read", file).add("write", file);
+  } else if (store?.type === "postgres") {
+    const host = postgresNetHost(store.url);
+    if (host) set.add("net", host);
+    else set.note("stateStore.url names no host; no --allow-net added for PostgreSQL");
+    set.addAll("env", postgresEnvVars(store.url));
   }
 }
 

@@ -7,33 +7,64 @@ import { MemoryStateStore } from "./memory.ts";
 import { isNumber, toNumber } from "../json/exact_json.ts";
 import { parseSqliteUrl, SqliteStateStore } from "./sqlite.ts";
 import type { StateStore } from "./store.ts";
+import { parsePostgresUrl } from "./postgres_url.ts";
 
 /**
  * The store a `--store` value names: `memory` (or `inMemory`), `sqlite:FILE[?mode=...]`,
- * `sqlite::memory:`, or a file path (an SQLite database; created when missing).
- * @throws {Error} for `postgres://` (not available yet) and other URL schemes.
+ * `sqlite::memory:`, a file path (an SQLite database; created when missing), or
+ * `postgres://user:password@host:port/database` (`postgresql://`).
+ * @throws {Error} for other URL schemes, or a PostgreSQL URL that is not one (the message never
+ * holds the password).
  */
 export function storeConfigFromUrl(url: string): StateStoreConfig {
   const text = url.trim();
   if (text === "memory" || text === "inMemory" || text === "in-memory") return { type: "inMemory" };
   if (text.startsWith("sqlite:")) return { type: "sqlite", databaseUrl: text, autoMigrate: true };
-  if (/^postgres(ql)?:\/\//.test(text)) {
-    throw new Error(
-      `--store '${text}': the PostgreSQL store is not available in this version; use sqlite:FILE`,
-    );
+  if (/^postgres(ql)?:/i.test(text)) {
+    try {
+      parsePostgresUrl(text);
+    } catch (e) {
+      throw new Error(`--store: ${(e as Error).message}`);
+    }
+    return { type: "postgres", url: text, autoMigrate: true };
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
-    throw new Error(`--store '${text}': expected sqlite:FILE, a database file path, or memory`);
+    throw new Error(
+      `--store '${text}': expected sqlite:FILE, a database file path, postgres://... or memory`,
+    );
   }
   if (text === "") throw new Error("--store needs a value: sqlite:FILE, a file path, or memory");
   return { type: "sqlite", databaseUrl: `sqlite:${text}`, autoMigrate: true };
 }
 
 /**
- * Creates the store for `config` (`inMemory` by default). Relative SQLite paths resolve against
- * `workingDirectory`. `options.journal` keeps the run journal in an in-memory store too (the
- * service's event streams read it; a database always keeps it).
- * @throws {Error} when an SQLite database cannot be opened.
+
+ * Opens the store for `config` (`inMemory` by default): {@linkcode createStateStore}, plus the
+ * PostgreSQL store, which connects (and migrates) asynchronously. The PostgreSQL client is loaded
+ * only here, when the config names it. `options` as {@linkcode createStateStore}'s.
+ * @throws {Error} when the database cannot be opened (a PostgreSQL one: a
+ * {@linkcode StoreError} naming it without its password).
+ */
+export async function openStateStore(
+  config: StateStoreConfig | undefined,
+  workingDirectory: string,
+  options: { journal?: boolean } = {},
+): Promise<StateStore> {
+  if (config?.type !== "postgres") return createStateStore(config, workingDirectory, options);
+  const { PostgresStateStore } = await import("./postgres.ts");
+  return await PostgresStateStore.open(config.url, {
+    autoMigrate: config.autoMigrate ?? true,
+    maxConnections: config.maxConnections,
+    leaseTtlMs: config.leaseTtl === undefined ? undefined : durationMs(config.leaseTtl),
+  });
+}
+
+/**
+ * Creates the store for `config` (`inMemory` by default) synchronously. Relative SQLite paths
+ * resolve against `workingDirectory`. `options.journal` keeps the run journal in an in-memory
+ * store too (the service's event streams read it; a database always keeps it).
+ * @throws {Error} when an SQLite database cannot be opened, or for `postgres` (which opens
+ * asynchronously: use {@linkcode openStateStore}).
  */
 export function createStateStore(
   config: StateStoreConfig | undefined,
@@ -41,6 +72,9 @@ export function createStateStore(
   options: { journal?: boolean } = {},
 ): StateStore {
   if (!config) return new MemoryStateStore({ journal: options.journal });
+  if (config.type === "postgres") {
+    throw new Error("the PostgreSQL store opens asynchronously: use openStateStore()");
+  }
   if (config.type === "inMemory") {
     return new MemoryStateStore({
       journal: options.journal,

@@ -14,10 +14,14 @@ import { blobId } from "./blob_id.ts";
 import {
   type BatchFilter,
   type BatchRecord,
+  type ClaimedRun,
+  type ClaimOptions,
   type ClaimResult,
   compareNewestFirst,
+  type EngineRecord,
   type EventFilter,
   isFinished,
+  type LeaseRenewal,
   normalizeInstant,
   nowRfc3339,
   type RunEventRecord,
@@ -89,6 +93,9 @@ export class MemoryStateStore implements StateStore {
   #maxAgeMs: number;
   #clock: () => number;
   #journal: boolean;
+  /** This engine's `engines` record, once registered. */
+  #engine: EngineRecord | undefined;
+  #watchers = new Set<() => void>();
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#journal = options.journal ?? false;
@@ -122,6 +129,7 @@ export class MemoryStateStore implements StateStore {
     }
     if (run.runKey !== undefined) this.#byKey.set(run.runKey, run.runId);
     this.#event(run.runId, root, queued ? "run_queued" : "run_started");
+    if (queued) this.#wake();
   }
 
   recordStepStarted(runId: string, s: StepStartRecord): void {
@@ -433,6 +441,93 @@ export class MemoryStateStore implements StateStore {
       engineId: this.engineId,
     });
     return Promise.resolve({ claimed: true, leaseEpoch: run.leaseEpoch });
+  }
+
+  claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
+    const out: ClaimedRun[] = [];
+    const candidates = [...this.#runs.values()]
+      .filter((r) =>
+        r.status === "queued" ||
+        ((r.status === "running" || r.status === "paused") && r.ownerId === undefined)
+      )
+      // oldest first: createdAt, then runId
+      .sort((a, b) =>
+        a.createdAt !== b.createdAt
+          ? (a.createdAt < b.createdAt ? -1 : 1)
+          : (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0)
+      );
+    for (const run of candidates.slice(0, Math.max(0, options.limit))) {
+      const resumed = run.status !== "queued";
+      run.ownerId = this.engineId;
+      run.leaseEpoch = (run.leaseEpoch ?? 0) + 1;
+      if (run.status === "queued") run.status = "running";
+      this.#event(
+        run.runId,
+        run.rootRunId,
+        resumed ? "run_resumed" : "run_started",
+        undefined,
+        undefined,
+        undefined,
+        { leaseEpoch: run.leaseEpoch, engineId: this.engineId },
+      );
+      out.push({ run: { ...run }, leaseEpoch: run.leaseEpoch, resumed });
+    }
+    return Promise.resolve(out);
+  }
+
+  renewLeases(): Promise<LeaseRenewal> {
+    if (this.#engine) this.#engine.heartbeatAt = nowRfc3339();
+    const renewed: string[] = [];
+    for (const r of this.#runs.values()) {
+      if (r.ownerId === this.engineId && !isFinished(r.status) && r.status !== "queued") {
+        renewed.push(r.runId);
+      }
+    }
+    return Promise.resolve({ renewed, lost: [] });
+  }
+
+  releaseRuns(runIds?: string[]): Promise<string[]> {
+    const ids = runIds ?? [...this.#runs.keys()];
+    const out: string[] = [];
+    for (const id of ids) {
+      const r = this.#runs.get(id);
+      if (!r || r.ownerId !== this.engineId || isFinished(r.status)) continue;
+      delete r.ownerId;
+      out.push(id);
+    }
+    if (out.length > 0) this.#wake();
+    return Promise.resolve(out);
+  }
+
+  registerEngine(info: { url?: string } = {}): Promise<EngineRecord> {
+    const at = nowRfc3339();
+    this.#engine ??= { engineId: this.engineId, pid: Deno.pid, startedAt: at, heartbeatAt: at };
+    if (info.url !== undefined) this.#engine.url = info.url;
+    return Promise.resolve({ ...this.#engine });
+  }
+
+  listEngines(): Promise<EngineRecord[]> {
+    return Promise.resolve(this.#engine ? [{ ...this.#engine }] : []);
+  }
+
+  watchQueue(onWork: () => void): () => void {
+    const fn = () => onWork();
+    this.#watchers.add(fn);
+    return () => this.#watchers.delete(fn);
+  }
+
+  /** Tells the queue's watchers (after the current task: the writer goes on first). */
+  #wake(): void {
+    if (this.#watchers.size === 0) return;
+    queueMicrotask(() => {
+      for (const w of this.#watchers) {
+        try {
+          w();
+        } catch {
+          // a watcher's failure is its own
+        }
+      }
+    });
   }
 
   createBatch(batch: BatchRecord): void {

@@ -30,12 +30,27 @@ import { GroupCommit } from "./group_commit.ts";
 import { MIGRATIONS, REQUIRED_TABLES } from "./schema.ts";
 import { isOwnerAlive, processIdentity } from "./liveness.ts";
 import {
+  batchFromRow,
+  type BatchRow,
+  engineFromRow,
+  type EngineRow,
+  eventFromRow,
+  type EventRow,
+  runFromRow,
+  type RunRow,
+  signalFromRow,
+  type SignalRow,
+} from "./rows.ts";
+import {
   type BatchFilter,
   type BatchRecord,
+  type ClaimedRun,
+  type ClaimOptions,
   type ClaimResult,
   type EngineRecord,
   type EventFilter,
   interruptedResult,
+  type LeaseRenewal,
   normalizeInstant,
   nowRfc3339,
   type RunEventRecord,
@@ -190,6 +205,7 @@ export class SqliteStateStore implements StateStore {
   #heartbeatMs: number;
   #staleAfterMs: number;
   #busyMs: number;
+  #watchers = new Set<() => void>();
 
   private constructor(db: DatabaseSync, path: string, readOnly: boolean, o: SqliteOpenOptions) {
     this.#db = db;
@@ -657,7 +673,7 @@ export class SqliteStateStore implements StateStore {
     }
     const r = { ...run };
     const at = nowRfc3339();
-    return this.#push2(FN, () => {
+    const committed = this.#push2(FN, () => {
       this.#stmt(
         `INSERT OR REPLACE INTO runs(id, flow_id, flow_name, status, input_json, result_json,
            created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key,
@@ -684,6 +700,8 @@ export class SqliteStateStore implements StateStore {
       );
       this.#event(r.runId, root, queued ? "run_queued" : "run_started", null, null, null, null, at);
     });
+    if (queued && this.#watchers.size > 0) committed.then(() => this.#wake(), () => {});
+    return committed;
   }
 
   recordStepStarted(runId: string, s: StepStartRecord): Promise<void> | void {
@@ -1024,6 +1042,135 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
+  claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
+    if (this.#readOnly) {
+      return Promise.reject(
+        new StoreError(`cannot claim runs: SQLite database '${this.path}' is read-only`, this.path),
+      );
+    }
+    this.#ensureEngine();
+    this.#sync();
+    const limit = Math.max(0, Math.floor(options.limit));
+    return this.#writeNow("cannot claim runs", (): ClaimedRun[] => {
+      // queued runs, and runs released by their engine (started, no owner); BEGIN IMMEDIATE
+      // makes this one writer at a time, so two processes never claim the same run
+      const picked = this.#stmt(
+        `SELECT id, status, COALESCE(root_run_id, id) AS root FROM runs
+         WHERE status = 'queued'
+            OR (status IN ('running', 'paused') AND owner_id IS NULL AND started_at IS NOT NULL)
+         ORDER BY created_at, id LIMIT ?`,
+      ).all(limit) as { id: string; status: string; root: string }[];
+      const at = nowRfc3339();
+      const out: ClaimedRun[] = [];
+      for (const p of picked) {
+        const row = this.#stmt(
+          `UPDATE runs SET owner_id = ?, lease_epoch = lease_epoch + 1,
+             status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,
+             started_at = COALESCE(started_at, ?), updated_at = ?
+           WHERE id = ? RETURNING *`,
+        ).get(this.engineId, at, at, p.id) as unknown as RunRow;
+        const run = runFromRow(row);
+        const resumed = p.status !== "queued";
+        this.#event(
+          p.id,
+          p.root,
+          resumed ? "run_resumed" : "run_started",
+          null,
+          null,
+          null,
+          stringifyJson({ leaseEpoch: run.leaseEpoch ?? 1, engineId: this.engineId }),
+          at,
+        );
+        this.#open.set(p.id, { root: p.root });
+        out.push({ run, leaseEpoch: run.leaseEpoch ?? 1, resumed });
+      }
+      return out;
+    });
+  }
+
+  renewLeases(): Promise<LeaseRenewal> {
+    if (this.#readOnly || this.#closed) return Promise.resolve({ renewed: [], lost: [] });
+    this.#sync();
+    return this.#writeNow("cannot renew the leases", (): LeaseRenewal => {
+      const mine = (this.#stmt(
+        `SELECT id FROM runs WHERE owner_id = ? AND status IN ('running', 'paused')`,
+      ).all(this.engineId) as { id: string }[]).map((r) => r.id);
+      if (this.#engine !== "committed") return { renewed: mine, lost: [] };
+      const { changes } = this.#stmt("UPDATE engines SET heartbeat_at = ? WHERE id = ?").run(
+        nowRfc3339(),
+        this.engineId,
+      );
+      // declared dead by another process: every run it held was taken from it
+      if (Number(changes) === 0) return { renewed: [], lost: [...this.#open.keys()] };
+      return { renewed: mine, lost: [] };
+    });
+  }
+
+  releaseRuns(runIds?: string[]): Promise<string[]> {
+    if (this.#readOnly || this.#closed) return Promise.resolve([]);
+    this.#sync();
+    const ids = runIds ?? [...this.#open.keys()];
+    const released = this.#writeNow("cannot release runs", () => {
+      const at = nowRfc3339();
+      const out: string[] = [];
+      for (const id of ids) {
+        const row = this.#stmt(
+          `UPDATE runs SET owner_id = NULL, updated_at = ? WHERE id = ? AND owner_id = ?
+             AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING id`,
+        ).get(at, id, this.engineId);
+        if (row) out.push(id);
+        this.#open.delete(id);
+      }
+      return out;
+    });
+    return released.then((out) => {
+      if (out.length > 0) this.#wake();
+      return out;
+    });
+  }
+
+  async registerEngine(info: { url?: string } = {}): Promise<EngineRecord> {
+    if (this.#readOnly) {
+      throw new StoreError(
+        `cannot register the engine: SQLite database '${this.path}' is read-only`,
+        this.path,
+      );
+    }
+    this.#ensureEngine();
+    if (info.url !== undefined) {
+      const url = info.url;
+      this.#push2(FN, () => {
+        this.#stmt("UPDATE engines SET url = ? WHERE id = ?").run(url, this.engineId);
+      });
+    }
+    await this.flush();
+    return this.#engineRecord(this.engineId)!;
+  }
+
+  listEngines(): Promise<EngineRecord[]> {
+    this.#sync();
+    const rows = this.#stmt("SELECT * FROM engines ORDER BY started_at, id")
+      .all() as unknown as EngineRow[];
+    return Promise.resolve(rows.map(engineFromRow));
+  }
+
+  watchQueue(onWork: () => void): () => void {
+    const fn = () => onWork();
+    this.#watchers.add(fn);
+    return () => this.#watchers.delete(fn);
+  }
+
+  /** Tells the queue's watchers in this process. */
+  #wake(): void {
+    for (const w of this.#watchers) {
+      try {
+        w();
+      } catch {
+        // a watcher's failure is its own
+      }
+    }
+  }
+
   // ---------------------------------------------------------------- batches
 
   createBatch(batch: BatchRecord): Promise<void> | void {
@@ -1116,139 +1263,4 @@ export class SqliteStateStore implements StateStore {
     this.#closed = true;
     this.#db.close();
   }
-}
-
-interface RunRow {
-  id: string;
-  flow_id: string;
-  flow_name: string | null;
-  status: string;
-  input_json: string | null;
-  result_json: string | null;
-  created_at: string;
-  completed_at: string | null;
-  overrides_json: string | null;
-  parent_run_id: string | null;
-  root_run_id: string | null;
-  run_key: string | null;
-  variables_json: string | null;
-  owner_id: string | null;
-  lease_epoch: number | null;
-}
-
-function runFromRow(row: RunRow): RunRecord {
-  const r: RunRecord = {
-    runId: row.id,
-    flowId: row.flow_id,
-    status: row.status as RunStatus,
-    input: row.input_json === null ? null : parseJson(row.input_json),
-    createdAt: row.created_at,
-  };
-  if (row.flow_name !== null) r.flowName = row.flow_name;
-  if (row.result_json !== null) r.result = parseJson(row.result_json) as unknown as FlowResult;
-  if (row.completed_at !== null) r.completedAt = row.completed_at;
-  if (row.overrides_json !== null) r.overrides = parseJson(row.overrides_json);
-  if (row.variables_json != null) {
-    r.variables = parseJson(row.variables_json) as Record<string, JsonValue>;
-  }
-  if (row.parent_run_id !== null) r.parentRunId = row.parent_run_id;
-  r.rootRunId = row.root_run_id ?? row.id;
-  if (row.run_key != null) r.runKey = row.run_key;
-  if (row.owner_id != null) r.ownerId = row.owner_id;
-  if (row.lease_epoch != null) r.leaseEpoch = Number(row.lease_epoch);
-  return r;
-}
-
-interface EventRow {
-  id: number;
-  run_id: string;
-  root_run_id: string;
-  type: string;
-  step_index: number | null;
-  step_id: string | null;
-  attempt: number | null;
-  data: string | null;
-  at: string;
-}
-
-function eventFromRow(row: EventRow): RunEventRecord {
-  const e: RunEventRecord = {
-    id: Number(row.id),
-    runId: row.run_id,
-    rootRunId: row.root_run_id,
-    type: row.type as RunEventType,
-    at: row.at,
-  };
-  if (row.step_index !== null) e.stepIndex = Number(row.step_index);
-  if (row.step_id !== null) e.stepId = row.step_id;
-  if (row.attempt !== null) e.attempt = Number(row.attempt);
-  if (row.data !== null) e.data = parseJson(row.data);
-  return e;
-}
-
-interface SignalRow {
-  id: number;
-  run_id: string;
-  name: string;
-  data: string;
-  created_at: string;
-  consumed_at: string | null;
-  consumed_by: string | null;
-}
-
-function signalFromRow(row: SignalRow): SignalRecord {
-  const s: SignalRecord = {
-    id: Number(row.id),
-    runId: row.run_id,
-    name: row.name,
-    data: parseJson(row.data),
-    createdAt: row.created_at,
-  };
-  if (row.consumed_at !== null) s.consumedAt = row.consumed_at;
-  if (row.consumed_by !== null) s.consumedBy = row.consumed_by;
-  return s;
-}
-
-interface EngineRow {
-  id: string;
-  host: string | null;
-  pid: number | null;
-  pid_start: string | null;
-  pid_ns: string | null;
-  url: string | null;
-  started_at: string;
-  heartbeat_at: string;
-}
-
-function engineFromRow(row: EngineRow): EngineRecord {
-  const e: EngineRecord = {
-    engineId: row.id,
-    startedAt: row.started_at,
-    heartbeatAt: row.heartbeat_at,
-  };
-  if (row.host !== null) e.host = row.host;
-  if (row.pid !== null) e.pid = Number(row.pid);
-  if (row.url !== null) e.url = row.url;
-  return e;
-}
-
-interface BatchRow {
-  id: string;
-  flow_id: string;
-  flow_name: string | null;
-  total_inputs: number;
-  status: string;
-  created_at: string;
-}
-
-function batchFromRow(row: BatchRow): BatchRecord {
-  const b: BatchRecord = {
-    batchId: row.id,
-    flowId: row.flow_id,
-    totalInputs: Number(row.total_inputs),
-    status: row.status === "cancelled" ? "cancelled" : "running",
-    createdAt: row.created_at,
-  };
-  if (row.flow_name !== null) b.flowName = row.flow_name;
-  return b;
 }

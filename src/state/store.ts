@@ -15,9 +15,17 @@
  * **Reads** are async so that remote databases fit; a store's reads see its own earlier writes.
  *
  * **Ownership** (issue 10 item 5, issue 14): a run being executed is owned by one engine
- * (`ownerId`, `leaseEpoch`). A store never reports a run as `running` whose owner is gone: the
- * SQLite store marks such runs `failed` with code {@linkcode RUN_INTERRUPTED} when it is next
- * opened. Writes are fenced: an engine declared dead writes nothing more.
+ * (`ownerId`, `leaseEpoch`). Writes are fenced: an engine that lost a run writes nothing more to
+ * it. The SQLite store marks the runs of a dead engine `failed` with code
+ * {@linkcode RUN_INTERRUPTED} when it is next opened; the PostgreSQL store gives each run a lease
+ * (`leaseExpiresAt`, on the database clock) that its engine renews, and a run whose lease expired
+ * is taken over by another engine ({@linkcode StateStore.claimRuns}).
+ *
+ * **The run queue** (issue 14): a run created `queued` waits for an engine. Every store offers the
+ * same claim/lease API — {@linkcode StateStore.claimRuns}, {@linkcode StateStore.renewLeases},
+ * {@linkcode StateStore.releaseRuns}, {@linkcode StateStore.registerEngine},
+ * {@linkcode StateStore.listEngines}, {@linkcode StateStore.watchQueue} — with one engine per
+ * in-memory store, and (SQLite) the engines of the processes sharing one database file.
  * @module
  */
 import type { JsonValue } from "../json/exact_json.ts";
@@ -94,6 +102,12 @@ export interface RunRecord {
   ownerId?: string;
   /** Incremented each time another engine takes the run over; fences the old owner's writes. */
   leaseEpoch?: number;
+  /**
+   * When the owner's lease ends unless renewed, RFC 3339 (PostgreSQL: set on the runs an engine
+   * claimed or started at top level; nested runs follow their top-level run's lease). After it,
+   * another engine may take the run over.
+   */
+  leaseExpiresAt?: string;
 }
 
 /** Which runs {@linkcode StateStore.listRuns} returns. */
@@ -224,8 +238,11 @@ export interface EngineRecord {
   engineId: string;
   host?: string;
   pid?: number;
+  /** Where the engine's service answers (`serve`), when it has one. */
   url?: string;
+  /** RFC 3339. */
   startedAt: string;
+  /** RFC 3339: the engine's last heartbeat. */
   heartbeatAt: string;
 }
 
@@ -233,6 +250,36 @@ export interface EngineRecord {
 export type ClaimResult =
   | { claimed: true; leaseEpoch: number }
   | { claimed: false; reason: "unknown" | "owned"; owner?: EngineRecord };
+
+/** What {@linkcode StateStore.claimRuns} takes. */
+export interface ClaimOptions {
+  /** Most runs claimed at once (a positive integer). */
+  limit: number;
+}
+
+/** A run taken by {@linkcode StateStore.claimRuns}. */
+export interface ClaimedRun {
+  /** The run as stored after the claim: status `running` (or `paused`), owned by this engine. */
+  run: RunRecord;
+  /** The epoch that fences this engine's writes to the run. */
+  leaseEpoch: number;
+  /**
+   * True when the run had started before (its engine died, stalled past its lease, or released
+   * it): continue it from its journal; false for a run taken from the queue.
+   */
+  resumed: boolean;
+}
+
+/** What {@linkcode StateStore.renewLeases} found. */
+export interface LeaseRenewal {
+  /** Runs whose lease this engine still holds (renewed until now + the lease TTL). */
+  renewed: string[];
+  /**
+   * Runs this engine held and lost: another engine took them over (or they were deleted). Every
+   * later write of this engine to them is refused; the engine should stop executing them.
+   */
+  lost: string[];
+}
 
 /** A batch of runs of one flow (`/map`, `flows/submit_batch`). */
 export interface BatchRecord {
@@ -256,7 +303,7 @@ export interface BatchFilter {
 
 /** Where runs, step results, the journal, signals, blobs and batches are kept. */
 export interface StateStore {
-  /** `inMemory`, `sqlite` (later `postgres`). */
+  /** `inMemory`, `sqlite` or `postgres`. */
   readonly kind: string;
   /** This store's engine id: the `ownerId` of the runs it creates. */
   readonly engineId: string;
@@ -336,10 +383,47 @@ export interface StateStore {
   // ---- ownership ----
   /**
    * Takes a run over for this engine (to resume it): succeeds when the run has no owner, this
-   * engine owns it, or its owner is known to be gone; increments `leaseEpoch` and appends
-   * `run_resumed`. Committed before the promise resolves.
+   * engine owns it, or its owner is known to be gone (PostgreSQL: its lease expired); increments
+   * `leaseEpoch` and appends `run_resumed`. The status is left as it is. Committed before the
+   * promise resolves.
    */
   claimRun(runId: string): Promise<ClaimResult>;
+  /**
+   * Claims up to `limit` runs for this engine, oldest first: `queued` runs, and runs whose owner
+   * lost them (PostgreSQL: `running`/`paused` runs whose lease expired; SQLite and in-memory:
+   * runs released with {@linkcode releaseRuns}). Each claimed run gets this engine as owner,
+   * `leaseEpoch + 1`, a fresh lease, status `running` (a `paused` run stays `paused`) and a
+   * journal event (`run_started` for a queued run, `run_resumed` for one taken over). Two
+   * engines never claim the same run (PostgreSQL: one `UPDATE ... FOR UPDATE SKIP LOCKED`
+   * statement). Committed before the promise resolves.
+   * @throws {StoreError} (rejects) when the database cannot be written.
+   */
+  claimRuns(options: ClaimOptions): Promise<ClaimedRun[]>;
+  /**
+   * Renews the leases of the runs this engine holds and its `engines` heartbeat (the store also
+   * does it on its own timer). Runs another engine took over are reported `lost`.
+   * @throws {StoreError} (rejects) when the database cannot be reached.
+   */
+  renewLeases(): Promise<LeaseRenewal>;
+  /**
+   * Gives runs this engine holds back (all of them without `runIds`) so another engine can take
+   * them over at once (PostgreSQL: the lease ends now; SQLite, in-memory: the owner is cleared),
+   * e.g. before a graceful shutdown. Their status is left as it is. Returns the ids released.
+   */
+  releaseRuns(runIds?: string[]): Promise<string[]>;
+  /**
+   * Records this engine in the `engines` registry (or updates its `url`) and starts its
+   * heartbeat. Writing a run registers the engine too; this names its URL (`serve`).
+   */
+  registerEngine(info?: { url?: string }): Promise<EngineRecord>;
+  /** The engines in the registry (alive or not yet cleaned up), oldest first. */
+  listEngines(): Promise<EngineRecord[]>;
+  /**
+   * Calls `onWork` when runs may have become claimable (a run queued or released, by any engine
+   * on PostgreSQL through `LISTEN/NOTIFY`; in this process otherwise). A hint only: wake-ups can
+   * be lost or spurious, so a claimer keeps polling. Returns the function that stops it.
+   */
+  watchQueue(onWork: () => void): () => void;
 
   // ---- batches ----
   /** Records a batch. */

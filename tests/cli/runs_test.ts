@@ -131,9 +131,10 @@ Deno.test("stepflow runs without a persistent store says how to name one", async
     assertStringIncludes(r.stderr, "--store sqlite:FILE");
     const m = await runCli(["runs", "list", "--store", "memory"], { cwd: dir });
     assertStrictEquals(m.code, 2);
-    const pg = await runCli(["runs", "list", "--store", "postgres://x/y"], { cwd: dir });
+    const pg = await runCli(["runs", "list", "--store", "postgres://ada:pw-x@/y"], { cwd: dir });
     assertStrictEquals(pg.code, 2);
-    assertStringIncludes(pg.stderr, "PostgreSQL store is not available");
+    assertStringIncludes(pg.stderr, "Invalid PostgreSQL URL 'postgres:///y'");
+    assertStrictEquals(pg.stderr.includes("pw-x"), false);
   });
 });
 

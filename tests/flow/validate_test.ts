@@ -486,6 +486,27 @@ Deno.test("validateConfig(): a SQLite stateStore that cannot open is an error at
   });
 });
 
+Deno.test("validateConfig(): a PostgreSQL stateStore url that is not one is an error at url, without its password", () => {
+  const store = (value: Record<string, unknown>) =>
+    validateConfig(parseConfigValue({
+      plugins: { builtin: { type: "builtin" } },
+      routes: { "/builtin/{*component}": [{ plugin: "builtin" }] },
+      stateStore: { type: "postgres", ...value },
+    }, { workingDirectory: "/tmp" })).filter((d) =>
+      d.code === "invalid_state_store" || d.code === "unknown_key"
+    );
+  const ds = store({ url: "postgres://ada:secret@[::1/db" });
+  assertStrictEquals(ds.length, 1);
+  assertStrictEquals(ds[0].level, "error");
+  assertStrictEquals(ds[0].path, "$.stateStore.url");
+  assert(ds[0].message.startsWith("Invalid PostgreSQL URL"), ds[0].message);
+  assert(!ds[0].message.includes("secret"), ds[0].message);
+  assertEquals(store({ url: "postgres://ada:secret@db:5432/runs", leaseTtl: "10s" }), []);
+  assertEquals(store({ url: "postgres://db/runs", leaseTTL: "10s" }).map((d) => d.code), [
+    "unknown_key",
+  ]);
+});
+
 Deno.test("validateConfig(): a mock behavior result that is not a FlowResult is an error at it", async () => {
   await withTempDir(async (dir) => {
     const file = `${dir}/stepflow-config.yml`;

@@ -1,10 +1,24 @@
-import { assertEquals, assertStrictEquals, assertThrows, withTempDir } from "../_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStrictEquals,
+  assertStringIncludes,
+  assertThrows,
+  withTempDir,
+} from "../_assert.ts";
 import { blobId, isBlobId } from "../../src/state/blob_id.ts";
 import { MemoryStateStore } from "../../src/state/memory.ts";
 import { parseSqliteUrl, SqliteStateStore } from "../../src/state/sqlite.ts";
-import type { StateStore } from "../../src/state/store.ts";
-import { createStateStore } from "../../src/state/create.ts";
+import { type StateStore, StoreError } from "../../src/state/store.ts";
+import { createStateStore, storeConfigFromUrl } from "../../src/state/create.ts";
+import {
+  describePostgresUrl,
+  postgresEnvVars,
+  postgresNetHost,
+} from "../../src/state/postgres_url.ts";
 import { parseJson, stringifyJson } from "../../src/json/exact_json.ts";
+import { pgTest, withPgDatabase } from "../_postgres.ts";
 import { DatabaseSync } from "node:sqlite";
 
 Deno.test("blobId() equals stepflow 0.8's ids (SHA-256 of compact JSON in insertion order)", () => {
@@ -144,6 +158,49 @@ Deno.test("createStateStore(): inMemory retention settings from the config", asy
   await s.close();
 });
 
+Deno.test("--store postgres://: a PostgreSQL store config; shown without password or query", () => {
+  assertEquals(storeConfigFromUrl("postgres://ada:pw@db.internal:5433/runs?sslmode=require"), {
+    type: "postgres",
+    url: "postgres://ada:pw@db.internal:5433/runs?sslmode=require",
+    autoMigrate: true,
+  });
+  assertStrictEquals(storeConfigFromUrl("postgresql://db/runs").type, "postgres");
+  const e = assertThrows(() => storeConfigFromUrl("postgres://ada:pw@[::1/runs"), Error);
+  assertStrictEquals(e.message.includes("pw"), false);
+  assertThrows(() => storeConfigFromUrl("mysql://db/runs"), Error, "expected sqlite:FILE");
+  assertStrictEquals(
+    describePostgresUrl("postgres://ada:p%40ss@db.internal:5433/runs?password=x"),
+    "postgres://ada@db.internal:5433/runs",
+  );
+  assertStrictEquals(describePostgresUrl("postgres://ada:pw@[::1/runs"), "postgres://[::1/runs");
+  assertStrictEquals(postgresNetHost("postgres://ada:pw@db.internal/runs"), "db.internal:5432");
+  assertEquals(postgresEnvVars("postgres://ada:pw@db:5432/runs"), [
+    "PGAPPNAME",
+    "PGTARGETSESSIONATTRS",
+  ]);
+  assert(postgresEnvVars("postgres://db/runs").includes("PGPASSWORD"));
+  assertThrows(
+    () => createStateStore({ type: "postgres", url: "postgres://db/x", autoMigrate: true }, "."),
+    Error,
+    "openStateStore",
+  );
+});
+
+Deno.test("PostgresStateStore.open() names an unreachable database without its password", async () => {
+  const { PostgresStateStore } = await import("../../src/state/postgres.ts");
+  const e = await assertRejects(
+    () => PostgresStateStore.open("postgres://ada:hunter2@127.0.0.1:1/runs"),
+    StoreError,
+  );
+  assertStringIncludes(
+    e.message,
+    "cannot open PostgreSQL database 'postgres://ada@127.0.0.1:1/runs'",
+  );
+  assertStringIncludes(e.message, "ECONNREFUSED");
+  assertStrictEquals(e.message.includes("hunter2"), false);
+  assertStrictEquals((e as StoreError).database, "postgres://ada@127.0.0.1:1/runs");
+});
+
 async function exerciseListBatches(store: StateStore) {
   const batch = (batchId: string, createdAt: string, extra: Record<string, unknown> = {}) =>
     store.createBatch({
@@ -173,6 +230,20 @@ Deno.test("listBatches(filter): newest first, by status and flow name, paged", a
   await exerciseListBatches(s);
   await s.close();
 });
+
+pgTest(
+  "PostgresStateStore: listBatches(filter): newest first, by status and flow name, paged",
+  (server) =>
+    withPgDatabase(server, async (url) => {
+      const { PostgresStateStore } = await import("../../src/state/postgres.ts");
+      const s = await PostgresStateStore.open(url);
+      try {
+        await exerciseListBatches(s);
+      } finally {
+        await s.close();
+      }
+    }),
+);
 
 Deno.test("SqliteStateStore: a blob still queued is read back without forcing a commit", async () => {
   await withTempDir(async (dir) => {

@@ -1,33 +1,49 @@
 /**
- * The StateStore contract, run against every store: run history queries (listRuns, deleteRun,
- * pruneRuns), step statuses, the journal, signals, nested-run keys and claims.
+ * The StateStore contract, run against every store — in-memory, SQLite (file and `:memory:`) and
+ * PostgreSQL (a database of its own per test; skipped without STEPFLOW_TEST_PG_URL, see
+ * tests/_postgres.ts): run history queries (listRuns, deleteRun, pruneRuns), step statuses, the
+ * journal, signals, nested-run keys, claims, the run queue, leases and the engines registry.
  */
 import { assert, assertEquals, assertStrictEquals, withTempDir } from "../_assert.ts";
+import { pgTest, withPgDatabase } from "../_postgres.ts";
 import { MemoryStateStore } from "../../src/state/memory.ts";
 import { SqliteStateStore } from "../../src/state/sqlite.ts";
 import type { RunRecord, StateStore } from "../../src/state/store.ts";
 
-type Maker = (dir: string) => StateStore;
+/** Opens a store, runs the body on it, closes it (and removes what it made). */
+type Use = (body: (s: StateStore) => Promise<void>) => Promise<void>;
 
-const STORES: [string, Maker][] = [
-  ["MemoryStateStore", () => new MemoryStateStore({ journal: true })],
-  ["SqliteStateStore (file)", (dir) => SqliteStateStore.open(`sqlite:${dir}/runs.db`)],
-  ["SqliteStateStore (:memory:)", () => SqliteStateStore.open("sqlite::memory:")],
+function using(open: (dir: string) => StateStore): Use {
+  return (body) =>
+    withTempDir(async (dir) => {
+      const s = open(dir);
+      try {
+        await body(s);
+      } finally {
+        await s.close();
+      }
+    });
+}
+
+const STORES: [string, Use][] = [
+  ["MemoryStateStore", using(() => new MemoryStateStore({ journal: true }))],
+  ["SqliteStateStore (file)", using((dir) => SqliteStateStore.open(`sqlite:${dir}/runs.db`))],
+  ["SqliteStateStore (:memory:)", using(() => SqliteStateStore.open("sqlite::memory:"))],
 ];
 
 function contract(name: string, fn: (s: StateStore) => Promise<void>) {
-  for (const [kind, make] of STORES) {
-    Deno.test(`${kind}: ${name}`, async () => {
-      await withTempDir(async (dir) => {
-        const s = make(dir);
-        try {
-          await fn(s);
-        } finally {
-          await s.close();
-        }
-      });
-    });
-  }
+  for (const [kind, use] of STORES) Deno.test(`${kind}: ${name}`, () => use(fn));
+  pgTest(`PostgresStateStore: ${name}`, (server) =>
+    withPgDatabase(server, async (url) => {
+      // loaded as the engine loads it: only when a PostgreSQL store is asked for
+      const { PostgresStateStore } = await import("../../src/state/postgres.ts");
+      const s = await PostgresStateStore.open(url);
+      try {
+        await fn(s);
+      } finally {
+        await s.close();
+      }
+    }));
 }
 
 function run(id: string, createdAt: string, extra: Partial<RunRecord> = {}): RunRecord {
@@ -212,6 +228,103 @@ contract("setRunStatus() pauses and resumes a run with journal events", async (s
   const events = await s.getEvents({ rootRunId: "r" });
   assertEquals(events.map((e) => e.type), ["run_started", "run_paused"]);
   assertEquals(events[1].data, { waitingFor: "approve" });
+});
+
+contract(
+  "claimRuns() takes queued runs oldest first, once, with a run_started event",
+  async (s) => {
+    s.createRun(run("q2", "2024-01-01T00:00:02.000Z", { status: "queued" }));
+    s.createRun(run("q1", "2024-01-01T00:00:01.000Z", { status: "queued" }));
+    s.createRun(run("q3", "2024-01-01T00:00:03.000Z", { status: "queued" }));
+    s.createRun(run("busy", "2024-01-01T00:00:00.000Z"));
+    const first = await s.claimRuns({ limit: 2 });
+    assertEquals(first.map((c) => [c.run.runId, c.leaseEpoch, c.resumed]), [
+      ["q1", 1, false],
+      ["q2", 1, false],
+    ]);
+    for (const c of first) {
+      assertStrictEquals(c.run.status, "running");
+      assertStrictEquals(c.run.ownerId, s.engineId);
+    }
+    assertEquals((await s.claimRuns({ limit: 10 })).map((c) => c.run.runId), ["q3"]);
+    assertEquals(await s.claimRuns({ limit: 10 }), []);
+    assertStrictEquals((await s.getRun("q1"))?.status, "running");
+    const events = await s.getEvents({ runId: "q1" });
+    assertEquals(events.map((e) => e.type), ["run_queued", "run_started"]);
+    assertEquals(events[1].data, { leaseEpoch: 1, engineId: s.engineId });
+  },
+);
+
+contract(
+  "releaseRuns() gives a run back; claimRuns() resumes it with the next epoch",
+  async (s) => {
+    s.createRun(run("r", "2024-01-01T00:00:00.000Z"));
+    s.createRun(run("kid", "2024-01-01T00:00:01.000Z", { parentRunId: "r" }));
+    s.recordStepResult("r", {
+      stepIndex: 0,
+      stepId: "a",
+      result: { outcome: "success", result: 1 },
+    });
+    await s.flush();
+    assertEquals(await s.claimRuns({ limit: 5 }), []);
+    assertEquals(await s.releaseRuns(["r", "unknown"]), ["r"]);
+    const [c, ...more] = await s.claimRuns({ limit: 5 });
+    assertEquals(more, []);
+    assertStrictEquals(c.run.runId, "r");
+    assertStrictEquals(c.resumed, true);
+    assertStrictEquals(c.leaseEpoch, 2);
+    assertStrictEquals(c.run.status, "running");
+    assertEquals((await s.getStepResults("r")).map((x) => x.stepId), ["a"]);
+    s.recordStepResult("r", {
+      stepIndex: 1,
+      stepId: "b",
+      result: { outcome: "success", result: 2 },
+    });
+    await s.completeRun("r", "completed", { outcome: "success", result: 2 });
+    assertStrictEquals((await s.getRun("r"))?.status, "completed");
+    const types = (await s.getEvents({ runId: "r" })).map((e) => e.type);
+    assertEquals(types, [
+      "run_started",
+      "step_completed",
+      "run_resumed",
+      "step_completed",
+      "run_completed",
+    ]);
+  },
+);
+
+contract("registerEngine() names the engine's URL; renewLeases() keeps its runs", async (s) => {
+  const e = await s.registerEngine({ url: "http://127.0.0.1:7840" });
+  assertStrictEquals(e.engineId, s.engineId);
+  assertStrictEquals(e.url, "http://127.0.0.1:7840");
+  s.createRun(run("r", "2024-01-01T00:00:00.000Z"));
+  await s.flush();
+  const engines = await s.listEngines();
+  assertEquals(engines.map((x) => [x.engineId, x.url ?? null]), [[
+    s.engineId,
+    "http://127.0.0.1:7840",
+  ]]);
+  assert(!Number.isNaN(Date.parse(engines[0].heartbeatAt)), "heartbeatAt is a time");
+  const renewal = await s.renewLeases();
+  assertEquals(renewal.renewed, ["r"]);
+  assertEquals(renewal.lost, []);
+});
+
+contract("watchQueue() is woken when a run is queued, until unsubscribed", async (s) => {
+  let woken!: () => void;
+  const wake = new Promise<void>((resolve) => woken = resolve);
+  let calls = 0;
+  const stop = s.watchQueue(() => {
+    calls++;
+    woken();
+  });
+  s.createRun(run("q", "2024-01-01T00:00:00.000Z", { status: "queued" }));
+  await wake;
+  stop();
+  const before = calls;
+  s.createRun(run("q2", "2024-01-01T00:00:01.000Z", { status: "queued" }));
+  await s.flush();
+  assertStrictEquals(calls, before);
 });
 
 Deno.test("MemoryStateStore evicts finished top-level runs beyond maxFinishedRuns", async () => {

@@ -1,0 +1,180 @@
+/**
+ * The logical schema of the persistent stores (src/state/schema.ts) in PostgreSQL's dialect: the
+ * same tables and columns as the SQLite store, with PostgreSQL's types — times are `timestamptz`
+ * (read back as RFC 3339, milliseconds), ids of events and signals are identity columns, JSON
+ * columns are `text` holding compact JSON with exact numbers (`jsonb` would reorder keys and drop
+ * `15.0`'s form, which blob ids hash).
+ *
+ * Added for scale-out (issue 14):
+ * - `runs.lease_expires_at`: when the owner's lease ends unless renewed (the database's clock);
+ *   a partial index over the runs an engine may claim (`queued`, or `running`/`paused` with an
+ *   expired lease);
+ * - `stepflow_fence(engine, run_ids, epochs)`: the fence of every commit. It locks the runs whose
+ *   leases the commit writes under (`FOR SHARE`: a takeover waits for the commit, a commit after a
+ *   takeover sees it) and raises SQLSTATE `SF001` naming the runs whose `(owner_id, lease_epoch)`
+ *   is no longer this engine's, which aborts the whole transaction.
+ *
+ * Migrations run inside one transaction holding `pg_advisory_xact_lock`, so several engines
+ * starting at once on a new database migrate it once, the others waiting for the lock.
+ * @module
+ */
+import type { Migration } from "./schema.ts";
+
+/** The advisory lock key of migrations (`pg_advisory_xact_lock`): "Stepflow" in ASCII. */
+export const MIGRATION_LOCK_KEY = "6013542935875579767";
+
+/** SQLSTATE raised by `stepflow_fence` when a lease was lost. */
+export const FENCE_SQLSTATE = "SF001";
+
+/** The `NOTIFY` channel that wakes engines when runs may be claimable. */
+export const QUEUE_CHANNEL = "stepflow_queue";
+
+const INITIAL = `
+CREATE TABLE IF NOT EXISTS _stepflow_migrations (
+  name TEXT PRIMARY KEY,
+  applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS blobs (
+  id TEXT PRIMARY KEY,
+  data TEXT NOT NULL,
+  blob_type TEXT NOT NULL DEFAULT 'data',
+  created_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY,
+  flow_id TEXT NOT NULL,
+  flow_name TEXT,
+  flow_label TEXT,
+  status TEXT NOT NULL DEFAULT 'running',
+  debug_mode BOOLEAN NOT NULL DEFAULT false,
+  input_json TEXT,
+  result_json TEXT,
+  created_at TIMESTAMPTZ NOT NULL,
+  completed_at TIMESTAMPTZ,
+  overrides_json TEXT,
+  parent_run_id TEXT
+);
+CREATE TABLE IF NOT EXISTS step_results (
+  run_id TEXT NOT NULL,
+  step_index INTEGER NOT NULL,
+  step_id TEXT NOT NULL,
+  result TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (run_id, step_index)
+);
+CREATE TABLE IF NOT EXISTS step_info (
+  run_id TEXT NOT NULL,
+  step_index INTEGER NOT NULL,
+  step_id TEXT NOT NULL,
+  component TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (run_id, step_index)
+);
+CREATE TABLE IF NOT EXISTS flow_labels (
+  name TEXT NOT NULL,
+  label TEXT NOT NULL,
+  flow_id TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (name, label)
+);
+CREATE TABLE IF NOT EXISTS batches (
+  id TEXT PRIMARY KEY,
+  flow_id TEXT NOT NULL,
+  flow_name TEXT,
+  total_inputs INTEGER NOT NULL,
+  status TEXT NOT NULL DEFAULT 'running',
+  created_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_runs (
+  batch_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  batch_input_index INTEGER NOT NULL,
+  PRIMARY KEY (batch_id, run_id)
+);
+CREATE INDEX IF NOT EXISTS idx_runs_flow_id ON runs(flow_id);
+CREATE INDEX IF NOT EXISTS idx_batch_runs_batch ON batch_runs(batch_id, batch_input_index);
+`;
+
+const DURABLE = `
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS root_run_id TEXT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS run_key TEXT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS variables_json TEXT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS owner_id TEXT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS lease_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS lease_expires_at TIMESTAMPTZ;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS started_at TIMESTAMPTZ;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS updated_at TIMESTAMPTZ;
+ALTER TABLE step_info ADD COLUMN IF NOT EXISTS attempt INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE step_info ADD COLUMN IF NOT EXISTS duration_ms DOUBLE PRECISION;
+CREATE TABLE IF NOT EXISTS run_events (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  root_run_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  step_index INTEGER,
+  step_id TEXT,
+  attempt INTEGER,
+  data TEXT,
+  at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_run_events_root ON run_events(root_run_id, id);
+CREATE TABLE IF NOT EXISTS signals (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  data TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  consumed_at TIMESTAMPTZ,
+  consumed_by TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_signals_run ON signals(run_id, name, id);
+CREATE TABLE IF NOT EXISTS engines (
+  id TEXT PRIMARY KEY,
+  host TEXT,
+  pid INTEGER,
+  pid_start TEXT,
+  pid_ns TEXT,
+  url TEXT,
+  started_at TIMESTAMPTZ NOT NULL,
+  heartbeat_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_runs_created ON runs(created_at, id);
+CREATE INDEX IF NOT EXISTS idx_runs_status ON runs(status, created_at);
+CREATE INDEX IF NOT EXISTS idx_runs_parent ON runs(parent_run_id);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_runs_key ON runs(run_key) WHERE run_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_runs_claimable ON runs(created_at, id)
+  WHERE status IN ('queued', 'running', 'paused');
+CREATE OR REPLACE FUNCTION stepflow_fence(engine TEXT, run_ids TEXT[], epochs INTEGER[])
+RETURNS void LANGUAGE plpgsql AS $fence$
+DECLARE
+  lost TEXT[];
+BEGIN
+  -- lock the runs still held (in id order: commits of several engines never deadlock), then
+  -- name the ones that are not; a NULL epoch asks only that the run be this engine's
+  PERFORM 1 FROM runs r JOIN unnest(run_ids, epochs) AS h(id, epoch) ON r.id = h.id
+    WHERE r.owner_id = engine AND (h.epoch IS NULL OR r.lease_epoch = h.epoch)
+    ORDER BY r.id FOR SHARE OF r;
+  SELECT array_agg(h.id ORDER BY h.id) INTO lost FROM unnest(run_ids, epochs) AS h(id, epoch)
+    WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = h.id AND r.owner_id = engine
+      AND (h.epoch IS NULL OR r.lease_epoch = h.epoch));
+  IF lost IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'SF001',
+      MESSAGE = 'the lease of run(s) ' || array_to_string(lost, ', ') ||
+        ' is no longer held by engine ' || engine,
+      DETAIL = array_to_string(lost, ',');
+  END IF;
+END
+$fence$;
+`;
+
+/** PostgreSQL migrations in order (names as the SQLite store's). Each script is idempotent. */
+export const PG_MIGRATIONS: readonly Migration[] = [
+  { name: "0001_initial_schema", sql: INITIAL },
+  { name: "0002_durable_runs", sql: DURABLE },
+];
+
+/** Tables the store needs (a database lacking one is not migrated). */
+export const PG_REQUIRED_TABLES = ["runs", "step_results", "step_info", "run_events", "engines"];
