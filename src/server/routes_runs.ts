@@ -13,7 +13,6 @@
  */
 import { createRoute, type z } from "@hono/zod-openapi";
 import { canonicalJson, type JsonValue } from "../json/exact_json.ts";
-import { compileFlow } from "../execution/compile.ts";
 import { flowToJson } from "../execution/flow_id.ts";
 import type { FlowResult } from "../flow/flow_result.ts";
 import type { RunRecord, RunStatus } from "../state/store.ts";
@@ -27,6 +26,7 @@ import {
   type Service,
 } from "./context.ts";
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
+import { runSteps } from "./step_details.ts";
 import { type ActiveRun, waitFor } from "./runs.ts";
 import { errors, json } from "./openapi.ts";
 import * as S from "./schemas.ts";
@@ -181,47 +181,12 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       "/api/v1/runs/{runId}/steps",
       "The steps of a run: status and result of each",
       S.ListStepsResponse,
-      "Keyed by step id, in flow order. Status: completed/failed/skipped (from the step's result), running, runnable (every dependency finished), blocked.",
+      "Keyed by step id, in flow order. Status: completed/failed/skipped (from the step's result), running, runnable (every dependency finished), blocked. Extensions: `attempt`, `startedAt`, `completedAt`, `durationMs` (`durationEstimated` when the start was not journaled and is taken as the moment the step's inputs were ready), and `input`: the step's resolved input (secrets redacted), once it started.",
     ),
     async (c) => {
       const r = await storedRun(s, c.req.valid("param").runId);
       const flow = await flowById(s, r.flowId);
-      const results = new Map<number, FlowResult>();
-      for (const sr of await s.store.getStepResults(r.runId)) results.set(sr.stepIndex, sr.result);
-      const active = s.runs.get(r.runId);
-      const running = new Set((active?.inFlight() ?? []).map((x) => x.stepId));
-      let deps: number[][] | undefined;
-      if (active) {
-        try {
-          deps = compileFlow(flow).steps.map((st) => st.deps);
-        } catch {
-          deps = undefined;
-        }
-      }
-      const steps: Record<string, unknown> = {};
-      (flow.steps ?? []).forEach((step, i) => {
-        const result = results.get(i);
-        let status: string;
-        if (result) {
-          status = result.outcome === "success"
-            ? "completed"
-            : result.outcome === "skipped"
-            ? "skipped"
-            : "failed";
-        } else if (running.has(step.id)) status = "running";
-        else if (active?.state === "running" && deps?.[i].every((d) => results.has(d))) {
-          status = "runnable";
-        } else status = "blocked";
-        const entry: Record<string, unknown> = {
-          stepIndex: i,
-          stepId: step.id,
-          component: step.component,
-          status,
-        };
-        if (result) entry.result = result;
-        steps[step.id] = entry;
-      });
-      return c.json({ steps } as never, 200);
+      return c.json({ steps: await runSteps(s, r, flow) } as never, 200);
     },
   );
 

@@ -249,6 +249,26 @@ export const StepRunSchema = z.object({
   component: z.string().optional(),
   status: StepStatusSchema,
   result: FlowResultSchema.optional(),
+  attempt: z.number().int().optional().openapi({
+    description: "Extension: the last attempt started (1 for the first); absent before it starts",
+  }),
+  startedAt: z.string().optional().openapi({
+    description: "Extension: when the step started (RFC 3339)",
+  }),
+  completedAt: z.string().optional().openapi({
+    description: "Extension: when its result was stored (RFC 3339)",
+  }),
+  durationMs: z.number().optional().openapi({
+    description: "Extension: how long it took, ms (all attempts); while running, so far",
+  }),
+  durationEstimated: z.boolean().optional().openapi({
+    description:
+      "Extension: true when the start was not journaled and is taken as the moment the step's inputs were ready",
+  }),
+  input: Json.optional().openapi({
+    description:
+      "Extension: the input the step was given (resolved from the run's input, variables and step results; values marked is_secret redacted); absent before it starts",
+  }),
 }).openapi("StepRunResponse");
 
 export const ListStepsResponse = z.object({ steps: z.record(z.string(), StepRunSchema) })

@@ -31,7 +31,9 @@ import { referencePage } from "./reference_page.ts";
 import { addBatchRoutes } from "./routes_batches.ts";
 import { addEventRoutes } from "./routes_events.ts";
 import { addFlowRoutes } from "./routes_flows.ts";
+import { addGraphRoutes } from "./routes_graph.ts";
 import { addRunRoutes } from "./routes_runs.ts";
+import { addUiRoutes } from "./routes_ui.ts";
 import { BatchService } from "./batches.ts";
 import { RunService } from "./runs.ts";
 import { ServiceStore } from "./store_adapter.ts";
@@ -146,6 +148,10 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
       if (path === "/health" || path === "/api/v1/health" || c.req.method === "OPTIONS") {
         return await next();
       }
+      // the web UI's static files hold no data; the page sends the token on its API calls
+      if ((path === "/ui" || path.startsWith("/ui/")) && c.req.method === "GET") {
+        return await next();
+      }
       const got = c.req.header("authorization");
       if (got === undefined) {
         throw new ApiError(
@@ -170,6 +176,8 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
   addRunRoutes(app, service);
   addBatchRoutes(app, service);
   addEventRoutes(app, service);
+  addGraphRoutes(app, service);
+  addUiRoutes(app);
 
   let doc: Record<string, unknown> | undefined;
   const openapi = () =>
@@ -196,7 +204,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
   app.get("/swagger-ui", reference);
   app.get("/swagger-ui/", reference);
   app.get("/docs", reference);
-  app.get("/", (c) => c.redirect("/swagger-ui"));
+  app.get("/", (c) => c.redirect("/ui"));
   app.get("/metrics", (c) =>
     c.body(metrics.text(SERVICE_VERSION), 200, {
       "Content-Type": "text/plain; version=0.0.4; charset=utf-8",

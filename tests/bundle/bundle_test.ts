@@ -299,3 +299,43 @@ Deno.test("stepflow visualize through the bundle: an SVG with read access only (
   assert(out.stdout.startsWith("<svg "), out.stdout.slice(0, 100));
   assertStringIncludes(out.stdout, 'data-step-id="prompt"');
 });
+
+Deno.test("stepflow serve through the bundle serves the web UI: its files are in the bundle", async () => {
+  await ensureBundle();
+  const { UI_FILES, UI_VERSION } = await import("../../src/server/routes_ui.ts");
+  const dir = await Deno.makeTempDir();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${REPO_ROOT}/${BUNDLE}`, "serve", "--port", "0", "--store", "memory"],
+    cwd: dir,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    let url: string | undefined;
+    while (url === undefined) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`serve exited without listening:\n${text}`);
+      text += value;
+      const line = text.split("\n").find((l) => l.includes('"listening"'));
+      if (line) url = JSON.parse(line).url;
+    }
+    reader.releaseLock();
+    child.stderr.pipeTo(new WritableStream()).catch(() => {});
+    const page = await fetch(`${url}/ui`);
+    assertEquals(page.status, 200);
+    assertStringIncludes(await page.text(), `/ui/static/${UI_VERSION}/app.js`);
+    for (const [name, file] of Object.entries(UI_FILES)) {
+      const res = await fetch(`${url}/ui/static/${UI_VERSION}/${name}`);
+      assertEquals(res.status, 200, name);
+      assertEquals(await res.text(), file.body, `${name} as served by the bundle`);
+    }
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});

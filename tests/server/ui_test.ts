@@ -1,0 +1,277 @@
+/**
+ * The web UI's files and the API it needs, without a browser (ui_browser_test.ts drives one):
+ * `/ui` and its static files (content types, caching, Content-Security-Policy, no token needed),
+ * the browser modules (type-checked against the DOM types, no HTML built from strings, every
+ * import served), `GET /flows/{id}/graph`, `GET /runs/{id}/graph`, and the extensions of
+ * `GET /runs/{id}/steps` (input, attempt, times; secrets redacted).
+ * @module
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes, REPO_ROOT } from "../_assert.ts";
+import { type RunningServer, SCHEMA, withServer } from "./_server.ts";
+import { UI_CSP, UI_FILES, UI_VERSION } from "../../src/server/routes_ui.ts";
+
+const UI_DIR = `${REPO_ROOT}/src/server/ui`;
+const WORKER = `${REPO_ROOT}/tests/fixtures/workers/ui_worker.ts`;
+
+const CONFIG = `plugins:
+  builtin: { type: builtin }
+  ui:
+    type: stepflow
+    command: ${JSON.stringify(Deno.execPath())}
+    args: [run, --quiet, -A, ${JSON.stringify(WORKER)}]
+routes:
+  "/builtin/{*component}":
+    - plugin: builtin
+  "/ui/{*component}":
+    - plugin: ui
+`;
+
+Deno.test("UI files: every file of src/server/ui is served, and every module import is one of them", async () => {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(UI_DIR)) if (e.isFile) names.push(e.name);
+  const served = new Set([...Object.keys(UI_FILES), "index.html"]);
+  assertEquals(names.sort(), [...served].sort());
+  for (const [name, file] of Object.entries(UI_FILES)) {
+    if (!name.endsWith(".js")) continue;
+    for (const m of file.body.matchAll(/^import .* from "(.+)";$/gm)) {
+      assert(m[1].startsWith("./"), `${name}: import ${m[1]} is not a sibling module`);
+      assert(m[1].slice(2) in UI_FILES, `${name}: imports ${m[1]}, which is not served`);
+    }
+  }
+});
+
+Deno.test("UI files: no HTML is built from strings, no eval, no inline script or style", () => {
+  const banned =
+    /\.innerHTML|\.outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function\(|setAttribute\("on/;
+  for (const [name, file] of Object.entries(UI_FILES)) {
+    if (!name.endsWith(".js")) continue;
+    const m = banned.exec(file.body);
+    assert(m === null, `${name} uses ${m?.[0]}`);
+    // the bundle test refuses `import(` in the bundle's text, where these files are strings
+    assert(!/\bimport\(/.test(file.body), `${name}: no import() (a JSDoc type import counts)`);
+  }
+  const html = Deno.readTextFileSync(`${UI_DIR}/index.html`);
+  assert(!/<script(?![^>]*\bsrc=)/.test(html), "index.html has an inline script");
+  assert(!/<style|\sstyle=/.test(html), "index.html has inline style");
+});
+
+Deno.test("UI files: the browser modules type-check against the DOM types", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "check",
+      ...Object.keys(UI_FILES).filter((n) => n.endsWith(".js")).map((n) => `${UI_DIR}/${n}`),
+    ],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  for (const [name, file] of Object.entries(UI_FILES)) {
+    if (name.endsWith(".js")) {
+      assert(file.body.startsWith("// @ts-check\n"), `${name}: // @ts-check`);
+    }
+  }
+});
+
+/** A flow whose middle step waits for a file, with a secret variable and a hostile step id. */
+function heldFlow(): unknown {
+  return {
+    schema: SCHEMA,
+    name: "held",
+    variables: {
+      type: "object",
+      properties: { api_key: { type: "string", is_secret: true } },
+    },
+    steps: [
+      {
+        id: "first",
+        component: "/ui/echo",
+        input: { value: { q: { $from: { workflow: "input" }, path: "q" }, n: "EXACT" } },
+      },
+      {
+        id: '<held & "x">',
+        component: "/ui/hold",
+        input: {
+          gate: { $from: { workflow: "input" }, path: "gate" },
+          value: { key: { $from: { variable: "api_key" } }, first: { $from: { step: "first" } } },
+        },
+      },
+      {
+        id: "last",
+        component: "/ui/echo",
+        input: { value: { $from: { step: '<held & "x">' }, path: "value" } },
+      },
+    ],
+    output: { $from: { step: "last" } },
+  };
+}
+
+async function text(
+  s: RunningServer,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: Headers }> {
+  const res = await fetch(`${s.url}${path}`, { headers, redirect: "manual" });
+  return { status: res.status, body: await res.text(), headers: res.headers };
+}
+
+Deno.test("GET /ui and its files: types, caching, CSP; /ui needs no token, the API does", () =>
+  withServer({ config: CONFIG, args: ["--store", "memory", "--token", "s3cret"] }, async (s) => {
+    const page = await text(s, "/ui");
+    assertEquals(page.status, 200);
+    assertEquals(page.headers.get("content-type"), "text/html; charset=utf-8");
+    assertEquals(page.headers.get("content-security-policy"), UI_CSP);
+    assertEquals(page.headers.get("x-content-type-options"), "nosniff");
+    assertEquals(page.headers.get("cache-control"), "no-cache");
+    assertStringIncludes(page.body, `src="/ui/static/${UI_VERSION}/app.js"`);
+    assert(!page.body.includes("__UI_VERSION__"));
+    const etag = page.headers.get("etag")!;
+    assertEquals((await text(s, "/ui", { "if-none-match": etag })).status, 304);
+    for (const path of ["/ui/", "/ui/runs/0190f1a2-7c3e-7d10-8a4b-3f2e1d0c9b8a", "/ui/flows/x"]) {
+      const p = await text(s, path);
+      assertEquals(p.status, 200, path);
+      assertEquals(p.body, page.body);
+    }
+    assertEquals((await text(s, "/ui/nowhere")).status, 404);
+    assertEquals(
+      (await text(s, "/ui/nowhere")).headers.get("content-type"),
+      "text/html; charset=utf-8",
+    );
+
+    const js = await text(s, `/ui/static/${UI_VERSION}/app.js`);
+    assertEquals(js.status, 200);
+    assertEquals(js.headers.get("content-type"), "text/javascript; charset=utf-8");
+    assertEquals(js.headers.get("cache-control"), "public, max-age=31536000, immutable");
+    assertEquals(js.body, UI_FILES["app.js"].body);
+    const css = await text(s, `/ui/static/${UI_VERSION}/app.css`);
+    assertEquals(css.headers.get("content-type"), "text/css; charset=utf-8");
+    const icon = await text(s, `/ui/static/${UI_VERSION}/icon.svg`);
+    assertEquals(icon.headers.get("content-type"), "image/svg+xml; charset=utf-8");
+    // an older page's URL is still answered, but revalidated
+    const old = await text(s, "/ui/static/0000/app.js");
+    assertEquals(old.status, 200);
+    assertEquals(old.headers.get("cache-control"), "no-cache");
+    assertEquals((await text(s, `/ui/static/${UI_VERSION}/nope.js`)).status, 404);
+    assertEquals((await text(s, `/ui/static/${UI_VERSION}/constructor`)).status, 404);
+
+    // the token: the API refuses without it; the page's files do not need it
+    assertEquals((await text(s, "/api/v1/runs")).status, 401);
+    const root = await text(s, "/");
+    assertEquals(root.status, 401); // everything but /ui and /health needs the token
+    const rootOk = await text(s, "/", { authorization: "Bearer s3cret" });
+    assertEquals(rootOk.status, 302);
+    assertEquals(rootOk.headers.get("location"), "/ui");
+  }));
+
+Deno.test("GET /flows/{id}/graph and /runs/{id}/graph; GET /runs/{id}/steps: input, attempt, times, secrets redacted", () =>
+  withServer({ config: CONFIG, args: ["--store", "sqlite:state.db"] }, async (s, dir) => {
+    // a number JavaScript cannot hold, sent as JSON text
+    const stored = await s.call(
+      "POST",
+      "/api/v1/flows",
+      JSON.stringify({ flow: heldFlow() }).replace('"EXACT"', "9007199254740993"),
+    );
+    const flowId: string = stored.body.flowId;
+    assertEquals(typeof flowId, "string", JSON.stringify(stored.body));
+    const gate = `${dir}/gate`;
+
+    // the flow's picture
+    const svg = await text(s, `/api/v1/flows/${flowId}/graph`);
+    assertEquals(svg.status, 200);
+    assertEquals(svg.headers.get("content-type"), "image/svg+xml; charset=utf-8");
+    assert(svg.body.startsWith("<svg "), svg.body.slice(0, 40));
+    assert(svg.body.trimEnd().endsWith("</svg>"));
+    for (const id of ["first", "last"]) assertStringIncludes(svg.body, `data-step-id="${id}"`);
+    assertStringIncludes(svg.body, `data-step-id="&lt;held &amp; &quot;x&quot;&gt;"`);
+    assert(!svg.body.includes("<held"), "the hostile id is escaped");
+    const etag = svg.headers.get("etag")!;
+    assertMatch(etag, /^"[0-9a-f]{24}"$/);
+    assertEquals(
+      (await text(s, `/api/v1/flows/${flowId}/graph`, { "if-none-match": etag })).status,
+      304,
+    );
+    const mmd = await text(s, `/api/v1/flows/${flowId}/graph?format=mermaid`);
+    assertEquals(mmd.headers.get("content-type"), "text/vnd.mermaid; charset=utf-8");
+    assertMatch(mmd.body, /^flowchart TD$/m);
+    const dot = await text(s, `/api/v1/flows/${flowId}/graph?format=dot&details=false`);
+    assertEquals(dot.headers.get("content-type"), "text/vnd.graphviz; charset=utf-8");
+    assertMatch(dot.body, /^digraph /m);
+    const bad = await s.call("GET", `/api/v1/flows/${flowId}/graph?format=png`);
+    assertEquals(bad.status, 400);
+    assertStringIncludes(bad.body.message, "format");
+    assertEquals((await s.call("GET", `/api/v1/flows/${"0".repeat(64)}/graph`)).status, 404);
+
+    // a run held on its middle step
+    const started = await s.call("POST", "/api/v1/runs", {
+      flowId,
+      input: { q: "hi", gate },
+      variables: { api_key: "sk-very-secret-key" },
+      wait: false,
+    });
+    assertEquals(started.status, 202);
+    const runId = started.body.runId;
+    let steps = await waitForSteps(s, runId, (st) => st['<held & "x">'].status === "running");
+    const first = steps.first;
+    assertEquals(first.status, "completed");
+    assertEquals(first.attempt, 1);
+    assertEquals(first.input, { value: { q: "hi", n: 9007199254740993 } });
+    assertEquals(typeof first.durationMs, "number");
+    assertEquals(typeof first.startedAt, "string");
+    assertEquals(typeof first.completedAt, "string");
+    const held = steps['<held & "x">'];
+    assertEquals(held.input.value.key, "[REDACTED]", "a secret variable is redacted in the input");
+    assertEquals(held.input.value.first, { value: { q: "hi", n: 9007199254740993 } });
+    assertEquals(held.input.gate, gate);
+    assertEquals(typeof held.durationMs, "number");
+    assertEquals(held.result, undefined);
+    assertEquals(steps.last.status, "blocked");
+    assertEquals(steps.last.input, undefined);
+    assertEquals(steps.last.attempt, undefined);
+    // exact numbers survive: the answer's text has the number as written
+    const raw = await text(s, `/api/v1/runs/${runId}/steps`);
+    assertStringIncludes(raw.body, "9007199254740993", raw.body);
+
+    const runSvg = await text(s, `/api/v1/runs/${runId}/graph`);
+    assertEquals(runSvg.status, 200);
+    assertEquals(runSvg.headers.get("cache-control"), "no-store");
+    assertMatch(runSvg.body, /class="node step step-first status-completed"/);
+    assertMatch(
+      runSvg.body,
+      /class="node step step-_3c_held_20__26__20__22_x_22__3e_ status-running"/,
+    );
+    assertMatch(runSvg.body, /class="node step step-last status-blocked"/);
+
+    await Deno.writeTextFile(gate, "open");
+    steps = await waitForSteps(s, runId, (st) => st.last.status === "completed");
+    // the held step echoed the secret: its stored output keeps it (outputs are never changed),
+    // the input the next step was given shows it redacted
+    assertEquals(steps.last.input.value.key, "[REDACTED]");
+    assertEquals(steps.last.input.value.first, { value: { q: "hi", n: 9007199254740993 } });
+
+    const doc = (await s.call("GET", "/api/v1/openapi.json")).body;
+    assert(doc.paths["/api/v1/flows/{flowId}/graph"]?.get, "the flow graph route is documented");
+    assert(doc.paths["/api/v1/runs/{runId}/graph"]?.get, "the run graph route is documented");
+    const stepSchema = doc.components.schemas.StepRunResponse.properties;
+    for (const k of ["attempt", "startedAt", "completedAt", "durationMs", "input"]) {
+      assert(k in stepSchema, `StepRunResponse documents ${k}`);
+    }
+  }));
+
+/** Polls `GET /runs/{id}/steps` (bounded) until `ok` says so; returns the steps. */
+async function waitForSteps(
+  s: RunningServer,
+  runId: string,
+  // deno-lint-ignore no-explicit-any
+  ok: (steps: Record<string, any>) => boolean,
+  // deno-lint-ignore no-explicit-any
+): Promise<Record<string, any>> {
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const r = await s.call("GET", `/api/v1/runs/${runId}/steps`);
+    assertEquals(r.status, 200, JSON.stringify(r.body));
+    if (ok(r.body.steps)) return r.body.steps;
+    if (Date.now() > end) throw new Error(`steps never got there: ${JSON.stringify(r.body.steps)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
