@@ -14,15 +14,24 @@
  * }
  * ```
  *
- * Or in one call: `await runFlow(flow, input, { config })`. To draw a flow:
+ * Or in one call, finding the config as `stepflow run` does:
+ * `await runFlow("examples/hello/flow.yaml", { topic: "stepflow" })`. To draw a flow:
  * `renderFlow(flow, { format: "svg" })` (or `"mermaid"`, `"dot"`). As a REST service (stepflow
  * 0.8's API, docs/server.md): `Deno.serve(createServer(engine).fetch)`, or `listen(engine, { port })`.
+ *
+ * Outside this repo, import the self-contained bundle `dist/mod.js` (`deno task bundle`), which
+ * needs no `deno.json` (README: "As a library").
  * @module
  */
 import { type LoadedFlow, loadFlowFile, loadFlowText } from "./src/flow/load.ts";
 import type { DocumentFormat } from "./src/core/document.ts";
 import { Engine, type RunOptions } from "./src/execution/engine.ts";
-import { defaultConfig, parseConfigValue } from "./src/config/load.ts";
+import {
+  defaultConfig,
+  loadConfigFile,
+  loadConfigForFlow,
+  parseConfigValue,
+} from "./src/config/load.ts";
 import type { LoadedConfig } from "./src/config/model.ts";
 import type { Flow } from "./src/flow/model.ts";
 import type { JsonValue } from "./src/json/exact_json.ts";
@@ -134,18 +143,35 @@ export function configFromValue(
 
 /**
  * Runs a flow once on a fresh engine (started and closed around the run).
- * @param options.config the config; default: the builtin plugin with no routes (0.8's default).
+ *
+ * ```ts ignore
+ * const result = await runFlow("flow.yaml", { who: "Ada" }); // config found as `stepflow run` does
+ * ```
+ *
+ * @param flow a flow file path (`.yaml`, `.yml`, `.json`, `.jsonc`), or a flow from
+ *   {@linkcode loadFlow}.
+ * @param options.config a {@linkcode LoadedConfig} or a config file path. Default, for a flow
+ *   read from a file: the config `stepflow run` would find (next to the flow, then in the current
+ *   directory); otherwise, or when there is none, 0.8's default config: the builtin plugin with
+ *   **no routes** (every step then fails with `No matching rule found for component`).
  * @returns the FlowResult (problems of the flow or its steps are `failed` results, not throws).
+ * @throws {FlowLoadError} when the flow or config file cannot be read or parsed.
  * @throws {Error} when the engine cannot start (a plugin fails to start).
  */
 export async function runFlow(
-  flow: Flow | LoadedFlow,
+  flow: Flow | LoadedFlow | string,
   input: JsonValue,
-  options: RunOptions & { config?: LoadedConfig } = {},
+  options: RunOptions & { config?: LoadedConfig | string } = {},
 ): Promise<FlowResult> {
-  const engine = await Engine.create(options.config ?? defaultConfig());
+  const loaded = typeof flow === "string" ? await loadFlowFile(flow) : flow;
+  const file = "file" in loaded && typeof loaded.file === "string" ? loaded.file : undefined;
+  const config = typeof options.config === "string"
+    ? await loadConfigFile(options.config)
+    : options.config ??
+      (file !== undefined ? await loadConfigForFlow({ flowPath: file }) : defaultConfig());
+  const engine = await Engine.create(config);
   try {
-    return await engine.run(flow, input, options);
+    return await engine.run(loaded, input, options);
   } finally {
     await engine.close();
   }

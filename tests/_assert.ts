@@ -111,8 +111,11 @@ export async function runCli(
 /** The repo root (absolute, no trailing slash). */
 export const REPO_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
-/** The conformance folder beside the repo (`../shared/conformance/stepflow-0.8`). */
-export const CONFORMANCE_DIR = `${REPO_ROOT}/../shared/conformance/stepflow-0.8`;
+/**
+ * The conformance folder beside the repo (`../shared/conformance/stepflow-0.8`). Absent in a
+ * fresh clone: register tests that read it with `conformanceTest()` of tests/_conformance.ts.
+ */
+export { CONFORMANCE_DIR } from "./_conformance.ts";
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
 export async function withTempDir<T>(fn: (dir: string) => T | Promise<T>): Promise<T> {

@@ -2,7 +2,7 @@
  * Uses the library the way an embedding program would: only `mod.ts`.
  * @module
  */
-import { assertStrictEquals } from "./_assert.ts";
+import { assertStrictEquals, assertStringIncludes, REPO_ROOT } from "./_assert.ts";
 import {
   buildFlowGraph,
   configFromValue,
@@ -44,6 +44,27 @@ Deno.test("mod.ts: load a flow from text, build an engine from a config, run it"
   // One call, with 0.8's default config (no routes): the step cannot be routed.
   const r = await runFlow(flow, { topic: "x" });
   assertStrictEquals(r.outcome, "failed");
+});
+
+Deno.test("mod.ts: runFlow(path) finds the config next to the flow, as stepflow run does", async () => {
+  const r = await runFlow(`${REPO_ROOT}/examples/greet/flow.yaml`, { who: "Ada", skip: false });
+  assertStrictEquals(
+    stringifyJson(r),
+    '{"outcome":"success","result":{"messages":[{"role":"user","content":"Ada"}],"extra":"Hello, Ada!"}}',
+  );
+  // a loaded flow from a file finds it too; a config path is read
+  const loaded = await loadFlow(`${REPO_ROOT}/examples/greet/flow.yaml`);
+  const r2 = await runFlow(loaded, { who: "Bob", skip: false });
+  assertStringIncludes(stringifyJson(r2), '"extra":"fallback"');
+  const r3 = await runFlow(loaded, { who: "Ada", skip: true }, {
+    config: `${REPO_ROOT}/examples/greet/stepflow-config.yml`,
+  });
+  assertStringIncludes(stringifyJson(r3), '"extra":"none"');
+  // a config path without the mock plugin: the step cannot be routed
+  const r4 = await runFlow(loaded, { who: "Ada", skip: false }, {
+    config: `${REPO_ROOT}/examples/hello/stepflow-config.yml`,
+  });
+  assertStrictEquals(r4.outcome, "failed");
 });
 
 Deno.test("mod.ts: draw a flow as Mermaid, DOT or SVG, with a status class per step for a UI", async () => {

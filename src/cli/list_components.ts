@@ -8,7 +8,8 @@
  * sorted by component then plugin. Schemas are included by default for json/yaml and left out
  * for pretty. Components no route reaches are hidden unless `--hide-unreachable false`.
  * The config is `--config`, else one found in the current directory, else the default config
- * (0.8: list-components does not look next to a flow).
+ * (0.8: list-components does not look next to a flow). Without a config, stderr says where it
+ * looked, which configs lie in the directories below, and why nothing is listed.
  *
  * Exit codes: 0; 1 when a plugin could not list its components (the others are still printed)
  * or the engine could not start; 2 for bad usage or an invalid config.
@@ -22,7 +23,7 @@ import { startFailure } from "./run.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 import { writeStderr, writeStdout } from "./output.ts";
 import { toYaml } from "./yaml_output.ts";
-import { loadConfigForFlow } from "../config/load.ts";
+import { CONFIG_FILE_NAMES, loadConfigForFlow } from "../config/load.ts";
 import { type RouteInfo, Router } from "../config/router.ts";
 import { Engine } from "../execution/engine.ts";
 import { describeError, FlowLoadError, ValidationError } from "../errors.ts";
@@ -82,6 +83,7 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
   let engine: Engine;
   let router: Router;
   let source: SourceMap | undefined;
+  let usedDefault = false;
   // Ctrl-C / SIGTERM: the plugins are closed (no step service or MCP server is left running).
   const cancel = onCancelSignals((sig) =>
     writeStderr(`${sig}: cancelling (again to exit at once)\n`)
@@ -89,12 +91,8 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
   try {
     const config = await loadConfigForFlow({ configPath: flags.config });
     source = config.source;
-    if (config.path === undefined) {
-      writeStderr(
-        "note: no stepflow-config.yml in the current directory: listing the default config (the " +
-          "builtin plugin, no routes); pass --config FILE\n",
-      );
-    }
+    usedDefault = config.path === undefined;
+    if (config.path === undefined) writeStderr(await noConfigNote(Deno.cwd()));
     router = new Router(config.config);
     engine = await Engine.create(config, { signal: cancel.signal });
   } catch (e) {
@@ -152,7 +150,9 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
   }
   if (hidden > 0) {
     writeStderr(
-      `note: ${hidden} component(s) hidden: no route reaches them (--hide-unreachable false lists them)\n`,
+      `note: ${hidden} component(s) hidden: no route reaches them` +
+        (usedDefault ? ", as the default config has no routes" : "") +
+        " (--hide-unreachable false lists them)\n",
     );
   }
   listed.sort((a, b) =>
@@ -189,4 +189,46 @@ export function pretty(listed: ListedComponent[], schemas: boolean): string {
   }
   lines.push(`Total components: ${listed.length}`);
   return lines.join("\n") + "\n";
+}
+
+/**
+ * The stderr note when no config was found in `cwd`: the names looked for and where, that the
+ * default config (builtin plugin, no routes) is listed, and up to 3 config files found up to two
+ * directories below `cwd` to pass with `--config` (unreadable directories are passed over).
+ */
+export async function noConfigNote(cwd: string): Promise<string> {
+  const below = await configsBelow(cwd, 2, 3);
+  const hint = below.length > 0
+    ? `pass one with --config, e.g. ${below.map((p) => `--config ${p}`).join(", ")}`
+    : "pass --config FILE";
+  return `note: no config found: looked for ${CONFIG_FILE_NAMES.join(", ")} in ${cwd} ` +
+    `(list-components looks only in the current directory); listing the default config ` +
+    `(the builtin plugin, no routes); ${hint}\n`;
+}
+
+async function configsBelow(root: string, depth: number, max: number): Promise<string[]> {
+  const out: string[] = [];
+  async function visit(dir: string, rel: string, left: number) {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(dir));
+    } catch {
+      return;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (out.length >= max) return;
+      if (e.isFile && rel && (CONFIG_FILE_NAMES as readonly string[]).includes(e.name)) {
+        out.push(`${rel}/${e.name}`);
+      }
+    }
+    if (left === 0) return;
+    for (const e of entries) {
+      if (out.length >= max) return;
+      if (!e.isDirectory || e.name.startsWith(".") || e.name === "node_modules") continue;
+      await visit(`${dir}/${e.name}`, rel ? `${rel}/${e.name}` : e.name, left - 1);
+    }
+  }
+  await visit(root, "", depth);
+  return out;
 }

@@ -40,7 +40,8 @@ Deno.test("deno.json has the compile, bundle and install tasks", async () => {
   assertStringIncludes(tasks.compile, "scripts/compile.ts");
   assertStringIncludes(tasks.bundle, "deno bundle");
   assertStringIncludes(tasks.bundle, "dist/stepflow.js");
-  assertStringIncludes(tasks.install, "deno install --global");
+  assertStringIncludes(tasks.bundle, "dist/mod.js");
+  assertStringIncludes(tasks.install, "scripts/install.ts");
   assert(!/\s-A\b|--allow-all/.test(tasks.install), "install without -A");
 });
 

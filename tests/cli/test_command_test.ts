@@ -1,5 +1,5 @@
 import { assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
-import { CONFORMANCE_DIR, REPO_ROOT, runCli } from "../_assert.ts";
+import { REPO_ROOT, runCli } from "../_assert.ts";
 
 const MIXED = `${REPO_ROOT}/tests/fixtures/cli/test_command/mixed`;
 
@@ -47,9 +47,9 @@ Deno.test("stepflow test --update writes actual outputs into the flow file", asy
 });
 
 Deno.test("stepflow test reports a flow without cases as skipped", async () => {
-  const r = await runCli(["test", `${CONFORMANCE_DIR}/tests/no_tests.yaml`]);
+  const r = await runCli(["test", `${REPO_ROOT}/tests/fixtures/suite/no_cases.yaml`]);
   assertStrictEquals(r.code, 0);
-  assertStringIncludes(r.stdout, "no_tests.yaml: Skipped (no test cases)");
+  assertStringIncludes(r.stdout, "no_cases.yaml: Skipped (no test cases)");
   assertStrictEquals(r.stdout.trimEnd().split("\n").at(-1), "0 passed, 0 failed, 1 skipped");
 });
 

@@ -3,7 +3,8 @@ import { schemaTexts } from "../../src/config/json_schema.ts";
 import { parseDocument } from "../../src/core/document.ts";
 import { stringifyJson } from "../../src/json/exact_json.ts";
 import { assert } from "../_assert.ts";
-import { conformanceConfigs, conformanceFlows } from "../flow/_conformance.ts";
+import { conformanceConfigs, conformanceFlows, conformanceTest } from "../_conformance.ts";
+import { ownConfigs, ownFlows } from "../_own_flows.ts";
 
 const SCHEMAS = new URL("../../schemas/", import.meta.url);
 
@@ -29,9 +30,26 @@ Deno.test("schemas/flow.json and schemas/config.json match the zod models (regen
   }
 });
 
-Deno.test("schemas/flow.json accepts every conformance flow and rejects broken ones", async () => {
+conformanceTest("schemas/flow.json accepts every conformance flow", async () => {
   const { ajv, validate } = await validator("flow");
   for (const f of await conformanceFlows()) {
+    assert(validate(await plainDocument(f)), `${f}: ${ajv.errorsText(validate.errors)}`);
+  }
+});
+
+conformanceTest(
+  "schemas/config.json accepts every conformance config (mock behaviors as mappings)",
+  async () => {
+    const { ajv, validate } = await validator("config");
+    for (const f of await conformanceConfigs()) {
+      assert(validate(await plainDocument(f)), `${f}: ${ajv.errorsText(validate.errors)}`);
+    }
+  },
+);
+
+Deno.test("schemas/flow.json accepts every flow of the project's suite and examples, rejects broken ones", async () => {
+  const { ajv, validate } = await validator("flow");
+  for (const f of await ownFlows()) {
     assert(validate(await plainDocument(f)), `${f}: ${ajv.errorsText(validate.errors)}`);
   }
   const bad = [
@@ -45,9 +63,9 @@ Deno.test("schemas/flow.json accepts every conformance flow and rejects broken o
   for (const b of bad) assert(!validate(b), `should be rejected: ${JSON.stringify(b)}`);
 });
 
-Deno.test("schemas/config.json accepts every conformance config (mock behaviors as mappings)", async () => {
+Deno.test("schemas/config.json accepts every config of the project's suite and examples (mock behaviors as mappings)", async () => {
   const { ajv, validate } = await validator("config");
-  for (const f of await conformanceConfigs()) {
+  for (const f of await ownConfigs()) {
     assert(validate(await plainDocument(f)), `${f}: ${ajv.errorsText(validate.errors)}`);
   }
   assert(!validate({ plugins: { p: { type: "nope" } } }), "unknown plugin type");

@@ -23,7 +23,8 @@ import {
   assertThrows,
   withTempDir,
 } from "../_assert.ts";
-import { conformanceConfigs } from "../flow/_conformance.ts";
+import { conformanceConfigs, conformanceTest } from "../_conformance.ts";
+import { ownConfigs, SUITE_DIR } from "../_own_flows.ts";
 
 const CONFIGS = new URL("../fixtures/configs/", import.meta.url);
 
@@ -31,32 +32,62 @@ function behaviors(config: { plugins: Record<string, unknown> }, plugin = "mock"
   return (config.plugins[plugin] as MockPluginConfig).components[comp].behaviors;
 }
 
-Deno.test("loadConfigFile() loads every conformance config and builds its router", async () => {
-  const files = await conformanceConfigs();
-  assert(files.length >= 5, `found ${files.length}`);
+async function loadsEveryConfig(files: string[]) {
   for (const f of files) {
     const loaded = await loadConfigFile(f);
     assertStrictEquals(loaded.path, f);
     assertStrictEquals(loaded.workingDirectory, dirname(f));
     new Router(loaded.config);
   }
+}
+
+conformanceTest(
+  "loadConfigFile() loads every conformance config and builds its router",
+  async () => {
+    const files = await conformanceConfigs();
+    assert(files.length >= 5, `found ${files.length}`);
+    await loadsEveryConfig(files);
+  },
+);
+
+Deno.test("loadConfigFile() loads every config of the project's suite and examples and builds its router", async () => {
+  const files = await ownConfigs();
+  assert(files.length >= 8, `found ${files.length}`);
+  await loadsEveryConfig(files);
 });
 
-Deno.test("loadConfigFile() reads the conformance mock behaviors keyed by YAML mappings", async () => {
-  const f = (await conformanceConfigs()).find((p) => p.endsWith("tests/mock/stepflow-config.yml"));
-  assert(f, "conformance mock config");
-  const { config } = await loadConfigFile(f);
-  const handleSkip = behaviors(config, "mock", "/handle_skip");
-  assertEquals(handleSkip.map((b) => b.input), [
-    { input: "it was skipped" },
-    { input: "b" },
-    { input: null },
+Deno.test("loadConfigFile() reads the suite's mock behaviors keyed by YAML mappings", async () => {
+  const { config } = await loadConfigFile(`${SUITE_DIR}/mock/stepflow-config.yml`);
+  assertEquals(behaviors(config, "mock", "/describe").map((b) => b.input), [
+    { value: "obrigado" },
+    { value: null },
   ]);
-  assertEquals(behaviors(config, "mock", "/error")[0], {
-    input: { mode: "error" },
-    result: { outcome: "failed", error: { code: 8, message: "error" } },
+  assertEquals(behaviors(config, "mock", "/translate")[2], {
+    input: { text: "unknown word" },
+    result: { outcome: "failed", error: { code: 42, message: "no translation" } },
   });
 });
+
+conformanceTest(
+  "loadConfigFile() reads the conformance mock behaviors keyed by YAML mappings",
+  async () => {
+    const f = (await conformanceConfigs()).find((p) =>
+      p.endsWith("tests/mock/stepflow-config.yml")
+    );
+    assert(f, "conformance mock config");
+    const { config } = await loadConfigFile(f);
+    const handleSkip = behaviors(config, "mock", "/handle_skip");
+    assertEquals(handleSkip.map((b) => b.input), [
+      { input: "it was skipped" },
+      { input: "b" },
+      { input: null },
+    ]);
+    assertEquals(behaviors(config, "mock", "/error")[0], {
+      input: { mode: "error" },
+      result: { outcome: "failed", error: { code: 8, message: "error" } },
+    });
+  },
+);
 
 Deno.test("loadConfigFile() turns complex, numeric, null and string keys into inputs", async () => {
   const { config } = await loadConfigFile(new URL("mock_complex_keys.yml", CONFIGS).pathname);

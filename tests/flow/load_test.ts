@@ -16,19 +16,30 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "../_assert.ts";
-import { conformanceFlows } from "./_conformance.ts";
+import { conformanceFlows, conformanceTest } from "../_conformance.ts";
+import { ownFlows } from "../_own_flows.ts";
 
 const FIXTURES = new URL("../fixtures/flows/", import.meta.url);
 
-Deno.test("loadFlowFile() loads every conformance flow", async () => {
-  const files = await conformanceFlows();
-  assert(files.length >= 10, `found ${files.length} conformance flows`);
+async function loadsEvery(files: string[]) {
   for (const f of files) {
     const loaded = await loadFlowFile(f);
     assertStrictEquals(loaded.flow.schema, FLOW_SCHEMA_URL);
     assertStrictEquals(loaded.file, f);
     assert(loaded.source, "has a source map");
   }
+}
+
+conformanceTest("loadFlowFile() loads every conformance flow", async () => {
+  const files = await conformanceFlows();
+  assert(files.length >= 10, `found ${files.length} conformance flows`);
+  await loadsEvery(files);
+});
+
+Deno.test("loadFlowFile() loads every flow of the project's suite, examples and README", async () => {
+  const files = await ownFlows();
+  assert(files.length >= 15, `found ${files.length} flows`);
+  await loadsEvery(files);
 });
 
 Deno.test("loadFlowFile() keeps exact numbers in .yaml, .json and .jsonc flows", async () => {

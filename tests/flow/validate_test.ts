@@ -15,7 +15,8 @@ import {
   assertThrows,
   withTempDir,
 } from "../_assert.ts";
-import { conformanceFlows } from "./_conformance.ts";
+import { conformanceFlows, conformanceTest } from "../_conformance.ts";
+import { ownFlows } from "../_own_flows.ts";
 
 const FIXTURES = new URL("../fixtures/flows/", import.meta.url);
 const CONFIGS = new URL("../fixtures/configs/", import.meta.url);
@@ -96,8 +97,8 @@ Deno.test("validateFlow() finds nothing wrong in a valid flow", async () => {
   assert(!ds.some((d) => d.code === "unknown_key"), JSON.stringify(ds));
 });
 
-Deno.test("validateFlow() reports every conformance flow without errors", async () => {
-  for (const f of await conformanceFlows()) {
+async function validatesEvery(files: string[]) {
+  for (const f of files) {
     const loaded = await loadFlowFile(f);
     const config = await loadConfigForFlow({ flowPath: f });
     const ds = [...validateConfig(config), ...validateFlow(loaded, config)];
@@ -105,6 +106,14 @@ Deno.test("validateFlow() reports every conformance flow without errors", async 
     assertEquals(bad, [], f);
     for (const d of ds) assert(d.position, `${f}: ${d.message} has a position`);
   }
+}
+
+conformanceTest("validateFlow() reports every conformance flow without errors", async () => {
+  await validatesEvery(await conformanceFlows());
+});
+
+Deno.test("validateFlow() reports every flow of the project's suite and examples without errors", async () => {
+  await validatesEvery(await ownFlows());
 });
 
 Deno.test("validateFlow() checks ids, components, self references and the output", () => {

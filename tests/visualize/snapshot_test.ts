@@ -7,8 +7,8 @@
  * @module
  */
 import { instance } from "@viz-js/viz";
-import { assert, assertStrictEquals, CONFORMANCE_DIR, REPO_ROOT } from "../_assert.ts";
-import { conformanceFlows } from "../flow/_conformance.ts";
+import { assert, assertStrictEquals, REPO_ROOT } from "../_assert.ts";
+import { CONFORMANCE_DIR, conformanceFlows, conformanceTest } from "../_conformance.ts";
 import { loadFlowFile } from "../../src/flow/load.ts";
 import { buildFlowGraph } from "../../src/visualize/graph.ts";
 import { renderMermaid } from "../../src/visualize/mermaid.ts";
@@ -88,19 +88,10 @@ Deno.test("visualize snapshots: every example flow", async () => {
   }
 });
 
-const conformance = await conformanceFlows();
-if (conformance.length === 0) {
-  console.log(`visualize: no conformance flows at ${CONFORMANCE_DIR}: skipping their snapshots`);
-}
-
-Deno.test({
-  name: "visualize snapshots: every stepflow 0.8 conformance flow",
-  ignore: conformance.length === 0,
-  fn: async () => {
-    const root = (await Deno.realPath(CONFORMANCE_DIR)).replace(/\/$/, "");
-    for (const file of conformance) {
-      const rel = (await Deno.realPath(file)).slice(root.length + 1).replace(/\.ya?ml$/, "");
-      await checkFlow(file, `conformance/${rel}`);
-    }
-  },
+conformanceTest("visualize snapshots: every stepflow 0.8 conformance flow", async () => {
+  const root = (await Deno.realPath(CONFORMANCE_DIR)).replace(/\/$/, "");
+  for (const file of await conformanceFlows()) {
+    const rel = (await Deno.realPath(file)).slice(root.length + 1).replace(/\.ya?ml$/, "");
+    await checkFlow(file, `conformance/${rel}`);
+  }
 });

@@ -1,6 +1,7 @@
 /**
- * Strict input checks for built-ins (stepflow 0.8 parses built-in inputs with serde: a wrong
- * shape is a plugin error that aborts the run).
+ * Strict input checks for built-ins (stepflow 0.8 parses built-in inputs with serde). A wrong
+ * shape is a {@linkcode BuiltinError} `INVALID_INPUT`, which the builtin plugin turns into a
+ * failed step result (0.8 aborts the run instead).
  * @module
  */
 import {
@@ -10,14 +11,14 @@ import {
   type JsonValue,
   toNumber,
 } from "../../json/exact_json.ts";
-import { PluginError } from "../../errors.ts";
+import { BuiltinError } from "./_failure.ts";
 
-/** A PluginError `invalid input` whose attachment names the component and what is wrong. */
-export function invalidInput(component: string, detail: string): PluginError {
-  return new PluginError("invalid input", [`Invalid input for ${component}: ${detail}`]);
+/** A BuiltinError `INVALID_INPUT`: `Invalid input for <component>: <detail>`. */
+export function invalidInput(component: string, detail: string): BuiltinError {
+  return new BuiltinError("INVALID_INPUT", `Invalid input for ${component}: ${detail}`);
 }
 
-/** The input as an object. @throws {PluginError} when it is not one. */
+/** The input as an object. @throws {BuiltinError} when it is not one. */
 export function objectInput(component: string, input: JsonValue): JsonObject {
   if (!isJsonObject(input)) {
     throw invalidInput(component, `expected an object, got ${typeName(input)}`);
@@ -25,7 +26,7 @@ export function objectInput(component: string, input: JsonValue): JsonObject {
   return input;
 }
 
-/** A required string field. @throws {PluginError} when missing or not a string. */
+/** A required string field. @throws {BuiltinError} when missing or not a string. */
 export function requireString(component: string, o: JsonObject, key: string): string {
   const v = o[key];
   if (typeof v !== "string") {
@@ -39,7 +40,7 @@ export function requireString(component: string, o: JsonObject, key: string): st
   return v;
 }
 
-/** An optional string field (absent or null → undefined). @throws {PluginError} otherwise. */
+/** An optional string field (absent or null → undefined). @throws {BuiltinError} otherwise. */
 export function optionalString(component: string, o: JsonObject, key: string): string | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
@@ -49,7 +50,7 @@ export function optionalString(component: string, o: JsonObject, key: string): s
   return v;
 }
 
-/** An optional non-negative integer field. @throws {PluginError} otherwise. */
+/** An optional non-negative integer field. @throws {BuiltinError} otherwise. */
 export function optionalUint(component: string, o: JsonObject, key: string): number | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
@@ -59,7 +60,7 @@ export function optionalUint(component: string, o: JsonObject, key: string): num
   return toNumber(v);
 }
 
-/** A required field of any value. @throws {PluginError} when missing. */
+/** A required field of any value. @throws {BuiltinError} when missing. */
 export function requireField(component: string, o: JsonObject, key: string): JsonValue {
   if (!Object.hasOwn(o, key)) throw invalidInput(component, `missing field \`${key}\``);
   return o[key];

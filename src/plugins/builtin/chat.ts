@@ -35,7 +35,8 @@
  * `data.retryable` and `data.retryAfterMs` (src/plugins/builtin/openai_client.ts); an answer
  * that is not the JSON asked for, does not match the schema, or has tool arguments that are not
  * JSON is code 502 (retryable: the model may do better); a refusal of a structured answer is code
- * 422 (not retryable). Bad input aborts the run (`invalid input`, as every built-in).
+ * 422 (not retryable). Bad input is a failed step, -32602 `INVALID_INPUT` (as every built-in here;
+ * 0.8 aborts the run).
  *
  * Streaming reports `ctx.progress({type: "chat.delta", text})` for each piece of text and, for
  * every call, `ctx.progress({type: "chat.done", finish_reason, usage})` at the end; the step's

@@ -22,8 +22,9 @@ export interface BuiltinComponent {
   info: ComponentInfo;
   /**
    * Runs the component.
-   * @throws {PluginError} `invalid input` (with the detail as attachment) or another failure; as
-   * in 0.8 this aborts the run.
+   * @throws {BuiltinError} (`INVALID_INPUT`, `NOT_FOUND`, ...) or another error; the builtin
+   * plugin turns any of them into a failed step result that `onError` handles (0.8 aborts the
+   * run), except a missing permission or a cancelled run.
    */
   execute(input: JsonValue, ctx: ExecuteContext, env: BuiltinEnv): Promise<FlowResult>;
 }

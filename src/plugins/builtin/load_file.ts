@@ -2,7 +2,7 @@
  * `/load_file` (stepflow 0.8 §4): `{path, format?: json | yaml | text}` →
  * `{data, metadata: {resolved_path, size_bytes, format}}`. Relative paths resolve against the
  * config working directory; the format defaults from the extension (`.json`, `.yml`/`.yaml`,
- * else text). JSON numbers stay exact.
+ * else text). JSON numbers stay exact. A missing file is a failed step (`NOT_FOUND`, code -32011).
  *
  * Bounded (extension): a file larger than the output size limit (config `maxOutputSize`) fails
  * the step with 413 `OUTPUT_TOO_LARGE` without being read (a regular file: by its size; a
@@ -17,6 +17,7 @@ import { parseDocument } from "../../core/document.ts";
 import { decodeUtf8 } from "../../core/utf8.ts";
 import { engineFailure } from "../../core/error_codes.ts";
 import type { BuiltinComponent } from "./component.ts";
+import { BuiltinError } from "./_failure.ts";
 import { invalidInput, objectInput, optionalString, requireString } from "./_input.ts";
 
 const NAME = "/load_file";
@@ -63,9 +64,11 @@ export const loadFile: BuiltinComponent = {
     const limit = env.maxOutputBytes;
     const read = await readBounded(resolved, limit, ctx.signal).catch((e) => {
       if (ctx.signal.aborted) throw ctx.signal.reason;
-      throw new PluginError("Failed to load file", [
-        `Cannot read '${resolved}' (path '${path}'): ${describeError(e)}`,
-      ], { cause: e });
+      const detail = `Cannot read '${resolved}' (path '${path}'): ${describeError(e)}`;
+      if (e instanceof Deno.errors.NotFound) {
+        throw new BuiltinError("NOT_FOUND", `Failed to load file: ${detail}`, { cause: e });
+      }
+      throw new PluginError("Failed to load file", [detail], { cause: e });
     });
     if (read.over) {
       // 413 like any output over the limit (never retried): the file was not read to its end

@@ -12,8 +12,9 @@
  * output: {response: "<the first choice's text, empty when it has none>"}
  * ```
  *
- * As in 0.8, bad input and a missing key abort the run (`invalid input`, `missing value
- * ("api_key") or environment variable ("OPENAI_API_KEY")`). Better than 0.8: an API failure
+ * Bad input (-32602 `INVALID_INPUT`) and a missing key (500, 0.8's text `missing value
+ * ("api_key") or environment variable ("OPENAI_API_KEY")`) are failed steps, as every built-in
+ * error is here (0.8 aborts the run; docs/compatibility.md). Better than 0.8 too: an API failure
  * (HTTP 429, 5xx, refused connection) is a failed step that `onError` and retries handle (see
  * src/plugins/builtin/openai_client.ts), not an aborted run. `/chat` is the richer component.
  * @module

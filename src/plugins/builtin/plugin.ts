@@ -8,11 +8,11 @@
  */
 import type { JsonValue } from "../../json/exact_json.ts";
 import type { FlowResult } from "../../core/flow_result.ts";
-import { PluginError } from "../../errors.ts";
 import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";
 import { registerPluginType } from "../registry.ts";
 import type { OpenAISettings } from "../../config/model.ts";
 import type { BuiltinComponent, BuiltinEnv } from "./component.ts";
+import { BuiltinError, builtinFailure } from "./_failure.ts";
 import { createMessages } from "./create_messages.ts";
 import { putBlob } from "./put_blob.ts";
 import { getBlob } from "./get_blob.ts";
@@ -74,22 +74,26 @@ export class BuiltinPlugin implements Plugin {
     return Promise.resolve([...BUILTIN_COMPONENTS.values()].map((c) => c.info));
   }
 
-  /** @throws {PluginError} for an unknown component or invalid input. */
-  execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
+  /**
+   * Runs built-in `component`. Its errors (bad input, unknown blob or flow id, unreadable file,
+   * unknown component) are `failed` results that `onError` handles (extension: stepflow 0.8
+   * aborts the run); see `_failure.ts` for the codes.
+   * @throws only for a missing Deno permission or when `ctx.signal` is aborted.
+   */
+  async execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
     const c = BUILTIN_COMPONENTS.get(component);
-    if (!c) {
-      return Promise.reject(
-        new PluginError("error executing builtin component", [
+    try {
+      if (!c) {
+        throw new BuiltinError(
+          "COMPONENT_NOT_FOUND",
           `Unknown builtin component '${component}' (known: ${
             [...BUILTIN_COMPONENTS.keys()].join(", ")
           }); with a "/{*component}" route write "/eval", not "/builtin/eval"`,
-        ]),
-      );
-    }
-    try {
-      return c.execute(input, ctx, this.#env);
+        );
+      }
+      return await c.execute(input, ctx, this.#env);
     } catch (e) {
-      return Promise.reject(e);
+      return builtinFailure(component, e, ctx.signal);
     }
   }
 

@@ -40,6 +40,10 @@ export const putBlob: BuiltinComponent = {
     try {
       id = await ctx.engine.putBlob(data, type);
     } catch (e) {
+      // the engine rejects flow data that is not a flow: that is this step's input
+      if (type === "flow" && /^Invalid flow blob/.test(describeError(e))) {
+        throw invalidInput(NAME, `\`data\` is not a valid flow: ${describeError(e)}`);
+      }
       throw new PluginError("Failed to put blob", [describeError(e)], { cause: e });
     }
     return success({ blob_id: id });

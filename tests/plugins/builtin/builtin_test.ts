@@ -3,6 +3,7 @@ import {
   assertEquals,
   assertStrictEquals,
   assertStringIncludes,
+  REPO_ROOT,
   withTempDir,
 } from "../../_assert.ts";
 import { flow, runOnce, testConfig } from "../../execution/_engine_helpers.ts";
@@ -147,7 +148,9 @@ output: { j: { $from: { step: j } }, y: { $from: { step: y }, path: data } }
   });
 });
 
-Deno.test("builtins reject invalid input with a 500 naming the component and the field", async () => {
+Deno.test("builtin errors are failed step results naming the component, field and code", async () => {
+  // extension: stepflow 0.8 aborts the run (500 with a stack); here the step fails and the run
+  // reports the step's error, as for a step service's error
   const f = flow(`
 steps:
   - id: m
@@ -155,13 +158,14 @@ steps:
     input: { user_prompt: 5 }
 output: { $from: { step: m } }
 `);
-  const r = await runOnce(f, {});
-  assert(r.outcome === "failed");
-  assertStrictEquals(r.error.message, 'step "m" failed');
-  assertStringIncludes(
-    stringifyJson(r.error.data),
-    "Invalid input for /create_messages: `user_prompt` must be a string, got a number",
-  );
+  assertEquals(await runOnce(f, {}), {
+    outcome: "failed",
+    error: {
+      code: -32602,
+      message: "Invalid input for /create_messages: `user_prompt` must be a string, got a number",
+      data: { kind: "INVALID_INPUT", component: "/create_messages" },
+    },
+  });
   const g = flow(`
 steps:
   - id: g
@@ -169,9 +173,146 @@ steps:
     input: { blob_id: "${"0".repeat(64)}" }
 output: { $from: { step: g } }
 `);
-  const r2 = await runOnce(g, {});
-  assert(r2.outcome === "failed");
-  assertStringIncludes(stringifyJson(r2.error.data), `Blob not found: ${"0".repeat(64)}`);
+  assertEquals(await runOnce(g, {}), {
+    outcome: "failed",
+    error: {
+      code: -32011,
+      message: `Failed to get blob: Blob not found: ${"0".repeat(64)}`,
+      data: { kind: "NOT_FOUND", component: "/get_blob" },
+    },
+  });
+});
+
+Deno.test("onError handles builtin errors: unknown blob, bad blob_id, bad input, missing file, unknown flow", async () => {
+  const f = flow(`
+steps:
+  - id: unknown_blob
+    component: /builtin/get_blob
+    onError: { action: useDefault, defaultValue: { data: none } }
+    input: { blob_id: "${"0".repeat(64)}" }
+  - id: bad_blob_id
+    component: /builtin/get_blob
+    onError: { action: useDefault, defaultValue: { data: bad id } }
+    input: { blob_id: not-a-blob-id }
+  - id: bad_input
+    component: /builtin/put_blob
+    onError: { action: skip }
+    input: { data: 1, blob_type: text }
+  - id: bad_flow
+    component: /builtin/put_blob
+    onError: { action: useDefault }
+    input: { data: { steps: [] }, blob_type: flow }
+  - id: missing_file
+    component: /builtin/load_file
+    onError: { action: useDefault, defaultValue: { data: no file } }
+    input: { path: /nonexistent/stepflow-test-file.json }
+  - id: unknown_flow
+    component: /builtin/eval
+    onError: { action: useDefault, defaultValue: { result: no flow } }
+    input: { flow_id: "${"1".repeat(64)}", input: {} }
+output:
+  unknown_blob: { $from: { step: unknown_blob }, path: data }
+  bad_blob_id: { $from: { step: bad_blob_id }, path: data }
+  bad_input: { $from: { step: bad_input }, onSkip: { action: useDefault, defaultValue: skipped } }
+  bad_flow: { $from: { step: bad_flow } }
+  missing_file: { $from: { step: missing_file }, path: data }
+  unknown_flow: { $from: { step: unknown_flow }, path: result }
+`);
+  assertEquals(
+    await runOnce(f, {}),
+    success({
+      unknown_blob: "none",
+      bad_blob_id: "bad id",
+      bad_input: "skipped",
+      bad_flow: null,
+      missing_file: "no file",
+      unknown_flow: "no flow",
+    }),
+  );
+});
+
+Deno.test("each builtin error has its code and kind", async () => {
+  const cases: [string, string, number, string, string][] = [
+    ["/get_blob", "{ blob_id: abc }", -32602, "INVALID_INPUT", "`blob_id` must be 64 hex digits"],
+    ["/put_blob", "{ data: 1 }", -32602, "INVALID_INPUT", "missing field `blob_type`"],
+    [
+      "/put_blob",
+      "{ data: { steps: [] }, blob_type: flow }",
+      -32602,
+      "INVALID_INPUT",
+      "`data` is not a valid flow",
+    ],
+    ["/load_file", "{ path: /nonexistent/x.json }", -32011, "NOT_FOUND", "Cannot read"],
+    ["/eval", `{ flow_id: "${"2".repeat(64)}", input: 1 }`, -32011, "NOT_FOUND", "Not found"],
+    [
+      "/map",
+      "{ workflow: { steps: [] }, items: [1] }",
+      -32602,
+      "INVALID_INPUT",
+      "not a valid flow",
+    ],
+    ["/nope", "{}", -32001, "COMPONENT_NOT_FOUND", "Unknown builtin component '/nope'"],
+  ];
+  for (const [component, input, code, kind, text] of cases) {
+    const r = await runOnce(
+      flow(`
+steps:
+  - id: s
+    component: /builtin${component}
+    input: ${input}
+output: { $from: { step: s } }
+`),
+      {},
+    );
+    assert(r.outcome === "failed", `${component}: ${JSON.stringify(r)}`);
+    assertStrictEquals(r.error.code, code, `${component}: ${JSON.stringify(r)}`);
+    assertEquals(r.error.data, { kind, component }, component);
+    assertStringIncludes(r.error.message, text, component);
+  }
+});
+
+Deno.test("/load_file: a file that does not parse is a 500 COMPONENT_FAILED step failure", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/bad.json`, "{ not json");
+    const r = await runOnce(
+      flow(`
+steps:
+  - id: s
+    component: /builtin/load_file
+    onError: { action: useDefault, defaultValue: fallback }
+    input: { path: ${dir}/bad.json }
+  - id: t
+    component: /builtin/load_file
+    input: { path: ${dir}/bad.json }
+output: { handled: { $from: { step: s } }, raw: { $from: { step: t } } }
+`),
+      {},
+    );
+    // `raw` reads a failed step in the output: the run fails with that step's error
+    assert(r.outcome === "failed", JSON.stringify(r));
+    assertStrictEquals(r.error.code, 500);
+    assertEquals(r.error.data, { kind: "COMPONENT_FAILED", component: "/load_file" });
+    assertStringIncludes(r.error.message, `Failed to load file: Cannot parse '${dir}/bad.json'`);
+  });
+});
+
+Deno.test("onError retry with retryOn naming the code and a fallback handles a builtin failure", async () => {
+  // INVALID_INPUT is category `invalid` (not retried by default); a retry that lists its code runs
+  // the step again and then falls back
+  const f = flow(`
+steps:
+  - id: s
+    component: /builtin/get_blob
+    onError:
+      action: retry
+      maxRetries: 2
+      initialDelay: 0
+      retryOn: [-32602]
+      fallback: { action: useDefault, defaultValue: fell back }
+    input: { blob_id: abc }
+output: { $from: { step: s } }
+`);
+  assertEquals(await runOnce(f, {}), success("fell back"));
 });
 
 Deno.test("/eval of a flow that evaluates itself stops at the nesting limit instead of recursing", async () => {
@@ -214,4 +355,45 @@ output: { $from: { step: m } }
   const r = await runOnce(f, { n: 0 });
   assert(r.outcome === "failed", JSON.stringify(r));
   assertStringIncludes(JSON.stringify(r.error), "max_concurrency` must be at least 1");
+});
+
+Deno.test("/load_file without read permission still stops the run with the flag to add (exit 3), not a step failure", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/secret.json`, "{}");
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+steps:
+  - id: s
+    component: /builtin/load_file
+    onError: { action: useDefault, defaultValue: handled }
+    input: { path: secret.json }
+output: { $from: { step: s } }
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      `plugins: { builtin: { type: builtin } }\nroutes: { "/builtin/{*component}": [{ plugin: builtin }] }\n`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        `--allow-read=${dir}/flow.yaml,${dir}/stepflow-config.yml`,
+        "--allow-env",
+        `${REPO_ROOT}/main.ts`,
+        "run",
+        "--flow",
+        `${dir}/flow.yaml`,
+        "--input-json",
+        "{}",
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertStrictEquals(out.code, 3, stderr);
+    assertStringIncludes(stderr, "missing permission: add --allow-read");
+  });
 });

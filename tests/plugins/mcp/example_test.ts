@@ -9,7 +9,7 @@ import { parseJson } from "../../../src/json/exact_json.ts";
 Deno.test("examples/mcp-files: stepflow run prints the documented result", async () => {
   serverScript("server-filesystem"); // a clear message when the servers are not installed
   const readme = await Deno.readTextFile(`${REPO_ROOT}/examples/mcp-files/README.md`);
-  const command = /`deno run -A main\.ts (run [^`]+)`/.exec(readme);
+  const command = /^stepflow (run .+)$/m.exec(readme);
   const documented = /```json\n([\s\S]*?)\n```/.exec(readme);
   if (!command || !documented) throw new Error("README lost its command line or result block");
   assertStringIncludes(command[1], "--flow examples/mcp-files/flow.yaml");
