@@ -60,6 +60,7 @@ import { runTimeoutReason } from "./timeout.ts";
 import { RunEvents, type RunObserver } from "./observers.ts";
 import { type NestedRunStart, RunServices } from "./run_services.ts";
 import { startPlugins } from "./plugin_start.ts";
+import { SignalWaits } from "./signal_wait.ts";
 import { type Redactor, runRedactor } from "./secrets.ts";
 import type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
 import {
@@ -112,6 +113,7 @@ export class Engine {
   #observers = new Set<RunObserver>();
   #closed = false;
   #services: EngineServices;
+  #waits: SignalWaits;
 
   private constructor(
     config: LoadedConfig,
@@ -125,6 +127,7 @@ export class Engine {
     this.plugins = plugins;
     this.#stepRunner = options.stepRunner;
     this.#batches = new BatchManager(store);
+    this.#waits = new SignalWaits(store, log);
     const limits: Map<string, PluginLimits> = pluginLimitsOf(config.config, plugins);
     // Routed components by the router's answer: the router returns the same RouteTarget object
     // for a component whose route does not depend on the input.
@@ -191,6 +194,15 @@ export class Engine {
       throw e;
     }
     return engine;
+  }
+
+  /**
+   * Tells the steps of run `runId` waiting in `/builtin/wait_for` that a signal was stored (by
+   * this process: they look at once; signals stored by other processes are seen within
+   * `SIGNAL_POLL_MS`).
+   */
+  notifySignal(runId: string): void {
+    this.#waits.notify(runId);
   }
 
   /** Engine services not tied to a run (what plugins get at init). */
@@ -576,6 +588,7 @@ export class Engine {
   ): EngineServices {
     const host = {
       store: this.store,
+      waits: this.#waits,
       storeFlow: (flow: Flow) => this.storeFlow(flow),
       getFlow: (flowId: string) => this.getFlow(flowId),
       runNested: (flow: Flow, input: JsonValue, o: NestedRunStart) =>

@@ -22,6 +22,7 @@ import { flowFromJson } from "./flow_id.ts";
 import type { RunBudget } from "./limits.ts";
 import type { Redactor } from "./secrets.ts";
 import type { ResumeMode } from "./resume.ts";
+import type { SignalWaits } from "./signal_wait.ts";
 
 /** Run options the engine passes to the nested runs it starts. */
 export interface NestedRunStart {
@@ -54,6 +55,8 @@ export interface ServicesHost {
   getFlow(flowId: string): Promise<Flow>;
   /** Runs a nested flow. */
   runNested(flow: Flow, input: JsonValue, options: NestedRunStart): Promise<FlowResult>;
+  /** The engine's signal waits (`/builtin/wait_for`). */
+  readonly waits: SignalWaits;
 }
 
 /** The engine services of one run: one small object per run, methods on the prototype. */
@@ -150,6 +153,16 @@ export class RunServices implements EngineServices {
         }),
       { maxConcurrency: options.maxConcurrency, signal: this.signal },
     );
+  }
+
+  waitForSignal(
+    name: string,
+    options: { stepId: string; signal: AbortSignal; timeoutMs?: number },
+  ): Promise<{ id: number; data: JsonValue } | undefined> {
+    if (this.runId === undefined) {
+      return Promise.reject(new Error("waiting for a signal needs a run"));
+    }
+    return this.host.waits.wait(this.runId, name, options);
   }
 
   getBatch(
