@@ -114,6 +114,8 @@ export class Engine {
   #closed = false;
   #services: EngineServices;
   #waits: SignalWaits;
+  /** Top-level runs executing in this engine (a resume of one of them is refused). */
+  #executing = new Set<string>();
 
   private constructor(
     config: LoadedConfig,
@@ -293,8 +295,24 @@ export class Engine {
         "nested",
       );
     }
+    if (this.#executing.has(runId)) {
+      throw new RunNotResumableError(
+        `run ${runId} is executing in this engine; it can be resumed once it stopped`,
+        runId,
+        "owned",
+      );
+    }
     const mode = resumeModeOf(record, options.from);
-    const { flow, state } = await this.#prepareResume(record, mode);
+    // reserved while it is prepared: a second resume of it meanwhile is refused
+    this.#executing.add(runId);
+    let prepared;
+    try {
+      prepared = await this.#prepareResume(record, mode);
+    } catch (e) {
+      this.#executing.delete(runId);
+      throw e;
+    }
+    const { flow, state } = prepared;
     const o: InternalRunOptions = { runId, resume: state };
     if (record.variables !== undefined) o.variables = record.variables;
     if (record.overrides !== undefined && record.overrides !== null) o.overrides = record.overrides;
@@ -362,6 +380,8 @@ export class Engine {
   ): Promise<FlowResult> {
     const flowId = this.#registerFlow(flow);
     const depth = options.depth ?? 0;
+    const topLevel = options.parentRunId === undefined;
+    if (topLevel) this.#executing.add(runId);
     const origin = originOf(options);
     // Not awaited: the store commits writes in order, so a later commit of this run (a step
     // result, its completion) fails when this one did (src/state/store.ts).
@@ -444,6 +464,7 @@ export class Engine {
         result = storeFailedResult(e);
       }
     }
+    if (topLevel) this.#executing.delete(runId);
     events?.emit({ type: "run_finished", runId, status, result, at: Date.now() });
     return result;
   }
