@@ -134,6 +134,14 @@ export class RunServices implements EngineServices {
     options: { overrides?: JsonValue; maxConcurrency?: number; stepId?: string } = {},
   ): Promise<{ batch_id: string; total_runs: number }> {
     const flow = await this.host.getFlow(flowId);
+    // a resumed parent: the items' runs that exist already keep their ids (found by key)
+    let runIds: (string | undefined)[] | undefined;
+    if (this.resumeMode !== undefined && this.runId !== undefined && options.stepId !== undefined) {
+      const prefix = `${this.runId}/${options.stepId}/`;
+      runIds = await Promise.all(
+        inputs.map(async (_, i) => (await this.host.store.findRunByKey(prefix + i))?.runId),
+      );
+    }
     return this.batches.submit(
       flowId,
       flow.name,
@@ -151,7 +159,7 @@ export class RunServices implements EngineServices {
           secrets: this.secrets,
           resumeMode: this.resumeMode,
         }),
-      { maxConcurrency: options.maxConcurrency, signal: this.signal },
+      { maxConcurrency: options.maxConcurrency, signal: this.signal, runIds },
     );
   }
 
