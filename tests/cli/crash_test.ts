@@ -10,7 +10,7 @@
  * to a journal file per trial. A kill point is "after the journal has k lines, plus 0-6 ms".
  * The killed engines are separate processes; resuming happens in this process (one engine, one
  * worker for all trials) except for the first trials, resumed with `stepflow resume`. Seed:
- * `CRASH_SEED` (default 12); trials: `CRASH_TRIALS` (default 50 and 20).
+ * `CRASH_SEED` (default 12); trials: `CRASH_TRIALS` (default 50 and 12).
  */
 import { assert, assertEquals, assertStrictEquals, REPO_ROOT, withTempDir } from "../_assert.ts";
 import { parseJson } from "../../src/json/exact_json.ts";
@@ -278,7 +278,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "crash harness: a map of nested runs calling the step service, killed at 20 points",
+  name: "crash harness: a map of nested runs calling the step service, killed at 12 points",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: () =>

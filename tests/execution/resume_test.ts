@@ -99,3 +99,32 @@ output: { $from: { step: w } }
     await engine.close();
   }
 });
+
+Deno.test("two parallel waits in one run each take their own signal; the run is paused until both did", async () => {
+  const engine = await Engine.create(testConfig());
+  try {
+    const two = flow(`steps:
+  - { id: a, component: /builtin/wait_for, input: { name: approve } }
+  - { id: b, component: /builtin/wait_for, input: { name: approve, schema: { type: integer } } }
+output: { a: { $from: { step: a } }, b: { $from: { step: b } } }
+`);
+    const h = engine.start(two, {});
+    const status = async () => (await engine.store.getRun(h.runId))?.status;
+    for (let i = 0; i < 100 && await status() !== "paused"; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await engine.store.putSignal({ runId: h.runId, name: "approve", data: 1 });
+    engine.notifySignal(h.runId);
+    for (let i = 0; i < 50; i++) await new Promise((r) => setTimeout(r, 2));
+    assertStrictEquals(await status(), "paused"); // one step still waits
+    await engine.store.putSignal({ runId: h.runId, name: "approve", data: 2 });
+    engine.notifySignal(h.runId);
+    const r = await h.result;
+    assertStrictEquals(r.outcome, "success");
+    const got = (r as unknown as { result: { a: number; b: number } }).result;
+    assertEquals([got.a, got.b].sort(), [1, 2]);
+    assertStrictEquals(await status(), "completed");
+  } finally {
+    await engine.close();
+  }
+});
