@@ -381,12 +381,33 @@ export class RunService {
    */
   async drain(graceMs: number): Promise<{ finished: number; cancelled: number }> {
     this.#accepting = false;
-    const runs = [...this.#active.values()];
+    // A run paused for a signal (/builtin/wait_for) is neither waited for nor cancelled: it stays
+    // `paused` in the store and continues when the service starts again (issue 12).
+    const isPaused = async (r: Run) =>
+      r.state === "running" &&
+      (await this.store.getRun(r.runId).catch(() => undefined))?.status === "paused";
+    const runs: Run[] = [];
+    let paused = 0;
+    for (const r of this.#active.values()) {
+      if (await isPaused(r)) paused++;
+      else runs.push(r);
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const all = Promise.all(runs.map((r) => r.done));
     await Promise.race([all, new Promise((r) => timer = setTimeout(r, graceMs))]);
     clearTimeout(timer);
-    const left = [...this.#active.values()];
+    const left: Run[] = [];
+    let finished = 0;
+    for (const r of runs) {
+      if (r.state === "ended") finished++;
+      else if (await isPaused(r)) paused++;
+      else left.push(r);
+    }
+    if (paused > 0) {
+      log.warn(
+        `shutdown: ${paused} run(s) paused for a signal are left paused; they continue when the service starts again on this store`,
+      );
+    }
     for (const id of [...this.#reserved.keys()]) {
       await this.cancel(id, "the service stopped before the run started");
     }
@@ -398,7 +419,7 @@ export class RunService {
         left.map((r) => this.cancel(r.runId, `the service stopped (grace period ${graceMs} ms)`)),
       );
     }
-    return { finished: runs.length - left.length, cancelled: left.length };
+    return { finished, cancelled: left.length };
   }
 }
 

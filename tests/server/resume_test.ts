@@ -35,43 +35,49 @@ async function waitForStatus(s: RunningServer, runId: string, status: string): P
   throw new Error(`run ${runId} did not become ${status}`);
 }
 
-Deno.test("serve: a paused run survives a kill of the service, is resumed at start and continues on its signal", () =>
-  withTempDir(async (dir) => {
-    const args = ["--store", "sqlite:state.db"];
-    let s = await startServer(dir, { args });
-    let runId: string;
-    try {
-      const flowId = await storeFlow(s, APPROVAL);
-      const started = await s.call("POST", "/api/v1/runs", { flowId, input: {}, wait: false });
-      assertStrictEquals(started.status, 202);
-      runId = started.body.runId;
-      await waitForStatus(s, runId, "paused");
-    } finally {
-      await s.stop("SIGKILL");
-    }
-    // started again on the same database: the paused run is claimed and continued
-    s = await startServer(dir, { config: false, args });
-    try {
-      for (let i = 0; i < 200 && !s.stderr().includes("resumed 1 interrupted run"); i++) {
-        await new Promise((r) => setTimeout(r, 25));
+for (const stop of ["SIGKILL", "SIGTERM"] as const) {
+  Deno.test(`serve: a paused run survives ${stop} of the service, is resumed at start and continues on its signal`, () =>
+    withTempDir(async (dir) => {
+      const args = ["--store", "sqlite:state.db"];
+      let s = await startServer(dir, { args });
+      let runId: string;
+      try {
+        const flowId = await storeFlow(s, APPROVAL);
+        const started = await s.call("POST", "/api/v1/runs", { flowId, input: {}, wait: false });
+        assertStrictEquals(started.status, 202);
+        runId = started.body.runId;
+        await waitForStatus(s, runId, "paused");
+      } finally {
+        await s.stop(stop);
       }
-      assertStringIncludes(s.stderr(), `resumed 1 interrupted run(s): ${runId}`);
-      await waitForStatus(s, runId, "paused");
-      const sig = await s.call("POST", `/api/v1/runs/${runId}/signals/go`, { note: "shipped" });
-      assertStrictEquals(sig.status, 200);
-      await waitForStatus(s, runId, "completed");
-      const run = await s.call("GET", `/api/v1/runs/${runId}`);
-      assertEquals(run.body.result, {
-        outcome: "success",
-        result: { go: { note: "shipped" }, done: [{ role: "user", content: "shipped" }] },
-      });
-      // the engine that resumed it journaled the takeover
-      const events = await fetch(`${s.url}/api/v1/runs/${runId}/events`);
-      assertStringIncludes(await events.text(), "event: run_resumed");
-    } finally {
-      await s.stop();
-    }
-  }));
+      if (stop === "SIGTERM") {
+        // a graceful stop leaves a paused run paused instead of cancelling it
+        assertStringIncludes(s.stderr(), "left paused");
+      }
+      // started again on the same database: the paused run is claimed and continued
+      s = await startServer(dir, { config: false, args });
+      try {
+        for (let i = 0; i < 200 && !s.stderr().includes("resumed 1 interrupted run"); i++) {
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        assertStringIncludes(s.stderr(), `resumed 1 interrupted run(s): ${runId}`);
+        await waitForStatus(s, runId, "paused");
+        const sig = await s.call("POST", `/api/v1/runs/${runId}/signals/go`, { note: "shipped" });
+        assertStrictEquals(sig.status, 200);
+        await waitForStatus(s, runId, "completed");
+        const run = await s.call("GET", `/api/v1/runs/${runId}`);
+        assertEquals(run.body.result, {
+          outcome: "success",
+          result: { go: { note: "shipped" }, done: [{ role: "user", content: "shipped" }] },
+        });
+        // the engine that resumed it journaled the takeover
+        const events = await fetch(`${s.url}/api/v1/runs/${runId}/events`);
+        assertStringIncludes(await events.text(), "event: run_resumed");
+      } finally {
+        await s.stop();
+      }
+    }));
+}
 
 Deno.test("POST /runs/{id}/resume: continues a stopped run (--no-resume at start); 409 for a completed run, 404 for an unknown one", () =>
   withTempDir(async (dir) => {
