@@ -18,7 +18,8 @@
  * are counted as runs — done, running, failed — not as steps. The slowest step is the top-level
  * step running longest (its first attempt's start).
  *
- * Cost: a few Map operations per event, and a timer; nothing is formatted between redraws.
+ * Cost: a comparison and an array write or two per event (by step index: no hashing), and a
+ * timer; nothing is formatted between redraws, which scan the running steps for the slowest.
  * @module
  */
 import type {
@@ -102,8 +103,10 @@ export class RunProgress implements RunObserver {
   #total: number | undefined;
   #root: string | undefined;
   #startedAt = 0;
-  /** Running top-level steps by id, in the order they started (the first is the slowest). */
-  #running = new Map<string, number>();
+  /** When each running top-level step started (by step index; -1: not running), and its id. */
+  #startAt: number[] = [];
+  #ids: string[] = [];
+  #running = 0;
   #done = 0;
   #failed = 0;
   #skipped = 0;
@@ -136,9 +139,9 @@ export class RunProgress implements RunObserver {
    */
   begin(options: { label?: string; totalSteps?: number } = {}): void {
     if (this.mode === "off") return;
-    this.#reset();
     this.#label = options.label ?? "";
     this.#total = options.totalSteps;
+    this.#reset();
     this.#startedAt = this.#now();
     // (re)started: a plain line comes one interval after the run began
     if (this.#timer !== undefined) clearInterval(this.#timer);
@@ -185,13 +188,22 @@ export class RunProgress implements RunObserver {
 
   stepStarted(e: StepStartedEvent): void {
     if (e.runId !== this.#root) return;
-    // a retry keeps the step's first start
-    if (!this.#running.has(e.stepId)) this.#running.set(e.stepId, e.at);
+    const i = e.stepIndex;
+    const at = this.#startAt[i];
+    if (at !== undefined && at >= 0) return; // a retry keeps the step's first start
+    this.#startAt[i] = e.at;
+    this.#ids[i] = e.stepId;
+    this.#running++;
   }
 
   stepFinished(e: StepFinishedEvent): void {
     if (e.runId !== this.#root) return;
-    this.#running.delete(e.stepId);
+    const i = e.stepIndex;
+    const at = this.#startAt[i];
+    if (at !== undefined && at >= 0) {
+      this.#startAt[i] = -1;
+      this.#running--;
+    }
     if (e.outcome === "success") this.#done++;
     else if (e.outcome === "failed") this.#failed++;
     else this.#skipped++;
@@ -215,7 +227,7 @@ export class RunProgress implements RunObserver {
   #parts(now: number): [string, string] {
     const head = (this.#label ? `${this.#label} | ` : "") + formatMs(now - this.#startedAt);
     const total = this.#total !== undefined ? `/${this.#total}` : "";
-    let rest = ` | steps ${this.#done}${total} done, ${this.#running.size} running`;
+    let rest = ` | steps ${this.#done}${total} done, ${this.#running} running`;
     if (this.#failed > 0) rest += `, ${this.#failed} failed`;
     if (this.#skipped > 0) rest += `, ${this.#skipped} skipped`;
     const nestedRunning = this.#nested.size;
@@ -223,9 +235,19 @@ export class RunProgress implements RunObserver {
       rest += ` | nested runs ${this.#nestedDone} done, ${nestedRunning} running`;
       if (this.#nestedFailed > 0) rest += `, ${this.#nestedFailed} failed`;
     }
-    for (const [stepId, at] of this.#running) {
-      rest += ` | slowest: ${stepId} ${formatMs(now - at)}`;
-      break; // the first one started earliest
+    if (this.#running > 0) {
+      // the running step that started first (a scan per redraw, none per event)
+      let first = -1;
+      let min = Infinity;
+      const startAt = this.#startAt;
+      for (let i = 0; i < startAt.length; i++) {
+        const at = startAt[i];
+        if (at !== undefined && at >= 0 && at < min) {
+          min = at;
+          first = i;
+        }
+      }
+      if (first >= 0) rest += ` | slowest: ${this.#ids[first]} ${formatMs(now - min)}`;
     }
     return [head, rest];
   }
@@ -249,7 +271,9 @@ export class RunProgress implements RunObserver {
 
   #reset(): void {
     this.#root = undefined;
-    this.#running.clear();
+    this.#startAt = new Array(this.#total ?? 0).fill(-1);
+    this.#ids = new Array(this.#total ?? 0);
+    this.#running = 0;
     this.#nested.clear();
     this.#done = this.#failed = this.#skipped = 0;
     this.#nestedDone = this.#nestedFailed = 0;

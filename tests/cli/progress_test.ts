@@ -25,12 +25,13 @@ Deno.test("progress counts the top-level run's steps, its nested runs, and names
   p.begin({ totalSteps: 4 });
   try {
     p.runStarted({ type: "run_started", runId: "r", flowId: "f", rootRunId: "r", at: now });
+    const index: Record<string, number> = { slow: 0, map: 1, skip: 2, a: 3 };
     const started = (stepId: string, at: number, attempt = 1) =>
       p.stepStarted({
         type: "step_started",
         runId: "r",
         stepId,
-        stepIndex: 0,
+        stepIndex: index[stepId],
         component: "/c",
         attempt,
         at,
@@ -40,7 +41,7 @@ Deno.test("progress counts the top-level run's steps, its nested runs, and names
         type: "step_finished",
         runId,
         stepId,
-        stepIndex: 0,
+        stepIndex: index[stepId] ?? 0,
         outcome: result.outcome,
         durationMs: 1,
         at: now,
