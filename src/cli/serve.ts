@@ -25,6 +25,7 @@ import { formatDiagnostic } from "../core/diagnostics.ts";
 import { Engine } from "../execution/engine.ts";
 import { parseDuration } from "../core/duration.ts";
 import { openStateStore, storeConfigFromUrl } from "../state/create.ts";
+import { checkSqliteStore } from "./store_option.ts";
 import { describePostgresUrl } from "../state/postgres_url.ts";
 import type { StateStoreConfig } from "../config/model.ts";
 import type { StateStore } from "../state/store.ts";
@@ -230,11 +231,14 @@ function readSettings(flags: ServeFlags) {
 
 /** `--store`: a file path, `sqlite:<url>`, `postgres://...`, or `memory`. @throws {UsageError} */
 function storeOf(text: string): StateStoreConfig {
+  let config;
   try {
-    return storeConfigFromUrl(text);
+    config = storeConfigFromUrl(text);
   } catch (e) {
     throw new UsageError(describeError(e));
   }
+  checkSqliteStore(config, Deno.cwd(), `--store '${text}'`, false);
+  return config;
 }
 
 const SIZE_UNITS: Record<string, number> = {

@@ -1,0 +1,89 @@
+/**
+ * A `--store` (or a config's SQLite `stateStore`) whose path is wrong is a usage error (exit 2)
+ * that names the flag and the path, for every command that takes one — not a diagnostic blamed on
+ * the config file, an SQLite error with exit 1, or (for `runs`/`signal`) a new empty database.
+ */
+import {
+  assertStrictEquals,
+  assertStringIncludes,
+  REPO_ROOT,
+  runCli,
+  withTempDir,
+} from "../_assert.ts";
+
+const HELLO = `${REPO_ROOT}/examples/hello/flow.yaml`;
+const RUN = ["run", "--flow", HELLO, "--input-json", '{"topic":"a"}'];
+const ID = "00000000-0000-0000-0000-000000000000";
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("--store in a directory that does not exist: exit 2 naming the flag and the directory", async () => {
+  await withTempDir(async (dir) => {
+    for (const args of [[...RUN], ["serve", "--port", "0"]]) {
+      const r = await runCli([...args, "--store", "nodir/x.db"], { cwd: dir });
+      assertStrictEquals(r.code, 2, r.stderr);
+      assertStrictEquals(r.stdout, "");
+      assertStringIncludes(r.stderr, "--store 'nodir/x.db': cannot create");
+      assertStringIncludes(r.stderr, `directory '${dir}/nodir' does not exist`);
+      // the old message blamed the example's config file
+      assertStrictEquals(r.stderr.includes("stepflow-config.yml"), false, r.stderr);
+    }
+  });
+});
+
+Deno.test("--store naming a directory, or a missing file with mode=ro: exit 2 before anything runs", async () => {
+  await withTempDir(async (dir) => {
+    let r = await runCli([...RUN, "--store", dir]);
+    assertStrictEquals(r.code, 2, r.stderr);
+    assertStringIncludes(r.stderr, `'${dir}' is a directory`);
+    r = await runCli([...RUN, "--store", "sqlite:new.db?mode=ro"], { cwd: dir });
+    assertStrictEquals(r.code, 2, r.stderr);
+    assertStringIncludes(r.stderr, "mode=ro does not create one");
+    assertStrictEquals(await exists(`${dir}/new.db`), false);
+  });
+});
+
+Deno.test("runs list/show and signal on a mistyped --store: exit 2, and no empty database is created", async () => {
+  await withTempDir(async (dir) => {
+    for (
+      const args of [
+        ["runs", "list"],
+        ["runs", "show", ID],
+        ["runs", "prune", "--older-than", "1d"],
+        ["signal", ID, "go"],
+      ]
+    ) {
+      const r = await runCli([...args, "--store", "typo.db"], { cwd: dir });
+      assertStrictEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertStringIncludes(r.stderr, `--store 'typo.db': no database at '${dir}/typo.db'`);
+      assertStrictEquals(await exists(`${dir}/typo.db`), false, args.join(" "));
+    }
+    // a config's stateStore is checked the same way, naming the config
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      'plugins: {}\nroutes: {}\nstateStore: {type: sqlite, databaseUrl: "sqlite:gone.db"}\n',
+    );
+    const r = await runCli(["runs", "list"], { cwd: dir });
+    assertStrictEquals(r.code, 2, r.stderr);
+    assertStringIncludes(r.stderr, "stepflow-config.yml");
+    assertStringIncludes(r.stderr, `no database at '${dir}/gone.db'`);
+    assertStrictEquals(await exists(`${dir}/gone.db`), false);
+  });
+});
+
+Deno.test("a good --store still works: run records, runs list reads", async () => {
+  await withTempDir(async (dir) => {
+    let r = await runCli([...RUN, "--store", "runs.db"], { cwd: dir });
+    assertStrictEquals(r.code, 0, r.stderr);
+    r = await runCli(["runs", "list", "--store", "runs.db"], { cwd: dir });
+    assertStrictEquals(r.code, 0, r.stderr);
+    assertStringIncludes(r.stdout, "hello");
+  });
+});
