@@ -87,3 +87,42 @@ Deno.test("a good --store still works: run records, runs list reads", async () =
     assertStringIncludes(r.stdout, "hello");
   });
 });
+
+Deno.test("run --store: no run_id is printed for a run that never started (a step service that exits at start)", async () => {
+  // found by hand: 'run_id: <uuid>' was printed before the plugins started, so an engine that
+  // could not start left an id that 'stepflow runs show' did not know
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: t
+description: one step of a step service that exits at once
+steps:
+  - { id: a, component: /svc/x, input: {} }
+output: { $from: { step: a } }
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      `plugins:
+  svc: { type: stepflow, transport: stdio, command: ${Deno.execPath()}, args: [eval, "Deno.exit(3)"] }
+routes:
+  "/svc/{*component}": [{ plugin: svc }]
+`,
+    );
+    const r = await runCli([
+      "run",
+      "--flow",
+      "flow.yaml",
+      "--input-json",
+      "{}",
+      "--store",
+      "runs.db",
+    ], {
+      cwd: dir,
+    });
+    assertStrictEquals(r.code, 1, r.stderr);
+    assertStringIncludes(r.stderr, "cannot start the engine");
+    assertStrictEquals(r.stderr.includes("run_id:"), false, r.stderr);
+  });
+});
