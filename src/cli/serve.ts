@@ -157,14 +157,21 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     cancel.dispose();
     await engine.close();
     const refused = describeError(e).startsWith("refusing");
+    // a --host this machine cannot listen on (not one of its addresses, or a name that does not
+    // resolve) is bad usage, named as such
+    const badHost = e instanceof Deno.errors.AddrNotAvailable ||
+      /failed to lookup address/i.test(describeError(e));
     writeStderr(
       `error: ${
         e instanceof Deno.errors.AddrInUse
           ? `port ${settings.port} on ${settings.host} is in use: choose another with --port (0 picks a free one)`
+          : badHost
+          ? `cannot listen on --host '${settings.host}': ${describeError(e)}; give an address ` +
+            "of this machine (127.0.0.1, ::1, or 0.0.0.0 for all) or a name that resolves to one"
           : describeError(e)
       }\n`,
     );
-    return refused ? EXIT_INVALID : EXIT_FAILED;
+    return refused || badHost ? EXIT_INVALID : EXIT_FAILED;
   }
   writeStderr(
     JSON.stringify({

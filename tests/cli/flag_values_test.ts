@@ -1,7 +1,9 @@
 /**
- * A `--store` (or a config's SQLite `stateStore`) whose path is wrong is a usage error (exit 2)
- * that names the flag and the path, for every command that takes one — not a diagnostic blamed on
- * the config file, an SQLite error with exit 1, or (for `runs`/`signal`) a new empty database.
+ * Flag values that cannot work, found by trying the CLI as a user: each is a usage error (exit 2)
+ * naming the flag. A `--store` (or a config's SQLite `stateStore`) whose path is wrong, for every
+ * command that takes one — not a diagnostic blamed on the config file, an SQLite error with exit
+ * 1, or (for `runs`/`signal`) a new empty database; a `serve --host` this machine cannot listen
+ * on; and `run_id:` is printed only for runs that started.
  */
 import {
   assertStrictEquals,
@@ -125,4 +127,23 @@ routes:
     assertStringIncludes(r.stderr, "cannot start the engine");
     assertStrictEquals(r.stderr.includes("run_id:"), false, r.stderr);
   });
+});
+
+Deno.test("serve --host that is not an address of this machine: exit 2 naming --host", async () => {
+  // found by hand: '--host 999.1.1.1' said only "failed to lookup address information" (exit 1)
+  for (const host of ["999.1.1.1", "192.0.2.1"]) {
+    const r = await runCli([
+      "serve",
+      "--host",
+      host,
+      "--port",
+      "0",
+      "--store",
+      "memory",
+      "--token",
+      "t",
+    ]);
+    assertStrictEquals(r.code, 2, r.stderr);
+    assertStringIncludes(r.stderr, `cannot listen on --host '${host}'`);
+  }
 });
