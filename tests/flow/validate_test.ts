@@ -713,3 +713,22 @@ output: {$from: {step: b}}
   find(ds, "invalid_reference");
   assertEquals(ds.filter((d) => d.code === "unreferenced_step").map((d) => d.message), []);
 });
+
+Deno.test("validateFlow(): onError maxAttempts (other engines' name) points to maxRetries, counting retries", () => {
+  // found by hand: 'maxAttempts' in a retry onError was "ignored" with no hint at all
+  const ds = validateFlow(flow(`steps:
+  - id: a
+    component: /builtin/create_messages
+    onError: { action: retry, maxAttempts: 3 }
+    input: { user_prompt: hi }
+output: { $from: { step: a } }
+`));
+  const d = find(ds, "unknown_key");
+  assertStrictEquals(d.path, "$.steps[0].onError.maxAttempts");
+  assertStrictEquals(
+    d.hint,
+    "did you mean 'maxRetries'? It counts retries after the first attempt: maxAttempts: N is maxRetries: N-1",
+  );
+  // where there is no maxRetries, the key gets no such hint
+  assertStrictEquals(suggestKey("maxAttempts", ["steps", "output"]), undefined);
+});
