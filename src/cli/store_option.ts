@@ -131,9 +131,15 @@ function pathKind(path: string): "dir" | "file" | "missing" | "unknown" {
 /**
  * `config` with its `stateStore` replaced by the one `--store` names (unchanged without the flag).
  * A relative database path is relative to the current directory, as other file flags.
- * @throws {UsageError} when the value is not a store.
+ * @param mustExist `true` for commands that continue a stored run (`resume`): a missing SQLite
+ * file is a usage error instead of a new empty database ({@linkcode checkSqliteStore}).
+ * @throws {UsageError} when the value is not a store, or its SQLite path cannot be one.
  */
-export function applyStoreFlag<C extends LoadedConfig>(config: C, store: string | undefined): C {
+export function applyStoreFlag<C extends LoadedConfig>(
+  config: C,
+  store: string | undefined,
+  mustExist = false,
+): C {
   if (store === undefined) return config;
   let stateStore;
   try {
@@ -141,7 +147,7 @@ export function applyStoreFlag<C extends LoadedConfig>(config: C, store: string 
   } catch (e) {
     throw new UsageError(describeError(e));
   }
-  checkSqliteStore(stateStore, Deno.cwd(), `--store '${store}'`, false);
+  checkSqliteStore(stateStore, Deno.cwd(), `--store '${store}'`, mustExist);
   if (stateStore.type === "sqlite" && !/^sqlite:(\/|:memory:)/.test(stateStore.databaseUrl)) {
     stateStore.databaseUrl = `sqlite:${resolve(stateStore.databaseUrl.slice("sqlite:".length))}`;
   }

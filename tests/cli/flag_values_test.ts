@@ -52,7 +52,7 @@ Deno.test("--store naming a directory, or a missing file with mode=ro: exit 2 be
   });
 });
 
-Deno.test("runs list/show and signal on a mistyped --store: exit 2, and no empty database is created", async () => {
+Deno.test("runs list/show/prune, signal and resume on a mistyped --store: exit 2, and no empty database is created", async () => {
   await withTempDir(async (dir) => {
     for (
       const args of [
@@ -60,6 +60,7 @@ Deno.test("runs list/show and signal on a mistyped --store: exit 2, and no empty
         ["runs", "show", ID],
         ["runs", "prune", "--older-than", "1d"],
         ["signal", ID, "go"],
+        ["resume", ID],
       ]
     ) {
       const r = await runCli([...args, "--store", "typo.db"], { cwd: dir });
