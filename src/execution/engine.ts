@@ -59,8 +59,9 @@ import {
 import { runTimeoutReason } from "./timeout.ts";
 import { RunEvents, type RunObserver } from "./observers.ts";
 import { type NestedRunStart, RunServices } from "./run_services.ts";
+import { type OneStepHost, oneStepOf, runOneStep } from "./single_step.ts";
 import { startPlugins } from "./plugin_start.ts";
-import { type Redactor, runRedactor } from "./secrets.ts";
+import { flowHasSecrets, type Redactor, runRedactor } from "./secrets.ts";
 import type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
 
 export { MAX_NESTING_DEPTH } from "./limits.ts";
@@ -97,6 +98,7 @@ export class Engine {
   #observers = new Set<RunObserver>();
   #closed = false;
   #services: EngineServices;
+  #oneStep: OneStepHost;
 
   private constructor(
     config: LoadedConfig,
@@ -135,6 +137,16 @@ export class Engine {
       },
     };
     this.#services = this.#makeServices(undefined, undefined, 0, undefined);
+    this.#oneStep = {
+      store,
+      resolver: this.#resolver,
+      log,
+      observers: () => this.#observers,
+      registerFlow: (flow) => this.#registerFlow(flow),
+      services: (runId, signal, depth, budget) =>
+        this.#makeServices(runId, signal, depth, budget),
+      limits: () => this.#runLimits({}),
+    };
   }
 
   /**
@@ -260,6 +272,7 @@ export class Engine {
       variables: variablesObject(options.variables),
       createdAt: nowRfc3339(),
       parentRunId: options.parentRunId,
+      ...(origin?.runKey !== undefined ? { runKey: origin.runKey } : {}),
     });
     const budget = options.budget ?? this.#budget(options, controller, runId);
     const events = this.#observers.size > 0
@@ -461,7 +474,7 @@ export class Engine {
       storeFlow: (flow: Flow) => this.storeFlow(flow),
       getFlow: (flowId: string) => this.getFlow(flowId),
       runNested: (flow: Flow, input: JsonValue, o: NestedRunStart) =>
-        this.run(flow, input, o as InternalRunOptions),
+        this.#runNested(flow, input, o),
     };
     return new RunServices(
       host,
@@ -472,6 +485,28 @@ export class Engine {
       budget,
       secrets,
     );
+  }
+
+  /**
+   * A nested run: a one-step flow skips the scheduler (src/execution/single_step.ts: same
+   * records, events and semantics), any other goes through {@linkcode Engine.run}.
+   */
+  #runNested(flow: Flow, input: JsonValue, o: NestedRunStart): Promise<FlowResult> {
+    if (
+      o.parentRunId !== undefined && o.budget !== undefined && o.secrets === undefined &&
+      (o.overrides === undefined || o.overrides === null) && this.#stepRunner === undefined &&
+      o.depth <= MAX_NESTING_DEPTH && !flowHasSecrets(flow)
+    ) {
+      const one = oneStepOf(flow);
+      if (one !== undefined) {
+        return runOneStep(this.#oneStep, flow, one, input, {
+          ...o,
+          parentRunId: o.parentRunId,
+          budget: o.budget,
+        });
+      }
+    }
+    return this.run(flow, input, o as InternalRunOptions);
   }
 
   /** Stops every plugin and closes the state store; safe to call twice. */

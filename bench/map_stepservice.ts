@@ -1,0 +1,267 @@
+/**
+ * `/builtin/map` over a step service (issue 17, goal 1): 10,000 items, `max_concurrency: 16`,
+ * each item flow one step calling the SDK worker's `/echo` (tests/fixtures/workers/sdk_worker.ts),
+ * against the floor measured in the same run: a bare newline-JSON echo process (stdio) or a bare
+ * keep-alive echo server (HTTP) driven with 16 requests in flight, each carrying the same
+ * execute request the engine sends.
+ *
+ * ```sh
+ * deno run -A bench/map_stepservice.ts [--items 10000] [--concurrency 16] [--rounds 5] [--no-http]
+ * ```
+ *
+ * Each round times every contender once, in turn (floor, map; stdio then HTTP), after one warm-up
+ * round; the report gives items/s per round and the ratio map ÷ floor of each round, then the
+ * medians. Results go in docs/performance.md.
+ * @module
+ */
+import { Engine } from "../src/execution/engine.ts";
+import { parseConfigValue } from "../src/config/load.ts";
+import { loadFlowText } from "../src/flow/load.ts";
+import { LineSplitter } from "../src/protocol/line_splitter.ts";
+import type { JsonValue } from "../src/json/exact_json.ts";
+import type { Flow } from "../src/flow/model.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const WORKERS = `${ROOT}tests/fixtures/workers`;
+
+function arg(name: string, dflt: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Deno.args[i + 1] : dflt;
+}
+const ITEMS = Number(arg("items", "10000"));
+const CONC = Number(arg("concurrency", "16"));
+const ROUNDS = Number(arg("rounds", "5"));
+const HTTP = !Deno.args.includes("--no-http");
+const denoEnv = { HOME: Deno.env.get("HOME") ?? "/root" };
+
+const runId = crypto.randomUUID();
+/** The execute request the engine sends for item `i` (same fields, same size). */
+function requestLine(i: number): string {
+  return JSON.stringify({
+    jsonrpc: "2.0",
+    id: crypto.randomUUID(),
+    method: "components/execute",
+    params: {
+      component: "/echo",
+      input: { x: i },
+      attempt: 1,
+      observability: { run_id: runId, flow_id: "9f".repeat(32), step_id: "call" },
+    },
+  });
+}
+
+interface Floor {
+  /** Sends `n` requests with `k` in flight; resolves when every answer is in. */
+  run(n: number, k: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The stdio floor: bare echo, requests written as they are issued, answers matched by id. */
+function stdioFloor(): Floor {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", `${ROOT}bench/protocol_echo_stdio.ts`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+    clearEnv: true,
+    env: denoEnv,
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.getReader({ mode: "byob" });
+  const lines = new LineSplitter();
+  const waiting = new Map<string, () => void>();
+  const enc = new TextEncoder();
+  const pump = (async () => {
+    let buf = new Uint8Array(1 << 16);
+    for (;;) {
+      const { value, done } = await reader.read(buf);
+      if (done || !value) return;
+      lines.push(value, (l) => {
+        const m = JSON.parse(l) as { id: string };
+        const w = waiting.get(m.id);
+        waiting.delete(m.id);
+        w?.();
+      });
+      buf = new Uint8Array(value.buffer);
+    }
+  })();
+  const call = (i: number) => {
+    const line = requestLine(i);
+    const id = (JSON.parse(line) as { id: string }).id;
+    const p = new Promise<void>((r) => waiting.set(id, r));
+    writer.write(enc.encode(line + "\n"));
+    return p;
+  };
+  return {
+    run: (n, k) => inFlight(n, k, call),
+    stop: async () => {
+      await writer.close();
+      await pump;
+      await child.status;
+    },
+  };
+}
+
+/** The HTTP floor: bare keep-alive POSTs to an echo server in another process. */
+async function httpFloor(): Promise<Floor> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-net=127.0.0.1", `${ROOT}bench/protocol_echo_http.ts`],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const url = await listenUrl(child);
+  const call = async (i: number) => {
+    const r = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: requestLine(i),
+    });
+    JSON.parse(await r.text());
+  };
+  return {
+    run: (n, k) => inFlight(n, k, call),
+    stop: async () => {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+async function inFlight(n: number, k: number, call: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const loop = async () => {
+    while (next < n) await call(next++);
+  };
+  await Promise.all(Array.from({ length: k }, loop));
+}
+
+async function listenUrl(child: Deno.ChildProcess): Promise<string> {
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`no listening line: ${seen}`);
+    seen += value;
+    const m = /listening on (http:\/\/\S+)/.exec(seen);
+    if (m) {
+      (async () => {
+        while (!(await reader.read()).done) { /* drain */ }
+      })();
+      return m[1] + "/";
+    }
+  }
+}
+
+const FLOW = `schema: https://stepflow.org/schemas/v1/flow.json
+steps:
+  - id: each
+    component: /builtin/map
+    input:
+      workflow:
+        $literal:
+          schema: https://stepflow.org/schemas/v1/flow.json
+          steps:
+            - id: call
+              component: /w/echo
+              input: { $from: { workflow: input } }
+          output: { $from: { step: call } }
+      items: { $from: { workflow: input }, path: items }
+      max_concurrency: ${CONC}
+output: { $from: { step: each }, path: successful }
+`;
+
+async function mapContender(plugin: Record<string, JsonValue>, after?: () => Promise<void>) {
+  const config = parseConfigValue({
+    plugins: { builtin: { type: "builtin" }, w: plugin },
+    routes: {
+      "/builtin/{*component}": [{ plugin: "builtin" }],
+      "/w/{component}": [{ plugin: "w" }],
+    },
+  }, { workingDirectory: WORKERS });
+  const engine = await Engine.create(config);
+  const flow: Flow = loadFlowText(FLOW, { format: "yaml", file: "map_stepservice.yaml" });
+  const items = Array.from({ length: ITEMS }, (_, i) => ({ x: i }));
+  return {
+    run: async () => {
+      const r = await engine.run(flow, { items } as unknown as JsonValue);
+      if (r.outcome !== "success" || r.result !== ITEMS) {
+        throw new Error(`map failed: ${JSON.stringify(r).slice(0, 500)}`);
+      }
+    },
+    stop: async () => {
+      await engine.close();
+      await after?.();
+    },
+  };
+}
+
+async function timed(f: () => Promise<void>): Promise<number> {
+  const a = performance.now();
+  await f();
+  return ITEMS / ((performance.now() - a) / 1000);
+}
+
+const sFloor = stdioFloor();
+const sMap = await mapContender({
+  type: "stepflow",
+  command: Deno.execPath(),
+  args: ["run", "--quiet", "sdk_worker.ts"],
+  env: denoEnv,
+});
+let hFloor: Floor | undefined;
+let hMap: Awaited<ReturnType<typeof mapContender>> | undefined;
+if (HTTP) {
+  hFloor = await httpFloor();
+  const hw = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "-A", "sdk_worker.ts", "--http", "--port", "0"],
+    cwd: WORKERS,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  hMap = await mapContender(
+    { type: "stepflow", transport: "http", url: await listenUrl(hw) },
+    async () => {
+      hw.kill("SIGTERM");
+      await hw.status;
+    },
+  );
+}
+
+const rows: { sf: number; sm: number; hf?: number; hm?: number }[] = [];
+for (let round = 0; round <= ROUNDS; round++) {
+  const sf = await timed(() => sFloor.run(ITEMS, CONC));
+  const sm = await timed(sMap.run);
+  const row: (typeof rows)[number] = { sf, sm };
+  if (hFloor && hMap) {
+    row.hf = await timed(() => hFloor!.run(ITEMS, CONC));
+    row.hm = await timed(hMap.run);
+  }
+  if (round > 0) rows.push(row); // round 0 warms up
+}
+await sFloor.stop();
+await sMap.stop();
+await hFloor?.stop();
+await hMap?.stop();
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const k = (x: number) => `${(x / 1000).toFixed(1)}k`.padStart(7);
+const load = Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
+console.log(
+  `map over a step service: ${ITEMS} items, max_concurrency ${CONC}; items/s (load ${load})`,
+);
+console.log(
+  `round  stdio floor  stdio map  ratio${HTTP ? "   http floor  http map  ratio" : ""}`,
+);
+rows.forEach((r, i) => {
+  let line = `${String(i + 1).padStart(5)}  ${k(r.sf)}      ${k(r.sm)}    ${
+    (r.sm / r.sf).toFixed(2)
+  }`;
+  if (r.hf !== undefined) {
+    line += `   ${k(r.hf)}      ${k(r.hm!)}   ${(r.hm! / r.hf).toFixed(2)}`;
+  }
+  console.log(line);
+});
+const sr = median(rows.map((r) => r.sm / r.sf));
+let summary = `median ratio: stdio ${sr.toFixed(2)}x floor (target >= 0.8)`;
+if (HTTP) summary += `, http ${median(rows.map((r) => r.hm! / r.hf!)).toFixed(2)}x floor`;
+console.log(summary);
