@@ -143,8 +143,7 @@ export class Engine {
       log,
       observers: () => this.#observers,
       registerFlow: (flow) => this.#registerFlow(flow),
-      services: (runId, signal, depth, budget) =>
-        this.#makeServices(runId, signal, depth, budget),
+      services: (runId, signal, depth, budget) => this.#makeServices(runId, signal, depth, budget),
       limits: () => this.#runLimits({}),
     };
   }
