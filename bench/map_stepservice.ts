@@ -19,7 +19,6 @@ import { parseConfigValue } from "../src/config/load.ts";
 import { loadFlowText } from "../src/flow/load.ts";
 import { LineSplitter } from "../src/protocol/line_splitter.ts";
 import type { JsonValue } from "../src/json/exact_json.ts";
-import type { Flow } from "../src/flow/model.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const WORKERS = `${ROOT}tests/fixtures/workers`;
@@ -179,7 +178,7 @@ async function mapContender(plugin: Record<string, JsonValue>, after?: () => Pro
     },
   }, { workingDirectory: WORKERS });
   const engine = await Engine.create(config);
-  const flow: Flow = loadFlowText(FLOW, { format: "yaml", file: "map_stepservice.yaml" });
+  const flow = loadFlowText(FLOW, { format: "yaml", file: "map_stepservice.yaml" });
   const items = Array.from({ length: ITEMS }, (_, i) => ({ x: i }));
   return {
     run: async () => {
@@ -195,10 +194,50 @@ async function mapContender(plugin: Record<string, JsonValue>, after?: () => Pro
   };
 }
 
-async function timed(f: () => Promise<void>): Promise<number> {
+/** CPU time (user + system, ms) of a process from /proc (Linux), 0 when unreadable. */
+function cpuOf(pid: string): number {
+  try {
+    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) * 1000 / 100; // clock ticks of 10 ms
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU time (ms) of this process and of each of its child processes. */
+function cpuNow(): Map<string, number> {
+  const m = new Map<string, number>([["self", cpuOf("self")]]);
+  try {
+    for (const t of Deno.readDirSync("/proc/self/task")) {
+      const kids = Deno.readTextFileSync(`/proc/self/task/${t.name}/children`).trim();
+      for (const pid of kids ? kids.split(/\s+/) : []) m.set(pid, cpuOf(pid));
+    }
+  } catch { /* not Linux */ }
+  return m;
+}
+
+interface Timed {
+  /** items/s */
+  rate: number;
+  /** CPU µs per item in this process (the engine, or the floor's driver). */
+  cpuHere: number;
+  /** CPU µs per item in the child processes (the worker, or the echo). */
+  cpuChildren: number;
+}
+
+async function timed(f: () => Promise<void>): Promise<Timed> {
+  const c0 = cpuNow();
   const a = performance.now();
   await f();
-  return ITEMS / ((performance.now() - a) / 1000);
+  const ms = performance.now() - a;
+  const c1 = cpuNow();
+  let children = 0;
+  for (const [pid, v] of c1) if (pid !== "self") children += v - (c0.get(pid) ?? v);
+  return {
+    rate: ITEMS / (ms / 1000),
+    cpuHere: (c1.get("self")! - c0.get("self")!) * 1000 / ITEMS,
+    cpuChildren: children * 1000 / ITEMS,
+  };
 }
 
 const sFloor = stdioFloor();
@@ -227,7 +266,7 @@ if (HTTP) {
   );
 }
 
-const rows: { sf: number; sm: number; hf?: number; hm?: number }[] = [];
+const rows: { sf: Timed; sm: Timed; hf?: Timed; hm?: Timed }[] = [];
 for (let round = 0; round <= ROUNDS; round++) {
   const sf = await timed(() => sFloor.run(ITEMS, CONC));
   const sm = await timed(sMap.run);
@@ -244,24 +283,40 @@ await hFloor?.stop();
 await hMap?.stop();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const k = (x: number) => `${(x / 1000).toFixed(1)}k`.padStart(7);
+const k = (t: Timed) => `${(t.rate / 1000).toFixed(1)}k`.padStart(6);
+const cpu = (t: Timed) =>
+  `${t.cpuHere.toFixed(0).padStart(3)}+${t.cpuChildren.toFixed(0).padEnd(3)}`;
 const load = Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
 console.log(
-  `map over a step service: ${ITEMS} items, max_concurrency ${CONC}; items/s (load ${load})`,
+  `map over a step service: ${ITEMS} items, max_concurrency ${CONC}; items/s and CPU µs per ` +
+    `item (this process + children) (load ${load})`,
 );
 console.log(
-  `round  stdio floor  stdio map  ratio${HTTP ? "   http floor  http map  ratio" : ""}`,
+  `round  stdio floor        stdio map          ratio${
+    HTTP ? "  http floor         http map           ratio" : ""
+  }`,
 );
 rows.forEach((r, i) => {
-  let line = `${String(i + 1).padStart(5)}  ${k(r.sf)}      ${k(r.sm)}    ${
-    (r.sm / r.sf).toFixed(2)
+  let line = `${String(i + 1).padStart(5)}  ${k(r.sf)} ${cpu(r.sf)}  ${k(r.sm)} ${cpu(r.sm)}  ${
+    (r.sm.rate / r.sf.rate).toFixed(2)
   }`;
   if (r.hf !== undefined) {
-    line += `   ${k(r.hf)}      ${k(r.hm!)}   ${(r.hm! / r.hf).toFixed(2)}`;
+    line += `   ${k(r.hf)} ${cpu(r.hf)}  ${k(r.hm!)} ${cpu(r.hm!)}  ${
+      (r.hm!.rate / r.hf.rate).toFixed(2)
+    }`;
   }
   console.log(line);
 });
-const sr = median(rows.map((r) => r.sm / r.sf));
-let summary = `median ratio: stdio ${sr.toFixed(2)}x floor (target >= 0.8)`;
-if (HTTP) summary += `, http ${median(rows.map((r) => r.hm! / r.hf!)).toFixed(2)}x floor`;
+const cpuRatio = (m: Timed, f: Timed) => (f.cpuHere + f.cpuChildren) / (m.cpuHere + m.cpuChildren);
+let summary = `median ratio map ÷ floor: stdio ${
+  median(rows.map((r) => r.sm.rate / r.sf.rate)).toFixed(2)
+}x items/s (target >= 0.8), ${median(rows.map((r) => cpuRatio(r.sm, r.sf))).toFixed(2)}x CPU`;
+if (HTTP) {
+  summary += `; http ${median(rows.map((r) => r.hm!.rate / r.hf!.rate)).toFixed(2)}x items/s, ${
+    median(rows.map((r) => cpuRatio(r.hm!, r.hf!))).toFixed(2)
+  }x CPU`;
+}
 console.log(summary);
+console.log(
+  "(CPU ratio: floor CPU per item ÷ map CPU per item, both processes; 1 = as cheap as the floor)",
+);
