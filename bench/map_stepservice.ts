@@ -17,7 +17,7 @@
 import { Engine } from "../src/execution/engine.ts";
 import { parseConfigValue } from "../src/config/load.ts";
 import { loadFlowText } from "../src/flow/load.ts";
-import { LineSplitter } from "../src/protocol/line_splitter.ts";
+import { type Floor, inFlight, stdioFloor } from "./_stdio_floor.ts";
 import type { JsonValue } from "../src/json/exact_json.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -35,10 +35,11 @@ const denoEnv = { HOME: Deno.env.get("HOME") ?? "/root" };
 
 const runId = crypto.randomUUID();
 /** The execute request the engine sends for item `i` (same fields, same size). */
-function requestLine(i: number): string {
-  return JSON.stringify({
+function request(i: number): { id: string; text: string } {
+  const id = crypto.randomUUID();
+  const text = JSON.stringify({
     jsonrpc: "2.0",
-    id: crypto.randomUUID(),
+    id,
     method: "components/execute",
     params: {
       component: "/echo",
@@ -47,58 +48,7 @@ function requestLine(i: number): string {
       observability: { run_id: runId, flow_id: "9f".repeat(32), step_id: "call" },
     },
   });
-}
-
-interface Floor {
-  /** Sends `n` requests with `k` in flight; resolves when every answer is in. */
-  run(n: number, k: number): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/** The stdio floor: bare echo, requests written as they are issued, answers matched by id. */
-function stdioFloor(): Floor {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", `${ROOT}bench/protocol_echo_stdio.ts`],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-    clearEnv: true,
-    env: denoEnv,
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  const reader = child.stdout.getReader({ mode: "byob" });
-  const lines = new LineSplitter();
-  const waiting = new Map<string, () => void>();
-  const enc = new TextEncoder();
-  const pump = (async () => {
-    let buf = new Uint8Array(1 << 16);
-    for (;;) {
-      const { value, done } = await reader.read(buf);
-      if (done || !value) return;
-      lines.push(value, (l) => {
-        const m = JSON.parse(l) as { id: string };
-        const w = waiting.get(m.id);
-        waiting.delete(m.id);
-        w?.();
-      });
-      buf = new Uint8Array(value.buffer);
-    }
-  })();
-  const call = (i: number) => {
-    const line = requestLine(i);
-    const id = (JSON.parse(line) as { id: string }).id;
-    const p = new Promise<void>((r) => waiting.set(id, r));
-    writer.write(enc.encode(line + "\n"));
-    return p;
-  };
-  return {
-    run: (n, k) => inFlight(n, k, call),
-    stop: async () => {
-      await writer.close();
-      await pump;
-      await child.status;
-    },
-  };
+  return { id, text };
 }
 
 /** The HTTP floor: bare keep-alive POSTs to an echo server in another process. */
@@ -113,7 +63,7 @@ async function httpFloor(): Promise<Floor> {
     const r = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: requestLine(i),
+      body: request(i).text,
     });
     JSON.parse(await r.text());
   };
@@ -124,14 +74,6 @@ async function httpFloor(): Promise<Floor> {
       await child.status;
     },
   };
-}
-
-async function inFlight(n: number, k: number, call: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const loop = async () => {
-    while (next < n) await call(next++);
-  };
-  await Promise.all(Array.from({ length: k }, loop));
 }
 
 async function listenUrl(child: Deno.ChildProcess): Promise<string> {
@@ -240,7 +182,7 @@ async function timed(f: () => Promise<void>): Promise<Timed> {
   };
 }
 
-const sFloor = stdioFloor();
+const sFloor = stdioFloor(request);
 const sMap = await mapContender({
   type: "stepflow",
   command: Deno.execPath(),

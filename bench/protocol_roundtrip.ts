@@ -7,7 +7,8 @@
  * 2. HTTP: the same through the HTTP transport to an SDK worker (`--http`), against a bare
  *    keep-alive loopback POST to an echo server in another process.
  *    The four contenders run interleaved in blocks, so load changes hit them alike.
- * 3. Throughput over stdio with 64 calls in flight (target ≥ 50,000 executes/s).
+ * 3. Throughput over stdio with 64 calls in flight, against the floor with 64 in flight
+ *    (bench/_stdio_floor.ts), three rounds interleaved (issue 17 target: ≥ 0.9× the floor).
  * 4. The cost of exact-number parsing on an execute response line: `JSON.parse` against
  *    `parseMessage` (used by the peer) and `parseJson` (reviver on every value).
  *
@@ -22,6 +23,7 @@ import { LineSplitter } from "../src/protocol/line_splitter.ts";
 import { parseJson } from "../src/json/exact_json.ts";
 import { parseMessage } from "../src/protocol/parse_message.ts";
 import type { Logger } from "../src/log.ts";
+import { stdioFloor as pipelinedFloor } from "./_stdio_floor.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const WORKERS = `${ROOT}tests/fixtures/workers`;
@@ -246,7 +248,23 @@ const [floorStdio, oursStdio, floorHttp, oursHttp] = await timeInterleaved(N, [
   hFloor,
   hOurs,
 ]);
-const tput = await throughput(sOurs.plugin, 64, 200_000);
+const TPUT_N = Number(Deno.env.get("BENCH_TPUT_N") ?? 100_000);
+const pipelined = pipelinedFloor(() => {
+  const id = crypto.randomUUID();
+  return { id, text: LINE.trimEnd().replace(/"id":"[^"]*"/, `"id":"${id}"`) };
+});
+await pipelined.run(TPUT_N / 10, 64); // warm-up
+const tputs: number[] = [];
+const floorTputs: number[] = [];
+for (let round = 0; round < 3; round++) {
+  const a = performance.now();
+  await pipelined.run(TPUT_N, 64);
+  floorTputs.push(TPUT_N / ((performance.now() - a) / 1000));
+  tputs.push(await throughput(sOurs.plugin, 64, TPUT_N));
+}
+await pipelined.stop();
+const tput = median(tputs);
+const tputRatio = median(tputs.map((t, i) => t / floorTputs[i]));
 for (const c of [sFloor, sOurs, hFloor, hOurs]) await c.stop();
 const pc = parseCost();
 
@@ -261,7 +279,11 @@ console.log(`  http   floor (bare keep-alive POST)   ${fmt(floorHttp)}`);
 console.log(
   `  http   no-op components/execute       ${fmt(oursHttp)}   ${ratio(oursHttp, floorHttp)}`,
 );
-console.log(`throughput, stdio, 64 in flight: ${Math.round(tput)} executes/s`);
+console.log(
+  `throughput, stdio, 64 in flight: ${Math.round(tput)} executes/s; floor ${
+    Math.round(median(floorTputs))
+  }/s; ratio ${tputRatio.toFixed(2)}x floor (median of 3 interleaved rounds)`,
+);
 console.log(
   `parse one execute response line: JSON.parse ${pc.plain.toFixed(0)} ns, parseMessage ${
     pc.fast.toFixed(0)

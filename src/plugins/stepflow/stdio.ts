@@ -151,8 +151,19 @@ export class StdioWorker implements WorkerTransport {
   }
 
   /** See {@linkcode WorkerTransport.request}. */
-  async request(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
-    const proc = await this.#ready();
+  request(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
+    // the hot path: a running worker is called without waiting a turn for #ready()
+    const live = this.#proc;
+    if (live?.alive) return this.#call(live, method, params, signal);
+    return this.#ready().then((proc) => this.#call(proc, method, params, signal));
+  }
+
+  async #call(
+    proc: Proc,
+    method: string,
+    params: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<JsonValue> {
     const result = await proc.peer.request(method, params, signal);
     this.#restarts = 0; // stepflow 0.8: the restart count resets after a successful message
     return result;
