@@ -68,21 +68,18 @@ async function child(n: number): Promise<void> {
  * ms of `performance.now()`'s origin).
  */
 function gcShare(out: string): { gcMs: number; timedMs: number } {
+  // V8's lines and ours can share a line (two writers on one stdout): match anywhere
   const windows: [number, number][] = [];
-  const gcs: [number, number][] = [];
-  for (const line of out.split("\n")) {
-    if (line.startsWith(`${MARK} start`)) windows.push([Number(line.split(" ")[2]), Infinity]);
-    else if (line.startsWith(`${MARK} end`)) {
-      windows[windows.length - 1][1] = Number(line.split(" ")[2]);
-    } else {
-      // "[pid:0x..]  1234 ms: Scavenge 12.3 (14.5) -> 11.2 (15.5) MB, pooled: 0 MB, 1.23 / 0.00 ms ..."
-      const m = /\]\s+(\d+) ms: .*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(line);
-      if (m) gcs.push([Number(m[1]), Number(m[2])]);
-    }
+  for (const m of out.matchAll(new RegExp(`${MARK} (start|end) ([\\d.]+)`, "g"))) {
+    if (m[1] === "start") windows.push([Number(m[2]), Infinity]);
+    else if (windows.length > 0) windows[windows.length - 1][1] = Number(m[2]);
   }
   let gcMs = 0;
-  for (const [at, pause] of gcs) {
-    if (windows.some(([a, b]) => at >= a && at <= b)) gcMs += pause;
+  // "[pid:0x..]  1234 ms: Scavenge 12.3 (14.5) -> 11.2 (15.5) MB, pooled: 0 MB, 1.23 / 0.00 ms ..."
+  const gcLine = /\]\s+(\d+) ms: [^\n]*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/g;
+  for (const m of out.matchAll(gcLine)) {
+    const at = Number(m[1]);
+    if (windows.some(([a, b]) => at >= a && at <= b)) gcMs += Number(m[2]);
   }
   return { gcMs, timedMs: windows.reduce((sum, [a, b]) => sum + (b - a), 0) };
 }
@@ -111,8 +108,7 @@ if (args.includes("--child")) {
       console.error(text.slice(-2000));
       Deno.exit(1);
     }
-    const line = text.split("\n").find((l) => l.startsWith(`${MARK} result`))!;
-    const s = JSON.parse(line.slice(`${MARK} result `.length)) as Sample;
+    const s = JSON.parse(new RegExp(`${MARK} result (\\{.*\\})`).exec(text)![1]) as Sample;
     const g = gcShare(text);
     rows.push({ s, gc: g.gcMs / g.timedMs });
   }
