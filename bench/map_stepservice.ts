@@ -9,8 +9,12 @@
  * deno run -A bench/map_stepservice.ts [--items 10000] [--concurrency 16] [--rounds 5] [--no-http]
  * ```
  *
- * Each round times every contender once, in turn (floor, map; stdio then HTTP), after one warm-up
- * round; the report gives items/s per round and the ratio map ÷ floor of each round, then the
+ * Also over stdio, the same map whose item flow has a second step nothing needs: its item runs
+ * go through the scheduler, as every item run did before one-step item flows skipped it (issue
+ * 17), so the before/after of that change is measured in the same run.
+ *
+ * Each round times every contender once, in turn (floor, map, scheduled; stdio then HTTP), after
+ * one warm-up round; the report gives items/s per round and the ratio map ÷ floor of each round, then the
  * medians. Results go in docs/performance.md.
  * @module
  */
@@ -105,13 +109,27 @@ steps:
             - id: call
               component: /w/echo
               input: { $from: { workflow: input } }
+__EXTRA__
           output: { $from: { step: call } }
       items: { $from: { workflow: input }, path: items }
       max_concurrency: ${CONC}
 output: { $from: { step: each }, path: successful }
 `;
 
-async function mapContender(plugin: Record<string, JsonValue>, after?: () => Promise<void>) {
+/**
+ * A second step nothing needs (never run) sends each item run through the scheduler, as every
+ * item run went before one-step item flows skipped it: the "before" of the same run.
+ */
+const UNUSED_STEP = `
+            - id: unused
+              component: /builtin/create_messages
+              input: { user_prompt: never run }`;
+
+async function mapContender(
+  plugin: Record<string, JsonValue>,
+  after?: () => Promise<void>,
+  scheduled = false,
+) {
   const config = parseConfigValue({
     plugins: { builtin: { type: "builtin" }, w: plugin },
     routes: {
@@ -120,7 +138,10 @@ async function mapContender(plugin: Record<string, JsonValue>, after?: () => Pro
     },
   }, { workingDirectory: WORKERS });
   const engine = await Engine.create(config);
-  const flow = loadFlowText(FLOW, { format: "yaml", file: "map_stepservice.yaml" });
+  const flow = loadFlowText(FLOW.replace("__EXTRA__", scheduled ? UNUSED_STEP : ""), {
+    format: "yaml",
+    file: "map_stepservice.yaml",
+  });
   const items = Array.from({ length: ITEMS }, (_, i) => ({ x: i }));
   return {
     run: async () => {
@@ -189,6 +210,16 @@ const sMap = await mapContender({
   args: ["run", "--quiet", "sdk_worker.ts"],
   env: denoEnv,
 });
+const sSched = await mapContender(
+  {
+    type: "stepflow",
+    command: Deno.execPath(),
+    args: ["run", "--quiet", "sdk_worker.ts"],
+    env: denoEnv,
+  },
+  undefined,
+  true,
+);
 let hFloor: Floor | undefined;
 let hMap: Awaited<ReturnType<typeof mapContender>> | undefined;
 if (HTTP) {
@@ -208,11 +239,12 @@ if (HTTP) {
   );
 }
 
-const rows: { sf: Timed; sm: Timed; hf?: Timed; hm?: Timed }[] = [];
+const rows: { sf: Timed; sm: Timed; ss: Timed; hf?: Timed; hm?: Timed }[] = [];
 for (let round = 0; round <= ROUNDS; round++) {
   const sf = await timed(() => sFloor.run(ITEMS, CONC));
   const sm = await timed(sMap.run);
-  const row: (typeof rows)[number] = { sf, sm };
+  const ss = await timed(sSched.run);
+  const row: (typeof rows)[number] = { sf, sm, ss };
   if (hFloor && hMap) {
     row.hf = await timed(() => hFloor!.run(ITEMS, CONC));
     row.hm = await timed(hMap.run);
@@ -221,6 +253,7 @@ for (let round = 0; round <= ROUNDS; round++) {
 }
 await sFloor.stop();
 await sMap.stop();
+await sSched.stop();
 await hFloor?.stop();
 await hMap?.stop();
 
@@ -234,14 +267,14 @@ console.log(
     `item (this process + children) (load ${load})`,
 );
 console.log(
-  `round  stdio floor        stdio map          ratio${
+  `round  stdio floor        stdio map          ratio  scheduled items    ratio${
     HTTP ? "  http floor         http map           ratio" : ""
   }`,
 );
 rows.forEach((r, i) => {
   let line = `${String(i + 1).padStart(5)}  ${k(r.sf)} ${cpu(r.sf)}  ${k(r.sm)} ${cpu(r.sm)}  ${
     (r.sm.rate / r.sf.rate).toFixed(2)
-  }`;
+  }   ${k(r.ss)} ${cpu(r.ss)}  ${(r.ss.rate / r.sf.rate).toFixed(2)}`;
   if (r.hf !== undefined) {
     line += `   ${k(r.hf)} ${cpu(r.hf)}  ${k(r.hm!)} ${cpu(r.hm!)}  ${
       (r.hm!.rate / r.hf.rate).toFixed(2)
@@ -252,7 +285,13 @@ rows.forEach((r, i) => {
 const cpuRatio = (m: Timed, f: Timed) => (f.cpuHere + f.cpuChildren) / (m.cpuHere + m.cpuChildren);
 let summary = `median ratio map ÷ floor: stdio ${
   median(rows.map((r) => r.sm.rate / r.sf.rate)).toFixed(2)
-}x items/s (target >= 0.8), ${median(rows.map((r) => cpuRatio(r.sm, r.sf))).toFixed(2)}x CPU`;
+}x items/s (target >= 0.8), ${
+  median(rows.map((r) => cpuRatio(r.sm, r.sf))).toFixed(2)
+}x CPU; scheduled item runs ${median(rows.map((r) => r.ss.rate / r.sf.rate)).toFixed(2)}x, ${
+  median(rows.map((r) => cpuRatio(r.ss, r.sf))).toFixed(2)
+}x CPU; one-step path ÷ scheduled: ${
+  median(rows.map((r) => r.sm.rate / r.ss.rate)).toFixed(2)
+}x items/s`;
 if (HTTP) {
   summary += `; http ${median(rows.map((r) => r.hm!.rate / r.hf!.rate)).toFixed(2)}x items/s, ${
     median(rows.map((r) => cpuRatio(r.hm!, r.hf!))).toFixed(2)

@@ -4,6 +4,8 @@
  *    SDK worker, against the floor: a bare newline-JSON echo process over the same kind of pipe,
  *    driven the way the plugin reads and writes (BYOB reader into a reused buffer + line
  *    splitter, stream writer).
+ *    Also a whole engine step: `engine.run()` of a one-step flow calling the same `/noop` (what a
+ *    flow's step costs: the run, the step pipeline, the state store, the plugin call).
  * 2. HTTP: the same through the HTTP transport to an SDK worker (`--http`), against a bare
  *    keep-alive loopback POST to an echo server in another process.
  *    The four contenders run interleaved in blocks, so load changes hit them alike.
@@ -24,6 +26,9 @@ import { parseJson } from "../src/json/exact_json.ts";
 import { parseMessage } from "../src/protocol/parse_message.ts";
 import type { Logger } from "../src/log.ts";
 import { stdioFloor as pipelinedFloor } from "./_stdio_floor.ts";
+import { Engine } from "../src/execution/engine.ts";
+import { parseConfigValue } from "../src/config/load.ts";
+import { loadFlowText } from "../src/flow/load.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const WORKERS = `${ROOT}tests/fixtures/workers`;
@@ -242,11 +247,43 @@ const hOurs = await pluginContender({ transport: "http", url: await listenUrl(hw
   await hw.status;
 });
 
-const [floorStdio, oursStdio, floorHttp, oursHttp] = await timeInterleaved(N, [
+/** A whole engine step: a one-step flow calling the SDK worker's `/noop` over stdio. */
+async function engineStep(): Promise<Contender> {
+  const engine = await Engine.create(parseConfigValue({
+    plugins: {
+      w: {
+        type: "stepflow",
+        command: Deno.execPath(),
+        args: ["run", "--quiet", "sdk_worker.ts"],
+        env: denoEnv,
+      },
+    },
+    routes: { "/w/{component}": [{ plugin: "w" }] },
+  }, { workingDirectory: WORKERS }));
+  const flow = loadFlowText(
+    `schema: https://stepflow.org/schemas/v1/flow.json
+steps:
+  - { id: noop, component: /w/noop, input: {} }
+output: { $from: { step: noop } }
+`,
+    { format: "yaml", file: "noop.yaml" },
+  );
+  return {
+    call: async () => {
+      const r = await engine.run(flow, {});
+      if (r.outcome !== "success") throw new Error(JSON.stringify(r));
+    },
+    stop: () => engine.close(),
+  };
+}
+const sStep = await engineStep();
+
+const [floorStdio, oursStdio, floorHttp, oursHttp, stepStdio] = await timeInterleaved(N, [
   sFloor,
   sOurs,
   hFloor,
   hOurs,
+  sStep,
 ]);
 const TPUT_N = Number(Deno.env.get("BENCH_TPUT_N") ?? 100_000);
 const pipelined = pipelinedFloor(() => {
@@ -265,7 +302,7 @@ for (let round = 0; round < 3; round++) {
 await pipelined.stop();
 const tput = median(tputs);
 const tputRatio = median(tputs.map((t, i) => t / floorTputs[i]));
-for (const c of [sFloor, sOurs, hFloor, hOurs]) await c.stop();
+for (const c of [sFloor, sOurs, hFloor, hOurs, sStep]) await c.stop();
 const pc = parseCost();
 
 const fmt = (x: number) => x.toFixed(1).padStart(7);
@@ -273,7 +310,10 @@ const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x floor`;
 console.log(`protocol round trip, median of ${N} sequential calls each, interleaved (µs)`);
 console.log(`  stdio  floor (bare newline-JSON echo) ${fmt(floorStdio)}`);
 console.log(
-  `  stdio  no-op components/execute       ${fmt(oursStdio)}   ${ratio(oursStdio, floorStdio)}`,
+  `  stdio  plugin call (execute, no step) ${fmt(oursStdio)}   ${ratio(oursStdio, floorStdio)}`,
+);
+console.log(
+  `  stdio  engine step (one-step flow run)  ${fmt(stepStdio)}   ${ratio(stepStdio, floorStdio)}`,
 );
 console.log(`  http   floor (bare keep-alive POST)   ${fmt(floorHttp)}`);
 console.log(
