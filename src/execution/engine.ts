@@ -249,18 +249,21 @@ export class Engine {
     const depth = options.depth ?? 0;
     const origin = originOf(options);
     // Not awaited: the store commits writes in order, so a later commit of this run (a step
-    // result, its completion) fails when this one did (src/state/store.ts).
-    this.store.createRun({
-      runId,
-      flowId,
-      flowName: flow.name,
-      status: "running",
-      input,
-      overrides: options.overrides,
-      variables: variablesObject(options.variables),
-      createdAt: nowRfc3339(),
-      parentRunId: options.parentRunId,
-    });
+    // result, its completion) fails when this one did (src/state/store.ts). A run claimed from
+    // the queue exists already.
+    if (!options.existing) {
+      this.store.createRun({
+        runId,
+        flowId,
+        flowName: flow.name,
+        status: "running",
+        input,
+        overrides: options.overrides,
+        variables: variablesObject(options.variables),
+        createdAt: nowRfc3339(),
+        parentRunId: options.parentRunId,
+      });
+    }
     const budget = options.budget ?? this.#budget(options, controller, runId);
     const events = this.#observers.size > 0
       ? new RunEvents(runId, [...this.#observers], log)

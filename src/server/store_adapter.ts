@@ -70,9 +70,14 @@ export class ServiceStore {
     flowName?: string;
     input: JsonValue;
     overrides?: JsonValue;
+    variables?: Record<string, JsonValue>;
     createdAt: string;
   }): void {
-    this.store.createRun({ ...run, status: "queued" });
+    const record = { ...run, status: "queued" as const };
+    if (record.variables === undefined || Object.keys(record.variables).length === 0) {
+      delete record.variables;
+    }
+    this.store.createRun(record);
   }
 
   /** Sets a run's final status (and result). */
