@@ -42,6 +42,8 @@ export interface ClusterOptions {
   watchMs?: number;
   /** Most runs claimed by one statement. @default 32 */
   claimBatch?: number;
+  /** The service's token, sent with requests forwarded to the other engines (same token). */
+  token?: string;
 }
 
 /** What the engines route answers per engine. */
@@ -70,6 +72,7 @@ export class Cluster implements RunDistribution {
   readonly #pollMs: number;
   readonly #watchMs: number;
   readonly #claimBatch: number;
+  readonly #token?: string;
   #started = false;
   #stopped = false;
   #claiming = false;
@@ -88,6 +91,7 @@ export class Cluster implements RunDistribution {
     this.#pollMs = options.pollMs ?? Math.max(50, Math.min(1000, Math.floor(ttl / 2)));
     this.#watchMs = options.watchMs ?? 100;
     this.#claimBatch = options.claimBatch ?? 32;
+    this.#token = options.token;
     runs.distribute(this);
   }
 
@@ -313,7 +317,11 @@ export class Cluster implements RunDistribution {
       try {
         const res = await fetch(`${owner.url}/api/v1/runs/${runId}/cancel`, {
           method: "POST",
-          headers: authorization === undefined ? {} : { authorization },
+          headers: authorization !== undefined
+            ? { authorization }
+            : this.#token !== undefined
+            ? { authorization: `Bearer ${this.#token}` }
+            : {},
           signal: AbortSignal.timeout(60_000),
         });
         return { status: res.status, body: await res.json() };

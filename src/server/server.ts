@@ -110,8 +110,12 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     service.cluster = new Cluster(
       engine,
       runs,
-      typeof options.cluster === "object" ? options.cluster : {},
+      { token: options.token, ...(typeof options.cluster === "object" ? options.cluster : {}) },
     );
+    const cluster = service.cluster;
+    batches.distributedCancel = async (runId, reason) => {
+      if ((await cluster.cancel(runId, reason)) === undefined) await runs.cancel(runId, reason);
+    };
   }
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isSafeInteger(maxBody) || maxBody < 1) {

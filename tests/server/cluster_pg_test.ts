@@ -132,7 +132,6 @@ pgTest(
           };
           const flowId = await storeFlow(es[0], flow);
           const ids: string[] = [];
-          const waited: Promise<void>[] = [];
           // 300 runs, round robin over the engines, 30 at a time; every tenth waits for its
           // result (which another engine may produce)
           for (let k = 0; k < 300; k += 30) {
@@ -151,7 +150,6 @@ pgTest(
               } else assertEquals(r.status, 202, JSON.stringify(r.body));
             }));
           }
-          await Promise.all(waited);
           await withClient(db, async (sql) => {
             await until("all 300 runs completed", 60_000, async () => {
               const [{ n }] =
@@ -185,6 +183,25 @@ pgTest(
             es.some((e) => e.pid === other.body.owner.pid && e.url === other.body.owner.url),
             JSON.stringify(other.body.owner),
           );
+          // a batch submitted to one engine: its runs are claimed by the engines
+          const batch = await es[2].call("POST", "/api/v1/batches", {
+            flowId,
+            inputs: Array.from({ length: 30 }, (_, i) => ({ q: `b${i}` })),
+          });
+          assertEquals(batch.status, 200, JSON.stringify(batch.body));
+          const details = await until("the batch finished", 30_000, async () => {
+            const d = await es[0].call("GET", `/api/v1/batches/${batch.body.batchId}`);
+            return d.body.completedRuns === 30 ? d.body : undefined;
+          });
+          assertEquals([details.failedRuns, details.runningRuns], [0, 0]);
+          const outputs = await es[1].call("GET", `/api/v1/batches/${batch.body.batchId}/outputs`);
+          assertEquals(outputs.body.outputs[29].result.result.m.messages[0].content, "b29");
+          await withClient(db, async (sql) => {
+            const [{ owners }] = await sql`
+              SELECT count(DISTINCT r.owner_id)::int AS owners FROM batch_runs b
+              JOIN runs r ON r.id = b.run_id WHERE b.batch_id = ${batch.body.batchId}`;
+            assert(owners >= 2, `the batch ran on ${owners} engine(s) only`);
+          });
           // graceful stop: each engine leaves the registry
           await es[2].stop("SIGTERM");
           const after = await es[0].call("GET", "/api/v1/engines");
