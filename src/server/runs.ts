@@ -198,7 +198,7 @@ export class RunService {
     this.#active.set(run.runId, run);
     if (this.#distribution !== undefined) {
       // queued in the database: whichever engine has a free slot claims it (maybe this one)
-      this.store.createQueuedRun({
+      const stored = this.store.createQueuedRun({
         runId: run.runId,
         flowId: request.flowId,
         flowName: request.flow.name,
@@ -207,6 +207,12 @@ export class RunService {
         variables: request.variables,
         createdAt: this.store.now(),
       });
+      stored?.catch((e) =>
+        this.settle(run.runId, {
+          status: "failed",
+          result: failed(507, `The run could not be queued: ${describeError(e)}`),
+        })
+      );
       run.request = undefined;
       this.#queued++;
       this.#distribution.waiting(run.runId);

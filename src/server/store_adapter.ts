@@ -80,12 +80,12 @@ export class ServiceStore {
     overrides?: JsonValue;
     variables?: Record<string, JsonValue>;
     createdAt: string;
-  }): void {
+  }): Promise<void> | void {
     const record = { ...run, status: "queued" as const };
     if (record.variables === undefined || Object.keys(record.variables).length === 0) {
       delete record.variables;
     }
-    this.store.createRun(record);
+    return this.store.createRun(record);
   }
 
   /** Sets a run's final status (and result). */

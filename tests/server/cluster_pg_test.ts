@@ -391,3 +391,52 @@ pgTest(
     });
   },
 );
+
+pgTest(
+  "a graceful stop (SIGTERM) releases the runs still executing: another engine continues them",
+  async (server) => {
+    await withPgDatabase(server, async (db) => {
+      await withTempDir(async (dir) => {
+        const es = await engines(dir, db, 2);
+        try {
+          const flowId = await storeFlow(es[0], chain(1500));
+          const r = await es[0].call("POST", "/api/v1/runs", {
+            flowId,
+            input: { n: 5 },
+            wait: false,
+          });
+          const runId = r.body.runId;
+          await until(
+            "b in flight",
+            20_000,
+            async () =>
+              (await journal(dir)).some((l) => l[0] === "start" && l[1] === runId && l[2] === "b")
+                ? true
+                : undefined,
+          );
+          const owner = (await es[0].call("GET", `/api/v1/runs/${runId}`)).body.owner;
+          const leaving = es.find((e) => e.pid === owner.pid)!;
+          const staying = es.find((e) => e !== leaving)!;
+          assertEquals(await leaving.stop("SIGTERM"), 0);
+          assert(
+            /1 released to the other engines/.test(leaving.stderr()),
+            leaving.stderr(),
+          );
+          const done = await until("continued by the other engine", 15_000, async () => {
+            const g = await staying.call("GET", `/api/v1/runs/${runId}`);
+            return g.body.status === "completed" ? g.body : undefined;
+          });
+          assertEquals(done.result, { outcome: "success", result: 8 });
+          assertEquals(done.owner.pid, staying.pid);
+          const lines = (await journal(dir)).filter((l) => l[1] === runId && l[0] === "start");
+          assertEquals(lines.filter((l) => l[2] === "a").length, 1, "a was committed: it ran once");
+          // the engine that left is no longer registered
+          const list = await staying.call("GET", "/api/v1/engines");
+          assertEquals(list.body.engines.map((e: { pid: number }) => e.pid), [staying.pid]);
+        } finally {
+          await stopAll(es);
+        }
+      });
+    });
+  },
+);
