@@ -32,7 +32,9 @@ const ENGINES = (opt("--engines") ?? "1,2,3").split(",").map(Number);
 const ROOT = new URL("..", import.meta.url).pathname;
 
 if (!server) {
-  console.error("bench/cluster_bench.ts needs a server: --pg postgres://... or STEPFLOW_TEST_PG_URL");
+  console.error(
+    "bench/cluster_bench.ts needs a server: --pg postgres://... or STEPFLOW_TEST_PG_URL",
+  );
   Deno.exit(2);
 }
 
@@ -94,9 +96,7 @@ async function measure(engines: number): Promise<number> {
   svc:
     type: stepflow
     command: ${JSON.stringify(Deno.execPath())}
-    args: [run, --quiet, -A, ${
-      JSON.stringify(`${ROOT}tests/fixtures/workers/cluster_worker.ts`)
-    }]
+    args: [run, --quiet, -A, ${JSON.stringify(`${ROOT}tests/fixtures/workers/cluster_worker.ts`)}]
 routes:
   "/svc/{*component}":
     - plugin: svc
@@ -107,14 +107,18 @@ routes:
   try {
     // one at a time: the first migrates the new database
     list.push(await startEngine(dir, db));
-    list.push(...await Promise.all(Array.from({ length: engines - 1 }, () => startEngine(dir, db))));
+    list.push(
+      ...await Promise.all(Array.from({ length: engines - 1 }, () => startEngine(dir, db))),
+    );
     const flow = {
       schema: "https://stepflow.org/schemas/v1/flow.json",
       name: "io",
       steps: Array.from({ length: STEPS }, (_, i) => ({
         id: `s${i}`,
         component: "/svc/wait",
-        input: i === 0 ? { ms: WAIT_MS } : { ms: { $from: { step: `s${i - 1}` }, path: "$.waited" } },
+        input: i === 0
+          ? { ms: WAIT_MS }
+          : { ms: { $from: { step: `s${i - 1}` }, path: "$.waited" } },
       })),
       output: { $from: { step: `s${STEPS - 1}` } },
     };
@@ -193,8 +197,8 @@ for (const r of rows) {
   const best = Math.max(...r.rps);
   const ideal = (r.engines * SLOTS * 1000) / (STEPS * WAIT_MS);
   console.log(
-    `| ${r.engines} | ${r.rps.map((x) => x.toFixed(1)).join(", ")} | ${(best / base).toFixed(2)}x | ${
-      ideal.toFixed(0)
-    } |`,
+    `| ${r.engines} | ${r.rps.map((x) => x.toFixed(1)).join(", ")} | ${
+      (best / base).toFixed(2)
+    }x | ${ideal.toFixed(0)} |`,
   );
 }

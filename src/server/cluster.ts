@@ -30,7 +30,6 @@ import type { RunHandle } from "./engine_adapter.ts";
 import type { RunDistribution, RunService } from "./runs.ts";
 import type { Engine } from "../execution/engine.ts";
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
-import { runSummary } from "./context.ts";
 
 const log = logger("serve");
 
@@ -54,10 +53,14 @@ export interface EngineInfo extends EngineRecord {
   alive: boolean;
 }
 
-/** An answer the cluster gives for a route instead of this engine (a forwarded cancel). */
+/**
+ * An answer the cluster gives for a route instead of this engine: a forwarded cancel's answer
+ * (`body`), or the run it cancelled in the database (`run`, answered as its summary).
+ */
 export interface ForwardedAnswer {
   status: number;
-  body: unknown;
+  body?: unknown;
+  run?: RunRecord;
 }
 
 type Resumable = Engine & {
@@ -293,7 +296,7 @@ export class Cluster implements RunDistribution {
         if (await this.#store.cancelQueued(runId, result)) {
           this.#runs.settle(runId, { status: "cancelled", result });
           const after = await this.#store.getRun(runId);
-          return { status: 200, body: runSummary(after ?? r) };
+          return { status: 200, run: after ?? r };
         }
         continue; // claimed meanwhile
       }

@@ -215,7 +215,10 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
           "cancelled with POST /runs/{runId}/cancel",
           c.req.header("authorization"),
         );
-        if (answer !== undefined) return c.json(answer.body as never, answer.status as 200);
+        if (answer !== undefined) {
+          const body = answer.run !== undefined ? runSummary(answer.run) : answer.body;
+          return c.json(body as never, answer.status as 200);
+        }
       }
       const outcome = await s.runs.cancel(runId, "cancelled with POST /runs/{runId}/cancel");
       const r = await s.store.getRun(runId);
