@@ -440,3 +440,49 @@ pgTest(
     });
   },
 );
+
+pgTest(
+  "cancel on any engine: a queued run is cancelled in the database, a running one by the engine executing it",
+  async (server) => {
+    await withPgDatabase(server, async (db) => {
+      await withTempDir(async (dir) => {
+        // one slot per engine: the third run waits in the queue
+        const es = await engines(dir, db, 2, ["--max-concurrent-runs", "1"]);
+        try {
+          const flowId = await storeFlow(es[0], chain(20_000));
+          const ids: string[] = [];
+          for (let i = 0; i < 3; i++) {
+            const r = await es[0].call("POST", "/api/v1/runs", {
+              flowId,
+              input: { n: i },
+              wait: false,
+            });
+            ids.push(r.body.runId);
+          }
+          const running = await until("two runs running", 20_000, async () => {
+            const got = await Promise.all(
+              ids.map(async (id) => (await es[0].call("GET", `/api/v1/runs/${id}`)).body),
+            );
+            const r = got.filter((g) => g.status === "running");
+            return r.length === 2 && got.some((g) => g.status === "queued") ? got : undefined;
+          });
+          const queued = running.find((g) => g.status === "queued");
+          const c1 = await es[1].call("POST", `/api/v1/runs/${queued.runId}/cancel`);
+          assertEquals([c1.status, c1.body.status], [200, "cancelled"], JSON.stringify(c1.body));
+          // a running run, cancelled through the engine that does not execute it
+          for (const g of running.filter((x) => x.status === "running")) {
+            const other = es.find((e) => e.pid !== g.owner.pid)!;
+            const c = await other.call("POST", `/api/v1/runs/${g.runId}/cancel`);
+            assertEquals([c.status, c.body.status], [200, "cancelled"], JSON.stringify(c.body));
+          }
+          for (const id of ids) {
+            const g = await es[1].call("GET", `/api/v1/runs/${id}`);
+            assertEquals(g.body.status, "cancelled");
+          }
+        } finally {
+          await stopAll(es);
+        }
+      });
+    });
+  },
+);
