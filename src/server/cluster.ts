@@ -63,15 +63,11 @@ export interface ForwardedAnswer {
   run?: RunRecord;
 }
 
-type Resumable = Engine & {
-  resume?: (runId: string, options?: { signal?: AbortSignal }) => Promise<RunHandle>;
-};
-
 /** This engine's part in a cluster of engines sharing one PostgreSQL store. */
 export class Cluster implements RunDistribution {
   readonly #store: PostgresStateStore;
   readonly #runs: RunService;
-  readonly #engine: Resumable;
+  readonly #engine: Engine;
   readonly #pollMs: number;
   readonly #watchMs: number;
   readonly #claimBatch: number;
@@ -87,7 +83,7 @@ export class Cluster implements RunDistribution {
   #engines?: { at: number; list: Promise<EngineRecord[]> };
 
   constructor(engine: Engine, runs: RunService, options: ClusterOptions = {}) {
-    this.#engine = engine as Resumable;
+    this.#engine = engine;
     this.#store = engine.store as PostgresStateStore;
     this.#runs = runs;
     const ttl = this.#store.leaseTtlMs;
@@ -195,14 +191,12 @@ export class Cluster implements RunDistribution {
   /** Executes a claimed run here: continued from its journal when it had started before. */
   #execute(c: ClaimedRun): void {
     const run = c.run;
-    const resume = this.#engine.resume;
-    this.#runs.adopt(run.runId, run.flowId, async () => {
+    this.#runs.adopt(run.runId, run.flowId, async (): Promise<RunHandle> => {
       if (c.resumed) {
+        // its engine died, stalled past its lease or released it: continue from its journal
+        // (committed steps are not run again)
         log.info(`run ${run.runId}: taken over (lease epoch ${c.leaseEpoch}); resuming it`);
-        if (typeof resume === "function") return await resume.call(this.#engine, run.runId);
-        log.warn(
-          `run ${run.runId}: this engine cannot resume runs yet: it is run again from its first step`,
-        );
+        return await this.#engine.resume(run.runId);
       }
       const flow = await this.#engine.getFlow(run.flowId);
       return this.#engine.start(flow, run.input, {

@@ -112,7 +112,8 @@ pgTest(
   async (server) => {
     await withPgDatabase(server, async (db) => {
       await withTempDir(async (dir) => {
-        const es = await engines(dir, db, 3);
+        // ten slots each: a batch of 30 needs all three
+        const es = await engines(dir, db, 3, ["--max-concurrent-runs", "10"]);
         try {
           const list = await es[0].call("GET", "/api/v1/engines");
           assertEquals(list.body.engines.length, 3);
