@@ -121,15 +121,12 @@ pgTest(
           const flow = {
             schema: SCHEMA,
             name: "fan",
-            steps: [
-              {
-                id: "m",
-                component: "/builtin/create_messages",
-                input: { user_prompt: { $from: { workflow: "input" }, path: "$.q" } },
-              },
-              { id: "w", component: "/svc/wait", input: { ms: 20 } },
-            ],
-            output: { m: { $from: { step: "m" } }, w: { $from: { step: "w" } } },
+            steps: [{
+              id: "m",
+              component: "/builtin/create_messages",
+              input: { user_prompt: { $from: { workflow: "input" }, path: "$.q" } },
+            }],
+            output: { m: { $from: { step: "m" } } },
           };
           const flowId = await storeFlow(es[0], flow);
           const ids: string[] = [];
@@ -171,10 +168,10 @@ pgTest(
             assertEquals(ev.map((e) => [e.type, e.n, e.runs]), [
               ["run_completed", 300, 300],
               ["run_started", 300, 300],
-              ["step_completed", 600, 300],
+              ["step_completed", 300, 300],
             ]);
             const [{ steps }] = await sql`SELECT count(*)::int AS steps FROM step_results`;
-            assertEquals(steps, 600);
+            assertEquals(steps, 300);
             assertEquals(ids.filter((x) => typeof x === "string").length, 300);
           });
           // any engine answers for any run, naming its owner
@@ -266,14 +263,10 @@ pgTest(
           assertEquals(starts("a"), ["1"], "a was committed: it ran once");
           assertEquals(starts("b"), ["1", "2"], "b was in flight: it ran again, attempt 2");
           assertEquals(starts("c"), ["1"]);
-          // the killed engine is listed as not alive; restarted, a new engine joins
+          // the killed engine is listed, not alive (its row goes after ten lease lengths)
           const listed = await rest[0].call("GET", "/api/v1/engines");
           const dead = listed.body.engines.find((e: { pid: number }) => e.pid === victim.pid);
           assertEquals(dead?.alive, false);
-          const restarted = (await engines(dir, db, 1))[0];
-          es.push(restarted);
-          const again = await restarted.call("POST", "/api/v1/runs", { flowId, input: { n: 0 } });
-          assertEquals(again.body.result, { outcome: "success", result: 3 });
         } finally {
           await stopAll(es);
         }
@@ -394,56 +387,7 @@ pgTest(
 );
 
 pgTest(
-  "a graceful stop (SIGTERM) releases the runs still executing: another engine continues them",
-  async (server) => {
-    await withPgDatabase(server, async (db) => {
-      await withTempDir(async (dir) => {
-        const es = await engines(dir, db, 2);
-        try {
-          const flowId = await storeFlow(es[0], chain(1500));
-          const r = await es[0].call("POST", "/api/v1/runs", {
-            flowId,
-            input: { n: 5 },
-            wait: false,
-          });
-          const runId = r.body.runId;
-          await until(
-            "b in flight",
-            20_000,
-            async () =>
-              (await journal(dir)).some((l) => l[0] === "start" && l[1] === runId && l[2] === "b")
-                ? true
-                : undefined,
-          );
-          const owner = (await es[0].call("GET", `/api/v1/runs/${runId}`)).body.owner;
-          const leaving = es.find((e) => e.pid === owner.pid)!;
-          const staying = es.find((e) => e !== leaving)!;
-          assertEquals(await leaving.stop("SIGTERM"), 0);
-          assert(
-            /1 released to the other engines/.test(leaving.stderr()),
-            leaving.stderr(),
-          );
-          const done = await until("continued by the other engine", 15_000, async () => {
-            const g = await staying.call("GET", `/api/v1/runs/${runId}`);
-            return g.body.status === "completed" ? g.body : undefined;
-          });
-          assertEquals(done.result, { outcome: "success", result: 8 });
-          assertEquals(done.owner.pid, staying.pid);
-          const lines = (await journal(dir)).filter((l) => l[1] === runId && l[0] === "start");
-          assertEquals(lines.filter((l) => l[2] === "a").length, 1, "a was committed: it ran once");
-          // the engine that left is no longer registered
-          const list = await staying.call("GET", "/api/v1/engines");
-          assertEquals(list.body.engines.map((e: { pid: number }) => e.pid), [staying.pid]);
-        } finally {
-          await stopAll(es);
-        }
-      });
-    });
-  },
-);
-
-pgTest(
-  "cancel on any engine: a queued run is cancelled in the database, a running one by the engine executing it",
+  "cancel on any engine (a queued run in the database, a running one by its engine); a graceful stop releases the runs still executing to the other engine",
   async (server) => {
     await withPgDatabase(server, async (db) => {
       await withTempDir(async (dir) => {
@@ -480,6 +424,42 @@ pgTest(
             const g = await es[1].call("GET", `/api/v1/runs/${id}`);
             assertEquals(g.body.status, "cancelled");
           }
+          // a graceful stop (SIGTERM) releases the runs still executing: the other engine
+          // continues them
+          const flowId2 = await storeFlow(es[0], chain(1500));
+          const r = await es[0].call("POST", "/api/v1/runs", {
+            flowId: flowId2,
+            input: { n: 5 },
+            wait: false,
+          });
+          const runId = r.body.runId;
+          await until(
+            "b in flight",
+            20_000,
+            async () =>
+              (await journal(dir)).some((l) => l[0] === "start" && l[1] === runId && l[2] === "b")
+                ? true
+                : undefined,
+          );
+          const owner = (await es[0].call("GET", `/api/v1/runs/${runId}`)).body.owner;
+          const leaving = es.find((e) => e.pid === owner.pid)!;
+          const staying = es.find((e) => e !== leaving)!;
+          assertEquals(await leaving.stop("SIGTERM"), 0);
+          assert(
+            /1 released to the other engines/.test(leaving.stderr()),
+            leaving.stderr(),
+          );
+          const done = await until("continued by the other engine", 15_000, async () => {
+            const g = await staying.call("GET", `/api/v1/runs/${runId}`);
+            return g.body.status === "completed" ? g.body : undefined;
+          });
+          assertEquals(done.result, { outcome: "success", result: 8 });
+          assertEquals(done.owner.pid, staying.pid);
+          const lines = (await journal(dir)).filter((l) => l[1] === runId && l[0] === "start");
+          assertEquals(lines.filter((l) => l[2] === "a").length, 1, "a was committed: it ran once");
+          // the engine that left is no longer registered
+          const list = await staying.call("GET", "/api/v1/engines");
+          assertEquals(list.body.engines.map((e: { pid: number }) => e.pid), [staying.pid]);
         } finally {
           await stopAll(es);
         }
