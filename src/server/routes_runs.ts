@@ -112,6 +112,9 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
           variables: body.variables,
         });
       }
+      // distributed: the run is queued in the database before it is answered (any engine may be
+      // asked for it next)
+      if (s.cluster !== undefined && waitMs === 0) await s.store.committed();
       const outcome = waitMs === 0 ? undefined : await waitFor(run, waitMs);
       if (!outcome || !TERMINAL_STATUSES.has(outcome.status)) {
         // (a distributed service stopping while the run executes on another engine: 202 too)

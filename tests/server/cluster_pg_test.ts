@@ -26,7 +26,15 @@ if (PG_URL === undefined && !PG_REQUIRED) {
 const TTL = "2s";
 const TTL_MS = 2000;
 
-function config(journal: string): string {
+function config(journal: string | undefined): string {
+  if (journal === undefined) {
+    return `plugins:
+  builtin: { type: builtin }
+routes:
+  "/builtin/{*component}":
+    - plugin: builtin
+`;
+  }
   return `plugins:
   builtin: { type: builtin }
   svc:
@@ -70,9 +78,21 @@ function chain(bMs: number) {
   };
 }
 
-/** Starts `n` engines on `db` in `dir` (at once); the first writes the config. */
-async function engines(dir: string, db: string, n: number, extra: string[] = []) {
-  await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
+/**
+ * Starts `n` engines on `db` in `dir` (at once), with the config written first (with the step
+ * service, journaling to `dir/journal.txt`, unless `stepService` is false).
+ */
+async function engines(
+  dir: string,
+  db: string,
+  n: number,
+  extra: string[] = [],
+  stepService = true,
+) {
+  await Deno.writeTextFile(
+    `${dir}/stepflow-config.yml`,
+    config(stepService ? `${dir}/journal.txt` : undefined),
+  );
   return await Promise.all(
     Array.from({ length: n }, () =>
       startServer(dir, {
@@ -113,7 +133,7 @@ pgTest(
     await withPgDatabase(server, async (db) => {
       await withTempDir(async (dir) => {
         // ten slots each: a batch of 30 needs all three
-        const es = await engines(dir, db, 3, ["--max-concurrent-runs", "10"]);
+        const es = await engines(dir, db, 3, ["--max-concurrent-runs", "10"], false);
         try {
           const list = await es[0].call("GET", "/api/v1/engines");
           assertEquals(list.body.engines.length, 3);
