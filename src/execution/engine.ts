@@ -282,7 +282,7 @@ export class Engine {
       );
     }
     const mode = resumeModeOf(record, options.from);
-    const { flow, state } = await this.#prepareResume(record, mode);
+    const { flow, state } = await this.#prepareResume(record, mode, options.claimed === true);
     const o: InternalRunOptions = { runId, resume: state };
     if (record.variables !== undefined) o.variables = record.variables;
     if (record.overrides !== undefined && record.overrides !== null) o.overrides = record.overrides;
@@ -294,8 +294,9 @@ export class Engine {
   async #prepareResume(
     record: RunRecord,
     mode: ResumeMode,
+    claimed = false,
   ): Promise<{ flow: Flow; state: ResumeState }> {
-    const claim = await this.store.claimRun(record.runId);
+    const claim = claimed ? { claimed: true as const } : await this.store.claimRun(record.runId);
     if (!claim.claimed) {
       const who = claim.reason === "owned" && claim.owner
         ? ` (pid ${claim.owner.pid ?? "?"}${claim.owner.host ? ` on ${claim.owner.host}` : ""})`

@@ -196,7 +196,7 @@ export class Cluster implements RunDistribution {
         // its engine died, stalled past its lease or released it: continue from its journal
         // (committed steps are not run again)
         log.info(`run ${run.runId}: taken over (lease epoch ${c.leaseEpoch}); resuming it`);
-        return await this.#engine.resume(run.runId);
+        return await this.#engine.resume(run.runId, { claimed: true });
       }
       const flow = await this.#engine.getFlow(run.flowId);
       return this.#engine.start(flow, run.input, {

@@ -271,7 +271,7 @@ pgTest(
           );
           assertEquals(done.result, { outcome: "success", result: 4 });
           assert(done.owner.engineId !== owner.engineId);
-          assert(done.owner.leaseEpoch >= 2, JSON.stringify(done.owner));
+          assertEquals(done.owner.leaseEpoch, 2, "taken over once");
           await withClient(db, async (sql) => {
             const [ev] = await sql`
               SELECT at FROM run_events WHERE run_id = ${runId} AND type = 'run_resumed'`;
