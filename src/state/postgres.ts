@@ -1294,7 +1294,10 @@ export class PostgresStateStore implements StateStore {
             OR r.lease_expires_at < now()
             OR (r.lease_expires_at IS NULL AND NOT EXISTS (SELECT 1 FROM engines e
               WHERE e.id = r.owner_id
-                AND e.heartbeat_at > now() - ${ttl} * interval '1 millisecond')))
+                AND e.heartbeat_at > now() - ${ttl} * interval '1 millisecond'))
+            -- a nested run whose top-level run this engine holds (taken over or released to it)
+            OR (r.lease_expires_at IS NULL AND r.root_run_id IS NOT NULL AND EXISTS (
+              SELECT 1 FROM runs p WHERE p.id = r.root_run_id AND p.owner_id = ${me})))
           RETURNING r.id, r.lease_epoch, r.owner_id, COALESCE(r.root_run_id, r.id) AS root
         ), ev AS (
           INSERT INTO run_events(run_id, root_run_id, type, data, at)
