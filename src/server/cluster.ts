@@ -37,7 +37,10 @@ const log = logger("serve");
 export interface ClusterOptions {
   /** How often the queue is polled besides wake-ups, ms. @default min(1000, leaseTtl / 2) */
   pollMs?: number;
-  /** How often runs waited on here but executed elsewhere are looked up, ms. @default 100 */
+  /**
+   * How often runs waited on here but executed elsewhere are looked up, ms (doubling up to 8
+   * times while none finishes). @default 100
+   */
   watchMs?: number;
   /** Most runs claimed by one statement. @default 32 */
   claimBatch?: number;
@@ -81,6 +84,8 @@ export class Cluster implements RunDistribution {
   #unwatchQueue?: () => void;
   #unwatchLeases?: () => void;
   #engines?: { at: number; list: Promise<EngineRecord[]> };
+  /** Look-ups in a row that settled nothing (backs the look-up off). */
+  #idle = 0;
 
   constructor(engine: Engine, runs: RunService, options: ClusterOptions = {}) {
     this.#engine = engine;
@@ -218,25 +223,30 @@ export class Cluster implements RunDistribution {
       this.#watch = undefined;
       return;
     }
+    let settled = 0;
     try {
-      const found = new Map((await this.#store.getRuns(ids)).map((r) => [r.runId, r]));
+      const found = new Map((await this.#store.runStatuses(ids)).map((r) => [r.runId, r]));
       for (const id of ids) {
         const r = found.get(id);
         if (r === undefined) {
+          settled++;
           this.#runs.settle(id, {
             status: "failed",
             result: failed(404, `Run '${id}' was deleted before it finished`),
           });
         } else if (TERMINAL_STATUSES.has(r.status)) {
-          this.#runs.settle(id, { status: r.status, result: r.result ?? noResult(r) });
+          settled++;
+          this.#runs.settle(id, { status: r.status, result: r.result ?? noResult(id, r.status) });
         }
       }
     } catch (e) {
       log.warn(`cannot look up runs executing on other engines: ${describeError(e)}`);
     }
     this.#watch = undefined;
+    // every watchMs while runs finish; slower (doubling, up to 8 times) while none does
+    this.#idle = settled > 0 ? 0 : Math.min(this.#idle + 1, 3);
     if (this.#runs.waitingIds().length > 0) {
-      this.#watch = setTimeout(() => this.#lookUp(), this.#watchMs);
+      this.#watch = setTimeout(() => this.#lookUp(), this.#watchMs * 2 ** this.#idle);
     }
   }
 
@@ -340,8 +350,8 @@ export class Cluster implements RunDistribution {
 }
 
 /** The result of a finished run stored without one. */
-function noResult(r: RunRecord): FlowResult {
-  return failed(500, `Run ${r.runId} ended ${r.status} without a stored result`);
+function noResult(runId: string, status: string): FlowResult {
+  return failed(500, `Run ${runId} ended ${status} without a stored result`);
 }
 
 /** The `owner` part of a run's details: its engine and lease. */

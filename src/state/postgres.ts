@@ -1476,6 +1476,30 @@ export class PostgresStateStore implements StateStore {
   }
 
   /**
+   * The status of each of `runIds` that exists, with the result of those finished (a service
+   * waiting for runs other engines execute polls this: one query, results only when finished).
+   */
+  runStatuses(
+    runIds: string[],
+  ): Promise<{ runId: string; status: RunStatus; result?: FlowResult }[]> {
+    return this.#read("cannot read runs", async (sql) => {
+      if (runIds.length === 0) return [];
+      const rows = await sql`
+        SELECT id, status, CASE WHEN status IN ('completed', 'failed', 'cancelled')
+          THEN result_json END AS result
+        FROM runs WHERE id = ANY(${runIds}::text[])`;
+      return rows.map((r) => {
+        const o: { runId: string; status: RunStatus; result?: FlowResult } = {
+          runId: r.id as string,
+          status: r.status as RunStatus,
+        };
+        if (r.result !== null) o.result = parseJson(r.result as string) as unknown as FlowResult;
+        return o;
+      });
+    });
+  }
+
+  /**
    * Cancels a run that is still `queued` (no engine claimed it), atomically with the claimers:
    * status `cancelled` with `result`, and a `run_completed` event. False when the run is not
    * queued (claimed meanwhile, finished, or unknown). Committed before the promise resolves.
