@@ -43,6 +43,7 @@ interface ServeFlags {
   shutdownTimeout?: string;
   corsOrigin?: string[];
   leaseTtl?: string;
+  advertiseUrl?: string;
 }
 
 /** Adds `serve` to `program`. */
@@ -74,6 +75,10 @@ export function register(program: Command, setExit: SetExit): void {
     .option(
       "--lease-ttl <duration>",
       "PostgreSQL store: how long a run's lease lasts without renewal, e.g. 30s (default: the config's leaseTtl, else 30s)",
+    )
+    .option(
+      "--advertise-url <url>",
+      "PostgreSQL store: the URL the other engines reach this one at (default: the bound address; this machine's host name for 0.0.0.0)",
     )
     .option(
       "--cors-origin <origin...>",
@@ -166,6 +171,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       maxConcurrentRuns: settings.maxConcurrentRuns,
       maxQueuedRuns: settings.maxQueuedRuns,
       corsOrigins: flags.corsOrigin,
+      ...(settings.advertiseUrl !== undefined ? { advertiseUrl: settings.advertiseUrl } : {}),
     });
   } catch (e) {
     cancel.dispose();
@@ -257,7 +263,24 @@ function readSettings(flags: ServeFlags) {
     maxQueuedRuns: positiveInt(flags.maxQueuedRuns ?? "10000", "--max-queued-runs", 0),
     shutdownMs,
     leaseTtl: flags.leaseTtl === undefined ? undefined : leaseTtlOf(flags.leaseTtl),
+    advertiseUrl: flags.advertiseUrl === undefined ? undefined : urlOf(flags.advertiseUrl),
   };
+}
+
+/** `--advertise-url`: an http(s) URL, without a trailing slash. @throws {UsageError} */
+function urlOf(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text.trim());
+  } catch {
+    throw new UsageError(
+      `--advertise-url must be a URL such as http://10.0.0.5:7840, got '${text}'`,
+    );
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new UsageError(`--advertise-url must be an http:// or https:// URL, got '${text}'`);
+  }
+  return u.toString().replace(/\/$/, "");
 }
 
 /** `--lease-ttl`: a duration (`2s`, `500ms`, `1m`) of at least 100 ms. @throws {UsageError} */

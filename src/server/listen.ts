@@ -11,6 +11,12 @@ export interface ListenOptions extends ServerOptions {
   hostname?: string;
   /** TCP port; 0 picks a free one. @default 7840 */
   port?: number;
+  /**
+   * The URL other engines reach this service at (PostgreSQL store: registered in the `engines`
+   * table; cancels are forwarded to it). Default: the bound address, or for `0.0.0.0`/`::` this
+   * machine's host name with the port.
+   */
+  advertiseUrl?: string;
 }
 
 /** A service listening on an address. */
@@ -36,6 +42,19 @@ export interface ListeningService {
    * `StoreError` when the database cannot be written.
    */
   ready: Promise<void>;
+}
+
+/** Where other machines reach a service bound to `addr`: its host name for a wildcard address. */
+function advertised(addr: Deno.NetAddr): string {
+  let host = addr.hostname;
+  if (host === "0.0.0.0" || host === "::") {
+    try {
+      host = Deno.hostname();
+    } catch {
+      // no --allow-sys=hostname: the address as bound
+    }
+  }
+  return `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
 }
 
 /** True for loopback addresses (`127.0.0.0/8`, `::1`, `localhost`). */
@@ -73,7 +92,8 @@ export function listen(engine: Engine, options: ListenOptions = {}): ListeningSe
     | Promise<{ finished: number; cancelled: number; released?: number }>
     | undefined;
   const url = `http://${host}:${addr.port}`;
-  const ready = server.service.cluster?.start(url) ?? Promise.resolve();
+  const ready = server.service.cluster?.start(options.advertiseUrl ?? advertised(addr)) ??
+    Promise.resolve();
   ready.catch(() => {}); // the caller awaits it
   return {
     server,
