@@ -487,3 +487,74 @@ pgTest(
     });
   },
 );
+
+pgTest(
+  "a map released at a graceful stop: the other engine resumes it, its finished items are not run again",
+  async (server) => {
+    await withPgDatabase(server, async (db) => {
+      await withTempDir(async (dir) => {
+        const es = await engines(dir, db, 2);
+        try {
+          const flowId = await storeFlow(es[0], {
+            schema: SCHEMA,
+            name: "fan",
+            steps: [{
+              id: "each",
+              component: "/builtin/map",
+              input: {
+                items: { $from: { workflow: "input" }, path: "items" },
+                max_concurrency: 2,
+                workflow: {
+                  $literal: {
+                    schema: SCHEMA,
+                    name: "item",
+                    steps: [{
+                      id: "s",
+                      component: "/svc/step",
+                      input: { value: { $from: { workflow: "input" } }, delay_ms: 1000 },
+                    }],
+                    output: { $from: { step: "s" }, path: "$.value" },
+                  },
+                },
+              },
+            }],
+            output: { $from: { step: "each" }, path: "successful" },
+          });
+          const r = await es[0].call("POST", "/api/v1/runs", {
+            flowId,
+            input: { items: [1, 2, 3, 4, 5, 6] },
+            wait: false,
+          });
+          const runId = r.body.runId;
+          // the second pair of items is in flight
+          await until(
+            "items 3 and 4 in flight",
+            20_000,
+            async () =>
+              (await journal(dir)).filter((l) => l[0] === "start").length >= 3 ? true : undefined,
+          );
+          const owner = (await es[0].call("GET", `/api/v1/runs/${runId}`)).body.owner;
+          const leaving = es.find((e) => e.pid === owner.pid)!;
+          const staying = es.find((e) => e !== leaving)!;
+          assertEquals(await leaving.stop("SIGTERM"), 0);
+          const done = await until("resumed by the other engine", 20_000, async () => {
+            const g = await staying.call("GET", `/api/v1/runs/${runId}`);
+            return g.body.status === "completed" ? g.body : undefined;
+          });
+          assertEquals(done.result, { outcome: "success", result: 6 });
+          assertEquals(done.owner.pid, staying.pid);
+          // each item ran once, but those in flight at the stop (twice at most: attempt 2)
+          const starts = (await journal(dir)).filter((l) => l[0] === "start");
+          const perItem = new Map<string, string[]>();
+          for (const l of starts) perItem.set(l[1], [...(perItem.get(l[1]) ?? []), l[3]]);
+          assertEquals(perItem.size, 6);
+          const twice = [...perItem.values()].filter((a) => a.length > 1);
+          assert(twice.length <= 2, JSON.stringify([...perItem]));
+          for (const a of twice) assertEquals(a, ["1", "2"]);
+        } finally {
+          await stopAll(es);
+        }
+      });
+    });
+  },
+);
