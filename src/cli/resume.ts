@@ -75,7 +75,12 @@ export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<
       throw new UsageError(`--from must be 'failed' or 'interrupted', got '${flags.from}'`);
     }
     from = flags.from as ResumeMode | undefined;
-    config = applyStoreFlag(await loadConfigForFlow({ configPath: flags.config }), flags.store);
+    // the run must be in that database: a mistyped path is an error, not a new empty file
+    config = applyStoreFlag(
+      await loadConfigForFlow({ configPath: flags.config }),
+      flags.store,
+      true,
+    );
     const store = config.config.stateStore;
     if (store === undefined || store.type === "inMemory") {
       throw new UsageError(

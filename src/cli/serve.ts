@@ -25,6 +25,7 @@ import { formatDiagnostic } from "../core/diagnostics.ts";
 import { Engine } from "../execution/engine.ts";
 import { parseDuration } from "../core/duration.ts";
 import { openStateStore, storeConfigFromUrl } from "../state/create.ts";
+import { checkSqliteStore } from "./store_option.ts";
 import { describePostgresUrl } from "../state/postgres_url.ts";
 import type { StateStoreConfig } from "../config/model.ts";
 import type { StateStore } from "../state/store.ts";
@@ -177,14 +178,21 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     cancel.dispose();
     await engine.close();
     const refused = describeError(e).startsWith("refusing");
+    // a --host this machine cannot listen on (not one of its addresses, or a name that does not
+    // resolve) is bad usage, named as such
+    const badHost = e instanceof Deno.errors.AddrNotAvailable ||
+      /failed to lookup address/i.test(describeError(e));
     writeStderr(
       `error: ${
         e instanceof Deno.errors.AddrInUse
           ? `port ${settings.port} on ${settings.host} is in use: choose another with --port (0 picks a free one)`
+          : badHost
+          ? `cannot listen on --host '${settings.host}': ${describeError(e)}; give an address ` +
+            "of this machine (127.0.0.1, ::1, or 0.0.0.0 for all) or a name that resolves to one"
           : describeError(e)
       }\n`,
     );
-    return refused ? EXIT_INVALID : EXIT_FAILED;
+    return refused || badHost ? EXIT_INVALID : EXIT_FAILED;
   }
   try {
     // PostgreSQL: registered in the engines table, claiming runs (src/server/cluster.ts)
@@ -298,11 +306,14 @@ function leaseTtlOf(text: string): string {
 
 /** `--store`: a file path, `sqlite:<url>`, `postgres://...`, or `memory`. @throws {UsageError} */
 function storeOf(text: string): StateStoreConfig {
+  let config;
   try {
-    return storeConfigFromUrl(text);
+    config = storeConfigFromUrl(text);
   } catch (e) {
     throw new UsageError(describeError(e));
   }
+  checkSqliteStore(config, Deno.cwd(), `--store '${text}'`, false);
+  return config;
 }
 
 const SIZE_UNITS: Record<string, number> = {
