@@ -45,6 +45,8 @@ interface ServeFlags {
   corsOrigin?: string[];
   /** false with `--no-resume`. */
   resume?: boolean;
+  leaseTtl?: string;
+  advertiseUrl?: string;
 }
 
 /** Adds `serve` to `program`. */
@@ -72,6 +74,14 @@ export function register(program: Command, setExit: SetExit): void {
       "--shutdown-timeout <duration>",
       "on SIGTERM, how long runs in progress may take to finish before they are cancelled",
       "30s",
+    )
+    .option(
+      "--lease-ttl <duration>",
+      "PostgreSQL store: how long a run's lease lasts without renewal, e.g. 30s (default: the config's leaseTtl, else 30s)",
+    )
+    .option(
+      "--advertise-url <url>",
+      "PostgreSQL store: the URL the other engines reach this one at (default: the bound address; this machine's host name for 0.0.0.0)",
     )
     .option(
       "--cors-origin <origin...>",
@@ -113,10 +123,16 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   try {
     // --store, else a stateStore the config sets, else the durable default ./stepflow.db
     const fromConfig = isJsonObject(config.raw) && config.raw.stateStore !== undefined;
-    const storeConfig: StateStoreConfig = settings.store ??
+    let storeConfig: StateStoreConfig = settings.store ??
       (fromConfig
         ? config.config.stateStore
         : { type: "sqlite", databaseUrl: "sqlite:stepflow.db", autoMigrate: true });
+    if (settings.leaseTtl !== undefined) {
+      if (storeConfig.type !== "postgres") {
+        throw new UsageError("--lease-ttl applies to a PostgreSQL store (--store postgres://...)");
+      }
+      storeConfig = { ...storeConfig, leaseTtl: settings.leaseTtl };
+    }
     storeText = storeConfig.type === "sqlite"
       ? storeConfig.databaseUrl
       : storeConfig.type === "postgres"
@@ -128,6 +144,10 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       { journal: true }, // the event streams (GET /runs/{id}/events) read it
     );
   } catch (e) {
+    if (e instanceof UsageError) {
+      writeStderr(`error: ${describeError(e)}\n`);
+      return EXIT_INVALID;
+    }
     writeStderr(`error: cannot open the state store: ${describeError(e)}\n`);
     return EXIT_FAILED;
   }
@@ -158,6 +178,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       maxConcurrentRuns: settings.maxConcurrentRuns,
       maxQueuedRuns: settings.maxQueuedRuns,
       corsOrigins: flags.corsOrigin,
+      ...(settings.advertiseUrl !== undefined ? { advertiseUrl: settings.advertiseUrl } : {}),
     });
   } catch (e) {
     cancel.dispose();
@@ -179,6 +200,17 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     );
     return refused || badHost ? EXIT_INVALID : EXIT_FAILED;
   }
+  try {
+    // PostgreSQL: registered in the engines table, claiming runs (src/server/cluster.ts)
+    await service.ready;
+  } catch (e) {
+    writeStderr(`error: cannot join the engines of the database: ${describeError(e)}\n`);
+    await service.shutdown(0);
+    await engine.close();
+    cancel.dispose();
+    return EXIT_FAILED;
+  }
+  const cluster = service.server.service.cluster;
   writeStderr(
     JSON.stringify({
       event: "listening",
@@ -187,9 +219,11 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       port: service.port,
       store: storeText,
       pid: Deno.pid,
+      ...(cluster ? { engineId: cluster.engineId, leaseTtlMs: cluster.leaseTtlMs } : {}),
     }) + "\n",
   );
-  if (flags.resume !== false) {
+  if (flags.resume !== false && cluster === undefined) {
+    // (with PostgreSQL the cluster takes over runs of stopped engines itself: src/server/cluster.ts)
     // in-flight runs survive a restart (issue 12): each is claimed, then continued
     const { resumeInterruptedRuns } = await import("../server/runs.ts");
     try {
@@ -209,11 +243,15 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     if (cancel.signal.aborted) resolve();
     cancel.signal.addEventListener("abort", () => resolve(), { once: true });
   });
-  const { finished, cancelled } = await service.shutdown(settings.shutdownMs);
+  const { finished, cancelled, released } = await service.shutdown(settings.shutdownMs);
   await engine.close();
   cancel.dispose();
   writeStderr(
-    `stopped: ${finished} run(s) finished, ${cancelled} cancelled at shutdown; step services closed\n`,
+    `stopped: ${finished} run(s) finished, ${
+      released === undefined
+        ? `${cancelled} cancelled`
+        : `${released} released to the other engines`
+    } at shutdown; step services closed\n`,
   );
   return EXIT_OK;
 }
@@ -255,7 +293,38 @@ function readSettings(flags: ServeFlags) {
     maxConcurrentRuns: positiveInt(flags.maxConcurrentRuns ?? "100", "--max-concurrent-runs", 1),
     maxQueuedRuns: positiveInt(flags.maxQueuedRuns ?? "10000", "--max-queued-runs", 0),
     shutdownMs,
+    leaseTtl: flags.leaseTtl === undefined ? undefined : leaseTtlOf(flags.leaseTtl),
+    advertiseUrl: flags.advertiseUrl === undefined ? undefined : urlOf(flags.advertiseUrl),
   };
+}
+
+/** `--advertise-url`: an http(s) URL, without a trailing slash. @throws {UsageError} */
+function urlOf(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text.trim());
+  } catch {
+    throw new UsageError(
+      `--advertise-url must be a URL such as http://10.0.0.5:7840, got '${text}'`,
+    );
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new UsageError(`--advertise-url must be an http:// or https:// URL, got '${text}'`);
+  }
+  return u.toString().replace(/\/$/, "");
+}
+
+/** `--lease-ttl`: a duration (`2s`, `500ms`, `1m`) of at least 100 ms. @throws {UsageError} */
+function leaseTtlOf(text: string): string {
+  const t = text.trim();
+  let ms: number;
+  try {
+    ms = parseDuration(/^\d+$/.test(t) ? Number(t) : t, { what: "--lease-ttl" });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (ms < 100) throw new UsageError(`--lease-ttl must be at least 100ms, got '${text}'`);
+  return `${ms}ms`;
 }
 
 /** `--store`: a file path, `sqlite:<url>`, `postgres://...`, or `memory`. @throws {UsageError} */

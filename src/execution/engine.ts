@@ -318,7 +318,7 @@ export class Engine {
     this.#executing.add(runId);
     let prepared;
     try {
-      prepared = await this.#prepareResume(record, mode);
+      prepared = await this.#prepareResume(record, mode, options.claimed === true);
     } catch (e) {
       this.#executing.delete(runId);
       throw e;
@@ -335,8 +335,9 @@ export class Engine {
   async #prepareResume(
     record: RunRecord,
     mode: ResumeMode,
+    claimed = false,
   ): Promise<{ flow: Flow; state: ResumeState }> {
-    const claim = await this.store.claimRun(record.runId);
+    const claim = claimed ? { claimed: true as const } : await this.store.claimRun(record.runId);
     if (!claim.claimed) {
       const who = claim.reason === "owned" && claim.owner
         ? ` (pid ${claim.owner.pid ?? "?"}${claim.owner.host ? ` on ${claim.owner.host}` : ""})`
@@ -395,11 +396,12 @@ export class Engine {
     if (topLevel) this.#executing.add(runId);
     const origin = originOf(options);
     // Not awaited: the store commits writes in order, so a later commit of this run (a step
-    // result, its completion) fails when this one did (src/state/store.ts).
+    // result, its completion) fails when this one did (src/state/store.ts). A run claimed from
+    // the queue exists already.
     if (options.resume !== undefined) {
       // claimed already (engine.resume): running again
       this.store.setRunStatus(runId, "running");
-    } else {
+    } else if (!options.existing) {
       this.store.createRun({
         runId,
         flowId,

@@ -38,6 +38,11 @@ export interface ResumeOptions {
   from?: ResumeMode;
   /** Cancels the resumed run (as `RunOptions.signal`). */
   signal?: AbortSignal;
+  /**
+   * This engine holds the run's lease already (it took the run over with `store.claimRuns`, issue
+   * 14): it is not claimed again (no second `run_resumed`, no second epoch).
+   */
+  claimed?: boolean;
 }
 
 /** The committed state a resumed run starts from. */

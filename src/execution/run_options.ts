@@ -44,6 +44,11 @@ export interface RunOptions {
   /** The run that started this one (nested runs). */
   parentRunId?: string;
   /**
+   * The run's record exists already (a run claimed from the store's queue, issue 14): the engine
+   * does not create it again. Its `runId` must be given and this engine must hold its lease.
+   */
+  existing?: boolean;
+  /**
    * Most steps of this run in flight at once (issue 5): a positive integer; default the config's
    * `maxConcurrency`, else no limit (0.8).
    */

@@ -51,6 +51,12 @@ export class BatchService {
   #live = new Map<string, LiveBatch>();
   #finished: string[] = [];
   #running = 0;
+  /**
+   * Distributed mode (several engines on a PostgreSQL store, src/server/cluster.ts): a batch's
+   * runs are queued in the database at once and claimed by any engine; this cancels one of them
+   * wherever it is.
+   */
+  distributedCancel?: (runId: string, reason: string) => Promise<unknown>;
 
   constructor(
     readonly runs: RunService,
@@ -85,6 +91,25 @@ export class BatchService {
       createdAt: this.store.now(),
     };
     this.store.createBatch(record);
+    if (this.distributedCancel !== undefined) {
+      // every engine claims the batch's runs from the database (maxConcurrency is not applied
+      // across engines: each engine's --max-concurrent-runs is)
+      const at = this.store.now();
+      for (let i = 0; i < n; i++) {
+        const runId = uuidv7();
+        this.store.createQueuedRun({
+          runId,
+          flowId,
+          flowName: flow.name,
+          input: inputs[i],
+          overrides: options.overrides,
+          variables: options.variables,
+          createdAt: at,
+        });
+        this.store.addBatchRun(batchId, runId, i);
+      }
+      return { batchId, totalInputs: n };
+    }
     const b: LiveBatch = {
       record,
       runIds: [],
@@ -192,8 +217,10 @@ export class BatchService {
       completedAt: null,
     };
     let last = "";
-    for (const { runId } of await this.store.getBatchRuns(batchId)) {
-      const run = await this.store.getRun(runId);
+    const ids = (await this.store.getBatchRuns(batchId)).map((r) => r.runId);
+    const runs = new Map((await this.store.getRuns(ids)).map((r) => [r.runId, r]));
+    for (const runId of ids) {
+      const run = runs.get(runId);
       const status = run?.status ?? "cancelled";
       if (status === "completed") d.completedRuns++;
       else if (status === "failed") d.failedRuns++;
@@ -224,14 +251,22 @@ export class BatchService {
       if (record.status === "cancelled") return "already";
       const d = await this.details(batchId);
       if (d && d.runningRuns === 0) return "finished";
-      // a batch of an earlier service process: its runs are not running here
+      // a batch of an earlier service process (or of the engines sharing the database): its runs
+      // are not running here
       this.store.setBatchStatus(record, "cancelled");
-      for (const { runId } of await this.store.getBatchRuns(batchId)) {
-        const run = await this.store.getRun(runId);
-        if (run && (run.status === "queued" || run.status === "running")) {
-          this.store.finishRun(runId, "cancelled", cancelledResult());
+      const ids = (await this.store.getBatchRuns(batchId)).map((r) => r.runId);
+      const cancels: Promise<unknown>[] = [];
+      for (const run of await this.store.getRuns(ids)) {
+        if (run.status !== "queued" && run.status !== "running" && run.status !== "paused") {
+          continue;
         }
+        if (this.distributedCancel !== undefined) {
+          cancels.push(
+            this.distributedCancel(run.runId, `batch ${batchId} was cancelled`).catch(() => {}),
+          );
+        } else this.store.finishRun(run.runId, "cancelled", cancelledResult());
       }
+      await Promise.all(cancels);
       return "cancelled";
     }
     if (b.cancelled) return "already";

@@ -10,6 +10,7 @@ import type { ServiceStore } from "./store_adapter.ts";
 import type { RunService } from "./runs.ts";
 import type { BatchService } from "./batches.ts";
 import type { ServiceMetrics } from "./metrics.ts";
+import type { Cluster } from "./cluster.ts";
 import { ApiError, flowNotFound } from "./api_error.ts";
 import { normalizeUuid } from "./ids.ts";
 
@@ -22,6 +23,8 @@ export interface Service {
   metrics: ServiceMetrics;
   /** The version reported by `/health` and `/metrics`. */
   version: string;
+  /** This engine's part in a cluster sharing a PostgreSQL store (issue 14), when it is one. */
+  cluster?: Cluster;
 }
 
 /** The Hono app the routes are added to. */

@@ -11,6 +11,12 @@ export interface ListenOptions extends ServerOptions {
   hostname?: string;
   /** TCP port; 0 picks a free one. @default 7840 */
   port?: number;
+  /**
+   * The URL other engines reach this service at (PostgreSQL store: registered in the `engines`
+   * table; cancels are forwarded to it). Default: the bound address, or for `0.0.0.0`/`::` this
+   * machine's host name with the port.
+   */
+  advertiseUrl?: string;
 }
 
 /** A service listening on an address. */
@@ -25,9 +31,30 @@ export interface ListeningService {
    * Stops gracefully: no new connections or runs; runs in progress get `graceMs` (default 30 s)
    * to finish, then are cancelled; open requests are answered. Does not close the engine.
    */
-  shutdown(graceMs?: number): Promise<{ finished: number; cancelled: number }>;
+  shutdown(
+    graceMs?: number,
+  ): Promise<{ finished: number; cancelled: number; released?: number }>;
   /** Settles when the HTTP server has stopped. */
   finished: Promise<void>;
+  /**
+   * Resolves once the service takes part in its cluster (PostgreSQL store: registered in the
+   * `engines` table with its URL, claiming runs); at once otherwise. Rejects with a
+   * `StoreError` when the database cannot be written.
+   */
+  ready: Promise<void>;
+}
+
+/** Where other machines reach a service bound to `addr`: its host name for a wildcard address. */
+function advertised(addr: Deno.NetAddr): string {
+  let host = addr.hostname;
+  if (host === "0.0.0.0" || host === "::") {
+    try {
+      host = Deno.hostname();
+    } catch {
+      // no --allow-sys=hostname: the address as bound
+    }
+  }
+  return `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
 }
 
 /** True for loopback addresses (`127.0.0.0/8`, `::1`, `localhost`). */
@@ -61,13 +88,20 @@ export function listen(engine: Engine, options: ListenOptions = {}): ListeningSe
   }, server.fetch);
   const addr = http.addr as Deno.NetAddr;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  let stopping: Promise<{ finished: number; cancelled: number }> | undefined;
+  let stopping:
+    | Promise<{ finished: number; cancelled: number; released?: number }>
+    | undefined;
+  const url = `http://${host}:${addr.port}`;
+  const ready = server.service.cluster?.start(options.advertiseUrl ?? advertised(addr)) ??
+    Promise.resolve();
+  ready.catch(() => {}); // the caller awaits it
   return {
     server,
     hostname: addr.hostname,
     port: addr.port,
-    url: `http://${host}:${addr.port}`,
+    url,
     finished: http.finished,
+    ready,
     shutdown(graceMs = 30_000) {
       return stopping ??= (async () => {
         const drained = server.shutdown(graceMs);

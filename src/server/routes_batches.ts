@@ -40,6 +40,8 @@ export function addBatchRoutes(app: ApiApp, s: Service): void {
         overrides: body.overrides,
         variables: body.variables,
       });
+      // stored before answered: any engine on the same database answers for the batch next
+      if (s.cluster !== undefined) await s.store.committed();
       return c.json({ batchId, totalInputs, status: "running" as const }, 200);
     },
   );

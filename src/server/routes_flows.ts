@@ -115,9 +115,12 @@ export function addFlowRoutes(app: ApiApp, s: Service): void {
         ...errors(400, 413, 415),
       },
     }),
-    (c) => {
+    async (c) => {
       const { flow } = c.req.valid("json");
-      return c.json(storeFlow(s.engine, flow) as never, 200);
+      const answer = storeFlow(s.engine, flow);
+      // stored before answered: another engine on the same database may be asked for it next
+      await s.store.committed();
+      return c.json(answer as never, 200);
     },
   );
 

@@ -26,6 +26,7 @@ import {
   type Service,
 } from "./context.ts";
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
+import { ownerOf } from "./cluster.ts";
 import { runSteps } from "./step_details.ts";
 import { type ActiveRun, waitFor } from "./runs.ts";
 import { errors, json } from "./openapi.ts";
@@ -111,8 +112,12 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
           variables: body.variables,
         });
       }
+      // distributed: the run is queued in the database before it is answered (any engine may be
+      // asked for it next)
+      if (s.cluster !== undefined && waitMs === 0) await s.store.committed();
       const outcome = waitMs === 0 ? undefined : await waitFor(run, waitMs);
-      if (!outcome) {
+      if (!outcome || !TERMINAL_STATUSES.has(outcome.status)) {
+        // (a distributed service stopping while the run executes on another engine: 202 too)
         return c.json(createRunBody(run.runId, run.state === "queued" ? "queued" : "running"), 202);
       }
       return c.json(createRunBody(run.runId, outcome.status, outcome.result), 200);
@@ -162,7 +167,12 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
     runRoute("get", "/api/v1/runs/{runId}", "A run: status, input, result", S.RunDetailsSchema),
     async (c) => {
       const r = await storedRun(s, c.req.valid("param").runId);
-      return c.json(runDetails(r) as never, 200);
+      const d: ReturnType<typeof runDetails> & { owner?: unknown } = runDetails(r);
+      if (s.cluster !== undefined && r.ownerId !== undefined) {
+        // which engine executes (or last executed) the run (issue 14)
+        d.owner = ownerOf(r, await s.cluster.engine(r.ownerId));
+      }
+      return c.json(d as never, 200);
     },
   );
 
@@ -201,6 +211,18 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
     ),
     async (c) => {
       const runId = runIdParam(c.req.valid("param").runId);
+      if (s.cluster !== undefined) {
+        // queued in the database, or executing on another engine (issue 14)
+        const answer = await s.cluster.cancel(
+          runId,
+          "cancelled with POST /runs/{runId}/cancel",
+          c.req.header("authorization"),
+        );
+        if (answer !== undefined) {
+          const body = answer.run !== undefined ? runSummary(answer.run) : answer.body;
+          return c.json(body as never, answer.status as 200);
+        }
+      }
       const outcome = await s.runs.cancel(runId, "cancelled with POST /runs/{runId}/cancel");
       const r = await s.store.getRun(runId);
       if (!r) throw runNotFound(runId);

@@ -61,6 +61,8 @@ class Run implements ActiveRun {
   handle?: RunHandle;
   request?: RunRequest;
   cancelReason?: string;
+  /** Distributed: the run left this engine (lease lost, released): nothing more is stored. */
+  abandoned = false;
   startedAt = 0;
   resolve!: (o: RunOutcome) => void;
   readonly done: Promise<RunOutcome>;
@@ -86,6 +88,25 @@ const MAX_IDEMPOTENCY_KEYS = 10_000;
 /** How long an idempotency key is remembered: 24 h. */
 const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 
+/**
+ * What a {@linkcode RunService} in distributed mode (several engines sharing a PostgreSQL store,
+ * src/server/cluster.ts) tells the cluster.
+ */
+export interface RunDistribution {
+  /**
+   * Run `runId` was queued in the database by this service (or left this engine): any engine may
+   * execute it; watch it until it finishes and {@linkcode RunService.settle} it here.
+   */
+  waiting(runId: string): void;
+  /** A slot freed on this engine: claim more runs. */
+  slotFreed(): void;
+  /**
+   * Gives runs executing here back to the database (graceful shutdown): another engine takes
+   * them over at once. Resolves once they are released.
+   */
+  release(runIds: string[]): Promise<void>;
+}
+
 /** The runs of a service. */
 export class RunService {
   readonly maxConcurrent: number;
@@ -100,6 +121,7 @@ export class RunService {
   #idempotency = new Map<string, IdempotencyEntry>();
   /** Runs accepted by a batch but not submitted yet: how to cancel each. */
   #reserved = new Map<string, () => void>();
+  #distribution?: RunDistribution;
 
   constructor(
     readonly engine: Engine,
@@ -111,6 +133,19 @@ export class RunService {
     this.maxQueued = nonNegative(limits.maxQueuedRuns, 10_000, "maxQueuedRuns");
     metrics.gauges.active = () => this.#running;
     metrics.gauges.queued = () => this.#queued;
+  }
+
+  /**
+   * Distributed mode (issue 14): submitted runs are queued in the shared database, and any engine
+   * claims them ({@linkcode adopt}) within its own `maxConcurrentRuns`.
+   */
+  distribute(distribution: RunDistribution): void {
+    this.#distribution = distribution;
+  }
+
+  /** True in distributed mode. */
+  get distributed(): boolean {
+    return this.#distribution !== undefined;
   }
 
   /** Runs executing now. */
@@ -162,6 +197,28 @@ export class RunService {
     }
     const run = new Run(options.runId ?? uuidv7(), request.flowId, request);
     this.#active.set(run.runId, run);
+    if (this.#distribution !== undefined) {
+      // queued in the database: whichever engine has a free slot claims it (maybe this one)
+      const stored = this.store.createQueuedRun({
+        runId: run.runId,
+        flowId: request.flowId,
+        flowName: request.flow.name,
+        input: request.input,
+        overrides: request.overrides,
+        variables: request.variables,
+        createdAt: this.store.now(),
+      });
+      stored?.catch((e) =>
+        this.settle(run.runId, {
+          status: "failed",
+          result: failed(507, `The run could not be queued: ${describeError(e)}`),
+        })
+      );
+      run.request = undefined;
+      this.#queued++;
+      this.#distribution.waiting(run.runId);
+      return run;
+    }
     if (hasSlot) {
       this.#start(run);
     } else {
@@ -246,8 +303,109 @@ export class RunService {
     );
   }
 
+  /**
+   * Distributed mode: executes run `record` (claimed from the database by this engine) with
+   * `start`, as a run of this service (cancel, waiters, limits, drain). A run submitted here and
+   * waiting is the same run.
+   */
+  adopt(runId: string, flowId: string, start: () => RunHandle | Promise<RunHandle>): ActiveRun {
+    let run = this.#active.get(runId);
+    if (run !== undefined && run.state === "running") return run;
+    if (run === undefined) {
+      run = new Run(runId, flowId, undefined as unknown as RunRequest);
+      this.#active.set(runId, run);
+    } else {
+      this.#queued--;
+    }
+    run.request = undefined;
+    run.abandoned = false;
+    run.state = "running";
+    run.startedAt = performance.now();
+    this.#running++;
+    this.metrics.runsStarted++;
+    const r = run;
+    const started = (handle: RunHandle) => {
+      r.handle = handle;
+      if (r.abandoned) handle.cancel(new Error("the run left this engine"));
+      else if (r.cancelReason !== undefined) {
+        handle.cancel(new Error(`Run was cancelled: ${r.cancelReason}`));
+      }
+      handle.result.then(
+        (res) => this.#finish(r, res, false),
+        (e) =>
+          this.#finish(r, failed(500, `The run failed in the engine: ${describeError(e)}`), true),
+      );
+    };
+    try {
+      const h = start();
+      if (h instanceof Promise) {
+        h.then(
+          started,
+          (e) => this.#finish(r, failed(500, `The run could not start: ${describeError(e)}`), true),
+        );
+      } else {
+        started(h);
+      }
+    } catch (e) {
+      this.#finish(r, failed(500, `The run could not start: ${describeError(e)}`), true);
+    }
+    return r;
+  }
+
+  /**
+   * Distributed mode: run `runId`, waiting here, was finished by another engine (or cancelled in
+   * the database): its waiters get `outcome`. Nothing is stored.
+   */
+  settle(runId: string, outcome: RunOutcome): void {
+    const run = this.#active.get(runId);
+    if (run === undefined || run.state !== "queued") return;
+    this.#queued--;
+    run.state = "ended";
+    this.#active.delete(runId);
+    run.resolve(outcome);
+  }
+
+  /**
+   * Distributed mode: run `runId` left this engine (its lease was lost to another engine, or
+   * released at shutdown): it stops here without storing anything, and waits (state `queued`)
+   * for whichever engine finishes it.
+   */
+  abandon(runId: string): void {
+    const run = this.#active.get(runId);
+    if (run === undefined || run.state !== "running" || run.abandoned) return;
+    run.abandoned = true;
+    run.handle?.cancel(new Error("the run left this engine"));
+  }
+
+  /** Run ids executing on this engine now. */
+  runningIds(): string[] {
+    const ids: string[] = [];
+    for (const r of this.#active.values()) {
+      if (r.state === "running" && !r.abandoned) ids.push(r.runId);
+    }
+    return ids;
+  }
+
+  /** Run ids waiting here for another engine (distributed mode). */
+  waitingIds(): string[] {
+    const ids: string[] = [];
+    for (const r of this.#active.values()) if (r.state === "queued") ids.push(r.runId);
+    return ids;
+  }
+
   #finish(run: Run, result: FlowResult, store: boolean): void {
     if (run.state === "ended") return;
+    if (run.abandoned && run.state === "running") {
+      // it goes on elsewhere: wait for it there (no write: this engine no longer owns it)
+      run.abandoned = false;
+      run.handle = undefined;
+      run.state = "queued";
+      this.#running--;
+      this.#queued++;
+      this.#distribution?.waiting(run.runId);
+      this.#pump();
+      return;
+    }
     const wasRunning = run.state === "running";
     run.state = "ended";
     this.#active.delete(run.runId);
@@ -282,6 +440,10 @@ export class RunService {
 
   /** Starts queued runs while slots are free. */
   #pump(): void {
+    if (this.#distribution !== undefined) {
+      this.#distribution.slotFreed();
+      return;
+    }
     while (this.#running < this.maxConcurrent && this.#head < this.#queue.length) {
       const run = this.#queue[this.#head];
       this.#queue[this.#head++] = undefined as unknown as Run;
@@ -314,6 +476,9 @@ export class RunService {
       this.metrics.runFinished("cancelled", -1);
       return { status: "cancelled", result };
     }
+    // distributed: a run waiting here is queued in the database or runs on another engine; the
+    // cluster cancels it there (src/server/cluster.ts)
+    if (run.state === "queued" && this.#distribution !== undefined) return undefined;
     if (run.state === "queued") {
       run.cancelReason = reason;
       this.#queued--;
@@ -379,8 +544,13 @@ export class RunService {
    * Stops accepting runs, lets active runs finish for up to `graceMs`, then cancels the rest
    * (reason: the service stopped). Resolves when every run has ended.
    */
-  async drain(graceMs: number): Promise<{ finished: number; cancelled: number }> {
+  async drain(
+    graceMs: number,
+  ): Promise<{ finished: number; cancelled: number; released?: number }> {
     this.#accepting = false;
+    if (this.#distribution !== undefined) {
+      return await this.#drainShared(graceMs, this.#distribution);
+    }
     // A run paused for a signal (/builtin/wait_for) is neither waited for nor cancelled: it stays
     // `paused` in the store and continues when the service starts again (issue 12).
     const isPaused = async (r: Run) =>
@@ -420,6 +590,51 @@ export class RunService {
       );
     }
     return { finished, cancelled: left.length };
+  }
+
+  /**
+   * Distributed drain: runs executing here get `graceMs` to finish; the rest are released to the
+   * database (another engine continues them) and stopped here; waiters of runs executing
+   * elsewhere get their run's current status.
+   */
+  async #drainShared(
+    graceMs: number,
+    d: RunDistribution,
+  ): Promise<{ finished: number; cancelled: number; released: number }> {
+    const running = [...this.#active.values()].filter((r) => r.state === "running");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(running.map((r) => r.done)),
+      new Promise((r) => timer = setTimeout(r, graceMs)),
+    ]);
+    clearTimeout(timer);
+    const left = [...this.#active.values()].filter((r) => r.state === "running");
+    if (left.length > 0) {
+      log.warn(
+        `shutdown: ${left.length} run(s) still running after ${graceMs} ms; releasing them to the other engines`,
+      );
+      try {
+        await d.release(left.map((r) => r.runId));
+      } catch (e) {
+        log.error(`shutdown: cannot release runs: ${describeError(e)}`);
+      }
+      for (const r of left) this.abandon(r.runId);
+      await Promise.allSettled(left.map((r) => r.handle?.result));
+    }
+    for (const r of [...this.#active.values()]) {
+      if (r.state !== "queued") continue;
+      this.#queued--;
+      r.state = "ended";
+      this.#active.delete(r.runId);
+      r.resolve({
+        status: "queued",
+        result: failed(
+          503,
+          `This service stopped while the run was waiting or running on another engine; it goes on: GET /api/v1/runs/${r.runId}`,
+        ),
+      });
+    }
+    return { finished: running.length - left.length, cancelled: 0, released: left.length };
   }
 }
 

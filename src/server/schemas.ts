@@ -219,6 +219,17 @@ export const RunDetailsSchema = RunSummarySchema.extend({
   result: FlowResultSchema.nullable(),
   overrides: Json.optional(),
   parentRunId: Uuid.optional().openapi({ description: "Extension: the run that started this one" }),
+  owner: z.object({
+    engineId: z.string(),
+    leaseEpoch: z.number().int().optional(),
+    leaseExpiresAt: z.string().optional(),
+    url: z.string().optional(),
+    host: z.string().optional(),
+    pid: z.number().int().optional(),
+  }).optional().openapi({
+    description:
+      "Extension (PostgreSQL store, several engines): the engine executing (or that last executed) the run, its lease epoch and expiry, and where that engine's service answers (GET /api/v1/engines)",
+  }),
 }).openapi("RunDetails");
 
 export const ListRunsQuery = z.object({

@@ -37,6 +37,8 @@ import { addUiRoutes } from "./routes_ui.ts";
 import { BatchService } from "./batches.ts";
 import { RunService } from "./runs.ts";
 import { ServiceStore } from "./store_adapter.ts";
+import { Cluster, type ClusterOptions } from "./cluster.ts";
+import { addEngineRoutes } from "./routes_engines.ts";
 
 const log = logger("serve");
 
@@ -66,6 +68,13 @@ export interface ServerOptions {
    * for a service on a loopback address without a token. Default: any.
    */
   allowedHosts?: string[];
+  /**
+   * With a PostgreSQL store (issue 14): run as one of the engines sharing it — runs are queued in
+   * the database and claimed by any engine (src/server/cluster.ts); `false` executes the runs
+   * submitted here only. Claiming starts with `server.service.cluster.start(url)` (`listen`
+   * does it). @default true for a PostgreSQL store
+   */
+  cluster?: boolean | ClusterOptions;
 }
 
 /** A service: the fetch handler and what runs behind it. */
@@ -82,7 +91,9 @@ export interface StepflowServer {
    * Stops accepting runs (503), lets active runs finish for up to `graceMs` (default 30 s), then
    * cancels the rest. Does not close the engine (its owner does).
    */
-  shutdown(graceMs?: number): Promise<{ finished: number; cancelled: number }>;
+  shutdown(
+    graceMs?: number,
+  ): Promise<{ finished: number; cancelled: number; released?: number }>;
 }
 
 /**
@@ -95,6 +106,17 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
   const runs = new RunService(engine, store, metrics, options);
   const batches = new BatchService(runs, store, metrics);
   const service: Service = { engine, store, runs, batches, metrics, version: SERVICE_VERSION };
+  if (engine.store.kind === "postgres" && options.cluster !== false) {
+    service.cluster = new Cluster(
+      engine,
+      runs,
+      { token: options.token, ...(typeof options.cluster === "object" ? options.cluster : {}) },
+    );
+    const cluster = service.cluster;
+    batches.distributedCancel = async (runId, reason) => {
+      if ((await cluster.cancel(runId, reason)) === undefined) await runs.cancel(runId, reason);
+    };
+  }
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isSafeInteger(maxBody) || maxBody < 1) {
     throw new RangeError(`maxBodyBytes must be a positive integer, got ${maxBody}`);
@@ -177,6 +199,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
   addBatchRoutes(app, service);
   addEventRoutes(app, service);
   addGraphRoutes(app, service);
+  addEngineRoutes(app, service);
   addUiRoutes(app);
 
   let doc: Record<string, unknown> | undefined;
@@ -196,6 +219,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
         { name: "Run" },
         { name: "Batch" },
         { name: "Debug" },
+        { name: "Engine" },
       ],
     }) as unknown as Record<string, unknown>;
   app.get("/api/v1/openapi.json", (c) => c.json(openapi()));
@@ -241,7 +265,14 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     app,
     service,
     openapi,
-    shutdown: (graceMs = 30_000) => runs.drain(graceMs),
+    shutdown: async (graceMs = 30_000) => {
+      service.cluster?.stop();
+      try {
+        return await runs.drain(graceMs);
+      } finally {
+        service.cluster?.close();
+      }
+    },
   };
 }
 

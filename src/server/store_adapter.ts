@@ -47,6 +47,14 @@ export class ServiceStore {
     return this.store.getRun(runId);
   }
 
+  /** The runs among `runIds` that exist (one query on a PostgreSQL store). */
+  async getRuns(runIds: string[]): Promise<RunRecord[]> {
+    const many = (this.store as { getRuns?: (ids: string[]) => Promise<RunRecord[]> }).getRuns;
+    if (many !== undefined) return await many.call(this.store, runIds);
+    const all = await Promise.all(runIds.map((id) => this.store.getRun(id)));
+    return all.filter((r): r is RunRecord => r !== undefined);
+  }
+
   listRuns(filter: RunFilter): Promise<RunRecord[]> {
     return this.store.listRuns(filter);
   }
@@ -70,9 +78,14 @@ export class ServiceStore {
     flowName?: string;
     input: JsonValue;
     overrides?: JsonValue;
+    variables?: Record<string, JsonValue>;
     createdAt: string;
-  }): void {
-    this.store.createRun({ ...run, status: "queued" });
+  }): Promise<void> | void {
+    const record = { ...run, status: "queued" as const };
+    if (record.variables === undefined || Object.keys(record.variables).length === 0) {
+      delete record.variables;
+    }
+    return this.store.createRun(record);
   }
 
   /** Sets a run's final status (and result). */

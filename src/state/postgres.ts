@@ -231,7 +231,7 @@ export class PostgresStateStore implements StateStore {
   #engine: "none" | "queued" | "committed" = "none";
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #heartbeatMs: number;
-  #onLeaseLost?: (runIds: string[]) => void;
+  #leaseListeners = new Set<(runIds: string[]) => void>();
   #watchers = new Set<() => void>();
   #listening: Promise<{ unlisten(): Promise<void> } | undefined> | undefined;
 
@@ -240,7 +240,7 @@ export class PostgresStateStore implements StateStore {
     this.database = database;
     this.leaseTtlMs = o.leaseTtlMs ?? 30_000;
     this.#heartbeatMs = o.heartbeatMs ?? Math.max(100, Math.floor(this.leaseTtlMs / 3));
-    this.#onLeaseLost = o.onLeaseLost;
+    if (o.onLeaseLost) this.#leaseListeners.add(o.onLeaseLost);
     this.#gc = new GroupCommit(() => this.#commitQueue());
   }
 
@@ -384,10 +384,12 @@ export class PostgresStateStore implements StateStore {
     }
     if (fresh.length === 0) return;
     log.warn(`lost the lease of ${fresh.length} run(s) to another engine: ${fresh.join(", ")}`);
-    try {
-      this.#onLeaseLost?.(fresh);
-    } catch (e) {
-      log.error(`onLeaseLost failed: ${describeError(e)}`);
+    for (const fn of this.#leaseListeners) {
+      try {
+        fn(fresh);
+      } catch (e) {
+        log.error(`onLeaseLost failed: ${describeError(e)}`);
+      }
     }
   }
 
@@ -1292,7 +1294,10 @@ export class PostgresStateStore implements StateStore {
             OR r.lease_expires_at < now()
             OR (r.lease_expires_at IS NULL AND NOT EXISTS (SELECT 1 FROM engines e
               WHERE e.id = r.owner_id
-                AND e.heartbeat_at > now() - ${ttl} * interval '1 millisecond')))
+                AND e.heartbeat_at > now() - ${ttl} * interval '1 millisecond'))
+            -- a nested run whose top-level run this engine holds (taken over or released to it)
+            OR (r.lease_expires_at IS NULL AND r.root_run_id IS NOT NULL AND EXISTS (
+              SELECT 1 FROM runs p WHERE p.id = r.root_run_id AND p.owner_id = ${me})))
           RETURNING r.id, r.lease_epoch, r.owner_id, COALESCE(r.root_run_id, r.id) AS root
         ), ev AS (
           INSERT INTO run_events(run_id, root_run_id, type, data, at)
@@ -1438,6 +1443,85 @@ export class PostgresStateStore implements StateStore {
       for (const [runId, r] of this.#open) if (r.lease === id) this.#open.delete(runId);
     }
     return released;
+  }
+
+  /**
+   * Calls `onLost(runIds)` with the runs whose lease this engine loses from now on (another
+   * engine took them over: their writes are refused; stop executing them), as the
+   * `onLeaseLost` option of {@linkcode PostgresStateStore.open}. Returns the unsubscribe.
+   */
+  watchLeases(onLost: (runIds: string[]) => void): () => void {
+    const fn = (ids: string[]) => onLost(ids);
+    this.#leaseListeners.add(fn);
+    return () => {
+      this.#leaseListeners.delete(fn);
+    };
+  }
+
+  /** The run ids this engine holds a lease on now. */
+  heldRuns(): string[] {
+    return [...this.#held.keys()];
+  }
+
+  /**
+   * The runs among `runIds` that exist, in one query (a service waiting for runs other engines
+   * execute polls them).
+   */
+  getRuns(runIds: string[]): Promise<RunRecord[]> {
+    return this.#read("cannot read runs", async (sql) => {
+      if (runIds.length === 0) return [];
+      const rows = await sql`SELECT * FROM runs WHERE id = ANY(${runIds}::text[])`;
+      return rows.map(_run);
+    });
+  }
+
+  /**
+   * The status of each of `runIds` that exists, with the result of those finished (a service
+   * waiting for runs other engines execute polls this: one query, results only when finished).
+   */
+  runStatuses(
+    runIds: string[],
+  ): Promise<{ runId: string; status: RunStatus; result?: FlowResult }[]> {
+    return this.#read("cannot read runs", async (sql) => {
+      if (runIds.length === 0) return [];
+      const rows = await sql`
+        SELECT id, status, CASE WHEN status IN ('completed', 'failed', 'cancelled')
+          THEN result_json END AS result
+        FROM runs WHERE id = ANY(${runIds}::text[])`;
+      return rows.map((r) => {
+        const o: { runId: string; status: RunStatus; result?: FlowResult } = {
+          runId: r.id as string,
+          status: r.status as RunStatus,
+        };
+        if (r.result !== null) o.result = parseJson(r.result as string) as unknown as FlowResult;
+        return o;
+      });
+    });
+  }
+
+  /**
+   * Cancels a run that is still `queued` (no engine claimed it), atomically with the claimers:
+   * status `cancelled` with `result`, and a `run_completed` event. False when the run is not
+   * queued (claimed meanwhile, finished, or unknown). Committed before the promise resolves.
+   */
+  cancelQueued(runId: string, result: FlowResult): Promise<boolean> {
+    const text = stringifyJson(result);
+    const data = stringifyJson({ status: "cancelled", outcome: result.outcome });
+    return this.#read("cannot cancel the run", async (sql) => {
+      const rows = await sql`
+        WITH c AS (
+          UPDATE runs SET status = 'cancelled', result_json = ${text}, completed_at = now(),
+            updated_at = now()
+          WHERE id = (SELECT id FROM runs WHERE id = ${runId} AND status = 'queued'
+            FOR UPDATE SKIP LOCKED)
+          RETURNING id, COALESCE(root_run_id, id) AS root
+        ), ev AS (
+          INSERT INTO run_events(run_id, root_run_id, type, data, at)
+          SELECT id, root, 'run_completed', ${data}, now() FROM c
+        )
+        SELECT id FROM c`;
+      return rows.length > 0;
+    });
   }
 
   async registerEngine(info: { url?: string } = {}): Promise<EngineRecord> {
