@@ -10,6 +10,7 @@ import type { ServiceStore } from "./store_adapter.ts";
 import type { RunService } from "./runs.ts";
 import type { BatchService } from "./batches.ts";
 import type { ServiceMetrics } from "./metrics.ts";
+import type { LiveEvents } from "./live_events.ts";
 import { ApiError, flowNotFound } from "./api_error.ts";
 import { normalizeUuid } from "./ids.ts";
 
@@ -20,6 +21,8 @@ export interface Service {
   runs: RunService;
   batches: BatchService;
   metrics: ServiceMetrics;
+  /** Run events of this process, live (the engine's observer of the event streams). */
+  live: LiveEvents;
   /** The version reported by `/health` and `/metrics`. */
   version: string;
 }

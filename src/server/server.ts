@@ -37,6 +37,7 @@ import { addUiRoutes } from "./routes_ui.ts";
 import { BatchService } from "./batches.ts";
 import { RunService } from "./runs.ts";
 import { ServiceStore } from "./store_adapter.ts";
+import { LiveEvents } from "./live_events.ts";
 
 const log = logger("serve");
 
@@ -94,7 +95,17 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
   const store = new ServiceStore(engine.store);
   const runs = new RunService(engine, store, metrics, options);
   const batches = new BatchService(runs, store, metrics);
-  const service: Service = { engine, store, runs, batches, metrics, version: SERVICE_VERSION };
+  const live = new LiveEvents();
+  const unobserve = engine.observe(live);
+  const service: Service = {
+    engine,
+    store,
+    runs,
+    batches,
+    metrics,
+    live,
+    version: SERVICE_VERSION,
+  };
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isSafeInteger(maxBody) || maxBody < 1) {
     throw new RangeError(`maxBodyBytes must be a positive integer, got ${maxBody}`);
@@ -241,7 +252,11 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     app,
     service,
     openapi,
-    shutdown: (graceMs = 30_000) => runs.drain(graceMs),
+    shutdown: async (graceMs = 30_000) => {
+      const drained = await runs.drain(graceMs);
+      unobserve();
+      return drained;
+    },
   };
 }
 
