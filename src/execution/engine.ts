@@ -260,6 +260,9 @@ export class Engine {
       variables: variablesObject(options.variables),
       createdAt: nowRfc3339(),
       parentRunId: options.parentRunId,
+      ...(options.runKey !== undefined && options.parentRunId === undefined
+        ? { runKey: options.runKey }
+        : {}),
     });
     const budget = options.budget ?? this.#budget(options, controller, runId);
     const events = this.#observers.size > 0

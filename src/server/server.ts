@@ -33,11 +33,13 @@ import { addEventRoutes } from "./routes_events.ts";
 import { addFlowRoutes } from "./routes_flows.ts";
 import { addGraphRoutes } from "./routes_graph.ts";
 import { addRunRoutes } from "./routes_runs.ts";
+import { addDebugRoutes } from "./routes_debug.ts";
 import { addUiRoutes } from "./routes_ui.ts";
 import { BatchService } from "./batches.ts";
 import { RunService } from "./runs.ts";
 import { ServiceStore } from "./store_adapter.ts";
 import { LiveEvents } from "./live_events.ts";
+import { DebugSessions } from "./debug.ts";
 
 const log = logger("serve");
 
@@ -104,6 +106,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     batches,
     metrics,
     live,
+    debug: new DebugSessions(store, live),
     version: SERVICE_VERSION,
   };
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -185,6 +188,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
 
   addFlowRoutes(app, service);
   addRunRoutes(app, service);
+  addDebugRoutes(app, service);
   addBatchRoutes(app, service);
   addEventRoutes(app, service);
   addGraphRoutes(app, service);
