@@ -11,9 +11,16 @@ import { canonicalJson, type JsonValue } from "../json/exact_json.ts";
 import type { RunRecord } from "../state/store.ts";
 import { ApiError } from "./api_error.ts";
 
+const PREFIX = "idempotency:";
+
 /** The `runKey` a run started with `Idempotency-Key: key` is stored with. */
 export function idempotencyRunKey(key: string): string {
-  return `idempotency:${key}`;
+  return PREFIX + key;
+}
+
+/** The idempotency key a stored run was started with, if any. */
+export function idempotencyKeyOf(r: RunRecord): string | undefined {
+  return r.runKey?.startsWith(PREFIX) ? r.runKey.slice(PREFIX.length) : undefined;
 }
 
 /** What makes two requests with one key the same request. */

@@ -27,7 +27,13 @@ import {
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
 import { runSteps } from "./step_details.ts";
 import { type ActiveRun, type RunRequest, waitFor } from "./runs.ts";
-import { fingerprintOf, fingerprintOfRun, idempotencyRunKey, keyReused } from "./idempotency.ts";
+import {
+  fingerprintOf,
+  fingerprintOfRun,
+  idempotencyKeyOf,
+  idempotencyRunKey,
+  keyReused,
+} from "./idempotency.ts";
 import { uuidv7 } from "./ids.ts";
 import { errors, json } from "./openapi.ts";
 import * as S from "./schemas.ts";
@@ -258,6 +264,8 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         );
       }
       await s.store.deleteRun(runId);
+      const key = idempotencyKeyOf(r);
+      if (key !== undefined) s.runs.forget(key); // a deleted run frees its key
       return c.body(null, 200);
     },
   );
