@@ -12,7 +12,7 @@
  */
 import process from "node:process";
 import { Engine } from "../src/execution/engine.ts";
-import { defaultConfig } from "../src/config/load.ts";
+import { loadConfigForFlow } from "../src/config/load.ts";
 import { SqliteStateStore } from "../src/state/sqlite.ts";
 import { MemoryStateStore } from "../src/state/memory.ts";
 import { createServer } from "../src/server/server.ts";
@@ -32,7 +32,14 @@ const dir = await Deno.makeTempDir({ prefix: "stepflow-inproc-" });
 const store = storeKind === "memory"
   ? new MemoryStateStore({ journal: true })
   : SqliteStateStore.open(`sqlite:${dir}/stepflow.db`, { checkpoint });
-const engine = await Engine.create(defaultConfig(), { store });
+await Deno.writeTextFile(
+  `${dir}/stepflow-config.yml`,
+  `plugins:\n  builtin: { type: builtin }\nroutes:\n  "/builtin/{*component}":\n    - plugin: builtin\n`,
+);
+const engine = await Engine.create(
+  await loadConfigForFlow({ configPath: `${dir}/stepflow-config.yml` }),
+  { store },
+);
 const server = createServer(engine, { maxConcurrentRuns: 1000 });
 const post = (path: string, body: unknown) =>
   server.fetch(
@@ -66,8 +73,8 @@ async function level(seconds: number) {
     while (performance.now() < end) {
       const a = performance.now();
       const res = await post("/api/v1/runs", body);
-      await res.arrayBuffer();
-      if (res.status !== 200) errors++;
+      const answer = await res.json();
+      if (res.status !== 200 || answer.result?.outcome !== "success") errors++;
       lat.push(performance.now() - a);
     }
   }));
