@@ -38,7 +38,14 @@ import type { JsonValue } from "./src/json/exact_json.ts";
 import type { FlowResult } from "./src/core/flow_result.ts";
 
 export { Engine } from "./src/execution/engine.ts";
-export type { EngineOptions, FlowLike, RunOptions } from "./src/execution/engine.ts";
+export type {
+  EngineOptions,
+  FlowLike,
+  ResumeMode,
+  ResumeOptions,
+  RunHandle,
+  RunOptions,
+} from "./src/execution/engine.ts";
 export { loadFlowFile, loadFlowText, parseFlowValue, serializeFlow } from "./src/flow/load.ts";
 export type { LoadedFlow } from "./src/flow/load.ts";
 export {
@@ -66,6 +73,7 @@ export {
   FlowLoadError,
   PluginError,
   ProtocolError,
+  RunNotResumableError,
   TransportError,
   UsageError,
   ValidationError,

@@ -194,6 +194,21 @@ export class OutputLimitError extends Error {
   }
 }
 
+/**
+ * A run cannot be resumed (`engine.resume`, `stepflow resume`, `POST /runs/{id}/resume`): it is
+ * unknown, completed, or being executed by another live engine. `reason` says which.
+ */
+export class RunNotResumableError extends Error {
+  override name = "RunNotResumableError";
+  constructor(
+    message: string,
+    readonly runId: string,
+    readonly reason: "unknown" | "completed" | "owned" | "nested",
+  ) {
+    super(message);
+  }
+}
+
 /** Bad command-line usage or API options. */
 export class UsageError extends Error {
   override name = "UsageError";

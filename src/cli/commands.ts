@@ -12,6 +12,7 @@ import * as listComponents from "./list_components.ts";
 import * as visualize from "./visualize.ts";
 import * as runs from "./runs.ts";
 import * as signal from "./signal.ts";
+import * as resume from "./resume.ts";
 import * as serve from "./serve.ts";
 import * as submit from "./submit.ts";
 import * as submitBatch from "./submit_batch.ts";
@@ -29,6 +30,7 @@ export function registerCommands(program: Command, setExit: SetExit): void {
   visualize.register(program, setExit);
   runs.register(program, setExit);
   signal.register(program, setExit);
+  resume.register(program, setExit);
   runBatch.register(program, setExit);
   serve.register(program, setExit);
   submit.register(program, setExit);

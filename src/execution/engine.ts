@@ -24,13 +24,13 @@ import { type ChildSignal, childSignal } from "../core/abort.ts";
 import { parseDuration } from "../core/duration.ts";
 import { Limiter } from "../core/limiter.ts";
 import { onNextTurn, setDeadline, turnDue } from "../core/turn.ts";
-import { describeError, ExecutionError, executionError } from "../errors.ts";
+import { describeError, ExecutionError, executionError, RunNotResumableError } from "../errors.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
 import "../plugins/all.ts";
 import { logger, redactLogs } from "../log.ts";
-import type { StateStore } from "../state/store.ts";
-import { nowRfc3339, storeFailedResult } from "../state/store.ts";
+import type { RunRecord, StateStore } from "../state/store.ts";
+import { isFinished, nowRfc3339, storeFailedResult } from "../state/store.ts";
 import { openStateStore } from "../state/create.ts";
 import { compileFlow } from "./compile.ts";
 import { cancelled, executeFlow } from "./scheduler.ts";
@@ -62,12 +62,23 @@ import { type NestedRunStart, RunServices } from "./run_services.ts";
 import { startPlugins } from "./plugin_start.ts";
 import { type Redactor, runRedactor } from "./secrets.ts";
 import type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
+import {
+  applyResumeMode,
+  loadResumeState,
+  nestedRunKey,
+  type ResumeMode,
+  resumeModeOf,
+  type ResumeOptions,
+  type ResumeState,
+  wasInterrupted,
+} from "./resume.ts";
 
 export { MAX_NESTING_DEPTH } from "./limits.ts";
 export type { RunEvent, RunObserver } from "./observers.ts";
 export type { StepGate, StepRunner } from "./run_context.ts";
 
 export type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
+export type { ResumeMode, ResumeOptions } from "./resume.ts";
 
 const log = logger("engine");
 
@@ -81,6 +92,10 @@ interface InternalRunOptions extends RunOptions {
   secrets?: Redactor;
   parentStepId?: string;
   item?: number;
+  /** Resume this (existing) run from its committed state instead of creating it. */
+  resume?: ResumeState;
+  /** The parent run is resumed: look this nested run up by its key first. */
+  resumeMode?: ResumeMode;
 }
 
 /** Plugins, router and state store of one config; runs flows. */
@@ -237,6 +252,94 @@ export class Engine {
     };
   }
 
+  /**
+   * Continues run `runId` from its committed state in this engine's store (issue 12): steps with
+   * a committed result are not executed again, steps started but not finished run again with
+   * `attempt + 1`, nested runs are found by their key; `from: "failed"` re-drives a failed or
+   * cancelled run from its failed steps, keeping its successful results
+   * (src/execution/resume.ts). The run is claimed first (`store.claimRun`), so two engines never
+   * both resume it. Resolves once the run has started again.
+   * @throws {RunNotResumableError} for an unknown, completed or nested run, or one another live
+   * engine executes.
+   * @throws {Error} when its flow cannot be read from the store.
+   */
+  async resume(runId: string, options: ResumeOptions = {}): Promise<RunHandle> {
+    const record = await this.store.getRun(runId);
+    if (record === undefined) {
+      throw new RunNotResumableError(
+        `no run ${runId} in the state store (${this.store.kind}); a run can be resumed only from the store that recorded it (--store)`,
+        runId,
+        "unknown",
+      );
+    }
+    if (record.parentRunId !== undefined) {
+      throw new RunNotResumableError(
+        `run ${runId} is a nested run of run ${
+          record.rootRunId ?? record.parentRunId
+        }: resume that run (its nested runs resume with it)`,
+        runId,
+        "nested",
+      );
+    }
+    const mode = resumeModeOf(record, options.from);
+    const { flow, state } = await this.#prepareResume(record, mode);
+    const o: InternalRunOptions = { runId, resume: state };
+    if (record.variables !== undefined) o.variables = record.variables;
+    if (record.overrides !== undefined && record.overrides !== null) o.overrides = record.overrides;
+    if (options.signal !== undefined) o.signal = options.signal;
+    return this.start(flow, record.input, o);
+  }
+
+  /** Claims `record` for this engine and reads its flow and committed state. */
+  async #prepareResume(
+    record: RunRecord,
+    mode: ResumeMode,
+  ): Promise<{ flow: Flow; state: ResumeState }> {
+    const claim = await this.store.claimRun(record.runId);
+    if (!claim.claimed) {
+      const who = claim.reason === "owned" && claim.owner
+        ? ` (pid ${claim.owner.pid ?? "?"}${claim.owner.host ? ` on ${claim.owner.host}` : ""})`
+        : "";
+      throw new RunNotResumableError(
+        claim.reason === "unknown"
+          ? `no run ${record.runId} in the state store`
+          : `run ${record.runId} is being executed by another engine${who}; it can be resumed once that engine stopped`,
+        record.runId,
+        claim.reason,
+      );
+    }
+    const flow = await this.getFlow(record.flowId);
+    const state = await loadResumeState(this.store, record, flow, mode);
+    return { flow, state };
+  }
+
+  /**
+   * A nested run: in a resumed parent, the run with the same key is looked up first; a completed
+   * one gives its stored result, an unfinished one is resumed, a failed one is given as it is
+   * (`interrupted`) or re-driven (`failed`).
+   */
+  async #runNested(flow: Flow, input: JsonValue, o: InternalRunOptions): Promise<FlowResult> {
+    const mode = o.resumeMode;
+    if (mode !== undefined && o.parentRunId !== undefined && o.parentStepId !== undefined) {
+      const found = await this.store.findRunByKey(
+        nestedRunKey(o.parentRunId, o.parentStepId, o.item),
+      );
+      if (found !== undefined) {
+        if (found.status === "completed" && found.result !== undefined) return found.result;
+        if (
+          mode === "interrupted" && isFinished(found.status) && !wasInterrupted(found) &&
+          found.result !== undefined
+        ) {
+          return found.result;
+        }
+        const { state } = await this.#prepareResume(found, mode);
+        const again: InternalRunOptions = { ...o, runId: found.runId, resume: state };
+        return await this.run(flow, found.input, again);
+      }
+    }
+    return await this.run(flow, input, o);
+  }
+
   async #run(
     flow: Flow,
     input: JsonValue,
@@ -250,20 +353,27 @@ export class Engine {
     const origin = originOf(options);
     // Not awaited: the store commits writes in order, so a later commit of this run (a step
     // result, its completion) fails when this one did (src/state/store.ts).
-    this.store.createRun({
-      runId,
-      flowId,
-      flowName: flow.name,
-      status: "running",
-      input,
-      overrides: options.overrides,
-      variables: variablesObject(options.variables),
-      createdAt: nowRfc3339(),
-      parentRunId: options.parentRunId,
-      ...(options.runKey !== undefined && options.parentRunId === undefined
-        ? { runKey: options.runKey }
-        : {}),
-    });
+    if (options.resume !== undefined) {
+      // claimed already (engine.resume): running again
+      this.store.setRunStatus(runId, "running");
+    } else {
+      this.store.createRun({
+        runId,
+        flowId,
+        flowName: flow.name,
+        status: "running",
+        input,
+        overrides: options.overrides,
+        variables: variablesObject(options.variables),
+        createdAt: nowRfc3339(),
+        parentRunId: options.parentRunId,
+        ...(origin?.runKey !== undefined
+          ? { runKey: origin.runKey }
+          : options.runKey !== undefined && options.parentRunId === undefined
+          ? { runKey: options.runKey }
+          : {}),
+      });
+    }
     const budget = options.budget ?? this.#budget(options, controller, runId);
     const events = this.#observers.size > 0
       ? new RunEvents(runId, [...this.#observers], log)
@@ -386,7 +496,14 @@ export class Engine {
       results,
       scope: makeScope(compiled, input, results, variables),
       signal: controller.signal,
-      services: this.#makeServices(runId, controller.signal, depth, budget, parts.secrets),
+      services: this.#makeServices(
+        runId,
+        controller.signal,
+        depth,
+        budget,
+        parts.secrets,
+        options.resume?.mode,
+      ),
       resolver: this.#resolver,
       store: this.store,
       log,
@@ -399,6 +516,7 @@ export class Engine {
     if (this.#stepRunner !== undefined) run.runner = this.#stepRunner;
     if (parts.origin !== undefined) run.origin = parts.origin;
     if (parts.secrets !== undefined) run.secrets = parts.secrets;
+    if (options.resume !== undefined) run.resume = applyResumeMode(compiled, options.resume);
     parts.started(run);
     try {
       return await executeFlow(run, (reason) => controller.abort(reason));
@@ -458,13 +576,16 @@ export class Engine {
     depth: number,
     budget: RunBudget | undefined,
     secrets?: Redactor,
+    resumeMode?: ResumeMode,
   ): EngineServices {
     const host = {
       store: this.store,
       storeFlow: (flow: Flow) => this.storeFlow(flow),
       getFlow: (flowId: string) => this.getFlow(flowId),
       runNested: (flow: Flow, input: JsonValue, o: NestedRunStart) =>
-        this.run(flow, input, o as InternalRunOptions),
+        o.resumeMode === undefined
+          ? this.run(flow, input, o as InternalRunOptions)
+          : this.#runNested(flow, input, o as InternalRunOptions),
     };
     return new RunServices(
       host,
@@ -474,6 +595,7 @@ export class Engine {
       runId === undefined ? 0 : depth + 1,
       budget,
       secrets,
+      resumeMode,
     );
   }
 

@@ -33,7 +33,7 @@ import type { JsonValue } from "../json/exact_json.ts";
 import { type CompiledTemplate, isTruthy, resolveTemplate } from "../flow/template.ts";
 import type { ExecuteContext } from "../plugins/plugin.ts";
 import type { CompiledStep } from "./compile.ts";
-import type { RoutedComponent, RunContext } from "./run_context.ts";
+import { attemptBase, type RoutedComponent, type RunContext } from "./run_context.ts";
 import { applyErrorAction, boundFailure, checkOutputSize, runWithPolicy } from "./step_policy.ts";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "./limits.ts";
 import { redactStepResult } from "./secrets.ts";
@@ -85,15 +85,16 @@ function launch(
   }
   const i = step.index;
   const startedAt = Date.now();
+  const attempt = run.resume === undefined ? 1 : attemptBase(run, i) + 1;
   run.inFlight.startedAt[i] = startedAt;
-  run.inFlight.attempt[i] = 1;
+  run.inFlight.attempt[i] = attempt;
   run.events?.emit({
     type: "step_started",
     runId: run.runId,
     stepId: step.id,
     stepIndex: i,
     component: step.component,
-    attempt: 1,
+    attempt,
     at: startedAt,
   });
   // Each step gets its own signal following the run's (src/core/abort.ts): one AbortSignal with
@@ -161,19 +162,25 @@ function record(
 /**
  * Records that attempt `attempt` of the step's component call starts (step_info, journal): for
  * steps with side effects only, whose attempt numbers matter after a crash; a replayable step's
- * status is recorded with its result.
+ * status is recorded with its result. Returns the commit to wait for before the call (commits
+ * are in order: it also holds every result recorded before), or undefined when the store
+ * applied the write at once.
  */
-function startedCall(step: CompiledStep, run: RunContext, attempt: number): void {
+function startedCall(
+  step: CompiledStep,
+  run: RunContext,
+  attempt: number,
+): Promise<void> | undefined {
   const write = run.store.recordStepStarted(run.runId, {
     stepIndex: step.index,
     stepId: step.id,
     component: step.component,
     attempt,
   });
-  if (write !== undefined) {
-    // its failure fails the run through the step's result write, committed after it
-    write.catch(() => {});
-  }
+  if (write === undefined) return undefined;
+  // its failure fails the run through the step's result write, committed after it
+  write.catch(() => {});
+  return write;
 }
 
 /** Tracks a store write of the run: the latest pending commit; a rejection fails the run. */
@@ -253,14 +260,21 @@ export async function runStep(
   }
   const policy = step.policy;
   if (policy.invalid) throw policy.invalid;
+  const base = attemptBase(run, step.index);
   if (!routed.replayable) {
     // The durability rule: a step with side effects starts only on committed results, and its
-    // start is recorded (after a crash it runs again with the next attempt number).
-    if (run.commit !== undefined) {
-      await run.commit.catch(() => {}); // a failed commit fails the run (noteWrite)
+    // start is committed first (after a crash it runs again with the next attempt number).
+    const pending = run.commit;
+    const started = startedCall(step, run, base + 1);
+    if (pending !== undefined || started !== undefined) {
+      try {
+        if (pending !== undefined) await pending;
+        if (started !== undefined) await started;
+      } catch (e) {
+        throw storeFailure(step, run, e);
+      }
       if (signal.aborted) throw signal.reason;
     }
-    startedCall(step, run, 1);
   }
   let result: FlowResult;
   try {
@@ -314,7 +328,7 @@ async function plainCall(
   const result = await routed.plugin.execute(
     routed.component,
     input,
-    executeContext(step, run, 1, signal),
+    executeContext(step, run, attemptBase(run, step.index) + 1, signal),
   );
   if (result.outcome === "failed") return boundFailure(result);
   if (result.outcome !== "success") return result;
@@ -344,9 +358,10 @@ async function policyCall(
   const enforcedByPlugin = routed.plugin.enforces?.timeout === true;
   const limiter = pl?.limiter;
   const limits = run.limits;
+  const base = attemptBase(run, step.index);
   const outcome = await runWithPolicy(
     (attempt, attemptSignal) => {
-      const ctx = executeContext(step, run, attempt, attemptSignal);
+      const ctx = executeContext(step, run, base + attempt, attemptSignal);
       if (timeoutMs !== undefined) ctx.timeoutMs = timeoutMs;
       if (policy.retry !== undefined) ctx.engineRetries = true;
       return routed.plugin.execute(routed.component, input, ctx);
@@ -367,7 +382,8 @@ async function policyCall(
           `step '${e.stepId}': attempt ${e.attempt} failed (${e.category}: ${e.error.message}); ` +
             `retrying in ${e.delayMs} ms`,
         ),
-      onAttempt: (attempt) => {
+      onAttempt: (n) => {
+        const attempt = base + n;
         run.inFlight.attempt[step.index] = attempt;
         if (!routed.replayable) startedCall(step, run, attempt);
         run.events?.emit({

@@ -16,6 +16,7 @@ import type { CompiledFlow, CompiledStep } from "./compile.ts";
 import type { RunEvents } from "./observers.ts";
 import type { PluginLimits, RunBudget } from "./limits.ts";
 import type { Redactor } from "./secrets.ts";
+import type { ResumeState } from "./resume.ts";
 
 /**
  * A routed component: the plugin, the name the plugin knows it by (e.g. `/eval`), and the limits
@@ -141,6 +142,16 @@ export interface RunContext {
   commit?: Promise<void>;
   /** The run's secrets (src/execution/secrets.ts); undefined when it has none. */
   secrets?: Redactor;
+  /**
+   * A resumed run (src/execution/resume.ts): its committed results, replayed instead of
+   * executed, and the attempts its steps reached. Undefined for a new run.
+   */
+  resume?: ResumeState;
+}
+
+/** The attempt number before a step's first attempt in this run: 0, or the one reached before. */
+export function attemptBase(run: RunContext, index: number): number {
+  return run.resume === undefined ? 0 : run.resume.attempts[index] ?? 0;
 }
 
 /** Builds the template scope of a run. */

@@ -21,6 +21,7 @@ import type { BatchManager } from "./batch.ts";
 import { flowFromJson } from "./flow_id.ts";
 import type { RunBudget } from "./limits.ts";
 import type { Redactor } from "./secrets.ts";
+import type { ResumeMode } from "./resume.ts";
 
 /** Run options the engine passes to the nested runs it starts. */
 export interface NestedRunStart {
@@ -37,6 +38,11 @@ export interface NestedRunStart {
   item?: number;
   /** The secrets of the parent run (its nested runs redact them too). */
   secrets?: Redactor;
+  /**
+   * Set when the parent run is a resumed one: the nested run may exist already (found by its
+   * key, then given or resumed instead of started again).
+   */
+  resumeMode?: ResumeMode;
 }
 
 /** What {@linkcode RunServices} needs from the engine. */
@@ -62,6 +68,8 @@ export class RunServices implements EngineServices {
     readonly budget: RunBudget | undefined,
     /** The run's secrets, redacted in the runs it starts too. */
     readonly secrets?: Redactor,
+    /** Set for a resumed run: its nested runs are looked up by key first. */
+    readonly resumeMode?: ResumeMode,
   ) {}
 
   putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string> {
@@ -98,6 +106,7 @@ export class RunServices implements EngineServices {
       parentStepId: options.stepId,
       item: options.item,
       secrets: this.secrets,
+      resumeMode: this.resumeMode,
     });
   }
 
@@ -137,6 +146,7 @@ export class RunServices implements EngineServices {
           parentStepId: options.stepId,
           item: index,
           secrets: this.secrets,
+          resumeMode: this.resumeMode,
         }),
       { maxConcurrency: options.maxConcurrency, signal: this.signal },
     );

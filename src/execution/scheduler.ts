@@ -74,7 +74,27 @@ export function executeFlow(
     const launch = (step: CompiledStep) => {
       if (!done) runPipeline(step, run, sink);
     };
+    // A resumed run (src/execution/resume.ts): a step with a committed result is replayed — its
+    // result given to its dependents as stored, nothing executed or written — in a loop, not by
+    // recursion (a 10,000-step chain replays without growing the stack).
+    const prior = run.resume?.prior;
+    const replay: CompiledStep[] = [];
+    let replaying = false;
+    const drainReplay = () => {
+      replaying = true;
+      while (replay.length > 0 && !done) {
+        const step = replay.pop()!;
+        run.results[step.index] = prior![step.index];
+        sink.recorded(step);
+      }
+      replaying = false;
+    };
     const start = (step: CompiledStep) => {
+      if (prior !== undefined && prior[step.index] !== undefined) {
+        replay.push(step);
+        if (!replaying) drainReplay();
+        return;
+      }
       if (!budget.addStep()) return; // the run is being stopped
       if (gate !== undefined) {
         const wait = gate(step);

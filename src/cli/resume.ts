@@ -1,0 +1,128 @@
+/**
+ * `stepflow resume RUN_ID [--store URL] [--config C] [--from interrupted|failed]`: continues a
+ * run recorded in a database (issue 12) and prints its FlowResult as one JSON line on stdout,
+ * as `stepflow run` does.
+ *
+ * - A run whose engine stopped (killed, crashed, closed: `running`, `paused`, or failed with
+ *   code 503 `RUN_INTERRUPTED`) continues where it was: steps with a committed result are not
+ *   executed again; steps that started but did not finish run again with `attempt + 1`.
+ * - A run that failed or was cancelled is re-driven from its failed steps (and the steps
+ *   depending on them); its successful results are kept. `--from interrupted` keeps the failed
+ *   results too (only unfinished steps run); `--from failed` re-runs failures of an interrupted
+ *   run as well.
+ *
+ * The flow is read from the store; its plugins and routes come from the config (`--config`, else
+ * discovered in the current directory). Exit codes as `run`: 0 success, 1 failed (or the run
+ * cannot be resumed: unknown, completed, executed by another live engine), 2 bad usage, 130
+ * cancelled.
+ * @module
+ */
+import type { Command } from "commander";
+import type { SetExit } from "./output.ts";
+import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { writeStderr, writeStdout } from "./output.ts";
+import { onCancelSignals } from "./signals.ts";
+import { applyStoreFlag } from "./store_option.ts";
+import { formatFailure, startFailure } from "./run.ts";
+import { loadConfigForFlow } from "../config/load.ts";
+import { Engine, type RunHandle } from "../execution/engine.ts";
+import type { ResumeMode } from "../execution/resume.ts";
+import { permissionHint } from "../core/permission_hint.ts";
+import { stringifyJson } from "../json/exact_json.ts";
+import type { FlowResult } from "../core/flow_result.ts";
+import { describeError, RunNotResumableError, UsageError } from "../errors.ts";
+
+/** Options of `stepflow resume`. */
+interface ResumeFlags {
+  store?: string;
+  config?: string;
+  from?: string;
+}
+
+/** Adds `resume` to `program`. */
+export function register(program: Command, setExit: SetExit): void {
+  program.command("resume")
+    .description(
+      "Continue a run recorded in a database after a crash, a stop or a failure, and print its result",
+    )
+    .argument(
+      "<run-id>",
+      "the run (printed as run_id by 'stepflow run --store', see 'stepflow runs list')",
+    )
+    .option(
+      "--store <url>",
+      "the database the run was recorded in: sqlite:FILE, a file path or postgres://... (default: the config's)",
+    )
+    .option("--config <file>", "config with the plugins and routes (default: discovered in cwd)")
+    .option(
+      "--from <what>",
+      "interrupted: run only unfinished steps; failed: run failed steps (and their dependents) again (default: what the run's status needs)",
+    )
+    .action(async (runId: string, flags: ResumeFlags) => {
+      setExit(await resumeCommand(runId, flags));
+    });
+}
+
+/** Runs `stepflow resume`; returns the exit code. Never throws. */
+export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<number> {
+  let config;
+  let from: ResumeMode | undefined;
+  try {
+    if (flags.from !== undefined && flags.from !== "failed" && flags.from !== "interrupted") {
+      throw new UsageError(`--from must be 'failed' or 'interrupted', got '${flags.from}'`);
+    }
+    from = flags.from as ResumeMode | undefined;
+    config = applyStoreFlag(await loadConfigForFlow({ configPath: flags.config }), flags.store);
+    const store = config.config.stateStore;
+    if (store === undefined || store.type === "inMemory") {
+      throw new UsageError(
+        "resume needs the database the run was recorded in: --store sqlite:runs.db (as given " +
+          "to 'stepflow run --store') or a config whose stateStore is a database",
+      );
+    }
+  } catch (e) {
+    const hint = permissionHint(e);
+    writeStderr(`error: ${hint ?? describeError(e)}\n`);
+    return EXIT_INVALID;
+  }
+  let handle: RunHandle | undefined;
+  const cancel = onCancelSignals((signal) => {
+    const running = handle?.inFlight().map((s) => s.stepId) ?? [];
+    writeStderr(
+      `${signal}: cancelling the run${
+        running.length > 0 ? `; steps cancelled: ${running.join(", ")}` : ""
+      } (again to exit at once)\n`,
+    );
+  });
+  let engine: Engine;
+  try {
+    engine = await Engine.create(config, { signal: cancel.signal });
+  } catch (e) {
+    cancel.dispose();
+    if (cancel.signal.aborted) return EXIT_CANCELLED;
+    writeStderr(`error: cannot start the engine: ${startFailure(e, config.source)}\n`);
+    return EXIT_FAILED;
+  }
+  let result: FlowResult;
+  try {
+    try {
+      handle = await engine.resume(runId, { from, signal: cancel.signal });
+    } catch (e) {
+      writeStderr(`error: ${describeError(e)}\n`);
+      if (!(e instanceof RunNotResumableError)) writeStderr("  (the run was not changed)\n");
+      return EXIT_FAILED;
+    }
+    writeStderr(`run_id: ${runId} (resumed)\n`);
+    result = await handle.result;
+  } finally {
+    await engine.close();
+    cancel.dispose();
+  }
+  writeStdout(stringifyJson(result) + "\n");
+  if (cancel.signal.aborted) {
+    writeStderr("run cancelled; step services stopped\n");
+    return EXIT_CANCELLED;
+  }
+  if (result.outcome === "failed") writeStderr(formatFailure(result));
+  return result.outcome === "success" ? EXIT_OK : EXIT_FAILED;
+}
