@@ -185,6 +185,11 @@ export class SqliteStateStore implements StateStore {
   /** Runs WAL checkpoints in a worker (undefined: SQLite does, on this connection). */
   #checkpointer: Checkpointer | undefined;
 
+  /** WAL checkpoints run by the worker so far (0 when SQLite runs them on this connection). */
+  get workerCheckpoints(): number {
+    return this.#checkpointer?.count ?? 0;
+  }
+
   private constructor(db: DatabaseSync, path: string, readOnly: boolean, o: SqliteOpenOptions) {
     this.#db = db;
     this.path = path;

@@ -39,9 +39,10 @@ Deno.test("SqliteStateStore: many commits over time are checkpointed by the work
     const path = `${dir}/runs.db`;
     const s = SqliteStateStore.open(`sqlite:${path}`);
     try {
-      const end = Date.now() + 700; // several checkpoint intervals of commits
+      // commits until the worker has checkpointed twice (every 250 ms at most)
       let i = 0;
-      while (Date.now() < end) {
+      const end = Date.now() + 20_000;
+      while (s.workerCheckpoints < 2 && Date.now() < end) {
         await s.createRun({
           runId: `r${i++}`,
           flowId: "f".repeat(64),
@@ -50,6 +51,7 @@ Deno.test("SqliteStateStore: many commits over time are checkpointed by the work
           createdAt: new Date().toISOString(),
         });
       }
+      assert(s.workerCheckpoints >= 2, `checkpoints in the worker: ${s.workerCheckpoints}`);
     } finally {
       await s.close();
     }
