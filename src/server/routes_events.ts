@@ -1,6 +1,7 @@
 /**
  * Beyond 0.8, on the durable store's journal: `GET /runs/{id}/events` (server-sent events of the
- * run and its nested runs, resumable with `Last-Event-ID`), `POST /runs/{id}/signals/{name}`
+ * run and its nested runs, pushed live from the engine's run observers for runs of this service,
+ * resumable with `Last-Event-ID`), `POST /runs/{id}/signals/{name}`
  * (human in the loop), and `POST /runs/{id}/resume` (not yet: 501).
  * @module
  */
@@ -57,7 +58,7 @@ export function addEventRoutes(app: ApiApp, s: Service): void {
       tags: [TAG],
       summary: "Follow a run: its journal as server-sent events",
       description:
-        "Extension. A `text/event-stream` of the run's journal (and its nested runs'): each event has `id` (increasing; send it back as `Last-Event-ID`, or `?after=`, to resume after a disconnect), `event` (run_queued, run_started, step_started, step_completed, step_failed, step_skipped, signal_received, run_interrupted, run_completed, ...) and `data` (the journal entry as JSON: {id, runId, rootRunId, type, stepIndex?, stepId?, attempt?, data?, at}). Events already journaled come first; the stream ends with an `end` event ({status}) once the run has finished. With the in-memory store the journal is kept by `stepflow serve` (not by other library uses).",
+        "Extension. A `text/event-stream` of the run's journal (and its nested runs'): each event has `id` (the journal's, increasing; send it back as `Last-Event-ID`, or `?after=`, to resume after a disconnect), `event` (run_queued, run_started, step_started, step_completed, step_failed, step_skipped, signal_received, run_paused, run_resumed, run_interrupted, run_completed, ...) and `data` (the journal entry as JSON: {id, runId, rootRunId, type, stepIndex?, stepId?, attempt?, data?, at}). Events already journaled come first; for a run executing in this service new events are pushed as they are committed (woken by the engine's run observers), for others the journal is read every 100 ms. Live-only events (`step_progress`, and `step_started` of steps whose start is not journaled) come without an id and are not replayed. The stream ends with an `end` event ({runId, status}) once the run has finished. With the in-memory store the journal is kept by `stepflow serve` (not by other library uses).",
       request: { params: S.RunIdParams, query: EventsQuery },
       responses: {
         200: {

@@ -244,7 +244,7 @@ Deno.test("every route of the REST API answers with stepflow 0.8's shapes", asyn
         isError(await s.call("DELETE", `/api/v1/runs/${runId}`), 404);
       });
 
-      await t.step("debug routes: 0.8's shapes (tests/server/debug_test.ts has the rest)", async () => {
+      await t.step("debug routes: 0.8's shapes (more in debug_test.ts)", async () => {
         const run = await s.call("POST", "/api/v1/runs", {
           flowId,
           input: { q: "d" },
