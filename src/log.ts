@@ -78,6 +78,11 @@ export function setLogFormat(f: LogFormat): void {
   format = f;
 }
 
+/** The line format. */
+export function logFormat(): LogFormat {
+  return format;
+}
+
 /**
  * Sends log lines to `path` (appended, created if missing) instead of stderr, as stepflow 0.8's
  * `--log-file` does. `undefined` goes back to stderr.

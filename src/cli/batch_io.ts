@@ -7,6 +7,15 @@ import type { Command } from "commander";
 import { type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
 import { UsageError } from "../errors.ts";
 import { writeStderr, writeStdout } from "./output.ts";
+import {
+  DEFAULT_PLAIN_INTERVAL_MS,
+  hookWrites,
+  type ProgressMode,
+  progressMode,
+  QUIET_HELP,
+  TTY_REDRAW_MS,
+  writeRawStderr,
+} from "./progress.ts";
 
 /**
  * A batch command with the flags `run-batch` and `submit-batch` share: `--flow`, `--inputs`,
@@ -23,7 +32,8 @@ export function batchCommand(
     .requiredOption("--flow <file>", "the flow file")
     .requiredOption("--inputs <file>", "inputs, one JSON value per line (JSONL)")
     .option("--max-concurrent <n>", concurrency)
-    .option("--output <file>", "write {index, status, result} lines here (default: stdout)");
+    .option("--output <file>", "write {index, status, result} lines here (default: stdout)")
+    .option("-q, --quiet", QUIET_HELP);
 }
 
 /**
@@ -128,20 +138,20 @@ export class OrderedJsonlWriter {
   }
 }
 
-/** A progress line on stderr: redrawn in place on a terminal, else printed every few seconds. */
+/**
+ * A progress line on stderr: redrawn in place on a terminal (erased before anything else is
+ * written to stdout or stderr, and drawn again at the next update), else printed every few
+ * seconds; nothing with `quiet` (`--quiet`).
+ */
 export class ProgressLine {
-  #tty: boolean;
+  #mode: ProgressMode;
   #last = 0;
   #shown = "";
+  #drawn = false;
+  #undo: (() => void) | undefined;
 
-  constructor(readonly total: number, readonly label = "runs") {
-    let tty = false;
-    try {
-      tty = Deno.stderr.isTerminal();
-    } catch {
-      tty = false;
-    }
-    this.#tty = tty;
+  constructor(readonly total: number, readonly label = "runs", quiet = false) {
+    this.#mode = progressMode(quiet);
   }
 
   /** Shows the counts (throttled: at most 10 redraws a second, a line every 5 s when not a TTY). */
@@ -149,6 +159,8 @@ export class ProgressLine {
     c: { completed: number; failed: number; running: number; cancelled?: number },
     force = false,
   ): void {
+    if (this.#mode === "off") return;
+    const tty = this.#mode === "tty";
     const done = c.completed + c.failed + (c.cancelled ?? 0);
     const width = 30;
     const filled = this.total === 0 ? width : Math.floor((done / this.total) * width);
@@ -158,15 +170,29 @@ export class ProgressLine {
       c.cancelled ? `, ${c.cancelled} cancelled` : ""
     }`;
     const now = Date.now();
-    if (text === this.#shown && !force) return;
-    if (!force && now - this.#last < (this.#tty ? 100 : 5000)) return;
+    if (text === this.#shown && (this.#drawn || !tty) && !force) return;
+    if (!force && now - this.#last < (tty ? TTY_REDRAW_MS : DEFAULT_PLAIN_INTERVAL_MS)) return;
     this.#last = now;
     this.#shown = text;
-    writeStderr(this.#tty ? `\r${text}\x1b[K` : `${text}\n`);
+    if (!tty) {
+      writeStderr(`progress: ${text}\n`);
+      return;
+    }
+    this.#drawn = true;
+    // stdout lines (results) and log lines do not end up behind the line
+    this.#undo ??= hookWrites(() => {
+      if (!this.#drawn) return;
+      this.#drawn = false;
+      writeRawStderr("\r\x1b[K");
+    });
+    writeRawStderr(`\r${text}\x1b[K`);
   }
 
-  /** Ends the line (a newline on a terminal). */
+  /** Ends the line (a newline on a terminal, the last counts staying visible). */
   end(): void {
-    if (this.#tty && this.#shown) writeStderr("\n");
+    this.#undo?.();
+    this.#undo = undefined;
+    if (this.#drawn) writeRawStderr("\n");
+    this.#drawn = false;
   }
 }

@@ -14,6 +14,7 @@ export type SetExit = (code: number) => void;
  */
 export function writeStdout(s: string): void {
   if (stdoutClosed) return;
+  beforeWrite?.();
   try {
     writeAll(Deno.stdout, s);
   } catch (e) {
@@ -23,9 +24,21 @@ export function writeStdout(s: string): void {
 }
 
 let stdoutClosed = false;
+let beforeWrite: (() => void) | undefined;
+
+/**
+ * Sets what runs before any text is written to stdout or stderr (the progress line on a
+ * terminal erases itself: src/cli/progress.ts); `undefined` removes it. Returns the previous one.
+ */
+export function setBeforeWrite(fn: (() => void) | undefined): (() => void) | undefined {
+  const prev = beforeWrite;
+  beforeWrite = fn;
+  return prev;
+}
 
 /** Writes text to stderr, all of it. */
 export function writeStderr(s: string): void {
+  beforeWrite?.();
   writeAll(Deno.stderr, s);
 }
 

@@ -21,6 +21,7 @@ import type { Command } from "commander";
 import type { SetExit } from "./output.ts";
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { writeStderr, writeStdout } from "./output.ts";
+import { progressMode, QUIET_HELP, RunProgress } from "./progress.ts";
 import { onCancelSignals } from "./signals.ts";
 import { applyStoreFlag } from "./store_option.ts";
 import { formatFailure, startFailure } from "./run.ts";
@@ -37,6 +38,7 @@ interface ResumeFlags {
   store?: string;
   config?: string;
   from?: string;
+  quiet?: boolean;
 }
 
 /** Adds `resume` to `program`. */
@@ -58,6 +60,7 @@ export function register(program: Command, setExit: SetExit): void {
       "--from <what>",
       "interrupted: run only unfinished steps; failed: run failed steps (and their dependents) again (default: what the run's status needs)",
     )
+    .option("-q, --quiet", QUIET_HELP)
     .action(async (runId: string, flags: ResumeFlags) => {
       setExit(await resumeCommand(runId, flags));
     });
@@ -104,6 +107,10 @@ export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<
     return EXIT_FAILED;
   }
   let result: FlowResult;
+  // the progress line (src/cli/progress.ts): steps run again, not those already committed
+  const progress = new RunProgress({ mode: progressMode(flags.quiet) });
+  const unobserve = progress.mode === "off" ? undefined : engine.observe(progress);
+  progress.begin({ label: "resumed" });
   try {
     try {
       handle = await engine.resume(runId, { from, signal: cancel.signal });
@@ -115,6 +122,8 @@ export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<
     writeStderr(`run_id: ${runId} (resumed)\n`);
     result = await handle.result;
   } finally {
+    progress.end();
+    unobserve?.();
     await engine.close();
     cancel.dispose();
   }

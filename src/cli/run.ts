@@ -28,6 +28,7 @@ import { cliSettings } from "./global_flags.ts";
 import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
 import { toYaml } from "./yaml_output.ts";
 import { onCancelSignals } from "./signals.ts";
+import { progressMode, QUIET_HELP, RunProgress } from "./progress.ts";
 import { loadFlowFile } from "../flow/load.ts";
 import { validateConfig, validateFlow } from "../config/preflight.ts";
 import { formatDiagnostic, hasErrors } from "../core/diagnostics.ts";
@@ -69,6 +70,7 @@ interface RunFlags {
   maxConcurrency?: string;
   timeout?: string;
   store?: string;
+  quiet?: boolean;
 }
 
 /** Adds `run` to `program`. */
@@ -102,6 +104,7 @@ export function register(program: Command, setExit: SetExit): void {
       "--store <url>",
       "record the run in this state store: sqlite:FILE (or a file path), postgres://..., memory (default: config)",
     )
+    .option("-q, --quiet", QUIET_HELP)
     .action(async (flags: RunFlags) => {
       setExit(await runCommand(flags));
     });
@@ -168,6 +171,10 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   }
   let result: FlowResult;
   let failedSteps: StepResultRecord[] = [];
+  // the progress line on stderr (src/cli/progress.ts), cleared before the result is printed
+  const progress = new RunProgress({ mode: progressMode(flags.quiet) });
+  const unobserve = progress.mode === "off" ? undefined : engine.observe(progress);
+  progress.begin({ totalSteps: loaded.flow.steps?.length ?? 0 });
   try {
     handle = engine.start(loaded, input, {
       variables,
@@ -177,6 +184,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       ...limits,
     });
     result = await handle.result;
+    progress.end();
     if (result.outcome !== "success") {
       // which steps failed (or were skipped), for the account on stderr
       const want = result.outcome;
@@ -184,6 +192,8 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         .filter((r) => r.result.outcome === want);
     }
   } finally {
+    progress.end();
+    unobserve?.();
     await engine.close();
     cancel.dispose();
   }

@@ -47,6 +47,7 @@ interface RunBatchFlags extends VariableAndOverrideFlags {
   maxConcurrent?: string;
   output?: string;
   verbose?: boolean;
+  quiet?: boolean;
 }
 
 /** Adds `run-batch` to `program`. */
@@ -108,7 +109,7 @@ export async function runBatchCommand(flags: RunBatchFlags): Promise<number> {
     );
     return EXIT_FAILED;
   }
-  const progress = new ProgressLine(inputs.length);
+  const progress = new ProgressLine(inputs.length, "runs", flags.quiet);
   const counts = { completed: 0, failed: 0, running: 0, cancelled: 0 };
   let next = 0;
   const worker = async () => {

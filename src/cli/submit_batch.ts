@@ -43,6 +43,7 @@ interface SubmitBatchFlags extends VariableAndOverrideFlags {
   maxConcurrent?: string;
   output?: string;
   verbose?: boolean;
+  quiet?: boolean;
 }
 
 /** Adds `submit-batch` to `program`. */
@@ -108,7 +109,7 @@ export async function submitBatchCommand(flags: SubmitBatchFlags): Promise<numbe
     }
     batchId = created.batchId;
     if (flags.verbose) writeStderr(`batch_id: ${batchId}\n`);
-    const progress = new ProgressLine(inputs.length);
+    const progress = new ProgressLine(inputs.length, "runs", flags.quiet);
     const aborted = new Promise<void>((resolve) => {
       if (cancel.signal.aborted) resolve();
       cancel.signal.addEventListener("abort", () => resolve(), { once: true });

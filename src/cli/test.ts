@@ -30,6 +30,7 @@ import {
   EXIT_PERMISSION,
 } from "./exit_codes.ts";
 import { onCancelSignals } from "./signals.ts";
+import { progressMode, QUIET_HELP, RunProgress } from "./progress.ts";
 import { startFailure } from "./run.ts";
 import { permissionHint } from "../core/permission_hint.ts";
 import { writeStderr, writeStdout } from "./output.ts";
@@ -62,6 +63,7 @@ export interface TestFlags {
   case?: string[];
   update?: boolean;
   diff?: boolean;
+  quiet?: boolean;
 }
 
 /** Totals of a test command. */
@@ -94,6 +96,7 @@ export function register(program: Command, setExit: SetExit): void {
     )
     .option("--update", "write the actual outputs into the flow files as expected outputs")
     .option("--diff", "show a line diff instead of the new output on a mismatch")
+    .option("-q, --quiet", QUIET_HELP)
     .action(async (paths: string[], flags: TestFlags) => {
       setExit(await testCommand(paths, flags, writeStdout));
     });
@@ -347,15 +350,21 @@ async function testFile(
   let passed = 0;
   let errors = 0;
   const updates = new Map<string, FlowResult>();
+  // the progress line of each case on stderr (src/cli/progress.ts)
+  const progress = new RunProgress({ mode: progressMode(flags.quiet) });
+  const unobserve = progress.mode === "off" ? undefined : engine.observe(progress);
   try {
     for (const c of cases) {
       if (signal?.aborted) break;
       summary.total++;
       out(`----------\nRunning Test Case ${c.name}\n`);
       let actual: FlowResult;
+      progress.begin({ label: `case ${c.name}`, totalSteps: loaded.flow.steps?.length ?? 0 });
       try {
         actual = await engine.run(loaded, c.input, { signal });
+        progress.end();
       } catch (e) {
+        progress.end();
         errors++;
         summary.errors++;
         summary.permission ??= permissionHint(e);
@@ -381,6 +390,8 @@ async function testFile(
       }
     }
   } finally {
+    progress.end();
+    unobserve?.();
     await engine.close();
     await servers?.stop();
   }

@@ -5,11 +5,15 @@
  *
  * - Status: `completed`/`failed`/`skipped` from the step's stored result; `running` while the
  *   engine runs it; `runnable` when every dependency has finished; else `blocked`.
- * - Times come from the run's journal (`step_started`, `step_completed`/`step_failed`/
- *   `step_skipped` events). When the engine journals no start for a step (it does not yet;
- *   CONTRACTS.md run observers will), the start is estimated as the moment its inputs were ready
- *   (the run's start, or its last dependency's result), which is when the scheduler starts a step
- *   unless a concurrency limit holds it back; `durationEstimated: true` says so.
+ * - Times come from the run's journal: a step's start from its `step_started` event (journaled
+ *   for steps with side effects), else its result's time less its duration (the engine records
+ *   how long each step took, from its first attempt's start: `data.durationMs` of
+ *   `step_completed`/`step_failed`/`step_skipped`), else — a running step of this service: when
+ *   the engine started it (`RunHandle.inFlight()`). Only when none of these is known (a step
+ *   running on another engine, a result stored without its duration by an older version) is the
+ *   start estimated as the moment its inputs were ready (the run's start, or its last
+ *   dependency's result), which is when the scheduler starts a step unless a concurrency limit
+ *   holds it back; `durationEstimated: true` says so.
  * - Input: the step's input template resolved against the run's input, variables and stored step
  *   results (with the run's overrides applied), as the engine resolves it — shown for steps that
  *   started or finished. Values marked `is_secret` (variables, input fields, step outputs) are
@@ -150,6 +154,11 @@ export async function runSteps(
     if (result) entry.result = result;
     const t = times[i];
     let startedAt = t.startedAt;
+    if (startedAt === undefined && t.completedAt !== undefined && t.durationMs !== undefined) {
+      // the recorded duration runs from the step's start to its stored result
+      const end = Date.parse(t.completedAt);
+      if (Number.isFinite(end)) startedAt = new Date(end - t.durationMs).toISOString();
+    }
     if (startedAt === undefined && running && Number.isFinite(running.startedAt)) {
       startedAt = new Date(running.startedAt).toISOString();
     }

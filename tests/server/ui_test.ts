@@ -219,11 +219,17 @@ Deno.test("GET /flows/{id}/graph and /runs/{id}/graph; GET /runs/{id}/steps: inp
     assertEquals(typeof first.durationMs, "number");
     assertEquals(typeof first.startedAt, "string");
     assertEquals(typeof first.completedAt, "string");
+    // real times (journaled, or the stored result's time less the recorded duration): they
+    // agree with the duration within the clock reads between them
+    assertEquals(first.durationEstimated, undefined, "the start is known, not estimated");
+    const span = Date.parse(first.completedAt) - Date.parse(first.startedAt);
+    assert(Math.abs(span - first.durationMs) <= 5, `${span} ms vs ${first.durationMs} ms`);
     const held = steps['<held & "x">'];
     assertEquals(held.input.value.key, "[REDACTED]", "a secret variable is redacted in the input");
     assertEquals(held.input.value.first, { value: { q: "hi", n: 9007199254740993 } });
     assertEquals(held.input.gate, gate);
     assertEquals(typeof held.durationMs, "number");
+    assertEquals(held.durationEstimated, undefined, "a running step's start is known");
     assertEquals(held.result, undefined);
     assertEquals(steps.last.status, "blocked");
     assertEquals(steps.last.input, undefined);

@@ -502,7 +502,7 @@ export async function runPage(main, runId, signal) {
       }[/** @type {string} */ (e.event)];
       if (stepStatus && typeof d.stepId === "string") {
         // events already shown (the stream starts with the journal so far) change nothing
-        if (table.setStatus(d.stepId, stepStatus)) {
+        if (table.setStatus(d.stepId, stepStatus, typeof d.at === "string" ? d.at : undefined)) {
           graph?.setStatus(d.stepId, stepStatus);
           announce(`Step ${d.stepId} ${said(stepStatus).toLowerCase()}.`);
           refresh(false);
@@ -667,15 +667,24 @@ class StepTable {
    * A status from an event, before the next refresh brings the details.
    * @param {string} stepId
    * @param {string} status
+   * @param {string} [at] when it happened (the event's time, RFC 3339)
    * @returns {boolean} whether the step's status changed
    */
-  setStatus(stepId, status) {
+  setStatus(stepId, status, at) {
     const r = this.rows.get(stepId);
     // a stored result is final: an older event (a replayed start) does not undo it
     if (!r || r.entry.status === status || r.entry.result !== undefined) return false;
     r.entry = { ...r.entry, status };
     if (status === "running") {
-      r.entry.startedAt ??= new Date().toISOString();
+      if (r.entry.startedAt === undefined) {
+        // the start the engine recorded (the event's time), not when the page heard of it
+        const start = at !== undefined && Number.isFinite(Date.parse(at))
+          ? Date.parse(at)
+          : Date.now();
+        r.entry.startedAt = new Date(start).toISOString();
+        r.entry.durationMs = Math.max(0, Date.now() - start);
+        r.entry.durationEstimated = false;
+      }
       r.entry.durationMs ??= 0;
       r.at = performance.now();
     }
