@@ -4,10 +4,13 @@
  *    SDK worker, against the floor: a bare newline-JSON echo process over the same kind of pipe,
  *    driven the way the plugin reads and writes (BYOB reader into a reused buffer + line
  *    splitter, stream writer).
+ *    Also a whole engine step: `engine.run()` of a one-step flow calling the same `/noop` (what a
+ *    flow's step costs: the run, the step pipeline, the state store, the plugin call).
  * 2. HTTP: the same through the HTTP transport to an SDK worker (`--http`), against a bare
  *    keep-alive loopback POST to an echo server in another process.
  *    The four contenders run interleaved in blocks, so load changes hit them alike.
- * 3. Throughput over stdio with 64 calls in flight (target ≥ 50,000 executes/s).
+ * 3. Throughput over stdio with 64 calls in flight, against the floor with 64 in flight
+ *    (bench/_stdio_floor.ts), three rounds interleaved (issue 17 target: ≥ 0.9× the floor).
  * 4. The cost of exact-number parsing on an execute response line: `JSON.parse` against
  *    `parseMessage` (used by the peer) and `parseJson` (reviver on every value).
  *
@@ -22,6 +25,10 @@ import { LineSplitter } from "../src/protocol/line_splitter.ts";
 import { parseJson } from "../src/json/exact_json.ts";
 import { parseMessage } from "../src/protocol/parse_message.ts";
 import type { Logger } from "../src/log.ts";
+import { stdioFloor as pipelinedFloor } from "./_stdio_floor.ts";
+import { Engine } from "../src/execution/engine.ts";
+import { parseConfigValue } from "../src/config/load.ts";
+import { loadFlowText } from "../src/flow/load.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const WORKERS = `${ROOT}tests/fixtures/workers`;
@@ -240,14 +247,62 @@ const hOurs = await pluginContender({ transport: "http", url: await listenUrl(hw
   await hw.status;
 });
 
-const [floorStdio, oursStdio, floorHttp, oursHttp] = await timeInterleaved(N, [
+/** A whole engine step: a one-step flow calling the SDK worker's `/noop` over stdio. */
+async function engineStep(): Promise<Contender> {
+  const engine = await Engine.create(parseConfigValue({
+    plugins: {
+      w: {
+        type: "stepflow",
+        command: Deno.execPath(),
+        args: ["run", "--quiet", "sdk_worker.ts"],
+        env: denoEnv,
+      },
+    },
+    routes: { "/w/{component}": [{ plugin: "w" }] },
+  }, { workingDirectory: WORKERS }));
+  const flow = loadFlowText(
+    `schema: https://stepflow.org/schemas/v1/flow.json
+steps:
+  - { id: noop, component: /w/noop, input: {} }
+output: { $from: { step: noop } }
+`,
+    { format: "yaml", file: "noop.yaml" },
+  );
+  return {
+    call: async () => {
+      const r = await engine.run(flow, {});
+      if (r.outcome !== "success") throw new Error(JSON.stringify(r));
+    },
+    stop: () => engine.close(),
+  };
+}
+const sStep = await engineStep();
+
+const [floorStdio, oursStdio, floorHttp, oursHttp, stepStdio] = await timeInterleaved(N, [
   sFloor,
   sOurs,
   hFloor,
   hOurs,
+  sStep,
 ]);
-const tput = await throughput(sOurs.plugin, 64, 200_000);
-for (const c of [sFloor, sOurs, hFloor, hOurs]) await c.stop();
+const TPUT_N = Number(Deno.env.get("BENCH_TPUT_N") ?? 100_000);
+const pipelined = pipelinedFloor(() => {
+  const id = crypto.randomUUID();
+  return { id, text: LINE.trimEnd().replace(/"id":"[^"]*"/, `"id":"${id}"`) };
+});
+await pipelined.run(TPUT_N / 10, 64); // warm-up
+const tputs: number[] = [];
+const floorTputs: number[] = [];
+for (let round = 0; round < 3; round++) {
+  const a = performance.now();
+  await pipelined.run(TPUT_N, 64);
+  floorTputs.push(TPUT_N / ((performance.now() - a) / 1000));
+  tputs.push(await throughput(sOurs.plugin, 64, TPUT_N));
+}
+await pipelined.stop();
+const tput = median(tputs);
+const tputRatio = median(tputs.map((t, i) => t / floorTputs[i]));
+for (const c of [sFloor, sOurs, hFloor, hOurs, sStep]) await c.stop();
 const pc = parseCost();
 
 const fmt = (x: number) => x.toFixed(1).padStart(7);
@@ -255,13 +310,20 @@ const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x floor`;
 console.log(`protocol round trip, median of ${N} sequential calls each, interleaved (µs)`);
 console.log(`  stdio  floor (bare newline-JSON echo) ${fmt(floorStdio)}`);
 console.log(
-  `  stdio  no-op components/execute       ${fmt(oursStdio)}   ${ratio(oursStdio, floorStdio)}`,
+  `  stdio  plugin call (execute, no step) ${fmt(oursStdio)}   ${ratio(oursStdio, floorStdio)}`,
+);
+console.log(
+  `  stdio  engine step (one-step flow run)  ${fmt(stepStdio)}   ${ratio(stepStdio, floorStdio)}`,
 );
 console.log(`  http   floor (bare keep-alive POST)   ${fmt(floorHttp)}`);
 console.log(
   `  http   no-op components/execute       ${fmt(oursHttp)}   ${ratio(oursHttp, floorHttp)}`,
 );
-console.log(`throughput, stdio, 64 in flight: ${Math.round(tput)} executes/s`);
+console.log(
+  `throughput, stdio, 64 in flight: ${Math.round(tput)} executes/s; floor ${
+    Math.round(median(floorTputs))
+  }/s; ratio ${tputRatio.toFixed(2)}x floor (median of 3 interleaved rounds)`,
+);
 console.log(
   `parse one execute response line: JSON.parse ${pc.plain.toFixed(0)} ns, parseMessage ${
     pc.fast.toFixed(0)

@@ -130,3 +130,50 @@ export function deadline(ms: number, reason: () => unknown, parent?: AbortSignal
   const signal = parent ? AbortSignal.any([parent, ac.signal]) : ac.signal;
   return { signal, dispose: () => clearTimeout(timer) };
 }
+
+/**
+ * A {@linkcode childSignal} made on first use: a step whose component never reads its signal
+ * (most built-ins) costs no AbortController (issue 17: per-step allocations of 100,000-step
+ * fan-outs). Until then `aborted` and `reason` are the parent's, which is what the child would
+ * say: only the parent aborts it.
+ */
+export class LazyChildSignal {
+  readonly #parent: AbortSignal;
+  #child: ChildSignal | undefined;
+  #disposed = false;
+
+  constructor(parent: AbortSignal) {
+    this.#parent = parent;
+  }
+
+  /** The child signal (made now if it was not yet). */
+  get signal(): AbortSignal {
+    if (this.#child === undefined) {
+      // after dispose, a late reader gets a signal that follows nothing (as a disposed child)
+      this.#child = this.#disposed ? childSignal(undefined) : childSignal(this.#parent);
+      if (this.#disposed && this.#parent.aborted) {
+        this.#child.controller.abort(this.#parent.reason);
+      }
+    }
+    return this.#child.signal;
+  }
+
+  get aborted(): boolean {
+    return this.#child === undefined ? this.#parent.aborted : this.#child.signal.aborted;
+  }
+
+  get reason(): unknown {
+    return this.#child === undefined ? this.#parent.reason : this.#child.signal.reason;
+  }
+
+  /** Stops following the parent. */
+  dispose(): void {
+    this.#disposed = true;
+    this.#child?.dispose();
+  }
+}
+
+/** The signal itself, made now when it is a {@linkcode LazyChildSignal}. */
+export function signalOf(s: AbortSignal | LazyChildSignal): AbortSignal {
+  return s instanceof LazyChildSignal ? s.signal : s;
+}

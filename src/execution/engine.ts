@@ -59,8 +59,9 @@ import {
 import { runTimeoutReason } from "./timeout.ts";
 import { RunEvents, type RunObserver } from "./observers.ts";
 import { type NestedRunStart, RunServices } from "./run_services.ts";
+import { type OneStepHost, oneStepOf, runOneStep } from "./single_step.ts";
 import { startPlugins } from "./plugin_start.ts";
-import { type Redactor, runRedactor } from "./secrets.ts";
+import { flowHasSecrets, type Redactor, runRedactor } from "./secrets.ts";
 import type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
 import {
   applyResumeMode,
@@ -112,6 +113,7 @@ export class Engine {
   #observers = new Set<RunObserver>();
   #closed = false;
   #services: EngineServices;
+  #oneStep: OneStepHost;
 
   private constructor(
     config: LoadedConfig,
@@ -150,6 +152,15 @@ export class Engine {
       },
     };
     this.#services = this.#makeServices(undefined, undefined, 0, undefined);
+    this.#oneStep = {
+      store,
+      resolver: this.#resolver,
+      log,
+      observers: () => this.#observers,
+      registerFlow: (flow) => this.#registerFlow(flow),
+      services: (runId, signal, depth, budget) => this.#makeServices(runId, signal, depth, budget),
+      limits: () => this.#runLimits({}),
+    };
   }
 
   /**
@@ -337,7 +348,7 @@ export class Engine {
         return await this.run(flow, found.input, again);
       }
     }
-    return await this.run(flow, input, o);
+    return await this.#nested(flow, input, o as NestedRunStart); // not run before: a fresh run
   }
 
   async #run(
@@ -584,7 +595,7 @@ export class Engine {
       getFlow: (flowId: string) => this.getFlow(flowId),
       runNested: (flow: Flow, input: JsonValue, o: NestedRunStart) =>
         o.resumeMode === undefined
-          ? this.run(flow, input, o as InternalRunOptions)
+          ? this.#nested(flow, input, o)
           : this.#runNested(flow, input, o as InternalRunOptions),
     };
     return new RunServices(
@@ -597,6 +608,28 @@ export class Engine {
       secrets,
       resumeMode,
     );
+  }
+
+  /**
+   * A nested run: a one-step flow skips the scheduler (src/execution/single_step.ts: same
+   * records, events and semantics), any other goes through {@linkcode Engine.run}.
+   */
+  #nested(flow: Flow, input: JsonValue, o: NestedRunStart): Promise<FlowResult> {
+    if (
+      o.parentRunId !== undefined && o.budget !== undefined && o.secrets === undefined &&
+      (o.overrides === undefined || o.overrides === null) && this.#stepRunner === undefined &&
+      o.depth <= MAX_NESTING_DEPTH && !flowHasSecrets(flow)
+    ) {
+      const one = oneStepOf(flow);
+      if (one !== undefined) {
+        return runOneStep(this.#oneStep, flow, one, input, {
+          ...o,
+          parentRunId: o.parentRunId,
+          budget: o.budget,
+        });
+      }
+    }
+    return this.run(flow, input, o as InternalRunOptions);
   }
 
   /** Stops every plugin and closes the state store; safe to call twice. */

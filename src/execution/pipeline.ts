@@ -26,7 +26,7 @@
  * @module
  */
 import { type FlowResult, skipped, success } from "../core/flow_result.ts";
-import { childSignal } from "../core/abort.ts";
+import { LazyChildSignal, signalOf } from "../core/abort.ts";
 import type { Release } from "../core/limiter.ts";
 import { describeError, ExecutionError, executionError } from "../errors.ts";
 import type { JsonValue } from "../json/exact_json.ts";
@@ -98,13 +98,13 @@ function launch(
     at: startedAt,
   });
   // Each step gets its own signal following the run's (src/core/abort.ts): one AbortSignal with
-  // a listener per in-flight step is quadratic.
-  const child = childSignal(run.signal);
+  // a listener per in-flight step is quadratic. It is made when the component first reads it.
+  const child = new LazyChildSignal(run.signal);
   let p: Promise<FlowResult>;
   try {
     p = run.runner !== undefined
       ? run.runner(step, { ...run, signal: child.signal })
-      : runStep(step, run, child.signal);
+      : runStep(step, run, child);
   } catch (e) {
     p = Promise.reject(e);
   }
@@ -223,7 +223,7 @@ function committed(
 
 /**
  * Runs the stages before the record: skip, input, call (with retry/timeout and limits), onError.
- * @param signal the step's signal (aborted when the run ends early).
+ * @param signal the step's signal (aborted when the run ends early), possibly made on first use.
  * @returns the step's result.
  * @throws {ExecutionError} when the run must abort (stepflow 0.8): a template that cannot be
  * resolved (`failed to resolve input for step 'S'`, `failed to resolve skip_if ...`), an input
@@ -232,7 +232,7 @@ function committed(
 export async function runStep(
   step: CompiledStep,
   run: RunContext,
-  signal: AbortSignal = run.signal,
+  signal: AbortSignal | LazyChildSignal = run.signal,
 ): Promise<FlowResult> {
   // skip
   if (step.skipIf !== undefined) {
@@ -300,16 +300,27 @@ function executeContext(
   step: CompiledStep,
   run: RunContext,
   attempt: number,
-  signal: AbortSignal,
+  signal: AbortSignal | LazyChildSignal,
 ): ExecuteContext {
-  const ctx: ExecuteContext = {
-    runId: run.runId,
-    flowId: run.flowId,
-    stepId: step.id,
-    attempt,
-    signal,
-    engine: run.services,
-  };
+  const ctx: ExecuteContext = signal instanceof LazyChildSignal
+    ? {
+      runId: run.runId,
+      flowId: run.flowId,
+      stepId: step.id,
+      attempt,
+      get signal() {
+        return signal.signal;
+      },
+      engine: run.services,
+    }
+    : {
+      runId: run.runId,
+      flowId: run.flowId,
+      stepId: step.id,
+      attempt,
+      signal,
+      engine: run.services,
+    };
   if (run.events !== undefined) ctx.progress = run.events.progressOf(step.id);
   return ctx;
 }
@@ -323,7 +334,7 @@ async function plainCall(
   run: RunContext,
   routed: RoutedComponent,
   input: JsonValue,
-  signal: AbortSignal,
+  signal: AbortSignal | LazyChildSignal,
 ): Promise<FlowResult> {
   const result = await routed.plugin.execute(
     routed.component,
@@ -350,8 +361,9 @@ async function policyCall(
   run: RunContext,
   routed: RoutedComponent,
   input: JsonValue,
-  signal: AbortSignal,
+  stepSignal: AbortSignal | LazyChildSignal,
 ): Promise<FlowResult> {
+  const signal = signalOf(stepSignal); // retries and timeouts listen to it
   const policy = step.policy;
   const pl = routed.limits;
   const timeoutMs = policy.timeoutMs ?? pl?.timeoutMs;

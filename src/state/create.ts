@@ -5,7 +5,6 @@
 import type { StateStoreConfig } from "../config/model.ts";
 import { MemoryStateStore } from "./memory.ts";
 import { isNumber, toNumber } from "../json/exact_json.ts";
-import { SqliteStateStore } from "./sqlite.ts";
 import { parseSqliteUrl } from "../config/store_url.ts";
 import type { StateStore } from "./store.ts";
 import { parsePostgresUrl } from "./postgres_url.ts";
@@ -51,6 +50,7 @@ export async function openStateStore(
   workingDirectory: string,
   options: { journal?: boolean } = {},
 ): Promise<StateStore> {
+  if (config?.type === "sqlite") sqliteModule ??= await import("./sqlite.ts");
   if (config?.type !== "postgres") return createStateStore(config, workingDirectory, options);
   const { PostgresStateStore } = await import("./postgres.ts");
   return await PostgresStateStore.open(config.url, {
@@ -61,11 +61,18 @@ export async function openStateStore(
 }
 
 /**
- * Creates the store for `config` (`inMemory` by default) synchronously. Relative SQLite paths
+ * src/state/sqlite.ts, loaded by the first {@linkcode openStateStore} of an SQLite store: runs
+ * with the in-memory store never load it (cold start, issue 17).
+ */
+let sqliteModule: typeof import("./sqlite.ts") | undefined;
+
+/**
+ * Creates the store for `config` (`inMemory` by default) synchronously; an SQLite store only
+ * once {@linkcode openStateStore} has opened one (it loads the SQLite module). Relative SQLite paths
  * resolve against `workingDirectory`. `options.journal` keeps the run journal in an in-memory
  * store too (the service's event streams read it; a database always keeps it).
- * @throws {Error} when an SQLite database cannot be opened, or for `postgres` (which opens
- * asynchronously: use {@linkcode openStateStore}).
+ * @throws {Error} when an SQLite database cannot be opened, or for `postgres` (and `sqlite`
+ * before the first {@linkcode openStateStore} of one), which open asynchronously.
  */
 export function createStateStore(
   config: StateStoreConfig | undefined,
@@ -85,8 +92,11 @@ export function createStateStore(
         : durationMs(config.maxFinishedAge),
     });
   }
+  if (sqliteModule === undefined) {
+    throw new Error("the SQLite store module loads asynchronously: use openStateStore()");
+  }
   try {
-    return SqliteStateStore.open(config.databaseUrl, {
+    return sqliteModule.SqliteStateStore.open(config.databaseUrl, {
       autoMigrate: config.autoMigrate ?? true,
       workingDirectory,
     });

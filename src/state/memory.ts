@@ -79,7 +79,12 @@ export class MemoryStateStore implements StateStore {
   #stepAt = new Map<string, string[]>();
   #starts = new Map<string, (StepStart | undefined)[]>();
   #children = new Map<string, string[]>();
-  #byKey = new Map<string, string>();
+  /**
+   * Run ids by run key, built on the first {@linkcode findRunByKey} and kept from then on: a map
+   * over 10,000 items would otherwise pay an insert into a large map per item for a lookup that
+   * only resuming a run makes.
+   */
+  #byKey: Map<string, string> | undefined;
   /** Journal per root run (ids ascending). */
   #events = new Map<string, RunEventRecord[]>();
   #eventId = 0;
@@ -127,7 +132,7 @@ export class MemoryStateStore implements StateStore {
       if (c) c.push(run.runId);
       else this.#children.set(parent, [run.runId]);
     }
-    if (run.runKey !== undefined) this.#byKey.set(run.runKey, run.runId);
+    if (run.runKey !== undefined) this.#byKey?.set(run.runKey, run.runId);
     this.#event(run.runId, root, queued ? "run_queued" : "run_started");
     if (queued) this.#wake();
   }
@@ -242,6 +247,12 @@ export class MemoryStateStore implements StateStore {
   }
 
   findRunByKey(runKey: string): Promise<RunRecord | undefined> {
+    if (this.#byKey === undefined) {
+      this.#byKey = new Map();
+      for (const r of this.#runs.values()) {
+        if (r.runKey !== undefined) this.#byKey.set(r.runKey, r.runId);
+      }
+    }
     const id = this.#byKey.get(runKey);
     return this.getRun(id ?? "");
   }
@@ -360,7 +371,7 @@ export class MemoryStateStore implements StateStore {
     }
     for (const id of removed) {
       const r = this.#runs.get(id)!;
-      if (r.runKey !== undefined) this.#byKey.delete(r.runKey);
+      if (r.runKey !== undefined) this.#byKey?.delete(r.runKey);
       this.#runs.delete(id);
       this.#children.delete(id);
       this.#steps.delete(id);

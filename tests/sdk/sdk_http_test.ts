@@ -34,7 +34,7 @@ Deno.test("SDK over HTTP: health, JSON replies, SSE-streamed engine calls, valid
     assertEquals(await post("/context", { x: 1 }), "text/event-stream");
 
     const list = await p.listComponents();
-    assertEquals(list.length, 12);
+    assertEquals(list.length, 13);
     assertEquals(await p.execute("/add", { a: 1, b: 2 }, execCtx(engine)), {
       outcome: "success",
       result: { sum: 3 },

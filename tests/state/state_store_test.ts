@@ -12,7 +12,7 @@ import { MemoryStateStore } from "../../src/state/memory.ts";
 import { SqliteStateStore } from "../../src/state/sqlite.ts";
 import { parseSqliteUrl } from "../../src/config/store_url.ts";
 import { type StateStore, StoreError } from "../../src/state/store.ts";
-import { createStateStore, storeConfigFromUrl } from "../../src/state/create.ts";
+import { createStateStore, openStateStore, storeConfigFromUrl } from "../../src/state/create.ts";
 import {
   describePostgresUrl,
   postgresEnvVars,
@@ -132,12 +132,12 @@ Deno.test("SqliteStateStore.open() adds its extra columns to a database created 
   });
 });
 
-Deno.test("createStateStore(): a file that is not a database names the setting and the file", async () => {
+Deno.test("openStateStore(): a file that is not a database names the setting and the file", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/junk.db`, "not a database, just text\n");
-    assertThrows(
+    await assertRejects(
       () =>
-        createStateStore({ type: "sqlite", databaseUrl: "sqlite:junk.db", autoMigrate: true }, dir),
+        openStateStore({ type: "sqlite", databaseUrl: "sqlite:junk.db", autoMigrate: true }, dir),
       Error,
       `stateStore.databaseUrl 'sqlite:junk.db': cannot open '${dir}/junk.db': file is not a database (point databaseUrl at a new file`,
     );

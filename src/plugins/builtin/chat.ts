@@ -55,7 +55,7 @@ import {
 } from "../../json/exact_json.ts";
 import { logger } from "../../log.ts";
 import type { ExecuteContext } from "../plugin.ts";
-import { compileSchemaCheck, type SchemaCheck } from "../mcp/schema_check.ts";
+import type { SchemaCheck } from "../mcp/schema_check.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { invalidInput, objectInput, optionalString, typeName } from "./_input.ts";
 import { type Endpoint, failureFromError, resolveEndpoint } from "./openai_client.ts";
@@ -157,6 +157,11 @@ export const chatComponent: BuiltinComponent = {
   },
   async execute(input, ctx, env) {
     const o = objectInput(NAME, input);
+    const rf = o.response_format;
+    if (isJsonObject(rf) && rf.type === "json_schema") {
+      // ajv loads only for a schema to check (cold start of every other command, issue 17)
+      schemaChecks ??= await import("../mcp/schema_check.ts");
+    }
     const request = buildRequest(o, env.openai.model);
     const endpoint = resolveEndpoint(NAME, {
       api_key: optionalString(NAME, o, "api_key"),
@@ -308,6 +313,9 @@ function checkTools(v: JsonValue): JsonValue[] {
   });
 }
 
+/** src/plugins/mcp/schema_check.ts, loaded by the first `json_schema` response format. */
+let schemaChecks: typeof import("../mcp/schema_check.ts") | undefined;
+
 function checkResponseFormat(v: JsonValue, body: JsonObject): Partial<Request> {
   if (!isJsonObject(v) || typeof v.type !== "string") {
     throw invalidInput(
@@ -333,7 +341,7 @@ function checkResponseFormat(v: JsonValue, body: JsonObject): Partial<Request> {
     throw invalidInput(NAME, "`response_format.json_schema.schema` must be a JSON Schema object");
   }
   const name = typeof js.name === "string" && js.name !== "" ? js.name : "output";
-  const { check, compileError } = compileSchemaCheck(js.schema);
+  const { check, compileError } = schemaChecks!.compileSchemaCheck(js.schema);
   if (compileError !== undefined) {
     throw invalidInput(NAME, `response_format.json_schema.schema is not usable: ${compileError}`);
   }

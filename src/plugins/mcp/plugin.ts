@@ -20,7 +20,7 @@
  * @module
  */
 import { rethrowIfPermission } from "../../core/permission_hint.ts";
-import { type CallToolResult, isMcpError, isSdkTimeout } from "./_sdk.ts";
+import type { CallToolResult, McpError } from "./_sdk.ts";
 import { registerPluginType } from "../registry.ts";
 import type { ComponentInfo, ExecuteContext, Plugin, PluginInitContext } from "../plugin.ts";
 import type { McpPluginConfig, PluginConfig } from "../../config/model.ts";
@@ -28,7 +28,7 @@ import { failed, type FlowResult, success } from "../../core/flow_result.ts";
 import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import { describeError, PluginError, TransportError } from "../../errors.ts";
 import { type Logger, logger } from "../../log.ts";
-import { McpConnection, type McpEndpoint } from "./connection.ts";
+import type { McpConnection, McpEndpoint } from "./connection.ts";
 import { abortable, deadline, settlesWithin } from "../../core/abort.ts";
 import { substituteEnv } from "../../config/env.ts";
 import { parseDuration } from "../../core/duration.ts";
@@ -41,6 +41,35 @@ import {
   TRANSPORT_FAILED,
 } from "../../core/error_codes.ts";
 import { VALIDATION_ERROR } from "../../core/rpc_error_codes.ts";
+
+/**
+ * The MCP SDK (and ajv, which checks tool schemas) load with the first MCP connection: commands
+ * and runs without an MCP plugin never load them (they were 40% of the CLI's module loading;
+ * issue 17, cold start).
+ */
+let sdkModules:
+  | Promise<[typeof import("./_sdk.ts"), typeof import("./connection.ts")]>
+  | undefined;
+let sdk: typeof import("./_sdk.ts") | undefined;
+
+function loadSdk(): Promise<[typeof import("./_sdk.ts"), typeof import("./connection.ts")]> {
+  return sdkModules ??= Promise.all([import("./_sdk.ts"), import("./connection.ts")]).then(
+    (m) => {
+      sdk = m[0];
+      return m;
+    },
+  );
+}
+
+/** The SDK's `McpError` (false before the SDK is loaded: no call can have failed with it). */
+function isMcpError(err: unknown): err is McpError {
+  return sdk?.isMcpError(err) ?? false;
+}
+
+/** The SDK's own request timeout (see _sdk.ts). */
+function isSdkTimeout(err: unknown): boolean {
+  return sdk?.isSdkTimeout(err) ?? false;
+}
 
 /**
  * Default timeout of one tool call in ms, restarted by each progress notification
@@ -267,11 +296,8 @@ export class McpPlugin implements Plugin {
     }
     const n = ++this.#starts;
     if (n > 1) this.#log.info(`starting the MCP server again (start #${n})`);
-    const p = McpConnection.open(
-      endpoint,
-      this.#log,
-      this.#startTimeoutMs(),
-      this.#closing.signal,
+    const p = loadSdk().then(([, c]) =>
+      c.McpConnection.open(endpoint, this.#log, this.#startTimeoutMs(), this.#closing.signal)
     );
     this.#current = p;
     this.#starting.add(p);

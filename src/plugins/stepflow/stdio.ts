@@ -95,7 +95,9 @@ interface Proc {
   child: Child;
   peer: Peer;
   /** Messages waiting while a write is in progress (sent together as one write). */
-  queue: QueuedWrite[];
+  queue: string[];
+  /** Settles when the queued messages are written (one promise per write, not per message). */
+  queued?: QueuedWrite;
   writing: boolean;
   alive: boolean;
   /** True until `initialize` is answered (a failure then is reported by the handshake). */
@@ -107,9 +109,15 @@ interface Proc {
 }
 
 interface QueuedWrite {
-  text: string;
+  promise: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
+}
+
+function queuedWrite(): QueuedWrite {
+  const w = Promise.withResolvers<void>();
+  w.promise.catch(() => {}); // each sender handles the failure of its own message
+  return w;
 }
 
 /** Size of the buffer stdout is read into, bytes. */
@@ -143,8 +151,19 @@ export class StdioWorker implements WorkerTransport {
   }
 
   /** See {@linkcode WorkerTransport.request}. */
-  async request(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
-    const proc = await this.#ready();
+  request(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
+    // the hot path: a running worker is called without waiting a turn for #ready()
+    const live = this.#proc;
+    if (live?.alive) return this.#call(live, method, params, signal);
+    return this.#ready().then((proc) => this.#call(proc, method, params, signal));
+  }
+
+  async #call(
+    proc: Proc,
+    method: string,
+    params: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<JsonValue> {
     const result = await proc.peer.request(method, params, signal);
     this.#restarts = 0; // stepflow 0.8: the restart count resets after a successful message
     return result;
@@ -267,33 +286,37 @@ export class StdioWorker implements WorkerTransport {
    */
   #write(proc: Proc, text: string): Promise<void> {
     if (!proc.alive) return Promise.reject(new TransportError(`${this.#name} has exited`));
-    return new Promise((resolve, reject) => {
-      proc.queue.push({ text, resolve, reject });
-      if (!proc.writing) {
-        proc.writing = true;
-        queueMicrotask(() => void this.#flush(proc));
-      }
-    });
+    proc.queue.push(text);
+    const w = proc.queued ??= queuedWrite();
+    if (!proc.writing) {
+      proc.writing = true;
+      queueMicrotask(() => void this.#flush(proc));
+    }
+    return w.promise;
   }
 
   async #flush(proc: Proc): Promise<void> {
     proc.writing = true;
     while (proc.queue.length > 0) {
       const batch = proc.queue;
+      const w = proc.queued!;
       proc.queue = [];
-      const text = batch.length === 1
-        ? batch[0].text + "\n"
-        : batch.map((b) => b.text).join("\n") + "\n";
+      proc.queued = undefined;
+      const text = batch.length === 1 ? batch[0] + "\n" : batch.join("\n") + "\n";
       try {
         await proc.child.stdin.write(encoder.encode(text));
-        for (const b of batch) b.resolve();
+        w.resolve();
       } catch (err) {
         this.#discard(proc, `it closed its stdin (${describeError(err)})`);
         const e = new TransportError(`its stdin is closed (${describeError(err)})`, {
           cause: err,
         });
-        for (const b of [...batch, ...proc.queue]) b.reject(e);
+        w.reject(e);
+        // messages queued during the failed write
+        const later = proc.queued as QueuedWrite | undefined;
+        later?.reject(e);
         proc.queue = [];
+        proc.queued = undefined;
       }
     }
     proc.writing = false;

@@ -1,0 +1,134 @@
+/**
+ * Fan-out cost per step from 1,000 to 100,000 steps (issue 17, goal 3): the fan-out shape of
+ * bench/_engine_shapes.ts (N independent `create_messages` steps joined by one `put_blob`), each
+ * size in its own process, warm runs after a cold one. Reports wall and CPU µs per step, the
+ * ratio of each size's cost to the 1,000-step one (target: within 1.3× up to 100,000), and the
+ * share of the timed wall time spent in garbage-collection pauses (V8 `--trace-gc`; target below
+ * 20% on the 100,000-step shape).
+ *
+ * ```sh
+ * deno run -A bench/fanout_scaling.ts [--sizes 1000,10000,100000] [--runs 5]
+ * ```
+ * @module
+ */
+import { Engine } from "../src/execution/engine.ts";
+import { benchConfig, fanOutFlow } from "./_engine_shapes.ts";
+
+const args = Deno.args;
+const opt = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const SIZES = opt("sizes", "1000,10000,100000").split(",").map(Number);
+const RUNS = Number(opt("runs", "5"));
+const MARK = "@@fanout_scaling";
+
+function cpuMs(): number {
+  const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+interface Sample {
+  steps: number;
+  /** warm runs: µs per step, wall and CPU */
+  wallUs: number[];
+  cpuUs: number[];
+}
+
+async function child(n: number): Promise<void> {
+  const flow = fanOutFlow(n);
+  const engine = await Engine.create(benchConfig(false));
+  const gc = (globalThis as { gc?: () => void }).gc;
+  try {
+    const first = await engine.run(flow, { prompt: "hello" });
+    if (first.outcome !== "success") throw new Error(`run failed: ${JSON.stringify(first)}`);
+    const s: Sample = { steps: n + 1, wallUs: [], cpuUs: [] };
+    for (let i = 0; i < RUNS; i++) {
+      gc?.();
+      const c = cpuMs();
+      const t = performance.now();
+      console.log(`${MARK} start ${t}`);
+      await engine.run(flow, { prompt: "hello" });
+      const ms = performance.now() - t;
+      const cpu = cpuMs() - c;
+      console.log(`${MARK} end ${t + ms}`);
+      s.wallUs.push(ms * 1000 / (n + 1));
+      s.cpuUs.push(cpu * 1000 / (n + 1));
+    }
+    console.log(`${MARK} result ${JSON.stringify(s)}`);
+  } finally {
+    await engine.close();
+  }
+}
+
+/**
+ * GC pause ms inside the timed sections of a child's `--trace-gc` output, and the timed ms. V8
+ * prints its trace through a buffered stream (it does not interleave with ours), so entries are
+ * matched to sections by their timestamps (ms since the isolate started, which is within a few
+ * ms of `performance.now()`'s origin).
+ */
+function gcShare(out: string): { gcMs: number; timedMs: number } {
+  // V8's lines and ours can share a line (two writers on one stdout): match anywhere
+  const windows: [number, number][] = [];
+  for (const m of out.matchAll(new RegExp(`${MARK} (start|end) ([\\d.]+)`, "g"))) {
+    if (m[1] === "start") windows.push([Number(m[2]), Infinity]);
+    else if (windows.length > 0) windows[windows.length - 1][1] = Number(m[2]);
+  }
+  let gcMs = 0;
+  // "[pid:0x..]  1234 ms: Scavenge 12.3 (14.5) -> 11.2 (15.5) MB, pooled: 0 MB, 1.23 / 0.00 ms ..."
+  const gcLine = /\]\s+(\d+) ms: [^\n]*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/g;
+  for (const m of out.matchAll(gcLine)) {
+    const at = Number(m[1]);
+    if (windows.some(([a, b]) => at >= a && at <= b)) gcMs += Number(m[2]);
+  }
+  return { gcMs, timedMs: windows.reduce((sum, [a, b]) => sum + (b - a), 0) };
+}
+
+if (args.includes("--child")) {
+  await child(Number(opt("child", "1000")));
+} else {
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const rows: { s: Sample; gc: number }[] = [];
+  for (const n of SIZES) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--expose-gc,--trace-gc",
+        import.meta.filename ?? new URL(import.meta.url).pathname,
+        "--child",
+        String(n),
+        "--runs",
+        String(RUNS),
+      ],
+      stderr: "inherit",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    if (!out.success) {
+      console.error(text.slice(-2000));
+      Deno.exit(1);
+    }
+    const s = JSON.parse(new RegExp(`${MARK} result (\\{.*\\})`).exec(text)![1]) as Sample;
+    const g = gcShare(text);
+    rows.push({ s, gc: g.gcMs / g.timedMs });
+  }
+  const base = rows[0];
+  console.log(
+    `fan-out scaling, warm medians of ${RUNS} runs per size (load ${
+      Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
+    })`,
+  );
+  console.log(
+    "| steps | wall µs/step | CPU µs/step | wall ÷ smallest | CPU ÷ smallest | GC pauses |",
+  );
+  console.log("| ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const r of rows) {
+    const w = median(r.s.wallUs);
+    const c = median(r.s.cpuUs);
+    console.log(
+      `| ${r.s.steps} | ${w.toFixed(2)} | ${c.toFixed(2)} | ${
+        (w / median(base.s.wallUs)).toFixed(2)
+      } | ${(c / median(base.s.cpuUs)).toFixed(2)} | ${(r.gc * 100).toFixed(0)}% |`,
+    );
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * `/builtin/map` over a step service (issue 17, goal 1): 10,000 items, `max_concurrency: 16`,
+ * each item flow one step calling the SDK worker's `/echo` (tests/fixtures/workers/sdk_worker.ts),
+ * against the floor measured in the same run: a bare newline-JSON echo process (stdio) or a bare
+ * keep-alive echo server (HTTP) driven with 16 requests in flight, each carrying the same
+ * execute request the engine sends.
+ *
+ * ```sh
+ * deno run -A bench/map_stepservice.ts [--items 10000] [--concurrency 16] [--rounds 5] [--no-http]
+ * ```
+ *
+ * Also over stdio, the same map whose item flow has a second step nothing needs: its item runs
+ * go through the scheduler, as every item run did before one-step item flows skipped it (issue
+ * 17), so the before/after of that change is measured in the same run.
+ *
+ * Each round times every contender once, in turn (floor, map, scheduled; stdio then HTTP), after
+ * one warm-up round; the report gives items/s per round and the ratio map ÷ floor of each round, then the
+ * medians. Results go in docs/performance.md.
+ * @module
+ */
+import { Engine } from "../src/execution/engine.ts";
+import { parseConfigValue } from "../src/config/load.ts";
+import { loadFlowText } from "../src/flow/load.ts";
+import { type Floor, inFlight, stdioFloor } from "./_stdio_floor.ts";
+import type { JsonValue } from "../src/json/exact_json.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const WORKERS = `${ROOT}tests/fixtures/workers`;
+
+function arg(name: string, dflt: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Deno.args[i + 1] : dflt;
+}
+const ITEMS = Number(arg("items", "10000"));
+const CONC = Number(arg("concurrency", "16"));
+const ROUNDS = Number(arg("rounds", "5"));
+const HTTP = !Deno.args.includes("--no-http");
+const denoEnv = { HOME: Deno.env.get("HOME") ?? "/root" };
+
+const runId = crypto.randomUUID();
+/** The execute request the engine sends for item `i` (same fields, same size). */
+function request(i: number): { id: string; text: string } {
+  const id = crypto.randomUUID();
+  const text = JSON.stringify({
+    jsonrpc: "2.0",
+    id,
+    method: "components/execute",
+    params: {
+      component: "/echo",
+      input: { x: i },
+      attempt: 1,
+      observability: { run_id: runId, flow_id: "9f".repeat(32), step_id: "call" },
+    },
+  });
+  return { id, text };
+}
+
+/** The HTTP floor: bare keep-alive POSTs to an echo server in another process. */
+async function httpFloor(): Promise<Floor> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-net=127.0.0.1", `${ROOT}bench/protocol_echo_http.ts`],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const url = await listenUrl(child);
+  const call = async (i: number) => {
+    const r = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: request(i).text,
+    });
+    JSON.parse(await r.text());
+  };
+  return {
+    run: (n, k) => inFlight(n, k, call),
+    stop: async () => {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+async function listenUrl(child: Deno.ChildProcess): Promise<string> {
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`no listening line: ${seen}`);
+    seen += value;
+    const m = /listening on (http:\/\/\S+)/.exec(seen);
+    if (m) {
+      (async () => {
+        while (!(await reader.read()).done) { /* drain */ }
+      })();
+      return m[1] + "/";
+    }
+  }
+}
+
+const FLOW = `schema: https://stepflow.org/schemas/v1/flow.json
+steps:
+  - id: each
+    component: /builtin/map
+    input:
+      workflow:
+        $literal:
+          schema: https://stepflow.org/schemas/v1/flow.json
+          steps:
+            - id: call
+              component: /w/echo
+              input: { $from: { workflow: input } }
+__EXTRA__
+          output: { $from: { step: call } }
+      items: { $from: { workflow: input }, path: items }
+      max_concurrency: ${CONC}
+output: { $from: { step: each }, path: successful }
+`;
+
+/**
+ * A second step nothing needs (never run) sends each item run through the scheduler, as every
+ * item run went before one-step item flows skipped it: the "before" of the same run.
+ */
+const UNUSED_STEP = `
+            - id: unused
+              component: /builtin/create_messages
+              input: { user_prompt: never run }`;
+
+async function mapContender(
+  plugin: Record<string, JsonValue>,
+  after?: () => Promise<void>,
+  scheduled = false,
+) {
+  const config = parseConfigValue({
+    plugins: { builtin: { type: "builtin" }, w: plugin },
+    routes: {
+      "/builtin/{*component}": [{ plugin: "builtin" }],
+      "/w/{component}": [{ plugin: "w" }],
+    },
+  }, { workingDirectory: WORKERS });
+  const engine = await Engine.create(config);
+  const flow = loadFlowText(FLOW.replace("__EXTRA__", scheduled ? UNUSED_STEP : ""), {
+    format: "yaml",
+    file: "map_stepservice.yaml",
+  });
+  const items = Array.from({ length: ITEMS }, (_, i) => ({ x: i }));
+  return {
+    run: async () => {
+      const r = await engine.run(flow, { items } as unknown as JsonValue);
+      if (r.outcome !== "success" || r.result !== ITEMS) {
+        throw new Error(`map failed: ${JSON.stringify(r).slice(0, 500)}`);
+      }
+    },
+    stop: async () => {
+      await engine.close();
+      await after?.();
+    },
+  };
+}
+
+/** CPU time (user + system, ms) of a process from /proc (Linux), 0 when unreadable. */
+function cpuOf(pid: string): number {
+  try {
+    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) * 1000 / 100; // clock ticks of 10 ms
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU time (ms) of this process and of each of its child processes. */
+function cpuNow(): Map<string, number> {
+  const m = new Map<string, number>([["self", cpuOf("self")]]);
+  try {
+    for (const t of Deno.readDirSync("/proc/self/task")) {
+      const kids = Deno.readTextFileSync(`/proc/self/task/${t.name}/children`).trim();
+      for (const pid of kids ? kids.split(/\s+/) : []) m.set(pid, cpuOf(pid));
+    }
+  } catch { /* not Linux */ }
+  return m;
+}
+
+interface Timed {
+  /** items/s */
+  rate: number;
+  /** CPU µs per item in this process (the engine, or the floor's driver). */
+  cpuHere: number;
+  /** CPU µs per item in the child processes (the worker, or the echo). */
+  cpuChildren: number;
+}
+
+async function timed(f: () => Promise<void>): Promise<Timed> {
+  const c0 = cpuNow();
+  const a = performance.now();
+  await f();
+  const ms = performance.now() - a;
+  const c1 = cpuNow();
+  let children = 0;
+  for (const [pid, v] of c1) if (pid !== "self") children += v - (c0.get(pid) ?? v);
+  return {
+    rate: ITEMS / (ms / 1000),
+    cpuHere: (c1.get("self")! - c0.get("self")!) * 1000 / ITEMS,
+    cpuChildren: children * 1000 / ITEMS,
+  };
+}
+
+const sFloor = stdioFloor(request);
+const sMap = await mapContender({
+  type: "stepflow",
+  command: Deno.execPath(),
+  args: ["run", "--quiet", "sdk_worker.ts"],
+  env: denoEnv,
+});
+const sSched = await mapContender(
+  {
+    type: "stepflow",
+    command: Deno.execPath(),
+    args: ["run", "--quiet", "sdk_worker.ts"],
+    env: denoEnv,
+  },
+  undefined,
+  true,
+);
+let hFloor: Floor | undefined;
+let hMap: Awaited<ReturnType<typeof mapContender>> | undefined;
+if (HTTP) {
+  hFloor = await httpFloor();
+  const hw = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "-A", "sdk_worker.ts", "--http", "--port", "0"],
+    cwd: WORKERS,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  hMap = await mapContender(
+    { type: "stepflow", transport: "http", url: await listenUrl(hw) },
+    async () => {
+      hw.kill("SIGTERM");
+      await hw.status;
+    },
+  );
+}
+
+const rows: { sf: Timed; sm: Timed; ss: Timed; hf?: Timed; hm?: Timed }[] = [];
+for (let round = 0; round <= ROUNDS; round++) {
+  const sf = await timed(() => sFloor.run(ITEMS, CONC));
+  const sm = await timed(sMap.run);
+  const ss = await timed(sSched.run);
+  const row: (typeof rows)[number] = { sf, sm, ss };
+  if (hFloor && hMap) {
+    row.hf = await timed(() => hFloor!.run(ITEMS, CONC));
+    row.hm = await timed(hMap.run);
+  }
+  if (round > 0) rows.push(row); // round 0 warms up
+}
+await sFloor.stop();
+await sMap.stop();
+await sSched.stop();
+await hFloor?.stop();
+await hMap?.stop();
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const k = (t: Timed) => `${(t.rate / 1000).toFixed(1)}k`.padStart(6);
+const cpu = (t: Timed) =>
+  `${t.cpuHere.toFixed(0).padStart(3)}+${t.cpuChildren.toFixed(0).padEnd(3)}`;
+const load = Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
+console.log(
+  `map over a step service: ${ITEMS} items, max_concurrency ${CONC}; items/s and CPU µs per ` +
+    `item (this process + children) (load ${load})`,
+);
+console.log(
+  `round  stdio floor        stdio map          ratio  scheduled items    ratio${
+    HTTP ? "  http floor         http map           ratio" : ""
+  }`,
+);
+rows.forEach((r, i) => {
+  let line = `${String(i + 1).padStart(5)}  ${k(r.sf)} ${cpu(r.sf)}  ${k(r.sm)} ${cpu(r.sm)}  ${
+    (r.sm.rate / r.sf.rate).toFixed(2)
+  }   ${k(r.ss)} ${cpu(r.ss)}  ${(r.ss.rate / r.sf.rate).toFixed(2)}`;
+  if (r.hf !== undefined) {
+    line += `   ${k(r.hf)} ${cpu(r.hf)}  ${k(r.hm!)} ${cpu(r.hm!)}  ${
+      (r.hm!.rate / r.hf.rate).toFixed(2)
+    }`;
+  }
+  console.log(line);
+});
+const cpuRatio = (m: Timed, f: Timed) => (f.cpuHere + f.cpuChildren) / (m.cpuHere + m.cpuChildren);
+let summary = `median ratio map ÷ floor: stdio ${
+  median(rows.map((r) => r.sm.rate / r.sf.rate)).toFixed(2)
+}x items/s (target >= 0.8), ${
+  median(rows.map((r) => cpuRatio(r.sm, r.sf))).toFixed(2)
+}x CPU; scheduled item runs ${median(rows.map((r) => r.ss.rate / r.sf.rate)).toFixed(2)}x, ${
+  median(rows.map((r) => cpuRatio(r.ss, r.sf))).toFixed(2)
+}x CPU; one-step path ÷ scheduled: ${
+  median(rows.map((r) => r.sm.rate / r.ss.rate)).toFixed(2)
+}x items/s`;
+if (HTTP) {
+  summary += `; http ${median(rows.map((r) => r.hm!.rate / r.hf!.rate)).toFixed(2)}x items/s, ${
+    median(rows.map((r) => cpuRatio(r.hm!, r.hf!))).toFixed(2)
+  }x CPU`;
+}
+console.log(summary);
+console.log(
+  "(CPU ratio: floor CPU per item ÷ map CPU per item, both processes; 1 = as cheap as the floor)",
+);

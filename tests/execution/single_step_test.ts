@@ -1,0 +1,230 @@
+/**
+ * Nested runs of one-step flows skip the scheduler (src/execution/single_step.ts, issue 17): the
+ * results, the state store's records and the observers' events must be those of a scheduled run.
+ * Each case runs the same item flow twice: as written (one step: the fast path) and with a second
+ * step nothing needs (never run, but it sends the flow through the scheduler).
+ * @module
+ */
+import { assert, assertEquals, assertStrictEquals, REPO_ROOT } from "../_assert.ts";
+import { parseConfigValue } from "../../src/config/load.ts";
+import { Engine, type RunEvent } from "../../src/execution/engine.ts";
+import type { JsonValue } from "../../src/json/exact_json.ts";
+import { flow, testConfig } from "./_engine_helpers.ts";
+
+const MOCKS: Record<string, JsonValue> = {
+  "/f": {
+    behaviors: [
+      { input: 1, result: { outcome: "success", result: { v: 10 } } },
+      { input: 2, result: { outcome: "failed", error: { code: 7, message: "bad item" } } },
+      { input: 3, result: { error: "boom" } },
+      { input: 4, result: { outcome: "success", result: { v: 40 } } },
+    ],
+  },
+};
+
+/** Item flows (YAML of the `workflow` object, indented for the map's input). */
+const ITEM_FLOWS: Record<string, string> = {
+  plain: `
+          steps:
+            - id: s
+              component: /mock/f
+              input: { $from: { workflow: input } }
+          output: { $from: { step: s } }`,
+  useDefault: `
+          steps:
+            - id: s
+              component: /mock/f
+              input: { $from: { workflow: input } }
+              onError: { action: useDefault, defaultValue: { v: 0 } }
+          output: { got: { $from: { step: s }, path: v }, item: { $from: { workflow: input } } }`,
+  skip: `
+          steps:
+            - id: s
+              component: /mock/f
+              input: { $from: { workflow: input } }
+              onError: { action: skip }
+          output: { $from: { step: s } }`,
+  skipIf: `
+          steps:
+            - id: s
+              component: /mock/f
+              input: { $from: { workflow: input } }
+              skipIf: { $literal: true }
+          output: { $from: { step: s } }`,
+  mustExecute: `
+          steps:
+            - id: s
+              component: /mock/f
+              input: { $from: { workflow: input } }
+              mustExecute: true
+          output: { $literal: done }`,
+  badOutput: `
+          steps:
+            - id: s
+              component: /mock/f
+              input: { $from: { workflow: input } }
+          output: { $from: { step: s }, path: missing.field }`,
+};
+
+const UNUSED_STEP = `
+            - id: unused
+              component: /builtin/create_messages
+              input: { user_prompt: never run }`;
+
+function mapFlow(itemFlow: string, scheduled: boolean) {
+  // the second step goes after the first one's lines (before `output:`)
+  const body = scheduled
+    ? itemFlow.replace(/\n {10}output:/, `${UNUSED_STEP}\n          output:`)
+    : itemFlow;
+  return flow(`steps:
+  - id: each
+    component: /builtin/map
+    input:
+      items: [1, 2, 3, 4]
+      max_concurrency: 2
+      workflow:
+        $literal:
+          schema: https://stepflow.org/schemas/v1/flow.json${body}
+output: { $from: { step: each } }
+`);
+}
+
+/** What the store keeps of a run's item runs, without ids and times. */
+async function itemRecords(engine: Engine, parentRunId: string) {
+  const runs = (await engine.store.listRuns()).filter((r) => r.parentRunId === parentRunId);
+  const out = [];
+  for (const r of runs) {
+    const steps = await engine.store.getStepResults(r.runId);
+    out.push({
+      runKey: r.runKey,
+      status: r.status,
+      input: r.input,
+      result: r.result,
+      rootRunId: r.rootRunId,
+      steps: steps.map((s) => ({ stepId: s.stepId, stepIndex: s.stepIndex, result: s.result })),
+    });
+  }
+  return out.sort((a, b) => (a.runKey ?? "").localeCompare(b.runKey ?? ""));
+}
+
+for (const [name, itemFlow] of Object.entries(ITEM_FLOWS)) {
+  Deno.test(`a one-step item flow (${name}) gives the results and records of a scheduled run`, async () => {
+    const engine = await Engine.create(testConfig(MOCKS));
+    try {
+      const seen: { fast: RunEvent[]; scheduled: RunEvent[] } = { fast: [], scheduled: [] };
+      let into = seen.fast;
+      engine.observe({ onEvent: (e) => into.push(e) });
+      const fast = engine.start(mapFlow(itemFlow, false), null);
+      const fastResult = await fast.result;
+      into = seen.scheduled;
+      const scheduled = engine.start(mapFlow(itemFlow, true), null);
+      const scheduledResult = await scheduled.result;
+      assertEquals(fastResult, scheduledResult);
+
+      const fastRecords = await itemRecords(engine, fast.runId);
+      const scheduledRecords = await itemRecords(engine, scheduled.runId);
+      assertStrictEquals(fastRecords.length, 4);
+      // the deterministic key of each item's run: <parentRunId>/<stepId>/<item index>
+      assertEquals(
+        fastRecords.map((r) => r.runKey),
+        [0, 1, 2, 3].map((i) => `${fast.runId}/each/${i}`),
+      );
+      const strip = (rs: typeof fastRecords, runId: string) =>
+        rs.map((r) => ({
+          ...r,
+          runKey: r.runKey?.slice(runId.length),
+          rootRunId: r.rootRunId === runId,
+        }));
+      assertEquals(strip(fastRecords, fast.runId), strip(scheduledRecords, scheduled.runId));
+      for (const r of fastRecords) {
+        const run = await engine.store.findRunByKey(r.runKey!);
+        assertEquals(run?.result, r.result);
+      }
+
+      // the same events per item run, in the same order
+      const shape = (events: RunEvent[], runId: string) => {
+        const byRun = new Map<string, string[]>();
+        for (const e of events) {
+          if (e.runId === runId) continue;
+          const line = e.type === "run_started"
+            ? `run_started ${e.runKey?.slice(runId.length)} ${e.parentRunId === runId}`
+            : e.type === "step_started"
+            ? `step_started ${e.stepId} ${e.attempt}`
+            : e.type === "step_finished"
+            ? `step_finished ${e.stepId} ${e.outcome}`
+            : e.type === "run_finished"
+            ? `run_finished ${e.status} ${JSON.stringify(e.result)}`
+            : e.type;
+          const list = byRun.get(e.runId) ?? [];
+          list.push(line);
+          byRun.set(e.runId, list);
+        }
+        return [...byRun.values()].map((l) => l.join("\n")).sort();
+      };
+      assertEquals(shape(seen.fast, fast.runId), shape(seen.scheduled, scheduled.runId));
+    } finally {
+      await engine.close();
+    }
+  });
+}
+
+Deno.test("one-step item runs count against maxNestedRuns", async () => {
+  const engine = await Engine.create(testConfig(MOCKS, { maxNestedRuns: 2 }));
+  try {
+    const r = await engine.run(mapFlow(ITEM_FLOWS.useDefault, false), null);
+    assert(r.outcome === "failed");
+    assertEquals(r.error.data, { kind: "RUN_LIMIT", limit: "maxNestedRuns", value: 2 });
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("cancelling a run stops its one-step item runs (a real step service)", async () => {
+  const engine = await Engine.create(parseConfigValue({
+    plugins: {
+      builtin: { type: "builtin" },
+      w: { type: "stepflow", command: "python3", args: ["limits_worker.py"] },
+    },
+    routes: {
+      "/builtin/{*component}": [{ plugin: "builtin" }],
+      "/w/{component}": [{ plugin: "w" }],
+    },
+  }, { workingDirectory: `${REPO_ROOT}/tests/fixtures/workers/limits` }));
+  const items = Array.from({ length: 200 }, (_, i) => i);
+  let cancel = () => {};
+  let started = 0;
+  // cancelled once the sixth item run has started (four in flight, two done)
+  engine.observe({ runStarted: (e) => e.parentRunId !== undefined && ++started === 6 && cancel() });
+  let runId = "";
+  try {
+    const h = engine.start(
+      flow(`steps:
+  - id: each
+    component: /builtin/map
+    input:
+      items: ${JSON.stringify(items)}
+      max_concurrency: 4
+      workflow:
+        $literal:
+          schema: https://stepflow.org/schemas/v1/flow.json
+          steps:
+            - id: nap
+              component: /w/sleep
+              input: { ms: 20 }
+          output: { $from: { step: nap } }
+output: { $from: { step: each } }
+`),
+      null,
+    );
+    runId = h.runId;
+    cancel = () => h.cancel();
+    const r = await h.result;
+    assert(r.outcome === "failed");
+    assertStrictEquals(r.error.code, 410);
+  } finally {
+    await engine.close(); // the calls still open fail as the worker stops
+  }
+  const runs = (await engine.store.listRuns()).filter((x) => x.parentRunId === runId);
+  assertEquals(runs.length, 6);
+  for (const x of runs) assert(x.status !== "running", `${x.runKey} still running`);
+});
