@@ -64,7 +64,8 @@ export async function main(args: string[]): Promise<number> {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
       // `stepflow` alone (or a command group without its subcommand) shows help on stderr: a
       // usage error, so a script that forgot its arguments does not pass.
-      if (err.code === "commander.help") return args.length === 0 ? EXIT_INVALID : 0;
+      // (commander gives that help exit code 1; `stepflow help [command]` asked for it: 0)
+      if (err.code === "commander.help") return err.exitCode !== 0 ? EXIT_INVALID : 0;
       return EXIT_INVALID;
     }
     writeStderr(`error: ${describeError(err)}\n`);

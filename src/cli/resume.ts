@@ -75,7 +75,12 @@ export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<
       throw new UsageError(`--from must be 'failed' or 'interrupted', got '${flags.from}'`);
     }
     from = flags.from as ResumeMode | undefined;
-    config = applyStoreFlag(await loadConfigForFlow({ configPath: flags.config }), flags.store);
+    // the run must be in that database: a mistyped path is an error, not a new empty file
+    config = applyStoreFlag(
+      await loadConfigForFlow({ configPath: flags.config }),
+      flags.store,
+      true,
+    );
     const store = config.config.stateStore;
     if (store === undefined || store.type === "inMemory") {
       throw new UsageError(
@@ -132,6 +137,15 @@ export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<
     writeStderr("run cancelled; step services stopped\n");
     return EXIT_CANCELLED;
   }
-  if (result.outcome === "failed") writeStderr(formatFailure(result));
+  if (result.outcome === "failed") {
+    writeStderr(formatFailure(result));
+    if (
+      flags.config === undefined && /routing component|No matching rule/.test(stringifyJson(result))
+    ) {
+      writeStderr(
+        "  the run's components are routed by the config: give the one the run was started with (--config FILE)\n",
+      );
+    }
+  }
   return result.outcome === "success" ? EXIT_OK : EXIT_FAILED;
 }

@@ -145,7 +145,6 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const store = config.config.stateStore;
   const persistent = store?.type === "postgres" ||
     (store?.type === "sqlite" && !store.databaseUrl.includes(":memory:"));
-  if (flags.verbose || persistent) writeStderr(`run_id: ${runId}\n`);
   let handle: RunHandle | undefined;
   const cancel = onCancelSignals((signal) => {
     const running = handle?.inFlight().map((s) => s.stepId) ?? [];
@@ -183,6 +182,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       signal: cancel.signal,
       ...limits,
     });
+    // Printed once the run has started, never for a run that was not (an engine that could not
+    // start its plugins): `stepflow runs show <id>` must find every id printed here.
+    if (flags.verbose || persistent) writeStderr(`run_id: ${runId}\n`);
     result = await handle.result;
     progress.end();
     if (result.outcome !== "success") {

@@ -25,6 +25,7 @@ import { formatDiagnostic } from "../core/diagnostics.ts";
 import { Engine } from "../execution/engine.ts";
 import { parseDuration } from "../core/duration.ts";
 import { openStateStore, storeConfigFromUrl } from "../state/create.ts";
+import { checkSqliteStore } from "./store_option.ts";
 import { describePostgresUrl } from "../state/postgres_url.ts";
 import type { StateStoreConfig } from "../config/model.ts";
 import type { StateStore } from "../state/store.ts";
@@ -42,6 +43,8 @@ interface ServeFlags {
   maxQueuedRuns?: string;
   shutdownTimeout?: string;
   corsOrigin?: string[];
+  /** false with `--no-resume`. */
+  resume?: boolean;
 }
 
 /** Adds `serve` to `program`. */
@@ -73,6 +76,10 @@ export function register(program: Command, setExit: SetExit): void {
     .option(
       "--cors-origin <origin...>",
       "origins allowed to call the API from a browser ('*' for any; default none)",
+    )
+    .option(
+      "--no-resume",
+      "do not resume, at start, the unfinished runs of engines that stopped (default: resume them)",
     )
     .action(async (flags: ServeFlags) => {
       setExit(await serveCommand(flags));
@@ -156,14 +163,21 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     cancel.dispose();
     await engine.close();
     const refused = describeError(e).startsWith("refusing");
+    // a --host this machine cannot listen on (not one of its addresses, or a name that does not
+    // resolve) is bad usage, named as such
+    const badHost = e instanceof Deno.errors.AddrNotAvailable ||
+      /failed to lookup address/i.test(describeError(e));
     writeStderr(
       `error: ${
         e instanceof Deno.errors.AddrInUse
           ? `port ${settings.port} on ${settings.host} is in use: choose another with --port (0 picks a free one)`
+          : badHost
+          ? `cannot listen on --host '${settings.host}': ${describeError(e)}; give an address ` +
+            "of this machine (127.0.0.1, ::1, or 0.0.0.0 for all) or a name that resolves to one"
           : describeError(e)
       }\n`,
     );
-    return refused ? EXIT_INVALID : EXIT_FAILED;
+    return refused || badHost ? EXIT_INVALID : EXIT_FAILED;
   }
   writeStderr(
     JSON.stringify({
@@ -175,6 +189,22 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       pid: Deno.pid,
     }) + "\n",
   );
+  if (flags.resume !== false) {
+    // in-flight runs survive a restart (issue 12): each is claimed, then continued
+    const { resumeInterruptedRuns } = await import("../server/runs.ts");
+    try {
+      const { resumed, skipped } = await resumeInterruptedRuns(
+        service.server.service.runs,
+        service.server.service.store,
+      );
+      if (resumed.length > 0) {
+        writeStderr(`resumed ${resumed.length} interrupted run(s): ${resumed.join(", ")}\n`);
+      }
+      for (const s of skipped) writeStderr(`not resumed: run ${s.runId}: ${s.reason}\n`);
+    } catch (e) {
+      writeStderr(`error: cannot look for interrupted runs to resume: ${describeError(e)}\n`);
+    }
+  }
   await new Promise<void>((resolve) => {
     if (cancel.signal.aborted) resolve();
     cancel.signal.addEventListener("abort", () => resolve(), { once: true });
@@ -230,11 +260,14 @@ function readSettings(flags: ServeFlags) {
 
 /** `--store`: a file path, `sqlite:<url>`, `postgres://...`, or `memory`. @throws {UsageError} */
 function storeOf(text: string): StateStoreConfig {
+  let config;
   try {
-    return storeConfigFromUrl(text);
+    config = storeConfigFromUrl(text);
   } catch (e) {
     throw new UsageError(describeError(e));
   }
+  checkSqliteStore(config, Deno.cwd(), `--store '${text}'`, false);
+  return config;
 }
 
 const SIZE_UNITS: Record<string, number> = {

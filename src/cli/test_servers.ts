@@ -24,6 +24,7 @@
  * inherited environment; `workingDirectory` is relative to the flow's directory.
  * @module
  */
+import { resolveCommand } from "../plugins/stepflow/spawn.ts";
 import {
   isJsonObject,
   isNumber,
@@ -120,7 +121,9 @@ export async function startTestServers(
         }).spawn();
       } catch (e) {
         throw new Error(
-          `test server '${name}': cannot start '${spec.command}': ${describeError(e)}`,
+          `test server '${name}': cannot start '${spec.command}': ${
+            whySpawnFailed(e, spec.command, cwd)
+          }`,
         );
       }
       const tail = drainTail(child.stderr);
@@ -319,4 +322,20 @@ async function stopOne(r: Running): Promise<void> {
   await Promise.race([r.exited.then(() => {}, () => {}), killed]);
   clearTimeout(timer);
   await r.exited.catch(() => {});
+}
+
+/**
+ * Why spawning `command` failed, as a step service's start reports it: for a command that is not
+ * there, `command not found: deno (searched PATH: ...)` instead of Deno's
+ * `Failed to spawn 'deno': entity not found`.
+ */
+function whySpawnFailed(e: unknown, command: string, cwd: string): string {
+  if (e instanceof Deno.errors.NotFound) {
+    try {
+      resolveCommand(command, cwd);
+    } catch (notFound) {
+      return describeError(notFound);
+    }
+  }
+  return describeError(e);
 }

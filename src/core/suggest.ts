@@ -25,7 +25,9 @@ export function editDistance(a: string, b: string): number {
  * Keys people write, with what they meant: a string is the key to suggest (when it is known in
  * that place); an object gives an explanation instead.
  */
-export type KeyAliases = Readonly<Record<string, string | { hint: string }>>;
+export type KeyAliases = Readonly<
+  Record<string, string | { hint: string; onlyWhereKnown?: string }>
+>;
 
 function normalizeKey(k: string): string {
   return k.replace(/[_\-\s]/g, "").toLowerCase();
@@ -43,7 +45,11 @@ export function suggestName(
 ): string | undefined {
   const alias = Object.hasOwn(aliases, key) ? aliases[key] : undefined;
   if (typeof alias === "string" && known.includes(alias)) return `did you mean '${alias}'?`;
-  if (typeof alias === "object") return alias.hint;
+  // an explanation tied to a key (`onlyWhereKnown`) is given only where that key is allowed
+  if (
+    typeof alias === "object" &&
+    (alias.onlyWhereKnown === undefined || known.includes(alias.onlyWhereKnown))
+  ) return alias.hint;
   const norm = normalizeKey(key);
   const same = known.find((k) => normalizeKey(k) === norm);
   if (same) return `did you mean '${same}'?`;

@@ -80,6 +80,12 @@ const NO_DEPENDENCY_LIST = {
     "skipIf references with {$from: {step: <id>}}",
 };
 const WRITE_RETRY = { hint: "write onError: {action: retry, maxRetries: 3}" };
+/** Other engines count attempts (Step Functions' MaxAttempts, Kestra's maxAttempt); 0.8 retries. */
+const MAX_ATTEMPTS = {
+  hint: "did you mean 'maxRetries'? It counts retries after the first attempt: " +
+    "maxAttempts: N is maxRetries: N-1",
+  onlyWhereKnown: "maxRetries",
+};
 
 /** Keys people write in flows and configs that 0.8 ignores, with what they meant. */
 export const KEY_ALIASES: KeyAliases = {
@@ -120,6 +126,10 @@ export const KEY_ALIASES: KeyAliases = {
   needs: NO_DEPENDENCY_LIST,
   retry: WRITE_RETRY,
   retries: WRITE_RETRY,
+  maxAttempts: MAX_ATTEMPTS,
+  max_attempts: MAX_ATTEMPTS,
+  maxAttempt: MAX_ATTEMPTS,
+  attempts: MAX_ATTEMPTS,
   $step: { hint: "reference a step with {$from: {step: <id>}, path: ...}" },
   $input: { hint: "reference the input with {$from: {workflow: input}, path: ...}" },
   $template: { hint: "strings are never interpolated in stepflow 0.8 flows" },

@@ -134,6 +134,9 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
     } catch (e) {
       if (!(e instanceof TemplateError)) throw e;
       c.add("fatal", "invalid_reference", `Invalid reference expression: ${e.message}`, [...e.at]);
+      // the steps it names still count as referenced: one bad reference must not also produce
+      // "Step 'x' is not referenced" warnings for the steps it (and its neighbours) read
+      addRawStepTargets(t, referenced);
       return undefined;
     }
   };
@@ -371,6 +374,24 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
       c.unknownKeys(e, ["examples", i], EXAMPLE_KEYS, "an example")
     );
   }
+}
+
+/**
+ * Adds to `out` the step ids named by `{$from: {step: ID}}` objects anywhere in the template `t`
+ * (not inside `$literal`), whether or not the rest of the reference is valid.
+ */
+function addRawStepTargets(t: JsonValue | undefined, out: Set<string>): void {
+  if (Array.isArray(t)) {
+    for (const x of t) addRawStepTargets(x, out);
+    return;
+  }
+  if (!isJsonObject(t) || Object.hasOwn(t, "$literal")) return;
+  if (Object.hasOwn(t, "$from")) {
+    const from = t.$from;
+    if (isJsonObject(from) && typeof from.step === "string") out.add(from.step);
+    return;
+  }
+  for (const k of Object.keys(t)) addRawStepTargets(t[k], out);
 }
 
 /**

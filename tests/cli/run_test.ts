@@ -353,4 +353,12 @@ Deno.test("stepflow with no arguments shows help and exits 2; --help exits 0", a
   const help = await runCli(["--help"]);
   assertStrictEquals(help.code, 0);
   assertStringIncludes(help.stdout, "Usage: stepflow");
+  // found by hand: 'stepflow runs' (a command group without its subcommand) printed its help on
+  // stderr but exited 0, so a script that lost its arguments passed
+  const group = await runCli(["runs"]);
+  assertStrictEquals(group.code, 2);
+  assertStringIncludes(group.stderr, "Usage: stepflow runs");
+  const asked = await runCli(["help", "runs"]);
+  assertStrictEquals(asked.code, 0, asked.stderr);
+  assertStringIncludes(asked.stdout, "Usage: stepflow runs");
 });

@@ -189,3 +189,34 @@ test:
     }
   });
 });
+
+Deno.test("stepflow test: a test server whose command is not installed says 'command not found' and where it looked", async () => {
+  // found by hand: `stepflow test examples` without deno on PATH said
+  // "test server 'llm': cannot start 'deno': Failed to spawn 'deno': entity not found"
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: t
+description: a test server that is not installed
+steps: []
+output: 1
+test:
+  servers:
+    llm: { command: no-such-command-for-stepflow, args: ["{port}"] }
+  cases:
+    - { name: one, input: {}, output: { outcome: success, result: 1 } }
+`,
+    );
+    const r = await runCli(["test", `${dir}/flow.yaml`], {
+      env: { PATH: "/nowhere:/also-nowhere" },
+    });
+    assertStrictEquals(r.code, 1, r.stderr);
+    assertStringIncludes(
+      r.stdout,
+      "test server 'llm': cannot start 'no-such-command-for-stepflow': command not found: " +
+        "no-such-command-for-stepflow (searched PATH: ",
+    );
+    assertStringIncludes(r.stdout, "/nowhere:/also-nowhere)");
+  });
+});

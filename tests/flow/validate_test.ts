@@ -690,3 +690,45 @@ Deno.test("loadFlowText(): a brace template where the model wants text says how 
       '(YAML reads {{ comp }} as a mapping: quote it, "{{ comp }}", to write text)',
   );
 });
+
+Deno.test("validateFlow(): a step read only through an invalid reference is not also 'not referenced'", () => {
+  // the failing input found by hand: step b's reference has a bad onSkip, and the fatal error
+  // used to come with a false "Step 'a' is not referenced" warning (the same for a bad path, and
+  // for the other references of the template the bad one is in)
+  const ds = validateFlow(flow(`steps:
+  - id: a
+    component: /builtin/create_messages
+    input: {user_prompt: {$from: {workflow: input}, path: x}}
+  - id: c
+    component: /builtin/create_messages
+    input: {user_prompt: {$from: {workflow: input}, path: x}}
+  - id: b
+    component: /builtin/create_messages
+    input:
+      user_prompt: {$from: {step: a}, path: "$.messages[0].content", onSkip: 3}
+      system_instructions: {$from: {step: c}, path: "$.nope["}
+    skipIf: {$literal: {$from: {step: never_read}}}
+output: {$from: {step: b}}
+`));
+  find(ds, "invalid_reference");
+  assertEquals(ds.filter((d) => d.code === "unreferenced_step").map((d) => d.message), []);
+});
+
+Deno.test("validateFlow(): onError maxAttempts (other engines' name) points to maxRetries, counting retries", () => {
+  // found by hand: 'maxAttempts' in a retry onError was "ignored" with no hint at all
+  const ds = validateFlow(flow(`steps:
+  - id: a
+    component: /builtin/create_messages
+    onError: { action: retry, maxAttempts: 3 }
+    input: { user_prompt: hi }
+output: { $from: { step: a } }
+`));
+  const d = find(ds, "unknown_key");
+  assertStrictEquals(d.path, "$.steps[0].onError.maxAttempts");
+  assertStrictEquals(
+    d.hint,
+    "did you mean 'maxRetries'? It counts retries after the first attempt: maxAttempts: N is maxRetries: N-1",
+  );
+  // where there is no maxRetries, the key gets no such hint
+  assertStrictEquals(suggestKey("maxAttempts", ["steps", "output"]), undefined);
+});

@@ -9,6 +9,7 @@ import {
   isNumber,
   type JsonObject,
   type JsonValue,
+  stringifyJson,
   toNumber,
 } from "../../json/exact_json.ts";
 import { BuiltinError } from "./_failure.ts";
@@ -55,7 +56,9 @@ export function optionalUint(component: string, o: JsonObject, key: string): num
   const v = o[key];
   if (v === undefined || v === null) return undefined;
   if (!isNumber(v) || !Number.isInteger(toNumber(v)) || toNumber(v) < 0) {
-    throw invalidInput(component, `\`${key}\` must be a non-negative integer, got ${typeName(v)}`);
+    // a number is shown as written (-1, 1.5): "got a number" does not say what is wrong with it
+    const got = isNumber(v) ? stringifyJson(v) : typeName(v);
+    throw invalidInput(component, `\`${key}\` must be a non-negative integer, got ${got}`);
   }
   return toNumber(v);
 }

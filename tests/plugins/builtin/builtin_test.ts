@@ -397,3 +397,38 @@ output: { $from: { step: s } }
     assertStringIncludes(stderr, "missing permission: add --allow-read");
   });
 });
+
+Deno.test("/iterate and /map: a max_iterations or max_concurrency that is not a whole number >= 0 is shown as written", async () => {
+  // found by hand: max_iterations -1 and 1.5 both said "must be a non-negative integer, got a number"
+  const f = flow(`
+steps:
+  - id: it
+    component: /builtin/iterate
+    input:
+      flow: { $literal: { schema: https://stepflow.org/schemas/v1/flow.json, output: { result: 1 } } }
+      initial_input: {}
+      max_iterations: { $from: { workflow: input }, path: n }
+output: { $from: { step: it } }
+`);
+  for (const [n, shown] of [[-1, "-1"], [1.5, "1.5"], ["x", "a string"]] as const) {
+    const r = await runOnce(f, { n });
+    assert(r.outcome === "failed", JSON.stringify(r));
+    assertStringIncludes(
+      r.error.message,
+      `\`max_iterations\` must be a non-negative integer, got ${shown}`,
+    );
+  }
+  const m = flow(`
+steps:
+  - id: m
+    component: /builtin/map
+    input:
+      workflow: { $literal: { schema: https://stepflow.org/schemas/v1/flow.json, output: 1 } }
+      items: [1]
+      max_concurrency: 2.5
+output: { $from: { step: m } }
+`);
+  const r = await runOnce(m, {});
+  assert(r.outcome === "failed", JSON.stringify(r));
+  assertStringIncludes(r.error.message, "must be a non-negative integer, got 2.5");
+});
