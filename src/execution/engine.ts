@@ -412,7 +412,11 @@ export class Engine {
         variables: variablesObject(options.variables),
         createdAt: nowRfc3339(),
         parentRunId: options.parentRunId,
-        ...(origin?.runKey !== undefined ? { runKey: origin.runKey } : {}),
+        ...(origin?.runKey !== undefined
+          ? { runKey: origin.runKey }
+          : options.runKey !== undefined && options.parentRunId === undefined
+          ? { runKey: options.runKey }
+          : {}),
       });
     }
     const budget = options.budget ?? this.#budget(options, controller, runId);

@@ -49,6 +49,12 @@ export interface RunOptions {
    */
   existing?: boolean;
   /**
+   * A key stored with a top-level run (`RunRecord.runKey`, unique in the store), e.g. the service's
+   * `idempotency:<Idempotency-Key>`; `StateStore.findRunByKey` finds the run by it. Nested runs
+   * get theirs from the engine (`<parentRunId>/<stepId>[/<item>]`).
+   */
+  runKey?: string;
+  /**
    * Most steps of this run in flight at once (issue 5): a positive integer; default the config's
    * `maxConcurrency`, else no limit (0.8).
    */

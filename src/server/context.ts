@@ -5,12 +5,15 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Engine } from "../execution/engine.ts";
 import type { Flow } from "../flow/model.ts";
-import type { RunRecord } from "../state/store.ts";
+import type { RunRecord, RunStatus } from "../state/store.ts";
+import type { FlowResult } from "../core/flow_result.ts";
 import type { ServiceStore } from "./store_adapter.ts";
 import type { RunService } from "./runs.ts";
 import type { BatchService } from "./batches.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import type { Cluster } from "./cluster.ts";
+import type { LiveEvents } from "./live_events.ts";
+import type { DebugSessions } from "./debug.ts";
 import { ApiError, flowNotFound } from "./api_error.ts";
 import { normalizeUuid } from "./ids.ts";
 
@@ -21,6 +24,10 @@ export interface Service {
   runs: RunService;
   batches: BatchService;
   metrics: ServiceMetrics;
+  /** Run events of this process, live (the engine's observer of the event streams). */
+  live: LiveEvents;
+  /** Debug sessions of debug runs (0.8's debug mode). */
+  debug: DebugSessions;
   /** The version reported by `/health` and `/metrics`. */
   version: string;
   /** This engine's part in a cluster sharing a PostgreSQL store (issue 14), when it is one. */
@@ -43,27 +50,27 @@ export interface RunSummaryBody {
 }
 
 /** The summary of a stored run. */
-export function runSummary(r: RunRecord): RunSummaryBody {
+export function runSummary(r: RunRecord, debugMode = false): RunSummaryBody {
   return {
     runId: r.runId,
     flowId: r.flowId,
     flowName: r.flowName ?? null,
     flowLabel: null,
     status: r.status,
-    debugMode: false,
+    debugMode,
     createdAt: r.createdAt,
     completedAt: r.completedAt ?? null,
   };
 }
 
 /** 0.8 `RunDetails`: the summary, `input`, `result` (null until finished), `overrides?`. */
-export function runDetails(r: RunRecord) {
+export function runDetails(r: RunRecord, debugMode = false) {
   const d: RunSummaryBody & {
     input: unknown;
     result: unknown;
     overrides?: unknown;
     parentRunId?: string;
-  } = { ...runSummary(r), input: r.input, result: r.result ?? null };
+  } = { ...runSummary(r, debugMode), input: r.input, result: r.result ?? null };
   if (r.overrides !== undefined && r.overrides !== null) d.overrides = r.overrides;
   if (r.parentRunId !== undefined) d.parentRunId = r.parentRunId;
   return d;
@@ -98,4 +105,14 @@ export async function flowById(s: Service, flowId: string): Promise<Flow> {
     }
     throw flowNotFound(flowId);
   }
+}
+
+/** 0.8 `CreateRunResponse` (keys in 0.8's order; `result` only once the run finished). */
+export function createRunBody(
+  runId: string,
+  status: RunStatus,
+  result?: FlowResult,
+  debug = false,
+) {
+  return result !== undefined ? { runId, result, status, debug } : { runId, status, debug };
 }

@@ -1,11 +1,14 @@
 /**
  * Beyond 0.8, on the durable store's journal: `GET /runs/{id}/events` (server-sent events of the
- * run and its nested runs, resumable with `Last-Event-ID`), `POST /runs/{id}/signals/{name}`
- * (human in the loop), and `POST /runs/{id}/resume` (continue a run after a crash or a failure).
+ * run and its nested runs, pushed live from the engine's run observers for runs of this service,
+ * resumable with `Last-Event-ID`), `POST /runs/{id}/signals/{name}` (human in the loop), and
+ * `POST /runs/{id}/resume` (continue a run after a crash or a failure).
  * @module
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { RunEventRecord } from "../state/store.ts";
+import type { RunEvent } from "../execution/engine.ts";
+import type { JsonValue } from "../json/exact_json.ts";
 import { stringifyJson } from "../json/exact_json.ts";
 import { ApiError, runNotFound } from "./api_error.ts";
 import { type ApiApp, runIdParam, type Service } from "./context.ts";
@@ -61,7 +64,7 @@ export function addEventRoutes(app: ApiApp, s: Service): void {
       tags: [TAG],
       summary: "Follow a run: its journal as server-sent events",
       description:
-        "Extension. A `text/event-stream` of the run's journal (and its nested runs'): each event has `id` (increasing; send it back as `Last-Event-ID`, or `?after=`, to resume after a disconnect), `event` (run_queued, run_started, step_started, step_completed, step_failed, step_skipped, signal_received, run_interrupted, run_completed, ...) and `data` (the journal entry as JSON: {id, runId, rootRunId, type, stepIndex?, stepId?, attempt?, data?, at}). Events already journaled come first; the stream ends with an `end` event ({status}) once the run has finished. With the in-memory store the journal is kept by `stepflow serve` (not by other library uses).",
+        "Extension. A `text/event-stream` of the run's journal (and its nested runs'): each event has `id` (the journal's, increasing; send it back as `Last-Event-ID`, or `?after=`, to resume after a disconnect), `event` (run_queued, run_started, step_started, step_completed, step_failed, step_skipped, signal_received, run_paused, run_resumed, run_interrupted, run_completed, ...) and `data` (the journal entry as JSON: {id, runId, rootRunId, type, stepIndex?, stepId?, attempt?, data?, at}). Events already journaled come first; for a run executing in this service new events are pushed as they are committed (woken by the engine's run observers), for others the journal is read every 100 ms. Live-only events (`step_progress`, and `step_started` of steps whose start is not journaled) come without an id and are not replayed. The stream ends with an `end` event ({runId, status}) once the run has finished. With the in-memory store the journal is kept by `stepflow serve` (not by other library uses).",
       request: { params: S.RunIdParams, query: EventsQuery },
       responses: {
         200: {
@@ -160,9 +163,75 @@ export function addEventRoutes(app: ApiApp, s: Service): void {
   );
 }
 
+/** One SSE block of a journal event (its id is the journal's: `Last-Event-ID` resumes after it). */
+function journalBlock(e: RunEventRecord): string {
+  return `id: ${e.id}\nevent: ${e.type}\ndata: ${stringifyJson(e)}\n\n`;
+}
+
+/** A live-only event (not in the journal): no id, so it does not move `Last-Event-ID`. */
+interface LiveRecord {
+  runId: string;
+  rootRunId: string;
+  type: "step_started" | "step_progress";
+  stepIndex?: number;
+  stepId: string;
+  attempt?: number;
+  data?: JsonValue;
+  at: string;
+  /** ms since the epoch (ordering against journal events). */
+  ms: number;
+}
+
+function liveRecord(e: RunEvent, root: string): LiveRecord | undefined {
+  if (e.type === "step_started") {
+    return {
+      runId: e.runId,
+      rootRunId: root,
+      type: "step_started",
+      stepIndex: e.stepIndex,
+      stepId: e.stepId,
+      attempt: e.attempt,
+      data: { component: e.component },
+      at: new Date(e.at).toISOString(),
+      ms: e.at,
+    };
+  }
+  if (e.type === "step_progress") {
+    return {
+      runId: e.runId,
+      rootRunId: root,
+      type: "step_progress",
+      stepId: e.stepId,
+      data: e.data,
+      at: new Date(e.at).toISOString(),
+      ms: e.at,
+    };
+  }
+  return undefined;
+}
+
+function liveBlock(r: LiveRecord): string {
+  const { ms: _, ...body } = r;
+  return `event: ${r.type}\ndata: ${stringifyJson(body as JsonValue)}\n\n`;
+}
+
+/** `r` is a live start of the step whose event `e` is (a step's start comes before its end). */
+const sameStep = (r: LiveRecord, e: RunEventRecord) =>
+  r.runId === e.runId && r.stepIndex !== undefined && r.stepIndex === e.stepIndex;
+
+const startKey = (runId: string, stepIndex: number | undefined, attempt: number | undefined) =>
+  `${runId}|${stepIndex}|${attempt ?? 1}`;
+
 /**
- * The SSE body: journaled events after `after`, then new ones as they are journaled (read every
- * {@linkcode EVENT_POLL_MS}, at once when the run ends in this service), then `end`.
+ * The SSE body: journaled events after `after`, then new ones, then `end`.
+ *
+ * A run executing in this process is followed through the engine's run observers
+ * ({@linkcode LiveEvents}): a step's start or result wakes the stream at once; the stream then
+ * sends what the journal committed (with the journal's ids, so a reconnect with `Last-Event-ID`
+ * neither loses nor repeats an event) and the live-only events (`step_started` of steps whose
+ * start is not journaled, `step_progress`) without an id. Any other run (queued or running in
+ * another process on the same database) is followed by reading the journal every
+ * {@linkcode EVENT_POLL_MS}.
  */
 function eventStream(
   s: Service,
@@ -173,58 +242,131 @@ function eventStream(
   const enc = new TextEncoder();
   let closed = false;
   let wake: (() => void) | undefined;
+  let woken = false;
+  let unlisten: (() => void) | undefined;
   return new ReadableStream<Uint8Array>({
     start(controller) {
       const send = (text: string) => {
         if (!closed) controller.enqueue(enc.encode(text));
       };
-      // woken at once when the run ends in this service (one hook per stream)
-      s.runs.get(runId)?.done.then(() => wake?.());
+      const poke = () => {
+        woken = true;
+        wake?.();
+      };
+      /** Live-only events not sent yet, in arrival order. */
+      let pending: LiveRecord[] = [];
+      /** step_started events sent live (their journal rows, if any, only move the id). */
+      const startsSent = new Set<string>();
+      /** The run has finished in this process: read the journal once more, then end. */
+      let finished = false;
+      const active = s.runs.get(runId);
+      const owned = active !== undefined || s.live.running(runId);
+      if (owned) {
+        // listen before reading the journal: nothing falls between the two
+        unlisten = s.live.listen(runId, (e, root) => {
+          const r = liveRecord(e, root);
+          if (r !== undefined) pending.push(r);
+          // a run of this service ends when the service stored its final status (a cancel
+          // writes `cancelled` after the engine's `failed`): `done` below
+          else if (e.type === "run_finished" && e.runId === runId && !active) finished = true;
+          poke();
+        });
+        active?.done.then(() => {
+          finished = true;
+          poke();
+        });
+      } else {
+        // woken at once when the run ends in this service (one hook per stream)
+        s.runs.get(runId)?.done.then(poke);
+      }
+      const sendBatch = (events: RunEventRecord[]) => {
+        if (pending.length === 0) {
+          for (const e of events) send(block(e));
+          return;
+        }
+        const live = pending;
+        pending = [];
+        const journaled = new Set<string>();
+        for (const e of events) {
+          if (e.type === "step_started") journaled.add(startKey(e.runId, e.stepIndex, e.attempt));
+        }
+        let j = 0;
+        const sendLive = (r: LiveRecord) => {
+          if (r.type === "step_started") {
+            const k = startKey(r.runId, r.stepIndex, r.attempt);
+            if (journaled.has(k) || startsSent.has(k)) return;
+            startsSent.add(k);
+          }
+          send(liveBlock(r));
+        };
+        for (const e of events) {
+          const t = Date.parse(e.at);
+          // live events from before this one, and the start of the step this one finishes
+          while (j < live.length && (live[j].ms < t || sameStep(live[j], e))) sendLive(live[j++]);
+          send(block(e));
+        }
+        while (j < live.length) sendLive(live[j++]);
+      };
+      const block = (e: RunEventRecord) => {
+        after = e.id;
+        if (
+          e.type === "step_started" && startsSent.has(startKey(e.runId, e.stepIndex, e.attempt))
+        ) {
+          return `id: ${e.id}\n\n`; // sent live already: only the id moves on
+        }
+        return journalBlock(e);
+      };
       (async () => {
         let lastSent = Date.now();
         send("retry: 1000\n\n");
         while (!closed) {
+          if (owned && woken) {
+            woken = false;
+            // the writes behind the events that woke us are committed in this turn's commit
+            await s.store.committed();
+          }
           const events: RunEventRecord[] = await s.store.getEvents({
             ...filter,
             afterId: after,
             limit: PAGE,
           });
-          for (const e of events) {
-            send(`id: ${e.id}\nevent: ${e.type}\ndata: ${stringifyJson(e)}\n\n`);
-            after = e.id;
-          }
-          if (events.length > 0) lastSent = Date.now();
+          sendBatch(events);
+          if (events.length > 0 || pending.length > 0) lastSent = Date.now();
           if (events.length === PAGE) continue;
-          const run = await s.store.getRun(runId);
-          if (!run || TERMINAL_STATUSES.has(run.status)) {
-            // the run's last events were committed with its final status: read once more
-            const rest = await s.store.getEvents({ ...filter, afterId: after });
-            for (const e of rest) {
-              send(`id: ${e.id}\nevent: ${e.type}\ndata: ${stringifyJson(e)}\n\n`);
-              after = e.id;
+          if (!owned || finished) {
+            const run = await s.store.getRun(runId);
+            if (!run || TERMINAL_STATUSES.has(run.status)) {
+              // the run's last events were committed with its final status: read once more
+              const rest = await s.store.getEvents({ ...filter, afterId: after });
+              sendBatch(rest);
+              send(
+                `event: end\ndata: ${
+                  stringifyJson({ runId, status: run?.status ?? "deleted" })
+                }\n\n`,
+              );
+              break;
             }
-            send(
-              `event: end\ndata: ${stringifyJson({ runId, status: run?.status ?? "deleted" })}\n\n`,
-            );
-            break;
-          }
-          if (!s.runs.accepting && !s.runs.get(runId)) {
-            // the service stops: nothing here will add events; the client reconnects elsewhere
-            send(
-              `event: error\ndata: ${
-                stringifyJson({
-                  message: "the service is stopping; reconnect with Last-Event-ID to go on",
-                })
-              }\n\n`,
-            );
-            break;
+            if (!owned && !s.runs.accepting && !s.runs.get(runId)) {
+              // the service stops: nothing here will add events; the client reconnects elsewhere
+              send(
+                `event: error\ndata: ${
+                  stringifyJson({
+                    message: "the service is stopping; reconnect with Last-Event-ID to go on",
+                  })
+                }\n\n`,
+              );
+              break;
+            }
           }
           if (Date.now() - lastSent >= KEEPALIVE_MS) {
             send(": keep-alive\n\n");
             lastSent = Date.now();
           }
+          if (woken) continue;
+          // owned: wait for the next event (a keep-alive at most); otherwise poll the journal
+          const waitMs = owned && !finished ? KEEPALIVE_MS : EVENT_POLL_MS;
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, EVENT_POLL_MS);
+            const timer = setTimeout(resolve, waitMs);
             wake = () => {
               clearTimeout(timer);
               resolve();
@@ -235,6 +377,7 @@ function eventStream(
       })().catch((e) => {
         send(`event: error\ndata: ${stringifyJson({ message: String(e?.message ?? e) })}\n\n`);
       }).finally(() => {
+        unlisten?.();
         if (!closed) {
           closed = true;
           try {
@@ -247,6 +390,7 @@ function eventStream(
     },
     cancel() {
       closed = true;
+      unlisten?.();
       wake?.();
     },
   });

@@ -12,13 +12,12 @@
  * @module
  */
 import { createRoute, type z } from "@hono/zod-openapi";
-import { canonicalJson, type JsonValue } from "../json/exact_json.ts";
 import { flowToJson } from "../execution/flow_id.ts";
-import type { FlowResult } from "../core/flow_result.ts";
 import type { RunRecord, RunStatus } from "../state/store.ts";
 import { ApiError, runNotFound } from "./api_error.ts";
 import {
   type ApiApp,
+  createRunBody,
   flowById,
   runDetails,
   runIdParam,
@@ -28,18 +27,19 @@ import {
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
 import { ownerOf } from "./cluster.ts";
 import { runSteps } from "./step_details.ts";
-import { type ActiveRun, waitFor } from "./runs.ts";
+import { type ActiveRun, type RunRequest, waitFor } from "./runs.ts";
+import {
+  fingerprintOf,
+  fingerprintOfRun,
+  idempotencyKeyOf,
+  idempotencyRunKey,
+  keyReused,
+} from "./idempotency.ts";
+import { uuidv7 } from "./ids.ts";
 import { errors, json } from "./openapi.ts";
 import * as S from "./schemas.ts";
 
 const TAG = "Run";
-const DEBUG_TAG = "Debug";
-
-/** Why the debug routes answer 501. */
-export const DEBUG_NOT_AVAILABLE =
-  "Debug mode (0.8's paused runs stepped with /debug/step, /debug/continue, /debug/runnable) is " +
-  "not available yet: it needs the executor's per-run step gate, which is not in this engine yet. " +
-  "Run without 'debug' (the run's steps and results are in GET /api/v1/runs/{runId}/steps).";
 
 /** Adds the run routes. */
 export function addRunRoutes(app: ApiApp, s: Service): void {
@@ -67,50 +67,70 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
     async (c) => {
       const body = c.req.valid("json");
       const key = c.req.valid("header")["Idempotency-Key"];
-      if (body.debug) throw new ApiError(501, DEBUG_NOT_AVAILABLE);
       const flowId = body.flowId.toLowerCase();
       const flow = await flowById(s, flowId);
-      const waitMs = body.wait === false
+      const debug = body.debug === true;
+      const waitMs = debug || body.wait === false
         ? 0
         : body.timeoutSecs !== undefined
         ? Math.min(body.timeoutSecs * 1000, 2 ** 31 - 1)
         : undefined;
+      const request: RunRequest = {
+        flow,
+        flowId,
+        input: body.input,
+        overrides: body.overrides,
+        variables: body.variables,
+      };
       let run: ActiveRun | undefined;
       if (key !== undefined) {
         const fingerprint = await fingerprintOf(flowId, body);
-        const prior = s.runs.idempotent(key, fingerprint);
+        let prior = s.runs.idempotent(key, fingerprint);
+        if (prior === undefined) {
+          // a key of an earlier service process (or another service on this database)
+          const stored = await s.store.findRunByKey(idempotencyRunKey(key));
+          if (stored) {
+            if ((await fingerprintOfRun(stored)) !== fingerprint) {
+              throw keyReused(key, stored.runId);
+            }
+            prior = stored.runId;
+            s.runs.remember(key, fingerprint, prior);
+          } else {
+            prior = s.runs.idempotent(key, fingerprint); // a request that came meanwhile
+          }
+        }
         if (prior !== undefined) {
           run = s.runs.get(prior);
           if (!run) {
             const record = await s.store.getRun(prior);
             if (record && TERMINAL_STATUSES.has(record.status)) {
               return c.json(
-                createRunBody(prior, record.status, record.result),
+                createRunBody(prior, record.status, record.result, s.debug.isDebug(prior)),
                 200,
                 { "Idempotent-Replayed": "true" },
               );
             }
             if (!record) s.runs.forget(key);
+            else {
+              // stored, not finished, not in this service: another service runs it
+              return c.json(
+                createRunBody(prior, record.status, undefined, s.debug.isDebug(prior)),
+                202,
+                { "Idempotent-Replayed": "true" },
+              );
+            }
           }
         }
         if (!run) {
-          run = s.runs.submit({
-            flow,
-            flowId,
-            input: body.input,
-            overrides: body.overrides,
-            variables: body.variables,
-          });
+          run = submitRun(s, { ...request, runKey: idempotencyRunKey(key) }, debug);
           s.runs.remember(key, fingerprint, run.runId);
         }
       } else {
-        run = s.runs.submit({
-          flow,
-          flowId,
-          input: body.input,
-          overrides: body.overrides,
-          variables: body.variables,
-        });
+        run = submitRun(s, request, debug);
+      }
+      if (debug) {
+        // 0.8: a debug run answers at once, paused before its first steps
+        return c.json(createRunBody(run.runId, "paused", undefined, true), 200);
       }
       // distributed: the run is queued in the database before it is answered (any engine may be
       // asked for it next)
@@ -159,7 +179,7 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         offset: q.offset,
         rootOnly: q.rootOnly === "true",
       });
-      return c.json({ runs: runs.map(runSummary) }, 200);
+      return c.json({ runs: runs.map((r) => runSummary(r, s.debug.isDebug(r.runId))) }, 200);
     },
   );
 
@@ -167,7 +187,10 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
     runRoute("get", "/api/v1/runs/{runId}", "A run: status, input, result", S.RunDetailsSchema),
     async (c) => {
       const r = await storedRun(s, c.req.valid("param").runId);
-      const d: ReturnType<typeof runDetails> & { owner?: unknown } = runDetails(r);
+      const d: ReturnType<typeof runDetails> & { owner?: unknown } = runDetails(
+        r,
+        s.debug.isDebug(r.runId),
+      );
       if (s.cluster !== undefined && r.ownerId !== undefined) {
         // which engine executes (or last executed) the run (issue 14)
         d.owner = ownerOf(r, await s.cluster.engine(r.ownerId));
@@ -235,10 +258,10 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
           error: { code: 410, message: "Run was cancelled (it was not running in this service)" },
         });
         const after = await s.store.getRun(runId);
-        return c.json(runSummary(after ?? r), 200);
+        return c.json(runSummary(after ?? r, s.debug.isDebug(runId)), 200);
       }
       if (outcome.status !== "cancelled") throw notCancellable(runId, outcome.status);
-      return c.json(runSummary(r), 200);
+      return c.json(runSummary(r, s.debug.isDebug(runId)), 200);
     },
   );
 
@@ -266,42 +289,11 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         );
       }
       await s.store.deleteRun(runId);
+      const key = idempotencyKeyOf(r);
+      if (key !== undefined) s.runs.forget(key); // a deleted run frees its key
       return c.body(null, 200);
     },
   );
-
-  // 0.8's debug mode needs a per-run step gate in the executor (not in this engine yet).
-  const debugRoute = (method: "get" | "post", sub: string, summary: string, body?: boolean) =>
-    createRoute({
-      method,
-      path: `/api/v1/runs/{runId}/debug/${sub}`,
-      tags: [DEBUG_TAG],
-      summary,
-      description: `Not available yet (501): ${DEBUG_NOT_AVAILABLE}`,
-      request: body
-        ? { params: S.RunIdParams, body: { content: json(S.DebugStepRequest), required: true } }
-        : { params: S.RunIdParams },
-      responses: {
-        200: {
-          description: "0.8's answer",
-          content: json(
-            sub === "step"
-              ? S.DebugStepResponse
-              : sub === "continue"
-              ? S.CreateRunResponse
-              : S.DebugRunnableResponse,
-          ),
-        },
-        ...errors(400, 404, 501),
-      },
-    });
-  const notYet = async (c: { req: { param(k: string): string } }) => {
-    await storedRun(s, c.req.param("runId"));
-    throw new ApiError(501, DEBUG_NOT_AVAILABLE);
-  };
-  app.openapi(debugRoute("post", "step", "Debug: run the given steps", true), notYet as never);
-  app.openapi(debugRoute("post", "continue", "Debug: run to the end"), notYet as never);
-  app.openapi(debugRoute("get", "runnable", "Debug: steps ready to run"), notYet as never);
 }
 
 /** The definition of a route on one run (`{runId}` in the path; 400 and 404 answers). */
@@ -342,23 +334,20 @@ function notCancellable(runId: string, status: RunStatus): ApiError {
   return new ApiError(409, `Run '${runId}' cannot be cancelled: it is already ${status}`);
 }
 
-/** 0.8 `CreateRunResponse` (keys in 0.8's order; `result` only once the run finished). */
-function createRunBody(runId: string, status: RunStatus, result?: FlowResult) {
-  return result !== undefined
-    ? { runId, result, status, debug: false }
-    : { runId, status, debug: false };
-}
-
-async function fingerprintOf(
-  flowId: string,
-  body: { input: JsonValue; overrides?: JsonValue; variables?: Record<string, JsonValue> },
-): Promise<string> {
-  const text = canonicalJson({
-    flowId,
-    input: body.input,
-    overrides: body.overrides ?? null,
-    variables: body.variables ?? {},
-  });
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+/** Submits a run; a debug run gets a debug session whose gate holds its steps. */
+function submitRun(s: Service, request: RunRequest, debug: boolean): ActiveRun {
+  if (!debug) return s.runs.submit(request);
+  const steps = request.flow.steps.map((st) => st.id);
+  const runId = uuidv7();
+  const session = s.debug.open(runId, steps);
+  let run: ActiveRun;
+  try {
+    run = s.runs.submit({ ...request, gate: session.gate }, { runId });
+  } catch (e) {
+    s.debug.close(runId);
+    throw e;
+  }
+  session.attach(run);
+  run.done.then(() => s.debug.close(runId));
+  return run;
 }

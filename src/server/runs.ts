@@ -5,7 +5,7 @@
  * draining at shutdown.
  * @module
  */
-import type { Engine, ResumeMode } from "../execution/engine.ts";
+import type { Engine, ResumeMode, StepGate } from "../execution/engine.ts";
 import { wasInterrupted } from "../execution/resume.ts";
 import type { Flow } from "../flow/model.ts";
 import { failed, type FlowResult } from "../core/flow_result.ts";
@@ -18,6 +18,7 @@ import { resumeRun, type RunHandle, startRun } from "./engine_adapter.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import type { ServiceStore } from "./store_adapter.ts";
 import { uuidv7 } from "./ids.ts";
+import { keyReused } from "./idempotency.ts";
 
 const log = logger("serve");
 
@@ -36,6 +37,10 @@ export interface RunRequest {
   input: JsonValue;
   overrides?: JsonValue;
   variables?: Record<string, JsonValue>;
+  /** Holds steps before they start (debug mode, src/server/debug.ts). */
+  gate?: StepGate;
+  /** Stored with the run (`RunRecord.runKey`): the idempotency key, src/server/idempotency.ts. */
+  runKey?: string;
 }
 
 /** How a run ended. */
@@ -206,6 +211,7 @@ export class RunService {
         input: request.input,
         overrides: request.overrides,
         variables: request.variables,
+        runKey: request.runKey,
         createdAt: this.store.now(),
       });
       stored?.catch((e) =>
@@ -228,6 +234,8 @@ export class RunService {
         flowName: request.flow.name,
         input: request.input,
         overrides: request.overrides,
+        variables: request.variables,
+        runKey: request.runKey,
         createdAt: this.store.now(),
       });
       this.#queue.push(run);
@@ -249,6 +257,8 @@ export class RunService {
         runId: run.runId,
         overrides: req.overrides,
         variables: req.variables,
+        ...(req.gate !== undefined ? { gate: req.gate } : {}),
+        ...(req.runKey !== undefined ? { runKey: req.runKey } : {}),
       });
     } catch (e) {
       this.#finish(run, failed(500, `The run could not start: ${describeError(e)}`), true);
@@ -517,12 +527,7 @@ export class RunService {
       this.#idempotency.delete(key);
       return undefined;
     }
-    if (e.fingerprint !== fingerprint) {
-      throw new ApiError(
-        422,
-        `Idempotency-Key '${key}' was used for a different request (run ${e.runId}): use a new key for a new request`,
-      );
-    }
+    if (e.fingerprint !== fingerprint) throw keyReused(key, e.runId);
     return e.runId;
   }
 

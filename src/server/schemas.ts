@@ -172,7 +172,8 @@ export const CreateRunRequest = z.object({
     description: "Run variables, read by `$from: {variable: name}`",
   }),
   debug: z.boolean().optional().openapi({
-    description: "0.8 debug mode (paused run stepped with /debug/*): not available yet (501)",
+    description:
+      "0.8 debug mode: the run answers at once (status paused) and stops before each step; /debug/runnable, /debug/step and /debug/continue drive it",
   }),
   wait: z.boolean().optional().openapi({
     description:

@@ -33,12 +33,15 @@ import { addEventRoutes } from "./routes_events.ts";
 import { addFlowRoutes } from "./routes_flows.ts";
 import { addGraphRoutes } from "./routes_graph.ts";
 import { addRunRoutes } from "./routes_runs.ts";
+import { addDebugRoutes } from "./routes_debug.ts";
 import { addUiRoutes } from "./routes_ui.ts";
 import { BatchService } from "./batches.ts";
 import { RunService } from "./runs.ts";
 import { ServiceStore } from "./store_adapter.ts";
 import { Cluster, type ClusterOptions } from "./cluster.ts";
 import { addEngineRoutes } from "./routes_engines.ts";
+import { LiveEvents } from "./live_events.ts";
+import { DebugSessions } from "./debug.ts";
 
 const log = logger("serve");
 
@@ -105,7 +108,18 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
   const store = new ServiceStore(engine.store);
   const runs = new RunService(engine, store, metrics, options);
   const batches = new BatchService(runs, store, metrics);
-  const service: Service = { engine, store, runs, batches, metrics, version: SERVICE_VERSION };
+  const live = new LiveEvents();
+  const unobserve = engine.observe(live);
+  const service: Service = {
+    engine,
+    store,
+    runs,
+    batches,
+    metrics,
+    live,
+    debug: new DebugSessions(store, live),
+    version: SERVICE_VERSION,
+  };
   if (engine.store.kind === "postgres" && options.cluster !== false) {
     service.cluster = new Cluster(
       engine,
@@ -196,6 +210,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
 
   addFlowRoutes(app, service);
   addRunRoutes(app, service);
+  addDebugRoutes(app, service);
   addBatchRoutes(app, service);
   addEventRoutes(app, service);
   addGraphRoutes(app, service);
@@ -271,6 +286,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
         return await runs.drain(graceMs);
       } finally {
         service.cluster?.close();
+        unobserve();
       }
     },
   };

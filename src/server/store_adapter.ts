@@ -13,6 +13,7 @@ import {
   type EventFilter,
   nowRfc3339,
   type RunEventRecord,
+  type RunEventType,
   type RunFilter,
   type RunRecord,
   type RunStatus,
@@ -79,13 +80,23 @@ export class ServiceStore {
     input: JsonValue;
     overrides?: JsonValue;
     variables?: Record<string, JsonValue>;
+    runKey?: string;
     createdAt: string;
   }): Promise<void> | void {
-    const record = { ...run, status: "queued" as const };
-    if (record.variables === undefined || Object.keys(record.variables).length === 0) {
-      delete record.variables;
-    }
-    return this.store.createRun(record);
+    const r: RunRecord = { ...run, status: "queued" };
+    if (r.variables === undefined || Object.keys(r.variables).length === 0) delete r.variables;
+    if (r.runKey === undefined) delete r.runKey;
+    return this.store.createRun(r);
+  }
+
+  /** Changes a run's status without finishing it (debug mode: `paused` ↔ `running`). */
+  setRunStatus(runId: string, status: RunStatus, event?: RunEventType, data?: JsonValue): void {
+    this.store.setRunStatus(runId, status, event, data);
+  }
+
+  /** The run stored with `runKey` (an idempotency key), if any. */
+  findRunByKey(runKey: string): Promise<RunRecord | undefined> {
+    return this.store.findRunByKey(runKey);
   }
 
   /** Sets a run's final status (and result). */

@@ -10,7 +10,8 @@
  *   (a writer waits for another's transaction instead of failing with `database is locked`),
  *   `BEGIN IMMEDIATE` transactions. `synchronous=NORMAL`: a commit survives the process being
  *   killed; after a power loss the last commits before it may be lost, never the database.
- *   Checkpoints every 10,000 WAL pages, a 16 MB page cache.
+ *   WAL checkpoints in a worker thread (src/state/sqlite_checkpoint.ts: the event loop never
+ *   waits for one), a 16 MB page cache.
  * - Group commit (src/state/group_commit.ts): writes are queued synchronously and committed in
  *   one transaction per event-loop turn; each write returns the commit's promise. A failed
  *   commit rejects with a {@linkcode StoreError} naming the database and the cause, is logged,
@@ -27,6 +28,7 @@ import type { FlowResult } from "../core/flow_result.ts";
 import { describeError } from "../errors.ts";
 import { blobId } from "./blob_id.ts";
 import { GroupCommit } from "./group_commit.ts";
+import { Checkpointer } from "./sqlite_checkpoint.ts";
 import { MIGRATIONS, REQUIRED_TABLES } from "./schema.ts";
 import { isOwnerAlive, processIdentity } from "./liveness.ts";
 import {
@@ -93,6 +95,12 @@ export interface SqliteOpenOptions {
    * checked directly: another host or container, or no `/proc`). @default 60000
    */
   staleAfterMs?: number;
+  /**
+   * Who runs WAL checkpoints: `worker` (a worker thread with its own connection, so the event
+   * loop never waits for one: src/state/sqlite_checkpoint.ts) or `auto` (SQLite's automatic
+   * checkpoint on this connection, every 10,000 pages). @default "worker"
+   */
+  checkpoint?: "worker" | "auto";
 }
 
 export { parseSqliteUrl };
@@ -180,6 +188,13 @@ export class SqliteStateStore implements StateStore {
   #staleAfterMs: number;
   #busyMs: number;
   #watchers = new Set<() => void>();
+  /** Runs WAL checkpoints in a worker (undefined: SQLite does, on this connection). */
+  #checkpointer: Checkpointer | undefined;
+
+  /** WAL checkpoints run by the worker so far (0 when SQLite runs them on this connection). */
+  get workerCheckpoints(): number {
+    return this.#checkpointer?.count ?? 0;
+  }
 
   private constructor(db: DatabaseSync, path: string, readOnly: boolean, o: SqliteOpenOptions) {
     this.#db = db;
@@ -213,13 +228,21 @@ export class SqliteStateStore implements StateStore {
       if (path !== ":memory:" && !readOnly) {
         db.exec("PRAGMA journal_mode=WAL");
         db.exec("PRAGMA synchronous=NORMAL");
-        // Checkpoint every 10,000 pages (40 MB of WAL) instead of 1,000: writing a step costs a
-        // third less; the WAL file is cut back to 64 MB after a checkpoint.
-        db.exec("PRAGMA wal_autocheckpoint=10000");
+        // Checkpoints in a worker thread (src/state/sqlite_checkpoint.ts), or with `auto` every
+        // 10,000 pages (40 MB of WAL) instead of 1,000: writing a step costs a third less. The
+        // WAL file is cut back to 64 MB when it starts over.
+        db.exec(`PRAGMA wal_autocheckpoint=${options.checkpoint === "auto" ? 10000 : 0}`);
         db.exec("PRAGMA journal_size_limit=67108864");
       }
       db.exec("PRAGMA cache_size=-16000");
       const store = new SqliteStateStore(db, path, readOnly, options);
+      if (path !== ":memory:" && !readOnly && options.checkpoint !== "auto") {
+        store.#checkpointer = new Checkpointer(path, busyTimeoutMs, (message) => {
+          log.warn(`${message}; SQLite checkpoints on the store's connection instead`);
+          store.#checkpointer = undefined;
+          if (!store.#closed) db.exec("PRAGMA wal_autocheckpoint=10000");
+        });
+      }
       if (autoMigrate && !readOnly) store.#migrate();
       else store.#checkSchema();
       if (!readOnly) store.#recoverDeadRuns();
@@ -477,6 +500,7 @@ export class SqliteStateStore implements StateStore {
         this.#apply(q);
       });
       if (this.#engineInBatch) this.#engine = "committed";
+      this.#checkpointer?.committed();
     } catch (e) {
       const err = this.#error("cannot store run state", e);
       for (const r of this.#open.values()) r.error ??= err;
@@ -1240,6 +1264,8 @@ export class SqliteStateStore implements StateStore {
     }
     this.#open.clear();
     this.#closed = true;
+    // the worker's connection first: closing the last one checkpoints what is left
+    await this.#checkpointer?.close();
     this.#db.close();
   }
 }

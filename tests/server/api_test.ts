@@ -244,21 +244,30 @@ Deno.test("every route of the REST API answers with stepflow 0.8's shapes", asyn
         isError(await s.call("DELETE", `/api/v1/runs/${runId}`), 404);
       });
 
-      await t.step("debug routes: 501 with a clear message (404 for an unknown run)", async () => {
-        const run = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "d" } });
+      await t.step("debug routes: 0.8's shapes (more in debug_test.ts)", async () => {
+        const run = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { q: "d" },
+          debug: true,
+        });
+        assertStrictEquals(run.status, 200);
+        assertEquals(run.body, { runId: run.body.runId, status: "paused", debug: true });
         const id = run.body.runId;
+        const ready = await s.call("GET", `/api/v1/runs/${id}/debug/runnable`);
+        assertEquals(ready.body, { runnableSteps: ["msgs"] });
+        const step = await s.call("POST", `/api/v1/runs/${id}/debug/step`, { stepIds: ["msgs"] });
+        assertEquals(Object.keys(step.body), ["results"]);
+        assertStrictEquals(step.body.results.msgs.outcome, "success");
+        const done = await s.call("POST", `/api/v1/runs/${id}/debug/continue`);
+        assertEquals(Object.keys(done.body), ["runId", "result", "status", "debug"]);
+        assertStrictEquals(done.body.status, "completed");
+        assertStrictEquals(done.body.debug, true);
+        const plain = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "d" } });
         isError(
-          await s.call("POST", "/api/v1/runs", { flowId, input: {}, debug: true }),
-          501,
-          "Debug mode",
+          await s.call("GET", `/api/v1/runs/${plain.body.runId}/debug/runnable`),
+          409,
+          "not in debug mode",
         );
-        isError(
-          await s.call("POST", `/api/v1/runs/${id}/debug/step`, { stepIds: ["msgs"] }),
-          501,
-          "step gate",
-        );
-        isError(await s.call("POST", `/api/v1/runs/${id}/debug/continue`), 501);
-        isError(await s.call("GET", `/api/v1/runs/${id}/debug/runnable`), 501);
         isError(await s.call("GET", `/api/v1/runs/${crypto.randomUUID()}/debug/runnable`), 404);
       });
 
