@@ -25,7 +25,8 @@ import {
 import { permissionHint } from "../core/permission_hint.ts";
 import { writeStderr, writeStdout } from "./output.ts";
 import { cliSettings } from "./global_flags.ts";
-import { envVariables, readRunInput, readStdin, readValueFlags } from "./input.ts";
+import { readRunInput, readStdin } from "./input.ts";
+import { readVariablesAndOverrides } from "./value_flags.ts";
 import { toYaml } from "./yaml_output.ts";
 import { onCancelSignals } from "./signals.ts";
 import { progressMode, QUIET_HELP, RunProgress } from "./progress.ts";
@@ -271,26 +272,9 @@ async function prepare(flags: RunFlags) {
     flags,
     () => Deno.stdin.isTerminal() ? Promise.resolve("") : readStdin(),
   );
-  let variables: Record<string, JsonValue> = {};
-  if (flags.envVariables) {
-    variables = envVariables(Deno.env.toObject(), loaded.flow.variables);
-  }
-  const given = await readValueFlags(
-    "variables",
-    flags.variables,
-    flags.variablesJson,
-    flags.variablesYaml,
-  );
-  if (given !== undefined) {
-    if (!isJsonObject(given)) throw new UsageError("variables must be an object of name: value");
-    variables = { ...variables, ...given };
-  }
-  const overrides = await readValueFlags(
-    "overrides",
-    flags.overrides,
-    flags.overridesJson,
-    flags.overridesYaml,
-  );
+  const read = await readVariablesAndOverrides(flags, loaded.flow.variables);
+  const variables: Record<string, JsonValue> = read.variables ?? {};
+  const overrides = read.overrides;
   const limits: { maxConcurrency?: number; timeoutMs?: number } = {};
   if (flags.maxConcurrency !== undefined) {
     const n = Number(flags.maxConcurrency);
