@@ -99,3 +99,19 @@ Deno.test("an input nested exactly 512 levels deep is accepted, as by stepflow r
       "$.input is nested more than 512 levels deep",
     );
   }));
+
+Deno.test("a batch with no inputs is a 400 saying so, not a batch running forever", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, THREE_STEPS);
+    // was: 200 with a batch 'running' forever (cancel: 409 every run has finished)
+    isError(
+      await s.call("POST", "/api/v1/batches", { flowId, inputs: [] }),
+      400,
+      "$.inputs",
+      "at least one input",
+    );
+    const listed = await s.call("GET", "/api/v1/batches");
+    assertStrictEquals(listed.status, 200);
+    assertStrictEquals(JSON.stringify(listed.body).includes('"running"'), false);
+    await stillServing(s, flowId);
+  }));
