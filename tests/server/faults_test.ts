@@ -115,3 +115,25 @@ Deno.test("a batch with no inputs is a 400 saying so, not a batch running foreve
     assertStrictEquals(JSON.stringify(listed.body).includes('"running"'), false);
     await stillServing(s, flowId);
   }));
+
+Deno.test("a wrong method on a real route is a 405 with an Allow header and a {code, message} body; an unknown path stays 404", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, THREE_STEPS);
+    const run = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "x" } });
+    const runId = run.body.runId;
+    // was: 404 "No route ...: the API is under /api/v1"
+    const patch = await s.call("PATCH", "/api/v1/flows", { flow: THREE_STEPS });
+    isError(patch, 405, "PATCH", "/api/v1/flows", "use POST");
+    assertStrictEquals(patch.headers.get("allow"), "POST");
+    assertStrictEquals(Object.keys(patch.body).sort().join(), "code,message");
+    const cancel = await s.call("DELETE", `/api/v1/runs/${runId}/cancel`);
+    isError(cancel, 405, "use POST");
+    assertStrictEquals(cancel.headers.get("allow"), "POST");
+    const flow = await s.call("PUT", `/api/v1/flows/${flowId}`);
+    isError(flow, 405, "use GET or DELETE");
+    assertStrictEquals(flow.headers.get("allow"), "GET, HEAD, DELETE");
+    assertStrictEquals((await s.call("POST", "/health")).headers.get("allow"), "GET, HEAD");
+    isError(await s.call("GET", "/api/v1/nothing"), 404, "the API is under /api/v1");
+    isError(await s.call("GET", "/api/v2/runs"), 404, "the API is under /api/v1");
+    await stillServing(s, flowId);
+  }));
