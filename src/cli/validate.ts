@@ -127,13 +127,15 @@ export async function validateFiles(
     loaded = e.repaired?.loaded;
   }
   let configDiagnostics: Diagnostic[];
+  let configShape = false;
   let config: Awaited<ReturnType<typeof loadConfigForFlow>> | undefined;
   try {
     config = await loadConfigForFlow({ configPath, flowPath });
     configDiagnostics = validateConfig(config);
   } catch (e) {
-    if (!(e instanceof ShapeError) || !shape) throw e;
-    configDiagnostics = e.problems; // both are wrong: report both
+    if (!(e instanceof ShapeError)) throw e;
+    configDiagnostics = e.problems; // the flow is still checked, without the config's routes
+    configShape = true;
   }
   let flowDiagnostics = loaded ? validateFlow(loaded, config) : [];
   if (shape) {
@@ -150,7 +152,7 @@ export async function validateFiles(
   }
   const diagnostics = [...sortBySource(configDiagnostics), ...sortBySource(flowDiagnostics)];
   return {
-    shapeError: shape !== undefined,
+    shapeError: shape !== undefined || configShape,
     diagnostics,
     numFatal: diagnostics.filter((d) => d.level === "fatal").length,
     numError: diagnostics.filter((d) => d.level === "error").length,

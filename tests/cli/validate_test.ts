@@ -234,5 +234,20 @@ Deno.test("stepflow validate: 'timeout: banana' does not hide the other problems
       `${file}:12:16: fatal: expected a string, got the number 42 [$.steps[2].component]`,
     );
     assertStringIncludes(req.stdout, "❌ Validation failed: 3 fatal");
+
+    // a config of the wrong shape: every problem too, and the flow is still checked
+    await Deno.writeTextFile(file, SHAPE_AND_MORE);
+    await Deno.writeTextFile(`${dir}/c.yml`, "plugins:\n  x: { type: nope }\nroutes: 5\n");
+    const cfg = await validate("--flow", file, "--config", `${dir}/c.yml`);
+    assertStrictEquals(cfg.code, 2, cfg.stderr);
+    assertStringIncludes(
+      cfg.stdout,
+      `${dir}/c.yml:2:14: fatal: unknown type "nope" [$.plugins.x.type]`,
+    );
+    assertStringIncludes(
+      cfg.stdout,
+      `${dir}/c.yml:3:9: fatal: expected a mapping, got the number 5 [$.routes]`,
+    );
+    assertStringIncludes(cfg.stdout, "fatal: Duplicate step ID: 'a'");
   });
 });
