@@ -11,8 +11,9 @@
  * (0.8: list-components does not look next to a flow). Without a config, stderr says where it
  * looked, which configs lie in the directories below, and why nothing is listed.
  *
- * Exit codes: 0; 1 when a plugin could not list its components (the others are still printed)
- * or the engine could not start; 2 for bad usage or an invalid config.
+ * Exit codes: 0; 1 when a plugin could not list its components (the others are still printed;
+ * when none is left, stdout stays empty: the failures are on stderr) or the engine could not
+ * start; 2 for bad usage or an invalid config.
  * @module
  */
 import type { Command } from "commander";
@@ -158,6 +159,11 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
   listed.sort((a, b) =>
     a.component < b.component ? -1 : a.component > b.component ? 1 : a.plugin < b.plugin ? -1 : 1
   );
+  if (exit !== EXIT_OK && listed.length === 0) {
+    // an empty listing would read as "no components": the failures above are the answer
+    writeStderr("error: no components listed: no plugin could list its components\n");
+    return exit;
+  }
   if (format === "json") writeStdout(stringifyJson({ components: listed }, 2) + "\n");
   else if (format === "yaml") writeStdout(toYaml({ components: listed }));
   else writeStdout(pretty(listed, schemas));

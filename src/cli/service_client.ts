@@ -13,6 +13,9 @@ import { writeStderr } from "./output.ts";
 /** stepflow 0.8's `submit` default URL (its server's default port is 7840: see `--url`). */
 export const DEFAULT_SUBMIT_URL = "http://localhost:7837";
 
+/** Where `stepflow serve` listens by default (its `--host` and `--port` defaults). */
+export const SERVE_DEFAULT_URL = "http://127.0.0.1:7840";
+
 /** A request the service refused or could not answer. */
 export class ServiceError extends Error {
   override name = "ServiceError";
@@ -59,12 +62,7 @@ export class ServiceClient {
         body: body === undefined ? undefined : stringifyJson(body),
       });
     } catch (e) {
-      const why = (e as Error).message ?? String(e);
-      throw new ServiceError(
-        `cannot reach the Stepflow service at ${this.base.origin}: ${
-          /refused/i.test(why) ? "connection refused" : why
-        } (is 'stepflow serve' running there? It listens on port 7840 by default; pass --url)`,
-      );
+      throw unreachable(this.base, e);
     }
     const text = await res.text();
     let value: JsonValue = null;
@@ -128,4 +126,40 @@ function positionOf(loaded: LoadedFlow, path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The error for a service that could not be reached at `base`: what went wrong in a few words
+ * (`connection refused`, `cannot resolve host 'x'`, else the cause's own text) and what to do.
+ * A refused connection elsewhere than `stepflow serve`'s default address suggests
+ * `--url http://127.0.0.1:7840` (submit keeps 0.8's default `http://localhost:7837`).
+ */
+export function unreachable(base: URL, err: unknown): ServiceError {
+  // Deno's fetch says "fetch failed"; its cause "... tcp connect error: Connection refused ..."
+  const texts: string[] = [];
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 5; e = e.cause, i++) {
+    texts.push(e.message);
+  }
+  const all = texts.join(": ");
+  const what = `cannot reach the Stepflow service at ${base.origin}`;
+  if (/refused/i.test(all)) {
+    const atDefault = base.port === "7840" &&
+      ["127.0.0.1", "localhost", "[::1]"].includes(base.hostname);
+    return new ServiceError(
+      atDefault
+        ? `${what}: connection refused (nothing listens there: start it with 'stepflow serve')`
+        : `${what}: connection refused (nothing listens there). 'stepflow serve' listens on ${SERVE_DEFAULT_URL} by default: pass --url ${SERVE_DEFAULT_URL} (or set STEPFLOW_URL), or the address it printed when it started`,
+    );
+  }
+  if (/dns error|lookup address|name or service not known|no such host/i.test(all)) {
+    return new ServiceError(
+      `${what}: cannot resolve host '${base.hostname}' (check --url or STEPFLOW_URL)`,
+    );
+  }
+  // the most specific part: the last cause, without Deno's "error sending request for url (..)"
+  const detail = (texts.at(-1) ?? String(err))
+    .replace(/^error sending request for url \([^)]*\): /, "");
+  return new ServiceError(
+    `${what}: ${detail} (is 'stepflow serve' running there? pass its address with --url)`,
+  );
 }

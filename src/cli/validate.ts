@@ -10,9 +10,11 @@
  *
  * Exit codes: 0 when there are no errors (warnings allowed); 1 (`EXIT_FAILED`) when there is any
  * fatal or error diagnostic; 2 (`EXIT_INVALID`) when the flow or config cannot be loaded at all
- * (unreadable, bad syntax, wrong shape) — the message names file:line:col and shows the line with
- * a caret under the column, no stack trace. With
- * `--format json` that load error is printed as a single fatal diagnostic too.
+ * (unreadable, bad syntax) — the message names file:line:col and shows the line with a caret
+ * under the column, no stack trace; with `--format json` that load error is printed as a single
+ * fatal diagnostic too. A flow of the wrong shape also exits 2, but its report lists every shape
+ * problem (`invalid_flow`), with what the other checks found on the flow without its wrong
+ * optional keys (`timeout: banana` does not hide a reference to an undefined step).
  * @module
  */
 import type { Command } from "commander";
@@ -20,7 +22,7 @@ import { describeError, FlowLoadError } from "../errors.ts";
 import type { Diagnostic } from "../core/diagnostics.ts";
 import { formatDiagnostic } from "../core/diagnostics.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
-import { loadFlowFile } from "../flow/load.ts";
+import { type LoadedFlow, loadFlowFile, ShapeError } from "../flow/load.ts";
 import { validateConfig, validateFlow } from "../config/preflight.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
@@ -36,6 +38,11 @@ export interface ValidateOptions {
 
 /** The result of validating: diagnostics and counts, or a load error. */
 export interface ValidateReport {
+  /**
+   * True when the flow does not have the shape of a flow (exit 2): `diagnostics` has each shape
+   * problem, and what the other checks found where the shape allowed them to run.
+   */
+  shapeError?: boolean;
   diagnostics: Diagnostic[];
   numFatal: number;
   numError: number;
@@ -89,11 +96,13 @@ export async function runValidate(opts: ValidateOptions): Promise<number> {
     }
     return EXIT_INVALID;
   }
+  const { shapeError, ...shown } = report;
   if (format === "json") {
-    writeStdout(JSON.stringify(report, null, 2) + "\n");
+    writeStdout(JSON.stringify(shown, null, 2) + "\n");
   } else {
     writeStdout(formatReport(report));
   }
+  if (shapeError) return EXIT_INVALID;
   return report.numFatal + report.numError > 0 ? EXIT_FAILED : EXIT_OK;
 }
 
@@ -106,13 +115,44 @@ export async function validateFiles(
   flowPath: string,
   configPath?: string,
 ): Promise<ValidateReport> {
-  const loaded = await loadFlowFile(flowPath);
-  const config = await loadConfigForFlow({ configPath, flowPath });
-  const diagnostics = [
-    ...sortBySource(validateConfig(config)),
-    ...sortBySource(validateFlow(loaded, config)),
-  ];
+  // A wrong shape is not the end: every problem is reported, and the other checks still run
+  // on the flow without its wrong optional keys (e.g. `timeout: banana`).
+  let loaded: LoadedFlow | undefined;
+  let shape: ShapeError | undefined;
+  try {
+    loaded = await loadFlowFile(flowPath);
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    shape = e;
+    loaded = e.repaired?.loaded;
+  }
+  let configDiagnostics: Diagnostic[];
+  let configShape = false;
+  let config: Awaited<ReturnType<typeof loadConfigForFlow>> | undefined;
+  try {
+    config = await loadConfigForFlow({ configPath, flowPath });
+    configDiagnostics = validateConfig(config);
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    configDiagnostics = e.problems; // the flow is still checked, without the config's routes
+    configShape = true;
+  }
+  let flowDiagnostics = loaded ? validateFlow(loaded, config) : [];
+  if (shape) {
+    const removed = shape.repaired?.removed ?? [];
+    // what the checks say about a removed key is its shape problem, already reported
+    flowDiagnostics = [
+      ...shape.problems,
+      ...flowDiagnostics.filter((d) =>
+        !removed.some((r) =>
+          d.path === r || d.path.startsWith(`${r}.`) || d.path.startsWith(`${r}[`)
+        )
+      ),
+    ];
+  }
+  const diagnostics = [...sortBySource(configDiagnostics), ...sortBySource(flowDiagnostics)];
   return {
+    shapeError: shape !== undefined || configShape,
     diagnostics,
     numFatal: diagnostics.filter((d) => d.level === "fatal").length,
     numError: diagnostics.filter((d) => d.level === "error").length,

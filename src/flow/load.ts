@@ -9,8 +9,8 @@
  */
 import type { z } from "zod";
 import { isJsonObject, type JsonValue, setOwn } from "../json/exact_json.ts";
-import { FlowLoadError } from "../errors.ts";
-import { jsonPath, type SourceMap } from "../core/diagnostics.ts";
+import { FlowLoadError, type SourcePosition } from "../errors.ts";
+import { type Diagnostic, jsonPath, type SourceMap } from "../core/diagnostics.ts";
 import { type Flow, FLOW_SCHEMA_URL, FlowSchema, type Step } from "./model.ts";
 import {
   type DocumentFormat,
@@ -60,9 +60,28 @@ export function loadFlowText(
 }
 
 /**
+ * A flow or config whose shape is wrong. The message names the first problem (JSON path and
+ * position); `problems` has every problem the schema check found, one fatal diagnostic each
+ * (code `invalid_flow` / `invalid_config`), and `repaired`, when given, is the flow without the
+ * optional keys that were wrong, for the checks that need a flow model (references, ids): see
+ * {@linkcode parseFlowValue}.
+ */
+export class ShapeError extends FlowLoadError {
+  /** The flow without its wrong optional keys (when they were all optional), and those keys. */
+  repaired?: { loaded: LoadedFlow; removed: string[] };
+  constructor(
+    message: string,
+    position: SourcePosition | undefined,
+    readonly problems: Diagnostic[],
+  ) {
+    super(message, position);
+  }
+}
+
+/**
  * Checks a parsed value against the flow model.
- * @throws {FlowLoadError} naming the first problem's JSON path and position, e.g.
- * `$.steps[1]: missing required key 'id'`.
+ * @throws {ShapeError} naming the first problem's JSON path and position, e.g.
+ * `$.steps[1]: missing required key 'id'`, with every problem found in `problems`.
  */
 export function parseFlowValue(value: JsonValue, source?: SourceMap, file?: string): LoadedFlow {
   if (!isJsonObject(value)) {
@@ -74,7 +93,11 @@ export function parseFlowValue(value: JsonValue, source?: SourceMap, file?: stri
     );
   }
   const result = FlowSchema.safeParse(value);
-  if (!result.success) throw zodToLoadError(result.error, value, source, "flow");
+  if (!result.success) {
+    const err = zodToLoadError(result.error, value, source, "flow");
+    err.repaired = repair(value, result.error, source, file);
+    throw err;
+  }
   const loaded: LoadedFlow = { flow: result.data, raw: value };
   if (source) loaded.source = source;
   if (file !== undefined) loaded.file = file;
@@ -132,29 +155,101 @@ export async function readText(path: string, what: string): Promise<string> {
 // zod errors → FlowLoadError
 
 /**
- * Turns a zod error into a {@linkcode FlowLoadError} for its first issue (the one most useful to
- * fix first), with the JSON path and the source position.
+ * Turns a zod error into a {@linkcode ShapeError} for its first issue (the one most useful to
+ * fix first), with the JSON path and the source position; every issue is in its `problems`.
  */
 export function zodToLoadError(
   error: z.ZodError,
   value: JsonValue,
   source: SourceMap | undefined,
   what: "flow" | "config",
-): FlowLoadError {
-  const issue = error.issues[0];
-  const path = issue.path.filter((s): s is string | number => typeof s !== "symbol");
-  let text = describeIssue(issue, path, value, what);
-  const brace = (source as Partial<DocumentSourceMap> | undefined)?.braceTemplate?.(path);
-  if (brace !== undefined && issue.code === "invalid_type") {
-    text += ` (YAML reads ${brace} as a mapping: quote it, "${brace}", to write text)`;
-  }
-  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : "";
+): ShapeError {
+  const problems = error.issues.map((issue) => {
+    const path = issue.path.filter((s): s is string | number => typeof s !== "symbol");
+    let text = describeIssue(issue, path, value, what);
+    const brace = (source as Partial<DocumentSourceMap> | undefined)?.braceTemplate?.(path);
+    if (brace !== undefined && issue.code === "invalid_type") {
+      text += ` (YAML reads ${brace} as a mapping: quote it, "${brace}", to write text)`;
+    }
+    const d: Diagnostic = {
+      level: "fatal",
+      code: `invalid_${what}`,
+      message: text,
+      path: jsonPath(path),
+    };
+    const position = source?.positionOf(path);
+    if (position) d.position = position;
+    return d;
+  });
+  const first = problems[0];
+  const more = problems.length > 1
+    ? ` (and ${problems.length - 1} more problem(s): stepflow validate lists them all)`
+    : "";
   // The zod error is restated (first issue, with path and position); it is not kept as `cause`
   // because describeError would print its JSON dump.
-  return new FlowLoadError(
-    `Invalid ${what}: ${jsonPath(path)}: ${text}${more}`,
-    source?.positionOf(path),
+  return new ShapeError(
+    `Invalid ${what}: ${first.path}: ${first.message}${more}`,
+    first.position,
+    problems,
   );
+}
+
+/**
+ * The flow without the optional keys its shape problems are at (`timeout: banana`,
+ * `onError: {action: explode}`), so that the other checks can still run on it; undefined when a
+ * problem is a missing or wrong required key, a list item, a step `id` or `steps` itself (the
+ * other checks would report its consequences, not new problems). Keys are removed from copies of
+ * the containers on their paths; list indices do not move, so positions stay right.
+ */
+function repair(
+  value: JsonValue,
+  error: z.ZodError,
+  source: SourceMap | undefined,
+  file: string | undefined,
+): ShapeError["repaired"] {
+  let current = value;
+  let issues = error.issues;
+  const removed: string[] = [];
+  for (let round = 0; round < 4; round++) {
+    for (const issue of issues) {
+      let path = issue.path.filter((s): s is string | number => typeof s !== "symbol");
+      // a missing key (e.g. a union's `action`): remove its owner instead
+      if (valueAt(current, path) === undefined) path = path.slice(0, -1);
+      const key = path.at(-1);
+      if (typeof key !== "string" || key === "id" || (path.length === 1 && key === "steps")) {
+        return undefined;
+      }
+      if (!removed.includes(jsonPath(path))) removed.push(jsonPath(path));
+      current = withoutKey(current, path);
+    }
+    const again = FlowSchema.safeParse(current);
+    if (again.success) {
+      const loaded: LoadedFlow = { flow: again.data, raw: current };
+      if (source) loaded.source = source;
+      if (file !== undefined) loaded.file = file;
+      return { loaded, removed };
+    }
+    issues = again.error.issues;
+  }
+  return undefined;
+}
+
+/** `root` with the key at `path` removed; the containers on the path are copied. */
+function withoutKey(root: JsonValue, path: readonly (string | number)[]): JsonValue {
+  if (path.length === 0) return root;
+  const [head, ...rest] = path;
+  if (Array.isArray(root) && typeof head === "number" && head < root.length) {
+    const copy = root.slice();
+    copy[head] = withoutKey(root[head], rest);
+    return copy;
+  }
+  if (!isJsonObject(root) || typeof head !== "string" || !Object.hasOwn(root, head)) return root;
+  const copy: Record<string, JsonValue> = {};
+  for (const [k, v] of Object.entries(root)) {
+    if (k === head && rest.length === 0) continue;
+    setOwn(copy, k, k === head ? withoutKey(v, rest) : v);
+  }
+  return copy;
 }
 
 function valueAt(root: JsonValue, path: readonly (string | number)[]): JsonValue | undefined {

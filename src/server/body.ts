@@ -1,12 +1,13 @@
 /**
  * Reading request bodies: at most `limit` bytes (413 beyond, before reading more than the limit),
  * UTF-8, parsed as JSON with exact numbers (`9007199254740993` and `15.0` stay as written, see
- * src/json/exact_json.ts). The parsed value is handed to Hono's body cache so the zod validators
- * of the routes see it.
+ * src/json/exact_json.ts), each field nested at most {@linkcode MAX_JSON_DEPTH} levels deep (400
+ * beyond, naming the field, as flow files, inputs and step-service messages are held). The parsed
+ * value is handed to Hono's body cache so the zod validators of the routes see it.
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import { parseJson } from "../json/exact_json.ts";
+import { MAX_JSON_DEPTH, nestedDeeperThan, parseJson } from "../json/exact_json.ts";
 import { ApiError } from "./api_error.ts";
 
 /** Default request body limit: 10 MiB. */
@@ -17,7 +18,8 @@ const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 /**
  * Middleware for POST/PUT/PATCH requests: enforces `limit` on every body and parses JSON bodies.
  * @throws {ApiError} 413 when the body is larger than `limit` bytes; 400 when a JSON body is not
- * UTF-8 or not JSON (the message has the parser's position).
+ * UTF-8 or not JSON (the message has the parser's position), or when a field of it (`$.input`,
+ * `$.flow`, `$.inputs[3]`) nests more than {@linkcode MAX_JSON_DEPTH} levels deep.
  */
 export function jsonBody(limit: number): MiddlewareHandler {
   return async (c, next) => {
@@ -37,8 +39,13 @@ export function jsonBody(limit: number): MiddlewareHandler {
       try {
         value = parseJson(text);
       } catch (e) {
+        // the exact-number reviver recurses: a deep body overflows the stack
+        if (e instanceof RangeError) throw tooDeep("$");
         throw new ApiError(400, `The request body is not valid JSON: ${(e as Error).message}`);
       }
+      // each level takes two characters at least: short bodies need no walk
+      const deep = text.length > 2 * MAX_JSON_DEPTH ? tooDeepAt(value) : undefined;
+      if (deep !== undefined) throw tooDeep(deep);
     }
     // Hono's json() parses the text again with JSON.parse (losing exact numbers): answer with
     // the value parsed here instead.
@@ -100,6 +107,38 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
     off += c.byteLength;
   }
   return out;
+}
+
+/** Fields whose items are each one value held to the limit: `POST /batches` `inputs`. */
+const LIST_FIELDS = new Set(["inputs"]);
+
+/**
+ * The JSON path of the first field of `body` (`$.input`, `$.flow`), or item of a list field
+ * (`$.inputs[3]`), nested more than {@linkcode MAX_JSON_DEPTH} levels deep; undefined when none
+ * is. Stops as soon as the bound is passed, so any depth is safe to check.
+ */
+function tooDeepAt(body: unknown): string | undefined {
+  if (body === null || typeof body !== "object") return undefined;
+  for (const [key, field] of Object.entries(body)) {
+    const path = `$${segment(body, key)}`;
+    if (Array.isArray(field) && !Array.isArray(body) && LIST_FIELDS.has(key)) {
+      const item = field.findIndex((v) => nestedDeeperThan(v, MAX_JSON_DEPTH));
+      if (item !== -1) return `${path}[${item}]`;
+    } else if (nestedDeeperThan(field, MAX_JSON_DEPTH)) return path;
+  }
+  return undefined;
+}
+
+function segment(parent: object, key: string): string {
+  if (Array.isArray(parent)) return `[${key}]`;
+  return /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+}
+
+function tooDeep(path: string): ApiError {
+  return new ApiError(
+    400,
+    `Invalid request body: ${path} is nested more than ${MAX_JSON_DEPTH} levels deep, over the engine's limit: flatten it`,
+  );
 }
 
 function tooLarge(size: number, limit: number, atLeast = false): ApiError {

@@ -302,7 +302,9 @@ export const DebugRunnableResponse = z.object({ runnableSteps: z.array(z.string(
 
 export const CreateBatchRequest = z.object({
   flowId: HexId,
-  inputs: z.array(Json),
+  inputs: z.array(Json).min(1, {
+    error: "a batch needs at least one input (one run per input): got an empty array",
+  }),
   maxConcurrency: z.number().int().positive().optional().openapi({
     description: "Runs of this batch at once (default: all; the service's limit still applies)",
   }),

@@ -23,6 +23,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { Engine } from "../execution/engine.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
+import { allowedMethods } from "./allowed_methods.ts";
 import { ApiError } from "./api_error.ts";
 import { DEFAULT_MAX_BODY_BYTES, jsonBody } from "./body.ts";
 import type { Service } from "./context.ts";
@@ -249,13 +250,28 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
       "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
     }));
 
-  app.notFound((c) =>
-    c.json({
+  let allowed: ((path: string) => string[]) | undefined;
+  app.notFound((c) => {
+    // a real route asked with another method: 405 with the methods it takes
+    const allow = (allowed ??= allowedMethods(app.routes))(c.req.path);
+    if (allow.length > 0) {
+      return c.json(
+        {
+          code: 405,
+          message: `Method ${c.req.method} is not allowed on ${c.req.path}: use ${
+            allow.filter((m) => m !== "HEAD").join(" or ")
+          }`,
+        },
+        405,
+        { Allow: allow.join(", ") },
+      );
+    }
+    return c.json({
       code: 404,
       message:
         `No route for ${c.req.method} ${c.req.path}: the API is under /api/v1 (see /api/v1/openapi.json or /swagger-ui)`,
-    }, 404)
-  );
+    }, 404);
+  });
   app.onError((err, c) => {
     if (err instanceof ApiError) {
       return c.json(err.body(), err.status as 400, err.headers);

@@ -46,3 +46,40 @@ Deno.test("stepflow list-components from the repo root suggests the configs belo
       "--config examples/greet/stepflow-config.yml, --config examples/hello/stepflow-config.yml\n",
   );
 });
+
+Deno.test("stepflow list-components with every plugin failing prints the failures on stderr and nothing on stdout (exit 1)", async () => {
+  await withTempDir(async (dir) => {
+    const server = (mode: string) =>
+      `    type: mcp\n    command: ${JSON.stringify(Deno.execPath())}\n` +
+      `    args: [run, --quiet, --no-prompt, ${
+        JSON.stringify(`${REPO_ROOT}/tests/fixtures/mcp/fault_server.ts`)
+      }, ${mode}]\n`;
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      `plugins:\n  early:\n${server("exit-at-start")}  notmcp:\n${server("not-mcp")}` +
+        `routes:\n  "/early/{*c}": [{ plugin: early }]\n  "/notmcp/{*c}": [{ plugin: notmcp }]\n`,
+    );
+    // was: "Available Components: ... Total components: 0" on stdout
+    const r = await runCli(["list-components"], { cwd: dir });
+    assertStrictEquals(r.code, 1, r.stderr);
+    assertStrictEquals(r.stdout, "");
+    assertStringIncludes(r.stderr, "error: plugin 'early' could not list its components");
+    assertStringIncludes(r.stderr, "stderr: fatal: config missing");
+    assertStringIncludes(r.stderr, "error: plugin 'notmcp' could not list its components");
+    assertStringIncludes(r.stderr, "error: no components listed: no plugin could list");
+    assertStrictEquals(r.stderr.includes("-32000"), false, r.stderr);
+    const json = await runCli(["list-components", "--format", "json"], { cwd: dir });
+    assertStrictEquals(json.code, 1, json.stderr);
+    assertStrictEquals(json.stdout, "");
+    // a plugin that lists is still printed, with exit 1 for the one that could not
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      `plugins:\n  builtin: { type: builtin }\n  early:\n${server("exit-at-start")}` +
+        `routes:\n  "/builtin/{*c}": [{ plugin: builtin }]\n  "/early/{*c}": [{ plugin: early }]\n`,
+    );
+    const some = await runCli(["list-components"], { cwd: dir });
+    assertStrictEquals(some.code, 1, some.stderr);
+    assertStringIncludes(some.stdout, "Component: /eval (plugin: builtin)");
+    assertStringIncludes(some.stderr, "error: plugin 'early' could not list its components");
+  });
+});

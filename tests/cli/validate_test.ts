@@ -167,3 +167,87 @@ Deno.test("stepflow validate: config errors and usage errors", async () => {
   assertStrictEquals(noFlow.code, 2);
   assertStringIncludes(noFlow.stderr, "--flow");
 });
+
+const SHAPE_AND_MORE = `schema: https://stepflow.org/schemas/v1/flow.json
+steps:
+  - id: a
+    component: /builtin/create_messages
+    timeout: banana
+    input: { user_prompt: { $from: { step: zz } } }
+  - id: b
+    component: /builtin/create_messages
+    onError: { action: explode }
+    input: { user_prompt: { $from: { step: a } } }
+  - id: a
+    component: /builtin/eval
+output: { $from: { step: nope } }
+`;
+
+Deno.test("stepflow validate: 'timeout: banana' does not hide the other problems: every diagnostic in one pass (exit 2)", async () => {
+  await withTempDir(async (dir) => {
+    const file = `${dir}/flow.yaml`;
+    await Deno.writeTextFile(file, SHAPE_AND_MORE);
+    // was: only "error: ...:5:14: Invalid flow: $.steps[0].timeout: ... (and 1 more problem(s))"
+    const r = await validate("--flow", file);
+    assertStrictEquals(r.code, 2, r.stderr);
+    for (
+      const line of [
+        `${file}:5:14: fatal: a duration such as 500ms, 30s, 5m or 1h, got the string "banana" [$.steps[0].timeout]`,
+        `${file}:6:27: fatal: Step 'a' references undefined step 'zz' [$.steps[0].input.user_prompt]`,
+        `${file}:9:24: fatal: unknown action "explode" (expected one of fail, skip, useDefault, retry) [$.steps[1].onError.action]`,
+        `${file}:11:9: fatal: Duplicate step ID: 'a' [$.steps[2].id]`,
+        `${file}:13:9: fatal: Reference to undefined step 'nope' [$.output]`,
+        "❌ Validation failed: 5 fatal, 0 errors,",
+      ]
+    ) assertStringIncludes(r.stdout, line);
+    // in source order, each once
+    const at = (s: string) => r.stdout.indexOf(s);
+    assert(
+      at(":5:14:") < at(":6:27:") && at(":6:27:") < at(":9:24:") && at(":9:24:") < at(":11:9:"),
+    );
+    assertStrictEquals(r.stdout.split("[$.steps[1].onError").length, 2, r.stdout);
+    noStack(r.stdout + r.stderr);
+
+    const json = await validate("--flow", file, "--format", "json");
+    assertStrictEquals(json.code, 2);
+    const report = JSON.parse(json.stdout);
+    assertStrictEquals(report.numFatal, 5);
+    assertStrictEquals(report.shapeError, undefined);
+    const shape = report.diagnostics.filter((d: { code?: string }) => d.code === "invalid_flow");
+    assertEquals(shape.map((d: { path: string }) => d.path), [
+      "$.steps[0].timeout",
+      "$.steps[1].onError.action",
+    ]);
+    assertEquals(shape[0].position, { file, line: 5, col: 14 });
+
+    // a wrong required key: every shape problem, though the other checks cannot run
+    await Deno.writeTextFile(
+      file,
+      SHAPE_AND_MORE.replace("component: /builtin/eval", "component: 42"),
+    );
+    const req = await validate("--flow", file);
+    assertStrictEquals(req.code, 2);
+    assertStringIncludes(req.stdout, "[$.steps[0].timeout]");
+    assertStringIncludes(req.stdout, "[$.steps[1].onError.action]");
+    assertStringIncludes(
+      req.stdout,
+      `${file}:12:16: fatal: expected a string, got the number 42 [$.steps[2].component]`,
+    );
+    assertStringIncludes(req.stdout, "❌ Validation failed: 3 fatal");
+
+    // a config of the wrong shape: every problem too, and the flow is still checked
+    await Deno.writeTextFile(file, SHAPE_AND_MORE);
+    await Deno.writeTextFile(`${dir}/c.yml`, "plugins:\n  x: { type: nope }\nroutes: 5\n");
+    const cfg = await validate("--flow", file, "--config", `${dir}/c.yml`);
+    assertStrictEquals(cfg.code, 2, cfg.stderr);
+    assertStringIncludes(
+      cfg.stdout,
+      `${dir}/c.yml:2:14: fatal: unknown type "nope" [$.plugins.x.type]`,
+    );
+    assertStringIncludes(
+      cfg.stdout,
+      `${dir}/c.yml:3:9: fatal: expected a mapping, got the number 5 [$.routes]`,
+    );
+    assertStringIncludes(cfg.stdout, "fatal: Duplicate step ID: 'a'");
+  });
+});

@@ -5,6 +5,7 @@ import {
   loadFlowText,
   parseFlowValue,
   serializeFlow,
+  ShapeError,
 } from "../../src/flow/load.ts";
 import { FLOW_SCHEMA_URL } from "../../src/flow/model.ts";
 import { stringifyJson } from "../../src/json/exact_json.ts";
@@ -220,4 +221,38 @@ Deno.test("loadFlowText(): null reads as absent wherever stepflow 0.8's schema a
   const bad = text.replace('"version": null', '"version": 3');
   const e = assertThrows(() => loadFlowText(bad, { format: "json", file: "p.json" }));
   assertStringIncludes(e.message, "$.version: expected a string, got the number 3");
+});
+
+Deno.test("loadFlowText(): a ShapeError has every problem, and the flow without its wrong optional keys", () => {
+  const text = `schema: ${FLOW_SCHEMA_URL}
+steps:
+  - id: a
+    component: /x
+    timeout: banana
+    onError: { action: explode }
+  - id: b
+    component: /y
+    timeout: [1]
+`;
+  const e = assertThrows(() => loadFlowText(text, { file: "f.yaml" }), ShapeError) as ShapeError;
+  assertStringIncludes(e.message, "(and 2 more problem(s): stepflow validate lists them all)");
+  assertEquals(e.problems.map((d) => [d.path, d.position?.line, d.code]).sort(), [
+    ["$.steps[0].onError.action", 6, "invalid_flow"],
+    ["$.steps[0].timeout", 5, "invalid_flow"],
+    ["$.steps[1].timeout", 9, "invalid_flow"],
+  ]);
+  assertEquals(e.repaired?.removed.slice().sort(), [
+    "$.steps[0].onError",
+    "$.steps[0].onError.action",
+    "$.steps[0].timeout",
+    "$.steps[1].timeout",
+  ]);
+  assertEquals(e.repaired?.loaded.flow.steps.map((s) => s.id), ["a", "b"]);
+  // a wrong id or a list item: the other checks would only see its consequences
+  const id = assertThrows(
+    () => loadFlowText(text.replace("id: b", "id: [b]"), { file: "f.yaml" }),
+    ShapeError,
+  ) as ShapeError;
+  assertStrictEquals(id.repaired, undefined);
+  assertStrictEquals(id.problems.length, 4);
 });

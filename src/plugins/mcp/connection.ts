@@ -191,6 +191,9 @@ function startError(err: unknown, end: string | undefined, hints: string, timeou
     if (err instanceof Error && err.cause instanceof Error && !what.includes(err.cause.message)) {
       what += ` (${err.cause.message})`;
     }
+    return new TransportError(what, { cause: err });
   }
-  return new TransportError(what, { cause: err });
+  // said in words: the SDK's error (e.g. "MCP error -32000: Connection closed") would only be
+  // appended to them by describeError
+  return new TransportError(what);
 }

@@ -123,6 +123,11 @@ export class McpPlugin implements Plugin {
   #retiring = new Set<Promise<void>>();
   #closed = false;
   #starts = 0;
+  /**
+   * Warnings of the servers' starts already logged: a failing server is started again at the
+   * next call, and says the same things (junk on stdout, unchecked schemas) each time.
+   */
+  #warned = new Set<string>();
 
   /**
    * @throws {PluginError} when the config has neither or both of `command` and `url`, or a bad
@@ -162,7 +167,7 @@ export class McpPlugin implements Plugin {
       await this.#connection();
     } catch (err) {
       rethrowIfPermission(err);
-      if (!this.#closed) this.#log.warn(this.#startFailure(err));
+      if (!this.#closed) this.#onceLog().warn(this.#startFailure(err));
     }
   }
 
@@ -297,7 +302,7 @@ export class McpPlugin implements Plugin {
     const n = ++this.#starts;
     if (n > 1) this.#log.info(`starting the MCP server again (start #${n})`);
     const p = loadSdk().then(([, c]) =>
-      c.McpConnection.open(endpoint, this.#log, this.#startTimeoutMs(), this.#closing.signal)
+      c.McpConnection.open(endpoint, this.#onceLog(), this.#startTimeoutMs(), this.#closing.signal)
     );
     this.#current = p;
     this.#starting.add(p);
@@ -329,6 +334,23 @@ export class McpPlugin implements Plugin {
    * shell meaning of `${VAR:-default}`).
    * @throws {TransportError} naming an unset variable.
    */
+  /** The plugin's logger, each distinct warning once (up to 1,000 remembered). */
+  #onceLog(): Logger {
+    const log = this.#log;
+    const warned = this.#warned;
+    return {
+      error: (m) => log.error(m),
+      warn: (m) => {
+        if (warned.has(m)) return;
+        if (warned.size < 1000) warned.add(m);
+        log.warn(m);
+      },
+      info: (m) => log.info(m),
+      debug: (m) => log.debug(m),
+      enabled: (level) => log.enabled(level),
+    };
+  }
+
   /** The start handshake gets the call timeout, but never less than the 30 s default. */
   #startTimeoutMs(): number {
     return Math.max(this.#timeoutMs, DEFAULT_MCP_TIMEOUT_MS);

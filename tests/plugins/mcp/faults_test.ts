@@ -18,7 +18,7 @@ import { McpPluginConfigSchema } from "../../../src/config/model.ts";
 import { REPO_ROOT } from "../../_assert.ts";
 import { MCP_ERROR_CODES } from "../../../src/plugins/mcp/plugin.ts";
 import type { FlowResult } from "../../../src/core/flow_result.ts";
-import { PluginError } from "../../../src/errors.ts";
+import { describeError, PluginError } from "../../../src/errors.ts";
 import { parseJson, stringifyJson } from "../../../src/json/exact_json.ts";
 
 function errorOf(r: FlowResult) {
@@ -63,6 +63,26 @@ Deno.test("McpPlugin: a program that is not an MCP server is reported with what 
   assertStringIncludes(e.message, "exited with code 0 during the handshake");
   assertStringIncludes(e.message, `non-JSON on stdout`);
   assertStringIncludes(e.message, `"hello, I am not an MCP server"`);
+});
+
+Deno.test("McpPlugin: a failing server's start warnings are logged once, however often it is started again", async () => {
+  // was: the junk-line warning printed at the start in init and again at every call's restart
+  await using s = await startPlugin(faultConfig("not-mcp"), "notmcp");
+  for (let i = 0; i < 3; i++) {
+    const e = errorOf(await s.plugin.execute("/echo", { text: "x" }, stepCtx()));
+    assertStringIncludes(e.message, `"hello, I am not an MCP server"`);
+  }
+  await s.plugin.listComponents().catch(() => {});
+  const warns = s.log.lines.filter((l) => l.startsWith("[warn]"));
+  const junk = warns.filter((l) => l.includes("non-JSON-RPC line on stdout ignored"));
+  assertEquals(junk.length, 1, warns.join("\n"));
+  const failed = warns.filter((l) => l.includes("failed to start"));
+  assertEquals(failed.length, 1, warns.join("\n"));
+  // the failure reads in words, without the SDK's "MCP error -32000: Connection closed" after it
+  let thrown: unknown;
+  await s.plugin.listComponents().catch((e) => thrown = e);
+  assert(thrown instanceof PluginError);
+  assert(!describeError(thrown).includes("-32000"), describeError(thrown));
 });
 
 Deno.test("McpPlugin: a server that exits mid-call fails that step; the next call restarts it", async () => {

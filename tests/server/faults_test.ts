@@ -1,0 +1,139 @@
+/**
+ * Faults found by testing the real `stepflow serve`, each kept as the failing input: request
+ * bodies nested deeper than the engine's limit, a batch with no inputs, a wrong method on a real
+ * route. Each answers a clear 4xx `{code, message}` and the service keeps serving.
+ * @module
+ */
+import { assertStrictEquals, assertStringIncludes } from "../_assert.ts";
+import { type Answer, type RunningServer, storeFlow, THREE_STEPS, withServer } from "./_server.ts";
+
+function isError(r: Answer, status: number, ...includes: string[]) {
+  assertStrictEquals(r.status, status, JSON.stringify(r.body));
+  assertStrictEquals(r.body.code, status);
+  for (const text of includes) assertStringIncludes(r.body.message, text);
+}
+
+async function stillServing(s: RunningServer, flowId: string) {
+  const r = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "still here" } });
+  assertStrictEquals(r.status, 200, JSON.stringify(r.body));
+  assertStrictEquals(r.body.status, "completed");
+}
+
+/** JSON text of `levels` nested arrays around `inner` (`[[1]]` is 2 levels). */
+function nested(levels: number, inner = "1"): string {
+  return "[".repeat(levels) + inner + "]".repeat(levels);
+}
+
+Deno.test("a body nested 20,000 levels deep is refused with 400 naming the field, on every body-reading route", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, THREE_STEPS);
+    const deep = nested(20_000);
+    // was: 200 with a failed run, 507 "cannot store run state ...: Maximum call stack size exceeded"
+    isError(
+      await s.call("POST", "/api/v1/runs", `{"flowId":"${flowId}","input":${deep}}`),
+      400,
+      "$.input is nested more than 512 levels deep",
+    );
+    // an inexact number takes the exact-number parser, which recursed out of stack
+    isError(
+      await s.call(
+        "POST",
+        "/api/v1/runs",
+        `{"flowId":"${flowId}","input":${nested(20_000, "1.0")}}`,
+      ),
+      400,
+      "nested more than 512 levels deep",
+    );
+    // was: 500 Internal error: Maximum call stack size exceeded
+    isError(
+      await s.call("POST", "/api/v1/flows", `{"flow":{"schema":"x","steps":${deep}}}`),
+      400,
+      "$.flow is nested more than 512 levels deep",
+    );
+    isError(
+      await s.call(
+        "POST",
+        "/api/v1/batches",
+        `{"flowId":"${flowId}","inputs":[{"q":"a"},${deep}]}`,
+      ),
+      400,
+      "$.inputs[1] is nested more than 512 levels deep",
+    );
+    const run = await s.call("POST", "/api/v1/runs", {
+      flowId,
+      input: { q: "x" },
+      wait: false,
+    });
+    const runId = run.body.runId;
+    isError(
+      await s.call("POST", `/api/v1/runs/${runId}/signals/go`, `{"data":${deep}}`),
+      400,
+      "$.data is nested more than 512 levels deep",
+    );
+    isError(await s.call("POST", "/api/v1/runs", deep), 400, "$[0] is nested");
+    // a batch input is held to the limit as a run input is: 512 levels pass
+    const ok = await s.call(
+      "POST",
+      "/api/v1/batches",
+      `{"flowId":"${flowId}","inputs":[{"q":"a","d":${nested(511)}}]}`,
+    );
+    assertStrictEquals(ok.status, 200, JSON.stringify(ok.body));
+    await stillServing(s, flowId);
+  }));
+
+Deno.test("an input nested exactly 512 levels deep is accepted, as by stepflow run", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, THREE_STEPS);
+    // {q, deep: <511 levels>} is 512 levels; the body around it is 513
+    const body = `{"flowId":"${flowId}","input":{"q":"x","deep":${nested(511)}}}`;
+    const r = await s.call("POST", "/api/v1/runs", body);
+    assertStrictEquals(r.status, 200, JSON.stringify(r.body));
+    assertStrictEquals(r.body.status, "completed");
+    isError(
+      await s.call(
+        "POST",
+        "/api/v1/runs",
+        `{"flowId":"${flowId}","input":{"q":"x","deep":${nested(512)}}}`,
+      ),
+      400,
+      "$.input is nested more than 512 levels deep",
+    );
+  }));
+
+Deno.test("a batch with no inputs is a 400 saying so, not a batch running forever", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, THREE_STEPS);
+    // was: 200 with a batch 'running' forever (cancel: 409 every run has finished)
+    isError(
+      await s.call("POST", "/api/v1/batches", { flowId, inputs: [] }),
+      400,
+      "$.inputs",
+      "at least one input",
+    );
+    const listed = await s.call("GET", "/api/v1/batches");
+    assertStrictEquals(listed.status, 200);
+    assertStrictEquals(JSON.stringify(listed.body).includes('"running"'), false);
+    await stillServing(s, flowId);
+  }));
+
+Deno.test("a wrong method on a real route is a 405 with an Allow header and a {code, message} body; an unknown path stays 404", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, THREE_STEPS);
+    const run = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "x" } });
+    const runId = run.body.runId;
+    // was: 404 "No route ...: the API is under /api/v1"
+    const patch = await s.call("PATCH", "/api/v1/flows", { flow: THREE_STEPS });
+    isError(patch, 405, "PATCH", "/api/v1/flows", "use POST");
+    assertStrictEquals(patch.headers.get("allow"), "POST");
+    assertStrictEquals(Object.keys(patch.body).sort().join(), "code,message");
+    const cancel = await s.call("DELETE", `/api/v1/runs/${runId}/cancel`);
+    isError(cancel, 405, "use POST");
+    assertStrictEquals(cancel.headers.get("allow"), "POST");
+    const flow = await s.call("PUT", `/api/v1/flows/${flowId}`);
+    isError(flow, 405, "use GET or DELETE");
+    assertStrictEquals(flow.headers.get("allow"), "GET, HEAD, DELETE");
+    assertStrictEquals((await s.call("POST", "/health")).headers.get("allow"), "GET, HEAD");
+    isError(await s.call("GET", "/api/v1/nothing"), 404, "the API is under /api/v1");
+    isError(await s.call("GET", "/api/v2/runs"), 404, "the API is under /api/v1");
+    await stillServing(s, flowId);
+  }));
