@@ -1,0 +1,159 @@
+/**
+ * The fast YAML reader (src/core/yaml_fast.ts) against the `yaml` package: for every YAML file
+ * of the project and of the conformance suite, and for constructs at the edges of the subset, the
+ * values, key order and every node's and key's position must be identical; what the reader does
+ * not support it must decline (the `yaml` package reads it), never misread.
+ */
+import { parseDocument } from "../../src/core/document.ts";
+import { type FastSourceNode, readYamlFast } from "../../src/core/yaml_fast.ts";
+import { stringifyJson } from "../../src/json/exact_json.ts";
+import { assert, assertEquals } from "../_assert.ts";
+
+interface Node {
+  start: number;
+  keyStart?: number;
+  keyValue?: unknown;
+  isSeq?: boolean;
+  noValue?: boolean;
+  children?: Map<string | number, Node>;
+}
+
+function dump(n: Node): unknown {
+  return {
+    start: n.start,
+    keyStart: n.keyStart,
+    keyValue: n.keyValue,
+    isSeq: n.isSeq,
+    noValue: n.noValue,
+    children: n.children ? [...n.children].map(([k, c]) => [k, dump(c)]) : undefined,
+  };
+}
+
+/** Parses with the `yaml` package; undefined when it rejects the text. */
+function viaPackage(text: string): { value: string; source: unknown } | undefined {
+  try {
+    const doc = parseDocument(text, "yaml", "t.yaml", { yamlPackageOnly: true });
+    const root = (doc.source as unknown as { root: Node }).root;
+    return { value: stringifyJson(doc.value), source: dump(root) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checks that the fast reader agrees with the package or declines; returns true if it read. */
+function agrees(text: string, name: string): boolean {
+  const fast = readYamlFast(text);
+  if (!fast) return false;
+  const slow = viaPackage(text);
+  assert(slow !== undefined, `${name}: the fast reader accepted what the yaml package rejects`);
+  assertEquals(
+    { value: stringifyJson(fast.value), source: dump(fast.source as FastSourceNode) },
+    slow,
+    name,
+  );
+  return true;
+}
+
+async function* yamlFiles(dir: string): AsyncGenerator<string> {
+  let entries: Deno.DirEntry[] = [];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const path = `${dir}/${e.name}`;
+    if (e.isDirectory && e.name !== "node_modules" && !e.name.startsWith(".")) {
+      yield* yamlFiles(path);
+    } else if (e.isFile && /\.ya?ml$/.test(e.name)) yield path;
+  }
+}
+
+Deno.test("fast YAML reader: the project's and conformance YAML files read as the yaml package reads them", async () => {
+  const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+  let read = 0;
+  let total = 0;
+  for (const dir of [root, "/work/shared/conformance"]) {
+    for await (const path of yamlFiles(dir)) {
+      let text = await Deno.readTextFile(path);
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      total++;
+      if (agrees(text, path)) read++;
+    }
+  }
+  console.log(`fast reader: ${read} of ${total} YAML files`);
+  // most real flows are in the subset
+  assert(read >= total / 2, `only ${read} of ${total} files read by the fast reader`);
+});
+
+const READ: [string, string][] = [
+  ["block map", "a: 1\nb: two\nc: 'three'\nd: \"four\"\n"],
+  ["nested", "a:\n  b:\n    c: x\n  d: y\ne: z\n"],
+  ["seq", "- a\n- b\n-   c\n"],
+  ["compact map in seq", "steps:\n  - id: a\n    component: /x\n  - id: b\n    input: {x: 1}\n"],
+  ["seq at key column", "steps:\n- id: a\n- id: b\nout: 1\n"],
+  ["item on next line", "-\n  a: 1\n- b\n"],
+  ["seq of seq", "- - a\n  - b\n- - c\n"],
+  ["comments", "# head\na: 1 # c\n# mid\n  # indented\nb: # after\n  c: 2\n"],
+  ["scalars", "a: true\nb: False\nc: null\nd: ~\ne: NULL\nf: 15.0\ng: 9007199254740993\nh: -0\ni: 1e5\nj: 2024-01-01\nk: 1.0.0\nl: -x\n"],
+  ["strings with indicators inside", "a: http://x.y/z\nb: a#b\nc: x: \nd: it's\ne: a-b\n"
+    .replace("c: x: \n", "")],
+  ["quoted", "a: 'it''s'\nb: \"q\\\"x\\n\\t\\u00e9\\\\\"\nc: \"#not comment\"\n\"k y\": 1\n'k2': 2\n"],
+  ["flow", "a: { $from: { step: s1 }, path: \"$.x[0]\" }\nb: [1, 'two', \"three\", [], {}]\nc: [a, b,]\n"],
+  ["flow over lines", "a: {\n    x: 1,\n    y: [\n      2, 3\n    ]\n  }\nb: 2\n"],
+  ["flow comments", "a: [1, # one\n  2]\n"],
+  ["literal", "a: |\n  line 1\n  line 2\n\nb: |-\n  x\n    more\n  y\nc: 1\n"],
+  ["folded", "a: >\n  one\n  two\n\n  three\nb: >-\n  x\n  y\n"],
+  ["block scalar in seq", "- |\n  text\n- >\n  folded\n  text\n"],
+  ["literal with blank lines and comment-like text", "p: |\n  # not a comment\n\n  end\n\n\nq: 1\n"],
+  ["root scalar", "hello\n"],
+  ["root flow", "{a: 1}\n"],
+  ["__proto__ key", "__proto__: 1\na: 2\n"],
+  ["key with spaces before colon", "a  : 1\n"],
+  ["no final newline", "a: 1\nb: [x]"],
+];
+
+for (const [name, text] of READ) {
+  Deno.test(`fast YAML reader reads ${name} as the yaml package does`, () => {
+    assert(agrees(text, name), `${name}: declined`);
+  });
+}
+
+const DECLINED: [string, string][] = [
+  ["anchor and alias", "a: &x 1\nb: *x\n"],
+  ["tag", "a: !!str 1\n"],
+  ["explicit key", "? a\n: 1\n"],
+  ["complex key", "{ input: a }: 1\n"],
+  ["number key", "1: a\n"],
+  ["bool key", "true: a\n"],
+  ["merge key", "<<: {a: 1}\n"],
+  ["empty value", "a:\nb: 1\n"],
+  ["multi-line plain", "a: one\n  two\n"],
+  ["multi-line quoted", "a: \"one\n  two\"\n"],
+  ["document marker", "---\na: 1\n"],
+  ["directive", "%YAML 1.2\n---\na: 1\n"],
+  ["tab", "a:\t1\n"],
+  ["crlf", "a: 1\r\nb: 2\r\n"],
+  ["hex", "a: 0x1F\n"],
+  ["plus int", "a: +1\n"],
+  ["leading zero", "a: 01\n"],
+  ["inf", "a: .inf\n"],
+  ["duplicate key", "a: 1\na: 2\n"],
+  ["duplicate flow key", "a: {x: 1, x: 2}\n"],
+  ["nested map on one line", "a: b: c\n"],
+  ["bad indent", "a: 1\n  b: 2\n"],
+  ["unclosed flow", "a: [1, 2\nb: 3\n"],
+  ["keep chomping", "a: |+\n  x\n\n"],
+  ["indentation indicator", "a: |2\n   x\n"],
+  ["brace template", "a: {{ name }}\n"],
+  ["flow key without value", "a: {name}\n"],
+  ["pair in flow seq", "a: [x: 1]\n"],
+  ["empty document", "# nothing\n"],
+  ["two documents", "a: 1\n---\nb: 2\n"],
+];
+
+for (const [name, text] of DECLINED) {
+  Deno.test(`fast YAML reader declines ${name}`, () => {
+    assertEquals(readYamlFast(text), undefined);
+  });
+}
