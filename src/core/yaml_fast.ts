@@ -32,9 +32,8 @@ export interface FastConverted {
   source: FastSourceNode;
 }
 
-/** Thrown inside the reader to decline the document. */
-class Decline {}
-const DECLINE = new Decline();
+/** Thrown inside the reader to decline the document (its stack says where: see `declineReason`). */
+class Decline extends Error {}
 
 const JSON_NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
 /** Core-schema numbers (int, octal, hex, float, inf, nan): a plain scalar matching one is a number. */
@@ -72,8 +71,24 @@ export function readYamlFast(text: string): FastConverted | undefined {
   try {
     return new Reader(text).document();
   } catch (e) {
-    if (e === DECLINE || e instanceof RangeError) return undefined;
+    if (e instanceof Decline || e instanceof RangeError) return undefined;
     throw e;
+  }
+}
+
+/**
+ * Why {@linkcode readYamlFast} declines `text` (the reader's line that declined), or undefined
+ * when it reads it. For tests and for widening the subset.
+ */
+export function declineReason(text: string): string | undefined {
+  if (UNSUPPORTED_CHARS.test(text)) return "unsupported characters (tab, CR, control)";
+  if (DOCUMENT_MARKERS.test(text)) return "directive or document marker";
+  try {
+    new Reader(text).document();
+    return undefined;
+  } catch (e) {
+    if (!(e instanceof Decline || e instanceof RangeError)) throw e;
+    return (e.stack ?? "").split("\n").slice(1, 3).join(" <- ").trim();
   }
 }
 
@@ -89,10 +104,10 @@ class Reader {
 
   document(): FastConverted {
     this.#skipBlank();
-    if (this.#pos >= this.#len) throw DECLINE; // empty document
+    if (this.#pos >= this.#len) throw new Decline(); // empty document
     const root = this.#blockNode(this.#pos - this.#lineStart, -1);
     this.#skipBlank();
-    if (this.#pos < this.#len) throw DECLINE;
+    if (this.#pos < this.#len) throw new Decline();
     return root;
   }
 
@@ -134,7 +149,7 @@ class Reader {
       if (c === HASH && p > this.#pos) {
         const nl = t.indexOf("\n", p);
         p = nl < 0 ? this.#len : nl;
-      } else if (c !== NL) throw DECLINE;
+      } else if (c !== NL) throw new Decline();
     }
     this.#pos = p;
   }
@@ -144,7 +159,7 @@ class Reader {
 
   /** A node starting at the current position (column `col`) inside a block at `parentCol`. */
   #blockNode(col: number, parentCol: number): FastConverted {
-    if (++this.#depth > MAX_FAST_DEPTH) throw DECLINE;
+    if (++this.#depth > MAX_FAST_DEPTH) throw new Decline();
     const t = this.text;
     const c = t.charCodeAt(this.#pos);
     let out: FastConverted;
@@ -202,7 +217,7 @@ class Reader {
       if (this.#pos >= this.#len) break;
       const c = this.#pos - this.#lineStart;
       if (c < col) break;
-      if (c > col) throw DECLINE;
+      if (c > col) throw new Decline();
       if (!(t.charCodeAt(this.#pos) === DASH && this.#isSpaceOrEnd(this.#pos + 1))) break;
     }
     return { value, source: { start, children, isSeq: true } };
@@ -221,7 +236,7 @@ class Reader {
     if (c === NL || c === HASH) {
       // value on the next lines
       this.#skipBlank();
-      if (this.#pos >= this.#len) throw DECLINE; // empty value
+      if (this.#pos >= this.#len) throw new Decline(); // empty value
       const next = this.#pos - this.#lineStart;
       if (next > col) return this.#blockNode(next, col);
       // a sequence may sit at its key's column
@@ -229,12 +244,12 @@ class Reader {
         !seqItem && next === col && t.charCodeAt(this.#pos) === DASH &&
         this.#isSpaceOrEnd(this.#pos + 1)
       ) {
-        if (++this.#depth > MAX_FAST_DEPTH) throw DECLINE;
+        if (++this.#depth > MAX_FAST_DEPTH) throw new Decline();
         const seq = this.#blockSeq(col);
         this.#depth--;
         return seq;
       }
-      throw DECLINE; // an empty value
+      throw new Decline(); // an empty value
     }
     // a mapping cannot start on its key's line (`a: b: c`); a compact one can follow '- '
     return seqItem ? this.#blockNode(p - this.#lineStart, col) : this.#inlineValue(col);
@@ -248,9 +263,9 @@ class Reader {
     for (;;) {
       const keyStart = this.#pos;
       const keyEnd = this.#keyEnd();
-      if (keyEnd < 0) throw DECLINE;
+      if (keyEnd < 0) throw new Decline();
       const name = this.#keyName(keyStart, keyEnd - 1);
-      if (children.has(name)) throw DECLINE; // duplicate: the yaml path names both lines
+      if (children.has(name)) throw new Decline(); // duplicate: the yaml path names both lines
       this.#pos = keyEnd;
       const c = this.#afterIndicator(col, false);
       setOwn(value, name, c.value);
@@ -260,7 +275,7 @@ class Reader {
       if (this.#pos >= this.#len) break;
       const next = this.#pos - this.#lineStart;
       if (next < col) break;
-      if (next > col) throw DECLINE;
+      if (next > col) throw new Decline();
       if (t.charCodeAt(this.#pos) === DASH && this.#isSpaceOrEnd(this.#pos + 1)) break;
     }
     return { value, source: { start, children } };
@@ -273,14 +288,14 @@ class Reader {
     if (c === DQUOTE || c === SQUOTE) {
       const end = this.#quotedEnd(from);
       // only spaces between the closing quote and ':'
-      if (end !== colon) throw DECLINE;
+      if (end !== colon) throw new Decline();
       return this.#quoted(from, end);
     }
     let e = colon;
     while (e > from && t.charCodeAt(e - 1) === SPACE) e--;
     const raw = t.slice(from, e);
-    if (raw.length === 0 || raw === "<<") throw DECLINE;
-    if (typeof resolvePlain(raw) !== "string") throw DECLINE; // non-string keys keep their value
+    if (raw.length === 0 || raw === "<<") throw new Decline();
+    if (typeof resolvePlain(raw) !== "string") throw new Decline(); // non-string keys keep their value
     return raw;
   }
 
@@ -296,21 +311,21 @@ class Reader {
     }
     if (c === DQUOTE || c === SQUOTE) {
       const end = this.#quotedEnd(p);
-      if (end < 0) throw DECLINE;
+      if (end < 0) throw new Decline();
       const value = this.#quoted(p, end);
       this.#pos = end;
       this.#endOfLine();
       return { value, source: { start: p } };
     }
     if (c === 124 /* | */ || c === 62 /* > */) return this.#blockScalar(parentCol);
-    if (isIndicator(c) || (c === DASH && this.#isSpaceOrEnd(p + 1))) throw DECLINE;
+    if (isIndicator(c) || (c === DASH && this.#isSpaceOrEnd(p + 1))) throw new Decline();
     // plain scalar to the end of the line or a comment
     let e = p;
     for (; e < this.#len; e++) {
       const ch = t.charCodeAt(e);
       if (ch === NL) break;
       if (ch === HASH && t.charCodeAt(e - 1) === SPACE) break;
-      if (ch === COLON && this.#isSpaceOrEnd(e + 1)) throw DECLINE;
+      if (ch === COLON && this.#isSpaceOrEnd(e + 1)) throw new Decline();
     }
     let end = e;
     while (end > p && t.charCodeAt(end - 1) === SPACE) end--;
@@ -332,12 +347,12 @@ class Reader {
     if (h === DASH) {
       chomp = "strip";
       p++;
-    } else if (h === 43 /* + */) throw DECLINE;
+    } else if (h === 43 /* + */) throw new Decline();
     this.#pos = p;
     const hc = t.charCodeAt(p);
-    if (p < this.#len && hc !== SPACE && hc !== NL) throw DECLINE; // indentation indicator
+    if (p < this.#len && hc !== SPACE && hc !== NL) throw new Decline(); // indentation indicator
     this.#endOfLine();
-    if (this.#pos >= this.#len) throw DECLINE;
+    if (this.#pos >= this.#len) throw new Decline();
     // this.#pos is at the line end of the header
     p = this.#pos + 1;
     const lines: string[] = [];
@@ -346,29 +361,29 @@ class Reader {
     let afterLast = p;
     while (p < this.#len) {
       const nl = t.indexOf("\n", p);
-      if (nl < 0) throw DECLINE; // no final line end: left to the yaml package
+      if (nl < 0) throw new Decline(); // no final line end: left to the yaml package
       let s = p;
       while (s < nl && t.charCodeAt(s) === SPACE) s++;
       const spaces = s - p;
       if (s === nl) {
         // an empty (or all-space) line
-        if (indent >= 0 && spaces > indent) throw DECLINE;
+        if (indent >= 0 && spaces > indent) throw new Decline();
         lines.push("");
         p = nl + 1;
         continue;
       }
       if (indent < 0) {
-        if (spaces <= parentCol) throw DECLINE; // empty block scalar
+        if (spaces <= parentCol) throw new Decline(); // empty block scalar
         indent = spaces;
-        if (lines.length > 0) throw DECLINE; // leading empty lines
+        if (lines.length > 0) throw new Decline(); // leading empty lines
       } else if (spaces < indent) break;
-      if (folded && spaces > indent) throw DECLINE; // more-indented lines keep their breaks
+      if (folded && spaces > indent) throw new Decline(); // more-indented lines keep their breaks
       lines.push(t.slice(p + indent, nl));
       lastContent = lines.length - 1;
       p = nl + 1;
       afterLast = p;
     }
-    if (lastContent < 0) throw DECLINE;
+    if (lastContent < 0) throw new Decline();
     // trailing empty lines belong to the scalar (clip and strip drop them): the position goes to
     // the line after the last content line, where #skipBlank passes over them
     this.#pos = afterLast;
@@ -395,16 +410,27 @@ class Reader {
   // ---------------------------------------------------------------------------------------------
   // flow context
 
-  /** Skips spaces, line ends and comments inside a flow collection (continuation lines indented). */
+  /**
+   * Skips spaces, line ends and comments inside a flow collection. A continuation line must be
+   * indented more than the enclosing block collection (`parentCol`); a closing bracket may sit at
+   * its column.
+   */
   #flowBlank(parentCol: number): void {
     const before = this.#lineStart;
     this.#skipBlank();
-    if (this.#lineStart !== before && this.#pos - this.#lineStart <= parentCol) throw DECLINE;
-    if (this.#pos >= this.#len) throw DECLINE;
+    if (this.#pos >= this.#len) throw new Decline();
+    if (this.#lineStart !== before) {
+      const col = this.#pos - this.#lineStart;
+      if (col < parentCol) throw new Decline();
+      if (col === parentCol) {
+        const c = this.text.charCodeAt(this.#pos);
+        if (c !== RBRACKET && c !== RBRACE) throw new Decline();
+      }
+    }
   }
 
   #flowCollection(parentCol: number): FastConverted {
-    if (++this.#depth > MAX_FAST_DEPTH) throw DECLINE;
+    if (++this.#depth > MAX_FAST_DEPTH) throw new Decline();
     const t = this.text;
     const start = this.#pos;
     const isSeq = t.charCodeAt(start) === LBRACKET;
@@ -423,7 +449,7 @@ class Reader {
         this.#flowBlank(parentCol);
         const c = t.charCodeAt(this.#pos);
         if (c === COMMA) this.#pos++;
-        else if (c !== close) throw DECLINE; // a pair in a sequence, or a syntax error
+        else if (c !== close) throw new Decline(); // a pair in a sequence, or a syntax error
       }
       out = { value, source: { start, children, isSeq: true } };
     } else {
@@ -433,22 +459,22 @@ class Reader {
         if (t.charCodeAt(this.#pos) === close) break;
         const keyStart = this.#pos;
         const name = this.#flowKey();
-        if (children.has(name)) throw DECLINE;
+        if (children.has(name)) throw new Decline();
         // ':' then a space or line end, then a value
         if (t.charCodeAt(this.#pos) !== COLON || !this.#isSpaceOrEnd(this.#pos + 1)) {
-          throw DECLINE;
+          throw new Decline();
         }
         this.#pos++;
         this.#flowBlank(parentCol);
         const c0 = t.charCodeAt(this.#pos);
-        if (c0 === COMMA || c0 === close) throw DECLINE; // empty value
+        if (c0 === COMMA || c0 === close) throw new Decline(); // empty value
         const item = this.#flowNode(parentCol);
         setOwn(value, name, item.value);
         children.set(name, { ...item.source, keyStart });
         this.#flowBlank(parentCol);
         const c = t.charCodeAt(this.#pos);
         if (c === COMMA) this.#pos++;
-        else if (c !== close) throw DECLINE;
+        else if (c !== close) throw new Decline();
       }
       out = { value, source: { start, children } };
     }
@@ -456,7 +482,7 @@ class Reader {
     // a flow collection used as a key (`{a: b}: c`) is left to the yaml package
     let q = this.#pos;
     while (q < this.#len && t.charCodeAt(q) === SPACE) q++;
-    if (t.charCodeAt(q) === COLON) throw DECLINE;
+    if (t.charCodeAt(q) === COLON) throw new Decline();
     this.#depth--;
     return out;
   }
@@ -468,26 +494,27 @@ class Reader {
     const c = t.charCodeAt(p);
     if (c === DQUOTE || c === SQUOTE) {
       const end = this.#quotedEnd(p);
-      if (end < 0) throw DECLINE;
+      if (end < 0) throw new Decline();
       this.#pos = end;
       return this.#quoted(p, end);
     }
     const e = this.#flowPlainEnd(p, true);
     const raw = t.slice(p, e);
     this.#pos = e;
-    if (raw.length === 0 || raw === "<<") throw DECLINE;
-    if (typeof resolvePlain(raw) !== "string") throw DECLINE;
+    if (raw.length === 0 || raw === "<<") throw new Decline();
+    if (typeof resolvePlain(raw) !== "string") throw new Decline();
     return raw;
   }
 
   /**
-   * The end of a plain scalar in flow context starting at `p` (it must fit on its line and
-   * contain no ':'; anything else is declined).
+   * The end of a plain scalar in flow context starting at `p`. It must fit on its line; a ':'
+   * inside it must be followed by a character that is not a space or a flow indicator
+   * (`https://x`); a key ends at ': '. Anything else is declined.
    */
   #flowPlainEnd(p: number, key: boolean): number {
     const t = this.text;
     const c = t.charCodeAt(p);
-    if (isIndicator(c) || (c === DASH && this.#isSpaceOrEnd(p + 1))) throw DECLINE;
+    if (isIndicator(c) || (c === DASH && this.#isSpaceOrEnd(p + 1))) throw new Decline();
     let e = p;
     for (; e < this.#len; e++) {
       const ch = t.charCodeAt(e);
@@ -496,31 +523,35 @@ class Reader {
         ch === NL
       ) break;
       if (ch === COLON) {
-        if (key && this.#isSpaceOrEnd(e + 1)) break;
-        throw DECLINE;
+        const n = t.charCodeAt(e + 1);
+        if (key && (n === SPACE || n === NL)) break;
+        if (
+          e + 1 >= this.#len || n === SPACE || n === NL || n === COMMA || n === LBRACKET ||
+          n === RBRACKET || n === LBRACE || n === RBRACE
+        ) throw new Decline();
       }
       if (ch === HASH && t.charCodeAt(e - 1) === SPACE) break;
     }
     let end = e;
     while (end > p && t.charCodeAt(end - 1) === SPACE) end--;
-    if (key && end !== e) throw DECLINE; // `{ a : b }`
+    if (key && end !== e) throw new Decline(); // `{ a : b }`
     if (t.charCodeAt(e) === NL || t.charCodeAt(e) === HASH) {
       // a plain scalar continued on the next line is left to the yaml package
       let q = e;
       if (t.charCodeAt(q) === HASH) q = t.indexOf("\n", q);
-      if (q < 0) throw DECLINE;
+      if (q < 0) throw new Decline();
       while (q < this.#len) {
         const ch = t.charCodeAt(q);
         if (ch === SPACE || ch === NL) q++;
         else if (ch === HASH) {
           const nl = t.indexOf("\n", q);
-          if (nl < 0) throw DECLINE;
+          if (nl < 0) throw new Decline();
           q = nl;
         } else break;
       }
       const next = t.charCodeAt(q);
       if (!(next === COMMA || next === RBRACKET || next === RBRACE || (key && next === COLON))) {
-        throw DECLINE;
+        throw new Decline();
       }
     }
     return end;
@@ -533,7 +564,7 @@ class Reader {
     if (c === LBRACE || c === LBRACKET) return this.#flowCollection(parentCol);
     if (c === DQUOTE || c === SQUOTE) {
       const end = this.#quotedEnd(p);
-      if (end < 0) throw DECLINE;
+      if (end < 0) throw new Decline();
       this.#pos = end;
       return { value: this.#quoted(p, end), source: { start: p } };
     }
@@ -606,13 +637,13 @@ class Reader {
           break;
         case "u": {
           const hex = body.slice(i + 1, i + 5);
-          if (!/^[0-9a-fA-F]{4}$/.test(hex)) throw DECLINE;
+          if (!/^[0-9a-fA-F]{4}$/.test(hex)) throw new Decline();
           out += String.fromCharCode(parseInt(hex, 16));
           i += 4;
           break;
         }
         default:
-          throw DECLINE;
+          throw new Decline();
       }
     }
     return out;
@@ -651,7 +682,7 @@ function resolvePlain(s: string): JsonValue {
   const c = s.charCodeAt(0);
   if ((c >= 48 && c <= 57) || c === DASH || c === 43 || c === 46) {
     if (JSON_NUMBER.test(s)) return rawNumber(s) as JsonValue;
-    if (CORE_NUMBER.test(s)) throw DECLINE;
+    if (CORE_NUMBER.test(s)) throw new Decline();
     return s;
   }
   switch (s) {

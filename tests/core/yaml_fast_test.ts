@@ -111,6 +111,10 @@ const READ: [string, string][] = [
   ["__proto__ key", "__proto__: 1\na: 2\n"],
   ["key with spaces before colon", "a  : 1\n"],
   ["no final newline", "a: 1\nb: [x]"],
+  ["closing brackets at the block's column", "a: {\n  x: 1\n}\nb:\n  - c: [\n      1\n    ]\n  - [\n    2\n  ]\n"],
+  ["URLs in flow", "a: { schema: https://x.org/v1/flow.json, b: [http://y:80/z, 'q'] }\n{http://k: 1}\n"
+    .replace("{http://k: 1}\n", "")],
+  ["URL as a flow key", "a: {http://k: 1}\n"],
 ];
 
 for (const [name, text] of READ) {
@@ -150,6 +154,10 @@ const DECLINED: [string, string][] = [
   ["pair in flow seq", "a: [x: 1]\n"],
   ["empty document", "# nothing\n"],
   ["two documents", "a: 1\n---\nb: 2\n"],
+  ["flow content at the block's column", "a:\n  b: [\n  1]\n"],
+  ["closing bracket left of the block's column", "a:\n  - b: [\n      1\n   ]\n"],
+  ["colon then space in a flow value", "a: {b: c: d}\n"],
+  ["colon then a flow indicator", "a: [x:]\n"],
 ];
 
 for (const [name, text] of DECLINED) {
