@@ -41,6 +41,7 @@ const CORE_NUMBER =
   /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/;
 const CORE_NULL = /^(?:~|[Nn]ull|NULL)$/;
 /** Characters the reader leaves to the `yaml` package wherever they occur. */
+// deno-lint-ignore no-control-regex
 const UNSUPPORTED_CHARS = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]/;
 /** Directives and document markers. */
 const DOCUMENT_MARKERS = /^(?:---|\.\.\.|%)/m;
@@ -514,7 +515,10 @@ class Reader {
   #flowPlainEnd(p: number, key: boolean): number {
     const t = this.text;
     const c = t.charCodeAt(p);
-    if (isIndicator(c) || (c === DASH && this.#isSpaceOrEnd(p + 1))) throw new Decline();
+    if (isIndicator(c)) throw new Decline();
+    if (c === DASH && (this.#isSpaceOrEnd(p + 1) || isFlowIndicator(t.charCodeAt(p + 1)))) {
+      throw new Decline();
+    }
     let e = p;
     for (; e < this.#len; e++) {
       const ch = t.charCodeAt(e);
@@ -675,6 +679,10 @@ function isIndicator(c: number): boolean {
     default:
       return false;
   }
+}
+
+function isFlowIndicator(c: number): boolean {
+  return c === COMMA || c === LBRACKET || c === RBRACKET || c === LBRACE || c === RBRACE;
 }
 
 /** A plain scalar by the YAML 1.2 core schema; numbers that are not JSON numbers are declined. */

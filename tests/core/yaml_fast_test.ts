@@ -95,25 +95,38 @@ const READ: [string, string][] = [
   ["item on next line", "-\n  a: 1\n- b\n"],
   ["seq of seq", "- - a\n  - b\n- - c\n"],
   ["comments", "# head\na: 1 # c\n# mid\n  # indented\nb: # after\n  c: 2\n"],
-  ["scalars", "a: true\nb: False\nc: null\nd: ~\ne: NULL\nf: 15.0\ng: 9007199254740993\nh: -0\ni: 1e5\nj: 2024-01-01\nk: 1.0.0\nl: -x\n"],
-  ["strings with indicators inside", "a: http://x.y/z\nb: a#b\nc: x: \nd: it's\ne: a-b\n"
-    .replace("c: x: \n", "")],
-  ["quoted", "a: 'it''s'\nb: \"q\\\"x\\n\\t\\u00e9\\\\\"\nc: \"#not comment\"\n\"k y\": 1\n'k2': 2\n"],
-  ["flow", "a: { $from: { step: s1 }, path: \"$.x[0]\" }\nb: [1, 'two', \"three\", [], {}]\nc: [a, b,]\n"],
+  [
+    "scalars",
+    "a: true\nb: False\nc: null\nd: ~\ne: NULL\nf: 15.0\ng: 9007199254740993\nh: -0\ni: 1e5\nj: 2024-01-01\nk: 1.0.0\nl: -x\n",
+  ],
+  ["strings with indicators inside", "a: http://x.y/z\nb: a#b\nd: it's\ne: a-b\nf: x:y\n"],
+  [
+    "quoted",
+    'a: \'it\'\'s\'\nb: "q\\"x\\n\\t\\u00e9\\\\"\nc: "#not comment"\n"k y": 1\n\'k2\': 2\n',
+  ],
+  [
+    "flow",
+    'a: { $from: { step: s1 }, path: "$.x[0]" }\nb: [1, \'two\', "three", [], {}]\nc: [a, b,]\n',
+  ],
   ["flow over lines", "a: {\n    x: 1,\n    y: [\n      2, 3\n    ]\n  }\nb: 2\n"],
   ["flow comments", "a: [1, # one\n  2]\n"],
   ["literal", "a: |\n  line 1\n  line 2\n\nb: |-\n  x\n    more\n  y\nc: 1\n"],
   ["folded", "a: >\n  one\n  two\n\n  three\nb: >-\n  x\n  y\n"],
   ["block scalar in seq", "- |\n  text\n- >\n  folded\n  text\n"],
-  ["literal with blank lines and comment-like text", "p: |\n  # not a comment\n\n  end\n\n\nq: 1\n"],
+  [
+    "literal with blank lines and comment-like text",
+    "p: |\n  # not a comment\n\n  end\n\n\nq: 1\n",
+  ],
   ["root scalar", "hello\n"],
   ["root flow", "{a: 1}\n"],
   ["__proto__ key", "__proto__: 1\na: 2\n"],
   ["key with spaces before colon", "a  : 1\n"],
   ["no final newline", "a: 1\nb: [x]"],
-  ["closing brackets at the block's column", "a: {\n  x: 1\n}\nb:\n  - c: [\n      1\n    ]\n  - [\n    2\n  ]\n"],
-  ["URLs in flow", "a: { schema: https://x.org/v1/flow.json, b: [http://y:80/z, 'q'] }\n{http://k: 1}\n"
-    .replace("{http://k: 1}\n", "")],
+  [
+    "closing brackets at the block's column",
+    "a: {\n  x: 1\n}\nb:\n  - c: [\n      1\n    ]\n  - [\n    2\n  ]\n",
+  ],
+  ["URLs in flow", "a: { schema: https://x.org/v1/flow.json, b: [http://y:80/z, 'q'] }\n"],
   ["URL as a flow key", "a: {http://k: 1}\n"],
 ];
 
@@ -133,7 +146,7 @@ const DECLINED: [string, string][] = [
   ["merge key", "<<: {a: 1}\n"],
   ["empty value", "a:\nb: 1\n"],
   ["multi-line plain", "a: one\n  two\n"],
-  ["multi-line quoted", "a: \"one\n  two\"\n"],
+  ["multi-line quoted", 'a: "one\n  two"\n'],
   ["document marker", "---\na: 1\n"],
   ["directive", "%YAML 1.2\n---\na: 1\n"],
   ["tab", "a:\t1\n"],
@@ -165,3 +178,98 @@ for (const [name, text] of DECLINED) {
     assertEquals(readYamlFast(text), undefined);
   });
 }
+
+/** A small seeded generator (mulberry32). */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PIECES = [
+  "a",
+  "b",
+  "key",
+  "x]",
+  "a,b",
+  "{a: 1}",
+  "[x, y]",
+  "[x, y:z]",
+  "{a: [1, {b: c}]}",
+  "'q''s'",
+  '"e\\u00e9\\n"',
+  '"a":',
+  "|",
+  "|-",
+  ">",
+  ">-",
+  "#c",
+  " #c",
+  "true",
+  "null",
+  "~",
+  "0x1",
+  "1.",
+  "1.5",
+  "-2",
+  "007",
+  "9007199254740993",
+  "-",
+  "--",
+  "? ",
+  "x: y",
+  "&a ",
+  "*a",
+  "!t ",
+  "@x",
+  "`x",
+  "%x",
+  "...",
+  "---",
+  "",
+  ":x",
+  "x:",
+  ": ",
+  '"a":b',
+  "{",
+  "}",
+  "[",
+  "]",
+  ",",
+  "'",
+  '"',
+  "- ",
+  "k: ",
+  "https://x.y",
+  "{a: b,\n  c: d}",
+  "[\n  1,\n]",
+  "a b",
+  "  ",
+  "<<: ",
+  "__proto__: ",
+];
+
+Deno.test("fast YAML reader: random documents read as the yaml package reads them, or are declined", () => {
+  const next = random(Number(Deno.env.get("FUZZ_SEED") ?? 17));
+  const pick = <T>(xs: T[]): T => xs[Math.floor(next() * xs.length)];
+  let read = 0;
+  for (let i = 0; i < Number(Deno.env.get("FUZZ_N") ?? 4000); i++) {
+    let text = "";
+    const lines = 1 + Math.floor(next() * 6);
+    for (let l = 0; l < lines; l++) {
+      text += " ".repeat(pick([0, 0, 0, 2, 2, 4, 1, 3, 6]));
+      // mostly entries and items with a value, sometimes anything
+      const lead = pick(["k: ", "- ", "- k: ", "k:", "-", "k2: ", "- - ", "", '"q k": ']);
+      text += lead;
+      const parts = pick([1, 1, 1, 2, 3]);
+      for (let p = 0; p < parts; p++) text += pick(PIECES);
+      text += "\n";
+    }
+    if (agrees(text, JSON.stringify(text))) read++;
+  }
+  if (Deno.env.get("FUZZ_VERBOSE")) console.log(`random: ${read} read`);
+  assert(read > 100, `only ${read} random documents read`);
+});
