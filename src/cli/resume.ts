@@ -137,6 +137,15 @@ export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<
     writeStderr("run cancelled; step services stopped\n");
     return EXIT_CANCELLED;
   }
-  if (result.outcome === "failed") writeStderr(formatFailure(result));
+  if (result.outcome === "failed") {
+    writeStderr(formatFailure(result));
+    if (
+      flags.config === undefined && /routing component|No matching rule/.test(stringifyJson(result))
+    ) {
+      writeStderr(
+        "  the run's components are routed by the config: give the one the run was started with (--config FILE)\n",
+      );
+    }
+  }
   return result.outcome === "success" ? EXIT_OK : EXIT_FAILED;
 }

@@ -43,6 +43,8 @@ interface ServeFlags {
   maxQueuedRuns?: string;
   shutdownTimeout?: string;
   corsOrigin?: string[];
+  /** false with `--no-resume`. */
+  resume?: boolean;
 }
 
 /** Adds `serve` to `program`. */
@@ -74,6 +76,10 @@ export function register(program: Command, setExit: SetExit): void {
     .option(
       "--cors-origin <origin...>",
       "origins allowed to call the API from a browser ('*' for any; default none)",
+    )
+    .option(
+      "--no-resume",
+      "do not resume, at start, the unfinished runs of engines that stopped (default: resume them)",
     )
     .action(async (flags: ServeFlags) => {
       setExit(await serveCommand(flags));
@@ -183,6 +189,22 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       pid: Deno.pid,
     }) + "\n",
   );
+  if (flags.resume !== false) {
+    // in-flight runs survive a restart (issue 12): each is claimed, then continued
+    const { resumeInterruptedRuns } = await import("../server/runs.ts");
+    try {
+      const { resumed, skipped } = await resumeInterruptedRuns(
+        service.server.service.runs,
+        service.server.service.store,
+      );
+      if (resumed.length > 0) {
+        writeStderr(`resumed ${resumed.length} interrupted run(s): ${resumed.join(", ")}\n`);
+      }
+      for (const s of skipped) writeStderr(`not resumed: run ${s.runId}: ${s.reason}\n`);
+    } catch (e) {
+      writeStderr(`error: cannot look for interrupted runs to resume: ${describeError(e)}\n`);
+    }
+  }
   await new Promise<void>((resolve) => {
     if (cancel.signal.aborted) resolve();
     cancel.signal.addEventListener("abort", () => resolve(), { once: true });

@@ -32,6 +32,7 @@ export const BUILTIN_COMPONENT_NAMES: readonly string[] = [
   "/map",
   "/put_blob",
   "/get_blob",
+  "/wait_for",
 ];
 
 /** Options of {@linkcode validateFlow}. */

@@ -24,6 +24,11 @@ export interface BatchOptions {
   maxConcurrency?: number;
   /** When aborted (the parent run ended), items not started yet are `cancelled`, not run. */
   signal?: AbortSignal;
+  /**
+   * The run id of each item, where one exists already (a resumed parent's nested runs, found by
+   * their keys); a new UUID for the others.
+   */
+  runIds?: readonly (string | undefined)[];
 }
 
 interface BatchState {
@@ -87,7 +92,8 @@ export class BatchManager {
       results: new Array(n),
       done: Promise.resolve(),
     };
-    const runIds = inputs.map(() => crypto.randomUUID());
+    const known = options.runIds;
+    const runIds = inputs.map((_, i) => known?.[i] ?? crypto.randomUUID());
     runIds.forEach((id, i) => this.store.addBatchRun(batchId, id, i));
     const limit = Math.max(
       1,

@@ -61,6 +61,7 @@ import { RunEvents, type RunObserver } from "./observers.ts";
 import { type NestedRunStart, RunServices } from "./run_services.ts";
 import { type OneStepHost, oneStepOf, runOneStep } from "./single_step.ts";
 import { startPlugins } from "./plugin_start.ts";
+import { SignalWaits } from "./signal_wait.ts";
 import { flowHasSecrets, type Redactor, runRedactor } from "./secrets.ts";
 import type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
 import {
@@ -113,6 +114,9 @@ export class Engine {
   #observers = new Set<RunObserver>();
   #closed = false;
   #services: EngineServices;
+  #waits: SignalWaits;
+  /** Top-level runs executing in this engine (a resume of one of them is refused). */
+  #executing = new Set<string>();
   #oneStep: OneStepHost;
 
   private constructor(
@@ -127,6 +131,7 @@ export class Engine {
     this.plugins = plugins;
     this.#stepRunner = options.stepRunner;
     this.#batches = new BatchManager(store);
+    this.#waits = new SignalWaits(store, log);
     const limits: Map<string, PluginLimits> = pluginLimitsOf(config.config, plugins);
     // Routed components by the router's answer: the router returns the same RouteTarget object
     // for a component whose route does not depend on the input.
@@ -202,6 +207,15 @@ export class Engine {
       throw e;
     }
     return engine;
+  }
+
+  /**
+   * Tells the steps of run `runId` waiting in `/builtin/wait_for` that a signal was stored (by
+   * this process: they look at once; signals stored by other processes are seen within
+   * `SIGNAL_POLL_MS`).
+   */
+  notifySignal(runId: string): void {
+    this.#waits.notify(runId);
   }
 
   /** Engine services not tied to a run (what plugins get at init). */
@@ -292,8 +306,24 @@ export class Engine {
         "nested",
       );
     }
+    if (this.#executing.has(runId)) {
+      throw new RunNotResumableError(
+        `run ${runId} is executing in this engine; it can be resumed once it stopped`,
+        runId,
+        "owned",
+      );
+    }
     const mode = resumeModeOf(record, options.from);
-    const { flow, state } = await this.#prepareResume(record, mode);
+    // reserved while it is prepared: a second resume of it meanwhile is refused
+    this.#executing.add(runId);
+    let prepared;
+    try {
+      prepared = await this.#prepareResume(record, mode);
+    } catch (e) {
+      this.#executing.delete(runId);
+      throw e;
+    }
+    const { flow, state } = prepared;
     const o: InternalRunOptions = { runId, resume: state };
     if (record.variables !== undefined) o.variables = record.variables;
     if (record.overrides !== undefined && record.overrides !== null) o.overrides = record.overrides;
@@ -361,6 +391,8 @@ export class Engine {
   ): Promise<FlowResult> {
     const flowId = this.#registerFlow(flow);
     const depth = options.depth ?? 0;
+    const topLevel = options.parentRunId === undefined;
+    if (topLevel) this.#executing.add(runId);
     const origin = originOf(options);
     // Not awaited: the store commits writes in order, so a later commit of this run (a step
     // result, its completion) fails when this one did (src/state/store.ts).
@@ -443,6 +475,7 @@ export class Engine {
         result = storeFailedResult(e);
       }
     }
+    if (topLevel) this.#executing.delete(runId);
     events?.emit({ type: "run_finished", runId, status, result, at: Date.now() });
     return result;
   }
@@ -587,6 +620,7 @@ export class Engine {
   ): EngineServices {
     const host = {
       store: this.store,
+      waits: this.#waits,
       storeFlow: (flow: Flow) => this.storeFlow(flow),
       getFlow: (flowId: string) => this.getFlow(flowId),
       runNested: (flow: Flow, input: JsonValue, o: NestedRunStart) =>

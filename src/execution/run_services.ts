@@ -22,6 +22,7 @@ import { flowFromJson } from "./flow_id.ts";
 import type { RunBudget } from "./limits.ts";
 import type { Redactor } from "./secrets.ts";
 import type { ResumeMode } from "./resume.ts";
+import type { SignalWaits } from "./signal_wait.ts";
 
 /** Run options the engine passes to the nested runs it starts. */
 export interface NestedRunStart {
@@ -54,6 +55,8 @@ export interface ServicesHost {
   getFlow(flowId: string): Promise<Flow>;
   /** Runs a nested flow. */
   runNested(flow: Flow, input: JsonValue, options: NestedRunStart): Promise<FlowResult>;
+  /** The engine's signal waits (`/builtin/wait_for`). */
+  readonly waits: SignalWaits;
 }
 
 /** The engine services of one run: one small object per run, methods on the prototype. */
@@ -131,6 +134,14 @@ export class RunServices implements EngineServices {
     options: { overrides?: JsonValue; maxConcurrency?: number; stepId?: string } = {},
   ): Promise<{ batch_id: string; total_runs: number }> {
     const flow = await this.host.getFlow(flowId);
+    // a resumed parent: the items' runs that exist already keep their ids (found by key)
+    let runIds: (string | undefined)[] | undefined;
+    if (this.resumeMode !== undefined && this.runId !== undefined && options.stepId !== undefined) {
+      const prefix = `${this.runId}/${options.stepId}/`;
+      runIds = await Promise.all(
+        inputs.map(async (_, i) => (await this.host.store.findRunByKey(prefix + i))?.runId),
+      );
+    }
     return this.batches.submit(
       flowId,
       flow.name,
@@ -148,8 +159,18 @@ export class RunServices implements EngineServices {
           secrets: this.secrets,
           resumeMode: this.resumeMode,
         }),
-      { maxConcurrency: options.maxConcurrency, signal: this.signal },
+      { maxConcurrency: options.maxConcurrency, signal: this.signal, runIds },
     );
+  }
+
+  waitForSignal(
+    name: string,
+    options: { stepId: string; signal: AbortSignal; timeoutMs?: number },
+  ): Promise<{ id: number; data: JsonValue } | undefined> {
+    if (this.runId === undefined) {
+      return Promise.reject(new Error("waiting for a signal needs a run"));
+    }
+    return this.host.waits.wait(this.runId, name, options);
   }
 
   getBatch(

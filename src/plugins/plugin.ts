@@ -95,6 +95,18 @@ export interface EngineServices {
     batchId: string,
     options?: { wait?: boolean; includeResults?: boolean },
   ): Promise<{ details: BatchDetails; outputs?: BatchOutputInfo[] | null }>;
+  /**
+   * Human in the loop (`/builtin/wait_for`, issue 12): takes the oldest pending signal `name` of
+   * this run for step `stepId` (or the one that step took before: a re-executed step gets the
+   * same signal), waiting for one while the run is `paused`. Resolves with the signal, or
+   * `undefined` once `timeoutMs` has passed since the step first waited (across resumes).
+   * Undefined on engine services not tied to a run.
+   * @throws the abort reason when `signal` is aborted (the run cancelled).
+   */
+  waitForSignal?(
+    name: string,
+    options: { stepId: string; signal: AbortSignal; timeoutMs?: number },
+  ): Promise<{ id: number; data: JsonValue } | undefined>;
 }
 
 /** Given to a plugin once, before any call. */

@@ -3,7 +3,7 @@
  * (CONTRACTS.md `RunHandle`: `runId`, `result`, `cancel()`, `inFlight()`).
  * @module
  */
-import type { Engine, RunHandle, RunOptions } from "../execution/engine.ts";
+import type { Engine, ResumeMode, RunHandle, RunOptions } from "../execution/engine.ts";
 import type { Flow } from "../flow/model.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 
@@ -17,4 +17,14 @@ export function startRun(
   options: RunOptions & { runId: string },
 ): RunHandle {
   return engine.start(flow, input, options);
+}
+
+/**
+ * Continues stored run `runId` (`engine.resume`: claimed first, so two engines never both
+ * resume it).
+ * @throws {RunNotResumableError} for an unknown, completed or nested run, or one another live
+ * engine executes.
+ */
+export function resumeRun(engine: Engine, runId: string, from?: ResumeMode): Promise<RunHandle> {
+  return engine.resume(runId, from === undefined ? {} : { from });
 }

@@ -1,7 +1,7 @@
 /**
  * Beyond 0.8, on the durable store's journal: `GET /runs/{id}/events` (server-sent events of the
  * run and its nested runs, resumable with `Last-Event-ID`), `POST /runs/{id}/signals/{name}`
- * (human in the loop), and `POST /runs/{id}/resume` (not yet: 501).
+ * (human in the loop), and `POST /runs/{id}/resume` (continue a run after a crash or a failure).
  * @module
  */
 import { createRoute, z } from "@hono/zod-openapi";
@@ -22,10 +22,16 @@ export const KEEPALIVE_MS = 15_000;
 /** Most events read from the journal at once. */
 const PAGE = 500;
 
-/** Why resume answers 501. */
-export const RESUME_NOT_AVAILABLE =
-  "Resuming a run is not available yet: it needs the engine side of durable runs (continuing " +
-  "from the committed step results), which is not in this engine yet. Start a new run instead.";
+const ResumeQuery = z.object({
+  from: z.enum(["interrupted", "failed"]).optional().openapi({
+    description:
+      "interrupted: run only the steps that did not finish; failed: run failed steps (and their dependents) again. Default: what the run's status needs.",
+  }),
+  wait: z.enum(["true", "false"]).optional().openapi({
+    description:
+      "true: answer once the run has finished (200 with its result); default false (202)",
+  }),
+});
 
 const EventsQuery = z.object({
   after: z.coerce.number().int().nonnegative().optional().openapi({
@@ -117,6 +123,7 @@ export function addEventRoutes(app: ApiApp, s: Service): void {
       const text = c.req.header("content-type") ? await c.req.text() : "";
       const data = text.trim() === "" ? null : c.req.valid("json");
       const signal = await s.store.putSignal({ runId, name, data });
+      s.runs.engine.notifySignal(runId); // a step of this service waiting for it looks at once
       return c.json(signal as never, 200);
     },
   );
@@ -126,18 +133,29 @@ export function addEventRoutes(app: ApiApp, s: Service): void {
       method: "post",
       path: "/api/v1/runs/{runId}/resume",
       tags: [TAG],
-      summary: "Continue an interrupted run (not yet)",
-      description: `Not available yet (501): ${RESUME_NOT_AVAILABLE}`,
-      request: { params: S.RunIdParams },
+      summary: "Continue a run after a crash, a stop or a failure",
+      description:
+        "Extension (issue 12). Continues a stored run (as `stepflow resume` does): steps whose result was committed are not executed again, steps started but not finished run again with `attempt` + 1; a failed or cancelled run is re-driven from its failed steps, keeping its successful results (`from`). The run is claimed first, so two engines never both resume it. 202 with status `running` (200 with the result with `wait=true`); 404 for an unknown run; 409 for a completed or nested run, or one running here or in another live engine; 503 while the service shuts down. The service also resumes the unfinished runs of engines that stopped when it starts (`stepflow serve`).",
+      request: { params: S.RunIdParams, query: ResumeQuery },
       responses: {
-        200: { description: "The resumed run", content: json(S.CreateRunResponse) },
-        ...errors(400, 404, 501),
+        200: { description: "The resumed run finished", content: json(S.CreateRunResponse) },
+        202: { description: "The run goes on", content: json(S.CreateRunResponse) },
+        ...errors(400, 404, 409, 503),
       },
     }),
     async (c) => {
       const runId = runIdParam(c.req.valid("param").runId);
+      const q = c.req.valid("query");
       if (!(await s.store.getRun(runId))) throw runNotFound(runId);
-      throw new ApiError(501, RESUME_NOT_AVAILABLE);
+      const run = await s.runs.resume(runId, q.from === undefined ? {} : { from: q.from });
+      if (q.wait === "true") {
+        const outcome = await run.done;
+        return c.json(
+          { runId, status: outcome.status, result: outcome.result, debug: false } as never,
+          200,
+        );
+      }
+      return c.json({ runId, status: "running", debug: false } as never, 202);
     },
   );
 }

@@ -5,15 +5,16 @@
  * draining at shutdown.
  * @module
  */
-import type { Engine } from "../execution/engine.ts";
+import type { Engine, ResumeMode } from "../execution/engine.ts";
+import { wasInterrupted } from "../execution/resume.ts";
 import type { Flow } from "../flow/model.ts";
 import { failed, type FlowResult } from "../core/flow_result.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import type { RunStatus } from "../state/store.ts";
-import { describeError } from "../errors.ts";
+import { describeError, RunNotResumableError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { ApiError } from "./api_error.ts";
-import { type RunHandle, startRun } from "./engine_adapter.ts";
+import { resumeRun, type RunHandle, startRun } from "./engine_adapter.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import type { ServiceStore } from "./store_adapter.ts";
 import { uuidv7 } from "./ids.ts";
@@ -64,7 +65,7 @@ class Run implements ActiveRun {
   resolve!: (o: RunOutcome) => void;
   readonly done: Promise<RunOutcome>;
 
-  constructor(readonly runId: string, readonly flowId: string, request: RunRequest) {
+  constructor(readonly runId: string, readonly flowId: string, request?: RunRequest) {
     this.request = request;
     this.done = new Promise((r) => this.resolve = r);
   }
@@ -196,6 +197,47 @@ export class RunService {
       this.#finish(run, failed(500, `The run could not start: ${describeError(e)}`), true);
       return;
     }
+    this.#track(run, handle);
+  }
+
+  /**
+   * Continues stored run `runId` (after a crash or a stop of the engine that ran it, or a
+   * failure: `engine.resume`) and tracks it as a running run of this service (outside the
+   * concurrency limit: it was accepted before).
+   * @throws {ApiError} 404 for an unknown run; 409 when it is completed, nested, active here, or
+   * executed by another live engine; 503 while the service shuts down.
+   */
+  async resume(runId: string, options: { from?: ResumeMode } = {}): Promise<ActiveRun> {
+    if (!this.#accepting) {
+      throw new ApiError(503, "The service is shutting down and resumes no runs", undefined, {
+        "Retry-After": "5",
+      });
+    }
+    if (this.#active.has(runId)) {
+      throw new ApiError(409, `Run '${runId}' is running in this service already`);
+    }
+    let handle: RunHandle;
+    let flowId: string;
+    try {
+      flowId = (await this.store.getRun(runId))?.flowId ?? "";
+      handle = await resumeRun(this.engine, runId, options.from);
+    } catch (e) {
+      if (e instanceof RunNotResumableError) {
+        throw new ApiError(e.reason === "unknown" ? 404 : 409, e.message);
+      }
+      throw e;
+    }
+    const run = new Run(runId, flowId);
+    this.#active.set(runId, run);
+    run.state = "running";
+    run.startedAt = performance.now();
+    this.#running++;
+    this.metrics.runsStarted++;
+    this.#track(run, handle);
+    return run;
+  }
+
+  #track(run: Run, handle: RunHandle): void {
     run.handle = handle;
     handle.result.then(
       (r) => this.#finish(run, r, false),
@@ -339,12 +381,33 @@ export class RunService {
    */
   async drain(graceMs: number): Promise<{ finished: number; cancelled: number }> {
     this.#accepting = false;
-    const runs = [...this.#active.values()];
+    // A run paused for a signal (/builtin/wait_for) is neither waited for nor cancelled: it stays
+    // `paused` in the store and continues when the service starts again (issue 12).
+    const isPaused = async (r: Run) =>
+      r.state === "running" &&
+      (await this.store.getRun(r.runId).catch(() => undefined))?.status === "paused";
+    const runs: Run[] = [];
+    let paused = 0;
+    for (const r of this.#active.values()) {
+      if (await isPaused(r)) paused++;
+      else runs.push(r);
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const all = Promise.all(runs.map((r) => r.done));
     await Promise.race([all, new Promise((r) => timer = setTimeout(r, graceMs))]);
     clearTimeout(timer);
-    const left = [...this.#active.values()];
+    const left: Run[] = [];
+    let finished = 0;
+    for (const r of runs) {
+      if (r.state === "ended") finished++;
+      else if (await isPaused(r)) paused++;
+      else left.push(r);
+    }
+    if (paused > 0) {
+      log.warn(
+        `shutdown: ${paused} run(s) paused for a signal are left paused; they continue when the service starts again on this store`,
+      );
+    }
     for (const id of [...this.#reserved.keys()]) {
       await this.cancel(id, "the service stopped before the run started");
     }
@@ -356,7 +419,7 @@ export class RunService {
         left.map((r) => this.cancel(r.runId, `the service stopped (grace period ${graceMs} ms)`)),
       );
     }
-    return { finished: runs.length - left.length, cancelled: left.length };
+    return { finished, cancelled: left.length };
   }
 }
 
@@ -389,4 +452,38 @@ function nonNegative(v: number | undefined, dflt: number, what: string): number 
     throw new RangeError(`${what} must be a non-negative integer, got ${v}`);
   }
   return v;
+}
+
+/** Most runs of each status looked at by {@linkcode resumeInterruptedRuns}. */
+const RESUME_SCAN_LIMIT = 1000;
+
+/**
+ * Resumes the unfinished top-level runs of engines that stopped (issue 12: in-flight runs survive
+ * a restart of the service): `running` and `paused` runs, and runs marked interrupted (code 503)
+ * when the store was opened. Each is claimed first (`engine.resume`), so a run another live
+ * engine executes is left to it, and two services starting at once never both resume one.
+ * @returns the runs resumed, and those that could not be (with why).
+ */
+export async function resumeInterruptedRuns(
+  runs: RunService,
+  store: ServiceStore,
+): Promise<{ resumed: string[]; skipped: { runId: string; reason: string }[] }> {
+  const candidates: string[] = [];
+  for (const status of ["running", "paused", "failed"] as const) {
+    const found = await store.listRuns({ status, rootOnly: true, limit: RESUME_SCAN_LIMIT });
+    for (const r of found) {
+      if (status !== "failed" || wasInterrupted(r)) candidates.push(r.runId);
+    }
+  }
+  const resumed: string[] = [];
+  const skipped: { runId: string; reason: string }[] = [];
+  for (const runId of candidates.reverse()) { // oldest first
+    try {
+      await runs.resume(runId);
+      resumed.push(runId);
+    } catch (e) {
+      skipped.push({ runId, reason: describeError(e) });
+    }
+  }
+  return { resumed, skipped };
 }

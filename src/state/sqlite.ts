@@ -102,6 +102,12 @@ const FN = 0; // [FN, () => void]
 const RESULT = 1; // [RESULT, runId, index, stepId, json, status, event, data, component, attempt, ms, at]
 const START = 2; // [START, runId, index, stepId, component, attempt, at]
 
+/** The journal data of a step result as JSON text, or null. */
+function eventDataText(record: StepResultRecord): string | null {
+  const data = stepEventData(record);
+  return data === undefined ? null : stringifyJson(data);
+}
+
 /** Most rows in one INSERT statement (a power of two; SQLite allows 32766 parameters). */
 const ROWS_PER_STATEMENT = 32;
 
@@ -681,7 +687,12 @@ export class SqliteStateStore implements StateStore {
   recordStepResult(runId: string, record: StepResultRecord): Promise<void> | void {
     // The hot path: flat queue entries, no closure.
     if (this.#closed) return;
-    const data = stepEventData(record);
+    const ms = record.durationMs;
+    // the common event data built as text (JSON.stringify of it costs more than the row)
+    const dataText = record.result.outcome !== "failed" && typeof ms === "number" &&
+        Number.isSafeInteger(ms)
+      ? `{"durationMs":${ms}}`
+      : eventDataText(record);
     this.#q.push(
       RESULT,
       runId,
@@ -690,7 +701,7 @@ export class SqliteStateStore implements StateStore {
       stringifyJson(record.result),
       stepStatusOf(record.result),
       stepEventType(record.result),
-      data === undefined ? null : stringifyJson(data),
+      dataText,
       record.component ?? null,
       record.attempt ?? null,
       record.durationMs ?? null,

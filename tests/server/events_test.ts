@@ -1,6 +1,6 @@
 /**
  * The run's journal as server-sent events (`GET /runs/{id}/events`, resumable with
- * `Last-Event-ID`), signals (`POST /runs/{id}/signals/{name}`), and resume (501 for now).
+ * `Last-Event-ID`) and signals (`POST /runs/{id}/signals/{name}`); resume: resume_test.ts.
  * @module
  */
 import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "../_assert.ts";
@@ -152,17 +152,4 @@ Deno.test("GET /runs/{id}/events follows a run live; a signal shows up in it; 40
     assertStrictEquals(late.body.code, 409);
     const empty = await s.call("POST", `/api/v1/runs/${crypto.randomUUID()}/signals/x`);
     assertStrictEquals(empty.status, 404);
-  }));
-
-Deno.test("POST /runs/{id}/resume: 501 with the reason (404 for an unknown run)", () =>
-  withServer({ args: ["--store", "memory"] }, async (s) => {
-    const flowId = await storeFlow(s, THREE_STEPS);
-    const run = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "x" } });
-    const r = await s.call("POST", `/api/v1/runs/${run.body.runId}/resume`);
-    assertStrictEquals(r.status, 501);
-    assertStringIncludes(r.body.message, "not available yet");
-    assertStrictEquals(
-      (await s.call("POST", `/api/v1/runs/${crypto.randomUUID()}/resume`)).status,
-      404,
-    );
   }));

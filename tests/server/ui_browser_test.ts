@@ -447,14 +447,18 @@ Deno.test({
         const runD = await startRun(server, flowId, `${dir}/gate-never-d`);
         await waitForStep(server, runD, HOSTILE_ID, "running");
         await server.stop("SIGKILL");
-        s = await startServer(dir, { config: false, args: ["--store", "sqlite:state.db"] });
+        // not resumed at start (--no-resume): the page offers Resume
+        s = await startServer(dir, {
+          config: false,
+          args: ["--store", "sqlite:state.db", "--no-resume"],
+        });
         const again = s;
         await page.goto(`${again.url}/ui/runs/${runD}`);
         await page.locator(".status-slot .badge", { hasText: "Failed" }).waitFor({
           timeout: SHOWN_MS,
         });
         await page.locator("button", { hasText: "Resume run" }).click();
-        await page.locator(".notice.error", { hasText: "not available yet" }).waitFor({
+        await page.locator(".notice", { hasText: "Run resumed." }).waitFor({
           timeout: SHOWN_MS,
         });
         await shot(page, "run-interrupted");

@@ -22,6 +22,7 @@ import { mapComponent } from "./map.ts";
 import { iterateComponent } from "./iterate.ts";
 import { openaiComponent } from "./openai.ts";
 import { chatComponent } from "./chat.ts";
+import { waitForComponent } from "./wait_for.ts";
 import { resolveOpenAIDefaults } from "./openai_client.ts";
 
 /** Every built-in component by name. */
@@ -36,6 +37,7 @@ export const BUILTIN_COMPONENTS: Map<string, BuiltinComponent> = new Map(
     evalComponent,
     mapComponent,
     iterateComponent,
+    waitForComponent,
   ].map((c) => [c.info.component, c]),
 );
 
