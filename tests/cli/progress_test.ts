@@ -228,12 +228,20 @@ async function onTerminal(
   const out = await new Deno.Command("script", {
     args: ["-qfec", command, "/dev/null"],
     cwd,
-    env: { TERM: "xterm", ...env },
+    // the caller's NO_COLOR (CI sets it) must not decide whether colours are tested
+    env: { ...withoutNoColor(), TERM: "xterm", ...env },
+    clearEnv: true,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).output();
   return { code: out.code, screen: new TextDecoder().decode(out.stdout) };
+}
+
+function withoutNoColor(): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.NO_COLOR;
+  return env;
 }
 
 const deno = (args: string) => `'${Deno.execPath()}' run -A --quiet '${MAIN}' ${args}`;
