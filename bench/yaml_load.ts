@@ -19,6 +19,7 @@ import { parseDocument } from "../src/core/document.ts";
 import { loadFlowText, parseFlowValue } from "../src/flow/load.ts";
 import { FLOW_SCHEMA_URL } from "../src/flow/model.ts";
 import { readYamlFast } from "../src/core/yaml_fast.ts";
+import { rawNumber } from "../src/json/exact_json.ts";
 
 const args = Deno.args;
 function opt(name: string, dflt: string): string {
@@ -46,7 +47,7 @@ function chain(n: number): { yaml: string; json: string } {
         user_prompt: i === 0
           ? { $from: { workflow: "input" }, path: "prompt" }
           : { $from: { step: `s${i - 1}` }, path: "$.messages[0].content" },
-        n: JSON.rawJSON(`${i}.0`),
+        n: rawNumber(`${i}.0`),
       },
     });
   }
