@@ -192,3 +192,28 @@ export async function withServer(
     }
   });
 }
+
+/** One server-sent event as the tests read it. */
+export interface SseEvent {
+  id?: string;
+  event?: string;
+  data: string;
+}
+
+/**
+ * Parses one SSE block (the text between blank lines): `hasData` is false for blocks without a
+ * `data:` line (id-only blocks, `retry:`, keep-alive comments).
+ */
+export function parseSseBlock(block: string): { event: SseEvent; hasData: boolean } {
+  const event: SseEvent = { data: "" };
+  let hasData = false;
+  for (const line of block.split("\n")) {
+    if (line.startsWith("id: ")) event.id = line.slice(4);
+    else if (line.startsWith("event: ")) event.event = line.slice(7);
+    else if (line.startsWith("data: ")) {
+      event.data = line.slice(6);
+      hasData = true;
+    }
+  }
+  return { event, hasData };
+}

@@ -4,13 +4,15 @@
  * @module
  */
 import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "../_assert.ts";
-import { SCHEMA, storeFlow, THREE_STEPS, waitForFile, withServer } from "./_server.ts";
-
-interface SseEvent {
-  id?: string;
-  event?: string;
-  data: string;
-}
+import {
+  parseSseBlock,
+  SCHEMA,
+  type SseEvent,
+  storeFlow,
+  THREE_STEPS,
+  waitForFile,
+  withServer,
+} from "./_server.ts";
 
 /** Reads SSE events from `res` until `until` says stop (or the stream ends). */
 async function readEvents(
@@ -29,16 +31,7 @@ async function readEvents(
       while ((i = buf.indexOf("\n\n")) >= 0) {
         const block = buf.slice(0, i);
         buf = buf.slice(i + 2);
-        const e: SseEvent = { data: "" };
-        let hasData = false;
-        for (const line of block.split("\n")) {
-          if (line.startsWith("id: ")) e.id = line.slice(4);
-          else if (line.startsWith("event: ")) e.event = line.slice(7);
-          else if (line.startsWith("data: ")) {
-            e.data = line.slice(6);
-            hasData = true;
-          }
-        }
+        const { event: e, hasData } = parseSseBlock(block);
         if (!hasData) continue; // retry: / keep-alive comments
         all.push(e);
         if (await until(e, all)) return all;

@@ -5,13 +5,14 @@
  * @module
  */
 import { assert, assertEquals, assertStrictEquals } from "../_assert.ts";
-import { SCHEMA, storeFlow, waitForFile, withServer } from "./_server.ts";
-
-interface SseEvent {
-  id?: string;
-  event?: string;
-  data: string;
-}
+import {
+  parseSseBlock,
+  SCHEMA,
+  type SseEvent,
+  storeFlow,
+  waitForFile,
+  withServer,
+} from "./_server.ts";
 
 /** Reads every SSE event of `res` (blocks with data) until the stream ends. */
 async function readAll(res: Response): Promise<{ events: SseEvent[]; idOnly: string[] }> {
@@ -27,16 +28,7 @@ async function readAll(res: Response): Promise<{ events: SseEvent[]; idOnly: str
     while ((i = buf.indexOf("\n\n")) >= 0) {
       const block = buf.slice(0, i);
       buf = buf.slice(i + 2);
-      const e: SseEvent = { data: "" };
-      let hasData = false;
-      for (const line of block.split("\n")) {
-        if (line.startsWith("id: ")) e.id = line.slice(4);
-        else if (line.startsWith("event: ")) e.event = line.slice(7);
-        else if (line.startsWith("data: ")) {
-          e.data = line.slice(6);
-          hasData = true;
-        }
-      }
+      const { event: e, hasData } = parseSseBlock(block);
       if (hasData) events.push(e);
       else if (e.id !== undefined) idOnly.push(e.id);
     }
