@@ -23,7 +23,6 @@ import type { FlowResult } from "../core/flow_result.ts";
 import { describeError, RunNotResumableError } from "../errors.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
-import "../plugins/all.ts";
 import { logger } from "../log.ts";
 import type { RunRecord, StateStore } from "../state/store.ts";
 import { isFinished } from "../state/store.ts";
@@ -45,6 +44,7 @@ import { SignalWaits } from "./signal_wait.ts";
 import { flowHasSecrets, type Redactor } from "./secrets.ts";
 import type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
 import { componentResolver } from "./component_resolver.ts";
+import { loadPluginTypes } from "./plugin_types.ts";
 import { type InternalRunOptions, type RunHost, runLimits } from "./run_lifecycle.ts";
 import { startRun } from "./run_handle.ts";
 import {
@@ -131,6 +131,8 @@ export class Engine {
    * cannot be opened.
    */
   static async create(config: LoadedConfig, options: EngineOptions = {}): Promise<Engine> {
+    const pluginConfigs = Object.entries(config.config.plugins ?? {});
+    await loadPluginTypes(pluginConfigs.map(([, pc]) => pc.type));
     const store = options.store ??
       await openStateStore(config.config.stateStore, config.workingDirectory);
     const plugins = new Map<string, Plugin>();
@@ -138,7 +140,7 @@ export class Engine {
     let engine: Engine;
     try {
       router = new Router(config.config);
-      for (const [name, pc] of Object.entries(config.config.plugins ?? {})) {
+      for (const [name, pc] of pluginConfigs) {
         plugins.set(name, createPlugin(name, pc));
       }
       engine = new Engine(config, store, plugins, router, options);
