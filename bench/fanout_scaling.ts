@@ -4,10 +4,11 @@
  * size in its own process, warm runs after a cold one. Reports wall and CPU µs per step, the
  * ratio of each size's cost to the 1,000-step one (target: within 1.3× up to 100,000), and the
  * share of the timed wall time spent in garbage-collection pauses (V8 `--trace-gc`; target below
- * 20% on the 100,000-step shape).
+ * 20% on the 100,000-step shape). `--also DIR` runs the same children from another checkout
+ * (e.g. `main` exported to DIR), interleaved size by size: before and after in one run.
  *
  * ```sh
- * deno run -A bench/fanout_scaling.ts [--sizes 1000,10000,100000] [--runs 5]
+ * deno run -A bench/fanout_scaling.ts [--sizes 1000,10000,100000] [--runs 5] [--also DIR]
  * ```
  * @module
  */
@@ -95,45 +96,57 @@ if (args.includes("--child")) {
   await child(Number(opt("child", "1000")));
 } else {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const rows: { s: Sample; gc: number }[] = [];
-  for (const n of SIZES) {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--v8-flags=--expose-gc,--trace-gc",
-        import.meta.filename ?? new URL(import.meta.url).pathname,
-        "--child",
-        String(n),
-        "--runs",
-        String(RUNS),
-      ],
-      stderr: "inherit",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    if (!out.success) {
-      console.error(text.slice(-2000));
-      Deno.exit(1);
-    }
-    const s = JSON.parse(new RegExp(`${MARK} result (\\{.*\\})`).exec(text)![1]) as Sample;
-    const g = gcShare(text);
-    rows.push({ s, gc: g.gcMs / g.timedMs });
+  const self = import.meta.filename ?? new URL(import.meta.url).pathname;
+  // --also DIR: the same children from another checkout (its engine, this file copied there),
+  // interleaved with these, size by size
+  const also = args.includes("--also") ? opt("also", "").replace(/\/?$/, "/") : "";
+  const trees: [string, string][] = [["this tree", self]];
+  if (also !== "") {
+    const copy = `${also}bench/fanout_scaling.ts`;
+    await Deno.copyFile(self, copy);
+    trees.push([also, copy]);
   }
-  const base = rows[0];
+  const rows: { tree: string; s: Sample; gc: number }[] = [];
+  for (const n of SIZES) {
+    for (const [tree, file] of trees) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--v8-flags=--expose-gc,--trace-gc",
+          file,
+          "--child",
+          String(n),
+          "--runs",
+          String(RUNS),
+        ],
+        stderr: "inherit",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      if (!out.success) {
+        console.error(text.slice(-2000));
+        Deno.exit(1);
+      }
+      const s = JSON.parse(new RegExp(`${MARK} result (\\{.*\\})`).exec(text)![1]) as Sample;
+      const g = gcShare(text);
+      rows.push({ tree, s, gc: g.gcMs / g.timedMs });
+    }
+  }
   console.log(
     `fan-out scaling, warm medians of ${RUNS} runs per size (load ${
       Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
     })`,
   );
   console.log(
-    "| steps | wall µs/step | CPU µs/step | wall ÷ smallest | CPU ÷ smallest | GC pauses |",
+    "| tree | steps | wall µs/step | CPU µs/step | wall ÷ smallest | CPU ÷ smallest | GC pauses |",
   );
-  console.log("| ---: | ---: | ---: | ---: | ---: | ---: |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const r of rows) {
+    const base = rows.find((b) => b.tree === r.tree)!;
     const w = median(r.s.wallUs);
     const c = median(r.s.cpuUs);
     console.log(
-      `| ${r.s.steps} | ${w.toFixed(2)} | ${c.toFixed(2)} | ${
+      `| ${r.tree} | ${r.s.steps} | ${w.toFixed(2)} | ${c.toFixed(2)} | ${
         (w / median(base.s.wallUs)).toFixed(2)
       } | ${(c / median(base.s.cpuUs)).toFixed(2)} | ${(r.gc * 100).toFixed(0)}% |`,
     );
