@@ -8,6 +8,10 @@
  * 100,000: a few large runs weigh as much as many small ones) or once older than
  * `maxFinishedAgeMs` (default: no age limit). The run that finished last is kept whatever its
  * size until the next one finishes. Running runs and blobs and batches are kept.
+ *
+ * One class, kept whole (over 400 lines): the whole StateStore contract over maps, each method a
+ * few lines next to the maps it reads (the contract: store.ts; its tests:
+ * tests/state/store_contract_test.ts).
  * @module
  */
 import type { JsonValue } from "../json/exact_json.ts";
