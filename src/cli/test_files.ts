@@ -5,7 +5,8 @@
  * the config its cases run with, and rewriting it with new expected outputs (`--update`).
  * @module
  */
-import { isFlowDocument, type LoadedFlow, parseFlowValue, serializeFlow } from "../flow/load.ts";
+import { isFlowDocument, type LoadedFlow, parseFlowValue } from "../flow/load.ts";
+import { serializeFlow } from "../flow/serialize.ts";
 import { type DocumentSourceMap, formatFromPath, parseDocument } from "../core/document.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 import { FLOW_SCHEMA_URL, type TestCase } from "../flow/model.ts";
