@@ -58,7 +58,7 @@ import {
 } from "./limits.ts";
 import { runTimeoutReason } from "./timeout.ts";
 import { RunEvents, type RunObserver } from "./observers.ts";
-import { type NestedRunStart, RunServices } from "./run_services.ts";
+import { type NestedRunStart, RunServices, type ServicesHost } from "./run_services.ts";
 import { type OneStepHost, oneStepOf, runOneStep } from "./single_step.ts";
 import { startPlugins } from "./plugin_start.ts";
 import { SignalWaits } from "./signal_wait.ts";
@@ -118,6 +118,7 @@ export class Engine {
   /** Top-level runs executing in this engine (a resume of one of them is refused). */
   #executing = new Set<string>();
   #oneStep: OneStepHost;
+  #servicesHost?: ServicesHost;
 
   private constructor(
     config: LoadedConfig,
@@ -624,7 +625,8 @@ export class Engine {
     secrets?: Redactor,
     resumeMode?: ResumeMode,
   ): EngineServices {
-    const host = {
+    // one host per engine (issue 17: not four closures per map item)
+    const host = this.#servicesHost ??= {
       store: this.store,
       waits: this.#waits,
       storeFlow: (flow: Flow) => this.storeFlow(flow),
