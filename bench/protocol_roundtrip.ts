@@ -77,6 +77,43 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** CPU time (user + system, ms) of a process from /proc (Linux), 0 when unreadable. */
+function cpuOf(pid: string): number {
+  try {
+    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) * 1000 / 100; // clock ticks of 10 ms
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU time (ms) of this process and of each of its child processes. */
+function cpuNow(): Map<string, number> {
+  const m = new Map<string, number>([["self", cpuOf("self")]]);
+  try {
+    for (const t of Deno.readDirSync("/proc/self/task")) {
+      const kids = Deno.readTextFileSync(`/proc/self/task/${t.name}/children`).trim();
+      for (const pid of kids ? kids.split(/\s+/) : []) m.set(pid, cpuOf(pid));
+    }
+  } catch { /* not Linux */ }
+  return m;
+}
+
+/**
+ * CPU µs per call between two {@linkcode cpuNow} readings: [this process, the children]. Only
+ * one child works in a throughput round (the floor's echo or the plugin's worker); the others
+ * idle.
+ */
+function cpuPerCall(
+  a: Map<string, number>,
+  b: Map<string, number>,
+  calls: number,
+): [number, number] {
+  let children = 0;
+  for (const [pid, v] of b) if (pid !== "self") children += v - (a.get(pid) ?? v);
+  return [(b.get("self")! - a.get("self")!) * 1000 / calls, children * 1000 / calls];
+}
+
 /** Times `n` sequential calls of each contender, interleaved in blocks. Medians in µs. */
 async function timeInterleaved(n: number, cs: Contender[]): Promise<number[]> {
   for (const c of cs) for (let i = 0; i < WARMUP; i++) await c.call();
@@ -293,11 +330,18 @@ const pipelined = pipelinedFloor(() => {
 await pipelined.run(TPUT_N / 10, 64); // warm-up
 const tputs: number[] = [];
 const floorTputs: number[] = [];
+/** CPU µs per call: [this process, child processes] of each round, floor and plugin. */
+const floorCpu: [number, number][] = [];
+const oursCpu: [number, number][] = [];
 for (let round = 0; round < 3; round++) {
+  let c0 = cpuNow();
   const a = performance.now();
   await pipelined.run(TPUT_N, 64);
   floorTputs.push(TPUT_N / ((performance.now() - a) / 1000));
+  floorCpu.push(cpuPerCall(c0, cpuNow(), TPUT_N));
+  c0 = cpuNow();
   tputs.push(await throughput(sOurs.plugin, 64, TPUT_N));
+  oursCpu.push(cpuPerCall(c0, cpuNow(), 2 * TPUT_N)); // throughput() runs a warm-up round too
 }
 await pipelined.stop();
 const tput = median(tputs);
@@ -323,6 +367,14 @@ console.log(
   `throughput, stdio, 64 in flight: ${Math.round(tput)} executes/s; floor ${
     Math.round(median(floorTputs))
   }/s; ratio ${tputRatio.toFixed(2)}x floor (median of 3 interleaved rounds)`,
+);
+const cpuText = (c: [number, number]) => `${c[0].toFixed(1)} + ${c[1].toFixed(1)}`;
+console.log(
+  `  CPU µs per call (this process + children), by round: floor ${
+    floorCpu.map(cpuText).join(", ")
+  }; plugin ${oursCpu.map(cpuText).join(", ")} (load ${
+    Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
+  })`,
 );
 console.log(
   `parse one execute response line: JSON.parse ${pc.plain.toFixed(0)} ns, parseMessage ${
