@@ -23,7 +23,7 @@
 import { Engine } from "../src/execution/engine.ts";
 import { parseConfigValue } from "../src/config/load.ts";
 import { loadFlowText } from "../src/flow/load.ts";
-import { type Floor, inFlight, stdioFloor } from "./_stdio_floor.ts";
+import { cpuNow, type Floor, inFlight, listenUrl, stdioFloor } from "./_stdio_floor.ts";
 import { StepflowPlugin } from "../src/plugins/stepflow/plugin.ts";
 import type { StepflowPluginConfig } from "../src/config/model.ts";
 import type { EngineServices } from "../src/plugins/plugin.ts";
@@ -86,23 +86,6 @@ async function httpFloor(): Promise<Floor> {
   };
 }
 
-async function listenUrl(child: Deno.ChildProcess): Promise<string> {
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`no listening line: ${seen}`);
-    seen += value;
-    const m = /listening on (http:\/\/\S+)/.exec(seen);
-    if (m) {
-      (async () => {
-        while (!(await reader.read()).done) { /* drain */ }
-      })();
-      return m[1] + "/";
-    }
-  }
-}
-
 const FLOW = `schema: https://stepflow.org/schemas/v1/flow.json
 steps:
   - id: each
@@ -161,28 +144,6 @@ async function mapContender(
       await after?.();
     },
   };
-}
-
-/** CPU time (user + system, ms) of a process from /proc (Linux), 0 when unreadable. */
-function cpuOf(pid: string): number {
-  try {
-    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-    return (Number(f[11]) + Number(f[12])) * 1000 / 100; // clock ticks of 10 ms
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU time (ms) of this process and of each of its child processes. */
-function cpuNow(): Map<string, number> {
-  const m = new Map<string, number>([["self", cpuOf("self")]]);
-  try {
-    for (const t of Deno.readDirSync("/proc/self/task")) {
-      const kids = Deno.readTextFileSync(`/proc/self/task/${t.name}/children`).trim();
-      for (const pid of kids ? kids.split(/\s+/) : []) m.set(pid, cpuOf(pid));
-    }
-  } catch { /* not Linux */ }
-  return m;
 }
 
 interface Timed {

@@ -25,7 +25,7 @@ import { LineSplitter } from "../src/protocol/line_splitter.ts";
 import { parseJson } from "../src/json/exact_json.ts";
 import { parseMessage } from "../src/protocol/parse_message.ts";
 import type { Logger } from "../src/log.ts";
-import { stdioFloor as pipelinedFloor } from "./_stdio_floor.ts";
+import { cpuNow, listenUrl, stdioFloor as pipelinedFloor } from "./_stdio_floor.ts";
 import { Engine } from "../src/execution/engine.ts";
 import { parseConfigValue } from "../src/config/load.ts";
 import { loadFlowText } from "../src/flow/load.ts";
@@ -77,28 +77,6 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** CPU time (user + system, ms) of a process from /proc (Linux), 0 when unreadable. */
-function cpuOf(pid: string): number {
-  try {
-    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-    return (Number(f[11]) + Number(f[12])) * 1000 / 100; // clock ticks of 10 ms
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU time (ms) of this process and of each of its child processes. */
-function cpuNow(): Map<string, number> {
-  const m = new Map<string, number>([["self", cpuOf("self")]]);
-  try {
-    for (const t of Deno.readDirSync("/proc/self/task")) {
-      const kids = Deno.readTextFileSync(`/proc/self/task/${t.name}/children`).trim();
-      for (const pid of kids ? kids.split(/\s+/) : []) m.set(pid, cpuOf(pid));
-    }
-  } catch { /* not Linux */ }
-  return m;
-}
-
 /**
  * CPU µs per call between two {@linkcode cpuNow} readings: [this process, the children]. Only
  * one child works in a throughput round (the floor's echo or the plugin's worker); the others
@@ -128,23 +106,6 @@ async function timeInterleaved(n: number, cs: Contender[]): Promise<number[]> {
     }
   }
   return samples.map((s) => median(s) * 1000);
-}
-
-async function listenUrl(child: Deno.ChildProcess): Promise<string> {
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`no listening line: ${seen}`);
-    seen += value;
-    const m = /listening on (http:\/\/\S+)/.exec(seen);
-    if (m) {
-      (async () => {
-        while (!(await reader.read()).done) { /* drain */ }
-      })();
-      return m[1] + "/";
-    }
-  }
 }
 
 /** The stdio floor: the bare echo, driven as the plugin drives a worker. */
