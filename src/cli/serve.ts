@@ -225,7 +225,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   if (flags.resume !== false && cluster === undefined) {
     // (with PostgreSQL the cluster takes over runs of stopped engines itself: src/server/cluster.ts)
     // in-flight runs survive a restart (issue 12): each is claimed, then continued
-    const { resumeInterruptedRuns } = await import("../server/runs.ts");
+    const { resumeInterruptedRuns } = await import("../server/runs_resume.ts");
     try {
       const { resumed, skipped } = await resumeInterruptedRuns(
         service.server.service.runs,

@@ -27,7 +27,8 @@ import { failed } from "../core/flow_result.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { RunHandle } from "./engine_adapter.ts";
-import type { RunDistribution, RunService } from "./runs.ts";
+import type { RunDistribution } from "./run_model.ts";
+import type { RunService } from "./runs.ts";
 import type { Engine } from "../execution/engine.ts";
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
 

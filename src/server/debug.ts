@@ -17,7 +17,7 @@ import type { StepGate } from "../execution/engine.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { ApiError } from "./api_error.ts";
 import type { LiveEvents } from "./live_events.ts";
-import type { ActiveRun, RunOutcome } from "./runs.ts";
+import type { ActiveRun, RunOutcome } from "./run_model.ts";
 import type { ServiceStore } from "./store_adapter.ts";
 
 interface Held {

@@ -6,6 +6,9 @@
 import type { Engine, ResumeMode, RunHandle, RunOptions } from "../execution/engine.ts";
 import type { Flow } from "../flow/model.ts";
 import type { JsonValue } from "../json/exact_json.ts";
+import { RunNotResumableError } from "../errors.ts";
+import { ApiError } from "./api_error.ts";
+import type { ServiceStore } from "./store_adapter.ts";
 
 export type { RunHandle } from "../execution/engine.ts";
 
@@ -27,4 +30,26 @@ export function startRun(
  */
 export function resumeRun(engine: Engine, runId: string, from?: ResumeMode): Promise<RunHandle> {
   return engine.resume(runId, from === undefined ? {} : { from });
+}
+
+/**
+ * {@linkcode resumeRun} for the service: also reads the run's flow id.
+ * @throws {ApiError} 404 for an unknown run; 409 when it is completed, nested, or executed by
+ * another live engine.
+ */
+export async function resumeStoredRun(
+  engine: Engine,
+  store: ServiceStore,
+  runId: string,
+  from?: ResumeMode,
+): Promise<{ flowId: string; handle: RunHandle }> {
+  try {
+    const flowId = (await store.getRun(runId))?.flowId ?? "";
+    return { flowId, handle: await resumeRun(engine, runId, from) };
+  } catch (e) {
+    if (e instanceof RunNotResumableError) {
+      throw new ApiError(e.reason === "unknown" ? 404 : 409, e.message);
+    }
+    throw e;
+  }
 }

@@ -27,7 +27,7 @@ import {
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
 import { ownerOf } from "./cluster.ts";
 import { runSteps } from "./step_details.ts";
-import { type ActiveRun, type RunRequest, waitFor } from "./runs.ts";
+import { type ActiveRun, type RunRequest, waitFor } from "./run_model.ts";
 import {
   fingerprintOf,
   fingerprintOfRun,
