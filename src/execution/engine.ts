@@ -328,6 +328,7 @@ export class Engine {
     if (record.variables !== undefined) o.variables = record.variables;
     if (record.overrides !== undefined && record.overrides !== null) o.overrides = record.overrides;
     if (options.signal !== undefined) o.signal = options.signal;
+    if (options.gate !== undefined) o.gate = options.gate;
     return this.start(flow, record.input, o);
   }
 
@@ -416,6 +417,9 @@ export class Engine {
           ? { runKey: origin.runKey }
           : options.runKey !== undefined && options.parentRunId === undefined
           ? { runKey: options.runKey }
+          : {}),
+        ...(options.debugMode === true && options.parentRunId === undefined
+          ? { debugMode: true }
           : {}),
       });
     }

@@ -342,7 +342,7 @@ function submitRun(s: Service, request: RunRequest, debug: boolean): ActiveRun {
   const session = s.debug.open(runId, steps);
   let run: ActiveRun;
   try {
-    run = s.runs.submit({ ...request, gate: session.gate }, { runId });
+    run = s.runs.submit({ ...request, gate: session.gate, debugMode: true }, { runId });
   } catch (e) {
     s.debug.close(runId);
     throw e;

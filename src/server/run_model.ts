@@ -9,7 +9,7 @@ import type { StepGate } from "../execution/engine.ts";
 import type { Flow } from "../flow/model.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import type { JsonValue } from "../json/exact_json.ts";
-import type { RunStatus } from "../state/store.ts";
+import type { RunRecord, RunStatus } from "../state/store.ts";
 import type { RunHandle } from "./engine_adapter.ts";
 import { ApiError } from "./api_error.ts";
 
@@ -32,7 +32,25 @@ export interface RunRequest {
   gate?: StepGate;
   /** Stored with the run (`RunRecord.runKey`): the idempotency key, src/server/idempotency.ts. */
   runKey?: string;
+  /**
+   * A debug run (`RunRecord.debugMode`, stored): `gate` holds its steps; it executes on this
+   * engine (its gate is here), also in a cluster.
+   */
+  debugMode?: boolean;
 }
+
+/**
+ * A resumed run's gate (debug runs, src/server/debug.ts): `attach` is called with the run once
+ * it is tracked, `cancel` when it could not be resumed.
+ */
+export interface ResumedGate {
+  gate: StepGate;
+  attach(run: ActiveRun): void;
+  cancel(): void;
+}
+
+/** Gives a stored run that is resumed its gate again (a debug run), or undefined. */
+export type ResumeGate = (record: RunRecord) => Promise<ResumedGate | undefined>;
 
 /** How a run ended. */
 export interface RunOutcome {

@@ -21,6 +21,7 @@ import {
   nonNegative,
   positive,
   queueFull,
+  type ResumeGate,
   Run,
   type RunDistribution,
   type RunLimits,
@@ -47,6 +48,8 @@ export class RunService {
   /** Runs accepted by a batch but not submitted yet: how to cancel each. */
   #reserved = new Map<string, () => void>();
   #distribution?: RunDistribution;
+  /** Puts a resumed debug run back under a gate (set by the server: src/server/debug.ts). */
+  resumeGate?: ResumeGate;
 
   constructor(
     readonly engine: Engine,
@@ -115,7 +118,7 @@ export class RunService {
     }
     const run = new Run(options.runId ?? uuidv7(), request.flowId, request);
     this.#active.set(run.runId, run);
-    if (this.#distribution !== undefined) {
+    if (this.#distribution !== undefined && request.gate === undefined) {
       // queued in the database: whichever engine has a free slot claims it (maybe this one)
       const stored = this.#storeQueued(run.runId, request);
       stored?.catch((e) =>
@@ -129,7 +132,8 @@ export class RunService {
       this.#distribution.waiting(run.runId);
       return run;
     }
-    if (hasSlot) {
+    if (hasSlot || this.#distribution !== undefined) {
+      // (distributed: a run held by a gate here — a debug run — starts here at once)
       this.#start(run);
     } else {
       this.#storeQueued(run.runId, request);
@@ -140,7 +144,7 @@ export class RunService {
   }
 
   #storeQueued(runId: string, request: RunRequest): Promise<void> | void {
-    const { flowId, input, overrides, variables, runKey } = request;
+    const { flowId, input, overrides, variables, runKey, debugMode } = request;
     const createdAt = this.store.now();
     const flowName = request.flow.name;
     return this.store.createQueuedRun({
@@ -152,6 +156,7 @@ export class RunService {
       variables,
       runKey,
       createdAt,
+      debugMode,
     });
   }
 
@@ -170,6 +175,7 @@ export class RunService {
         variables: req.variables,
         ...(req.gate !== undefined ? { gate: req.gate } : {}),
         ...(req.runKey !== undefined ? { runKey: req.runKey } : {}),
+        ...(req.debugMode === true ? { debugMode: true } : {}),
       });
     } catch (e) {
       this.#finish(run, failed(500, `The run could not start: ${describeError(e)}`), true);
@@ -190,8 +196,16 @@ export class RunService {
     if (this.#active.has(runId)) {
       throw new ApiError(409, `Run '${runId}' is running in this service already`);
     }
-    const { flowId, handle } = await resumeStoredRun(this.engine, this.store, runId, options.from);
-    return this.adopt(runId, flowId, () => handle);
+    const { flowId, handle, held } = await resumeStoredRun(
+      this.engine,
+      this.store,
+      runId,
+      options.from,
+      this.resumeGate,
+    );
+    const run = this.adopt(runId, flowId, () => handle);
+    held?.attach(run);
+    return run;
   }
 
   #track(run: Run, handle: RunHandle): void {

@@ -121,6 +121,10 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     debug: new DebugSessions(store, live),
     version: SERVICE_VERSION,
   };
+  // a debug run resumed (at start, POST /resume, or taken over in a cluster) is held again
+  runs.resumeGate = service.debug.resumeGate(async (flowId) =>
+    (await engine.getFlow(flowId)).steps.map((st) => st.id)
+  );
   if (engine.store.kind === "postgres" && options.cluster !== false) {
     service.cluster = new Cluster(
       engine,

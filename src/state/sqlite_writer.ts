@@ -223,8 +223,8 @@ export class SqliteWriter {
       c.stmt(
         `INSERT OR REPLACE INTO runs(id, flow_id, flow_name, status, input_json, result_json,
            created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key,
-           variables_json, owner_id, lease_epoch, started_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         r.runId,
         r.flowId,
@@ -243,6 +243,7 @@ export class SqliteWriter {
         queued ? 0 : 1,
         queued ? null : at,
         at,
+        r.debugMode ? 1 : 0,
       );
       c.event(r.runId, root, queued ? "run_queued" : "run_started", null, null, null, null, at);
     });
