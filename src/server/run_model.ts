@@ -5,12 +5,11 @@
  * The service itself: src/server/runs.ts.
  * @module
  */
-import type { StepGate } from "../execution/engine.ts";
+import type { RunHandle, StepGate } from "../execution/engine.ts";
 import type { Flow } from "../flow/model.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import type { RunRecord, RunStatus } from "../state/store.ts";
-import type { RunHandle } from "./engine_adapter.ts";
 import { ApiError } from "./api_error.ts";
 
 /** Limits of the service on runs. */

@@ -105,6 +105,10 @@ export interface StepflowServer {
  * @throws {RangeError} for invalid limits.
  */
 export function createServer(engine: Engine, options: ServerOptions = {}): StepflowServer {
+  // an SQLite store commits in a worker thread: its statements and COMMITs leave the event loop
+  // that answers the requests (src/state/sqlite_commit.ts)
+  const sqlite = engine.store as { useCommitWorker?: () => Promise<void> };
+  sqlite.useCommitWorker?.();
   const metrics = new ServiceMetrics();
   const store = new ServiceStore(engine.store);
   const runs = new RunService(engine, store, metrics, options);

@@ -151,15 +151,30 @@ export class SqliteStateStore implements StateStore {
   }
 
   /** Commits the queue, then reads with `fn`. */
-  #read<T>(fn: (c: SqliteCore) => T): Promise<T> {
-    this.#w.sync();
-    return Promise.resolve(fn(this.#c));
+  async #read<T>(fn: (c: SqliteCore) => T): Promise<T> {
+    await this.#w.sync();
+    return fn(this.#c);
   }
 
   /** Commits the queue, then runs `fn` in a transaction of its own. */
-  #write<T>(what: string, fn: (c: SqliteCore) => T): Promise<T> {
-    this.#w.sync();
-    return this.#c.writeNow(what, () => fn(this.#c));
+  async #write<T>(what: string, fn: (c: SqliteCore) => T): Promise<T> {
+    await this.#w.sync();
+    return await this.#c.writeNow(what, () => fn(this.#c));
+  }
+
+  /**
+   * Commits in a worker thread with its own connection from now on (the service does this:
+   * src/server/server.ts), so that SQLite's statements and COMMITs do not hold the event loop.
+   * Resolves once the worker is ready (commits run on the event loop until then, and after a
+   * failure to start it, which is logged).
+   */
+  useCommitWorker(): Promise<void> {
+    return this.#w.startWorker();
+  }
+
+  /** Whether commits run in a worker thread ({@linkcode useCommitWorker}). */
+  get commitsInWorker(): boolean {
+    return this.#w.inWorker;
   }
 
   #refuseReadOnly(what: string): Promise<never> | undefined {
@@ -313,16 +328,15 @@ export class SqliteStateStore implements StateStore {
     return this.#write("cannot claim runs", (c) => claimMany(c, limit));
   }
 
-  renewLeases(): Promise<LeaseRenewal> {
-    if (this.#c.readOnly || this.#c.closed) return Promise.resolve({ renewed: [], lost: [] });
-    this.#w.sync(); // the engine's row may be in the queue
+  async renewLeases(): Promise<LeaseRenewal> {
+    if (this.#c.readOnly || this.#c.closed) return { renewed: [], lost: [] };
+    await this.#w.sync(); // the engine's row may be in the queue
     const committed = this.#w.engine === "committed";
-    return this.#write("cannot renew the leases", (c) => renew(c, committed));
+    return await this.#write("cannot renew the leases", (c) => renew(c, committed));
   }
 
   releaseRuns(runIds?: string[]): Promise<string[]> {
     if (this.#c.readOnly || this.#c.closed) return Promise.resolve([]);
-    this.#w.sync();
     const ids = runIds ?? [...this.#c.open.keys()];
     return this.#write("cannot release runs", (c) => release(c, ids)).then((out) => {
       if (out.length > 0) this.#wake();
@@ -338,12 +352,7 @@ export class SqliteStateStore implements StateStore {
       );
     }
     this.#w.ensureEngine();
-    if (info.url !== undefined) {
-      const url = info.url;
-      this.#w.push(() => {
-        this.#c.stmt("UPDATE engines SET url = ? WHERE id = ?").run(url, this.engineId);
-      });
-    }
+    if (info.url !== undefined) this.#w.engineUrl(info.url);
     await this.flush();
     return this.#c.engineRecord(this.engineId)!;
   }
@@ -387,7 +396,7 @@ export class SqliteStateStore implements StateStore {
     const c = this.#c;
     if (c.closed) return;
     await this.#w.drain();
-    this.#w.stop();
+    await this.#w.stop();
     // Runs this engine started and did not finish: their engine is going away.
     const at = nowRfc3339();
     const left = [...c.open];

@@ -11,6 +11,25 @@ import type { FlowResult } from "../core/flow_result.ts";
 import { blobId } from "./blob_id.ts";
 import { GroupCommit } from "./group_commit.ts";
 import type { Checkpointer } from "./sqlite_checkpoint.ts";
+import {
+  applyBatch,
+  type CommitCache,
+  CommitWorker,
+  OP_EVENT,
+  OP_RESULT,
+  OP_SQL,
+  OP_START,
+  SQL_BATCH,
+  SQL_BATCH_RUN,
+  SQL_BLOB,
+  SQL_ENGINE,
+  SQL_ENGINE_URL,
+  SQL_HEARTBEAT,
+  SQL_RUN,
+  SQL_RUN_END,
+  SQL_RUN_STATUS,
+} from "./sqlite_commit.ts";
+import { describeError } from "../errors.ts";
 import { processIdentity } from "./liveness.ts";
 import type { SqliteCore } from "./sqlite_core.ts";
 import {
@@ -33,22 +52,21 @@ const log = logger("state");
 /** Queue entries (flat array, tag first) before a commit is forced within the turn. */
 const MAX_QUEUE_LENGTH = 16_000;
 
-// Tags of the flat write queue.
-const FN = 0; // [FN, () => void]
-const RESULT = 1; // [RESULT, runId, index, stepId, json, status, event, data, component, attempt, ms, at]
-const START = 2; // [START, runId, index, stepId, component, attempt, at]
-
 /** The journal data of a step result as JSON text, or null. */
 function eventDataText(record: StepResultRecord): string | null {
   const data = stepEventData(record);
   return data === undefined ? null : stringifyJson(data);
 }
 
+type Blobs = Map<string, { text: string; blobType: "data" | "flow" }>;
+
 /** The queued writes of one SQLite store and their group commit. */
 export class SqliteWriter {
   #q: unknown[] = [];
   /** Blobs queued and not committed yet, by id (read back without forcing a commit). */
-  #pendingBlobs = new Map<string, { text: string; blobType: "data" | "flow" }>();
+  #pendingBlobs: Blobs = new Map();
+  /** Blobs of the commit in flight (in the worker). */
+  #inFlightBlobs: Blobs = new Map();
   #gc: GroupCommit;
   /** Whether this engine's `engines` row is written. */
   engine: "none" | "queued" | "committed" = "none";
@@ -56,20 +74,63 @@ export class SqliteWriter {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   /** Runs WAL checkpoints in a worker (undefined: SQLite does, on the store's connection). */
   checkpointer: Checkpointer | undefined;
+  /** Commits in a worker thread once started ({@linkcode startWorker}); else on this thread. */
+  #worker: CommitWorker | undefined;
+  #starting: Promise<void> | undefined;
+  #cache: CommitCache = { stmts: new Map() };
 
   constructor(readonly c: SqliteCore, readonly heartbeatMs: number) {
     this.#gc = new GroupCommit(() => this.#commitQueue());
   }
 
-  /** Queues `fn` (statements run inside the next commit). */
-  push(fn: () => void): Promise<void> {
-    this.#q.push(FN, fn);
-    return this.#queued();
+  /**
+   * Moves the commits to a worker thread with its own connection (src/state/sqlite_commit.ts):
+   * the event loop no longer runs SQLite's statements and COMMITs. Until the worker is ready,
+   * commits run here; if it cannot start, they go on here (logged).
+   */
+  startWorker(): Promise<void> {
+    const c = this.c;
+    if (c.readOnly || c.path === ":memory:" || c.closed) return Promise.resolve();
+    return this.#starting ??= CommitWorker.start(c.path, c.busyMs).then((w) => {
+      if (c.closed) return w.close();
+      this.#worker = w;
+    }, (e) => {
+      log.warn(
+        `cannot commit in a worker thread (${describeError(e)}); committing on the event loop`,
+      );
+    });
   }
 
-  /** Commits what is queued now, so that a read sees it (a failure was logged and reported). */
-  sync(): void {
+  /** Whether commits run in the worker thread. */
+  get inWorker(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  /** Queues statement `n` of src/state/sqlite_commit.ts with `args`. */
+  #sql(n: number, args: unknown[]): void {
+    this.#q.push(OP_SQL, n, args.length, ...args);
+  }
+
+  /** Queues a journal event. */
+  #event(
+    runId: string,
+    root: string,
+    type: string,
+    data: string | null,
+    at: string,
+  ): void {
+    this.#q.push(OP_EVENT, runId, root, type, null, null, null, data, at);
+  }
+
+  /**
+   * Makes queued writes visible to a read on the store's connection: commits now when commits
+   * run here; resolves once what is queued (and in flight) is stored. Never rejects (a failure
+   * was logged and reported to the writers).
+   */
+  sync(): Promise<void> {
     this.#gc.now();
+    if (!this.#gc.pending && this.#worker === undefined) return Promise.resolve();
+    return this.#gc.soon().catch(() => {});
   }
 
   /** Resolves once what is queued now is committed (at the end of the microtask burst). */
@@ -82,9 +143,13 @@ export class SqliteWriter {
     return this.#gc.drain();
   }
 
-  /** Stops the heartbeat. */
-  stop(): void {
+  /** Stops the heartbeat and the commit worker (after {@linkcode drain}). */
+  async stop(): Promise<void> {
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    await this.#starting;
+    const w = this.#worker;
+    this.#worker = undefined;
+    await w?.close();
   }
 
   /** Queues this store's `engines` row (once), and starts its heartbeat. */
@@ -94,20 +159,28 @@ export class SqliteWriter {
     const c = this.c;
     const id = processIdentity();
     const at = nowRfc3339();
-    this.push(() => {
-      c.stmt(
-        `INSERT OR REPLACE INTO engines(id, host, pid, pid_start, pid_ns, url, started_at,
-           heartbeat_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)`,
-      ).run(c.engineId, id.host ?? null, id.pid, id.pidStart ?? null, id.pidNs ?? null, at, at);
-      this.#engineInBatch = true;
-    });
+    this.#sql(SQL_ENGINE, [
+      c.engineId,
+      id.host ?? null,
+      id.pid,
+      id.pidStart ?? null,
+      id.pidNs ?? null,
+      at,
+      at,
+    ]);
+    this.#engineInBatch = true;
+    this.#queued();
     this.#heartbeat = setInterval(() => {
-      const now = nowRfc3339();
-      this.push(() => {
-        c.stmt("UPDATE engines SET heartbeat_at = ? WHERE id = ?").run(now, c.engineId);
-      });
+      this.#sql(SQL_HEARTBEAT, [nowRfc3339(), c.engineId]);
+      this.#queued();
     }, this.heartbeatMs);
     Deno.unrefTimer(this.#heartbeat as unknown as number);
+  }
+
+  /** Queues this engine's service URL. */
+  engineUrl(url: string): void {
+    this.#sql(SQL_ENGINE_URL, [url, this.c.engineId]);
+    this.#queued();
   }
 
   #queued(): Promise<void> {
@@ -116,71 +189,48 @@ export class SqliteWriter {
     return p;
   }
 
-  /** Commits the queue in one transaction; throws (a StoreError) when it failed. */
-  #commitQueue(): void {
+  /** Commits the queue in one transaction; throws or rejects (a StoreError) when it failed. */
+  #commitQueue(): void | Promise<void> {
     const q = this.#q;
     if (q.length === 0) return;
     this.#q = [];
-    this.#pendingBlobs.clear();
+    const blobs = this.#pendingBlobs;
+    this.#pendingBlobs = new Map();
+    const withEngine = this.#engineInBatch;
     this.#engineInBatch = false;
     const c = this.c;
-    try {
-      c.transaction(() => {
-        if (
-          this.engine === "committed" &&
-          !c.stmt("SELECT 1 FROM engines WHERE id = ?").get(c.engineId)
-        ) {
-          throw new Error(
-            `this engine (${c.engineId}) was declared dead by another process (no heartbeat ` +
-              `for ${c.staleAfterMs} ms) and its runs were marked interrupted; its writes ` +
-              "are refused",
-          );
-        }
-        this.#apply(q);
-      });
-      if (this.#engineInBatch) this.engine = "committed";
+    const fence = this.engine === "committed" ? c.engineId : null;
+    const fenceMessage =
+      `this engine (${c.engineId}) was declared dead by another process (no heartbeat ` +
+      `for ${c.staleAfterMs} ms) and its runs were marked interrupted; its writes are refused`;
+    const done = () => {
+      if (withEngine) this.engine = "committed";
       this.checkpointer?.committed();
-    } catch (e) {
+    };
+    const failed = (e: unknown) => {
       const err = c.error("cannot store run state", e);
       for (const r of c.open.values()) r.error ??= err;
       log.error(err.message);
-      throw err;
-    }
-  }
-
-  #apply(q: unknown[]): void {
-    const c = this.c;
-    const results = c.results.args;
-    const infos = c.infos.args;
-    for (let i = 0; i < q.length;) {
-      const tag = q[i];
-      if (tag === FN) {
-        (q[i + 1] as () => void)();
-        i += 2;
-      } else if (tag === RESULT) {
-        const runId = q[i + 1] as string;
-        const index = q[i + 2] as number;
-        const stepId = q[i + 3] as string;
-        const attempt = q[i + 9] as number | null;
-        const at = q[i + 11] as string;
-        results.push(runId, index, stepId, q[i + 4] as string, at);
-        const component = (q[i + 8] as string | null) ?? "";
-        const ms = q[i + 10] as number | null;
-        infos.push(runId, index, stepId, component, q[i + 5] as string, at, at, attempt ?? 1, ms);
-        const data = q[i + 7] as string | null;
-        c.event(runId, c.rootOf(runId), q[i + 6] as string, index, stepId, attempt, data, at);
-        i += 12;
-      } else {
-        const runId = q[i + 1] as string;
-        const index = q[i + 2] as number;
-        const stepId = q[i + 3] as string;
-        const attempt = q[i + 5] as number;
-        const at = q[i + 6] as string;
-        infos.push(runId, index, stepId, q[i + 4] as string, "running", at, at, attempt, null);
-        c.event(runId, c.rootOf(runId), "step_started", index, stepId, attempt, null, at);
-        i += 7;
+      return err;
+    };
+    const w = this.#worker;
+    if (w === undefined) {
+      try {
+        applyBatch(c.db, this.#cache, q, fence, fenceMessage);
+      } catch (e) {
+        throw failed(e);
       }
+      done();
+      return;
     }
+    this.#inFlightBlobs = blobs;
+    return w.commit(q, fence, fenceMessage).then(() => {
+      this.#inFlightBlobs = new Map();
+      done();
+    }, (e) => {
+      this.#inFlightBlobs = new Map();
+      throw failed(e);
+    });
   }
 
   // ---------------------------------------------------------------- the writes
@@ -192,17 +242,14 @@ export class SqliteWriter {
     const text = stringifyJson(data);
     const at = nowRfc3339();
     this.#pendingBlobs.set(id, { text, blobType });
-    this.push(() =>
-      this.c.stmt(
-        "INSERT OR IGNORE INTO blobs(id, data, blob_type, created_at) VALUES (?, ?, ?, ?)",
-      ).run(id, text, blobType, at)
-    );
+    this.#sql(SQL_BLOB, [id, text, blobType, at]);
+    this.#queued();
     return id;
   }
 
   /** A blob still queued (blobs never change: read from memory, no commit forced). */
   pendingBlob(id: string): StoredBlob | undefined {
-    const pending = this.#pendingBlobs.get(id);
+    const pending = this.#pendingBlobs.get(id) ?? this.#inFlightBlobs.get(id);
     return pending && { id, data: parseJson(pending.text), blobType: pending.blobType };
   }
 
@@ -219,39 +266,35 @@ export class SqliteWriter {
     }
     const r = { ...run };
     const at = nowRfc3339();
-    return this.push(() => {
-      c.stmt(
-        `INSERT OR REPLACE INTO runs(id, flow_id, flow_name, status, input_json, result_json,
-           created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key,
-           variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        r.runId,
-        r.flowId,
-        r.flowName ?? null,
-        r.status,
-        stringifyJson(r.input),
-        r.result === undefined ? null : stringifyJson(r.result),
-        r.createdAt,
-        r.completedAt ?? null,
-        r.overrides === undefined ? null : stringifyJson(r.overrides),
-        parent ?? null,
-        root,
-        r.runKey ?? null,
-        r.variables === undefined ? null : stringifyJson(r.variables),
-        queued ? null : c.engineId,
-        queued ? 0 : 1,
-        queued ? null : at,
-        at,
-        r.debugMode ? 1 : 0,
-      );
-      c.event(r.runId, root, queued ? "run_queued" : "run_started", null, null, null, null, at);
-    });
+    this.#sql(SQL_RUN, [
+      r.runId,
+      r.flowId,
+      r.flowName ?? null,
+      r.status,
+      stringifyJson(r.input),
+      r.result === undefined ? null : stringifyJson(r.result),
+      r.createdAt,
+      r.completedAt ?? null,
+      r.overrides === undefined ? null : stringifyJson(r.overrides),
+      parent ?? null,
+      root,
+      r.runKey ?? null,
+      r.variables === undefined ? null : stringifyJson(r.variables),
+      queued ? null : c.engineId,
+      queued ? 0 : 1,
+      queued ? null : at,
+      at,
+      r.debugMode ? 1 : 0,
+    ]);
+    this.#event(r.runId, root, queued ? "run_queued" : "run_started", null, at);
+    return this.#queued();
   }
 
   /** Queues a step's start (`step_info` running, `step_started`). */
   stepStarted(runId: string, s: StepStartRecord): Promise<void> {
-    this.#q.push(START, runId, s.stepIndex, s.stepId, s.component, s.attempt, s.at ?? nowRfc3339());
+    const at = s.at ?? nowRfc3339();
+    const root = this.c.rootOf(runId);
+    this.#q.push(OP_START, runId, s.stepIndex, s.stepId, s.component, s.attempt, at, root);
     return this.#queued();
   }
 
@@ -264,7 +307,7 @@ export class SqliteWriter {
       ? `{"durationMs":${ms}}`
       : eventDataText(record);
     this.#q.push(
-      RESULT,
+      OP_RESULT,
       runId,
       record.stepIndex,
       record.stepId,
@@ -276,6 +319,7 @@ export class SqliteWriter {
       record.attempt ?? null,
       record.durationMs ?? null,
       record.at ?? nowRfc3339(),
+      this.c.rootOf(runId),
     );
     return this.#queued();
   }
@@ -288,13 +332,9 @@ export class SqliteWriter {
     const data = stringifyJson(
       result === undefined ? { status } : { status, outcome: result.outcome },
     );
-    return this.push(() => {
-      c.stmt(
-        `UPDATE runs SET status = ?, result_json = COALESCE(?, result_json), completed_at = ?,
-           updated_at = ? WHERE id = ?`,
-      ).run(status, text, at, at, runId);
-      c.event(runId, c.rootOf(runId), "run_completed", null, null, null, data, at);
-    });
+    this.#sql(SQL_RUN_END, [status, text, at, at, runId]);
+    this.#event(runId, c.rootOf(runId), "run_completed", data, at);
+    return this.#queued();
   }
 
   /** Queues a run's new status, with an event when given. */
@@ -307,29 +347,28 @@ export class SqliteWriter {
     const c = this.c;
     const at = nowRfc3339();
     const text = data === undefined ? null : stringifyJson(data);
-    return this.push(() => {
-      c.stmt("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?").run(status, at, runId);
-      if (event) c.event(runId, c.rootOf(runId), event, null, null, null, text, at);
-    });
+    this.#sql(SQL_RUN_STATUS, [status, at, runId]);
+    if (event) this.#event(runId, c.rootOf(runId), event, text, at);
+    return this.#queued();
   }
 
   /** Queues a batch's row. */
   createBatch(batch: BatchRecord): Promise<void> {
-    const b = { ...batch };
-    return this.push(() =>
-      this.c.stmt(
-        `INSERT OR REPLACE INTO batches(id, flow_id, flow_name, total_inputs, status, created_at)
-         VALUES (?, ?, ?, ?, ?, ?)`,
-      ).run(b.batchId, b.flowId, b.flowName ?? null, b.totalInputs, b.status, b.createdAt)
-    );
+    const b = batch;
+    this.#sql(SQL_BATCH, [
+      b.batchId,
+      b.flowId,
+      b.flowName ?? null,
+      b.totalInputs,
+      b.status,
+      b.createdAt,
+    ]);
+    return this.#queued();
   }
 
   /** Queues a run of a batch. */
   addBatchRun(batchId: string, runId: string, index: number): Promise<void> {
-    return this.push(() =>
-      this.c.stmt(
-        "INSERT OR REPLACE INTO batch_runs(batch_id, run_id, batch_input_index) VALUES (?, ?, ?)",
-      ).run(batchId, runId, index)
-    );
+    this.#sql(SQL_BATCH_RUN, [batchId, runId, index]);
+    return this.#queued();
   }
 }
