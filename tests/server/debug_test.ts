@@ -124,7 +124,9 @@ async function waitForStatus(s: RunningServer, runId: string, status: string): P
     await new Promise((r) => setTimeout(r, 25));
   }
   const last = await s.call("GET", `/api/v1/runs/${runId}`);
-  throw new Error(`run ${runId} did not become ${status}: ${JSON.stringify(last.body)}\n${s.stderr()}`);
+  throw new Error(
+    `run ${runId} did not become ${status}: ${JSON.stringify(last.body)}\n${s.stderr()}`,
+  );
 }
 
 for (const stop of ["SIGKILL", "SIGTERM"] as const) {
