@@ -79,6 +79,12 @@ export interface ServerOptions {
    * does it). @default true for a PostgreSQL store
    */
   cluster?: boolean | ClusterOptions;
+  /**
+   * Where an SQLite store commits: `worker` (a worker thread with its own connection:
+   * src/state/sqlite_commit.ts) or `loop` (on the event loop, as `stepflow run` does).
+   * @default "worker"
+   */
+  sqliteCommits?: "worker" | "loop";
 }
 
 /** A service: the fetch handler and what runs behind it. */
@@ -108,7 +114,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
   // an SQLite store commits in a worker thread: its statements and COMMITs leave the event loop
   // that answers the requests (src/state/sqlite_commit.ts)
   const sqlite = engine.store as { useCommitWorker?: () => Promise<void> };
-  sqlite.useCommitWorker?.();
+  if (options.sqliteCommits !== "loop") sqlite.useCommitWorker?.();
   const metrics = new ServiceMetrics();
   const store = new ServiceStore(engine.store);
   const runs = new RunService(engine, store, metrics, options);
