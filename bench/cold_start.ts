@@ -4,8 +4,11 @@
  * system, from the children's rusage in /proc/self/stat: robust to a loaded machine). With
  * `--bundle`, also the bundle (`deno task bundle` first: dist/stepflow.js).
  *
+ * `--also DIR` adds the same contenders from another checkout (e.g. `main` exported to DIR, its
+ * bundle built there), measured interleaved with these: before and after in one run.
+ *
  * ```sh
- * deno run -A bench/cold_start.ts [--runs 15] [--bundle]
+ * deno run -A bench/cold_start.ts [--runs 15] [--bundle] [--also DIR]
  * ```
  * @module
  */
@@ -27,6 +30,16 @@ const contenders: [string, string[]][] = [
 ];
 if (args.includes("--bundle")) {
   contenders.push(["stepflow run (bundle)", ["run", "-A", `${ROOT}dist/stepflow.js`, ...hello]]);
+}
+const also = args.includes("--also") ? args[args.indexOf("--also") + 1].replace(/\/?$/, "/") : "";
+if (also !== "") {
+  contenders.push([`stepflow run (${also}main.ts)`, ["run", "-A", `${also}main.ts`, ...hello]]);
+  if (args.includes("--bundle")) {
+    contenders.push([
+      `stepflow run (${also}dist/stepflow.js)`,
+      ["run", "-A", `${also}dist/stepflow.js`, ...hello],
+    ]);
+  }
 }
 
 /** CPU ms of this process's waited-for children so far (cutime + cstime). */

@@ -55,6 +55,7 @@ async function child(n: number): Promise<void> {
       s.wallUs.push(ms * 1000 / (n + 1));
       s.cpuUs.push(cpu * 1000 / (n + 1));
     }
+    gc?.(); // the anchor that closes the last timed run (see gcShare)
     console.log(`${MARK} result ${JSON.stringify(s)}`);
   } finally {
     await engine.close();
@@ -62,26 +63,32 @@ async function child(n: number): Promise<void> {
 }
 
 /**
- * GC pause ms inside the timed sections of a child's `--trace-gc` output, and the timed ms. V8
- * prints its trace through a buffered stream (it does not interleave with ours), so entries are
- * matched to sections by their timestamps (ms since the isolate started, which is within a few
- * ms of `performance.now()`'s origin).
+ * GC pause ms inside the timed runs of a child's `--trace-gc` output, and the timed ms. V8 prints
+ * its trace through its own buffered stream, with timestamps on its own clock (tens to hundreds of
+ * ms off `performance.now()`), so the runs are found by anchors instead: the child forces a full
+ * GC (`gc()`, reason "testing") right before each timed run and once after the last, and the
+ * pauses between two consecutive forced GCs belong to the run between them (the forced GCs
+ * themselves are outside every run and not counted).
  */
 function gcShare(out: string): { gcMs: number; timedMs: number } {
   // V8's lines and ours can share a line (two writers on one stdout): match anywhere
-  const windows: [number, number][] = [];
+  let timedMs = 0;
+  let start = 0;
   for (const m of out.matchAll(new RegExp(`${MARK} (start|end) ([\\d.]+)`, "g"))) {
-    if (m[1] === "start") windows.push([Number(m[2]), Infinity]);
-    else if (windows.length > 0) windows[windows.length - 1][1] = Number(m[2]);
+    if (m[1] === "start") start = Number(m[2]);
+    else timedMs += Number(m[2]) - start;
   }
   let gcMs = 0;
-  // "[pid:0x..]  1234 ms: Scavenge 12.3 (14.5) -> 11.2 (15.5) MB, pooled: 0 MB, 1.23 / 0.00 ms ..."
-  const gcLine = /\]\s+(\d+) ms: [^\n]*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/g;
+  let anchors = 0;
+  // "[pid:0x..]  1234 ms: Scavenge 12.3 (14.5) -> 11.2 (15.5) MB, pooled: 0 MB, 1.23 / 0.00 ms
+  //  (average mu = 0.9, current mu = 0.9) allocation failure; ..."
+  const gcLine =
+    /\]\s+\d+ ms: [^\n]*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms [^)\n]*\) ?([a-z]*)/g;
   for (const m of out.matchAll(gcLine)) {
-    const at = Number(m[1]);
-    if (windows.some(([a, b]) => at >= a && at <= b)) gcMs += Number(m[2]);
+    if (m[2] === "testing") anchors++;
+    else if (anchors >= 1 && anchors <= RUNS) gcMs += Number(m[1]);
   }
-  return { gcMs, timedMs: windows.reduce((sum, [a, b]) => sum + (b - a), 0) };
+  return { gcMs, timedMs };
 }
 
 if (args.includes("--child")) {

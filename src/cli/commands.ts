@@ -1,38 +1,47 @@
 /**
  * The list of subcommands. Each subcommand lives in its own file and exports
- * `register(program, setExit)`.
+ * `register(program, setExit)`. Modules are loaded when needed: `stepflow run ...` loads the
+ * `run` module alone (and what it imports), not the server, the test runner or the visualizer
+ * (issue 17, goal 5: cold start); anything else (help, a global flag first, an unknown name)
+ * registers every subcommand, in this order.
  * @module
  */
 import type { Command } from "commander";
-import * as permissions from "./permissions.ts";
-import * as validate from "./validate.ts";
-import * as run from "./run.ts";
-import * as test from "./test.ts";
-import * as listComponents from "./list_components.ts";
-import * as visualize from "./visualize.ts";
-import * as runs from "./runs.ts";
-import * as signal from "./signal.ts";
-import * as resume from "./resume.ts";
-import * as serve from "./serve.ts";
-import * as submit from "./submit.ts";
-import * as submitBatch from "./submit_batch.ts";
-import * as runBatch from "./run_batch.ts";
 import type { SetExit } from "./output.ts";
 
-/** Adds every subcommand to `program`. */
-export function registerCommands(program: Command, setExit: SetExit): void {
-  // Subcommands register here: run, test, validate, list-components, ...
-  run.register(program, setExit);
-  test.register(program, setExit);
-  permissions.register(program, setExit);
-  validate.register(program, setExit);
-  listComponents.register(program, setExit);
-  visualize.register(program, setExit);
-  runs.register(program, setExit);
-  signal.register(program, setExit);
-  resume.register(program, setExit);
-  runBatch.register(program, setExit);
-  serve.register(program, setExit);
-  submit.register(program, setExit);
-  submitBatch.register(program, setExit);
+type Register = (program: Command, setExit: SetExit) => void;
+
+/** Subcommand name → its module's `register`, in the order help lists them. */
+const COMMAND_MODULES: [string, () => Promise<{ register: Register }>][] = [
+  ["run", () => import("./run.ts")],
+  ["test", () => import("./test.ts")],
+  ["permissions", () => import("./permissions.ts")],
+  ["validate", () => import("./validate.ts")],
+  ["list-components", () => import("./list_components.ts")],
+  ["visualize", () => import("./visualize.ts")],
+  ["runs", () => import("./runs.ts")],
+  ["signal", () => import("./signal.ts")],
+  ["resume", () => import("./resume.ts")],
+  ["run-batch", () => import("./run_batch.ts")],
+  ["serve", () => import("./serve.ts")],
+  ["submit", () => import("./submit.ts")],
+  ["submit-batch", () => import("./submit_batch.ts")],
+];
+
+/** The subcommand names. */
+export const COMMAND_NAMES: readonly string[] = COMMAND_MODULES.map(([name]) => name);
+
+/**
+ * Adds the subcommands to `program`: only `first` when it names one (the command line's first
+ * argument), else every subcommand.
+ */
+export async function registerCommands(
+  program: Command,
+  setExit: SetExit,
+  first?: string,
+): Promise<void> {
+  const one = COMMAND_MODULES.find(([name]) => name === first);
+  const chosen = one !== undefined ? [one] : COMMAND_MODULES;
+  const modules = await Promise.all(chosen.map(([, load]) => load()));
+  for (const m of modules) m.register(program, setExit);
 }

@@ -10,24 +10,9 @@ import { Command, CommanderError } from "commander";
 import { EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
 import { describeError } from "../errors.ts";
 import { permissionHint } from "../core/permission_hint.ts";
-import { registerCommands } from "./commands.ts";
+import { COMMAND_NAMES, registerCommands } from "./commands.ts";
 import { writeStderr, writeStdout } from "./output.ts";
 import { registerGlobalFlags } from "./global_flags.ts";
-
-const COMMANDS = [
-  "run",
-  "test",
-  "validate",
-  "list-components",
-  "permissions",
-  "visualize",
-  "runs",
-  "signal",
-  "serve",
-  "submit",
-  "submit-batch",
-  "run-batch",
-];
 
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -45,12 +30,12 @@ export async function main(args: string[]): Promise<number> {
       getErrHasColors: () => false,
       // a usage error in one line that says where to look (inherited by the subcommands)
       outputError: (str, write) => {
-        const sub = COMMANDS.includes(args[0]) ? `${args[0]} ` : "";
+        const sub = COMMAND_NAMES.includes(args[0]) ? `${args[0]} ` : "";
         write(`${str.trimEnd().replace(/\s*\n\s*/g, " ")} (see 'stepflow ${sub}--help')\n`);
       },
     });
   registerGlobalFlags(program, (s) => writeStderr(s));
-  registerCommands(program, (code) => exitCode = code);
+  await registerCommands(program, (code) => exitCode = code, args[0]);
   const removeGuard = _guardUnhandledPermissionErrors();
   try {
     await program.parseAsync(args, { from: "user" });

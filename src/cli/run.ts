@@ -183,9 +183,16 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       signal: cancel.signal,
       ...limits,
     });
-    // Printed once the run has started, never for a run that was not (an engine that could not
-    // start its plugins): `stepflow runs show <id>` must find every id printed here.
-    if (flags.verbose || persistent) writeStderr(`run_id: ${runId}\n`);
+    // Printed once the run's record is committed, never for a run that was not (an engine that
+    // could not start its plugins, a store write that failed): `stepflow runs show <id>` and
+    // `stepflow resume <id>` must find every id printed here, even after a kill -9 right after.
+    if (flags.verbose || persistent) {
+      const recorded = await Promise.race([
+        handle.recorded.then(() => true, () => false),
+        handle.result.then(() => false),
+      ]);
+      if (recorded) writeStderr(`run_id: ${runId}\n`);
+    }
     result = await handle.result;
     progress.end();
     if (result.outcome !== "success") {

@@ -9,10 +9,15 @@
  * with its other drivers, src/core/turn.ts). The Worker's loop is idle, so it counts each signal
  * in a shared flag at once; the engine reads the flag between steps and the handler runs within
  * a few ms (issue 10, item 1). Where Workers are not available, the main thread listens itself.
+ * The Worker starts {@linkcode WATCHER_AFTER_MS} into the command (a deadline that busy work
+ * cannot starve, src/core/turn.ts): a Worker is an isolate of its own, and starting one for a run
+ * that is over in a few dozen ms cost it about a tenth of its CPU time (issue 17, goal 5). Until
+ * then the main thread's listeners handle signals: a loop that has been busy for under
+ * {@linkcode WATCHER_AFTER_MS} still turns often enough for them.
  * @module
  */
 import { EXIT_CANCELLED } from "./exit_codes.ts";
-import { runDueNow, watchInterrupt } from "../core/turn.ts";
+import { runDueNow, setDeadline, watchInterrupt } from "../core/turn.ts";
 import { killProcessTrees } from "../core/process_tree.ts";
 
 /** The Worker: counts SIGINT (slot 1) and SIGTERM (slot 2); slot 0 is the total. */
@@ -35,6 +40,9 @@ self.onmessage = (e) => {
 `;
 
 const SIGNAL_SLOTS: [number, Deno.Signal][] = [[1, "SIGINT"], [2, "SIGTERM"]];
+
+/** When the signal watcher Worker starts, in ms after the listening began. */
+export const WATCHER_AFTER_MS = 150;
 
 /**
  * Listens for SIGINT and SIGTERM until disposed: the first one aborts `signal` (after calling
@@ -105,32 +113,42 @@ function startWatcher(
       }
     }
   };
-  let worker: Worker;
-  try {
-    flag = new Int32Array(new SharedArrayBuffer(4 * (SIGNAL_SLOTS.length + 1)));
-    const url = URL.createObjectURL(
-      new Blob([WATCHER_SOURCE], { type: "application/javascript" }),
-    );
-    worker = new Worker(url, { type: "module" });
-    URL.revokeObjectURL(url);
-  } catch {
-    flag = undefined;
-    return { deliver, dispose: () => {} };
-  }
-  const stop = watchInterrupt(flag, deliver);
-  worker.onmessage = () => {
-    runDueNow();
-    deliver();
+  let worker: Worker | undefined;
+  let stop: (() => void) | undefined;
+  const start = () => {
+    let f: Int32Array;
+    try {
+      f = new Int32Array(new SharedArrayBuffer(4 * (SIGNAL_SLOTS.length + 1)));
+      // the Worker counts on from what the main thread has seen so far
+      f.set(mainSeen);
+      f[0] = 0;
+      for (const [slot] of SIGNAL_SLOTS) f[0] += mainSeen[slot];
+      const url = URL.createObjectURL(
+        new Blob([WATCHER_SOURCE], { type: "application/javascript" }),
+      );
+      worker = new Worker(url, { type: "module" });
+      URL.revokeObjectURL(url);
+    } catch {
+      return; // the main thread's listeners go on alone
+    }
+    flag = f;
+    stop = watchInterrupt(f, deliver);
+    worker.onmessage = () => {
+      runDueNow();
+      deliver();
+    };
+    worker.postMessage({
+      buffer: f.buffer,
+      signals: SIGNAL_SLOTS.filter(([, s]) => signals.includes(s)),
+    });
   };
-  worker.postMessage({
-    buffer: flag.buffer,
-    signals: SIGNAL_SLOTS.filter(([, s]) => signals.includes(s)),
-  });
+  const cancelStart = setDeadline(WATCHER_AFTER_MS, start);
   return {
     deliver,
     dispose: () => {
-      stop();
-      worker.terminate();
+      cancelStart();
+      stop?.();
+      worker?.terminate();
     },
   };
 }

@@ -16,8 +16,8 @@
  * - `test.servers` are started before a file's cases and stopped after them (see
  *   src/cli/test_servers.ts); their `{name.url}`/`{name.port}` fill in `test.config`.
  *
- * One command, kept whole (over 400 lines): `stepflow test` discovers flows, starts their test
- * servers (test_servers.ts), runs the cases and reports; the steps share one report state.
+ * The command and the run of each file's cases are here; finding, loading and rewriting flow
+ * files in src/cli/test_files.ts, comparing results in src/cli/test_compare.ts.
  * @module
  */
 import type { Command } from "commander";
@@ -35,27 +35,14 @@ import { startFailure } from "./run.ts";
 import { permissionHint } from "../core/permission_hint.ts";
 import { writeStderr, writeStdout } from "./output.ts";
 import { toYaml } from "./yaml_output.ts";
-import { isFlowDocument, type LoadedFlow, parseFlowValue, serializeFlow } from "../flow/load.ts";
-import { type DocumentSourceMap, formatFromPath, parseDocument } from "../core/document.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
-import { FLOW_SCHEMA_URL, type TestCase } from "../flow/model.ts";
-import {
-  findTestConfig,
-  loadConfigFile,
-  loadConfigForFlow,
-  parseConfigValue,
-} from "../config/load.ts";
 import type { LoadedConfig } from "../config/model.ts";
 import { Engine } from "../execution/engine.ts";
 import { startTestServers, type TestServers } from "./test_servers.ts";
-import { canonicalJson, isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
-import { describeError, FlowLoadError } from "../errors.ts";
-import { fileExcerpt } from "../flow/excerpt.ts";
-import { decodeUtf8 } from "../core/utf8.ts";
-
-/** The value every string `run_id` is replaced by before comparing (0.8). */
-export const NIL_UUID = "00000000-0000-0000-0000-000000000000";
+import { describeError } from "../errors.ts";
+import { compareCase, lineDiff } from "./test_compare.ts";
+import { absolute, collectFiles, configFor, dirOf, loadForTest, updateFile } from "./test_files.ts";
 
 /** Flags of `stepflow test`. */
 export interface TestFlags {
@@ -177,119 +164,6 @@ export async function testCommand(
   return bad > 0 ? EXIT_FAILED : EXIT_OK;
 }
 
-/**
- * The files to test: each file argument as given; each directory walked recursively for
- * `.yaml`/`.yml` files, sorted.
- * @throws {Error} when a path does not exist.
- */
-export async function collectFiles(paths: string[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const p of paths) {
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.stat(p);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new Error(`cannot read '${p}': no such file or directory`);
-      }
-      throw new Error(`cannot read '${p}': ${describeError(e)}`, { cause: e });
-    }
-    if (info.isDirectory) {
-      const found: string[] = [];
-      await walk(p.replace(/\/+$/, "") || "/", found);
-      out.push(...found.sort());
-    } else {
-      out.push(p);
-    }
-  }
-  return out;
-}
-
-async function walk(dir: string, out: string[]): Promise<void> {
-  for await (const e of Deno.readDir(dir)) {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) {
-      if (e.name.startsWith(".") || e.name === "node_modules") continue;
-      await walk(path, out);
-    } else if (e.isFile && /\.ya?ml$/i.test(e.name)) {
-      out.push(path);
-    }
-  }
-}
-
-type FileLoad =
-  | { kind: "flow"; loaded: LoadedFlow }
-  | { kind: "skip"; reason: string }
-  | { kind: "error"; message: string };
-
-async function loadForTest(file: string): Promise<FileLoad> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(file);
-  } catch (e) {
-    return { kind: "error", message: `cannot read: ${describeError(e)}` };
-  }
-  let text: string;
-  try {
-    text = decodeUtf8(bytes, file);
-  } catch (e) {
-    // Not UTF-8: an error only for a file that says it is a flow (as for syntax errors below).
-    if (!new TextDecoder().decode(bytes).includes(FLOW_SCHEMA_URL)) {
-      return { kind: "skip", reason: "not a flow (not UTF-8 text)" };
-    }
-    const where = e instanceof FlowLoadError ? `\n${fileExcerpt(e.position).trimEnd()}` : "";
-    return { kind: "error", message: describeError(e) + where };
-  }
-  let value: JsonValue;
-  let source;
-  try {
-    const doc = parseDocument(text, formatFromPath(file), file);
-    value = doc.value;
-    source = doc.source;
-  } catch (e) {
-    // Only a file that says it is a flow is an error; anything else is not ours to judge.
-    if (text.includes(FLOW_SCHEMA_URL)) {
-      const where = e instanceof FlowLoadError ? `\n${fileExcerpt(e.position).trimEnd()}` : "";
-      return { kind: "error", message: describeError(e) + where };
-    }
-    return { kind: "skip", reason: "not a flow (not a single YAML document)" };
-  }
-  if (!isFlowDocument(value)) {
-    return { kind: "skip", reason: `not a flow (no 'schema: ${FLOW_SCHEMA_URL}')` };
-  }
-  try {
-    return { kind: "flow", loaded: parseFlowValue(value, source, file) };
-  } catch (e) {
-    const where = e instanceof FlowLoadError ? `\n${fileExcerpt(e.position).trimEnd()}` : "";
-    return { kind: "error", message: describeError(e) + where };
-  }
-}
-
-async function configFor(
-  file: string,
-  loaded: LoadedFlow,
-  flags: TestFlags,
-  servers?: TestServers,
-): Promise<LoadedConfig> {
-  const dir = dirOf(file);
-  if (flags.config !== undefined) return await loadConfigFile(flags.config);
-  const test = loaded.flow.test;
-  const inline = test?.config ?? test?.stepflow_config;
-  if (inline !== undefined && inline !== null) {
-    const raw = loaded.raw;
-    const key = test?.config !== undefined ? "config" : "stepflow_config";
-    const rawTest = isJsonObject(raw) && isJsonObject(raw.test) ? raw.test : undefined;
-    const value = rawTest?.[key] ?? inline;
-    return parseConfigValue(servers ? servers.substitute(value) : value, {
-      workingDirectory: absolute(dir),
-      source: sourceAt(loaded.source, ["test", key]),
-    });
-  }
-  const testConfig = await findTestConfig(dir);
-  if (testConfig) return await loadConfigFile(testConfig);
-  return await loadConfigForFlow({ flowPath: file });
-}
-
 async function testFile(
   file: string,
   flags: TestFlags,
@@ -408,103 +282,4 @@ async function testFile(
       out(`${file}: error: cannot update: ${describeError(e)}\n`);
     }
   }
-}
-
-/** Compares a case's expected output with the actual result (normalised, as YAML text). */
-export function compareCase(
-  c: TestCase,
-  actual: FlowResult,
-): { pass: boolean; expected: string; actual: string } {
-  const a = normalizeResult(actual as unknown as JsonValue);
-  if (c.output === undefined) return { pass: false, expected: "", actual: toYaml(a) };
-  const e = normalizeResult(c.output);
-  return { pass: canonicalJson(a) === canonicalJson(e), expected: toYaml(e), actual: toYaml(a) };
-}
-
-/**
- * A FlowResult as 0.8 compares it: keys sorted, any string value of a key `run_id` replaced by
- * {@linkcode NIL_UUID}, any key `backtrace` removed.
- */
-export function normalizeResult(v: JsonValue): JsonValue {
-  if (Array.isArray(v)) return v.map(normalizeResult);
-  if (!isJsonObject(v)) return v;
-  const out: Record<string, JsonValue> = {};
-  for (const k of Object.keys(v).sort()) {
-    if (k === "backtrace") continue;
-    const x = v[k];
-    out[k] = k === "run_id" && typeof x === "string" ? NIL_UUID : normalizeResult(x);
-  }
-  return out;
-}
-
-/** A simple line diff (`--- Expected`, `+++ Actual`, then `-`/`+`/` ` lines; LCS based). */
-export function lineDiff(expected: string, actual: string): string {
-  const a = expected.split("\n").filter((l, i, arr) => !(l === "" && i === arr.length - 1));
-  const b = actual.split("\n").filter((l, i, arr) => !(l === "" && i === arr.length - 1));
-  const n = a.length;
-  const m = b.length;
-  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
-  for (let i = n - 1; i >= 0; i--) {
-    for (let j = m - 1; j >= 0; j--) {
-      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
-    }
-  }
-  let out = "--- Expected\n+++ Actual\n";
-  let i = 0;
-  let j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) {
-      out += ` ${a[i]}\n`;
-      i++;
-      j++;
-    } else if (i < n && (j >= m || lcs[i + 1][j] >= lcs[i][j + 1])) {
-      out += `-${a[i]}\n`;
-      i++;
-    } else {
-      out += `+${b[j]}\n`;
-      j++;
-    }
-  }
-  return out;
-}
-
-/**
- * Rewrites a flow file with new expected outputs (0.8: the whole flow is re-serialised, so
- * comments and unknown keys are lost; keys are camelCase).
- */
-async function updateFile(
-  file: string,
-  loaded: LoadedFlow,
-  updates: Map<string, FlowResult>,
-): Promise<void> {
-  const test = loaded.flow.test;
-  if (!test) return;
-  const cases = test.cases.map((c) => {
-    const u = updates.get(c.name);
-    return u === undefined ? c : { ...c, output: u as unknown as TestCase["output"] };
-  });
-  const normalised = serializeFlow({ ...loaded.flow, test: { ...test, cases } });
-  const lower = file.toLowerCase();
-  const text = lower.endsWith(".json") || lower.endsWith(".jsonc")
-    ? stringifyJson(normalised, 2) + "\n"
-    : toYaml(normalised);
-  await Deno.writeTextFile(file, text);
-}
-
-function sourceAt(
-  source: SourceMap | undefined,
-  prefix: (string | number)[],
-): SourceMap | undefined {
-  const s = source as Partial<DocumentSourceMap> | undefined;
-  return typeof s?.at === "function" ? s.at(prefix) : undefined;
-}
-
-function dirOf(file: string): string {
-  const i = file.lastIndexOf("/");
-  return i < 0 ? "." : i === 0 ? "/" : file.slice(0, i);
-}
-
-function absolute(p: string): string {
-  if (p.startsWith("/")) return p;
-  return `${Deno.cwd().replace(/\/$/, "")}/${p === "." ? "" : p}`.replace(/\/$/, "");
 }

@@ -18,7 +18,8 @@ import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 import { type DocumentSourceMap, formatFromPath, parseDocument } from "../core/document.ts";
-import { describeValue, readText, zodToLoadError } from "../flow/load.ts";
+import { readText } from "../flow/load.ts";
+import { describeValue, zodToLoadError } from "../flow/shape_errors.ts";
 import { type Config, ConfigSchema, type LoadedConfig } from "./model.ts";
 import { logger } from "../log.ts";
 

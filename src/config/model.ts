@@ -148,6 +148,8 @@ export const StateStoreConfigSchema = z.discriminatedUnion("type", [
      * nested runs (default 1000).
      */
     maxFinishedRuns: fileNumber(z.number().int().positive()).optional(),
+    /** Extension (issue 17): most step results kept over finished runs (default 100,000). */
+    maxFinishedSteps: fileNumber(z.number().int().positive()).optional(),
     /** Extension (issue 17): finished runs older than this are evicted (default: no limit). */
     maxFinishedAge: DurationSchema.optional(),
   }),

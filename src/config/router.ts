@@ -2,11 +2,11 @@
  * Component routing (stepflow 0.8 §2.3): a step's `component` path (`/python/udf`) → the plugin
  * that runs it and the component name that plugin knows (`/udf`).
  *
- * Patterns follow `matchit` 0.8 semantics: literal segments, `{name}` (exactly one non-empty
- * segment) and `{*name}` (the non-empty rest of the path, last in the pattern); a static segment
- * beats a `{param}`, which beats a `{*catchAll}`, with backtracking. Two patterns that differ only
- * in parameter names, or that name the parameter at the same position differently, conflict (a
- * config error, as in matchit).
+ * Patterns follow `matchit` 0.8 semantics (src/config/route_pattern.ts): literal segments,
+ * `{name}` (exactly one non-empty segment) and `{*name}` (the non-empty rest of the path, last in
+ * the pattern); a static segment beats a `{param}`, which beats a `{*catchAll}`, with
+ * backtracking. Two patterns that differ only in parameter names, or that name the parameter at
+ * the same position differently, conflict (a config error, as in matchit).
  *
  * Each pattern has an ordered list of rules. A pattern with exactly one rule and no conditions
  * uses that rule directly (allow/deny lists are NOT checked — 0.8). Otherwise the rules are tried
@@ -16,15 +16,13 @@
  *
  * The component sent to the plugin is the rule's `component` template with `{param}` placeholders
  * replaced, else `"/" + <the value of the {component} / {*component} parameter>`.
- *
- * One concept, kept whole (over 400 lines): route patterns, their conflicts and matching are
- * one algorithm; splitting it would scatter the precedence rules.
  * @module
  */
 import type { Config, RouteRule } from "./model.ts";
 import { jsonEquals, type JsonValue } from "../json/exact_json.ts";
 import { applyPath, type ParsedPath, parsePath, TemplateError } from "../flow/template.ts";
 import { PluginError, ValidationError } from "../errors.ts";
+import { parsePattern, type PatternMatch, PatternTrie, type Segment } from "./route_pattern.ts";
 
 /** Where a component is routed. */
 export interface RouteTarget {
@@ -43,11 +41,6 @@ export interface RouteInfo {
   isConditional: boolean;
 }
 
-type Segment =
-  | { kind: "static"; text: string }
-  | { kind: "param"; name: string }
-  | { kind: "catchAll"; name: string };
-
 interface CompiledRule {
   rule: RouteRule;
   conditions: { path: ParsedPath; text: string; value: JsonValue }[];
@@ -65,21 +58,7 @@ interface Route {
   direct: boolean;
 }
 
-interface TrieNode {
-  statics: Map<string, TrieNode>;
-  param?: { name: string; node: TrieNode };
-  catchAll?: { name: string; route: Route };
-  route?: Route;
-}
-
-interface Match {
-  route: Route;
-  params: Map<string, string>;
-}
-
-function newNode(): TrieNode {
-  return { statics: new Map() };
-}
+type Match = PatternMatch<Route>;
 
 /** Most cached resolutions kept per router. */
 const MAX_CACHE = 10_000;
@@ -89,7 +68,7 @@ const MAX_CACHE = 10_000;
  * and caches input-independent answers per component string.
  */
 export class Router {
-  readonly #root = newNode();
+  readonly #trie = new PatternTrie<Route>();
   readonly #routes: Route[] = [];
   readonly #cache = new Map<string, RouteTarget | PluginError>();
 
@@ -110,7 +89,7 @@ export class Router {
         direct,
         inputIndependent: compiled.every((r) => r.conditions.length === 0),
       };
-      this.#insert(route);
+      this.#trie.insert(pattern, segments, route);
       this.#routes.push(route);
     }
   }
@@ -171,7 +150,7 @@ export class Router {
 
   /** The pattern and parameters `component` matches, or undefined. */
   match(component: string): Match | undefined {
-    return matchNode(this.#root, component.split("/"), 0, new Map());
+    return this.#trie.match(component);
   }
 
   /**
@@ -243,118 +222,6 @@ export class Router {
     }
     throw new PluginError(`No matching rule found for component: ${component}`);
   }
-
-  #insert(route: Route): void {
-    let node = this.#root;
-    const segs = route.segments;
-    for (let i = 0; i < segs.length; i++) {
-      const s = segs[i];
-      if (s.kind === "static") {
-        let next = node.statics.get(s.text);
-        if (!next) node.statics.set(s.text, next = newNode());
-        node = next;
-      } else if (s.kind === "param") {
-        if (node.param && node.param.name !== s.name) {
-          throw conflict(route.pattern, this.#routes, i, node.param.name);
-        }
-        if (!node.param) node.param = { name: s.name, node: newNode() };
-        node = node.param.node;
-      } else {
-        if (node.catchAll) {
-          throw conflict(route.pattern, this.#routes, i, node.catchAll.name);
-        }
-        node.catchAll = { name: s.name, route };
-        return;
-      }
-    }
-    if (node.route) throw conflict(route.pattern, this.#routes, segs.length);
-    node.route = route;
-  }
-}
-
-function conflict(pattern: string, routes: Route[], _at: number, other?: string): ValidationError {
-  const clash = routes.find((r) => patternsOverlap(r.pattern, pattern));
-  return new ValidationError(
-    `Conflicting route patterns: '${pattern}' conflicts with '${clash?.pattern ?? other}' ` +
-      `(the same path shape, or a parameter named differently at the same position): ` +
-      `merge them into one pattern with several rules`,
-  );
-}
-
-function patternsOverlap(a: string, b: string): boolean {
-  const norm = (p: string) => p.replace(/\{\*[^}]*\}/g, "{*}").replace(/\{[^*}][^}]*\}/g, "{}");
-  const na = norm(a).split("/");
-  const nb = norm(b).split("/");
-  for (let i = 0; i < Math.min(na.length, nb.length); i++) {
-    if (na[i] !== nb[i]) return false;
-    if (na[i] === "{}" || na[i] === "{*}") return true;
-  }
-  return na.length === nb.length;
-}
-
-function matchNode(
-  node: TrieNode,
-  segs: string[],
-  i: number,
-  params: Map<string, string>,
-): Match | undefined {
-  if (i === segs.length) return node.route ? { route: node.route, params } : undefined;
-  const seg = segs[i];
-  const stat = node.statics.get(seg);
-  if (stat) {
-    const m = matchNode(stat, segs, i + 1, params);
-    if (m) return m;
-  }
-  if (node.param && seg !== "") {
-    const p = new Map(params);
-    p.set(node.param.name, seg);
-    const m = matchNode(node.param.node, segs, i + 1, p);
-    if (m) return m;
-  }
-  if (node.catchAll) {
-    const rest = segs.slice(i).join("/");
-    if (rest !== "") {
-      const p = new Map(params);
-      p.set(node.catchAll.name, rest);
-      return { route: node.catchAll.route, params: p };
-    }
-  }
-  return undefined;
-}
-
-function parsePattern(pattern: string): Segment[] {
-  if (!pattern.startsWith("/")) {
-    throw new ValidationError(`Route pattern '${pattern}' must start with '/'`);
-  }
-  const parts = pattern.split("/");
-  const out: Segment[] = [];
-  const names = new Set<string>();
-  parts.forEach((part, i) => {
-    const m = /^\{(\*?)([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(part);
-    if (m) {
-      if (names.has(m[2])) {
-        throw new ValidationError(`Route pattern '${pattern}' uses the parameter '${m[2]}' twice`);
-      }
-      names.add(m[2]);
-      if (m[1]) {
-        if (i !== parts.length - 1) {
-          throw new ValidationError(
-            `Route pattern '${pattern}': the catch-all '{*${m[2]}}' must be the last segment`,
-          );
-        }
-        out.push({ kind: "catchAll", name: m[2] });
-      } else {
-        out.push({ kind: "param", name: m[2] });
-      }
-    } else if (part.includes("{") || part.includes("}")) {
-      throw new ValidationError(
-        `Route pattern '${pattern}': segment '${part}' is not a literal, '{name}' or '{*name}'`,
-      );
-    } else {
-      out.push({ kind: "static", text: part });
-    }
-  });
-  return out;
 }
 
 function compileRule(

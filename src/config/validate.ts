@@ -33,10 +33,9 @@ import {
   StateStoreConfigSchema,
 } from "./model.ts";
 import { Router } from "./router.ts";
-import { substituteEnv } from "./env.ts";
 import { parseSqliteUrl } from "./store_url.ts";
 import { parsePostgresUrl } from "./postgres_url.ts";
-import { toAnswer } from "./mock_answer.ts";
+import { checkMockBehaviors, checkPluginEndpoint, checkPluginEnvRefs } from "./validate_plugins.ts";
 
 /** Keys of each object kind of a config, from the zod models. */
 const CONFIG_KEYS = keysOf(ConfigSchema);
@@ -231,110 +230,6 @@ function checkConfig(config: Config, raw: JsonValue | undefined, c: DiagnosticCo
     checkPluginEnvRefs(name, p, c);
   }
   if (raw !== undefined) configUnknownKeys(raw, c);
-}
-
-/**
- * A step service or MCP server `url` that is not an http(s) URL: an error here (with its
- * position) instead of a failed step at run time. (A missing `url`/`command` is checked above.)
- */
-function checkPluginEndpoint(name: string, p: unknown, c: DiagnosticCollector): void {
-  const plugin = p as { type?: string; url?: unknown } | undefined;
-  if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
-  // `{name.url}` / `{port}` of test servers are filled in later.
-  if (typeof plugin.url !== "string" || /[{$]/.test(plugin.url)) return;
-  let ok = false;
-  try {
-    ok = ["http:", "https:"].includes(new URL(plugin.url).protocol);
-  } catch {
-    // not a URL
-  }
-  if (!ok) {
-    c.add(
-      "error",
-      "invalid_plugin",
-      `Plugin '${name}': url ${JSON.stringify(plugin.url)} is not an http(s) URL`,
-      ["plugins", name, "url"],
-      { hint: "e.g. url: http://127.0.0.1:8080" },
-    );
-  }
-}
-
-/** A behavior whose `result` the mock plugin cannot use is an error at that result. */
-function checkMockBehaviors(
-  plugin: string,
-  component: string,
-  b: JsonValue | undefined,
-  c: DiagnosticCollector,
-) {
-  const entries: [string | number, JsonValue][] = Array.isArray(b)
-    ? b.map((x, i) => [i, isJsonObject(x) ? x.result : undefined] as [number, JsonValue])
-    : isJsonObject(b)
-    ? Object.entries(b)
-    : [];
-  for (const [key, result] of entries) {
-    if (result === undefined) continue;
-    const at = ["plugins", plugin, "components", component, "behaviors", key];
-    if (typeof key === "number") at.push("result");
-    try {
-      toAnswer(plugin, component, result);
-    } catch (e) {
-      c.add("error", "invalid_mock_behavior", (e as Error).message, at);
-    }
-  }
-}
-
-/**
- * `${VAR}` references in a step service's or MCP server's `args` and `env`: a malformed one is an
- * error; an unset variable without a default is a warning (the environment of `validate` may not
- * be the one of the run), both at the exact arg or env entry. Variables this process may not read
- * are not checked.
- */
-function checkPluginEnvRefs(name: string, p: unknown, c: DiagnosticCollector): void {
-  const plugin = p as { type?: string; args?: unknown; env?: unknown } | undefined;
-  if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
-  const entries: [(string | number)[], string][] = [];
-  if (Array.isArray(plugin.args)) {
-    plugin.args.forEach((a, i) => {
-      if (typeof a === "string") entries.push([["plugins", name, "args", i], a]);
-    });
-  }
-  if (isJsonObject(plugin.env as JsonValue)) {
-    for (const [k, v] of Object.entries(plugin.env as Record<string, unknown>)) {
-      if (typeof v === "string") entries.push([["plugins", name, "env", k], v]);
-    }
-  }
-  const unreadable = new Error("unreadable");
-  for (const [at, text] of entries) {
-    if (!text.includes("${")) continue;
-    let unset: string | undefined;
-    try {
-      substituteEnv(text, (v) => {
-        let value: string | undefined;
-        try {
-          value = Deno.env.get(v);
-        } catch {
-          throw unreadable;
-        }
-        if (value === undefined) unset ??= v;
-        return value;
-      });
-    } catch (e) {
-      if (e === unreadable) continue;
-      if (unset !== undefined) {
-        c.add(
-          "warning",
-          "unset_env",
-          `Environment variable '${unset}' is not set (used in ${JSON.stringify(text)})`,
-          at,
-          {
-            hint: `set it before the run, or give a default: \${${unset}:-default}`,
-          },
-        );
-      } else {
-        c.add("error", "invalid_env_ref", (e as Error).message, at);
-      }
-    }
-  }
 }
 
 function configUnknownKeys(raw: JsonValue, c: DiagnosticCollector): void {

@@ -11,61 +11,43 @@
  * }
  * ```
  *
- * One concept, kept whole (over 400 lines, half of it JSDoc): the life of a run from start to
- * stored result; option types are in run_options.ts, plugin start in plugin_start.ts.
+ * The life of one run is in run_lifecycle.ts, component routing in component_resolver.ts, option
+ * types in run_options.ts, plugin start in plugin_start.ts.
  * @module
  */
 import type { Flow } from "../flow/model.ts";
 import type { LoadedConfig } from "../config/model.ts";
-import { Router, type RouteTarget } from "../config/router.ts";
+import { Router } from "../config/router.ts";
 import type { JsonValue } from "../json/exact_json.ts";
-import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
-import { type ChildSignal, childSignal } from "../core/abort.ts";
-import { parseDuration } from "../core/duration.ts";
-import { Limiter } from "../core/limiter.ts";
-import { onNextTurn, setDeadline, turnDue } from "../core/turn.ts";
-import { describeError, ExecutionError, executionError, RunNotResumableError } from "../errors.ts";
+import type { FlowResult } from "../core/flow_result.ts";
+import { describeError, RunNotResumableError } from "../errors.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
-import "../plugins/all.ts";
-import { logger, redactLogs } from "../log.ts";
+import { logger } from "../log.ts";
 import type { RunRecord, StateStore } from "../state/store.ts";
-import { isFinished, nowRfc3339, storeFailedResult } from "../state/store.ts";
+import { isFinished } from "../state/store.ts";
 import { openStateStore } from "../state/create.ts";
-import { compileFlow } from "./compile.ts";
-import { cancelled, executeFlow } from "./scheduler.ts";
-import { applyOverrides } from "./overrides.ts";
-import {
-  type ComponentResolver,
-  InFlight,
-  makeScope,
-  type RoutedComponent,
-  type RunContext,
-  type RunLimits,
-  type RunOrigin,
-  type StepRunner,
-} from "./run_context.ts";
+import type { ComponentResolver, StepRunner } from "./run_context.ts";
 import { BatchManager } from "./batch.ts";
 import { flowBlob, flowFromJson, flowToJson } from "./flow_id.ts";
 import {
-  DEFAULT_MAX_NESTED_RUNS,
   DEFAULT_MAX_OUTPUT_BYTES,
-  DEFAULT_MAX_RUN_STEPS,
   MAX_NESTING_DEPTH,
-  type PluginLimits,
   pluginLimitsOf,
-  RunBudget,
+  type RunBudget,
 } from "./limits.ts";
-import { runTimeoutReason } from "./timeout.ts";
-import { RunEvents, type RunObserver } from "./observers.ts";
+import type { RunObserver } from "./observers.ts";
 import { type NestedRunStart, RunServices } from "./run_services.ts";
 import { type OneStepHost, oneStepOf, runOneStep } from "./single_step.ts";
 import { startPlugins } from "./plugin_start.ts";
 import { SignalWaits } from "./signal_wait.ts";
-import { flowHasSecrets, type Redactor, runRedactor } from "./secrets.ts";
+import { flowHasSecrets, type Redactor } from "./secrets.ts";
 import type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_options.ts";
+import { componentResolver } from "./component_resolver.ts";
+import { loadPluginTypes } from "./plugin_types.ts";
+import { type InternalRunOptions, type RunHost, runLimits } from "./run_lifecycle.ts";
+import { startRun } from "./run_handle.ts";
 import {
-  applyResumeMode,
   loadResumeState,
   nestedRunKey,
   type ResumeMode,
@@ -83,22 +65,6 @@ export type { EngineOptions, FlowLike, RunHandle, RunOptions } from "./run_optio
 export type { ResumeMode, ResumeOptions } from "./resume.ts";
 
 const log = logger("engine");
-
-/** Run options the engine passes to nested runs. */
-interface InternalRunOptions extends RunOptions {
-  /** 0 for a top-level run, parent's + 1 for a nested one. */
-  depth?: number;
-  /** The top-level run's budget (nested runs). */
-  budget?: RunBudget;
-  /** The secrets of the parent run (its nested runs redact them too). */
-  secrets?: Redactor;
-  parentStepId?: string;
-  item?: number;
-  /** Resume this (existing) run from its committed state instead of creating it. */
-  resume?: ResumeState;
-  /** The parent run is resumed: look this nested run up by its key first. */
-  resumeMode?: ResumeMode;
-}
 
 /** Plugins, router and state store of one config; runs flows. */
 export class Engine {
@@ -118,6 +84,7 @@ export class Engine {
   /** Top-level runs executing in this engine (a resume of one of them is refused). */
   #executing = new Set<string>();
   #oneStep: OneStepHost;
+  #host: RunHost;
 
   private constructor(
     config: LoadedConfig,
@@ -132,30 +99,7 @@ export class Engine {
     this.#stepRunner = options.stepRunner;
     this.#batches = new BatchManager(store);
     this.#waits = new SignalWaits(store, log);
-    const limits: Map<string, PluginLimits> = pluginLimitsOf(config.config, plugins);
-    // Routed components by the router's answer: the router returns the same RouteTarget object
-    // for a component whose route does not depend on the input.
-    const byTarget = new WeakMap<RouteTarget, RoutedComponent>();
-    this.#resolver = {
-      resolve: (component: string, input: JsonValue): RoutedComponent => {
-        const r = router.resolve(component, input);
-        let routed = byTarget.get(r);
-        if (routed === undefined) {
-          const plugin = plugins.get(r.plugin);
-          if (!plugin) throw new Error(`Route for ${component} names unknown plugin '${r.plugin}'`);
-          const rp = plugin.replayable;
-          routed = {
-            plugin,
-            component: r.component,
-            replayable: typeof rp === "function" ? rp.call(plugin, r.component) : rp === true,
-          };
-          const pl = limits.get(plugin.name);
-          if (pl !== undefined) routed.limits = pl;
-          byTarget.set(r, routed);
-        }
-        return routed;
-      },
-    };
+    this.#resolver = componentResolver(router, plugins, pluginLimitsOf(config.config, plugins));
     this.#services = this.#makeServices(undefined, undefined, 0, undefined);
     this.#oneStep = {
       store,
@@ -164,7 +108,19 @@ export class Engine {
       observers: () => this.#observers,
       registerFlow: (flow) => this.#registerFlow(flow),
       services: (runId, signal, depth, budget) => this.#makeServices(runId, signal, depth, budget),
-      limits: () => this.#runLimits({}),
+      limits: () => runLimits(this.config, {}),
+    };
+    this.#host = {
+      config,
+      store,
+      resolver: this.#resolver,
+      log,
+      stepRunner: this.#stepRunner,
+      observers: () => this.#observers,
+      executing: this.#executing,
+      registerFlow: (flow) => this.#registerFlow(flow),
+      services: (runId, signal, depth, budget, secrets, resumeMode) =>
+        this.#makeServices(runId, signal, depth, budget, secrets, resumeMode),
     };
   }
 
@@ -175,6 +131,8 @@ export class Engine {
    * cannot be opened.
    */
   static async create(config: LoadedConfig, options: EngineOptions = {}): Promise<Engine> {
+    const pluginConfigs = Object.entries(config.config.plugins ?? {});
+    await loadPluginTypes(pluginConfigs.map(([, pc]) => pc.type));
     const store = options.store ??
       await openStateStore(config.config.stateStore, config.workingDirectory);
     const plugins = new Map<string, Plugin>();
@@ -182,7 +140,7 @@ export class Engine {
     let engine: Engine;
     try {
       router = new Router(config.config);
-      for (const [name, pc] of Object.entries(config.config.plugins ?? {})) {
+      for (const [name, pc] of pluginConfigs) {
         plugins.set(name, createPlugin(name, pc));
       }
       engine = new Engine(config, store, plugins, router, options);
@@ -245,36 +203,10 @@ export class Engine {
 
   /**
    * Starts a run of `flow` on `input` and returns its handle at once: its id, its result, a way
-   * to cancel it, and the steps in flight.
+   * to cancel it, the steps in flight, and when its record is stored (src/execution/run_handle.ts).
    */
   start(flow: Flow | FlowLike, input: JsonValue, options: RunOptions = {}): RunHandle {
-    const f: Flow = isFlowLike(flow) ? flow.flow : flow;
-    const runId = options.runId ?? crypto.randomUUID();
-    let run: RunContext | undefined;
-    let link: ChildSignal | undefined;
-    let cancelledEarly: { reason: unknown } | undefined;
-    const go = () => {
-      // Follows options.signal (a parent run's): one listener per parent however many runs
-      // follow it.
-      const l = link = childSignal(options.signal);
-      if (cancelledEarly) l.controller.abort(cancelledEarly.reason);
-      return this.#run(f, input, runId, options as InternalRunOptions, l.controller, (r) => run = r)
-        .finally(() => l.dispose());
-    };
-    // Nested runs of a large map start here: when the run has kept the event loop busy, the
-    // start waits for a turn, so timers and signals come first (src/core/turn.ts).
-    const result = turnDue()
-      ? new Promise<FlowResult>((resolve, reject) => onNextTurn(() => go().then(resolve, reject)))
-      : go();
-    return {
-      runId,
-      result,
-      cancel: (reason?: unknown) => {
-        if (link) link.controller.abort(reason);
-        else cancelledEarly ??= { reason };
-      },
-      inFlight: () => run?.inFlight.list() ?? [],
-    };
+    return startRun(this.#host, isFlowLike(flow) ? flow.flow : flow, input, options);
   }
 
   /**
@@ -383,209 +315,6 @@ export class Engine {
     return await this.#nested(flow, input, o as NestedRunStart); // not run before: a fresh run
   }
 
-  async #run(
-    flow: Flow,
-    input: JsonValue,
-    runId: string,
-    options: InternalRunOptions,
-    controller: AbortController,
-    started: (run: RunContext) => void,
-  ): Promise<FlowResult> {
-    const flowId = this.#registerFlow(flow);
-    const depth = options.depth ?? 0;
-    const topLevel = options.parentRunId === undefined;
-    if (topLevel) this.#executing.add(runId);
-    const origin = originOf(options);
-    // Not awaited: the store commits writes in order, so a later commit of this run (a step
-    // result, its completion) fails when this one did (src/state/store.ts). A run claimed from
-    // the queue exists already.
-    if (options.resume !== undefined) {
-      // claimed already (engine.resume): running again
-      this.store.setRunStatus(runId, "running");
-    } else if (!options.existing) {
-      this.store.createRun({
-        runId,
-        flowId,
-        flowName: flow.name,
-        status: "running",
-        input,
-        overrides: options.overrides,
-        variables: variablesObject(options.variables),
-        createdAt: nowRfc3339(),
-        parentRunId: options.parentRunId,
-        ...(origin?.runKey !== undefined
-          ? { runKey: origin.runKey }
-          : options.runKey !== undefined && options.parentRunId === undefined
-          ? { runKey: options.runKey }
-          : {}),
-        ...(options.debugMode === true && options.parentRunId === undefined
-          ? { debugMode: true }
-          : {}),
-      });
-    }
-    const budget = options.budget ?? this.#budget(options, controller, runId);
-    const events = this.#observers.size > 0
-      ? new RunEvents(runId, [...this.#observers], log)
-      : undefined;
-    events?.emit({
-      type: "run_started",
-      runId,
-      flowId,
-      ...(flow.name !== undefined ? { flowName: flow.name } : {}),
-      ...(options.parentRunId !== undefined ? { parentRunId: options.parentRunId } : {}),
-      rootRunId: budget.rootRunId,
-      ...(origin?.runKey !== undefined ? { runKey: origin.runKey } : {}),
-      at: Date.now(),
-    });
-    // Secrets (`is_secret` in the flow's schemas) are redacted from logs and failed results
-    // while the run lasts (src/execution/secrets.ts).
-    const secrets = runRedactor(
-      flow,
-      input,
-      options.variables instanceof Map
-        ? options.variables
-        : Object.entries(options.variables ?? {}),
-      options.secrets,
-    );
-    const stopRedacting = secrets ? redactLogs(secrets) : undefined;
-    let result: FlowResult;
-    try {
-      if (depth > MAX_NESTING_DEPTH) {
-        const top = `Nested flows are more than ${MAX_NESTING_DEPTH} deep`;
-        result = failedFromExecutionError(executionError(top, {
-          attachments: [
-            `Run ${runId} of flow ${flowId} was not started: does a flow evaluate itself without end?`,
-          ],
-        }));
-      } else if (options.budget !== undefined && !budget.addRun()) {
-        result = cancelled(controller.signal.reason);
-      } else {
-        result = await this.#execute(flow, flowId, runId, input, options, depth, {
-          controller,
-          budget,
-          events,
-          origin,
-          secrets,
-          started,
-        });
-      }
-    } finally {
-      stopRedacting?.();
-    }
-    if (secrets) result = secrets.redactResult(result);
-    const status = result.outcome === "success" ? "completed" : "failed";
-    const stored = this.store.completeRun(runId, status, result);
-    // Never report a result whose run state was not stored (issue 10): a top-level run waits for
-    // its last commit, which also fails when any earlier write of the run (or of its nested runs,
-    // committed before it) failed.
-    if (stored !== undefined && options.parentRunId === undefined) {
-      try {
-        await stored;
-      } catch (e) {
-        result = storeFailedResult(e);
-      }
-    }
-    if (topLevel) this.#executing.delete(runId);
-    events?.emit({ type: "run_finished", runId, status, result, at: Date.now() });
-    return result;
-  }
-
-  /** The budget of a top-level run; going over it aborts the run. */
-  #budget(options: RunOptions, controller: AbortController, runId: string): RunBudget {
-    const c = this.config.config;
-    return new RunBudget(
-      options.maxRunSteps ?? c.maxRunSteps ?? DEFAULT_MAX_RUN_STEPS,
-      options.maxNestedRuns ?? c.maxNestedRuns ?? DEFAULT_MAX_NESTED_RUNS,
-      (reason) => controller.abort(reason),
-      runId,
-    );
-  }
-
-  async #execute(
-    flow: Flow,
-    flowId: string,
-    runId: string,
-    input: JsonValue,
-    options: InternalRunOptions,
-    depth: number,
-    parts: {
-      controller: AbortController;
-      budget: RunBudget;
-      events?: RunEvents;
-      origin?: RunOrigin;
-      secrets?: Redactor;
-      started: (run: RunContext) => void;
-    },
-  ): Promise<FlowResult> {
-    let compiled;
-    try {
-      compiled = compileFlow(applyOverrides(flow, options.overrides));
-    } catch (e) {
-      if (e instanceof ExecutionError) return failedFromExecutionError(e);
-      throw e;
-    }
-    const { controller, budget } = parts;
-    const runTimeoutMs = options.timeoutMs ??
-      (options.parentRunId === undefined && this.config.config.runTimeout !== undefined
-        ? parseDuration(this.config.config.runTimeout, { what: "runTimeout" })
-        : undefined);
-    // A deadline, not a plain timer: busy built-in work cannot keep it from firing (core/turn.ts).
-    const cancelTimer = runTimeoutMs !== undefined
-      ? setDeadline(runTimeoutMs, () => controller.abort(runTimeoutReason(runTimeoutMs)))
-      : undefined;
-    const variables = options.variables instanceof Map
-      ? options.variables
-      : new Map(Object.entries(options.variables ?? {}));
-    const results: (FlowResult | undefined)[] = new Array(compiled.steps.length);
-    const run: RunContext = {
-      runId,
-      flowId,
-      compiled,
-      input,
-      variables,
-      results,
-      scope: makeScope(compiled, input, results, variables),
-      signal: controller.signal,
-      services: this.#makeServices(
-        runId,
-        controller.signal,
-        depth,
-        budget,
-        parts.secrets,
-        options.resume?.mode,
-      ),
-      resolver: this.#resolver,
-      store: this.store,
-      log,
-      inFlight: new InFlight(compiled.steps),
-      budget,
-      limits: this.#runLimits(options),
-    };
-    if (parts.events !== undefined) run.events = parts.events;
-    if (options.gate !== undefined) run.gate = options.gate;
-    if (this.#stepRunner !== undefined) run.runner = this.#stepRunner;
-    if (parts.origin !== undefined) run.origin = parts.origin;
-    if (parts.secrets !== undefined) run.secrets = parts.secrets;
-    if (options.resume !== undefined) run.resume = applyResumeMode(compiled, options.resume);
-    parts.started(run);
-    try {
-      return await executeFlow(run, (reason) => controller.abort(reason));
-    } finally {
-      cancelTimer?.();
-    }
-  }
-
-  /** The limits of one run (issue 5): steps in flight, output size. */
-  #runLimits(options: RunOptions): RunLimits | undefined {
-    const max = options.maxConcurrency ?? this.config.config.maxConcurrency;
-    const maxOutput = this.config.config.maxOutputSize;
-    if (max === undefined && maxOutput === undefined) return undefined;
-    const limits: RunLimits = {};
-    if (max !== undefined) limits.steps = new Limiter(max);
-    if (maxOutput !== undefined) limits.maxOutputBytes = maxOutput;
-    return limits;
-  }
-
   /** Stores `flow` as a flow blob and returns its id (also remembering the parsed flow). */
   storeFlow(flow: Flow): string {
     return this.#registerFlow(flow);
@@ -682,30 +411,6 @@ export class Engine {
     }
     await this.store.close();
   }
-}
-
-/** Where a nested run comes from, with its deterministic key when its step is known. */
-function originOf(options: InternalRunOptions): RunOrigin | undefined {
-  if (options.parentRunId === undefined) return undefined;
-  const origin: RunOrigin = { parentRunId: options.parentRunId };
-  if (options.parentStepId !== undefined) {
-    origin.stepId = options.parentStepId;
-    origin.runKey = `${options.parentRunId}/${options.parentStepId}`;
-    if (options.item !== undefined) {
-      origin.item = options.item;
-      origin.runKey += `/${options.item}`;
-    }
-  }
-  return origin;
-}
-
-/** Run variables as the state store keeps them (undefined when there are none). */
-function variablesObject(
-  v: Record<string, JsonValue> | ReadonlyMap<string, JsonValue> | undefined,
-): Record<string, JsonValue> | undefined {
-  if (v === undefined) return undefined;
-  const o = v instanceof Map ? Object.fromEntries(v) : v as Record<string, JsonValue>;
-  return Object.keys(o).length > 0 ? o : undefined;
 }
 
 function isFlowLike(f: Flow | FlowLike): f is FlowLike {

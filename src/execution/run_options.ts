@@ -101,4 +101,10 @@ export interface RunHandle {
    * started its steps and after it ended.
    */
   inFlight(): { stepId: string; attempt: number; startedAt: number }[];
+  /**
+   * Resolves once the store has committed the run's record (at once for the in-memory store):
+   * from then on the run can be found, and resumed from a database, by its id. Rejects when
+   * that write failed or the run ended without a record.
+   */
+  readonly recorded: Promise<void>;
 }

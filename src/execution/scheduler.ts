@@ -21,6 +21,10 @@ import type { RunContext } from "./run_context.ts";
 import { runPipeline, type StepSink } from "./pipeline.ts";
 import { templateFailure } from "./step_errors.ts";
 import { RunLimitError } from "./limits.ts";
+import { setImmediate } from "node:timers";
+
+/** Steps started in one synchronous stretch before the next ones wait for a macrotask. */
+const BURST = 256;
 
 /**
  * Executes the required steps of `run.compiled` and returns the run's FlowResult. Never throws:
@@ -74,6 +78,35 @@ export function executeFlow(
     const launch = (step: CompiledStep) => {
       if (!done) runPipeline(step, run, sink);
     };
+    // Steps started in one synchronous stretch (a fan-out's roots, the dependents of a join):
+    // past BURST of them, the rest start a macrotask later, BURST at a time, so the steps
+    // started so far can finish first (built-ins finish in microtasks). Started all at once,
+    // 100,000 steps keep 100,000 promise chains alive together and garbage collection copies
+    // them from one young generation to the next (it was 40% of the run). Nothing waits on it:
+    // the steps still start in flow order, each as soon as the loop is free, and a step waiting
+    // on I/O does not hold the next ones back.
+    let burst = 0;
+    const later: CompiledStep[] = [];
+    let laterHead = 0;
+    const endBurst = () => burst = 0;
+    const drainLater = () => {
+      let n = 0;
+      while (laterHead < later.length && n++ < BURST && !done) {
+        const step = later[laterHead];
+        later[laterHead++] = undefined as unknown as CompiledStep;
+        if (burst++ === 0) queueMicrotask(endBurst);
+        launchNow(step);
+      }
+      if (laterHead < later.length && !done) setImmediate(drainLater);
+      else later.length = laterHead = 0;
+    };
+    const launchNow = (step: CompiledStep) => {
+      if (turnDue()) {
+        onNextTurn(() => launch(step));
+        return;
+      }
+      runPipeline(step, run, sink);
+    };
     // A resumed run (src/execution/resume.ts): a step with a committed result is replayed — its
     // result given to its dependents as stored, nothing executed or written — in a loop, not by
     // recursion (a 10,000-step chain replays without growing the stack).
@@ -103,11 +136,12 @@ export function executeFlow(
           return;
         }
       }
-      if (turnDue()) {
-        onNextTurn(() => launch(step));
+      if (laterHead < later.length || burst >= BURST) {
+        if (later.push(step) - laterHead === 1) setImmediate(drainLater);
         return;
       }
-      runPipeline(step, run, sink);
+      if (burst++ === 0) queueMicrotask(endBurst);
+      launchNow(step);
     };
     if (run.signal.aborted) {
       finish(cancelled(run.signal.reason));

@@ -12,6 +12,8 @@
  */
 import { z } from "zod";
 import { fileNumber, JsonValueSchema } from "../json/schema.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import type { SourceMap } from "../core/diagnostics.ts";
 
 /** The required value of a flow's `schema` key (stepflow 0.8). */
 export const FLOW_SCHEMA_URL = "https://stepflow.org/schemas/v1/flow.json";
@@ -151,3 +153,15 @@ export const FlowSchema = z.object({
   metadata: z.record(z.string(), JsonValueSchema).optional(),
 });
 export type Flow = z.infer<typeof FlowSchema>;
+
+/** A flow with the document it came from (src/flow/load.ts loads one). */
+export interface LoadedFlow {
+  /** The validated model (values keep raw numbers). */
+  flow: Flow;
+  /** The document as parsed (unknown keys included), for diagnostics. */
+  raw: JsonValue;
+  /** Positions of the document's nodes, when it came from text. */
+  source?: SourceMap;
+  /** The file it came from, as the user named it. */
+  file?: string;
+}

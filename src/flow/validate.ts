@@ -17,12 +17,13 @@
  * "did you mean" hint (`skip` → `skipIf`, `on_error` → `onError`, `stpes` → `steps`);
  * `onError.defaultValue` references to undefined or later steps are errors.
  *
- * One concept, kept whole (over 400 lines): the checks of one flow share the flow's id table and
- * dependency edges while they walk it once; keys are in keys.ts, retry settings in
- * policy_diagnostics.ts, config-dependent checks in src/config/preflight.ts.
+ * The walk here keeps the flow's id table and dependency edges; the checks of how the flow is
+ * written (unknown keys, fields, step-id suggestions, YAML braces) are in validate_keys.ts, the
+ * key catalogs in keys.ts, retry settings in policy_diagnostics.ts, config-dependent checks in
+ * src/config/preflight.ts.
  * @module
  */
-import { isJsonObject, isRawNumber, type JsonValue } from "../json/exact_json.ts";
+import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
 import {
   type Diagnostic,
@@ -31,7 +32,6 @@ import {
   type SourceMap,
 } from "../core/diagnostics.ts";
 import type { DocumentSourceMap } from "../core/document.ts";
-import { editDistance } from "../core/suggest.ts";
 import { FLOW_SCHEMA_URL, type Step } from "./model.ts";
 import { type LoadedFlow, parseFlowValue } from "./load.ts";
 import {
@@ -41,19 +41,14 @@ import {
   forEachRef,
   TemplateError,
 } from "./template.ts";
+import { EXAMPLE_KEYS, FLOW_KEYS, ON_ERROR_KEYS, STEP_KEYS, suggestKey } from "./keys.ts";
 import {
-  EXAMPLE_KEYS,
-  FLOW_KEYS,
-  HEALTH_CHECK_KEYS,
-  ON_ERROR_KEYS,
-  ON_SKIP_KEYS,
-  REF_KEYS,
-  STEP_KEYS,
-  suggestKey,
-  TEST_CASE_KEYS,
-  TEST_KEYS,
-  TEST_SERVER_KEYS,
-} from "./keys.ts";
+  checkBraces,
+  checkFieldAccess,
+  checkRefKeys,
+  checkTestSection,
+  suggestStep,
+} from "./validate_keys.ts";
 import { policyDiagnostics } from "./policy_diagnostics.ts";
 
 type Path = (string | number)[];
@@ -172,9 +167,11 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
           },
         );
       }
-      if (ref.path && idx !== undefined) fieldAccess(ref, target, flow.steps[idx].outputSchema);
+      if (ref.path && idx !== undefined) {
+        checkFieldAccess(c, ref, target, flow.steps[idx].outputSchema);
+      }
     } else if (ref.base.type === "input") {
-      if (ref.path) fieldAccess(ref, "workflow_input", flow.inputSchema);
+      if (ref.path) checkFieldAccess(c, ref, "workflow_input", flow.inputSchema);
     } else {
       const name = ref.base.name;
       if (!variablesSchema) {
@@ -193,69 +190,6 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
         });
       }
     }
-  };
-
-  const fieldAccess = (ref: CompiledRef, stepName: string, schema: JsonValue | undefined) => {
-    if (schema !== undefined && schema !== null) {
-      const missing = missingField(schema, ref.path!.segments);
-      if (missing) {
-        const what = stepName === "workflow_input"
-          ? "the flow's inputSchema"
-          : `the outputSchema of step '${stepName}'`;
-        c.add(
-          "warning",
-          "unknown_field",
-          `Field '${missing.field}' of path '${ref.path!.text}' is not a property in ${what}`,
-          [...ref.at],
-          {
-            hint: suggestKey(missing.field, missing.known) ??
-              `properties: ${missing.known.join(", ")}`,
-          },
-        );
-      }
-    }
-    // stepflow 0.8 also warns "Field access '$.f' on step 's' cannot be validated: no output
-    // schema available" for every path whose step has no output schema. That is one warning per
-    // reference in most flows, so it hid the warnings that matter: we do not emit it.
-  };
-
-  /** Unknown keys of every reference object in the template at `at` (even invalid ones). */
-  const checkRefKeys = (t: JsonValue | undefined, at: Path): void => {
-    if (Array.isArray(t)) {
-      t.forEach((x, i) => checkRefKeys(x, [...at, i]));
-      return;
-    }
-    if (!isJsonObject(t)) return;
-    if (Object.hasOwn(t, "$from")) {
-      c.unknownKeys(t, at, REF_KEYS, "a reference");
-      const from = t.$from;
-      const sources = isJsonObject(from)
-        ? ["step", "workflow", "variable"].filter((k) => Object.hasOwn(from, k)).length
-        : 0;
-      // With more than one source the reference is invalid (reported with its compile error).
-      if (isJsonObject(from) && sources <= 1) {
-        const known = Object.hasOwn(from, "variable")
-          ? ["variable", "default"]
-          : Object.hasOwn(from, "step")
-          ? ["step"]
-          : Object.hasOwn(from, "workflow")
-          ? ["workflow"]
-          : ["workflow", "step", "variable"];
-        c.unknownKeys(from, [...at, "$from"], known, "$from");
-      }
-      const onSkip = t.onSkip;
-      if (isJsonObject(onSkip) && typeof onSkip.action === "string") {
-        c.unknownKeys(
-          onSkip,
-          [...at, "onSkip"],
-          ON_SKIP_KEYS[onSkip.action] ?? ["action"],
-          "onSkip",
-        );
-      }
-      return;
-    }
-    if (Object.hasOwn(t, "$literal")) return;
-    for (const k of Object.keys(t)) checkRefKeys(t[k], [...at, k]);
   };
 
   flow.steps.forEach((step, i) => {
@@ -295,8 +229,8 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
     }
     // references
     const selfId = step.id;
-    checkRefKeys(step.input, [...base, "input"]);
-    checkRefKeys(step.skipIf, [...base, "skipIf"]);
+    checkRefKeys(c, step.input, [...base, "input"]);
+    checkRefKeys(c, step.skipIf, [...base, "skipIf"]);
     const input = compile(step.input, [...base, "input"]);
     if (input) forEachRef(input, (ref) => checkRef({ ref, where: "input", stepIndex: i }, selfId));
     const skipIf = compile(step.skipIf, [...base, "skipIf"]);
@@ -315,7 +249,7 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
       const known = ON_ERROR_KEYS[step.onError.action];
       if (known) c.unknownKeys(rawOnError, [...base, "onError"], known, "onError");
       if (step.onError.action === "useDefault" && step.onError.defaultValue !== undefined) {
-        checkRefKeys(step.onError.defaultValue, [...base, "onError", "defaultValue"]);
+        checkRefKeys(c, step.onError.defaultValue, [...base, "onError", "defaultValue"]);
         const dv = compile(step.onError.defaultValue, [...base, "onError", "defaultValue"]);
         if (dv) {
           forEachRef(dv, (ref) => {
@@ -351,7 +285,7 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
     if (step.id !== "" && !firstIndex.has(step.id)) firstIndex.set(step.id, i);
   });
 
-  checkRefKeys(flow.output, ["output"]);
+  checkRefKeys(c, flow.output, ["output"]);
   const output = compile(flow.output, ["output"]);
   if (output) forEachRef(output, (ref) => checkRef({ ref, where: "output" }));
 
@@ -368,7 +302,7 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
   });
 
   checkBraces(raw, [], loaded.source as Partial<DocumentSourceMap> | undefined, c);
-  checkTestSection(rawObj, c, loaded, hooks);
+  checkTestSection(rawObj, c, loaded.source, hooks.checkTestConfig);
   if (Array.isArray(rawObj.examples)) {
     rawObj.examples.forEach((e, i) =>
       c.unknownKeys(e, ["examples", i], EXAMPLE_KEYS, "an example")
@@ -392,137 +326,6 @@ function addRawStepTargets(t: JsonValue | undefined, out: Set<string>): void {
     return;
   }
   for (const k of Object.keys(t)) addRawStepTargets(t[k], out);
-}
-
-/**
- * YAML brace syntax where text was meant: `user_prompt: {{ name }}` is a mapping whose key is
- * the mapping `{name: null}` (an error: stepflow 0.8 cannot even load it, and the component
- * would get a mapping); `{name}` is the mapping `{name: null}` (a warning). Any other mapping or
- * list used as a key is an error too. The inline test config is skipped (mock `behaviors` use
- * complex keys on purpose).
- */
-function checkBraces(
-  v: JsonValue,
-  at: Path,
-  source: Partial<DocumentSourceMap> | undefined,
-  c: DiagnosticCollector,
-): void {
-  if (!source?.braceTemplate || !source.keyValue) return;
-  if (Array.isArray(v)) {
-    v.forEach((x, i) => checkBraces(x, [...at, i], source, c));
-    return;
-  }
-  if (!isJsonObject(v)) return;
-  if (at.length === 2 && at[0] === "test" && (at[1] === "config" || at[1] === "stepflow_config")) {
-    return;
-  }
-  const text = source.braceTemplate(at);
-  if (text !== undefined) {
-    const doubled = text.startsWith("{{");
-    const first = text.replace(/^\{+\s*/, "").split(/[\s,}]/)[0];
-    const shape = doubled
-      ? `a mapping (with the mapping {${first}: null} as its key)`
-      : `the mapping ${text.replace(/(\w+)/g, "$1: null")}`;
-    c.add(
-      doubled ? "error" : "warning",
-      "brace_template",
-      `'${text}' is not text: YAML reads it as ${shape}`,
-      at,
-      {
-        hint: `quote it to pass the text ("${text}"; stepflow does not fill in templates in ` +
-          `text); to pass a value write {$from: {workflow: input}, path: ${first}}`,
-      },
-    );
-    return;
-  }
-  for (const k of Object.keys(v)) {
-    const key = source.keyValue([...at, k]);
-    if (key !== null && typeof key === "object" && !isRawNumber(key)) {
-      c.add(
-        "error",
-        "complex_key",
-        `A ${Array.isArray(key) ? "list" : "mapping"} is used as a key (${k}): flow keys are text`,
-        [...at, k],
-        { hint: "quote the key, or write the entry as 'key: value'", atKey: true },
-      );
-      continue;
-    }
-    checkBraces(v[k], [...at, k], source, c);
-  }
-}
-
-/**
- * The first field of `segments` that `schema` (a JSON Schema) lists no property for, when the
- * schema at that point lists properties; undefined when the path fits or cannot be checked.
- */
-function missingField(
-  schema: JsonValue,
-  segments: readonly (string | number)[],
-): { field: string; known: string[] } | undefined {
-  let cur: JsonValue | undefined = schema;
-  for (const seg of segments) {
-    if (!isJsonObject(cur)) return undefined;
-    if (typeof seg === "number") {
-      cur = isJsonObject(cur.items) ? cur.items : undefined;
-      continue;
-    }
-    const props: JsonValue | undefined = cur.properties;
-    if (!isJsonObject(props)) return undefined;
-    if (!Object.hasOwn(props, seg)) {
-      const extra = cur.additionalProperties;
-      if (extra !== undefined && extra !== false) return undefined;
-      return { field: seg, known: Object.keys(props) };
-    }
-    cur = props[seg];
-  }
-  return undefined;
-}
-
-function suggestStep(target: string, ids: string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const id of ids) {
-    const d = editDistance(target, id);
-    if (d < bestD) {
-      bestD = d;
-      best = id;
-    }
-  }
-  return best !== undefined && bestD <= Math.floor(target.length / 3)
-    ? `did you mean '${best}'?`
-    : undefined;
-}
-
-function checkTestSection(
-  raw: Record<string, JsonValue>,
-  c: DiagnosticCollector,
-  loaded: LoadedFlow,
-  hooks: FlowCheckHooks,
-): void {
-  const test = raw.test;
-  if (!isJsonObject(test)) return;
-  c.unknownKeys(test, ["test"], TEST_KEYS, "the test section");
-  if (isJsonObject(test.servers)) {
-    for (const [name, server] of Object.entries(test.servers)) {
-      const at = ["test", "servers", name];
-      c.unknownKeys(server, at, TEST_SERVER_KEYS, `test server '${name}'`);
-      if (isJsonObject(server)) {
-        c.unknownKeys(server.healthCheck, [...at, "healthCheck"], HEALTH_CHECK_KEYS, "healthCheck");
-      }
-    }
-  }
-  if (Array.isArray(test.cases)) {
-    test.cases.forEach((tc, i) =>
-      c.unknownKeys(tc, ["test", "cases", i], TEST_CASE_KEYS, "a test case")
-    );
-  }
-  if (!hooks.checkTestConfig) return;
-  for (const key of ["config", "stepflow_config"]) {
-    const cfg = test[key];
-    if (cfg === undefined || cfg === null) continue;
-    const src = (loaded.source as Partial<DocumentSourceMap> | undefined)?.at?.(["test", key]);
-    c.out.push(...hooks.checkTestConfig(cfg, src, ["test", key]));
-  }
 }
 
 /** Calls `fn` for every object in a template (including inside `$literal`) that is a flow. */

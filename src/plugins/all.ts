@@ -1,5 +1,6 @@
 /**
- * Registers every plugin kind. Import this once (the engine does) before creating plugins.
+ * Registers every plugin kind (the engine loads only the kinds a config names:
+ * src/execution/plugin_types.ts).
  * Each kind's module calls `registerPluginType` when imported.
  * @module
  */

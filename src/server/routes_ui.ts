@@ -24,6 +24,9 @@ import JSON_JS from "./ui/json.js" with { type: "text" };
 import GRAPH_JS from "./ui/graph.js" with { type: "text" };
 import RUNS_PAGE_JS from "./ui/runs_page.js" with { type: "text" };
 import RUN_PAGE_JS from "./ui/run_page.js" with { type: "text" };
+import RUN_VIEW_JS from "./ui/run_view.js" with { type: "text" };
+import RUN_ACTIONS_JS from "./ui/run_actions.js" with { type: "text" };
+import STEP_TABLE_JS from "./ui/step_table.js" with { type: "text" };
 import FLOW_PAGE_JS from "./ui/flow_page.js" with { type: "text" };
 import ICON_SVG from "./ui/icon.svg" with { type: "text" };
 
@@ -39,6 +42,9 @@ export const UI_FILES: Readonly<Record<string, { body: string; type: string }>> 
   "graph.js": { body: GRAPH_JS, type: JS },
   "runs_page.js": { body: RUNS_PAGE_JS, type: JS },
   "run_page.js": { body: RUN_PAGE_JS, type: JS },
+  "run_view.js": { body: RUN_VIEW_JS, type: JS },
+  "run_actions.js": { body: RUN_ACTIONS_JS, type: JS },
+  "step_table.js": { body: STEP_TABLE_JS, type: JS },
   "flow_page.js": { body: FLOW_PAGE_JS, type: JS },
   "icon.svg": { body: ICON_SVG, type: "image/svg+xml; charset=utf-8" },
 };

@@ -87,6 +87,7 @@ export function createStateStore(
     return new MemoryStateStore({
       journal: options.journal,
       maxFinishedRuns: config.maxFinishedRuns,
+      maxFinishedSteps: config.maxFinishedSteps,
       maxFinishedAgeMs: config.maxFinishedAge === undefined
         ? undefined
         : durationMs(config.maxFinishedAge),

@@ -3,9 +3,11 @@
  * when the process exits (as in stepflow 0.8). Writes are applied at once and return nothing.
  *
  * Retention (issue 17): in a long-lived process (library, service) finished top-level runs are
- * evicted, with their nested runs, step results, events and signals, beyond `maxFinishedRuns`
- * (default 1000) or once older than `maxFinishedAgeMs` (default: no age limit). Blobs and
- * batches are kept.
+ * evicted, oldest first, with their nested runs, step results, events and signals, beyond
+ * `maxFinishedRuns` (default 1000), beyond `maxFinishedSteps` step results in all (default
+ * 100,000: a few large runs weigh as much as many small ones) or once older than
+ * `maxFinishedAgeMs` (default: no age limit). The run that finished last is kept whatever its
+ * size until the next one finishes. Running runs and blobs and batches are kept.
  * @module
  */
 import type { JsonValue } from "../json/exact_json.ts";
@@ -47,6 +49,12 @@ export interface MemoryStoreOptions {
    * `Infinity` keeps every run. @default 1000
    */
   maxFinishedRuns?: number;
+  /**
+   * Most step results kept over all finished top-level runs (their nested runs' steps count):
+   * beyond it the oldest runs are evicted; the last finished run stays whatever its size.
+   * `Infinity` for no limit. @default 100000
+   */
+  maxFinishedSteps?: number;
   /** Finished top-level runs older than this (ms since they finished) are evicted. @default Infinity */
   maxFinishedAgeMs?: number;
   /** The clock of retention, ms since epoch (tests). @default Date.now */
@@ -58,6 +66,11 @@ export interface MemoryStoreOptions {
    */
   journal?: boolean;
 }
+
+/** Finished top-level runs kept by default. */
+export const DEFAULT_MAX_FINISHED_RUNS = 1000;
+/** Step results of finished runs kept by default (about 35 MB of small built-in results). */
+export const DEFAULT_MAX_FINISHED_STEPS = 100_000;
 
 /** A step's start as kept in memory. */
 interface StepStart {
@@ -92,9 +105,12 @@ export class MemoryStateStore implements StateStore {
   #signalId = 0;
   #batches = new Map<string, BatchRecord>();
   #batchRuns = new Map<string, { runId: string; index: number }[]>();
-  /** Finished top-level runs in the order they finished: [runId, finished at ms]. */
-  #finished: [string, number][] = [];
+  /** Finished top-level runs in the order they finished: [runId, finished at ms, steps]. */
+  #finished: [string, number, number][] = [];
+  /** Step results of the runs in {@linkcode #finished}. */
+  #finishedSteps = 0;
   #maxFinished: number;
+  #maxSteps: number;
   #maxAgeMs: number;
   #clock: () => number;
   #journal: boolean;
@@ -104,7 +120,8 @@ export class MemoryStateStore implements StateStore {
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#journal = options.journal ?? false;
-    this.#maxFinished = options.maxFinishedRuns ?? 1000;
+    this.#maxFinished = options.maxFinishedRuns ?? DEFAULT_MAX_FINISHED_RUNS;
+    this.#maxSteps = options.maxFinishedSteps ?? DEFAULT_MAX_FINISHED_STEPS;
     this.#maxAgeMs = options.maxFinishedAgeMs ?? Infinity;
     this.#clock = options.clock ?? Date.now;
   }
@@ -190,7 +207,9 @@ export class MemoryStateStore implements StateStore {
       result === undefined ? { status } : { status, outcome: result.outcome },
     );
     if (run.parentRunId === undefined && isFinished(status)) {
-      this.#finished.push([runId, this.#clock()]);
+      const steps = this.#stepCount(runId);
+      this.#finished.push([runId, this.#clock(), steps]);
+      this.#finishedSteps += steps;
       this.#evict();
     }
   }
@@ -225,20 +244,44 @@ export class MemoryStateStore implements StateStore {
     else this.#events.set(rootId, [e]);
   }
 
+  /** Step results of run `runId` and its nested runs (slots, counted by list length). */
+  #stepCount(runId: string): number {
+    let n = 0;
+    const stack = [runId];
+    while (stack.length > 0) {
+      const id = stack.pop()!;
+      n += this.#steps.get(id)?.length ?? 0;
+      const c = this.#children.get(id);
+      if (c !== undefined) { for (let i = 0; i < c.length; i++) stack.push(c[i]); }
+    }
+    return n;
+  }
+
+  /** Takes a deleted top-level run out of the retention account. */
+  #unfinish(runId: string): void {
+    const f = this.#finished;
+    for (let i = f.length - 1; i >= 0; i--) {
+      if (f[i][0] !== runId) continue;
+      this.#finishedSteps -= f[i][2];
+      f.splice(i, 1);
+    }
+  }
+
   #evict(): void {
     const now = this.#clock();
     const f = this.#finished;
-    let drop = 0;
     while (
-      drop < f.length &&
-      (f.length - drop > this.#maxFinished || now - f[drop][1] > this.#maxAgeMs)
+      f.length > 0 &&
+      (f.length > this.#maxFinished || now - f[0][1] > this.#maxAgeMs ||
+        (this.#finishedSteps > this.#maxSteps && f.length > 1))
     ) {
-      const [id] = f[drop++];
+      const id = f[0][0];
       const run = this.#runs.get(id);
-      // a run resumed since it finished is not finished any more
+      // #delete takes the run out of the account; a run resumed since it finished is not
+      // finished any more: only its entry goes
       if (run && isFinished(run.status)) this.#delete(id);
+      else this.#finishedSteps -= f.shift()![2];
     }
-    if (drop > 0) f.splice(0, drop);
   }
 
   getRun(runId: string): Promise<RunRecord | undefined> {
@@ -379,6 +422,7 @@ export class MemoryStateStore implements StateStore {
       this.#starts.delete(id);
       this.#signals.delete(id);
     }
+    if (run.parentRunId === undefined) this.#unfinish(runId);
     const root = run.rootRunId ?? runId;
     if (root === runId) this.#events.delete(runId);
     else {

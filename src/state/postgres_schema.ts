@@ -16,9 +16,14 @@
  *
  * Migrations run inside one transaction holding `pg_advisory_xact_lock`, so several engines
  * starting at once on a new database migrate it once, the others waiting for the lock.
+ *
+ * The scripts below repeat src/state/schema.ts's tables in PostgreSQL's types on purpose, not
+ * generated from one shared text: a migration is history (databases record it by name and never
+ * run it again), so each dialect's script stays as it shipped and reads as the plain SQL it runs;
+ * what the two share (the `Migration` shape, the tables the stores need) is imported from there.
  * @module
  */
-import type { Migration } from "./schema.ts";
+import { type Migration, REQUIRED_TABLES } from "./schema.ts";
 
 /** The advisory lock key of migrations (`pg_advisory_xact_lock`): "Stepflow" in ASCII. */
 export const MIGRATION_LOCK_KEY = "6013542935875579767";
@@ -176,5 +181,5 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   { name: "0002_durable_runs", sql: DURABLE },
 ];
 
-/** Tables the store needs (a database lacking one is not migrated). */
-export const PG_REQUIRED_TABLES = ["runs", "step_results", "step_info", "run_events", "engines"];
+/** Tables the store needs (a database lacking one is not migrated): the SQLite store's. */
+export const PG_REQUIRED_TABLES: readonly string[] = REQUIRED_TABLES;

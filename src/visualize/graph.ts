@@ -11,15 +11,10 @@
  */
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import type { LoadedFlow } from "../flow/load.ts";
-import { type Flow, FLOW_SCHEMA_URL, FlowSchema, type Step } from "../flow/model.ts";
+import { type Flow, FlowSchema, type Step } from "../flow/model.ts";
 import { jsonPath } from "../core/diagnostics.ts";
-import {
-  type CompiledRef,
-  compileTemplate,
-  forEachRef,
-  pathText,
-  TemplateError,
-} from "../flow/template.ts";
+import { type CompiledRef, pathText } from "../flow/template.ts";
+import { findNestedFlows, type Path, templateRefs } from "./graph_refs.ts";
 
 /** What a node stands for. */
 export type GraphNodeKind =
@@ -153,8 +148,6 @@ export function buildFlowGraph(
   return graph;
 }
 
-type Path = (string | number)[];
-
 class Builder {
   edges: GraphEdge[] = [];
   clusters: GraphCluster[] = [];
@@ -232,7 +225,7 @@ class Builder {
       where: string,
     ) => {
       if (template === undefined) return;
-      for (const ref of this.#refs(template, tAt)) {
+      for (const ref of templateRefs(template, tAt, this.warnings)) {
         const src = sourceOf(ref, where);
         const conditional = kind === "skip_if" || ref.skipDefault !== undefined;
         this.#edge(src.node, to, kind, conditional, src.path);
@@ -363,57 +356,5 @@ class Builder {
       this.edges.push(e);
     }
     if (!e.paths.includes(path)) e.paths.push(path);
-  }
-
-  /** The references of a template; invalid ones are left out with a warning. */
-  #refs(template: JsonValue, at: Path): CompiledRef[] {
-    const out: CompiledRef[] = [];
-    try {
-      forEachRef(compileTemplate(template, at), (r) => out.push(r));
-      return out;
-    } catch (e) {
-      if (!(e instanceof TemplateError)) throw e;
-    }
-    // one reference is invalid: compile each reference on its own to keep the valid ones
-    const walk = (t: JsonValue, p: Path) => {
-      if (Array.isArray(t)) {
-        t.forEach((x, i) => walk(x, [...p, i]));
-      } else if (isJsonObject(t)) {
-        if (Object.hasOwn(t, "$from")) {
-          try {
-            forEachRef(compileTemplate(t, p), (r) => out.push(r));
-          } catch (e) {
-            if (!(e instanceof TemplateError)) throw e;
-            this.warnings.push(`${jsonPath(e.at)}: invalid reference left out: ${e.message}`);
-          }
-        } else if (!Object.hasOwn(t, "$literal")) {
-          for (const k of Object.keys(t)) walk(t[k], [...p, k]);
-        }
-      }
-    };
-    walk(template, at);
-    return out;
-  }
-}
-
-/**
- * Calls `fn` for every flow document (an object whose `schema` is the flow schema URL) inside a
- * step input, `$literal` wrappers included, with its path in the input. References (`$from`
- * objects) are not searched.
- */
-function findNestedFlows(v: JsonValue, at: Path, fn: (v: JsonValue, at: Path) => void): void {
-  if (Array.isArray(v)) {
-    v.forEach((x, i) => findNestedFlows(x, [...at, i], fn));
-    return;
-  }
-  if (!isJsonObject(v)) return;
-  if (v.schema === FLOW_SCHEMA_URL) {
-    fn(v, at);
-    return;
-  }
-  if (Object.hasOwn(v, "$from")) return;
-  for (const k of Object.keys(v)) {
-    // `$literal` is a wrapper, not a key of the value: leave it out of the path
-    findNestedFlows(v[k], k === "$literal" ? at : [...at, k], fn);
   }
 }

@@ -8,86 +8,43 @@
  * Pure and deterministic (no Deno or DOM API, no randomness): the same graph always gives the
  * same coordinates, so the SVG can be compared in tests and the module can run in a browser.
  * Coordinates are px, y downwards; boxes are given by their centre and size.
+ *
+ * The steps live in their own modules: the shapes and sizes in src/visualize/layout_model.ts,
+ * ranks and row order in src/visualize/layout_rank.ts, x positions and edge geometry in
+ * src/visualize/layout_position.ts.
  * @module
  */
-import type { FlowGraph, GraphCluster, GraphEdge, GraphNode } from "./graph.ts";
+import type { FlowGraph, GraphEdge, GraphNode } from "./graph.ts";
 import { edgeLabel, type LabelOptions, nodeLabel } from "./labels.ts";
 import { textWidth } from "./text_width.ts";
+import {
+  CLUSTER_PAD,
+  DETAIL_SIZE,
+  EDGE_LABEL_SIZE,
+  type EdgePath,
+  GRAPH_TITLE_SIZE,
+  type GraphLayout,
+  HALF_RANK_SEP,
+  type Item,
+  type LEdge,
+  type Level,
+  LINE,
+  LOOP,
+  MARGIN,
+  type NodeBox,
+  type NodeShape,
+  PAD_X,
+  PAD_Y,
+  textBlock,
+  type TextLine,
+  TITLE_SIZE,
+  type Vertex,
+} from "./layout_model.ts";
+import { breakCycles, orderLayers, rankItems } from "./layout_rank.ts";
+import { ports, positionX, simplify } from "./layout_position.ts";
 
-/** A line of text in a box. `size` is the font size in px. */
-export interface TextLine {
-  text: string;
-  bold: boolean;
-  size: number;
-}
-
-/** How a node is drawn. */
-export type NodeShape = "box" | "oval" | "cylinder" | "component";
-
-/** A box: its centre (`x`, `y`) and size, in px. */
-export interface Box {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-
-/** A laid-out node. */
-export interface NodeBox extends Box {
-  node: GraphNode;
-  shape: NodeShape;
-  lines: TextLine[];
-}
-
-/** A laid-out edge. */
-export interface EdgePath {
-  edge: GraphEdge;
-  /**
-   * From the source's border to the target's border, through the virtual points of a long edge.
-   * For a self-loop (`selfLoop`), the four points of one cubic Bézier curve.
-   */
-  points: { x: number; y: number }[];
-  selfLoop?: boolean;
-  /** The label, beside the edge (`x`, `y`: the centre of its text). */
-  label?: Box & { text: string };
-}
-
-/** A laid-out expanded nested flow. */
-export interface ClusterBox extends Box {
-  cluster: GraphCluster;
-  lines: TextLine[];
-}
-
-/** The layout of a whole graph. */
-export interface GraphLayout {
-  width: number;
-  height: number;
-  /** The flow's name, centred at the top. */
-  title?: Box & { lines: TextLine[] };
-  nodes: NodeBox[];
-  edges: EdgePath[];
-  clusters: ClusterBox[];
-}
-
-/** Font sizes and line heights (px). */
-export const TITLE_SIZE = 11;
-export const DETAIL_SIZE = 9;
-export const EDGE_LABEL_SIZE = 9;
-export const GRAPH_TITLE_SIZE = 14;
-const LINE = 1.3;
-const PAD_X = 10;
-const PAD_Y = 6;
-const MARGIN = 8;
-/** Gap between neighbouring nodes in a row, and between a node and a virtual point. */
-const NODE_SEP = 22;
-const DUMMY_SEP = 8;
-/** Half the gap between two rows of nodes (a row of edge labels may sit between). */
-const HALF_RANK_SEP = 17;
-const CLUSTER_PAD = 10;
-/** How far a self-loop reaches to the right of its node. */
-const LOOP = 26;
-const ORDER_ITERATIONS = 12;
-const POSITION_ITERATIONS = 8;
+// the layout's result, for its callers (src/visualize/svg.ts draws it)
+export type { GraphLayout } from "./layout_model.ts";
 
 /** Lays out a graph (labels as the renderers draw them). */
 export function layoutGraph(graph: FlowGraph, options: LabelOptions = {}): GraphLayout {
@@ -119,14 +76,6 @@ export function layoutGraph(graph: FlowGraph, options: LabelOptions = {}): Graph
   return out;
 }
 
-interface Level {
-  width: number;
-  height: number;
-  nodes: NodeBox[];
-  edges: EdgePath[];
-  clusters: ClusterBox[];
-}
-
 /** Copies a level's boxes into `out`, moved by (`dx`, `dy`). */
 function place(level: Level, dx: number, dy: number, out: Level): void {
   for (const n of level.nodes) out.nodes.push({ ...n, x: n.x + dx, y: n.y + dy });
@@ -136,49 +85,6 @@ function place(level: Level, dx: number, dy: number, out: Level): void {
     if (e.label) moved.label = { ...e.label, x: e.label.x + dx, y: e.label.y + dy };
     out.edges.push(moved);
   }
-}
-
-/** A node or an expanded nested flow of one level. */
-interface Item {
-  key: string;
-  width: number;
-  height: number;
-  node?: NodeBox;
-  cluster?: { cluster: GraphCluster; inner: Level; lines: TextLine[]; titleHeight: number };
-}
-
-/**
- * A vertex of the layered graph: an item, or a virtual point of an edge. `x` is where edges
- * attach; the vertex reaches `left` px to its left and `right` px to its right (a label's slot
- * lies to the right of its edge).
- */
-interface Vertex {
-  left: number;
-  right: number;
-  height: number;
-  layer: number;
-  /** Index into the items, or -1 for a virtual point. */
-  item: number;
-  /** For the virtual point that holds a label: the label's size. */
-  label?: { text: string; width: number; height: number };
-  /** Weight of its own position when x positions are balanced (virtual points pull harder). */
-  weight: number;
-  /**
-   * A virtual point shared by the edges from one item (a trunk): it is aligned with its trunk
-   * only, not pulled aside by the edges that branch off it.
-   */
-  trunk?: boolean;
-  x: number;
-  y: number;
-}
-
-interface LEdge {
-  edge: GraphEdge;
-  from: number;
-  to: number;
-  reversed: boolean;
-  /** The vertices from top to bottom (items at both ends). */
-  chain: number[];
 }
 
 /** Lays out the nodes of one level (the top flow, or one expanded nested flow). */
@@ -459,340 +365,4 @@ function nodeItem(node: GraphNode, options: LabelOptions): Item {
   width = Math.max(width, 40);
   const box: NodeBox = { node, shape, lines, x: 0, y: 0, width, height };
   return { key: node.id, width, height, node: box };
-}
-
-/** The size of lines of text stacked and centred. */
-export function textBlock(lines: readonly TextLine[]): { width: number; height: number } {
-  let width = 0;
-  let height = 0;
-  for (const l of lines) {
-    width = Math.max(width, textWidth(l.text, l.size, l.bold));
-    height += l.size * LINE;
-  }
-  return { width, height };
-}
-
-/**
- * Reverses the edges that close a cycle (only invalid flows have cycles: a step reading itself
- * through others), found by a depth-first search in item order.
- */
-function breakCycles(n: number, edges: LEdge[]): void {
-  const out: number[][] = Array.from({ length: n }, () => []);
-  edges.forEach((e, i) => out[e.from].push(i));
-  const state = new Uint8Array(n); // 0 new, 1 on the stack, 2 done
-  for (let s = 0; s < n; s++) {
-    if (state[s] !== 0) continue;
-    const stack: [number, number][] = [[s, 0]];
-    state[s] = 1;
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1];
-      const [v, k] = top;
-      if (k >= out[v].length) {
-        state[v] = 2;
-        stack.pop();
-        continue;
-      }
-      top[1]++;
-      const e = edges[out[v][k]];
-      if (state[e.to] === 1) e.reversed = true;
-      else if (state[e.to] === 0) {
-        state[e.to] = 1;
-        stack.push([e.to, 0]);
-      }
-    }
-  }
-}
-
-/**
- * Ranks: the longest path from a source; a source other than the flow input is then moved down
- * next to its first reader, and the flow output goes to the last rank.
- */
-function rankItems(items: Item[], edges: LEdge[]): number[] {
-  const n = items.length;
-  const preds: number[][] = Array.from({ length: n }, () => []);
-  const succs: number[][] = Array.from({ length: n }, () => []);
-  for (const e of edges) {
-    const [a, b] = e.reversed ? [e.to, e.from] : [e.from, e.to];
-    succs[a].push(b);
-    preds[b].push(a);
-  }
-  const rank = new Array<number>(n).fill(0);
-  const indegree = preds.map((p) => p.length);
-  const ready: number[] = [];
-  for (let i = 0; i < n; i++) if (indegree[i] === 0) ready.push(i);
-  // Kahn's algorithm, always taking the earliest item (deterministic)
-  while (ready.length > 0) {
-    ready.sort((a, b) => a - b);
-    const v = ready.shift()!;
-    for (const s of succs[v]) {
-      rank[s] = Math.max(rank[s], rank[v] + 1);
-      if (--indegree[s] === 0) ready.push(s);
-    }
-  }
-  for (let i = 0; i < n; i++) {
-    const kind = items[i].node?.node.kind;
-    if (preds[i].length === 0 && succs[i].length > 0 && kind !== "input") {
-      rank[i] = Math.max(rank[i], Math.min(...succs[i].map((s) => rank[s])) - 1);
-    }
-  }
-  const last = Math.max(0, ...rank);
-  for (let i = 0; i < n; i++) {
-    if (items[i].node?.node.kind === "output") {
-      const others = rank.filter((_, j) => j !== i);
-      rank[i] = Math.max(rank[i], others.length > 0 ? Math.max(...others) + 1 : 0, last);
-    }
-  }
-  return rank;
-}
-
-/**
- * The order of the vertices in each row: a depth-first order first, then sweeps down and up
- * sorting each row by the mean position of its neighbours in the row before (barycentres),
- * keeping the order with the fewest crossings.
- */
-function orderLayers(
-  vertices: Vertex[],
-  layerCount: number,
-  itemCount: number,
-  up: number[][],
-  down: number[][],
-): number[][] {
-  const layers: number[][] = Array.from({ length: layerCount }, () => []);
-  const seen = new Uint8Array(vertices.length);
-  const visit = (start: number) => {
-    const stack = [start];
-    while (stack.length > 0) {
-      const v = stack.pop()!;
-      if (seen[v]) continue;
-      seen[v] = 1;
-      layers[vertices[v].layer].push(v);
-      for (let k = down[v].length - 1; k >= 0; k--) stack.push(down[v][k]);
-    }
-  };
-  for (let i = 0; i < itemCount; i++) if (up[i].length === 0) visit(i);
-  for (let v = 0; v < vertices.length; v++) visit(v);
-
-  const pos = new Float64Array(vertices.length);
-  const setPositions = (ls: number[][]) => {
-    for (const l of ls) l.forEach((v, i) => pos[v] = i);
-  };
-  setPositions(layers);
-  let best = layers.map((l) => l.slice());
-  let bestCrossings = totalCrossings(layers, down, pos);
-  const sortBy = (layer: number[], neighbours: number[][]) => {
-    const keyed = layer.map((v) => {
-      const ns = neighbours[v];
-      let key = pos[v];
-      if (ns.length > 0) {
-        let sum = 0;
-        for (const u of ns) sum += pos[u];
-        key = sum / ns.length;
-      }
-      return { v, key };
-    });
-    keyed.sort((a, b) => a.key - b.key || pos[a.v] - pos[b.v]);
-    keyed.forEach((k, i) => {
-      layer[i] = k.v;
-    });
-    layer.forEach((v, i) => pos[v] = i);
-  };
-  // stop after a few sweeps that found nothing better
-  for (let it = 0, stale = 0; it < ORDER_ITERATIONS && bestCrossings > 0 && stale < 3; it++) {
-    for (let l = 1; l < layerCount; l++) sortBy(layers[l], up);
-    for (let l = layerCount - 2; l >= 0; l--) sortBy(layers[l], down);
-    const c = totalCrossings(layers, down, pos);
-    if (c < bestCrossings) {
-      bestCrossings = c;
-      best = layers.map((l) => l.slice());
-      stale = 0;
-    } else {
-      stale++;
-    }
-  }
-  setPositions(best);
-  return best;
-}
-
-/** Edge crossings between all neighbouring rows (counted with a Fenwick tree, O(E log V)). */
-function totalCrossings(layers: number[][], down: number[][], pos: Float64Array): number {
-  let total = 0;
-  for (let l = 0; l + 1 < layers.length; l++) {
-    const targets: number[] = [];
-    for (const v of layers[l]) {
-      const ts = down[v].map((u) => pos[u]).sort((a, b) => a - b);
-      targets.push(...ts);
-    }
-    const size = layers[l + 1].length;
-    const tree = new Float64Array(size + 1);
-    for (let k = 0; k < targets.length; k++) {
-      // crossings with earlier edges that end to the right of this one
-      let greater = k;
-      for (let i = targets[k] + 1; i > 0; i -= i & -i) greater -= tree[i];
-      total += greater;
-      for (let i = targets[k] + 1; i <= size; i += i & -i) tree[i]++;
-    }
-  }
-  return total;
-}
-
-/**
- * x positions: each row keeps its order and its gaps, and every vertex is pulled towards the
- * mean x of its neighbours (in the row above, then below, then both), solved exactly for each
- * row as an isotonic regression (pool adjacent violators).
- */
-function positionX(
-  vertices: Vertex[],
-  layers: number[][],
-  up: number[][],
-  down: number[][],
-  loops: Set<number>,
-): void {
-  const gap = (a: number, b: number) => {
-    const va = vertices[a];
-    const vb = vertices[b];
-    const sep = va.item >= 0 && vb.item >= 0
-      ? NODE_SEP
-      : va.item >= 0 || vb.item >= 0
-      ? DUMMY_SEP + 4
-      : DUMMY_SEP;
-    const loop = loops.has(va.item) ? LOOP + 4 : 0;
-    return va.right + vb.left + sep + loop;
-  };
-  for (const layer of layers) {
-    let x = 0;
-    layer.forEach((v, i) => {
-      if (i > 0) x += gap(layer[i - 1], v);
-      vertices[v].x = x;
-    });
-  }
-  const balance = (layer: number[], neighbours: (v: number) => number[]) => {
-    const n = layer.length;
-    if (n === 0) return;
-    // offsets: the least distance of each vertex from the first one
-    const offset = new Float64Array(n);
-    for (let i = 1; i < n; i++) offset[i] = offset[i - 1] + gap(layer[i - 1], layer[i]);
-    const target = new Float64Array(n);
-    const weight = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const v = vertices[layer[i]];
-      let ns = neighbours(layer[i]);
-      if (v.trunk) ns = ns.filter((u) => vertices[u].trunk || vertices[u].item >= 0);
-      let t = v.x;
-      if (ns.length > 0) {
-        let sum = 0;
-        for (const u of ns) sum += vertices[u].x;
-        t = sum / ns.length;
-      }
-      target[i] = t - offset[i];
-      weight[i] = ns.length > 0 ? v.weight : 0.01;
-    }
-    const y = isotonic(target, weight);
-    for (let i = 0; i < n; i++) vertices[layer[i]].x = y[i] + offset[i];
-  };
-  for (let it = 0; it < POSITION_ITERATIONS; it++) {
-    for (let l = 1; l < layers.length; l++) balance(layers[l], (v) => up[v]);
-    for (let l = layers.length - 2; l >= 0; l--) balance(layers[l], (v) => down[v]);
-  }
-  for (let it = 0; it < 2; it++) {
-    for (const layer of layers) balance(layer, (v) => [...up[v], ...down[v]]);
-  }
-  let min = Infinity;
-  for (const v of vertices) min = Math.min(min, v.x - v.left);
-  if (Number.isFinite(min)) { for (const v of vertices) v.x -= min; }
-}
-
-/**
- * The non-decreasing sequence closest to `target` (weighted least squares): the pool adjacent
- * violators algorithm, O(n).
- */
-export function isotonic(target: Float64Array, weight: Float64Array): Float64Array {
-  const n = target.length;
-  const value: number[] = [];
-  const w: number[] = [];
-  const count: number[] = [];
-  for (let i = 0; i < n; i++) {
-    value.push(target[i]);
-    w.push(weight[i]);
-    count.push(1);
-    while (value.length > 1 && value[value.length - 2] > value[value.length - 1]) {
-      const v2 = value.pop()!, w2 = w.pop()!, c2 = count.pop()!;
-      const v1 = value.pop()!, w1 = w.pop()!, c1 = count.pop()!;
-      const ww = w1 + w2;
-      value.push((v1 * w1 + v2 * w2) / ww);
-      w.push(ww);
-      count.push(c1 + c2);
-    }
-  }
-  const out = new Float64Array(n);
-  let i = 0;
-  for (let b = 0; b < value.length; b++) {
-    for (let k = 0; k < count[b]; k++) out[i++] = value[b];
-  }
-  return out;
-}
-
-/**
- * Where `count` edges leave (`side` 1: the bottom) or enter (`side` -1: the top) a box, heading
- * for the x positions `toward` (sorted): one edge heads straight for its neighbour; several are
- * spread evenly, clear of the corners. On an ellipse the points lie on its outline.
- */
-function ports(
-  v: Vertex,
-  shape: NodeShape,
-  toward: number[],
-  side: 1 | -1,
-): { x: number; y: number }[] {
-  const halfW = v.left;
-  const halfH = v.height / 2;
-  const room = shape === "oval" ? halfW * 0.6 : Math.max(0, halfW - 8);
-  const k = toward.length;
-  let xs: number[];
-  if (k === 1) {
-    xs = [Math.min(v.x + room, Math.max(v.x - room, v.x + (toward[0] - v.x) * 0.5))];
-  } else {
-    const span = Math.min(2 * room, (k - 1) * 14);
-    xs = toward.map((_, j) => v.x - span / 2 + (j * span) / (k - 1));
-  }
-  return xs.map((x) => {
-    if (shape !== "oval") return { x, y: v.y + side * halfH };
-    const u = (x - v.x) / halfW;
-    return { x, y: v.y + side * halfH * Math.sqrt(Math.max(0, 1 - u * u)) };
-  });
-}
-
-/**
- * The points of a polyline without those closer than `epsilon` px to the line through their
- * neighbours (Ramer–Douglas–Peucker); the ends are kept.
- */
-export function simplify(
-  pts: { x: number; y: number }[],
-  epsilon: number,
-): { x: number; y: number }[] {
-  if (pts.length <= 2) return pts;
-  const keep = new Uint8Array(pts.length);
-  keep[0] = keep[pts.length - 1] = 1;
-  const stack: [number, number][] = [[0, pts.length - 1]];
-  while (stack.length > 0) {
-    const [a, b] = stack.pop()!;
-    const pa = pts[a];
-    const pb = pts[b];
-    const len = Math.hypot(pb.x - pa.x, pb.y - pa.y);
-    let far = -1;
-    let farDist = epsilon;
-    for (let i = a + 1; i < b; i++) {
-      const p = pts[i];
-      const d = len < 1e-9
-        ? Math.hypot(p.x - pa.x, p.y - pa.y)
-        : Math.abs((pb.x - pa.x) * (pa.y - p.y) - (pa.x - p.x) * (pb.y - pa.y)) / len;
-      if (d > farDist) {
-        farDist = d;
-        far = i;
-      }
-    }
-    if (far >= 0) {
-      keep[far] = 1;
-      stack.push([a, far], [far, b]);
-    }
-  }
-  return pts.filter((_, i) => keep[i] === 1);
 }

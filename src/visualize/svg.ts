@@ -19,14 +19,14 @@
  */
 import type { FlowGraph, GraphNode } from "./graph.ts";
 import { type LabelOptions, printable, statusClass, stepClass } from "./labels.ts";
+import { layoutGraph } from "./layout.ts";
 import {
   EDGE_LABEL_SIZE,
   type EdgePath,
   type GraphLayout,
-  layoutGraph,
   type NodeBox,
   type TextLine,
-} from "./layout.ts";
+} from "./layout_model.ts";
 
 /** Options of {@linkcode renderSvg}. */
 export interface SvgOptions extends LabelOptions {

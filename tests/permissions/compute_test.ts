@@ -1,11 +1,8 @@
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { ConfigSchema, type LoadedConfig } from "../../src/config/model.ts";
-import {
-  computeFlowPermissions,
-  netHost,
-  routeTargets,
-  sqliteFile,
-} from "../../src/permissions/compute.ts";
+import { computeFlowPermissions } from "../../src/permissions/compute.ts";
+import { routeTargets } from "../../src/permissions/steps.ts";
+import { netHost, sqliteFile } from "../../src/permissions/targets.ts";
 import { envVarsIn } from "../../src/permissions/env_refs.ts";
 import { ALWAYS_READ_ENV } from "../../src/permissions/library_env.ts";
 import { PermissionSet } from "../../src/permissions/permission_set.ts";

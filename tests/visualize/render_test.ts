@@ -14,7 +14,8 @@ import { renderDot } from "../../src/visualize/dot.ts";
 import { renderSvg } from "../../src/visualize/svg.ts";
 import { renderFlow } from "../../src/visualize/render.ts";
 import { statusClass, stepClass } from "../../src/visualize/labels.ts";
-import { isotonic, layoutGraph, simplify } from "../../src/visualize/layout.ts";
+import { layoutGraph } from "../../src/visualize/layout.ts";
+import { isotonic, simplify } from "../../src/visualize/layout_position.ts";
 import { allElements, classesOf, parseXml, textOf } from "./_xml.ts";
 
 /** Step ids that break naive renderers. */

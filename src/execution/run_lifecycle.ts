@@ -1,0 +1,334 @@
+/**
+ * The life of one run from its start to its stored result (src/execution/engine.ts starts it):
+ * the run record, the `run_started` / `run_finished` events, secrets redaction, the nesting limit,
+ * the run's budget, timeout and limits, its {@linkcode RunContext}, the scheduler, and the stored
+ * completion a top-level run waits for (issue 10: never report a result whose state was not
+ * stored).
+ * @module
+ */
+import type { Flow } from "../flow/model.ts";
+import type { LoadedConfig } from "../config/model.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
+import { parseDuration } from "../core/duration.ts";
+import { Limiter } from "../core/limiter.ts";
+import { setDeadline } from "../core/turn.ts";
+import { ExecutionError, executionError } from "../errors.ts";
+import type { EngineServices } from "../plugins/plugin.ts";
+import type { Logger } from "../log.ts";
+import { redactLogs } from "../log.ts";
+import type { StateStore, Stored } from "../state/store.ts";
+import { nowRfc3339, storeFailedResult } from "../state/store.ts";
+import { compileFlow } from "./compile.ts";
+import { cancelled, executeFlow } from "./scheduler.ts";
+import { applyOverrides } from "./overrides.ts";
+import {
+  type ComponentResolver,
+  InFlight,
+  makeScope,
+  type RunContext,
+  type RunLimits,
+  type RunOrigin,
+  type StepRunner,
+} from "./run_context.ts";
+import {
+  DEFAULT_MAX_NESTED_RUNS,
+  DEFAULT_MAX_RUN_STEPS,
+  MAX_NESTING_DEPTH,
+  RunBudget,
+} from "./limits.ts";
+import { runTimeoutReason } from "./timeout.ts";
+import { RunEvents, type RunObserver } from "./observers.ts";
+import { type Redactor, runRedactor } from "./secrets.ts";
+import type { RunOptions } from "./run_options.ts";
+import { applyResumeMode, type ResumeMode, type ResumeState } from "./resume.ts";
+
+/** Run options the engine passes to nested runs. */
+export interface InternalRunOptions extends RunOptions {
+  /** 0 for a top-level run, parent's + 1 for a nested one. */
+  depth?: number;
+  /** The top-level run's budget (nested runs). */
+  budget?: RunBudget;
+  /** The secrets of the parent run (its nested runs redact them too). */
+  secrets?: Redactor;
+  parentStepId?: string;
+  item?: number;
+  /** Resume this (existing) run from its committed state instead of creating it. */
+  resume?: ResumeState;
+  /** The parent run is resumed: look this nested run up by its key first. */
+  resumeMode?: ResumeMode;
+}
+
+/** What a run needs from its engine. */
+export interface RunHost {
+  readonly config: LoadedConfig;
+  readonly store: StateStore;
+  readonly resolver: ComponentResolver;
+  readonly log: Logger;
+  readonly stepRunner: StepRunner | undefined;
+  /** The engine's observers now (a run sees those registered before it started). */
+  observers(): ReadonlySet<RunObserver>;
+  /** Top-level runs executing in this engine. */
+  readonly executing: Set<string>;
+  /** The flow's id, stored as a flow blob the first time. */
+  registerFlow(flow: Flow): string;
+  /** The engine services of run `runId` (what its components get). */
+  services(
+    runId: string,
+    signal: AbortSignal,
+    depth: number,
+    budget: RunBudget,
+    secrets?: Redactor,
+    resumeMode?: ResumeMode,
+  ): EngineServices;
+}
+
+/** Where a run is in its life, for its handle. */
+export interface RunHooks {
+  /** The run's context exists (its steps can be listed). */
+  started(run: RunContext): void;
+  /**
+   * The write of the run's record was issued (`createRun`, or the status of a resumed or claimed
+   * run): resolved once the store has committed it.
+   */
+  recorded(write: Stored): void;
+}
+
+/**
+ * Runs `flow` on `input` as run `runId` and returns its FlowResult (stored with the run's
+ * completion). Never throws for problems of the flow or its steps.
+ */
+export async function executeRun(
+  host: RunHost,
+  flow: Flow,
+  input: JsonValue,
+  runId: string,
+  options: InternalRunOptions,
+  controller: AbortController,
+  hooks: RunHooks,
+): Promise<FlowResult> {
+  const store = host.store;
+  const flowId = host.registerFlow(flow);
+  const depth = options.depth ?? 0;
+  const topLevel = options.parentRunId === undefined;
+  if (topLevel) host.executing.add(runId);
+  const origin = originOf(options);
+  // Not awaited: the store commits writes in order, so a later commit of this run (a step
+  // result, its completion) fails when this one did (src/state/store.ts). A run claimed from
+  // the queue exists already.
+  if (options.resume !== undefined) {
+    // claimed already (engine.resume): running again
+    hooks.recorded(store.setRunStatus(runId, "running"));
+  } else if (!options.existing) {
+    hooks.recorded(store.createRun({
+      runId,
+      flowId,
+      flowName: flow.name,
+      status: "running",
+      input,
+      overrides: options.overrides,
+      variables: variablesObject(options.variables),
+      createdAt: nowRfc3339(),
+      parentRunId: options.parentRunId,
+      ...(origin?.runKey !== undefined
+        ? { runKey: origin.runKey }
+        : options.runKey !== undefined && options.parentRunId === undefined
+        ? { runKey: options.runKey }
+        : {}),
+      ...(options.debugMode === true && options.parentRunId === undefined
+        ? { debugMode: true }
+        : {}),
+    }));
+  } else {
+    hooks.recorded(undefined);
+  }
+  const budget = options.budget ?? runBudget(host.config, options, controller, runId);
+  const observers = host.observers();
+  const events = observers.size > 0 ? new RunEvents(runId, [...observers], host.log) : undefined;
+  events?.emit({
+    type: "run_started",
+    runId,
+    flowId,
+    ...(flow.name !== undefined ? { flowName: flow.name } : {}),
+    ...(options.parentRunId !== undefined ? { parentRunId: options.parentRunId } : {}),
+    rootRunId: budget.rootRunId,
+    ...(origin?.runKey !== undefined ? { runKey: origin.runKey } : {}),
+    at: Date.now(),
+  });
+  // Secrets (`is_secret` in the flow's schemas) are redacted from logs and failed results
+  // while the run lasts (src/execution/secrets.ts).
+  const secrets = runRedactor(
+    flow,
+    input,
+    options.variables instanceof Map ? options.variables : Object.entries(options.variables ?? {}),
+    options.secrets,
+  );
+  const stopRedacting = secrets ? redactLogs(secrets) : undefined;
+  let result: FlowResult;
+  try {
+    if (depth > MAX_NESTING_DEPTH) {
+      const top = `Nested flows are more than ${MAX_NESTING_DEPTH} deep`;
+      result = failedFromExecutionError(executionError(top, {
+        attachments: [
+          `Run ${runId} of flow ${flowId} was not started: does a flow evaluate itself without end?`,
+        ],
+      }));
+    } else if (options.budget !== undefined && !budget.addRun()) {
+      result = cancelled(controller.signal.reason);
+    } else {
+      result = await execute(host, flow, flowId, runId, input, options, depth, {
+        controller,
+        budget,
+        events,
+        origin,
+        secrets,
+        started: hooks.started,
+      });
+    }
+  } finally {
+    stopRedacting?.();
+  }
+  if (secrets) result = secrets.redactResult(result);
+  const status = result.outcome === "success" ? "completed" : "failed";
+  const stored = store.completeRun(runId, status, result);
+  // Never report a result whose run state was not stored (issue 10): a top-level run waits for
+  // its last commit, which also fails when any earlier write of the run (or of its nested runs,
+  // committed before it) failed.
+  if (stored !== undefined && options.parentRunId === undefined) {
+    try {
+      await stored;
+    } catch (e) {
+      result = storeFailedResult(e);
+    }
+  }
+  if (topLevel) host.executing.delete(runId);
+  events?.emit({ type: "run_finished", runId, status, result, at: Date.now() });
+  return result;
+}
+
+/** The budget of a top-level run; going over it aborts the run. */
+function runBudget(
+  config: LoadedConfig,
+  options: RunOptions,
+  controller: AbortController,
+  runId: string,
+): RunBudget {
+  const c = config.config;
+  return new RunBudget(
+    options.maxRunSteps ?? c.maxRunSteps ?? DEFAULT_MAX_RUN_STEPS,
+    options.maxNestedRuns ?? c.maxNestedRuns ?? DEFAULT_MAX_NESTED_RUNS,
+    (reason) => controller.abort(reason),
+    runId,
+  );
+}
+
+async function execute(
+  host: RunHost,
+  flow: Flow,
+  flowId: string,
+  runId: string,
+  input: JsonValue,
+  options: InternalRunOptions,
+  depth: number,
+  parts: {
+    controller: AbortController;
+    budget: RunBudget;
+    events?: RunEvents;
+    origin?: RunOrigin;
+    secrets?: Redactor;
+    started: (run: RunContext) => void;
+  },
+): Promise<FlowResult> {
+  let compiled;
+  try {
+    compiled = compileFlow(applyOverrides(flow, options.overrides));
+  } catch (e) {
+    if (e instanceof ExecutionError) return failedFromExecutionError(e);
+    throw e;
+  }
+  const { controller, budget } = parts;
+  const runTimeout = host.config.config.runTimeout;
+  const runTimeoutMs = options.timeoutMs ??
+    (options.parentRunId === undefined && runTimeout !== undefined
+      ? parseDuration(runTimeout, { what: "runTimeout" })
+      : undefined);
+  // A deadline, not a plain timer: busy built-in work cannot keep it from firing (core/turn.ts).
+  const cancelTimer = runTimeoutMs !== undefined
+    ? setDeadline(runTimeoutMs, () => controller.abort(runTimeoutReason(runTimeoutMs)))
+    : undefined;
+  const variables = options.variables instanceof Map
+    ? options.variables
+    : new Map(Object.entries(options.variables ?? {}));
+  const results: (FlowResult | undefined)[] = new Array(compiled.steps.length);
+  const run: RunContext = {
+    runId,
+    flowId,
+    compiled,
+    input,
+    variables,
+    results,
+    scope: makeScope(compiled, input, results, variables),
+    signal: controller.signal,
+    services: host.services(
+      runId,
+      controller.signal,
+      depth,
+      budget,
+      parts.secrets,
+      options.resume?.mode,
+    ),
+    resolver: host.resolver,
+    store: host.store,
+    log: host.log,
+    inFlight: new InFlight(compiled.steps),
+    budget,
+    limits: runLimits(host.config, options),
+  };
+  if (parts.events !== undefined) run.events = parts.events;
+  if (options.gate !== undefined) run.gate = options.gate;
+  if (host.stepRunner !== undefined) run.runner = host.stepRunner;
+  if (parts.origin !== undefined) run.origin = parts.origin;
+  if (parts.secrets !== undefined) run.secrets = parts.secrets;
+  if (options.resume !== undefined) run.resume = applyResumeMode(compiled, options.resume);
+  parts.started(run);
+  try {
+    return await executeFlow(run, (reason) => controller.abort(reason));
+  } finally {
+    cancelTimer?.();
+  }
+}
+
+/** The limits of one run (issue 5): steps in flight, output size. */
+export function runLimits(config: LoadedConfig, options: RunOptions): RunLimits | undefined {
+  const max = options.maxConcurrency ?? config.config.maxConcurrency;
+  const maxOutput = config.config.maxOutputSize;
+  if (max === undefined && maxOutput === undefined) return undefined;
+  const limits: RunLimits = {};
+  if (max !== undefined) limits.steps = new Limiter(max);
+  if (maxOutput !== undefined) limits.maxOutputBytes = maxOutput;
+  return limits;
+}
+
+/** Where a nested run comes from, with its deterministic key when its step is known. */
+function originOf(options: InternalRunOptions): RunOrigin | undefined {
+  if (options.parentRunId === undefined) return undefined;
+  const origin: RunOrigin = { parentRunId: options.parentRunId };
+  if (options.parentStepId !== undefined) {
+    origin.stepId = options.parentStepId;
+    origin.runKey = `${options.parentRunId}/${options.parentStepId}`;
+    if (options.item !== undefined) {
+      origin.item = options.item;
+      origin.runKey += `/${options.item}`;
+    }
+  }
+  return origin;
+}
+
+/** Run variables as the state store keeps them (undefined when there are none). */
+function variablesObject(
+  v: Record<string, JsonValue> | ReadonlyMap<string, JsonValue> | undefined,
+): Record<string, JsonValue> | undefined {
+  if (v === undefined) return undefined;
+  const o = v instanceof Map ? Object.fromEntries(v) : v as Record<string, JsonValue>;
+  return Object.keys(o).length > 0 ? o : undefined;
+}
