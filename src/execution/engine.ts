@@ -261,6 +261,7 @@ export class Engine {
     if (record.variables !== undefined) o.variables = record.variables;
     if (record.overrides !== undefined && record.overrides !== null) o.overrides = record.overrides;
     if (options.signal !== undefined) o.signal = options.signal;
+    if (options.gate !== undefined) o.gate = options.gate;
     return this.start(flow, record.input, o);
   }
 
