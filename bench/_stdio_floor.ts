@@ -3,7 +3,7 @@
  * bench/protocol_roundtrip.ts): a bare newline-JSON echo process (bench/protocol_echo_stdio.ts)
  * driven with many requests in flight, answers matched by id. Requests issued in the same turn go
  * out in one write (as the stepflow plugin's stdio transport does), so the floor is as strong as
- * the transport's own framing.
+ * the transport's own framing. Also the CPU readings both benchmarks report per item.
  * @module
  */
 import { LineSplitter } from "../src/protocol/line_splitter.ts";
@@ -81,4 +81,44 @@ export async function inFlight(
     while (next < n) await call(next++);
   };
   await Promise.all(Array.from({ length: k }, loop));
+}
+
+/** CPU time (user + system, ms) of a process from /proc (Linux), 0 when unreadable. */
+export function cpuOf(pid: string): number {
+  try {
+    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) * 1000 / 100; // clock ticks of 10 ms
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU time (ms) of this process (`self`) and of each of its child processes (by pid). */
+export function cpuNow(): Map<string, number> {
+  const m = new Map<string, number>([["self", cpuOf("self")]]);
+  try {
+    for (const t of Deno.readDirSync("/proc/self/task")) {
+      const kids = Deno.readTextFileSync(`/proc/self/task/${t.name}/children`).trim();
+      for (const pid of kids ? kids.split(/\s+/) : []) m.set(pid, cpuOf(pid));
+    }
+  } catch { /* not Linux */ }
+  return m;
+}
+
+/** The `listening on http://...` address a server child prints on stderr, with a trailing `/`. */
+export async function listenUrl(child: Deno.ChildProcess): Promise<string> {
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`no listening line: ${seen}`);
+    seen += value;
+    const m = /listening on (http:\/\/\S+)/.exec(seen);
+    if (m) {
+      (async () => {
+        while (!(await reader.read()).done) { /* drain */ }
+      })();
+      return m[1] + "/";
+    }
+  }
 }

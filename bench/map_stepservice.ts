@@ -9,11 +9,13 @@
  * deno run -A bench/map_stepservice.ts [--items 10000] [--concurrency 16] [--rounds 5] [--no-http]
  * ```
  *
- * Also over stdio, the same map whose item flow has a second step nothing needs: its item runs
+ * Also over stdio: the item calls through the stepflow plugin alone (no engine; the transport's
+ * share of the map's cost), and the same map whose item flow has a second step nothing needs: its item runs
  * go through the scheduler, as every item run did before one-step item flows skipped it (issue
  * 17), so the before/after of that change is measured in the same run.
  *
- * Each round times every contender once, in turn (floor, map, scheduled; stdio then HTTP), after
+ * Each round times every contender once, in turn (floor, map, scheduled, plugin calls; stdio then
+ * HTTP), after
  * one warm-up round; the report gives items/s per round and the ratio map ÷ floor of each round, then the
  * medians. Results go in docs/performance.md.
  * @module
@@ -21,7 +23,11 @@
 import { Engine } from "../src/execution/engine.ts";
 import { parseConfigValue } from "../src/config/load.ts";
 import { loadFlowText } from "../src/flow/load.ts";
-import { type Floor, inFlight, stdioFloor } from "./_stdio_floor.ts";
+import { cpuNow, type Floor, inFlight, listenUrl, stdioFloor } from "./_stdio_floor.ts";
+import { StepflowPlugin } from "../src/plugins/stepflow/plugin.ts";
+import type { StepflowPluginConfig } from "../src/config/model.ts";
+import type { EngineServices } from "../src/plugins/plugin.ts";
+import type { Logger } from "../src/log.ts";
 import type { JsonValue } from "../src/json/exact_json.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -78,23 +84,6 @@ async function httpFloor(): Promise<Floor> {
       await child.status;
     },
   };
-}
-
-async function listenUrl(child: Deno.ChildProcess): Promise<string> {
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`no listening line: ${seen}`);
-    seen += value;
-    const m = /listening on (http:\/\/\S+)/.exec(seen);
-    if (m) {
-      (async () => {
-        while (!(await reader.read()).done) { /* drain */ }
-      })();
-      return m[1] + "/";
-    }
-  }
 }
 
 const FLOW = `schema: https://stepflow.org/schemas/v1/flow.json
@@ -157,28 +146,6 @@ async function mapContender(
   };
 }
 
-/** CPU time (user + system, ms) of a process from /proc (Linux), 0 when unreadable. */
-function cpuOf(pid: string): number {
-  try {
-    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-    return (Number(f[11]) + Number(f[12])) * 1000 / 100; // clock ticks of 10 ms
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU time (ms) of this process and of each of its child processes. */
-function cpuNow(): Map<string, number> {
-  const m = new Map<string, number>([["self", cpuOf("self")]]);
-  try {
-    for (const t of Deno.readDirSync("/proc/self/task")) {
-      const kids = Deno.readTextFileSync(`/proc/self/task/${t.name}/children`).trim();
-      for (const pid of kids ? kids.split(/\s+/) : []) m.set(pid, cpuOf(pid));
-    }
-  } catch { /* not Linux */ }
-  return m;
-}
-
 interface Timed {
   /** items/s */
   rate: number;
@@ -220,6 +187,47 @@ const sSched = await mapContender(
   undefined,
   true,
 );
+/**
+ * The stepflow plugin alone over stdio: the item's `components/execute` calls with 16 in flight,
+ * no engine around them (each call with a fresh abort signal, as a map item's step has). The
+ * part of the map's cost that is the transport; the rest is the engine's item runs.
+ */
+async function pluginContender(): Promise<Floor> {
+  const plugin = new StepflowPlugin("w", {
+    type: "stepflow",
+    transport: "stdio",
+    command: Deno.execPath(),
+    args: ["run", "--quiet", "sdk_worker.ts"],
+    env: denoEnv,
+  } as StepflowPluginConfig);
+  const quiet: Logger = {
+    error: (m) => console.error(m),
+    warn: (m) => console.error(m),
+    info: () => {},
+    debug: () => {},
+    enabled: () => false,
+  };
+  await plugin.init({
+    name: "w",
+    workingDirectory: WORKERS,
+    engine: {} as EngineServices,
+    log: quiet,
+  });
+  const call = async (i: number) => {
+    const r = await plugin.execute("/echo", { x: i }, {
+      runId: crypto.randomUUID(),
+      flowId: "9f".repeat(32),
+      stepId: "call",
+      attempt: 1,
+      signal: new AbortController().signal,
+      engine: {} as EngineServices,
+    });
+    if (r.outcome !== "success") throw new Error(`plugin call failed: ${JSON.stringify(r)}`);
+  };
+  return { run: (n, k) => inFlight(n, k, call), stop: () => plugin.close() };
+}
+
+const sPlugin = await pluginContender();
 let hFloor: Floor | undefined;
 let hMap: Awaited<ReturnType<typeof mapContender>> | undefined;
 if (HTTP) {
@@ -239,12 +247,13 @@ if (HTTP) {
   );
 }
 
-const rows: { sf: Timed; sm: Timed; ss: Timed; hf?: Timed; hm?: Timed }[] = [];
+const rows: { sf: Timed; sp: Timed; sm: Timed; ss: Timed; hf?: Timed; hm?: Timed }[] = [];
 for (let round = 0; round <= ROUNDS; round++) {
   const sf = await timed(() => sFloor.run(ITEMS, CONC));
   const sm = await timed(sMap.run);
   const ss = await timed(sSched.run);
-  const row: (typeof rows)[number] = { sf, sm, ss };
+  const sp = await timed(() => sPlugin.run(ITEMS, CONC));
+  const row: (typeof rows)[number] = { sf, sp, sm, ss };
   if (hFloor && hMap) {
     row.hf = await timed(() => hFloor!.run(ITEMS, CONC));
     row.hm = await timed(hMap.run);
@@ -254,6 +263,7 @@ for (let round = 0; round <= ROUNDS; round++) {
 await sFloor.stop();
 await sMap.stop();
 await sSched.stop();
+await sPlugin.stop();
 await hFloor?.stop();
 await hMap?.stop();
 
@@ -267,14 +277,16 @@ console.log(
     `item (this process + children) (load ${load})`,
 );
 console.log(
-  `round  stdio floor        stdio map          ratio  scheduled items    ratio${
+  `round  stdio floor        plugin calls       ratio  stdio map          ratio  scheduled items    ratio${
     HTTP ? "  http floor         http map           ratio" : ""
   }`,
 );
 rows.forEach((r, i) => {
-  let line = `${String(i + 1).padStart(5)}  ${k(r.sf)} ${cpu(r.sf)}  ${k(r.sm)} ${cpu(r.sm)}  ${
-    (r.sm.rate / r.sf.rate).toFixed(2)
-  }   ${k(r.ss)} ${cpu(r.ss)}  ${(r.ss.rate / r.sf.rate).toFixed(2)}`;
+  let line = `${String(i + 1).padStart(5)}  ${k(r.sf)} ${cpu(r.sf)}  ${k(r.sp)} ${cpu(r.sp)}  ${
+    (r.sp.rate / r.sf.rate).toFixed(2)
+  }   ${k(r.sm)} ${cpu(r.sm)}  ${(r.sm.rate / r.sf.rate).toFixed(2)}   ${k(r.ss)} ${cpu(r.ss)}  ${
+    (r.ss.rate / r.sf.rate).toFixed(2)
+  }`;
   if (r.hf !== undefined) {
     line += `   ${k(r.hf)} ${cpu(r.hf)}  ${k(r.hm!)} ${cpu(r.hm!)}  ${
       (r.hm!.rate / r.hf.rate).toFixed(2)
@@ -282,8 +294,20 @@ rows.forEach((r, i) => {
   }
   console.log(line);
 });
+const medCpu = (f: (r: (typeof rows)[number]) => Timed) =>
+  `${median(rows.map((r) => f(r).cpuHere)).toFixed(0)} + ${
+    median(rows.map((r) => f(r).cpuChildren)).toFixed(0)
+  } µs`;
+console.log(
+  `median CPU per item (this process + children): stdio floor ${medCpu((r) => r.sf)}, ` +
+    `plugin calls ${medCpu((r) => r.sp)}, map ${medCpu((r) => r.sm)}, scheduled ${
+      medCpu((r) => r.ss)
+    }${HTTP ? `; http floor ${medCpu((r) => r.hf!)}, http map ${medCpu((r) => r.hm!)}` : ""}`,
+);
 const cpuRatio = (m: Timed, f: Timed) => (f.cpuHere + f.cpuChildren) / (m.cpuHere + m.cpuChildren);
-let summary = `median ratio map ÷ floor: stdio ${
+let summary = `median ratio ÷ floor: plugin calls alone ${
+  median(rows.map((r) => r.sp.rate / r.sf.rate)).toFixed(2)
+}x items/s, ${median(rows.map((r) => cpuRatio(r.sp, r.sf))).toFixed(2)}x CPU; map: stdio ${
   median(rows.map((r) => r.sm.rate / r.sf.rate)).toFixed(2)
 }x items/s (target >= 0.8), ${
   median(rows.map((r) => cpuRatio(r.sm, r.sf))).toFixed(2)

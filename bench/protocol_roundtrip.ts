@@ -25,7 +25,7 @@ import { LineSplitter } from "../src/protocol/line_splitter.ts";
 import { parseJson } from "../src/json/exact_json.ts";
 import { parseMessage } from "../src/protocol/parse_message.ts";
 import type { Logger } from "../src/log.ts";
-import { stdioFloor as pipelinedFloor } from "./_stdio_floor.ts";
+import { cpuNow, listenUrl, stdioFloor as pipelinedFloor } from "./_stdio_floor.ts";
 import { Engine } from "../src/execution/engine.ts";
 import { parseConfigValue } from "../src/config/load.ts";
 import { loadFlowText } from "../src/flow/load.ts";
@@ -77,6 +77,21 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/**
+ * CPU µs per call between two {@linkcode cpuNow} readings: [this process, the children]. Only
+ * one child works in a throughput round (the floor's echo or the plugin's worker); the others
+ * idle.
+ */
+function cpuPerCall(
+  a: Map<string, number>,
+  b: Map<string, number>,
+  calls: number,
+): [number, number] {
+  let children = 0;
+  for (const [pid, v] of b) if (pid !== "self") children += v - (a.get(pid) ?? v);
+  return [(b.get("self")! - a.get("self")!) * 1000 / calls, children * 1000 / calls];
+}
+
 /** Times `n` sequential calls of each contender, interleaved in blocks. Medians in µs. */
 async function timeInterleaved(n: number, cs: Contender[]): Promise<number[]> {
   for (const c of cs) for (let i = 0; i < WARMUP; i++) await c.call();
@@ -91,23 +106,6 @@ async function timeInterleaved(n: number, cs: Contender[]): Promise<number[]> {
     }
   }
   return samples.map((s) => median(s) * 1000);
-}
-
-async function listenUrl(child: Deno.ChildProcess): Promise<string> {
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`no listening line: ${seen}`);
-    seen += value;
-    const m = /listening on (http:\/\/\S+)/.exec(seen);
-    if (m) {
-      (async () => {
-        while (!(await reader.read()).done) { /* drain */ }
-      })();
-      return m[1] + "/";
-    }
-  }
 }
 
 /** The stdio floor: the bare echo, driven as the plugin drives a worker. */
@@ -293,11 +291,18 @@ const pipelined = pipelinedFloor(() => {
 await pipelined.run(TPUT_N / 10, 64); // warm-up
 const tputs: number[] = [];
 const floorTputs: number[] = [];
+/** CPU µs per call: [this process, child processes] of each round, floor and plugin. */
+const floorCpu: [number, number][] = [];
+const oursCpu: [number, number][] = [];
 for (let round = 0; round < 3; round++) {
+  let c0 = cpuNow();
   const a = performance.now();
   await pipelined.run(TPUT_N, 64);
   floorTputs.push(TPUT_N / ((performance.now() - a) / 1000));
+  floorCpu.push(cpuPerCall(c0, cpuNow(), TPUT_N));
+  c0 = cpuNow();
   tputs.push(await throughput(sOurs.plugin, 64, TPUT_N));
+  oursCpu.push(cpuPerCall(c0, cpuNow(), 2 * TPUT_N)); // throughput() runs a warm-up round too
 }
 await pipelined.stop();
 const tput = median(tputs);
@@ -323,6 +328,14 @@ console.log(
   `throughput, stdio, 64 in flight: ${Math.round(tput)} executes/s; floor ${
     Math.round(median(floorTputs))
   }/s; ratio ${tputRatio.toFixed(2)}x floor (median of 3 interleaved rounds)`,
+);
+const cpuText = (c: [number, number]) => `${c[0].toFixed(1)} + ${c[1].toFixed(1)}`;
+console.log(
+  `  CPU µs per call (this process + children), by round: floor ${
+    floorCpu.map(cpuText).join(", ")
+  }; plugin ${oursCpu.map(cpuText).join(", ")} (load ${
+    Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
+  })`,
 );
 console.log(
   `parse one execute response line: JSON.parse ${pc.plain.toFixed(0)} ns, parseMessage ${

@@ -7,6 +7,7 @@
  * ```sh
  * deno run -A bench/serve_bench.ts                  # sqlite store, 10 s per level
  * deno run -A bench/serve_bench.ts --store memory --duration 5 --clients 1,50,100
+ * deno run -A bench/serve_bench.ts --commits loop  # SQLite commits on the event loop
  * ```
  * Results and how to read them: docs/performance.md ("Service").
  * @module
@@ -24,6 +25,8 @@ function arg(name: string, dflt: string): string {
 const store = arg("store", "sqlite");
 const duration = Number(arg("duration", "10"));
 const levels = arg("clients", "1,50").split(",").map(Number);
+/** `--commits loop`: SQLite commits on the event loop instead of the commit worker. */
+const commits = arg("commits", "worker");
 const useWrk = Deno.args.includes("--no-wrk") ? false : await hasWrk();
 
 async function hasWrk(): Promise<boolean> {
@@ -66,6 +69,8 @@ const server = new Deno.Command(Deno.execPath(), {
     store === "memory" ? "memory" : `${dir}/stepflow.db`,
     "--max-concurrent-runs",
     "1000",
+    "--sqlite-commits",
+    commits,
   ],
   cwd: dir,
   stdin: "null",
@@ -84,15 +89,28 @@ while (!url) {
   if (line) ({ url, pid } = JSON.parse(line));
 }
 
-/** CPU seconds (user + system) the server process used so far (Linux /proc). */
-function serverCpu(): number {
+/** CPU seconds (user + system) of `/proc/<pid>/stat` or `/proc/<pid>/task/<pid>/stat`. */
+function cpuOf(statPath: string): number {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const stat = Deno.readTextFileSync(statPath);
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100/s)
   } catch {
     return NaN;
   }
+}
+
+/** CPU seconds the server process used so far (all its threads; Linux /proc). */
+function serverCpu(): number {
+  return cpuOf(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU seconds of the server's main thread (its event loop: requests, the engine, and SQLite
+ * commits unless they run in the commit worker), without its other threads.
+ */
+function loopCpu(): number {
+  return cpuOf(`/proc/${pid}/task/${pid}/stat`);
 }
 // keep draining stderr
 (async () => {
@@ -113,6 +131,8 @@ interface Result {
   n: number;
   /** Server CPU µs per run (user + system). */
   cpuUs?: number;
+  /** CPU µs per run of the server's main thread (its event loop). */
+  loopUs?: number;
   p50: number;
   p90: number;
   p99: number;
@@ -188,7 +208,7 @@ async function withDeno(clients: number, seconds: number): Promise<Result> {
 
 const results: Result[] = [];
 console.error(
-  `store=${store} tool=${
+  `store=${store} commits=${commits} tool=${
     useWrk ? "wrk" : "deno fetch"
   } duration=${duration}s load before: ${loadavg()}`,
 );
@@ -196,18 +216,24 @@ for (const clients of levels) {
   // warm-up: JIT, connection pool, SQLite pages
   await (useWrk ? withWrk(clients, 2) : withDeno(clients, 2));
   const cpu0 = serverCpu();
+  const loop0 = loopCpu();
   const r = await (useWrk ? withWrk(clients, duration) : withDeno(clients, duration));
   r.cpuUs = (serverCpu() - cpu0) / r.n * 1e6;
+  r.loopUs = (loopCpu() - loop0) / r.n * 1e6;
   results.push(r);
 }
 console.error(`load after: ${loadavg()}`);
-console.log(`| clients | runs/s | p50 ms | p90 ms | p99 ms | server CPU µs/run | errors |`);
-console.log(`| ------- | ------ | ------ | ------ | ------ | ----------------- | ------ |`);
+console.log(
+  `| clients | runs/s | p50 ms | p90 ms | p99 ms | server CPU µs/run | event loop µs/run | errors |`,
+);
+console.log(
+  `| ------- | ------ | ------ | ------ | ------ | ----------------- | ----------------- | ------ |`,
+);
 for (const r of results) {
   console.log(
     `| ${r.clients} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p90.toFixed(2)} | ${
       r.p99.toFixed(2)
-    } | ${r.cpuUs!.toFixed(0)} | ${r.errors} |`,
+    } | ${r.cpuUs!.toFixed(0)} | ${r.loopUs!.toFixed(0)} | ${r.errors} |`,
   );
 }
 server.kill("SIGTERM");

@@ -5,7 +5,8 @@
  *
  * Performance: stdin is read with `Deno.stdin.read` into one reused buffer and split by hand;
  * replies are written with `writeSync` (a `for await` over the stream doubles the round trip),
- * the replies finished in the same turn of the event loop together.
+ * the replies finished in the same turn of the event loop together (at most 16 per write, so
+ * that a read of many requests does not hold back the first answers).
  * @module
  */
 import { Peer } from "../src/protocol/peer.ts";
@@ -15,6 +16,8 @@ import { EngineError, type MessageHandler } from "./context.ts";
 import { logger } from "../src/log.ts";
 
 const encoder = new TextEncoder();
+/** Answers written together at most, when one read brings many requests. */
+const FLUSH_EVERY = 16;
 
 function writeAllSync(bytes: Uint8Array): void {
   let off = 0;
@@ -65,7 +68,12 @@ export async function serveStdio(server: MessageHandler): Promise<void> {
     }
   };
   const lines = new LineSplitter();
-  const onLine = (line: string) => peer.receiveText(line);
+  const onLine = (line: string) => {
+    peer.receiveText(line);
+    // many requests in one read (an engine with many calls in flight): the first answers go out
+    // while the rest are handled, so the engine works on them meanwhile (issue 17)
+    if (outbox.length >= FLUSH_EVERY) flush();
+  };
   const buf = new Uint8Array(1 << 16);
   for (;;) {
     const n = await Deno.stdin.read(buf);

@@ -47,6 +47,7 @@ interface ServeFlags {
   resume?: boolean;
   leaseTtl?: string;
   advertiseUrl?: string;
+  sqliteCommits?: string;
 }
 
 /** Adds `serve` to `program`. */
@@ -86,6 +87,11 @@ export function register(program: Command, setExit: SetExit): void {
     .option(
       "--cors-origin <origin...>",
       "origins allowed to call the API from a browser ('*' for any; default none)",
+    )
+    .option(
+      "--sqlite-commits <where>",
+      "SQLite store: commit in a 'worker' thread (its own connection) or on the event 'loop'",
+      "worker",
     )
     .option(
       "--no-resume",
@@ -178,6 +184,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       maxConcurrentRuns: settings.maxConcurrentRuns,
       maxQueuedRuns: settings.maxQueuedRuns,
       corsOrigins: flags.corsOrigin,
+      sqliteCommits: settings.sqliteCommits,
       ...(settings.advertiseUrl !== undefined ? { advertiseUrl: settings.advertiseUrl } : {}),
     });
   } catch (e) {
@@ -225,7 +232,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   if (flags.resume !== false && cluster === undefined) {
     // (with PostgreSQL the cluster takes over runs of stopped engines itself: src/server/cluster.ts)
     // in-flight runs survive a restart (issue 12): each is claimed, then continued
-    const { resumeInterruptedRuns } = await import("../server/runs.ts");
+    const { resumeInterruptedRuns } = await import("../server/runs_resume.ts");
     try {
       const { resumed, skipped } = await resumeInterruptedRuns(
         service.server.service.runs,
@@ -295,7 +302,14 @@ function readSettings(flags: ServeFlags) {
     shutdownMs,
     leaseTtl: flags.leaseTtl === undefined ? undefined : leaseTtlOf(flags.leaseTtl),
     advertiseUrl: flags.advertiseUrl === undefined ? undefined : urlOf(flags.advertiseUrl),
+    sqliteCommits: commitsOf(flags.sqliteCommits ?? "worker"),
   };
+}
+
+/** `--sqlite-commits`: `worker` or `loop`. */
+function commitsOf(v: string): "worker" | "loop" {
+  if (v === "worker" || v === "loop") return v;
+  throw new UsageError(`--sqlite-commits must be 'worker' or 'loop', got '${v}'`);
 }
 
 /** `--advertise-url`: an http(s) URL, without a trailing slash. @throws {UsageError} */

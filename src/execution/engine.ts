@@ -37,7 +37,7 @@ import {
   type RunBudget,
 } from "./limits.ts";
 import type { RunObserver } from "./observers.ts";
-import { type NestedRunStart, RunServices } from "./run_services.ts";
+import { type NestedRunStart, RunServices, type ServicesHost } from "./run_services.ts";
 import { type OneStepHost, oneStepOf, runOneStep } from "./single_step.ts";
 import { startPlugins } from "./plugin_start.ts";
 import { SignalWaits } from "./signal_wait.ts";
@@ -85,6 +85,7 @@ export class Engine {
   #executing = new Set<string>();
   #oneStep: OneStepHost;
   #host: RunHost;
+  #servicesHost?: ServicesHost;
 
   private constructor(
     config: LoadedConfig,
@@ -260,6 +261,7 @@ export class Engine {
     if (record.variables !== undefined) o.variables = record.variables;
     if (record.overrides !== undefined && record.overrides !== null) o.overrides = record.overrides;
     if (options.signal !== undefined) o.signal = options.signal;
+    if (options.gate !== undefined) o.gate = options.gate;
     return this.start(flow, record.input, o);
   }
 
@@ -356,7 +358,8 @@ export class Engine {
     secrets?: Redactor,
     resumeMode?: ResumeMode,
   ): EngineServices {
-    const host = {
+    // one host per engine (issue 17: not four closures per map item)
+    const host = this.#servicesHost ??= {
       store: this.store,
       waits: this.#waits,
       storeFlow: (flow: Flow) => this.storeFlow(flow),

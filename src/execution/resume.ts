@@ -20,7 +20,7 @@ import type { FlowResult } from "../core/flow_result.ts";
 import { RUN_INTERRUPTED } from "../core/error_codes.ts";
 import { RunNotResumableError } from "../errors.ts";
 import type { RunRecord, StateStore } from "../state/store.ts";
-import type { CompiledFlow } from "./compile.ts";
+import type { CompiledFlow, CompiledStep } from "./compile.ts";
 import type { Flow } from "../flow/model.ts";
 
 /** How a run is resumed: keep every committed result, or run committed failures again. */
@@ -43,6 +43,8 @@ export interface ResumeOptions {
    * 14): it is not claimed again (no second `run_resumed`, no second epoch).
    */
   claimed?: boolean;
+  /** Holds the resumed run's ready steps (as `RunOptions.gate`: a debug run, `debugMode`). */
+  gate?: (step: CompiledStep) => Promise<void> | undefined;
 }
 
 /** The committed state a resumed run starts from. */

@@ -135,6 +135,9 @@ export async function executeRun(
         : options.runKey !== undefined && options.parentRunId === undefined
         ? { runKey: options.runKey }
         : {}),
+      ...(options.debugMode === true && options.parentRunId === undefined
+        ? { debugMode: true }
+        : {}),
     }));
   } else {
     hooks.recorded(undefined);

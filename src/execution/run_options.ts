@@ -55,6 +55,11 @@ export interface RunOptions {
    */
   runKey?: string;
   /**
+   * Stored with a top-level run (`RunRecord.debugMode`, stepflow 0.8's `debug_mode`): the caller
+   * holds its steps with `gate` (the service's debug mode), and holds them again after a resume.
+   */
+  debugMode?: boolean;
+  /**
    * Most steps of this run in flight at once (issue 5): a positive integer; default the config's
    * `maxConcurrency`, else no limit (0.8).
    */

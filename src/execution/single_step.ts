@@ -64,6 +64,27 @@ export interface OneStepHost {
 const NO_VARIABLES: ReadonlyMap<string, JsonValue> = new Map();
 
 /**
+ * Idle {@linkcode InFlight} tables of one-step flows, by flow: a one-step run's table is its own
+ * while it runs and nobody reads it after (it is not registered anywhere), so it is reused
+ * instead of allocating two typed arrays per map item (issue 17).
+ */
+const idleInFlight = new WeakMap<CompiledFlow, InFlight[]>();
+/** Most idle tables kept per flow (the concurrency of a map, typically). */
+const MAX_IDLE_IN_FLIGHT = 64;
+
+function takeInFlight(compiled: CompiledFlow): InFlight {
+  return idleInFlight.get(compiled)?.pop() ?? new InFlight(compiled.steps);
+}
+
+function giveInFlight(compiled: CompiledFlow, t: InFlight): void {
+  t.startedAt[0] = 0;
+  t.attempt[0] = 0;
+  let idle = idleInFlight.get(compiled);
+  if (idle === undefined) idleInFlight.set(compiled, idle = []);
+  if (idle.length < MAX_IDLE_IN_FLIGHT) idle.push(t);
+}
+
+/**
  * The one step of `flow` when a nested run of it can skip the scheduler (see the module doc),
  * else undefined.
  */
@@ -150,7 +171,7 @@ export async function runOneStep(
         resolver: host.resolver,
         store,
         log,
-        inFlight: new InFlight(compiled.steps),
+        inFlight: takeInFlight(compiled),
         budget,
         origin,
       };
@@ -158,6 +179,7 @@ export async function runOneStep(
       if (limits !== undefined) run.limits = limits;
       if (events !== undefined) run.events = events;
       result = await execute(run, step);
+      giveInFlight(compiled, run.inFlight);
     }
   } finally {
     child.dispose();

@@ -59,6 +59,26 @@ export class LineSplitter {
    */
   push(chunk: Uint8Array, onLine: (line: string) => void): void {
     let start = 0;
+    if (this.#parts.length === 0 && !this.#skipping) {
+      // The common chunk: whole lines (and maybe the start of the next one) within the limit.
+      // They are decoded at once and split as text (a newline byte never occurs inside a UTF-8
+      // sequence), one decode per chunk instead of one per line.
+      const last = chunk.lastIndexOf(NEWLINE);
+      if (last > 0 && last <= this.#max) {
+        const text = this.#decoder.decode(chunk.subarray(0, last));
+        let from = 0;
+        for (;;) {
+          const nl = text.indexOf("\n", from);
+          let end = nl < 0 ? text.length : nl;
+          if (end > from && text.charCodeAt(end - 1) === CR) end--;
+          if (end > from) onLine(text.slice(from, end));
+          if (nl < 0) break;
+          from = nl + 1;
+        }
+        start = last + 1;
+        this.#longSeen = false;
+      }
+    }
     while (start < chunk.length) {
       const nl = chunk.indexOf(NEWLINE, start);
       if (this.#skipping) {

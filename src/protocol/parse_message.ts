@@ -43,6 +43,16 @@ export class MessageTooDeepError extends SyntaxError {
 }
 
 /**
+ * Matches wherever a number may need care: a number token in value position (after `:`, `,` or
+ * `[`) with a fraction or an exponent, with 16 digits or more, or `-0`; or a text that does not
+ * start with an object or array. Where it finds nothing, every number token is an integer of at
+ * most 15 digits, which a plain `JSON.parse` reads exactly, so the token scan of
+ * {@linkcode parseJson} (as costly as the parse itself: ~0.7 µs on an execute answer) is skipped.
+ * A match inside a string only costs that scan.
+ */
+const MAY_NEED_CARE = /^\s*[^\s{[]|[:,[]\s*(?:-?\d+[.eE]|-?\d{16}|-0(?!\d))/;
+
+/**
  * Parses one JSON message keeping numbers exact (as {@linkcode parseJson}), using the plain
  * `JSON.parse` when no number needs care.
  * @throws {SyntaxError} on malformed JSON.
@@ -52,7 +62,7 @@ export class MessageTooDeepError extends SyntaxError {
 export function parseMessage(text: string): JsonValue {
   let value: JsonValue;
   try {
-    value = parseJson(text);
+    value = MAY_NEED_CARE.test(text) ? parseJson(text) : JSON.parse(text);
   } catch (e) {
     // the exact-number reviver recurses: a deep message overflows the stack
     if (e instanceof RangeError) throw new MessageTooDeepError();

@@ -27,7 +27,8 @@ import { failed } from "../core/flow_result.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { RunHandle } from "./engine_adapter.ts";
-import type { RunDistribution, RunService } from "./runs.ts";
+import type { RunDistribution } from "./run_model.ts";
+import type { RunService } from "./runs.ts";
 import type { Engine } from "../execution/engine.ts";
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
 
@@ -201,7 +202,20 @@ export class Cluster implements RunDistribution {
         // its engine died, stalled past its lease or released it: continue from its journal
         // (committed steps are not run again)
         log.info(`run ${run.runId}: taken over (lease epoch ${c.leaseEpoch}); resuming it`);
-        return await this.#engine.resume(run.runId, { claimed: true });
+        // a debug run is held again here (its gate was on the engine that stopped)
+        const held = run.debugMode ? await this.#runs.resumeGate?.(run) : undefined;
+        try {
+          const handle = await this.#engine.resume(run.runId, {
+            claimed: true,
+            ...(held !== undefined ? { gate: held.gate } : {}),
+          });
+          const active = this.#runs.get(run.runId);
+          if (held !== undefined && active !== undefined) held.attach(active);
+          return handle;
+        } catch (e) {
+          held?.cancel();
+          throw e;
+        }
       }
       const flow = await this.#engine.getFlow(run.flowId);
       return this.#engine.start(flow, run.input, {
@@ -310,42 +324,90 @@ export class Cluster implements RunDistribution {
         if (outcome !== undefined) return undefined;
         continue;
       }
-      const owner = r.ownerId === undefined ? undefined : await this.engine(r.ownerId);
-      if (owner?.url === undefined) {
-        return {
-          status: 503,
-          body: {
-            code: 503,
-            message:
-              `Run '${runId}' is executing on engine ${r.ownerId}, which has no service URL to forward the cancel to; retry once it was taken over`,
-          },
-        };
-      }
-      try {
-        const res = await fetch(`${owner.url}/api/v1/runs/${runId}/cancel`, {
-          method: "POST",
-          headers: authorization !== undefined
-            ? { authorization }
-            : this.#token !== undefined
-            ? { authorization: `Bearer ${this.#token}` }
-            : {},
-          signal: AbortSignal.timeout(60_000),
-        });
-        return { status: res.status, body: await res.json() };
-      } catch (e) {
-        return {
-          status: 503,
-          body: {
-            code: 503,
-            message:
-              `Run '${runId}' is executing on engine ${r.ownerId} at ${owner.url}, which does not answer (${
-                describeError(e)
-              }); retry later: once its lease expires another engine takes the run over`,
-          },
-        };
-      }
+      return await this.forward(
+        runId,
+        r.ownerId,
+        "cancel",
+        "POST",
+        `/api/v1/runs/${runId}/cancel`,
+        undefined,
+        authorization,
+      );
     }
     return undefined;
+  }
+
+  /**
+   * Sends a request about run `runId` to the engine executing it (`ownerId`, its URL from the
+   * `engines` table) and returns its answer; 503 naming the owner when it has no URL or does not
+   * answer. `what` names the request in messages ("cancel", "debug request").
+   */
+  async forward(
+    runId: string,
+    ownerId: string | undefined,
+    what: string,
+    method: string,
+    path: string,
+    body: unknown,
+    authorization?: string,
+  ): Promise<ForwardedAnswer> {
+    const owner = ownerId === undefined ? undefined : await this.engine(ownerId);
+    if (owner?.url === undefined) {
+      return {
+        status: 503,
+        body: {
+          code: 503,
+          message:
+            `Run '${runId}' is executing on engine ${ownerId}, which has no service URL to forward the ${what} to; retry once it was taken over`,
+        },
+      };
+    }
+    const headers: Record<string, string> = authorization !== undefined
+      ? { authorization }
+      : this.#token !== undefined
+      ? { authorization: `Bearer ${this.#token}` }
+      : {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    try {
+      const res = await fetch(`${owner.url}${path}`, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(60_000),
+      });
+      return { status: res.status, body: await res.json() };
+    } catch (e) {
+      return {
+        status: 503,
+        body: {
+          code: 503,
+          message:
+            `Run '${runId}' is executing on engine ${ownerId} at ${owner.url}, which does not answer (${
+              describeError(e)
+            }); retry later: once its lease expires another engine takes the run over`,
+        },
+      };
+    }
+  }
+
+  /**
+   * A debug request (`/debug/...`) for run `runId` when its debug session is on another engine:
+   * forwarded to the engine executing the run (a debug run is pinned to the engine holding its
+   * gate). Undefined when the route's own handling applies (the run is here, finished, unknown,
+   * not a debug run, or queued).
+   */
+  async forwardDebug(
+    runId: string,
+    method: string,
+    path: string,
+    body: unknown,
+    authorization?: string,
+  ): Promise<ForwardedAnswer | undefined> {
+    if (this.#runs.get(runId)?.state === "running") return undefined;
+    const r = await this.#store.getRun(runId);
+    if (r === undefined || !r.debugMode || TERMINAL_STATUSES.has(r.status)) return undefined;
+    if (r.ownerId === undefined || r.ownerId === this.engineId) return undefined;
+    return await this.forward(runId, r.ownerId, "debug request", method, path, body, authorization);
   }
 }
 

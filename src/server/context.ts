@@ -57,7 +57,7 @@ export function runSummary(r: RunRecord, debugMode = false): RunSummaryBody {
     flowName: r.flowName ?? null,
     flowLabel: null,
     status: r.status,
-    debugMode,
+    debugMode: debugMode || r.debugMode === true,
     createdAt: r.createdAt,
     completedAt: r.completedAt ?? null,
   };

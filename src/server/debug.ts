@@ -17,7 +17,7 @@ import type { StepGate } from "../execution/engine.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { ApiError } from "./api_error.ts";
 import type { LiveEvents } from "./live_events.ts";
-import type { ActiveRun, RunOutcome } from "./runs.ts";
+import type { ActiveRun, ResumeGate, RunOutcome } from "./run_model.ts";
 import type { ServiceStore } from "./store_adapter.ts";
 
 interface Held {
@@ -44,6 +44,8 @@ export class DebugSession {
   /** Attaches the run (once submitted). */
   attach(run: ActiveRun): void {
     this.#run = run;
+    // steps held before the run was attached (a resumed run's first ready steps)
+    if (this.#held.size > 0) this.#schedulePause();
   }
 
   /** The engine's step gate of the run. */
@@ -201,5 +203,26 @@ export class DebugSessions {
   /** Whether `runId` was started in debug mode by this service. */
   isDebug(runId: string): boolean {
     return this.#debugRuns.has(runId);
+  }
+
+  /**
+   * The gate of a debug run that is resumed (`RunRecord.debugMode`: after a restart of the
+   * service, or taken over from a dead engine): a new session holds its ready steps again, so
+   * it waits for `/debug/step` or `/debug/continue` instead of running freely.
+   */
+  resumeGate(stepIdsOf: (flowId: string) => Promise<string[]>): ResumeGate {
+    return async (record) => {
+      if (!record.debugMode) return undefined;
+      const runId = record.runId;
+      const session = this.open(runId, await stepIdsOf(record.flowId));
+      return {
+        gate: session.gate,
+        attach: (run) => {
+          session.attach(run);
+          run.done.then(() => this.close(runId));
+        },
+        cancel: () => this.close(runId),
+      };
+    };
   }
 }

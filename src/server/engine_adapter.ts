@@ -4,8 +4,13 @@
  * @module
  */
 import type { Engine, ResumeMode, RunHandle, RunOptions } from "../execution/engine.ts";
+import type { ResumeOptions } from "../execution/resume.ts";
+import type { ResumedGate, ResumeGate } from "./run_model.ts";
 import type { Flow } from "../flow/model.ts";
 import type { JsonValue } from "../json/exact_json.ts";
+import { RunNotResumableError } from "../errors.ts";
+import { ApiError } from "./api_error.ts";
+import type { ServiceStore } from "./store_adapter.ts";
 
 export type { RunHandle } from "../execution/engine.ts";
 
@@ -27,4 +32,34 @@ export function startRun(
  */
 export function resumeRun(engine: Engine, runId: string, from?: ResumeMode): Promise<RunHandle> {
   return engine.resume(runId, from === undefined ? {} : { from });
+}
+
+/**
+ * {@linkcode resumeRun} for the service: also reads the run's flow id, and puts a debug run back
+ * under its gate (`gateFor`).
+ * @throws {ApiError} 404 for an unknown run; 409 when it is completed, nested, or executed by
+ * another live engine.
+ */
+export async function resumeStoredRun(
+  engine: Engine,
+  store: ServiceStore,
+  runId: string,
+  from?: ResumeMode,
+  gateFor?: ResumeGate,
+): Promise<{ flowId: string; handle: RunHandle; held?: ResumedGate }> {
+  let held: ResumedGate | undefined;
+  try {
+    const record = await store.getRun(runId);
+    held = record?.debugMode && gateFor !== undefined ? await gateFor(record) : undefined;
+    const options: ResumeOptions = from === undefined ? {} : { from };
+    if (held !== undefined) options.gate = held.gate;
+    const handle = await engine.resume(runId, options);
+    return { flowId: record?.flowId ?? "", handle, ...(held !== undefined ? { held } : {}) };
+  } catch (e) {
+    held?.cancel();
+    if (e instanceof RunNotResumableError) {
+      throw new ApiError(e.reason === "unknown" ? 404 : 409, e.message);
+    }
+    throw e;
+  }
 }

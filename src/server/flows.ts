@@ -5,7 +5,7 @@
  */
 import type { Engine } from "../execution/engine.ts";
 import type { Flow } from "../flow/model.ts";
-import { parseFlowValue } from "../flow/load.ts";
+import { parseFlowValue, ShapeError } from "../flow/load.ts";
 import { validateFlow } from "../config/preflight.ts";
 import type { Diagnostic } from "../core/diagnostics.ts";
 import { compileTemplate, forEachRef, pathText, TemplateError } from "../flow/template.ts";
@@ -55,7 +55,11 @@ export function storeFlow(engine: Engine, value: JsonValue): StoreFlowAnswer {
     diagnostics = validateFlow(loaded, engine.config);
   } catch (e) {
     if (!(e instanceof FlowLoadError)) throw e;
-    // the shape is wrong: one fatal diagnostic naming where (`$.steps[1]: missing ...`)
+    // the shape is wrong: one fatal diagnostic per problem, each naming where
+    // (`$.steps[1]: missing required key 'id'`), as `stepflow validate` lists them
+    if (e instanceof ShapeError && e.problems.length > 0) {
+      return { diagnostics: toApiDiagnostics(e.problems) };
+    }
     const m = /^Invalid flow: (\$\S*): (.*)$/s.exec(e.message);
     return {
       diagnostics: toApiDiagnostics([{

@@ -59,3 +59,49 @@ export function keyReused(key: string, runId: string): ApiError {
       `flowId, input, overrides or variables): use a new key for a new request`,
   );
 }
+
+interface IdempotencyEntry {
+  runId: string;
+  fingerprint: string;
+  at: number;
+}
+
+/** Idempotency keys remembered (oldest forgotten first). */
+const MAX_IDEMPOTENCY_KEYS = 10_000;
+/** How long an idempotency key is remembered: 24 h. */
+const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+
+/**
+ * The keys of the runs a service started, in memory (so two requests arriving together get one
+ * run before the first is stored): at most 10,000, each for 24 h.
+ */
+export class RecentKeys {
+  #keys = new Map<string, IdempotencyEntry>();
+
+  /**
+   * The run `key` already named, when the request is the same.
+   * @throws {ApiError} 422 when the key was used for a different request.
+   */
+  find(key: string, fingerprint: string): string | undefined {
+    const e = this.#keys.get(key);
+    if (!e) return undefined;
+    if (Date.now() - e.at > IDEMPOTENCY_TTL_MS) {
+      this.#keys.delete(key);
+      return undefined;
+    }
+    if (e.fingerprint !== fingerprint) throw keyReused(key, e.runId);
+    return e.runId;
+  }
+
+  /** Remembers that `key` started `runId`. */
+  remember(key: string, fingerprint: string, runId: string): void {
+    this.#keys.delete(key);
+    this.#keys.set(key, { runId, fingerprint, at: Date.now() });
+    if (this.#keys.size > MAX_IDEMPOTENCY_KEYS) this.#keys.delete(this.#keys.keys().next().value!);
+  }
+
+  /** Forgets a key whose run no longer exists (deleted). */
+  forget(key: string): void {
+    this.#keys.delete(key);
+  }
+}

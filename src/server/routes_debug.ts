@@ -7,6 +7,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { ApiError, runNotFound } from "./api_error.ts";
 import { type ApiApp, createRunBody, runIdParam, type Service } from "./context.ts";
 import type { DebugSession } from "./debug.ts";
+import type { ForwardedAnswer } from "./cluster.ts";
 import { errors, json } from "./openapi.ts";
 import * as S from "./schemas.ts";
 
@@ -29,7 +30,17 @@ export function addDebugRoutes(app: ApiApp, s: Service): void {
       },
     }),
     async (c) => {
-      const session = await sessionOf(s, c.req.valid("param").runId);
+      const runId = runIdParam(c.req.valid("param").runId);
+      const forwarded = await forwardDebug(
+        s,
+        runId,
+        "GET",
+        "debug/runnable",
+        undefined,
+        c.req.header("authorization"),
+      );
+      if (forwarded) return c.json(forwarded.body as never, forwarded.status as 200);
+      const session = await sessionOf(s, runId);
       return c.json({ runnableSteps: session.runnable() }, 200);
     },
   );
@@ -52,8 +63,18 @@ export function addDebugRoutes(app: ApiApp, s: Service): void {
       },
     }),
     async (c) => {
-      const session = await sessionOf(s, c.req.valid("param").runId);
+      const runId = runIdParam(c.req.valid("param").runId);
       const { stepIds } = c.req.valid("json");
+      const forwarded = await forwardDebug(
+        s,
+        runId,
+        "POST",
+        "debug/step",
+        { stepIds },
+        c.req.header("authorization"),
+      );
+      if (forwarded) return c.json(forwarded.body as never, forwarded.status as 200);
+      const session = await sessionOf(s, runId);
       if (stepIds.length === 0) {
         throw new ApiError(400, "Invalid request body: $.stepIds: name at least one step");
       }
@@ -77,12 +98,43 @@ export function addDebugRoutes(app: ApiApp, s: Service): void {
     }),
     async (c) => {
       const runId = runIdParam(c.req.valid("param").runId);
+      const forwarded = await forwardDebug(
+        s,
+        runId,
+        "POST",
+        "debug/continue",
+        undefined,
+        c.req.header("authorization"),
+      );
+      if (forwarded) return c.json(forwarded.body as never, forwarded.status as 200);
       const session = await sessionOf(s, runId);
       const run = s.runs.get(runId);
       session.continue();
       const outcome = await run!.done;
       return c.json(createRunBody(runId, outcome.status, outcome.result, true), 200);
     },
+  );
+}
+
+/**
+ * In a cluster, a debug request for a run whose debug session is on another engine (a debug run
+ * executes on the engine holding its gate): that engine's answer, forwarded (or 503 naming it).
+ */
+async function forwardDebug(
+  s: Service,
+  runId: string,
+  method: string,
+  route: string,
+  body: unknown,
+  authorization: string | undefined,
+): Promise<ForwardedAnswer | undefined> {
+  if (s.cluster === undefined || s.debug.get(runId) !== undefined) return undefined;
+  return await s.cluster.forwardDebug(
+    runId,
+    method,
+    `/api/v1/runs/${runId}/${route}`,
+    body,
+    authorization,
   );
 }
 

@@ -27,7 +27,7 @@ import {
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
 import { ownerOf } from "./cluster.ts";
 import { runSteps } from "./step_details.ts";
-import { type ActiveRun, type RunRequest, waitFor } from "./runs.ts";
+import { type ActiveRun, type RunRequest, waitFor } from "./run_model.ts";
 import {
   fingerprintOf,
   fingerprintOfRun,
@@ -342,7 +342,7 @@ function submitRun(s: Service, request: RunRequest, debug: boolean): ActiveRun {
   const session = s.debug.open(runId, steps);
   let run: ActiveRun;
   try {
-    run = s.runs.submit({ ...request, gate: session.gate }, { runId });
+    run = s.runs.submit({ ...request, gate: session.gate, debugMode: true }, { runId });
   } catch (e) {
     s.debug.close(runId);
     throw e;

@@ -5,112 +5,34 @@
  * draining at shutdown.
  * @module
  */
-import type { Engine, ResumeMode, StepGate } from "../execution/engine.ts";
-import { wasInterrupted } from "../execution/resume.ts";
-import type { Flow } from "../flow/model.ts";
+import type { Engine, ResumeMode } from "../execution/engine.ts";
 import { failed, type FlowResult } from "../core/flow_result.ts";
-import type { JsonValue } from "../json/exact_json.ts";
 import type { RunStatus } from "../state/store.ts";
-import { describeError, RunNotResumableError } from "../errors.ts";
+import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { ApiError } from "./api_error.ts";
-import { resumeRun, type RunHandle, startRun } from "./engine_adapter.ts";
+import { resumeStoredRun, type RunHandle, startRun } from "./engine_adapter.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import type { ServiceStore } from "./store_adapter.ts";
 import { uuidv7 } from "./ids.ts";
-import { keyReused } from "./idempotency.ts";
+import { RecentKeys } from "./idempotency.ts";
+import {
+  type ActiveRun,
+  nonNegative,
+  positive,
+  queueFull,
+  type ResumeGate,
+  Run,
+  type RunDistribution,
+  type RunLimits,
+  type RunOutcome,
+  RunQueue,
+  type RunRequest,
+  shuttingDown,
+} from "./run_model.ts";
+import { drainLocal, drainShared } from "./runs_drain.ts";
 
 const log = logger("serve");
-
-/** Limits of the service on runs. */
-export interface RunLimits {
-  /** Runs executing at once; more wait in the queue. @default 100 */
-  maxConcurrentRuns?: number;
-  /** Runs waiting for a slot; more are refused with 429. @default 10000 */
-  maxQueuedRuns?: number;
-}
-
-/** What to run. */
-export interface RunRequest {
-  flow: Flow;
-  flowId: string;
-  input: JsonValue;
-  overrides?: JsonValue;
-  variables?: Record<string, JsonValue>;
-  /** Holds steps before they start (debug mode, src/server/debug.ts). */
-  gate?: StepGate;
-  /** Stored with the run (`RunRecord.runKey`): the idempotency key, src/server/idempotency.ts. */
-  runKey?: string;
-}
-
-/** How a run ended. */
-export interface RunOutcome {
-  status: RunStatus;
-  result: FlowResult;
-}
-
-/** A run accepted by this service and not finished yet. */
-export interface ActiveRun {
-  readonly runId: string;
-  readonly flowId: string;
-  /** `queued` until a slot frees, then `running`; `ended` once it finished. */
-  readonly state: "queued" | "running" | "ended";
-  /** Settles (never rejects) when the run has ended and its final status is stored. */
-  readonly done: Promise<RunOutcome>;
-  /** Steps running now (empty while queued). */
-  inFlight(): { stepId: string; attempt: number; startedAt: number }[];
-}
-
-class Run implements ActiveRun {
-  state: "queued" | "running" | "ended" = "queued";
-  handle?: RunHandle;
-  request?: RunRequest;
-  cancelReason?: string;
-  /** Distributed: the run left this engine (lease lost, released): nothing more is stored. */
-  abandoned = false;
-  startedAt = 0;
-  resolve!: (o: RunOutcome) => void;
-  readonly done: Promise<RunOutcome>;
-
-  constructor(readonly runId: string, readonly flowId: string, request?: RunRequest) {
-    this.request = request;
-    this.done = new Promise((r) => this.resolve = r);
-  }
-
-  inFlight() {
-    return this.handle?.inFlight() ?? [];
-  }
-}
-
-interface IdempotencyEntry {
-  runId: string;
-  fingerprint: string;
-  at: number;
-}
-
-/** Idempotency keys remembered (oldest forgotten first). */
-const MAX_IDEMPOTENCY_KEYS = 10_000;
-/** How long an idempotency key is remembered: 24 h. */
-const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
-
-/**
- * What a {@linkcode RunService} in distributed mode (several engines sharing a PostgreSQL store,
- * src/server/cluster.ts) tells the cluster.
- */
-export interface RunDistribution {
-  /**
-   * Run `runId` was queued in the database by this service (or left this engine): any engine may
-   * execute it; watch it until it finishes and {@linkcode RunService.settle} it here.
-   */
-  waiting(runId: string): void;
-  /** A slot freed on this engine: claim more runs. */
-  slotFreed(): void;
-  /**
-   * Gives runs executing here back to the database (graceful shutdown): another engine takes
-   * them over at once. Resolves once they are released.
-   */
-  release(runIds: string[]): Promise<void>;
-}
 
 /** The runs of a service. */
 export class RunService {
@@ -118,15 +40,16 @@ export class RunService {
   readonly maxQueued: number;
   #active = new Map<string, Run>();
   /** FIFO of queued runs; entries cancelled while queued are skipped when dequeued. */
-  #queue: Run[] = [];
-  #head = 0;
+  #queue = new RunQueue();
   #queued = 0;
   #running = 0;
   #accepting = true;
-  #idempotency = new Map<string, IdempotencyEntry>();
+  #keys = new RecentKeys();
   /** Runs accepted by a batch but not submitted yet: how to cancel each. */
   #reserved = new Map<string, () => void>();
   #distribution?: RunDistribution;
+  /** Puts a resumed debug run back under a gate (set by the server: src/server/debug.ts). */
+  resumeGate?: ResumeGate;
 
   constructor(
     readonly engine: Engine,
@@ -186,34 +109,18 @@ export class RunService {
   ): ActiveRun {
     if (!this.#accepting) {
       this.metrics.runRejected("shutting_down");
-      throw new ApiError(503, "The service is shutting down and accepts no new runs", undefined, {
-        "Retry-After": "5",
-      });
+      throw shuttingDown("accepts no new runs");
     }
     const hasSlot = this.#running < this.maxConcurrent && this.#queued === 0;
     if (!hasSlot && !options.ignoreQueueLimit && this.#queued >= this.maxQueued) {
       this.metrics.runRejected("queue_full");
-      throw new ApiError(
-        429,
-        `Too many runs: ${this.#running} running (--max-concurrent-runs ${this.maxConcurrent}) and ${this.#queued} queued (--max-queued-runs ${this.maxQueued}); retry later`,
-        undefined,
-        { "Retry-After": "1" },
-      );
+      throw queueFull(this.#running, this.maxConcurrent, this.#queued, this.maxQueued);
     }
     const run = new Run(options.runId ?? uuidv7(), request.flowId, request);
     this.#active.set(run.runId, run);
-    if (this.#distribution !== undefined) {
+    if (this.#distribution !== undefined && request.gate === undefined) {
       // queued in the database: whichever engine has a free slot claims it (maybe this one)
-      const stored = this.store.createQueuedRun({
-        runId: run.runId,
-        flowId: request.flowId,
-        flowName: request.flow.name,
-        input: request.input,
-        overrides: request.overrides,
-        variables: request.variables,
-        runKey: request.runKey,
-        createdAt: this.store.now(),
-      });
+      const stored = this.#storeQueued(run.runId, request);
       stored?.catch((e) =>
         this.settle(run.runId, {
           status: "failed",
@@ -225,23 +132,32 @@ export class RunService {
       this.#distribution.waiting(run.runId);
       return run;
     }
-    if (hasSlot) {
+    if (hasSlot || this.#distribution !== undefined) {
+      // (distributed: a run held by a gate here — a debug run — starts here at once)
       this.#start(run);
     } else {
-      this.store.createQueuedRun({
-        runId: run.runId,
-        flowId: request.flowId,
-        flowName: request.flow.name,
-        input: request.input,
-        overrides: request.overrides,
-        variables: request.variables,
-        runKey: request.runKey,
-        createdAt: this.store.now(),
-      });
+      this.#storeQueued(run.runId, request);
       this.#queue.push(run);
       this.#queued++;
     }
     return run;
+  }
+
+  #storeQueued(runId: string, request: RunRequest): Promise<void> | void {
+    const { flowId, input, overrides, variables, runKey, debugMode } = request;
+    const createdAt = this.store.now();
+    const flowName = request.flow.name;
+    return this.store.createQueuedRun({
+      runId,
+      flowId,
+      flowName,
+      input,
+      overrides,
+      variables,
+      runKey,
+      createdAt,
+      debugMode,
+    });
   }
 
   #start(run: Run): void {
@@ -259,6 +175,7 @@ export class RunService {
         variables: req.variables,
         ...(req.gate !== undefined ? { gate: req.gate } : {}),
         ...(req.runKey !== undefined ? { runKey: req.runKey } : {}),
+        ...(req.debugMode === true ? { debugMode: true } : {}),
       });
     } catch (e) {
       this.#finish(run, failed(500, `The run could not start: ${describeError(e)}`), true);
@@ -275,32 +192,19 @@ export class RunService {
    * executed by another live engine; 503 while the service shuts down.
    */
   async resume(runId: string, options: { from?: ResumeMode } = {}): Promise<ActiveRun> {
-    if (!this.#accepting) {
-      throw new ApiError(503, "The service is shutting down and resumes no runs", undefined, {
-        "Retry-After": "5",
-      });
-    }
+    if (!this.#accepting) throw shuttingDown("resumes no runs");
     if (this.#active.has(runId)) {
       throw new ApiError(409, `Run '${runId}' is running in this service already`);
     }
-    let handle: RunHandle;
-    let flowId: string;
-    try {
-      flowId = (await this.store.getRun(runId))?.flowId ?? "";
-      handle = await resumeRun(this.engine, runId, options.from);
-    } catch (e) {
-      if (e instanceof RunNotResumableError) {
-        throw new ApiError(e.reason === "unknown" ? 404 : 409, e.message);
-      }
-      throw e;
-    }
-    const run = new Run(runId, flowId);
-    this.#active.set(runId, run);
-    run.state = "running";
-    run.startedAt = performance.now();
-    this.#running++;
-    this.metrics.runsStarted++;
-    this.#track(run, handle);
+    const { flowId, handle, held } = await resumeStoredRun(
+      this.engine,
+      this.store,
+      runId,
+      options.from,
+      this.resumeGate,
+    );
+    const run = this.adopt(runId, flowId, () => handle);
+    held?.attach(run);
     return run;
   }
 
@@ -314,9 +218,9 @@ export class RunService {
   }
 
   /**
-   * Distributed mode: executes run `record` (claimed from the database by this engine) with
-   * `start`, as a run of this service (cancel, waiters, limits, drain). A run submitted here and
-   * waiting is the same run.
+   * Executes run `runId` (distributed mode: claimed from the database by this engine; or resumed)
+   * with `start`, as a run of this service (cancel, waiters, limits, drain). A run submitted here
+   * and waiting is the same run.
    */
   adopt(runId: string, flowId: string, start: () => RunHandle | Promise<RunHandle>): ActiveRun {
     let run = this.#active.get(runId);
@@ -335,16 +239,11 @@ export class RunService {
     this.metrics.runsStarted++;
     const r = run;
     const started = (handle: RunHandle) => {
-      r.handle = handle;
       if (r.abandoned) handle.cancel(new Error("the run left this engine"));
       else if (r.cancelReason !== undefined) {
         handle.cancel(new Error(`Run was cancelled: ${r.cancelReason}`));
       }
-      handle.result.then(
-        (res) => this.#finish(r, res, false),
-        (e) =>
-          this.#finish(r, failed(500, `The run failed in the engine: ${describeError(e)}`), true),
-      );
+      this.#track(r, handle);
     };
     try {
       const h = start();
@@ -389,18 +288,14 @@ export class RunService {
 
   /** Run ids executing on this engine now. */
   runningIds(): string[] {
-    const ids: string[] = [];
-    for (const r of this.#active.values()) {
-      if (r.state === "running" && !r.abandoned) ids.push(r.runId);
-    }
-    return ids;
+    return this.activeRuns().filter((r) => r.state === "running" && !r.abandoned).map((r) =>
+      r.runId
+    );
   }
 
   /** Run ids waiting here for another engine (distributed mode). */
   waitingIds(): string[] {
-    const ids: string[] = [];
-    for (const r of this.#active.values()) if (r.state === "queued") ids.push(r.runId);
-    return ids;
+    return this.activeRuns().filter((r) => r.state === "queued").map((r) => r.runId);
   }
 
   #finish(run: Run, result: FlowResult, store: boolean): void {
@@ -454,13 +349,8 @@ export class RunService {
       this.#distribution.slotFreed();
       return;
     }
-    while (this.#running < this.maxConcurrent && this.#head < this.#queue.length) {
-      const run = this.#queue[this.#head];
-      this.#queue[this.#head++] = undefined as unknown as Run;
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
-        this.#head = 0;
-      }
+    let run: Run | undefined;
+    while (this.#running < this.maxConcurrent && (run = this.#queue.shift()) !== undefined) {
       if (run.state !== "queued") continue; // cancelled while queued
       this.#queued--;
       this.#start(run);
@@ -521,189 +411,37 @@ export class RunService {
    * @throws {ApiError} 422 when the key was used for a different request.
    */
   idempotent(key: string, fingerprint: string): string | undefined {
-    const e = this.#idempotency.get(key);
-    if (!e) return undefined;
-    if (Date.now() - e.at > IDEMPOTENCY_TTL_MS) {
-      this.#idempotency.delete(key);
-      return undefined;
-    }
-    if (e.fingerprint !== fingerprint) throw keyReused(key, e.runId);
-    return e.runId;
+    return this.#keys.find(key, fingerprint);
   }
 
   /** Remembers that `key` started `runId`. */
   remember(key: string, fingerprint: string, runId: string): void {
-    this.#idempotency.delete(key);
-    this.#idempotency.set(key, { runId, fingerprint, at: Date.now() });
-    if (this.#idempotency.size > MAX_IDEMPOTENCY_KEYS) {
-      this.#idempotency.delete(this.#idempotency.keys().next().value!);
-    }
+    this.#keys.remember(key, fingerprint, runId);
   }
 
   /** Forgets a key whose run no longer exists (deleted). */
   forget(key: string): void {
-    this.#idempotency.delete(key);
+    this.#keys.forget(key);
   }
 
   /**
    * Stops accepting runs, lets active runs finish for up to `graceMs`, then cancels the rest
-   * (reason: the service stopped). Resolves when every run has ended.
+   * (reason: the service stopped); distributed: releases them to the other engines
+   * (src/server/runs_drain.ts). Resolves when every run has ended.
    */
-  async drain(
-    graceMs: number,
-  ): Promise<{ finished: number; cancelled: number; released?: number }> {
+  drain(graceMs: number): Promise<{ finished: number; cancelled: number; released?: number }> {
     this.#accepting = false;
-    if (this.#distribution !== undefined) {
-      return await this.#drainShared(graceMs, this.#distribution);
-    }
-    // A run paused for a signal (/builtin/wait_for) is neither waited for nor cancelled: it stays
-    // `paused` in the store and continues when the service starts again (issue 12).
-    const isPaused = async (r: Run) =>
-      r.state === "running" &&
-      (await this.store.getRun(r.runId).catch(() => undefined))?.status === "paused";
-    const runs: Run[] = [];
-    let paused = 0;
-    for (const r of this.#active.values()) {
-      if (await isPaused(r)) paused++;
-      else runs.push(r);
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const all = Promise.all(runs.map((r) => r.done));
-    await Promise.race([all, new Promise((r) => timer = setTimeout(r, graceMs))]);
-    clearTimeout(timer);
-    const left: Run[] = [];
-    let finished = 0;
-    for (const r of runs) {
-      if (r.state === "ended") finished++;
-      else if (await isPaused(r)) paused++;
-      else left.push(r);
-    }
-    if (paused > 0) {
-      log.warn(
-        `shutdown: ${paused} run(s) paused for a signal are left paused; they continue when the service starts again on this store`,
-      );
-    }
-    for (const id of [...this.#reserved.keys()]) {
-      await this.cancel(id, "the service stopped before the run started");
-    }
-    if (left.length > 0) {
-      log.warn(
-        `shutdown: ${left.length} run(s) still active after ${graceMs} ms; cancelling them`,
-      );
-      await Promise.all(
-        left.map((r) => this.cancel(r.runId, `the service stopped (grace period ${graceMs} ms)`)),
-      );
-    }
-    return { finished, cancelled: left.length };
+    if (this.#distribution !== undefined) return drainShared(this, graceMs, this.#distribution);
+    return drainLocal(this, graceMs);
   }
 
-  /**
-   * Distributed drain: runs executing here get `graceMs` to finish; the rest are released to the
-   * database (another engine continues them) and stopped here; waiters of runs executing
-   * elsewhere get their run's current status.
-   */
-  async #drainShared(
-    graceMs: number,
-    d: RunDistribution,
-  ): Promise<{ finished: number; cancelled: number; released: number }> {
-    const running = [...this.#active.values()].filter((r) => r.state === "running");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.all(running.map((r) => r.done)),
-      new Promise((r) => timer = setTimeout(r, graceMs)),
-    ]);
-    clearTimeout(timer);
-    const left = [...this.#active.values()].filter((r) => r.state === "running");
-    if (left.length > 0) {
-      log.warn(
-        `shutdown: ${left.length} run(s) still running after ${graceMs} ms; releasing them to the other engines`,
-      );
-      try {
-        await d.release(left.map((r) => r.runId));
-      } catch (e) {
-        log.error(`shutdown: cannot release runs: ${describeError(e)}`);
-      }
-      for (const r of left) this.abandon(r.runId);
-      await Promise.allSettled(left.map((r) => r.handle?.result));
-    }
-    for (const r of [...this.#active.values()]) {
-      if (r.state !== "queued") continue;
-      this.#queued--;
-      r.state = "ended";
-      this.#active.delete(r.runId);
-      r.resolve({
-        status: "queued",
-        result: failed(
-          503,
-          `This service stopped while the run was waiting or running on another engine; it goes on: GET /api/v1/runs/${r.runId}`,
-        ),
-      });
-    }
-    return { finished: running.length - left.length, cancelled: 0, released: left.length };
+  /** The runs active here (for src/server/runs_drain.ts). */
+  activeRuns(): Run[] {
+    return [...this.#active.values()];
   }
-}
 
-/**
- * Waits for `run` up to `ms` milliseconds (forever when undefined).
- * @returns the outcome, or undefined when the time ran out first.
- */
-export async function waitFor(run: ActiveRun, ms?: number): Promise<RunOutcome | undefined> {
-  if (ms === undefined) return await run.done;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms));
-  try {
-    return await Promise.race([run.done, timeout]);
-  } finally {
-    clearTimeout(timer);
+  /** The runs reserved by batches and not submitted yet (for src/server/runs_drain.ts). */
+  reservedIds(): string[] {
+    return [...this.#reserved.keys()];
   }
-}
-
-function positive(v: number | undefined, dflt: number, what: string): number {
-  if (v === undefined) return dflt;
-  if (!Number.isSafeInteger(v) || v < 1) {
-    throw new RangeError(`${what} must be a positive integer, got ${v}`);
-  }
-  return v;
-}
-
-function nonNegative(v: number | undefined, dflt: number, what: string): number {
-  if (v === undefined) return dflt;
-  if (!Number.isSafeInteger(v) || v < 0) {
-    throw new RangeError(`${what} must be a non-negative integer, got ${v}`);
-  }
-  return v;
-}
-
-/** Most runs of each status looked at by {@linkcode resumeInterruptedRuns}. */
-const RESUME_SCAN_LIMIT = 1000;
-
-/**
- * Resumes the unfinished top-level runs of engines that stopped (issue 12: in-flight runs survive
- * a restart of the service): `running` and `paused` runs, and runs marked interrupted (code 503)
- * when the store was opened. Each is claimed first (`engine.resume`), so a run another live
- * engine executes is left to it, and two services starting at once never both resume one.
- * @returns the runs resumed, and those that could not be (with why).
- */
-export async function resumeInterruptedRuns(
-  runs: RunService,
-  store: ServiceStore,
-): Promise<{ resumed: string[]; skipped: { runId: string; reason: string }[] }> {
-  const candidates: string[] = [];
-  for (const status of ["running", "paused", "failed"] as const) {
-    const found = await store.listRuns({ status, rootOnly: true, limit: RESUME_SCAN_LIMIT });
-    for (const r of found) {
-      if (status !== "failed" || wasInterrupted(r)) candidates.push(r.runId);
-    }
-  }
-  const resumed: string[] = [];
-  const skipped: { runId: string; reason: string }[] = [];
-  for (const runId of candidates.reverse()) { // oldest first
-    try {
-      await runs.resume(runId);
-      resumed.push(runId);
-    } catch (e) {
-      skipped.push({ runId, reason: describeError(e) });
-    }
-  }
-  return { resumed, skipped };
 }

@@ -79,6 +79,12 @@ export interface ServerOptions {
    * does it). @default true for a PostgreSQL store
    */
   cluster?: boolean | ClusterOptions;
+  /**
+   * Where an SQLite store commits: `worker` (a worker thread with its own connection:
+   * src/state/sqlite_commit.ts) or `loop` (on the event loop, as `stepflow run` does).
+   * @default "worker"
+   */
+  sqliteCommits?: "worker" | "loop";
 }
 
 /** A service: the fetch handler and what runs behind it. */
@@ -105,6 +111,10 @@ export interface StepflowServer {
  * @throws {RangeError} for invalid limits.
  */
 export function createServer(engine: Engine, options: ServerOptions = {}): StepflowServer {
+  // an SQLite store commits in a worker thread: its statements and COMMITs leave the event loop
+  // that answers the requests (src/state/sqlite_commit.ts)
+  const sqlite = engine.store as { useCommitWorker?: () => Promise<void> };
+  if (options.sqliteCommits !== "loop") sqlite.useCommitWorker?.();
   const metrics = new ServiceMetrics();
   const store = new ServiceStore(engine.store);
   const runs = new RunService(engine, store, metrics, options);
@@ -121,6 +131,10 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     debug: new DebugSessions(store, live),
     version: SERVICE_VERSION,
   };
+  // a debug run resumed (at start, POST /resume, or taken over in a cluster) is held again
+  runs.resumeGate = service.debug.resumeGate(async (flowId) =>
+    (await engine.getFlow(flowId)).steps.map((st) => st.id)
+  );
   if (engine.store.kind === "postgres" && options.cluster !== false) {
     service.cluster = new Cluster(
       engine,

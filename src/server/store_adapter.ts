@@ -82,8 +82,10 @@ export class ServiceStore {
     variables?: Record<string, JsonValue>;
     runKey?: string;
     createdAt: string;
+    debugMode?: boolean;
   }): Promise<void> | void {
     const r: RunRecord = { ...run, status: "queued" };
+    if (r.debugMode !== true) delete r.debugMode;
     if (r.variables === undefined || Object.keys(r.variables).length === 0) delete r.variables;
     if (r.runKey === undefined) delete r.runKey;
     return this.store.createRun(r);

@@ -43,6 +43,8 @@ export interface CreateRow {
   leased: boolean;
   startedAt: string | null;
   updatedAt: string;
+  /** `runs.debug_mode` (stepflow 0.8). */
+  debug: boolean;
 }
 
 /** One commit's rows, per table, as columns (sent as JSON documents). */

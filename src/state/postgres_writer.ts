@@ -254,6 +254,7 @@ export class PostgresWriter {
       leased,
       startedAt: queued ? null : at,
       updatedAt: at,
+      debug: run.debugMode === true,
     };
     this.#q.push(CREATE, lease, row);
     return this.#queued(open);

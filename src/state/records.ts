@@ -84,6 +84,11 @@ export interface RunRecord {
    * another engine may take the run over.
    */
   leaseExpiresAt?: string;
+  /**
+   * Started in debug mode (stepflow 0.8: `runs.debug_mode`): its steps wait for debug commands,
+   * also after the run is resumed.
+   */
+  debugMode?: boolean;
 }
 
 /** Which runs `StateStore.listRuns` returns. */

@@ -37,6 +37,8 @@ export interface RunRow<Time = string> {
   owner_id: string | null;
   lease_epoch: number | null;
   lease_expires_at?: Time | null;
+  /** 0/1 in SQLite, a boolean in PostgreSQL. */
+  debug_mode?: number | boolean | null;
 }
 
 /** A `runs` row as a {@linkcode RunRecord}. */
@@ -61,6 +63,7 @@ export function runFromRow(row: RunRow<string | Date>): RunRecord {
   if (row.owner_id != null) r.ownerId = row.owner_id;
   if (row.lease_epoch != null) r.leaseEpoch = Number(row.lease_epoch);
   if (row.lease_expires_at != null) r.leaseExpiresAt = time(row.lease_expires_at);
+  if (row.debug_mode) r.debugMode = true;
   return r;
 }
 

@@ -73,3 +73,39 @@ Deno.test("LineSplitter shows a long unfinished line's head to onLongLine, which
   assertEquals(over, [[70, "x".repeat(70)]]);
   assertEquals(s.peek(), undefined);
 });
+
+Deno.test("LineSplitter gives the lines of the whole text however it is chunked: seeded random streams", () => {
+  let seed = 5;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const pieces = ['{"a":1}', "é✓", "x", "\r", "", '"\\n"', "🙂", " ", "\r\r"];
+  const enc = new TextEncoder();
+  for (let round = 0; round < 500; round++) {
+    const lines = Array.from(
+      { length: 1 + rand(12) },
+      () => Array.from({ length: rand(6) }, () => pieces[rand(pieces.length)]).join(""),
+    );
+    const text = lines.join("\n") + (rand(2) ? "\n" : "");
+    const bytes = enc.encode(text);
+    // expected: split the whole text, drop one trailing CR, drop empty lines; the unfinished
+    // last line (no newline after it) stays held
+    const whole = text.split("\n");
+    const held = whole.pop()!;
+    const expected = whole.map((l) => l.endsWith("\r") ? l.slice(0, -1) : l).filter((l) => l);
+    const got: string[] = [];
+    const splitter = new LineSplitter();
+    for (let at = 0; at < bytes.length;) {
+      const n = 1 + rand(Math.min(bytes.length - at, 40));
+      // a copy in a reused buffer, as the readers do
+      const buf = new Uint8Array(64);
+      buf.set(bytes.subarray(at, at + n));
+      splitter.push(buf.subarray(0, n), (l) => got.push(l));
+      buf.fill(0);
+      at += n;
+    }
+    assertEquals(got, expected, JSON.stringify(text));
+    assertEquals(splitter.flush() ?? "", held);
+  }
+});

@@ -50,3 +50,55 @@ Deno.test("parseMessage() refuses a message nested more than 520 levels, keeping
   }
   parseMessage(`{"jsonrpc":"2.0","id":7,"result":{"output":${deep(512)}}}`);
 });
+
+Deno.test("parseMessage() skips the number scan only where every number is exact: seeded random messages", () => {
+  // number tokens around the fast path's edges, in every value position, with whitespace
+  const numbers = [
+    "0",
+    "-0",
+    "7",
+    "-7",
+    "123456789012345",
+    "-123456789012345",
+    "1234567890123456",
+    "-1234567890123456",
+    "9007199254740993",
+    "1.0",
+    "-0.0",
+    "1.5",
+    "1e5",
+    "1E5",
+    "1e-7",
+    "0.1",
+    "100",
+    "-100",
+    "999999999999999",
+    "12345678901234567890",
+  ];
+  const spaces = ["", " ", "\n", "\t", "  \r\n"];
+  let seed = 17;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const value = (depth: number): string => {
+    const sp = spaces[rand(spaces.length)];
+    switch (depth > 3 ? rand(3) : rand(6)) {
+      case 0:
+      case 1:
+        return sp + numbers[rand(numbers.length)];
+      case 2:
+        return sp + JSON.stringify(`s: ${numbers[rand(numbers.length)]}, [${rand(99)}`);
+      case 3:
+        return sp + "[" + Array.from({ length: rand(4) }, () => value(depth + 1)).join(",") + "]";
+      default:
+        return sp + "{" +
+          Array.from({ length: rand(4) }, (_, i) => `"k${i}":${value(depth + 1)}`).join(",") +
+          "}";
+    }
+  };
+  for (let i = 0; i < 3000; i++) {
+    const text = `{"jsonrpc":"2.0","id":"${crypto.randomUUID()}","result":{"output":${value(0)}}}`;
+    assertEquals(stringifyJson(parseMessage(text)), stringifyJson(parseJson(text)), text);
+  }
+});

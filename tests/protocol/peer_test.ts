@@ -105,6 +105,57 @@ Deno.test("Peer.request() rejects with the signal's reason when aborted", async 
   assert(p.pendingCount === 0);
 });
 
+Deno.test("Peer: calls sharing a signal are aborted together; answered ones and other signals' are not", async () => {
+  const sent: string[] = [];
+  const logs: string[] = [];
+  const p = new Peer({ name: "w", log: memLog(logs), write: (t) => void sent.push(t) });
+  const shared = new AbortController();
+  const other = new AbortController();
+  const calls = Array.from({ length: 5 }, (_, i) => p.request("m", { i }, shared.signal));
+  const elsewhere = p.request("m", { i: 5 }, other.signal);
+  const unsignalled = p.request("m", { i: 6 });
+  const ids = sent.map((t) => JSON.parse(t).id as string);
+  // calls 0 and 1 are answered before the abort: they resolve with their results
+  p.receive({ jsonrpc: "2.0", id: ids[0], result: "r0" });
+  p.receive({ jsonrpc: "2.0", id: ids[1], error: { code: 7, message: "no" } });
+  assertEquals(await calls[0], "r0");
+  await assertRejects(() => calls[1], ProtocolError, "no");
+  shared.abort(new Error("run cancelled"));
+  for (const c of calls.slice(2)) await assertRejects(() => c, Error, "run cancelled");
+  assertEquals(p.pendingCount, 2);
+  // late answers to the aborted calls are expected (debug), not unknown ids (warning)
+  p.receive({ jsonrpc: "2.0", id: ids[2], result: "late" });
+  assert(!logs.some((l) => l.includes("unknown id")), logs.join("\n"));
+  // a signal already aborted rejects at once, without sending
+  const before = sent.length;
+  await assertRejects(() => p.request("m", {}, shared.signal), Error, "run cancelled");
+  assertEquals(sent.length, before);
+  // the other signal's call and the call without a signal are untouched
+  p.receive({ jsonrpc: "2.0", id: ids[5], result: "r5" });
+  p.receive({ jsonrpc: "2.0", id: ids[6], result: "r6" });
+  assertEquals(await elsewhere, "r5");
+  assertEquals(await unsignalled, "r6");
+  other.abort(new Error("too late")); // nothing open on it any more
+  assertEquals(p.pendingCount, 0);
+});
+
+Deno.test("Peer: a signal used for call after call keeps no entries of finished calls", async () => {
+  const sent: string[] = [];
+  const p = new Peer({ name: "w", log: memLog([]), write: (t) => void sent.push(t) });
+  const ac = new AbortController();
+  for (let i = 0; i < 50; i++) {
+    const call = p.request("m", { i }, ac.signal);
+    p.receive({ jsonrpc: "2.0", id: JSON.parse(sent[i]).id, result: i });
+    assertEquals(await call, i);
+  }
+  const failed = p.request("m", {}, ac.signal);
+  p.failPending(new TransportError("worker died"));
+  await assertRejects(() => failed, TransportError, "worker died");
+  // aborting now finds nothing open: no late rejections, nothing abandoned to answer
+  ac.abort(new Error("x"));
+  assertEquals(p.pendingCount, 0);
+});
+
 Deno.test("Peer fails an open call answered by an invalid response with that id (no hang)", async () => {
   const logs: string[] = [];
   const sent: string[] = [];

@@ -558,3 +558,81 @@ pgTest(
     });
   },
 );
+
+pgTest(
+  "debug mode in a cluster: the run stays on the engine holding its gate, debug requests to another engine are forwarded to it, and after it dies the run is taken over under a gate",
+  async (server) => {
+    await withPgDatabase(server, async (db) => {
+      await withTempDir(async (dir) => {
+        const es = await engines(dir, db, 2, [], false);
+        try {
+          const flowId = await storeFlow(es[0], {
+            schema: SCHEMA,
+            name: "diamond",
+            steps: [
+              { id: "a", component: "/builtin/create_messages", input: { user_prompt: "a" } },
+              { id: "b", component: "/builtin/create_messages", input: { user_prompt: "b" } },
+              {
+                id: "c",
+                component: "/builtin/put_blob",
+                input: {
+                  data: { a: { $from: { step: "a" } }, b: { $from: { step: "b" } } },
+                  blob_type: "data",
+                },
+              },
+            ],
+            output: { $from: { step: "c" }, path: "$.blob_id" },
+          });
+          const created = await es[0].call("POST", "/api/v1/runs", {
+            flowId,
+            input: {},
+            debug: true,
+          });
+          assertEquals(created.body.status, "paused");
+          const runId = created.body.runId;
+          const path = `/api/v1/runs/${runId}`;
+          // pinned to the engine that holds its gate, and stored in debug mode
+          const details = await until("paused", 10_000, async () => {
+            const d = (await es[1].call("GET", path)).body;
+            return d.status === "paused" ? d : undefined;
+          });
+          assertEquals([details.debugMode, details.owner.pid], [true, es[0].pid]);
+          // the other engine forwards the debug requests to it
+          assertEquals((await es[1].call("GET", `${path}/debug/runnable`)).body, {
+            runnableSteps: ["a", "b"],
+          });
+          const a = await es[1].call("POST", `${path}/debug/step`, { stepIds: ["a"] });
+          assertEquals([a.status, a.body.results.a.outcome], [200, "success"], JSON.stringify(a));
+          assertEquals((await es[1].call("GET", `${path}/debug/runnable`)).body, {
+            runnableSteps: ["b"],
+          });
+          // its engine dies: the other takes the run over when the lease expires, held again
+          await es[0].stop("SIGKILL");
+          await until("taken over", 20_000, async () => {
+            const d = (await es[1].call("GET", path)).body;
+            return d.owner?.pid === es[1].pid ? true : undefined;
+          });
+          // a's committed result is kept; b is held at the new engine's gate
+          const held = await until("b held", 10_000, async () => {
+            const r = await es[1].call("GET", `${path}/debug/runnable`);
+            return r.status === 200 && r.body.runnableSteps.length > 0 ? r.body : undefined;
+          });
+          assertEquals(held, { runnableSteps: ["b"] });
+          await until(
+            "paused",
+            10_000,
+            async () => (await es[1].call("GET", path)).body.status === "paused" ? true : undefined,
+          );
+          const done = await es[1].call("POST", `${path}/debug/continue`);
+          assertEquals(
+            [done.status, done.body.status, done.body.result?.outcome, done.body.debug],
+            [200, "completed", "success", true],
+            JSON.stringify(done.body),
+          );
+        } finally {
+          await stopAll(es);
+        }
+      });
+    });
+  },
+);

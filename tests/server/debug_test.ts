@@ -4,8 +4,9 @@
  * their results, `/debug/continue` runs to the end.
  * @module
  */
-import { assertEquals, assertStrictEquals, assertStringIncludes } from "../_assert.ts";
-import { SCHEMA, storeFlow, withServer } from "./_server.ts";
+import { DatabaseSync } from "node:sqlite";
+import { assertEquals, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
+import { type RunningServer, SCHEMA, startServer, storeFlow, withServer } from "./_server.ts";
 
 const DIAMOND = {
   schema: SCHEMA,
@@ -114,4 +115,89 @@ Deno.test("debug mode: continue at once runs everything; cancel ends a paused ru
     // the service goes on serving
     const plain = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "z" } });
     assertStrictEquals(plain.body.status, "completed");
+  }));
+
+async function waitForStatus(s: RunningServer, runId: string, status: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const r = await s.call("GET", `/api/v1/runs/${runId}`);
+    if (r.body?.status === status) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const last = await s.call("GET", `/api/v1/runs/${runId}`);
+  throw new Error(
+    `run ${runId} did not become ${status}: ${JSON.stringify(last.body)}\n${s.stderr()}`,
+  );
+}
+
+for (const stop of ["SIGKILL", "SIGTERM"] as const) {
+  Deno.test(`debug mode is stored with the run: after ${stop} of the service, the resumed debug run is held again`, () =>
+    withTempDir(async (dir) => {
+      const args = ["--store", "sqlite:state.db"];
+      let s = await startServer(dir, { args });
+      let runId: string;
+      try {
+        const flowId = await storeFlow(s, DIAMOND);
+        const created = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { q: "hi" },
+          debug: true,
+        });
+        runId = created.body.runId;
+        const step = await s.call("POST", `/api/v1/runs/${runId}/debug/step`, { stepIds: ["a"] });
+        assertStrictEquals(step.body.results.a.outcome, "success");
+        await waitForStatus(s, runId, "paused");
+      } finally {
+        await s.stop(stop);
+      }
+      // the flag is in the database (0.8's runs.debug_mode column)
+      const db = new DatabaseSync(`${dir}/state.db`, { readOnly: true });
+      try {
+        const row = db.prepare("SELECT debug_mode FROM runs WHERE id = ?").get(runId) as {
+          debug_mode: number;
+        };
+        assertStrictEquals(row.debug_mode, 1);
+      } finally {
+        db.close();
+      }
+      // started again on the same database: the run is resumed under a gate, not run freely
+      s = await startServer(dir, { config: false, args });
+      try {
+        for (let i = 0; i < 200 && !s.stderr().includes("resumed 1 interrupted run"); i++) {
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        assertStringIncludes(s.stderr(), `resumed 1 interrupted run(s): ${runId}`);
+        const path = `/api/v1/runs/${runId}`;
+        await waitForStatus(s, runId, "paused");
+        const details = await s.call("GET", path);
+        assertEquals([details.body.status, details.body.debugMode], ["paused", true]);
+        // a's committed result is kept; b waits at the gate (c waits for b)
+        assertEquals((await s.call("GET", `${path}/debug/runnable`)).body, {
+          runnableSteps: ["b"],
+        });
+        await new Promise((r) => setTimeout(r, 100));
+        assertStrictEquals((await s.call("GET", path)).body.status, "paused");
+        const b = await s.call("POST", `${path}/debug/step`, { stepIds: ["b"] });
+        assertStrictEquals(b.body.results.b.outcome, "success");
+        assertEquals((await s.call("GET", `${path}/debug/runnable`)).body, {
+          runnableSteps: ["c"],
+        });
+        const done = await s.call("POST", `${path}/debug/continue`);
+        assertEquals([done.body.status, done.body.result.outcome, done.body.debug], [
+          "completed",
+          "success",
+          true,
+        ]);
+      } finally {
+        await s.stop();
+      }
+    }));
+}
+
+Deno.test("a run started without debug mode is stored with debugMode false", () =>
+  withServer({ args: ["--store", "sqlite:state.db"] }, async (s) => {
+    const flowId = await storeFlow(s, DIAMOND);
+    const plain = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "z" } });
+    assertStrictEquals(plain.body.status, "completed");
+    const details = await s.call("GET", `/api/v1/runs/${plain.body.runId}`);
+    assertStrictEquals(details.body.debugMode, false);
   }));

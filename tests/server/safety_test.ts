@@ -7,6 +7,7 @@
  */
 import {
   assert,
+  assertEquals,
   assertMatch,
   assertStrictEquals,
   assertStringIncludes,
@@ -139,9 +140,31 @@ Deno.test("faults: bad JSON, wrong content type, missing fields, unknown flow, i
     );
     assertStringIncludes(fatal.text, "zz");
     assertMatch(fatal.path, /^\$\.steps\[0\]/);
+    // every shape problem is listed (as `stepflow validate` does), not only the first
     const shape = await s.call("POST", "/api/v1/flows", { flow: { steps: "no" } });
     assertStrictEquals(shape.body.flowId, undefined);
-    assertStrictEquals(shape.body.diagnostics.numFatal, 1);
+    assertEquals(
+      shape.body.diagnostics.diagnostics.map((d: { path: string }) => d.path),
+      ["$.schema", "$.steps"],
+    );
+    assertStrictEquals(shape.body.diagnostics.numFatal, 2);
+    const many = await s.call("POST", "/api/v1/flows", {
+      flow: { schema: SCHEMA, steps: [{ component: 5 }, { id: 3, component: "/builtin/eval" }] },
+    });
+    assertStrictEquals(many.body.flowId, undefined);
+    const found = many.body.diagnostics.diagnostics as {
+      path: string;
+      text: string;
+      level: string;
+    }[];
+    assertEquals(found.map((d) => d.path), [
+      "$.steps[0].id",
+      "$.steps[0].component",
+      "$.steps[1].id",
+    ]);
+    assert(found.every((d) => d.level === "fatal"));
+    assertStringIncludes(found[1].text, "expected a string, got the number 5");
+    assertStrictEquals(many.body.diagnostics.numFatal, 3);
     isError(
       await s.call("POST", "/api/v1/flows", { flow: THREE_STEPS, x: "y".repeat(3000) }),
       413,

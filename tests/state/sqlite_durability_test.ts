@@ -124,58 +124,63 @@ Deno.test("a failed commit rejects naming the database and the cause, and fails 
   });
 });
 
-Deno.test("a run whose earlier write failed cannot complete successfully even if later commits work", async () => {
-  await withTempDir(async (dir) => {
-    const path = `${dir}/runs.db`;
-    const s = SqliteStateStore.open(`sqlite:${path}`, { busyTimeoutMs: 50 });
-    try {
-      // another process holds the write lock past the busy timeout: this batch fails
-      const other = new DatabaseSync(path, { timeout: 0 });
-      other.exec("BEGIN IMMEDIATE");
-      s.createRun(run("r2"));
-      await assertRejects(() => s.flush(), StoreError, "database is locked");
-      other.exec("ROLLBACK");
-      other.close();
-      // r2's last commit works, but r2 lost its first write: completing it must fail
-      const done = s.completeRun("r2", "completed", { outcome: "success", result: 1 });
-      const e = await assertRejects(
-        () => done as Promise<void>,
-        StoreError,
-        "busy timeout of 50 ms",
-      );
-      assertStringIncludes(e.message, path);
-      // a run created after the failure is not affected
-      s.createRun(run("r3"));
-      await s.completeRun("r3", "completed");
-      assertStrictEquals((await s.getRun("r3"))?.status, "completed");
-    } finally {
-      await s.close();
-    }
+for (const worker of [false, true]) {
+  const how = worker ? " (commits in a worker)" : "";
+  Deno.test(`a run whose earlier write failed cannot complete successfully even if later commits work${how}`, async () => {
+    await withTempDir(async (dir) => {
+      const path = `${dir}/runs.db`;
+      const s = SqliteStateStore.open(`sqlite:${path}`, { busyTimeoutMs: 50 });
+      if (worker) await s.useCommitWorker();
+      try {
+        // another process holds the write lock past the busy timeout: this batch fails
+        const other = new DatabaseSync(path, { timeout: 0 });
+        other.exec("BEGIN IMMEDIATE");
+        s.createRun(run("r2"));
+        await assertRejects(() => s.flush(), StoreError, "database is locked");
+        other.exec("ROLLBACK");
+        other.close();
+        // r2's last commit works, but r2 lost its first write: completing it must fail
+        const done = s.completeRun("r2", "completed", { outcome: "success", result: 1 });
+        const e = await assertRejects(
+          () => done as Promise<void>,
+          StoreError,
+          "busy timeout of 50 ms",
+        );
+        assertStringIncludes(e.message, path);
+        // a run created after the failure is not affected
+        s.createRun(run("r3"));
+        await s.completeRun("r3", "completed");
+        assertStrictEquals((await s.getRun("r3"))?.status, "completed");
+      } finally {
+        await s.close();
+      }
+    });
   });
-});
 
-Deno.test("an engine declared dead by another process has its writes refused (fencing)", async () => {
-  await withTempDir(async (dir) => {
-    const path = `${dir}/runs.db`;
-    const s = SqliteStateStore.open(`sqlite:${path}`);
-    try {
-      await s.createRun(run("r1"));
-      assertEquals(peek(path, "SELECT count(*) AS n FROM engines"), [{ n: 1 }]);
-      const db = new DatabaseSync(path);
-      db.prepare("DELETE FROM engines WHERE id = ?").run(s.engineId);
-      db.close();
-      const p = s.recordStepResult("r1", {
-        stepIndex: 0,
-        stepId: "a",
-        result: { outcome: "success", result: 1 },
-      });
-      await assertRejects(() => p as Promise<void>, StoreError, "declared dead");
-      assertEquals(peek(path, "SELECT count(*) AS n FROM step_results"), [{ n: 0 }]);
-    } finally {
-      await s.close();
-    }
+  Deno.test(`an engine declared dead by another process has its writes refused (fencing)${how}`, async () => {
+    await withTempDir(async (dir) => {
+      const path = `${dir}/runs.db`;
+      const s = SqliteStateStore.open(`sqlite:${path}`);
+      if (worker) await s.useCommitWorker();
+      try {
+        await s.createRun(run("r1"));
+        assertEquals(peek(path, "SELECT count(*) AS n FROM engines"), [{ n: 1 }]);
+        const db = new DatabaseSync(path);
+        db.prepare("DELETE FROM engines WHERE id = ?").run(s.engineId);
+        db.close();
+        const p = s.recordStepResult("r1", {
+          stepIndex: 0,
+          stepId: "a",
+          result: { outcome: "success", result: 1 },
+        });
+        await assertRejects(() => p as Promise<void>, StoreError, "declared dead");
+        assertEquals(peek(path, "SELECT count(*) AS n FROM step_results"), [{ n: 0 }]);
+      } finally {
+        await s.close();
+      }
+    });
   });
-});
+}
 
 /** The pid of a process that has exited (and been reaped). */
 async function deadPid(): Promise<number> {

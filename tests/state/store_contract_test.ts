@@ -1,6 +1,6 @@
 /**
  * The StateStore contract, run against every store — in-memory, SQLite (file and `:memory:`) and
- * PostgreSQL (a database of its own per test; skipped without STEPFLOW_TEST_PG_URL, see
+ * SQLite committing in a worker thread, PostgreSQL (a database of its own per test; skipped without STEPFLOW_TEST_PG_URL, see
  * tests/_postgres.ts): run history queries (listRuns, deleteRun, pruneRuns), step statuses, the
  * journal, signals, nested-run keys, claims, the run queue, leases and the engines registry.
  */
@@ -13,10 +13,10 @@ import type { RunRecord, StateStore } from "../../src/state/store.ts";
 /** Opens a store, runs the body on it, closes it (and removes what it made). */
 type Use = (body: (s: StateStore) => Promise<void>) => Promise<void>;
 
-function using(open: (dir: string) => StateStore): Use {
+function using(open: (dir: string) => StateStore | Promise<StateStore>): Use {
   return (body) =>
     withTempDir(async (dir) => {
-      const s = open(dir);
+      const s = await open(dir);
       try {
         await body(s);
       } finally {
@@ -29,6 +29,15 @@ const STORES: [string, Use][] = [
   ["MemoryStateStore", using(() => new MemoryStateStore({ journal: true }))],
   ["SqliteStateStore (file)", using((dir) => SqliteStateStore.open(`sqlite:${dir}/runs.db`))],
   ["SqliteStateStore (:memory:)", using(() => SqliteStateStore.open("sqlite::memory:"))],
+  [
+    "SqliteStateStore (file, commits in a worker)",
+    using(async (dir) => {
+      const s = SqliteStateStore.open(`sqlite:${dir}/runs.db`);
+      await s.useCommitWorker();
+      assert(s.commitsInWorker, "the commit worker did not start");
+      return s;
+    }),
+  ],
 ];
 
 function contract(name: string, fn: (s: StateStore) => Promise<void>) {

@@ -35,18 +35,10 @@ import { readSseData, type SseLimits } from "../../protocol/sse.ts";
 import { ENVELOPE_BYTES, type RequestHandler, type WorkerTransport } from "./transport.ts";
 import { initializeWorker } from "./handshake.ts";
 import { abortable } from "../../core/abort.ts";
+import { DEFAULT_MAX_BODY_BYTES, readBodyText } from "./http_body.ts";
 
 /** The header a worker sets on an SSE response so replies reach the same instance. */
 export const INSTANCE_ID_HEADER = "Stepflow-Instance-Id";
-
-/**
- * Largest answer body (or SSE event) read when the engine has no output size limit, bytes
- * (about the longest string V8 can hold, as the stdio line cap).
- */
-export const DEFAULT_MAX_BODY_BYTES = 512 * 1024 * 1024;
-
-/** Most of an error status's body read for the error message, bytes. */
-const ERROR_BODY_BYTES = 64 * 1024;
 
 const POST_HEADERS: Readonly<Record<string, string>> = {
   "content-type": "application/json",
@@ -75,6 +67,8 @@ export class HttpWorker implements WorkerTransport {
   readonly #o: HttpWorkerOptions;
   readonly #name: string;
   #handshake?: Promise<void>;
+  /** True once the handshake succeeded. */
+  #initialized = false;
   #closed = false;
   #ac = new AbortController();
 
@@ -97,10 +91,11 @@ export class HttpWorker implements WorkerTransport {
   }
 
   /** See {@linkcode WorkerTransport.request}. */
-  async request(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
-    if (this.#closed) throw new TransportError(`${this.#name} is closed`);
-    await this.#ensureHandshake();
-    return await this.#call(method, params, signal);
+  request(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
+    if (this.#closed) return Promise.reject(new TransportError(`${this.#name} is closed`));
+    // the hot path: once the handshake is done, no turn is spent waiting for it
+    if (this.#initialized) return this.#call(method, params, signal);
+    return this.#ensureHandshake().then(() => this.#call(method, params, signal));
   }
 
   /** Aborts open calls. */
@@ -115,7 +110,9 @@ export class HttpWorker implements WorkerTransport {
       { request: (m, p, s) => this.#call(m, p, s), notify: (m, p) => this.#notify(m, p) },
       this.#name,
       this.#ac.signal,
-    ).catch((err) => {
+    ).then(() => {
+      this.#initialized = true;
+    }, (err) => {
       this.#handshake = undefined; // try again next time
       throw err;
     });
@@ -185,61 +182,14 @@ export class HttpWorker implements WorkerTransport {
     return limit === undefined ? DEFAULT_MAX_BODY_BYTES : limit + ENVELOPE_BYTES;
   }
 
-  /**
-   * Reads a body as text, at most {@linkcode #bodyLimit} bytes (64 KiB for an error status,
-   * whose text only goes into a message: the rest is cut off). Stops and cancels the body when
-   * `stop` aborts.
-   * @throws {OutputLimitError} for a success answer to `method` over the limit.
-   * @throws {TransportError} when the body cannot be read.
-   */
-  async #readBody(res: Response, stop: AbortSignal, method?: string): Promise<string> {
-    if (!res.body) return "";
-    const limit = res.ok ? this.#bodyLimit : ERROR_BODY_BYTES;
-    // The common answer has a Content-Length within the limit: read it in one go (a reader loop
-    // costs two more op round trips per call, a fifth of a loopback call); a stalled one is
-    // cut off by fetch's signal.
-    const length = res.headers.get("content-length");
-    if (length !== null && /^\d+$/.test(length) && Number(length) <= limit) {
-      try {
-        return await res.text();
-      } catch (err) {
-        throw new TransportError(`${this.#name}: reading its answer failed`, { cause: err });
-      }
-    }
-    const reader = res.body.getReader();
-    const cancel = () => void reader.cancel().catch(() => {});
-    stop.addEventListener("abort", cancel, { once: true });
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done || stop.aborted) break;
-        total += value.length;
-        if (total > limit) {
-          cancel();
-          if (!res.ok) {
-            chunks.push(value.subarray(0, value.length - (total - limit)));
-            break;
-          }
-          throw new OutputLimitError(
-            `${this.#name} answered${
-              method ? ` '${method}'` : ""
-            } with a body of more than ${total} bytes, not read to its end`,
-            { limitBytes: this.#o.maxOutputBytes ?? DEFAULT_MAX_BODY_BYTES, sizeBytes: total },
-          );
-        }
-        chunks.push(value);
-      }
-    } catch (err) {
-      if (err instanceof OutputLimitError) throw err;
-      throw new TransportError(`${this.#name}: reading its answer failed`, { cause: err });
-    } finally {
-      stop.removeEventListener("abort", cancel);
-      reader.releaseLock();
-    }
-    const bytes = chunks.length === 1 ? chunks[0] : concat(chunks);
-    return new TextDecoder().decode(bytes);
+  /** Reads a body as text (see {@linkcode readBodyText}) within {@linkcode #bodyLimit}. */
+  #readBody(res: Response, stop: AbortSignal, method?: string): Promise<string> {
+    return readBodyText(res, stop, {
+      name: this.#name,
+      limitBytes: this.#bodyLimit,
+      maxOutputBytes: this.#o.maxOutputBytes,
+      method,
+    });
   }
 
   /**
@@ -453,14 +403,4 @@ export class HttpWorker implements WorkerTransport {
       );
     }
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }

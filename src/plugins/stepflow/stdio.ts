@@ -35,6 +35,7 @@ import {
   type WorkerTransport,
 } from "./transport.ts";
 import { initializeWorker } from "./handshake.ts";
+import { LineWriter } from "./line_writer.ts";
 
 /** Restart policy of a crashed worker (defaults are stepflow 0.8's). */
 export interface RestartPolicy {
@@ -94,11 +95,8 @@ const QUIET_PEEK_MAX = 1 << 20;
 interface Proc {
   child: Child;
   peer: Peer;
-  /** Messages waiting while a write is in progress (sent together as one write). */
-  queue: string[];
-  /** Settles when the queued messages are written (one promise per write, not per message). */
-  queued?: QueuedWrite;
-  writing: boolean;
+  /** Its stdin, written in coalesced batches. */
+  out: LineWriter;
   alive: boolean;
   /** True until `initialize` is answered (a failure then is reported by the handshake). */
   handshaking: boolean;
@@ -108,21 +106,8 @@ interface Proc {
   exited: Promise<void>;
 }
 
-interface QueuedWrite {
-  promise: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-function queuedWrite(): QueuedWrite {
-  const w = Promise.withResolvers<void>();
-  w.promise.catch(() => {}); // each sender handles the failure of its own message
-  return w;
-}
-
 /** Size of the buffer stdout is read into, bytes. */
 const READ_BUFFER_BYTES = 1 << 16;
-const encoder = new TextEncoder();
 
 /** A step service process, restarted when it crashes. */
 export class StdioWorker implements WorkerTransport {
@@ -152,21 +137,11 @@ export class StdioWorker implements WorkerTransport {
 
   /** See {@linkcode WorkerTransport.request}. */
   request(method: string, params: unknown, signal?: AbortSignal): Promise<JsonValue> {
-    // the hot path: a running worker is called without waiting a turn for #ready()
+    // the hot path: a running worker is called without waiting a turn for #ready(), and the
+    // peer's promise is returned as it is (the restart count is reset by its `onResult`)
     const live = this.#proc;
-    if (live?.alive) return this.#call(live, method, params, signal);
-    return this.#ready().then((proc) => this.#call(proc, method, params, signal));
-  }
-
-  async #call(
-    proc: Proc,
-    method: string,
-    params: unknown,
-    signal: AbortSignal | undefined,
-  ): Promise<JsonValue> {
-    const result = await proc.peer.request(method, params, signal);
-    this.#restarts = 0; // stepflow 0.8: the restart count resets after a successful message
-    return result;
+    if (live?.alive) return live.peer.request(method, params, signal);
+    return this.#ready().then((proc) => proc.peer.request(method, params, signal));
   }
 
   /** Closes stdin, waits, then terminates the process group. Safe to call twice. */
@@ -266,9 +241,16 @@ export class StdioWorker implements WorkerTransport {
         log: o.log,
         write: (text: string) => this.#write(proc, text),
         onRequest: o.onRequest,
+        // stepflow 0.8: the restart count resets after a successful message (not `initialize`:
+        // a worker that crashes on every call after its handshake must not restart forever)
+        onResult: () => {
+          if (!proc.handshaking) this.#restarts = 0;
+        },
       }),
-      queue: [],
-      writing: false,
+      out: new LineWriter((bytes) => child.stdin.write(bytes), (err) => {
+        this.#discard(proc, `it closed its stdin (${describeError(err)})`);
+        return new TransportError(`its stdin is closed (${describeError(err)})`, { cause: err });
+      }),
       alive: true,
       handshaking: true,
     });
@@ -286,40 +268,7 @@ export class StdioWorker implements WorkerTransport {
    */
   #write(proc: Proc, text: string): Promise<void> {
     if (!proc.alive) return Promise.reject(new TransportError(`${this.#name} has exited`));
-    proc.queue.push(text);
-    const w = proc.queued ??= queuedWrite();
-    if (!proc.writing) {
-      proc.writing = true;
-      queueMicrotask(() => void this.#flush(proc));
-    }
-    return w.promise;
-  }
-
-  async #flush(proc: Proc): Promise<void> {
-    proc.writing = true;
-    while (proc.queue.length > 0) {
-      const batch = proc.queue;
-      const w = proc.queued!;
-      proc.queue = [];
-      proc.queued = undefined;
-      const text = batch.length === 1 ? batch[0] + "\n" : batch.join("\n") + "\n";
-      try {
-        await proc.child.stdin.write(encoder.encode(text));
-        w.resolve();
-      } catch (err) {
-        this.#discard(proc, `it closed its stdin (${describeError(err)})`);
-        const e = new TransportError(`its stdin is closed (${describeError(err)})`, {
-          cause: err,
-        });
-        w.reject(e);
-        // messages queued during the failed write
-        const later = proc.queued as QueuedWrite | undefined;
-        later?.reject(e);
-        proc.queue = [];
-        proc.queued = undefined;
-      }
-    }
-    proc.writing = false;
+    return proc.out.send(text);
   }
 
   /** Stops a process that can no longer be used; the next call starts a new one. */

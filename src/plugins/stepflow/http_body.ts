@@ -1,0 +1,99 @@
+/**
+ * Reading the body of a step service's HTTP answer (stepflow 0.8 §3.5) within a size limit: the
+ * output size limit for a success answer (a larger one fails its call with 413, never retried),
+ * 64 KiB of an error status's body (its text only goes into a message).
+ * @module
+ */
+import { OutputLimitError, TransportError } from "../../errors.ts";
+
+/**
+ * Largest answer body (or SSE event) read when the engine has no output size limit, bytes
+ * (about the longest string V8 can hold, as the stdio line cap).
+ */
+export const DEFAULT_MAX_BODY_BYTES = 512 * 1024 * 1024;
+
+/** Most of an error status's body read for the error message, bytes. */
+const ERROR_BODY_BYTES = 64 * 1024;
+
+/** What {@linkcode readBodyText} needs to know. */
+export interface BodyLimits {
+  /** Names the step service in messages, e.g. `step service 'python'`. */
+  name: string;
+  /** Most bytes of a success answer's body read. */
+  limitBytes: number;
+  /** The engine's output size limit (reported in the 413 error), bytes. */
+  maxOutputBytes: number | undefined;
+  /** The method the body answers (in messages). */
+  method?: string;
+}
+
+/**
+ * Reads a body as text, at most `limits.limitBytes` bytes (64 KiB for an error status, whose text
+ * only goes into a message: the rest is cut off). Stops and cancels the body when `stop` aborts.
+ * @throws {OutputLimitError} for a success answer over the limit.
+ * @throws {TransportError} when the body cannot be read.
+ */
+export async function readBodyText(
+  res: Response,
+  stop: AbortSignal,
+  limits: BodyLimits,
+): Promise<string> {
+  if (!res.body) return "";
+  const { name, method } = limits;
+  const limit = res.ok ? limits.limitBytes : ERROR_BODY_BYTES;
+  // The common answer has a Content-Length within the limit: read it in one go (a reader loop
+  // costs two more op round trips per call, a fifth of a loopback call); a stalled one is
+  // cut off by fetch's signal.
+  const length = res.headers.get("content-length");
+  if (length !== null && /^\d+$/.test(length) && Number(length) <= limit) {
+    try {
+      return await res.text();
+    } catch (err) {
+      throw new TransportError(`${name}: reading its answer failed`, { cause: err });
+    }
+  }
+  const reader = res.body.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  stop.addEventListener("abort", cancel, { once: true });
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || stop.aborted) break;
+      total += value.length;
+      if (total > limit) {
+        cancel();
+        if (!res.ok) {
+          chunks.push(value.subarray(0, value.length - (total - limit)));
+          break;
+        }
+        throw new OutputLimitError(
+          `${name} answered${
+            method ? ` '${method}'` : ""
+          } with a body of more than ${total} bytes, not read to its end`,
+          { limitBytes: limits.maxOutputBytes ?? DEFAULT_MAX_BODY_BYTES, sizeBytes: total },
+        );
+      }
+      chunks.push(value);
+    }
+  } catch (err) {
+    if (err instanceof OutputLimitError) throw err;
+    throw new TransportError(`${name}: reading its answer failed`, { cause: err });
+  } finally {
+    stop.removeEventListener("abort", cancel);
+    reader.releaseLock();
+  }
+  const bytes = chunks.length === 1 ? chunks[0] : concat(chunks);
+  return new TextDecoder().decode(bytes);
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}

@@ -1,0 +1,272 @@
+/**
+ * One group commit of the SQLite store (src/state/sqlite_writer.ts) as data, and where it runs.
+ *
+ * The queued writes are a flat array of operations ({@linkcode Op}); {@linkcode applyBatch}
+ * commits them in one `BEGIN IMMEDIATE` transaction (first checking that this engine was not
+ * declared dead: fencing), the step rows and journal events many rows per statement.
+ * `node:sqlite` is synchronous, so a commit on the event loop holds every request of the process
+ * for its duration; {@linkcode CommitWorker} runs the same function in a worker thread with its
+ * own connection instead, and the store's commit becomes a message and its answer. The
+ * durability rule is unchanged: a write's promise resolves only once the worker's COMMIT
+ * returned, and commits stay in order (one in flight at a time).
+ *
+ * {@linkcode applyBatch} refers to nothing outside itself: the worker's code is its source text
+ * (so the bundled program needs no second file).
+ * @module
+ */
+
+/** Operation tags of the flat queue (see {@linkcode applyBatch}). */
+export const OP_SQL = 0; // [OP_SQL, statement, argc, ...args]
+export const OP_RESULT = 1; // [OP_RESULT, run, index, stepId, json, status, event, data, component, attempt, ms, at, root]
+export const OP_START = 2; // [OP_START, run, index, stepId, component, attempt, at, root]
+export const OP_EVENT = 3; // [OP_EVENT, run, root, type, index, stepId, attempt, data, at]
+
+/** Statements of `OP_SQL`, by number (the worker gets numbers, not SQL text). */
+export const SQL_ENGINE = 0;
+export const SQL_HEARTBEAT = 1;
+export const SQL_BLOB = 2;
+export const SQL_RUN = 3;
+export const SQL_RUN_END = 4;
+export const SQL_RUN_STATUS = 5;
+export const SQL_BATCH = 6;
+export const SQL_BATCH_RUN = 7;
+export const SQL_ENGINE_URL = 8;
+
+/** What {@linkcode applyBatch} keeps between commits of one connection. */
+export interface CommitCache {
+  stmts: Map<string, unknown>;
+}
+
+/**
+ * Commits `ops` on `db` (a `node:sqlite` DatabaseSync) in one transaction; throws (after a
+ * rollback) when it failed.
+ * @param fenceEngine when set, the transaction first checks that this engine's `engines` row
+ *   exists, and fails with `fenceMessage` when it does not.
+ */
+export function applyBatch(
+  // deno-lint-ignore no-explicit-any
+  db: any,
+  cache: CommitCache,
+  ops: unknown[],
+  fenceEngine: string | null,
+  fenceMessage: string,
+): void {
+  const SQL = [
+    `INSERT OR REPLACE INTO engines(id, host, pid, pid_start, pid_ns, url, started_at,
+       heartbeat_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)`,
+    "UPDATE engines SET heartbeat_at = ? WHERE id = ?",
+    "INSERT OR IGNORE INTO blobs(id, data, blob_type, created_at) VALUES (?, ?, ?, ?)",
+    `INSERT OR REPLACE INTO runs(id, flow_id, flow_name, status, input_json, result_json,
+       created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key,
+       variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `UPDATE runs SET status = ?, result_json = COALESCE(?, result_json), completed_at = ?,
+       updated_at = ? WHERE id = ?`,
+    "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
+    `INSERT OR REPLACE INTO batches(id, flow_id, flow_name, total_inputs, status, created_at)
+     VALUES (?, ?, ?, ?, ?, ?)`,
+    "INSERT OR REPLACE INTO batch_runs(batch_id, run_id, batch_input_index) VALUES (?, ?, ?)",
+    "UPDATE engines SET url = ? WHERE id = ?",
+  ];
+  // deno-lint-ignore no-explicit-any
+  const stmt = (sql: string): any => {
+    let s = cache.stmts.get(sql);
+    if (s === undefined) cache.stmts.set(sql, s = db.prepare(sql));
+    return s;
+  };
+  const RESULTS =
+    "INSERT OR REPLACE INTO step_results(run_id, step_index, step_id, result, created_at)";
+  const INFOS = `INSERT INTO step_info(run_id, step_index, step_id, component, status,
+       created_at, updated_at, attempt, duration_ms)`;
+  // a start sets the attempt; a result keeps the highest, and the component when it has none
+  const INFOS_TAIL = `ON CONFLICT(run_id, step_index) DO UPDATE SET status = excluded.status,
+       updated_at = excluded.updated_at, duration_ms = excluded.duration_ms,
+       attempt = CASE WHEN excluded.status = 'running' THEN excluded.attempt
+         ELSE max(step_info.attempt, excluded.attempt) END,
+       component = CASE WHEN excluded.component = '' THEN step_info.component
+         ELSE excluded.component END`;
+  const EVENTS =
+    "INSERT INTO run_events(run_id, root_run_id, type, step_index, step_id, attempt, data, at)";
+  const results: unknown[] = [];
+  const infos: unknown[] = [];
+  const events: unknown[] = [];
+  /** Writes rows many per statement (a statement call costs about as much as a row). */
+  const writeRows = (args: unknown[], width: number, head: string, tail: string) => {
+    let off = 0;
+    let left = args.length / width;
+    while (left > 0) {
+      let k = 32;
+      while (k > left) k >>= 1;
+      const tuple = `(${new Array(width).fill("?").join(", ")})`;
+      stmt(`${head} VALUES ${new Array(k).fill(tuple).join(", ")} ${tail}`)
+        .run(...args.slice(off, off + k * width));
+      off += k * width;
+      left -= k;
+    }
+  };
+  stmt("BEGIN IMMEDIATE").run();
+  try {
+    if (fenceEngine !== null && !stmt("SELECT 1 FROM engines WHERE id = ?").get(fenceEngine)) {
+      throw new Error(fenceMessage);
+    }
+    for (let i = 0; i < ops.length;) {
+      const tag = ops[i];
+      if (tag === 0) {
+        const argc = ops[i + 2] as number;
+        stmt(SQL[ops[i + 1] as number]).run(...ops.slice(i + 3, i + 3 + argc));
+        i += 3 + argc;
+      } else if (tag === 1) {
+        const runId = ops[i + 1];
+        const index = ops[i + 2];
+        const stepId = ops[i + 3];
+        const attempt = ops[i + 9];
+        const at = ops[i + 11];
+        results.push(runId, index, stepId, ops[i + 4], at);
+        const component = ops[i + 8] ?? "";
+        infos.push(runId, index, stepId, component, ops[i + 5], at, at, attempt ?? 1, ops[i + 10]);
+        events.push(runId, ops[i + 12], ops[i + 6], index, stepId, attempt, ops[i + 7], at);
+        i += 13;
+      } else if (tag === 2) {
+        const runId = ops[i + 1];
+        const index = ops[i + 2];
+        const stepId = ops[i + 3];
+        const attempt = ops[i + 5];
+        const at = ops[i + 6];
+        infos.push(runId, index, stepId, ops[i + 4], "running", at, at, attempt, null);
+        events.push(runId, ops[i + 7], "step_started", index, stepId, attempt, null, at);
+        i += 8;
+      } else {
+        for (let k = 1; k <= 8; k++) events.push(ops[i + k]);
+        i += 9;
+      }
+    }
+    writeRows(results, 5, RESULTS, "");
+    writeRows(infos, 9, INFOS, INFOS_TAIL);
+    writeRows(events, 8, EVENTS, "");
+    stmt("COMMIT").run();
+  } catch (e) {
+    try {
+      stmt("ROLLBACK").run();
+    } catch {
+      // no transaction open (SQLite rolled it back itself)
+    }
+    throw e;
+  }
+}
+
+/** The worker's code: a connection of its own, {@linkcode applyBatch} per `commit` message. */
+const WORKER_SOURCE = `
+import { DatabaseSync } from "node:sqlite";
+const applyBatch = ${applyBatch.toString()};
+let db;
+const cache = { stmts: new Map() };
+self.onmessage = (e) => {
+  const m = e.data;
+  if (m.type === "open") {
+    try {
+      db = new DatabaseSync(m.path, { timeout: m.busyTimeoutMs });
+      db.exec("PRAGMA synchronous=NORMAL");
+      db.exec("PRAGMA wal_autocheckpoint=0");
+      db.exec("PRAGMA cache_size=-16000");
+      self.postMessage({ type: "opened" });
+    } catch (err) {
+      self.postMessage({ type: "failed", message: String(err && err.message || err) });
+    }
+  } else if (m.type === "commit") {
+    try {
+      applyBatch(db, cache, m.ops, m.fence, m.fenceMessage);
+      self.postMessage({ type: "committed" });
+    } catch (err) {
+      self.postMessage({ type: "error", message: String(err && err.message || err) });
+    }
+  } else if (m.type === "close") {
+    try {
+      db?.close();
+    } catch {
+      // closing what could not be opened
+    }
+    db = undefined;
+    self.postMessage({ type: "closed" });
+  }
+};
+`;
+
+/**
+ * A worker thread committing the store's batches on its own connection. Messages are answered
+ * in order; one commit is in flight at a time (the group commit waits for it).
+ */
+export class CommitWorker {
+  #worker: Worker;
+  #waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  #dead?: string;
+
+  private constructor(worker: Worker) {
+    this.#worker = worker;
+  }
+
+  /**
+   * Starts the worker and opens its connection to `path`.
+   * @throws {Error} (rejects) when workers are not available or the database cannot be opened.
+   */
+  static async start(path: string, busyTimeoutMs: number): Promise<CommitWorker> {
+    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+    let w: Worker;
+    try {
+      w = new Worker(url, { type: "module" });
+    } finally {
+      URL.revokeObjectURL(url);
+    }
+    const cw = new CommitWorker(w);
+    w.onmessage = (e: MessageEvent) => cw.#answer(e.data as { type: string; message?: string });
+    w.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      cw.#fail(`the SQLite commit worker failed: ${e.message}`);
+    };
+    const opened = new Promise<void>((resolve, reject) => cw.#waiting.push({ resolve, reject }));
+    w.postMessage({ type: "open", path, busyTimeoutMs });
+    try {
+      await opened;
+    } catch (e) {
+      w.terminate();
+      throw e;
+    }
+    return cw;
+  }
+
+  #answer(m: { type: string; message?: string }): void {
+    const w = this.#waiting.shift();
+    if (m.type === "error" || m.type === "failed") w?.reject(new Error(m.message));
+    else w?.resolve();
+  }
+
+  #fail(message: string): void {
+    this.#dead = message;
+    for (const w of this.#waiting.splice(0)) w.reject(new Error(message));
+    this.#worker.terminate();
+  }
+
+  /** Commits `ops` in the worker; resolves once its COMMIT returned. */
+  commit(ops: unknown[], fence: string | null, fenceMessage: string): Promise<void> {
+    if (this.#dead !== undefined) return Promise.reject(new Error(this.#dead));
+    const p = new Promise<void>((resolve, reject) => this.#waiting.push({ resolve, reject }));
+    this.#worker.postMessage({ type: "commit", ops, fence, fenceMessage });
+    return p;
+  }
+
+  /** Closes the worker's connection (after the commit in flight) and stops it. */
+  async close(): Promise<void> {
+    if (this.#dead !== undefined) return;
+    const closed = new Promise<void>((resolve, reject) => this.#waiting.push({ resolve, reject }));
+    this.#worker.postMessage({ type: "close" });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([closed, new Promise((r) => timer = setTimeout(r, 5_000))]);
+    } catch {
+      // closed anyway
+    } finally {
+      clearTimeout(timer);
+      this.#dead = "the SQLite commit worker is closed";
+      this.#worker.terminate();
+    }
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * Who executes which run, in the SQLite store (src/state/sqlite.ts): the runs of dead engines
+ * marked interrupted when the database is opened, claims (resume, queued runs), lease renewal and
+ * release. Each function runs inside the caller's transaction unless it says otherwise.
+ * @module
+ */
+import { stringifyJson } from "../json/exact_json.ts";
+import type { SqliteCore } from "./sqlite_core.ts";
+import { runFromRow, type RunRow } from "./rows.ts";
+import {
+  type ClaimedRun,
+  type ClaimResult,
+  interruptedResult,
+  type LeaseRenewal,
+  nowRfc3339,
+} from "./store.ts";
+
+/**
+ * Marks `running` runs whose engine is gone as `failed` (503, `RUN_INTERRUPTED`), with a
+ * `run_interrupted` event, their running steps `failed`, and removes the dead engines' rows (in a
+ * transaction of its own). Runs without an owner (written by 0.8 or an older version) count as
+ * interrupted once they are older than the stale limit.
+ */
+export function recoverDeadRuns(c: SqliteCore): void {
+  const owners = c.stmt(
+    "SELECT DISTINCT owner_id FROM runs WHERE status = 'running'",
+  ).all() as { owner_id: string | null }[];
+  if (owners.length === 0) return;
+  const nowMs = Date.now();
+  const dead = owners.filter((o) => !c.isAlive(o.owner_id, nowMs));
+  if (dead.length === 0) return;
+  c.transaction(() => {
+    const at = nowRfc3339();
+    const staleBefore = new Date(nowMs - c.staleAfterMs).toISOString();
+    for (const { owner_id: owner } of dead) {
+      // checked again inside the transaction: another process may have done it meanwhile
+      if (owner !== null && c.isAlive(owner, Date.now())) continue;
+      const eng = owner === null ? undefined : c.engineRecord(owner);
+      const reason = owner === null
+        ? "it was left running by an engine that recorded no owner"
+        : eng
+        ? `the engine running it (pid ${eng.pid ?? "?"}${
+          eng.host ? ` on ${eng.host}` : ""
+        }, last heartbeat ${eng.heartbeatAt}) stopped before the run finished`
+        : "the engine running it stopped before the run finished";
+      const runs = (owner === null
+        ? c.stmt(
+          `SELECT id, COALESCE(root_run_id, id) AS root FROM runs
+           WHERE owner_id IS NULL AND status = 'running' AND created_at < ?`,
+        ).all(staleBefore)
+        : c.stmt(
+          `SELECT id, COALESCE(root_run_id, id) AS root FROM runs
+           WHERE owner_id = ? AND status = 'running'`,
+        ).all(owner)) as { id: string; root: string }[];
+      for (const r of runs) markInterrupted(c, r.id, owner, r.root, reason, at);
+      if (owner !== null) c.stmt("DELETE FROM engines WHERE id = ?").run(owner);
+    }
+  });
+}
+
+/** Marks `runId` interrupted if `owner` still owns it and it is still running. */
+export function markInterrupted(
+  c: SqliteCore,
+  runId: string,
+  owner: string | null,
+  root: string,
+  reason: string,
+  at: string,
+): void {
+  const result = stringifyJson(interruptedResult(root, reason));
+  const { changes } = c.stmt(
+    `UPDATE runs SET status = 'failed', result_json = ?, completed_at = ?, updated_at = ?
+     WHERE id = ? AND status = 'running' AND owner_id IS ?`,
+  ).run(result, at, at, runId, owner);
+  if (Number(changes) === 0) return;
+  c.stmt(
+    "UPDATE step_info SET status = 'failed', updated_at = ? WHERE run_id = ? AND status = 'running'",
+  ).run(at, runId);
+  c.event(runId, root, "run_interrupted", null, null, null, stringifyJson({ reason }), at);
+}
+
+/** Takes run `runId` for this engine unless another live engine owns it. */
+export function claimOne(c: SqliteCore, runId: string): ClaimResult {
+  const row = c.stmt(
+    "SELECT owner_id, lease_epoch, COALESCE(root_run_id, id) AS root FROM runs WHERE id = ?",
+  ).get(runId) as { owner_id: string | null; lease_epoch: number; root: string } | undefined;
+  if (!row) return { claimed: false, reason: "unknown" };
+  const owner = row.owner_id;
+  if (owner !== null && owner !== c.engineId && c.isAlive(owner, Date.now())) {
+    return { claimed: false, reason: "owned", owner: c.engineRecord(owner) };
+  }
+  const epoch = Number(row.lease_epoch) + 1;
+  const at = nowRfc3339();
+  c.stmt(
+    "UPDATE runs SET owner_id = ?, lease_epoch = ?, updated_at = ? WHERE id = ?",
+  ).run(c.engineId, epoch, at, runId);
+  c.event(
+    runId,
+    row.root,
+    "run_resumed",
+    null,
+    null,
+    null,
+    stringifyJson({ leaseEpoch: epoch, engineId: c.engineId }),
+    at,
+  );
+  c.open.set(runId, { root: row.root });
+  return { claimed: true, leaseEpoch: epoch };
+}
+
+/** Takes up to `limit` queued or released runs for this engine, oldest first. */
+export function claimMany(c: SqliteCore, limit: number): ClaimedRun[] {
+  // queued runs, and runs released by their engine (started, no owner); BEGIN IMMEDIATE
+  // makes this one writer at a time, so two processes never claim the same run
+  const picked = c.stmt(
+    `SELECT id, status, COALESCE(root_run_id, id) AS root FROM runs
+     WHERE status = 'queued'
+        OR (status IN ('running', 'paused') AND owner_id IS NULL AND started_at IS NOT NULL)
+     ORDER BY created_at, id LIMIT ?`,
+  ).all(limit) as { id: string; status: string; root: string }[];
+  const at = nowRfc3339();
+  const out: ClaimedRun[] = [];
+  for (const p of picked) {
+    const row = c.stmt(
+      `UPDATE runs SET owner_id = ?, lease_epoch = lease_epoch + 1,
+         status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,
+         started_at = COALESCE(started_at, ?), updated_at = ?
+       WHERE id = ? RETURNING *`,
+    ).get(c.engineId, at, at, p.id) as unknown as RunRow;
+    const run = runFromRow(row);
+    const resumed = p.status !== "queued";
+    c.event(
+      p.id,
+      p.root,
+      resumed ? "run_resumed" : "run_started",
+      null,
+      null,
+      null,
+      stringifyJson({ leaseEpoch: run.leaseEpoch ?? 1, engineId: c.engineId }),
+      at,
+    );
+    c.open.set(p.id, { root: p.root });
+    out.push({ run, leaseEpoch: run.leaseEpoch ?? 1, resumed });
+  }
+  return out;
+}
+
+/**
+ * Renews this engine's heartbeat (its leases).
+ * @param committed whether this engine's row was committed (else nothing can be lost yet).
+ */
+export function renew(c: SqliteCore, committed: boolean): LeaseRenewal {
+  const mine = (c.stmt(
+    `SELECT id FROM runs WHERE owner_id = ? AND status IN ('running', 'paused')`,
+  ).all(c.engineId) as { id: string }[]).map((r) => r.id);
+  if (!committed) return { renewed: mine, lost: [] };
+  const { changes } = c.stmt("UPDATE engines SET heartbeat_at = ? WHERE id = ?").run(
+    nowRfc3339(),
+    c.engineId,
+  );
+  // declared dead by another process: every run it held was taken from it
+  if (Number(changes) === 0) return { renewed: [], lost: [...c.open.keys()] };
+  return { renewed: mine, lost: [] };
+}
+
+/** Gives unfinished runs `ids` of this engine back to the database (no owner). */
+export function release(c: SqliteCore, ids: string[]): string[] {
+  const at = nowRfc3339();
+  const out: string[] = [];
+  for (const id of ids) {
+    const row = c.stmt(
+      `UPDATE runs SET owner_id = NULL, updated_at = ? WHERE id = ? AND owner_id = ?
+         AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING id`,
+    ).get(at, id, c.engineId);
+    if (row) out.push(id);
+    c.open.delete(id);
+  }
+  return out;
+}

@@ -1,0 +1,374 @@
+/**
+ * The write side of the SQLite store (src/state/sqlite.ts): writes are queued in memory in the
+ * order they happen (a flat array: the hot step writes as plain values, others as closures) and
+ * committed in one transaction per event-loop turn (src/state/group_commit.ts); each write
+ * returns the commit's promise. Also this engine's `engines` row and heartbeat, and the fencing
+ * check: an engine declared dead by another process has every commit refused.
+ * @module
+ */
+import { type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
+import type { FlowResult } from "../core/flow_result.ts";
+import { blobId } from "./blob_id.ts";
+import { GroupCommit } from "./group_commit.ts";
+import type { Checkpointer } from "./sqlite_checkpoint.ts";
+import {
+  applyBatch,
+  type CommitCache,
+  CommitWorker,
+  OP_EVENT,
+  OP_RESULT,
+  OP_SQL,
+  OP_START,
+  SQL_BATCH,
+  SQL_BATCH_RUN,
+  SQL_BLOB,
+  SQL_ENGINE,
+  SQL_ENGINE_URL,
+  SQL_HEARTBEAT,
+  SQL_RUN,
+  SQL_RUN_END,
+  SQL_RUN_STATUS,
+} from "./sqlite_commit.ts";
+import { describeError } from "../errors.ts";
+import { processIdentity } from "./liveness.ts";
+import type { SqliteCore } from "./sqlite_core.ts";
+import {
+  type BatchRecord,
+  nowRfc3339,
+  type RunEventType,
+  type RunRecord,
+  type RunStatus,
+  stepEventData,
+  stepEventType,
+  type StepResultRecord,
+  type StepStartRecord,
+  stepStatusOf,
+  type StoredBlob,
+} from "./store.ts";
+import { logger } from "../log.ts";
+
+const log = logger("state");
+
+/** Queue entries (flat array, tag first) before a commit is forced within the turn. */
+const MAX_QUEUE_LENGTH = 16_000;
+
+/** The journal data of a step result as JSON text, or null. */
+function eventDataText(record: StepResultRecord): string | null {
+  const data = stepEventData(record);
+  return data === undefined ? null : stringifyJson(data);
+}
+
+type Blobs = Map<string, { text: string; blobType: "data" | "flow" }>;
+
+/** The queued writes of one SQLite store and their group commit. */
+export class SqliteWriter {
+  #q: unknown[] = [];
+  /** Blobs queued and not committed yet, by id (read back without forcing a commit). */
+  #pendingBlobs: Blobs = new Map();
+  /** Blobs of the commit in flight (in the worker). */
+  #inFlightBlobs: Blobs = new Map();
+  #gc: GroupCommit;
+  /** Whether this engine's `engines` row is written. */
+  engine: "none" | "queued" | "committed" = "none";
+  #engineInBatch = false;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Runs WAL checkpoints in a worker (undefined: SQLite does, on the store's connection). */
+  checkpointer: Checkpointer | undefined;
+  /** Commits in a worker thread once started ({@linkcode startWorker}); else on this thread. */
+  #worker: CommitWorker | undefined;
+  #starting: Promise<void> | undefined;
+  #cache: CommitCache = { stmts: new Map() };
+
+  constructor(readonly c: SqliteCore, readonly heartbeatMs: number) {
+    this.#gc = new GroupCommit(() => this.#commitQueue());
+  }
+
+  /**
+   * Moves the commits to a worker thread with its own connection (src/state/sqlite_commit.ts):
+   * the event loop no longer runs SQLite's statements and COMMITs. Until the worker is ready,
+   * commits run here; if it cannot start, they go on here (logged).
+   */
+  startWorker(): Promise<void> {
+    const c = this.c;
+    if (c.readOnly || c.path === ":memory:" || c.closed) return Promise.resolve();
+    return this.#starting ??= CommitWorker.start(c.path, c.busyMs).then((w) => {
+      if (c.closed) return w.close();
+      this.#worker = w;
+    }, (e) => {
+      log.warn(
+        `cannot commit in a worker thread (${describeError(e)}); committing on the event loop`,
+      );
+    });
+  }
+
+  /** Whether commits run in the worker thread. */
+  get inWorker(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  /** Queues statement `n` of src/state/sqlite_commit.ts with `args`. */
+  #sql(n: number, args: unknown[]): void {
+    this.#q.push(OP_SQL, n, args.length, ...args);
+  }
+
+  /** Queues a journal event. */
+  #event(
+    runId: string,
+    root: string,
+    type: string,
+    data: string | null,
+    at: string,
+  ): void {
+    this.#q.push(OP_EVENT, runId, root, type, null, null, null, data, at);
+  }
+
+  /**
+   * Makes queued writes visible to a read on the store's connection: commits now when commits
+   * run here; resolves once what is queued (and in flight) is stored. Never rejects (a failure
+   * was logged and reported to the writers).
+   */
+  sync(): Promise<void> {
+    this.#gc.now();
+    if (!this.#gc.pending && this.#worker === undefined) return Promise.resolve();
+    return this.#gc.soon().catch(() => {});
+  }
+
+  /** Resolves once what is queued now is committed (at the end of the microtask burst). */
+  flush(): Promise<void> {
+    return this.#gc.soon();
+  }
+
+  /** Commits everything queued; resolves when nothing is queued or in flight. */
+  drain(): Promise<void> {
+    return this.#gc.drain();
+  }
+
+  /** Stops the heartbeat and the commit worker (after {@linkcode drain}). */
+  async stop(): Promise<void> {
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    await this.#starting;
+    const w = this.#worker;
+    this.#worker = undefined;
+    await w?.close();
+  }
+
+  /** Queues this store's `engines` row (once), and starts its heartbeat. */
+  ensureEngine(): void {
+    if (this.engine !== "none") return;
+    this.engine = "queued";
+    const c = this.c;
+    const id = processIdentity();
+    const at = nowRfc3339();
+    this.#sql(SQL_ENGINE, [
+      c.engineId,
+      id.host ?? null,
+      id.pid,
+      id.pidStart ?? null,
+      id.pidNs ?? null,
+      at,
+      at,
+    ]);
+    this.#engineInBatch = true;
+    this.#queued();
+    this.#heartbeat = setInterval(() => {
+      this.#sql(SQL_HEARTBEAT, [nowRfc3339(), c.engineId]);
+      this.#queued();
+    }, this.heartbeatMs);
+    Deno.unrefTimer(this.#heartbeat as unknown as number);
+  }
+
+  /** Queues this engine's service URL. */
+  engineUrl(url: string): void {
+    this.#sql(SQL_ENGINE_URL, [url, this.c.engineId]);
+    this.#queued();
+  }
+
+  #queued(): Promise<void> {
+    const p = this.#gc.queued();
+    if (this.#q.length >= MAX_QUEUE_LENGTH) this.#gc.now();
+    return p;
+  }
+
+  /** Commits the queue in one transaction; throws or rejects (a StoreError) when it failed. */
+  #commitQueue(): void | Promise<void> {
+    const q = this.#q;
+    if (q.length === 0) return;
+    this.#q = [];
+    const blobs = this.#pendingBlobs;
+    this.#pendingBlobs = new Map();
+    const withEngine = this.#engineInBatch;
+    this.#engineInBatch = false;
+    const c = this.c;
+    const fence = this.engine === "committed" ? c.engineId : null;
+    const fenceMessage =
+      `this engine (${c.engineId}) was declared dead by another process (no heartbeat ` +
+      `for ${c.staleAfterMs} ms) and its runs were marked interrupted; its writes are refused`;
+    const done = () => {
+      if (withEngine) this.engine = "committed";
+      this.checkpointer?.committed();
+    };
+    const failed = (e: unknown) => {
+      const err = c.error("cannot store run state", e);
+      for (const r of c.open.values()) r.error ??= err;
+      log.error(err.message);
+      return err;
+    };
+    const w = this.#worker;
+    if (w === undefined) {
+      try {
+        applyBatch(c.db, this.#cache, q, fence, fenceMessage);
+      } catch (e) {
+        throw failed(e);
+      }
+      done();
+      return;
+    }
+    this.#inFlightBlobs = blobs;
+    return w.commit(q, fence, fenceMessage).then(() => {
+      this.#inFlightBlobs = new Map();
+      done();
+    }, (e) => {
+      this.#inFlightBlobs = new Map();
+      throw failed(e);
+    });
+  }
+
+  // ---------------------------------------------------------------- the writes
+
+  /** Queues a blob (content-addressed: written once); returns its id. */
+  putBlob(data: JsonValue, blobType: "data" | "flow", knownId?: string): string {
+    const id = knownId ?? blobId(data);
+    if (this.c.closed) return id;
+    const text = stringifyJson(data);
+    const at = nowRfc3339();
+    this.#pendingBlobs.set(id, { text, blobType });
+    this.#sql(SQL_BLOB, [id, text, blobType, at]);
+    this.#queued();
+    return id;
+  }
+
+  /** A blob still queued (blobs never change: read from memory, no commit forced). */
+  pendingBlob(id: string): StoredBlob | undefined {
+    const pending = this.#pendingBlobs.get(id) ?? this.#inFlightBlobs.get(id);
+    return pending && { id, data: parseJson(pending.text), blobType: pending.blobType };
+  }
+
+  /** Queues a run's row and its `run_started` (`run_queued`) event. */
+  createRun(run: RunRecord): Promise<void> {
+    const c = this.c;
+    const queued = run.status === "queued";
+    const parent = run.parentRunId;
+    const root = run.rootRunId ??
+      (parent === undefined ? run.runId : c.open.get(parent)?.root ?? c.rootOf(parent));
+    if (!queued) {
+      this.ensureEngine();
+      c.open.set(run.runId, { root });
+    }
+    const r = { ...run };
+    const at = nowRfc3339();
+    this.#sql(SQL_RUN, [
+      r.runId,
+      r.flowId,
+      r.flowName ?? null,
+      r.status,
+      stringifyJson(r.input),
+      r.result === undefined ? null : stringifyJson(r.result),
+      r.createdAt,
+      r.completedAt ?? null,
+      r.overrides === undefined ? null : stringifyJson(r.overrides),
+      parent ?? null,
+      root,
+      r.runKey ?? null,
+      r.variables === undefined ? null : stringifyJson(r.variables),
+      queued ? null : c.engineId,
+      queued ? 0 : 1,
+      queued ? null : at,
+      at,
+      r.debugMode ? 1 : 0,
+    ]);
+    this.#event(r.runId, root, queued ? "run_queued" : "run_started", null, at);
+    return this.#queued();
+  }
+
+  /** Queues a step's start (`step_info` running, `step_started`). */
+  stepStarted(runId: string, s: StepStartRecord): Promise<void> {
+    const at = s.at ?? nowRfc3339();
+    const root = this.c.rootOf(runId);
+    this.#q.push(OP_START, runId, s.stepIndex, s.stepId, s.component, s.attempt, at, root);
+    return this.#queued();
+  }
+
+  /** Queues a step's result, status and event (the hot path: flat entries, no closure). */
+  stepResult(runId: string, record: StepResultRecord): Promise<void> {
+    const ms = record.durationMs;
+    // the common event data built as text (JSON.stringify of it costs more than the row)
+    const dataText = record.result.outcome !== "failed" && typeof ms === "number" &&
+        Number.isSafeInteger(ms)
+      ? `{"durationMs":${ms}}`
+      : eventDataText(record);
+    this.#q.push(
+      OP_RESULT,
+      runId,
+      record.stepIndex,
+      record.stepId,
+      stringifyJson(record.result),
+      stepStatusOf(record.result),
+      stepEventType(record.result),
+      dataText,
+      record.component ?? null,
+      record.attempt ?? null,
+      record.durationMs ?? null,
+      record.at ?? nowRfc3339(),
+      this.c.rootOf(runId),
+    );
+    return this.#queued();
+  }
+
+  /** Queues a run's end (status, result, `run_completed`). */
+  completeRun(runId: string, status: RunStatus, result?: FlowResult): Promise<void> {
+    const c = this.c;
+    const text = result === undefined ? null : stringifyJson(result);
+    const at = nowRfc3339();
+    const data = stringifyJson(
+      result === undefined ? { status } : { status, outcome: result.outcome },
+    );
+    this.#sql(SQL_RUN_END, [status, text, at, at, runId]);
+    this.#event(runId, c.rootOf(runId), "run_completed", data, at);
+    return this.#queued();
+  }
+
+  /** Queues a run's new status, with an event when given. */
+  setRunStatus(
+    runId: string,
+    status: RunStatus,
+    event?: RunEventType,
+    data?: JsonValue,
+  ): Promise<void> {
+    const c = this.c;
+    const at = nowRfc3339();
+    const text = data === undefined ? null : stringifyJson(data);
+    this.#sql(SQL_RUN_STATUS, [status, at, runId]);
+    if (event) this.#event(runId, c.rootOf(runId), event, text, at);
+    return this.#queued();
+  }
+
+  /** Queues a batch's row. */
+  createBatch(batch: BatchRecord): Promise<void> {
+    const b = batch;
+    this.#sql(SQL_BATCH, [
+      b.batchId,
+      b.flowId,
+      b.flowName ?? null,
+      b.totalInputs,
+      b.status,
+      b.createdAt,
+    ]);
+    return this.#queued();
+  }
+
+  /** Queues a run of a batch. */
+  addBatchRun(batchId: string, runId: string, index: number): Promise<void> {
+    this.#sql(SQL_BATCH_RUN, [batchId, runId, index]);
+    return this.#queued();
+  }
+}
