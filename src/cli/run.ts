@@ -176,23 +176,20 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const unobserve = progress.mode === "off" ? undefined : engine.observe(progress);
   progress.begin({ totalSteps: loaded.flow.steps?.length ?? 0 });
   try {
+    // The id is printed once the run's record is committed, never for a run that was not (an
+    // engine that could not start its plugins, a store write that failed): `stepflow runs show
+    // <id>` and `stepflow resume <id>` find every id printed here, even after a kill -9 right
+    // after. It is printed from the engine's synchronous hook, before any step with side effects
+    // makes its call: a run killed once a step service did something always had its id printed.
+    const printId = flags.verbose || persistent;
     handle = engine.start(loaded, input, {
       variables,
       overrides,
       runId,
       signal: cancel.signal,
       ...limits,
+      ...(printId ? { onRecorded: () => writeStderr(`run_id: ${runId}\n`) } : {}),
     });
-    // Printed once the run's record is committed, never for a run that was not (an engine that
-    // could not start its plugins, a store write that failed): `stepflow runs show <id>` and
-    // `stepflow resume <id>` must find every id printed here, even after a kill -9 right after.
-    if (flags.verbose || persistent) {
-      const recorded = await Promise.race([
-        handle.recorded.then(() => true, () => false),
-        handle.result.then(() => false),
-      ]);
-      if (recorded) writeStderr(`run_id: ${runId}\n`);
-    }
     result = await handle.result;
     progress.end();
     if (result.outcome !== "success") {

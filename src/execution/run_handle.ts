@@ -12,6 +12,19 @@ import type { Stored } from "../state/store.ts";
 import type { RunContext } from "./run_context.ts";
 import type { RunHandle, RunOptions } from "./run_options.ts";
 import { executeRun, type InternalRunOptions, type RunHost } from "./run_lifecycle.ts";
+import { describeError } from "../errors.ts";
+import { logger } from "../log.ts";
+
+const log = logger("engine");
+
+/** Calls a run's `onRecorded` hook; what it throws is logged, never let out. */
+function callHook(hook: () => void, runId: string): void {
+  try {
+    hook();
+  } catch (e) {
+    log.warn(`run ${runId}: the onRecorded hook failed: ${describeError(e)}`);
+  }
+}
 
 /**
  * Starts a run of `flow` on `input` on `host` and returns its handle at once (the run itself
@@ -35,6 +48,16 @@ export function startRun(
     started: (r: RunContext) => run = r,
     recorded: (w: Stored) => {
       write = { w };
+      const hook = options.onRecorded;
+      // Registered on the commit now, before the run starts any step: a step with side effects
+      // waits for the commit of its start (src/execution/pipeline.ts startedCall), which is this
+      // batch (its callbacks run in the order registered) or a later one (commits resolve in
+      // order), so the hook runs before that step's call. A promise resolved here would not do:
+      // whatever awaits it runs only after the callbacks already queued, the step's among them.
+      if (hook !== undefined) {
+        if (w === undefined) callHook(hook, runId);
+        else w.then(() => callHook(hook, runId), () => {});
+      }
       onWrite?.(w);
     },
   };

@@ -85,6 +85,16 @@ export interface RunOptions {
    * a promise = when it resolves. Not passed on to nested runs.
    */
   gate?: StepGate;
+  /**
+   * Called synchronously once the store has committed the run's record (at once for the
+   * in-memory store and for a run whose record exists already), and before any step of the run
+   * with side effects (a step service's, an MCP tool's) makes its call: such a step waits for
+   * the commit of its start, queued after the record and resolved after it
+   * (src/execution/run_handle.ts). `stepflow run --store` prints the run id here, so a printed id
+   * is always resumable and a run whose steps had effects always had its id printed. Not called
+   * when the record could not be written. Its exceptions are logged and otherwise ignored.
+   */
+  onRecorded?: () => void;
 }
 
 /** A run in progress (see `Engine.start`). */
