@@ -4,7 +4,6 @@
  * cannot be resumed.
  */
 import {
-  assert,
   assertEquals,
   assertStrictEquals,
   assertStringIncludes,
@@ -14,6 +13,7 @@ import {
 } from "../_assert.ts";
 import { parseJson } from "../../src/json/exact_json.ts";
 import { SqliteStateStore } from "../../src/state/sqlite.ts";
+import { readStderr } from "./_stderr.ts";
 
 const DIR = `${REPO_ROOT}/tests/fixtures/cli/durable`;
 const CONFIG = `${DIR}/stepflow-config.yml`;
@@ -95,19 +95,11 @@ Deno.test("a run paused at two signals, killed between them, signalled and resum
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    let stderr = "";
-    const reading = (async () => {
-      const dec = new TextDecoder();
-      for await (const c of child.stderr) stderr += dec.decode(c, { stream: true });
-    })();
+    const stderr = readStderr(child.stderr);
     const stdout = new Response(child.stdout).text();
     try {
-      let runId: string | undefined;
-      for (let i = 0; i < 2000 && runId === undefined; i++) {
-        runId = /run_id: (\S+)/.exec(stderr)?.[1];
-        if (runId === undefined) await new Promise((r) => setTimeout(r, 10));
-      }
-      assert(runId !== undefined, stderr);
+      // awaits the line itself (the text is read from the pipe before it is checked)
+      const runId = (await stderr.until(/run_id: (\S+)/))[1];
       const waitStatus = async (status: string, steps: number) => {
         for (let i = 0; i < 2000; i++) {
           if (
@@ -115,10 +107,12 @@ Deno.test("a run paused at two signals, killed between them, signalled and resum
           ) return;
           await new Promise((r) => setTimeout(r, 10));
         }
-        throw new Error(`run not ${status} after ${steps} steps: ${stderr}`);
+        throw new Error(`run not ${status} after ${steps} steps: ${stderr.text}`);
       };
       await waitStatus("paused", 1);
-      assertStringIncludes(stderr, "waits for signal 'review'");
+      // printed as the step starts waiting; the test's read of the pipe may come after the
+      // database says `paused`, so the line is awaited, not looked for in what was read so far
+      await stderr.until(/waits for signal 'review'/);
       // the first signal goes to the live engine (another process: seen within 200 ms)
       const review = await runCli([
         "signal",
@@ -157,7 +151,7 @@ Deno.test("a run paused at two signals, killed between them, signalled and resum
         // gone
       }
       await child.status;
-      await reading;
+      await stderr.done;
       await stdout;
     }
   });
