@@ -23,7 +23,9 @@
  * - {@linkcode setDeadline} (run timeouts) is also checked here at every clock read;
  * - {@linkcode watchInterrupt} reads a flag another thread sets (the CLI's signal watcher,
  *   src/cli/signals.ts) at every clock read.
- * A due deadline or interrupt runs first in the next turn, within a few ms.
+ * A due deadline or interrupt runs first in the next turn, within a few ms; once the loop was
+ * found starved, at the next clock read instead (the burst of work in flight can go on for
+ * hundreds of ms of CPU before the loop turns).
  * @module
  */
 import { setImmediate } from "node:timers";
@@ -62,9 +64,16 @@ function heartbeat(): void {
  * instead of starting it now.
  */
 export function turnDue(): boolean {
-  if (due) return true;
-  if ((++calls & (CHECK_EVERY - 1)) !== 0) return false;
+  if ((++calls & (CHECK_EVERY - 1)) !== 0) return due;
   const now = performance.now();
+  if (due) {
+    // The loop turns only once the current burst of promise callbacks ends, and work already
+    // in flight goes on until then (measured: 10,000+ more checks and 200-850 ms of CPU in a
+    // 100,000-item map, seconds of wall time on a loaded machine). A deadline or an interrupt
+    // that comes meanwhile runs here, at a clock read, not after that burst.
+    if (now >= nextDeadline || interruptPending()) runDue(now);
+    return true;
+  }
   if (now >= nextDeadline || interruptPending()) {
     queueDrain();
     due = true;
