@@ -17,6 +17,9 @@
  *   cancelled by that engine (the request is forwarded to its URL from the `engines` table).
  * - Shutdown: no more claims; runs still executing after the grace period are released
  *   (`releaseRuns`): another engine takes them over at once.
+ *
+ * One class on purpose (just over 400 lines): claims, leases, wake-ups and forwarding share the
+ * engine's view of which runs it holds; the SQL is in src/state/postgres_cluster.ts.
  * @module
  */
 import type { PostgresStateStore } from "../state/postgres.ts";

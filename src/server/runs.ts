@@ -3,6 +3,10 @@
  * runs (a FIFO queue beyond it, 429 when the queue is full), waiting for them, cancelling them
  * (really: running steps are cancelled and the run ends `cancelled`), idempotency keys, and
  * draining at shutdown.
+ *
+ * One class on purpose (just over 400 lines): a run's way through the service (queued, started,
+ * tracked, finished, cancelled) reads in one place; its data and queue are in run_model.ts, the
+ * shutdown in runs_drain.ts, resume at start in runs_resume.ts.
  * @module
  */
 import type { Engine, ResumeMode } from "../execution/engine.ts";

@@ -24,7 +24,8 @@
  * The parts: src/state/sqlite_core.ts (the connection, transactions, journal, liveness),
  * sqlite_writer.ts (the write queue and its group commit), sqlite_reads.ts, sqlite_ownership.ts
  * (recovery, claims, leases), sqlite_signals.ts (signals, deletion) and sqlite_checkpoint.ts (the
- * checkpoint worker).
+ * checkpoint worker). This file is the store class composing them (just over 400 lines: one
+ * method per StateStore operation, each a few lines).
  * @module
  */
 import { DatabaseSync } from "node:sqlite";

@@ -12,6 +12,9 @@
  *
  * Better than 0.8: when the worker cannot be reached at start-up, the handshake is retried on
  * the first call instead of failing the whole engine, so steps fail (and `onError` applies).
+ *
+ * One transport on purpose (just over 400 lines): the request, its SSE stream and the answers to
+ * the worker's embedded requests share one call's state; reading bodies is in http_body.ts.
  * @module
  */
 import { isJsonObject, type JsonValue, MAX_JSON_DEPTH } from "../../json/exact_json.ts";

@@ -3,6 +3,8 @@
 // A run (`/ui/runs/{runId}`): its status, the flow graph coloured by step status, the step table
 // (status, component, attempt, duration, input, output or error), the run's input and result,
 // Cancel / Resume / Signal, and its journal — all kept up to date from the run's event stream.
+// One page on purpose (about 400 lines): its parts share the run's state; the step table, the
+// actions and the small views are in step_table.js, run_actions.js and run_view.js.
 import { api, ApiError, follow } from "./api.js";
 import {
   announce,
