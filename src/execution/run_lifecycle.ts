@@ -215,7 +215,7 @@ export async function executeRun(
       const failedResult = storeFailedResult(failure);
       // The end queued above said `completed`: when it was committed after all (the results'
       // commit failed before it), it is corrected, as far as the store still takes writes.
-      if (status === "completed") store.completeRun(runId, "failed", failedResult);
+      if (status === "completed") correctEnd(store, runId, failedResult);
       result = failedResult;
     }
   }
@@ -228,6 +228,18 @@ export async function executeRun(
     at: Date.now(),
   });
   return result;
+}
+
+/**
+ * Stores `failed` as the end of run `runId`, best effort: the store may refuse it (its database
+ * is failing, the run was taken over), which changes nothing for the run's result.
+ */
+function correctEnd(store: StateStore, runId: string, failed: FlowResult): void {
+  try {
+    store.completeRun(runId, "failed", failed)?.catch(() => {});
+  } catch {
+    // the result says the run failed; its stored end stays what the store could keep
+  }
 }
 
 /** The budget of a top-level run; going over it aborts the run. */
