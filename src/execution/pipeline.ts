@@ -12,8 +12,9 @@
  *    is the only place that writes a step's result or unblocks a dependent. A store that commits
  *    in groups returns a promise per write; the durability rule is applied with it: a step with
  *    side effects (a plugin that is not `replayable`: step services, MCP tools) starts its call
- *    only once every result recorded so far in the run is committed, and the run's output is
- *    built only on committed results. Built-in and mock steps may start on a result still being
+ *    only once every result recorded so far in the run is committed, and the run's result is
+ *    given only once its results and its end are committed (the output is built at once and the
+ *    end queued behind the results: one group commit for a short run). Built-in and mock steps may start on a result still being
  *    committed: after a crash they are run again with the same outcome. A rejected write fails
  *    the run (507 `STORE_FAILED`, naming the database). An in-memory store returns nothing and
  *    pays no microtask.
@@ -123,7 +124,7 @@ function launch(
 /**
  * The record stage: stores the result and unblocks the step's dependents. A store that commits
  * in groups returns a promise for the write: it becomes the run's pending commit, which a step
- * with side effects waits for before its call (and the run before building its output), and a
+ * with side effects waits for before its call (and the run before giving its result), and a
  * rejected commit fails the run with an error naming the store and the cause.
  */
 function record(
@@ -194,7 +195,10 @@ function noteWrite(
   run.commit = write;
   write.then(() => {
     if (run.commit === write) run.commit = undefined;
-  }, (e) => sink.failed(storeFailure(step, run, e), step));
+  }, (e) => {
+    run.storeError ??= e; // seen by the run's end when the run has finished already
+    sink.failed(storeFailure(step, run, e), step);
+  });
 }
 
 function committed(

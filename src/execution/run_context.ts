@@ -140,6 +140,11 @@ export interface RunContext {
    * settling means every earlier one did). Undefined when everything is committed.
    */
   commit?: Promise<void>;
+  /**
+   * The first failure of a store write of this run's step results (set when its commit
+   * rejects; the run's end reports it even when the run had finished by then).
+   */
+  storeError?: unknown;
   /** The run's secrets (src/execution/secrets.ts); undefined when it has none. */
   secrets?: Redactor;
   /**

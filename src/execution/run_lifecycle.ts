@@ -165,6 +165,7 @@ export async function executeRun(
   );
   const stopRedacting = secrets ? redactLogs(secrets) : undefined;
   let result: FlowResult;
+  let ctx: RunContext | undefined;
   try {
     if (depth > MAX_NESTING_DEPTH) {
       const top = `Nested flows are more than ${MAX_NESTING_DEPTH} deep`;
@@ -182,7 +183,10 @@ export async function executeRun(
         events,
         origin,
         secrets,
-        started: hooks.started,
+        started: (r) => {
+          ctx = r;
+          hooks.started(r);
+        },
       });
     }
   } finally {
@@ -190,20 +194,52 @@ export async function executeRun(
   }
   if (secrets) result = secrets.redactResult(result);
   const status = result.outcome === "success" ? "completed" : "failed";
+  // The run's end is queued right behind its last step results, which may still be committing
+  // (the scheduler builds the output at once): both usually share one group commit.
+  const pending = ctx?.commit;
   const stored = store.completeRun(runId, status, result);
-  // Never report a result whose run state was not stored (issue 10): a top-level run waits for
-  // its last commit, which also fails when any earlier write of the run (or of its nested runs,
-  // committed before it) failed.
-  if (stored !== undefined && options.parentRunId === undefined) {
+  // Never report a result whose run state was not stored (issue 10): a run waits for its step
+  // results' commit, and a top-level run for its end's commit too, which also fails when any
+  // earlier write of the run (or of its nested runs, committed before it) failed.
+  const waitEnd = stored !== undefined && options.parentRunId === undefined;
+  if (pending !== undefined || waitEnd || ctx?.storeError !== undefined) {
+    let failure: unknown;
     try {
-      await stored;
+      if (pending !== undefined) await pending;
+      if (waitEnd) await stored;
     } catch (e) {
-      result = storeFailedResult(e);
+      failure = e;
+    }
+    failure ??= ctx?.storeError;
+    if (failure !== undefined) {
+      const failedResult = storeFailedResult(failure);
+      // The end queued above said `completed`: when it was committed after all (the results'
+      // commit failed before it), it is corrected, as far as the store still takes writes.
+      if (status === "completed") correctEnd(store, runId, failedResult);
+      result = failedResult;
     }
   }
   if (topLevel) host.executing.delete(runId);
-  events?.emit({ type: "run_finished", runId, status, result, at: Date.now() });
+  events?.emit({
+    type: "run_finished",
+    runId,
+    status: result.outcome === "success" ? "completed" : "failed",
+    result,
+    at: Date.now(),
+  });
   return result;
+}
+
+/**
+ * Stores `failed` as the end of run `runId`, best effort: the store may refuse it (its database
+ * is failing, the run was taken over), which changes nothing for the run's result.
+ */
+function correctEnd(store: StateStore, runId: string, failed: FlowResult): void {
+  try {
+    store.completeRun(runId, "failed", failed)?.catch(() => {});
+  } catch {
+    // the result says the run failed; its stored end stays what the store could keep
+  }
 }
 
 /** The budget of a top-level run; going over it aborts the run. */

@@ -59,12 +59,10 @@ export function executeFlow(
           const d = deps[k];
           if (--waiting[d] === 0) start(steps[d]);
         }
-        if (--outstanding === 0) {
-          // the output is built on committed results only
-          const pending = run.commit;
-          if (pending === undefined) finish(finalize(run));
-          else pending.then(() => finish(finalize(run)), () => {}); // a failure fails the run
-        }
+        // The output is built at once, on results that may still be committing: the run's end
+        // is queued right behind them (src/execution/run_lifecycle.ts), and the run's result is
+        // given only once both are committed (a failed commit fails the run there).
+        if (--outstanding === 0) finish(finalize(run));
       },
       failed(e, step) {
         if (done) return;

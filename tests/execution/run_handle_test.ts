@@ -7,7 +7,9 @@ import { assert, assertEquals, assertStrictEquals, REPO_ROOT } from "../_assert.
 import { Engine, type RunEvent } from "../../src/execution/engine.ts";
 import { parseConfigValue } from "../../src/config/load.ts";
 import { MemoryStateStore } from "../../src/state/memory.ts";
-import type { StepResultRecord } from "../../src/state/store.ts";
+import type { RunRecord, RunStatus, StepResultRecord } from "../../src/state/store.ts";
+import type { FlowResult } from "../../src/core/flow_result.ts";
+import { GroupCommit } from "../../src/state/group_commit.ts";
 import type { JsonValue } from "../../src/json/exact_json.ts";
 import type { ExecuteContext } from "../../src/plugins/plugin.ts";
 import { STORE_FAILED } from "../../src/core/error_codes.ts";
@@ -237,7 +239,7 @@ output: { $from: { step: b }, path: slept }
     assertEquals(r, { outcome: "success", result: 0 });
     const aCommitted = store.commits.find((c) => c.stepId === "a")!.at;
     assert(calls.b >= aCommitted, `b was called ${aCommitted - calls.b} ms before a's commit`);
-    // and the output was built after b's commit
+    // and the run's result was given after b's commit
     assert(store.commits.some((c) => c.stepId === "b"));
   } finally {
     await engine.close();
@@ -256,6 +258,129 @@ Deno.test("a store write that fails fails the run with 507 naming the store", as
       r.error.message,
       "cannot store run state in test database 'mem': disk full",
     );
+  } finally {
+    await engine.close();
+  }
+});
+
+/**
+ * A memory store that commits as the SQLite store does: the writes of one event-loop turn in one
+ * group commit (src/state/group_commit.ts), each taking `delayMs` to become durable; it records
+ * what each commit held and when it ended.
+ */
+class GroupCommitStore extends MemoryStateStore {
+  commits: { writes: string[]; at: number }[] = [];
+  /** Commits holding a write that starts with this fail ("cannot store ..."). */
+  failOn: string | undefined;
+  delayMs = 30;
+  #queue: string[] = [];
+  #gc = new GroupCommit(() => {
+    const writes = this.#queue;
+    this.#queue = [];
+    return new Promise<void>((resolve, reject) =>
+      setTimeout(() => {
+        if (this.failOn !== undefined && writes.some((w) => w.startsWith(this.failOn!))) {
+          reject(new Error("cannot store run state in test database 'mem': disk full"));
+          return;
+        }
+        this.commits.push({ writes, at: performance.now() });
+        resolve();
+      }, this.delayMs)
+    );
+  });
+  #write(what: string): Promise<void> {
+    this.#queue.push(what);
+    return this.#gc.queued();
+  }
+  override createRun(run: RunRecord): Promise<void> {
+    super.createRun(run);
+    return this.#write("run");
+  }
+  override recordStepResult(runId: string, record: StepResultRecord): Promise<void> {
+    super.recordStepResult(runId, record);
+    return this.#write(`result ${record.stepId}`);
+  }
+  override completeRun(runId: string, status: RunStatus, result?: FlowResult): Promise<void> {
+    super.completeRun(runId, status, result);
+    return this.#write(`end ${status}`);
+  }
+  override async close(): Promise<void> {
+    await this.#gc.drain();
+    await super.close();
+  }
+}
+
+Deno.test("a short run of built-in steps is one commit: its end is queued behind its results", async () => {
+  const store = new GroupCommitStore();
+  const engine = await Engine.create(testConfig(), { store });
+  try {
+    const finished: number[] = [];
+    engine.observe({ runFinished: () => finished.push(performance.now()) });
+    const r = await engine.run(TWO_STEPS, {});
+    const answeredAt = performance.now();
+    assertEquals(r, { outcome: "success", result: "hi" });
+    // the run, both results and the end in one group commit (before: results, then the end)
+    assertEquals(store.commits.map((c) => c.writes), [[
+      "run",
+      "result a",
+      "result b",
+      "end completed",
+    ]]);
+    // the result is given only once the end is committed
+    assert(answeredAt >= store.commits[0].at, "the result came before the end was committed");
+    assert(finished[0] >= store.commits[0].at, "run_finished came before the end was committed");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("a run's result waits for its end's commit, even when the results' commit came first", async () => {
+  const store = new GroupCommitStore();
+  store.delayMs = 40;
+  const engine = await Engine.create(workerConfig(), { store });
+  try {
+    // the step service's result comes in a later turn than the run's start: two commits, the
+    // second holding b's result and the run's end
+    const r = await engine.run(
+      flow(`steps:
+  - id: b
+    component: /w/sleep
+    input: { ms: { $literal: 0 } }
+output: { $from: { step: b }, path: slept }
+`),
+      {},
+    );
+    const answeredAt = performance.now();
+    assertEquals(r, { outcome: "success", result: 0 });
+    const end = store.commits.find((c) => c.writes.includes("end completed"))!;
+    assert(end.writes.includes("result b"), JSON.stringify(store.commits));
+    assert(answeredAt >= end.at, "the result came before the end was committed");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("a failed commit of the run's end fails the run with 507, reported and stored", async () => {
+  const store = new GroupCommitStore();
+  store.failOn = "end completed";
+  const engine = await Engine.create(testConfig(), { store });
+  try {
+    const statuses: string[] = [];
+    engine.observe({ runFinished: (e) => statuses.push(e.status) });
+    const h = engine.start(TWO_STEPS, {});
+    const r = await h.result;
+    assert(r.outcome === "failed", JSON.stringify(r));
+    assertStrictEquals(r.error.code, STORE_FAILED);
+    assertStrictEquals(
+      r.error.message,
+      "cannot store run state in test database 'mem': disk full",
+    );
+    // the store is told the run failed (its end said `completed` when it was queued)
+    const stored = await store.getRun(h.runId);
+    assertStrictEquals(stored?.status, "failed");
+    assertStrictEquals(stored?.result?.outcome, "failed");
+    // and observers see it failed
+    assertEquals(statuses, ["failed"]);
   } finally {
     await engine.close();
   }
