@@ -12,7 +12,8 @@
  * ```
  *
  * The life of one run is in run_lifecycle.ts, component routing in component_resolver.ts, option
- * types in run_options.ts, plugin start in plugin_start.ts.
+ * types in run_options.ts, plugin start in plugin_start.ts. This file is the `Engine` class, the
+ * library's public API (just over 400 lines, most of them docstrings of its methods).
  * @module
  */
 import type { Flow } from "../flow/model.ts";
