@@ -64,12 +64,15 @@ export class ValidationError extends Error {
  */
 export class PluginError extends Error {
   override name = "PluginError";
+  /** True when the plugin already logged this failure as a warning (the CLI then says less). */
+  readonly reported: boolean;
   constructor(
     message: string,
     readonly attachments: string[] = [],
-    options?: ErrorOptions,
+    options?: ErrorOptions & { reported?: boolean },
   ) {
     super(message, options);
+    this.reported = options?.reported ?? false;
   }
 }
 

@@ -27,7 +27,7 @@ import { toYaml } from "./yaml_output.ts";
 import { CONFIG_FILE_NAMES, loadConfigForFlow } from "../config/load.ts";
 import { type RouteInfo, Router } from "../config/router.ts";
 import { Engine } from "../execution/engine.ts";
-import { describeError, FlowLoadError, ValidationError } from "../errors.ts";
+import { describeError, FlowLoadError, PluginError, ValidationError } from "../errors.ts";
 import { type JsonValue, stringifyJson } from "../json/exact_json.ts";
 
 interface ListFlags {
@@ -121,9 +121,11 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
     for (const [i, a] of answers.entries()) {
       if (a.status === "rejected") {
         const name = [...engine.plugins.keys()][i];
-        writeStderr(
-          `error: plugin '${name}' could not list its components: ${describeError(a.reason)}\n`,
-        );
+        // a start failure the plugin already logged as a warning is not repeated
+        const why = a.reason instanceof PluginError && a.reason.reported
+          ? " (the warning above says why)"
+          : `: ${describeError(a.reason)}`;
+        writeStderr(`error: plugin '${name}' could not list its components${why}\n`);
         exit = EXIT_FAILED;
         continue;
       }

@@ -65,6 +65,8 @@ Deno.test("stepflow list-components with every plugin failing prints the failure
     assertStrictEquals(r.stdout, "");
     assertStringIncludes(r.stderr, "error: plugin 'early' could not list its components");
     assertStringIncludes(r.stderr, "stderr: fatal: config missing");
+    // the start failure is said once (the plugin's warning), not again in the error line
+    assertStrictEquals(r.stderr.split("MCP plugin 'early'").length - 1, 1, r.stderr);
     assertStringIncludes(r.stderr, "error: plugin 'notmcp' could not list its components");
     assertStringIncludes(r.stderr, "error: no components listed: no plugin could list");
     assertStrictEquals(r.stderr.includes("-32000"), false, r.stderr);

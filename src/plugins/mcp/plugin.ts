@@ -180,7 +180,8 @@ export class McpPlugin implements Plugin {
     try {
       conn = await this.#connection();
     } catch (err) {
-      throw new PluginError(this.#startFailure(err), [], { cause: err });
+      const message = this.#startFailure(err);
+      throw new PluginError(message, [], { cause: err, reported: this.#warned.has(message) });
     }
     return [...conn.tools.values()].map(({ tool }) => {
       const info: ComponentInfo = {
