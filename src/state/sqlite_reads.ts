@@ -48,30 +48,35 @@ export function readRunByKey(c: SqliteCore, runKey: string): RunRecord | undefin
 
 /** Runs matching `filter`, newest first. */
 export function readRuns(c: SqliteCore, filter: RunFilter): RunRecord[] {
-  const where: string[] = [];
-  const args: (string | number)[] = [];
-  if (filter.status !== undefined) {
-    where.push("status = ?");
-    args.push(filter.status);
-  }
-  if (filter.flowName !== undefined) {
-    where.push("flow_name = ?");
-    args.push(filter.flowName);
-  }
-  if (filter.since !== undefined) {
-    where.push("created_at >= ?");
-    args.push(normalizeInstant(filter.since));
-  }
-  if (filter.rootOnly) where.push("parent_run_id IS NULL");
-  if (filter.parentRunId !== undefined) {
-    where.push("parent_run_id = ?");
-    args.push(filter.parentRunId);
-  }
-  const sql = `SELECT * FROM runs${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
-    ORDER BY created_at DESC, id ASC LIMIT ? OFFSET ?`;
+  const { where, args } = whereEqual([
+    ["status = ?", filter.status],
+    ["flow_name = ?", filter.flowName],
+    ["created_at >= ?", filter.since === undefined ? undefined : normalizeInstant(filter.since)],
+    ["parent_run_id = ?", filter.parentRunId],
+  ], filter.rootOnly ? ["parent_run_id IS NULL"] : []);
+  const sql = `SELECT * FROM runs${where} ORDER BY created_at DESC, id ASC LIMIT ? OFFSET ?`;
   args.push(filter.limit ?? -1, filter.offset ?? 0);
   const rows = c.stmt(sql).all(...args) as unknown as RunRow[];
   return rows.map(runFromRow);
+}
+
+/**
+ * A ` WHERE ...` clause (or "") of the conditions whose value is defined, ANDed with `always`,
+ * and its arguments in order.
+ */
+function whereEqual(
+  conditions: [sql: string, value: string | number | undefined][],
+  always: string[] = [],
+): { where: string; args: (string | number)[] } {
+  const parts: string[] = [];
+  const args: (string | number)[] = [];
+  for (const [sql, value] of conditions) {
+    if (value === undefined) continue;
+    parts.push(sql);
+    args.push(value);
+  }
+  parts.push(...always);
+  return { where: parts.length ? ` WHERE ${parts.join(" AND ")}` : "", args };
 }
 
 /** The stored step results of `runId`, by step index. */
@@ -158,19 +163,12 @@ export function readBatch(c: SqliteCore, batchId: string): BatchRecord | undefin
 
 /** Batches matching `filter`, newest first. */
 export function readBatches(c: SqliteCore, filter: BatchFilter): BatchRecord[] {
-  const where: string[] = [];
-  const args: (string | number)[] = [];
-  if (filter.status !== undefined) {
-    where.push("status = ?");
-    args.push(filter.status);
-  }
-  if (filter.flowName !== undefined) {
-    where.push("flow_name = ?");
-    args.push(filter.flowName);
-  }
-  const rows = c.db.prepare(
-    `SELECT * FROM batches${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
-     ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
+  const { where, args } = whereEqual([
+    ["status = ?", filter.status],
+    ["flow_name = ?", filter.flowName],
+  ]);
+  const rows = c.stmt(
+    `SELECT * FROM batches${where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
   ).all(...args, filter.limit ?? -1, filter.offset ?? 0) as unknown as BatchRow[];
   return rows.map(batchFromRow);
 }
