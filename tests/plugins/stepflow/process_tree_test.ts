@@ -105,3 +105,80 @@ output: { $from: { step: s } }
     });
   });
 }
+
+Deno.test("a stuck step service and its children end within seconds of their engine's kill -9", async () => {
+  if (Deno.build.os !== "linux") return;
+  await withTempDir(async (dir) => {
+    const pidFile = `${dir}/grandchild.pid`;
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      `plugins:
+  w: { type: stepflow, command: python3, args: [${JSON.stringify(WORKER)}] }
+routes:
+  "/w/{component}": [{ plugin: w }]
+`,
+    );
+    // the worker's call sleeps 120 s (it never reads its closed stdin), its child too
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: stuck
+steps:
+  - id: s
+    component: /w/spawn
+    input: { pid_file: ${JSON.stringify(pidFile)} }
+output: { $from: { step: s } }
+`,
+    );
+    const engine = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        `${REPO_ROOT}/main.ts`,
+        "run",
+        "--flow",
+        "flow.yaml",
+        "--input-json",
+        "{}",
+      ],
+      cwd: dir,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    let grandchild: number | undefined;
+    let worker: number | undefined;
+    try {
+      grandchild = await waitFor("the worker's child", () => {
+        try {
+          const t = Deno.readTextFileSync(pidFile).trim();
+          return t === "" ? undefined : Number(t);
+        } catch {
+          return undefined;
+        }
+      });
+      const stat = Deno.readTextFileSync(`/proc/${grandchild}/stat`);
+      worker = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]); // its group: the worker's
+      assert(alive(worker), "the worker runs");
+      engine.kill("SIGKILL");
+      await engine.status;
+      await waitFor("the worker to end", () => alive(worker!) ? undefined : true, 10_000);
+      await waitFor(
+        "the worker's child to end",
+        () => alive(grandchild!) ? undefined : true,
+        10_000,
+      );
+    } finally {
+      for (const pid of [grandchild, worker]) {
+        if (pid !== undefined && alive(pid)) Deno.kill(pid, "SIGKILL");
+      }
+      try {
+        engine.kill("SIGKILL");
+      } catch {
+        // ended
+      }
+    }
+  });
+});
