@@ -51,6 +51,7 @@ import { startRun } from "./run_handle.ts";
 import {
   loadResumeState,
   nestedRunKey,
+  resumedRunLimits,
   type ResumeMode,
   resumeModeOf,
   type ResumeOptions,
@@ -251,14 +252,16 @@ export class Engine {
     // reserved while it is prepared: a second resume of it meanwhile is refused
     this.#executing.add(runId);
     let prepared;
+    let limits; // the run's stored timeout (what is left of it) and limits, unless given
     try {
       prepared = await this.#prepareResume(record, mode, options.claimed === true);
+      limits = await resumedRunLimits(this.store, record, options);
     } catch (e) {
       this.#executing.delete(runId);
       throw e;
     }
     const { flow, state } = prepared;
-    const o: InternalRunOptions = { runId, resume: state };
+    const o: InternalRunOptions = { runId, resume: state, ...limits };
     if (record.variables !== undefined) o.variables = record.variables;
     if (record.overrides !== undefined && record.overrides !== null) o.overrides = record.overrides;
     if (options.signal !== undefined) o.signal = options.signal;
