@@ -38,7 +38,6 @@ import type { RunRecord, StateStore, StoredRunOptions } from "../state/store.ts"
 import { isFinished } from "../state/store.ts";
 import type { CompiledFlow, CompiledStep } from "./compile.ts";
 import type { Flow } from "../flow/model.ts";
-import type { RunOptions } from "./run_options.ts";
 
 /** How a run is resumed: keep every committed result, or run committed failures again. */
 export type ResumeMode = "interrupted" | "failed";
@@ -169,7 +168,10 @@ const fingerprints = new WeakMap<LoadedConfig, StoredRunOptions>();
  * and limits in effect (the option, else the config's). The file is hashed the first time (a
  * file that cannot be read is stored by its path alone).
  */
-export function runOptionsToStore(config: LoadedConfig, options: RunOptions): StoredRunOptions {
+export function runOptionsToStore(
+  config: LoadedConfig,
+  options: Pick<StoredRunOptions, "timeoutMs" | "maxConcurrency" | "maxNestedRuns" | "maxRunSteps">,
+): StoredRunOptions {
   let base = fingerprints.get(config);
   if (base === undefined) {
     base = {};
