@@ -56,6 +56,7 @@ import {
   resumeModeOf,
   type ResumeOptions,
   type ResumeState,
+  runOptionsToStore,
   wasInterrupted,
 } from "./resume.ts";
 
@@ -103,6 +104,7 @@ export class Engine {
     this.#batches = new BatchManager(store);
     this.#waits = new SignalWaits(store, log);
     this.#resolver = componentResolver(router, plugins, pluginLimitsOf(config.config, plugins));
+    runOptionsToStore(config, {}); // the config file's SHA-256 as loaded, stored with each run
     this.#services = this.#makeServices(undefined, undefined, 0, undefined);
     this.#oneStep = {
       store,
