@@ -26,6 +26,8 @@ export const SQL_ENGINE = 0;
 export const SQL_HEARTBEAT = 1;
 export const SQL_BLOB = 2;
 export const SQL_RUN = 3;
+/** Positions of `SQL_RUN`'s arguments that a run's end changes (see `applyBatch`'s SQL). */
+export const RUN_ARG = { status: 3, result: 5, completedAt: 7, updatedAt: 16 } as const;
 export const SQL_RUN_END = 4;
 export const SQL_RUN_STATUS = 5;
 export const SQL_BATCH = 6;
