@@ -60,8 +60,8 @@ export function applyBatch(
     "INSERT OR IGNORE INTO blobs(id, data, blob_type, created_at) VALUES (?, ?, ?, ?)",
     `INSERT OR REPLACE INTO runs(id, flow_id, flow_name, status, input_json, result_json,
        created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key,
-       variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode, options_json)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     `UPDATE runs SET status = ?, result_json = COALESCE(?, result_json), completed_at = ?,
        updated_at = ? WHERE id = ?`,
     "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",

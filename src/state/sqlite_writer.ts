@@ -293,6 +293,7 @@ export class SqliteWriter {
       queued ? null : at,
       at,
       r.debugMode ? 1 : 0,
+      r.runOptions === undefined ? null : JSON.stringify(r.runOptions),
     ]);
     this.#event(r.runId, root, queued ? "run_queued" : "run_started", null, at);
     return this.#queued();

@@ -35,7 +35,7 @@ function peek(path: string, sql: string, ...args: (string | number)[]): Record<s
   }
 }
 
-Deno.test("SqliteStateStore opens files in WAL mode and records both migrations", async () => {
+Deno.test("SqliteStateStore opens files in WAL mode and records every migration", async () => {
   await withTempDir(async (dir) => {
     const s = SqliteStateStore.open(`sqlite:${dir}/runs.db`);
     try {
@@ -44,7 +44,7 @@ Deno.test("SqliteStateStore opens files in WAL mode and records both migrations"
         peek(`${dir}/runs.db`, "SELECT name FROM _stepflow_migrations ORDER BY name").map((r) =>
           r.name
         ),
-        ["0001_initial_schema", "0002_durable_runs"],
+        ["0001_initial_schema", "0002_durable_runs", "0003_run_options"],
       );
     } finally {
       await s.close();
