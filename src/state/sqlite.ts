@@ -256,6 +256,20 @@ export class SqliteStateStore implements StateStore {
     return this.#read((c) => readRunByKey(c, runKey));
   }
 
+  /**
+   * The id of the committed run holding `runKey`, read now (no commit forced): for a hook called
+   * on a run record's commit (`RunOptions.onRecorded`) to learn whether its insert kept the key
+   * (an Idempotency-Key stays with the run that stored it first: src/state/sqlite_commit.ts).
+   * Undefined when no committed run has the key or the store is closed.
+   */
+  runIdOfKeyNow(runKey: string): string | undefined {
+    if (this.#c.closed) return undefined;
+    const row = this.#c.stmt("SELECT id FROM runs WHERE run_key = ?").get(runKey) as
+      | { id: string }
+      | undefined;
+    return row?.id;
+  }
+
   listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
     return this.#read((c) => readRuns(c, filter));
   }

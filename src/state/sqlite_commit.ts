@@ -51,15 +51,43 @@ export function applyBatch(
   fenceEngine: string | null,
   fenceMessage: string,
 ): void {
+  // every column of `runs` but its id, set from the row being inserted
+  const RUN_COLUMNS_SET = [
+    "flow_id",
+    "flow_name",
+    "status",
+    "input_json",
+    "result_json",
+    "created_at",
+    "completed_at",
+    "overrides_json",
+    "parent_run_id",
+    "root_run_id",
+    "run_key",
+    "variables_json",
+    "owner_id",
+    "lease_epoch",
+    "started_at",
+    "updated_at",
+    "debug_mode",
+  ].map((c) => `${c} = excluded.${c}`).join(", ");
   const SQL = [
     `INSERT OR REPLACE INTO engines(id, host, pid, pid_start, pid_ns, url, started_at,
        heartbeat_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)`,
     "UPDATE engines SET heartbeat_at = ? WHERE id = ?",
     "INSERT OR IGNORE INTO blobs(id, data, blob_type, created_at) VALUES (?, ?, ?, ?)",
-    `INSERT OR REPLACE INTO runs(id, flow_id, flow_name, status, input_json, result_json,
+    // A run key held by another run: a nested run's key (`parent/step[/item]`, a step run
+    // again) moves to the new run, as INSERT OR REPLACE did; an Idempotency-Key
+    // (`idempotency:...`) stays with the run that stored it first, and this insert does nothing
+    // (two services on one database given one key: the second finds the first's run by its key,
+    // src/server/runs.ts, instead of deleting it and running the request twice).
+    `INSERT INTO runs(id, flow_id, flow_name, status, input_json, result_json,
        created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key,
        variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT(id) DO UPDATE SET ${RUN_COLUMNS_SET}
+     ON CONFLICT(run_key) WHERE run_key IS NOT NULL DO UPDATE SET id = excluded.id,
+       ${RUN_COLUMNS_SET} WHERE substr(runs.run_key, 1, 12) <> 'idempotency:'`,
     `UPDATE runs SET status = ?, result_json = COALESCE(?, result_json), completed_at = ?,
        updated_at = ? WHERE id = ?`,
     "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
