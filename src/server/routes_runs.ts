@@ -110,7 +110,7 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
             else {
               if (record.debugMode === true !== debug) throw debugDiffers(key, prior, !debug);
               // finished, or executed by another service on this database
-              const a = await storedAnswer(s, prior, waitMs, c.req.raw.signal);
+              const a = await storedAnswer(s, prior, waitMs);
               return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
             }
           }
@@ -133,7 +133,7 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       if (run.supersededBy !== undefined && key !== undefined) {
         // another service on this database stored a run with this key first: that run answers
         s.runs.remember(key, await fingerprintOf(flowId, body), run.supersededBy);
-        const a = await storedAnswer(s, run.supersededBy, waitMs, c.req.raw.signal);
+        const a = await storedAnswer(s, run.supersededBy, waitMs);
         return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
       }
       if (!outcome || !TERMINAL_STATUSES.has(outcome.status)) {
@@ -362,15 +362,13 @@ const REPLAYED = { "Idempotent-Replayed": "true" };
  * The answer to a repeated Idempotency-Key request with stored run `runId` that this service does
  * not execute (finished, or executed by another service on the same database): 200 with its
  * result once it finished — waiting for that as the request asked (`waitMs`: undefined waits
- * until it ends, 0 not at all; reading the store every 100 ms; not past a paused run or a
- * request gone) —, else 202 with its status.
+ * until it ends, 0 not at all; reading the store every 100 ms; not past a paused run) —, else 202 with its status.
  * @throws {ApiError} 404 when the run was deleted meanwhile.
  */
 async function storedAnswer(
   s: Service,
   runId: string,
   waitMs: number | undefined,
-  signal: AbortSignal,
 ): Promise<{ code: 200 | 202; body: ReturnType<typeof createRunBody> }> {
   const deadline = waitMs === undefined ? Infinity : performance.now() + waitMs;
   for (;;) {
@@ -381,7 +379,7 @@ async function storedAnswer(
       return { code: 200, body: createRunBody(runId, record.status, record.result, debug) };
     }
     const left = deadline - performance.now();
-    if (left <= 0 || record.status === "paused" || signal.aborted) {
+    if (left <= 0 || record.status === "paused") {
       return { code: 202, body: createRunBody(runId, record.status, undefined, debug) };
     }
     await new Promise((r) => setTimeout(r, Math.min(STORED_RUN_POLL_MS, left)));
