@@ -154,7 +154,11 @@ export class SqliteStateStore implements StateStore {
   /** Commits the queue, then reads with `fn`. */
   async #read<T>(fn: (c: SqliteCore) => T): Promise<T> {
     await this.#w.sync();
-    return fn(this.#c);
+    try {
+      return fn(this.#c);
+    } catch (e) {
+      throw this.#c.error("cannot read run state", e);
+    }
   }
 
   /** Commits the queue, then runs `fn` in a transaction of its own. */

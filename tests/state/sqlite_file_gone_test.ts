@@ -2,7 +2,9 @@
  * The SQLite database file deleted or replaced while a store has it open: SQLite in WAL mode goes
  * on writing into the unlinked file without an error, so `stepflow serve` answered every later
  * run `completed` and lost them all when it stopped. Now each commit checks that the path still
- * names the file opened, and fails with 507 naming the cause and what to do.
+ * names the file opened, and fails with 507 naming the cause and what to do. A damaged file: a
+ * read was a bare `database disk image is malformed` (the service's 500 said no more); it now
+ * names the database and how to rescue it.
  * @module
  */
 import {
@@ -75,3 +77,32 @@ Deno.test("stepflow serve: runs after its database file was deleted fail with 50
     }
     assertStringIncludes(s.stderr(), "the database file was deleted");
   }));
+
+Deno.test("a read of a damaged database file names the database and says how to rescue it", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/runs.db`;
+    const first = SqliteStateStore.open(`sqlite:${path}`);
+    for (let i = 0; i < 300; i++) first.createRun(run(`r${i}`));
+    await first.close(); // checkpointed into the file
+    const s = SqliteStateStore.open(`sqlite:${path}`);
+    try {
+      const f = await Deno.open(path, { write: true });
+      try {
+        const size = (await f.stat()).size;
+        const junk = new Uint8Array(256).fill(0xde);
+        for (let off = 4096; off < size; off += 4096) {
+          await f.seek(off + 100, Deno.SeekMode.Start);
+          await f.write(junk);
+        }
+      } finally {
+        f.close();
+      }
+      const e = await assertRejects(() => s.listRuns({ limit: 1000 }), StoreError);
+      assertStringIncludes(e.message, `cannot read run state in SQLite database '${path}'`);
+      assertStringIncludes(e.message, "malformed");
+      assertStringIncludes(e.message, ".recover");
+    } finally {
+      await s.close().catch(() => {});
+    }
+  });
+});
