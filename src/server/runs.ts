@@ -460,6 +460,11 @@ export class RunService {
     return [...this.#active.values()];
   }
 
+  /** Runs accepted and not started: queued, and reserved by batches (not submitted yet). */
+  get waiting(): number {
+    return this.#queued + this.#reserved.size;
+  }
+
   /** The runs reserved by batches and not submitted yet (for src/server/runs_drain.ts). */
   reservedIds(): string[] {
     return [...this.#reserved.keys()];
