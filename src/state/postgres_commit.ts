@@ -40,7 +40,7 @@ export async function sendBatch(s: PgSession, b: Batch): Promise<void> {
         FROM jsonb_array_elements(${rows}::text::jsonb) AS x
         ON CONFLICT (id) DO NOTHING`);
     }
-    if (b.creates.length > 0) qs.push(insertRuns(c, b.creates, s.leaseTtlMs));
+    if (b.creates.length > 0) qs.push(...insertRuns(c, b.creates, s.leaseTtlMs));
     if (b.updates.size > 0) {
       const ids: string[] = [];
       const status: string[] = [];
@@ -146,7 +146,7 @@ export async function sendBatch(s: PgSession, b: Batch): Promise<void> {
 }
 
 /** Inserts (or replaces) the runs of a commit; a started top-level run gets a lease. */
-function insertRuns(c: Sql, rows: CreateRow[], leaseTtlMs: number): Promise<unknown> {
+function insertRuns(c: Sql, rows: CreateRow[], leaseTtlMs: number): Promise<unknown>[] {
   let doc = "[";
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i];
@@ -160,9 +160,19 @@ function insertRuns(c: Sql, rows: CreateRow[], leaseTtlMs: number): Promise<unkn
     },${r.debug ? 1 : 0}]`;
   }
   doc += "]";
+  // A run key held by another run (unique): a nested run's key (`parent/step[/item]`: the step
+  // ran again, e.g. retried after a timeout) moves to the new run — the old run keeps its rows
+  // without the key —, as in the SQLite store; the insert failed the whole commit with a
+  // duplicate key, and so every run of the engine. An Idempotency-Key (`idempotency:...`) stays
+  // with the run that stored it first: that row is not inserted (below).
+  const nested = rows.some((r) => r.runKey !== null && !r.runKey.startsWith("idempotency:"));
+  const release = nested && c`
+    UPDATE runs o SET run_key = NULL
+    FROM jsonb_array_elements(${doc}::text::jsonb) AS x
+    WHERE o.run_key = x->>11 AND o.id <> x->>0 AND left(x->>11, 12) <> 'idempotency:'`;
   // A run created again under the same id replaces it (as the SQLite store's INSERT OR
   // REPLACE), keeping when it was first created and started.
-  return c`
+  const insert = c`
     INSERT INTO runs(id, flow_id, flow_name, status, input_json, result_json, created_at,
       completed_at, overrides_json, parent_run_id, root_run_id, run_key, variables_json,
       owner_id, lease_epoch, lease_expires_at, started_at, updated_at, debug_mode)
@@ -174,6 +184,8 @@ function insertRuns(c: Sql, rows: CreateRow[], leaseTtlMs: number): Promise<unkn
       CASE WHEN x->>15 = '1' THEN now() + ${leaseTtlMs} * interval '1 millisecond' END,
       (x->>16)::timestamptz, (x->>17)::timestamptz, x->>18 = '1'
     FROM jsonb_array_elements(${doc}::text::jsonb) AS x
+    WHERE x->>11 IS NULL OR left(x->>11, 12) <> 'idempotency:' OR NOT EXISTS (
+      SELECT 1 FROM runs o WHERE o.run_key = x->>11 AND o.id <> x->>0)
     ON CONFLICT (id) DO UPDATE SET flow_id = excluded.flow_id,
       flow_name = excluded.flow_name, status = excluded.status,
       input_json = excluded.input_json, result_json = excluded.result_json,
@@ -185,6 +197,7 @@ function insertRuns(c: Sql, rows: CreateRow[], leaseTtlMs: number): Promise<unkn
       lease_expires_at = excluded.lease_expires_at,
       started_at = COALESCE(runs.started_at, excluded.started_at),
       updated_at = excluded.updated_at, debug_mode = excluded.debug_mode`;
+  return release ? [release, insert] : [insert];
 }
 
 /**
