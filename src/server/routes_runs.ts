@@ -25,6 +25,7 @@ import {
   type Service,
 } from "./context.ts";
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
+import { failed } from "../core/flow_result.ts";
 import { ownerOf } from "./cluster.ts";
 import { runSteps } from "./step_details.ts";
 import { type ActiveRun, type RunRequest, waitFor } from "./run_model.ts";
@@ -118,6 +119,27 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         if (!run) {
           run = submitRun(s, { ...request, runKey: idempotencyRunKey(key) }, debug);
           s.runs.remember(key, fingerprint, run.runId);
+          if (s.cluster !== undefined) {
+            // another engine may have stored a run with this key meanwhile: then this run was
+            // not stored (src/state/postgres_commit.ts), and that run answers
+            await s.store.committed();
+            const holder = await s.store.findRunByKey(idempotencyRunKey(key));
+            if (holder !== undefined && holder.runId !== run.runId) {
+              s.runs.settle(run.runId, {
+                status: "cancelled",
+                result: failed(409, `run ${holder.runId} holds the Idempotency-Key '${key}'`),
+              });
+              s.runs.remember(key, fingerprint, holder.runId);
+              if ((await fingerprintOfRun(holder)) !== fingerprint) {
+                throw keyReused(key, holder.runId);
+              }
+              if (holder.debugMode === true !== debug) {
+                throw debugDiffers(key, holder.runId, !debug);
+              }
+              const a = await storedAnswer(s, holder.runId, waitMs);
+              return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
+            }
+          }
         }
       } else {
         run = submitRun(s, request, debug);
