@@ -92,7 +92,7 @@ export interface RunHooks {
    * The write of the run's record was issued (`createRun`, or the status of a resumed or claimed
    * run): resolved once the store has committed it.
    */
-  recorded(write: Stored): void;
+  written(write: Stored): void;
 }
 
 /**
@@ -119,9 +119,9 @@ export async function executeRun(
   // the queue exists already.
   if (options.resume !== undefined) {
     // claimed already (engine.resume): running again
-    hooks.recorded(store.setRunStatus(runId, "running"));
+    hooks.written(store.setRunStatus(runId, "running"));
   } else if (!options.existing) {
-    hooks.recorded(store.createRun({
+    hooks.written(store.createRun({
       runId,
       flowId,
       flowName: flow.name,
@@ -141,7 +141,7 @@ export async function executeRun(
         : {}),
     }));
   } else {
-    hooks.recorded(undefined);
+    hooks.written(undefined);
   }
   const budget = options.budget ?? runBudget(host.config, options, controller, runId);
   const observers = host.observers();
