@@ -123,20 +123,13 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
             // another engine may have stored a run with this key meanwhile: then this run was
             // not stored (src/state/postgres_commit.ts), and that run answers
             await s.store.committed();
-            const holder = await s.store.findRunByKey(idempotencyRunKey(key));
-            if (holder !== undefined && holder.runId !== run.runId) {
+            const holder = (await s.store.findRunByKey(idempotencyRunKey(key)))?.runId;
+            if (holder !== undefined && holder !== run.runId) {
               s.runs.settle(run.runId, {
                 status: "cancelled",
-                result: failed(409, `run ${holder.runId} holds the Idempotency-Key '${key}'`),
+                result: failed(409, `run ${holder} holds the Idempotency-Key '${key}'`),
               });
-              s.runs.remember(key, fingerprint, holder.runId);
-              if ((await fingerprintOfRun(holder)) !== fingerprint) {
-                throw keyReused(key, holder.runId);
-              }
-              if (holder.debugMode === true !== debug) {
-                throw debugDiffers(key, holder.runId, !debug);
-              }
-              const a = await storedAnswer(s, holder.runId, waitMs);
+              const a = await holderAnswer(s, key, fingerprint, debug, holder, waitMs);
               return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
             }
           }
@@ -152,10 +145,11 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       // asked for it next)
       if (s.cluster !== undefined && waitMs === 0) await s.store.committed();
       const outcome = waitMs === 0 ? undefined : await waitFor(run, waitMs);
-      if (run.supersededBy !== undefined && key !== undefined) {
+      const holder = run.supersededBy;
+      if (holder !== undefined && key !== undefined) {
         // another service on this database stored a run with this key first: that run answers
-        s.runs.remember(key, await fingerprintOf(flowId, body), run.supersededBy);
-        const a = await storedAnswer(s, run.supersededBy, waitMs);
+        const fingerprint = await fingerprintOf(flowId, body);
+        const a = await holderAnswer(s, key, fingerprint, debug, holder, waitMs);
         return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
       }
       if (!outcome || !TERMINAL_STATUSES.has(outcome.status)) {
@@ -406,6 +400,28 @@ async function storedAnswer(
     }
     await new Promise((r) => setTimeout(r, Math.min(STORED_RUN_POLL_MS, left)));
   }
+}
+
+/**
+ * The answer to a request with Idempotency-Key `key` whose run was not stored because run
+ * `holder` (of another service on the same database) stored the key first: that run's, as for a
+ * repeated request ({@linkcode storedAnswer}).
+ * @throws {ApiError} 422 when `holder` was started by a different request (or a debug one).
+ */
+async function holderAnswer(
+  s: Service,
+  key: string,
+  fingerprint: string,
+  debug: boolean,
+  holder: string,
+  waitMs: number | undefined,
+): Promise<{ code: 200 | 202; body: ReturnType<typeof createRunBody> }> {
+  const record = await s.store.getRun(holder);
+  if (!record) throw runNotFound(holder);
+  if ((await fingerprintOfRun(record)) !== fingerprint) throw keyReused(key, holder);
+  if (record.debugMode === true !== debug) throw debugDiffers(key, holder, !debug);
+  s.runs.remember(key, fingerprint, holder);
+  return await storedAnswer(s, holder, waitMs);
 }
 
 /** 422: a key of a debug run given to a request that is not one, or the other way round. */
