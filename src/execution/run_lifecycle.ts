@@ -42,7 +42,7 @@ import { runTimeoutReason } from "./timeout.ts";
 import { RunEvents, type RunObserver } from "./observers.ts";
 import { type Redactor, runRedactor } from "./secrets.ts";
 import type { RunOptions } from "./run_options.ts";
-import { applyResumeMode, type ResumeMode, type ResumeState } from "./resume.ts";
+import { applyResumeMode, type ResumeMode, type ResumeState, runOptionsToStore } from "./resume.ts";
 
 /** Run options the engine passes to nested runs. */
 export interface InternalRunOptions extends RunOptions {
@@ -58,6 +58,8 @@ export interface InternalRunOptions extends RunOptions {
   resume?: ResumeState;
   /** The parent run is resumed: look this nested run up by its key first. */
   resumeMode?: ResumeMode;
+  /** Of `timeoutMs`, the time a resumed run already spent executing (ms). */
+  timeoutUsedMs?: number;
 }
 
 /** What a run needs from its engine. */
@@ -139,6 +141,7 @@ export async function executeRun(
       ...(options.debugMode === true && options.parentRunId === undefined
         ? { debugMode: true }
         : {}),
+      ...(topLevel ? { runOptions: runOptionsToStore(host.config, options) } : {}),
     }));
   } else {
     hooks.written(undefined);
@@ -296,8 +299,11 @@ async function execute(
       ? parseDuration(runTimeout, { what: "runTimeout" })
       : undefined);
   // A deadline, not a plain timer: busy built-in work cannot keep it from firing (core/turn.ts).
-  const cancelTimer = runTimeoutMs !== undefined
-    ? setDeadline(runTimeoutMs, () => controller.abort(runTimeoutReason(runTimeoutMs)))
+  // A resumed run has what is left of its timeout; none left: it times out before any step.
+  const left = runTimeoutMs === undefined ? undefined : runTimeoutMs - (options.timeoutUsedMs ?? 0);
+  if (left !== undefined && left <= 0) controller.abort(runTimeoutReason(runTimeoutMs!));
+  const cancelTimer = left !== undefined && left > 0
+    ? setDeadline(left, () => controller.abort(runTimeoutReason(runTimeoutMs!)))
     : undefined;
   const variables = options.variables instanceof Map
     ? options.variables

@@ -26,6 +26,8 @@ export const SQL_ENGINE = 0;
 export const SQL_HEARTBEAT = 1;
 export const SQL_BLOB = 2;
 export const SQL_RUN = 3;
+/** Positions of `SQL_RUN`'s arguments that a run's end changes (see `applyBatch`'s SQL). */
+export const RUN_ARG = { status: 3, result: 5, completedAt: 7, updatedAt: 16 } as const;
 export const SQL_RUN_END = 4;
 export const SQL_RUN_STATUS = 5;
 export const SQL_BATCH = 6;
@@ -89,6 +91,7 @@ export function applyBatch(
     "started_at",
     "updated_at",
     "debug_mode",
+    "options_json",
   ].map((c) => `${c} = excluded.${c}`).join(", ");
   const SQL = [
     `INSERT OR REPLACE INTO engines(id, host, pid, pid_start, pid_ns, url, started_at,
@@ -102,8 +105,8 @@ export function applyBatch(
     // src/server/runs.ts, instead of deleting it and running the request twice).
     `INSERT INTO runs(id, flow_id, flow_name, status, input_json, result_json,
        created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key,
-       variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode, options_json)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT(id) DO UPDATE SET ${RUN_COLUMNS_SET}
      ON CONFLICT(run_key) WHERE run_key IS NOT NULL DO UPDATE SET id = excluded.id,
        ${RUN_COLUMNS_SET} WHERE substr(runs.run_key, 1, 12) <> 'idempotency:'`,
