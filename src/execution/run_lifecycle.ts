@@ -11,6 +11,7 @@ import type { LoadedConfig } from "../config/model.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
 import { parseDuration } from "../core/duration.ts";
+import { CANCELLED } from "../core/error_codes.ts";
 import { Limiter } from "../core/limiter.ts";
 import { setDeadline } from "../core/turn.ts";
 import { ExecutionError, executionError } from "../errors.ts";
@@ -196,7 +197,13 @@ export async function executeRun(
     stopRedacting?.();
   }
   if (secrets) result = secrets.redactResult(result);
-  const status = result.outcome === "success" ? "completed" : "failed";
+  // a run cancelled (Ctrl-C, SIGTERM, an aborted signal: code 410) is stored `cancelled`, as the
+  // service stores the runs it cancels (`stepflow runs list --status cancelled` finds it)
+  const status = result.outcome === "success"
+    ? "completed"
+    : result.outcome === "failed" && result.error.code === CANCELLED && controller.signal.aborted
+    ? "cancelled"
+    : "failed";
   // The run's end is queued right behind its last step results, which may still be committing
   // (the scheduler builds the output at once): both usually share one group commit.
   const pending = ctx?.commit;

@@ -87,8 +87,8 @@ interface Pending {
 
 const ONCE = { once: true };
 
-/** Non-JSON lines logged as warnings per peer before they drop to debug level. */
-const NON_JSON_WARNINGS = 5;
+/** Skipped messages of one kind (not JSON, unknown id, invalid) warned about per peer. */
+const SKIPPED_WARNINGS = 5;
 
 /** A JSON-RPC 2.0 peer over any message transport. */
 export class Peer {
@@ -98,7 +98,8 @@ export class Peer {
   readonly #abandoned = new Set<RequestId>();
   readonly #newId: () => RequestId;
   readonly #parse: (text: string) => JsonValue;
-  #nonJsonLines = 0;
+  /** Messages skipped so far, by kind (see #warnFew). */
+  #skipped: { nonJson?: number; unknownId?: number; invalid?: number } = {};
 
   constructor(options: PeerOptions) {
     this.#opts = options;
@@ -200,21 +201,12 @@ export class Peer {
       if (err instanceof MessageTooDeepError) return this.#tooDeep(text, err);
       if (this.#recover(text)) return;
       if (this.#pending.size > 0 && this.#failUnparsable(text, err)) return;
-      // Logged, not fatal (0.8 restarts the worker). A worker that prints many such lines gets
-      // a few warnings, then one note, then debug lines only, so stderr is not flooded.
-      const n = ++this.#nonJsonLines;
-      const line = `${this.#opts.name}: skipped a line that is not JSON: ${
-        JSON.stringify(clip(text))
-      }`;
-      if (n <= NON_JSON_WARNINGS) this.#opts.log.warn(line);
-      else {
-        if (n === NON_JSON_WARNINGS + 1) {
-          this.#opts.log.warn(
-            `${this.#opts.name}: more lines that are not JSON; further ones are logged at debug level`,
-          );
-        }
-        this.#opts.log.debug(line);
-      }
+      // Logged, not fatal (0.8 restarts the worker).
+      this.#warnFew(
+        "nonJson",
+        `skipped a line that is not JSON: ${JSON.stringify(clip(text))}`,
+        "more lines that are not JSON",
+      );
       return;
     }
     this.receive(value);
@@ -391,6 +383,23 @@ export class Peer {
     return false;
   }
 
+  /**
+   * Warns about something the other side did wrong that is skipped (`what`), a few times per
+   * kind; then one note (`more`), then debug lines only: a worker that does it for every line
+   * (20,000 stray responses) does not flood stderr.
+   */
+  #warnFew(kind: "nonJson" | "unknownId" | "invalid", what: string, more: string): void {
+    const n = this.#skipped[kind] = (this.#skipped[kind] ?? 0) + 1;
+    const line = `${this.#opts.name}: ${what}`;
+    if (n <= SKIPPED_WARNINGS) return this.#opts.log.warn(line);
+    if (n === SKIPPED_WARNINGS + 1) {
+      this.#opts.log.warn(
+        `${this.#opts.name}: ${more}; further ones are logged at debug level`,
+      );
+    }
+    this.#opts.log.debug(line);
+  }
+
   /** Handles one parsed message. */
   receive(value: JsonValue): void {
     const msg = classifyMessage(value);
@@ -402,8 +411,10 @@ export class Peer {
             this.#opts.log.debug(`${this.#opts.name}: ignored a late answer to an aborted call`);
             return;
           }
-          this.#opts.log.warn(
-            `${this.#opts.name}: ignored a response with unknown id ${JSON.stringify(msg.id)}`,
+          this.#warnFew(
+            "unknownId",
+            `ignored a response with unknown id ${JSON.stringify(msg.id)}`,
+            "more responses with unknown ids",
           );
           return;
         }
@@ -425,10 +436,10 @@ export class Peer {
         return;
       default:
         if (this.#invalidWithId(msg, value)) return;
-        this.#opts.log.warn(
-          `${this.#opts.name}: ignored an invalid message (${msg.reason}): ${
-            clip(JSON.stringify(value))
-          }`,
+        this.#warnFew(
+          "invalid",
+          `ignored an invalid message (${msg.reason}): ${clip(JSON.stringify(value))}`,
+          "more invalid messages",
         );
     }
   }

@@ -12,6 +12,39 @@ import * as S from "./schemas.ts";
 
 const TAG = "Batch";
 
+/**
+ * Most inputs one batch may have. Each run waiting in the service holds about 5 KB of memory
+ * (its record, its queue entry, its promise): a 10 MiB body of `0`s (5 million inputs) took
+ * gigabytes and could end the service out of memory.
+ */
+export const MAX_BATCH_INPUTS = 100_000;
+
+/**
+ * Refuses a batch of `n` inputs that is too large (413), or that would make the runs waiting in
+ * the service (queued, and the batches' runs not started) more than `MAX_BATCH_INPUTS` and
+ * `--max-queued-runs` (429 with `Retry-After`, as POST /runs when the queue is full).
+ */
+function checkBatchSize(s: Service, n: number): void {
+  if (n > MAX_BATCH_INPUTS) {
+    throw new ApiError(
+      413,
+      `A batch of ${n} inputs is larger than a batch may be (${MAX_BATCH_INPUTS} inputs): ` +
+        "split the inputs into several batches",
+    );
+  }
+  const waiting = s.runs.waiting;
+  const most = Math.max(MAX_BATCH_INPUTS, s.runs.maxQueued);
+  if (waiting > 0 && waiting + n > most) {
+    throw new ApiError(
+      429,
+      `Too many runs waiting: ${waiting} runs of earlier requests and batches wait to start, and ` +
+        `this batch's ${n} would make more than ${most}; retry once some have run`,
+      undefined,
+      { "Retry-After": "5" },
+    );
+  }
+}
+
 /** Adds the batch routes. */
 export function addBatchRoutes(app: ApiApp, s: Service): void {
   app.openapi(
@@ -25,7 +58,7 @@ export function addBatchRoutes(app: ApiApp, s: Service): void {
       request: { body: { content: json(S.CreateBatchRequest), required: true } },
       responses: {
         200: { description: "Started", content: json(S.CreateBatchResponse) },
-        ...errors(400, 404, 413, 415, 503),
+        ...errors(400, 404, 413, 415, 429, 503),
       },
     }),
     async (c) => {
@@ -35,6 +68,7 @@ export function addBatchRoutes(app: ApiApp, s: Service): void {
       if (!s.runs.accepting) {
         throw new ApiError(503, "The service is shutting down and accepts no new batches");
       }
+      checkBatchSize(s, body.inputs.length);
       const { batchId, totalInputs } = s.batches.submit(flow, flowId, body.inputs, {
         maxConcurrency: body.maxConcurrency,
         overrides: body.overrides,

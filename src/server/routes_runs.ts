@@ -25,6 +25,7 @@ import {
   type Service,
 } from "./context.ts";
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
+import { failed } from "../core/flow_result.ts";
 import { ownerOf } from "./cluster.ts";
 import { runSteps } from "./step_details.ts";
 import { type ActiveRun, type RunRequest, waitFor } from "./run_model.ts";
@@ -101,29 +102,37 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         }
         if (prior !== undefined) {
           run = s.runs.get(prior);
+          if (run !== undefined && s.debug.isDebug(prior) !== debug) {
+            throw debugDiffers(key, prior, !debug);
+          }
           if (!run) {
             const record = await s.store.getRun(prior);
-            if (record && TERMINAL_STATUSES.has(record.status)) {
-              return c.json(
-                createRunBody(prior, record.status, record.result, s.debug.isDebug(prior)),
-                200,
-                { "Idempotent-Replayed": "true" },
-              );
-            }
             if (!record) s.runs.forget(key);
             else {
-              // stored, not finished, not in this service: another service runs it
-              return c.json(
-                createRunBody(prior, record.status, undefined, s.debug.isDebug(prior)),
-                202,
-                { "Idempotent-Replayed": "true" },
-              );
+              if (record.debugMode === true !== debug) throw debugDiffers(key, prior, !debug);
+              // finished, or executed by another service on this database
+              const a = await storedAnswer(s, prior, waitMs);
+              return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
             }
           }
         }
         if (!run) {
           run = submitRun(s, { ...request, runKey: idempotencyRunKey(key) }, debug);
           s.runs.remember(key, fingerprint, run.runId);
+          if (s.cluster !== undefined) {
+            // another engine may have stored a run with this key meanwhile: then this run was
+            // not stored (src/state/postgres_commit.ts), and that run answers
+            await s.store.committed();
+            const holder = (await s.store.findRunByKey(idempotencyRunKey(key)))?.runId;
+            if (holder !== undefined && holder !== run.runId) {
+              s.runs.settle(run.runId, {
+                status: "cancelled",
+                result: failed(409, `run ${holder} holds the Idempotency-Key '${key}'`),
+              });
+              const a = await holderAnswer(s, key, fingerprint, debug, holder, waitMs);
+              return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
+            }
+          }
         }
       } else {
         run = submitRun(s, request, debug);
@@ -136,6 +145,13 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       // asked for it next)
       if (s.cluster !== undefined && waitMs === 0) await s.store.committed();
       const outcome = waitMs === 0 ? undefined : await waitFor(run, waitMs);
+      const holder = run.supersededBy;
+      if (holder !== undefined && key !== undefined) {
+        // another service on this database stored a run with this key first: that run answers
+        const fingerprint = await fingerprintOf(flowId, body);
+        const a = await holderAnswer(s, key, fingerprint, debug, holder, waitMs);
+        return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
+      }
       if (!outcome || !TERMINAL_STATUSES.has(outcome.status)) {
         // (a distributed service stopping while the run executes on another engine: 202 too)
         return c.json(createRunBody(run.runId, run.state === "queued" ? "queued" : "running"), 202);
@@ -350,4 +366,70 @@ function submitRun(s: Service, request: RunRequest, debug: boolean): ActiveRun {
   session.attach(run);
   run.done.then(() => s.debug.close(runId));
   return run;
+}
+
+/** How often a request waiting for a run of another service reads the run: ms. */
+const STORED_RUN_POLL_MS = 100;
+
+/** The header of an answer given from a run an earlier request with the same key started. */
+const REPLAYED = { "Idempotent-Replayed": "true" };
+
+/**
+ * The answer to a repeated Idempotency-Key request with stored run `runId` that this service does
+ * not execute (finished, or executed by another service on the same database): 200 with its
+ * result once it finished — waiting for that as the request asked (`waitMs`: undefined waits
+ * until it ends, 0 not at all; reading the store every 100 ms; not past a paused run) —, else 202 with its status.
+ * @throws {ApiError} 404 when the run was deleted meanwhile.
+ */
+async function storedAnswer(
+  s: Service,
+  runId: string,
+  waitMs: number | undefined,
+): Promise<{ code: 200 | 202; body: ReturnType<typeof createRunBody> }> {
+  const deadline = waitMs === undefined ? Infinity : performance.now() + waitMs;
+  for (;;) {
+    const record = await s.store.getRun(runId);
+    if (!record) throw runNotFound(runId);
+    const debug = s.debug.isDebug(runId);
+    if (TERMINAL_STATUSES.has(record.status)) {
+      return { code: 200, body: createRunBody(runId, record.status, record.result, debug) };
+    }
+    const left = deadline - performance.now();
+    if (left <= 0 || record.status === "paused") {
+      return { code: 202, body: createRunBody(runId, record.status, undefined, debug) };
+    }
+    await new Promise((r) => setTimeout(r, Math.min(STORED_RUN_POLL_MS, left)));
+  }
+}
+
+/**
+ * The answer to a request with Idempotency-Key `key` whose run was not stored because run
+ * `holder` (of another service on the same database) stored the key first: that run's, as for a
+ * repeated request ({@linkcode storedAnswer}).
+ * @throws {ApiError} 422 when `holder` was started by a different request (or a debug one).
+ */
+async function holderAnswer(
+  s: Service,
+  key: string,
+  fingerprint: string,
+  debug: boolean,
+  holder: string,
+  waitMs: number | undefined,
+): Promise<{ code: 200 | 202; body: ReturnType<typeof createRunBody> }> {
+  const record = await s.store.getRun(holder);
+  if (!record) throw runNotFound(holder);
+  if ((await fingerprintOfRun(record)) !== fingerprint) throw keyReused(key, holder);
+  if (record.debugMode === true !== debug) throw debugDiffers(key, holder, !debug);
+  s.runs.remember(key, fingerprint, holder);
+  return await storedAnswer(s, holder, waitMs);
+}
+
+/** 422: a key of a debug run given to a request that is not one, or the other way round. */
+function debugDiffers(key: string, runId: string, priorDebug: boolean): ApiError {
+  return new ApiError(
+    422,
+    `Idempotency-Key '${key}' was already used for a ${priorDebug ? "" : "non-"}debug run ` +
+      `(run ${runId}); this request is ${priorDebug ? "not " : ""}a debug one: use a new key ` +
+      `for a new request`,
+  );
 }

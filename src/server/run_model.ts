@@ -67,6 +67,11 @@ export interface ActiveRun {
   readonly done: Promise<RunOutcome>;
   /** Steps running now (empty while queued). */
   inFlight(): { stepId: string; attempt: number; startedAt: number }[];
+  /**
+   * The run that holds this run's Idempotency-Key in the store, when another service on the same
+   * database stored it first: this run was cancelled before any step with side effects.
+   */
+  readonly supersededBy?: string;
 }
 
 /** The service's record of a run it accepted (src/server/runs.ts). */
@@ -75,6 +80,7 @@ export class Run implements ActiveRun {
   handle?: RunHandle;
   request?: RunRequest;
   cancelReason?: string;
+  supersededBy?: string;
   /** Distributed: the run left this engine (lease lost, released): nothing more is stored. */
   abandoned = false;
   startedAt = 0;

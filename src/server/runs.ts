@@ -180,12 +180,28 @@ export class RunService {
         ...(req.gate !== undefined ? { gate: req.gate } : {}),
         ...(req.runKey !== undefined ? { runKey: req.runKey } : {}),
         ...(req.debugMode === true ? { debugMode: true } : {}),
+        ...(req.runKey !== undefined ? { onRecorded: () => this.#checkKey(run, req.runKey!) } : {}),
       });
     } catch (e) {
       this.#finish(run, failed(500, `The run could not start: ${describeError(e)}`), true);
       return;
     }
     this.#track(run, handle);
+  }
+
+  /**
+   * Called on the commit of a keyed run's record, before any of its steps with side effects
+   * calls: when another service on the same database stored a run with this key first (its
+   * insert kept the key: src/state/sqlite_commit.ts), this run is cancelled and the request is
+   * answered with that run (src/server/routes_runs.ts).
+   */
+  #checkKey(run: Run, runKey: string): void {
+    const owner = this.store.runIdOfKeyNow(runKey);
+    if (owner === null || owner === undefined || owner === run.runId) return;
+    run.supersededBy = owner;
+    run.handle?.cancel(
+      new Error(`run ${owner} of another service holds its key '${runKey}'; this run is not run`),
+    );
   }
 
   /**
@@ -446,6 +462,11 @@ export class RunService {
   /** The runs active here (for src/server/runs_drain.ts). */
   activeRuns(): Run[] {
     return [...this.#active.values()];
+  }
+
+  /** Runs accepted and not started: queued, and reserved by batches (not submitted yet). */
+  get waiting(): number {
+    return this.#queued + this.#reserved.size;
   }
 
   /** The runs reserved by batches and not submitted yet (for src/server/runs_drain.ts). */

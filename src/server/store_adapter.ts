@@ -101,6 +101,16 @@ export class ServiceStore {
     return this.store.findRunByKey(runKey);
   }
 
+  /**
+   * The id of the committed run holding `runKey`, read at once; null when the store cannot say
+   * so synchronously (only the SQLite store can: src/state/sqlite.ts `runIdOfKeyNow`).
+   */
+  runIdOfKeyNow(runKey: string): string | undefined | null {
+    const now = (this.store as { runIdOfKeyNow?: (k: string) => string | undefined })
+      .runIdOfKeyNow;
+    return now === undefined ? null : now.call(this.store, runKey);
+  }
+
   /** Sets a run's final status (and result). */
   finishRun(runId: string, status: RunStatus, result?: FlowResult): void {
     this.store.completeRun(runId, status, result);

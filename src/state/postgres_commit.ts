@@ -6,6 +6,9 @@
  */
 import type { Batch, CreateRow } from "./postgres_batch.ts";
 import type { PgSession, Sql } from "./postgres_client.ts";
+
+/** A piece of SQL put into another query (postgres.js fragments). */
+type Fragment = ReturnType<Sql>;
 import { FENCE_SQLSTATE, QUEUE_CHANNEL } from "./postgres_schema.ts";
 
 /**
@@ -40,7 +43,7 @@ export async function sendBatch(s: PgSession, b: Batch): Promise<void> {
         FROM jsonb_array_elements(${rows}::text::jsonb) AS x
         ON CONFLICT (id) DO NOTHING`);
     }
-    if (b.creates.length > 0) qs.push(insertRuns(c, b.creates, s.leaseTtlMs));
+    if (b.creates.length > 0) qs.push(...insertRuns(c, b.creates, s.leaseTtlMs));
     if (b.updates.size > 0) {
       const ids: string[] = [];
       const status: string[] = [];
@@ -145,8 +148,50 @@ export async function sendBatch(s: PgSession, b: Batch): Promise<void> {
   }
 }
 
-/** Inserts (or replaces) the runs of a commit; a started top-level run gets a lease. */
-function insertRuns(c: Sql, rows: CreateRow[], leaseTtlMs: number): Promise<unknown> {
+/** Whether a run's key is an Idempotency-Key of the service (`idempotency:...`). */
+function idempotent(r: CreateRow): boolean {
+  return r.runKey !== null && r.runKey.startsWith("idempotency:");
+}
+
+/**
+ * Inserts (or replaces) the runs of a commit; a started top-level run gets a lease.
+ *
+ * A run key held by another run (unique): a nested run's key (`parent/step[/item]`: the step ran
+ * again, e.g. retried after a timeout) moves to the new run — the old run keeps its rows without
+ * the key —, as in the SQLite store (the insert failed the whole commit with a duplicate key, and
+ * so every run of the engine). An Idempotency-Key stays with the run that stored it first, also
+ * when two engines insert it at once: that row is not inserted (the service finds the first run
+ * by its key: src/server/routes_runs.ts).
+ */
+function insertRuns(c: Sql, rows: CreateRow[], leaseTtlMs: number): Promise<unknown>[] {
+  const out: Promise<unknown>[] = [];
+  const other = rows.filter((r) => !idempotent(r));
+  if (other.length > 0) {
+    const doc = runsDocument(other);
+    if (other.some((r) => r.runKey !== null)) {
+      out.push(c`
+        UPDATE runs o SET run_key = NULL
+        FROM jsonb_array_elements(${doc}::text::jsonb) AS x
+        WHERE o.run_key = x->>11 AND o.id <> x->>0`);
+    }
+    out.push(insertStatement(c, doc, leaseTtlMs, c`ON CONFLICT (id)`, c``));
+  }
+  const keyed = rows.filter(idempotent);
+  if (keyed.length > 0) {
+    // the same run created again has the same key: updated; another run's key: nothing
+    out.push(insertStatement(
+      c,
+      runsDocument(keyed),
+      leaseTtlMs,
+      c`ON CONFLICT (run_key) WHERE run_key IS NOT NULL`,
+      c`WHERE runs.id = excluded.id`,
+    ));
+  }
+  return out;
+}
+
+/** The rows of `runs` to insert as one JSON document (an array of arrays, in column order). */
+function runsDocument(rows: CreateRow[]): string {
   let doc = "[";
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i];
@@ -159,9 +204,21 @@ function insertRuns(c: Sql, rows: CreateRow[], leaseTtlMs: number): Promise<unkn
       js(r.updatedAt)
     },${r.debug ? 1 : 0},${js(r.options)}]`;
   }
-  doc += "]";
-  // A run created again under the same id replaces it (as the SQLite store's INSERT OR
-  // REPLACE), keeping when it was first created and started.
+  return doc + "]";
+}
+
+/**
+ * The INSERT of the runs in `doc`, `conflict` being the arbiter and `guard` the condition of the
+ * update. A run created again under the same id replaces it (as the SQLite store's INSERT OR
+ * REPLACE), keeping when it was first created and started.
+ */
+function insertStatement(
+  c: Sql,
+  doc: string,
+  leaseTtlMs: number,
+  conflict: Fragment,
+  guard: Fragment,
+): Promise<unknown> {
   return c`
     INSERT INTO runs(id, flow_id, flow_name, status, input_json, result_json, created_at,
       completed_at, overrides_json, parent_run_id, root_run_id, run_key, variables_json,
@@ -174,7 +231,7 @@ function insertRuns(c: Sql, rows: CreateRow[], leaseTtlMs: number): Promise<unkn
       CASE WHEN x->>15 = '1' THEN now() + ${leaseTtlMs} * interval '1 millisecond' END,
       (x->>16)::timestamptz, (x->>17)::timestamptz, x->>18 = '1', x->>19
     FROM jsonb_array_elements(${doc}::text::jsonb) AS x
-    ON CONFLICT (id) DO UPDATE SET flow_id = excluded.flow_id,
+    ${conflict} DO UPDATE SET flow_id = excluded.flow_id,
       flow_name = excluded.flow_name, status = excluded.status,
       input_json = excluded.input_json, result_json = excluded.result_json,
       created_at = LEAST(runs.created_at, excluded.created_at),
@@ -185,7 +242,8 @@ function insertRuns(c: Sql, rows: CreateRow[], leaseTtlMs: number): Promise<unkn
       lease_expires_at = excluded.lease_expires_at,
       started_at = COALESCE(runs.started_at, excluded.started_at),
       updated_at = excluded.updated_at, debug_mode = excluded.debug_mode,
-      options_json = excluded.options_json`;
+      options_json = excluded.options_json
+    ${guard}`;
 }
 
 /**

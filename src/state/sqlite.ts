@@ -154,7 +154,11 @@ export class SqliteStateStore implements StateStore {
   /** Commits the queue, then reads with `fn`. */
   async #read<T>(fn: (c: SqliteCore) => T): Promise<T> {
     await this.#w.sync();
-    return fn(this.#c);
+    try {
+      return fn(this.#c);
+    } catch (e) {
+      throw this.#c.error("cannot read run state", e);
+    }
   }
 
   /** Commits the queue, then runs `fn` in a transaction of its own. */
@@ -254,6 +258,20 @@ export class SqliteStateStore implements StateStore {
 
   findRunByKey(runKey: string): Promise<RunRecord | undefined> {
     return this.#read((c) => readRunByKey(c, runKey));
+  }
+
+  /**
+   * The id of the committed run holding `runKey`, read now (no commit forced): for a hook called
+   * on a run record's commit (`RunOptions.onRecorded`) to learn whether its insert kept the key
+   * (an Idempotency-Key stays with the run that stored it first: src/state/sqlite_commit.ts).
+   * Undefined when no committed run has the key or the store is closed.
+   */
+  runIdOfKeyNow(runKey: string): string | undefined {
+    if (this.#c.closed) return undefined;
+    const row = this.#c.stmt("SELECT id FROM runs WHERE run_key = ?").get(runKey) as
+      | { id: string }
+      | undefined;
+    return row?.id;
   }
 
   listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {

@@ -44,6 +44,9 @@ export interface CommitCache {
  * rollback) when it failed.
  * @param fenceEngine when set, the transaction first checks that this engine's `engines` row
  *   exists, and fails with `fenceMessage` when it does not.
+ * @param file the database file as opened (its path, device and inode): the commit fails when
+ *   the path no longer names that file (deleted, or replaced), since what it would commit then
+ *   goes to a file no one can open again (SQLite in WAL mode writes on without an error).
  */
 export function applyBatch(
   // deno-lint-ignore no-explicit-any
@@ -52,16 +55,61 @@ export function applyBatch(
   ops: unknown[],
   fenceEngine: string | null,
   fenceMessage: string,
+  file?: DatabaseFile | null,
 ): void {
+  if (file) {
+    let st: { dev: number | null; ino: number | null } | undefined;
+    try {
+      st = Deno.statSync(file.path);
+    } catch {
+      // gone
+    }
+    if (st === undefined || st.dev !== file.dev || st.ino !== file.ino) {
+      throw new Error(
+        `the database file was ${st === undefined ? "deleted" : "replaced"} while this ` +
+          "process had it open; nothing more can be stored in it: restart the process (it opens " +
+          "the file at that path again)",
+      );
+    }
+  }
+  // every column of `runs` but its id, set from the row being inserted
+  const RUN_COLUMNS_SET = [
+    "flow_id",
+    "flow_name",
+    "status",
+    "input_json",
+    "result_json",
+    "created_at",
+    "completed_at",
+    "overrides_json",
+    "parent_run_id",
+    "root_run_id",
+    "run_key",
+    "variables_json",
+    "owner_id",
+    "lease_epoch",
+    "started_at",
+    "updated_at",
+    "debug_mode",
+    "options_json",
+  ].map((c) => `${c} = excluded.${c}`).join(", ");
   const SQL = [
     `INSERT OR REPLACE INTO engines(id, host, pid, pid_start, pid_ns, url, started_at,
        heartbeat_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)`,
     "UPDATE engines SET heartbeat_at = ? WHERE id = ?",
     "INSERT OR IGNORE INTO blobs(id, data, blob_type, created_at) VALUES (?, ?, ?, ?)",
-    `INSERT OR REPLACE INTO runs(id, flow_id, flow_name, status, input_json, result_json,
+    // A run key held by another run: a nested run's key (`parent/step[/item]`, a step run
+    // again) moves to the new run, as INSERT OR REPLACE did; an Idempotency-Key
+    // (`idempotency:...`) stays with the run that stored it first, and this insert does nothing
+    // (two services on one database given one key: the second finds the first's run by its key,
+    // src/server/runs.ts, instead of deleting it and running the request twice).
+    `INSERT INTO runs(id, flow_id, flow_name, status, input_json, result_json,
        created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key,
        variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode, options_json)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT(id) DO UPDATE SET ${RUN_COLUMNS_SET}
+     ON CONFLICT(run_key) WHERE run_key IS NOT NULL DO UPDATE SET id = excluded.id,
+       ${RUN_COLUMNS_SET} WHERE substr(runs.run_key, 1, 12) <> 'idempotency:'`,
     `UPDATE runs SET status = ?, result_json = COALESCE(?, result_json), completed_at = ?,
        updated_at = ? WHERE id = ?`,
     "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
@@ -156,6 +204,24 @@ export function applyBatch(
   }
 }
 
+/** The database file a store opened, to notice it was deleted or replaced (see applyBatch). */
+export interface DatabaseFile {
+  path: string;
+  dev: number;
+  ino: number;
+}
+
+/** The device and inode of the database file at `path` now (null: no such file, not known). */
+export function databaseFile(path: string): DatabaseFile | null {
+  if (path === ":memory:" || path === "") return null;
+  try {
+    const st = Deno.statSync(path);
+    return st.dev !== null && st.ino !== null ? { path, dev: st.dev, ino: st.ino } : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The worker's code: a connection of its own, {@linkcode applyBatch} per `commit` message. */
 const WORKER_SOURCE = `
 import { DatabaseSync } from "node:sqlite";
@@ -176,7 +242,7 @@ self.onmessage = (e) => {
     }
   } else if (m.type === "commit") {
     try {
-      applyBatch(db, cache, m.ops, m.fence, m.fenceMessage);
+      applyBatch(db, cache, m.ops, m.fence, m.fenceMessage, m.file);
       self.postMessage({ type: "committed" });
     } catch (err) {
       self.postMessage({ type: "error", message: String(err && err.message || err) });
@@ -248,10 +314,15 @@ export class CommitWorker {
   }
 
   /** Commits `ops` in the worker; resolves once its COMMIT returned. */
-  commit(ops: unknown[], fence: string | null, fenceMessage: string): Promise<void> {
+  commit(
+    ops: unknown[],
+    fence: string | null,
+    fenceMessage: string,
+    file: DatabaseFile | null,
+  ): Promise<void> {
     if (this.#dead !== undefined) return Promise.reject(new Error(this.#dead));
     const p = new Promise<void>((resolve, reject) => this.#waiting.push({ resolve, reject }));
-    this.#worker.postMessage({ type: "commit", ops, fence, fenceMessage });
+    this.#worker.postMessage({ type: "commit", ops, fence, fenceMessage, file });
     return p;
   }
 

@@ -175,6 +175,9 @@ export class SqliteCore {
       ? " (the disk may be full, a file size limit reached, or the disk failing)"
       : /database is locked|busy/i.test(cause)
       ? ` (another process held the database longer than the busy timeout of ${this.busyMs} ms)`
+      : /malformed|not a database|file is encrypted|corrupt/i.test(cause)
+      ? " (the file is damaged: stop the processes using it, then restore a backup or rescue " +
+        "what is left with `sqlite3 FILE .recover`)"
       : "";
     return new StoreError(
       `${what} in SQLite database '${this.path}': ${cause}${hint}`,

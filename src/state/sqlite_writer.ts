@@ -15,6 +15,8 @@ import {
   applyBatch,
   type CommitCache,
   CommitWorker,
+  type DatabaseFile,
+  databaseFile,
   OP_EVENT,
   OP_RESULT,
   OP_SQL,
@@ -85,8 +87,12 @@ export class SqliteWriter {
   #starting: Promise<void> | undefined;
   #cache: CommitCache = { stmts: new Map() };
 
+  /** The database file as opened: a commit fails once its path names no longer that file. */
+  #file: DatabaseFile | null;
+
   constructor(readonly c: SqliteCore, readonly heartbeatMs: number) {
     this.#gc = new GroupCommit(() => this.#commitQueue());
+    this.#file = c.readOnly ? null : databaseFile(c.path);
   }
 
   /**
@@ -223,7 +229,7 @@ export class SqliteWriter {
     const w = this.#worker;
     if (w === undefined) {
       try {
-        applyBatch(c.db, this.#cache, q, fence, fenceMessage);
+        applyBatch(c.db, this.#cache, q, fence, fenceMessage, this.#file);
       } catch (e) {
         throw failed(e);
       }
@@ -231,7 +237,7 @@ export class SqliteWriter {
       return;
     }
     this.#inFlightBlobs = blobs;
-    return w.commit(q, fence, fenceMessage).then(() => {
+    return w.commit(q, fence, fenceMessage, this.#file).then(() => {
       this.#inFlightBlobs = new Map();
       done();
     }, (e) => {

@@ -13,6 +13,9 @@ import {
   withTempDir,
 } from "../_assert.ts";
 
+import { readStderr } from "./_stderr.ts";
+import { waitForFile } from "../server/_server.ts";
+
 const WORKER = `${REPO_ROOT}/tests/fixtures/workers/limits/limits_worker.py`;
 
 async function setup(dir: string, readyFile: string): Promise<string> {
@@ -293,4 +296,44 @@ Deno.test("a second Ctrl-C exits at once and still kills a step service that ign
     r.kill();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("stepflow run --store on SIGTERM stores the run 'cancelled' (it was 'failed'): runs list --status cancelled finds it", async () => {
+  await withTempDir(async (dir) => {
+    const readyFile = `${dir}/ready`;
+    const flowPath = await setup(dir, readyFile);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        `${REPO_ROOT}/main.ts`,
+        "run",
+        "--flow",
+        flowPath,
+        "--input-json",
+        "{}",
+        "--store",
+        "runs.db",
+        "--verbose",
+      ],
+      cwd: dir,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // the run is recorded (run_id printed) and its step started once the worker wrote the file
+    void child.stdout.cancel();
+    const stderr = readStderr(child.stderr);
+    await waitForFile(readyFile);
+    const runId = (await stderr.until(/run_id: (\S+)/))[1];
+    child.kill("SIGTERM");
+    assertEquals((await child.status).code, 130, await stderr.done);
+    const list = await runCli(["runs", "list", "--status", "cancelled", "--store", "runs.db"], {
+      cwd: dir,
+    });
+    assertEquals(list.code, 0, list.stderr);
+    assertStringIncludes(list.stdout, runId.replaceAll("-", "").slice(0, 8));
+  });
 });

@@ -1,0 +1,187 @@
+/**
+ * Two `stepflow serve` processes on one SQLite file given the same `Idempotency-Key`s at once:
+ * one run per key, each step service called once per key, every request answered with that run's
+ * result. Before the fix the second service's insert of its run replaced the first's row (the
+ * key is unique in `runs`): both ran the request (32 of 300 keys twice here) and the first run
+ * vanished from the store. Also: a repeated request with `wait: true` for a run the other service
+ * executes waits for its result (it was answered 202 without one), and a key of a debug run given
+ * to a request that is not one is a 422 (it waited for the paused run for ever). The same race on
+ * a PostgreSQL database (two engines of a cluster) failed whole commits with a duplicate key (507
+ * for every run in them) and answered runs 'deleted before it finished'; skipped without
+ * STEPFLOW_TEST_PG_URL.
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
+import { type RunningServer, startServer, storeFlow, WORKERS } from "./_server.ts";
+import { pgTest, withClient, withPgDatabase } from "../_postgres.ts";
+
+function config(journal: string): string {
+  return `plugins:
+  builtin: { type: builtin }
+  j:
+    type: stepflow
+    command: ${JSON.stringify(Deno.execPath())}
+    args: [run, --quiet, -A, ${JSON.stringify(`${WORKERS}/journal_worker.ts`)}]
+    env: { JOURNAL_FILE: ${JSON.stringify(journal)} }
+routes:
+  "/builtin/{*component}": [{ plugin: builtin }]
+  "/j/{*component}": [{ plugin: j }]
+`;
+}
+
+const FLOW = {
+  schema: "https://stepflow.org/schemas/v1/flow.json",
+  name: "one_call",
+  steps: [{
+    id: "a",
+    component: "/j/record",
+    input: {
+      value: { $from: { workflow: "input" }, path: "$.v" },
+      delay_ms: { $from: { workflow: "input" }, path: "$.delay" },
+    },
+  }],
+  output: { $from: { step: "a" }, path: "$.value" },
+};
+
+const KEYS = 120;
+
+/**
+ * Sends requests with `KEYS` keys to both services at once (10 lanes each), and checks: every
+ * answer 200 with its key's result, one run per key, one step service call per key, and the
+ * runs stored (`stored()`: id and status of every run) are those answered.
+ */
+async function raceKeys(
+  one: RunningServer,
+  two: RunningServer,
+  flowId: string,
+  journal: string,
+  stored: () => Promise<{ id: string; status: string }[]>,
+): Promise<void> {
+  const answers: { key: number; status: number; runId: string; result: unknown }[] = [];
+  const send = async (s: RunningServer, from: number) => {
+    for (let k = from; k < KEYS; k += 10) {
+      const a = await s.call("POST", "/api/v1/runs", { flowId, input: { v: k, delay: 0 } }, {
+        "Idempotency-Key": `key-${k}`,
+      });
+      answers.push({ key: k, status: a.status, runId: a.body.runId, result: a.body.result });
+    }
+  };
+  const lanes = [];
+  for (let lane = 0; lane < 10; lane++) lanes.push(send(one, lane), send(two, lane));
+  await Promise.all(lanes);
+
+  for (const a of answers) {
+    assertStrictEquals(a.status, 200, `key-${a.key}: ${JSON.stringify(a)}`);
+    assertStrictEquals(
+      JSON.stringify(a.result),
+      JSON.stringify({ outcome: "success", result: a.key + 1 }),
+    );
+  }
+  const byKey = new Map<number, Set<string>>();
+  for (const a of answers) byKey.set(a.key, (byKey.get(a.key) ?? new Set()).add(a.runId));
+  for (const [k, ids] of byKey) {
+    assertStrictEquals(ids.size, 1, `key-${k} answered with runs ${[...ids]}`);
+  }
+  const lines = (await Deno.readTextFile(journal)).trim().split("\n");
+  assertStrictEquals(lines.length, KEYS, "one step service call per key");
+  const rows = await stored();
+  assertStrictEquals(rows.length, KEYS);
+  for (const r of rows) assertStrictEquals(r.status, "completed");
+  const ids = new Set(rows.map((r) => r.id.replaceAll("-", "")));
+  for (const runIds of byKey.values()) {
+    assert(ids.has([...runIds][0].replaceAll("-", "")), "the answered run is the stored one");
+  }
+}
+
+Deno.test("two services on one SQLite file, the same Idempotency-Keys at once: one run and one step service call per key", () =>
+  withTempDir(async (dir) => {
+    const journal = `${dir}/journal.txt`;
+    await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(journal));
+    const args = ["--store", `${dir}/state.db`];
+    const one = await startServer(dir, { args, config: false });
+    const two = await startServer(dir, { args, config: false }).catch(async (e) => {
+      await one.stop();
+      throw e;
+    });
+    try {
+      const flowId = await storeFlow(one, FLOW);
+      assertStrictEquals(await storeFlow(two, FLOW), flowId);
+      const db = new DatabaseSync(`${dir}/state.db`, { readOnly: true });
+      try {
+        await raceKeys(one, two, flowId, journal, () =>
+          Promise.resolve(
+            db.prepare("SELECT id, status FROM runs").all() as { id: string; status: string }[],
+          ));
+      } finally {
+        db.close();
+      }
+      // a repeated request for a run the other service executes waits for its result
+      const slow = await one.call("POST", "/api/v1/runs", {
+        flowId,
+        input: { v: 1000, delay: 1500 },
+        wait: false,
+      }, { "Idempotency-Key": "slow" });
+      assertStrictEquals(slow.status, 202);
+      const waited = await two.call("POST", "/api/v1/runs", {
+        flowId,
+        input: { v: 1000, delay: 1500 },
+      }, { "Idempotency-Key": "slow" });
+      assertStrictEquals(waited.status, 200, JSON.stringify(waited.body));
+      assertStrictEquals(waited.body.runId, slow.body.runId);
+      assertStrictEquals(waited.body.result.result, 1001);
+      assertStrictEquals(waited.headers.get("idempotent-replayed"), "true");
+
+      // the key of a debug run (paused) given to a request that is not one: 422, not a wait
+      const dbg = await one.call("POST", "/api/v1/runs", {
+        flowId,
+        input: { v: 1, delay: 0 },
+        debug: true,
+      }, { "Idempotency-Key": "dbg" });
+      assertStrictEquals(dbg.status, 200);
+      for (const s of [one, two]) {
+        const plain = await s.call("POST", "/api/v1/runs", { flowId, input: { v: 1, delay: 0 } }, {
+          "Idempotency-Key": "dbg",
+        });
+        assertStrictEquals(plain.status, 422, JSON.stringify(plain.body));
+        assertStringIncludes(plain.body.message, "debug run");
+        assertStringIncludes(plain.body.message, dbg.body.runId);
+      }
+      const again = await one.call("POST", "/api/v1/runs", {
+        flowId,
+        input: { v: 1, delay: 0 },
+        debug: true,
+      }, { "Idempotency-Key": "dbg" });
+      assertStrictEquals(again.body.runId, dbg.body.runId);
+    } finally {
+      await Promise.all([one.stop(), two.stop()]);
+    }
+  }));
+
+pgTest(
+  "two services on one PostgreSQL database, the same Idempotency-Keys at once: one run and one step service call per key",
+  (server) =>
+    withPgDatabase(server, (url) =>
+      withTempDir(async (dir) => {
+        const journal = `${dir}/journal.txt`;
+        await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(journal));
+        const args = ["--store", url];
+        const one = await startServer(dir, { args, config: false });
+        const two = await startServer(dir, { args, config: false }).catch(async (e) => {
+          await one.stop();
+          throw e;
+        });
+        try {
+          const flowId = await storeFlow(one, FLOW);
+          assertStrictEquals(await storeFlow(two, FLOW), flowId);
+          await raceKeys(one, two, flowId, journal, () =>
+            withClient(
+              url,
+              async (sql) =>
+                [...await sql`SELECT id, status FROM runs`] as { id: string; status: string }[],
+            ));
+        } finally {
+          await Promise.all([one.stop(), two.stop()]);
+        }
+      })),
+);

@@ -1,0 +1,108 @@
+/**
+ * The SQLite database file deleted or replaced while a store has it open: SQLite in WAL mode goes
+ * on writing into the unlinked file without an error, so `stepflow serve` answered every later
+ * run `completed` and lost them all when it stopped. Now each commit checks that the path still
+ * names the file opened, and fails with 507 naming the cause and what to do. A damaged file: a
+ * read was a bare `database disk image is malformed` (the service's 500 said no more); it now
+ * names the database and how to rescue it.
+ * @module
+ */
+import {
+  assertRejects,
+  assertStrictEquals,
+  assertStringIncludes,
+  withTempDir,
+} from "../_assert.ts";
+import { SqliteStateStore } from "../../src/state/sqlite.ts";
+import { type RunRecord, StoreError } from "../../src/state/store.ts";
+import { startServer, storeFlow, THREE_STEPS } from "../server/_server.ts";
+
+function run(id: string): RunRecord {
+  return {
+    runId: id,
+    flowId: "f".repeat(64),
+    status: "running",
+    input: { id },
+    createdAt: new Date().toISOString(),
+  };
+}
+
+for (const worker of [false, true]) {
+  for (const how of ["deleted", "replaced"] as const) {
+    const where = worker ? " (commits in a worker)" : "";
+    Deno.test(`a commit after the database file was ${how} fails naming it${where}`, async () => {
+      await withTempDir(async (dir) => {
+        const path = `${dir}/runs.db`;
+        const s = SqliteStateStore.open(`sqlite:${path}`);
+        try {
+          if (worker) await s.useCommitWorker();
+          s.createRun(run("before"));
+          await s.flush();
+          for (const suffix of ["", "-wal", "-shm"]) {
+            await Deno.remove(path + suffix).catch(() => {});
+          }
+          if (how === "replaced") await Deno.writeTextFile(path, "");
+          s.createRun(run("after"));
+          const e = await assertRejects(() => s.flush(), StoreError);
+          assertStringIncludes(e.message, `SQLite database '${path}'`);
+          assertStringIncludes(e.message, `the database file was ${how} while this process had it`);
+          assertStringIncludes(e.message, "restart the process");
+        } finally {
+          await s.close();
+        }
+      });
+    });
+  }
+}
+
+Deno.test("stepflow serve: runs after its database file was deleted fail with 507 instead of completing into the deleted file", () =>
+  withTempDir(async (dir) => {
+    const s = await startServer(dir, { args: ["--store", "state.db"] });
+    try {
+      const flowId = await storeFlow(s, THREE_STEPS);
+      const ok = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "kept" } });
+      assertStrictEquals(ok.body.status, "completed");
+      for (const suffix of ["", "-wal", "-shm"]) {
+        await Deno.remove(`${dir}/state.db${suffix}`).catch(() => {});
+      }
+      const lost = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "lost" } });
+      assertStrictEquals(lost.status, 200);
+      assertStrictEquals(lost.body.status, "failed");
+      assertStrictEquals(lost.body.result.error.code, 507);
+      assertStringIncludes(lost.body.result.error.message, "the database file was deleted");
+      // the service goes on answering
+      assertStrictEquals((await s.call("GET", "/health")).status, 200);
+    } finally {
+      assertStrictEquals(await s.stop(), 0);
+    }
+    assertStringIncludes(s.stderr(), "the database file was deleted");
+  }));
+
+Deno.test("a read of a damaged database file names the database and says how to rescue it", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/runs.db`;
+    const first = SqliteStateStore.open(`sqlite:${path}`);
+    for (let i = 0; i < 300; i++) first.createRun(run(`r${i}`));
+    await first.close(); // checkpointed into the file
+    const s = SqliteStateStore.open(`sqlite:${path}`);
+    try {
+      const f = await Deno.open(path, { write: true });
+      try {
+        const size = (await f.stat()).size;
+        const junk = new Uint8Array(256).fill(0xde);
+        for (let off = 4096; off < size; off += 4096) {
+          await f.seek(off + 100, Deno.SeekMode.Start);
+          await f.write(junk);
+        }
+      } finally {
+        f.close();
+      }
+      const e = await assertRejects(() => s.listRuns({ limit: 1000 }), StoreError);
+      assertStringIncludes(e.message, `cannot read run state in SQLite database '${path}'`);
+      assertStringIncludes(e.message, "malformed");
+      assertStringIncludes(e.message, ".recover");
+    } finally {
+      await s.close().catch(() => {});
+    }
+  });
+});
