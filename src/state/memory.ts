@@ -370,12 +370,12 @@ export class MemoryStateStore implements StateStore {
       (f.length > this.#maxFinished || now - f[0][1] > this.#maxAgeMs ||
         (this.#finishedSteps > this.#maxSteps && f.length > 1))
     ) {
-      const id = f[0][0];
+      const [id, , steps] = f.shift()!;
+      this.#finishedSteps -= steps;
       const run = this.#runs.get(id)?.rec;
-      // #delete takes the run out of the account; a run resumed since it finished is not
-      // finished any more: only its entry goes
-      if (run && isFinished(run.status)) this.#delete(id);
-      else this.#finishedSteps -= f.shift()![2];
+      // a run resumed since it finished is not finished any more: only its entry goes (and
+      // #delete is told it is out of the account: looking for it in the list costs O(runs))
+      if (run && isFinished(run.status)) this.#delete(id, false);
     }
   }
 
@@ -496,13 +496,16 @@ export class MemoryStateStore implements StateStore {
     return Promise.resolve(n);
   }
 
-  /** Deletes a run and its nested runs; returns how many runs were deleted. */
-  #delete(runId: string): number {
+  /**
+   * Deletes a run and its nested runs; returns how many runs were deleted. `inAccount`: false when
+   * the caller took a top-level run out of the retention account already.
+   */
+  #delete(runId: string, inAccount = true): number {
     const entry = this.#get(runId);
     if (entry === undefined) return 0;
     const run = entry.rec;
     const removed = this.#drop([entry]);
-    if (run.parentRunId === undefined) this.#unfinish(runId);
+    if (run.parentRunId === undefined && inAccount) this.#unfinish(runId);
     const root = run.rootRunId ?? runId;
     if (root === runId) this.#events.delete(runId);
     else {
