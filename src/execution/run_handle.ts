@@ -12,6 +12,7 @@ import type { Stored } from "../state/store.ts";
 import type { RunContext } from "./run_context.ts";
 import type { RunHandle, RunOptions } from "./run_options.ts";
 import { executeRun, type InternalRunOptions, type RunHost } from "./run_lifecycle.ts";
+import { executeOneStepRun, topLevelOneStep } from "./single_step.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
 
@@ -66,7 +67,12 @@ export function startRun(
     // follow it.
     const l = link = childSignal(options.signal);
     if (cancelledEarly) l.controller.abort(cancelledEarly.reason);
-    return executeRun(host, flow, input, runId, options as InternalRunOptions, l.controller, hooks)
+    const o = options as InternalRunOptions;
+    // a top-level run of a one-step flow skips the scheduler (src/execution/single_step.ts)
+    const one = topLevelOneStep(host, flow, o);
+    return (one !== undefined
+      ? executeOneStepRun(host, flow, one, input, runId, o, l.controller, hooks)
+      : executeRun(host, flow, input, runId, o, l.controller, hooks))
       .finally(() => l.dispose());
   };
   // Nested runs of a large map start here: when the run has kept the event loop busy, the

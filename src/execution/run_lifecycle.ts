@@ -234,7 +234,7 @@ export async function executeRun(
  * Stores `failed` as the end of run `runId`, best effort: the store may refuse it (its database
  * is failing, the run was taken over), which changes nothing for the run's result.
  */
-function correctEnd(store: StateStore, runId: string, failed: FlowResult): void {
+export function correctEnd(store: StateStore, runId: string, failed: FlowResult): void {
   try {
     store.completeRun(runId, "failed", failed)?.catch(() => {});
   } catch {
@@ -243,7 +243,7 @@ function correctEnd(store: StateStore, runId: string, failed: FlowResult): void 
 }
 
 /** The budget of a top-level run; going over it aborts the run. */
-function runBudget(
+export function runBudget(
   config: LoadedConfig,
   options: RunOptions,
   controller: AbortController,
@@ -283,15 +283,7 @@ async function execute(
     throw e;
   }
   const { controller, budget } = parts;
-  const runTimeout = host.config.config.runTimeout;
-  const runTimeoutMs = options.timeoutMs ??
-    (options.parentRunId === undefined && runTimeout !== undefined
-      ? parseDuration(runTimeout, { what: "runTimeout" })
-      : undefined);
-  // A deadline, not a plain timer: busy built-in work cannot keep it from firing (core/turn.ts).
-  const cancelTimer = runTimeoutMs !== undefined
-    ? setDeadline(runTimeoutMs, () => controller.abort(runTimeoutReason(runTimeoutMs)))
-    : undefined;
+  const cancelTimer = runDeadline(host.config, options, controller);
   const variables = options.variables instanceof Map
     ? options.variables
     : new Map(Object.entries(options.variables ?? {}));
@@ -332,6 +324,26 @@ async function execute(
   } finally {
     cancelTimer?.();
   }
+}
+
+/**
+ * The run's timeout (`timeoutMs`, or the config's `runTimeout` for a top-level run) as a deadline
+ * that aborts `controller`; returns its cancel function, or undefined without a timeout. A
+ * deadline, not a plain timer: busy built-in work cannot keep it from firing (core/turn.ts).
+ */
+export function runDeadline(
+  config: LoadedConfig,
+  options: RunOptions,
+  controller: AbortController,
+): (() => void) | undefined {
+  const runTimeout = config.config.runTimeout;
+  const runTimeoutMs = options.timeoutMs ??
+    (options.parentRunId === undefined && runTimeout !== undefined
+      ? parseDuration(runTimeout, { what: "runTimeout" })
+      : undefined);
+  return runTimeoutMs !== undefined
+    ? setDeadline(runTimeoutMs, () => controller.abort(runTimeoutReason(runTimeoutMs)))
+    : undefined;
 }
 
 /** The limits of one run (issue 5): steps in flight, output size. */
