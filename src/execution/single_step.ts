@@ -36,7 +36,7 @@ import type { Flow } from "../flow/model.ts";
 import { resolveTemplate } from "../flow/template.ts";
 import type { EngineServices } from "../plugins/plugin.ts";
 import type { Logger } from "../log.ts";
-import { nowRfc3339, type StateStore } from "../state/store.ts";
+import { nowRfc3339, type RunRecord, type StateStore } from "../state/store.ts";
 import { type CompiledFlow, type CompiledStep, compileFlow } from "./compile.ts";
 import {
   type ComponentResolver,
@@ -154,7 +154,8 @@ export async function runOneStep(
       origin.runKey += `/${options.item}`;
     }
   }
-  store.createRun({
+  // built by assignment, not with a conditional spread (a slower object to make and copy)
+  const record: RunRecord = {
     runId,
     flowId,
     flowName: flow.name,
@@ -162,8 +163,9 @@ export async function runOneStep(
     input,
     createdAt: nowRfc3339(),
     parentRunId: options.parentRunId,
-    ...(origin.runKey !== undefined ? { runKey: origin.runKey } : {}),
-  });
+  };
+  if (origin.runKey !== undefined) record.runKey = origin.runKey;
+  store.createRun(record);
   const observers = host.observers();
   const events = observers.size > 0 ? new RunEvents(runId, [...observers], log) : undefined;
   events?.emit({

@@ -209,8 +209,10 @@ export class MemoryStateStore implements StateStore {
     const root = run.rootRunId ??
       (parentId === undefined ? run.runId : parent?.rec.rootRunId ?? parentId);
     const queued = run.status === "queued";
-    const r: RunRecord = { ...run, rootRunId: root, leaseEpoch: queued ? 0 : 1 };
-    if (!queued) r.ownerId = this.engineId;
+    // one literal per case: no property added after the copy
+    const r: RunRecord = queued
+      ? { ...run, rootRunId: root, leaseEpoch: 0 }
+      : { ...run, rootRunId: root, leaseEpoch: 1, ownerId: this.engineId };
     // (not #get: a new id must not build the index of moved runs)
     const old = this.#runs.get(run.runId) ?? this.#movedIndex?.get(run.runId);
     if (old !== undefined) {
