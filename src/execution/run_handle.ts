@@ -12,7 +12,7 @@ import type { Stored } from "../state/store.ts";
 import type { RunContext } from "./run_context.ts";
 import type { RunHandle, RunOptions } from "./run_options.ts";
 import { executeRun, type InternalRunOptions, type RunHost } from "./run_lifecycle.ts";
-import { executeOneStepRun, topLevelOneStep } from "./single_step.ts";
+import { executeOneStepRun, topLevelOneStep } from "./single_step_top.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
 
@@ -68,7 +68,7 @@ export function startRun(
     const l = link = childSignal(options.signal);
     if (cancelledEarly) l.controller.abort(cancelledEarly.reason);
     const o = options as InternalRunOptions;
-    // a top-level run of a one-step flow skips the scheduler (src/execution/single_step.ts)
+    // a top-level run of a one-step flow skips the scheduler (src/execution/single_step_top.ts)
     const one = topLevelOneStep(host, flow, o);
     return (one !== undefined
       ? executeOneStepRun(host, flow, one, input, runId, o, l.controller, hooks)

@@ -19,12 +19,7 @@
  * step is not required, overrides are given, the run or its flow has secrets, a step runner
  * replaces the pipeline (tests), or the flow cannot be compiled.
  *
- * A top-level run of a one-step flow takes the same path ({@linkcode topLevelOneStep},
- * {@linkcode executeOneStepRun}, started by src/execution/run_handle.ts: one `engine.run` per
- * request is the common shape of a service or a CI step), with a top-level run's own parts: its
- * budget, timeout and limits, the engine's set of executing runs, the `onRecorded` hook and the
- * wait for its stored end. Not taken, besides the cases above, with run variables, a resumed
- * run, debug mode or a step gate.
+ * A top-level run of a one-step flow takes the same path: src/execution/single_step_top.ts.
  * @module
  */
 import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
@@ -48,17 +43,6 @@ import {
 } from "./run_context.ts";
 import type { RunBudget } from "./limits.ts";
 import { RunEvents, type RunObserver } from "./observers.ts";
-import { flowHasSecrets } from "./secrets.ts";
-import { storeFailedResult } from "../state/store.ts";
-import {
-  correctEnd,
-  type InternalRunOptions,
-  runBudget,
-  runDeadline,
-  type RunHooks,
-  type RunHost,
-  runLimits,
-} from "./run_lifecycle.ts";
 import { runStep } from "./pipeline.ts";
 import { cancelled } from "./scheduler.ts";
 import { storeFailure, templateFailure } from "./step_errors.ts";
@@ -79,7 +63,8 @@ export interface OneStepHost {
   limits(): RunLimits | undefined;
 }
 
-const NO_VARIABLES: ReadonlyMap<string, JsonValue> = new Map();
+/** The variables of a run given none (shared). */
+export const NO_VARIABLES: ReadonlyMap<string, JsonValue> = new Map();
 
 /**
  * Idle {@linkcode InFlight} tables of one-step flows, by flow: a one-step run's table is its own
@@ -222,7 +207,7 @@ export async function runOneStep(
  * scheduler does) the result's commit is left in `run.commit`, and its failure in
  * `run.storeError`, for the run's end to wait for with its own commit (one group commit).
  */
-async function execute(
+export async function execute(
   run: RunContext,
   step: CompiledStep,
   awaitCommit = true,
@@ -295,146 +280,4 @@ async function execute(
       templateFailure("failed to resolve workflow output", e, ["output"]),
     );
   }
-}
-
-/**
- * The one step of `flow` when a top-level run of it with `options` can skip the scheduler (see
- * the module doc), else undefined.
- */
-export function topLevelOneStep(
-  host: RunHost,
-  flow: Flow,
-  options: InternalRunOptions,
-): OneStep | undefined {
-  if (
-    options.parentRunId !== undefined || options.budget !== undefined ||
-    options.resume !== undefined || options.gate !== undefined || options.debugMode === true ||
-    options.secrets !== undefined || host.stepRunner !== undefined ||
-    (options.overrides !== undefined && options.overrides !== null) ||
-    hasEntries(options.variables) || flowHasSecrets(flow)
-  ) {
-    return undefined;
-  }
-  return oneStepOf(flow);
-}
-
-function hasEntries(
-  v: Record<string, JsonValue> | ReadonlyMap<string, JsonValue> | undefined,
-): boolean {
-  if (v === undefined) return false;
-  if (v instanceof Map) return v.size > 0;
-  for (const _ in v) return true;
-  return false;
-}
-
-/**
- * A top-level run of a one-step flow (see {@linkcode topLevelOneStep}): what
- * `executeRun` (src/execution/run_lifecycle.ts) does for it, the same store writes, events and
- * result, without the scheduler. Never throws for problems of the flow or its step.
- */
-export async function executeOneStepRun(
-  host: RunHost,
-  flow: Flow,
-  one: OneStep,
-  input: JsonValue,
-  runId: string,
-  options: InternalRunOptions,
-  controller: AbortController,
-  hooks: RunHooks,
-): Promise<FlowResult> {
-  const { compiled, step } = one;
-  const store = host.store;
-  const flowId = host.registerFlow(flow);
-  host.executing.add(runId);
-  if (!options.existing) {
-    // the record of executeRun's createRun, field for field
-    hooks.recorded(store.createRun({
-      runId,
-      flowId,
-      flowName: flow.name,
-      status: "running",
-      input,
-      overrides: options.overrides,
-      variables: undefined,
-      createdAt: nowRfc3339(),
-      parentRunId: undefined,
-      ...(options.runKey !== undefined ? { runKey: options.runKey } : {}),
-    }));
-  } else {
-    hooks.recorded(undefined);
-  }
-  const budget = runBudget(host.config, options, controller, runId);
-  const observers = host.observers();
-  const events = observers.size > 0 ? new RunEvents(runId, [...observers], host.log) : undefined;
-  events?.emit({
-    type: "run_started",
-    runId,
-    flowId,
-    ...(flow.name !== undefined ? { flowName: flow.name } : {}),
-    rootRunId: budget.rootRunId,
-    at: Date.now(),
-  });
-  const cancelTimer = runDeadline(host.config, options, controller);
-  let result: FlowResult;
-  let ctx: RunContext | undefined;
-  try {
-    if (!budget.addStep()) result = cancelled(controller.signal.reason);
-    else {
-      const results: (FlowResult | undefined)[] = [undefined];
-      const signal = controller.signal;
-      const run: RunContext = {
-        runId,
-        flowId,
-        compiled,
-        input,
-        variables: NO_VARIABLES,
-        results,
-        scope: makeScope(compiled, input, results, NO_VARIABLES),
-        signal,
-        services: host.services(runId, signal, 0, budget),
-        resolver: host.resolver,
-        store,
-        log: host.log,
-        // its own (the handle lists the steps in flight from it)
-        inFlight: new InFlight(compiled.steps),
-        budget,
-        limits: runLimits(host.config, options),
-      };
-      if (events !== undefined) run.events = events;
-      hooks.started(run);
-      ctx = run;
-      result = await execute(run, step, false);
-    }
-  } finally {
-    cancelTimer?.();
-  }
-  const status = result.outcome === "success" ? "completed" : "failed";
-  // as executeRun: the end is queued behind the step's result, and the result reported once
-  // both are stored (issue 10)
-  const pending = ctx?.commit;
-  const stored = store.completeRun(runId, status, result);
-  if (pending !== undefined || stored !== undefined || ctx?.storeError !== undefined) {
-    let failure: unknown;
-    try {
-      if (pending !== undefined) await pending;
-      if (stored !== undefined) await stored;
-    } catch (e) {
-      failure = e;
-    }
-    failure ??= ctx?.storeError;
-    if (failure !== undefined) {
-      const failedResult = storeFailedResult(failure);
-      if (status === "completed") correctEnd(store, runId, failedResult);
-      result = failedResult;
-    }
-  }
-  host.executing.delete(runId);
-  events?.emit({
-    type: "run_finished",
-    runId,
-    status: result.outcome === "success" ? "completed" : "failed",
-    result,
-    at: Date.now(),
-  });
-  return result;
 }
