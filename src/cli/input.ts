@@ -5,7 +5,7 @@
  * @module
  */
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
-import { type DocumentFormat, parseDocument } from "../core/document.ts";
+import { type DocumentFormat, parseDocumentAsync } from "../core/document_base.ts";
 import { describeError, FlowLoadError, UsageError } from "../errors.ts";
 import { decodeUtf8 } from "../core/utf8.ts";
 
@@ -21,9 +21,13 @@ export interface InputFlags {
  * Parses `text` as JSON or YAML, naming `what` in errors.
  * @throws {UsageError} with the position of a syntax error.
  */
-export function parseValue(text: string, format: DocumentFormat, what: string): JsonValue {
+export async function parseValue(
+  text: string,
+  format: DocumentFormat,
+  what: string,
+): Promise<JsonValue> {
   try {
-    return parseDocument(text, format, what).value;
+    return (await parseDocumentAsync(text, format, what)).value;
   } catch (e) {
     const message = describeError(e);
     // A syntax error already starts with `${what}:line:col`.
@@ -63,7 +67,7 @@ export async function readValueFile(path: string, what: string): Promise<JsonVal
   try {
     const text = decodeUtf8(bytes, path);
     if (text.trim() === "") throw new UsageError(`${what} file '${path}' is empty`);
-    return parseDocument(text, valueFileFormat(path), path).value;
+    return (await parseDocumentAsync(text, valueFileFormat(path), path)).value;
   } catch (e) {
     if (e instanceof UsageError) throw e;
     if (e instanceof FlowLoadError) throw new UsageError(`${what}: ${e.message}`, { cause: e });
@@ -87,8 +91,8 @@ export async function readValueFlags(
     throw new UsageError(`use only one of --${name}, --${name}-json and --${name}-yaml`);
   }
   if (file !== undefined) return await readValueFile(file, name);
-  if (json !== undefined) return parseValue(json, "json", `--${name}-json`);
-  if (yaml !== undefined) return parseValue(yaml, "yaml", `--${name}-yaml`);
+  if (json !== undefined) return await parseValue(json, "json", `--${name}-json`);
+  if (yaml !== undefined) return await parseValue(yaml, "yaml", `--${name}-yaml`);
   return undefined;
 }
 
@@ -114,7 +118,7 @@ export async function readRunInput(
       "no input: give --input FILE, --input-json '<json>' or --input-yaml '<yaml>', or pipe JSON to stdin",
     );
   }
-  return parseValue(text, fmt, "stdin");
+  return await parseValue(text, fmt, "stdin");
 }
 
 /**
@@ -142,10 +146,10 @@ export async function readStdin(): Promise<string> {
  * the value parsed as JSON, else kept as a string. A variable named in the flow's `variables`
  * schema is found by its upper-cased name; other `STEPFLOW_VAR_*` variables are lower-cased.
  */
-export function envVariables(
+export async function envVariables(
   env: Record<string, string>,
   schema: JsonValue | undefined,
-): Record<string, JsonValue> {
+): Promise<Record<string, JsonValue>> {
   const out: Record<string, JsonValue> = {};
   const known = new Map<string, string>();
   if (isJsonObject(schema) && isJsonObject(schema.properties)) {
@@ -156,7 +160,7 @@ export function envVariables(
     const upper = k.slice("STEPFLOW_VAR_".length);
     const name = known.get(upper) ?? upper.toLowerCase();
     try {
-      out[name] = parseDocument(v, "json").value;
+      out[name] = (await parseDocumentAsync(v, "json")).value;
     } catch {
       out[name] = v;
     }

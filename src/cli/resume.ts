@@ -11,10 +11,12 @@
  *   results too (only unfinished steps run); `--from failed` re-runs failures of an interrupted
  *   run as well.
  *
- * The flow is read from the store; its plugins and routes come from the config (`--config`, else
- * discovered in the current directory). Exit codes as `run`: 0 success, 1 failed (or the run
- * cannot be resumed: unknown, completed, executed by another live engine), 2 bad usage, 130
- * cancelled.
+ * The flow, input, variables and overrides are read from the store, and so are the config file,
+ * run timeout and `--max-concurrency` the run was started with (src/cli/resume_config.ts): the run
+ * continues as it was started. `--config`, `--timeout` and `--max-concurrency` override them. A
+ * stored config file that is gone or changed stops the resume (exit 2) unless `--config` is given.
+ * Exit codes as `run`: 0 success, 1 failed (or the run cannot be resumed: unknown, completed,
+ * executed by another live engine), 2 bad usage, 130 cancelled.
  * @module
  */
 import type { Command } from "commander";
@@ -23,9 +25,9 @@ import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes
 import { writeStderr, writeStdout } from "./output.ts";
 import { progressMode, QUIET_HELP, RunProgress } from "./progress.ts";
 import { onCancelSignals } from "./signals.ts";
-import { applyStoreFlag } from "./store_option.ts";
+import { prepareResume, type ResumeSetupFlags } from "./resume_config.ts";
 import { formatFailure, startFailure } from "./run.ts";
-import { loadConfigForFlow } from "../config/load.ts";
+import { RUN_TIMEOUT } from "../core/error_codes.ts";
 import { Engine, type RunHandle } from "../execution/engine.ts";
 import type { ResumeMode } from "../execution/resume.ts";
 import { permissionHint } from "../core/permission_hint.ts";
@@ -34,9 +36,7 @@ import type { FlowResult } from "../core/flow_result.ts";
 import { describeError, RunNotResumableError, UsageError } from "../errors.ts";
 
 /** Options of `stepflow resume`. */
-interface ResumeFlags {
-  store?: string;
-  config?: string;
+interface ResumeFlags extends ResumeSetupFlags {
   from?: string;
   quiet?: boolean;
 }
@@ -45,7 +45,7 @@ interface ResumeFlags {
 export function register(program: Command, setExit: SetExit): void {
   program.command("resume")
     .description(
-      "Continue a run recorded in a database after a crash, a stop or a failure, and print its result",
+      "Continue a run recorded in a database after a crash, a stop or a failure, as it was started (its config, timeout and limits), and print its result",
     )
     .argument(
       "<run-id>",
@@ -55,10 +55,21 @@ export function register(program: Command, setExit: SetExit): void {
       "--store <url>",
       "the database the run was recorded in: sqlite:FILE, a file path or postgres://... (default: the config's)",
     )
-    .option("--config <file>", "config with the plugins and routes (default: discovered in cwd)")
+    .option(
+      "--config <file>",
+      "config with the plugins and routes (default: the one the run was started with, stored with it; for runs recorded before stepflow stored it: discovered in cwd)",
+    )
     .option(
       "--from <what>",
       "interrupted: run only unfinished steps; failed: run failed steps (and their dependents) again (default: what the run's status needs)",
+    )
+    .option(
+      "--timeout <duration>",
+      'a new limit on the resumed run, e.g. "5m" or 300000 (ms) (default: the run\'s own: what is left of it after a crash, all of it again for a failed run)',
+    )
+    .option(
+      "--max-concurrency <n>",
+      "most steps in flight at once (default: the run's own, as it was started)",
     )
     .option("-q, --quiet", QUIET_HELP)
     .action(async (runId: string, flags: ResumeFlags) => {
@@ -68,31 +79,21 @@ export function register(program: Command, setExit: SetExit): void {
 
 /** Runs `stepflow resume`; returns the exit code. Never throws. */
 export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<number> {
-  let config;
+  let setup;
   let from: ResumeMode | undefined;
   try {
     if (flags.from !== undefined && flags.from !== "failed" && flags.from !== "interrupted") {
       throw new UsageError(`--from must be 'failed' or 'interrupted', got '${flags.from}'`);
     }
     from = flags.from as ResumeMode | undefined;
-    // the run must be in that database: a mistyped path is an error, not a new empty file
-    config = applyStoreFlag(
-      await loadConfigForFlow({ configPath: flags.config }),
-      flags.store,
-      true,
-    );
-    const store = config.config.stateStore;
-    if (store === undefined || store.type === "inMemory") {
-      throw new UsageError(
-        "resume needs the database the run was recorded in: --store sqlite:runs.db (as given " +
-          "to 'stepflow run --store') or a config whose stateStore is a database",
-      );
-    }
+    setup = await prepareResume(runId, flags);
   } catch (e) {
     const hint = permissionHint(e);
     writeStderr(`error: ${hint ?? describeError(e)}\n`);
     return EXIT_INVALID;
   }
+  const { config, limits } = setup;
+  for (const note of setup.notes) writeStderr(note + "\n");
   let handle: RunHandle | undefined;
   const cancel = onCancelSignals((signal) => {
     const running = handle?.inFlight().map((s) => s.stepId) ?? [];
@@ -104,8 +105,9 @@ export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<
   });
   let engine: Engine;
   try {
-    engine = await Engine.create(config, { signal: cancel.signal });
+    engine = await Engine.create(config, { signal: cancel.signal, store: setup.store });
   } catch (e) {
+    await setup.store.close(); // closed by the engine when it started; closing twice is safe
     cancel.dispose();
     if (cancel.signal.aborted) return EXIT_CANCELLED;
     writeStderr(`error: cannot start the engine: ${startFailure(e, config.source)}\n`);
@@ -118,7 +120,7 @@ export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<
   progress.begin({ label: "resumed" });
   try {
     try {
-      handle = await engine.resume(runId, { from, signal: cancel.signal });
+      handle = await engine.resume(runId, { from, signal: cancel.signal, ...limits });
     } catch (e) {
       writeStderr(`error: ${describeError(e)}\n`);
       if (!(e instanceof RunNotResumableError)) writeStderr("  (the run was not changed)\n");
@@ -139,6 +141,12 @@ export async function resumeCommand(runId: string, flags: ResumeFlags): Promise<
   }
   if (result.outcome === "failed") {
     writeStderr(formatFailure(result));
+    if (result.error.code === RUN_TIMEOUT && limits.timeoutMs === undefined) {
+      writeStderr(
+        "  the run keeps the timeout it was started with (after a crash, what was left of it): " +
+          "give --timeout DURATION to resume it with a new limit\n",
+      );
+    }
     if (
       flags.config === undefined && /routing component|No matching rule/.test(stringifyJson(result))
     ) {

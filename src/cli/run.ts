@@ -27,10 +27,9 @@ import { writeStderr, writeStdout } from "./output.ts";
 import { cliSettings } from "./global_flags.ts";
 import { readRunInput, readStdin } from "./input.ts";
 import { readVariablesAndOverrides } from "./value_flags.ts";
-import { toYaml } from "./yaml_output.ts";
 import { onCancelSignals } from "./signals.ts";
 import { progressMode, QUIET_HELP, RunProgress } from "./progress.ts";
-import { loadFlowFile } from "../flow/load.ts";
+import { loadFlowFile } from "../flow/load_file.ts";
 import { validateConfig, validateFlow } from "../config/preflight.ts";
 import { formatDiagnostic, hasErrors } from "../core/diagnostics.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
@@ -307,7 +306,7 @@ async function writeResult(result: FlowResult, output: string | undefined): Prom
   }
   const lower = output.toLowerCase();
   const text = lower.endsWith(".yaml") || lower.endsWith(".yml")
-    ? toYaml(result)
+    ? (await import("./yaml_output.ts")).toYaml(result) // the `yaml` package loads only here
     : stringifyJson(result) + "\n";
   await Deno.writeTextFile(output, text);
 }

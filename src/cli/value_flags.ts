@@ -47,7 +47,9 @@ export async function readVariablesAndOverrides(
   flags: VariableAndOverrideFlags,
   flowVariables: JsonValue | undefined,
 ): Promise<{ variables?: Record<string, JsonValue>; overrides?: JsonValue }> {
-  let variables = flags.envVariables ? envVariables(Deno.env.toObject(), flowVariables) : undefined;
+  let variables = flags.envVariables
+    ? await envVariables(Deno.env.toObject(), flowVariables)
+    : undefined;
   const given = await readValueFlags(
     "variables",
     flags.variables,

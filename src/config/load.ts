@@ -17,8 +17,12 @@ import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
-import { type DocumentSourceMap, formatFromPath, parseDocument } from "../core/document.ts";
-import { readText } from "../flow/load.ts";
+import {
+  type DocumentSourceMap,
+  formatFromPath,
+  parseDocumentAsync,
+} from "../core/document_base.ts";
+import { readText } from "../flow/load_file.ts";
 import { describeValue, zodToLoadError } from "../flow/shape_errors.ts";
 import { type Config, ConfigSchema, type LoadedConfig } from "./model.ts";
 import { logger } from "../log.ts";
@@ -74,7 +78,7 @@ export async function loadConfigFile(path: string): Promise<LoadedConfigWithSour
   // Read first: a missing file or a directory is named as such, whatever its extension.
   const text = await readText(path, "config");
   const format = formatFromPath(path);
-  const doc = parseDocument(text, format, path);
+  const doc = await parseDocumentAsync(text, format, path);
   return parseConfigValue(doc.value, {
     path: abs,
     workingDirectory: dirname(abs),

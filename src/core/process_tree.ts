@@ -32,6 +32,7 @@ export class ProcessTree {
   static track(pid: number): ProcessTree {
     const tree = new ProcessTree(pid);
     live.add(tree);
+    guardOrphan(pid);
     if (Deno.build.os !== "linux") return tree;
     tree.#cgroup = joinNewCgroup(pid);
     if (tree.#cgroup === undefined) {
@@ -110,6 +111,41 @@ export class ProcessTree {
     const all = new Set(pids);
     for (const [pid, start] of this.#seen) if (startTime(pid) === start) all.add(pid);
     return [...all];
+  }
+}
+
+/**
+ * The watchdog's script: while this engine (`$1`) and the child's process group (`$2`) both
+ * live, wait; when the engine is gone first, SIGKILL the group.
+ */
+const GUARD_SCRIPT = 'while kill -s 0 "$1" 2>/dev/null && kill -s 0 -- -"$2" 2>/dev/null; do ' +
+  'sleep 1; done; kill -s 0 "$1" 2>/dev/null || kill -s KILL -- -"$2" 2>/dev/null';
+
+/**
+ * Starts a watchdog for child `pgid` (spawned `detached`: the leader of its own process group):
+ * when this engine process dies without stopping it — `kill -9`, the OOM killer, a crash of the
+ * runtime — the child's group is killed within about a second, so a stuck step service or MCP
+ * server does not run on forever. (A graceful stop or a signal stops the tree itself, see
+ * {@linkcode killProcessTrees}; then the watchdog ends within a second.) It is a `sh` loop with
+ * its stdio closed and no hold on this process; skipped on Windows and where this process may
+ * not run `sh` (a scoped `--allow-run`): there a child outlives an engine killed with SIGKILL, as
+ * before.
+ */
+function guardOrphan(pgid: number): void {
+  if (Deno.build.os === "windows") return;
+  try {
+    if (Deno.permissions.querySync({ name: "run", command: "sh" }).state !== "granted") return;
+    const guard = new Deno.Command("sh", {
+      args: ["-c", GUARD_SCRIPT, "stepflow-orphan-guard", String(Deno.pid), String(pgid)],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      detached: true,
+    }).spawn();
+    guard.unref();
+    guard.status.catch(() => {});
+  } catch {
+    // no sh: as before, without the watchdog
   }
 }
 

@@ -462,10 +462,15 @@ class Reader {
         this.#flowBlank(parentCol);
         if (t.charCodeAt(this.#pos) === close) break;
         const keyStart = this.#pos;
+        const k0 = t.charCodeAt(keyStart);
         const name = this.#flowKey();
         if (children.has(name)) throw new Decline();
-        // ':' then a space or line end, then a value
-        if (t.charCodeAt(this.#pos) !== COLON || !this.#isSpaceOrEnd(this.#pos + 1)) {
+        // ':' then a space or line end, then a value; after a quoted key the value may follow
+        // the ':' at once (YAML 1.2 "adjacent value" of a JSON-like key: `{"a":1}`, JSON)
+        if (
+          t.charCodeAt(this.#pos) !== COLON ||
+          (k0 !== DQUOTE && k0 !== SQUOTE && !this.#isSpaceOrEnd(this.#pos + 1))
+        ) {
           throw new Decline();
         }
         this.#pos++;

@@ -51,10 +51,12 @@ import { startRun } from "./run_handle.ts";
 import {
   loadResumeState,
   nestedRunKey,
+  resumedRunLimits,
   type ResumeMode,
   resumeModeOf,
   type ResumeOptions,
   type ResumeState,
+  runOptionsToStore,
   wasInterrupted,
 } from "./resume.ts";
 
@@ -102,6 +104,7 @@ export class Engine {
     this.#batches = new BatchManager(store);
     this.#waits = new SignalWaits(store, log);
     this.#resolver = componentResolver(router, plugins, pluginLimitsOf(config.config, plugins));
+    runOptionsToStore(config, {}); // the config file's SHA-256 as loaded, stored with each run
     this.#services = this.#makeServices(undefined, undefined, 0, undefined);
     this.#oneStep = {
       store,
@@ -251,14 +254,16 @@ export class Engine {
     // reserved while it is prepared: a second resume of it meanwhile is refused
     this.#executing.add(runId);
     let prepared;
+    let limits; // the run's stored timeout (what is left of it) and limits, unless given
     try {
       prepared = await this.#prepareResume(record, mode, options.claimed === true);
+      limits = await resumedRunLimits(this.store, record, options);
     } catch (e) {
       this.#executing.delete(runId);
       throw e;
     }
     const { flow, state } = prepared;
-    const o: InternalRunOptions = { runId, resume: state };
+    const o: InternalRunOptions = { runId, resume: state, ...limits };
     if (record.variables !== undefined) o.variables = record.variables;
     if (record.overrides !== undefined && record.overrides !== null) o.overrides = record.overrides;
     if (options.signal !== undefined) o.signal = options.signal;

@@ -6,7 +6,8 @@
 import type { Flow } from "../flow/model.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import { blobId } from "../state/blob_id.ts";
-import { parseFlowValue, serializeFlow } from "../flow/load.ts";
+import { parseFlowValue } from "../flow/load_file.ts";
+import { serializeFlow } from "../flow/serialize.ts";
 
 const ids = new WeakMap<Flow, string>();
 

@@ -30,9 +30,9 @@ import { type FlowResult, skipped, success } from "../core/flow_result.ts";
 import { LazyChildSignal, signalOf } from "../core/abort.ts";
 import type { Release } from "../core/limiter.ts";
 import { describeError, ExecutionError, executionError } from "../errors.ts";
-import type { JsonValue } from "../json/exact_json.ts";
+import type { JsonObject, JsonValue } from "../json/exact_json.ts";
 import { type CompiledTemplate, isTruthy, resolveTemplate } from "../flow/template.ts";
-import type { ExecuteContext } from "../plugins/plugin.ts";
+import type { EngineServices, ExecuteContext } from "../plugins/plugin.ts";
 import type { CompiledStep } from "./compile.ts";
 import { attemptBase, type RoutedComponent, type RunContext } from "./run_context.ts";
 import { applyErrorAction, boundFailure, checkOutputSize, runWithPolicy } from "./step_policy.ts";
@@ -307,16 +307,7 @@ function executeContext(
   signal: AbortSignal | LazyChildSignal,
 ): ExecuteContext {
   const ctx: ExecuteContext = signal instanceof LazyChildSignal
-    ? {
-      runId: run.runId,
-      flowId: run.flowId,
-      stepId: step.id,
-      attempt,
-      get signal() {
-        return signal.signal;
-      },
-      engine: run.services,
-    }
+    ? new LazyExecuteContext(run.runId, run.flowId, step.id, attempt, signal, run.services)
     : {
       runId: run.runId,
       flowId: run.flowId,
@@ -327,6 +318,32 @@ function executeContext(
     };
   if (run.events !== undefined) ctx.progress = run.events.progressOf(step.id);
   return ctx;
+}
+
+/**
+ * An execute context whose signal is made when a component first reads it. A class, not an
+ * object literal with a getter: such a literal gets a hidden class of its own per call, in V8's
+ * old space, which kept each step's objects through young collections until the next full one
+ * (src/execution/run_handle.ts says more).
+ */
+class LazyExecuteContext implements ExecuteContext {
+  readonly #signal: LazyChildSignal;
+  progress?: (data: JsonObject) => void;
+
+  constructor(
+    readonly runId: string,
+    readonly flowId: string,
+    readonly stepId: string,
+    readonly attempt: number,
+    signal: LazyChildSignal,
+    readonly engine: EngineServices,
+  ) {
+    this.#signal = signal;
+  }
+
+  get signal(): AbortSignal {
+    return this.#signal.signal;
+  }
 }
 
 /**

@@ -11,7 +11,12 @@ import { onNextTurn, turnDue } from "../core/turn.ts";
 import type { Stored } from "../state/store.ts";
 import type { RunContext } from "./run_context.ts";
 import type { RunHandle, RunOptions } from "./run_options.ts";
-import { executeRun, type InternalRunOptions, type RunHost } from "./run_lifecycle.ts";
+import {
+  executeRun,
+  type InternalRunOptions,
+  type RunHooks,
+  type RunHost,
+} from "./run_lifecycle.ts";
 import { executeOneStepRun, topLevelOneStep } from "./single_step_top.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -37,68 +42,88 @@ export function startRun(
   input: JsonValue,
   options: RunOptions,
 ): RunHandle {
-  const runId = options.runId ?? crypto.randomUUID();
-  let run: RunContext | undefined;
-  let link: ChildSignal | undefined;
-  let cancelledEarly: { reason: unknown } | undefined;
-  // the write of the run's record once issued; a promise is made only when `recorded` is read
-  let write: { w: Stored } | undefined;
-  let onWrite: ((w: Stored) => void) | undefined;
-  let recorded: Promise<void> | undefined;
-  const hooks = {
-    started: (r: RunContext) => run = r,
-    recorded: (w: Stored) => {
-      write = { w };
-      const hook = options.onRecorded;
-      // Registered on the commit now, before the run starts any step: a step with side effects
-      // waits for the commit of its start (src/execution/pipeline.ts startedCall), which is this
-      // batch (its callbacks run in the order registered) or a later one (commits resolve in
-      // order), so the hook runs before that step's call. A promise resolved here would not do:
-      // whatever awaits it runs only after the callbacks already queued, the step's among them.
-      if (hook !== undefined) {
-        if (w === undefined) callHook(hook, runId);
-        else w.then(() => callHook(hook, runId), () => {});
-      }
-      onWrite?.(w);
-    },
-  };
+  const handle = new StartedRun(options.runId ?? crypto.randomUUID(), options.onRecorded);
   const go = () => {
     // Follows options.signal (a parent run's): one listener per parent however many runs
     // follow it.
-    const l = link = childSignal(options.signal);
-    if (cancelledEarly) l.controller.abort(cancelledEarly.reason);
+    const l = handle.link = childSignal(options.signal);
+    if (handle.cancelledEarly) l.controller.abort(handle.cancelledEarly.reason);
     const o = options as InternalRunOptions;
     // a top-level run of a one-step flow skips the scheduler (src/execution/single_step_top.ts)
     const one = topLevelOneStep(host, flow, o);
     return (one !== undefined
-      ? executeOneStepRun(host, flow, one, input, runId, o, l.controller, hooks)
-      : executeRun(host, flow, input, runId, o, l.controller, hooks))
+      ? executeOneStepRun(host, flow, one, input, handle.runId, o, l.controller, handle)
+      : executeRun(host, flow, input, handle.runId, o, l.controller, handle))
       .finally(() => l.dispose());
   };
   // Nested runs of a large map start here: when the run has kept the event loop busy, the
   // start waits for a turn, so timers and signals come first (src/core/turn.ts).
-  const result = turnDue()
+  handle.result = turnDue()
     ? new Promise<FlowResult>((resolve, reject) => onNextTurn(() => go().then(resolve, reject)))
     : go();
-  return {
-    runId,
-    result,
-    cancel: (reason?: unknown) => {
-      if (link) link.controller.abort(reason);
-      else cancelledEarly ??= { reason };
-    },
-    inFlight: () => run?.inFlight.list() ?? [],
-    get recorded(): Promise<void> {
-      if (recorded !== undefined) return recorded;
-      if (write !== undefined) return recorded = Promise.resolve(write.w);
-      return recorded = new Promise<void>((resolve, reject) => {
-        onWrite = (w) => Promise.resolve(w).then(resolve, reject);
-        // a run that ended without writing its record (it could not start) rejects this
-        result.then(
-          () => write === undefined && reject(new Error(`run ${runId} was not recorded`)),
-          reject,
-        );
-      });
-    },
-  };
+  return handle;
+}
+
+/**
+ * A run's handle, and the hooks its execution calls (`RunHooks`). A class, not an object
+ * literal: a literal with a getter (`recorded`) closing over the run gets a hidden class of its
+ * own per run, allocated in V8's old space, which kept every run's objects through young
+ * collections until the next full one (measured: 6-30% of a run's allocations promoted).
+ */
+class StartedRun implements RunHandle, RunHooks {
+  result!: Promise<FlowResult>;
+  link: ChildSignal | undefined;
+  cancelledEarly: { reason: unknown } | undefined;
+  #onRecorded: (() => void) | undefined;
+  #run: RunContext | undefined;
+  /** The write of the run's record once issued; a promise is made only when `recorded` is read. */
+  #write: { w: Stored } | undefined;
+  #onWrite: ((w: Stored) => void) | undefined;
+  #recorded: Promise<void> | undefined;
+
+  constructor(readonly runId: string, onRecorded: (() => void) | undefined) {
+    this.#onRecorded = onRecorded;
+  }
+
+  started(run: RunContext): void {
+    this.#run = run;
+  }
+
+  written(w: Stored): void {
+    this.#write = { w };
+    const hook = this.#onRecorded;
+    // Registered on the commit now, before the run starts any step: a step with side effects
+    // waits for the commit of its start (src/execution/pipeline.ts startedCall), which is this
+    // batch (its callbacks run in the order registered) or a later one (commits resolve in
+    // order), so the hook runs before that step's call. A promise resolved here would not do:
+    // whatever awaits it runs only after the callbacks already queued, the step's among them.
+    if (hook !== undefined) {
+      const runId = this.runId;
+      if (w === undefined) callHook(hook, runId);
+      else w.then(() => callHook(hook, runId), () => {});
+    }
+    this.#onWrite?.(w);
+  }
+
+  cancel(reason?: unknown): void {
+    if (this.link) this.link.controller.abort(reason);
+    else this.cancelledEarly ??= { reason };
+  }
+
+  inFlight(): { stepId: string; attempt: number; startedAt: number }[] {
+    return this.#run?.inFlight.list() ?? [];
+  }
+
+  get recorded(): Promise<void> {
+    if (this.#recorded !== undefined) return this.#recorded;
+    if (this.#write !== undefined) return this.#recorded = Promise.resolve(this.#write.w);
+    return this.#recorded = new Promise<void>((resolve, reject) => {
+      this.#onWrite = (w) => Promise.resolve(w).then(resolve, reject);
+      // a run that ended without writing its record (it could not start) rejects this
+      this.result.then(
+        () => this.#write === undefined && reject(new Error(`run ${this.runId} was not recorded`)),
+        reject,
+      );
+    });
+  }
 }

@@ -41,7 +41,7 @@ import { runTimeoutReason } from "./timeout.ts";
 import { RunEvents, type RunObserver } from "./observers.ts";
 import { type Redactor, runRedactor } from "./secrets.ts";
 import type { RunOptions } from "./run_options.ts";
-import { applyResumeMode, type ResumeMode, type ResumeState } from "./resume.ts";
+import { applyResumeMode, type ResumeMode, type ResumeState, runOptionsToStore } from "./resume.ts";
 
 /** Run options the engine passes to nested runs. */
 export interface InternalRunOptions extends RunOptions {
@@ -57,6 +57,8 @@ export interface InternalRunOptions extends RunOptions {
   resume?: ResumeState;
   /** The parent run is resumed: look this nested run up by its key first. */
   resumeMode?: ResumeMode;
+  /** Of `timeoutMs`, the time a resumed run already spent executing (ms). */
+  timeoutUsedMs?: number;
 }
 
 /** What a run needs from its engine. */
@@ -91,7 +93,7 @@ export interface RunHooks {
    * The write of the run's record was issued (`createRun`, or the status of a resumed or claimed
    * run): resolved once the store has committed it.
    */
-  recorded(write: Stored): void;
+  written(write: Stored): void;
 }
 
 /**
@@ -118,9 +120,9 @@ export async function executeRun(
   // the queue exists already.
   if (options.resume !== undefined) {
     // claimed already (engine.resume): running again
-    hooks.recorded(store.setRunStatus(runId, "running"));
+    hooks.written(store.setRunStatus(runId, "running"));
   } else if (!options.existing) {
-    hooks.recorded(store.createRun({
+    hooks.written(store.createRun({
       runId,
       flowId,
       flowName: flow.name,
@@ -138,9 +140,10 @@ export async function executeRun(
       ...(options.debugMode === true && options.parentRunId === undefined
         ? { debugMode: true }
         : {}),
+      ...(topLevel ? { runOptions: runOptionsToStore(host.config, options) } : {}),
     }));
   } else {
-    hooks.recorded(undefined);
+    hooks.written(undefined);
   }
   const budget = options.budget ?? runBudget(host.config, options, controller, runId);
   const observers = host.observers();
@@ -327,13 +330,13 @@ async function execute(
 }
 
 /**
- * The run's timeout (`timeoutMs`, or the config's `runTimeout` for a top-level run) as a deadline
- * that aborts `controller`; returns its cancel function, or undefined without a timeout. A
+ * The run's timeout (`timeoutMs`, or the config's `runTimeout` for a top-level run; less what a
+ * resumed run used before) as a deadline that aborts `controller`; returns its cancel function, or undefined without a timeout. A
  * deadline, not a plain timer: busy built-in work cannot keep it from firing (core/turn.ts).
  */
 export function runDeadline(
   config: LoadedConfig,
-  options: RunOptions,
+  options: InternalRunOptions,
   controller: AbortController,
 ): (() => void) | undefined {
   const runTimeout = config.config.runTimeout;
@@ -341,8 +344,11 @@ export function runDeadline(
     (options.parentRunId === undefined && runTimeout !== undefined
       ? parseDuration(runTimeout, { what: "runTimeout" })
       : undefined);
-  return runTimeoutMs !== undefined
-    ? setDeadline(runTimeoutMs, () => controller.abort(runTimeoutReason(runTimeoutMs)))
+  // A resumed run has what is left of its timeout; none left: it times out before any step.
+  const left = runTimeoutMs === undefined ? undefined : runTimeoutMs - (options.timeoutUsedMs ?? 0);
+  if (left !== undefined && left <= 0) controller.abort(runTimeoutReason(runTimeoutMs!));
+  return left !== undefined && left > 0
+    ? setDeadline(left, () => controller.abort(runTimeoutReason(runTimeoutMs!)))
     : undefined;
 }
 

@@ -45,13 +45,14 @@ export function executeFlow(
     let done = false;
     const finish = (r: FlowResult) => {
       if (done) return;
-      done = true;
+      done = sink.ended = true;
       resolve(r);
     };
-    const sink: StepSink = {
-      get ended() {
-        return done;
-      },
+    // `ended` is a data property, not a getter: an object literal with a getter gets a hidden
+    // class of its own per run, in V8's old space, which kept the run's objects through young
+    // collections (src/execution/run_handle.ts says more).
+    const sink: { -readonly [K in keyof StepSink]: StepSink[K] } = {
+      ended: false,
       recorded(step) {
         if (done) return;
         const deps = step.dependents;

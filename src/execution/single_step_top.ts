@@ -30,6 +30,7 @@ import {
   runLimits,
 } from "./run_lifecycle.ts";
 import { execute, NO_VARIABLES, type OneStep, oneStepOf } from "./single_step.ts";
+import { runOptionsToStore } from "./resume.ts";
 
 /**
  * The one step of `flow` when a top-level run of it with `options` can skip the scheduler (see
@@ -82,7 +83,7 @@ export async function executeOneStepRun(
   host.executing.add(runId);
   if (!options.existing) {
     // the record of executeRun's createRun, field for field
-    hooks.recorded(store.createRun({
+    hooks.written(store.createRun({
       runId,
       flowId,
       flowName: flow.name,
@@ -93,9 +94,10 @@ export async function executeOneStepRun(
       createdAt: nowRfc3339(),
       parentRunId: undefined,
       ...(options.runKey !== undefined ? { runKey: options.runKey } : {}),
+      runOptions: runOptionsToStore(host.config, options),
     }));
   } else {
-    hooks.recorded(undefined);
+    hooks.written(undefined);
   }
   const budget = runBudget(host.config, options, controller, runId);
   const observers = host.observers();

@@ -33,7 +33,7 @@ import {
 } from "../core/diagnostics.ts";
 import type { DocumentSourceMap } from "../core/document.ts";
 import { FLOW_SCHEMA_URL, type Step } from "./model.ts";
-import { type LoadedFlow, parseFlowValue } from "./load.ts";
+import { type LoadedFlow, parseFlowValue } from "./load_file.ts";
 import {
   type CompiledRef,
   type CompiledTemplate,

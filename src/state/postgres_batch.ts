@@ -45,6 +45,8 @@ export interface CreateRow {
   updatedAt: string;
   /** `runs.debug_mode` (stepflow 0.8). */
   debug: boolean;
+  /** `runs.options_json` (`StoredRunOptions`). */
+  options: string | null;
 }
 
 /** One commit's rows, per table, as columns (sent as JSON documents). */

@@ -175,10 +175,16 @@ END
 $fence$;
 `;
 
+/** How a top-level run was started (`StoredRunOptions`): NULL for runs recorded before. */
+const RUN_OPTIONS = `
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS options_json TEXT;
+`;
+
 /** PostgreSQL migrations in order (names as the SQLite store's). Each script is idempotent. */
 export const PG_MIGRATIONS: readonly Migration[] = [
   { name: "0001_initial_schema", sql: INITIAL },
   { name: "0002_durable_runs", sql: DURABLE },
+  { name: "0003_run_options", sql: RUN_OPTIONS },
 ];
 
 /** Tables the store needs (a database lacking one is not migrated): the SQLite store's. */

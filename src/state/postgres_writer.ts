@@ -255,6 +255,7 @@ export class PostgresWriter {
       startedAt: queued ? null : at,
       updatedAt: at,
       debug: run.debugMode === true,
+      options: run.runOptions === undefined ? null : JSON.stringify(run.runOptions),
     };
     this.#q.push(CREATE, lease, row);
     return this.#queued(open);

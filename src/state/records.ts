@@ -89,6 +89,40 @@ export interface RunRecord {
    * also after the run is resumed.
    */
   debugMode?: boolean;
+  /**
+   * How a top-level run was started, so that a resume continues it the same way (`stepflow
+   * resume`, `POST /runs/{id}/resume`): absent for nested runs, runs queued by a service and runs
+   * recorded before this was stored (schema migration `0003_run_options`).
+   */
+  runOptions?: StoredRunOptions;
+}
+
+/**
+ * The options a top-level run was started with that are not in its flow, input, variables or
+ * overrides (`runs.options_json`). Limits are the ones in effect when the run started (a flag,
+ * else the config's).
+ */
+export interface StoredRunOptions {
+  /** Absolute path of the config file (absent: the run had no config file, e.g. the default). */
+  configPath?: string;
+  /** SHA-256 (lowercase hex) of the config file's bytes when the run started. */
+  configSha256?: string;
+  /**
+   * Absolute directory relative paths resolved against, for a run without a config file (the
+   * default config's: the flow's directory); with one, it follows from the file.
+   */
+  workingDirectory?: string;
+  /**
+   * The run timeout, ms (`--timeout`, config `runTimeout`): a resumed run whose engine stopped
+   * gets what is left of it (src/execution/resume.ts).
+   */
+  timeoutMs?: number;
+  /** Most steps in flight at once (`--max-concurrency`, config `maxConcurrency`). */
+  maxConcurrency?: number;
+  /** Most nested runs (`RunOptions.maxNestedRuns`), when given to the run. */
+  maxNestedRuns?: number;
+  /** Most steps started (`RunOptions.maxRunSteps`), when given to the run. */
+  maxRunSteps?: number;
 }
 
 /** Which runs `StateStore.listRuns` returns. */

@@ -13,6 +13,7 @@ import type {
   RunRecord,
   RunStatus,
   SignalRecord,
+  StoredRunOptions,
 } from "./store.ts";
 
 /** A time column as RFC 3339: text as stored (SQLite), a `Date` in UTC with milliseconds. */
@@ -39,6 +40,8 @@ export interface RunRow<Time = string> {
   lease_expires_at?: Time | null;
   /** 0/1 in SQLite, a boolean in PostgreSQL. */
   debug_mode?: number | boolean | null;
+  /** `StoredRunOptions` as JSON (migration `0003_run_options`; absent before it). */
+  options_json?: string | null;
 }
 
 /** A `runs` row as a {@linkcode RunRecord}. */
@@ -64,7 +67,21 @@ export function runFromRow(row: RunRow<string | Date>): RunRecord {
   if (row.lease_epoch != null) r.leaseEpoch = Number(row.lease_epoch);
   if (row.lease_expires_at != null) r.leaseExpiresAt = time(row.lease_expires_at);
   if (row.debug_mode) r.debugMode = true;
+  if (row.options_json != null) {
+    const options = runOptionsFromJson(row.options_json);
+    if (options !== undefined) r.runOptions = options;
+  }
   return r;
+}
+
+/** `runs.options_json` as {@linkcode StoredRunOptions}; undefined when it is not an object. */
+function runOptionsFromJson(text: string): StoredRunOptions | undefined {
+  try {
+    const v = JSON.parse(text);
+    return v !== null && typeof v === "object" && !Array.isArray(v) ? v : undefined;
+  } catch {
+    return undefined; // unreadable: the run resumes as a run recorded without options
+  }
 }
 
 export interface EventRow<Time = string> {

@@ -24,6 +24,10 @@
  * - `signals`: data sent to a run waiting for it (human in the loop);
  * - `engines`: the engines owning runs, with what tells whether each is alive (pid, the pid's
  *   start time and namespace, heartbeat).
+ *
+ * Added for resuming a run as it was started (`0003_run_options`): `runs.options_json`, the
+ * top-level run's config file (path and SHA-256), run timeout and limits (`StoredRunOptions`);
+ * NULL for runs recorded before, which resume with the config given to `stepflow resume`.
  * @module
  */
 
@@ -174,6 +178,11 @@ export const MIGRATIONS: readonly Migration[] = [
       ["step_info", "duration_ms", "REAL"],
     ],
     sql: DURABLE,
+  },
+  {
+    name: "0003_run_options",
+    columns: [["runs", "options_json", "TEXT"]],
+    sql: "",
   },
 ];
 

@@ -26,6 +26,8 @@ export const SQL_ENGINE = 0;
 export const SQL_HEARTBEAT = 1;
 export const SQL_BLOB = 2;
 export const SQL_RUN = 3;
+/** Positions of `SQL_RUN`'s arguments that a run's end changes (see `applyBatch`'s SQL). */
+export const RUN_ARG = { status: 3, result: 5, completedAt: 7, updatedAt: 16 } as const;
 export const SQL_RUN_END = 4;
 export const SQL_RUN_STATUS = 5;
 export const SQL_BATCH = 6;
@@ -58,8 +60,8 @@ export function applyBatch(
     "INSERT OR IGNORE INTO blobs(id, data, blob_type, created_at) VALUES (?, ?, ?, ?)",
     `INSERT OR REPLACE INTO runs(id, flow_id, flow_name, status, input_json, result_json,
        created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key,
-       variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode, options_json)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     `UPDATE runs SET status = ?, result_json = COALESCE(?, result_json), completed_at = ?,
        updated_at = ? WHERE id = ?`,
     "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",

@@ -19,6 +19,7 @@ import {
   OP_RESULT,
   OP_SQL,
   OP_START,
+  RUN_ARG,
   SQL_BATCH,
   SQL_BATCH_RUN,
   SQL_BLOB,
@@ -63,6 +64,11 @@ type Blobs = Map<string, { text: string; blobType: "data" | "flow" }>;
 /** The queued writes of one SQLite store and their group commit. */
 export class SqliteWriter {
   #q: unknown[] = [];
+  /**
+   * Runs whose row (`SQL_RUN`) is in `#q` with no later write to it queued: where in `#q` its
+   * arguments start. Their end patches that row instead of queueing an `UPDATE runs`.
+   */
+  #rowsQueued = new Map<string, number>();
   /** Blobs queued and not committed yet, by id (read back without forcing a commit). */
   #pendingBlobs: Blobs = new Map();
   /** Blobs of the commit in flight (in the worker). */
@@ -194,6 +200,7 @@ export class SqliteWriter {
     const q = this.#q;
     if (q.length === 0) return;
     this.#q = [];
+    this.#rowsQueued.clear();
     const blobs = this.#pendingBlobs;
     this.#pendingBlobs = new Map();
     const withEngine = this.#engineInBatch;
@@ -266,6 +273,7 @@ export class SqliteWriter {
     }
     const r = { ...run };
     const at = nowRfc3339();
+    this.#rowsQueued.set(r.runId, this.#q.length + 3);
     this.#sql(SQL_RUN, [
       r.runId,
       r.flowId,
@@ -285,6 +293,7 @@ export class SqliteWriter {
       queued ? null : at,
       at,
       r.debugMode ? 1 : 0,
+      r.runOptions === undefined ? null : JSON.stringify(r.runOptions),
     ]);
     this.#event(r.runId, root, queued ? "run_queued" : "run_started", null, at);
     return this.#queued();
@@ -332,7 +341,19 @@ export class SqliteWriter {
     const data = stringifyJson(
       result === undefined ? { status } : { status, outcome: result.outcome },
     );
-    this.#sql(SQL_RUN_END, [status, text, at, at, runId]);
+    const row = this.#rowsQueued.get(runId);
+    if (row !== undefined) {
+      // A short run: its row is still queued, in this same transaction. It is written finished
+      // at once: one INSERT instead of an INSERT and an UPDATE (the columns of SQL_RUN).
+      this.#rowsQueued.delete(runId);
+      const q = this.#q;
+      q[row + RUN_ARG.status] = status;
+      if (text !== null) q[row + RUN_ARG.result] = text;
+      q[row + RUN_ARG.completedAt] = at;
+      q[row + RUN_ARG.updatedAt] = at;
+    } else {
+      this.#sql(SQL_RUN_END, [status, text, at, at, runId]);
+    }
     this.#event(runId, c.rootOf(runId), "run_completed", data, at);
     return this.#queued();
   }
@@ -347,6 +368,7 @@ export class SqliteWriter {
     const c = this.c;
     const at = nowRfc3339();
     const text = data === undefined ? null : stringifyJson(data);
+    this.#rowsQueued.delete(runId); // its end must come after this UPDATE, not before it
     this.#sql(SQL_RUN_STATUS, [status, at, runId]);
     if (event) this.#event(runId, c.rootOf(runId), event, text, at);
     return this.#queued();

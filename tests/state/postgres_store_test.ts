@@ -69,7 +69,11 @@ pgTest(
       });
       await withClient(url, async (sql) => {
         const rows = await sql`SELECT name FROM _stepflow_migrations ORDER BY name`;
-        assertEquals(rows.map((r) => r.name), ["0001_initial_schema", "0002_durable_runs"]);
+        assertEquals(rows.map((r) => r.name), [
+          "0001_initial_schema",
+          "0002_durable_runs",
+          "0003_run_options",
+        ]);
       });
       // opened again: nothing to migrate; autoMigrate: false finds every table
       const s = await open(url, { autoMigrate: false });

@@ -35,7 +35,7 @@ function peek(path: string, sql: string, ...args: (string | number)[]): Record<s
   }
 }
 
-Deno.test("SqliteStateStore opens files in WAL mode and records both migrations", async () => {
+Deno.test("SqliteStateStore opens files in WAL mode and records every migration", async () => {
   await withTempDir(async (dir) => {
     const s = SqliteStateStore.open(`sqlite:${dir}/runs.db`);
     try {
@@ -44,7 +44,7 @@ Deno.test("SqliteStateStore opens files in WAL mode and records both migrations"
         peek(`${dir}/runs.db`, "SELECT name FROM _stepflow_migrations ORDER BY name").map((r) =>
           r.name
         ),
-        ["0001_initial_schema", "0002_durable_runs"],
+        ["0001_initial_schema", "0002_durable_runs", "0003_run_options"],
       );
     } finally {
       await s.close();
@@ -78,6 +78,53 @@ Deno.test("group commit: writes of one turn share one promise, resolved once ano
       assertEquals(peek(path, "SELECT status FROM runs"), [{ status: "completed" }]);
     } finally {
       await s.close();
+    }
+  });
+});
+
+Deno.test("a run that starts and ends in one batch is written finished at once; a status set in between keeps its order", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/runs.db`;
+    for (const commits of ["loop", "worker"] as const) {
+      const s = SqliteStateStore.open(`sqlite:${path}`);
+      if (commits === "worker") await s.useCommitWorker();
+      try {
+        const a = `short-${commits}`;
+        const b = `paused-${commits}`;
+        const c = `later-${commits}`;
+        const result = { outcome: "success" as const, result: { n: 1 } };
+        // one batch: the row of `a` is patched, `b`'s end comes after its status update
+        s.createRun(run(a));
+        s.completeRun(a, "completed", result);
+        s.createRun(run(b));
+        s.setRunStatus(b, "paused");
+        s.completeRun(b, "failed", { outcome: "failed", error: { code: 500, message: "x" } });
+        s.createRun(run(c));
+        await s.flush();
+        // a later batch: an UPDATE as before
+        await s.completeRun(c, "completed", result);
+        const rows = peek(
+          path,
+          "SELECT id, status, result_json, completed_at IS NOT NULL AS done FROM runs WHERE id IN (?, ?, ?) ORDER BY id",
+          a,
+          b,
+          c,
+        );
+        assertEquals(rows.map((r) => [r.id, r.status, r.done]), [
+          [c, "completed", 1],
+          [b, "failed", 1],
+          [a, "completed", 1],
+        ]);
+        assertEquals(JSON.parse(rows[2].result_json as string), result);
+        assertEquals(
+          peek(path, "SELECT type FROM run_events WHERE run_id = ? ORDER BY id", a).map((r) =>
+            r.type
+          ),
+          ["run_started", "run_completed"],
+        );
+      } finally {
+        await s.close();
+      }
     }
   });
 });

@@ -13,7 +13,7 @@
 import { success } from "../../core/flow_result.ts";
 import { describeError, PluginError } from "../../errors.ts";
 import { type JsonValue, parseJson } from "../../json/exact_json.ts";
-import { parseDocument } from "../../core/document.ts";
+import { parseDocumentAsync } from "../../core/document_base.ts";
 import { decodeUtf8 } from "../../core/utf8.ts";
 import { engineFailure } from "../../core/error_codes.ts";
 import type { BuiltinComponent } from "./component.ts";
@@ -95,7 +95,7 @@ export const loadFile: BuiltinComponent = {
       data = format === "json"
         ? parseJson(text)
         : format === "yaml"
-        ? parseDocument(text, "yaml", resolved).value
+        ? (await parseDocumentAsync(text, "yaml", resolved)).value
         : text;
     } catch (e) {
       throw new PluginError("Failed to load file", [

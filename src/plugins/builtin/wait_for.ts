@@ -19,7 +19,6 @@ import { describeError } from "../../errors.ts";
 import { isNumber, type JsonValue, toNumber } from "../../json/exact_json.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { invalidInput, objectInput, requireString } from "./_input.ts";
-import { compileSchemaCheck } from "../mcp/schema_check.ts";
 
 const NAME = "/wait_for";
 
@@ -58,6 +57,8 @@ export const waitForComponent: BuiltinComponent = {
     }
     let check: ((v: unknown) => string | undefined) | undefined;
     if (o.schema !== undefined && o.schema !== null) {
+      // ajv loads with the first `schema` given (issue 17, goal 5: cold start of other runs)
+      const { compileSchemaCheck } = await import("../mcp/schema_check.ts");
       const c = compileSchemaCheck(o.schema);
       if (c.compileError !== undefined) {
         throw invalidInput(NAME, `\`schema\` is not a JSON Schema: ${c.compileError}`);

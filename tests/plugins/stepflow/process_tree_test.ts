@@ -29,68 +29,92 @@ async function waitFor<T>(what: string, probe: () => T | undefined, ms = 30_000)
   }
 }
 
+/**
+ * Writes a config with the limits worker and a one-step flow calling its `/spawn` with `spawn`
+ * (plus the pid file), starts `stepflow run` on it, and returns it with the pid of the worker's
+ * child once that child has written it.
+ */
+async function runSpawner(
+  dir: string,
+  spawn: string,
+  options: { closeGrace?: string; env?: Record<string, string>; stdio?: "piped" | "null" } = {},
+): Promise<{ engine: Deno.ChildProcess; grandchild: () => Promise<number> }> {
+  const pidFile = `${dir}/grandchild.pid`;
+  const grace = options.closeGrace ? `, closeGrace: ${options.closeGrace}` : "";
+  await Deno.writeTextFile(
+    `${dir}/stepflow-config.yml`,
+    `plugins:
+  w: { type: stepflow, command: python3, args: [${JSON.stringify(WORKER)}]${grace} }
+routes:
+  "/w/{component}": [{ plugin: w }]
+`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/flow.yaml`,
+    `schema: https://stepflow.org/schemas/v1/flow.json
+name: spawner
+description: a step whose worker starts a child
+steps:
+  - id: s
+    component: /w/spawn
+    input: { pid_file: ${JSON.stringify(pidFile)}${spawn ? `, ${spawn}` : ""} }
+output: { $from: { step: s } }
+`,
+  );
+  const stdio = options.stdio ?? "piped";
+  const engine = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO_ROOT}/main.ts`,
+      "run",
+      "--flow",
+      "flow.yaml",
+      "--input-json",
+      "{}",
+    ],
+    cwd: dir,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: stdio,
+    stderr: stdio,
+  }).spawn();
+  const grandchild = () =>
+    waitFor("the worker's child", () => {
+      try {
+        const t = Deno.readTextFileSync(pidFile).trim();
+        return t === "" ? undefined : Number(t);
+      } catch {
+        return undefined;
+      }
+    });
+  return { engine, grandchild };
+}
+
+/** Process group and session of `pid` (from /proc). */
+function groupOf(pid: number): { pgrp: number; session: number } {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const [, , pgrp, session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { pgrp: Number(pgrp), session: Number(session) };
+}
+
 for (const mode of ["default", "walk"] as const) {
   Deno.test(`stepflow run on SIGTERM stops a worker's setsid() child that ignores SIGTERM (${mode})`, async () => {
     if (Deno.build.os !== "linux") return;
     await withTempDir(async (dir) => {
-      const pidFile = `${dir}/grandchild.pid`;
-      await Deno.writeTextFile(
-        `${dir}/stepflow-config.yml`,
-        `plugins:
-  w: { type: stepflow, command: python3, args: [${JSON.stringify(WORKER)}], closeGrace: 300ms }
-routes:
-  "/w/{component}": [{ plugin: w }]
-`,
+      const { engine, grandchild: started } = await runSpawner(
+        dir,
+        "setsid: true, ignore_term: true",
+        { closeGrace: "300ms", env: mode === "walk" ? { STEPFLOW_PROCESS_TREE: "walk" } : {} },
       );
-      await Deno.writeTextFile(
-        `${dir}/flow.yaml`,
-        `schema: https://stepflow.org/schemas/v1/flow.json
-name: spawner
-description: a step whose worker starts a daemon-like child
-steps:
-  - id: s
-    component: /w/spawn
-    input: { pid_file: ${JSON.stringify(pidFile)}, setsid: true, ignore_term: true }
-output: { $from: { step: s } }
-`,
-      );
-      const env: Record<string, string> = { NO_COLOR: "1" };
-      if (mode === "walk") env.STEPFLOW_PROCESS_TREE = "walk";
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          "--quiet",
-          `${REPO_ROOT}/main.ts`,
-          "run",
-          "--flow",
-          "flow.yaml",
-          "--input-json",
-          "{}",
-        ],
-        cwd: dir,
-        env,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
       let grandchild: number | undefined;
       try {
-        grandchild = await waitFor("the worker's child", () => {
-          try {
-            const t = Deno.readTextFileSync(pidFile).trim();
-            return t === "" ? undefined : Number(t);
-          } catch {
-            return undefined;
-          }
-        });
+        grandchild = await started();
         // it left the worker's process group and session
-        const stat = Deno.readTextFileSync(`/proc/${grandchild}/stat`);
-        const [, , pgrp, session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        assertEquals(pgrp, String(grandchild));
-        assertEquals(session, String(grandchild));
-        child.kill("SIGTERM");
-        const out = await child.output();
+        assertEquals(groupOf(grandchild), { pgrp: grandchild, session: grandchild });
+        engine.kill("SIGTERM");
+        const out = await engine.output();
         assertEquals(out.code, 130, new TextDecoder().decode(out.stderr));
         // SIGTERM is ignored: the SIGKILL after closeGrace (300 ms) ends it
         await waitFor(
@@ -105,3 +129,35 @@ output: { $from: { step: s } }
     });
   });
 }
+
+Deno.test("a stuck step service and its children end within seconds of their engine's kill -9", async () => {
+  if (Deno.build.os !== "linux") return;
+  await withTempDir(async (dir) => {
+    // the worker's call sleeps 120 s (it never reads its closed stdin), its child too
+    const { engine, grandchild: started } = await runSpawner(dir, "", { stdio: "null" });
+    let grandchild: number | undefined;
+    let worker: number | undefined;
+    try {
+      grandchild = await started();
+      worker = groupOf(grandchild).pgrp; // the worker leads its process group
+      assert(alive(worker), "the worker runs");
+      engine.kill("SIGKILL");
+      await engine.status;
+      await waitFor("the worker to end", () => alive(worker!) ? undefined : true, 10_000);
+      await waitFor(
+        "the worker's child to end",
+        () => alive(grandchild!) ? undefined : true,
+        10_000,
+      );
+    } finally {
+      for (const pid of [grandchild, worker]) {
+        if (pid !== undefined && alive(pid)) Deno.kill(pid, "SIGKILL");
+      }
+      try {
+        engine.kill("SIGKILL");
+      } catch {
+        // ended
+      }
+    }
+  });
+});
