@@ -18,6 +18,8 @@ import { logger } from "../src/log.ts";
 const encoder = new TextEncoder();
 /** Answers written together at most, when one read brings many requests. */
 const FLUSH_EVERY = 16;
+/** Largest write buffer kept for reuse, bytes (a larger batch gets its own). */
+const MAX_KEPT_BUFFER = 1 << 20;
 
 function writeAllSync(bytes: Uint8Array): void {
   let off = 0;
@@ -30,11 +32,24 @@ function writeAllSync(bytes: Uint8Array): void {
  */
 export async function serveStdio(server: MessageHandler): Promise<void> {
   let outbox: string[] = [];
+  // one buffer reused by every (synchronous) write: no joined string, no buffer per batch
+  let out = new Uint8Array(16 * 1024);
   const flush = () => {
     if (outbox.length === 0) return;
     const batch = outbox;
     outbox = [];
-    writeAllSync(encoder.encode(batch.join("\n") + "\n"));
+    let max = batch.length;
+    for (let i = 0; i < batch.length; i++) max += batch[i].length * 3; // ≤ 3 bytes a unit
+    if (max > out.length) {
+      if (max > MAX_KEPT_BUFFER) return writeAllSync(encoder.encode(batch.join("\n") + "\n"));
+      out = new Uint8Array(Math.max(max, out.length * 2));
+    }
+    let off = 0;
+    for (let i = 0; i < batch.length; i++) {
+      off += encoder.encodeInto(batch[i], out.subarray(off)).written;
+      out[off++] = 10; // \n
+    }
+    writeAllSync(out.subarray(0, off));
   };
   let open = 0;
   let idle: (() => void) | undefined;

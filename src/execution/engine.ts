@@ -399,11 +399,14 @@ export class Engine {
     ) {
       const one = oneStepOf(flow);
       if (one !== undefined) {
-        return runOneStep(this.#oneStep, flow, one, input, {
-          ...o,
-          parentRunId: o.parentRunId,
-          budget: o.budget,
-        });
+        // (checked above; not copied: an object per map item)
+        return runOneStep(
+          this.#oneStep,
+          flow,
+          one,
+          input,
+          o as NestedRunStart & { parentRunId: string; budget: RunBudget },
+        );
       }
     }
     return this.run(flow, input, o as InternalRunOptions);

@@ -159,6 +159,32 @@ export function attemptBase(run: RunContext, index: number): number {
   return run.resume === undefined ? 0 : run.resume.attempts[index] ?? 0;
 }
 
+/**
+ * The template scope of a run: one object with its methods on the prototype (a map item's run
+ * made an object and three closures, issue 17).
+ */
+class RunScope implements ResolveScope {
+  constructor(
+    readonly compiled: CompiledFlow,
+    readonly input: JsonValue,
+    readonly results: (FlowResult | undefined)[],
+    readonly variables: ReadonlyMap<string, JsonValue>,
+  ) {}
+
+  stepResult(stepId: string): FlowResult | undefined {
+    const i = this.compiled.indexById.get(stepId);
+    return i === undefined ? undefined : this.results[i];
+  }
+
+  variable(name: string): JsonValue | undefined {
+    return this.variables.get(name);
+  }
+
+  variableDefault(name: string): JsonValue | undefined {
+    return this.compiled.variableDefaults.get(name);
+  }
+}
+
 /** Builds the template scope of a run. */
 export function makeScope(
   compiled: CompiledFlow,
@@ -166,15 +192,5 @@ export function makeScope(
   results: (FlowResult | undefined)[],
   variables: ReadonlyMap<string, JsonValue>,
 ): ResolveScope {
-  const index = compiled.indexById;
-  const defaults = compiled.variableDefaults;
-  return {
-    input,
-    stepResult(stepId: string): FlowResult | undefined {
-      const i = index.get(stepId);
-      return i === undefined ? undefined : results[i];
-    },
-    variable: (name: string) => variables.get(name),
-    variableDefault: (name: string) => defaults.get(name),
-  };
+  return new RunScope(compiled, input, results, variables);
 }

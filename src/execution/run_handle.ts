@@ -17,6 +17,7 @@ import {
   type RunHooks,
   type RunHost,
 } from "./run_lifecycle.ts";
+import { executeOneStepRun, topLevelOneStep } from "./single_step_top.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
 
@@ -47,15 +48,13 @@ export function startRun(
     // follow it.
     const l = handle.link = childSignal(options.signal);
     if (handle.cancelledEarly) l.controller.abort(handle.cancelledEarly.reason);
-    return executeRun(
-      host,
-      flow,
-      input,
-      handle.runId,
-      options as InternalRunOptions,
-      l.controller,
-      handle,
-    ).finally(() => l.dispose());
+    const o = options as InternalRunOptions;
+    // a top-level run of a one-step flow skips the scheduler (src/execution/single_step_top.ts)
+    const one = topLevelOneStep(host, flow, o);
+    return (one !== undefined
+      ? executeOneStepRun(host, flow, one, input, handle.runId, o, l.controller, handle)
+      : executeRun(host, flow, input, handle.runId, o, l.controller, handle))
+      .finally(() => l.dispose());
   };
   // Nested runs of a large map start here: when the run has kept the event loop busy, the
   // start waits for a turn, so timers and signals come first (src/core/turn.ts).

@@ -244,7 +244,7 @@ export async function executeRun(
  * Stores `failed` as the end of run `runId`, best effort: the store may refuse it (its database
  * is failing, the run was taken over), which changes nothing for the run's result.
  */
-function correctEnd(store: StateStore, runId: string, failed: FlowResult): void {
+export function correctEnd(store: StateStore, runId: string, failed: FlowResult): void {
   try {
     store.completeRun(runId, "failed", failed)?.catch(() => {});
   } catch {
@@ -253,7 +253,7 @@ function correctEnd(store: StateStore, runId: string, failed: FlowResult): void 
 }
 
 /** The budget of a top-level run; going over it aborts the run. */
-function runBudget(
+export function runBudget(
   config: LoadedConfig,
   options: RunOptions,
   controller: AbortController,
@@ -293,18 +293,7 @@ async function execute(
     throw e;
   }
   const { controller, budget } = parts;
-  const runTimeout = host.config.config.runTimeout;
-  const runTimeoutMs = options.timeoutMs ??
-    (options.parentRunId === undefined && runTimeout !== undefined
-      ? parseDuration(runTimeout, { what: "runTimeout" })
-      : undefined);
-  // A deadline, not a plain timer: busy built-in work cannot keep it from firing (core/turn.ts).
-  // A resumed run has what is left of its timeout; none left: it times out before any step.
-  const left = runTimeoutMs === undefined ? undefined : runTimeoutMs - (options.timeoutUsedMs ?? 0);
-  if (left !== undefined && left <= 0) controller.abort(runTimeoutReason(runTimeoutMs!));
-  const cancelTimer = left !== undefined && left > 0
-    ? setDeadline(left, () => controller.abort(runTimeoutReason(runTimeoutMs!)))
-    : undefined;
+  const cancelTimer = runDeadline(host.config, options, controller);
   const variables = options.variables instanceof Map
     ? options.variables
     : new Map(Object.entries(options.variables ?? {}));
@@ -345,6 +334,29 @@ async function execute(
   } finally {
     cancelTimer?.();
   }
+}
+
+/**
+ * The run's timeout (`timeoutMs`, or the config's `runTimeout` for a top-level run; less what a
+ * resumed run used before) as a deadline that aborts `controller`; returns its cancel function, or undefined without a timeout. A
+ * deadline, not a plain timer: busy built-in work cannot keep it from firing (core/turn.ts).
+ */
+export function runDeadline(
+  config: LoadedConfig,
+  options: InternalRunOptions,
+  controller: AbortController,
+): (() => void) | undefined {
+  const runTimeout = config.config.runTimeout;
+  const runTimeoutMs = options.timeoutMs ??
+    (options.parentRunId === undefined && runTimeout !== undefined
+      ? parseDuration(runTimeout, { what: "runTimeout" })
+      : undefined);
+  // A resumed run has what is left of its timeout; none left: it times out before any step.
+  const left = runTimeoutMs === undefined ? undefined : runTimeoutMs - (options.timeoutUsedMs ?? 0);
+  if (left !== undefined && left <= 0) controller.abort(runTimeoutReason(runTimeoutMs!));
+  return left !== undefined && left > 0
+    ? setDeadline(left, () => controller.abort(runTimeoutReason(runTimeoutMs!)))
+    : undefined;
 }
 
 /** The limits of one run (issue 5): steps in flight, output size. */

@@ -18,6 +18,8 @@
  * Not taken (the engine runs the flow the general way) when the flow has more than one step, its
  * step is not required, overrides are given, the run or its flow has secrets, a step runner
  * replaces the pipeline (tests), or the flow cannot be compiled.
+ *
+ * A top-level run of a one-step flow takes the same path: src/execution/single_step_top.ts.
  * @module
  */
 import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
@@ -29,7 +31,7 @@ import type { Flow } from "../flow/model.ts";
 import { resolveTemplate } from "../flow/template.ts";
 import type { EngineServices } from "../plugins/plugin.ts";
 import type { Logger } from "../log.ts";
-import { nowRfc3339, type StateStore } from "../state/store.ts";
+import { nowRfc3339, type RunRecord, type StateStore } from "../state/store.ts";
 import { type CompiledFlow, type CompiledStep, compileFlow } from "./compile.ts";
 import {
   type ComponentResolver,
@@ -61,7 +63,8 @@ export interface OneStepHost {
   limits(): RunLimits | undefined;
 }
 
-const NO_VARIABLES: ReadonlyMap<string, JsonValue> = new Map();
+/** The variables of a run given none (shared). */
+export const NO_VARIABLES: ReadonlyMap<string, JsonValue> = new Map();
 
 /**
  * Idle {@linkcode InFlight} tables of one-step flows, by flow: a one-step run's table is its own
@@ -84,11 +87,17 @@ function giveInFlight(compiled: CompiledFlow, t: InFlight): void {
   if (idle.length < MAX_IDLE_IN_FLIGHT) idle.push(t);
 }
 
+/** A one-step flow compiled, and its step. */
+export interface OneStep {
+  compiled: CompiledFlow;
+  step: CompiledStep;
+}
+
 /**
  * The one step of `flow` when a nested run of it can skip the scheduler (see the module doc),
  * else undefined.
  */
-export function oneStepOf(flow: Flow): { compiled: CompiledFlow; step: CompiledStep } | undefined {
+export function oneStepOf(flow: Flow): OneStep | undefined {
   if (flow.steps?.length !== 1) return undefined;
   let compiled: CompiledFlow;
   try {
@@ -130,7 +139,8 @@ export async function runOneStep(
       origin.runKey += `/${options.item}`;
     }
   }
-  store.createRun({
+  // built by assignment, not with a conditional spread (a slower object to make and copy)
+  const record: RunRecord = {
     runId,
     flowId,
     flowName: flow.name,
@@ -138,8 +148,9 @@ export async function runOneStep(
     input,
     createdAt: nowRfc3339(),
     parentRunId: options.parentRunId,
-    ...(origin.runKey !== undefined ? { runKey: origin.runKey } : {}),
-  });
+  };
+  if (origin.runKey !== undefined) record.runKey = origin.runKey;
+  store.createRun(record);
   const observers = host.observers();
   const events = observers.size > 0 ? new RunEvents(runId, [...observers], log) : undefined;
   events?.emit({
@@ -190,8 +201,17 @@ export async function runOneStep(
   return result;
 }
 
-/** The step through the pipeline's stages, its record, and the run's output. */
-async function execute(run: RunContext, step: CompiledStep): Promise<FlowResult> {
+/**
+ * The step through the pipeline's stages, its record, and the run's output. `awaitCommit`: the
+ * output is built on the committed result (a nested run); else (a top-level run, as the
+ * scheduler does) the result's commit is left in `run.commit`, and its failure in
+ * `run.storeError`, for the run's end to wait for with its own commit (one group commit).
+ */
+export async function execute(
+  run: RunContext,
+  step: CompiledStep,
+  awaitCommit = true,
+): Promise<FlowResult> {
   const startedAt = Date.now();
   run.inFlight.startedAt[0] = startedAt;
   run.inFlight.attempt[0] = 1;
@@ -228,7 +248,13 @@ async function execute(run: RunContext, step: CompiledStep): Promise<FlowResult>
       attempt: run.inFlight.attempt[0],
       durationMs: (Date.now() - startedAt) | 0,
     });
-    if (write !== undefined) await write;
+    if (write !== undefined) {
+      if (awaitCommit) await write;
+      else {
+        run.commit = write;
+        write.catch((e) => run.storeError ??= e);
+      }
+    }
   } catch (e) {
     return failedFromExecutionError(storeFailure(step, run, e));
   }

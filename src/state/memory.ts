@@ -9,6 +9,14 @@
  * `maxFinishedAgeMs` (default: no age limit). The run that finished last is kept whatever its
  * size until the next one finishes. Running runs and blobs and batches are kept.
  *
+ * Layout (issue 17): one {@linkcode RunEntry} per run holds its record, step results and starts
+ * and its nested runs. The map of runs by id holds top-level runs and running nested runs only: a
+ * nested run that finishes moves into its parent's entry (`kids`), so a `/map` over 10,000 items
+ * makes one insert and one delete in a small map per item, not inserts into several maps that
+ * hold every item run retained, and evicting a run drops its items with it. Finished nested runs
+ * are found by id through an index built on the first lookup that needs it (then kept up to
+ * date), as run keys are.
+ *
  * One class, kept whole (over 400 lines): the whole StateStore contract over maps, each method a
  * few lines next to the maps it reads (the contract: store.ts; its tests:
  * tests/state/store_contract_test.ts).
@@ -84,18 +92,37 @@ interface StepStart {
   at: string;
 }
 
+/** A run as kept in memory: its record and what belongs to it. */
+interface RunEntry {
+  /** The store's own copy (never handed out: reads get copies). */
+  rec: RunRecord;
+  /** The parent run's entry, when the parent was known at `createRun`. */
+  parent: RunEntry | undefined;
+  /** Nested runs (running and finished), in the order they were created. */
+  kids: RunEntry[] | undefined;
+  /** Step results, indexed by step index (sparse until every step has run). */
+  steps: (StepResultRecord | undefined)[] | undefined;
+  /** When each step result was stored (RFC 3339), by step index (journal on only). */
+  stepAt: string[] | undefined;
+  starts: (StepStart | undefined)[] | undefined;
+  /** True once it left the map of runs by id (a finished nested run: found through its parent). */
+  moved: boolean;
+}
+
 /** A {@linkcode StateStore} kept in maps; every write is applied synchronously. */
 export class MemoryStateStore implements StateStore {
   readonly kind = "inMemory";
   readonly engineId: string = crypto.randomUUID();
   #blobs = new Map<string, StoredBlob>();
-  #runs = new Map<string, RunRecord>();
-  /** Step results per run, indexed by step index (sparse until every step has run). */
-  #steps = new Map<string, (StepResultRecord | undefined)[]>();
-  /** When each step result was stored (RFC 3339), by step index. */
-  #stepAt = new Map<string, string[]>();
-  #starts = new Map<string, (StepStart | undefined)[]>();
-  #children = new Map<string, string[]>();
+  /** Top-level runs, running nested runs, and nested runs whose parent is unknown. */
+  #runs = new Map<string, RunEntry>();
+  /**
+   * Finished nested runs by id (they left {@linkcode #runs}), built on the first lookup of an id
+   * {@linkcode #runs} does not hold and kept up to date from then on.
+   */
+  #movedIndex: Map<string, RunEntry> | undefined;
+  /** How many entries are moved (no index is built while there is none). */
+  #movedCount = 0;
   /**
    * Run ids by run key, built on the first {@linkcode findRunByKey} and kept from then on: a map
    * over 10,000 items would otherwise pay an insert into a large map per item for a lookup that
@@ -140,18 +167,75 @@ export class MemoryStateStore implements StateStore {
     return Promise.resolve(this.#blobs.get(id.toLowerCase()));
   }
 
+  /** The entry of run `runId`, wherever it is kept. */
+  #get(runId: string): RunEntry | undefined {
+    const e = this.#runs.get(runId);
+    if (e !== undefined || this.#movedCount === 0) return e;
+    return this.#moved().get(runId);
+  }
+
+  /** The index of moved entries (built on first use). */
+  #moved(): Map<string, RunEntry> {
+    if (this.#movedIndex === undefined) {
+      const index = new Map<string, RunEntry>();
+      for (const e of this.#all()) if (e.moved) index.set(e.rec.runId, e);
+      this.#movedIndex = index;
+    }
+    return this.#movedIndex;
+  }
+
+  /** Every run entry: those by id, and the finished nested runs kept in their parents. */
+  *#all(): Generator<RunEntry> {
+    const stack: RunEntry[] = [];
+    for (const e of this.#runs.values()) {
+      yield e;
+      if (e.kids === undefined) continue;
+      stack.push(e);
+      while (stack.length > 0) {
+        const kids = stack.pop()!.kids!;
+        for (let i = 0; i < kids.length; i++) {
+          const k = kids[i];
+          if (!k.moved) continue; // in #runs: visited from there
+          yield k;
+          if (k.kids !== undefined) stack.push(k);
+        }
+      }
+    }
+  }
+
   createRun(run: RunRecord): void {
-    const parent = run.parentRunId;
+    const parentId = run.parentRunId;
+    const parent = parentId === undefined ? undefined : this.#get(parentId);
     const root = run.rootRunId ??
-      (parent === undefined ? run.runId : this.#runs.get(parent)?.rootRunId ?? parent);
+      (parentId === undefined ? run.runId : parent?.rec.rootRunId ?? parentId);
     const queued = run.status === "queued";
-    const r: RunRecord = { ...run, rootRunId: root, leaseEpoch: queued ? 0 : 1 };
-    if (!queued) r.ownerId = this.engineId;
-    this.#runs.set(run.runId, r);
+    // one literal per case: no property added after the copy
+    const r: RunRecord = queued
+      ? { ...run, rootRunId: root, leaseEpoch: 0 }
+      : { ...run, rootRunId: root, leaseEpoch: 1, ownerId: this.engineId };
+    // (not #get: a new id must not build the index of moved runs)
+    const old = this.#runs.get(run.runId) ?? this.#movedIndex?.get(run.runId);
+    if (old !== undefined) {
+      // the same id again replaces the record (its steps and nested runs stay, as before)
+      old.rec = r;
+      if (run.runKey !== undefined) this.#byKey?.set(run.runKey, run.runId);
+      this.#event(run.runId, root, queued ? "run_queued" : "run_started");
+      if (queued) this.#wake();
+      return;
+    }
+    const e: RunEntry = {
+      rec: r,
+      parent,
+      kids: undefined,
+      steps: undefined,
+      stepAt: undefined,
+      starts: undefined,
+      moved: false,
+    };
+    this.#runs.set(run.runId, e);
     if (parent !== undefined) {
-      const c = this.#children.get(parent);
-      if (c) c.push(run.runId);
-      else this.#children.set(parent, [run.runId]);
+      if (parent.kids === undefined) parent.kids = [e];
+      else parent.kids.push(e);
     }
     if (run.runKey !== undefined) this.#byKey?.set(run.runKey, run.runId);
     this.#event(run.runId, root, queued ? "run_queued" : "run_started");
@@ -159,8 +243,9 @@ export class MemoryStateStore implements StateStore {
   }
 
   recordStepStarted(runId: string, s: StepStartRecord): void {
-    let list = this.#starts.get(runId);
-    if (!list) this.#starts.set(runId, list = []);
+    const entry = this.#get(runId);
+    if (entry === undefined) return;
+    const list = entry.starts ??= [];
     const at = s.at ?? (this.#journal ? nowRfc3339() : "");
     const prev = list[s.stepIndex];
     list[s.stepIndex] = {
@@ -174,13 +259,13 @@ export class MemoryStateStore implements StateStore {
 
   recordStepResult(runId: string, record: StepResultRecord): void {
     // The hot path of every run: the caller's record is kept as is, no object per step.
-    let list = this.#steps.get(runId);
-    if (!list) this.#steps.set(runId, list = []);
+    const entry = this.#get(runId);
+    if (entry === undefined) return;
+    const list = entry.steps ??= [];
     list[record.stepIndex] = record;
     // Reading the clock costs more than the rest (0.1-0.2 µs here): only with the journal on.
     if (!this.#journal) return;
-    let times = this.#stepAt.get(runId);
-    if (!times) this.#stepAt.set(runId, times = []);
+    const times = entry.stepAt ??= [];
     const at = record.at ?? nowRfc3339();
     times[record.stepIndex] = at;
     this.#event(
@@ -196,8 +281,9 @@ export class MemoryStateStore implements StateStore {
   }
 
   completeRun(runId: string, status: RunStatus, result?: FlowResult): void {
-    const run = this.#runs.get(runId);
-    if (!run) return;
+    const entry = this.#get(runId);
+    if (entry === undefined) return;
+    const run = entry.rec;
     run.status = status;
     if (result !== undefined) run.result = result;
     run.completedAt = nowRfc3339();
@@ -210,16 +296,23 @@ export class MemoryStateStore implements StateStore {
       undefined,
       result === undefined ? { status } : { status, outcome: result.outcome },
     );
-    if (run.parentRunId === undefined && isFinished(status)) {
-      const steps = this.#stepCount(runId);
+    if (!isFinished(status)) return;
+    if (run.parentRunId === undefined) {
+      const steps = this.#stepCount(entry);
       this.#finished.push([runId, this.#clock(), steps]);
       this.#finishedSteps += steps;
       this.#evict();
+    } else if (entry.parent !== undefined && !entry.moved) {
+      // a finished nested run is kept in its parent's entry only (see the module doc)
+      entry.moved = true;
+      this.#movedCount++;
+      this.#runs.delete(runId);
+      this.#movedIndex?.set(runId, entry);
     }
   }
 
   setRunStatus(runId: string, status: RunStatus, event?: RunEventType, data?: JsonValue): void {
-    const run = this.#runs.get(runId);
+    const run = this.#get(runId)?.rec;
     if (!run) return;
     run.status = status;
     if (event) this.#event(runId, run.rootRunId, event, undefined, undefined, undefined, data);
@@ -236,7 +329,7 @@ export class MemoryStateStore implements StateStore {
     at?: string,
   ): void {
     if (!this.#journal) return;
-    const rootId = root ?? this.#runs.get(runId)?.rootRunId ?? runId;
+    const rootId = root ?? this.#get(runId)?.rec.rootRunId ?? runId;
     const e: RunEventRecord = { id: ++this.#eventId, runId, rootRunId: rootId, type, at: at ?? "" };
     if (at === undefined) e.at = nowRfc3339();
     if (stepIndex !== undefined) e.stepIndex = stepIndex;
@@ -248,14 +341,14 @@ export class MemoryStateStore implements StateStore {
     else this.#events.set(rootId, [e]);
   }
 
-  /** Step results of run `runId` and its nested runs (slots, counted by list length). */
-  #stepCount(runId: string): number {
+  /** Step results of a run and its nested runs (slots, counted by list length). */
+  #stepCount(entry: RunEntry): number {
     let n = 0;
-    const stack = [runId];
+    const stack = [entry];
     while (stack.length > 0) {
-      const id = stack.pop()!;
-      n += this.#steps.get(id)?.length ?? 0;
-      const c = this.#children.get(id);
+      const e = stack.pop()!;
+      n += e.steps?.length ?? 0;
+      const c = e.kids;
       if (c !== undefined) { for (let i = 0; i < c.length; i++) stack.push(c[i]); }
     }
     return n;
@@ -279,24 +372,24 @@ export class MemoryStateStore implements StateStore {
       (f.length > this.#maxFinished || now - f[0][1] > this.#maxAgeMs ||
         (this.#finishedSteps > this.#maxSteps && f.length > 1))
     ) {
-      const id = f[0][0];
-      const run = this.#runs.get(id);
-      // #delete takes the run out of the account; a run resumed since it finished is not
-      // finished any more: only its entry goes
-      if (run && isFinished(run.status)) this.#delete(id);
-      else this.#finishedSteps -= f.shift()![2];
+      const [id, , steps] = f.shift()!;
+      this.#finishedSteps -= steps;
+      const run = this.#runs.get(id)?.rec;
+      // a run resumed since it finished is not finished any more: only its entry goes (and
+      // #delete is told it is out of the account: looking for it in the list costs O(runs))
+      if (run && isFinished(run.status)) this.#delete(id, false);
     }
   }
 
   getRun(runId: string): Promise<RunRecord | undefined> {
-    const r = this.#runs.get(runId);
+    const r = this.#get(runId)?.rec;
     return Promise.resolve(r ? { ...r } : undefined);
   }
 
   findRunByKey(runKey: string): Promise<RunRecord | undefined> {
     if (this.#byKey === undefined) {
       this.#byKey = new Map();
-      for (const r of this.#runs.values()) {
+      for (const { rec: r } of this.#all()) {
         if (r.runKey !== undefined) this.#byKey.set(r.runKey, r.runId);
       }
     }
@@ -307,7 +400,7 @@ export class MemoryStateStore implements StateStore {
   listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
     const since = filter.since === undefined ? undefined : normalizeInstant(filter.since);
     const out: RunRecord[] = [];
-    for (const r of this.#runs.values()) {
+    for (const { rec: r } of this.#all()) {
       if (filter.status !== undefined && r.status !== filter.status) continue;
       if (filter.flowName !== undefined && r.flowName !== filter.flowName) continue;
       if (since !== undefined && r.createdAt < since) continue;
@@ -322,7 +415,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   getStepResults(runId: string): Promise<StepResultRecord[]> {
-    const list = this.#steps.get(runId) ?? [];
+    const list = this.#get(runId)?.steps ?? [];
     return Promise.resolve(
       list.filter((r): r is StepResultRecord => r !== undefined).map((r) => ({
         stepIndex: r.stepIndex,
@@ -333,12 +426,13 @@ export class MemoryStateStore implements StateStore {
   }
 
   getStepInfo(runId: string): Promise<StepInfoRecord[]> {
-    const results = this.#steps.get(runId) ?? [];
+    const entry = this.#get(runId);
+    const results = entry?.steps ?? [];
     // without the journal, step times are not kept: the run's own times stand in
-    const run = this.#runs.get(runId);
+    const run = entry?.rec;
     const fallback = run?.completedAt ?? run?.createdAt ?? "";
-    const times = this.#stepAt.get(runId) ?? [];
-    const starts = this.#starts.get(runId) ?? [];
+    const times = entry?.stepAt ?? [];
+    const starts = entry?.starts ?? [];
     const out: StepInfoRecord[] = [];
     const n = Math.max(results.length, starts.length);
     for (let i = 0; i < n; i++) {
@@ -365,7 +459,7 @@ export class MemoryStateStore implements StateStore {
     let lists: RunEventRecord[][];
     if (filter.rootRunId !== undefined || filter.runId !== undefined) {
       const root = filter.rootRunId ??
-        this.#runs.get(filter.runId!)?.rootRunId ?? filter.runId!;
+        this.#get(filter.runId!)?.rec.rootRunId ?? filter.runId!;
       lists = [this.#events.get(root) ?? []];
     } else {
       lists = [...this.#events.values()];
@@ -385,7 +479,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   deleteRun(runId: string): Promise<boolean> {
-    if (!this.#runs.has(runId)) return Promise.resolve(false);
+    if (this.#get(runId) === undefined) return Promise.resolve(false);
     this.#delete(runId);
     return Promise.resolve(true);
   }
@@ -393,7 +487,7 @@ export class MemoryStateStore implements StateStore {
   pruneRuns(options: { before: string }): Promise<number> {
     const before = normalizeInstant(options.before);
     const roots: string[] = [];
-    for (const r of this.#runs.values()) {
+    for (const { rec: r } of this.#runs.values()) {
       if (
         r.parentRunId === undefined && isFinished(r.status) &&
         (r.completedAt ?? r.createdAt) < before
@@ -404,40 +498,25 @@ export class MemoryStateStore implements StateStore {
     return Promise.resolve(n);
   }
 
-  /** Deletes a run and its nested runs; returns how many runs were deleted. */
-  #delete(runId: string): number {
-    const run = this.#runs.get(runId);
-    if (!run) return 0;
-    const removed = new Set<string>();
-    const stack = [runId];
-    while (stack.length > 0) {
-      const id = stack.pop()!;
-      if (removed.has(id) || !this.#runs.has(id)) continue;
-      removed.add(id);
-      for (const child of this.#children.get(id) ?? []) stack.push(child);
-    }
-    for (const id of removed) {
-      const r = this.#runs.get(id)!;
-      if (r.runKey !== undefined) this.#byKey?.delete(r.runKey);
-      this.#runs.delete(id);
-      this.#children.delete(id);
-      this.#steps.delete(id);
-      this.#stepAt.delete(id);
-      this.#starts.delete(id);
-      this.#signals.delete(id);
-    }
-    if (run.parentRunId === undefined) this.#unfinish(runId);
+  /**
+   * Deletes a run and its nested runs; returns how many runs were deleted. `inAccount`: false when
+   * the caller took a top-level run out of the retention account already.
+   */
+  #delete(runId: string, inAccount = true): number {
+    const entry = this.#get(runId);
+    if (entry === undefined) return 0;
+    const run = entry.rec;
+    const removed = this.#drop([entry]);
+    if (run.parentRunId === undefined && inAccount) this.#unfinish(runId);
     const root = run.rootRunId ?? runId;
     if (root === runId) this.#events.delete(runId);
     else {
       const list = this.#events.get(root);
       if (list) this.#events.set(root, list.filter((e) => !removed.has(e.runId)));
     }
-    if (run.parentRunId !== undefined) {
-      const siblings = this.#children.get(run.parentRunId);
-      const i = siblings?.indexOf(runId) ?? -1;
-      if (i >= 0) siblings!.splice(i, 1);
-    }
+    const siblings = entry.parent?.kids;
+    const i = siblings?.indexOf(entry) ?? -1;
+    if (i >= 0) siblings!.splice(i, 1);
     // batches lose the deleted runs; a batch left without runs goes too
     for (const [batchId, list] of this.#batchRuns) {
       if (!list.some((b) => removed.has(b.runId))) continue;
@@ -449,6 +528,29 @@ export class MemoryStateStore implements StateStore {
       }
     }
     return removed.size;
+  }
+
+  /**
+   * Takes runs and their nested runs out of the maps by id (not out of their parents' lists, nor
+   * the journal, batches or retention account: {@linkcode #delete} does that); returns their ids.
+   */
+  #drop(entries: RunEntry[]): Set<string> {
+    const removed = new Set<string>();
+    const stack = [...entries];
+    while (stack.length > 0) {
+      const e = stack.pop()!;
+      const id = e.rec.runId;
+      if (removed.has(id)) continue;
+      removed.add(id);
+      if (e.kids !== undefined) { for (const k of e.kids) stack.push(k); }
+      if (e.rec.runKey !== undefined) this.#byKey?.delete(e.rec.runKey);
+      if (e.moved) {
+        this.#movedCount--;
+        this.#movedIndex?.delete(id);
+      } else if (this.#runs.get(id) === e) this.#runs.delete(id);
+      this.#signals.delete(id);
+    }
+    return removed;
   }
 
   putSignal(signal: { runId: string; name: string; data: JsonValue }): Promise<SignalRecord> {
@@ -491,7 +593,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   claimRun(runId: string): Promise<ClaimResult> {
-    const run = this.#runs.get(runId);
+    const run = this.#get(runId)?.rec;
     if (!run) return Promise.resolve({ claimed: false, reason: "unknown" });
     run.ownerId = this.engineId;
     run.leaseEpoch = (run.leaseEpoch ?? 0) + 1;
@@ -504,7 +606,7 @@ export class MemoryStateStore implements StateStore {
 
   claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
     const out: ClaimedRun[] = [];
-    const candidates = [...this.#runs.values()]
+    const candidates = [...this.#all()].map((e) => e.rec)
       .filter((r) =>
         r.status === "queued" ||
         ((r.status === "running" || r.status === "paused") && r.ownerId === undefined)
@@ -537,7 +639,7 @@ export class MemoryStateStore implements StateStore {
   renewLeases(): Promise<LeaseRenewal> {
     if (this.#engine) this.#engine.heartbeatAt = nowRfc3339();
     const renewed: string[] = [];
-    for (const r of this.#runs.values()) {
+    for (const { rec: r } of this.#all()) {
       if (r.ownerId === this.engineId && !isFinished(r.status) && r.status !== "queued") {
         renewed.push(r.runId);
       }
@@ -546,10 +648,10 @@ export class MemoryStateStore implements StateStore {
   }
 
   releaseRuns(runIds?: string[]): Promise<string[]> {
-    const ids = runIds ?? [...this.#runs.keys()];
+    const ids = runIds ?? [...this.#all()].map((e) => e.rec.runId);
     const out: string[] = [];
     for (const id of ids) {
-      const r = this.#runs.get(id);
+      const r = this.#get(id)?.rec;
       if (!r || r.ownerId !== this.engineId || isFinished(r.status)) continue;
       delete r.ownerId;
       out.push(id);

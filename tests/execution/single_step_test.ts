@@ -228,3 +228,99 @@ output: { $from: { step: each } }
   assertEquals(runs.length, 6);
   for (const x of runs) assert(x.status !== "running", `${x.runKey} still running`);
 });
+
+/** A top-level flow of the item flow (de-indented), with the unused second step or without. */
+function topFlow(itemFlow: string, scheduled: boolean) {
+  const body = scheduled
+    ? itemFlow.replace(/\n {10}output:/, `${UNUSED_STEP}\n          output:`)
+    : itemFlow;
+  return flow(body.replace(/\n {10}/g, "\n").trimStart() + "\n");
+}
+
+for (const [name, itemFlow] of Object.entries(ITEM_FLOWS)) {
+  for (const input of [1, 2, 3]) {
+    Deno.test(`a top-level one-step run (${name}, input ${input}) records and reports as a scheduled one`, async () => {
+      const engine = await Engine.create(testConfig(MOCKS));
+      try {
+        const seen: { fast: RunEvent[]; scheduled: RunEvent[] } = { fast: [], scheduled: [] };
+        let into = seen.fast;
+        engine.observe({ onEvent: (e) => into.push(e) });
+        let recordedFast = false;
+        const fast = engine.start(topFlow(itemFlow, false), input, {
+          onRecorded: () => recordedFast = true,
+        });
+        const fastResult = await fast.result;
+        await fast.recorded;
+        assert(recordedFast);
+        into = seen.scheduled;
+        const scheduled = engine.start(topFlow(itemFlow, true), input);
+        assertEquals(fastResult, await scheduled.result);
+        const record = async (runId: string) => {
+          const r = await engine.store.getRun(runId);
+          assert(r !== undefined);
+          const { runId: _i, flowId: _f, createdAt: _c, completedAt: _d, rootRunId, ...rest } = r;
+          const steps = await engine.store.getStepResults(runId);
+          const info = (await engine.store.getStepInfo(runId)).map((s) => ({
+            stepId: s.stepId,
+            status: s.status,
+            attempt: s.attempt,
+            component: s.component,
+          }));
+          return { rest, root: rootRunId === runId, steps, info, keys: Object.keys(r).sort() };
+        };
+        assertEquals(await record(fast.runId), await record(scheduled.runId));
+        const shape = (events: RunEvent[]) =>
+          events.map((e) =>
+            e.type === "run_started"
+              ? `run_started ${e.parentRunId} ${e.rootRunId === e.runId} ${e.runKey}`
+              : e.type === "step_started"
+              ? `step_started ${e.stepId} ${e.attempt}`
+              : e.type === "step_finished"
+              ? `step_finished ${e.stepId} ${e.outcome}`
+              : e.type === "run_finished"
+              ? `run_finished ${e.status} ${JSON.stringify(e.result)}`
+              : e.type
+          );
+        assertEquals(shape(seen.fast), shape(seen.scheduled));
+        assertEquals(fast.inFlight(), []);
+      } finally {
+        await engine.close();
+      }
+    });
+  }
+}
+
+Deno.test("a top-level one-step run times out and is cancelled as a scheduled run", async () => {
+  const engine = await Engine.create(parseConfigValue({
+    plugins: { w: { type: "stepflow", command: "python3", args: ["limits_worker.py"] } },
+    routes: { "/w/{component}": [{ plugin: "w" }] },
+  }, { workingDirectory: `${REPO_ROOT}/tests/fixtures/workers/limits` }));
+  try {
+    const nap = (scheduled: boolean) =>
+      topFlow(
+        `
+          steps:
+            - id: nap
+              component: /w/sleep
+              input: { ms: 5000 }
+          output: { $from: { step: nap } }`,
+        scheduled,
+      );
+    for (const scheduled of [false, true]) {
+      const timedOut = await engine.run(nap(scheduled), null, { timeoutMs: 50 });
+      assert(timedOut.outcome === "failed");
+      assertStrictEquals(timedOut.error.code, 524, JSON.stringify(timedOut));
+      assertEquals(timedOut.error.data, { kind: "RUN_TIMEOUT" });
+      const h = engine.start(nap(scheduled), null);
+      while (h.inFlight().length === 0) await new Promise((r) => setTimeout(r, 5));
+      assertStrictEquals(h.inFlight()[0].stepId, "nap");
+      h.cancel();
+      const c = await h.result;
+      assert(c.outcome === "failed");
+      assertStrictEquals(c.error.code, 410);
+      assertStrictEquals((await engine.store.getRun(h.runId))?.status, "failed");
+    }
+  } finally {
+    await engine.close();
+  }
+});

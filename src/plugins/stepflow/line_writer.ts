@@ -19,6 +19,8 @@ function queuedWrite(): QueuedWrite {
 }
 
 const encoder = new TextEncoder();
+/** Largest reused write buffer, bytes; larger batches get a buffer of their own. */
+const MAX_KEPT_BUFFER = 1 << 20;
 
 /** Writes message lines in batches; see the module doc. */
 export class LineWriter {
@@ -29,6 +31,8 @@ export class LineWriter {
   /** Settles when the queued messages are written. */
   #queued: QueuedWrite | undefined;
   #writing = false;
+  /** The reused buffer of {@linkcode #encode}. */
+  #buf = new Uint8Array(16 * 1024);
 
   /**
    * @param write writes bytes (a stream writer's `write`); a rejection fails the batch.
@@ -52,6 +56,27 @@ export class LineWriter {
     return w.promise;
   }
 
+  /**
+   * The batch's lines as bytes, in a buffer reused from write to write (the previous write is
+   * done when the next batch is encoded): no joined string and no new buffer per batch (issue 17:
+   * they were ~650 bytes of garbage per message of a map item).
+   */
+  #encode(batch: string[]): Uint8Array {
+    let max = batch.length;
+    for (let i = 0; i < batch.length; i++) max += batch[i].length * 3; // UTF-16 unit → ≤ 3 bytes
+    if (max > this.#buf.length) {
+      if (max > MAX_KEPT_BUFFER) return encoder.encode(batch.join("\n") + "\n");
+      this.#buf = new Uint8Array(Math.max(max, this.#buf.length * 2));
+    }
+    const buf = this.#buf;
+    let off = 0;
+    for (let i = 0; i < batch.length; i++) {
+      off += encoder.encodeInto(batch[i], buf.subarray(off)).written;
+      buf[off++] = 10; // \n
+    }
+    return buf.subarray(0, off);
+  }
+
   async #flush(): Promise<void> {
     this.#writing = true;
     while (this.#queue.length > 0) {
@@ -59,9 +84,8 @@ export class LineWriter {
       const w = this.#queued!;
       this.#queue = [];
       this.#queued = undefined;
-      const text = batch.length === 1 ? batch[0] + "\n" : batch.join("\n") + "\n";
       try {
-        await this.#write(encoder.encode(text));
+        await this.#write(this.#encode(batch));
         w.resolve();
       } catch (err) {
         const e = this.#failed(err);

@@ -1,0 +1,129 @@
+/**
+ * The in-memory store keeps a finished nested run in its parent's entry, not in the map of runs
+ * by id (issue 17: a `/map` item costs no insert into a map holding every item run). Nothing a
+ * reader can see changes: a moved run is found by id and by key, listed, deleted with its
+ * parent or alone, resumed, and its own nested runs move with it.
+ */
+import { assertEquals, assertStrictEquals } from "../_assert.ts";
+import { MemoryStateStore } from "../../src/state/memory.ts";
+import type { RunRecord } from "../../src/state/store.ts";
+
+function run(id: string, extra: Partial<RunRecord> = {}): RunRecord {
+  return {
+    runId: id,
+    flowId: "f".repeat(64),
+    status: "running",
+    input: { id },
+    createdAt: "2024-01-01T00:00:00.000Z",
+    ...extra,
+  };
+}
+
+/** A parent `p` with `n` finished one-step items `p-i` (keys `p/each/i`); item 1 has a kid. */
+function mapRun(s: MemoryStateStore, p: string, n: number): void {
+  s.createRun(run(p));
+  for (let i = 0; i < n; i++) {
+    const id = `${p}-${i}`;
+    s.createRun(run(id, { parentRunId: p, runKey: `${p}/each/${i}` }));
+    s.recordStepStarted(id, { stepIndex: 0, stepId: "call", component: "/w/echo", attempt: 1 });
+    if (i === 1) {
+      s.createRun(run(`${id}-kid`, { parentRunId: id, runKey: `${id}/call` }));
+      s.recordStepResult(`${id}-kid`, {
+        stepIndex: 0,
+        stepId: "inner",
+        result: { outcome: "success", result: "deep" },
+      });
+      s.completeRun(`${id}-kid`, "completed", { outcome: "success", result: "deep" });
+    }
+    s.recordStepResult(id, {
+      stepIndex: 0,
+      stepId: "call",
+      result: { outcome: "success", result: i },
+      component: "/w/echo",
+      attempt: 1,
+      durationMs: 3,
+    });
+    s.completeRun(id, "completed", { outcome: "success", result: i });
+  }
+}
+
+Deno.test("MemoryStateStore: finished nested runs read as before, by id, key and list", async () => {
+  const s = new MemoryStateStore();
+  mapRun(s, "p", 5);
+  const r = await s.getRun("p-3");
+  assertStrictEquals(r?.status, "completed");
+  assertStrictEquals(r?.parentRunId, "p");
+  assertStrictEquals(r?.rootRunId, "p");
+  assertEquals(r?.result, { outcome: "success", result: 3 });
+  assertEquals(r?.input, { id: "p-3" });
+  assertStrictEquals((await s.getRun("p-1-kid"))?.rootRunId, "p");
+  assertStrictEquals((await s.findRunByKey("p/each/4"))?.runId, "p-4");
+  assertStrictEquals((await s.findRunByKey("p-1/call"))?.runId, "p-1-kid");
+  assertEquals(await s.getStepResults("p-2"), [{
+    stepIndex: 0,
+    stepId: "call",
+    result: { outcome: "success", result: 2 },
+  }]);
+  const info = await s.getStepInfo("p-2");
+  assertStrictEquals(info.length, 1);
+  assertStrictEquals(info[0].component, "/w/echo");
+  assertStrictEquals(info[0].status, "completed");
+  assertStrictEquals(info[0].durationMs, 3);
+  const kids = await s.listRuns({ parentRunId: "p" });
+  assertEquals(kids.map((k) => k.runId).sort(), ["p-0", "p-1", "p-2", "p-3", "p-4"]);
+  assertStrictEquals((await s.listRuns()).length, 7);
+  assertStrictEquals((await s.listRuns({ rootOnly: true })).length, 1);
+  // a run created after the index of moved runs was built is found too
+  mapRun(s, "q", 2);
+  assertStrictEquals((await s.getRun("q-1"))?.status, "completed");
+  assertStrictEquals((await s.findRunByKey("q/each/0"))?.runId, "q-0");
+});
+
+Deno.test("MemoryStateStore: deleting a moved nested run, or its parent, removes it", async () => {
+  const s = new MemoryStateStore();
+  mapRun(s, "p", 3);
+  assertStrictEquals(await s.deleteRun("p-1"), true);
+  assertStrictEquals(await s.getRun("p-1"), undefined);
+  assertStrictEquals(await s.getRun("p-1-kid"), undefined);
+  assertStrictEquals(await s.findRunByKey("p/each/1"), undefined);
+  assertStrictEquals(await s.deleteRun("p-1"), false);
+  assertEquals((await s.listRuns({ parentRunId: "p" })).map((k) => k.runId).sort(), [
+    "p-0",
+    "p-2",
+  ]);
+  s.completeRun("p", "completed", { outcome: "success", result: null });
+  assertStrictEquals(await s.deleteRun("p"), true);
+  assertStrictEquals(await s.getRun("p-0"), undefined);
+  assertStrictEquals(await s.findRunByKey("p/each/2"), undefined);
+  assertEquals(await s.listRuns(), []);
+});
+
+Deno.test("MemoryStateStore: eviction takes a parent's moved runs with it", async () => {
+  const s = new MemoryStateStore({ maxFinishedRuns: 1 });
+  mapRun(s, "a", 3);
+  s.completeRun("a", "completed", { outcome: "success", result: null });
+  mapRun(s, "b", 3);
+  s.completeRun("b", "completed", { outcome: "success", result: null });
+  assertStrictEquals(await s.getRun("a"), undefined);
+  assertStrictEquals(await s.getRun("a-2"), undefined);
+  assertStrictEquals(await s.getRun("a-1-kid"), undefined);
+  assertStrictEquals((await s.getRun("b-2"))?.status, "completed");
+  assertStrictEquals((await s.listRuns()).length, 5);
+});
+
+Deno.test("MemoryStateStore: a moved nested run can run again (resume) and finish again", async () => {
+  const s = new MemoryStateStore();
+  mapRun(s, "p", 2);
+  assertStrictEquals((await s.claimRun("p-0")).claimed, true);
+  s.setRunStatus("p-0", "running");
+  assertEquals((await s.renewLeases()).renewed.sort(), ["p", "p-0"]);
+  s.recordStepResult("p-0", {
+    stepIndex: 0,
+    stepId: "call",
+    result: { outcome: "success", result: "again" },
+  });
+  s.completeRun("p-0", "completed", { outcome: "success", result: "again" });
+  assertEquals((await s.getRun("p-0"))?.result, { outcome: "success", result: "again" });
+  assertStrictEquals((await s.listRuns({ parentRunId: "p" })).length, 2);
+  assertEquals((await s.getStepResults("p-0"))[0].result, { outcome: "success", result: "again" });
+});
