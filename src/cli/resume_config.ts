@@ -19,12 +19,12 @@
 import { loadConfigForFlow, type LoadedConfigWithSource } from "../config/load.ts";
 import { defaultConfig } from "../config/load.ts";
 import type { StateStoreConfig } from "../config/model.ts";
-import { parseDuration } from "../core/duration.ts";
 import { sha256OfBytes } from "../execution/resume.ts";
 import { openStateStore } from "../state/create.ts";
 import type { RunRecord, StateStore } from "../state/store.ts";
 import { UsageError } from "../errors.ts";
 import { applyStoreFlag, checkSqliteStore } from "./store_option.ts";
+import { parseRunLimits, type RunLimitFlags } from "./value_flags.ts";
 
 /** The flags of `stepflow resume` that choose the store, the config and the limits. */
 export interface ResumeSetupFlags {
@@ -47,38 +47,6 @@ export interface ResumeSetup {
 }
 
 /** `--timeout` (ms) and `--max-concurrency` as numbers. */
-export interface RunLimitFlags {
-  timeoutMs?: number;
-  maxConcurrency?: number;
-}
-
-/**
- * Parses `--max-concurrency` (a positive integer) and `--timeout` (a duration, or ms).
- * @throws {UsageError} naming the flag and the value.
- */
-export function parseRunLimits(
-  flags: { timeout?: string; maxConcurrency?: string },
-): RunLimitFlags {
-  const limits: RunLimitFlags = {};
-  if (flags.maxConcurrency !== undefined) {
-    const n = Number(flags.maxConcurrency);
-    if (!/^\d+$/.test(flags.maxConcurrency.trim()) || !Number.isSafeInteger(n) || n < 1) {
-      throw new UsageError(
-        `--max-concurrency must be a positive integer, got ${JSON.stringify(flags.maxConcurrency)}`,
-      );
-    }
-    limits.maxConcurrency = n;
-  }
-  if (flags.timeout !== undefined) {
-    const t = flags.timeout.trim();
-    try {
-      limits.timeoutMs = parseDuration(/^\d+$/.test(t) ? Number(t) : t, { what: "--timeout" });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  }
-  return limits;
-}
 
 /**
  * Opens the database run `runId` is in and chooses the config it continues with (see the module

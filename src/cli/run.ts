@@ -26,7 +26,7 @@ import { permissionHint } from "../core/permission_hint.ts";
 import { writeStderr, writeStdout } from "./output.ts";
 import { cliSettings } from "./global_flags.ts";
 import { readRunInput, readStdin } from "./input.ts";
-import { readVariablesAndOverrides } from "./value_flags.ts";
+import { parseRunLimits, readVariablesAndOverrides } from "./value_flags.ts";
 import { onCancelSignals } from "./signals.ts";
 import { progressMode, QUIET_HELP, RunProgress } from "./progress.ts";
 import { loadFlowFile } from "../flow/load_file.ts";
@@ -38,7 +38,6 @@ import { parsePath } from "../flow/template.ts";
 import { loadConfigForFlow } from "../config/load.ts";
 import { Engine, type RunHandle } from "../execution/engine.ts";
 import { applyStoreFlag } from "./store_option.ts";
-import { parseDuration } from "../core/duration.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import type { StepResultRecord } from "../state/store.ts";
@@ -278,24 +277,7 @@ async function prepare(flags: RunFlags) {
   const read = await readVariablesAndOverrides(flags, loaded.flow.variables);
   const variables: Record<string, JsonValue> = read.variables ?? {};
   const overrides = read.overrides;
-  const limits: { maxConcurrency?: number; timeoutMs?: number } = {};
-  if (flags.maxConcurrency !== undefined) {
-    const n = Number(flags.maxConcurrency);
-    if (!/^\d+$/.test(flags.maxConcurrency.trim()) || !Number.isSafeInteger(n) || n < 1) {
-      throw new UsageError(
-        `--max-concurrency must be a positive integer, got ${JSON.stringify(flags.maxConcurrency)}`,
-      );
-    }
-    limits.maxConcurrency = n;
-  }
-  if (flags.timeout !== undefined) {
-    const t = flags.timeout.trim();
-    try {
-      limits.timeoutMs = parseDuration(/^\d+$/.test(t) ? Number(t) : t, { what: "--timeout" });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  }
+  const limits = parseRunLimits(flags);
   return { loaded, config, input, variables, overrides, limits };
 }
 

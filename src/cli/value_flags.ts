@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { envVariables, readValueFlags } from "./input.ts";
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { UsageError } from "../errors.ts";
+import { parseDuration } from "../core/duration.ts";
 
 /** `--variables*`, `--env-variables` and `--overrides*` as commander gives them. */
 export interface VariableAndOverrideFlags {
@@ -67,4 +68,37 @@ export async function readVariablesAndOverrides(
     flags.overridesYaml,
   );
   return { variables, overrides };
+}
+
+export interface RunLimitFlags {
+  timeoutMs?: number;
+  maxConcurrency?: number;
+}
+
+/**
+ * Parses `--max-concurrency` (a positive integer) and `--timeout` (a duration, or ms).
+ * @throws {UsageError} naming the flag and the value.
+ */
+export function parseRunLimits(
+  flags: { timeout?: string; maxConcurrency?: string },
+): RunLimitFlags {
+  const limits: RunLimitFlags = {};
+  if (flags.maxConcurrency !== undefined) {
+    const n = Number(flags.maxConcurrency);
+    if (!/^\d+$/.test(flags.maxConcurrency.trim()) || !Number.isSafeInteger(n) || n < 1) {
+      throw new UsageError(
+        `--max-concurrency must be a positive integer, got ${JSON.stringify(flags.maxConcurrency)}`,
+      );
+    }
+    limits.maxConcurrency = n;
+  }
+  if (flags.timeout !== undefined) {
+    const t = flags.timeout.trim();
+    try {
+      limits.timeoutMs = parseDuration(/^\d+$/.test(t) ? Number(t) : t, { what: "--timeout" });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  return limits;
 }

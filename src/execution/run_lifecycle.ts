@@ -197,38 +197,7 @@ export async function executeRun(
     stopRedacting?.();
   }
   if (secrets) result = secrets.redactResult(result);
-  // a run cancelled (Ctrl-C, SIGTERM, an aborted signal: code 410) is stored `cancelled`, as the
-  // service stores the runs it cancels (`stepflow runs list --status cancelled` finds it)
-  const status = result.outcome === "success"
-    ? "completed"
-    : result.outcome === "failed" && result.error.code === CANCELLED && controller.signal.aborted
-    ? "cancelled"
-    : "failed";
-  // The run's end is queued right behind its last step results, which may still be committing
-  // (the scheduler builds the output at once): both usually share one group commit.
-  const pending = ctx?.commit;
-  const stored = store.completeRun(runId, status, result);
-  // Never report a result whose run state was not stored (issue 10): a run waits for its step
-  // results' commit, and a top-level run for its end's commit too, which also fails when any
-  // earlier write of the run (or of its nested runs, committed before it) failed.
-  const waitEnd = stored !== undefined && options.parentRunId === undefined;
-  if (pending !== undefined || waitEnd || ctx?.storeError !== undefined) {
-    let failure: unknown;
-    try {
-      if (pending !== undefined) await pending;
-      if (waitEnd) await stored;
-    } catch (e) {
-      failure = e;
-    }
-    failure ??= ctx?.storeError;
-    if (failure !== undefined) {
-      const failedResult = storeFailedResult(failure);
-      // The end queued above said `completed`: when it was committed after all (the results'
-      // commit failed before it), it is corrected, as far as the store still takes writes.
-      if (status === "completed") correctEnd(store, runId, failedResult);
-      result = failedResult;
-    }
-  }
+  result = await endRun(store, runId, result, controller.signal, ctx, topLevel);
   if (topLevel) host.executing.delete(runId);
   events?.emit({
     type: "run_finished",
@@ -241,10 +210,51 @@ export async function executeRun(
 }
 
 /**
+ * Queues the end of run `runId` and gives the result to report. The end is queued right behind the
+ * run's last step results, which may still be committing (the scheduler builds the output at
+ * once): both usually share one group commit. Never reports a result whose run state was not
+ * stored (issue 10): it waits for the step results' commit and, for a top-level run, the end's
+ * commit too (which also fails when an earlier write of the run or its nested runs failed); then
+ * the result is 507, and an end queued as `completed` is corrected to `failed`. A run cancelled
+ * by its signal (Ctrl-C, SIGTERM: code 410) is stored `cancelled`, as the service stores the runs
+ * it cancels (`stepflow runs list --status cancelled` finds it).
+ */
+export async function endRun(
+  store: StateStore,
+  runId: string,
+  result: FlowResult,
+  signal: AbortSignal,
+  ctx: RunContext | undefined,
+  topLevel: boolean,
+): Promise<FlowResult> {
+  const status = result.outcome === "success"
+    ? "completed"
+    : result.outcome === "failed" && result.error.code === CANCELLED && signal.aborted
+    ? "cancelled"
+    : "failed";
+  const pending = ctx?.commit;
+  const stored = store.completeRun(runId, status, result);
+  const waitEnd = stored !== undefined && topLevel;
+  if (pending === undefined && !waitEnd && ctx?.storeError === undefined) return result;
+  let failure: unknown;
+  try {
+    if (pending !== undefined) await pending;
+    if (waitEnd) await stored;
+  } catch (e) {
+    failure = e;
+  }
+  failure ??= ctx?.storeError;
+  if (failure === undefined) return result;
+  const failedResult = storeFailedResult(failure);
+  if (status === "completed") correctEnd(store, runId, failedResult);
+  return failedResult;
+}
+
+/**
  * Stores `failed` as the end of run `runId`, best effort: the store may refuse it (its database
  * is failing, the run was taken over), which changes nothing for the run's result.
  */
-export function correctEnd(store: StateStore, runId: string, failed: FlowResult): void {
+function correctEnd(store: StateStore, runId: string, failed: FlowResult): void {
   try {
     store.completeRun(runId, "failed", failed)?.catch(() => {});
   } catch {

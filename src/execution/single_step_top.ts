@@ -15,13 +15,13 @@
 import type { FlowResult } from "../core/flow_result.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import type { Flow } from "../flow/model.ts";
-import { nowRfc3339, storeFailedResult } from "../state/store.ts";
+import { nowRfc3339 } from "../state/store.ts";
 import { InFlight, makeScope, type RunContext } from "./run_context.ts";
 import { RunEvents } from "./observers.ts";
 import { cancelled } from "./scheduler.ts";
 import { flowHasSecrets } from "./secrets.ts";
 import {
-  correctEnd,
+  endRun,
   type InternalRunOptions,
   runBudget,
   runDeadline,
@@ -144,26 +144,8 @@ export async function executeOneStepRun(
   } finally {
     cancelTimer?.();
   }
-  const status = result.outcome === "success" ? "completed" : "failed";
-  // as executeRun: the end is queued behind the step's result, and the result reported once
-  // both are stored (issue 10)
-  const pending = ctx?.commit;
-  const stored = store.completeRun(runId, status, result);
-  if (pending !== undefined || stored !== undefined || ctx?.storeError !== undefined) {
-    let failure: unknown;
-    try {
-      if (pending !== undefined) await pending;
-      if (stored !== undefined) await stored;
-    } catch (e) {
-      failure = e;
-    }
-    failure ??= ctx?.storeError;
-    if (failure !== undefined) {
-      const failedResult = storeFailedResult(failure);
-      if (status === "completed") correctEnd(store, runId, failedResult);
-      result = failedResult;
-    }
-  }
+  // as executeRun: the end queued behind the step's result, reported once both are stored
+  result = await endRun(store, runId, result, controller.signal, ctx, true);
   host.executing.delete(runId);
   events?.emit({
     type: "run_finished",
