@@ -22,6 +22,7 @@ import {
   type SignalRow,
 } from "./rows.ts";
 import { StoreError } from "./store.ts";
+import { StoreHealth, UnstoredEnds } from "./store_health.ts";
 
 /** The client's connection (a pool), or a transaction or reserved connection of it. */
 export type Sql = postgres.Sql;
@@ -36,6 +37,10 @@ export class PgSession {
   closed = false;
   /** This engine's `engines` row: not written, queued with the next commit, or committed. */
   engine: "none" | "queued" | "committed" = "none";
+  /** Whether commits succeed (the service's `/health`). */
+  readonly health = new StoreHealth();
+  /** Ends of runs of this engine that could not be stored, written once commits succeed. */
+  readonly ends = new UnstoredEnds();
 
   constructor(
     readonly sql: Sql,

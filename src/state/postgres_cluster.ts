@@ -177,7 +177,12 @@ export class PostgresCluster {
           RETURNING r.id`;
       }
     } catch (e) {
-      throw this.#s.error("cannot renew leases", e);
+      const err = this.#s.error("cannot renew leases", e);
+      this.#s.health.failed(err);
+      throw err;
+    }
+    if (this.#s.health.faulted && (this.#s.engine === "committed" || ids.length > 0)) {
+      this.#s.health.succeeded(); // a write was committed
     }
     const renewed = new Set(rows.map((r) => r.id as string));
     // leases whose run's creation was not committed when the renewal started are not lost

@@ -11,6 +11,7 @@ import { MIGRATIONS, REQUIRED_TABLES } from "./schema.ts";
 import { isOwnerAlive } from "./liveness.ts";
 import { engineFromRow, type EngineRow } from "./rows.ts";
 import { type EngineRecord, nowRfc3339, StoreError } from "./store.ts";
+import { StoreHealth, UnstoredEnds } from "./store_health.ts";
 
 /** Options of `SqliteStateStore.open` (src/state/sqlite.ts). */
 export interface SqliteOpenOptions {
@@ -114,6 +115,10 @@ export class SqliteCore {
   );
   /** Set once the store is closed. */
   closed = false;
+  /** Whether commits succeed (the service's `/health`). */
+  readonly health = new StoreHealth();
+  /** Ends of runs of this engine that could not be stored, written once commits succeed. */
+  readonly ends = new UnstoredEnds();
 
   constructor(
     readonly db: DatabaseSync,
@@ -157,14 +162,22 @@ export class SqliteCore {
     }
   }
 
-  /** Runs a write transaction now: resolves with its value once committed. */
+  /**
+   * Runs a write transaction now: resolves with its value once committed. Its success or failure
+   * is the store's health ({@linkcode health}).
+   */
   writeNow<T>(what: string, fn: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError("the state store is closed", this.path));
+    let value: T;
     try {
-      return Promise.resolve(this.transaction(fn));
+      value = this.transaction(fn);
     } catch (e) {
-      return Promise.reject(this.error(what, e));
+      const err = this.error(what, e);
+      this.health.failed(err);
+      return Promise.reject(err);
     }
+    if (this.health.faulted) this.health.succeeded();
+    return Promise.resolve(value);
   }
 
   /** A StoreError naming the database and the cause. */
@@ -173,6 +186,8 @@ export class SqliteCore {
     const cause = describeError(e);
     const hint = /disk I\/O error/i.test(cause)
       ? " (the disk may be full, a file size limit reached, or the disk failing)"
+      : /database or disk is full/i.test(cause)
+      ? " (free space on the disk holding it, or raise the file size limit of the process)"
       : /database is locked|busy/i.test(cause)
       ? ` (another process held the database longer than the busy timeout of ${this.busyMs} ms)`
       : /malformed|not a database|file is encrypted|corrupt/i.test(cause)

@@ -6,6 +6,8 @@
  */
 import { stringifyJson } from "../json/exact_json.ts";
 import type { SqliteCore } from "./sqlite_core.ts";
+import { type DatabaseFile, fileGone } from "./sqlite_commit.ts";
+import type { UnstoredEnd } from "./store_health.ts";
 import { runFromRow, type RunRow } from "./rows.ts";
 import {
   type ClaimedRun,
@@ -176,4 +178,54 @@ export function release(c: SqliteCore, ids: string[]): string[] {
     c.open.delete(id);
   }
   return out;
+}
+
+/**
+ * Writes the ends of runs of this engine that could not be stored when they ended (their
+ * client was told 507): status and result, their running steps `failed`, and `run_completed`.
+ * A run another engine took over meanwhile (its owner changed) is left alone.
+ * @param file the database file as opened: nothing is written when its path names another file.
+ * @param committed whether this engine's row was committed (then it must still exist: else this
+ *   engine was declared dead, and its runs are another's to resume).
+ * @returns how many runs were recorded ended (those whose row was never stored are not).
+ * @throws {Error} when the file was deleted or replaced, or this engine was declared dead.
+ */
+export function writeUnstoredEnds(
+  c: SqliteCore,
+  ends: [string, UnstoredEnd][],
+  file: DatabaseFile | null,
+  committed: boolean,
+): number {
+  const gone = fileGone(file);
+  if (gone !== undefined) throw new Error(gone);
+  if (committed && !c.stmt("SELECT 1 FROM engines WHERE id = ?").get(c.engineId)) {
+    throw new Error(
+      `this engine (${c.engineId}) was declared dead by another process; its runs are not its own`,
+    );
+  }
+  let n = 0;
+  for (const [runId, end] of ends) {
+    const row = c.stmt(
+      `UPDATE runs SET status = ?, result_json = COALESCE(?, result_json), completed_at = ?,
+         updated_at = ? WHERE id = ? AND owner_id = ?
+       RETURNING COALESCE(root_run_id, id) AS root`,
+    ).get(
+      end.status,
+      end.result === undefined ? null : stringifyJson(end.result),
+      end.at,
+      nowRfc3339(),
+      runId,
+      c.engineId,
+    ) as { root: string } | undefined;
+    if (row === undefined) continue;
+    n++;
+    c.stmt(
+      "UPDATE step_info SET status = 'failed', updated_at = ? WHERE run_id = ? AND status = 'running'",
+    ).run(end.at, runId);
+    const data = end.result === undefined
+      ? { status: end.status }
+      : { status: end.status, outcome: end.result.outcome };
+    c.event(runId, row.root, "run_completed", null, null, null, stringifyJson(data), end.at);
+  }
+  return n;
 }
