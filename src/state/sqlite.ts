@@ -51,8 +51,10 @@ import {
 import {
   claimMany,
   claimOne,
+  deadEngines,
   markInterrupted,
   recoverDeadRuns,
+  recoverEngines,
   release,
   renew,
   writeUnstoredEnds,
@@ -445,6 +447,31 @@ export class SqliteStateStore implements StateStore {
       if (out.length > 0) this.#wake();
       return out;
     });
+  }
+
+  /**
+   * Recovers the runs of the engines of other processes on this database that died since it was
+   * opened (killed with `kill -9`, crashed; opening recovers those already dead): their
+   * `running` runs are marked interrupted (503, `run_interrupted`), their rows removed. One read
+   * of the `engines` table when every other engine is alive (nothing is written then).
+   * @returns the dead engines, and the top-level runs they left unfinished (interrupted now, or
+   * `paused`), oldest first: what a service on this database resumes (src/server/orphans.ts).
+   * @throws {StoreError} (rejects) when the database cannot be read or written.
+   */
+  async recoverDeadEngines(): Promise<{ engines: EngineRecord[]; runs: string[] }> {
+    const c = this.#c;
+    if (c.readOnly || c.closed) return { engines: [], runs: [] };
+    let dead: string[];
+    try {
+      dead = deadEngines(c);
+    } catch (e) {
+      throw c.error("cannot read the engines", e);
+    }
+    if (dead.length === 0) return { engines: [], runs: [] };
+    return await this.#write(
+      "cannot recover the runs of stopped engines",
+      (c) => recoverEngines(c, dead),
+    );
   }
 
   async registerEngine(info: { url?: string } = {}): Promise<EngineRecord> {
