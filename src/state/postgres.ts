@@ -145,7 +145,7 @@ export class PostgresStateStore implements StateStore {
     const store = new PostgresStateStore(session, options);
     try {
       if (options.autoMigrate ?? true) await migrate(sql);
-      else await checkSchema(sql);
+      else await checkSchema(sql, database);
     } catch (e) {
       await sql.end({ timeout: 1 }).catch(() => {});
       throw session.error("cannot open", e);

@@ -7,7 +7,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { describeError } from "../errors.ts";
-import { MIGRATIONS, REQUIRED_TABLES } from "./schema.ts";
+import { MIGRATIONS, REQUIRED_TABLES, schemaBehindError } from "./schema.ts";
 import { isOwnerAlive } from "./liveness.ts";
 import { engineFromRow, type EngineRow } from "./rows.ts";
 import { type EngineRecord, nowRfc3339, StoreError } from "./store.ts";
@@ -315,8 +315,9 @@ export class SqliteCore {
   }
 
   /**
-   * Checks that the tables exist (without `autoMigrate`).
-   * @throws {Error} naming the missing tables and what to do.
+   * Checks that the tables exist (without `autoMigrate`), and, unless the database is opened
+   * read-only, that every migration was applied (runs could not be stored otherwise).
+   * @throws {Error} naming the missing tables or migrations and what to do.
    */
   checkSchema(): void {
     const missing = REQUIRED_TABLES.filter((t) =>
@@ -331,6 +332,15 @@ export class SqliteCore {
         `SQLite database lacks the tables ${missing.join(", ")} (written by stepflow 0.8 or an ` +
           "older version): open it once with autoMigrate: true (and not mode=ro) to add them",
       );
+    }
+    if (this.readOnly) return; // reading a database as an older stepflow left it works
+    const done = new Set(
+      (this.db.prepare("SELECT name FROM _stepflow_migrations").all() as { name: string }[])
+        .map((r) => r.name),
+    );
+    const behind = MIGRATIONS.map((m) => m.name).filter((n) => !done.has(n));
+    if (behind.length > 0) {
+      throw schemaBehindError(`SQLite database '${this.path}'`, behind, true);
     }
   }
 }
