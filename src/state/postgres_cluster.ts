@@ -23,6 +23,7 @@ import {
   interruptedResult,
   type LeaseRenewal,
   nowRfc3339,
+  StoreError,
 } from "./store.ts";
 
 const log = logger("state");
@@ -100,7 +101,20 @@ export class PostgresCluster {
     });
   }
 
-  claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
+  async claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
+    // a claim is a commit: its failure or success is the store's health
+    const h = this.#s.health;
+    try {
+      const claimed = await this.#claimRuns(options);
+      if (h.faulted && options.limit >= 1) h.succeeded();
+      return claimed;
+    } catch (e) {
+      if (e instanceof StoreError) h.failed(e);
+      throw e;
+    }
+  }
+
+  #claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
     this.#w.ensureEngine();
     const me = this.#s.engineId;
     const limit = Math.max(0, Math.floor(options.limit));

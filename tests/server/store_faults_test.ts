@@ -9,12 +9,14 @@
  * cause and what to do, and 200 again once a commit succeeds; the 507 says what becomes of the
  * run; the run reads `failed` at once, is recorded `failed` (507) as soon as the disk has room,
  * and is then not resumed by a restart. A service stopped while the disk is still full cannot
- * record anything: the next start resumes the run, as its 507 said.
+ * record anything: the next start resumes the run, as its 507 said. The same `/health` with a
+ * PostgreSQL store whose writes are refused (skipped without STEPFLOW_TEST_PG_URL).
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
 import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
-import { type RunningServer, startServer, storeFlow, WORKERS } from "./_server.ts";
+import { type RunningServer, startServer, storeFlow, THREE_STEPS, WORKERS } from "./_server.ts";
+import { pgTest, withClient, withPgDatabase } from "../_postgres.ts";
 
 function config(journal: string): string {
   return `plugins:
@@ -262,3 +264,45 @@ Deno.test({
       assertStringIncludes(s.stderr(), `resumed 1 interrupted run(s): ${r.runId}`);
     }),
 });
+
+pgTest(
+  "serve on PostgreSQL that refuses writes (as on a full disk): /health 503 naming the database and the cause, 200 again once it accepts them",
+  (server) =>
+    withPgDatabase(server, (url) =>
+      withTempDir(async (dir) => {
+        const s = await startServer(dir, { args: ["--store", url] });
+        try {
+          const flowId = await storeFlow(s, THREE_STEPS);
+          const ok = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "x" } });
+          assertStrictEquals(ok.body.status, "completed");
+          await withClient(url, (sql) =>
+            sql.unsafe(`
+            CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+              RAISE EXCEPTION USING ERRCODE = '53100',
+                MESSAGE = 'could not extend file "base/1/2": No space left on device';
+            END $$;
+            CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON runs FOR EACH ROW
+              EXECUTE FUNCTION refuse();
+            CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON engines FOR EACH ROW
+              EXECUTE FUNCTION refuse();`));
+          const failed = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "y" } });
+          assertStrictEquals(failed.body.status, "failed", JSON.stringify(failed.body));
+          assertStrictEquals(failed.body.result.error.code, 507);
+          const h = await s.call("GET", "/health");
+          assertStrictEquals(h.status, 503, JSON.stringify(h.body));
+          assertStrictEquals(h.body.store.kind, "postgres");
+          assertStringIncludes(h.body.message, "No space left on device (SQLSTATE 53100)");
+          assertStringIncludes(h.body.store.database, "postgres://");
+          await withClient(
+            url,
+            (sql) => sql.unsafe("DROP TRIGGER refuse ON runs; DROP TRIGGER refuse ON engines"),
+          );
+          const well = await s.call("GET", "/api/v1/health");
+          assertStrictEquals(well.status, 200, JSON.stringify(well.body));
+          const again = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "z" } });
+          assertStrictEquals(again.body.status, "completed");
+        } finally {
+          assertStrictEquals(await s.stop(), 0);
+        }
+      })),
+);
