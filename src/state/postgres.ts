@@ -104,8 +104,6 @@ export class PostgresStateStore implements StateStore {
   #queries: PostgresQueries;
   /** The write of the kept run ends in progress ({@linkcode #writeEnds}). */
   #writingEnds: Promise<boolean> | undefined;
-  /** The probe in progress ({@linkcode condition}): one at a time. */
-  #probing: Promise<void> | undefined;
 
   private constructor(session: PgSession, o: PostgresOpenOptions) {
     this.#s = session;
@@ -349,10 +347,7 @@ export class PostgresStateStore implements StateStore {
    */
   async condition(options: { probe?: boolean } = {}): Promise<StoreCondition> {
     const s = this.#s;
-    if (options.probe && s.health.faulted && !s.closed) {
-      this.#probing ??= this.#probe().finally(() => this.#probing = undefined);
-      await this.#probing;
-    }
+    if (options.probe && !s.closed) await s.health.probe(() => this.#probe());
     return s.health.condition("postgres", this.database, s.ends.size);
   }
 

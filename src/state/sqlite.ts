@@ -105,8 +105,6 @@ export class SqliteStateStore implements StateStore {
   #watchers = new Set<() => void>();
   /** The write of the kept run ends in progress ({@linkcode #writeEnds}). */
   #writingEnds: Promise<boolean> | undefined;
-  /** The probe in progress ({@linkcode condition}): one at a time. */
-  #probing: Promise<void> | undefined;
 
   /** WAL checkpoints run by the worker so far (0 when SQLite runs them on this connection). */
   get workerCheckpoints(): number {
@@ -313,10 +311,7 @@ export class SqliteStateStore implements StateStore {
    */
   async condition(options: { probe?: boolean } = {}): Promise<StoreCondition> {
     const c = this.#c;
-    if (options.probe && c.health.faulted && !c.closed && !c.readOnly) {
-      this.#probing ??= this.#probe().finally(() => this.#probing = undefined);
-      await this.#probing;
-    }
+    if (options.probe && !c.closed && !c.readOnly) await c.health.probe(() => this.#probe());
     return c.health.condition("sqlite", this.path, c.ends.size);
   }
 

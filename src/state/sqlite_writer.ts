@@ -170,18 +170,7 @@ export class SqliteWriter {
     if (this.engine !== "none") return;
     this.engine = "queued";
     const c = this.c;
-    const id = processIdentity();
-    const at = nowRfc3339();
-    this.#sql(SQL_ENGINE, [
-      c.engineId,
-      id.host ?? null,
-      id.pid,
-      id.pidStart ?? null,
-      id.pidNs ?? null,
-      at,
-      at,
-    ]);
-    this.#engineInBatch = true;
+    this.#queueEngineRow();
     this.#queued();
     this.#heartbeat = setInterval(() => {
       this.#sql(SQL_HEARTBEAT, [nowRfc3339(), c.engineId]);
@@ -191,10 +180,10 @@ export class SqliteWriter {
   }
 
   /**
-   * Puts this engine's row back in the queue (its batch failed), without asking for a commit: the
-   * next one (a run's, the heartbeat's, a probe's) carries it.
+   * Puts this engine's row in the queue, without asking for a commit (after a failed batch that
+   * held it: the next commit — a run's, the heartbeat's, a probe's — carries it).
    */
-  #requeueEngine(): void {
+  #queueEngineRow(): void {
     const c = this.c;
     const id = processIdentity();
     const at = nowRfc3339();
@@ -266,7 +255,7 @@ export class SqliteWriter {
       c.health.failed(plain);
       log.error(plain.message);
       // this engine's row went with the failed batch: the next commit carries it again
-      if (withEngine) this.#requeueEngine();
+      if (withEngine) this.#queueEngineRow();
       if ((e as Error)?.message === fenceMessage) {
         for (const r of c.open.values()) r.error ??= plain;
         return plain;

@@ -58,6 +58,7 @@ export class StoreHealth {
   #error: StoreError | undefined;
   #since = "";
   #count = 0;
+  #probing: Promise<void> | undefined;
   /**
    * Called when a commit succeeds after failures, on the next macrotask (once the writers of
    * that commit have heard of it).
@@ -91,6 +92,16 @@ export class StoreHealth {
     this.#count = 0;
     const fn = this.onRecovered;
     if (fn !== undefined) setImmediate(fn);
+  }
+
+  /**
+   * While faulted, runs `probe` (a commit of the store's own; callers at the same time share
+   * one) and waits for it; at once otherwise.
+   */
+  async probe(probe: () => Promise<void>): Promise<void> {
+    if (this.#error === undefined) return;
+    this.#probing ??= probe().catch(() => {}).finally(() => this.#probing = undefined);
+    await this.#probing;
   }
 
   /** The condition as `StateStore.condition` reports it. */

@@ -15,44 +15,16 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
-import { type RunningServer, startServer, storeFlow, THREE_STEPS, WORKERS } from "./_server.ts";
-import { pgTest, withClient, withPgDatabase } from "../_postgres.ts";
-
-function config(journal: string): string {
-  return `plugins:
-  builtin: { type: builtin }
-  j:
-    type: stepflow
-    command: ${JSON.stringify(Deno.execPath())}
-    args: [run, --quiet, -A, ${JSON.stringify(`${WORKERS}/journal_worker.ts`)}]
-    env: { JOURNAL_FILE: ${JSON.stringify(journal)} }
-routes:
-  "/builtin/{*component}": [{ plugin: builtin }]
-  "/j/{*component}": [{ plugin: j }]
-`;
-}
-
-/** One step that waits for the test (`/j/gate`), then answers with `pad` bytes. */
-const FLOW = {
-  schema: "https://stepflow.org/schemas/v1/flow.json",
-  name: "gated",
-  steps: [{
-    id: "a",
-    component: "/j/gate",
-    input: {
-      value: { $from: { workflow: "input" }, path: "$.v" },
-      ready: { $from: { workflow: "input" }, path: "$.ready" },
-      release: { $from: { workflow: "input" }, path: "$.release" },
-      pad_bytes: { $from: { workflow: "input" }, path: "$.pad" },
-    },
-  }],
-  output: { $from: { step: "a" }, path: "$.value" },
-};
-
-async function mkfifo(path: string): Promise<void> {
-  const out = await new Deno.Command("mkfifo", { args: [path] }).output();
-  assert(out.success, `mkfifo ${path}`);
-}
+import {
+  GATED_FLOW as FLOW,
+  journalConfig as config,
+  mkfifo,
+  type RunningServer,
+  startServer,
+  storeFlow,
+  THREE_STEPS,
+} from "./_server.ts";
+import { allowWrites, pgTest, refuseWrites, withPgDatabase } from "../_postgres.ts";
 
 async function run(cmd: string, args: string[]): Promise<boolean> {
   try {
@@ -119,8 +91,7 @@ async function runIntoFullDisk(
 ) {
   const ready = `${dir}/${key}.ready`;
   const release = `${dir}/${key}.release`;
-  await mkfifo(ready);
-  await mkfifo(release);
+  await mkfifo(ready, release);
   const input = { v: 1, ready, release, pad: 1_000_000 };
   const started = await s.call("POST", "/api/v1/runs", { flowId, input, wait: false }, {
     "Idempotency-Key": key,
@@ -275,16 +246,7 @@ pgTest(
           const flowId = await storeFlow(s, THREE_STEPS);
           const ok = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "x" } });
           assertStrictEquals(ok.body.status, "completed");
-          await withClient(url, (sql) =>
-            sql.unsafe(`
-            CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-              RAISE EXCEPTION USING ERRCODE = '53100',
-                MESSAGE = 'could not extend file "base/1/2": No space left on device';
-            END $$;
-            CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON runs FOR EACH ROW
-              EXECUTE FUNCTION refuse();
-            CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON engines FOR EACH ROW
-              EXECUTE FUNCTION refuse();`));
+          await refuseWrites(url, ["runs", "engines"]);
           const failed = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "y" } });
           assertStrictEquals(failed.body.status, "failed", JSON.stringify(failed.body));
           assertStrictEquals(failed.body.result.error.code, 507);
@@ -293,10 +255,7 @@ pgTest(
           assertStrictEquals(h.body.store.kind, "postgres");
           assertStringIncludes(h.body.message, "No space left on device (SQLSTATE 53100)");
           assertStringIncludes(h.body.store.database, "postgres://");
-          await withClient(
-            url,
-            (sql) => sql.unsafe("DROP TRIGGER refuse ON runs; DROP TRIGGER refuse ON engines"),
-          );
+          await allowWrites(url, ["runs", "engines"]);
           const well = await s.call("GET", "/api/v1/health");
           assertStrictEquals(well.status, 200, JSON.stringify(well.body));
           const again = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "z" } });

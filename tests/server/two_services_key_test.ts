@@ -14,22 +14,8 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
-import { type RunningServer, startServer, storeFlow, WORKERS } from "./_server.ts";
+import { journalConfig as config, type RunningServer, startServer, storeFlow } from "./_server.ts";
 import { pgTest, withClient, withPgDatabase } from "../_postgres.ts";
-
-function config(journal: string): string {
-  return `plugins:
-  builtin: { type: builtin }
-  j:
-    type: stepflow
-    command: ${JSON.stringify(Deno.execPath())}
-    args: [run, --quiet, -A, ${JSON.stringify(`${WORKERS}/journal_worker.ts`)}]
-    env: { JOURNAL_FILE: ${JSON.stringify(journal)} }
-routes:
-  "/builtin/{*component}": [{ plugin: builtin }]
-  "/j/{*component}": [{ plugin: j }]
-`;
-}
 
 const FLOW = {
   schema: "https://stepflow.org/schemas/v1/flow.json",

@@ -8,41 +8,14 @@
  * @module
  */
 import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
-import { type RunningServer, startServer, storeFlow, WORKERS } from "./_server.ts";
-
-function config(journal: string): string {
-  return `plugins:
-  builtin: { type: builtin }
-  j:
-    type: stepflow
-    command: ${JSON.stringify(Deno.execPath())}
-    args: [run, --quiet, -A, ${JSON.stringify(`${WORKERS}/journal_worker.ts`)}]
-    env: { JOURNAL_FILE: ${JSON.stringify(journal)} }
-routes:
-  "/builtin/{*component}": [{ plugin: builtin }]
-  "/j/{*component}": [{ plugin: j }]
-`;
-}
-
-const FLOW = {
-  schema: "https://stepflow.org/schemas/v1/flow.json",
-  name: "gated",
-  steps: [{
-    id: "a",
-    component: "/j/gate",
-    input: {
-      value: { $from: { workflow: "input" }, path: "$.v" },
-      ready: { $from: { workflow: "input" }, path: "$.ready" },
-      release: { $from: { workflow: "input" }, path: "$.release" },
-    },
-  }],
-  output: { $from: { step: "a" }, path: "$.value" },
-};
-
-async function mkfifo(path: string): Promise<void> {
-  const out = await new Deno.Command("mkfifo", { args: [path] }).output();
-  assert(out.success, `mkfifo ${path}`);
-}
+import {
+  GATED_FLOW as FLOW,
+  journalConfig as config,
+  mkfifo,
+  type RunningServer,
+  startServer,
+  storeFlow,
+} from "./_server.ts";
 
 /**
  * Starts two services on `dir/state.db` (the second with `secondArgs`), a run on the first whose
@@ -64,9 +37,8 @@ async function killOneOfTwo(
       two = await startServer(dir, { args: [...args, ...secondArgs], config: false });
       const flowId = await storeFlow(one, FLOW);
       assertStrictEquals(await storeFlow(two, FLOW), flowId);
-      const input = { v: 1, ready: `${dir}/ready`, release: `${dir}/release` };
-      await mkfifo(input.ready);
-      await mkfifo(input.release);
+      const input = { v: 1, ready: `${dir}/ready`, release: `${dir}/release`, pad: 0 };
+      await mkfifo(input.ready, input.release);
       const started = await one.call("POST", "/api/v1/runs", { flowId, input, wait: false }, {
         "Idempotency-Key": "k",
       });

@@ -24,7 +24,7 @@ import { SqliteStateStore } from "../../src/state/sqlite.ts";
 import { RUN_INTERRUPTED, STORE_FAILED } from "../../src/state/store.ts";
 import type { StateStore } from "../../src/state/store.ts";
 import { flow, testConfig } from "../execution/_engine_helpers.ts";
-import { pgTest, withClient, withPgDatabase } from "../_postgres.ts";
+import { allowWrites, pgTest, refuseWrites, withClient, withPgDatabase } from "../_postgres.ts";
 
 const TWO_STEPS = flow(`steps:
   - { id: a, component: /builtin/create_messages, input: { user_prompt: hi } }
@@ -186,17 +186,11 @@ pgTest(
           kind: "postgres",
           database: store.database,
         });
-        const r = await runThroughFailure(engine, store, () =>
-          withClient(url, async (sql) => {
-            await sql.unsafe(`
-            CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-              RAISE EXCEPTION USING ERRCODE = '53100',
-                MESSAGE = 'could not extend file "base/1/2": No space left on device';
-            END $$;
-            CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON step_results FOR EACH ROW
-              EXECUTE FUNCTION refuse();
-            CREATE TRIGGER refuse BEFORE UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION refuse();`);
-          }));
+        const r = await runThroughFailure(
+          engine,
+          store,
+          () => refuseWrites(url, ["step_results", "runs"]),
+        );
         runId = r.runId;
         const result = r.result;
         assertStrictEquals(result.outcome === "failed" && result.error.code, STORE_FAILED);
@@ -212,8 +206,7 @@ pgTest(
         const before = await withClient(url, (sql) => sql`SELECT status FROM runs`);
         assertStrictEquals(before[0].status, "running");
 
-        await withClient(url, (sql) =>
-          sql.unsafe("DROP TRIGGER refuse ON step_results; DROP TRIGGER refuse ON runs"));
+        await allowWrites(url, ["step_results", "runs"]);
         const well = await store.condition({ probe: true });
         assertStrictEquals(well.healthy, true, JSON.stringify(well));
       } finally {
