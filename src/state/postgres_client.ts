@@ -146,7 +146,11 @@ export async function checkSchema(sql: Sql, database: string): Promise<void> {
       `the database lacks the tables ${missing.join(", ")}: open it once with autoMigrate: true`,
     );
   }
-  const done = new Set((await sql`SELECT name FROM _stepflow_migrations`).map((r) => r.name));
+  const [{ recorded }] =
+    await sql`SELECT to_regclass('_stepflow_migrations') IS NOT NULL AS recorded`;
+  const done = new Set(
+    recorded ? (await sql`SELECT name FROM _stepflow_migrations`).map((r) => r.name) : [],
+  );
   const behind = PG_MIGRATIONS.map((m) => m.name).filter((n) => !done.has(n));
   if (behind.length > 0) {
     throw schemaBehindError(`PostgreSQL database '${database}'`, behind, false);

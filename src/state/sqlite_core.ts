@@ -334,9 +334,14 @@ export class SqliteCore {
       );
     }
     if (this.readOnly) return; // reading a database as an older stepflow left it works
+    const recorded = this.db.prepare(
+      "SELECT 1 FROM sqlite_master WHERE type='table' AND name='_stepflow_migrations'",
+    ).get() !== undefined;
     const done = new Set(
-      (this.db.prepare("SELECT name FROM _stepflow_migrations").all() as { name: string }[])
-        .map((r) => r.name),
+      recorded
+        ? (this.db.prepare("SELECT name FROM _stepflow_migrations").all() as { name: string }[])
+          .map((r) => r.name)
+        : [],
     );
     const behind = MIGRATIONS.map((m) => m.name).filter((n) => !done.has(n));
     if (behind.length > 0) {
