@@ -149,12 +149,6 @@ export async function executeOneStepRun(
   // as executeRun: the end queued behind the step's result, reported once both are stored
   result = await endRun(store, runId, result, controller.signal, ctx, true);
   host.executing.delete(runId);
-  events?.emit({
-    type: "run_finished",
-    runId,
-    status: result.outcome === "success" ? "completed" : "failed",
-    result,
-    at: Date.now(),
-  });
+  events?.finished(result);
   return result;
 }
