@@ -235,12 +235,17 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     // in-flight runs survive a restart (issue 12): each is claimed, then continued
     const { resumeInterruptedRuns } = await import("../server/runs_resume.ts");
     try {
-      const { resumed, skipped } = await resumeInterruptedRuns(
+      const { resumed, queued, skipped } = await resumeInterruptedRuns(
         service.server.service.runs,
         service.server.service.store,
       );
       if (resumed.length > 0) {
         writeStderr(`resumed ${resumed.length} interrupted run(s): ${resumed.join(", ")}\n`);
+      }
+      if (queued.length > 0) {
+        writeStderr(
+          `queued ${queued.length} run(s) a stopped service had queued: ${queued.join(", ")}\n`,
+        );
       }
       for (const s of skipped) writeStderr(`not resumed: run ${s.runId}: ${s.reason}\n`);
     } catch (e) {

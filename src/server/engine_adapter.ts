@@ -36,7 +36,7 @@ export function resumeRun(engine: Engine, runId: string, from?: ResumeMode): Pro
 
 /**
  * {@linkcode resumeRun} for the service: also reads the run's flow id, and puts a debug run back
- * under its gate (`gateFor`).
+ * under its gate (`gateFor`). `claimed`: this engine claimed the run already (not claimed again).
  * @throws {ApiError} 404 for an unknown run; 409 when it is completed, nested, or executed by
  * another live engine.
  */
@@ -46,6 +46,7 @@ export async function resumeStoredRun(
   runId: string,
   from?: ResumeMode,
   gateFor?: ResumeGate,
+  claimed?: boolean,
 ): Promise<{ flowId: string; handle: RunHandle; held?: ResumedGate }> {
   let held: ResumedGate | undefined;
   try {
@@ -53,6 +54,7 @@ export async function resumeStoredRun(
     held = record?.debugMode && gateFor !== undefined ? await gateFor(record) : undefined;
     const options: ResumeOptions = from === undefined ? {} : { from };
     if (held !== undefined) options.gate = held.gate;
+    if (claimed === true) options.claimed = true;
     const handle = await engine.resume(runId, options);
     return { flowId: record?.flowId ?? "", handle, ...(held !== undefined ? { held } : {}) };
   } catch (e) {

@@ -6,7 +6,8 @@
  * the database's `engines` every `everyMs` (one read; an engine on this machine is dead as soon
  * as its process is gone, one elsewhere once its heartbeat is older than the stale limit), marks
  * the running runs of dead ones interrupted, and resumes them (and their paused runs) as a
- * starting service does (`--no-resume`: only marks them). When several services survive, each
+ * starting service does (`--no-resume`: only marks them); the runs they had queued are queued
+ * here (`RunService.takeQueued`: within this service's `--max-concurrent-runs`). When several services survive, each
  * run is claimed by one (`claimRun`). A PostgreSQL store does this with leases instead
  * (src/server/cluster.ts).
  * @module
@@ -20,7 +21,7 @@ const log = logger("serve");
 
 /** A store that can recover the runs of dead engines (the SQLite store). */
 export interface DeadEngineRecovery {
-  recoverDeadEngines(): Promise<{ engines: EngineRecord[]; runs: string[] }>;
+  recoverDeadEngines(): Promise<{ engines: EngineRecord[]; runs: string[]; queued?: string[] }>;
 }
 
 /** Settings of an {@linkcode OrphanWatch}. */
@@ -68,14 +69,14 @@ export class OrphanWatch {
   /**
    * Checks now (one check at a time): marks the running runs of dead engines interrupted and
    * resumes them. Never rejects (failures are logged).
-   * @returns the runs resumed here.
+   * @returns the runs resumed here, then the queued runs taken over here.
    */
   check(): Promise<string[]> {
     return this.#checking ??= this.#check().finally(() => this.#checking = undefined);
   }
 
   async #check(): Promise<string[]> {
-    let found: { engines: EngineRecord[]; runs: string[] };
+    let found: { engines: EngineRecord[]; runs: string[]; queued?: string[] };
     try {
       found = await this.#store.recoverDeadEngines();
     } catch (e) {
@@ -86,14 +87,17 @@ export class OrphanWatch {
     const who = found.engines.map((e) =>
       `${e.engineId} (pid ${e.pid ?? "?"}${e.host ? ` on ${e.host}` : ""})`
     ).join(", ");
-    if (found.runs.length === 0) {
+    const queued = found.queued ?? [];
+    if (found.runs.length === 0 && queued.length === 0) {
       log.info(`engine ${who} stopped; it left no unfinished runs`);
       return [];
     }
     if (!this.#resume || !this.#runs.accepting) {
       log.warn(
         `engine ${who} stopped before finishing ${found.runs.length} run(s), marked ` +
-          `interrupted (not resumed here: --no-resume or stopping): ${found.runs.join(", ")}`,
+          `interrupted (not resumed here: --no-resume or stopping): ${found.runs.join(", ")}` +
+          (queued.length === 0 ? "" : `; ${queued.length} run(s) it queued stay queued for ` +
+            `the next service started with resume: ${queued.join(", ")}`),
       );
       return [];
     }
@@ -113,6 +117,24 @@ export class OrphanWatch {
           resumed.join(", "),
       );
     }
-    return resumed;
+    // the runs it had queued: queued here, each run once (claimed first: of several survivors,
+    // one takes each); they start as slots free, within --max-concurrent-runs
+    const taken: string[] = [];
+    for (const runId of queued) {
+      try {
+        if (await this.#runs.takeQueued(runId)) taken.push(runId);
+      } catch (e) {
+        log.info(
+          `queued run ${runId} of stopped engine ${who} not taken here: ${describeError(e)}`,
+        );
+      }
+    }
+    if (taken.length > 0) {
+      log.warn(
+        `engine ${who} stopped before starting the runs it queued; queued ${taken.length} here: ` +
+          taken.join(", "),
+      );
+    }
+    return [...resumed, ...taken];
   }
 }

@@ -85,6 +85,8 @@ export class Run implements ActiveRun {
   queuedWrite?: Promise<void> | void;
   /** The run holding its Idempotency-Key once its record is stored (`RunService.keyHolder`). */
   keyHolder?: Promise<string>;
+  /** Queued in the store by a service that stopped, taken over here (`RunService.takeQueued`). */
+  stored = false;
   /** Distributed: the run left this engine (lease lost, released): nothing more is stored. */
   abandoned = false;
   startedAt = 0;

@@ -271,6 +271,46 @@ export class RunService {
     return run;
   }
 
+  /**
+   * Takes over stored run `runId`, left `queued` by a service that stopped (killed, crashed,
+   * machine restarted) before starting it: claims it for this engine (refused while another live
+   * engine owns it: the one that queued it), then queues it here like a submitted run, within
+   * `maxConcurrentRuns`; it starts from its stored record (`engine.resume`: input, overrides,
+   * variables, options). Runs queued by this service are left alone.
+   * @returns false when the run is not taken here (owned by a live engine, queued here already,
+   * no longer queued).
+   * @throws {ApiError} 503 while the service shuts down; a store error when it cannot claim.
+   */
+  async takeQueued(runId: string): Promise<boolean> {
+    if (!this.#accepting) throw shuttingDown("takes no queued runs");
+    if (this.#active.has(runId)) return false;
+    const claim = await this.store.claimRun(runId);
+    if (!claim.claimed || this.#active.has(runId) || !this.#accepting) return false;
+    const record = await this.store.getRun(runId);
+    if (record?.status !== "queued" || this.#active.has(runId)) return false;
+    const run = new Run(runId, record.flowId, undefined);
+    run.stored = true;
+    this.#active.set(runId, run);
+    this.#queue.push(run);
+    this.#queued++;
+    this.#pump();
+    return true;
+  }
+
+  /** Starts a run taken over by {@linkcode takeQueued} from its stored record. */
+  async #resumeStored(run: Run): Promise<RunHandle> {
+    const { handle, held } = await resumeStoredRun(
+      this.engine,
+      this.store,
+      run.runId,
+      undefined,
+      this.resumeGate,
+      true,
+    );
+    held?.attach(run);
+    return handle;
+  }
+
   #track(run: Run, handle: RunHandle): void {
     run.handle = handle;
     handle.result.then(
@@ -419,6 +459,11 @@ export class RunService {
     let run: Run | undefined;
     while (this.#running < this.maxConcurrent && (run = this.#queue.shift()) !== undefined) {
       if (run.state !== "queued") continue; // cancelled while queued
+      if (run.stored) {
+        const r = run;
+        this.adopt(r.runId, r.flowId, () => this.#resumeStored(r)); // (counts it started)
+        continue;
+      }
       this.#queued--;
       this.#start(run);
     }

@@ -10,6 +10,7 @@ import type { JsonValue } from "../json/exact_json.ts";
 import {
   type BatchFilter,
   type BatchRecord,
+  type ClaimResult,
   type EventFilter,
   nowRfc3339,
   type RunEventRecord,
@@ -71,6 +72,14 @@ export class ServiceStore {
 
   getBlob(id: string): Promise<StoredBlob | undefined> {
     return this.store.getBlob(id);
+  }
+
+  /**
+   * Takes run `runId` over for this engine (`StateStore.claimRun`): refused when another live
+   * engine owns it.
+   */
+  claimRun(runId: string): Promise<ClaimResult> {
+    return this.store.claimRun(runId);
   }
 
   /** Records a run accepted but not started yet (status `queued`). */

@@ -449,20 +449,23 @@ export class SqliteStateStore implements StateStore {
    * opened (killed with `kill -9`, crashed; opening recovers those already dead): their
    * `running` runs are marked interrupted (503, `run_interrupted`), their rows removed. One read
    * of the `engines` table when every other engine is alive (nothing is written then).
-   * @returns the dead engines, and the top-level runs they left unfinished (interrupted now, or
-   * `paused`), oldest first: what a service on this database resumes (src/server/orphans.ts).
+   * @returns the dead engines, the top-level runs they left unfinished (interrupted now, or
+   * `paused`), oldest first: what a service on this database resumes (src/server/orphans.ts);
+   * and the runs they had queued, not started (still `queued`, oldest first: claimable).
    * @throws {StoreError} (rejects) when the database cannot be read or written.
    */
-  async recoverDeadEngines(): Promise<{ engines: EngineRecord[]; runs: string[] }> {
+  async recoverDeadEngines(): Promise<
+    { engines: EngineRecord[]; runs: string[]; queued: string[] }
+  > {
     const c = this.#c;
-    if (c.readOnly || c.closed) return { engines: [], runs: [] };
+    if (c.readOnly || c.closed) return { engines: [], runs: [], queued: [] };
     let dead: string[];
     try {
       dead = deadEngines(c);
     } catch (e) {
       throw c.error("cannot read the engines", e);
     }
-    if (dead.length === 0) return { engines: [], runs: [] };
+    if (dead.length === 0) return { engines: [], runs: [], queued: [] };
     return await this.#write(
       "cannot recover the runs of stopped engines",
       (c) => recoverEngines(c, dead),

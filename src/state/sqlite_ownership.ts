@@ -82,15 +82,17 @@ export function deadEngines(c: SqliteCore): string[] {
  * Recovers the runs of dead engines `ids` (from {@linkcode deadEngines}; checked again here, in
  * the transaction of the caller): their `running` runs are marked interrupted (503,
  * `run_interrupted`, as opening the database does), their `engines` rows removed.
- * @returns the engines recovered, and the top-level runs they left unfinished (interrupted now,
- * or `paused`), oldest first: the runs a service may resume.
+ * @returns the engines recovered, the top-level runs they left unfinished (interrupted now, or
+ * `paused`), oldest first: the runs a service may resume; and the runs they had queued and not
+ * started, oldest first (still `queued`, owned by the dead engine: any engine may claim them).
  */
 export function recoverEngines(
   c: SqliteCore,
   ids: string[],
-): { engines: EngineRecord[]; runs: string[] } {
+): { engines: EngineRecord[]; runs: string[]; queued: string[] } {
   const engines: EngineRecord[] = [];
   const roots: string[] = [];
+  const queued: string[] = [];
   const at = nowRfc3339();
   for (const id of ids) {
     const eng = c.engineRecord(id);
@@ -104,6 +106,12 @@ export function recoverEngines(
            AND status IN ('running', 'paused') ORDER BY created_at, id`,
       ).all(id) as { id: string }[]
     ) roots.push(r.id);
+    for (
+      const r of c.stmt(
+        `SELECT id FROM runs WHERE owner_id = ? AND parent_run_id IS NULL AND status = 'queued'
+           ORDER BY created_at, id`,
+      ).all(id) as { id: string }[]
+    ) queued.push(r.id);
     const running = c.stmt(
       `SELECT id, COALESCE(root_run_id, id) AS root FROM runs
        WHERE owner_id = ? AND status = 'running'`,
@@ -111,7 +119,7 @@ export function recoverEngines(
     for (const r of running) markInterrupted(c, r.id, id, r.root, reason, at);
     c.stmt("DELETE FROM engines WHERE id = ?").run(id);
   }
-  return { engines, runs: roots };
+  return { engines, runs: roots, queued };
 }
 
 /** Marks `runId` interrupted if `owner` still owns it and it is still running. */

@@ -312,10 +312,11 @@ export class SqliteWriter {
     const parent = run.parentRunId;
     const root = run.rootRunId ??
       (parent === undefined ? run.runId : c.open.get(parent)?.root ?? c.rootOf(parent));
-    if (!queued) {
-      this.ensureEngine();
-      c.open.set(run.runId, { root });
-    }
+    // a queued run is owned by the engine that queued it (it runs it when a slot frees): a
+    // service on this database takes it over only once that engine is dead (killed, crashed),
+    // as it does its running runs (src/server/runs_resume.ts, orphans.ts)
+    this.ensureEngine();
+    if (!queued) c.open.set(run.runId, { root });
     const r = { ...run };
     const at = nowRfc3339();
     this.#rowsQueued.set(r.runId, this.#q.length + 3);
@@ -333,7 +334,7 @@ export class SqliteWriter {
       root,
       r.runKey ?? null,
       r.variables === undefined ? null : stringifyJson(r.variables),
-      queued ? null : c.engineId,
+      c.engineId,
       queued ? 0 : 1,
       queued ? null : at,
       at,

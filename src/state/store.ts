@@ -76,7 +76,9 @@ export interface StateStore {
 
   // ---- runs: writes ----
   /**
-   * Records a new run (status `running` unless given; `queued` runs have no owner) and appends
+   * Records a new run (status `running` unless given; `queued` runs have no owner, except in
+   * the SQLite store: the engine that queued it, so that a service on the same file takes it
+   * over only once that engine is dead — src/server/runs_resume.ts, orphans.ts) and appends
    * `run_started` / `run_queued`. The store sets `ownerId`, `leaseEpoch` and, for a nested run,
    * `rootRunId` from its parent.
    */

@@ -191,18 +191,23 @@ contract("step results write step_info statuses and journal events in order", as
   ]);
 });
 
-contract("a queued run has no owner; claimRun() takes it and bumps the lease epoch", async (s) => {
-  s.createRun(run("q", "2024-01-01T00:00:00.000Z", { status: "queued" }));
-  const q = await s.getRun("q");
-  assertStrictEquals(q?.status, "queued");
-  assertStrictEquals(q?.ownerId, undefined);
-  assertEquals(await s.claimRun("nope"), { claimed: false, reason: "unknown" });
-  assertEquals(await s.claimRun("q"), { claimed: true, leaseEpoch: 1 });
-  assertEquals(await s.claimRun("q"), { claimed: true, leaseEpoch: 2 });
-  assertStrictEquals((await s.getRun("q"))?.ownerId, s.engineId);
-  const types = (await s.getEvents({ runId: "q" })).map((e) => e.type);
-  assertEquals(types, ["run_queued", "run_resumed", "run_resumed"]);
-});
+contract(
+  "a queued run has no owner (SQLite: the engine that queued it); claimRun() takes it and bumps the lease epoch",
+  async (s) => {
+    s.createRun(run("q", "2024-01-01T00:00:00.000Z", { status: "queued" }));
+    const q = await s.getRun("q");
+    assertStrictEquals(q?.status, "queued");
+    // SQLite: owned by the engine that queued it, so that services on the file take it over only
+    // once that engine is dead (tests/server/queued_kill_test.ts)
+    assertStrictEquals(q?.ownerId, s.kind === "sqlite" ? s.engineId : undefined);
+    assertEquals(await s.claimRun("nope"), { claimed: false, reason: "unknown" });
+    assertEquals(await s.claimRun("q"), { claimed: true, leaseEpoch: 1 });
+    assertEquals(await s.claimRun("q"), { claimed: true, leaseEpoch: 2 });
+    assertStrictEquals((await s.getRun("q"))?.ownerId, s.engineId);
+    const types = (await s.getEvents({ runId: "q" })).map((e) => e.type);
+    assertEquals(types, ["run_queued", "run_resumed", "run_resumed"]);
+  },
+);
 
 contract("signals queue per name; consumeSignal() is idempotent per consumer", async (s) => {
   s.createRun(run("r", "2024-01-01T00:00:00.000Z", { status: "paused" }));
