@@ -141,11 +141,33 @@ export class RunService {
       this.#start(run);
     } else {
       const w = this.#storeQueued(run.runId, request);
-      if (request.runKey !== undefined) run.queuedWrite = w;
+      run.queuedWrite = w;
+      // its row never reached the database (disk full, ...): it is not run later unknown to all
+      if (w !== undefined) w.catch((e) => this.#notQueued(run, e));
       this.#queue.push(run);
       this.#queued++;
     }
     return run;
+  }
+
+  /** A queued run whose `queued` row could not be stored ends failed (507), nothing stored. */
+  #notQueued(run: Run, e: unknown): void {
+    if (run.state !== "queued") return; // started meanwhile: its own record fails it (507)
+    this.#queued--;
+    run.request = undefined;
+    this.#finish(run, failed(507, `The run could not be queued: ${describeError(e)}`), false);
+  }
+
+  /**
+   * Resolves once `run`'s record (its `running` or `queued` row) is stored: at once with a store
+   * that has no commits (in memory), else with the commit that carries it (one the run waits for
+   * anyway). Rejects when that commit failed (the run then ends failed, 507: `done`).
+   */
+  recorded(run: ActiveRun): Promise<void> {
+    const r = run as Run;
+    if (r.handle !== undefined) return r.handle.recorded;
+    if (r.state === "queued" && r.queuedWrite !== undefined) return Promise.resolve(r.queuedWrite);
+    return Promise.resolve();
   }
 
   #storeQueued(runId: string, request: RunRequest): Promise<void> | void {

@@ -9,7 +9,9 @@
  * cause and what to do, and 200 again once a commit succeeds; the 507 says what becomes of the
  * run; the run reads `failed` at once, is recorded `failed` (507) as soon as the disk has room,
  * and is then not resumed by a restart. A service stopped while the disk is still full cannot
- * record anything: the next start resumes the run, as its 507 said. The same `/health` with a
+ * record anything: the next start resumes the run, as its 507 said. A `wait: false` run whose
+ * record (or queued row) cannot be stored was answered 202 with an id that then gave 404; it is
+ * now answered failed with 507, as `wait: true` is. The same `/health` with a
  * PostgreSQL store whose writes are refused (skipped without STEPFLOW_TEST_PG_URL).
  * @module
  */
@@ -233,6 +235,58 @@ Deno.test({
         assertStrictEquals(await s.stop(), 0);
       }
       assertStringIncludes(s.stderr(), `resumed 1 interrupted run(s): ${r.runId}`);
+    }),
+});
+
+Deno.test({
+  name:
+    "serve on a full disk, POST /runs with wait: false: the run whose record cannot be stored is answered failed with 507, queued or started (it was answered 202 with an id that then gave 404)",
+  ignore: !canMount,
+  fn: () =>
+    withSmallDisk(async (dir, disk) => {
+      const db = `${disk}/state.db`;
+      const args = ["--store", db, "--max-concurrent-runs", "1"];
+      const s = await startServer(dir, { args, config: config(`${dir}/journal.txt`) });
+      try {
+        const flowId = await storeFlow(s, THREE_STEPS);
+        const ok = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "x" }, wait: false });
+        assertStrictEquals(ok.status, 202, JSON.stringify(ok.body)); // stored: 202 as before
+        await s.call("GET", `/api/v1/runs/${ok.body.runId}/events?after=0`); // (ended)
+        const gated = await storeFlow(s, FLOW);
+        const held = { v: 1, ready: `${dir}/h.ready`, release: `${dir}/h.release`, pad: 0 };
+        await mkfifo(held.ready, held.release);
+        const h = s.call("POST", "/api/v1/runs", { flowId: gated, input: held });
+        await Deno.readTextFile(held.ready); // it holds the one slot
+        // the WAL file cut to nothing, then the disk filled: no write of the store has room left
+        const d = new DatabaseSync(db);
+        try {
+          const [busy] = Object.values(d.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get()!);
+          assertStrictEquals(busy, 0, "checkpoint");
+        } finally {
+          d.close();
+        }
+        await fill(`${disk}/filler`);
+        // a run queued behind the held one: the commit of its queued row fails
+        const q = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "z" }, wait: false });
+        assertStrictEquals(q.status, 200, JSON.stringify(q.body));
+        assertStrictEquals(q.body.status, "failed");
+        assertStrictEquals(q.body.result.error.code, 507);
+        assertStringIncludes(q.body.result.error.message, "The run could not be queued");
+        assertStringIncludes(q.body.result.error.message, "database or disk is full");
+        await Deno.writeTextFile(held.release, "go\n");
+        assertStrictEquals((await h).body.result.error.code, 507);
+        // a run that starts at once: the commit of its record fails
+        const a = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "y" }, wait: false });
+        assertStrictEquals(a.status, 200, JSON.stringify(a.body));
+        assertStrictEquals(a.body.status, "failed");
+        assertStrictEquals(a.body.result.error.code, 507);
+        assertStringIncludes(a.body.result.error.message, "database or disk is full");
+        await Deno.remove(`${disk}/filler`);
+        const well = await s.call("GET", "/health");
+        assertStrictEquals(well.status, 200, JSON.stringify(well.body));
+      } finally {
+        assertStrictEquals(await s.stop(), 0);
+      }
     }),
 });
 
