@@ -130,26 +130,40 @@ export async function runOneStep(
   const budget = options.budget;
   const runId = options.runId ?? crypto.randomUUID();
   const flowId = host.registerFlow(flow);
-  const origin: RunOrigin = { parentRunId: options.parentRunId };
-  if (options.parentStepId !== undefined) {
-    origin.stepId = options.parentStepId;
-    origin.runKey = `${options.parentRunId}/${options.parentStepId}`;
-    if (options.item !== undefined) {
-      origin.item = options.item;
-      origin.runKey += `/${options.item}`;
-    }
+  const { parentRunId, parentStepId: stepId, item } = options;
+  // One literal per case, every field in it: a property added to a literal afterwards costs a
+  // property array and a hidden-class transition (a map item makes these objects 10,000 times).
+  let origin: RunOrigin;
+  let record: RunRecord;
+  if (stepId === undefined) {
+    origin = { parentRunId };
+    record = {
+      runId,
+      flowId,
+      flowName: flow.name,
+      status: "running",
+      input,
+      createdAt: nowRfc3339(),
+      parentRunId,
+    };
+  } else {
+    const runKey = item === undefined
+      ? `${parentRunId}/${stepId}`
+      : `${parentRunId}/${stepId}/${item}`;
+    origin = item === undefined
+      ? { parentRunId, stepId, runKey }
+      : { parentRunId, stepId, item, runKey };
+    record = {
+      runId,
+      flowId,
+      flowName: flow.name,
+      status: "running",
+      input,
+      createdAt: nowRfc3339(),
+      parentRunId,
+      runKey,
+    };
   }
-  // built by assignment, not with a conditional spread (a slower object to make and copy)
-  const record: RunRecord = {
-    runId,
-    flowId,
-    flowName: flow.name,
-    status: "running",
-    input,
-    createdAt: nowRfc3339(),
-    parentRunId: options.parentRunId,
-  };
-  if (origin.runKey !== undefined) record.runKey = origin.runKey;
   store.createRun(record);
   const observers = host.observers();
   const events = observers.size > 0 ? new RunEvents(runId, [...observers], log) : undefined;
@@ -185,10 +199,9 @@ export async function runOneStep(
         inFlight: takeInFlight(compiled),
         budget,
         origin,
+        limits: host.limits(),
+        events,
       };
-      const limits = host.limits();
-      if (limits !== undefined) run.limits = limits;
-      if (events !== undefined) run.events = events;
       result = await execute(run, step);
       giveInFlight(compiled, run.inFlight);
     }
