@@ -31,10 +31,10 @@ export interface ChildSignal {
  */
 export function childSignal(parent: AbortSignal | undefined): ChildSignal {
   const controller = new AbortController();
-  if (!parent) return { signal: controller.signal, controller, dispose: () => {} };
+  if (!parent) return new Child(controller, undefined);
   if (parent.aborted) {
     controller.abort(parent.reason);
-    return { signal: controller.signal, controller, dispose: () => {} };
+    return new Child(controller, undefined);
   }
   let f = fanouts.get(parent);
   if (!f) {
@@ -50,7 +50,22 @@ export function childSignal(parent: AbortSignal | undefined): ChildSignal {
   }
   const children = f.children;
   children.add(controller);
-  return { signal: controller.signal, controller, dispose: () => children.delete(controller) };
+  return new Child(controller, children);
+}
+
+/** A {@linkcode ChildSignal}: an object of a class, no closure per child (a map item makes one). */
+class Child implements ChildSignal {
+  readonly signal: AbortSignal;
+  constructor(
+    readonly controller: AbortController,
+    readonly siblings: Set<AbortController> | undefined,
+  ) {
+    this.signal = controller.signal;
+  }
+
+  dispose(): void {
+    this.siblings?.delete(this.controller);
+  }
 }
 
 /**

@@ -233,19 +233,22 @@ function committed(
  * resolved (`failed to resolve input for step 'S'`, `failed to resolve skip_if ...`), an input
  * referencing a failed step, a routing error, or a plugin error (`step "S" failed`).
  */
-export async function runStep(
+export function runStep(
   step: CompiledStep,
   run: RunContext,
   signal: AbortSignal | LazyChildSignal = run.signal,
 ): Promise<FlowResult> {
+  // Not an `async` function: the common step makes no await before its call, and a `then`
+  // costs less than an async frame per step (issue 17). Its callers await it in a `try`, so
+  // what it throws synchronously is handled as a rejection.
   // skip
   if (step.skipIf !== undefined) {
     const s = resolveOrThrow(step, run, "skipIf");
-    if (s.outcome === "success" && isTruthy(s.result)) return SKIPPED;
+    if (s.outcome === "success" && isTruthy(s.result)) return Promise.resolve(SKIPPED);
   }
   // input
   const r = resolveOrThrow(step, run, "input");
-  if (r.outcome === "skipped") return SKIPPED;
+  if (r.outcome === "skipped") return Promise.resolve(SKIPPED);
   if (r.outcome === "failed") {
     throw resolutionFailure(`step "${step.id}" failed`, r.error, step.id);
   }
@@ -264,39 +267,66 @@ export async function runStep(
   }
   const policy = step.policy;
   if (policy.invalid) throw policy.invalid;
-  const base = attemptBase(run, step.index);
   if (!routed.replayable) {
     // The durability rule: a step with side effects starts only on committed results, and its
     // start is committed first (after a crash it runs again with the next attempt number).
     const pending = run.commit;
-    const started = startedCall(step, run, base + 1);
+    const started = startedCall(step, run, attemptBase(run, step.index) + 1);
     if (pending !== undefined || started !== undefined) {
-      try {
-        if (pending !== undefined) await pending;
-        if (started !== undefined) await started;
-      } catch (e) {
-        throw storeFailure(step, run, e);
-      }
-      if (signal.aborted) throw signal.reason;
+      return committedFirst(step, run, signal, pending, started).then(() =>
+        callStage(step, run, routed, input, signal)
+      );
     }
   }
-  let result: FlowResult;
+  return callStage(step, run, routed, input, signal);
+}
+
+/** Waits for the run's pending commit and the step's start (the durability rule). */
+async function committedFirst(
+  step: CompiledStep,
+  run: RunContext,
+  signal: AbortSignal | LazyChildSignal,
+  pending: Promise<void> | undefined,
+  started: Promise<void> | undefined,
+): Promise<void> {
   try {
-    result = policy.plain && routed.limits === undefined
-      ? await plainCall(step, run, routed, input, signal)
-      : await policyCall(step, run, routed, input, signal);
+    if (pending !== undefined) await pending;
+    if (started !== undefined) await started;
   } catch (e) {
+    throw storeFailure(step, run, e);
+  }
+  if (signal.aborted) throw signal.reason;
+}
+
+/** The call (with its policy) and the onError stage. */
+function callStage(
+  step: CompiledStep,
+  run: RunContext,
+  routed: RoutedComponent,
+  input: JsonValue,
+  signal: AbortSignal | LazyChildSignal,
+): Promise<FlowResult> {
+  let call: Promise<FlowResult>;
+  try {
+    call = step.policy.plain && routed.limits === undefined
+      ? plainCall(step, run, routed, input, signal)
+      : policyCall(step, run, routed, input, signal);
+  } catch (e) {
+    call = Promise.reject(e);
+  }
+  return call.then((result) => {
+    // onError (a retry's fallback was applied by the retry stage, through applyErrorAction)
+    if (result.outcome !== "failed") return result;
+    if (step.onError.action === "retry") return result;
+    return applyErrorAction(
+      step.onError,
+      result,
+      () => resolveDefault(step, step.errorDefault, run, "default", ["onError", "defaultValue"]),
+    );
+  }, (e) => {
     if (e instanceof ExecutionError) throw e;
     throw componentError(step.id, routed.component, e);
-  }
-  // onError (a retry's fallback was applied by the retry stage, through applyErrorAction)
-  if (result.outcome !== "failed") return result;
-  if (step.onError.action === "retry") return result;
-  return applyErrorAction(
-    step.onError,
-    result,
-    () => resolveDefault(step, step.errorDefault, run, "default", ["onError", "defaultValue"]),
-  );
+  });
 }
 
 /** The execute context of a step's call. */

@@ -116,40 +116,71 @@ export function oneStepOf(flow: Flow): OneStep | undefined {
  * @param options a nested run's options: `parentRunId`, `budget` and `depth` set; no overrides,
  *   no secrets.
  */
-export async function runOneStep(
+export function runOneStep(
   host: OneStepHost,
   flow: Flow,
-  one: { compiled: CompiledFlow; step: CompiledStep },
+  one: OneStep,
   input: JsonValue,
   options: NestedRunStart & { parentRunId: string; budget: RunBudget },
 ): Promise<FlowResult> {
   // a map over 100,000 items keeps the loop busy: timers and signals come first when due
-  if (turnDue()) await new Promise<void>((resolve) => onNextTurn(resolve));
+  if (turnDue()) {
+    return new Promise<void>((resolve) => onNextTurn(resolve))
+      .then(() => startOneStep(host, flow, one, input, options));
+  }
+  return startOneStep(host, flow, one, input, options);
+}
+
+/**
+ * {@linkcode runOneStep} now. Not an `async` function: `then`s cost less than an async frame per
+ * map item (issue 17).
+ */
+function startOneStep(
+  host: OneStepHost,
+  flow: Flow,
+  one: OneStep,
+  input: JsonValue,
+  options: NestedRunStart & { parentRunId: string; budget: RunBudget },
+): Promise<FlowResult> {
   const { compiled, step } = one;
   const { store, log } = host;
   const budget = options.budget;
   const runId = options.runId ?? crypto.randomUUID();
   const flowId = host.registerFlow(flow);
-  const origin: RunOrigin = { parentRunId: options.parentRunId };
-  if (options.parentStepId !== undefined) {
-    origin.stepId = options.parentStepId;
-    origin.runKey = `${options.parentRunId}/${options.parentStepId}`;
-    if (options.item !== undefined) {
-      origin.item = options.item;
-      origin.runKey += `/${options.item}`;
-    }
+  const { parentRunId, parentStepId: stepId, item } = options;
+  // One literal per case, every field in it: a property added to a literal afterwards costs a
+  // property array and a hidden-class transition (a map item makes these objects 10,000 times).
+  let origin: RunOrigin;
+  let record: RunRecord;
+  if (stepId === undefined) {
+    origin = { parentRunId };
+    record = {
+      runId,
+      flowId,
+      flowName: flow.name,
+      status: "running",
+      input,
+      createdAt: nowRfc3339(),
+      parentRunId,
+    };
+  } else {
+    const runKey = item === undefined
+      ? `${parentRunId}/${stepId}`
+      : `${parentRunId}/${stepId}/${item}`;
+    origin = item === undefined
+      ? { parentRunId, stepId, runKey }
+      : { parentRunId, stepId, item, runKey };
+    record = {
+      runId,
+      flowId,
+      flowName: flow.name,
+      status: "running",
+      input,
+      createdAt: nowRfc3339(),
+      parentRunId,
+      runKey,
+    };
   }
-  // built by assignment, not with a conditional spread (a slower object to make and copy)
-  const record: RunRecord = {
-    runId,
-    flowId,
-    flowName: flow.name,
-    status: "running",
-    input,
-    createdAt: nowRfc3339(),
-    parentRunId: options.parentRunId,
-  };
-  if (origin.runKey !== undefined) record.runKey = origin.runKey;
   store.createRun(record);
   const observers = host.observers();
   const events = observers.size > 0 ? new RunEvents(runId, [...observers], log) : undefined;
@@ -164,10 +195,12 @@ export async function runOneStep(
     at: Date.now(),
   });
   const child = childSignal(options.signal);
-  let result: FlowResult;
+  let inFlight: InFlight | undefined;
+  let done: Promise<FlowResult>;
   try {
-    if (!budget.addRun() || !budget.addStep()) result = cancelled(child.signal.reason);
-    else {
+    if (!budget.addRun() || !budget.addStep()) {
+      done = Promise.resolve(cancelled(child.signal.reason));
+    } else {
       const results: (FlowResult | undefined)[] = [undefined];
       const run: RunContext = {
         runId,
@@ -185,20 +218,27 @@ export async function runOneStep(
         inFlight: takeInFlight(compiled),
         budget,
         origin,
+        limits: host.limits(),
+        events,
       };
-      const limits = host.limits();
-      if (limits !== undefined) run.limits = limits;
-      if (events !== undefined) run.events = events;
-      result = await execute(run, step);
-      giveInFlight(compiled, run.inFlight);
+      inFlight = run.inFlight;
+      done = execute(run, step);
     }
-  } finally {
+  } catch (e) {
     child.dispose();
+    return Promise.reject(e);
   }
-  const status = result.outcome === "success" ? "completed" : "failed";
-  store.completeRun(runId, status, result); // a nested run's commit is awaited by its top run
-  events?.finished(result);
-  return result;
+  return done.then((result) => {
+    child.dispose();
+    if (inFlight !== undefined) giveInFlight(compiled, inFlight);
+    const status = result.outcome === "success" ? "completed" : "failed";
+    store.completeRun(runId, status, result); // a nested run's commit is awaited by its top run
+    events?.finished(result);
+    return result;
+  }, (e) => {
+    child.dispose();
+    throw e;
+  });
 }
 
 /**
@@ -207,11 +247,12 @@ export async function runOneStep(
  * scheduler does) the result's commit is left in `run.commit`, and its failure in
  * `run.storeError`, for the run's end to wait for with its own commit (one group commit).
  */
-export async function execute(
+export function execute(
   run: RunContext,
   step: CompiledStep,
   awaitCommit = true,
 ): Promise<FlowResult> {
+  // Not an `async` function: a `then` costs less than an async frame per run (issue 17).
   const startedAt = Date.now();
   run.inFlight.startedAt[0] = startedAt;
   run.inFlight.attempt[0] = 1;
@@ -224,23 +265,38 @@ export async function execute(
     attempt: 1,
     at: startedAt,
   });
-  let r: FlowResult;
+  let call: Promise<FlowResult>;
   try {
-    if (run.signal.aborted) throw run.signal.reason;
-    r = await runStep(step, run, run.signal);
+    call = run.signal.aborted ? Promise.reject(run.signal.reason) : runStep(step, run, run.signal);
   } catch (e) {
-    run.inFlight.startedAt[0] = 0;
-    if (run.signal.aborted) return cancelled(run.signal.reason);
-    const err = e instanceof ExecutionError
-      ? e
-      : executionError(`step "${step.id}" failed`, { cause: e, stepId: step.id });
-    return failedFromExecutionError(err);
+    call = Promise.reject(e);
   }
+  return call.then(
+    (r) => recordOne(run, step, r, startedAt, awaitCommit),
+    (e) => {
+      run.inFlight.startedAt[0] = 0;
+      if (run.signal.aborted) return cancelled(run.signal.reason);
+      const err = e instanceof ExecutionError
+        ? e
+        : executionError(`step "${step.id}" failed`, { cause: e, stepId: step.id });
+      return failedFromExecutionError(err);
+    },
+  );
+}
+
+/** The record stage of the one step: its result, then the run's output on the committed result. */
+function recordOne(
+  run: RunContext,
+  step: CompiledStep,
+  r: FlowResult,
+  startedAt: number,
+  awaitCommit: boolean,
+): FlowResult | Promise<FlowResult> {
   if (run.signal.aborted) return cancelled(run.signal.reason);
-  // record: the result, then the output on the committed result only
   run.results[0] = r;
+  let write: void | Promise<void>;
   try {
-    const write = run.store.recordStepResult(run.runId, {
+    write = run.store.recordStepResult(run.runId, {
       stepIndex: 0,
       stepId: step.id,
       result: r,
@@ -248,16 +304,29 @@ export async function execute(
       attempt: run.inFlight.attempt[0],
       durationMs: (Date.now() - startedAt) | 0,
     });
-    if (write !== undefined) {
-      if (awaitCommit) await write;
-      else {
-        run.commit = write;
-        write.catch((e) => run.storeError ??= e);
-      }
-    }
   } catch (e) {
     return failedFromExecutionError(storeFailure(step, run, e));
   }
+  if (write !== undefined) {
+    if (awaitCommit) {
+      return write.then(
+        () => outputOf(run, step, r, startedAt),
+        (e) => failedFromExecutionError(storeFailure(step, run, e)),
+      );
+    }
+    run.commit = write;
+    write.catch((e) => run.storeError ??= e);
+  }
+  return outputOf(run, step, r, startedAt);
+}
+
+/** The step is recorded: its `step_finished` event and the run's output. */
+function outputOf(
+  run: RunContext,
+  step: CompiledStep,
+  r: FlowResult,
+  startedAt: number,
+): FlowResult {
   run.inFlight.startedAt[0] = 0;
   if (run.events !== undefined) {
     const at = Date.now();

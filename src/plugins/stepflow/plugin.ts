@@ -151,27 +151,19 @@ export class StepflowPlugin implements Plugin {
     return infos;
   }
 
-  /** `components/execute`; see the module doc for how answers map to results. */
-  async execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
+  /**
+   * `components/execute`; see the module doc for how answers map to results. Not an `async`
+   * function: one `then` per call costs less than an async frame (issue 17: the hot path of a
+   * map over a step service).
+   */
+  execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
     const observability = { run_id: ctx.runId, flow_id: ctx.flowId, step_id: ctx.stepId };
     const params = { component, input, attempt: ctx.attempt, observability };
     const open = this.#open.get(ctx.runId);
     if (open) open.count++;
     else this.#open.set(ctx.runId, { engine: ctx.engine, count: 1 });
-    try {
-      let result: JsonValue;
-      try {
-        result = await this.#t().request("components/execute", params, ctx.signal);
-      } catch (err) {
-        if (!(err instanceof WorkerCrashError) || ctx.signal.aborted || ctx.engineRetries) {
-          throw err;
-        }
-        // stepflow 0.8: a call that failed because the worker crashed is retried once (unless
-        // the step's own retry policy does the retrying)
-        this.#log?.warn(`${describeError(err)}; retrying step '${ctx.stepId}' once`);
-        params.attempt = ctx.attempt + 1;
-        result = await this.#t().request("components/execute", params, ctx.signal);
-      }
+    const answered = (result: JsonValue): FlowResult => {
+      this.#closeOpen(ctx.runId);
       // the protocol's `{output: <any JSON>}` (METHODS["components/execute"].result), checked
       // by hand: a zod parse per call costs more than the rest of the answer's handling
       if (!isJsonObject(result) || !Object.hasOwn(result, "output")) {
@@ -181,22 +173,54 @@ export class StepflowPlugin implements Plugin {
         );
       }
       return success(result.output);
+    };
+    const refused = (err: unknown): FlowResult => {
+      this.#closeOpen(ctx.runId);
+      return this.#failure(err, component, ctx);
+    };
+    return this.#request(params, ctx).then(answered, (err) => {
+      if (!(err instanceof WorkerCrashError) || ctx.signal.aborted || ctx.engineRetries) {
+        return refused(err);
+      }
+      // stepflow 0.8: a call that failed because the worker crashed is retried once (unless
+      // the step's own retry policy does the retrying)
+      this.#log?.warn(`${describeError(err)}; retrying step '${ctx.stepId}' once`);
+      params.attempt = ctx.attempt + 1;
+      return this.#request(params, ctx).then(answered, refused);
+    });
+  }
+
+  /** One `components/execute` request (a synchronous throw becomes a rejection). */
+  #request(params: JsonValue, ctx: ExecuteContext): Promise<JsonValue> {
+    try {
+      return this.#t().request("components/execute", params, ctx.signal);
     } catch (err) {
-      if (ctx.signal.aborted) throw ctx.signal.reason;
-      if (err instanceof OutputLimitError) {
-        // 413, never retried: the same component would answer the same way
-        return "limitDepth" in err.limit
-          ? outputTooDeep(ctx.stepId, err.limit.limitDepth, `sent by step service '${this.name}'`)
-          : outputTooLarge(ctx.stepId, { ...err.limit, atLeast: true, via: err.message });
-      }
-      if (err instanceof ProtocolError) {
-        return failed(err.code, err.message, err.data as JsonValue | undefined);
-      }
-      return failed(INTERNAL_ERROR, describeError(err));
-    } finally {
-      const e = this.#open.get(ctx.runId)!;
-      if (--e.count === 0) this.#open.delete(ctx.runId);
+      return Promise.reject(err);
     }
+  }
+
+  /** One call of run `runId` is over. */
+  #closeOpen(runId: string): void {
+    const e = this.#open.get(runId)!;
+    if (--e.count === 0) this.#open.delete(runId);
+  }
+
+  /**
+   * The result of a call that failed with `err`.
+   * @throws the step's abort reason when its signal aborted (the caller reports the cause).
+   */
+  #failure(err: unknown, component: string, ctx: ExecuteContext): FlowResult {
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    if (err instanceof OutputLimitError) {
+      // 413, never retried: the same component would answer the same way
+      return "limitDepth" in err.limit
+        ? outputTooDeep(ctx.stepId, err.limit.limitDepth, `sent by step service '${this.name}'`)
+        : outputTooLarge(ctx.stepId, { ...err.limit, atLeast: true, via: err.message });
+    }
+    if (err instanceof ProtocolError) {
+      return failed(err.code, err.message, err.data as JsonValue | undefined);
+    }
+    return failed(INTERNAL_ERROR, describeError(err));
   }
 
   /** Closes the worker (stdio: closes stdin, waits, terminates its process group). */
