@@ -45,7 +45,12 @@ export function fromCompletion(completion: unknown): Answer {
         type: typeof tc.type === "string" ? tc.type : "function",
         function: {
           name: String(fn.name ?? ""),
-          arguments: typeof fn.arguments === "string" ? fn.arguments : stringifyJson(fn.arguments),
+          // absent (a server's call without arguments) reads as no arguments, as in a stream
+          arguments: typeof fn.arguments === "string"
+            ? fn.arguments
+            : fn.arguments === undefined || fn.arguments === null
+            ? ""
+            : stringifyJson(fn.arguments),
         },
       };
     }),
@@ -132,7 +137,16 @@ export function toOutput(a: Answer, request: Request) {
   }
   if (a.toolCalls.length > 0) {
     const calls: JsonValue[] = [];
-    for (const tc of a.toolCalls) {
+    for (const [i, tc] of a.toolCalls.entries()) {
+      if (tc.function.name === "") {
+        return answerFailure(
+          502,
+          "INVALID_TOOL_CALL",
+          `tool call ${i}${tc.id ? ` ('${tc.id}')` : ""} names no function`,
+          true,
+          a,
+        );
+      }
       let args: JsonValue;
       try {
         args = tc.function.arguments.trim() === "" ? {} : parseJson(tc.function.arguments);
