@@ -173,6 +173,27 @@ function checkConfig(config: Config, raw: JsonValue | undefined, c: DiagnosticCo
       const name = isJsonObject(rule as unknown as JsonValue) ? rule.plugin : undefined;
       if (typeof name !== "string") return;
       used.add(name);
+      // no {component} parameter and no template: every step routed here fails at run time
+      if (
+        typeof rule.component !== "string" && !/\{\*?component\}/.test(p)
+      ) {
+        const param = /\{\*?([A-Za-z_][A-Za-z0-9_]*)\}/.exec(p)?.[1];
+        c.add(
+          "warning",
+          "route_without_component",
+          `Route '${p}' has no {component} parameter and rule ${i} has no 'component' ` +
+            `template: every step routed by it fails at run time`,
+          ["routes", p, i],
+          {
+            hint: param !== undefined
+              ? `rename '{${p.includes(`{*${param}}`) ? "*" : ""}${param}}' to ` +
+                `'{${
+                  p.includes(`{*${param}}`) ? "*" : ""
+                }component}', or add component: "/{${param}}"`
+              : `add a 'component' template to the rule, e.g. component: "/name"`,
+          },
+        );
+      }
       if (!Object.hasOwn(plugins, name)) {
         c.add(
           "error",

@@ -1,0 +1,28 @@
+/**
+ * A route that can never name a component (no `{component}`/`{*component}` parameter and no
+ * `component` template) is a config warning where it is written. Before: `stepflow validate`
+ * passed without a word, and every step routed there failed at run time with `Route
+ * '/builtin/{*c}' has no {component} parameter`.
+ * @module
+ */
+import { assertEquals, assertStringIncludes } from "../_assert.ts";
+import { configFromValue, validateConfig } from "../../mod.ts";
+
+Deno.test("validateConfig warns about a route without a {component} parameter or a component template", () => {
+  const config = configFromValue({
+    plugins: { builtin: { type: "builtin" } },
+    routes: {
+      "/builtin/{*c}": [{ plugin: "builtin" }],
+      "/fixed": [{ plugin: "builtin" }],
+      "/named/{x}": [{ plugin: "builtin", component: "/{x}" }],
+      "/ok/{*component}": [{ plugin: "builtin" }],
+    },
+  });
+  const found = validateConfig(config).filter((d) => d.code === "route_without_component");
+  assertEquals(found.map((d) => [d.level, d.path]), [
+    ["warning", '$.routes["/builtin/{*c}"][0]'],
+    ["warning", '$.routes["/fixed"][0]'],
+  ]);
+  assertStringIncludes(found[0].message, "every step routed by it fails at run time");
+  assertStringIncludes(found[0].hint ?? "", "rename '{*c}' to '{*component}'");
+});
