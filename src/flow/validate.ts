@@ -44,8 +44,10 @@ import {
 import { EXAMPLE_KEYS, FLOW_KEYS, ON_ERROR_KEYS, STEP_KEYS, suggestKey } from "./keys.ts";
 import {
   checkBraces,
+  checkConstantSkipIf,
   checkFieldAccess,
   checkRefKeys,
+  checkSchemaFields,
   checkTestSection,
   suggestStep,
 } from "./validate_keys.ts";
@@ -235,7 +237,12 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
     if (input) forEachRef(input, (ref) => checkRef({ ref, where: "input", stepIndex: i }, selfId));
     const skipIf = compile(step.skipIf, [...base, "skipIf"]);
     if (skipIf) {
-      forEachRef(skipIf, (ref) => checkRef({ ref, where: "skipIf", stepIndex: i }, selfId));
+      let refs = 0;
+      forEachRef(skipIf, (ref) => {
+        refs++;
+        checkRef({ ref, where: "skipIf", stepIndex: i }, selfId);
+      });
+      checkConstantSkipIf(c, step.skipIf, refs > 0, [...base, "skipIf"], step.id);
     }
     if (step.id !== "" && !directDeps.has(step.id)) {
       const deps = new Set<string>();
@@ -301,6 +308,7 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
     );
   });
 
+  checkSchemaFields(c, raw, rawSteps);
   checkBraces(raw, [], loaded.source as Partial<DocumentSourceMap> | undefined, c);
   checkTestSection(rawObj, c, loaded.source, hooks.checkTestConfig);
   if (Array.isArray(rawObj.examples)) {
