@@ -212,7 +212,10 @@ export async function showCommand(runId: string, flags: ShowFlags): Promise<numb
         String(s.status),
         String(s.attempts),
         typeof s.durationMs === "number" ? formatMs(s.durationMs) : "",
-        s.result ? resultText(s.result as unknown as FlowResult, 60) : "",
+        s.result ? resultText(s.result as unknown as FlowResult, 60) : s.status === "failed"
+          // a step the engine was running when it stopped (marked failed when found dead)
+          ? "no result: interrupted while running"
+          : "",
       ]),
     );
   }
