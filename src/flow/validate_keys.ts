@@ -37,6 +37,7 @@ export function checkRefKeys(c: DiagnosticCollector, t: JsonValue | undefined, a
   if (!isJsonObject(t)) return;
   if (Object.hasOwn(t, "$from")) {
     c.unknownKeys(t, at, REF_KEYS, "a reference");
+    checkPathDots(c, t.path, [...at, "path"]);
     const from = t.$from;
     const sources = isJsonObject(from)
       ? ["step", "workflow", "variable"].filter((k) => Object.hasOwn(from, k)).length
@@ -305,4 +306,22 @@ function describe(v: JsonValue): string {
   if (v === null) return "null";
   if (isNumber(v)) return `the number ${stringifyJson(v)}`;
   return "a mapping";
+}
+
+/**
+ * A warning for `..` in a reference path: JSONPath's recursive descent (`$..name`) does not exist
+ * in stepflow 0.8, which skips empty names: `$..name` reads `$.name`, only at the top.
+ */
+function checkPathDots(c: DiagnosticCollector, path: JsonValue | undefined, at: Path): void {
+  if (typeof path !== "string") return;
+  // quoted names (`$['a..b']`) are names, not separators
+  if (!path.replace(/\[(["']).*?\1\]/g, "").includes("..")) return;
+  c.add(
+    "warning",
+    "path_dots",
+    `Path '${path}' has '..': there is no recursive descent here (stepflow 0.8 skips the empty ` +
+      `name, so '$..a' reads '$.a')`,
+    at,
+    { hint: `write the whole path, e.g. '${path.replace(/\.\.+/g, ".")}'` },
+  );
 }

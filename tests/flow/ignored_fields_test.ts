@@ -66,3 +66,17 @@ output: [{ $from: { step: a } }, { $from: { step: b } }, { $from: { step: c } }]
   assertStringIncludes(found[0].hint ?? "", 'skipIf: {$from: {workflow: input}, path: "$.skip"}');
   assertStringIncludes(found[1].message, "the step is never skipped");
 });
+
+Deno.test("validate: '..' in a reference path is a warning (no recursive descent; 0.8 reads '$.a')", () => {
+  const found = diagnostics(
+    `steps: []
+output:
+  a: { $from: { workflow: input }, path: "$..name" }
+  b: { $from: { workflow: input }, path: "$['a..b']" }
+`,
+    "path_dots",
+  );
+  assertEquals(found.map((d) => [d.path, d.position?.line]), [["$.output.a.path", 6]]);
+  assertStringIncludes(found[0].message, "there is no recursive descent here");
+  assertStringIncludes(found[0].hint ?? "", "'$.name'");
+});
