@@ -218,7 +218,11 @@ export class McpPlugin implements Plugin {
           // A server that does not answer its handshake holds the step no longer than its timeout,
           // and not past a cancellation (the start goes on in the background for the next call).
           // Without an explicit step/plugin timeout, the start keeps its own (>= 30 s) limit.
-          const waited = await waitFor(this.#connection(), ctx.signal, ctx.timeoutMs);
+          const waited = await waitFor(
+            this.#connection(),
+            ctx.signal,
+            ctx.timeoutMs ?? (this.#config.timeout === undefined ? undefined : this.#timeoutMs),
+          );
           if (waited === "aborted") return this.#cancelled(tool, ctx.signal);
           if (waited === "timeout") {
             return engineFailure(

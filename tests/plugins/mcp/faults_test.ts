@@ -358,3 +358,35 @@ Deno.test("McpPlugin: a server that never answers its handshake fails the step a
   assertEquals(left.map((d) => d.name), []);
   assertEquals(log.lines.filter((l) => l.includes("plugin is closing")), []);
 });
+
+Deno.test("McpPlugin: the plugin's timeout bounds a step's wait for a server still in its handshake", async () => {
+  // docs/mcp.md: "a step with an explicit timeout (its own or the plugin's) waits for a server
+  // still starting no longer than that". Before, only the step's own timeout did: with the
+  // plugin's `timeout: 300ms` a step waited for the whole 30 s start handshake.
+  const token = `61.${Date.now()}`;
+  const plugin = new McpPlugin(
+    "silent",
+    McpPluginConfigSchema.parse({ type: "mcp", command: "sleep", args: [token], timeout: "300ms" }),
+  );
+  await using _ = { [Symbol.asyncDispose]: () => plugin.close() };
+  const log = recordingLogger();
+  const init = plugin.init({ name: "silent", workingDirectory: REPO_ROOT, engine: noEngine, log });
+  const started = Date.now();
+  const r = await plugin.execute("/echo", { text: "x" }, stepCtx());
+  assert(Date.now() - started < 5_000, `the step waited ${Date.now() - started} ms`);
+  assertStringIncludes(errorOf(r).message, "timed out after 300 ms: the server 'sleep");
+  await plugin.close();
+  await init;
+});
+
+Deno.test("McpPlugin: a tools/list answer that breaks the MCP schema is named in one line", async () => {
+  // before: the SDK's zod issues as a multi-line JSON dump ("[\n  {\n    \"expected\": ...")
+  await using started = await startPlugin(faultConfig("bad-tools-list"));
+  const { plugin } = started;
+  const e = errorOf(await plugin.execute("/echo", { text: "x" }, stepCtx()));
+  assertStringIncludes(
+    e.message,
+    "its answer to 'tools/list' does not fit the MCP schema: tools: Invalid input: expected array",
+  );
+  assert(!e.message.includes("\n"), e.message);
+});
