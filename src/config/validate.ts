@@ -294,16 +294,23 @@ function configUnknownKeys(raw: JsonValue, c: DiagnosticCollector): void {
 }
 
 /**
- * Problems in a config's limits (extension, issue 5): plugin `timeout`s and `runTimeout` that
- * are not durations greater than zero (the config model only checks their shape), as `error`
+ * Problems in a config's limits (extension, issue 5): plugin `timeout`s, `runTimeout`, restart
+ * delays, `closeGrace` and `openai.timeout` that are not durations the engine can wait (greater
+ * than zero, or zero where allowed, at most 2^31 - 1 ms; the config model only checks their
+ * shape), as `error`
  * diagnostics (code `invalid_timeout`) with the JSON path and, given `source`, the position.
  */
 export function configPolicyDiagnostics(config: Config, source?: SourceMap): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const check = (value: unknown, segments: (string | number)[], what: string) => {
+  const check = (
+    value: unknown,
+    segments: (string | number)[],
+    what: string,
+    allowZero = false,
+  ) => {
     if (value === undefined) return;
     try {
-      parseDuration(value, { what });
+      parseDuration(value, { what, allowZero });
     } catch (e) {
       const d: Diagnostic = {
         level: "error",
@@ -319,8 +326,14 @@ export function configPolicyDiagnostics(config: Config, source?: SourceMap): Dia
   };
   check(config.runTimeout, ["runTimeout"], "runTimeout");
   for (const [name, pc] of Object.entries(config.plugins ?? {})) {
-    const t = (pc as { timeout?: unknown }).timeout;
-    check(t, ["plugins", name, "timeout"], `plugins.${name}.timeout`);
+    const p = pc as Record<string, unknown>;
+    check(p.timeout, ["plugins", name, "timeout"], `plugins.${name}.timeout`);
+    // checked when the plugin starts too: say so here, where `validate` reports it
+    for (const key of ["restartDelay", "maxRestartDelay", "closeGrace"]) {
+      check(p[key], ["plugins", name, key], `plugins.${name}.${key}`, true);
+    }
+    const openai = p.openai as { timeout?: unknown } | undefined;
+    if (openai) check(openai.timeout, ["plugins", name, "openai", "timeout"], "openai.timeout");
   }
   return out;
 }

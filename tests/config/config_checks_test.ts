@@ -1,5 +1,5 @@
 /**
- * A route that can never name a component (no `{component}`/`{*component}` parameter and no
+ * Config mistakes `validate` used to pass. A route that can never name a component (no `{component}`/`{*component}` parameter and no
  * `component` template) is a config warning where it is written. Before: `stepflow validate`
  * passed without a word, and every step routed there failed at run time with `Route
  * '/builtin/{*c}' has no {component} parameter`.
@@ -25,4 +25,32 @@ Deno.test("validateConfig warns about a route without a {component} parameter or
   ]);
   assertStringIncludes(found[0].message, "every step routed by it fails at run time");
   assertStringIncludes(found[0].hint ?? "", "rename '{*c}' to '{*component}'");
+});
+
+Deno.test("validateConfig checks restart delays, closeGrace and openai.timeout as it checks timeouts", () => {
+  // before: `stepflow validate` passed, and `stepflow run` stopped with exit 1 ("cannot start the
+  // engine: ... restartDelay must be at most 2147483647 ms") and no file:line:col
+  const config = configFromValue({
+    plugins: {
+      builtin: { type: "builtin", openai: { timeout: 9_999_999_999_999 } },
+      w: {
+        type: "stepflow",
+        command: "python3",
+        args: [],
+        restartDelay: 99_999_999_999,
+        maxRestartDelay: "0s",
+        closeGrace: "1h",
+      },
+    },
+    routes: {
+      "/builtin/{*component}": [{ plugin: "builtin" }],
+      "/w/{*component}": [{ plugin: "w" }],
+    },
+  });
+  const found = validateConfig(config).filter((d) => d.code === "invalid_timeout");
+  assertEquals(found.map((d) => [d.level, d.path]), [
+    ["error", "$.plugins.builtin.openai.timeout"],
+    ["error", "$.plugins.w.restartDelay"],
+  ]);
+  assertStringIncludes(found[1].message, "at most 2147483647 ms");
 });
