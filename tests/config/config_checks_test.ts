@@ -1,8 +1,10 @@
 /**
- * Config mistakes `validate` used to pass. A route that can never name a component (no `{component}`/`{*component}` parameter and no
- * `component` template) is a config warning where it is written. Before: `stepflow validate`
- * passed without a word, and every step routed there failed at run time with `Route
- * '/builtin/{*c}' has no {component} parameter`.
+ * Config mistakes `stepflow validate` used to pass:
+ * - a route that can never name a component (no `{component}`/`{*component}` parameter and no
+ *   `component` template): every step routed there failed at run time with `Route
+ *   '/builtin/{*c}' has no {component} parameter`; now a warning where it is written;
+ * - restart delays, `closeGrace` and `openai.timeout` too long for a timer: the engine refused to
+ *   start (exit 1, no position); now errors at file:line:col.
  * @module
  */
 import { assertEquals, assertStringIncludes } from "../_assert.ts";
