@@ -4,11 +4,13 @@
  * Cannot use 'in' operator to search for 'file' in null`, a flow object with `steps: 5` threw
  * `TypeError: flow.steps.map is not a function`, a config object (not a LoadedConfig) threw
  * `Cannot read properties of undefined (reading 'plugins')`, and `validateFlow(flowObject)` threw
- * `Cannot read properties of undefined (reading 'name')`.
+ * `Cannot read properties of undefined (reading 'name')`; `engine.run(..., {timeoutMs: NaN})` ran
+ * without a limit, `timeoutMs: -1` "timed out after -1ms", and `maxConcurrency: 0` threw
+ * `Limiter: limit must be a positive integer` (no option named).
  * @module
  */
 import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "./_assert.ts";
-import { FlowLoadError, runFlow, validateFlow } from "../mod.ts";
+import { configFromValue, Engine, FlowLoadError, runFlow, validateFlow } from "../mod.ts";
 
 const CONFIG = {
   plugins: { builtin: { type: "builtin" } },
@@ -70,4 +72,31 @@ Deno.test("validateFlow: a flow object gives its diagnostics; one that does not 
     FlowLoadError,
     "$.steps[0]",
   );
+});
+
+Deno.test("engine.run: timeoutMs and maxConcurrency that cannot be used are RangeErrors naming the option", async () => {
+  const engine = await Engine.create(configFromValue(CONFIG));
+  try {
+    for (const timeoutMs of [NaN, -1, 0, Infinity, 3e9]) {
+      await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        async () => await engine.run(FLOW as any, { x: "a" }, { timeoutMs }),
+        RangeError,
+        "RunOptions.timeoutMs must be a number of ms greater than 0",
+      );
+    }
+    for (const maxConcurrency of [0, 1.5, -2]) {
+      await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        async () => await engine.run(FLOW as any, { x: "a" }, { maxConcurrency }),
+        RangeError,
+        "RunOptions.maxConcurrency must be a positive integer",
+      );
+    }
+    // deno-lint-ignore no-explicit-any
+    const ok = await engine.run(FLOW as any, { x: "a" }, { timeoutMs: 60_000, maxConcurrency: 2 });
+    assertEquals(ok, { outcome: "success", result: "a" });
+  } finally {
+    await engine.close();
+  }
 });
