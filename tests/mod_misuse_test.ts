@@ -93,6 +93,12 @@ Deno.test("engine.run: timeoutMs and maxConcurrency that cannot be used are Rang
         "RunOptions.maxConcurrency must be a positive integer",
       );
     }
+    await assertRejects(
+      // deno-lint-ignore no-explicit-any
+      async () => await engine.run(FLOW as any, { x: "a" }, { signal: 5 as any }),
+      TypeError,
+      "RunOptions.signal must be an AbortSignal",
+    );
     // deno-lint-ignore no-explicit-any
     const ok = await engine.run(FLOW as any, { x: "a" }, { timeoutMs: 60_000, maxConcurrency: 2 });
     assertEquals(ok, { outcome: "success", result: "a" });

@@ -430,7 +430,8 @@ export class Engine {
  * `timeoutMs` and `maxConcurrency` as the engine can use them. A library caller's mistake
  * (`timeoutMs: NaN` ran without a limit, `-1` "timed out after -1ms", `maxConcurrency: 0` threw
  * the limiter's RangeError without naming the option).
- * @throws {RangeError} naming the option and the value.
+ * @throws {RangeError} naming the option and the value; {TypeError} for a `signal` that is not an
+ *   AbortSignal.
  */
 function checkRunOptions(options: RunOptions): void {
   const t = options.timeoutMs;
@@ -439,6 +440,11 @@ function checkRunOptions(options: RunOptions): void {
       `RunOptions.timeoutMs must be a number of ms greater than 0 and at most ${MAX_DURATION_MS}, got ${
         String(t)
       }`,
+    );
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError(
+      "RunOptions.signal must be an AbortSignal (e.g. new AbortController().signal)",
     );
   }
   const m = options.maxConcurrency;
