@@ -61,15 +61,29 @@ export function checkMockBehaviors(
 }
 
 /**
- * `${VAR}` references in a step service's or MCP server's `args` and `env`: a malformed one is an
+ * `${VAR}` references in a step service's or MCP server's `args` and `env`, and in the builtin
+ * plugin's `openai` settings (`baseUrl`, `model`, `headers`): a malformed one is an
  * error; an unset variable without a default is a warning (the environment of `validate` may not
  * be the one of the run), both at the exact arg or env entry. Variables this process may not read
  * are not checked.
  */
 export function checkPluginEnvRefs(name: string, p: unknown, c: DiagnosticCollector): void {
-  const plugin = p as { type?: string; args?: unknown; env?: unknown } | undefined;
-  if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
+  const plugin = p as
+    | { type?: string; args?: unknown; env?: unknown; openai?: unknown }
+    | undefined;
   const entries: [(string | number)[], string][] = [];
+  // the builtin plugin's `openai` settings are substituted when it starts (docs/ai.md)
+  if (plugin?.type === "builtin" && isJsonObject(plugin.openai as JsonValue)) {
+    const o = plugin.openai as Record<string, unknown>;
+    for (const k of ["baseUrl", "model"]) {
+      if (typeof o[k] === "string") entries.push([["plugins", name, "openai", k], o[k] as string]);
+    }
+    if (isJsonObject(o.headers as JsonValue)) {
+      for (const [k, v] of Object.entries(o.headers as Record<string, unknown>)) {
+        if (typeof v === "string") entries.push([["plugins", name, "openai", "headers", k], v]);
+      }
+    }
+  } else if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
   if (Array.isArray(plugin.args)) {
     plugin.args.forEach((a, i) => {
       if (typeof a === "string") entries.push([["plugins", name, "args", i], a]);

@@ -4,7 +4,8 @@
  *   `component` template): every step routed there failed at run time with `Route
  *   '/builtin/{*c}' has no {component} parameter`; now a warning where it is written;
  * - restart delays, `closeGrace` and `openai.timeout` too long for a timer: the engine refused to
- *   start (exit 1, no position); now errors at file:line:col.
+ *   start (exit 1, no position); now errors at file:line:col;
+ * - an unset `${VAR}` in the builtin plugin's `openai` settings: now a warning, as in `args`.
  * @module
  */
 import { assertEquals, assertStringIncludes } from "../_assert.ts";
@@ -55,4 +56,24 @@ Deno.test("validateConfig checks restart delays, closeGrace and openai.timeout a
     ["error", "$.plugins.w.restartDelay"],
   ]);
   assertStringIncludes(found[1].message, "at most 2147483647 ms");
+});
+
+Deno.test("validateConfig warns about unset variables in the builtin plugin's openai settings", () => {
+  // before: only step-service and MCP args/env were checked; `${VAR}` in openai.baseUrl passed
+  // validate and then stopped the engine at start
+  const unset = `STEPFLOW_TEST_UNSET_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+  const config = configFromValue({
+    plugins: {
+      builtin: {
+        type: "builtin",
+        openai: { baseUrl: `\${${unset}}`, headers: { "x-key": `\${${unset}}` } },
+      },
+    },
+    routes: { "/builtin/{*component}": [{ plugin: "builtin" }] },
+  });
+  const found = validateConfig(config).filter((d) => d.code === "unset_env");
+  assertEquals(found.map((d) => d.path), [
+    "$.plugins.builtin.openai.baseUrl",
+    '$.plugins.builtin.openai.headers["x-key"]',
+  ]);
 });
