@@ -15,17 +15,25 @@ import { toAnswer } from "./mock_answer.ts";
  * position) instead of a failed step at run time. (A missing `url`/`command` is checked above.)
  */
 export function checkPluginEndpoint(name: string, p: unknown, c: DiagnosticCollector): void {
-  const plugin = p as { type?: string; url?: unknown } | undefined;
+  const plugin = p as { type?: string; url?: unknown; openai?: { baseUrl?: unknown } } | undefined;
+  // the builtin plugin's model endpoint (docs/ai.md), checked when it starts: say so here too
+  if (plugin?.type === "builtin" && typeof plugin.openai?.baseUrl === "string") {
+    const url = plugin.openai.baseUrl;
+    if (url !== "" && !/[{$]/.test(url) && !isHttpUrl(url)) {
+      c.add(
+        "error",
+        "invalid_plugin",
+        `Plugin '${name}': openai.baseUrl ${JSON.stringify(url)} is not an http(s) URL`,
+        ["plugins", name, "openai", "baseUrl"],
+        { hint: "e.g. baseUrl: http://127.0.0.1:11434/v1" },
+      );
+    }
+    return;
+  }
   if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
   // `{name.url}` / `{port}` of test servers are filled in later.
   if (typeof plugin.url !== "string" || /[{$]/.test(plugin.url)) return;
-  let ok = false;
-  try {
-    ok = ["http:", "https:"].includes(new URL(plugin.url).protocol);
-  } catch {
-    // not a URL
-  }
-  if (!ok) {
+  if (!isHttpUrl(plugin.url)) {
     c.add(
       "error",
       "invalid_plugin",
@@ -33,6 +41,14 @@ export function checkPluginEndpoint(name: string, p: unknown, c: DiagnosticColle
       ["plugins", name, "url"],
       { hint: "e.g. url: http://127.0.0.1:8080" },
     );
+  }
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    return ["http:", "https:"].includes(new URL(text).protocol);
+  } catch {
+    return false; // not a URL
   }
 }
 

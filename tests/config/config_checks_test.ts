@@ -5,7 +5,8 @@
  *   '/builtin/{*c}' has no {component} parameter`; now a warning where it is written;
  * - restart delays, `closeGrace` and `openai.timeout` too long for a timer: the engine refused to
  *   start (exit 1, no position); now errors at file:line:col;
- * - an unset `${VAR}` in the builtin plugin's `openai` settings: now a warning, as in `args`.
+ * - an unset `${VAR}` in the builtin plugin's `openai` settings: now a warning, as in `args`;
+ *   an `openai.baseUrl` that is not http(s): now an error.
  * @module
  */
 import { assertEquals, assertStringIncludes } from "../_assert.ts";
@@ -75,5 +76,16 @@ Deno.test("validateConfig warns about unset variables in the builtin plugin's op
   assertEquals(found.map((d) => d.path), [
     "$.plugins.builtin.openai.baseUrl",
     '$.plugins.builtin.openai.headers["x-key"]',
+  ]);
+});
+
+Deno.test("validateConfig: an openai.baseUrl that is not an http(s) URL is an error at its key", () => {
+  const config = configFromValue({
+    plugins: { builtin: { type: "builtin", openai: { baseUrl: "ftp://models" } } },
+    routes: { "/builtin/{*component}": [{ plugin: "builtin" }] },
+  });
+  const found = validateConfig(config).filter((d) => d.code === "invalid_plugin");
+  assertEquals(found.map((d) => [d.level, d.path]), [
+    ["error", "$.plugins.builtin.openai.baseUrl"],
   ]);
 });
