@@ -220,3 +220,29 @@ Deno.test("/chat: an answer that breaks off after the server was reached says so
     await served.catch(() => {});
   }
 });
+
+Deno.test("/chat: a content that is a list of parts, or not a string, is kept as text (was dropped to null)", async () => {
+  const server = startFakeOpenAI();
+  try {
+    const p = await builtin(server.baseUrl);
+    const answer = (content: unknown) =>
+      JSON.stringify({
+        model: "m",
+        choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+      });
+    server.replies.push(
+      { kind: "raw", text: answer([{ type: "text", text: "Hel" }, { type: "text", text: "lo" }]) },
+      { kind: "raw", text: answer(5) },
+      { kind: "raw", text: answer(null) },
+    );
+    const contents = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await p.execute("/chat", { messages, stream: false }, ctx());
+      assert(r.outcome === "success");
+      contents.push((r.result as JsonObject).content);
+    }
+    assertEquals(contents, ["Hello", "5", null]);
+  } finally {
+    await server.close();
+  }
+});
