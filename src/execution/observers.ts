@@ -121,6 +121,12 @@ export class RunEvents {
     }
   }
 
+  /** `run_finished` with the run's end status (completed, or failed for any other outcome). */
+  finished(result: FlowResult): void {
+    const status = result.outcome === "success" ? "completed" : "failed";
+    this.emit({ type: "run_finished", runId: this.runId, status, result, at: Date.now() });
+  }
+
   /** `ExecuteContext.progress` of one step. */
   progressOf(stepId: string): (data: JsonObject) => void {
     return (data) =>

@@ -74,13 +74,15 @@ export interface RunOrigin {
 /** The steps of a run in flight: started (past any concurrency wait), not yet recorded. */
 export class InFlight {
   /** Start time (ms since the epoch) by step index; 0 when not in flight. */
-  readonly startedAt: Float64Array;
+  readonly startedAt: number[];
   /** Current attempt by step index. */
-  readonly attempt: Uint16Array;
+  readonly attempt: number[];
 
   constructor(readonly steps: readonly CompiledStep[]) {
-    this.startedAt = new Float64Array(steps.length);
-    this.attempt = new Uint16Array(steps.length);
+    // plain arrays, not typed ones: a typed array's buffer costs ~1 µs to make, which a run of a
+    // one-step flow pays per run (issue 17); as many bytes per step for large flows
+    this.startedAt = zeros(steps.length);
+    this.attempt = zeros(steps.length);
   }
 
   /** Step id, attempt and start time of every step in flight, in step order. */
@@ -97,6 +99,13 @@ export class InFlight {
     }
     return out;
   }
+}
+
+/** `n` zeros in a packed array (`new Array(n)` is holey, and a dictionary from 100k up). */
+function zeros(n: number): number[] {
+  const a: number[] = [];
+  for (let i = 0; i < n; i++) a.push(0);
+  return a;
 }
 
 /** Everything a step of one run needs. */

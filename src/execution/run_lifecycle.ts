@@ -199,13 +199,7 @@ export async function executeRun(
   if (secrets) result = secrets.redactResult(result);
   result = await endRun(store, runId, result, controller.signal, ctx, topLevel);
   if (topLevel) host.executing.delete(runId);
-  events?.emit({
-    type: "run_finished",
-    runId,
-    status: result.outcome === "success" ? "completed" : "failed",
-    result,
-    at: Date.now(),
-  });
+  events?.finished(result);
   return result;
 }
 

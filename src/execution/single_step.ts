@@ -197,7 +197,7 @@ export async function runOneStep(
   }
   const status = result.outcome === "success" ? "completed" : "failed";
   store.completeRun(runId, status, result); // a nested run's commit is awaited by its top run
-  events?.emit({ type: "run_finished", runId, status, result, at: Date.now() });
+  events?.finished(result);
   return result;
 }
 

@@ -92,6 +92,9 @@ interface StepStart {
   at: string;
 }
 
+/** The slot of an evicted run in the retention queue. */
+const EVICTED: [string, number, number] = ["", 0, 0];
+
 /** A run as kept in memory: its record and what belongs to it. */
 interface RunEntry {
   /** The store's own copy (never handed out: reads get copies). */
@@ -138,6 +141,8 @@ export class MemoryStateStore implements StateStore {
   #batchRuns = new Map<string, { runId: string; index: number }[]>();
   /** Finished top-level runs in the order they finished: [runId, finished at ms, steps]. */
   #finished: [string, number, number][] = [];
+  /** Where the kept runs start in {@linkcode #finished} (those before it are evicted). */
+  #finishedHead = 0;
   /** Step results of the runs in {@linkcode #finished}. */
   #finishedSteps = 0;
   #maxFinished: number;
@@ -357,7 +362,7 @@ export class MemoryStateStore implements StateStore {
   /** Takes a deleted top-level run out of the retention account. */
   #unfinish(runId: string): void {
     const f = this.#finished;
-    for (let i = f.length - 1; i >= 0; i--) {
+    for (let i = f.length - 1; i >= this.#finishedHead; i--) {
       if (f[i][0] !== runId) continue;
       this.#finishedSteps -= f[i][2];
       f.splice(i, 1);
@@ -367,18 +372,27 @@ export class MemoryStateStore implements StateStore {
   #evict(): void {
     const now = this.#clock();
     const f = this.#finished;
+    let head = this.#finishedHead;
     while (
-      f.length > 0 &&
-      (f.length > this.#maxFinished || now - f[0][1] > this.#maxAgeMs ||
-        (this.#finishedSteps > this.#maxSteps && f.length > 1))
+      f.length > head &&
+      (f.length - head > this.#maxFinished || now - f[head][1] > this.#maxAgeMs ||
+        (this.#finishedSteps > this.#maxSteps && f.length - head > 1))
     ) {
-      const [id, , steps] = f.shift()!;
+      const [id, , steps] = f[head];
+      f[head++] = EVICTED;
       this.#finishedSteps -= steps;
       const run = this.#runs.get(id)?.rec;
       // a run resumed since it finished is not finished any more: only its entry goes (and
       // #delete is told it is out of the account: looking for it in the list costs O(runs))
       if (run && isFinished(run.status)) this.#delete(id, false);
     }
+    // the list is a queue: `shift()` moved the whole list per run (17% of a one-step run's
+    // CPU at 1,000 kept runs); the evicted head is cut off once it is half the list
+    if (head > 64 && head * 2 > f.length) {
+      f.splice(0, head);
+      head = 0;
+    }
+    this.#finishedHead = head;
   }
 
   getRun(runId: string): Promise<RunRecord | undefined> {
