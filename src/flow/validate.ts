@@ -130,7 +130,16 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
       return compileTemplate(t, at);
     } catch (e) {
       if (!(e instanceof TemplateError)) throw e;
-      c.add("fatal", "invalid_reference", `Invalid reference expression: ${e.message}`, [...e.at]);
+      // every invalid reference of the template, not only the first (one fix, one run each)
+      const all = referenceErrors(t, at);
+      for (const err of all.length > 0 ? all : [e]) {
+        c.add(
+          "fatal",
+          "invalid_reference",
+          `Invalid reference expression: ${err.message}`,
+          [...err.at],
+        );
+      }
       // the steps it names still count as referenced: one bad reference must not also produce
       // "Step 'x' is not referenced" warnings for the steps it (and its neighbours) read
       addRawStepTargets(t, referenced);
@@ -316,6 +325,30 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
       c.unknownKeys(e, ["examples", i], EXAMPLE_KEYS, "an example")
     );
   }
+}
+
+/** The error of each reference of template `t` (at `at`) that does not compile, in order. */
+function referenceErrors(t: JsonValue, at: Path): TemplateError[] {
+  const out: TemplateError[] = [];
+  const walk = (v: JsonValue, here: Path) => {
+    if (Array.isArray(v)) {
+      v.forEach((x, i) => walk(x, [...here, i]));
+      return;
+    }
+    if (!isJsonObject(v) || Object.hasOwn(v, "$literal")) return;
+    if (Object.hasOwn(v, "$from")) {
+      try {
+        compileTemplate(v, here);
+      } catch (e) {
+        if (e instanceof TemplateError) out.push(e);
+        else throw e;
+      }
+      return;
+    }
+    for (const k of Object.keys(v)) walk(v[k], [...here, k]);
+  };
+  walk(t, at);
+  return out;
 }
 
 /**

@@ -80,3 +80,22 @@ output:
   assertStringIncludes(found[0].message, "there is no recursive descent here");
   assertStringIncludes(found[0].hint ?? "", "'$.name'");
 });
+
+Deno.test("validate: every invalid reference of a template is reported, not only the first", () => {
+  // before: one fatal per template (`output` here), so each fix showed the next one
+  const found = diagnostics(
+    `steps: []
+output:
+  a: { $from: { workflow: input }, path: "$.arr[-1]" }
+  ok: { $from: { workflow: input }, path: "$.a" }
+  b: { $from: { workflow: input }, path: 5 }
+  c: { $from: "input" }
+`,
+    "invalid_reference",
+  );
+  assertEquals(found.map((d) => d.path), [
+    "$.output.a.path",
+    "$.output.b.path",
+    "$.output.c.$from",
+  ]);
+});
