@@ -39,6 +39,8 @@ export type McpEndpoint =
     env: Record<string, string>;
     cwd: string;
     closeGraceMs?: number;
+    /** Largest answer read, bytes (the output size limit + room for the envelope). */
+    maxAnswerBytes?: number;
   }
   | { kind: "http"; url: string };
 

@@ -390,3 +390,23 @@ Deno.test("McpPlugin: a tools/list answer that breaks the MCP schema is named in
   );
   assert(!e.message.includes("\n"), e.message);
 });
+
+Deno.test("McpPlugin: an answer over the output size limit fails with 413 and is not read to its end", async () => {
+  // before: read and parsed whole (80 MB took 13 s and 590 MB), and refused only afterwards
+  const plugin = new McpPlugin("srv", McpPluginConfigSchema.parse(faultConfig()));
+  await using _ = { [Symbol.asyncDispose]: () => plugin.close() };
+  await plugin.init({
+    name: "srv",
+    workingDirectory: REPO_ROOT,
+    engine: noEngine,
+    log: recordingLogger(),
+    maxOutputBytes: 100_000,
+  });
+  const e = errorOf(await plugin.execute("/big", { n: 2_000_000 }, stepCtx()));
+  assertEquals([e.code, (e.data as { kind: string }).kind], [413, "OUTPUT_TOO_LARGE"]);
+  assertStringIncludes(e.message, "tool 'big' of MCP plugin 'srv' sent an answer of more than");
+  assertStringIncludes(e.message, "not read to its end");
+  // the server stays usable: the rest of the long line was skipped
+  assertEquals(textOf(await plugin.execute("/echo", { text: "after" }, stepCtx())), "after");
+  assertEquals(textOf(await plugin.execute("/big", { n: 1000 }, stepCtx())), "x".repeat(1000));
+});
