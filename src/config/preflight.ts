@@ -11,7 +11,7 @@
 import type { Diagnostic } from "../core/diagnostics.ts";
 import { editDistance } from "../core/suggest.ts";
 import { checkFlowDiagnostics, type FlowCheckHooks } from "../flow/validate.ts";
-import { type LoadedFlow, parseFlowValue } from "../flow/load.ts";
+import { type LoadedFlow, parseFlowValue } from "../flow/load_file.ts";
 import type { Flow } from "../flow/model.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import type { Config, LoadedConfig } from "./model.ts";
