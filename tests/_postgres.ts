@@ -95,3 +95,33 @@ export async function withClient<T>(
     await sql.end({ timeout: 1 });
   }
 }
+
+/**
+ * Makes the database at `url` refuse writes to `tables` (INSERT and UPDATE) as a full disk would
+ * (`53100: could not extend file ...: No space left on device`), until {@linkcode allowWrites}.
+ */
+export function refuseWrites(url: string, tables: string[]): Promise<void> {
+  return withClient(url, async (sql) => {
+    await sql.unsafe(`
+      CREATE OR REPLACE FUNCTION stepflow_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        RAISE EXCEPTION USING ERRCODE = '53100',
+          MESSAGE = 'could not extend file "base/1/2": No space left on device';
+      END $$;
+      ${
+      tables.map((t) =>
+        `CREATE TRIGGER stepflow_test_refuse BEFORE INSERT OR UPDATE ON ${t} FOR EACH ROW
+           EXECUTE FUNCTION stepflow_test_refuse();`
+      ).join("\n")
+    }`);
+  });
+}
+
+/** Ends {@linkcode refuseWrites} on `tables`. */
+export function allowWrites(url: string, tables: string[]): Promise<void> {
+  return withClient(url, async (sql) => {
+    await sql.unsafe(
+      tables.map((t) => `DROP TRIGGER IF EXISTS stepflow_test_refuse ON ${t};`).join("\n"),
+    );
+  });
+}

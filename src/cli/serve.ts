@@ -95,7 +95,7 @@ export function register(program: Command, setExit: SetExit): void {
     )
     .option(
       "--no-resume",
-      "do not resume, at start, the unfinished runs of engines that stopped (default: resume them)",
+      "do not resume the unfinished runs of services that stopped, at start or (on a shared SQLite file) while serving; they are marked interrupted (default: resume them)",
     )
     .action(async (flags: ServeFlags) => {
       setExit(await serveCommand(flags));
@@ -185,6 +185,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       maxQueuedRuns: settings.maxQueuedRuns,
       corsOrigins: flags.corsOrigin,
       sqliteCommits: settings.sqliteCommits,
+      orphans: { resume: flags.resume !== false },
       ...(settings.advertiseUrl !== undefined ? { advertiseUrl: settings.advertiseUrl } : {}),
     });
   } catch (e) {

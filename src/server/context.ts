@@ -14,6 +14,7 @@ import type { ServiceMetrics } from "./metrics.ts";
 import type { Cluster } from "./cluster.ts";
 import type { LiveEvents } from "./live_events.ts";
 import type { DebugSessions } from "./debug.ts";
+import type { OrphanWatch } from "./orphans.ts";
 import { ApiError, flowNotFound } from "./api_error.ts";
 import { normalizeUuid } from "./ids.ts";
 
@@ -32,6 +33,8 @@ export interface Service {
   version: string;
   /** This engine's part in a cluster sharing a PostgreSQL store (issue 14), when it is one. */
   cluster?: Cluster;
+  /** Takes over the runs of dead services on a shared SQLite database (src/server/orphans.ts). */
+  orphans?: OrphanWatch;
 }
 
 /** The Hono app the routes are added to. */

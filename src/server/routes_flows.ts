@@ -4,6 +4,8 @@
  * @module
  */
 import { createRoute } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { StoreCondition } from "../state/store.ts";
 import { describeError } from "../errors.ts";
 import { flowToJson } from "../execution/flow_id.ts";
 import type { ComponentInfo } from "../plugins/plugin.ts";
@@ -20,16 +22,20 @@ export function addFlowRoutes(app: ApiApp, s: Service): void {
       method: "get",
       path,
       tags: ["Health"],
-      summary: "Is the service up",
+      summary: "Is the service up, and can it store runs",
       description:
-        "Needs no token. `?error=` answers test errors (0.8): bad_request, not_found, stack, other.",
+        "Needs no token. 200 with 0.8's body while the state store can commit; 503 (extension) while its commits fail (disk full, database deleted or unreachable): the body says what is wrong and what to do. An unhealthy service tries a commit on each request and is healthy again once one succeeds. `?error=` answers test errors (0.8): bad_request, not_found, stack, other.",
       request: { query: S.HealthQuery },
       responses: {
         200: { description: "Healthy", content: json(S.HealthResponse) },
+        503: {
+          description: "The state store cannot commit: runs fail with 507",
+          content: json(S.UnhealthyResponse),
+        },
         ...errors(400, 404, 500),
       },
     });
-  const healthHandler = (c: { req: { query(k: string): string | undefined } }) => {
+  const testErrors = (c: { req: { query(k: string): string | undefined } }) => {
     const e = c.req.query("error");
     if (e === "bad_request") {
       throw new ApiError(400, "Bad request triggered for testing", [
@@ -49,10 +55,25 @@ export function addFlowRoutes(app: ApiApp, s: Service): void {
       ]);
     }
     if (e !== undefined) throw new ApiError(500, `Generic test error (requested: ${e})`);
-    return { status: "healthy" as const, timestamp: new Date().toISOString(), version: s.version };
   };
-  app.openapi(health("/api/v1/health"), (c) => c.json(healthHandler(c), 200));
-  app.openapi(health("/health"), (c) => c.json(healthHandler(c), 200));
+  const healthHandler = async (c: Context) => {
+    testErrors(c);
+    const timestamp = new Date().toISOString();
+    const store = await s.store.condition(true);
+    if (store.healthy) {
+      return c.json({ status: "healthy" as const, timestamp, version: s.version }, 200);
+    }
+    return c.json({
+      code: 503 as const,
+      message: unhealthyMessage(store),
+      status: "unhealthy" as const,
+      timestamp,
+      version: s.version,
+      store,
+    }, 503);
+  };
+  app.openapi(health("/api/v1/health"), healthHandler);
+  app.openapi(health("/health"), healthHandler);
 
   app.openapi(
     createRoute({
@@ -168,4 +189,16 @@ export function addFlowRoutes(app: ApiApp, s: Service): void {
       return c.body(null, 200);
     },
   );
+}
+
+/** What `/health` says of a store that cannot commit: what is wrong, what follows, what to do. */
+function unhealthyMessage(c: StoreCondition): string {
+  const ends = c.unstoredRunEnds
+    ? ` ${c.unstoredRunEnds} run(s) that failed with 507 wait to be recorded failed.`
+    : "";
+  return `The state store cannot store runs: ${c.error} (failing since ${c.since}, ` +
+    `${c.failedCommits} failed commit(s)). Until it can, runs fail with 507 and are not stored ` +
+    `as they finish.${ends} Fix the cause named above; this service is healthy again once a ` +
+    "commit succeeds (each /health request tries one), without a restart " +
+    "unless the cause says to restart.";
 }

@@ -25,7 +25,6 @@ import {
   type Service,
 } from "./context.ts";
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
-import { failed } from "../core/flow_result.ts";
 import { ownerOf } from "./cluster.ts";
 import { runSteps } from "./step_details.ts";
 import { type ActiveRun, type RunRequest, waitFor } from "./run_model.ts";
@@ -123,19 +122,16 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         if (!run) {
           run = submitRun(s, { ...request, runKey: idempotencyRunKey(key) }, debug);
           s.runs.remember(key, fingerprint, run.runId);
-          if (s.cluster !== undefined) {
-            // another engine may have stored a run with this key meanwhile: then this run was
-            // not stored (src/state/postgres_commit.ts), and that run answers
-            await s.store.committed();
-            const holder = (await s.store.findRunByKey(idempotencyRunKey(key)))?.runId;
-            if (holder !== undefined && holder !== run.runId) {
-              s.runs.settle(run.runId, {
-                status: "cancelled",
-                result: failed(409, `run ${holder} holds the Idempotency-Key '${key}'`),
-              });
-              const a = await holderAnswer(s, key, fingerprint, debug, holder, waitMs);
-              return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
-            }
+        }
+        if (debug || waitMs === 0 || s.cluster !== undefined) {
+          // answered before the run ends: another service (engine) on the same database may
+          // have stored a run with this key first — then this run was not stored
+          // (src/state/sqlite_commit.ts, postgres_commit.ts) and that run answers, for every
+          // request with the key (this one, and those that found this run meanwhile)
+          const holder = await s.runs.keyHolder(run, idempotencyRunKey(key));
+          if (holder !== run.runId) {
+            const a = await holderAnswer(s, key, fingerprint, debug, holder, waitMs);
+            return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
           }
         }
       } else {
@@ -149,7 +145,12 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       // asked for it next)
       if (s.cluster !== undefined && waitMs === 0) await s.store.committed();
       const outcome = waitMs === 0 ? undefined : await waitFor(run, waitMs);
-      const holder = run.supersededBy;
+      let holder = run.supersededBy;
+      if (holder === undefined && key !== undefined && outcome === undefined) {
+        // timeoutSecs passed first: answered with the run that holds the key (as above)
+        holder = await s.runs.keyHolder(run, idempotencyRunKey(key));
+        if (holder === run.runId) holder = undefined;
+      }
       if (holder !== undefined && key !== undefined) {
         // another service on this database stored a run with this key first: that run answers
         const fingerprint = await fingerprintOf(flowId, body);

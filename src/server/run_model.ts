@@ -81,6 +81,10 @@ export class Run implements ActiveRun {
   request?: RunRequest;
   cancelReason?: string;
   supersededBy?: string;
+  /** The write of its `queued` row, while it waits for a slot (keyed runs: see keyHolder). */
+  queuedWrite?: Promise<void> | void;
+  /** The run holding its Idempotency-Key once its record is stored (`RunService.keyHolder`). */
+  keyHolder?: Promise<string>;
   /** Distributed: the run left this engine (lease lost, released): nothing more is stored. */
   abandoned = false;
   startedAt = 0;

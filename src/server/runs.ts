@@ -140,7 +140,8 @@ export class RunService {
       // (distributed: a run held by a gate here — a debug run — starts here at once)
       this.#start(run);
     } else {
-      this.#storeQueued(run.runId, request);
+      const w = this.#storeQueued(run.runId, request);
+      if (request.runKey !== undefined) run.queuedWrite = w;
       this.#queue.push(run);
       this.#queued++;
     }
@@ -202,6 +203,48 @@ export class RunService {
     run.handle?.cancel(
       new Error(`run ${owner} of another service holds its key '${runKey}'; this run is not run`),
     );
+  }
+
+  /**
+   * The run that holds `runKey` (`run`'s Idempotency-Key) in the store once `run`'s record is
+   * stored: `run` itself, or the run another service (engine) on the same database stored with
+   * the key first — then `run` was not stored, and is cancelled here before any step with side
+   * effects (distributed: settled). Every request with the key gets the same answer (a request
+   * answered before `run`'s record was stored could name the losing run).
+   */
+  keyHolder(run: ActiveRun, runKey: string): Promise<string> {
+    const r = run as Run;
+    return r.keyHolder ??= this.#holderOf(r, runKey);
+  }
+
+  async #holderOf(run: Run, runKey: string): Promise<string> {
+    if (this.#distribution !== undefined) {
+      // queued in the database (or executing here): another engine may have stored the key first
+      await this.store.committed().catch(() => {});
+    } else if (run.handle !== undefined) {
+      await run.handle.recorded.catch(() => {}); // its onRecorded hook has checked the key
+    } else if (run.queuedWrite !== undefined) {
+      await Promise.resolve(run.queuedWrite).catch(() => {});
+    } else {
+      await this.store.committed().catch(() => {});
+    }
+    if (run.supersededBy !== undefined) return run.supersededBy;
+    const now = this.store.runIdOfKeyNow(runKey);
+    const holder = now === null ? (await this.store.findRunByKey(runKey))?.runId : now;
+    if (holder === undefined || holder === run.runId) return run.runId;
+    run.supersededBy = holder;
+    const why = `run ${holder} holds the Idempotency-Key '${runKey}'`;
+    if (this.#distribution !== undefined) {
+      this.settle(run.runId, { status: "cancelled", result: failed(409, why) });
+    } else if (run.state === "queued") {
+      run.cancelReason = why;
+      this.#queued--;
+      run.request = undefined;
+      this.#finish(run, failed(409, why), false);
+    } else {
+      run.handle?.cancel(new Error(`${why}; this run is not run`));
+    }
+    return holder;
   }
 
   /**

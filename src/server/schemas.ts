@@ -97,6 +97,38 @@ export const HealthResponse = z.object({
   version: z.string(),
 }).openapi("HealthResponse");
 
+/** The state store's condition (extension, in `/health`'s 503 answer). */
+export const StoreConditionSchema = z.object({
+  healthy: z.boolean(),
+  kind: z.string().openapi({ description: "sqlite, postgres or inMemory" }),
+  database: z.string().optional().openapi({
+    description: "The database file, or the PostgreSQL URL without its password",
+  }),
+  error: z.string().optional().openapi({
+    description: "The latest failure: the database, the cause and what to do",
+  }),
+  since: z.string().optional().openapi({
+    description: "When the first of the failures in a row happened (RFC 3339)",
+  }),
+  failedCommits: z.number().int().optional().openapi({
+    description: "Commits that failed since the last one that succeeded",
+  }),
+  unstoredRunEnds: z.number().int().optional().openapi({
+    description:
+      "Runs failed with 507 whose end waits to be stored (written once a commit succeeds)",
+  }),
+}).openapi("StoreCondition");
+
+/** `/health` when the state store cannot commit (extension; 0.8 always answered healthy). */
+export const UnhealthyResponse = z.object({
+  code: z.literal(503),
+  message: z.string().openapi({ description: "What is wrong and what to do" }),
+  status: z.literal("unhealthy"),
+  timestamp: z.string(),
+  version: z.string(),
+  store: StoreConditionSchema,
+}).openapi("UnhealthyResponse");
+
 export const ComponentsQuery = z.object({
   includeSchemas: z.enum(["true", "false"]).optional().openapi({
     description: "Include input/output schemas (default true)",

@@ -43,6 +43,7 @@ import { Cluster, type ClusterOptions } from "./cluster.ts";
 import { addEngineRoutes } from "./routes_engines.ts";
 import { LiveEvents } from "./live_events.ts";
 import { DebugSessions } from "./debug.ts";
+import { type DeadEngineRecovery, type OrphanOptions, OrphanWatch } from "./orphans.ts";
 
 const log = logger("serve");
 
@@ -85,6 +86,13 @@ export interface ServerOptions {
    * @default "worker"
    */
   sqliteCommits?: "worker" | "loop";
+  /**
+   * With a store shared by processes (SQLite): how this service deals with the runs of services
+   * that died (`kill -9`, a crash) while it runs — checked every `everyMs`, marked interrupted,
+   * and resumed here unless `resume: false` (src/server/orphans.ts); `false`: not checked (they
+   * are found when a service next starts). @default { resume: true, everyMs: 2000 }
+   */
+  orphans?: OrphanOptions | false;
 }
 
 /** A service: the fetch handler and what runs behind it. */
@@ -145,6 +153,14 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     batches.distributedCancel = async (runId, reason) => {
       if ((await cluster.cancel(runId, reason)) === undefined) await runs.cancel(runId, reason);
     };
+  }
+  const recovery = engine.store as Partial<DeadEngineRecovery>;
+  if (
+    service.cluster === undefined && options.orphans !== false &&
+    typeof recovery.recoverDeadEngines === "function"
+  ) {
+    service.orphans = new OrphanWatch(recovery as DeadEngineRecovery, runs, options.orphans);
+    service.orphans.start();
   }
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isSafeInteger(maxBody) || maxBody < 1) {
@@ -312,6 +328,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     openapi,
     shutdown: async (graceMs = 30_000) => {
       service.cluster?.stop();
+      service.orphans?.stop();
       try {
         return await runs.drain(graceMs);
       } finally {

@@ -20,6 +20,7 @@ import {
   type SignalRecord,
   type StateStore,
   type StepResultRecord,
+  type StoreCondition,
   type StoredBlob,
 } from "../state/store.ts";
 
@@ -159,6 +160,24 @@ export class ServiceStore {
     return Promise.resolve(
       list.slice(offset, filter.limit === undefined ? undefined : offset + filter.limit),
     );
+  }
+
+  /**
+   * Whether the store can commit now (`StateStore.condition`; a store without it is healthy).
+   * With `probe`, an unhealthy store tries a commit first; the answer comes within `waitMs` even
+   * when that commit is still waiting (e.g. for a lock).
+   */
+  async condition(probe: boolean, waitMs = 2_000): Promise<StoreCondition> {
+    const s = this.store;
+    if (s.condition === undefined) return { healthy: true, kind: s.kind };
+    if (!probe) return await s.condition();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), waitMs));
+    try {
+      return await Promise.race([s.condition({ probe: true }), late]) ?? await s.condition();
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Waits until queued writes are stored. */

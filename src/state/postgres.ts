@@ -39,6 +39,10 @@ import { LeaseBook } from "./postgres_leases.ts";
 import { PostgresQueries } from "./postgres_queries.ts";
 import { describePostgresUrl, parsePostgresUrl } from "./postgres_url.ts";
 import { PostgresWriter } from "./postgres_writer.ts";
+import type { StoreCondition } from "./store_health.ts";
+import { logger } from "../log.ts";
+import { describeError } from "../errors.ts";
+import { stringifyJson } from "../json/exact_json.ts";
 import {
   type BatchRecord,
   type ClaimedRun,
@@ -60,6 +64,8 @@ import {
   type StoredBlob,
   StoreError,
 } from "./store.ts";
+
+const log = logger("state");
 
 /** Options of {@linkcode PostgresStateStore.open}. */
 export interface PostgresOpenOptions {
@@ -96,6 +102,8 @@ export class PostgresStateStore implements StateStore {
   #w: PostgresWriter;
   #cluster: PostgresCluster;
   #queries: PostgresQueries;
+  /** The write of the kept run ends in progress ({@linkcode #writeEnds}). */
+  #writingEnds: Promise<boolean> | undefined;
 
   private constructor(session: PgSession, o: PostgresOpenOptions) {
     this.#s = session;
@@ -111,6 +119,10 @@ export class PostgresStateStore implements StateStore {
     const heartbeatMs = o.heartbeatMs ?? Math.max(100, Math.floor(this.leaseTtlMs / 3));
     this.#cluster = new PostgresCluster(session, this.#leases, this.#w, heartbeatMs);
     this.#queries = new PostgresQueries(this.#w, this.#leases);
+    // commits succeed again: the runs that ended meanwhile are recorded as their clients were told
+    session.health.onRecovered = () => {
+      if (session.ends.size > 0) this.#writeEnds();
+    };
   }
 
   /**
@@ -131,7 +143,7 @@ export class PostgresStateStore implements StateStore {
     const store = new PostgresStateStore(session, options);
     try {
       if (options.autoMigrate ?? true) await migrate(sql);
-      else await checkSchema(sql);
+      else await checkSchema(sql, database);
     } catch (e) {
       await sql.end({ timeout: 1 }).catch(() => {});
       throw session.error("cannot open", e);
@@ -185,7 +197,8 @@ export class PostgresStateStore implements StateStore {
   }
 
   getRun(runId: string): Promise<RunRecord | undefined> {
-    return this.#queries.getRun(runId);
+    const p = this.#queries.getRun(runId);
+    return this.#s.ends.size === 0 ? p : p.then((r) => this.#s.ends.overlay(r));
   }
 
   findRunByKey(runKey: string): Promise<RunRecord | undefined> {
@@ -193,7 +206,8 @@ export class PostgresStateStore implements StateStore {
   }
 
   listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
-    return this.#queries.listRuns(filter);
+    const p = this.#queries.listRuns(filter);
+    return this.#s.ends.size === 0 ? p : p.then((rs) => rs.map((r) => this.#s.ends.overlay(r)));
   }
 
   /**
@@ -201,7 +215,8 @@ export class PostgresStateStore implements StateStore {
    * execute polls them).
    */
   getRuns(runIds: string[]): Promise<RunRecord[]> {
-    return this.#queries.getRuns(runIds);
+    const p = this.#queries.getRuns(runIds);
+    return this.#s.ends.size === 0 ? p : p.then((rs) => rs.map((r) => this.#s.ends.overlay(r)));
   }
 
   /**
@@ -263,8 +278,94 @@ export class PostgresStateStore implements StateStore {
 
   // ---------------------------------------------------------------- claims and leases
 
-  claimRun(runId: string): Promise<ClaimResult> {
-    return this.#cluster.claimRun(runId);
+  async claimRun(runId: string): Promise<ClaimResult> {
+    // a run whose end waits to be stored is recorded ended before anyone takes it
+    if (this.#s.ends.size > 0 && !(await this.#writeEnds())) {
+      throw this.#s.health.error ?? this.#s.error("cannot claim the run", "its end is not stored");
+    }
+    return await this.#cluster.claimRun(runId);
+  }
+
+  /**
+   * Writes the ends of runs that could not be stored when they ended (their client was told
+   * 507): status and result, running steps `failed`, `run_completed`; a run another engine took
+   * over meanwhile is left alone. Resolves true when nothing is left to write; never rejects.
+   */
+  #writeEnds(): Promise<boolean> {
+    const s = this.#s;
+    return this.#writingEnds ??= (async () => {
+      try {
+        if (s.ends.size === 0) return true;
+        let n = 0;
+        // the ends as they are once the queued writes are committed (a later end of a run,
+        // stored meanwhile, has removed its kept one)
+        let ends: ReturnType<typeof s.ends.entries> = [];
+        await this.#w.transaction("cannot record the end of runs", async (tx) => {
+          ends = s.ends.entries();
+          for (const [runId, end] of ends) {
+            const data = end.result === undefined
+              ? { status: end.status }
+              : { status: end.status, outcome: end.result.outcome };
+            const result = end.result === undefined ? null : stringifyJson(end.result);
+            const [row] = await tx`
+              UPDATE runs SET status = ${end.status}, result_json = COALESCE(${result}, result_json),
+                completed_at = ${end.at}, updated_at = now(), lease_expires_at = NULL
+              WHERE id = ${runId} AND owner_id = ${s.engineId}
+              RETURNING COALESCE(root_run_id, id) AS root`;
+            if (!row) continue;
+            n++;
+            await tx`UPDATE step_info SET status = 'failed', updated_at = ${end.at}
+                     WHERE run_id = ${runId} AND status = 'running'`;
+            await tx`
+              INSERT INTO run_events(run_id, root_run_id, type, data, at)
+              VALUES (${runId}, ${row.root as string}, 'run_completed', ${stringifyJson(data)},
+                ${end.at})`;
+          }
+        });
+        if (s.health.faulted) s.health.succeeded();
+        for (const [runId, end] of ends) {
+          s.ends.written(runId, end);
+          this.#leases.held.delete(runId);
+        }
+        if (n > 0) log.warn(`recorded ${n} run(s) failed that could not be stored when they ended`);
+        return s.ends.size === 0;
+      } catch (e) {
+        const err = s.error("cannot record the end of runs", e);
+        s.health.failed(err);
+        log.warn(describeError(err));
+        return false;
+      } finally {
+        this.#writingEnds = undefined;
+      }
+    })();
+  }
+
+  /**
+   * Whether this store can commit now: healthy until a commit fails, and again once one
+   * succeeds. With `probe`, a store whose last commit failed tries one of its own first (callers
+   * at the same time share one): the ends of runs it could not store, or its heartbeat.
+   */
+  async condition(options: { probe?: boolean } = {}): Promise<StoreCondition> {
+    const s = this.#s;
+    if (options.probe && !s.closed) await s.health.probe(() => this.#probe());
+    return s.health.condition("postgres", this.database, s.ends.size);
+  }
+
+  async #probe(): Promise<void> {
+    const s = this.#s;
+    if (s.ends.size > 0) {
+      await this.#writeEnds();
+      return;
+    }
+    try {
+      if (s.engine === "committed") await this.#cluster.renewLeases();
+      else {
+        await s.sql`SELECT 1`;
+        if (s.health.faulted) s.health.succeeded();
+      }
+    } catch {
+      // kept in the health
+    }
   }
 
   claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
@@ -332,6 +433,14 @@ export class PostgresStateStore implements StateStore {
     const s = this.#s;
     if (s.closed) return;
     await this.#w.drain();
+    if (s.ends.size > 0 && !(await this.#writeEnds())) {
+      const ids = s.ends.entries().map(([id]) => id);
+      log.error(
+        `${ids.length} run(s) told that their state could not be stored are still recorded as ` +
+          `they were (the database cannot be written): another engine takes them over once ` +
+          `their lease runs out: ${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", ..." : ""}`,
+      );
+    }
     await this.#cluster.leave();
     this.#leases.open.clear();
     this.#leases.held.clear();

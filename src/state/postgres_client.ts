@@ -22,6 +22,8 @@ import {
   type SignalRow,
 } from "./rows.ts";
 import { StoreError } from "./store.ts";
+import { schemaBehindError } from "./schema.ts";
+import { StoreHealth, UnstoredEnds } from "./store_health.ts";
 
 /** The client's connection (a pool), or a transaction or reserved connection of it. */
 export type Sql = postgres.Sql;
@@ -36,6 +38,10 @@ export class PgSession {
   closed = false;
   /** This engine's `engines` row: not written, queued with the next commit, or committed. */
   engine: "none" | "queued" | "committed" = "none";
+  /** Whether commits succeed (the service's `/health`). */
+  readonly health = new StoreHealth();
+  /** Ends of runs of this engine that could not be stored, written once commits succeed. */
+  readonly ends = new UnstoredEnds();
 
   constructor(
     readonly sql: Sql,
@@ -124,8 +130,11 @@ export async function migrate(sql: Sql): Promise<void> {
   });
 }
 
-/** @throws {Error} saying which tables are missing (`autoMigrate: false`). */
-export async function checkSchema(sql: Sql): Promise<void> {
+/**
+ * @throws {Error} saying which tables or migrations are missing (`autoMigrate: false`): runs
+ * could not be stored.
+ */
+export async function checkSchema(sql: Sql, database: string): Promise<void> {
   const rows = await sql`
     SELECT t FROM unnest(${PG_REQUIRED_TABLES}::text[]) AS t WHERE to_regclass(t) IS NULL`;
   const missing = rows.map((r) => r.t as string);
@@ -136,6 +145,15 @@ export async function checkSchema(sql: Sql): Promise<void> {
     throw new Error(
       `the database lacks the tables ${missing.join(", ")}: open it once with autoMigrate: true`,
     );
+  }
+  const [{ recorded }] =
+    await sql`SELECT to_regclass('_stepflow_migrations') IS NOT NULL AS recorded`;
+  const done = new Set(
+    recorded ? (await sql`SELECT name FROM _stepflow_migrations`).map((r) => r.name) : [],
+  );
+  const behind = PG_MIGRATIONS.map((m) => m.name).filter((n) => !done.has(n));
+  if (behind.length > 0) {
+    throw schemaBehindError(`PostgreSQL database '${database}'`, behind, false);
   }
 }
 

@@ -23,6 +23,7 @@ import {
   interruptedResult,
   type LeaseRenewal,
   nowRfc3339,
+  StoreError,
 } from "./store.ts";
 
 const log = logger("state");
@@ -100,7 +101,20 @@ export class PostgresCluster {
     });
   }
 
-  claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
+  async claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
+    // a claim is a commit: its failure or success is the store's health
+    const h = this.#s.health;
+    try {
+      const claimed = await this.#claimRuns(options);
+      if (h.faulted && options.limit >= 1) h.succeeded();
+      return claimed;
+    } catch (e) {
+      if (e instanceof StoreError) h.failed(e);
+      throw e;
+    }
+  }
+
+  #claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
     this.#w.ensureEngine();
     const me = this.#s.engineId;
     const limit = Math.max(0, Math.floor(options.limit));
@@ -177,7 +191,12 @@ export class PostgresCluster {
           RETURNING r.id`;
       }
     } catch (e) {
-      throw this.#s.error("cannot renew leases", e);
+      const err = this.#s.error("cannot renew leases", e);
+      this.#s.health.failed(err);
+      throw err;
+    }
+    if (this.#s.health.faulted && (this.#s.engine === "committed" || ids.length > 0)) {
+      this.#s.health.succeeded(); // a write was committed
     }
     const renewed = new Set(rows.map((r) => r.id as string));
     // leases whose run's creation was not committed when the renewal started are not lost

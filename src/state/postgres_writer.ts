@@ -31,6 +31,7 @@ import {
 import type { PgSession, Sql } from "./postgres_client.ts";
 import { fencedRuns, sendBatch } from "./postgres_commit.ts";
 import type { LeaseBook, OpenRun } from "./postgres_leases.ts";
+import { unstoredRunError } from "./store_health.ts";
 import {
   type BatchRecord,
   nowRfc3339,
@@ -118,6 +119,7 @@ export class PostgresWriter {
       try {
         await sendBatch(this.#s, b);
         if (engineQueued && b.engine) this.#s.engine = "committed";
+        if (this.#s.health.faulted) this.#s.health.succeeded();
         this.#leases.inFlightLeases = new Set();
         // this process's claimers need not wait for the NOTIFY to come back
         if (b.notify) this.#hooks.wake();
@@ -134,9 +136,12 @@ export class PostgresWriter {
           continue;
         }
         this.#leases.inFlightLeases = new Set();
-        const err = this.#s.error("cannot store run state", e);
+        const plain = this.#s.error("cannot store run state", e);
+        this.#s.health.failed(plain);
+        log.error(plain.message);
+        // the runs it fails are told what becomes of them (src/state/store_health.ts)
+        const err = unstoredRunError(plain);
         for (const r of this.#leases.open.values()) r.error ??= err;
-        log.error(err.message);
         throw err;
       }
     }
@@ -326,11 +331,16 @@ export class PostgresWriter {
       data,
     );
     const committed = this.#queued(open);
+    const ends = this.#s.ends;
     const p = committed.then(() => {
       this.#leases.open.delete(runId);
       if (open?.lease === runId) this.#leases.held.delete(runId);
+      if (ends.size > 0) ends.delete(runId);
     }, (e) => {
       this.#leases.open.delete(runId);
+      // kept (its lease too), and written once commits succeed again — unless the run left
+      // this engine (its lease was lost: it goes on elsewhere)
+      if (this.#leases.refused(runId, open) === undefined) ends.add(runId, status, result);
       throw e;
     });
     p.catch(() => {});

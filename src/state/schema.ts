@@ -186,5 +186,35 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
+/** What each migration adds, for the message about a database that lacks it. */
+const MIGRATION_ADDS: Record<string, string> = {
+  "0001_initial_schema": "stepflow's tables",
+  "0002_durable_runs": "the run journal, engines, signals and run ownership columns",
+  "0003_run_options": "how each run was started: column runs.options_json",
+};
+
+/**
+ * The error for a database opened with `autoMigrate: false` that lacks migrations `missing`
+ * (written by an older stepflow): writing runs to it would fail with a bare `no such column`.
+ * @param database what names the database in the message (`SQLite database '/srv/runs.db'`).
+ * @param readOnlyHint whether reading it as it is, read-only, is an option (SQLite `mode=ro`).
+ */
+export function schemaBehindError(
+  database: string,
+  missing: string[],
+  readOnlyHint: boolean,
+): Error {
+  const what = missing.map((m) => `${m} (${MIGRATION_ADDS[m] ?? "newer tables"})`).join(", ");
+  return new Error(
+    `${database} was written by an older stepflow: it lacks the migration${
+      missing.length > 1 ? "s" : ""
+    } ${what}, and autoMigrate is false, so stepflow does not use it as it is (storing a run in ` +
+      "it would fail). Open it once with " +
+      "autoMigrate: true to upgrade it (the default: remove `autoMigrate: false` from " +
+      "stateStore, or give it with --store, which migrates)" +
+      (readOnlyHint ? ", or read it as it is with ?mode=ro (sqlite:FILE?mode=ro)" : ""),
+  );
+}
+
 /** Tables the stores need (a database lacking one is not migrated). */
 export const REQUIRED_TABLES = ["runs", "step_results", "step_info", "run_events", "engines"];

@@ -51,11 +51,15 @@ import {
 import {
   claimMany,
   claimOne,
+  deadEngines,
   markInterrupted,
   recoverDeadRuns,
+  recoverEngines,
   release,
   renew,
+  writeUnstoredEnds,
 } from "./sqlite_ownership.ts";
+import type { StoreCondition } from "./store_health.ts";
 import { deleteRunTree, insertSignal, pruneBefore, takeSignal } from "./sqlite_signals.ts";
 import {
   type BatchFilter,
@@ -82,6 +86,7 @@ import {
   StoreError,
 } from "./store.ts";
 import { logger } from "../log.ts";
+import { describeError } from "../errors.ts";
 import { parseSqliteUrl } from "../config/store_url.ts";
 
 const log = logger("state");
@@ -98,6 +103,8 @@ export class SqliteStateStore implements StateStore {
   #c: SqliteCore;
   #w: SqliteWriter;
   #watchers = new Set<() => void>();
+  /** The write of the kept run ends in progress ({@linkcode #writeEnds}). */
+  #writingEnds: Promise<boolean> | undefined;
 
   /** WAL checkpoints run by the worker so far (0 when SQLite runs them on this connection). */
   get workerCheckpoints(): number {
@@ -110,6 +117,10 @@ export class SqliteStateStore implements StateStore {
     const staleMs = o.staleAfterMs ?? 60_000;
     this.#c = new SqliteCore(db, path, readOnly, this.engineId, busyMs, staleMs);
     this.#w = new SqliteWriter(this.#c, o.heartbeatMs ?? 10_000);
+    // commits succeed again: the runs that ended meanwhile are recorded as their clients were told
+    this.#c.health.onRecovered = () => {
+      if (this.#c.ends.size > 0) this.#writeEnds();
+    };
   }
 
   /**
@@ -229,11 +240,15 @@ export class SqliteStateStore implements StateStore {
     if (this.#c.closed) return;
     const open = this.#c.open;
     const run = open.get(runId);
+    const ends = this.#c.ends;
     const p = this.#w.completeRun(runId, status, result).then(() => {
       open.delete(runId);
+      if (ends.size > 0) ends.delete(runId);
       if (run?.error) throw run.error;
     }, (e) => {
       open.delete(runId);
+      // kept, and written once commits succeed again
+      this.#keepEnd(runId, status, result);
       throw e;
     });
     p.catch(() => {});
@@ -250,10 +265,69 @@ export class SqliteStateStore implements StateStore {
     return this.#w.setRunStatus(runId, status, event, data);
   }
 
+  #keepEnd(runId: string, status: RunStatus, result: FlowResult | undefined): void {
+    const dropped = this.#c.ends.add(runId, status, result);
+    if (dropped !== undefined) {
+      log.error(`too many run ends wait to be stored: run ${dropped} stays as it was stored`);
+    }
+  }
+
+  /**
+   * Writes the ends of runs that could not be stored when they ended (their client was told
+   * 507), in a transaction of their own. Resolves true when there is nothing left to write.
+   * Never rejects: a failure is logged and kept in the store's health.
+   */
+  #writeEnds(): Promise<boolean> {
+    return this.#writingEnds ??= (async () => {
+      try {
+        if (this.#c.ends.size === 0) return true;
+        const file = this.#w.file;
+        // the ends as they are once the queued writes are committed (a later end of a run,
+        // stored meanwhile, has removed its kept one)
+        const [n, ends] = await this.#write(
+          "cannot record the end of runs whose state could not be stored",
+          (c) => {
+            const ends = c.ends.entries();
+            const committed = this.#w.engine === "committed";
+            return [writeUnstoredEnds(c, ends, file, committed), ends] as const;
+          },
+        );
+        for (const [runId, end] of ends) this.#c.ends.written(runId, end);
+        if (n > 0) log.warn(`recorded ${n} run(s) failed that could not be stored when they ended`);
+        return this.#c.ends.size === 0;
+      } catch (e) {
+        log.warn(describeError(e));
+        return false;
+      } finally {
+        this.#writingEnds = undefined;
+      }
+    })();
+  }
+
+  /**
+   * Whether this store can commit now: healthy until a commit fails, and again once one
+   * succeeds. With `probe`, a store whose last commit failed tries a commit of its own first
+   * (callers at the same time share one): its heartbeat, then the ends of runs it could not store.
+   */
+  async condition(options: { probe?: boolean } = {}): Promise<StoreCondition> {
+    const c = this.#c;
+    if (options.probe && !c.closed && !c.readOnly) await c.health.probe(() => this.#probe());
+    return c.health.condition("sqlite", this.path, c.ends.size);
+  }
+
+  async #probe(): Promise<void> {
+    try {
+      await this.#w.probe();
+    } catch {
+      return; // kept in the health
+    }
+    if (this.#c.ends.size > 0) await this.#writeEnds();
+  }
+
   // ---------------------------------------------------------------- reads
 
   getRun(runId: string): Promise<RunRecord | undefined> {
-    return this.#read((c) => readRun(c, runId));
+    return this.#read((c) => c.ends.overlay(readRun(c, runId)));
   }
 
   findRunByKey(runKey: string): Promise<RunRecord | undefined> {
@@ -275,7 +349,10 @@ export class SqliteStateStore implements StateStore {
   }
 
   listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
-    return this.#read((c) => readRuns(c, filter));
+    return this.#read((c) => {
+      const runs = readRuns(c, filter);
+      return c.ends.size === 0 ? runs : runs.map((r) => c.ends.overlay(r));
+    });
   }
 
   getStepResults(runId: string): Promise<StepResultRecord[]> {
@@ -332,11 +409,15 @@ export class SqliteStateStore implements StateStore {
 
   // ---------------------------------------------------------------- claims, engines
 
-  claimRun(runId: string): Promise<ClaimResult> {
+  async claimRun(runId: string): Promise<ClaimResult> {
     const refused = this.#refuseReadOnly(`cannot claim run ${runId}`);
     if (refused) return refused;
     this.#w.ensureEngine();
-    return this.#write("cannot claim the run", (c) => claimOne(c, runId));
+    // a run whose end waits to be stored is recorded ended before anyone takes it
+    if (this.#c.ends.size > 0 && !(await this.#writeEnds())) {
+      throw this.#c.health.error ?? this.#c.error("cannot claim the run", "its end is not stored");
+    }
+    return await this.#write("cannot claim the run", (c) => claimOne(c, runId));
   }
 
   claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
@@ -361,6 +442,31 @@ export class SqliteStateStore implements StateStore {
       if (out.length > 0) this.#wake();
       return out;
     });
+  }
+
+  /**
+   * Recovers the runs of the engines of other processes on this database that died since it was
+   * opened (killed with `kill -9`, crashed; opening recovers those already dead): their
+   * `running` runs are marked interrupted (503, `run_interrupted`), their rows removed. One read
+   * of the `engines` table when every other engine is alive (nothing is written then).
+   * @returns the dead engines, and the top-level runs they left unfinished (interrupted now, or
+   * `paused`), oldest first: what a service on this database resumes (src/server/orphans.ts).
+   * @throws {StoreError} (rejects) when the database cannot be read or written.
+   */
+  async recoverDeadEngines(): Promise<{ engines: EngineRecord[]; runs: string[] }> {
+    const c = this.#c;
+    if (c.readOnly || c.closed) return { engines: [], runs: [] };
+    let dead: string[];
+    try {
+      dead = deadEngines(c);
+    } catch (e) {
+      throw c.error("cannot read the engines", e);
+    }
+    if (dead.length === 0) return { engines: [], runs: [] };
+    return await this.#write(
+      "cannot recover the runs of stopped engines",
+      (c) => recoverEngines(c, dead),
+    );
   }
 
   async registerEngine(info: { url?: string } = {}): Promise<EngineRecord> {
@@ -415,6 +521,14 @@ export class SqliteStateStore implements StateStore {
     const c = this.#c;
     if (c.closed) return;
     await this.#w.drain();
+    if (c.ends.size > 0 && !(await this.#writeEnds())) {
+      const ids = c.ends.entries().map(([id]) => id);
+      log.error(
+        `${ids.length} run(s) told that their state could not be stored are still recorded as ` +
+          `they were (the database cannot be written): the next start on this database resumes ` +
+          `them: ${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", ..." : ""}`,
+      );
+    }
     await this.#w.stop();
     // Runs this engine started and did not finish: their engine is going away.
     const at = nowRfc3339();

@@ -211,6 +211,25 @@ export interface DatabaseFile {
   ino: number;
 }
 
+/**
+ * Why a commit must not go to `file` (the database file as opened): its path was deleted or names
+ * another file now; undefined when it still names the file. The same check as
+ * {@linkcode applyBatch}'s (which cannot call it: its source runs in the worker on its own).
+ */
+export function fileGone(file: DatabaseFile | null): string | undefined {
+  if (!file) return undefined;
+  let st: Deno.FileInfo | undefined;
+  try {
+    st = Deno.statSync(file.path);
+  } catch {
+    // gone
+  }
+  if (st !== undefined && st.dev === file.dev && st.ino === file.ino) return undefined;
+  return `the database file was ${st === undefined ? "deleted" : "replaced"} while this ` +
+    "process had it open; nothing more can be stored in it: restart the process (it opens " +
+    "the file at that path again)";
+}
+
 /** The device and inode of the database file at `path` now (null: no such file, not known). */
 export function databaseFile(path: string): DatabaseFile | null {
   if (path === ":memory:" || path === "") return null;

@@ -7,10 +7,11 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { describeError } from "../errors.ts";
-import { MIGRATIONS, REQUIRED_TABLES } from "./schema.ts";
+import { MIGRATIONS, REQUIRED_TABLES, schemaBehindError } from "./schema.ts";
 import { isOwnerAlive } from "./liveness.ts";
 import { engineFromRow, type EngineRow } from "./rows.ts";
 import { type EngineRecord, nowRfc3339, StoreError } from "./store.ts";
+import { StoreHealth, UnstoredEnds } from "./store_health.ts";
 
 /** Options of `SqliteStateStore.open` (src/state/sqlite.ts). */
 export interface SqliteOpenOptions {
@@ -114,6 +115,10 @@ export class SqliteCore {
   );
   /** Set once the store is closed. */
   closed = false;
+  /** Whether commits succeed (the service's `/health`). */
+  readonly health = new StoreHealth();
+  /** Ends of runs of this engine that could not be stored, written once commits succeed. */
+  readonly ends = new UnstoredEnds();
 
   constructor(
     readonly db: DatabaseSync,
@@ -157,14 +162,22 @@ export class SqliteCore {
     }
   }
 
-  /** Runs a write transaction now: resolves with its value once committed. */
+  /**
+   * Runs a write transaction now: resolves with its value once committed. Its success or failure
+   * is the store's health ({@linkcode health}).
+   */
   writeNow<T>(what: string, fn: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError("the state store is closed", this.path));
+    let value: T;
     try {
-      return Promise.resolve(this.transaction(fn));
+      value = this.transaction(fn);
     } catch (e) {
-      return Promise.reject(this.error(what, e));
+      const err = this.error(what, e);
+      this.health.failed(err);
+      return Promise.reject(err);
     }
+    if (this.health.faulted) this.health.succeeded();
+    return Promise.resolve(value);
   }
 
   /** A StoreError naming the database and the cause. */
@@ -173,6 +186,8 @@ export class SqliteCore {
     const cause = describeError(e);
     const hint = /disk I\/O error/i.test(cause)
       ? " (the disk may be full, a file size limit reached, or the disk failing)"
+      : /database or disk is full/i.test(cause)
+      ? " (free space on the disk holding it, or raise the file size limit of the process)"
       : /database is locked|busy/i.test(cause)
       ? ` (another process held the database longer than the busy timeout of ${this.busyMs} ms)`
       : /malformed|not a database|file is encrypted|corrupt/i.test(cause)
@@ -300,8 +315,9 @@ export class SqliteCore {
   }
 
   /**
-   * Checks that the tables exist (without `autoMigrate`).
-   * @throws {Error} naming the missing tables and what to do.
+   * Checks that the tables exist (without `autoMigrate`), and, unless the database is opened
+   * read-only, that every migration was applied (runs could not be stored otherwise).
+   * @throws {Error} naming the missing tables or migrations and what to do.
    */
   checkSchema(): void {
     const missing = REQUIRED_TABLES.filter((t) =>
@@ -316,6 +332,20 @@ export class SqliteCore {
         `SQLite database lacks the tables ${missing.join(", ")} (written by stepflow 0.8 or an ` +
           "older version): open it once with autoMigrate: true (and not mode=ro) to add them",
       );
+    }
+    if (this.readOnly) return; // reading a database as an older stepflow left it works
+    const recorded = this.db.prepare(
+      "SELECT 1 FROM sqlite_master WHERE type='table' AND name='_stepflow_migrations'",
+    ).get() !== undefined;
+    const done = new Set(
+      recorded
+        ? (this.db.prepare("SELECT name FROM _stepflow_migrations").all() as { name: string }[])
+          .map((r) => r.name)
+        : [],
+    );
+    const behind = MIGRATIONS.map((m) => m.name).filter((n) => !done.has(n));
+    if (behind.length > 0) {
+      throw schemaBehindError(`SQLite database '${this.path}'`, behind, true);
     }
   }
 }

@@ -6,10 +6,13 @@
  */
 import { stringifyJson } from "../json/exact_json.ts";
 import type { SqliteCore } from "./sqlite_core.ts";
+import { type DatabaseFile, fileGone } from "./sqlite_commit.ts";
+import type { UnstoredEnd } from "./store_health.ts";
 import { runFromRow, type RunRow } from "./rows.ts";
 import {
   type ClaimedRun,
   type ClaimResult,
+  type EngineRecord,
   interruptedResult,
   type LeaseRenewal,
   nowRfc3339,
@@ -38,11 +41,7 @@ export function recoverDeadRuns(c: SqliteCore): void {
       const eng = owner === null ? undefined : c.engineRecord(owner);
       const reason = owner === null
         ? "it was left running by an engine that recorded no owner"
-        : eng
-        ? `the engine running it (pid ${eng.pid ?? "?"}${
-          eng.host ? ` on ${eng.host}` : ""
-        }, last heartbeat ${eng.heartbeatAt}) stopped before the run finished`
-        : "the engine running it stopped before the run finished";
+        : deadEngineReason(eng);
       const runs = (owner === null
         ? c.stmt(
           `SELECT id, COALESCE(root_run_id, id) AS root FROM runs
@@ -56,6 +55,63 @@ export function recoverDeadRuns(c: SqliteCore): void {
       if (owner !== null) c.stmt("DELETE FROM engines WHERE id = ?").run(owner);
     }
   });
+}
+
+/** Why the runs of a dead engine were interrupted. */
+function deadEngineReason(eng: EngineRecord | undefined): string {
+  return eng
+    ? `the engine running it (pid ${eng.pid ?? "?"}${
+      eng.host ? ` on ${eng.host}` : ""
+    }, last heartbeat ${eng.heartbeatAt}) stopped before the run finished`
+    : "the engine running it stopped before the run finished";
+}
+
+/**
+ * The engines of other processes on this database that are dead (their process is gone, or —
+ * where it cannot be checked — their heartbeat is older than the stale limit). One read of the
+ * `engines` table, no transaction.
+ */
+export function deadEngines(c: SqliteCore): string[] {
+  const ids = c.stmt("SELECT id FROM engines WHERE id <> ?").all(c.engineId) as { id: string }[];
+  if (ids.length === 0) return [];
+  const nowMs = Date.now();
+  return ids.map((r) => r.id).filter((id) => !c.isAlive(id, nowMs));
+}
+
+/**
+ * Recovers the runs of dead engines `ids` (from {@linkcode deadEngines}; checked again here, in
+ * the transaction of the caller): their `running` runs are marked interrupted (503,
+ * `run_interrupted`, as opening the database does), their `engines` rows removed.
+ * @returns the engines recovered, and the top-level runs they left unfinished (interrupted now,
+ * or `paused`), oldest first: the runs a service may resume.
+ */
+export function recoverEngines(
+  c: SqliteCore,
+  ids: string[],
+): { engines: EngineRecord[]; runs: string[] } {
+  const engines: EngineRecord[] = [];
+  const roots: string[] = [];
+  const at = nowRfc3339();
+  for (const id of ids) {
+    const eng = c.engineRecord(id);
+    // gone: another process recovered it meanwhile; alive: not dead after all
+    if (eng === undefined || c.isAlive(id, Date.now())) continue;
+    engines.push(eng);
+    const reason = deadEngineReason(eng);
+    for (
+      const r of c.stmt(
+        `SELECT id FROM runs WHERE owner_id = ? AND parent_run_id IS NULL
+           AND status IN ('running', 'paused') ORDER BY created_at, id`,
+      ).all(id) as { id: string }[]
+    ) roots.push(r.id);
+    const running = c.stmt(
+      `SELECT id, COALESCE(root_run_id, id) AS root FROM runs
+       WHERE owner_id = ? AND status = 'running'`,
+    ).all(id) as { id: string; root: string }[];
+    for (const r of running) markInterrupted(c, r.id, id, r.root, reason, at);
+    c.stmt("DELETE FROM engines WHERE id = ?").run(id);
+  }
+  return { engines, runs: roots };
 }
 
 /** Marks `runId` interrupted if `owner` still owns it and it is still running. */
@@ -176,4 +232,54 @@ export function release(c: SqliteCore, ids: string[]): string[] {
     c.open.delete(id);
   }
   return out;
+}
+
+/**
+ * Writes the ends of runs of this engine that could not be stored when they ended (their
+ * client was told 507): status and result, their running steps `failed`, and `run_completed`.
+ * A run another engine took over meanwhile (its owner changed) is left alone.
+ * @param file the database file as opened: nothing is written when its path names another file.
+ * @param committed whether this engine's row was committed (then it must still exist: else this
+ *   engine was declared dead, and its runs are another's to resume).
+ * @returns how many runs were recorded ended (those whose row was never stored are not).
+ * @throws {Error} when the file was deleted or replaced, or this engine was declared dead.
+ */
+export function writeUnstoredEnds(
+  c: SqliteCore,
+  ends: [string, UnstoredEnd][],
+  file: DatabaseFile | null,
+  committed: boolean,
+): number {
+  const gone = fileGone(file);
+  if (gone !== undefined) throw new Error(gone);
+  if (committed && !c.stmt("SELECT 1 FROM engines WHERE id = ?").get(c.engineId)) {
+    throw new Error(
+      `this engine (${c.engineId}) was declared dead by another process; its runs are not its own`,
+    );
+  }
+  let n = 0;
+  for (const [runId, end] of ends) {
+    const row = c.stmt(
+      `UPDATE runs SET status = ?, result_json = COALESCE(?, result_json), completed_at = ?,
+         updated_at = ? WHERE id = ? AND owner_id = ?
+       RETURNING COALESCE(root_run_id, id) AS root`,
+    ).get(
+      end.status,
+      end.result === undefined ? null : stringifyJson(end.result),
+      end.at,
+      nowRfc3339(),
+      runId,
+      c.engineId,
+    ) as { root: string } | undefined;
+    if (row === undefined) continue;
+    n++;
+    c.stmt(
+      "UPDATE step_info SET status = 'failed', updated_at = ? WHERE run_id = ? AND status = 'running'",
+    ).run(end.at, runId);
+    const data = end.result === undefined
+      ? { status: end.status }
+      : { status: end.status, outcome: end.result.outcome };
+    c.event(runId, row.root, "run_completed", null, null, null, stringifyJson(data), end.at);
+  }
+  return n;
 }

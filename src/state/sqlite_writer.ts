@@ -48,6 +48,7 @@ import {
   stepStatusOf,
   type StoredBlob,
 } from "./store.ts";
+import { unstoredRunError } from "./store_health.ts";
 import { logger } from "../log.ts";
 
 const log = logger("state");
@@ -169,6 +170,21 @@ export class SqliteWriter {
     if (this.engine !== "none") return;
     this.engine = "queued";
     const c = this.c;
+    this.#queueEngineRow();
+    this.#queued();
+    this.#heartbeat = setInterval(() => {
+      this.#sql(SQL_HEARTBEAT, [nowRfc3339(), c.engineId]);
+      this.#queued();
+    }, this.heartbeatMs);
+    Deno.unrefTimer(this.#heartbeat as unknown as number);
+  }
+
+  /**
+   * Puts this engine's row in the queue, without asking for a commit (after a failed batch that
+   * held it: the next commit — a run's, the heartbeat's, a probe's — carries it).
+   */
+  #queueEngineRow(): void {
+    const c = this.c;
     const id = processIdentity();
     const at = nowRfc3339();
     this.#sql(SQL_ENGINE, [
@@ -181,12 +197,25 @@ export class SqliteWriter {
       at,
     ]);
     this.#engineInBatch = true;
-    this.#queued();
-    this.#heartbeat = setInterval(() => {
-      this.#sql(SQL_HEARTBEAT, [nowRfc3339(), c.engineId]);
+  }
+
+  /**
+   * Commits a write of this engine's own (its heartbeat, or its row when not committed yet)
+   * through the same path as the runs' writes: whether the database can be written now.
+   * @throws {StoreError} (rejects) when it cannot.
+   */
+  probe(): Promise<void> {
+    if (this.engine === "none") this.ensureEngine();
+    else if (this.engine === "committed") {
+      this.#sql(SQL_HEARTBEAT, [nowRfc3339(), this.c.engineId]);
       this.#queued();
-    }, this.heartbeatMs);
-    Deno.unrefTimer(this.#heartbeat as unknown as number);
+    } else this.#queued(); // the row is in the queue
+    return this.#gc.soon();
+  }
+
+  /** The database file as opened (to check that a commit would reach it), or null. */
+  get file(): DatabaseFile | null {
+    return this.#file;
   }
 
   /** Queues this engine's service URL. */
@@ -218,12 +247,22 @@ export class SqliteWriter {
       `for ${c.staleAfterMs} ms) and its runs were marked interrupted; its writes are refused`;
     const done = () => {
       if (withEngine) this.engine = "committed";
+      if (c.health.faulted) c.health.succeeded();
       this.checkpointer?.committed();
     };
     const failed = (e: unknown) => {
-      const err = c.error("cannot store run state", e);
+      const plain = c.error("cannot store run state", e);
+      c.health.failed(plain);
+      log.error(plain.message);
+      // this engine's row went with the failed batch: the next commit carries it again
+      if (withEngine) this.#queueEngineRow();
+      if ((e as Error)?.message === fenceMessage) {
+        for (const r of c.open.values()) r.error ??= plain;
+        return plain;
+      }
+      // the runs it fails are told what becomes of them (src/state/store_health.ts)
+      const err = unstoredRunError(plain);
       for (const r of c.open.values()) r.error ??= err;
-      log.error(err.message);
       return err;
     };
     const w = this.#worker;

@@ -30,6 +30,7 @@
  */
 import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
+import type { StoreCondition } from "./store_health.ts";
 import type {
   BatchFilter,
   BatchRecord,
@@ -54,6 +55,7 @@ import type {
 
 export * from "./records.ts";
 export * from "./store_error.ts";
+export type { StoreCondition } from "./store_health.ts";
 
 /** Where runs, step results, the journal, signals, blobs and batches are kept. */
 export interface StateStore {
@@ -195,6 +197,12 @@ export interface StateStore {
   listBatches?(filter?: BatchFilter): Promise<BatchRecord[]>;
 
   // ---- lifecycle ----
+  /**
+   * Whether the store can commit now (the service's `/health`): unhealthy from a failed commit
+   * until one succeeds. With `probe`, an unhealthy store first tries a commit of its own.
+   * Optional: a store without it is always healthy (in-memory).
+   */
+  condition?(options?: { probe?: boolean }): Promise<StoreCondition>;
   /**
    * Commits queued writes at the end of the current microtask burst (writes queued before then
    * join the same transaction) and resolves once they are stored.

@@ -28,6 +28,50 @@ routes:
     - plugin: py
 `;
 
+/**
+ * A config with the builtin plugin and the journal worker (`/j/record`, `/j/hold`, `/j/gate`:
+ * tests/fixtures/workers/journal_worker.ts) writing to `journal`.
+ */
+export function journalConfig(journal: string): string {
+  return `plugins:
+  builtin: { type: builtin }
+  j:
+    type: stepflow
+    command: ${JSON.stringify(Deno.execPath())}
+    args: [run, --quiet, -A, ${JSON.stringify(`${WORKERS}/journal_worker.ts`)}]
+    env: { JOURNAL_FILE: ${JSON.stringify(journal)} }
+routes:
+  "/builtin/{*component}": [{ plugin: builtin }]
+  "/j/{*component}": [{ plugin: j }]
+`;
+}
+
+/**
+ * One step held until the test lets it go (`/j/gate`): input `{v, ready, release, pad?}` — it
+ * writes the FIFO `ready` when called, answers `v + 1` once `release` is written.
+ */
+export const GATED_FLOW = {
+  schema: "https://stepflow.org/schemas/v1/flow.json",
+  name: "gated",
+  steps: [{
+    id: "a",
+    component: "/j/gate",
+    input: {
+      value: { $from: { workflow: "input" }, path: "$.v" },
+      ready: { $from: { workflow: "input" }, path: "$.ready" },
+      release: { $from: { workflow: "input" }, path: "$.release" },
+      pad_bytes: { $from: { workflow: "input" }, path: "$.pad" },
+    },
+  }],
+  output: { $from: { step: "a" }, path: "$.value" },
+};
+
+/** Makes the FIFOs `paths` (a test awaits a step reading or writing one, no polling). */
+export async function mkfifo(...paths: string[]): Promise<void> {
+  const out = await new Deno.Command("mkfifo", { args: paths }).output();
+  if (!out.success) throw new Error(`mkfifo ${paths.join(" ")} failed`);
+}
+
 /** The flow schema URL. */
 export const SCHEMA = "https://stepflow.org/schemas/v1/flow.json";
 

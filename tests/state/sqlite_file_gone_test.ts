@@ -4,7 +4,8 @@
  * run `completed` and lost them all when it stopped. Now each commit checks that the path still
  * names the file opened, and fails with 507 naming the cause and what to do. A damaged file: a
  * read was a bare `database disk image is malformed` (the service's 500 said no more); it now
- * names the database and how to rescue it.
+ * names the database and how to rescue it. `/health` said healthy meanwhile; it now answers 503
+ * saying so.
  * @module
  */
 import {
@@ -70,8 +71,17 @@ Deno.test("stepflow serve: runs after its database file was deleted fail with 50
       assertStrictEquals(lost.body.status, "failed");
       assertStrictEquals(lost.body.result.error.code, 507);
       assertStringIncludes(lost.body.result.error.message, "the database file was deleted");
-      // the service goes on answering
-      assertStrictEquals((await s.call("GET", "/health")).status, 200);
+      // the service goes on answering, and its health says what is wrong and what to do
+      // (it answered 200 healthy before)
+      for (const path of ["/health", "/api/v1/health"]) {
+        const h = await s.call("GET", path);
+        assertStrictEquals(h.status, 503, JSON.stringify(h.body));
+        assertStrictEquals(h.body.status, "unhealthy");
+        assertStrictEquals(h.body.store.healthy, false);
+        assertStrictEquals(h.body.store.database, `${dir}/state.db`);
+        assertStringIncludes(h.body.message, "the database file was deleted");
+        assertStringIncludes(h.body.message, "restart the process");
+      }
     } finally {
       assertStrictEquals(await s.stop(), 0);
     }

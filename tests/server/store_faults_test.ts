@@ -1,0 +1,267 @@
+/**
+ * `stepflow serve` on a disk that fills up (issue 13, wave 6), as a user meets it: a real server,
+ * its SQLite file on a small tmpfs, filled while a run's step is held (mounting needs root: the
+ * tests are skipped otherwise; tests/state/store_health_test.ts covers the store without root).
+ *
+ * Before: `/health` answered 200 healthy while every run failed with 507; the run told 507 stayed
+ * `running` in the database, `GET /runs/{id}` said `running`, and the next start resumed it and
+ * completed it without its client knowing. Now: `/health` answers 503 naming the database, the
+ * cause and what to do, and 200 again once a commit succeeds; the 507 says what becomes of the
+ * run; the run reads `failed` at once, is recorded `failed` (507) as soon as the disk has room,
+ * and is then not resumed by a restart. A service stopped while the disk is still full cannot
+ * record anything: the next start resumes the run, as its 507 said. The same `/health` with a
+ * PostgreSQL store whose writes are refused (skipped without STEPFLOW_TEST_PG_URL).
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
+import {
+  GATED_FLOW as FLOW,
+  journalConfig as config,
+  mkfifo,
+  type RunningServer,
+  startServer,
+  storeFlow,
+  THREE_STEPS,
+} from "./_server.ts";
+import { allowWrites, pgTest, refuseWrites, withPgDatabase } from "../_postgres.ts";
+
+async function run(cmd: string, args: string[]): Promise<boolean> {
+  try {
+    return (await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output())
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether this process may mount a tmpfs (root, with the capability). */
+const canMount = await (async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    if (!(await run("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir]))) return false;
+    await run("umount", [dir]);
+    return true;
+  } finally {
+    await Deno.remove(dir).catch(() => {});
+  }
+})();
+
+/** Runs `fn` with a small tmpfs mounted at `dir/disk`. */
+async function withSmallDisk(fn: (dir: string, disk: string) => Promise<void>): Promise<void> {
+  await withTempDir(async (dir) => {
+    const disk = `${dir}/disk`;
+    await Deno.mkdir(disk);
+    assert(await run("mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", disk]), "mount");
+    try {
+      await fn(dir, disk);
+    } finally {
+      await run("umount", ["-l", disk]);
+    }
+  });
+}
+
+/** Fills the file system of `path`'s directory with the file `path`. */
+async function fill(path: string): Promise<void> {
+  const f = await Deno.open(path, { write: true, create: true });
+  try {
+    for (const size of [64 * 1024, 4096, 512]) {
+      const chunk = new Uint8Array(size);
+      try {
+        for (;;) await f.write(chunk);
+      } catch (e) {
+        assert(String(e).includes("No space left"), String(e));
+      }
+    }
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Starts a run of FLOW (key `key`, wait: false) whose step is held at its gate, fills the disk,
+ * lets the step answer, and returns the 507 answer a repeated request (same key) gets.
+ */
+async function runIntoFullDisk(
+  s: RunningServer,
+  dir: string,
+  disk: string,
+  flowId: string,
+  key: string,
+) {
+  const ready = `${dir}/${key}.ready`;
+  const release = `${dir}/${key}.release`;
+  await mkfifo(ready, release);
+  const input = { v: 1, ready, release, pad: 1_000_000 };
+  const started = await s.call("POST", "/api/v1/runs", { flowId, input, wait: false }, {
+    "Idempotency-Key": key,
+  });
+  assertStrictEquals(started.status, 202, JSON.stringify(started.body));
+  await Deno.readTextFile(ready); // the step is called: the run's row is stored
+  // the WAL file cut to nothing, then the disk filled: no write of the store has room left
+  const db = new DatabaseSync(`${disk}/state.db`);
+  try {
+    const [busy] = Object.values(db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get()!);
+    assertStrictEquals(busy, 0, "checkpoint");
+  } finally {
+    db.close();
+  }
+  await fill(`${disk}/filler`);
+  await Deno.writeTextFile(release, "go\n");
+  const answer = await s.call("POST", "/api/v1/runs", { flowId, input }, {
+    "Idempotency-Key": key,
+  });
+  assertStrictEquals(answer.body.runId, started.body.runId);
+  return { runId: started.body.runId as string, answer, input, release };
+}
+
+function storedRow(path: string, runId: string): { status: string; code?: number } {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const row = db.prepare("SELECT status, result_json FROM runs WHERE id = ?").get(runId) as {
+      status: string;
+      result_json: string | null;
+    };
+    const result = row.result_json === null ? undefined : JSON.parse(row.result_json);
+    return { status: row.status, code: result?.error?.code };
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test({
+  name:
+    "serve on a full disk: /health 503 until a commit succeeds; the run told 507 reads failed, is recorded failed once there is room, and a restart does not resume it",
+  ignore: !canMount,
+  fn: () =>
+    withSmallDisk(async (dir, disk) => {
+      const journal = `${dir}/journal.txt`;
+      const db = `${disk}/state.db`;
+      const args = ["--store", db];
+      let s = await startServer(dir, { args, config: config(journal) });
+      let runId: string;
+      try {
+        const flowId = await storeFlow(s, FLOW);
+        const r = await runIntoFullDisk(s, dir, disk, flowId, "one");
+        runId = r.runId;
+        const a = r.answer;
+        assertStrictEquals(a.status, 200, JSON.stringify(a.body));
+        assertStrictEquals(a.body.status, "failed");
+        assertStrictEquals(a.body.result.error.code, 507);
+        const m = a.body.result.error.message as string;
+        assertStringIncludes(m, `SQLite database '${db}': database or disk is full`);
+        assertStringIncludes(m, "free space on the disk holding it");
+        assertStringIncludes(m, "It is recorded failed with this error as soon as the database");
+        // GET says what the client was told (it said running)
+        assertStrictEquals((await s.call("GET", `/api/v1/runs/${runId}`)).body.status, "failed");
+
+        for (const path of ["/health", "/api/v1/health"]) {
+          const h = await s.call("GET", path);
+          assertStrictEquals(h.status, 503, JSON.stringify(h.body));
+          assertStrictEquals(h.body.code, 503);
+          assertStrictEquals(h.body.status, "unhealthy");
+          assertStringIncludes(h.body.message, "database or disk is full");
+          assertStringIncludes(h.body.message, "free space on the disk holding it");
+          assertStringIncludes(h.body.message, "healthy again once a commit succeeds");
+          assertStrictEquals(h.body.store.kind, "sqlite");
+          assertStrictEquals(h.body.store.database, db);
+          assertStrictEquals(h.body.store.unstoredRunEnds, 1);
+          assert(h.body.store.failedCommits >= 1, JSON.stringify(h.body));
+        }
+        assertStrictEquals(storedRow(db, runId).status, "running");
+
+        await Deno.remove(`${disk}/filler`);
+        const h = await s.call("GET", "/health");
+        assertStrictEquals(h.status, 200, JSON.stringify(h.body));
+        assertStrictEquals(JSON.stringify(Object.keys(h.body)), '["status","timestamp","version"]');
+        assertStrictEquals(h.body.status, "healthy");
+        assertStrictEquals(JSON.stringify(storedRow(db, runId)), '{"status":"failed","code":507}');
+      } finally {
+        assertStrictEquals(await s.stop(), 0);
+      }
+      s = await startServer(dir, { args, config: false });
+      try {
+        const g = await s.call("GET", `/api/v1/runs/${runId}`);
+        assertStrictEquals(g.body.status, "failed");
+        assertStrictEquals(g.body.result.error.code, 507);
+      } finally {
+        assertStrictEquals(await s.stop(), 0);
+      }
+      assert(!s.stderr().includes("resumed"), s.stderr());
+      const calls = (await Deno.readTextFile(journal)).trim().split("\n");
+      assertStrictEquals(calls.length, 1, "the step service was called once");
+    }),
+});
+
+Deno.test({
+  name:
+    "serve stopped while the disk is still full: the run told 507 is left as stored and the next start resumes it, as the 507 said",
+  ignore: !canMount,
+  fn: () =>
+    withSmallDisk(async (dir, disk) => {
+      const journal = `${dir}/journal.txt`;
+      const db = `${disk}/state.db`;
+      const args = ["--store", db];
+      let s = await startServer(dir, { args, config: config(journal) });
+      let flowId: string;
+      let r: Awaited<ReturnType<typeof runIntoFullDisk>>;
+      try {
+        flowId = await storeFlow(s, FLOW);
+        r = await runIntoFullDisk(s, dir, disk, flowId, "two");
+        assertStrictEquals(r.answer.body.result.error.code, 507);
+        assertStringIncludes(
+          r.answer.body.result.error.message,
+          "if this process stops before that, the run stays as it was stored and is resumed",
+        );
+      } finally {
+        assertStrictEquals(await s.stop(), 0);
+      }
+      assertStringIncludes(s.stderr(), "the next start on this database resumes them");
+      assertStringIncludes(s.stderr(), r.runId);
+      await Deno.remove(`${disk}/filler`);
+      s = await startServer(dir, { args, config: false });
+      try {
+        await Deno.readTextFile(`${dir}/two.ready`); // resumed: its step is called again
+        await Deno.writeTextFile(r.release, "go\n");
+        const done = await s.call("POST", "/api/v1/runs", { flowId, input: r.input }, {
+          "Idempotency-Key": "two",
+        });
+        assertStrictEquals(done.body.runId, r.runId);
+        assertStrictEquals(done.body.status, "completed", JSON.stringify(done.body));
+        assertStrictEquals(done.body.result.result, 2);
+      } finally {
+        assertStrictEquals(await s.stop(), 0);
+      }
+      assertStringIncludes(s.stderr(), `resumed 1 interrupted run(s): ${r.runId}`);
+    }),
+});
+
+pgTest(
+  "serve on PostgreSQL that refuses writes (as on a full disk): /health 503 naming the database and the cause, 200 again once it accepts them",
+  (server) =>
+    withPgDatabase(server, (url) =>
+      withTempDir(async (dir) => {
+        const s = await startServer(dir, { args: ["--store", url] });
+        try {
+          const flowId = await storeFlow(s, THREE_STEPS);
+          const ok = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "x" } });
+          assertStrictEquals(ok.body.status, "completed");
+          await refuseWrites(url, ["runs", "engines"]);
+          const failed = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "y" } });
+          assertStrictEquals(failed.body.status, "failed", JSON.stringify(failed.body));
+          assertStrictEquals(failed.body.result.error.code, 507);
+          const h = await s.call("GET", "/health");
+          assertStrictEquals(h.status, 503, JSON.stringify(h.body));
+          assertStrictEquals(h.body.store.kind, "postgres");
+          assertStringIncludes(h.body.message, "No space left on device (SQLSTATE 53100)");
+          assertStringIncludes(h.body.store.database, "postgres://");
+          await allowWrites(url, ["runs", "engines"]);
+          const well = await s.call("GET", "/api/v1/health");
+          assertStrictEquals(well.status, 200, JSON.stringify(well.body));
+          const again = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "z" } });
+          assertStrictEquals(again.body.status, "completed");
+        } finally {
+          assertStrictEquals(await s.stop(), 0);
+        }
+      })),
+);
