@@ -23,7 +23,7 @@
  * needs no `deno.json` (README: "As a library").
  * @module
  */
-import { type LoadedFlow, loadFlowFile, loadFlowText } from "./src/flow/load.ts";
+import { type LoadedFlow, loadFlowFile, loadFlowText, parseFlowValue } from "./src/flow/load.ts";
 import type { DocumentFormat } from "./src/core/document.ts";
 import { Engine, type RunOptions } from "./src/execution/engine.ts";
 import {
@@ -156,31 +156,56 @@ export function configFromValue(
  * const result = await runFlow("flow.yaml", { who: "Ada" }); // config found as `stepflow run` does
  * ```
  *
- * @param flow a flow file path (`.yaml`, `.yml`, `.json`, `.jsonc`), or a flow from
- *   {@linkcode loadFlow}.
- * @param options.config a {@linkcode LoadedConfig} or a config file path. Default, for a flow
+ * @param flow a flow file path (`.yaml`, `.yml`, `.json`, `.jsonc`), a flow from
+ *   {@linkcode loadFlow}, or a flow object (as in a flow file; it is validated first).
+ * @param options.config a {@linkcode LoadedConfig}, a config object (as in
+ *   `stepflow-config.yml`) or a config file path. Default, for a flow
  *   read from a file: the config `stepflow run` would find (next to the flow, then in the current
  *   directory); otherwise, or when there is none, 0.8's default config: the builtin plugin with
  *   **no routes** (every step then fails with `No matching rule found for component`).
- * @returns the FlowResult (problems of the flow or its steps are `failed` results, not throws).
- * @throws {FlowLoadError} when the flow or config file cannot be read or parsed.
+ * @returns the FlowResult (problems of the flow's steps are `failed` results, not throws).
+ * @throws {FlowLoadError} when the flow or config cannot be read or is not a valid flow/config
+ *   (the message names the JSON path, e.g. `$.steps: expected a list, got the number 5`).
+ * @throws {TypeError} when `flow` is neither a path nor an object.
  * @throws {Error} when the engine cannot start (a plugin fails to start).
  */
 export async function runFlow(
   flow: Flow | LoadedFlow | string,
   input: JsonValue,
-  options: RunOptions & { config?: LoadedConfig | string } = {},
+  options: RunOptions & { config?: LoadedConfig | { [key: string]: JsonValue } | string } = {},
 ): Promise<FlowResult> {
-  const loaded = typeof flow === "string" ? await loadFlowFile(flow) : flow;
+  const loaded = typeof flow === "string" ? await loadFlowFile(flow) : checkedFlow(flow);
   const file = "file" in loaded && typeof loaded.file === "string" ? loaded.file : undefined;
-  const config = typeof options.config === "string"
-    ? await loadConfigFile(options.config)
-    : options.config ??
-      (file !== undefined ? await loadConfigForFlow({ flowPath: file }) : defaultConfig());
+  const given = options.config;
+  const config = typeof given === "string"
+    ? await loadConfigFile(given)
+    : given !== undefined
+    ? (isLoadedConfig(given) ? given : configFromValue(given))
+    : (file !== undefined ? await loadConfigForFlow({ flowPath: file }) : defaultConfig());
   const engine = await Engine.create(config);
   try {
     return await engine.run(loaded, input, options);
   } finally {
     await engine.close();
   }
+}
+
+/**
+ * A flow given to {@linkcode runFlow} as an object: a {@linkcode LoadedFlow} as it is, anything
+ * else checked against the flow model (a plain object from JavaScript may be anything).
+ */
+function checkedFlow(flow: Flow | LoadedFlow): Flow | LoadedFlow {
+  if (flow === null || typeof flow !== "object" || Array.isArray(flow)) {
+    throw new TypeError(
+      `runFlow: flow must be a flow file path, a flow from loadFlow(), or a flow object; got ${
+        flow === null ? "null" : Array.isArray(flow) ? "an array" : typeof flow
+      }`,
+    );
+  }
+  if (!("schema" in flow) && "flow" in flow) return flow;
+  return parseFlowValue(flow as unknown as JsonValue);
+}
+
+function isLoadedConfig(c: LoadedConfig | { [key: string]: JsonValue }): c is LoadedConfig {
+  return c !== null && typeof c === "object" && "config" in c && "workingDirectory" in c;
 }

@@ -93,23 +93,32 @@ export interface BatchOutputLine {
 
 /**
  * Writes output lines in input order as soon as every earlier one is known, to `--output` or
- * stdout.
+ * stdout. A write that fails (disk full, a closed file) is not thrown: the writer keeps the first
+ * error ({@linkcode OrderedJsonlWriter.error}), writes nothing more and aborts
+ * {@linkcode OrderedJsonlWriter.failed}, so the command stops its runs and says which lines were
+ * lost instead of dying with a bare OS error.
  */
 export class OrderedJsonlWriter {
   #pending = new Map<number, BatchOutputLine>();
   #next = 0;
   #file?: Deno.FsFile;
+  #name: string;
   #enc = new TextEncoder();
+  #failed = new AbortController();
+  #error: string | undefined;
+  #written = 0;
 
-  private constructor(file?: Deno.FsFile) {
+  private constructor(name: string, file?: Deno.FsFile) {
+    this.#name = name;
     this.#file = file;
   }
 
   /** Opens `output` (truncated) or stdout. */
   static async open(output?: string): Promise<OrderedJsonlWriter> {
-    if (output === undefined) return new OrderedJsonlWriter();
+    if (output === undefined) return new OrderedJsonlWriter("stdout");
     try {
       return new OrderedJsonlWriter(
+        `--output '${output}'`,
         await Deno.open(output, { write: true, create: true, truncate: true }),
       );
     } catch (e) {
@@ -117,24 +126,57 @@ export class OrderedJsonlWriter {
     }
   }
 
-  /** Adds the line of input `line.index`. */
+  /** Aborted when a write failed. */
+  get failed(): AbortSignal {
+    return this.#failed.signal;
+  }
+
+  /**
+   * The first write failure, e.g. `cannot write to --output 'out.jsonl' after 3 lines: No space
+   * left on device (os error 28)`; undefined while every write worked.
+   */
+  get error(): string | undefined {
+    return this.#error;
+  }
+
+  /** Lines written so far. */
+  get written(): number {
+    return this.#written;
+  }
+
+  /** Adds the line of input `line.index` (nothing is written once a write failed). */
   add(line: BatchOutputLine): void {
     this.#pending.set(line.index, line);
+    if (this.#error !== undefined) return;
     let out = "";
+    let n = 0;
     while (this.#pending.has(this.#next)) {
       out += stringifyJson(this.#pending.get(this.#next)) + "\n";
       this.#pending.delete(this.#next++);
+      n++;
     }
     if (out === "") return;
-    if (this.#file) {
-      const bytes = this.#enc.encode(out);
-      let off = 0;
-      while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
-    } else writeStdout(out);
+    try {
+      if (this.#file) {
+        const bytes = this.#enc.encode(out);
+        let off = 0;
+        while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+      } else writeStdout(out);
+      this.#written += n;
+    } catch (e) {
+      this.#error = `cannot write to ${this.#name} after ${this.#written} line(s): ${
+        (e as Error).message
+      }`;
+      this.#failed.abort(new Error(this.#error));
+    }
   }
 
   close(): void {
-    this.#file?.close();
+    try {
+      this.#file?.close();
+    } catch {
+      // already closed
+    }
   }
 }
 

@@ -7,11 +7,11 @@
  * @module
  */
 import { Command, CommanderError } from "commander";
-import { EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
+import { EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_PERMISSION } from "./exit_codes.ts";
 import { describeError } from "../errors.ts";
 import { permissionHint } from "../core/permission_hint.ts";
 import { COMMAND_NAMES, registerCommands } from "./commands.ts";
-import { writeStderr, writeStdout } from "./output.ts";
+import { StdoutWriteError, writeStderr, writeStdout } from "./output.ts";
 import { registerGlobalFlags } from "./global_flags.ts";
 
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */
@@ -52,6 +52,11 @@ export async function main(args: string[]): Promise<number> {
       // (commander gives that help exit code 1; `stepflow help [command]` asked for it: 0)
       if (err.code === "commander.help") return err.exitCode !== 0 ? EXIT_INVALID : 0;
       return EXIT_INVALID;
+    }
+    if (err instanceof StdoutWriteError) {
+      // a full disk under `stepflow validate > report.txt`: not a usage error
+      writeStderr(`error: cannot write to stdout: ${err.message}\n`);
+      return EXIT_FAILED;
     }
     writeStderr(`error: ${describeError(err)}\n`);
     return EXIT_INVALID;

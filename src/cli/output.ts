@@ -8,9 +8,19 @@
 export type SetExit = (code: number) => void;
 
 /**
+ * stdout could not be written (a full disk, a closed file): the message is the OS's. The CLI's
+ * entry prints `error: cannot write to stdout: <message>` and exits 1 (not 2: something may have
+ * been run).
+ */
+export class StdoutWriteError extends Error {
+  override name = "StdoutWriteError";
+}
+
+/**
  * Writes text to stdout, all of it. When the reader went away (`stepflow test | head -1`), the
  * rest of the output is dropped instead of throwing out of the command half-way, so the command
  * still stops its step services and exits with its own code.
+ * @throws {StdoutWriteError} when stdout cannot be written for another reason (disk full).
  */
 export function writeStdout(s: string): void {
   if (stdoutClosed) return;
@@ -18,7 +28,9 @@ export function writeStdout(s: string): void {
   try {
     writeAll(Deno.stdout, s);
   } catch (e) {
-    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+    if (!(e instanceof Deno.errors.BrokenPipe)) {
+      throw new StdoutWriteError((e as Error).message, { cause: e });
+    }
     stdoutClosed = true;
   }
 }

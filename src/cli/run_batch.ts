@@ -112,13 +112,15 @@ export async function runBatchCommand(flags: RunBatchFlags): Promise<number> {
   const progress = new ProgressLine(inputs.length, "runs", flags.quiet);
   const counts = { completed: 0, failed: 0, running: 0, cancelled: 0 };
   let next = 0;
+  // a failed write of the results stops the batch: later results could not be written either
+  const stop = AbortSignal.any([cancel.signal, writer.failed]);
   const worker = async () => {
-    while (next < inputs.length && !cancel.signal.aborted) {
+    while (next < inputs.length && !stop.aborted) {
       const index = next++;
       counts.running++;
       progress.update(counts);
       const result = await engine.run(loaded.flow, inputs[index], {
-        signal: cancel.signal,
+        signal: stop,
         variables,
         overrides,
       });
@@ -127,7 +129,7 @@ export async function runBatchCommand(flags: RunBatchFlags): Promise<number> {
       if (result.outcome === "success") {
         status = "completed";
         counts.completed++;
-      } else if (cancel.signal.aborted) {
+      } else if (stop.aborted) {
         status = "cancelled";
         counts.cancelled++;
       } else {
@@ -150,6 +152,14 @@ export async function runBatchCommand(flags: RunBatchFlags): Promise<number> {
     progress.update(counts, true);
     progress.end();
     writer.close();
+  }
+  if (writer.error !== undefined) {
+    writeStderr(
+      `error: ${writer.error}; the batch was stopped: ${
+        inputs.length - writer.written
+      } of ${inputs.length} results are not written (free space, or give --output a writable file)\n`,
+    );
+    return EXIT_FAILED;
   }
   if (cancel.signal.aborted) {
     writeStderr(

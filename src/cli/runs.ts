@@ -197,8 +197,12 @@ export async function showCommand(runId: string, flags: ShowFlags): Promise<numb
   if (run.variables) out += `variables: ${clip(stringifyJson(run.variables), 100)}\n`;
   if (run.result) out += `result:    ${resultText(run.result, 100)}\n`;
   out += "\n";
-  if (steps.length === 0) out += "no step has started\n";
-  else {
+  if (steps.length === 0) {
+    // built-ins and mocks are recorded only when they finish (docs/durability.md): a run
+    // interrupted in a /map step has no step row, but has nested runs
+    out += "no step recorded yet (steps without side effects, such as built-ins, are recorded " +
+      "when they finish)\n";
+  } else {
     out += table(
       ["#", "STEP", "COMPONENT", "STATUS", "ATTEMPTS", "DURATION", "RESULT"],
       steps.map((s) => [
@@ -208,7 +212,10 @@ export async function showCommand(runId: string, flags: ShowFlags): Promise<numb
         String(s.status),
         String(s.attempts),
         typeof s.durationMs === "number" ? formatMs(s.durationMs) : "",
-        s.result ? resultText(s.result as unknown as FlowResult, 60) : "",
+        s.result ? resultText(s.result as unknown as FlowResult, 60) : s.status === "failed"
+          // a step the engine was running when it stopped (marked failed when found dead)
+          ? "no result: interrupted while running"
+          : "",
       ]),
     );
   }

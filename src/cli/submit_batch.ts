@@ -146,6 +146,13 @@ export async function submitBatchCommand(flags: SubmitBatchFlags): Promise<numbe
       if (status !== "completed") ok = false;
       writer.add({ index: Number(o.batchInputIndex), status, result: o.result ?? null });
     }
+    if (writer.error !== undefined) {
+      writeStderr(
+        `error: ${writer.error}; the results stay on the service: ` +
+          `GET /api/v1/batches/${batchId}/outputs\n`,
+      );
+      return EXIT_FAILED;
+    }
     const failed = outputs.filter((o) => isJsonObject(o) && o.status !== "completed").length;
     writeStderr(
       `batch ${batchId}: ${outputs.length - failed} completed, ${failed} failed or cancelled\n`,

@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import { envVariables, readValueFlags } from "./input.ts";
-import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
+import { isJsonObject, isNumber, type JsonValue } from "../json/exact_json.ts";
 import { UsageError } from "../errors.ts";
 import { parseDuration } from "../core/duration.ts";
 
@@ -58,7 +58,24 @@ export async function readVariablesAndOverrides(
     flags.variablesYaml,
   );
   if (given !== undefined) {
-    if (!isJsonObject(given)) throw new UsageError("variables must be an object of name: value");
+    if (!isJsonObject(given)) {
+      const flag = flags.variablesJson !== undefined
+        ? "--variables-json"
+        : flags.variablesYaml !== undefined
+        ? "--variables-yaml"
+        : `--variables '${flags.variables}'`;
+      throw new UsageError(
+        `${flag} must be a mapping of variable names to values (e.g. {"model": "gpt-4o"}), got ${
+          Array.isArray(given)
+            ? "a list"
+            : given === null
+            ? "null"
+            : isNumber(given)
+            ? "a number"
+            : `a ${typeof given}`
+        }`,
+      );
+    }
     variables = { ...variables, ...given };
   }
   const overrides = await readValueFlags(

@@ -11,7 +11,9 @@
 import type { Diagnostic } from "../core/diagnostics.ts";
 import { editDistance } from "../core/suggest.ts";
 import { checkFlowDiagnostics, type FlowCheckHooks } from "../flow/validate.ts";
-import type { LoadedFlow } from "../flow/load.ts";
+import { type LoadedFlow, parseFlowValue } from "../flow/load_file.ts";
+import type { Flow } from "../flow/model.ts";
+import type { JsonValue } from "../json/exact_json.ts";
 import type { Config, LoadedConfig } from "./model.ts";
 import { Router } from "./router.ts";
 import { validateConfig, validateConfigValue } from "./validate.ts";
@@ -48,13 +50,18 @@ export interface ValidateOptions {
 /**
  * All diagnostics of a flow (§1.9) and, with `config`, of its routing (`config` may be a
  * {@linkcode Config} or a {@linkcode LoadedConfig}; its own diagnostics come from
- * {@linkcode validateConfig}).
+ * {@linkcode validateConfig}). `flow` is a {@linkcode LoadedFlow}, or a flow object (as in a
+ * flow file), which is checked against the flow model first.
+ * @throws {FlowLoadError} when a flow object does not fit the flow model (JSON path named).
  */
 export function validateFlow(
-  loaded: LoadedFlow,
+  flow: LoadedFlow | Flow,
   config?: Config | LoadedConfig,
   options: ValidateOptions = {},
 ): Diagnostic[] {
+  const loaded = "flow" in flow && !("schema" in flow)
+    ? flow
+    : parseFlowValue(flow as unknown as JsonValue);
   const cfg = config && "config" in config && "workingDirectory" in config
     ? (config as LoadedConfig).config
     : config as Config | undefined;

@@ -173,6 +173,27 @@ function checkConfig(config: Config, raw: JsonValue | undefined, c: DiagnosticCo
       const name = isJsonObject(rule as unknown as JsonValue) ? rule.plugin : undefined;
       if (typeof name !== "string") return;
       used.add(name);
+      // no {component} parameter and no template: every step routed here fails at run time
+      if (
+        typeof rule.component !== "string" && !/\{\*?component\}/.test(p)
+      ) {
+        const param = /\{\*?([A-Za-z_][A-Za-z0-9_]*)\}/.exec(p)?.[1];
+        c.add(
+          "warning",
+          "route_without_component",
+          `Route '${p}' has no {component} parameter and rule ${i} has no 'component' ` +
+            `template: every step routed by it fails at run time`,
+          ["routes", p, i],
+          {
+            hint: param !== undefined
+              ? `rename '{${p.includes(`{*${param}}`) ? "*" : ""}${param}}' to ` +
+                `'{${
+                  p.includes(`{*${param}}`) ? "*" : ""
+                }component}', or add component: "/{${param}}"`
+              : `add a 'component' template to the rule, e.g. component: "/name"`,
+          },
+        );
+      }
       if (!Object.hasOwn(plugins, name)) {
         c.add(
           "error",
@@ -273,16 +294,23 @@ function configUnknownKeys(raw: JsonValue, c: DiagnosticCollector): void {
 }
 
 /**
- * Problems in a config's limits (extension, issue 5): plugin `timeout`s and `runTimeout` that
- * are not durations greater than zero (the config model only checks their shape), as `error`
+ * Problems in a config's limits (extension, issue 5): plugin `timeout`s, `runTimeout`, restart
+ * delays, `closeGrace` and `openai.timeout` that are not durations the engine can wait (greater
+ * than zero, or zero where allowed, at most 2^31 - 1 ms; the config model only checks their
+ * shape), as `error`
  * diagnostics (code `invalid_timeout`) with the JSON path and, given `source`, the position.
  */
 export function configPolicyDiagnostics(config: Config, source?: SourceMap): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const check = (value: unknown, segments: (string | number)[], what: string) => {
+  const check = (
+    value: unknown,
+    segments: (string | number)[],
+    what: string,
+    allowZero = false,
+  ) => {
     if (value === undefined) return;
     try {
-      parseDuration(value, { what });
+      parseDuration(value, { what, allowZero });
     } catch (e) {
       const d: Diagnostic = {
         level: "error",
@@ -298,8 +326,14 @@ export function configPolicyDiagnostics(config: Config, source?: SourceMap): Dia
   };
   check(config.runTimeout, ["runTimeout"], "runTimeout");
   for (const [name, pc] of Object.entries(config.plugins ?? {})) {
-    const t = (pc as { timeout?: unknown }).timeout;
-    check(t, ["plugins", name, "timeout"], `plugins.${name}.timeout`);
+    const p = pc as Record<string, unknown>;
+    check(p.timeout, ["plugins", name, "timeout"], `plugins.${name}.timeout`);
+    // checked when the plugin starts too: say so here, where `validate` reports it
+    for (const key of ["restartDelay", "maxRestartDelay", "closeGrace"]) {
+      check(p[key], ["plugins", name, key], `plugins.${name}.${key}`, true);
+    }
+    const openai = p.openai as { timeout?: unknown } | undefined;
+    if (openai) check(openai.timeout, ["plugins", name, "openai", "timeout"], "openai.timeout");
   }
   return out;
 }

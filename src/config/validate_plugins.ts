@@ -15,17 +15,25 @@ import { toAnswer } from "./mock_answer.ts";
  * position) instead of a failed step at run time. (A missing `url`/`command` is checked above.)
  */
 export function checkPluginEndpoint(name: string, p: unknown, c: DiagnosticCollector): void {
-  const plugin = p as { type?: string; url?: unknown } | undefined;
+  const plugin = p as { type?: string; url?: unknown; openai?: { baseUrl?: unknown } } | undefined;
+  // the builtin plugin's model endpoint (docs/ai.md), checked when it starts: say so here too
+  if (plugin?.type === "builtin" && typeof plugin.openai?.baseUrl === "string") {
+    const url = plugin.openai.baseUrl;
+    if (url !== "" && !/[{$]/.test(url) && !isHttpUrl(url)) {
+      c.add(
+        "error",
+        "invalid_plugin",
+        `Plugin '${name}': openai.baseUrl ${JSON.stringify(url)} is not an http(s) URL`,
+        ["plugins", name, "openai", "baseUrl"],
+        { hint: "e.g. baseUrl: http://127.0.0.1:11434/v1" },
+      );
+    }
+    return;
+  }
   if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
   // `{name.url}` / `{port}` of test servers are filled in later.
   if (typeof plugin.url !== "string" || /[{$]/.test(plugin.url)) return;
-  let ok = false;
-  try {
-    ok = ["http:", "https:"].includes(new URL(plugin.url).protocol);
-  } catch {
-    // not a URL
-  }
-  if (!ok) {
+  if (!isHttpUrl(plugin.url)) {
     c.add(
       "error",
       "invalid_plugin",
@@ -33,6 +41,14 @@ export function checkPluginEndpoint(name: string, p: unknown, c: DiagnosticColle
       ["plugins", name, "url"],
       { hint: "e.g. url: http://127.0.0.1:8080" },
     );
+  }
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    return ["http:", "https:"].includes(new URL(text).protocol);
+  } catch {
+    return false; // not a URL
   }
 }
 
@@ -61,15 +77,29 @@ export function checkMockBehaviors(
 }
 
 /**
- * `${VAR}` references in a step service's or MCP server's `args` and `env`: a malformed one is an
+ * `${VAR}` references in a step service's or MCP server's `args` and `env`, and in the builtin
+ * plugin's `openai` settings (`baseUrl`, `model`, `headers`): a malformed one is an
  * error; an unset variable without a default is a warning (the environment of `validate` may not
  * be the one of the run), both at the exact arg or env entry. Variables this process may not read
  * are not checked.
  */
 export function checkPluginEnvRefs(name: string, p: unknown, c: DiagnosticCollector): void {
-  const plugin = p as { type?: string; args?: unknown; env?: unknown } | undefined;
-  if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
+  const plugin = p as
+    | { type?: string; args?: unknown; env?: unknown; openai?: unknown }
+    | undefined;
   const entries: [(string | number)[], string][] = [];
+  // the builtin plugin's `openai` settings are substituted when it starts (docs/ai.md)
+  if (plugin?.type === "builtin" && isJsonObject(plugin.openai as JsonValue)) {
+    const o = plugin.openai as Record<string, unknown>;
+    for (const k of ["baseUrl", "model"]) {
+      if (typeof o[k] === "string") entries.push([["plugins", name, "openai", k], o[k] as string]);
+    }
+    if (isJsonObject(o.headers as JsonValue)) {
+      for (const [k, v] of Object.entries(o.headers as Record<string, unknown>)) {
+        if (typeof v === "string") entries.push([["plugins", name, "openai", "headers", k], v]);
+      }
+    }
+  } else if (plugin?.type !== "stepflow" && plugin?.type !== "mcp") return;
   if (Array.isArray(plugin.args)) {
     plugin.args.forEach((a, i) => {
       if (typeof a === "string") entries.push([["plugins", name, "args", i], a]);

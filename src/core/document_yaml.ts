@@ -92,6 +92,8 @@ class YamlConverter {
     let msg = e.message.split("\n")[0];
     const at = msg.search(/ at line \d+, column \d+:?$/);
     if (at >= 0) msg = msg.slice(0, at);
+    // advice to the library's programmer, not to someone writing a flow
+    msg = msg.replace(/; please use YAML\.parseAllDocuments\(\)/, "");
     const hint = YAML_HINTS[e.code];
     // The library error is restated in full, so it is not kept as `cause` (describeError
     // would print it twice, with its multi-line excerpt).

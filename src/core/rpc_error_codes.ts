@@ -33,3 +33,8 @@ export const EXECUTION_ERROR = -32003;
 export const NOT_FOUND = -32011;
 /** stepflow 0.8: `Invalid value for field 'batch_id': expected valid UUID`. */
 export const INVALID_VALUE = -32012;
+/**
+ * Engine-made, never sent: stands in for an MCP server's answer longer than the output size limit
+ * (the rest of its line is not read); the step fails with 413 `OUTPUT_TOO_LARGE`.
+ */
+export const ANSWER_TOO_LARGE = -32413;

@@ -16,6 +16,7 @@
  * library's public API (just over 400 lines, most of them docstrings of its methods).
  * @module
  */
+import { MAX_DURATION_MS } from "../core/duration.ts";
 import type { Flow } from "../flow/model.ts";
 import type { LoadedConfig } from "../config/model.ts";
 import { Router } from "../config/router.ts";
@@ -211,6 +212,7 @@ export class Engine {
    * to cancel it, the steps in flight, and when its record is stored (src/execution/run_handle.ts).
    */
   start(flow: Flow | FlowLike, input: JsonValue, options: RunOptions = {}): RunHandle {
+    checkRunOptions(options);
     return startRun(this.#host, isFlowLike(flow) ? flow.flow : flow, input, options);
   }
 
@@ -421,6 +423,35 @@ export class Engine {
       if (r.status === "rejected") log.warn(`closing a plugin failed: ${describeError(r.reason)}`);
     }
     await this.store.close();
+  }
+}
+
+/**
+ * `timeoutMs` and `maxConcurrency` as the engine can use them. A library caller's mistake
+ * (`timeoutMs: NaN` ran without a limit, `-1` "timed out after -1ms", `maxConcurrency: 0` threw
+ * the limiter's RangeError without naming the option).
+ * @throws {RangeError} naming the option and the value; {TypeError} for a `signal` that is not an
+ *   AbortSignal.
+ */
+function checkRunOptions(options: RunOptions): void {
+  const t = options.timeoutMs;
+  if (t !== undefined && !(typeof t === "number" && t > 0 && t <= MAX_DURATION_MS)) {
+    throw new RangeError(
+      `RunOptions.timeoutMs must be a number of ms greater than 0 and at most ${MAX_DURATION_MS}, got ${
+        String(t)
+      }`,
+    );
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError(
+      "RunOptions.signal must be an AbortSignal (e.g. new AbortController().signal)",
+    );
+  }
+  const m = options.maxConcurrency;
+  if (m !== undefined && !(Number.isInteger(m) && m >= 1)) {
+    throw new RangeError(
+      `RunOptions.maxConcurrency must be a positive integer, got ${String(m)}`,
+    );
   }
 }
 

@@ -60,8 +60,13 @@ export class SignalWaits {
     if (deadline !== undefined) data.timeoutAt = new Date(deadline).toISOString();
     this.#enter(runId, data);
     this.log.warn(
-      `run ${runId} paused: step '${stepId}' waits for signal '${name}' ` +
-        `(stepflow signal ${runId} ${name} --data-json '...')`,
+      `run ${runId} paused: step '${stepId}' waits for signal '${name}'` +
+        (this.store.kind === "inMemory"
+          // no other process can reach an in-memory run: `stepflow signal` would not find it
+          ? `, but the run's state is in memory: only this process can send it (the service's ` +
+            `POST /api/v1/runs/${runId}/signals/${name}, or the library); from the command ` +
+            `line, run with --store FILE and use 'stepflow signal'`
+          : ` (stepflow signal ${runId} ${name} --data-json '...')`),
     );
     let wake: (() => void) | undefined;
     const wakers = this.#wakers.get(runId) ?? new Set();

@@ -140,5 +140,8 @@ export const KEY_ALIASES: KeyAliases = {
  * "did you mean" hint, or an explanation ({@linkcode KEY_ALIASES}), or undefined.
  */
 export function suggestKey(key: string, known: readonly string[]): string | undefined {
+  if (key === "<<") {
+    return "YAML merge keys are not applied (YAML 1.2): write the keys out";
+  }
   return suggestName(key, known, KEY_ALIASES);
 }

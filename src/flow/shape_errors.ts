@@ -151,6 +151,12 @@ function describeIssue(
   switch (issue.code) {
     case "invalid_type":
       if (actual === undefined) {
+        // `<<: *defaults` is not applied (YAML 1.2, as stepflow 0.8): the key it was to bring
+        const parent = valueAt(root, path.slice(0, -1));
+        if (isJsonObject(parent) && Object.hasOwn(parent, "<<")) {
+          return `missing required key '${String(last)}' (YAML merge keys '<<' are not applied: ` +
+            `write the keys out)`;
+        }
         return `missing required key '${String(last)}'${requiredHint(path, what)}`;
       }
       if (last === "onError" && typeof actual === "string") {

@@ -44,8 +44,10 @@ import {
 import { EXAMPLE_KEYS, FLOW_KEYS, ON_ERROR_KEYS, STEP_KEYS, suggestKey } from "./keys.ts";
 import {
   checkBraces,
+  checkConstantSkipIf,
   checkFieldAccess,
   checkRefKeys,
+  checkSchemaFields,
   checkTestSection,
   suggestStep,
 } from "./validate_keys.ts";
@@ -128,7 +130,16 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
       return compileTemplate(t, at);
     } catch (e) {
       if (!(e instanceof TemplateError)) throw e;
-      c.add("fatal", "invalid_reference", `Invalid reference expression: ${e.message}`, [...e.at]);
+      // every invalid reference of the template, not only the first (one fix, one run each)
+      const all = referenceErrors(t, at);
+      for (const err of all.length > 0 ? all : [e]) {
+        c.add(
+          "fatal",
+          "invalid_reference",
+          `Invalid reference expression: ${err.message}`,
+          [...err.at],
+        );
+      }
       // the steps it names still count as referenced: one bad reference must not also produce
       // "Step 'x' is not referenced" warnings for the steps it (and its neighbours) read
       addRawStepTargets(t, referenced);
@@ -235,7 +246,12 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
     if (input) forEachRef(input, (ref) => checkRef({ ref, where: "input", stepIndex: i }, selfId));
     const skipIf = compile(step.skipIf, [...base, "skipIf"]);
     if (skipIf) {
-      forEachRef(skipIf, (ref) => checkRef({ ref, where: "skipIf", stepIndex: i }, selfId));
+      let refs = 0;
+      forEachRef(skipIf, (ref) => {
+        refs++;
+        checkRef({ ref, where: "skipIf", stepIndex: i }, selfId);
+      });
+      checkConstantSkipIf(c, step.skipIf, refs > 0, [...base, "skipIf"], step.id);
     }
     if (step.id !== "" && !directDeps.has(step.id)) {
       const deps = new Set<string>();
@@ -301,6 +317,7 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
     );
   });
 
+  checkSchemaFields(c, raw, rawSteps);
   checkBraces(raw, [], loaded.source as Partial<DocumentSourceMap> | undefined, c);
   checkTestSection(rawObj, c, loaded.source, hooks.checkTestConfig);
   if (Array.isArray(rawObj.examples)) {
@@ -308,6 +325,30 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
       c.unknownKeys(e, ["examples", i], EXAMPLE_KEYS, "an example")
     );
   }
+}
+
+/** The error of each reference of template `t` (at `at`) that does not compile, in order. */
+function referenceErrors(t: JsonValue, at: Path): TemplateError[] {
+  const out: TemplateError[] = [];
+  const walk = (v: JsonValue, here: Path) => {
+    if (Array.isArray(v)) {
+      v.forEach((x, i) => walk(x, [...here, i]));
+      return;
+    }
+    if (!isJsonObject(v) || Object.hasOwn(v, "$literal")) return;
+    if (Object.hasOwn(v, "$from")) {
+      try {
+        compileTemplate(v, here);
+      } catch (e) {
+        if (e instanceof TemplateError) out.push(e);
+        else throw e;
+      }
+      return;
+    }
+    for (const k of Object.keys(v)) walk(v[k], [...here, k]);
+  };
+  walk(t, at);
+  return out;
 }
 
 /**

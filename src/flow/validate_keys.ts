@@ -5,7 +5,13 @@
  * brace syntax or complex keys where text was meant.
  * @module
  */
-import { isJsonObject, isRawNumber, type JsonValue } from "../json/exact_json.ts";
+import {
+  isJsonObject,
+  isNumber,
+  isRawNumber,
+  type JsonValue,
+  stringifyJson,
+} from "../json/exact_json.ts";
 import type { Diagnostic, DiagnosticCollector, SourceMap } from "../core/diagnostics.ts";
 import type { DocumentSourceMap } from "../core/document.ts";
 import { editDistance } from "../core/suggest.ts";
@@ -31,6 +37,7 @@ export function checkRefKeys(c: DiagnosticCollector, t: JsonValue | undefined, a
   if (!isJsonObject(t)) return;
   if (Object.hasOwn(t, "$from")) {
     c.unknownKeys(t, at, REF_KEYS, "a reference");
+    checkPathDots(c, t.path, [...at, "path"]);
     const from = t.$from;
     const sources = isJsonObject(from)
       ? ["step", "workflow", "variable"].filter((k) => Object.hasOwn(from, k)).length
@@ -228,4 +235,93 @@ export function checkBraces(
     }
     checkBraces(v[k], [...at, k], source, c);
   }
+}
+
+/**
+ * Schema fields (`inputSchema`, `outputSchema`, `variables`, a step's `inputSchema` and
+ * `outputSchema`) that are not a JSON Schema (a mapping, or `true`/`false`): the engine ignores
+ * them, so a flow whose `variables: 7` was meant as a schema would otherwise be told only that it
+ * "has no variables schema".
+ */
+export function checkSchemaFields(
+  c: DiagnosticCollector,
+  raw: JsonValue,
+  steps: readonly JsonValue[],
+): void {
+  const check = (obj: JsonValue, at: Path, keys: readonly string[]) => {
+    if (!isJsonObject(obj)) return;
+    for (const k of keys) {
+      const v = obj[k];
+      if (v === undefined || v === null || typeof v === "boolean" || isJsonObject(v)) continue;
+      c.add(
+        "warning",
+        "invalid_schema",
+        `'${k}' must be a JSON Schema (a mapping such as {type: object}), got ${describe(v)}; ` +
+          `it is ignored`,
+        [...at, k],
+        { hint: "write a mapping, e.g. {type: object, properties: {...}}, or remove the key" },
+      );
+    }
+  };
+  check(raw, [], ["inputSchema", "outputSchema", "variables"]);
+  steps.forEach((s, i) => check(s, ["steps", i], ["inputSchema", "outputSchema"]));
+}
+
+/**
+ * A `skipIf` that is a constant (no reference): a literal string such as `"$.skip"` is truthy, so
+ * the step is always skipped; `false`/`0`/`""` never skip it. Either way the condition reads
+ * nothing, which was rarely meant.
+ */
+export function checkConstantSkipIf(
+  c: DiagnosticCollector,
+  skipIf: JsonValue | undefined,
+  hasRef: boolean,
+  at: Path,
+  stepId: string,
+): void {
+  if (skipIf === undefined || skipIf === null || hasRef) return;
+  // stepflow 0.8's truthiness: false, 0, 0.0 and "" are falsy, everything else truthy
+  const always = !(skipIf === false || skipIf === "" ||
+    (isNumber(skipIf) && Number(stringifyJson(skipIf)) === 0));
+  const looksLikePath = typeof skipIf === "string" && /^\$[.[]/.test(skipIf);
+  c.add(
+    "warning",
+    "constant_skip_if",
+    `skipIf of step '${stepId}' is a constant (${describe(skipIf)}), not a reference: the step is ${
+      always ? "always skipped" : "never skipped"
+    }`,
+    at,
+    {
+      hint: looksLikePath
+        ? `a path is read only in a reference: skipIf: {$from: {workflow: input}, path: "${skipIf}"}`
+        : "read a value with a reference, e.g. skipIf: {$from: {workflow: input}, path: skip}",
+    },
+  );
+}
+
+function describe(v: JsonValue): string {
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "string") return `the string ${JSON.stringify(v)}`;
+  if (typeof v === "boolean") return `${v}`;
+  if (v === null) return "null";
+  if (isNumber(v)) return `the number ${stringifyJson(v)}`;
+  return "a mapping";
+}
+
+/**
+ * A warning for `..` in a reference path: JSONPath's recursive descent (`$..name`) does not exist
+ * in stepflow 0.8, which skips empty names: `$..name` reads `$.name`, only at the top.
+ */
+function checkPathDots(c: DiagnosticCollector, path: JsonValue | undefined, at: Path): void {
+  if (typeof path !== "string") return;
+  // quoted names (`$['a..b']`) are names, not separators
+  if (!path.replace(/\[(["']).*?\1\]/g, "").includes("..")) return;
+  c.add(
+    "warning",
+    "path_dots",
+    `Path '${path}' has '..': there is no recursive descent here (stepflow 0.8 skips the empty ` +
+      `name, so '$..a' reads '$.a')`,
+    at,
+    { hint: `write the whole path, e.g. '${path.replace(/\.\.+/g, ".")}'` },
+  );
 }

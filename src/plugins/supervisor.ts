@@ -70,6 +70,12 @@ export interface ChildOptions {
   onOverflow?: (maxLineBytes: number) => void;
   /** @default DEFAULT_MAX_LINE_BYTES */
   maxLineBytes?: number;
+  /**
+   * When an unfinished stdout line passes this many bytes, `onLongLine` sees its first 4 KiB
+   * once; returning true drops the line (the rest is skipped up to its newline).
+   */
+  longLineBytes?: number;
+  onLongLine?: (head: string, bytes: number) => boolean;
   /** @default DEFAULT_CLOSE_GRACE_MS */
   closeGraceMs?: number;
 }
@@ -233,6 +239,8 @@ export class Child {
     const lines = new LineSplitter({
       maxLineBytes: max,
       onOverflow: () => this.#o.onOverflow?.(max),
+      longLineBytes: this.#o.longLineBytes,
+      onLongLine: this.#o.onLongLine,
     });
     const onLine = this.#o.onStdoutLine ?? (() => {});
     try {

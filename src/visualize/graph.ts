@@ -178,6 +178,10 @@ class Builder {
     let variablesNode: GraphNode | undefined;
     /** Step id → node id of its first definition; node id of each step by index. */
     const stepNodes = new Map<string, string>();
+    /** Step id → index of its first definition (a step may read only earlier steps). */
+    const stepIndex = new Map<string, number>();
+    /** Index of the step whose references are being added; undefined for the output. */
+    let current: number | undefined;
     const nodeIdOf: string[] = [];
     for (const [i, step] of flow.steps.entries()) {
       let id = `${prefix}step:${step.id}`;
@@ -185,7 +189,10 @@ class Builder {
       if (this.#nodeIds.has(id)) id = `${id}#${i}`;
       this.#nodeIds.add(id);
       nodeIdOf.push(id);
-      if (!stepNodes.has(step.id)) stepNodes.set(step.id, id);
+      if (!stepNodes.has(step.id)) {
+        stepNodes.set(step.id, id);
+        stepIndex.set(step.id, i);
+      }
     }
     const stepsByNode = new Map<string, GraphNode>();
 
@@ -206,7 +213,18 @@ class Builder {
         case "step": {
           const target = ref.base.step;
           const known = stepNodes.get(target);
-          if (known !== undefined) return { node: known, path };
+          if (known !== undefined) {
+            // drawn, but the flow is invalid: the arrow would close a cycle the run refuses
+            const ti = stepIndex.get(target)!;
+            if (current !== undefined && ti >= current) {
+              this.warnings.push(
+                `${jsonPath(ref.at)}: ${where} references ${
+                  ti === current ? "itself" : `step '${target}', defined later (steps[${ti}])`
+                }: a step may only read earlier steps, and the run refuses this flow`,
+              );
+            }
+            return { node: known, path };
+          }
           const id = `${prefix}missing:${target}`;
           if (!missing.some((n) => n.id === id)) {
             missing.push(inCluster({ id, kind: "missing_step", label: target, stepId: target }));
@@ -239,6 +257,7 @@ class Builder {
       body.push(node);
       stepsByNode.set(id, node);
       const where = `step '${step.id}'`;
+      current = i;
       addRefs(step.input, [...stepAt, "input"], id, "data", where);
       addRefs(step.skipIf, [...stepAt, "skipIf"], id, "skip_if", where);
       if (step.onError?.action === "useDefault") {
@@ -257,6 +276,7 @@ class Builder {
         });
       }
     }
+    current = undefined;
     addRefs(flow.output, [...at, "output"], outputId, "data", "the output");
 
     // The required set (stepflow 0.8 §1.6): what the output and mustExecute steps read, closed

@@ -196,6 +196,9 @@ Deno.test("a killed run is marked failed (interrupted) when the store is next op
       assertEquals(detail.steps.map((s) => [s.stepId, s.status]).slice(0, 1), [
         ["first", "completed"],
       ]);
+      // the table says why the step that was running has no result (before: an empty cell)
+      const table = await runCli(["runs", "show", runId, "--store", db]);
+      assertStringIncludes(table.stdout, "no result: interrupted while running");
       const s = SqliteStateStore.open(`sqlite:${db}`);
       try {
         const types = (await s.getEvents({ runId })).map((e) => e.type);

@@ -148,3 +148,14 @@ Deno.test("serve --host that is not an address of this machine: exit 2 naming --
     assertStringIncludes(r.stderr, `cannot listen on --host '${host}'`);
   }
 });
+
+Deno.test("--variables-json / --variables that are not a mapping: exit 2 naming the flag and what was given", async () => {
+  // before: "variables must be an object of name: value", naming no flag
+  const r = await runCli([...RUN, "--variables-json", "[1]"]);
+  assertStrictEquals(r.code, 2, r.stderr);
+  assertStringIncludes(
+    r.stderr,
+    "--variables-json must be a mapping of variable names to values",
+  );
+  assertStringIncludes(r.stderr, "got a list");
+});

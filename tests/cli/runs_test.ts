@@ -94,6 +94,10 @@ Deno.test("stepflow runs show: steps with status, attempts and result; nested ru
     // the step's input could not be resolved: the run aborted before the step ran (0.8)
     assertStringIncludes(detail.run.result.error.message, "step 'hello'");
     assertEquals(detail.steps, []);
+    // before: "no step has started", also for a run interrupted inside a /map step (built-ins
+    // are recorded only when they finish)
+    const table = await runCli(["runs", "show", bad, "--store", db]);
+    assertStringIncludes(table.stdout, "no step recorded yet (steps without side effects");
     const none = await runCli(["runs", "show", "nope", "--store", db]);
     assertStrictEquals(none.code, 1);
     assertStringIncludes(none.stderr, "no run 'nope'");

@@ -148,10 +148,12 @@ Deno.test("validateFlow() makes invalid references fatal at their path", () => {
 output: {$from: {step: a}}
 `));
   const bad = ds.filter((d) => d.code === "invalid_reference");
-  assertStrictEquals(bad.length, 1, "compile stops at the first bad reference of a template");
+  // every bad reference of the template (this used to stop at the first)
+  assertStrictEquals(bad.length, 2);
   assertStrictEquals(bad[0].level, "fatal");
   assertStrictEquals(bad[0].path, "$.steps[0].input.x.$from");
   assertStrictEquals(bad[0].position?.line, 7);
+  assertStrictEquals(bad[1].path, "$.steps[0].input.y.path");
 });
 
 Deno.test("validateFlow() checks skipIf and onError.defaultValue references", () => {

@@ -219,7 +219,20 @@ output: { $from: { step: self } }
   assertEquals(g.warnings, [
     "$.steps[0].input.bad.$from: invalid reference left out: $from must have one of 'workflow', 'step' or 'variable' (e.g. {$from: {step: my_step}})",
     "$.steps[0].input.ghost: step 'a' references undefined step 'gone'",
+    "$.steps[2].input: step 'self' references itself: a step may only read earlier steps, and the run refuses this flow",
     "$.steps[3].input.workflow: the nested flow of step 'bad_nested' is not a valid flow",
+  ]);
+});
+
+Deno.test("buildFlowGraph: a reference to a later step is a warning (before, the cycle was drawn without a word)", () => {
+  const g = graphOf(`steps:
+  - { id: a, component: /x, input: { $from: { step: b } } }
+  - { id: b, component: /x, input: { $from: { step: a } } }
+output: { $from: { step: b } }
+`);
+  assert(edgesOf(g).includes("step:b -> step:a data [$]"));
+  assertEquals(g.warnings, [
+    "$.steps[0].input: step 'a' references step 'b', defined later (steps[1]): a step may only read earlier steps, and the run refuses this flow",
   ]);
 });
 

@@ -50,7 +50,7 @@ import { isJsonObject } from "../../json/exact_json.ts";
 import { logger } from "../../log.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { objectInput, optionalString } from "./_input.ts";
-import { failureFromError, resolveEndpoint } from "./openai_client.ts";
+import { boundAnswers, failureFromError, resolveEndpoint } from "./openai_client.ts";
 import { postChat } from "./model_http.ts";
 import { type Answer, fromCompletion, streamed, toOutput } from "./chat_answer.ts";
 import { buildRequest, loadSchemaChecks, NAME, PASSTHROUGH } from "./chat_request.ts";
@@ -120,10 +120,13 @@ export const chatComponent: BuiltinComponent = {
       await loadSchemaChecks();
     }
     const request = buildRequest(o, env.openai.model);
-    const endpoint = resolveEndpoint(NAME, {
-      api_key: optionalString(NAME, o, "api_key"),
-      base_url: optionalString(NAME, o, "base_url"),
-    }, env.openai);
+    const endpoint = boundAnswers(
+      resolveEndpoint(NAME, {
+        api_key: optionalString(NAME, o, "api_key"),
+        base_url: optionalString(NAME, o, "base_url"),
+      }, env.openai),
+      env.maxOutputBytes,
+    );
     const stream = o.stream === undefined || o.stream === null ? ctx.progress !== undefined : (
       o.stream === true
     );
@@ -134,7 +137,7 @@ export const chatComponent: BuiltinComponent = {
         ? await streamed(endpoint, request.body, ctx)
         : fromCompletion(await postChat(endpoint, request.body, ctx.signal));
     } catch (e) {
-      return failureFromError(NAME, e, endpoint);
+      return failureFromError(NAME, e, endpoint, ctx.stepId);
     }
     if (log.enabled("info")) {
       const u = answer.usage;

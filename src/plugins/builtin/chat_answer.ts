@@ -36,7 +36,7 @@ export function fromCompletion(completion: unknown): Answer {
   const message = (choice.message ?? {}) as Record<string, unknown>;
   const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
   return {
-    content: typeof message.content === "string" ? message.content : null,
+    content: contentText(message.content),
     refusal: typeof message.refusal === "string" && message.refusal !== "" ? message.refusal : null,
     toolCalls: calls.map((tc: Record<string, unknown>) => {
       const fn = (tc.function ?? {}) as Record<string, unknown>;
@@ -45,7 +45,12 @@ export function fromCompletion(completion: unknown): Answer {
         type: typeof tc.type === "string" ? tc.type : "function",
         function: {
           name: String(fn.name ?? ""),
-          arguments: typeof fn.arguments === "string" ? fn.arguments : stringifyJson(fn.arguments),
+          // absent (a server's call without arguments) reads as no arguments, as in a stream
+          arguments: typeof fn.arguments === "string"
+            ? fn.arguments
+            : fn.arguments === undefined || fn.arguments === null
+            ? ""
+            : stringifyJson(fn.arguments),
         },
       };
     }),
@@ -55,6 +60,20 @@ export function fromCompletion(completion: unknown): Answer {
     model: typeof c?.model === "string" ? c.model : "",
     usage: isJsonObject(c?.usage) ? c.usage as JsonObject : null,
   };
+}
+
+/**
+ * The text of a message's `content`: a string as it is; a list of content parts (some servers
+ * answer so) as the concatenation of their `text`; absent or null as null; anything else as its
+ * JSON text (an odd server's answer is kept, not dropped).
+ */
+function contentText(content: unknown): string | null {
+  if (typeof content === "string") return content;
+  if (content === undefined || content === null) return null;
+  if (Array.isArray(content) && content.every((p) => isJsonObject(p as JsonValue))) {
+    return content.map((p) => typeof p.text === "string" ? p.text : "").join("");
+  }
+  return stringifyJson(content as JsonValue);
 }
 
 /** Sends the request with `stream: true`, reporting text as progress; returns the whole answer. */
@@ -132,7 +151,16 @@ export function toOutput(a: Answer, request: Request) {
   }
   if (a.toolCalls.length > 0) {
     const calls: JsonValue[] = [];
-    for (const tc of a.toolCalls) {
+    for (const [i, tc] of a.toolCalls.entries()) {
+      if (tc.function.name === "") {
+        return answerFailure(
+          502,
+          "INVALID_TOOL_CALL",
+          `tool call ${i}${tc.id ? ` ('${tc.id}')` : ""} names no function`,
+          true,
+          a,
+        );
+      }
       let args: JsonValue;
       try {
         args = tc.function.arguments.trim() === "" ? {} : parseJson(tc.function.arguments);

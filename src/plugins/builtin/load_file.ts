@@ -18,6 +18,7 @@ import { decodeUtf8 } from "../../core/utf8.ts";
 import { engineFailure } from "../../core/error_codes.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { BuiltinError } from "./_failure.ts";
+import { abortable } from "../../core/abort.ts";
 import { invalidInput, objectInput, optionalString, requireString } from "./_input.ts";
 
 const NAME = "/load_file";
@@ -130,14 +131,20 @@ async function readBounded(
   if (limit !== undefined && info.isFile && info.size > limit) {
     return { over: true, size: info.size, exact: true };
   }
-  const file = await Deno.open(path, { read: true });
+  // Opening a named pipe waits for a writer, and reading one (or a stuck network filesystem)
+  // for data: both are raced against the step's signal, so a step timeout, a run timeout or
+  // Ctrl-C ends the step instead of waiting for ever (a file opened after the abort is closed).
+  const opening = Deno.open(path, { read: true });
+  const file = await abortable(opening, signal, () => {
+    opening.then((f) => f.close(), () => {});
+  });
   try {
     const chunks: Uint8Array[] = [];
     let total = 0;
     const buf = new Uint8Array(64 * 1024);
     for (;;) {
       if (signal.aborted) throw signal.reason;
-      const n = await file.read(buf);
+      const n = await abortable(file.read(buf), signal);
       if (n === null) break;
       total += n;
       if (limit !== undefined && total > limit) return { over: true, size: total, exact: false };

@@ -11,11 +11,17 @@
  * `x-should-retry`), `Retry-After` / `retry-after-ms`, a request timeout, aborting on the step's
  * signal, errors of OpenAI, Ollama, vLLM and llama.cpp shapes.
  *
+ * Bounded: an answer is read up to `maxBodyBytes` (the engine's output size limit + 64 KiB, as
+ * step services' answers): a server sending an endless body cannot fill the engine's memory.
+ * A server that answers a streamed request with a whole JSON completion (some gateways ignore
+ * `stream`) is read as that completion.
+ *
  * Thrown: {@linkcode ModelApiError} (an HTTP error status), {@linkcode ModelConnectionError}
- * (no answer: refused, reset, DNS, a stream cut short), {@linkcode ModelTimeoutError} (the
- * endpoint's timeout), {@linkcode ModelAbortError} (the step's signal), {@linkcode
- * ModelAnswerError} (an answer that is not JSON, an error event in a stream). A missing Deno
- * permission is thrown as Deno throws it (the caller turns it into the CLI's hint).
+ * (no answer: refused, reset, DNS; {@linkcode ModelCutOffError} when the answer broke off),
+ * {@linkcode ModelTimeoutError} (the endpoint's timeout), {@linkcode ModelAbortError} (the step's
+ * signal), {@linkcode ModelAnswerError} (an answer that is not JSON, an error event in a stream),
+ * {@linkcode ModelAnswerTooLargeError} (past `maxBodyBytes`). A missing Deno permission is thrown
+ * as Deno throws it (the caller turns it into the CLI's hint).
  * @module
  */
 import { readSseData } from "../../protocol/sse.ts";
@@ -30,7 +36,17 @@ export interface ModelEndpoint {
   headers: Record<string, string>;
   /** Limit on the whole request, ms (headers and body, streamed or not). */
   timeoutMs: number;
+  /**
+   * Most bytes of an answer read (a whole body, or the data of a stream's events together).
+   * @default {@linkcode DEFAULT_MAX_ANSWER_BYTES}
+   */
+  maxBodyBytes?: number;
 }
+
+/** Most bytes of an answer read when the engine has no output size limit (as step services). */
+export const DEFAULT_MAX_ANSWER_BYTES = 512 * 1024 * 1024;
+/** Room for the envelope of an answer whose content is at the output size limit, bytes. */
+export const ANSWER_ENVELOPE_BYTES = 64 * 1024;
 
 /** The error object of an HTTP error answer, as far as the server gave one. */
 export interface ApiErrorBody {
@@ -56,6 +72,19 @@ export class ModelApiError extends Error {
 /** No answer: connection refused or reset, DNS failure, a stream that ended early. */
 export class ModelConnectionError extends Error {
   override name = "ModelConnectionError";
+}
+
+/** The server was reached but its answer broke off (the body or the stream ended early). */
+export class ModelCutOffError extends ModelConnectionError {
+  override name = "ModelCutOffError";
+}
+
+/** The answer is longer than `maxBodyBytes`: it was not read to its end. */
+export class ModelAnswerTooLargeError extends Error {
+  override name = "ModelAnswerTooLargeError";
+  constructor(readonly sizeBytes: number, readonly limitBytes: number) {
+    super(`the answer is more than ${sizeBytes} bytes, not read to its end`);
+  }
 }
 
 /** No complete answer within the endpoint's `timeoutMs`. */
@@ -106,25 +135,98 @@ export async function postChat(
 ): Promise<Record<string, unknown>> {
   const req = await open(endpoint, body, signal, false);
   try {
-    let text: string;
-    try {
-      text = await req.response.text();
-    } catch (e) {
-      throw req.failure(e);
-    }
-    let answer: unknown;
-    try {
-      answer = JSON.parse(text);
-    } catch {
-      throw new ModelAnswerError(`the answer is not JSON: ${clip(text, 200)}`);
-    }
-    if (answer === null || typeof answer !== "object" || Array.isArray(answer)) {
-      throw new ModelAnswerError(`the answer is not a JSON object: ${clip(text, 200)}`);
-    }
-    return answer as Record<string, unknown>;
+    return parseCompletion(await readAnswer(req, endpoint));
   } finally {
     req.done();
   }
+}
+
+/** Reads the whole body, at most `maxBodyBytes`. */
+async function readAnswer(req: OpenRequest, endpoint: ModelEndpoint): Promise<string> {
+  const limit = endpoint.maxBodyBytes ?? DEFAULT_MAX_ANSWER_BYTES;
+  const body = req.response.body;
+  if (!body) return "";
+  // the common answer has a Content-Length within the limit: read it in one go
+  const length = req.response.headers.get("content-length");
+  if (length !== null && /^\d+$/.test(length) && Number(length) <= limit) {
+    try {
+      return await req.response.text();
+    } catch (e) {
+      throw cutOff(req, e);
+    }
+  }
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > limit) {
+        void reader.cancel().catch(() => {});
+        throw new ModelAnswerTooLargeError(total, limit);
+      }
+      chunks.push(value);
+    }
+  } catch (e) {
+    if (e instanceof ModelAnswerTooLargeError) throw e;
+    throw cutOff(req, e);
+  } finally {
+    reader.releaseLock();
+  }
+  const bytes = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    bytes.set(c, off);
+    off += c.length;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+/** The error for a body that could not be read to its end (abort and timeout told apart). */
+function cutOff(req: OpenRequest, e: unknown, what = "the answer"): Error {
+  const f = req.failure(e);
+  return f instanceof ModelConnectionError && !(f instanceof ModelCutOffError)
+    ? new ModelCutOffError(`${what} broke off: ${f.message}`, { cause: e })
+    : f;
+}
+
+function parseCompletion(text: string): Record<string, unknown> {
+  let answer: unknown;
+  try {
+    answer = JSON.parse(text);
+  } catch {
+    throw new ModelAnswerError(`the answer is not JSON: ${clip(text, 200)}`);
+  }
+  if (answer === null || typeof answer !== "object" || Array.isArray(answer)) {
+    throw new ModelAnswerError(`the answer is not a JSON object: ${clip(text, 200)}`);
+  }
+  return answer as Record<string, unknown>;
+}
+
+/**
+ * A whole completion given for a streamed request, as the one chunk a stream would carry
+ * (`message` as `delta`).
+ */
+function completionAsChunk(c: Record<string, unknown>): Record<string, unknown> {
+  const choices = Array.isArray(c.choices) ? c.choices : [];
+  return {
+    ...c,
+    choices: choices.map((ch) => {
+      if (ch === null || typeof ch !== "object") return ch;
+      const { message, ...rest } = ch as Record<string, unknown>;
+      const delta = message !== null && typeof message === "object"
+        ? { ...message as Record<string, unknown> }
+        : {};
+      if (Array.isArray(delta.tool_calls)) {
+        delta.tool_calls = delta.tool_calls.map((tc, index) =>
+          tc !== null && typeof tc === "object" ? { index, ...tc } : tc
+        );
+      }
+      return { ...rest, delta };
+    }),
+  };
 }
 
 /**
@@ -141,10 +243,33 @@ export async function* streamChat(
   const req = await open(endpoint, body, signal, true);
   let finished = false;
   try {
+    const type = req.response.headers.get("content-type") ?? "";
+    if (/json/i.test(type) && !/event-stream/i.test(type)) {
+      // a server (or gateway) that does not stream answered with the whole completion
+      const c = parseCompletion(await readAnswer(req, endpoint));
+      if (c.error !== undefined) {
+        throw new ModelAnswerError(
+          `the server sent an error: ${errorBody(c).message ?? clip(JSON.stringify(c), 200)}`,
+        );
+      }
+      yield completionAsChunk(c);
+      return;
+    }
     const stream = req.response.body;
     if (!stream) throw new ModelAnswerError("the answer has no body");
+    const limit = endpoint.maxBodyBytes ?? DEFAULT_MAX_ANSWER_BYTES;
+    const tooLarge = (_head: string, chars: number) => new ModelAnswerTooLargeError(chars, limit);
+    /** Characters of event data read so far (the answer grows with them). */
+    let total = 0;
     try {
-      for await (const data of readSseData(stream, req.signal)) {
+      for await (
+        const data of readSseData(stream, req.signal, {
+          maxEventChars: limit,
+          onTooLarge: tooLarge,
+        })
+      ) {
+        total += data.length;
+        if (total > limit) throw new ModelAnswerTooLargeError(total, limit);
         if (data.trim() === "[DONE]") return;
         let chunk: unknown;
         try {
@@ -164,11 +289,14 @@ export async function* streamChat(
         yield c;
       }
     } catch (e) {
-      throw req.failure(e);
+      if (e instanceof ModelAnswerTooLargeError) throw e;
+      throw cutOff(req, e, "the answer stream");
     }
     if (req.signal.aborted) throw req.failure(req.signal.reason);
     if (!finished) {
-      throw new ModelConnectionError("the answer stream ended before the answer was complete");
+      throw new ModelCutOffError(
+        "the answer stream ended before the answer was complete (no finish_reason, no [DONE])",
+      );
     }
   } finally {
     req.done();
@@ -201,7 +329,12 @@ async function open(
   const failure = (e: unknown): Error => {
     if (signal.aborted) return new ModelAbortError("the request was aborted", { cause: e });
     if (timeout.signal.aborted) return timeout.signal.reason as Error;
-    if (e instanceof ModelAnswerError || e instanceof ModelConnectionError) return e;
+    if (
+      e instanceof ModelAnswerError || e instanceof ModelConnectionError ||
+      e instanceof ModelAnswerTooLargeError
+    ) {
+      return e;
+    }
     if (isPermissionError(e)) return e as Error;
     return new ModelConnectionError(e instanceof Error ? e.message : String(e), { cause: e });
   };

@@ -23,7 +23,7 @@ import { success } from "../../core/flow_result.ts";
 import { isJsonObject, isNumber, type JsonValue, toNumber } from "../../json/exact_json.ts";
 import type { BuiltinComponent } from "./component.ts";
 import { invalidInput, objectInput, optionalString, typeName } from "./_input.ts";
-import { failureFromError, resolveEndpoint } from "./openai_client.ts";
+import { boundAnswers, failureFromError, resolveEndpoint } from "./openai_client.ts";
 import { postChat } from "./model_http.ts";
 
 const NAME = "/openai";
@@ -86,17 +86,20 @@ export const openaiComponent: BuiltinComponent = {
       }
       body.temperature = temperature;
     }
-    const endpoint = resolveEndpoint(NAME, {
-      api_key: optionalString(NAME, o, "api_key"),
-      base_url: optionalString(NAME, o, "base_url"),
-    }, env.openai);
+    const endpoint = boundAnswers(
+      resolveEndpoint(NAME, {
+        api_key: optionalString(NAME, o, "api_key"),
+        base_url: optionalString(NAME, o, "base_url"),
+      }, env.openai),
+      env.maxOutputBytes,
+    );
     try {
       const answer = await postChat(endpoint, body, ctx.signal);
       const choices = Array.isArray(answer.choices) ? answer.choices : [];
       const content = choices[0]?.message?.content;
       return success({ response: typeof content === "string" ? content : "" });
     } catch (e) {
-      return failureFromError(NAME, e, endpoint);
+      return failureFromError(NAME, e, endpoint, ctx.stepId);
     }
   },
 };

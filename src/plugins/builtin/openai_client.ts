@@ -19,7 +19,7 @@
 import type { OpenAISettings } from "../../config/model.ts";
 import { substituteEnv } from "../../config/env.ts";
 import { parseDuration } from "../../core/duration.ts";
-import { engineFailure } from "../../core/error_codes.ts";
+import { engineFailure, outputTooLarge } from "../../core/error_codes.ts";
 import { failed, type FlowFailed } from "../../core/flow_result.ts";
 import type { JsonObject } from "../../json/exact_json.ts";
 import { PluginError } from "../../errors.ts";
@@ -28,11 +28,14 @@ import { invalidInput } from "./_input.ts";
 import {
   ModelAbortError,
   ModelAnswerError,
+  ModelAnswerTooLargeError,
   ModelApiError,
   ModelConnectionError,
+  ModelCutOffError,
   type ModelEndpoint,
   ModelTimeoutError,
 } from "./model_http.ts";
+import { ANSWER_ENVELOPE_BYTES } from "./model_http.ts";
 
 /** OpenAI's API, the default base URL (as the `openai` client). */
 export const DEFAULT_BASE_URL = "https://api.openai.com/v1";
@@ -124,6 +127,15 @@ export function resolveEndpoint(
   return { baseUrl, apiKey, headers: defaults.headers, timeoutMs: defaults.timeoutMs };
 }
 
+/**
+ * `endpoint` with its answers bounded by the engine's output size limit (bytes; + 64 KiB for the
+ * envelope), as step services' answers are.
+ */
+export function boundAnswers(endpoint: Endpoint, maxOutputBytes: number | undefined): Endpoint {
+  if (maxOutputBytes !== undefined) endpoint.maxBodyBytes = maxOutputBytes + ANSWER_ENVELOPE_BYTES;
+  return endpoint;
+}
+
 /** True for OpenAI's own API host (the only one that needs a key to be set). */
 export function isOpenAI(baseUrl: string): boolean {
   try {
@@ -190,10 +202,17 @@ export function redact(text: string, endpoint: Pick<Endpoint, "apiKey" | "header
  * their status as `error.code` and say in `data.retryable` whether retrying can help (408, 409,
  * 429, 5xx, or the server's `x-should-retry`), with `data.retryAfterMs` from `Retry-After` /
  * `retry-after-ms`; unreachable servers are `TRANSPORT_FAILED`, the request timeout `TIMEOUT`,
- * an answer that is not a chat completion code 502 (retryable).
+ * an answer that is not a chat completion code 502 (retryable), an answer over the output size
+ * limit 413 `OUTPUT_TOO_LARGE` (never retried).
+ * @param stepId names the step in an `OUTPUT_TOO_LARGE` message.
  * @throws {MissingPermissionError} when the cause is a missing Deno permission (e.g. net).
  */
-export function failureFromError(component: string, err: unknown, endpoint: Endpoint): FlowFailed {
+export function failureFromError(
+  component: string,
+  err: unknown,
+  endpoint: Endpoint,
+  stepId = "?",
+): FlowFailed {
   rethrowIfPermission(err);
   const where = displayUrl(endpoint.baseUrl);
   const text = (s: string) => redact(s, endpoint);
@@ -206,6 +225,19 @@ export function failureFromError(component: string, err: unknown, endpoint: Endp
       `${component}: no answer from ${where} within ${endpoint.timeoutMs} ms`,
       { timeoutMs: endpoint.timeoutMs },
     );
+  }
+  if (err instanceof ModelAnswerTooLargeError) {
+    return outputTooLarge(stepId, {
+      sizeBytes: err.sizeBytes,
+      limitBytes: Math.max(0, err.limitBytes - ANSWER_ENVELOPE_BYTES),
+      atLeast: true,
+      via: `${component}: ${where} sent an answer of more than ${err.sizeBytes} bytes, ` +
+        `not read to its end`,
+    });
+  }
+  if (err instanceof ModelCutOffError) {
+    // the server was reached: say what broke, not "cannot reach"
+    return engineFailure("TRANSPORT_FAILED", text(`${component}: ${where}: ${err.message}`));
   }
   if (err instanceof ModelConnectionError) {
     return engineFailure(

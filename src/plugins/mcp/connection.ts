@@ -39,6 +39,8 @@ export type McpEndpoint =
     env: Record<string, string>;
     cwd: string;
     closeGraceMs?: number;
+    /** Largest answer read, bytes (the output size limit + room for the envelope). */
+    maxAnswerBytes?: number;
   }
   | { kind: "http"; url: string };
 
@@ -107,8 +109,11 @@ export class McpConnection {
       if (conn) conn.#markClosed();
     };
     client.onerror = (err: Error) => log.debug(`client error: ${err.message}`);
+    /** The request in flight, for an answer that breaks the MCP schema. */
+    let phase = "initialize";
     try {
       await client.connect(transport, { timeout: timeoutMs, signal });
+      phase = "tools/list";
       const tools = new Map<string, ToolEntry>();
       let cursor: string | undefined;
       do {
@@ -134,7 +139,7 @@ export class McpConnection {
       const hints = transport instanceof StdioTransport ? transport.diagnostics() : "";
       await client.close().catch(() => {});
       await transport.close().catch(() => {});
-      throw startError(err, end, hints, timeoutMs);
+      throw startError(err, end, hints, timeoutMs, phase);
     }
   }
 
@@ -178,14 +183,28 @@ export class McpConnection {
 }
 
 /** A {@linkcode TransportError} saying why a start failed, in words a user can act on. */
-function startError(err: unknown, end: string | undefined, hints: string, timeoutMs: number) {
+function startError(
+  err: unknown,
+  end: string | undefined,
+  hints: string,
+  timeoutMs: number,
+  phase: string,
+) {
   if (err instanceof TransportError && !end) return err;
   let what: string;
+  // the SDK's zod error: its message is the issues as multi-line JSON
+  const issues = (err as { issues?: unknown })?.issues;
   if (end) what = `${end} during the handshake${hints ? `; ${hints}` : ""}`;
   else if (isSdkTimeout(err)) {
     what = `did not answer the handshake within ${timeoutMs} ms${hints ? `; ${hints}` : ""}`;
   } else if (isMcpError(err) && err.code === ErrorCode.ConnectionClosed) {
     what = `closed the connection during the handshake${hints ? `; ${hints}` : ""}`;
+  } else if (Array.isArray(issues)) {
+    what = `its answer to '${phase}' does not fit the MCP schema: ${
+      issues.map((i: { path?: unknown[]; message?: string }) =>
+        `${(i.path ?? []).join(".") || "(result)"}: ${i.message ?? "invalid"}`
+      ).join("; ")
+    }`;
   } else {
     what = err instanceof Error ? err.message : String(err);
     if (err instanceof Error && err.cause instanceof Error && !what.includes(err.cause.message)) {

@@ -37,10 +37,11 @@ import {
   CANCELLED,
   COMPONENT_FAILED,
   engineFailure,
+  outputTooLarge,
   TIMEOUT,
   TRANSPORT_FAILED,
 } from "../../core/error_codes.ts";
-import { VALIDATION_ERROR } from "../../core/rpc_error_codes.ts";
+import { ANSWER_TOO_LARGE, VALIDATION_ERROR } from "../../core/rpc_error_codes.ts";
 
 /**
  * The MCP SDK (and ajv, which checks tool schemas) load with the first MCP connection: commands
@@ -115,6 +116,8 @@ export class McpPlugin implements Plugin {
   readonly #limiter?: Limiter;
   #log: Logger;
   #workingDirectory = ".";
+  /** The engine's output size limit (bytes): a longer answer is not read to its end. */
+  #maxOutputBytes: number | undefined;
   #current?: Promise<McpConnection>;
   /** The started connection, while it is open (the fast path of `execute`). */
   #live: McpConnection | undefined;
@@ -162,6 +165,7 @@ export class McpPlugin implements Plugin {
    */
   async init(ctx: PluginInitContext): Promise<void> {
     this.#workingDirectory = ctx.workingDirectory;
+    this.#maxOutputBytes = ctx.maxOutputBytes;
     this.#log = ctx.log;
     try {
       await this.#connection();
@@ -218,7 +222,11 @@ export class McpPlugin implements Plugin {
           // A server that does not answer its handshake holds the step no longer than its timeout,
           // and not past a cancellation (the start goes on in the background for the next call).
           // Without an explicit step/plugin timeout, the start keeps its own (>= 30 s) limit.
-          const waited = await waitFor(this.#connection(), ctx.signal, ctx.timeoutMs);
+          const waited = await waitFor(
+            this.#connection(),
+            ctx.signal,
+            ctx.timeoutMs ?? (this.#config.timeout === undefined ? undefined : this.#timeoutMs),
+          );
           if (waited === "aborted") return this.#cancelled(tool, ctx.signal);
           if (waited === "timeout") {
             return engineFailure(
@@ -373,13 +381,18 @@ export class McpPlugin implements Plugin {
     if (command.includes("/") && !command.startsWith("/")) {
       command = `${this.#workingDirectory.replace(/\/$/, "")}/${command}`;
     }
-    return {
+    const endpoint: McpEndpoint = {
       kind: "stdio",
       command,
       args: c.args.map(substitute),
       env: Object.fromEntries(Object.entries(c.env).map(([k, v]) => [k, substitute(v)])),
       cwd: this.#workingDirectory,
     };
+    // room for the envelope around a result at the limit, as for step services
+    if (this.#maxOutputBytes !== undefined) {
+      endpoint.maxAnswerBytes = this.#maxOutputBytes + 64 * 1024;
+    }
+    return endpoint;
   }
 
   #where(): string {
@@ -419,6 +432,16 @@ export class McpPlugin implements Plugin {
         "TRANSPORT_FAILED",
         `${head} failed: the server ${this.#where()} ${end}`,
       );
+    }
+    if (isMcpError(err) && err.code === ANSWER_TOO_LARGE) {
+      const size = (err.data as { sizeBytes?: number } | undefined)?.sizeBytes ?? 0;
+      return outputTooLarge(ctx.stepId, {
+        sizeBytes: size,
+        limitBytes: this.#maxOutputBytes ?? size,
+        atLeast: true,
+        via: `tool '${tool}' of MCP plugin '${this.name}' sent an answer of more than ${size} ` +
+          `bytes, not read to its end`,
+      });
     }
     const issues = schemaIssues(err);
     if (issues !== undefined) {

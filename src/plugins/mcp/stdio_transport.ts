@@ -16,6 +16,7 @@
 import type { JSONRPCMessage, Transport } from "./_sdk.ts";
 import { isJsonObject, parseJson, stringifyJson } from "../../json/exact_json.ts";
 import { TransportError } from "../../errors.ts";
+import { ANSWER_TOO_LARGE } from "../../core/rpc_error_codes.ts";
 import type { Logger } from "../../log.ts";
 import {
   Child,
@@ -46,6 +47,13 @@ export interface StdioServerOptions {
    * @default DEFAULT_MAX_LINE_BYTES
    */
   maxLineBytes?: number;
+  /**
+   * Largest answer read (bytes of its line): a longer answer to one of our requests is answered
+   * for the server with {@linkcode ANSWER_TOO_LARGE} and the rest of its line is skipped, so a
+   * server cannot make the engine read and parse hundreds of MB it would refuse anyway.
+   * @default no limit but `maxLineBytes`
+   */
+  maxAnswerBytes?: number;
 }
 
 export { DEFAULT_CLOSE_GRACE_MS, DEFAULT_MAX_LINE_BYTES };
@@ -95,6 +103,8 @@ export class StdioTransport implements Transport {
           this.#killReason = `wrote a stdout line longer than ${max} bytes and was stopped`;
           child.kill();
         },
+        longLineBytes: o.maxAnswerBytes,
+        onLongLine: (head, bytes) => this.#tooLarge(head, bytes),
       });
     } catch (err) {
       return Promise.reject(
@@ -184,6 +194,30 @@ export class StdioTransport implements Transport {
     if (this.#closedFired) return;
     this.#closedFired = true;
     this.onclose?.();
+  }
+
+  /**
+   * An answer line past `maxAnswerBytes`: when its first bytes carry a response id, the request
+   * gets an {@linkcode ANSWER_TOO_LARGE} error now and the rest of the line is skipped.
+   */
+  #tooLarge(head: string, bytes: number): boolean {
+    const m = /^\s*\{[^{]*?"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")/.exec(head);
+    if (!m || !/"(result|error)"\s*:/.test(head)) return false;
+    const id = JSON.parse(m[1]) as string | number;
+    try {
+      this.onmessage?.({
+        jsonrpc: "2.0",
+        id,
+        error: {
+          code: ANSWER_TOO_LARGE,
+          message: `the answer is more than ${bytes} bytes, not read to its end`,
+          data: { sizeBytes: bytes, limitBytes: this.#opts.maxAnswerBytes },
+        },
+      } as unknown as JSONRPCMessage);
+    } catch (err) {
+      this.onerror?.(err as Error);
+    }
+    return true;
   }
 
   #onLine(raw: string): void {

@@ -176,7 +176,7 @@ export class StepflowPlugin implements Plugin {
     };
     const refused = (err: unknown): FlowResult => {
       this.#closeOpen(ctx.runId);
-      return this.#failure(err, component, ctx);
+      return this.#failure(err, ctx);
     };
     return this.#request(params, ctx).then(answered, (err) => {
       if (!(err instanceof WorkerCrashError) || ctx.signal.aborted || ctx.engineRetries) {
@@ -209,7 +209,7 @@ export class StepflowPlugin implements Plugin {
    * The result of a call that failed with `err`.
    * @throws the step's abort reason when its signal aborted (the caller reports the cause).
    */
-  #failure(err: unknown, component: string, ctx: ExecuteContext): FlowResult {
+  #failure(err: unknown, ctx: ExecuteContext): FlowResult {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     if (err instanceof OutputLimitError) {
       // 413, never retried: the same component would answer the same way

@@ -309,13 +309,30 @@ export class StdioWorker implements WorkerTransport {
       longLineBytes: limit === undefined ? undefined : limit + ENVELOPE_BYTES,
       onLongLine: (head, bytes) => tooLarge(head, bytes, limit!),
     });
-    const onLine = (line: string) => proc.peer.receiveText(line);
+    /** The unfinished line held now was reported as stalled (once per line). */
+    let stallReported = false;
+    const onLine = (line: string) => {
+      stallReported = false;
+      proc.peer.receiveText(line);
+    };
     // A whole answer without its newline: tried once stdout has been quiet for QUIET_MS.
     let quiet: ReturnType<typeof setTimeout> | undefined;
     const onQuiet = () => {
       quiet = undefined;
       const text = lines.peek();
-      if (text !== undefined && proc.peer.receiveUnterminated(text)) lines.flush();
+      if (text === undefined) return;
+      if (proc.peer.receiveUnterminated(text)) {
+        lines.flush();
+      } else if (!stallReported) {
+        // half a message and silence (a worker stuck mid-write): say so rather than wait mutely
+        stallReported = true;
+        this.#o.log.warn(
+          `${this.#name}: wrote part of a line on stdout and went quiet with ${proc.peer.pendingCount} ` +
+            `call(s) open: ${
+              JSON.stringify(text.length > 200 ? text.slice(0, 200) + "…" : text)
+            }; its calls wait for the rest of the line (a step timeout ends the wait)`,
+        );
+      }
     };
     try {
       for (;;) {

@@ -1,6 +1,7 @@
 /**
- * `/load_file` reads no more than the output size limit (issue 10, item 8), run through
- * `stepflow run` as a user would.
+ * `/load_file` reads no more than the output size limit (issue 10, item 8), and a named pipe
+ * without a writer no longer blocks a run past its timeout, run through `stepflow run` as a user
+ * would.
  */
 import {
   assertEquals,
@@ -74,4 +75,33 @@ Deno.test("/load_file: /dev/zero, a file over maxOutputSize and a Latin-1 file f
     assertStrictEquals(small.code, 0, small.stderr);
     assertEquals(small.result, { outcome: "success", result: "héllo" });
   });
+});
+
+Deno.test({
+  name:
+    "/load_file: a named pipe nobody writes to ends at the run timeout (it blocked past --timeout and SIGTERM)",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      await Deno.writeTextFile(`${dir}/flow.yaml`, FLOW);
+      await Deno.writeTextFile(
+        `${dir}/stepflow-config.yml`,
+        `plugins:\n  builtin: { type: builtin }\n` +
+          `routes:\n  "/builtin/{*component}": [{ plugin: builtin }]\n`,
+      );
+      const mk = await new Deno.Command("mkfifo", { args: [`${dir}/pipe`] }).output();
+      assertStrictEquals(mk.success, true);
+      const r = await runCli([
+        "run",
+        "--flow",
+        `${dir}/flow.yaml`,
+        "--input-json",
+        JSON.stringify({ path: `${dir}/pipe` }),
+        "--timeout",
+        "1s",
+      ]);
+      assertStrictEquals(r.code, 1, r.stderr);
+      assertStringIncludes(r.stdout, '"kind":"RUN_TIMEOUT"');
+    });
+  },
 });

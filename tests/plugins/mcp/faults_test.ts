@@ -358,3 +358,55 @@ Deno.test("McpPlugin: a server that never answers its handshake fails the step a
   assertEquals(left.map((d) => d.name), []);
   assertEquals(log.lines.filter((l) => l.includes("plugin is closing")), []);
 });
+
+Deno.test("McpPlugin: the plugin's timeout bounds a step's wait for a server still in its handshake", async () => {
+  // docs/mcp.md: "a step with an explicit timeout (its own or the plugin's) waits for a server
+  // still starting no longer than that". Before, only the step's own timeout did: with the
+  // plugin's `timeout: 300ms` a step waited for the whole 30 s start handshake.
+  const token = `61.${Date.now()}`;
+  const plugin = new McpPlugin(
+    "silent",
+    McpPluginConfigSchema.parse({ type: "mcp", command: "sleep", args: [token], timeout: "300ms" }),
+  );
+  await using _ = { [Symbol.asyncDispose]: () => plugin.close() };
+  const log = recordingLogger();
+  const init = plugin.init({ name: "silent", workingDirectory: REPO_ROOT, engine: noEngine, log });
+  const started = Date.now();
+  const r = await plugin.execute("/echo", { text: "x" }, stepCtx());
+  assert(Date.now() - started < 5_000, `the step waited ${Date.now() - started} ms`);
+  assertStringIncludes(errorOf(r).message, "timed out after 300 ms: the server 'sleep");
+  await plugin.close();
+  await init;
+});
+
+Deno.test("McpPlugin: a tools/list answer that breaks the MCP schema is named in one line", async () => {
+  // before: the SDK's zod issues as a multi-line JSON dump ("[\n  {\n    \"expected\": ...")
+  await using started = await startPlugin(faultConfig("bad-tools-list"));
+  const { plugin } = started;
+  const e = errorOf(await plugin.execute("/echo", { text: "x" }, stepCtx()));
+  assertStringIncludes(
+    e.message,
+    "its answer to 'tools/list' does not fit the MCP schema: tools: Invalid input: expected array",
+  );
+  assert(!e.message.includes("\n"), e.message);
+});
+
+Deno.test("McpPlugin: an answer over the output size limit fails with 413 and is not read to its end", async () => {
+  // before: read and parsed whole (80 MB took 13 s and 590 MB), and refused only afterwards
+  const plugin = new McpPlugin("srv", McpPluginConfigSchema.parse(faultConfig()));
+  await using _ = { [Symbol.asyncDispose]: () => plugin.close() };
+  await plugin.init({
+    name: "srv",
+    workingDirectory: REPO_ROOT,
+    engine: noEngine,
+    log: recordingLogger(),
+    maxOutputBytes: 100_000,
+  });
+  const e = errorOf(await plugin.execute("/big", { n: 2_000_000 }, stepCtx()));
+  assertEquals([e.code, (e.data as { kind: string }).kind], [413, "OUTPUT_TOO_LARGE"]);
+  assertStringIncludes(e.message, "tool 'big' of MCP plugin 'srv' sent an answer of more than");
+  assertStringIncludes(e.message, "not read to its end");
+  // the server stays usable: the rest of the long line was skipped
+  assertEquals(textOf(await plugin.execute("/echo", { text: "after" }, stepCtx())), "after");
+  assertEquals(textOf(await plugin.execute("/big", { n: 1000 }, stepCtx())), "x".repeat(1000));
+});

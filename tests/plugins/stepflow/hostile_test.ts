@@ -125,6 +125,27 @@ Deno.test("an answer written without its newline is taken once the worker is qui
   assertStringIncludes(r.stderr, "was not ended with a newline");
 });
 
+Deno.test("half a line and silence: a warning names the stalled worker and its text; a step timeout ends the wait", async () => {
+  // before: no word at all while the call waited (without a timeout, for ever)
+  const r = await runCli([
+    "run",
+    "--flow",
+    `${DIR}/one_step.yaml`,
+    "--input-json",
+    JSON.stringify({ input: {} }),
+    "--overrides-json",
+    JSON.stringify({ call: { value: { component: "/hostile/half_line", timeout: "2s" } } }),
+  ]);
+  assertStrictEquals(r.code, 1, r.stderr);
+  // deno-lint-ignore no-explicit-any
+  assertEquals((parseJson(r.stdout) as any).error.code, 504);
+  assertStringIncludes(
+    r.stderr,
+    "wrote part of a line on stdout and went quiet with 1 call(s) open",
+  );
+  assertStringIncludes(r.stderr, String.raw`"{\"jsonrpc\": \"2.0\", \""`);
+});
+
 Deno.test("secrets (is_secret variables, input fields, step outputs) are [REDACTED] in errors and logs", async () => {
   const r = await runFile(
     "secrets.yaml",

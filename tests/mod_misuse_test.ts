@@ -1,0 +1,108 @@
+/**
+ * The library (`mod.ts`) used wrongly from JavaScript, where nothing checks types: each mistake
+ * gets an error that says what was expected. Before: `runFlow(null, ...)` threw `TypeError:
+ * Cannot use 'in' operator to search for 'file' in null`, a flow object with `steps: 5` threw
+ * `TypeError: flow.steps.map is not a function`, a config object (not a LoadedConfig) threw
+ * `Cannot read properties of undefined (reading 'plugins')`, and `validateFlow(flowObject)` threw
+ * `Cannot read properties of undefined (reading 'name')`; `engine.run(..., {timeoutMs: NaN})` ran
+ * without a limit, `timeoutMs: -1` "timed out after -1ms", and `maxConcurrency: 0` threw
+ * `Limiter: limit must be a positive integer` (no option named).
+ * @module
+ */
+import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "./_assert.ts";
+import { configFromValue, Engine, FlowLoadError, runFlow, validateFlow } from "../mod.ts";
+
+const CONFIG = {
+  plugins: { builtin: { type: "builtin" } },
+  routes: { "/builtin/{*component}": [{ plugin: "builtin" }] },
+};
+const FLOW = {
+  schema: "https://stepflow.org/schemas/v1/flow.json",
+  name: "misuse",
+  description: "d",
+  steps: [{
+    id: "a",
+    component: "/builtin/create_messages",
+    input: { user_prompt: { $from: { workflow: "input" }, path: "x" } },
+  }],
+  output: { $from: { step: "a" }, path: "$.messages[0].content" },
+};
+
+Deno.test("runFlow: a flow that is neither a path nor an object is a TypeError saying what is expected", async () => {
+  for (const bad of [null, 42, [FLOW]]) {
+    // deno-lint-ignore no-explicit-any
+    const e = await assertRejects(() => runFlow(bad as any, {}), TypeError);
+    assertStringIncludes(e.message, "runFlow: flow must be a flow file path");
+  }
+});
+
+Deno.test("runFlow: a flow object is checked against the flow model (JSON path in the error)", async () => {
+  // deno-lint-ignore no-explicit-any
+  const bad = { ...FLOW, steps: 5 } as any;
+  const e = await assertRejects(() => runFlow(bad, {}, { config: CONFIG }), FlowLoadError);
+  assertStringIncludes(e.message, "$.steps");
+  // a valid one runs
+  // deno-lint-ignore no-explicit-any
+  const ok = await runFlow(FLOW as any, { x: "hi" }, { config: CONFIG });
+  assertEquals(ok, { outcome: "success", result: "hi" });
+});
+
+Deno.test("runFlow: options.config may be a config object as in stepflow-config.yml (validated)", async () => {
+  // deno-lint-ignore no-explicit-any
+  const r = await runFlow(FLOW as any, { x: "yo" }, { config: CONFIG as any });
+  assertEquals(r, { outcome: "success", result: "yo" });
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => runFlow(FLOW as any, {}, { config: { plugins: 5 } as any }),
+    FlowLoadError,
+    "plugins",
+  );
+});
+
+Deno.test("validateFlow: a flow object gives its diagnostics; one that does not fit the model is a FlowLoadError", () => {
+  // deno-lint-ignore no-explicit-any
+  const diagnostics = validateFlow(FLOW as any);
+  assertEquals(diagnostics.filter((d) => d.level !== "warning"), []);
+  // deno-lint-ignore no-explicit-any
+  const noRoute = validateFlow({ ...FLOW, steps: [{ ...FLOW.steps[0], component: "x" }] } as any);
+  assertEquals(noRoute.some((d) => d.message.includes("must start with '/'")), true);
+  assertThrows(
+    // deno-lint-ignore no-explicit-any
+    () => validateFlow({ ...FLOW, steps: [{ id: 3 }] } as any),
+    FlowLoadError,
+    "$.steps[0]",
+  );
+});
+
+Deno.test("engine.run: timeoutMs and maxConcurrency that cannot be used are RangeErrors naming the option", async () => {
+  const engine = await Engine.create(configFromValue(CONFIG));
+  try {
+    for (const timeoutMs of [NaN, -1, 0, Infinity, 3e9]) {
+      await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        async () => await engine.run(FLOW as any, { x: "a" }, { timeoutMs }),
+        RangeError,
+        "RunOptions.timeoutMs must be a number of ms greater than 0",
+      );
+    }
+    for (const maxConcurrency of [0, 1.5, -2]) {
+      await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        async () => await engine.run(FLOW as any, { x: "a" }, { maxConcurrency }),
+        RangeError,
+        "RunOptions.maxConcurrency must be a positive integer",
+      );
+    }
+    await assertRejects(
+      // deno-lint-ignore no-explicit-any
+      async () => await engine.run(FLOW as any, { x: "a" }, { signal: 5 as any }),
+      TypeError,
+      "RunOptions.signal must be an AbortSignal",
+    );
+    // deno-lint-ignore no-explicit-any
+    const ok = await engine.run(FLOW as any, { x: "a" }, { timeoutMs: 60_000, maxConcurrency: 2 });
+    assertEquals(ok, { outcome: "success", result: "a" });
+  } finally {
+    await engine.close();
+  }
+});
