@@ -128,6 +128,7 @@ export class BatchService {
         flowName: flow.name,
         input: inputs[i],
         overrides: options.overrides,
+        variables: options.variables,
         createdAt,
       });
       this.store.addBatchRun(batchId, runId, i);

@@ -1,0 +1,173 @@
+/**
+ * What the next `stepflow serve` on a SQLite file does with the runs a service killed with
+ * `kill -9` left queued (issue 13, wave 6 gaps): a batch's runs, debug runs, and queued rows
+ * written before queued rows had an owner. Each is run once by the next service (a restart, or a
+ * survivor on the same file), and ends as it would have without the kill.
+ *
+ * Before: a batch's queued runs were taken over without the batch's variables (the queued row
+ * did not store them: a flow reading a variable got its default); a debug run queued behind
+ * another was answered `paused` before its row was stored; queued rows without an owner were
+ * never run by a surviving service.
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { assert, assertEquals, assertStrictEquals, withTempDir } from "../_assert.ts";
+import {
+  journalConfig as config,
+  mkfifo,
+  type RunningServer,
+  SCHEMA,
+  startServer,
+  storeFlow,
+} from "./_server.ts";
+
+/** One held step (`/j/gate`), its output with the variable `k` (default `"default"`). */
+const FLOW = {
+  schema: SCHEMA,
+  name: "gated-var",
+  variables: { type: "object", properties: { k: { type: "string", default: "default" } } },
+  steps: [{
+    id: "a",
+    component: "/j/gate",
+    input: {
+      value: { $from: { workflow: "input" }, path: "$.v" },
+      ready: { $from: { workflow: "input" }, path: "$.ready" },
+      release: { $from: { workflow: "input" }, path: "$.release" },
+    },
+  }],
+  output: {
+    v: { $from: { step: "a" }, path: "$.value" },
+    k: { $from: { variable: "k" } },
+  },
+};
+
+interface Gate {
+  v: number;
+  ready: string;
+  release: string;
+}
+
+async function gate(dir: string, name: string, v: number): Promise<Gate> {
+  const g = { v, ready: `${dir}/${name}.ready`, release: `${dir}/${name}.release` };
+  await mkfifo(g.ready, g.release);
+  return g;
+}
+
+/** Lets the step held at `g` answer (waits until it is called). */
+async function release(g: Gate): Promise<void> {
+  await Deno.readTextFile(g.ready);
+  await Deno.writeTextFile(g.release, "go\n");
+}
+
+/** Kills service `s` with SIGKILL, and its step services (as a reboot would). */
+async function kill9(s: RunningServer): Promise<void> {
+  const workers = (await Deno.readTextFile(`/proc/${s.pid}/task/${s.pid}/children`))
+    .trim().split(/\s+/).filter((p) => p !== "").map(Number);
+  assertStrictEquals(await s.stop("SIGKILL"), 137);
+  for (const pid of workers) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** Waits until every run of batch `batchId` has ended (its `completedAt` is set). */
+async function batchEnded(s: RunningServer, batchId: string, runIds: string[]) {
+  for (const id of runIds) await s.call("GET", `/api/v1/runs/${id}/events?after=0`);
+  const d = await s.call("GET", `/api/v1/batches/${batchId}`);
+  assertStrictEquals(d.status, 200, JSON.stringify(d.body));
+  return d.body;
+}
+
+/** How many times the step of run `runId` was called (its `step_started` events). */
+async function starts(s: RunningServer, runId: string): Promise<number> {
+  const e = await s.call("GET", `/api/v1/runs/${runId}/events?after=0`);
+  return String(e.body).split("event: step_started").length - 1;
+}
+
+for (const survivor of [false, true]) {
+  const how = survivor ? "a survivor on the same file" : "a restart on the same file";
+  Deno.test(`batch of a service killed with kill -9 while its runs are queued: ${how} runs each once with the batch's variables, and the batch ends with its counts and outputs`, () =>
+    withTempDir(async (dir) => {
+      const args = ["--store", `${dir}/state.db`, "--max-concurrent-runs", "1"];
+      await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
+      const other = survivor ? await startServer(dir, { args, config: false }) : undefined;
+      try {
+        const one = await startServer(dir, { args, config: false });
+        const gates = [
+          await gate(dir, "b0", 1),
+          await gate(dir, "b1", 10),
+          await gate(dir, "b2", 20),
+        ];
+        let batchId: string;
+        let runIds: string[];
+        try {
+          const flowId = await storeFlow(one, FLOW);
+          const b = await one.call("POST", "/api/v1/batches", {
+            flowId,
+            inputs: gates,
+            variables: { k: "batch" },
+            maxConcurrency: 1,
+          });
+          assertStrictEquals(b.status, 200, JSON.stringify(b.body));
+          batchId = b.body.batchId;
+          await Deno.readTextFile(gates[0].ready); // the first run holds the one slot
+          const runs = await one.call("GET", `/api/v1/batches/${batchId}/runs`);
+          runIds = runs.body.runs.map((r: { runId: string }) => r.runId);
+          assertStrictEquals(runIds.length, 3);
+          await one.call("GET", "/health"); // (its rows are stored: the step was called)
+        } finally {
+          await kill9(one);
+        }
+        const two = other ?? await startServer(dir, { args, config: false });
+        try {
+          // the held run is resumed (its step is called again), the queued ones run after it
+          for (const g of gates) await release(g);
+          const d = await batchEnded(two, batchId, runIds);
+          assertEquals(
+            {
+              completed: d.completedRuns,
+              running: d.runningRuns,
+              failed: d.failedRuns,
+              cancelled: d.cancelledRuns,
+              paused: d.pausedRuns,
+              status: d.status,
+              total: d.totalInputs,
+            },
+            {
+              completed: 3,
+              running: 0,
+              failed: 0,
+              cancelled: 0,
+              paused: 0,
+              status: "running",
+              total: 3,
+            },
+          );
+          assert(typeof d.completedAt === "string", JSON.stringify(d));
+          const out = await two.call("GET", `/api/v1/batches/${batchId}/outputs`);
+          assertEquals(
+            out.body.outputs.map((
+              o: { batchInputIndex: number; status: string; result: unknown },
+            ) => [
+              o.batchInputIndex,
+              o.status,
+              o.result,
+            ]),
+            gates.map((g, i) => [i, "completed", {
+              outcome: "success",
+              result: { v: g.v + 1, k: "batch" },
+            }]),
+          );
+          assertStrictEquals(await starts(two, runIds[1]), 1);
+          assertStrictEquals(await starts(two, runIds[2]), 1);
+        } finally {
+          assertStrictEquals(await two.stop(), 0);
+        }
+      } finally {
+        await other?.stop(null);
+      }
+    }));
+}
