@@ -138,7 +138,13 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         run = submitRun(s, request, debug);
       }
       if (debug) {
-        // 0.8: a debug run answers at once, paused before its first steps
+        // 0.8: a debug run answers at once, paused before its first steps — once its record (or
+        // its queued row) is stored: it was answered before, and a kill -9 or a full disk then
+        // left an id that gave 404. When that commit fails, it is answered failed with 507.
+        if (!(await s.runs.recorded(run).then(() => true, () => false))) {
+          const o = await run.done;
+          return c.json(createRunBody(run.runId, o.status, o.result, true), 200);
+        }
         return c.json(createRunBody(run.runId, "paused", undefined, true), 200);
       }
       // distributed: the run is queued in the database before it is answered (any engine may be

@@ -171,3 +171,99 @@ for (const survivor of [false, true]) {
       }
     }));
 }
+
+/** Two built-in steps, for debug runs (no step service). */
+const TWO_STEPS = {
+  schema: SCHEMA,
+  name: "two-steps",
+  steps: [
+    {
+      id: "a",
+      component: "/builtin/create_messages",
+      input: { user_prompt: { $from: { workflow: "input" }, path: "$.q" } },
+    },
+    {
+      id: "b",
+      component: "/builtin/create_messages",
+      input: { user_prompt: { $from: { step: "a" }, path: "$.messages[0].content" } },
+    },
+  ],
+  output: { $from: { step: "b" }, path: "$.messages[0].content" },
+};
+
+for (const survivor of [false, true]) {
+  const how = survivor ? "a survivor on the same file" : "a restart on the same file";
+  Deno.test(`debug run queued by a service killed with kill -9: ${how} runs it held before each step, as a debug run`, () =>
+    withTempDir(async (dir) => {
+      const args = ["--store", `${dir}/state.db`, "--max-concurrent-runs", "1"];
+      await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
+      const other = survivor ? await startServer(dir, { args, config: false }) : undefined;
+      try {
+        const one = await startServer(dir, { args, config: false });
+        const held = await gate(dir, "held", 1);
+        let heldId: string;
+        let debugId: string;
+        try {
+          const flowId = await storeFlow(one, FLOW);
+          const h = await one.call("POST", "/api/v1/runs", { flowId, input: held, wait: false });
+          assertStrictEquals(h.status, 202, JSON.stringify(h.body));
+          heldId = h.body.runId;
+          await Deno.readTextFile(held.ready); // it holds the one slot
+          const two = await storeFlow(one, TWO_STEPS);
+          const d = await one.call("POST", "/api/v1/runs", {
+            flowId: two,
+            input: { q: "hi" },
+            debug: true,
+          });
+          assertStrictEquals(d.status, 200, JSON.stringify(d.body));
+          assertEquals(d.body, { runId: d.body.runId, status: "paused", debug: true });
+          debugId = d.body.runId;
+          // answered once its queued row is stored
+          const db = new DatabaseSync(`${dir}/state.db`, { readOnly: true });
+          try {
+            const row = db.prepare("SELECT status, debug_mode FROM runs WHERE id = ?").get(debugId);
+            assertEquals({ ...row }, { status: "queued", debug_mode: 1 });
+          } finally {
+            db.close();
+          }
+        } finally {
+          await kill9(one);
+        }
+        const s = other ?? await startServer(dir, { args, config: false });
+        try {
+          await release(held); // resumed: its step is called again
+          await s.call("GET", `/api/v1/runs/${heldId}/events?after=0`);
+          const path = `/api/v1/runs/${debugId}`;
+          // it starts once the slot is free, held before its first step (stored paused)
+          for (;;) {
+            const r = await s.call("GET", `${path}/debug/runnable`);
+            if (r.status === 200 && r.body.runnableSteps.length > 0) {
+              assertEquals(r.body, { runnableSteps: ["a"] });
+              break;
+            }
+            await new Promise((ok) => setTimeout(ok, 20)); // (taken over within its check)
+          }
+          const a = await s.call("POST", `${path}/debug/step`, { stepIds: ["a"] });
+          assertStrictEquals(a.status, 200, JSON.stringify(a.body));
+          assertStrictEquals(a.body.results.a.outcome, "success");
+          assertEquals((await s.call("GET", `${path}/debug/runnable`)).body, {
+            runnableSteps: ["b"],
+          });
+          const c = await s.call("POST", `${path}/debug/continue`);
+          assertStrictEquals(c.status, 200, JSON.stringify(c.body));
+          await s.call("GET", `${path}/events?after=0`);
+          const done = await s.call("GET", path);
+          assertStrictEquals(done.body.status, "completed", JSON.stringify(done.body));
+          assertStrictEquals(done.body.debugMode, true);
+          assertStrictEquals(done.body.result.result, "hi");
+          // each step ran once (built-in steps journal only their end)
+          const events = String((await s.call("GET", `${path}/events?after=0`)).body);
+          assertStrictEquals(events.split("event: step_completed").length - 1, 2);
+        } finally {
+          assertStrictEquals(await s.stop(), 0);
+        }
+      } finally {
+        await other?.stop(null);
+      }
+    }));
+}
