@@ -119,7 +119,29 @@ export function recoverEngines(
     for (const r of running) markInterrupted(c, r.id, id, r.root, reason, at);
     c.stmt("DELETE FROM engines WHERE id = ?").run(id);
   }
+  // queued rows without an owner (written before queued rows had one): the last engine that
+  // could have queued them is gone once no other live engine is left
+  if (engines.length > 0 && !otherEngineAlive(c)) queued.push(...unownedQueued(c));
   return { engines, runs: roots, queued };
+}
+
+/**
+ * Whether an engine of another process on this database is alive. Queued rows without an owner
+ * (written by a version before queued rows had one, which ran them itself as slots freed) may be
+ * its: they are taken only once no such engine is left, so each runs once, never twice.
+ */
+export function otherEngineAlive(c: SqliteCore): boolean {
+  const nowMs = Date.now();
+  return (c.stmt("SELECT id FROM engines WHERE id <> ?").all(c.engineId) as { id: string }[])
+    .some((r) => c.isAlive(r.id, nowMs));
+}
+
+/** The top-level queued runs without an owner, oldest first. */
+function unownedQueued(c: SqliteCore): string[] {
+  return (c.stmt(
+    `SELECT id FROM runs WHERE owner_id IS NULL AND parent_run_id IS NULL AND status = 'queued'
+     ORDER BY created_at, id`,
+  ).all() as { id: string }[]).map((r) => r.id);
 }
 
 /** Marks `runId` interrupted if `owner` still owns it and it is still running. */
@@ -143,15 +165,24 @@ export function markInterrupted(
   c.event(runId, root, "run_interrupted", null, null, null, stringifyJson({ reason }), at);
 }
 
-/** Takes run `runId` for this engine unless another live engine owns it. */
+/**
+ * Takes run `runId` for this engine unless another live engine owns it (a queued row without an
+ * owner: unless another engine is alive, {@linkcode otherEngineAlive}).
+ */
 export function claimOne(c: SqliteCore, runId: string): ClaimResult {
   const row = c.stmt(
-    "SELECT owner_id, lease_epoch, COALESCE(root_run_id, id) AS root FROM runs WHERE id = ?",
-  ).get(runId) as { owner_id: string | null; lease_epoch: number; root: string } | undefined;
+    `SELECT owner_id, lease_epoch, status, COALESCE(root_run_id, id) AS root FROM runs
+     WHERE id = ?`,
+  ).get(runId) as
+    | { owner_id: string | null; lease_epoch: number; status: string; root: string }
+    | undefined;
   if (!row) return { claimed: false, reason: "unknown" };
   const owner = row.owner_id;
   if (owner !== null && owner !== c.engineId && c.isAlive(owner, Date.now())) {
     return { claimed: false, reason: "owned", owner: c.engineRecord(owner) };
+  }
+  if (owner === null && row.status === "queued" && otherEngineAlive(c)) {
+    return { claimed: false, reason: "owned" };
   }
   const epoch = Number(row.lease_epoch) + 1;
   const at = nowRfc3339();

@@ -267,3 +267,99 @@ for (const survivor of [false, true]) {
       }
     }));
 }
+
+/**
+ * Starts a service (`--max-concurrent-runs 1`) with a held run and two runs queued behind it,
+ * whose queued rows then lose their owner, as a version before queued rows had one wrote them.
+ */
+async function oldStyleQueue(dir: string) {
+  const args = ["--store", `${dir}/state.db`, "--max-concurrent-runs", "1"];
+  const one = await startServer(dir, { args, config: false });
+  const flowId = await storeFlow(one, FLOW);
+  const post = async (name: string, v: number) => {
+    const g = await gate(dir, name, v);
+    const a = await one.call("POST", "/api/v1/runs", { flowId, input: g, wait: false });
+    assertStrictEquals(a.status, 202, JSON.stringify(a.body));
+    return { ...g, runId: a.body.runId as string };
+  };
+  const held = await post("held", 1);
+  await Deno.readTextFile(held.ready); // it holds the one slot
+  const queued = [await post("q1", 10), await post("q2", 20)];
+  const db = new DatabaseSync(`${dir}/state.db`);
+  try {
+    const { changes } = db.prepare(
+      "UPDATE runs SET owner_id = NULL WHERE status = 'queued'",
+    ).run();
+    assertStrictEquals(Number(changes), 2);
+  } finally {
+    db.close();
+  }
+  return { one, args, held, queued };
+}
+
+/** Lets each run's step answer, and checks that each ran once and completed. */
+async function finishOnce(s: RunningServer, runs: (Gate & { runId: string })[]) {
+  for (const r of runs) {
+    await release(r);
+    await s.call("GET", `/api/v1/runs/${r.runId}/events?after=0`);
+    const done = await s.call("GET", `/api/v1/runs/${r.runId}`);
+    assertStrictEquals(done.body.status, "completed", JSON.stringify(done.body));
+    assertStrictEquals(done.body.result.result.v, r.v + 1);
+  }
+}
+
+Deno.test("queued rows without an owner (written before queued rows had one), left by a service killed with kill -9: a restart runs each once", () =>
+  withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
+    const { one, args, held, queued } = await oldStyleQueue(dir);
+    await kill9(one);
+    const two = await startServer(dir, { args, config: false });
+    try {
+      await finishOnce(two, [held, ...queued]);
+      for (const q of queued) assertStrictEquals(await starts(two, q.runId), 1);
+    } finally {
+      assertStrictEquals(await two.stop(), 0);
+    }
+    assert(two.stderr().includes("queued 2 run(s) a stopped service had queued"), two.stderr());
+  }));
+
+Deno.test("queued rows without an owner: a service started while the one that queued them lives leaves them to it (run once, not twice); a survivor runs them once that one is killed with kill -9", () =>
+  withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
+    const { one, args, held, queued } = await oldStyleQueue(dir);
+    let two: RunningServer | undefined;
+    try {
+      two = await startServer(dir, { args, config: false });
+      // its start looked at the runs to resume, then at the queued ones: it says so after both
+      const said = `not resumed: run ${held.runId}`;
+      for (let i = 0; !two.stderr().includes(said); i++) {
+        assert(i < 1000, two.stderr());
+        await new Promise((ok) => setTimeout(ok, 20));
+      }
+      const db = new DatabaseSync(`${dir}/state.db`, { readOnly: true });
+      try {
+        const rows = db.prepare("SELECT status, owner_id FROM runs WHERE id IN (?, ?)")
+          .all(queued[0].runId, queued[1].runId).map((r) => ({ ...r }));
+        assertEquals(rows, [{ status: "queued", owner_id: null }, {
+          status: "queued",
+          owner_id: null,
+        }]);
+      } finally {
+        db.close();
+      }
+      // the first queued run starts in the service that queued it; it is killed meanwhile
+      await Deno.writeTextFile(held.release, "go\n"); // (its step was called)
+      await Deno.readTextFile(queued[0].ready);
+    } finally {
+      await kill9(one);
+    }
+    try {
+      // the survivor resumes the first (interrupted) and runs the second (queued, no owner)
+      await finishOnce(two, queued);
+      assertStrictEquals(await starts(two, queued[0].runId), 2); // started, resumed
+      assertStrictEquals(await starts(two, queued[1].runId), 1);
+    } finally {
+      assertStrictEquals(await two.stop(), 0);
+    }
+    assert(two.stderr().includes("queued 1 here"), two.stderr());
+  }));
