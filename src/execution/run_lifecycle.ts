@@ -233,9 +233,13 @@ export async function endRun(
   let failure: unknown;
   try {
     if (pending !== undefined) await pending;
-    if (waitEnd) await stored;
   } catch (e) {
     failure = e;
+  }
+  try {
+    if (waitEnd) await stored;
+  } catch (e) {
+    failure = e; // the end's error says what becomes of this run (the store knows it best)
   }
   failure ??= ctx?.storeError;
   if (failure === undefined) return result;

@@ -141,7 +141,9 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         // 0.8: a debug run answers at once, paused before its first steps — once its record (or
         // its queued row) is stored: it was answered before, and a kill -9 or a full disk then
         // left an id that gave 404. When that commit fails, it is answered failed with 507.
-        if (!(await s.runs.recorded(run).then(() => true, () => false))) {
+        const unstored = await s.runs.recorded(run).then(() => undefined, (e) => ({ e }));
+        if (unstored !== undefined) {
+          s.debug.get(run.runId)?.fail(unstored.e); // (held before its first step)
           const o = await run.done;
           return c.json(createRunBody(run.runId, o.status, o.result, true), 200);
         }

@@ -150,12 +150,17 @@ export class RunService {
     return run;
   }
 
-  /** A queued run whose `queued` row could not be stored ends failed (507), nothing stored. */
+  /**
+   * A queued run whose `queued` row could not be stored ends failed (507); the store records it
+   * failed once it can (its error says so: src/state/store_health.ts).
+   */
   #notQueued(run: Run, e: unknown): void {
     if (run.state !== "queued") return; // started meanwhile: its own record fails it (507)
     this.#queued--;
     run.request = undefined;
-    this.#finish(run, failed(507, `The run could not be queued: ${describeError(e)}`), false);
+    const result = failed(507, `The run could not be queued: ${describeError(e)}`);
+    this.store.finishRun(run.runId, "failed", result);
+    this.#finish(run, result, false);
   }
 
   /**

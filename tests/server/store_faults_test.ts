@@ -247,6 +247,7 @@ Deno.test({
       const db = `${disk}/state.db`;
       const args = ["--store", db, "--max-concurrent-runs", "1"];
       const s = await startServer(dir, { args, config: config(`${dir}/journal.txt`) });
+      let told: { runId: string; error: { code: number; message: string } }[] = [];
       try {
         const flowId = await storeFlow(s, THREE_STEPS);
         const ok = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "x" }, wait: false });
@@ -281,12 +282,58 @@ Deno.test({
         assertStrictEquals(a.body.status, "failed");
         assertStrictEquals(a.body.result.error.code, 507);
         assertStringIncludes(a.body.result.error.message, "database or disk is full");
+        // a debug run (answered at once before): the same
+        const dbg = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { q: "d" },
+          debug: true,
+        });
+        assertStrictEquals(dbg.status, 200, JSON.stringify(dbg.body));
+        assertStrictEquals(dbg.body.status, "failed");
+        assertStrictEquals(dbg.body.debug, true);
+        assertStrictEquals(dbg.body.result.error.code, 507);
+        told = [q, a, dbg].map((r) => ({ runId: r.body.runId, error: r.body.result.error }));
+        // the queued run's row, the debug run's record: never stored — each is told so, and
+        // that it is recorded failed once there is room (or nothing of it if the service stops)
+        for (const t of [told[0], told[2]]) {
+          assertStringIncludes(t.error.message, "The run's record could not be stored");
+          assertStringIncludes(t.error.message, "recorded failed with this error, with its input");
+          assertStringIncludes(t.error.message, "nothing of the run is stored");
+        }
+        for (const t of told) {
+          // GET says what the client was told (it said 404)
+          const g = await s.call("GET", `/api/v1/runs/${t.runId}`);
+          assertStrictEquals(g.status, 200, JSON.stringify(g.body));
+          assertStrictEquals(g.body.status, "failed");
+          assertStrictEquals(g.body.result.error.message, t.error.message);
+        }
         await Deno.remove(`${disk}/filler`);
         const well = await s.call("GET", "/health");
         assertStrictEquals(well.status, 200, JSON.stringify(well.body));
+        for (const t of told) {
+          assertStrictEquals(
+            JSON.stringify(storedRow(db, t.runId)),
+            '{"status":"failed","code":507}',
+          );
+        }
+        // the run recorded failed keeps its input: it can be run again
+        const again = await s.call("GET", `/api/v1/runs/${a.body.runId}`);
+        assertStrictEquals(JSON.stringify(again.body.input), '{"q":"y"}');
       } finally {
         assertStrictEquals(await s.stop(), 0);
       }
+      // a restart finds them failed as they were told (not resumed: they were not interrupted)
+      const two = await startServer(dir, { args, config: false });
+      try {
+        for (const t of told) {
+          const g = await two.call("GET", `/api/v1/runs/${t.runId}`);
+          assertStrictEquals(g.body.status, "failed", JSON.stringify(g.body));
+          assertStrictEquals(g.body.result.error.code, 507);
+        }
+      } finally {
+        assertStrictEquals(await two.stop(), 0);
+      }
+      assert(!two.stderr().includes("resumed"), two.stderr());
     }),
 });
 
