@@ -226,9 +226,11 @@ export class SqliteStateStore implements StateStore {
     if (this.#watchers.size > 0) committed.then(() => this.#wake(), () => {});
     // a queued row that could not be stored: its waiter is told what becomes of the run
     const c = this.#c;
-    return committed.catch((e) => {
+    const p = committed.catch((e) => {
       throw e instanceof StoreError && c.rowless.has(run.runId) ? unstoredRecordError(e) : e;
     });
+    p.catch(() => {}); // (a caller may not wait for it: a batch's queued rows)
+    return p;
   }
 
   recordStepStarted(runId: string, s: StepStartRecord): Promise<void> | void {

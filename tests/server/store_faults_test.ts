@@ -11,7 +11,10 @@
  * and is then not resumed by a restart. A service stopped while the disk is still full cannot
  * record anything: the next start resumes the run, as its 507 said. A `wait: false` run whose
  * record (or queued row) cannot be stored was answered 202 with an id that then gave 404; it is
- * now answered failed with 507, as `wait: true` is. The same `/health` with a
+ * now answered failed with 507, as `wait: true` is — and, as a debug run or a queued one, told
+ * that its record could not be stored: it reads `failed` and is recorded `failed` (with its
+ * input) once there is room (it gave 404 for ever). A batch whose records cannot be stored is
+ * answered 507 before any of its runs starts. The same `/health` with a
  * PostgreSQL store whose writes are refused (skipped without STEPFLOW_TEST_PG_URL).
  * @module
  */
@@ -240,7 +243,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "serve on a full disk, POST /runs with wait: false: the run whose record cannot be stored is answered failed with 507, queued or started (it was answered 202 with an id that then gave 404)",
+    "serve on a full disk: a run whose record cannot be stored (wait: false, queued, debug) is answered failed with 507 saying so, reads failed, and is recorded failed once there is room; a batch is answered 507 before its runs start (each was answered with an id that then gave 404)",
   ignore: !canMount,
   fn: () =>
     withSmallDisk(async (dir, disk) => {
@@ -282,6 +285,17 @@ Deno.test({
         assertStrictEquals(a.body.status, "failed");
         assertStrictEquals(a.body.result.error.code, 507);
         assertStringIncludes(a.body.result.error.message, "database or disk is full");
+        // a batch: answered 507 before any of its runs starts (it was answered 200 with an id
+        // that a restart did not know); its runs are recorded failed once there is room
+        const batch = await s.call("POST", "/api/v1/batches", {
+          flowId,
+          inputs: [{ q: "b0" }, { q: "b1" }],
+        });
+        assertStrictEquals(batch.status, 507, JSON.stringify(batch.body));
+        assertStrictEquals(batch.body.code, 507);
+        assertStringIncludes(batch.body.message, "The batch could not be stored");
+        assertStringIncludes(batch.body.message, "database or disk is full");
+        assertStringIncludes(batch.body.message, "None of its runs started");
         // a debug run (answered at once before): the same
         const dbg = await s.call("POST", "/api/v1/runs", {
           flowId,
