@@ -151,8 +151,7 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       }
       // distributed: the run is queued in the database before it is answered (any engine may be
       // asked for it next)
-      if (s.cluster !== undefined && waitMs === 0) await s.store.committed();
-      else if (waitMs === 0 && !(await s.runs.recorded(run).then(() => true, () => false))) {
+      if (waitMs === 0 && !(await s.runs.recorded(run).then(() => true, () => false))) {
         // a 202 names a run whose record is stored (its id would give 404 otherwise): its
         // commit failed (disk full, ...) — answered as with wait: true, failed with 507
         const o = await run.done;

@@ -380,3 +380,36 @@ pgTest(
         }
       })),
 );
+
+pgTest(
+  "serve on PostgreSQL that refuses writes: a run, debug run or batch whose record cannot be stored is answered failed with 507 saying that nothing of it is stored, and its id is unknown (it was answered with an id that then gave 404)",
+  (server) =>
+    withPgDatabase(server, (url) =>
+      withTempDir(async (dir) => {
+        const s = await startServer(dir, { args: ["--store", url] });
+        try {
+          const flowId = await storeFlow(s, THREE_STEPS);
+          await refuseWrites(url, ["runs", "batches", "batch_runs"]);
+          const told = [];
+          for (const extra of [{ wait: false }, { debug: true }]) {
+            const r = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "y" }, ...extra });
+            assertStrictEquals(r.status, 200, JSON.stringify(r.body));
+            assertStrictEquals(r.body.status, "failed", JSON.stringify(r.body));
+            assertStrictEquals(r.body.result.error.code, 507, JSON.stringify(r.body));
+            assertStringIncludes(r.body.result.error.message, "No space left on device");
+            assertStringIncludes(r.body.result.error.message, "nothing of the run is stored");
+            told.push(r.body.runId);
+          }
+          const b = await s.call("POST", "/api/v1/batches", { flowId, inputs: [{ q: "b" }] });
+          assertStrictEquals(b.status, 507, JSON.stringify(b.body));
+          assertStringIncludes(b.body.message, "The batch could not be stored");
+          await allowWrites(url, ["runs", "batches", "batch_runs"]);
+          for (const runId of told) {
+            const g = await s.call("GET", `/api/v1/runs/${runId}`);
+            assertStrictEquals(g.status, 404, JSON.stringify(g.body));
+          }
+        } finally {
+          assertStrictEquals(await s.stop(), 0);
+        }
+      })),
+);
