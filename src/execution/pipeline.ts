@@ -298,7 +298,13 @@ async function committedFirst(
   if (signal.aborted) throw signal.reason;
 }
 
-/** The call (with its policy) and the onError stage. */
+/**
+ * The call (with its policy) and the onError stage. The plain call (no retry, no timeout, no
+ * plugin limit: the hot path of large flows, with no timers, per-call signals or promise races)
+ * is the plugin's promise and one `then` for its output bound and `onError` (one `then` a step
+ * instead of two, issue 17); a component that throws synchronously is handled as one that
+ * rejects.
+ */
 function callStage(
   step: CompiledStep,
   run: RunContext,
@@ -306,15 +312,27 @@ function callStage(
   input: JsonValue,
   signal: AbortSignal | LazyChildSignal,
 ): Promise<FlowResult> {
+  const plain = step.policy.plain && routed.limits === undefined;
   let call: Promise<FlowResult>;
   try {
-    call = step.policy.plain && routed.limits === undefined
-      ? plainCall(step, run, routed, input, signal)
+    call = plain
+      ? routed.plugin.execute(
+        routed.component,
+        input,
+        executeContext(step, run, attemptBase(run, step.index) + 1, signal),
+      )
       : policyCall(step, run, routed, input, signal);
   } catch (e) {
     call = Promise.reject(e);
   }
   return call.then((result) => {
+    if (plain) {
+      try {
+        result = bounded(step, run, result);
+      } catch (e) {
+        throw callFailure(step, routed, e);
+      }
+    }
     // onError (a retry's fallback was applied by the retry stage, through applyErrorAction)
     if (result.outcome !== "failed") return result;
     if (step.onError.action === "retry") return result;
@@ -324,9 +342,24 @@ function callStage(
       () => resolveDefault(step, step.errorDefault, run, "default", ["onError", "defaultValue"]),
     );
   }, (e) => {
-    if (e instanceof ExecutionError) throw e;
-    throw componentError(step.id, routed.component, e);
+    throw callFailure(step, routed, e);
   });
+}
+
+/** A call's error as the run's: an ExecutionError as is, anything else a component error. */
+function callFailure(step: CompiledStep, routed: RoutedComponent, e: unknown): ExecutionError {
+  return e instanceof ExecutionError ? e : componentError(step.id, routed.component, e);
+}
+
+/** A plain call's result with the output size limit applied (a failure's data bounded). */
+function bounded(step: CompiledStep, run: RunContext, result: FlowResult): FlowResult {
+  if (result.outcome === "failed") return boundFailure(result);
+  if (result.outcome !== "success") return result;
+  return checkOutputSize(
+    step.id,
+    result.result,
+    run.limits?.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+  ) ?? result;
 }
 
 /** The execute context of a step's call. */
@@ -374,34 +407,6 @@ class LazyExecuteContext implements ExecuteContext {
   get signal(): AbortSignal {
     return this.#signal.signal;
   }
-}
-
-/**
- * One plugin call with the output size limit: no retry, no timeout, no plugin limit applies (the
- * hot path of large flows: no timers, per-call signals or promise races). Not an `async`
- * function: one `then` costs less than an async frame per step (issue 17); its caller awaits it
- * in a `try`, so a component that throws synchronously is handled as one that rejects.
- */
-function plainCall(
-  step: CompiledStep,
-  run: RunContext,
-  routed: RoutedComponent,
-  input: JsonValue,
-  signal: AbortSignal | LazyChildSignal,
-): Promise<FlowResult> {
-  return routed.plugin.execute(
-    routed.component,
-    input,
-    executeContext(step, run, attemptBase(run, step.index) + 1, signal),
-  ).then((result) => {
-    if (result.outcome === "failed") return boundFailure(result);
-    if (result.outcome !== "success") return result;
-    return checkOutputSize(
-      step.id,
-      result.result,
-      run.limits?.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
-    ) ?? result;
-  });
 }
 
 /**
