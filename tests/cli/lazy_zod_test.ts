@@ -5,40 +5,11 @@
  * made at run time) is read by the zod models, loaded then, with their messages.
  * @module
  */
-import { assert, assertStrictEquals, assertStringIncludes, REPO_ROOT } from "../_assert.ts";
-import { runCli, withTempDir } from "../_assert.ts";
-
-interface Dep {
-  code?: { specifier: string };
-  isDynamic?: boolean;
-}
+import { assertStrictEquals, assertStringIncludes, runCli, withTempDir } from "../_assert.ts";
+import { staticImports } from "../_static_imports.ts";
 
 Deno.test("stepflow run: no static import reaches zod", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", "src/cli/run.ts"],
-    cwd: REPO_ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert(out.code === 0, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
-    roots: string[];
-    modules: { specifier: string; dependencies?: Dep[] }[];
-    redirects: Record<string, string>;
-  };
-  const bySpec = new Map(info.modules.map((m) => [m.specifier, m]));
-  const seen = new Set<string>();
-  const stack = [...info.roots];
-  while (stack.length > 0) {
-    const s = info.redirects[stack.at(-1)!] ?? stack.at(-1)!;
-    stack.pop();
-    if (seen.has(s)) continue;
-    seen.add(s);
-    for (const d of bySpec.get(s)?.dependencies ?? []) {
-      if (d.code?.specifier && !d.isDynamic) stack.push(d.code.specifier);
-    }
-  }
-  const heavy = [...seen].filter((s) =>
+  const heavy = (await staticImports("src/cli/run.ts")).filter((s) =>
     /npm[:/]+zod@/.test(s) || /\/src\/(flow|config)\/(model|load|shapes_zod)\.ts$/.test(s)
   );
   assertStrictEquals(heavy.join(", "), "");
