@@ -306,50 +306,27 @@ function callStage(
   input: JsonValue,
   signal: AbortSignal | LazyChildSignal,
 ): Promise<FlowResult> {
-  const failedCall = (e: unknown): never => {
-    if (e instanceof ExecutionError) throw e;
-    throw componentError(step.id, routed.component, e);
-  };
-  if (step.policy.plain && routed.limits === undefined) {
-    // the plain call's own checks and onError in one `then`: a promise hop less per step
-    let call: Promise<FlowResult>;
-    try {
-      call = plainCall(step, run, routed, input, signal);
-    } catch (e) {
-      call = Promise.reject(e);
-    }
-    return call.then((result) => {
-      let checked: FlowResult;
-      try {
-        checked = plainChecked(step, run, result);
-      } catch (e) {
-        return failedCall(e);
-      }
-      return onErrorStage(step, run, checked);
-    }, failedCall);
-  }
   let call: Promise<FlowResult>;
   try {
-    call = policyCall(step, run, routed, input, signal);
+    call = step.policy.plain && routed.limits === undefined
+      ? plainCall(step, run, routed, input, signal)
+      : policyCall(step, run, routed, input, signal);
   } catch (e) {
     call = Promise.reject(e);
   }
-  return call.then((result) => onErrorStage(step, run, result), failedCall);
-}
-
-/** onError (a retry's fallback was applied by the retry stage, through applyErrorAction). */
-function onErrorStage(
-  step: CompiledStep,
-  run: RunContext,
-  result: FlowResult,
-): FlowResult | Promise<FlowResult> {
-  if (result.outcome !== "failed") return result;
-  if (step.onError.action === "retry") return result;
-  return applyErrorAction(
-    step.onError,
-    result,
-    () => resolveDefault(step, step.errorDefault, run, "default", ["onError", "defaultValue"]),
-  );
+  return call.then((result) => {
+    // onError (a retry's fallback was applied by the retry stage, through applyErrorAction)
+    if (result.outcome !== "failed") return result;
+    if (step.onError.action === "retry") return result;
+    return applyErrorAction(
+      step.onError,
+      result,
+      () => resolveDefault(step, step.errorDefault, run, "default", ["onError", "defaultValue"]),
+    );
+  }, (e) => {
+    if (e instanceof ExecutionError) throw e;
+    throw componentError(step.id, routed.component, e);
+  });
 }
 
 /** The execute context of a step's call. */
@@ -400,10 +377,10 @@ class LazyExecuteContext implements ExecuteContext {
 }
 
 /**
- * One plugin call when no retry, no timeout and no plugin limit applies (the hot path of large
- * flows: no timers, per-call signals or promise races); {@linkcode plainChecked} bounds its
- * result in the caller's `then` (one `then` per step, issue 17). A component that throws
- * synchronously is handled by the caller as one that rejects.
+ * One plugin call with the output size limit: no retry, no timeout, no plugin limit applies (the
+ * hot path of large flows: no timers, per-call signals or promise races). Not an `async`
+ * function: one `then` costs less than an async frame per step (issue 17); its caller awaits it
+ * in a `try`, so a component that throws synchronously is handled as one that rejects.
  */
 function plainCall(
   step: CompiledStep,
@@ -416,18 +393,15 @@ function plainCall(
     routed.component,
     input,
     executeContext(step, run, attemptBase(run, step.index) + 1, signal),
-  );
-}
-
-/** A plain call's result with its bounds applied: error data depth, output size and depth. */
-function plainChecked(step: CompiledStep, run: RunContext, result: FlowResult): FlowResult {
-  if (result.outcome === "failed") return boundFailure(result);
-  if (result.outcome !== "success") return result;
-  return checkOutputSize(
-    step.id,
-    result.result,
-    run.limits?.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
-  ) ?? result;
+  ).then((result) => {
+    if (result.outcome === "failed") return boundFailure(result);
+    if (result.outcome !== "success") return result;
+    return checkOutputSize(
+      step.id,
+      result.result,
+      run.limits?.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+    ) ?? result;
+  });
 }
 
 /**
