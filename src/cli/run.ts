@@ -35,8 +35,9 @@ import { formatDiagnostic, hasErrors } from "../core/diagnostics.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 import { parsePath } from "../flow/template.ts";
-import { loadConfigForFlow } from "../config/load.ts";
+import { loadConfigForFlow } from "../config/load_file.ts";
 import { Engine, type RunHandle } from "../execution/engine.ts";
+import { withChecks } from "../core/lazy_check.ts";
 import { applyStoreFlag } from "./store_option.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
@@ -122,7 +123,11 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     return EXIT_INVALID;
   }
   const { loaded, config, input, variables, overrides, limits } = prepared;
-  const diagnostics = [...validateConfig(config), ...validateFlow(loaded, config)];
+  // nested flows the zod-free reader declines load the zod model first (src/core/lazy_check.ts)
+  const diagnostics = await withChecks(() => [
+    ...validateConfig(config),
+    ...validateFlow(loaded, config),
+  ]);
   if (hasErrors(diagnostics)) {
     for (const d of diagnostics) {
       if (d.level !== "warning") writeStderr(formatDiagnostic(d) + "\n" + fileExcerpt(d.position));

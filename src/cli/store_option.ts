@@ -5,7 +5,7 @@
  * @module
  */
 import { dirname, resolve } from "node:path";
-import { loadConfigForFlow } from "../config/load.ts";
+import { loadConfigForFlow } from "../config/load_file.ts";
 import type { LoadedConfig, StateStoreConfig } from "../config/model.ts";
 import { parseSqliteUrl } from "../config/store_url.ts";
 import { openStateStore, storeConfigFromUrl } from "../state/create.ts";

@@ -21,29 +21,32 @@ import {
   type SourceMap,
 } from "../core/diagnostics.ts";
 import { parseDuration } from "../core/duration.ts";
-import { keysByDiscriminator, keysOf, suggestKey } from "../flow/keys.ts";
+import { suggestKey } from "../flow/keys.ts";
+import { keysByTag } from "../core/fast_shape.ts";
+import type { Config, LoadedConfig } from "./model.ts";
 import {
-  type Config,
-  ConfigSchema,
-  type LoadedConfig,
-  MockComponentSchema,
-  PluginConfigSchema,
-  RouteConditionSchema,
-  RouteRuleSchema,
-  StateStoreConfigSchema,
-} from "./model.ts";
+  fastConfig,
+  fastMockComponent,
+  fastPluginConfig,
+  fastRouteCondition,
+  fastRouteRule,
+  fastStateStore,
+} from "./fast_model.ts";
 import { Router } from "./router.ts";
 import { parseSqliteUrl } from "./store_url.ts";
 import { parsePostgresUrl } from "./postgres_url.ts";
 import { checkMockBehaviors, checkPluginEndpoint, checkPluginEnvRefs } from "./validate_plugins.ts";
 
-/** Keys of each object kind of a config, from the zod models. */
-const CONFIG_KEYS = keysOf(ConfigSchema);
-const PLUGIN_KEYS = keysByDiscriminator(PluginConfigSchema, "type");
-const MOCK_COMPONENT_KEYS = keysOf(MockComponentSchema);
-const RULE_KEYS = keysOf(RouteRuleSchema);
-const CONDITION_KEYS = keysOf(RouteConditionSchema);
-const STATE_STORE_KEYS = keysByDiscriminator(StateStoreConfigSchema, "type");
+/**
+ * Keys of each object kind of a config, from the zod-free model (src/config/fast_model.ts;
+ * tests/flow/fast_shape_test.ts checks them against the zod model).
+ */
+const CONFIG_KEYS = fastConfig.keys;
+const PLUGIN_KEYS = keysByTag(fastPluginConfig);
+const MOCK_COMPONENT_KEYS = fastMockComponent.keys;
+const RULE_KEYS = fastRouteRule.keys;
+const CONDITION_KEYS = fastRouteCondition.keys;
+const STATE_STORE_KEYS = keysByTag(fastStateStore);
 
 /**
  * Diagnostics of a config (§1.9 config part): unknown plugins in routes (error), conflicting or

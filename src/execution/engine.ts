@@ -32,6 +32,7 @@ import { openStateStore } from "../state/create.ts";
 import type { ComponentResolver, StepRunner } from "./run_context.ts";
 import { BatchManager } from "./batch.ts";
 import { flowBlob, flowFromJson, flowToJson } from "./flow_id.ts";
+import { withChecks } from "../core/lazy_check.ts";
 import {
   DEFAULT_MAX_OUTPUT_BYTES,
   MAX_NESTING_DEPTH,
@@ -353,7 +354,7 @@ export class Engine {
     if (known) return known;
     const blob = await this.store.getBlob(flowId);
     if (!blob || blob.blobType !== "flow") throw new Error(`Not found: flow with ID '${flowId}'`);
-    const flow = flowFromJson(blob.data);
+    const flow = await withChecks(() => flowFromJson(blob.data));
     this.#flowsById.set(flowId, flow);
     return flow;
   }

@@ -19,6 +19,7 @@ import type {
 import type { StateStore } from "../state/store.ts";
 import type { BatchManager } from "./batch.ts";
 import { flowFromJson } from "./flow_id.ts";
+import { CheckNotLoaded, withChecks } from "../core/lazy_check.ts";
 import type { RunBudget } from "./limits.ts";
 import type { Redactor } from "./secrets.ts";
 import type { ResumeMode } from "./resume.ts";
@@ -77,11 +78,18 @@ export class RunServices implements EngineServices {
 
   putBlob(data: JsonValue, blobType: "data" | "flow"): Promise<string> {
     if (blobType === "flow") {
+      const invalid = (e: unknown) =>
+        new Error(`Invalid flow blob: ${describeError(e)}`, { cause: e });
       let flow: Flow;
       try {
         flow = flowFromJson(data);
       } catch (e) {
-        return Promise.reject(new Error(`Invalid flow blob: ${describeError(e)}`, { cause: e }));
+        if (!(e instanceof CheckNotLoaded)) return Promise.reject(invalid(e));
+        // a flow the zod-free reader declines: read again once the zod model is loaded
+        return withChecks(() => flowFromJson(data)).then(
+          (f) => this.host.storeFlow(f),
+          (e) => Promise.reject(invalid(e)),
+        );
       }
       return Promise.resolve(this.host.storeFlow(flow));
     }

@@ -1,59 +1,37 @@
 /**
- * The keys each kind of object in a flow may have, derived from the zod models (so a field added
- * to a schema is known to the validator at once), and the misspellings people write instead.
+ * The keys each kind of object in a flow may have, from the zod-free flow model
+ * (src/flow/fast_model.ts, which tests/flow/fast_shape_test.ts checks against the zod model: a
+ * field added to a schema is known to the validator once it is added there), and the
+ * misspellings people write instead.
  * The validators warn about other keys, which stepflow 0.8 ignores silently.
  * @module
  */
-import type { z } from "zod";
 import { type KeyAliases, suggestName } from "../core/suggest.ts";
+import { keysByTag } from "../core/fast_shape.ts";
 import {
-  ErrorActionSchema,
-  ExampleSchema,
-  FlowSchema,
-  SkipActionSchema,
-  StepSchema,
-  TestCaseSchema,
-  TestConfigSchema,
-} from "./model.ts";
-
-/** The keys of a zod object schema. */
-export function keysOf(schema: { shape: Record<string, unknown> }): string[] {
-  return Object.keys(schema.shape);
-}
-
-/** The keys of each member of a discriminated union of objects, by the discriminator's value. */
-export function keysByDiscriminator(
-  union: { options: readonly { shape: Record<string, unknown> }[] },
-  discriminator: string,
-): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const member of union.options) {
-    const literal = member.shape[discriminator] as z.ZodLiteral<string>;
-    for (const value of literal.values) out[String(value)] = keysOf(member);
-  }
-  return out;
-}
+  fastErrorAction,
+  fastExample,
+  fastFlow,
+  fastSkipAction,
+  fastStep,
+  fastTestCase,
+  fastTestConfig,
+} from "./fast_model.ts";
 
 /** Keys of a flow (stepflow 0.8 §1.1, camelCase). */
-export const FLOW_KEYS: readonly string[] = keysOf(FlowSchema);
+export const FLOW_KEYS: readonly string[] = fastFlow.keys;
 /** Keys of a step (§1.2, plus `timeout`). */
-export const STEP_KEYS: readonly string[] = keysOf(StepSchema);
+export const STEP_KEYS: readonly string[] = fastStep.keys;
 /** Keys of `onError`, by its `action`. */
-export const ON_ERROR_KEYS: Readonly<Record<string, string[]>> = keysByDiscriminator(
-  ErrorActionSchema,
-  "action",
-);
+export const ON_ERROR_KEYS: Readonly<Record<string, string[]>> = keysByTag(fastErrorAction);
 /** Keys of `onSkip`, by its `action`. */
-export const ON_SKIP_KEYS: Readonly<Record<string, string[]>> = keysByDiscriminator(
-  SkipActionSchema,
-  "action",
-);
+export const ON_SKIP_KEYS: Readonly<Record<string, string[]>> = keysByTag(fastSkipAction);
 /** Keys of a reference (§1.3; references are read by src/flow/template.ts, not by zod). */
 export const REF_KEYS: readonly string[] = ["$from", "path", "onSkip"];
 /** Keys of the `test` section (§7). */
-export const TEST_KEYS: readonly string[] = keysOf(TestConfigSchema);
+export const TEST_KEYS: readonly string[] = fastTestConfig.keys;
 /** Keys of a test case. */
-export const TEST_CASE_KEYS: readonly string[] = keysOf(TestCaseSchema);
+export const TEST_CASE_KEYS: readonly string[] = fastTestCase.keys;
 /** Keys of a test server (read by src/cli/test_servers.ts). */
 export const TEST_SERVER_KEYS: readonly string[] = [
   "command",
@@ -73,7 +51,7 @@ export const HEALTH_CHECK_KEYS: readonly string[] = [
   "retryDelayMs",
 ];
 /** Keys of an example input. */
-export const EXAMPLE_KEYS: readonly string[] = keysOf(ExampleSchema);
+export const EXAMPLE_KEYS: readonly string[] = fastExample.keys;
 
 const NO_DEPENDENCY_LIST = {
   hint: "there is no explicit dependency list: a step runs after every step its input or " +

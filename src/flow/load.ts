@@ -9,12 +9,18 @@
  * ({@linkcode loadFlowFile}) and checking a parsed value ({@linkcode parseFlowValue}) are in
  * src/flow/load_file.ts, re-exported here: that module parses with `parseDocumentAsync`, which
  * imports the `yaml` and `jsonc-parser` packages only when a file needs them (the CLI imports it
- * directly); {@linkcode loadFlowText} here is synchronous and imports both.
+ * directly); {@linkcode loadFlowText} here is synchronous and imports both, and this module
+ * loads the flow's zod model, which the CLI's `run` loads only when its zod-free reader declines
+ * a flow (src/flow/fast_model.ts).
  * @module
  */
 import type { LoadedFlow } from "./model.ts";
 import { type DocumentFormat, formatFromPath, parseDocument } from "../core/document.ts";
-import { parseFlowValue } from "./load_file.ts";
+import { parseFlowValue, useZodFlowCheck } from "./load_file.ts";
+import { zodFlowCheck } from "./shapes_zod.ts";
+
+// The library API is synchronous: the zod model is loaded with it (src/core/lazy_check.ts).
+useZodFlowCheck(zodFlowCheck);
 
 export type { LoadedFlow } from "./model.ts";
 export { ShapeError } from "./shape_errors.ts";

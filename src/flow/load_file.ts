@@ -1,17 +1,37 @@
 /**
- * Loading a flow file without importing the `yaml` or `jsonc-parser` packages up front (issue 17,
- * goal 5: cold start): the file is parsed by `parseDocumentAsync` (src/core/document_base.ts),
- * which imports a package only when the fast readers decline the file. Same values, positions and
- * errors as src/flow/load.ts's `loadFlowText`, which re-exports everything here.
+ * Loading a flow file without importing the `yaml`, `jsonc-parser` or `zod` packages up front
+ * (issue 17, goal 5: cold start): the file is parsed by `parseDocumentAsync`
+ * (src/core/document_base.ts), which imports a package only when the fast readers decline the
+ * file, and its shape is read by the zod-free reader of src/flow/fast_model.ts, which leaves what
+ * it is not sure of (and every error) to the zod model (src/flow/shapes_zod.ts, loaded then).
+ * Same values, positions and errors as src/flow/load.ts's `loadFlowText`, which re-exports
+ * everything here.
  * @module
  */
-import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
+import { isJsonObject, type JsonObject, type JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
-import { FLOW_SCHEMA_URL, FlowSchema, type LoadedFlow } from "./model.ts";
+import type { Flow, LoadedFlow } from "./model.ts";
+import { fastFlow, FLOW_SCHEMA_URL } from "./fast_model.ts";
 import { formatFromPath, parseDocumentAsync } from "../core/document_base.ts";
 import { decodeUtf8 } from "../core/utf8.ts";
-import { describeValue, repair, zodToLoadError } from "./shape_errors.ts";
+import { describeValue } from "../json/describe.ts";
+import { tryShape } from "../core/fast_shape.ts";
+import { CheckNotLoaded, withChecks } from "../core/lazy_check.ts";
+
+type ZodFlowCheck = (value: JsonObject, source?: SourceMap, file?: string) => Flow;
+let zodFlowCheck: ZodFlowCheck | undefined;
+const loadZodFlowCheck = async () => {
+  zodFlowCheck ??= (await import("./shapes_zod.ts")).zodFlowCheck;
+};
+
+/**
+ * Makes {@linkcode parseFlowValue} use `check` (src/flow/shapes_zod.ts's `zodFlowCheck`) when
+ * its fast reader declines, without loading it on demand: src/flow/load.ts does this at import.
+ */
+export function useZodFlowCheck(check: ZodFlowCheck): void {
+  zodFlowCheck = check;
+}
 
 export type { LoadedFlow } from "./model.ts";
 
@@ -24,13 +44,15 @@ export async function loadFlowFile(path: string): Promise<LoadedFlow> {
   // Read first: a missing file or a directory is named as such, whatever its extension.
   const text = await readText(path, "flow");
   const doc = await parseDocumentAsync(text, formatFromPath(path), path);
-  return parseFlowValue(doc.value, doc.source, path);
+  return await withChecks(() => parseFlowValue(doc.value, doc.source, path));
 }
 
 /**
  * Checks a parsed value against the flow model.
  * @throws {ShapeError} naming the first problem's JSON path and position, e.g.
  * `$.steps[1]: missing required key 'id'`, with every problem found in `problems`.
+ * @throws {CheckNotLoaded} when the value needs the zod model and it is not loaded (never after
+ * src/flow/load.ts is imported): run it through `withChecks` (src/core/lazy_check.ts).
  */
 export function parseFlowValue(value: JsonValue, source?: SourceMap, file?: string): LoadedFlow {
   if (!isJsonObject(value)) {
@@ -41,13 +63,12 @@ export function parseFlowValue(value: JsonValue, source?: SourceMap, file?: stri
       source?.positionOf([]) ?? (file ? { file, line: 1, col: 1 } : undefined),
     );
   }
-  const result = FlowSchema.safeParse(value);
-  if (!result.success) {
-    const err = zodToLoadError(result.error, value, source, "flow");
-    err.repaired = repair(value, result.error, source, file);
-    throw err;
+  let flow = tryShape<Flow>(fastFlow, value);
+  if (flow === undefined) {
+    if (zodFlowCheck === undefined) throw new CheckNotLoaded("flow shape", loadZodFlowCheck);
+    flow = zodFlowCheck(value, source, file);
   }
-  const loaded: LoadedFlow = { flow: result.data, raw: value };
+  const loaded: LoadedFlow = { flow, raw: value };
   if (source) loaded.source = source;
   if (file !== undefined) loaded.file = file;
   return loaded;

@@ -15,8 +15,10 @@ import { fileNumber, JsonValueSchema } from "../json/schema.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 
+import { FLOW_SCHEMA_URL } from "./fast_model.ts";
+
 /** The required value of a flow's `schema` key (stepflow 0.8). */
-export const FLOW_SCHEMA_URL = "https://stepflow.org/schemas/v1/flow.json";
+export { FLOW_SCHEMA_URL };
 
 /**
  * An optional field that may also be `null` in a file, which reads as absent. stepflow 0.8's

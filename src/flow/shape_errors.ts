@@ -11,6 +11,9 @@ import { FlowLoadError, type SourcePosition } from "../errors.ts";
 import { type Diagnostic, jsonPath, type SourceMap } from "../core/diagnostics.ts";
 import type { DocumentSourceMap } from "../core/document.ts";
 import { FLOW_SCHEMA_URL, FlowSchema, type LoadedFlow } from "./model.ts";
+import { describeValue } from "../json/describe.ts";
+
+export { describeValue };
 
 /**
  * A flow or config whose shape is wrong. The message names the first problem (JSON path and
@@ -253,17 +256,4 @@ function article(type: string): string {
   if (type === "object" || type === "record" || type === "map") return "a mapping";
   if (type === "int") return "a whole number";
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
-}
-
-/** A short description of a value for messages: `a list`, `the string "x"`, `null`. */
-export function describeValue(v: JsonValue | undefined): string {
-  if (v === undefined) return "nothing";
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "a list";
-  if (isJsonObject(v)) return "a mapping";
-  if (typeof v === "string") {
-    return `the string ${JSON.stringify(v.length > 60 ? v.slice(0, 57) + "..." : v)}`;
-  }
-  if (typeof v === "boolean") return `the boolean ${v}`;
-  return `the number ${JSON.stringify(v)}`;
 }

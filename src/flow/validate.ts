@@ -32,7 +32,8 @@ import {
   type SourceMap,
 } from "../core/diagnostics.ts";
 import type { DocumentSourceMap } from "../core/document.ts";
-import { FLOW_SCHEMA_URL, type Step } from "./model.ts";
+import type { Step } from "./model.ts";
+import { FLOW_SCHEMA_URL } from "./fast_model.ts";
 import { type LoadedFlow, parseFlowValue } from "./load_file.ts";
 import {
   type CompiledRef,

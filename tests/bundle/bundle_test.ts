@@ -117,8 +117,12 @@ Deno.test("deno task bundle builds one self-contained dist/stepflow.js", async (
   const root = info.modules.find((m) => m.specifier.endsWith(`/${BUNDLE}`));
   assert(root !== undefined, "deno info lists the bundle");
   const specifiers = (root.dependencies ?? []).map((d) => d.specifier);
-  assert(specifiers.includes("node:module"), specifiers.join(" "));
+  assert(specifiers.includes("node:fs"), specifiers.join(" "));
   for (const s of specifiers) assert(s.startsWith("node:"), `external import ${s}`);
+  // the CommonJS loader loads with the first `require` (scripts/lazy_require.ts), not at start
+  assert(!specifiers.includes("node:module"), "node:module is imported up front");
+  const text = await Deno.readTextFile(`${REPO_ROOT}/${BUNDLE}`);
+  assert(!text.includes("__deno_internal_createRequire"), "the eager require is left");
 });
 
 conformanceTest(
