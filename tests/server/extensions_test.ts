@@ -73,6 +73,40 @@ Deno.test("POST /runs with timeoutSecs answers 202 when the run takes longer, 20
     assertStringIncludes(bad.body.message, "timeoutSecs");
   }));
 
+Deno.test("timeoutSecs: 5.0 and maxConcurrency: 2.0 (a float as Python writes it) are their values, not 'received object'", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, sleepFlow());
+    for (const t of ["5.0", "1e1", "30.000"]) {
+      const r = await s.call(
+        "POST",
+        "/api/v1/runs",
+        `{"flowId":"${flowId}","input":{"ms":1,"n":15.0},"timeoutSecs":${t}}`,
+      );
+      assertStrictEquals(r.status, 200, `${t}: ${JSON.stringify(r.body)}`);
+      assertStrictEquals(r.body.status, "completed");
+    }
+    const zero = await s.call(
+      "POST",
+      "/api/v1/runs",
+      `{"flowId":"${flowId}","input":{},"timeoutSecs":0.0}`,
+    );
+    assertStrictEquals(zero.status, 400);
+    assertStringIncludes(zero.body.message, "$.timeoutSecs: Too small");
+    const batch = await s.call(
+      "POST",
+      "/api/v1/batches",
+      `{"flowId":"${flowId}","inputs":[{"ms":1}],"maxConcurrency":2.0}`,
+    );
+    assertStrictEquals(batch.status, 200, JSON.stringify(batch.body));
+    const half = await s.call(
+      "POST",
+      "/api/v1/batches",
+      `{"flowId":"${flowId}","inputs":[{"ms":1}],"maxConcurrency":2.5}`,
+    );
+    assertStrictEquals(half.status, 400);
+    assertStringIncludes(half.body.message, "$.maxConcurrency: Invalid input: expected int");
+  }));
+
 Deno.test("Idempotency-Key: the same key and request give the same run; another request with it is refused (422)", () =>
   withServer({ args: ["--store", "memory"] }, async (s) => {
     const flowId = await storeFlow(s, THREE_STEPS);
