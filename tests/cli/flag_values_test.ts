@@ -159,3 +159,43 @@ Deno.test("--variables-json / --variables that are not a mapping: exit 2 naming 
   );
   assertStringIncludes(r.stderr, "got a list");
 });
+
+Deno.test("--store sqlite: (no file name) is exit 2 for run and serve, not a store in memory or the cwd blamed on the config", async () => {
+  await withTempDir(async (dir) => {
+    for (const store of ["sqlite:", "sqlite://", "sqlite:?mode=ro"]) {
+      for (const args of [[...RUN], ["serve", "--port", "0"]]) {
+        const r = await runCli([...args, "--store", store], { cwd: dir });
+        assertStrictEquals(r.code, 2, `${args[0]} ${store}: ${r.stderr}`);
+        assertStringIncludes(r.stderr, `--store '${store}' names no database file`);
+        assertStrictEquals(r.stderr.includes("stepflow-config.yml"), false, r.stderr);
+      }
+    }
+    // sqlite://FILE is relative to the current directory, as sqlite:FILE
+    const r = await runCli([...RUN, "--store", "sqlite://here.db"], { cwd: dir });
+    assertStrictEquals(r.code, 0, r.stderr);
+    assertStrictEquals(await exists(`${dir}/here.db`), true);
+  });
+});
+
+Deno.test("a read-only store (mode=ro) is refused by run, serve and resume before anything runs; runs list reads it", async () => {
+  await withTempDir(async (dir) => {
+    const made = await runCli([...RUN, "--store", "runs.db"], { cwd: dir });
+    assertStrictEquals(made.code, 0, made.stderr);
+    const ro = "sqlite:runs.db?mode=ro";
+    for (const args of [[...RUN], ["serve", "--port", "0"], ["resume", ID]]) {
+      const r = await runCli([...args, "--store", ro], { cwd: dir });
+      assertStrictEquals(r.code, 1, `${args[0]}: ${r.stderr}`);
+      assertStrictEquals(r.stdout, "", args[0]);
+      assertStringIncludes(
+        r.stderr,
+        `is opened read-only (mode=ro): runs cannot be recorded in it`,
+      );
+      // it used to run and fail each run with 507 "recorded failed as soon as the database can be
+      // written again"
+      assertStrictEquals(r.stderr.includes("507"), false, r.stderr);
+    }
+    const list = await runCli(["runs", "list", "--store", ro], { cwd: dir });
+    assertStrictEquals(list.code, 0, list.stderr);
+    assertStringIncludes(list.stdout, "completed");
+  });
+});
