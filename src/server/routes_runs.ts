@@ -273,8 +273,13 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
           return c.json(body as never, answer.status as 200);
         }
       }
+      const before = await s.store.getRun(runId);
       const outcome = await s.runs.cancel(runId, "cancelled with POST /runs/{runId}/cancel");
-      const r = await s.store.getRun(runId);
+      let r = await s.store.getRun(runId);
+      if (!r && outcome?.status === "cancelled" && before) {
+        // deleted (DELETE /runs/{id}) between its end and this answer: the cancel did happen
+        r = { ...before, status: "cancelled", result: outcome.result };
+      }
       if (!r) throw runNotFound(runId);
       if (outcome === undefined) {
         if (TERMINAL_STATUSES.has(r.status)) throw notCancellable(runId, r.status);

@@ -204,3 +204,37 @@ Deno.test("--max-concurrent-runs: runs beyond it are queued (status queued), 429
     }
   });
 });
+
+Deno.test("POST /runs/{id}/cancel racing DELETE /runs/{id}: the cancel answers the cancelled run, not 404", () =>
+  withServer({ args: ["--store", "runs.db"] }, async (s) => {
+    await withTempDir(async (dir) => {
+      for (let i = 0; i < 3; i++) {
+        const ready = `${dir}/ready-${i}`;
+        const flowId = await storeFlow(s, sleepFlow(ready));
+        const run = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { ms: 60000 },
+          wait: false,
+        });
+        const runId = run.body.runId;
+        await waitForFile(ready);
+        const cancel = s.call("POST", `/api/v1/runs/${runId}/cancel`);
+        // deletes as soon as the run has ended (409 while it runs)
+        let deleted = 0;
+        for (let n = 0; n < 500 && deleted !== 200; n++) {
+          const wave = await Promise.all(
+            Array.from({ length: 8 }, () => s.call("DELETE", `/api/v1/runs/${runId}`)),
+          );
+          for (const d of wave) {
+            if (d.status === 200) deleted = 200;
+            else assert([404, 409].includes(d.status), `${d.status} ${JSON.stringify(d.body)}`);
+          }
+        }
+        assertStrictEquals(deleted, 200);
+        const c = await cancel;
+        assertStrictEquals(c.status, 200, JSON.stringify(c.body));
+        assertStrictEquals(c.body.status, "cancelled");
+        assertStrictEquals(c.body.runId, runId);
+      }
+    });
+  }));
