@@ -22,6 +22,7 @@ import type { Command } from "commander";
 import type { SetExit } from "./output.ts";
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { onCancelSignals } from "./signals.ts";
+import { checkOutputPath } from "./output_path.ts";
 import { writeStderr, writeStdout } from "./output.ts";
 import { type InputFlags, readRunInput, readStdin } from "./input.ts";
 import {
@@ -92,6 +93,8 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
       () => Deno.stdin.isTerminal() ? Promise.resolve("") : readStdin(),
     );
     ({ variables, overrides } = await readVariablesAndOverrides(flags, loaded.flow.variables));
+    // before the run: a result that cannot be written would be produced for nothing
+    if (flags.output !== undefined) await checkOutputPath(flags.output);
   } catch (e) {
     const where = e instanceof FlowLoadError ? fileExcerpt(e.position) : "";
     writeStderr(`error: ${describeError(e)}\n${where}`);

@@ -199,3 +199,29 @@ Deno.test("a read-only store (mode=ro) is refused by run, serve and resume befor
     assertStringIncludes(list.stdout, "completed");
   });
 });
+
+Deno.test("visualize -o and submit --output naming a directory, or a file in a missing one: exit 2 before anything is drawn or run", async () => {
+  await withTempDir(async (dir) => {
+    for (const out of [dir, `${dir}/nodir/x.svg`]) {
+      const v = await runCli(["visualize", "--flow", HELLO, "-o", out]);
+      assertStrictEquals(v.code, 2, v.stderr);
+      assertStringIncludes(v.stderr, `--output '${out}'`);
+      // nothing listens on port 1: the check comes before the service is called (and a run on
+      // it would have been done for a result that could not be written)
+      const s = await runCli([
+        "submit",
+        "--url",
+        "http://127.0.0.1:1",
+        "--flow",
+        HELLO,
+        "--input-json",
+        "{}",
+        "--output",
+        out,
+      ]);
+      assertStrictEquals(s.code, 2, s.stderr);
+      assertStringIncludes(s.stderr, `--output '${out}'`);
+      assertStrictEquals(s.stderr.includes("cannot reach"), false, s.stderr);
+    }
+  });
+});
