@@ -5,6 +5,7 @@
  * message arriving in 64 KiB chunks is joined once).
  * @module
  */
+import { invalidUtf8Offset } from "../core/utf8.ts";
 
 const NEWLINE = 10;
 const CR = 13;
@@ -13,45 +14,6 @@ const CR = 13;
 export const LINE_HEAD_BYTES = 4096;
 
 const lenientDecoder = new TextDecoder();
-
-/**
- * The offset of the first byte of `bytes` that does not belong to a valid UTF-8 sequence (a stray
- * continuation byte, an overlong form, a surrogate, a code point past U+10FFFF, a character cut
- * short), or -1 when all of it is valid.
- */
-export function invalidUtf8Offset(bytes: Uint8Array): number {
-  let i = 0;
-  const n = bytes.length;
-  while (i < n) {
-    const c = bytes[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    let len: number;
-    let lo = 0x80;
-    let hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      if (c === 0xe0) lo = 0xa0; // overlong
-      if (c === 0xed) hi = 0x9f; // surrogates
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      if (c === 0xf0) lo = 0x90; // overlong
-      if (c === 0xf4) hi = 0x8f; // past U+10FFFF
-    } else return i;
-    if (i + len > n) return i;
-    const second = bytes[i + 1];
-    if (second < lo || second > hi) return i;
-    for (let k = 2; k < len; k++) {
-      const b = bytes[i + k];
-      if (b < 0x80 || b > 0xbf) return i;
-    }
-    i += len;
-  }
-  return -1;
-}
 
 /**
  * Splits a byte stream into text lines. Empty lines are dropped; a trailing `\r` is removed.

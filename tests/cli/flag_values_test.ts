@@ -225,3 +225,24 @@ Deno.test("visualize -o and submit --output naming a directory, or a file in a m
     }
   });
 });
+
+Deno.test("run-batch --inputs that is not UTF-8: exit 2 at its line and column, not 'Unexpected token �'", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(
+      `${dir}/in.jsonl`,
+      new Uint8Array([
+        ...new TextEncoder().encode('{"topic":"a"}\n{"topic":"caf'),
+        0xe9,
+        0x22,
+        0x7d,
+      ]),
+    );
+    const r = await runCli(["run-batch", "--flow", HELLO, "--inputs", "in.jsonl"], { cwd: dir });
+    assertStrictEquals(r.code, 2, r.stderr);
+    assertStringIncludes(
+      r.stderr,
+      "--inputs: in.jsonl:2:14: the file is not valid UTF-8 (byte 0xE9",
+    );
+    assertStrictEquals(r.stdout, "");
+  });
+});

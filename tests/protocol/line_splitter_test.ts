@@ -1,4 +1,5 @@
-import { invalidUtf8Offset, LineSplitter } from "../../src/protocol/line_splitter.ts";
+import { LineSplitter } from "../../src/protocol/line_splitter.ts";
+import { invalidUtf8Offset } from "../../src/core/utf8.ts";
 import { assertEquals } from "../_assert.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -6,7 +6,7 @@
  */
 import { OutputLimitError, ProtocolError, TransportError } from "../../errors.ts";
 import { INTERNAL_ERROR } from "../../core/rpc_error_codes.ts";
-import { invalidUtf8Offset } from "../../protocol/line_splitter.ts";
+import { invalidUtf8Offset } from "../../core/utf8.ts";
 
 /**
  * Largest answer body (or SSE event) read when the engine has no output size limit, bytes
