@@ -18,7 +18,7 @@ import { ExecutionError, executionError } from "../errors.ts";
 import type { EngineServices } from "../plugins/plugin.ts";
 import type { Logger } from "../log.ts";
 import { redactLogs } from "../log.ts";
-import type { StateStore, Stored } from "../state/store.ts";
+import type { RunStatus, StateStore, Stored } from "../state/store.ts";
 import { nowRfc3339, storeFailedResult } from "../state/store.ts";
 import { compileFlow } from "./compile.ts";
 import { cancelled, executeFlow } from "./scheduler.ts";
@@ -212,15 +212,19 @@ export async function executeRun(
  * the result is 507, and an end queued as `completed` is corrected to `failed`. A run cancelled
  * by its signal (Ctrl-C, SIGTERM: code 410) is stored `cancelled`, as the service stores the runs
  * it cancels (`stepflow runs list --status cancelled` finds it).
+ *
+ * Returns the result itself when there is nothing to wait for (a store that applies writes at
+ * once), else a promise of it: no async frame and no promise hop on the in-memory store's path
+ * (issue 17: a one-step run's end).
  */
-export async function endRun(
+export function endRun(
   store: StateStore,
   runId: string,
   result: FlowResult,
   signal: AbortSignal,
   ctx: RunContext | undefined,
   topLevel: boolean,
-): Promise<FlowResult> {
+): FlowResult | Promise<FlowResult> {
   const status = result.outcome === "success"
     ? "completed"
     : result.outcome === "failed" && result.error.code === CANCELLED && signal.aborted
@@ -230,10 +234,23 @@ export async function endRun(
   const stored = store.completeRun(runId, status, result);
   const waitEnd = stored !== undefined && topLevel;
   if (pending === undefined && !waitEnd && ctx?.storeError === undefined) return result;
+  return endCommitted(store, runId, result, status, ctx, pending, waitEnd ? stored : undefined);
+}
+
+/** {@linkcode endRun} once the run's pending commit and its end's commit (`stored`) are in. */
+async function endCommitted(
+  store: StateStore,
+  runId: string,
+  result: FlowResult,
+  status: RunStatus,
+  ctx: RunContext | undefined,
+  pending: Promise<void> | undefined,
+  stored: Promise<void> | undefined,
+): Promise<FlowResult> {
   let failure: unknown;
   try {
     if (pending !== undefined) await pending;
-    if (waitEnd) await stored;
+    if (stored !== undefined) await stored;
   } catch (e) {
     failure = e;
   }

@@ -67,9 +67,12 @@ export interface PeerOptions {
   log: Logger;
   /**
    * Sends one serialised message (no framing). May throw or reject (e.g. a closed pipe): the
-   * call that sent it then fails with a {@linkcode TransportError}; the peer stays usable.
+   * call that sent it then fails with a {@linkcode TransportError}; the peer stays usable. When
+   * `failed` is given, a transport may instead report a failed write by calling it and return
+   * nothing (no promise per message); it must not do both. Without `failed` (a notification,
+   * whose sender awaits the write) it returns a promise or throws.
    */
-  write(text: string): void | Promise<void>;
+  write(text: string, failed?: (err: unknown) => void): void | Promise<void>;
   /**
    * Answers a request from the other side: returns (or resolves with) the result, or throws
    * (rejects with) a {@linkcode ProtocolError} (sent as is) or any error (sent as -32603 internal
@@ -637,12 +640,7 @@ export class Peer {
   }
 
   #reply(req: RequestMessage, text: string): void {
-    try {
-      const r = this.#opts.write(text);
-      if (r) r.catch((e) => this.#lostReply(req, e));
-    } catch (err) {
-      this.#lostReply(req, err);
-    }
+    this.#send(text, (e) => this.#lostReply(req, e));
   }
 
   #lostReply(req: RequestMessage, err: unknown): void {
@@ -653,7 +651,7 @@ export class Peer {
 
   #send(text: string, onError: (err: unknown) => void): void {
     try {
-      const r = this.#opts.write(text);
+      const r = this.#opts.write(text, onError);
       if (r) r.catch(onError);
     } catch (err) {
       onError(err);

@@ -2,7 +2,7 @@
  * Coalesced writes of newline-delimited messages (stepflow 0.8 §3.4) to a worker's stdin: the
  * messages sent in the same turn of the event loop, or while a write is in progress, go out as
  * one write (one syscall for many calls under load; one microtask of delay when idle), and share
- * one promise (not one per message).
+ * one promise (not one per message); {@linkcode LineWriter.post} makes no promise at all.
  * @module
  */
 
@@ -28,8 +28,10 @@ export class LineWriter {
   readonly #failed: (err: unknown) => unknown;
   /** Messages waiting while a write is in progress (sent together as one write). */
   #queue: string[] = [];
-  /** Settles when the queued messages are written. */
+  /** Settles when the queued messages are written (made by the first `send` of a batch). */
   #queued: QueuedWrite | undefined;
+  /** The failure callbacks of the queued messages sent with {@linkcode post}. */
+  #onFail: ((err: unknown) => void)[] = [];
   #writing = false;
   /** The reused buffer of {@linkcode #encode}. */
   #buf = new Uint8Array(16 * 1024);
@@ -47,13 +49,26 @@ export class LineWriter {
 
   /** Queues one message (without its newline); resolves when the write carrying it is done. */
   send(text: string): Promise<void> {
-    this.#queue.push(text);
     const w = this.#queued ??= queuedWrite();
+    this.#enqueue(text);
+    return w.promise;
+  }
+
+  /**
+   * Queues one message (without its newline); `failed` is called with the batch's error if the
+   * write carrying it fails. No promise per message (issue 17: a step's call on the hot path).
+   */
+  post(text: string, failed: (err: unknown) => void): void {
+    this.#onFail.push(failed);
+    this.#enqueue(text);
+  }
+
+  #enqueue(text: string): void {
+    this.#queue.push(text);
     if (!this.#writing) {
       this.#writing = true;
       queueMicrotask(() => void this.#flush());
     }
-    return w.promise;
   }
 
   /**
@@ -81,20 +96,27 @@ export class LineWriter {
     this.#writing = true;
     while (this.#queue.length > 0) {
       const batch = this.#queue;
-      const w = this.#queued!;
+      const w = this.#queued;
+      // (an empty list stays: messages posted during the write go into it)
+      const onFail = this.#onFail.length > 0 ? this.#onFail : undefined;
       this.#queue = [];
       this.#queued = undefined;
+      if (onFail !== undefined) this.#onFail = [];
       try {
         await this.#write(this.#encode(batch));
-        w.resolve();
+        w?.resolve();
       } catch (err) {
         const e = this.#failed(err);
-        w.reject(e);
+        w?.reject(e);
+        if (onFail !== undefined) { for (let i = 0; i < onFail.length; i++) onFail[i](e); }
         // messages queued during the failed write
         const later = this.#queued as QueuedWrite | undefined;
+        const laterFail = this.#onFail;
         later?.reject(e);
+        for (let i = 0; i < laterFail.length; i++) laterFail[i](e);
         this.#queue = [];
         this.#queued = undefined;
+        this.#onFail = [];
       }
     }
     this.#writing = false;

@@ -239,7 +239,7 @@ export class StdioWorker implements WorkerTransport {
       peer: new Peer({
         name: this.#name,
         log: o.log,
-        write: (text: string) => this.#write(proc, text),
+        write: (text: string, failed?: (err: unknown) => void) => this.#write(proc, text, failed),
         onRequest: o.onRequest,
         // stepflow 0.8: the restart count resets after a successful message (not `initialize`:
         // a worker that crashes on every call after its handshake must not restart forever)
@@ -266,9 +266,11 @@ export class StdioWorker implements WorkerTransport {
    * single microtask of delay when idle). A failed write fails the calls whose messages it
    * carried.
    */
-  #write(proc: Proc, text: string): Promise<void> {
+  #write(proc: Proc, text: string, failed?: (err: unknown) => void): Promise<void> | undefined {
     if (!proc.alive) return Promise.reject(new TransportError(`${this.#name} has exited`));
-    return proc.out.send(text);
+    if (failed === undefined) return proc.out.send(text);
+    proc.out.post(text, failed); // no promise per message (issue 17)
+    return undefined;
   }
 
   /** Stops a process that can no longer be used; the next call starts a new one. */
