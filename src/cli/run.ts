@@ -41,13 +41,7 @@ import { applyStoreFlag } from "./store_option.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import type { StepResultRecord } from "../state/store.ts";
-import {
-  describeError,
-  FlowLoadError,
-  PluginStartError,
-  UsageError,
-  ValidationError,
-} from "../errors.ts";
+import { describeError, FlowLoadError, PluginStartError, ValidationError } from "../errors.ts";
 
 /** Options of `stepflow run` as commander gives them. */
 interface RunFlags {

@@ -12,6 +12,7 @@
  * C0 controls but tab and newline, DEL, C1 controls, and the bidi embedding/override/isolate
  * controls. A carriage return is matched only when no newline follows it.
  */
+// deno-lint-ignore no-control-regex
 const UNSAFE = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|\r(?!\n)/g;
 
 /**
