@@ -6,14 +6,16 @@
  * share of the timed wall time spent in garbage-collection pauses (V8 `--trace-gc`; target below
  * 20% on the 100,000-step shape). `--also DIR` runs the same children from another checkout
  * (e.g. `main` exported to DIR), interleaved size by size: before and after in one run.
+ * `--shape chain` times the chain shape instead (N steps, each reading the previous one's output).
  *
  * ```sh
- * deno run -A bench/fanout_scaling.ts [--sizes 1000,10000,100000] [--runs 5] [--also DIR]
+ * deno run -A bench/fanout_scaling.ts [--sizes 1000,10000,100000] [--runs 5] [--also DIR] \
+ *   [--shape fanout|chain]
  * ```
  * @module
  */
 import { Engine } from "../src/execution/engine.ts";
-import { benchConfig, fanOutFlow } from "./_engine_shapes.ts";
+import { benchConfig, chainFlow, fanOutFlow } from "./_engine_shapes.ts";
 
 const args = Deno.args;
 const opt = (name: string, dflt: string) => {
@@ -22,6 +24,10 @@ const opt = (name: string, dflt: string) => {
 };
 const SIZES = opt("sizes", "1000,10000,100000").split(",").map(Number);
 const RUNS = Number(opt("runs", "5"));
+const SHAPE = opt("shape", "fanout");
+if (SHAPE !== "fanout" && SHAPE !== "chain") {
+  throw new Error(`--shape: fanout or chain, not ${SHAPE}`);
+}
 const MARK = "@@fanout_scaling";
 
 function cpuMs(): number {
@@ -37,13 +43,14 @@ interface Sample {
 }
 
 async function child(n: number): Promise<void> {
-  const flow = fanOutFlow(n);
+  const flow = SHAPE === "chain" ? chainFlow(n) : fanOutFlow(n);
   const engine = await Engine.create(benchConfig(false));
   const gc = (globalThis as { gc?: () => void }).gc;
   try {
     const first = await engine.run(flow, { prompt: "hello" });
     if (first.outcome !== "success") throw new Error(`run failed: ${JSON.stringify(first)}`);
-    const s: Sample = { steps: n + 1, wallUs: [], cpuUs: [] };
+    const steps = SHAPE === "chain" ? n : n + 1;
+    const s: Sample = { steps, wallUs: [], cpuUs: [] };
     for (let i = 0; i < RUNS; i++) {
       gc?.();
       const c = cpuMs();
@@ -53,8 +60,8 @@ async function child(n: number): Promise<void> {
       const ms = performance.now() - t;
       const cpu = cpuMs() - c;
       console.log(`${MARK} end ${t + ms}`);
-      s.wallUs.push(ms * 1000 / (n + 1));
-      s.cpuUs.push(cpu * 1000 / (n + 1));
+      s.wallUs.push(ms * 1000 / steps);
+      s.cpuUs.push(cpu * 1000 / steps);
     }
     gc?.(); // the anchor that closes the last timed run (see gcShare)
     console.log(`${MARK} result ${JSON.stringify(s)}`);
@@ -119,6 +126,8 @@ if (args.includes("--child")) {
           String(n),
           "--runs",
           String(RUNS),
+          "--shape",
+          SHAPE,
         ],
         stderr: "inherit",
       }).output();
@@ -133,7 +142,9 @@ if (args.includes("--child")) {
     }
   }
   console.log(
-    `fan-out scaling, warm medians of ${RUNS} runs per size (load ${
+    `${
+      SHAPE === "chain" ? "chain" : "fan-out"
+    } scaling, warm medians of ${RUNS} runs per size (load ${
       Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
     })`,
   );

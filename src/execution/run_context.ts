@@ -74,15 +74,18 @@ export interface RunOrigin {
 /** The steps of a run in flight: started (past any concurrency wait), not yet recorded. */
 export class InFlight {
   /** Start time (ms since the epoch) by step index; 0 when not in flight. */
-  readonly startedAt: number[];
+  readonly startedAt: StepNumbers;
   /** Current attempt by step index. */
-  readonly attempt: number[];
+  readonly attempt: StepNumbers;
 
   constructor(readonly steps: readonly CompiledStep[]) {
-    // plain arrays, not typed ones: a typed array's buffer costs ~1 µs to make, which a run of a
-    // one-step flow pays per run (issue 17); as many bytes per step for large flows
-    this.startedAt = zeros(steps.length);
-    this.attempt = zeros(steps.length);
+    // Plain arrays for small flows: a typed array's buffer costs ~1 µs to make, which a run of a
+    // one-step flow pays per run (issue 17). Typed ones for large flows: their numbers are
+    // outside the garbage-collected heap, which a plain array grown to 100,000 zeros is not
+    // (its growth was 50 bytes a step of a fan-out, and the young collections copied it).
+    const n = steps.length;
+    this.startedAt = n < TYPED_FROM ? zeros(n) : new Float64Array(n);
+    this.attempt = n < TYPED_FROM ? zeros(n) : new Float64Array(n);
   }
 
   /** Step id, attempt and start time of every step in flight, in step order. */
@@ -100,6 +103,12 @@ export class InFlight {
     return out;
   }
 }
+
+/** Numbers by step index: a plain array for a small flow, a typed one for a large one. */
+export type StepNumbers = number[] | Float64Array;
+
+/** Flows of this many steps or more keep their in-flight numbers in typed arrays. */
+const TYPED_FROM = 1024;
 
 /** `n` zeros in a packed array (`new Array(n)` is holey, and a dictionary from 100k up). */
 function zeros(n: number): number[] {

@@ -250,9 +250,13 @@ async function endCommitted(
   let failure: unknown;
   try {
     if (pending !== undefined) await pending;
-    if (stored !== undefined) await stored;
   } catch (e) {
     failure = e;
+  }
+  try {
+    if (stored !== undefined) await stored;
+  } catch (e) {
+    failure = e; // the end's error says what becomes of this run (the store knows it best)
   }
   failure ??= ctx?.storeError;
   if (failure === undefined) return result;

@@ -348,65 +348,104 @@ export function resolveTemplate(t: CompiledTemplate, scope: ResolveScope): FlowR
       return { outcome: "success", result: t.value };
     case "ref":
       return resolveRef(t, scope);
-    case "array": {
-      const out: JsonValue[] = new Array(t.items.length);
-      for (let i = 0; i < t.items.length; i++) {
-        const r = resolveTemplate(t.items[i], scope);
-        if (r.outcome !== "success") return r;
-        out[i] = r.result;
-      }
-      return { outcome: "success", result: out };
-    }
-    case "object": {
-      const out: Record<string, JsonValue> = {};
-      for (const [k, c] of t.entries) {
-        const r = resolveTemplate(c, scope);
-        if (r.outcome !== "success") return r;
-        setOwn(out, k, r.result);
-      }
-      return { outcome: "success", result: out };
+    default: {
+      const v = resolveValue(t, scope);
+      return v instanceof Stop ? v.result : { outcome: "success", result: v };
     }
   }
 }
 
+/**
+ * The first skipped or failed outcome a template meets while it is resolved. Resolving returns
+ * plain values and this only when it stops, instead of a result object around every value (a
+ * step's input made three, issue 17); JSON values are never instances of it.
+ */
+class Stop {
+  constructor(readonly result: FlowResult) {}
+}
+
+function resolveValue(t: CompiledTemplate, scope: ResolveScope): JsonValue | Stop {
+  switch (t.kind) {
+    case "literal":
+      return t.value;
+    case "ref":
+      return refValue(t, scope);
+    case "array": {
+      const items = t.items;
+      const out: JsonValue[] = new Array(items.length);
+      for (let i = 0; i < items.length; i++) {
+        const v = resolveValue(items[i], scope);
+        if (v instanceof Stop) return v;
+        out[i] = v;
+      }
+      return out;
+    }
+    case "object": {
+      const entries = t.entries;
+      const out: Record<string, JsonValue> = {};
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i];
+        const v = resolveValue(e[1], scope);
+        if (v instanceof Stop) return v;
+        setOwn(out, e[0], v);
+      }
+      return out;
+    }
+  }
+}
+
+/** A reference's whole result: the step's own result object when it reads a step's whole result. */
 function resolveRef(ref: CompiledRef, scope: ResolveScope): FlowResult {
-  let base: FlowResult;
+  if (ref.base.type === "step" && !ref.path) {
+    const r = stepBase(ref.base.step, ref, scope);
+    if (r.outcome === "skipped" && ref.skipDefault) {
+      return { outcome: "success", result: ref.skipDefault.value };
+    }
+    return r;
+  }
+  const v = refValue(ref, scope);
+  return v instanceof Stop ? v.result : { outcome: "success", result: v };
+}
+
+function stepBase(stepId: string, ref: CompiledRef, scope: ResolveScope): FlowResult {
+  const r = scope.stepResult(stepId);
+  if (r === undefined) throw new TemplateError(`Step '${stepId}' has no result yet`, ref.at);
+  return r;
+}
+
+/** A reference's value, or where it stops (a skipped or failed step: its path is not read). */
+function refValue(ref: CompiledRef, scope: ResolveScope): JsonValue | Stop {
+  let v: JsonValue | undefined;
   switch (ref.base.type) {
     case "input":
-      base = { outcome: "success", result: scope.input };
+      v = scope.input;
       break;
     case "step": {
-      const r = scope.stepResult(ref.base.step);
-      if (r === undefined) {
-        throw new TemplateError(`Step '${ref.base.step}' has no result yet`, ref.at);
+      const r = stepBase(ref.base.step, ref, scope);
+      if (r.outcome !== "success") {
+        return r.outcome === "skipped" && ref.skipDefault ? ref.skipDefault.value : new Stop(r);
       }
-      base = r;
+      v = r.result;
       break;
     }
     case "variable": {
       const name = ref.base.name;
-      let v = scope.variable(name);
+      v = scope.variable(name);
       if (v === undefined) v = ref.base.default;
       if (v === undefined) v = scope.variableDefault(name);
       if (v === undefined) throw new TemplateError(`Undefined variable '${name}'`, ref.at);
-      base = { outcome: "success", result: v };
       break;
     }
   }
-  if (base.outcome === "success" && ref.path) {
-    try {
-      base = { outcome: "success", result: applyPath(base.result, ref.path) };
-    } catch (e) {
-      if (e instanceof TemplateError && e.at.length === 0) {
-        throw new TemplateError(e.message, ref.at);
-      }
-      throw e;
+  if (!ref.path) return v;
+  try {
+    return applyPath(v, ref.path);
+  } catch (e) {
+    if (e instanceof TemplateError && e.at.length === 0) {
+      throw new TemplateError(e.message, ref.at);
     }
+    throw e;
   }
-  if (base.outcome === "skipped" && ref.skipDefault) {
-    return { outcome: "success", result: ref.skipDefault.value };
-  }
-  return base;
 }
 
 /**

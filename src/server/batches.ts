@@ -14,6 +14,8 @@ import type { ServiceStore } from "./store_adapter.ts";
 import type { RunService } from "./runs.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import { uuidv7 } from "./ids.ts";
+import { ApiError } from "./api_error.ts";
+import { StoreError } from "../state/store.ts";
 
 const log = logger("serve");
 
@@ -68,7 +70,10 @@ export class BatchService {
 
   /**
    * Starts a batch: one run per input (ids and `queued` records made now, in input order),
-   * executed with at most `maxConcurrency` at once (default: all). Returns at once.
+   * executed with at most `maxConcurrency` at once (default: all), once the batch's records are
+   * stored. Returns at once; `stored` resolves once they are, and rejects with an
+   * {@linkcode ApiError} 507 when they cannot be (disk full, ...): then no run starts, and each is
+   * recorded failed with that error once the store can be written again.
    */
   submit(
     flow: Flow,
@@ -79,7 +84,7 @@ export class BatchService {
       overrides?: JsonValue;
       variables?: Record<string, JsonValue>;
     } = {},
-  ): { batchId: string; totalInputs: number } {
+  ): { batchId: string; totalInputs: number; stored: Promise<void> } {
     const batchId = uuidv7();
     const n = inputs.length;
     const record: BatchRecord = {
@@ -90,7 +95,13 @@ export class BatchService {
       status: "running",
       createdAt: this.store.now(),
     };
-    this.store.createBatch(record);
+    // the commits carrying the batch's records (one per group commit: the same promise for the
+    // writes of one), waited for before its runs start
+    const writes = new Set<Promise<void>>();
+    const note = (w: Promise<void> | void) => {
+      if (w !== undefined) writes.add(w);
+    };
+    note(this.store.createBatch(record));
     if (this.distributedCancel !== undefined) {
       // every engine claims the batch's runs from the database (maxConcurrency is not applied
       // across engines: each engine's --max-concurrent-runs is)
@@ -106,9 +117,9 @@ export class BatchService {
           variables: options.variables,
           createdAt: at,
         });
-        this.store.addBatchRun(batchId, runId, i);
+        note(this.store.addBatchRun(batchId, runId, i));
       }
-      return { batchId, totalInputs: n };
+      return { batchId, totalInputs: n, stored: this.#stored(writes) };
     }
     const b: LiveBatch = {
       record,
@@ -128,9 +139,10 @@ export class BatchService {
         flowName: flow.name,
         input: inputs[i],
         overrides: options.overrides,
+        variables: options.variables,
         createdAt,
       });
-      this.store.addBatchRun(batchId, runId, i);
+      note(this.store.addBatchRun(batchId, runId, i));
       const index = i;
       this.runs.reserve(runId, () => {
         b.statuses[index] = "cancelled";
@@ -175,9 +187,24 @@ export class BatchService {
       }
     };
     this.#running++;
-    const workers: Promise<void>[] = [];
-    for (let k = 0; k < limit && n > 0; k++) workers.push(worker());
-    b.done = Promise.all(workers).then(() => {
+    // started once its records are stored: a batch answered with an id is found by that id
+    // after a restart, and its runs are there to be taken over (src/server/runs_resume.ts)
+    const stored = this.#stored(writes);
+    const workers = stored.then(() => {
+      const all: Promise<void>[] = [];
+      for (let k = 0; k < limit && n > 0; k++) all.push(worker());
+      return Promise.all(all);
+    }, (e: ApiError) => {
+      const result: FlowResult = { outcome: "failed", error: { code: 507, message: e.message } };
+      b.runIds.forEach((runId, i) => {
+        this.runs.release(runId);
+        if (b.statuses[i] !== "queued") return; // cancelled meanwhile
+        b.statuses[i] = "failed";
+        b.counts.failed++;
+        this.store.finishRun(runId, "failed", result);
+      });
+    });
+    b.done = workers.then(() => {
       this.#running--;
       b.completedAt = this.store.now();
       this.#finished.push(batchId);
@@ -186,7 +213,20 @@ export class BatchService {
       }
     });
     this.#live.set(batchId, b);
-    return { batchId, totalInputs: n };
+    return { batchId, totalInputs: n, stored };
+  }
+
+  /** Resolves once the commits `writes` succeeded; rejects with a 507 otherwise. */
+  #stored(writes: Set<Promise<void>>): Promise<void> {
+    return Promise.all(writes).then(() => {}, (e) => {
+      throw new ApiError(
+        507,
+        `The batch could not be stored: ${describeError(plainCause(e))}. None of its runs ` +
+          "started; each is recorded failed with this error as soon as the database can be " +
+          "written again (nothing of the batch is stored if the service stops before). Submit the " +
+          "batch again",
+      );
+    });
   }
 
   /** The batch's details, or undefined for an unknown id. */
@@ -306,4 +346,9 @@ function cancelledResult(): FlowResult {
     outcome: "failed",
     error: { code: 410, message: "Run was cancelled before it started: its batch was cancelled" },
   };
+}
+
+/** The store's own failure inside an error that also says what becomes of a run. */
+function plainCause(e: unknown): unknown {
+  return e instanceof StoreError && e.cause instanceof StoreError ? e.cause : e;
 }

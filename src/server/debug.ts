@@ -23,6 +23,7 @@ import type { ServiceStore } from "./store_adapter.ts";
 interface Held {
   step: CompiledStep;
   release: () => void;
+  fail: (e: unknown) => void;
 }
 
 /** The debug state of one run: the steps its gate holds. */
@@ -48,14 +49,29 @@ export class DebugSession {
     if (this.#held.size > 0) this.#schedulePause();
   }
 
+  /** Set by {@linkcode fail}: every step held, or coming to the gate, fails with it. */
+  #failure: { error: unknown } | undefined;
+
   /** The engine's step gate of the run. */
   readonly gate: StepGate = (step) => {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure.error);
     if (this.#free) return undefined;
-    return new Promise<void>((release) => {
-      this.#held.set(step.id, { step, release });
+    return new Promise<void>((release, fail) => {
+      this.#held.set(step.id, { step, release, fail });
       this.#schedulePause();
     });
   };
+
+  /**
+   * Ends the run with `error` without running another step: its record could not be stored
+   * (the run cannot go on; held, it would wait for a command for ever).
+   */
+  fail(error: unknown): void {
+    this.#failure = { error };
+    const held = [...this.#held.values()];
+    this.#held.clear();
+    for (const h of held) h.fail(error);
+  }
 
   /** Ids of the steps ready to run (held at the gate), in flow order. */
   runnable(): string[] {

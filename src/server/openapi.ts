@@ -22,6 +22,7 @@ const WHY: Record<number, string> = {
   500: "Internal error",
   501: "Not available yet",
   503: "The service is shutting down",
+  507: "The state store cannot be written (disk full, ...): nothing was stored",
 };
 
 /** Error responses (0.8 `ErrorResponse`) for the given status codes. */

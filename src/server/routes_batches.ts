@@ -58,7 +58,7 @@ export function addBatchRoutes(app: ApiApp, s: Service): void {
       request: { body: { content: json(S.CreateBatchRequest), required: true } },
       responses: {
         200: { description: "Started", content: json(S.CreateBatchResponse) },
-        ...errors(400, 404, 413, 415, 429, 503),
+        ...errors(400, 404, 413, 415, 429, 503, 507),
       },
     }),
     async (c) => {
@@ -69,13 +69,14 @@ export function addBatchRoutes(app: ApiApp, s: Service): void {
         throw new ApiError(503, "The service is shutting down and accepts no new batches");
       }
       checkBatchSize(s, body.inputs.length);
-      const { batchId, totalInputs } = s.batches.submit(flow, flowId, body.inputs, {
+      const { batchId, totalInputs, stored } = s.batches.submit(flow, flowId, body.inputs, {
         maxConcurrency: body.maxConcurrency,
         overrides: body.overrides,
         variables: body.variables,
       });
-      // stored before answered: any engine on the same database answers for the batch next
-      if (s.cluster !== undefined) await s.store.committed();
+      // stored before answered (507 when it cannot be): the batch is found by its id after a
+      // restart, and by any engine on the same database
+      await stored;
       return c.json({ batchId, totalInputs, status: "running" as const }, 200);
     },
   );

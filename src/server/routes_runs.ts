@@ -138,13 +138,20 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         run = submitRun(s, request, debug);
       }
       if (debug) {
-        // 0.8: a debug run answers at once, paused before its first steps
+        // 0.8: a debug run answers at once, paused before its first steps — once its record (or
+        // its queued row) is stored: it was answered before, and a kill -9 or a full disk then
+        // left an id that gave 404. When that commit fails, it is answered failed with 507.
+        const unstored = await s.runs.recorded(run).then(() => undefined, (e) => ({ e }));
+        if (unstored !== undefined) {
+          s.debug.get(run.runId)?.fail(unstored.e); // (held before its first step)
+          const o = await run.done;
+          return c.json(createRunBody(run.runId, o.status, o.result, true), 200);
+        }
         return c.json(createRunBody(run.runId, "paused", undefined, true), 200);
       }
       // distributed: the run is queued in the database before it is answered (any engine may be
       // asked for it next)
-      if (s.cluster !== undefined && waitMs === 0) await s.store.committed();
-      else if (waitMs === 0 && !(await s.runs.recorded(run).then(() => true, () => false))) {
+      if (waitMs === 0 && !(await s.runs.recorded(run).then(() => true, () => false))) {
         // a 202 names a run whose record is stored (its id would give 404 otherwise): its
         // commit failed (disk full, ...) — answered as with wait: true, failed with 507
         const o = await run.done;

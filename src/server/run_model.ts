@@ -89,6 +89,11 @@ export class Run implements ActiveRun {
   stored = false;
   /** Distributed: the run left this engine (lease lost, released): nothing more is stored. */
   abandoned = false;
+  /**
+   * Distributed mode: why the run's record could not be stored (its first commit failed): it
+   * is nowhere in the database, so it cannot go on on another engine.
+   */
+  unrecorded?: { error: unknown };
   startedAt = 0;
   resolve!: (o: RunOutcome) => void;
   readonly done: Promise<RunOutcome>;

@@ -11,7 +11,7 @@
  */
 import type { Engine, ResumeMode } from "../execution/engine.ts";
 import { failed, type FlowResult } from "../core/flow_result.ts";
-import type { RunStatus } from "../state/store.ts";
+import { type RunStatus, StoreError } from "../state/store.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { ApiError } from "./api_error.ts";
@@ -37,6 +37,15 @@ import {
 import { drainLocal, drainShared } from "./runs_drain.ts";
 
 const log = logger("serve");
+
+/** What becomes of a run none of whose records could be stored (PostgreSQL). */
+const NOT_STORED = "The run's record could not be stored: nothing of the run is stored (its id " +
+  "is unknown to the service), submit it again";
+
+/** The store's own failure inside an error that also says what becomes of a run. */
+function plainCause(e: unknown): unknown {
+  return e instanceof StoreError && e.cause instanceof StoreError ? e.cause : e;
+}
 
 /** The runs of a service. */
 export class RunService {
@@ -125,10 +134,15 @@ export class RunService {
     if (this.#distribution !== undefined && request.gate === undefined) {
       // queued in the database: whichever engine has a free slot claims it (maybe this one)
       const stored = this.#storeQueued(run.runId, request);
+      run.queuedWrite = stored;
+      // nothing of it is stored (one transaction): it is not run later, unknown to all
       stored?.catch((e) =>
         this.settle(run.runId, {
           status: "failed",
-          result: failed(507, `The run could not be queued: ${describeError(e)}`),
+          result: failed(
+            507,
+            `The run could not be queued: ${describeError(plainCause(e))}. ${NOT_STORED}`,
+          ),
         })
       );
       run.request = undefined;
@@ -150,12 +164,17 @@ export class RunService {
     return run;
   }
 
-  /** A queued run whose `queued` row could not be stored ends failed (507), nothing stored. */
+  /**
+   * A queued run whose `queued` row could not be stored ends failed (507); the store records it
+   * failed once it can (its error says so: src/state/store_health.ts).
+   */
   #notQueued(run: Run, e: unknown): void {
     if (run.state !== "queued") return; // started meanwhile: its own record fails it (507)
     this.#queued--;
     run.request = undefined;
-    this.#finish(run, failed(507, `The run could not be queued: ${describeError(e)}`), false);
+    const result = failed(507, `The run could not be queued: ${describeError(e)}`);
+    this.store.finishRun(run.runId, "failed", result);
+    this.#finish(run, result, false);
   }
 
   /**
@@ -208,6 +227,10 @@ export class RunService {
     } catch (e) {
       this.#finish(run, failed(500, `The run could not start: ${describeError(e)}`), true);
       return;
+    }
+    if (this.#distribution !== undefined) {
+      // (a debug run: created here) when its record is not stored, it cannot go on elsewhere
+      handle.recorded.catch((error) => run.unrecorded = { error });
     }
     this.#track(run, handle);
   }
@@ -447,6 +470,12 @@ export class RunService {
 
   #finish(run: Run, result: FlowResult, store: boolean): void {
     if (run.state === "ended") return;
+    if (run.unrecorded !== undefined) {
+      // its record never reached the database: it ends here, and says that nothing is stored
+      run.abandoned = false;
+      store = false;
+      result = failed(507, `${describeError(plainCause(run.unrecorded.error))}. ${NOT_STORED}`);
+    }
     if (run.abandoned && run.state === "running") {
       // it goes on elsewhere: wait for it there (no write: this engine no longer owns it)
       run.abandoned = false;

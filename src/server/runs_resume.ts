@@ -7,9 +7,41 @@ import { wasInterrupted } from "../execution/resume.ts";
 import { describeError } from "../errors.ts";
 import type { RunService } from "./runs.ts";
 import type { ServiceStore } from "./store_adapter.ts";
+import type { RunRecord, RunStatus } from "../state/store.ts";
 
-/** Most runs of each status looked at by {@linkcode resumeInterruptedRuns}. */
-const RESUME_SCAN_LIMIT = 1000;
+/** Runs read at a time by {@linkcode resumeInterruptedRuns}. */
+const RESUME_PAGE = 1000;
+
+/**
+ * Every top-level run of `status`, oldest first (created at, then id: the ids are UUID v7, so a
+ * batch's runs, created in the same millisecond, keep their input order). Read page by page: a
+ * restart after a kill with more than one page of runs left takes them all (it took the newest
+ * 1000, and the others stayed queued for ever).
+ */
+async function allRuns(
+  store: ServiceStore,
+  status: RunStatus,
+  pages = Infinity,
+): Promise<RunRecord[]> {
+  const byId = new Map<string, RunRecord>();
+  for (let offset = 0; offset < pages * RESUME_PAGE; offset += RESUME_PAGE) {
+    const page = await store.listRuns({ status, rootOnly: true, limit: RESUME_PAGE, offset });
+    for (const r of page) byId.set(r.runId, r);
+    if (page.length < RESUME_PAGE) break;
+  }
+  return [...byId.values()].sort(byAge);
+}
+
+/** Oldest first: created at, then id. */
+function byAge(a: RunRecord, b: RunRecord): number {
+  return a.createdAt < b.createdAt
+    ? -1
+    : a.createdAt > b.createdAt
+    ? 1
+    : a.runId < b.runId
+    ? -1
+    : 1;
+}
 
 /**
  * Resumes the unfinished top-level runs of engines that stopped (issue 12: in-flight runs survive
@@ -24,16 +56,18 @@ export async function resumeInterruptedRuns(
   runs: RunService,
   store: ServiceStore,
 ): Promise<{ resumed: string[]; queued: string[]; skipped: { runId: string; reason: string }[] }> {
-  const candidates: string[] = [];
+  const candidates: RunRecord[] = [];
   for (const status of ["running", "paused", "failed"] as const) {
-    const found = await store.listRuns({ status, rootOnly: true, limit: RESUME_SCAN_LIMIT });
-    for (const r of found) {
-      if (status !== "failed" || wasInterrupted(r)) candidates.push(r.runId);
+    // (failed runs: the newest page only — a database keeps every failed run, and the runs
+    // interrupted by a stop are among the newest)
+    for (const r of await allRuns(store, status, status === "failed" ? 1 : Infinity)) {
+      if (status !== "failed" || wasInterrupted(r)) candidates.push(r);
     }
   }
   const resumed: string[] = [];
   const skipped: { runId: string; reason: string }[] = [];
-  for (const runId of candidates.reverse()) { // oldest first
+  candidates.sort(byAge);
+  for (const { runId } of candidates) { // oldest first
     try {
       await runs.resume(runId);
       resumed.push(runId);
@@ -44,12 +78,7 @@ export async function resumeInterruptedRuns(
   // runs queued and never started by an engine that stopped (a kill -9, a reboot): queued here,
   // within --max-concurrent-runs; those of a live engine (SQLite: their owner) are left to it
   const queued: string[] = [];
-  const waiting = await store.listRuns({
-    status: "queued",
-    rootOnly: true,
-    limit: RESUME_SCAN_LIMIT,
-  });
-  for (const r of waiting.reverse()) { // oldest first
+  for (const r of await allRuns(store, "queued")) { // oldest first
     try {
       if (await runs.takeQueued(r.runId)) queued.push(r.runId);
     } catch (e) {

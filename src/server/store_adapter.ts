@@ -126,18 +126,21 @@ export class ServiceStore {
     this.store.completeRun(runId, status, result);
   }
 
-  createBatch(batch: BatchRecord): void {
-    this.store.createBatch(batch);
+  /** Records a batch; resolves once it is stored (rejects when its commit failed). */
+  createBatch(batch: BatchRecord): Promise<void> | void {
+    const w = this.store.createBatch(batch);
     if (!this.store.listBatches) this.#batches.set(batch.batchId, batch);
+    return w;
   }
 
   /** A batch's new status (the record is written again: stores replace by id). */
   setBatchStatus(batch: BatchRecord, status: BatchRecord["status"]): void {
-    this.createBatch({ ...batch, status });
+    this.createBatch({ ...batch, status })?.catch(() => {});
   }
 
-  addBatchRun(batchId: string, runId: string, index: number): void {
-    this.store.addBatchRun(batchId, runId, index);
+  /** Adds a run to a batch; resolves once it is stored (rejects when its commit failed). */
+  addBatchRun(batchId: string, runId: string, index: number): Promise<void> | void {
+    return this.store.addBatchRun(batchId, runId, index);
   }
 
   getBatch(batchId: string): Promise<BatchRecord | undefined> {

@@ -57,9 +57,10 @@ import {
   recoverEngines,
   release,
   renew,
+  rowlessRun,
   writeUnstoredEnds,
 } from "./sqlite_ownership.ts";
-import type { StoreCondition } from "./store_health.ts";
+import { type StoreCondition, unstoredRecordError } from "./store_health.ts";
 import { deleteRunTree, insertSignal, pruneBefore, takeSignal } from "./sqlite_signals.ts";
 import {
   type BatchFilter,
@@ -84,6 +85,7 @@ import {
   type StepStartRecord,
   type StoredBlob,
   StoreError,
+  storeFailedResult,
 } from "./store.ts";
 import { logger } from "../log.ts";
 import { describeError } from "../errors.ts";
@@ -225,10 +227,15 @@ export class SqliteStateStore implements StateStore {
   createRun(run: RunRecord): Promise<void> | void {
     if (this.#c.closed) return;
     const committed = this.#w.createRun(run);
-    if (run.status === "queued" && this.#watchers.size > 0) {
-      committed.then(() => this.#wake(), () => {});
-    }
-    return committed;
+    if (run.status !== "queued") return committed;
+    if (this.#watchers.size > 0) committed.then(() => this.#wake(), () => {});
+    // a queued row that could not be stored: its waiter is told what becomes of the run
+    const c = this.#c;
+    const p = committed.catch((e) => {
+      throw e instanceof StoreError && c.rowless.has(run.runId) ? unstoredRecordError(e) : e;
+    });
+    p.catch(() => {}); // (a caller may not wait for it: a batch's queued rows)
+    return p;
   }
 
   recordStepStarted(runId: string, s: StepStartRecord): Promise<void> | void {
@@ -252,9 +259,14 @@ export class SqliteStateStore implements StateStore {
       if (run?.error) throw run.error;
     }, (e) => {
       open.delete(runId);
-      // kept, and written once commits succeed again
-      this.#keepEnd(runId, status, result);
-      throw e;
+      // kept, and written once commits succeed again, as the run's waiter is told it: a run
+      // executing here fails with its first failure, which says what becomes of it
+      // (src/execution/run_lifecycle.ts endRun); another (a queued run) as its caller says
+      const err = run?.error ??
+        (e instanceof StoreError && this.#c.rowless.has(runId) ? unstoredRecordError(e) : e);
+      if (run === undefined) this.#keepEnd(runId, status, result);
+      else this.#keepEnd(runId, "failed", storeFailedResult(err));
+      throw err;
     });
     p.catch(() => {});
     return p;
@@ -297,7 +309,10 @@ export class SqliteStateStore implements StateStore {
             return [writeUnstoredEnds(c, ends, file, committed), ends] as const;
           },
         );
-        for (const [runId, end] of ends) this.#c.ends.written(runId, end);
+        for (const [runId, end] of ends) {
+          this.#c.ends.written(runId, end);
+          this.#c.rowless.delete(runId); // written whole, or a run with its id or key is there
+        }
         if (n > 0) log.warn(`recorded ${n} run(s) failed that could not be stored when they ended`);
         return this.#c.ends.size === 0;
       } catch (e) {
@@ -332,7 +347,7 @@ export class SqliteStateStore implements StateStore {
   // ---------------------------------------------------------------- reads
 
   getRun(runId: string): Promise<RunRecord | undefined> {
-    return this.#read((c) => c.ends.overlay(readRun(c, runId)));
+    return this.#read((c) => c.ends.overlay(readRun(c, runId) ?? rowlessRun(c, runId)));
   }
 
   findRunByKey(runKey: string): Promise<RunRecord | undefined> {
@@ -530,12 +545,26 @@ export class SqliteStateStore implements StateStore {
     if (c.closed) return;
     await this.#w.drain();
     if (c.ends.size > 0 && !(await this.#writeEnds())) {
-      const ids = c.ends.entries().map(([id]) => id);
-      log.error(
-        `${ids.length} run(s) told that their state could not be stored are still recorded as ` +
-          `they were (the database cannot be written): the next start on this database resumes ` +
-          `them: ${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", ..." : ""}`,
-      );
+      const all = c.ends.entries().map(([id]) => id);
+      const list = (ids: string[]) =>
+        `${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", ..." : ""}`;
+      const ids = all.filter((id) => !c.rowless.has(id));
+      const lost = all.filter((id) => c.rowless.has(id));
+      if (ids.length > 0) {
+        log.error(
+          `${ids.length} run(s) told that their state could not be stored are still recorded ` +
+            `as they were (the database cannot be written): the next start on this database ` +
+            `resumes them: ${list(ids)}`,
+        );
+      }
+      if (lost.length > 0) {
+        log.error(
+          `${lost.length} run(s) told that their record could not be stored are not in the ` +
+            `database (it cannot be written): they are not recorded, as they were told: ${
+              list(lost)
+            }`,
+        );
+      }
     }
     await this.#w.stop();
     // Runs this engine started and did not finish: their engine is going away.

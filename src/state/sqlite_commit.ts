@@ -15,6 +15,8 @@
  * @module
  */
 
+import type { RunRow } from "./rows.ts";
+
 /** Operation tags of the flat queue (see {@linkcode applyBatch}). */
 export const OP_SQL = 0; // [OP_SQL, statement, argc, ...args]
 export const OP_RESULT = 1; // [OP_RESULT, run, index, stepId, json, status, event, data, component, attempt, ms, at, root]
@@ -28,6 +30,18 @@ export const SQL_BLOB = 2;
 export const SQL_RUN = 3;
 /** Positions of `SQL_RUN`'s arguments that a run's end changes (see `applyBatch`'s SQL). */
 export const RUN_ARG = { status: 3, result: 5, completedAt: 7, updatedAt: 16 } as const;
+/** The columns of `SQL_RUN`, in the order of its arguments. */
+export const RUN_COLUMNS = "id, flow_id, flow_name, status, input_json, result_json, " +
+  "created_at, completed_at, overrides_json, parent_run_id, root_run_id, run_key, " +
+  "variables_json, owner_id, lease_epoch, started_at, updated_at, debug_mode, options_json";
+
+/** `SQL_RUN`'s arguments as a `runs` row (a run whose row is not stored, read from memory). */
+export function rowOfRunArgs(a: unknown[]): RunRow {
+  const names = RUN_COLUMNS.split(", ");
+  const row: Record<string, unknown> = {};
+  names.forEach((n, i) => row[n] = a[i]);
+  return row as unknown as RunRow;
+}
 export const SQL_RUN_END = 4;
 export const SQL_RUN_STATUS = 5;
 export const SQL_BATCH = 6;

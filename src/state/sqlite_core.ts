@@ -119,6 +119,12 @@ export class SqliteCore {
   readonly health = new StoreHealth();
   /** Ends of runs of this engine that could not be stored, written once commits succeed. */
   readonly ends = new UnstoredEnds();
+  /**
+   * The rows (`SQL_RUN`'s arguments) of runs of this engine whose first row was in a commit that
+   * failed and is not in the database: written, ended, with their kept end
+   * (src/state/sqlite_ownership.ts `writeUnstoredEnds`) or by their `completeRun`.
+   */
+  readonly rowless = new Map<string, unknown[]>();
 
   constructor(
     readonly db: DatabaseSync,

@@ -6,7 +6,13 @@
  */
 import { stringifyJson } from "../json/exact_json.ts";
 import type { SqliteCore } from "./sqlite_core.ts";
-import { type DatabaseFile, fileGone } from "./sqlite_commit.ts";
+import {
+  type DatabaseFile,
+  fileGone,
+  rowOfRunArgs,
+  RUN_ARG,
+  RUN_COLUMNS,
+} from "./sqlite_commit.ts";
 import type { UnstoredEnd } from "./store_health.ts";
 import { runFromRow, type RunRow } from "./rows.ts";
 import {
@@ -16,6 +22,7 @@ import {
   interruptedResult,
   type LeaseRenewal,
   nowRfc3339,
+  type RunRecord,
 } from "./store.ts";
 
 /**
@@ -119,7 +126,29 @@ export function recoverEngines(
     for (const r of running) markInterrupted(c, r.id, id, r.root, reason, at);
     c.stmt("DELETE FROM engines WHERE id = ?").run(id);
   }
+  // queued rows without an owner (written before queued rows had one): the last engine that
+  // could have queued them is gone once no other live engine is left
+  if (engines.length > 0 && !otherEngineAlive(c)) queued.push(...unownedQueued(c));
   return { engines, runs: roots, queued };
+}
+
+/**
+ * Whether an engine of another process on this database is alive. Queued rows without an owner
+ * (written by a version before queued rows had one, which ran them itself as slots freed) may be
+ * its: they are taken only once no such engine is left, so each runs once, never twice.
+ */
+export function otherEngineAlive(c: SqliteCore): boolean {
+  const nowMs = Date.now();
+  return (c.stmt("SELECT id FROM engines WHERE id <> ?").all(c.engineId) as { id: string }[])
+    .some((r) => c.isAlive(r.id, nowMs));
+}
+
+/** The top-level queued runs without an owner, oldest first. */
+function unownedQueued(c: SqliteCore): string[] {
+  return (c.stmt(
+    `SELECT id FROM runs WHERE owner_id IS NULL AND parent_run_id IS NULL AND status = 'queued'
+     ORDER BY created_at, id`,
+  ).all() as { id: string }[]).map((r) => r.id);
 }
 
 /** Marks `runId` interrupted if `owner` still owns it and it is still running. */
@@ -143,15 +172,24 @@ export function markInterrupted(
   c.event(runId, root, "run_interrupted", null, null, null, stringifyJson({ reason }), at);
 }
 
-/** Takes run `runId` for this engine unless another live engine owns it. */
+/**
+ * Takes run `runId` for this engine unless another live engine owns it (a queued row without an
+ * owner: unless another engine is alive, {@linkcode otherEngineAlive}).
+ */
 export function claimOne(c: SqliteCore, runId: string): ClaimResult {
   const row = c.stmt(
-    "SELECT owner_id, lease_epoch, COALESCE(root_run_id, id) AS root FROM runs WHERE id = ?",
-  ).get(runId) as { owner_id: string | null; lease_epoch: number; root: string } | undefined;
+    `SELECT owner_id, lease_epoch, status, COALESCE(root_run_id, id) AS root FROM runs
+     WHERE id = ?`,
+  ).get(runId) as
+    | { owner_id: string | null; lease_epoch: number; status: string; root: string }
+    | undefined;
   if (!row) return { claimed: false, reason: "unknown" };
   const owner = row.owner_id;
   if (owner !== null && owner !== c.engineId && c.isAlive(owner, Date.now())) {
     return { claimed: false, reason: "owned", owner: c.engineRecord(owner) };
+  }
+  if (owner === null && row.status === "queued" && otherEngineAlive(c)) {
+    return { claimed: false, reason: "owned" };
   }
   const epoch = Number(row.lease_epoch) + 1;
   const at = nowRfc3339();
@@ -245,7 +283,9 @@ export function release(c: SqliteCore, ids: string[]): string[] {
 /**
  * Writes the ends of runs of this engine that could not be stored when they ended (their
  * client was told 507): status and result, their running steps `failed`, and `run_completed`.
- * A run another engine took over meanwhile (its owner changed) is left alone.
+ * A run another engine took over meanwhile (its owner changed) is left alone. A run whose row
+ * never reached the database (`SqliteCore.rowless`) is written whole, ended (unless a run with
+ * its id or key is there by now).
  * @param file the database file as opened: nothing is written when its path names another file.
  * @param committed whether this engine's row was committed (then it must still exist: else this
  *   engine was declared dead, and its runs are another's to resume).
@@ -278,7 +318,7 @@ export function writeUnstoredEnds(
       nowRfc3339(),
       runId,
       c.engineId,
-    ) as { root: string } | undefined;
+    ) as { root: string } | undefined ?? insertRowless(c, runId, end);
     if (row === undefined) continue;
     n++;
     c.stmt(
@@ -290,4 +330,33 @@ export function writeUnstoredEnds(
     c.event(runId, row.root, "run_completed", null, null, null, stringifyJson(data), end.at);
   }
   return n;
+}
+
+/** Writes the kept row of run `runId` (never stored), ended as `end` says; its root, or undefined. */
+function insertRowless(
+  c: SqliteCore,
+  runId: string,
+  end: UnstoredEnd,
+): { root: string } | undefined {
+  const kept = c.rowless.get(runId);
+  if (kept === undefined) return undefined;
+  const args = kept.slice();
+  args[RUN_ARG.status] = end.status;
+  if (end.result !== undefined) args[RUN_ARG.result] = stringifyJson(end.result);
+  args[RUN_ARG.completedAt] = end.at;
+  args[RUN_ARG.updatedAt] = nowRfc3339();
+  return c.stmt(
+    `INSERT INTO runs(${RUN_COLUMNS}) VALUES (${args.map(() => "?").join(", ")})
+     ON CONFLICT DO NOTHING RETURNING COALESCE(root_run_id, id) AS root`,
+  ).get(...(args as (string | number | null)[])) as { root: string } | undefined;
+}
+
+/**
+ * Run `runId` as this process knows it when its row never reached the database and its failed
+ * end is kept (the client was told 507): undefined otherwise.
+ */
+export function rowlessRun(c: SqliteCore, runId: string): RunRecord | undefined {
+  if (c.rowless.size === 0 || !c.ends.has(runId)) return undefined;
+  const kept = c.rowless.get(runId);
+  return kept === undefined ? undefined : runFromRow(rowOfRunArgs(kept));
 }

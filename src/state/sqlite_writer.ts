@@ -48,7 +48,7 @@ import {
   stepStatusOf,
   type StoredBlob,
 } from "./store.ts";
-import { unstoredRunError } from "./store_health.ts";
+import { unstoredRecordError, unstoredRunError } from "./store_health.ts";
 import { logger } from "../log.ts";
 
 const log = logger("state");
@@ -247,6 +247,7 @@ export class SqliteWriter {
       `for ${c.staleAfterMs} ms) and its runs were marked interrupted; its writes are refused`;
     const done = () => {
       if (withEngine) this.engine = "committed";
+      if (c.rowless.size > 0) { for (const id of runRows(q).keys()) c.rowless.delete(id); }
       if (c.health.faulted) c.health.succeeded();
       this.checkpointer?.committed();
     };
@@ -260,9 +261,13 @@ export class SqliteWriter {
         for (const r of c.open.values()) r.error ??= plain;
         return plain;
       }
-      // the runs it fails are told what becomes of them (src/state/store_health.ts)
+      // the runs it fails are told what becomes of them (src/state/store_health.ts); those
+      // whose first row went with it are kept in memory, to be recorded failed later
       const err = unstoredRunError(plain);
-      for (const r of c.open.values()) r.error ??= err;
+      const rowless = this.#rowless(q);
+      const recordErr = rowless.size > 0 ? unstoredRecordError(plain) : err;
+      for (const [id, args] of rowless) c.rowless.set(id, args);
+      for (const [id, r] of c.open) r.error ??= rowless.has(id) ? recordErr : err;
       return err;
     };
     const w = this.#worker;
@@ -283,6 +288,22 @@ export class SqliteWriter {
       this.#inFlightBlobs = new Map();
       throw failed(e);
     });
+  }
+
+  /**
+   * The runs whose row (`SQL_RUN`) was in the failed queue `q` and is not in the database (read
+   * on the store's connection: the failed transaction was rolled back), with their arguments.
+   */
+  #rowless(q: unknown[]): Map<string, unknown[]> {
+    const rows = runRows(q);
+    for (const id of rows.keys()) {
+      try {
+        if (this.c.stmt("SELECT 1 FROM runs WHERE id = ?").get(id)) rows.delete(id);
+      } catch {
+        // cannot be read: kept (its later insert does nothing when the row is there)
+      }
+    }
+    return rows;
   }
 
   // ---------------------------------------------------------------- the writes
@@ -388,7 +409,16 @@ export class SqliteWriter {
       result === undefined ? { status } : { status, outcome: result.outcome },
     );
     const row = this.#rowsQueued.get(runId);
-    if (row !== undefined) {
+    const rowless = row === undefined && c.rowless.size > 0 ? c.rowless.get(runId) : undefined;
+    if (rowless !== undefined) {
+      // its row never reached the database (a failed commit): written now, ended
+      const args = rowless.slice();
+      args[RUN_ARG.status] = status;
+      if (text !== null) args[RUN_ARG.result] = text;
+      args[RUN_ARG.completedAt] = at;
+      args[RUN_ARG.updatedAt] = at;
+      this.#sql(SQL_RUN, args);
+    } else if (row !== undefined) {
       // A short run: its row is still queued, in this same transaction. It is written finished
       // at once: one INSERT instead of an INSERT and an UPDATE (the columns of SQL_RUN).
       this.#rowsQueued.delete(runId);
@@ -439,4 +469,21 @@ export class SqliteWriter {
     this.#sql(SQL_BATCH_RUN, [batchId, runId, index]);
     return this.#queued();
   }
+}
+
+/** The `SQL_RUN` rows of queue `q` by run id (their arguments; the last one of each run). */
+function runRows(q: unknown[]): Map<string, unknown[]> {
+  const rows = new Map<string, unknown[]>();
+  for (let i = 0; i < q.length;) {
+    const tag = q[i];
+    if (tag === OP_SQL) {
+      const argc = q[i + 2] as number;
+      if (q[i + 1] === SQL_RUN) rows.set(q[i + 3] as string, q.slice(i + 3, i + 3 + argc));
+      i += 3 + argc;
+    } else if (tag === OP_RESULT) i += 13;
+    else if (tag === OP_START) i += 8;
+    else if (tag === OP_EVENT) i += 9;
+    else break; // (no other operations)
+  }
+  return rows;
 }

@@ -48,6 +48,29 @@ export const UNSTORED_RUN_NEXT =
   "'stepflow serve' on this database, or by another engine once its lease runs out). To " +
   "continue a run recorded failed: 'stepflow resume <run id>'";
 
+/**
+ * What becomes of a run whose own record (its first row: `running`, or `queued`) could not be
+ * stored (appended to its 507 message instead of {@linkcode UNSTORED_RUN_NEXT}): nothing of it is
+ * in the database, so a restart cannot resume it; the store keeps its record in memory and
+ * writes it, failed, once it can commit again.
+ */
+export const UNSTORED_RECORD_NEXT =
+  "The run's record could not be stored, so the run stopped. It is recorded failed with this " +
+  "error, with its input, as soon as the database can be written again (then " +
+  "'stepflow resume <run id>' runs it from its start); if this process stops before that, " +
+  "nothing of the run is stored (its id is unknown to the next start): submit it again";
+
+/**
+ * The error a run whose record could not be stored is given: the plain failure `err` (or the
+ * cause of an {@linkcode unstoredRunError}) and what becomes of the run.
+ */
+export function unstoredRecordError(err: StoreError): StoreError {
+  const plain = err.cause instanceof StoreError ? err.cause : err;
+  return new StoreError(`${plain.message}. ${UNSTORED_RECORD_NEXT}`, plain.database, {
+    cause: plain,
+  });
+}
+
 /** The error a run whose writes failed is given: `err` and what becomes of the run. */
 export function unstoredRunError(err: StoreError): StoreError {
   return new StoreError(`${err.message}. ${UNSTORED_RUN_NEXT}`, err.database, { cause: err });
@@ -151,6 +174,11 @@ export class UnstoredEnds {
     const oldest = this.#ends.keys().next().value!;
     this.#ends.delete(oldest);
     return oldest;
+  }
+
+  /** Whether an end of `runId` is kept. */
+  has(runId: string): boolean {
+    return this.#ends.has(runId);
   }
 
   /** A later end of `runId` was stored. */

@@ -59,9 +59,6 @@ variables:
   type: object
   properties: { api_key: { type: string, is_secret: true } }
 steps:
-  - id: call
-    component: /mock/llm
-    input: { input: { $from: { variable: api_key } } }
   - id: each
     component: /builtin/map
     input:
@@ -72,6 +69,12 @@ steps:
           output: { $from: { step: inner } }
       items: [{ $from: { variable: api_key } }]
     mustExecute: true
+  - id: call
+    component: /mock/llm
+    input: { input: { $from: { variable: api_key } } }
+    # after the map (its "skipped" count is 0: not skipped), so the map's item has run when this
+    # step fails the run, whatever the order of the two steps' microtasks
+    skipIf: { $from: { step: each }, path: skipped }
 output: { $from: { step: call } }
 `);
     const engine = await Engine.create(

@@ -11,7 +11,10 @@
  * and is then not resumed by a restart. A service stopped while the disk is still full cannot
  * record anything: the next start resumes the run, as its 507 said. A `wait: false` run whose
  * record (or queued row) cannot be stored was answered 202 with an id that then gave 404; it is
- * now answered failed with 507, as `wait: true` is. The same `/health` with a
+ * now answered failed with 507, as `wait: true` is — and, as a debug run or a queued one, told
+ * that its record could not be stored: it reads `failed` and is recorded `failed` (with its
+ * input) once there is room (it gave 404 for ever). A batch whose records cannot be stored is
+ * answered 507 before any of its runs starts. The same `/health` with a
  * PostgreSQL store whose writes are refused (skipped without STEPFLOW_TEST_PG_URL).
  * @module
  */
@@ -240,13 +243,14 @@ Deno.test({
 
 Deno.test({
   name:
-    "serve on a full disk, POST /runs with wait: false: the run whose record cannot be stored is answered failed with 507, queued or started (it was answered 202 with an id that then gave 404)",
+    "serve on a full disk: a run whose record cannot be stored (wait: false, queued, debug) is answered failed with 507 saying so, reads failed, and is recorded failed once there is room; a batch is answered 507 before its runs start (each was answered with an id that then gave 404)",
   ignore: !canMount,
   fn: () =>
     withSmallDisk(async (dir, disk) => {
       const db = `${disk}/state.db`;
       const args = ["--store", db, "--max-concurrent-runs", "1"];
       const s = await startServer(dir, { args, config: config(`${dir}/journal.txt`) });
+      let told: { runId: string; error: { code: number; message: string } }[] = [];
       try {
         const flowId = await storeFlow(s, THREE_STEPS);
         const ok = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "x" }, wait: false });
@@ -281,12 +285,69 @@ Deno.test({
         assertStrictEquals(a.body.status, "failed");
         assertStrictEquals(a.body.result.error.code, 507);
         assertStringIncludes(a.body.result.error.message, "database or disk is full");
+        // a batch: answered 507 before any of its runs starts (it was answered 200 with an id
+        // that a restart did not know); its runs are recorded failed once there is room
+        const batch = await s.call("POST", "/api/v1/batches", {
+          flowId,
+          inputs: [{ q: "b0" }, { q: "b1" }],
+        });
+        assertStrictEquals(batch.status, 507, JSON.stringify(batch.body));
+        assertStrictEquals(batch.body.code, 507);
+        assertStringIncludes(batch.body.message, "The batch could not be stored");
+        assertStringIncludes(batch.body.message, "database or disk is full");
+        assertStringIncludes(batch.body.message, "None of its runs started");
+        // a debug run (answered at once before): the same
+        const dbg = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { q: "d" },
+          debug: true,
+        });
+        assertStrictEquals(dbg.status, 200, JSON.stringify(dbg.body));
+        assertStrictEquals(dbg.body.status, "failed");
+        assertStrictEquals(dbg.body.debug, true);
+        assertStrictEquals(dbg.body.result.error.code, 507);
+        told = [q, a, dbg].map((r) => ({ runId: r.body.runId, error: r.body.result.error }));
+        // the queued run's row, the debug run's record: never stored — each is told so, and
+        // that it is recorded failed once there is room (or nothing of it if the service stops)
+        for (const t of [told[0], told[2]]) {
+          assertStringIncludes(t.error.message, "The run's record could not be stored");
+          assertStringIncludes(t.error.message, "recorded failed with this error, with its input");
+          assertStringIncludes(t.error.message, "nothing of the run is stored");
+        }
+        for (const t of told) {
+          // GET says what the client was told (it said 404)
+          const g = await s.call("GET", `/api/v1/runs/${t.runId}`);
+          assertStrictEquals(g.status, 200, JSON.stringify(g.body));
+          assertStrictEquals(g.body.status, "failed");
+          assertStrictEquals(g.body.result.error.message, t.error.message);
+        }
         await Deno.remove(`${disk}/filler`);
         const well = await s.call("GET", "/health");
         assertStrictEquals(well.status, 200, JSON.stringify(well.body));
+        for (const t of told) {
+          assertStrictEquals(
+            JSON.stringify(storedRow(db, t.runId)),
+            '{"status":"failed","code":507}',
+          );
+        }
+        // the run recorded failed keeps its input: it can be run again
+        const again = await s.call("GET", `/api/v1/runs/${a.body.runId}`);
+        assertStrictEquals(JSON.stringify(again.body.input), '{"q":"y"}');
       } finally {
         assertStrictEquals(await s.stop(), 0);
       }
+      // a restart finds them failed as they were told (not resumed: they were not interrupted)
+      const two = await startServer(dir, { args, config: false });
+      try {
+        for (const t of told) {
+          const g = await two.call("GET", `/api/v1/runs/${t.runId}`);
+          assertStrictEquals(g.body.status, "failed", JSON.stringify(g.body));
+          assertStrictEquals(g.body.result.error.code, 507);
+        }
+      } finally {
+        assertStrictEquals(await two.stop(), 0);
+      }
+      assert(!two.stderr().includes("resumed"), two.stderr());
     }),
 });
 
@@ -314,6 +375,39 @@ pgTest(
           assertStrictEquals(well.status, 200, JSON.stringify(well.body));
           const again = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "z" } });
           assertStrictEquals(again.body.status, "completed");
+        } finally {
+          assertStrictEquals(await s.stop(), 0);
+        }
+      })),
+);
+
+pgTest(
+  "serve on PostgreSQL that refuses writes: a run, debug run or batch whose record cannot be stored is answered failed with 507 saying that nothing of it is stored, and its id is unknown (it was answered with an id that then gave 404)",
+  (server) =>
+    withPgDatabase(server, (url) =>
+      withTempDir(async (dir) => {
+        const s = await startServer(dir, { args: ["--store", url] });
+        try {
+          const flowId = await storeFlow(s, THREE_STEPS);
+          await refuseWrites(url, ["runs", "batches", "batch_runs"]);
+          const told = [];
+          for (const extra of [{ wait: false }, { debug: true }]) {
+            const r = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "y" }, ...extra });
+            assertStrictEquals(r.status, 200, JSON.stringify(r.body));
+            assertStrictEquals(r.body.status, "failed", JSON.stringify(r.body));
+            assertStrictEquals(r.body.result.error.code, 507, JSON.stringify(r.body));
+            assertStringIncludes(r.body.result.error.message, "No space left on device");
+            assertStringIncludes(r.body.result.error.message, "nothing of the run is stored");
+            told.push(r.body.runId);
+          }
+          const b = await s.call("POST", "/api/v1/batches", { flowId, inputs: [{ q: "b" }] });
+          assertStrictEquals(b.status, 507, JSON.stringify(b.body));
+          assertStringIncludes(b.body.message, "The batch could not be stored");
+          await allowWrites(url, ["runs", "batches", "batch_runs"]);
+          for (const runId of told) {
+            const g = await s.call("GET", `/api/v1/runs/${runId}`);
+            assertStrictEquals(g.status, 404, JSON.stringify(g.body));
+          }
         } finally {
           assertStrictEquals(await s.stop(), 0);
         }

@@ -21,10 +21,15 @@ export interface BuiltinEnv {
 export interface BuiltinComponent {
   info: ComponentInfo;
   /**
-   * Runs the component.
+   * Runs the component: its result, or a promise of it (a component that answers at once returns
+   * the result itself and saves a promise per step, issue 17).
    * @throws {BuiltinError} (`INVALID_INPUT`, `NOT_FOUND`, ...) or another error; the builtin
    * plugin turns any of them into a failed step result that `onError` handles (0.8 aborts the
    * run), except a missing permission or a cancelled run.
    */
-  execute(input: JsonValue, ctx: ExecuteContext, env: BuiltinEnv): Promise<FlowResult>;
+  execute(
+    input: JsonValue,
+    ctx: ExecuteContext,
+    env: BuiltinEnv,
+  ): FlowResult | Promise<FlowResult>;
 }

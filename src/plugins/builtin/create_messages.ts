@@ -38,6 +38,6 @@ export const createMessages: BuiltinComponent = {
     const messages: JsonValue[] = system !== undefined
       ? [{ role: "system", content: system }, { role: "user", content: user }]
       : [{ role: "user", content: user }];
-    return Promise.resolve(success({ messages }));
+    return success({ messages });
   },
 };

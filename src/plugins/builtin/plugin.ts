@@ -82,8 +82,10 @@ export class BuiltinPlugin implements Plugin {
    * aborts the run); see `_failure.ts` for the codes.
    * @throws only for a missing Deno permission or when `ctx.signal` is aborted.
    */
-  async execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
+  execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
+    // Not an `async` function: its frame was the largest allocation of a built-in step (issue 17).
     const c = BUILTIN_COMPONENTS.get(component);
+    let p: Promise<FlowResult>;
     try {
       if (!c) {
         throw new BuiltinError(
@@ -93,14 +95,27 @@ export class BuiltinPlugin implements Plugin {
           }); with a "/{*component}" route write "/eval", not "/builtin/eval"`,
         );
       }
-      return await c.execute(input, ctx, this.#env);
+      const r = c.execute(input, ctx, this.#env);
+      // a component that answers at once (`/create_messages`) pays no promise of its own
+      if (!(r instanceof Promise)) return Promise.resolve(r);
+      p = r;
     } catch (e) {
-      return builtinFailure(component, e, ctx.signal);
+      return failure(component, e, ctx);
     }
+    return p.then(undefined, (e) => builtinFailure(component, e, ctx.signal));
   }
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+}
+
+/** The failed result of a built-in that threw synchronously (a rejection when that rethrows). */
+function failure(component: string, e: unknown, ctx: ExecuteContext): Promise<FlowResult> {
+  try {
+    return Promise.resolve(builtinFailure(component, e, ctx.signal));
+  } catch (e2) {
+    return Promise.reject(e2);
   }
 }
 
