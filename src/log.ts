@@ -12,6 +12,8 @@
  * @module
  */
 
+import { terminalSafe } from "./core/terminal_text.ts";
+
 /** Log levels, most severe first (stepflow 0.8's names; `off` prints nothing). */
 export type LogLevel = "off" | "error" | "warn" | "info" | "debug" | "trace";
 /** The levels a message can have. */
@@ -152,7 +154,8 @@ export function formatLogLine(level: MessageLevel, tag: string, msg: string, at 
       message: msg,
     });
   }
-  return `[${level}] ${tag}: ${msg}`;
+  // a step service's message or a step id may hold an ESC: shown escaped, never obeyed
+  return terminalSafe(`[${level}] ${tag}: ${msg}`);
 }
 
 /** A logger whose lines read `[level] tag: message` (or JSON with `--log-format json`). */

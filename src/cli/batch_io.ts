@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
 import { UsageError } from "../errors.ts";
+import { decodeUtf8 } from "../core/utf8.ts";
 import { writeStderr, writeStdout } from "./output.ts";
 import {
   DEFAULT_PLAIN_INTERVAL_MS,
@@ -55,15 +56,23 @@ export function parseMaxConcurrent(text: string | undefined): number | undefined
  * @throws {UsageError} naming `file:line` for a line that is not JSON, or when there is no input.
  */
 export async function readJsonlInputs(path: string): Promise<JsonValue[]> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     throw new UsageError(
       `cannot read --inputs '${path}': ${
         e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message
       }`,
     );
+  }
+  let text: string;
+  try {
+    // not read with U+FFFD in place of bytes that are not UTF-8: the inputs would change
+    text = decodeUtf8(bytes, path);
+  } catch (e) {
+    // the message starts with file:line:col
+    throw new UsageError(`--inputs: ${(e as Error).message}`);
   }
   const inputs: JsonValue[] = [];
   const lines = text.split("\n");

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { terminalSafe } from "../core/terminal_text.ts";
+
 /** Sets the process exit code from inside an action. */
 export type SetExit = (code: number) => void;
 
@@ -17,7 +19,9 @@ export class StdoutWriteError extends Error {
 }
 
 /**
- * Writes text to stdout, all of it. When the reader went away (`stepflow test | head -1`), the
+ * Writes text to stdout, all of it. On a terminal, control characters in it (an ESC in a flow
+ * name or an output) are shown as escapes (src/core/terminal_text.ts); piped or redirected output
+ * is written as it is. When the reader went away (`stepflow test | head -1`), the
  * rest of the output is dropped instead of throwing out of the command half-way, so the command
  * still stops its step services and exits with its own code.
  * @throws {StdoutWriteError} when stdout cannot be written for another reason (disk full).
@@ -26,7 +30,7 @@ export function writeStdout(s: string): void {
   if (stdoutClosed) return;
   beforeWrite?.();
   try {
-    writeAll(Deno.stdout, s);
+    writeAll(Deno.stdout, stdoutIsTerminal() ? terminalSafe(s) : s);
   } catch (e) {
     if (!(e instanceof Deno.errors.BrokenPipe)) {
       throw new StdoutWriteError((e as Error).message, { cause: e });
@@ -48,10 +52,26 @@ export function setBeforeWrite(fn: (() => void) | undefined): (() => void) | und
   return prev;
 }
 
-/** Writes text to stderr, all of it. */
+/**
+ * Writes text to stderr, all of it: messages for people, so control characters in it (from a flow
+ * name, a step id, a step service's error) are shown as escapes, never sent to the terminal.
+ */
 export function writeStderr(s: string): void {
   beforeWrite?.();
-  writeAll(Deno.stderr, s);
+  writeAll(Deno.stderr, terminalSafe(s));
+}
+
+let stdoutTerminal: boolean | undefined;
+
+function stdoutIsTerminal(): boolean {
+  if (stdoutTerminal === undefined) {
+    try {
+      stdoutTerminal = Deno.stdout.isTerminal();
+    } catch {
+      stdoutTerminal = false;
+    }
+  }
+  return stdoutTerminal;
 }
 
 function writeAll(w: { writeSync(p: Uint8Array): number }, s: string): void {

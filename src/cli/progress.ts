@@ -32,6 +32,7 @@ import type {
 import { formatLogLine, logFormat, setLogSink } from "../log.ts";
 import { setBeforeWrite } from "./output.ts";
 import { parseDuration } from "../core/duration.ts";
+import { terminalSafe } from "../core/terminal_text.ts";
 import { cliSettings } from "./global_flags.ts";
 
 /** `tty`: a line redrawn in place; `plain`: a line every few seconds; `off`: nothing. */
@@ -247,7 +248,9 @@ export class RunProgress implements RunObserver {
           first = i;
         }
       }
-      if (first >= 0) rest += ` | slowest: ${this.#ids[first]} ${formatMs(now - min)}`;
+      if (first >= 0) {
+        rest += ` | slowest: ${terminalSafe(this.#ids[first])} ${formatMs(now - min)}`;
+      }
     }
     return [head, rest];
   }

@@ -13,7 +13,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { dirname, resolve } from "node:path";
+import { checkOutputPath } from "./output_path.ts";
 import type { SetExit } from "./output.ts";
 import {
   EXIT_CANCELLED,
@@ -42,13 +42,7 @@ import { applyStoreFlag } from "./store_option.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import type { StepResultRecord } from "../state/store.ts";
-import {
-  describeError,
-  FlowLoadError,
-  PluginStartError,
-  UsageError,
-  ValidationError,
-} from "../errors.ts";
+import { describeError, FlowLoadError, PluginStartError, ValidationError } from "../errors.ts";
 
 /** Options of `stepflow run` as commander gives them. */
 interface RunFlags {
@@ -296,34 +290,6 @@ async function writeResult(result: FlowResult, output: string | undefined): Prom
     ? (await import("./yaml_output.ts")).toYaml(result) // the `yaml` package loads only here
     : stringifyJson(result) + "\n";
   await Deno.writeTextFile(output, text);
-}
-
-/**
- * Fails before anything runs when `--output` cannot be written: a directory, or a file in a
- * directory that does not exist (the result of a run with side effects would be lost).
- * @throws {UsageError}
- */
-async function checkOutputPath(output: string): Promise<void> {
-  // Only what is known for sure stops the run (a scoped run may not be allowed to stat these).
-  const stat = async (p: string) => {
-    try {
-      return await Deno.stat(p);
-    } catch (e) {
-      return e instanceof Deno.errors.NotFound ? "missing" : "unknown";
-    }
-  };
-  const info = await stat(output);
-  if (typeof info === "object" && info.isDirectory) {
-    throw new UsageError(`--output '${output}' is a directory: give a file name`);
-  }
-  if (info !== "missing") return;
-  const dir = dirname(resolve(output));
-  const parent = await stat(dir);
-  if (parent === "missing" || (typeof parent === "object" && !parent.isDirectory)) {
-    throw new UsageError(
-      `--output '${output}': directory '${dir}' does not exist: create it or choose another path`,
-    );
-  }
 }
 
 /**

@@ -46,12 +46,19 @@ export class ServiceClient {
 
   /**
    * Sends a request; resolves with the parsed JSON answer of a 2xx response.
+   * @param options.headers more request headers; `options.signal` abandons the request.
    * @throws {ServiceError} with the service's `message` (and status) for other answers, or
    * naming the URL when the service cannot be reached.
+   * @throws the abort reason when `options.signal` aborts.
    */
-  async call(method: string, path: string, body?: JsonValue): Promise<JsonValue> {
+  async call(
+    method: string,
+    path: string,
+    body?: JsonValue,
+    options: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<JsonValue> {
     const url = new URL(path, this.base);
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...options.headers };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let res: Response;
@@ -60,11 +67,19 @@ export class ServiceClient {
         method,
         headers,
         body: body === undefined ? undefined : stringifyJson(body),
+        signal: options.signal,
       });
     } catch (e) {
+      if (options.signal?.aborted) throw options.signal.reason;
       throw unreachable(this.base, e);
     }
-    const text = await res.text();
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw new ServiceError(`${method} ${url.pathname}: reading the answer failed: ${e}`);
+    }
     let value: JsonValue = null;
     if (text.trim() !== "") {
       try {

@@ -148,8 +148,13 @@ export function applyStoreFlag<C extends LoadedConfig>(
     throw new UsageError(describeError(e));
   }
   checkSqliteStore(stateStore, Deno.cwd(), `--store '${store}'`, mustExist);
-  if (stateStore.type === "sqlite" && !/^sqlite:(\/|:memory:)/.test(stateStore.databaseUrl)) {
-    stateStore.databaseUrl = `sqlite:${resolve(stateStore.databaseUrl.slice("sqlite:".length))}`;
+  if (stateStore.type === "sqlite") {
+    // relative to the current directory, as other file flags (also `sqlite://runs.db`, which
+    // the config's rules would read from the config's directory)
+    const { path, mode } = parseSqliteUrl(stateStore.databaseUrl, Deno.cwd());
+    if (path !== ":memory:") {
+      stateStore.databaseUrl = `sqlite:${resolve(path)}${mode === "rwc" ? "" : `?mode=${mode}`}`;
+    }
   }
   return { ...config, config: { ...config.config, stateStore } };
 }

@@ -9,13 +9,20 @@
  * `--url` defaults to `$STEPFLOW_URL`, else `http://localhost:7837` (0.8's default; `stepflow
  * serve` listens on 7840). `--token` (or `$STEPFLOW_TOKEN`) is sent as `Authorization: Bearer`.
  *
+ * Ctrl-C / SIGTERM cancels the run on the service (`POST /runs/{id}/cancel`), says so with its id
+ * and exits 130: the run is started with `wait: false` and an `Idempotency-Key`, then waited for
+ * with the same key, so its id is known while it runs. (A service that answers the first request
+ * with the result, as 0.8's does, is waited for in that request.)
+ *
  * Exit codes: 0 success; 1 failed or skipped outcome, or the service refused or could not be
- * reached; 2 bad usage or a flow the service found a fatal problem in.
+ * reached; 2 bad usage or a flow the service found a fatal problem in; 130 cancelled.
  * @module
  */
 import type { Command } from "commander";
 import type { SetExit } from "./output.ts";
-import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
+import { onCancelSignals } from "./signals.ts";
+import { checkOutputPath } from "./output_path.ts";
 import { writeStderr, writeStdout } from "./output.ts";
 import { type InputFlags, readRunInput, readStdin } from "./input.ts";
 import {
@@ -86,12 +93,18 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
       () => Deno.stdin.isTerminal() ? Promise.resolve("") : readStdin(),
     );
     ({ variables, overrides } = await readVariablesAndOverrides(flags, loaded.flow.variables));
+    // before the run: a result that cannot be written would be produced for nothing
+    if (flags.output !== undefined) await checkOutputPath(flags.output);
   } catch (e) {
     const where = e instanceof FlowLoadError ? fileExcerpt(e.position) : "";
     writeStderr(`error: ${describeError(e)}\n${where}`);
     return EXIT_INVALID;
   }
   let result: FlowResult;
+  let runId: string | undefined;
+  const cancel = onCancelSignals((sig) =>
+    writeStderr(`\n${sig}: cancelling the run on the service (again to exit at once)\n`)
+  );
   try {
     const flowId = await client.storeFlow(loaded, flags.verbose);
     if (flowId === undefined) {
@@ -101,15 +114,54 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
     const body: Record<string, JsonValue> = { flowId, input };
     if (overrides !== undefined) body.overrides = overrides;
     if (variables !== undefined) body.variables = variables;
-    const answer = await client.call("POST", "/api/v1/runs", body);
+    if (cancel.signal.aborted) return await cancelled(undefined);
+    // started without waiting, so that its id is known while it runs (a Ctrl-C cancels it);
+    // then waited for with the same key. Not abandoned midway: a run the service starts has an id.
+    const key = { "Idempotency-Key": `stepflow-submit-${crypto.randomUUID()}` };
+    let answer = await client.call("POST", "/api/v1/runs", { ...body, wait: false }, {
+      headers: key,
+    });
+    if (isJsonObject(answer) && typeof answer.runId === "string") runId = answer.runId;
+    if (runId !== undefined && flags.verbose) writeStderr(`run_id: ${runId}\n`);
+    if (cancel.signal.aborted) return await cancelled(runId);
+    if (isJsonObject(answer) && !isJsonObject(answer.result)) {
+      try {
+        answer = await client.call("POST", "/api/v1/runs", body, {
+          headers: key,
+          signal: cancel.signal,
+        });
+      } catch (e) {
+        if (cancel.signal.aborted) return await cancelled(runId);
+        throw e;
+      }
+    }
     if (!isJsonObject(answer) || !isJsonObject(answer.result)) {
       throw new ServiceError(`POST /api/v1/runs: unexpected answer ${stringifyJson(answer)}`);
     }
-    if (flags.verbose) writeStderr(`run_id: ${String(answer.runId)}\n`);
     result = answer.result as unknown as FlowResult;
   } catch (e) {
     writeStderr(`error: ${describeError(e)}\n`);
     return e instanceof ServiceError && e.status === 400 ? EXIT_INVALID : EXIT_FAILED;
+  } finally {
+    cancel.dispose();
+  }
+
+  /** Cancels the run on the service (when it was started) and says so; returns 130. */
+  async function cancelled(id: string | undefined): Promise<number> {
+    if (id === undefined) {
+      writeStderr("cancelled before the run was started on the service\n");
+      return EXIT_CANCELLED;
+    }
+    try {
+      await client.call("POST", `/api/v1/runs/${id}/cancel`);
+      writeStderr(`run ${id} cancelled on the service\n`);
+    } catch (e) {
+      writeStderr(
+        `error: could not cancel run ${id} on the service: ${describeError(e)}; it may still be ` +
+          `running (POST /api/v1/runs/${id}/cancel cancels it)\n`,
+      );
+    }
+    return EXIT_CANCELLED;
   }
   const text = flags.output && /\.ya?ml$/i.test(flags.output)
     ? toYaml(result)

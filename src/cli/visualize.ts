@@ -22,7 +22,8 @@ import type { Command } from "commander";
 import type { SetExit } from "./output.ts";
 import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { writeStderr, writeStdout } from "./output.ts";
-import { describeError, FlowLoadError } from "../errors.ts";
+import { checkOutputPath } from "./output_path.ts";
+import { describeError, FlowLoadError, UsageError } from "../errors.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 import { type LoadedFlow, loadFlowFile } from "../flow/load.ts";
 import { loadConfigForFlow } from "../config/load.ts";
@@ -74,6 +75,15 @@ export async function visualizeCommand(flags: VisualizeFlags): Promise<number> {
   } catch (e) {
     writeStderr(`error: ${(e as Error).message}\n`);
     return EXIT_INVALID;
+  }
+  if (flags.output !== undefined) {
+    try {
+      await checkOutputPath(flags.output);
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      writeStderr(`error: ${e.message}\n`);
+      return EXIT_INVALID;
+    }
   }
   let loaded: LoadedFlow;
   try {

@@ -27,7 +27,7 @@ import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
 import { logger } from "../log.ts";
 import type { RunRecord, StateStore } from "../state/store.ts";
-import { isFinished } from "../state/store.ts";
+import { isFinished, StoreError } from "../state/store.ts";
 import { openStateStore } from "../state/create.ts";
 import type { ComponentResolver, StepRunner } from "./run_context.ts";
 import { BatchManager } from "./batch.ts";
@@ -142,6 +142,17 @@ export class Engine {
     await loadPluginTypes(pluginConfigs.map(([, pc]) => pc.type));
     const store = options.store ??
       await openStateStore(config.config.stateStore, config.workingDirectory);
+    if (store.readOnly) {
+      // every run would fail at its first commit (507): say so before anything runs
+      if (!options.store) await store.close();
+      const where = (store as { path?: string }).path;
+      throw new StoreError(
+        `the state store${where ? ` (SQLite database '${where}')` : ""} is opened read-only ` +
+          "(mode=ro): runs cannot be recorded in it; drop '?mode=ro' from its URL (a read-only " +
+          "store can be read with 'stepflow runs list' and 'runs show')",
+        where ?? "",
+      );
+    }
     const plugins = new Map<string, Plugin>();
     let router: Router;
     let engine: Engine;

@@ -64,7 +64,11 @@ export function checkRefKeys(c: DiagnosticCollector, t: JsonValue | undefined, a
     }
     return;
   }
-  if (Object.hasOwn(t, "$literal")) return;
+  if (Object.hasOwn(t, "$literal")) {
+    // `{$literal: x, note: y}` is x: the other keys are dropped, as a reference's are
+    c.unknownKeys(t, at, ["$literal"], "a $literal");
+    return;
+  }
   for (const k of Object.keys(t)) checkRefKeys(c, t[k], [...at, k]);
 }
 

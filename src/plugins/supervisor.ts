@@ -57,6 +57,11 @@ export interface ChildOptions {
   /** Each stdout line (without its newline); not used with `readStdout`. */
   onStdoutLine?: (line: string) => void;
   /**
+   * A stdout line that is not UTF-8 (its text with U+FFFD for the bad bytes, the offset of the
+   * first one). @default given to `onStdoutLine` with U+FFFD in it
+   */
+  onStdoutInvalidUtf8?: (text: string, byteOffset: number) => void;
+  /**
    * Reads stdout itself (a transport with its own framing rules): called once with a BYOB reader
    * of the child's stdout; resolves when it stopped reading. The supervisor cancels the reader
    * when a grandchild keeps the pipe open after the child exited.
@@ -241,6 +246,7 @@ export class Child {
       onOverflow: () => this.#o.onOverflow?.(max),
       longLineBytes: this.#o.longLineBytes,
       onLongLine: this.#o.onLongLine,
+      onInvalidUtf8: this.#o.onStdoutInvalidUtf8,
     });
     const onLine = this.#o.onStdoutLine ?? (() => {});
     try {

@@ -5,12 +5,15 @@
  * message arriving in 64 KiB chunks is joined once).
  * @module
  */
+import { invalidUtf8Offset } from "../core/utf8.ts";
 
 const NEWLINE = 10;
 const CR = 13;
 
 /** Bytes of a long line's start given to `onOverflow` and `onLongLine`. */
 export const LINE_HEAD_BYTES = 4096;
+
+const lenientDecoder = new TextDecoder();
 
 /**
  * Splits a byte stream into text lines. Empty lines are dropped; a trailing `\r` is removed.
@@ -27,6 +30,7 @@ export class LineSplitter {
   #onOverflow?: (bytes: number, head: string) => void;
   #long: number;
   #onLongLine?: (head: string, bytes: number) => boolean;
+  #onInvalidUtf8?: (text: string, byteOffset: number) => void;
   #longSeen = false;
   #skipping = false;
 
@@ -38,6 +42,9 @@ export class LineSplitter {
    *   called once for it. @default Infinity
    * @param options.onLongLine gets the line's first bytes as text and the bytes seen so far;
    *   returning true drops the line (the rest is skipped up to its newline).
+   * @param options.onInvalidUtf8 when given, a line that is not valid UTF-8 goes here instead of
+   *   to `onLine`: its text (each bad sequence shown as U+FFFD) and the offset of its first bad
+   *   byte. Without it such a line is given to `onLine` with U+FFFD in place of the bad bytes.
    */
   constructor(
     options: {
@@ -45,12 +52,27 @@ export class LineSplitter {
       onOverflow?: (bytes: number, head: string) => void;
       longLineBytes?: number;
       onLongLine?: (head: string, bytes: number) => boolean;
+      onInvalidUtf8?: (text: string, byteOffset: number) => void;
     } = {},
   ) {
     this.#max = options.maxLineBytes ?? Infinity;
     this.#onOverflow = options.onOverflow;
     this.#long = options.longLineBytes ?? Infinity;
     this.#onLongLine = options.onLongLine;
+    this.#onInvalidUtf8 = options.onInvalidUtf8;
+    if (this.#onInvalidUtf8) this.#decoder = new TextDecoder("utf-8", { fatal: true });
+  }
+
+  /** Decodes one line's bytes and hands it to `onLine` (or `onInvalidUtf8`). */
+  #emit(bytes: Uint8Array, onLine: (line: string) => void): void {
+    let text: string;
+    try {
+      text = this.#decoder.decode(bytes);
+    } catch {
+      this.#onInvalidUtf8!(lenientDecoder.decode(bytes), invalidUtf8Offset(bytes));
+      return;
+    }
+    onLine(text);
   }
 
   /**
@@ -64,8 +86,15 @@ export class LineSplitter {
       // They are decoded at once and split as text (a newline byte never occurs inside a UTF-8
       // sequence), one decode per chunk instead of one per line.
       const last = chunk.lastIndexOf(NEWLINE);
+      let text: string | undefined;
       if (last > 0 && last <= this.#max) {
-        const text = this.#decoder.decode(chunk.subarray(0, last));
+        try {
+          text = this.#decoder.decode(chunk.subarray(0, last));
+        } catch {
+          // a line that is not UTF-8 (strict decoding): split by bytes below, line by line
+        }
+      }
+      if (text !== undefined) {
         let from = 0;
         for (;;) {
           const nl = text.indexOf("\n", from);
@@ -122,9 +151,7 @@ export class LineSplitter {
       start = nl + 1;
       let end = bytes.length;
       if (end > 0 && bytes[end - 1] === CR) end--;
-      if (end > 0) {
-        onLine(this.#decoder.decode(end === bytes.length ? bytes : bytes.subarray(0, end)));
-      }
+      if (end > 0) this.#emit(end === bytes.length ? bytes : bytes.subarray(0, end), onLine);
     }
   }
 
@@ -165,10 +192,19 @@ export class LineSplitter {
     return this.#partLen;
   }
 
-  /** The unfinished line held so far as text (kept), or undefined if none. */
+  /**
+   * The unfinished line held so far as text (kept), or undefined if none. Bytes that are not
+   * UTF-8 are shown as U+FFFD: see {@linkcode pendingInvalidUtf8Offset}.
+   */
   peek(): string | undefined {
     if (this.#partLen === 0) return undefined;
-    return new TextDecoder().decode(this.#joined());
+    return lenientDecoder.decode(this.#joined());
+  }
+
+  /** Where the unfinished line held so far stops being UTF-8 (bytes), or -1 (also if none). */
+  pendingInvalidUtf8Offset(): number {
+    if (this.#partLen === 0) return -1;
+    return invalidUtf8Offset(this.#joined());
   }
 
   /** Returns and forgets the unfinished line (at end of stream), or undefined if none. */
@@ -178,7 +214,7 @@ export class LineSplitter {
     this.#parts = [];
     this.#partLen = 0;
     this.#longSeen = false;
-    return this.#decoder.decode(bytes);
+    return lenientDecoder.decode(bytes);
   }
 
   #joined(): Uint8Array {

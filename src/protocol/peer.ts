@@ -42,6 +42,23 @@ import {
 /** `"id": "<string>"` or `"id": <integer>` in the text of a message that does not parse. */
 const ID_IN_TEXT = /"id"\s*:\s*(?:"([^"\\]*)"|(-?\d{1,15})(?![\d.eE]))/g;
 
+/** The id and method of a request in `text` (a whole message, parsed), if it is one. */
+function requestIn(text: string): { id: RequestId; method: string } | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isJsonObject(value as JsonValue)) return undefined;
+  const v = value as Record<string, unknown>;
+  const id = v.id;
+  if (typeof v.method !== "string" || (typeof id !== "string" && typeof id !== "number")) {
+    return undefined;
+  }
+  return { id, method: v.method };
+}
+
 /** Options of a {@linkcode Peer}. */
 export interface PeerOptions {
   /** Names the other side in log lines and errors, e.g. `step service 'python'`. */
@@ -115,7 +132,7 @@ export class Peer {
   #sweepTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #sweep = () => this.#watchAborts();
   /** Messages skipped so far, by kind (see #warnFew). */
-  #skipped: { nonJson?: number; unknownId?: number; invalid?: number } = {};
+  #skipped: { nonJson?: number; unknownId?: number; invalid?: number; nonUtf8?: number } = {};
 
   constructor(options: PeerOptions) {
     this.#opts = options;
@@ -223,6 +240,56 @@ export class Peer {
       return;
     }
     this.receive(value);
+  }
+
+  /**
+   * A line that is not UTF-8 (`text` shows each bad sequence as U+FFFD; `byteOffset` is where the
+   * first one is). Its data cannot be taken without changing it, so when it carries the id of an
+   * open call that call fails at once (-32603, naming the byte); otherwise it is logged and
+   * skipped.
+   */
+  receiveInvalidUtf8(text: string, byteOffset: number): void {
+    const id = this.#pending.size > 0 ? this.#pendingIdIn(text) : undefined;
+    if (id !== undefined) {
+      const p = this.#take(id)!;
+      this.#opts.log.warn(
+        `${this.#opts.name}: the answer to '${p.method}' is not UTF-8 (byte ${byteOffset}): ${
+          JSON.stringify(clip(text))
+        }`,
+      );
+      p.reject(
+        new ProtocolError(
+          INTERNAL_ERROR,
+          `${this.#opts.name} answered '${p.method}' with a line that is not UTF-8 text ` +
+            `(an invalid byte at offset ${byteOffset}); its data was not used: write JSON ` +
+            `messages as UTF-8 (non-ASCII text as is or as \\u escapes)`,
+        ),
+      );
+      return;
+    }
+    // a request of the other side (e.g. `blobs/put`) whose params are not UTF-8: refused
+    const req = requestIn(text);
+    if (req !== undefined) {
+      this.#opts.log.warn(
+        `${this.#opts.name}: refused '${req.method}': it is not UTF-8 (byte ${byteOffset})`,
+      );
+      this.#send(
+        errorText(req.id, {
+          code: INVALID_PARAMS,
+          message: `Invalid params: the message is not UTF-8 text (an invalid byte at offset ` +
+            `${byteOffset}); write JSON messages as UTF-8`,
+        }),
+        (e) => this.#lostReply({ kind: "request", id: req.id, method: req.method }, e),
+      );
+      return;
+    }
+    this.#warnFew(
+      "nonUtf8",
+      `skipped a line that is not UTF-8 (an invalid byte at offset ${byteOffset}): ${
+        JSON.stringify(clip(text))
+      }`,
+      "more lines that are not UTF-8",
+    );
   }
 
   /**
@@ -401,7 +468,11 @@ export class Peer {
    * kind; then one note (`more`), then debug lines only: a worker that does it for every line
    * (20,000 stray responses) does not flood stderr.
    */
-  #warnFew(kind: "nonJson" | "unknownId" | "invalid", what: string, more: string): void {
+  #warnFew(
+    kind: "nonJson" | "unknownId" | "invalid" | "nonUtf8",
+    what: string,
+    more: string,
+  ): void {
     const n = this.#skipped[kind] = (this.#skipped[kind] ?? 0) + 1;
     const line = `${this.#opts.name}: ${what}`;
     if (n <= SKIPPED_WARNINGS) return this.#opts.log.warn(line);

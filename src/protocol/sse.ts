@@ -26,6 +26,11 @@ export interface SseLimits {
    * it (e.g. an answer that will be refused for its size anyway), undefined reads on.
    */
   onLongEvent?: (head: string, chars: number) => Error | undefined;
+  /**
+   * When given, the stream is decoded strictly: bytes that are not UTF-8 stop the reading with
+   * this error (the stream is cancelled) instead of reaching an event as U+FFFD.
+   */
+  onInvalidUtf8?: () => Error;
 }
 
 const HEAD_CHARS = 4096;
@@ -37,7 +42,8 @@ const HEAD_CHARS = 4096;
  * @param body the response body.
  * @param stop cancels the reading (the stream is cancelled; the iterator ends).
  * @returns an async iterator of event data strings; stops at the end of the stream.
- * @throws the error of `limits.onTooLarge` / `limits.onLongEvent` (the stream is cancelled).
+ * @throws the error of `limits.onTooLarge` / `limits.onLongEvent` / `limits.onInvalidUtf8` (the
+ *   stream is cancelled).
  */
 export async function* readSseData(
   body: ReadableStream<Uint8Array>,
@@ -46,7 +52,7 @@ export async function* readSseData(
 ): AsyncGenerator<string> {
   const max = limits.maxEventChars ?? Infinity;
   const long = limits.longEventChars ?? Infinity;
-  const decoder = new TextDecoder();
+  const decoder = new TextDecoder("utf-8", { fatal: limits.onInvalidUtf8 !== undefined });
   const reader = body.getReader();
   const cancel = () => void reader.cancel().catch(() => {});
   stop?.addEventListener("abort", cancel, { once: true });
@@ -64,7 +70,13 @@ export async function* readSseData(
     for (;;) {
       if (stop?.aborted) return;
       const { value, done } = await reader.read();
-      const text = done ? decoder.decode() : decoder.decode(value, { stream: true });
+      let text: string;
+      try {
+        text = done ? decoder.decode() : decoder.decode(value, { stream: true });
+      } catch (err) {
+        if (limits.onInvalidUtf8 && err instanceof TypeError) throw limits.onInvalidUtf8();
+        throw err;
+      }
       let start = 0;
       for (;;) {
         const nl = text.indexOf("\n", start);

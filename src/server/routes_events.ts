@@ -138,19 +138,22 @@ export function addEventRoutes(app: ApiApp, s: Service): void {
       tags: [TAG],
       summary: "Continue a run after a crash, a stop or a failure",
       description:
-        "Extension (issue 12). Continues a stored run (as `stepflow resume` does): steps whose result was committed are not executed again, steps started but not finished run again with `attempt` + 1; a failed or cancelled run is re-driven from its failed steps, keeping its successful results (`from`). The run is claimed first, so two engines never both resume it. 202 with status `running` (200 with the result with `wait=true`); 404 for an unknown run; 409 for a completed or nested run, or one running here or in another live engine; 503 while the service shuts down. The service also resumes the unfinished runs of engines that stopped when it starts (`stepflow serve`).",
+        "Extension (issue 12). Continues a stored run (as `stepflow resume` does): steps whose result was committed are not executed again, steps started but not finished run again with `attempt` + 1; a failed or cancelled run is re-driven from its failed steps, keeping its successful results (`from`). The run is claimed first, so two engines never both resume it. 202 with status `running` (200 with the result with `wait=true`); 404 for an unknown run; 409 for a completed or nested run, or one running here or in another live engine; 429 (with Retry-After) while the service runs its `--max-concurrent-runs`; 503 while the service shuts down. The service also resumes the unfinished runs of engines that stopped when it starts (`stepflow serve`).",
       request: { params: S.RunIdParams, query: ResumeQuery },
       responses: {
         200: { description: "The resumed run finished", content: json(S.CreateRunResponse) },
         202: { description: "The run goes on", content: json(S.CreateRunResponse) },
-        ...errors(400, 404, 409, 503),
+        ...errors(400, 404, 409, 429, 503),
       },
     }),
     async (c) => {
       const runId = runIdParam(c.req.valid("param").runId);
       const q = c.req.valid("query");
       if (!(await s.store.getRun(runId))) throw runNotFound(runId);
-      const run = await s.runs.resume(runId, q.from === undefined ? {} : { from: q.from });
+      const run = await s.runs.resume(runId, {
+        withinLimit: true,
+        ...(q.from === undefined ? {} : { from: q.from }),
+      });
       if (q.wait === "true") {
         const outcome = await run.done;
         return c.json(

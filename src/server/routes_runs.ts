@@ -13,7 +13,7 @@
  */
 import { createRoute, type z } from "@hono/zod-openapi";
 import { flowToJson } from "../execution/flow_id.ts";
-import type { RunRecord, RunStatus } from "../state/store.ts";
+import { normalizeInstant, type RunRecord, type RunStatus } from "../state/store.ts";
 import { ApiError, runNotFound } from "./api_error.ts";
 import {
   type ApiApp,
@@ -196,14 +196,14 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       const q = c.req.valid("query");
       let since: string | undefined;
       if (q.since !== undefined) {
-        const t = Date.parse(q.since);
-        if (Number.isNaN(t)) {
+        try {
+          since = normalizeInstant(q.since);
+        } catch {
           throw new ApiError(
             400,
             `Invalid 'since' '${q.since}': expected an RFC 3339 time such as 2025-01-01T00:00:00Z`,
           );
         }
-        since = new Date(t).toISOString();
       }
       const runs = await s.store.listRuns({
         status: q.status,
@@ -280,8 +280,13 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
           return c.json(body as never, answer.status as 200);
         }
       }
+      const before = await s.store.getRun(runId);
       const outcome = await s.runs.cancel(runId, "cancelled with POST /runs/{runId}/cancel");
-      const r = await s.store.getRun(runId);
+      let r = await s.store.getRun(runId);
+      if (!r && outcome?.status === "cancelled" && before) {
+        // deleted (DELETE /runs/{id}) between its end and this answer: the cancel did happen
+        r = { ...before, status: "cancelled", result: outcome.result };
+      }
       if (!r) throw runNotFound(runId);
       if (outcome === undefined) {
         if (TERMINAL_STATUSES.has(r.status)) throw notCancellable(runId, r.status);

@@ -294,15 +294,37 @@ export class RunService {
 
   /**
    * Continues stored run `runId` (after a crash or a stop of the engine that ran it, or a
-   * failure: `engine.resume`) and tracks it as a running run of this service (outside the
-   * concurrency limit: it was accepted before).
+   * failure: `engine.resume`) and tracks it as a running run of this service. Runs taken over
+   * from a stopped engine go outside the concurrency limit (they were accepted before);
+   * `withinLimit` (a client's `POST /runs/{id}/resume`) refuses the resume with 429 while
+   * `maxConcurrentRuns` runs are running.
    * @throws {ApiError} 404 for an unknown run; 409 when it is completed, nested, active here, or
-   * executed by another live engine; 503 while the service shuts down.
+   * executed by another live engine; 429 at the limit with `withinLimit`; 503 while the service
+   * shuts down.
    */
-  async resume(runId: string, options: { from?: ResumeMode } = {}): Promise<ActiveRun> {
+  async resume(
+    runId: string,
+    options: { from?: ResumeMode; withinLimit?: boolean } = {},
+  ): Promise<ActiveRun> {
     if (!this.#accepting) throw shuttingDown("resumes no runs");
     if (this.#active.has(runId)) {
       throw new ApiError(409, `Run '${runId}' is running in this service already`);
+    }
+    if (
+      options.withinLimit && this.#distribution === undefined &&
+      this.#running >= this.maxConcurrent
+    ) {
+      // a resumed run executes like any other: within --max-concurrent-runs (it used to start
+      // at once, beyond the limit and ahead of the queue)
+      throw new ApiError(
+        429,
+        `Run '${runId}' cannot be resumed now: ${this.#running} runs are running, the limit of ` +
+          `this service (--max-concurrent-runs ${this.maxConcurrent})${
+            this.#queued > 0 ? `, and ${this.#queued} are queued` : ""
+          }; retry later`,
+        undefined,
+        { "Retry-After": "1" },
+      );
     }
     const { flowId, handle, held } = await resumeStoredRun(
       this.engine,

@@ -5,12 +5,23 @@
  * @module
  */
 import { z } from "@hono/zod-openapi";
+import { isRawNumber, toNumber } from "../json/exact_json.ts";
 
 /**
  * Any JSON value (numbers are kept exactly as written). Typed `any` so that values pass between
  * the engine's `JsonValue` and Hono's response types without casts; `undefined` (a missing key)
  * is refused.
  */
+/**
+ * A number field of a request (not data): bodies are parsed keeping numbers as written, so `5.0`,
+ * `1e1` or `2.0` (what Python's json.dumps writes for a float) arrive as raw numbers; they are
+ * read as their value here (a client writing `timeoutSecs: 5.0` meant 5 seconds), instead of being
+ * refused as "expected number, received object".
+ */
+function exactNumber<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => isRawNumber(v) ? toNumber(v) : v, schema);
+}
+
 export const Json = z.any().refine((v) => v !== undefined, "required: any JSON value").openapi(
   "JsonValue",
   { description: "Any JSON value" },
@@ -211,7 +222,7 @@ export const CreateRunRequest = z.object({
     description:
       "Extension: wait for the run to finish (default true, as 0.8). false answers 202 at once.",
   }),
-  timeoutSecs: z.number().positive().optional().openapi({
+  timeoutSecs: exactNumber(z.number().positive()).optional().openapi({
     description:
       "Extension: with wait, answer 202 (run id and status) if the run has not finished after this many seconds; the run goes on",
   }),
@@ -337,7 +348,7 @@ export const CreateBatchRequest = z.object({
   inputs: z.array(Json).min(1, {
     error: "a batch needs at least one input (one run per input): got an empty array",
   }),
-  maxConcurrency: z.number().int().positive().optional().openapi({
+  maxConcurrency: exactNumber(z.number().int().positive()).optional().openapi({
     description: "Runs of this batch at once (default: all; the service's limit still applies)",
   }),
   overrides: Json.optional().openapi({ description: "Applied to every run (0.8 ignored them)" }),

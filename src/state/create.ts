@@ -19,7 +19,17 @@ import { parsePostgresUrl } from "./postgres_url.ts";
 export function storeConfigFromUrl(url: string): StateStoreConfig {
   const text = url.trim();
   if (text === "memory" || text === "inMemory" || text === "in-memory") return { type: "inMemory" };
-  if (text.startsWith("sqlite:")) return { type: "sqlite", databaseUrl: text, autoMigrate: true };
+  if (text.startsWith("sqlite:")) {
+    // `sqlite:` or `sqlite://?mode=ro` names no file: a forgotten name, not a wish for memory
+    const rest = text.slice("sqlite:".length).replace(/^\/\//, "").replace(/\?.*$/, "");
+    if (rest === "" && !/[?&]mode=memory(&|$)/.test(text)) {
+      throw new Error(
+        `--store '${text}' names no database file: give sqlite:FILE (e.g. sqlite:stepflow.db), ` +
+          "or memory for a store that keeps nothing",
+      );
+    }
+    return { type: "sqlite", databaseUrl: text, autoMigrate: true };
+  }
   if (/^postgres(ql)?:/i.test(text)) {
     try {
       parsePostgresUrl(text);

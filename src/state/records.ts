@@ -360,17 +360,41 @@ export function nowRfc3339(): string {
   return lastText;
 }
 
+/** `2024-05-01`, optionally with a time (`T` or a space), fraction and offset. */
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:[Zz]|[+-](\d{2}):(\d{2}))?)?$/;
+
 /**
  * An RFC 3339 instant normalised to the stores' form (`2024-05-01T10:00:00.000Z`), so that text
- * comparison orders instants.
- * @throws {RangeError} for text that is not a date-time.
+ * comparison orders instants. A date alone is its midnight UTC; a time without an offset is local
+ * time. Only years 0000-9999 and real calendar dates are taken: `99999-01-01` (which would print
+ * as `+099999-...` and compare before every stored time), `0` (which `Date.parse` reads as the
+ * year 2000) or `2026-02-30` (which it rolls over to March) are refused.
+ * @throws {RangeError} for text that is not such a date-time.
  */
 export function normalizeInstant(text: string): string {
-  const ms = Date.parse(text);
+  const m = RFC3339.exec(text.trim());
+  const ms = m && validFields(m) ? Date.parse(text.trim()) : NaN;
   if (Number.isNaN(ms)) {
     throw new RangeError(`'${text}' is not an RFC 3339 date-time (e.g. 2024-05-01T10:00:00Z)`);
   }
-  return new Date(ms).toISOString();
+  const iso = new Date(ms).toISOString();
+  if (!/^\d{4}-/.test(iso)) {
+    throw new RangeError(`'${text}' is out of range: give a year from 0000 to 9999`);
+  }
+  return iso;
+}
+
+function validFields(m: RegExpExecArray): boolean {
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (month < 1 || month > 12 || day < 1) return false;
+  const days = new Date(Date.UTC(2000, month, 0)).getUTCDate(); // 29 for February
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > (month === 2 && !leap ? 28 : days)) return false;
+  if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59)) return false;
+  if (m[6] !== undefined && Number(m[6]) > 59) return false;
+  if (m[7] !== undefined && (Number(m[7]) > 23 || Number(m[8]) > 59)) return false;
+  return true;
 }
 
 /** Compares runs newest first: createdAt descending, then runId ascending. */

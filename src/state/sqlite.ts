@@ -190,6 +190,11 @@ export class SqliteStateStore implements StateStore {
     return this.#w.startWorker();
   }
 
+  /** Opened with `mode=ro`: runs can be read, not recorded. */
+  get readOnly(): boolean {
+    return this.#c.readOnly;
+  }
+
   /** Whether commits run in a worker thread ({@linkcode useCommitWorker}). */
   get commitsInWorker(): boolean {
     return this.#w.inWorker;

@@ -63,6 +63,11 @@ export interface StateStore {
   readonly kind: string;
   /** This store's engine id: the `ownerId` of the runs it creates. */
   readonly engineId: string;
+  /**
+   * True when the store was opened read-only (SQLite `mode=ro`): its runs can be read, but no run
+   * can be recorded in it, so an engine refuses it. Absent or false otherwise.
+   */
+  readonly readOnly?: boolean;
 
   // ---- blobs ----
   /**

@@ -69,7 +69,7 @@ Deno.test("six stepflow run processes on one database all succeed and store ever
   });
 });
 
-Deno.test("a read-only database fails the run with exit 1, naming the database and the cause", async () => {
+Deno.test("a read-only database (mode=ro) is refused before the run with exit 1, naming the database and the cause", async () => {
   await withTempDir(async (dir) => {
     const db = `${dir}/runs.db`;
     const ok = await runCli([
@@ -91,16 +91,11 @@ Deno.test("a read-only database fails the run with exit 1, naming the database a
       "--input-json",
       '{"who":"Bo"}',
     ]);
+    // refused before the run (it used to run and fail with 507 at its first commit)
     assertStrictEquals(r.code, 1, r.stderr);
-    const result = parseJson(r.stdout) as {
-      outcome: string;
-      error: { code: number; message: string };
-    };
-    assertStrictEquals(result.outcome, "failed");
-    assertStrictEquals(result.error.code, STORE_FAILED);
-    assertStringIncludes(result.error.message, `SQLite database '${db}'`);
-    assertStringIncludes(result.error.message, "readonly");
-    assertStringIncludes(r.stderr, "run failed (code 507)");
+    assertStrictEquals(r.stdout, "");
+    assertStringIncludes(r.stderr, `SQLite database '${db}'`);
+    assertStringIncludes(r.stderr, "is opened read-only (mode=ro): runs cannot be recorded in it");
     // nothing of the second run was stored
     const s = SqliteStateStore.open(`sqlite:${db}`);
     try {

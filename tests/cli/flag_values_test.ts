@@ -159,3 +159,90 @@ Deno.test("--variables-json / --variables that are not a mapping: exit 2 naming 
   );
   assertStringIncludes(r.stderr, "got a list");
 });
+
+Deno.test("--store sqlite: (no file name) is exit 2 for run and serve, not a store in memory or the cwd blamed on the config", async () => {
+  await withTempDir(async (dir) => {
+    for (const store of ["sqlite:", "sqlite://", "sqlite:?mode=ro"]) {
+      for (const args of [[...RUN], ["serve", "--port", "0"]]) {
+        const r = await runCli([...args, "--store", store], { cwd: dir });
+        assertStrictEquals(r.code, 2, `${args[0]} ${store}: ${r.stderr}`);
+        assertStringIncludes(r.stderr, `--store '${store}' names no database file`);
+        assertStrictEquals(r.stderr.includes("stepflow-config.yml"), false, r.stderr);
+      }
+    }
+    // sqlite://FILE is relative to the current directory, as sqlite:FILE
+    const r = await runCli([...RUN, "--store", "sqlite://here.db"], { cwd: dir });
+    assertStrictEquals(r.code, 0, r.stderr);
+    assertStrictEquals(await exists(`${dir}/here.db`), true);
+  });
+});
+
+Deno.test("a read-only store (mode=ro) is refused by run, serve and resume before anything runs; runs list reads it", async () => {
+  await withTempDir(async (dir) => {
+    const made = await runCli([...RUN, "--store", "runs.db"], { cwd: dir });
+    assertStrictEquals(made.code, 0, made.stderr);
+    const ro = "sqlite:runs.db?mode=ro";
+    for (const args of [[...RUN], ["serve", "--port", "0"], ["resume", ID]]) {
+      const r = await runCli([...args, "--store", ro], { cwd: dir });
+      assertStrictEquals(r.code, 1, `${args[0]}: ${r.stderr}`);
+      assertStrictEquals(r.stdout, "", args[0]);
+      assertStringIncludes(
+        r.stderr,
+        `is opened read-only (mode=ro): runs cannot be recorded in it`,
+      );
+      // it used to run and fail each run with 507 "recorded failed as soon as the database can be
+      // written again"
+      assertStrictEquals(r.stderr.includes("507"), false, r.stderr);
+    }
+    const list = await runCli(["runs", "list", "--store", ro], { cwd: dir });
+    assertStrictEquals(list.code, 0, list.stderr);
+    assertStringIncludes(list.stdout, "completed");
+  });
+});
+
+Deno.test("visualize -o and submit --output naming a directory, or a file in a missing one: exit 2 before anything is drawn or run", async () => {
+  await withTempDir(async (dir) => {
+    for (const out of [dir, `${dir}/nodir/x.svg`]) {
+      const v = await runCli(["visualize", "--flow", HELLO, "-o", out]);
+      assertStrictEquals(v.code, 2, v.stderr);
+      assertStringIncludes(v.stderr, `--output '${out}'`);
+      // nothing listens on port 1: the check comes before the service is called (and a run on
+      // it would have been done for a result that could not be written)
+      const s = await runCli([
+        "submit",
+        "--url",
+        "http://127.0.0.1:1",
+        "--flow",
+        HELLO,
+        "--input-json",
+        "{}",
+        "--output",
+        out,
+      ]);
+      assertStrictEquals(s.code, 2, s.stderr);
+      assertStringIncludes(s.stderr, `--output '${out}'`);
+      assertStrictEquals(s.stderr.includes("cannot reach"), false, s.stderr);
+    }
+  });
+});
+
+Deno.test("run-batch --inputs that is not UTF-8: exit 2 at its line and column, not 'Unexpected token �'", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(
+      `${dir}/in.jsonl`,
+      new Uint8Array([
+        ...new TextEncoder().encode('{"topic":"a"}\n{"topic":"caf'),
+        0xe9,
+        0x22,
+        0x7d,
+      ]),
+    );
+    const r = await runCli(["run-batch", "--flow", HELLO, "--inputs", "in.jsonl"], { cwd: dir });
+    assertStrictEquals(r.code, 2, r.stderr);
+    assertStringIncludes(
+      r.stderr,
+      "--inputs: in.jsonl:2:14: the file is not valid UTF-8 (byte 0xE9",
+    );
+    assertStrictEquals(r.stdout, "");
+  });
+});

@@ -61,6 +61,12 @@ Deno.test("stepflow runs list: newest first, filters, JSON and table", async () 
     assertEquals((await list("--limit", "1")).map((r) => r.runId), [bad]);
     assertStrictEquals((await list("--since", "1h")).length, 3);
     assertStrictEquals((await list("--since", "2999-01-01T00:00:00Z")).length, 0);
+    assertStrictEquals((await list("--since", "2999-01-01")).length, 0);
+    for (const since of ["99999-01-01", "0", "2026-02-30"]) { // used to list every run
+      const r = await runCli(["runs", "list", "--store", db, "--since", since]);
+      assertStrictEquals(r.code, 2, `${since}: ${r.stdout}`);
+      assertStringIncludes(r.stderr, `--since must be a duration ago (1h, 7d) or an RFC 3339`);
+    }
     const first = (await list())[2];
     assertStrictEquals(first.outcome, "success");
     const table = await runCli(["runs", "list", "--store", db]);

@@ -95,7 +95,10 @@ Deno.test("stepflow visualize: bad usage and unreadable flows exit 2 with one cl
     assertStrictEquals(cfg.code, 2);
     assertStringIncludes(cfg.stderr, "none.yml");
     const out = await runCli(["visualize", "--flow", HELLO, "-o", `${dir}/no/dir/g.svg`]);
-    assertStrictEquals(out.code, 1);
-    assertStringIncludes(out.stderr, `error: cannot write '${dir}/no/dir/g.svg'`);
+    assertStrictEquals(out.code, 2);
+    assertStringIncludes(
+      out.stderr,
+      `error: --output '${dir}/no/dir/g.svg': directory '${dir}/no/dir' does not exist`,
+    );
   });
 });

@@ -182,7 +182,7 @@ Deno.test("validateFlow() warns about unknown keys with suggestions everywhere",
     on_error: {action: skip}
     depends_on: [b]
     onError: {action: fail, defaultValue: 1}
-    input: {v: {$from: {step_id: a}, pth: x}, w: {$from: {workflow: input}, onSkip: {action: skip, x: 1}}}
+    input: {v: {$from: {step_id: a}, pth: x}, w: {$from: {workflow: input}, onSkip: {action: skip, x: 1}}, l: {$literal: 1, note: 2}}
 output: {$from: {step: a}}
 test:
   cases:
@@ -201,6 +201,7 @@ test:
     ["$.steps[0].input.v.pth", "did you mean 'path'?"],
     ["$.steps[0].input.v.$from.step_id", "did you mean 'step'?"],
     ["$.steps[0].input.w.onSkip.x", undefined],
+    ["$.steps[0].input.l.note", undefined], // {$literal: 1, note: 2} is 1
     ["$.steps[0].onError.defaultValue", undefined],
     ["$.test.cases[0].outputs", "did you mean 'output'?"],
   ]);

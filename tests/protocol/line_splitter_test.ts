@@ -1,4 +1,5 @@
 import { LineSplitter } from "../../src/protocol/line_splitter.ts";
+import { invalidUtf8Offset } from "../../src/core/utf8.ts";
 import { assertEquals } from "../_assert.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -108,4 +109,33 @@ Deno.test("LineSplitter gives the lines of the whole text however it is chunked:
     assertEquals(got, expected, JSON.stringify(text));
     assertEquals(splitter.flush() ?? "", held);
   }
+});
+
+Deno.test("invalidUtf8Offset finds the first byte that is not UTF-8", () => {
+  const b = (...x: number[]) => new Uint8Array(x);
+  assertEquals(invalidUtf8Offset(enc("héllo ✓ 😀")), -1);
+  assertEquals(invalidUtf8Offset(b(0x61, 0xe9, 0x62)), 1); // Latin-1 é
+  assertEquals(invalidUtf8Offset(b(0x61, 0x80)), 1); // stray continuation byte
+  assertEquals(invalidUtf8Offset(b(0xc0, 0xaf)), 0); // overlong '/'
+  assertEquals(invalidUtf8Offset(b(0x61, 0x62, 0xed, 0xa0, 0x80)), 2); // a surrogate
+  assertEquals(invalidUtf8Offset(b(0xf4, 0x90, 0x80, 0x80)), 0); // past U+10FFFF
+  assertEquals(invalidUtf8Offset(b(0x61, 0xe2, 0x82)), 1); // cut short
+});
+
+Deno.test("LineSplitter gives lines that are not UTF-8 to onInvalidUtf8, the others to onLine", () => {
+  const bad: [string, number][] = [];
+  const s = new LineSplitter({ onInvalidUtf8: (t, at) => bad.push([t, at]) });
+  const lines: string[] = [];
+  const on = (l: string) => lines.push(l);
+  // in one chunk (the fast path) and across chunks (the slow one)
+  s.push(new Uint8Array([...enc("ok\ncaf"), 0xe9, ...enc("\nné\n")]), on);
+  s.push(new Uint8Array([...enc("x"), 0xff]), on);
+  s.push(enc("y\nlast\n"), on);
+  assertEquals(lines, ["ok", "né", "last"]);
+  assertEquals(bad, [["caf\uFFFD", 3], ["x\uFFFDy", 1]]);
+  // an unfinished line that is not UTF-8 is reported by pendingInvalidUtf8Offset
+  s.push(new Uint8Array([...enc("ab"), 0xe9]), on);
+  assertEquals(s.pendingInvalidUtf8Offset(), 2);
+  assertEquals(s.flush(), "ab\uFFFD");
+  assertEquals(s.pendingInvalidUtf8Offset(), -1);
 });

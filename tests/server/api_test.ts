@@ -228,6 +228,11 @@ Deno.test("every route of the REST API answers with stepflow 0.8's shapes", asyn
         const past = await s.call("GET", "/api/v1/runs?since=2000-01-01T00:00:00Z&rootOnly=true");
         assertStrictEquals(past.body.runs.length, 3);
         isError(await s.call("GET", "/api/v1/runs?since=yesterday"), 400, "RFC 3339");
+        // a year past 9999 used to list every run (it compared as '+099999-...'), '0' read as
+        // the year 2000, and Feb 30 rolled over to March
+        for (const since of ["99999-01-01", "0", "2026-02-30", "May%201%202024"]) {
+          isError(await s.call("GET", `/api/v1/runs?since=${since}`), 400, "RFC 3339");
+        }
         isError(await s.call("GET", "/api/v1/runs?status=sleeping"), 400, "status");
         isError(await s.call("GET", "/api/v1/runs?limit=-1"), 400, "limit");
       });

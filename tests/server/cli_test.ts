@@ -7,10 +7,11 @@ import {
   assertEquals,
   assertStrictEquals,
   assertStringIncludes,
+  REPO_ROOT,
   runCli,
   withTempDir,
 } from "../_assert.ts";
-import { SCHEMA, startServer } from "./_server.ts";
+import { SCHEMA, startServer, waitForFile } from "./_server.ts";
 
 const BUILTIN_ONLY = `plugins:
   builtin: { type: builtin }
@@ -97,6 +98,54 @@ Deno.test("stepflow submit runs a flow on the service: result on stdout, variabl
     );
     assertStrictEquals(down.code, 1);
     assertStringIncludes(down.stderr, "cannot reach the Stepflow service");
+  });
+});
+
+Deno.test("stepflow submit: Ctrl-C / SIGTERM cancels the run on the service, names it and exits 130", async () => {
+  await withTempDir(async (dir) => {
+    const s = await startServer(dir, { args: ["--store", "memory"] });
+    try {
+      for (const signal of ["SIGINT", "SIGTERM"] as const) {
+        const ready = `${dir}/ready-${signal}`;
+        await Deno.writeTextFile(
+          `${dir}/nap.yaml`,
+          `schema: ${SCHEMA}\nname: nap\nsteps:\n  - id: nap\n    component: /py/sleep\n` +
+            `    input: { ms: 60000, ready_file: ${JSON.stringify(ready)} }\n` +
+            `output: { $from: { step: nap } }\n`,
+        );
+        const sub = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            "--quiet",
+            `${REPO_ROOT}/main.ts`,
+            "submit",
+            "--url",
+            s.url,
+            "--flow",
+            "nap.yaml",
+            "--input-json",
+            "{}",
+          ],
+          cwd: dir,
+          env: { NO_COLOR: "1" },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        await waitForFile(ready); // the step is running on the service
+        sub.kill(signal);
+        const out = await sub.output();
+        const stderr = new TextDecoder().decode(out.stderr);
+        assertStrictEquals(out.code, 130, stderr);
+        const m = /run (\S+) cancelled on the service/.exec(stderr);
+        assert(m, stderr);
+        const run = await s.call("GET", `/api/v1/runs/${m[1]}`);
+        assertStrictEquals(run.body.status, "cancelled");
+      }
+    } finally {
+      await s.stop();
+    }
   });
 });
 

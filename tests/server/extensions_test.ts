@@ -73,6 +73,40 @@ Deno.test("POST /runs with timeoutSecs answers 202 when the run takes longer, 20
     assertStringIncludes(bad.body.message, "timeoutSecs");
   }));
 
+Deno.test("timeoutSecs: 5.0 and maxConcurrency: 2.0 (a float as Python writes it) are their values, not 'received object'", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    const flowId = await storeFlow(s, sleepFlow());
+    for (const t of ["5.0", "1e1", "30.000"]) {
+      const r = await s.call(
+        "POST",
+        "/api/v1/runs",
+        `{"flowId":"${flowId}","input":{"ms":1,"n":15.0},"timeoutSecs":${t}}`,
+      );
+      assertStrictEquals(r.status, 200, `${t}: ${JSON.stringify(r.body)}`);
+      assertStrictEquals(r.body.status, "completed");
+    }
+    const zero = await s.call(
+      "POST",
+      "/api/v1/runs",
+      `{"flowId":"${flowId}","input":{},"timeoutSecs":0.0}`,
+    );
+    assertStrictEquals(zero.status, 400);
+    assertStringIncludes(zero.body.message, "$.timeoutSecs: Too small");
+    const batch = await s.call(
+      "POST",
+      "/api/v1/batches",
+      `{"flowId":"${flowId}","inputs":[{"ms":1}],"maxConcurrency":2.0}`,
+    );
+    assertStrictEquals(batch.status, 200, JSON.stringify(batch.body));
+    const half = await s.call(
+      "POST",
+      "/api/v1/batches",
+      `{"flowId":"${flowId}","inputs":[{"ms":1}],"maxConcurrency":2.5}`,
+    );
+    assertStrictEquals(half.status, 400);
+    assertStringIncludes(half.body.message, "$.maxConcurrency: Invalid input: expected int");
+  }));
+
 Deno.test("Idempotency-Key: the same key and request give the same run; another request with it is refused (422)", () =>
   withServer({ args: ["--store", "memory"] }, async (s) => {
     const flowId = await storeFlow(s, THREE_STEPS);
@@ -170,3 +204,37 @@ Deno.test("--max-concurrent-runs: runs beyond it are queued (status queued), 429
     }
   });
 });
+
+Deno.test("POST /runs/{id}/cancel racing DELETE /runs/{id}: the cancel answers the cancelled run, not 404", () =>
+  withServer({ args: ["--store", "runs.db"] }, async (s) => {
+    await withTempDir(async (dir) => {
+      for (let i = 0; i < 3; i++) {
+        const ready = `${dir}/ready-${i}`;
+        const flowId = await storeFlow(s, sleepFlow(ready));
+        const run = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { ms: 60000 },
+          wait: false,
+        });
+        const runId = run.body.runId;
+        await waitForFile(ready);
+        const cancel = s.call("POST", `/api/v1/runs/${runId}/cancel`);
+        // deletes as soon as the run has ended (409 while it runs)
+        let deleted = 0;
+        for (let n = 0; n < 500 && deleted !== 200; n++) {
+          const wave = await Promise.all(
+            Array.from({ length: 8 }, () => s.call("DELETE", `/api/v1/runs/${runId}`)),
+          );
+          for (const d of wave) {
+            if (d.status === 200) deleted = 200;
+            else assert([404, 409].includes(d.status), `${d.status} ${JSON.stringify(d.body)}`);
+          }
+        }
+        assertStrictEquals(deleted, 200);
+        const c = await cancel;
+        assertStrictEquals(c.status, 200, JSON.stringify(c.body));
+        assertStrictEquals(c.body.status, "cancelled");
+        assertStrictEquals(c.body.runId, runId);
+      }
+    });
+  }));

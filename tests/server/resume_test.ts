@@ -4,7 +4,7 @@
  * signal arrives; `POST /runs/{id}/resume` continues one explicitly (`--no-resume` at start).
  */
 import { assertEquals, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
-import { SCHEMA, startServer, storeFlow, THREE_STEPS, withServer } from "./_server.ts";
+import { SCHEMA, startServer, storeFlow, THREE_STEPS, waitForFile, withServer } from "./_server.ts";
 import type { RunningServer } from "./_server.ts";
 
 const APPROVAL = {
@@ -119,4 +119,50 @@ Deno.test("POST /runs/{id}/resume (memory store): a completed run answers 409", 
     const r = await s.call("POST", `/api/v1/runs/${run.body.runId}/resume`);
     assertStrictEquals(r.status, 409);
     assertStringIncludes(r.body.message, "nothing to resume");
+  }));
+
+Deno.test("POST /runs/{id}/resume keeps --max-concurrent-runs: 429 with Retry-After while the slots are taken", () =>
+  withServer({ args: ["--store", "memory", "--max-concurrent-runs", "1"] }, async (s) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const flowId = await storeFlow(s, {
+        schema: SCHEMA,
+        name: "nap",
+        steps: [{
+          id: "nap",
+          component: "/py/sleep",
+          input: {
+            ms: { $from: { workflow: "input" }, path: "ms" },
+            ready_file: { $from: { workflow: "input" }, path: "ready" },
+          },
+        }],
+        output: { $from: { step: "nap" } },
+      });
+      const start = async (name: string) => {
+        const ready = `${dir}/${name}`;
+        const r = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { ms: 60000, ready },
+          wait: false,
+        });
+        assertStrictEquals(r.status, 202, JSON.stringify(r.body));
+        await waitForFile(ready);
+        return r.body.runId as string;
+      };
+      const first = await start("first");
+      assertStrictEquals((await s.call("POST", `/api/v1/runs/${first}/cancel`)).status, 200);
+      const second = await start("second"); // takes the one slot
+      const refused = await s.call("POST", `/api/v1/runs/${first}/resume`);
+      assertStrictEquals(refused.status, 429, JSON.stringify(refused.body));
+      assertStrictEquals(refused.headers.get("retry-after"), "1");
+      assertStringIncludes(refused.body.message, "--max-concurrent-runs 1");
+      // it used to start at once, a second run beyond the limit
+      assertStrictEquals((await s.call("GET", `/api/v1/runs/${first}`)).body.status, "cancelled");
+      assertStrictEquals((await s.call("POST", `/api/v1/runs/${second}/cancel`)).status, 200);
+      const resumed = await s.call("POST", `/api/v1/runs/${first}/resume?from=failed`);
+      assertStrictEquals(resumed.status, 202, JSON.stringify(resumed.body));
+      await s.call("POST", `/api/v1/runs/${first}/cancel`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   }));

@@ -16,7 +16,7 @@
 import type { JSONRPCMessage, Transport } from "./_sdk.ts";
 import { isJsonObject, parseJson, stringifyJson } from "../../json/exact_json.ts";
 import { TransportError } from "../../errors.ts";
-import { ANSWER_TOO_LARGE } from "../../core/rpc_error_codes.ts";
+import { ANSWER_TOO_LARGE, INTERNAL_ERROR } from "../../core/rpc_error_codes.ts";
 import type { Logger } from "../../log.ts";
 import {
   Child,
@@ -99,6 +99,7 @@ export class StdioTransport implements Transport {
         closeGraceMs: o.closeGraceMs,
         maxLineBytes: o.maxLineBytes,
         onStdoutLine: (line) => this.#onLine(line),
+        onStdoutInvalidUtf8: (text, at) => this.#notUtf8(text, at),
         onOverflow: (max) => {
           this.#killReason = `wrote a stdout line longer than ${max} bytes and was stopped`;
           child.kill();
@@ -218,6 +219,47 @@ export class StdioTransport implements Transport {
       this.onerror?.(err as Error);
     }
     return true;
+  }
+
+  /**
+   * A stdout line that is not UTF-8: when it answers a request (a response id in it), the request
+   * gets an error now instead of a changed answer; anything else is skipped with a warning.
+   */
+  #notUtf8(text: string, at: number): void {
+    const shown = text.length > 200 ? text.slice(0, 197) + "..." : text;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text); // U+FFFD in place of the bad bytes: only its id is used
+    } catch {
+      msg = undefined;
+    }
+    const id = isJsonObject(msg as never) ? (msg as Record<string, unknown>).id : undefined;
+    const answer = isJsonObject(msg as never) &&
+      ("result" in (msg as object) || "error" in (msg as object));
+    if (answer && (typeof id === "string" || typeof id === "number")) {
+      this.#opts.log.warn(
+        `an answer on stdout is not UTF-8 (byte ${at}), not used: ${JSON.stringify(shown)}`,
+      );
+      try {
+        this.onmessage?.({
+          jsonrpc: "2.0",
+          id,
+          error: {
+            code: INTERNAL_ERROR,
+            message: `the answer is not UTF-8 text (an invalid byte at offset ${at}); its data ` +
+              `was not used: MCP servers must write UTF-8`,
+          },
+        } as unknown as JSONRPCMessage);
+      } catch (err) {
+        this.onerror?.(err as Error);
+      }
+      return;
+    }
+    this.#junk.push(shown);
+    if (this.#junk.length > JUNK_KEPT) this.#junk.shift();
+    this.#opts.log.warn(
+      `stdout line that is not UTF-8 ignored (byte ${at}): ${JSON.stringify(shown)}`,
+    );
   }
 
   #onLine(raw: string): void {

@@ -20,7 +20,7 @@
 import { isJsonObject, type JsonValue, MAX_JSON_DEPTH } from "../../json/exact_json.ts";
 import { MessageTooDeepError, parseMessage } from "../../protocol/parse_message.ts";
 import { describeError, OutputLimitError, ProtocolError, TransportError } from "../../errors.ts";
-import { INVALID_PARAMS } from "../../core/rpc_error_codes.ts";
+import { INTERNAL_ERROR, INVALID_PARAMS } from "../../core/rpc_error_codes.ts";
 import type { Logger } from "../../log.ts";
 import {
   classifyMessage,
@@ -134,6 +134,7 @@ export class HttpWorker implements WorkerTransport {
    * message); a larger answer to a request fails with an {@linkcode OutputLimitError}.
    * @throws {TransportError} naming the URL when the worker cannot be reached or the body not read.
    * @throws {OutputLimitError} when the answer's body is over the limit (it is cancelled).
+   * @throws {ProtocolError} when a success answer's body is not UTF-8.
    */
   async #exchange(
     text: string,
@@ -171,7 +172,7 @@ export class HttpWorker implements WorkerTransport {
     } catch (err) {
       if (
         signal?.aborted || this.#ac.signal.aborted || err instanceof TransportError ||
-        err instanceof OutputLimitError
+        err instanceof OutputLimitError || err instanceof ProtocolError
       ) throw err;
       throw new TransportError(`cannot reach ${this.#name}: ${describeError(err)}`, {
         cause: err,
@@ -294,6 +295,12 @@ export class HttpWorker implements WorkerTransport {
       onTooLarge: (head, chars) =>
         isOurAnswer(head) ? tooLarge(chars, DEFAULT_MAX_BODY_BYTES) : new TransportError(
           `${this.#name} sent an event of more than ${chars} characters in the stream of '${method}'`,
+        ),
+      onInvalidUtf8: () =>
+        new ProtocolError(
+          INTERNAL_ERROR,
+          `${this.#name} answered '${method}' with an event stream that is not UTF-8 text; its ` +
+            `data was not used: send events as UTF-8`,
         ),
     };
     if (limit !== undefined) {

@@ -4,7 +4,9 @@
  * 64 KiB of an error status's body (its text only goes into a message).
  * @module
  */
-import { OutputLimitError, TransportError } from "../../errors.ts";
+import { OutputLimitError, ProtocolError, TransportError } from "../../errors.ts";
+import { INTERNAL_ERROR } from "../../core/rpc_error_codes.ts";
+import { invalidUtf8Offset } from "../../core/utf8.ts";
 
 /**
  * Largest answer body (or SSE event) read when the engine has no output size limit, bytes
@@ -31,6 +33,7 @@ export interface BodyLimits {
  * Reads a body as text, at most `limits.limitBytes` bytes (64 KiB for an error status, whose text
  * only goes into a message: the rest is cut off). Stops and cancels the body when `stop` aborts.
  * @throws {OutputLimitError} for a success answer over the limit.
+ * @throws {ProtocolError} (-32603) for a success answer that is not UTF-8 (its data would change).
  * @throws {TransportError} when the body cannot be read.
  */
 export async function readBodyText(
@@ -46,11 +49,13 @@ export async function readBodyText(
   // cut off by fetch's signal.
   const length = res.headers.get("content-length");
   if (length !== null && /^\d+$/.test(length) && Number(length) <= limit) {
+    let bytes: Uint8Array;
     try {
-      return await res.text();
+      bytes = await res.bytes();
     } catch (err) {
       throw new TransportError(`${name}: reading its answer failed`, { cause: err });
     }
+    return decodeBody(bytes, res.ok, limits);
   }
   const reader = res.body.getReader();
   const cancel = () => void reader.cancel().catch(() => {});
@@ -84,8 +89,27 @@ export async function readBodyText(
     stop.removeEventListener("abort", cancel);
     reader.releaseLock();
   }
-  const bytes = chunks.length === 1 ? chunks[0] : concat(chunks);
-  return new TextDecoder().decode(bytes);
+  return decodeBody(chunks.length === 1 ? chunks[0] : concat(chunks), res.ok, limits);
+}
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A body as text: an error status's leniently (it only goes into a message), a success answer's
+ * strictly — bytes that are not UTF-8 fail the call rather than reach the step changed.
+ */
+function decodeBody(bytes: Uint8Array, ok: boolean, limits: BodyLimits): string {
+  if (!ok) return new TextDecoder().decode(bytes);
+  try {
+    return strict.decode(bytes);
+  } catch {
+    throw new ProtocolError(
+      INTERNAL_ERROR,
+      `${limits.name} answered${limits.method ? ` '${limits.method}'` : ""} with a body that ` +
+        `is not UTF-8 text (an invalid byte at offset ${invalidUtf8Offset(bytes)}); its data ` +
+        `was not used: send JSON as UTF-8`,
+    );
+  }
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {

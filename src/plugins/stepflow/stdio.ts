@@ -310,6 +310,11 @@ export class StdioWorker implements WorkerTransport {
       },
       longLineBytes: limit === undefined ? undefined : limit + ENVELOPE_BYTES,
       onLongLine: (head, bytes) => tooLarge(head, bytes, limit!),
+      // a line that is not UTF-8 fails the call it answers instead of reaching it changed
+      onInvalidUtf8: (text, at) => {
+        stallReported = false;
+        proc.peer.receiveInvalidUtf8(text, at);
+      },
     });
     /** The unfinished line held now was reported as stalled (once per line). */
     let stallReported = false;
@@ -323,6 +328,13 @@ export class StdioWorker implements WorkerTransport {
       quiet = undefined;
       const text = lines.peek();
       if (text === undefined) return;
+      const bad = lines.pendingInvalidUtf8Offset();
+      if (bad >= 0 && isWholeJson(text)) {
+        // a whole answer without its newline, but not UTF-8: fails its call as a line would
+        lines.flush();
+        proc.peer.receiveInvalidUtf8(text, bad);
+        return;
+      }
       if (proc.peer.receiveUnterminated(text)) {
         lines.flush();
       } else if (!stallReported) {
@@ -406,6 +418,16 @@ export class StdioWorker implements WorkerTransport {
     proc.stopping ??= why;
     await proc.child.stop(why === "the engine is closing");
     await proc.exited;
+  }
+}
+
+/** True when `text` parses as JSON (a whole message, not the start of one). */
+function isWholeJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -220,6 +220,15 @@ Deno.test("McpPlugin: a result that breaks the MCP schema fails the step", async
   assertEquals(textOf(await s.plugin.execute("/echo", { text: "ok" }, stepCtx())), "ok");
 });
 
+Deno.test("McpPlugin: an answer that is not UTF-8 fails the step at once, not changed to U+FFFD", async () => {
+  await using s = await startPlugin(faultConfig(), "odd");
+  const e = errorOf(await s.plugin.execute("/latin1", {}, stepCtx()));
+  assertStringIncludes(e.message, "the answer is not UTF-8 text (an invalid byte at offset");
+  assert(!JSON.stringify(e).includes("\uFFFD"), JSON.stringify(e));
+  // the server is fine for the next call
+  assertEquals(textOf(await s.plugin.execute("/echo", { text: "ok" }, stepCtx())), "ok");
+});
+
 Deno.test("McpPlugin: a JSON-RPC error from tools/call is a failed step (0.8's code and text)", async () => {
   await using s = await startPlugin(faultConfig(), "odd");
   const e = errorOf(await s.plugin.execute("/rpc-error", {}, stepCtx()));

@@ -167,3 +167,26 @@ Deno.test("secrets (is_secret variables, input fields, step outputs) are [REDACT
   // the worker's stderr, logged by the engine
   assertStringIncludes(r.stderr, `stderr: got ${redacted}`);
 });
+
+Deno.test("an answer that is not UTF-8 fails its step naming the byte, not changed to U+FFFD", async () => {
+  for (const newline of [true, false]) {
+    const r = await call("/not_utf8", { newline }, ["--timeout", "20s"]);
+    assertStrictEquals(r.code, 1, r.stderr);
+    assertEquals(r.result?.error?.code, -32603);
+    assertStringIncludes(
+      r.result?.error?.message,
+      "step service 'hostile' answered 'components/execute' with a line that is not UTF-8 text " +
+        "(an invalid byte at offset 84); its data was not used",
+    );
+    assert(!r.stdout.includes("\uFFFD"), r.stdout);
+  }
+});
+
+Deno.test("a request of the step service that is not UTF-8 is refused with -32602, not stored changed", async () => {
+  const r = await call("/not_utf8_request", {}, ["--timeout", "20s"]);
+  assertStrictEquals(r.code, 0, r.stderr);
+  assertEquals(r.result?.result?.id, "put-1");
+  assertEquals(r.result?.result?.error?.code, -32602);
+  assertStringIncludes(r.result?.result?.error?.message, "not UTF-8 text");
+  assertStringIncludes(r.stderr, "refused 'blobs/put': it is not UTF-8");
+});
