@@ -51,17 +51,22 @@ export function startRun(
     const o = options as InternalRunOptions;
     // a top-level run of a one-step flow skips the scheduler (src/execution/single_step_top.ts)
     const one = topLevelOneStep(host, flow, o);
+    let run: Promise<FlowResult>;
+    try {
+      run = one !== undefined
+        ? executeOneStepRun(host, flow, one, input, handle.runId, o, l.controller, handle)
+        : executeRun(host, flow, input, handle.runId, o, l.controller, handle);
+    } catch (e) {
+      run = Promise.reject(e); // (the one-step path is not async: what it throws)
+    }
     // (one `then`, not `finally`: a hop less per run)
-    return (one !== undefined
-      ? executeOneStepRun(host, flow, one, input, handle.runId, o, l.controller, handle)
-      : executeRun(host, flow, input, handle.runId, o, l.controller, handle))
-      .then((r) => {
-        l.dispose();
-        return r;
-      }, (e) => {
-        l.dispose();
-        throw e;
-      });
+    return run.then((r) => {
+      l.dispose();
+      return r;
+    }, (e) => {
+      l.dispose();
+      throw e;
+    });
   };
   // Nested runs of a large map start here: when the run has kept the event loop busy, the
   // start waits for a turn, so timers and signals come first (src/core/turn.ts).

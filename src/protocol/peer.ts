@@ -249,24 +249,20 @@ export class Peer {
    * skipped.
    */
   receiveInvalidUtf8(text: string, byteOffset: number): void {
-    const id = this.#pending.size > 0 ? this.#pendingIdIn(text) : undefined;
-    if (id !== undefined) {
-      const p = this.#take(id)!;
+    const failed = this.#pending.size > 0 && this.failCallIn(text, (method) => {
       this.#opts.log.warn(
-        `${this.#opts.name}: the answer to '${p.method}' is not UTF-8 (byte ${byteOffset}): ${
+        `${this.#opts.name}: the answer to '${method}' is not UTF-8 (byte ${byteOffset}): ${
           JSON.stringify(clip(text))
         }`,
       );
-      p.reject(
-        new ProtocolError(
-          INTERNAL_ERROR,
-          `${this.#opts.name} answered '${p.method}' with a line that is not UTF-8 text ` +
-            `(an invalid byte at offset ${byteOffset}); its data was not used: write JSON ` +
-            `messages as UTF-8 (non-ASCII text as is or as \\u escapes)`,
-        ),
+      return new ProtocolError(
+        INTERNAL_ERROR,
+        `${this.#opts.name} answered '${method}' with a line that is not UTF-8 text ` +
+          `(an invalid byte at offset ${byteOffset}); its data was not used: write JSON ` +
+          `messages as UTF-8 (non-ASCII text as is or as \\u escapes)`,
       );
-      return;
-    }
+    });
+    if (failed) return;
     // a request of the other side (e.g. `blobs/put`) whose params are not UTF-8: refused
     const req = requestIn(text);
     if (req !== undefined) {
@@ -356,12 +352,12 @@ export class Peer {
   }
 
   /**
-   * A message too large to be read (the transport drops it): fails the open call whose id
-   * appears in `head`, the message's first bytes, with `error(method)`. False when `head` names
-   * no open call (e.g. a large request from the other side), and nothing is done.
+   * A message that cannot be used (too large to be read, not JSON, not UTF-8): fails the open
+   * call whose id appears in `text` (the message, or its first bytes) with `error(method)`. False
+   * when `text` names no open call (e.g. a large request from the other side), and nothing is done.
    */
-  failCallIn(head: string, error: (method: string) => Error): boolean {
-    const id = this.#pendingIdIn(head);
+  failCallIn(text: string, error: (method: string) => Error): boolean {
+    const id = this.#pendingIdIn(text);
     const p = id === undefined ? undefined : this.#pending.get(id);
     if (id === undefined || !p) return false;
     this.#take(id);
@@ -442,25 +438,19 @@ export class Peer {
    * 4 KiB.
    */
   #failUnparsable(text: string, err: unknown): boolean {
-    const id = this.#pendingIdIn(text);
-    if (id !== undefined) {
-      const p = this.#take(id)!;
+    return this.failCallIn(text, (method) => {
       this.#opts.log.warn(
-        `${this.#opts.name}: the answer to '${p.method}' cannot be parsed as JSON: ${
+        `${this.#opts.name}: the answer to '${method}' cannot be parsed as JSON: ${
           JSON.stringify(clip(text))
         }`,
       );
-      p.reject(
-        new ProtocolError(
-          INTERNAL_ERROR,
-          `${this.#opts.name} answered '${p.method}' with a line that cannot be parsed as JSON (${
-            describeError(err).split("\n")[0]
-          })`,
-        ),
+      return new ProtocolError(
+        INTERNAL_ERROR,
+        `${this.#opts.name} answered '${method}' with a line that cannot be parsed as JSON (${
+          describeError(err).split("\n")[0]
+        })`,
       );
-      return true;
-    }
-    return false;
+    });
   }
 
   /**
