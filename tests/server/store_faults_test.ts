@@ -307,9 +307,15 @@ Deno.test({
         assertStrictEquals(dbg.body.debug, true);
         assertStrictEquals(dbg.body.result.error.code, 507);
         told = [q, a, dbg].map((r) => ({ runId: r.body.runId, error: r.body.result.error }));
-        // the queued run's row, the debug run's record: never stored — each is told so, and
-        // that it is recorded failed once there is room (or nothing of it if the service stops)
+        // the queued run's row, the debug run's record: not stored — each is told so, and that
+        // it is recorded failed once there is room (or nothing of it if the service stops). On a
+        // real full disk a small commit sometimes finds room (bytes freed by a failed write):
+        // then the record is stored and a later write fails, and the 507 says that instead.
         for (const t of [told[0], told[2]]) {
+          if (t.error.message.includes("the steps stored before the failure are kept")) {
+            assertStringIncludes(t.error.message, "recorded failed with this error");
+            continue;
+          }
           assertStringIncludes(t.error.message, "The run's record could not be stored");
           assertStringIncludes(t.error.message, "recorded failed with this error, with its input");
           assertStringIncludes(t.error.message, "nothing of the run is stored");
