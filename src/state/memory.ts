@@ -96,6 +96,12 @@ interface StepStart {
 /** The slot of an evicted run in the retention queue. */
 const EVICTED: [string, number, number] = ["", 0, 0];
 
+/** A batch's runs: run id and item index, position by position. */
+interface BatchRunList {
+  ids: string[];
+  indexes: number[];
+}
+
 /** A run as kept in memory: its record and what belongs to it. */
 interface RunEntry {
   /** The store's own copy (never handed out: reads get copies). */
@@ -139,7 +145,11 @@ export class MemoryStateStore implements StateStore {
   #signals = new Map<string, SignalRecord[]>();
   #signalId = 0;
   #batches = new Map<string, BatchRecord>();
-  #batchRuns = new Map<string, { runId: string; index: number }[]>();
+  /**
+   * The runs of each batch as parallel lists of run ids and item indexes: no object per item
+   * (issue 17: a 10,000-item map kept 10,000 of them alive until its run was evicted).
+   */
+  #batchRuns = new Map<string, BatchRunList>();
   /** Finished top-level runs in the order they finished: [runId, finished at ms, steps]. */
   #finished: [string, number, number][] = [];
   /** Where the kept runs start in {@linkcode #finished} (those before it are evicted). */
@@ -532,9 +542,14 @@ export class MemoryStateStore implements StateStore {
     if (i >= 0) siblings!.splice(i, 1);
     // batches lose the deleted runs; a batch left without runs goes too
     for (const [batchId, list] of this.#batchRuns) {
-      if (!list.some((b) => removed.has(b.runId))) continue;
-      const kept = list.filter((b) => !removed.has(b.runId));
-      if (kept.length > 0) this.#batchRuns.set(batchId, kept);
+      if (!list.ids.some((id) => removed.has(id))) continue;
+      const kept: BatchRunList = { ids: [], indexes: [] };
+      for (let j = 0; j < list.ids.length; j++) {
+        if (removed.has(list.ids[j])) continue;
+        kept.ids.push(list.ids[j]);
+        kept.indexes.push(list.indexes[j]);
+      }
+      if (kept.ids.length > 0) this.#batchRuns.set(batchId, kept);
       else {
         this.#batchRuns.delete(batchId);
         this.#batches.delete(batchId);
@@ -710,8 +725,9 @@ export class MemoryStateStore implements StateStore {
 
   addBatchRun(batchId: string, runId: string, index: number): void {
     let l = this.#batchRuns.get(batchId);
-    if (!l) this.#batchRuns.set(batchId, l = []);
-    l.push({ runId, index });
+    if (!l) this.#batchRuns.set(batchId, l = { ids: [], indexes: [] });
+    l.ids.push(runId);
+    l.indexes.push(index);
   }
 
   getBatch(batchId: string): Promise<BatchRecord | undefined> {
@@ -720,7 +736,12 @@ export class MemoryStateStore implements StateStore {
   }
 
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
-    return Promise.resolve([...(this.#batchRuns.get(batchId) ?? [])]);
+    const l = this.#batchRuns.get(batchId);
+    const out: { runId: string; index: number }[] = [];
+    if (l !== undefined) {
+      for (let i = 0; i < l.ids.length; i++) out.push({ runId: l.ids[i], index: l.indexes[i] });
+    }
+    return Promise.resolve(out);
   }
 
   listBatches(filter: BatchFilter = {}): Promise<BatchRecord[]> {
