@@ -96,6 +96,17 @@ interface StepStart {
 /** The slot of an evicted run in the retention queue. */
 const EVICTED: [string, number, number] = ["", 0, 0];
 
+/**
+ * A new array holding `v` at index `i`, with room for `i + 1` slots: an empty array grown by one
+ * assignment takes 17, and a one-step run's lists live as long as the run is kept (issue 17).
+ */
+function arrayWith<T>(i: number, v: T): (T | undefined)[] {
+  if (i === 0) return [v];
+  const a = new Array<T | undefined>(i + 1);
+  a[i] = v;
+  return a;
+}
+
 /** A batch's runs: run id and item index, position by position. */
 interface BatchRunList {
   ids: string[];
@@ -261,15 +272,17 @@ export class MemoryStateStore implements StateStore {
   recordStepStarted(runId: string, s: StepStartRecord): void {
     const entry = this.#get(runId);
     if (entry === undefined) return;
-    const list = entry.starts ??= [];
     const at = s.at ?? (this.#journal ? nowRfc3339() : "");
-    const prev = list[s.stepIndex];
-    list[s.stepIndex] = {
+    const list = entry.starts;
+    const prev = list?.[s.stepIndex];
+    const start: StepStart = {
       stepId: s.stepId,
       component: s.component,
       attempt: s.attempt,
       at: prev?.at ?? at,
     };
+    if (list === undefined) entry.starts = arrayWith(s.stepIndex, start);
+    else list[s.stepIndex] = start;
     this.#event(runId, undefined, "step_started", s.stepIndex, s.stepId, s.attempt, undefined, at);
   }
 
@@ -280,9 +293,9 @@ export class MemoryStateStore implements StateStore {
     (entry.steps ??= new StepTable()).set(record);
     // Reading the clock costs more than the rest (0.1-0.2 µs here): only with the journal on.
     if (!this.#journal) return;
-    const times = entry.stepAt ??= [];
     const at = record.at ?? nowRfc3339();
-    times[record.stepIndex] = at;
+    if (entry.stepAt === undefined) entry.stepAt = arrayWith(record.stepIndex, at) as string[];
+    else entry.stepAt[record.stepIndex] = at;
     this.#event(
       runId,
       undefined,
