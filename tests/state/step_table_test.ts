@@ -84,3 +84,17 @@ Deno.test("a batch's runs keep their indexes and lose deleted runs", async () =>
   assertEquals(await s.getBatchRuns("b"), []);
   assertStrictEquals(await s.getBatch("b"), undefined);
 });
+
+Deno.test("step table: length is one more than the highest index set, past the arrays' room", () => {
+  const t = new StepTable();
+  t.set({ stepIndex: 0, stepId: "s0", result: ok(0) });
+  t.set({ stepIndex: 1, stepId: "s1", result: ok(1) });
+  assertStrictEquals(t.length, 2);
+  assertStrictEquals(t.record(2), undefined);
+  for (let i = 40; i >= 2; i -= 3) t.set({ stepIndex: i, stepId: `s${i}`, result: ok(i) });
+  assertStrictEquals(t.length, 41);
+  for (let i = 0; i < 45; i++) {
+    const has = i <= 1 || (i <= 40 && (40 - i) % 3 === 0);
+    assertEquals(t.result(i), has ? ok(i) : undefined, `step ${i}`);
+  }
+});
