@@ -203,6 +203,9 @@ class RunScope implements ResolveScope {
   }
 }
 
+/** The variables of a run given none (shared, never written). */
+export const NO_VARIABLES: ReadonlyMap<string, JsonValue> = new Map();
+
 /** Builds the template scope of a run. */
 export function makeScope(
   compiled: CompiledFlow,

@@ -18,7 +18,7 @@ import { ExecutionError, executionError } from "../errors.ts";
 import type { EngineServices } from "../plugins/plugin.ts";
 import type { Logger } from "../log.ts";
 import { redactLogs } from "../log.ts";
-import type { RunStatus, StateStore, Stored } from "../state/store.ts";
+import type { RunRecord, RunStatus, StateStore, Stored } from "../state/store.ts";
 import { nowRfc3339, storeFailedResult } from "../state/store.ts";
 import { compileFlow } from "./compile.ts";
 import { cancelled, executeFlow } from "./scheduler.ts";
@@ -27,6 +27,7 @@ import {
   type ComponentResolver,
   InFlight,
   makeScope,
+  NO_VARIABLES,
   type RunContext,
   type RunLimits,
   type RunOrigin,
@@ -123,7 +124,9 @@ export async function executeRun(
     // claimed already (engine.resume): running again
     hooks.written(store.setRunStatus(runId, "running"));
   } else if (!options.existing) {
-    hooks.written(store.createRun({
+    // built by assignment: a conditional spread makes a slower object to build and to copy
+    // (every nested run of a multi-step map item flow makes one)
+    const record: RunRecord = {
       runId,
       flowId,
       flowName: flow.name,
@@ -133,16 +136,12 @@ export async function executeRun(
       variables: variablesObject(options.variables),
       createdAt: nowRfc3339(),
       parentRunId: options.parentRunId,
-      ...(origin?.runKey !== undefined
-        ? { runKey: origin.runKey }
-        : options.runKey !== undefined && options.parentRunId === undefined
-        ? { runKey: options.runKey }
-        : {}),
-      ...(options.debugMode === true && options.parentRunId === undefined
-        ? { debugMode: true }
-        : {}),
-      ...(topLevel ? { runOptions: runOptionsToStore(host.config, options) } : {}),
-    }));
+    };
+    if (origin?.runKey !== undefined) record.runKey = origin.runKey;
+    else if (options.runKey !== undefined && topLevel) record.runKey = options.runKey;
+    if (options.debugMode === true && topLevel) record.debugMode = true;
+    if (topLevel) record.runOptions = runOptionsToStore(host.config, options);
+    hooks.written(store.createRun(record));
   } else {
     hooks.written(undefined);
   }
@@ -321,7 +320,9 @@ async function execute(
   const cancelTimer = runDeadline(host.config, options, controller);
   const variables = options.variables instanceof Map
     ? options.variables
-    : new Map(Object.entries(options.variables ?? {}));
+    : options.variables === undefined
+    ? NO_VARIABLES
+    : new Map(Object.entries(options.variables));
   const results: (FlowResult | undefined)[] = new Array(compiled.steps.length);
   const run: RunContext = {
     runId,

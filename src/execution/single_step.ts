@@ -37,6 +37,7 @@ import {
   type ComponentResolver,
   InFlight,
   makeScope,
+  NO_VARIABLES,
   type RunContext,
   type RunLimits,
   type RunOrigin,
@@ -62,9 +63,6 @@ export interface OneStepHost {
   /** The limits of a nested run (no options of its own). */
   limits(): RunLimits | undefined;
 }
-
-/** The variables of a run given none (shared). */
-export const NO_VARIABLES: ReadonlyMap<string, JsonValue> = new Map();
 
 /**
  * Idle {@linkcode InFlight} tables of one-step flows, by flow: a one-step run's table is its own

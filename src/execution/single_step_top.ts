@@ -16,7 +16,7 @@ import type { FlowResult } from "../core/flow_result.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import type { Flow } from "../flow/model.ts";
 import { nowRfc3339, type RunRecord } from "../state/store.ts";
-import { InFlight, makeScope, type RunContext } from "./run_context.ts";
+import { InFlight, makeScope, NO_VARIABLES, type RunContext } from "./run_context.ts";
 import { RunEvents } from "./observers.ts";
 import { cancelled } from "./scheduler.ts";
 import { flowHasSecrets } from "./secrets.ts";
@@ -29,7 +29,7 @@ import {
   type RunHost,
   runLimits,
 } from "./run_lifecycle.ts";
-import { execute, NO_VARIABLES, type OneStep, oneStepOf } from "./single_step.ts";
+import { execute, type OneStep, oneStepOf } from "./single_step.ts";
 import { runOptionsToStore } from "./resume.ts";
 
 /**
