@@ -84,8 +84,8 @@ export class InFlight {
     // outside the garbage-collected heap, which a plain array grown to 100,000 zeros is not
     // (its growth was 50 bytes a step of a fan-out, and the young collections copied it).
     const n = steps.length;
-    this.startedAt = n < TYPED_FROM ? zeros(n) : new Float64Array(n);
-    this.attempt = n < TYPED_FROM ? zeros(n) : new Float64Array(n);
+    this.startedAt = stepNumbers(n);
+    this.attempt = stepNumbers(n);
   }
 
   /** Step id, attempt and start time of every step in flight, in step order. */
@@ -109,6 +109,14 @@ export type StepNumbers = number[] | Float64Array;
 
 /** Flows of this many steps or more keep their in-flight numbers in typed arrays. */
 const TYPED_FROM = 1024;
+
+/**
+ * `n` zeros by step index: a plain array for a small flow (a typed array's buffer is made through
+ * V8's runtime, ~1 µs, which a small run pays per table), a typed one for a large flow.
+ */
+export function stepNumbers(n: number): StepNumbers {
+  return n < TYPED_FROM ? zeros(n) : new Float64Array(n);
+}
 
 /** `n` zeros in a packed array (`new Array(n)` is holey, and a dictionary from 100k up). */
 function zeros(n: number): number[] {

@@ -17,7 +17,7 @@ import { onNextTurn, turnDue } from "../core/turn.ts";
 import { ExecutionError, executionError } from "../errors.ts";
 import { resolveTemplate } from "../flow/template.ts";
 import type { CompiledStep } from "./compile.ts";
-import type { RunContext } from "./run_context.ts";
+import { type RunContext, stepNumbers } from "./run_context.ts";
 import { runPipeline, type StepSink } from "./pipeline.ts";
 import { templateFailure } from "./step_errors.ts";
 import { RunLimitError } from "./limits.ts";
@@ -45,7 +45,7 @@ export function executeFlow(
 ): Promise<FlowResult> {
   const { compiled, gate, budget } = run;
   const steps = compiled.steps;
-  const waiting = new Int32Array(steps.length);
+  const waiting = stepNumbers(steps.length);
   // indexed loops, not `for...of`: this code runs once per run, unoptimized, where each step of
   // an array iterator allocates a result object (80 bytes a step of a fan-out, issue 17)
   for (let i = 0; i < steps.length; i++) {
