@@ -4,6 +4,7 @@
  * read; several `data` lines of one event are joined with `\n` (the SSE standard).
  * @module
  */
+import { invalidUtf8Offset } from "../core/utf8.ts";
 
 /** Formats one message as an SSE event (`data: <text>\n\n`). */
 export function sseEvent(text: string): string {
@@ -28,12 +29,38 @@ export interface SseLimits {
   onLongEvent?: (head: string, chars: number) => Error | undefined;
   /**
    * When given, the stream is decoded strictly: bytes that are not UTF-8 stop the reading with
-   * this error (the stream is cancelled) instead of reaching an event as U+FFFD.
+   * this error (the stream is cancelled) instead of reaching an event as U+FFFD. It gets the
+   * offset of the first bad byte in the stream, bytes.
    */
-  onInvalidUtf8?: () => Error;
+  onInvalidUtf8?: (byteOffset: number) => Error;
 }
 
 const HEAD_CHARS = 4096;
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/**
+ * The bytes of an unfinished UTF-8 sequence at the end of `held` + `chunk` (which decoded without
+ * error): what a streaming decoder keeps for the next chunk (at most 3 bytes).
+ */
+function unfinishedTail(held: Uint8Array, chunk: Uint8Array): Uint8Array {
+  const b = chunk.length >= 3 ? chunk.subarray(chunk.length - 3) : concat(held, chunk);
+  for (let i = b.length - 1; i >= 0 && i >= b.length - 3; i--) {
+    const c = b[i];
+    if (c < 0x80) break;
+    if (c >= 0xc0) {
+      const len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+      return b.length - i < len ? b.slice(i) : new Uint8Array(0);
+    }
+  }
+  return new Uint8Array(0);
+}
 
 /**
  * Reads the `data` of each event from an SSE byte stream, in order. Memory is bounded by
@@ -62,6 +89,9 @@ export async function* readSseData(
   let data: string[] = [];
   let dataLen = 0;
   let longSeen = false;
+  /** Bytes decoded before this chunk, and the unfinished UTF-8 sequence the decoder holds. */
+  let fed = 0;
+  let held: Uint8Array = new Uint8Array(0);
   const head = () => {
     const first = data.length > 0 ? data[0] : pending.join("").replace(/^data: ?/, "");
     return first.slice(0, HEAD_CHARS);
@@ -74,8 +104,15 @@ export async function* readSseData(
       try {
         text = done ? decoder.decode() : decoder.decode(value, { stream: true });
       } catch (err) {
-        if (limits.onInvalidUtf8 && err instanceof TypeError) throw limits.onInvalidUtf8();
+        if (limits.onInvalidUtf8 && err instanceof TypeError) {
+          const bytes = done ? held : concat(held, value);
+          throw limits.onInvalidUtf8(fed - held.length + Math.max(0, invalidUtf8Offset(bytes)));
+        }
         throw err;
+      }
+      if (!done && limits.onInvalidUtf8) {
+        fed += value.length;
+        held = unfinishedTail(held, value);
       }
       let start = 0;
       for (;;) {

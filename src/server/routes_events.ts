@@ -24,6 +24,30 @@ export const EVENT_POLL_MS = 100;
 export const KEEPALIVE_MS = 15_000;
 /** Most events read from the journal at once. */
 const PAGE = 500;
+/**
+ * Bytes of SSE text a stream holds for a client that reads slowly (or not at all) before it stops
+ * reading the journal; it reads on when the HTTP layer takes more (the stream's `pull`).
+ */
+export const EVENT_STREAM_HIGH_WATER_BYTES = 64 * 1024;
+/**
+ * Live-only events (`step_progress`, unjournaled `step_started`) a stream keeps while its client
+ * does not take them: past this many they are dropped (journal events are still read from the
+ * journal, so none of them is lost).
+ */
+export const MAX_PENDING_LIVE_EVENTS = 1000;
+
+/**
+ * Counters of the event streams of this process (read by tests): bytes handed to the HTTP layer,
+ * the most bytes one stream held queued (not yet taken by the HTTP layer: at most
+ * {@linkcode EVENT_STREAM_HIGH_WATER_BYTES} + one event), streams waiting now for their client to
+ * take what they hold, and live-only events dropped for slow clients.
+ */
+export const eventStreamStats = {
+  enqueuedBytes: 0,
+  maxQueuedBytes: 0,
+  waitingForClient: 0,
+  droppedLiveEvents: 0,
+};
 
 const ResumeQuery = z.object({
   from: z.enum(["interrupted", "failed"]).optional().openapi({
@@ -64,7 +88,7 @@ export function addEventRoutes(app: ApiApp, s: Service): void {
       tags: [TAG],
       summary: "Follow a run: its journal as server-sent events",
       description:
-        "Extension. A `text/event-stream` of the run's journal (and its nested runs'): each event has `id` (the journal's, increasing; send it back as `Last-Event-ID`, or `?after=`, to resume after a disconnect), `event` (run_queued, run_started, step_started, step_completed, step_failed, step_skipped, signal_received, run_paused, run_resumed, run_interrupted, run_completed, ...) and `data` (the journal entry as JSON: {id, runId, rootRunId, type, stepIndex?, stepId?, attempt?, data?, at}). Events already journaled come first; for a run executing in this service new events are pushed as they are committed (woken by the engine's run observers), for others the journal is read every 100 ms. Live-only events (`step_progress`, and `step_started` of steps whose start is not journaled) come without an id and are not replayed. The stream ends with an `end` event ({runId, status}) once the run has finished. With the in-memory store the journal is kept by `stepflow serve` (not by other library uses).",
+        "Extension. A `text/event-stream` of the run's journal (and its nested runs'): each event has `id` (the journal's, increasing; send it back as `Last-Event-ID`, or `?after=`, to resume after a disconnect), `event` (run_queued, run_started, step_started, step_completed, step_failed, step_skipped, signal_received, run_paused, run_resumed, run_interrupted, run_completed, ...) and `data` (the journal entry as JSON: {id, runId, rootRunId, type, stepIndex?, stepId?, attempt?, data?, at}). Events already journaled come first; for a run executing in this service new events are pushed as they are committed (woken by the engine's run observers), for others the journal is read every 100 ms. Live-only events (`step_progress`, and `step_started` of steps whose start is not journaled) come without an id and are not replayed; for a client that does not keep up they may be dropped. The stream follows the client's pace: while it has not taken what was sent (64 KiB held at most, beyond what the connection buffers), the journal is not read on; a slow client gets every journal event, later. The stream ends with an `end` event ({runId, status}) once the run has finished. With the in-memory store the journal is kept by `stepflow serve` (not by other library uses).",
       request: { params: S.RunIdParams, query: EventsQuery },
       responses: {
         200: {
@@ -235,6 +259,13 @@ const startKey = (runId: string, stepIndex: number | undefined, attempt: number 
  * start is not journaled, `step_progress`) without an id. Any other run (queued or running in
  * another process on the same database) is followed by reading the journal every
  * {@linkcode EVENT_POLL_MS}.
+ *
+ * Pull-based: the stream holds at most {@linkcode EVENT_STREAM_HIGH_WATER_BYTES} (+ one event)
+ * that the HTTP layer has not taken; while it is full the journal is not read (a page stops at
+ * the event that filled it; the rest is read again later, in smaller pages) and the loop waits
+ * for `pull`. Live-only events waiting for the client are capped
+ * ({@linkcode MAX_PENDING_LIVE_EVENTS}): past the cap they are dropped; the journal still has
+ * every journaled event.
  */
 function eventStream(
   s: Service,
@@ -247,10 +278,30 @@ function eventStream(
   let wake: (() => void) | undefined;
   let woken = false;
   let unlisten: (() => void) | undefined;
+  /** Wakes a loop waiting for the client to take what the stream holds (`pull`, `cancel`). */
+  let room: (() => void) | undefined;
+  const HWM = EVENT_STREAM_HIGH_WATER_BYTES;
   return new ReadableStream<Uint8Array>({
     start(controller) {
+      /** The client has not taken what the stream holds (the HTTP layer stopped pulling). */
+      const full = () => !closed && (controller.desiredSize ?? 1) <= 0;
       const send = (text: string) => {
-        if (!closed) controller.enqueue(enc.encode(text));
+        if (closed) return;
+        const bytes = enc.encode(text);
+        controller.enqueue(bytes);
+        eventStreamStats.enqueuedBytes += bytes.length;
+        const queued = HWM - (controller.desiredSize ?? HWM);
+        if (queued > eventStreamStats.maxQueuedBytes) eventStreamStats.maxQueuedBytes = queued;
+      };
+      const waitForRoom = async () => {
+        if (!full()) return;
+        eventStreamStats.waitingForClient++;
+        try {
+          while (full()) await new Promise<void>((resolve) => room = resolve);
+        } finally {
+          room = undefined;
+          eventStreamStats.waitingForClient--;
+        }
       };
       const poke = () => {
         woken = true;
@@ -268,10 +319,18 @@ function eventStream(
         // listen before reading the journal: nothing falls between the two
         unlisten = s.live.listen(runId, (e, root) => {
           const r = liveRecord(e, root);
-          if (r !== undefined) pending.push(r);
-          // a run of this service ends when the service stored its final status (a cancel
-          // writes `cancelled` after the engine's `failed`): `done` below
-          else if (e.type === "run_finished" && e.runId === runId && !active) finished = true;
+          if (r !== undefined) {
+            if (pending.length >= MAX_PENDING_LIVE_EVENTS) {
+              // the client does not keep up: live-only events go (the journal keeps the rest)
+              eventStreamStats.droppedLiveEvents += pending.length;
+              pending = [];
+            }
+            pending.push(r);
+          } else if (e.type === "run_finished" && e.runId === runId && !active) {
+            // a run of this service ends when the service stored its final status (a cancel
+            // writes `cancelled` after the engine's `failed`): `done` below
+            finished = true;
+          }
           poke();
         });
         active?.done.then(() => {
@@ -282,10 +341,18 @@ function eventStream(
         // woken at once when the run ends in this service (one hook per stream)
         s.runs.get(runId)?.done.then(poke);
       }
-      const sendBatch = (events: RunEventRecord[]) => {
+      /**
+       * Sends `events` (journal events in id order) merged with the pending live events; stops
+       * when the stream is full (the live events not sent stay pending). Returns how many of
+       * `events` were sent.
+       */
+      const sendBatch = (events: RunEventRecord[]): number => {
         if (pending.length === 0) {
-          for (const e of events) send(block(e));
-          return;
+          for (let i = 0; i < events.length; i++) {
+            if (full()) return i;
+            send(block(events[i]));
+          }
+          return events.length;
         }
         const live = pending;
         pending = [];
@@ -294,6 +361,7 @@ function eventStream(
           if (e.type === "step_started") journaled.add(startKey(e.runId, e.stepIndex, e.attempt));
         }
         let j = 0;
+        let i = 0;
         const sendLive = (r: LiveRecord) => {
           if (r.type === "step_started") {
             const k = startKey(r.runId, r.stepIndex, r.attempt);
@@ -302,52 +370,83 @@ function eventStream(
           }
           send(liveBlock(r));
         };
-        for (const e of events) {
+        const stop = () => {
+          pending = live.slice(j);
+          return i;
+        };
+        for (; i < events.length; i++) {
+          const e = events[i];
           const t = Date.parse(e.at);
           // live events from before this one, and the start of the step this one finishes
-          while (j < live.length && (live[j].ms < t || sameStep(live[j], e))) sendLive(live[j++]);
+          while (j < live.length && (live[j].ms < t || sameStep(live[j], e))) {
+            if (full()) return stop();
+            sendLive(live[j++]);
+          }
+          if (full()) return stop();
           send(block(e));
         }
-        while (j < live.length) sendLive(live[j++]);
+        while (j < live.length) {
+          if (full()) return stop();
+          sendLive(live[j++]);
+        }
+        return events.length;
       };
       const block = (e: RunEventRecord) => {
         after = e.id;
-        if (
-          e.type === "step_started" && startsSent.has(startKey(e.runId, e.stepIndex, e.attempt))
-        ) {
+        const k = startKey(e.runId, e.stepIndex, e.attempt);
+        if (e.type === "step_started" && startsSent.delete(k)) {
           return `id: ${e.id}\n\n`; // sent live already: only the id moves on
         }
+        // the step's end: its start (journaled or not) is behind
+        if (e.type !== "step_started" && e.stepIndex !== undefined) startsSent.delete(k);
         return journalBlock(e);
       };
       (async () => {
         let lastSent = Date.now();
+        /** The run has finished: the journal is read to its end, then `end` is sent. */
+        let endStatus: string | undefined;
+        /**
+         * Events read at once: a page, or about twice what fitted in the stream last time it
+         * filled up (the events that did not fit are read again: not kept for a slow client).
+         */
+        let limit = PAGE;
         send("retry: 1000\n\n");
         while (!closed) {
+          // the client has not taken what was sent: read nothing more until it does
+          await waitForRoom();
+          if (closed) break;
           if (owned && woken) {
             woken = false;
             // the writes behind the events that woke us are committed in this turn's commit
             await s.store.committed();
           }
+          const read = limit;
           const events: RunEventRecord[] = await s.store.getEvents({
             ...filter,
             afterId: after,
-            limit: PAGE,
+            limit: read,
           });
-          sendBatch(events);
-          if (events.length > 0 || pending.length > 0) lastSent = Date.now();
-          if (events.length === PAGE) continue;
+          const hadLive = pending.length > 0;
+          const sent = sendBatch(events);
+          if (sent > 0 || hadLive) lastSent = Date.now();
+          if (sent < events.length) {
+            // the stream filled up: the rest is read again once the client takes what it holds
+            limit = Math.min(PAGE, Math.max(16, 2 * sent));
+            continue;
+          }
+          limit = Math.min(PAGE, 2 * limit);
+          if (events.length === read) continue;
+          if (endStatus !== undefined) {
+            send(`event: end\ndata: ${stringifyJson({ runId, status: endStatus })}\n\n`);
+            break;
+          }
           if (!owned || finished) {
             const run = await s.store.getRun(runId);
             if (!run || TERMINAL_STATUSES.has(run.status)) {
-              // the run's last events were committed with its final status: read once more
-              const rest = await s.store.getEvents({ ...filter, afterId: after });
-              sendBatch(rest);
-              send(
-                `event: end\ndata: ${
-                  stringifyJson({ runId, status: run?.status ?? "deleted" })
-                }\n\n`,
-              );
-              break;
+              // the run's last events were committed with its final status: read the journal to
+              // its end (page by page, at the client's pace), then `end`
+              endStatus = run?.status ?? "deleted";
+              continue;
             }
             if (!owned && !s.runs.accepting && !s.runs.get(runId)) {
               // the service stops: nothing here will add events; the client reconnects elsewhere
@@ -391,10 +490,14 @@ function eventStream(
         }
       });
     },
+    pull() {
+      room?.();
+    },
     cancel() {
       closed = true;
       unlisten?.();
       wake?.();
+      room?.();
     },
-  });
+  }, { highWaterMark: HWM, size: (chunk) => chunk.byteLength });
 }

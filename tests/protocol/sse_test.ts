@@ -64,3 +64,42 @@ Deno.test("readSseData shows a long event's head to onLongEvent once; it may sto
     "stop",
   );
 });
+
+Deno.test("readSseData with onInvalidUtf8 names the stream offset of the first bad byte, wherever the chunks are cut", async () => {
+  // "data: é\n\n" (é in 2 bytes), then a 4-byte character, then a lone 0xFF at byte 20
+  const bytes = new Uint8Array([
+    ...enc.encode("data: \u00e9\n\n"),
+    ...enc.encode("data: \u{1F600}"),
+    0xff,
+    ...enc.encode("\n\n"),
+  ]);
+  const at = bytes.indexOf(0xff);
+  assertEquals(at, 20);
+  for (const size of [1, 2, 3, 5, 7, 64]) {
+    let i = 0;
+    const s = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (i < bytes.length) c.enqueue(bytes.slice(i, i += size));
+        else c.close();
+      },
+    });
+    const err = await assertRejects(() =>
+      all(s, { onInvalidUtf8: (n: number) => new Error(`bad at ${n}`) })
+    );
+    assertEquals((err as Error).message, `bad at ${at}`, `chunks of ${size}`);
+  }
+  // a stream that ends inside a character: the offset is where that character starts
+  const cut = enc.encode("data: ab\u{1F600}").slice(0, -2);
+  const chunks = [cut.slice(0, 5), cut.slice(5)];
+  const ended = new ReadableStream<Uint8Array>({
+    pull(c) {
+      const next = chunks.shift();
+      if (next) c.enqueue(next);
+      else c.close();
+    },
+  });
+  const err = await assertRejects(() =>
+    all(ended, { onInvalidUtf8: (n: number) => new Error(`bad at ${n}`) })
+  );
+  assertEquals((err as Error).message, "bad at 8");
+});

@@ -19,13 +19,16 @@
  * Thrown: {@linkcode ModelApiError} (an HTTP error status), {@linkcode ModelConnectionError}
  * (no answer: refused, reset, DNS; {@linkcode ModelCutOffError} when the answer broke off),
  * {@linkcode ModelTimeoutError} (the endpoint's timeout), {@linkcode ModelAbortError} (the step's
- * signal), {@linkcode ModelAnswerError} (an answer that is not JSON, an error event in a stream),
+ * signal), {@linkcode ModelAnswerError} (an answer that is not JSON or not UTF-8 — decoded
+ * strictly, naming the first bad byte's offset, as step services' answers — an error event in a
+ * stream),
  * {@linkcode ModelAnswerTooLargeError} (past `maxBodyBytes`). A missing Deno permission is thrown
  * as Deno throws it (the caller turns it into the CLI's hint).
  * @module
  */
 import { readSseData } from "../../protocol/sse.ts";
 import { logger } from "../../log.ts";
+import { invalidUtf8Offset } from "../../core/utf8.ts";
 
 /** Where a request goes (see src/plugins/builtin/openai_client.ts for where each part comes from). */
 export interface ModelEndpoint {
@@ -149,11 +152,13 @@ async function readAnswer(req: OpenRequest, endpoint: ModelEndpoint): Promise<st
   // the common answer has a Content-Length within the limit: read it in one go
   const length = req.response.headers.get("content-length");
   if (length !== null && /^\d+$/.test(length) && Number(length) <= limit) {
+    let bytes: Uint8Array;
     try {
-      return await req.response.text();
+      bytes = await req.response.bytes();
     } catch (e) {
       throw cutOff(req, e);
     }
+    return decodeAnswer(bytes);
   }
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
@@ -181,7 +186,26 @@ async function readAnswer(req: OpenRequest, endpoint: ModelEndpoint): Promise<st
     bytes.set(c, off);
     off += c.length;
   }
-  return new TextDecoder().decode(bytes);
+  return decodeAnswer(bytes);
+}
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/** An answer body as text: strictly UTF-8 (bad bytes would reach the step changed, as U+FFFD). */
+function decodeAnswer(bytes: Uint8Array): string {
+  try {
+    return strict.decode(bytes);
+  } catch {
+    throw notUtf8("the answer", invalidUtf8Offset(bytes));
+  }
+}
+
+/** The error for an answer that is not UTF-8, naming the first bad byte's offset. */
+function notUtf8(what: string, byteOffset: number): ModelAnswerError {
+  return new ModelAnswerError(
+    `${what} is not UTF-8 text (an invalid byte at offset ${byteOffset}); its data was not ` +
+      `used: the server must send UTF-8`,
+  );
 }
 
 /** The error for a body that could not be read to its end (abort and timeout told apart). */
@@ -266,6 +290,7 @@ export async function* streamChat(
         const data of readSseData(stream, req.signal, {
           maxEventChars: limit,
           onTooLarge: tooLarge,
+          onInvalidUtf8: (at) => notUtf8("the answer stream", at),
         })
       ) {
         total += data.length;

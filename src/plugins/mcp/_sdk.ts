@@ -59,7 +59,13 @@ export interface StreamableHttpTransport extends Transport {
   terminateSession(): Promise<void>;
 }
 
-/** Makes a Streamable HTTP client transport for `url`. */
-export function streamableHttpTransport(url: URL): StreamableHttpTransport {
-  return new sdkHttp.StreamableHTTPClientTransport(url) as StreamableHttpTransport;
+/** Makes a Streamable HTTP client transport for `url` (its requests go through `fetch`). */
+export function streamableHttpTransport(
+  url: URL,
+  fetch?: typeof globalThis.fetch,
+): StreamableHttpTransport {
+  return new sdkHttp.StreamableHTTPClientTransport(
+    url,
+    fetch ? { fetch } : undefined,
+  ) as StreamableHttpTransport;
 }

@@ -14,7 +14,8 @@ import {
   type Tool,
   type Transport,
 } from "./_sdk.ts";
-import { StdioTransport } from "./stdio_transport.ts";
+import { DEFAULT_MAX_LINE_BYTES, StdioTransport } from "./stdio_transport.ts";
+import { boundedFetch } from "./http_fetch.ts";
 import { settlesWithin } from "../../core/abort.ts";
 import { compileSchemaCheck, mcpJsonSchemaValidator, type SchemaCheck } from "./schema_check.ts";
 import type { Logger } from "../../log.ts";
@@ -42,7 +43,15 @@ export type McpEndpoint =
     /** Largest answer read, bytes (the output size limit + room for the envelope). */
     maxAnswerBytes?: number;
   }
-  | { kind: "http"; url: string };
+  | {
+    kind: "http";
+    url: string;
+    /**
+     * Largest JSON answer or SSE event read, bytes (the output size limit + room for the
+     * envelope). @default DEFAULT_MAX_LINE_BYTES (as stdio lines)
+     */
+    maxAnswerBytes?: number;
+  };
 
 /** A connected MCP session. Create with {@linkcode McpConnection.open}. */
 export class McpConnection {
@@ -97,7 +106,10 @@ export class McpConnection {
   ): Promise<McpConnection> {
     const transport: Transport = endpoint.kind === "stdio"
       ? new StdioTransport({ ...endpoint, log })
-      : streamableHttpTransport(new URL(endpoint.url));
+      : streamableHttpTransport(
+        new URL(endpoint.url),
+        boundedFetch(endpoint.maxAnswerBytes ?? DEFAULT_MAX_LINE_BYTES),
+      );
     const client = new Client(CLIENT_INFO, {
       capabilities: {},
       jsonSchemaValidator: mcpJsonSchemaValidator,

@@ -376,7 +376,15 @@ export class McpPlugin implements Plugin {
 
   #endpoint(): McpEndpoint {
     const c = this.#config;
-    if (c.url !== undefined) return { kind: "http", url: c.url };
+    // room for the envelope around a result at the limit, as for step services
+    const maxAnswerBytes = this.#maxOutputBytes === undefined
+      ? undefined
+      : this.#maxOutputBytes + 64 * 1024;
+    if (c.url !== undefined) {
+      return maxAnswerBytes === undefined
+        ? { kind: "http", url: c.url }
+        : { kind: "http", url: c.url, maxAnswerBytes };
+    }
     let command = c.command!;
     if (command.includes("/") && !command.startsWith("/")) {
       command = `${this.#workingDirectory.replace(/\/$/, "")}/${command}`;
@@ -388,10 +396,7 @@ export class McpPlugin implements Plugin {
       env: Object.fromEntries(Object.entries(c.env).map(([k, v]) => [k, substitute(v)])),
       cwd: this.#workingDirectory,
     };
-    // room for the envelope around a result at the limit, as for step services
-    if (this.#maxOutputBytes !== undefined) {
-      endpoint.maxAnswerBytes = this.#maxOutputBytes + 64 * 1024;
-    }
+    if (maxAnswerBytes !== undefined) endpoint.maxAnswerBytes = maxAnswerBytes;
     return endpoint;
   }
 

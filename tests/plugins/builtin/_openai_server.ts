@@ -37,8 +37,17 @@ export type Reply =
     usage?: Record<string, number> | null;
   }
   | { kind: "status"; status: number; body?: unknown; headers?: Record<string, string> }
-  /** Any text with any status and content type (answers that are not what a client expects). */
-  | { kind: "raw"; status?: number; text: string; contentType?: string }
+  /**
+   * Any text or bytes with any status and content type (answers that are not what a client
+   * expects); `pieces` > 0 sends the body in that many chunks without a Content-Length.
+   */
+  | {
+    kind: "raw";
+    status?: number;
+    text: string | Uint8Array<ArrayBuffer>;
+    contentType?: string;
+    pieces?: number;
+  }
   | { kind: "hang" };
 
 /** A running fake server. */
@@ -101,7 +110,7 @@ export function startFakeOpenAI(): FakeOpenAI {
             },
           );
         case "raw":
-          return new Response(reply.text, {
+          return new Response(reply.pieces ? inPieces(reply.text, reply.pieces) : reply.text, {
             status: reply.status ?? 200,
             headers: { "content-type": reply.contentType ?? "application/json" },
           });
@@ -150,6 +159,20 @@ export function startFakeOpenAI(): FakeOpenAI {
     hangAborted: () => abortPromise,
     close: () => server.shutdown(),
   };
+}
+
+/** `body` as a stream of `n` chunks (cut at byte offsets, so a UTF-8 sequence may be split). */
+function inPieces(body: string | Uint8Array, n: number): ReadableStream<Uint8Array> {
+  const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  const size = Math.max(1, Math.ceil(bytes.length / n));
+  let at = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (at >= bytes.length) return c.close();
+      c.enqueue(bytes.slice(at, at + size));
+      at += size;
+    },
+  });
 }
 
 // deno-lint-ignore no-explicit-any

@@ -594,6 +594,76 @@ Deno.test("/chat: answers that are not a chat completion fail retryably (502); a
   });
 });
 
+Deno.test("/chat and /openai: an answer that is not UTF-8 fails the step naming the byte offset (was decoded with U+FFFD)", async () => {
+  await withServer(async (server) => {
+    const p = await startBuiltin({ baseUrl: server.baseUrl, model: "m" });
+    const messages = [{ role: "user", content: "x" }];
+    const enc = new TextEncoder();
+    /** `text` as UTF-8 with each `@` as the byte 0xE9 (a Latin-1 "é"), or as "é" in UTF-8. */
+    const bytes = (text: string, utf8 = false) => {
+      if (utf8) return enc.encode(text.replaceAll("@", "\u00e9"));
+      const parts = text.split("@").map((t) => [...enc.encode(t)]);
+      return new Uint8Array(parts.flatMap((b, k) => k === 0 ? b : [0xe9, ...b]));
+    };
+    const whole = JSON.stringify({
+      model: "m",
+      choices: [{
+        index: 0,
+        message: { role: "assistant", content: "caf@" },
+        finish_reason: "stop",
+      }],
+    });
+    const at = enc.encode(whole).indexOf(64); // the "@"
+    const chunk = (content: string, finish: string | null = null) =>
+      `data: ${
+        JSON.stringify({
+          model: "m",
+          choices: [{ index: 0, delta: { content }, finish_reason: finish }],
+        })
+      }\n\n`;
+    // a valid "é" (2 bytes) before the bad byte: the offset counts bytes, not characters
+    const events = chunk("h\u00e9") + chunk("caf@", "stop") + "data: [DONE]\n\n";
+    const streamAt = enc.encode(events).indexOf(64);
+    server.replies.push(
+      { kind: "raw", text: bytes(whole) }, // with Content-Length
+      { kind: "raw", text: bytes(whole), pieces: 7 }, // chunked
+      { kind: "raw", text: bytes(events), contentType: "text/event-stream" },
+      { kind: "raw", text: bytes(events), contentType: "text/event-stream", pieces: 13 },
+      { kind: "raw", text: bytes(whole) }, // /openai
+    );
+    const results = [
+      await p.execute("/chat", { messages }, ctx()),
+      await p.execute("/chat", { messages }, ctx()),
+      await p.execute("/chat", { messages, stream: true }, ctx()),
+      await p.execute("/chat", { messages, stream: true }, ctx()),
+      await p.execute("/openai", { messages }, ctx()),
+    ];
+    const expected = [
+      `the answer is not UTF-8 text (an invalid byte at offset ${at})`,
+      `the answer is not UTF-8 text (an invalid byte at offset ${at})`,
+      `the answer stream is not UTF-8 text (an invalid byte at offset ${streamAt})`,
+      `the answer stream is not UTF-8 text (an invalid byte at offset ${streamAt})`,
+      `the answer is not UTF-8 text (an invalid byte at offset ${at})`,
+    ];
+    results.forEach((r, i) => {
+      assert(r.outcome === "failed", `${i}: ${JSON.stringify(r)}`);
+      assertStringIncludes(r.error.message, expected[i]);
+      assertEquals([r.error.code, (r.error.data as JsonObject).kind], [502, "INVALID_ANSWER"]);
+    });
+    // the same answers in UTF-8 (also cut inside a character) are read as they are
+    server.replies.push(
+      { kind: "raw", text: bytes(whole, true), pieces: 7 },
+      { kind: "raw", text: bytes(events, true), contentType: "text/event-stream", pieces: 13 },
+    );
+    const ok = await p.execute("/chat", { messages }, ctx());
+    assert(ok.outcome === "success", JSON.stringify(ok));
+    assertEquals((ok.result as JsonObject).content, "caf\u00e9");
+    const okStream = await p.execute("/chat", { messages, stream: true }, ctx());
+    assert(okStream.outcome === "success", JSON.stringify(okStream));
+    assertEquals((okStream.result as JsonObject).content, "h\u00e9caf\u00e9");
+  });
+});
+
 Deno.test("/chat: the config's request timeout and headers apply (headers may replace Authorization)", async () => {
   await withServer(async (server) => {
     const p = await startBuiltin({
