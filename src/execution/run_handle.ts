@@ -57,7 +57,7 @@ export function startRun(
         ? executeOneStepRun(host, flow, one, input, handle.runId, o, l.controller, handle)
         : executeRun(host, flow, input, handle.runId, o, l.controller, handle);
     } catch (e) {
-      run = Promise.reject(e); // (the one-step path is not async: what it throws)
+      run = Promise.reject(e); // (neither path is async: what their start throws)
     }
     // (one `then`, not `finally`: a hop less per run)
     return run.then((r) => {
