@@ -200,18 +200,35 @@ export class ServiceStore {
   #barrier?: Promise<void>;
 
   /**
+   * A mark of the store's commits from now on (`StateStore.commitMark`), for
+   * {@linkcode committed}; undefined for a store that applies writes at once.
+   */
+  commitMark(): number | undefined {
+    return this.store.commitMark?.();
+  }
+
+  /**
    * Resolves once every write queued so far is stored. Callers in the same event-loop iteration
    * share one commit: it happens after the iteration's I/O callbacks (`setImmediate`), so runs
    * finishing together are committed together, without a timer's millisecond of delay.
-   * @throws {Error} (rejects) when the store could not commit.
+   * @param since a {@linkcode commitMark} taken earlier (before the writes waited for were
+   *   queued); now by default.
+   * @throws {Error} (rejects) when the store could not commit: the commit waited for, or any
+   * commit since `since` — one that ran before this commit (the store's own turn, or a write
+   * waited for by the engine) failed too (it resolved then: a run's 507 was answered as stored).
    */
-  committed(): Promise<void> {
+  committed(since: number | undefined = this.commitMark()): Promise<void> {
     if (this.store.kind === "inMemory") return RESOLVED; // applied at once: nothing to wait for
-    return this.#barrier ??= new Promise<void>((resolve, reject) => {
+    const barrier = this.#barrier ??= new Promise<void>((resolve, reject) => {
       setImmediate(() => {
         this.#barrier = undefined;
         this.store.flush().then(resolve, reject);
       });
+    });
+    if (since === undefined || this.store.failedSince === undefined) return barrier;
+    return barrier.then(() => {
+      const failed = this.store.failedSince!(since);
+      if (failed !== undefined) throw failed;
     });
   }
 

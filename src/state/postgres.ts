@@ -429,6 +429,14 @@ export class PostgresStateStore implements StateStore {
     return this.#w.flush();
   }
 
+  commitMark(): number {
+    return this.#w.commitMark();
+  }
+
+  failedSince(mark: number): unknown {
+    return this.#w.failedSince(mark);
+  }
+
   async close(): Promise<void> {
     const s = this.#s;
     if (s.closed) return;

@@ -152,6 +152,16 @@ export class PostgresWriter {
     return this.#gc.soon();
   }
 
+  /** A mark of the commits from now on (`StateStore.commitMark`). */
+  commitMark(): number {
+    return this.#gc.mark();
+  }
+
+  /** The error of a commit since `mark` that failed (`StateStore.failedSince`). */
+  failedSince(mark: number): unknown {
+    return this.#gc.failedSince(mark);
+  }
+
   /** Waits until nothing is queued or in flight (`close`). */
   drain(): Promise<void> {
     return this.#gc.drain();

@@ -540,6 +540,14 @@ export class SqliteStateStore implements StateStore {
     return this.#w.flush();
   }
 
+  commitMark(): number {
+    return this.#w.commitMark();
+  }
+
+  failedSince(mark: number): unknown {
+    return this.#w.failedSince(mark);
+  }
+
   async close(): Promise<void> {
     const c = this.#c;
     if (c.closed) return;

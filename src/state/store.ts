@@ -217,6 +217,17 @@ export interface StateStore {
    */
   flush(): Promise<void>;
   /**
+   * A mark of the commits from now on, for {@linkcode failedSince}. Optional: a store without it
+   * applies writes at once (in-memory).
+   */
+  commitMark?(): number;
+  /**
+   * The error of a commit that failed since `mark` ({@linkcode commitMark}: the commits that may
+   * hold a write queued after the mark was taken), or undefined when none did. Read it once
+   * {@linkcode flush} settled: a commit still in flight has not failed yet.
+   */
+  failedSince?(mark: number): unknown;
+  /**
    * Commits what is queued and releases resources; safe to call twice. Runs of this store still
    * `running` are marked interrupted (their engine is going away).
    */

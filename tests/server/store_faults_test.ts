@@ -25,6 +25,7 @@ import {
   journalConfig as config,
   mkfifo,
   type RunningServer,
+  SCHEMA,
   startServer,
   storeFlow,
   THREE_STEPS,
@@ -354,6 +355,72 @@ Deno.test({
         assertStrictEquals(await two.stop(), 0);
       }
       assert(!two.stderr().includes("resumed"), two.stderr());
+    }),
+});
+
+/** Two built-in steps, `b` after `a`, each passing the input's `q` on (for debug runs). */
+const TWO_STEPS = {
+  schema: SCHEMA,
+  name: "two-steps",
+  steps: [
+    {
+      id: "a",
+      component: "/builtin/create_messages",
+      input: { user_prompt: { $from: { workflow: "input" }, path: "$.q" } },
+    },
+    {
+      id: "b",
+      component: "/builtin/create_messages",
+      input: { user_prompt: { $from: { step: "a" }, path: "$.messages[0].content" } },
+    },
+  ],
+  output: { $from: { step: "b" }, path: "$.messages[0].content" },
+};
+
+Deno.test({
+  name:
+    "serve on a full disk: a debug step whose result cannot be stored is answered with the run's 507 (it was answered with its result, as if stored), and the run reads failed",
+  ignore: !canMount,
+  fn: () =>
+    withSmallDisk(async (dir, disk) => {
+      const db = `${disk}/state.db`;
+      const s = await startServer(dir, { args: ["--store", db], config: config(`${dir}/j.txt`) });
+      try {
+        const flowId = await storeFlow(s, TWO_STEPS);
+        // a result of 1 MB: its commit cannot find room on the full disk
+        const d = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { q: "x".repeat(1_000_000) },
+          debug: true,
+        });
+        assertStrictEquals(d.status, 200, JSON.stringify(d.body).slice(0, 500));
+        assertStrictEquals(d.body.status, "paused"); // (its record is stored)
+        const runId = d.body.runId as string;
+        const c = new DatabaseSync(db);
+        try {
+          const [busy] = Object.values(c.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get()!);
+          assertStrictEquals(busy, 0, "checkpoint");
+        } finally {
+          c.close();
+        }
+        await fill(`${disk}/filler`);
+        const a = await s.call("POST", `/api/v1/runs/${runId}/debug/step`, { stepIds: ["a"] });
+        assertStrictEquals(a.status, 200, JSON.stringify(a.body).slice(0, 500));
+        const r = a.body.results.a;
+        assertStrictEquals(r.outcome, "failed", JSON.stringify(r).slice(0, 500));
+        assertStrictEquals(r.error.code, 507);
+        assertStringIncludes(r.error.message, "database or disk is full");
+        assertStringIncludes(r.error.message, "recorded failed with this error");
+        const g = await s.call("GET", `/api/v1/runs/${runId}`);
+        assertStrictEquals(g.body.status, "failed", JSON.stringify(g.body).slice(0, 500));
+        assertStrictEquals(g.body.result.error.code, 507);
+        await Deno.remove(`${disk}/filler`);
+        const well = await s.call("GET", "/health");
+        assertStrictEquals(well.status, 200, JSON.stringify(well.body));
+        assertStrictEquals(JSON.stringify(storedRow(db, runId)), '{"status":"failed","code":507}');
+      } finally {
+        assertStrictEquals(await s.stop(), 0);
+      }
     }),
 });
 
