@@ -95,6 +95,8 @@ export class BatchService {
       status: "running",
       createdAt: this.store.now(),
     };
+    // kept with the batch: a service taking its runs over keeps to it (src/server/runs.ts)
+    if (options.maxConcurrency !== undefined) record.maxConcurrency = options.maxConcurrency;
     // the commits carrying the batch's records (one per group commit: the same promise for the
     // writes of one), waited for before its runs start
     const writes = new Set<Promise<void>>();

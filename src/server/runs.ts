@@ -22,6 +22,7 @@ import { uuidv7 } from "./ids.ts";
 import { RecentKeys } from "./idempotency.ts";
 import {
   type ActiveRun,
+  type BatchGate,
   nonNegative,
   positive,
   queueFull,
@@ -60,6 +61,8 @@ export class RunService {
   #keys = new RecentKeys();
   /** Runs accepted by a batch but not submitted yet: how to cancel each. */
   #reserved = new Map<string, () => void>();
+  /** Batches with a `maxConcurrency` whose runs were taken over here, by batch id. */
+  #batchGates = new Map<string, BatchGate>();
   #distribution?: RunDistribution;
   /** Puts a resumed debug run back under a gate (set by the server: src/server/debug.ts). */
   resumeGate?: ResumeGate;
@@ -336,8 +339,18 @@ export class RunService {
       options.from,
       this.resumeGate,
     );
-    const run = this.adopt(runId, flowId, () => handle);
+    // (read after the claim: the run is this engine's; a failed read only loses the limit)
+    const batch = this.#distribution === undefined
+      ? await this.store.getBatchOfRun(runId).catch(() => undefined)
+      : undefined;
+    const run = this.adopt(runId, flowId, () => handle) as Run;
     held?.attach(run);
+    // a running run of a batch counts in the batch's limit for the runs taken over after it
+    if (batch?.maxConcurrency !== undefined && run.state === "running" && !run.batch) {
+      const gate = this.#batchGate(batch.batchId, batch.maxConcurrency);
+      gate.admitted++;
+      run.batch = { gate, admitted: true };
+    }
     return run;
   }
 
@@ -358,13 +371,57 @@ export class RunService {
     if (!claim.claimed || this.#active.has(runId) || !this.#accepting) return false;
     const record = await this.store.getRun(runId);
     if (record?.status !== "queued" || this.#active.has(runId)) return false;
+    // a batch's run keeps to the batch's maxConcurrency (it ran beyond it here)
+    const batch = await this.store.getBatchOfRun(runId);
+    if (this.#active.has(runId) || !this.#accepting) return false;
     const run = new Run(runId, record.flowId, undefined);
     run.stored = true;
     this.#active.set(runId, run);
-    this.#queue.push(run);
     this.#queued++;
+    if (batch?.maxConcurrency !== undefined) {
+      const gate = this.#batchGate(batch.batchId, batch.maxConcurrency);
+      const admitted = gate.admitted < gate.limit;
+      run.batch = { gate, admitted };
+      if (!admitted) {
+        gate.waiting.push(run); // queued once one of the batch's runs ends
+        return true;
+      }
+      gate.admitted++;
+    }
+    this.#queue.push(run);
     this.#pump();
     return true;
+  }
+
+  /** The gate of batch `batchId` (limit: its `maxConcurrency`), made on first use. */
+  #batchGate(batchId: string, maxConcurrency: number): BatchGate {
+    let gate = this.#batchGates.get(batchId);
+    if (gate === undefined) {
+      gate = { batchId, limit: Math.max(1, maxConcurrency), admitted: 0, waiting: [] };
+      this.#batchGates.set(batchId, gate);
+    }
+    return gate;
+  }
+
+  /**
+   * Run `run` of a batch taken over here ended (or was cancelled while waiting): the batch's
+   * next waiting runs are queued, within its limit.
+   */
+  #leaveBatch(run: Run): void {
+    const b = run.batch;
+    if (b === undefined) return;
+    run.batch = undefined;
+    const gate = b.gate;
+    if (b.admitted) gate.admitted--;
+    else gate.waiting = gate.waiting.filter((r) => r !== run);
+    while (gate.admitted < gate.limit && gate.waiting.length > 0) {
+      const next = gate.waiting.shift()!;
+      if (next.state !== "queued") continue;
+      gate.admitted++;
+      next.batch!.admitted = true;
+      this.#queue.push(next);
+    }
+    if (gate.admitted === 0 && gate.waiting.length === 0) this.#batchGates.delete(gate.batchId);
   }
 
   /** Starts a run taken over by {@linkcode takeQueued} from its stored record. */
@@ -491,6 +548,7 @@ export class RunService {
       return;
     }
     const wasRunning = run.state === "running";
+    this.#leaveBatch(run);
     run.state = "ended";
     // The run's objects are not needed once it ended (its waiters get the outcome): a Run kept a
     // little longer (by a waiting request, or by V8 until its next full collection) must not

@@ -151,6 +151,11 @@ export class ServiceStore {
     return this.store.getBatchRuns(batchId);
   }
 
+  /** The batch run `runId` belongs to (undefined: none, or a store without batches of others). */
+  async getBatchOfRun(runId: string): Promise<BatchRecord | undefined> {
+    return await this.store.getBatchOfRun?.(runId);
+  }
+
   /** Journal events (ascending id): of one run, or of a run and its nested runs. */
   getEvents(filter: EventFilter): Promise<RunEventRecord[]> {
     return this.store.getEvents(filter);

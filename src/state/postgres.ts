@@ -256,6 +256,10 @@ export class PostgresStateStore implements StateStore {
     return this.#queries.getBatchRuns(batchId);
   }
 
+  getBatchOfRun(runId: string): Promise<BatchRecord | undefined> {
+    return this.#queries.getBatchOfRun(runId);
+  }
+
   putSignal(signal: { runId: string; name: string; data: JsonValue }): Promise<SignalRecord> {
     return this.#queries.putSignal(signal);
   }

@@ -37,6 +37,7 @@ import { SqliteWriter } from "./sqlite_writer.ts";
 import {
   readBatch,
   readBatches,
+  readBatchOfRun,
   readBatchRuns,
   readBlob,
   readEngines,
@@ -405,6 +406,10 @@ export class SqliteStateStore implements StateStore {
 
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
     return this.#read((c) => readBatchRuns(c, batchId));
+  }
+
+  getBatchOfRun(runId: string): Promise<BatchRecord | undefined> {
+    return this.#read((c) => readBatchOfRun(c, runId));
   }
 
   // ---------------------------------------------------------------- deletion, signals

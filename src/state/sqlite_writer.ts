@@ -470,6 +470,7 @@ export class SqliteWriter {
       b.totalInputs,
       b.status,
       b.createdAt,
+      b.maxConcurrency ?? null,
     ]);
     return this.#queued();
   }

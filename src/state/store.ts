@@ -198,6 +198,11 @@ export interface StateStore {
   /** A batch's run ids by input index. */
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]>;
   /**
+   * The batch run `runId` belongs to, or undefined. Optional: a store without it keeps no
+   * batches across processes (in-memory), so no batch of it is ever taken over.
+   */
+  getBatchOfRun?(runId: string): Promise<BatchRecord | undefined>;
+  /**
    * Batches matching `filter`, newest first (`GET /api/v1/batches`). Optional: the service lists
    * the batches it created itself from a store without it.
    */
