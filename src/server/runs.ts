@@ -11,7 +11,7 @@
  */
 import type { Engine, ResumeMode } from "../execution/engine.ts";
 import { failed, type FlowResult } from "../core/flow_result.ts";
-import { type RunStatus, StoreError } from "../state/store.ts";
+import type { RunStatus } from "../state/store.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { ApiError } from "./api_error.ts";
@@ -38,15 +38,6 @@ import {
 import { drainLocal, drainShared } from "./runs_drain.ts";
 
 const log = logger("serve");
-
-/** What becomes of a run none of whose records could be stored (PostgreSQL). */
-const NOT_STORED = "The run's record could not be stored: nothing of the run is stored (its id " +
-  "is unknown to the service), submit it again";
-
-/** The store's own failure inside an error that also says what becomes of a run. */
-function plainCause(e: unknown): unknown {
-  return e instanceof StoreError && e.cause instanceof StoreError ? e.cause : e;
-}
 
 /** The runs of a service. */
 export class RunService {
@@ -138,16 +129,14 @@ export class RunService {
       // queued in the database: whichever engine has a free slot claims it (maybe this one)
       const stored = this.#storeQueued(run.runId, request);
       run.queuedWrite = stored;
-      // nothing of it is stored (one transaction): it is not run later, unknown to all
-      stored?.catch((e) =>
-        this.settle(run.runId, {
-          status: "failed",
-          result: failed(
-            507,
-            `The run could not be queued: ${describeError(plainCause(e))}. ${NOT_STORED}`,
-          ),
-        })
-      );
+      // its row is not stored (one transaction): it is not run, by any engine; it ends failed
+      // (507), and the store records it so, with its input, once it can (its error says so:
+      // src/state/store_health.ts); it was unknown to all (404)
+      stored?.catch((e) => {
+        const result = failed(507, `The run could not be queued: ${describeError(e)}`);
+        this.store.finishRun(run.runId, "failed", result);
+        this.settle(run.runId, { status: "failed", result });
+      });
       run.request = undefined;
       this.#queued++;
       this.#distribution.waiting(run.runId);
@@ -531,10 +520,14 @@ export class RunService {
   #finish(run: Run, result: FlowResult, store: boolean): void {
     if (run.state === "ended") return;
     if (run.unrecorded !== undefined) {
-      // its record never reached the database: it ends here, and says that nothing is stored
+      // its record never reached the database: it ends here, failed with the store's error,
+      // which says what becomes of it (its end, kept with its record by the store's completeRun,
+      // is recorded once the database can be written)
       run.abandoned = false;
       store = false;
-      result = failed(507, `${describeError(plainCause(run.unrecorded.error))}. ${NOT_STORED}`);
+      if (result.outcome !== "failed" || result.error.code !== 507) {
+        result = failed(507, describeError(run.unrecorded.error));
+      }
     }
     if (run.abandoned && run.state === "running") {
       // it goes on elsewhere: wait for it there (no write: this engine no longer owns it)

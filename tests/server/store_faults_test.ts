@@ -30,7 +30,7 @@ import {
   storeFlow,
   THREE_STEPS,
 } from "./_server.ts";
-import { allowWrites, pgTest, refuseWrites, withPgDatabase } from "../_postgres.ts";
+import { allowWrites, pgTest, refuseWrites, withClient, withPgDatabase } from "../_postgres.ts";
 
 async function run(cmd: string, args: string[]): Promise<boolean> {
   try {
@@ -455,7 +455,7 @@ pgTest(
 );
 
 pgTest(
-  "serve on PostgreSQL that refuses writes: a run, debug run or batch whose record cannot be stored is answered failed with 507 saying that nothing of it is stored, and its id is unknown (it was answered with an id that then gave 404)",
+  "serve on PostgreSQL that refuses writes: a run, debug run or batch whose record cannot be stored is answered failed with 507 saying so, reads failed, and is recorded failed with its input once the database accepts writes (it said that nothing is stored, and its id gave 404)",
   (server) =>
     withPgDatabase(server, (url) =>
       withTempDir(async (dir) => {
@@ -463,23 +463,53 @@ pgTest(
         try {
           const flowId = await storeFlow(s, THREE_STEPS);
           await refuseWrites(url, ["runs", "batches", "batch_runs"]);
-          const told = [];
+          const told: { runId: string; message: string }[] = [];
           for (const extra of [{ wait: false }, { debug: true }]) {
             const r = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "y" }, ...extra });
             assertStrictEquals(r.status, 200, JSON.stringify(r.body));
             assertStrictEquals(r.body.status, "failed", JSON.stringify(r.body));
             assertStrictEquals(r.body.result.error.code, 507, JSON.stringify(r.body));
-            assertStringIncludes(r.body.result.error.message, "No space left on device");
-            assertStringIncludes(r.body.result.error.message, "nothing of the run is stored");
-            told.push(r.body.runId);
+            const m = r.body.result.error.message as string;
+            assertStringIncludes(m, "No space left on device");
+            assertStringIncludes(m, "The run's record could not be stored");
+            assertStringIncludes(m, "recorded failed with this error, with its input");
+            told.push({ runId: r.body.runId, message: m });
           }
           const b = await s.call("POST", "/api/v1/batches", { flowId, inputs: [{ q: "b" }] });
           assertStrictEquals(b.status, 507, JSON.stringify(b.body));
           assertStringIncludes(b.body.message, "The batch could not be stored");
+          for (const t of told) {
+            // GET says what the client was told (it said 404)
+            const g = await s.call("GET", `/api/v1/runs/${t.runId}`);
+            assertStrictEquals(g.status, 200, JSON.stringify(g.body));
+            assertStrictEquals(g.body.status, "failed");
+            assertStrictEquals(g.body.result.error.message, t.message);
+          }
           await allowWrites(url, ["runs", "batches", "batch_runs"]);
-          for (const runId of told) {
-            const g = await s.call("GET", `/api/v1/runs/${runId}`);
-            assertStrictEquals(g.status, 404, JSON.stringify(g.body));
+          const well = await s.call("GET", "/health");
+          assertStrictEquals(well.status, 200, JSON.stringify(well.body));
+          // recorded by the commit that found the database writable again (or the /health probe)
+          const rows = await withClient(url, async (sql) => {
+            for (let i = 0;; i++) {
+              const rows = await sql`
+                SELECT id, status, input_json, result_json FROM runs
+                WHERE input_json IN ('{"q":"y"}', '{"q":"b"}') ORDER BY input_json, id`;
+              if (rows.length === 3 || i >= 600) return rows;
+              await new Promise((ok) => setTimeout(ok, 50));
+            }
+          });
+          assertStrictEquals(rows.length, 3, JSON.stringify(rows));
+          for (const row of rows) {
+            assertStrictEquals(row.status, "failed", JSON.stringify(row));
+            assertStrictEquals(JSON.parse(row.result_json).error.code, 507);
+          }
+          assertStrictEquals(rows.filter((r) => r.input_json === '{"q":"b"}').length, 1);
+          for (const t of told) {
+            assert(rows.some((r) => r.id === t.runId), t.runId);
+            const g = await s.call("GET", `/api/v1/runs/${t.runId}`);
+            assertStrictEquals(g.body.status, "failed", JSON.stringify(g.body));
+            assertStrictEquals(g.body.result.error.message, t.message);
+            assertStrictEquals(JSON.stringify(g.body.input), '{"q":"y"}');
           }
         } finally {
           assertStrictEquals(await s.stop(), 0);
