@@ -429,3 +429,35 @@ Deno.test("queued rows without an owner: a service started while the one that qu
     }
     assert(two.stderr().includes("queued 1 here"), two.stderr());
   }));
+
+Deno.test("queued rows without an owner, left by a service killed with kill -9 while two services survive: one of them runs each once (they waited while more than one service lived)", () =>
+  withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
+    const { one, args, held, queued } = await oldStyleQueue(dir);
+    const survivors: RunningServer[] = [];
+    try {
+      for (let i = 0; i < 2; i++) survivors.push(await startServer(dir, { args, config: false }));
+      await kill9(one);
+      await release(held); // resumed by the survivor that found the killed service dead
+      // the queued rows are taken (owned, then started) by one survivor: they stayed queued
+      const db = new DatabaseSync(`${dir}/state.db`, { readOnly: true });
+      try {
+        const owners = db.prepare("SELECT owner_id FROM runs WHERE id = ?");
+        for (let i = 0;; i++) {
+          const o = queued.map((q) => (owners.get(q.runId) as { owner_id: string | null }).owner_id);
+          if (o.every((x) => x !== null)) break;
+          assert(i < 1500, `queued rows still without an owner after 30 s: ${o}`);
+          await new Promise((ok) => setTimeout(ok, 20));
+        }
+      } finally {
+        db.close();
+      }
+      await finishOnce(survivors[0], queued);
+      for (const q of queued) assertStrictEquals(await starts(survivors[0], q.runId), 1);
+    } finally {
+      for (const s of survivors) assertStrictEquals(await s.stop(), 0);
+    }
+    const said = survivors.map((s) => s.stderr()).join("\n");
+    assertStrictEquals(said.split("queued 2 here").length - 1, 1, said);
+  }));
+
