@@ -444,7 +444,9 @@ Deno.test("queued rows without an owner, left by a service killed with kill -9 w
       try {
         const owners = db.prepare("SELECT owner_id FROM runs WHERE id = ?");
         for (let i = 0;; i++) {
-          const o = queued.map((q) => (owners.get(q.runId) as { owner_id: string | null }).owner_id);
+          const o = queued.map((q) =>
+            (owners.get(q.runId) as { owner_id: string | null }).owner_id
+          );
           if (o.every((x) => x !== null)) break;
           assert(i < 1500, `queued rows still without an owner after 30 s: ${o}`);
           await new Promise((ok) => setTimeout(ok, 20));
@@ -460,4 +462,3 @@ Deno.test("queued rows without an owner, left by a service killed with kill -9 w
     const said = survivors.map((s) => s.stderr()).join("\n");
     assertStrictEquals(said.split("queued 2 here").length - 1, 1, said);
   }));
-
