@@ -257,9 +257,8 @@ export class RunService {
   async #holderOf(run: Run, runKey: string): Promise<string> {
     if (this.#distribution !== undefined) {
       // queued in the database (or executing here): another engine may have stored the key
-      // first. A run whose own record could not be stored answers for itself, with its 507
-      // (not whatever run the key finds once the failed commit is past)
-      if (!(await this.recorded(run).then(() => true, () => false))) return run.runId;
+      // first (when this commit failed, that run holds the key; else this run answers: failed,
+      // 507, once its record is known not stored — src/server/routes_runs.ts)
       await this.store.committed().catch(() => {});
     } else if (run.handle !== undefined) {
       await run.handle.recorded.catch(() => {}); // its onRecorded hook has checked the key

@@ -180,9 +180,12 @@ async function eventIds(s: RunningServer, runId: string, type: string): Promise<
     .map((b) => Number(/^id: (\d+)$/m.exec(b)![1]));
 }
 
-for (const survivor of [false, true]) {
+for (const [survivor, old] of [[false, false], [true, false], [false, true]]) {
   const how = survivor ? "a survivor on the same file" : "a restart on the same file";
-  Deno.test(`batch with maxConcurrency 1 of a service killed with kill -9: ${how} keeps to it (each run starts once the one before ended), within a larger --max-concurrent-runs`, () =>
+  const name = old
+    ? `batch recorded without its maxConcurrency (before migration 0004) of a service killed with kill -9: ${how} runs its queued runs as before, within --max-concurrent-runs alone`
+    : `batch with maxConcurrency 1 of a service killed with kill -9: ${how} keeps to it (each run starts once the one before ended), within a larger --max-concurrent-runs`;
+  Deno.test(name, () =>
     withTempDir(async (dir) => {
       const args = ["--store", `${dir}/state.db`, "--max-concurrent-runs", "10"];
       await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
@@ -213,17 +216,36 @@ for (const survivor of [false, true]) {
         } finally {
           await kill9(one);
         }
+        if (old) {
+          const db = new DatabaseSync(`${dir}/state.db`);
+          try {
+            db.prepare("UPDATE batches SET max_concurrency = NULL WHERE id = ?").run(batchId);
+          } finally {
+            db.close();
+          }
+        }
         const two = other ?? await startServer(dir, { args, config: false });
         try {
           // the held run is resumed; the queued ones start one at a time after it (they all
           // started at once: the batch's limit was not stored)
-          for (const g of gates) await release(g);
+          if (old) {
+            // no limit: the three steps are called at once (before any answers)
+            for (const g of gates) await Deno.readTextFile(g.ready);
+            for (const g of gates) await Deno.writeTextFile(g.release, "go\n");
+          } else {
+            for (const g of gates) await release(g);
+          }
           const d = await batchEnded(two, batchId, runIds);
           assertStrictEquals(d.completedRuns, 3, JSON.stringify(d));
           for (let i = 1; i < 3; i++) {
             const [ended] = await eventIds(two, runIds[i - 1], "run_completed");
             const started = await eventIds(two, runIds[i], "step_started");
             assertStrictEquals(started.length, 1, `run ${i}: ${started}`);
+            if (old) {
+              // (no limit stored: all three start at once, as before)
+              assert(started[0] < ended, `run ${i} (${started[0]}) waited for ${i - 1} (${ended})`);
+              continue;
+            }
             assert(
               started[0] > ended,
               `run ${i}'s step started (event ${started[0]}) before run ${i - 1} ended (${ended})`,
