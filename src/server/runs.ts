@@ -553,18 +553,19 @@ export class RunService {
       status = "cancelled";
       store = true;
     }
-    if (store) this.store.finishRun(run.runId, status, result);
+    const write = store ? this.store.finishRun(run.runId, status, result) : undefined;
     this.metrics.runFinished(status, wasRunning ? performance.now() - run.startedAt : -1);
     this.#pump();
     // Answer only once the run's final state is stored (never report a result that a crash
     // could lose). The engine has waited for the commit of the status it wrote (a top-level
     // run's result comes after its last commit); a status written here (cancelled, or a run that
-    // could not start) is waited for here — runs finishing in the same turn share the commit.
+    // could not start) is waited for here — its own commit (runs finishing in the same turn share
+    // it), not any commit after it (one that ran first could have failed, or another run's).
     if (!store) {
       run.resolve({ status, result });
       return;
     }
-    this.store.committed().then(
+    Promise.resolve(write ?? this.store.committed()).then(
       () => run.resolve({ status, result }),
       (e) => {
         log.error(`run ${run.runId}: its final state could not be stored: ${describeError(e)}`);

@@ -121,9 +121,12 @@ export class ServiceStore {
     return now === undefined ? null : now.call(this.store, runKey);
   }
 
-  /** Sets a run's final status (and result). */
-  finishRun(runId: string, status: RunStatus, result?: FlowResult): void {
-    this.store.completeRun(runId, status, result);
+  /**
+   * Sets a run's final status (and result); resolves once it is stored (`StateStore.completeRun`:
+   * rejects when its commit failed, or an earlier write of the run did).
+   */
+  finishRun(runId: string, status: RunStatus, result?: FlowResult): Promise<void> | void {
+    return this.store.completeRun(runId, status, result);
   }
 
   /** Records a batch; resolves once it is stored (rejects when its commit failed). */
