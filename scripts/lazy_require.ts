@@ -18,6 +18,12 @@
  * the bundle still works, only its start is slower); tests/bundle/bundle_test.ts checks that the
  * rewrite applies with the Deno version the project pins.
  *
+ * `deno bundle --minify` writes those statements only when it recognises esbuild's `require`
+ * shim, and its pattern expects names the minifier does not always choose (`var $y=...` and a
+ * `[n]` index do not match it): the shim is then left in, and every `require` of a CommonJS
+ * package throws `Dynamic require of "node:process" is not supported` (the bundle does not start).
+ * Such a shim is rewritten here into the same lazy `require`.
+ *
  * ```sh
  * deno run --allow-read=dist --allow-write=dist scripts/lazy_require.ts dist/stepflow.js ...
  * ```
@@ -28,9 +34,13 @@
 const EAGER =
   /import\s*\{\s*createRequire as __deno_internal_createRequire\s*\}\s*from\s*"node:module";?\s*var\s+([\w$]+)\s*=\s*__deno_internal_createRequire\(import\.meta\.url\);/;
 
+/** esbuild's minified `require` shim, left in by `deno bundle`; group 1 is its name. */
+const SHIM =
+  /var\s+([\w$]+)=\(([\w$]+)=>typeof require<"u"\?require:typeof Proxy<"u"\?new Proxy\(\2,\{get:\(([\w$]+),([\w$]+)\)=>\(typeof require<"u"\?require:\3\)\[\4\]\}\):\2\)\(function\(([\w$]+)\)\{if\(typeof require<"u"\)return require\.apply\(this,arguments\);throw Error\('Dynamic require of "'\+\5\+'" is not supported'\)\}\);/;
+
 /** `text` with the bundle's `require` made lazy, or undefined when it has no such statements. */
 export function lazyRequire(text: string): string | undefined {
-  const m = EAGER.exec(text);
+  const m = EAGER.exec(text) ?? SHIM.exec(text);
   if (m === null) return undefined;
   const name = m[1];
   const lazy = `var __deno_lazy_require;var ${name}=(id)=>(__deno_lazy_require??=` +

@@ -95,6 +95,8 @@ export class BatchService {
       status: "running",
       createdAt: this.store.now(),
     };
+    // kept with the batch: a service taking its runs over keeps to it (src/server/runs.ts)
+    if (options.maxConcurrency !== undefined) record.maxConcurrency = options.maxConcurrency;
     // the commits carrying the batch's records (one per group commit: the same promise for the
     // writes of one), waited for before its runs start
     const writes = new Set<Promise<void>>();
@@ -106,6 +108,7 @@ export class BatchService {
       // every engine claims the batch's runs from the database (maxConcurrency is not applied
       // across engines: each engine's --max-concurrent-runs is)
       const at = this.store.now();
+      const runIds: string[] = [];
       for (let i = 0; i < n; i++) {
         const runId = uuidv7();
         this.store.createQueuedRun({
@@ -118,8 +121,15 @@ export class BatchService {
           createdAt: at,
         });
         note(this.store.addBatchRun(batchId, runId, i));
+        runIds.push(runId);
       }
-      return { batchId, totalInputs: n, stored: this.#stored(writes) };
+      const stored = this.#stored(writes);
+      // its rows are not stored: no engine runs them; each is recorded failed (as its 507 says)
+      stored.catch((e: ApiError) => {
+        const result: FlowResult = { outcome: "failed", error: { code: 507, message: e.message } };
+        for (const runId of runIds) this.store.finishRun(runId, "failed", result);
+      });
+      return { batchId, totalInputs: n, stored };
     }
     const b: LiveBatch = {
       record,

@@ -120,6 +120,8 @@ export class DebugSession {
     };
     this.#waiters.add(waiter);
     const stop = () => this.#waiters.delete(waiter);
+    // (the commits from here on carry the steps' results)
+    const mark = this.store.commitMark();
     try {
       this.#resume();
       for (const id of stepIds) {
@@ -128,9 +130,18 @@ export class DebugSession {
         h.release();
       }
       const end: Promise<RunOutcome | undefined> = this.#run?.done ?? new Promise(() => {});
-      const outcome = await Promise.race([recorded.then(() => undefined), end]);
-      // the results of this turn are stored before they are answered
-      await this.store.committed();
+      let outcome = await Promise.race([recorded.then(() => undefined), end]);
+      // the results of this turn are stored before they are answered; when a commit since the
+      // steps started failed, they may not be: the run ends with the store's error (507), and
+      // each step is answered with it (they were answered with their results, as if stored)
+      const unstored = await this.store.committed(mark).then(() => undefined, (e) => ({ e }));
+      if (unstored !== undefined && this.#run !== undefined) {
+        this.fail(unstored.e);
+        outcome = await this.#run.done;
+        if (outcome.status !== "completed") {
+          for (const id of stepIds) results[id] = outcome.result;
+        }
+      }
       for (const id of stepIds) {
         if (results[id] === undefined && outcome !== undefined) results[id] = outcome.result;
       }

@@ -5,7 +5,7 @@
  */
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { StoreCondition } from "../state/store.ts";
+import { type StoreCondition, StoreError } from "../state/store.ts";
 import { describeError } from "../errors.ts";
 import { flowToJson } from "../execution/flow_id.ts";
 import type { ComponentInfo } from "../plugins/plugin.ts";
@@ -133,14 +133,20 @@ export function addFlowRoutes(app: ApiApp, s: Service): void {
       request: { body: { content: json(S.StoreFlowRequest), required: true } },
       responses: {
         200: { description: "Diagnostics, and the flow id", content: json(S.StoreFlowResponse) },
-        ...errors(400, 413, 415),
+        ...errors(400, 413, 415, 507),
       },
     }),
     async (c) => {
       const { flow } = c.req.valid("json");
       const answer = storeFlow(s.engine, flow);
       // stored before answered: another engine on the same database may be asked for it next
-      await s.store.committed();
+      await s.store.committed().catch((e) => {
+        throw new ApiError(
+          507,
+          `The flow could not be stored: ${describeError(plainCause(e))}. Store it again once ` +
+            "the database can be written (GET /health says when)",
+        );
+      });
       return c.json(answer as never, 200);
     },
   );
@@ -201,4 +207,9 @@ function unhealthyMessage(c: StoreCondition): string {
     `as they finish.${ends} Fix the cause named above; this service is healthy again once a ` +
     "commit succeeds (each /health request tries one), without a restart " +
     "unless the cause says to restart.";
+}
+
+/** The store's own failure inside an error that also says what becomes of a run. */
+function plainCause(e: unknown): unknown {
+  return e instanceof StoreError && e.cause instanceof StoreError ? e.cause : e;
 }

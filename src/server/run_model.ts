@@ -87,6 +87,12 @@ export class Run implements ActiveRun {
   keyHolder?: Promise<string>;
   /** Queued in the store by a service that stopped, taken over here (`RunService.takeQueued`). */
   stored = false;
+  /**
+   * A run of a batch with a `maxConcurrency` taken over here (`RunService.takeQueued`, `resume`):
+   * the batch's limit, and whether the run counts in it (queued to start, or running) or waits
+   * for one of the batch's runs to end.
+   */
+  batch?: { gate: BatchGate; admitted: boolean };
   /** Distributed: the run left this engine (lease lost, released): nothing more is stored. */
   abandoned = false;
   /**
@@ -180,6 +186,18 @@ export class RunQueue {
     }
     return run;
   }
+}
+
+/**
+ * The runs of one batch taken over from a stopped service (src/server/runs.ts): at most `limit`
+ * (the batch's `maxConcurrency`) admitted at once; the others wait, oldest first.
+ */
+export interface BatchGate {
+  batchId: string;
+  limit: number;
+  /** Runs queued to start or running. */
+  admitted: number;
+  waiting: Run[];
 }
 
 /** 503 while the service shuts down (`what`: "accepts no new runs"). */

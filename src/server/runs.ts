@@ -11,7 +11,7 @@
  */
 import type { Engine, ResumeMode } from "../execution/engine.ts";
 import { failed, type FlowResult } from "../core/flow_result.ts";
-import { type RunStatus, StoreError } from "../state/store.ts";
+import type { RunStatus } from "../state/store.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { ApiError } from "./api_error.ts";
@@ -22,6 +22,7 @@ import { uuidv7 } from "./ids.ts";
 import { RecentKeys } from "./idempotency.ts";
 import {
   type ActiveRun,
+  type BatchGate,
   nonNegative,
   positive,
   queueFull,
@@ -38,15 +39,6 @@ import { drainLocal, drainShared } from "./runs_drain.ts";
 
 const log = logger("serve");
 
-/** What becomes of a run none of whose records could be stored (PostgreSQL). */
-const NOT_STORED = "The run's record could not be stored: nothing of the run is stored (its id " +
-  "is unknown to the service), submit it again";
-
-/** The store's own failure inside an error that also says what becomes of a run. */
-function plainCause(e: unknown): unknown {
-  return e instanceof StoreError && e.cause instanceof StoreError ? e.cause : e;
-}
-
 /** The runs of a service. */
 export class RunService {
   readonly maxConcurrent: number;
@@ -60,6 +52,8 @@ export class RunService {
   #keys = new RecentKeys();
   /** Runs accepted by a batch but not submitted yet: how to cancel each. */
   #reserved = new Map<string, () => void>();
+  /** Batches with a `maxConcurrency` whose runs were taken over here, by batch id. */
+  #batchGates = new Map<string, BatchGate>();
   #distribution?: RunDistribution;
   /** Puts a resumed debug run back under a gate (set by the server: src/server/debug.ts). */
   resumeGate?: ResumeGate;
@@ -135,16 +129,14 @@ export class RunService {
       // queued in the database: whichever engine has a free slot claims it (maybe this one)
       const stored = this.#storeQueued(run.runId, request);
       run.queuedWrite = stored;
-      // nothing of it is stored (one transaction): it is not run later, unknown to all
-      stored?.catch((e) =>
-        this.settle(run.runId, {
-          status: "failed",
-          result: failed(
-            507,
-            `The run could not be queued: ${describeError(plainCause(e))}. ${NOT_STORED}`,
-          ),
-        })
-      );
+      // its row is not stored (one transaction): it is not run, by any engine; it ends failed
+      // (507), and the store records it so, with its input, once it can (its error says so:
+      // src/state/store_health.ts); it was unknown to all (404)
+      stored?.catch((e) => {
+        const result = failed(507, `The run could not be queued: ${describeError(e)}`);
+        this.store.finishRun(run.runId, "failed", result);
+        this.settle(run.runId, { status: "failed", result });
+      });
       run.request = undefined;
       this.#queued++;
       this.#distribution.waiting(run.runId);
@@ -264,7 +256,9 @@ export class RunService {
 
   async #holderOf(run: Run, runKey: string): Promise<string> {
     if (this.#distribution !== undefined) {
-      // queued in the database (or executing here): another engine may have stored the key first
+      // queued in the database (or executing here): another engine may have stored the key
+      // first (when this commit failed, that run holds the key; else this run answers: failed,
+      // 507, once its record is known not stored — src/server/routes_runs.ts)
       await this.store.committed().catch(() => {});
     } else if (run.handle !== undefined) {
       await run.handle.recorded.catch(() => {}); // its onRecorded hook has checked the key
@@ -333,8 +327,18 @@ export class RunService {
       options.from,
       this.resumeGate,
     );
-    const run = this.adopt(runId, flowId, () => handle);
+    // (read after the claim: the run is this engine's; a failed read only loses the limit)
+    const batch = this.#distribution === undefined
+      ? await this.store.getBatchOfRun(runId).catch(() => undefined)
+      : undefined;
+    const run = this.adopt(runId, flowId, () => handle) as Run;
     held?.attach(run);
+    // a running run of a batch counts in the batch's limit for the runs taken over after it
+    if (batch?.maxConcurrency !== undefined && run.state === "running" && !run.batch) {
+      const gate = this.#batchGate(batch.batchId, batch.maxConcurrency);
+      gate.admitted++;
+      run.batch = { gate, admitted: true };
+    }
     return run;
   }
 
@@ -355,13 +359,57 @@ export class RunService {
     if (!claim.claimed || this.#active.has(runId) || !this.#accepting) return false;
     const record = await this.store.getRun(runId);
     if (record?.status !== "queued" || this.#active.has(runId)) return false;
+    // a batch's run keeps to the batch's maxConcurrency (it ran beyond it here)
+    const batch = await this.store.getBatchOfRun(runId);
+    if (this.#active.has(runId) || !this.#accepting) return false;
     const run = new Run(runId, record.flowId, undefined);
     run.stored = true;
     this.#active.set(runId, run);
-    this.#queue.push(run);
     this.#queued++;
+    if (batch?.maxConcurrency !== undefined) {
+      const gate = this.#batchGate(batch.batchId, batch.maxConcurrency);
+      const admitted = gate.admitted < gate.limit;
+      run.batch = { gate, admitted };
+      if (!admitted) {
+        gate.waiting.push(run); // queued once one of the batch's runs ends
+        return true;
+      }
+      gate.admitted++;
+    }
+    this.#queue.push(run);
     this.#pump();
     return true;
+  }
+
+  /** The gate of batch `batchId` (limit: its `maxConcurrency`), made on first use. */
+  #batchGate(batchId: string, maxConcurrency: number): BatchGate {
+    let gate = this.#batchGates.get(batchId);
+    if (gate === undefined) {
+      gate = { batchId, limit: Math.max(1, maxConcurrency), admitted: 0, waiting: [] };
+      this.#batchGates.set(batchId, gate);
+    }
+    return gate;
+  }
+
+  /**
+   * Run `run` of a batch taken over here ended (or was cancelled while waiting): the batch's
+   * next waiting runs are queued, within its limit.
+   */
+  #leaveBatch(run: Run): void {
+    const b = run.batch;
+    if (b === undefined) return;
+    run.batch = undefined;
+    const gate = b.gate;
+    if (b.admitted) gate.admitted--;
+    else gate.waiting = gate.waiting.filter((r) => r !== run);
+    while (gate.admitted < gate.limit && gate.waiting.length > 0) {
+      const next = gate.waiting.shift()!;
+      if (next.state !== "queued") continue;
+      gate.admitted++;
+      next.batch!.admitted = true;
+      this.#queue.push(next);
+    }
+    if (gate.admitted === 0 && gate.waiting.length === 0) this.#batchGates.delete(gate.batchId);
   }
 
   /** Starts a run taken over by {@linkcode takeQueued} from its stored record. */
@@ -471,10 +519,14 @@ export class RunService {
   #finish(run: Run, result: FlowResult, store: boolean): void {
     if (run.state === "ended") return;
     if (run.unrecorded !== undefined) {
-      // its record never reached the database: it ends here, and says that nothing is stored
+      // its record never reached the database: it ends here, failed with the store's error,
+      // which says what becomes of it (its end, kept with its record by the store's completeRun,
+      // is recorded once the database can be written)
       run.abandoned = false;
       store = false;
-      result = failed(507, `${describeError(plainCause(run.unrecorded.error))}. ${NOT_STORED}`);
+      if (result.outcome !== "failed" || result.error.code !== 507) {
+        result = failed(507, describeError(run.unrecorded.error));
+      }
     }
     if (run.abandoned && run.state === "running") {
       // it goes on elsewhere: wait for it there (no write: this engine no longer owns it)
@@ -488,6 +540,7 @@ export class RunService {
       return;
     }
     const wasRunning = run.state === "running";
+    this.#leaveBatch(run);
     run.state = "ended";
     // The run's objects are not needed once it ended (its waiters get the outcome): a Run kept a
     // little longer (by a waiting request, or by V8 until its next full collection) must not
@@ -500,18 +553,19 @@ export class RunService {
       status = "cancelled";
       store = true;
     }
-    if (store) this.store.finishRun(run.runId, status, result);
+    const write = store ? this.store.finishRun(run.runId, status, result) : undefined;
     this.metrics.runFinished(status, wasRunning ? performance.now() - run.startedAt : -1);
     this.#pump();
     // Answer only once the run's final state is stored (never report a result that a crash
     // could lose). The engine has waited for the commit of the status it wrote (a top-level
     // run's result comes after its last commit); a status written here (cancelled, or a run that
-    // could not start) is waited for here — runs finishing in the same turn share the commit.
+    // could not start) is waited for here — its own commit (runs finishing in the same turn share
+    // it), not any commit after it (one that ran first could have failed, or another run's).
     if (!store) {
       run.resolve({ status, result });
       return;
     }
-    this.store.committed().then(
+    Promise.resolve(write ?? this.store.committed()).then(
       () => run.resolve({ status, result }),
       (e) => {
         log.error(`run ${run.runId}: its final state could not be stored: ${describeError(e)}`);

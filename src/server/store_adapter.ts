@@ -121,9 +121,12 @@ export class ServiceStore {
     return now === undefined ? null : now.call(this.store, runKey);
   }
 
-  /** Sets a run's final status (and result). */
-  finishRun(runId: string, status: RunStatus, result?: FlowResult): void {
-    this.store.completeRun(runId, status, result);
+  /**
+   * Sets a run's final status (and result); resolves once it is stored (`StateStore.completeRun`:
+   * rejects when its commit failed, or an earlier write of the run did).
+   */
+  finishRun(runId: string, status: RunStatus, result?: FlowResult): Promise<void> | void {
+    return this.store.completeRun(runId, status, result);
   }
 
   /** Records a batch; resolves once it is stored (rejects when its commit failed). */
@@ -149,6 +152,11 @@ export class ServiceStore {
 
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
     return this.store.getBatchRuns(batchId);
+  }
+
+  /** The batch run `runId` belongs to (undefined: none, or a store without batches of others). */
+  async getBatchOfRun(runId: string): Promise<BatchRecord | undefined> {
+    return await this.store.getBatchOfRun?.(runId);
   }
 
   /** Journal events (ascending id): of one run, or of a run and its nested runs. */
@@ -200,18 +208,35 @@ export class ServiceStore {
   #barrier?: Promise<void>;
 
   /**
+   * A mark of the store's commits from now on (`StateStore.commitMark`), for
+   * {@linkcode committed}; undefined for a store that applies writes at once.
+   */
+  commitMark(): number | undefined {
+    return this.store.commitMark?.();
+  }
+
+  /**
    * Resolves once every write queued so far is stored. Callers in the same event-loop iteration
    * share one commit: it happens after the iteration's I/O callbacks (`setImmediate`), so runs
    * finishing together are committed together, without a timer's millisecond of delay.
-   * @throws {Error} (rejects) when the store could not commit.
+   * @param since a {@linkcode commitMark} taken earlier (before the writes waited for were
+   *   queued); now by default.
+   * @throws {Error} (rejects) when the store could not commit: the commit waited for, or any
+   * commit since `since` — one that ran before this commit (the store's own turn, or a write
+   * waited for by the engine) failed too (it resolved then: a run's 507 was answered as stored).
    */
-  committed(): Promise<void> {
+  committed(since: number | undefined = this.commitMark()): Promise<void> {
     if (this.store.kind === "inMemory") return RESOLVED; // applied at once: nothing to wait for
-    return this.#barrier ??= new Promise<void>((resolve, reject) => {
+    const barrier = this.#barrier ??= new Promise<void>((resolve, reject) => {
       setImmediate(() => {
         this.#barrier = undefined;
         this.store.flush().then(resolve, reject);
       });
+    });
+    if (since === undefined || this.store.failedSince === undefined) return barrier;
+    return barrier.then(() => {
+      const failed = this.store.failedSince!(since);
+      if (failed !== undefined) throw failed;
     });
   }
 

@@ -13,12 +13,14 @@
 import { setImmediate } from "node:timers";
 
 interface Batch {
+  /** 1, 2, ...: batches are committed in this order. */
+  seq: number;
   promise: Promise<void>;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
 
-function newBatch(): Batch {
+function newBatch(seq: number): Batch {
   let resolve!: () => void;
   let reject!: (e: unknown) => void;
   const promise = new Promise<void>((res, rej) => {
@@ -27,7 +29,7 @@ function newBatch(): Batch {
   });
   // A writer may drop the promise: its rejection must not end the process.
   promise.catch(() => {});
-  return { promise, resolve, reject };
+  return { seq, promise, resolve, reject };
 }
 
 /**
@@ -39,6 +41,12 @@ export class GroupCommit {
   #commit: () => void | Promise<void>;
   #open: Batch | undefined;
   #inFlight: Promise<void> | undefined;
+  /** The batch being committed (asynchronously), until it settled. */
+  #flying: Batch | undefined;
+  /** Batches made so far (the last one's `seq`). */
+  #seq = 0;
+  /** The latest batch that failed, and why. */
+  #failed: { seq: number; error: unknown } | undefined;
   #scheduled = false;
   #urgent = false;
 
@@ -58,7 +66,7 @@ export class GroupCommit {
   queued(): Promise<void> {
     let b = this.#open;
     if (b === undefined) {
-      b = this.#open = newBatch();
+      b = this.#open = newBatch(++this.#seq);
       if (!this.#scheduled && this.#inFlight === undefined) {
         this.#scheduled = true;
         setImmediate(this.#onTurn);
@@ -89,6 +97,23 @@ export class GroupCommit {
     if (this.#open !== undefined && this.#inFlight === undefined) this.#run();
   }
 
+  /**
+   * A mark for {@linkcode failedSince}: the oldest batch that may still hold a write queued
+   * before now (the one in flight, else the open one, else the next one).
+   */
+  mark(): number {
+    return this.#flying?.seq ?? this.#open?.seq ?? this.#seq + 1;
+  }
+
+  /**
+   * The error of the latest batch from `mark` ({@linkcode mark}) on that failed, or undefined
+   * when none did (so far: a caller waits for {@linkcode soon} first).
+   */
+  failedSince(mark: number): unknown {
+    const f = this.#failed;
+    return f !== undefined && f.seq >= mark ? f.error : undefined;
+  }
+
   /** Resolves when nothing is queued or in flight (commits what is queued). */
   async drain(): Promise<void> {
     while (this.#open !== undefined || this.#inFlight !== undefined) {
@@ -114,6 +139,7 @@ export class GroupCommit {
     try {
       r = this.#commit();
     } catch (e) {
+      this.#failed = { seq: b.seq, error: e };
       b.reject(e);
       return;
     }
@@ -121,7 +147,12 @@ export class GroupCommit {
       b.resolve();
       return;
     }
-    const flight = this.#inFlight = r.then(() => b.resolve(), (e) => b.reject(e)).finally(() => {
+    this.#flying = b;
+    const flight = this.#inFlight = r.then(() => b.resolve(), (e) => {
+      this.#failed = { seq: b.seq, error: e };
+      b.reject(e);
+    }).finally(() => {
+      if (this.#flying === b) this.#flying = undefined;
       if (this.#inFlight === flight) this.#inFlight = undefined;
       // writes that came while this commit was in flight
       if (this.#open !== undefined && !this.#scheduled) {

@@ -13,7 +13,10 @@
  *   trip; src/state/postgres_batch.ts, src/state/postgres_commit.ts); writes made while a commit
  *   is in flight form the next one. Each write returns the promise of its commit. A failed commit
  *   rejects with a {@linkcode StoreError} naming the database (never its password) and the cause,
- *   and fails every unfinished run of this store (their `completeRun` rejects: code 507).
+ *   and fails every unfinished run of this store (their `completeRun` rejects: code 507). A
+ *   top-level run whose row went with it is kept in memory (`PgSession.rowless`), read back
+ *   `failed` from there, and written whole, ended, once a commit succeeds again, as the SQLite
+ *   store does (its 507 says so: src/state/store_health.ts `UNSTORED_RECORD_NEXT`).
  * - The run queue and leases (src/state/postgres_cluster.ts): a run created `queued` waits in the
  *   table; engines claim runs with one `UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED LIMIT
  *   n) RETURNING` statement ({@linkcode PostgresStateStore.claimRuns}). A claimed or started
@@ -33,13 +36,15 @@
  */
 import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
-import { checkSchema, connectPostgres, migrate, PgSession } from "./postgres_client.ts";
+import { checkSchema, connectPostgres, migrate, PgSession, type Sql } from "./postgres_client.ts";
 import { PostgresCluster } from "./postgres_cluster.ts";
 import { LeaseBook } from "./postgres_leases.ts";
 import { PostgresQueries } from "./postgres_queries.ts";
 import { describePostgresUrl, parsePostgresUrl } from "./postgres_url.ts";
 import { PostgresWriter } from "./postgres_writer.ts";
-import type { StoreCondition } from "./store_health.ts";
+import type { CreateRow } from "./postgres_batch.ts";
+import { runFromRow, type RunRow } from "./rows.ts";
+import { type StoreCondition, unstoredRecordError } from "./store_health.ts";
 import { logger } from "../log.ts";
 import { describeError } from "../errors.ts";
 import { stringifyJson } from "../json/exact_json.ts";
@@ -158,7 +163,15 @@ export class PostgresStateStore implements StateStore {
   }
 
   createRun(run: RunRecord): Promise<void> | void {
-    return this.#w.createRun(run);
+    const w = this.#w.createRun(run);
+    if (run.status !== "queued" || w === undefined) return w;
+    // a queued row that could not be stored: its waiter is told what becomes of the run
+    const s = this.#s;
+    const p = w.catch((e) => {
+      throw e instanceof StoreError && s.rowless.has(run.runId) ? unstoredRecordError(e) : e;
+    });
+    p.catch(() => {}); // (a caller may not wait for it: a batch's queued rows)
+    return p;
   }
 
   recordStepStarted(runId: string, s: StepStartRecord): Promise<void> | void {
@@ -198,7 +211,18 @@ export class PostgresStateStore implements StateStore {
 
   getRun(runId: string): Promise<RunRecord | undefined> {
     const p = this.#queries.getRun(runId);
-    return this.#s.ends.size === 0 ? p : p.then((r) => this.#s.ends.overlay(r));
+    const s = this.#s;
+    return s.ends.size === 0 ? p : p.then((r) => s.ends.overlay(r ?? this.#rowlessRun(runId)));
+  }
+
+  /**
+   * Run `runId` as this process knows it when its row never reached the database and its failed
+   * end is kept (the client was told 507): undefined otherwise.
+   */
+  #rowlessRun(runId: string): RunRecord | undefined {
+    const row = this.#s.rowless.get(runId);
+    if (row === undefined || !this.#s.ends.has(runId)) return undefined;
+    return runFromRow(rowOfCreate(row));
   }
 
   findRunByKey(runKey: string): Promise<RunRecord | undefined> {
@@ -256,6 +280,10 @@ export class PostgresStateStore implements StateStore {
     return this.#queries.getBatchRuns(batchId);
   }
 
+  getBatchOfRun(runId: string): Promise<BatchRecord | undefined> {
+    return this.#queries.getBatchOfRun(runId);
+  }
+
   putSignal(signal: { runId: string; name: string; data: JsonValue }): Promise<SignalRecord> {
     return this.#queries.putSignal(signal);
   }
@@ -311,20 +339,22 @@ export class PostgresStateStore implements StateStore {
               UPDATE runs SET status = ${end.status}, result_json = COALESCE(${result}, result_json),
                 completed_at = ${end.at}, updated_at = now(), lease_expires_at = NULL
               WHERE id = ${runId} AND owner_id = ${s.engineId}
-              RETURNING COALESCE(root_run_id, id) AS root`;
-            if (!row) continue;
+              RETURNING COALESCE(root_run_id, id) AS root` as { root: string }[];
+            const kept = row === undefined ? s.rowless.get(runId) : undefined;
+            const root = row?.root ?? (kept && await insertRowless(tx, kept, end, result));
+            if (root === undefined) continue;
             n++;
             await tx`UPDATE step_info SET status = 'failed', updated_at = ${end.at}
                      WHERE run_id = ${runId} AND status = 'running'`;
             await tx`
               INSERT INTO run_events(run_id, root_run_id, type, data, at)
-              VALUES (${runId}, ${row.root as string}, 'run_completed', ${stringifyJson(data)},
-                ${end.at})`;
+              VALUES (${runId}, ${root}, 'run_completed', ${stringifyJson(data)}, ${end.at})`;
           }
         });
         if (s.health.faulted) s.health.succeeded();
         for (const [runId, end] of ends) {
           s.ends.written(runId, end);
+          s.rowless.delete(runId); // written whole, or a run with its id or key is there
           this.#leases.held.delete(runId);
         }
         if (n > 0) log.warn(`recorded ${n} run(s) failed that could not be stored when they ended`);
@@ -429,17 +459,39 @@ export class PostgresStateStore implements StateStore {
     return this.#w.flush();
   }
 
+  commitMark(): number {
+    return this.#w.commitMark();
+  }
+
+  failedSince(mark: number): unknown {
+    return this.#w.failedSince(mark);
+  }
+
   async close(): Promise<void> {
     const s = this.#s;
     if (s.closed) return;
     await this.#w.drain();
     if (s.ends.size > 0 && !(await this.#writeEnds())) {
-      const ids = s.ends.entries().map(([id]) => id);
-      log.error(
-        `${ids.length} run(s) told that their state could not be stored are still recorded as ` +
-          `they were (the database cannot be written): another engine takes them over once ` +
-          `their lease runs out: ${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", ..." : ""}`,
-      );
+      const all = s.ends.entries().map(([id]) => id);
+      const list = (ids: string[]) =>
+        `${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", ..." : ""}`;
+      const ids = all.filter((id) => !s.rowless.has(id));
+      const lost = all.filter((id) => s.rowless.has(id));
+      if (ids.length > 0) {
+        log.error(
+          `${ids.length} run(s) told that their state could not be stored are still recorded ` +
+            `as they were (the database cannot be written): another engine takes them over ` +
+            `once their lease runs out: ${list(ids)}`,
+        );
+      }
+      if (lost.length > 0) {
+        log.error(
+          `${lost.length} run(s) told that their record could not be stored are not in the ` +
+            `database (it cannot be written): they are not recorded, as they were told: ${
+              list(lost)
+            }`,
+        );
+      }
     }
     await this.#cluster.leave();
     this.#leases.open.clear();
@@ -448,4 +500,58 @@ export class PostgresStateStore implements StateStore {
     await this.#cluster.unlisten();
     await s.sql.end({ timeout: 5 }).catch(() => {});
   }
+}
+
+/** A kept row (`CreateRow`) as a `runs` row. */
+function rowOfCreate(r: CreateRow): RunRow {
+  return {
+    id: r.id,
+    flow_id: r.flowId,
+    flow_name: r.flowName,
+    status: r.status,
+    input_json: r.input,
+    result_json: r.result,
+    created_at: r.createdAt,
+    completed_at: r.completedAt,
+    overrides_json: r.overrides,
+    parent_run_id: r.parent,
+    root_run_id: r.root ?? r.id,
+    run_key: r.runKey,
+    variables_json: r.variables,
+    owner_id: r.owner,
+    lease_epoch: r.epoch,
+    debug_mode: r.debug,
+    options_json: r.options,
+  };
+}
+
+/**
+ * Writes the kept row `r` of a run that never reached the database, ended as `end` says (no
+ * lease: nobody executes it), unless a run with its id or key is there by now — then, when that
+ * is its own `queued` row (a commit that succeeded though its client heard of a failure), ends
+ * that row. Returns the run's root, or undefined when nothing was written.
+ */
+async function insertRowless(
+  tx: Sql,
+  r: CreateRow,
+  end: { status: RunStatus; at: string },
+  result: string | null,
+): Promise<string | undefined> {
+  const [row] = await tx`
+    INSERT INTO runs(id, flow_id, flow_name, status, input_json, result_json, created_at,
+      completed_at, overrides_json, root_run_id, run_key, variables_json, owner_id,
+      lease_epoch, started_at, updated_at, debug_mode, options_json)
+    VALUES (${r.id}, ${r.flowId}, ${r.flowName}, ${end.status}, ${r.input},
+      ${result ?? r.result}, ${r.createdAt}, ${end.at}, ${r.overrides}, ${r.root ?? r.id},
+      ${r.runKey}, ${r.variables}, ${r.owner}, ${r.epoch}, ${r.startedAt}, now(), ${r.debug},
+      ${r.options})
+    ON CONFLICT DO NOTHING
+    RETURNING COALESCE(root_run_id, id) AS root`;
+  if (row !== undefined) return row.root as string;
+  const [queued] = await tx`
+    UPDATE runs SET status = ${end.status}, result_json = COALESCE(${result}, result_json),
+      completed_at = ${end.at}, updated_at = now()
+    WHERE id = ${r.id} AND status = 'queued' AND owner_id IS NULL
+    RETURNING COALESCE(root_run_id, id) AS root`;
+  return queued?.root as string | undefined;
 }

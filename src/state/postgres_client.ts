@@ -21,6 +21,7 @@ import {
   signalFromRow,
   type SignalRow,
 } from "./rows.ts";
+import type { CreateRow } from "./postgres_batch.ts";
 import { StoreError } from "./store.ts";
 import { schemaBehindError } from "./schema.ts";
 import { StoreHealth, UnstoredEnds } from "./store_health.ts";
@@ -42,6 +43,11 @@ export class PgSession {
   readonly health = new StoreHealth();
   /** Ends of runs of this engine that could not be stored, written once commits succeed. */
   readonly ends = new UnstoredEnds();
+  /**
+   * Top-level runs whose row (`CREATE`) went with a failed commit, by run id: kept to be written
+   * whole, ended, with their end (src/state/postgres.ts `#writeEnds`).
+   */
+  readonly rowless = new Map<string, CreateRow>();
 
   constructor(
     readonly sql: Sql,

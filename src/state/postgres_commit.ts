@@ -109,12 +109,14 @@ export async function sendBatch(s: PgSession, b: Batch): Promise<void> {
     }
     for (const bt of b.batches) {
       qs.push(c`
-        INSERT INTO batches(id, flow_id, flow_name, total_inputs, status, created_at)
+        INSERT INTO batches(id, flow_id, flow_name, total_inputs, status, created_at,
+          max_concurrency)
         VALUES (${bt.batchId}, ${bt.flowId}, ${bt.flowName ?? null}, ${bt.totalInputs},
-          ${bt.status}, ${bt.createdAt})
+          ${bt.status}, ${bt.createdAt}, ${bt.maxConcurrency ?? null})
         ON CONFLICT (id) DO UPDATE SET flow_id = excluded.flow_id,
           flow_name = excluded.flow_name, total_inputs = excluded.total_inputs,
-          status = excluded.status, created_at = excluded.created_at`);
+          status = excluded.status, created_at = excluded.created_at,
+          max_concurrency = excluded.max_concurrency`);
     }
     if (b.batchRuns[0].length > 0) {
       const rows = jsonRows(b.batchRuns);

@@ -305,6 +305,15 @@ export class PostgresQueries {
     });
   }
 
+  getBatchOfRun(runId: string): Promise<BatchRecord | undefined> {
+    return this.#w.read("cannot read a batch", async (sql) => {
+      const [row] = await sql`
+        SELECT b.* FROM batch_runs r JOIN batches b ON b.id = r.batch_id
+        WHERE r.run_id = ${runId} LIMIT 1`;
+      return row ? batchOf(row) : undefined;
+    });
+  }
+
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]> {
     return this.#w.read("cannot read a batch", async (sql) => {
       const rows = await sql`

@@ -180,11 +180,17 @@ const RUN_OPTIONS = `
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS options_json TEXT;
 `;
 
+/** A batch's `maxConcurrency` (`BatchRecord.maxConcurrency`): NULL for batches recorded before. */
+const BATCH_MAX_CONCURRENCY = `
+ALTER TABLE batches ADD COLUMN IF NOT EXISTS max_concurrency INTEGER;
+`;
+
 /** PostgreSQL migrations in order (names as the SQLite store's). Each script is idempotent. */
 export const PG_MIGRATIONS: readonly Migration[] = [
   { name: "0001_initial_schema", sql: INITIAL },
   { name: "0002_durable_runs", sql: DURABLE },
   { name: "0003_run_options", sql: RUN_OPTIONS },
+  { name: "0004_batch_max_concurrency", sql: BATCH_MAX_CONCURRENCY },
 ];
 
 /** Tables the store needs (a database lacking one is not migrated): the SQLite store's. */

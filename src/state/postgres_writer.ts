@@ -31,7 +31,7 @@ import {
 import type { PgSession, Sql } from "./postgres_client.ts";
 import { fencedRuns, sendBatch } from "./postgres_commit.ts";
 import type { LeaseBook, OpenRun } from "./postgres_leases.ts";
-import { unstoredRunError } from "./store_health.ts";
+import { unstoredRecordError, unstoredRunError } from "./store_health.ts";
 import {
   type BatchRecord,
   nowRfc3339,
@@ -43,6 +43,8 @@ import {
   type StepResultRecord,
   type StepStartRecord,
   stepStatusOf,
+  type StoreError,
+  storeFailedResult,
 } from "./store.ts";
 
 const log = logger("state");
@@ -119,6 +121,7 @@ export class PostgresWriter {
       try {
         await sendBatch(this.#s, b);
         if (engineQueued && b.engine) this.#s.engine = "committed";
+        if (this.#s.rowless.size > 0) { for (const r of b.creates) this.#s.rowless.delete(r.id); }
         if (this.#s.health.faulted) this.#s.health.succeeded();
         this.#leases.inFlightLeases = new Set();
         // this process's claimers need not wait for the NOTIFY to come back
@@ -139,9 +142,20 @@ export class PostgresWriter {
         const plain = this.#s.error("cannot store run state", e);
         this.#s.health.failed(plain);
         log.error(plain.message);
-        // the runs it fails are told what becomes of them (src/state/store_health.ts)
+        // the runs it fails are told what becomes of them (src/state/store_health.ts); the
+        // top-level runs whose row went with it are kept in memory, to be recorded failed later
         const err = unstoredRunError(plain);
-        for (const r of this.#leases.open.values()) r.error ??= err;
+        const rowless = b.creates.filter((r) => r.parent === null);
+        const recordErr = rowless.length > 0 ? unstoredRecordError(plain) : err;
+        for (const r of rowless) {
+          this.#s.rowless.set(r.id, r);
+          // its later writes are refused at once (its lease has no row to fence them by)
+          this.#leases.held.delete(r.id);
+          this.#leases.lost.set(r.id, recordErr);
+        }
+        for (const [id, r] of this.#leases.open) {
+          r.error ??= this.#s.rowless.has(id) ? recordErr : err;
+        }
         throw err;
       }
     }
@@ -150,6 +164,16 @@ export class PostgresWriter {
   /** Commits the writes queued so far; rejects when that commit failed. */
   flush(): Promise<void> {
     return this.#gc.soon();
+  }
+
+  /** A mark of the commits from now on (`StateStore.commitMark`). */
+  commitMark(): number {
+    return this.#gc.mark();
+  }
+
+  /** The error of a commit since `mark` that failed (`StateStore.failedSince`). */
+  failedSince(mark: number): unknown {
+    return this.#gc.failedSince(mark);
   }
 
   /** Waits until nothing is queued or in flight (`close`). */
@@ -312,6 +336,10 @@ export class PostgresWriter {
   completeRun(runId: string, status: RunStatus, result?: FlowResult): Promise<void> | void {
     if (this.#s.closed) return;
     const open = this.#leases.open.get(runId);
+    const unstored = this.#s.rowless.size > 0 && this.#s.rowless.has(runId)
+      ? open?.error ?? this.#leases.lost.get(runId)
+      : undefined;
+    if (unstored !== undefined) return this.#rowlessEnd(runId, unstored, open, status, result);
     const refused = this.#leases.refused(runId, open);
     if (refused) {
       this.#leases.open.delete(runId);
@@ -343,6 +371,32 @@ export class PostgresWriter {
       if (this.#leases.refused(runId, open) === undefined) ends.add(runId, status, result);
       throw e;
     });
+    p.catch(() => {});
+    return p;
+  }
+
+  /**
+   * The end of a run whose row never reached the database (a failed commit): kept with its row,
+   * both written once commits succeed again (src/state/postgres.ts `#writeEnds`). A run executing
+   * here ends failed with its first failure (which says so); another (a queued run) as its
+   * caller says. Rejects with that failure.
+   */
+  #rowlessEnd(
+    runId: string,
+    err: StoreError,
+    open: OpenRun | undefined,
+    status: RunStatus,
+    result: FlowResult | undefined,
+  ): Promise<void> {
+    this.#leases.open.delete(runId);
+    const dropped = open === undefined
+      ? this.#s.ends.add(runId, status, result)
+      : this.#s.ends.add(runId, "failed", storeFailedResult(err));
+    if (dropped !== undefined) {
+      this.#s.rowless.delete(dropped);
+      log.error(`too many run ends wait to be stored: run ${dropped} is not recorded`);
+    }
+    const p = Promise.reject(err);
     p.catch(() => {});
     return p;
   }

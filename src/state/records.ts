@@ -304,6 +304,12 @@ export interface BatchRecord {
   totalInputs: number;
   status: "running" | "cancelled";
   createdAt: string;
+  /**
+   * Most runs of the batch at once (`POST /batches` `maxConcurrency`), kept so that an engine
+   * taking the batch over keeps to it; absent when none was given, and for batches recorded
+   * before it was stored (schema migration `0004_batch_max_concurrency`).
+   */
+  maxConcurrency?: number;
 }
 
 /** Which batches `StateStore.listBatches` returns (stepflow 0.8 `BatchFilters`). */

@@ -167,6 +167,8 @@ export interface BatchRow<Time = string> {
   total_inputs: number;
   status: string;
   created_at: Time;
+  /** Migration `0004_batch_max_concurrency`; absent before it. */
+  max_concurrency?: number | null;
 }
 
 /** A `batches` row as a {@linkcode BatchRecord}. */
@@ -179,5 +181,6 @@ export function batchFromRow(row: BatchRow<string | Date>): BatchRecord {
     createdAt: time(row.created_at),
   };
   if (row.flow_name !== null) b.flowName = row.flow_name;
+  if (row.max_concurrency != null) b.maxConcurrency = Number(row.max_concurrency);
   return b;
 }

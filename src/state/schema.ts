@@ -28,6 +28,10 @@
  * Added for resuming a run as it was started (`0003_run_options`): `runs.options_json`, the
  * top-level run's config file (path and SHA-256), run timeout and limits (`StoredRunOptions`);
  * NULL for runs recorded before, which resume with the config given to `stepflow resume`.
+ *
+ * Added for taking a batch over with its limit (`0004_batch_max_concurrency`):
+ * `batches.max_concurrency`, the batch's `maxConcurrency`; NULL for batches recorded before (and
+ * batches without one), whose runs are taken over within the service's limit alone.
  * @module
  */
 
@@ -184,6 +188,11 @@ export const MIGRATIONS: readonly Migration[] = [
     columns: [["runs", "options_json", "TEXT"]],
     sql: "",
   },
+  {
+    name: "0004_batch_max_concurrency",
+    columns: [["batches", "max_concurrency", "INTEGER"]],
+    sql: "",
+  },
 ];
 
 /** What each migration adds, for the message about a database that lacks it. */
@@ -191,6 +200,8 @@ const MIGRATION_ADDS: Record<string, string> = {
   "0001_initial_schema": "stepflow's tables",
   "0002_durable_runs": "the run journal, engines, signals and run ownership columns",
   "0003_run_options": "how each run was started: column runs.options_json",
+  "0004_batch_max_concurrency":
+    "each batch's limit on runs at once: column batches.max_concurrency",
 };
 
 /**

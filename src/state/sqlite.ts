@@ -37,6 +37,7 @@ import { SqliteWriter } from "./sqlite_writer.ts";
 import {
   readBatch,
   readBatches,
+  readBatchOfRun,
   readBatchRuns,
   readBlob,
   readEngines,
@@ -407,6 +408,10 @@ export class SqliteStateStore implements StateStore {
     return this.#read((c) => readBatchRuns(c, batchId));
   }
 
+  getBatchOfRun(runId: string): Promise<BatchRecord | undefined> {
+    return this.#read((c) => readBatchOfRun(c, runId));
+  }
+
   // ---------------------------------------------------------------- deletion, signals
 
   deleteRun(runId: string): Promise<boolean> {
@@ -538,6 +543,14 @@ export class SqliteStateStore implements StateStore {
 
   flush(): Promise<void> {
     return this.#w.flush();
+  }
+
+  commitMark(): number {
+    return this.#w.commitMark();
+  }
+
+  failedSince(mark: number): unknown {
+    return this.#w.failedSince(mark);
   }
 
   async close(): Promise<void> {

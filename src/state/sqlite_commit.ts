@@ -127,8 +127,8 @@ export function applyBatch(
     `UPDATE runs SET status = ?, result_json = COALESCE(?, result_json), completed_at = ?,
        updated_at = ? WHERE id = ?`,
     "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
-    `INSERT OR REPLACE INTO batches(id, flow_id, flow_name, total_inputs, status, created_at)
-     VALUES (?, ?, ?, ?, ?, ?)`,
+    `INSERT OR REPLACE INTO batches(id, flow_id, flow_name, total_inputs, status, created_at,
+       max_concurrency) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     "INSERT OR REPLACE INTO batch_runs(batch_id, run_id, batch_input_index) VALUES (?, ?, ?)",
     "UPDATE engines SET url = ? WHERE id = ?",
   ];

@@ -161,6 +161,15 @@ export function readBatch(c: SqliteCore, batchId: string): BatchRecord | undefin
   return row ? batchFromRow(row) : undefined;
 }
 
+/** The batch run `runId` belongs to. */
+export function readBatchOfRun(c: SqliteCore, runId: string): BatchRecord | undefined {
+  const row = c.stmt(
+    `SELECT b.* FROM batch_runs r JOIN batches b ON b.id = r.batch_id WHERE r.run_id = ?
+     LIMIT 1`,
+  ).get(runId) as BatchRow | undefined;
+  return row ? batchFromRow(row) : undefined;
+}
+
 /** Batches matching `filter`, newest first. */
 export function readBatches(c: SqliteCore, filter: BatchFilter): BatchRecord[] {
   const { where, args } = whereEqual([

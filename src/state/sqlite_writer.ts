@@ -151,6 +151,16 @@ export class SqliteWriter {
     return this.#gc.soon();
   }
 
+  /** A mark of the commits from now on (`StateStore.commitMark`). */
+  commitMark(): number {
+    return this.#gc.mark();
+  }
+
+  /** The error of a commit since `mark` that failed (`StateStore.failedSince`). */
+  failedSince(mark: number): unknown {
+    return this.#gc.failedSince(mark);
+  }
+
   /** Commits everything queued; resolves when nothing is queued or in flight. */
   drain(): Promise<void> {
     return this.#gc.drain();
@@ -460,6 +470,7 @@ export class SqliteWriter {
       b.totalInputs,
       b.status,
       b.createdAt,
+      b.maxConcurrency ?? null,
     ]);
     return this.#queued();
   }

@@ -198,6 +198,11 @@ export interface StateStore {
   /** A batch's run ids by input index. */
   getBatchRuns(batchId: string): Promise<{ runId: string; index: number }[]>;
   /**
+   * The batch run `runId` belongs to, or undefined. Optional: a store without it keeps no
+   * batches across processes (in-memory), so no batch of it is ever taken over.
+   */
+  getBatchOfRun?(runId: string): Promise<BatchRecord | undefined>;
+  /**
    * Batches matching `filter`, newest first (`GET /api/v1/batches`). Optional: the service lists
    * the batches it created itself from a store without it.
    */
@@ -216,6 +221,17 @@ export interface StateStore {
    * @throws {StoreError} (rejects) when the commit failed.
    */
   flush(): Promise<void>;
+  /**
+   * A mark of the commits from now on, for {@linkcode failedSince}. Optional: a store without it
+   * applies writes at once (in-memory).
+   */
+  commitMark?(): number;
+  /**
+   * The error of a commit that failed since `mark` ({@linkcode commitMark}: the commits that may
+   * hold a write queued after the mark was taken), or undefined when none did. Read it once
+   * {@linkcode flush} settled: a commit still in flight has not failed yet.
+   */
+  failedSince?(mark: number): unknown;
   /**
    * Commits what is queued and releases resources; safe to call twice. Runs of this store still
    * `running` are marked interrupted (their engine is going away).

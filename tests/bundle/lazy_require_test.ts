@@ -27,3 +27,22 @@ Deno.test("lazyRequire() rewrites deno bundle's eager createRequire, minified or
   assert(lazyRequire(min)!.startsWith("var __deno_lazy_require;var hy=(id)=>"), lazyRequire(min));
   assertStrictEquals(lazyRequire("var x = 1;"), undefined);
 });
+
+Deno.test("lazyRequire() rewrites esbuild's require shim that deno bundle --minify left in (its name had a $: every require threw 'Dynamic require of \"node:process\" is not supported')", async () => {
+  const shim = 'var a=1;var $y=(t=>typeof require<"u"?require:typeof Proxy<"u"?new Proxy(t,{get:' +
+    '(e,n)=>(typeof require<"u"?require:e)[n]}):t)(function(t){if(typeof require<"u")return ' +
+    "require.apply(this,arguments);throw Error('Dynamic require of \"'+t+'\" is not supported')});" +
+    "var b=2;";
+  const out = lazyRequire(shim)!;
+  assert(
+    out.startsWith("var a=1;var __deno_lazy_require;var $y=(id)=>") && out.endsWith("var b=2;"),
+    out,
+  );
+  const file = await Deno.makeTempFile({ suffix: ".mjs" });
+  try {
+    await Deno.writeTextFile(file, out + 'export const n = $y("node:process").platform;');
+    assertStrictEquals((await import(toFileUrl(file))).n, Deno.build.os);
+  } finally {
+    await Deno.remove(file);
+  }
+});

@@ -25,11 +25,12 @@ import {
   journalConfig as config,
   mkfifo,
   type RunningServer,
+  SCHEMA,
   startServer,
   storeFlow,
   THREE_STEPS,
 } from "./_server.ts";
-import { allowWrites, pgTest, refuseWrites, withPgDatabase } from "../_postgres.ts";
+import { allowWrites, pgTest, refuseWrites, withClient, withPgDatabase } from "../_postgres.ts";
 
 async function run(cmd: string, args: string[]): Promise<boolean> {
   try {
@@ -357,6 +358,72 @@ Deno.test({
     }),
 });
 
+/** Two built-in steps, `b` after `a`, each passing the input's `q` on (for debug runs). */
+const TWO_STEPS = {
+  schema: SCHEMA,
+  name: "two-steps",
+  steps: [
+    {
+      id: "a",
+      component: "/builtin/create_messages",
+      input: { user_prompt: { $from: { workflow: "input" }, path: "$.q" } },
+    },
+    {
+      id: "b",
+      component: "/builtin/create_messages",
+      input: { user_prompt: { $from: { step: "a" }, path: "$.messages[0].content" } },
+    },
+  ],
+  output: { $from: { step: "b" }, path: "$.messages[0].content" },
+};
+
+Deno.test({
+  name:
+    "serve on a full disk: a debug step whose result cannot be stored is answered with the run's 507 (it was answered with its result, as if stored), and the run reads failed",
+  ignore: !canMount,
+  fn: () =>
+    withSmallDisk(async (dir, disk) => {
+      const db = `${disk}/state.db`;
+      const s = await startServer(dir, { args: ["--store", db], config: config(`${dir}/j.txt`) });
+      try {
+        const flowId = await storeFlow(s, TWO_STEPS);
+        // a result of 1 MB: its commit cannot find room on the full disk
+        const d = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { q: "x".repeat(1_000_000) },
+          debug: true,
+        });
+        assertStrictEquals(d.status, 200, JSON.stringify(d.body).slice(0, 500));
+        assertStrictEquals(d.body.status, "paused"); // (its record is stored)
+        const runId = d.body.runId as string;
+        const c = new DatabaseSync(db);
+        try {
+          const [busy] = Object.values(c.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get()!);
+          assertStrictEquals(busy, 0, "checkpoint");
+        } finally {
+          c.close();
+        }
+        await fill(`${disk}/filler`);
+        const a = await s.call("POST", `/api/v1/runs/${runId}/debug/step`, { stepIds: ["a"] });
+        assertStrictEquals(a.status, 200, JSON.stringify(a.body).slice(0, 500));
+        const r = a.body.results.a;
+        assertStrictEquals(r.outcome, "failed", JSON.stringify(r).slice(0, 500));
+        assertStrictEquals(r.error.code, 507);
+        assertStringIncludes(r.error.message, "database or disk is full");
+        assertStringIncludes(r.error.message, "recorded failed with this error");
+        const g = await s.call("GET", `/api/v1/runs/${runId}`);
+        assertStrictEquals(g.body.status, "failed", JSON.stringify(g.body).slice(0, 500));
+        assertStrictEquals(g.body.result.error.code, 507);
+        await Deno.remove(`${disk}/filler`);
+        const well = await s.call("GET", "/health");
+        assertStrictEquals(well.status, 200, JSON.stringify(well.body));
+        assertStrictEquals(JSON.stringify(storedRow(db, runId)), '{"status":"failed","code":507}');
+      } finally {
+        assertStrictEquals(await s.stop(), 0);
+      }
+    }),
+});
+
 pgTest(
   "serve on PostgreSQL that refuses writes (as on a full disk): /health 503 naming the database and the cause, 200 again once it accepts them",
   (server) =>
@@ -388,7 +455,7 @@ pgTest(
 );
 
 pgTest(
-  "serve on PostgreSQL that refuses writes: a run, debug run or batch whose record cannot be stored is answered failed with 507 saying that nothing of it is stored, and its id is unknown (it was answered with an id that then gave 404)",
+  "serve on PostgreSQL that refuses writes: a run, debug run or batch whose record cannot be stored is answered failed with 507 saying so, reads failed, and is recorded failed with its input once the database accepts writes (it said that nothing is stored, and its id gave 404)",
   (server) =>
     withPgDatabase(server, (url) =>
       withTempDir(async (dir) => {
@@ -396,23 +463,53 @@ pgTest(
         try {
           const flowId = await storeFlow(s, THREE_STEPS);
           await refuseWrites(url, ["runs", "batches", "batch_runs"]);
-          const told = [];
+          const told: { runId: string; message: string }[] = [];
           for (const extra of [{ wait: false }, { debug: true }]) {
             const r = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "y" }, ...extra });
             assertStrictEquals(r.status, 200, JSON.stringify(r.body));
             assertStrictEquals(r.body.status, "failed", JSON.stringify(r.body));
             assertStrictEquals(r.body.result.error.code, 507, JSON.stringify(r.body));
-            assertStringIncludes(r.body.result.error.message, "No space left on device");
-            assertStringIncludes(r.body.result.error.message, "nothing of the run is stored");
-            told.push(r.body.runId);
+            const m = r.body.result.error.message as string;
+            assertStringIncludes(m, "No space left on device");
+            assertStringIncludes(m, "The run's record could not be stored");
+            assertStringIncludes(m, "recorded failed with this error, with its input");
+            told.push({ runId: r.body.runId, message: m });
           }
           const b = await s.call("POST", "/api/v1/batches", { flowId, inputs: [{ q: "b" }] });
           assertStrictEquals(b.status, 507, JSON.stringify(b.body));
           assertStringIncludes(b.body.message, "The batch could not be stored");
+          for (const t of told) {
+            // GET says what the client was told (it said 404)
+            const g = await s.call("GET", `/api/v1/runs/${t.runId}`);
+            assertStrictEquals(g.status, 200, JSON.stringify(g.body));
+            assertStrictEquals(g.body.status, "failed");
+            assertStrictEquals(g.body.result.error.message, t.message);
+          }
           await allowWrites(url, ["runs", "batches", "batch_runs"]);
-          for (const runId of told) {
-            const g = await s.call("GET", `/api/v1/runs/${runId}`);
-            assertStrictEquals(g.status, 404, JSON.stringify(g.body));
+          const well = await s.call("GET", "/health");
+          assertStrictEquals(well.status, 200, JSON.stringify(well.body));
+          // recorded by the commit that found the database writable again (or the /health probe)
+          const rows = await withClient(url, async (sql) => {
+            for (let i = 0;; i++) {
+              const rows = await sql`
+                SELECT id, status, input_json, result_json FROM runs
+                WHERE input_json IN ('{"q":"y"}', '{"q":"b"}') ORDER BY input_json, id`;
+              if (rows.length === 3 || i >= 600) return rows;
+              await new Promise((ok) => setTimeout(ok, 50));
+            }
+          });
+          assertStrictEquals(rows.length, 3, JSON.stringify(rows));
+          for (const row of rows) {
+            assertStrictEquals(row.status, "failed", JSON.stringify(row));
+            assertStrictEquals(JSON.parse(row.result_json).error.code, 507);
+          }
+          assertStrictEquals(rows.filter((r) => r.input_json === '{"q":"b"}').length, 1);
+          for (const t of told) {
+            assert(rows.some((r) => r.id === t.runId), t.runId);
+            const g = await s.call("GET", `/api/v1/runs/${t.runId}`);
+            assertStrictEquals(g.body.status, "failed", JSON.stringify(g.body));
+            assertStrictEquals(g.body.result.error.message, t.message);
+            assertStrictEquals(JSON.stringify(g.body.input), '{"q":"y"}');
           }
         } finally {
           assertStrictEquals(await s.stop(), 0);

@@ -7,7 +7,8 @@
  * Before: a batch's queued runs were taken over without the batch's variables (the queued row
  * did not store them: a flow reading a variable got its default); a debug run queued behind
  * another was answered `paused` before its row was stored; queued rows without an owner were
- * never run by a surviving service.
+ * never run by a surviving service; a batch's `maxConcurrency` was not stored, so its queued runs
+ * all started at once within the service's `--max-concurrent-runs`.
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
@@ -163,6 +164,93 @@ for (const survivor of [false, true]) {
           );
           assertStrictEquals(await starts(two, runIds[1]), 1);
           assertStrictEquals(await starts(two, runIds[2]), 1);
+        } finally {
+          assertStrictEquals(await two.stop(), 0);
+        }
+      } finally {
+        await other?.stop(null);
+      }
+    }));
+}
+
+/** The journal ids of run `runId`'s events of `type` (in commit order across runs). */
+async function eventIds(s: RunningServer, runId: string, type: string): Promise<number[]> {
+  const e = await s.call("GET", `/api/v1/runs/${runId}/events?after=0`);
+  return String(e.body).split("\n\n").filter((b) => b.includes(`\nevent: ${type}\n`))
+    .map((b) => Number(/^id: (\d+)$/m.exec(b)![1]));
+}
+
+for (const [survivor, old] of [[false, false], [true, false], [false, true]]) {
+  const how = survivor ? "a survivor on the same file" : "a restart on the same file";
+  const name = old
+    ? `batch recorded without its maxConcurrency (before migration 0004) of a service killed with kill -9: ${how} runs its queued runs as before, within --max-concurrent-runs alone`
+    : `batch with maxConcurrency 1 of a service killed with kill -9: ${how} keeps to it (each run starts once the one before ended), within a larger --max-concurrent-runs`;
+  Deno.test(name, () =>
+    withTempDir(async (dir) => {
+      const args = ["--store", `${dir}/state.db`, "--max-concurrent-runs", "10"];
+      await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
+      const other = survivor ? await startServer(dir, { args, config: false }) : undefined;
+      try {
+        const one = await startServer(dir, { args, config: false });
+        const gates = [
+          await gate(dir, "m0", 1),
+          await gate(dir, "m1", 10),
+          await gate(dir, "m2", 20),
+        ];
+        let batchId: string;
+        let runIds: string[];
+        try {
+          const flowId = await storeFlow(one, FLOW);
+          const b = await one.call("POST", "/api/v1/batches", {
+            flowId,
+            inputs: gates,
+            maxConcurrency: 1,
+          });
+          assertStrictEquals(b.status, 200, JSON.stringify(b.body));
+          batchId = b.body.batchId;
+          await Deno.readTextFile(gates[0].ready); // the first run holds the batch's one slot
+          const runs = await one.call("GET", `/api/v1/batches/${batchId}/runs`);
+          runIds = runs.body.runs.map((r: { runId: string }) => r.runId);
+          assertStrictEquals(runIds.length, 3);
+          await one.call("GET", "/health"); // (its rows are stored: the step was called)
+        } finally {
+          await kill9(one);
+        }
+        if (old) {
+          const db = new DatabaseSync(`${dir}/state.db`);
+          try {
+            db.prepare("UPDATE batches SET max_concurrency = NULL WHERE id = ?").run(batchId);
+          } finally {
+            db.close();
+          }
+        }
+        const two = other ?? await startServer(dir, { args, config: false });
+        try {
+          // the held run is resumed; the queued ones start one at a time after it (they all
+          // started at once: the batch's limit was not stored)
+          if (old) {
+            // no limit: the three steps are called at once (before any answers)
+            for (const g of gates) await Deno.readTextFile(g.ready);
+            for (const g of gates) await Deno.writeTextFile(g.release, "go\n");
+          } else {
+            for (const g of gates) await release(g);
+          }
+          const d = await batchEnded(two, batchId, runIds);
+          assertStrictEquals(d.completedRuns, 3, JSON.stringify(d));
+          for (let i = 1; i < 3; i++) {
+            const [ended] = await eventIds(two, runIds[i - 1], "run_completed");
+            const started = await eventIds(two, runIds[i], "step_started");
+            assertStrictEquals(started.length, 1, `run ${i}: ${started}`);
+            if (old) {
+              // (no limit stored: all three start at once, as before)
+              assert(started[0] < ended, `run ${i} (${started[0]}) waited for ${i - 1} (${ended})`);
+              continue;
+            }
+            assert(
+              started[0] > ended,
+              `run ${i}'s step started (event ${started[0]}) before run ${i - 1} ended (${ended})`,
+            );
+          }
         } finally {
           assertStrictEquals(await two.stop(), 0);
         }
@@ -362,4 +450,37 @@ Deno.test("queued rows without an owner: a service started while the one that qu
       assertStrictEquals(await two.stop(), 0);
     }
     assert(two.stderr().includes("queued 1 here"), two.stderr());
+  }));
+
+Deno.test("queued rows without an owner, left by a service killed with kill -9 while two services survive: one of them runs each once (they waited while more than one service lived)", () =>
+  withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
+    const { one, args, held, queued } = await oldStyleQueue(dir);
+    const survivors: RunningServer[] = [];
+    try {
+      for (let i = 0; i < 2; i++) survivors.push(await startServer(dir, { args, config: false }));
+      await kill9(one);
+      await release(held); // resumed by the survivor that found the killed service dead
+      // the queued rows are taken (owned, then started) by one survivor: they stayed queued
+      const db = new DatabaseSync(`${dir}/state.db`, { readOnly: true });
+      try {
+        const owners = db.prepare("SELECT owner_id FROM runs WHERE id = ?");
+        for (let i = 0;; i++) {
+          const o = queued.map((q) =>
+            (owners.get(q.runId) as { owner_id: string | null }).owner_id
+          );
+          if (o.every((x) => x !== null)) break;
+          assert(i < 1500, `queued rows still without an owner after 30 s: ${o}`);
+          await new Promise((ok) => setTimeout(ok, 20));
+        }
+      } finally {
+        db.close();
+      }
+      await finishOnce(survivors[0], queued);
+      for (const q of queued) assertStrictEquals(await starts(survivors[0], q.runId), 1);
+    } finally {
+      for (const s of survivors) assertStrictEquals(await s.stop(), 0);
+    }
+    const said = survivors.map((s) => s.stderr()).join("\n");
+    assertStrictEquals(said.split("queued 2 here").length - 1, 1, said);
   }));

@@ -79,3 +79,26 @@ Deno.test("GroupCommit: while an async commit is in flight, new writes gather in
   await second;
   await gc.drain();
 });
+
+Deno.test("GroupCommit: failedSince(mark) names a commit that failed after the mark, also one already in flight or done when soon() is asked (soon() then resolved: a caller was told its writes were stored)", async () => {
+  const slow = Promise.withResolvers<void>();
+  const { gc, write } = fakeStore((batch) => {
+    if (batch.includes(1)) return slow.promise; // in flight until rejected below
+  });
+  const before = gc.mark();
+  write(0);
+  await gc.soon(); // stored
+  assertStrictEquals(gc.failedSince(before), undefined);
+  const mark = gc.mark();
+  const w = write(1);
+  await new Promise((ok) => setTimeout(ok, 0)); // its commit is in flight
+  const f = gc.soon(); // nothing open: waits for the one in flight
+  slow.reject(new Error("disk full"));
+  await assertRejects(() => w, Error, "disk full");
+  await f; // (resolves: it waits for the commit, not for its success)
+  assertStrictEquals((gc.failedSince(mark) as Error).message, "disk full");
+  const later = gc.mark();
+  await write(2);
+  assertStrictEquals(gc.failedSince(later), undefined);
+  assertStrictEquals((gc.failedSince(mark) as Error).message, "disk full");
+});

@@ -73,6 +73,7 @@ pgTest(
           "0001_initial_schema",
           "0002_durable_runs",
           "0003_run_options",
+          "0004_batch_max_concurrency",
         ]);
       });
       // opened again: nothing to migrate; autoMigrate: false finds every table

@@ -44,7 +44,12 @@ Deno.test("SqliteStateStore opens files in WAL mode and records every migration"
         peek(`${dir}/runs.db`, "SELECT name FROM _stepflow_migrations ORDER BY name").map((r) =>
           r.name
         ),
-        ["0001_initial_schema", "0002_durable_runs", "0003_run_options"],
+        [
+          "0001_initial_schema",
+          "0002_durable_runs",
+          "0003_run_options",
+          "0004_batch_max_concurrency",
+        ],
       );
     } finally {
       await s.close();

@@ -246,6 +246,58 @@ pgTest(
     }),
 );
 
+/** A batch's maxConcurrency is stored (migration 0004), and the batch of a run is found. */
+async function exerciseBatchLimit(store: StateStore) {
+  const at = "2025-01-01T00:00:00.000Z";
+  store.createBatch({
+    batchId: "z",
+    flowId: "f",
+    totalInputs: 2,
+    status: "running",
+    createdAt: at,
+    maxConcurrency: 2,
+  });
+  store.createBatch({
+    batchId: "w",
+    flowId: "f",
+    totalInputs: 1,
+    status: "running",
+    createdAt: at,
+  });
+  store.addBatchRun("z", "r1", 1);
+  store.addBatchRun("w", "r2", 0);
+  await store.flush();
+  assertStrictEquals((await store.getBatch("z"))?.maxConcurrency, 2);
+  assertStrictEquals("maxConcurrency" in (await store.getBatch("w"))!, false);
+  assertStrictEquals((await store.getBatchOfRun!("r1"))?.batchId, "z");
+  assertStrictEquals((await store.getBatchOfRun!("r1"))?.maxConcurrency, 2);
+  assertStrictEquals((await store.getBatchOfRun!("r2"))?.maxConcurrency, undefined);
+  assertStrictEquals(await store.getBatchOfRun!("nope"), undefined);
+}
+
+Deno.test("SqliteStateStore: a batch's maxConcurrency is stored, and getBatchOfRun finds a run's batch", async () => {
+  const s = SqliteStateStore.open("sqlite::memory:");
+  try {
+    await exerciseBatchLimit(s);
+  } finally {
+    await s.close();
+  }
+});
+
+pgTest(
+  "PostgresStateStore: a batch's maxConcurrency is stored, and getBatchOfRun finds a run's batch",
+  (server) =>
+    withPgDatabase(server, async (url) => {
+      const { PostgresStateStore } = await import("../../src/state/postgres.ts");
+      const s = await PostgresStateStore.open(url);
+      try {
+        await exerciseBatchLimit(s);
+      } finally {
+        await s.close();
+      }
+    }),
+);
+
 Deno.test("SqliteStateStore: a blob still queued is read back without forcing a commit", async () => {
   await withTempDir(async (dir) => {
     const s = SqliteStateStore.open(`sqlite:${dir}/b.db`);
