@@ -5,8 +5,8 @@
  * what a fan-out's steps keep alive), where the arrays' slots are copied with the array or, once
  * large, not at all. A table holding one step index (a one-step run: every `/map` item of a
  * one-step flow) keeps it in its own fields, without the arrays: five arrays of 17 slots each were
- * most of what a map item kept alive (issue 17, wave 8: an in-process 20,000-item map 17-20 → 8-11
- * µs per item).
+ * half of what a map item kept alive (issue 17, wave 8: 1,700 → 811 bytes per item kept; see
+ * docs/performance.md, "sixth pass").
  * @module
  */
 import type { FlowResult } from "../core/flow_result.ts";
