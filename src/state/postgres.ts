@@ -44,7 +44,7 @@ import { describePostgresUrl, parsePostgresUrl } from "./postgres_url.ts";
 import { PostgresWriter } from "./postgres_writer.ts";
 import type { CreateRow } from "./postgres_batch.ts";
 import { runFromRow, type RunRow } from "./rows.ts";
-import { type StoreCondition, unstoredRecordError } from "./store_health.ts";
+import { logUnwrittenEnds, type StoreCondition, unstoredRecordError } from "./store_health.ts";
 import { logger } from "../log.ts";
 import { describeError } from "../errors.ts";
 import { stringifyJson } from "../json/exact_json.ts";
@@ -473,25 +473,11 @@ export class PostgresStateStore implements StateStore {
     await this.#w.drain();
     if (s.ends.size > 0 && !(await this.#writeEnds())) {
       const all = s.ends.entries().map(([id]) => id);
-      const list = (ids: string[]) =>
-        `${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", ..." : ""}`;
-      const ids = all.filter((id) => !s.rowless.has(id));
-      const lost = all.filter((id) => s.rowless.has(id));
-      if (ids.length > 0) {
-        log.error(
-          `${ids.length} run(s) told that their state could not be stored are still recorded ` +
-            `as they were (the database cannot be written): another engine takes them over ` +
-            `once their lease runs out: ${list(ids)}`,
-        );
-      }
-      if (lost.length > 0) {
-        log.error(
-          `${lost.length} run(s) told that their record could not be stored are not in the ` +
-            `database (it cannot be written): they are not recorded, as they were told: ${
-              list(lost)
-            }`,
-        );
-      }
+      logUnwrittenEnds(
+        all.filter((id) => !s.rowless.has(id)),
+        all.filter((id) => s.rowless.has(id)),
+        "another engine takes them over once their lease runs out",
+      );
     }
     await this.#cluster.leave();
     this.#leases.open.clear();

@@ -61,7 +61,7 @@ import {
   rowlessRun,
   writeUnstoredEnds,
 } from "./sqlite_ownership.ts";
-import { type StoreCondition, unstoredRecordError } from "./store_health.ts";
+import { logUnwrittenEnds, type StoreCondition, unstoredRecordError } from "./store_health.ts";
 import { deleteRunTree, insertSignal, pruneBefore, takeSignal } from "./sqlite_signals.ts";
 import {
   type BatchFilter,
@@ -559,25 +559,11 @@ export class SqliteStateStore implements StateStore {
     await this.#w.drain();
     if (c.ends.size > 0 && !(await this.#writeEnds())) {
       const all = c.ends.entries().map(([id]) => id);
-      const list = (ids: string[]) =>
-        `${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", ..." : ""}`;
-      const ids = all.filter((id) => !c.rowless.has(id));
-      const lost = all.filter((id) => c.rowless.has(id));
-      if (ids.length > 0) {
-        log.error(
-          `${ids.length} run(s) told that their state could not be stored are still recorded ` +
-            `as they were (the database cannot be written): the next start on this database ` +
-            `resumes them: ${list(ids)}`,
-        );
-      }
-      if (lost.length > 0) {
-        log.error(
-          `${lost.length} run(s) told that their record could not be stored are not in the ` +
-            `database (it cannot be written): they are not recorded, as they were told: ${
-              list(lost)
-            }`,
-        );
-      }
+      logUnwrittenEnds(
+        all.filter((id) => !c.rowless.has(id)),
+        all.filter((id) => c.rowless.has(id)),
+        "the next start on this database resumes them",
+      );
     }
     await this.#w.stop();
     // Runs this engine started and did not finish: their engine is going away.

@@ -18,6 +18,7 @@ import type { FlowResult } from "../core/flow_result.ts";
 import type { RunRecord, RunStatus } from "./records.ts";
 import { nowRfc3339 } from "./records.ts";
 import { StoreError } from "./store_error.ts";
+import { logger } from "../log.ts";
 
 /** What a store says of its condition (`StateStore.condition`). */
 export interface StoreCondition {
@@ -208,3 +209,29 @@ export class UnstoredEnds {
     return out;
   }
 }
+
+/**
+ * At a store's close, says on stderr which runs told 507 still lack their end in the database
+ * (the database cannot be written): `unended`, whose record is there (`later` says what becomes of
+ * them in this store), and `unrecorded`, whose record never reached it (they stay unrecorded, as
+ * they were told). At most 20 ids each.
+ */
+export function logUnwrittenEnds(unended: string[], unrecorded: string[], later: string): void {
+  const list = (ids: string[]) => `${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", ..." : ""}`;
+  if (unended.length > 0) {
+    stateLog.error(
+      `${unended.length} run(s) told that their state could not be stored are still recorded ` +
+        `as they were (the database cannot be written): ${later}: ${list(unended)}`,
+    );
+  }
+  if (unrecorded.length > 0) {
+    stateLog.error(
+      `${unrecorded.length} run(s) told that their record could not be stored are not in the ` +
+        `database (it cannot be written): they are not recorded, as they were told: ${
+          list(unrecorded)
+        }`,
+    );
+  }
+}
+
+const stateLog = logger("state");
