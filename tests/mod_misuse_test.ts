@@ -106,3 +106,48 @@ Deno.test("engine.run: timeoutMs and maxConcurrency that cannot be used are Rang
     await engine.close();
   }
 });
+
+Deno.test("engine.run: a flow that is not a flow, maxNestedRuns/maxRunSteps that are not positive integers and variables that are not an object are errors naming them", async () => {
+  // Before: `engine.run(null)` threw "Cannot use 'in' operator to search for 'schema' in null",
+  // `{steps: 5}` "flow.steps.map is not a function", `maxRunSteps: NaN` stopped the run with
+  // "started more than NaN steps", `maxNestedRuns: -1` was no limit, `variables: 5` was ignored.
+  const engine = await Engine.create(configFromValue(CONFIG));
+  try {
+    const bad: [unknown, string][] = [
+      [null, "got null"],
+      [{ schema: FLOW.schema }, "$.steps is missing"],
+      [{ ...FLOW, steps: 5 }, "$.steps is a number"],
+      [{ ...FLOW, steps: [FLOW.steps[0], "b"] }, "$.steps[1] is a string"],
+      [{ flow: 7 }, "its .flow is a number"],
+    ];
+    for (const [flow, says] of bad) {
+      // deno-lint-ignore no-explicit-any
+      const e = await assertRejects(() => engine.run(flow as any, {}), TypeError);
+      assertStringIncludes(e.message, "flow must be a Flow");
+      assertStringIncludes(e.message, says);
+    }
+    for (const key of ["maxNestedRuns", "maxRunSteps"]) {
+      for (const v of [NaN, -1, 0, 2.5]) {
+        await assertRejects(
+          // deno-lint-ignore no-explicit-any
+          () => engine.run(FLOW as any, { x: "a" }, { [key]: v }),
+          RangeError,
+          `RunOptions.${key} must be a positive integer`,
+        );
+      }
+    }
+    for (const variables of [5, "x", [1]]) {
+      await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        () => engine.run(FLOW as any, { x: "a" }, { variables: variables as any }),
+        TypeError,
+        "RunOptions.variables must be an object",
+      );
+    }
+    // deno-lint-ignore no-explicit-any
+    const ok = await engine.run(FLOW as any, { x: "b" }, { variables: new Map(), maxRunSteps: 5 });
+    assertEquals(ok, { outcome: "success", result: "b" });
+  } finally {
+    await engine.close();
+  }
+});

@@ -22,7 +22,8 @@ import type { LoadedConfig } from "../config/model.ts";
 import { Router } from "../config/router.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
-import { describeError, RunNotResumableError } from "../errors.ts";
+import { describeError, RunNotResumableError, UsageError } from "../errors.ts";
+import { interruptedResult } from "../state/store_error.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
 import { logger } from "../log.ts";
@@ -88,6 +89,8 @@ export class Engine {
   #waits: SignalWaits;
   /** Top-level runs executing in this engine (a resume of one of them is refused). */
   #executing = new Set<string>();
+  /** The top-level runs started and not yet ended, by run id (`close` cancels them). */
+  #live = new Map<string, RunHandle>();
   #oneStep: OneStepHost;
   #host: RunHost;
   #servicesHost?: ServicesHost;
@@ -216,7 +219,11 @@ export class Engine {
    * 400 for bad overrides). The run and its step results are recorded in the state store.
    */
   run(flow: Flow | FlowLike, input: JsonValue, options: RunOptions = {}): Promise<FlowResult> {
-    return this.start(flow, input, options).result;
+    try {
+      return this.start(flow, input, options).result;
+    } catch (e) {
+      return Promise.reject(e); // bad options, a closed engine: a rejection, as from an async API
+    }
   }
 
   /**
@@ -225,7 +232,51 @@ export class Engine {
    */
   start(flow: Flow | FlowLike, input: JsonValue, options: RunOptions = {}): RunHandle {
     checkRunOptions(options);
-    return startRun(this.#host, isFlowLike(flow) ? flow.flow : flow, input, options);
+    if (options.parentRunId !== undefined) {
+      // a nested run (its parent is cancelled by close, and it with it)
+      return startRun(this.#host, isFlowLike(flow) ? flow.flow : flow, input, options);
+    }
+    this.#checkOpen("start a run");
+    const f = flowOf(flow);
+    const live = this.#live;
+    if (options.runId !== undefined && live.has(options.runId)) {
+      // (before: both ran as one record, their step results mixed, the last one's result kept)
+      throw new UsageError(
+        `RunOptions.runId: run ${options.runId} is already executing in this engine; give each run its own id (or none: a new one is made)`,
+      );
+    }
+    const handle = startRun(this.#host, f, input, options);
+    const runId = handle.runId;
+    live.set(runId, handle);
+    const ended = () => {
+      if (live.get(runId) === handle) live.delete(runId);
+    };
+    (handle as { result: Promise<FlowResult> }).result = handle.result.then((r) => {
+      ended();
+      // The engine was closed while the run was going: its steps failed on the stopped plugins
+      // or the closed store (500, -32603, 507, as it happened), and the store marked it
+      // interrupted; it is told what the store says.
+      return this.#closed && r.outcome === "failed"
+        ? interruptedResult(runId, "the engine was closed (engine.close()) before the run finished")
+        : r;
+    }, (e) => {
+      ended();
+      throw e;
+    });
+    return handle;
+  }
+
+  /**
+   * @throws {UsageError} `the engine is closed` once {@linkcode Engine.close} was called (a
+   * closed engine's plugins are stopped and its store closed: a run there failed with "step
+   * service is closed" or "statement has been finalized").
+   */
+  #checkOpen(what: string): void {
+    if (this.#closed) {
+      throw new UsageError(
+        `cannot ${what}: the engine is closed (engine.close() was called); create a new one with Engine.create`,
+      );
+    }
   }
 
   /**
@@ -237,9 +288,11 @@ export class Engine {
    * both resume it. Resolves once the run has started again.
    * @throws {RunNotResumableError} for an unknown, completed or nested run, or one another live
    * engine executes.
+   * @throws {UsageError} when the engine is closed.
    * @throws {Error} when its flow cannot be read from the store.
    */
   async resume(runId: string, options: ResumeOptions = {}): Promise<RunHandle> {
+    this.#checkOpen(`resume run ${runId}`);
     const record = await this.store.getRun(runId);
     if (record === undefined) {
       throw new RunNotResumableError(
@@ -426,7 +479,16 @@ export class Engine {
     return this.run(flow, input, o as InternalRunOptions);
   }
 
-  /** Stops every plugin and closes the state store; safe to call twice. */
+  /**
+   * Stops every plugin and closes the state store; safe to call twice. The engine stops as if
+   * its process stopped: runs still going are interrupted, the store keeps what they committed
+   * (a durable store marks them interrupted, resumable with `engine.resume` or `stepflow resume`)
+   * and their result here is `failed`, code 503 (`RUN_INTERRUPTED`), saying so. Afterwards `run`,
+   * `start` and `resume` throw a {@linkcode UsageError}. (Before: such a run was told 507 "cannot
+   * store run state ...: database is not open ... recorded failed with this error", which the
+   * store did not do, and a run started after close ran on the closed store and failed inside a
+   * step with "statement has been finalized".)
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -442,8 +504,9 @@ export class Engine {
  * `timeoutMs` and `maxConcurrency` as the engine can use them. A library caller's mistake
  * (`timeoutMs: NaN` ran without a limit, `-1` "timed out after -1ms", `maxConcurrency: 0` threw
  * the limiter's RangeError without naming the option).
- * @throws {RangeError} naming the option and the value; {TypeError} for a `signal` that is not an
- *   AbortSignal.
+ * @throws {RangeError} naming the option and the value (also `maxNestedRuns` and `maxRunSteps`
+ *   that are not positive integers); {TypeError} for a `signal` that is not an AbortSignal and
+ *   `variables` that are not an object or a Map.
  */
 function checkRunOptions(options: RunOptions): void {
   const t = options.timeoutMs;
@@ -459,6 +522,25 @@ function checkRunOptions(options: RunOptions): void {
       "RunOptions.signal must be an AbortSignal (e.g. new AbortController().signal)",
     );
   }
+  for (const key of ["maxNestedRuns", "maxRunSteps"] as const) {
+    const v = options[key];
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1)) {
+      // (before: NaN stopped the run with "started more than NaN steps", -1 was no limit)
+      throw new RangeError(`RunOptions.${key} must be a positive integer, got ${String(v)}`);
+    }
+  }
+  const vars = options.variables;
+  if (
+    vars !== undefined &&
+    !(vars instanceof Map || (vars !== null && typeof vars === "object" && !Array.isArray(vars)))
+  ) {
+    // (before: ignored, and a step reading `$from: {variable: x}` failed as if x were not given)
+    throw new TypeError(
+      `RunOptions.variables must be an object of variable names (or a Map), got ${
+        describeKind(vars)
+      }`,
+    );
+  }
   const m = options.maxConcurrency;
   if (m !== undefined && !(Number.isInteger(m) && m >= 1)) {
     throw new RangeError(
@@ -469,4 +551,46 @@ function checkRunOptions(options: RunOptions): void {
 
 function isFlowLike(f: Flow | FlowLike): f is FlowLike {
   return !("schema" in f) && "flow" in f;
+}
+
+/**
+ * The flow of a top-level run, checked for the shape the engine walks (a JavaScript caller may
+ * pass anything: `null` threw "Cannot use 'in' operator to search for 'schema' in null", `{steps:
+ * 5}` threw "flow.steps.map is not a function").
+ * @throws {TypeError} saying what is expected and where (`$.steps[2]`); a plain object of
+ * unknown quality is checked fully by `parseFlowValue` (mod.ts), which `runFlow` uses.
+ */
+function flowOf(given: Flow | FlowLike): Flow {
+  const what = "engine.run/start: flow must be a Flow (parseFlowValue(), loadFlow().flow) or a " +
+    "loaded flow (loadFlow())";
+  if (given === null || typeof given !== "object" || Array.isArray(given)) {
+    throw new TypeError(`${what}; got ${describeKind(given)}`);
+  }
+  const flow = isFlowLike(given) ? given.flow : given;
+  if (flow === null || typeof flow !== "object" || Array.isArray(flow)) {
+    throw new TypeError(`${what}; its .flow is ${describeKind(flow)}`);
+  }
+  const steps = (flow as { steps?: unknown }).steps;
+  if (!Array.isArray(steps)) {
+    throw new TypeError(`${what}; $.steps is ${describeKind(steps)}, not a list of steps`);
+  }
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i];
+    if (s === null || typeof s !== "object" || Array.isArray(s)) {
+      throw new TypeError(`${what}; $.steps[${i}] is ${describeKind(s)}, not a step object`);
+    }
+  }
+  return flow;
+}
+
+function describeKind(v: unknown): string {
+  return v === null
+    ? "null"
+    : Array.isArray(v)
+    ? "an array"
+    : v === undefined
+    ? "missing"
+    : typeof v === "object"
+    ? "an object"
+    : `a ${typeof v}`;
 }

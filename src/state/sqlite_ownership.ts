@@ -126,16 +126,20 @@ export function recoverEngines(
     for (const r of running) markInterrupted(c, r.id, id, r.root, reason, at);
     c.stmt("DELETE FROM engines WHERE id = ?").run(id);
   }
-  // queued rows without an owner (written before queued rows had one): the last engine that
-  // could have queued them is gone once no other live engine is left
-  if (engines.length > 0 && !otherEngineAlive(c)) queued.push(...unownedQueued(c));
+  // queued rows without an owner (written before queued rows had one): an engine that stopped
+  // may have queued them. They were taken only once no other live engine was left (with two
+  // survivors or more they waited for a restart); now the engine recovering the dead ones takes
+  // each, in this transaction (one writer at a time: the others see it owned): run once, by one
+  if (engines.length > 0) queued.push(...takeUnownedQueued(c, at));
   return { engines, runs: roots, queued };
 }
 
 /**
  * Whether an engine of another process on this database is alive. Queued rows without an owner
  * (written by a version before queued rows had one, which ran them itself as slots freed) may be
- * its: they are taken only once no such engine is left, so each runs once, never twice.
+ * its: a starting engine claims them only once no such engine is left ({@linkcode claimOne}), so
+ * each runs once, never twice. (An engine recovering a dead one takes them:
+ * {@linkcode recoverEngines}.)
  */
 export function otherEngineAlive(c: SqliteCore): boolean {
   const nowMs = Date.now();
@@ -143,12 +147,20 @@ export function otherEngineAlive(c: SqliteCore): boolean {
     .some((r) => c.isAlive(r.id, nowMs));
 }
 
-/** The top-level queued runs without an owner, oldest first. */
-function unownedQueued(c: SqliteCore): string[] {
-  return (c.stmt(
+/**
+ * Makes this engine the owner of the top-level queued runs without an owner (a conditional
+ * UPDATE of each: a row another engine took meanwhile is left to it); their ids, oldest first.
+ */
+function takeUnownedQueued(c: SqliteCore, at: string): string[] {
+  const ids = (c.stmt(
     `SELECT id FROM runs WHERE owner_id IS NULL AND parent_run_id IS NULL AND status = 'queued'
      ORDER BY created_at, id`,
   ).all() as { id: string }[]).map((r) => r.id);
+  const take = c.stmt(
+    `UPDATE runs SET owner_id = ?, updated_at = ?
+     WHERE id = ? AND owner_id IS NULL AND status = 'queued'`,
+  );
+  return ids.filter((id) => Number(take.run(c.engineId, at, id).changes) === 1);
 }
 
 /** Marks `runId` interrupted if `owner` still owns it and it is still running. */
