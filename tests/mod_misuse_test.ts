@@ -10,7 +10,15 @@
  * @module
  */
 import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "./_assert.ts";
-import { configFromValue, Engine, FlowLoadError, runFlow, validateFlow } from "../mod.ts";
+import {
+  configFromValue,
+  Engine,
+  FlowLoadError,
+  loadFlow,
+  renderFlow,
+  runFlow,
+  validateFlow,
+} from "../mod.ts";
 
 const CONFIG = {
   plugins: { builtin: { type: "builtin" } },
@@ -147,6 +155,38 @@ Deno.test("engine.run: a flow that is not a flow, maxNestedRuns/maxRunSteps that
     // deno-lint-ignore no-explicit-any
     const ok = await engine.run(FLOW as any, { x: "b" }, { variables: new Map(), maxRunSteps: 5 });
     assertEquals(ok, { outcome: "success", result: "b" });
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("the library's entry points given the wrong kind of argument say what they take", async () => {
+  // Before: Engine.create(config object) threw "Cannot read properties of undefined (reading
+  // 'plugins')", validateFlow(null) and renderFlow(null) "Cannot use 'in' operator to search for
+  // 'flow' in null", loadFlow(undefined, {text: true}) "... (reading 'charCodeAt')", and
+  // engine.observe(null) was accepted, then warned on every event of every run.
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => Engine.create(CONFIG as any),
+    TypeError,
+    "got a config object as in stepflow-config.yml: pass configFromValue(it)",
+  );
+  // deno-lint-ignore no-explicit-any
+  await assertRejects(() => Engine.create(null as any), TypeError, "takes a loaded config");
+  // deno-lint-ignore no-explicit-any
+  assertThrows(() => validateFlow(null as any), FlowLoadError, "A flow must be a mapping");
+  // deno-lint-ignore no-explicit-any
+  assertThrows(() => renderFlow(null as any), TypeError, "a flow to draw must be a Flow");
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => loadFlow(undefined as any, { text: true }),
+    TypeError,
+    "loadFlow: source must be a file path",
+  );
+  const engine = await Engine.create(configFromValue(CONFIG));
+  try {
+    // deno-lint-ignore no-explicit-any
+    assertThrows(() => engine.observe(null as any), TypeError, "an observer must be an object");
   } finally {
     await engine.close();
   }

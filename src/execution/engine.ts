@@ -141,6 +141,7 @@ export class Engine {
    * cannot be opened.
    */
   static async create(config: LoadedConfig, options: EngineOptions = {}): Promise<Engine> {
+    checkLoadedConfig(config);
     const pluginConfigs = Object.entries(config.config.plugins ?? {});
     await loadPluginTypes(pluginConfigs.map(([, pc]) => pc.type));
     const store = options.store ??
@@ -207,6 +208,14 @@ export class Engine {
    * starts afterwards. Returns the function that removes it.
    */
   observe(observer: RunObserver): () => void {
+    if (observer === null || typeof observer !== "object") {
+      // (was: accepted, then a warning for every event of every run)
+      throw new TypeError(
+        `engine.observe: an observer must be an object with methods such as runStarted(event), got ${
+          describeKind(observer)
+        }`,
+      );
+    }
     this.#observers.add(observer);
     return () => {
       this.#observers.delete(observer);
@@ -551,6 +560,30 @@ function checkRunOptions(options: RunOptions): void {
 
 function isFlowLike(f: Flow | FlowLike): f is FlowLike {
   return !("schema" in f) && "flow" in f;
+}
+
+/**
+ * `Engine.create`'s config: a {@linkcode LoadedConfig}. A config object as in
+ * `stepflow-config.yml` (a natural mistake) threw "Cannot read properties of undefined (reading
+ * 'plugins')".
+ * @throws {TypeError} saying how to make one.
+ */
+function checkLoadedConfig(config: LoadedConfig): void {
+  const c = config as unknown;
+  if (
+    c !== null && typeof c === "object" && "config" in c && "workingDirectory" in c &&
+    (c as { config: unknown }).config !== null &&
+    typeof (c as { config: unknown }).config === "object"
+  ) return;
+  const raw = c !== null && typeof c === "object" && ("plugins" in c || "routes" in c);
+  throw new TypeError(
+    `Engine.create takes a loaded config (configFromValue(object), loadConfigFile(path), ` +
+      `loadConfigForFlow({flowPath}) or defaultConfig()), got ${
+        raw
+          ? "a config object as in stepflow-config.yml: pass configFromValue(it)"
+          : describeKind(c)
+      }`,
+  );
 }
 
 /**
