@@ -191,3 +191,48 @@ Deno.test("the library's entry points given the wrong kind of argument say what 
     await engine.close();
   }
 });
+
+Deno.test("engine.run: an input or variable that is not JSON is a TypeError naming its path, and other runs are not hurt", async () => {
+  // Before (SQLite store): `undefined`, a function or a Symbol failed the store's group commit
+  // ("Provided value cannot be bound to SQLite parameter 5"): 507 for every run of the engine in
+  // that commit; a cycle threw "Converting circular structure to JSON"; NaN was stored as null.
+  const dir = await Deno.makeTempDir();
+  const engine = await Engine.create(configFromValue({
+    ...CONFIG,
+    stateStore: { type: "sqlite", databaseUrl: `sqlite:${dir}/runs.db` },
+  }));
+  try {
+    const cyc: Record<string, unknown> = { x: "a" };
+    cyc.self = cyc;
+    const bad: [unknown, string][] = [
+      [undefined, "input: undefined (use null)"],
+      [{ x: [1, 5n] }, "input.x[1]: a bigint"],
+      [{ "a b": () => 1 }, 'input["a b"]: a function'],
+      [{ x: NaN }, "input.x: the number NaN"],
+      [{ x: new Map() }, "input.x: a Map (not a plain object)"],
+      [cyc, "nested too deep"],
+    ];
+    for (const [input, says] of bad) {
+      const e = await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        () => engine.run(FLOW as any, input as any),
+        TypeError,
+        "the input must be a JSON value",
+      );
+      assertStringIncludes(e.message, says);
+      assertEquals(e.message.length < 400, true, e.message);
+    }
+    await assertRejects(
+      // deno-lint-ignore no-explicit-any
+      () => engine.run(FLOW as any, { x: "a" }, { variables: { k: Symbol("s") as any } }),
+      TypeError,
+      "variable 'k': a symbol",
+    );
+    // deno-lint-ignore no-explicit-any
+    const ok = await engine.run(FLOW as any, { x: "fine", skipped: undefined } as any);
+    assertEquals(ok, { outcome: "success", result: "fine" });
+  } finally {
+    await engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -20,7 +20,7 @@ import { MAX_DURATION_MS } from "../core/duration.ts";
 import type { Flow } from "../flow/model.ts";
 import type { LoadedConfig } from "../config/model.ts";
 import { Router } from "../config/router.ts";
-import type { JsonValue } from "../json/exact_json.ts";
+import { type JsonValue, notJsonAt } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { describeError, RunNotResumableError, UsageError } from "../errors.ts";
 import { interruptedResult } from "../state/store_error.ts";
@@ -247,6 +247,7 @@ export class Engine {
     }
     this.#checkOpen("start a run");
     const f = flowOf(flow);
+    checkJsonValues(input, options.variables);
     const live = this.#live;
     if (options.runId !== undefined && live.has(options.runId)) {
       // (before: both ran as one record, their step results mixed, the last one's result kept)
@@ -560,6 +561,31 @@ function checkRunOptions(options: RunOptions): void {
 
 function isFlowLike(f: Flow | FlowLike): f is FlowLike {
   return !("schema" in f) && "flow" in f;
+}
+
+/**
+ * A top-level run's input and variables are JSON (a JavaScript caller may pass anything). Before:
+ * `undefined`, a function or a Symbol failed the store's group commit ("Provided value cannot be
+ * bound to SQLite parameter 5"), which failed with 507 every run of the engine in that commit and
+ * made the service unhealthy; a cycle threw "Converting circular structure to JSON"; `NaN` was
+ * stored as `null`.
+ * @throws {TypeError} naming the value and the JSON path.
+ */
+function checkJsonValues(input: JsonValue, variables: RunOptions["variables"]): void {
+  const bad = notJsonAt(input);
+  if (bad !== undefined) {
+    throw new TypeError(`engine.run/start: the input must be a JSON value; input${bad.slice(1)}`);
+  }
+  if (variables === undefined || variables === null || typeof variables !== "object") return;
+  const entries = variables instanceof Map ? variables.entries() : Object.entries(variables);
+  for (const [name, value] of entries) {
+    const b = notJsonAt(value);
+    if (b !== undefined) {
+      throw new TypeError(
+        `RunOptions.variables: each variable must be a JSON value; variable '${name}'${b.slice(1)}`,
+      );
+    }
+  }
 }
 
 /**
