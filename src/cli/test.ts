@@ -41,9 +41,7 @@ import { Engine } from "../execution/engine.ts";
 import { startTestServers, type TestServers } from "./test_servers.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { describeError } from "../errors.ts";
-import { validateConfig } from "../config/preflight.ts";
-import { formatDiagnostic } from "../core/diagnostics.ts";
-import { fileExcerpt } from "../flow/excerpt.ts";
+import { configProblems } from "./config_problems.ts";
 import { compareCase, lineDiff } from "./test_compare.ts";
 import { absolute, collectFiles, configFor, dirOf, loadForTest, updateFile } from "./test_files.ts";
 
@@ -290,21 +288,4 @@ async function testFile(
       out(`${file}: error: cannot update: ${describeError(e)}\n`);
     }
   }
-}
-
-/**
- * When a file's engine could not be made: the config's errors with file:line:col and the line,
- * as `run` and `validate` print them (before: only the bare message, e.g. `plugins.mock.components
- * ["/one"]: a behavior result must be a FlowResult ...`, with no file). Empty when the config has
- * no such error (a plugin that could not start: its message names the plugin and its place).
- */
-function configProblems(config: LoadedConfig | undefined): string {
-  if (config === undefined) return "";
-  let ds;
-  try {
-    ds = validateConfig(config).filter((d) => d.level !== "warning" && d.position !== undefined);
-  } catch {
-    return "";
-  }
-  return ds.map((d) => `  ${formatDiagnostic(d)}\n${fileExcerpt(d.position)}`).join("");
 }
