@@ -80,6 +80,9 @@ export type { ResumeMode, ResumeOptions } from "./resume.ts";
 
 const log = logger("engine");
 
+/** Most parsed flows an engine keeps by id (the store has them all; see `Engine.getFlow`). */
+export const FLOW_CACHE_SIZE = 1_000;
+
 /** Plugins, router and state store of one config; runs flows. */
 export class Engine {
   readonly config: LoadedConfig;
@@ -89,6 +92,11 @@ export class Engine {
   #resolver: ComponentResolver;
   #stepRunner?: StepRunner;
   #batches: BatchManager;
+  /**
+   * Parsed flows by id, the {@linkcode FLOW_CACHE_SIZE} used last (the store keeps them all:
+   * before, this kept every distinct flow an engine ever ran, ~4 KB each, so a long-lived service
+   * or library process grew without bound).
+   */
   #flowsById = new Map<string, Flow>();
   #registered = new WeakSet<Flow>();
   #observers = new Set<RunObserver>();
@@ -421,7 +429,7 @@ export class Engine {
     const { id, json } = flowBlob(flow);
     if (!this.#flowsById.has(id)) {
       this.store.putBlob(json ?? flowToJson(flow), "flow", id);
-      this.#flowsById.set(id, flow);
+      this.#cacheFlow(id, flow);
     }
     this.#registered.add(flow);
     return id;
@@ -433,12 +441,23 @@ export class Engine {
    */
   async getFlow(flowId: string): Promise<Flow> {
     const known = this.#flowsById.get(flowId);
-    if (known) return known;
+    if (known) {
+      this.#cacheFlow(flowId, known); // (used last)
+      return known;
+    }
     const blob = await this.store.getBlob(flowId);
     if (!blob || blob.blobType !== "flow") throw new Error(`Not found: flow with ID '${flowId}'`);
     const flow = await withChecks(() => flowFromJson(blob.data));
-    this.#flowsById.set(flowId, flow);
+    this.#cacheFlow(flowId, flow);
     return flow;
+  }
+
+  /** Remembers `flow` as the flow used last; forgets the one used longest ago past the size. */
+  #cacheFlow(id: string, flow: Flow): void {
+    const cache = this.#flowsById;
+    cache.delete(id);
+    cache.set(id, flow);
+    if (cache.size > FLOW_CACHE_SIZE) cache.delete(cache.keys().next().value!);
   }
 
   #makeServices(

@@ -1,5 +1,6 @@
 /**
- * `engine.close()` while runs are going, and an engine used after `close()` (library API).
+ * `engine.close()` while runs are going, an engine used after `close()`, and what an engine keeps
+ * in memory (library API).
  * Before: a run going at close was told 507 "cannot store run state in SQLite database ...:
  * database is not open ... It is recorded failed with this error as soon as the database can be
  * written again" while the store marked it interrupted (503, resumable), and a run started after
@@ -9,7 +10,15 @@
  * @module
  */
 import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "../_assert.ts";
-import { configFromValue, Engine, loadFlow, UsageError } from "../../mod.ts";
+import {
+  configFromValue,
+  Engine,
+  loadFlow,
+  openStateStore,
+  parseFlowValue,
+  UsageError,
+} from "../../mod.ts";
+import { FLOW_CACHE_SIZE } from "../../src/execution/engine.ts";
 
 const WAIT_FLOW = `
 schema: https://stepflow.org/schemas/v1/flow.json
@@ -127,5 +136,53 @@ Deno.test("engine.start: a runId already executing in this engine is refused; on
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("engine: the parsed flows it keeps by id are bounded (FLOW_CACHE_SIZE); an evicted flow is read back from the store", async () => {
+  // Before: every distinct flow an engine ran stayed parsed in memory for the engine's life
+  // (~4 KB each: a service or library process running generated flows grew without bound).
+  const inner = await openStateStore({ type: "inMemory" }, Deno.cwd());
+  let reads = 0;
+  const store = new Proxy(inner, {
+    get(target, key, receiver) {
+      const v = Reflect.get(target, key, receiver);
+      if (key === "getBlob") {
+        return (id: string) => {
+          reads++;
+          return (v as (id: string) => unknown).call(target, id);
+        };
+      }
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  const engine = await Engine.create(
+    configFromValue({
+      plugins: { builtin: { type: "builtin" } },
+      routes: { "/builtin/{*component}": [{ plugin: "builtin" }] },
+    }),
+    { store },
+  );
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i <= FLOW_CACHE_SIZE; i++) {
+      const flow = parseFlowValue({
+        schema: "https://stepflow.org/schemas/v1/flow.json",
+        name: `f${i}`,
+        steps: [{ id: "a", component: "/builtin/create_messages", input: { user_prompt: `${i}` } }],
+        output: { $from: { step: "a" }, path: "$.messages[0].content" },
+      });
+      assertEquals(await engine.run(flow, {}), { outcome: "success", result: `${i}` });
+      ids.push(engine.storeFlow(flow.flow));
+    }
+    reads = 0;
+    assertEquals((await engine.getFlow(ids[FLOW_CACHE_SIZE])).name, `f${FLOW_CACHE_SIZE}`);
+    assertEquals(reads, 0); // kept
+    assertEquals((await engine.getFlow(ids[0])).name, "f0");
+    assertEquals(reads, 1); // evicted: read from the store, and kept again
+    assertEquals((await engine.getFlow(ids[0])).name, "f0");
+    assertEquals(reads, 1);
+  } finally {
+    await engine.close();
   }
 });
