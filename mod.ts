@@ -128,11 +128,20 @@ export { openStateStore } from "./src/state/create.ts";
  * @param source a path (`.yaml`, `.yml`, `.json`, `.jsonc`) or, with `text: true`, the flow text.
  * @param options.format the text's format (default yaml, which also reads JSON).
  * @throws {FlowLoadError} with file:line:col when the flow cannot be read or parsed.
+ * @throws {TypeError} when `source` is not a string.
  */
 export async function loadFlow(
   source: string,
   options: { text?: boolean; format?: DocumentFormat; file?: string } = {},
 ): Promise<LoadedFlow> {
+  if (typeof source !== "string") {
+    // (was: "Cannot read properties of undefined (reading 'charCodeAt')" for text)
+    throw new TypeError(
+      `loadFlow: source must be a file path or, with {text: true}, the flow's text; got ${
+        source === null ? "null" : typeof source
+      }`,
+    );
+  }
   if (options.text) return loadFlowText(source, { format: options.format, file: options.file });
   return await loadFlowFile(source);
 }

@@ -10,7 +10,15 @@
  * @module
  */
 import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "./_assert.ts";
-import { configFromValue, Engine, FlowLoadError, runFlow, validateFlow } from "../mod.ts";
+import {
+  configFromValue,
+  Engine,
+  FlowLoadError,
+  loadFlow,
+  renderFlow,
+  runFlow,
+  validateFlow,
+} from "../mod.ts";
 
 const CONFIG = {
   plugins: { builtin: { type: "builtin" } },
@@ -104,5 +112,127 @@ Deno.test("engine.run: timeoutMs and maxConcurrency that cannot be used are Rang
     assertEquals(ok, { outcome: "success", result: "a" });
   } finally {
     await engine.close();
+  }
+});
+
+Deno.test("engine.run: a flow that is not a flow, maxNestedRuns/maxRunSteps that are not positive integers and variables that are not an object are errors naming them", async () => {
+  // Before: `engine.run(null)` threw "Cannot use 'in' operator to search for 'schema' in null",
+  // `{steps: 5}` "flow.steps.map is not a function", `maxRunSteps: NaN` stopped the run with
+  // "started more than NaN steps", `maxNestedRuns: -1` was no limit, `variables: 5` was ignored.
+  const engine = await Engine.create(configFromValue(CONFIG));
+  try {
+    const bad: [unknown, string][] = [
+      [null, "got null"],
+      [{ schema: FLOW.schema }, "$.steps is missing"],
+      [{ ...FLOW, steps: 5 }, "$.steps is a number"],
+      [{ ...FLOW, steps: [FLOW.steps[0], "b"] }, "$.steps[1] is a string"],
+      [{ flow: 7 }, "its .flow is a number"],
+    ];
+    for (const [flow, says] of bad) {
+      // deno-lint-ignore no-explicit-any
+      const e = await assertRejects(() => engine.run(flow as any, {}), TypeError);
+      assertStringIncludes(e.message, "flow must be a Flow");
+      assertStringIncludes(e.message, says);
+    }
+    for (const key of ["maxNestedRuns", "maxRunSteps"]) {
+      for (const v of [NaN, -1, 0, 2.5]) {
+        await assertRejects(
+          // deno-lint-ignore no-explicit-any
+          () => engine.run(FLOW as any, { x: "a" }, { [key]: v }),
+          RangeError,
+          `RunOptions.${key} must be a positive integer`,
+        );
+      }
+    }
+    for (const variables of [5, "x", [1]]) {
+      await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        () => engine.run(FLOW as any, { x: "a" }, { variables: variables as any }),
+        TypeError,
+        "RunOptions.variables must be an object",
+      );
+    }
+    // deno-lint-ignore no-explicit-any
+    const ok = await engine.run(FLOW as any, { x: "b" }, { variables: new Map(), maxRunSteps: 5 });
+    assertEquals(ok, { outcome: "success", result: "b" });
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("the library's entry points given the wrong kind of argument say what they take", async () => {
+  // Before: Engine.create(config object) threw "Cannot read properties of undefined (reading
+  // 'plugins')", validateFlow(null) and renderFlow(null) "Cannot use 'in' operator to search for
+  // 'flow' in null", loadFlow(undefined, {text: true}) "... (reading 'charCodeAt')", and
+  // engine.observe(null) was accepted, then warned on every event of every run.
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => Engine.create(CONFIG as any),
+    TypeError,
+    "got a config object as in stepflow-config.yml: pass configFromValue(it)",
+  );
+  // deno-lint-ignore no-explicit-any
+  await assertRejects(() => Engine.create(null as any), TypeError, "takes a loaded config");
+  // deno-lint-ignore no-explicit-any
+  assertThrows(() => validateFlow(null as any), FlowLoadError, "A flow must be a mapping");
+  // deno-lint-ignore no-explicit-any
+  assertThrows(() => renderFlow(null as any), TypeError, "a flow to draw must be a Flow");
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => loadFlow(undefined as any, { text: true }),
+    TypeError,
+    "loadFlow: source must be a file path",
+  );
+  const engine = await Engine.create(configFromValue(CONFIG));
+  try {
+    // deno-lint-ignore no-explicit-any
+    assertThrows(() => engine.observe(null as any), TypeError, "an observer must be an object");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("engine.run: an input or variable that is not JSON is a TypeError naming its path, and other runs are not hurt", async () => {
+  // Before (SQLite store): `undefined`, a function or a Symbol failed the store's group commit
+  // ("Provided value cannot be bound to SQLite parameter 5"): 507 for every run of the engine in
+  // that commit; a cycle threw "Converting circular structure to JSON"; NaN was stored as null.
+  const dir = await Deno.makeTempDir();
+  const engine = await Engine.create(configFromValue({
+    ...CONFIG,
+    stateStore: { type: "sqlite", databaseUrl: `sqlite:${dir}/runs.db` },
+  }));
+  try {
+    const cyc: Record<string, unknown> = { x: "a" };
+    cyc.self = cyc;
+    const bad: [unknown, string][] = [
+      [undefined, "input: undefined (use null)"],
+      [{ x: [1, 5n] }, "input.x[1]: a bigint"],
+      [{ "a b": () => 1 }, 'input["a b"]: a function'],
+      [{ x: NaN }, "input.x: the number NaN"],
+      [{ x: new Map() }, "input.x: a Map (not a plain object)"],
+      [cyc, "nested too deep"],
+    ];
+    for (const [input, says] of bad) {
+      const e = await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        () => engine.run(FLOW as any, input as any),
+        TypeError,
+        "the input must be a JSON value",
+      );
+      assertStringIncludes(e.message, says);
+      assertEquals(e.message.length < 400, true, e.message);
+    }
+    await assertRejects(
+      // deno-lint-ignore no-explicit-any
+      () => engine.run(FLOW as any, { x: "a" }, { variables: { k: Symbol("s") as any } }),
+      TypeError,
+      "variable 'k': a symbol",
+    );
+    // deno-lint-ignore no-explicit-any
+    const ok = await engine.run(FLOW as any, { x: "fine", skipped: undefined } as any);
+    assertEquals(ok, { outcome: "success", result: "fine" });
+  } finally {
+    await engine.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

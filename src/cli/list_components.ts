@@ -21,6 +21,8 @@ import type { SetExit } from "./output.ts";
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit_codes.ts";
 import { onCancelSignals } from "./signals.ts";
 import { startFailure } from "./run.ts";
+import { configProblems } from "./config_problems.ts";
+import type { LoadedConfig } from "../config/model.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 import { writeStderr, writeStdout } from "./output.ts";
 import { toYaml } from "./yaml_output.ts";
@@ -89,18 +91,27 @@ export async function listComponentsCommand(flags: ListFlags): Promise<number> {
   const cancel = onCancelSignals((sig) =>
     writeStderr(`${sig}: cancelling (again to exit at once)\n`)
   );
+  let config: LoadedConfig | undefined;
   try {
-    const config = await loadConfigForFlow({ configPath: flags.config });
-    source = config.source;
-    usedDefault = config.path === undefined;
-    if (config.path === undefined) writeStderr(await noConfigNote(Deno.cwd()));
-    router = new Router(config.config);
-    engine = await Engine.create(config, { signal: cancel.signal });
+    const loaded = await loadConfigForFlow({ configPath: flags.config });
+    config = loaded;
+    source = loaded.source;
+    usedDefault = loaded.path === undefined;
+    if (loaded.path === undefined) writeStderr(await noConfigNote(Deno.cwd()));
+    router = new Router(loaded.config);
+    engine = await Engine.create(loaded, { signal: cancel.signal });
   } catch (e) {
     cancel.dispose();
     if (cancel.signal.aborted) {
       writeStderr("cancelled while the plugins were starting; step services stopped\n");
       return EXIT_CANCELLED;
+    }
+    // a config error with its file:line:col and line, as run and validate print it (before:
+    // `error: Routing rule 0 for path '/x/{*c}' references unknown plugin 'ghost'`, no file)
+    const problems = configProblems(config);
+    if (problems !== "") {
+      writeStderr(`error: the config is not valid:\n${problems}`);
+      return EXIT_INVALID;
     }
     writeStderr(`error: ${startFailure(e, source)}\n`);
     return e instanceof FlowLoadError || e instanceof ValidationError ? EXIT_INVALID : EXIT_FAILED;

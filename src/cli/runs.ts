@@ -232,8 +232,7 @@ export async function showCommand(runId: string, flags: ShowFlags): Promise<numb
 
 /** `runs prune --older-than D`. */
 export async function pruneCommand(flags: PruneFlags): Promise<number> {
-  const age = parseAge(flags.olderThan, "--older-than");
-  const before = new Date(Date.now() - age).toISOString();
+  const before = instantAgo(Date.now(), parseAge(flags.olderThan, "--older-than"));
   const n = await withStore(flags, (s) => s.pruneRuns({ before }));
   writeStderr(
     `deleted ${n} run${n === 1 ? "" : "s"} (nested runs included) that finished before ${before}\n`,
@@ -262,10 +261,21 @@ export function parseAge(text: string, what: string): number {
   return Math.round(Number(m[1]) * AGE_UNITS[m[2]]);
 }
 
+/** 0000-01-01T00:00:00.000Z, the earliest instant of an RFC 3339 date (ms since the epoch). */
+const EARLIEST_MS = -62_167_219_200_000;
+
+/**
+ * The instant `ageMs` before `nowMs`, as RFC 3339; an age reaching before year 0000 gives
+ * 0000-01-01 (before: `--older-than 99999999999w` failed with "Invalid time value", exit 1).
+ */
+export function instantAgo(nowMs: number, ageMs: number): string {
+  return new Date(Math.max(nowMs - ageMs, EARLIEST_MS)).toISOString();
+}
+
 /** `--since`: a duration ago (`1h`) or an RFC 3339 instant; returns the instant. */
 export function parseSince(text: string, nowMs: number): string {
   if (/^\s*\d+(?:\.\d+)?\s*(ms|s|m|h|d|w)\s*$/.test(text)) {
-    return new Date(nowMs - parseAge(text, "--since")).toISOString();
+    return instantAgo(nowMs, parseAge(text, "--since"));
   }
   try {
     return normalizeInstant(text);

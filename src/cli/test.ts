@@ -41,6 +41,7 @@ import { Engine } from "../execution/engine.ts";
 import { startTestServers, type TestServers } from "./test_servers.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { describeError } from "../errors.ts";
+import { configProblems } from "./config_problems.ts";
 import { compareCase, lineDiff } from "./test_compare.ts";
 import { absolute, collectFiles, configFor, dirOf, loadForTest, updateFile } from "./test_files.ts";
 
@@ -218,7 +219,12 @@ async function testFile(
     summary.total += cases.length;
     summary.permission ??= permissionHint(e);
     const source = (config as { source?: SourceMap } | undefined)?.source;
-    out(`${file}: error: ${startFailure(e, source)}\n`);
+    const problems = configProblems(config);
+    out(
+      problems !== ""
+        ? `${file}: error: its config is not valid:\n${problems}`
+        : `${file}: error: ${startFailure(e, source)}\n`,
+    );
     return;
   }
   let passed = 0;

@@ -8,18 +8,30 @@
  * - `${VAR-default}` — `default` only when VAR is unset.
  * - `${VAR:default}` — stepflow 0.8's (`subst` crate) default syntax: `default` when unset.
  * - `$$` — a literal `$`. A `$` not followed by a name, `{` or `$` is kept as is.
- * Defaults may themselves contain substitutions (`${A:-${B:-x}}`).
+ * Defaults may themselves contain substitutions (`${A:-${B:-x}}`), at most
+ * {@linkcode MAX_ENV_NESTING} levels deep.
  * @module
  */
+
+/**
+ * Most `${...}` inside one another (`${A:-${B:-x}}` is 2). Deeper is an error saying so (before:
+ * 200,000 levels failed the plugin's start with "Maximum call stack size exceeded").
+ */
+export const MAX_ENV_NESTING = 64;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
 
 /**
  * Replaces variable references in `text` with values from `lookup`.
  * @throws {Error} `Environment variable 'X' is not set (referenced in "..."); set it or give a
- * default with ${X:-default}`, or on an unterminated `${`.
+ * default with ${X:-default}`, on an unterminated `${`, or on `${` nested more than
+ * {@linkcode MAX_ENV_NESTING} levels deep.
  */
-export function substituteEnv(text: string, lookup: (name: string) => string | undefined): string {
+export function substituteEnv(
+  text: string,
+  lookup: (name: string) => string | undefined,
+  depth = 0,
+): string {
   if (!text.includes("$")) return text;
   let out = "";
   let i = 0;
@@ -41,7 +53,14 @@ export function substituteEnv(text: string, lookup: (name: string) => string | u
       if (close < 0) {
         throw new Error(`Unterminated '\${' in "${text}": add the closing '}'`);
       }
-      out += expandBraced(text.slice(i + 2, close), text, lookup);
+      if (depth >= MAX_ENV_NESTING) {
+        throw new Error(
+          `Variable references are nested more than ${MAX_ENV_NESTING} levels deep (\${A:-\${B:-...}}) in "${
+            clip(text)
+          }": nest fewer defaults`,
+        );
+      }
+      out += expandBraced(text.slice(i + 2, close), text, lookup, depth + 1);
       i = close + 1;
       continue;
     }
@@ -74,6 +93,7 @@ function expandBraced(
   body: string,
   whole: string,
   lookup: (name: string) => string | undefined,
+  depth: number,
 ): string {
   const m = NAME.exec(body);
   if (!m) throw new Error(`Invalid variable reference '\${${body}}' in "${whole}"`);
@@ -82,13 +102,15 @@ function expandBraced(
   if (rest === "") return required(name, whole, lookup);
   const value = lookup(name);
   if (rest.startsWith(":-")) {
-    return value !== undefined && value !== "" ? value : substituteEnv(rest.slice(2), lookup);
+    return value !== undefined && value !== ""
+      ? value
+      : substituteEnv(rest.slice(2), lookup, depth);
   }
   if (rest.startsWith("-")) {
-    return value !== undefined ? value : substituteEnv(rest.slice(1), lookup);
+    return value !== undefined ? value : substituteEnv(rest.slice(1), lookup, depth);
   }
   if (rest.startsWith(":")) {
-    return value !== undefined ? value : substituteEnv(rest.slice(1), lookup);
+    return value !== undefined ? value : substituteEnv(rest.slice(1), lookup, depth);
   }
   throw new Error(
     `Invalid variable reference '\${${body}}' in "${whole}": use \${${name}} or \${${name}:-default}`,
@@ -108,4 +130,9 @@ function required(
     );
   }
   return v;
+}
+
+/** `text` for an error message: at most 200 characters. */
+function clip(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

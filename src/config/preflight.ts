@@ -59,7 +59,8 @@ export function validateFlow(
   config?: Config | LoadedConfig,
   options: ValidateOptions = {},
 ): Diagnostic[] {
-  const loaded = "flow" in flow && !("schema" in flow)
+  // (a non-object goes to parseFlowValue, which says what a flow is; `in` threw on null)
+  const loaded = flow !== null && typeof flow === "object" && "flow" in flow && !("schema" in flow)
     ? flow
     : parseFlowValue(flow as unknown as JsonValue);
   const cfg = config && "config" in config && "workingDirectory" in config

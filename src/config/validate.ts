@@ -33,6 +33,7 @@ import {
   fastStateStore,
 } from "./fast_model.ts";
 import { Router } from "./router.ts";
+import { parsePattern } from "./route_pattern.ts";
 import { parseSqliteUrl } from "./store_url.ts";
 import { parsePostgresUrl } from "./postgres_url.ts";
 import { checkMockBehaviors, checkPluginEndpoint, checkPluginEnvRefs } from "./validate_plugins.ts";
@@ -169,16 +170,38 @@ function checkConfig(config: Config, raw: JsonValue | undefined, c: DiagnosticCo
     });
   }
   const used = new Set<string>();
+  // Each malformed pattern is an error at its own key (before: only the first one the router met
+  // was reported, at the first key of `routes`, and the others not at all).
+  const malformed = new Set<string>();
+  for (const p of patterns) {
+    try {
+      parsePattern(p);
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      malformed.add(p);
+      c.add("error", "invalid_route", e.message, ["routes", p]);
+    }
+  }
   for (const p of patterns) {
     const rules = routes[p];
     if (!Array.isArray(rules)) continue;
+    if (rules.length === 0 && !malformed.has(p)) {
+      c.add(
+        "warning",
+        "route_without_rules",
+        `Route '${p}' has no rules: every step routed by it fails at run time ` +
+          "(No matching rule found for component)",
+        ["routes", p],
+        { hint: "add a rule such as [{plugin: builtin}], or remove the route" },
+      );
+    }
     rules.forEach((rule, i) => {
       const name = isJsonObject(rule as unknown as JsonValue) ? rule.plugin : undefined;
       if (typeof name !== "string") return;
       used.add(name);
       // no {component} parameter and no template: every step routed here fails at run time
       if (
-        typeof rule.component !== "string" && !/\{\*?component\}/.test(p)
+        typeof rule.component !== "string" && !/\{\*?component\}/.test(p) && !malformed.has(p)
       ) {
         const param = /\{\*?([A-Za-z_][A-Za-z0-9_]*)\}/.exec(p)?.[1];
         c.add(
@@ -244,10 +267,17 @@ function checkConfig(config: Config, raw: JsonValue | undefined, c: DiagnosticCo
     [...pluginNames, ...used].map((n) => [n, { type: "builtin" }]),
   ) as unknown as Config["plugins"];
   try {
-    new Router({ plugins: known, routes });
+    // (the malformed patterns are reported above)
+    const wellFormed = Object.fromEntries(
+      Object.entries(routes).filter(([p]) => !malformed.has(p)),
+    ) as Config["routes"];
+    new Router({ plugins: known, routes: wellFormed });
   } catch (e) {
     if (!(e instanceof ValidationError)) throw e;
-    c.add("error", "invalid_route", e.message, ["routes"]);
+    // at the pattern that conflicts (the message names it first), else at `routes`
+    const named = /^Conflicting route patterns: '([^']*)'/.exec(e.message)?.[1];
+    const at = named !== undefined && Object.hasOwn(routes, named) ? ["routes", named] : ["routes"];
+    c.add("error", "invalid_route", e.message, at);
   }
   for (const [name, p] of Object.entries(plugins)) {
     checkPluginEndpoint(name, p, c);

@@ -13,16 +13,17 @@
  *
  * The life of one run is in run_lifecycle.ts, component routing in component_resolver.ts, option
  * types in run_options.ts, plugin start in plugin_start.ts. This file is the `Engine` class, the
- * library's public API (just over 400 lines, most of them docstrings of its methods).
+ * library's public API (most of it docstrings of its methods); the checks of what callers pass
+ * are in api_checks.ts.
  * @module
  */
-import { MAX_DURATION_MS } from "../core/duration.ts";
 import type { Flow } from "../flow/model.ts";
 import type { LoadedConfig } from "../config/model.ts";
 import { Router } from "../config/router.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
-import { describeError, RunNotResumableError } from "../errors.ts";
+import { describeError, RunNotResumableError, UsageError } from "../errors.ts";
+import { interruptedResult } from "../state/store_error.ts";
 import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
 import { logger } from "../log.ts";
@@ -51,6 +52,14 @@ import { loadPluginTypes } from "./plugin_types.ts";
 import { type InternalRunOptions, type RunHost, runLimits } from "./run_lifecycle.ts";
 import { startRun } from "./run_handle.ts";
 import {
+  checkJsonValues,
+  checkLoadedConfig,
+  checkRunOptions,
+  describeKind,
+  flowOf,
+  isFlowLike,
+} from "./api_checks.ts";
+import {
   loadResumeState,
   nestedRunKey,
   resumedRunLimits,
@@ -71,6 +80,9 @@ export type { ResumeMode, ResumeOptions } from "./resume.ts";
 
 const log = logger("engine");
 
+/** Most parsed flows an engine keeps by id (the store has them all; see `Engine.getFlow`). */
+export const FLOW_CACHE_SIZE = 1_000;
+
 /** Plugins, router and state store of one config; runs flows. */
 export class Engine {
   readonly config: LoadedConfig;
@@ -80,6 +92,11 @@ export class Engine {
   #resolver: ComponentResolver;
   #stepRunner?: StepRunner;
   #batches: BatchManager;
+  /**
+   * Parsed flows by id, the {@linkcode FLOW_CACHE_SIZE} used last (the store keeps them all:
+   * before, this kept every distinct flow an engine ever ran, ~4 KB each, so a long-lived service
+   * or library process grew without bound).
+   */
   #flowsById = new Map<string, Flow>();
   #registered = new WeakSet<Flow>();
   #observers = new Set<RunObserver>();
@@ -88,6 +105,8 @@ export class Engine {
   #waits: SignalWaits;
   /** Top-level runs executing in this engine (a resume of one of them is refused). */
   #executing = new Set<string>();
+  /** The top-level runs started and not yet ended, by run id (`close` cancels them). */
+  #live = new Map<string, RunHandle>();
   #oneStep: OneStepHost;
   #host: RunHost;
   #servicesHost?: ServicesHost;
@@ -138,6 +157,7 @@ export class Engine {
    * cannot be opened.
    */
   static async create(config: LoadedConfig, options: EngineOptions = {}): Promise<Engine> {
+    checkLoadedConfig(config);
     const pluginConfigs = Object.entries(config.config.plugins ?? {});
     await loadPluginTypes(pluginConfigs.map(([, pc]) => pc.type));
     const store = options.store ??
@@ -204,6 +224,14 @@ export class Engine {
    * starts afterwards. Returns the function that removes it.
    */
   observe(observer: RunObserver): () => void {
+    if (observer === null || typeof observer !== "object") {
+      // (was: accepted, then a warning for every event of every run)
+      throw new TypeError(
+        `engine.observe: an observer must be an object with methods such as runStarted(event), got ${
+          describeKind(observer)
+        }`,
+      );
+    }
     this.#observers.add(observer);
     return () => {
       this.#observers.delete(observer);
@@ -216,7 +244,11 @@ export class Engine {
    * 400 for bad overrides). The run and its step results are recorded in the state store.
    */
   run(flow: Flow | FlowLike, input: JsonValue, options: RunOptions = {}): Promise<FlowResult> {
-    return this.start(flow, input, options).result;
+    try {
+      return this.start(flow, input, options).result;
+    } catch (e) {
+      return Promise.reject(e); // bad options, a closed engine: a rejection, as from an async API
+    }
   }
 
   /**
@@ -225,7 +257,52 @@ export class Engine {
    */
   start(flow: Flow | FlowLike, input: JsonValue, options: RunOptions = {}): RunHandle {
     checkRunOptions(options);
-    return startRun(this.#host, isFlowLike(flow) ? flow.flow : flow, input, options);
+    if (options.parentRunId !== undefined) {
+      // a nested run (its parent is cancelled by close, and it with it)
+      return startRun(this.#host, isFlowLike(flow) ? flow.flow : flow, input, options);
+    }
+    this.#checkOpen("start a run");
+    const f = flowOf(flow);
+    checkJsonValues(input, options.variables);
+    const live = this.#live;
+    if (options.runId !== undefined && live.has(options.runId)) {
+      // (before: both ran as one record, their step results mixed, the last one's result kept)
+      throw new UsageError(
+        `RunOptions.runId: run ${options.runId} is already executing in this engine; give each run its own id (or none: a new one is made)`,
+      );
+    }
+    const handle = startRun(this.#host, f, input, options);
+    const runId = handle.runId;
+    live.set(runId, handle);
+    const ended = () => {
+      if (live.get(runId) === handle) live.delete(runId);
+    };
+    (handle as { result: Promise<FlowResult> }).result = handle.result.then((r) => {
+      ended();
+      // The engine was closed while the run was going: its steps failed on the stopped plugins
+      // or the closed store (500, -32603, 507, as it happened), and the store marked it
+      // interrupted; it is told what the store says.
+      return this.#closed && r.outcome === "failed"
+        ? interruptedResult(runId, "the engine was closed (engine.close()) before the run finished")
+        : r;
+    }, (e) => {
+      ended();
+      throw e;
+    });
+    return handle;
+  }
+
+  /**
+   * @throws {UsageError} `the engine is closed` once {@linkcode Engine.close} was called (a
+   * closed engine's plugins are stopped and its store closed: a run there failed with "step
+   * service is closed" or "statement has been finalized").
+   */
+  #checkOpen(what: string): void {
+    if (this.#closed) {
+      throw new UsageError(
+        `cannot ${what}: the engine is closed (engine.close() was called); create a new one with Engine.create`,
+      );
+    }
   }
 
   /**
@@ -237,9 +314,11 @@ export class Engine {
    * both resume it. Resolves once the run has started again.
    * @throws {RunNotResumableError} for an unknown, completed or nested run, or one another live
    * engine executes.
+   * @throws {UsageError} when the engine is closed.
    * @throws {Error} when its flow cannot be read from the store.
    */
   async resume(runId: string, options: ResumeOptions = {}): Promise<RunHandle> {
+    this.#checkOpen(`resume run ${runId}`);
     const record = await this.store.getRun(runId);
     if (record === undefined) {
       throw new RunNotResumableError(
@@ -350,7 +429,7 @@ export class Engine {
     const { id, json } = flowBlob(flow);
     if (!this.#flowsById.has(id)) {
       this.store.putBlob(json ?? flowToJson(flow), "flow", id);
-      this.#flowsById.set(id, flow);
+      this.#cacheFlow(id, flow);
     }
     this.#registered.add(flow);
     return id;
@@ -362,12 +441,23 @@ export class Engine {
    */
   async getFlow(flowId: string): Promise<Flow> {
     const known = this.#flowsById.get(flowId);
-    if (known) return known;
+    if (known) {
+      this.#cacheFlow(flowId, known); // (used last)
+      return known;
+    }
     const blob = await this.store.getBlob(flowId);
     if (!blob || blob.blobType !== "flow") throw new Error(`Not found: flow with ID '${flowId}'`);
     const flow = await withChecks(() => flowFromJson(blob.data));
-    this.#flowsById.set(flowId, flow);
+    this.#cacheFlow(flowId, flow);
     return flow;
+  }
+
+  /** Remembers `flow` as the flow used last; forgets the one used longest ago past the size. */
+  #cacheFlow(id: string, flow: Flow): void {
+    const cache = this.#flowsById;
+    cache.delete(id);
+    cache.set(id, flow);
+    if (cache.size > FLOW_CACHE_SIZE) cache.delete(cache.keys().next().value!);
   }
 
   #makeServices(
@@ -426,7 +516,16 @@ export class Engine {
     return this.run(flow, input, o as InternalRunOptions);
   }
 
-  /** Stops every plugin and closes the state store; safe to call twice. */
+  /**
+   * Stops every plugin and closes the state store; safe to call twice. The engine stops as if
+   * its process stopped: runs still going are interrupted, the store keeps what they committed
+   * (a durable store marks them interrupted, resumable with `engine.resume` or `stepflow resume`)
+   * and their result here is `failed`, code 503 (`RUN_INTERRUPTED`), saying so. Afterwards `run`,
+   * `start` and `resume` throw a {@linkcode UsageError}. (Before: such a run was told 507 "cannot
+   * store run state ...: database is not open ... recorded failed with this error", which the
+   * store did not do, and a run started after close ran on the closed store and failed inside a
+   * step with "statement has been finalized".)
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -436,37 +535,4 @@ export class Engine {
     }
     await this.store.close();
   }
-}
-
-/**
- * `timeoutMs` and `maxConcurrency` as the engine can use them. A library caller's mistake
- * (`timeoutMs: NaN` ran without a limit, `-1` "timed out after -1ms", `maxConcurrency: 0` threw
- * the limiter's RangeError without naming the option).
- * @throws {RangeError} naming the option and the value; {TypeError} for a `signal` that is not an
- *   AbortSignal.
- */
-function checkRunOptions(options: RunOptions): void {
-  const t = options.timeoutMs;
-  if (t !== undefined && !(typeof t === "number" && t > 0 && t <= MAX_DURATION_MS)) {
-    throw new RangeError(
-      `RunOptions.timeoutMs must be a number of ms greater than 0 and at most ${MAX_DURATION_MS}, got ${
-        String(t)
-      }`,
-    );
-  }
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw new TypeError(
-      "RunOptions.signal must be an AbortSignal (e.g. new AbortController().signal)",
-    );
-  }
-  const m = options.maxConcurrency;
-  if (m !== undefined && !(Number.isInteger(m) && m >= 1)) {
-    throw new RangeError(
-      `RunOptions.maxConcurrency must be a positive integer, got ${String(m)}`,
-    );
-  }
-}
-
-function isFlowLike(f: Flow | FlowLike): f is FlowLike {
-  return !("schema" in f) && "flow" in f;
 }

@@ -46,6 +46,9 @@ export class TemplateError extends Error {
  * `Unclosed bracket '[' in path`, `Invalid index 'x' in JSON path. Expected a number or a quoted string.`
  */
 export function parsePath(path: string): ParsedPath {
+  // a long path is parsed each time, not kept: the cache is bounded in bytes too (before: 300
+  // distinct 1 MB paths, e.g. in flows posted to the service, kept 300 MB until 10,000 entries)
+  if (path.length > PATH_CACHE_MAX_LENGTH) return parsePathUncached(path);
   let parsed = pathCache.get(path);
   if (parsed === undefined) {
     parsed = parsePathUncached(path);
@@ -58,6 +61,8 @@ export function parsePath(path: string): ParsedPath {
 /** Parsed paths by text: flows repeat the same few paths many times. Treat results as frozen. */
 const pathCache = new Map<string, ParsedPath>();
 const PATH_CACHE_SIZE = 10_000;
+/** Longest path kept in the cache (characters): at most ~10 MB of paths in all. */
+const PATH_CACHE_MAX_LENGTH = 1_000;
 
 function parsePathUncached(path: string): ParsedPath {
   const trimmed = path.trim();

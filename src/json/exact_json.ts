@@ -233,3 +233,59 @@ export function sortKeys(value: unknown): unknown {
   }
   return value;
 }
+
+/**
+ * Where `value` is not a JSON value a store could keep, or `undefined` when it is one: a path
+ * and what is there (`$.a[2]: a function`). Not JSON: `undefined` (at the top or in an array),
+ * functions, symbols, bigints, numbers that are not finite (JSON.stringify writes `null`),
+ * objects that are not plain (a Map, a class instance; a Date), and anything nested more than
+ * `maxDepth` levels (a cycle). Keys of plain objects whose value is `undefined` are allowed (left
+ * out, as JSON.stringify does). Stops at the first problem.
+ */
+export function notJsonAt(value: unknown, maxDepth: number = MAX_JSON_DEPTH): string | undefined {
+  return notJson(value, "$", maxDepth);
+}
+
+function notJson(v: unknown, path: string, left: number): string | undefined {
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+      return undefined;
+    case "number":
+      return Number.isFinite(v) ? undefined : `${path}: the number ${v} (not JSON)`;
+    case "undefined":
+      return `${path}: undefined (use null)`;
+    case "object": {
+      if (v === null || J.isRawJSON(v)) return undefined;
+      if (left === 0) {
+        const at = path.length > 120 ? `${path.slice(0, 120)}…` : path;
+        return `${at}: nested too deep (more than ${MAX_JSON_DEPTH} levels: a cycle?)`;
+      }
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const p = notJson(v[i], `${path}[${i}]`, left - 1);
+          if (p !== undefined) return p;
+        }
+        return undefined;
+      }
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) {
+        const name = (v as { constructor?: { name?: string } }).constructor?.name ?? "object";
+        return `${path}: a ${name} (not a plain object)`;
+      }
+      for (const k in v) {
+        const x = (v as Record<string, unknown>)[k];
+        if (x === undefined) continue;
+        const p = notJson(
+          x,
+          `${path}${/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`}`,
+          left - 1,
+        );
+        if (p !== undefined) return p;
+      }
+      return undefined;
+    }
+    default:
+      return `${path}: a ${typeof v} (not JSON)`;
+  }
+}

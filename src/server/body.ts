@@ -13,15 +13,33 @@ import { ApiError } from "./api_error.ts";
 /** Default request body limit: 10 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 
+/**
+ * Longest wait for the next bytes of a request body, ms (30 s). A client that sent its headers
+ * and part of a body, then stalled, held its request open for ever, and `stepflow serve` did not
+ * stop on SIGTERM until the client went away (shutdown waits for open requests).
+ */
+export const BODY_IDLE_TIMEOUT_MS = 30_000;
+
+/** Options of {@linkcode jsonBody}. */
+export interface JsonBodyOptions {
+  /** Longest wait for the next bytes of a body, ms. @default BODY_IDLE_TIMEOUT_MS */
+  idleTimeoutMs?: number;
+  /** Aborted when the service stops: bodies still arriving are answered 503 at once. */
+  stopping?: AbortSignal;
+}
+
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 
 /**
  * Middleware for POST/PUT/PATCH requests: enforces `limit` on every body and parses JSON bodies.
  * @throws {ApiError} 413 when the body is larger than `limit` bytes; 400 when a JSON body is not
  * UTF-8 or not JSON (the message has the parser's position), or when a field of it (`$.input`,
- * `$.flow`, `$.inputs[3]`) nests more than {@linkcode MAX_JSON_DEPTH} levels deep.
+ * `$.flow`, `$.inputs[3]`) nests more than {@linkcode MAX_JSON_DEPTH} levels deep; 408 when no
+ * byte of the body arrived for `idleTimeoutMs`; 503 when the service stops while it arrives.
  */
-export function jsonBody(limit: number): MiddlewareHandler {
+export function jsonBody(limit: number, options: JsonBodyOptions = {}): MiddlewareHandler {
+  const idleMs = options.idleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
+  const stopping = options.stopping;
   return async (c, next) => {
     const req = c.req.raw;
     const method = req.method;
@@ -31,7 +49,7 @@ export function jsonBody(limit: number): MiddlewareHandler {
     const type = req.headers.get("content-type") ?? "";
     // not JSON: a route that takes a body answers 415 without reading it
     if (!JSON_TYPE.test(type)) return await next();
-    const text = await readLimited(req, limit);
+    const text = await readLimited(req, limit, idleMs, stopping);
     (c.req.bodyCache as Record<string, Promise<unknown>>).text = Promise.resolve(text);
     // An empty body reads as {}: the route's validator then names the missing fields.
     let value: unknown = {};
@@ -57,38 +75,72 @@ export function jsonBody(limit: number): MiddlewareHandler {
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
-/** Reads the body as UTF-8 text, failing with 413 as soon as it passes `limit` bytes. */
-async function readLimited(req: Request, limit: number): Promise<string> {
+/**
+ * Reads the body as UTF-8 text, failing with 413 as soon as it passes `limit` bytes, with 408
+ * when no bytes came for `idleMs`, with 503 when `stopping` aborts (the body is cancelled).
+ */
+async function readLimited(
+  req: Request,
+  limit: number,
+  idleMs: number,
+  stopping: AbortSignal | undefined,
+): Promise<string> {
   if (!req.body) return "";
-  if (req.headers.has("content-length")) {
-    // the length was checked against the limit; the server stops at the declared length
-    let bytes: ArrayBuffer;
-    try {
-      bytes = await req.arrayBuffer();
-    } catch (e) {
-      throw new ApiError(400, `Could not read the request body: ${(e as Error).message}`);
-    }
-    return decode(new Uint8Array(bytes));
-  }
+  if (stopping?.aborted) throw stoppingError();
+  // (a declared length was checked against the limit; the server stops at the declared length)
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let interrupt: ((e: ApiError) => void) | undefined;
+  const interrupted = new Promise<never>((_, reject) => interrupt = reject);
+  interrupted.catch(() => {});
+  const onStop = () => interrupt!(stoppingError());
+  stopping?.addEventListener("abort", onStop, { once: true });
   try {
     while (true) {
-      const { done, value } = await reader.read();
+      timer = setTimeout(() => interrupt!(idle(idleMs, total)), idleMs);
+      const { done, value } = await Promise.race([reader.read(), interrupted]);
+      clearTimeout(timer);
       if (done) break;
       total += value.byteLength;
-      if (total > limit) {
-        reader.cancel().catch(() => {});
-        throw tooLarge(total, limit, true);
-      }
+      if (total > limit) throw tooLarge(total, limit, true);
       chunks.push(value);
     }
   } catch (e) {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
     if (e instanceof ApiError) throw e;
     throw new ApiError(400, `Could not read the request body: ${(e as Error).message}`);
+  } finally {
+    stopping?.removeEventListener("abort", onStop);
   }
   return decode(chunks.length === 1 ? chunks[0] : concat(chunks, total));
+}
+
+/**
+ * Answers that leave a body unread close the connection (`Connection: close`): kept open, the
+ * server waited for the rest of the body (a stalled client held `stepflow serve`'s shutdown, an
+ * endless chunked body was read on after its 413).
+ */
+const CLOSE = { Connection: "close" };
+
+function idle(ms: number, received: number): ApiError {
+  return new ApiError(
+    408,
+    `The request body stopped arriving: no bytes for ${ms} ms after ${received} bytes; send it whole, with a correct Content-Length`,
+    undefined,
+    CLOSE,
+  );
+}
+
+function stoppingError(): ApiError {
+  return new ApiError(
+    503,
+    "The service is stopping: the request body was not read; send it again",
+    undefined,
+    CLOSE,
+  );
 }
 
 function decode(bytes: Uint8Array): string {
@@ -147,5 +199,7 @@ function tooLarge(size: number, limit: number, atLeast = false): ApiError {
     `The request body is ${atLeast ? "more than " : ""}${
       atLeast ? limit : size
     } bytes, over the limit of ${limit} bytes (stepflow serve --max-body-size)`,
+    undefined,
+    CLOSE,
   );
 }

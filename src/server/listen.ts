@@ -64,6 +64,12 @@ export function isLoopback(host: string): boolean {
 }
 
 /**
+ * After a shutdown's runs are done, the longest wait for the requests still open (ms); then
+ * `shutdown()` resolves and the rest are left to the process's exit.
+ */
+export const CONNECTION_GRACE_MS = 2_000;
+
+/**
  * Starts the service on `engine` at `hostname:port`.
  * @throws {Error} when a non-loopback address is asked without a token (anyone who can reach
  * the address could run flows), or the address cannot be bound (`Deno.errors.AddrInUse`, ...).
@@ -106,8 +112,18 @@ export function listen(engine: Engine, options: ListenOptions = {}): ListeningSe
       return stopping ??= (async () => {
         const drained = server.shutdown(graceMs);
         // stops accepting connections; waits for the requests in progress (which end when
-        // their runs end, or are cancelled by the drain)
-        await Promise.all([drained, http.shutdown()]);
+        // their runs end, or are cancelled by the drain) ...
+        const closed = http.shutdown();
+        await drained;
+        // ... and, once the runs are done, at most CONNECTION_GRACE_MS more for the requests
+        // whose clients hold them open (a body that stopped arriving, an event stream of a run
+        // left paused): before, `stepflow serve` did not exit on SIGTERM until they went away
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          closed,
+          new Promise<void>((resolve) => timer = setTimeout(resolve, CONNECTION_GRACE_MS)),
+        ]);
+        clearTimeout(timer);
         return await drained;
       })();
     },

@@ -237,7 +237,9 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
       await next();
     });
   }
-  app.use("/api/*", jsonBody(maxBody));
+  // aborted at shutdown: a body still arriving is answered 503 instead of holding the drain
+  const stopping = new AbortController();
+  app.use("/api/*", jsonBody(maxBody, { stopping: stopping.signal }));
 
   addFlowRoutes(app, service);
   addRunRoutes(app, service);
@@ -327,6 +329,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     service,
     openapi,
     shutdown: async (graceMs = 30_000) => {
+      stopping.abort();
       service.cluster?.stop();
       service.orphans?.stop();
       try {

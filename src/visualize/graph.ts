@@ -136,6 +136,14 @@ export function buildFlowGraph(
   flow: Flow | LoadedFlow,
   options: BuildGraphOptions = {},
 ): FlowGraph {
+  if (flow === null || typeof flow !== "object" || Array.isArray(flow)) {
+    // (was: "Cannot use 'in' operator to search for 'flow' in null")
+    throw new TypeError(
+      `a flow to draw must be a Flow or a loaded flow (loadFlow()), got ${
+        flow === null ? "null" : Array.isArray(flow) ? "an array" : typeof flow
+      }`,
+    );
+  }
   const f = "flow" in flow && "raw" in flow ? flow.flow : flow as Flow;
   const b = new Builder(options);
   const graph: FlowGraph = {

@@ -85,3 +85,25 @@ Deno.test("stepflow list-components with every plugin failing prints the failure
     assertStringIncludes(some.stderr, "error: plugin 'early' could not list its components");
   });
 });
+
+Deno.test("stepflow list-components: a config error is printed with its file:line:col and line (was: the bare message)", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      `plugins:
+  builtin: { type: builtin }
+routes:
+  "/builtin/{*component}": [{ plugin: builtin }]
+  "/never/{*component}": [{ plugin: ghost }]
+`,
+    );
+    const r = await runCli(["list-components", "--config", `${dir}/stepflow-config.yml`]);
+    assertStrictEquals(r.code, 2);
+    assertStringIncludes(r.stderr, "error: the config is not valid:");
+    assertStringIncludes(
+      r.stderr,
+      `${dir}/stepflow-config.yml:5:37: error: Routing rule 0 for path '/never/{*component}' references unknown plugin 'ghost'`,
+    );
+    assertStringIncludes(r.stderr, ` 5 |   "/never/{*component}": [{ plugin: ghost }]`);
+  });
+});

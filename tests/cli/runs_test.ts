@@ -204,6 +204,37 @@ Deno.test("parseAge() and parseSince() read durations and instants", () => {
   assertStrictEquals(parseSince("2024-05-01T12:00:00+02:00", 0), "2024-05-01T10:00:00.000Z");
 });
 
+Deno.test("runs list --since / prune --older-than: an age reaching before year 0000 means 0000-01-01 (was: 'Invalid time value', exit 1)", async () => {
+  const now = Date.parse("2024-05-01T10:00:00Z");
+  for (const age of ["99999999999w", `1${"0".repeat(400)}d`]) {
+    assertStrictEquals(parseSince(age, now), "0000-01-01T00:00:00.000Z");
+  }
+  await withTempDir(async (dir) => {
+    const made = await runCli([
+      "run",
+      "--flow",
+      `${DIR}/greet.yaml`,
+      "--input-json",
+      '{"who":"a"}',
+      "--store",
+      "runs.db",
+    ], { cwd: dir });
+    assertStrictEquals(made.code, 0, made.stderr);
+    const prune = await runCli(
+      ["runs", "prune", "--older-than", "99999999999w", "--store", "runs.db"],
+      { cwd: dir },
+    );
+    assertStrictEquals(prune.code, 0, prune.stderr);
+    assertStringIncludes(prune.stderr, "deleted 0 runs");
+    const list = await runCli(
+      ["runs", "list", "--since", "99999999999w", "--format", "json", "--store", "runs.db"],
+      { cwd: dir },
+    );
+    assertStrictEquals(list.code, 0, list.stderr);
+    assertStrictEquals(JSON.parse(list.stdout).length, 1);
+  });
+});
+
 Deno.test("stepflow permissions --store: the database of run --store is readable and writable", async () => {
   await withTempDir(async (dir) => {
     const r = await runCli(["permissions", "--flow", `${DIR}/greet.yaml`, "--store", "runs.db"], {

@@ -220,3 +220,43 @@ test:
     assertStringIncludes(r.stdout, "/nowhere:/also-nowhere)");
   });
 });
+
+Deno.test("stepflow test: a config that cannot be used is reported with its file:line:col and line, as run does", async () => {
+  // Before: `a.yaml: error: plugins.mock.components["/one"]: a behavior result must be a
+  // FlowResult ...`, with no file or line (run and validate named stepflow-config.yml:9:13).
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/stepflow-config.yml`,
+      `plugins:
+  mock:
+    type: mock
+    components:
+      /one:
+        input_schema: { type: object }
+        behaviors:
+          ? { x: 1 }
+          : { result: { output: one } }
+routes:
+  "/mock/{*component}": [{ plugin: mock }]
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/a.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: a
+steps:
+  - { id: m, component: /mock/one, input: { $from: { workflow: input } } }
+output: { $from: { step: m } }
+test:
+  cases:
+    - { name: one, input: { x: 1 }, output: { outcome: success, result: { output: one } } }
+`,
+    );
+    const r = await runCli(["test", `${dir}/a.yaml`]);
+    assertStrictEquals(r.code, 1);
+    assertStringIncludes(r.stdout, `${dir}/a.yaml: error: its config is not valid:`);
+    assertStringIncludes(r.stdout, `${dir}/stepflow-config.yml:9:13: error:`);
+    assertStringIncludes(r.stdout, " 9 |           : { result: { output: one } }");
+    assertStrictEquals(r.stdout.trimEnd().split("\n").at(-1), "0 passed, 1 failed");
+  });
+});

@@ -89,3 +89,38 @@ Deno.test("validateConfig: an openai.baseUrl that is not an http(s) URL is an er
     ["error", "$.plugins.builtin.openai.baseUrl"],
   ]);
 });
+
+Deno.test("validateConfig reports every malformed route pattern at its own key, a conflict at the pattern, and a route without rules", () => {
+  // Before: only the first malformed pattern the router met was reported, at the first key of
+  // `routes` (`stepflow validate` pointed at "/builtin/{*component}" for 'no-slash'); the
+  // others ('{a}' twice, a catch-all before the end, an unclosed '{') were not reported at all,
+  // and a route with an empty list of rules passed.
+  const config = configFromValue({
+    plugins: { builtin: { type: "builtin" } },
+    routes: {
+      "/builtin/{*component}": [{ plugin: "builtin" }],
+      "no-slash": [{ plugin: "builtin" }],
+      "/x/{a}/{a}": [{ plugin: "builtin" }],
+      "/y/{*a}/z": [{ plugin: "builtin" }],
+      "/w/{": [{ plugin: "builtin" }],
+      "/e/{*component}": [],
+      "/c/{p}/{*component}": [{ plugin: "builtin" }],
+      "/c/{q}/{*component}": [{ plugin: "builtin" }],
+    },
+  });
+  const ds = validateConfig(config);
+  const invalid = ds.filter((d) => d.code === "invalid_route");
+  assertEquals(invalid.map((d) => [d.level, d.path]), [
+    ["error", '$.routes["no-slash"]'],
+    ["error", '$.routes["/x/{a}/{a}"]'],
+    ["error", '$.routes["/y/{*a}/z"]'],
+    ["error", '$.routes["/w/{"]'],
+    ["error", '$.routes["/c/{q}/{*component}"]'],
+  ]);
+  assertStringIncludes(invalid[1].message, "uses the parameter 'a' twice");
+  assertStringIncludes(invalid[4].message, "Conflicting route patterns");
+  // a malformed pattern gets no second warning about its {component}
+  assertEquals(ds.filter((d) => d.code === "route_without_component").length, 0);
+  const empty = ds.filter((d) => d.code === "route_without_rules");
+  assertEquals(empty.map((d) => [d.level, d.path]), [["warning", '$.routes["/e/{*component}"]']]);
+});

@@ -1,5 +1,10 @@
-import { substituteEnv } from "../../src/config/env.ts";
-import { assertStrictEquals, assertThrows } from "../_assert.ts";
+import { MAX_ENV_NESTING, substituteEnv } from "../../src/config/env.ts";
+import {
+  assertEquals,
+  assertStrictEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "../_assert.ts";
 
 const ENV: Record<string, string> = { HOME: "/home/u", EMPTY: "", PORT: "8080" };
 const lookup = (n: string) => Object.hasOwn(ENV, n) ? ENV[n] : undefined;
@@ -42,4 +47,15 @@ Deno.test("substituteEnv() names an unset variable and how to default it", () =>
   assertThrows(() => sub("${UNSET}"), Error, "'UNSET' is not set");
   assertThrows(() => sub("${HOME"), Error, "Unterminated");
   assertThrows(() => sub("${HOME?x}"), Error, "Invalid variable reference");
+});
+
+Deno.test("substituteEnv: defaults nested deeper than MAX_ENV_NESTING are an error saying so (was: Maximum call stack size exceeded)", () => {
+  const nest = (n: number) => "${A:-".repeat(n) + "x" + "}".repeat(n);
+  const undefinedLookup = (_: string) => undefined;
+  assertEquals(substituteEnv(nest(MAX_ENV_NESTING), undefinedLookup), "x");
+  for (const n of [MAX_ENV_NESTING + 1, 200_000]) {
+    const e = assertThrows(() => substituteEnv(nest(n), undefinedLookup), Error);
+    assertStringIncludes(e.message, `nested more than ${MAX_ENV_NESTING} levels deep`);
+    assertEquals(e.message.length < 400, true, e.message.slice(0, 100));
+  }
 });

@@ -181,3 +181,14 @@ Deno.test("exact numbers survive resolution", () => {
     '{"outcome":"success","result":{"both":[9007199254740993,15.0]}}',
   );
 });
+
+Deno.test("parsePath keeps short paths in its cache and never long ones (bounded in bytes)", () => {
+  // Before: every distinct path was kept up to 10,000 entries whatever its length: 300 distinct
+  // 1 MB paths (flows posted to the service) kept 300 MB.
+  const short = "$.a.b[0]";
+  assertStrictEquals(parsePath(short), parsePath(short));
+  const long = "$.a" + "b".repeat(100_000);
+  const first = parsePath(long);
+  assertStrictEquals(first === parsePath(long), false);
+  assertEquals(first.segments, ["a" + "b".repeat(100_000)]);
+});

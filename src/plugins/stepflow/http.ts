@@ -40,6 +40,9 @@ import { initializeWorker } from "./handshake.ts";
 import { abortable } from "../../core/abort.ts";
 import { DEFAULT_MAX_BODY_BYTES, readBodyText } from "./http_body.ts";
 
+/** Most 307/308 redirects followed for one message (0.8's HTTP client: 10). */
+const MAX_REDIRECTS = 10;
+
 /** The header a worker sets on an SSE response so replies reach the same instance. */
 export const INSTANCE_ID_HEADER = "Stepflow-Instance-Id";
 
@@ -146,12 +149,7 @@ export class HttpWorker implements WorkerTransport {
       ? { ...POST_HEADERS, [INSTANCE_ID_HEADER]: instanceId }
       : POST_HEADERS;
     const stop = new AbortController();
-    const answered = fetch(this.#o.url, {
-      method: "POST",
-      headers,
-      body: text,
-      signal: stop.signal,
-    }).then(
+    const answered = this.#post(text, headers, stop.signal, options.method).then(
       async (res) => {
         if (stop.signal.aborted) {
           await res.body?.cancel().catch(() => {});
@@ -177,6 +175,55 @@ export class HttpWorker implements WorkerTransport {
       throw new TransportError(`cannot reach ${this.#name}: ${describeError(err)}`, {
         cause: err,
       });
+    }
+  }
+
+  /**
+   * POSTs `text` to the plugin's URL, following 307/308 redirects (the same POST again, at most
+   * {@linkcode MAX_REDIRECTS} hops, as 0.8's HTTP client does). A 301/302/303 redirect is an error
+   * naming its target: `fetch` (and 0.8) would follow it with a GET that drops the message, and
+   * the call failed with "answered with something that is not a JSON-RPC response" quoting
+   * whatever the target answered to that GET.
+   * @throws {TransportError} for a 301/302/303, a redirect without `Location`, or too many.
+   */
+  async #post(
+    text: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    method: string | undefined,
+  ): Promise<Response> {
+    let url = this.#o.url;
+    for (let hop = 0;; hop++) {
+      const res = await fetch(url, {
+        method: "POST",
+        headers,
+        body: text,
+        signal,
+        redirect: "manual",
+      });
+      if (res.status < 300 || res.status > 399 || res.status === 304) return res;
+      await res.body?.cancel().catch(() => {});
+      const what = method === undefined ? "a message" : `'${method}'`;
+      const location = res.headers.get("location");
+      if (location === null) {
+        throw new TransportError(
+          `${this.#name} answered ${what} with HTTP ${res.status}, a redirect without a Location header`,
+        );
+      }
+      const target = new URL(location, url).href;
+      if (res.status !== 307 && res.status !== 308) {
+        throw new TransportError(
+          `${this.#name} answered ${what} with HTTP ${res.status}, a redirect to ${target}: ` +
+            "following it would turn the POST into a GET and lose the message; " +
+            `set the plugin's url to ${target}`,
+        );
+      }
+      if (hop >= MAX_REDIRECTS) {
+        throw new TransportError(
+          `${this.#name} answered ${what} with more than ${MAX_REDIRECTS} redirects in a row (last to ${target})`,
+        );
+      }
+      url = target;
     }
   }
 

@@ -161,3 +161,59 @@ Deno.test("HTTP plugin: a response carrying another request's id is not taken as
     await w.stop();
   }
 });
+
+Deno.test("HTTP plugin: a 307/308 redirect is followed with the same POST; a 301/302/303 is an error naming its target (was: followed as a GET, the message lost)", async () => {
+  // Before: a 302 to /health was followed with a GET, and the call failed with "answered
+  // 'components/execute' with something that is not a JSON-RPC response: {"status":"healthy"}".
+  let mode = "302";
+  const gets: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method === "GET") {
+      gets.push(path);
+      return Response.json({ status: "healthy" });
+    }
+    const msg = await req.json();
+    if (msg.method === "initialized") return new Response(null, { status: 202 });
+    if (msg.method === "initialize") {
+      return Response.json({ jsonrpc: "2.0", id: msg.id, result: { server_protocol_version: 1 } });
+    }
+    if (path === "/" && mode !== "ok") {
+      const to = mode === "loop" ? "/" : mode === "none" ? undefined : "/health";
+      const status = mode === "loop" ? 307 : mode === "none" ? 302 : Number(mode);
+      return new Response(null, { status, headers: to ? { location: to } : {} });
+    }
+    return Response.json({ jsonrpc: "2.0", id: msg.id, result: { output: { at: path } } });
+  });
+  const url = `http://127.0.0.1:${server.addr.port}/`;
+  const engine = new FakeEngine();
+  mode = "ok";
+  const p = await startHttp(url, { engine });
+  try {
+    for (const status of ["301", "302", "303"]) {
+      mode = status;
+      const r = await p.execute("/x", {}, execCtx(engine)) as FlowFailed;
+      assertEquals(r.outcome, "failed");
+      assertEquals(r.error.code, -32603);
+      assertStringIncludes(
+        r.error.message,
+        `answered 'components/execute' with HTTP ${status}, a redirect to ${url}health: following it would turn the POST into a GET`,
+      );
+    }
+    assertEquals(gets, []); // nothing was sent as a GET
+    for (const status of ["307", "308"]) {
+      mode = status;
+      const r = await p.execute("/x", { a: 1 }, execCtx(engine)) as FlowSuccess;
+      assertEquals(r, { outcome: "success", result: { at: "/health" } });
+    }
+    mode = "loop";
+    const loop = await p.execute("/x", {}, execCtx(engine)) as FlowFailed;
+    assertStringIncludes(loop.error.message, "with more than 10 redirects in a row");
+    mode = "none";
+    const none = await p.execute("/x", {}, execCtx(engine)) as FlowFailed;
+    assertStringIncludes(none.error.message, "with HTTP 302, a redirect without a Location header");
+  } finally {
+    await p.close();
+    await server.shutdown();
+  }
+});
