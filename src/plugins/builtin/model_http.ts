@@ -29,6 +29,7 @@
 import { readSseData } from "../../protocol/sse.ts";
 import { logger } from "../../log.ts";
 import { invalidUtf8Offset } from "../../core/utf8.ts";
+import { type BoundedRead, readBounded } from "../../core/read_bounded.ts";
 
 /** Where a request goes (see src/plugins/builtin/openai_client.ts for where each part comes from). */
 export interface ModelEndpoint {
@@ -160,33 +161,14 @@ async function readAnswer(req: OpenRequest, endpoint: ModelEndpoint): Promise<st
     }
     return decodeAnswer(bytes);
   }
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
+  let read: BoundedRead;
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > limit) {
-        void reader.cancel().catch(() => {});
-        throw new ModelAnswerTooLargeError(total, limit);
-      }
-      chunks.push(value);
-    }
+    read = await readBounded(body, limit);
   } catch (e) {
-    if (e instanceof ModelAnswerTooLargeError) throw e;
     throw cutOff(req, e);
-  } finally {
-    reader.releaseLock();
   }
-  const bytes = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    bytes.set(c, off);
-    off += c.length;
-  }
-  return decodeAnswer(bytes);
+  if (read.over) throw new ModelAnswerTooLargeError(read.size, limit);
+  return decodeAnswer(read.bytes);
 }
 
 const strict = new TextDecoder("utf-8", { fatal: true });

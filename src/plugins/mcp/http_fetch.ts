@@ -15,6 +15,7 @@
  * @module
  */
 import { ANSWER_TOO_LARGE } from "../../core/rpc_error_codes.ts";
+import { concatBytes, readBounded } from "../../core/read_bounded.ts";
 
 /** Most of an error status's body read for the error message, bytes. */
 const ERROR_BODY_BYTES = 64 * 1024;
@@ -39,8 +40,8 @@ export function boundedFetch(
     }
     // no request in the POST (a notification, a response): the SDK does not read the body
     if (ids.length === 0) return res;
-    const read = await readUpTo(res.body, maxAnswerBytes);
-    if (read.bytes !== undefined) return withBody(res, read.bytes);
+    const read = await readBounded(res.body, maxAnswerBytes);
+    if (!read.over) return withBody(res, read.bytes);
     const answers = ids.map((id) => tooLargeAnswer(id, read.size, maxAnswerBytes));
     const headers = new Headers(res.headers);
     headers.set("content-type", "application/json");
@@ -89,31 +90,6 @@ function withBody(res: Response, body: BodyInit, headers: Headers = res.headers)
   const out = new Response(body, { status: res.status, statusText: res.statusText, headers });
   Object.defineProperty(out, "url", { value: res.url });
   return out;
-}
-
-/** All of `body` when it has at most `limit` bytes; else its size so far (it is cancelled). */
-async function readUpTo(
-  body: ReadableStream<Uint8Array>,
-  limit: number,
-): Promise<{ bytes?: Uint8Array<ArrayBuffer>; size: number }> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      size += value.length;
-      if (size > limit) {
-        await reader.cancel().catch(() => {});
-        return { size };
-      }
-      chunks.push(value);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  return { bytes: concat(chunks, size), size };
 }
 
 /** The first `limit` bytes of `body` (the rest is not read: the body is cancelled). */
@@ -194,24 +170,14 @@ function boundedEvents(
         lineLen = 0;
         if (!blank) continue;
         if (size > limit) return tooLarge(controller);
-        controller.enqueue(concat(pieces, size));
+        controller.enqueue(concatBytes(pieces));
         pieces = [];
         size = 0;
       }
       if (size > limit) tooLarge(controller);
     },
     flush(controller) {
-      if (size > 0) controller.enqueue(concat(pieces, size));
+      if (size > 0) controller.enqueue(concatBytes(pieces));
     },
   });
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }

@@ -7,6 +7,7 @@
 import { OutputLimitError, ProtocolError, TransportError } from "../../errors.ts";
 import { INTERNAL_ERROR } from "../../core/rpc_error_codes.ts";
 import { invalidUtf8Offset } from "../../core/utf8.ts";
+import { type BoundedRead, readBounded } from "../../core/read_bounded.ts";
 
 /**
  * Largest answer body (or SSE event) read when the engine has no output size limit, bytes
@@ -57,39 +58,22 @@ export async function readBodyText(
     }
     return decodeBody(bytes, res.ok, limits);
   }
-  const reader = res.body.getReader();
-  const cancel = () => void reader.cancel().catch(() => {});
-  stop.addEventListener("abort", cancel, { once: true });
-  const chunks: Uint8Array[] = [];
-  let total = 0;
+  let read: BoundedRead;
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done || stop.aborted) break;
-      total += value.length;
-      if (total > limit) {
-        cancel();
-        if (!res.ok) {
-          chunks.push(value.subarray(0, value.length - (total - limit)));
-          break;
-        }
-        throw new OutputLimitError(
-          `${name} answered${
-            method ? ` '${method}'` : ""
-          } with a body of more than ${total} bytes, not read to its end`,
-          { limitBytes: limits.maxOutputBytes ?? DEFAULT_MAX_BODY_BYTES, sizeBytes: total },
-        );
-      }
-      chunks.push(value);
-    }
+    // an error status's text is cut at its limit (it only goes into a message)
+    read = await readBounded(res.body, limit, { stop, keepCut: !res.ok });
   } catch (err) {
-    if (err instanceof OutputLimitError) throw err;
     throw new TransportError(`${name}: reading its answer failed`, { cause: err });
-  } finally {
-    stop.removeEventListener("abort", cancel);
-    reader.releaseLock();
   }
-  return decodeBody(chunks.length === 1 ? chunks[0] : concat(chunks), res.ok, limits);
+  if (read.over && res.ok) {
+    throw new OutputLimitError(
+      `${name} answered${
+        method ? ` '${method}'` : ""
+      } with a body of more than ${read.size} bytes, not read to its end`,
+      { limitBytes: limits.maxOutputBytes ?? DEFAULT_MAX_BODY_BYTES, sizeBytes: read.size },
+    );
+  }
+  return decodeBody(read.bytes, res.ok, limits);
 }
 
 const strict = new TextDecoder("utf-8", { fatal: true });
@@ -110,14 +94,4 @@ function decodeBody(bytes: Uint8Array, ok: boolean, limits: BodyLimits): string 
         `was not used: send JSON as UTF-8`,
     );
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
