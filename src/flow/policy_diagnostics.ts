@@ -52,7 +52,12 @@ export function policyDiagnostics(flow: Flow, source?: SourceMap): Diagnostic[] 
     const input = step.input as unknown;
     if (lastSegment === "map" && isJsonObject(input) && "max_concurrency" in input) {
       const v = input.max_concurrency;
-      if (isNumber(v) && !(Number.isInteger(toNumber(v)) && toNumber(v) > 0)) {
+      // a number that is not a positive integer, or a literal of another kind (an object is a
+      // template, resolved at run time, and null means no limit)
+      const bad = isNumber(v)
+        ? !(Number.isInteger(toNumber(v)) && toNumber(v) > 0)
+        : v !== null && typeof v !== "object";
+      if (bad) {
         add(
           ["steps", i, "input", "max_concurrency"],
           "invalid_limit",

@@ -31,6 +31,10 @@ Deno.test("policyDiagnostics() reports invalid limits with paths", () => {
     { id: "b", component: "/x", onError: { action: "retry", initialDelay: "9s", maxDelay: "1s" } },
     { id: "c", component: "/builtin/map", input: { items: [], max_concurrency: 0 } },
     { id: "d", component: "/x", onError: { action: "retry", retryOn: ["component", "bogus"] } },
+    // found by a fresh user: a string passed validation, then failed at run time
+    { id: "e", component: "/builtin/map", input: { items: [], max_concurrency: "4" } },
+    { id: "f", component: "/builtin/map", input: { items: [], max_concurrency: null } },
+    { id: "g", component: "/builtin/map", input: { items: [], max_concurrency: { $from: {} } } },
   ]));
   assertEquals(ds.map((d) => [d.path, d.code, d.message]), [
     [
@@ -52,6 +56,11 @@ Deno.test("policyDiagnostics() reports invalid limits with paths", () => {
       "$.steps[3].onError.retryOn[1]",
       "invalid_retry",
       "Step 'd': retryOn entries must be one of component, transport, timeout, invalid or an integer error code, got \"bogus\"",
+    ],
+    [
+      "$.steps[4].input.max_concurrency",
+      "invalid_limit",
+      "Step 'e': max_concurrency must be a positive integer, got \"4\"",
     ],
   ]);
 });

@@ -52,13 +52,21 @@ export function optionalString(component: string, o: JsonObject, key: string): s
 }
 
 /** An optional non-negative integer field. @throws {BuiltinError} otherwise. */
-export function optionalUint(component: string, o: JsonObject, key: string): number | undefined {
+export function optionalUint(
+  component: string,
+  o: JsonObject,
+  key: string,
+  min: 0 | 1 = 0,
+): number | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
-  if (!isNumber(v) || !Number.isInteger(toNumber(v)) || toNumber(v) < 0) {
+  if (!isNumber(v) || !Number.isInteger(toNumber(v)) || toNumber(v) < min) {
     // a number is shown as written (-1, 1.5): "got a number" does not say what is wrong with it
     const got = isNumber(v) ? stringifyJson(v) : typeName(v);
-    throw invalidInput(component, `\`${key}\` must be a non-negative integer, got ${got}`);
+    const what = min === 1
+      ? "a positive integer (leave it out for no limit)"
+      : "a non-negative integer";
+    throw invalidInput(component, `\`${key}\` must be ${what}, got ${got}`);
   }
   return toNumber(v);
 }

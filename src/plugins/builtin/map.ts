@@ -42,11 +42,9 @@ export const mapComponent: BuiltinComponent = {
     const workflow = requireField(NAME, o, "workflow");
     const items = requireField(NAME, o, "items");
     if (!Array.isArray(items)) throw invalidInput(NAME, "`items` must be an array");
-    const maxConcurrency = optionalUint(NAME, o, "max_concurrency");
-    if (maxConcurrency === 0) {
-      // a literal 0 is rejected at validation; one computed at run time is rejected here
-      throw invalidInput(NAME, "`max_concurrency` must be at least 1 (omit it for no limit)");
-    }
+    // as validation says of a literal (src/flow/policy_diagnostics.ts); one computed at run
+    // time is checked here
+    const maxConcurrency = optionalUint(NAME, o, "max_concurrency", 1);
     let flowId: string;
     try {
       flowId = await ctx.engine.putBlob(workflow, "flow");

@@ -354,7 +354,10 @@ output: { $from: { step: m } }
 `);
   const r = await runOnce(f, { n: 0 });
   assert(r.outcome === "failed", JSON.stringify(r));
-  assertStringIncludes(JSON.stringify(r.error), "max_concurrency` must be at least 1");
+  assertStringIncludes(
+    JSON.stringify(r.error),
+    "max_concurrency` must be a positive integer (leave it out for no limit), got 0",
+  );
 });
 
 Deno.test("/load_file without read permission still stops the run with the flag to add (exit 3), not a step failure", async () => {
@@ -430,5 +433,8 @@ output: { $from: { step: m } }
 `);
   const r = await runOnce(m, {});
   assert(r.outcome === "failed", JSON.stringify(r));
-  assertStringIncludes(r.error.message, "must be a non-negative integer, got 2.5");
+  assertStringIncludes(
+    r.error.message,
+    "must be a positive integer (leave it out for no limit), got 2.5",
+  );
 });
