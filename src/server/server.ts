@@ -237,6 +237,20 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
       await next();
     });
   }
+  // every query parameter of the API is one value: one given twice (`?limit=1&limit=2`) was read
+  // as a list and refused as "expected number, received NaN"
+  app.use("/api/*", async (c, next) => {
+    if (c.req.url.includes("?")) {
+      const seen = new Set<string>();
+      for (const k of new URL(c.req.url).searchParams.keys()) {
+        if (seen.has(k)) {
+          throw new ApiError(400, `Query parameter '${k}' is given more than once: give it once`);
+        }
+        seen.add(k);
+      }
+    }
+    await next();
+  });
   // aborted at shutdown: a body still arriving is answered 503 instead of holding the drain
   const stopping = new AbortController();
   app.use("/api/*", jsonBody(maxBody, { stopping: stopping.signal }));
