@@ -74,6 +74,44 @@ async function kill9(s: RunningServer): Promise<void> {
   }
 }
 
+/**
+ * A service on `args` posts a batch of three gated runs with `maxConcurrency: 1` (and `extra` in
+ * the request) and is killed with kill -9 while the first run holds the batch's one slot (its
+ * rows are stored: the step was called). Gives the batch, its run ids and their gates.
+ */
+async function batchOfKilledService(
+  dir: string,
+  args: string[],
+  prefix: string,
+  extra: Record<string, unknown> = {},
+): Promise<{ batchId: string; runIds: string[]; gates: Gate[] }> {
+  const one = await startServer(dir, { args, config: false });
+  const gates = [
+    await gate(dir, `${prefix}0`, 1),
+    await gate(dir, `${prefix}1`, 10),
+    await gate(dir, `${prefix}2`, 20),
+  ];
+  try {
+    const flowId = await storeFlow(one, FLOW);
+    const b = await one.call("POST", "/api/v1/batches", {
+      flowId,
+      inputs: gates,
+      maxConcurrency: 1,
+      ...extra,
+    });
+    assertStrictEquals(b.status, 200, JSON.stringify(b.body));
+    const batchId: string = b.body.batchId;
+    await Deno.readTextFile(gates[0].ready);
+    const runs = await one.call("GET", `/api/v1/batches/${batchId}/runs`);
+    const runIds: string[] = runs.body.runs.map((r: { runId: string }) => r.runId);
+    assertStrictEquals(runIds.length, 3);
+    await one.call("GET", "/health");
+    return { batchId, runIds, gates };
+  } finally {
+    await kill9(one);
+  }
+}
+
 /** Waits until every run of batch `batchId` has ended (its `completedAt` is set). */
 async function batchEnded(s: RunningServer, batchId: string, runIds: string[]) {
   for (const id of runIds) await s.call("GET", `/api/v1/runs/${id}/events?after=0`);
@@ -96,32 +134,9 @@ for (const survivor of [false, true]) {
       await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
       const other = survivor ? await startServer(dir, { args, config: false }) : undefined;
       try {
-        const one = await startServer(dir, { args, config: false });
-        const gates = [
-          await gate(dir, "b0", 1),
-          await gate(dir, "b1", 10),
-          await gate(dir, "b2", 20),
-        ];
-        let batchId: string;
-        let runIds: string[];
-        try {
-          const flowId = await storeFlow(one, FLOW);
-          const b = await one.call("POST", "/api/v1/batches", {
-            flowId,
-            inputs: gates,
-            variables: { k: "batch" },
-            maxConcurrency: 1,
-          });
-          assertStrictEquals(b.status, 200, JSON.stringify(b.body));
-          batchId = b.body.batchId;
-          await Deno.readTextFile(gates[0].ready); // the first run holds the one slot
-          const runs = await one.call("GET", `/api/v1/batches/${batchId}/runs`);
-          runIds = runs.body.runs.map((r: { runId: string }) => r.runId);
-          assertStrictEquals(runIds.length, 3);
-          await one.call("GET", "/health"); // (its rows are stored: the step was called)
-        } finally {
-          await kill9(one);
-        }
+        const { batchId, runIds, gates } = await batchOfKilledService(dir, args, "b", {
+          variables: { k: "batch" },
+        });
         const two = other ?? await startServer(dir, { args, config: false });
         try {
           // the held run is resumed (its step is called again), the queued ones run after it
@@ -191,31 +206,7 @@ for (const [survivor, old] of [[false, false], [true, false], [false, true]]) {
       await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
       const other = survivor ? await startServer(dir, { args, config: false }) : undefined;
       try {
-        const one = await startServer(dir, { args, config: false });
-        const gates = [
-          await gate(dir, "m0", 1),
-          await gate(dir, "m1", 10),
-          await gate(dir, "m2", 20),
-        ];
-        let batchId: string;
-        let runIds: string[];
-        try {
-          const flowId = await storeFlow(one, FLOW);
-          const b = await one.call("POST", "/api/v1/batches", {
-            flowId,
-            inputs: gates,
-            maxConcurrency: 1,
-          });
-          assertStrictEquals(b.status, 200, JSON.stringify(b.body));
-          batchId = b.body.batchId;
-          await Deno.readTextFile(gates[0].ready); // the first run holds the batch's one slot
-          const runs = await one.call("GET", `/api/v1/batches/${batchId}/runs`);
-          runIds = runs.body.runs.map((r: { runId: string }) => r.runId);
-          assertStrictEquals(runIds.length, 3);
-          await one.call("GET", "/health"); // (its rows are stored: the step was called)
-        } finally {
-          await kill9(one);
-        }
+        const { batchId, runIds, gates } = await batchOfKilledService(dir, args, "m");
         if (old) {
           const db = new DatabaseSync(`${dir}/state.db`);
           try {
