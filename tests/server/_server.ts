@@ -75,6 +75,25 @@ export async function mkfifo(...paths: string[]): Promise<void> {
 /** The flow schema URL. */
 export const SCHEMA = "https://stepflow.org/schemas/v1/flow.json";
 
+/** Two built-in steps, `b` after `a`, each passing the input's `q` on (for debug runs). */
+export const TWO_STEPS = {
+  schema: SCHEMA,
+  name: "two-steps",
+  steps: [
+    {
+      id: "a",
+      component: "/builtin/create_messages",
+      input: { user_prompt: { $from: { workflow: "input" }, path: "$.q" } },
+    },
+    {
+      id: "b",
+      component: "/builtin/create_messages",
+      input: { user_prompt: { $from: { step: "a" }, path: "$.messages[0].content" } },
+    },
+  ],
+  output: { $from: { step: "b" }, path: "$.messages[0].content" },
+};
+
 /** The benchmark's 3-step built-in flow (messages → blob → read back). */
 export { THREE_STEPS } from "../../bench/_service_flow.ts";
 

@@ -29,6 +29,7 @@ import {
   startServer,
   storeFlow,
   THREE_STEPS,
+  TWO_STEPS,
 } from "./_server.ts";
 import { allowWrites, pgTest, refuseWrites, withClient, withPgDatabase } from "../_postgres.ts";
 
@@ -65,6 +66,21 @@ async function withSmallDisk(fn: (dir: string, disk: string) => Promise<void>): 
       await run("umount", ["-l", disk]);
     }
   });
+}
+
+/**
+ * Cuts the WAL file of SQLite database `db` to nothing, then fills `disk` (the small disk it is
+ * on): no write of the store has room left.
+ */
+async function cutWalAndFill(db: string, disk: string): Promise<void> {
+  const c = new DatabaseSync(db);
+  try {
+    const [busy] = Object.values(c.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get()!);
+    assertStrictEquals(busy, 0, "checkpoint");
+  } finally {
+    c.close();
+  }
+  await fill(`${disk}/filler`);
 }
 
 /** Fills the file system of `path`'s directory with the file `path`. */
@@ -104,15 +120,7 @@ async function runIntoFullDisk(
   });
   assertStrictEquals(started.status, 202, JSON.stringify(started.body));
   await Deno.readTextFile(ready); // the step is called: the run's row is stored
-  // the WAL file cut to nothing, then the disk filled: no write of the store has room left
-  const db = new DatabaseSync(`${disk}/state.db`);
-  try {
-    const [busy] = Object.values(db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get()!);
-    assertStrictEquals(busy, 0, "checkpoint");
-  } finally {
-    db.close();
-  }
-  await fill(`${disk}/filler`);
+  await cutWalAndFill(`${disk}/state.db`, disk);
   await Deno.writeTextFile(release, "go\n");
   const answer = await s.call("POST", "/api/v1/runs", { flowId, input }, {
     "Idempotency-Key": key,
@@ -262,15 +270,7 @@ Deno.test({
         await mkfifo(held.ready, held.release);
         const h = s.call("POST", "/api/v1/runs", { flowId: gated, input: held });
         await Deno.readTextFile(held.ready); // it holds the one slot
-        // the WAL file cut to nothing, then the disk filled: no write of the store has room left
-        const d = new DatabaseSync(db);
-        try {
-          const [busy] = Object.values(d.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get()!);
-          assertStrictEquals(busy, 0, "checkpoint");
-        } finally {
-          d.close();
-        }
-        await fill(`${disk}/filler`);
+        await cutWalAndFill(db, disk);
         // a run queued behind the held one: the commit of its queued row fails
         const q = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "z" }, wait: false });
         assertStrictEquals(q.status, 200, JSON.stringify(q.body));
@@ -358,25 +358,6 @@ Deno.test({
     }),
 });
 
-/** Two built-in steps, `b` after `a`, each passing the input's `q` on (for debug runs). */
-const TWO_STEPS = {
-  schema: SCHEMA,
-  name: "two-steps",
-  steps: [
-    {
-      id: "a",
-      component: "/builtin/create_messages",
-      input: { user_prompt: { $from: { workflow: "input" }, path: "$.q" } },
-    },
-    {
-      id: "b",
-      component: "/builtin/create_messages",
-      input: { user_prompt: { $from: { step: "a" }, path: "$.messages[0].content" } },
-    },
-  ],
-  output: { $from: { step: "b" }, path: "$.messages[0].content" },
-};
-
 Deno.test({
   name:
     "serve on a full disk: a debug step whose result cannot be stored is answered with the run's 507 (it was answered with its result, as if stored), and the run reads failed",
@@ -396,14 +377,7 @@ Deno.test({
         assertStrictEquals(d.status, 200, JSON.stringify(d.body).slice(0, 500));
         assertStrictEquals(d.body.status, "paused"); // (its record is stored)
         const runId = d.body.runId as string;
-        const c = new DatabaseSync(db);
-        try {
-          const [busy] = Object.values(c.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get()!);
-          assertStrictEquals(busy, 0, "checkpoint");
-        } finally {
-          c.close();
-        }
-        await fill(`${disk}/filler`);
+        await cutWalAndFill(db, disk);
         const a = await s.call("POST", `/api/v1/runs/${runId}/debug/step`, { stepIds: ["a"] });
         assertStrictEquals(a.status, 200, JSON.stringify(a.body).slice(0, 500));
         const r = a.body.results.a;

@@ -20,6 +20,7 @@ import {
   SCHEMA,
   startServer,
   storeFlow,
+  TWO_STEPS,
 } from "./_server.ts";
 
 /** One held step (`/j/gate`), its output with the variable `k` (default `"default"`). */
@@ -250,25 +251,6 @@ for (const [survivor, old] of [[false, false], [true, false], [false, true]]) {
       }
     }));
 }
-
-/** Two built-in steps, for debug runs (no step service). */
-const TWO_STEPS = {
-  schema: SCHEMA,
-  name: "two-steps",
-  steps: [
-    {
-      id: "a",
-      component: "/builtin/create_messages",
-      input: { user_prompt: { $from: { workflow: "input" }, path: "$.q" } },
-    },
-    {
-      id: "b",
-      component: "/builtin/create_messages",
-      input: { user_prompt: { $from: { step: "a" }, path: "$.messages[0].content" } },
-    },
-  ],
-  output: { $from: { step: "b" }, path: "$.messages[0].content" },
-};
 
 for (const survivor of [false, true]) {
   const how = survivor ? "a survivor on the same file" : "a restart on the same file";
