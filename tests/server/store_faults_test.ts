@@ -25,7 +25,6 @@ import {
   journalConfig as config,
   mkfifo,
   type RunningServer,
-  SCHEMA,
   startServer,
   storeFlow,
   THREE_STEPS,
