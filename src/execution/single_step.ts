@@ -85,6 +85,24 @@ function giveInFlight(compiled: CompiledFlow, t: InFlight): void {
   if (idle.length < MAX_IDLE_IN_FLIGHT) idle.push(t);
 }
 
+let keyParent = "";
+let keyStep = "";
+let keyPrefix = "";
+
+/**
+ * The run key `<parentRunId>/<stepId>/<item>` of an item run, on the prefix shared by the items of
+ * the same step: one string of the item's own (its run keeps it), not four (a template literal of
+ * five parts is a tree of four concatenations: 128 bytes per map item kept; issue 17).
+ */
+function itemKey(parentRunId: string, stepId: string, item: number): string {
+  if (parentRunId !== keyParent || stepId !== keyStep) {
+    keyParent = parentRunId;
+    keyStep = stepId;
+    keyPrefix = `${parentRunId}/${stepId}/`;
+  }
+  return keyPrefix + item;
+}
+
 /** A one-step flow compiled, and its step. */
 export interface OneStep {
   compiled: CompiledFlow;
@@ -164,7 +182,7 @@ function startOneStep(
   } else {
     const runKey = item === undefined
       ? `${parentRunId}/${stepId}`
-      : `${parentRunId}/${stepId}/${item}`;
+      : itemKey(parentRunId, stepId, item);
     origin = item === undefined
       ? { parentRunId, stepId, runKey }
       : { parentRunId, stepId, item, runKey };

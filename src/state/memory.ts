@@ -325,6 +325,7 @@ export class MemoryStateStore implements StateStore {
       result === undefined ? { status } : { status, outcome: result.outcome },
     );
     if (!isFinished(status)) return;
+    if (entry.starts !== undefined) this.#dropRedundantStart(entry);
     if (run.parentRunId === undefined) {
       const steps = this.#stepCount(entry);
       this.#finished.push([runId, this.#clock(), steps]);
@@ -337,6 +338,21 @@ export class MemoryStateStore implements StateStore {
       this.#runs.delete(runId);
       this.#movedIndex?.set(runId, entry);
     }
+  }
+
+  /**
+   * Forgets the start of a finished one-step run when its result says all it says (no time of
+   * its own without the journal, the same component, no later attempt): `getStepInfo` answers
+   * the same from the result, and a map item keeps 80 bytes less for as long as its run is kept.
+   */
+  #dropRedundantStart(entry: RunEntry): void {
+    const starts = entry.starts!;
+    if (starts.length !== 1) return;
+    const s = starts[0];
+    if (
+      s === undefined ||
+      (s.at === "" && entry.steps?.coversCall(0, s.component, s.attempt) === true)
+    ) entry.starts = undefined;
   }
 
   setRunStatus(runId: string, status: RunStatus, event?: RunEventType, data?: JsonValue): void {

@@ -23,25 +23,22 @@ export class StepTable {
   #component: string | undefined;
   #attempt: number | undefined;
   #duration: number | undefined;
-  /** The parallel arrays, from the second step index on. */
-  #results: (FlowResult | undefined)[] | undefined;
-  #ids: (string | undefined)[] = EMPTY;
-  #components: (string | undefined)[] = EMPTY;
-  #attempts: (number | undefined)[] = EMPTY;
-  #durations: (number | undefined)[] = EMPTY;
-
-  /** One more than the highest step index in the arrays. */
-  #length = 0;
+  /**
+   * The parallel arrays, from the second step index on: one field here, not six, so that a
+   * one-step table (a map item's, kept as long as its run) is 80 bytes, not 128.
+   */
+  #many: Columns | undefined;
 
   /** One more than the highest step index with a result (0 when none). */
   get length(): number {
-    return this.#results !== undefined ? this.#length : this.#one + 1;
+    return this.#many !== undefined ? this.#many.length : this.#one + 1;
   }
 
   /** Keeps `r`'s fields (not `r` itself); replaces what step `r.stepIndex` had. */
   set(r: StepResultRecord): void {
     const i = r.stepIndex;
-    if (this.#results === undefined) {
+    let m = this.#many;
+    if (m === undefined) {
       if (this.#one === -1 || this.#one === i) {
         this.#one = i;
         this.#result = r.result;
@@ -51,14 +48,14 @@ export class StepTable {
         this.#duration = r.durationMs;
         return;
       }
-      this.#toArrays(i);
+      m = this.#toArrays(i);
     }
-    if (i >= this.#length) this.#length = i + 1;
-    this.#results![i] = r.result;
-    this.#ids[i] = r.stepId;
-    this.#components[i] = r.component;
-    this.#attempts[i] = r.attempt;
-    this.#durations[i] = r.durationMs;
+    if (i >= m.length) m.length = i + 1;
+    m.results[i] = r.result;
+    m.ids[i] = r.stepId;
+    m.components[i] = r.component;
+    m.attempts[i] = r.attempt;
+    m.durations[i] = r.durationMs;
   }
 
   /**
@@ -67,32 +64,51 @@ export class StepTable {
    * slots: five of them were 0.9 KB per run of a two-step map item flow); past that they grow as
    * arrays do.
    */
-  #toArrays(i: number): void {
+  #toArrays(i: number): Columns {
     const j = this.#one;
     const n = Math.max(i, j) + 1 + SLACK;
-    this.#results = new Array(n);
-    this.#ids = new Array(n);
-    this.#components = new Array(n);
-    this.#attempts = new Array(n);
-    this.#durations = new Array(n);
-    this.#length = j + 1;
-    this.#results[j] = this.#result;
-    this.#ids[j] = this.#id;
-    this.#components[j] = this.#component;
-    this.#attempts[j] = this.#attempt;
-    this.#durations[j] = this.#duration;
+    const m: Columns = {
+      results: new Array(n),
+      ids: new Array(n),
+      components: new Array(n),
+      attempts: new Array(n),
+      durations: new Array(n),
+      length: j + 1,
+    };
+    m.results[j] = this.#result;
+    m.ids[j] = this.#id;
+    m.components[j] = this.#component;
+    m.attempts[j] = this.#attempt;
+    m.durations[j] = this.#duration;
+    this.#many = m;
     this.#result =
       this.#id =
       this.#component =
       this.#attempt =
       this.#duration =
         undefined;
+    return m;
   }
 
   /** The result of step `i`, or undefined when it has none. */
   result(i: number): FlowResult | undefined {
-    if (this.#results === undefined) return i === this.#one ? this.#result : undefined;
-    return this.#results[i];
+    const m = this.#many;
+    if (m === undefined) return i === this.#one ? this.#result : undefined;
+    return m.results[i];
+  }
+
+  /**
+   * True when step `i` has a result of a call of `component` with attempt `attempt` or later
+   * (an attempt not given counts as 1).
+   */
+  coversCall(i: number, component: string, attempt: number): boolean {
+    const m = this.#many;
+    if (m === undefined) {
+      return i === this.#one && this.#result !== undefined && this.#component === component &&
+        (this.#attempt ?? 1) >= attempt;
+    }
+    return m.results[i] !== undefined && m.components[i] === component &&
+      (m.attempts[i] ?? 1) >= attempt;
   }
 
   /**
@@ -101,7 +117,8 @@ export class StepTable {
    */
   record(i: number): StepResultRecord | undefined {
     let result, id, component, attempt, duration;
-    if (this.#results === undefined) {
+    const m = this.#many;
+    if (m === undefined) {
       if (i !== this.#one) return undefined;
       result = this.#result;
       id = this.#id;
@@ -109,11 +126,11 @@ export class StepTable {
       attempt = this.#attempt;
       duration = this.#duration;
     } else {
-      result = this.#results[i];
-      id = this.#ids[i];
-      component = this.#components[i];
-      attempt = this.#attempts[i];
-      duration = this.#durations[i];
+      result = m.results[i];
+      id = m.ids[i];
+      component = m.components[i];
+      attempt = m.attempts[i];
+      duration = m.durations[i];
     }
     if (result === undefined) return undefined;
     const r: StepResultRecord = { stepIndex: i, stepId: id!, result };
@@ -127,5 +144,13 @@ export class StepTable {
 /** Room for this many more step indexes when the arrays are made. */
 const SLACK = 4;
 
-/** The arrays' placeholder before the second step index (never written). */
-const EMPTY: never[] = [];
+/** The parallel arrays of a table with more than one step index. */
+interface Columns {
+  results: (FlowResult | undefined)[];
+  ids: (string | undefined)[];
+  components: (string | undefined)[];
+  attempts: (number | undefined)[];
+  durations: (number | undefined)[];
+  /** One more than the highest step index in the arrays. */
+  length: number;
+}

@@ -127,3 +127,42 @@ Deno.test("MemoryStateStore: a moved nested run can run again (resume) and finis
   assertStrictEquals((await s.listRuns({ parentRunId: "p" })).length, 2);
   assertEquals((await s.getStepResults("p-0"))[0].result, { outcome: "success", result: "again" });
 });
+
+Deno.test("MemoryStateStore: a finished one-step run's step info is the same without its start, which is kept only when it says more", async () => {
+  const s = new MemoryStateStore();
+  s.createRun(run("p"));
+  const item = (id: string, startAttempt: number, component: string) => {
+    s.createRun(run(id, { parentRunId: "p", runKey: `p/each/${id}` }));
+    s.recordStepStarted(id, { stepIndex: 0, stepId: "call", component, attempt: startAttempt });
+    const running = s.getStepInfo(id);
+    s.recordStepResult(id, {
+      stepIndex: 0,
+      stepId: "call",
+      result: { outcome: "success", result: 1 },
+      component: "/w/echo",
+      attempt: 2,
+      durationMs: 4,
+    });
+    s.completeRun(id, "completed", { outcome: "success", result: 1 });
+    return running;
+  };
+  // the start says nothing the result does not (same component, an earlier attempt): dropped
+  assertStrictEquals((await item("a", 1, "/w/echo"))[0].status, "running");
+  // a later attempt than the result's, another component: kept, and read as before
+  await item("b", 3, "/w/echo");
+  await item("c", 1, "/w/other");
+  const a = await s.getStepInfo("a");
+  assertEquals(a, [{
+    stepIndex: 0,
+    stepId: "call",
+    component: "/w/echo",
+    status: "completed",
+    attempt: 2,
+    // without the journal a step's times are its run's (as when the start was kept)
+    createdAt: (await s.getRun("a"))?.completedAt!,
+    updatedAt: (await s.getRun("a"))?.completedAt!,
+    durationMs: 4,
+  }]);
+  assertStrictEquals((await s.getStepInfo("b"))[0].attempt, 3);
+  assertStrictEquals((await s.getStepInfo("c"))[0].component, "/w/other");
+});
