@@ -243,49 +243,76 @@ export function sortKeys(value: unknown): unknown {
  * out, as JSON.stringify does). Stops at the first problem.
  */
 export function notJsonAt(value: unknown, maxDepth: number = MAX_JSON_DEPTH): string | undefined {
-  return notJson(value, "$", maxDepth);
+  const p = notJson(value, maxDepth);
+  if (p === undefined) return undefined;
+  // the path is built on the way back from the problem only (a path string per value cost a
+  // run's input check 200 bytes per item of a large list; issue 17)
+  let path = "$";
+  for (let i = p.path.length - 1; i >= 0; i--) {
+    const k = p.path[i];
+    path += typeof k === "number"
+      ? `[${k}]`
+      : /^[A-Za-z_][A-Za-z0-9_]*$/.test(k)
+      ? `.${k}`
+      : `[${JSON.stringify(k)}]`;
+  }
+  if (p.deep) {
+    const at = path.length > 120 ? `${path.slice(0, 120)}…` : path;
+    return `${at}: nested too deep (more than ${MAX_JSON_DEPTH} levels: a cycle?)`;
+  }
+  return `${path}: ${p.what}`;
 }
 
-function notJson(v: unknown, path: string, left: number): string | undefined {
+/** What {@linkcode notJson} found: the keys from the problem up (innermost first), and what. */
+interface NotJson {
+  path: (string | number)[];
+  what: string;
+  deep: boolean;
+}
+
+function notJson(v: unknown, left: number): NotJson | undefined {
   switch (typeof v) {
     case "string":
     case "boolean":
       return undefined;
     case "number":
-      return Number.isFinite(v) ? undefined : `${path}: the number ${v} (not JSON)`;
+      return Number.isFinite(v) ? undefined : found(`the number ${v} (not JSON)`);
     case "undefined":
-      return `${path}: undefined (use null)`;
+      return found("undefined (use null)");
     case "object": {
       if (v === null || J.isRawJSON(v)) return undefined;
-      if (left === 0) {
-        const at = path.length > 120 ? `${path.slice(0, 120)}…` : path;
-        return `${at}: nested too deep (more than ${MAX_JSON_DEPTH} levels: a cycle?)`;
-      }
+      if (left === 0) return { path: [], what: "", deep: true };
       if (Array.isArray(v)) {
         for (let i = 0; i < v.length; i++) {
-          const p = notJson(v[i], `${path}[${i}]`, left - 1);
-          if (p !== undefined) return p;
+          const p = notJson(v[i], left - 1);
+          if (p !== undefined) {
+            p.path.push(i);
+            return p;
+          }
         }
         return undefined;
       }
       const proto = Object.getPrototypeOf(v);
       if (proto !== Object.prototype && proto !== null) {
         const name = (v as { constructor?: { name?: string } }).constructor?.name ?? "object";
-        return `${path}: a ${name} (not a plain object)`;
+        return found(`a ${name} (not a plain object)`);
       }
       for (const k in v) {
         const x = (v as Record<string, unknown>)[k];
         if (x === undefined) continue;
-        const p = notJson(
-          x,
-          `${path}${/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`}`,
-          left - 1,
-        );
-        if (p !== undefined) return p;
+        const p = notJson(x, left - 1);
+        if (p !== undefined) {
+          p.path.push(k);
+          return p;
+        }
       }
       return undefined;
     }
     default:
-      return `${path}: a ${typeof v} (not JSON)`;
+      return found(`a ${typeof v} (not JSON)`);
   }
+}
+
+function found(what: string): NotJson {
+  return { path: [], what, deep: false };
 }

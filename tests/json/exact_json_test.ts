@@ -3,13 +3,20 @@
  * `9007199254740993` and `15.0`), equality and canonical text treat them as numbers by their text.
  * @module
  */
-import { assert, assertEquals, assertStrictEquals, assertThrows } from "../_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertStrictEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "../_assert.ts";
 import {
   canonicalJson,
   isJsonObject,
   isNumber,
   isRawNumber,
   jsonEquals,
+  notJsonAt,
   numbersArePlain,
   parseJson,
   rawNumber,
@@ -97,4 +104,20 @@ Deno.test("setOwn sets __proto__ as a plain own key (no prototype change)", () =
   assertStrictEquals(stringifyJson(o), '{"__proto__":{"polluted":true}}');
   const parsed = parseJson('{"__proto__":{"x":1}}') as Record<string, unknown>;
   assert(Object.hasOwn(parsed, "__proto__"));
+});
+
+Deno.test("notJsonAt: the path of the first value that is not JSON, and only then a path", () => {
+  const cycle: Record<string, unknown> = { a: [1, 2] };
+  (cycle.a as unknown[]).push(cycle);
+  assertStrictEquals(
+    notJsonAt({ items: [{ x: 1 }, { "a b": [NaN] }] }),
+    '$.items[1]["a b"][0]: the number NaN (not JSON)',
+  );
+  assertStrictEquals(notJsonAt([undefined]), "$[0]: undefined (use null)");
+  assertStrictEquals(notJsonAt({ m: new Map() }), "$.m: a Map (not a plain object)");
+  assertStrictEquals(notJsonAt({ f: () => 1 }), "$.f: a function (not JSON)");
+  assertStrictEquals(notJsonAt({ ok: undefined, n: [1, "x", null, { y: true }] }), undefined);
+  const deep = notJsonAt(cycle)!;
+  assertStringIncludes(deep, "$.a[2].a[2].a[2]");
+  assertStringIncludes(deep, "…: nested too deep (more than 512 levels: a cycle?)");
 });
