@@ -195,6 +195,15 @@ function startOneStep(
       createdAt: nowRfc3339(),
       parentRunId,
       runKey,
+      // What the in-memory store sets on its copy now and at the run's end, given here so that
+      // the copy has a field for each: set afterwards, they went into a property array of their
+      // own (64 bytes more per map item kept, and a hidden-class transition per field; issue 17).
+      // Stores set or ignore them (store.ts: the store fills in `rootRunId`, `ownerId`, ...).
+      rootRunId: budget.rootRunId,
+      ownerId: undefined,
+      leaseEpoch: undefined,
+      result: undefined,
+      completedAt: undefined,
     };
   }
   store.createRun(record);
