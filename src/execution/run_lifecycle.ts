@@ -144,7 +144,7 @@ export function executeRun(
     else if (options.runKey !== undefined && topLevel) record.runKey = options.runKey;
     if (options.debugMode === true && topLevel) record.debugMode = true;
     if (topLevel) record.runOptions = runOptionsToStore(host.config, options);
-    hooks.written(store.createRun(record));
+    hooks.written(store.createRun(record, true)); // (its own literal)
   } else {
     hooks.written(undefined);
   }

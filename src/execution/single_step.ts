@@ -206,7 +206,7 @@ function startOneStep(
       completedAt: undefined,
     };
   }
-  store.createRun(record);
+  store.createRun(record, true); // (a literal of its own, never touched again)
   const observers = host.observers();
   const events = observers.size > 0 ? new RunEvents(runId, [...observers], log) : undefined;
   events?.emit({

@@ -99,7 +99,7 @@ export function executeOneStepRun(
       runOptions: runOptionsToStore(host.config, options),
     };
     if (options.runKey !== undefined) record.runKey = options.runKey;
-    hooks.written(store.createRun(record));
+    hooks.written(store.createRun(record, true)); // (its own literal)
   } else {
     hooks.written(undefined);
   }

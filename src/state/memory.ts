@@ -230,16 +230,25 @@ export class MemoryStateStore implements StateStore {
     }
   }
 
-  createRun(run: RunRecord): void {
+  createRun(run: RunRecord, owned = false): void {
     const parentId = run.parentRunId;
     const parent = parentId === undefined ? undefined : this.#get(parentId);
     const root = run.rootRunId ??
       (parentId === undefined ? run.runId : parent?.rec.rootRunId ?? parentId);
     const queued = run.status === "queued";
-    // one literal per case: no property added after the copy
-    const r: RunRecord = queued
-      ? { ...run, rootRunId: root, leaseEpoch: 0 }
-      : { ...run, rootRunId: root, leaseEpoch: 1, ownerId: this.engineId };
+    let r: RunRecord;
+    if (owned) {
+      // the caller's own object (see StateStore.createRun), completed in place
+      r = run;
+      r.rootRunId = root;
+      r.leaseEpoch = queued ? 0 : 1;
+      if (!queued) r.ownerId = this.engineId;
+    } else {
+      // one literal per case: no property added after the copy
+      r = queued
+        ? { ...run, rootRunId: root, leaseEpoch: 0 }
+        : { ...run, rootRunId: root, leaseEpoch: 1, ownerId: this.engineId };
+    }
     // (not #get: a new id must not build the index of moved runs)
     const old = this.#runs.get(run.runId) ?? this.#movedIndex?.get(run.runId);
     if (old !== undefined) {

@@ -86,8 +86,12 @@ export interface StateStore {
    * over only once that engine is dead — src/server/runs_resume.ts, orphans.ts) and appends
    * `run_started` / `run_queued`. The store sets `ownerId`, `leaseEpoch` and, for a nested run,
    * `rootRunId` from its parent.
+   * @param owned true when the caller hands `run` over and never touches it again (the engine's
+   *   own records): a store that keeps records in memory keeps this object instead of a copy
+   *   (issue 17: the copy of every map item's record, from records of many shapes, was 5% of a
+   *   map's CPU). Others ignore it.
    */
-  createRun(run: RunRecord): Stored;
+  createRun(run: RunRecord, owned?: boolean): Stored;
   /** Records that a step attempt started: `step_info` status `running`, event `step_started`. */
   recordStepStarted(runId: string, start: StepStartRecord): Stored;
   /**
