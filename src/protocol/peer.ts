@@ -20,6 +20,7 @@ import { isJsonObject, type JsonValue, MAX_JSON_DEPTH } from "../json/exact_json
 import { MessageTooDeepError, parseMessage } from "./parse_message.ts";
 import { describeError, OutputLimitError, ProtocolError, TransportError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { newRequestId, PendingCalls } from "./pending_calls.ts";
 import {
   classifyMessage,
   clip,
@@ -87,7 +88,10 @@ export interface PeerOptions {
    * e.g. to reset a restart count.
    */
   onResult?(): void;
-  /** Makes request ids. @default `crypto.randomUUID()` (as stepflow 0.8) */
+  /**
+   * Makes request ids. @default {@linkcode newRequestId} (UUID strings, as stepflow 0.8; see
+   * src/protocol/pending_calls.ts)
+   */
   newId?(): RequestId;
   /**
    * Parses one message's text. @default {@linkcode parseMessage} (exact numbers); the SDK passes
@@ -122,7 +126,7 @@ const SKIPPED_WARNINGS = 5;
 /** A JSON-RPC 2.0 peer over any message transport. */
 export class Peer {
   readonly #opts: PeerOptions;
-  readonly #pending = new Map<RequestId, Pending>();
+  readonly #pending = new PendingCalls<Pending>();
   /** Ids of calls given up (aborted): their late answers are expected, not suspicious. */
   readonly #abandoned = new Set<RequestId>();
   readonly #newId: () => RequestId;
@@ -136,7 +140,7 @@ export class Peer {
 
   constructor(options: PeerOptions) {
     this.#opts = options;
-    this.#newId = options.newId ?? (() => crypto.randomUUID());
+    this.#newId = options.newId ?? newRequestId;
     this.#parse = options.parse ?? parseMessage;
   }
 
@@ -172,7 +176,7 @@ export class Peer {
     }
     return new Promise<JsonValue>((resolve, reject) => {
       const entry: Pending = { id, method, resolve, reject, signal, onAbort: undefined };
-      this.#pending.set(id, entry);
+      this.#pending.add(entry);
       if (signal) {
         // watched from the next sweep on (most calls are answered before it)
         this.#young.push(entry);
@@ -560,7 +564,7 @@ export class Peer {
 
   /** Rejects every open request with `err` (e.g. the worker died). */
   failPending(err: Error): void {
-    const all = [...this.#pending.values()];
+    const all = this.#pending.values();
     this.#pending.clear();
     for (const p of all) {
       if (p.onAbort !== undefined) p.signal!.removeEventListener("abort", p.onAbort);
