@@ -17,6 +17,7 @@
  * are in api_checks.ts.
  * @module
  */
+import { IdMap, IdSet } from "../core/id_map.ts";
 import type { Flow } from "../flow/model.ts";
 import type { LoadedConfig } from "../config/model.ts";
 import { Router } from "../config/router.ts";
@@ -104,9 +105,9 @@ export class Engine {
   #services: EngineServices;
   #waits: SignalWaits;
   /** Top-level runs executing in this engine (a resume of one of them is refused). */
-  #executing = new Set<string>();
+  #executing = new IdSet();
   /** The top-level runs started and not yet ended, by run id (`close` cancels them). */
-  #live = new Map<string, RunHandle>();
+  #live = new IdMap<RunHandle>((h) => h.runId);
   #oneStep: OneStepHost;
   #host: RunHost;
   #servicesHost?: ServicesHost;

@@ -44,6 +44,7 @@ import { RunEvents, type RunObserver } from "./observers.ts";
 import { type Redactor, runRedactor } from "./secrets.ts";
 import type { RunOptions } from "./run_options.ts";
 import { applyResumeMode, type ResumeMode, type ResumeState, runOptionsToStore } from "./resume.ts";
+import type { IdSet } from "../core/id_map.ts";
 
 /** Run options the engine passes to nested runs. */
 export interface InternalRunOptions extends RunOptions {
@@ -73,7 +74,7 @@ export interface RunHost {
   /** The engine's observers now (a run sees those registered before it started). */
   observers(): ReadonlySet<RunObserver>;
   /** Top-level runs executing in this engine. */
-  readonly executing: Set<string>;
+  readonly executing: IdSet;
   /** The flow's id, stored as a flow blob the first time. */
   registerFlow(flow: Flow): string;
   /** The engine services of run `runId` (what its components get). */

@@ -26,6 +26,7 @@ import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { blobId } from "./blob_id.ts";
 import { StepTable } from "./step_table.ts";
+import { IdMap } from "../core/id_map.ts";
 import {
   type BatchFilter,
   type BatchRecord,
@@ -136,7 +137,7 @@ export class MemoryStateStore implements StateStore {
   readonly engineId: string = crypto.randomUUID();
   #blobs = new Map<string, StoredBlob>();
   /** Top-level runs, running nested runs, and nested runs whose parent is unknown. */
-  #runs = new Map<string, RunEntry>();
+  #runs = new IdMap<RunEntry>((e) => e.rec.runId);
   /**
    * Finished nested runs by id (they left {@linkcode #runs}), built on the first lookup of an id
    * {@linkcode #runs} does not hold and kept up to date from then on.

@@ -38,6 +38,7 @@ import { HttpWorker } from "./http.ts";
 import { resolveCommand, substituteSpawn } from "./spawn.ts";
 import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_RESTART_POLICY, StdioWorker } from "./stdio.ts";
 import { WorkerCrashError, type WorkerTransport } from "./transport.ts";
+import { IdMap } from "../../core/id_map.ts";
 
 /** A plugin whose components live in a step service. */
 export class StepflowPlugin implements Plugin {
@@ -47,7 +48,9 @@ export class StepflowPlugin implements Plugin {
   #engine?: EngineServices;
   #log?: Logger;
   /** Engine services of the runs with open execute calls (services are per run), by run id. */
-  readonly #open = new Map<string, { engine: EngineServices; count: number }>();
+  readonly #open = new IdMap<{ runId: string; engine: EngineServices; count: number }>((e) =>
+    e.runId
+  );
 
   constructor(readonly name: string, config: StepflowPluginConfig) {
     this.#config = config;
@@ -161,7 +164,7 @@ export class StepflowPlugin implements Plugin {
     const params = { component, input, attempt: ctx.attempt, observability };
     const open = this.#open.get(ctx.runId);
     if (open) open.count++;
-    else this.#open.set(ctx.runId, { engine: ctx.engine, count: 1 });
+    else this.#open.set(ctx.runId, { runId: ctx.runId, engine: ctx.engine, count: 1 });
     const answered = (result: JsonValue): FlowResult => {
       this.#closeOpen(ctx.runId);
       // the protocol's `{output: <any JSON>}` (METHODS["components/execute"].result), checked
