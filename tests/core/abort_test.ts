@@ -52,3 +52,17 @@ output: [{ $from: { step: a } }, { $from: { step: b } }, { $from: { step: c } }]
     await engine.close();
   }
 });
+
+Deno.test("childSignal: disposed children are not aborted, their slots are reused, and disposing after the abort is harmless", () => {
+  const parent = new AbortController();
+  const kids = Array.from({ length: 10 }, () => childSignal(parent.signal));
+  for (let i = 0; i < 10; i += 2) kids[i].dispose();
+  kids[0].dispose(); // twice: nothing more
+  const again = Array.from({ length: 5 }, () => childSignal(parent.signal)); // the freed slots
+  parent.abort("stop");
+  for (let i = 0; i < 10; i++) assertStrictEquals(kids[i].signal.aborted, i % 2 === 1, `kid ${i}`);
+  for (const k of again) assertStrictEquals(k.signal.reason, "stop");
+  for (const k of [...kids, ...again]) k.dispose();
+  // a child of an aborted parent is aborted at once
+  assertStrictEquals(childSignal(parent.signal).signal.aborted, true);
+});
