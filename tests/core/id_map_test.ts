@@ -1,5 +1,5 @@
 /**
- * IdMap (src/core/id_map.ts): values by id, UUIDs kept under the number of their last 12 hex
+ * IdMap (src/core/id_map.ts): values by id, UUIDs kept under the number of their last 7 hex
  * digits; ids sharing those digits, and ids of other shapes, by their text. Reads as a Map.
  */
 import { assertEquals, assertStrictEquals } from "../_assert.ts";
@@ -34,7 +34,7 @@ Deno.test("IdMap: get, set, delete and insertion order, as a Map, for UUIDs and 
   assertStrictEquals(m.size, 3);
 });
 
-Deno.test("IdMap: two ids with the same last 12 hex digits are both kept, found and deleted", () => {
+Deno.test("IdMap: two ids with the same last 7 hex digits are both kept, found and deleted", () => {
   const m = new IdMap<E>((e) => e.id);
   const tail = "0000000000ff";
   const a = `aaaaaaaa-aaaa-4aaa-8aaa-${tail}`;
