@@ -26,7 +26,7 @@ import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { blobId } from "./blob_id.ts";
 import { StepTable } from "./step_table.ts";
-import { IdMap } from "../core/id_map.ts";
+import { IdMap, IdSet } from "../core/id_map.ts";
 import {
   type BatchFilter,
   type BatchRecord,
@@ -571,10 +571,14 @@ export class MemoryStateStore implements StateStore {
     const removed = this.#drop([entry]);
     if (run.parentRunId === undefined && inAccount) this.#unfinish(runId);
     const root = run.rootRunId ?? runId;
-    if (root === runId) this.#events.delete(runId);
-    else {
-      const list = this.#events.get(root);
-      if (list) this.#events.set(root, list.filter((e) => !removed.has(e.runId)));
+    // (a run id is a Map key here only with the journal on: hashing a string the first time costs
+    // ~0.5 µs, and the ids of runs are not hashed elsewhere; see src/core/id_map.ts)
+    if (this.#events.size > 0) {
+      if (root === runId) this.#events.delete(runId);
+      else {
+        const list = this.#events.get(root);
+        if (list) this.#events.set(root, list.filter((e) => !removed.has(e.runId)));
+      }
     }
     const siblings = entry.parent?.kids;
     const i = siblings?.indexOf(entry) ?? -1;
@@ -601,8 +605,8 @@ export class MemoryStateStore implements StateStore {
    * Takes runs and their nested runs out of the maps by id (not out of their parents' lists, nor
    * the journal, batches or retention account: {@linkcode #delete} does that); returns their ids.
    */
-  #drop(entries: RunEntry[]): Set<string> {
-    const removed = new Set<string>();
+  #drop(entries: RunEntry[]): IdSet {
+    const removed = new IdSet();
     const stack = [...entries];
     while (stack.length > 0) {
       const e = stack.pop()!;
@@ -615,7 +619,7 @@ export class MemoryStateStore implements StateStore {
         this.#movedCount--;
         this.#movedIndex?.delete(id);
       } else if (this.#runs.get(id) === e) this.#runs.delete(id);
-      this.#signals.delete(id);
+      if (this.#signals.size > 0) this.#signals.delete(id);
     }
     return removed;
   }
