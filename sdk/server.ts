@@ -58,6 +58,8 @@ export interface StepflowServerOptions {
 export class StepflowServer implements MessageHandler {
   readonly name: string;
   readonly #components = new Map<string, Registered>();
+  /** The same, as a list: see {@linkcode #find}. */
+  readonly #list: Registered[] = [];
   /** True once `initialized` arrived (informational: not enforced, as in 0.8). */
   initialized = false;
 
@@ -76,22 +78,36 @@ export class StepflowServer implements MessageHandler {
   component(def: ComponentDefinition): this {
     const path = def.name.startsWith("/") ? def.name : `/${def.name}`;
     if (this.#components.has(path)) throw new TypeError(`component ${path} is defined twice`);
-    this.#components.set(path, {
+    const c: Registered = {
       path,
       description: def.description,
       input: def.input ? compileSchema(def.input, "input") : undefined,
       output: def.output ? compileSchema(def.output, "output") : undefined,
       usesContext: def.context ?? def.handler.length >= 2,
       handler: def.handler,
-    });
+    };
+    this.#components.set(path, c);
+    this.#list.push(c);
     return this;
+  }
+
+  /**
+   * The component named `name` (a new string from each request): compared with the names of a
+   * few components rather than hashed, which costs ~0.5 µs per new string in V8 (issue 17: a step's
+   * round trip; see src/core/id_map.ts).
+   */
+  #find(name: string): Registered | undefined {
+    const list = this.#list;
+    if (list.length > 16) return this.#components.get(name);
+    for (let i = 0; i < list.length; i++) if (list[i].path === name) return list[i];
+    return undefined;
   }
 
   /** True if `components/execute` of `component` may call the engine (HTTP: answer with SSE). */
   usesContext(method: string, params: unknown): boolean {
     if (method !== "components/execute") return false;
     const c = (params as { component?: unknown } | undefined)?.component;
-    return typeof c === "string" && (this.#components.get(c)?.usesContext ?? false);
+    return typeof c === "string" && (this.#find(c)?.usesContext ?? false);
   }
 
   /**
@@ -189,7 +205,7 @@ export class StepflowServer implements MessageHandler {
   }
 
   #get(component: unknown): Registered {
-    const c = typeof component === "string" ? this.#components.get(component) : undefined;
+    const c = typeof component === "string" ? this.#find(component) : undefined;
     if (!c) {
       throw new ProtocolError(
         COMPONENT_NOT_FOUND,
