@@ -271,7 +271,19 @@ export class Engine {
         `RunOptions.runId: run ${options.runId} is already executing in this engine; give each run its own id (or none: a new one is made)`,
       );
     }
-    const handle = startRun(this.#host, f, input, options);
+    const o = options as InternalRunOptions;
+    const given = options.runId;
+    const handle = startRun(
+      this.#host,
+      f,
+      input,
+      options,
+      // a new run under a given id: the store is asked first (a run claimed from the queue or
+      // resumed exists already, legitimately)
+      given !== undefined && o.resume === undefined && o.existing !== true
+        ? this.#checkNewRunId(given)
+        : undefined,
+    );
     const runId = handle.runId;
     live.set(runId, handle);
     const ended = () => {
@@ -290,6 +302,27 @@ export class Engine {
       throw e;
     });
     return handle;
+  }
+
+  /**
+   * Resolves when `runId` may name a new top-level run: the store has no run with it, or only
+   * the service's own `queued` record of it (started now under its id).
+   * @throws {UsageError} (rejects) when the store has a run with that id (finished, or executed
+   * by another engine). Before: the new run silently replaced that run's record (input, status,
+   * result) and its step results mixed with the old run's. A store that cannot be read does not
+   * stop the run here: its record's write then fails it (507).
+   */
+  async #checkNewRunId(runId: string): Promise<void> {
+    const old = await this.store.getRun(runId).catch(() => undefined);
+    if (old === undefined || old.status === "queued") return;
+    const again = old.status !== "completed" && old.parentRunId === undefined
+      ? `; to continue it, resume it: engine.resume('${runId}') (stepflow resume ${runId})`
+      : "";
+    throw new UsageError(
+      `RunOptions.runId: run ${runId} is already in the state store (${old.status}${
+        old.parentRunId !== undefined ? `, nested in run ${old.rootRunId ?? old.parentRunId}` : ""
+      }); a run id names one run: give each run its own id (or none: a new one is made)${again}`,
+    );
   }
 
   /**
