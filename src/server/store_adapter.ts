@@ -75,6 +75,16 @@ export class ServiceStore {
   }
 
   /**
+   * When flow `id` was evicted from the in-memory store (`stateStore.maxFlows`): its limit;
+   * undefined for a flow never stored, or a store that keeps every flow.
+   */
+  flowEvicted(id: string): { maxFlows?: number } | undefined {
+    if (this.store.flowEvicted?.(id) !== true) return undefined;
+    const max = (this.store as { maxFlows?: number }).maxFlows;
+    return max === undefined ? {} : { maxFlows: max };
+  }
+
+  /**
    * Takes run `runId` over for this engine (`StateStore.claimRun`): refused when another live
    * engine owns it.
    */

@@ -78,6 +78,16 @@ export interface StateStore {
   putBlob(data: JsonValue, blobType: "data" | "flow", id?: string): string;
   /** Reads a blob, or undefined for an unknown id. */
   getBlob(id: string): Promise<StoredBlob | undefined>;
+  /**
+   * Whether blob `id` is here now (synchronous). Optional: only a store that evicts blobs has it
+   * (in-memory: flows beyond `maxFlows`); a store without it keeps every blob it stored.
+   */
+  hasBlob?(id: string): boolean;
+  /**
+   * Whether flow `id` was evicted from this store (in-memory: `maxFlows`) and not stored again
+   * since, as far as the store remembers. Optional, as {@linkcode hasBlob}.
+   */
+  flowEvicted?(id: string): boolean;
 
   // ---- runs: writes ----
   /**
