@@ -8,6 +8,7 @@ import { setImmediate } from "node:timers";
 import type { FlowResult } from "../core/flow_result.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import {
+  atomically,
   type BatchFilter,
   type BatchRecord,
   type ClaimResult,
@@ -137,6 +138,14 @@ export class ServiceStore {
    */
   finishRun(runId: string, status: RunStatus, result?: FlowResult): Promise<void> | void {
     return this.store.completeRun(runId, status, result);
+  }
+
+  /**
+   * Calls `fn`; the writes it queues (a batch's record and runs) are stored all or none, in one
+   * commit (`StateStore.atomic`).
+   */
+  atomic<T>(fn: () => T): T {
+    return atomically(this.store, fn);
   }
 
   /** Records a batch; resolves once it is stored (rejects when its commit failed). */
