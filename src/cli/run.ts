@@ -32,6 +32,7 @@ import { progressMode, QUIET_HELP, RunProgress } from "./progress.ts";
 import { loadFlowFile } from "../flow/load_file.ts";
 import { validateConfig, validateFlow } from "../config/preflight.ts";
 import { formatDiagnostic, hasErrors } from "../core/diagnostics.ts";
+import { MAX_SHOWN_PATH } from "../core/elide.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 import { parsePath } from "../flow/template.ts";
@@ -241,7 +242,12 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       const pos = loaded.source?.positionOf(["steps", r.stepIndex]);
       const at = pos?.file ? ` (${pos.file}:${pos.line}:${pos.col})` : "";
       const msg = r.result.outcome === "failed" ? r.result.error.message : "";
-      writeStderr(`  failed step '${r.stepId}'${at}: ${msg}\n`);
+      // the run's own failure (the step's result is the output), when long, is not printed
+      // again (a message naming a long path was printed twice)
+      const text = msg === result.error.message && msg.length > MAX_SHOWN_PATH
+        ? ": the error above"
+        : `: ${msg}`;
+      writeStderr(`  failed step '${r.stepId}'${at}${text}\n`);
     }
   } else if (result.outcome === "skipped") {
     const names = failedSteps.map((r) => {
