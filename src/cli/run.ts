@@ -38,6 +38,7 @@ import type { SourceMap } from "../core/diagnostics.ts";
 import { parsePath } from "../flow/template.ts";
 import { loadConfigForFlow } from "../config/load_file.ts";
 import { Engine, type RunHandle } from "../execution/engine.ts";
+import type { InternalRunOptions } from "../execution/run_lifecycle.ts";
 import { withChecks } from "../core/lazy_check.ts";
 import { applyStoreFlag } from "./store_option.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
@@ -180,14 +181,16 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     // after. It is printed from the engine's synchronous hook, before any step with side effects
     // makes its call: a run killed once a step service did something always had its id printed.
     const printId = flags.verbose || persistent;
-    handle = engine.start(loaded, input, {
+    const options: InternalRunOptions = {
       variables,
       overrides,
       runId,
+      newRunId: true, // made here: not looked up in the store
       signal: cancel.signal,
       ...limits,
       ...(printId ? { onRecorded: () => writeStderr(`run_id: ${runId}\n`) } : {}),
-    });
+    };
+    handle = engine.start(loaded, input, options);
     result = await handle.result;
     progress.end();
     if (result.outcome !== "success") {

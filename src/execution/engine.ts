@@ -289,8 +289,9 @@ export class Engine {
       input,
       options,
       // a new run under a given id: the store is asked first (a run claimed from the queue or
-      // resumed exists already, legitimately)
-      given !== undefined && o.resume === undefined && o.existing !== true
+      // resumed exists already, legitimately; an id its caller just made needs no look: the
+      // read waits for a commit)
+      given !== undefined && o.resume === undefined && o.existing !== true && o.newRunId !== true
         ? this.#checkNewRunId(given)
         : undefined,
     );
