@@ -32,11 +32,13 @@ import { progressMode, QUIET_HELP, RunProgress } from "./progress.ts";
 import { loadFlowFile } from "../flow/load_file.ts";
 import { validateConfig, validateFlow } from "../config/preflight.ts";
 import { formatDiagnostic, hasErrors } from "../core/diagnostics.ts";
+import { MAX_SHOWN_PATH } from "../core/elide.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 import { parsePath } from "../flow/template.ts";
 import { loadConfigForFlow } from "../config/load_file.ts";
 import { Engine, type RunHandle } from "../execution/engine.ts";
+import type { InternalRunOptions } from "../execution/run_lifecycle.ts";
 import { withChecks } from "../core/lazy_check.ts";
 import { applyStoreFlag } from "./store_option.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
@@ -179,14 +181,16 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     // after. It is printed from the engine's synchronous hook, before any step with side effects
     // makes its call: a run killed once a step service did something always had its id printed.
     const printId = flags.verbose || persistent;
-    handle = engine.start(loaded, input, {
+    const options: InternalRunOptions = {
       variables,
       overrides,
       runId,
+      newRunId: true, // made here: not looked up in the store
       signal: cancel.signal,
       ...limits,
       ...(printId ? { onRecorded: () => writeStderr(`run_id: ${runId}\n`) } : {}),
-    });
+    };
+    handle = engine.start(loaded, input, options);
     result = await handle.result;
     progress.end();
     if (result.outcome !== "success") {
@@ -241,7 +245,12 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       const pos = loaded.source?.positionOf(["steps", r.stepIndex]);
       const at = pos?.file ? ` (${pos.file}:${pos.line}:${pos.col})` : "";
       const msg = r.result.outcome === "failed" ? r.result.error.message : "";
-      writeStderr(`  failed step '${r.stepId}'${at}: ${msg}\n`);
+      // the run's own failure (the step's result is the output), when long, is not printed
+      // again (a message naming a long path was printed twice)
+      const text = msg === result.error.message && msg.length > MAX_SHOWN_PATH
+        ? ": the error above"
+        : `: ${msg}`;
+      writeStderr(`  failed step '${r.stepId}'${at}${text}\n`);
     }
   } else if (result.outcome === "skipped") {
     const names = failedSteps.map((r) => {

@@ -38,7 +38,7 @@ import { toYaml } from "./yaml_output.ts";
 import type { SourceMap } from "../core/diagnostics.ts";
 import type { LoadedConfig } from "../config/model.ts";
 import { Engine } from "../execution/engine.ts";
-import { startTestServers, type TestServers } from "./test_servers.ts";
+import { startTestServers, TestServerError, type TestServers } from "./test_servers.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { describeError } from "../errors.ts";
 import { configProblems } from "./config_problems.ts";
@@ -208,7 +208,7 @@ async function testFile(
   try {
     const specs = loaded.flow.test?.servers;
     if (specs && Object.keys(specs).length > 0) {
-      servers = await startTestServers(specs, absolute(dirOf(file)));
+      servers = await startTestServers(specs, absolute(dirOf(file)), loaded.source);
     }
     config = await configFor(file, loaded, flags, servers);
     engine = await Engine.create(config, { signal });
@@ -219,6 +219,11 @@ async function testFile(
     summary.total += cases.length;
     summary.permission ??= permissionHint(e);
     const source = (config as { source?: SourceMap } | undefined)?.source;
+    if (e instanceof TestServerError) {
+      // at its place in the flow file, as config errors are
+      out(`${file}: error: a test server could not be started:\n${e.format()}`);
+      return;
+    }
     const problems = configProblems(config);
     out(
       problems !== ""

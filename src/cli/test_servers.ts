@@ -18,7 +18,10 @@
  *   (`http://127.0.0.1:<port>`) in `args` and `env` values, and in the text of `test.config`.
  * - Ready when `healthCheck.path` answers 2xx (each try at most `timeoutMs`, default 5000;
  *   tried every `retryDelayMs`, at most 200 ms apart), else when the port accepts connections;
- *   at most `startupTimeoutMs` (10000) in all. A server that exits before it is ready is an error showing the end of its stderr.
+ *   at most `startupTimeoutMs` (10000) in all. A server that exits before it is ready is an error
+ *   with its exit code (or signal) and the last lines of its stderr.
+ * - Errors ({@linkcode TestServerError}) name the server's place in the flow file
+ *   (`file:line:col`, the JSON path `$.test.servers.<name>...`) as config errors do.
  * - Stop: SIGTERM, then SIGKILL after `shutdownTimeoutMs` (5000).
  * Keys are camelCase as in 0.8 (snake_case keys are ignored there too). `env` adds to the
  * inherited environment; `workingDirectory` is relative to the flow's directory.
@@ -34,7 +37,55 @@ import {
   stringifyJson,
   toNumber,
 } from "../json/exact_json.ts";
-import { describeError } from "../errors.ts";
+import { describeError, formatPosition, type SourcePosition } from "../errors.ts";
+import { type DocPath, jsonPath, type SourceMap } from "../core/diagnostics.ts";
+import { fileExcerpt } from "../flow/excerpt.ts";
+
+/** Most lines of a test server's stderr an error shows (the last ones). */
+export const STDERR_TAIL_LINES = 20;
+/** Longest stderr line an error shows (longer ones are cut, the end kept). */
+const STDERR_LINE_CHARS = 300;
+
+/**
+ * A test server that could not be started, at its place in the flow file: `problem` (one line),
+ * `path` under the flow (`["test", "servers", name, ...]`), its `position` when the flow came
+ * from a file, and `detail` (lines shown after the excerpt: the end of the server's stderr).
+ * The message is `file:line:col: <problem> [$.test.servers.<name>...]` and the detail.
+ */
+export class TestServerError extends Error {
+  override name = "TestServerError";
+  constructor(
+    readonly problem: string,
+    readonly path: DocPath,
+    readonly position: SourcePosition | undefined,
+    readonly detail = "",
+  ) {
+    super(
+      `${position ? `${formatPosition(position)}: ` : ""}${problem} [${jsonPath(path)}]${
+        detail ? `\n${detail.trimEnd()}` : ""
+      }`,
+    );
+  }
+
+  /**
+   * As config errors are printed (src/cli/config_problems.ts): `  file:line:col: error: problem
+   * [path]`, the line with a caret, then the detail; ends in a newline.
+   */
+  format(): string {
+    const where = this.position ? `${formatPosition(this.position)}: ` : "";
+    return `  ${where}error: ${this.problem} [${jsonPath(this.path)}]\n${
+      fileExcerpt(this.position)
+    }${this.detail}`;
+  }
+}
+
+/** Where `path` (under `test.servers`) is in the flow file, when known (its key's, `atKey`). */
+type Locate = (path: DocPath, atKey?: boolean) => SourcePosition | undefined;
+
+/** A source map that can also give the position of a key (src/core/document.ts). */
+interface KeyedSourceMap extends SourceMap {
+  keyPositionOf?(path: readonly (string | number)[]): SourcePosition | undefined;
+}
 
 /** One started server. */
 export interface TestServer {
@@ -71,17 +122,27 @@ interface Running {
 }
 
 /**
- * Starts every server of `servers` (in order) for the flow file in `flowDir`.
- * @throws {Error} naming the server for a bad spec, no free port, a spawn failure, an early exit
- * or a startup timeout; servers already started are stopped first.
+ * Starts every server of `servers` (in order) for the flow file in `flowDir`; `source` (the flow
+ * file's positions) places errors at `file:line:col`.
+ * @throws {TestServerError} naming the server and its place in the file for a bad spec, no free
+ * port, a spawn failure, an early exit (with its exit code and the end of its stderr) or a startup
+ * timeout; servers already started are stopped first.
  */
 export async function startTestServers(
   servers: Record<string, JsonValue>,
   flowDir: string,
+  source?: SourceMap,
 ): Promise<TestServers> {
-  const specs = Object.entries(servers).map(([name, v]) => [name, parseSpec(name, v)] as const);
+  const keyed = source as KeyedSourceMap | undefined;
+  const locate: Locate = (path, atKey) =>
+    atKey && keyed?.keyPositionOf ? keyed.keyPositionOf(path) : source?.positionOf(path);
+  const specs = Object.entries(servers).map((
+    [name, v],
+  ) => [name, parseSpec(name, v, locate)] as const);
   const ports = new Map<string, number>();
-  for (const [name, spec] of specs) ports.set(name, await freePort(name, spec.portRange, ports));
+  for (const [name, spec] of specs) {
+    ports.set(name, await freePort(name, spec.portRange, ports, locate));
+  }
   const started: Running[] = [];
   const list: TestServer[] = specs.map(([name]) => ({
     name,
@@ -120,10 +181,13 @@ export async function startTestServers(
           stderr: "piped",
         }).spawn();
       } catch (e) {
-        throw new Error(
+        const at = serverPath(name, "command");
+        throw new TestServerError(
           `test server '${name}': cannot start '${spec.command}': ${
             whySpawnFailed(e, spec.command, cwd)
           }`,
+          at,
+          locate(at),
         );
       }
       const tail = drainTail(child.stderr);
@@ -135,7 +199,7 @@ export async function startTestServers(
         shutdownTimeoutMs: spec.shutdownTimeoutMs,
       };
       started.push(running);
-      await waitReady(name, spec, port, running);
+      await waitReady(name, spec, port, running, locate);
     }
   } catch (e) {
     await stop();
@@ -148,18 +212,26 @@ export async function startTestServers(
   };
 }
 
-function parseSpec(name: string, v: JsonValue): ServerSpec {
-  const where = `test.servers.${name}`;
+/** The path of test server `name` (or of one of its keys) in the flow. */
+function serverPath(name: string, ...keys: string[]): DocPath {
+  return ["test", "servers", name, ...keys];
+}
+
+function parseSpec(name: string, v: JsonValue, locate: Locate): ServerSpec {
+  const fail = (problem: string, ...keys: string[]): never => {
+    const at = serverPath(name, ...keys);
+    throw new TestServerError(`test server '${name}': ${problem}`, at, locate(at));
+  };
   if (!isJsonObject(v) || typeof v.command !== "string") {
-    throw new Error(`${where}: needs 'command' (a program to run)`);
+    return fail("needs 'command' (a program to run)");
   }
   const args = v.args === undefined ? [] : v.args;
   if (!Array.isArray(args) || !args.every((a) => typeof a === "string")) {
-    throw new Error(`${where}.args: must be a list of strings`);
+    return fail("args must be a list of strings", "args");
   }
   const env: Record<string, string> = {};
   if (v.env !== undefined) {
-    if (!isJsonObject(v.env)) throw new Error(`${where}.env: must be a map of strings`);
+    if (!isJsonObject(v.env)) return fail("env must be a map of strings", "env");
     for (const [k, x] of Object.entries(v.env)) {
       env[k] = typeof x === "string" ? x : stringifyJson(x);
     }
@@ -176,10 +248,11 @@ function parseSpec(name: string, v: JsonValue): ServerSpec {
     const port = (n: number | undefined) =>
       n !== undefined && Number.isInteger(n) && n >= 1 && n <= 65535;
     if (!port(lo) || !port(hi) || lo! > hi!) {
-      throw new Error(
-        `${where}.portRange: must be [low, high], whole numbers with 1 <= low <= high <= 65535, got ${
+      fail(
+        `portRange must be [low, high], whole numbers with 1 <= low <= high <= 65535, got ${
           stringifyJson(r)
         }`,
+        "portRange",
       );
     }
     portRange = [lo!, hi!];
@@ -189,9 +262,12 @@ function parseSpec(name: string, v: JsonValue): ServerSpec {
     if (x === undefined) return dflt;
     const n = asNumber(x);
     if (n === undefined || !Number.isFinite(n) || n < 0) {
-      const at = o === v ? `${where}.${key}` : `${where}.healthCheck.${key}`;
-      throw new Error(
-        `${at}: must be a number of milliseconds (or a count) >= 0, got ${stringifyJson(x)}`,
+      const at = o === v ? [key] : ["healthCheck", key];
+      return fail(
+        `${at.join(".")} must be a number of milliseconds (or a count) >= 0, got ${
+          stringifyJson(x)
+        }`,
+        ...at,
       );
     }
     return n;
@@ -220,6 +296,7 @@ async function freePort(
   name: string,
   [lo, hi]: [number, number],
   taken: Map<string, number>,
+  locate: Locate,
 ): Promise<number> {
   const used = new Set(taken.values());
   for (let p = lo; p <= hi; p++) {
@@ -233,7 +310,12 @@ async function freePort(
       // in use
     }
   }
-  throw new Error(`test server '${name}': no free port in ${lo}-${hi}`);
+  const at = serverPath(name, "portRange");
+  throw new TestServerError(
+    `test server '${name}': no free port in ${lo}-${hi} (set portRange to a range with a free port)`,
+    at,
+    locate(at),
+  );
 }
 
 function drainTail(
@@ -244,26 +326,77 @@ function drainTail(
   const done = (async () => {
     try {
       for await (const chunk of stream) {
-        tail = (tail + dec.decode(chunk, { stream: true })).slice(-2000);
+        tail = (tail + dec.decode(chunk, { stream: true })).slice(-TAIL_CHARS);
       }
     } catch {
       // process gone
     }
   })();
-  return { text: () => tail.trim(), done };
+  return { text: () => tail, done };
 }
 
-async function waitReady(name: string, spec: ServerSpec, port: number, r: Running): Promise<void> {
+/** Characters of a server's stderr kept (enough for the last lines an error shows). */
+const TAIL_CHARS = STDERR_TAIL_LINES * (STDERR_LINE_CHARS + 1);
+
+/**
+ * The last {@linkcode STDERR_TAIL_LINES} lines of `tail` as an error's detail (indented, ending
+ * in a newline), or `""` when it wrote nothing.
+ */
+function stderrDetail(tail: string): string {
+  let lines = tail.replace(/\r/g, "").split("\n");
+  while (lines.length > 0 && lines[lines.length - 1].trim() === "") lines.pop();
+  if (lines.length === 0) return "";
+  // the first line may be the end of a line cut by the tail's size
+  if (tail.length >= TAIL_CHARS && lines.length > 1) lines = lines.slice(1);
+  const shown = lines.slice(-STDERR_TAIL_LINES).map((l) =>
+    l.length > STDERR_LINE_CHARS ? `...${l.slice(-STDERR_LINE_CHARS)}` : l
+  );
+  return `  its stderr ended with (last ${shown.length} line${shown.length === 1 ? "" : "s"}):\n${
+    shown.map((l) => `    ${l}\n`).join("")
+  }`;
+}
+
+/** Longest command line an error shows (its middle is cut). */
+const MAX_COMMAND_CHARS = 200;
+
+/** The server's command line as written (an argument with spaces quoted), at most 200 chars. */
+function commandText(spec: ServerSpec): string {
+  const text = [spec.command, ...spec.args].map((a) => /[\s"']/.test(a) ? JSON.stringify(a) : a)
+    .join(" ");
+  if (text.length <= MAX_COMMAND_CHARS) return text;
+  const half = MAX_COMMAND_CHARS / 2 - 2;
+  return `${text.slice(0, half)} ... ${text.slice(-half)}`;
+}
+
+/** How a process ended: `exited with code 3`, `was killed by SIGKILL`. */
+function howItEnded(status: Deno.CommandStatus | undefined): string {
+  if (status === undefined) return "exited";
+  if (status.signal !== null && status.signal !== undefined) {
+    return `was killed by ${status.signal}`;
+  }
+  return `exited with code ${status.code}`;
+}
+
+async function waitReady(
+  name: string,
+  spec: ServerSpec,
+  port: number,
+  r: Running,
+  locate: Locate,
+): Promise<void> {
   const deadline = Date.now() + spec.startupTimeoutMs;
   let exited = false;
   r.exited.then(() => exited = true, () => exited = true);
+  const at = serverPath(name);
+  const command = commandText(spec);
   const early = async () => {
+    const status = await r.exited.catch(() => undefined);
     await r.stderrTail.done;
-    const tail = r.stderrTail.text();
-    return new Error(
-      `test server '${name}' exited before it was ready${
-        tail ? `; its stderr ended with:\n${tail}` : ""
-      }`,
+    return new TestServerError(
+      `test server '${name}' ${howItEnded(status)} before it was ready (command: ${command})`,
+      at,
+      locate(at, true),
+      stderrDetail(r.stderrTail.text()),
     );
   };
   const pollMs = spec.healthCheck ? Math.min(spec.healthCheck.retryDelayMs, 200) : 50;
@@ -287,8 +420,15 @@ async function waitReady(name: string, spec: ServerSpec, port: number, r: Runnin
     // Poll: a server gives no other sign that it is listening.
     await new Promise((res) => setTimeout(res, pollMs));
   }
-  throw new Error(
-    `test server '${name}' was not ready on port ${port} within ${spec.startupTimeoutMs} ms`,
+  throw new TestServerError(
+    `test server '${name}' was not ready on port ${port} within ${spec.startupTimeoutMs} ms (${
+      spec.healthCheck
+        ? `GET ${spec.healthCheck.path} did not answer 2xx`
+        : "the port did not accept connections"
+    }; raise startupTimeoutMs if it needs longer)`,
+    at,
+    locate(at, true),
+    stderrDetail(r.stderrTail.text()),
   );
 }
 

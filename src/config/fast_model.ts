@@ -87,6 +87,7 @@ export const fastStateStore = byKey("type", {
     maxFinishedRuns: opt(positive),
     maxFinishedSteps: opt(positive),
     maxFinishedAge: opt(fastDuration),
+    maxFlows: opt(positive),
   }),
   sqlite: object({
     type: req(literal("sqlite")),

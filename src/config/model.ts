@@ -152,6 +152,11 @@ export const StateStoreConfigSchema = z.discriminatedUnion("type", [
     maxFinishedSteps: fileNumber(z.number().int().positive()).optional(),
     /** Extension (issue 17): finished runs older than this are evicted (default: no limit). */
     maxFinishedAge: DurationSchema.optional(),
+    /**
+     * Extension: most flows kept (default 1000); beyond it the flow stored or used longest ago
+     * is evicted, unless a run the store holds uses it (`stepflow serve`'s `POST /flows`).
+     */
+    maxFlows: fileNumber(z.number().int().positive()).optional(),
   }),
   z.object({
     type: z.literal("sqlite"),

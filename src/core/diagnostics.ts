@@ -6,6 +6,7 @@
 import type { SourcePosition } from "../errors.ts";
 import { formatPosition } from "../errors.ts";
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
+import { elideMiddle } from "./elide.ts";
 
 /** `fatal` blocks analysis and execution; `error` fails `run`/`validate`; `warning` is advice. */
 export type DiagnosticLevel = "fatal" | "error" | "warning";
@@ -44,11 +45,14 @@ export function jsonPath(segments: readonly (string | number)[]): string {
   return out;
 }
 
-/** One line: `file:line:col: error: message (at $.path) hint`. */
+/**
+ * One line: `file:line:col: error: message [$.path] (hint)`. A path over 200 characters (a value
+ * nested hundreds of levels deep) is shown with its middle elided (the diagnostic keeps it whole).
+ */
 export function formatDiagnostic(d: Diagnostic): string {
   const where = d.position ? `${formatPosition(d.position)}: ` : "";
   const hint = d.hint ? ` (${d.hint})` : "";
-  return `${where}${d.level}: ${d.message} [${d.path}]${hint}`;
+  return `${where}${d.level}: ${d.message} [${elideMiddle(d.path)}]${hint}`;
 }
 
 /** True if any diagnostic is `fatal` or `error`. */

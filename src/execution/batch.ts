@@ -8,7 +8,7 @@ import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import type { BatchDetails, BatchOutputInfo } from "../plugins/plugin.ts";
 import type { StateStore } from "../state/store.ts";
-import { nowRfc3339 } from "../state/store.ts";
+import { atomically, nowRfc3339 } from "../state/store.ts";
 import { onNextTurn, turnDue } from "../core/turn.ts";
 
 /** Runs one batch item (its input, run id and index): the engine's `run` for the batch's flow. */
@@ -78,14 +78,6 @@ export class BatchManager {
       paused_runs: 0,
     };
     if (flowName !== undefined) details.flow_name = flowName;
-    this.store.createBatch({
-      batchId,
-      flowId,
-      flowName,
-      totalInputs: n,
-      status: "running",
-      createdAt: details.created_at,
-    });
     const state: BatchState = {
       details,
       statuses: new Array(n).fill("running"),
@@ -94,7 +86,18 @@ export class BatchManager {
     };
     const known = options.runIds;
     const runIds = inputs.map((_, i) => known?.[i] ?? crypto.randomUUID());
-    runIds.forEach((id, i) => this.store.addBatchRun(batchId, id, i));
+    // the batch's record and its runs' rows in one commit: all or none (StateStore.atomic)
+    atomically(this.store, () => {
+      this.store.createBatch({
+        batchId,
+        flowId,
+        flowName,
+        totalInputs: n,
+        status: "running",
+        createdAt: details.created_at,
+      });
+      runIds.forEach((id, i) => this.store.addBatchRun(batchId, id, i));
+    });
     const limit = Math.max(
       1,
       Math.min(maxConcurrency && maxConcurrency > 0 ? maxConcurrency : n, n),

@@ -14,6 +14,7 @@ import {
   TemplateError,
 } from "../flow/template.ts";
 import { jsonPath } from "../core/diagnostics.ts";
+import { elideMiddle } from "../core/elide.ts";
 import { parseDuration } from "../core/duration.ts";
 import { type ExecutionError, executionError } from "../errors.ts";
 import {
@@ -137,7 +138,7 @@ function compileAt(t: JsonValue | undefined, at: (string | number)[]): CompiledT
     return compileTemplate(t, at);
   } catch (e) {
     if (e instanceof TemplateError) {
-      throw analysisError(`${e.message} (at ${jsonPath(e.at.length ? e.at : at)})`);
+      throw analysisError(`${e.message} (at ${elideMiddle(jsonPath(e.at.length ? e.at : at))})`);
     }
     throw e;
   }

@@ -84,6 +84,16 @@ const log = logger("engine");
 /** Most parsed flows an engine keeps by id (the store has them all; see `Engine.getFlow`). */
 export const FLOW_CACHE_SIZE = 1_000;
 
+/** Why an evicted flow is gone and what to do (engine.getFlow's error). */
+function evictedFlowText(store: StateStore): string {
+  const max = (store as { maxFlows?: number }).maxFlows;
+  return `it was evicted from the in-memory state store, which keeps the ${
+    max ?? "configured number of"
+  } flows stored or used last (stateStore.maxFlows) and the flows of the runs it holds; store ` +
+    "it again (engine.storeFlow, or run it), raise maxFlows, or keep every flow in a durable " +
+    "store (stateStore: {type: sqlite} or {type: postgres})";
+}
+
 /** Plugins, router and state store of one config; runs flows. */
 export class Engine {
   readonly config: LoadedConfig;
@@ -272,7 +282,20 @@ export class Engine {
         `RunOptions.runId: run ${options.runId} is already executing in this engine; give each run its own id (or none: a new one is made)`,
       );
     }
-    const handle = startRun(this.#host, f, input, options);
+    const o = options as InternalRunOptions;
+    const given = options.runId;
+    const handle = startRun(
+      this.#host,
+      f,
+      input,
+      options,
+      // a new run under a given id: the store is asked first (a run claimed from the queue or
+      // resumed exists already, legitimately; an id its caller just made needs no look: the
+      // read waits for a commit)
+      given !== undefined && o.resume === undefined && o.existing !== true && o.newRunId !== true
+        ? this.#checkNewRunId(given)
+        : undefined,
+    );
     const runId = handle.runId;
     live.set(runId, handle);
     const ended = () => {
@@ -291,6 +314,27 @@ export class Engine {
       throw e;
     });
     return handle;
+  }
+
+  /**
+   * Resolves when `runId` may name a new top-level run: the store has no run with it, or only
+   * the service's own `queued` record of it (started now under its id).
+   * @throws {UsageError} (rejects) when the store has a run with that id (finished, or executed
+   * by another engine). Before: the new run silently replaced that run's record (input, status,
+   * result) and its step results mixed with the old run's. A store that cannot be read does not
+   * stop the run here: its record's write then fails it (507).
+   */
+  async #checkNewRunId(runId: string): Promise<void> {
+    const old = await this.store.getRun(runId).catch(() => undefined);
+    if (old === undefined || old.status === "queued") return;
+    const again = old.status !== "completed" && old.parentRunId === undefined
+      ? `; to continue it, resume it: engine.resume('${runId}') (stepflow resume ${runId})`
+      : "";
+    throw new UsageError(
+      `RunOptions.runId: run ${runId} is already in the state store (${old.status}${
+        old.parentRunId !== undefined ? `, nested in run ${old.rootRunId ?? old.parentRunId}` : ""
+      }); a run id names one run: give each run its own id (or none: a new one is made)${again}`,
+    );
   }
 
   /**
@@ -426,9 +470,14 @@ export class Engine {
    * (so workers can ask for its metadata and a stored run names a stored flow, as in 0.8).
    */
   #registerFlow(flow: Flow): string {
-    if (this.#registered.has(flow)) return flowBlob(flow).id;
+    // (an in-memory store evicts flows no run uses: `maxFlows`; such a flow is stored again)
+    const store = this.store;
+    if (this.#registered.has(flow)) {
+      const id = flowBlob(flow).id;
+      if (store.hasBlob === undefined || store.hasBlob(id)) return id;
+    }
     const { id, json } = flowBlob(flow);
-    if (!this.#flowsById.has(id)) {
+    if (!this.#flowsById.has(id) || store.hasBlob?.(id) === false) {
       this.store.putBlob(json ?? flowToJson(flow), "flow", id);
       this.#cacheFlow(id, flow);
     }
@@ -438,16 +487,25 @@ export class Engine {
 
   /**
    * The flow stored under `flowId`.
-   * @throws {Error} `Not found: flow with ID '<id>'` when no flow blob has that id.
+   * @throws {Error} `Not found: flow with ID '<id>'` when no flow blob has that id; for a flow the
+   * in-memory store evicted (`maxFlows`), the message says so and how to keep flows.
    */
   async getFlow(flowId: string): Promise<Flow> {
     const known = this.#flowsById.get(flowId);
-    if (known) {
+    const store = this.store;
+    if (known && (store.hasBlob === undefined || store.hasBlob(flowId))) {
       this.#cacheFlow(flowId, known); // (used last)
       return known;
     }
-    const blob = await this.store.getBlob(flowId);
-    if (!blob || blob.blobType !== "flow") throw new Error(`Not found: flow with ID '${flowId}'`);
+    if (known) this.#flowsById.delete(flowId); // the in-memory store evicted it
+    const blob = await store.getBlob(flowId);
+    if (!blob || blob.blobType !== "flow") {
+      throw new Error(
+        `Not found: flow with ID '${flowId}'${
+          store.flowEvicted?.(flowId) ? `: ${evictedFlowText(store)}` : ""
+        }`,
+      );
+    }
     const flow = await withChecks(() => flowFromJson(blob.data));
     this.#cacheFlow(flowId, flow);
     return flow;

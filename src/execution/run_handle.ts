@@ -34,13 +34,15 @@ function callHook(hook: () => void, runId: string): void {
 
 /**
  * Starts a run of `flow` on `input` on `host` and returns its handle at once (the run itself
- * begins now, or after a turn of the event loop when the loop has been kept busy).
+ * begins now, or after a turn of the event loop when the loop has been kept busy, or once
+ * `before` resolved: its rejection is the result's, and the run does not begin).
  */
 export function startRun(
   host: RunHost,
   flow: Flow,
   input: JsonValue,
   options: RunOptions,
+  before?: Promise<void>,
 ): RunHandle {
   const handle = new StartedRun(options.runId ?? crypto.randomUUID(), options.onRecorded);
   const go = () => {
@@ -70,7 +72,10 @@ export function startRun(
   };
   // Nested runs of a large map start here: when the run has kept the event loop busy, the
   // start waits for a turn, so timers and signals come first (src/core/turn.ts).
-  handle.result = turnDue()
+  // `before`: a check that must pass first (its rejection is the result's)
+  handle.result = before !== undefined
+    ? before.then(go)
+    : turnDue()
     ? new Promise<FlowResult>((resolve, reject) => onNextTurn(() => go().then(resolve, reject)))
     : go();
   return handle;

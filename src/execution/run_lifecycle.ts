@@ -62,6 +62,12 @@ export interface InternalRunOptions extends RunOptions {
   resumeMode?: ResumeMode;
   /** Of `timeoutMs`, the time a resumed run already spent executing (ms). */
   timeoutUsedMs?: number;
+  /**
+   * The caller made `runId` itself just now (a new UUID, or the service's own queued run): the
+   * engine does not ask the store whether a run has it (a read that waits for a commit:
+   * src/execution/engine.ts).
+   */
+  newRunId?: boolean;
 }
 
 /** What a run needs from its engine. */

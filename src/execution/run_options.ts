@@ -39,7 +39,13 @@ export interface RunOptions {
   overrides?: JsonValue;
   /** Cancels the run: in-flight steps are told to stop and the result is `failed` (410). */
   signal?: AbortSignal;
-  /** Run id to use (hyphenated UUID); a new one by default. */
+  /**
+   * Run id to use (hyphenated UUID); a new one by default. An id is used once: the id of a run
+   * executing in this engine throws a `UsageError`, and the id of a run already in the state
+   * store (finished, or executed by another engine) makes the result reject with one (before:
+   * the new run silently replaced the old run's record). A stored run is continued with
+   * `engine.resume(runId)` instead.
+   */
   runId?: string;
   /** The run that started this one (nested runs). */
   parentRunId?: string;

@@ -29,6 +29,8 @@ import type { SignalWaits } from "./signal_wait.ts";
 export interface NestedRunStart {
   overrides?: JsonValue;
   runId?: string;
+  /** `runId` was made just now by the caller (see `InternalRunOptions.newRunId`). */
+  newRunId?: boolean;
   parentRunId?: string;
   signal?: AbortSignal;
   /** Depth of the nested run (parent's + 1). */
@@ -157,6 +159,8 @@ export class RunServices implements EngineServices {
       (input, itemRunId, index) =>
         this.host.runNested(flow, input, {
           runId: itemRunId,
+          // a batch of no run: its items are top-level runs, with ids the batch just made
+          newRunId: this.runId === undefined,
           parentRunId: this.runId,
           signal: this.signal,
           overrides: options.overrides,

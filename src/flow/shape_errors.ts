@@ -9,6 +9,7 @@ import type { z } from "zod";
 import { isJsonObject, type JsonValue, setOwn } from "../json/exact_json.ts";
 import { FlowLoadError, type SourcePosition } from "../errors.ts";
 import { type Diagnostic, jsonPath, type SourceMap } from "../core/diagnostics.ts";
+import { elideMiddle } from "../core/elide.ts";
 import type { DocumentSourceMap } from "../core/document.ts";
 import { FLOW_SCHEMA_URL, FlowSchema, type LoadedFlow } from "./model.ts";
 import { describeValue } from "../json/describe.ts";
@@ -66,9 +67,10 @@ export function zodToLoadError(
     ? ` (and ${problems.length - 1} more problem(s): stepflow validate lists them all)`
     : "";
   // The zod error is restated (first issue, with path and position); it is not kept as `cause`
-  // because describeError would print its JSON dump.
+  // because describeError would print its JSON dump. A long path is elided here: `problems`
+  // has it whole.
   return new ShapeError(
-    `Invalid ${what}: ${first.path}: ${first.message}${more}`,
+    `Invalid ${what}: ${elideMiddle(first.path)}: ${first.message}${more}`,
     first.position,
     problems,
   );

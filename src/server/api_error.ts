@@ -41,8 +41,22 @@ export function runNotFound(runId: string): ApiError {
   return new ApiError(404, `Run '${runId}' not found`);
 }
 
-/** 404 `Flow '<id>' not found: store it first with POST /api/v1/flows`. */
-export function flowNotFound(flowId: string): ApiError {
+/**
+ * 404 `Flow '<id>' not found: store it first with POST /api/v1/flows`; for a flow the in-memory
+ * store evicted (`evicted`: its `stateStore.maxFlows`), that it was evicted and how to keep flows.
+ */
+export function flowNotFound(flowId: string, evicted?: { maxFlows?: number }): ApiError {
+  if (evicted !== undefined) {
+    return new ApiError(
+      404,
+      `Flow '${flowId}' was evicted from this service's in-memory store, which keeps the ${
+        evicted.maxFlows ?? "configured number of"
+      } flows stored or used last (stateStore.maxFlows in the config) and the flows of the runs ` +
+        "it holds: store it again with POST /api/v1/flows. To keep every flow, run the service " +
+        "with a durable store (stepflow serve --store stepflow.db, or stateStore: {type: sqlite} " +
+        "or {type: postgres})",
+    );
+  }
   return new ApiError(
     404,
     `Flow '${flowId}' not found: store it first with POST /api/v1/flows (its answer has the flowId)`,

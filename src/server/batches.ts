@@ -45,6 +45,13 @@ interface LiveBatch {
   done: Promise<void>;
 }
 
+/** Options of a batch (`POST /batches`). */
+interface BatchOptions {
+  maxConcurrency?: number;
+  overrides?: JsonValue;
+  variables?: Record<string, JsonValue>;
+}
+
 /** Finished batches kept in memory for quick answers; older ones are read from the store. */
 const MAX_FINISHED_IN_MEMORY = 100;
 
@@ -73,17 +80,25 @@ export class BatchService {
    * executed with at most `maxConcurrency` at once (default: all), once the batch's records are
    * stored. Returns at once; `stored` resolves once they are, and rejects with an
    * {@linkcode ApiError} 507 when they cannot be (disk full, ...): then no run starts, and each is
-   * recorded failed with that error once the store can be written again.
+   * recorded failed with that error once the store can be written again. The batch's record and
+   * its runs' rows are stored in one commit, all or none (`StateStore.atomic`): before, a batch
+   * of thousands of runs spanned several commits, and a failure of a later one left the batch and
+   * its first runs stored — run after a restart although its client was told 507.
    */
   submit(
     flow: Flow,
     flowId: string,
     inputs: JsonValue[],
-    options: {
-      maxConcurrency?: number;
-      overrides?: JsonValue;
-      variables?: Record<string, JsonValue>;
-    } = {},
+    options: BatchOptions = {},
+  ): { batchId: string; totalInputs: number; stored: Promise<void> } {
+    return this.store.atomic(() => this.#create(flow, flowId, inputs, options));
+  }
+
+  #create(
+    flow: Flow,
+    flowId: string,
+    inputs: JsonValue[],
+    options: BatchOptions,
   ): { batchId: string; totalInputs: number; stored: Promise<void> } {
     const batchId = uuidv7();
     const n = inputs.length;
@@ -97,8 +112,8 @@ export class BatchService {
     };
     // kept with the batch: a service taking its runs over keeps to it (src/server/runs.ts)
     if (options.maxConcurrency !== undefined) record.maxConcurrency = options.maxConcurrency;
-    // the commits carrying the batch's records (one per group commit: the same promise for the
-    // writes of one), waited for before its runs start
+    // the commit carrying the batch's records (the same promise for every write of one group
+    // commit, and `atomic` keeps them in one), waited for before its runs start
     const writes = new Set<Promise<void>>();
     const note = (w: Promise<void> | void) => {
       if (w !== undefined) writes.add(w);

@@ -106,7 +106,7 @@ export async function flowById(s: Service, flowId: string): Promise<Flow> {
     if (blob && blob.blobType !== "flow") {
       throw new ApiError(400, `Blob '${flowId}' is not a flow (it holds data)`);
     }
-    throw flowNotFound(flowId);
+    throw flowNotFound(flowId, s.store.flowEvicted(flowId));
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Engine, ResumeMode, RunHandle, RunOptions } from "../execution/engine.ts";
 import type { ResumeOptions } from "../execution/resume.ts";
+import type { InternalRunOptions } from "../execution/run_lifecycle.ts";
 import type { ResumedGate, ResumeGate } from "./run_model.ts";
 import type { Flow } from "../flow/model.ts";
 import type { JsonValue } from "../json/exact_json.ts";
@@ -14,14 +15,18 @@ import type { ServiceStore } from "./store_adapter.ts";
 
 export type { RunHandle } from "../execution/engine.ts";
 
-/** Starts `flow` on `input` as run `options.runId`. */
+/**
+ * Starts `flow` on `input` as run `options.runId`, an id this service made (a new UUID, its
+ * queued record stored under it at most): the engine does not look it up in the store first.
+ */
 export function startRun(
   engine: Engine,
   flow: Flow,
   input: JsonValue,
   options: RunOptions & { runId: string },
 ): RunHandle {
-  return engine.start(flow, input, options);
+  const o: InternalRunOptions = { ...options, newRunId: true };
+  return engine.start(flow, input, o);
 }
 
 /**

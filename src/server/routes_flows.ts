@@ -191,7 +191,9 @@ export function addFlowRoutes(app: ApiApp, s: Service): void {
     async (c) => {
       const flowId = c.req.valid("param").flowId.toLowerCase();
       const blob = await s.store.getBlob(flowId);
-      if (!blob || blob.blobType !== "flow") throw flowNotFound(flowId);
+      if (!blob || blob.blobType !== "flow") {
+        throw flowNotFound(flowId, s.store.flowEvicted(flowId));
+      }
       return c.body(null, 200);
     },
   );

@@ -8,6 +8,7 @@ import { setImmediate } from "node:timers";
 import type { FlowResult } from "../core/flow_result.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import {
+  atomically,
   type BatchFilter,
   type BatchRecord,
   type ClaimResult,
@@ -75,6 +76,16 @@ export class ServiceStore {
   }
 
   /**
+   * When flow `id` was evicted from the in-memory store (`stateStore.maxFlows`): its limit;
+   * undefined for a flow never stored, or a store that keeps every flow.
+   */
+  flowEvicted(id: string): { maxFlows?: number } | undefined {
+    if (this.store.flowEvicted?.(id) !== true) return undefined;
+    const max = (this.store as { maxFlows?: number }).maxFlows;
+    return max === undefined ? {} : { maxFlows: max };
+  }
+
+  /**
    * Takes run `runId` over for this engine (`StateStore.claimRun`): refused when another live
    * engine owns it.
    */
@@ -127,6 +138,14 @@ export class ServiceStore {
    */
   finishRun(runId: string, status: RunStatus, result?: FlowResult): Promise<void> | void {
     return this.store.completeRun(runId, status, result);
+  }
+
+  /**
+   * Calls `fn`; the writes it queues (a batch's record and runs) are stored all or none, in one
+   * commit (`StateStore.atomic`).
+   */
+  atomic<T>(fn: () => T): T {
+    return atomically(this.store, fn);
   }
 
   /** Records a batch; resolves once it is stored (rejects when its commit failed). */

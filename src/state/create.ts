@@ -98,6 +98,7 @@ export function createStateStore(
       journal: options.journal,
       maxFinishedRuns: config.maxFinishedRuns,
       maxFinishedSteps: config.maxFinishedSteps,
+      maxFlows: config.maxFlows,
       maxFinishedAgeMs: config.maxFinishedAge === undefined
         ? undefined
         : durationMs(config.maxFinishedAge),

@@ -7,7 +7,14 @@
  * `maxFinishedRuns` (default 1000), beyond `maxFinishedSteps` step results in all (default
  * 100,000: a few large runs weigh as much as many small ones) or once older than
  * `maxFinishedAgeMs` (default: no age limit). The run that finished last is kept whatever its
- * size until the next one finishes. Running runs and blobs and batches are kept.
+ * size until the next one finishes. Running runs, data blobs and batches are kept.
+ *
+ * Flows (the service's `POST /flows`, every flow a run used): flow blobs beyond `maxFlows`
+ * (default 1000) are evicted, the one stored or used longest ago first, except the flows of the
+ * runs the store holds (running or retained) and the flow stored last. Before, every flow posted
+ * to an in-memory `stepflow serve` was kept for the life of the process. The ids of the last
+ * {@linkcode EVICTED_FLOW_IDS} flows evicted are remembered ({@linkcode MemoryStateStore.flowEvicted})
+ * so that asking for one says it was evicted, not that it never existed.
  *
  * Layout (issue 17): one {@linkcode RunEntry} per run holds its record, step results and starts
  * and its nested runs. The map of runs by id holds top-level runs and running nested runs only: a
@@ -71,6 +78,12 @@ export interface MemoryStoreOptions {
   maxFinishedSteps?: number;
   /** Finished top-level runs older than this (ms since they finished) are evicted. @default Infinity */
   maxFinishedAgeMs?: number;
+  /**
+   * Most flow blobs kept: beyond it, the flow stored (or last used by a run) longest ago is
+   * evicted, unless a run the store holds uses it (those stay, as long as their runs) or it is
+   * the flow stored last. `Infinity` keeps every flow. @default 1000
+   */
+  maxFlows?: number;
   /** The clock of retention, ms since epoch (tests). @default Date.now */
   clock?: () => number;
   /**
@@ -85,6 +98,11 @@ export interface MemoryStoreOptions {
 export const DEFAULT_MAX_FINISHED_RUNS = 1000;
 /** Step results of finished runs kept by default (about 35 MB of small built-in results). */
 export const DEFAULT_MAX_FINISHED_STEPS = 100_000;
+
+/** Flow blobs kept by default. */
+export const DEFAULT_MAX_FLOWS = 1000;
+/** How many ids of evicted flows are remembered (64 hex characters each: about 1 MB). */
+export const EVICTED_FLOW_IDS = 10_000;
 
 /** A step's start as kept in memory. */
 interface StepStart {
@@ -162,6 +180,18 @@ export class MemoryStateStore implements StateStore {
    * (issue 17: a 10,000-item map kept 10,000 of them alive until its run was evicted).
    */
   #batchRuns = new Map<string, BatchRunList>();
+  /**
+   * The flow blobs, the one stored or last used longest ago first (a flow is used again when
+   * stored again or when the last run using it leaves the store).
+   */
+  #flowOrder = new Map<string, true>();
+  /** How many runs the store holds use each flow, by flow id (no entry: none). */
+  #flowRuns = new Map<string, number>();
+  /** Ids of the last {@linkcode EVICTED_FLOW_IDS} flows evicted, oldest first. */
+  #evictedFlows = new Set<string>();
+  /** The flow stored last (never evicted: its run is being created). */
+  #lastFlow: string | undefined;
+  #maxFlows: number;
   /** Finished top-level runs in the order they finished: [runId, finished at ms, steps]. */
   #finished: [string, number, number][] = [];
   /** Where the kept runs start in {@linkcode #finished} (those before it are evicted). */
@@ -182,13 +212,86 @@ export class MemoryStateStore implements StateStore {
     this.#maxFinished = options.maxFinishedRuns ?? DEFAULT_MAX_FINISHED_RUNS;
     this.#maxSteps = options.maxFinishedSteps ?? DEFAULT_MAX_FINISHED_STEPS;
     this.#maxAgeMs = options.maxFinishedAgeMs ?? Infinity;
+    this.#maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
     this.#clock = options.clock ?? Date.now;
   }
 
   putBlob(data: JsonValue, blobType: "data" | "flow", knownId?: string): string {
     const id = knownId ?? blobId(data);
-    if (!this.#blobs.has(id)) this.#blobs.set(id, { id, data, blobType });
+    const known = this.#blobs.get(id);
+    if (known === undefined) this.#blobs.set(id, { id, data, blobType });
+    if (blobType === "flow" && (known === undefined || known.blobType === "flow")) {
+      // stored (again): the flow used last
+      this.#flowOrder.delete(id);
+      this.#flowOrder.set(id, true);
+      this.#lastFlow = id;
+      if (known === undefined) {
+        this.#evictedFlows.delete(id);
+        this.#evictFlows();
+      }
+    }
     return id;
+  }
+
+  /**
+   * Whether blob `id` is here now (synchronous). The engine asks before it trusts a flow it
+   * remembers: this store evicts flows (`maxFlows`).
+   */
+  hasBlob(id: string): boolean {
+    // (flow ids are lower case already: no new string on a run's path)
+    return this.#blobs.has(id) || this.#blobs.has(id.toLowerCase());
+  }
+
+  /**
+   * Whether flow `id` was evicted (`maxFlows`) and not stored again since; only the last
+   * {@linkcode EVICTED_FLOW_IDS} evicted ids are remembered.
+   */
+  flowEvicted(id: string): boolean {
+    return this.#evictedFlows.has(id.toLowerCase());
+  }
+
+  /** The flow limit of this store (`maxFlows`). */
+  get maxFlows(): number {
+    return this.#maxFlows;
+  }
+
+  /**
+   * Evicts flow blobs beyond `maxFlows`, the one used longest ago first, skipping the flows of
+   * the runs held and the flow stored last.
+   */
+  #evictFlows(): void {
+    const order = this.#flowOrder;
+    let over = order.size - this.#maxFlows;
+    if (over <= 0) return;
+    for (const id of order.keys()) {
+      if (over <= 0) break;
+      if (this.#flowRuns.has(id) || id === this.#lastFlow) continue;
+      order.delete(id);
+      this.#blobs.delete(id);
+      const evicted = this.#evictedFlows;
+      evicted.add(id);
+      if (evicted.size > EVICTED_FLOW_IDS) evicted.delete(evicted.values().next().value!);
+      over--;
+    }
+  }
+
+  /** One more run the store holds uses flow `flowId`. */
+  #useFlow(flowId: string): void {
+    const runs = this.#flowRuns;
+    runs.set(flowId, (runs.get(flowId) ?? 0) + 1);
+  }
+
+  /** A run using flow `flowId` left the store: its flow may be evicted once no run uses it. */
+  #unuseFlow(flowId: string): void {
+    const runs = this.#flowRuns;
+    const n = runs.get(flowId);
+    if (n === undefined) return;
+    if (n > 1) {
+      runs.set(flowId, n - 1);
+      return;
+    }
+    runs.delete(flowId);
+    if (this.#flowOrder.delete(flowId)) this.#flowOrder.set(flowId, true); // used last now
   }
 
   getBlob(id: string): Promise<StoredBlob | undefined> {
@@ -254,6 +357,10 @@ export class MemoryStateStore implements StateStore {
     const old = this.#runs.get(run.runId) ?? this.#movedIndex?.get(run.runId);
     if (old !== undefined) {
       // the same id again replaces the record (its steps and nested runs stay, as before)
+      if (old.rec.flowId !== r.flowId) {
+        this.#useFlow(r.flowId);
+        this.#unuseFlow(old.rec.flowId);
+      }
       old.rec = r;
       if (run.runKey !== undefined) this.#byKey?.set(run.runKey, run.runId);
       this.#event(run.runId, root, queued ? "run_queued" : "run_started");
@@ -270,6 +377,7 @@ export class MemoryStateStore implements StateStore {
       moved: false,
     };
     this.#runs.set(run.runId, e);
+    this.#useFlow(run.flowId);
     if (parent !== undefined) {
       if (parent.kids === undefined) parent.kids = [e];
       else parent.kids.push(e);
@@ -569,6 +677,8 @@ export class MemoryStateStore implements StateStore {
     if (entry === undefined) return 0;
     const run = entry.rec;
     const removed = this.#drop([entry]);
+    // flows no run uses any more may go now
+    if (this.#flowOrder.size > this.#maxFlows) this.#evictFlows();
     if (run.parentRunId === undefined && inAccount) this.#unfinish(runId);
     const root = run.rootRunId ?? runId;
     // (a run id is a Map key here only with the journal on: hashing a string the first time costs
@@ -613,6 +723,7 @@ export class MemoryStateStore implements StateStore {
       const id = e.rec.runId;
       if (removed.has(id)) continue;
       removed.add(id);
+      this.#unuseFlow(e.rec.flowId);
       if (e.kids !== undefined) { for (const k of e.kids) stack.push(k); }
       if (e.rec.runKey !== undefined) this.#byKey?.delete(e.rec.runKey);
       if (e.moved) {

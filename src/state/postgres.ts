@@ -195,6 +195,11 @@ export class PostgresStateStore implements StateStore {
     return this.#w.setRunStatus(runId, status, event, data);
   }
 
+  /** `StateStore.atomic`: the writes of `fn` go in one commit (all or none). */
+  atomic<T>(fn: () => T): T {
+    return this.#w.atomic(fn);
+  }
+
   createBatch(batch: BatchRecord): Promise<void> | void {
     return this.#w.createBatch(batch);
   }

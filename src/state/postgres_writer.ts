@@ -64,6 +64,8 @@ export class PostgresWriter {
   #hooks: WriterHooks;
   #q: unknown[] = [];
   #gc: GroupCommit;
+  /** Depth of {@linkcode atomic} calls: while above 0, a long queue does not start a commit. */
+  #atomic = 0;
 
   constructor(session: PgSession, leases: LeaseBook, hooks: WriterHooks) {
     this.#s = session;
@@ -87,7 +89,7 @@ export class PostgresWriter {
    */
   #queued(open: OpenRun | undefined): Promise<void> {
     const p = this.#gc.queued();
-    if (this.#q.length >= MAX_QUEUE_LENGTH) this.#gc.now();
+    if (this.#q.length >= MAX_QUEUE_LENGTH && this.#atomic === 0) this.#gc.now();
     if (open === undefined) return p;
     // writers of a run get a promise that also rejects when the run's own writes were refused
     if (open.batch !== p) {
@@ -158,6 +160,19 @@ export class PostgresWriter {
         }
         throw err;
       }
+    }
+  }
+
+  /**
+   * Calls `fn`, whose writes (queued synchronously) then all go in one commit, one transaction:
+   * a long queue does not start a commit in their midst (`StateStore.atomic`).
+   */
+  atomic<T>(fn: () => T): T {
+    this.#atomic++;
+    try {
+      return fn();
+    } finally {
+      if (--this.#atomic === 0 && this.#q.length >= MAX_QUEUE_LENGTH) this.#gc.now();
     }
   }
 

@@ -529,6 +529,11 @@ export class SqliteStateStore implements StateStore {
 
   // ---------------------------------------------------------------- batches
 
+  /** `StateStore.atomic`: the writes of `fn` go in one commit (all or none). */
+  atomic<T>(fn: () => T): T {
+    return this.#w.atomic(fn);
+  }
+
   createBatch(batch: BatchRecord): Promise<void> | void {
     if (this.#c.closed) return;
     return this.#w.createBatch(batch);

@@ -77,6 +77,8 @@ export class SqliteWriter {
   /** Blobs of the commit in flight (in the worker). */
   #inFlightBlobs: Blobs = new Map();
   #gc: GroupCommit;
+  /** Depth of {@linkcode atomic} calls: while above 0, a long queue does not start a commit. */
+  #atomic = 0;
   /** Whether this engine's `engines` row is written. */
   engine: "none" | "queued" | "committed" = "none";
   #engineInBatch = false;
@@ -236,8 +238,21 @@ export class SqliteWriter {
 
   #queued(): Promise<void> {
     const p = this.#gc.queued();
-    if (this.#q.length >= MAX_QUEUE_LENGTH) this.#gc.now();
+    if (this.#q.length >= MAX_QUEUE_LENGTH && this.#atomic === 0) this.#gc.now();
     return p;
+  }
+
+  /**
+   * Calls `fn`, whose writes (queued synchronously) then all go in one commit, one transaction:
+   * a long queue does not start a commit in their midst (`StateStore.atomic`).
+   */
+  atomic<T>(fn: () => T): T {
+    this.#atomic++;
+    try {
+      return fn();
+    } finally {
+      if (--this.#atomic === 0 && this.#q.length >= MAX_QUEUE_LENGTH) this.#gc.now();
+    }
   }
 
   /** Commits the queue in one transaction; throws or rejects (a StoreError) when it failed. */

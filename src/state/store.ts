@@ -55,6 +55,14 @@ import type {
 
 export * from "./records.ts";
 export * from "./store_error.ts";
+
+/**
+ * Calls `fn` so that the writes it queues on `store` are committed together, all or none
+ * ({@linkcode StateStore.atomic}; just `fn()` for a store without it).
+ */
+export function atomically<T>(store: StateStore, fn: () => T): T {
+  return store.atomic === undefined ? fn() : store.atomic(fn);
+}
 export type { StoreCondition } from "./store_health.ts";
 
 /** Where runs, step results, the journal, signals, blobs and batches are kept. */
@@ -78,6 +86,16 @@ export interface StateStore {
   putBlob(data: JsonValue, blobType: "data" | "flow", id?: string): string;
   /** Reads a blob, or undefined for an unknown id. */
   getBlob(id: string): Promise<StoredBlob | undefined>;
+  /**
+   * Whether blob `id` is here now (synchronous). Optional: only a store that evicts blobs has it
+   * (in-memory: flows beyond `maxFlows`); a store without it keeps every blob it stored.
+   */
+  hasBlob?(id: string): boolean;
+  /**
+   * Whether flow `id` was evicted from this store (in-memory: `maxFlows`) and not stored again
+   * since, as far as the store remembers. Optional, as {@linkcode hasBlob}.
+   */
+  flowEvicted?(id: string): boolean;
 
   // ---- runs: writes ----
   /**
@@ -193,6 +211,15 @@ export interface StateStore {
   watchQueue(onWork: () => void): () => void;
 
   // ---- batches ----
+  /**
+   * Calls `fn` and returns what it returns; the writes `fn` queues (synchronously: a batch's
+   * record, its runs' rows and its `batch_runs` rows) all go in one commit, one transaction, so
+   * they are stored all or none. Without this, a long queue started a commit in their midst: a
+   * batch of thousands of runs spanned several commits and was stored in part when a later one
+   * failed (its client told 507, its stored runs run after a restart). Optional: a store that
+   * applies writes at once (in-memory) needs none; call {@linkcode atomically}.
+   */
+  atomic?<T>(fn: () => T): T;
   /** Records a batch. */
   createBatch(batch: BatchRecord): Stored;
   /** Adds a run to a batch at `index`. */

@@ -1,4 +1,4 @@
-import { assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
+import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
 import { REPO_ROOT, runCli } from "../_assert.ts";
 
 const MIXED = `${REPO_ROOT}/tests/fixtures/cli/test_command/mixed`;
@@ -61,8 +61,18 @@ Deno.test("stepflow test starts test.servers, fills {name.url} into test.config,
   });
   assertStrictEquals(r.code, 1);
   assertStringIncludes(r.stdout, "doubled.yaml: 1/1 passed");
-  assertStringIncludes(r.stdout, "test server 'worker' exited before it was ready");
-  assertStringIncludes(r.stdout, "boom: cannot bind");
+  // where the server is in the file, how it ended, the end of its stderr
+  assertStringIncludes(
+    r.stdout,
+    "early_exit.yaml: error: a test server could not be started:\n" +
+      `  ${REPO_ROOT}/tests/fixtures/cli/test_command/servers/early_exit.yaml:11:5: error: ` +
+      "test server 'worker' exited with code 3 before it was ready",
+  );
+  assertStringIncludes(r.stdout, "[$.test.servers.worker]\n 11 |     worker:\n    |     ^\n");
+  assertStringIncludes(
+    r.stdout,
+    "  its stderr ended with (last 1 line):\n    boom: cannot bind\n",
+  );
   assertStrictEquals(r.stdout.trimEnd().split("\n").at(-1), "1 passed, 1 failed");
 });
 
@@ -170,23 +180,71 @@ test:
       }, args: [eval, "setTimeout(() => {}, 60000)"], ${server} }
   cases: [{ name: c, input: {}, output: { outcome: success, result: 1 } }]
 `;
-    const cases: [string, string][] = [
+    // [the server's extra keys, the wrong value (its column is in the error), the error]
+    const cases: [string, string, string][] = [
       [
         'startupTimeoutMs: "soon"',
-        `test.servers.a.startupTimeoutMs: must be a number of milliseconds (or a count) >= 0, got "soon"`,
+        '"soon"',
+        `error: test server 'a': startupTimeoutMs must be a number of milliseconds (or a count) >= 0, got "soon" [$.test.servers.a.startupTimeoutMs]`,
       ],
       [
         "portRange: [5, 1]",
-        "test.servers.a.portRange: must be [low, high], whole numbers with 1 <= low <= high <= 65535, got [5,1]",
+        "[5, 1]",
+        "error: test server 'a': portRange must be [low, high], whole numbers with 1 <= low <= high <= 65535, got [5,1] [$.test.servers.a.portRange]",
       ],
-      ["startupTimeoutMs: 5e2, shutdownTimeoutMs: 1e2", "within 500 ms"],
+      [
+        "startupTimeoutMs: 5e2, shutdownTimeoutMs: 1e2",
+        "a: {",
+        "error: test server 'a' was not ready on port",
+      ],
     ];
-    for (const [server, expected] of cases) {
-      await Deno.writeTextFile(`${dir}/flow.yaml`, flow(server));
+    for (const [server, value, expected] of cases) {
+      const text = flow(server);
+      await Deno.writeTextFile(`${dir}/flow.yaml`, text);
       const r = await runCli(["test", "flow.yaml"], { cwd: dir });
       assertStrictEquals(r.code, 1, r.stdout + r.stderr);
-      assertStringIncludes(r.stdout, expected);
+      // at the value's (the server's) line and column, as config errors are
+      const col = text.split("\n")[6].indexOf(value) + 1;
+      assertStringIncludes(r.stdout, `  flow.yaml:7:${col}: ${expected}`);
     }
+    const late = await runCli(["test", "flow.yaml"], { cwd: dir });
+    assertStringIncludes(late.stdout, "within 500 ms");
+  });
+});
+
+Deno.test("stepflow test: a test server that dies at start is reported at its file:line:col with its exit code and the last lines of its stderr", async () => {
+  // Before: "flow.yaml: error: test server 'w' exited before it was ready; its stderr ended with:"
+  // and the last 2000 characters: no place in the file, no exit code.
+  await withTempDir(async (dir) => {
+    const script = "for (let i = 0; i < 30; i++) console.error('line ' + i); Deno.exit(7)";
+    await Deno.writeTextFile(
+      `${dir}/flow.yaml`,
+      `schema: https://stepflow.org/schemas/v1/flow.json
+name: t
+steps: []
+output: 1
+test:
+  servers:
+    w:
+      command: ${JSON.stringify(Deno.execPath())}
+      args: [eval, ${JSON.stringify(script)}]
+  cases:
+    - { name: one, input: {}, output: { outcome: success, result: 1 } }
+`,
+    );
+    const r = await runCli(["test", "flow.yaml"], { cwd: dir });
+    assertStrictEquals(r.code, 1, r.stdout + r.stderr);
+    assertStringIncludes(
+      r.stdout,
+      "flow.yaml: error: a test server could not be started:\n  flow.yaml:7:5: error: test server 'w' exited with code 7 before it was ready (command: ",
+    );
+    assertStringIncludes(
+      r.stdout,
+      ` eval ${JSON.stringify(script)}) [$.test.servers.w]\n 7 |     w:\n   |     ^\n`,
+    );
+    const tail = Array.from({ length: 20 }, (_, i) => `    line ${i + 10}\n`).join("");
+    assertStringIncludes(r.stdout, `  its stderr ended with (last 20 lines):\n${tail}\n`);
+    assert(!r.stdout.includes("    line 9\n"), r.stdout);
   });
 });
 

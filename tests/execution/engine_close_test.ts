@@ -142,7 +142,12 @@ Deno.test("engine.start: a runId already executing in this engine is refused; on
 Deno.test("engine: the parsed flows it keeps by id are bounded (FLOW_CACHE_SIZE); an evicted flow is read back from the store", async () => {
   // Before: every distinct flow an engine ran stayed parsed in memory for the engine's life
   // (~4 KB each: a service or library process running generated flows grew without bound).
-  const inner = await openStateStore({ type: "inMemory" }, Deno.cwd());
+  // (a store that keeps every flow here: the in-memory store's own bound, maxFlows, is 1000 too;
+  // tests/server/flow_retention_test.ts tests it)
+  const inner = await openStateStore(
+    { type: "inMemory", maxFlows: 2 * FLOW_CACHE_SIZE },
+    Deno.cwd(),
+  );
   let reads = 0;
   const store = new Proxy(inner, {
     get(target, key, receiver) {

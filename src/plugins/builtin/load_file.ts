@@ -65,7 +65,10 @@ export const loadFile: BuiltinComponent = {
     const limit = env.maxOutputBytes;
     const read = await readBounded(resolved, limit, ctx.signal).catch((e) => {
       if (ctx.signal.aborted) throw ctx.signal.reason;
-      const detail = `Cannot read '${resolved}' (path '${path}'): ${describeError(e)}`;
+      const given = path === resolved ? "" : ` (path '${path}')`;
+      const detail = `Cannot read '${resolved}'${given}: ${
+        withoutPath(describeError(e), resolved)
+      }`;
       if (e instanceof Deno.errors.NotFound) {
         throw new BuiltinError("NOT_FOUND", `Failed to load file: ${detail}`, { cause: e });
       }
@@ -88,7 +91,7 @@ export const loadFile: BuiltinComponent = {
       text = decodeUtf8(bytes, resolved);
     } catch (e) {
       throw new PluginError("Failed to load file", [
-        `Cannot read '${resolved}' as ${format}: ${describeError(e)}`,
+        `Cannot read '${resolved}' as ${format}: ${withoutPath(describeError(e), resolved)}`,
       ], { cause: e });
     }
     let data: JsonValue;
@@ -100,7 +103,7 @@ export const loadFile: BuiltinComponent = {
         : text;
     } catch (e) {
       throw new PluginError("Failed to load file", [
-        `Cannot parse '${resolved}' as ${format}: ${describeError(e)}`,
+        `Cannot parse '${resolved}' as ${format}: ${withoutPath(describeError(e), resolved)}`,
       ], { cause: e });
     }
     return success({
@@ -109,6 +112,27 @@ export const loadFile: BuiltinComponent = {
     });
   },
 };
+
+/**
+ * `detail`, an error about file `file`, without naming the file again (the message names it
+ * once): Deno's `: stat '<file>'` is dropped, a position's `<file>:3:7:` becomes `line 3, column
+ * 7:`. Before, a missing file of a long path was named three times in one message (`Cannot read
+ * '<file>' (path '<file>'): No such file or directory (os error 2): stat '<file>'`).
+ */
+function withoutPath(detail: string, file: string): string {
+  const quoted = `'${file}'`;
+  let out = detail;
+  for (let at = out.indexOf(quoted); at >= 0; at = out.indexOf(quoted)) {
+    // `: <operation> '<file>'` (the operation: stat, open, readfile, ...)
+    const before = /:? ?[a-z_]* $/.exec(out.slice(0, at));
+    const start = before === null ? at : at - before[0].length;
+    out = out.slice(0, start) + out.slice(at + quoted.length);
+  }
+  // `<file>:3:7: ...` (a position in it) → `line 3, column 7: ...`
+  return out.split(`${file}:`).map((part, i) =>
+    i === 0 ? part : part.replace(/^(\d+):(\d+)/, "line $1, column $2")
+  ).join("");
+}
 
 /** A file read up to a limit: its bytes, or how much it has (at least) when over the limit. */
 type Bounded =
