@@ -8,6 +8,7 @@ import { isNumber, toNumber } from "../json/exact_json.ts";
 import { parseSqliteUrl } from "../config/store_url.ts";
 import type { StateStore } from "./store.ts";
 import { parsePostgresUrl } from "./postgres_url.ts";
+import { DEFAULT_BUSY_TIMEOUT_MS, sqliteHint } from "./sqlite_hint.ts";
 
 /**
  * The store a `--store` value names: `memory` (or `inMemory`), `sqlite:FILE[?mode=...]`,
@@ -127,7 +128,7 @@ export function createStateStore(
       }: ${message}${
         /not a database|malformed/i.test(message)
           ? " (point databaseUrl at a new file, or at a database written by stepflow)"
-          : ""
+          : sqliteHint(message, DEFAULT_BUSY_TIMEOUT_MS)
       }`,
       { cause: e },
     );

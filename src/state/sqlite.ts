@@ -91,6 +91,7 @@ import {
 import { logger } from "../log.ts";
 import { describeError } from "../errors.ts";
 import { parseSqliteUrl } from "../config/store_url.ts";
+import { DEFAULT_BUSY_TIMEOUT_MS } from "./sqlite_hint.ts";
 
 const log = logger("state");
 
@@ -116,7 +117,7 @@ export class SqliteStateStore implements StateStore {
 
   private constructor(db: DatabaseSync, path: string, readOnly: boolean, o: SqliteOpenOptions) {
     this.path = path;
-    const busyMs = o.busyTimeoutMs ?? 10_000;
+    const busyMs = o.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     const staleMs = o.staleAfterMs ?? 60_000;
     this.#c = new SqliteCore(db, path, readOnly, this.engineId, busyMs, staleMs);
     this.#w = new SqliteWriter(this.#c, o.heartbeatMs ?? 10_000);
@@ -133,7 +134,11 @@ export class SqliteStateStore implements StateStore {
    * with `autoMigrate: false` (or a read-only database).
    */
   static open(databaseUrl: string, options: SqliteOpenOptions = {}): SqliteStateStore {
-    const { autoMigrate = true, workingDirectory = Deno.cwd(), busyTimeoutMs = 10_000 } = options;
+    const {
+      autoMigrate = true,
+      workingDirectory = Deno.cwd(),
+      busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS,
+    } = options;
     const { path, mode } = parseSqliteUrl(databaseUrl, workingDirectory);
     if (mode === "rw" && path !== ":memory:") {
       try {

@@ -19,7 +19,13 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
+import {
+  assert,
+  assertStrictEquals,
+  assertStringIncludes,
+  REPO_ROOT,
+  withTempDir,
+} from "../_assert.ts";
 import {
   GATED_FLOW as FLOW,
   journalConfig as config,
@@ -203,6 +209,48 @@ Deno.test({
       assert(!s.stderr().includes("resumed"), s.stderr());
       const calls = (await Deno.readTextFile(journal)).trim().split("\n");
       assertStrictEquals(calls.length, 1, "the step service was called once");
+    }),
+});
+
+Deno.test({
+  name:
+    "serve and run on a disk that is full before they start: exit 1 naming the database, the cause and what to do",
+  ignore: !canMount,
+  fn: () =>
+    withSmallDisk(async (dir, disk) => {
+      // was: "cannot open '.../state.db': database or disk is full" and nothing more, where a
+      // commit failing the same way says to free space on the disk
+      await fill(`${disk}/filler`);
+      await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
+      for (
+        const command of [["serve", "--port", "0"], [
+          "run",
+          "--flow",
+          "flow.json",
+          "--input-json",
+          '{"q":1}',
+        ]]
+      ) {
+        await Deno.writeTextFile(`${dir}/flow.json`, JSON.stringify(THREE_STEPS));
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            "--quiet",
+            `${REPO_ROOT}/main.ts`,
+            ...command,
+            "--store",
+            `${disk}/state.db`,
+          ],
+          cwd: dir,
+          env: { NO_COLOR: "1" },
+          stdin: "null",
+        }).output();
+        const err = new TextDecoder().decode(out.stderr);
+        assertStrictEquals(out.code, 1, err);
+        assertStringIncludes(err, `cannot open '${disk}/state.db': database or disk is full`);
+        assertStringIncludes(err, "(free space on the disk holding it");
+      }
     }),
 });
 
