@@ -13,9 +13,12 @@ import { permissionHint } from "../core/permission_hint.ts";
 import { COMMAND_NAMES, registerCommands } from "./commands.ts";
 import { StdoutWriteError, writeStderr, writeStdout } from "./output.ts";
 import { registerGlobalFlags } from "./global_flags.ts";
+import { ignoreFileSizeSignal } from "../core/file_size_signal.ts";
 
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */
 export async function main(args: string[]): Promise<number> {
+  // past `ulimit -f`, a write (the SQLite store, an output file) fails instead of killing us
+  ignoreFileSizeSignal();
   let exitCode = EXIT_OK;
   const program = new Command("stepflow")
     .description("Stepflow: run AI workflows defined in YAML (stepflow 0.8 compatible)")

@@ -92,6 +92,7 @@ import { logger } from "../log.ts";
 import { describeError } from "../errors.ts";
 import { parseSqliteUrl } from "../config/store_url.ts";
 import { DEFAULT_BUSY_TIMEOUT_MS } from "./sqlite_hint.ts";
+import { ignoreFileSizeSignal } from "../core/file_size_signal.ts";
 
 const log = logger("state");
 
@@ -148,6 +149,8 @@ export class SqliteStateStore implements StateStore {
       }
     }
     const readOnly = mode === "ro";
+    // a write past `ulimit -f` fails (a 507, as for a full disk) instead of killing the process
+    if (!readOnly && path !== ":memory:") ignoreFileSizeSignal();
     const db = new DatabaseSync(path, { readOnly, timeout: busyTimeoutMs });
     try {
       configureConnection(db, path, readOnly, options.checkpoint ?? "worker");

@@ -256,6 +256,41 @@ Deno.test({
 
 Deno.test({
   name:
+    "serve under a file size limit (ulimit -f) that its database outgrows: runs fail with 507 and the service lives on",
+  ignore: !(await run("prlimit", ["--version"])),
+  fn: () =>
+    withTempDir(async (dir) => {
+      // was: killed by SIGXFSZ ("File size limit exceeded") in the middle of a commit, every run
+      // in progress lost with it; its clients saw the connection close without an answer
+      const db = `${dir}/state.db`;
+      const s = await startServer(dir, { args: ["--store", db], config: false });
+      try {
+        const flowId = await storeFlow(s, THREE_STEPS);
+        // the limit is set once the service runs (Deno's own caches are written at start)
+        const used = (await Deno.stat(db)).size + (await Deno.stat(`${db}-wal`)).size;
+        const limit = used + 256 * 1024;
+        assert(await run("prlimit", [`--pid=${s.pid}`, `--fsize=${limit}`]), "prlimit");
+        const answer = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { q: "x".repeat(1_000_000) },
+        });
+        assertStrictEquals(answer.status, 200, JSON.stringify(answer.body).slice(0, 500));
+        assertStrictEquals(answer.body.result.error.code, 507);
+        assertStringIncludes(answer.body.result.error.message, `SQLite database '${db}'`);
+        const h = await s.call("GET", "/health");
+        assertStrictEquals(h.status, 503, JSON.stringify(h.body));
+        assertStringIncludes(h.body.message, "file size limit");
+        // small runs still get an answer (failed or not) from the same process
+        const small = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "y" } });
+        assertStrictEquals(small.status, 200, JSON.stringify(small.body));
+      } finally {
+        assertStrictEquals(await s.stop(), 0, s.stderr());
+      }
+    }),
+});
+
+Deno.test({
+  name:
     "serve stopped while the disk is still full: the run told 507 is left as stored and the next start resumes it, as the 507 said",
   ignore: !canMount,
   fn: () =>
