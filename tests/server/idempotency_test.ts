@@ -162,5 +162,8 @@ Deno.test({
       } finally {
         assertStrictEquals(await s.stop(), 0, s.stderr());
       }
+      // watching request.signal under Deno's legacy abort printed a warning on the first answer
+      // sent (deno.json's `unstable: ["no-legacy-abort"]`, the launcher's and executables' flag)
+      assert(!s.stderr().includes("Deno.serve:"), s.stderr());
     }),
 });
