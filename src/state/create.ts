@@ -126,7 +126,7 @@ export function createStateStore(
       `stateStore.databaseUrl '${config.databaseUrl}': cannot open ${
         file === config.databaseUrl ? "it" : `'${file}'`
       }: ${message}${
-        /not a database|malformed/i.test(message)
+        /not a database/i.test(message)
           ? " (point databaseUrl at a new file, or at a database written by stepflow)"
           : sqliteHint(message, DEFAULT_BUSY_TIMEOUT_MS)
       }`,
