@@ -10,7 +10,7 @@ import type { Context } from "hono";
 import type { Flow } from "../flow/model.ts";
 import { Router } from "../config/router.ts";
 import { buildFlowGraph, type FlowGraph } from "../visualize/graph.ts";
-import { type GraphLayout, layoutGraph } from "../visualize/layout.ts";
+import { type GraphLayout, layoutGraph, LayoutTooLargeError } from "../visualize/layout.ts";
 import { renderLayoutSvg } from "../visualize/svg.ts";
 import { renderMermaid } from "../visualize/mermaid.ts";
 import { renderDot } from "../visualize/dot.ts";
@@ -30,6 +30,13 @@ const MAX_CACHED = 64;
  * Mermaid and DOT text are not laid out: they are drawn for any flow.
  */
 export const MAX_SVG_NODES = 2_000;
+
+/**
+ * Most layout points (boxes, edge crossings of layers, edge points) the service lays out as SVG:
+ * 2,000 steps in a chain take about 8,000, 60 steps each reading every earlier one 144,000 (0.5 s);
+ * 300 such steps took 46 s and made a 97 MB picture.
+ */
+export const MAX_SVG_POINTS = 200_000;
 
 /**
  * 422 for an SVG of `graph` when it has more than {@linkcode MAX_SVG_NODES} nodes, naming what to
@@ -97,7 +104,20 @@ export function addGraphRoutes(app: ApiApp, s: Service): void {
     cache.set(key, d);
     return d;
   };
-  const layoutOf = (d: Drawn, details: boolean) => d.layout ??= layoutGraph(d.graph, { details });
+  const layoutOf = (d: Drawn, details: boolean, instead: string) => {
+    if (d.layout !== undefined) return d.layout;
+    try {
+      return d.layout = layoutGraph(d.graph, { details, maxPoints: MAX_SVG_POINTS });
+    } catch (e) {
+      if (!(e instanceof LayoutTooLargeError)) throw e;
+      throw new ApiError(
+        422,
+        `The flow is too large to lay out as SVG here: ${e.message}, over the service's limit ` +
+          `(the layout would hold up every run of the service): ${instead}, or draw it with ` +
+          "`stepflow visualize --flow FILE -o flow.svg`",
+      );
+    }
+  };
 
   app.openapi(
     createRoute({
@@ -130,12 +150,13 @@ export function addGraphRoutes(app: ApiApp, s: Service): void {
       const d = drawn(flowId, flow, q.expandNested === "true", details);
       let t = d.text[format];
       if (!t) {
+        const instead = "get it as text with ?format=mermaid or ?format=dot";
         if (format === "svg") {
-          const e = tooLargeToLayOut(d.graph, "get it as text with ?format=mermaid or ?format=dot");
+          const e = tooLargeToLayOut(d.graph, instead);
           if (e) throw e;
         }
         const body = format === "svg"
-          ? renderLayoutSvg(layoutOf(d, details), { details })
+          ? renderLayoutSvg(layoutOf(d, details, instead), { details })
           : format === "mermaid"
           ? renderMermaid(d.graph, { details })
           : renderDot(d.graph, { details });
@@ -173,13 +194,11 @@ export function addGraphRoutes(app: ApiApp, s: Service): void {
       const stepStatus: Record<string, string> = {};
       for (const st of Object.values(steps)) stepStatus[st.stepId] = st.status;
       const d = drawn(r.flowId, flow, q.expandNested === "true", details);
-      const e = tooLargeToLayOut(
-        d.graph,
-        `the steps' statuses are in GET /api/v1/runs/${runId}/steps, the flow as text in ` +
-          `GET /api/v1/flows/${r.flowId}/graph?format=mermaid`,
-      );
+      const instead = `the steps' statuses are in GET /api/v1/runs/${runId}/steps, the flow as ` +
+        `text in GET /api/v1/flows/${r.flowId}/graph?format=mermaid`;
+      const e = tooLargeToLayOut(d.graph, instead);
       if (e) throw e;
-      const body = renderLayoutSvg(layoutOf(d, details), { details, stepStatus });
+      const body = renderLayoutSvg(layoutOf(d, details, instead), { details, stepStatus });
       return c.body(body, 200, {
         "Content-Type": CONTENT_TYPES.svg,
         "Cache-Control": "no-store",
