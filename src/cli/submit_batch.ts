@@ -167,12 +167,12 @@ export async function submitBatchCommand(flags: SubmitBatchFlags): Promise<numbe
     );
     return ok ? EXIT_OK : EXIT_FAILED;
   } catch (e) {
-    if (batchId !== undefined) {
-      // the service went away while the batch ran: not a wrong --url
-      e = lostWhileWaiting(client.base, `batch ${batchId}`, `GET /api/v1/batches/${batchId}`, e);
-    }
-    writeStderr(`\nerror: ${describeError(e)}\n`);
-    return e instanceof ServiceError && e.status === 400 ? EXIT_INVALID : EXIT_FAILED;
+    // the service went away while the batch ran: not a wrong --url
+    const err = batchId === undefined
+      ? e
+      : lostWhileWaiting(client.base, `batch ${batchId}`, `GET /api/v1/batches/${batchId}`, e);
+    writeStderr(`\nerror: ${describeError(err)}\n`);
+    return err instanceof ServiceError && err.status === 400 ? EXIT_INVALID : EXIT_FAILED;
   } finally {
     writer.close();
     cancel.dispose();
