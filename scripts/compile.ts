@@ -41,6 +41,16 @@ export const COMPILE_PERMISSIONS = [
   "--allow-run",
 ];
 
+/**
+ * Runtime flags of the executables and the installed launcher. `--unstable-no-legacy-abort`:
+ * `stepflow serve` watches each waiting request's `request.signal` to let go of a client that
+ * closed its connection; under Deno 2.9's legacy behaviour the signal also fires on every answer
+ * sent, and Deno prints a warning about it on stderr the first time (the behaviour this flag
+ * selects becomes Deno's default in a later release). deno.json's `unstable` sets it for the
+ * repo's own tasks and tests.
+ */
+export const RUNTIME_FLAGS = ["--unstable-no-legacy-abort"];
+
 /** Files to embed besides the module graph (none needed today; see the module doc). */
 export const INCLUDE: string[] = [];
 
@@ -79,6 +89,7 @@ async function main(args: string[]): Promise<number> {
       "--output",
       out,
       ...COMPILE_PERMISSIONS,
+      ...RUNTIME_FLAGS,
       ...INCLUDE.flatMap((p) => ["--include", p]),
       "main.ts",
     ];

@@ -31,7 +31,7 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { COMPILE_PERMISSIONS } from "./compile.ts";
+import { COMPILE_PERMISSIONS, RUNTIME_FLAGS } from "./compile.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const WINDOWS = Deno.build.os === "windows";
@@ -95,7 +95,7 @@ function sh(s: string): string {
 
 /** The launcher script that runs `bundle` with `deno` (absolute paths). */
 export function launcherScript(deno: string, bundle: string, windows = WINDOWS): string {
-  const flags = ["run", "--no-config", ...INSTALL_PERMISSIONS];
+  const flags = ["run", "--no-config", ...INSTALL_PERMISSIONS, ...RUNTIME_FLAGS];
   if (windows) {
     return `@echo off\r\nREM stepflow, installed by deno task install\r\n"${deno}" ${
       flags.join(" ")
@@ -134,7 +134,15 @@ async function tryCompile(out: string): Promise<boolean> {
   const tmp = `${out}.partial`;
   console.error(`install: deno compile (downloads the Deno runtime the first time) ...`);
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", "--quiet", "--output", tmp, ...INSTALL_PERMISSIONS, join(ROOT, "main.ts")],
+    args: [
+      "compile",
+      "--quiet",
+      "--output",
+      tmp,
+      ...INSTALL_PERMISSIONS,
+      ...RUNTIME_FLAGS,
+      join(ROOT, "main.ts"),
+    ],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",

@@ -13,9 +13,15 @@ import { permissionHint } from "../core/permission_hint.ts";
 import { COMMAND_NAMES, registerCommands } from "./commands.ts";
 import { StdoutWriteError, writeStderr, writeStdout } from "./output.ts";
 import { registerGlobalFlags } from "./global_flags.ts";
+import { ignoreFileSizeSignal } from "../core/file_size_signal.ts";
+
+/** The subcommands of `stepflow runs` (src/cli/runs.ts). */
+const RUNS_SUBCOMMANDS = ["list", "show", "prune"];
 
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */
 export async function main(args: string[]): Promise<number> {
+  // past `ulimit -f`, a write (the SQLite store, an output file) fails instead of killing us
+  ignoreFileSizeSignal();
   let exitCode = EXIT_OK;
   const program = new Command("stepflow")
     .description("Stepflow: run AI workflows defined in YAML (stepflow 0.8 compatible)")
@@ -30,7 +36,12 @@ export async function main(args: string[]): Promise<number> {
       getErrHasColors: () => false,
       // a usage error in one line that says where to look (inherited by the subcommands)
       outputError: (str, write) => {
-        const sub = COMMAND_NAMES.includes(args[0]) ? `${args[0]} ` : "";
+        // `stepflow runs prune ...`: the help of `runs prune` (the group's help lists only names)
+        const sub = !COMMAND_NAMES.includes(args[0])
+          ? ""
+          : args[0] === "runs" && RUNS_SUBCOMMANDS.includes(args[1])
+          ? `runs ${args[1]} `
+          : `${args[0]} `;
         write(`${str.trimEnd().replace(/\s*\n\s*/g, " ")} (see 'stepflow ${sub}--help')\n`);
       },
     });

@@ -7,7 +7,7 @@
 import { isJsonObject, type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
 import type { LoadedFlow } from "../flow/load.ts";
 import { parsePath } from "../flow/template.ts";
-import { formatPosition } from "../errors.ts";
+import { describeError, formatPosition } from "../errors.ts";
 import { writeStderr } from "./output.ts";
 
 /** stepflow 0.8's `submit` default URL (its server's default port is 7840: see `--url`). */
@@ -19,9 +19,30 @@ export const SERVE_DEFAULT_URL = "http://127.0.0.1:7840";
 /** A request the service refused or could not answer. */
 export class ServiceError extends Error {
   override name = "ServiceError";
-  constructor(message: string, readonly status = 0) {
+  /**
+   * @param status the HTTP status; 0 when there is no answer (the service could not be reached,
+   * or its answer was cut).
+   * @param reason for status 0: what went wrong in a few words (`connection refused`).
+   */
+  constructor(message: string, readonly status = 0, readonly reason?: string) {
     super(message);
   }
+}
+
+/**
+ * `err` of a request made while waiting for `what` (`run <id>`, `batch <id>`), which the service
+ * had accepted: with no answer (status 0), the service went away after accepting it — stopped,
+ * killed, crashed —, and the advice of {@linkcode unreachable} (check `--url`) misleads. The
+ * error then says so and where to follow the work (`follow`); other errors are returned as they
+ * are.
+ */
+export function lostWhileWaiting(base: URL, what: string, follow: string, err: unknown): unknown {
+  if (!(err instanceof ServiceError) || err.status !== 0) return err;
+  return new ServiceError(
+    `lost the Stepflow service at ${base.origin} while waiting for ${what} ` +
+      `(${err.reason ?? err.message}): it stopped after accepting it. A service with a database ` +
+      `store resumes its unfinished runs when it starts again: follow it with ${follow}`,
+  );
 }
 
 /** Talks to one service. */
@@ -78,7 +99,11 @@ export class ServiceClient {
       text = await res.text();
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
-      throw new ServiceError(`${method} ${url.pathname}: reading the answer failed: ${e}`);
+      throw new ServiceError(
+        `${method} ${url.pathname}: reading the answer failed: ${e}`,
+        0,
+        `its answer was cut: ${describeError(e)}`,
+      );
     }
     let value: JsonValue = null;
     if (text.trim() !== "") {
@@ -164,11 +189,15 @@ export function unreachable(base: URL, err: unknown): ServiceError {
       atDefault
         ? `${what}: connection refused (nothing listens there: start it with 'stepflow serve')`
         : `${what}: connection refused (nothing listens there). 'stepflow serve' listens on ${SERVE_DEFAULT_URL} by default: pass --url ${SERVE_DEFAULT_URL} (or set STEPFLOW_URL), or the address it printed when it started`,
+      0,
+      "connection refused",
     );
   }
   if (/dns error|lookup address|name or service not known|no such host/i.test(all)) {
     return new ServiceError(
       `${what}: cannot resolve host '${base.hostname}' (check --url or STEPFLOW_URL)`,
+      0,
+      `cannot resolve host '${base.hostname}'`,
     );
   }
   // the most specific part: the last cause, without Deno's "error sending request for url (..)"
@@ -176,5 +205,7 @@ export function unreachable(base: URL, err: unknown): ServiceError {
     .replace(/^error sending request for url \([^)]*\): /, "");
   return new ServiceError(
     `${what}: ${detail} (is 'stepflow serve' running there? pass its address with --url)`,
+    0,
+    detail,
   );
 }

@@ -32,7 +32,12 @@ import {
   variableOptions,
 } from "./value_flags.ts";
 import { toYaml } from "./yaml_output.ts";
-import { DEFAULT_SUBMIT_URL, ServiceClient, ServiceError } from "./service_client.ts";
+import {
+  DEFAULT_SUBMIT_URL,
+  lostWhileWaiting,
+  ServiceClient,
+  ServiceError,
+} from "./service_client.ts";
 import { loadFlowFile } from "../flow/load.ts";
 import { isJsonObject, type JsonValue, stringifyJson } from "../json/exact_json.ts";
 import { describeError, FlowLoadError } from "../errors.ts";
@@ -120,6 +125,16 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
     const key = { "Idempotency-Key": `stepflow-submit-${crypto.randomUUID()}` };
     let answer = await client.call("POST", "/api/v1/runs", { ...body, wait: false }, {
       headers: key,
+    }).catch((e) => {
+      // the service answered POST /flows: one that goes now went away, wherever --url points
+      throw lostWhileWaiting(
+        client.base,
+        "the answer to POST /api/v1/runs (the run may have started)",
+        loaded.flow.name
+          ? `GET /api/v1/runs?flowName=${encodeURIComponent(loaded.flow.name)}`
+          : "GET /api/v1/runs",
+        e,
+      );
     });
     if (isJsonObject(answer) && typeof answer.runId === "string") runId = answer.runId;
     if (runId !== undefined && flags.verbose) writeStderr(`run_id: ${runId}\n`);
@@ -132,7 +147,10 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
         });
       } catch (e) {
         if (cancel.signal.aborted) return await cancelled(runId);
-        throw e;
+        // was: the service killed while waiting read 'connection refused ... pass --url'
+        throw runId === undefined
+          ? e
+          : lostWhileWaiting(client.base, `run ${runId}`, `GET /api/v1/runs/${runId}`, e);
       }
     }
     if (!isJsonObject(answer) || !isJsonObject(answer.result)) {

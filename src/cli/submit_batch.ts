@@ -28,7 +28,7 @@ import {
   readJsonlInputs,
 } from "./batch_io.ts";
 import { serviceOf } from "./submit.ts";
-import { ServiceError } from "./service_client.ts";
+import { lostWhileWaiting, ServiceError } from "./service_client.ts";
 import { onCancelSignals } from "./signals.ts";
 import { loadFlowFile } from "../flow/load.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
@@ -103,7 +103,15 @@ export async function submitBatchCommand(flags: SubmitBatchFlags): Promise<numbe
     if (maxConcurrent !== undefined) body.maxConcurrency = maxConcurrent;
     if (overrides !== undefined) body.overrides = overrides;
     if (variables !== undefined) body.variables = variables;
-    const created = await client.call("POST", "/api/v1/batches", body);
+    const created = await client.call("POST", "/api/v1/batches", body).catch((e) => {
+      // the service answered POST /flows: one that goes now went away, wherever --url points
+      throw lostWhileWaiting(
+        client.base,
+        "the answer to POST /api/v1/batches (the batch may have started)",
+        "GET /api/v1/batches",
+        e,
+      );
+    });
     if (!isJsonObject(created) || typeof created.batchId !== "string") {
       throw new ServiceError("POST /api/v1/batches: unexpected answer");
     }
@@ -159,8 +167,12 @@ export async function submitBatchCommand(flags: SubmitBatchFlags): Promise<numbe
     );
     return ok ? EXIT_OK : EXIT_FAILED;
   } catch (e) {
-    writeStderr(`\nerror: ${describeError(e)}\n`);
-    return e instanceof ServiceError && e.status === 400 ? EXIT_INVALID : EXIT_FAILED;
+    // the service went away while the batch ran: not a wrong --url
+    const err = batchId === undefined
+      ? e
+      : lostWhileWaiting(client.base, `batch ${batchId}`, `GET /api/v1/batches/${batchId}`, e);
+    writeStderr(`\nerror: ${describeError(err)}\n`);
+    return err instanceof ServiceError && err.status === 400 ? EXIT_INVALID : EXIT_FAILED;
   } finally {
     writer.close();
     cancel.dispose();

@@ -101,7 +101,8 @@ export class Router {
 
   /**
    * Routes `component` for a step whose resolved input is `input`.
-   * @throws {PluginError} `No matching rule found for component: /x` (stepflow 0.8 text) when no
+   * @throws {PluginError} `No matching rule found for component: /x` (stepflow 0.8 text; when no
+   * pattern matches, followed by what to do: the config's patterns and a route to add) when no
    * pattern matches or no rule passes; a condition path missing from the input; a route without a
    * `{component}` parameter and without a `component` template.
    */
@@ -113,7 +114,9 @@ export class Router {
     }
     const match = this.match(component);
     if (!match) {
-      const err = new PluginError(`No matching rule found for component: ${component}`);
+      const err = new PluginError(
+        `No matching rule found for component: ${component} (${this.#noRouteHint(component)})`,
+      );
       this.#remember(component, err);
       throw err;
     }
@@ -181,6 +184,22 @@ export class Router {
       }
     }
     return out;
+  }
+
+  /** What to do when no pattern matches `component`: the message's hint. */
+  #noRouteHint(component: string): string {
+    const seg = /^\/([^/]+)\//.exec(component)?.[1];
+    const example = seg === undefined
+      ? `"/{*component}": [{plugin: <name>}]`
+      : `"/${seg}/{*component}": [{plugin: ${seg === "builtin" ? "builtin" : "<name>"}}]`;
+    if (this.#routes.length === 0) {
+      return "the config has no routes (without a stepflow-config.yml beside the flow or in the " +
+        `current directory the default config has none): add one to its routes, e.g. ${example}`;
+    }
+    const shown = this.#routes.slice(0, 10).map((r) => r.pattern).join(", ");
+    const more = this.#routes.length > 10 ? `, ... (${this.#routes.length} in all)` : "";
+    return `no route pattern of the config matches it (${shown}${more}): add one to its routes, ` +
+      `e.g. ${example}, or fix the step's component`;
   }
 
   #remember(component: string, v: RouteTarget | PluginError): void {

@@ -15,7 +15,8 @@ export function sseEvent(text: string): string {
 export interface SseLimits {
   /**
    * Largest event (its `data`, in UTF-16 code units, at most its bytes): a larger one stops the
-   * reading (the stream is cancelled) with `onTooLarge`'s error. @default Infinity
+   * reading (the stream is cancelled) with `onTooLarge`'s error. At most (and by default)
+   * {@linkcode MAX_SSE_EVENT_CHARS}.
    */
   maxEventChars?: number;
   /** Called when an event passes `maxEventChars`: the error to throw. */
@@ -36,6 +37,14 @@ export interface SseLimits {
 }
 
 const HEAD_CHARS = 4096;
+
+/**
+ * Longest event this reader holds, UTF-16 code units: a little under V8's longest string
+ * (2^29 - 24). A larger `maxEventChars` is lowered to it: the step-service transport's 512 MiB
+ * (2^29) let a line of `data:` without a newline grow past what one string can hold, and the
+ * limit's own error then failed with "Invalid string length" after holding 1 GB.
+ */
+export const MAX_SSE_EVENT_CHARS = 2 ** 29 - 64 * 1024;
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.length === 0) return b;
@@ -77,7 +86,7 @@ export async function* readSseData(
   stop?: AbortSignal,
   limits: SseLimits = {},
 ): AsyncGenerator<string> {
-  const max = limits.maxEventChars ?? Infinity;
+  const max = Math.min(limits.maxEventChars ?? Infinity, MAX_SSE_EVENT_CHARS);
   const long = limits.longEventChars ?? Infinity;
   const decoder = new TextDecoder("utf-8", { fatal: limits.onInvalidUtf8 !== undefined });
   const reader = body.getReader();
@@ -93,8 +102,14 @@ export async function* readSseData(
   let fed = 0;
   let held: Uint8Array = new Uint8Array(0);
   const head = () => {
-    const first = data.length > 0 ? data[0] : pending.join("").replace(/^data: ?/, "");
-    return first.slice(0, HEAD_CHARS);
+    if (data.length > 0) return data[0].slice(0, HEAD_CHARS);
+    // the first pieces only: joined whole, a line near the limit did not fit in one string
+    let first = "";
+    for (const piece of pending) {
+      first += piece.slice(0, HEAD_CHARS + 6);
+      if (first.length >= HEAD_CHARS + 6) break;
+    }
+    return first.replace(/^data: ?/, "").slice(0, HEAD_CHARS);
   };
   try {
     for (;;) {

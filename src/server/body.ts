@@ -8,6 +8,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { MAX_JSON_DEPTH, nestedDeeperThan, parseJson } from "../json/exact_json.ts";
+import { findDuplicateKey } from "../json/duplicate_keys.ts";
 import { ApiError } from "./api_error.ts";
 
 /** Default request body limit: 10 MiB. */
@@ -33,8 +34,9 @@ const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 /**
  * Middleware for POST/PUT/PATCH requests: enforces `limit` on every body and parses JSON bodies.
  * @throws {ApiError} 413 when the body is larger than `limit` bytes; 400 when a JSON body is not
- * UTF-8 or not JSON (the message has the parser's position), or when a field of it (`$.input`,
- * `$.flow`, `$.inputs[3]`) nests more than {@linkcode MAX_JSON_DEPTH} levels deep; 408 when no
+ * UTF-8 or not JSON (the message has the parser's position), when a field of it (`$.input`,
+ * `$.flow`, `$.inputs[3]`) nests more than {@linkcode MAX_JSON_DEPTH} levels deep, or when an
+ * object of it has a key twice (`$.flow.name is given twice (line 1, column 66; ...)`); 408 when no
  * byte of the body arrived for `idleTimeoutMs`; 503 when the service stops while it arrives.
  */
 export function jsonBody(limit: number, options: JsonBodyOptions = {}): MiddlewareHandler {
@@ -64,6 +66,19 @@ export function jsonBody(limit: number, options: JsonBodyOptions = {}): Middlewa
       // each level takes two characters at least: short bodies need no walk
       const deep = text.length > 2 * MAX_JSON_DEPTH ? tooDeepAt(value) : undefined;
       if (deep !== undefined) throw tooDeep(deep);
+      // JSON.parse keeps the last of two equal keys silently: a flow, an input or a field of
+      // the request given twice was taken half (flow files and the CLI's inputs refuse them)
+      const dup = findDuplicateKey(text);
+      if (dup !== undefined) {
+        const field = /^[A-Za-z_$][\w$]*$/.test(dup.key)
+          ? `${dup.path}.${dup.key}`
+          : `${dup.path}[${JSON.stringify(dup.key)}]`;
+        throw new ApiError(
+          400,
+          `Invalid request body: ${field} is given twice (line ${dup.line}, column ${dup.col}; ` +
+            `first at line ${dup.firstLine}, column ${dup.firstCol}): remove one of them`,
+        );
+      }
     }
     // Hono's json() parses the text again with JSON.parse (losing exact numbers): answer with
     // the value parsed here instead.

@@ -10,6 +10,7 @@ import type { DebugSession } from "./debug.ts";
 import type { ForwardedAnswer } from "./cluster.ts";
 import { errors, json } from "./openapi.ts";
 import * as S from "./schemas.ts";
+import { waitFor } from "./run_model.ts";
 
 const TAG = "Debug";
 
@@ -110,7 +111,11 @@ export function addDebugRoutes(app: ApiApp, s: Service): void {
       const session = await sessionOf(s, runId);
       const run = s.runs.get(runId);
       session.continue();
-      const outcome = await run!.done;
+      // (until the client goes: the answer is then read by nobody)
+      const outcome = await waitFor(run!, undefined, c.req.raw.signal);
+      if (outcome === undefined) {
+        return c.json(createRunBody(runId, "running", undefined, true), 200);
+      }
       return c.json(createRunBody(runId, outcome.status, outcome.result, true), 200);
     },
   );

@@ -15,6 +15,7 @@ import { type ApiApp, runIdParam, type Service } from "./context.ts";
 import { TERMINAL_STATUSES } from "./store_adapter.ts";
 import { errors, json } from "./openapi.ts";
 import * as S from "./schemas.ts";
+import { waitFor } from "./run_model.ts";
 
 const TAG = "Run";
 
@@ -179,7 +180,11 @@ export function addEventRoutes(app: ApiApp, s: Service): void {
         ...(q.from === undefined ? {} : { from: q.from }),
       });
       if (q.wait === "true") {
-        const outcome = await run.done;
+        // (until the client goes: the answer is then read by nobody)
+        const outcome = await waitFor(run, undefined, c.req.raw.signal);
+        if (outcome === undefined) {
+          return c.json({ runId, status: "running", debug: false } as never, 202);
+        }
         return c.json(
           { runId, status: outcome.status, result: outcome.result, debug: false } as never,
           200,

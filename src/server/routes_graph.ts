@@ -10,11 +10,11 @@ import type { Context } from "hono";
 import type { Flow } from "../flow/model.ts";
 import { Router } from "../config/router.ts";
 import { buildFlowGraph, type FlowGraph } from "../visualize/graph.ts";
-import { type GraphLayout, layoutGraph } from "../visualize/layout.ts";
+import { type GraphLayout, layoutGraph, LayoutTooLargeError } from "../visualize/layout.ts";
 import { renderLayoutSvg } from "../visualize/svg.ts";
 import { renderMermaid } from "../visualize/mermaid.ts";
 import { renderDot } from "../visualize/dot.ts";
-import { runNotFound } from "./api_error.ts";
+import { ApiError, runNotFound } from "./api_error.ts";
 import { type ApiApp, flowById, runIdParam, type Service } from "./context.ts";
 import { runSteps } from "./step_details.ts";
 import { errors } from "./openapi.ts";
@@ -22,6 +22,35 @@ import * as S from "./schemas.ts";
 
 /** Drawn graphs kept per service (flows are content-addressed: a flow id always draws the same). */
 const MAX_CACHED = 64;
+
+/**
+ * Most nodes the service lays out as SVG. The layout runs on the event loop that every run of the
+ * service shares, about 0.3 ms a node on a loaded 2-core machine: a 20,000-step flow held up
+ * every run, `/health` and every other request for 6 s (a 60,000-step flow fits the body limit).
+ * Mermaid and DOT text are not laid out: they are drawn for any flow.
+ */
+export const MAX_SVG_NODES = 2_000;
+
+/**
+ * Most layout points (boxes, edge crossings of layers, edge points) the service lays out as SVG:
+ * 2,000 steps in a chain take about 8,000, 60 steps each reading every earlier one 144,000 (0.5 s);
+ * 300 such steps took 46 s and made a 97 MB picture.
+ */
+export const MAX_SVG_POINTS = 200_000;
+
+/**
+ * 422 for an SVG of `graph` when it has more than {@linkcode MAX_SVG_NODES} nodes, naming what to
+ * do instead; undefined when it may be drawn.
+ */
+function tooLargeToLayOut(graph: FlowGraph, instead: string): ApiError | undefined {
+  if (graph.nodes.length <= MAX_SVG_NODES) return undefined;
+  return new ApiError(
+    422,
+    `The flow has ${graph.nodes.length} nodes to draw, more than the ${MAX_SVG_NODES} the service ` +
+      `lays out as SVG (the layout would hold up every run of the service): ${instead}, or draw ` +
+      "it with `stepflow visualize --flow FILE -o flow.svg`",
+  );
+}
 
 const CONTENT_TYPES = {
   svg: "image/svg+xml; charset=utf-8",
@@ -75,7 +104,20 @@ export function addGraphRoutes(app: ApiApp, s: Service): void {
     cache.set(key, d);
     return d;
   };
-  const layoutOf = (d: Drawn, details: boolean) => d.layout ??= layoutGraph(d.graph, { details });
+  const layoutOf = (d: Drawn, details: boolean, instead: string) => {
+    if (d.layout !== undefined) return d.layout;
+    try {
+      return d.layout = layoutGraph(d.graph, { details, maxPoints: MAX_SVG_POINTS });
+    } catch (e) {
+      if (!(e instanceof LayoutTooLargeError)) throw e;
+      throw new ApiError(
+        422,
+        `The flow is too large to lay out as SVG here: ${e.message}, over the service's limit ` +
+          `(the layout would hold up every run of the service): ${instead}, or draw it with ` +
+          "`stepflow visualize --flow FILE -o flow.svg`",
+      );
+    }
+  };
 
   app.openapi(
     createRoute({
@@ -96,7 +138,7 @@ export function addGraphRoutes(app: ApiApp, s: Service): void {
           },
         },
         304: { description: "Not modified (If-None-Match)" },
-        ...errors(400, 404),
+        ...errors(400, 404, 422),
       },
     }),
     async (c) => {
@@ -108,8 +150,13 @@ export function addGraphRoutes(app: ApiApp, s: Service): void {
       const d = drawn(flowId, flow, q.expandNested === "true", details);
       let t = d.text[format];
       if (!t) {
+        const instead = "get it as text with ?format=mermaid or ?format=dot";
+        if (format === "svg") {
+          const e = tooLargeToLayOut(d.graph, instead);
+          if (e) throw e;
+        }
         const body = format === "svg"
-          ? renderLayoutSvg(layoutOf(d, details), { details })
+          ? renderLayoutSvg(layoutOf(d, details, instead), { details })
           : format === "mermaid"
           ? renderMermaid(d.graph, { details })
           : renderDot(d.graph, { details });
@@ -133,7 +180,7 @@ export function addGraphRoutes(app: ApiApp, s: Service): void {
           description: "The picture",
           content: { "image/svg+xml": { schema: z.string() } },
         },
-        ...errors(400, 404),
+        ...errors(400, 404, 422),
       },
     }),
     async (c) => {
@@ -147,7 +194,11 @@ export function addGraphRoutes(app: ApiApp, s: Service): void {
       const stepStatus: Record<string, string> = {};
       for (const st of Object.values(steps)) stepStatus[st.stepId] = st.status;
       const d = drawn(r.flowId, flow, q.expandNested === "true", details);
-      const body = renderLayoutSvg(layoutOf(d, details), { details, stepStatus });
+      const instead = `the steps' statuses are in GET /api/v1/runs/${runId}/steps, the flow as ` +
+        `text in GET /api/v1/flows/${r.flowId}/graph?format=mermaid`;
+      const e = tooLargeToLayOut(d.graph, instead);
+      if (e) throw e;
+      const body = renderLayoutSvg(layoutOf(d, details, instead), { details, stepStatus });
       return c.body(body, 200, {
         "Content-Type": CONTENT_TYPES.svg,
         "Cache-Control": "no-store",

@@ -114,7 +114,7 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
             else {
               if (record.debugMode === true !== debug) throw debugDiffers(key, prior, !debug);
               // finished, or executed by another service on this database
-              const a = await storedAnswer(s, prior, waitMs);
+              const a = await storedAnswer(s, prior, waitMs, c.req.raw.signal);
               return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
             }
           }
@@ -130,7 +130,15 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
           // request with the key (this one, and those that found this run meanwhile)
           const holder = await s.runs.keyHolder(run, idempotencyRunKey(key));
           if (holder !== run.runId) {
-            const a = await holderAnswer(s, key, fingerprint, debug, holder, waitMs);
+            const a = await holderAnswer(
+              s,
+              key,
+              fingerprint,
+              debug,
+              holder,
+              waitMs,
+              c.req.raw.signal,
+            );
             return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
           }
         }
@@ -157,7 +165,8 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         const o = await run.done;
         return c.json(createRunBody(run.runId, o.status, o.result), 200);
       }
-      const outcome = waitMs === 0 ? undefined : await waitFor(run, waitMs);
+      // (until the client goes: its answer, 202 below, is then read by nobody)
+      const outcome = waitMs === 0 ? undefined : await waitFor(run, waitMs, c.req.raw.signal);
       let holder = run.supersededBy;
       if (holder === undefined && key !== undefined && outcome === undefined) {
         // timeoutSecs passed first: answered with the run that holds the key (as above)
@@ -167,7 +176,7 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       if (holder !== undefined && key !== undefined) {
         // another service on this database stored a run with this key first: that run answers
         const fingerprint = await fingerprintOf(flowId, body);
-        const a = await holderAnswer(s, key, fingerprint, debug, holder, waitMs);
+        const a = await holderAnswer(s, key, fingerprint, debug, holder, waitMs, c.req.raw.signal);
         return a.code === 200 ? c.json(a.body, 200, REPLAYED) : c.json(a.body, 202, REPLAYED);
       }
       if (!outcome || !TERMINAL_STATUSES.has(outcome.status)) {
@@ -424,6 +433,7 @@ async function storedAnswer(
   s: Service,
   runId: string,
   waitMs: number | undefined,
+  gone?: AbortSignal,
 ): Promise<{ code: 200 | 202; body: ReturnType<typeof createRunBody> }> {
   const deadline = waitMs === undefined ? Infinity : performance.now() + waitMs;
   for (;;) {
@@ -434,7 +444,8 @@ async function storedAnswer(
       return { code: 200, body: createRunBody(runId, record.status, record.result, debug) };
     }
     const left = deadline - performance.now();
-    if (left <= 0 || record.status === "paused") {
+    // (a client that went away stops the polling: nobody reads the answer)
+    if (left <= 0 || record.status === "paused" || gone?.aborted) {
       return { code: 202, body: createRunBody(runId, record.status, undefined, debug) };
     }
     await new Promise((r) => setTimeout(r, Math.min(STORED_RUN_POLL_MS, left)));
@@ -454,13 +465,14 @@ async function holderAnswer(
   debug: boolean,
   holder: string,
   waitMs: number | undefined,
+  gone?: AbortSignal,
 ): Promise<{ code: 200 | 202; body: ReturnType<typeof createRunBody> }> {
   const record = await s.store.getRun(holder);
   if (!record) throw runNotFound(holder);
   if ((await fingerprintOfRun(record)) !== fingerprint) throw keyReused(key, holder);
   if (record.debugMode === true !== debug) throw debugDiffers(key, holder, !debug);
   s.runs.remember(key, fingerprint, holder);
-  return await storedAnswer(s, holder, waitMs);
+  return await storedAnswer(s, holder, waitMs, gone);
 }
 
 /** 422: a key of a debug run given to a request that is not one, or the other way round. */

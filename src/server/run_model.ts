@@ -134,17 +134,33 @@ export interface RunDistribution {
 }
 
 /**
- * Waits for `run` up to `ms` milliseconds (forever when undefined).
- * @returns the outcome, or undefined when the time ran out first.
+ * Waits for `run` up to `ms` milliseconds (forever when undefined), and no longer than the client
+ * that asked is there (`gone`: the request's signal, aborted when its connection closes — a
+ * client that gave up kept its connection and this wait open until the run ended: a client
+ * retrying a long run with one Idempotency-Key piled up sockets without bound).
+ * @returns the outcome, or undefined when the time ran out or the client went first.
  */
-export async function waitFor(run: ActiveRun, ms?: number): Promise<RunOutcome | undefined> {
-  if (ms === undefined) return await run.done;
+export async function waitFor(
+  run: ActiveRun,
+  ms?: number,
+  gone?: AbortSignal,
+): Promise<RunOutcome | undefined> {
+  if (ms === undefined && gone === undefined) return await run.done;
+  if (gone?.aborted) return undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms));
+  let onGone: (() => void) | undefined;
+  const stop = new Promise<undefined>((r) => {
+    if (ms !== undefined) timer = setTimeout(() => r(undefined), ms);
+    if (gone !== undefined) {
+      onGone = () => r(undefined);
+      gone.addEventListener("abort", onGone, { once: true });
+    }
+  });
   try {
-    return await Promise.race([run.done, timeout]);
+    return await Promise.race([run.done, stop]);
   } finally {
     clearTimeout(timer);
+    if (onGone !== undefined) gone!.removeEventListener("abort", onGone);
   }
 }
 

@@ -11,6 +11,7 @@
  */
 import type { Engine, ResumeMode } from "../execution/engine.ts";
 import { failed, type FlowResult } from "../core/flow_result.ts";
+import { CANCELLED } from "../core/error_codes.ts";
 import type { RunStatus } from "../state/store.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -551,7 +552,11 @@ export class RunService {
     let status: RunStatus = result.outcome === "success" ? "completed" : "failed";
     if (run.cancelReason !== undefined && result.outcome !== "success") {
       status = "cancelled";
-      store = true;
+      // The engine stores a run that its cancel stopped (code 410) `cancelled` itself (endRun,
+      // src/execution/run_lifecycle.ts): a second end journaled `run_completed` twice.
+      const engineStoredIt = !store && result.outcome === "failed" &&
+        result.error.code === CANCELLED;
+      store = !engineStoredIt;
     }
     const write = store ? this.store.finishRun(run.runId, status, result) : undefined;
     this.metrics.runFinished(status, wasRunning ? performance.now() - run.startedAt : -1);

@@ -58,12 +58,16 @@ interface StepTimes {
   completedAt?: string;
   attempt?: number;
   durationMs?: number;
+  /** Its last journal event is a start (a call without its result yet). */
+  open?: boolean;
 }
 
 /**
  * The steps of stored run `r` of `flow`, keyed by step id in flow order (the run's handle, when
- * this service runs it, tells which steps are running). `statusOnly`: only index, id, component
- * and status (no journal read, no input resolved).
+ * this service runs it, tells which steps are running; for a run going on elsewhere — another
+ * service on the same database — the journal tells: a step whose start has no result yet is
+ * `running`). `statusOnly`: only index, id, component and status (no journal read but for a run
+ * going on elsewhere, no input resolved).
  */
 export async function runSteps(
   s: Service,
@@ -72,15 +76,17 @@ export async function runSteps(
   options: { statusOnly?: boolean } = {},
 ): Promise<Record<string, StepEntry>> {
   const statusOnly = options.statusOnly === true;
+  const active = s.runs.get(r.runId);
+  // was: a step running on another service on the database read `blocked` here (no handle)
+  const elsewhere = active === undefined && (r.status === "running" || r.status === "paused");
   const [stored, events] = await Promise.all([
     s.store.getStepResults(r.runId),
-    statusOnly ? [] : s.store.getEvents({ runId: r.runId }),
+    statusOnly && !elsewhere ? [] : s.store.getEvents({ runId: r.runId }),
   ]);
   const steps = flow.steps ?? [];
   const results: (FlowResult | undefined)[] = new Array(steps.length);
   for (const sr of stored) results[sr.stepIndex] = sr.result;
 
-  const active = s.runs.get(r.runId);
   const inFlight = new Map<string, { attempt: number; startedAt: number }>();
   for (const x of active?.inFlight() ?? []) inFlight.set(x.stepId, x);
 
@@ -103,8 +109,10 @@ export async function runSteps(
     const t = times[e.stepIndex];
     if (e.type === "step_started") {
       t.startedAt ??= e.at;
+      t.open = true;
       if (e.attempt !== undefined) t.attempt = Math.max(t.attempt ?? 1, e.attempt);
     } else if (isStepResultEvent(e)) {
+      t.open = false;
       t.completedAt = e.at;
       if (e.attempt !== undefined) t.attempt = Math.max(t.attempt ?? 1, e.attempt);
       const d = (e.data as { durationMs?: unknown } | undefined)?.durationMs;
@@ -134,7 +142,12 @@ export async function runSteps(
   const out: Record<string, StepEntry> = {};
   steps.forEach((step, i) => {
     const result = results[i];
-    const running = inFlight.get(step.id);
+    let running = inFlight.get(step.id);
+    const t = times[i];
+    if (running === undefined && elsewhere && result === undefined && t.open === true) {
+      const at = t.startedAt === undefined ? NaN : Date.parse(t.startedAt);
+      running = { attempt: t.attempt ?? 1, startedAt: at };
+    }
     const deps = compiled?.steps[i]?.deps;
     let status: StepStatus;
     if (result) {
@@ -152,7 +165,6 @@ export async function runSteps(
     out[step.id] = entry;
     if (statusOnly) return;
     if (result) entry.result = result;
-    const t = times[i];
     let startedAt = t.startedAt;
     if (startedAt === undefined && t.completedAt !== undefined && t.durationMs !== undefined) {
       // the recorded duration runs from the step's start to its stored result

@@ -8,6 +8,7 @@ import { isNumber, toNumber } from "../json/exact_json.ts";
 import { parseSqliteUrl } from "../config/store_url.ts";
 import type { StateStore } from "./store.ts";
 import { parsePostgresUrl } from "./postgres_url.ts";
+import { DEFAULT_BUSY_TIMEOUT_MS, sqliteHint } from "./sqlite_hint.ts";
 
 /**
  * The store a `--store` value names: `memory` (or `inMemory`), `sqlite:FILE[?mode=...]`,
@@ -126,9 +127,9 @@ export function createStateStore(
       `stateStore.databaseUrl '${config.databaseUrl}': cannot open ${
         file === config.databaseUrl ? "it" : `'${file}'`
       }: ${message}${
-        /not a database|malformed/i.test(message)
+        /not a database/i.test(message)
           ? " (point databaseUrl at a new file, or at a database written by stepflow)"
-          : ""
+          : sqliteHint(message, DEFAULT_BUSY_TIMEOUT_MS)
       }`,
       { cause: e },
     );

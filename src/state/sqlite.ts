@@ -91,6 +91,8 @@ import {
 import { logger } from "../log.ts";
 import { describeError } from "../errors.ts";
 import { parseSqliteUrl } from "../config/store_url.ts";
+import { DEFAULT_BUSY_TIMEOUT_MS } from "./sqlite_hint.ts";
+import { ignoreFileSizeSignal } from "../core/file_size_signal.ts";
 
 const log = logger("state");
 
@@ -116,7 +118,7 @@ export class SqliteStateStore implements StateStore {
 
   private constructor(db: DatabaseSync, path: string, readOnly: boolean, o: SqliteOpenOptions) {
     this.path = path;
-    const busyMs = o.busyTimeoutMs ?? 10_000;
+    const busyMs = o.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     const staleMs = o.staleAfterMs ?? 60_000;
     this.#c = new SqliteCore(db, path, readOnly, this.engineId, busyMs, staleMs);
     this.#w = new SqliteWriter(this.#c, o.heartbeatMs ?? 10_000);
@@ -133,7 +135,11 @@ export class SqliteStateStore implements StateStore {
    * with `autoMigrate: false` (or a read-only database).
    */
   static open(databaseUrl: string, options: SqliteOpenOptions = {}): SqliteStateStore {
-    const { autoMigrate = true, workingDirectory = Deno.cwd(), busyTimeoutMs = 10_000 } = options;
+    const {
+      autoMigrate = true,
+      workingDirectory = Deno.cwd(),
+      busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS,
+    } = options;
     const { path, mode } = parseSqliteUrl(databaseUrl, workingDirectory);
     if (mode === "rw" && path !== ":memory:") {
       try {
@@ -143,6 +149,8 @@ export class SqliteStateStore implements StateStore {
       }
     }
     const readOnly = mode === "ro";
+    // a write past `ulimit -f` fails (a 507, as for a full disk) instead of killing the process
+    if (!readOnly && path !== ":memory:") ignoreFileSizeSignal();
     const db = new DatabaseSync(path, { readOnly, timeout: busyTimeoutMs });
     try {
       configureConnection(db, path, readOnly, options.checkpoint ?? "worker");

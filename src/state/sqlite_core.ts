@@ -7,6 +7,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { describeError } from "../errors.ts";
+import { sqliteHint } from "./sqlite_hint.ts";
 import { MIGRATIONS, REQUIRED_TABLES, schemaBehindError } from "./schema.ts";
 import { isOwnerAlive } from "./liveness.ts";
 import { engineFromRow, type EngineRow } from "./rows.ts";
@@ -190,16 +191,7 @@ export class SqliteCore {
   error(what: string, e: unknown): StoreError {
     if (e instanceof StoreError) return e;
     const cause = describeError(e);
-    const hint = /disk I\/O error/i.test(cause)
-      ? " (the disk may be full, a file size limit reached, or the disk failing)"
-      : /database or disk is full/i.test(cause)
-      ? " (free space on the disk holding it, or raise the file size limit of the process)"
-      : /database is locked|busy/i.test(cause)
-      ? ` (another process held the database longer than the busy timeout of ${this.busyMs} ms)`
-      : /malformed|not a database|file is encrypted|corrupt/i.test(cause)
-      ? " (the file is damaged: stop the processes using it, then restore a backup or rescue " +
-        "what is left with `sqlite3 FILE .recover`)"
-      : "";
+    const hint = sqliteHint(cause, this.busyMs);
     return new StoreError(
       `${what} in SQLite database '${this.path}': ${cause}${hint}`,
       this.path,

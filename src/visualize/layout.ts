@@ -46,9 +46,45 @@ import { ports, positionX, simplify } from "./layout_position.ts";
 // the layout's result, for its callers (src/visualize/svg.ts draws it)
 export type { GraphLayout } from "./layout_model.ts";
 
-/** Lays out a graph (labels as the renderers draw them). */
-export function layoutGraph(graph: FlowGraph, options: LabelOptions = {}): GraphLayout {
-  const level = layoutLevel(graph, undefined, options);
+/** Options of {@linkcode layoutGraph}. */
+export interface LayoutOptions extends LabelOptions {
+  /**
+   * Most points the layout may hold: its vertices (boxes, and the points where edges cross a
+   * layer) and the points of its edges. Past it, {@linkcode LayoutTooLargeError} is thrown before
+   * the costly steps (ordering, positions). @default Infinity
+   */
+  maxPoints?: number;
+}
+
+/** A graph whose layout would take more than {@linkcode LayoutOptions.maxPoints} points. */
+export class LayoutTooLargeError extends Error {
+  override name = "LayoutTooLargeError";
+  constructor(readonly maxPoints: number, readonly edges: number) {
+    super(
+      `the graph's layout takes more than ${maxPoints} points (its ${edges} edges run across ` +
+        "many layers)",
+    );
+  }
+}
+
+/** Points left to a layout, shared by its levels. */
+interface Budget {
+  left: number;
+  max: number;
+  edges: number;
+}
+
+/**
+ * Lays out a graph (labels as the renderers draw them).
+ * @throws {LayoutTooLargeError} past `options.maxPoints`.
+ */
+export function layoutGraph(graph: FlowGraph, options: LayoutOptions = {}): GraphLayout {
+  const max = options.maxPoints ?? Infinity;
+  const level = layoutLevel(graph, undefined, options, {
+    left: max,
+    max,
+    edges: graph.edges.length,
+  });
   let top = MARGIN;
   let title: GraphLayout["title"];
   let width = level.width + 2 * MARGIN;
@@ -88,7 +124,12 @@ function place(level: Level, dx: number, dy: number, out: Level): void {
 }
 
 /** Lays out the nodes of one level (the top flow, or one expanded nested flow). */
-function layoutLevel(graph: FlowGraph, cluster: string | undefined, options: LabelOptions): Level {
+function layoutLevel(
+  graph: FlowGraph,
+  cluster: string | undefined,
+  options: LabelOptions,
+  budget: Budget,
+): Level {
   // 1. items: the level's nodes in graph order, each expanded nested flow after its step
   const items: Item[] = [];
   for (const node of graph.nodes) {
@@ -96,7 +137,7 @@ function layoutLevel(graph: FlowGraph, cluster: string | undefined, options: Lab
     items.push(nodeItem(node, options));
     for (const c of graph.clusters) {
       if (c.parent !== cluster || c.step !== node.id) continue;
-      const inner = layoutLevel(graph, c.id, options);
+      const inner = layoutLevel(graph, c.id, options, budget);
       const lines: TextLine[] = [
         ...nodeLabel({ id: "", kind: "input", label: c.label }).title.map((text) => ({
           text,
@@ -184,6 +225,10 @@ function layoutLevel(graph: FlowGraph, cluster: string | undefined, options: Lab
       v.height = height;
     }
     e.chain.push(own, bottom);
+    // a dense flow (every step reading every earlier one) made 45,000 edges of up to 600 points:
+    // 46 s of layout and a 97 MB picture
+    budget.left -= e.chain.length + (last - first + 1);
+    if (budget.left < 0) throw new LayoutTooLargeError(budget.max, budget.edges);
   }
   let layerCount = 1;
   for (const v of vertices) layerCount = Math.max(layerCount, v.layer + 1);

@@ -47,13 +47,14 @@ Deno.test("install root: --root, else $DENO_INSTALL_ROOT, else ~/.deno (as deno 
   }
 });
 
-Deno.test("the launcher runs the bundle by absolute paths with the five scoped permissions and --no-config", () => {
+Deno.test("the launcher runs the bundle by absolute paths with the five scoped permissions, --no-config and --unstable-no-legacy-abort", () => {
   const sh = launcherScript("/opt/sf/lib/stepflow/deno", "/opt/sf/lib/stepflow/stepflow.js", false);
   assertStrictEquals(
     sh,
     "#!/bin/sh\n# stepflow, installed by `deno task install`: the bundle run by this Deno\n" +
       "exec /opt/sf/lib/stepflow/deno run --no-config --allow-read --allow-write --allow-net " +
-      '--allow-env --allow-run /opt/sf/lib/stepflow/stepflow.js "$@"\n',
+      "--allow-env --allow-run --unstable-no-legacy-abort /opt/sf/lib/stepflow/stepflow.js " +
+      '"$@"\n',
   );
   assert(!INSTALL_PERMISSIONS.includes("-A"));
   assertStringIncludes(launcherScript("C:\\d\\deno.exe", "C:\\d\\s.js", true), '"C:\\d\\s.js" %*');

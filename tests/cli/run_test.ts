@@ -338,6 +338,16 @@ Deno.test("CLI usage errors are one line that says which --help to read (exit 2)
     [["test", "--bogus"], "error: unknown option '--bogus' (see 'stepflow test --help')\n"],
     [["run"], "error: required option '--flow <file>' not specified (see 'stepflow run --help')\n"],
     [["tset"], "error: unknown command 'tset' (Did you mean test?) (see 'stepflow --help')\n"],
+    // was: (see 'stepflow runs --help'), whose help lists the subcommands' names only
+    [
+      ["runs", "prune", "--store", "x.db"],
+      "error: required option '--older-than <duration>' not specified (see 'stepflow runs prune --help')\n",
+    ],
+    [
+      ["runs", "list", "--bogus"],
+      "error: unknown option '--bogus' (see 'stepflow runs list --help')\n",
+    ],
+    [["runs", "bogus"], "error: unknown command 'bogus' (see 'stepflow runs --help')\n"],
   ];
   for (const [args, expected] of cases) {
     const r = await runCli(args);

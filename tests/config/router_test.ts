@@ -2,7 +2,13 @@ import { Router } from "../../src/config/router.ts";
 import type { Config } from "../../src/config/model.ts";
 import { PluginError, ValidationError } from "../../src/errors.ts";
 import { rawNumber } from "../../src/json/exact_json.ts";
-import { assert, assertEquals, assertStrictEquals, assertThrows } from "../_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertStrictEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "../_assert.ts";
 
 const PLUGINS = {
   builtin: { type: "builtin" },
@@ -29,6 +35,21 @@ Deno.test("Router.resolve() maps {component} and {*component} params", () => {
     "No matching rule found for component: /mock/a/b",
   );
   assertThrows(() => r.resolve("/builtin", {}), PluginError, "No matching rule found");
+});
+
+Deno.test("Router.resolve(): an unrouted component's error says what to add (was only 0.8's text)", () => {
+  // `stepflow serve` or `stepflow run` without a stepflow-config.yml: the default config has the
+  // builtin plugin and no routes; the run failed with "No matching rule found for component:
+  // /builtin/create_messages" and nothing said that a route was missing or how to add one.
+  const none = router({});
+  const e = assertThrows(() => none.resolve("/builtin/create_messages", {}), PluginError);
+  assertStringIncludes(e.message, "No matching rule found for component: /builtin/create_messages");
+  assertStringIncludes(e.message, "the config has no routes");
+  assertStringIncludes(e.message, '"/builtin/{*component}": [{plugin: builtin}]');
+  const some = router({ "/mock/{component}": [{ plugin: "mock" }] });
+  const e2 = assertThrows(() => some.resolve("/python/udf", {}), PluginError);
+  assertStringIncludes(e2.message, "no route pattern of the config matches it (/mock/{component})");
+  assertStringIncludes(e2.message, '"/python/{*component}": [{plugin: <name>}]');
 });
 
 Deno.test("Router.resolve() passes the whole path with a root catch-all (0.8)", () => {

@@ -1,4 +1,4 @@
-import { readSseData } from "../../src/protocol/sse.ts";
+import { MAX_SSE_EVENT_CHARS, readSseData } from "../../src/protocol/sse.ts";
 import { assertEquals, assertRejects } from "../_assert.ts";
 
 const enc = new TextEncoder();
@@ -102,4 +102,29 @@ Deno.test("readSseData with onInvalidUtf8 names the stream offset of the first b
     all(ended, { onInvalidUtf8: (n: number) => new Error(`bad at ${n}`) })
   );
   assertEquals((err as Error).message, "bad at 8");
+});
+
+Deno.test("readSseData's limit error gets a 4 KiB head of an unfinished line however long it is, and no limit passes the longest string", async () => {
+  // A step service writing `data: xxxx...` without a newline: at the transport's 512 MiB limit
+  // the head for the error message was the whole line joined (past V8's longest string): the
+  // call failed with "Invalid string length" after the engine held 1 GB. Checked here at a small
+  // limit; the clamp below keeps every limit under the longest string.
+  let head = "";
+  const endless = new ReadableStream<Uint8Array>({
+    pull(c) {
+      c.enqueue(enc.encode("data: " + "x".repeat(10_000)));
+    },
+  });
+  const err = await assertRejects(() =>
+    all(endless, {
+      maxEventChars: 1_000_000,
+      onTooLarge: (h: string, chars: number) => {
+        head = h;
+        return new Error(`too large: ${chars}`);
+      },
+    })
+  );
+  assertEquals((err as Error).message.startsWith("too large: 100"), true);
+  assertEquals(head, "x".repeat(4096));
+  assertEquals(MAX_SSE_EVENT_CHARS < 2 ** 29 - 24, true);
 });

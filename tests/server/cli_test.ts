@@ -149,6 +149,73 @@ Deno.test("stepflow submit: Ctrl-C / SIGTERM cancels the run on the service, nam
   });
 });
 
+Deno.test("stepflow submit and submit-batch: a service killed while they wait is named lost, with the run to follow, not a wrong --url", async () => {
+  await withTempDir(async (dir) => {
+    // was: 'cannot reach the Stepflow service at ...: connection refused (nothing listens
+    // there). ... pass --url http://127.0.0.1:7840', for a service that had accepted the run
+    const ready = `${dir}/ready`;
+    await Deno.writeTextFile(
+      `${dir}/nap.yaml`,
+      `schema: ${SCHEMA}\nname: nap\nsteps:\n  - id: nap\n    component: /py/sleep\n` +
+        `    input: { ms: 60000, ready_file: ${JSON.stringify(ready)} }\n` +
+        `output: { $from: { step: nap } }\n`,
+    );
+    await Deno.writeTextFile(`${dir}/in.jsonl`, "{}\n");
+    const commands = [
+      ["submit", "--input-json", "{}", "--verbose"],
+      ["submit-batch", "--inputs", "in.jsonl", "--verbose"],
+    ];
+    for (const command of commands) {
+      await Deno.remove(ready).catch(() => {});
+      const s = await startServer(dir, { args: ["--store", "sqlite:state.db"] });
+      const sub = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--quiet",
+          `${REPO_ROOT}/main.ts`,
+          command[0],
+          "--url",
+          s.url,
+          "--flow",
+          "nap.yaml",
+          ...command.slice(1),
+        ],
+        cwd: dir,
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      await waitForFile(ready); // the step is running on the service
+      // and the client has its answer (the id it prints with --verbose)
+      let stderr = "";
+      const reader = sub.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      while (!/(run|batch)_id: /.test(stderr)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+      }
+      await s.stop("SIGKILL");
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+      }
+      const status = await sub.status;
+      await sub.stdout.cancel();
+      assertStrictEquals(status.code, 1, stderr);
+      assertStringIncludes(
+        stderr,
+        `error: lost the Stepflow service at ${s.url} while waiting for`,
+      );
+      assertStringIncludes(stderr, "it stopped after accepting it");
+      assert(/follow it with GET \/api\/v1\/(runs|batches)\/[0-9a-f-]{36}/.test(stderr), stderr);
+      assert(!stderr.includes("--url"), stderr);
+    }
+  });
+});
+
 Deno.test("stepflow submit with a token (STEPFLOW_TOKEN) and without", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/greet.yaml`, GREET);

@@ -137,3 +137,50 @@ Deno.test("a wrong method on a real route is a 405 with an Allow header and a {c
     isError(await s.call("GET", "/api/v2/runs"), 404, "the API is under /api/v1");
     await stillServing(s, flowId);
   }));
+
+Deno.test("a key given twice in a request body is a 400 naming it, not the last one taken silently", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    // was: 200, the flow stored with the second `name` ("f") and the first dropped; the same
+    // text as a flow file or as `stepflow run --input-json` is refused ("Duplicate key ...")
+    const flow = JSON.stringify(THREE_STEPS);
+    const twice = flow.replace(/^\{/, '{"name":"e",');
+    isError(
+      await s.call("POST", "/api/v1/flows", `{"flow":${twice}}`),
+      400,
+      "$.flow.name is given twice (line 1, column ",
+      "remove one of them",
+    );
+    isError(
+      await s.call("POST", "/api/v1/flows", `{"flow":{"name":"x"},\n"flow":${flow}}`),
+      400,
+      "$.flow is given twice (line 2, column 1; first at line 1, column 2)",
+    );
+    const flowId = await storeFlow(s, THREE_STEPS);
+    // in an input, also spelt with an escape, deep in a list
+    isError(
+      await s.call(
+        "POST",
+        "/api/v1/runs",
+        `{"flowId":"${flowId}","input":{"q":"a","list":[1,{"k":1,"\\u006b":2}]}}`,
+      ),
+      400,
+      "$.input.list[1].k is given twice",
+    );
+    isError(
+      await s.call(
+        "POST",
+        "/api/v1/batches",
+        `{"flowId":"${flowId}","inputs":[{"q":"a"},{"q":"b","q":"c"}]}`,
+      ),
+      400,
+      "$.inputs[1].q is given twice",
+    );
+    // keys that only look alike are different keys; a value equal to a key is no key
+    const ok = await s.call(
+      "POST",
+      "/api/v1/runs",
+      `{"flowId":"${flowId}","input":{"q":"q","Q":"q","q ":["q","q"],"\\"q":{"q":"q"}}}`,
+    );
+    assertStrictEquals(ok.status, 200, JSON.stringify(ok.body));
+    await stillServing(s, flowId);
+  }));

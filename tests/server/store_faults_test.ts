@@ -19,7 +19,13 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
+import {
+  assert,
+  assertStrictEquals,
+  assertStringIncludes,
+  REPO_ROOT,
+  withTempDir,
+} from "../_assert.ts";
 import {
   GATED_FLOW as FLOW,
   journalConfig as config,
@@ -203,6 +209,83 @@ Deno.test({
       assert(!s.stderr().includes("resumed"), s.stderr());
       const calls = (await Deno.readTextFile(journal)).trim().split("\n");
       assertStrictEquals(calls.length, 1, "the step service was called once");
+    }),
+});
+
+Deno.test({
+  name:
+    "serve and run on a disk that is full before they start: exit 1 naming the database, the cause and what to do",
+  ignore: !canMount,
+  fn: () =>
+    withSmallDisk(async (dir, disk) => {
+      // was: "cannot open '.../state.db': database or disk is full" and nothing more, where a
+      // commit failing the same way says to free space on the disk
+      await fill(`${disk}/filler`);
+      await Deno.writeTextFile(`${dir}/stepflow-config.yml`, config(`${dir}/journal.txt`));
+      for (
+        const command of [["serve", "--port", "0"], [
+          "run",
+          "--flow",
+          "flow.json",
+          "--input-json",
+          '{"q":1}',
+        ]]
+      ) {
+        await Deno.writeTextFile(`${dir}/flow.json`, JSON.stringify(THREE_STEPS));
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            "--quiet",
+            `${REPO_ROOT}/main.ts`,
+            ...command,
+            "--store",
+            `${disk}/state.db`,
+          ],
+          cwd: dir,
+          env: { NO_COLOR: "1" },
+          stdin: "null",
+        }).output();
+        const err = new TextDecoder().decode(out.stderr);
+        assertStrictEquals(out.code, 1, err);
+        assertStringIncludes(err, `cannot open '${disk}/state.db': database or disk is full`);
+        assertStringIncludes(err, "(free space on the disk holding it");
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "serve under a file size limit (ulimit -f) that its database outgrows: runs fail with 507 and the service lives on",
+  ignore: !(await run("prlimit", ["--version"])),
+  fn: () =>
+    withTempDir(async (dir) => {
+      // was: killed by SIGXFSZ ("File size limit exceeded") in the middle of a commit, every run
+      // in progress lost with it; its clients saw the connection close without an answer
+      const db = `${dir}/state.db`;
+      const s = await startServer(dir, { args: ["--store", db], config: false });
+      try {
+        const flowId = await storeFlow(s, THREE_STEPS);
+        // the limit is set once the service runs (Deno's own caches are written at start)
+        const used = (await Deno.stat(db)).size + (await Deno.stat(`${db}-wal`)).size;
+        const limit = used + 256 * 1024;
+        assert(await run("prlimit", [`--pid=${s.pid}`, `--fsize=${limit}`]), "prlimit");
+        const answer = await s.call("POST", "/api/v1/runs", {
+          flowId,
+          input: { q: "x".repeat(1_000_000) },
+        });
+        assertStrictEquals(answer.status, 200, JSON.stringify(answer.body).slice(0, 500));
+        assertStrictEquals(answer.body.result.error.code, 507);
+        assertStringIncludes(answer.body.result.error.message, `SQLite database '${db}'`);
+        const h = await s.call("GET", "/health");
+        assertStrictEquals(h.status, 503, JSON.stringify(h.body));
+        assertStringIncludes(h.body.message, "file size limit");
+        // small runs still get an answer (failed or not) from the same process
+        const small = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "y" } });
+        assertStrictEquals(small.status, 200, JSON.stringify(small.body));
+      } finally {
+        assertStrictEquals(await s.stop(), 0, s.stderr());
+      }
     }),
 });
 

@@ -14,7 +14,14 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { assert, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
-import { journalConfig as config, type RunningServer, startServer, storeFlow } from "./_server.ts";
+import {
+  GATED_FLOW,
+  journalConfig as config,
+  mkfifo,
+  type RunningServer,
+  startServer,
+  storeFlow,
+} from "./_server.ts";
 import { pgTest, withClient, withPgDatabase } from "../_postgres.ts";
 
 const FLOW = {
@@ -228,3 +235,47 @@ pgTest(
         }
       })),
 );
+
+Deno.test("a step running on one service reads running (with its attempt and start) on the other service of the database", () =>
+  withTempDir(async (dir) => {
+    // was: the other service answered `blocked` in GET /runs/{id}/steps and drew the step
+    // `status-blocked` in /graph (the web UI showed it waiting): only the service executing a run
+    // knew its running steps; the journal's step_started was not read for them
+    const args = ["--store", "sqlite:state.db"];
+    const ready = `${dir}/ready`;
+    const release = `${dir}/release`;
+    await mkfifo(ready, release);
+    const one = await startServer(dir, { args, config: config(`${dir}/journal.txt`) });
+    let two: RunningServer | undefined;
+    try {
+      two = await startServer(dir, { args, config: false });
+      const flowId = await storeFlow(one, GATED_FLOW);
+      const input = { v: 1, ready, release, pad: 0 };
+      const started = await one.call("POST", "/api/v1/runs", { flowId, input, wait: false });
+      assertStrictEquals(started.status, 202, JSON.stringify(started.body));
+      const runId = started.body.runId;
+      await Deno.readTextFile(ready); // the step service is called
+      for (const s of [one, two]) {
+        const steps = await s.call("GET", `/api/v1/runs/${runId}/steps`);
+        const a = steps.body.steps.a;
+        assertStrictEquals(a.status, "running", JSON.stringify(steps.body));
+        assertStrictEquals(a.attempt, 1);
+        assert(typeof a.startedAt === "string", JSON.stringify(a));
+        const svg = await fetch(`${s.url}/api/v1/runs/${runId}/graph`).then((r) => r.text());
+        assertStringIncludes(svg, "status-running");
+      }
+      await Deno.writeTextFile(release, "go\n");
+      const deadline = Date.now() + 30_000;
+      let status = "";
+      while (status !== "completed" && Date.now() < deadline) {
+        status = (await two.call("GET", `/api/v1/runs/${runId}`)).body.status;
+        if (status !== "completed") await new Promise((r) => setTimeout(r, 50));
+      }
+      assertStrictEquals(status, "completed");
+      const after = await two.call("GET", `/api/v1/runs/${runId}/steps`);
+      assertStrictEquals(after.body.steps.a.status, "completed");
+    } finally {
+      if (two !== undefined) assertStrictEquals(await two.stop(), 0, two.stderr());
+      assertStrictEquals(await one.stop(), 0, one.stderr());
+    }
+  }));

@@ -9,6 +9,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes, REPO_ROOT } from "../_assert.ts";
 import { type RunningServer, SCHEMA, withServer } from "./_server.ts";
 import { UI_CSP, UI_FILES, UI_VERSION } from "../../src/server/routes_ui.ts";
+import { MAX_SVG_NODES } from "../../src/server/routes_graph.ts";
 
 const UI_DIR = `${REPO_ROOT}/src/server/ui`;
 const WORKER = `${REPO_ROOT}/tests/fixtures/workers/ui_worker.ts`;
@@ -281,3 +282,67 @@ async function waitForSteps(
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+Deno.test("a flow too large to lay out as SVG is a 422 saying what to get instead, not seconds of a stalled service", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    // was: GET /runs/{id}/graph of a 20,000-step flow laid it out on the event loop for 6 s
+    // (11 s the first time), and /health, every run and every request waited behind it
+    const n = MAX_SVG_NODES + 1;
+    const steps = Array.from({ length: n }, (_, i) => ({
+      id: `s${i}`,
+      component: "/builtin/create_messages",
+      input: { user_prompt: `x${i}` },
+    }));
+    const flow = { schema: SCHEMA, name: "wide", steps, output: { $from: { step: "s0" } } };
+    const stored = await s.call("POST", "/api/v1/flows", { flow });
+    const flowId: string = stored.body.flowId;
+    assertEquals(typeof flowId, "string", JSON.stringify(stored.body).slice(0, 500));
+    const svg = await s.call("GET", `/api/v1/flows/${flowId}/graph`);
+    assertEquals(svg.status, 422);
+    assertEquals(svg.body.code, 422);
+    assertStringIncludes(svg.body.message, `more than the ${MAX_SVG_NODES} the service lays out`);
+    assertStringIncludes(svg.body.message, "?format=mermaid");
+    // the text formats are drawn whatever the size
+    const mmd = await text(s, `/api/v1/flows/${flowId}/graph?format=mermaid`);
+    assertEquals(mmd.status, 200);
+    assertStringIncludes(mmd.body, "n_step_s2000");
+    const run = await s.call("POST", "/api/v1/runs", { flowId, input: {} });
+    const runSvg = await s.call("GET", `/api/v1/runs/${run.body.runId}/graph`);
+    assertEquals(runSvg.status, 422);
+    assertStringIncludes(runSvg.body.message, `/api/v1/runs/${run.body.runId}/steps`);
+    // a flow at the limit is drawn
+    const small = await s.call("POST", "/api/v1/flows", {
+      flow: { ...flow, steps: steps.slice(0, 10) },
+    });
+    assertEquals((await text(s, `/api/v1/flows/${small.body.flowId}/graph`)).status, 200);
+  }));
+
+Deno.test("a flow whose edges are too many to lay out as SVG is a 422 at once, not 46 s of a stalled service", () =>
+  withServer({ args: ["--store", "memory"] }, async (s) => {
+    // was: 300 steps (well under MAX_SVG_NODES), each reading every earlier step: GET
+    // /flows/{id}/graph laid out 45,000 edges for 46 s and answered a 97 MB SVG (kept in the
+    // service's cache of drawn graphs)
+    const n = 300;
+    const steps = Array.from({ length: n }, (_, i) => ({
+      id: `s${i}`,
+      component: "/builtin/create_messages",
+      input: {
+        user_prompt: "x",
+        refs: Array.from(
+          { length: i },
+          (_, j) => ({ $from: { step: `s${j}` }, path: "$.messages" }),
+        ),
+      },
+    }));
+    const flow = { schema: SCHEMA, name: "dense", steps, output: { $from: { step: `s${n - 1}` } } };
+    const stored = await s.call("POST", "/api/v1/flows", { flow });
+    const flowId: string = stored.body.flowId;
+    const svg = await s.call("GET", `/api/v1/flows/${flowId}/graph`);
+    assertEquals(svg.status, 422, String(svg.body).slice(0, 200));
+    assertStringIncludes(svg.body.message, "too large to lay out as SVG");
+    assertStringIncludes(svg.body.message, "?format=mermaid");
+    const run = await s.call("POST", "/api/v1/runs", { flowId, input: {} });
+    assertEquals((await s.call("GET", `/api/v1/runs/${run.body.runId}/graph`)).status, 422);
+    const dot = await text(s, `/api/v1/flows/${flowId}/graph?format=dot`);
+    assertEquals(dot.status, 200);
+  }));

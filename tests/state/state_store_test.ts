@@ -144,6 +144,27 @@ Deno.test("openStateStore(): a file that is not a database names the setting and
   });
 });
 
+Deno.test("openStateStore(): a damaged database says to restore or recover it, not to point elsewhere", async () => {
+  await withTempDir(async (dir) => {
+    // a stepflow database cut short (a copy interrupted, a disk failing): was told "point
+    // databaseUrl at a new file, or at a database written by stepflow", which it is
+    const src = openStateStore(
+      { type: "sqlite", databaseUrl: "sqlite:whole.db", autoMigrate: true },
+      dir,
+    );
+    await (await src).close();
+    const bytes = await Deno.readFile(`${dir}/whole.db`);
+    await Deno.writeFile(`${dir}/cut.db`, bytes.subarray(0, 20_000));
+    await assertRejects(
+      () =>
+        openStateStore({ type: "sqlite", databaseUrl: "sqlite:cut.db", autoMigrate: true }, dir),
+      Error,
+      "malformed (the file is damaged: stop the processes using it, then restore a backup or " +
+        "rescue what is left with `sqlite3 FILE .recover`)",
+    );
+  });
+});
+
 Deno.test("createStateStore(): inMemory retention settings from the config", async () => {
   const { parseConfigValue } = await import("../../src/config/load.ts");
   const loaded = parseConfigValue({
