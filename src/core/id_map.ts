@@ -122,9 +122,4 @@ export class IdSet {
   delete(id: string): boolean {
     return this.#m.delete(id);
   }
-
-  /** The ids, in insertion order. */
-  values(): MapIterator<string> {
-    return this.#m.values();
-  }
 }

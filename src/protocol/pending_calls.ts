@@ -12,13 +12,11 @@ import type { RequestId } from "./envelope.ts";
 
 /** The first 24 characters of this process's request ids: `xxxxxxxx-xxxx-4xxx-yxxx-`. */
 const PREFIX = crypto.randomUUID().slice(0, 24);
-const ZEROS = "000000000000";
 let counter = 0;
 
 /** A new request id: a UUID string whose last 12 hex digits count the ids made by this process. */
 export function newRequestId(): string {
-  const hex = (++counter).toString(16);
-  return PREFIX + (hex.length < 12 ? ZEROS.slice(hex.length) + hex : hex.slice(-12));
+  return PREFIX + (++counter).toString(16).padStart(12, "0");
 }
 
 /** What the table needs of an entry: its whole id. */
