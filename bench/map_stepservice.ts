@@ -6,7 +6,7 @@
  * execute request the engine sends.
  *
  * ```sh
- * deno run -A bench/map_stepservice.ts [--items 10000] [--concurrency 16] [--rounds 5] [--no-http]
+ * deno run -A bench/map_stepservice.ts [--items 10000] [--concurrency 16] [--rounds 5] [--warmup 1] [--no-http]
  * ```
  *
  * Also over stdio: the item calls through the stepflow plugin alone (no engine; the transport's
@@ -15,9 +15,14 @@
  * 17), so the before/after of that change is measured in the same run.
  *
  * Each round times every contender once, in turn (floor, map, scheduled, plugin calls; stdio then
- * HTTP), after
- * one warm-up round; the report gives items/s per round and the ratio map ÷ floor of each round, then the
- * medians. Results go in docs/performance.md.
+ * HTTP), after `--warmup` rounds (default 1); the report gives items/s per round and the ratio map ÷
+ * floor of each round, then the medians. Results go in docs/performance.md.
+ *
+ * Each contender's page faults per item in this process are shown too (`pf`, Linux): while the
+ * engines' heap grows toward its steady size (their stores keep the last runs' item runs, see
+ * src/state/memory.ts), each new heap page is faulted in, and a fault costs 12-20 µs on the VM
+ * these figures come from. Many warm-up rounds (`--warmup 40`) measure the steady state of a
+ * long-lived process; few measure a young one (a CLI run).
  * @module
  */
 import { Engine } from "../src/execution/engine.ts";
@@ -40,6 +45,7 @@ function arg(name: string, dflt: string): string {
 const ITEMS = Number(arg("items", "10000"));
 const CONC = Number(arg("concurrency", "16"));
 const ROUNDS = Number(arg("rounds", "5"));
+const WARMUP = Number(arg("warmup", "1"));
 const HTTP = !Deno.args.includes("--no-http");
 const denoEnv = { HOME: Deno.env.get("HOME") ?? "/root" };
 
@@ -153,13 +159,26 @@ interface Timed {
   cpuHere: number;
   /** CPU µs per item in the child processes (the worker, or the echo). */
   cpuChildren: number;
+  /** Page faults per item in this process. */
+  faults: number;
+}
+
+/** Minor page faults of this process so far (Linux; 0 elsewhere). */
+function minorFaults(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ")[7]);
+  } catch {
+    return 0;
+  }
 }
 
 async function timed(f: () => Promise<void>): Promise<Timed> {
   const c0 = cpuNow();
+  const f0 = minorFaults();
   const a = performance.now();
   await f();
   const ms = performance.now() - a;
+  const faults = (minorFaults() - f0) / ITEMS;
   const c1 = cpuNow();
   let children = 0;
   for (const [pid, v] of c1) if (pid !== "self") children += v - (c0.get(pid) ?? v);
@@ -167,6 +186,7 @@ async function timed(f: () => Promise<void>): Promise<Timed> {
     rate: ITEMS / (ms / 1000),
     cpuHere: (c1.get("self")! - c0.get("self")!) * 1000 / ITEMS,
     cpuChildren: children * 1000 / ITEMS,
+    faults,
   };
 }
 
@@ -248,7 +268,7 @@ if (HTTP) {
 }
 
 const rows: { sf: Timed; sp: Timed; sm: Timed; ss: Timed; hf?: Timed; hm?: Timed }[] = [];
-for (let round = 0; round <= ROUNDS; round++) {
+for (let round = 1 - WARMUP; round <= ROUNDS; round++) {
   const sf = await timed(() => sFloor.run(ITEMS, CONC));
   const sm = await timed(sMap.run);
   const ss = await timed(sSched.run);
@@ -258,7 +278,7 @@ for (let round = 0; round <= ROUNDS; round++) {
     row.hf = await timed(() => hFloor!.run(ITEMS, CONC));
     row.hm = await timed(hMap.run);
   }
-  if (round > 0) rows.push(row); // round 0 warms up
+  if (round > 0) rows.push(row); // rounds up to 0 warm up
 }
 await sFloor.stop();
 await sMap.stop();
@@ -303,6 +323,17 @@ console.log(
     `plugin calls ${medCpu((r) => r.sp)}, map ${medCpu((r) => r.sm)}, scheduled ${
       medCpu((r) => r.ss)
     }${HTTP ? `; http floor ${medCpu((r) => r.hf!)}, http map ${medCpu((r) => r.hm!)}` : ""}`,
+);
+const medFaults = (f: (r: (typeof rows)[number]) => Timed) =>
+  median(rows.map((r) => f(r).faults)).toFixed(2);
+console.log(
+  `median page faults per item in this process: stdio floor ${
+    medFaults((r) => r.sf)
+  }, plugin calls ${medFaults((r) => r.sp)}, map ${medFaults((r) => r.sm)}, scheduled ${
+    medFaults((r) => r.ss)
+  }${
+    HTTP ? `; http floor ${medFaults((r) => r.hf!)}, http map ${medFaults((r) => r.hm!)}` : ""
+  } (after ${WARMUP} warm-up round${WARMUP === 1 ? "" : "s"})`,
 );
 const cpuRatio = (m: Timed, f: Timed) => (f.cpuHere + f.cpuChildren) / (m.cpuHere + m.cpuChildren);
 let summary = `median ratio ÷ floor: plugin calls alone ${
