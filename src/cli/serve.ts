@@ -24,7 +24,7 @@ import { validateConfig } from "../config/preflight.ts";
 import { formatDiagnostic } from "../core/diagnostics.ts";
 import { Engine } from "../execution/engine.ts";
 import { parseDuration } from "../core/duration.ts";
-import { openStateStore, storeConfigFromUrl } from "../state/create.ts";
+import { openStateStore, storeConfigFromUrl, storeGivenBy } from "../state/create.ts";
 import { checkSqliteStore } from "./store_option.ts";
 import { describePostgresUrl } from "../state/postgres_url.ts";
 import type { StateStoreConfig } from "../config/model.ts";
@@ -130,9 +130,11 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     // --store, else a stateStore the config sets, else the durable default ./stepflow.db
     const fromConfig = isJsonObject(config.raw) && config.raw.stateStore !== undefined;
     let storeConfig: StateStoreConfig = settings.store ??
-      (fromConfig
-        ? config.config.stateStore
-        : { type: "sqlite", databaseUrl: "sqlite:stepflow.db", autoMigrate: true });
+      (fromConfig ? config.config.stateStore : storeGivenBy(
+        { type: "sqlite", databaseUrl: "sqlite:stepflow.db", autoMigrate: true },
+        "the default store ./stepflow.db (neither --store nor the config's stateStore names one)",
+        "--store",
+      ));
     if (settings.leaseTtl !== undefined) {
       if (storeConfig.type !== "postgres") {
         throw new UsageError("--lease-ttl applies to a PostgreSQL store (--store postgres://...)");

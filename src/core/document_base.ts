@@ -32,7 +32,12 @@
  */
 import type { JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError, type SourcePosition } from "../errors.ts";
-import type { SourceMap } from "./diagnostics.ts";
+import { jsonPath, type SourceMap } from "./diagnostics.ts";
+import {
+  findLoneSurrogate,
+  LONE_SURROGATE_HINT,
+  mayHoldLoneSurrogate,
+} from "../json/lone_surrogate.ts";
 import { readYamlFast } from "./yaml_fast.ts";
 import { type Converted, LineTable, type SourceNode, tooDeep } from "./document_lines.ts";
 
@@ -151,10 +156,19 @@ export function parseWith(
     throw e;
   }
   if (root === undefined) return undefined;
-  return {
-    value: root.value,
-    source: new TreeSourceMap(root.source, lines ?? new LineTable(text, file), file),
-  };
+  const source = new TreeSourceMap(root.source, lines ?? new LineTable(text, file), file);
+  if (mayHoldLoneSurrogate(text)) {
+    // stored, such a string would read back changed (U+FFFD): refused where it is written
+    const found = findLoneSurrogate(root.value);
+    if (found) {
+      const at = found.inKey ? found.path.slice(0, -1) : found.path;
+      throw new FlowLoadError(
+        `${found.inKey ? "a key of " : ""}${jsonPath(at)} holds ${LONE_SURROGATE_HINT}`,
+        source.positionOf(at),
+      );
+    }
+  }
+  return { value: root.value, source };
 }
 
 /**

@@ -29,7 +29,7 @@ import type { EngineServices, Plugin } from "../plugins/plugin.ts";
 import { createPlugin } from "../plugins/registry.ts";
 import { logger } from "../log.ts";
 import type { RunRecord, StateStore } from "../state/store.ts";
-import { isFinished, StoreError } from "../state/store.ts";
+import { isFinished, nowRfc3339, StoreError } from "../state/store.ts";
 import { openStateStore } from "../state/create.ts";
 import type { ComponentResolver, StepRunner } from "./run_context.ts";
 import { BatchManager } from "./batch.ts";
@@ -293,7 +293,7 @@ export class Engine {
       // resumed exists already, legitimately; an id its caller just made needs no look: the
       // read waits for a commit)
       given !== undefined && o.resume === undefined && o.existing !== true && o.newRunId !== true
-        ? this.#checkNewRunId(given)
+        ? this.#checkNewRunId(given, f, input)
         : undefined,
     );
     const runId = handle.runId;
@@ -317,16 +317,28 @@ export class Engine {
   }
 
   /**
-   * Resolves when `runId` may name a new top-level run: the store has no run with it, or only
-   * the service's own `queued` record of it (started now under its id).
+   * Resolves when `runId` may name a new top-level run: the store had no run with it, or only
+   * the service's own `queued` record of it (started now under its id). A database store takes
+   * the id in one atomic statement ({@linkcode StateStore.claimRunId}): of two engines given the
+   * same new id at the same instant, one runs and the other gets this error (before, both looked
+   * the id up, found nothing, and ran as one record, their step results mixed).
    * @throws {UsageError} (rejects) when the store has a run with that id (finished, or executed
    * by another engine). Before: the new run silently replaced that run's record (input, status,
-   * result) and its step results mixed with the old run's. A store that cannot be read does not
-   * stop the run here: its record's write then fails it (507).
+   * result) and its step results mixed with the old run's. A store that cannot be read or
+   * written does not stop the run here: its record's write then fails it (507).
    */
-  async #checkNewRunId(runId: string): Promise<void> {
-    const old = await this.store.getRun(runId).catch(() => undefined);
-    if (old === undefined || old.status === "queued") return;
+  async #checkNewRunId(runId: string, flow: Flow, input: JsonValue): Promise<void> {
+    const store = this.store;
+    const old = store.claimRunId === undefined
+      ? await store.getRun(runId).catch(() => undefined)
+      : await store.claimRunId({
+        runId,
+        flowId: this.#registerFlow(flow),
+        flowName: flow.name,
+        input,
+        createdAt: nowRfc3339(),
+      }).catch(() => undefined);
+    if (old === undefined || (old.status === "queued" && store.claimRunId === undefined)) return;
     const again = old.status !== "completed" && old.parentRunId === undefined
       ? `; to continue it, resume it: engine.resume('${runId}') (stepflow resume ${runId})`
       : "";

@@ -23,6 +23,7 @@
  * src/config/preflight.ts.
  * @module
  */
+import { StepReach } from "./reach.ts";
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError } from "../errors.ts";
 import {
@@ -106,19 +107,11 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
   const firstIndex = new Map<string, number>();
   /** Steps each step reads in its input and skipIf (the dependency edges, stepflow 0.8 §1.6). */
   const directDeps = new Map<string, string[]>();
-  /** True if step `from` depends, directly or not, on step `to`. */
-  const dependsOn = (from: string, to: string): boolean => {
-    const seen = new Set<string>();
-    const stack = [...(directDeps.get(from) ?? [])];
-    while (stack.length > 0) {
-      const s = stack.pop()!;
-      if (s === to) return true;
-      if (seen.has(s)) continue;
-      seen.add(s);
-      for (const d of directDeps.get(s) ?? []) stack.push(d);
-    }
-    return false;
-  };
+  /**
+   * `onError.defaultValue` references to an earlier step, checked once every step's edges are
+   * known ({@linkcode StepReach}: a walk per reference was quadratic in the steps).
+   */
+  const defaultReads: { selfId: string; target: string; at: Path }[] = [];
   const referenced = new Set<string>();
   const variablesSchema = isJsonObject(flow.variables) ? flow.variables : undefined;
   const variableProps = variablesSchema && isJsonObject(variablesSchema.properties)
@@ -272,20 +265,8 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
           forEachRef(dv, (ref) => {
             checkRef({ ref, where: "defaultValue", stepIndex: i }, selfId);
             const target = ref.base.type === "step" ? ref.base.step : undefined;
-            if (
-              target && target !== selfId && firstIndex.has(target) && !dependsOn(selfId, target)
-            ) {
-              c.add(
-                "warning",
-                "untracked_default_reference",
-                `onError.defaultValue of step '${selfId}' reads step '${target}', which '${selfId}' ` +
-                  `does not depend on: '${target}' may not have run when the default is needed`,
-                [...ref.at],
-                {
-                  hint: `stepflow 0.8 does not order steps by these references; also read ` +
-                    `'${target}' in the step's input, or use a literal default`,
-                },
-              );
+            if (target && target !== selfId && firstIndex.has(target)) {
+              defaultReads.push({ selfId, target, at: [...ref.at] });
             }
           });
         }
@@ -301,6 +282,23 @@ function checkFlow(loaded: LoadedFlow, c: DiagnosticCollector, hooks: FlowCheckH
     }
     if (step.id !== "" && !firstIndex.has(step.id)) firstIndex.set(step.id, i);
   });
+  if (defaultReads.length > 0) {
+    const reach = new StepReach(directDeps);
+    for (const { selfId, target, at } of defaultReads) {
+      if (reach.dependsOn(selfId, target)) continue;
+      c.add(
+        "warning",
+        "untracked_default_reference",
+        `onError.defaultValue of step '${selfId}' reads step '${target}', which '${selfId}' ` +
+          `does not depend on: '${target}' may not have run when the default is needed`,
+        at,
+        {
+          hint: `stepflow 0.8 does not order steps by these references; also read ` +
+            `'${target}' in the step's input, or use a literal default`,
+        },
+      );
+    }
+  }
 
   checkRefKeys(c, flow.output, ["output"]);
   const output = compile(flow.output, ["output"]);

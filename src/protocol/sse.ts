@@ -5,6 +5,7 @@
  * @module
  */
 import { invalidUtf8Offset } from "../core/utf8.ts";
+import { concatBytes } from "../core/read_bounded.ts";
 
 /** Formats one message as an SSE event (`data: <text>\n\n`). */
 export function sseEvent(text: string): string {
@@ -14,20 +15,13 @@ export function sseEvent(text: string): string {
 /** Options of {@linkcode readSseData}: bounds on one event. */
 export interface SseLimits {
   /**
-   * Largest event (its `data`, in UTF-16 code units, at most its bytes): a larger one stops the
-   * reading (the stream is cancelled) with `onTooLarge`'s error. At most (and by default)
-   * {@linkcode MAX_SSE_EVENT_CHARS}.
+   * Largest event, bytes of the stream (its `data` lines and its unfinished line, counted as
+   * they arrive, before any decoding): a larger one stops the reading (the stream is cancelled)
+   * with `onTooLarge`'s error. At most (and by default) {@linkcode MAX_SSE_EVENT_BYTES}.
    */
-  maxEventChars?: number;
-  /** Called when an event passes `maxEventChars`: the error to throw. */
-  onTooLarge?: (head: string, chars: number) => Error;
-  /** Size at which `onLongEvent` sees an unfinished event once. @default Infinity */
-  longEventChars?: number;
-  /**
-   * Gets the event's first 4 KiB and its size so far; returning an error stops the reading with
-   * it (e.g. an answer that will be refused for its size anyway), undefined reads on.
-   */
-  onLongEvent?: (head: string, chars: number) => Error | undefined;
+  maxEventBytes?: number;
+  /** Called when an event passes `maxEventBytes` (`bytes`: what was read of it): the error to throw. */
+  onTooLarge?: (head: string, bytes: number) => Error;
   /**
    * When given, the stream is decoded strictly: bytes that are not UTF-8 stop the reading with
    * this error (the stream is cancelled) instead of reaching an event as U+FFFD. It gets the
@@ -39,133 +33,131 @@ export interface SseLimits {
 const HEAD_CHARS = 4096;
 
 /**
- * Longest event this reader holds, UTF-16 code units: a little under V8's longest string
- * (2^29 - 24). A larger `maxEventChars` is lowered to it: the step-service transport's 512 MiB
- * (2^29) let a line of `data:` without a newline grow past what one string can hold, and the
- * limit's own error then failed with "Invalid string length" after holding 1 GB.
+ * Largest event this reader holds, bytes: a little under V8's longest string (2^29 - 24 UTF-16
+ * code units; an event's text has at most as many as its bytes). A larger `maxEventBytes` is
+ * lowered to it.
  */
-export const MAX_SSE_EVENT_CHARS = 2 ** 29 - 64 * 1024;
+export const MAX_SSE_EVENT_BYTES = 2 ** 29 - 64 * 1024;
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
+const DATA = [0x64, 0x61, 0x74, 0x61, 0x3a]; // "data:"
 
-/**
- * The bytes of an unfinished UTF-8 sequence at the end of `held` + `chunk` (which decoded without
- * error): what a streaming decoder keeps for the next chunk (at most 3 bytes).
- */
-function unfinishedTail(held: Uint8Array, chunk: Uint8Array): Uint8Array {
-  const b = chunk.length >= 3 ? chunk.subarray(chunk.length - 3) : concat(held, chunk);
-  for (let i = b.length - 1; i >= 0 && i >= b.length - 3; i--) {
-    const c = b[i];
-    if (c < 0x80) break;
-    if (c >= 0xc0) {
-      const len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-      return b.length - i < len ? b.slice(i) : new Uint8Array(0);
-    }
-  }
-  return new Uint8Array(0);
+/** True when `line` starts with `data:`. */
+function isData(line: Uint8Array): boolean {
+  if (line.length < 5) return false;
+  for (let i = 0; i < 5; i++) if (line[i] !== DATA[i]) return false;
+  return true;
 }
 
 /**
  * Reads the `data` of each event from an SSE byte stream, in order. Memory is bounded by
- * `limits.maxEventChars` (a stream without newlines cannot fill it), and a long line costs
- * linear time (its pieces are joined once).
+ * `limits.maxEventBytes`, counted in bytes as they arrive: an unfinished line is held as bytes
+ * and decoded once whole (before: as text decoded chunk by chunk, limited in characters, so a
+ * line of two-byte characters held twice the limit in memory — 1 GiB at the 512 Mi characters
+ * of the step-service transport). A long line costs linear time (its pieces are joined once).
  * @param body the response body.
  * @param stop cancels the reading (the stream is cancelled; the iterator ends).
- * @returns an async iterator of event data strings; stops at the end of the stream.
- * @throws the error of `limits.onTooLarge` / `limits.onLongEvent` / `limits.onInvalidUtf8` (the
- *   stream is cancelled).
+ * @returns an async iterator of event data strings; stops at the end of the stream (an
+ *   unfinished last line is dropped, as the SSE standard says).
+ * @throws the error of `limits.onTooLarge` / `limits.onInvalidUtf8` (the stream is cancelled).
  */
 export async function* readSseData(
   body: ReadableStream<Uint8Array>,
   stop?: AbortSignal,
   limits: SseLimits = {},
 ): AsyncGenerator<string> {
-  const max = Math.min(limits.maxEventChars ?? Infinity, MAX_SSE_EVENT_CHARS);
-  const long = limits.longEventChars ?? Infinity;
-  const decoder = new TextDecoder("utf-8", { fatal: limits.onInvalidUtf8 !== undefined });
+  const max = Math.min(limits.maxEventBytes ?? Infinity, MAX_SSE_EVENT_BYTES);
+  const onInvalid = limits.onInvalidUtf8;
+  // a byte-order mark is dropped at the start of the stream only (below), not at each line's
+  const decoder = new TextDecoder("utf-8", { fatal: onInvalid !== undefined, ignoreBOM: true });
   const reader = body.getReader();
   const cancel = () => void reader.cancel().catch(() => {});
   stop?.addEventListener("abort", cancel, { once: true });
-  /** Pieces of the unfinished line. */
-  let pending: string[] = [];
+  /** Pieces of the unfinished line (bytes), and the stream offset of its first byte. */
+  let pending: Uint8Array[] = [];
   let pendingLen = 0;
+  let pendingAt = 0;
   let data: string[] = [];
-  let dataLen = 0;
-  let longSeen = false;
-  /** Bytes decoded before this chunk, and the unfinished UTF-8 sequence the decoder holds. */
-  let fed = 0;
-  let held: Uint8Array = new Uint8Array(0);
+  /** Bytes of the event's `data` lines so far (each with its newline). */
+  let dataBytes = 0;
+  /** Stream offset of the chunk being read, bytes. */
+  let offset = 0;
+  const decode = (bytes: Uint8Array, at: number): string => {
+    try {
+      return decoder.decode(bytes);
+    } catch (err) {
+      if (onInvalid && err instanceof TypeError) {
+        throw onInvalid(at + Math.max(0, invalidUtf8Offset(bytes)));
+      }
+      throw err;
+    }
+  };
   const head = () => {
     if (data.length > 0) return data[0].slice(0, HEAD_CHARS);
-    // the first pieces only: joined whole, a line near the limit did not fit in one string
-    let first = "";
-    for (const piece of pending) {
-      first += piece.slice(0, HEAD_CHARS + 6);
-      if (first.length >= HEAD_CHARS + 6) break;
+    // the first bytes only (an unfinished line near the limit does not fit in one string)
+    const want = HEAD_CHARS * 4 + 6;
+    const pieces: Uint8Array[] = [];
+    for (let i = 0, n = 0; i < pending.length && n < want; i++) {
+      pieces.push(pending[i]);
+      n += pending[i].length;
     }
-    return first.replace(/^data: ?/, "").slice(0, HEAD_CHARS);
+    const text = new TextDecoder().decode(concatBytes(pieces).subarray(0, want));
+    return text.replace(/^\uFEFF?data: ?/, "").slice(0, HEAD_CHARS);
   };
+  const tooLarge = (bytes: number) =>
+    limits.onTooLarge?.(head(), bytes) ?? new Error(`an event is larger than ${max} bytes`);
   try {
     for (;;) {
       if (stop?.aborted) return;
       const { value, done } = await reader.read();
-      let text: string;
-      try {
-        text = done ? decoder.decode() : decoder.decode(value, { stream: true });
-      } catch (err) {
-        if (limits.onInvalidUtf8 && err instanceof TypeError) {
-          const bytes = done ? held : concat(held, value);
-          throw limits.onInvalidUtf8(fed - held.length + Math.max(0, invalidUtf8Offset(bytes)));
-        }
-        throw err;
-      }
-      if (!done && limits.onInvalidUtf8) {
-        fed += value.length;
-        held = unfinishedTail(held, value);
+      if (done) {
+        // an unfinished last line is dropped; strictly, its bytes must still be UTF-8
+        if (onInvalid && pendingLen > 0) decode(concatBytes(pending), pendingAt);
+        break;
       }
       let start = 0;
       for (;;) {
-        const nl = text.indexOf("\n", start);
+        const nl = value.indexOf(10, start);
         if (nl < 0) break;
-        let line = pending.length > 0
-          ? pending.join("") + text.slice(start, nl)
-          : text.slice(start, nl);
-        pending = [];
-        pendingLen = 0;
+        let line: Uint8Array;
+        let at: number;
+        if (pendingLen > 0) {
+          pending.push(value.subarray(start, nl));
+          line = concatBytes(pending);
+          at = pendingAt;
+          pending = [];
+          pendingLen = 0;
+        } else {
+          line = value.subarray(start, nl);
+          at = offset + start;
+        }
         start = nl + 1;
-        if (line.endsWith("\r")) line = line.slice(0, -1);
-        if (line === "") {
+        let n = line.length;
+        if (n > 0 && line[n - 1] === 13) n--; // \r\n
+        if (at === 0 && n >= 3 && line[0] === 0xef && line[1] === 0xbb && line[2] === 0xbf) {
+          line = line.subarray(3, n); // a byte-order mark at the start of the stream
+          at = 3;
+          n = line.length;
+        }
+        if (n === 0) {
           if (data.length > 0) yield data.join("\n");
           data = [];
-          dataLen = 0;
-          longSeen = false;
-        } else if (line.startsWith("data:")) {
-          const d = line.slice(line.startsWith("data: ") ? 6 : 5);
-          data.push(d);
-          dataLen += d.length + 1;
+          dataBytes = 0;
+        } else if (isData(line)) {
+          dataBytes += n + 1;
+          if (dataBytes > max) throw tooLarge(dataBytes);
+          const skip = n > 5 && line[5] === 0x20 ? 6 : 5;
+          data.push(decode(line.subarray(skip, n), at + skip));
+        } else if (onInvalid) {
+          decode(line.subarray(0, n), at); // another field: ignored, but it must be UTF-8
         }
       }
-      if (start < text.length) {
-        pending.push(start === 0 ? text : text.slice(start));
-        pendingLen += text.length - start;
+      if (start < value.length) {
+        if (pendingLen === 0) pendingAt = offset + start;
+        pending.push(start === 0 ? value : value.subarray(start));
+        pendingLen += value.length - start;
+        if (dataBytes + pendingLen > max) throw tooLarge(dataBytes + pendingLen);
       }
-      const size = dataLen + pendingLen;
-      if (size > long && !longSeen) {
-        longSeen = true;
-        const err = limits.onLongEvent?.(head(), size);
-        if (err) throw err;
-      }
-      if (size > max) {
-        throw limits.onTooLarge?.(head(), size) ??
-          new Error(`an event is larger than ${max} characters`);
-      }
-      if (done) break;
+      offset += value.length;
     }
     if (data.length > 0) yield data.join("\n");
   } finally {

@@ -11,13 +11,38 @@ import { parsePostgresUrl } from "./postgres_url.ts";
 import { DEFAULT_BUSY_TIMEOUT_MS, sqliteHint } from "./sqlite_hint.ts";
 
 /**
- * The store a `--store` value names: `memory` (or `inMemory`), `sqlite:FILE[?mode=...]`,
+ * Where a store config came from, when not from the config file's `stateStore`: the words that
+ * name it in an error (`--store 'runs.db'`) and the setting to change (`--store`). Kept beside
+ * the config object (not in it: it is no config key).
+ */
+const origins = new WeakMap<StateStoreConfig, { what: string; setting: string }>();
+
+/**
+ * Marks `config` as given by something other than the config file, e.g. serve's default store:
+ * an error opening it names `what` and tells to change `setting`, not `stateStore.databaseUrl`.
+ * @returns `config`.
+ */
+export function storeGivenBy<C extends StateStoreConfig>(
+  config: C,
+  what: string,
+  setting: string,
+): C {
+  origins.set(config, { what, setting });
+  return config;
+}
+
+/**
+ * The store a `--store` value names (an error opening it names the flag): `memory` (or `inMemory`), `sqlite:FILE[?mode=...]`,
  * `sqlite::memory:`, a file path (an SQLite database; created when missing), or
  * `postgres://user:password@host:port/database` (`postgresql://`).
  * @throws {Error} for other URL schemes, or a PostgreSQL URL that is not one (the message never
  * holds the password).
  */
 export function storeConfigFromUrl(url: string): StateStoreConfig {
+  return storeGivenBy(storeConfigOf(url), `--store '${url}'`, "--store");
+}
+
+function storeConfigOf(url: string): StateStoreConfig {
   const text = url.trim();
   if (text === "memory" || text === "inMemory" || text === "in-memory") return { type: "inMemory" };
   if (text.startsWith("sqlite:")) {
@@ -117,6 +142,8 @@ export function createStateStore(
     // name the setting and the file: SQLite's own text ("file is not a database") names neither
     const message = (e as Error).message;
     if (message.startsWith("stateStore.databaseUrl")) throw e;
+    const origin = origins.get(config) ??
+      { what: `stateStore.databaseUrl '${config.databaseUrl}'`, setting: "databaseUrl" };
     let file = config.databaseUrl;
     try {
       file = parseSqliteUrl(config.databaseUrl, workingDirectory).path;
@@ -124,11 +151,9 @@ export function createStateStore(
       // the URL itself is what is wrong
     }
     throw new Error(
-      `stateStore.databaseUrl '${config.databaseUrl}': cannot open ${
-        file === config.databaseUrl ? "it" : `'${file}'`
-      }: ${message}${
+      `${origin.what}: cannot open ${file === config.databaseUrl ? "it" : `'${file}'`}: ${message}${
         /not a database/i.test(message)
-          ? " (point databaseUrl at a new file, or at a database written by stepflow)"
+          ? ` (point ${origin.setting} at a new file, or at a database written by stepflow)`
           : sqliteHint(message, DEFAULT_BUSY_TIMEOUT_MS)
       }`,
       { cause: e },

@@ -56,6 +56,7 @@ import {
   type EngineRecord,
   type EventFilter,
   type LeaseRenewal,
+  type NewRunId,
   type RunEventRecord,
   type RunEventType,
   type RunFilter,
@@ -310,6 +311,32 @@ export class PostgresStateStore implements StateStore {
   }
 
   // ---------------------------------------------------------------- claims and leases
+
+  async claimRunId(id: NewRunId): Promise<RunRecord | undefined> {
+    this.#w.ensureEngine(); // (committed first, by read: the row's owner is a registered engine)
+    const me = this.engineId;
+    const ttl = this.leaseTtlMs;
+    for (let tries = 0;; tries++) {
+      // One statement: of two engines inserting the same id, one inserts, the other finds the
+      // conflict (it waits for the first's commit) and changes nothing. A leased row (its lease
+      // runs from now): if this engine dies before its createRun, the run is taken over as any.
+      const rows = await this.#w.read("cannot record the run", (sql) =>
+        sql`
+        INSERT INTO runs(id, flow_id, flow_name, status, input_json, created_at, root_run_id,
+          owner_id, lease_epoch, lease_expires_at, started_at, updated_at)
+        VALUES (${id.runId}, ${id.flowId}, ${id.flowName ?? null}, 'running',
+          ${stringifyJson(id.input)}, ${id.createdAt}::timestamptz, ${id.runId}, ${me}, 0,
+          now() + ${ttl} * interval '1 millisecond', now(), now())
+        ON CONFLICT (id) DO UPDATE SET status = 'running', owner_id = excluded.owner_id,
+          lease_expires_at = excluded.lease_expires_at, updated_at = excluded.updated_at
+        WHERE runs.status = 'queued'
+        RETURNING id`);
+      if (rows.length > 0) return;
+      const held = await this.getRun(id.runId);
+      // (a run that held the id and was deleted since: try again)
+      if (held !== undefined || tries >= 2) return held ?? { ...id, status: "running" };
+    }
+  }
 
   async claimRun(runId: string): Promise<ClaimResult> {
     // a run whose end waits to be stored is recorded ended before anyone takes it

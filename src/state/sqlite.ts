@@ -51,6 +51,7 @@ import {
 } from "./sqlite_reads.ts";
 import {
   claimMany,
+  claimNewRunId,
   claimOne,
   deadEngines,
   markInterrupted,
@@ -72,6 +73,7 @@ import {
   type EngineRecord,
   type EventFilter,
   type LeaseRenewal,
+  type NewRunId,
   normalizeInstant,
   nowRfc3339,
   type RunEventRecord,
@@ -451,6 +453,18 @@ export class SqliteStateStore implements StateStore {
       throw this.#c.health.error ?? this.#c.error("cannot claim the run", "its end is not stored");
     }
     return await this.#write("cannot claim the run", (c) => claimOne(c, runId));
+  }
+
+  async claimRunId(id: NewRunId): Promise<RunRecord | undefined> {
+    const refused = this.#refuseReadOnly(`cannot record run ${id.runId}`);
+    if (refused) return refused;
+    this.#w.ensureEngine(); // (committed first: the row's owner is a registered engine)
+    for (let tries = 0;; tries++) {
+      if (await this.#write("cannot record the run", (c) => claimNewRunId(c, id))) return;
+      const held = await this.getRun(id.runId);
+      // (a run that held the id and was deleted since: try again)
+      if (held !== undefined || tries >= 2) return held ?? { ...id, status: "running" };
+    }
   }
 
   claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {

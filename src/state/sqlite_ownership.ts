@@ -21,6 +21,7 @@ import {
   type EngineRecord,
   interruptedResult,
   type LeaseRenewal,
+  type NewRunId,
   nowRfc3339,
   type RunRecord,
 } from "./store.ts";
@@ -220,6 +221,34 @@ export function claimOne(c: SqliteCore, runId: string): ClaimResult {
   );
   c.open.set(runId, { root: row.root });
   return { claimed: true, leaseEpoch: epoch };
+}
+
+/**
+ * Takes id `r.runId` for a new top-level run of this engine in one statement (see
+ * `StateStore.claimRunId`): inserts its row `running`, or takes a `queued` row over.
+ * @returns true when the id is this engine's now, false when another run holds it.
+ */
+export function claimNewRunId(c: SqliteCore, r: NewRunId): boolean {
+  const at = nowRfc3339();
+  const done = c.stmt(
+    `INSERT INTO runs(id, flow_id, flow_name, status, input_json, created_at, root_run_id,
+       owner_id, lease_epoch, started_at, updated_at)
+     VALUES (?, ?, ?, 'running', ?, ?, ?, ?, 0, ?, ?)
+     ON CONFLICT(id) DO UPDATE SET status = 'running', owner_id = excluded.owner_id,
+       updated_at = excluded.updated_at
+     WHERE runs.status = 'queued'`,
+  ).run(
+    r.runId,
+    r.flowId,
+    r.flowName ?? null,
+    stringifyJson(r.input),
+    r.createdAt,
+    r.runId,
+    c.engineId,
+    at,
+    at,
+  );
+  return Number(done.changes) > 0;
 }
 
 /** Takes up to `limit` queued or released runs for this engine, oldest first. */

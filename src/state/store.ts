@@ -65,6 +65,16 @@ export function atomically<T>(store: StateStore, fn: () => T): T {
 }
 export type { StoreCondition } from "./store_health.ts";
 
+/** What {@linkcode StateStore.claimRunId} records of a new run (its `createRun` the rest). */
+export interface NewRunId {
+  runId: string;
+  flowId: string;
+  flowName?: string;
+  input: JsonValue;
+  /** RFC 3339. */
+  createdAt: string;
+}
+
 /** Where runs, step results, the journal, signals, blobs and batches are kept. */
 export interface StateStore {
   /** `inMemory`, `sqlite` or `postgres`. */
@@ -110,6 +120,19 @@ export interface StateStore {
    *   map's CPU). Others ignore it.
    */
   createRun(run: RunRecord, owned?: boolean): Stored;
+  /**
+   * Takes `id.runId` for a new top-level run of this engine in one atomic statement, before its
+   * {@linkcode createRun}: a row `running`, owned by this engine, with the run's flow and input
+   * (its `createRun` then completes it), unless a run with that id is there already — a `queued`
+   * one is taken over (status `running`, this engine's). Of two engines given one new id at the
+   * same instant on one database, exactly one gets it (before, both looked the id up, found
+   * nothing, and both ran under it: one record, their step results mixed). Committed (with the
+   * writes queued before it) before the promise resolves.
+   * Optional: a store without it is asked with {@linkcode getRun} (in-memory: one process).
+   * @returns undefined when the id is this engine's now; else the run that holds it.
+   * @throws {StoreError} (rejects) when the database cannot be written.
+   */
+  claimRunId?(id: NewRunId): Promise<RunRecord | undefined>;
   /** Records that a step attempt started: `step_info` status `running`, event `step_started`. */
   recordStepStarted(runId: string, start: StepStartRecord): Stored;
   /**

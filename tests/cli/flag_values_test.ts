@@ -40,6 +40,33 @@ Deno.test("--store in a directory that does not exist: exit 2 naming the flag an
   });
 });
 
+Deno.test("--store naming a file that is not a database: the error names the flag the user gave, not stateStore.databaseUrl", async () => {
+  // before: `stateStore.databaseUrl 'sqlite:/tmp/x/junk.db': cannot open ... (point databaseUrl
+  // at a new file, ...)` for `run --store junk.db` and `serve --store junk.db`
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/junk.db`, "not a database, only text ".repeat(40));
+    for (const args of [[...RUN], ["serve", "--port", "0"]]) {
+      const r = await runCli([...args, "--store", "junk.db"], { cwd: dir });
+      assertStrictEquals(r.code, 1, r.stderr);
+      assertStringIncludes(
+        r.stderr,
+        `--store 'junk.db': cannot open '${dir}/junk.db': file is not a database (point --store ` +
+          "at a new file, or at a database written by stepflow)",
+      );
+      assertStrictEquals(r.stderr.includes("databaseUrl"), false, r.stderr);
+    }
+    // serve's default store, which no flag or config named
+    await Deno.rename(`${dir}/junk.db`, `${dir}/stepflow.db`);
+    const r = await runCli(["serve", "--port", "0"], { cwd: dir });
+    assertStrictEquals(r.code, 1, r.stderr);
+    assertStringIncludes(
+      r.stderr,
+      "the default store ./stepflow.db (neither --store nor the config's stateStore names one): " +
+        `cannot open '${dir}/stepflow.db': file is not a database (point --store at a new file`,
+    );
+  });
+});
+
 Deno.test("--store naming a directory, or a missing file with mode=ro: exit 2 before anything runs", async () => {
   await withTempDir(async (dir) => {
     let r = await runCli([...RUN, "--store", dir]);

@@ -160,3 +160,29 @@ Deno.test("parseDocument() rejects documents nested too deeply, without a stack 
   const ok = "[".repeat(100) + "]".repeat(100);
   parseDocument(ok, "yaml");
 });
+
+Deno.test("parseDocument() refuses a lone surrogate in YAML, JSON and JSONC, naming its JSON path and file:line:col", () => {
+  // was: read as is; a flow name or step id holding one was stored as U+FFFD in the runs table
+  // (SQLite, PostgreSQL write UTF-8), so the run read back differed from the flow sent.
+  // stepflow 0.8 (serde_json) refuses it when it parses.
+  const cases: [string, "yaml" | "json" | "jsonc", string, string][] = [
+    ['name: "bad \\ud800 name"\nsteps: []\n', "yaml", "f.yaml:1:7", "$.name holds"],
+    ['steps:\n  - id: "a\\U0000DC00"\n', "yaml", "f.yaml:2:9", "$.steps[0].id holds"],
+    ['{"steps": [{"id": "x"}, {"id": "a\\udc00"}]}', "json", "f.json:1:32", "$.steps[1].id holds"],
+    ['// c\n{"labels": {"\\ud83dx": 1}}', "jsonc", "f.jsonc:2:12", "a key of $.labels holds"],
+  ];
+  for (const [text, format, at, where] of cases) {
+    const e = assertThrows(() => parseDocument(text, format, `f.${format}`), FlowLoadError);
+    assertStringIncludes(e.message, at, text);
+    assertStringIncludes(e.message, `${where} a lone UTF-16 surrogate`, text);
+    assertStringIncludes(e.message, "write the character itself, or both halves of its");
+  }
+  // a lone surrogate in the text itself (a string handed to the library, not read from a file)
+  assertThrows(() => parseDocument('name: "x\ud800"\n', "yaml"), FlowLoadError, "$.name holds");
+  // a surrogate pair is one character; an escaped backslash before "u" is no escape
+  assertEquals(
+    parseDocument('{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}', "json").value,
+    { a: "\u{1F600}", b: "\\ud800" },
+  );
+  assertEquals(parseDocument('a: "\\U0001F600"\n', "yaml").value, { a: "\u{1F600}" });
+});

@@ -162,3 +162,59 @@ output: { $from: { step: w } }
     }
   });
 });
+
+/**
+ * Two engines on one database given the same new run id at the same instant: exactly one runs,
+ * the other is refused with the UsageError, and the record is the winner's, whole.
+ */
+async function oneOfTwoWins(stateStore: JsonValue): Promise<void> {
+  const a = await Engine.create(testConfig({}, { stateStore }));
+  const b = await Engine.create(testConfig({}, { stateStore }));
+  try {
+    for (let round = 0; round < 5; round++) {
+      const runId = crypto.randomUUID();
+      // the failing input: one new id, two engines, started in the same turn. Before, both
+      // looked the id up, found nothing, and both ran it as one record.
+      const outcomes = await Promise.allSettled([
+        a.run(TWO, { who: "Ada" }, { runId }),
+        b.run(TWO, { who: "Bob" }, { runId }),
+      ]);
+      const won = outcomes.filter((o) => o.status === "fulfilled");
+      const lost = outcomes.filter((o) => o.status === "rejected");
+      assertStrictEquals(won.length, 1, `round ${round}: ${JSON.stringify(outcomes)}`);
+      assertStrictEquals(lost.length, 1);
+      const e = (lost[0] as PromiseRejectedResult).reason as Error;
+      assert(e instanceof UsageError, String(e));
+      assertStringIncludes(
+        e.message,
+        `RunOptions.runId: run ${runId} is already in the state store (`,
+      );
+      const result =
+        (won[0] as PromiseFulfilledResult<{ outcome: string; result: JsonValue }>).value;
+      assertStrictEquals(result.outcome, "success");
+      const stored = await a.store.getRun(runId);
+      assertStrictEquals(stored?.status, "completed");
+      assertEquals(stored?.result, result);
+      assertEquals(stored?.input, { who: result.result });
+      const steps = await b.store.getStepResults(runId);
+      assertEquals(steps.map((s) => s.stepId), ["a", "b"]);
+    }
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
+Deno.test("two engines given one new runId at once on one SQLite database: exactly one runs, the other gets the UsageError", async () => {
+  await withTempDir(async (dir) => {
+    await oneOfTwoWins({ type: "sqlite", databaseUrl: `sqlite:${dir}/runs.db` });
+  });
+});
+
+pgTest(
+  "two engines given one new runId at once on one PostgreSQL database: exactly one runs, the other gets the UsageError",
+  (server) =>
+    withPgDatabase(server, async (url) => {
+      await oneOfTwoWins({ type: "postgres", url });
+    }),
+);

@@ -1,4 +1,4 @@
-import { MAX_SSE_EVENT_CHARS, readSseData } from "../../src/protocol/sse.ts";
+import { MAX_SSE_EVENT_BYTES, readSseData } from "../../src/protocol/sse.ts";
 import { assertEquals, assertRejects } from "../_assert.ts";
 
 const enc = new TextEncoder();
@@ -26,7 +26,7 @@ Deno.test("readSseData joins an event's data split over many chunks", async () =
   assertEquals(await all(stream(parts)), [`{"a":"${long}"}`, "2"]);
 });
 
-Deno.test("readSseData stops an event over maxEventChars and cancels the stream", async () => {
+Deno.test("readSseData stops an event over maxEventBytes and cancels the stream", async () => {
   let cancelled = false;
   const endless = new ReadableStream<Uint8Array>({
     pull(c) {
@@ -38,31 +38,12 @@ Deno.test("readSseData stops an event over maxEventChars and cancels the stream"
   });
   const err = await assertRejects(() =>
     all(endless, {
-      maxEventChars: 10_000,
+      maxEventBytes: 10_000,
       onTooLarge: (head: string, n: number) => new Error(`too large: ${head.slice(0, 3)} ${n}`),
     })
   );
   assertEquals(err.message, "too large: xxx 10060");
   assertEquals(cancelled, true);
-});
-
-Deno.test("readSseData shows a long event's head to onLongEvent once; it may stop the reading", async () => {
-  const heads: string[] = [];
-  const parts = ["data: abc", "d".repeat(50), "\n\n", "data: " + "e".repeat(60), "\n\n"];
-  const got = await all(stream(parts), {
-    longEventChars: 40,
-    onLongEvent: (head: string) => {
-      heads.push(head.slice(0, 4));
-      return undefined;
-    },
-  });
-  assertEquals(got.length, 2);
-  assertEquals(heads, ["abcd", "eeee"]);
-  await assertRejects(
-    () => all(stream(parts), { longEventChars: 40, onLongEvent: () => new Error("stop") }),
-    Error,
-    "stop",
-  );
 });
 
 Deno.test("readSseData with onInvalidUtf8 names the stream offset of the first bad byte, wherever the chunks are cut", async () => {
@@ -117,14 +98,61 @@ Deno.test("readSseData's limit error gets a 4 KiB head of an unfinished line how
   });
   const err = await assertRejects(() =>
     all(endless, {
-      maxEventChars: 1_000_000,
-      onTooLarge: (h: string, chars: number) => {
+      maxEventBytes: 1_000_000,
+      onTooLarge: (h: string, bytes: number) => {
         head = h;
-        return new Error(`too large: ${chars}`);
+        return new Error(`too large: ${bytes}`);
       },
     })
   );
   assertEquals((err as Error).message.startsWith("too large: 100"), true);
   assertEquals(head, "x".repeat(4096));
-  assertEquals(MAX_SSE_EVENT_CHARS < 2 ** 29 - 24, true);
+  assertEquals(MAX_SSE_EVENT_BYTES < 2 ** 29 - 24, true);
+});
+
+Deno.test("readSseData counts an event in bytes as they arrive: two-byte characters are held to the limit in bytes", async () => {
+  // An event of "é" (2 bytes in UTF-8, one UTF-16 unit held as two bytes) without end: the limit
+  // counted characters, so the reader held twice the limit in memory before stopping (1 GiB at
+  // the step-service transport's 512 Mi characters); now it stops once the bytes pass it.
+  let sent = 0;
+  const endless = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (sent >= 300_000) return c.close(); // (so that a reader without the limit ends)
+      const chunk = enc.encode("\u00e9".repeat(5_000));
+      sent += chunk.length;
+      c.enqueue(chunk);
+    },
+    start(c) {
+      c.enqueue(enc.encode("data: "));
+    },
+  });
+  const err = await assertRejects(() =>
+    all(endless, {
+      maxEventBytes: 100_000,
+      onTooLarge: (h: string, bytes: number) => new Error(`too large: ${bytes} ${h.slice(0, 2)}`),
+    })
+  );
+  assertEquals((err as Error).message, "too large: 100006 \u00e9\u00e9");
+  assertEquals(sent <= 110_000, true, `sent ${sent}`); // (one chunk may be queued ahead)
+});
+
+Deno.test("readSseData: a byte-order mark is skipped at the start of the stream only; \\r\\n ends lines; other fields are ignored", async () => {
+  const parts = [
+    "\uFEFFdata: a\r\n",
+    ": comment\r\nid: 7\r\n\r\n",
+    "data: \uFEFFb\n",
+    "data: c\n\n",
+  ];
+  assertEquals(await all(stream(parts)), ["a", "\uFEFFb\nc"]);
+  // split inside the byte-order mark and inside "data:"
+  const bytes = enc.encode("\uFEFFdata: x\n\n");
+  const chunks = [bytes.slice(0, 2), bytes.slice(2, 6), bytes.slice(6)];
+  const s = new ReadableStream<Uint8Array>({
+    pull(c) {
+      const next = chunks.shift();
+      if (next) c.enqueue(next);
+      else c.close();
+    },
+  });
+  assertEquals(await all(s), ["x"]);
 });

@@ -4,7 +4,7 @@
  * route. Each answers a clear 4xx `{code, message}` and the service keeps serving.
  * @module
  */
-import { assertStrictEquals, assertStringIncludes } from "../_assert.ts";
+import { assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
 import { type Answer, type RunningServer, storeFlow, THREE_STEPS, withServer } from "./_server.ts";
 
 function isError(r: Answer, status: number, ...includes: string[]) {
@@ -80,6 +80,47 @@ Deno.test("a body nested 20,000 levels deep is refused with 400 naming the field
     assertStrictEquals(ok.status, 200, JSON.stringify(ok.body));
     await stillServing(s, flowId);
   }));
+
+Deno.test("a lone surrogate in a request body is a 400 naming its JSON path, not a flow name stored as U+FFFD", () =>
+  withTempDir((dir) =>
+    withServer({ args: ["--store", `${dir}/runs.db`] }, async (s) => {
+      // was: 200; the run's flow name read back from the runs table as "bad \ufffd" (SQLite and
+      // PostgreSQL write UTF-8, which has no lone surrogates); stepflow 0.8 refuses the body
+      const flow = JSON.stringify({ ...THREE_STEPS, name: "bad NAME" });
+      isError(
+        await s.call("POST", "/api/v1/flows", `{"flow":${flow.replace("NAME", "\\ud800")}}`),
+        400,
+        "Invalid request body: $.flow.name holds a lone UTF-16 surrogate",
+        "write the character itself, or both halves of its surrogate pair",
+      );
+      isError(
+        await s.call(
+          "POST",
+          "/api/v1/flows",
+          `{"flow":${flow.replace('"steps"', '"\\udc00x":1,"steps"')}}`,
+        ),
+        400,
+        "Invalid request body: a key of $.flow holds a lone UTF-16 surrogate",
+      );
+      // a whole surrogate pair is a character: stored and read back as sent
+      const stored = await s.call(
+        "POST",
+        "/api/v1/flows",
+        `{"flow":${flow.replace("NAME", "\\ud83d\\ude00")}}`,
+      );
+      assertStrictEquals(stored.status, 200, JSON.stringify(stored.body));
+      const flowId = stored.body.flowId;
+      isError(
+        await s.call("POST", "/api/v1/runs", `{"flowId":"${flowId}","input":{"q":"\\udfff"}}`),
+        400,
+        "Invalid request body: $.input.q holds a lone UTF-16 surrogate",
+      );
+      const run = await s.call("POST", "/api/v1/runs", { flowId, input: { q: "x" } });
+      assertStrictEquals(run.status, 200, JSON.stringify(run.body));
+      const got = await s.call("GET", `/api/v1/runs/${run.body.runId}`);
+      assertStrictEquals(got.body.flowName ?? got.body.summary?.flowName, "bad \u{1F600}");
+    })
+  ));
 
 Deno.test("an input nested exactly 512 levels deep is accepted, as by stepflow run", () =>
   withServer({ args: ["--store", "memory"] }, async (s) => {

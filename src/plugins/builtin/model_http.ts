@@ -264,13 +264,13 @@ export async function* streamChat(
     const stream = req.response.body;
     if (!stream) throw new ModelAnswerError("the answer has no body");
     const limit = endpoint.maxBodyBytes ?? DEFAULT_MAX_ANSWER_BYTES;
-    const tooLarge = (_head: string, chars: number) => new ModelAnswerTooLargeError(chars, limit);
+    const tooLarge = (_head: string, bytes: number) => new ModelAnswerTooLargeError(bytes, limit);
     /** Characters of event data read so far (the answer grows with them). */
     let total = 0;
     try {
       for await (
         const data of readSseData(stream, req.signal, {
-          maxEventChars: limit,
+          maxEventBytes: limit,
           onTooLarge: tooLarge,
           onInvalidUtf8: (at) => notUtf8("the answer stream", at),
         })

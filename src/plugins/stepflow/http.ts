@@ -327,22 +327,31 @@ export class HttpWorker implements WorkerTransport {
     const replies: Promise<void>[] = [];
     let otherId: RequestId | undefined;
     const limit = this.#o.maxOutputBytes;
-    // An event too large: our answer (its id in the head) is refused at the output size limit;
-    // anything else (a large blobs/put) may take up to the body cap.
+    // One limit for every event of the stream, in bytes as they arrive: the body limit (the
+    // output size limit plus the envelope's room). Our answer over it is refused for its size
+    // (413); anything else (a large blobs/put, an event without end) fails the call naming it.
+    // Before: events that were not our answer could take 512 Mi characters (1 GiB of two-byte
+    // text held per call).
+    const bodyLimit = this.#bodyLimit;
     const ours = new RegExp(`"id"\\s*:\\s*"${id}"(?!\\s*,\\s*"method")`);
-    const isOurAnswer = (head: string) => ours.test(head);
-    const tooLarge = (chars: number, limitBytes: number) =>
-      new OutputLimitError(
-        `${this.#name} answered '${method}' with an event of more than ${chars} characters, ` +
-          `not read to its end`,
-        { limitBytes, sizeBytes: chars },
-      );
     const limits: SseLimits = {
-      maxEventChars: DEFAULT_MAX_BODY_BYTES,
-      onTooLarge: (head, chars) =>
-        isOurAnswer(head) ? tooLarge(chars, DEFAULT_MAX_BODY_BYTES) : new TransportError(
-          `${this.#name} sent an event of more than ${chars} characters in the stream of '${method}'`,
-        ),
+      maxEventBytes: bodyLimit,
+      onTooLarge: (head, bytes) =>
+        ours.test(head)
+          ? new OutputLimitError(
+            `${this.#name} answered '${method}' with an event of more than ${bytes} bytes, ` +
+              `not read to its end`,
+            { limitBytes: limit ?? DEFAULT_MAX_BODY_BYTES, sizeBytes: bytes },
+          )
+          : new TransportError(
+            `${this.#name} sent an event of more than ${bytes} bytes in the stream of ` +
+              `'${method}', over the limit of ${bodyLimit} bytes for one message${
+                limit === undefined
+                  ? ""
+                  : ` (maxOutputSize ${limit} + ${ENVELOPE_BYTES}): raise maxOutputSize, or ` +
+                    "send less in one message (e.g. several smaller blobs)"
+              }; the stream was not read to its end`,
+          ),
       onInvalidUtf8: () =>
         new ProtocolError(
           INTERNAL_ERROR,
@@ -350,10 +359,6 @@ export class HttpWorker implements WorkerTransport {
             `data was not used: send events as UTF-8`,
         ),
     };
-    if (limit !== undefined) {
-      limits.longEventChars = limit + ENVELOPE_BYTES;
-      limits.onLongEvent = (head, chars) => isOurAnswer(head) ? tooLarge(chars, limit) : undefined;
-    }
     try {
       for await (const data of readSseData(res.body!, stop, limits)) {
         let value: JsonValue;

@@ -23,17 +23,22 @@ function server() {
   const cancels = new Map<string, () => void>();
   const cancelled = new Map<string, Promise<number>>();
   const sent = new Map<string, number>();
-  for (const c of ["/endless_json", "/endless_sse", "/stall", "/late"]) {
+  for (
+    const c of ["/endless_json", "/endless_sse", "/stall", "/late", "/sse_put", "/sse_id_last"]
+  ) {
     cancelled.set(c, new Promise((r) => cancels.set(c, () => r(sent.get(c) ?? 0))));
   }
   const chunk = enc.encode("x".repeat(65_536));
-  const endless = (component: string, start: string) =>
+  const wide = enc.encode("\u00e9".repeat(32_768)); // 64 KiB of two-byte characters
+  /** An endless body; `upTo` bytes: it ends there (so that a reader without a limit ends). */
+  const endless = (component: string, start: string, body = chunk, upTo = Infinity) =>
     new ReadableStream<Uint8Array>({
       start(c) {
         c.enqueue(enc.encode(start));
       },
       pull(c) {
-        c.enqueue(chunk);
+        if ((sent.get(component) ?? 0) >= upTo) return c.close();
+        c.enqueue(body);
         sent.set(component, (sent.get(component) ?? 0) + chunk.length);
       },
       cancel() {
@@ -56,6 +61,23 @@ function server() {
         return new Response(endless(component, `data: ${head}`), {
           headers: { "content-type": "text/event-stream" },
         });
+      // an event stream carrying a blobs/put request that never ends (text of two-byte
+      // characters), or our answer with its id after its result: not recognisable by its head
+      case "/sse_put":
+        return new Response(
+          endless(
+            component,
+            `data: {"jsonrpc":"2.0","id":"p1","method":"blobs/put","params":{"data":"`,
+            wide,
+            48 << 20,
+          ),
+          { headers: { "content-type": "text/event-stream" } },
+        );
+      case "/sse_id_last":
+        return new Response(
+          endless(component, `data: {"jsonrpc":"2.0","result":{"output":"`, wide, 48 << 20),
+          { headers: { "content-type": "text/event-stream" } },
+        );
       case "/stall":
         return new Response(
           new ReadableStream({
@@ -175,6 +197,51 @@ Deno.test("HTTP plugin: an abandoned call's body is cancelled at once, also when
     }
   } finally {
     await p.close();
+    await s.stop();
+  }
+});
+
+Deno.test("stepflow run: an SSE event that is not the answer (an endless blobs/put, an answer with its id last) stops at the output size limit, in bytes", async () => {
+  // Before: only an event whose first 4 KiB named the call's id was held to maxOutputSize; any
+  // other event was read up to 512 Mi characters (1 GiB of two-byte text per call) before failing.
+  const s = server();
+  try {
+    await withTempDir(async (dir) => {
+      await Deno.writeTextFile(
+        `${dir}/stepflow-config.yml`,
+        `maxOutputSize: 100000\nplugins:\n  h: { type: stepflow, transport: http, url: "${s.url}" }\n` +
+          `routes:\n  "/h/{*component}": [{ plugin: h }]\n`,
+      );
+      for (const component of ["/sse_put", "/sse_id_last"]) {
+        await Deno.writeTextFile(
+          `${dir}/flow.yaml`,
+          `schema: https://stepflow.org/schemas/v1/flow.json\nname: endless\ndescription: d\n` +
+            `steps:\n  - id: big_event\n    component: /h${component}\n` +
+            `output: { $from: { step: big_event } }\n`,
+        );
+        const r = await runCli(["run", "--flow", `${dir}/flow.yaml`, "--input-json", "{}"]);
+        assertEquals(r.code, 1, r.stderr);
+        const result = parseJson(r.stdout) as { error: { message: string } };
+        const message = result.error.message;
+        assertStringIncludes(r.stderr, "failed step 'big_event' (", component);
+        assertStringIncludes(
+          message,
+          `step service 'h' at ${s.url} sent an event of more than `,
+          component,
+        );
+        assertStringIncludes(
+          message,
+          "in the stream of 'components/execute', over the limit of 165536 bytes for one " +
+            "message (maxOutputSize 100000 + 65536): raise maxOutputSize",
+          component,
+        );
+        // the body was cancelled soon after the limit, not read to its 48 MiB end (the server
+        // may buffer a few MB ahead)
+        const bytes = await s.cancelled(component);
+        assert(bytes < 16 << 20, `${component}: sent ${bytes} bytes`);
+      }
+    });
+  } finally {
     await s.stop();
   }
 });
