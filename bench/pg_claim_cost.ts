@@ -125,8 +125,11 @@ try {
   await store.flush();
   await sql`ANALYZE runs`;
   // the batch's runs claimed are left running (the batch stays at its limit)
-  await time("plain+full batch", 32, (c) =>
-    finishAndRequeue(c.filter((x) => x.run.input !== full.id)));
+  await time(
+    "plain+full batch",
+    32,
+    (c) => finishAndRequeue(c.filter((x) => x.run.input !== full.id)),
+  );
   await sql`DELETE FROM runs`;
   await sql`DELETE FROM batch_runs`;
   const big = { id: "big-batch", max: 32 };
