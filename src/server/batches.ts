@@ -120,8 +120,9 @@ export class BatchService {
     };
     note(this.store.createBatch(record));
     if (this.distributedCancel !== undefined) {
-      // every engine claims the batch's runs from the database (maxConcurrency is not applied
-      // across engines: each engine's --max-concurrent-runs is)
+      // every engine claims the batch's runs from the database, within each engine's
+      // --max-concurrent-runs and, over all the engines, the batch's maxConcurrency (counted by
+      // the claims: src/state/postgres_cluster.ts; the runs are linked to the batch in this commit)
       const at = this.store.now();
       const runIds: string[] = [];
       for (let i = 0; i < n; i++) {

@@ -47,6 +47,11 @@ export interface CreateRow {
   debug: boolean;
   /** `runs.options_json` (`StoredRunOptions`). */
   options: string | null;
+  /**
+   * `runs.limited_batch_id`: the batch whose `maxConcurrency` the run counts against (set by
+   * {@linkcode buildBatch} when the batch's record and the run's link are in the same commit).
+   */
+  limitedBatch?: string;
 }
 
 /** One commit's rows, per table, as columns (sent as JSON documents). */
@@ -286,11 +291,19 @@ export function buildBatch(
       case BATCH:
         b.batches.push(q[i + 2] as BatchRecord);
         break;
-      case BATCH_RUN:
+      case BATCH_RUN: {
+        // a run queued in its batch's commit counts against the batch's maxConcurrency (claims)
+        const row = b.createById.get(q[i + 3] as string);
+        if (row !== undefined && row.status === "queued") {
+          const batchId = q[i + 2] as string;
+          const rec = b.batches.findLast((x) => x.batchId === batchId);
+          if (rec?.maxConcurrency !== undefined) row.limitedBatch = batchId;
+        }
         b.batchRuns[0].push(q[i + 2] as string);
         b.batchRuns[1].push(q[i + 3] as string);
         b.batchRuns[2].push(q[i + 4] as number);
         break;
+      }
       case ENGINE:
         b.engine = true;
         b.engineUrl = (q[i + 2] as string | null) ?? b.engineUrl;

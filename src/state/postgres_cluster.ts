@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL store's part in a cluster of engines (src/state/postgres.ts, issue 14): the
  * `engines` row and its heartbeat, claiming runs (one `UPDATE ... FROM (SELECT ... FOR UPDATE
- * SKIP LOCKED LIMIT n) RETURNING` statement), renewing and releasing leases, cancelling a queued
+ * SKIP LOCKED LIMIT n) RETURNING` statement; the runs of a batch with a `maxConcurrency` within
+ * it, counted in the database: `stepflow_batch_admit` in src/state/postgres_schema.ts), renewing and releasing leases, cancelling a queued
  * run atomically with the claimers, and `LISTEN/NOTIFY` on `stepflow_queue`, which only wakes
  * claimers (they keep polling). A claimed or started top-level run has a lease (`owner_id`,
  * `lease_epoch`, `lease_expires_at` on the database clock) renewed every `heartbeatMs`; nested
@@ -123,11 +124,17 @@ export class PostgresCluster {
       if (limit === 0) return [];
       // One statement: the oldest claimable runs, skipping those another engine is claiming
       // or committing to right now, become ours with a new epoch and lease, and are journaled.
+      // A queued run of a batch with a maxConcurrency (`limited_batch_id`) is claimable only
+      // when `stepflow_batch_admit` admits it: counted in the database under the batch's lock,
+      // so the engines together never run more of the batch at once (a run taken over after
+      // its lease expired was counted all along). Runs of no such batch pay one column test
+      // (the function is called once, and probes an empty index when no such batch is queued).
       const rows = await sql`
         WITH picked AS (
           SELECT id, status AS prev_status FROM runs
-          WHERE status = 'queued'
+          WHERE (status = 'queued' AND limited_batch_id IS NULL)
             OR (status IN ('running', 'paused') AND lease_expires_at < now())
+            OR (status = 'queued' AND id = ANY(ARRAY(SELECT stepflow_batch_admit(${limit}))))
           ORDER BY created_at, id
           FOR UPDATE SKIP LOCKED
           LIMIT ${limit}

@@ -204,7 +204,7 @@ function runsDocument(rows: CreateRow[]): string {
       js(r.runKey)
     },${js(r.variables)},${js(r.owner)},${r.epoch},${r.leased ? 1 : 0},${js(r.startedAt)},${
       js(r.updatedAt)
-    },${r.debug ? 1 : 0},${js(r.options)}]`;
+    },${r.debug ? 1 : 0},${js(r.options)},${js(r.limitedBatch ?? null)}]`;
   }
   return doc + "]";
 }
@@ -224,14 +224,15 @@ function insertStatement(
   return c`
     INSERT INTO runs(id, flow_id, flow_name, status, input_json, result_json, created_at,
       completed_at, overrides_json, parent_run_id, root_run_id, run_key, variables_json,
-      owner_id, lease_epoch, lease_expires_at, started_at, updated_at, debug_mode, options_json)
+      owner_id, lease_epoch, lease_expires_at, started_at, updated_at, debug_mode, options_json,
+      limited_batch_id)
     SELECT x->>0, x->>1, x->>2, x->>3, x->>4, x->>5, (x->>6)::timestamptz,
       (x->>7)::timestamptz, x->>8, x->>9,
       COALESCE(x->>10, (SELECT COALESCE(p.root_run_id, p.id) FROM runs p
         WHERE p.id = x->>9), x->>9, x->>0),
       x->>11, x->>12, x->>13, (x->>14)::int,
       CASE WHEN x->>15 = '1' THEN now() + ${leaseTtlMs} * interval '1 millisecond' END,
-      (x->>16)::timestamptz, (x->>17)::timestamptz, x->>18 = '1', x->>19
+      (x->>16)::timestamptz, (x->>17)::timestamptz, x->>18 = '1', x->>19, x->>20
     FROM jsonb_array_elements(${doc}::text::jsonb) AS x
     ${conflict} DO UPDATE SET flow_id = excluded.flow_id,
       flow_name = excluded.flow_name, status = excluded.status,
@@ -244,7 +245,8 @@ function insertStatement(
       lease_expires_at = excluded.lease_expires_at,
       started_at = COALESCE(runs.started_at, excluded.started_at),
       updated_at = excluded.updated_at, debug_mode = excluded.debug_mode,
-      options_json = excluded.options_json
+      options_json = excluded.options_json,
+      limited_batch_id = COALESCE(excluded.limited_batch_id, runs.limited_batch_id)
     ${guard}`;
 }
 

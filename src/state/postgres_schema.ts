@@ -185,12 +185,89 @@ const BATCH_MAX_CONCURRENCY = `
 ALTER TABLE batches ADD COLUMN IF NOT EXISTS max_concurrency INTEGER;
 `;
 
+/**
+ * The advisory lock class of a batch's claims (`pg_try_advisory_xact_lock(class, hashtext(id))`):
+ * "Sflb" in ASCII. Two batches whose ids hash alike only make a claimer skip one of them once.
+ */
+export const BATCH_LOCK_CLASS = 0x53666c62;
+
+/**
+ * A batch's `maxConcurrency` counted in the database by every claimer (PostgreSQL only: the
+ * engines of a cluster claim the runs of one batch, src/state/postgres_cluster.ts):
+ * - `runs.limited_batch_id`: the batch whose `maxConcurrency` the run counts against, set when the
+ *   run is created in the commit of a batch that has one (NULL otherwise: most runs);
+ * - two partial indexes, small and only over unfinished runs of such batches: the queued ones (the
+ *   claim finds their batches and takes the oldest) and the running or paused ones (counted);
+ * - `stepflow_batch_admit(lim)`: the ids of the queued runs of such batches that may start now,
+ *   at most `lim`. For each batch with queued runs (ids in order: UUID v7, so oldest batch
+ *   first), it takes the batch's transaction-level advisory lock — skipping the batch when
+ *   another claimer holds it —, then counts the batch's `running`/`paused` runs in a statement of
+ *   its own (a fresh snapshot: every claim of the batch committed before the lock was taken is
+ *   seen), and returns up to `max_concurrency - count` of its oldest queued runs. The lock is
+ *   held until the claim's transaction ends, so no two claimers admit runs of one batch at once.
+ *   A batch without a record or without a limit is not limited.
+ */
+const BATCH_CLAIMS = `
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS limited_batch_id TEXT;
+CREATE INDEX IF NOT EXISTS idx_runs_limited_queued ON runs(limited_batch_id, created_at, id)
+  WHERE status = 'queued' AND limited_batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_runs_limited_active ON runs(limited_batch_id)
+  WHERE status IN ('running', 'paused') AND limited_batch_id IS NOT NULL;
+CREATE OR REPLACE FUNCTION stepflow_batch_admit(lim INTEGER)
+RETURNS SETOF TEXT LANGUAGE plpgsql VOLATILE AS $admit$
+DECLARE
+  b TEXT;
+  cap INTEGER;
+  free INTEGER;
+  n INTEGER;
+  remaining INTEGER := lim;
+BEGIN
+  IF lim IS NULL OR lim <= 0 THEN RETURN; END IF;
+  -- the batches with queued runs, one index probe each (a skip scan of the partial index)
+  FOR b IN
+    WITH RECURSIVE q(id) AS (
+      (SELECT r.limited_batch_id FROM runs r
+        WHERE r.status = 'queued' AND r.limited_batch_id IS NOT NULL
+        ORDER BY r.limited_batch_id LIMIT 1)
+      UNION ALL
+      SELECT (SELECT r.limited_batch_id FROM runs r
+          WHERE r.status = 'queued' AND r.limited_batch_id IS NOT NULL
+            AND r.limited_batch_id > q.id
+          ORDER BY r.limited_batch_id LIMIT 1)
+      FROM q WHERE q.id IS NOT NULL
+    )
+    SELECT q.id FROM q WHERE q.id IS NOT NULL
+  LOOP
+    -- another engine is claiming this batch's runs now: skip it (its claim is short)
+    CONTINUE WHEN NOT pg_try_advisory_xact_lock(${BATCH_LOCK_CLASS}, hashtext(b));
+    SELECT x.max_concurrency INTO cap FROM batches x WHERE x.id = b;
+    IF cap IS NULL THEN
+      free := remaining;
+    ELSE
+      -- counted after the lock: a statement of its own, so a fresh snapshot
+      SELECT cap - count(*) INTO free FROM runs r
+        WHERE r.limited_batch_id = b AND r.status IN ('running', 'paused');
+    END IF;
+    CONTINUE WHEN free <= 0;
+    RETURN QUERY SELECT r.id FROM runs r
+      WHERE r.limited_batch_id = b AND r.status = 'queued'
+      ORDER BY r.created_at, r.id LIMIT LEAST(free, remaining);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    remaining := remaining - n;
+    EXIT WHEN remaining <= 0;
+  END LOOP;
+END
+$admit$;
+`;
+
 /** PostgreSQL migrations in order (names as the SQLite store's). Each script is idempotent. */
 export const PG_MIGRATIONS: readonly Migration[] = [
   { name: "0001_initial_schema", sql: INITIAL },
   { name: "0002_durable_runs", sql: DURABLE },
   { name: "0003_run_options", sql: RUN_OPTIONS },
   { name: "0004_batch_max_concurrency", sql: BATCH_MAX_CONCURRENCY },
+  // PostgreSQL only: SQLite's services run their batches themselves (src/server/batches.ts)
+  { name: "0005_batch_claims", sql: BATCH_CLAIMS },
 ];
 
 /** Tables the store needs (a database lacking one is not migrated): the SQLite store's. */

@@ -202,6 +202,8 @@ const MIGRATION_ADDS: Record<string, string> = {
   "0003_run_options": "how each run was started: column runs.options_json",
   "0004_batch_max_concurrency":
     "each batch's limit on runs at once: column batches.max_concurrency",
+  "0005_batch_claims":
+    "a batch's limit counted by every engine's claim (PostgreSQL): column runs.limited_batch_id",
 };
 
 /**

@@ -233,6 +233,65 @@ pgTest(
 );
 
 pgTest(
+  "a batch with maxConcurrency 3 on three engines: never more than 3 of its runs in flight at once (sampled from the database), all 20 finish",
+  async (server) => {
+    await withPgDatabase(server, async (db) => {
+      await withTempDir(async (dir) => {
+        const es = await engines(dir, db, 3, ["--max-concurrent-runs", "10"], false);
+        try {
+          // each run waits for its signal: it stays in flight (paused) until the test releases it
+          const flowId = await storeFlow(es[0], {
+            schema: SCHEMA,
+            name: "held",
+            steps: [{ id: "w", component: "/builtin/wait_for", input: { name: "go" } }],
+            output: { $from: { step: "w" } },
+          });
+          const batch = await es[1].call("POST", "/api/v1/batches", {
+            flowId,
+            inputs: Array.from({ length: 20 }, (_, i) => ({ i })),
+            maxConcurrency: 3,
+          });
+          assertEquals(batch.status, 200, JSON.stringify(batch.body));
+          const batchId = batch.body.batchId as string;
+          const signalled = new Set<string>();
+          let most = 0;
+          let k = 0;
+          await withClient(db, async (sql) => {
+            await until("all 20 runs of the batch completed", 120_000, async () => {
+              const rows = await sql`
+                SELECT r.id, r.status FROM batch_runs b JOIN runs r ON r.id = b.run_id
+                WHERE b.batch_id = ${batchId} ORDER BY b.batch_input_index`;
+              const inFlight = rows.filter((r) => r.status === "running" || r.status === "paused");
+              most = Math.max(most, inFlight.length);
+              assert(inFlight.length <= 3, `${inFlight.length} runs of the batch in flight`);
+              if (rows.every((r) => r.status === "completed")) return true;
+              // release one run in flight (through any engine)
+              const next = inFlight.find((r) => !signalled.has(r.id as string));
+              if (next !== undefined) {
+                signalled.add(next.id as string);
+                const r = await es[k++ % 3].call(
+                  "POST",
+                  `/api/v1/runs/${next.id}/signals/go`,
+                  { ok: k },
+                );
+                assertEquals(r.status, 200, JSON.stringify(r.body));
+              }
+              return undefined;
+            });
+          });
+          assertEquals(most, 3);
+          assertEquals(signalled.size, 20);
+          const d = await es[2].call("GET", `/api/v1/batches/${batchId}`);
+          assertEquals([d.body.completedRuns, d.body.failedRuns], [20, 0]);
+        } finally {
+          await stopAll(es);
+        }
+      });
+    });
+  },
+);
+
+pgTest(
   "failover: the owner is killed (kill -9) while a step is in flight; another engine takes the run over within the lease TTL + 5 s and committed steps ran once",
   async (server) => {
     await withPgDatabase(server, async (db) => {

@@ -74,6 +74,7 @@ pgTest(
           "0002_durable_runs",
           "0003_run_options",
           "0004_batch_max_concurrency",
+          "0005_batch_claims",
         ]);
       });
       // opened again: nothing to migrate; autoMigrate: false finds every table
