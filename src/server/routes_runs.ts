@@ -60,7 +60,7 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         description: "The run goes on (wait: false, or timeoutSecs passed)",
         content: json(S.CreateRunResponse),
       },
-      ...errors(400, 404, 413, 415, 422, 429, 501, 503),
+      ...errors(400, 404, 413, 415, 422, 429, 503),
     },
   });
   // The document has the header; the handler reads it itself: the header validator builds an
