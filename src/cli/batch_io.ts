@@ -11,6 +11,7 @@ import { writeStderr, writeStdout } from "./output.ts";
 import {
   DEFAULT_PLAIN_INTERVAL_MS,
   hookWrites,
+  plainIntervalMs,
   type ProgressMode,
   progressMode,
   QUIET_HELP,
@@ -197,15 +198,26 @@ export class OrderedJsonlWriter {
 export class ProgressLine {
   #mode: ProgressMode;
   #last = 0;
+  #interval = DEFAULT_PLAIN_INTERVAL_MS;
   #shown = "";
   #drawn = false;
   #undo: (() => void) | undefined;
 
   constructor(readonly total: number, readonly label = "runs", quiet = false) {
     this.#mode = progressMode(quiet);
+    if (this.#mode === "plain") {
+      // as `stepflow run`'s line: the first plain line one interval after the start, so a short
+      // batch prints only its final counts
+      this.#interval = plainIntervalMs();
+      this.#last = Date.now();
+    }
   }
 
-  /** Shows the counts (throttled: at most 10 redraws a second, a line every 5 s when not a TTY). */
+  /**
+   * Shows the counts (throttled: at most 10 redraws a second; when not a TTY a line at most every
+   * `STEPFLOW_PROGRESS_INTERVAL`, default 5 s, the first one that long after the start). `force`
+   * shows them at once (the final counts).
+   */
   update(
     c: { completed: number; failed: number; running: number; cancelled?: number },
     force = false,
@@ -222,7 +234,7 @@ export class ProgressLine {
     }`;
     const now = Date.now();
     if (text === this.#shown && (this.#drawn || !tty) && !force) return;
-    if (!force && now - this.#last < (tty ? TTY_REDRAW_MS : DEFAULT_PLAIN_INTERVAL_MS)) return;
+    if (!force && now - this.#last < (tty ? TTY_REDRAW_MS : this.#interval)) return;
     this.#last = now;
     this.#shown = text;
     if (!tty) {
