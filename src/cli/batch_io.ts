@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
 import { UsageError } from "../errors.ts";
 import { decodeUtf8 } from "../core/utf8.ts";
-import { writeStderr, writeStdout } from "./output.ts";
+import { stdoutReaderGone, writeStderr, writeStdout } from "./output.ts";
 import {
   DEFAULT_PLAIN_INTERVAL_MS,
   hookWrites,
@@ -117,6 +117,7 @@ export class OrderedJsonlWriter {
   #failed = new AbortController();
   #error: string | undefined;
   #written = 0;
+  #readerGone = false;
 
   private constructor(name: string, file?: Deno.FsFile) {
     this.#name = name;
@@ -149,6 +150,11 @@ export class OrderedJsonlWriter {
     return this.#error;
   }
 
+  /** True when the failed write found stdout's reader gone (a closed pipe). */
+  get readerGone(): boolean {
+    return this.#readerGone;
+  }
+
   /** Lines written so far. */
   get written(): number {
     return this.#written;
@@ -171,7 +177,15 @@ export class OrderedJsonlWriter {
         const bytes = this.#enc.encode(out);
         let off = 0;
         while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
-      } else writeStdout(out);
+      } else {
+        writeStdout(out);
+        if (stdoutReaderGone()) {
+          // the rest of a batch whose results go nowhere is not run (it ran on to its end, for
+          // minutes, after `| head -1` had what it wanted)
+          this.#readerGone = true;
+          throw new Error("its reader went away (a closed pipe)");
+        }
+      }
       this.#written += n;
     } catch (e) {
       this.#error = `cannot write to ${this.#name} after ${this.#written} line(s): ${
