@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
 import { UsageError } from "../errors.ts";
 import { decodeUtf8 } from "../core/utf8.ts";
+import { readFileBounded } from "../core/read_bounded.ts";
 import { stdoutReaderGone, writeStderr, writeStdout } from "./output.ts";
 import {
   DEFAULT_PLAIN_INTERVAL_MS,
@@ -59,7 +60,7 @@ export function parseMaxConcurrent(text: string | undefined): number | undefined
 export async function readJsonlInputs(path: string): Promise<JsonValue[]> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readFileBounded(path);
   } catch (e) {
     throw new UsageError(
       `cannot read --inputs '${path}': ${
