@@ -7,10 +7,12 @@ import type { Command } from "commander";
 import { type JsonValue, parseJson, stringifyJson } from "../json/exact_json.ts";
 import { UsageError } from "../errors.ts";
 import { decodeUtf8 } from "../core/utf8.ts";
-import { writeStderr, writeStdout } from "./output.ts";
+import { readFileBounded } from "../core/read_bounded.ts";
+import { stdoutReaderGone, writeStderr, writeStdout } from "./output.ts";
 import {
   DEFAULT_PLAIN_INTERVAL_MS,
   hookWrites,
+  plainIntervalMs,
   type ProgressMode,
   progressMode,
   QUIET_HELP,
@@ -58,7 +60,7 @@ export function parseMaxConcurrent(text: string | undefined): number | undefined
 export async function readJsonlInputs(path: string): Promise<JsonValue[]> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readFileBounded(path);
   } catch (e) {
     throw new UsageError(
       `cannot read --inputs '${path}': ${
@@ -116,6 +118,7 @@ export class OrderedJsonlWriter {
   #failed = new AbortController();
   #error: string | undefined;
   #written = 0;
+  #readerGone = false;
 
   private constructor(name: string, file?: Deno.FsFile) {
     this.#name = name;
@@ -148,6 +151,11 @@ export class OrderedJsonlWriter {
     return this.#error;
   }
 
+  /** True when the failed write found stdout's reader gone (a closed pipe). */
+  get readerGone(): boolean {
+    return this.#readerGone;
+  }
+
   /** Lines written so far. */
   get written(): number {
     return this.#written;
@@ -170,7 +178,15 @@ export class OrderedJsonlWriter {
         const bytes = this.#enc.encode(out);
         let off = 0;
         while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
-      } else writeStdout(out);
+      } else {
+        writeStdout(out);
+        if (stdoutReaderGone()) {
+          // the rest of a batch whose results go nowhere is not run (it ran on to its end, for
+          // minutes, after `| head -1` had what it wanted)
+          this.#readerGone = true;
+          throw new Error("its reader went away (a closed pipe)");
+        }
+      }
       this.#written += n;
     } catch (e) {
       this.#error = `cannot write to ${this.#name} after ${this.#written} line(s): ${
@@ -197,15 +213,26 @@ export class OrderedJsonlWriter {
 export class ProgressLine {
   #mode: ProgressMode;
   #last = 0;
+  #interval = DEFAULT_PLAIN_INTERVAL_MS;
   #shown = "";
   #drawn = false;
   #undo: (() => void) | undefined;
 
   constructor(readonly total: number, readonly label = "runs", quiet = false) {
     this.#mode = progressMode(quiet);
+    if (this.#mode === "plain") {
+      // as `stepflow run`'s line: the first plain line one interval after the start, so a short
+      // batch prints only its final counts
+      this.#interval = plainIntervalMs();
+      this.#last = Date.now();
+    }
   }
 
-  /** Shows the counts (throttled: at most 10 redraws a second, a line every 5 s when not a TTY). */
+  /**
+   * Shows the counts (throttled: at most 10 redraws a second; when not a TTY a line at most every
+   * `STEPFLOW_PROGRESS_INTERVAL`, default 5 s, the first one that long after the start). `force`
+   * shows them at once (the final counts).
+   */
   update(
     c: { completed: number; failed: number; running: number; cancelled?: number },
     force = false,
@@ -222,7 +249,7 @@ export class ProgressLine {
     }`;
     const now = Date.now();
     if (text === this.#shown && (this.#drawn || !tty) && !force) return;
-    if (!force && now - this.#last < (tty ? TTY_REDRAW_MS : DEFAULT_PLAIN_INTERVAL_MS)) return;
+    if (!force && now - this.#last < (tty ? TTY_REDRAW_MS : this.#interval)) return;
     this.#last = now;
     this.#shown = text;
     if (!tty) {

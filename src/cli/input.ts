@@ -8,6 +8,12 @@ import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { type DocumentFormat, parseDocumentAsync } from "../core/document_base.ts";
 import { describeError, FlowLoadError, UsageError } from "../errors.ts";
 import { decodeUtf8 } from "../core/utf8.ts";
+import {
+  MAX_READ_FILE_BYTES,
+  readBounded,
+  readFileBounded,
+  ReadTooLargeError,
+} from "../core/read_bounded.ts";
 
 /** Input flags of `run` (stepflow 0.8 §6). */
 export interface InputFlags {
@@ -52,7 +58,7 @@ export function valueFileFormat(path: string): DocumentFormat {
 export async function readValueFile(path: string, what: string): Promise<JsonValue> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readFileBounded(path);
   } catch (e) {
     const why = e instanceof Deno.errors.NotFound
       ? "no such file"
@@ -126,14 +132,13 @@ export async function readRunInput(
  * @throws {UsageError} when it is not valid UTF-8 (naming the line and column).
  */
 export async function readStdin(): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of Deno.stdin.readable) chunks.push(c);
-  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    all.set(c, off);
-    off += c.length;
+  const read = await readBounded(Deno.stdin.readable, MAX_READ_FILE_BYTES);
+  if (read.over) {
+    throw new UsageError(
+      `cannot read the input from stdin: ${new ReadTooLargeError(MAX_READ_FILE_BYTES).message}`,
+    );
   }
+  const all = read.bytes;
   try {
     return decodeUtf8(all, "stdin", "input");
   } catch (e) {

@@ -18,6 +18,36 @@ import { ignoreFileSizeSignal } from "../core/file_size_signal.ts";
 /** The subcommands of `stepflow runs` (src/cli/runs.ts). */
 const RUNS_SUBCOMMANDS = ["list", "show", "prune"];
 
+/**
+ * An option that takes one value, given twice (`run --flow a.yaml --flow b.yaml`,
+ * `--input-json A --input-json B`), is a usage error naming both values, as stepflow 0.8's
+ * parser (clap) refuses it; the last one used to win silently. Options that collect values
+ * (variadic ones, `--case` whose parser takes the previous value) and flags without a value may
+ * repeat.
+ */
+function refuseRepeatedOptions(cmd: Command): void {
+  for (const sub of cmd.commands) refuseRepeatedOptions(sub);
+  const seen = new Map<string, string>();
+  for (const opt of cmd.options) {
+    if (opt.variadic || !(opt.required || opt.optional)) continue;
+    if (opt.parseArg !== undefined && opt.parseArg.length >= 2) continue;
+    const name = opt.name();
+    cmd.on(`option:${name}`, (value: unknown) => {
+      const text = String(value);
+      const first = seen.get(name);
+      if (first !== undefined) {
+        const show = (v: string) => JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+        cmd.error(
+          `error: option '${opt.long ?? opt.flags}' is given twice (${show(first)} and ` +
+            `${show(text)}): give it once`,
+          { code: "commander.optionRepeated" },
+        );
+      }
+      seen.set(name, text);
+    });
+  }
+}
+
 /** Runs the CLI with `args` (without the program name). Returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   // past `ulimit -f`, a write (the SQLite store, an output file) fails instead of killing us
@@ -47,6 +77,7 @@ export async function main(args: string[]): Promise<number> {
     });
   registerGlobalFlags(program, (s) => writeStderr(s));
   await registerCommands(program, (code) => exitCode = code, args[0]);
+  refuseRepeatedOptions(program);
   const removeGuard = _guardUnhandledPermissionErrors();
   try {
     await program.parseAsync(args, { from: "user" });

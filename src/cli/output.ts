@@ -43,6 +43,14 @@ let stdoutClosed = false;
 let beforeWrite: (() => void) | undefined;
 
 /**
+ * True once a write found stdout's reader gone (a closed pipe: `stepflow run-batch ... | head
+ * -1`): what was written after that was dropped.
+ */
+export function stdoutReaderGone(): boolean {
+  return stdoutClosed;
+}
+
+/**
  * Sets what runs before any text is written to stdout or stderr (the progress line on a
  * terminal erases itself: src/cli/progress.ts); `undefined` removes it. Returns the previous one.
  */

@@ -356,7 +356,7 @@ function colorAllowed(): boolean {
 }
 
 /** `STEPFLOW_PROGRESS_INTERVAL` (a duration: `30s`, `500ms`, or ms), else 5000. */
-function plainIntervalMs(): number {
+export function plainIntervalMs(): number {
   const v = readEnv("STEPFLOW_PROGRESS_INTERVAL")?.trim();
   if (!v) return DEFAULT_PLAIN_INTERVAL_MS;
   try {

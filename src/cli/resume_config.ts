@@ -20,6 +20,7 @@ import { loadConfigForFlow, type LoadedConfigWithSource } from "../config/load.t
 import { defaultConfig } from "../config/load.ts";
 import type { StateStoreConfig } from "../config/model.ts";
 import { sha256OfBytes } from "../execution/resume.ts";
+import { readFileBounded } from "../core/read_bounded.ts";
 import { openStateStore } from "../state/create.ts";
 import type { RunRecord, StateStore } from "../state/store.ts";
 import { UsageError } from "../errors.ts";
@@ -168,5 +169,5 @@ async function chooseConfig(
 
 /** SHA-256 (hex) of the file at `path`. */
 async function fileSha256(path: string): Promise<string> {
-  return sha256OfBytes(await Deno.readFile(path));
+  return sha256OfBytes(await readFileBounded(path));
 }

@@ -157,7 +157,11 @@ export async function runBatchCommand(flags: RunBatchFlags): Promise<number> {
     writeStderr(
       `error: ${writer.error}; the batch was stopped: ${
         inputs.length - writer.written
-      } of ${inputs.length} results are not written (free space, or give --output a writable file)\n`,
+      } of ${inputs.length} results are not written (${
+        writer.readerGone
+          ? "the runs not started were not run"
+          : "free space, or give --output a writable file"
+      })\n`,
     );
     return EXIT_FAILED;
   }

@@ -41,6 +41,7 @@ interface ServeFlags {
   maxBodySize?: string;
   maxConcurrentRuns?: string;
   maxQueuedRuns?: string;
+  maxEventStreams?: string;
   shutdownTimeout?: string;
   corsOrigin?: string[];
   /** false with `--no-resume`. */
@@ -71,6 +72,11 @@ export function register(program: Command, setExit: SetExit): void {
     .option("--max-body-size <size>", "largest request body, e.g. 10MB or 1048576", "10MiB")
     .option("--max-concurrent-runs <n>", "runs executing at once; more are queued", "100")
     .option("--max-queued-runs <n>", "runs waiting for a slot; more are refused with 429", "10000")
+    .option(
+      "--max-event-streams <n>",
+      "run event streams (GET /runs/{id}/events) open at once; more are refused with 429",
+      "1000",
+    )
     .option(
       "--shutdown-timeout <duration>",
       "on SIGTERM, how long runs in progress may take to finish before they are cancelled",
@@ -185,6 +191,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       maxBodyBytes: settings.maxBodyBytes,
       maxConcurrentRuns: settings.maxConcurrentRuns,
       maxQueuedRuns: settings.maxQueuedRuns,
+      maxEventStreams: settings.maxEventStreams,
       corsOrigins: flags.corsOrigin,
       sqliteCommits: settings.sqliteCommits,
       orphans: { resume: flags.resume !== false },
@@ -307,6 +314,7 @@ function readSettings(flags: ServeFlags) {
     maxBodyBytes: parseSize(flags.maxBodySize ?? "10MiB", "--max-body-size"),
     maxConcurrentRuns: positiveInt(flags.maxConcurrentRuns ?? "100", "--max-concurrent-runs", 1),
     maxQueuedRuns: positiveInt(flags.maxQueuedRuns ?? "10000", "--max-queued-runs", 0),
+    maxEventStreams: positiveInt(flags.maxEventStreams ?? "1000", "--max-event-streams", 1),
     shutdownMs,
     leaseTtl: flags.leaseTtl === undefined ? undefined : leaseTtlOf(flags.leaseTtl),
     advertiseUrl: flags.advertiseUrl === undefined ? undefined : urlOf(flags.advertiseUrl),

@@ -9,6 +9,7 @@ import type { LoadedFlow } from "../flow/load.ts";
 import { parsePath } from "../flow/template.ts";
 import { describeError, formatPosition } from "../errors.ts";
 import { writeStderr } from "./output.ts";
+import { MAX_READ_FILE_BYTES, readBounded } from "../core/read_bounded.ts";
 
 /** stepflow 0.8's `submit` default URL (its server's default port is 7840: see `--url`). */
 export const DEFAULT_SUBMIT_URL = "http://localhost:7837";
@@ -29,6 +30,11 @@ export class ServiceError extends Error {
   }
 }
 
+/** A request abandoned because the service did not answer in time once the command was stopped. */
+export class GaveUpError extends ServiceError {
+  override name = "GaveUpError";
+}
+
 /**
  * `err` of a request made while waiting for `what` (`run <id>`, `batch <id>`), which the service
  * had accepted: with no answer (status 0), the service went away after accepting it — stopped,
@@ -38,6 +44,10 @@ export class ServiceError extends Error {
  */
 export function lostWhileWaiting(base: URL, what: string, follow: string, err: unknown): unknown {
   if (!(err instanceof ServiceError) || err.status !== 0) return err;
+  if (err instanceof GaveUpError) {
+    // the service is there but did not answer after a Ctrl-C / SIGTERM: not lost
+    return new GaveUpError(`${err.message}: ${what} may still come; follow it with ${follow}`);
+  }
   return new ServiceError(
     `lost the Stepflow service at ${base.origin} while waiting for ${what} ` +
       `(${err.reason ?? err.message}): it stopped after accepting it. A service with a database ` +
@@ -45,16 +55,41 @@ export function lostWhileWaiting(base: URL, what: string, follow: string, err: u
   );
 }
 
+/**
+ * The longest answer read from the service: 512 MiB ({@linkcode MAX_READ_FILE_BYTES}). A server
+ * at `--url` that answered without end (not a Stepflow service, or a broken proxy) made
+ * `stepflow submit` hold 23 GB before it was killed.
+ */
+export const MAX_ANSWER_BYTES = MAX_READ_FILE_BYTES;
+
+/**
+ * How long requests may still take once the command was told to stop (Ctrl-C, SIGTERM: the
+ * cancel sent to the service, an answer awaited to learn the run's id), ms. A service that did not
+ * answer kept `stepflow submit` from ending after SIGTERM, for good.
+ */
+export const STOP_GRACE_MS = 10_000;
+
 /** Talks to one service. */
 export class ServiceClient {
   readonly base: URL;
+  #giveUp?: AbortSignal;
+  #giveUpWhy = "";
 
   /**
    * @param url the service, e.g. `http://localhost:7840` (a path such as `/api/v1` is ignored:
    * requests go to `/api/v1/...` as in 0.8).
+   * @param options.maxAnswerBytes the longest answer read (default {@linkcode MAX_ANSWER_BYTES}).
    * @throws {ServiceError} for a URL that does not parse.
    */
-  constructor(url: string, readonly token?: string) {
+  /** The longest answer read, in bytes. */
+  readonly maxAnswerBytes: number;
+
+  constructor(
+    url: string,
+    readonly token?: string,
+    options: { maxAnswerBytes?: number } = {},
+  ) {
+    this.maxAnswerBytes = options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
     try {
       this.base = new URL(url);
     } catch {
@@ -63,6 +98,23 @@ export class ServiceClient {
     if (this.base.protocol !== "http:" && this.base.protocol !== "https:") {
       throw new ServiceError(`--url '${url}' must start with http:// or https://`);
     }
+  }
+
+  /**
+   * From `graceMs` after `stop` aborts (the command's Ctrl-C / SIGTERM), requests in flight and
+   * later ones fail with a {@linkcode ServiceError} (status 0) saying the service did not answer
+   * in time, instead of waiting for a service that does not answer.
+   */
+  giveUpAfter(stop: AbortSignal, graceMs = STOP_GRACE_MS): void {
+    const ac = new AbortController();
+    this.#giveUp = ac.signal;
+    const arm = () => {
+      this.#giveUpWhy = `within ${graceMs / 1000} s of being told to stop`;
+      const t = setTimeout(() => ac.abort(), graceMs);
+      Deno.unrefTimer(t);
+    };
+    if (stop.aborted) arm();
+    else stop.addEventListener("abort", arm, { once: true });
   }
 
   /**
@@ -82,23 +134,47 @@ export class ServiceClient {
     const headers: Record<string, string> = { ...options.headers };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const giveUp = this.#giveUp;
+    const signal = options.signal && giveUp
+      ? AbortSignal.any([options.signal, giveUp])
+      : options.signal ?? giveUp;
+    const gaveUp = () =>
+      new GaveUpError(
+        `${method} ${url.pathname}: the service at ${this.base.origin} did not answer ` +
+          `${this.#giveUpWhy}; gave up`,
+        0,
+        `no answer ${this.#giveUpWhy}`,
+      );
     let res: Response;
     try {
       res = await fetch(url, {
         method,
         headers,
         body: body === undefined ? undefined : stringifyJson(body),
-        signal: options.signal,
+        signal,
       });
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
+      if (giveUp?.aborted) throw gaveUp();
       throw unreachable(this.base, e);
     }
     let text: string;
     try {
-      text = await res.text();
+      const read = res.body
+        ? await readBounded(res.body, this.maxAnswerBytes)
+        : { bytes: new Uint8Array(0), over: false };
+      if (read.over) {
+        throw new ServiceError(
+          `${method} ${url.pathname}: the answer of ${this.base.origin} has more than ` +
+            `${this.maxAnswerBytes} bytes and was not read further: is --url a Stepflow service?`,
+          res.status,
+        );
+      }
+      text = new TextDecoder().decode(read.bytes);
     } catch (e) {
+      if (e instanceof ServiceError) throw e;
       if (options.signal?.aborted) throw options.signal.reason;
+      if (giveUp?.aborted) throw gaveUp();
       throw new ServiceError(
         `${method} ${url.pathname}: reading the answer failed: ${e}`,
         0,
@@ -128,15 +204,30 @@ export class ServiceClient {
 
   /**
    * Stores a flow (`POST /api/v1/flows`) and prints its diagnostics on stderr at the flow file's
-   * positions: errors always, warnings with `verbose` (else their number).
+   * positions: errors always, warnings with `verbose` (else their number). `signal` abandons it.
    * @returns the flow id, or undefined when a diagnostic is fatal (the flow was not stored).
+   * @throws {ServiceError} also for an answer with neither a flow id nor a fatal diagnostic.
    */
-  async storeFlow(loaded: LoadedFlow, verbose = false): Promise<string | undefined> {
-    const answer = await this.call("POST", "/api/v1/flows", { flow: loaded.raw });
+  async storeFlow(
+    loaded: LoadedFlow,
+    verbose = false,
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
+    const answer = await this.call("POST", "/api/v1/flows", { flow: loaded.raw }, { signal });
     if (!isJsonObject(answer)) throw new ServiceError("POST /api/v1/flows: unexpected answer");
     const diags = isJsonObject(answer.diagnostics) && Array.isArray(answer.diagnostics.diagnostics)
       ? answer.diagnostics.diagnostics
       : [];
+    if (
+      typeof answer.flowId !== "string" &&
+      !diags.some((d) => isJsonObject(d) && d.level === "fatal")
+    ) {
+      // was: 'the service found the flow invalid (above)', with nothing above
+      throw new ServiceError(
+        `POST /api/v1/flows: the answer of ${this.base.origin} has neither a flowId nor a fatal ` +
+          `diagnostic (is --url a Stepflow service?): ${stringifyJson(answer).slice(0, 200)}`,
+      );
+    }
     let warnings = 0;
     for (const d of diags) {
       if (!isJsonObject(d)) continue;

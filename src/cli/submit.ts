@@ -110,8 +110,10 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
   const cancel = onCancelSignals((sig) =>
     writeStderr(`\n${sig}: cancelling the run on the service (again to exit at once)\n`)
   );
+  // a service that does not answer once we are told to stop does not keep us
+  client.giveUpAfter(cancel.signal);
   try {
-    const flowId = await client.storeFlow(loaded, flags.verbose);
+    const flowId = await client.storeFlow(loaded, flags.verbose, cancel.signal);
     if (flowId === undefined) {
       writeStderr(`error: the service found ${flags.flow} invalid (above); nothing was run\n`);
       return EXIT_INVALID;
@@ -158,7 +160,12 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
     }
     result = answer.result as unknown as FlowResult;
   } catch (e) {
+    if (cancel.signal.aborted && e === cancel.signal.reason) {
+      writeStderr("cancelled before the run was started on the service\n");
+      return EXIT_CANCELLED;
+    }
     writeStderr(`error: ${describeError(e)}\n`);
+    if (cancel.signal.aborted) return EXIT_CANCELLED;
     return e instanceof ServiceError && e.status === 400 ? EXIT_INVALID : EXIT_FAILED;
   } finally {
     cancel.dispose();

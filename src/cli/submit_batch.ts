@@ -93,8 +93,10 @@ export async function submitBatchCommand(flags: SubmitBatchFlags): Promise<numbe
   const cancel = onCancelSignals((sig) =>
     writeStderr(`\n${sig}: cancelling the batch on the service (again to exit at once)\n`)
   );
+  // a service that does not answer once we are told to stop does not keep us
+  client.giveUpAfter(cancel.signal);
   try {
-    const flowId = await client.storeFlow(loaded, flags.verbose);
+    const flowId = await client.storeFlow(loaded, flags.verbose, cancel.signal);
     if (flowId === undefined) {
       writeStderr(`error: the service found ${flags.flow} invalid (above); nothing was run\n`);
       return EXIT_INVALID;
@@ -167,11 +169,16 @@ export async function submitBatchCommand(flags: SubmitBatchFlags): Promise<numbe
     );
     return ok ? EXIT_OK : EXIT_FAILED;
   } catch (e) {
+    if (cancel.signal.aborted && e === cancel.signal.reason) {
+      writeStderr("\ncancelled before the batch was started on the service\n");
+      return EXIT_CANCELLED;
+    }
     // the service went away while the batch ran: not a wrong --url
     const err = batchId === undefined
       ? e
       : lostWhileWaiting(client.base, `batch ${batchId}`, `GET /api/v1/batches/${batchId}`, e);
     writeStderr(`\nerror: ${describeError(err)}\n`);
+    if (cancel.signal.aborted) return EXIT_CANCELLED;
     return err instanceof ServiceError && err.status === 400 ? EXIT_INVALID : EXIT_FAILED;
   } finally {
     writer.close();

@@ -23,6 +23,7 @@ import type { FlowResult } from "../core/flow_result.ts";
 import { describeError, FlowLoadError } from "../errors.ts";
 import { fileExcerpt } from "../flow/excerpt.ts";
 import { decodeUtf8 } from "../core/utf8.ts";
+import { readFileBounded } from "../core/read_bounded.ts";
 import { toYaml } from "./yaml_output.ts";
 
 /**
@@ -75,7 +76,7 @@ export type FileLoad =
 export async function loadForTest(file: string): Promise<FileLoad> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(file);
+    bytes = await readFileBounded(file);
   } catch (e) {
     return { kind: "error", message: `cannot read: ${describeError(e)}` };
   }

@@ -74,3 +74,48 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array<ArrayBuff
   }
   return out;
 }
+
+/**
+ * The most bytes read from one file or stream given to the CLI (a flow, a config, `--input`,
+ * `--inputs`, `--variables`, `--overrides`, `--data`, stdin): 512 MiB, about the longest text V8
+ * can hold anyway. Past it the read stops, so a device (`/dev/zero`), a FIFO or a pipe that never
+ * ends, or a huge file cannot fill the memory (they took 3-4 GB in 30 s, and on).
+ */
+export const MAX_READ_FILE_BYTES = 512 * 1024 * 1024;
+
+/** A file or stream longer than {@linkcode MAX_READ_FILE_BYTES}; the message says how long. */
+export class ReadTooLargeError extends Error {
+  override name = "ReadTooLargeError";
+  constructor(readonly limit: number) {
+    super(
+      `it has more than ${limit} bytes (${limit / 1024 / 1024} MiB), the most stepflow reads ` +
+        "from one file or stream: give a smaller file (a device or a pipe that never ends is " +
+        "read up to there)",
+    );
+  }
+}
+
+/**
+ * Reads the file at `path` (a regular file, a device, a FIFO) to its end, holding at most `limit`
+ * bytes. A regular file's size is checked before reading it.
+ * @throws {ReadTooLargeError} past `limit`; what `Deno.open`/`Deno.stat`/reading throw (NotFound,
+ * IsADirectory, NotCapable, ...).
+ */
+export async function readFileBounded(
+  path: string,
+  limit = MAX_READ_FILE_BYTES,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const info = await Deno.stat(path);
+  if (info.isDirectory) throw new Deno.errors.IsADirectory(`Is a directory: '${path}'`);
+  if (info.isFile) {
+    if (info.size > limit) throw new ReadTooLargeError(limit);
+    const bytes = await Deno.readFile(path);
+    // a file that grew while it was read
+    if (bytes.length > limit) throw new ReadTooLargeError(limit);
+    return bytes;
+  }
+  const file = await Deno.open(path, { read: true });
+  const read = await readBounded(file.readable, limit);
+  if (read.over) throw new ReadTooLargeError(limit);
+  return read.bytes;
+}

@@ -15,6 +15,7 @@ import type { Flow, LoadedFlow } from "./model.ts";
 import { fastFlow, FLOW_SCHEMA_URL } from "./fast_model.ts";
 import { formatFromPath, parseDocumentAsync } from "../core/document_base.ts";
 import { decodeUtf8 } from "../core/utf8.ts";
+import { readFileBounded, ReadTooLargeError } from "../core/read_bounded.ts";
 import { describeValue } from "../json/describe.ts";
 import { tryShape } from "../core/fast_shape.ts";
 import { CheckNotLoaded, withChecks } from "../core/lazy_check.ts";
@@ -87,10 +88,13 @@ export function isFlowDocument(value: JsonValue): boolean {
 export async function readText(path: string, what: string): Promise<string> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readFileBounded(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new FlowLoadError(`Cannot read ${what} file '${path}': no such file`);
+    }
+    if (e instanceof ReadTooLargeError) {
+      throw new FlowLoadError(`Cannot read ${what} file '${path}': ${e.message}`);
     }
     if (e instanceof Deno.errors.NotCapable) {
       // the cause keeps Deno's text, from which the CLI names the exact --allow-read flag

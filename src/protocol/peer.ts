@@ -129,6 +129,8 @@ export class Peer {
   readonly #pending = new PendingCalls<Pending>();
   /** Ids of calls given up (aborted): their late answers are expected, not suspicious. */
   readonly #abandoned = new Set<RequestId>();
+  /** Answers to the other side's requests that could not be sent. */
+  #lostReplies = 0;
   readonly #newId: () => RequestId;
   readonly #parse: (text: string) => JsonValue;
   /** Calls with a signal made since the last sweep (see {@linkcode ABORT_WATCH_DELAY_MS}). */
@@ -637,10 +639,20 @@ export class Peer {
     this.#send(text, (e) => this.#lostReply(req, e));
   }
 
+  /**
+   * An answer that could not be sent: the first is a warning, the others (the same closed pipe
+   * fails every answer in flight: a worker that had 13,000 requests open when it was stopped
+   * printed 13,000 warnings) are counted in it and logged at debug level.
+   */
   #lostReply(req: RequestMessage, err: unknown): void {
-    this.#opts.log.warn(
-      `${this.#opts.name}: could not send the answer to '${req.method}': ${describeError(err)}`,
-    );
+    const what = `${this.#opts.name}: could not send the answer to '${req.method}': ${
+      describeError(err)
+    }`;
+    if (this.#lostReplies++ === 0) {
+      this.#opts.log.warn(`${what} (answers lost after this one are logged at debug level)`);
+    } else {
+      this.#opts.log.debug(what);
+    }
   }
 
   #send(text: string, onError: (err: unknown) => void): void {

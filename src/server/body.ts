@@ -57,7 +57,8 @@ export function jsonBody(limit: number, options: JsonBodyOptions = {}): Middlewa
     const type = req.headers.get("content-type") ?? "";
     // not JSON: a route that takes a body answers 415 without reading it
     if (!JSON_TYPE.test(type)) return await next();
-    const text = await readLimited(req, limit, idleMs, stopping);
+    const encoding = contentEncoding(req.headers.get("content-encoding"));
+    const text = await readLimited(req, limit, idleMs, stopping, encoding);
     (c.req.bodyCache as Record<string, Promise<unknown>>).text = Promise.resolve(text);
     // An empty body reads as {}: the route's validator then names the missing fields.
     let value: unknown = {};
@@ -107,20 +108,61 @@ export function jsonBody(limit: number, options: JsonBodyOptions = {}): Middlewa
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
+/** `Content-Encoding` names read (lower case) and the `DecompressionStream` format of each. */
+const ENCODINGS: Record<string, CompressionFormat | undefined> = {
+  gzip: "gzip",
+  "x-gzip": "gzip",
+  deflate: "deflate",
+  br: "brotli" as CompressionFormat,
+};
+
 /**
- * Reads the body as UTF-8 text, failing with 413 as soon as it passes `limit` bytes, with 408
- * when no bytes came for `idleMs`, with 503 when `stopping` aborts (the body is cancelled).
+ * The decompression a body's `Content-Encoding` asks for: undefined for none (or `identity`).
+ * @throws {ApiError} 415 for an encoding not read here, or more than one (`gzip, br`): the body
+ * used to be read as if it were not compressed ("not UTF-8 text", or a `br`-labelled plain body
+ * taken as it was).
+ */
+function contentEncoding(
+  header: string | null,
+): { name: string; format: CompressionFormat } | undefined {
+  if (header === null) return undefined;
+  const names = header.split(",").map((n) => n.trim().toLowerCase()).filter((n) =>
+    n !== "" && n !== "identity"
+  );
+  if (names.length === 0) return undefined;
+  const format = names.length === 1 ? ENCODINGS[names[0]] : undefined;
+  if (format === undefined) {
+    throw new ApiError(
+      415,
+      `Unsupported Content-Encoding '${header.slice(0, 100)}': send the body uncompressed, or ` +
+        `compressed once with gzip, deflate or br`,
+      undefined,
+      CLOSE,
+    );
+  }
+  return { name: names[0], format };
+}
+
+/**
+ * Reads the body as UTF-8 text, failing with 413 as soon as it passes `limit` bytes (after
+ * decompression, for a compressed body: a small gzip bomb is stopped at the limit), with 408
+ * when no bytes came for `idleMs`, with 503 when `stopping` aborts (the body is cancelled), with
+ * 400 when a compressed body is not valid data of its encoding.
  */
 async function readLimited(
   req: Request,
   limit: number,
   idleMs: number,
   stopping: AbortSignal | undefined,
+  encoding?: { name: string; format: CompressionFormat },
 ): Promise<string> {
   if (!req.body) return "";
   if (stopping?.aborted) throw stoppingError();
   // (a declared length was checked against the limit; the server stops at the declared length)
-  const reader = req.body.getReader();
+  const source = encoding === undefined
+    ? req.body
+    : req.body.pipeThrough(new DecompressionStream(encoding.format));
+  const reader = source.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -136,13 +178,22 @@ async function readLimited(
       clearTimeout(timer);
       if (done) break;
       total += value.byteLength;
-      if (total > limit) throw tooLarge(total, limit, true);
+      if (total > limit) throw tooLarge(total, limit, true, encoding?.name);
       chunks.push(value);
     }
   } catch (e) {
     clearTimeout(timer);
     reader.cancel().catch(() => {});
     if (e instanceof ApiError) throw e;
+    if (encoding !== undefined) {
+      throw new ApiError(
+        400,
+        `The request body is not valid ${encoding.name} data (Content-Encoding: ${encoding.name}): ` +
+          `${(e as Error).message}`,
+        undefined,
+        CLOSE,
+      );
+    }
     throw new ApiError(400, `Could not read the request body: ${(e as Error).message}`);
   } finally {
     stopping?.removeEventListener("abort", onStop);
@@ -225,12 +276,12 @@ function tooDeep(path: string): ApiError {
   );
 }
 
-function tooLarge(size: number, limit: number, atLeast = false): ApiError {
+function tooLarge(size: number, limit: number, atLeast = false, encoding?: string): ApiError {
   return new ApiError(
     413,
-    `The request body is ${atLeast ? "more than " : ""}${
-      atLeast ? limit : size
-    } bytes, over the limit of ${limit} bytes (stepflow serve --max-body-size)`,
+    `The request body is ${atLeast ? "more than " : ""}${atLeast ? limit : size} bytes${
+      encoding === undefined ? "" : ` once decompressed (${encoding})`
+    }, over the limit of ${limit} bytes (stepflow serve --max-body-size)`,
     undefined,
     CLOSE,
   );

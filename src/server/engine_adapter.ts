@@ -1,6 +1,6 @@
 /**
  * The one place the service starts runs on the engine: `engine.start()` and its run handle
- * (CONTRACTS.md `RunHandle`: `runId`, `result`, `cancel()`, `inFlight()`).
+ * (`runId`, `result`, `cancel()`, `inFlight()`).
  * @module
  */
 import type { Engine, ResumeMode, RunHandle, RunOptions } from "../execution/engine.ts";

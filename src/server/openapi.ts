@@ -20,7 +20,6 @@ const WHY: Record<number, string> = {
   422: "Idempotency-Key reused for a different request",
   429: "Too many runs queued; retry after Retry-After seconds",
   500: "Internal error",
-  501: "Not available yet",
   503: "The service is shutting down",
   507: "The state store cannot be written (disk full, ...): nothing was stored",
 };

@@ -36,6 +36,13 @@ export const EVENT_STREAM_HIGH_WATER_BYTES = 64 * 1024;
  * journal, so none of them is lost).
  */
 export const MAX_PENDING_LIVE_EVENTS = 1000;
+/**
+ * Event streams open at once by default (`ServerOptions.maxEventStreams`). A stream whose client
+ * does not read holds up to {@linkcode EVENT_STREAM_HIGH_WATER_BYTES} and
+ * {@linkcode MAX_PENDING_LIVE_EVENTS} live events (about 0.5 MB on a busy run): 300 clients that
+ * never read held 150 MB, and nothing bounded their number.
+ */
+export const DEFAULT_MAX_EVENT_STREAMS = 1000;
 
 /**
  * Counters of the event streams of this process (read by tests): bytes handed to the HTTP layer,
@@ -80,8 +87,19 @@ const SignalResponse = z.object({
   createdAt: z.string(),
 }).openapi("SignalRecord");
 
-/** Adds the events, signals and resume routes. */
-export function addEventRoutes(app: ApiApp, s: Service): void {
+/**
+ * Adds the events, signals and resume routes; at most `maxStreams` event streams are open at once
+ * (429 with `Retry-After: 5` beyond).
+ */
+export function addEventRoutes(
+  app: ApiApp,
+  s: Service,
+  maxStreams = DEFAULT_MAX_EVENT_STREAMS,
+): void {
+  if (!Number.isSafeInteger(maxStreams) || maxStreams < 1) {
+    throw new RangeError(`maxEventStreams must be a positive integer, got ${maxStreams}`);
+  }
+  let open = 0;
   app.openapi(
     createRoute({
       method: "get",
@@ -110,7 +128,23 @@ export function addEventRoutes(app: ApiApp, s: Service): void {
       const filter = run.rootRunId === undefined || run.rootRunId === runId
         ? { rootRunId: runId }
         : { runId };
-      return new Response(eventStream(s, runId, filter, after), {
+      if (open >= maxStreams) {
+        throw new ApiError(
+          429,
+          `${open} run event streams are open, the most this service keeps at once ` +
+            `(maxEventStreams ${maxStreams}): close one (a client that does not read its stream ` +
+            `still holds it), or retry later`,
+          undefined,
+          { "Retry-After": "5" },
+        );
+      }
+      open++;
+      let counted = true;
+      const release = () => {
+        if (counted) open--;
+        counted = false;
+      };
+      return new Response(eventStream(s, runId, filter, after, release), {
         headers: {
           "content-type": "text/event-stream; charset=utf-8",
           "cache-control": "no-cache",
@@ -277,6 +311,8 @@ function eventStream(
   runId: string,
   filter: { runId?: string; rootRunId?: string },
   after: number,
+  /** Called once when the stream ends (closed, cancelled by the client, or failed). */
+  onEnd: () => void,
 ): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
   let closed = false;
@@ -486,6 +522,7 @@ function eventStream(
         send(`event: error\ndata: ${stringifyJson({ message: String(e?.message ?? e) })}\n\n`);
       }).finally(() => {
         unlisten?.();
+        onEnd();
         if (!closed) {
           closed = true;
           try {

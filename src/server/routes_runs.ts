@@ -60,7 +60,7 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
         description: "The run goes on (wait: false, or timeoutSecs passed)",
         content: json(S.CreateRunResponse),
       },
-      ...errors(400, 404, 413, 415, 422, 429, 501, 503),
+      ...errors(400, 404, 413, 415, 422, 429, 503),
     },
   });
   // The document has the header; the handler reads it itself: the header validator builds an
@@ -320,7 +320,7 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       tags: [TAG],
       summary: "Delete a finished run",
       description:
-        "Deletes the run, its step results and its nested runs; GET /runs/{runId} answers 404 afterwards. 409 while the run is queued or running (cancel it first). (0.8 answered 200 and deleted nothing.)",
+        "Deletes the run, its step results and its nested runs; GET /runs/{runId} answers 404 afterwards. 409 while the run is queued or running (cancel it first), and for a nested run while its top-level run is not finished. (0.8 answered 200 and deleted nothing.)",
       request: { params: S.RunIdParams },
       responses: {
         200: { description: "Deleted" },
@@ -335,6 +335,20 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
           409,
           `Run '${runId}' is ${r.status} and cannot be deleted: cancel it first (POST /api/v1/runs/${runId}/cancel)`,
         );
+      }
+      const rootId = r.rootRunId;
+      if (rootId !== undefined && rootId !== runId) {
+        // a finished nested run of a run still going: its top-level run finds its nested runs by
+        // key when it is resumed (after a crash, a takeover): deleted, the item would run again
+        const root = await s.store.getRun(rootId);
+        if (root && (s.runs.get(rootId) || !TERMINAL_STATUSES.has(root.status))) {
+          throw new ApiError(
+            409,
+            `Run '${runId}' is a nested run of run '${rootId}', which is ${root.status}: deleted ` +
+              `now, a resume of '${rootId}' would run its step again. Delete '${rootId}' once it ` +
+              "has finished (its nested runs go with it)",
+          );
+        }
       }
       await s.store.deleteRun(runId);
       const key = idempotencyKeyOf(r);

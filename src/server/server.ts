@@ -64,6 +64,12 @@ export interface ServerOptions {
   /** Runs waiting in the queue; more get 429. @default 10000 */
   maxQueuedRuns?: number;
   /**
+   * Run event streams (`GET /runs/{id}/events`) open at once; more get 429 with `Retry-After`.
+   * Each holds up to 64 KiB and 1000 live events for a client that does not read.
+   * @default 1000 (`DEFAULT_MAX_EVENT_STREAMS` of src/server/routes_events.ts)
+   */
+  maxEventStreams?: number;
+  /**
    * Origins allowed to call the API from a browser (CORS), e.g. `["http://localhost:7837"]`, or
    * `["*"]`. Default: none (0.8 allowed every origin).
    */
@@ -259,7 +265,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
   addRunRoutes(app, service);
   addDebugRoutes(app, service);
   addBatchRoutes(app, service);
-  addEventRoutes(app, service);
+  addEventRoutes(app, service, options.maxEventStreams);
   addGraphRoutes(app, service);
   addEngineRoutes(app, service);
   addUiRoutes(app);

@@ -51,6 +51,8 @@ export const SQL_ENGINE_URL = 8;
 /** What {@linkcode applyBatch} keeps between commits of one connection. */
 export interface CommitCache {
   stmts: Map<string, unknown>;
+  /** Size and modification time of the database file when its header was last found sound. */
+  fileStamp?: string;
 }
 
 /**
@@ -60,7 +62,13 @@ export interface CommitCache {
  *   exists, and fails with `fenceMessage` when it does not.
  * @param file the database file as opened (its path, device and inode): the commit fails when
  *   the path no longer names that file (deleted, or replaced), since what it would commit then
- *   goes to a file no one can open again (SQLite in WAL mode writes on without an error).
+ *   goes to a file no one can open again (SQLite in WAL mode writes on without an error); and
+ *   when the file was emptied or overwritten in place (`: > runs.db`): whenever its size or
+ *   modification time changed, its 100-byte header is read, and an empty file or one whose
+ *   header is not SQLite's fails the commit (SQLite wrote on into the WAL, and the next
+ *   checkpoint left a malformed database while every run was answered as stored). A file cut
+ *   short past its header is not caught here (a checkpoint in progress looks the same); reads of
+ *   its missing pages fail as a damaged database.
  */
 export function applyBatch(
   // deno-lint-ignore no-explicit-any
@@ -72,7 +80,7 @@ export function applyBatch(
   file?: DatabaseFile | null,
 ): void {
   if (file) {
-    let st: { dev: number | null; ino: number | null } | undefined;
+    let st: Deno.FileInfo | undefined;
     try {
       st = Deno.statSync(file.path);
     } catch {
@@ -84,6 +92,39 @@ export function applyBatch(
           "process had it open; nothing more can be stored in it: restart the process (it opens " +
           "the file at that path again)",
       );
+    }
+    // (inline, no helpers: this function's source also runs alone in the commit worker)
+    const stamp = `${st.size}:${st.mtime?.getTime()}`;
+    if (cache.fileStamp !== stamp) {
+      let damage: string | undefined;
+      if (st.size < 100) {
+        damage = st.size === 0 ? "it is empty" : `it is ${st.size} bytes, shorter than its header`;
+      } else {
+        const head = new Uint8Array(100);
+        let got = 0;
+        const f = Deno.openSync(file.path, { read: true });
+        try {
+          while (got < 100) {
+            const n = f.readSync(head.subarray(got));
+            if (n === null || n === 0) break;
+            got += n;
+          }
+        } finally {
+          f.close();
+        }
+        const magic = "SQLite format 3\0";
+        if (got < 100 || [...magic].some((c, i) => head[i] !== c.charCodeAt(0))) {
+          damage = "its header is no longer SQLite's";
+        }
+      }
+      if (damage !== undefined) {
+        throw new Error(
+          `the database file was truncated or overwritten while this process had it open ` +
+            `(${damage}); nothing more can be stored in it: stop the process, then restore the ` +
+            "file from a backup (or recover it with sqlite3's .recover)",
+        );
+      }
+      cache.fileStamp = stamp;
     }
   }
   // every column of `runs` but its id, set from the row being inserted

@@ -80,3 +80,24 @@ Deno.test({
     }
   },
 });
+
+Deno.test("run-batch | head -1: the batch stops once its reader is gone (exit 1, says so) instead of running every input for nothing", async () => {
+  await withTempDir(async (dir) => {
+    const inputs = `${dir}/in.jsonl`;
+    await Deno.writeTextFile(
+      inputs,
+      Array.from({ length: 2000 }, (_, i) => JSON.stringify({ topic: `t${i}` })).join("\n") + "\n",
+    );
+    const cmd = `"${Deno.execPath()}" run -A "${REPO_ROOT}/main.ts" run-batch --flow "${HELLO}" ` +
+      `--inputs "${inputs}" --max-concurrent 1 --quiet 2> "${dir}/err.txt" | head -1; ` +
+      `echo "rc=\${PIPESTATUS[0]}"`;
+    const out = await new Deno.Command("bash", { args: ["-c", cmd], stdout: "piped" }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    const stderr = await Deno.readTextFile(`${dir}/err.txt`);
+    // before: exit 0, nothing on stderr, and all 2000 inputs run after head had its line
+    assertStringIncludes(text, '{"index":0,"status":"completed"');
+    assertStringIncludes(text, "rc=1", stderr);
+    assertStringIncludes(stderr, "its reader went away (a closed pipe); the batch was stopped");
+    assertStringIncludes(stderr, "the runs not started were not run");
+  });
+});

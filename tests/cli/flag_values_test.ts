@@ -273,3 +273,31 @@ Deno.test("run-batch --inputs that is not UTF-8: exit 2 at its line and column, 
     assertStrictEquals(r.stdout, "");
   });
 });
+
+Deno.test("an option that takes one value, given twice, is a usage error naming both (the last won silently); collecting options and flags may repeat", async () => {
+  const cases: [string[], string][] = [
+    [[...RUN, "--flow", `${REPO_ROOT}/examples/greet/flow.yaml`], "option '--flow' is given twice"],
+    [
+      [...RUN, "--input-json", '{"topic":"b"}'],
+      `("{\\"topic\\":\\"a\\"}" and "{\\"topic\\":\\"b\\"}")`,
+    ],
+    [
+      ["--log-level", "info", ...RUN, "--log-level", "debug"],
+      "option '--log-level' is given twice",
+    ],
+    [["runs", "list", "--store", "a.db", "--store", "b.db"], "option '--store' is given twice"],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runCli(args);
+    assertStrictEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assertStringIncludes(r.stderr, message);
+    assertStringIncludes(r.stderr, ": give it once");
+    assertStrictEquals(r.stdout, "");
+  }
+  // a flag without a value may repeat
+  const quiet = await runCli([...RUN, "--quiet", "-q"]);
+  assertStrictEquals(quiet.code, 0, quiet.stderr);
+  // --case collects its values
+  const cases2 = await runCli(["test", HELLO, "--case", "stepflow", "--case", "stepflow"]);
+  assertStrictEquals(cases2.code, 0, cases2.stderr);
+});

@@ -313,3 +313,30 @@ Deno.test("stepflow run in a pipe: a plain line every STEPFLOW_PROGRESS_INTERVAL
     assertEquals(quiet.stderr, "");
   });
 });
+
+Deno.test("run-batch in a pipe: no count line at the start, one a STEPFLOW_PROGRESS_INTERVAL, the final counts", async () => {
+  await withTempDir(async (dir) => {
+    await setup(dir, 400);
+    await Deno.writeTextFile(`${dir}/in.jsonl`, "{}\n{}\n");
+    // before: a line '0/2 runs: ..., 1 running' at once whatever the interval, which the
+    // variable did not set (5 s always)
+    const quick = await runCli(
+      ["run-batch", "--flow", "flow.yaml", "--inputs", "in.jsonl", "--max-concurrent", "1"],
+      { cwd: dir, env: { STEPFLOW_PROGRESS_INTERVAL: "1h" } },
+    );
+    assertEquals(quick.code, 0, quick.stderr);
+    const lines = quick.stderr.split("\n").filter((l) => l.startsWith("progress: "));
+    assertEquals(lines, [
+      "progress: [==============================] 2/2 runs: 2 completed, 0 failed, 0 running",
+    ]);
+    const often = await runCli(
+      ["run-batch", "--flow", "flow.yaml", "--inputs", "in.jsonl", "--max-concurrent", "1"],
+      { cwd: dir, env: { STEPFLOW_PROGRESS_INTERVAL: "100ms" } },
+    );
+    assertEquals(often.code, 0, often.stderr);
+    const counts = often.stderr.split("\n").filter((l) => l.startsWith("progress: "));
+    // the first input's end (800 ms in) is past the interval: a line before the final one
+    assert(counts.length >= 2, often.stderr);
+    assert(counts.some((l) => /\] 1\/2 runs: 1 completed/.test(l)), often.stderr);
+  });
+});

@@ -1,6 +1,20 @@
 /** readBounded: the bounded body read shared by the HTTP step-service, model and MCP transports. */
-import { assert, assertEquals, assertRejects, assertStrictEquals } from "../_assert.ts";
-import { concatBytes, readBounded } from "../../src/core/read_bounded.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStrictEquals,
+  assertStringIncludes,
+  REPO_ROOT,
+  runCli,
+} from "../_assert.ts";
+import {
+  concatBytes,
+  MAX_READ_FILE_BYTES,
+  readBounded,
+  readFileBounded,
+  ReadTooLargeError,
+} from "../../src/core/read_bounded.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -62,4 +76,50 @@ Deno.test("concatBytes joins chunks in order; one chunk is given as it is", () =
   assertStrictEquals(concatBytes([one]), one);
   assertStrictEquals(dec.decode(concatBytes([enc.encode("a"), enc.encode("bc")])), "abc");
   assertStrictEquals(concatBytes([]).length, 0);
+});
+
+Deno.test("readFileBounded: a device that never ends stops past the limit; a larger regular file is refused before reading; a smaller one is read", async () => {
+  // before: Deno.readFile('/dev/zero') for a --input, --inputs, --data, flow or config file
+  // took 3-4 GB in 30 s, and on
+  const e = await assertRejects(() => readFileBounded("/dev/zero", 1 << 20), ReadTooLargeError);
+  assertStringIncludes(e.message, "it has more than 1048576 bytes (1 MiB)");
+  const dir = await Deno.makeTempDir();
+  try {
+    const big = `${dir}/big.json`;
+    const f = await Deno.open(big, { write: true, create: true });
+    await f.truncate(64 << 20); // sparse: nothing to read
+    f.close();
+    await assertRejects(() => readFileBounded(big, 1 << 20), ReadTooLargeError);
+    await Deno.writeTextFile(`${dir}/small.json`, '{"a":1}');
+    assertEquals(new TextDecoder().decode(await readFileBounded(`${dir}/small.json`)), '{"a":1}');
+    await assertRejects(() => readFileBounded(`${dir}/none.json`), Deno.errors.NotFound);
+    await assertRejects(() => readFileBounded(dir), Deno.errors.IsADirectory);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stepflow run: an --input, --inputs or flow file over 512 MiB is a usage error naming it (exit 2), not read into memory", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const big = `${dir}/big.json`;
+    const f = await Deno.open(big, { write: true, create: true });
+    await f.truncate(MAX_READ_FILE_BYTES + 1); // sparse
+    f.close();
+    const hello = `${REPO_ROOT}/examples/hello/flow.yaml`;
+    for (
+      const [args, what] of [
+        [["run", "--flow", hello, "--input", big], `cannot read input file '${big}'`],
+        [["run-batch", "--flow", hello, "--inputs", big], `cannot read --inputs '${big}'`],
+        [["run", "--flow", big, "--input-json", "{}"], `Cannot read flow file '${big}'`],
+      ] as const
+    ) {
+      const r = await runCli([...args]);
+      assertEquals(r.code, 2, r.stderr);
+      assertStringIncludes(r.stderr, what);
+      assertStringIncludes(r.stderr, "it has more than 536870912 bytes (512 MiB)");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

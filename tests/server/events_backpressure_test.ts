@@ -21,7 +21,7 @@ import {
 import { parseConfigValue } from "../../src/config/load.ts";
 import { startFakeOpenAI } from "../plugins/builtin/_openai_server.ts";
 import { mockComponent, testConfig } from "../execution/_engine_helpers.ts";
-import { parseSseBlock, SCHEMA, type SseEvent } from "./_server.ts";
+import { parseSseBlock, SCHEMA, type SseEvent, withServer } from "./_server.ts";
 
 const ITEMS = 250;
 /** Each item's step fails with this message: its `step_failed` event is 64 KiB. */
@@ -288,4 +288,43 @@ Deno.test("GET /runs/{id}/events of a running run: live-only events waiting for 
     await engine.close();
     await openai.close();
   }
+});
+
+Deno.test("stepflow serve --max-event-streams: streams past the limit get 429 with Retry-After; a closed one frees its place", async () => {
+  await withServer({ args: ["--store", "memory", "--max-event-streams", "2"] }, async (s) => {
+    const flow = {
+      schema: SCHEMA,
+      name: "waits",
+      steps: [{ id: "w", component: "/builtin/wait_for", input: { name: "go" } }],
+      output: { $from: { step: "w" } },
+    };
+    const stored = await s.call("POST", "/api/v1/flows", { flow });
+    const started = await s.call("POST", "/api/v1/runs", {
+      flowId: stored.body.flowId,
+      input: {},
+      wait: false,
+    });
+    const url = `${s.url}/api/v1/runs/${started.body.runId}/events`;
+    // before: no limit: 300 clients that never read held 150 MB of a busy run's events
+    const open = [await fetch(url), await fetch(url)];
+    for (const r of open) assertStrictEquals(r.status, 200);
+    const refused = await fetch(url);
+    assertStrictEquals(refused.status, 429);
+    assertStrictEquals(refused.headers.get("retry-after"), "5");
+    const body = await refused.json();
+    assert(String(body.message).includes("maxEventStreams 2"), body.message);
+    // a client that goes away frees its place (its stream ends when the service notices)
+    await open[0].body!.cancel();
+    let again: Response | undefined;
+    const end = Date.now() + 30_000;
+    while (Date.now() < end) {
+      again = await fetch(url);
+      if (again.status === 200) break;
+      await again.body?.cancel();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assertStrictEquals(again?.status, 200);
+    await again!.body!.cancel();
+    await open[1].body!.cancel();
+  });
 });

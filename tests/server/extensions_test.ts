@@ -238,3 +238,60 @@ Deno.test("POST /runs/{id}/cancel racing DELETE /runs/{id}: the cancel answers t
       }
     });
   }));
+
+Deno.test("DELETE of a nested run while its top-level run is not finished: 409 naming it (a resume would run the item again); once it finished: 200", () =>
+  withServer({ args: ["--store", "runs.db"] }, async (s) => {
+    const item = {
+      schema: SCHEMA,
+      steps: [{ id: "m", component: "/builtin/create_messages", input: { user_prompt: "x" } }],
+      output: { $from: { step: "m" } },
+    };
+    const flowId = await storeFlow(s, {
+      schema: SCHEMA,
+      name: "map-then-wait",
+      steps: [
+        {
+          id: "each",
+          component: "/builtin/map",
+          input: { workflow: { $literal: item }, items: [1, 2] },
+        },
+        {
+          id: "hold",
+          component: "/builtin/wait_for",
+          input: { name: "go", after: { $from: { step: "each" }, path: "successful" } },
+        },
+      ],
+      output: { $from: { step: "hold" } },
+    });
+    const run = await s.call("POST", "/api/v1/runs", { flowId, input: {}, wait: false });
+    const rootId = run.body.runId;
+    // the map's items are done once the run waits at `hold`
+    const end = Date.now() + 30_000;
+    while ((await s.call("GET", `/api/v1/runs/${rootId}`)).body.status !== "paused") {
+      assert(Date.now() < end, "the run did not pause");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const listed = await s.call("GET", "/api/v1/runs?limit=100");
+    const nested: string[] = [];
+    for (const r of listed.body.runs as { runId: string }[]) {
+      const one = await s.call("GET", `/api/v1/runs/${r.runId}`);
+      if (one.body.parentRunId === rootId) nested.push(r.runId);
+    }
+    assertStrictEquals(nested.length, 2);
+    // before: 200, and the paused run lost an item a resume would run again
+    const refused = await s.call("DELETE", `/api/v1/runs/${nested[0]}`);
+    assertStrictEquals(refused.status, 409, JSON.stringify(refused.body));
+    assertStringIncludes(
+      refused.body.message,
+      `is a nested run of run '${rootId}', which is paused`,
+    );
+    assertStringIncludes(refused.body.message, "once it has finished");
+    assertStrictEquals((await s.call("GET", `/api/v1/runs/${nested[0]}`)).status, 200);
+    await s.call("POST", `/api/v1/runs/${rootId}/signals/go`, { ok: true });
+    while ((await s.call("GET", `/api/v1/runs/${rootId}`)).body.status !== "completed") {
+      assert(Date.now() < end + 30_000, "the run did not complete");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assertStrictEquals((await s.call("DELETE", `/api/v1/runs/${nested[0]}`)).status, 200);
+    assertStrictEquals((await s.call("DELETE", `/api/v1/runs/${rootId}`)).status, 200);
+  }));

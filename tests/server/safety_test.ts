@@ -189,6 +189,45 @@ Deno.test("faults: bad JSON, wrong content type, missing fields, unknown flow, i
     await stillServing(s, flowId);
   }));
 
+Deno.test("compressed bodies: gzip, deflate and br are read (limit after decompression); other encodings 415, bad data 400", () =>
+  withServer({ args: ["--store", "memory", "--max-body-size", "2KB"] }, async (s) => {
+    const flowId = await storeFlow(s, THREE_STEPS);
+    const body = JSON.stringify({ flowId, input: { q: "zipped" } });
+    const post = async (bytes: BodyInit, encoding: string) => {
+      const res = await fetch(`${s.url}/api/v1/runs`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-encoding": encoding },
+        body: bytes,
+      });
+      return { status: res.status, body: await res.json() } as Answer;
+    };
+    const compress = (text: string, format: CompressionFormat) =>
+      new Response(
+        new Blob([text]).stream().pipeThrough(new CompressionStream(format)),
+      ).arrayBuffer();
+    // before: 'The request body is not UTF-8 text' (the gzip bytes read as the JSON)
+    const formats = [["gzip", "gzip"], ["x-gzip", "gzip"], ["deflate", "deflate"], [
+      "br",
+      "brotli",
+    ]] as const;
+    for (const [encoding, format] of formats) {
+      const r = await post(await compress(body, format as CompressionFormat), encoding);
+      assertStrictEquals(r.status, 200, JSON.stringify(r.body));
+      assertStrictEquals(r.body.status, "completed");
+    }
+    // a small gzip bomb stops at the limit, decompressed
+    const bomb = await compress(JSON.stringify({ flowId, input: "a".repeat(100_000) }), "gzip");
+    assert(bomb.byteLength < 2000);
+    isError(await post(bomb, "gzip"), 413, "once decompressed (gzip)");
+    // before: a plain body labelled br or zstd was taken as it was
+    isError(await post(body, "zstd"), 415, "Content-Encoding 'zstd'");
+    isError(await post(body, "gzip, br"), 415, "compressed once");
+    isError(await post(body, "gzip"), 400, "not valid gzip data");
+    // identity is no encoding
+    assertStrictEquals((await post(body, "identity")).status, 200);
+    await stillServing(s, flowId);
+  }));
+
 Deno.test("faults: a step service that crashes fails its step with a clear message; the service keeps serving", () =>
   withServer({ args: ["--store", "memory"] }, async (s, dir) => {
     const ok = await storeFlow(s, THREE_STEPS);

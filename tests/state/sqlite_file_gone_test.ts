@@ -56,6 +56,46 @@ for (const worker of [false, true]) {
   }
 }
 
+for (const worker of [false, true]) {
+  for (const how of ["emptied", "overwritten"] as const) {
+    const where = worker ? " (commits in a worker)" : "";
+    Deno.test(`a commit after the database file was ${how} in place fails naming it${where}`, async () => {
+      await withTempDir(async (dir) => {
+        const path = `${dir}/runs.db`;
+        const first = SqliteStateStore.open(`sqlite:${path}`);
+        for (let i = 0; i < 300; i++) first.createRun(run(`r${i}`));
+        await first.close(); // checkpointed into the file: many pages
+        const s = SqliteStateStore.open(`sqlite:${path}`);
+        try {
+          if (worker) await s.useCommitWorker();
+          s.createRun(run("before"));
+          await s.flush();
+          // the same file (same inode), its content gone: before, SQLite wrote on into the WAL
+          // and every commit succeeded, and its checkpoints left a malformed database
+          const f = await Deno.open(path, { write: true });
+          try {
+            if (how === "emptied") await f.truncate(0);
+            else await f.write(new TextEncoder().encode("a backup tool wrote here".repeat(10)));
+          } finally {
+            f.close();
+          }
+          s.createRun(run("after"));
+          const e = await assertRejects(() => s.flush(), StoreError);
+          assertStringIncludes(e.message, `SQLite database '${path}'`);
+          assertStringIncludes(e.message, "the database file was truncated or overwritten");
+          assertStringIncludes(
+            e.message,
+            how === "emptied" ? "(it is empty)" : "its header is no longer SQLite's",
+          );
+          assertStringIncludes(e.message, "restore the file from a backup");
+        } finally {
+          await s.close().catch(() => {});
+        }
+      });
+    });
+  }
+}
+
 Deno.test("stepflow serve: runs after its database file was deleted fail with 507 instead of completing into the deleted file", () =>
   withTempDir(async (dir) => {
     const s = await startServer(dir, { args: ["--store", "state.db"] });

@@ -20,7 +20,7 @@ import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import type { Logger } from "../../log.ts";
 import type { PluginConfig, StepflowPluginConfig } from "../../config/model.ts";
 import type { RequestMessage } from "../../protocol/envelope.ts";
-import { INTERNAL_ERROR } from "../../core/rpc_error_codes.ts";
+import { INTERNAL_ERROR, INVALID_PARAMS } from "../../core/rpc_error_codes.ts";
 import type {
   ComponentInfo,
   EngineServices,
@@ -61,7 +61,8 @@ export class StepflowPlugin implements Plugin {
     this.#engine = ctx.engine;
     this.#log = ctx.log;
     const c = this.#config;
-    const onRequest = (req: RequestMessage) => answerEngineCall(req, this.#engineFor(req));
+    const onRequest = async (req: RequestMessage) =>
+      await answerEngineCall(req, this.#engineFor(req));
     if (c.transport === "http") {
       if (!c.url) throw new TransportError(`plugin '${this.name}': transport http needs a 'url'`);
       this.#transport = new HttpWorker({
@@ -239,6 +240,11 @@ export class StepflowPlugin implements Plugin {
   /**
    * The engine services of the run a worker request belongs to: by its `observability.run_id`;
    * else, when only one run has calls open, that run's; else the plugin's (not tied to a run).
+   * @throws {ProtocolError} -32602 for a request that starts nested runs (`flows/evaluate`,
+   * `flows/submit_batch`) without a `run_id` of an open call while several runs have calls open:
+   * its runs would belong to no run — not cancelled with the step, outside the nesting depth and
+   * run budget, so a flow evaluating itself through the step service recursed without end (13,000
+   * levels and 430 MB in a minute).
    */
   #engineFor(req: RequestMessage): EngineServices {
     const params = isJsonObject(req.params) ? req.params : undefined;
@@ -246,6 +252,20 @@ export class StepflowPlugin implements Plugin {
     const hit = typeof obs?.run_id === "string" ? this.#open.get(obs.run_id) : undefined;
     if (hit) return hit.engine;
     if (this.#open.size === 1) return this.#open.values().next().value!.engine;
+    if (
+      this.#open.size > 1 &&
+      (req.method === "flows/evaluate" || req.method === "flows/submit_batch")
+    ) {
+      const given = typeof obs?.run_id === "string"
+        ? `its observability.run_id ${JSON.stringify(obs.run_id.slice(0, 80))} has no call open`
+        : "it has no params.observability.run_id";
+      throw new ProtocolError(
+        INVALID_PARAMS,
+        `${req.method}: cannot tell which run it belongs to: ${given}, and ${this.#open.size} ` +
+          `runs have calls open on step service '${this.name}'. Send the 'observability' ` +
+          `params of the components/execute call it is made for (the stepflow SDKs do)`,
+      );
+    }
     return this.#engine!;
   }
 }

@@ -409,7 +409,9 @@ export class StdioWorker implements WorkerTransport {
         this.#o.log.warn(msg);
       }
     }
-    proc.peer.failPending(new WorkerCrashError(msg));
+    // a worker stopped because the engine closes did not crash: its calls are not retried
+    // (they were, once each, with a warning per call, into a transport already closed)
+    proc.peer.failPending(this.#closed ? new TransportError(msg) : new WorkerCrashError(msg));
     this.#all.delete(proc);
   }
 

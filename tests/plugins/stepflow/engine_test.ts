@@ -100,3 +100,40 @@ output: { $from: { step: bad } }
     await engine.close();
   }
 });
+
+Deno.test("real engine: a flow evaluating itself through a step service without observability stops at once, not after thousands of levels", async () => {
+  const engine = await Engine.create(configFromValue({
+    plugins: {
+      builtin: { type: "builtin" },
+      rw: { type: "stepflow", command: "python3", args: ["unattributed_worker.py"] },
+    },
+    routes: {
+      "/builtin/{*component}": [{ plugin: "builtin" }],
+      "/rw/{*component}": [{ plugin: "rw" }],
+    },
+  }, WORKERS));
+  try {
+    const flow = await loadFlow(
+      `
+schema: https://stepflow.org/schemas/v1/flow.json
+name: recurse
+steps:
+  - id: s
+    component: /rw/recurse
+    input: {}
+    timeout: 60s
+output: { $from: { step: s } }
+`,
+      { text: true },
+    );
+    // before: each level's evaluate ran as a run of no run (two runs had calls open), outside
+    // the nesting depth: 13,000 levels and 430 MB until the step's timeout
+    const r = await engine.run(flow, {});
+    assertEquals(r.outcome, "success", JSON.stringify(r));
+    const text = JSON.stringify(r);
+    assertStringIncludes(text, "cannot tell which run it belongs to");
+    assertEquals(text.split('"reply"').length - 1, 2, "the second level is refused");
+  } finally {
+    await engine.close();
+  }
+});

@@ -395,3 +395,68 @@ Deno.test({
     assert(!running(child), `process ${child} is left behind`);
   },
 });
+
+Deno.test("stdio plugin: a flows/evaluate without observability while two runs have calls open is refused, naming what to send", async () => {
+  const plugin = new FakeEngine();
+  const e1 = new FakeEngine();
+  const e2 = new FakeEngine();
+  const p = await startStdio(["unattributed_worker.py"], { engine: plugin });
+  try {
+    const reply = (r: unknown) =>
+      ((r as FlowSuccess).result as { reply: Record<string, unknown> }).reply;
+    // one run open: its request is that run's
+    const one = await p.execute("/evaluate", {}, { ...execCtx(e1, "a"), runId: "run-1" });
+    assertEquals((reply(one).result as { result: { outcome: string } }).result.outcome, "success");
+    // two runs open, no observability: before, the plugin's own services ran the nested flow, a
+    // run of no run (not cancelled with the step, outside the nesting depth and run budget)
+    const [a, b] = await Promise.all([
+      p.execute("/evaluate", {}, { ...execCtx(e1, "a"), runId: "run-1" }),
+      p.execute("/evaluate", {}, { ...execCtx(e2, "b"), runId: "run-2" }),
+    ]);
+    for (const r of [a, b]) {
+      const error = reply(r).error as { code: number; message: string };
+      assertEquals(error.code, -32602);
+      assertStringIncludes(error.message, "flows/evaluate: cannot tell which run it belongs to");
+      assertStringIncludes(error.message, "no params.observability.run_id, and 2 runs");
+      assertStringIncludes(error.message, "Send the 'observability' params");
+    }
+    assertEquals(plugin.calls.filter((c) => c === "evaluateFlow"), []);
+    // with observability each goes to its own run
+    const [c, d] = await Promise.all([
+      p.execute("/evaluate", { obs: true }, { ...execCtx(e1, "a"), runId: "run-1" }),
+      p.execute("/evaluate", { obs: true }, { ...execCtx(e2, "b"), runId: "run-2" }),
+    ]);
+    assertEquals([reply(c).result !== undefined, reply(d).result !== undefined], [true, true]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("stdio plugin: closing with calls and worker requests in flight: no retry, one warning for the lost answers", async () => {
+  const log = memLog();
+  let release!: () => void;
+  const released = new Promise<void>((r) => release = r);
+  const engine = new FakeEngine();
+  // the engine's answers come after the worker was stopped: every one of them is lost
+  engine.getBlob = () => {
+    engine.calls.push("getBlob");
+    return released.then(() => ({ data: 1, blobType: "data" as const }));
+  };
+  const p = await startStdio(["unattributed_worker.py"], { engine, log });
+  const call = p.execute("/ask_and_hang", { n: 20 }, execCtx(engine));
+  const deadline = Date.now() + 30_000;
+  while (engine.calls.length < 20 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await p.close();
+  const r = await call;
+  assertEquals(r.outcome, "failed");
+  release();
+  await new Promise((r) => setTimeout(r, 200));
+  // before: 'retrying step ... once' per call in flight, and a warning per lost answer
+  assertEquals(log.lines.filter((l) => l.includes("retrying step")), []);
+  const lost = log.lines.filter((l) => l.startsWith("[warn]") && l.includes("could not send"));
+  assertEquals(lost.length, 1, log.lines.join("\n"));
+  assertStringIncludes(lost[0], "logged at debug level");
+  assertEquals(log.lines.filter((l) => l.includes("could not send")).length, 20);
+});
