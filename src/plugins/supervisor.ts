@@ -31,6 +31,17 @@ export const STDERR_TAIL_LINES = 10;
 const STDERR_LINE_CHARS = 300;
 
 /**
+ * Most stderr lines of one child logged per second (at `info`). A child flooding stderr would
+ * otherwise flood the engine's log (and `--log-file`) at its own pace: past this, lines are
+ * counted, not logged, and one note per second says how many lines (and bytes) were dropped.
+ * The tail ({@linkcode STDERR_TAIL_LINES}) keeps the last lines regardless.
+ */
+export const STDERR_LOG_LINES_PER_SECOND = 100;
+
+/** The window {@linkcode STDERR_LOG_LINES_PER_SECOND} counts lines in, ms. */
+const STDERR_LOG_WINDOW_MS = 1000;
+
+/**
  * How long the pipes are still read after the child exited, ms (0.8 drains 500 ms); a grandchild
  * that inherited them may keep them open forever.
  */
@@ -266,9 +277,13 @@ export class Child {
   }
 
   async #readStderr(): Promise<void> {
-    const reader = this.#process.stderr.getReader();
+    // A BYOB reader into one reused buffer (as stdout): a child flooding stderr then costs the
+    // engine the lines it keeps or logs, not a fresh 64 KiB chunk per read.
+    const reader = this.#process.stderr.getReader({ mode: "byob" });
     this.#readers.push(reader);
     const lines = new LineSplitter({ maxLineBytes: 64 * 1024 });
+    const log = this.#o.log;
+    const limit = new StderrLogLimit(log);
     const onLine = (raw: string) => {
       const clean = raw.includes("\x1b") ? raw.replace(ANSI_ESCAPE, "") : raw;
       const line = clean.length > STDERR_LINE_CHARS
@@ -276,13 +291,15 @@ export class Child {
         : clean;
       this.stderrTail.push(line);
       if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
-      this.#o.log.info(`stderr: ${line}`);
+      if (limit.admit(raw.length)) log.info(`stderr: ${line}`);
     };
+    let buf = new Uint8Array(READ_BUFFER_BYTES);
     try {
       for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
+        const { value, done } = await reader.read(buf);
+        if (done || !value) break;
         lines.push(value, onLine);
+        buf = new Uint8Array(value.buffer); // the read transferred it: take it back
       }
     } catch {
       // the process is gone; stderr is informational only
@@ -291,7 +308,78 @@ export class Child {
     }
     const rest = lines.flush();
     if (rest !== undefined) onLine(rest);
+    limit.end();
   }
+}
+
+/**
+ * Lets at most {@linkcode STDERR_LOG_LINES_PER_SECOND} stderr lines a second through to the log;
+ * counts the others and says once per window how many were dropped (`stderr: 12,345 more lines
+ * (1.2 MB) not logged: over 100 lines a second`). Nothing is queued: a line is logged when it
+ * comes or never.
+ */
+class StderrLogLimit {
+  #windowStart = 0;
+  #logged = 0;
+  #dropped = 0;
+  #droppedChars = 0;
+  #timer?: ReturnType<typeof setTimeout>;
+
+  constructor(readonly log: Logger) {}
+
+  /** True when a line of `chars` characters may be logged now. */
+  admit(chars: number): boolean {
+    if (!this.log.enabled("info")) return false;
+    const now = Date.now();
+    if (now - this.#windowStart >= STDERR_LOG_WINDOW_MS) {
+      this.#note();
+      this.#windowStart = now;
+      this.#logged = 0;
+    }
+    if (this.#logged < STDERR_LOG_LINES_PER_SECOND) {
+      this.#logged++;
+      return true;
+    }
+    this.#dropped++;
+    this.#droppedChars += chars;
+    if (this.#timer === undefined) {
+      // the note comes at the window's end even when the child falls silent
+      const timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#note();
+      }, Math.max(0, this.#windowStart + STDERR_LOG_WINDOW_MS - now));
+      Deno.unrefTimer(timer);
+      this.#timer = timer;
+    }
+    return false;
+  }
+
+  /** At the end of stderr: the last note, if lines were dropped. */
+  end(): void {
+    this.#note();
+  }
+
+  #note(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#dropped === 0) return;
+    const n = this.#dropped;
+    const chars = this.#droppedChars;
+    this.#dropped = 0;
+    this.#droppedChars = 0;
+    this.log.info(
+      `stderr: ${n.toLocaleString("en-US")} more line${n === 1 ? "" : "s"} (${
+        sizeText(chars)
+      }) not logged: over ${STDERR_LOG_LINES_PER_SECOND} lines a second`,
+    );
+  }
+}
+
+/** `812 characters`, `1.2 MB` (of text: characters counted as bytes, near enough). */
+function sizeText(chars: number): string {
+  if (chars < 10_000) return `${chars} characters`;
+  if (chars < 1e6) return `${(chars / 1e3).toFixed(0)} kB`;
+  return `${(chars / 1e6).toFixed(1)} MB`;
 }
 
 /**
