@@ -5,7 +5,9 @@
  *
  * - `/ui`, `/ui/runs/{runId}`, `/ui/flows/{flowId}`: the page (`Cache-Control: no-cache`, ETag).
  * - `/ui/static/<version>/<file>`: the modules, style sheet and icon, where `<version>` is a hash
- *   of every file: cached for a year (`immutable`), and a new program serves new URLs.
+ *   of every file: cached for a year (`immutable`), and a new program serves new URLs. Another
+ *   version (an older page's, a made-up one) is redirected (307, `no-store`) to the current one:
+ *   a browser never keeps a file under a version it is not.
  * - Every answer has a strict Content-Security-Policy (scripts and styles from this origin only,
  *   no inline script or style, API calls to this origin only, no framing),
  *   `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
@@ -106,15 +108,24 @@ export function addUiRoutes(app: ApiApp): void {
   app.get("/ui/runs/:runId", page(200));
   app.get("/ui/flows/:flowId", page(200));
   app.get("/ui/static/:version/:file", (c) => {
-    const file = UI_FILES[c.req.param("file")];
-    if (!file || !Object.hasOwn(UI_FILES, c.req.param("file"))) return notFound(c);
-    const current = c.req.param("version") === UI_VERSION;
+    const name = c.req.param("file");
+    const file = UI_FILES[name];
+    if (!file || !Object.hasOwn(UI_FILES, name)) return notFound(c);
+    if (c.req.param("version") !== UI_VERSION) {
+      // another version (an older page, a made-up one): never this file under that URL, which
+      // a browser would keep; a temporary redirect (not stored) to the current one
+      return c.body(null, 307, {
+        ...SECURITY_HEADERS,
+        "Location": `/ui/static/${UI_VERSION}/${name}`,
+        "Cache-Control": "no-store",
+      });
+    }
     const etag = `"${UI_VERSION}"`;
     const headers = {
       ...SECURITY_HEADERS,
       "Content-Type": file.type,
-      // a URL of this version never changes; another version's (an older page) is revalidated
-      "Cache-Control": current ? "public, max-age=31536000, immutable" : "no-cache",
+      // a URL of this version never changes
+      "Cache-Control": "public, max-age=31536000, immutable",
       "ETag": etag,
     };
     if (matches(c.req.header("if-none-match"), etag)) return c.body(null, 304, headers);

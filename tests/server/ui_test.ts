@@ -149,10 +149,21 @@ Deno.test("GET /ui and its files: types, caching, CSP; /ui needs no token, the A
     assertEquals(css.headers.get("content-type"), "text/css; charset=utf-8");
     const icon = await text(s, `/ui/static/${UI_VERSION}/icon.svg`);
     assertEquals(icon.headers.get("content-type"), "image/svg+xml; charset=utf-8");
-    // an older page's URL is still answered, but revalidated
-    const old = await text(s, "/ui/static/0000/app.js");
-    assertEquals(old.status, 200);
-    assertEquals(old.headers.get("cache-control"), "no-cache");
+    // another version's URL (an older page's, a made-up one) was answered with this file (and
+    // cached under it): now redirected to this version's, and the redirect is not stored
+    for (
+      const version of ["0000", "ffffffffffffffff", UI_VERSION.toUpperCase(), `${UI_VERSION}x`]
+    ) {
+      const old = await text(s, `/ui/static/${version}/app.js`, {
+        "if-none-match": `"${UI_VERSION}"`,
+      });
+      assertEquals(old.status, 307, version);
+      assertEquals(old.headers.get("location"), `/ui/static/${UI_VERSION}/app.js`);
+      assertEquals(old.headers.get("cache-control"), "no-store");
+      assertEquals(old.headers.get("content-security-policy"), UI_CSP);
+      assertEquals(old.body, "");
+    }
+    assertEquals((await text(s, "/ui/static/0000/nope.js")).status, 404);
     assertEquals((await text(s, `/ui/static/${UI_VERSION}/nope.js`)).status, 404);
     assertEquals((await text(s, `/ui/static/${UI_VERSION}/constructor`)).status, 404);
 
