@@ -12,7 +12,9 @@
  * Ctrl-C / SIGTERM cancels the run on the service (`POST /runs/{id}/cancel`), says so with its id
  * and exits 130: the run is started with `wait: false` and an `Idempotency-Key`, then waited for
  * with the same key, so its id is known while it runs. (A service that answers the first request
- * with the result, as 0.8's does, is waited for in that request.)
+ * with the result, as 0.8's does, is waited for in that request.) What the signal's line says
+ * follows the phase ({@linkcode onSignal}): while the flow is stored no run exists and none is
+ * started; while `POST /api/v1/runs` is answered the run is cancelled once its id comes.
  *
  * Exit codes: 0 success; 1 failed or skipped outcome, or the service refused or could not be
  * reached; 2 bad usage or a flow the service found a fatal problem in; 130 cancelled.
@@ -71,6 +73,22 @@ export function register(program: Command, setExit: SetExit): void {
     });
 }
 
+/**
+ * What the first Ctrl-C / SIGTERM does, for the line `stepflow submit` prints: before `POST
+ * /api/v1/runs` no run exists (was: "cancelling the run on the service" even then); while it is
+ * answered the run may be starting and is cancelled once its id is known; then it is cancelled.
+ */
+export function onSignal(phase: "store" | "start" | "wait", runId: string | undefined): string {
+  if (phase === "store") return "stopping; no run was started on the service";
+  if (phase === "start") {
+    return "stopping; the run being started is cancelled on the service as soon as it answers " +
+      "with its id";
+  }
+  return runId === undefined
+    ? "stopping; the service gave no run id, so the run cannot be cancelled from here"
+    : `cancelling run ${runId} on the service`;
+}
+
 /** The URL and token from flags and the environment. */
 export function serviceOf(flags: { url?: string; token?: string }): ServiceClient {
   const env = (name: string) => {
@@ -107,8 +125,10 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
   }
   let result: FlowResult;
   let runId: string | undefined;
+  // what a signal does depends on how far we got: no run yet, one being started, one running
+  let phase: "store" | "start" | "wait" = "store";
   const cancel = onCancelSignals((sig) =>
-    writeStderr(`\n${sig}: cancelling the run on the service (again to exit at once)\n`)
+    writeStderr(`\n${sig}: ${onSignal(phase, runId)} (again to exit at once)\n`)
   );
   // a service that does not answer once we are told to stop does not keep us
   client.giveUpAfter(cancel.signal);
@@ -122,6 +142,7 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
     if (overrides !== undefined) body.overrides = overrides;
     if (variables !== undefined) body.variables = variables;
     if (cancel.signal.aborted) return await cancelled(undefined);
+    phase = "start";
     // started without waiting, so that its id is known while it runs (a Ctrl-C cancels it);
     // then waited for with the same key. Not abandoned midway: a run the service starts has an id.
     const key = { "Idempotency-Key": `stepflow-submit-${crypto.randomUUID()}` };
@@ -139,8 +160,12 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
       );
     });
     if (isJsonObject(answer) && typeof answer.runId === "string") runId = answer.runId;
+    phase = "wait";
     if (runId !== undefined && flags.verbose) writeStderr(`run_id: ${runId}\n`);
-    if (cancel.signal.aborted) return await cancelled(runId);
+    // a service that answered with the result (0.8) has no run left to cancel: it is printed
+    if (cancel.signal.aborted && !(isJsonObject(answer) && isJsonObject(answer.result))) {
+      return await cancelled(runId);
+    }
     if (isJsonObject(answer) && !isJsonObject(answer.result)) {
       try {
         answer = await client.call("POST", "/api/v1/runs", body, {
@@ -174,7 +199,12 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
   /** Cancels the run on the service (when it was started) and says so; returns 130. */
   async function cancelled(id: string | undefined): Promise<number> {
     if (id === undefined) {
-      writeStderr("cancelled before the run was started on the service\n");
+      writeStderr(
+        phase === "store"
+          ? "cancelled before the run was started on the service\n"
+          : "stopped; the service gave no run id, so a run it started cannot be cancelled from " +
+            "here (GET /api/v1/runs lists the runs)\n",
+      );
       return EXIT_CANCELLED;
     }
     try {
