@@ -239,12 +239,15 @@ export class StepflowPlugin implements Plugin {
 
   /**
    * The engine services of the run a worker request belongs to: by its `observability.run_id`;
-   * else, when only one run has calls open, that run's; else the plugin's (not tied to a run).
+   * else, when only one run has calls open, that run's; else, for requests that start no run
+   * (blobs, metadata, `flows/get_batch`), the plugin's (not tied to a run).
    * @throws {ProtocolError} -32602 for a request that starts nested runs (`flows/evaluate`,
-   * `flows/submit_batch`) without a `run_id` of an open call while several runs have calls open:
-   * its runs would belong to no run — not cancelled with the step, outside the nesting depth and
-   * run budget, so a flow evaluating itself through the step service recursed without end (13,000
-   * levels and 430 MB in a minute).
+   * `flows/submit_batch`) without a `run_id` of an open call while several runs have calls open,
+   * or while none has (a worker's background thread after its execute answered): its runs would
+   * belong to no run — not cancelled with anything, outside the nesting depth and run budget, so
+   * a flow evaluating itself through the step service recursed without end (13,000 levels and
+   * 430 MB in a minute). stepflow 0.8 accepts worker requests at any time (§3.4) but has no
+   * nesting limits; docs/protocol.md has said "only while an execute call is open".
    */
   #engineFor(req: RequestMessage): EngineServices {
     const params = isJsonObject(req.params) ? req.params : undefined;
@@ -252,18 +255,19 @@ export class StepflowPlugin implements Plugin {
     const hit = typeof obs?.run_id === "string" ? this.#open.get(obs.run_id) : undefined;
     if (hit) return hit.engine;
     if (this.#open.size === 1) return this.#open.values().next().value!.engine;
-    if (
-      this.#open.size > 1 &&
-      (req.method === "flows/evaluate" || req.method === "flows/submit_batch")
-    ) {
+    if (req.method === "flows/evaluate" || req.method === "flows/submit_batch") {
       const given = typeof obs?.run_id === "string"
         ? `its observability.run_id ${JSON.stringify(obs.run_id.slice(0, 80))} has no call open`
         : "it has no params.observability.run_id";
+      const open = this.#open.size === 0
+        ? `no components/execute call is open on step service '${this.name}' (runs are started ` +
+          `only for the call they are made for, while it is open)`
+        : `${this.#open.size} runs have calls open on step service '${this.name}'`;
       throw new ProtocolError(
         INVALID_PARAMS,
-        `${req.method}: cannot tell which run it belongs to: ${given}, and ${this.#open.size} ` +
-          `runs have calls open on step service '${this.name}'. Send the 'observability' ` +
-          `params of the components/execute call it is made for (the stepflow SDKs do)`,
+        `${req.method}: cannot tell which run it belongs to: ${given}, and ${open}. Send the ` +
+          `'observability' params of the components/execute call it is made for (the stepflow ` +
+          `SDKs do)`,
       );
     }
     return this.#engine!;

@@ -3,7 +3,7 @@
  * flows/get_metadata, flows/submit_batch and flows/get_batch while its step runs; a worker's
  * JSON-RPC error is a failed step that `onError` handles.
  */
-import { assertEquals, assertStringIncludes } from "../../_assert.ts";
+import { assert, assertEquals, assertStringIncludes, withTempDir } from "../../_assert.ts";
 import { configFromValue, Engine, loadFlow } from "../../../mod.ts";
 import { WORKERS } from "./_helpers.ts";
 
@@ -133,6 +133,57 @@ output: { $from: { step: s } }
     const text = JSON.stringify(r);
     assertStringIncludes(text, "cannot tell which run it belongs to");
     assertEquals(text.split('"reply"').length - 1, 2, "the second level is refused");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("real engine: a worker's flows/evaluate while no call is open is refused (-32602), not run as a run of no run", async () => {
+  const engine = await Engine.create(configFromValue({
+    plugins: {
+      builtin: { type: "builtin" },
+      rw: { type: "stepflow", command: "python3", args: ["unattributed_worker.py"] },
+    },
+    routes: {
+      "/builtin/{*component}": [{ plugin: "builtin" }],
+      "/rw/{*component}": [{ plugin: "rw" }],
+    },
+  }, WORKERS));
+  try {
+    await withTempDir(async (dir) => {
+      const go = `${dir}/go`;
+      const out = `${dir}/reply.json`;
+      const flow = await loadFlow(
+        JSON.stringify({
+          schema: "https://stepflow.org/schemas/v1/flow.json",
+          steps: [{ id: "s", component: "/rw/evaluate_later", input: { go, out } }],
+          output: { $from: { step: "s" } },
+        }),
+        { text: true },
+      );
+      assertEquals(await engine.run(flow, {}), { outcome: "success", result: { ok: true } });
+      // the run is over, no call is open: the worker now sends flows/evaluate without
+      // observability (was: run as a nested run of no run, cancelled with nothing, outside the
+      // nesting depth and run budget)
+      await Deno.writeTextFile(go, "");
+      const deadline = Date.now() + 60_000;
+      let reply: { error?: { code: number; message: string }; result?: unknown } | undefined;
+      while (reply === undefined) {
+        try {
+          reply = JSON.parse(await Deno.readTextFile(out));
+        } catch {
+          assert(Date.now() < deadline, "the worker wrote no reply within 60 s");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      assert(reply.error, `answered: ${JSON.stringify(reply)}`);
+      assertEquals(reply.error.code, -32602);
+      assertStringIncludes(
+        reply.error.message,
+        "flows/evaluate: cannot tell which run it belongs to",
+      );
+      assertStringIncludes(reply.error.message, "no components/execute call is open");
+    });
   } finally {
     await engine.close();
   }
