@@ -5,7 +5,8 @@
  * tree of processes the child started (core/process_tree.ts) with escalation from a closed stdin
  * to SIGTERM to SIGKILL. One set of limits for both:
  * {@linkcode DEFAULT_MAX_LINE_BYTES}, {@linkcode STDERR_TAIL_LINES},
- * {@linkcode DEFAULT_CLOSE_GRACE_MS}, {@linkcode PIPE_DRAIN_MS}.
+ * {@linkcode STDERR_LOG_LINES_PER_SECOND}, {@linkcode DEFAULT_CLOSE_GRACE_MS},
+ * {@linkcode PIPE_DRAIN_MS}.
  * @module
  */
 import { describeError } from "../errors.ts";
