@@ -37,7 +37,7 @@ const STDERR_LINE_CHARS = 300;
  * counted, not logged, and one note per second says how many lines (and bytes) were dropped.
  * The tail ({@linkcode STDERR_TAIL_LINES}) keeps the last lines regardless.
  */
-export const STDERR_LOG_LINES_PER_SECOND = 100;
+export const STDERR_LOG_LINES_PER_SECOND = 1000;
 
 /** The window {@linkcode STDERR_LOG_LINES_PER_SECOND} counts lines in, ms. */
 const STDERR_LOG_WINDOW_MS = 1000;
@@ -316,7 +316,7 @@ export class Child {
 /**
  * Lets at most {@linkcode STDERR_LOG_LINES_PER_SECOND} stderr lines a second through to the log;
  * counts the others and says once per window how many were dropped (`stderr: 12,345 more lines
- * (1.2 MB) not logged: over 100 lines a second`). Nothing is queued: a line is logged when it
+ * (1.2 MB) not logged: over 1000 lines a second`). Nothing is queued: a line is logged when it
  * comes or never.
  */
 class StderrLogLimit {
