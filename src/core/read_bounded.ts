@@ -1,8 +1,10 @@
 /**
- * Reading a body with a size limit: a step service's HTTP answer (src/plugins/stepflow/http_body.ts),
- * a model endpoint's answer (src/plugins/builtin/model_http.ts), an MCP server's Streamable HTTP
- * answer (src/plugins/mcp/http_fetch.ts). Each says in its own words what an answer over the limit
- * means; this reads, counts and stops.
+ * Reading a body or a file with a size limit: a step service's HTTP answer
+ * (src/plugins/stepflow/http_body.ts), a model endpoint's answer (src/plugins/builtin/model_http.ts),
+ * an MCP server's Streamable HTTP answer (src/plugins/mcp/http_fetch.ts), the service's answers to
+ * the CLI (src/cli/service_client.ts), and every file or stdin the CLI reads
+ * ({@linkcode readFileBounded}, {@linkcode MAX_READ_FILE_BYTES}). Each caller says in its own words
+ * what an answer over the limit means; this reads, counts and stops.
  * @module
  */
 
