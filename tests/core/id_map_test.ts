@@ -142,3 +142,16 @@ Deno.test("IdMap: deleting where a probe run wraps around the table's end keeps 
   assertEquals([d, e].map((x) => m.get(x)?.n), [3, 4]);
   assertStrictEquals(m.size, 2);
 });
+
+Deno.test("IdMap: a table grown past 1,024 slots shrinks again as ids go, keeping every id found", () => {
+  const ids = Array.from({ length: 5000 }, () => crypto.randomUUID());
+  const m = new IdMap<E>();
+  ids.forEach((id, n) => m.set(id, { id, n }));
+  for (let i = 0; i < ids.length; i++) {
+    assertStrictEquals(m.delete(ids[i]), true);
+    if (i % 97 === 0) {
+      for (let j = i + 1; j < ids.length; j += 89) assertStrictEquals(m.get(ids[j])?.n, j);
+    }
+  }
+  assertStrictEquals(m.size, 0);
+});
