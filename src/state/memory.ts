@@ -601,6 +601,9 @@ export class MemoryStateStore implements StateStore {
     // without the journal, step times are not kept: the run's own times stand in
     const run = entry?.rec;
     const fallback = run?.completedAt ?? run?.createdAt ?? "";
+    // a start without a result in a run that was cancelled or failed: the step was running when
+    // the run ended (stepflow 0.8 has no `cancelled` step status), as the other stores record it
+    const unfinished = run?.status === "cancelled" || run?.status === "failed";
     const times = entry?.stepAt ?? [];
     const starts = entry?.starts ?? [];
     const out: StepInfoRecord[] = [];
@@ -613,7 +616,7 @@ export class MemoryStateStore implements StateStore {
         stepIndex: i,
         stepId: r?.stepId ?? s!.stepId,
         component: s?.component ?? r?.component ?? "",
-        status: r ? stepStatusOf(r.result) : "running",
+        status: r ? stepStatusOf(r.result) : unfinished ? "failed" : "running",
         attempt: Math.max(s?.attempt ?? 1, r?.attempt ?? 1),
         createdAt: s?.at || times[i] || fallback,
         updatedAt: (r ? times[i] : s!.at) || fallback,

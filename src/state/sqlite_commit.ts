@@ -47,6 +47,13 @@ export const SQL_RUN_STATUS = 5;
 export const SQL_BATCH = 6;
 export const SQL_BATCH_RUN = 7;
 export const SQL_ENGINE_URL = 8;
+/**
+ * A run that ended other than `completed` (cancelled, failed): its steps still `running` (a call
+ * it was waiting for when it was cancelled, or abandoned when it failed) become `failed`
+ * (stepflow 0.8 has no `cancelled` step status). Applied after the commit's step rows, so that a
+ * start committed with the end is caught too. Arguments: `[at, runId]`.
+ */
+export const SQL_STEPS_END = 9;
 
 /** What {@linkcode applyBatch} keeps between commits of one connection. */
 export interface CommitCache {
@@ -172,6 +179,7 @@ export function applyBatch(
        max_concurrency) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     "INSERT OR REPLACE INTO batch_runs(batch_id, run_id, batch_input_index) VALUES (?, ?, ?)",
     "UPDATE engines SET url = ? WHERE id = ?",
+    "UPDATE step_info SET status = 'failed', updated_at = ? WHERE run_id = ? AND status = 'running'",
   ];
   // deno-lint-ignore no-explicit-any
   const stmt = (sql: string): any => {
@@ -195,6 +203,8 @@ export function applyBatch(
   const results: unknown[] = [];
   const infos: unknown[] = [];
   const events: unknown[] = [];
+  /** Arguments of the commit's `SQL_STEPS_END` (9), applied after its step rows. */
+  const stepsEnd: unknown[][] = [];
   /** Writes rows many per statement (a statement call costs about as much as a row). */
   const writeRows = (args: unknown[], width: number, head: string, tail: string) => {
     let off = 0;
@@ -218,7 +228,8 @@ export function applyBatch(
       const tag = ops[i];
       if (tag === 0) {
         const argc = ops[i + 2] as number;
-        stmt(SQL[ops[i + 1] as number]).run(...ops.slice(i + 3, i + 3 + argc));
+        if (ops[i + 1] === 9) stepsEnd.push(ops.slice(i + 3, i + 3 + argc));
+        else stmt(SQL[ops[i + 1] as number]).run(...ops.slice(i + 3, i + 3 + argc));
         i += 3 + argc;
       } else if (tag === 1) {
         const runId = ops[i + 1];
@@ -247,6 +258,7 @@ export function applyBatch(
     }
     writeRows(results, 5, RESULTS, "");
     writeRows(infos, 9, INFOS, INFOS_TAIL);
+    for (const args of stepsEnd) stmt(SQL[9]).run(...args);
     writeRows(events, 8, EVENTS, "");
     stmt("COMMIT").run();
   } catch (e) {

@@ -31,6 +31,7 @@ import {
   SQL_RUN,
   SQL_RUN_END,
   SQL_RUN_STATUS,
+  SQL_STEPS_END,
 } from "./sqlite_commit.ts";
 import { describeError } from "../errors.ts";
 import { processIdentity } from "./liveness.ts";
@@ -455,6 +456,8 @@ export class SqliteWriter {
     } else {
       this.#sql(SQL_RUN_END, [status, text, at, at, runId]);
     }
+    // a cancelled or failed run's steps left `running` (none when it completed)
+    if (status !== "completed") this.#sql(SQL_STEPS_END, [at, runId]);
     this.#event(runId, c.rootOf(runId), "run_completed", data, at);
     return this.#queued();
   }
