@@ -73,9 +73,12 @@ export interface CommitCache {
  *   when the file was emptied or overwritten in place (`: > runs.db`): whenever its size or
  *   modification time changed, its 100-byte header is read, and an empty file or one whose
  *   header is not SQLite's fails the commit (SQLite wrote on into the WAL, and the next
- *   checkpoint left a malformed database while every run was answered as stored). A file cut
- *   short past its header is not caught here (a checkpoint in progress looks the same); reads of
- *   its missing pages fail as a damaged database.
+ *   checkpoint left a malformed database while every run was answered as stored), and one cut
+ *   short past its header (shorter than the pages its header counts), unless a checkpoint is
+ *   under way (the WAL index says so: it writes page 1 before the pages past the file's end),
+ *   then the next commit looks again. A file cut short while a checkpoint runs, and made whole
+ *   again (zeros) by the end of that checkpoint, is not caught; reads of its lost pages fail as
+ *   a damaged database.
  */
 export function applyBatch(
   // deno-lint-ignore no-explicit-any
@@ -122,16 +125,70 @@ export function applyBatch(
         const magic = "SQLite format 3\0";
         if (got < 100 || [...magic].some((c, i) => head[i] !== c.charCodeAt(0))) {
           damage = "its header is no longer SQLite's";
+        } else {
+          // Cut short past its header: shorter than the size its header gives (pages × page
+          // size; valid when the change counter at 24 equals the one at 92). A checkpoint in
+          // progress looks the same for a moment (it writes page 1, with the new size, before
+          // the pages after the file's end): the WAL index (`-shm`) says when one is under way
+          // (nBackfillAttempted, at 128, beyond nBackfill, at 96): not judged then, and the
+          // file is looked at again at the next commit (its stamp is not kept).
+          const u32 = (o: number) =>
+            ((head[o] << 24) | (head[o + 1] << 16) | (head[o + 2] << 8) | head[o + 3]) >>> 0;
+          const raw = (head[16] << 8) | head[17];
+          const pageSize = raw === 1 ? 65536 : raw;
+          const pages = u32(28);
+          if (pages > 0 && u32(24) === u32(92) && st.size < pages * pageSize) {
+            let inProgress = true; // unless the WAL index says otherwise
+            try {
+              const shm = Deno.openSync(file.path + "-shm", { read: true });
+              const info = new Uint8Array(136);
+              let n = 0;
+              try {
+                while (n < 136) {
+                  const k = shm.readSync(info.subarray(n));
+                  if (k === null || k === 0) break;
+                  n += k;
+                }
+              } finally {
+                shm.close();
+              }
+              if (n === 136) {
+                // the WAL index is in the machine's byte order
+                const dv = new DataView(info.buffer);
+                const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+                inProgress = dv.getUint32(128, le) > dv.getUint32(96, le);
+              }
+            } catch {
+              // no WAL index: no checkpoint can be under way
+              inProgress = false;
+            }
+            // a checkpoint that ended meanwhile changed the file: looked at again next commit
+            let now: Deno.FileInfo | undefined;
+            try {
+              now = Deno.statSync(file.path);
+            } catch {
+              // gone: the next commit says so
+            }
+            const same = now !== undefined && `${now.size}:${now.mtime?.getTime()}` === stamp;
+            if (inProgress || !same) {
+              damage = "";
+            } else {
+              damage = `it is ${st.size} bytes, its header says ${pages * pageSize}`;
+            }
+          }
         }
       }
-      if (damage !== undefined) {
+      if (damage === "") {
+        // not judged now (see above): the stamp is not kept, the next commit looks again
+      } else if (damage !== undefined) {
         throw new Error(
           `the database file was truncated or overwritten while this process had it open ` +
             `(${damage}); nothing more can be stored in it: stop the process, then restore the ` +
             "file from a backup (or recover it with sqlite3's .recover)",
         );
+      } else {
+        cache.fileStamp = stamp;
       }
-      cache.fileStamp = stamp;
     }
   }
   // every column of `runs` but its id, set from the row being inserted
