@@ -53,6 +53,7 @@ import { loadPluginTypes } from "./plugin_types.ts";
 import { type InternalRunOptions, type RunHost, runLimits } from "./run_lifecycle.ts";
 import { startRun } from "./run_handle.ts";
 import {
+  checkFlowStrings,
   checkJsonValues,
   checkLoadedConfig,
   checkRunOptions,
@@ -274,6 +275,7 @@ export class Engine {
     }
     this.#checkOpen("start a run");
     const f = flowOf(flow);
+    checkFlowStrings(f);
     checkJsonValues(input, options.variables);
     const live = this.#live;
     if (options.runId !== undefined && live.has(options.runId)) {
