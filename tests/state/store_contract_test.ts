@@ -230,6 +230,28 @@ contract(
 );
 
 contract(
+  "claimRunId() takes a new run id once: a second claim gets the run holding it",
+  async (s) => {
+    // every store has it (the in-memory one too: two engines sharing it in one process)
+    assert(s.claimRunId !== undefined, `${s.kind} has no claimRunId`);
+    const id = { runId: "n", flowId: "f".repeat(64), flowName: "x", input: { a: 1 } };
+    const createdAt = "2024-01-01T00:00:00.000Z";
+    assertStrictEquals(await s.claimRunId({ ...id, createdAt }), undefined);
+    const held = await s.claimRunId({ ...id, createdAt, input: { a: 2 } });
+    assertStrictEquals(held?.runId, "n");
+    assertStrictEquals(held?.status, "running");
+    // the claimer's createRun completes the record
+    await s.createRun(run("n", createdAt, { flowName: "x", input: { a: 1 } }));
+    const r = await s.getRun("n");
+    assertEquals([r?.status, r?.input, r?.ownerId], ["running", { a: 1 }, s.engineId]);
+    // a queued run with the id is taken over
+    s.createRun(run("q", createdAt, { status: "queued" }));
+    assertStrictEquals(await s.claimRunId({ ...id, runId: "q", createdAt }), undefined);
+    assertStrictEquals((await s.getRun("q"))?.status, "running");
+  },
+);
+
+contract(
   "a queued run has no owner (SQLite: the engine that queued it); claimRun() takes it and bumps the lease epoch",
   async (s) => {
     s.createRun(run("q", "2024-01-01T00:00:00.000Z", { status: "queued" }));
