@@ -26,6 +26,21 @@ function napThenCount(readyFile: string) {
   };
 }
 
+/** w (a /builtin/wait_for of a signal never sent) → echo. */
+const WAIT_THEN_ECHO = {
+  schema: SCHEMA,
+  name: "wait",
+  steps: [
+    { id: "w", component: "/builtin/wait_for", input: { name: "go" } },
+    {
+      id: "echo",
+      component: "/builtin/create_messages",
+      input: { user_prompt: { $from: { step: "w" }, path: "$.x" } },
+    },
+  ],
+  output: { $from: { step: "echo" } },
+};
+
 async function cancelWhileRunning(store: string, cliStore?: (dir: string) => string) {
   await withServer({ args: ["--store", store] }, async (s, dir) => {
     const ready = `${dir}/ready`;
@@ -50,9 +65,33 @@ async function cancelWhileRunning(store: string, cliStore?: (dir: string) => str
       assertStrictEquals(text.includes("status-failed"), true, "the run's graph agrees");
     }
 
+    // a built-in step (recorded with its result only: no start in the store) waiting for a
+    // signal when its run is cancelled: was `blocked`; its start is recorded at the run's end
+    const waitId = await storeFlow(s, WAIT_THEN_ECHO);
+    const waiting = await s.call("POST", "/api/v1/runs", {
+      flowId: waitId,
+      input: {},
+      wait: false,
+    });
+    const waitRun = waiting.body.runId;
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const st = await s.call("GET", `/api/v1/runs/${waitRun}/steps`);
+      if (st.body.steps?.w?.status === "running") break;
+      if (Date.now() > deadline) throw new Error(`w never ran: ${JSON.stringify(st.body)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assertStrictEquals(
+      (await s.call("POST", `/api/v1/runs/${waitRun}/cancel`)).body.status,
+      "cancelled",
+    );
+    const waitSteps = await s.call("GET", `/api/v1/runs/${waitRun}/steps`);
+    assertStrictEquals(waitSteps.body.steps.w.status, "failed", JSON.stringify(waitSteps.body));
+    assertStrictEquals(waitSteps.body.steps.echo.status, "blocked");
+
     if (cliStore === undefined) return;
     // the store's step statuses (was: `running` for good), as `stepflow runs show` prints them
-    const show = async (format: string) => {
+    const show = async (format: string, id = runId) => {
       const out = await new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -61,7 +100,7 @@ async function cancelWhileRunning(store: string, cliStore?: (dir: string) => str
           `${REPO_ROOT}/main.ts`,
           "runs",
           "show",
-          runId,
+          id,
           "--store",
           cliStore(dir),
           "--format",
@@ -78,6 +117,10 @@ async function cancelWhileRunning(store: string, cliStore?: (dir: string) => str
     assertStrictEquals(json.steps.length, 1, "nap only: count never started");
     assertStrictEquals(json.steps[0].stepId, "nap");
     assertStrictEquals(json.steps[0].status, "failed");
+    const shown = JSON.parse(await show("json", waitRun));
+    assertStrictEquals(shown.steps.length, 1, "w only");
+    assertStrictEquals(shown.steps[0].stepId, "w");
+    assertStrictEquals(shown.steps[0].status, "failed");
     const table = await show("table");
     assertStrictEquals(
       table.includes("no result: running when the run was cancelled"),
