@@ -60,6 +60,13 @@ export interface CommitCache {
   stmts: Map<string, unknown>;
   /** Size and modification time of the database file when its header was last found sound. */
   fileStamp?: string;
+  /** Size of the database file at the last commit, bytes. */
+  fileSize?: number;
+  /**
+   * The database file opened to read its header, kept open until the connection is closed
+   * (then closed with {@linkcode closeCommitCache}): never closed while SQLite has the file open.
+   */
+  headFile?: Deno.FsFile;
 }
 
 /**
@@ -74,11 +81,11 @@ export interface CommitCache {
  *   modification time changed, its 100-byte header is read, and an empty file or one whose
  *   header is not SQLite's fails the commit (SQLite wrote on into the WAL, and the next
  *   checkpoint left a malformed database while every run was answered as stored), and one cut
- *   short past its header (shorter than the pages its header counts), unless a checkpoint is
- *   under way (the WAL index says so: it writes page 1 before the pages past the file's end),
- *   then the next commit looks again. A file cut short while a checkpoint runs, and made whole
- *   again (zeros) by the end of that checkpoint, is not caught; reads of its lost pages fail as
- *   a damaged database.
+ *   short past its header (shorter than the pages its header counts, and smaller than at the
+ *   last commit: a checkpoint under way leaves the file short for a moment too, as it writes
+ *   page 1 before the pages past the file's end, but never makes it smaller). A file cut short
+ *   and made whole again (zeros) by a checkpoint before the next commit is not caught; reads of
+ *   its lost pages fail as a damaged database.
  */
 export function applyBatch(
   // deno-lint-ignore no-explicit-any
@@ -105,76 +112,47 @@ export function applyBatch(
     }
     // (inline, no helpers: this function's source also runs alone in the commit worker)
     const stamp = `${st.size}:${st.mtime?.getTime()}`;
+    // smaller than at the last commit (or at the store's open): only a cut does that
+    const shrunk = st.size < (cache.fileSize ?? file.size ?? 0);
+    cache.fileSize = st.size;
     if (cache.fileStamp !== stamp) {
       let damage: string | undefined;
       if (st.size < 100) {
         damage = st.size === 0 ? "it is empty" : `it is ${st.size} bytes, shorter than its header`;
       } else {
+        // One descriptor kept open for the connection's life (closed after it): closing a
+        // descriptor of the database file drops every POSIX lock this process holds on it,
+        // SQLite's shared lock included, after which another process closing its last
+        // connection takes the file for its own and deletes the WAL this one writes into.
         const head = new Uint8Array(100);
         let got = 0;
-        const f = Deno.openSync(file.path, { read: true });
-        try {
-          while (got < 100) {
-            const n = f.readSync(head.subarray(got));
-            if (n === null || n === 0) break;
-            got += n;
-          }
-        } finally {
-          f.close();
+        const f = cache.headFile ??= Deno.openSync(file.path, { read: true });
+        f.seekSync(0, Deno.SeekMode.Start);
+        while (got < 100) {
+          const n = f.readSync(head.subarray(got));
+          if (n === null || n === 0) break;
+          got += n;
         }
         const magic = "SQLite format 3\0";
         if (got < 100 || [...magic].some((c, i) => head[i] !== c.charCodeAt(0))) {
           damage = "its header is no longer SQLite's";
         } else {
           // Cut short past its header: shorter than the size its header gives (pages × page
-          // size; valid when the change counter at 24 equals the one at 92). A checkpoint in
-          // progress looks the same for a moment (it writes page 1, with the new size, before
-          // the pages after the file's end): the WAL index (`-shm`) says when one is under way
-          // (nBackfillAttempted, at 128, beyond nBackfill, at 96): not judged then, and the
-          // file is looked at again at the next commit (its stamp is not kept).
+          // size; valid when the change counter at 24 equals the one at 92), and smaller than
+          // at the last commit. A checkpoint in progress leaves the file short for a moment
+          // too (it writes page 1, with the new size, before the pages past the file's end),
+          // but it only ever makes the file larger, or at its end exactly the header's size:
+          // a short file that did not shrink is not judged, and looked at again at the next
+          // commit (its stamp is not kept). (The WAL index, `-shm`, would say whether a
+          // checkpoint runs, but it must not be opened here: closing any descriptor of a file
+          // drops every POSIX lock this process holds on it, SQLite's included.)
           const u32 = (o: number) =>
             ((head[o] << 24) | (head[o + 1] << 16) | (head[o + 2] << 8) | head[o + 3]) >>> 0;
           const raw = (head[16] << 8) | head[17];
           const pageSize = raw === 1 ? 65536 : raw;
           const pages = u32(28);
           if (pages > 0 && u32(24) === u32(92) && st.size < pages * pageSize) {
-            let inProgress = true; // unless the WAL index says otherwise
-            try {
-              const shm = Deno.openSync(file.path + "-shm", { read: true });
-              const info = new Uint8Array(136);
-              let n = 0;
-              try {
-                while (n < 136) {
-                  const k = shm.readSync(info.subarray(n));
-                  if (k === null || k === 0) break;
-                  n += k;
-                }
-              } finally {
-                shm.close();
-              }
-              if (n === 136) {
-                // the WAL index is in the machine's byte order
-                const dv = new DataView(info.buffer);
-                const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-                inProgress = dv.getUint32(128, le) > dv.getUint32(96, le);
-              }
-            } catch {
-              // no WAL index: no checkpoint can be under way
-              inProgress = false;
-            }
-            // a checkpoint that ended meanwhile changed the file: looked at again next commit
-            let now: Deno.FileInfo | undefined;
-            try {
-              now = Deno.statSync(file.path);
-            } catch {
-              // gone: the next commit says so
-            }
-            const same = now !== undefined && `${now.size}:${now.mtime?.getTime()}` === stamp;
-            if (inProgress || !same) {
-              damage = "";
-            } else {
-              damage = `it is ${st.size} bytes, its header says ${pages * pageSize}`;
-            }
+            damage = shrunk ? `it is ${st.size} bytes, its header says ${pages * pageSize}` : "";
           }
         }
       }
@@ -328,11 +306,27 @@ export function applyBatch(
   }
 }
 
+/**
+ * Closes what {@linkcode applyBatch} kept open in `cache` (the database file's descriptor for its
+ * header): once the connection is closed, as the descriptor's close drops this process's POSIX
+ * locks on the file.
+ */
+export function closeCommitCache(cache: CommitCache): void {
+  try {
+    cache.headFile?.close();
+  } catch {
+    // closed already
+  }
+  cache.headFile = undefined;
+}
+
 /** The database file a store opened, to notice it was deleted or replaced (see applyBatch). */
 export interface DatabaseFile {
   path: string;
   dev: number;
   ino: number;
+  /** Its size when the store opened it, bytes (a commit finding it smaller: it was cut). */
+  size?: number;
 }
 
 /**
@@ -359,7 +353,9 @@ export function databaseFile(path: string): DatabaseFile | null {
   if (path === ":memory:" || path === "") return null;
   try {
     const st = Deno.statSync(path);
-    return st.dev !== null && st.ino !== null ? { path, dev: st.dev, ino: st.ino } : null;
+    return st.dev !== null && st.ino !== null
+      ? { path, dev: st.dev, ino: st.ino, size: st.size }
+      : null;
   } catch {
     return null;
   }
@@ -397,6 +393,13 @@ self.onmessage = (e) => {
       // closing what could not be opened
     }
     db = undefined;
+    // (after the connection: its close drops this process's locks on the file)
+    try {
+      cache.headFile?.close();
+    } catch {
+      // closed already
+    }
+    cache.headFile = undefined;
     self.postMessage({ type: "closed" });
   }
 };

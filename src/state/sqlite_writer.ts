@@ -13,6 +13,7 @@ import { GroupCommit } from "./group_commit.ts";
 import type { Checkpointer } from "./sqlite_checkpoint.ts";
 import {
   applyBatch,
+  closeCommitCache,
   type CommitCache,
   CommitWorker,
   type DatabaseFile,
@@ -162,6 +163,14 @@ export class SqliteWriter {
   /** The error of a commit since `mark` that failed (`StateStore.failedSince`). */
   failedSince(mark: number): unknown {
     return this.#gc.failedSince(mark);
+  }
+
+  /**
+   * Closes the database file's descriptor the commits kept open (src/state/sqlite_commit.ts
+   * `applyBatch`): only once the store's connections are closed.
+   */
+  closeFiles(): void {
+    closeCommitCache(this.#cache);
   }
 
   /** Commits everything queued; resolves when nothing is queued or in flight. */

@@ -190,3 +190,52 @@ for (const worker of [false, true]) {
     });
   });
 }
+
+for (const worker of [false, true]) {
+  const where = worker ? " (commits in a worker)" : "";
+  Deno.test(`reading the database file's header keeps this process's locks: another process closing does not delete the WAL${where}`, async () => {
+    // Before: the header was read with a descriptor opened and closed at each check, and closing
+    // any descriptor of a file drops every POSIX lock the process holds on it, SQLite's shared
+    // lock included: another process closing its connection then took the file as its last user,
+    // deleted the WAL, and the commits after went into the deleted WAL (lost: another reader saw
+    // 1 run of 2).
+    await withTempDir(async (dir) => {
+      const path = `${dir}/runs.db`;
+      const s = SqliteStateStore.open(`sqlite:${path}`);
+      try {
+        if (worker) await s.useCommitWorker();
+        s.createRun(run("first"));
+        await s.flush(); // the first commit reads the header
+        // another SQLite client (Python's: it checkpoints on close, and deletes the WAL when it
+        // finds itself the last user; the sqlite3 shell, a backup script do the same)
+        const other = await new Deno.Command("python3", {
+          args: [
+            "-c",
+            `import sqlite3
+d = sqlite3.connect(${JSON.stringify(path)})
+d.execute("SELECT count(*) FROM runs").fetchone()
+d.close()`,
+          ],
+        }).output();
+        assertStrictEquals(other.code, 0, new TextDecoder().decode(other.stderr));
+        const wal = await Deno.stat(`${path}-wal`).then(() => true, () => false);
+        assertStrictEquals(wal, true, "the other process deleted the WAL this one writes into");
+        s.createRun(run("second"));
+        await s.flush();
+        // what this process commits is what another reads
+        const check = await new Deno.Command("python3", {
+          args: [
+            "-c",
+            `import sqlite3
+d = sqlite3.connect(${JSON.stringify(path)})
+print(d.execute("SELECT count(*) FROM runs").fetchone()[0])
+d.close()`,
+          ],
+        }).output();
+        assertStrictEquals(new TextDecoder().decode(check.stdout).trim(), "2");
+      } finally {
+        await s.close();
+      }
+    });
+  });
+}
