@@ -15,6 +15,7 @@ import {
   Engine,
   FlowLoadError,
   loadFlow,
+  parseFlowValue,
   renderFlow,
   runFlow,
   validateFlow,
@@ -231,6 +232,72 @@ Deno.test("engine.run: an input or variable that is not JSON is a TypeError nami
     // deno-lint-ignore no-explicit-any
     const ok = await engine.run(FLOW as any, { x: "fine", skipped: undefined } as any);
     assertEquals(ok, { outcome: "success", result: "fine" });
+  } finally {
+    await engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a flow built as an object and a run's input are refused lone UTF-16 surrogates, naming the JSON path", async () => {
+  // Before: accepted; a SQLite store kept the flow name and step id as U+FFFD ("bad\ufffdname",
+  // "a\ufffd"), so what was read back differed from the flow that ran (parsed flows, inputs
+  // and REST bodies were refused them already).
+  const dir = await Deno.makeTempDir();
+  const engine = await Engine.create(configFromValue({
+    ...CONFIG,
+    stateStore: { type: "sqlite", databaseUrl: `sqlite:${dir}/runs.db` },
+  }));
+  try {
+    const cases: [unknown, string][] = [
+      [{ ...FLOW, name: "bad\ud800name" }, "$.name holds a lone UTF-16 surrogate"],
+      [
+        { ...FLOW, steps: [{ ...FLOW.steps[0], id: "a\udc00" }] },
+        "$.steps[0].id holds a lone UTF-16 surrogate",
+      ],
+      [
+        { ...FLOW, steps: [{ ...FLOW.steps[0], input: { ["k\ud83d"]: "v" } }] },
+        "key in $.steps[0].input holds",
+      ],
+    ];
+    for (const [flow, says] of cases) {
+      // deno-lint-ignore no-explicit-any
+      const e = await assertRejects(() => engine.run(flow as any, { x: "a" }), TypeError);
+      assertStringIncludes(e.message, "engine.run/start: the flow's ");
+      assertStringIncludes(e.message, says);
+      assertStringIncludes(e.message, "both halves of its surrogate pair");
+      // parseFlowValue (the library's check of a flow object) says the same
+      assertThrows(
+        // deno-lint-ignore no-explicit-any
+        () => parseFlowValue(flow as any),
+        FlowLoadError,
+        says.replace("key in ", "a key of "),
+      );
+    }
+    // the input and variables: the path of the string, or of the key
+    for (
+      const [input, says] of [
+        [{ x: "x\ud800y" }, "input.x: a string holding a lone UTF-16 surrogate"],
+        [{ x: ["ok", { ["\udfff"]: 1 }] }, "input.x[1]"],
+      ] as [unknown, string][]
+    ) {
+      const e = await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        () => engine.run(FLOW as any, input as any),
+        TypeError,
+        "the input must be a JSON value",
+      );
+      assertStringIncludes(e.message, says);
+    }
+    await assertRejects(
+      // deno-lint-ignore no-explicit-any
+      () => engine.run(FLOW as any, { x: "a" }, { variables: { v: "\ud800" } }),
+      TypeError,
+      "variable 'v': a string holding a lone UTF-16 surrogate",
+    );
+    // a pair is text: it runs, and reads back the same
+    // deno-lint-ignore no-explicit-any
+    const ok = await engine.run({ ...FLOW, name: "ok \ud83d\ude00" } as any, { x: "\ud83d\ude00" });
+    assertEquals(ok, { outcome: "success", result: "\u{1F600}" });
   } finally {
     await engine.close();
     await Deno.remove(dir, { recursive: true });

@@ -213,8 +213,11 @@ export async function showCommand(runId: string, flags: ShowFlags): Promise<numb
         String(s.attempts),
         typeof s.durationMs === "number" ? formatMs(s.durationMs) : "",
         s.result ? resultText(s.result as unknown as FlowResult, 60) : s.status === "failed"
-          // a step the engine was running when it stopped (marked failed when found dead)
-          ? "no result: interrupted while running"
+          // a step the engine was running when it stopped (marked failed when found dead), or
+          // when its run was cancelled (0.8 has no `cancelled` step status)
+          ? run.status === "cancelled"
+            ? "no result: running when the run was cancelled"
+            : "no result: interrupted while running"
           : "",
       ]),
     );

@@ -9,6 +9,8 @@ import { MAX_DURATION_MS } from "../core/duration.ts";
 import type { Flow } from "../flow/model.ts";
 import type { LoadedConfig } from "../config/model.ts";
 import { type JsonValue, notJsonAt } from "../json/exact_json.ts";
+import { findLoneSurrogate, LONE_SURROGATE_HINT } from "../json/lone_surrogate.ts";
+import { jsonPath } from "../core/diagnostics.ts";
 import type { FlowLike, RunOptions } from "./run_options.ts";
 
 /**
@@ -141,6 +143,33 @@ export function flowOf(given: Flow | FlowLike): Flow {
     }
   }
   return flow;
+}
+
+/** Flow objects found free of lone surrogates ({@linkcode checkFlowStrings}). */
+const wellFormedFlows = new WeakSet<object>();
+
+/**
+ * The strings of a top-level run's flow (names, ids, components, literals; keys too) are Unicode
+ * text: a lone UTF-16 surrogate (`"\ud800"` without its pair) would be stored as U+FFFD (SQLite,
+ * PostgreSQL), so a flow name or step id read back differs from the flow's. A flow parsed from
+ * text is refused such strings where it is read (src/core/document_base.ts); one built as an
+ * object by a library caller was not checked. Walked once per flow object (a run of a flow
+ * already seen costs one WeakSet look-up): the engine takes a flow object as unchanging (its
+ * flow id is cached the same way, src/execution/flow_id.ts).
+ * @throws {TypeError} naming the JSON path (`$.steps[0].id`).
+ */
+export function checkFlowStrings(flow: Flow): void {
+  if (wellFormedFlows.has(flow)) return;
+  const found = findLoneSurrogate(flow);
+  if (found !== undefined) {
+    const at = found.inKey ? found.path.slice(0, -1) : found.path;
+    throw new TypeError(
+      `engine.run/start: the flow's ${found.inKey ? "key in " : ""}${
+        jsonPath(at)
+      } holds ${LONE_SURROGATE_HINT}`,
+    );
+  }
+  wellFormedFlows.add(flow);
 }
 
 export function describeKind(v: unknown): string {

@@ -53,6 +53,7 @@ import { loadPluginTypes } from "./plugin_types.ts";
 import { type InternalRunOptions, type RunHost, runLimits } from "./run_lifecycle.ts";
 import { startRun } from "./run_handle.ts";
 import {
+  checkFlowStrings,
   checkJsonValues,
   checkLoadedConfig,
   checkRunOptions,
@@ -274,6 +275,7 @@ export class Engine {
     }
     this.#checkOpen("start a run");
     const f = flowOf(flow);
+    checkFlowStrings(f);
     checkJsonValues(input, options.variables);
     const live = this.#live;
     if (options.runId !== undefined && live.has(options.runId)) {
@@ -318,10 +320,11 @@ export class Engine {
 
   /**
    * Resolves when `runId` may name a new top-level run: the store had no run with it, or only
-   * the service's own `queued` record of it (started now under its id). A database store takes
-   * the id in one atomic statement ({@linkcode StateStore.claimRunId}): of two engines given the
-   * same new id at the same instant, one runs and the other gets this error (before, both looked
-   * the id up, found nothing, and ran as one record, their step results mixed).
+   * the service's own `queued` record of it (started now under its id). The store takes the id
+   * at once ({@linkcode StateStore.claimRunId}: one statement in a database, one synchronous step
+   * in memory): of two engines given the same new id at the same instant, one runs and the
+   * other gets this error (before, both looked the id up, found nothing, and ran as one record,
+   * their step results mixed).
    * @throws {UsageError} (rejects) when the store has a run with that id (finished, or executed
    * by another engine). Before: the new run silently replaced that run's record (input, status,
    * result) and its step results mixed with the old run's. A store that cannot be read or

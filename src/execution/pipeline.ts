@@ -219,6 +219,7 @@ function startedCall(
     component: step.component,
     attempt,
   });
+  (run.inFlight.recorded ??= new Set()).add(step.index);
   if (write === undefined) return undefined;
   // its failure fails the run through the step's result write, committed after it
   write.catch(() => {});

@@ -77,6 +77,12 @@ export class InFlight {
   readonly startedAt: StepNumbers;
   /** Current attempt by step index. */
   readonly attempt: StepNumbers;
+  /**
+   * Indices of the steps whose start was recorded in the store (steps with side effects: the
+   * pipeline's `startedCall`); made on the first. A run that ends without completing records
+   * the start of its other steps in flight (src/execution/run_lifecycle.ts `endRun`).
+   */
+  recorded: Set<number> | undefined = undefined;
 
   constructor(readonly steps: readonly CompiledStep[]) {
     // Plain arrays for small flows: a typed array's buffer costs ~1 µs to make, which a run of a

@@ -44,8 +44,9 @@ export interface RunOptions {
    * executing in this engine throws a `UsageError`, and the id of a run already in the state
    * store (finished, or executed by another engine) makes the result reject with one (before:
    * the new run silently replaced the old run's record). A stored run is continued with
-   * `engine.resume(runId)` instead. An SQLite or PostgreSQL store takes a new id atomically:
-   * of two engines given it at the same instant, one runs it, the other gets the `UsageError`.
+   * `engine.resume(runId)` instead. Every store takes a new id atomically (the in-memory one
+   * too, when two engines share it): of two engines given it at the same instant, one runs it,
+   * the other gets the `UsageError`.
    */
   runId?: string;
   /** The run that started this one (nested runs). */

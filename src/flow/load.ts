@@ -16,8 +16,13 @@
  */
 import type { LoadedFlow } from "./model.ts";
 import { type DocumentFormat, formatFromPath, parseDocument } from "../core/document.ts";
-import { parseFlowValue, useZodFlowCheck } from "./load_file.ts";
+import { parseFlowValue as parseValue, useZodFlowCheck } from "./load_file.ts";
 import { zodFlowCheck } from "./shapes_zod.ts";
+import type { SourceMap } from "../core/diagnostics.ts";
+import { jsonPath } from "../core/diagnostics.ts";
+import { FlowLoadError } from "../errors.ts";
+import type { JsonValue } from "../json/exact_json.ts";
+import { findLoneSurrogate, LONE_SURROGATE_HINT } from "../json/lone_surrogate.ts";
 
 // The library API is synchronous: the zod model is loaded with it (src/core/lazy_check.ts).
 useZodFlowCheck(zodFlowCheck);
@@ -25,7 +30,31 @@ useZodFlowCheck(zodFlowCheck);
 export type { LoadedFlow } from "./model.ts";
 export { ShapeError } from "./shape_errors.ts";
 export { serializeFlow } from "./serialize.ts";
-export { isFlowDocument, loadFlowFile, parseFlowValue, readText } from "./load_file.ts";
+export { isFlowDocument, loadFlowFile, readText } from "./load_file.ts";
+
+/**
+ * Checks a parsed flow value (a flow document's value, or an object built in JavaScript) against
+ * the flow model and gives the {@linkcode LoadedFlow}. A value without `source` (not parsed from
+ * text here, where the reader refuses them: src/core/document_base.ts) is first checked for
+ * strings and keys holding a lone UTF-16 surrogate, which a store would keep as U+FFFD (a flow
+ * name or step id read back changed; stepflow 0.8's parser refuses them).
+ * @throws {FlowLoadError} naming the JSON path (`$.steps[0].id holds a lone UTF-16 surrogate
+ *   ...`), or what is wrong with the flow's shape.
+ */
+export function parseFlowValue(value: JsonValue, source?: SourceMap, file?: string): LoadedFlow {
+  if (source === undefined) {
+    const found = findLoneSurrogate(value);
+    if (found !== undefined) {
+      const at = found.inKey ? found.path.slice(0, -1) : found.path;
+      throw new FlowLoadError(
+        `${file === undefined ? "" : `${file}: `}${found.inKey ? "a key of " : ""}${
+          jsonPath(at)
+        } holds ${LONE_SURROGATE_HINT}`,
+      );
+    }
+  }
+  return parseValue(value, source, file);
+}
 
 /**
  * Parses flow text.
@@ -38,5 +67,5 @@ export function loadFlowText(
 ): LoadedFlow {
   const format = options.format ?? (options.file ? formatFromPath(options.file) : "yaml");
   const doc = parseDocument(text, format, options.file);
-  return parseFlowValue(doc.value, doc.source, options.file);
+  return parseValue(doc.value, doc.source, options.file);
 }

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { LONE_SURROGATE_HINT } from "./lone_surrogate.ts";
 
 /** A raw JSON number made by `JSON.rawJSON` (frozen object with a `rawJSON` text). */
 export interface RawNumber {
@@ -238,8 +239,9 @@ export function sortKeys(value: unknown): unknown {
  * Where `value` is not a JSON value a store could keep, or `undefined` when it is one: a path
  * and what is there (`$.a[2]: a function`). Not JSON: `undefined` (at the top or in an array),
  * functions, symbols, bigints, numbers that are not finite (JSON.stringify writes `null`),
- * objects that are not plain (a Map, a class instance; a Date), and anything nested more than
- * `maxDepth` levels (a cycle). Keys of plain objects whose value is `undefined` are allowed (left
+ * objects that are not plain (a Map, a class instance; a Date), strings and keys holding a lone
+ * UTF-16 surrogate (stored as U+FFFD, they would read back changed: src/json/lone_surrogate.ts),
+ * and anything nested more than `maxDepth` levels (a cycle). Keys of plain objects whose value is `undefined` are allowed (left
  * out, as JSON.stringify does). Stops at the first problem.
  */
 export function notJsonAt(value: unknown, maxDepth: number = MAX_JSON_DEPTH): string | undefined {
@@ -273,6 +275,8 @@ interface NotJson {
 function notJson(v: unknown, left: number): NotJson | undefined {
   switch (typeof v) {
     case "string":
+      // (isWellFormed: V8 answers a one-byte string at once, scans a two-byte one)
+      return v.isWellFormed() ? undefined : found(`a string holding ${LONE_SURROGATE_HINT}`);
     case "boolean":
       return undefined;
     case "number":
@@ -299,6 +303,11 @@ function notJson(v: unknown, left: number): NotJson | undefined {
       }
       for (const k in v) {
         const x = (v as Record<string, unknown>)[k];
+        if (!k.isWellFormed()) {
+          const p = found(`a key holding ${LONE_SURROGATE_HINT}`);
+          p.path.push(k);
+          return p;
+        }
         if (x === undefined) continue;
         const p = notJson(x, left - 1);
         if (p !== undefined) {

@@ -257,7 +257,7 @@ export function addRunRoutes(app: ApiApp, s: Service): void {
       "/api/v1/runs/{runId}/steps",
       "The steps of a run: status and result of each",
       S.ListStepsResponse,
-      "Keyed by step id, in flow order. Status: completed/failed/skipped (from the step's result), running, runnable (every dependency finished), blocked. Extensions: `attempt`, `startedAt`, `completedAt`, `durationMs` (`durationEstimated` when the start was not journaled and is taken as the moment the step's inputs were ready), and `input`: the step's resolved input (secrets redacted), once it started.",
+      "Keyed by step id, in flow order. Status: completed/failed/skipped (from the step's result), running, runnable (every dependency finished), blocked; a step that was running when its run was cancelled or failed reads failed, without a result (stepflow 0.8 has no cancelled step status). Extensions: `attempt`, `startedAt`, `completedAt`, `durationMs` (`durationEstimated` when the start was not journaled and is taken as the moment the step's inputs were ready), and `input`: the step's resolved input (secrets redacted), once it started.",
     ),
     async (c) => {
       const r = await storedRun(s, c.req.valid("param").runId);

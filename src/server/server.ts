@@ -23,6 +23,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { Engine } from "../execution/engine.ts";
 import { describeError } from "../errors.ts";
 import { logger } from "../log.ts";
+import { headAnswer } from "./head.ts";
 import { allowedMethods } from "./allowed_methods.ts";
 import { ApiError } from "./api_error.ts";
 import { DEFAULT_MAX_BODY_BYTES, jsonBody } from "./body.ts";
@@ -183,10 +184,13 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     },
   });
 
+  /** GET requests made from HEAD requests ({@linkcode headAnswer}): counted as HEAD. */
+  const heads = new WeakSet<Request>();
+  const methodOf = (c: Context): string => heads.has(c.req.raw) ? "HEAD" : c.req.method;
   app.use("*", async (c, next) => {
     const t0 = performance.now();
     await next();
-    metrics.request(c.req.method, routeOf(c.req.routePath), c.res.status, performance.now() - t0);
+    metrics.request(methodOf(c), routeOf(c.req.routePath), c.res.status, performance.now() - t0);
   });
   if (options.allowedHosts) {
     const allowed = new Set(options.allowedHosts.map((h) => h.toLowerCase()));
@@ -310,7 +314,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
       return c.json(
         {
           code: 405,
-          message: `Method ${c.req.method} is not allowed on ${c.req.path}: use ${
+          message: `Method ${methodOf(c)} is not allowed on ${c.req.path}: use ${
             allow.filter((m) => m !== "HEAD").join(" or ")
           }`,
         },
@@ -320,8 +324,9 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
     }
     return c.json({
       code: 404,
-      message:
-        `No route for ${c.req.method} ${c.req.path}: the API is under /api/v1 (see /api/v1/openapi.json or /swagger-ui)`,
+      message: `No route for ${
+        methodOf(c)
+      } ${c.req.path}: the API is under /api/v1 (see /api/v1/openapi.json or /swagger-ui)`,
     }, 404);
   });
   app.onError((err, c) => {
@@ -335,7 +340,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
         : err.message || `HTTP ${status}`;
       return c.json({ code: status, message }, status);
     }
-    log.error(`${c.req.method} ${c.req.path}: ${describeError(err)}`);
+    log.error(`${methodOf(c)} ${c.req.path}: ${describeError(err)}`);
     return c.json({
       code: 500,
       message: `Internal error: ${describeError(err)}`,
@@ -344,7 +349,10 @@ export function createServer(engine: Engine, options: ServerOptions = {}): Stepf
   });
 
   return {
-    fetch: (request: Request, info?: unknown) => app.fetch(request, info as never),
+    fetch: (request: Request, info?: unknown) =>
+      request.method === "HEAD"
+        ? headAnswer(request, (get) => app.fetch(get, info as never), heads)
+        : app.fetch(request, info as never),
     app,
     service,
     openapi,

@@ -4,7 +4,12 @@
  * started and finished, how long it took, and the input it was given.
  *
  * - Status: `completed`/`failed`/`skipped` from the step's stored result; `running` while the
- *   engine runs it; `runnable` when every dependency has finished; else `blocked`.
+ *   engine runs it; `runnable` when every dependency has finished; else `blocked`. A step that
+ *   was running when its run was cancelled (or failed) reads `failed`, without a result: stepflow
+ *   0.8 has no `cancelled` step status (its cancel did not stop a run), and `failed` is what its
+ *   run's result says (`outcome: failed`, code 410); the run's status says `cancelled`. Steps
+ *   recorded with their result only (built-ins, mocks: docs/durability.md) have their start
+ *   recorded when the run ends (src/execution/run_lifecycle.ts `endRun`).
  * - Times come from the run's journal: a step's start from its `step_started` event (journaled
  *   for steps with side effects), else its result's time less its duration (the engine records
  *   how long each step took, from its first attempt's start: `data.durationMs` of
@@ -79,10 +84,16 @@ export async function runSteps(
   const active = s.runs.get(r.runId);
   // was: a step running on another service on the database read `blocked` here (no handle)
   const elsewhere = active === undefined && (r.status === "running" || r.status === "paused");
-  const [stored, events] = await Promise.all([
+  // a run that was cancelled or failed: a step it was running then has its start recorded
+  // (step_info `failed`, or `running` in a store of an older version) and no result
+  const ended = r.status === "cancelled" || r.status === "failed";
+  const [stored, events, infos] = await Promise.all([
     s.store.getStepResults(r.runId),
     statusOnly && !elsewhere ? [] : s.store.getEvents({ runId: r.runId }),
+    ended ? s.store.getStepInfo(r.runId) : [],
   ]);
+  const cut = new Set<number>();
+  for (const x of infos) if (x.status === "running" || x.status === "failed") cut.add(x.stepIndex);
   const steps = flow.steps ?? [];
   const results: (FlowResult | undefined)[] = new Array(steps.length);
   for (const sr of stored) results[sr.stepIndex] = sr.result;
@@ -156,6 +167,8 @@ export async function runSteps(
         : result.outcome === "skipped"
         ? "skipped"
         : "failed";
+    } else if (ended && (running || cut.has(i))) {
+      status = "failed"; // running when its run was cancelled or failed: no result
     } else if (running) status = "running";
     else if (active?.state === "running" && deps?.every((d) => results[d] !== undefined)) {
       status = "runnable";

@@ -21,6 +21,7 @@ import {
   type RunStatus,
   type SignalRecord,
   type StateStore,
+  type StepInfoRecord,
   type StepResultRecord,
   type StoreCondition,
   type StoredBlob,
@@ -69,6 +70,11 @@ export class ServiceStore {
 
   getStepResults(runId: string): Promise<StepResultRecord[]> {
     return this.store.getStepResults(runId);
+  }
+
+  /** A run's step statuses (steps that never started have none). */
+  getStepInfo(runId: string): Promise<StepInfoRecord[]> {
+    return this.store.getStepInfo(runId);
   }
 
   getBlob(id: string): Promise<StoredBlob | undefined> {

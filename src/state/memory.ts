@@ -45,6 +45,7 @@ import {
   type EventFilter,
   isFinished,
   type LeaseRenewal,
+  type NewRunId,
   normalizeInstant,
   nowRfc3339,
   type RunEventRecord,
@@ -387,6 +388,46 @@ export class MemoryStateStore implements StateStore {
     if (queued) this.#wake();
   }
 
+  /**
+   * Takes `id.runId` for a new top-level run at once (`StateStore.claimRunId`): the look-up and
+   * the record are one synchronous step, so of two engines sharing this store and given the same
+   * new id at the same moment, exactly one gets it (before, each looked the id up with `getRun`,
+   * awaited, found nothing, and both ran under it: one record, their step results mixed). The
+   * record is `running`, this store's, with the run's flow and input (its `createRun` completes
+   * it; no event until then); a `queued` run with that id is taken over.
+   * @returns undefined when the id is the caller's now; else (a copy of) the run that holds it.
+   */
+  claimRunId(id: NewRunId): Promise<RunRecord | undefined> {
+    const old = this.#get(id.runId);
+    if (old !== undefined) {
+      if (old.rec.status !== "queued") return Promise.resolve({ ...old.rec });
+      old.rec = { ...old.rec, status: "running", ownerId: this.engineId };
+      return Promise.resolve(undefined);
+    }
+    const rec: RunRecord = {
+      runId: id.runId,
+      flowId: id.flowId,
+      status: "running",
+      input: id.input,
+      createdAt: id.createdAt,
+      rootRunId: id.runId,
+      ownerId: this.engineId,
+      leaseEpoch: 1,
+    };
+    if (id.flowName !== undefined) rec.flowName = id.flowName;
+    this.#runs.set(id.runId, {
+      rec,
+      parent: undefined,
+      kids: undefined,
+      steps: undefined,
+      stepAt: undefined,
+      starts: undefined,
+      moved: false,
+    });
+    this.#useFlow(id.flowId);
+    return Promise.resolve(undefined);
+  }
+
   recordStepStarted(runId: string, s: StepStartRecord): void {
     const entry = this.#get(runId);
     if (entry === undefined) return;
@@ -601,6 +642,9 @@ export class MemoryStateStore implements StateStore {
     // without the journal, step times are not kept: the run's own times stand in
     const run = entry?.rec;
     const fallback = run?.completedAt ?? run?.createdAt ?? "";
+    // a start without a result in a run that was cancelled or failed: the step was running when
+    // the run ended (stepflow 0.8 has no `cancelled` step status), as the other stores record it
+    const unfinished = run?.status === "cancelled" || run?.status === "failed";
     const times = entry?.stepAt ?? [];
     const starts = entry?.starts ?? [];
     const out: StepInfoRecord[] = [];
@@ -613,7 +657,7 @@ export class MemoryStateStore implements StateStore {
         stepIndex: i,
         stepId: r?.stepId ?? s!.stepId,
         component: s?.component ?? r?.component ?? "",
-        status: r ? stepStatusOf(r.result) : "running",
+        status: r ? stepStatusOf(r.result) : unfinished ? "failed" : "running",
         attempt: Math.max(s?.attempt ?? 1, r?.attempt ?? 1),
         createdAt: s?.at || times[i] || fallback,
         updatedAt: (r ? times[i] : s!.at) || fallback,

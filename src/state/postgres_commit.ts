@@ -107,6 +107,17 @@ export async function sendBatch(s: PgSession, b: Batch): Promise<void> {
         ) y
         ORDER BY y.n`);
     }
+    // A run that ended other than `completed` (cancelled, failed): its steps still `running`
+    // (a call it was waiting for when it was cancelled, or abandoned when it failed) become
+    // `failed` (stepflow 0.8 has no `cancelled` step status); after the step rows, so that a
+    // start committed with the end is caught too. No statement when every end is `completed`.
+    const unfinished = endedUnfinished(b);
+    if (unfinished.length > 0) {
+      qs.push(c`
+        UPDATE step_info s SET status = 'failed', updated_at = (x->>1)::timestamptz
+        FROM jsonb_array_elements(${JSON.stringify(unfinished)}::text::jsonb) AS x
+        WHERE s.run_id = x->>0 AND s.status = 'running'`);
+    }
     for (const bt of b.batches) {
       qs.push(c`
         INSERT INTO batches(id, flow_id, flow_name, total_inputs, status, created_at,
@@ -148,6 +159,22 @@ export async function sendBatch(s: PgSession, b: Batch): Promise<void> {
   } finally {
     c.release();
   }
+}
+
+/** `[runId, completedAt]` of the runs of commit `b` that end other than `completed`. */
+function endedUnfinished(b: Batch): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [id, u] of b.updates) {
+    if (u.completedAt !== null && unfinished(u.status)) out.push([id, u.completedAt]);
+  }
+  for (const r of b.creates) {
+    if (r.completedAt !== null && unfinished(r.status)) out.push([r.id, r.completedAt]);
+  }
+  return out;
+}
+
+function unfinished(status: string): boolean {
+  return status === "failed" || status === "cancelled";
 }
 
 /** Whether a run's key is an Idempotency-Key of the service (`idempotency:...`). */

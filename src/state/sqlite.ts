@@ -614,5 +614,6 @@ export class SqliteStateStore implements StateStore {
     // the worker's connection first: closing the last one checkpoints what is left
     await this.#w.checkpointer?.close();
     c.db.close();
+    this.#w.closeFiles(); // (after the connection: its close drops this process's locks)
   }
 }

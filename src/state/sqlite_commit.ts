@@ -47,12 +47,26 @@ export const SQL_RUN_STATUS = 5;
 export const SQL_BATCH = 6;
 export const SQL_BATCH_RUN = 7;
 export const SQL_ENGINE_URL = 8;
+/**
+ * A run that ended other than `completed` (cancelled, failed): its steps still `running` (a call
+ * it was waiting for when it was cancelled, or abandoned when it failed) become `failed`
+ * (stepflow 0.8 has no `cancelled` step status). Applied after the commit's step rows, so that a
+ * start committed with the end is caught too. Arguments: `[at, runId]`.
+ */
+export const SQL_STEPS_END = 9;
 
 /** What {@linkcode applyBatch} keeps between commits of one connection. */
 export interface CommitCache {
   stmts: Map<string, unknown>;
   /** Size and modification time of the database file when its header was last found sound. */
   fileStamp?: string;
+  /** Size of the database file at the last commit, bytes. */
+  fileSize?: number;
+  /**
+   * The database file opened to read its header, kept open until the connection is closed
+   * (then closed with {@linkcode closeCommitCache}): never closed while SQLite has the file open.
+   */
+  headFile?: Deno.FsFile;
 }
 
 /**
@@ -66,9 +80,12 @@ export interface CommitCache {
  *   when the file was emptied or overwritten in place (`: > runs.db`): whenever its size or
  *   modification time changed, its 100-byte header is read, and an empty file or one whose
  *   header is not SQLite's fails the commit (SQLite wrote on into the WAL, and the next
- *   checkpoint left a malformed database while every run was answered as stored). A file cut
- *   short past its header is not caught here (a checkpoint in progress looks the same); reads of
- *   its missing pages fail as a damaged database.
+ *   checkpoint left a malformed database while every run was answered as stored), and one cut
+ *   short past its header (shorter than the pages its header counts, and smaller than at the
+ *   last commit: a checkpoint under way leaves the file short for a moment too, as it writes
+ *   page 1 before the pages past the file's end, but never makes it smaller). A file cut short
+ *   and made whole again (zeros) by a checkpoint before the next commit is not caught; reads of
+ *   its lost pages fail as a damaged database.
  */
 export function applyBatch(
   // deno-lint-ignore no-explicit-any
@@ -95,36 +112,61 @@ export function applyBatch(
     }
     // (inline, no helpers: this function's source also runs alone in the commit worker)
     const stamp = `${st.size}:${st.mtime?.getTime()}`;
+    // smaller than at the last commit (or at the store's open): only a cut does that
+    const shrunk = st.size < (cache.fileSize ?? file.size ?? 0);
+    cache.fileSize = st.size;
     if (cache.fileStamp !== stamp) {
       let damage: string | undefined;
       if (st.size < 100) {
         damage = st.size === 0 ? "it is empty" : `it is ${st.size} bytes, shorter than its header`;
       } else {
+        // One descriptor kept open for the connection's life (closed after it): closing a
+        // descriptor of the database file drops every POSIX lock this process holds on it,
+        // SQLite's shared lock included, after which another process closing its last
+        // connection takes the file for its own and deletes the WAL this one writes into.
         const head = new Uint8Array(100);
         let got = 0;
-        const f = Deno.openSync(file.path, { read: true });
-        try {
-          while (got < 100) {
-            const n = f.readSync(head.subarray(got));
-            if (n === null || n === 0) break;
-            got += n;
-          }
-        } finally {
-          f.close();
+        const f = cache.headFile ??= Deno.openSync(file.path, { read: true });
+        f.seekSync(0, Deno.SeekMode.Start);
+        while (got < 100) {
+          const n = f.readSync(head.subarray(got));
+          if (n === null || n === 0) break;
+          got += n;
         }
         const magic = "SQLite format 3\0";
         if (got < 100 || [...magic].some((c, i) => head[i] !== c.charCodeAt(0))) {
           damage = "its header is no longer SQLite's";
+        } else {
+          // Cut short past its header: shorter than the size its header gives (pages × page
+          // size; valid when the change counter at 24 equals the one at 92), and smaller than
+          // at the last commit. A checkpoint in progress leaves the file short for a moment
+          // too (it writes page 1, with the new size, before the pages past the file's end),
+          // but it only ever makes the file larger, or at its end exactly the header's size:
+          // a short file that did not shrink is not judged, and looked at again at the next
+          // commit (its stamp is not kept). (The WAL index, `-shm`, would say whether a
+          // checkpoint runs, but it must not be opened here: closing any descriptor of a file
+          // drops every POSIX lock this process holds on it, SQLite's included.)
+          const u32 = (o: number) =>
+            ((head[o] << 24) | (head[o + 1] << 16) | (head[o + 2] << 8) | head[o + 3]) >>> 0;
+          const raw = (head[16] << 8) | head[17];
+          const pageSize = raw === 1 ? 65536 : raw;
+          const pages = u32(28);
+          if (pages > 0 && u32(24) === u32(92) && st.size < pages * pageSize) {
+            damage = shrunk ? `it is ${st.size} bytes, its header says ${pages * pageSize}` : "";
+          }
         }
       }
-      if (damage !== undefined) {
+      if (damage === "") {
+        // not judged now (see above): the stamp is not kept, the next commit looks again
+      } else if (damage !== undefined) {
         throw new Error(
           `the database file was truncated or overwritten while this process had it open ` +
             `(${damage}); nothing more can be stored in it: stop the process, then restore the ` +
             "file from a backup (or recover it with sqlite3's .recover)",
         );
+      } else {
+        cache.fileStamp = stamp;
       }
-      cache.fileStamp = stamp;
     }
   }
   // every column of `runs` but its id, set from the row being inserted
@@ -172,6 +214,7 @@ export function applyBatch(
        max_concurrency) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     "INSERT OR REPLACE INTO batch_runs(batch_id, run_id, batch_input_index) VALUES (?, ?, ?)",
     "UPDATE engines SET url = ? WHERE id = ?",
+    "UPDATE step_info SET status = 'failed', updated_at = ? WHERE run_id = ? AND status = 'running'",
   ];
   // deno-lint-ignore no-explicit-any
   const stmt = (sql: string): any => {
@@ -195,6 +238,8 @@ export function applyBatch(
   const results: unknown[] = [];
   const infos: unknown[] = [];
   const events: unknown[] = [];
+  /** Arguments of the commit's `SQL_STEPS_END` (9), applied after its step rows. */
+  const stepsEnd: unknown[][] = [];
   /** Writes rows many per statement (a statement call costs about as much as a row). */
   const writeRows = (args: unknown[], width: number, head: string, tail: string) => {
     let off = 0;
@@ -218,7 +263,8 @@ export function applyBatch(
       const tag = ops[i];
       if (tag === 0) {
         const argc = ops[i + 2] as number;
-        stmt(SQL[ops[i + 1] as number]).run(...ops.slice(i + 3, i + 3 + argc));
+        if (ops[i + 1] === 9) stepsEnd.push(ops.slice(i + 3, i + 3 + argc));
+        else stmt(SQL[ops[i + 1] as number]).run(...ops.slice(i + 3, i + 3 + argc));
         i += 3 + argc;
       } else if (tag === 1) {
         const runId = ops[i + 1];
@@ -247,6 +293,7 @@ export function applyBatch(
     }
     writeRows(results, 5, RESULTS, "");
     writeRows(infos, 9, INFOS, INFOS_TAIL);
+    for (const args of stepsEnd) stmt(SQL[9]).run(...args);
     writeRows(events, 8, EVENTS, "");
     stmt("COMMIT").run();
   } catch (e) {
@@ -259,11 +306,27 @@ export function applyBatch(
   }
 }
 
+/**
+ * Closes what {@linkcode applyBatch} kept open in `cache` (the database file's descriptor for its
+ * header): once the connection is closed, as the descriptor's close drops this process's POSIX
+ * locks on the file.
+ */
+export function closeCommitCache(cache: CommitCache): void {
+  try {
+    cache.headFile?.close();
+  } catch {
+    // closed already
+  }
+  cache.headFile = undefined;
+}
+
 /** The database file a store opened, to notice it was deleted or replaced (see applyBatch). */
 export interface DatabaseFile {
   path: string;
   dev: number;
   ino: number;
+  /** Its size when the store opened it, bytes (a commit finding it smaller: it was cut). */
+  size?: number;
 }
 
 /**
@@ -290,7 +353,9 @@ export function databaseFile(path: string): DatabaseFile | null {
   if (path === ":memory:" || path === "") return null;
   try {
     const st = Deno.statSync(path);
-    return st.dev !== null && st.ino !== null ? { path, dev: st.dev, ino: st.ino } : null;
+    return st.dev !== null && st.ino !== null
+      ? { path, dev: st.dev, ino: st.ino, size: st.size }
+      : null;
   } catch {
     return null;
   }
@@ -328,6 +393,13 @@ self.onmessage = (e) => {
       // closing what could not be opened
     }
     db = undefined;
+    // (after the connection: its close drops this process's locks on the file)
+    try {
+      cache.headFile?.close();
+    } catch {
+      // closed already
+    }
+    cache.headFile = undefined;
     self.postMessage({ type: "closed" });
   }
 };

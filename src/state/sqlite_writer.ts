@@ -13,6 +13,7 @@ import { GroupCommit } from "./group_commit.ts";
 import type { Checkpointer } from "./sqlite_checkpoint.ts";
 import {
   applyBatch,
+  closeCommitCache,
   type CommitCache,
   CommitWorker,
   type DatabaseFile,
@@ -31,6 +32,7 @@ import {
   SQL_RUN,
   SQL_RUN_END,
   SQL_RUN_STATUS,
+  SQL_STEPS_END,
 } from "./sqlite_commit.ts";
 import { describeError } from "../errors.ts";
 import { processIdentity } from "./liveness.ts";
@@ -161,6 +163,14 @@ export class SqliteWriter {
   /** The error of a commit since `mark` that failed (`StateStore.failedSince`). */
   failedSince(mark: number): unknown {
     return this.#gc.failedSince(mark);
+  }
+
+  /**
+   * Closes the database file's descriptor the commits kept open (src/state/sqlite_commit.ts
+   * `applyBatch`): only once the store's connections are closed.
+   */
+  closeFiles(): void {
+    closeCommitCache(this.#cache);
   }
 
   /** Commits everything queued; resolves when nothing is queued or in flight. */
@@ -455,6 +465,8 @@ export class SqliteWriter {
     } else {
       this.#sql(SQL_RUN_END, [status, text, at, at, runId]);
     }
+    // a cancelled or failed run's steps left `running` (none when it completed)
+    if (status !== "completed") this.#sql(SQL_STEPS_END, [at, runId]);
     this.#event(runId, c.rootOf(runId), "run_completed", data, at);
     return this.#queued();
   }

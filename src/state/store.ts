@@ -128,7 +128,8 @@ export interface StateStore {
    * same instant on one database, exactly one gets it (before, both looked the id up, found
    * nothing, and both ran under it: one record, their step results mixed). Committed (with the
    * writes queued before it) before the promise resolves.
-   * Optional: a store without it is asked with {@linkcode getRun} (in-memory: one process).
+   * The in-memory store does it in one synchronous step (two engines sharing it in a process).
+   * Optional: a store without it is asked with {@linkcode getRun}, which is not atomic.
    * @returns undefined when the id is this engine's now; else the run that holds it.
    * @throws {StoreError} (rejects) when the database cannot be written.
    */

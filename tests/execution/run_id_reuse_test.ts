@@ -14,6 +14,7 @@ import {
   withTempDir,
 } from "../_assert.ts";
 import { Engine } from "../../src/execution/engine.ts";
+import { MemoryStateStore } from "../../src/state/memory.ts";
 import { UsageError } from "../../src/errors.ts";
 import type { JsonValue } from "../../src/json/exact_json.ts";
 import { flow, testConfig } from "./_engine_helpers.ts";
@@ -167,9 +168,12 @@ output: { $from: { step: w } }
  * Two engines on one database given the same new run id at the same instant: exactly one runs,
  * the other is refused with the UsageError, and the record is the winner's, whole.
  */
-async function oneOfTwoWins(stateStore: JsonValue): Promise<void> {
-  const a = await Engine.create(testConfig({}, { stateStore }));
-  const b = await Engine.create(testConfig({}, { stateStore }));
+async function oneOfTwoWins(stateStore: JsonValue | MemoryStateStore): Promise<void> {
+  // an in-memory store is shared by handing both engines the one object
+  const shared = stateStore instanceof MemoryStateStore ? { store: stateStore } : undefined;
+  const config = testConfig({}, shared ? {} : { stateStore: stateStore as JsonValue });
+  const a = await Engine.create(config, shared);
+  const b = await Engine.create(config, shared);
   try {
     for (let round = 0; round < 5; round++) {
       const runId = crypto.randomUUID();
@@ -204,6 +208,12 @@ async function oneOfTwoWins(stateStore: JsonValue): Promise<void> {
     await b.close();
   }
 }
+
+Deno.test("two engines given one new runId at once on one in-memory store: exactly one runs, the other gets the UsageError", async () => {
+  // before: the in-memory store had no claimRunId: both engines looked the id up (getRun),
+  // found nothing, and both ran under it
+  await oneOfTwoWins(new MemoryStateStore());
+});
 
 Deno.test("two engines given one new runId at once on one SQLite database: exactly one runs, the other gets the UsageError", async () => {
   await withTempDir(async (dir) => {

@@ -166,6 +166,34 @@ Deno.test("GET /ui and its files: types, caching, CSP; /ui needs no token, the A
     assertEquals((await text(s, "/ui/static/0000/nope.js")).status, 404);
     assertEquals((await text(s, `/ui/static/${UI_VERSION}/nope.js`)).status, 404);
     assertEquals((await text(s, `/ui/static/${UI_VERSION}/constructor`)).status, 404);
+    // nothing under /ui/static but this version's files is cached as immutable: the directories
+    // themselves, a version that does not exist, paths deeper or emptier than <version>/<file>
+    for (
+      const path of [
+        "/ui/static",
+        "/ui/static/",
+        `/ui/static/${UI_VERSION}`,
+        `/ui/static/${UI_VERSION}/`,
+        "/ui/static/0000",
+        "/ui/static/0000/",
+        "/ui/static//app.js",
+        `/ui/static/${UI_VERSION}//app.js`,
+        `/ui/static/${UI_VERSION}/app.js/`,
+        `/ui/static/${UI_VERSION}/x/app.js`,
+        "/ui/static/0000/x/app.js",
+        `/ui/static/${UI_VERSION}/..`,
+        `/ui/static/${UI_VERSION}/%2e%2e/app.js`,
+        `/ui/static/${UI_VERSION}/app.js%2f`,
+      ]
+    ) {
+      for (const method of ["GET", "HEAD"]) {
+        const res = await fetch(`${s.url}${path}`, { method, redirect: "manual" });
+        await res.body?.cancel();
+        const cache = res.headers.get("cache-control") ?? "";
+        assert(res.status === 404 || res.status === 307, `${method} ${path}: ${res.status}`);
+        assert(!cache.includes("immutable") && !cache.includes("max-age"), `${method} ${path}`);
+      }
+    }
 
     // the token: the API refuses without it; the page's files do not need it
     assertEquals((await text(s, "/api/v1/runs")).status, 401);

@@ -192,6 +192,66 @@ contract("step results write step_info statuses and journal events in order", as
 });
 
 contract(
+  "a step started but without a result when its run is cancelled or fails reads failed (was: running for good)",
+  async (s) => {
+    // committed apart: the cancel comes after the start was stored
+    s.createRun(run("c", "2024-01-01T00:00:00.000Z"));
+    await s.recordStepStarted("c", { stepIndex: 0, stepId: "nap", component: "/x", attempt: 1 });
+    await s.completeRun("c", "cancelled", {
+      outcome: "failed",
+      error: { code: 410, message: "Run was cancelled" },
+    });
+    assertEquals((await s.getStepInfo("c")).map((i) => [i.stepId, i.status]), [["nap", "failed"]]);
+    // the start and the end in one commit (a run cancelled at once)
+    s.createRun(run("d", "2024-01-01T00:00:01.000Z"));
+    s.recordStepStarted("d", { stepIndex: 0, stepId: "a", component: "/x", attempt: 1 });
+    s.recordStepStarted("d", { stepIndex: 1, stepId: "b", component: "/x", attempt: 1 });
+    s.recordStepResult("d", {
+      stepIndex: 1,
+      stepId: "b",
+      result: { outcome: "failed", error: { code: 7, message: "no" } },
+    });
+    await s.completeRun("d", "failed", { outcome: "failed", error: { code: 7, message: "no" } });
+    assertEquals((await s.getStepInfo("d")).map((i) => [i.stepId, i.status]), [
+      ["a", "failed"],
+      ["b", "failed"],
+    ]);
+    // a completed run keeps its statuses (no step can be running then)
+    s.createRun(run("e", "2024-01-01T00:00:02.000Z"));
+    s.recordStepStarted("e", { stepIndex: 0, stepId: "a", component: "/x", attempt: 1 });
+    s.recordStepResult("e", {
+      stepIndex: 0,
+      stepId: "a",
+      result: { outcome: "success", result: 1 },
+    });
+    await s.completeRun("e", "completed", { outcome: "success", result: 1 });
+    assertEquals((await s.getStepInfo("e")).map((i) => [i.stepId, i.status]), [["a", "completed"]]);
+  },
+);
+
+contract(
+  "claimRunId() takes a new run id once: a second claim gets the run holding it",
+  async (s) => {
+    // every store has it (the in-memory one too: two engines sharing it in one process)
+    assert(s.claimRunId !== undefined, `${s.kind} has no claimRunId`);
+    const id = { runId: "n", flowId: "f".repeat(64), flowName: "x", input: { a: 1 } };
+    const createdAt = "2024-01-01T00:00:00.000Z";
+    assertStrictEquals(await s.claimRunId({ ...id, createdAt }), undefined);
+    const held = await s.claimRunId({ ...id, createdAt, input: { a: 2 } });
+    assertStrictEquals(held?.runId, "n");
+    assertStrictEquals(held?.status, "running");
+    // the claimer's createRun completes the record
+    await s.createRun(run("n", createdAt, { flowName: "x", input: { a: 1 } }));
+    const r = await s.getRun("n");
+    assertEquals([r?.status, r?.input, r?.ownerId], ["running", { a: 1 }, s.engineId]);
+    // a queued run with the id is taken over
+    s.createRun(run("q", createdAt, { status: "queued" }));
+    assertStrictEquals(await s.claimRunId({ ...id, runId: "q", createdAt }), undefined);
+    assertStrictEquals((await s.getRun("q"))?.status, "running");
+  },
+);
+
+contract(
   "a queued run has no owner (SQLite: the engine that queued it); claimRun() takes it and bumps the lease epoch",
   async (s) => {
     s.createRun(run("q", "2024-01-01T00:00:00.000Z", { status: "queued" }));
