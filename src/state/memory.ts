@@ -33,6 +33,7 @@ import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { blobId } from "./blob_id.ts";
 import { StepTable } from "./step_table.ts";
+import { CompactRun } from "./compact_run.ts";
 import { IdMap, IdSet } from "../core/id_map.ts";
 import {
   type BatchFilter,
@@ -139,7 +140,7 @@ interface RunEntry {
   /** The parent run's entry, when the parent was known at `createRun`. */
   parent: RunEntry | undefined;
   /** Nested runs (running and finished), in the order they were created. */
-  kids: RunEntry[] | undefined;
+  kids: Entry[] | undefined;
   /** Step results, by step index. */
   steps: StepTable | undefined;
   /** When each step result was stored (RFC 3339), by step index (journal on only). */
@@ -147,7 +148,15 @@ interface RunEntry {
   starts: (StepStart | undefined)[] | undefined;
   /** True once it left the map of runs by id (a finished nested run: found through its parent). */
   moved: boolean;
+  /** Where it was put in its parent's `kids` (a hint: a deleted sibling shifts it), else -1. */
+  slot: number;
 }
+
+/**
+ * A run as kept: an entry, or a finished nested run with one step result kept compact (it reads
+ * as an entry; see src/state/compact_run.ts). {@linkcode MemoryStateStore.#open} gives an entry.
+ */
+type Entry = RunEntry | CompactRun;
 
 /** A {@linkcode StateStore} kept in maps; every write is applied synchronously. */
 export class MemoryStateStore implements StateStore {
@@ -160,7 +169,7 @@ export class MemoryStateStore implements StateStore {
    * Finished nested runs by id (they left {@linkcode #runs}), built on the first lookup of an id
    * {@linkcode #runs} does not hold and kept up to date from then on.
    */
-  #movedIndex: Map<string, RunEntry> | undefined;
+  #movedIndex: Map<string, Entry> | undefined;
   /** How many entries are moved (no index is built while there is none). */
   #movedCount = 0;
   /**
@@ -298,17 +307,67 @@ export class MemoryStateStore implements StateStore {
     return Promise.resolve(this.#blobs.get(id.toLowerCase()));
   }
 
-  /** The entry of run `runId`, wherever it is kept. */
-  #get(runId: string): RunEntry | undefined {
+  /** The entry of run `runId`, wherever it is kept (to read it, or write its record only). */
+  #get(runId: string): Entry | undefined {
     const e = this.#runs.get(runId);
     if (e !== undefined || this.#movedCount === 0) return e;
     return this.#moved().get(runId);
   }
 
+  /**
+   * The entry of run `runId` to write its steps, starts or nested runs: a run kept compact is
+   * turned back into an entry (a finished item run resumed or given a nested run: rare).
+   */
+  #open(runId: string): RunEntry | undefined {
+    const e = this.#runs.get(runId);
+    if (e !== undefined || this.#movedCount === 0) return e;
+    const m = this.#moved().get(runId);
+    return m instanceof CompactRun ? this.#expand(m) : m;
+  }
+
+  /** Puts an entry in the place of compact run `c` (in its parent's `kids` and the index). */
+  #expand(c: CompactRun): RunEntry {
+    const parent = this.#get(c.rec.parentRunId!) as RunEntry | undefined;
+    const e: RunEntry = {
+      rec: c.rec,
+      parent,
+      kids: undefined,
+      steps: c.toTable(),
+      stepAt: undefined,
+      starts: undefined,
+      moved: true,
+      slot: -1,
+    };
+    const kids = parent?.kids;
+    const i = kids?.indexOf(c) ?? -1;
+    if (i >= 0) {
+      kids![i] = e;
+      e.slot = i;
+    }
+    this.#movedIndex?.set(c.rec.runId, e);
+    return e;
+  }
+
+  /**
+   * Keeps finished moved entry `e` compact when it fits (see src/state/compact_run.ts): once per
+   * finished nested run, in its `completeRun`.
+   */
+  #compact(e: RunEntry): void {
+    if (!CompactRun.fits(e.kids, e.steps, e.stepAt, e.starts)) return;
+    const kids = e.parent?.kids;
+    if (kids === undefined) return;
+    let i = e.slot;
+    if (kids[i] !== e) i = kids.lastIndexOf(e);
+    if (i < 0) return;
+    const c = new CompactRun(e.rec, e.steps);
+    kids[i] = c;
+    this.#movedIndex?.set(e.rec.runId, c);
+  }
+
   /** The index of moved entries (built on first use). */
-  #moved(): Map<string, RunEntry> {
+  #moved(): Map<string, Entry> {
     if (this.#movedIndex === undefined) {
-      const index = new Map<string, RunEntry>();
+      const index = new Map<string, Entry>();
       for (const e of this.#all()) if (e.moved) index.set(e.rec.runId, e);
       this.#movedIndex = index;
     }
@@ -316,8 +375,8 @@ export class MemoryStateStore implements StateStore {
   }
 
   /** Every run entry: those by id, and the finished nested runs kept in their parents. */
-  *#all(): Generator<RunEntry> {
-    const stack: RunEntry[] = [];
+  *#all(): Generator<Entry> {
+    const stack: Entry[] = [];
     for (const e of this.#runs.values()) {
       yield e;
       if (e.kids === undefined) continue;
@@ -336,7 +395,7 @@ export class MemoryStateStore implements StateStore {
 
   createRun(run: RunRecord, owned = false): void {
     const parentId = run.parentRunId;
-    const parent = parentId === undefined ? undefined : this.#get(parentId);
+    const parent = parentId === undefined ? undefined : this.#open(parentId);
     const root = run.rootRunId ??
       (parentId === undefined ? run.runId : parent?.rec.rootRunId ?? parentId);
     const queued = run.status === "queued";
@@ -354,7 +413,9 @@ export class MemoryStateStore implements StateStore {
         : { ...run, rootRunId: root, leaseEpoch: 1, ownerId: this.engineId };
     }
     // (not #get: a new id must not build the index of moved runs)
-    const old = this.#runs.get(run.runId) ?? this.#movedIndex?.get(run.runId);
+    let old = this.#runs.get(run.runId) ?? this.#movedIndex?.get(run.runId);
+    // (a compact run finds its parent by its record's parentRunId: one that changes is an entry)
+    if (old instanceof CompactRun && old.rec.parentRunId !== r.parentRunId) old = this.#expand(old);
     if (old !== undefined) {
       // the same id again replaces the record (its steps and nested runs stay, as before)
       if (old.rec.flowId !== r.flowId) {
@@ -375,12 +436,15 @@ export class MemoryStateStore implements StateStore {
       stepAt: undefined,
       starts: undefined,
       moved: false,
+      slot: -1,
     };
     this.#runs.set(run.runId, e);
     this.#useFlow(run.flowId);
     if (parent !== undefined) {
-      if (parent.kids === undefined) parent.kids = [e];
-      else parent.kids.push(e);
+      if (parent.kids === undefined) {
+        parent.kids = [e];
+        e.slot = 0;
+      } else e.slot = parent.kids.push(e) - 1;
     }
     if (run.runKey !== undefined) this.#byKey?.set(run.runKey, run.runId);
     this.#event(run.runId, root, queued ? "run_queued" : "run_started");
@@ -388,7 +452,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   recordStepStarted(runId: string, s: StepStartRecord): void {
-    const entry = this.#get(runId);
+    const entry = this.#open(runId);
     if (entry === undefined) return;
     const at = s.at ?? (this.#journal ? nowRfc3339() : "");
     const list = entry.starts;
@@ -406,7 +470,7 @@ export class MemoryStateStore implements StateStore {
 
   recordStepResult(runId: string, record: StepResultRecord): void {
     // The hot path of every run: the caller's record is kept as is, no object per step.
-    const entry = this.#get(runId);
+    const entry = this.#open(runId);
     if (entry === undefined) return;
     (entry.steps ??= new StepTable()).set(record);
     // Reading the clock costs more than the rest (0.1-0.2 µs here): only with the journal on.
@@ -427,7 +491,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   completeRun(runId: string, status: RunStatus, result?: FlowResult): void {
-    const entry = this.#get(runId);
+    const entry = this.#open(runId);
     if (entry === undefined) return;
     const run = entry.rec;
     run.status = status;
@@ -455,7 +519,8 @@ export class MemoryStateStore implements StateStore {
       this.#movedCount++;
       this.#runs.delete(runId);
       this.#movedIndex?.set(runId, entry);
-    }
+      this.#compact(entry);
+    } else if (entry.moved) this.#compact(entry); // (finished again: resumed)
   }
 
   /**
@@ -506,7 +571,7 @@ export class MemoryStateStore implements StateStore {
   /** Step results of a run and its nested runs (slots, counted by list length). */
   #stepCount(entry: RunEntry): number {
     let n = 0;
-    const stack = [entry];
+    const stack: Entry[] = [entry];
     while (stack.length > 0) {
       const e = stack.pop()!;
       n += e.steps?.length ?? 0;
@@ -690,7 +755,10 @@ export class MemoryStateStore implements StateStore {
         if (list) this.#events.set(root, list.filter((e) => !removed.has(e.runId)));
       }
     }
-    const siblings = entry.parent?.kids;
+    const parent = entry instanceof CompactRun
+      ? this.#get(entry.rec.parentRunId!)
+      : entry.parent;
+    const siblings = parent?.kids;
     const i = siblings?.indexOf(entry) ?? -1;
     if (i >= 0) siblings!.splice(i, 1);
     // batches lose the deleted runs; a batch left without runs goes too
@@ -715,7 +783,7 @@ export class MemoryStateStore implements StateStore {
    * Takes runs and their nested runs out of the maps by id (not out of their parents' lists, nor
    * the journal, batches or retention account: {@linkcode #delete} does that); returns their ids.
    */
-  #drop(entries: RunEntry[]): IdSet {
+  #drop(entries: Entry[]): IdSet {
     const removed = new IdSet();
     const stack = [...entries];
     while (stack.length > 0) {
