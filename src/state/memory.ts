@@ -617,6 +617,16 @@ export class MemoryStateStore implements StateStore {
     this.#finishedHead = head;
   }
 
+  /**
+   * How many finished nested runs are kept compact (src/state/compact_run.ts); walks every run
+   * (tests, diagnostics).
+   */
+  compactRuns(): number {
+    let n = 0;
+    for (const e of this.#all()) if (e instanceof CompactRun) n++;
+    return n;
+  }
+
   getRun(runId: string): Promise<RunRecord | undefined> {
     const r = this.#get(runId)?.rec;
     return Promise.resolve(r ? { ...r } : undefined);

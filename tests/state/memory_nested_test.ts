@@ -4,7 +4,7 @@
  * reader can see changes: a moved run is found by id and by key, listed, deleted with its
  * parent or alone, resumed, and its own nested runs move with it.
  */
-import { assertEquals, assertStrictEquals } from "../_assert.ts";
+import { assert, assertEquals, assertStrictEquals } from "../_assert.ts";
 import { MemoryStateStore } from "../../src/state/memory.ts";
 import type { RunRecord } from "../../src/state/store.ts";
 
@@ -165,4 +165,174 @@ Deno.test("MemoryStateStore: a finished one-step run's step info is the same wit
   }]);
   assertStrictEquals((await s.getStepInfo("b"))[0].attempt, 3);
   assertStrictEquals((await s.getStepInfo("c"))[0].component, "/w/other");
+});
+
+/** What `getRun` gave for map item `p-i` of {@linkcode mapRun} (completedAt aside). */
+function itemRecord(s: MemoryStateStore, p: string, i: number): Omit<RunRecord, "completedAt"> {
+  return {
+    runId: `${p}-${i}`,
+    flowId: "f".repeat(64),
+    status: "completed",
+    input: { id: `${p}-${i}` },
+    createdAt: "2024-01-01T00:00:00.000Z",
+    parentRunId: p,
+    runKey: `${p}/each/${i}`,
+    rootRunId: p,
+    leaseEpoch: 1,
+    ownerId: s.engineId,
+    result: { outcome: "success", result: i },
+  };
+}
+
+/** What `getStepResults` and `getStepInfo` gave for map item `p-i` of {@linkcode mapRun}. */
+async function assertItemSteps(s: MemoryStateStore, p: string, i: number): Promise<void> {
+  const id = `${p}-${i}`;
+  assertEquals(await s.getStepResults(id), [{
+    stepIndex: 0,
+    stepId: "call",
+    result: { outcome: "success", result: i },
+  }]);
+  // (without the journal, a step's times are its run's)
+  const r = (await s.getRun(id))!;
+  const at = r.completedAt ?? r.createdAt;
+  assertEquals(await s.getStepInfo(id), [{
+    stepIndex: 0,
+    stepId: "call",
+    component: "/w/echo",
+    status: "completed",
+    attempt: 1,
+    createdAt: at,
+    updatedAt: at,
+    durationMs: 3,
+  }]);
+}
+
+Deno.test("MemoryStateStore: a finished one-step item run is kept compact and reads as before every way", async () => {
+  const s = new MemoryStateStore();
+  mapRun(s, "p", 4);
+  // items 0, 2 and 3 (item 1 has a nested run of its own: an entry), and item 1's kid
+  assertStrictEquals(s.compactRuns(), 4);
+  for (const i of [0, 2, 3]) {
+    const { completedAt, ...r } = (await s.getRun(`p-${i}`))!;
+    assertEquals(r, itemRecord(s, "p", i));
+    assert(completedAt !== undefined);
+    await assertItemSteps(s, "p", i);
+    assertStrictEquals((await s.findRunByKey(`p/each/${i}`))?.runId, `p-${i}`);
+  }
+  assertEquals((await s.listRuns({ parentRunId: "p" })).map((k) => k.runId).sort(), [
+    "p-0",
+    "p-1",
+    "p-2",
+    "p-3",
+  ]);
+  assertStrictEquals((await s.listRuns({ rootOnly: true })).length, 1);
+  const listed = (await s.listRuns()).find((r) => r.runId === "p-2")!;
+  assertEquals(listed, await s.getRun("p-2"));
+  // reads hand out copies: the store's record stays as it was
+  (await s.getRun("p-0"))!.status = "failed";
+  assertStrictEquals((await s.getRun("p-0"))?.status, "completed");
+  // the parent's step count (retention) counts them: 4 items + 1 kid
+  s.completeRun("p", "completed", { outcome: "success", result: null });
+  const t = new MemoryStateStore({ maxFinishedSteps: 5 });
+  mapRun(t, "a", 4);
+  t.completeRun("a", "completed", { outcome: "success", result: null });
+  mapRun(t, "b", 1);
+  t.completeRun("b", "completed", { outcome: "success", result: null });
+  // a's 5 step results and b's 1 are more than 5: a (the older) is evicted with its items
+  assertStrictEquals(await t.getRun("a-0"), undefined);
+  assertStrictEquals(await t.findRunByKey("a/each/2"), undefined);
+  assertStrictEquals((await t.getRun("b-0"))?.status, "completed");
+});
+
+Deno.test("MemoryStateStore: a compact item run is deleted alone, with its parent, pruned and evicted", async () => {
+  const s = new MemoryStateStore({ maxFinishedRuns: 2 });
+  mapRun(s, "p", 3);
+  assertStrictEquals(await s.deleteRun("p-2"), true);
+  assertStrictEquals(await s.getRun("p-2"), undefined);
+  assertStrictEquals(await s.findRunByKey("p/each/2"), undefined);
+  assertEquals(await s.getStepResults("p-2"), []);
+  assertEquals(await s.getStepInfo("p-2"), []);
+  assertStrictEquals(await s.deleteRun("p-2"), false);
+  assertEquals((await s.listRuns({ parentRunId: "p" })).map((k) => k.runId).sort(), [
+    "p-0",
+    "p-1",
+  ]);
+  assertStrictEquals(s.compactRuns(), 2);
+  // the top-level run deleted: its items go
+  s.completeRun("p", "completed", { outcome: "success", result: null });
+  assertStrictEquals(await s.deleteRun("p"), true);
+  assertStrictEquals(await s.getRun("p-0"), undefined);
+  assertStrictEquals(s.compactRuns(), 0);
+  assertEquals(await s.listRuns(), []);
+  // pruned
+  mapRun(s, "q", 2);
+  s.completeRun("q", "completed", { outcome: "success", result: null });
+  assertStrictEquals(await s.pruneRuns({ before: "2999-01-01T00:00:00Z" }), 4);
+  assertStrictEquals(await s.getRun("q-0"), undefined);
+  assertStrictEquals(await s.findRunByKey("q/each/0"), undefined);
+  // evicted (maxFinishedRuns 2): the oldest top-level run goes with its items
+  for (const p of ["a", "b", "c"]) {
+    mapRun(s, p, 2);
+    s.completeRun(p, "completed", { outcome: "success", result: null });
+  }
+  assertStrictEquals(await s.getRun("a-0"), undefined);
+  assertStrictEquals(await s.findRunByKey("a/each/1"), undefined);
+  assertEquals((await s.getRun("b-0"))?.result, { outcome: "success", result: 0 });
+  await assertItemSteps(s, "c", 0);
+  assertStrictEquals(s.compactRuns(), 4);
+});
+
+Deno.test("MemoryStateStore: writing to a compact item run turns it back into an entry, which reads and writes as before", async () => {
+  const s = new MemoryStateStore();
+  mapRun(s, "p", 3);
+  assertStrictEquals(s.compactRuns(), 3);
+  // the same id created again (a resumed parent re-drives an item it found by key): its record
+  // is replaced, its step stays
+  assertStrictEquals((await s.findRunByKey("p/each/0"))?.runId, "p-0");
+  s.createRun(run("p-0", { parentRunId: "p", runKey: "p/each/0", flowName: "again" }));
+  assertStrictEquals((await s.listRuns()).filter((r) => r.runId === "p-0").length, 1);
+  assertStrictEquals((await s.getRun("p-0"))?.flowName, "again");
+  assertStrictEquals((await s.getRun("p-0"))?.status, "running");
+  await assertItemSteps(s, "p", 0);
+  assertStrictEquals((await s.findRunByKey("p/each/0"))?.runId, "p-0");
+  // ... under another parent: an entry of its own (nothing lost)
+  s.createRun(run("p-2", { parentRunId: "p-1", runKey: "p/each/2" }));
+  assertStrictEquals((await s.getRun("p-2"))?.parentRunId, "p-1");
+  assertStrictEquals((await s.getStepResults("p-2")).length, 1);
+  // a step started again: running, with the start's attempt
+  s.recordStepStarted("p-0", { stepIndex: 0, stepId: "call", component: "/w/echo", attempt: 2 });
+  assertStrictEquals((await s.getStepInfo("p-0"))[0].attempt, 2);
+  s.recordStepResult("p-0", {
+    stepIndex: 1,
+    stepId: "more",
+    result: { outcome: "success", result: "x" },
+  });
+  s.completeRun("p-0", "completed", { outcome: "success", result: "x" });
+  assertEquals((await s.getStepResults("p-0")).map((r) => r.stepId), ["call", "more"]);
+  // a nested run of its own
+  mapRun(s, "q", 2);
+  s.createRun(run("q-0-kid", { parentRunId: "q-0", runKey: "q-0/call" }));
+  assertStrictEquals((await s.getRun("q-0-kid"))?.rootRunId, "q");
+  s.completeRun("q-0-kid", "completed", { outcome: "success", result: 1 });
+  await assertItemSteps(s, "q", 0);
+  assertStrictEquals(await s.deleteRun("q-0"), true);
+  assertStrictEquals(await s.getRun("q-0-kid"), undefined);
+  // resumed and finished again: compact again, with the new result
+  assertStrictEquals((await s.claimRun("q-1")).claimed, true);
+  s.setRunStatus("q-1", "running");
+  s.recordStepResult("q-1", {
+    stepIndex: 0,
+    stepId: "call",
+    result: { outcome: "success", result: "again" },
+  });
+  s.completeRun("q-1", "completed", { outcome: "success", result: "again" });
+  assertStrictEquals((await s.getRun("q-1"))?.leaseEpoch, 2);
+  assertEquals(await s.getStepResults("q-1"), [{
+    stepIndex: 0,
+    stepId: "call",
+    result: { outcome: "success", result: "again" },
+  }]);
+  assertStrictEquals((await s.listRuns({ parentRunId: "q" })).length, 1);
+  // q-1 and the kid of q-0 (deleted) aside: p-1's kid and q-1
+  assertStrictEquals(s.compactRuns(), 2);
 });
