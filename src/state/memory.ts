@@ -765,9 +765,7 @@ export class MemoryStateStore implements StateStore {
         if (list) this.#events.set(root, list.filter((e) => !removed.has(e.runId)));
       }
     }
-    const parent = entry instanceof CompactRun
-      ? this.#get(entry.rec.parentRunId!)
-      : entry.parent;
+    const parent = entry instanceof CompactRun ? this.#get(entry.rec.parentRunId!) : entry.parent;
     const siblings = parent?.kids;
     const i = siblings?.indexOf(entry) ?? -1;
     if (i >= 0) siblings!.splice(i, 1);
