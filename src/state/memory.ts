@@ -130,7 +130,16 @@ function arrayWith<T>(i: number, v: T): (T | undefined)[] {
 /** A batch's runs: run id and item index, position by position. */
 interface BatchRunList {
   ids: string[];
-  indexes: number[];
+  /**
+   * Item indexes by position; undefined while each run's index is its position (a batch's runs
+   * are added in item order: 8 bytes less per map item kept, issue 17).
+   */
+  indexes: number[] | undefined;
+}
+
+/** The item index of the run at position `j` of `list`. */
+function indexAt(list: BatchRunList, j: number): number {
+  return list.indexes === undefined ? j : list.indexes[j];
 }
 
 /** A run as kept in memory: its record and what belongs to it. */
@@ -776,7 +785,7 @@ export class MemoryStateStore implements StateStore {
       for (let j = 0; j < list.ids.length; j++) {
         if (removed.has(list.ids[j])) continue;
         kept.ids.push(list.ids[j]);
-        kept.indexes.push(list.indexes[j]);
+        kept.indexes!.push(indexAt(list, j));
       }
       if (kept.ids.length > 0) this.#batchRuns.set(batchId, kept);
       else {
@@ -955,9 +964,10 @@ export class MemoryStateStore implements StateStore {
 
   addBatchRun(batchId: string, runId: string, index: number): void {
     let l = this.#batchRuns.get(batchId);
-    if (!l) this.#batchRuns.set(batchId, l = { ids: [], indexes: [] });
+    if (!l) this.#batchRuns.set(batchId, l = { ids: [], indexes: undefined });
+    if (l.indexes === undefined && index !== l.ids.length) l.indexes = l.ids.map((_, j) => j);
     l.ids.push(runId);
-    l.indexes.push(index);
+    l.indexes?.push(index);
   }
 
   getBatch(batchId: string): Promise<BatchRecord | undefined> {
@@ -969,7 +979,7 @@ export class MemoryStateStore implements StateStore {
     const l = this.#batchRuns.get(batchId);
     const out: { runId: string; index: number }[] = [];
     if (l !== undefined) {
-      for (let i = 0; i < l.ids.length; i++) out.push({ runId: l.ids[i], index: l.indexes[i] });
+      for (let i = 0; i < l.ids.length; i++) out.push({ runId: l.ids[i], index: indexAt(l, i) });
     }
     return Promise.resolve(out);
   }
