@@ -103,3 +103,189 @@ export class CompactRun implements StepReader, OneStepFields {
     return t;
   }
 }
+
+/** The record fields each folded run keeps of its own (the others are its shape's). */
+const OWN_FIELDS = new Set(["runId", "input", "result", "createdAt", "completedAt", "runKey"]);
+/** The record fields a shape holds for all its runs. */
+const SHARED_FIELDS = new Set([
+  "flowId",
+  "flowName",
+  "status",
+  "parentRunId",
+  "rootRunId",
+  "ownerId",
+  "leaseEpoch",
+]);
+
+/**
+ * What the folded runs of one kind share (the items of one map step): their records' keys in
+ * order, the values of {@linkcode SHARED_FIELDS}, their step's id, component and attempt.
+ */
+export class RunShape {
+  readonly keys: string[];
+  readonly flowId: string;
+  readonly flowName: string | undefined;
+  readonly status: RunRecord["status"];
+  readonly parentRunId: string | undefined;
+  readonly rootRunId: string | undefined;
+  readonly ownerId: string | undefined;
+  readonly leaseEpoch: number | undefined;
+  readonly stepId: string | undefined;
+  readonly component: string | undefined;
+  readonly attempt: number | undefined;
+
+  private constructor(keys: string[], rec: RunRecord, step: OneStepFields) {
+    this.keys = keys;
+    this.flowId = rec.flowId;
+    this.flowName = rec.flowName;
+    this.status = rec.status;
+    this.parentRunId = rec.parentRunId;
+    this.rootRunId = rec.rootRunId;
+    this.ownerId = rec.ownerId;
+    this.leaseEpoch = rec.leaseEpoch;
+    this.stepId = step.stepId;
+    this.component = step.component;
+    this.attempt = step.attempt;
+  }
+
+  /**
+   * The shape of `rec` (keys `keys`, its `Object.keys`) and its step `step`, or undefined when
+   * `rec` has a field neither its own nor shared (overrides, variables, ...): it is not folded.
+   */
+  static of(rec: RunRecord, keys: string[], step: OneStepFields): RunShape | undefined {
+    for (const k of keys) if (!OWN_FIELDS.has(k) && !SHARED_FIELDS.has(k)) return undefined;
+    return new RunShape(keys, rec, step);
+  }
+
+  /** Whether `rec` (keys `keys`) and its step `step` have this shape. */
+  fits(rec: RunRecord, keys: string[], step: OneStepFields): boolean {
+    const own = this.keys;
+    if (keys.length !== own.length) return false;
+    for (let i = 0; i < keys.length; i++) if (keys[i] !== own[i]) return false;
+    return rec.flowId === this.flowId && rec.flowName === this.flowName &&
+      rec.status === this.status && rec.parentRunId === this.parentRunId &&
+      rec.rootRunId === this.rootRunId && rec.ownerId === this.ownerId &&
+      rec.leaseEpoch === this.leaseEpoch && step.stepId === this.stepId &&
+      step.component === this.component && step.attempt === this.attempt;
+  }
+}
+
+/**
+ * A finished nested run folded further than a {@linkcode CompactRun}: what its record and step
+ * share with the other runs of its kind is in its {@linkcode RunShape}; it keeps its own fields
+ * only, its step's result being its run's result (issue 17, wave 11: a map item's record and
+ * compact run, 200 bytes, become 88). Its record is made again on each read of `rec` (a new
+ * object, the same keys in the same order), so its record is read, never written: a write turns
+ * it back into a run entry (`MemoryStateStore`'s `#open`).
+ */
+export class FoldedRun implements StepReader {
+  readonly shape: RunShape;
+  readonly runId: string;
+  readonly input: RunRecord["input"];
+  /** The run's result, and its step's. */
+  readonly result: FlowResult;
+  readonly createdAt: string;
+  readonly completedAt: string | undefined;
+  readonly runKey: string | undefined;
+  readonly durationMs: number | undefined;
+
+  constructor(shape: RunShape, rec: RunRecord, durationMs: number | undefined) {
+    this.shape = shape;
+    this.runId = rec.runId;
+    this.input = rec.input;
+    this.result = rec.result!;
+    this.createdAt = rec.createdAt;
+    this.completedAt = rec.completedAt;
+    this.runKey = rec.runKey;
+    this.durationMs = durationMs;
+  }
+
+  /** The run's record, made again: the keys of the record it was folded from, in their order. */
+  get rec(): RunRecord {
+    const s = this.shape;
+    const r: Record<string, unknown> = {};
+    for (const k of s.keys) {
+      switch (k) {
+        case "runId":
+          r.runId = this.runId;
+          break;
+        case "input":
+          r.input = this.input;
+          break;
+        case "result":
+          r.result = this.result;
+          break;
+        case "createdAt":
+          r.createdAt = this.createdAt;
+          break;
+        case "completedAt":
+          r.completedAt = this.completedAt;
+          break;
+        case "runKey":
+          r.runKey = this.runKey;
+          break;
+        default:
+          r[k] = s[k as keyof RunShape];
+      }
+    }
+    return r as unknown as RunRecord;
+  }
+
+  /** The flow of the run (its shape's). */
+  get flowId(): string {
+    return this.shape.flowId;
+  }
+
+  /** The run's nested runs: none. */
+  get kids(): undefined {
+    return undefined;
+  }
+
+  /** Step starts kept: none. */
+  get starts(): undefined {
+    return undefined;
+  }
+
+  /** Step times kept: none. */
+  get stepAt(): undefined {
+    return undefined;
+  }
+
+  /** Always true: a folded run is a finished nested run kept in its parent. */
+  get moved(): true {
+    return true;
+  }
+
+  /** Its step results: itself. */
+  get steps(): StepReader {
+    return this;
+  }
+
+  /** One step result, at index 0. */
+  get length(): number {
+    return 1;
+  }
+
+  /** See {@linkcode StepTable.record}. */
+  record(i: number): StepResultRecord | undefined {
+    if (i !== 0) return undefined;
+    const s = this.shape;
+    const r: StepResultRecord = { stepIndex: 0, stepId: s.stepId!, result: this.result };
+    if (s.component !== undefined) r.component = s.component;
+    if (s.attempt !== undefined) r.attempt = s.attempt;
+    if (this.durationMs !== undefined) r.durationMs = this.durationMs;
+    return r;
+  }
+
+  /** See {@linkcode StepTable.coversCall}. */
+  coversCall(i: number, component: string, attempt: number): boolean {
+    return i === 0 && this.shape.component === component && (this.shape.attempt ?? 1) >= attempt;
+  }
+
+  /** Its step result in a table of its own (to turn it back into a run entry). */
+  toTable(): StepTable {
+    const t = new StepTable();
+    t.set(this.record(0)!);
+    return t;
+  }
+}

@@ -32,8 +32,8 @@
 import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { blobId } from "./blob_id.ts";
-import { StepTable } from "./step_table.ts";
-import { CompactRun } from "./compact_run.ts";
+import { type OneStepFields, StepTable } from "./step_table.ts";
+import { CompactRun, FoldedRun, RunShape } from "./compact_run.ts";
 import { IdMap, IdSet } from "../core/id_map.ts";
 import {
   type BatchFilter,
@@ -162,10 +162,16 @@ interface RunEntry {
 }
 
 /**
- * A run as kept: an entry, or a finished nested run with one step result kept compact (it reads
- * as an entry; see src/state/compact_run.ts). {@linkcode MemoryStateStore.#open} gives an entry.
+ * A run as kept: an entry, or a finished nested run with one step result kept compact or folded
+ * (it reads as an entry, a folded run's `rec` made again on each read; see
+ * src/state/compact_run.ts). {@linkcode MemoryStateStore.#open} gives an entry.
  */
-type Entry = RunEntry | CompactRun;
+type Entry = RunEntry | CompactRun | FoldedRun;
+
+/** What `e`'s run id, flow and key are read from without making a folded run's record again. */
+function idsOf(e: Entry): { runId: string; flowId: string; runKey?: string } {
+  return e instanceof FoldedRun ? e : e.rec;
+}
 
 /** A {@linkcode StateStore} kept in maps; every write is applied synchronously. */
 export class MemoryStateStore implements StateStore {
@@ -179,6 +185,16 @@ export class MemoryStateStore implements StateStore {
    * {@linkcode #runs} does not hold and kept up to date from then on.
    */
   #movedIndex: Map<string, Entry> | undefined;
+  /** The shape of the run folded or seen last by {@linkcode #fold}. */
+  #shape: RunShape | undefined;
+  /** Where {@linkcode #fold} reads a step's fields into (one object for every run). */
+  #one: OneStepFields = {
+    stepResult: undefined,
+    stepId: undefined,
+    component: undefined,
+    attempt: undefined,
+    durationMs: undefined,
+  };
   /** How many entries are moved (no index is built while there is none). */
   #movedCount = 0;
   /**
@@ -331,14 +347,18 @@ export class MemoryStateStore implements StateStore {
     const e = this.#runs.get(runId);
     if (e !== undefined || this.#movedCount === 0) return e;
     const m = this.#moved().get(runId);
-    return m instanceof CompactRun ? this.#expand(m) : m;
+    return m instanceof CompactRun || m instanceof FoldedRun ? this.#expand(m) : m;
   }
 
-  /** Puts an entry in the place of compact run `c` (in its parent's `kids` and the index). */
-  #expand(c: CompactRun): RunEntry {
-    const parent = this.#get(c.rec.parentRunId!) as RunEntry | undefined;
+  /**
+   * Puts an entry in the place of compact or folded run `c` (in its parent's `kids` and the
+   * index). A folded run's record is made again (the entry's own).
+   */
+  #expand(c: CompactRun | FoldedRun): RunEntry {
+    const rec = c.rec;
+    const parent = this.#get(rec.parentRunId!) as RunEntry | undefined;
     const e: RunEntry = {
-      rec: c.rec,
+      rec,
       parent,
       kids: undefined,
       steps: c.toTable(),
@@ -353,7 +373,7 @@ export class MemoryStateStore implements StateStore {
       kids![i] = e;
       e.slot = i;
     }
-    this.#movedIndex?.set(c.rec.runId, e);
+    this.#movedIndex?.set(rec.runId, e);
     return e;
   }
 
@@ -368,16 +388,39 @@ export class MemoryStateStore implements StateStore {
     let i = e.slot;
     if (kids[i] !== e) i = kids.lastIndexOf(e);
     if (i < 0) return;
-    const c = new CompactRun(e.rec, e.steps);
+    const c = this.#fold(e) ?? new CompactRun(e.rec, e.steps);
     kids[i] = c;
     this.#movedIndex?.set(e.rec.runId, c);
+  }
+
+  /**
+   * `e` folded (src/state/compact_run.ts) when its record and step have the shape of the run
+   * folded or seen last (the items of one map step do; the first is seen, the others folded);
+   * else undefined.
+   */
+  #fold(e: RunEntry): FoldedRun | undefined {
+    const steps = e.steps;
+    if (steps === undefined || steps.length !== 1) return undefined;
+    const one = this.#one;
+    steps.copyOnlyStep(one);
+    const rec = e.rec;
+    const result = one.stepResult;
+    one.stepResult = undefined; // (not kept alive here)
+    if (result === undefined || result !== rec.result) return undefined;
+    const keys = Object.keys(rec);
+    const shape = this.#shape;
+    if (shape !== undefined && shape.fits(rec, keys, one)) {
+      return new FoldedRun(shape, rec, one.durationMs);
+    }
+    this.#shape = RunShape.of(rec, keys, one);
+    return undefined;
   }
 
   /** The index of moved entries (built on first use). */
   #moved(): Map<string, Entry> {
     if (this.#movedIndex === undefined) {
       const index = new Map<string, Entry>();
-      for (const e of this.#all()) if (e.moved) index.set(e.rec.runId, e);
+      for (const e of this.#all()) if (e.moved) index.set(idsOf(e).runId, e);
       this.#movedIndex = index;
     }
     return this.#movedIndex;
@@ -424,7 +467,10 @@ export class MemoryStateStore implements StateStore {
     // (not #get: a new id must not build the index of moved runs)
     let old = this.#runs.get(run.runId) ?? this.#movedIndex?.get(run.runId);
     // (a compact run finds its parent by its record's parentRunId: one that changes is an entry)
-    if (old instanceof CompactRun && old.rec.parentRunId !== r.parentRunId) old = this.#expand(old);
+    if (
+      old instanceof FoldedRun ||
+      (old instanceof CompactRun && old.rec.parentRunId !== r.parentRunId)
+    ) old = this.#expand(old);
     if (old !== undefined) {
       // the same id again replaces the record (its steps and nested runs stay, as before)
       if (old.rec.flowId !== r.flowId) {
@@ -548,7 +594,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   setRunStatus(runId: string, status: RunStatus, event?: RunEventType, data?: JsonValue): void {
-    const run = this.#get(runId)?.rec;
+    const run = this.#open(runId)?.rec;
     if (!run) return;
     run.status = status;
     if (event) this.#event(runId, run.rootRunId, event, undefined, undefined, undefined, data);
@@ -627,13 +673,16 @@ export class MemoryStateStore implements StateStore {
   }
 
   /**
-   * How many finished nested runs are kept compact (src/state/compact_run.ts); walks every run
-   * (tests, diagnostics).
+   * How many finished nested runs are kept compact and how many folded (src/state/compact_run.ts);
+   * walks every run (tests, diagnostics).
    */
-  compactRuns(): number {
-    let n = 0;
-    for (const e of this.#all()) if (e instanceof CompactRun) n++;
-    return n;
+  compactRuns(): { compact: number; folded: number } {
+    let compact = 0, folded = 0;
+    for (const e of this.#all()) {
+      if (e instanceof CompactRun) compact++;
+      else if (e instanceof FoldedRun) folded++;
+    }
+    return { compact, folded };
   }
 
   getRun(runId: string): Promise<RunRecord | undefined> {
@@ -644,7 +693,8 @@ export class MemoryStateStore implements StateStore {
   findRunByKey(runKey: string): Promise<RunRecord | undefined> {
     if (this.#byKey === undefined) {
       this.#byKey = new Map();
-      for (const { rec: r } of this.#all()) {
+      for (const e of this.#all()) {
+        const r = idsOf(e);
         if (r.runKey !== undefined) this.#byKey.set(r.runKey, r.runId);
       }
     }
@@ -774,7 +824,9 @@ export class MemoryStateStore implements StateStore {
         if (list) this.#events.set(root, list.filter((e) => !removed.has(e.runId)));
       }
     }
-    const parent = entry instanceof CompactRun ? this.#get(entry.rec.parentRunId!) : entry.parent;
+    const parent = entry instanceof CompactRun || entry instanceof FoldedRun
+      ? this.#get(run.parentRunId!)
+      : entry.parent;
     const siblings = parent?.kids;
     const i = siblings?.indexOf(entry) ?? -1;
     if (i >= 0) siblings!.splice(i, 1);
@@ -805,12 +857,13 @@ export class MemoryStateStore implements StateStore {
     const stack = [...entries];
     while (stack.length > 0) {
       const e = stack.pop()!;
-      const id = e.rec.runId;
+      const ids = idsOf(e);
+      const id = ids.runId;
       if (removed.has(id)) continue;
       removed.add(id);
-      this.#unuseFlow(e.rec.flowId);
+      this.#unuseFlow(ids.flowId);
       if (e.kids !== undefined) { for (const k of e.kids) stack.push(k); }
-      if (e.rec.runKey !== undefined) this.#byKey?.delete(e.rec.runKey);
+      if (ids.runKey !== undefined) this.#byKey?.delete(ids.runKey);
       if (e.moved) {
         this.#movedCount--;
         this.#movedIndex?.delete(id);
@@ -860,7 +913,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   claimRun(runId: string): Promise<ClaimResult> {
-    const run = this.#get(runId)?.rec;
+    const run = this.#open(runId)?.rec;
     if (!run) return Promise.resolve({ claimed: false, reason: "unknown" });
     run.ownerId = this.engineId;
     run.leaseEpoch = (run.leaseEpoch ?? 0) + 1;
@@ -873,7 +926,8 @@ export class MemoryStateStore implements StateStore {
 
   claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
     const out: ClaimedRun[] = [];
-    const candidates = [...this.#all()].map((e) => e.rec)
+    // (a folded run is finished: never a candidate)
+    const candidates = [...this.#all()].filter((e) => !(e instanceof FoldedRun)).map((e) => e.rec)
       .filter((r) =>
         r.status === "queued" ||
         ((r.status === "running" || r.status === "paused") && r.ownerId === undefined)
@@ -906,7 +960,9 @@ export class MemoryStateStore implements StateStore {
   renewLeases(): Promise<LeaseRenewal> {
     if (this.#engine) this.#engine.heartbeatAt = nowRfc3339();
     const renewed: string[] = [];
-    for (const { rec: r } of this.#all()) {
+    for (const e of this.#all()) {
+      if (e instanceof FoldedRun) continue; // finished
+      const r = e.rec;
       if (r.ownerId === this.engineId && !isFinished(r.status) && r.status !== "queued") {
         renewed.push(r.runId);
       }
@@ -915,10 +971,12 @@ export class MemoryStateStore implements StateStore {
   }
 
   releaseRuns(runIds?: string[]): Promise<string[]> {
-    const ids = runIds ?? [...this.#all()].map((e) => e.rec.runId);
+    const ids = runIds ?? [...this.#all()].map((e) => idsOf(e).runId);
     const out: string[] = [];
     for (const id of ids) {
-      const r = this.#get(id)?.rec;
+      const e = this.#get(id);
+      if (e instanceof FoldedRun) continue; // finished
+      const r = e?.rec;
       if (!r || r.ownerId !== this.engineId || isFinished(r.status)) continue;
       delete r.ownerId;
       out.push(id);

@@ -19,14 +19,17 @@ function run(id: string, extra: Partial<RunRecord> = {}): RunRecord {
   };
 }
 
-/** A parent `p` with `n` finished one-step items `p-i` (keys `p/each/i`); item 1 has a kid. */
-function mapRun(s: MemoryStateStore, p: string, n: number): void {
+/**
+ * A parent `p` with `n` finished one-step items `p-i` (keys `p/each/i`); item 1 has a kid unless
+ * `kid` is false.
+ */
+function mapRun(s: MemoryStateStore, p: string, n: number, kid = true): void {
   s.createRun(run(p));
   for (let i = 0; i < n; i++) {
     const id = `${p}-${i}`;
     s.createRun(run(id, { parentRunId: p, runKey: `${p}/each/${i}` }));
     s.recordStepStarted(id, { stepIndex: 0, stepId: "call", component: "/w/echo", attempt: 1 });
-    if (i === 1) {
+    if (i === 1 && kid) {
       s.createRun(run(`${id}-kid`, { parentRunId: id, runKey: `${id}/call` }));
       s.recordStepResult(`${id}-kid`, {
         stepIndex: 0,
@@ -35,15 +38,17 @@ function mapRun(s: MemoryStateStore, p: string, n: number): void {
       });
       s.completeRun(`${id}-kid`, "completed", { outcome: "success", result: "deep" });
     }
+    // (the run's result is its step's, as the engine gives it: items can be folded)
+    const result = { outcome: "success" as const, result: i };
     s.recordStepResult(id, {
       stepIndex: 0,
       stepId: "call",
-      result: { outcome: "success", result: i },
+      result,
       component: "/w/echo",
       attempt: 1,
       durationMs: 3,
     });
-    s.completeRun(id, "completed", { outcome: "success", result: i });
+    s.completeRun(id, "completed", result);
   }
 }
 
@@ -167,7 +172,7 @@ Deno.test("MemoryStateStore: a finished one-step run's step info is the same wit
   assertStrictEquals((await s.getStepInfo("c"))[0].component, "/w/other");
 });
 
-/** What `getRun` gave for map item `p-i` of {@linkcode mapRun} (completedAt aside). */
+/** What `getRun` gives for map item `p-i` of {@linkcode mapRun}, `completedAt` aside. */
 function itemRecord(s: MemoryStateStore, p: string, i: number): Omit<RunRecord, "completedAt"> {
   return {
     runId: `${p}-${i}`,
@@ -184,7 +189,39 @@ function itemRecord(s: MemoryStateStore, p: string, i: number): Omit<RunRecord, 
   };
 }
 
-/** What `getStepResults` and `getStepInfo` gave for map item `p-i` of {@linkcode mapRun}. */
+/**
+ * The keys of a map item's record in the order a reader gets them, as the store was given them
+ * (the record), then completed them (createRun, completeRun).
+ */
+const ITEM_KEYS = [
+  "runId",
+  "flowId",
+  "status",
+  "input",
+  "createdAt",
+  "parentRunId",
+  "runKey",
+  "rootRunId",
+  "leaseEpoch",
+  "ownerId",
+  "result",
+  "completedAt",
+];
+
+/** Map item `p-i` of {@linkcode mapRun} reads as it was stored: record, steps, step info. */
+async function assertItem(s: MemoryStateStore, p: string, i: number): Promise<void> {
+  const id = `${p}-${i}`;
+  const r = (await s.getRun(id))!;
+  const { completedAt, ...rest } = r;
+  assertEquals(rest, itemRecord(s, p, i));
+  assert(completedAt !== undefined);
+  assertEquals(Object.keys(r), ITEM_KEYS);
+  assertEquals((await s.listRuns({ parentRunId: p })).find((x) => x.runId === id), r);
+  assertStrictEquals((await s.findRunByKey(`${p}/each/${i}`))?.runId, id);
+  await assertItemSteps(s, p, i);
+}
+
+/** What `getStepResults` and `getStepInfo` give for map item `p-i` of {@linkcode mapRun}. */
 async function assertItemSteps(s: MemoryStateStore, p: string, i: number): Promise<void> {
   const id = `${p}-${i}`;
   assertEquals(await s.getStepResults(id), [{
@@ -207,132 +244,141 @@ async function assertItemSteps(s: MemoryStateStore, p: string, i: number): Promi
   }]);
 }
 
-Deno.test("MemoryStateStore: a finished one-step item run is kept compact and reads as before every way", async () => {
+Deno.test("MemoryStateStore: finished one-step item runs are kept compact (the first of a map) or folded (the others) and read as before every way", async () => {
   const s = new MemoryStateStore();
-  mapRun(s, "p", 4);
-  // items 0, 2 and 3 (item 1 has a nested run of its own: an entry), and item 1's kid
-  assertStrictEquals(s.compactRuns(), 4);
-  for (const i of [0, 2, 3]) {
-    const { completedAt, ...r } = (await s.getRun(`p-${i}`))!;
-    assertEquals(r, itemRecord(s, "p", i));
-    assert(completedAt !== undefined);
-    await assertItemSteps(s, "p", i);
-    assertStrictEquals((await s.findRunByKey(`p/each/${i}`))?.runId, `p-${i}`);
-  }
+  mapRun(s, "p", 5, false);
+  assertEquals(s.compactRuns(), { compact: 1, folded: 4 });
+  for (let i = 0; i < 5; i++) await assertItem(s, "p", i);
+  // with a kid in item 1 (an entry) and the kid's (compact: its result is not its step's)
+  mapRun(s, "q", 4);
+  assertEquals(s.compactRuns(), { compact: 3, folded: 6 });
+  for (const i of [0, 2, 3]) await assertItem(s, "q", i);
   assertEquals((await s.listRuns({ parentRunId: "p" })).map((k) => k.runId).sort(), [
     "p-0",
     "p-1",
     "p-2",
     "p-3",
+    "p-4",
   ]);
-  assertStrictEquals((await s.listRuns({ rootOnly: true })).length, 1);
-  const listed = (await s.listRuns()).find((r) => r.runId === "p-2")!;
-  assertEquals(listed, await s.getRun("p-2"));
+  assertEquals((await s.listRuns({ rootOnly: true })).map((r) => r.runId).sort(), ["p", "q"]);
+  assertStrictEquals((await s.listRuns({ status: "completed" })).length, 10);
+  assertStrictEquals((await s.listRuns({ status: "running" })).length, 2);
   // reads hand out copies: the store's record stays as it was
-  (await s.getRun("p-0"))!.status = "failed";
-  assertStrictEquals((await s.getRun("p-0"))?.status, "completed");
-  // the parent's step count (retention) counts them: 4 items + 1 kid
-  s.completeRun("p", "completed", { outcome: "success", result: null });
+  (await s.getRun("p-3"))!.status = "failed";
+  assertStrictEquals((await s.getRun("p-3"))?.status, "completed");
+  // finished: neither claimed, renewed nor released
+  assertEquals(await s.claimRuns({ limit: 100 }), []);
+  assertEquals((await s.renewLeases()).renewed.sort(), ["p", "q"]);
+  assertEquals((await s.releaseRuns()).sort(), ["p", "q"]);
+  assertStrictEquals((await s.getRun("p-2"))?.ownerId, s.engineId);
+  // the parent's step count (retention) counts them
   const t = new MemoryStateStore({ maxFinishedSteps: 5 });
-  mapRun(t, "a", 4);
+  mapRun(t, "a", 5, false);
   t.completeRun("a", "completed", { outcome: "success", result: null });
   mapRun(t, "b", 1);
   t.completeRun("b", "completed", { outcome: "success", result: null });
   // a's 5 step results and b's 1 are more than 5: a (the older) is evicted with its items
-  assertStrictEquals(await t.getRun("a-0"), undefined);
+  assertStrictEquals(await t.getRun("a-3"), undefined);
   assertStrictEquals(await t.findRunByKey("a/each/2"), undefined);
-  assertStrictEquals((await t.getRun("b-0"))?.status, "completed");
+  assertEquals(t.compactRuns(), { compact: 1, folded: 0 });
+  await assertItem(t, "b", 0);
 });
 
-Deno.test("MemoryStateStore: a compact item run is deleted alone, with its parent, pruned and evicted", async () => {
+Deno.test("MemoryStateStore: compact and folded item runs are deleted alone, with their parent, pruned and evicted", async () => {
   const s = new MemoryStateStore({ maxFinishedRuns: 2 });
-  mapRun(s, "p", 3);
-  assertStrictEquals(await s.deleteRun("p-2"), true);
-  assertStrictEquals(await s.getRun("p-2"), undefined);
-  assertStrictEquals(await s.findRunByKey("p/each/2"), undefined);
-  assertEquals(await s.getStepResults("p-2"), []);
-  assertEquals(await s.getStepInfo("p-2"), []);
-  assertStrictEquals(await s.deleteRun("p-2"), false);
+  mapRun(s, "p", 4, false);
+  for (const i of [0, 2]) {
+    assertStrictEquals(await s.deleteRun(`p-${i}`), true);
+    assertStrictEquals(await s.getRun(`p-${i}`), undefined);
+    assertStrictEquals(await s.findRunByKey(`p/each/${i}`), undefined);
+    assertEquals(await s.getStepResults(`p-${i}`), []);
+    assertEquals(await s.getStepInfo(`p-${i}`), []);
+    assertStrictEquals(await s.deleteRun(`p-${i}`), false);
+  }
   assertEquals((await s.listRuns({ parentRunId: "p" })).map((k) => k.runId).sort(), [
-    "p-0",
     "p-1",
+    "p-3",
   ]);
-  assertStrictEquals(s.compactRuns(), 2);
+  assertEquals(s.compactRuns(), { compact: 0, folded: 2 });
+  await assertItem(s, "p", 3);
   // the top-level run deleted: its items go
   s.completeRun("p", "completed", { outcome: "success", result: null });
   assertStrictEquals(await s.deleteRun("p"), true);
-  assertStrictEquals(await s.getRun("p-0"), undefined);
-  assertStrictEquals(s.compactRuns(), 0);
+  assertStrictEquals(await s.getRun("p-1"), undefined);
+  assertEquals(s.compactRuns(), { compact: 0, folded: 0 });
   assertEquals(await s.listRuns(), []);
   // pruned
-  mapRun(s, "q", 2);
+  mapRun(s, "q", 3, false);
   s.completeRun("q", "completed", { outcome: "success", result: null });
   assertStrictEquals(await s.pruneRuns({ before: "2999-01-01T00:00:00Z" }), 4);
-  assertStrictEquals(await s.getRun("q-0"), undefined);
-  assertStrictEquals(await s.findRunByKey("q/each/0"), undefined);
+  assertStrictEquals(await s.getRun("q-2"), undefined);
+  assertStrictEquals(await s.findRunByKey("q/each/1"), undefined);
   // evicted (maxFinishedRuns 2): the oldest top-level run goes with its items
   for (const p of ["a", "b", "c"]) {
-    mapRun(s, p, 2);
+    mapRun(s, p, 3, false);
     s.completeRun(p, "completed", { outcome: "success", result: null });
   }
-  assertStrictEquals(await s.getRun("a-0"), undefined);
-  assertStrictEquals(await s.findRunByKey("a/each/1"), undefined);
-  assertEquals((await s.getRun("b-0"))?.result, { outcome: "success", result: 0 });
-  await assertItemSteps(s, "c", 0);
-  assertStrictEquals(s.compactRuns(), 4);
+  assertStrictEquals(await s.getRun("a-1"), undefined);
+  assertStrictEquals(await s.findRunByKey("a/each/2"), undefined);
+  for (const i of [0, 1, 2]) await assertItem(s, "b", i);
+  assertEquals(s.compactRuns(), { compact: 2, folded: 4 });
 });
 
-Deno.test("MemoryStateStore: writing to a compact item run turns it back into an entry, which reads and writes as before", async () => {
+Deno.test("MemoryStateStore: writing to a compact or folded item run turns it back into an entry, which reads and writes as before", async () => {
   const s = new MemoryStateStore();
-  mapRun(s, "p", 3);
-  assertStrictEquals(s.compactRuns(), 3);
+  mapRun(s, "p", 6, false);
+  assertEquals(s.compactRuns(), { compact: 1, folded: 5 });
   // the same id created again (a resumed parent re-drives an item it found by key): its record
   // is replaced, its step stays
-  assertStrictEquals((await s.findRunByKey("p/each/0"))?.runId, "p-0");
-  s.createRun(run("p-0", { parentRunId: "p", runKey: "p/each/0", flowName: "again" }));
-  assertStrictEquals((await s.listRuns()).filter((r) => r.runId === "p-0").length, 1);
-  assertStrictEquals((await s.getRun("p-0"))?.flowName, "again");
-  assertStrictEquals((await s.getRun("p-0"))?.status, "running");
-  await assertItemSteps(s, "p", 0);
-  assertStrictEquals((await s.findRunByKey("p/each/0"))?.runId, "p-0");
+  for (const i of [0, 1]) {
+    assertStrictEquals((await s.findRunByKey(`p/each/${i}`))?.runId, `p-${i}`);
+    s.createRun(run(`p-${i}`, { parentRunId: "p", runKey: `p/each/${i}`, flowName: "again" }));
+    assertStrictEquals((await s.getRun(`p-${i}`))?.flowName, "again");
+    assertStrictEquals((await s.getRun(`p-${i}`))?.status, "running");
+    await assertItemSteps(s, "p", i);
+    assertStrictEquals((await s.listRuns()).filter((r) => r.runId === `p-${i}`).length, 1);
+  }
+  // (p-0 compact still: its record replaced; p-1 an entry: a folded record is not written)
+  assertEquals(s.compactRuns(), { compact: 1, folded: 4 });
   // ... under another parent: an entry of its own (nothing lost)
-  s.createRun(run("p-2", { parentRunId: "p-1", runKey: "p/each/2" }));
-  assertStrictEquals((await s.getRun("p-2"))?.parentRunId, "p-1");
+  s.createRun(run("p-2", { parentRunId: "p-0", runKey: "p/each/2" }));
+  assertStrictEquals((await s.getRun("p-2"))?.parentRunId, "p-0");
   assertStrictEquals((await s.getStepResults("p-2")).length, 1);
   // a step started again: running, with the start's attempt
-  s.recordStepStarted("p-0", { stepIndex: 0, stepId: "call", component: "/w/echo", attempt: 2 });
-  assertStrictEquals((await s.getStepInfo("p-0"))[0].attempt, 2);
-  s.recordStepResult("p-0", {
+  s.recordStepStarted("p-3", { stepIndex: 0, stepId: "call", component: "/w/echo", attempt: 2 });
+  assertStrictEquals((await s.getStepInfo("p-3"))[0].attempt, 2);
+  await assertItem(s, "p", 4); // (its neighbours' changes leave it as it was)
+  // a step recorded: both kept
+  s.recordStepResult("p-4", {
     stepIndex: 1,
     stepId: "more",
     result: { outcome: "success", result: "x" },
   });
-  s.completeRun("p-0", "completed", { outcome: "success", result: "x" });
-  assertEquals((await s.getStepResults("p-0")).map((r) => r.stepId), ["call", "more"]);
+  assertEquals((await s.getStepResults("p-4")).map((r) => r.stepId), ["call", "more"]);
+  // its status set
+  s.setRunStatus("p-5", "paused");
+  assertStrictEquals((await s.getRun("p-5"))?.status, "paused");
+  await assertItemSteps(s, "p", 5);
+  assertEquals(s.compactRuns(), { compact: 0, folded: 0 });
   // a nested run of its own
-  mapRun(s, "q", 2);
-  s.createRun(run("q-0-kid", { parentRunId: "q-0", runKey: "q-0/call" }));
-  assertStrictEquals((await s.getRun("q-0-kid"))?.rootRunId, "q");
-  s.completeRun("q-0-kid", "completed", { outcome: "success", result: 1 });
-  await assertItemSteps(s, "q", 0);
-  assertStrictEquals(await s.deleteRun("q-0"), true);
-  assertStrictEquals(await s.getRun("q-0-kid"), undefined);
-  // resumed and finished again: compact again, with the new result
-  assertStrictEquals((await s.claimRun("q-1")).claimed, true);
-  s.setRunStatus("q-1", "running");
-  s.recordStepResult("q-1", {
-    stepIndex: 0,
-    stepId: "call",
-    result: { outcome: "success", result: "again" },
-  });
-  s.completeRun("q-1", "completed", { outcome: "success", result: "again" });
-  assertStrictEquals((await s.getRun("q-1"))?.leaseEpoch, 2);
-  assertEquals(await s.getStepResults("q-1"), [{
-    stepIndex: 0,
-    stepId: "call",
-    result: { outcome: "success", result: "again" },
-  }]);
-  assertStrictEquals((await s.listRuns({ parentRunId: "q" })).length, 1);
-  // q-1 and the kid of q-0 (deleted) aside: p-1's kid and q-1
-  assertStrictEquals(s.compactRuns(), 2);
+  mapRun(s, "q", 3, false);
+  s.createRun(run("q-1-kid", { parentRunId: "q-1", runKey: "q-1/call" }));
+  assertStrictEquals((await s.getRun("q-1-kid"))?.rootRunId, "q");
+  s.completeRun("q-1-kid", "completed", { outcome: "success", result: 1 });
+  await assertItem(s, "q", 1);
+  assertStrictEquals(await s.deleteRun("q-1"), true);
+  assertStrictEquals(await s.getRun("q-1-kid"), undefined);
+  // resumed (claimed) and finished again: compact again, with the new result
+  assertStrictEquals((await s.claimRun("q-2")).claimed, true);
+  assertStrictEquals((await s.getRun("q-2"))?.leaseEpoch, 2);
+  s.setRunStatus("q-2", "running");
+  const again = { outcome: "success" as const, result: "again" };
+  s.recordStepResult("q-2", { stepIndex: 0, stepId: "call", result: again });
+  s.completeRun("q-2", "completed", again);
+  assertEquals(await s.getStepResults("q-2"), [{ stepIndex: 0, stepId: "call", result: again }]);
+  assertEquals((await s.getRun("q-2"))?.result, again);
+  assertEquals(Object.keys((await s.getRun("q-2"))!), ITEM_KEYS);
+  assertStrictEquals((await s.listRuns({ parentRunId: "q" })).length, 2);
+  // q-0 (compact, the first), q-2 (compact again: another lease epoch than the others)
+  assertEquals(s.compactRuns(), { compact: 2, folded: 0 });
 });
