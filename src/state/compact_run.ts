@@ -2,14 +2,22 @@
  * A finished nested run as the in-memory store keeps it when it has at most one step result
  * (at step index 0) and nothing else: no nested runs, no step start kept, no step times (journal
  * off). Every `/map`, `/iterate` or `eval` item of a one-step flow ends so, and is kept until its
- * top-level run is evicted: one object holding the run's record and its step's fields, in place
- * of a run entry and a step table (issue 17, wave 11: 168 → 72 bytes per map item; see
- * docs/performance.md, "ninth pass").
+ * top-level run is evicted (issue 17, wave 11; see docs/performance.md, "ninth pass"):
  *
- * It reads as a run entry of src/state/memory.ts does (`rec`, `steps`, `kids`, `starts`,
- * `stepAt`, `moved`), so that the store's readers take either; a write other than to its record
- * (a step started or recorded again, a nested run of its own) turns it back into a run entry
- * first (`MemoryStateStore`'s `#open`).
+ * - {@linkcode CompactRun}: one object holding the run's record and its step's fields, in place of
+ *   a run entry and a step table (80 + 88 → 72 bytes);
+ * - {@linkcode FoldedRun}: when the run's result is its step's and its record and step have the
+ *   {@linkcode RunShape} of the run before it (the items of one map step, from the second on):
+ *   the fields the runs share are kept once in the shape, the run keeps its own (a record and a
+ *   compact run, 128 + 72 → 88 bytes). Its record is made again on each read.
+ *
+ * A map item of a one-step flow keeps 416 bytes in all (631 before; the rest: its result and
+ * output, its id and key strings, its place in lists).
+ *
+ * Both read as a run entry of src/state/memory.ts does (`rec`, `steps`, `kids`, `starts`,
+ * `stepAt`, `moved`), so that the store's readers take any of them; a write (to a folded run's
+ * record, or a step started or recorded again, a nested run of its own) turns them back into a
+ * run entry first (`MemoryStateStore`'s `#open`).
  * @module
  */
 import type { FlowResult } from "../core/flow_result.ts";

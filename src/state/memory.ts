@@ -22,7 +22,14 @@
  * makes one insert and one delete in a small map per item, not inserts into several maps that
  * hold every item run retained, and evicting a run drops its items with it. Finished nested runs
  * are found by id through an index built on the first lookup that needs it (then kept up to
- * date), as run keys are.
+ * date), as run keys are. A finished nested run with at most step 0's result and nothing else
+ * kept (no nested runs, no step start, no step times: the journal off) is kept smaller still
+ * (src/state/compact_run.ts, issue 17, wave 11): as one {@linkcode CompactRun} (its record and its
+ * step's fields) in place of its entry and step table, or, when its record and step have the
+ * shape of the run seen before it (the items of one map step after the first), as a
+ * {@linkcode FoldedRun}, whose shared fields are kept once. A map item keeps 416 bytes, not 631.
+ * Both read as entries; a write other than to a compact run's record turns either back into an
+ * entry first (`#open`).
  *
  * One class, kept whole (over 400 lines): the whole StateStore contract over maps, each method a
  * few lines next to the maps it reads (the contract: store.ts; its tests:

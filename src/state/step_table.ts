@@ -6,7 +6,9 @@
  * large, not at all. A table holding one step index (a one-step run: every `/map` item of a
  * one-step flow) keeps it in its own fields, without the arrays: five arrays of 17 slots each were
  * half of what a map item kept alive (issue 17, wave 8: 1,700 → 811 bytes per item kept; see
- * docs/performance.md, "sixth pass").
+ * docs/performance.md, "sixth pass"). Once such a run has finished, the in-memory store keeps its
+ * step's fields in a compact or folded run instead, and the table goes (src/state/compact_run.ts,
+ * {@linkcode StepTable.copyOnlyStep}; wave 11).
  * @module
  */
 import type { FlowResult } from "../core/flow_result.ts";
