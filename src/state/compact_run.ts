@@ -244,6 +244,21 @@ export class FoldedRun implements StepReader {
     return this.shape.flowId;
   }
 
+  /** The flow's name (its shape's). */
+  get flowName(): string | undefined {
+    return this.shape.flowName;
+  }
+
+  /** The run's status (its shape's: a finished one). */
+  get status(): RunRecord["status"] {
+    return this.shape.status;
+  }
+
+  /** The parent run (its shape's). */
+  get parentRunId(): string | undefined {
+    return this.shape.parentRunId;
+  }
+
   /** The run's nested runs: none. */
   get kids(): undefined {
     return undefined;

@@ -712,13 +712,15 @@ export class MemoryStateStore implements StateStore {
   listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
     const since = filter.since === undefined ? undefined : normalizeInstant(filter.since);
     const out: RunRecord[] = [];
-    for (const { rec: r } of this.#all()) {
+    for (const e of this.#all()) {
+      // (a folded run's record is made only when it is listed)
+      const r = e instanceof FoldedRun ? e : e.rec;
       if (filter.status !== undefined && r.status !== filter.status) continue;
       if (filter.flowName !== undefined && r.flowName !== filter.flowName) continue;
       if (since !== undefined && r.createdAt < since) continue;
       if (filter.rootOnly && r.parentRunId !== undefined) continue;
       if (filter.parentRunId !== undefined && r.parentRunId !== filter.parentRunId) continue;
-      out.push(r);
+      out.push(e.rec);
     }
     out.sort(compareNewestFirst);
     const offset = filter.offset ?? 0;
