@@ -7,7 +7,8 @@
  * - {@linkcode CompactRun}: one object holding the run's record and its step's fields, in place of
  *   a run entry and a step table (80 + 88 → 72 bytes);
  * - {@linkcode FoldedRun}: when the run's result is its step's and its record and step have the
- *   {@linkcode RunShape} of the run before it (the items of one map step, from the second on):
+ *   {@linkcode RunShape} of its parent's nested run before it (the items of one map step, from
+ *   the second on; the shape is kept per parent, so maps finishing side by side fold too):
  *   the fields the runs share are kept once in the shape, the run keeps its own (a record and a
  *   compact run, 128 + 72 → 88 bytes). Its record is made again on each read.
  *

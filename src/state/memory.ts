@@ -26,7 +26,7 @@
  * kept (no nested runs, no step start, no step times: the journal off) is kept smaller still
  * (src/state/compact_run.ts, issue 17, wave 11): as one {@linkcode CompactRun} (its record and its
  * step's fields) in place of its entry and step table, or, when its record and step have the
- * shape of the run seen before it (the items of one map step after the first), as a
+ * shape of its parent's nested run seen before it (the items of a map step after the first), as a
  * {@linkcode FoldedRun}, whose shared fields are kept once. A map item keeps 416 bytes, not 631.
  * Both read as entries; a write other than to a compact run's record turns either back into an
  * entry first (`#open`).
@@ -166,6 +166,11 @@ interface RunEntry {
   moved: boolean;
   /** Where it was put in its parent's `kids` (a hint: a deleted sibling shifts it), else -1. */
   slot: number;
+  /**
+   * The shape of its nested run folded or seen last (see {@linkcode MemoryStateStore.#fold}): kept
+   * per parent, so that the items of maps running side by side (a map of maps) are folded too.
+   */
+  shape: RunShape | undefined;
 }
 
 /**
@@ -192,8 +197,6 @@ export class MemoryStateStore implements StateStore {
    * {@linkcode #runs} does not hold and kept up to date from then on.
    */
   #movedIndex: Map<string, Entry> | undefined;
-  /** The shape of the run folded or seen last by {@linkcode #fold}. */
-  #shape: RunShape | undefined;
   /** Where {@linkcode #fold} reads a step's fields into (one object for every run). */
   #one: OneStepFields = {
     stepResult: undefined,
@@ -373,6 +376,7 @@ export class MemoryStateStore implements StateStore {
       starts: undefined,
       moved: true,
       slot: -1,
+      shape: undefined,
     };
     const kids = parent?.kids;
     const i = kids?.indexOf(c) ?? -1;
@@ -395,17 +399,17 @@ export class MemoryStateStore implements StateStore {
     let i = e.slot;
     if (kids[i] !== e) i = kids.lastIndexOf(e);
     if (i < 0) return;
-    const c = this.#fold(e) ?? new CompactRun(e.rec, e.steps);
+    const c = this.#fold(e, e.parent!) ?? new CompactRun(e.rec, e.steps);
     kids[i] = c;
     this.#movedIndex?.set(e.rec.runId, c);
   }
 
   /**
-   * `e` folded (src/state/compact_run.ts) when its record and step have the shape of the run
-   * folded or seen last (the items of one map step do; the first is seen, the others folded);
-   * else undefined.
+   * `e` folded (src/state/compact_run.ts) when its record and step have the shape of the nested
+   * run of `parent` folded or seen last (the items of one map step do; the first is seen, the
+   * others folded); else undefined.
    */
-  #fold(e: RunEntry): FoldedRun | undefined {
+  #fold(e: RunEntry, parent: RunEntry): FoldedRun | undefined {
     const steps = e.steps;
     if (steps === undefined || steps.length !== 1) return undefined;
     const one = this.#one;
@@ -415,11 +419,11 @@ export class MemoryStateStore implements StateStore {
     one.stepResult = undefined; // (not kept alive here)
     if (result === undefined || result !== rec.result) return undefined;
     const keys = Object.keys(rec);
-    const shape = this.#shape;
+    const shape = parent.shape;
     if (shape !== undefined && shape.fits(rec, keys, one)) {
       return new FoldedRun(shape, rec, one.durationMs);
     }
-    this.#shape = RunShape.of(rec, keys, one);
+    parent.shape = RunShape.of(rec, keys, one);
     return undefined;
   }
 
@@ -499,6 +503,7 @@ export class MemoryStateStore implements StateStore {
       starts: undefined,
       moved: false,
       slot: -1,
+      shape: undefined,
     };
     this.#runs.set(run.runId, e);
     this.#useFlow(run.flowId);

@@ -382,3 +382,28 @@ Deno.test("MemoryStateStore: writing to a compact or folded item run turns it ba
   // q-0 (compact, the first), q-2 (compact again: another lease epoch than the others)
   assertEquals(s.compactRuns(), { compact: 2, folded: 0 });
 });
+
+Deno.test("MemoryStateStore: the items of maps finishing side by side (a map of maps) are folded too", async () => {
+  const s = new MemoryStateStore();
+  s.createRun(run("a"));
+  s.createRun(run("b"));
+  for (let i = 0; i < 4; i++) {
+    for (const p of ["a", "b"]) {
+      const id = `${p}-${i}`;
+      s.createRun(run(id, { parentRunId: p, runKey: `${p}/each/${i}` }));
+      const result = { outcome: "success" as const, result: i };
+      s.recordStepResult(id, {
+        stepIndex: 0,
+        stepId: "call",
+        result,
+        component: "/w/echo",
+        attempt: 1,
+        durationMs: 3,
+      });
+      s.completeRun(id, "completed", result);
+    }
+  }
+  // the first of each map is kept compact, the others folded (the shape is its parent's)
+  assertEquals(s.compactRuns(), { compact: 2, folded: 6 });
+  for (const p of ["a", "b"]) for (let i = 0; i < 4; i++) await assertItem(s, p, i);
+});
