@@ -1,17 +1,30 @@
 /**
- * A map of values by string id (a run id, a request id) that does not hash new strings (issue
- * 17).
+ * A map of values by string id (a run id, a request id) that does not hash new strings, and
+ * does not use a `Map` for ids of a UUID's shape (issue 17).
  *
  * V8 computes a string's hash the first time the string is a Map key, and here that costs about
  * 0.5 µs (measured: the first `Map.get` of a fresh 36- or 8-character string 0.5-1.4 µs, of a
  * number 10 ns, of the same string again 15 ns). Run ids and request ids are new strings at every
- * run and call — a request's answer brings its id back as yet another string — so each map
- * item paid it three times. An id of a UUID's shape is kept under the number its last 7 hex
- * digits make, read without hashing; the value is taken only when its whole id matches. An
- * id of another shape, or one whose 7 digits another id kept has already, is kept by its text.
- * Iteration is in insertion order, as a Map's.
+ * run and call — a request's answer brings its id back as yet another string — so each map item
+ * paid it three times. An id of a UUID's shape is placed by the number its last 7 hex digits make,
+ * read without hashing (a random UUID's last digits are random; the engine's request ids count
+ * there: src/protocol/pending_calls.ts).
+ *
+ * Those ids live in an open-addressing table of parallel arrays (linear probing, deletion by
+ * backward shift, no tombstones), not in a `Map` keyed by that number as before: a map item puts
+ * a run id and a request id in four such tables and takes them out again, and the `Map`'s
+ * get-then-set and get-then-delete, with its table re-made every few dozen deletions, were about
+ * 9% of the engine's busy time in a map over a step service (wave 11 profile). Ids of other
+ * shapes are kept in a `Map` by their text. {@linkcode IdMap.values} lists in insertion order, as
+ * a Map does (a copy, sorted when asked: the tables are read that way only by listings).
  * @module
  */
+
+/** Hex digit values by character code (-1: not a hex digit). */
+const HEX = new Int8Array(128).fill(-1);
+for (let c = 48; c <= 57; c++) HEX[c] = c - 48;
+for (let c = 97; c <= 102; c++) HEX[c] = c - 87;
+for (let c = 65; c <= 70; c++) HEX[c] = c - 55;
 
 /**
  * The number in the last 7 hex digits of a 36-character id (a UUID's shape), or -1: below 2^28,
@@ -22,89 +35,181 @@ export function hexTail(id: string): number {
   let n = 0;
   for (let i = 29; i < 36; i++) {
     const c = id.charCodeAt(i);
-    let d: number;
-    if (c >= 48 && c <= 57) d = c - 48;
-    else if (c >= 97 && c <= 102) d = c - 87;
-    else if (c >= 65 && c <= 70) d = c - 55;
-    else return -1;
-    n = n * 16 + d;
+    const d = c < 128 ? HEX[c] : -1;
+    if (d < 0) return -1;
+    n = (n << 4) | d;
   }
   return n;
 }
 
-/** Values by string id, each value knowing its id (see the module doc). */
-export class IdMap<V> {
-  readonly #m = new Map<number | string, V>();
-  readonly #idOf: (v: V) => string;
-  /** Values kept by their text although their id has a hex tail (another id had it). */
-  #byText = 0;
+/** Slots of a new table (a power of two). */
+const MIN_SLOTS = 16;
+/**
+ * A table shrinks only from more slots than this: a table of open calls empties and fills again
+ * with every batch of answers (16 calls at a time in a map), and re-making its arrays each time
+ * was 0.16 page faults more per map item (wave 11).
+ */
+const SHRINK_ABOVE = 1024;
 
-  /** @param idOf the id of a value (as it was given to {@linkcode set}). */
-  constructor(idOf: (v: V) => string) {
-    this.#idOf = idOf;
-  }
+/** `n` slots holding `fill`. */
+function slots<T>(n: number, fill: T): T[] {
+  return new Array<T>(n).fill(fill);
+}
+
+/** Values by string id (see the module doc). */
+export class IdMap<V> {
+  /** The id in each slot (undefined: an empty slot). */
+  #ids: (string | undefined)[] = slots(MIN_SLOTS, undefined);
+  /**
+   * The hex tail of the id in each slot. (Plain arrays, not typed arrays: these live on the V8
+   * heap, where a typed array of more than 64 bytes is an allocation outside it.)
+   */
+  #tails: number[] = slots(MIN_SLOTS, 0);
+  #vals: (V | undefined)[] = slots(MIN_SLOTS, undefined);
+  /** When each slot's id was first set (insertion order, for {@linkcode values}). */
+  #seqs: number[] = slots(MIN_SLOTS, 0);
+  #mask = MIN_SLOTS - 1;
+  /** Ids in the slots. */
+  #count = 0;
+  /** Ids without a hex tail: [insertion number, value] by id. */
+  #other: Map<string, [number, V]> | undefined;
+  #seq = 0;
 
   get size(): number {
-    return this.#m.size;
+    return this.#count + (this.#other?.size ?? 0);
+  }
+
+  /** The slot holding `id` (whose tail is `k`), or -1. */
+  #find(id: string, k: number): number {
+    const ids = this.#ids;
+    const tails = this.#tails;
+    const mask = this.#mask;
+    for (let i = k & mask;; i = (i + 1) & mask) {
+      const s = ids[i];
+      if (s === undefined) return -1;
+      if (tails[i] === k && s === id) return i;
+    }
   }
 
   get(id: string): V | undefined {
     const k = hexTail(id);
-    if (k < 0) return this.#m.get(id);
-    const v = this.#m.get(k);
-    if (v !== undefined && this.#idOf(v) === id) return v;
-    return this.#byText > 0 ? this.#m.get(id) : undefined;
+    if (k < 0) return this.#other?.get(id)?.[1];
+    const i = this.#find(id, k);
+    return i < 0 ? undefined : this.#vals[i];
   }
 
   has(id: string): boolean {
     return this.get(id) !== undefined;
   }
 
-  /** Keeps `v` under `id` (its id), replacing the value `id` had. */
+  /** Keeps `v` under `id`, replacing the value `id` had (which keeps its place in the order). */
   set(id: string, v: V): void {
     const k = hexTail(id);
     if (k < 0) {
-      this.#m.set(id, v);
+      const other = this.#other ??= new Map();
+      const had = other.get(id);
+      if (had !== undefined) had[1] = v;
+      else other.set(id, [this.#seq++, v]);
       return;
     }
-    const cur = this.#m.get(k);
-    if (cur !== undefined && this.#idOf(cur) === id) this.#m.set(k, v);
-    else if (this.#byText > 0 && this.#m.has(id)) this.#m.set(id, v);
-    else if (cur === undefined) this.#m.set(k, v);
-    else {
-      // another id has these 7 digits: this one by its text
-      this.#byText++;
-      this.#m.set(id, v);
+    const ids = this.#ids;
+    const tails = this.#tails;
+    const mask = this.#mask;
+    let i = k & mask;
+    for (;; i = (i + 1) & mask) {
+      const s = ids[i];
+      if (s === undefined) break;
+      if (tails[i] === k && s === id) {
+        this.#vals[i] = v;
+        return;
+      }
     }
+    ids[i] = id;
+    tails[i] = k;
+    this.#vals[i] = v;
+    this.#seqs[i] = this.#seq++;
+    // at most half full: probes stay short
+    if (++this.#count * 2 > mask + 1) this.#resize((mask + 1) * 2);
   }
 
   /** Removes the value of `id`; true if there was one. */
   delete(id: string): boolean {
     const k = hexTail(id);
-    if (k < 0) return this.#m.delete(id);
-    const cur = this.#m.get(k);
-    if (cur !== undefined && this.#idOf(cur) === id) return this.#m.delete(k);
-    if (this.#byText > 0 && this.#m.delete(id)) {
-      this.#byText--;
-      return true;
+    if (k < 0) return this.#other?.delete(id) ?? false;
+    let i = this.#find(id, k);
+    if (i < 0) return false;
+    // backward shift: each later entry of the probe run that may sit in slot i moves there
+    const ids = this.#ids;
+    const tails = this.#tails;
+    const vals = this.#vals;
+    const seqs = this.#seqs;
+    const mask = this.#mask;
+    for (let j = (i + 1) & mask; ids[j] !== undefined; j = (j + 1) & mask) {
+      const home = tails[j] & mask;
+      // entry j stays when its home slot lies cyclically in (i, j]
+      if (i <= j ? i < home && home <= j : i < home || home <= j) continue;
+      ids[i] = ids[j];
+      tails[i] = tails[j];
+      vals[i] = vals[j];
+      seqs[i] = seqs[j];
+      i = j;
     }
-    return false;
+    ids[i] = undefined;
+    vals[i] = undefined;
+    // a table that held many ids once (a burst of runs) shrinks again
+    if (--this.#count * 8 < mask + 1 && mask + 1 > SHRINK_ABOVE) this.#resize((mask + 1) / 2);
+    return true;
   }
 
-  /** The values, in insertion order (live, as a Map's iterator). */
-  values(): MapIterator<V> {
-    return this.#m.values();
+  /** Moves every entry into new arrays of `n` slots (a power of two). */
+  #resize(n: number): void {
+    const ids = this.#ids;
+    const tails = this.#tails;
+    const vals = this.#vals;
+    const seqs = this.#seqs;
+    this.#ids = slots(n, undefined);
+    this.#tails = slots(n, 0);
+    this.#vals = slots(n, undefined);
+    this.#seqs = slots(n, 0);
+    this.#mask = n - 1;
+    for (let j = 0; j < ids.length; j++) {
+      const id = ids[j];
+      if (id === undefined) continue;
+      let i = tails[j] & this.#mask;
+      while (this.#ids[i] !== undefined) i = (i + 1) & this.#mask;
+      this.#ids[i] = id;
+      this.#tails[i] = tails[j];
+      this.#vals[i] = vals[j];
+      this.#seqs[i] = seqs[j];
+    }
+  }
+
+  /** The values in insertion order (a copy: changes made while reading it are not seen). */
+  values(): IterableIterator<V> {
+    const order: [number, V][] = [];
+    const ids = this.#ids;
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] !== undefined) order.push([this.#seqs[i], this.#vals[i]!]);
+    }
+    if (this.#other !== undefined) { for (const e of this.#other.values()) order.push(e); }
+    order.sort((a, b) => a[0] - b[0]);
+    return order.map((e) => e[1]).values();
   }
 
   clear(): void {
-    this.#m.clear();
-    this.#byText = 0;
+    this.#ids = slots(MIN_SLOTS, undefined);
+    this.#tails = slots(MIN_SLOTS, 0);
+    this.#vals = slots(MIN_SLOTS, undefined);
+    this.#seqs = slots(MIN_SLOTS, 0);
+    this.#mask = MIN_SLOTS - 1;
+    this.#count = 0;
+    this.#other = undefined;
   }
 }
 
 /** A set of string ids that does not hash new strings (see {@linkcode IdMap}). */
 export class IdSet {
-  readonly #m = new IdMap<string>((id) => id);
+  readonly #m = new IdMap<true>();
 
   get size(): number {
     return this.#m.size;
@@ -115,7 +220,7 @@ export class IdSet {
   }
 
   add(id: string): this {
-    this.#m.set(id, id);
+    this.#m.set(id, true);
     return this;
   }
 

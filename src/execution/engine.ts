@@ -117,7 +117,7 @@ export class Engine {
   /** Top-level runs executing in this engine (a resume of one of them is refused). */
   #executing = new IdSet();
   /** The top-level runs started and not yet ended, by run id (`close` cancels them). */
-  #live = new IdMap<RunHandle>((h) => h.runId);
+  #live = new IdMap<RunHandle>();
   #oneStep: OneStepHost;
   #host: RunHost;
   #servicesHost?: ServicesHost;

@@ -26,7 +26,7 @@ interface HasId {
 
 /** Open calls by request id. */
 export class PendingCalls<T extends HasId> {
-  readonly #byText = new IdMap<T>((e) => e.id as string);
+  readonly #byText = new IdMap<T>();
   /** Entries with a number for an id (kept as a Map keeps them, as before). */
   readonly #byNumber = new Map<Exclude<RequestId, string>, T>();
 

@@ -191,7 +191,7 @@ export class MemoryStateStore implements StateStore {
   readonly engineId: string = crypto.randomUUID();
   #blobs = new Map<string, StoredBlob>();
   /** Top-level runs, running nested runs, and nested runs whose parent is unknown. */
-  #runs = new IdMap<RunEntry>((e) => e.rec.runId);
+  #runs = new IdMap<RunEntry>();
   /**
    * Finished nested runs by id (they left {@linkcode #runs}), built on the first lookup of an id
    * {@linkcode #runs} does not hold and kept up to date from then on.

@@ -11,7 +11,7 @@ interface E {
 }
 
 Deno.test("IdMap: get, set, delete and insertion order, as a Map, for UUIDs and other ids", () => {
-  const m = new IdMap<E>((e) => e.id);
+  const m = new IdMap<E>();
   const ids = [
     crypto.randomUUID(),
     "run-1",
@@ -35,7 +35,7 @@ Deno.test("IdMap: get, set, delete and insertion order, as a Map, for UUIDs and 
 });
 
 Deno.test("IdMap: two ids with the same last 7 hex digits are both kept, found and deleted", () => {
-  const m = new IdMap<E>((e) => e.id);
+  const m = new IdMap<E>();
   const tail = "0000000000ff";
   const a = `aaaaaaaa-aaaa-4aaa-8aaa-${tail}`;
   const b = `bbbbbbbb-bbbb-4bbb-8bbb-${tail}`;
@@ -59,5 +59,99 @@ Deno.test("IdMap: two ids with the same last 7 hex digits are both kept, found a
   assertStrictEquals(m.get(a)?.n, 4);
   assertStrictEquals(m.get(b), undefined);
   m.clear();
+  assertStrictEquals(m.size, 0);
+});
+
+Deno.test("IdMap: random sets and deletes read as a Map does (probe runs, wrap-around, growth and shrinking)", () => {
+  // few distinct tails (collisions and long probe runs), ids of other shapes, upper case
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const pool: string[] = [];
+  for (let i = 0; i < 400; i++) {
+    // a few tails at both ends of every table size: long probe runs that wrap around the end
+    const t = rand(4);
+    const tail = (i % 2 === 0 ? t : 0xfffffff - t).toString(16).padStart(7, "0");
+    const head = crypto.randomUUID().slice(0, 29);
+    pool.push(i % 7 === 0 ? `run-${i}` : i % 5 === 0 ? (head + tail).toUpperCase() : head + tail);
+  }
+  const m = new IdMap<E>();
+  const model = new Map<string, E>();
+  for (let step = 0; step < 20_000; step++) {
+    const id = pool[rand(pool.length)];
+    // a new string with the same text each time (ids come back from the wire as new strings)
+    const key = JSON.parse(JSON.stringify(id)) as string;
+    const op = rand(10);
+    if (op < 5 && model.size < 300) {
+      const e = { id, n: step };
+      if (!model.has(id)) model.set(id, e);
+      else model.get(id)!.n = step;
+      m.set(key, model.get(id)!);
+    } else if (op < 9) {
+      assertStrictEquals(m.delete(key), model.delete(id), `delete ${id} at step ${step}`);
+    } else {
+      assertStrictEquals(m.get(key), model.get(id), `get ${id} at step ${step}`);
+    }
+    assertStrictEquals(m.size, model.size);
+  }
+  for (const id of pool) assertStrictEquals(m.get(id), model.get(id));
+  assertEquals([...m.values()], [...model.values()]);
+  // emptied one by one, then used again
+  for (const id of [...model.keys()]) assertStrictEquals(m.delete(id), true);
+  assertStrictEquals(m.size, 0);
+  assertEquals([...m.values()], []);
+  m.set(pool[1], { id: pool[1], n: 1 });
+  assertStrictEquals(m.get(pool[1])?.n, 1);
+});
+
+Deno.test("IdMap: values are listed in the order their ids were first set, a replaced value in its place", () => {
+  const m = new IdMap<E>();
+  const ids = Array.from(
+    { length: 100 },
+    (_, i) => i % 3 === 0 ? `other-${i}` : crypto.randomUUID(),
+  );
+  ids.forEach((id, n) => m.set(id, { id, n }));
+  m.set(ids[10], { id: ids[10], n: 10 });
+  for (let i = 0; i < 100; i += 2) m.delete(ids[i]);
+  assertEquals([...m.values()].map((e) => e.n), ids.map((_, n) => n).filter((n) => n % 2 === 1));
+  // a copy: deleting while reading it is safe
+  let seen = 0;
+  for (const e of m.values()) {
+    m.delete(e.id);
+    seen++;
+  }
+  assertStrictEquals(seen, 50);
+  assertStrictEquals(m.size, 0);
+});
+
+Deno.test("IdMap: deleting where a probe run wraps around the table's end keeps every later id found", () => {
+  // 16 slots: ids whose home slots (tail & 15) are 13, 14, 15, 14 (wraps to slot 0) and 0 (slot 1)
+  const id = (tail: number) =>
+    crypto.randomUUID().slice(0, 29) + tail.toString(16).padStart(7, "0");
+  const [a, b, c, d, e] = [0x10d, 0x20e, 0x30f, 0x40e, 0x500].map(id);
+  const m = new IdMap<E>();
+  [a, b, c, d, e].forEach((x, n) => m.set(x, { id: x, n }));
+  assertStrictEquals(m.delete(a), true);
+  // d (home 14, in slot 0) must stay put, e (home 0, in slot 1) too
+  assertEquals([b, c, d, e].map((x) => m.get(x)?.n), [1, 2, 3, 4]);
+  assertStrictEquals(m.delete(c), true);
+  assertEquals([b, d, e].map((x) => m.get(x)?.n), [1, 3, 4]);
+  assertStrictEquals(m.delete(b), true);
+  assertEquals([d, e].map((x) => m.get(x)?.n), [3, 4]);
+  assertStrictEquals(m.size, 2);
+});
+
+Deno.test("IdMap: a table grown past 1,024 slots shrinks again as ids go, keeping every id found", () => {
+  const ids = Array.from({ length: 5000 }, () => crypto.randomUUID());
+  const m = new IdMap<E>();
+  ids.forEach((id, n) => m.set(id, { id, n }));
+  for (let i = 0; i < ids.length; i++) {
+    assertStrictEquals(m.delete(ids[i]), true);
+    if (i % 97 === 0) {
+      for (let j = i + 1; j < ids.length; j += 89) assertStrictEquals(m.get(ids[j])?.n, j);
+    }
+  }
   assertStrictEquals(m.size, 0);
 });

@@ -48,9 +48,7 @@ export class StepflowPlugin implements Plugin {
   #engine?: EngineServices;
   #log?: Logger;
   /** Engine services of the runs with open execute calls (services are per run), by run id. */
-  readonly #open = new IdMap<{ runId: string; engine: EngineServices; count: number }>((e) =>
-    e.runId
-  );
+  readonly #open = new IdMap<{ runId: string; engine: EngineServices; count: number }>();
 
   constructor(readonly name: string, config: StepflowPluginConfig) {
     this.#config = config;
