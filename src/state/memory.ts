@@ -22,7 +22,14 @@
  * makes one insert and one delete in a small map per item, not inserts into several maps that
  * hold every item run retained, and evicting a run drops its items with it. Finished nested runs
  * are found by id through an index built on the first lookup that needs it (then kept up to
- * date), as run keys are.
+ * date), as run keys are. A finished nested run with at most step 0's result and nothing else
+ * kept (no nested runs, no step start, no step times: the journal off) is kept smaller still
+ * (src/state/compact_run.ts, issue 17, wave 11): as one {@linkcode CompactRun} (its record and its
+ * step's fields) in place of its entry and step table, or, when its record and step have the
+ * shape of its parent's nested run seen before it (the items of a map step after the first), as a
+ * {@linkcode FoldedRun}, whose shared fields are kept once. A map item keeps 416 bytes, not 631.
+ * Both read as entries; a write other than to a compact run's record turns either back into an
+ * entry first (`#open`).
  *
  * One class, kept whole (over 400 lines): the whole StateStore contract over maps, each method a
  * few lines next to the maps it reads (the contract: store.ts; its tests:
@@ -32,7 +39,8 @@
 import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { blobId } from "./blob_id.ts";
-import { StepTable } from "./step_table.ts";
+import { type OneStepFields, StepTable } from "./step_table.ts";
+import { CompactRun, FoldedRun, RunShape } from "./compact_run.ts";
 import { IdMap, IdSet } from "../core/id_map.ts";
 import {
   type BatchFilter,
@@ -130,7 +138,16 @@ function arrayWith<T>(i: number, v: T): (T | undefined)[] {
 /** A batch's runs: run id and item index, position by position. */
 interface BatchRunList {
   ids: string[];
-  indexes: number[];
+  /**
+   * Item indexes by position; undefined while each run's index is its position (a batch's runs
+   * are added in item order: 8 bytes less per map item kept, issue 17).
+   */
+  indexes: number[] | undefined;
+}
+
+/** The item index of the run at position `j` of `list`. */
+function indexAt(list: BatchRunList, j: number): number {
+  return list.indexes === undefined ? j : list.indexes[j];
 }
 
 /** A run as kept in memory: its record and what belongs to it. */
@@ -140,7 +157,7 @@ interface RunEntry {
   /** The parent run's entry, when the parent was known at `createRun`. */
   parent: RunEntry | undefined;
   /** Nested runs (running and finished), in the order they were created. */
-  kids: RunEntry[] | undefined;
+  kids: Entry[] | undefined;
   /** Step results, by step index. */
   steps: StepTable | undefined;
   /** When each step result was stored (RFC 3339), by step index (journal on only). */
@@ -148,6 +165,25 @@ interface RunEntry {
   starts: (StepStart | undefined)[] | undefined;
   /** True once it left the map of runs by id (a finished nested run: found through its parent). */
   moved: boolean;
+  /** Where it was put in its parent's `kids` (a hint: a deleted sibling shifts it), else -1. */
+  slot: number;
+  /**
+   * The shape of its nested run folded or seen last (see {@linkcode MemoryStateStore.#fold}): kept
+   * per parent, so that the items of maps running side by side (a map of maps) are folded too.
+   */
+  shape: RunShape | undefined;
+}
+
+/**
+ * A run as kept: an entry, or a finished nested run with one step result kept compact or folded
+ * (it reads as an entry, a folded run's `rec` made again on each read; see
+ * src/state/compact_run.ts). {@linkcode MemoryStateStore.#open} gives an entry.
+ */
+type Entry = RunEntry | CompactRun | FoldedRun;
+
+/** What `e`'s run id, flow and key are read from without making a folded run's record again. */
+function idsOf(e: Entry): { runId: string; flowId: string; runKey?: string } {
+  return e instanceof FoldedRun ? e : e.rec;
 }
 
 /** A {@linkcode StateStore} kept in maps; every write is applied synchronously. */
@@ -161,7 +197,15 @@ export class MemoryStateStore implements StateStore {
    * Finished nested runs by id (they left {@linkcode #runs}), built on the first lookup of an id
    * {@linkcode #runs} does not hold and kept up to date from then on.
    */
-  #movedIndex: Map<string, RunEntry> | undefined;
+  #movedIndex: Map<string, Entry> | undefined;
+  /** Where {@linkcode #fold} reads a step's fields into (one object for every run). */
+  #one: OneStepFields = {
+    stepResult: undefined,
+    stepId: undefined,
+    component: undefined,
+    attempt: undefined,
+    durationMs: undefined,
+  };
   /** How many entries are moved (no index is built while there is none). */
   #movedCount = 0;
   /**
@@ -299,26 +343,104 @@ export class MemoryStateStore implements StateStore {
     return Promise.resolve(this.#blobs.get(id.toLowerCase()));
   }
 
-  /** The entry of run `runId`, wherever it is kept. */
-  #get(runId: string): RunEntry | undefined {
+  /** The entry of run `runId`, wherever it is kept (to read it, or write its record only). */
+  #get(runId: string): Entry | undefined {
     const e = this.#runs.get(runId);
     if (e !== undefined || this.#movedCount === 0) return e;
     return this.#moved().get(runId);
   }
 
+  /**
+   * The entry of run `runId` to write its steps, starts or nested runs: a run kept compact is
+   * turned back into an entry (a finished item run resumed or given a nested run: rare).
+   */
+  #open(runId: string): RunEntry | undefined {
+    const e = this.#runs.get(runId);
+    if (e !== undefined || this.#movedCount === 0) return e;
+    const m = this.#moved().get(runId);
+    return m instanceof CompactRun || m instanceof FoldedRun ? this.#expand(m) : m;
+  }
+
+  /**
+   * Puts an entry in the place of compact or folded run `c` (in its parent's `kids` and the
+   * index). A folded run's record is made again (the entry's own).
+   */
+  #expand(c: CompactRun | FoldedRun): RunEntry {
+    const rec = c.rec;
+    const parent = this.#get(rec.parentRunId!) as RunEntry | undefined;
+    const e: RunEntry = {
+      rec,
+      parent,
+      kids: undefined,
+      steps: c.toTable(),
+      stepAt: undefined,
+      starts: undefined,
+      moved: true,
+      slot: -1,
+      shape: undefined,
+    };
+    const kids = parent?.kids;
+    const i = kids?.indexOf(c) ?? -1;
+    if (i >= 0) {
+      kids![i] = e;
+      e.slot = i;
+    }
+    this.#movedIndex?.set(rec.runId, e);
+    return e;
+  }
+
+  /**
+   * Keeps finished moved entry `e` compact when it fits (see src/state/compact_run.ts): once per
+   * finished nested run, in its `completeRun`.
+   */
+  #compact(e: RunEntry): void {
+    if (!CompactRun.fits(e.kids, e.steps, e.stepAt, e.starts)) return;
+    const kids = e.parent?.kids;
+    if (kids === undefined) return;
+    let i = e.slot;
+    if (kids[i] !== e) i = kids.lastIndexOf(e);
+    if (i < 0) return;
+    const c = this.#fold(e, e.parent!) ?? new CompactRun(e.rec, e.steps);
+    kids[i] = c;
+    this.#movedIndex?.set(e.rec.runId, c);
+  }
+
+  /**
+   * `e` folded (src/state/compact_run.ts) when its record and step have the shape of the nested
+   * run of `parent` folded or seen last (the items of one map step do; the first is seen, the
+   * others folded); else undefined.
+   */
+  #fold(e: RunEntry, parent: RunEntry): FoldedRun | undefined {
+    const steps = e.steps;
+    if (steps === undefined || steps.length !== 1) return undefined;
+    const one = this.#one;
+    steps.copyOnlyStep(one);
+    const rec = e.rec;
+    const result = one.stepResult;
+    one.stepResult = undefined; // (not kept alive here)
+    if (result === undefined || result !== rec.result) return undefined;
+    const keys = Object.keys(rec);
+    const shape = parent.shape;
+    if (shape !== undefined && shape.fits(rec, keys, one)) {
+      return new FoldedRun(shape, rec, one.durationMs);
+    }
+    parent.shape = RunShape.of(rec, keys, one);
+    return undefined;
+  }
+
   /** The index of moved entries (built on first use). */
-  #moved(): Map<string, RunEntry> {
+  #moved(): Map<string, Entry> {
     if (this.#movedIndex === undefined) {
-      const index = new Map<string, RunEntry>();
-      for (const e of this.#all()) if (e.moved) index.set(e.rec.runId, e);
+      const index = new Map<string, Entry>();
+      for (const e of this.#all()) if (e.moved) index.set(idsOf(e).runId, e);
       this.#movedIndex = index;
     }
     return this.#movedIndex;
   }
 
   /** Every run entry: those by id, and the finished nested runs kept in their parents. */
-  *#all(): Generator<RunEntry> {
-    const stack: RunEntry[] = [];
+  *#all(): Generator<Entry> {
+    const stack: Entry[] = [];
     for (const e of this.#runs.values()) {
       yield e;
       if (e.kids === undefined) continue;
@@ -337,7 +459,7 @@ export class MemoryStateStore implements StateStore {
 
   createRun(run: RunRecord, owned = false): void {
     const parentId = run.parentRunId;
-    const parent = parentId === undefined ? undefined : this.#get(parentId);
+    const parent = parentId === undefined ? undefined : this.#open(parentId);
     const root = run.rootRunId ??
       (parentId === undefined ? run.runId : parent?.rec.rootRunId ?? parentId);
     const queued = run.status === "queued";
@@ -355,7 +477,12 @@ export class MemoryStateStore implements StateStore {
         : { ...run, rootRunId: root, leaseEpoch: 1, ownerId: this.engineId };
     }
     // (not #get: a new id must not build the index of moved runs)
-    const old = this.#runs.get(run.runId) ?? this.#movedIndex?.get(run.runId);
+    let old = this.#runs.get(run.runId) ?? this.#movedIndex?.get(run.runId);
+    // (a compact run finds its parent by its record's parentRunId: one that changes is an entry)
+    if (
+      old instanceof FoldedRun ||
+      (old instanceof CompactRun && old.rec.parentRunId !== r.parentRunId)
+    ) old = this.#expand(old);
     if (old !== undefined) {
       // the same id again replaces the record (its steps and nested runs stay, as before)
       if (old.rec.flowId !== r.flowId) {
@@ -376,12 +503,16 @@ export class MemoryStateStore implements StateStore {
       stepAt: undefined,
       starts: undefined,
       moved: false,
+      slot: -1,
+      shape: undefined,
     };
     this.#runs.set(run.runId, e);
     this.#useFlow(run.flowId);
     if (parent !== undefined) {
-      if (parent.kids === undefined) parent.kids = [e];
-      else parent.kids.push(e);
+      if (parent.kids === undefined) {
+        parent.kids = [e];
+        e.slot = 0;
+      } else e.slot = parent.kids.push(e) - 1;
     }
     if (run.runKey !== undefined) this.#byKey?.set(run.runKey, run.runId);
     this.#event(run.runId, root, queued ? "run_queued" : "run_started");
@@ -429,7 +560,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   recordStepStarted(runId: string, s: StepStartRecord): void {
-    const entry = this.#get(runId);
+    const entry = this.#open(runId);
     if (entry === undefined) return;
     const at = s.at ?? (this.#journal ? nowRfc3339() : "");
     const list = entry.starts;
@@ -447,7 +578,7 @@ export class MemoryStateStore implements StateStore {
 
   recordStepResult(runId: string, record: StepResultRecord): void {
     // The hot path of every run: the caller's record is kept as is, no object per step.
-    const entry = this.#get(runId);
+    const entry = this.#open(runId);
     if (entry === undefined) return;
     (entry.steps ??= new StepTable()).set(record);
     // Reading the clock costs more than the rest (0.1-0.2 µs here): only with the journal on.
@@ -468,7 +599,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   completeRun(runId: string, status: RunStatus, result?: FlowResult): void {
-    const entry = this.#get(runId);
+    const entry = this.#open(runId);
     if (entry === undefined) return;
     const run = entry.rec;
     run.status = status;
@@ -496,7 +627,8 @@ export class MemoryStateStore implements StateStore {
       this.#movedCount++;
       this.#runs.delete(runId);
       this.#movedIndex?.set(runId, entry);
-    }
+      this.#compact(entry);
+    } else if (entry.moved) this.#compact(entry); // (finished again: resumed)
   }
 
   /**
@@ -515,7 +647,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   setRunStatus(runId: string, status: RunStatus, event?: RunEventType, data?: JsonValue): void {
-    const run = this.#get(runId)?.rec;
+    const run = this.#open(runId)?.rec;
     if (!run) return;
     run.status = status;
     if (event) this.#event(runId, run.rootRunId, event, undefined, undefined, undefined, data);
@@ -547,7 +679,7 @@ export class MemoryStateStore implements StateStore {
   /** Step results of a run and its nested runs (slots, counted by list length). */
   #stepCount(entry: RunEntry): number {
     let n = 0;
-    const stack = [entry];
+    const stack: Entry[] = [entry];
     while (stack.length > 0) {
       const e = stack.pop()!;
       n += e.steps?.length ?? 0;
@@ -593,6 +725,19 @@ export class MemoryStateStore implements StateStore {
     this.#finishedHead = head;
   }
 
+  /**
+   * How many finished nested runs are kept compact and how many folded (src/state/compact_run.ts);
+   * walks every run (tests, diagnostics).
+   */
+  compactRuns(): { compact: number; folded: number } {
+    let compact = 0, folded = 0;
+    for (const e of this.#all()) {
+      if (e instanceof CompactRun) compact++;
+      else if (e instanceof FoldedRun) folded++;
+    }
+    return { compact, folded };
+  }
+
   getRun(runId: string): Promise<RunRecord | undefined> {
     const r = this.#get(runId)?.rec;
     return Promise.resolve(r ? { ...r } : undefined);
@@ -601,7 +746,8 @@ export class MemoryStateStore implements StateStore {
   findRunByKey(runKey: string): Promise<RunRecord | undefined> {
     if (this.#byKey === undefined) {
       this.#byKey = new Map();
-      for (const { rec: r } of this.#all()) {
+      for (const e of this.#all()) {
+        const r = idsOf(e);
         if (r.runKey !== undefined) this.#byKey.set(r.runKey, r.runId);
       }
     }
@@ -612,13 +758,15 @@ export class MemoryStateStore implements StateStore {
   listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
     const since = filter.since === undefined ? undefined : normalizeInstant(filter.since);
     const out: RunRecord[] = [];
-    for (const { rec: r } of this.#all()) {
+    for (const e of this.#all()) {
+      // (a folded run's record is made only when it is listed)
+      const r = e instanceof FoldedRun ? e : e.rec;
       if (filter.status !== undefined && r.status !== filter.status) continue;
       if (filter.flowName !== undefined && r.flowName !== filter.flowName) continue;
       if (since !== undefined && r.createdAt < since) continue;
       if (filter.rootOnly && r.parentRunId !== undefined) continue;
       if (filter.parentRunId !== undefined && r.parentRunId !== filter.parentRunId) continue;
-      out.push(r);
+      out.push(e.rec);
     }
     out.sort(compareNewestFirst);
     const offset = filter.offset ?? 0;
@@ -734,7 +882,10 @@ export class MemoryStateStore implements StateStore {
         if (list) this.#events.set(root, list.filter((e) => !removed.has(e.runId)));
       }
     }
-    const siblings = entry.parent?.kids;
+    const parent = entry instanceof CompactRun || entry instanceof FoldedRun
+      ? this.#get(run.parentRunId!)
+      : entry.parent;
+    const siblings = parent?.kids;
     const i = siblings?.indexOf(entry) ?? -1;
     if (i >= 0) siblings!.splice(i, 1);
     // batches lose the deleted runs; a batch left without runs goes too
@@ -744,7 +895,7 @@ export class MemoryStateStore implements StateStore {
       for (let j = 0; j < list.ids.length; j++) {
         if (removed.has(list.ids[j])) continue;
         kept.ids.push(list.ids[j]);
-        kept.indexes.push(list.indexes[j]);
+        kept.indexes!.push(indexAt(list, j));
       }
       if (kept.ids.length > 0) this.#batchRuns.set(batchId, kept);
       else {
@@ -759,17 +910,18 @@ export class MemoryStateStore implements StateStore {
    * Takes runs and their nested runs out of the maps by id (not out of their parents' lists, nor
    * the journal, batches or retention account: {@linkcode #delete} does that); returns their ids.
    */
-  #drop(entries: RunEntry[]): IdSet {
+  #drop(entries: Entry[]): IdSet {
     const removed = new IdSet();
     const stack = [...entries];
     while (stack.length > 0) {
       const e = stack.pop()!;
-      const id = e.rec.runId;
+      const ids = idsOf(e);
+      const id = ids.runId;
       if (removed.has(id)) continue;
       removed.add(id);
-      this.#unuseFlow(e.rec.flowId);
+      this.#unuseFlow(ids.flowId);
       if (e.kids !== undefined) { for (const k of e.kids) stack.push(k); }
-      if (e.rec.runKey !== undefined) this.#byKey?.delete(e.rec.runKey);
+      if (ids.runKey !== undefined) this.#byKey?.delete(ids.runKey);
       if (e.moved) {
         this.#movedCount--;
         this.#movedIndex?.delete(id);
@@ -819,7 +971,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   claimRun(runId: string): Promise<ClaimResult> {
-    const run = this.#get(runId)?.rec;
+    const run = this.#open(runId)?.rec;
     if (!run) return Promise.resolve({ claimed: false, reason: "unknown" });
     run.ownerId = this.engineId;
     run.leaseEpoch = (run.leaseEpoch ?? 0) + 1;
@@ -832,7 +984,8 @@ export class MemoryStateStore implements StateStore {
 
   claimRuns(options: ClaimOptions): Promise<ClaimedRun[]> {
     const out: ClaimedRun[] = [];
-    const candidates = [...this.#all()].map((e) => e.rec)
+    // (a folded run is finished: never a candidate)
+    const candidates = [...this.#all()].filter((e) => !(e instanceof FoldedRun)).map((e) => e.rec)
       .filter((r) =>
         r.status === "queued" ||
         ((r.status === "running" || r.status === "paused") && r.ownerId === undefined)
@@ -865,7 +1018,9 @@ export class MemoryStateStore implements StateStore {
   renewLeases(): Promise<LeaseRenewal> {
     if (this.#engine) this.#engine.heartbeatAt = nowRfc3339();
     const renewed: string[] = [];
-    for (const { rec: r } of this.#all()) {
+    for (const e of this.#all()) {
+      if (e instanceof FoldedRun) continue; // finished
+      const r = e.rec;
       if (r.ownerId === this.engineId && !isFinished(r.status) && r.status !== "queued") {
         renewed.push(r.runId);
       }
@@ -874,10 +1029,12 @@ export class MemoryStateStore implements StateStore {
   }
 
   releaseRuns(runIds?: string[]): Promise<string[]> {
-    const ids = runIds ?? [...this.#all()].map((e) => e.rec.runId);
+    const ids = runIds ?? [...this.#all()].map((e) => idsOf(e).runId);
     const out: string[] = [];
     for (const id of ids) {
-      const r = this.#get(id)?.rec;
+      const e = this.#get(id);
+      if (e instanceof FoldedRun) continue; // finished
+      const r = e?.rec;
       if (!r || r.ownerId !== this.engineId || isFinished(r.status)) continue;
       delete r.ownerId;
       out.push(id);
@@ -923,9 +1080,10 @@ export class MemoryStateStore implements StateStore {
 
   addBatchRun(batchId: string, runId: string, index: number): void {
     let l = this.#batchRuns.get(batchId);
-    if (!l) this.#batchRuns.set(batchId, l = { ids: [], indexes: [] });
+    if (!l) this.#batchRuns.set(batchId, l = { ids: [], indexes: undefined });
+    if (l.indexes === undefined && index !== l.ids.length) l.indexes = l.ids.map((_, j) => j);
     l.ids.push(runId);
-    l.indexes.push(index);
+    l.indexes?.push(index);
   }
 
   getBatch(batchId: string): Promise<BatchRecord | undefined> {
@@ -937,7 +1095,7 @@ export class MemoryStateStore implements StateStore {
     const l = this.#batchRuns.get(batchId);
     const out: { runId: string; index: number }[] = [];
     if (l !== undefined) {
-      for (let i = 0; i < l.ids.length; i++) out.push({ runId: l.ids[i], index: l.indexes[i] });
+      for (let i = 0; i < l.ids.length; i++) out.push({ runId: l.ids[i], index: indexAt(l, i) });
     }
     return Promise.resolve(out);
   }

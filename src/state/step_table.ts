@@ -6,14 +6,38 @@
  * large, not at all. A table holding one step index (a one-step run: every `/map` item of a
  * one-step flow) keeps it in its own fields, without the arrays: five arrays of 17 slots each were
  * half of what a map item kept alive (issue 17, wave 8: 1,700 → 811 bytes per item kept; see
- * docs/performance.md, "sixth pass").
+ * docs/performance.md, "sixth pass"). Once such a run has finished, the in-memory store keeps its
+ * step's fields in a compact or folded run instead, and the table goes (src/state/compact_run.ts,
+ * {@linkcode StepTable.copyOnlyStep}; wave 11).
  * @module
  */
 import type { FlowResult } from "../core/flow_result.ts";
 import type { StepResultRecord } from "./records.ts";
 
+/**
+ * What reads a run's step results: a {@linkcode StepTable}, or the one step a finished nested run
+ * kept compact holds (src/state/compact_run.ts).
+ */
+export interface StepReader {
+  /** One more than the highest step index with a result (0 when none). */
+  readonly length: number;
+  /** See {@linkcode StepTable.record}. */
+  record(i: number): StepResultRecord | undefined;
+  /** See {@linkcode StepTable.coversCall}. */
+  coversCall(i: number, component: string, attempt: number): boolean;
+}
+
+/** The fields of one step result, as {@linkcode StepTable.copyOnlyStep} writes them. */
+export interface OneStepFields {
+  stepResult: FlowResult | undefined;
+  stepId: string | undefined;
+  component: string | undefined;
+  attempt: number | undefined;
+  durationMs: number | undefined;
+}
+
 /** Step results by step index (sparse until every step has run). */
-export class StepTable {
+export class StepTable implements StepReader {
   // While the table holds one step index (every one-step run, e.g. a map item), its fields are
   // kept here: one object per run instead of six (issue 17: a 10,000-item map kept 50,000 arrays
   // alive until its end, and young collections copied each of them twice).
@@ -88,6 +112,21 @@ export class StepTable {
       this.#duration =
         undefined;
     return m;
+  }
+
+  /**
+   * Writes the fields of step 0 into `to`, for a table that holds step index 0 only (`length`
+   * 1): a finished map item's run keeps them in its own object (src/state/compact_run.ts).
+   */
+  copyOnlyStep(to: OneStepFields): void {
+    if (this.#many !== undefined || this.#one !== 0) {
+      throw new RangeError("copyOnlyStep: the table holds more than step 0");
+    }
+    to.stepResult = this.#result;
+    to.stepId = this.#id;
+    to.component = this.#component;
+    to.attempt = this.#attempt;
+    to.durationMs = this.#duration;
   }
 
   /** The result of step `i`, or undefined when it has none. */

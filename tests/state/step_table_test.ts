@@ -98,3 +98,47 @@ Deno.test("step table: length is one more than the highest index set, past the a
     assertEquals(t.result(i), has ? ok(i) : undefined, `step ${i}`);
   }
 });
+
+Deno.test("a batch's runs added in item order (indexes not kept) read their indexes, also once one comes out of order and after a delete", async () => {
+  const s = new MemoryStateStore();
+  s.createBatch({
+    batchId: "b",
+    flowId: "f",
+    totalInputs: 5,
+    status: "running",
+    createdAt: "2024-01-01T00:00:00.000Z",
+  });
+  const add = (id: string, i: number) => {
+    s.createRun({
+      runId: id,
+      flowId: "f",
+      status: "running",
+      input: i,
+      createdAt: "2024-01-01T00:00:00.000Z",
+    });
+    s.addBatchRun("b", id, i);
+  };
+  for (let i = 0; i < 3; i++) add(`r${i}`, i);
+  assertEquals((await s.getBatchRuns("b")).map((r) => r.index), [0, 1, 2]);
+  await s.deleteRun("r1");
+  assertEquals(await s.getBatchRuns("b"), [{ runId: "r0", index: 0 }, { runId: "r2", index: 2 }]);
+  add("r4", 4);
+  add("r3", 3);
+  assertEquals((await s.getBatchRuns("b")).map((r) => [r.runId, r.index]), [
+    ["r0", 0],
+    ["r2", 2],
+    ["r4", 4],
+    ["r3", 3],
+  ]);
+  const t = new MemoryStateStore();
+  t.createBatch({
+    batchId: "c",
+    flowId: "f",
+    totalInputs: 2,
+    status: "running",
+    createdAt: "2024-01-01T00:00:00.000Z",
+  });
+  t.addBatchRun("c", "x", 0);
+  t.addBatchRun("c", "y", 5);
+  assertEquals(await t.getBatchRuns("c"), [{ runId: "x", index: 0 }, { runId: "y", index: 5 }]);
+});

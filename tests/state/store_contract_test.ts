@@ -40,8 +40,9 @@ const STORES: [string, Use][] = [
   ],
 ];
 
-function contract(name: string, fn: (s: StateStore) => Promise<void>) {
-  for (const [kind, use] of STORES) Deno.test(`${kind}: ${name}`, () => use(fn));
+/** `also`: stores this test runs against besides {@linkcode STORES}. */
+function contract(name: string, fn: (s: StateStore) => Promise<void>, also: [string, Use][] = []) {
+  for (const [kind, use] of [...STORES, ...also]) Deno.test(`${kind}: ${name}`, () => use(fn));
   pgTest(`PostgresStateStore: ${name}`, (server) =>
     withPgDatabase(server, async (url) => {
       // loaded as the engine loads it: only when a PostgreSQL store is asked for
@@ -421,6 +422,64 @@ Deno.test("MemoryStateStore evicts finished top-level runs beyond maxFinishedRun
   assertStrictEquals((await s.getStepResults("r4-kid")).length, 1);
   assertEquals(await s.getEvents({ rootRunId: "r0" }), []);
 });
+
+contract(
+  "a finished one-step map item run reads the same every way (kept compact in memory)",
+  async (s) => {
+    s.createRun(run("top", "2024-01-01T00:00:00.000Z"));
+    for (let i = 0; i < 3; i++) {
+      const id = `top-${i}`;
+      s.createRun(run(id, "2024-01-01T00:00:01.000Z", {
+        parentRunId: "top",
+        runKey: `top/m/${i}`,
+        input: { x: i },
+      }));
+      s.recordStepStarted(id, { stepIndex: 0, stepId: "call", component: "/w/echo", attempt: 1 });
+      s.recordStepResult(id, {
+        stepIndex: 0,
+        stepId: "call",
+        result: { outcome: "success", result: { x: i } },
+        component: "/w/echo",
+        attempt: 1,
+        durationMs: 2,
+      });
+      s.completeRun(id, "completed", { outcome: "success", result: { x: i } });
+    }
+    await s.flush();
+    const r = await s.getRun("top-1");
+    assertStrictEquals(r?.status, "completed");
+    assertStrictEquals(r?.parentRunId, "top");
+    assertStrictEquals(r?.rootRunId, "top");
+    assertStrictEquals(r?.runKey, "top/m/1");
+    assertEquals(r?.input, { x: 1 });
+    assertEquals(r?.result, { outcome: "success", result: { x: 1 } });
+    assertStrictEquals(r?.ownerId, s.engineId);
+    assert(r?.completedAt !== undefined);
+    assertEquals(await s.getStepResults("top-1"), [
+      { stepIndex: 0, stepId: "call", result: { outcome: "success", result: { x: 1 } } },
+    ]);
+    const [info, ...more] = await s.getStepInfo("top-1");
+    assertEquals(more, []);
+    assertEquals(
+      [info.stepIndex, info.stepId, info.component, info.status, info.attempt, info.durationMs],
+      [0, "call", "/w/echo", "completed", 1, 2],
+    );
+    assertStrictEquals((await s.findRunByKey("top/m/2"))?.runId, "top-2");
+    const ids = async (f = {}) => (await s.listRuns(f)).map((x) => x.runId).sort();
+    assertEquals(await ids({ parentRunId: "top" }), ["top-0", "top-1", "top-2"]);
+    assertEquals(await ids({ rootOnly: true }), ["top"]);
+    assertEquals(await ids({ status: "completed" }), ["top-0", "top-1", "top-2"]);
+    assertStrictEquals(await s.deleteRun("top-0"), true);
+    assertEquals(await ids({ parentRunId: "top" }), ["top-1", "top-2"]);
+    assertEquals(await s.getStepResults("top-0"), []);
+    s.completeRun("top", "completed", { outcome: "success", result: null });
+    assertStrictEquals(await s.pruneRuns({ before: "2999-01-01T00:00:00Z" }), 3);
+    assertStrictEquals(await s.getRun("top-1"), undefined);
+    assertStrictEquals(await s.findRunByKey("top/m/2"), undefined);
+    assertEquals(await s.listRuns(), []);
+  },
+  [["MemoryStateStore (no journal)", using(() => new MemoryStateStore())]],
+);
 
 Deno.test("MemoryStateStore evicts finished runs older than maxFinishedAgeMs", async () => {
   let now = 1_000_000;
