@@ -531,7 +531,10 @@ export class MemoryStateStore implements StateStore {
   claimRunId(id: NewRunId): Promise<RunRecord | undefined> {
     const old = this.#get(id.runId);
     if (old !== undefined) {
-      if (old.rec.status !== "queued") return Promise.resolve({ ...old.rec });
+      // (a run kept compact or folded is finished)
+      if (old instanceof CompactRun || old instanceof FoldedRun || old.rec.status !== "queued") {
+        return Promise.resolve({ ...old.rec });
+      }
       old.rec = { ...old.rec, status: "running", ownerId: this.engineId };
       return Promise.resolve(undefined);
     }
@@ -554,6 +557,8 @@ export class MemoryStateStore implements StateStore {
       stepAt: undefined,
       starts: undefined,
       moved: false,
+      slot: -1,
+      shape: undefined,
     });
     this.#useFlow(id.flowId);
     return Promise.resolve(undefined);
