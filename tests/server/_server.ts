@@ -225,7 +225,7 @@ export async function storeFlow(s: RunningServer, flow: unknown): Promise<string
 }
 
 /** Waits (bounded, polling a file the worker writes) until `path` exists. */
-export async function waitForFile(path: string, ms = 20_000): Promise<void> {
+export async function waitForFile(path: string, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     try {
