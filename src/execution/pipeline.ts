@@ -34,7 +34,7 @@ import type { JsonObject, JsonValue } from "../json/exact_json.ts";
 import { type CompiledTemplate, isTruthy, resolveTemplate } from "../flow/template.ts";
 import type { EngineServices, ExecuteContext } from "../plugins/plugin.ts";
 import type { CompiledStep } from "./compile.ts";
-import { attemptBase, type RoutedComponent, type RunContext } from "./run_context.ts";
+import { attemptBase, type RoutedComponent, type RunContext, stepNumbers } from "./run_context.ts";
 import { applyErrorAction, boundFailure, checkOutputSize, runWithPolicy } from "./step_policy.ts";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "./limits.ts";
 import { redactStepResult } from "./secrets.ts";
@@ -219,7 +219,8 @@ function startedCall(
     component: step.component,
     attempt,
   });
-  (run.inFlight.recorded ??= new Set()).add(step.index);
+  const f = run.inFlight;
+  (f.recorded ??= stepNumbers(f.steps.length))[step.index] = 1;
   if (write === undefined) return undefined;
   // its failure fails the run through the step's result write, committed after it
   write.catch(() => {});

@@ -276,7 +276,7 @@ function recordCutShort(store: StateStore, runId: string, ctx: RunContext): void
   const recorded = f.recorded;
   for (let i = 0; i < f.startedAt.length; i++) {
     const at = f.startedAt[i];
-    if (at === 0 || recorded?.has(i) === true || ctx.results[i] !== undefined) continue;
+    if (at === 0 || recorded?.[i] === 1 || ctx.results[i] !== undefined) continue;
     const step = f.steps[i];
     try {
       const write = store.recordStepStarted(runId, {

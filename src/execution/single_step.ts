@@ -80,7 +80,7 @@ function takeInFlight(compiled: CompiledFlow): InFlight {
 function giveInFlight(compiled: CompiledFlow, t: InFlight): void {
   t.startedAt[0] = 0;
   t.attempt[0] = 0;
-  t.recorded?.clear();
+  if (t.recorded !== undefined) t.recorded[0] = 0; // (a one-step flow's table)
   let idle = idleInFlight.get(compiled);
   if (idle === undefined) idleInFlight.set(compiled, idle = []);
   if (idle.length < MAX_IDLE_IN_FLIGHT) idle.push(t);

@@ -144,8 +144,43 @@ export function classifyMessage(value: JsonValue): Message {
   return { kind: "response", id, error };
 }
 
-/** Serialises a request. */
+/** `observability` of {@linkcode ExecuteParams} (stepflow 0.8 §3.3). */
+export interface Observability {
+  run_id: string;
+  flow_id: string;
+  step_id: string;
+}
+
+/**
+ * The params of a `components/execute` request (stepflow 0.8 §3.3), which
+ * {@linkcode requestText} writes out field by field: the request of every step of a step service,
+ * where one `JSON.stringify` of the whole request, then its encoding, cost 1.65 µs against 0.9 µs
+ * (issue 17, wave 11; the input is still written by `JSON.stringify`). Reads, and is written, as
+ * the plain object `{component, input, attempt, observability}`.
+ */
+export class ExecuteParams {
+  constructor(
+    public component: string,
+    public input: JsonValue,
+    public attempt: number,
+    public observability: Observability,
+  ) {}
+}
+
+/**
+ * Serialises a request. The same text as `JSON.stringify({jsonrpc, id, method, params})`, built
+ * piece by piece for {@linkcode ExecuteParams}.
+ * @throws what `JSON.stringify` throws for params that are not JSON (a BigInt, a cycle).
+ */
 export function requestText(id: RequestId, method: string, params: unknown): string {
+  if (params instanceof ExecuteParams && params.input !== undefined) {
+    const o = params.observability;
+    return '{"jsonrpc":"2.0","id":' + JSON.stringify(id) + ',"method":' + JSON.stringify(method) +
+      ',"params":{"component":' + JSON.stringify(params.component) + ',"input":' +
+      JSON.stringify(params.input) + ',"attempt":' + JSON.stringify(params.attempt) +
+      ',"observability":{"run_id":' + JSON.stringify(o.run_id) + ',"flow_id":' +
+      JSON.stringify(o.flow_id) + ',"step_id":' + JSON.stringify(o.step_id) + "}}}";
+  }
   return JSON.stringify({ jsonrpc: JSONRPC_VERSION, id, method, params });
 }
 

@@ -1,6 +1,12 @@
-import { classifyMessage, errorText, resultText } from "../../src/protocol/envelope.ts";
+import {
+  classifyMessage,
+  errorText,
+  ExecuteParams,
+  requestText,
+  resultText,
+} from "../../src/protocol/envelope.ts";
 import { parseJson } from "../../src/json/exact_json.ts";
-import { assert, assertEquals } from "../_assert.ts";
+import { assert, assertEquals, assertThrows } from "../_assert.ts";
 
 const c = (text: string) => classifyMessage(parseJson(text));
 
@@ -65,4 +71,61 @@ Deno.test("resultText/errorText never throw: a result or error data that is not 
   assertEquals(e.error.code, 7);
   assertEquals(e.error.data, undefined);
   assert(e.error.message.startsWith("bad (error data left out: "));
+});
+
+Deno.test("requestText() writes components/execute params field by field, as JSON.stringify does", () => {
+  const inputs = [
+    {},
+    null,
+    false,
+    0,
+    -0,
+    1e21,
+    'text with "quotes", \\ and \n, \u2028 and é, 😀',
+    [1, [2, { a: null }], "x"],
+    { nested: { deep: [{ k: "v" }] }, n: 12345678901234567890n.toString() },
+    parseJson('{"big":12345678901234567890,"f":1.50}'), // raw numbers stay as they were written
+    { when: new Date(0) } as unknown, // toJSON
+  ];
+  const ids = ["0193a1b2-0000-7000-8000-000000000001", 7, 'id "odd"\n'];
+  for (const input of inputs) {
+    for (const id of ids) {
+      const obs = { run_id: 'run "1"', flow_id: "9f".repeat(32), step_id: 'step\n"é"' };
+      const p = new ExecuteParams('/comp"onent', input as never, 2, obs);
+      const plain = { component: p.component, input: p.input, attempt: 2, observability: obs };
+      assertEquals(
+        requestText(id, "components/execute", p),
+        JSON.stringify({ jsonrpc: "2.0", id, method: "components/execute", params: plain }),
+      );
+      // written as a plain object by anything else
+      assertEquals(JSON.stringify(p), JSON.stringify(plain));
+    }
+  }
+  // no input: the key is left out, as JSON.stringify does
+  const none = new ExecuteParams("/c", undefined as never, 1, {
+    run_id: "r",
+    flow_id: "f",
+    step_id: "s",
+  });
+  assertEquals(
+    requestText("a", "components/execute", none),
+    '{"jsonrpc":"2.0","id":"a","method":"components/execute","params":{"component":"/c","attempt":1,"observability":{"run_id":"r","flow_id":"f","step_id":"s"}}}',
+  );
+  // an input that is not JSON throws, as before (the peer turns it into a failed call)
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  assertThrows(() =>
+    requestText(
+      "a",
+      "components/execute",
+      new ExecuteParams("/c", cyclic as never, 1, none.observability),
+    )
+  );
+  assertThrows(() =>
+    requestText(
+      "a",
+      "components/execute",
+      new ExecuteParams("/c", 1n as never, 1, none.observability),
+    )
+  );
 });

@@ -19,7 +19,7 @@ import { failed, type FlowResult, success } from "../../core/flow_result.ts";
 import { isJsonObject, type JsonValue } from "../../json/exact_json.ts";
 import type { Logger } from "../../log.ts";
 import type { PluginConfig, StepflowPluginConfig } from "../../config/model.ts";
-import type { RequestMessage } from "../../protocol/envelope.ts";
+import { ExecuteParams, type RequestMessage } from "../../protocol/envelope.ts";
 import { INTERNAL_ERROR, INVALID_PARAMS } from "../../core/rpc_error_codes.ts";
 import type {
   ComponentInfo,
@@ -160,7 +160,7 @@ export class StepflowPlugin implements Plugin {
    */
   execute(component: string, input: JsonValue, ctx: ExecuteContext): Promise<FlowResult> {
     const observability = { run_id: ctx.runId, flow_id: ctx.flowId, step_id: ctx.stepId };
-    const params = { component, input, attempt: ctx.attempt, observability };
+    const params = new ExecuteParams(component, input, ctx.attempt, observability);
     const open = this.#open.get(ctx.runId);
     if (open) open.count++;
     else this.#open.set(ctx.runId, { runId: ctx.runId, engine: ctx.engine, count: 1 });
@@ -193,7 +193,7 @@ export class StepflowPlugin implements Plugin {
   }
 
   /** One `components/execute` request (a synchronous throw becomes a rejection). */
-  #request(params: JsonValue, ctx: ExecuteContext): Promise<JsonValue> {
+  #request(params: ExecuteParams, ctx: ExecuteContext): Promise<JsonValue> {
     try {
       return this.#t().request("components/execute", params, ctx.signal);
     } catch (err) {
