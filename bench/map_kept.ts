@@ -10,9 +10,7 @@
  * @module
  */
 import { Session } from "node:inspector/promises";
-import { Engine } from "../src/execution/engine.ts";
-import { parseConfigValue } from "../src/config/load.ts";
-import { loadFlowText } from "../src/flow/load.ts";
+import { mapEngine, mapFlow } from "./_map_worker.ts";
 
 function arg(name: string, dflt: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -20,43 +18,9 @@ function arg(name: string, dflt: string): string {
 }
 const ITEMS = Number(arg("items", "20000"));
 const TWO = Deno.args.includes("--two-steps");
-const ROOT = new URL("..", import.meta.url).pathname;
 
-const engine = await Engine.create(parseConfigValue({
-  plugins: {
-    builtin: { type: "builtin" },
-    w: {
-      type: "stepflow",
-      command: Deno.execPath(),
-      args: ["run", "--quiet", "sdk_worker.ts"],
-      env: { HOME: Deno.env.get("HOME") ?? "/root" },
-    },
-  },
-  routes: { "/builtin/{*component}": [{ plugin: "builtin" }], "/w/{component}": [{ plugin: "w" }] },
-}, { workingDirectory: `${ROOT}tests/fixtures/workers` }));
-const second = TWO
-  ? `
-            - { id: call2, component: /w/echo, input: { $from: { step: call } } }
-          output: { $from: { step: call2 } }`
-  : `
-          output: { $from: { step: call } }`;
-const flow = loadFlowText(
-  `schema: https://stepflow.org/schemas/v1/flow.json
-steps:
-  - id: m
-    component: /builtin/map
-    input:
-      items: { $from: { workflow: input }, path: items }
-      max_concurrency: 16
-      workflow:
-        $literal:
-          schema: https://stepflow.org/schemas/v1/flow.json
-          steps:
-            - { id: call, component: /w/echo, input: { $from: { workflow: input } } }${second}
-output: { $from: { step: m }, path: successful }
-`,
-  { format: "yaml", file: "map.yaml" },
-);
+const engine = await mapEngine();
+const flow = mapFlow(16, TWO);
 const items = Array.from({ length: ITEMS }, (_, i) => ({ x: i }));
 await engine.run(flow, { items: items.slice(0, 100) }); // warm: code, plugin, flow
 

@@ -13,9 +13,7 @@
  * @module
  */
 import process from "node:process";
-import { Engine } from "../src/execution/engine.ts";
-import { parseConfigValue } from "../src/config/load.ts";
-import { loadFlowText } from "../src/flow/load.ts";
+import { mapEngine, mapFlow } from "./_map_worker.ts";
 
 function arg(name: string, dflt: string): string {
   const i = Deno.args.indexOf(`--${name}`);
@@ -26,38 +24,9 @@ const ROUNDS = Number(arg("rounds", "12"));
 const SKIP = Number(arg("skip", "2"));
 const CONC = Number(arg("concurrency", "16"));
 const VERBOSE = Deno.args.includes("-v");
-const ROOT = new URL("..", import.meta.url).pathname;
 
-const engine = await Engine.create(parseConfigValue({
-  plugins: {
-    builtin: { type: "builtin" },
-    w: {
-      type: "stepflow",
-      command: Deno.execPath(),
-      args: ["run", "--quiet", "sdk_worker.ts"],
-      env: { HOME: Deno.env.get("HOME") ?? "/root" },
-    },
-  },
-  routes: { "/builtin/{*component}": [{ plugin: "builtin" }], "/w/{component}": [{ plugin: "w" }] },
-}, { workingDirectory: `${ROOT}tests/fixtures/workers` }));
-const flow = loadFlowText(
-  `schema: https://stepflow.org/schemas/v1/flow.json
-steps:
-  - id: m
-    component: /builtin/map
-    input:
-      items: { $from: { workflow: input }, path: items }
-      max_concurrency: ${CONC}
-      workflow:
-        $literal:
-          schema: https://stepflow.org/schemas/v1/flow.json
-          steps:
-            - { id: call, component: /w/echo, input: { $from: { workflow: input } } }
-          output: { $from: { step: call } }
-output: { $from: { step: m }, path: successful }
-`,
-  { format: "yaml", file: "map.yaml" },
-);
+const engine = await mapEngine();
+const flow = mapFlow(CONC);
 const items = Array.from({ length: ITEMS }, (_, i) => ({ x: i }));
 
 /** Minor page faults of this process so far (Linux; 0 elsewhere). */

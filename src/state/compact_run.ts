@@ -25,36 +25,19 @@ import type { FlowResult } from "../core/flow_result.ts";
 import type { RunRecord, StepResultRecord } from "./records.ts";
 import { type OneStepFields, type StepReader, StepTable } from "./step_table.ts";
 
-/** A finished nested run with at most step 0's result (see the module doc). */
-export class CompactRun implements StepReader, OneStepFields {
-  /** The store's own copy of the run's record (never handed out: reads get copies). */
-  rec: RunRecord;
-  /** Step 0's result; undefined when the run has no step result. */
-  stepResult: FlowResult | undefined = undefined;
-  stepId: string | undefined = undefined;
-  component: string | undefined = undefined;
-  attempt: number | undefined = undefined;
-  durationMs: number | undefined = undefined;
-
-  /** `steps`: the run's step table, `length` 0 or 1 (see {@linkcode CompactRun.fits}). */
-  constructor(rec: RunRecord, steps: StepTable | undefined) {
-    this.rec = rec;
-    if (steps !== undefined && steps.length === 1) steps.copyOnlyStep(this);
-  }
-
-  /**
-   * Whether a finished moved run entry with these parts can be kept compact: no nested runs, no
-   * step start, no step times, a step table of step 0 alone or none.
-   */
-  static fits(
-    kids: unknown[] | undefined,
-    steps: StepTable | undefined,
-    stepAt: unknown[] | undefined,
-    starts: unknown[] | undefined,
-  ): boolean {
-    return kids === undefined && stepAt === undefined && starts === undefined &&
-      (steps === undefined || steps.length <= 1);
-  }
+/**
+ * What a {@linkcode CompactRun} and a {@linkcode FoldedRun} read as: a finished nested run kept
+ * in its parent, with no nested runs, no step starts or times, and at most step 0's result.
+ */
+export abstract class KeptRun implements StepReader {
+  /** The run's record (a folded run's is made again on each read). */
+  abstract readonly rec: RunRecord;
+  /** One more than the highest step index with a result: 1, or 0 without a step result. */
+  abstract readonly length: number;
+  /** See {@linkcode StepTable.record}. */
+  abstract record(i: number): StepResultRecord | undefined;
+  /** See {@linkcode StepTable.coversCall}. */
+  abstract coversCall(i: number, component: string, attempt: number): boolean;
 
   /** The run's nested runs: none. */
   get kids(): undefined {
@@ -71,7 +54,7 @@ export class CompactRun implements StepReader, OneStepFields {
     return undefined;
   }
 
-  /** Always true: a compact run is a finished nested run kept in its parent. */
+  /** Always true: a finished nested run kept in its parent. */
   get moved(): true {
     return true;
   }
@@ -79,6 +62,48 @@ export class CompactRun implements StepReader, OneStepFields {
   /** Its step results: itself. */
   get steps(): StepReader {
     return this;
+  }
+
+  /** Its step result in a table of its own (to turn it back into a run entry). */
+  toTable(): StepTable | undefined {
+    const r = this.record(0);
+    if (r === undefined) return undefined;
+    const t = new StepTable();
+    t.set(r);
+    return t;
+  }
+}
+
+/** A finished nested run with at most step 0's result (see the module doc). */
+export class CompactRun extends KeptRun implements OneStepFields {
+  /** The store's own copy of the run's record (never handed out: reads get copies). */
+  rec: RunRecord;
+  /** Step 0's result; undefined when the run has no step result. */
+  stepResult: FlowResult | undefined = undefined;
+  stepId: string | undefined = undefined;
+  component: string | undefined = undefined;
+  attempt: number | undefined = undefined;
+  durationMs: number | undefined = undefined;
+
+  /** `steps`: the run's step table, `length` 0 or 1 (see {@linkcode CompactRun.fits}). */
+  constructor(rec: RunRecord, steps: StepTable | undefined) {
+    super();
+    this.rec = rec;
+    if (steps !== undefined && steps.length === 1) steps.copyOnlyStep(this);
+  }
+
+  /**
+   * Whether a finished moved run entry with these parts can be kept compact: no nested runs, no
+   * step start, no step times, a step table of step 0 alone or none.
+   */
+  static fits(
+    kids: unknown[] | undefined,
+    steps: StepTable | undefined,
+    stepAt: unknown[] | undefined,
+    starts: unknown[] | undefined,
+  ): boolean {
+    return kids === undefined && stepAt === undefined && starts === undefined &&
+      (steps === undefined || steps.length <= 1);
   }
 
   /** One more than the highest step index with a result: 1, or 0 without a step result. */
@@ -101,15 +126,6 @@ export class CompactRun implements StepReader, OneStepFields {
   coversCall(i: number, component: string, attempt: number): boolean {
     return i === 0 && this.stepResult !== undefined && this.component === component &&
       (this.attempt ?? 1) >= attempt;
-  }
-
-  /** Its step result in a table of its own (to turn it back into a run entry). */
-  toTable(): StepTable | undefined {
-    const r = this.record(0);
-    if (r === undefined) return undefined;
-    const t = new StepTable();
-    t.set(r);
-    return t;
   }
 }
 
@@ -187,7 +203,7 @@ export class RunShape {
  * object, the same keys in the same order), so its record is read, never written: a write turns
  * it back into a run entry (`MemoryStateStore`'s `#open`).
  */
-export class FoldedRun implements StepReader {
+export class FoldedRun extends KeptRun {
   readonly shape: RunShape;
   readonly runId: string;
   readonly input: RunRecord["input"];
@@ -199,6 +215,7 @@ export class FoldedRun implements StepReader {
   readonly durationMs: number | undefined;
 
   constructor(shape: RunShape, rec: RunRecord, durationMs: number | undefined) {
+    super();
     this.shape = shape;
     this.runId = rec.runId;
     this.input = rec.input;
@@ -260,31 +277,6 @@ export class FoldedRun implements StepReader {
     return this.shape.parentRunId;
   }
 
-  /** The run's nested runs: none. */
-  get kids(): undefined {
-    return undefined;
-  }
-
-  /** Step starts kept: none. */
-  get starts(): undefined {
-    return undefined;
-  }
-
-  /** Step times kept: none. */
-  get stepAt(): undefined {
-    return undefined;
-  }
-
-  /** Always true: a folded run is a finished nested run kept in its parent. */
-  get moved(): true {
-    return true;
-  }
-
-  /** Its step results: itself. */
-  get steps(): StepReader {
-    return this;
-  }
-
   /** One step result, at index 0. */
   get length(): number {
     return 1;
@@ -304,12 +296,5 @@ export class FoldedRun implements StepReader {
   /** See {@linkcode StepTable.coversCall}. */
   coversCall(i: number, component: string, attempt: number): boolean {
     return i === 0 && this.shape.component === component && (this.shape.attempt ?? 1) >= attempt;
-  }
-
-  /** Its step result in a table of its own (to turn it back into a run entry). */
-  toTable(): StepTable {
-    const t = new StepTable();
-    t.set(this.record(0)!);
-    return t;
   }
 }

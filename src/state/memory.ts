@@ -40,7 +40,7 @@ import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
 import { blobId } from "./blob_id.ts";
 import { type OneStepFields, StepTable } from "./step_table.ts";
-import { CompactRun, FoldedRun, RunShape } from "./compact_run.ts";
+import { CompactRun, FoldedRun, KeptRun, RunShape } from "./compact_run.ts";
 import { IdMap, IdSet } from "../core/id_map.ts";
 import {
   type BatchFilter,
@@ -172,6 +172,21 @@ interface RunEntry {
    * per parent, so that the items of maps running side by side (a map of maps) are folded too.
    */
   shape: RunShape | undefined;
+}
+
+/** A new run's entry: its record, under `parent` (when known), nothing else yet. */
+function newEntry(rec: RunRecord, parent: RunEntry | undefined): RunEntry {
+  return {
+    rec,
+    parent,
+    kids: undefined,
+    steps: undefined,
+    stepAt: undefined,
+    starts: undefined,
+    moved: false,
+    slot: -1,
+    shape: undefined,
+  };
 }
 
 /**
@@ -358,7 +373,7 @@ export class MemoryStateStore implements StateStore {
     const e = this.#runs.get(runId);
     if (e !== undefined || this.#movedCount === 0) return e;
     const m = this.#moved().get(runId);
-    return m instanceof CompactRun || m instanceof FoldedRun ? this.#expand(m) : m;
+    return m instanceof KeptRun ? this.#expand(m) : m;
   }
 
   /**
@@ -495,17 +510,7 @@ export class MemoryStateStore implements StateStore {
       if (queued) this.#wake();
       return;
     }
-    const e: RunEntry = {
-      rec: r,
-      parent,
-      kids: undefined,
-      steps: undefined,
-      stepAt: undefined,
-      starts: undefined,
-      moved: false,
-      slot: -1,
-      shape: undefined,
-    };
+    const e = newEntry(r, parent);
     this.#runs.set(run.runId, e);
     this.#useFlow(run.flowId);
     if (parent !== undefined) {
@@ -532,7 +537,7 @@ export class MemoryStateStore implements StateStore {
     const old = this.#get(id.runId);
     if (old !== undefined) {
       // (a run kept compact or folded is finished)
-      if (old instanceof CompactRun || old instanceof FoldedRun || old.rec.status !== "queued") {
+      if (old instanceof KeptRun || old.rec.status !== "queued") {
         return Promise.resolve({ ...old.rec });
       }
       old.rec = { ...old.rec, status: "running", ownerId: this.engineId };
@@ -549,17 +554,7 @@ export class MemoryStateStore implements StateStore {
       leaseEpoch: 1,
     };
     if (id.flowName !== undefined) rec.flowName = id.flowName;
-    this.#runs.set(id.runId, {
-      rec,
-      parent: undefined,
-      kids: undefined,
-      steps: undefined,
-      stepAt: undefined,
-      starts: undefined,
-      moved: false,
-      slot: -1,
-      shape: undefined,
-    });
+    this.#runs.set(id.runId, newEntry(rec, undefined));
     this.#useFlow(id.flowId);
     return Promise.resolve(undefined);
   }
@@ -887,9 +882,7 @@ export class MemoryStateStore implements StateStore {
         if (list) this.#events.set(root, list.filter((e) => !removed.has(e.runId)));
       }
     }
-    const parent = entry instanceof CompactRun || entry instanceof FoldedRun
-      ? this.#get(run.parentRunId!)
-      : entry.parent;
+    const parent = entry instanceof KeptRun ? this.#get(run.parentRunId!) : entry.parent;
     const siblings = parent?.kids;
     const i = siblings?.indexOf(entry) ?? -1;
     if (i >= 0) siblings!.splice(i, 1);
