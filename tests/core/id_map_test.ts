@@ -1,9 +1,9 @@
 /**
- * IdMap (src/core/id_map.ts): values by id, UUIDs kept under the number of their last 7 hex
+ * IdMap (src/core/id_map.ts): values by id, UUIDs placed by the number of their last 7 hex
  * digits; ids sharing those digits, and ids of other shapes, by their text. Reads as a Map.
  */
 import { assertEquals, assertStrictEquals } from "../_assert.ts";
-import { hexTail, IdMap } from "../../src/core/id_map.ts";
+import { hexTail, IdMap, slotKey } from "../../src/core/id_map.ts";
 
 interface E {
   id: string;
@@ -154,4 +154,29 @@ Deno.test("IdMap: a table grown past 1,024 slots shrinks again as ids go, keepin
     }
   }
   assertStrictEquals(m.size, 0);
+});
+
+Deno.test("IdMap: ids sharing their last digits (version 1 UUIDs of one host) are spread over the table", () => {
+  // uuid.uuid1() of one host: the time in front, the MAC address in the last 12 digits. Placed by
+  // their tail alone, 40,000 of them probed from one slot (8.6 s to record and read, a Map 56 ms).
+  const ids = Array.from(
+    { length: 4096 },
+    (_, i) => `${i.toString(16).padStart(8, "0")}-1dd2-11b2-8000-0242ac120002`,
+  );
+  assertStrictEquals(new Set(ids.map(hexTail)).size, 1);
+  const keys = ids.map(slotKey);
+  assertStrictEquals(new Set(keys).size > 4000, true, `${new Set(keys).size} keys`);
+  // and over a table's slots: no slot of 8192 is the home of more than a few of them
+  const perSlot = new Map<number, number>();
+  for (const k of keys) perSlot.set(k & 8191, (perSlot.get(k & 8191) ?? 0) + 1);
+  assertStrictEquals(Math.max(...perSlot.values()) <= 8, true);
+  assertStrictEquals(slotKey("run-1"), -1);
+  const m = new IdMap<E>();
+  ids.forEach((id, n) => m.set(id, { id, n }));
+  for (const [n, id] of ids.entries()) assertStrictEquals(m.get(id)?.n, n);
+  // the same letters in upper case are another id
+  assertStrictEquals(
+    m.get(ids[10].toUpperCase().replace("1dd2", "1DD2")),
+    ids[10].includes("a") ? undefined : m.get(ids[10]),
+  );
 });
