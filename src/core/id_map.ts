@@ -15,7 +15,9 @@
  * a run id and a request id in four such tables and takes them out again, and the `Map`'s
  * get-then-set and get-then-delete, with its table re-made every few dozen deletions, were about
  * 9% of the engine's busy time in a map over a step service (wave 11 profile). Ids of other
- * shapes are kept in a `Map` by their text. {@linkcode IdMap.values} lists in insertion order, as
+ * shapes are kept in a `Map` by their text. Ids whose tails collide (a `set` probing more than
+ * {@linkcode MAX_PROBES} slots: version 1 UUIDs of one host) turn the table to placing ids by a
+ * hash of all their characters ({@linkcode slotKey}). {@linkcode IdMap.values} lists in insertion order, as
  * a Map does (a copy, sorted when asked: the tables are read that way only by listings).
  * @module
  */
@@ -42,15 +44,13 @@ export function hexTail(id: string): number {
   return n;
 }
 
-/** This process's seed for {@linkcode slotKey} (ids chosen to collide cannot be made in advance). */
+/** This process's seed for {@linkcode slotKey} (ids made to collide cannot be chosen in advance). */
 const SEED = (Math.random() * 0x7fffffff) | 0;
 
 /**
- * Where an id of a UUID's shape is placed: its {@linkcode hexTail} mixed with its other 29
- * characters and a per-process seed (28 bits, a small integer), or -1 when it has no hex tail.
- * The tail alone was not enough: ids sharing their last digits all probed from one slot, each
- * look-up walking all of them -- version 1 UUIDs (Python's `uuid.uuid1()`) end with the host's
- * MAC address, and 40,000 runs given such ids took 8.6 s to record and read back (a Map: 56 ms).
+ * Where a table that saw its ids collide places an id of a UUID's shape (see
+ * {@linkcode IdMap}): its {@linkcode hexTail} mixed with its other 29 characters and a
+ * per-process seed (28 bits, a small integer), or -1 when it has no hex tail.
  */
 export function slotKey(id: string): number {
   const k = hexTail(id);
@@ -60,6 +60,15 @@ export function slotKey(id: string): number {
   h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
   return (h ^ (h >>> 12)) & 0xfffffff;
 }
+
+/**
+ * Slots a `set` may probe before the table places its ids by {@linkcode slotKey}: ids sharing
+ * their last digits all probed from one slot, each look-up walking all of them -- version 1 UUIDs
+ * (Python's `uuid.uuid1()`) end with the host's MAC address, and 40,000 runs given such ids took
+ * 8.6 s to record and read back in the memory store (a Map: 56 ms). Random and counted tails
+ * (the engine's own ids) never probe this far at half load.
+ */
+const MAX_PROBES = 32;
 
 /** Slots of a new table (a power of two). */
 const MIN_SLOTS = 16;
@@ -80,7 +89,7 @@ export class IdMap<V> {
   /** The id in each slot (undefined: an empty slot). */
   #ids: (string | undefined)[] = slots(MIN_SLOTS, undefined);
   /**
-   * The {@linkcode slotKey} of the id in each slot. (Plain arrays, not typed arrays: these live on the V8
+   * The hex tail of the id in each slot. (Plain arrays, not typed arrays: these live on the V8
    * heap, where a typed array of more than 64 bytes is an allocation outside it.)
    */
   #tails: number[] = slots(MIN_SLOTS, 0);
@@ -93,6 +102,13 @@ export class IdMap<V> {
   /** Ids without a hex tail: [insertion number, value] by id. */
   #other: Map<string, [number, V]> | undefined;
   #seq = 0;
+  /** Ids are placed by {@linkcode slotKey}, not their tail (since a `set` probed too far). */
+  #mixed = false;
+
+  /** True once the table places ids by {@linkcode slotKey} (their tails collided; tests). */
+  get mixed(): boolean {
+    return this.#mixed;
+  }
 
   get size(): number {
     return this.#count + (this.#other?.size ?? 0);
@@ -111,7 +127,7 @@ export class IdMap<V> {
   }
 
   get(id: string): V | undefined {
-    const k = slotKey(id);
+    const k = this.#mixed ? slotKey(id) : hexTail(id);
     if (k < 0) return this.#other?.get(id)?.[1];
     const i = this.#find(id, k);
     return i < 0 ? undefined : this.#vals[i];
@@ -123,7 +139,7 @@ export class IdMap<V> {
 
   /** Keeps `v` under `id`, replacing the value `id` had (which keeps its place in the order). */
   set(id: string, v: V): void {
-    const k = slotKey(id);
+    const k = this.#mixed ? slotKey(id) : hexTail(id);
     if (k < 0) {
       const other = this.#other ??= new Map();
       const had = other.get(id);
@@ -135,6 +151,7 @@ export class IdMap<V> {
     const tails = this.#tails;
     const mask = this.#mask;
     let i = k & mask;
+    let probes = 0;
     for (;; i = (i + 1) & mask) {
       const s = ids[i];
       if (s === undefined) break;
@@ -142,6 +159,7 @@ export class IdMap<V> {
         this.#vals[i] = v;
         return;
       }
+      probes++;
     }
     ids[i] = id;
     tails[i] = k;
@@ -149,11 +167,17 @@ export class IdMap<V> {
     this.#seqs[i] = this.#seq++;
     // at most half full: probes stay short
     if (++this.#count * 2 > mask + 1) this.#resize((mask + 1) * 2);
+    else if (probes > MAX_PROBES && !this.#mixed) {
+      // tails that collide (see MAX_PROBES): every id placed again by its slotKey
+      this.#mixed = true;
+      for (let j = 0; j < ids.length; j++) if (ids[j] !== undefined) tails[j] = slotKey(ids[j]!);
+      this.#resize(mask + 1);
+    }
   }
 
   /** Removes the value of `id`; true if there was one. */
   delete(id: string): boolean {
-    const k = slotKey(id);
+    const k = this.#mixed ? slotKey(id) : hexTail(id);
     if (k < 0) return this.#other?.delete(id) ?? false;
     let i = this.#find(id, k);
     if (i < 0) return false;
@@ -216,6 +240,7 @@ export class IdMap<V> {
   }
 
   clear(): void {
+    this.#mixed = false;
     this.#ids = slots(MIN_SLOTS, undefined);
     this.#tails = slots(MIN_SLOTS, 0);
     this.#vals = slots(MIN_SLOTS, undefined);

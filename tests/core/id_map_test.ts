@@ -1,5 +1,5 @@
 /**
- * IdMap (src/core/id_map.ts): values by id, UUIDs placed by the number of their last 7 hex
+ * IdMap (src/core/id_map.ts): values by id, UUIDs kept under the number of their last 7 hex
  * digits; ids sharing those digits, and ids of other shapes, by their text. Reads as a Map.
  */
 import { assertEquals, assertStrictEquals } from "../_assert.ts";
@@ -71,17 +71,11 @@ Deno.test("IdMap: random sets and deletes read as a Map does (probe runs, wrap-a
   };
   const pool: string[] = [];
   for (let i = 0; i < 400; i++) {
-    // a few home slots at both ends of every table size (up to 1,024 slots): long probe runs
-    // that wrap around the end
+    // a few tails at both ends of every table size: long probe runs that wrap around the end
     const t = rand(4);
-    const want = i % 2 === 0 ? t : 1023 - t;
-    let u: string = crypto.randomUUID();
-    if (i % 5 === 0) u = u.toUpperCase();
-    while ((slotKey(u) & 1023) !== want) {
-      u = crypto.randomUUID();
-      if (i % 5 === 0) u = u.toUpperCase();
-    }
-    pool.push(i % 7 === 0 ? `run-${i}` : u);
+    const tail = (i % 2 === 0 ? t : 0xfffffff - t).toString(16).padStart(7, "0");
+    const head = crypto.randomUUID().slice(0, 29);
+    pool.push(i % 7 === 0 ? `run-${i}` : i % 5 === 0 ? (head + tail).toUpperCase() : head + tail);
   }
   const m = new IdMap<E>();
   const model = new Map<string, E>();
@@ -133,14 +127,10 @@ Deno.test("IdMap: values are listed in the order their ids were first set, a rep
 });
 
 Deno.test("IdMap: deleting where a probe run wraps around the table's end keeps every later id found", () => {
-  // 16 slots: ids whose home slots (slotKey & 15) are 13, 14, 15, 14 (wraps to slot 0) and 0 (slot 1)
-  const id = (home: number) => {
-    for (;;) {
-      const u = crypto.randomUUID();
-      if ((slotKey(u) & 15) === home) return u;
-    }
-  };
-  const [a, b, c, d, e] = [13, 14, 15, 14, 0].map(id);
+  // 16 slots: ids whose home slots (tail & 15) are 13, 14, 15, 14 (wraps to slot 0) and 0 (slot 1)
+  const id = (tail: number) =>
+    crypto.randomUUID().slice(0, 29) + tail.toString(16).padStart(7, "0");
+  const [a, b, c, d, e] = [0x10d, 0x20e, 0x30f, 0x40e, 0x500].map(id);
   const m = new IdMap<E>();
   [a, b, c, d, e].forEach((x, n) => m.set(x, { id: x, n }));
   assertStrictEquals(m.delete(a), true);
@@ -166,7 +156,7 @@ Deno.test("IdMap: a table grown past 1,024 slots shrinks again as ids go, keepin
   assertStrictEquals(m.size, 0);
 });
 
-Deno.test("IdMap: ids sharing their last digits (version 1 UUIDs of one host) are spread over the table", () => {
+Deno.test("IdMap: ids sharing their last digits (version 1 UUIDs of one host) are placed by all their characters", () => {
   // uuid.uuid1() of one host: the time in front, the MAC address in the last 12 digits. Placed by
   // their tail alone, 40,000 of them probed from one slot (8.6 s to record and read, a Map 56 ms).
   const ids = Array.from(
@@ -176,14 +166,29 @@ Deno.test("IdMap: ids sharing their last digits (version 1 UUIDs of one host) ar
   assertStrictEquals(new Set(ids.map(hexTail)).size, 1);
   const keys = ids.map(slotKey);
   assertStrictEquals(new Set(keys).size > 4000, true, `${new Set(keys).size} keys`);
-  // and over a table's slots: no slot of 8192 is the home of more than a few of them
+  // spread over a table's slots: no slot of 8192 is the home of more than a few of them
   const perSlot = new Map<number, number>();
   for (const k of keys) perSlot.set(k & 8191, (perSlot.get(k & 8191) ?? 0) + 1);
   assertStrictEquals(Math.max(...perSlot.values()) <= 8, true);
   assertStrictEquals(slotKey("run-1"), -1);
   const m = new IdMap<E>();
+  ids.slice(0, 30).forEach((id, n) => m.set(id, { id, n }));
+  assertStrictEquals(m.mixed, false, "a few collisions are probed through");
   ids.forEach((id, n) => m.set(id, { id, n }));
-  for (const [n, id] of ids.entries()) assertStrictEquals(m.get(id)?.n, n);
-  // the same letters in upper case are another id
+  assertStrictEquals(m.mixed, true, "the table turned to slotKey");
+  for (const [n, id] of ids.entries()) {
+    assertStrictEquals(m.get(JSON.parse(JSON.stringify(id)))?.n, n);
+  }
+  assertEquals([...m.values()].map((e) => e.n), ids.map((_, n) => n));
   assertStrictEquals(m.get(ids[10].toUpperCase()), undefined);
+  for (let i = 0; i < ids.length; i += 2) assertStrictEquals(m.delete(ids[i]), true);
+  for (const [n, id] of ids.entries()) {
+    assertStrictEquals(m.get(id)?.n, n % 2 === 1 ? n : undefined);
+  }
+  assertStrictEquals(m.size, 2048);
+  m.clear();
+  assertStrictEquals(m.mixed, false);
+  // random ids never turn it
+  for (let i = 0; i < 20_000; i++) m.set(crypto.randomUUID(), { id: "", n: i });
+  assertStrictEquals(m.mixed, false);
 });
