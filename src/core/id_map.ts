@@ -15,7 +15,9 @@
  * a run id and a request id in four such tables and takes them out again, and the `Map`'s
  * get-then-set and get-then-delete, with its table re-made every few dozen deletions, were about
  * 9% of the engine's busy time in a map over a step service (wave 11 profile). Ids of other
- * shapes are kept in a `Map` by their text. {@linkcode IdMap.values} lists in insertion order, as
+ * shapes are kept in a `Map` by their text. Ids whose tails collide (a `set` probing more than
+ * {@linkcode MAX_PROBES} slots: version 1 UUIDs of one host) turn the table to placing ids by a
+ * hash of all their characters ({@linkcode slotKey}). {@linkcode IdMap.values} lists in insertion order, as
  * a Map does (a copy, sorted when asked: the tables are read that way only by listings).
  * @module
  */
@@ -41,6 +43,33 @@ export function hexTail(id: string): number {
   }
   return n;
 }
+
+/** This process's seed for {@linkcode slotKey} (ids made to collide cannot be chosen in advance). */
+const SEED = (Math.random() * 0x7fffffff) | 0;
+
+/**
+ * Where a table that saw its ids collide places an id of a UUID's shape (see
+ * {@linkcode IdMap}): its {@linkcode hexTail} mixed with its other 29 characters and a
+ * per-process seed (28 bits, a small integer), or -1 when it has no hex tail.
+ */
+export function slotKey(id: string): number {
+  const k = hexTail(id);
+  if (k < 0) return -1;
+  let h = k ^ SEED;
+  for (let i = 0; i < 29; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+  return (h ^ (h >>> 12)) & 0xfffffff;
+}
+
+/**
+ * Slots a `set` may probe, or a `delete` shift through, before the table places its ids by
+ * {@linkcode slotKey}: ids sharing
+ * their last digits all probed from one slot, each look-up walking all of them -- version 1 UUIDs
+ * (Python's `uuid.uuid1()`) end with the host's MAC address, and 40,000 runs given such ids took
+ * 8.6 s to record and read back in the memory store (a Map: 56 ms). Random and counted tails
+ * (the engine's own ids) never probe this far at half load.
+ */
+const MAX_PROBES = 32;
 
 /** Slots of a new table (a power of two). */
 const MIN_SLOTS = 16;
@@ -74,6 +103,13 @@ export class IdMap<V> {
   /** Ids without a hex tail: [insertion number, value] by id. */
   #other: Map<string, [number, V]> | undefined;
   #seq = 0;
+  /** Ids are placed by {@linkcode slotKey}, not their tail (since a `set` probed too far). */
+  #mixed = false;
+
+  /** True once the table places ids by {@linkcode slotKey} (their tails collided; tests). */
+  get mixed(): boolean {
+    return this.#mixed;
+  }
 
   get size(): number {
     return this.#count + (this.#other?.size ?? 0);
@@ -92,7 +128,7 @@ export class IdMap<V> {
   }
 
   get(id: string): V | undefined {
-    const k = hexTail(id);
+    const k = this.#mixed ? slotKey(id) : hexTail(id);
     if (k < 0) return this.#other?.get(id)?.[1];
     const i = this.#find(id, k);
     return i < 0 ? undefined : this.#vals[i];
@@ -104,7 +140,7 @@ export class IdMap<V> {
 
   /** Keeps `v` under `id`, replacing the value `id` had (which keeps its place in the order). */
   set(id: string, v: V): void {
-    const k = hexTail(id);
+    const k = this.#mixed ? slotKey(id) : hexTail(id);
     if (k < 0) {
       const other = this.#other ??= new Map();
       const had = other.get(id);
@@ -116,6 +152,7 @@ export class IdMap<V> {
     const tails = this.#tails;
     const mask = this.#mask;
     let i = k & mask;
+    let probes = 0;
     for (;; i = (i + 1) & mask) {
       const s = ids[i];
       if (s === undefined) break;
@@ -123,6 +160,7 @@ export class IdMap<V> {
         this.#vals[i] = v;
         return;
       }
+      probes++;
     }
     ids[i] = id;
     tails[i] = k;
@@ -130,11 +168,13 @@ export class IdMap<V> {
     this.#seqs[i] = this.#seq++;
     // at most half full: probes stay short
     if (++this.#count * 2 > mask + 1) this.#resize((mask + 1) * 2);
+    // tails that collide (see MAX_PROBES): every id placed again by its slotKey
+    else if (probes > MAX_PROBES && !this.#mixed) this.#mix();
   }
 
   /** Removes the value of `id`; true if there was one. */
   delete(id: string): boolean {
-    const k = hexTail(id);
+    const k = this.#mixed ? slotKey(id) : hexTail(id);
     if (k < 0) return this.#other?.delete(id) ?? false;
     let i = this.#find(id, k);
     if (i < 0) return false;
@@ -144,7 +184,9 @@ export class IdMap<V> {
     const vals = this.#vals;
     const seqs = this.#seqs;
     const mask = this.#mask;
+    let walked = 0;
     for (let j = (i + 1) & mask; ids[j] !== undefined; j = (j + 1) & mask) {
+      walked++;
       const home = tails[j] & mask;
       // entry j stays when its home slot lies cyclically in (i, j]
       if (i <= j ? i < home && home <= j : i < home || home <= j) continue;
@@ -158,7 +200,19 @@ export class IdMap<V> {
     vals[i] = undefined;
     // a table that held many ids once (a burst of runs) shrinks again
     if (--this.#count * 8 < mask + 1 && mask + 1 > SHRINK_ABOVE) this.#resize((mask + 1) / 2);
+    // a long run of consecutive tails (caller-given ids counting in their last digits) walked
+    // at each delete: 40,000 such ids deleted in order took 0.8-1.8 s (see MAX_PROBES)
+    else if (walked > MAX_PROBES && !this.#mixed) this.#mix();
     return true;
+  }
+
+  /** Places every id again by its {@linkcode slotKey} (see {@linkcode MAX_PROBES}). */
+  #mix(): void {
+    this.#mixed = true;
+    const ids = this.#ids;
+    const tails = this.#tails;
+    for (let j = 0; j < ids.length; j++) if (ids[j] !== undefined) tails[j] = slotKey(ids[j]!);
+    this.#resize(this.#mask + 1);
   }
 
   /** Moves every entry into new arrays of `n` slots (a power of two). */
@@ -197,6 +251,7 @@ export class IdMap<V> {
   }
 
   clear(): void {
+    this.#mixed = false;
     this.#ids = slots(MIN_SLOTS, undefined);
     this.#tails = slots(MIN_SLOTS, 0);
     this.#vals = slots(MIN_SLOTS, undefined);

@@ -23,6 +23,7 @@
  * @module
  */
 import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
+import { CANCELLED } from "../core/error_codes.ts";
 import { childSignal } from "../core/abort.ts";
 import { onNextTurn, turnDue } from "../core/turn.ts";
 import { ExecutionError, executionError } from "../errors.ts";
@@ -222,12 +223,13 @@ function startOneStep(
   });
   const child = childSignal(options.signal);
   let inFlight: InFlight | undefined;
+  let results: (FlowResult | undefined)[] | undefined;
   let done: Promise<FlowResult>;
   try {
     if (!budget.addRun() || !budget.addStep()) {
       done = Promise.resolve(cancelled(child.signal.reason));
     } else {
-      const results: (FlowResult | undefined)[] = [undefined];
+      results = [undefined];
       const run: RunContext = {
         runId,
         flowId,
@@ -255,9 +257,19 @@ function startOneStep(
     return Promise.reject(e);
   }
   return done.then((result) => {
+    // as a scheduled nested run ends (run_lifecycle.ts endRun): `cancelled` when its parent was,
+    // and the start of its step cut short recorded when the store was not told of it (a built-in
+    // such as /builtin/wait_for), so that it reads `failed`; it read `failed` with no step
+    const status = result.outcome === "success"
+      ? "completed"
+      : result.outcome === "failed" && result.error.code === CANCELLED && child.signal.aborted
+      ? "cancelled"
+      : "failed";
+    if (status !== "completed" && inFlight !== undefined) {
+      recordCutShort(store, runId, step, inFlight, results);
+    }
     child.dispose();
     if (inFlight !== undefined) giveInFlight(compiled, inFlight);
-    const status = result.outcome === "success" ? "completed" : "failed";
     store.completeRun(runId, status, result); // a nested run's commit is awaited by its top run
     events?.finished(result);
     return result;
@@ -300,14 +312,44 @@ export function execute(
   return call.then(
     (r) => recordOne(run, step, r, startedAt, awaitCommit),
     (e) => {
-      run.inFlight.startedAt[0] = 0;
+      // cancelled: the start is kept for the run's end, which records it when the store was not
+      // told (a built-in such as /builtin/wait_for: run_lifecycle.ts recordCutShort), so the
+      // step reads `failed` as in a scheduled run (it read `blocked`)
       if (run.signal.aborted) return cancelled(run.signal.reason);
+      run.inFlight.startedAt[0] = 0;
       const err = e instanceof ExecutionError
         ? e
         : executionError(`step "${step.id}" failed`, { cause: e, stepId: step.id });
       return failedFromExecutionError(err);
     },
   );
+}
+
+/**
+ * The start of the run's step, when the run ends cut short with the step in flight and the store
+ * was not told of its start (see run_lifecycle.ts `recordCutShort`, for a scheduled run).
+ */
+function recordCutShort(
+  store: StateStore,
+  runId: string,
+  step: CompiledStep,
+  f: InFlight,
+  results: (FlowResult | undefined)[] | undefined,
+): void {
+  const at = f.startedAt[0];
+  if (at === 0 || f.recorded?.[0] === 1 || results?.[0] !== undefined) return;
+  try {
+    const write = store.recordStepStarted(runId, {
+      stepIndex: 0,
+      stepId: step.id,
+      component: step.component,
+      attempt: Math.max(1, f.attempt[0]),
+      at: new Date(at).toISOString(),
+    });
+    write?.catch(() => {});
+  } catch {
+    // a closed store: the run's end says what happened
+  }
 }
 
 /** The record stage of the one step: its result, then the run's output on the committed result. */

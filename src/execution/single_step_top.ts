@@ -158,6 +158,8 @@ export function executeOneStepRun(
     cancelTimer?.();
     // as executeRun: the end queued behind the step's result, reported once both are stored
     const end = endRun(store, runId, result, controller.signal, ctx, true);
+    // the step is over (a step cut short kept its start for endRun to record: single_step.ts)
+    if (ctx !== undefined) ctx.inFlight.startedAt[0] = 0;
     return end instanceof Promise ? end.then(finish) : finish(end);
   }, (e) => {
     cancelTimer?.();

@@ -325,3 +325,101 @@ Deno.test("a top-level one-step run times out and is cancelled as a scheduled ru
     await engine.close();
   }
 });
+
+Deno.test("a one-step flow's built-in step waiting when its run is cancelled reads failed, as in a flow of two steps", async () => {
+  // fault: the one-step path (src/execution/single_step.ts) forgot the step's start when its
+  // call was cancelled, so the run's end did not record it: `blocked` in GET /runs/{id}/steps
+  // (a two-step flow through the scheduler read `failed`)
+  const engine = await Engine.create(testConfig());
+  try {
+    for (
+      const extra of [
+        "",
+        "  - { id: later, component: /builtin/create_messages, input: { user_prompt: x } }\n",
+      ]
+    ) {
+      const f = flow(`name: wait
+steps:
+  - { id: w, component: /builtin/wait_for, input: { name: go } }
+${extra}output: { $from: { step: w } }
+`);
+      const h = engine.start(f, {});
+      const deadline = Date.now() + 30_000;
+      while (h.inFlight().length === 0) {
+        if (Date.now() > deadline) throw new Error("w never started");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      h.cancel();
+      const result = await h.result;
+      assertStrictEquals(result.outcome, "failed");
+      assertStrictEquals((await engine.store.getRun(h.runId))?.status, "cancelled");
+      const info = await engine.store.getStepInfo(h.runId);
+      const w = info.find((s) => s.stepId === "w");
+      assertStrictEquals(
+        w?.status,
+        "failed",
+        `${extra ? "two" : "one"} step(s): ${JSON.stringify(info)}`,
+      );
+    }
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("a map's one-step items cancelled while waiting read as scheduled ones: run cancelled, step failed", async () => {
+  // fault: a one-step item run was stored `failed` with no step (a two-step item: `cancelled`,
+  // its waiting step `failed`)
+  const engine = await Engine.create(testConfig());
+  try {
+    const seen: string[] = [];
+    for (
+      const extra of [
+        "",
+        "            - { id: later, component: /builtin/create_messages, input: { user_prompt: x } }\n",
+      ]
+    ) {
+      const f = flow(`name: top
+steps:
+  - id: m
+    component: /builtin/map
+    input:
+      items: [1, 2]
+      workflow:
+        $literal:
+          schema: https://stepflow.org/schemas/v1/flow.json
+          steps:
+            - { id: w, component: /builtin/wait_for, input: { name: go } }
+${extra}          output: { $from: { step: w } }
+output: { $from: { step: m } }
+`);
+      let waiting = 0;
+      const stop = engine.observe({ stepStarted: (e) => void (e.stepId === "w" && waiting++) });
+      const h = engine.start(f, {});
+      const deadline = Date.now() + 30_000;
+      while (waiting < 2) {
+        if (Date.now() > deadline) throw new Error("the items never started");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      stop();
+      h.cancel();
+      await h.result;
+      const kids = (await engine.store.listRuns({ limit: 100 })).filter((r) =>
+        r.parentRunId === h.runId
+      );
+      for (const k of kids) {
+        const steps = (await engine.store.getStepInfo(k.runId)).map((s) =>
+          `${s.stepId}:${s.status}`
+        );
+        seen.push(`${extra ? "two" : "one"} ${k.status} ${steps.join(",")}`);
+      }
+    }
+    assertEquals(seen, [
+      "one cancelled w:failed",
+      "one cancelled w:failed",
+      "two cancelled w:failed",
+      "two cancelled w:failed",
+    ]);
+  } finally {
+    await engine.close();
+  }
+});
