@@ -63,13 +63,14 @@ export function slotKey(id: string): number {
 
 /**
  * Slots a `set` may probe, or a `delete` shift through, before the table places its ids by
- * {@linkcode slotKey}: ids sharing
- * their last digits all probed from one slot, each look-up walking all of them -- version 1 UUIDs
- * (Python's `uuid.uuid1()`) end with the host's MAC address, and 40,000 runs given such ids took
- * 8.6 s to record and read back in the memory store (a Map: 56 ms). Random and counted tails
- * (the engine's own ids) never probe this far at half load.
+ * {@linkcode slotKey}: ids sharing their last digits all probed from one slot, each look-up
+ * walking all of them -- version 1 UUIDs (Python's `uuid.uuid1()`) end with the host's MAC
+ * address, and 40,000 runs given such ids took 8.6 s to record and read back in the memory store
+ * (a Map: 56 ms). Random tails at half load make runs of 32 now and then (20,000 random ids
+ * turned a table 32 made the limit about once in 40 tries); 128 they do not, and ids that do
+ * collide reach it after a few hundred operations.
  */
-const MAX_PROBES = 32;
+const MAX_PROBES = 128;
 
 /** Slots of a new table (a power of two). */
 const MIN_SLOTS = 16;

@@ -96,6 +96,42 @@ export class InFlight {
     this.attempt = stepNumbers(n);
   }
 
+  /**
+   * A run ending without completing (cancelled, failed) while steps are in flight: the start of
+   * each one the store was not told of (a step without side effects — a built-in such as
+   * `/builtin/wait_for` or `/builtin/map`, a mock — is recorded with its result only) is recorded
+   * now, with its real start time and attempt, so that the store's end of the run marks it
+   * `failed` as it does the others (`GET /runs/{id}/steps`, `stepflow runs show`: it was running
+   * when the run ended, not `blocked`). Best effort: a write the store refuses changes nothing for
+   * the run. Only on that path (run_lifecycle.ts `endRun`, and a one-step nested run's end in
+   * single_step.ts): a completed run has no step in flight.
+   * @param results the run's step results by step index (a step with one is not in flight).
+   */
+  recordCutShort(
+    store: StateStore,
+    runId: string,
+    results: readonly (FlowResult | undefined)[] | undefined,
+  ): void {
+    const recorded = this.recorded;
+    for (let i = 0; i < this.startedAt.length; i++) {
+      const at = this.startedAt[i];
+      if (at === 0 || recorded?.[i] === 1 || results?.[i] !== undefined) continue;
+      const step = this.steps[i];
+      try {
+        const write = store.recordStepStarted(runId, {
+          stepIndex: i,
+          stepId: step.id,
+          component: step.component,
+          attempt: Math.max(1, this.attempt[i]),
+          at: new Date(at).toISOString(),
+        });
+        write?.catch(() => {});
+      } catch {
+        // a closed store: the run's end says what happened
+      }
+    }
+  }
+
   /** Step id, attempt and start time of every step in flight, in step order. */
   list(): { stepId: string; attempt: number; startedAt: number }[] {
     const out: { stepId: string; attempt: number; startedAt: number }[] = [];

@@ -255,42 +255,13 @@ export function endRun(
     ? "cancelled"
     : "failed";
   const pending = ctx?.commit;
-  if (status !== "completed" && ctx !== undefined) recordCutShort(store, runId, ctx);
+  if (status !== "completed" && ctx !== undefined) {
+    ctx.inFlight.recordCutShort(store, runId, ctx.results);
+  }
   const stored = store.completeRun(runId, status, result);
   const waitEnd = stored !== undefined && topLevel;
   if (pending === undefined && !waitEnd && ctx?.storeError === undefined) return result;
   return endCommitted(store, runId, result, status, ctx, pending, waitEnd ? stored : undefined);
-}
-
-/**
- * A run ending without completing (cancelled, failed) while steps are in flight: the start of
- * each one the store was not told of (a step without side effects — a built-in such as
- * `/builtin/wait_for` or `/builtin/map`, a mock — is recorded with its result only) is recorded
- * now, with its real start time and attempt, so that the store's end of the run marks it
- * `failed` as it does the others (`GET /runs/{id}/steps`, `stepflow runs show`: it was running
- * when the run ended, not `blocked`). Best effort: a write the store refuses changes nothing for
- * the run. Only on this path: a completed run has no step in flight.
- */
-function recordCutShort(store: StateStore, runId: string, ctx: RunContext): void {
-  const f = ctx.inFlight;
-  const recorded = f.recorded;
-  for (let i = 0; i < f.startedAt.length; i++) {
-    const at = f.startedAt[i];
-    if (at === 0 || recorded?.[i] === 1 || ctx.results[i] !== undefined) continue;
-    const step = f.steps[i];
-    try {
-      const write = store.recordStepStarted(runId, {
-        stepIndex: i,
-        stepId: step.id,
-        component: step.component,
-        attempt: Math.max(1, f.attempt[i]),
-        at: new Date(at).toISOString(),
-      });
-      write?.catch(() => {});
-    } catch {
-      // a closed store: the run's end says what happened
-    }
-  }
 }
 
 /** {@linkcode endRun} once the run's pending commit and its end's commit (`stored`) are in. */

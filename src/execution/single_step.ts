@@ -266,7 +266,7 @@ function startOneStep(
       ? "cancelled"
       : "failed";
     if (status !== "completed" && inFlight !== undefined) {
-      recordCutShort(store, runId, step, inFlight, results);
+      inFlight.recordCutShort(store, runId, results);
     }
     child.dispose();
     if (inFlight !== undefined) giveInFlight(compiled, inFlight);
@@ -313,7 +313,7 @@ export function execute(
     (r) => recordOne(run, step, r, startedAt, awaitCommit),
     (e) => {
       // cancelled: the start is kept for the run's end, which records it when the store was not
-      // told (a built-in such as /builtin/wait_for: run_lifecycle.ts recordCutShort), so the
+      // told (a built-in such as /builtin/wait_for: InFlight.recordCutShort), so the
       // step reads `failed` as in a scheduled run (it read `blocked`)
       if (run.signal.aborted) return cancelled(run.signal.reason);
       run.inFlight.startedAt[0] = 0;
@@ -323,33 +323,6 @@ export function execute(
       return failedFromExecutionError(err);
     },
   );
-}
-
-/**
- * The start of the run's step, when the run ends cut short with the step in flight and the store
- * was not told of its start (see run_lifecycle.ts `recordCutShort`, for a scheduled run).
- */
-function recordCutShort(
-  store: StateStore,
-  runId: string,
-  step: CompiledStep,
-  f: InFlight,
-  results: (FlowResult | undefined)[] | undefined,
-): void {
-  const at = f.startedAt[0];
-  if (at === 0 || f.recorded?.[0] === 1 || results?.[0] !== undefined) return;
-  try {
-    const write = store.recordStepStarted(runId, {
-      stepIndex: 0,
-      stepId: step.id,
-      component: step.component,
-      attempt: Math.max(1, f.attempt[0]),
-      at: new Date(at).toISOString(),
-    });
-    write?.catch(() => {});
-  } catch {
-    // a closed store: the run's end says what happened
-  }
 }
 
 /** The record stage of the one step: its result, then the run's output on the committed result. */
