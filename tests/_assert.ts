@@ -123,6 +123,26 @@ export async function withTempDir<T>(fn: (dir: string) => T | Promise<T>): Promi
   try {
     return await fn(dir);
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await removeTree(dir);
+  }
+}
+
+/**
+ * Removes directory `dir` and what it holds, trying again for up to 10 s while it is not empty
+ * at the end: a worker of a run cancelled a moment ago may still write a file into it (a
+ * `ready_file`), between the listing and the last `rmdir` of a recursive remove (seen in CI:
+ * "Directory not empty (os error 39)"). A `dir` already gone is fine.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  for (let i = 0;; i++) {
+    try {
+      await Deno.remove(dir, { recursive: true });
+      return;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return;
+      const notEmpty = e instanceof Error && /not empty|os error 39/i.test(e.message);
+      if (!notEmpty || i >= 100) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }

@@ -8,6 +8,7 @@ import {
   assert,
   assertEquals,
   assertStringIncludes,
+  removeTree,
   REPO_ROOT,
   runCli,
   withTempDir,
@@ -110,7 +111,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       assert(took < 5000, `exit took ${took} ms`);
       assert(!alive(workerPid), `worker ${workerPid} still running`);
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      await removeTree(dir);
     }
   });
 }
@@ -279,7 +280,7 @@ for (const [what, mode, args] of INTERRUPTED) {
       assert(!r.stderr.includes("    at "), r.stderr);
     } finally {
       r.kill();
-      await Deno.remove(dir, { recursive: true });
+      await removeTree(dir);
     }
   });
 }
@@ -294,7 +295,7 @@ Deno.test("a second Ctrl-C exits at once and still kills a step service that ign
     assert(!r.workerAlive, "the step service was left running");
   } finally {
     r.kill();
-    await Deno.remove(dir, { recursive: true });
+    await removeTree(dir);
   }
 });
 

@@ -9,7 +9,13 @@
  * `runId` ran as one record (their step results mixed, the last result kept).
  * @module
  */
-import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "../_assert.ts";
+import {
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+  removeTree,
+} from "../_assert.ts";
 import {
   configFromValue,
   Engine,
@@ -82,7 +88,7 @@ Deno.test("engine.close() interrupts the runs still going (told 503 as stored, r
     await assertRejects(() => engine.resume(handle.runId), UsageError, "the engine is closed");
     await engine.close(); // twice is fine
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await removeTree(dir);
   }
 });
 
@@ -111,7 +117,7 @@ output: { $from: { step: s } }
     assertEquals(r.outcome === "failed" && r.error.code, 503, JSON.stringify(r));
     assertStringIncludes(JSON.stringify(r), "the engine was closed (engine.close())");
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await removeTree(dir);
   }
 });
 
@@ -135,7 +141,7 @@ Deno.test("engine.start: a runId already executing in this engine is refused; on
       await engine.close();
     }
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await removeTree(dir);
   }
 });
 

@@ -5,7 +5,7 @@
  * worker itself.
  * @module
  */
-import { assert, assertEquals, assertStringIncludes, REPO_ROOT } from "../_assert.ts";
+import { assert, assertEquals, assertStringIncludes, removeTree, REPO_ROOT } from "../_assert.ts";
 import { Engine } from "../../src/execution/engine.ts";
 import { parseConfigValue } from "../../src/config/load.ts";
 import type { FlowResult } from "../../src/core/flow_result.ts";
@@ -135,7 +135,7 @@ output: { $from: { step: spawn } }
     while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert(!alive(pid), `child process ${pid} is still running`);
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await removeTree(dir);
   }
 });
 
@@ -221,6 +221,6 @@ output: { $from: { step: c } }
       assertStringIncludes(r2.error.message, "Step 'c' failed after 1 attempt: ");
     });
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await removeTree(dir);
   }
 });

@@ -3,7 +3,13 @@
  * killed is resumed when the service starts again on the same database, and continues when its
  * signal arrives; `POST /runs/{id}/resume` continues one explicitly (`--no-resume` at start).
  */
-import { assertEquals, assertStrictEquals, assertStringIncludes, withTempDir } from "../_assert.ts";
+import {
+  assertEquals,
+  assertStrictEquals,
+  assertStringIncludes,
+  removeTree,
+  withTempDir,
+} from "../_assert.ts";
 import { SCHEMA, startServer, storeFlow, THREE_STEPS, waitForFile, withServer } from "./_server.ts";
 import type { RunningServer } from "./_server.ts";
 
@@ -163,6 +169,6 @@ Deno.test("POST /runs/{id}/resume keeps --max-concurrent-runs: 429 with Retry-Af
       assertStrictEquals(resumed.status, 202, JSON.stringify(resumed.body));
       await s.call("POST", `/api/v1/runs/${first}/cancel`);
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      await removeTree(dir);
     }
   }));

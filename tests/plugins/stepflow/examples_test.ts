@@ -3,7 +3,7 @@
  * `stepflow run`, over stdio and over HTTP.
  */
 import { parse } from "yaml";
-import { assertEquals, REPO_ROOT, runCli } from "../../_assert.ts";
+import { assertEquals, removeTree, REPO_ROOT, runCli } from "../../_assert.ts";
 import { parseJson } from "../../../src/json/exact_json.ts";
 import { spawnHttpWorker } from "./_helpers.ts";
 
@@ -56,7 +56,7 @@ Deno.test("examples/text-service over HTTP gives the documented output", async (
     assertEquals(parseJson(r.stdout), output);
   } finally {
     await svc.stop();
-    await Deno.remove(dir, { recursive: true });
+    await removeTree(dir);
   }
 });
 
