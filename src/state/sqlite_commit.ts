@@ -309,7 +309,7 @@ export function applyBatch(
 /**
  * Closes what {@linkcode applyBatch} kept open in `cache` (the database file's descriptor for its
  * header): once the connection is closed, as the descriptor's close drops this process's POSIX
- * locks on the file.
+ * locks on the file. Self-contained, as `applyBatch` is: the commit worker runs its source too.
  */
 export function closeCommitCache(cache: CommitCache): void {
   try {
@@ -365,6 +365,7 @@ export function databaseFile(path: string): DatabaseFile | null {
 const WORKER_SOURCE = `
 import { DatabaseSync } from "node:sqlite";
 const applyBatch = ${applyBatch.toString()};
+const closeCommitCache = ${closeCommitCache.toString()};
 let db;
 const cache = { stmts: new Map() };
 self.onmessage = (e) => {
@@ -393,13 +394,7 @@ self.onmessage = (e) => {
       // closing what could not be opened
     }
     db = undefined;
-    // (after the connection: its close drops this process's locks on the file)
-    try {
-      cache.headFile?.close();
-    } catch {
-      // closed already
-    }
-    cache.headFile = undefined;
+    closeCommitCache(cache); // (after the connection: its close drops this process's locks)
     self.postMessage({ type: "closed" });
   }
 };
