@@ -7,6 +7,7 @@ import type { SourcePosition } from "../errors.ts";
 import { formatPosition } from "../errors.ts";
 import { isJsonObject, type JsonValue } from "../json/exact_json.ts";
 import { elideMiddle } from "./elide.ts";
+import { LONE_SURROGATE_HINT, type LoneSurrogate } from "../json/lone_surrogate.ts";
 
 /** `fatal` blocks analysis and execution; `error` fails `run`/`validate`; `warning` is advice. */
 export type DiagnosticLevel = "fatal" | "error" | "warning";
@@ -43,6 +44,19 @@ export function jsonPath(segments: readonly (string | number)[]): string {
     else out += `[${JSON.stringify(s)}]`;
   }
   return out;
+}
+
+/**
+ * A lone surrogate found by `findLoneSurrogate` (src/json/lone_surrogate.ts), for an error: the
+ * path of the value holding it (`at`, the object for a key) and `$.steps[0].id holds a lone UTF-16
+ * surrogate ...` (`keyOf` before the path when it is in a key: `a key of $.labels holds ...`).
+ */
+export function loneSurrogateError(
+  found: LoneSurrogate,
+  keyOf = "a key of ",
+): { at: (string | number)[]; text: string } {
+  const at = found.inKey ? found.path.slice(0, -1) : found.path;
+  return { at, text: `${found.inKey ? keyOf : ""}${jsonPath(at)} holds ${LONE_SURROGATE_HINT}` };
 }
 
 /**

@@ -32,12 +32,8 @@
  */
 import type { JsonValue } from "../json/exact_json.ts";
 import { FlowLoadError, type SourcePosition } from "../errors.ts";
-import { jsonPath, type SourceMap } from "./diagnostics.ts";
-import {
-  findLoneSurrogate,
-  LONE_SURROGATE_HINT,
-  mayHoldLoneSurrogate,
-} from "../json/lone_surrogate.ts";
+import { loneSurrogateError, type SourceMap } from "./diagnostics.ts";
+import { findLoneSurrogate, mayHoldLoneSurrogate } from "../json/lone_surrogate.ts";
 import { readYamlFast } from "./yaml_fast.ts";
 import { type Converted, LineTable, type SourceNode, tooDeep } from "./document_lines.ts";
 
@@ -161,11 +157,8 @@ export function parseWith(
     // stored, such a string would read back changed (U+FFFD): refused where it is written
     const found = findLoneSurrogate(root.value);
     if (found) {
-      const at = found.inKey ? found.path.slice(0, -1) : found.path;
-      throw new FlowLoadError(
-        `${found.inKey ? "a key of " : ""}${jsonPath(at)} holds ${LONE_SURROGATE_HINT}`,
-        source.positionOf(at),
-      );
+      const { at, text } = loneSurrogateError(found);
+      throw new FlowLoadError(text, source.positionOf(at));
     }
   }
   return { value: root.value, source };

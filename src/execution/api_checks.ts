@@ -9,8 +9,8 @@ import { MAX_DURATION_MS } from "../core/duration.ts";
 import type { Flow } from "../flow/model.ts";
 import type { LoadedConfig } from "../config/model.ts";
 import { type JsonValue, notJsonAt } from "../json/exact_json.ts";
-import { findLoneSurrogate, LONE_SURROGATE_HINT } from "../json/lone_surrogate.ts";
-import { jsonPath } from "../core/diagnostics.ts";
+import { findLoneSurrogate } from "../json/lone_surrogate.ts";
+import { loneSurrogateError } from "../core/diagnostics.ts";
 import type { FlowLike, RunOptions } from "./run_options.ts";
 
 /**
@@ -162,11 +162,8 @@ export function checkFlowStrings(flow: Flow): void {
   if (wellFormedFlows.has(flow)) return;
   const found = findLoneSurrogate(flow);
   if (found !== undefined) {
-    const at = found.inKey ? found.path.slice(0, -1) : found.path;
     throw new TypeError(
-      `engine.run/start: the flow's ${found.inKey ? "key in " : ""}${
-        jsonPath(at)
-      } holds ${LONE_SURROGATE_HINT}`,
+      `engine.run/start: the flow's ${loneSurrogateError(found, "key in ").text}`,
     );
   }
   wellFormedFlows.add(flow);

@@ -18,11 +18,10 @@ import type { LoadedFlow } from "./model.ts";
 import { type DocumentFormat, formatFromPath, parseDocument } from "../core/document.ts";
 import { parseFlowValue as parseValue, useZodFlowCheck } from "./load_file.ts";
 import { zodFlowCheck } from "./shapes_zod.ts";
-import type { SourceMap } from "../core/diagnostics.ts";
-import { jsonPath } from "../core/diagnostics.ts";
+import { loneSurrogateError, type SourceMap } from "../core/diagnostics.ts";
 import { FlowLoadError } from "../errors.ts";
 import type { JsonValue } from "../json/exact_json.ts";
-import { findLoneSurrogate, LONE_SURROGATE_HINT } from "../json/lone_surrogate.ts";
+import { findLoneSurrogate } from "../json/lone_surrogate.ts";
 
 // The library API is synchronous: the zod model is loaded with it (src/core/lazy_check.ts).
 useZodFlowCheck(zodFlowCheck);
@@ -45,12 +44,8 @@ export function parseFlowValue(value: JsonValue, source?: SourceMap, file?: stri
   if (source === undefined) {
     const found = findLoneSurrogate(value);
     if (found !== undefined) {
-      const at = found.inKey ? found.path.slice(0, -1) : found.path;
-      throw new FlowLoadError(
-        `${file === undefined ? "" : `${file}: `}${found.inKey ? "a key of " : ""}${
-          jsonPath(at)
-        } holds ${LONE_SURROGATE_HINT}`,
-      );
+      const where = file === undefined ? "" : `${file}: `;
+      throw new FlowLoadError(`${where}${loneSurrogateError(found).text}`);
     }
   }
   return parseValue(value, source, file);

@@ -9,12 +9,8 @@
 import type { MiddlewareHandler } from "hono";
 import { MAX_JSON_DEPTH, nestedDeeperThan, parseJson } from "../json/exact_json.ts";
 import { findDuplicateKey } from "../json/duplicate_keys.ts";
-import {
-  findLoneSurrogate,
-  LONE_SURROGATE_HINT,
-  mayHoldLoneSurrogate,
-} from "../json/lone_surrogate.ts";
-import { jsonPath } from "../core/diagnostics.ts";
+import { findLoneSurrogate, mayHoldLoneSurrogate } from "../json/lone_surrogate.ts";
+import { loneSurrogateError } from "../core/diagnostics.ts";
 import { ApiError } from "./api_error.ts";
 
 /** Default request body limit: 10 MiB. */
@@ -90,12 +86,7 @@ export function jsonBody(limit: number, options: JsonBodyOptions = {}): Middlewa
       // (U+FFFD in the runs table): refused as stepflow 0.8 refuses it
       const lone = mayHoldLoneSurrogate(text) ? findLoneSurrogate(value) : undefined;
       if (lone !== undefined) {
-        throw new ApiError(
-          400,
-          `Invalid request body: ${lone.inKey ? "a key of " : ""}${
-            jsonPath(lone.inKey ? lone.path.slice(0, -1) : lone.path)
-          } holds ${LONE_SURROGATE_HINT}`,
-        );
+        throw new ApiError(400, `Invalid request body: ${loneSurrogateError(lone).text}`);
       }
     }
     // Hono's json() parses the text again with JSON.parse (losing exact numbers): answer with
