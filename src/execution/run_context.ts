@@ -6,6 +6,8 @@
  */
 import type { JsonValue } from "../json/exact_json.ts";
 import type { FlowResult } from "../core/flow_result.ts";
+import { CANCELLED } from "../core/error_codes.ts";
+import type { RunStatus } from "../state/store.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Limiter } from "../core/limiter.ts";
 import type { ResolveScope } from "../flow/template.ts";
@@ -69,6 +71,18 @@ export interface RunOrigin {
   item?: number;
   /** Deterministic key: `<parentRunId>/<stepId>[/<item>]` (when the step is known). */
   runKey?: string;
+}
+
+/**
+ * The status a run ends with, from its result: `completed` on success, `cancelled` when it
+ * failed with the cancel code (410) because its `signal` aborted, else `failed`.
+ */
+export function endStatus(result: FlowResult, signal: AbortSignal): RunStatus {
+  return result.outcome === "success"
+    ? "completed"
+    : result.outcome === "failed" && result.error.code === CANCELLED && signal.aborted
+    ? "cancelled"
+    : "failed";
 }
 
 /** The steps of a run in flight: started (past any concurrency wait), not yet recorded. */

@@ -11,7 +11,6 @@ import type { LoadedConfig } from "../config/model.ts";
 import type { JsonValue } from "../json/exact_json.ts";
 import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
 import { parseDuration } from "../core/duration.ts";
-import { CANCELLED } from "../core/error_codes.ts";
 import { Limiter } from "../core/limiter.ts";
 import { setDeadline } from "../core/turn.ts";
 import { ExecutionError, executionError } from "../errors.ts";
@@ -25,6 +24,7 @@ import { cancelled, executeFlow } from "./scheduler.ts";
 import { applyOverrides } from "./overrides.ts";
 import {
   type ComponentResolver,
+  endStatus,
   InFlight,
   makeScope,
   NO_VARIABLES,
@@ -249,11 +249,7 @@ export function endRun(
   ctx: RunContext | undefined,
   topLevel: boolean,
 ): FlowResult | Promise<FlowResult> {
-  const status = result.outcome === "success"
-    ? "completed"
-    : result.outcome === "failed" && result.error.code === CANCELLED && signal.aborted
-    ? "cancelled"
-    : "failed";
+  const status = endStatus(result, signal);
   const pending = ctx?.commit;
   if (status !== "completed" && ctx !== undefined) {
     ctx.inFlight.recordCutShort(store, runId, ctx.results);

@@ -23,7 +23,6 @@
  * @module
  */
 import { failedFromExecutionError, type FlowResult } from "../core/flow_result.ts";
-import { CANCELLED } from "../core/error_codes.ts";
 import { childSignal } from "../core/abort.ts";
 import { onNextTurn, turnDue } from "../core/turn.ts";
 import { ExecutionError, executionError } from "../errors.ts";
@@ -36,6 +35,7 @@ import { nowRfc3339, type RunRecord, type StateStore } from "../state/store.ts";
 import { type CompiledFlow, type CompiledStep, compileFlow } from "./compile.ts";
 import {
   type ComponentResolver,
+  endStatus,
   InFlight,
   makeScope,
   NO_VARIABLES,
@@ -260,11 +260,7 @@ function startOneStep(
     // as a scheduled nested run ends (run_lifecycle.ts endRun): `cancelled` when its parent was,
     // and the start of its step cut short recorded when the store was not told of it (a built-in
     // such as /builtin/wait_for), so that it reads `failed`; it read `failed` with no step
-    const status = result.outcome === "success"
-      ? "completed"
-      : result.outcome === "failed" && result.error.code === CANCELLED && child.signal.aborted
-      ? "cancelled"
-      : "failed";
+    const status = endStatus(result, child.signal);
     if (status !== "completed" && inFlight !== undefined) {
       inFlight.recordCutShort(store, runId, results);
     }

@@ -9,7 +9,7 @@
  *   0.8 has no `cancelled` step status (its cancel did not stop a run), and `failed` is what its
  *   run's result says (`outcome: failed`, code 410); the run's status says `cancelled`. Steps
  *   recorded with their result only (built-ins, mocks: docs/durability.md) have their start
- *   recorded when the run ends (src/execution/run_lifecycle.ts `endRun`).
+ *   recorded when the run ends (src/execution/run_context.ts `InFlight.recordCutShort`).
  * - Times come from the run's journal: a step's start from its `step_started` event (journaled
  *   for steps with side effects), else its result's time less its duration (the engine records
  *   how long each step took, from its first attempt's start: `data.durationMs` of
